@@ -1,0 +1,131 @@
+#ifndef IMBRIDGE_ADAPTERS_COMMON_ROUTER_CLIENT_H_
+#define IMBRIDGE_ADAPTERS_COMMON_ROUTER_CLIENT_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+#include "absl/strings/string_view.h"
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "adapters/common/delivery_handler.h"
+#include "imbridge/v1/config.pb.h"
+#include "imbridge/v1/router.pb.h"
+
+namespace imbridge::adapters {
+
+// The one client of the router that every adapter uses.
+//
+// It keeps an Attach stream open (reconnecting with jittered exponential
+// backoff), publishes events and reports when the router acknowledged them,
+// re-sends publishes that were not acknowledged before a disconnect, hands
+// Delivery frames to a DeliveryHandler and sends back its results, and
+// streams blobs to and from the router's blob store.
+//
+// Exactly-once help: results of recently completed deliveries are kept (by
+// idempotency key); when the router re-sends a delivery it never saw the
+// result of (for example after a router crash), the kept result is returned
+// without calling the handler again.
+//
+// Threading: all public methods are thread-safe. Publish callbacks and
+// Deliver() run on the client's own threads and must not call Stop().
+class RouterClient {
+ public:
+  struct Options {
+    // Router address, host:port.
+    std::string address = "127.0.0.1:7700";
+    // The adapter's token; sent as "authorization: Bearer <token>".
+    std::string token;
+    // Sent in Hello.
+    std::string adapter_name;
+    std::string platform;
+    std::vector<std::string> accounts;
+    std::vector<std::string> capabilities;
+    // Deliveries in flight the adapter asks for (Hello.max_in_flight).
+    uint32_t max_in_flight = 64;
+    // Threads that run DeliveryHandler::Deliver.
+    int delivery_threads = 4;
+    // Reconnect backoff: starts at `initial_backoff`, doubles up to
+    // `max_backoff`, each wait randomized by +-20 %.
+    absl::Duration initial_backoff = absl::Milliseconds(100);
+    absl::Duration max_backoff = absl::Seconds(10);
+    // Most publishes waiting for acknowledgement; Publish() fails with
+    // kUnavailable beyond it.
+    size_t max_pending_publishes = 65536;
+    // How many completed delivery results are kept for re-sent deliveries.
+    size_t completed_cache_size = 65536;
+  };
+
+  // Builds options from a RouterConnection config message plus the adapter's
+  // own identity.
+  static Options OptionsFromConfig(const v1::RouterConnection& config,
+                                   std::string platform,
+                                   std::vector<std::string> accounts,
+                                   std::vector<std::string> capabilities);
+
+  // Outcome of a publish as the router reported it.
+  using PublishCallback = std::function<void(const v1::PublishAck& ack)>;
+
+  // `handler` must outlive the client; it may be null for publish-only use.
+  RouterClient(Options options, DeliveryHandler* handler);
+  ~RouterClient();  // Calls Stop().
+
+  RouterClient(const RouterClient&) = delete;
+  RouterClient& operator=(const RouterClient&) = delete;
+
+  // Starts connecting in the background. Returns at once.
+  void Start();
+
+  // Closes the stream and joins all threads. Pending publishes are dropped
+  // (their callbacks are not called); in-progress deliveries finish first.
+  void Stop();
+
+  // True while an Attach stream is established (Welcome received).
+  bool attached() const;
+
+  // The Welcome of the current (or last) stream.
+  v1::Welcome welcome() const;
+
+  // Queues `event` for the router. `done` runs once, on a client thread, when
+  // the router acknowledged it (possibly after reconnects). Fails at once
+  // with kUnavailable if too many publishes are pending.
+  absl::Status Publish(v1::Event event, PublishCallback done);
+
+  // Publishes and waits up to `timeout` for the acknowledgement. Returns the
+  // ack, or kDeadlineExceeded if it did not come in time (the event stays
+  // queued and is still sent; the router deduplicates by key). For webhook
+  // handlers that must answer only after the router has the event.
+  absl::StatusOr<v1::PublishAck> PublishAndWait(v1::Event event,
+                                                absl::Duration timeout);
+
+  // Streams a file into the router's blob store. `read` is called repeatedly
+  // to fill up to `max` bytes into `buf` and returns how many it filled (0 at
+  // end) or an error. Blocks until the router answered.
+  absl::StatusOr<v1::BlobRef> PutBlob(
+      const v1::BlobMeta& meta,
+      const std::function<absl::StatusOr<size_t>(char* buf, size_t max)>& read);
+
+  // Convenience: uploads bytes held in memory.
+  absl::StatusOr<v1::BlobRef> PutBlob(const v1::BlobMeta& meta,
+                                      absl::string_view data);
+
+  // Streams a blob from the router; `write` receives each chunk in order.
+  // Returns the blob's metadata. Blocks until done.
+  absl::StatusOr<v1::BlobMeta> GetBlob(
+      absl::string_view blob_id,
+      const std::function<absl::Status(absl::string_view chunk)>& write);
+
+  // Convenience: downloads a blob into memory (refuses over `max_bytes`).
+  absl::StatusOr<std::string> GetBlob(absl::string_view blob_id,
+                                      uint64_t max_bytes);
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace imbridge::adapters
+
+#endif  // IMBRIDGE_ADAPTERS_COMMON_ROUTER_CLIENT_H_

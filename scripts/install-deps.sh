@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the Debian bookworm packages imbridge needs to build, run and test.
+# Idempotent: only packages that are missing are installed; a machine that has
+# them all is left untouched (no apt-get update, no network).
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build pkg-config
+  protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libgrpc++-dev
+  libabsl-dev libcurl4-openssl-dev libboost-dev libssl-dev libsqlite3-dev
+  nlohmann-json3-dev libyaml-cpp-dev libgtest-dev libgmock-dev
+  python3 python3-grpcio python3-protobuf curl
+)
+if [ "${1:-}" = "--with-browser" ]; then
+  packages+=(chromium nodejs npm)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "install-deps: installing ${missing[*]}" >&2
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
