@@ -39,7 +39,8 @@ class YamlToProto {
     const Descriptor* descriptor = message->GetDescriptor();
     for (const auto& entry : node) {
       std::string key = entry.first.as<std::string>();
-      std::string field_path = path.empty() ? key : absl::StrCat(path, ".", key);
+      std::string field_path =
+          path.empty() ? key : absl::StrCat(path, ".", key);
       const FieldDescriptor* field = descriptor->FindFieldByName(key);
       if (field == nullptr) field = descriptor->FindFieldByCamelcaseName(key);
       if (field == nullptr) {
@@ -79,8 +80,8 @@ class YamlToProto {
     const Reflection* r = message->GetReflection();
     const bool rep = field->is_repeated();
     if (field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
-      google::protobuf::Message* sub =
-          rep ? r->AddMessage(message, field) : r->MutableMessage(message, field);
+      google::protobuf::Message* sub = rep ? r->AddMessage(message, field)
+                                           : r->MutableMessage(message, field);
       return Message(node, path, sub);
     }
     if (!node.IsScalar()) return Error(path, node, "expected a single value");
@@ -112,7 +113,8 @@ class YamlToProto {
         if (!absl::SimpleAtoi(text, &value) ||
             (field->cpp_type() == FieldDescriptor::CPPTYPE_INT32 &&
              (value < INT32_MIN || value > INT32_MAX))) {
-          return Error(path, node, absl::StrCat("'", text, "' is not an integer"));
+          return Error(path, node,
+                       absl::StrCat("'", text, "' is not an integer"));
         }
         if (field->cpp_type() == FieldDescriptor::CPPTYPE_INT32) {
           rep ? r->AddInt32(message, field, static_cast<int32_t>(value))
@@ -129,12 +131,12 @@ class YamlToProto {
         if (absl::StartsWith(text, "-") || !absl::SimpleAtoi(text, &value) ||
             (field->cpp_type() == FieldDescriptor::CPPTYPE_UINT32 &&
              value > UINT32_MAX)) {
-          return Error(path, node,
-                       absl::StrCat("'", text, "' is not a non-negative integer",
-                                    field->cpp_type() ==
-                                            FieldDescriptor::CPPTYPE_UINT32
-                                        ? " below 2^32"
-                                        : ""));
+          return Error(
+              path, node,
+              absl::StrCat("'", text, "' is not a non-negative integer",
+                           field->cpp_type() == FieldDescriptor::CPPTYPE_UINT32
+                               ? " below 2^32"
+                               : ""));
         }
         if (field->cpp_type() == FieldDescriptor::CPPTYPE_UINT32) {
           rep ? r->AddUInt32(message, field, static_cast<uint32_t>(value))
@@ -149,7 +151,8 @@ class YamlToProto {
       case FieldDescriptor::CPPTYPE_FLOAT: {
         double value;
         if (!absl::SimpleAtod(text, &value)) {
-          return Error(path, node, absl::StrCat("'", text, "' is not a number"));
+          return Error(path, node,
+                       absl::StrCat("'", text, "' is not a number"));
         }
         if (field->cpp_type() == FieldDescriptor::CPPTYPE_DOUBLE) {
           rep ? r->AddDouble(message, field, value)
@@ -171,10 +174,10 @@ class YamlToProto {
           if (absl::EqualsIgnoreCase(v->name(), text)) value = v;
         }
         if (value == nullptr) {
-          return Error(path, node,
-                       absl::StrCat("unknown value '", text,
-                                    "' (expected one of ",
-                                    absl::StrJoin(names, ", "), ")"));
+          return Error(
+              path, node,
+              absl::StrCat("unknown value '", text, "' (expected one of ",
+                           absl::StrJoin(names, ", "), ")"));
         }
         rep ? r->AddEnum(message, field, value)
             : r->SetEnum(message, field, value);
@@ -204,8 +207,9 @@ class YamlToProto {
       std::string name = in.substr(start + 2, end - start - 2);
       const char* value = std::getenv(name.c_str());
       if (value == nullptr) {
-        return Error(path, node,
-                     absl::StrCat("environment variable ", name, " is not set"));
+        return Error(
+            path, node,
+            absl::StrCat("environment variable ", name, " is not set"));
       }
       out->append(value);
       pos = end + 1;
@@ -225,20 +229,21 @@ class YamlToProto {
           !absl::EndsWith(file_field->name(), "_file")) {
         continue;
       }
-      const FieldDescriptor* secret = d->FindFieldByName(std::string(
-          absl::StripSuffix(file_field->name(), "_file")));
+      const FieldDescriptor* secret = d->FindFieldByName(
+          std::string(absl::StripSuffix(file_field->name(), "_file")));
       if (secret == nullptr || secret->is_repeated() ||
           secret->cpp_type() != FieldDescriptor::CPPTYPE_STRING) {
         continue;
       }
       std::string file = r->GetString(*message, file_field);
       if (file.empty()) continue;
-      std::string fpath = path.empty() ? file_field->name()
-                                       : absl::StrCat(path, ".", file_field->name());
+      std::string fpath = path.empty()
+                              ? file_field->name()
+                              : absl::StrCat(path, ".", file_field->name());
       if (!r->GetString(*message, secret).empty()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            source_, ": ", fpath, ": set either ", secret->name(), " or ",
-            file_field->name(), ", not both"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(source_, ": ", fpath, ": set either ", secret->name(),
+                         " or ", file_field->name(), ", not both"));
       }
       std::ifstream in(file, std::ios::binary);
       if (!in) {
@@ -279,8 +284,8 @@ absl::Status LoadConfigYaml(absl::string_view yaml, absl::string_view source,
   try {
     root = YAML::Load(std::string(yaml));
   } catch (const YAML::Exception& e) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(source, ":", e.mark.line + 1, ": not valid YAML: ", e.msg));
+    return absl::InvalidArgumentError(absl::StrCat(
+        source, ":", e.mark.line + 1, ": not valid YAML: ", e.msg));
   }
   YamlToProto walker(source);
   try {
@@ -295,8 +300,8 @@ absl::Status LoadConfigFile(const std::string& path,
                             google::protobuf::Message* message) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": cannot read config file: ", std::strerror(errno)));
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": cannot read config file: ", std::strerror(errno)));
   }
   std::stringstream buffer;
   buffer << in.rdbuf();

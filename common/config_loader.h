@@ -2,14 +2,15 @@
 #define IMBRIDGE_COMMON_CONFIG_LOADER_H_
 
 #include <string>
-#include "absl/strings/string_view.h"
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "google/protobuf/message.h"
 
 namespace imbridge {
 
-// Loads configuration files into the messages of proto/imbridge/v1/config.proto.
+// Loads configuration files into the messages of
+// proto/imbridge/v1/config.proto.
 //
 // The YAML document is mapped onto the message by field name, recursively:
 // mappings become messages, sequences repeated fields, scalars the field's

@@ -47,9 +47,8 @@ absl::StatusOr<LogLevel> ParseLogLevel(absl::string_view name) {
   if (lower == "debug") return LogLevel::kDebug;
   if (lower == "warn" || lower == "warning") return LogLevel::kWarn;
   if (lower == "error") return LogLevel::kError;
-  return absl::InvalidArgumentError(
-      absl::StrCat("unknown log level '", name,
-                   "' (expected debug, info, warn or error)"));
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unknown log level '", name, "' (expected debug, info, warn or error)"));
 }
 
 void InitLogging(std::string component, std::string platform, LogLevel level) {

@@ -3,10 +3,10 @@
 
 #include <initializer_list>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <utility>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace imbridge {
 
@@ -25,22 +25,27 @@ void InitLogging(std::string component, std::string platform, LogLevel level);
 using LogField = std::pair<absl::string_view, absl::string_view>;
 
 // Writes one JSON object per line to stderr:
-// {"time":..., "level":..., "component":..., "platform":..., "msg":..., <fields>}.
-// Thread-safe; a line is written with one write(2), so lines never interleave.
-// Callers must never pass tokens, keys or secrets, in the message or a field.
+// {"time":..., "level":..., "component":..., "platform":..., "msg":...,
+// <fields>}. Thread-safe; a line is written with one write(2), so lines never
+// interleave. Callers must never pass tokens, keys or secrets, in the message
+// or a field.
 void Log(LogLevel level, absl::string_view message,
          std::initializer_list<LogField> fields = {});
 
-inline void LogDebug(absl::string_view m, std::initializer_list<LogField> f = {}) {
+inline void LogDebug(absl::string_view m,
+                     std::initializer_list<LogField> f = {}) {
   Log(LogLevel::kDebug, m, f);
 }
-inline void LogInfo(absl::string_view m, std::initializer_list<LogField> f = {}) {
+inline void LogInfo(absl::string_view m,
+                    std::initializer_list<LogField> f = {}) {
   Log(LogLevel::kInfo, m, f);
 }
-inline void LogWarn(absl::string_view m, std::initializer_list<LogField> f = {}) {
+inline void LogWarn(absl::string_view m,
+                    std::initializer_list<LogField> f = {}) {
   Log(LogLevel::kWarn, m, f);
 }
-inline void LogError(absl::string_view m, std::initializer_list<LogField> f = {}) {
+inline void LogError(absl::string_view m,
+                     std::initializer_list<LogField> f = {}) {
   Log(LogLevel::kError, m, f);
 }
 

@@ -5,10 +5,10 @@
 #include "absl/status/statusor.h"
 
 // Returns from the enclosing function if `expr` (an absl::Status) is not OK.
-#define IMB_RETURN_IF_ERROR(expr)                       \
-  do {                                                  \
-    ::absl::Status imb_status_ = (expr);                \
-    if (!imb_status_.ok()) return imb_status_;          \
+#define IMB_RETURN_IF_ERROR(expr)              \
+  do {                                         \
+    ::absl::Status imb_status_ = (expr);       \
+    if (!imb_status_.ok()) return imb_status_; \
   } while (0)
 
 #define IMB_CONCAT_INNER_(a, b) a##b

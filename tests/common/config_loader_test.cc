@@ -44,9 +44,9 @@ store: {durability: normal, max_batch: 10}
 
 TEST(ConfigLoaderTest, UnknownFieldNamesPathAndLine) {
   RouterConfig config;
-  absl::Status s = LoadConfigYaml(
-      "data_dir: /tmp\nlinks:\n  - name: a\n    membres: []\n", "r.yaml",
-      &config);
+  absl::Status s =
+      LoadConfigYaml("data_dir: /tmp\nlinks:\n  - name: a\n    membres: []\n",
+                     "r.yaml", &config);
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.message().find("r.yaml:4"), std::string::npos) << s;
   EXPECT_NE(s.message().find("links[0].membres: unknown field"),
@@ -81,14 +81,16 @@ TEST(ConfigLoaderTest, BadNumberAndBool) {
 TEST(ConfigLoaderTest, ExpandsEnvironmentVariables) {
   setenv("IMB_TEST_TOKEN", "s3cret", 1);
   RouterConfig config;
-  ASSERT_TRUE(LoadConfigYaml("adapters: [{name: a, token: 'x-${IMB_TEST_TOKEN}'}]",
-                             "r", &config)
-                  .ok());
+  ASSERT_TRUE(
+      LoadConfigYaml("adapters: [{name: a, token: 'x-${IMB_TEST_TOKEN}'}]", "r",
+                     &config)
+          .ok());
   EXPECT_EQ(config.adapters(0).token(), "x-s3cret");
   absl::Status s = LoadConfigYaml(
       "adapters: [{name: a, token: '${IMB_TEST_UNSET_VAR}'}]", "r", &config);
-  EXPECT_NE(s.message().find("environment variable IMB_TEST_UNSET_VAR is not set"),
-            std::string::npos)
+  EXPECT_NE(
+      s.message().find("environment variable IMB_TEST_UNSET_VAR is not set"),
+      std::string::npos)
       << s;
 }
 
@@ -101,7 +103,8 @@ TEST(ConfigLoaderTest, ReadsSecretFromFile) {
                   .ok());
   EXPECT_EQ(config.adapters(0).token(), "from-file");
   absl::Status both = LoadConfigYaml(
-      "adapters: [{name: a, token: t, token_file: " + path + "}]", "r", &config);
+      "adapters: [{name: a, token: t, token_file: " + path + "}]", "r",
+      &config);
   EXPECT_NE(both.message().find("set either token or token_file"),
             std::string::npos);
   absl::Status missing = LoadConfigYaml(

@@ -1,0 +1,61 @@
+#include "bridge/adapter_session.h"
+
+#include "absl/time/clock.h"
+
+namespace imbridge::bridge {
+
+AdapterSession::AdapterSession(uint64_t id, const v1::Hello& hello,
+                               uint32_t window, std::string credential_name)
+    : id_(id),
+      hello_(hello),
+      window_(window),
+      credential_name_(std::move(credential_name)),
+      connected_since_(absl::Now()),
+      capabilities_(hello.capabilities().begin(), hello.capabilities().end()) {}
+
+bool AdapterSession::HasCapability(absl::string_view capability) const {
+  return capabilities_.contains(capability);
+}
+
+void AdapterSession::SetSink(FrameSink* sink) {
+  absl::MutexLock lock(&mu_);
+  sink_ = sink;
+}
+
+void AdapterSession::Close() {
+  absl::MutexLock lock(&mu_);
+  sink_ = nullptr;
+  sent_.clear();
+}
+
+void AdapterSession::Send(std::vector<v1::Delivery> deliveries,
+                          std::vector<SentDelivery> sent) {
+  absl::MutexLock lock(&mu_);
+  if (sink_ == nullptr) return;
+  for (SentDelivery& s : sent) {
+    int64_t id = s.id;
+    sent_[id] = std::move(s);
+  }
+  v1::RouterFrame frame;
+  for (v1::Delivery& d : deliveries) *frame.add_deliveries() = std::move(d);
+  sink_->Send(std::move(frame));
+}
+
+void AdapterSession::SendAck(v1::PublishAck ack) {
+  absl::MutexLock lock(&mu_);
+  if (sink_ == nullptr) return;
+  v1::RouterFrame frame;
+  *frame.add_publish_acks() = std::move(ack);
+  sink_->Send(std::move(frame));
+}
+
+std::optional<SentDelivery> AdapterSession::TakeSent(uint64_t id) {
+  absl::MutexLock lock(&mu_);
+  auto it = sent_.find(static_cast<int64_t>(id));
+  if (it == sent_.end()) return std::nullopt;
+  SentDelivery s = std::move(it->second);
+  sent_.erase(it);
+  return s;
+}
+
+}  // namespace imbridge::bridge

@@ -1,0 +1,78 @@
+#ifndef IMBRIDGE_BRIDGE_ADAPTER_SESSION_H_
+#define IMBRIDGE_BRIDGE_ADAPTER_SESSION_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "bridge/committer.h"
+#include "imbridge/v1/router.pb.h"
+
+namespace imbridge::bridge {
+
+// Writes frames to an adapter's stream. Implemented by the Attach reactor;
+// queues and returns at once (several queued frames may be merged into one).
+class FrameSink {
+ public:
+  virtual ~FrameSink() = default;
+  virtual void Send(v1::RouterFrame frame) = 0;
+};
+
+// One attached adapter: who it is, what it can do, and the deliveries it
+// was sent and has not answered. Shared (std::shared_ptr) by its Attach
+// reactor and the dispatcher; it outlives the stream, and sends to a closed
+// stream are dropped.
+//
+// Thread-safe.
+class AdapterSession {
+ public:
+  AdapterSession(uint64_t id, const v1::Hello& hello, uint32_t window,
+                 std::string credential_name);
+
+  uint64_t id() const { return id_; }
+  const std::string& name() const { return hello_.adapter_name(); }
+  const std::string& platform() const { return hello_.platform(); }
+  const v1::Hello& hello() const { return hello_; }
+  const std::string& credential_name() const { return credential_name_; }
+  // Most deliveries in flight for this adapter.
+  uint32_t window() const { return window_; }
+  absl::Time connected_since() const { return connected_since_; }
+  bool HasCapability(absl::string_view capability) const;
+
+  // Connects or disconnects the stream. After Close(), Send drops.
+  void SetSink(FrameSink* sink);
+  void Close();
+
+  // Remembers what was sent and writes it to the stream.
+  void Send(std::vector<v1::Delivery> deliveries,
+            std::vector<SentDelivery> sent);
+
+  // Writes a publish acknowledgement to the stream.
+  void SendAck(v1::PublishAck ack);
+
+  // Removes and returns what was sent as delivery `id`, or nullopt if this
+  // session never sent it (or it was answered already).
+  std::optional<SentDelivery> TakeSent(uint64_t id);
+
+ private:
+  const uint64_t id_;
+  const v1::Hello hello_;
+  const uint32_t window_;
+  const std::string credential_name_;
+  const absl::Time connected_since_;
+  absl::flat_hash_set<std::string> capabilities_;
+
+  absl::Mutex mu_;
+  FrameSink* sink_ ABSL_GUARDED_BY(mu_) = nullptr;
+  absl::flat_hash_map<int64_t, SentDelivery> sent_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace imbridge::bridge
+
+#endif  // IMBRIDGE_BRIDGE_ADAPTER_SESSION_H_

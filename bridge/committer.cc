@@ -1,0 +1,361 @@
+#include "bridge/committer.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+
+namespace imbridge::bridge {
+namespace {
+
+std::string OverlayKey(absl::string_view chat_key,
+                       absl::string_view native_id) {
+  return absl::StrCat(chat_key, "\n", native_id);
+}
+
+v1::PublishAck Ack(v1::PublishAck::Outcome outcome, std::string detail = "") {
+  v1::PublishAck ack;
+  ack.set_outcome(outcome);
+  ack.set_detail(std::move(detail));
+  return ack;
+}
+
+// Whose name the copy is shown under.
+const v1::UserRef& Actor(const v1::Event& e) {
+  switch (e.kind_case()) {
+    case v1::Event::kPosted:
+      return e.posted().sender();
+    case v1::Event::kEdited:
+      return e.edited().editor();
+    case v1::Event::kDeleted:
+      return e.deleted().deleted_by();
+    case v1::Event::kPresence:
+      return e.presence().user();
+    case v1::Event::kMembership:
+      return e.membership().user();
+    default:
+      return v1::UserRef::default_instance();
+  }
+}
+
+// The native message id an event is about, or empty.
+const std::string& SubjectMessageId(const v1::Event& e) {
+  static const std::string* const kEmpty = new std::string();
+  switch (e.kind_case()) {
+    case v1::Event::kPosted:
+      return e.posted().message_id();
+    case v1::Event::kEdited:
+      return e.edited().message_id();
+    case v1::Event::kDeleted:
+      return e.deleted().message_id();
+    default:
+      return *kEmpty;
+  }
+}
+
+absl::Status Validate(const v1::Event& e) {
+  if (e.key().empty()) return absl::InvalidArgumentError("event key is empty");
+  if (e.channel().platform().empty() || e.channel().account().empty()) {
+    return absl::InvalidArgumentError(
+        "event channel has no platform or account");
+  }
+  if (e.kind_case() == v1::Event::KIND_NOT_SET) {
+    return absl::InvalidArgumentError("event has no kind");
+  }
+  if (e.kind_case() != v1::Event::kPresence && e.channel().chat_id().empty()) {
+    return absl::InvalidArgumentError("event channel has no chat_id");
+  }
+  if (e.kind_case() != v1::Event::kPresence &&
+      e.kind_case() != v1::Event::kMembership && SubjectMessageId(e).empty()) {
+    return absl::InvalidArgumentError("message event has no message_id");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+Committer::Committer(Store* store, const LinkRegistry* links,
+                     DeliveryPolicy policy, CommitListener* listener,
+                     Options options)
+    : store_(store),
+      links_(links),
+      policy_(std::move(policy)),
+      listener_(listener),
+      options_(options) {}
+
+Committer::~Committer() { Stop(); }
+
+void Committer::Start() {
+  thread_ = std::thread([this] { Run(); });
+}
+
+void Committer::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+void Committer::Enqueue(Op op) {
+  absl::MutexLock lock(&mu_);
+  queue_.push_back(std::move(op));
+}
+
+void Committer::Publish(v1::Event event, PublishDone done) {
+  Enqueue(PublishOp{std::make_shared<const v1::Event>(std::move(event)),
+                    std::move(done)});
+}
+
+void Committer::RecordResult(SentDelivery sent, v1::DeliveryResult result) {
+  Enqueue(ResultOp{std::move(sent), std::move(result)});
+}
+
+void Committer::Skip(int64_t delivery_id, std::string target_key) {
+  Enqueue(SkipOp{delivery_id, std::move(target_key)});
+}
+
+void Committer::Execute(StoreTask task,
+                        std::function<void(absl::Status)> done) {
+  Enqueue(TaskOp{std::move(task), std::move(done)});
+}
+
+size_t Committer::queued() const {
+  absl::MutexLock lock(&mu_);
+  return queue_.size();
+}
+
+void Committer::Run() {
+  std::vector<Op> batch;
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(
+          +[](Committer* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->mu_) {
+            return !c->queue_.empty() || c->stopping_;
+          },
+          this));
+      if (queue_.empty() && stopping_) return;
+      size_t n =
+          std::min(queue_.size(), static_cast<size_t>(options_.max_batch));
+      batch.assign(std::make_move_iterator(queue_.begin()),
+                   std::make_move_iterator(queue_.begin() + n));
+      queue_.erase(queue_.begin(), queue_.begin() + n);
+    }
+    ApplyBatch(batch);
+    batch.clear();
+  }
+}
+
+void Committer::ApplyBatch(std::vector<Op>& batch) {
+  absl::Time now = absl::Now();
+  Effects effects;
+  absl::Status status = store_->Begin();
+  for (size_t i = 0; status.ok() && i < batch.size(); ++i) {
+    status = ApplyOp(batch[i], now, &effects);
+  }
+  if (status.ok()) status = store_->Commit();
+  overlay_.clear();
+  if (status.ok()) {
+    Deliver(effects);
+    return;
+  }
+  store_->Rollback();
+  LogError("group commit failed; applying its operations one by one",
+           {{"error", status.message()}});
+  // Apply each op in its own transaction so that one bad op cannot fail
+  // the others.
+  for (Op& op : batch) {
+    Effects single;
+    absl::Status s = store_->Begin();
+    if (s.ok()) s = ApplyOp(op, now, &single);
+    if (s.ok()) s = store_->Commit();
+    overlay_.clear();
+    if (s.ok()) {
+      Deliver(single);
+      continue;
+    }
+    store_->Rollback();
+    Effects failed;
+    FailOp(op, s, &failed);
+    Deliver(failed);
+  }
+}
+
+void Committer::FailOp(Op& op, const absl::Status& status, Effects* effects) {
+  if (auto* p = std::get_if<PublishOp>(&op)) {
+    effects->acks.emplace_back(
+        p->done, Ack(v1::PublishAck::FAILED,
+                     absl::StrCat("the router could not store the event: ",
+                                  status.message())));
+  } else if (auto* r = std::get_if<ResultOp>(&op)) {
+    // The result is lost; the delivery is still pending and is sent again.
+    DeliveryDecision d;
+    d.kind = DeliveryDecision::kResend;
+    d.attempts = r->sent.previous_attempts;
+    effects->finished.push_back({r->sent.id, r->sent.target_key, d});
+  } else if (auto* t = std::get_if<TaskOp>(&op)) {
+    effects->task_results.emplace_back(t->done, status);
+  }
+}
+
+void Committer::Deliver(Effects& effects) {
+  for (auto& [done, ack] : effects.acks) {
+    if (done) done(ack);
+  }
+  for (auto& [done, status] : effects.task_results) {
+    if (done) done(status);
+  }
+  if (!effects.written.empty()) {
+    listener_->OnDeliveriesWritten(std::move(effects.written));
+  }
+  if (!effects.finished.empty()) {
+    listener_->OnDeliveriesFinished(std::move(effects.finished));
+  }
+}
+
+absl::Status Committer::ApplyOp(Op& op, absl::Time now, Effects* effects) {
+  if (auto* p = std::get_if<PublishOp>(&op))
+    return ApplyPublish(*p, now, effects);
+  if (auto* r = std::get_if<ResultOp>(&op))
+    return ApplyResult(*r, now, effects);
+  if (auto* s = std::get_if<SkipOp>(&op)) {
+    IMB_RETURN_IF_ERROR(store_->CompleteDelivery(s->id));
+    DeliveryDecision d;
+    d.kind = DeliveryDecision::kCompleted;
+    effects->finished.push_back({s->id, s->target_key, d});
+    return absl::OkStatus();
+  }
+  auto& t = std::get<TaskOp>(op);
+  absl::Status status = t.task(*store_);
+  // A task's own failure is its answer, not a reason to fail the batch.
+  effects->task_results.emplace_back(t.done, status);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<MessageLocation>> Committer::FindMessage(
+    const std::string& chat_key, const std::string& native_id) {
+  auto it = overlay_.find(OverlayKey(chat_key, native_id));
+  if (it != overlay_.end()) return std::optional<MessageLocation>(it->second);
+  return store_->FindMessage(chat_key, native_id);
+}
+
+absl::Status Committer::ApplyPublish(PublishOp& op, absl::Time now,
+                                     Effects* effects) {
+  const v1::Event& event = *op.event;
+  auto ack = [&](v1::PublishAck a) {
+    effects->acks.emplace_back(op.done, std::move(a));
+    return absl::OkStatus();
+  };
+  if (absl::Status valid = Validate(event); !valid.ok()) {
+    return ack(Ack(v1::PublishAck::REJECTED, std::string(valid.message())));
+  }
+  const std::string chat_key = ChannelKey(event.channel(), false);
+  const std::string& subject = SubjectMessageId(event);
+
+  // Echoes and events about messages the bridge never relayed.
+  if (!subject.empty()) {
+    IMB_ASSIGN_OR_RETURN(std::optional<MessageLocation> loc,
+                         FindMessage(chat_key, subject));
+    if (loc.has_value() && loc->is_copy) {
+      return ack(
+          Ack(v1::PublishAck::DROPPED, "echo of a copy the bridge made"));
+    }
+    if (event.has_posted() && loc.has_value()) {
+      return ack(Ack(v1::PublishAck::DROPPED, "message was already relayed"));
+    }
+    if (!event.has_posted() && !loc.has_value()) {
+      return ack(Ack(v1::PublishAck::DROPPED,
+                     "the message was never relayed by the bridge"));
+    }
+  }
+
+  std::shared_ptr<const LinkTable> links = links_->Get();
+  std::vector<LinkTarget> targets =
+      links->TargetsFor(event.channel(), event.kind_case());
+  if (event.has_presence()) {
+    const v1::PresenceChanged& p = event.presence();
+    RosterEntry entry;
+    entry.platform = event.channel().platform();
+    entry.account = event.channel().account();
+    entry.user_id = p.user().id();
+    entry.display_name = p.user().display_name();
+    entry.presence = p.presence();
+    entry.status_text = p.status_text();
+    entry.updated_at = now;
+    IMB_RETURN_IF_ERROR(store_->UpsertRoster(entry));
+  }
+  if (targets.empty() && !event.has_presence()) {
+    return ack(Ack(v1::PublishAck::DROPPED, "the channel is not in any link"));
+  }
+
+  IMB_ASSIGN_OR_RETURN(std::optional<int64_t> event_id,
+                       store_->InsertEvent(event, now));
+  if (!event_id.has_value()) {
+    return ack(Ack(v1::PublishAck::DUPLICATE, "event key already accepted"));
+  }
+  if (event.has_posted()) {
+    std::vector<std::string> ids = {subject};
+    IMB_RETURN_IF_ERROR(
+        store_->AddMessages(*event_id, chat_key, ids, false, now));
+    overlay_[OverlayKey(chat_key, subject)] = MessageLocation{*event_id, false};
+    for (const v1::Attachment& a : event.posted().attachments()) {
+      if (!a.blob_id().empty()) {
+        IMB_RETURN_IF_ERROR(store_->AddEventBlob(*event_id, a.blob_id(), now));
+      }
+    }
+  }
+  const std::shared_ptr<const v1::Event>& shared_event = op.event;
+  for (LinkTarget& t : targets) {
+    DeliveryRecord d;
+    d.event_id = *event_id;
+    d.target_key = std::move(t.target_key);
+    d.target = std::move(t.channel);
+    d.link = std::move(t.link);
+    d.sender_name = RenderSenderName(t.member.options(), Actor(*shared_event),
+                                     shared_event->channel());
+    d.created_at = now;
+    d.next_attempt_at = now;
+    IMB_ASSIGN_OR_RETURN(d.id, store_->InsertDelivery(d));
+    d.event = shared_event;
+    effects->written.push_back(std::move(d));
+  }
+  return ack(Ack(v1::PublishAck::ACCEPTED));
+}
+
+absl::Status Committer::ApplyResult(ResultOp& op, absl::Time now,
+                                    Effects* effects) {
+  const SentDelivery& sent = op.sent;
+  DeliveryDecision d =
+      policy_.Decide(op.result, sent.previous_attempts, sent.created_at, now);
+  switch (d.kind) {
+    case DeliveryDecision::kCompleted: {
+      const auto& ids = op.result.native_ids();
+      if (sent.records_copies && !ids.empty()) {
+        std::vector<std::string> copies(ids.begin(), ids.end());
+        IMB_RETURN_IF_ERROR(store_->AddMessages(
+            sent.event_id, sent.target_chat_key, copies, true, now));
+        for (const std::string& id : copies) {
+          overlay_[OverlayKey(sent.target_chat_key, id)] =
+              MessageLocation{sent.event_id, true};
+        }
+      }
+      IMB_RETURN_IF_ERROR(store_->CompleteDelivery(sent.id));
+      break;
+    }
+    case DeliveryDecision::kRetry:
+      IMB_RETURN_IF_ERROR(store_->RescheduleDelivery(
+          sent.id, d.attempts, d.next_attempt_at, d.reason));
+      break;
+    case DeliveryDecision::kDeadLetter:
+      LogWarn("delivery dead-lettered",
+              {{"target", sent.target_key}, {"reason", d.reason}});
+      IMB_RETURN_IF_ERROR(store_->DeadLetterDelivery(sent.id, d.reason, now));
+      break;
+    case DeliveryDecision::kResend:
+      break;
+  }
+  effects->finished.push_back({sent.id, sent.target_key, std::move(d)});
+  return absl::OkStatus();
+}
+
+}  // namespace imbridge::bridge

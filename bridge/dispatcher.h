@@ -1,0 +1,156 @@
+#ifndef IMBRIDGE_BRIDGE_DISPATCHER_H_
+#define IMBRIDGE_BRIDGE_DISPATCHER_H_
+
+#include <deque>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <variant>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "bridge/adapter_session.h"
+#include "bridge/committer.h"
+#include "bridge/store.h"
+
+namespace imbridge::bridge {
+
+// Hands committed deliveries to attached adapters.
+//
+// There is one ordered queue per target channel. A queue sends only to the
+// adapter attached for its platform and account; without one it keeps its
+// deliveries (in the store and, up to a bound, in memory) while every other
+// queue proceeds. Plain posts are pipelined up to the adapter's window; an
+// edit, delete, reply or thread message waits until everything before it in
+// its queue is finished, so that it is translated through the message map
+// only once its original's copy is recorded. After a retryable failure the
+// queue waits until the delivery's next attempt time. Of several presence
+// deliveries for one person queued for one target, only the newest is sent.
+//
+// Threading: one internal thread owns all queues; the public methods only
+// post work to it and never block on I/O.
+class Dispatcher : public CommitListener {
+ public:
+  struct Options {
+    // Deliveries in flight per adapter unless it asks for fewer.
+    uint32_t window = 256;
+    // Deliveries per target kept in memory; the rest stay in the store.
+    uint32_t memory_queue_per_target = 4096;
+  };
+
+  // Per-target figures for operators.
+  struct TargetStats {
+    std::string target_key;
+    size_t queued_in_memory = 0;
+    size_t in_flight = 0;
+    bool adapter_attached = false;
+    absl::Time blocked_until = absl::InfinitePast();
+  };
+
+  // `store` and `links` must outlive the dispatcher.
+  Dispatcher(Store* store, const LinkRegistry* links, Options options);
+  ~Dispatcher() override;
+
+  // Must be called before Start(): where skipped deliveries are removed.
+  void SetCommitter(Committer* committer) { committer_ = committer; }
+
+  // Loads the targets with pending deliveries and starts the thread.
+  absl::Status Start();
+  void Stop();
+
+  void Attach(std::shared_ptr<AdapterSession> session);
+  void Detach(std::shared_ptr<AdapterSession> session);
+
+  // CommitListener.
+  void OnDeliveriesWritten(std::vector<DeliveryRecord> deliveries) override;
+  void OnDeliveriesFinished(std::vector<FinishedDelivery> finished) override;
+
+  // Re-reads a target's queue from the store (after a dead letter was put
+  // back into the outbox).
+  void Reload(std::string target_key);
+
+  // A snapshot of the queues (taken on the dispatcher thread).
+  std::vector<TargetStats> Stats();
+
+ private:
+  struct InFlight {
+    DeliveryRecord record;
+    uint64_t session_id = 0;
+  };
+  struct TargetQueue {
+    std::string key;
+    v1::ChannelRef target;
+    std::string chat_key;
+    std::string route;                   // platform/account
+    std::deque<DeliveryRecord> pending;  // sorted by id
+    std::map<int64_t, InFlight> in_flight;
+    bool more_in_store = false;
+    int64_t last_loaded_id = 0;
+    absl::Time blocked_until = absl::InfinitePast();
+    // Newest queued presence delivery per person.
+    absl::flat_hash_map<std::string, int64_t> latest_presence;
+  };
+  struct AttachInput {
+    std::shared_ptr<AdapterSession> session;
+  };
+  struct DetachInput {
+    std::shared_ptr<AdapterSession> session;
+  };
+  struct ReloadInput {
+    std::string target_key;
+  };
+  struct StatsInput {
+    std::vector<TargetStats>* out;
+    bool* done;
+  };
+  using Input =
+      std::variant<std::vector<DeliveryRecord>, std::vector<FinishedDelivery>,
+                   AttachInput, DetachInput, ReloadInput, StatsInput>;
+
+  void Post(Input input);
+  void Run();
+  void Handle(Input& input);
+  void HandleWritten(std::vector<DeliveryRecord>& deliveries);
+  void HandleFinished(std::vector<FinishedDelivery>& finished);
+  void HandleAttach(std::shared_ptr<AdapterSession> session);
+  void HandleDetach(const std::shared_ptr<AdapterSession>& session);
+  TargetQueue& Queue(const std::string& key, const v1::ChannelRef* target);
+  void Enqueue(TargetQueue& q, DeliveryRecord record);
+  void InsertSorted(TargetQueue& q, DeliveryRecord record);
+  void LoadMore(TargetQueue& q);
+  void Pump(TargetQueue& q, absl::Time now);
+  // Builds the delivery for `r`; returns false (after queueing its removal)
+  // if it must be skipped in this target.
+  bool Resolve(TargetQueue& q, const DeliveryRecord& r,
+               const AdapterSession& session, v1::Delivery* out);
+  void SkipDelivery(TargetQueue& q, const DeliveryRecord& r,
+                    absl::string_view why);
+  void Release(const InFlight& f);
+
+  Store* const store_;
+  const LinkRegistry* const links_;
+  const Options options_;
+  Committer* committer_ = nullptr;
+  std::string router_id_;
+
+  absl::Mutex mu_;
+  std::vector<Input> inputs_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;
+
+  // Dispatcher-thread state.
+  absl::flat_hash_map<std::string, std::unique_ptr<TargetQueue>> queues_;
+  absl::flat_hash_map<std::string, std::shared_ptr<AdapterSession>> routes_;
+  absl::flat_hash_map<uint64_t, uint32_t> session_in_flight_;
+  std::set<std::string> dirty_;
+  std::multimap<absl::Time, std::string> timers_;
+};
+
+}  // namespace imbridge::bridge
+
+#endif  // IMBRIDGE_BRIDGE_DISPATCHER_H_

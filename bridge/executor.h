@@ -1,0 +1,38 @@
+#ifndef IMBRIDGE_BRIDGE_EXECUTOR_H_
+#define IMBRIDGE_BRIDGE_EXECUTOR_H_
+
+#include <deque>
+#include <functional>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+
+namespace imbridge::bridge {
+
+// A few worker threads that run posted tasks in FIFO order; for blocking
+// work (file I/O) that must stay off gRPC's reaction threads.
+// Thread-safe. The destructor runs the tasks already posted, then joins.
+class Executor {
+ public:
+  explicit Executor(int threads);
+  ~Executor();
+
+  Executor(const Executor&) = delete;
+  Executor& operator=(const Executor&) = delete;
+
+  void Post(std::function<void()> task);
+
+ private:
+  void Run();
+
+  absl::Mutex mu_;
+  std::deque<std::function<void()>> tasks_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace imbridge::bridge
+
+#endif  // IMBRIDGE_BRIDGE_EXECUTOR_H_

@@ -1,0 +1,175 @@
+#include "bridge/link_table.h"
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "bridge/store.h"
+#include "common/config_loader.h"
+
+namespace imbridge::bridge {
+namespace {
+
+v1::ChannelRef MemberChannel(const v1::LinkMember& m) {
+  v1::ChannelRef c;
+  c.set_platform(m.platform());
+  c.set_account(m.account());
+  c.set_chat_id(m.chat_id());
+  c.set_thread_id(m.thread_id());
+  return c;
+}
+
+bool SameChat(const v1::LinkMember& m, const v1::ChannelRef& c) {
+  return m.platform() == c.platform() && m.account() == c.account() &&
+         m.chat_id() == c.chat_id();
+}
+
+// Whether an event in `origin` belongs to member `m`.
+bool MemberContains(const v1::LinkMember& m, const v1::ChannelRef& origin) {
+  if (m.platform() != origin.platform() || m.account() != origin.account()) {
+    return false;
+  }
+  if (origin.chat_id().empty()) return true;  // presence: the whole account
+  if (m.chat_id() != origin.chat_id()) return false;
+  return m.thread_id().empty() || m.thread_id() == origin.thread_id();
+}
+
+}  // namespace
+
+bool MemberAccepts(const v1::MemberOptions& o, v1::Event::KindCase kind) {
+  switch (kind) {
+    case v1::Event::kEdited:
+      return !o.has_edits() || o.edits();
+    case v1::Event::kDeleted:
+      return !o.has_deletes() || o.deletes();
+    case v1::Event::kPresence:
+      return !o.has_presence() || o.presence();
+    case v1::Event::kMembership:
+      return !o.has_membership() || o.membership();
+    default:
+      return true;
+  }
+}
+
+std::string RenderSenderName(const v1::MemberOptions& options,
+                             const v1::UserRef& sender,
+                             const v1::ChannelRef& origin) {
+  const std::string& format = options.sender_format().empty()
+                                  ? std::string("{name} ({platform})")
+                                  : options.sender_format();
+  std::string name =
+      sender.display_name().empty() ? sender.id() : sender.display_name();
+  if (name.empty()) name = "unknown";
+  return absl::StrReplaceAll(format, {{"{name}", name},
+                                      {"{platform}", origin.platform()},
+                                      {"{account}", origin.account()},
+                                      {"{user_id}", sender.id()}});
+}
+
+absl::StatusOr<std::shared_ptr<const LinkTable>> LinkTable::Build(
+    const google::protobuf::RepeatedPtrField<v1::Link>& links,
+    absl::string_view source) {
+  absl::flat_hash_set<std::string> names;
+  for (int i = 0; i < links.size(); ++i) {
+    const v1::Link& link = links[i];
+    std::string path = absl::StrCat("links[", i, "]");
+    if (link.name().empty()) {
+      return ConfigError(source, path + ".name", "required");
+    }
+    if (!names.insert(link.name()).second) {
+      return ConfigError(
+          source, path + ".name",
+          absl::StrCat("duplicate link name '", link.name(), "'"));
+    }
+    if (link.members_size() < 2) {
+      return ConfigError(source, path + ".members",
+                         "a link needs at least two members");
+    }
+    absl::flat_hash_set<std::string> keys;
+    for (int j = 0; j < link.members_size(); ++j) {
+      const v1::LinkMember& m = link.members(j);
+      std::string mpath = absl::StrCat(path, ".members[", j, "]");
+      if (m.platform().empty())
+        return ConfigError(source, mpath + ".platform", "required");
+      if (m.account().empty())
+        return ConfigError(source, mpath + ".account", "required");
+      if (m.chat_id().empty())
+        return ConfigError(source, mpath + ".chat_id", "required");
+      if (m.platform().find('/') != std::string::npos ||
+          m.account().find('/') != std::string::npos) {
+        return ConfigError(source, mpath,
+                           "platform and account may not contain '/'");
+      }
+      if (!keys.insert(ChannelKey(MemberChannel(m), true)).second) {
+        return ConfigError(source, mpath,
+                           "the same channel is listed twice in this link");
+      }
+    }
+  }
+  return std::shared_ptr<const LinkTable>(
+      new LinkTable(std::vector<v1::Link>(links.begin(), links.end())));
+}
+
+LinkTable::LinkTable(std::vector<v1::Link> links) : links_(std::move(links)) {}
+
+std::vector<LinkTarget> LinkTable::TargetsFor(const v1::ChannelRef& origin,
+                                              v1::Event::KindCase kind) const {
+  std::vector<LinkTarget> targets;
+  absl::flat_hash_set<std::string> seen;
+  for (const v1::Link& link : links_) {
+    // Origin members of this link that feed it.
+    std::vector<const v1::LinkMember*> feeders;
+    for (const v1::LinkMember& m : link.members()) {
+      if (MemberContains(m, origin) && m.direction() != v1::OUT) {
+        feeders.push_back(&m);
+      }
+    }
+    if (feeders.empty()) continue;
+    for (const v1::LinkMember& m : link.members()) {
+      if (m.direction() == v1::IN || !MemberAccepts(m.options(), kind))
+        continue;
+      bool is_origin = false;
+      for (const v1::LinkMember* f : feeders) {
+        v1::ChannelRef fc = MemberChannel(*f);
+        if (SameChat(m, fc)) is_origin = true;
+      }
+      if (is_origin) continue;
+      v1::ChannelRef channel = MemberChannel(m);
+      std::string key = ChannelKey(channel, true);
+      if (!seen.insert(key).second) continue;
+      targets.push_back(
+          LinkTarget{link.name(), m, std::move(channel), std::move(key)});
+    }
+  }
+  return targets;
+}
+
+const v1::LinkMember* LinkTable::FindMember(
+    absl::string_view link, absl::string_view target_key) const {
+  for (const v1::Link& l : links_) {
+    if (l.name() != link) continue;
+    for (const v1::LinkMember& m : l.members()) {
+      if (ChannelKey(MemberChannel(m), true) == target_key) return &m;
+    }
+  }
+  return nullptr;
+}
+
+std::vector<v1::ChannelRef> LinkTable::ChannelsOf(
+    absl::string_view platform,
+    const std::vector<std::string>& accounts) const {
+  std::vector<v1::ChannelRef> out;
+  absl::flat_hash_set<std::string> seen;
+  for (const v1::Link& l : links_) {
+    for (const v1::LinkMember& m : l.members()) {
+      if (m.platform() != platform) continue;
+      bool ours = false;
+      for (const std::string& a : accounts) ours = ours || a == m.account();
+      if (!ours) continue;
+      v1::ChannelRef c = MemberChannel(m);
+      if (seen.insert(ChannelKey(c, true)).second) out.push_back(std::move(c));
+    }
+  }
+  return out;
+}
+
+}  // namespace imbridge::bridge

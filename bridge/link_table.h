@@ -1,0 +1,80 @@
+#ifndef IMBRIDGE_BRIDGE_LINK_TABLE_H_
+#define IMBRIDGE_BRIDGE_LINK_TABLE_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "google/protobuf/repeated_field.h"
+#include "imbridge/v1/config.pb.h"
+#include "imbridge/v1/events.pb.h"
+
+namespace imbridge::bridge {
+
+// A channel that should receive an event, and why.
+struct LinkTarget {
+  // The link that carries the event there.
+  std::string link;
+  // The receiving member (its channel, direction and options).
+  v1::LinkMember member;
+  // The member's channel, as a ChannelRef.
+  v1::ChannelRef channel;
+  // ChannelKey(channel, /*with_thread=*/true): the outbox queue it goes to.
+  std::string target_key;
+};
+
+// The links, resolved for lookups: which channels receive an event from a
+// given channel. Immutable once built; share it through
+// std::shared_ptr<const LinkTable> and swap the pointer to change links.
+// Thread-safe (all methods are const).
+class LinkTable {
+ public:
+  // Validates `links` and builds the table. Errors name `source` and the
+  // field path ("links[1].members[0].chat_id: required").
+  static absl::StatusOr<std::shared_ptr<const LinkTable>> Build(
+      const google::protobuf::RepeatedPtrField<v1::Link>& links,
+      absl::string_view source);
+
+  // Receivers of an event of kind `kind` that happened in `origin`: every
+  // other member of every link in which `origin` is a member that feeds the
+  // link (direction both or in), whose own direction receives (both or out)
+  // and whose options allow the kind. Never a channel of the origin's own
+  // chat. A channel reached through several links appears once (the first
+  // link wins). For presence events `origin.chat_id` may be empty: then every
+  // linked channel of the origin's account counts as an origin.
+  std::vector<LinkTarget> TargetsFor(const v1::ChannelRef& origin,
+                                     v1::Event::KindCase kind) const;
+
+  // The member `target_key` of link `link`, or nullptr if the link or the
+  // member is gone.
+  const v1::LinkMember* FindMember(absl::string_view link,
+                                   absl::string_view target_key) const;
+
+  // Channels of `platform` whose account is one of `accounts`, deduplicated.
+  std::vector<v1::ChannelRef> ChannelsOf(
+      absl::string_view platform,
+      const std::vector<std::string>& accounts) const;
+
+  // The links as configured.
+  const std::vector<v1::Link>& links() const { return links_; }
+
+ private:
+  explicit LinkTable(std::vector<v1::Link> links);
+
+  std::vector<v1::Link> links_;
+};
+
+// Renders a sender name with a member's format ({name}, {platform},
+// {account}, {user_id}); the default format is "{name} ({platform})".
+std::string RenderSenderName(const v1::MemberOptions& options,
+                             const v1::UserRef& sender,
+                             const v1::ChannelRef& origin);
+
+// Whether `options` lets events of `kind` through (unset flags are true).
+bool MemberAccepts(const v1::MemberOptions& options, v1::Event::KindCase kind);
+
+}  // namespace imbridge::bridge
+
+#endif  // IMBRIDGE_BRIDGE_LINK_TABLE_H_

@@ -1,0 +1,92 @@
+// imbridge-router: the message bus that adapters attach to.
+//
+//   imbridge-router --config FILE [--check-config]
+
+#include <signal.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <string>
+
+#include "bridge/router.h"
+#include "bridge/router_config.h"
+#include "common/logging.h"
+
+namespace {
+
+int Usage() {
+  std::fprintf(stderr,
+               "usage: imbridge-router --config FILE [--check-config]\n"
+               "  --config FILE     the router's YAML config (see "
+               "docs/configuration.md)\n"
+               "  --check-config    validate the config and exit\n");
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string config_path;
+  bool check_only = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--config" && i + 1 < argc) {
+      config_path = argv[++i];
+    } else if (arg.rfind("--config=", 0) == 0) {
+      config_path = arg.substr(9);
+    } else if (arg == "--check-config") {
+      check_only = true;
+    } else if (arg == "--help" || arg == "-h") {
+      Usage();
+      return 0;
+    } else {
+      std::fprintf(stderr, "imbridge-router: unknown argument '%s'\n",
+                   arg.c_str());
+      return Usage();
+    }
+  }
+  if (config_path.empty()) return Usage();
+
+  absl::StatusOr<imbridge::v1::RouterConfig> config =
+      imbridge::bridge::LoadRouterConfig(config_path);
+  if (!config.ok()) {
+    std::fprintf(stderr, "imbridge-router: invalid config: %s\n",
+                 std::string(config.status().message()).c_str());
+    return 1;
+  }
+  if (check_only) {
+    std::printf("%s: OK\n", config_path.c_str());
+    return 0;
+  }
+  imbridge::InitLogging("router", "",
+                        *imbridge::ParseLogLevel(config->log_level()));
+
+  // Signals are taken by sigwait below, on this thread only.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  std::string data_dir = config->data_dir();
+  auto router = imbridge::bridge::Router::Start(*std::move(config));
+  if (!router.ok()) {
+    imbridge::LogError("router failed to start",
+                       {{"error", router.status().message()}});
+    return 1;
+  }
+  {
+    std::string port = std::to_string((*router)->port());
+    std::string tmp = data_dir + "/router.port.tmp";
+    std::ofstream(tmp) << port << "\n";
+    std::rename(tmp.c_str(), (data_dir + "/router.port").c_str());
+    std::printf("imbridge-router listening on port %s\n", port.c_str());
+    std::fflush(stdout);
+  }
+  int signal = 0;
+  sigwait(&signals, &signal);
+  imbridge::LogInfo("signal received", {{"signal", strsignal(signal)}});
+  (*router)->Shutdown();
+  return 0;
+}

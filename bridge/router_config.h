@@ -1,0 +1,23 @@
+#ifndef IMBRIDGE_BRIDGE_ROUTER_CONFIG_H_
+#define IMBRIDGE_BRIDGE_ROUTER_CONFIG_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "imbridge/v1/config.pb.h"
+
+namespace imbridge::bridge {
+
+// Loads the router's config file, validates it (errors name the file, the
+// field path and the reason) and fills every unset field with its default, so
+// that the rest of the router reads plain values.
+absl::StatusOr<v1::RouterConfig> LoadRouterConfig(const std::string& path);
+
+// Validates and fills defaults of an already parsed config; `source` names it
+// in errors.
+absl::Status ValidateRouterConfig(const std::string& source,
+                                  v1::RouterConfig* config);
+
+}  // namespace imbridge::bridge
+
+#endif  // IMBRIDGE_BRIDGE_ROUTER_CONFIG_H_

@@ -1,0 +1,456 @@
+#include "bridge/router_service.h"
+
+#include <openssl/crypto.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "common/logging.h"
+
+namespace imbridge::bridge {
+
+grpc::Status ToGrpcStatus(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
+                      std::string(status.message()));
+}
+
+namespace {
+
+constexpr size_t kBlobChunkBytes = 256 * 1024;
+
+// A reactor for a call refused before it started.
+template <typename Base>
+class RefusedReactor : public Base {
+ public:
+  explicit RefusedReactor(const grpc::Status& status) { this->Finish(status); }
+  void OnDone() override { delete this; }
+};
+
+}  // namespace
+
+// One adapter's Attach stream.
+class AttachReactor
+    : public grpc::ServerBidiReactor<v1::AdapterFrame, v1::RouterFrame>,
+      public FrameSink {
+ public:
+  AttachReactor(RouterService* service, const v1::AdapterCredential* credential,
+                std::string peer)
+      : service_(service), credential_(credential), peer_(std::move(peer)) {
+    StartRead(&in_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      Close(grpc::Status::OK);
+      return;
+    }
+    if (session_ == nullptr) {
+      if (!in_.has_hello()) {
+        Close(grpc::Status(grpc::INVALID_ARGUMENT,
+                           "the first frame must carry hello"));
+        return;
+      }
+      if (grpc::Status s = HandleHello(in_.hello()); !s.ok()) {
+        Close(s);
+        return;
+      }
+    }
+    const RouterService::Deps& deps = service_->deps();
+    // Results first: a copy's id must be known before an echo of it in the
+    // same frame is judged.
+    for (v1::DeliveryResult& r : *in_.mutable_results()) {
+      std::optional<SentDelivery> sent = session_->TakeSent(r.id());
+      if (sent.has_value())
+        deps.committer->RecordResult(std::move(*sent), std::move(r));
+    }
+    for (v1::Publish& p : *in_.mutable_publishes()) {
+      uint64_t seq = p.seq();
+      deps.committer->Publish(
+          std::move(*p.mutable_event()),
+          [session = session_, seq](const v1::PublishAck& ack) {
+            v1::PublishAck a = ack;
+            a.set_seq(seq);
+            session->SendAck(std::move(a));
+          });
+    }
+    in_.Clear();
+    StartRead(&in_);
+  }
+
+  void Send(v1::RouterFrame frame) override {
+    {
+      absl::MutexLock lock(&mu_);
+      if (finish_requested_) return;
+      if (has_pending_) {
+        pending_.MergeFrom(frame);
+      } else {
+        pending_.Swap(&frame);
+        has_pending_ = true;
+      }
+      if (write_in_flight_) return;
+      write_in_flight_ = true;
+      writing_.Swap(&pending_);
+      has_pending_ = false;
+    }
+    StartWrite(&writing_);
+  }
+
+  void OnWriteDone(bool ok) override {
+    bool start = false;
+    bool finish = false;
+    grpc::Status status;
+    {
+      absl::MutexLock lock(&mu_);
+      writing_.Clear();
+      if (!ok && !finish_requested_) {
+        finish_requested_ = true;
+        final_status_ =
+            grpc::Status(grpc::UNAVAILABLE, "write to adapter failed");
+      }
+      if (ok && has_pending_) {
+        // Whatever queued during the write goes out as one frame, also when
+        // a close was requested (acks already queued are flushed first).
+        writing_.Swap(&pending_);
+        has_pending_ = false;
+        start = true;
+      } else {
+        write_in_flight_ = false;
+        if (finish_requested_ && !finished_) finish = finished_ = true;
+        status = final_status_;
+      }
+    }
+    if (start) {
+      StartWrite(&writing_);
+    } else if (finish) {
+      Finish(status);
+    }
+  }
+
+  void OnCancel() override { Close(grpc::Status::CANCELLED); }
+
+  void OnDone() override {
+    if (session_ != nullptr) {
+      session_->Close();
+      service_->deps().dispatcher->Detach(session_);
+      LogInfo("adapter detached",
+              {{"adapter", session_->name()}, {"peer", peer_}});
+    }
+    service_->Unregister(this);
+    delete this;
+  }
+
+  // Ends the stream with `status` once the write in flight (if any) is done.
+  void Close(const grpc::Status& status) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (finish_requested_) return;
+      finish_requested_ = true;
+      final_status_ = status;
+      if (write_in_flight_) return;  // OnWriteDone finishes
+      finished_ = true;
+    }
+    Finish(status);
+  }
+
+ private:
+  grpc::Status HandleHello(const v1::Hello& hello) {
+    if (hello.platform().empty()) {
+      return grpc::Status(grpc::INVALID_ARGUMENT, "hello.platform is empty");
+    }
+    if (hello.accounts().empty()) {
+      return grpc::Status(grpc::INVALID_ARGUMENT, "hello.accounts is empty");
+    }
+    if (!credential_->platforms().empty()) {
+      bool allowed = false;
+      for (const std::string& p : credential_->platforms()) {
+        allowed = allowed || p == hello.platform();
+      }
+      if (!allowed) {
+        LogWarn("adapter refused: platform not allowed for its token",
+                {{"credential", credential_->name()},
+                 {"platform", hello.platform()},
+                 {"peer", peer_}});
+        return grpc::Status(
+            grpc::PERMISSION_DENIED,
+            absl::StrCat("this token may not attach as platform '",
+                         hello.platform(), "'"));
+      }
+    }
+    const RouterService::Deps& deps = service_->deps();
+    uint32_t window = deps.window;
+    if (hello.max_in_flight() > 0)
+      window = std::min(window, hello.max_in_flight());
+    session_ = std::make_shared<AdapterSession>(
+        service_->NextSessionId(), hello, window, credential_->name());
+    session_->SetSink(this);
+    v1::RouterFrame welcome;
+    std::vector<std::string> accounts(hello.accounts().begin(),
+                                      hello.accounts().end());
+    for (v1::ChannelRef& c :
+         deps.links->Get()->ChannelsOf(hello.platform(), accounts)) {
+      *welcome.mutable_welcome()->add_channels() = std::move(c);
+    }
+    welcome.mutable_welcome()->set_router_id(deps.router_id);
+    Send(std::move(welcome));
+    deps.dispatcher->Attach(session_);
+    LogInfo("adapter attached",
+            {{"adapter", hello.adapter_name()},
+             {"platform", hello.platform()},
+             {"accounts", absl::StrJoin(accounts, ",")},
+             {"capabilities", absl::StrJoin(hello.capabilities(), ",")},
+             {"peer", peer_}});
+    return grpc::Status::OK;
+  }
+
+  RouterService* const service_;
+  const v1::AdapterCredential* const credential_;
+  const std::string peer_;
+  v1::AdapterFrame in_;
+  std::shared_ptr<AdapterSession> session_;
+
+  absl::Mutex mu_;
+  v1::RouterFrame pending_ ABSL_GUARDED_BY(mu_);
+  bool has_pending_ ABSL_GUARDED_BY(mu_) = false;
+  // The frame being written; touched only by the writer of the moment.
+  v1::RouterFrame writing_;
+  bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
+  bool finish_requested_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::Status final_status_ ABSL_GUARDED_BY(mu_);
+};
+
+// One PutBlob call: chunks are appended to a temporary file on the blob
+// executor; the blob is committed only when complete and within the limit.
+class PutBlobReactor : public grpc::ServerReadReactor<v1::BlobChunk> {
+ public:
+  PutBlobReactor(RouterService* service, v1::BlobRef* response)
+      : deps_(service->deps()), response_(response) {
+    StartRead(&chunk_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      deps_.blob_io->Post([this] { Complete(); });
+      return;
+    }
+    if (first_) {
+      first_ = false;
+      if (chunk_.meta().size() > deps_.blobs->max_bytes()) {
+        Refuse(chunk_.meta().size());
+        return;
+      }
+    }
+    deps_.blob_io->Post([this] {
+      if (upload_ == nullptr) {
+        auto upload = deps_.blobs->StartUpload();
+        if (!upload.ok()) {
+          Finish(ToGrpcStatus(upload.status()));
+          return;
+        }
+        upload_ = std::move(*upload);
+      }
+      absl::Status s = upload_->Append(chunk_.data());
+      if (!s.ok()) {
+        upload_.reset();  // removes the partial file
+        if (absl::IsResourceExhausted(s)) {
+          Refuse(0);
+        } else {
+          Finish(ToGrpcStatus(s));
+        }
+        return;
+      }
+      StartRead(&chunk_);
+    });
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  void Refuse(uint64_t declared) {
+    LogWarn("blob refused: over the size limit",
+            {{"limit_bytes", std::to_string(deps_.blobs->max_bytes())},
+             {"declared_bytes", std::to_string(declared)}});
+    Finish(grpc::Status(
+        grpc::RESOURCE_EXHAUSTED,
+        absl::StrCat("file is larger than the router's blob limit of ",
+                     deps_.blobs->max_bytes(), " bytes; nothing was stored")));
+  }
+
+  void Complete() {
+    if (upload_ == nullptr) {
+      auto upload = deps_.blobs->StartUpload();
+      if (!upload.ok()) {
+        Finish(ToGrpcStatus(upload.status()));
+        return;
+      }
+      upload_ = std::move(*upload);
+    }
+    auto committed = upload_->Commit();
+    upload_.reset();
+    if (!committed.ok()) {
+      Finish(ToGrpcStatus(committed.status()));
+      return;
+    }
+    BlobInfo info;
+    info.blob_id = committed->first;
+    info.size = committed->second;
+    info.created_at = info.last_used_at = absl::Now();
+    deps_.committer->Execute(
+        [info](Store& store) { return store.RecordBlob(info); },
+        [this, info](absl::Status s) {
+          if (s.ok()) {
+            response_->set_blob_id(info.blob_id);
+            response_->set_size(info.size);
+          }
+          Finish(ToGrpcStatus(s));
+        });
+  }
+
+  const RouterService::Deps& deps_;
+  v1::BlobRef* const response_;
+  v1::BlobChunk chunk_;
+  bool first_ = true;
+  std::unique_ptr<BlobStore::Upload> upload_;
+};
+
+// One GetBlob call: reads chunks on the blob executor, one write in flight.
+class GetBlobReactor : public grpc::ServerWriteReactor<v1::BlobChunk> {
+ public:
+  GetBlobReactor(RouterService* service, std::string blob_id)
+      : deps_(service->deps()), blob_id_(std::move(blob_id)) {
+    deps_.blob_io->Post([this] {
+      auto reader = deps_.blobs->Open(blob_id_);
+      if (!reader.ok()) {
+        Finish(ToGrpcStatus(reader.status()));
+        return;
+      }
+      reader_ = std::move(*reader);
+      chunk_.mutable_meta()->set_size(reader_->size());
+      ReadNext(/*first=*/true);
+    });
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status(grpc::CANCELLED, "client went away"));
+      return;
+    }
+    chunk_.Clear();
+    deps_.blob_io->Post([this] { ReadNext(/*first=*/false); });
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  void ReadNext(bool first) {
+    auto data = reader_->Read(kBlobChunkBytes);
+    if (!data.ok()) {
+      Finish(ToGrpcStatus(data.status()));
+      return;
+    }
+    if (data->empty() && !first) {
+      Finish(grpc::Status::OK);
+      return;
+    }
+    chunk_.set_data(std::move(*data));
+    StartWrite(&chunk_);
+  }
+
+  const RouterService::Deps& deps_;
+  const std::string blob_id_;
+  std::unique_ptr<BlobStore::Reader> reader_;
+  v1::BlobChunk chunk_;
+};
+
+RouterService::RouterService(Deps deps) : deps_(std::move(deps)) {}
+
+const v1::AdapterCredential* RouterService::Authenticate(
+    grpc::CallbackServerContext* context, absl::string_view method) {
+  const auto& metadata = context->client_metadata();
+  auto it = metadata.find("authorization");
+  std::string token;
+  if (it != metadata.end()) {
+    absl::string_view value(it->second.data(), it->second.size());
+    if (absl::StartsWith(value, "Bearer ")) value.remove_prefix(7);
+    token = std::string(value);
+  }
+  const v1::AdapterCredential* match = nullptr;
+  for (const v1::AdapterCredential& c : deps_.credentials) {
+    // Constant time for equal lengths; lengths are not secret.
+    if (c.token().size() == token.size() &&
+        CRYPTO_memcmp(c.token().data(), token.data(), token.size()) == 0) {
+      match = &c;
+    }
+  }
+  if (match == nullptr) {
+    LogWarn("call refused: missing or wrong adapter token",
+            {{"method", method},
+             {"peer", context->peer()},
+             {"reason", token.empty() ? "missing" : "wrong"}});
+  }
+  return match;
+}
+
+grpc::ServerBidiReactor<v1::AdapterFrame, v1::RouterFrame>*
+RouterService::Attach(grpc::CallbackServerContext* context) {
+  const v1::AdapterCredential* credential = Authenticate(context, "Attach");
+  if (credential == nullptr) {
+    return new RefusedReactor<
+        grpc::ServerBidiReactor<v1::AdapterFrame, v1::RouterFrame>>(
+        grpc::Status(grpc::UNAUTHENTICATED, "missing or wrong adapter token"));
+  }
+  absl::MutexLock lock(&mu_);
+  if (closing_) {
+    return new RefusedReactor<
+        grpc::ServerBidiReactor<v1::AdapterFrame, v1::RouterFrame>>(
+        grpc::Status(grpc::UNAVAILABLE, "the router is shutting down"));
+  }
+  auto* reactor = new AttachReactor(this, credential, context->peer());
+  streams_.insert(reactor);
+  return reactor;
+}
+
+grpc::ServerReadReactor<v1::BlobChunk>* RouterService::PutBlob(
+    grpc::CallbackServerContext* context, v1::BlobRef* response) {
+  if (Authenticate(context, "PutBlob") == nullptr) {
+    return new RefusedReactor<grpc::ServerReadReactor<v1::BlobChunk>>(
+        grpc::Status(grpc::UNAUTHENTICATED, "missing or wrong adapter token"));
+  }
+  return new PutBlobReactor(this, response);
+}
+
+grpc::ServerWriteReactor<v1::BlobChunk>* RouterService::GetBlob(
+    grpc::CallbackServerContext* context, const v1::BlobRef* request) {
+  if (Authenticate(context, "GetBlob") == nullptr) {
+    return new RefusedReactor<grpc::ServerWriteReactor<v1::BlobChunk>>(
+        grpc::Status(grpc::UNAUTHENTICATED, "missing or wrong adapter token"));
+  }
+  return new GetBlobReactor(this, request->blob_id());
+}
+
+void RouterService::Unregister(AttachReactor* reactor) {
+  absl::MutexLock lock(&mu_);
+  streams_.erase(reactor);
+}
+
+size_t RouterService::open_streams() {
+  absl::MutexLock lock(&mu_);
+  return streams_.size();
+}
+
+void RouterService::CloseAllStreams(const grpc::Status& status) {
+  std::vector<AttachReactor*> streams;
+  {
+    absl::MutexLock lock(&mu_);
+    closing_ = true;
+    streams.assign(streams_.begin(), streams_.end());
+    // Close() only schedules the finish; OnDone (which unregisters and
+    // deletes) cannot run before Finish completes, so the pointers stay valid
+    // while the lock is held.
+    for (AttachReactor* r : streams) r->Close(status);
+  }
+}
+
+}  // namespace imbridge::bridge

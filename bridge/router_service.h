@@ -1,0 +1,85 @@
+#ifndef IMBRIDGE_BRIDGE_ROUTER_SERVICE_H_
+#define IMBRIDGE_BRIDGE_ROUTER_SERVICE_H_
+
+#include <atomic>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/synchronization/mutex.h"
+#include "bridge/blob_store.h"
+#include "bridge/committer.h"
+#include "bridge/dispatcher.h"
+#include "bridge/executor.h"
+#include "imbridge/v1/config.pb.h"
+#include "imbridge/v1/router.grpc.pb.h"
+
+namespace imbridge::bridge {
+
+class AttachReactor;
+
+// The Router gRPC service (callback API). Every call must carry a configured
+// adapter token ("authorization: Bearer <token>"); otherwise it fails with
+// UNAUTHENTICATED and the refusal is logged without the token.
+//
+// Attach: one reactor per adapter stream; reads are handed to the Committer
+// (publishes, delivery results) without blocking, writes are chained one at a
+// time and whatever queued meanwhile is merged into the next frame.
+// PutBlob/GetBlob: file I/O runs on the blob executor, never on a reaction.
+//
+// Thread-safe. The dependencies must outlive the service.
+class RouterService final : public v1::Router::CallbackService {
+ public:
+  struct Deps {
+    Committer* committer = nullptr;
+    Dispatcher* dispatcher = nullptr;
+    const LinkRegistry* links = nullptr;
+    BlobStore* blobs = nullptr;
+    Executor* blob_io = nullptr;
+    std::string router_id;
+    std::vector<v1::AdapterCredential> credentials;
+    // Router-side bound of deliveries in flight per adapter.
+    uint32_t window = 256;
+  };
+
+  explicit RouterService(Deps deps);
+
+  grpc::ServerBidiReactor<v1::AdapterFrame, v1::RouterFrame>* Attach(
+      grpc::CallbackServerContext* context) override;
+  grpc::ServerReadReactor<v1::BlobChunk>* PutBlob(
+      grpc::CallbackServerContext* context, v1::BlobRef* response) override;
+  grpc::ServerWriteReactor<v1::BlobChunk>* GetBlob(
+      grpc::CallbackServerContext* context,
+      const v1::BlobRef* request) override;
+
+  // Ends every open Attach stream with `status` (for shutdown).
+  void CloseAllStreams(const grpc::Status& status);
+
+  // Number of open Attach streams.
+  size_t open_streams();
+
+  const Deps& deps() const { return deps_; }
+
+  // Called by AttachReactor.
+  void Unregister(AttachReactor* reactor);
+  uint64_t NextSessionId() { return next_session_id_.fetch_add(1) + 1; }
+
+ private:
+  // The credential whose token the call carries, or nullptr (logged).
+  const v1::AdapterCredential* Authenticate(
+      grpc::CallbackServerContext* context, absl::string_view method);
+
+  Deps deps_;
+  std::atomic<uint64_t> next_session_id_{0};
+  absl::Mutex mu_;
+  absl::flat_hash_set<AttachReactor*> streams_ ABSL_GUARDED_BY(mu_);
+  bool closing_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+// absl::Status -> grpc::Status, keeping the code and message.
+grpc::Status ToGrpcStatus(const absl::Status& status);
+
+}  // namespace imbridge::bridge
+
+#endif  // IMBRIDGE_BRIDGE_ROUTER_SERVICE_H_

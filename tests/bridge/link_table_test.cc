@@ -1,0 +1,182 @@
+#include "bridge/link_table.h"
+
+#include "common/config_loader.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "imbridge/v1/config.pb.h"
+
+namespace imbridge::bridge {
+namespace {
+
+using ::testing::ElementsAre;
+
+std::shared_ptr<const LinkTable> Table(const std::string& yaml) {
+  v1::RouterConfig config;
+  absl::Status s = LoadConfigYaml(yaml, "test", &config);
+  EXPECT_TRUE(s.ok()) << s;
+  auto table = LinkTable::Build(config.links(), "test");
+  EXPECT_TRUE(table.ok()) << table.status();
+  return table.ok() ? *table : nullptr;
+}
+
+v1::ChannelRef Chan(const std::string& p, const std::string& a,
+                    const std::string& c, const std::string& t = "") {
+  v1::ChannelRef ref;
+  ref.set_platform(p);
+  ref.set_account(a);
+  ref.set_chat_id(c);
+  ref.set_thread_id(t);
+  return ref;
+}
+
+std::vector<std::string> Keys(const std::vector<LinkTarget>& targets) {
+  std::vector<std::string> keys;
+  for (const LinkTarget& t : targets)
+    keys.push_back(t.link + ":" + t.target_key);
+  return keys;
+}
+
+TEST(LinkTableTest, ThreeMembersReachEachOther) {
+  auto t = Table(R"(links:
+- name: support
+  members:
+  - {platform: slack, account: a, chat_id: C1}
+  - {platform: telegram, account: b, chat_id: "-100"}
+  - {platform: teamspirit, account: c, chat_id: c-42}
+)");
+  EXPECT_THAT(
+      Keys(t->TargetsFor(Chan("slack", "a", "C1"), v1::Event::kPosted)),
+      ElementsAre("support:telegram/b/-100", "support:teamspirit/c/c-42"));
+  EXPECT_TRUE(
+      t->TargetsFor(Chan("slack", "a", "C2"), v1::Event::kPosted).empty());
+  EXPECT_TRUE(
+      t->TargetsFor(Chan("slack", "other", "C1"), v1::Event::kPosted).empty());
+}
+
+TEST(LinkTableTest, DirectionsInAndOut) {
+  auto t = Table(R"(links:
+- name: l
+  members:
+  - {platform: slack, account: a, chat_id: IN, direction: in}
+  - {platform: slack, account: a, chat_id: OUT, direction: out}
+  - {platform: slack, account: a, chat_id: BOTH}
+)");
+  // `in` feeds but never receives; `out` receives but never feeds.
+  EXPECT_THAT(Keys(t->TargetsFor(Chan("slack", "a", "IN"), v1::Event::kPosted)),
+              ElementsAre("l:slack/a/OUT", "l:slack/a/BOTH"));
+  EXPECT_TRUE(
+      t->TargetsFor(Chan("slack", "a", "OUT"), v1::Event::kPosted).empty());
+  EXPECT_THAT(
+      Keys(t->TargetsFor(Chan("slack", "a", "BOTH"), v1::Event::kPosted)),
+      ElementsAre("l:slack/a/OUT"));
+}
+
+TEST(LinkTableTest, OptionsFilterKinds) {
+  auto t = Table(R"(links:
+- name: l
+  members:
+  - {platform: slack, account: a, chat_id: C1}
+  - {platform: tg, account: b, chat_id: "1", options: {edits: false, deletes: false, presence: false, membership: false}}
+  - {platform: ts, account: c, chat_id: "2"}
+)");
+  v1::ChannelRef origin = Chan("slack", "a", "C1");
+  EXPECT_THAT(Keys(t->TargetsFor(origin, v1::Event::kEdited)),
+              ElementsAre("l:ts/c/2"));
+  EXPECT_THAT(Keys(t->TargetsFor(origin, v1::Event::kDeleted)),
+              ElementsAre("l:ts/c/2"));
+  EXPECT_THAT(Keys(t->TargetsFor(origin, v1::Event::kPresence)),
+              ElementsAre("l:ts/c/2"));
+  EXPECT_THAT(Keys(t->TargetsFor(origin, v1::Event::kMembership)),
+              ElementsAre("l:ts/c/2"));
+  EXPECT_THAT(Keys(t->TargetsFor(origin, v1::Event::kPosted)),
+              ElementsAre("l:tg/b/1", "l:ts/c/2"));
+}
+
+TEST(LinkTableTest, OneChannelInTwoLinks) {
+  auto t = Table(R"(links:
+- name: l1
+  members:
+  - {platform: p, account: a, chat_id: A}
+  - {platform: p, account: a, chat_id: X}
+- name: l2
+  members:
+  - {platform: p, account: a, chat_id: X}
+  - {platform: p, account: a, chat_id: B}
+  - {platform: p, account: a, chat_id: A}
+)");
+  // From X both links apply; A is reached once (the first link wins).
+  EXPECT_THAT(Keys(t->TargetsFor(Chan("p", "a", "X"), v1::Event::kPosted)),
+              ElementsAre("l1:p/a/A", "l2:p/a/B"));
+  EXPECT_THAT(Keys(t->TargetsFor(Chan("p", "a", "B"), v1::Event::kPosted)),
+              ElementsAre("l2:p/a/X", "l2:p/a/A"));
+}
+
+TEST(LinkTableTest, ThreadMembersAndPresenceWithoutChat) {
+  auto t = Table(R"(links:
+- name: topic
+  members:
+  - {platform: telegram, account: b, chat_id: "-100", thread_id: "7"}
+  - {platform: slack, account: a, chat_id: C1}
+)");
+  EXPECT_THAT(Keys(t->TargetsFor(Chan("telegram", "b", "-100", "7"),
+                                 v1::Event::kPosted)),
+              ElementsAre("topic:slack/a/C1"));
+  EXPECT_TRUE(
+      t->TargetsFor(Chan("telegram", "b", "-100", "8"), v1::Event::kPosted)
+          .empty());
+  EXPECT_THAT(Keys(t->TargetsFor(Chan("slack", "a", "C1"), v1::Event::kPosted)),
+              ElementsAre("topic:telegram/b/-100#7"));
+  // Presence belongs to the account, not a chat.
+  EXPECT_THAT(Keys(t->TargetsFor(Chan("slack", "a", ""), v1::Event::kPresence)),
+              ElementsAre("topic:telegram/b/-100#7"));
+}
+
+TEST(LinkTableTest, ValidationNamesTheField) {
+  v1::RouterConfig config;
+  ASSERT_TRUE(LoadConfigYaml(R"(links:
+- name: l
+  members:
+  - {platform: slack, account: a, chat_id: C1}
+  - {platform: slack, account: a}
+)",
+                             "r.yaml", &config)
+                  .ok());
+  auto t = LinkTable::Build(config.links(), "r.yaml");
+  ASSERT_FALSE(t.ok());
+  EXPECT_EQ(t.status().message(),
+            "r.yaml: links[0].members[1].chat_id: required");
+
+  ASSERT_TRUE(LoadConfigYaml("links: [{name: l, members: [{platform: s, "
+                             "account: a, chat_id: c}]}]",
+                             "r.yaml", &config)
+                  .ok());
+  EXPECT_EQ(LinkTable::Build(config.links(), "r.yaml").status().message(),
+            "r.yaml: links[0].members: a link needs at least two members");
+  ASSERT_TRUE(LoadConfigYaml(R"(links:
+- {name: l, members: [{platform: s, account: a, chat_id: c}, {platform: s, account: a, chat_id: d}]}
+- {name: l, members: [{platform: s, account: a, chat_id: c}, {platform: s, account: a, chat_id: d}]}
+)",
+                             "r.yaml", &config)
+                  .ok());
+  EXPECT_EQ(LinkTable::Build(config.links(), "r.yaml").status().message(),
+            "r.yaml: links[1].name: duplicate link name 'l'");
+}
+
+TEST(LinkTableTest, SenderNameFormat) {
+  v1::UserRef user;
+  user.set_id("U1");
+  user.set_display_name("Ivan Petrov");
+  v1::MemberOptions options;
+  EXPECT_EQ(RenderSenderName(options, user, Chan("teamspirit", "corp", "c")),
+            "Ivan Petrov (teamspirit)");
+  options.set_sender_format("[{platform}/{account}] {name} <{user_id}>");
+  EXPECT_EQ(RenderSenderName(options, user, Chan("slack", "acme", "c")),
+            "[slack/acme] Ivan Petrov <U1>");
+  user.clear_display_name();
+  options.clear_sender_format();
+  EXPECT_EQ(RenderSenderName(options, user, Chan("slack", "acme", "c")),
+            "U1 (slack)");
+}
+
+}  // namespace
+}  // namespace imbridge::bridge
