@@ -1,0 +1,57 @@
+#include "adapters/common/delivery_handler.h"
+
+#include <cstdint>
+#include <string>
+
+#include "absl/strings/cord.h"
+#include "absl/strings/numbers.h"
+#include "absl/types/optional.h"
+
+namespace imbridge::adapters {
+namespace {
+
+// Status payload that carries a retry-after: decimal milliseconds.
+constexpr absl::string_view kRetryAfterUrl = "type.imbridge/retry-after";
+
+}  // namespace
+
+absl::Status RetryableError(absl::string_view message,
+                            absl::Duration retry_after) {
+  return WithRetryAfter(absl::UnavailableError(message), retry_after);
+}
+
+bool IsRetryable(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kResourceExhausted:
+    case absl::StatusCode::kDeadlineExceeded:
+    case absl::StatusCode::kAborted:
+      return true;
+    default:
+      return false;
+  }
+}
+
+absl::Duration RetryAfter(const absl::Status& status) {
+  absl::optional<absl::Cord> payload = status.GetPayload(kRetryAfterUrl);
+  if (!payload.has_value()) return absl::ZeroDuration();
+  int64_t ms = 0;
+  if (!absl::SimpleAtoi(std::string(*payload), &ms) || ms <= 0) {
+    return absl::ZeroDuration();
+  }
+  return absl::Milliseconds(ms);
+}
+
+absl::Status WithRetryAfter(absl::Status status, absl::Duration retry_after) {
+  if (retry_after <= absl::ZeroDuration()) {
+    status.ErasePayload(kRetryAfterUrl);
+    return status;
+  }
+  // Rounded up so that a sub-millisecond wait is not lost.
+  int64_t ms =
+      absl::ToInt64Milliseconds(absl::Ceil(retry_after, absl::Milliseconds(1)));
+  status.SetPayload(kRetryAfterUrl, absl::Cord(std::to_string(ms)));
+  return status;
+}
+
+}  // namespace imbridge::adapters

@@ -1,0 +1,766 @@
+#include "adapters/common/router_client.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <deque>
+#include <limits>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/random/random.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+#include "grpcpp/grpcpp.h"
+#include "imbridge/v1/router.grpc.pb.h"
+
+namespace imbridge::adapters {
+namespace {
+
+// Bytes per uploaded chunk (the protocol allows up to 1 MiB).
+constexpr size_t kBlobChunkBytes = 256 * 1024;
+// Soft cap on one AdapterFrame, well under gRPC's default 4 MiB receive limit.
+constexpr size_t kMaxFrameBytes = 1 << 20;
+
+absl::Status FromGrpc(const grpc::Status& status) {
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                      status.error_message());
+}
+
+// The channel a delivery is ordered in.
+std::string TargetKey(const v1::ChannelRef& channel) {
+  return absl::StrCat(channel.platform(), "/", channel.account(), "/",
+                      channel.chat_id(), "#", channel.thread_id());
+}
+
+int ClampedMillis(absl::Duration d) {
+  int64_t ms = absl::ToInt64Milliseconds(d);
+  return static_cast<int>(
+      std::clamp<int64_t>(ms, 1, std::numeric_limits<int>::max()));
+}
+
+uint32_t RetryAfterMillis(const absl::Status& status) {
+  int64_t ms = absl::ToInt64Milliseconds(RetryAfter(status));
+  return static_cast<uint32_t>(
+      std::clamp<int64_t>(ms, 0, std::numeric_limits<uint32_t>::max()));
+}
+
+v1::DeliveryResult NotAttempted(uint64_t id) {
+  v1::DeliveryResult result;
+  result.set_id(id);
+  v1::DeliveryError* error = result.mutable_error();
+  error->set_retryable(true);
+  error->set_not_attempted(true);
+  error->set_message("an earlier delivery to this channel failed");
+  return result;
+}
+
+}  // namespace
+
+// Threading model. One session thread owns the Attach stream: it connects,
+// sends Hello, waits for Welcome, then reads frames until the stream ends and
+// backs off before the next attempt. While a stream is established, a writer
+// thread drains everything queued (publishes, results) into one AdapterFrame
+// per Write, one Write in flight. `delivery_threads` workers run the handler;
+// each target channel is a queue that at most one worker serves at a time.
+// All shared state is guarded by `mu_`; no lock is held across gRPC calls or
+// the handler.
+class RouterClient::Impl {
+ public:
+  Impl(Options options, DeliveryHandler* handler)
+      : options_(std::move(options)), handler_(handler) {
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
+                ClampedMillis(options_.initial_backoff));
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
+                ClampedMillis(options_.max_backoff));
+    channel_ = grpc::CreateCustomChannel(
+        options_.address, grpc::InsecureChannelCredentials(), args);
+    stub_ = v1::Router::NewStub(channel_);
+  }
+
+  ~Impl() { Stop(); }
+
+  void Start() {
+    absl::MutexLock stop_lock(&stop_mu_);
+    absl::MutexLock lock(&mu_);
+    if (started_ || stopping_) return;
+    started_ = true;
+    session_thread_ = std::thread([this] { SessionLoop(); });
+    int workers = std::max(1, options_.delivery_threads);
+    for (int i = 0; i < workers; ++i) {
+      workers_.emplace_back([this] { WorkerLoop(); });
+    }
+  }
+
+  void Stop() {
+    absl::MutexLock stop_lock(&stop_mu_);
+    {
+      absl::MutexLock lock(&mu_);
+      stopping_ = true;
+      if (stream_context_ != nullptr) stream_context_->TryCancel();
+      for (grpc::ClientContext* context : blob_calls_) context->TryCancel();
+    }
+    if (session_thread_.joinable()) session_thread_.join();
+    for (std::thread& worker : workers_) worker.join();
+    workers_.clear();
+    std::map<uint64_t, PendingPublish> dropped;
+    absl::flat_hash_map<std::string, TargetQueue> targets;
+    {
+      absl::MutexLock lock(&mu_);
+      dropped.swap(pending_);
+      targets.swap(targets_);
+      outbox_.clear();
+      results_.clear();
+      ready_.clear();
+    }
+  }
+
+  bool attached() const {
+    absl::MutexLock lock(&mu_);
+    return attached_;
+  }
+
+  v1::Welcome welcome() const {
+    absl::MutexLock lock(&mu_);
+    return welcome_;
+  }
+
+  absl::Status Publish(v1::Event event, PublishCallback done) {
+    size_t bytes = event.ByteSizeLong();
+    // The router could never accept it; re-sending it would wedge the stream.
+    if (bytes > kMaxFrameBytes) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("the event is ", bytes, " bytes; at most ",
+                       kMaxFrameBytes, " can be published"));
+    }
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return absl::UnavailableError("router client is stopped");
+    if (pending_.size() >= options_.max_pending_publishes) {
+      return absl::UnavailableError(absl::StrCat(
+          "too many publishes waiting for the router (", pending_.size(), ")"));
+    }
+    uint64_t seq = next_seq_++;
+    PendingPublish& pending = pending_[seq];
+    pending.publish.set_seq(seq);
+    *pending.publish.mutable_event() = std::move(event);
+    pending.done = std::move(done);
+    pending.bytes = bytes;
+    if (attached_) outbox_.push_back(seq);
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<v1::PublishAck> PublishAndWait(v1::Event event,
+                                                absl::Duration timeout) {
+    struct Waiter {
+      absl::Mutex mu;
+      bool done ABSL_GUARDED_BY(mu) = false;
+      v1::PublishAck ack ABSL_GUARDED_BY(mu);
+    };
+    auto waiter = std::make_shared<Waiter>();
+    IMB_RETURN_IF_ERROR(
+        Publish(std::move(event), [waiter](const v1::PublishAck& ack) {
+          absl::MutexLock lock(&waiter->mu);
+          waiter->ack = ack;
+          waiter->done = true;
+        }));
+    absl::MutexLock lock(&waiter->mu);
+    if (!waiter->mu.AwaitWithTimeout(absl::Condition(&waiter->done), timeout)) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("the router did not acknowledge the event within ",
+                       absl::FormatDuration(timeout)));
+    }
+    return waiter->ack;
+  }
+
+  absl::StatusOr<v1::BlobRef> PutBlob(
+      const v1::BlobMeta& meta,
+      const std::function<absl::StatusOr<size_t>(char* buf, size_t max)>&
+          read) {
+    grpc::ClientContext context;
+    AddAuthorization(&context);
+    if (!RegisterBlobCall(&context)) {
+      return absl::UnavailableError("router client is stopped");
+    }
+    absl::StatusOr<v1::BlobRef> ref = UploadBlob(&context, meta, read);
+    UnregisterBlobCall(&context);
+    return ref;
+  }
+
+  absl::StatusOr<v1::BlobMeta> GetBlob(
+      absl::string_view blob_id,
+      const std::function<absl::Status(absl::string_view chunk)>& write) {
+    grpc::ClientContext context;
+    AddAuthorization(&context);
+    if (!RegisterBlobCall(&context)) {
+      return absl::UnavailableError("router client is stopped");
+    }
+    absl::StatusOr<v1::BlobMeta> meta = DownloadBlob(&context, blob_id, write);
+    UnregisterBlobCall(&context);
+    return meta;
+  }
+
+ private:
+  using Stream = grpc::ClientReaderWriter<v1::AdapterFrame, v1::RouterFrame>;
+
+  struct PendingPublish {
+    v1::Publish publish;
+    PublishCallback done;
+    size_t bytes = 0;
+  };
+
+  struct QueuedDelivery {
+    v1::Delivery delivery;
+    // The stream it came from; its result goes only there.
+    uint64_t session = 0;
+  };
+
+  // Deliveries for one target channel. Exists while it is in `ready_` or a
+  // worker serves it.
+  struct TargetQueue {
+    std::deque<QueuedDelivery> deliveries;
+  };
+
+  // A target held back after the retryable failure of delivery `after`.
+  struct Block {
+    uint64_t after = 0;
+    // Later deliveries already answered "not attempted".
+    absl::flat_hash_set<uint64_t> skipped;
+  };
+
+  struct SessionEnd {
+    bool welcomed = false;
+    absl::Status status;
+  };
+
+  void AddAuthorization(grpc::ClientContext* context) const {
+    context->AddMetadata("authorization",
+                         absl::StrCat("Bearer ", options_.token));
+  }
+
+  bool RegisterBlobCall(grpc::ClientContext* context) {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return false;
+    blob_calls_.insert(context);
+    return true;
+  }
+
+  void UnregisterBlobCall(grpc::ClientContext* context) {
+    absl::MutexLock lock(&mu_);
+    blob_calls_.erase(context);
+  }
+
+  absl::StatusOr<v1::BlobRef> UploadBlob(
+      grpc::ClientContext* context, const v1::BlobMeta& meta,
+      const std::function<absl::StatusOr<size_t>(char* buf, size_t max)>&
+          read) {
+    v1::BlobRef ref;
+    std::unique_ptr<grpc::ClientWriter<v1::BlobChunk>> writer =
+        stub_->PutBlob(context, &ref);
+    bool first = true;
+    bool end = false;
+    while (!end) {
+      v1::BlobChunk chunk;
+      if (first) *chunk.mutable_meta() = meta;
+      std::string* data = chunk.mutable_data();
+      data->resize(kBlobChunkBytes);
+      size_t filled = 0;
+      while (filled < kBlobChunkBytes) {
+        absl::StatusOr<size_t> n =
+            read(data->data() + filled, kBlobChunkBytes - filled);
+        if (!n.ok() || *n > kBlobChunkBytes - filled) {
+          context->TryCancel();
+          writer->Finish().IgnoreError();
+          if (!n.ok()) return n.status();
+          return absl::InternalError("blob reader returned more than asked");
+        }
+        if (*n == 0) {
+          end = true;
+          break;
+        }
+        filled += *n;
+      }
+      data->resize(filled);
+      if (filled == 0 && !first) break;
+      first = false;
+      // A failed Write means the router ended the call; Finish says why.
+      if (!writer->Write(chunk)) break;
+    }
+    writer->WritesDone();
+    grpc::Status status = writer->Finish();
+    if (!status.ok()) return FromGrpc(status);
+    return ref;
+  }
+
+  absl::StatusOr<v1::BlobMeta> DownloadBlob(
+      grpc::ClientContext* context, absl::string_view blob_id,
+      const std::function<absl::Status(absl::string_view chunk)>& write) {
+    v1::BlobRef request;
+    request.set_blob_id(std::string(blob_id));
+    std::unique_ptr<grpc::ClientReader<v1::BlobChunk>> reader =
+        stub_->GetBlob(context, request);
+    v1::BlobMeta meta;
+    absl::Status sink_status;
+    v1::BlobChunk chunk;
+    while (reader->Read(&chunk)) {
+      if (chunk.has_meta()) meta = chunk.meta();
+      if (chunk.data().empty()) continue;
+      sink_status = write(chunk.data());
+      if (!sink_status.ok()) {
+        context->TryCancel();
+        break;
+      }
+    }
+    grpc::Status status = reader->Finish();
+    if (!sink_status.ok()) return sink_status;
+    if (!status.ok()) return FromGrpc(status);
+    return meta;
+  }
+
+  void SessionLoop() {
+    absl::BitGen gen;
+    absl::Duration backoff = options_.initial_backoff;
+    while (true) {
+      SessionEnd end = RunSession();
+      if (end.welcomed) backoff = options_.initial_backoff;
+      absl::Duration wait = absl::Trunc(backoff * absl::Uniform(gen, 0.8, 1.2),
+                                        absl::Milliseconds(1));
+      {
+        absl::MutexLock lock(&mu_);
+        if (stopping_) return;
+      }
+      LogSessionEnd(end, wait);
+      {
+        absl::MutexLock lock(&mu_);
+        mu_.AwaitWithTimeout(absl::Condition(&stopping_), wait);
+        if (stopping_) return;
+      }
+      if (!end.welcomed) backoff = std::min(backoff * 2, options_.max_backoff);
+    }
+  }
+
+  void LogSessionEnd(const SessionEnd& end, absl::Duration wait) const {
+    std::string code = absl::StatusCodeToString(end.status.code());
+    std::string retry_in = absl::FormatDuration(wait);
+    std::initializer_list<LogField> fields = {{"address", options_.address},
+                                              {"code", code},
+                                              {"error", end.status.message()},
+                                              {"retry_in", retry_in}};
+    if (end.status.code() == absl::StatusCode::kUnauthenticated) {
+      LogError("the router rejected the adapter's token", fields);
+    } else if (end.welcomed) {
+      LogWarn("detached from the router", fields);
+    } else {
+      LogWarn("cannot attach to the router", fields);
+    }
+  }
+
+  // One Attach stream, from connecting to its end.
+  SessionEnd RunSession() {
+    grpc::ClientContext context;
+    AddAuthorization(&context);
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_) return {false, absl::CancelledError("stopping")};
+      stream_context_ = &context;
+    }
+    std::unique_ptr<Stream> stream = stub_->Attach(&context);
+    SessionEnd end;
+    v1::RouterFrame first;
+    if (!stream->Write(HelloFrame()) || !stream->Read(&first)) {
+      end.status = FromGrpc(stream->Finish());
+    } else if (!first.has_welcome()) {
+      context.TryCancel();
+      stream->Finish().IgnoreError();
+      end.status =
+          absl::InternalError("the router's first frame carried no welcome");
+    } else {
+      end.welcomed = true;
+      end.status = RunAttached(stream.get(), first);
+    }
+    absl::MutexLock lock(&mu_);
+    stream_context_ = nullptr;
+    return end;
+  }
+
+  v1::AdapterFrame HelloFrame() const {
+    v1::AdapterFrame frame;
+    v1::Hello* hello = frame.mutable_hello();
+    hello->set_adapter_name(options_.adapter_name);
+    hello->set_platform(options_.platform);
+    for (const std::string& account : options_.accounts) {
+      hello->add_accounts(account);
+    }
+    for (const std::string& capability : options_.capabilities) {
+      hello->add_capabilities(capability);
+    }
+    hello->set_max_in_flight(options_.max_in_flight);
+    return frame;
+  }
+
+  // Runs an established stream until it ends; returns its final status.
+  absl::Status RunAttached(Stream* stream, const v1::RouterFrame& first) {
+    uint64_t session;
+    size_t resent;
+    {
+      absl::MutexLock lock(&mu_);
+      session = ++session_id_;
+      attached_ = true;
+      welcome_ = first.welcome();
+      blocks_.clear();
+      results_.clear();
+      outbox_.clear();
+      for (const auto& entry : pending_) outbox_.push_back(entry.first);
+      resent = outbox_.size();
+    }
+    std::string router_id = first.welcome().router_id();
+    std::string channels = absl::StrCat(first.welcome().channels_size());
+    std::string pending = absl::StrCat(resent);
+    LogInfo("attached to the router", {{"address", options_.address},
+                                       {"router_id", router_id},
+                                       {"channels", channels},
+                                       {"pending_publishes", pending}});
+    HandleFrame(first, session);
+    std::thread writer(
+        [this, stream, session] { WriterLoop(stream, session); });
+    v1::RouterFrame frame;
+    while (stream->Read(&frame)) HandleFrame(frame, session);
+    {
+      absl::MutexLock lock(&mu_);
+      attached_ = false;
+      results_.clear();
+      outbox_.clear();
+    }
+    writer.join();
+    return FromGrpc(stream->Finish());
+  }
+
+  void WriterLoop(Stream* stream, uint64_t session) {
+    auto has_work = [this, session]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return !attached_ || session_id_ != session || !outbox_.empty() ||
+             !results_.empty();
+    };
+    while (true) {
+      v1::AdapterFrame frame;
+      {
+        absl::MutexLock lock(&mu_);
+        mu_.Await(absl::Condition(&has_work));
+        if (!attached_ || session_id_ != session) return;
+        size_t bytes = 0;
+        size_t taken = 0;
+        while (taken < results_.size() && bytes < kMaxFrameBytes) {
+          bytes += results_[taken].ByteSizeLong();
+          *frame.add_results() = std::move(results_[taken]);
+          ++taken;
+        }
+        results_.erase(results_.begin(), results_.begin() + taken);
+        while (!outbox_.empty() && bytes < kMaxFrameBytes) {
+          auto it = pending_.find(outbox_.front());
+          outbox_.pop_front();
+          if (it == pending_.end()) continue;
+          *frame.add_publishes() = it->second.publish;
+          bytes += it->second.bytes;
+        }
+      }
+      if (frame.results_size() == 0 && frame.publishes_size() == 0) continue;
+      // A failed Write means the stream is over; the reader sees it too.
+      if (!stream->Write(frame)) return;
+    }
+  }
+
+  void HandleFrame(const v1::RouterFrame& frame, uint64_t session) {
+    std::vector<std::pair<PublishCallback, const v1::PublishAck*>> acked;
+    {
+      absl::MutexLock lock(&mu_);
+      for (const v1::PublishAck& ack : frame.publish_acks()) {
+        auto it = pending_.find(ack.seq());
+        if (it == pending_.end()) continue;
+        acked.emplace_back(std::move(it->second.done), &ack);
+        pending_.erase(it);
+      }
+      for (const v1::Delivery& delivery : frame.deliveries()) {
+        AcceptDelivery(delivery, session);
+      }
+    }
+    for (auto& [done, ack] : acked) {
+      if (done) done(*ack);
+    }
+  }
+
+  void AcceptDelivery(const v1::Delivery& delivery, uint64_t session)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (stopping_) return;
+    std::string key = TargetKey(delivery.target());
+    if (AnsweredWithoutHandler(key, delivery, session)) return;
+    auto [it, inserted] = targets_.try_emplace(key);
+    if (inserted) ready_.push_back(key);
+    it->second.deliveries.push_back({delivery, session});
+  }
+
+  // Answers `delivery` from the cache or as not attempted, if either
+  // applies; otherwise lifts a block the delivery resolves. A block ends when
+  // the router re-sends the failed delivery (or an earlier one), or re-sends
+  // one that was already answered "not attempted": the router then has moved
+  // past the failed one (it dead-lettered it), and holding on would loop.
+  bool AnsweredWithoutHandler(const std::string& key,
+                              const v1::Delivery& delivery, uint64_t session)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!delivery.idempotency_key().empty()) {
+      auto cached = completed_.find(delivery.idempotency_key());
+      if (cached != completed_.end()) {
+        v1::DeliveryResult result = cached->second;
+        result.set_id(delivery.id());
+        SendResult(std::move(result), session);
+        return true;
+      }
+    }
+    auto blocked = blocks_.find(key);
+    if (blocked != blocks_.end()) {
+      Block& block = blocked->second;
+      if (delivery.id() > block.after &&
+          block.skipped.insert(delivery.id()).second) {
+        SendResult(NotAttempted(delivery.id()), session);
+        return true;
+      }
+      blocks_.erase(blocked);
+    }
+    return false;
+  }
+
+  void SendResult(v1::DeliveryResult result, uint64_t session)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (attached_ && session == session_id_) {
+      results_.push_back(std::move(result));
+    }
+  }
+
+  void CacheOutcome(const std::string& idempotency_key,
+                    const v1::DeliveryResult& result)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (idempotency_key.empty() || options_.completed_cache_size == 0) return;
+    auto [it, inserted] = completed_.try_emplace(idempotency_key, result);
+    if (!inserted) {
+      it->second = result;
+      return;
+    }
+    completed_order_.push_back(idempotency_key);
+    while (completed_.size() > options_.completed_cache_size) {
+      completed_.erase(completed_order_.front());
+      completed_order_.pop_front();
+    }
+  }
+
+  void WorkerLoop() {
+    auto has_work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return stopping_ || !ready_.empty();
+    };
+    while (true) {
+      std::string key;
+      QueuedDelivery item;
+      {
+        absl::MutexLock lock(&mu_);
+        mu_.Await(absl::Condition(&has_work));
+        if (stopping_) return;
+        key = std::move(ready_.front());
+        ready_.pop_front();
+        std::deque<QueuedDelivery>& queue = targets_[key].deliveries;
+        item = std::move(queue.front());
+        queue.pop_front();
+        // Deliveries of an ended stream are re-sent by the router.
+        bool current = attached_ && item.session == session_id_;
+        if (!current ||
+            AnsweredWithoutHandler(key, item.delivery, item.session)) {
+          ReleaseTarget(key);
+          continue;
+        }
+      }
+      absl::StatusOr<std::vector<std::string>> outcome =
+          handler_ != nullptr
+              ? handler_->Deliver(item.delivery)
+              : absl::FailedPreconditionError("the adapter has no handler");
+      absl::MutexLock lock(&mu_);
+      Complete(key, item, outcome);
+      ReleaseTarget(key);
+    }
+  }
+
+  void Complete(const std::string& key, const QueuedDelivery& item,
+                const absl::StatusOr<std::vector<std::string>>& outcome)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    const v1::Delivery& delivery = item.delivery;
+    v1::DeliveryResult result;
+    result.set_id(delivery.id());
+    bool retryable = false;
+    if (outcome.ok()) {
+      for (const std::string& id : *outcome) result.add_native_ids(id);
+    } else {
+      v1::DeliveryError* error = result.mutable_error();
+      error->set_message(std::string(outcome.status().message()));
+      retryable = IsRetryable(outcome.status());
+      error->set_retryable(retryable);
+      if (retryable) {
+        error->set_retry_after_ms(RetryAfterMillis(outcome.status()));
+      }
+    }
+    if (!retryable) CacheOutcome(delivery.idempotency_key(), result);
+    SendResult(std::move(result), item.session);
+    if (retryable) BlockAfter(key, delivery.id());
+  }
+
+  // After a retryable failure of delivery `id`, nothing later for the target
+  // is attempted until the block ends (see AnsweredWithoutHandler).
+  void BlockAfter(const std::string& key, uint64_t id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    Block& block = blocks_[key];
+    block.after = id;
+    block.skipped.clear();
+    std::deque<QueuedDelivery>& queue = targets_[key].deliveries;
+    std::deque<QueuedDelivery> kept;
+    for (QueuedDelivery& queued : queue) {
+      if (queued.delivery.id() > id) {
+        block.skipped.insert(queued.delivery.id());
+        SendResult(NotAttempted(queued.delivery.id()), queued.session);
+      } else {
+        kept.push_back(std::move(queued));
+      }
+    }
+    queue.swap(kept);
+  }
+
+  // Called by the worker that served `key`: hands it on or forgets it.
+  void ReleaseTarget(const std::string& key)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    auto it = targets_.find(key);
+    if (it->second.deliveries.empty()) {
+      targets_.erase(it);
+    } else {
+      ready_.push_back(key);
+    }
+  }
+
+  const Options options_;
+  DeliveryHandler* const handler_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::Router::Stub> stub_;
+
+  // Serializes Start() and Stop(); held while joining.
+  absl::Mutex stop_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  std::thread session_thread_ ABSL_GUARDED_BY(stop_mu_);
+  std::vector<std::thread> workers_ ABSL_GUARDED_BY(stop_mu_);
+
+  mutable absl::Mutex mu_;
+  bool started_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::ClientContext* stream_context_ ABSL_GUARDED_BY(mu_) = nullptr;
+  absl::flat_hash_set<grpc::ClientContext*> blob_calls_ ABSL_GUARDED_BY(mu_);
+
+  // Increments with each established stream.
+  uint64_t session_id_ ABSL_GUARDED_BY(mu_) = 0;
+  bool attached_ ABSL_GUARDED_BY(mu_) = false;
+  v1::Welcome welcome_ ABSL_GUARDED_BY(mu_);
+
+  uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 1;
+  std::map<uint64_t, PendingPublish> pending_ ABSL_GUARDED_BY(mu_);
+  // Seqs to send on the current stream, in order; acked ones are skipped.
+  std::deque<uint64_t> outbox_ ABSL_GUARDED_BY(mu_);
+  // Results to send on the current stream.
+  std::vector<v1::DeliveryResult> results_ ABSL_GUARDED_BY(mu_);
+
+  absl::flat_hash_map<std::string, TargetQueue> targets_ ABSL_GUARDED_BY(mu_);
+  // Targets waiting for a worker, in the order they became ready.
+  std::deque<std::string> ready_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, Block> blocks_ ABSL_GUARDED_BY(mu_);
+  // Idempotency key -> final outcome (id unset), evicted oldest first.
+  absl::flat_hash_map<std::string, v1::DeliveryResult> completed_
+      ABSL_GUARDED_BY(mu_);
+  std::deque<std::string> completed_order_ ABSL_GUARDED_BY(mu_);
+};
+
+RouterClient::Options RouterClient::OptionsFromConfig(
+    const v1::RouterConnection& config, std::string platform,
+    std::vector<std::string> accounts, std::vector<std::string> capabilities) {
+  Options options;
+  if (!config.address().empty()) options.address = config.address();
+  options.token = config.token();
+  options.adapter_name =
+      config.adapter_name().empty() ? platform : config.adapter_name();
+  options.platform = std::move(platform);
+  options.accounts = std::move(accounts);
+  options.capabilities = std::move(capabilities);
+  return options;
+}
+
+RouterClient::RouterClient(Options options, DeliveryHandler* handler)
+    : impl_(std::make_unique<Impl>(std::move(options), handler)) {}
+
+RouterClient::~RouterClient() { Stop(); }
+
+void RouterClient::Start() { impl_->Start(); }
+
+void RouterClient::Stop() { impl_->Stop(); }
+
+bool RouterClient::attached() const { return impl_->attached(); }
+
+v1::Welcome RouterClient::welcome() const { return impl_->welcome(); }
+
+absl::Status RouterClient::Publish(v1::Event event, PublishCallback done) {
+  return impl_->Publish(std::move(event), std::move(done));
+}
+
+absl::StatusOr<v1::PublishAck> RouterClient::PublishAndWait(
+    v1::Event event, absl::Duration timeout) {
+  return impl_->PublishAndWait(std::move(event), timeout);
+}
+
+absl::StatusOr<v1::BlobRef> RouterClient::PutBlob(
+    const v1::BlobMeta& meta,
+    const std::function<absl::StatusOr<size_t>(char* buf, size_t max)>& read) {
+  return impl_->PutBlob(meta, read);
+}
+
+absl::StatusOr<v1::BlobRef> RouterClient::PutBlob(const v1::BlobMeta& meta,
+                                                  absl::string_view data) {
+  size_t offset = 0;
+  return impl_->PutBlob(meta,
+                        [&](char* buf, size_t max) -> absl::StatusOr<size_t> {
+                          size_t n = std::min(max, data.size() - offset);
+                          std::copy_n(data.data() + offset, n, buf);
+                          offset += n;
+                          return n;
+                        });
+}
+
+absl::StatusOr<v1::BlobMeta> RouterClient::GetBlob(
+    absl::string_view blob_id,
+    const std::function<absl::Status(absl::string_view chunk)>& write) {
+  return impl_->GetBlob(blob_id, write);
+}
+
+absl::StatusOr<std::string> RouterClient::GetBlob(absl::string_view blob_id,
+                                                  uint64_t max_bytes) {
+  std::string out;
+  IMB_RETURN_IF_ERROR(
+      impl_
+          ->GetBlob(blob_id,
+                    [&](absl::string_view chunk) -> absl::Status {
+                      if (out.size() + chunk.size() > max_bytes) {
+                        return absl::OutOfRangeError(
+                            absl::StrCat("blob ", blob_id, " is larger than ",
+                                         max_bytes, " bytes"));
+                      }
+                      out.append(chunk.data(), chunk.size());
+                      return absl::OkStatus();
+                    })
+          .status());
+  return out;
+}
+
+}  // namespace imbridge::adapters
