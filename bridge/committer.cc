@@ -261,7 +261,8 @@ absl::Status Committer::ApplyPublish(PublishOp& op, absl::Time now,
           Ack(v1::PublishAck::DROPPED, "echo of a copy the bridge made"));
     }
     if (event.has_posted() && loc.has_value()) {
-      return ack(Ack(v1::PublishAck::DROPPED, "message was already relayed"));
+      // The same original again (a retried webhook, maybe under a new key).
+      return ack(Ack(v1::PublishAck::DUPLICATE, "message was already relayed"));
     }
     if (!event.has_posted() && !loc.has_value()) {
       return ack(Ack(v1::PublishAck::DROPPED,

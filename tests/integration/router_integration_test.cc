@@ -1,0 +1,377 @@
+// End-to-end tests of the real imbridge-router binary with in-test adapters
+// built on adapters/common's RouterClient.
+
+#include <filesystem>
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "gmock/gmock.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "imbridge/v1/router.grpc.pb.h"
+#include "tests/integration/router_process.h"
+#include "tests/integration/test_adapter.h"
+
+namespace imbridge::testing {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+
+constexpr char kToken[] = "integration-token-0123456789";
+
+std::string Credentials() {
+  return absl::StrCat("adapters:\n  - {name: tests, token: ", kToken, "}\n");
+}
+
+// Links: "trio" joins alpha/A1, beta/B1 and gamma/G1.
+std::string TrioConfig(const std::string& extra = "") {
+  return Credentials() + R"(links:
+  - name: trio
+    members:
+      - {platform: alpha, account: a, chat_id: A1}
+      - {platform: beta, account: b, chat_id: B1}
+      - {platform: gamma, account: g, chat_id: G1}
+store: {durability: normal}
+dispatch: {initial_backoff_ms: 50, max_backoff_ms: 200}
+)" + extra;
+}
+
+std::vector<std::string> Texts(const std::vector<TestAdapter::Call>& calls,
+                               const std::string& kind = "post") {
+  std::vector<std::string> out;
+  for (const auto& c : calls) {
+    if (c.kind == kind) out.push_back(c.text);
+  }
+  return out;
+}
+
+class RouterIntegrationTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<TestAdapter> Adapter(RouterProcess& router,
+                                       const std::string& platform,
+                                       const std::string& account,
+                                       TestAdapter::Options options = {}) {
+    auto a = std::make_unique<TestAdapter>(platform, account, router.address(),
+                                           kToken, std::move(options));
+    a->Start();
+    EXPECT_TRUE(a->WaitAttached()) << platform;
+    return a;
+  }
+};
+
+TEST_F(RouterIntegrationTest,
+       MessageEditReplyDeleteReachEveryMemberWithoutEchoes) {
+  RouterProcess router(TrioConfig());
+  ASSERT_TRUE(router.Start().ok());
+  TestAdapter::Options echoing;
+  echoing.emit_echoes = true;
+  auto alpha = Adapter(router, "alpha", "a", echoing);
+  auto beta = Adapter(router, "beta", "b", echoing);
+  auto gamma = Adapter(router, "gamma", "g", echoing);
+
+  v1::PublishAck ack;
+  std::string original = alpha->Post("A1", "hello from alpha", "", "", &ack);
+  EXPECT_EQ(ack.outcome(), v1::PublishAck::ACCEPTED) << ack.detail();
+  ASSERT_TRUE(beta->WaitForCalls(1));
+  ASSERT_TRUE(gamma->WaitForCalls(1));
+  auto b = beta->calls()[0];
+  auto g = gamma->calls()[0];
+  EXPECT_EQ(b.kind, "post");
+  EXPECT_EQ(b.text, "hello from alpha");
+  EXPECT_EQ(b.sender_name, "Person on alpha (alpha)");
+  EXPECT_EQ(g.text, "hello from alpha");
+
+  // The edit reaches each copy by its own native id.
+  EXPECT_EQ(alpha->Edit("A1", original, "hello, edited").outcome(),
+            v1::PublishAck::ACCEPTED);
+  ASSERT_TRUE(beta->WaitForCalls(2));
+  ASSERT_TRUE(gamma->WaitForCalls(2));
+  EXPECT_EQ(beta->calls()[1].kind, "edit");
+  EXPECT_THAT(beta->calls()[1].target_ids, ElementsAre(b.native_id));
+  EXPECT_THAT(gamma->calls()[1].target_ids, ElementsAre(g.native_id));
+
+  // A reply in beta to beta's copy points at the original in alpha and at
+  // gamma's copy in gamma.
+  beta->Post("B1", "a reply", b.native_id);
+  ASSERT_TRUE(alpha->WaitForCalls(1));
+  ASSERT_TRUE(gamma->WaitForCalls(3));
+  EXPECT_EQ(alpha->calls()[0].reply_to, original);
+  EXPECT_EQ(gamma->calls()[2].reply_to, g.native_id);
+
+  // Delete of the original reaches both copies.
+  EXPECT_EQ(alpha->Delete("A1", original).outcome(), v1::PublishAck::ACCEPTED);
+  ASSERT_TRUE(beta->WaitForCalls(3));
+  ASSERT_TRUE(gamma->WaitForCalls(4));
+  EXPECT_EQ(beta->calls()[2].kind, "delete");
+  EXPECT_THAT(beta->calls()[2].target_ids, ElementsAre(b.native_id));
+  EXPECT_THAT(gamma->calls()[3].target_ids, ElementsAre(g.native_id));
+
+  // The messengers reported every copy back (echoes); none was relayed.
+  absl::SleepFor(absl::Milliseconds(500));
+  EXPECT_EQ(alpha->calls().size(), 1u);
+  EXPECT_EQ(beta->calls().size(), 3u);
+  EXPECT_EQ(gamma->calls().size(), 4u);
+
+  // An edit of a message the bridge never relayed is not posted anywhere.
+  EXPECT_EQ(alpha->Edit("A1", "never-seen", "x").outcome(),
+            v1::PublishAck::DROPPED);
+  // A retried webhook (same key) is accepted once.
+  v1::Event e;
+  e.set_key("alpha:a:retried");
+  e.mutable_channel()->set_chat_id("A1");
+  e.mutable_posted()->set_message_id("A1-retried");
+  e.mutable_posted()->mutable_text()->set_text("once");
+  EXPECT_EQ(alpha->Publish(e).outcome(), v1::PublishAck::ACCEPTED);
+  EXPECT_EQ(alpha->Publish(e).outcome(), v1::PublishAck::DUPLICATE);
+  ASSERT_TRUE(beta->WaitForCalls(4));
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_THAT(Texts(beta->calls()), ElementsAre("hello from alpha", "once"));
+  EXPECT_EQ(router.Terminate(), 0);
+}
+
+TEST_F(RouterIntegrationTest, OneChannelInTwoLinksDoesNotLoop) {
+  RouterProcess router(Credentials() + R"(links:
+  - name: l1
+    members:
+      - {platform: alpha, account: a, chat_id: A1}
+      - {platform: xray, account: x, chat_id: X1}
+  - name: l2
+    members:
+      - {platform: xray, account: x, chat_id: X1}
+      - {platform: beta, account: b, chat_id: B1}
+store: {durability: normal}
+)");
+  ASSERT_TRUE(router.Start().ok());
+  TestAdapter::Options echoing;
+  echoing.emit_echoes = true;
+  auto alpha = Adapter(router, "alpha", "a", echoing);
+  auto xray = Adapter(router, "xray", "x", echoing);
+  auto beta = Adapter(router, "beta", "b", echoing);
+
+  alpha->Post("A1", "from alpha");
+  ASSERT_TRUE(xray->WaitForCalls(1));
+  xray->Post("X1", "from x");
+  ASSERT_TRUE(alpha->WaitForCalls(1));
+  ASSERT_TRUE(beta->WaitForCalls(1));
+  absl::SleepFor(absl::Milliseconds(500));
+  // Alpha's message is a copy in X1: it is not carried on into l2.
+  EXPECT_THAT(Texts(xray->calls()), ElementsAre("from alpha"));
+  EXPECT_THAT(Texts(alpha->calls()), ElementsAre("from x"));
+  EXPECT_THAT(Texts(beta->calls()), ElementsAre("from x"));
+  EXPECT_EQ(router.Terminate(), 0);
+}
+
+TEST_F(RouterIntegrationTest, KillDashNineMidStreamLosesAndDoublesNothing) {
+  RouterProcess router(Credentials() + R"(links:
+  - name: trio
+    members:
+      - {platform: alpha, account: a, chat_id: A1}
+      - {platform: beta, account: b, chat_id: B1}
+      - {platform: gamma, account: g, chat_id: G1}
+store: {durability: full}
+)");
+  ASSERT_TRUE(router.Start().ok());
+  auto alpha = Adapter(router, "alpha", "a");
+  auto beta = Adapter(router, "beta", "b");
+  auto gamma = Adapter(router, "gamma", "g");
+
+  constexpr int kMessages = 1000;
+  absl::Mutex mu;
+  int acked = 0;
+  for (int i = 0; i < kMessages; ++i) {
+    v1::Event e;
+    e.set_key(absl::StrCat("alpha:a:", i));
+    e.mutable_channel()->set_platform("alpha");
+    e.mutable_channel()->set_account("a");
+    e.mutable_channel()->set_chat_id("A1");
+    e.mutable_posted()->set_message_id(absl::StrCat("A1-", i));
+    e.mutable_posted()->mutable_text()->set_text(absl::StrCat("m", i));
+    ASSERT_TRUE(alpha->client()
+                    .Publish(std::move(e),
+                             [&](const v1::PublishAck&) {
+                               absl::MutexLock lock(&mu);
+                               ++acked;
+                             })
+                    .ok());
+    if (i == kMessages / 3) {
+      // Crash the router while publishes and deliveries are in flight.
+      beta->WaitForCalls(50, absl::Seconds(10));
+      router.Kill();
+      ASSERT_TRUE(router.Start().ok());
+    }
+  }
+  {
+    absl::MutexLock lock(&mu);
+    auto all = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+      return acked == kMessages;
+    };
+    ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(&all), absl::Seconds(60)));
+  }
+  ASSERT_TRUE(beta->WaitForCalls(kMessages, absl::Seconds(60)));
+  ASSERT_TRUE(gamma->WaitForCalls(kMessages, absl::Seconds(60)));
+  absl::SleepFor(absl::Milliseconds(500));
+  std::vector<std::string> expected;
+  for (int i = 0; i < kMessages; ++i) expected.push_back(absl::StrCat("m", i));
+  EXPECT_EQ(Texts(beta->calls()), expected);
+  EXPECT_EQ(Texts(gamma->calls()), expected);
+  EXPECT_EQ(router.Terminate(), 0);
+}
+
+TEST_F(RouterIntegrationTest,
+       DetachedTargetGetsBacklogInOrderWithoutDelayingOthers) {
+  RouterProcess router(TrioConfig());
+  ASSERT_TRUE(router.Start().ok());
+  auto alpha = Adapter(router, "alpha", "a");
+  auto gamma = Adapter(router, "gamma", "g");
+  // beta is not attached while alpha talks.
+  constexpr int kMessages = 100;
+  for (int i = 0; i < kMessages; ++i) alpha->Post("A1", absl::StrCat("m", i));
+  ASSERT_TRUE(gamma->WaitForCalls(kMessages, absl::Seconds(10)));
+
+  auto beta = Adapter(router, "beta", "b");
+  ASSERT_TRUE(beta->WaitForCalls(kMessages, absl::Seconds(20)));
+  std::vector<std::string> expected;
+  for (int i = 0; i < kMessages; ++i) expected.push_back(absl::StrCat("m", i));
+  EXPECT_EQ(Texts(beta->calls()), expected);
+  EXPECT_EQ(Texts(gamma->calls()), expected);
+  EXPECT_EQ(router.Terminate(), 0);
+}
+
+TEST_F(RouterIntegrationTest, RetryableFailuresBackOffAndKeepOrder) {
+  RouterProcess router(TrioConfig());
+  ASSERT_TRUE(router.Start().ok());
+  auto alpha = Adapter(router, "alpha", "a");
+  auto beta = Adapter(router, "beta", "b");
+  auto gamma = Adapter(router, "gamma", "g");
+  beta->FailNext(2, /*retryable=*/true, absl::Milliseconds(300));
+  absl::Time start = absl::Now();
+  for (int i = 0; i < 5; ++i) alpha->Post("A1", absl::StrCat("m", i));
+  ASSERT_TRUE(beta->WaitForCalls(5));
+  // Two failures, each asking for 300 ms.
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(600));
+  EXPECT_THAT(Texts(beta->calls()), ElementsAre("m0", "m1", "m2", "m3", "m4"));
+
+  // A permanent failure dead-letters that delivery; the next one proceeds.
+  gamma->WaitForCalls(5);
+  gamma->FailNext(1, /*retryable=*/false);
+  alpha->Post("A1", "lost to a permanent error");
+  alpha->Post("A1", "after");
+  ASSERT_TRUE(gamma->WaitForCalls(6));
+  EXPECT_EQ(gamma->calls().back().text, "after");
+  EXPECT_EQ(router.Terminate(), 0);
+  EXPECT_NE(router.ReadLog().find("delivery dead-lettered"), std::string::npos);
+}
+
+TEST_F(RouterIntegrationTest, PresenceUpdatesAreCoalescedPerPerson) {
+  RouterProcess router(TrioConfig());
+  ASSERT_TRUE(router.Start().ok());
+  auto alpha = Adapter(router, "alpha", "a");
+  // beta is away while ivan's presence changes three times.
+  EXPECT_EQ(alpha->SetPresence("ivan", v1::AWAY).outcome(),
+            v1::PublishAck::ACCEPTED);
+  alpha->SetPresence("ivan", v1::DND);
+  alpha->SetPresence("ivan", v1::ONLINE);
+  alpha->SetPresence("olga", v1::OFFLINE);
+  auto beta = Adapter(router, "beta", "b");
+  ASSERT_TRUE(beta->WaitForCalls(2));
+  absl::SleepFor(absl::Milliseconds(300));
+  std::vector<std::string> seen = Texts(beta->calls(), "presence");
+  EXPECT_THAT(seen, ElementsAre("ivan=ONLINE", "olga=OFFLINE"));
+  EXPECT_EQ(router.Terminate(), 0);
+}
+
+TEST_F(RouterIntegrationTest, WrongTokenIsRefusedAndNotLogged) {
+  RouterProcess router(TrioConfig());
+  ASSERT_TRUE(router.Start().ok());
+  const std::string wrong = "wrong-token-that-must-not-be-logged";
+  TestAdapter intruder("alpha", "a", router.address(), wrong);
+  intruder.Start();
+  EXPECT_FALSE(intruder.WaitAttached(absl::Milliseconds(800)));
+  intruder.Stop();
+
+  auto channel =
+      grpc::CreateChannel(router.address(), grpc::InsecureChannelCredentials());
+  auto stub = v1::Router::NewStub(channel);
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", "Bearer " + wrong);
+  v1::BlobRef ref;
+  ref.set_blob_id(std::string(64, 'a'));
+  auto reader = stub->GetBlob(&ctx, ref);
+  v1::BlobChunk chunk;
+  while (reader->Read(&chunk)) {
+  }
+  EXPECT_EQ(reader->Finish().error_code(), grpc::UNAUTHENTICATED);
+
+  grpc::ClientContext no_token;
+  auto stream = stub->Attach(&no_token);
+  v1::AdapterFrame hello;
+  hello.mutable_hello()->set_platform("alpha");
+  hello.mutable_hello()->add_accounts("a");
+  stream->Write(hello);
+  v1::RouterFrame frame;
+  EXPECT_FALSE(stream->Read(&frame));
+  EXPECT_EQ(stream->Finish().error_code(), grpc::UNAUTHENTICATED);
+
+  EXPECT_EQ(router.Terminate(), 0);
+  std::string log = router.ReadLog();
+  EXPECT_NE(log.find("missing or wrong adapter token"), std::string::npos);
+  EXPECT_EQ(log.find(wrong), std::string::npos);
+  EXPECT_EQ(log.find(kToken), std::string::npos);
+}
+
+TEST_F(RouterIntegrationTest, BlobsRoundTripAndOversizedBlobIsRefused) {
+  RouterProcess router(TrioConfig("blobs: {max_bytes: 1048576}\n"));
+  ASSERT_TRUE(router.Start().ok());
+  auto alpha = Adapter(router, "alpha", "a");
+  std::string data(700 * 1024, '\0');
+  for (size_t i = 0; i < data.size(); ++i)
+    data[i] = static_cast<char>(i * 31 % 251);
+  v1::BlobMeta meta;
+  meta.set_name("photo.jpg");
+  meta.set_mime_type("image/jpeg");
+  auto ref = alpha->client().PutBlob(meta, data);
+  ASSERT_TRUE(ref.ok()) << ref.status();
+  EXPECT_EQ(ref->size(), data.size());
+  EXPECT_EQ(ref->blob_id().size(), 64u);
+  auto back = alpha->client().GetBlob(ref->blob_id(), 10 << 20);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, data);
+
+  namespace fs = std::filesystem;
+  auto count_files = [&] {
+    size_t n = 0;
+    for (const auto& e :
+         fs::recursive_directory_iterator(router.data_dir() + "/blobs")) {
+      if (e.is_regular_file()) ++n;
+    }
+    return n;
+  };
+  size_t before = count_files();
+  std::string big(2 * 1024 * 1024, 'x');
+  auto refused = alpha->client().PutBlob(meta, big);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(refused.status().message().find("blob limit"), std::string::npos)
+      << refused.status();
+  EXPECT_EQ(count_files(), before);
+  EXPECT_EQ(alpha->client().GetBlob(std::string(64, 'f'), 1024).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(router.Terminate(), 0);
+}
+
+TEST_F(RouterIntegrationTest, BadConfigStopsWithTheFieldNamed) {
+  RouterProcess router(
+      Credentials() +
+      "links:\n  - name: l\n    members:\n      - {platform: a}\n");
+  absl::Status s = router.Start();
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(
+      s.message().find("links[0].members: a link needs at least two members"),
+      std::string::npos)
+      << s;
+}
+
+}  // namespace
+}  // namespace imbridge::testing

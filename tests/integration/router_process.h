@@ -1,0 +1,53 @@
+#ifndef IMBRIDGE_TESTS_INTEGRATION_ROUTER_PROCESS_H_
+#define IMBRIDGE_TESTS_INTEGRATION_ROUTER_PROCESS_H_
+
+#include <sys/types.h>
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+
+namespace imbridge::testing {
+
+// Runs the real imbridge-router binary as a child process on 127.0.0.1 with
+// a config written to a fresh temporary directory. The first Start() picks a
+// free port; later starts reuse it, so adapters reconnect to the same address.
+// Not thread-safe.
+class RouterProcess {
+ public:
+  // `config_body` is YAML without `listen` and `data_dir` (added here).
+  explicit RouterProcess(std::string config_body);
+  ~RouterProcess();  // SIGKILLs a running router.
+
+  absl::Status Start();
+  // SIGKILL, as a crash would.
+  void Kill();
+  // SIGTERM and wait; returns the exit status (or -1 on timeout).
+  int Terminate(absl::Duration timeout = absl::Seconds(20));
+
+  int port() const { return port_; }
+  std::string address() const;
+  const std::string& dir() const { return dir_; }
+  std::string data_dir() const { return dir_ + "/data"; }
+  // Everything the router wrote to stderr so far (its JSON log lines).
+  std::string ReadLog() const;
+  bool running() const { return pid_ > 0; }
+
+ private:
+  std::string config_body_;
+  std::string dir_;
+  int port_ = 0;
+  pid_t pid_ = -1;
+  int starts_ = 0;
+};
+
+// The path of a binary in the build tree (IMBRIDGE_BUILD_DIR/relative).
+std::string BuildPath(const std::string& relative);
+
+// A fresh empty directory under the test temp dir.
+std::string MakeTempDir(const std::string& prefix);
+
+}  // namespace imbridge::testing
+
+#endif  // IMBRIDGE_TESTS_INTEGRATION_ROUTER_PROCESS_H_

@@ -1,0 +1,331 @@
+// imbridge-bench: measures the router with durability on.
+//
+// Starts the real imbridge-router binary (fsync on every group commit) in a
+// temporary directory and attaches synthetic adapters built on
+// adapters/common's RouterClient: `--pairs` source adapters publish into
+// `--channels` chats each, every chat linked to one chat of a destination
+// adapter. Three phases:
+//   1. throughput: `--events` events published as fast as the router takes
+//      them (at most `--outstanding` unacknowledged); events/s relayed is
+//      the count delivered at the destinations over the time from the first
+//      publish to the last delivery;
+//   2. latency: `--rate` events/s for `--seconds` seconds; publish-to-
+//      delivery latency percentiles;
+//   3. memory: the router's peak and current RSS (from /proc) after both.
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "adapters/common/router_client.h"
+#include "common/logging.h"
+
+namespace {
+
+using imbridge::adapters::RouterClient;
+namespace v1 = imbridge::v1;
+
+constexpr char kToken[] = "bench-token-0123456789abcdef";
+
+struct Flags {
+  std::string router = "";
+  int pairs = 2;
+  int channels = 8;
+  int64_t events = 1000000;
+  int64_t outstanding = 20000;
+  int rate = 5000;
+  int seconds = 10;
+};
+
+int64_t NowNanos() { return absl::GetCurrentTimeNanos(); }
+
+// Receives deliveries; records latency from the publish time carried in
+// occurred_at_ms's companion field (the message id holds the send time).
+class Sink : public imbridge::adapters::DeliveryHandler {
+ public:
+  absl::StatusOr<std::vector<std::string>> Deliver(
+      const v1::Delivery& d) override {
+    int64_t sent = 0;
+    const std::string& id = d.event().posted().message_id();
+    auto dash = id.rfind('-');
+    if (dash != std::string::npos) {
+      (void)absl::SimpleAtoi(absl::string_view(id).substr(dash + 1), &sent);
+    }
+    int64_t now = NowNanos();
+    delivered_.fetch_add(1, std::memory_order_relaxed);
+    last_delivery_ns_.store(now, std::memory_order_relaxed);
+    if (recording_.load(std::memory_order_relaxed) && sent > 0) {
+      absl::MutexLock lock(&mu_);
+      latencies_us_.push_back((now - sent) / 1000);
+    }
+    return std::vector<std::string>{absl::StrCat("c", d.id())};
+  }
+
+  std::atomic<int64_t> delivered_{0};
+  std::atomic<int64_t> last_delivery_ns_{0};
+  std::atomic<bool> recording_{false};
+  absl::Mutex mu_;
+  std::vector<int64_t> latencies_us_ ABSL_GUARDED_BY(mu_);
+};
+
+std::string RouterBinary(const Flags& f, const char* argv0) {
+  if (!f.router.empty()) return f.router;
+  std::string self = argv0;
+  std::string dir = self.substr(0, self.rfind('/') + 1);
+  return dir + "../../bridge/imbridge-router";
+}
+
+pid_t StartRouter(const std::string& binary, const std::string& dir,
+                  const Flags& f, int* port) {
+  std::ofstream config(dir + "/router.yaml");
+  config << "listen: 127.0.0.1:0\ndata_dir: " << dir
+         << "/data\nlog_level: warn\n"
+         << "adapters: [{name: bench, token: " << kToken << "}]\n"
+         << "store: {durability: full}\nlinks:\n";
+  for (int p = 0; p < f.pairs; ++p) {
+    for (int c = 0; c < f.channels; ++c) {
+      config << "  - name: l" << p << "-" << c << "\n    members:\n"
+             << "      - {platform: src" << p << ", account: a, chat_id: c" << c
+             << "}\n"
+             << "      - {platform: dst" << p << ", account: a, chat_id: c" << c
+             << "}\n";
+    }
+  }
+  config.close();
+  pid_t pid = fork();
+  if (pid == 0) {
+    execl(binary.c_str(), binary.c_str(), "--config",
+          (dir + "/router.yaml").c_str(), nullptr);
+    _exit(127);
+  }
+  for (int i = 0; i < 1500; ++i) {
+    std::ifstream in(dir + "/data/router.port");
+    if (in >> *port && *port > 0) return pid;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  std::fprintf(stderr, "router did not start\n");
+  kill(pid, SIGKILL);
+  exit(1);
+}
+
+int64_t ReadStatusKb(pid_t pid, const char* field) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(field, 0) == 0) {
+      int64_t kb = 0;
+      std::string digits;
+      for (char c : line) {
+        if (c >= '0' && c <= '9') digits.push_back(c);
+      }
+      (void)absl::SimpleAtoi(digits, &kb);
+      return kb;
+    }
+  }
+  return 0;
+}
+
+v1::Event MakeEvent(int pair, int channel, int64_t n) {
+  v1::Event e;
+  e.set_key(absl::StrCat("src", pair, ":a:", n));
+  v1::ChannelRef* c = e.mutable_channel();
+  c->set_platform(absl::StrCat("src", pair));
+  c->set_account("a");
+  c->set_chat_id(absl::StrCat("c", channel));
+  v1::MessagePosted* p = e.mutable_posted();
+  p->set_message_id(absl::StrCat("m", n, "-", NowNanos()));
+  p->mutable_sender()->set_id("U42");
+  p->mutable_sender()->set_display_name("Bench Person");
+  p->mutable_text()->set_text(
+      "a benchmark message of roughly the size of a short chat line");
+  return e;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Flags f;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&](const char* name) -> const char* {
+      std::string prefix = absl::StrCat("--", name, "=");
+      return a.rfind(prefix, 0) == 0 ? argv[i] + prefix.size() : nullptr;
+    };
+    bool ok = true;
+    if (const char* v = value("router"))
+      f.router = v;
+    else if (const char* v = value("pairs"))
+      ok = absl::SimpleAtoi(v, &f.pairs);
+    else if (const char* v = value("channels"))
+      ok = absl::SimpleAtoi(v, &f.channels);
+    else if (const char* v = value("events"))
+      ok = absl::SimpleAtoi(v, &f.events);
+    else if (const char* v = value("outstanding"))
+      ok = absl::SimpleAtoi(v, &f.outstanding);
+    else if (const char* v = value("rate"))
+      ok = absl::SimpleAtoi(v, &f.rate);
+    else if (const char* v = value("seconds"))
+      ok = absl::SimpleAtoi(v, &f.seconds);
+    else
+      ok = false;
+    if (!ok) {
+      std::fprintf(
+          stderr,
+          "usage: imbridge-bench [--router=PATH] [--pairs=N] [--channels=N] "
+          "[--events=N] [--outstanding=N] [--rate=N] [--seconds=N]\n");
+      return 2;
+    }
+  }
+  imbridge::InitLogging("bench", "", imbridge::LogLevel::kWarn);
+  char tmpl[] = "/tmp/imbridge-bench-XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  int port = 0;
+  pid_t router = StartRouter(RouterBinary(f, argv[0]), dir, f, &port);
+  std::string address = absl::StrCat("127.0.0.1:", port);
+
+  std::vector<std::unique_ptr<Sink>> sinks;
+  std::vector<std::unique_ptr<RouterClient>> sources, destinations;
+  for (int p = 0; p < f.pairs; ++p) {
+    RouterClient::Options o;
+    o.address = address;
+    o.token = kToken;
+    o.accounts = {"a"};
+    o.capabilities = {"edits", "deletes"};
+    o.platform = absl::StrCat("src", p);
+    o.adapter_name = o.platform;
+    o.max_pending_publishes = static_cast<size_t>(f.outstanding) + 1024;
+    sources.push_back(std::make_unique<RouterClient>(o, nullptr));
+    sinks.push_back(std::make_unique<Sink>());
+    o.platform = absl::StrCat("dst", p);
+    o.adapter_name = o.platform;
+    o.max_in_flight = 1024;
+    o.delivery_threads = 2;
+    destinations.push_back(
+        std::make_unique<RouterClient>(o, sinks.back().get()));
+  }
+  for (auto& c : sources) c->Start();
+  for (auto& c : destinations) c->Start();
+  for (auto& c : sources)
+    while (!c->attached()) absl::SleepFor(absl::Milliseconds(5));
+  for (auto& c : destinations)
+    while (!c->attached()) absl::SleepFor(absl::Milliseconds(5));
+
+  auto delivered = [&] {
+    int64_t n = 0;
+    for (auto& s : sinks) n += s->delivered_.load();
+    return n;
+  };
+  auto wait_delivered = [&](int64_t target, absl::Duration timeout) {
+    absl::Time deadline = absl::Now() + timeout;
+    while (delivered() < target && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(2));
+    }
+    return delivered() >= target;
+  };
+
+  // Phase 1: throughput.
+  std::atomic<int64_t> acked{0};
+  int64_t published = 0;
+  std::printf(
+      "imbridge-bench: router pid %d, %d source and %d destination adapters, "
+      "%d linked chats each, durability full\n",
+      router, f.pairs, f.pairs, f.channels);
+  std::fflush(stdout);
+  int64_t start = NowNanos();
+  while (published < f.events) {
+    if (published - acked.load(std::memory_order_relaxed) >= f.outstanding) {
+      absl::SleepFor(absl::Microseconds(200));
+      continue;
+    }
+    int pair = static_cast<int>(published % f.pairs);
+    int channel = static_cast<int>((published / f.pairs) % f.channels);
+    absl::Status s = sources[pair]->Publish(
+        MakeEvent(pair, channel, published), [&acked](const v1::PublishAck&) {
+          acked.fetch_add(1, std::memory_order_relaxed);
+        });
+    if (!s.ok()) {
+      absl::SleepFor(absl::Microseconds(200));
+      continue;
+    }
+    ++published;
+  }
+  bool complete = wait_delivered(f.events, absl::Minutes(10));
+  int64_t last = 0;
+  for (auto& s : sinks) last = std::max(last, s->last_delivery_ns_.load());
+  double seconds = static_cast<double>(last - start) / 1e9;
+  std::printf("throughput: %lld events relayed in %.2f s = %.0f events/s%s\n",
+              static_cast<long long>(delivered()), seconds,
+              static_cast<double>(delivered()) / seconds,
+              complete ? "" : " (INCOMPLETE)");
+  std::fflush(stdout);
+
+  // Phase 2: latency at a steady rate.
+  int64_t base = delivered();
+  for (auto& s : sinks) s->recording_ = true;
+  int64_t total = static_cast<int64_t>(f.rate) * f.seconds;
+  int64_t phase_start = NowNanos();
+  for (int64_t i = 0; i < total; ++i) {
+    int64_t due = phase_start + i * 1000000000LL / f.rate;
+    while (NowNanos() < due) {
+      int64_t left = due - NowNanos();
+      if (left > 200000) absl::SleepFor(absl::Nanoseconds(left - 100000));
+    }
+    int64_t n = f.events + i;
+    int pair = static_cast<int>(n % f.pairs);
+    int channel = static_cast<int>((n / f.pairs) % f.channels);
+    (void)sources[pair]->Publish(MakeEvent(pair, channel, n),
+                                 [](const v1::PublishAck&) {});
+  }
+  wait_delivered(base + total, absl::Minutes(2));
+  std::vector<int64_t> lat;
+  for (auto& s : sinks) {
+    absl::MutexLock lock(&s->mu_);
+    lat.insert(lat.end(), s->latencies_us_.begin(), s->latencies_us_.end());
+  }
+  std::sort(lat.begin(), lat.end());
+  auto pct = [&](double p) {
+    return lat.empty()
+               ? 0.0
+               : static_cast<double>(lat[std::min(
+                     lat.size() - 1, static_cast<size_t>(p * lat.size()))]) /
+                     1000.0;
+  };
+  std::printf(
+      "latency at %d events/s for %d s (%zu samples): p50 %.2f ms, p99 %.2f "
+      "ms, "
+      "p99.9 %.2f ms, max %.2f ms\n",
+      f.rate, f.seconds, lat.size(), pct(0.5), pct(0.99), pct(0.999), pct(1.0));
+
+  // Phase 3: memory.
+  int64_t hwm = ReadStatusKb(router, "VmHWM");
+  int64_t rss = ReadStatusKb(router, "VmRSS");
+  std::printf(
+      "router memory after %lld events: peak RSS %.1f MiB, current RSS %.1f "
+      "MiB\n",
+      static_cast<long long>(f.events + total), hwm / 1024.0, rss / 1024.0);
+  std::fflush(stdout);
+
+  for (auto& c : sources) c->Stop();
+  for (auto& c : destinations) c->Stop();
+  kill(router, SIGTERM);
+  int status = 0;
+  waitpid(router, &status, 0);
+  std::string cleanup = "rm -rf '" + dir + "'";
+  int ignored = std::system(cleanup.c_str());
+  (void)ignored;
+  return complete ? 0 : 1;
+}
