@@ -49,6 +49,11 @@ void AdapterSession::SendAck(v1::PublishAck ack) {
   sink_->Send(std::move(frame));
 }
 
+void AdapterSession::ResumeReading() {
+  absl::MutexLock lock(&mu_);
+  if (sink_ != nullptr) sink_->ResumeReading();
+}
+
 std::optional<SentDelivery> AdapterSession::TakeSent(uint64_t id) {
   absl::MutexLock lock(&mu_);
   auto it = sent_.find(static_cast<int64_t>(id));

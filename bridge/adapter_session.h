@@ -22,6 +22,8 @@ class FrameSink {
  public:
   virtual ~FrameSink() = default;
   virtual void Send(v1::RouterFrame frame) = 0;
+  // Starts reading the stream again after backpressure paused it.
+  virtual void ResumeReading() = 0;
 };
 
 // One attached adapter: who it is, what it can do, and the deliveries it
@@ -55,6 +57,9 @@ class AdapterSession {
 
   // Writes a publish acknowledgement to the stream.
   void SendAck(v1::PublishAck ack);
+
+  // Resumes reading the stream, if it is still open.
+  void ResumeReading();
 
   // Removes and returns what was sent as delivery `id`, or nullopt if this
   // session never sent it (or it was answered already).

@@ -7,11 +7,6 @@
 namespace imbridge::bridge {
 namespace {
 
-std::string OverlayKey(absl::string_view chat_key,
-                       absl::string_view native_id) {
-  return absl::StrCat(chat_key, "\n", native_id);
-}
-
 v1::PublishAck Ack(v1::PublishAck::Outcome outcome, std::string detail = "") {
   v1::PublishAck ack;
   ack.set_outcome(outcome);
@@ -124,8 +119,16 @@ size_t Committer::queued() const {
   return queue_.size();
 }
 
+bool Committer::AdmitOrWait(std::function<void()> resume) {
+  absl::MutexLock lock(&mu_);
+  if (queue_.size() < options_.high_water) return true;
+  drain_waiters_.push_back(std::move(resume));
+  return false;
+}
+
 void Committer::Run() {
   std::vector<Op> batch;
+  std::vector<std::function<void()>> waiters;
   while (true) {
     {
       absl::MutexLock lock(&mu_);
@@ -140,7 +143,12 @@ void Committer::Run() {
       batch.assign(std::make_move_iterator(queue_.begin()),
                    std::make_move_iterator(queue_.begin() + n));
       queue_.erase(queue_.begin(), queue_.begin() + n);
+      if (!drain_waiters_.empty() && queue_.size() <= options_.high_water / 2) {
+        waiters.swap(drain_waiters_);
+      }
     }
+    for (auto& resume : waiters) resume();
+    waiters.clear();
     ApplyBatch(batch);
     batch.clear();
   }
@@ -154,7 +162,6 @@ void Committer::ApplyBatch(std::vector<Op>& batch) {
     status = ApplyOp(batch[i], now, &effects);
   }
   if (status.ok()) status = store_->Commit();
-  overlay_.clear();
   if (status.ok()) {
     Deliver(effects);
     return;
@@ -169,7 +176,6 @@ void Committer::ApplyBatch(std::vector<Op>& batch) {
     absl::Status s = store_->Begin();
     if (s.ok()) s = ApplyOp(op, now, &single);
     if (s.ok()) s = store_->Commit();
-    overlay_.clear();
     if (s.ok()) {
       Deliver(single);
       continue;
@@ -232,13 +238,6 @@ absl::Status Committer::ApplyOp(Op& op, absl::Time now, Effects* effects) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::optional<MessageLocation>> Committer::FindMessage(
-    const std::string& chat_key, const std::string& native_id) {
-  auto it = overlay_.find(OverlayKey(chat_key, native_id));
-  if (it != overlay_.end()) return std::optional<MessageLocation>(it->second);
-  return store_->FindMessage(chat_key, native_id);
-}
-
 absl::Status Committer::ApplyPublish(PublishOp& op, absl::Time now,
                                      Effects* effects) {
   const v1::Event& event = *op.event;
@@ -255,7 +254,7 @@ absl::Status Committer::ApplyPublish(PublishOp& op, absl::Time now,
   // Echoes and events about messages the bridge never relayed.
   if (!subject.empty()) {
     IMB_ASSIGN_OR_RETURN(std::optional<MessageLocation> loc,
-                         FindMessage(chat_key, subject));
+                         store_->FindMessageInTransaction(chat_key, subject));
     if (loc.has_value() && loc->is_copy) {
       return ack(
           Ack(v1::PublishAck::DROPPED, "echo of a copy the bridge made"));
@@ -298,7 +297,6 @@ absl::Status Committer::ApplyPublish(PublishOp& op, absl::Time now,
     std::vector<std::string> ids = {subject};
     IMB_RETURN_IF_ERROR(
         store_->AddMessages(*event_id, chat_key, ids, false, now));
-    overlay_[OverlayKey(chat_key, subject)] = MessageLocation{*event_id, false};
     for (const v1::Attachment& a : event.posted().attachments()) {
       if (!a.blob_id().empty()) {
         IMB_RETURN_IF_ERROR(store_->AddEventBlob(*event_id, a.blob_id(), now));
@@ -335,10 +333,6 @@ absl::Status Committer::ApplyResult(ResultOp& op, absl::Time now,
         std::vector<std::string> copies(ids.begin(), ids.end());
         IMB_RETURN_IF_ERROR(store_->AddMessages(
             sent.event_id, sent.target_chat_key, copies, true, now));
-        for (const std::string& id : copies) {
-          overlay_[OverlayKey(sent.target_chat_key, id)] =
-              MessageLocation{sent.event_id, true};
-        }
       }
       IMB_RETURN_IF_ERROR(store_->CompleteDelivery(sent.id));
       break;

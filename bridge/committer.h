@@ -9,7 +9,6 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "bridge/delivery_policy.h"
@@ -94,6 +93,8 @@ class Committer {
 
   struct Options {
     int max_batch = 1024;
+    // Queued operations above which adapter streams stop being read.
+    size_t high_water = 8192;
   };
 
   // `store`, `links` and `listener` must outlive the committer.
@@ -123,6 +124,12 @@ class Committer {
 
   // Operations waiting for the writer (for metrics and tests).
   size_t queued() const;
+
+  // Backpressure for readers of adapter streams: returns true if the queue
+  // is below `Options::high_water`. Otherwise returns false and runs
+  // `resume` once (on the committer thread) when the queue has drained to
+  // half of it; the caller stops reading until then.
+  bool AdmitOrWait(std::function<void()> resume);
 
  private:
   // Ops are applied again, one by one, if their batch fails, so applying
@@ -164,8 +171,6 @@ class Committer {
   absl::Status ApplyResult(ResultOp& op, absl::Time now, Effects* effects);
   void FailOp(Op& op, const absl::Status& status, Effects* effects);
   void Deliver(Effects& effects);
-  absl::StatusOr<std::optional<MessageLocation>> FindMessage(
-      const std::string& chat_key, const std::string& native_id);
 
   Store* const store_;
   const LinkRegistry* const links_;
@@ -176,11 +181,8 @@ class Committer {
   mutable absl::Mutex mu_;
   std::vector<Op> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::function<void()>> drain_waiters_ ABSL_GUARDED_BY(mu_);
   std::thread thread_;
-
-  // Message-map rows added by the open transaction (not yet visible to the
-  // store's read connection). Writer thread only.
-  absl::flat_hash_map<std::string, MessageLocation> overlay_;
 };
 
 }  // namespace imbridge::bridge

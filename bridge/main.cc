@@ -2,6 +2,7 @@
 //
 //   imbridge-router --config FILE [--check-config]
 
+#include <malloc.h>
 #include <signal.h>
 
 #include <cstdio>
@@ -61,6 +62,9 @@ int main(int argc, char** argv) {
   }
   imbridge::InitLogging("router", "",
                         *imbridge::ParseLogLevel(config->log_level()));
+
+  // gRPC runs many threads; a few malloc arenas keep the heap compact.
+  mallopt(M_ARENA_MAX, 2);
 
   // Signals are taken by sigwait below, on this thread only.
   sigset_t signals;

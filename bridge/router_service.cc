@@ -76,6 +76,19 @@ class AttachReactor
           });
     }
     in_.Clear();
+    // Stop reading while the committer is behind; publishes wait in the
+    // adapter (and in TCP) instead of in the router's memory.
+    if (deps.committer->AdmitOrWait(
+            [session = session_] { session->ResumeReading(); })) {
+      StartRead(&in_);
+    }
+  }
+
+  void ResumeReading() override {
+    {
+      absl::MutexLock lock(&mu_);
+      if (finish_requested_) return;
+    }
     StartRead(&in_);
   }
 

@@ -448,6 +448,8 @@ class SqliteStore : public Store {
       absl::string_view target_key) override;
   absl::StatusOr<std::optional<MessageLocation>> FindMessage(
       absl::string_view channel_key, absl::string_view native_id) override;
+  absl::StatusOr<std::optional<MessageLocation>> FindMessageInTransaction(
+      absl::string_view channel_key, absl::string_view native_id) override;
   absl::StatusOr<std::vector<std::string>> FindMessagesInChannel(
       int64_t group_id, absl::string_view channel_key) override;
   absl::StatusOr<std::vector<RosterEntry>> ListRoster(
@@ -466,7 +468,8 @@ class SqliteStore : public Store {
     Statement insert_delivery, complete_delivery, reschedule_delivery;
     Statement save_last_id;
     Statement dead_letter, retry_dead_letter, drop_dead_letter;
-    Statement add_message, upsert_roster, record_blob, delete_blob;
+    Statement add_message, find_message, upsert_roster, record_blob,
+        delete_blob;
     Statement prune_event_blobs, prune_events;
   };
   // The reader connection's statements.
@@ -616,6 +619,9 @@ absl::Status SqliteStore::PrepareWriter() {
        "WHERE id = ? AND state = 1"},
       {&w_.drop_dead_letter,
        "DELETE FROM deliveries WHERE id = ? AND state = 1"},
+      {&w_.find_message,
+       "SELECT group_id, is_copy FROM messages "
+       "WHERE channel_key = ? AND native_id = ?"},
       {&w_.add_message,
        "INSERT INTO messages(channel_key, native_id, group_id, part, is_copy, "
        "created_at) VALUES(?, ?, ?, ?, ?, ?) "
@@ -1004,6 +1010,20 @@ absl::StatusOr<std::optional<MessageLocation>> SqliteStore::FindMessage(
     absl::string_view channel_key, absl::string_view native_id) {
   absl::MutexLock lock(&mu_);
   Query query(r_.find_message);
+  query.Text(channel_key).Text(native_id);
+  IMB_ASSIGN_OR_RETURN(bool row, query.Step());
+  if (!row) return std::optional<MessageLocation>();
+  MessageLocation location;
+  location.group_id = query.ColumnInt(0);
+  location.is_copy = query.ColumnInt(1) != 0;
+  return std::optional<MessageLocation>(location);
+}
+
+absl::StatusOr<std::optional<MessageLocation>>
+SqliteStore::FindMessageInTransaction(absl::string_view channel_key,
+                                      absl::string_view native_id) {
+  IMB_RETURN_IF_ERROR(RequireTransaction());
+  Query query(w_.find_message);
   query.Text(channel_key).Text(native_id);
   IMB_ASSIGN_OR_RETURN(bool row, query.Step());
   if (!row) return std::optional<MessageLocation>();

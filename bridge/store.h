@@ -145,6 +145,12 @@ class Store {
                                    absl::Span<const std::string> native_ids,
                                    bool is_copy, absl::Time now) = 0;
 
+  // FindMessage on the writer's connection: also sees the rows the open
+  // transaction added (an original and its echo may share a group commit).
+  virtual absl::StatusOr<std::optional<MessageLocation>>
+  FindMessageInTransaction(absl::string_view channel_key,
+                           absl::string_view native_id) = 0;
+
   // Updates a person's presence in the roster (insert or replace).
   virtual absl::Status UpsertRoster(const RosterEntry& entry) = 0;
 
