@@ -1,0 +1,350 @@
+// Unit tests of the committer (dedupe, echo detection, link resolution into
+// deliveries) and the dispatcher (per-channel order, the edit barrier,
+// detached targets), on the real SQLite store in a temporary directory.
+
+#include <cstdlib>
+
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "bridge/committer.h"
+#include "bridge/dispatcher.h"
+#include "bridge/link_table.h"
+#include "common/config_loader.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace imbridge::bridge {
+namespace {
+
+using ::testing::ElementsAre;
+
+constexpr char kLinks[] = R"(links:
+- name: trio
+  members:
+  - {platform: alpha, account: a, chat_id: A1}
+  - {platform: beta, account: b, chat_id: B1}
+  - {platform: gamma, account: g, chat_id: G1, direction: out}
+)";
+
+v1::Event Posted(const std::string& key, const std::string& platform,
+                 const std::string& account, const std::string& chat,
+                 const std::string& id, const std::string& text = "hi") {
+  v1::Event e;
+  e.set_key(key);
+  e.mutable_channel()->set_platform(platform);
+  e.mutable_channel()->set_account(account);
+  e.mutable_channel()->set_chat_id(chat);
+  e.mutable_posted()->set_message_id(id);
+  e.mutable_posted()->mutable_sender()->set_display_name("Ada");
+  e.mutable_posted()->mutable_text()->set_text(text);
+  return e;
+}
+
+v1::Event Edited(const std::string& key, const std::string& platform,
+                 const std::string& account, const std::string& chat,
+                 const std::string& id) {
+  v1::Event e = Posted(key, platform, account, chat, id);
+  e.clear_posted();
+  e.mutable_edited()->set_message_id(id);
+  e.mutable_edited()->mutable_text()->set_text("edited");
+  return e;
+}
+
+// Records what the committer reports and lets tests wait for it.
+class Recorder : public CommitListener {
+ public:
+  void OnDeliveriesWritten(std::vector<DeliveryRecord> d) override {
+    absl::MutexLock lock(&mu_);
+    for (auto& r : d) written_.push_back(std::move(r));
+  }
+  void OnDeliveriesFinished(std::vector<FinishedDelivery> f) override {
+    absl::MutexLock lock(&mu_);
+    for (auto& r : f) finished_.push_back(std::move(r));
+  }
+  // Waits until at least `n` deliveries were reported (acks may arrive
+  // before the listener is told).
+  std::vector<DeliveryRecord> written(size_t n = 0) {
+    absl::MutexLock lock(&mu_);
+    auto enough = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return written_.size() >= n;
+    };
+    mu_.AwaitWithTimeout(absl::Condition(&enough), absl::Seconds(10));
+    return written_;
+  }
+  size_t finished() {
+    absl::MutexLock lock(&mu_);
+    return finished_.size();
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<DeliveryRecord> written_ ABSL_GUARDED_BY(mu_);
+  std::vector<FinishedDelivery> finished_ ABSL_GUARDED_BY(mu_);
+};
+
+class CommitterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = ::testing::TempDir() + "/committer-XXXXXX";
+    dir_ = mkdtemp(tmpl.data());
+    auto store = OpenSqliteStore(dir_, v1::NORMAL);
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = std::move(*store);
+    v1::RouterConfig config;
+    ASSERT_TRUE(LoadConfigYaml(kLinks, "test", &config).ok());
+    links_ = std::make_unique<LinkRegistry>(
+        *LinkTable::Build(config.links(), "test"));
+    v1::DispatchOptions dispatch;
+    dispatch.set_initial_backoff_ms(10);
+    dispatch.set_max_backoff_ms(10);
+    dispatch.set_delivery_ttl_seconds(60);
+    committer_ = std::make_unique<Committer>(store_.get(), links_.get(),
+                                             DeliveryPolicy(dispatch),
+                                             &recorder_, Committer::Options());
+    committer_->Start();
+  }
+  void TearDown() override { committer_->Stop(); }
+
+  v1::PublishAck Publish(v1::Event e) {
+    absl::Notification done;
+    v1::PublishAck result;
+    committer_->Publish(std::move(e), [&](const v1::PublishAck& ack) {
+      result = ack;
+      done.Notify();
+    });
+    done.WaitForNotification();
+    return result;
+  }
+
+  // Answers delivery `d` as its adapter would, with `native_id` created.
+  void Deliver(const DeliveryRecord& d, const std::string& native_id) {
+    SentDelivery sent;
+    sent.id = d.id;
+    sent.event_id = d.event_id;
+    sent.target_key = d.target_key;
+    sent.target_chat_key = ChannelKey(d.target, false);
+    sent.created_at = d.created_at;
+    sent.records_copies = d.event->has_posted();
+    v1::DeliveryResult result;
+    result.set_id(d.id);
+    result.add_native_ids(native_id);
+    size_t before = recorder_.finished();
+    committer_->RecordResult(sent, result);
+    while (recorder_.finished() == before)
+      absl::SleepFor(absl::Milliseconds(1));
+  }
+
+  std::string dir_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<LinkRegistry> links_;
+  Recorder recorder_;
+  std::unique_ptr<Committer> committer_;
+};
+
+TEST_F(CommitterTest, WritesOneDeliveryPerReceivingMemberInOrder) {
+  EXPECT_EQ(Publish(Posted("k1", "alpha", "a", "A1", "m1", "first")).outcome(),
+            v1::PublishAck::ACCEPTED);
+  EXPECT_EQ(Publish(Posted("k2", "alpha", "a", "A1", "m2", "second")).outcome(),
+            v1::PublishAck::ACCEPTED);
+  std::vector<DeliveryRecord> w = recorder_.written(4);
+  ASSERT_EQ(w.size(), 4u);
+  EXPECT_EQ(w[0].target_key, "beta/b/B1");
+  EXPECT_EQ(w[1].target_key, "gamma/g/G1");
+  EXPECT_EQ(w[0].sender_name, "Ada (alpha)");
+  EXPECT_LT(w[0].id, w[2].id);
+  EXPECT_EQ(w[2].event->posted().text().text(), "second");
+  // gamma only receives: its own messages feed nothing.
+  EXPECT_EQ(Publish(Posted("k3", "gamma", "g", "G1", "g1")).outcome(),
+            v1::PublishAck::DROPPED);
+  // Nothing is relayed from a chat outside every link.
+  EXPECT_EQ(Publish(Posted("k4", "alpha", "a", "A9", "x")).outcome(),
+            v1::PublishAck::DROPPED);
+}
+
+TEST_F(CommitterTest, DeduplicatesByEventKey) {
+  EXPECT_EQ(Publish(Posted("same", "alpha", "a", "A1", "m1")).outcome(),
+            v1::PublishAck::ACCEPTED);
+  EXPECT_EQ(Publish(Posted("same", "alpha", "a", "A1", "m1")).outcome(),
+            v1::PublishAck::DUPLICATE);
+  v1::Event edit = Edited("e1", "alpha", "a", "A1", "m1");
+  EXPECT_EQ(Publish(edit).outcome(), v1::PublishAck::ACCEPTED);
+  EXPECT_EQ(Publish(edit).outcome(), v1::PublishAck::DUPLICATE);
+  EXPECT_EQ(recorder_.written(4).size(), 4u);
+}
+
+TEST_F(CommitterTest, DropsEchoesOfCopiesAndEditsOfUnknownMessages) {
+  ASSERT_EQ(Publish(Posted("k1", "alpha", "a", "A1", "m1")).outcome(),
+            v1::PublishAck::ACCEPTED);
+  DeliveryRecord to_beta = recorder_.written(2)[0];
+  ASSERT_EQ(to_beta.target_key, "beta/b/B1");
+  Deliver(to_beta, "b-copy-1");
+
+  // Beta reports the bridge's copy as a new message, then as edited.
+  v1::PublishAck echo = Publish(Posted("b1", "beta", "b", "B1", "b-copy-1"));
+  EXPECT_EQ(echo.outcome(), v1::PublishAck::DROPPED);
+  EXPECT_EQ(echo.detail(), "echo of a copy the bridge made");
+  EXPECT_EQ(Publish(Edited("b2", "beta", "b", "B1", "b-copy-1")).outcome(),
+            v1::PublishAck::DROPPED);
+  EXPECT_EQ(
+      Publish(Edited("a2", "alpha", "a", "A1", "never-relayed")).outcome(),
+      v1::PublishAck::DROPPED);
+  // Only the original post produced deliveries.
+  EXPECT_EQ(recorder_.written(2).size(), 2u);
+
+  // The message map knows both the original and the copy.
+  auto original = store_->FindMessage("alpha/a/A1", "m1");
+  ASSERT_TRUE(original.ok() && original->has_value());
+  EXPECT_FALSE((*original)->is_copy);
+  EXPECT_THAT(
+      *store_->FindMessagesInChannel((*original)->group_id, "beta/b/B1"),
+      ElementsAre("b-copy-1"));
+}
+
+TEST_F(CommitterTest, RejectsInvalidEventsAndRecordsPresence) {
+  v1::Event no_key = Posted("", "alpha", "a", "A1", "m1");
+  EXPECT_EQ(Publish(no_key).outcome(), v1::PublishAck::REJECTED);
+  v1::Event no_kind;
+  no_kind.set_key("k");
+  no_kind.mutable_channel()->set_platform("alpha");
+  no_kind.mutable_channel()->set_account("a");
+  EXPECT_EQ(Publish(no_kind).outcome(), v1::PublishAck::REJECTED);
+
+  v1::Event presence;
+  presence.set_key("p1");
+  presence.mutable_channel()->set_platform("alpha");
+  presence.mutable_channel()->set_account("a");
+  presence.mutable_presence()->mutable_user()->set_id("u7");
+  presence.mutable_presence()->mutable_user()->set_display_name("Ivan");
+  presence.mutable_presence()->set_presence(v1::AWAY);
+  EXPECT_EQ(Publish(presence).outcome(), v1::PublishAck::ACCEPTED);
+  auto roster = store_->ListRoster("alpha");
+  ASSERT_TRUE(roster.ok());
+  ASSERT_EQ(roster->size(), 1u);
+  EXPECT_EQ((*roster)[0].display_name, "Ivan");
+  EXPECT_EQ((*roster)[0].presence, v1::AWAY);
+}
+
+// Collects what the dispatcher sends to an adapter.
+class FakeStream : public FrameSink {
+ public:
+  void Send(v1::RouterFrame frame) override {
+    absl::MutexLock lock(&mu_);
+    for (auto& d : frame.deliveries()) sent_.push_back(d);
+  }
+  void ResumeReading() override {}
+  std::vector<v1::Delivery> WaitFor(size_t n) {
+    absl::MutexLock lock(&mu_);
+    auto enough = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return sent_.size() >= n;
+    };
+    mu_.AwaitWithTimeout(absl::Condition(&enough), absl::Seconds(10));
+    return sent_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<v1::Delivery> sent_ ABSL_GUARDED_BY(mu_);
+};
+
+class DispatcherTest : public CommitterTest {
+ protected:
+  void SetUp() override {
+    CommitterTest::SetUp();
+    committer_->Stop();
+    dispatcher_ = std::make_unique<Dispatcher>(store_.get(), links_.get(),
+                                               Dispatcher::Options());
+    v1::DispatchOptions dispatch;
+    dispatch.set_initial_backoff_ms(10);
+    dispatch.set_max_backoff_ms(10);
+    dispatch.set_delivery_ttl_seconds(60);
+    committer_ = std::make_unique<Committer>(
+        store_.get(), links_.get(), DeliveryPolicy(dispatch), dispatcher_.get(),
+        Committer::Options());
+    dispatcher_->SetCommitter(committer_.get());
+    ASSERT_TRUE(dispatcher_->Start().ok());
+    committer_->Start();
+  }
+  void TearDown() override {
+    committer_->Stop();
+    dispatcher_->Stop();
+  }
+
+  std::shared_ptr<AdapterSession> AttachBeta(FakeStream* stream) {
+    v1::Hello hello;
+    hello.set_platform("beta");
+    hello.add_accounts("b");
+    hello.add_capabilities("edits");
+    auto session = std::make_shared<AdapterSession>(1, hello, 64, "test");
+    session->SetSink(stream);
+    dispatcher_->Attach(session);
+    return session;
+  }
+
+  void Answer(AdapterSession& session, const v1::Delivery& d,
+              const std::string& id) {
+    std::optional<SentDelivery> sent = session.TakeSent(d.id());
+    ASSERT_TRUE(sent.has_value());
+    v1::DeliveryResult result;
+    result.set_id(d.id());
+    if (!id.empty()) result.add_native_ids(id);
+    committer_->RecordResult(*sent, result);
+  }
+
+  std::unique_ptr<Dispatcher> dispatcher_;
+};
+
+TEST_F(DispatcherTest, PostsPipelineButAnEditWaitsForItsOriginal) {
+  // Queued while beta is detached; alpha's other target is unaffected.
+  Publish(Posted("k1", "alpha", "a", "A1", "m1", "one"));
+  Publish(Posted("k2", "alpha", "a", "A1", "m2", "two"));
+  Publish(Edited("k3", "alpha", "a", "A1", "m1"));
+  FakeStream stream;
+  auto beta = AttachBeta(&stream);
+  // Both posts go out at once; the edit is held back.
+  std::vector<v1::Delivery> sent = stream.WaitFor(2);
+  ASSERT_EQ(sent.size(), 2u);
+  EXPECT_EQ(sent[0].event().posted().text().text(), "one");
+  EXPECT_EQ(sent[1].event().posted().text().text(), "two");
+  absl::SleepFor(absl::Milliseconds(100));
+  EXPECT_EQ(stream.WaitFor(2).size(), 2u);
+
+  Answer(*beta, sent[0], "b-1");
+  Answer(*beta, sent[1], "b-2");
+  sent = stream.WaitFor(3);
+  ASSERT_EQ(sent.size(), 3u);
+  EXPECT_TRUE(sent[2].event().has_edited());
+  // Translated to beta's copy of m1.
+  EXPECT_THAT(sent[2].target_message_ids(), ElementsAre("b-1"));
+  beta->Close();
+}
+
+TEST_F(DispatcherTest, RetryableFailureHoldsTheQueueAndKeepsOrder) {
+  Publish(Posted("k1", "alpha", "a", "A1", "m1", "one"));
+  Publish(Posted("k2", "alpha", "a", "A1", "m2", "two"));
+  FakeStream stream;
+  auto beta = AttachBeta(&stream);
+  std::vector<v1::Delivery> sent = stream.WaitFor(2);
+  ASSERT_EQ(sent.size(), 2u);
+  // "one" fails retryably; the adapter did not attempt "two".
+  auto fail = [&](const v1::Delivery& d, bool not_attempted) {
+    std::optional<SentDelivery> s = beta->TakeSent(d.id());
+    ASSERT_TRUE(s.has_value());
+    v1::DeliveryResult r;
+    r.set_id(d.id());
+    r.mutable_error()->set_retryable(true);
+    r.mutable_error()->set_not_attempted(not_attempted);
+    committer_->RecordResult(*s, r);
+  };
+  fail(sent[0], false);
+  fail(sent[1], true);
+  sent = stream.WaitFor(4);
+  ASSERT_EQ(sent.size(), 4u);
+  EXPECT_EQ(sent[2].event().posted().text().text(), "one");
+  EXPECT_EQ(sent[2].attempt(), 2u);
+  EXPECT_EQ(sent[3].event().posted().text().text(), "two");
+  EXPECT_EQ(sent[3].attempt(), 1u);
+  beta->Close();
+}
+
+}  // namespace
+}  // namespace imbridge::bridge
