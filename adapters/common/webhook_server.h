@@ -1,0 +1,168 @@
+#ifndef IMBRIDGE_ADAPTERS_COMMON_WEBHOOK_SERVER_H_
+#define IMBRIDGE_ADAPTERS_COMMON_WEBHOOK_SERVER_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+
+namespace imbridge::adapters {
+
+// HTTP header fields in the order they were received or are to be sent.
+// Names compare case-insensitively; a name may repeat.
+using HttpHeaderList = std::vector<std::pair<std::string, std::string>>;
+
+// One webhook request as the server read it.
+struct HttpRequest {
+  std::string method;  // "POST", as sent.
+  std::string target;  // The request target as sent: "/slack/events?a=b".
+  std::string path;    // `target` up to '?', not percent-decoded.
+  std::string query;   // `target` after '?', raw; empty when absent.
+  HttpHeaderList headers;
+  // The body bytes exactly as received (after de-chunking). Signatures are
+  // computed over these bytes, so they are never re-encoded.
+  std::string body;
+  std::string remote_address;  // "ip:port" of the peer.
+
+  // The first value of header `name` (case-insensitive), or empty when the
+  // header is absent.
+  absl::string_view Header(absl::string_view name) const;
+  bool HasHeader(absl::string_view name) const;
+};
+
+// The way a handler answers one request, now or later.
+//
+// Thread-safe: Respond() may be called from any thread, at any time, and
+// never blocks (the write happens on the server's threads). Only the first
+// answer counts: the server itself answers 503 when the request timeout
+// passes first, and nothing when the connection closed or Stop() gave up on
+// the request. Respond() returns whether this call's answer was accepted for
+// sending (false: the request was already answered or abandoned).
+// Dropping the last reference without answering leaves the request to the
+// timeout. A Responder may outlive the server; it then returns false.
+class Responder {
+ public:
+  virtual ~Responder() = default;
+
+  // `status` is 200..599 (anything else is sent as 500); `content_type`
+  // empty sends no Content-Type. `extra_headers` must not set
+  // Content-Length; fields with CR, LF or NUL are dropped.
+  bool Respond(int status, absl::string_view content_type, std::string body,
+               HttpHeaderList extra_headers = {}) {
+    return RespondImpl(status, content_type, std::move(body),
+                       std::move(extra_headers));
+  }
+
+ protected:
+  virtual bool RespondImpl(int status, absl::string_view content_type,
+                           std::string body, HttpHeaderList extra_headers) = 0;
+};
+
+// Answers one request. Runs on a server (Asio) thread, so it must not block:
+// it inspects the request, starts whatever work is needed elsewhere, and
+// answers through the responder then or later. Exceptions it throws are
+// caught and answered with 500.
+using WebhookHandler =
+    std::function<void(HttpRequest request, std::shared_ptr<Responder>)>;
+
+// Counts since Start(). A snapshot; every field only grows.
+struct WebhookServerCounters {
+  uint64_t requests = 0;            // Requests whose header was read.
+  uint64_t handled = 0;             // Given to a handler (with /healthz).
+  uint64_t rejected_too_large = 0;  // 413: body over max_body_bytes.
+  uint64_t rejected_not_found = 0;  // 404: no route for the path.
+  uint64_t rejected_method = 0;     // 405: route exists, method does not.
+  uint64_t rejected_malformed = 0;  // 400/431: unparsable request or header.
+  uint64_t timed_out = 0;           // 503: handler did not answer in time.
+  uint64_t aborted = 0;             // Unanswered when Stop() gave up.
+};
+
+// An HTTP/1.1 server for messengers' webhooks, on Boost.Beast.
+//
+// Routes are registered before Start(): an exact path, or a path prefix (the
+// longest registered prefix wins; exact routes win over prefixes), each for
+// one method. A path without a route is answered 404; a routed path with
+// another method 405 (with Allow). `GET /healthz` answers 200 "ok".
+// Bodies are limited: a Content-Length over `max_body_bytes` is answered 413
+// as soon as the header is read, before any of the body (a chunked body as
+// soon as it passes the limit); the handler is not called and the connection
+// is closed. Error answers carry a JSON body
+// {"error":{"code":"...","message":"..."}}. Keep-alive and
+// `Expect: 100-continue` are supported; requests on one connection are
+// answered in order.
+//
+// Plain HTTP only for now ("HTTPS-ready"): terminate TLS in a reverse proxy.
+// The connection stream type is confined to webhook_server.cc, so a TLS
+// option only changes that file.
+//
+// Threading: Handle*() before Start(); Start(), Stop(), port() and
+// counters() from any one controlling thread, never from a handler. Stop()
+// blocks up to `stop_grace` plus a moment; all other methods do not block.
+class WebhookServer {
+ public:
+  struct Options {
+    // Address to listen on (an IP literal or a name resolved once).
+    std::string host = "127.0.0.1";
+    // Port; 0 picks a free one (see port()).
+    uint16_t port = 0;
+    // Threads running the server's io_context (and the handlers).
+    int threads = 2;
+    // Largest request body accepted; more is answered 413.
+    size_t max_body_bytes = 1 << 20;
+    // Largest request header block; more is answered 431.
+    size_t max_header_bytes = 16 << 10;
+    // Time a handler has to answer before the server answers 503 itself.
+    absl::Duration request_timeout = absl::Seconds(10);
+    // Time to receive one request (and to wait for the next one on an idle
+    // keep-alive connection), and to write one response.
+    absl::Duration io_timeout = absl::Seconds(30);
+    // How long Stop() waits for requests in flight to be answered before it
+    // closes their connections.
+    absl::Duration stop_grace = absl::Seconds(5);
+  };
+
+  explicit WebhookServer(Options options);
+  ~WebhookServer();  // Calls Stop().
+
+  WebhookServer(const WebhookServer&) = delete;
+  WebhookServer& operator=(const WebhookServer&) = delete;
+
+  // Routes `method` requests for exactly `path` to `handler`.
+  void Handle(absl::string_view method, absl::string_view path,
+              WebhookHandler handler);
+  // Routes `method` requests whose path starts with `prefix` to `handler`.
+  void HandlePrefix(absl::string_view method, absl::string_view prefix,
+                    WebhookHandler handler);
+
+  // Binds, listens and starts the threads. kInvalidArgument for a bad host,
+  // kUnavailable when the address cannot be bound, kFailedPrecondition when
+  // called twice.
+  absl::Status Start();
+
+  // Stops accepting, closes idle connections, waits up to `stop_grace` for
+  // requests in flight to be answered (each is then written and its
+  // connection closed), closes what is left, and joins the threads.
+  // Idempotent. Responders of abandoned requests return false afterwards.
+  void Stop();
+
+  // The bound port after Start() (useful with port 0); 0 before.
+  uint16_t port() const;
+
+  WebhookServerCounters counters() const;
+
+  class Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace imbridge::adapters
+
+#endif  // IMBRIDGE_ADAPTERS_COMMON_WEBHOOK_SERVER_H_
