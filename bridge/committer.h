@@ -94,7 +94,7 @@ class Committer {
   struct Options {
     int max_batch = 1024;
     // Queued operations above which adapter streams stop being read.
-    size_t high_water = 8192;
+    size_t high_water = 4096;
   };
 
   // `store`, `links` and `listener` must outlive the committer.

@@ -40,7 +40,7 @@ class Dispatcher : public CommitListener {
     // Deliveries in flight per adapter unless it asks for fewer.
     uint32_t window = 256;
     // Deliveries per target kept in memory; the rest stay in the store.
-    uint32_t memory_queue_per_target = 1024;
+    uint32_t memory_queue_per_target = 512;
   };
 
   // Per-target figures for operators.

@@ -62,7 +62,7 @@ absl::Status ValidateRouterConfig(const std::string& source,
                        "must not be below dispatch.initial_backoff_ms");
   }
   if (d->delivery_ttl_seconds() == 0) d->set_delivery_ttl_seconds(86400);
-  if (d->memory_queue_per_target() == 0) d->set_memory_queue_per_target(1024);
+  if (d->memory_queue_per_target() == 0) d->set_memory_queue_per_target(512);
 
   v1::BlobOptions* b = config->mutable_blobs();
   if (b->max_bytes() == 0) b->set_max_bytes(100ull << 20);

@@ -41,6 +41,7 @@
 #include <optional>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -53,6 +54,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "bridge/store.h"
@@ -411,6 +413,7 @@ class SqliteStore : public Store {
  public:
   static absl::StatusOr<std::unique_ptr<Store>> Open(
       const std::string& data_dir, v1::Durability durability);
+  ~SqliteStore() override;
 
   absl::Status Begin() override;
   absl::Status Commit() override;
@@ -489,7 +492,14 @@ class SqliteStore : public Store {
   // Reads a row selected with IMB_DELIVERY_COLUMNS.
   static absl::StatusOr<DeliveryRecord> ReadDelivery(const Query& query);
 
+  // Copies the WAL into the database file in the background (PASSIVE
+  // checkpoints never block the writer), so that commits do not pay for it.
+  void RunCheckpoints();
+
   Writer w_;
+  DbPtr checkpoint_db_;
+  absl::Notification stop_checkpoints_;
+  std::thread checkpointer_;
   absl::Mutex mu_;
   Reader r_ ABSL_GUARDED_BY(mu_);
   std::string router_id_;
@@ -558,7 +568,7 @@ absl::Status SqliteStore::Init(const std::string& path,
   // large after a burst.
   IMB_RETURN_IF_ERROR(
       Exec(db,
-           "PRAGMA cache_size = -16384; PRAGMA journal_size_limit = 67108864; "
+           "PRAGMA cache_size = -4096; PRAGMA journal_size_limit = 67108864; "
            "PRAGMA temp_store = MEMORY"));
   IMB_RETURN_IF_ERROR(Migrate(db));
   IMB_RETURN_IF_ERROR(PrepareWriter());
@@ -578,9 +588,35 @@ absl::Status SqliteStore::Init(const std::string& path,
                "coalesce((SELECT value FROM meta "
                "WHERE key = 'last_delivery_id'), 0))"));
 
+  // The writer never checkpoints; RunCheckpoints does, on its own thread.
+  IMB_RETURN_IF_ERROR(Exec(db, "PRAGMA wal_autocheckpoint = 0"));
+  IMB_ASSIGN_OR_RETURN(checkpoint_db_,
+                       OpenConnection(path, SQLITE_OPEN_READWRITE));
+  IMB_RETURN_IF_ERROR(
+      Exec(checkpoint_db_.get(), durability == v1::NORMAL
+                                     ? "PRAGMA synchronous = NORMAL"
+                                     : "PRAGMA synchronous = FULL"));
+  checkpointer_ = std::thread([this] { RunCheckpoints(); });
+
   absl::MutexLock lock(&mu_);
   IMB_ASSIGN_OR_RETURN(r_.db, OpenConnection(path, SQLITE_OPEN_READONLY));
   return PrepareReader();
+}
+
+SqliteStore::~SqliteStore() {
+  stop_checkpoints_.Notify();
+  if (checkpointer_.joinable()) checkpointer_.join();
+}
+
+void SqliteStore::RunCheckpoints() {
+  do {
+    int wal_frames = 0;
+    int checkpointed = 0;
+    sqlite3_wal_checkpoint_v2(checkpoint_db_.get(), nullptr,
+                              SQLITE_CHECKPOINT_PASSIVE, &wal_frames,
+                              &checkpointed);
+  } while (!stop_checkpoints_.WaitForNotificationWithTimeout(
+      absl::Milliseconds(200)));
 }
 
 absl::Status SqliteStore::PrepareWriter() {
