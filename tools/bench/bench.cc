@@ -166,7 +166,9 @@ int main(int argc, char** argv) {
       return a.rfind(prefix, 0) == 0 ? argv[i] + prefix.size() : nullptr;
     };
     bool ok = true;
-    if (const char* v = value("router"))
+    if (a == "--help")
+      ok = false;
+    else if (const char* v = value("router"))
       f.router = v;
     else if (const char* v = value("pairs"))
       ok = absl::SimpleAtoi(v, &f.pairs);
@@ -187,7 +189,7 @@ int main(int argc, char** argv) {
           stderr,
           "usage: imbridge-bench [--router=PATH] [--pairs=N] [--channels=N] "
           "[--events=N] [--outstanding=N] [--rate=N] [--seconds=N]\n");
-      return 2;
+      return a == "--help" ? 0 : 2;
     }
   }
   imbridge::InitLogging("bench", "", imbridge::LogLevel::kWarn);
