@@ -1042,11 +1042,8 @@ absl::StatusOr<Store::TargetCounts> SqliteStore::CountDeliveries(
   return counts;
 }
 
-absl::StatusOr<std::optional<MessageLocation>> SqliteStore::FindMessage(
-    absl::string_view channel_key, absl::string_view native_id) {
-  absl::MutexLock lock(&mu_);
-  Query query(r_.find_message);
-  query.Text(channel_key).Text(native_id);
+// Reads the message-map row a find_message statement selects, if any.
+absl::StatusOr<std::optional<MessageLocation>> ReadLocation(Query& query) {
   IMB_ASSIGN_OR_RETURN(bool row, query.Step());
   if (!row) return std::optional<MessageLocation>();
   MessageLocation location;
@@ -1055,18 +1052,21 @@ absl::StatusOr<std::optional<MessageLocation>> SqliteStore::FindMessage(
   return std::optional<MessageLocation>(location);
 }
 
+absl::StatusOr<std::optional<MessageLocation>> SqliteStore::FindMessage(
+    absl::string_view channel_key, absl::string_view native_id) {
+  absl::MutexLock lock(&mu_);
+  Query query(r_.find_message);
+  query.Text(channel_key).Text(native_id);
+  return ReadLocation(query);
+}
+
 absl::StatusOr<std::optional<MessageLocation>>
 SqliteStore::FindMessageInTransaction(absl::string_view channel_key,
                                       absl::string_view native_id) {
   IMB_RETURN_IF_ERROR(RequireTransaction());
   Query query(w_.find_message);
   query.Text(channel_key).Text(native_id);
-  IMB_ASSIGN_OR_RETURN(bool row, query.Step());
-  if (!row) return std::optional<MessageLocation>();
-  MessageLocation location;
-  location.group_id = query.ColumnInt(0);
-  location.is_copy = query.ColumnInt(1) != 0;
-  return std::optional<MessageLocation>(location);
+  return ReadLocation(query);
 }
 
 absl::StatusOr<std::vector<std::string>> SqliteStore::FindMessagesInChannel(
