@@ -178,6 +178,16 @@ class RouterFromPythonTest(unittest.TestCase):
         a.close()
         b.close()
 
+    def test_standard_health_service_reports_serving(self):
+        # grpc.health.v1.Health/Check with an empty request (all services);
+        # the answer is HealthCheckResponse{status: SERVING (1)}, which is
+        # the two bytes 08 01 on the wire.
+        with grpc.insecure_channel(self.router.address) as channel:
+            check = channel.unary_unary("/grpc.health.v1.Health/Check",
+                                        request_serializer=lambda b: b,
+                                        response_deserializer=lambda b: b)
+            self.assertEqual(check(b"", timeout=10), b"\x08\x01")
+
     def test_wrong_token_is_unauthenticated(self):
         intruder = Adapter(self.router.address, "alpha", "a", token="not-the-token")
         with self.assertRaises(grpc.RpcError) as caught:
