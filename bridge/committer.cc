@@ -114,11 +114,6 @@ void Committer::Execute(StoreTask task,
   Enqueue(TaskOp{std::move(task), std::move(done)});
 }
 
-size_t Committer::queued() const {
-  absl::MutexLock lock(&mu_);
-  return queue_.size();
-}
-
 bool Committer::AdmitOrWait(std::function<void()> resume) {
   absl::MutexLock lock(&mu_);
   if (queue_.size() < options_.high_water) return true;

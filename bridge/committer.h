@@ -122,9 +122,6 @@ class Committer {
   // gets its status after the commit (or the failure).
   void Execute(StoreTask task, std::function<void(absl::Status)> done);
 
-  // Operations waiting for the writer (for metrics and tests).
-  size_t queued() const;
-
   // Backpressure for readers of adapter streams: returns true if the queue
   // is below `Options::high_water`. Otherwise returns false and runs
   // `resume` once (on the committer thread) when the queue has drained to

@@ -93,19 +93,6 @@ void Dispatcher::OnDeliveriesWritten(std::vector<DeliveryRecord> d) {
 void Dispatcher::OnDeliveriesFinished(std::vector<FinishedDelivery> f) {
   Post(std::move(f));
 }
-void Dispatcher::Reload(std::string target_key) {
-  Post(ReloadInput{std::move(target_key)});
-}
-
-std::vector<Dispatcher::TargetStats> Dispatcher::Stats() {
-  std::vector<TargetStats> out;
-  bool done = false;
-  Post(StatsInput{&out, &done});
-  absl::MutexLock lock(&mu_);
-  mu_.Await(absl::Condition(&done));
-  return out;
-}
-
 void Dispatcher::Run() {
   std::vector<Input> inputs;
   while (true) {
@@ -148,25 +135,6 @@ void Dispatcher::Handle(Input& input) {
     HandleAttach(std::move(a->session));
   } else if (auto* d = std::get_if<DetachInput>(&input)) {
     HandleDetach(d->session);
-  } else if (auto* r = std::get_if<ReloadInput>(&input)) {
-    TargetQueue& q = Queue(r->target_key, nullptr);
-    // Everything in the store that is not in memory is read again; ids the
-    // queue already holds are skipped by the load.
-    q.more_in_store = true;
-    q.last_loaded_id = 0;
-    dirty_.insert(r->target_key);
-  } else if (auto* s = std::get_if<StatsInput>(&input)) {
-    for (const auto& [key, q] : queues_) {
-      TargetStats t;
-      t.target_key = key;
-      t.queued_in_memory = q->pending.size();
-      t.in_flight = q->in_flight.size();
-      t.adapter_attached = routes_.contains(q->route);
-      t.blocked_until = q->blocked_until;
-      s->out->push_back(std::move(t));
-    }
-    absl::MutexLock lock(&mu_);
-    *s->done = true;
   }
 }
 
@@ -242,20 +210,20 @@ void Dispatcher::LoadMore(TargetQueue& q) {
   }
 }
 
-void Dispatcher::Release(const InFlight& f) {
-  auto it = session_in_flight_.find(f.session_id);
+void Dispatcher::Release(uint64_t session_id, const v1::ChannelRef& target) {
+  auto it = session_in_flight_.find(session_id);
   if (it == session_in_flight_.end() || it->second == 0) return;
   uint32_t before = it->second--;
   // If the adapter's window was full, its other targets may be waiting.
-  auto r = routes_.find(RouteOf(f.record.target));
-  if (r == routes_.end() || r->second->id() != f.session_id ||
+  auto r = routes_.find(RouteOf(target));
+  if (r == routes_.end() || r->second->id() != session_id ||
       before < r->second->window()) {
     return;
   }
   for (const auto& [key, q] : queues_) {
     if (q->pending.empty()) continue;
     auto route = routes_.find(q->route);
-    if (route != routes_.end() && route->second->id() == f.session_id) {
+    if (route != routes_.end() && route->second->id() == session_id) {
       dirty_.insert(key);
     }
   }
@@ -270,10 +238,9 @@ void Dispatcher::HandleFinished(std::vector<FinishedDelivery>& finished) {
     auto fit = q.in_flight.find(f.id);
     if (fit != q.in_flight.end()) {
       record = std::move(fit->second.record);
-      InFlight gone{DeliveryRecord{}, fit->second.session_id};
-      gone.record.target = record.target;
+      uint64_t session_id = fit->second.session_id;
       q.in_flight.erase(fit);
-      Release(gone);
+      Release(session_id, record.target);
     } else {
       auto pit =
           std::find_if(q.pending.begin(), q.pending.end(),

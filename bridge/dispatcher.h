@@ -43,15 +43,6 @@ class Dispatcher : public CommitListener {
     uint32_t memory_queue_per_target = 512;
   };
 
-  // Per-target figures for operators.
-  struct TargetStats {
-    std::string target_key;
-    size_t queued_in_memory = 0;
-    size_t in_flight = 0;
-    bool adapter_attached = false;
-    absl::Time blocked_until = absl::InfinitePast();
-  };
-
   // `store` and `links` must outlive the dispatcher.
   Dispatcher(Store* store, const LinkRegistry* links, Options options);
   ~Dispatcher() override;
@@ -69,13 +60,6 @@ class Dispatcher : public CommitListener {
   // CommitListener.
   void OnDeliveriesWritten(std::vector<DeliveryRecord> deliveries) override;
   void OnDeliveriesFinished(std::vector<FinishedDelivery> finished) override;
-
-  // Re-reads a target's queue from the store (after a dead letter was put
-  // back into the outbox).
-  void Reload(std::string target_key);
-
-  // A snapshot of the queues (taken on the dispatcher thread).
-  std::vector<TargetStats> Stats();
 
  private:
   struct InFlight {
@@ -101,16 +85,9 @@ class Dispatcher : public CommitListener {
   struct DetachInput {
     std::shared_ptr<AdapterSession> session;
   };
-  struct ReloadInput {
-    std::string target_key;
-  };
-  struct StatsInput {
-    std::vector<TargetStats>* out;
-    bool* done;
-  };
   using Input =
       std::variant<std::vector<DeliveryRecord>, std::vector<FinishedDelivery>,
-                   AttachInput, DetachInput, ReloadInput, StatsInput>;
+                   AttachInput, DetachInput>;
 
   void Post(Input input);
   void Run();
@@ -130,7 +107,9 @@ class Dispatcher : public CommitListener {
                const AdapterSession& session, v1::Delivery* out);
   void SkipDelivery(TargetQueue& q, const DeliveryRecord& r,
                     absl::string_view why);
-  void Release(const InFlight& f);
+  // Frees a window slot of session `session_id`, which had sent a delivery
+  // to `target`.
+  void Release(uint64_t session_id, const v1::ChannelRef& target);
 
   Store* const store_;
   const LinkRegistry* const links_;

@@ -448,11 +448,6 @@ void RouterService::Unregister(AttachReactor* reactor) {
   streams_.erase(reactor);
 }
 
-size_t RouterService::open_streams() {
-  absl::MutexLock lock(&mu_);
-  return streams_.size();
-}
-
 void RouterService::CloseAllStreams(const grpc::Status& status) {
   std::vector<AttachReactor*> streams;
   {

@@ -56,9 +56,6 @@ class RouterService final : public v1::Router::CallbackService {
   // Ends every open Attach stream with `status` (for shutdown).
   void CloseAllStreams(const grpc::Status& status);
 
-  // Number of open Attach streams.
-  size_t open_streams();
-
   const Deps& deps() const { return deps_; }
 
   // Called by AttachReactor.

@@ -319,8 +319,11 @@ absl::Status Exec(sqlite3* db, const char* sql) {
   return status;
 }
 
-// Runs a one-off query (a pragma) that returns a single value as text.
-absl::StatusOr<std::string> QueryText(sqlite3* db, const char* sql) {
+// Runs a one-off query (a pragma, a lookup at open) and returns its first
+// row's first column, read by `column`.
+template <typename T>
+absl::StatusOr<T> QueryOne(sqlite3* db, const char* sql,
+                           T (Query::*column)(int) const) {
   Statement statement;
   IMB_RETURN_IF_ERROR(statement.Prepare(db, sql));
   Query query(statement);
@@ -328,18 +331,15 @@ absl::StatusOr<std::string> QueryText(sqlite3* db, const char* sql) {
   if (!row) {
     return absl::InternalError(absl::StrCat("sqlite: no result: ", sql));
   }
-  return query.ColumnText(0);
+  return (query.*column)(0);
+}
+
+absl::StatusOr<std::string> QueryText(sqlite3* db, const char* sql) {
+  return QueryOne<std::string>(db, sql, &Query::ColumnText);
 }
 
 absl::StatusOr<int64_t> QueryInt(sqlite3* db, const char* sql) {
-  Statement statement;
-  IMB_RETURN_IF_ERROR(statement.Prepare(db, sql));
-  Query query(statement);
-  IMB_ASSIGN_OR_RETURN(bool row, query.Step());
-  if (!row) {
-    return absl::InternalError(absl::StrCat("sqlite: no result: ", sql));
-  }
-  return query.ColumnInt(0);
+  return QueryOne<int64_t>(db, sql, &Query::ColumnInt);
 }
 
 absl::StatusOr<DbPtr> OpenConnection(const std::string& path, int flags) {
