@@ -9,7 +9,7 @@
 #include "bridge/blob_store.h"
 #include "bridge/committer.h"
 #include "bridge/dispatcher.h"
-#include "bridge/executor.h"
+#include "common/executor.h"
 #include "bridge/router_service.h"
 #include "bridge/store.h"
 #include "grpcpp/server.h"

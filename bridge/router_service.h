@@ -11,7 +11,7 @@
 #include "bridge/blob_store.h"
 #include "bridge/committer.h"
 #include "bridge/dispatcher.h"
-#include "bridge/executor.h"
+#include "common/executor.h"
 #include "imbridge/v1/config.pb.h"
 #include "imbridge/v1/router.grpc.pb.h"
 

@@ -1,5 +1,5 @@
-#ifndef IMBRIDGE_BRIDGE_EXECUTOR_H_
-#define IMBRIDGE_BRIDGE_EXECUTOR_H_
+#ifndef IMBRIDGE_COMMON_EXECUTOR_H_
+#define IMBRIDGE_COMMON_EXECUTOR_H_
 
 #include <deque>
 #include <functional>
@@ -9,7 +9,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 
-namespace imbridge::bridge {
+namespace imbridge {
 
 // A few worker threads that run posted tasks in FIFO order; for blocking
 // work (file I/O) that must stay off gRPC's reaction threads.
@@ -33,6 +33,6 @@ class Executor {
   std::vector<std::thread> threads_;
 };
 
-}  // namespace imbridge::bridge
+}  // namespace imbridge
 
-#endif  // IMBRIDGE_BRIDGE_EXECUTOR_H_
+#endif  // IMBRIDGE_COMMON_EXECUTOR_H_

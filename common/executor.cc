@@ -1,6 +1,6 @@
-#include "bridge/executor.h"
+#include "common/executor.h"
 
-namespace imbridge::bridge {
+namespace imbridge {
 
 Executor::Executor(int threads) {
   for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Run(); });
@@ -37,4 +37,4 @@ void Executor::Run() {
   }
 }
 
-}  // namespace imbridge::bridge
+}  // namespace imbridge

@@ -1,0 +1,175 @@
+#ifndef IMBRIDGE_ADAPTERS_COMMON_ADAPTER_RUNTIME_H_
+#define IMBRIDGE_ADAPTERS_COMMON_ADAPTER_RUNTIME_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "adapters/common/delivery_handler.h"
+#include "adapters/common/router_client.h"
+#include "adapters/common/webhook_server.h"
+#include "common/config_loader.h"
+#include "common/logging.h"
+#include "common/metrics.h"
+#include "imbridge/v1/config.pb.h"
+#include "imbridge/v1/events.pb.h"
+
+namespace imbridge::adapters {
+
+// Who an adapter process is, announced to the router in Hello.
+struct AdapterIdentity {
+  std::string platform;                   // "telegram", "slack", ...
+  std::vector<std::string> accounts;      // The accounts it serves.
+  std::vector<std::string> capabilities;  // "edits", "deletes", "files", ...
+  uint16_t default_port = 0;              // When http.listen is empty.
+  absl::Duration default_request_timeout = absl::Seconds(10);
+};
+
+// The process scaffolding every adapter binary shares, so that an adapter's
+// own code is only its messenger: the RouterClient, the HTTP server with the
+// messenger's webhook routes plus /healthz, /readyz and /metrics, the
+// standard metrics, and an orderly start and stop.
+//
+// Use (in main, after LoadAdapterConfig):
+//   AdapterRuntime runtime(config.router(), config.http(), identity);
+//   MyAdapter adapter(config, &runtime);     // registers its routes
+//   runtime.SetDeliveryHandler(&adapter);
+//   runtime.AddReadinessCheck("telegram", [&] { return adapter.Reachable(); });
+//   runtime.OnStop([&] { adapter.Stop(); });
+//   return runtime.Run();  // until SIGTERM/SIGINT
+//
+// Metrics maintained here (platform label = identity.platform):
+//   imbridge_events_in_total{platform,outcome}  publishes by router outcome
+//   imbridge_deliveries_total{platform,result}  ok | retryable | permanent
+//   imbridge_delivery_seconds{platform}         handler latency histogram
+//   imbridge_webhook_rejections_total{platform,reason}
+//   imbridge_router_attached{platform}          1 while attached
+// Adapters add their own through metrics::Registry::Default().
+//
+// The constructor blocks SIGTERM and SIGINT in the calling thread (and so in
+// every thread started later), for Run() to take them with sigwait: construct
+// the runtime in main before starting any other thread.
+//
+// Threading: construct, register routes and set handlers from the main
+// thread before Run()/Start(); PublishAndRespond(), Publish() and
+// CountRejection() from any thread.
+class AdapterRuntime {
+ public:
+  AdapterRuntime(const v1::RouterConnection& router,
+                 const v1::HttpServerOptions& http, AdapterIdentity identity);
+  ~AdapterRuntime();  // Calls Stop().
+
+  AdapterRuntime(const AdapterRuntime&) = delete;
+  AdapterRuntime& operator=(const AdapterRuntime&) = delete;
+
+  // Where deliveries go. Required before Start(); must outlive the runtime.
+  // The runtime counts and times every call.
+  void SetDeliveryHandler(DeliveryHandler* handler);
+
+  // The HTTP server, for registering webhook routes before Start().
+  WebhookServer& http() { return *http_; }
+
+  // The router client (valid from construction; connects on Start()).
+  RouterClient& router() { return *router_; }
+
+  // /readyz answers 200 only while attached to the router and every check
+  // returns OK; otherwise 503 with the failing checks named. Checks run on
+  // an HTTP thread at each request, so they must be quick (report a cached
+  // state, not make a call).
+  void AddReadinessCheck(std::string name, std::function<absl::Status()> check);
+
+  // Called by Stop() after the HTTP server stopped and before the router
+  // client stops, in registration order (stop pollers, flush, ...).
+  void OnStop(std::function<void()> fn);
+
+  // Starts the router client and the HTTP server, writes the port file.
+  absl::Status Start();
+
+  // Start(), then blocks until SIGTERM or SIGINT, then Stop(). Returns the
+  // process exit code (0 after a signal, 1 if Start() failed).
+  int Run();
+
+  // Stops the HTTP server (answering requests in flight), runs the OnStop
+  // callbacks, then stops the router client. Idempotent.
+  void Stop();
+
+  // The bound HTTP port after Start().
+  uint16_t port() const;
+
+  // For webhook handlers: publishes `event` and answers `responder` when the
+  // router has acknowledged it: `ok_status` (with `ok_body`, JSON) for
+  // ACCEPTED, DUPLICATE and DROPPED; 500 for REJECTED and FAILED. If the
+  // router never acknowledges in time, the HTTP server answers 503 on its
+  // own (the event stays queued; a retry is deduplicated by its key).
+  // Counts the publish in imbridge_events_in_total.
+  void PublishAndRespond(v1::Event event, std::shared_ptr<Responder> responder,
+                         int ok_status = 200, std::string ok_body = "{}");
+
+  // For pollers: publishes `event`; `done` gets the router's ack (on a
+  // client thread). Counts it. Fails at once if too many are pending.
+  absl::Status Publish(v1::Event event,
+                       std::function<void(const v1::PublishAck&)> done);
+
+  // Counts a refused webhook request (reason: "bad_signature",
+  // "bad_json", "stale_timestamp", "unknown_type", ...).
+  void CountRejection(absl::string_view reason);
+
+  const AdapterIdentity& identity() const { return identity_; }
+
+ private:
+  class CountingHandler;
+
+  void ServeReadyz(const HttpRequest& request,
+                   const std::shared_ptr<Responder>& responder);
+  void ServeMetrics(const HttpRequest& request,
+                    const std::shared_ptr<Responder>& responder);
+
+  AdapterIdentity identity_;
+  std::string port_file_;
+  std::unique_ptr<CountingHandler> counting_handler_;
+  std::unique_ptr<RouterClient> router_;
+  std::unique_ptr<WebhookServer> http_;
+  std::vector<std::pair<std::string, std::function<absl::Status()>>> checks_;
+  std::vector<std::function<void()>> on_stop_;
+  uint64_t collector_ = 0;
+  bool started_ = false;
+  bool stopped_ = false;
+};
+
+// Parses an adapter's command line (`--config FILE [--check-config]`),
+// loads FILE into *config and runs `validate(source, *config)` (which checks
+// required fields and values, returning ConfigError(source, "field.path",
+// "reason") for the first problem). Returns true to go on running. Returns
+// false with *exit_code set when the process should exit: 2 for a bad
+// command line, 1 for a bad config (the reason printed to stderr as
+// "<binary>: invalid config: FILE:line: field.path: reason"), 0 after
+// --check-config printed "FILE: OK" or after --help.
+bool ParseAdapterCommandLine(
+    int argc, char** argv, absl::string_view binary,
+    google::protobuf::Message* config,
+    const std::function<absl::Status(absl::string_view source)>& validate,
+    int* exit_code);
+
+// Checks the parts every adapter config shares: router.address/token and
+// http.listen. `prefix` is empty (fields at the top level).
+absl::Status ValidateRouterConnection(absl::string_view source,
+                                      const v1::RouterConnection& router);
+absl::Status ValidateHttpServerOptions(absl::string_view source,
+                                       const v1::HttpServerOptions& http);
+
+// Makes `status` a router-ready retryable or permanent failure from an HTTP
+// answer of a messenger: 429 and 5xx (and transport errors, status 0) are
+// retryable with `retry_after`, other codes permanent, with `what` (the
+// messenger's own description) in the message.
+absl::Status HttpFailure(int http_status, absl::string_view what,
+                         absl::Duration retry_after = absl::ZeroDuration());
+
+}  // namespace imbridge::adapters
+
+#endif  // IMBRIDGE_ADAPTERS_COMMON_ADAPTER_RUNTIME_H_

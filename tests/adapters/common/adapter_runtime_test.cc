@@ -1,0 +1,265 @@
+// AdapterRuntime against the real router binary: readiness follows the
+// router connection and the adapter's own checks, webhooks are answered only
+// after the router acknowledged, /metrics counts what happened, and the
+// command line rejects bad configs with the field named.
+
+#include "adapters/common/adapter_runtime.h"
+
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "adapters/common/http_client.h"
+#include "common/status_macros.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "imbridge/v1/telegram_config.pb.h"
+#include "tests/integration/router_process.h"
+
+namespace imbridge::adapters {
+namespace {
+
+using ::imbridge::testing::MakeTempDir;
+using ::imbridge::testing::RouterProcess;
+using ::testing::HasSubstr;
+
+constexpr char kToken[] = "runtime-test-token-0123456789";
+
+std::string RouterConfigBody() {
+  return absl::StrCat("adapters:\n  - {name: tests, token: ", kToken, "}\n",
+                      R"(links:
+  - name: pair
+    members:
+      - {platform: alpha, account: a, chat_id: A1}
+      - {platform: beta, account: b, chat_id: B1}
+store: {durability: normal}
+)");
+}
+
+// Answers deliveries with success; the runtime's own behaviour is what is
+// under test.
+class NullHandler : public DeliveryHandler {
+ public:
+  absl::StatusOr<std::vector<std::string>> Deliver(
+      const v1::Delivery&) override {
+    return std::vector<std::string>{"n1"};
+  }
+};
+
+bool WaitFor(const std::function<bool()>& condition,
+             absl::Duration timeout = absl::Seconds(20)) {
+  absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    if (condition()) return true;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return condition();
+}
+
+v1::Event PostedEvent(const std::string& key) {
+  v1::Event event;
+  event.set_key(key);
+  event.mutable_channel()->set_platform("alpha");
+  event.mutable_channel()->set_account("a");
+  event.mutable_channel()->set_chat_id("A1");
+  event.mutable_posted()->set_message_id(key);
+  event.mutable_posted()->mutable_text()->set_text("hello");
+  event.mutable_posted()->mutable_sender()->set_display_name("Ann");
+  return event;
+}
+
+class AdapterRuntimeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(router_.Start().ok());
+    router_conn_.set_address(router_.address());
+    router_conn_.set_token(kToken);
+    http_.set_listen("127.0.0.1:0");
+    http_.set_request_timeout_ms(1500);
+  }
+
+  std::unique_ptr<AdapterRuntime> MakeRuntime() {
+    AdapterIdentity identity;
+    identity.platform = "alpha";
+    identity.accounts = {"a"};
+    identity.capabilities = {"edits"};
+    auto runtime =
+        std::make_unique<AdapterRuntime>(router_conn_, http_, identity);
+    runtime->SetDeliveryHandler(&handler_);
+    runtime->http().Handle(
+        "POST", "/hook",
+        [r = runtime.get()](HttpRequest request,
+                            std::shared_ptr<Responder> responder) {
+          r->PublishAndRespond(PostedEvent(request.body), responder, 200,
+                               R"({"ok":true})");
+        });
+    return runtime;
+  }
+
+  std::string Url(AdapterRuntime& runtime, const std::string& path) {
+    return absl::StrCat("http://127.0.0.1:", runtime.port(), path);
+  }
+
+  RouterProcess router_{RouterConfigBody()};
+  v1::RouterConnection router_conn_;
+  v1::HttpServerOptions http_;
+  NullHandler handler_;
+  HttpClient client_;
+};
+
+TEST_F(AdapterRuntimeTest, ReadyOnlyWhileAttachedAndChecksPass) {
+  auto runtime = MakeRuntime();
+  bool messenger_ok = false;
+  runtime->AddReadinessCheck("messenger", [&] {
+    return messenger_ok ? absl::OkStatus()
+                        : absl::UnavailableError("api unreachable");
+  });
+  ASSERT_TRUE(runtime->Start().ok());
+  ASSERT_TRUE(WaitFor([&] { return runtime->router().attached(); }));
+
+  auto not_ready = client_.Get(Url(*runtime, "/readyz"));
+  ASSERT_TRUE(not_ready.ok());
+  EXPECT_EQ(not_ready->status, 503);
+  EXPECT_THAT(not_ready->body, HasSubstr("api unreachable"));
+
+  messenger_ok = true;
+  auto ready = client_.Get(Url(*runtime, "/readyz"));
+  ASSERT_TRUE(ready.ok());
+  EXPECT_EQ(ready->status, 200) << ready->body;
+
+  router_.Kill();
+  ASSERT_TRUE(WaitFor([&] { return !runtime->router().attached(); }));
+  auto detached = client_.Get(Url(*runtime, "/readyz"));
+  ASSERT_TRUE(detached.ok());
+  EXPECT_EQ(detached->status, 503);
+  EXPECT_THAT(detached->body, HasSubstr("not attached"));
+
+  auto alive = client_.Get(Url(*runtime, "/healthz"));
+  ASSERT_TRUE(alive.ok());
+  EXPECT_EQ(alive->status, 200);
+}
+
+TEST_F(AdapterRuntimeTest, WebhookIsAnsweredAfterTheRouterAcknowledged) {
+  auto runtime = MakeRuntime();
+  ASSERT_TRUE(runtime->Start().ok());
+  ASSERT_TRUE(WaitFor([&] { return runtime->router().attached(); }));
+
+  auto first = client_.PostJson(Url(*runtime, "/hook"), "alpha:a:1");
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->status, 200);
+  EXPECT_EQ(first->body, R"({"ok":true})");
+  auto again = client_.PostJson(Url(*runtime, "/hook"), "alpha:a:1");
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->status, 200);  // A duplicate is acknowledged too.
+
+  auto metrics = client_.Get(Url(*runtime, "/metrics"));
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_EQ(metrics->status, 200);
+  EXPECT_THAT(metrics->Header("Content-Type"), HasSubstr("version=0.0.4"));
+  EXPECT_THAT(
+      metrics->body,
+      HasSubstr(
+          "imbridge_events_in_total{outcome=\"accepted\",platform=\"alpha\"}"
+          " 1\n"));
+  EXPECT_THAT(
+      metrics->body,
+      HasSubstr(
+          "imbridge_events_in_total{outcome=\"duplicate\",platform=\"alpha\"}"
+          " 1\n"));
+  EXPECT_THAT(metrics->body,
+              HasSubstr("imbridge_router_attached{platform=\"alpha\"} 1\n"));
+}
+
+TEST_F(AdapterRuntimeTest, WebhookGets503WhileTheRouterIsDownAndIsKept) {
+  auto runtime = MakeRuntime();
+  ASSERT_TRUE(runtime->Start().ok());
+  ASSERT_TRUE(WaitFor([&] { return runtime->router().attached(); }));
+  router_.Kill();
+  ASSERT_TRUE(WaitFor([&] { return !runtime->router().attached(); }));
+
+  auto refused = client_.PostJson(Url(*runtime, "/hook"), "alpha:a:2");
+  ASSERT_TRUE(refused.ok());
+  EXPECT_EQ(refused->status, 503);  // The messenger will retry.
+
+  // The event stayed queued and reaches the router once it is back; the
+  // messenger's retry is then a duplicate.
+  ASSERT_TRUE(router_.Start().ok());
+  ASSERT_TRUE(WaitFor([&] { return runtime->router().attached(); }));
+  auto retried = client_.PostJson(Url(*runtime, "/hook"), "alpha:a:2");
+  ASSERT_TRUE(retried.ok());
+  EXPECT_EQ(retried->status, 200);
+  auto metrics = client_.Get(Url(*runtime, "/metrics"));
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_THAT(
+      metrics->body,
+      HasSubstr(
+          "imbridge_events_in_total{outcome=\"duplicate\",platform=\"alpha\"}"
+          " 1\n"));
+}
+
+TEST_F(AdapterRuntimeTest, PortFileHoldsTheBoundPort) {
+  std::string dir = MakeTempDir("runtime");
+  http_.set_port_file(dir + "/port");
+  auto runtime = MakeRuntime();
+  ASSERT_TRUE(runtime->Start().ok());
+  std::ifstream in(dir + "/port");
+  int port = 0;
+  in >> port;
+  EXPECT_EQ(port, runtime->port());
+  EXPECT_GT(port, 0);
+}
+
+class CommandLineTest : public ::testing::Test {
+ protected:
+  int Parse(const std::string& yaml, std::vector<std::string> extra = {}) {
+    std::string path = dir_ + "/adapter.yaml";
+    std::ofstream(path) << yaml;
+    std::vector<std::string> args = {"imbridge-adapter-test", "--config", path};
+    args.insert(args.end(), extra.begin(), extra.end());
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    int exit_code = -1;
+    config_.Clear();
+    bool go_on = ParseAdapterCommandLine(
+        static_cast<int>(argv.size()), argv.data(), "imbridge-adapter-test",
+        &config_,
+        [&](absl::string_view source) {
+          IMB_RETURN_IF_ERROR(
+              ValidateRouterConnection(source, config_.router()));
+          return ValidateHttpServerOptions(source, config_.http());
+        },
+        &exit_code);
+    return go_on ? 100 : exit_code;
+  }
+
+  std::string dir_ = MakeTempDir("cmdline");
+  v1::TelegramAdapterConfig config_;
+};
+
+TEST_F(CommandLineTest, GoodConfigRunsAndCheckConfigExitsZero) {
+  const std::string good =
+      "router: {token: t}\nhttp: {listen: '127.0.0.1:0'}\n";
+  EXPECT_EQ(Parse(good), 100);
+  EXPECT_EQ(config_.router().token(), "t");
+  EXPECT_EQ(Parse(good, {"--check-config"}), 0);
+  EXPECT_EQ(Parse(good, {"--bogus"}), 2);
+}
+
+TEST_F(CommandLineTest, BadConfigsExitOneWithTheFieldNamed) {
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(Parse("router: {token: t}\nhttp: {lissten: x}\n"), 1);
+  EXPECT_THAT(::testing::internal::GetCapturedStderr(),
+              HasSubstr("http.lissten"));
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(Parse("http: {listen: '127.0.0.1:0'}\n"), 1);
+  EXPECT_THAT(::testing::internal::GetCapturedStderr(),
+              HasSubstr("router.token: required"));
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(Parse("router: {token: t}\nhttp: {listen: 'nohost'}\n"), 1);
+  EXPECT_THAT(::testing::internal::GetCapturedStderr(),
+              HasSubstr("http.listen"));
+}
+
+}  // namespace
+}  // namespace imbridge::adapters
