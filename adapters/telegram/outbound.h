@@ -1,0 +1,129 @@
+#ifndef IMBRIDGE_ADAPTERS_TELEGRAM_OUTBOUND_H_
+#define IMBRIDGE_ADAPTERS_TELEGRAM_OUTBOUND_H_
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "adapters/common/delivery_handler.h"
+#include "adapters/telegram/chat_aliases.h"
+#include "adapters/telegram/format.h"
+#include "adapters/telegram/rate_limiter.h"
+#include "adapters/telegram/telegram_api.h"
+#include "nlohmann/json.hpp"
+
+namespace imbridge::adapters::telegram {
+
+// One bot account as the outbound side sees it.
+struct OutboundAccount {
+  std::string name;
+  // Must outlive the Outbound.
+  const BotApi* api = nullptr;
+  SenderStyle sender_style = SenderStyle::kInline;
+  // Files larger than this are sent as a notice with name and size.
+  uint64_t max_upload_bytes = 50ull << 20;
+};
+
+// Renders the router's deliveries with Bot API calls.
+//
+// - Posted: sendMessage with `entities` built from the rich text, the
+//   sender's name in bold before the text, split into parts of at most
+//   4,096 UTF-16 code units (the name repeated in each); replies with
+//   `reply_parameters` (to the replied message, else the thread root), forum
+//   topics with `message_thread_id`. Files are uploaded (multipart) with
+//   sendDocument/sendPhoto/sendVideo/sendAudio/sendVoice/sendAnimation/
+//   sendSticker; consecutive attachments sharing a group id are sent as one
+//   album (sendMediaGroup); the text becomes the first file's caption when
+//   it fits in 1,024 code units, else it is sent first as its own message.
+//   Files without bytes or over the upload limit become an italic notice
+//   with name and size. Returns every created message id, in order.
+// - Edited: editMessageText of the copy's parts with the new text's parts
+//   (editMessageCaption when the copy is a file with a caption); parts the
+//   new text no longer needs keep their text, and text that needs more
+//   parts than the copy has is cut with "…".
+// - Deleted: deleteMessage of every part; a message Telegram refuses to
+//   delete (older than 48 h, or not the bot's) is a permanent error with
+//   Telegram's reason; one that is already gone counts as deleted.
+// - Membership: an italic notice "<name> joined/left the chat".
+//
+// Every call first takes a token from the RateLimiter (sleeping up to its
+// max_wait, else answering retryable). Errors: 429 with the retry_after
+// Telegram asked for, 5xx and timeouts are retryable; other 4xx are
+// permanent with Telegram's description. A send answered with
+// `migrate_to_chat_id` records the alias and is repeated on the new chat.
+// A retried delivery whose earlier attempt had sent some of its messages
+// continues after them instead of sending them twice (kept in memory).
+//
+// Thread-safe: Deliver() runs concurrently for different targets.
+class Outbound : public DeliveryHandler {
+ public:
+  // Reads a blob of the router's store into memory, refusing more than
+  // `max_bytes` bytes.
+  using BlobReader = std::function<absl::StatusOr<std::string>(
+      const std::string& blob_id, uint64_t max_bytes)>;
+
+  // `aliases` and `limiter` must outlive the Outbound.
+  Outbound(std::vector<OutboundAccount> accounts, ChatAliases* aliases,
+           RateLimiter* limiter, BlobReader blobs);
+
+  absl::StatusOr<std::vector<std::string>> Deliver(
+      const v1::Delivery& delivery) override;
+
+ private:
+  struct Target;
+  // One Bot API call of a delivery; returns the ids of the messages it
+  // created.
+  using Step = std::function<absl::StatusOr<std::vector<std::string>>(Target&)>;
+
+  absl::StatusOr<std::vector<std::string>> Posted(const v1::Delivery& d,
+                                                  Target& target);
+  absl::StatusOr<std::vector<std::string>> Edited(const v1::Delivery& d,
+                                                  Target& target);
+  absl::StatusOr<std::vector<std::string>> Deleted(const v1::Delivery& d,
+                                                   Target& target);
+  absl::StatusOr<std::vector<std::string>> Membership(const v1::Delivery& d,
+                                                      Target& target);
+
+  // Runs `steps` in order, skipping those an earlier attempt of the same
+  // delivery completed.
+  absl::StatusOr<std::vector<std::string>> RunSteps(
+      const v1::Delivery& d, Target& target, const std::vector<Step>& steps);
+
+  // Calls `method` on the target chat (chat_id and message_thread_id added
+  // by `make`), after the rate limiter; repeats once on a migrated chat.
+  absl::StatusOr<nlohmann::json> Call(
+      Target& target, const std::string& method,
+      const std::function<nlohmann::json(const std::string& chat_id)>& make,
+      BotApiError* error = nullptr);
+  absl::StatusOr<nlohmann::json> CallMultipart(
+      Target& target, const std::string& method,
+      const std::function<std::vector<MultipartPart>(const std::string&)>&
+          make);
+  absl::Status TakeToken(Target& target);
+
+  const absl::flat_hash_map<std::string, OutboundAccount> accounts_;
+  ChatAliases* const aliases_;
+  RateLimiter* const limiter_;
+  const BlobReader blobs_;
+
+  // Progress of deliveries that failed after sending some messages, by
+  // idempotency key: steps done and the ids they created.
+  struct Progress {
+    size_t steps_done = 0;
+    std::vector<std::string> ids;
+  };
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, Progress> progress_ ABSL_GUARDED_BY(mu_);
+  std::deque<std::string> progress_order_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace imbridge::adapters::telegram
+
+#endif  // IMBRIDGE_ADAPTERS_TELEGRAM_OUTBOUND_H_

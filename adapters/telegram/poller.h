@@ -1,0 +1,77 @@
+#ifndef IMBRIDGE_ADAPTERS_TELEGRAM_POLLER_H_
+#define IMBRIDGE_ADAPTERS_TELEGRAM_POLLER_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "adapters/telegram/telegram_api.h"
+#include "nlohmann/json.hpp"
+
+namespace imbridge::adapters::telegram {
+
+// Long-polls getUpdates for one bot and hands each batch of updates to a
+// processor, which returns how many of them (from the front) the router has
+// acknowledged. The next getUpdates asks for updates after the last
+// acknowledged one (`offset`), which is also how Telegram learns that they
+// may be forgotten; unacknowledged updates are fetched again after
+// `retry_delay`. The first call after a start has no offset, so Telegram
+// hands out every unconfirmed update again: nothing needs to be stored
+// locally.
+//
+// Threading: Start() and Stop() from one controlling thread; the processor
+// runs on the poller's own thread and may block, but should return soon
+// after `stopping()` becomes true.
+class Poller {
+ public:
+  struct Options {
+    std::string account;
+    absl::Duration long_poll = absl::Seconds(30);
+    int limit = 100;
+    std::vector<std::string> allowed_updates;
+    absl::Duration retry_delay = absl::Seconds(1);
+  };
+  // Processes `updates` in order; returns how many from the front are done.
+  using Processor =
+      std::function<size_t(const std::vector<nlohmann::json>& updates)>;
+
+  // `api` must outlive the poller (or the detached thread, see Stop()).
+  Poller(Options options, std::shared_ptr<const BotApi> api,
+         Processor processor);
+  ~Poller();  // Calls Stop().
+
+  Poller(const Poller&) = delete;
+  Poller& operator=(const Poller&) = delete;
+
+  void Start();
+
+  // Stops polling. Waits for the processor to return; a getUpdates call in
+  // progress is not waited for (up to the long-poll timeout): its thread is
+  // left to finish on its own and then exits without touching anything but
+  // the shared BotApi.
+  void Stop();
+
+  // True once Stop() was called; for the processor.
+  bool stopping() const;
+
+  // OK while the last getUpdates succeeded (or none was made yet).
+  absl::Status health() const;
+
+ private:
+  struct Shared;
+  void Run(std::shared_ptr<Shared> shared);
+
+  const Options options_;
+  Processor processor_;
+  std::shared_ptr<Shared> shared_;
+  std::thread thread_;
+};
+
+}  // namespace imbridge::adapters::telegram
+
+#endif  // IMBRIDGE_ADAPTERS_TELEGRAM_POLLER_H_

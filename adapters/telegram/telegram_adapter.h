@@ -1,0 +1,133 @@
+#ifndef IMBRIDGE_ADAPTERS_TELEGRAM_TELEGRAM_ADAPTER_H_
+#define IMBRIDGE_ADAPTERS_TELEGRAM_TELEGRAM_ADAPTER_H_
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "adapters/common/adapter_runtime.h"
+#include "adapters/common/http_client.h"
+#include "adapters/telegram/chat_aliases.h"
+#include "adapters/telegram/inbound.h"
+#include "adapters/telegram/outbound.h"
+#include "adapters/telegram/poller.h"
+#include "adapters/telegram/rate_limiter.h"
+#include "adapters/telegram/telegram_api.h"
+#include "common/executor.h"
+#include "imbridge/v1/telegram_config.pb.h"
+
+namespace imbridge::adapters::telegram {
+
+// The adapter's default HTTP port.
+inline constexpr uint16_t kDefaultPort = 7713;
+
+// Checks a loaded config beyond what the schema says: accounts present and
+// uniquely named, tokens and (webhook mode) secret tokens set and well
+// formed, webhook paths unique, URLs and limits sane. Returns
+// ConfigError(source, "field.path", reason) for the first problem.
+absl::Status ValidateTelegramConfig(absl::string_view source,
+                                    const v1::TelegramAdapterConfig& config);
+
+// Who the adapter is in Hello: platform "telegram", the accounts, and the
+// capabilities it implements (edits, deletes, files, threads, membership).
+AdapterIdentity TelegramIdentity(const v1::TelegramAdapterConfig& config);
+
+// The Telegram adapter: one process serving several bot accounts.
+//
+// Inbound, per account, either a webhook route (secret token checked in
+// constant time: 401; body over the limit: 413 by the server; malformed
+// JSON: 400; unknown update types: 200, ignored and counted — none of them
+// reaches the router) or a Poller. An update becomes events (inbound.h);
+// its files are fetched (getFile, download, PutBlob) on an Executor, never on
+// an HTTP thread, and remembered by file_unique_id so that a retried update
+// does not download them again; the events are published with key
+// "telegram:<account>:<update_id>" and the webhook is answered 200 only after
+// the router acknowledged them (5xx otherwise, so Telegram retries). Chat
+// migrations are recorded in ChatAliases.
+//
+// Outbound: an Outbound (outbound.h) is the runtime's delivery handler.
+//
+// Threading: construct, Init() and Start() from the main thread (Init()
+// before the runtime starts, Start() after); Stop() from the runtime's
+// OnStop. Webhook handlers run on HTTP threads and do not block.
+class TelegramAdapter {
+ public:
+  // `config` must be valid (ValidateTelegramConfig); `runtime` must outlive
+  // the adapter.
+  TelegramAdapter(const v1::TelegramAdapterConfig& config,
+                  AdapterRuntime* runtime);
+  ~TelegramAdapter();
+
+  TelegramAdapter(const TelegramAdapter&) = delete;
+  TelegramAdapter& operator=(const TelegramAdapter&) = delete;
+
+  // Loads the chat aliases and registers the webhook routes. Call before
+  // the runtime starts.
+  absl::Status Init();
+
+  // After the runtime started: calls setWebhook for accounts that ask for it
+  // and deleteWebhook + starts polling for polling accounts. Fails when a
+  // setWebhook/deleteWebhook call fails (the process should exit).
+  absl::Status Start();
+
+  // Stops the pollers and finishes file downloads in progress.
+  void Stop();
+
+  // The delivery handler for the runtime.
+  DeliveryHandler* delivery_handler() { return outbound_.get(); }
+
+  // OK while every poller's last getUpdates succeeded.
+  absl::Status Health() const;
+
+ private:
+  struct Account;
+
+  void HandleWebhook(Account& account, HttpRequest request,
+                     std::shared_ptr<Responder> responder);
+
+  // Fetches the files of `update` into the blob store (blocking). Errors
+  // are transient (the update should be retried).
+  absl::Status FetchFiles(Account& account, InboundUpdate& update);
+
+  // Publishes `events` in order; `done(true)` once the router acknowledged
+  // all of them (accepted, duplicate or dropped), `done(false)` otherwise.
+  void PublishAll(std::vector<v1::Event> events,
+                  std::function<void(bool ok, std::string detail)> done);
+
+  // The poller's processor: handles updates in order, returns how many
+  // from the front were acknowledged.
+  size_t ProcessPolled(Account& account,
+                       const std::vector<nlohmann::json>& updates);
+
+  // Records a migration; logs failures.
+  void RecordMigration(const Account& account, const ChatMigration& m);
+
+  InboundContext ContextFor(const Account& account) const;
+
+  const v1::TelegramAdapterConfig config_;
+  AdapterRuntime* const runtime_;
+  HttpClient http_;
+  ChatAliases aliases_;
+  std::unique_ptr<RateLimiter> limiter_;
+  std::vector<std::unique_ptr<Account>> accounts_;
+  std::unique_ptr<Outbound> outbound_;
+  std::unique_ptr<Executor> downloads_;
+
+  // Files already copied, by file_unique_id (bounded).
+  absl::Mutex cache_mu_;
+  absl::flat_hash_map<std::string, v1::Attachment> file_cache_
+      ABSL_GUARDED_BY(cache_mu_);
+  std::deque<std::string> file_cache_order_ ABSL_GUARDED_BY(cache_mu_);
+};
+
+}  // namespace imbridge::adapters::telegram
+
+#endif  // IMBRIDGE_ADAPTERS_TELEGRAM_TELEGRAM_ADAPTER_H_
