@@ -1,0 +1,396 @@
+#include "adapters/teamspirit/outbound.h"
+
+#include <cstdio>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "adapters/teamspirit/format.h"
+#include "common/logging.h"
+
+namespace imbridge::adapters::teamspirit {
+namespace {
+
+// A temporary file, removed when closed.
+class TempFile {
+ public:
+  TempFile() : file_(std::tmpfile()) {}
+  ~TempFile() {
+    if (file_ != nullptr) std::fclose(file_);
+  }
+  TempFile(const TempFile&) = delete;
+  TempFile& operator=(const TempFile&) = delete;
+  FILE* get() const { return file_; }
+
+ private:
+  FILE* file_;
+};
+
+std::string HumanSize(uint64_t bytes) {
+  if (bytes >= (1ull << 20)) {
+    return absl::StrFormat("%.1f MB", static_cast<double>(bytes) / (1 << 20));
+  }
+  if (bytes >= 1024) return absl::StrCat(bytes / 1024, " KB");
+  return absl::StrCat(bytes, " bytes");
+}
+
+bool IsNativeMentions(const v1::Delivery& delivery) {
+  // Mentions carry user ids of the origin messenger; only TeamSpirit's own
+  // ids can be written as TeamSpirit mentions.
+  return delivery.event().channel().platform() == "teamspirit";
+}
+
+}  // namespace
+
+std::string ExternalUserId(absl::string_view prefix, absl::string_view platform,
+                           absl::string_view account,
+                           absl::string_view user_id) {
+  return absl::StrCat(prefix, platform, "-", account, "-", user_id);
+}
+
+std::string PresenceStatus(v1::Presence presence) {
+  switch (presence) {
+    case v1::ONLINE:
+      return "online";
+    case v1::AWAY:
+      return "away";
+    case v1::DND:
+      return "dnd";
+    case v1::OFFLINE:
+      return "offline";
+    default:
+      return "";
+  }
+}
+
+std::string FileNotice(const v1::Attachment& attachment,
+                       absl::string_view reason) {
+  std::string name = attachment.name().empty() ? "file" : attachment.name();
+  std::string text = absl::StrCat("[file: ", name);
+  if (attachment.size() > 0) {
+    absl::StrAppend(&text, ", ", HumanSize(attachment.size()));
+  }
+  if (!reason.empty()) absl::StrAppend(&text, ": ", reason);
+  absl::StrAppend(&text, "]");
+  return EscapeMarkdown(text);
+}
+
+TeamSpiritDeliverer::TeamSpiritDeliverer(Options options, TeamSpiritApi* api,
+                                         BlobFetcher blobs,
+                                         DeliveryObserver observer)
+    : options_(std::move(options)),
+      api_(api),
+      blobs_(std::move(blobs)),
+      observer_(std::move(observer)) {}
+
+absl::StatusOr<std::vector<std::string>> TeamSpiritDeliverer::Deliver(
+    const v1::Delivery& delivery) {
+  absl::StatusOr<std::vector<std::string>> result = DeliverInner(delivery);
+  if (observer_) observer_(result.status());
+  if (!result.ok()) {
+    LogWarn("TeamSpirit delivery failed",
+            {{"chat", delivery.target().chat_id()},
+             {"link", delivery.link()},
+             {"retryable", IsRetryable(result.status()) ? "true" : "false"},
+             {"error", result.status().message()}});
+  }
+  return result;
+}
+
+absl::StatusOr<std::vector<std::string>> TeamSpiritDeliverer::DeliverInner(
+    const v1::Delivery& delivery) {
+  const v1::Event& e = delivery.event();
+  switch (e.kind_case()) {
+    case v1::Event::kPosted:
+      return Post(delivery);
+    case v1::Event::kEdited: {
+      absl::Status s = Edit(delivery);
+      if (!s.ok()) return s;
+      return std::vector<std::string>();
+    }
+    case v1::Event::kDeleted: {
+      absl::Status s = Delete(delivery);
+      if (!s.ok()) return s;
+      return std::vector<std::string>();
+    }
+    case v1::Event::kPresence: {
+      absl::Status s = Presence(delivery);
+      if (!s.ok()) return s;
+      return std::vector<std::string>();
+    }
+    case v1::Event::kMembership:
+      return Membership(delivery);
+    default:
+      return absl::InvalidArgumentError("delivery carries no known event kind");
+  }
+}
+
+std::string TeamSpiritDeliverer::RenderText(const v1::Delivery& delivery,
+                                            const v1::RichText& text,
+                                            bool with_name) const {
+  MarkdownRenderOptions render;
+  render.native_mentions = IsNativeMentions(delivery);
+  std::string body = RichTextToMarkdown(text, render);
+  if (!with_name || delivery.sender_name().empty()) return body;
+  return absl::StrCat("**", EscapeMarkdown(delivery.sender_name()),
+                      "**: ", body);
+}
+
+absl::StatusOr<std::optional<TsAuthor>> TeamSpiritDeliverer::AuthorFor(
+    const v1::Delivery& delivery, const v1::UserRef& sender) {
+  if (options_.post_as_bot || sender.id().empty()) return std::nullopt;
+  const v1::ChannelRef& origin = delivery.event().channel();
+  TsAuthor author;
+  author.external_id =
+      ExternalUserId(options_.external_user_prefix, origin.platform(),
+                     origin.account(), sender.id());
+  author.name = delivery.sender_name().empty() ? sender.display_name()
+                                               : delivery.sender_name();
+  if (author.name.empty()) author.name = sender.id();
+  author.avatar_url = sender.avatar_url();
+  absl::Time now = absl::Now();
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = known_users_.find(author.external_id);
+    if (it != known_users_.end() && it->second.name == author.name &&
+        it->second.avatar_url == author.avatar_url &&
+        now - it->second.refreshed < options_.external_user_refresh) {
+      return author;
+    }
+  }
+  absl::Status put = api_->PutExternalUser(author.external_id, author.name,
+                                           author.avatar_url, std::nullopt);
+  if (!put.ok()) return put;
+  absl::MutexLock lock(&mu_);
+  known_users_[author.external_id] = {author.name, author.avatar_url, now};
+  return author;
+}
+
+absl::StatusOr<std::string> TeamSpiritDeliverer::CopyAttachment(
+    const v1::Attachment& attachment, std::string* notice) {
+  if (attachment.blob_id().empty()) {
+    *notice = FileNotice(attachment, attachment.unavailable_reason().empty()
+                                         ? "not available"
+                                         : attachment.unavailable_reason());
+    return std::string();
+  }
+  if (attachment.size() > options_.max_file_bytes) {
+    *notice = FileNotice(attachment, "too large for TeamSpirit");
+    return std::string();
+  }
+  TempFile temp;
+  if (temp.get() == nullptr) {
+    return RetryableError("cannot create a temporary file for an upload");
+  }
+  uint64_t size = 0;
+  absl::StatusOr<v1::BlobMeta> meta = blobs_(
+      attachment.blob_id(), [&](absl::string_view chunk) -> absl::Status {
+        size += chunk.size();
+        if (size > options_.max_file_bytes) {
+          return absl::OutOfRangeError("blob larger than max_file_bytes");
+        }
+        if (std::fwrite(chunk.data(), 1, chunk.size(), temp.get()) !=
+            chunk.size()) {
+          return RetryableError("cannot write a temporary file");
+        }
+        return absl::OkStatus();
+      });
+  if (!meta.ok()) {
+    switch (meta.status().code()) {
+      case absl::StatusCode::kNotFound:
+        *notice = FileNotice(attachment, "no longer held by the bridge");
+        return std::string();
+      case absl::StatusCode::kOutOfRange:
+        *notice = FileNotice(attachment, "too large for TeamSpirit");
+        return std::string();
+      default:
+        return RetryableError(
+            absl::StrCat("router blob store: ", meta.status().message()));
+    }
+  }
+  if (std::fflush(temp.get()) != 0 ||
+      std::fseek(temp.get(), 0, SEEK_SET) != 0) {
+    return RetryableError("cannot read back a temporary file");
+  }
+  FILE* f = temp.get();
+  std::string mime = attachment.mime_type().empty() ? meta->mime_type()
+                                                    : attachment.mime_type();
+  std::string name =
+      attachment.name().empty() ? meta->name() : attachment.name();
+  absl::StatusOr<TsFile> uploaded = api_->UploadFile(
+      name, mime, size,
+      [f](char* buffer, size_t max) -> absl::StatusOr<size_t> {
+        size_t n = std::fread(buffer, 1, max, f);
+        if (n == 0 && std::ferror(f)) {
+          return absl::DataLossError("cannot read a temporary file");
+        }
+        return n;
+      });
+  if (!uploaded.ok()) {
+    if (IsRetryable(uploaded.status())) return uploaded.status();
+    if (uploaded.status().code() == absl::StatusCode::kUnauthenticated ||
+        uploaded.status().code() == absl::StatusCode::kPermissionDenied) {
+      return uploaded.status();
+    }
+    *notice = FileNotice(
+        attachment, uploaded.status().code() == absl::StatusCode::kOutOfRange
+                        ? "too large for TeamSpirit"
+                        : "TeamSpirit refused the upload");
+    return std::string();
+  }
+  return uploaded->id;
+}
+
+absl::StatusOr<std::vector<std::string>> TeamSpiritDeliverer::Post(
+    const v1::Delivery& delivery) {
+  const v1::MessagePosted& posted = delivery.event().posted();
+  absl::StatusOr<std::optional<TsAuthor>> author =
+      AuthorFor(delivery, posted.sender());
+  if (!author.ok()) return author.status();
+
+  std::string text = RenderText(delivery, posted.text(), !author->has_value());
+  std::vector<std::string> file_ids;
+  for (const v1::Attachment& a : posted.attachments()) {
+    std::string notice;
+    absl::StatusOr<std::string> id = CopyAttachment(a, &notice);
+    if (!id.ok()) return id.status();
+    if (!id->empty()) file_ids.push_back(*id);
+    if (!notice.empty()) {
+      if (!text.empty()) text.push_back('\n');
+      text += notice;
+    }
+  }
+  if (text.empty() && file_ids.empty()) return std::vector<std::string>();
+
+  std::vector<std::string> pieces = SplitMessage(text, kMaxTextCharacters);
+  std::vector<std::string> ids;
+  for (size_t i = 0; i < pieces.size(); ++i) {
+    TsNewMessage m;
+    m.text = std::move(pieces[i]);
+    m.reply_to = delivery.reply_to_target_id();
+    m.thread_id = delivery.thread_root_target_id();
+    m.author = *author;
+    m.client_token = i == 0
+                         ? delivery.idempotency_key()
+                         : absl::StrCat(delivery.idempotency_key(), "#", i + 1);
+    if (i == 0) m.file_ids = file_ids;
+    absl::StatusOr<std::string> id =
+        api_->PostMessage(delivery.target().chat_id(), m);
+    if (!id.ok()) return id.status();
+    ids.push_back(*std::move(id));
+  }
+  return ids;
+}
+
+absl::Status TeamSpiritDeliverer::Edit(const v1::Delivery& delivery) {
+  const v1::MessageEdited& edited = delivery.event().edited();
+  std::string text = RenderText(delivery, edited.text(), options_.post_as_bot);
+  std::vector<std::string> pieces = SplitMessage(text, kMaxTextCharacters);
+  const auto& ids = delivery.target_message_ids();
+  if (pieces.size() > static_cast<size_t>(ids.size())) {
+    LogWarn("edited text is longer than the copy; the rest is dropped",
+            {{"chat", delivery.target().chat_id()}});
+  }
+  for (int i = 0; i < ids.size() && static_cast<size_t>(i) < pieces.size();
+       ++i) {
+    absl::Status s =
+        api_->EditMessage(delivery.target().chat_id(), ids[i], pieces[i], true);
+    if (s.code() == absl::StatusCode::kNotFound) {
+      LogWarn("the copy to edit no longer exists",
+              {{"chat", delivery.target().chat_id()}, {"message", ids[i]}});
+      continue;
+    }
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TeamSpiritDeliverer::Delete(const v1::Delivery& delivery) {
+  for (const std::string& id : delivery.target_message_ids()) {
+    absl::Status s = api_->DeleteMessage(delivery.target().chat_id(), id);
+    if (s.code() == absl::StatusCode::kNotFound) continue;  // Already gone.
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TeamSpiritDeliverer::Presence(const v1::Delivery& delivery) {
+  const v1::PresenceChanged& p = delivery.event().presence();
+  std::string status = PresenceStatus(p.presence());
+  if (status.empty() || p.user().id().empty()) return absl::OkStatus();
+  const v1::ChannelRef& origin = delivery.event().channel();
+  std::string id =
+      ExternalUserId(options_.external_user_prefix, origin.platform(),
+                     origin.account(), p.user().id());
+  std::string name = delivery.sender_name().empty() ? p.user().display_name()
+                                                    : delivery.sender_name();
+  if (name.empty()) name = p.user().id();
+  absl::Status put = api_->PutExternalUser(id, name, p.user().avatar_url(),
+                                           TsPresence{status, p.status_text()});
+  if (!put.ok()) return put;
+  absl::MutexLock lock(&mu_);
+  known_users_[id] = {name, p.user().avatar_url(), absl::Now()};
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<std::string>> TeamSpiritDeliverer::Membership(
+    const v1::Delivery& delivery) {
+  if (!options_.membership_notices) return std::vector<std::string>();
+  const v1::MembershipChanged& m = delivery.event().membership();
+  std::string name = delivery.sender_name().empty() ? m.user().display_name()
+                                                    : delivery.sender_name();
+  v1::RichText notice;
+  notice.set_text(absl::StrCat(name, m.joined() ? " joined" : " left"));
+  v1::Span* italic = notice.add_spans();
+  italic->set_kind(v1::Span::ITALIC);
+  italic->set_offset(0);
+  italic->set_length(static_cast<uint32_t>(notice.text().size()));
+  TsNewMessage message;
+  message.text = RichTextToMarkdown(notice);
+  message.client_token = delivery.idempotency_key();
+  absl::StatusOr<std::string> id =
+      api_->PostMessage(delivery.target().chat_id(), message);
+  if (!id.ok()) return id.status();
+  return std::vector<std::string>{*id};
+}
+
+SendOnlyDeliverer::SendOnlyDeliverer(TsIncomingWebhook* webhook,
+                                     DeliveryObserver observer)
+    : webhook_(webhook), observer_(std::move(observer)) {}
+
+absl::StatusOr<std::vector<std::string>> SendOnlyDeliverer::Deliver(
+    const v1::Delivery& delivery) {
+  const v1::Event& e = delivery.event();
+  if (!e.has_posted()) return std::vector<std::string>();
+  const v1::MessagePosted& posted = e.posted();
+  MarkdownRenderOptions render;
+  render.native_mentions = IsNativeMentions(delivery);
+  std::string text = RichTextToMarkdown(posted.text(), render);
+  for (const v1::Attachment& a : posted.attachments()) {
+    if (!text.empty()) text.push_back('\n');
+    text += FileNotice(a, a.unavailable_reason().empty()
+                              ? "files are not relayed to this chat"
+                              : a.unavailable_reason());
+  }
+  std::vector<std::string> pieces = SplitMessage(text, kMaxTextCharacters);
+  absl::Status status;
+  if (!text.empty()) {
+    for (const std::string& piece : pieces) {
+      status = webhook_->Post(piece, delivery.sender_name(),
+                              posted.sender().avatar_url());
+      if (!status.ok()) break;
+    }
+  }
+  if (observer_) observer_(status);
+  if (!status.ok()) {
+    LogWarn("TeamSpirit incoming webhook delivery failed",
+            {{"link", delivery.link()},
+             {"retryable", IsRetryable(status) ? "true" : "false"},
+             {"error", status.message()}});
+    return status;
+  }
+  return std::vector<std::string>();
+}
+
+}  // namespace imbridge::adapters::teamspirit

@@ -1,0 +1,51 @@
+#ifndef IMBRIDGE_ADAPTERS_TEAMSPIRIT_RATE_LIMITER_H_
+#define IMBRIDGE_ADAPTERS_TEAMSPIRIT_RATE_LIMITER_H_
+
+#include <functional>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+
+namespace imbridge::adapters::teamspirit {
+
+// A token bucket that spaces a bot's REST calls to at most `per_second` on
+// average, with bursts of up to `burst` calls, and that stops all calls
+// while the server asked to wait (429 Retry-After).
+//
+// Thread-safe. Acquire() blocks the calling thread; Reserve() does not.
+class RateLimiter {
+ public:
+  // The time source, replaceable for tests.
+  using Clock = std::function<absl::Time()>;
+
+  // `per_second` > 0; `burst` >= 1.
+  RateLimiter(double per_second, double burst, Clock clock = absl::Now);
+
+  RateLimiter(const RateLimiter&) = delete;
+  RateLimiter& operator=(const RateLimiter&) = delete;
+
+  // Takes one token and returns how long the caller must wait before using
+  // it (zero when it may go now). Tokens are handed out in call order, so a
+  // caller told to wait must not call again for the same request.
+  absl::Duration Reserve();
+
+  // Reserve(), then sleeps for the returned time.
+  void Acquire();
+
+  // Makes no token available before `until` (the server answered 429).
+  void PauseUntil(absl::Time until);
+
+ private:
+  const double per_second_;
+  const double burst_;
+  const Clock clock_;
+  absl::Mutex mu_;
+  // The time at which the bucket is empty again if no one takes a token;
+  // tokens available now = (now - empty_at_) * per_second_, capped at burst_.
+  absl::Time empty_at_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace imbridge::adapters::teamspirit
+
+#endif  // IMBRIDGE_ADAPTERS_TEAMSPIRIT_RATE_LIMITER_H_
