@@ -1,0 +1,100 @@
+#ifndef IMBRIDGE_ADAPTERS_WEBHOOK_INBOUND_H_
+#define IMBRIDGE_ADAPTERS_WEBHOOK_INBOUND_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "adapters/common/webhook_server.h"
+#include "adapters/webhook/webhook_directory.h"
+#include "imbridge/v1/events.pb.h"
+
+namespace imbridge::adapters::webhook {
+
+// A Slack-compatible incoming webhook body as the adapter understood it.
+struct IncomingMessage {
+  // `text` (mrkdwn unless "mrkdwn": false) followed by the attachments.
+  v1::RichText text;
+  // "username" and "icon_url"; empty when not given.
+  std::string username;
+  std::string icon_url;
+};
+
+// Why a body was refused: `reason` is the metrics label and the JSON error
+// code ("bad_json", "no_text"), `message` says what is wrong.
+struct PayloadError {
+  std::string reason;
+  std::string message;
+};
+
+// Parses the body of POST /hooks/<id>: a JSON object, or (for
+// `application/x-www-form-urlencoded`) a form whose `payload` field holds
+// the JSON. Accepts Slack's fields text, mrkdwn, username, icon_url and
+// attachments (see AppendSlackAttachments); others are ignored. Returns
+// false with *error for malformed input or when there is neither text nor
+// an attachment with something to show. Pure; thread-safe.
+bool ParseIncomingPayload(absl::string_view content_type,
+                          absl::string_view body, IncomingMessage* message,
+                          PayloadError* error);
+
+// The event for `message` posted through incoming webhook `webhook_id` of
+// `account`: MessagePosted in ChannelRef{webhook, account, webhook_id}, key
+// "webhook:<account>:<webhook_id>:<unique>", message id `unique`, sender
+// named by username (default "webhook").
+v1::Event IncomingEvent(const std::string& account,
+                        const std::string& webhook_id,
+                        const std::string& unique,
+                        const IncomingMessage& message, absl::Time now);
+
+// Decodes %XX escapes (and '+' as a space when `form`); malformed escapes
+// are kept as they are.
+std::string PercentDecode(absl::string_view text, bool form);
+
+// Serves incoming webhooks: `POST /hooks/<id>` with the API key in
+// `Authorization: Bearer <key>`, or `POST /hooks/<id>/<key>`. Each request's
+// key is checked with the router (WebhookDirectory::CheckIncomingKey, never
+// cached); a valid request becomes a MessagePosted that `publish` hands to
+// the router, and `publish` answers 200 {"ok":true} once the router has it.
+// Refusals are answered with {"ok":false,"error":CODE,"message":...}:
+// 401 missing_key/invalid_key (unknown id, wrong or revoked key, or a
+// webhook of another account or direction), 400 bad_json/no_text,
+// 404 not_found (no id in the path), 503 router_unavailable, each counted
+// with `count_rejection(reason)`. Keys are never logged.
+//
+// Thread-safe; handlers never block (the key check is asynchronous).
+class IncomingWebhooks {
+ public:
+  // Hands an event to the router and answers the request once it is stored.
+  using Publish =
+      std::function<void(v1::Event event, std::shared_ptr<Responder>)>;
+  using CountRejection = std::function<void(absl::string_view reason)>;
+
+  // `directory` must outlive this object.
+  IncomingWebhooks(std::string account, WebhookDirectory* directory,
+                   Publish publish, CountRejection count_rejection);
+
+  // Registers POST /hooks/ on `server` (before it starts). This object must
+  // outlive the server's handling of requests.
+  void Register(WebhookServer& server);
+
+  // Answers one request (for Register's route).
+  void Handle(HttpRequest request, std::shared_ptr<Responder> responder);
+
+ private:
+  void Refuse(const std::shared_ptr<Responder>& responder, int status,
+              absl::string_view reason, absl::string_view code,
+              absl::string_view message);
+  void Accept(const std::string& webhook_id, const HttpRequest& request,
+              std::shared_ptr<Responder> responder);
+
+  const std::string account_;
+  WebhookDirectory* const directory_;
+  const Publish publish_;
+  const CountRejection count_rejection_;
+};
+
+}  // namespace imbridge::adapters::webhook
+
+#endif  // IMBRIDGE_ADAPTERS_WEBHOOK_INBOUND_H_

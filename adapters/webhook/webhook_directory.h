@@ -1,0 +1,97 @@
+#ifndef IMBRIDGE_ADAPTERS_WEBHOOK_WEBHOOK_DIRECTORY_H_
+#define IMBRIDGE_ADAPTERS_WEBHOOK_WEBHOOK_DIRECTORY_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
+#include "imbridge/v1/admin.grpc.pb.h"
+
+namespace imbridge::adapters::webhook {
+
+// What the webhook adapter asks the router about webhooks: whether an
+// incoming request's API key is valid, and where (and with which secret) an
+// outgoing webhook posts. The router keeps the webhooks (created with
+// `imbridgectl webhook create`); this is the adapter's view of them.
+//
+// Thread-safe.
+class WebhookDirectory {
+ public:
+  virtual ~WebhookDirectory() = default;
+
+  // Asks whether `key` is the API key of the incoming webhook `id`; never
+  // cached, so a revoked key fails at once. Does not block: `done` runs
+  // once, on another thread, with the webhook or with kPermissionDenied (an
+  // unknown id, a wrong key and a revoked webhook look the same),
+  // kUnavailable/kDeadlineExceeded (the router is unreachable), or another
+  // error.
+  using CheckDone = std::function<void(absl::StatusOr<v1::WebhookInfo>)>;
+  virtual void CheckIncomingKey(const std::string& id, const std::string& key,
+                                CheckDone done) = 0;
+
+  // The URL and signing secret of outgoing webhook `id`. May block on a
+  // call to the router. kNotFound for an unknown id, kFailedPrecondition for
+  // a revoked one, kUnavailable/kDeadlineExceeded when the router is
+  // unreachable.
+  virtual absl::StatusOr<v1::OutgoingWebhook> GetOutgoing(
+      const std::string& id) = 0;
+};
+
+// WebhookDirectory over the router's WebhookDirectory gRPC service,
+// authenticated with the adapter's token. GetOutgoing answers are reused for
+// `outgoing_cache_ttl` (failures are not cached).
+class GrpcWebhookDirectory : public WebhookDirectory {
+ public:
+  struct Options {
+    // Router address, host:port.
+    std::string address;
+    // The adapter's token. Never logged.
+    std::string token;
+    // Deadline of CheckIncomingKey.
+    absl::Duration check_timeout = absl::Seconds(5);
+    // Deadline of GetOutgoing.
+    absl::Duration get_timeout = absl::Seconds(5);
+    // How long a GetOutgoing answer is reused.
+    absl::Duration outgoing_cache_ttl = absl::Seconds(5);
+  };
+
+  explicit GrpcWebhookDirectory(Options options);
+  ~GrpcWebhookDirectory() override;  // Calls WaitIdle().
+
+  // Blocks until every CheckIncomingKey callback has returned (at most the
+  // check timeout). For shutdown, after the HTTP server stopped taking
+  // requests.
+  void WaitIdle();
+
+  void CheckIncomingKey(const std::string& id, const std::string& key,
+                        CheckDone done) override;
+  absl::StatusOr<v1::OutgoingWebhook> GetOutgoing(
+      const std::string& id) override;
+
+ private:
+  struct Cached {
+    v1::OutgoingWebhook webhook;
+    absl::Time expires;
+  };
+
+  void Authorize(grpc::ClientContext* context) const;
+
+  const Options options_;
+  std::unique_ptr<v1::WebhookDirectory::Stub> stub_;
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, Cached> cache_ ABSL_GUARDED_BY(mu_);
+  int checks_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// gRPC's status as an absl::Status with the same code and message.
+absl::Status FromGrpc(const grpc::Status& status);
+
+}  // namespace imbridge::adapters::webhook
+
+#endif  // IMBRIDGE_ADAPTERS_WEBHOOK_WEBHOOK_DIRECTORY_H_
