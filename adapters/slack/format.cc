@@ -1,0 +1,493 @@
+#include "adapters/slack/format.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+
+namespace imbridge::adapters::slack {
+namespace {
+
+using v1::Span;
+
+// Collects output text and spans.
+class Builder {
+ public:
+  size_t size() const { return text_.size(); }
+  void Append(absl::string_view s) { text_.append(s.data(), s.size()); }
+  void AddSpan(Span::Kind kind, size_t start, absl::string_view url = {},
+               absl::string_view user_id = {}) {
+    if (text_.size() <= start) return;
+    Span span;
+    span.set_kind(kind);
+    span.set_offset(static_cast<uint32_t>(start));
+    span.set_length(static_cast<uint32_t>(text_.size() - start));
+    if (!url.empty()) span.set_url(std::string(url));
+    if (!user_id.empty()) span.set_user_id(std::string(user_id));
+    spans_.push_back(std::move(span));
+  }
+  // Spans sorted by offset, longer first; of equal ranges the outer one
+  // (added last, as inner content is parsed first) comes first.
+  v1::RichText Finish() {
+    std::vector<size_t> order(spans_.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::sort(order.begin(), order.end(), [this](size_t x, size_t y) {
+      const Span& a = spans_[x];
+      const Span& b = spans_[y];
+      if (a.offset() != b.offset()) return a.offset() < b.offset();
+      if (a.length() != b.length()) return a.length() > b.length();
+      return x > y;
+    });
+    v1::RichText out;
+    out.set_text(std::move(text_));
+    for (size_t i : order) *out.add_spans() = std::move(spans_[i]);
+    return out;
+  }
+
+ private:
+  std::string text_;
+  std::vector<Span> spans_;
+};
+
+bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+// A byte that may stand next to a style marker: ASCII that is not a letter
+// or digit (whitespace, punctuation). Bytes of multi-byte UTF-8 characters
+// count as word characters.
+bool IsBoundary(char c) {
+  unsigned char u = static_cast<unsigned char>(c);
+  if (u >= 0x80) return false;
+  return !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c >= '0' && c <= '9'));
+}
+
+bool IsMarker(char c) { return c == '*' || c == '_' || c == '~' || c == '`'; }
+
+Span::Kind MarkerKind(char c) {
+  switch (c) {
+    case '*':
+      return Span::BOLD;
+    case '_':
+      return Span::ITALIC;
+    case '~':
+      return Span::STRIKE;
+    default:
+      return Span::CODE;
+  }
+}
+
+bool IsOpener(absl::string_view s, size_t i) {
+  char c = s[i];
+  if (i > 0 && !IsBoundary(s[i - 1])) return false;
+  if (i + 1 >= s.size() || IsSpace(s[i + 1])) return false;
+  return s[i + 1] != c;
+}
+
+// The position of the marker closing the one at `open`, or npos.
+size_t FindCloser(absl::string_view s, size_t open) {
+  char c = s[open];
+  for (size_t k = open + 1; k < s.size(); ++k) {
+    if (c != '`' && s[k] == '<') {
+      size_t close = s.find('>', k);
+      if (close == absl::string_view::npos) return absl::string_view::npos;
+      k = close;
+      continue;
+    }
+    if (s[k] != c || k == open + 1) continue;
+    if (c == '`') return k;
+    if (IsSpace(s[k - 1])) continue;
+    if (k + 1 < s.size() && !IsBoundary(s[k + 1])) continue;
+    return k;
+  }
+  return absl::string_view::npos;
+}
+
+void HandleEntity(absl::string_view body, const UserNameResolver& resolve,
+                  Builder& b) {
+  absl::string_view target = body;
+  absl::string_view label;
+  bool has_label = false;
+  size_t bar = body.find('|');
+  if (bar != absl::string_view::npos) {
+    target = body.substr(0, bar);
+    label = body.substr(bar + 1);
+    has_label = true;
+  }
+  size_t start = b.size();
+  if (absl::StartsWith(target, "@") && target.size() > 1) {
+    std::string id(target.substr(1));
+    std::string name;
+    if (resolve) name = resolve(id);
+    if (name.empty() && has_label) name = UnescapeMrkdwn(label);
+    if (name.empty()) name = id;
+    b.Append("@");
+    b.Append(name);
+    b.AddSpan(Span::MENTION, start, {}, id);
+    return;
+  }
+  if (absl::StartsWith(target, "#") && target.size() > 1) {
+    b.Append("#");
+    b.Append(has_label && !label.empty() ? UnescapeMrkdwn(label)
+                                         : std::string(target.substr(1)));
+    b.AddSpan(Span::CHANNEL_MENTION, start);
+    return;
+  }
+  if (absl::StartsWith(target, "!")) {
+    absl::string_view special = target.substr(1);
+    if (special == "here" || special == "channel" || special == "everyone") {
+      b.Append(absl::StrCat("@", special));
+    } else if (has_label) {
+      b.Append(UnescapeMrkdwn(label));
+    } else if (absl::StartsWith(special, "subteam^")) {
+      b.Append(absl::StrCat("@", special.substr(8)));
+    } else {
+      b.Append(UnescapeMrkdwn(special));
+    }
+    return;
+  }
+  std::string url = UnescapeMrkdwn(target);
+  std::string shown;
+  if (has_label && !label.empty()) {
+    shown = UnescapeMrkdwn(label);
+  } else if (absl::StartsWith(url, "mailto:")) {
+    shown = url.substr(7);
+  } else {
+    shown = url;
+  }
+  b.Append(shown);
+  b.AddSpan(Span::LINK, start, url);
+}
+
+// Parses one line (no newline inside) of inline mrkdwn.
+void ParseInline(absl::string_view s, const UserNameResolver& resolve,
+                 Builder& b) {
+  size_t plain = 0;
+  auto flush = [&](size_t upto) {
+    if (upto > plain) b.Append(UnescapeMrkdwn(s.substr(plain, upto - plain)));
+  };
+  size_t i = 0;
+  while (i < s.size()) {
+    char c = s[i];
+    if (c == '<') {
+      size_t close = s.find('>', i);
+      if (close != absl::string_view::npos && close > i + 1) {
+        flush(i);
+        HandleEntity(s.substr(i + 1, close - i - 1), resolve, b);
+        i = close + 1;
+        plain = i;
+        continue;
+      }
+    } else if (IsMarker(c) && IsOpener(s, i)) {
+      size_t j = FindCloser(s, i);
+      if (j != absl::string_view::npos) {
+        flush(i);
+        size_t start = b.size();
+        absl::string_view inner = s.substr(i + 1, j - i - 1);
+        if (c == '`') {
+          b.Append(UnescapeMrkdwn(inner));
+        } else {
+          ParseInline(inner, resolve, b);
+        }
+        b.AddSpan(MarkerKind(c), start);
+        i = j + 1;
+        plain = i;
+        continue;
+      }
+    }
+    ++i;
+  }
+  flush(s.size());
+}
+
+// Length of a quote marker ("> ", ">", "&gt; ", "&gt;") at the start of
+// `line`, 0 if none.
+size_t QuoteMarker(absl::string_view line) {
+  size_t n = 0;
+  if (absl::StartsWith(line, ">")) {
+    n = 1;
+  } else if (absl::StartsWith(line, "&gt;")) {
+    n = 4;
+  } else {
+    return 0;
+  }
+  if (n < line.size() && line[n] == ' ') ++n;
+  return n;
+}
+
+absl::string_view LineAt(absl::string_view in, size_t pos, size_t* next) {
+  size_t end = in.find('\n', pos);
+  if (end == absl::string_view::npos) {
+    *next = in.size();
+    return in.substr(pos);
+  }
+  *next = end + 1;
+  return in.substr(pos, end - pos);
+}
+
+}  // namespace
+
+std::string EscapeMrkdwn(absl::string_view text) {
+  return absl::StrReplaceAll(text,
+                             {{"&", "&amp;"}, {"<", "&lt;"}, {">", "&gt;"}});
+}
+
+std::string UnescapeMrkdwn(absl::string_view text) {
+  return absl::StrReplaceAll(text,
+                             {{"&amp;", "&"}, {"&lt;", "<"}, {"&gt;", ">"}});
+}
+
+v1::RichText MrkdwnToRichText(absl::string_view in,
+                              const UserNameResolver& resolve) {
+  Builder b;
+  size_t pos = 0;
+  while (pos < in.size()) {
+    // A fenced block, possibly spanning lines.
+    if (absl::StartsWith(in.substr(pos), "```")) {
+      size_t end = in.find("```", pos + 3);
+      if (end != absl::string_view::npos) {
+        absl::string_view content = in.substr(pos + 3, end - pos - 3);
+        if (absl::StartsWith(content, "\n")) content.remove_prefix(1);
+        if (absl::EndsWith(content, "\n")) content.remove_suffix(1);
+        size_t start = b.size();
+        b.Append(UnescapeMrkdwn(content));
+        b.AddSpan(Span::PRE, start);
+        pos = end + 3;
+        continue;
+      }
+    }
+    bool line_start = pos == 0 || in[pos - 1] == '\n';
+    if (line_start && QuoteMarker(in.substr(pos)) > 0) {
+      size_t start = b.size();
+      bool first = true;
+      while (pos < in.size()) {
+        size_t next = 0;
+        absl::string_view line = LineAt(in, pos, &next);
+        size_t marker = QuoteMarker(line);
+        if (marker == 0) break;
+        if (!first) b.Append("\n");
+        first = false;
+        ParseInline(line.substr(marker), resolve, b);
+        pos = next;
+      }
+      b.AddSpan(Span::QUOTE, start);
+      if (pos < in.size() || in.back() == '\n') b.Append("\n");
+      continue;
+    }
+    size_t next = 0;
+    absl::string_view line = LineAt(in, pos, &next);
+    size_t fence = line.find("```");
+    if (fence != absl::string_view::npos && fence > 0 &&
+        in.find("```", pos + fence + 3) != absl::string_view::npos) {
+      ParseInline(line.substr(0, fence), resolve, b);
+      pos += fence;
+      continue;
+    }
+    ParseInline(line, resolve, b);
+    if (next > pos + line.size()) b.Append("\n");
+    pos = next;
+  }
+  return b.Finish();
+}
+
+// ---------------------------------------------------------------------------
+// Rendering.
+
+namespace {
+
+bool IsStyle(Span::Kind k) {
+  return k == Span::BOLD || k == Span::ITALIC || k == Span::STRIKE;
+}
+
+bool IsAtomic(Span::Kind k) {
+  return k == Span::CODE || k == Span::PRE || k == Span::LINK ||
+         k == Span::MENTION || k == Span::CHANNEL_MENTION;
+}
+
+const char* Marker(Span::Kind k) {
+  switch (k) {
+    case Span::BOLD:
+      return "*";
+    case Span::ITALIC:
+      return "_";
+    default:
+      return "~";
+  }
+}
+
+struct RenderSpan {
+  Span::Kind kind;
+  size_t begin;
+  size_t end;
+  const Span* source;
+};
+
+// Valid spans, with style spans trimmed of whitespace and split at newlines.
+std::vector<RenderSpan> Prepare(const v1::RichText& rt) {
+  const std::string& text = rt.text();
+  std::vector<RenderSpan> out;
+  for (const Span& s : rt.spans()) {
+    size_t begin = s.offset();
+    size_t end = begin + s.length();
+    if (s.length() == 0 || end > text.size()) continue;
+    Span::Kind k = s.kind();
+    if (IsStyle(k)) {
+      size_t p = begin;
+      while (p < end) {
+        size_t nl = text.find('\n', p);
+        size_t piece_end = (nl == std::string::npos || nl > end) ? end : nl;
+        size_t a = p, z = piece_end;
+        while (a < z && IsSpace(text[a])) ++a;
+        while (z > a && IsSpace(text[z - 1])) --z;
+        if (z > a) out.push_back({k, a, z, &s});
+        p = piece_end + 1;
+      }
+    } else if (IsAtomic(k) || k == Span::QUOTE) {
+      out.push_back({k, begin, end, &s});
+    }
+  }
+  std::stable_sort(out.begin(), out.end(),
+                   [](const RenderSpan& a, const RenderSpan& b) {
+                     if (a.begin != b.begin) return a.begin < b.begin;
+                     if (a.end != b.end) return a.end > b.end;
+                     return !IsAtomic(a.kind) && IsAtomic(b.kind);
+                   });
+  return out;
+}
+
+std::string EscapeUrl(absl::string_view url) {
+  return absl::StrReplaceAll(
+      url, {{"&", "&amp;"}, {"<", "&lt;"}, {">", "&gt;"}, {"|", "%7C"}});
+}
+
+std::string RenderAtomic(const RenderSpan& s, absl::string_view content,
+                         const MrkdwnOptions& options) {
+  switch (s.kind) {
+    case Span::CODE:
+      return absl::StrCat("`", EscapeMrkdwn(content), "`");
+    case Span::PRE:
+      return absl::StrCat("```\n", EscapeMrkdwn(content), "\n```");
+    case Span::LINK:
+      if (s.source->url().empty()) return EscapeMrkdwn(content);
+      if (content == s.source->url()) {
+        return absl::StrCat("<", EscapeUrl(s.source->url()), ">");
+      }
+      return absl::StrCat("<", EscapeUrl(s.source->url()), "|",
+                          EscapeMrkdwn(content), ">");
+    case Span::MENTION:
+      if (options.native_mentions && !s.source->user_id().empty()) {
+        return absl::StrCat("<@", EscapeUrl(s.source->user_id()), ">");
+      }
+      return EscapeMrkdwn(content);
+    case Span::CHANNEL_MENTION:
+      if (!s.source->url().empty()) {
+        return absl::StrCat("<", EscapeUrl(s.source->url()), "|",
+                            EscapeMrkdwn(content), ">");
+      }
+      return EscapeMrkdwn(content);
+    default:
+      return EscapeMrkdwn(content);
+  }
+}
+
+}  // namespace
+
+std::string RichTextToMrkdwn(const v1::RichText& rt,
+                             const MrkdwnOptions& options) {
+  const std::string& text = rt.text();
+  std::vector<RenderSpan> spans = Prepare(rt);
+
+  // Byte positions that start a quoted line.
+  std::vector<bool> quoted(text.size() + 1, false);
+  std::vector<bool> quote_end(text.size() + 1, false);
+  for (const RenderSpan& s : spans) {
+    if (s.kind != Span::QUOTE) continue;
+    for (size_t p = s.begin; p < s.end; ++p) {
+      if (p == s.begin || text[p - 1] == '\n') quoted[p] = true;
+    }
+    quote_end[s.end] = true;
+  }
+
+  std::string out;
+  std::vector<const RenderSpan*> open;  // Style spans, outermost first.
+  size_t next_span = 0;
+  size_t pos = 0;
+  bool at_line_start = true;
+  auto close_upto = [&](size_t p) {
+    // Pops every span ending at or before p, reopening the ones above it
+    // that continue.
+    bool any = false;
+    for (const RenderSpan* s : open) any |= s->end <= p;
+    if (!any) return;
+    size_t first = 0;
+    while (first < open.size() && open[first]->end > p) ++first;
+    std::vector<const RenderSpan*> reopen;
+    for (size_t i = open.size(); i-- > first;) {
+      out.append(Marker(open[i]->kind));
+      if (open[i]->end > p) reopen.push_back(open[i]);
+    }
+    open.resize(first);
+    for (size_t i = reopen.size(); i-- > 0;) {
+      out.append(Marker(reopen[i]->kind));
+      open.push_back(reopen[i]);
+    }
+  };
+  while (pos <= text.size()) {
+    close_upto(pos);
+    if (pos > 0 && quote_end[pos] && pos < text.size() &&
+        text[pos - 1] != '\n' && text[pos] != '\n') {
+      // Text after a quote on the same line must not join the quote.
+      out.append("\n");
+      at_line_start = true;
+    }
+    if (pos == text.size()) break;
+    if (quoted[pos]) {
+      if (!at_line_start) out.append("\n");
+      out.append("> ");
+    }
+    // Open spans starting here; spans starting inside an atomic one are
+    // skipped.
+    bool jumped = false;
+    while (next_span < spans.size() && spans[next_span].begin <= pos) {
+      const RenderSpan& s = spans[next_span++];
+      if (s.begin < pos || s.kind == Span::QUOTE) continue;
+      if (IsAtomic(s.kind)) {
+        out.append(RenderAtomic(
+            s, absl::string_view(text).substr(s.begin, s.end - s.begin),
+            options));
+        // Skip spans that start inside it.
+        while (next_span < spans.size() && spans[next_span].begin < s.end) {
+          ++next_span;
+        }
+        pos = s.end;
+        at_line_start = text[pos - 1] == '\n';
+        jumped = true;
+        break;
+      }
+      out.append(Marker(s.kind));
+      open.push_back(&s);
+    }
+    if (jumped) continue;
+    // Plain text up to the next boundary.
+    size_t stop = text.size();
+    if (next_span < spans.size()) stop = std::min(stop, spans[next_span].begin);
+    for (const RenderSpan* s : open) stop = std::min(stop, s->end);
+    for (size_t p = pos + 1; p < stop; ++p) {
+      if (quoted[p] || quote_end[p]) {
+        stop = p;
+        break;
+      }
+    }
+    if (stop <= pos) stop = pos + 1;
+    absl::string_view piece = absl::string_view(text).substr(pos, stop - pos);
+    out.append(EscapeMrkdwn(piece));
+    at_line_start = piece.back() == '\n';
+    pos = stop;
+  }
+  close_upto(text.size());
+  return out;
+}
+
+}  // namespace imbridge::adapters::slack

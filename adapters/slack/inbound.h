@@ -1,0 +1,57 @@
+#ifndef IMBRIDGE_ADAPTERS_SLACK_INBOUND_H_
+#define IMBRIDGE_ADAPTERS_SLACK_INBOUND_H_
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/strings/string_view.h"
+#include "adapters/slack/slack_api.h"
+#include "imbridge/v1/events.pb.h"
+#include "nlohmann/json.hpp"
+
+namespace imbridge::adapters::slack {
+
+// Returns what is known about a Slack user id (at least the id itself as
+// the display name). May block (users.info).
+using UserLookup = std::function<SlackUser(absl::string_view user_id)>;
+
+// The result of converting one Events API callback.
+struct InboundConversion {
+  // The bridge event, when the callback is relayed.
+  std::optional<v1::Event> event;
+  // Why it is not relayed, when `event` is empty ("own post",
+  // "text unchanged", "unsupported subtype channel_join", ...).
+  std::string ignored;
+  // For a posted message with files: the URL to download each attachment
+  // from (url_private_download), in the order of the attachments; empty for
+  // a file Slack offers no URL for (the attachment then already has an
+  // unavailable_reason).
+  std::vector<std::string> file_urls;
+};
+
+// Converts the `event_callback` envelope `callback` (platforms.md 1.1, 1.3)
+// of account `account` into a bridge event:
+//   message (no subtype, thread_broadcast, file_share, me_message, and
+//     bot_message of other bots) -> posted; `thread_ts` other than `ts`
+//     becomes thread_root_id; mrkdwn -> RichText;
+//   message_changed -> edited (ignored when the text did not change, as for
+//     reply counts and unfurls);
+//   message_deleted -> deleted (message_id = deleted_ts);
+//   member_joined_channel / member_left_channel -> membership.
+// The app's own posts (bot_id, app_id or bot user id of `self`) are
+// ignored, as are other event types and subtypes. The key is
+// "slack:<account>:<event_id>"; native message ids are `ts` strings.
+// Blocking only through `lookup`. Thread-safe.
+InboundConversion ConvertEventCallback(const nlohmann::json& callback,
+                                       absl::string_view account,
+                                       const BotIdentity& self,
+                                       const UserLookup& lookup);
+
+// The attachment kind for a MIME type ("image/png" -> IMAGE, ...).
+v1::Attachment::Kind AttachmentKindForMime(absl::string_view mime_type);
+
+}  // namespace imbridge::adapters::slack
+
+#endif  // IMBRIDGE_ADAPTERS_SLACK_INBOUND_H_

@@ -1,0 +1,84 @@
+#ifndef IMBRIDGE_ADAPTERS_SLACK_OUTBOUND_H_
+#define IMBRIDGE_ADAPTERS_SLACK_OUTBOUND_H_
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "adapters/slack/rate_limiter.h"
+#include "adapters/slack/slack_api.h"
+#include "imbridge/v1/router.pb.h"
+
+namespace imbridge::adapters::slack {
+
+// Renders the router's deliveries for one Slack account (bridge -> Slack).
+//
+//   posted  -> chat.postMessage with `username` = the rendered sender name,
+//              `icon_url` = the sender's avatar, the text as mrkdwn and
+//              `thread_ts` = thread_root_target_id (else reply_to_target_id);
+//              then each file by the external upload flow into the same
+//              channel and thread, with "*<sender name>*" as the comment.
+//              Native ids: the message's ts, then "file:<file id>" per file.
+//              Files that the origin could not provide are named in the
+//              text. A retried delivery skips the steps that already
+//              succeeded (remembered per idempotency key in memory).
+//   edited  -> chat.update of every ts id (file ids have no text; skipped).
+//   deleted -> chat.delete of every ts id, files.delete of every file id;
+//              an already removed message counts as done.
+//   presence, membership -> nothing (Slack cannot show other people's
+//              presence; these capabilities are not announced), success.
+// Writes to one channel are paced by a token bucket (about one per second).
+// Errors come from SlackApi (retryable or permanent, with Retry-After).
+//
+// Threading: Deliver() from any thread; it blocks for the Slack calls and
+// the pacing waits.
+class SlackOutbound {
+ public:
+  // Fetches a blob's bytes from the router (at most `max_bytes`).
+  using BlobFetcher = std::function<absl::StatusOr<std::string>(
+      const std::string& blob_id, uint64_t max_bytes)>;
+
+  struct Options {
+    std::string account;
+    double messages_per_second = 1;
+    double burst = 3;
+    uint64_t max_file_bytes = 1ull << 30;
+    // Remembered partial progress of failed multi-step deliveries.
+    size_t progress_capacity = 1024;
+  };
+
+  SlackOutbound(Options options, const SlackApi* api, BlobFetcher blobs);
+
+  absl::StatusOr<std::vector<std::string>> Deliver(
+      const v1::Delivery& delivery);
+
+ private:
+  absl::StatusOr<std::vector<std::string>> Post(const v1::Delivery& d);
+  absl::Status Edit(const v1::Delivery& d);
+  absl::Status Delete(const v1::Delivery& d);
+  void Pace(const std::string& channel);
+  std::vector<std::string> Progress(const std::string& key);
+  void SaveProgress(const std::string& key, std::vector<std::string> ids);
+
+  const Options options_;
+  const SlackApi* api_;
+  BlobFetcher blobs_;
+  RateLimiter limiter_;
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, std::vector<std::string>> progress_
+      ABSL_GUARDED_BY(mu_);
+  std::deque<std::string> progress_order_ ABSL_GUARDED_BY(mu_);
+};
+
+// The prefix of native ids that are Slack file ids rather than message ts.
+inline constexpr char kFileIdPrefix[] = "file:";
+
+}  // namespace imbridge::adapters::slack
+
+#endif  // IMBRIDGE_ADAPTERS_SLACK_OUTBOUND_H_

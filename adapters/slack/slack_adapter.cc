@@ -1,0 +1,377 @@
+#include "adapters/slack/slack_adapter.h"
+
+#include <atomic>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "adapters/common/signature.h"
+#include "common/config_loader.h"
+#include "common/logging.h"
+#include "nlohmann/json.hpp"
+
+namespace imbridge::adapters::slack {
+namespace {
+
+using nlohmann::json;
+
+constexpr char kDefaultApiBase[] = "https://slack.com/api";
+
+std::string JsonError(absl::string_view code, absl::string_view message) {
+  json body;
+  body["error"]["code"] = code;
+  body["error"]["message"] = message;
+  return body.dump();
+}
+
+bool ValidAccountName(absl::string_view name) {
+  if (name.empty() || name.size() > 64) return false;
+  for (char c : name) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '-' &&
+        c != '_' && c != '.') {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+struct SlackAdapter::Account {
+  v1::SlackAccount config;
+  std::unique_ptr<SlackApi> api;
+  std::unique_ptr<UserDirectory> users;
+  std::unique_ptr<EventProcessor> events;
+  std::unique_ptr<SlackOutbound> outbound;
+  std::unique_ptr<PresencePoller> presence;
+  std::unique_ptr<SocketModeClient> socket;
+  std::atomic<bool> identified{false};
+};
+
+AdapterIdentity SlackIdentity(const v1::SlackAdapterConfig& config) {
+  AdapterIdentity id;
+  id.platform = "slack";
+  for (const auto& a : config.accounts()) id.accounts.push_back(a.name());
+  id.capabilities = {"edits", "deletes", "threads", "files"};
+  id.default_port = kDefaultPort;
+  id.default_request_timeout = absl::Milliseconds(kDefaultRequestTimeoutMs);
+  return id;
+}
+
+absl::Status ValidateSlackConfig(absl::string_view source,
+                                 const v1::SlackAdapterConfig& config) {
+  absl::Status s = ValidateRouterConnection(source, config.router());
+  if (!s.ok()) return s;
+  s = ValidateHttpServerOptions(source, config.http());
+  if (!s.ok()) return s;
+  if (!ParseLogLevel(config.log_level()).ok()) {
+    return ConfigError(source, "log_level",
+                       "expected one of debug, info, warn, error");
+  }
+  if (config.accounts().empty()) {
+    return ConfigError(source, "accounts", "at least one account is required");
+  }
+  absl::flat_hash_map<std::string, int> names;
+  for (int i = 0; i < config.accounts_size(); ++i) {
+    const v1::SlackAccount& a = config.accounts(i);
+    std::string path = absl::StrCat("accounts[", i, "]");
+    auto field = [&](absl::string_view f) {
+      return absl::StrCat(path, ".", f);
+    };
+    if (!ValidAccountName(a.name())) {
+      return ConfigError(source, field("name"),
+                         "required: letters, digits, '-', '_' or '.'");
+    }
+    if (!names.emplace(a.name(), i).second) {
+      return ConfigError(source, field("name"),
+                         absl::StrCat("duplicate account '", a.name(), "'"));
+    }
+    if (absl::StripAsciiWhitespace(a.bot_token()).empty()) {
+      return ConfigError(source, field("bot_token"),
+                         "required (or bot_token_file)");
+    }
+    if (a.mode() == v1::SlackAccount::HTTP &&
+        absl::StripAsciiWhitespace(a.signing_secret()).empty()) {
+      return ConfigError(source, field("signing_secret"),
+                         "required in mode http (or signing_secret_file)");
+    }
+    if (a.mode() == v1::SlackAccount::SOCKET &&
+        absl::StripAsciiWhitespace(a.app_token()).empty()) {
+      return ConfigError(source, field("app_token"),
+                         "required in mode socket (or app_token_file)");
+    }
+    if (!a.api_base_url().empty()) {
+      auto origin = ParseUrlOrigin(a.api_base_url());
+      if (!origin.ok() ||
+          (origin->scheme != "https" && origin->scheme != "http")) {
+        return ConfigError(source, field("api_base_url"),
+                           "expected an http:// or https:// URL");
+      }
+    }
+    if (a.messages_per_second() < 0) {
+      return ConfigError(source, field("messages_per_second"),
+                         "must not be negative");
+    }
+    if (a.presence_calls_per_minute() > 1000) {
+      return ConfigError(source, field("presence_calls_per_minute"),
+                         "at most 1000");
+    }
+  }
+  return absl::OkStatus();
+}
+
+SlackAdapter::SlackAdapter(const v1::SlackAdapterConfig& config,
+                           AdapterRuntime* runtime)
+    : runtime_(runtime),
+      executor_(std::make_unique<Executor>(
+          config.inbound_threads() > 0
+              ? static_cast<int>(config.inbound_threads())
+              : 4)) {
+  RouterClient* router = &runtime_->router();
+  for (const v1::SlackAccount& c : config.accounts()) {
+    auto account = std::make_unique<Account>();
+    Account* a = account.get();
+    a->config = c;
+    SlackApi::Options api;
+    api.base_url =
+        c.api_base_url().empty() ? kDefaultApiBase : c.api_base_url();
+    api.bot_token = c.bot_token();
+    if (c.file_hosts_size() > 0) {
+      api.file_hosts.assign(c.file_hosts().begin(), c.file_hosts().end());
+    }
+    a->api = std::make_unique<SlackApi>(api, &http_);
+    a->users = std::make_unique<UserDirectory>(a->api.get(), absl::Seconds(2));
+    uint64_t max_file =
+        c.max_file_bytes() > 0 ? c.max_file_bytes() : (uint64_t{100} << 20);
+
+    EventProcessor::Options events;
+    events.account = c.name();
+    events.max_file_bytes = max_file;
+    events.on_posted = [this, a](const v1::Event& e) { OnPosted(a, e); };
+    a->events = std::make_unique<EventProcessor>(
+        events, a->api.get(), a->users.get(), executor_.get(),
+        [this](v1::Event e, std::function<void(const v1::PublishAck&)> ack) {
+          return runtime_->Publish(std::move(e), std::move(ack));
+        },
+        [router](const v1::BlobMeta& meta, absl::string_view data) {
+          return router->PutBlob(meta, data);
+        });
+
+    SlackOutbound::Options out;
+    out.account = c.name();
+    if (c.messages_per_second() > 0)
+      out.messages_per_second = c.messages_per_second();
+    if (c.message_burst() > 0) out.burst = c.message_burst();
+    a->outbound = std::make_unique<SlackOutbound>(
+        out, a->api.get(), [router](const std::string& blob_id, uint64_t max) {
+          return router->GetBlob(blob_id, max);
+        });
+
+    if (!c.disable_presence()) {
+      PresencePoller::Options p;
+      p.account = c.name();
+      if (c.presence_poll_interval_seconds() > 0) {
+        p.interval = absl::Seconds(c.presence_poll_interval_seconds());
+      }
+      if (c.presence_calls_per_minute() > 0) {
+        p.calls_per_minute = static_cast<int>(c.presence_calls_per_minute());
+      }
+      if (c.presence_max_users() > 0) p.max_users = c.presence_max_users();
+      a->presence = std::make_unique<PresencePoller>(
+          p, a->api.get(), [this](v1::Event e) {
+            return runtime_->Publish(std::move(e), nullptr);
+          });
+    }
+
+    if (c.mode() == v1::SlackAccount::SOCKET) {
+      SocketModeClient::Options s;
+      s.account = c.name();
+      s.app_token = c.app_token();
+      a->socket = std::make_unique<SocketModeClient>(
+          s, a->api.get(), [a](json payload, std::function<void()> ack) {
+            a->events->Handle(std::move(payload),
+                              [ack = std::move(ack)](int status) {
+                                if (status == 200) ack();
+                              });
+          });
+    } else {
+      runtime_->http().Handle(
+          "POST", absl::StrCat("/slack/", c.name(), "/events"),
+          [this, a](HttpRequest request, std::shared_ptr<Responder> r) {
+            HandleEvents(a, std::move(request), std::move(r));
+          });
+    }
+    runtime_->AddReadinessCheck(
+        absl::StrCat("slack:", c.name()), [a]() -> absl::Status {
+          if (!a->identified.load()) {
+            return absl::UnavailableError("auth.test has not succeeded yet");
+          }
+          if (a->socket && !a->socket->connected()) {
+            return absl::UnavailableError("Socket Mode is not connected");
+          }
+          return absl::OkStatus();
+        });
+    by_name_[c.name()] = a;
+    accounts_.push_back(std::move(account));
+  }
+  runtime_->SetDeliveryHandler(this);
+  runtime_->OnStop([this] { Stop(); });
+}
+
+SlackAdapter::~SlackAdapter() { Stop(); }
+
+void SlackAdapter::Start() {
+  for (auto& account : accounts_) {
+    Account* a = account.get();
+    identify_threads_.emplace_back([this, a] { Identify(a); });
+  }
+}
+
+void SlackAdapter::Identify(Account* a) {
+  absl::Duration backoff = absl::Seconds(1);
+  while (true) {
+    auto id = a->api->Identify();
+    if (id.ok()) {
+      LogInfo("slack account identified", {{"account", a->config.name()},
+                                           {"team", id->team_id},
+                                           {"bot_user", id->user_id},
+                                           {"bot_id", id->bot_id},
+                                           {"app_id", id->app_id}});
+      a->events->SetIdentity(*id);
+      a->identified = true;
+      absl::MutexLock lock(&mu_);
+      if (stopping_) return;
+      if (a->socket) a->socket->Start();
+      if (a->presence) a->presence->Start();
+      return;
+    }
+    LogError("auth.test failed; retrying",
+             {{"account", a->config.name()}, {"error", id.status().message()}});
+    absl::MutexLock lock(&mu_);
+    auto stopping = [this]()
+                        ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stopping_; };
+    if (mu_.AwaitWithTimeout(absl::Condition(&stopping), backoff)) return;
+    backoff = std::min(backoff * 2, absl::Seconds(30));
+  }
+}
+
+void SlackAdapter::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  for (auto& t : identify_threads_) {
+    if (t.joinable()) t.join();
+  }
+  for (auto& a : accounts_) {
+    if (a->socket) a->socket->Stop();
+    if (a->presence) a->presence->Stop();
+  }
+  // Runs the inbound work already queued (it publishes to the router,
+  // which is still running), then joins.
+  executor_.reset();
+}
+
+void SlackAdapter::OnPosted(Account* a, const v1::Event& e) {
+  if (!a->presence) return;
+  const v1::Welcome welcome = runtime_->router().welcome();
+  for (const v1::ChannelRef& c : welcome.channels()) {
+    if (c.platform() == "slack" && c.account() == a->config.name() &&
+        c.chat_id() == e.channel().chat_id()) {
+      a->presence->Track(e.posted().sender());
+      return;
+    }
+  }
+}
+
+void SlackAdapter::HandleEvents(Account* a, HttpRequest request,
+                                std::shared_ptr<Responder> responder) {
+  absl::string_view signature = request.Header("X-Slack-Signature");
+  absl::string_view timestamp = request.Header("X-Slack-Request-Timestamp");
+  if (signature.empty() || timestamp.empty()) {
+    runtime_->CountRejection("missing_headers");
+    responder->Respond(
+        401, "application/json",
+        JsonError("unauthenticated",
+                  "X-Slack-Signature and X-Slack-Request-Timestamp required"));
+    return;
+  }
+  absl::Status verified =
+      VerifySlackSignature(a->config.signing_secret(), timestamp, signature,
+                           request.body, absl::Now());
+  if (!verified.ok()) {
+    runtime_->CountRejection(
+        absl::StrContains(verified.message(), "window") ||
+                absl::StrContains(verified.message(), "stale")
+            ? "stale_timestamp"
+            : "bad_signature");
+    LogWarn("Slack request refused", {{"account", a->config.name()},
+                                      {"reason", verified.message()},
+                                      {"peer", request.remote_address}});
+    responder->Respond(401, "application/json",
+                       JsonError("unauthenticated", verified.message()));
+    return;
+  }
+  json body = json::parse(request.body, nullptr, /*allow_exceptions=*/false);
+  if (!body.is_object()) {
+    runtime_->CountRejection("bad_json");
+    responder->Respond(400, "application/json",
+                       JsonError("bad_json", "the body is not a JSON object"));
+    return;
+  }
+  std::string type = body.value("type", "");
+  if (type == "url_verification") {
+    auto challenge = body.find("challenge");
+    if (challenge == body.end() || !challenge->is_string()) {
+      runtime_->CountRejection("bad_json");
+      responder->Respond(400, "application/json",
+                         JsonError("bad_json", "challenge missing"));
+      return;
+    }
+    responder->Respond(200, "application/json",
+                       json{{"challenge", *challenge}}.dump());
+    return;
+  }
+  if (type == "event_callback") {
+    absl::string_view retry = request.Header("X-Slack-Retry-Num");
+    if (!retry.empty()) {
+      LogInfo("Slack retry received",
+              {{"account", a->config.name()},
+               {"retry", retry},
+               {"reason", request.Header("X-Slack-Retry-Reason")}});
+    }
+    a->events->Handle(std::move(body), [responder](int status) {
+      if (status == 200) {
+        responder->Respond(200, "application/json", "{}");
+      } else {
+        responder->Respond(
+            status, "application/json",
+            JsonError(status == 503 ? "unavailable" : "not_stored",
+                      "the event was not stored; retry"));
+      }
+    });
+    return;
+  }
+  if (type == "app_rate_limited") {
+    LogWarn("Slack reports the app's events are rate limited",
+            {{"account", a->config.name()}});
+  } else {
+    runtime_->CountRejection("unknown_type");
+  }
+  responder->Respond(200, "application/json", "{}");
+}
+
+absl::StatusOr<std::vector<std::string>> SlackAdapter::Deliver(
+    const v1::Delivery& delivery) {
+  auto it = by_name_.find(delivery.target().account());
+  if (it == by_name_.end()) {
+    return absl::NotFoundError(
+        absl::StrCat("no slack account '", delivery.target().account(), "'"));
+  }
+  return it->second->outbound->Deliver(delivery);
+}
+
+}  // namespace imbridge::adapters::slack

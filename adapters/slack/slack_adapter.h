@@ -1,0 +1,94 @@
+#ifndef IMBRIDGE_ADAPTERS_SLACK_SLACK_ADAPTER_H_
+#define IMBRIDGE_ADAPTERS_SLACK_SLACK_ADAPTER_H_
+
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "adapters/common/adapter_runtime.h"
+#include "adapters/common/delivery_handler.h"
+#include "adapters/common/http_client.h"
+#include "adapters/slack/event_processor.h"
+#include "adapters/slack/outbound.h"
+#include "adapters/slack/presence_poller.h"
+#include "adapters/slack/slack_api.h"
+#include "adapters/slack/socket_mode.h"
+#include "adapters/slack/user_directory.h"
+#include "common/executor.h"
+#include "imbridge/v1/slack_config.pb.h"
+
+namespace imbridge::adapters::slack {
+
+// Defaults of the slack adapter (see slack_config.proto).
+inline constexpr uint16_t kDefaultPort = 7712;
+inline constexpr int kDefaultRequestTimeoutMs = 2500;
+
+// The Slack adapter: every configured account (one app installation each)
+// with its Web API client, its inbound transport (Events API route
+// `/slack/<account>/events` or Socket Mode), its presence poller and its
+// outbound renderer, wired to an AdapterRuntime.
+//
+// Inbound HTTP requests are checked in this order: the account exists (else
+// 404), X-Slack-Signature and X-Slack-Request-Timestamp are present and the
+// v0 signature over the raw body is valid within 5 minutes (else 401), the
+// body is a JSON object (else 400); bodies over http.max_body_bytes were
+// already answered 413 by the server. `url_verification` is answered with
+// the challenge; `event_callback` is answered 200 after the router
+// acknowledged it (or the server answers 503 after the request timeout).
+//
+// Threading: construct, then Start() and Stop() from the main thread; the
+// rest runs on the runtime's and the adapter's threads. Deliver() is
+// thread-safe.
+class SlackAdapter : public DeliveryHandler {
+ public:
+  // Registers the routes, the delivery handler, readiness checks and the
+  // stop hook on `runtime`. `config` must be valid (ValidateSlackConfig).
+  SlackAdapter(const v1::SlackAdapterConfig& config, AdapterRuntime* runtime);
+  ~SlackAdapter() override;
+
+  // Starts identifying each account (auth.test, retried until it works),
+  // then its Socket Mode client and presence poller. Returns at once.
+  void Start();
+  // Stops pollers and sockets and waits for inbound work. Idempotent.
+  void Stop();
+
+  absl::StatusOr<std::vector<std::string>> Deliver(
+      const v1::Delivery& delivery) override;
+
+ private:
+  struct Account;
+
+  void HandleEvents(Account* account, HttpRequest request,
+                    std::shared_ptr<Responder> responder);
+  void Identify(Account* account);
+  void OnPosted(Account* account, const v1::Event& event);
+
+  AdapterRuntime* runtime_;
+  HttpClient http_;
+  std::unique_ptr<Executor> executor_;
+  std::vector<std::unique_ptr<Account>> accounts_;
+  absl::flat_hash_map<std::string, Account*> by_name_;
+  absl::Mutex mu_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::thread> identify_threads_;
+};
+
+// The identity announced to the router: platform "slack", the account
+// names, capabilities edits, deletes, threads, files; port 7712; 2.5 s.
+AdapterIdentity SlackIdentity(const v1::SlackAdapterConfig& config);
+
+// Checks the config: router and http sections, at least one account, each
+// with a valid unique name, a bot token, a signing secret (http mode) or an
+// app token (socket mode), an http(s) api_base_url, sane numbers. Returns
+// ConfigError(source, "accounts[i].field", reason) for the first problem.
+absl::Status ValidateSlackConfig(absl::string_view source,
+                                 const v1::SlackAdapterConfig& config);
+
+}  // namespace imbridge::adapters::slack
+
+#endif  // IMBRIDGE_ADAPTERS_SLACK_SLACK_ADAPTER_H_

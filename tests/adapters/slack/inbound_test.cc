@@ -1,0 +1,238 @@
+// Events API callbacks -> bridge events (the Slack adapter's inbound
+// conversion), fed with literal payloads.
+
+#include "adapters/slack/inbound.h"
+
+#include <string>
+
+#include "gmock/gmock.h"
+#include "google/protobuf/text_format.h"
+#include "google/protobuf/util/message_differencer.h"
+#include "gtest/gtest.h"
+
+namespace imbridge::adapters::slack {
+namespace {
+
+using nlohmann::json;
+
+BotIdentity Self() {
+  BotIdentity id;
+  id.team_id = "T1";
+  id.user_id = "UBOT";
+  id.bot_id = "BBOT";
+  id.app_id = "AAPP";
+  return id;
+}
+
+SlackUser Lookup(absl::string_view id) {
+  SlackUser u;
+  u.id = std::string(id);
+  if (id == "U1") {
+    u.display_name = "Ann";
+    u.avatar_url = "https://avatars.example/ann.png";
+  } else {
+    u.display_name = std::string(id);
+  }
+  return u;
+}
+
+InboundConversion Convert(const std::string& payload) {
+  return ConvertEventCallback(json::parse(payload), "work", Self(), Lookup);
+}
+
+v1::Event Parse(const std::string& text) {
+  v1::Event e;
+  EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(text, &e)) << text;
+  return e;
+}
+
+void ExpectEvent(const InboundConversion& c, const std::string& expected) {
+  ASSERT_TRUE(c.event.has_value()) << c.ignored;
+  std::string diff;
+  google::protobuf::util::MessageDifferencer d;
+  d.ReportDifferencesToString(&diff);
+  EXPECT_TRUE(d.Compare(Parse(expected), *c.event)) << diff;
+}
+
+TEST(SlackInbound, PlainMessage) {
+  auto c = Convert(R"({"type":"event_callback","team_id":"T1","event_id":"Ev1",
+    "event_time":1700000000,
+    "event":{"type":"message","channel":"C1","user":"U1",
+             "text":"hi *all* &amp; <@U1>","ts":"1700000000.000100"}})");
+  ExpectEvent(c, R"pb(
+    key: "slack:work:Ev1"
+    channel { platform: "slack" account: "work" chat_id: "C1" }
+    occurred_at_ms: 1700000000000
+    posted {
+      message_id: "1700000000.000100"
+      sender {
+        platform: "slack"
+        id: "U1"
+        display_name: "Ann"
+        avatar_url: "https://avatars.example/ann.png"
+      }
+      text {
+        text: "hi all & @Ann"
+        spans { kind: BOLD offset: 3 length: 3 }
+        spans { kind: MENTION offset: 9 length: 4 user_id: "U1" }
+      }
+    })pb");
+}
+
+TEST(SlackInbound, ThreadReplyCarriesRoot) {
+  auto c = Convert(R"({"type":"event_callback","event_id":"Ev2",
+    "event":{"type":"message","channel":"C1","user":"U2","text":"reply",
+             "ts":"2.000","thread_ts":"1.000","parent_user_id":"U1"}})");
+  ASSERT_TRUE(c.event.has_value()) << c.ignored;
+  EXPECT_EQ(c.event->posted().message_id(), "2.000");
+  EXPECT_EQ(c.event->posted().thread_root_id(), "1.000");
+  // A thread root itself (thread_ts == ts) is not a reply.
+  auto root = Convert(R"({"type":"event_callback","event_id":"Ev3",
+    "event":{"type":"message","channel":"C1","user":"U2","text":"root",
+             "ts":"1.000","thread_ts":"1.000"}})");
+  ASSERT_TRUE(root.event.has_value());
+  EXPECT_EQ(root.event->posted().thread_root_id(), "");
+}
+
+TEST(SlackInbound, MessageChangedIsAnEdit) {
+  auto c = Convert(R"({"type":"event_callback","event_id":"Ev4",
+    "event":{"type":"message","subtype":"message_changed","hidden":true,
+             "channel":"C1","ts":"9.000",
+             "message":{"type":"message","user":"U1","text":"new _text_",
+                        "ts":"1.000","edited":{"user":"U1","ts":"9.000"}},
+             "previous_message":{"type":"message","user":"U1",
+                                 "text":"old","ts":"1.000"}}})");
+  ExpectEvent(c, R"pb(
+    key: "slack:work:Ev4"
+    channel { platform: "slack" account: "work" chat_id: "C1" }
+    edited {
+      message_id: "1.000"
+      editor {
+        platform: "slack"
+        id: "U1"
+        display_name: "Ann"
+        avatar_url: "https://avatars.example/ann.png"
+      }
+      text {
+        text: "new text"
+        spans { kind: ITALIC offset: 4 length: 4 }
+      }
+    })pb");
+}
+
+TEST(SlackInbound, MessageChangedWithSameTextIsIgnored) {
+  // Reply counts and unfurls change the message but not its text.
+  auto c = Convert(R"({"type":"event_callback","event_id":"Ev5",
+    "event":{"type":"message","subtype":"message_changed","channel":"C1",
+             "ts":"9.000",
+             "message":{"type":"message","user":"U1","text":"same",
+                        "ts":"1.000","reply_count":1},
+             "previous_message":{"type":"message","user":"U1","text":"same",
+                                 "ts":"1.000"}}})");
+  EXPECT_FALSE(c.event.has_value());
+  EXPECT_EQ(c.ignored, "text unchanged");
+}
+
+TEST(SlackInbound, MessageDeleted) {
+  auto c = Convert(R"({"type":"event_callback","event_id":"Ev6",
+    "event":{"type":"message","subtype":"message_deleted","hidden":true,
+             "channel":"C1","ts":"9.000","deleted_ts":"1.000",
+             "previous_message":{"type":"message","user":"U1","text":"x",
+                                 "ts":"1.000"}}})");
+  ASSERT_TRUE(c.event.has_value()) << c.ignored;
+  EXPECT_EQ(c.event->deleted().message_id(), "1.000");
+  EXPECT_EQ(c.event->key(), "slack:work:Ev6");
+}
+
+TEST(SlackInbound, OwnPostsAreNeverMirrored) {
+  for (
+      const char* payload : {
+          R"({"type":"event_callback","event_id":"E1","event":{"type":"message",
+              "channel":"C1","bot_id":"BBOT","text":"x","ts":"1.0"}})",
+          R"({"type":"event_callback","event_id":"E2","event":{"type":"message",
+              "subtype":"bot_message","channel":"C1","bot_id":"BOTHER",
+              "app_id":"AAPP","username":"Ann - telegram","text":"x",
+              "ts":"1.0"}})",
+          R"({"type":"event_callback","event_id":"E3","event":{"type":"message",
+              "channel":"C1","user":"UBOT","text":"x","ts":"1.0"}})",
+          R"({"type":"event_callback","event_id":"E4","event":{"type":"message",
+              "subtype":"message_changed","channel":"C1","ts":"2.0",
+              "message":{"bot_id":"BBOT","text":"y","ts":"1.0"},
+              "previous_message":{"bot_id":"BBOT","text":"x","ts":"1.0"}}})",
+          R"({"type":"event_callback","event_id":"E5","event":{"type":"message",
+              "subtype":"message_deleted","channel":"C1","ts":"2.0",
+              "deleted_ts":"1.0",
+              "previous_message":{"bot_id":"BBOT","text":"x","ts":"1.0",
+              "bot_profile":{"app_id":"AAPP"}}}})",
+      }) {
+    auto c = Convert(payload);
+    EXPECT_FALSE(c.event.has_value()) << payload;
+    EXPECT_EQ(c.ignored, "own post") << payload;
+  }
+}
+
+TEST(SlackInbound, OtherBotsAreMirrored) {
+  auto c = Convert(R"({"type":"event_callback","event_id":"Ev7",
+    "event":{"type":"message","subtype":"bot_message","channel":"C1",
+             "bot_id":"BJIRA","username":"Jira","text":"ticket","ts":"1.0"}})");
+  ASSERT_TRUE(c.event.has_value()) << c.ignored;
+  EXPECT_EQ(c.event->posted().sender().display_name(), "Jira");
+  EXPECT_TRUE(c.event->posted().sender().is_bot());
+}
+
+TEST(SlackInbound, FileShareListsFilesToDownload) {
+  auto c = Convert(R"({"type":"event_callback","event_id":"Ev8",
+    "event":{"type":"message","subtype":"file_share","channel":"C1",
+             "user":"U1","text":"look","ts":"1.0",
+             "files":[{"id":"F1","name":"cat.png","mimetype":"image/png",
+                       "size":1234,
+                       "url_private":"https://files.slack.com/files-pri/T-F1/cat.png",
+                       "url_private_download":"https://files.slack.com/files-pri/T-F1/download/cat.png"},
+                      {"id":"F2","mode":"tombstone"}]}})");
+  ASSERT_TRUE(c.event.has_value()) << c.ignored;
+  const auto& p = c.event->posted();
+  ASSERT_EQ(p.attachments_size(), 2);
+  EXPECT_EQ(p.attachments(0).name(), "cat.png");
+  EXPECT_EQ(p.attachments(0).mime_type(), "image/png");
+  EXPECT_EQ(p.attachments(0).size(), 1234u);
+  EXPECT_EQ(p.attachments(0).kind(), v1::Attachment::IMAGE);
+  EXPECT_EQ(p.attachments(0).unavailable_reason(), "");
+  EXPECT_NE(p.attachments(1).unavailable_reason(), "");
+  EXPECT_THAT(
+      c.file_urls,
+      ::testing::ElementsAre(
+          "https://files.slack.com/files-pri/T-F1/download/cat.png", ""));
+}
+
+TEST(SlackInbound, Membership) {
+  auto joined = Convert(R"({"type":"event_callback","event_id":"Ev9",
+    "event":{"type":"member_joined_channel","user":"U1","channel":"C1",
+             "channel_type":"C","team":"T1"}})");
+  ASSERT_TRUE(joined.event.has_value()) << joined.ignored;
+  EXPECT_TRUE(joined.event->membership().joined());
+  EXPECT_EQ(joined.event->membership().user().display_name(), "Ann");
+  EXPECT_EQ(joined.event->channel().chat_id(), "C1");
+  auto left = Convert(R"({"type":"event_callback","event_id":"Ev10",
+    "event":{"type":"member_left_channel","user":"U1","channel":"C1"}})");
+  ASSERT_TRUE(left.event.has_value());
+  EXPECT_FALSE(left.event->membership().joined());
+  auto self = Convert(R"({"type":"event_callback","event_id":"Ev11",
+    "event":{"type":"member_joined_channel","user":"UBOT","channel":"C1"}})");
+  EXPECT_FALSE(self.event.has_value());
+}
+
+TEST(SlackInbound, UnsupportedEventsAreIgnored) {
+  EXPECT_FALSE(Convert(R"({"type":"event_callback","event_id":"E",
+    "event":{"type":"message","subtype":"channel_join","channel":"C1",
+             "user":"U1","text":"joined","ts":"1.0"}})")
+                   .event.has_value());
+  EXPECT_FALSE(Convert(R"({"type":"event_callback","event_id":"E",
+    "event":{"type":"reaction_added","user":"U1"}})")
+                   .event.has_value());
+  EXPECT_FALSE(Convert(R"({"type":"event_callback",
+    "event":{"type":"message","channel":"C1","text":"no id","ts":"1.0"}})")
+                   .event.has_value());
+}
+
+}  // namespace
+}  // namespace imbridge::adapters::slack
