@@ -63,4 +63,19 @@ std::optional<SentDelivery> AdapterSession::TakeSent(uint64_t id) {
   return s;
 }
 
+size_t AdapterSession::in_flight() const {
+  absl::MutexLock lock(&mu_);
+  return sent_.size();
+}
+
+void AdapterSession::NoteError(std::string error) {
+  absl::MutexLock lock(&mu_);
+  last_error_ = std::move(error);
+}
+
+std::string AdapterSession::last_error() const {
+  absl::MutexLock lock(&mu_);
+  return last_error_;
+}
+
 }  // namespace imbridge::bridge

@@ -65,6 +65,13 @@ class AdapterSession {
   // session never sent it (or it was answered already).
   std::optional<SentDelivery> TakeSent(uint64_t id);
 
+  // Deliveries sent and not yet answered.
+  size_t in_flight() const;
+
+  // The last failed delivery's error, for `imbridgectl adapter list`.
+  void NoteError(std::string error);
+  std::string last_error() const;
+
  private:
   const uint64_t id_;
   const v1::Hello hello_;
@@ -73,7 +80,8 @@ class AdapterSession {
   const absl::Time connected_since_;
   absl::flat_hash_set<std::string> capabilities_;
 
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
+  std::string last_error_ ABSL_GUARDED_BY(mu_);
   FrameSink* sink_ ABSL_GUARDED_BY(mu_) = nullptr;
   absl::flat_hash_map<int64_t, SentDelivery> sent_ ABSL_GUARDED_BY(mu_);
 };

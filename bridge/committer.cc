@@ -1,7 +1,9 @@
 #include "bridge/committer.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/logging.h"
+#include "common/metrics.h"
 #include "common/status_macros.h"
 
 namespace imbridge::bridge {
@@ -199,6 +201,43 @@ void Committer::FailOp(Op& op, const absl::Status& status, Effects* effects) {
   }
 }
 
+// Router metrics of committed delivery outcomes (skips are not counted).
+static void CountFinished(const std::vector<FinishedDelivery>& finished) {
+  metrics::Registry& registry = metrics::Registry::Default();
+  absl::Time now = absl::Now();
+  for (const FinishedDelivery& f : finished) {
+    if (f.created_at == absl::InfinitePast()) continue;
+    std::string platform(
+        absl::string_view(f.target_key).substr(0, f.target_key.find('/')));
+    const char* result = "ok";
+    switch (f.decision.kind) {
+      case DeliveryDecision::kCompleted:
+        registry
+            .GetHistogram("imbridge_router_delivery_latency_seconds",
+                          "From an event's commit to its copy's delivery, "
+                          "per target platform.",
+                          {{"platform", platform}})
+            .Observe(absl::ToDoubleSeconds(now - f.created_at));
+        break;
+      case DeliveryDecision::kRetry:
+        result = "retry";
+        break;
+      case DeliveryDecision::kDeadLetter:
+        result = "dead_letter";
+        break;
+      case DeliveryDecision::kResend:
+        result = "resend";
+        break;
+    }
+    registry
+        .GetCounter("imbridge_router_deliveries_total",
+                    "Delivery outcomes by target platform and result (ok, "
+                    "retry, dead_letter, resend).",
+                    {{"platform", platform}, {"result", result}})
+        .Increment();
+  }
+}
+
 void Committer::Deliver(Effects& effects) {
   for (auto& [done, ack] : effects.acks) {
     if (done) done(ack);
@@ -210,6 +249,7 @@ void Committer::Deliver(Effects& effects) {
     listener_->OnDeliveriesWritten(std::move(effects.written));
   }
   if (!effects.finished.empty()) {
+    CountFinished(effects.finished);
     listener_->OnDeliveriesFinished(std::move(effects.finished));
   }
 }
@@ -344,7 +384,8 @@ absl::Status Committer::ApplyResult(ResultOp& op, absl::Time now,
     case DeliveryDecision::kResend:
       break;
   }
-  effects->finished.push_back({sent.id, sent.target_key, std::move(d)});
+  effects->finished.push_back(
+      {sent.id, sent.target_key, std::move(d), sent.created_at});
   return absl::OkStatus();
 }
 

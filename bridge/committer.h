@@ -39,6 +39,9 @@ struct FinishedDelivery {
   int64_t id = 0;
   std::string target_key;
   DeliveryDecision decision;
+  // When the delivery was written (for the latency metric); InfinitePast
+  // when unknown.
+  absl::Time created_at = absl::InfinitePast();
 };
 
 // Hears about committed work. Called on the committer thread, after the

@@ -93,6 +93,10 @@ void Dispatcher::OnDeliveriesWritten(std::vector<DeliveryRecord> d) {
 void Dispatcher::OnDeliveriesFinished(std::vector<FinishedDelivery> f) {
   Post(std::move(f));
 }
+void Dispatcher::Reload(std::string target_key) {
+  Post(ReloadInput{std::move(target_key)});
+}
+
 void Dispatcher::Run() {
   std::vector<Input> inputs;
   while (true) {
@@ -135,6 +139,13 @@ void Dispatcher::Handle(Input& input) {
     HandleAttach(std::move(a->session));
   } else if (auto* d = std::get_if<DetachInput>(&input)) {
     HandleDetach(d->session);
+  } else if (auto* r = std::get_if<ReloadInput>(&input)) {
+    TargetQueue& q = Queue(r->target_key, nullptr);
+    // Everything in the store that is not in memory is read again; ids the
+    // queue already holds are skipped by the load.
+    q.more_in_store = true;
+    q.last_loaded_id = 0;
+    dirty_.insert(r->target_key);
   }
 }
 

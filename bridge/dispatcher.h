@@ -57,6 +57,10 @@ class Dispatcher : public CommitListener {
   void Attach(std::shared_ptr<AdapterSession> session);
   void Detach(std::shared_ptr<AdapterSession> session);
 
+  // Reads `target_key`'s pending deliveries from the store again from the
+  // start (for dead letters put back in their queue with their old ids).
+  void Reload(std::string target_key);
+
   // CommitListener.
   void OnDeliveriesWritten(std::vector<DeliveryRecord> deliveries) override;
   void OnDeliveriesFinished(std::vector<FinishedDelivery> finished) override;
@@ -85,9 +89,12 @@ class Dispatcher : public CommitListener {
   struct DetachInput {
     std::shared_ptr<AdapterSession> session;
   };
+  struct ReloadInput {
+    std::string target_key;
+  };
   using Input =
       std::variant<std::vector<DeliveryRecord>, std::vector<FinishedDelivery>,
-                   AttachInput, DetachInput>;
+                   AttachInput, DetachInput, ReloadInput>;
 
   void Post(Input input);
   void Run();

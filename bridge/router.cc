@@ -1,5 +1,10 @@
 #include "bridge/router.h"
 
+#include <atomic>
+#include <cstdio>
+#include <fstream>
+
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "bridge/link_table.h"
@@ -7,6 +12,7 @@
 #include "common/status_macros.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/server_builder.h"
+#include "nlohmann/json.hpp"
 
 namespace imbridge::bridge {
 namespace {
@@ -26,6 +32,7 @@ absl::StatusOr<std::unique_ptr<Router>> Router::Start(v1::RouterConfig config) {
   IMB_ASSIGN_OR_RETURN(std::shared_ptr<const LinkTable> table,
                        LinkTable::Build(c.links(), "config"));
   r->links_ = std::make_unique<LinkRegistry>(std::move(table));
+  absl::Time started_at = absl::Now();
   r->blobs_ = std::make_unique<BlobStore>(c.data_dir(), c.blobs().max_bytes());
   IMB_RETURN_IF_ERROR(r->blobs_->Init());
   r->blob_io_ = std::make_unique<Executor>(2);
@@ -41,8 +48,17 @@ absl::StatusOr<std::unique_ptr<Router>> Router::Start(v1::RouterConfig config) {
                                               DeliveryPolicy(c.dispatch()),
                                               r->dispatcher_.get(), copts);
   r->dispatcher_->SetCommitter(r->committer_.get());
-  IMB_RETURN_IF_ERROR(r->dispatcher_->Start());
   r->committer_->Start();
+  // Runtime links and webhooks join the config file's links before any
+  // delivery is dispatched.
+  r->catalog_ = std::make_unique<LinkCatalog>(
+      r->store_.get(), r->committer_.get(), r->links_.get(),
+      std::vector<v1::Link>(c.links().begin(), c.links().end()));
+  if (absl::Status s = r->catalog_->Load(); !s.ok()) {
+    r->Shutdown();
+    return s;
+  }
+  IMB_RETURN_IF_ERROR(r->dispatcher_->Start());
 
   RouterService::Deps deps;
   deps.committer = r->committer_.get();
@@ -54,12 +70,27 @@ absl::StatusOr<std::unique_ptr<Router>> Router::Start(v1::RouterConfig config) {
   deps.credentials.assign(c.adapters().begin(), c.adapters().end());
   deps.window = c.dispatch().window();
   r->service_ = std::make_unique<RouterService>(std::move(deps));
+  r->admin_io_ = std::make_unique<Executor>(2);
+  AdminService::Deps admin;
+  admin.store = r->store_.get();
+  admin.committer = r->committer_.get();
+  admin.dispatcher = r->dispatcher_.get();
+  admin.catalog = r->catalog_.get();
+  admin.router = r->service_.get();
+  admin.executor = r->admin_io_.get();
+  admin.admin_token = c.admin_token();
+  admin.started_at = started_at;
+  r->admin_ = std::make_unique<AdminService>(std::move(admin));
+  r->directory_ = std::make_unique<WebhookDirectoryService>(r->catalog_.get(),
+                                                            r->service_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
   builder.AddListeningPort(c.listen(), grpc::InsecureServerCredentials(),
                            &r->port_);
   builder.RegisterService(r->service_.get());
+  builder.RegisterService(r->admin_.get());
+  builder.RegisterService(r->directory_.get());
   builder.SetMaxReceiveMessageSize(64 << 20);
   builder.SetMaxSendMessageSize(64 << 20);
   r->server_ = builder.BuildAndStart();
@@ -69,6 +100,10 @@ absl::StatusOr<std::unique_ptr<Router>> Router::Start(v1::RouterConfig config) {
         "cannot listen on ", c.listen(), " (address in use or not valid?)"));
   }
   r->server_->GetHealthCheckService()->SetServingStatus(true);
+  if (absl::Status s = r->StartHttp(); !s.ok()) {
+    r->Shutdown();
+    return s;
+  }
   r->maintenance_ =
       std::thread([router = r.get()] { router->RunMaintenance(); });
   LogInfo("router started", {{"listen", c.listen()},
@@ -117,6 +152,8 @@ void Router::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
   LogInfo("router shutting down");
+  if (http_ != nullptr) http_->Stop();
+  if (collector_ != 0) metrics::Registry::Default().RemoveCollector(collector_);
   if (maintenance_.joinable()) {
     stop_maintenance_.Notify();
     maintenance_.join();
@@ -133,12 +170,114 @@ void Router::Shutdown() {
   if (committer_ != nullptr) committer_->Stop();
   if (dispatcher_ != nullptr) dispatcher_->Stop();
   blob_io_.reset();
+  admin_io_.reset();
   server_.reset();
+  admin_.reset();
+  directory_.reset();
   service_.reset();
+  http_.reset();
   committer_.reset();
   dispatcher_.reset();
   store_.reset();
   LogInfo("router stopped");
+}
+
+int Router::http_port() const { return http_ == nullptr ? 0 : http_->port(); }
+
+absl::Status Router::StartHttp() {
+  adapters::WebhookServer::Options options;
+  const std::string& listen = config_.http().listen();
+  size_t colon = listen.rfind(':');
+  options.host = listen.substr(0, colon);
+  if (options.host.size() >= 2 && options.host.front() == '[') {
+    options.host = options.host.substr(1, options.host.size() - 2);
+  }
+  int port = 0;
+  if (!absl::SimpleAtoi(listen.substr(colon + 1), &port) || port < 0 ||
+      port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("http.listen: bad port in '", listen, "'"));
+  }
+  options.port = static_cast<uint16_t>(port);
+  options.threads = 1;
+  options.request_timeout = absl::Seconds(5);
+  http_ = std::make_unique<adapters::WebhookServer>(options);
+  http_->Handle("GET", "/readyz",
+                [this](adapters::HttpRequest,
+                       std::shared_ptr<adapters::Responder> responder) {
+                  ServeReadyz(std::move(responder));
+                });
+  http_->Handle("GET", "/metrics",
+                [](adapters::HttpRequest,
+                   std::shared_ptr<adapters::Responder> responder) {
+                  responder->Respond(200, metrics::kPrometheusContentType,
+                                     metrics::Registry::Default().RenderText());
+                });
+  collector_ = metrics::Registry::Default().AddCollector(
+      [this](metrics::Registry& registry) { CollectMetrics(registry); });
+  IMB_RETURN_IF_ERROR(http_->Start());
+  std::string port_file = config_.data_dir() + "/router.http.port";
+  std::string tmp = port_file + ".tmp";
+  {
+    std::ofstream out(tmp);
+    out << http_->port() << "\n";
+  }
+  std::rename(tmp.c_str(), port_file.c_str());
+  return absl::OkStatus();
+}
+
+void Router::ServeReadyz(std::shared_ptr<adapters::Responder> responder) {
+  // The store is writable if an empty transaction commits; the committer
+  // answers after its commit, or the timer below answers first.
+  auto answered = std::make_shared<std::atomic<bool>>(false);
+  committer_->Execute(
+      [](Store&) { return absl::OkStatus(); },
+      [responder, answered](absl::Status status) {
+        if (answered->exchange(true)) return;
+        if (status.ok()) {
+          responder->Respond(200, "application/json", R"({"ready":true})");
+        } else {
+          nlohmann::json body;
+          body["ready"] = false;
+          body["store"] = std::string(status.message());
+          responder->Respond(503, "application/json", body.dump());
+        }
+      });
+  admin_io_->Post([responder, answered] {
+    absl::SleepFor(absl::Seconds(2));
+    if (answered->exchange(true)) return;
+    responder->Respond(503, "application/json",
+                       R"({"ready":false,"store":"no commit within 2 s"})");
+  });
+}
+
+void Router::CollectMetrics(metrics::Registry& registry) {
+  absl::StatusOr<std::vector<std::string>> targets =
+      store_->ListPendingTargets();
+  int64_t dead_total = 0;
+  if (targets.ok()) {
+    for (const std::string& key : *targets) {
+      absl::StatusOr<Store::TargetCounts> counts = store_->CountDeliveries(key);
+      if (!counts.ok()) continue;
+      registry
+          .GetGauge("imbridge_router_queue_depth",
+                    "Deliveries waiting per target channel.", {{"target", key}})
+          .Set(static_cast<double>(counts->pending));
+    }
+  }
+  absl::StatusOr<std::vector<DeliveryRecord>> dead =
+      store_->ListDeadLetters(100000);
+  if (dead.ok()) dead_total = static_cast<int64_t>(dead->size());
+  registry
+      .GetGauge("imbridge_router_dead_letters",
+                "Deliveries given up on, waiting for an operator.")
+      .Set(static_cast<double>(dead_total));
+  registry
+      .GetGauge("imbridge_router_attached_adapters",
+                "Adapter streams attached now.")
+      .Set(static_cast<double>(service_->Sessions().size()));
+  registry.GetGauge("imbridge_router_links", "Links configured.")
+      .Set(static_cast<double>(catalog_->link_count()));
 }
 
 }  // namespace imbridge::bridge

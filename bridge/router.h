@@ -6,19 +6,25 @@
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
+#include "adapters/common/webhook_server.h"
+#include "bridge/admin_service.h"
 #include "bridge/blob_store.h"
 #include "bridge/committer.h"
 #include "bridge/dispatcher.h"
-#include "common/executor.h"
+#include "bridge/link_catalog.h"
 #include "bridge/router_service.h"
 #include "bridge/store.h"
+#include "common/executor.h"
+#include "common/metrics.h"
 #include "grpcpp/server.h"
 #include "imbridge/v1/config.pb.h"
 
 namespace imbridge::bridge {
 
-// The whole router: store, committer, dispatcher, blob store and the gRPC
-// server, wired together. Start() returns once the server listens;
+// The whole router: store, committer, dispatcher, blob store, the link
+// catalog, the gRPC server (Router, Admin, WebhookDirectory and the standard
+// health service) and the HTTP server (/healthz, /readyz, /metrics), wired
+// together. Start() returns once both servers listen;
 // Shutdown() (also run by the destructor) ends adapter streams, lets the
 // committer finish what it received, and closes the store.
 //
@@ -31,6 +37,8 @@ class Router {
 
   // The port the gRPC server listens on (useful with listen port 0).
   int port() const { return port_; }
+  // The port of the HTTP server.
+  int http_port() const;
 
   void Shutdown();
 
@@ -40,6 +48,11 @@ class Router {
  private:
   Router() = default;
   void RunMaintenance();
+  absl::Status StartHttp();
+  // /readyz: answers 200 once a no-op transaction commits within 2 s.
+  void ServeReadyz(std::shared_ptr<adapters::Responder> responder);
+  // Refreshes the gauges read from the store, at each /metrics scrape.
+  void CollectMetrics(metrics::Registry& registry);
 
   v1::RouterConfig config_;
   std::unique_ptr<Store> store_;
@@ -48,7 +61,13 @@ class Router {
   std::unique_ptr<Executor> blob_io_;
   std::unique_ptr<Dispatcher> dispatcher_;
   std::unique_ptr<Committer> committer_;
+  std::unique_ptr<LinkCatalog> catalog_;
+  std::unique_ptr<Executor> admin_io_;
   std::unique_ptr<RouterService> service_;
+  std::unique_ptr<AdminService> admin_;
+  std::unique_ptr<WebhookDirectoryService> directory_;
+  std::unique_ptr<adapters::WebhookServer> http_;
+  uint64_t collector_ = 0;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   absl::Notification stop_maintenance_;

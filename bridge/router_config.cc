@@ -42,6 +42,21 @@ absl::Status ValidateRouterConfig(const std::string& source,
     }
   }
   IMB_RETURN_IF_ERROR(LinkTable::Build(config->links(), source).status());
+  if (!config->admin_token().empty() && config->admin_token().size() < 16) {
+    return ConfigError(source, "admin_token",
+                       "too short: use at least 16 characters");
+  }
+  if (config->http().listen().empty()) {
+    config->mutable_http()->set_listen("127.0.0.1:7701");
+  }
+  if (config->http().listen().rfind(':') == std::string::npos) {
+    return ConfigError(
+        source, "http.listen",
+        absl::StrCat("'", config->http().listen(), "' is not host:port"));
+  }
+  if (config->commands().prefix().empty()) {
+    config->mutable_commands()->set_prefix("!bridge");
+  }
 
   v1::StoreOptions* store = config->mutable_store();
   if (store->event_retention_hours() == 0)

@@ -2,11 +2,15 @@
 
 #include <openssl/crypto.h>
 
+#include <algorithm>
+
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "common/logging.h"
+#include "common/metrics.h"
 
 namespace imbridge::bridge {
 
@@ -62,14 +66,27 @@ class AttachReactor
     // same frame is judged.
     for (v1::DeliveryResult& r : *in_.mutable_results()) {
       std::optional<SentDelivery> sent = session_->TakeSent(r.id());
-      if (sent.has_value())
-        deps.committer->RecordResult(std::move(*sent), std::move(r));
+      if (!sent.has_value()) continue;
+      if (r.has_error() && !r.error().not_attempted()) {
+        session_->NoteError(r.error().message());
+      }
+      deps.committer->RecordResult(std::move(*sent), std::move(r));
     }
     for (v1::Publish& p : *in_.mutable_publishes()) {
       uint64_t seq = p.seq();
       deps.committer->Publish(
           std::move(*p.mutable_event()),
           [session = session_, seq](const v1::PublishAck& ack) {
+            metrics::Registry::Default()
+                .GetCounter(
+                    "imbridge_router_events_total",
+                    "Events adapters published, by platform and "
+                    "outcome.",
+                    {{"platform", session->platform()},
+                     {"outcome",
+                      absl::AsciiStrToLower(
+                          v1::PublishAck::Outcome_Name(ack.outcome()))}})
+                .Increment();
             v1::PublishAck a = ack;
             a.set_seq(seq);
             session->SendAck(std::move(a));
@@ -146,6 +163,7 @@ class AttachReactor
   void OnDone() override {
     if (session_ != nullptr) {
       session_->Close();
+      service_->ForgetSession(session_->id());
       service_->deps().dispatcher->Detach(session_);
       LogInfo("adapter detached",
               {{"adapter", session_->name()}, {"peer", peer_}});
@@ -198,6 +216,7 @@ class AttachReactor
     session_ = std::make_shared<AdapterSession>(
         service_->NextSessionId(), hello, window, credential_->name());
     session_->SetSink(this);
+    service_->RememberSession(session_);
     v1::RouterFrame welcome;
     std::vector<std::string> accounts(hello.accounts().begin(),
                                       hello.accounts().end());
@@ -379,23 +398,47 @@ class GetBlobReactor : public grpc::ServerWriteReactor<v1::BlobChunk> {
 
 RouterService::RouterService(Deps deps) : deps_(std::move(deps)) {}
 
-const v1::AdapterCredential* RouterService::Authenticate(
-    grpc::CallbackServerContext* context, absl::string_view method) {
+std::string BearerToken(const grpc::CallbackServerContext* context) {
   const auto& metadata = context->client_metadata();
   auto it = metadata.find("authorization");
-  std::string token;
-  if (it != metadata.end()) {
-    absl::string_view value(it->second.data(), it->second.size());
-    if (absl::StartsWith(value, "Bearer ")) value.remove_prefix(7);
-    token = std::string(value);
-  }
+  if (it == metadata.end()) return "";
+  absl::string_view value(it->second.data(), it->second.size());
+  if (absl::StartsWith(value, "Bearer ")) value.remove_prefix(7);
+  return std::string(value);
+}
+
+bool TokenEquals(absl::string_view expected, absl::string_view given) {
+  // Constant time for equal lengths; lengths are not secret.
+  return !expected.empty() && expected.size() == given.size() &&
+         CRYPTO_memcmp(expected.data(), given.data(), given.size()) == 0;
+}
+
+void RouterService::RememberSession(std::shared_ptr<AdapterSession> session) {
+  absl::MutexLock lock(&mu_);
+  sessions_[session->id()] = std::move(session);
+}
+
+void RouterService::ForgetSession(uint64_t id) {
+  absl::MutexLock lock(&mu_);
+  sessions_.erase(id);
+}
+
+std::vector<std::shared_ptr<AdapterSession>> RouterService::Sessions() {
+  absl::MutexLock lock(&mu_);
+  std::vector<std::shared_ptr<AdapterSession>> out;
+  for (const auto& [id, session] : sessions_) out.push_back(session);
+  std::sort(out.begin(), out.end(),
+            [](const auto& a, const auto& b) { return a->id() < b->id(); });
+  return out;
+}
+
+const v1::AdapterCredential* RouterService::AuthenticateAdapter(
+    const grpc::CallbackServerContext* context,
+    absl::string_view method) const {
+  std::string token = BearerToken(context);
   const v1::AdapterCredential* match = nullptr;
   for (const v1::AdapterCredential& c : deps_.credentials) {
-    // Constant time for equal lengths; lengths are not secret.
-    if (c.token().size() == token.size() &&
-        CRYPTO_memcmp(c.token().data(), token.data(), token.size()) == 0) {
-      match = &c;
-    }
+    if (TokenEquals(c.token(), token)) match = &c;
   }
   if (match == nullptr) {
     LogWarn("call refused: missing or wrong adapter token",
@@ -408,7 +451,8 @@ const v1::AdapterCredential* RouterService::Authenticate(
 
 grpc::ServerBidiReactor<v1::AdapterFrame, v1::RouterFrame>*
 RouterService::Attach(grpc::CallbackServerContext* context) {
-  const v1::AdapterCredential* credential = Authenticate(context, "Attach");
+  const v1::AdapterCredential* credential =
+      AuthenticateAdapter(context, "Attach");
   if (credential == nullptr) {
     return new RefusedReactor<
         grpc::ServerBidiReactor<v1::AdapterFrame, v1::RouterFrame>>(
@@ -427,7 +471,7 @@ RouterService::Attach(grpc::CallbackServerContext* context) {
 
 grpc::ServerReadReactor<v1::BlobChunk>* RouterService::PutBlob(
     grpc::CallbackServerContext* context, v1::BlobRef* response) {
-  if (Authenticate(context, "PutBlob") == nullptr) {
+  if (AuthenticateAdapter(context, "PutBlob") == nullptr) {
     return new RefusedReactor<grpc::ServerReadReactor<v1::BlobChunk>>(
         grpc::Status(grpc::UNAUTHENTICATED, "missing or wrong adapter token"));
   }
@@ -436,7 +480,7 @@ grpc::ServerReadReactor<v1::BlobChunk>* RouterService::PutBlob(
 
 grpc::ServerWriteReactor<v1::BlobChunk>* RouterService::GetBlob(
     grpc::CallbackServerContext* context, const v1::BlobRef* request) {
-  if (Authenticate(context, "GetBlob") == nullptr) {
+  if (AuthenticateAdapter(context, "GetBlob") == nullptr) {
     return new RefusedReactor<grpc::ServerWriteReactor<v1::BlobChunk>>(
         grpc::Status(grpc::UNAUTHENTICATED, "missing or wrong adapter token"));
   }

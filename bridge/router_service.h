@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "bridge/blob_store.h"
@@ -58,21 +59,37 @@ class RouterService final : public v1::Router::CallbackService {
 
   const Deps& deps() const { return deps_; }
 
+  // The adapters attached now, in attach order.
+  std::vector<std::shared_ptr<AdapterSession>> Sessions();
+
+  // The credential whose token the call carries, or nullptr (the refusal is
+  // logged without the token).
+  const v1::AdapterCredential* AuthenticateAdapter(
+      const grpc::CallbackServerContext* context,
+      absl::string_view method) const;
+
   // Called by AttachReactor.
   void Unregister(AttachReactor* reactor);
+  void RememberSession(std::shared_ptr<AdapterSession> session);
+  void ForgetSession(uint64_t id);
   uint64_t NextSessionId() { return next_session_id_.fetch_add(1) + 1; }
 
  private:
-  // The credential whose token the call carries, or nullptr (logged).
-  const v1::AdapterCredential* Authenticate(
-      grpc::CallbackServerContext* context, absl::string_view method);
-
   Deps deps_;
   std::atomic<uint64_t> next_session_id_{0};
   absl::Mutex mu_;
   absl::flat_hash_set<AttachReactor*> streams_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<uint64_t, std::shared_ptr<AdapterSession>> sessions_
+      ABSL_GUARDED_BY(mu_);
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
 };
+
+// The token of "authorization: Bearer <token>" (empty when absent).
+std::string BearerToken(const grpc::CallbackServerContext* context);
+
+// Compares a configured token with a presented one in constant time (for
+// equal lengths); an empty expected token never matches.
+bool TokenEquals(absl::string_view expected, absl::string_view given);
 
 // absl::Status -> grpc::Status, keeping the code and message.
 grpc::Status ToGrpcStatus(const absl::Status& status);

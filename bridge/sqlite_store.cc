@@ -1,6 +1,6 @@
 // The SQLite implementation of Store.
 //
-// Schema (version 1; kMigrations holds the authoritative text):
+// Schema (kMigrations holds the authoritative text). Version 1:
 //   meta(key, value)                 router_id, last_event_id,
 //                                    last_delivery_id
 //   events(id, event_key, received_at, payload)
@@ -16,6 +16,11 @@
 //                                    key (rows are small; saves an index)
 //   roster(platform, account, user_id, ...)
 //   blobs(blob_id, size, created_at, last_used_at)
+// Version 2 adds:
+//   records(kind, name, payload)     operator-made state (runtime links,
+//                                    webhooks) as serialized protos
+//   participants(channel_key, user_id, platform, display_name, last_seen_at)
+//                                    who has spoken in which channel
 // Times are Unix milliseconds; InfinitePast/InfiniteFuture are stored as the
 // smallest/largest int64.
 //
@@ -144,6 +149,23 @@ CREATE TABLE blobs (
   size INTEGER NOT NULL,
   created_at INTEGER NOT NULL,
   last_used_at INTEGER NOT NULL
+) WITHOUT ROWID;
+)sql"},
+    {2, R"sql(
+CREATE TABLE records (
+  kind TEXT NOT NULL,
+  name TEXT NOT NULL,
+  payload BLOB NOT NULL,
+  PRIMARY KEY (kind, name)
+) WITHOUT ROWID;
+
+CREATE TABLE participants (
+  channel_key TEXT NOT NULL,
+  user_id TEXT NOT NULL,
+  platform TEXT NOT NULL,
+  display_name TEXT NOT NULL,
+  last_seen_at INTEGER NOT NULL,
+  PRIMARY KEY (channel_key, user_id)
 ) WITHOUT ROWID;
 )sql"},
 };
@@ -440,6 +462,13 @@ class SqliteStore : public Store {
   absl::Status RecordBlob(const BlobInfo& blob) override;
   absl::Status DeleteBlob(absl::string_view blob_id) override;
   absl::StatusOr<int64_t> PruneEvents(absl::Time before) override;
+  absl::Status PutRecord(absl::string_view kind, absl::string_view name,
+                         absl::string_view payload) override;
+  absl::Status DeleteRecord(absl::string_view kind,
+                            absl::string_view name) override;
+  absl::Status TouchParticipant(absl::string_view channel_key,
+                                const v1::UserRef& user,
+                                absl::Time now) override;
 
   std::string router_id() const override { return router_id_; }
   absl::StatusOr<std::vector<std::string>> ListPendingTargets() override;
@@ -461,6 +490,10 @@ class SqliteStore : public Store {
       absl::string_view blob_id) override;
   absl::StatusOr<std::vector<std::string>> ListCollectableBlobs(
       absl::Time before) override;
+  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ListRecords(
+      absl::string_view kind) override;
+  absl::StatusOr<std::vector<Participant>> ListParticipants(
+      absl::string_view channel_key) override;
 
  private:
   // The writer connection's statements.
@@ -474,6 +507,7 @@ class SqliteStore : public Store {
     Statement add_message, find_message, upsert_roster, record_blob,
         delete_blob;
     Statement prune_event_blobs, prune_events;
+    Statement put_record, delete_record, touch_participant;
   };
   // The reader connection's statements.
   struct Reader {
@@ -481,6 +515,7 @@ class SqliteStore : public Store {
     Statement pending_targets, load_pending, dead_letters, count_deliveries;
     Statement find_message, messages_in_channel, roster_all, roster_of_platform;
     Statement find_blob, collectable_blobs;
+    Statement list_records, list_participants;
   };
 
   SqliteStore() = default;
@@ -678,6 +713,12 @@ absl::Status SqliteStore::PrepareWriter() {
       {&w_.prune_events,
        "DELETE FROM events WHERE received_at < ? "
        "AND id NOT IN (SELECT event_id FROM deliveries)"},
+      {&w_.put_record,
+       "INSERT OR REPLACE INTO records(kind, name, payload) VALUES(?, ?, ?)"},
+      {&w_.delete_record, "DELETE FROM records WHERE kind = ? AND name = ?"},
+      {&w_.touch_participant,
+       "INSERT OR REPLACE INTO participants(channel_key, user_id, platform, "
+       "display_name, last_seen_at) VALUES(?, ?, ?, ?, ?)"},
   };
   for (const auto& [statement, sql] : statements) {
     IMB_RETURN_IF_ERROR(statement->Prepare(db, sql));
@@ -729,6 +770,12 @@ absl::Status SqliteStore::PrepareReader() {
        "(SELECT eb.blob_id FROM deliveries d JOIN event_blobs eb "
        "ON eb.event_id = d.event_id) "
        "ORDER BY last_used_at, blob_id"},
+      {&r_.list_records,
+       "SELECT name, payload FROM records WHERE kind = ? ORDER BY name"},
+      {&r_.list_participants,
+       "SELECT user_id, platform, display_name, last_seen_at "
+       "FROM participants WHERE channel_key = ? "
+       "ORDER BY last_seen_at DESC, user_id"},
   };
   for (const auto& [statement, sql] : statements) {
     IMB_RETURN_IF_ERROR(statement->Prepare(db, sql));
@@ -1138,6 +1185,70 @@ absl::StatusOr<std::vector<std::string>> SqliteStore::ListCollectableBlobs(
 }
 
 }  // namespace
+
+absl::Status SqliteStore::PutRecord(absl::string_view kind,
+                                    absl::string_view name,
+                                    absl::string_view payload) {
+  IMB_RETURN_IF_ERROR(RequireTransaction());
+  return Query(w_.put_record).Text(kind).Text(name).Blob(payload).Run();
+}
+
+absl::Status SqliteStore::DeleteRecord(absl::string_view kind,
+                                       absl::string_view name) {
+  IMB_RETURN_IF_ERROR(RequireTransaction());
+  Query query(w_.delete_record);
+  IMB_RETURN_IF_ERROR(query.Text(kind).Text(name).Run());
+  if (query.Changes() == 0) {
+    return absl::NotFoundError(absl::StrCat("no ", kind, " named ", name));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SqliteStore::TouchParticipant(absl::string_view channel_key,
+                                           const v1::UserRef& user,
+                                           absl::Time now) {
+  IMB_RETURN_IF_ERROR(RequireTransaction());
+  return Query(w_.touch_participant)
+      .Text(channel_key)
+      .Text(user.id())
+      .Text(user.platform())
+      .Text(user.display_name())
+      .Time(now)
+      .Run();
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>>
+SqliteStore::ListRecords(absl::string_view kind) {
+  absl::MutexLock lock(&mu_);
+  Query query(r_.list_records);
+  query.Text(kind);
+  std::vector<std::pair<std::string, std::string>> out;
+  while (true) {
+    IMB_ASSIGN_OR_RETURN(bool row, query.Step());
+    if (!row) break;
+    out.emplace_back(query.ColumnText(0), std::string(query.ColumnBlob(1)));
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<Participant>> SqliteStore::ListParticipants(
+    absl::string_view channel_key) {
+  absl::MutexLock lock(&mu_);
+  Query query(r_.list_participants);
+  query.Text(channel_key);
+  std::vector<Participant> out;
+  while (true) {
+    IMB_ASSIGN_OR_RETURN(bool row, query.Step());
+    if (!row) break;
+    Participant p;
+    p.user_id = query.ColumnText(0);
+    p.platform = query.ColumnText(1);
+    p.display_name = query.ColumnText(2);
+    p.last_seen_at = query.ColumnTime(3);
+    out.push_back(std::move(p));
+  }
+  return out;
+}
 
 absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(
     const std::string& data_dir, v1::Durability durability) {

@@ -65,6 +65,14 @@ struct RosterEntry {
   absl::Time updated_at = absl::InfinitePast();
 };
 
+// Someone who has posted in a channel, as kept for `!bridge who`.
+struct Participant {
+  std::string platform;
+  std::string user_id;
+  std::string display_name;
+  absl::Time last_seen_at = absl::InfinitePast();
+};
+
 // What the blob store knows about a stored file.
 struct BlobInfo {
   std::string blob_id;  // lower-case hex SHA-256
@@ -165,6 +173,19 @@ class Store {
   // Returns how many events were removed.
   virtual absl::StatusOr<int64_t> PruneEvents(absl::Time before) = 0;
 
+  // Saves (insert or replace) an operator-made record: `kind` "link" or
+  // "webhook", `payload` its serialized proto.
+  virtual absl::Status PutRecord(absl::string_view kind, absl::string_view name,
+                                 absl::string_view payload) = 0;
+  // Removes a record; kNotFound if there is none.
+  virtual absl::Status DeleteRecord(absl::string_view kind,
+                                    absl::string_view name) = 0;
+
+  // Notes that `user` posted in `channel_key` (ChannelKey without thread).
+  virtual absl::Status TouchParticipant(absl::string_view channel_key,
+                                        const v1::UserRef& user,
+                                        absl::Time now) = 0;
+
   // --- Reads (any thread, committed data) ---------------------------------
 
   // The stable id of this data directory's store, generated on creation.
@@ -213,6 +234,14 @@ class Store {
   // refers to.
   virtual absl::StatusOr<std::vector<std::string>> ListCollectableBlobs(
       absl::Time before) = 0;
+
+  // The records of one kind as (name, payload), sorted by name.
+  virtual absl::StatusOr<std::vector<std::pair<std::string, std::string>>>
+  ListRecords(absl::string_view kind) = 0;
+
+  // Who has posted in `channel_key`, most recent first.
+  virtual absl::StatusOr<std::vector<Participant>> ListParticipants(
+      absl::string_view channel_key) = 0;
 };
 
 // Opens (creating if needed) the SQLite store in `data_dir`/imbridge.db, in

@@ -201,6 +201,21 @@ Histogram& Registry::GetHistogram(absl::string_view name,
   return *slot;
 }
 
+double Registry::SumCounters(absl::string_view name, const Labels& match) {
+  absl::MutexLock lock(&mu_);
+  auto it = families_.find(name);
+  if (it == families_.end()) return 0;
+  double sum = 0;
+  for (const auto& [labels, counter] : it->second.counters) {
+    bool all = true;
+    for (const auto& m : match) {
+      all = all && std::find(labels.begin(), labels.end(), m) != labels.end();
+    }
+    if (all) sum += static_cast<double>(counter->value());
+  }
+  return sum;
+}
+
 uint64_t Registry::AddCollector(std::function<void(Registry&)> collector) {
   absl::MutexLock lock(&collectors_mu_);
   uint64_t handle = next_collector_++;

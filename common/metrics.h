@@ -100,6 +100,10 @@ class Registry {
                           const Labels& labels = {},
                           std::vector<double> upper_bounds = LatencyBuckets());
 
+  // The sum of the counters named `name` whose labels include every pair of
+  // `match` (0 if there are none).
+  double SumCounters(absl::string_view name, const Labels& match = {});
+
   // Adds a callback run before every render. It may call Get*/Set on this
   // registry. It must not call RenderText(). Returns a handle for
   // RemoveCollector().

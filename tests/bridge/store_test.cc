@@ -719,7 +719,7 @@ TEST_F(StoreTest, NewerSchemaIsRefused) {
   EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(store.status().message()),
               HasSubstr("made by a newer imbridge: schema version 99, this "
-                        "build knows 1"));
+                        "build knows 2"));
   EXPECT_THAT(std::string(store.status().message()), HasSubstr(DbPath()));
 }
 
@@ -770,6 +770,93 @@ TEST_F(StoreTest, ReadsRunConcurrentlyWithTheWriter) {
   ASSERT_OK_AND_ASSIGN(Store::TargetCounts counts,
                        store_->CountDeliveries("slack/acme/A"));
   EXPECT_EQ(counts.pending, 1000);
+}
+
+}  // namespace
+}  // namespace imbridge::bridge
+
+namespace imbridge::bridge {
+namespace {
+
+TEST_F(StoreTest, RecordsArePutListedReplacedAndDeleted) {
+  ASSERT_TRUE(InTransaction([&] {
+                IMB_RETURN_IF_ERROR(store_->PutRecord("link", "b", "B1"));
+                IMB_RETURN_IF_ERROR(store_->PutRecord("link", "a", "A1"));
+                return store_->PutRecord("webhook", "w", "W1");
+              }).ok());
+  ASSERT_TRUE(
+      InTransaction([&] { return store_->PutRecord("link", "b", "B2"); }).ok());
+  Reopen();
+  auto links = store_->ListRecords("link");
+  ASSERT_TRUE(links.ok());
+  ASSERT_EQ(links->size(), 2u);
+  EXPECT_EQ((*links)[0], std::make_pair(std::string("a"), std::string("A1")));
+  EXPECT_EQ((*links)[1], std::make_pair(std::string("b"), std::string("B2")));
+  ASSERT_TRUE(
+      InTransaction([&] { return store_->DeleteRecord("link", "a"); }).ok());
+  EXPECT_EQ(
+      InTransaction([&] { return store_->DeleteRecord("link", "a"); }).code(),
+      absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->ListRecords("link")->size(), 1u);
+  EXPECT_EQ(store_->ListRecords("webhook")->size(), 1u);
+}
+
+TEST_F(StoreTest, ParticipantsAreListedMostRecentFirst) {
+  v1::UserRef ann;
+  ann.set_platform("slack");
+  ann.set_id("U1");
+  ann.set_display_name("Ann");
+  v1::UserRef bob = ann;
+  bob.set_id("U2");
+  bob.set_display_name("Bob");
+  absl::Time t0 = absl::FromUnixSeconds(1000);
+  ASSERT_TRUE(
+      InTransaction([&] {
+        IMB_RETURN_IF_ERROR(store_->TouchParticipant("slack/w/C1", ann, t0));
+        IMB_RETURN_IF_ERROR(
+            store_->TouchParticipant("slack/w/C1", bob, t0 + absl::Seconds(1)));
+        return store_->TouchParticipant("slack/w/C2", bob, t0);
+      }).ok());
+  ann.set_display_name("Ann B.");
+  ASSERT_TRUE(InTransaction([&] {
+                return store_->TouchParticipant("slack/w/C1", ann,
+                                                t0 + absl::Seconds(2));
+              }).ok());
+  auto people = store_->ListParticipants("slack/w/C1");
+  ASSERT_TRUE(people.ok());
+  ASSERT_EQ(people->size(), 2u);
+  EXPECT_EQ((*people)[0].display_name, "Ann B.");
+  EXPECT_EQ((*people)[0].last_seen_at, t0 + absl::Seconds(2));
+  EXPECT_EQ((*people)[1].user_id, "U2");
+  EXPECT_EQ(store_->ListParticipants("slack/w/C3")->size(), 0u);
+}
+
+TEST_F(StoreTest, VersionOneDatabaseIsMigratedKeepingItsData) {
+  ASSERT_TRUE(
+      InTransaction([&] {
+        return store_->InsertEvent(Posted("k1", "m1"), absl::Now()).status();
+      }).ok());
+  store_.reset();
+  // Make the database look like one written by schema version 1.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(DbPath().c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "DROP TABLE records; DROP TABLE participants; "
+                         "PRAGMA user_version = 1",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  Reopen();
+  ASSERT_TRUE(
+      InTransaction([&] { return store_->PutRecord("link", "x", "X"); }).ok());
+  EXPECT_EQ(store_->ListRecords("link")->size(), 1u);
+  // The old event is still known (a duplicate key is refused).
+  absl::StatusOr<std::optional<int64_t>> again;
+  ASSERT_TRUE(InTransaction([&] {
+                again = store_->InsertEvent(Posted("k1", "m1"), absl::Now());
+                return again.status();
+              }).ok());
+  EXPECT_FALSE(again->has_value());
 }
 
 }  // namespace

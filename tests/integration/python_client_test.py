@@ -49,6 +49,7 @@ class Router:
         config = os.path.join(self.dir, "router.yaml")
         with open(config, "w") as f:
             f.write(f"""listen: 127.0.0.1:0
+http: {{listen: "127.0.0.1:0"}}
 data_dir: {self.dir}/data
 adapters: [{{name: py, token: {TOKEN}}}]
 links:

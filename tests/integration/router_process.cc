@@ -46,6 +46,11 @@ absl::Status RouterProcess::Start() {
     out << "listen: 127.0.0.1:" << port_ << "\n"
         << "data_dir: " << data_dir() << "\n"
         << config_body_ << "\n";
+    // The HTTP server (metrics) on a free port too, unless the test sets it.
+    if (config_body_.rfind("http:", 0) != 0 &&
+        config_body_.find("\nhttp:") == std::string::npos) {
+      out << "http: {listen: '127.0.0.1:0'}\n";
+    }
   }
   std::string port_file = data_dir() + "/router.port";
   ::unlink(port_file.c_str());
@@ -106,6 +111,13 @@ int RouterProcess::Terminate(absl::Duration timeout) {
   }
   Kill();
   return -1;
+}
+
+int RouterProcess::http_port() const {
+  std::ifstream in(data_dir() + "/router.http.port");
+  int port = 0;
+  in >> port;
+  return port;
 }
 
 std::string RouterProcess::ReadLog() const {

@@ -16,7 +16,8 @@ namespace imbridge::testing {
 // Not thread-safe.
 class RouterProcess {
  public:
-  // `config_body` is YAML without `listen` and `data_dir` (added here).
+  // `config_body` is YAML without `listen` and `data_dir` (added here); an
+  // `http: {listen: 127.0.0.1:0}` is added unless the body has `http:`.
   explicit RouterProcess(std::string config_body);
   ~RouterProcess();  // SIGKILLs a running router.
 
@@ -28,6 +29,8 @@ class RouterProcess {
 
   int port() const { return port_; }
   std::string address() const;
+  // The port of the router's HTTP server (/metrics), once started.
+  int http_port() const;
   const std::string& dir() const { return dir_; }
   std::string data_dir() const { return dir_ + "/data"; }
   // Everything the router wrote to stderr so far (its JSON log lines).

@@ -92,8 +92,8 @@ std::string RouterBinary(const Flags& f, const char* argv0) {
 pid_t StartRouter(const std::string& binary, const std::string& dir,
                   const Flags& f, int* port) {
   std::ofstream config(dir + "/router.yaml");
-  config << "listen: 127.0.0.1:0\ndata_dir: " << dir
-         << "/data\nlog_level: warn\n"
+  config << "listen: 127.0.0.1:0\nhttp: {listen: '127.0.0.1:0'}\ndata_dir: "
+         << dir << "/data\nlog_level: warn\n"
          << "adapters: [{name: bench, token: " << kToken << "}]\n"
          << "store: {durability: full}\nlinks:\n";
   for (int p = 0; p < f.pairs; ++p) {

@@ -1,0 +1,111 @@
+#ifndef IMBRIDGE_BRIDGE_LINK_CATALOG_H_
+#define IMBRIDGE_BRIDGE_LINK_CATALOG_H_
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "bridge/committer.h"
+#include "bridge/store.h"
+#include "imbridge/v1/admin.pb.h"
+#include "imbridge/v1/config.pb.h"
+
+namespace imbridge::bridge {
+
+// The platform name of generic webhooks' link members.
+inline constexpr absl::string_view kWebhookPlatform = "webhook";
+
+// Every link the router relays through, and the generic webhooks attached to
+// them; the operator's side of the link table.
+//
+// Links come from two places. Links in the config file are read-only here
+// (changed by editing the file and restarting). Links created through the
+// Admin API are stored in the database and survive restarts. Names are
+// unique across both: a runtime link cannot take a config link's name, and
+// a config link added later with a runtime link's name stops the router at
+// start with both named. Webhooks belong to a link of either kind and add a
+// member {platform: webhook, account, chat_id: <webhook id>} to it (incoming:
+// direction in; outgoing: direction out) until revoked.
+//
+// Every change is written through the committer (the store's single writer)
+// and waits for its commit, then the new link table is swapped into the
+// LinkRegistry, so it takes effect for the next publish.
+//
+// Incoming webhook keys are kept only as a salted SHA-256 hash and compared
+// in constant time. Outgoing webhook secrets are kept as they are, because
+// the router hands them to the webhook adapter to sign with.
+//
+// Thread-safe. Mutations block until committed; call them from threads that
+// may block (not the committer's).
+class LinkCatalog {
+ public:
+  // `store`, `committer` and `registry` must outlive the catalog.
+  LinkCatalog(Store* store, Committer* committer, LinkRegistry* registry,
+              std::vector<v1::Link> config_links);
+
+  // Reads the runtime links and webhooks from the store and installs the
+  // combined link table. Fails if a runtime link's name clashes with the
+  // config file's or the combined table is invalid.
+  absl::Status Load();
+
+  std::vector<v1::LinkInfo> ListLinks() const;
+  absl::StatusOr<v1::LinkInfo> GetLink(absl::string_view name) const;
+  absl::StatusOr<v1::LinkInfo> CreateLink(const v1::Link& link);
+  absl::StatusOr<v1::LinkInfo> UpdateLink(const v1::Link& link);
+  // Refuses (kFailedPrecondition) while live webhooks are attached.
+  absl::Status DeleteLink(absl::string_view name);
+  size_t link_count() const;
+
+  // Returns the webhook and its key (incoming) or signing secret (outgoing).
+  absl::StatusOr<v1::CreateWebhookResponse> CreateWebhook(
+      const v1::CreateWebhookRequest& request);
+  absl::Status RevokeWebhook(absl::string_view id);
+  std::vector<v1::WebhookInfo> ListWebhooks(bool include_revoked) const;
+
+  // The incoming webhook `id` if `key` is its key and it is not revoked;
+  // kPermissionDenied otherwise (the same answer for every reason).
+  absl::StatusOr<v1::WebhookInfo> CheckIncomingKey(absl::string_view id,
+                                                   absl::string_view key) const;
+  // The outgoing webhook `id` with its secret. kNotFound for an unknown id,
+  // kFailedPrecondition once revoked.
+  absl::StatusOr<v1::OutgoingWebhook> GetOutgoing(absl::string_view id) const;
+
+ private:
+  struct Webhook {
+    v1::WebhookInfo info;
+    std::string key_salt;  // incoming
+    std::string key_hash;  // incoming: SHA-256(salt || key)
+    std::string secret;    // outgoing
+  };
+
+  // The combined table from config links, `runtime` and `webhooks`.
+  absl::StatusOr<std::shared_ptr<const LinkTable>> BuildTable(
+      const std::map<std::string, v1::LinkInfo>& runtime,
+      const std::map<std::string, Webhook>& webhooks,
+      absl::string_view source) const;
+  v1::LinkInfo InfoFor(const v1::LinkInfo& base) const
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  const v1::Link* ConfigLink(absl::string_view name) const;
+  // Runs `task` on the committer and waits for its commit.
+  absl::Status Write(Committer::StoreTask task);
+
+  Store* const store_;
+  Committer* const committer_;
+  LinkRegistry* const registry_;
+  const std::vector<v1::Link> config_links_;
+
+  // Serializes mutations (validate, write, swap) against each other.
+  absl::Mutex write_mu_;
+  mutable absl::Mutex mu_;
+  std::map<std::string, v1::LinkInfo> runtime_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, Webhook> webhooks_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace imbridge::bridge
+
+#endif  // IMBRIDGE_BRIDGE_LINK_CATALOG_H_
