@@ -1,0 +1,642 @@
+// End-to-end tests of imbridge-adapter-telegram: the real router, the real
+// adapter binary and the fake Bot API, with an in-test adapter of another
+// platform ("alpha") as the other side of each link.
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "adapters/common/http_client.h"
+#include "adapters/common/router_client.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/fakes/telegram/fake_telegram.h"
+#include "tests/integration/adapter_process.h"
+#include "tests/integration/router_process.h"
+
+namespace imbridge::testing {
+namespace {
+
+using nlohmann::json;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::SizeIs;
+
+constexpr char kRouterToken[] = "telegram-integration-token-0123";
+constexpr char kSecret[] = "webhook-Secret_0123456789";
+constexpr char kBinary[] = "adapters/telegram/imbridge-adapter-telegram";
+
+// The other side of every link: an adapter of platform "alpha" on the real
+// RouterClient that records each delivery and answers with native ids
+// "n1", "n2", ...
+class OtherSide : public adapters::DeliveryHandler {
+ public:
+  explicit OtherSide(const std::string& address) {
+    adapters::RouterClient::Options o;
+    o.address = address;
+    o.token = kRouterToken;
+    o.adapter_name = "alpha";
+    o.platform = "alpha";
+    o.accounts = {"a"};
+    o.capabilities = {"edits", "deletes", "files", "threads", "membership"};
+    o.max_backoff = absl::Milliseconds(500);
+    client_ = std::make_unique<adapters::RouterClient>(o, this);
+    client_->Start();
+  }
+  ~OtherSide() override { client_->Stop(); }
+
+  bool WaitAttached() {
+    absl::Time deadline = absl::Now() + absl::Seconds(30);
+    while (!client_->attached()) {
+      if (absl::Now() > deadline) return false;
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    return true;
+  }
+
+  absl::StatusOr<std::vector<std::string>> Deliver(
+      const v1::Delivery& d) override {
+    absl::MutexLock lock(&mu_);
+    deliveries_.push_back(d);
+    std::vector<std::string> ids;
+    if (d.event().has_posted()) ids.push_back(absl::StrCat("n", ++next_));
+    native_ids_.push_back(ids.empty() ? "" : ids[0]);
+    return ids;
+  }
+
+  std::vector<v1::Delivery> deliveries() const {
+    absl::MutexLock lock(&mu_);
+    return deliveries_;
+  }
+  std::string native_id(size_t i) const {
+    absl::MutexLock lock(&mu_);
+    return native_ids_.at(i);
+  }
+  bool WaitFor(size_t n, absl::Duration timeout = absl::Seconds(60)) const {
+    absl::Time deadline = absl::Now() + timeout;
+    while (deliveries().size() < n) {
+      if (absl::Now() > deadline) return false;
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    return true;
+  }
+
+  // A new event in chat `chat` of this side.
+  v1::Event NewEvent(const std::string& chat) {
+    v1::Event e;
+    e.set_key(
+        absl::StrCat("alpha:a:", absl::ToUnixNanos(absl::Now()), ":", ++seq_));
+    e.mutable_channel()->set_platform("alpha");
+    e.mutable_channel()->set_account("a");
+    e.mutable_channel()->set_chat_id(chat);
+    return e;
+  }
+  v1::Event PostEvent(const std::string& chat, const std::string& text,
+                      const std::string& message_id) {
+    v1::Event e = NewEvent(chat);
+    v1::MessagePosted* p = e.mutable_posted();
+    p->set_message_id(message_id);
+    p->mutable_sender()->set_platform("alpha");
+    p->mutable_sender()->set_id("u1");
+    p->mutable_sender()->set_display_name("Ann");
+    p->mutable_text()->set_text(text);
+    return e;
+  }
+  v1::PublishAck Publish(v1::Event e) {
+    absl::StatusOr<v1::PublishAck> ack =
+        client_->PublishAndWait(std::move(e), absl::Seconds(30));
+    EXPECT_TRUE(ack.ok()) << ack.status();
+    return ack.ok() ? *ack : v1::PublishAck();
+  }
+
+  adapters::RouterClient& client() { return *client_; }
+
+ private:
+  std::unique_ptr<adapters::RouterClient> client_;
+  mutable absl::Mutex mu_;
+  std::vector<v1::Delivery> deliveries_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> native_ids_ ABSL_GUARDED_BY(mu_);
+  int next_ ABSL_GUARDED_BY(mu_) = 0;
+  std::atomic<int> seq_{0};
+};
+
+std::vector<std::string> PostedTexts(const std::vector<v1::Delivery>& ds) {
+  std::vector<std::string> out;
+  for (const v1::Delivery& d : ds) {
+    if (d.event().has_posted()) out.push_back(d.event().posted().text().text());
+  }
+  return out;
+}
+
+std::vector<std::string> Texts(
+    const std::vector<fakes::FakeTelegram::Message>& messages) {
+  std::vector<std::string> out;
+  for (const auto& m : messages) out.push_back(m.text());
+  return out;
+}
+
+class TelegramIntegrationTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_TRUE(fake_.Start().ok()); }
+
+  // Starts the router with `links` (YAML list items under links:).
+  void StartRouter(const std::string& links) {
+    router_ = std::make_unique<RouterProcess>(absl::StrCat(
+        "adapters:\n  - {name: tests, token: ", kRouterToken, "}\nlinks:\n",
+        links,
+        "store: {durability: normal}\n"
+        "dispatch: {initial_backoff_ms: 50, max_backoff_ms: 300}\n"));
+    ASSERT_TRUE(router_->Start().ok());
+  }
+
+  static std::string Link(const std::string& name, int64_t chat,
+                          const std::string& other_chat,
+                          const std::string& thread = "") {
+    std::string tg = absl::StrCat(
+        "      - {platform: telegram, account: main, chat_id: '", chat, "'");
+    if (!thread.empty()) absl::StrAppend(&tg, ", thread_id: '", thread, "'");
+    return absl::StrCat(
+        "  - name: ", name, "\n    members:\n", tg, "}\n",
+        "      - {platform: alpha, account: a, chat_id: ", other_chat, "}\n");
+  }
+
+  // The adapter's config; `account_extra` goes into the account.
+  std::string AdapterConfig(const std::string& mode,
+                            const std::string& account_extra = "") {
+    state_dir_ = MakeTempDir("imbridge-tg-state");
+    return absl::StrCat(
+        "router: {address: '", router_->address(), "', token: ", kRouterToken,
+        "}\nlog_level: debug\nstate_dir: ", state_dir_,
+        "\nrate_limits: {per_chat_per_second: 200, per_chat_burst: 200, "
+        "per_group_per_minute: 60000, per_bot_per_second: 200}\n"
+        "accounts:\n  - name: main\n    token: '",
+        fake_.token(), "'\n    api_base_url: ", fake_.base_url(),
+        "\n    mode: ", mode, "\n    secret_token: ", kSecret, "\n",
+        "    polling: {timeout_seconds: 1, retry_delay_ms: 200}\n",
+        account_extra);
+  }
+
+  void StartAdapter(const std::string& config) {
+    adapter_ = std::make_unique<AdapterProcess>(kBinary, config);
+    absl::Status s = adapter_->Start();
+    ASSERT_TRUE(s.ok()) << s;
+  }
+
+  std::string WebhookUrl() const {
+    return adapter_->base_url() + "/telegram/main";
+  }
+
+  std::unique_ptr<OtherSide> Other() {
+    auto o = std::make_unique<OtherSide>(router_->address());
+    EXPECT_TRUE(o->WaitAttached());
+    return o;
+  }
+
+  // Waits until the adapter is attached to the router (readyz).
+  void WaitReady() {
+    adapters::HttpClient http;
+    absl::Time deadline = absl::Now() + absl::Seconds(30);
+    while (absl::Now() < deadline) {
+      auto r = http.Get(adapter_->base_url() + "/readyz");
+      if (r.ok() && r->status == 200) return;
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    ADD_FAILURE() << "adapter not ready: " << adapter_->ReadLog();
+  }
+
+  void TearDown() override {
+    if (HasFailure() && adapter_ != nullptr) {
+      std::cerr << "adapter log:\n" << adapter_->ReadLog() << "\n";
+    }
+  }
+
+  fakes::FakeTelegram fake_;
+  std::unique_ptr<RouterProcess> router_;
+  std::unique_ptr<AdapterProcess> adapter_;
+  std::string state_dir_;
+};
+
+TEST_F(TelegramIntegrationTest, MessageEditReplyAndTopicBothWays) {
+  const int64_t group = fake_.CreateChat("supergroup", "Team");
+  const int64_t forum = fake_.CreateChat("supergroup", "Forum", true);
+  const int64_t topic = fake_.CreateTopic(forum, "Ops");
+  StartRouter(Link("team", group, "A1") +
+              Link("ops", forum, "A2", absl::StrCat(topic)));
+  // setWebhook goes to a URL that is not this adapter (the public URL in
+  // real life); the test points the fake at the adapter itself below.
+  StartAdapter(AdapterConfig(
+      "webhook",
+      "    set_webhook: {url: 'https://bridge.example.org/telegram/main'}\n"));
+  auto other = Other();
+  WaitReady();
+  auto set = fake_.calls("setWebhook");
+  ASSERT_THAT(set, SizeIs(1));
+  EXPECT_EQ(set[0].params["url"], "https://bridge.example.org/telegram/main");
+  EXPECT_EQ(set[0].params["secret_token"], kSecret);
+  EXPECT_EQ(
+      set[0].params["allowed_updates"],
+      json::parse(
+          R"(["message","edited_message","channel_post","edited_channel_post"])"));
+  fake_.SetWebhook(WebhookUrl(), kSecret);
+
+  // Telegram -> alpha: a message with entities, then its edit.
+  fakes::FakeTelegram::User anna = fake_.NewUser("Anna", "K");
+  int64_t m1 = fake_.PostMessage(
+      group, anna, "hi 😀 bold",
+      {0, 0, json::parse(R"([{"type":"bold","offset":6,"length":4}])")});
+  ASSERT_TRUE(other->WaitFor(1));
+  v1::Delivery d = other->deliveries()[0];
+  EXPECT_EQ(d.target().chat_id(), "A1");
+  EXPECT_EQ(d.sender_name(), "Anna K (telegram)");
+  EXPECT_EQ(d.event().channel().chat_id(), absl::StrCat(group));
+  EXPECT_EQ(d.event().posted().message_id(), absl::StrCat(m1));
+  EXPECT_EQ(d.event().posted().text().text(), "hi 😀 bold");
+  ASSERT_EQ(d.event().posted().text().spans_size(), 1);
+  EXPECT_EQ(d.event().posted().text().spans(0).offset(), 8u);  // bytes
+  EXPECT_EQ(d.event().posted().text().spans(0).length(), 4u);
+  const std::string copy_in_alpha = other->native_id(0);
+
+  ASSERT_TRUE(fake_.EditMessage(group, m1, "hi, edited"));
+  ASSERT_TRUE(other->WaitFor(2));
+  d = other->deliveries()[1];
+  ASSERT_TRUE(d.event().has_edited());
+  EXPECT_EQ(d.event().edited().text().text(), "hi, edited");
+  EXPECT_THAT(d.target_message_ids(), ElementsAre(copy_in_alpha));
+
+  // alpha -> Telegram: a message, a reply to Anna's message, an edit, a
+  // delete.
+  EXPECT_EQ(
+      other->Publish(other->PostEvent("A1", "from alpha", "a-1")).outcome(),
+      v1::PublishAck::ACCEPTED);
+  ASSERT_TRUE(
+      fake_.WaitFor([&] { return fake_.bot_messages(group).size() == 1; }));
+  fakes::FakeTelegram::Message copy = fake_.bot_messages(group)[0];
+  EXPECT_EQ(copy.text(), "Ann (alpha): from alpha");
+  EXPECT_EQ(copy.json["entities"][0],
+            json::parse(R"({"type":"bold","offset":0,"length":11})"));
+
+  v1::Event reply = other->PostEvent("A1", "a reply", "a-2");
+  reply.mutable_posted()->set_reply_to_message_id(copy_in_alpha);
+  other->Publish(reply);
+  ASSERT_TRUE(
+      fake_.WaitFor([&] { return fake_.bot_messages(group).size() == 2; }));
+  fakes::FakeTelegram::Message reply_copy = fake_.bot_messages(group)[1];
+  EXPECT_EQ(reply_copy.json["reply_to_message"]["message_id"], m1);
+
+  v1::Event edit = other->NewEvent("A1");
+  edit.mutable_edited()->set_message_id("a-1");
+  edit.mutable_edited()->mutable_editor()->set_display_name("Ann");
+  edit.mutable_edited()->mutable_text()->set_text("from alpha, edited");
+  other->Publish(edit);
+  ASSERT_TRUE(fake_.WaitFor([&] {
+    auto m = fake_.message(group, copy.message_id);
+    return m && m->text() == "Ann (alpha): from alpha, edited";
+  }));
+
+  // A Telegram user replies to the bridge's copy: alpha sees a reply to its
+  // own original.
+  fake_.PostMessage(group, anna, "answering", {copy.message_id, 0, json()});
+  ASSERT_TRUE(other->WaitFor(3));
+  d = other->deliveries()[2];
+  EXPECT_EQ(d.event().posted().text().text(), "answering");
+  EXPECT_EQ(d.reply_to_target_id(), "a-1");
+
+  v1::Event del = other->NewEvent("A1");
+  del.mutable_deleted()->set_message_id("a-2");
+  other->Publish(del);
+  ASSERT_TRUE(fake_.WaitFor([&] {
+    auto m = fake_.message(group, reply_copy.message_id);
+    return m && m->deleted;
+  }));
+
+  // Forum topic: only the topic is linked, both ways.
+  fake_.PostMessage(forum, anna, "in the topic", {0, topic, json()});
+  fake_.PostMessage(forum, anna, "in General", {0, 0, json()});
+  ASSERT_TRUE(other->WaitFor(4));
+  d = other->deliveries()[3];
+  EXPECT_EQ(d.target().chat_id(), "A2");
+  EXPECT_EQ(d.event().channel().thread_id(), absl::StrCat(topic));
+  EXPECT_EQ(d.event().posted().text().text(), "in the topic");
+  other->Publish(other->PostEvent("A2", "to the topic", "a-3"));
+  ASSERT_TRUE(
+      fake_.WaitFor([&] { return fake_.bot_messages(forum).size() == 1; }));
+  EXPECT_EQ(fake_.bot_messages(forum)[0].json["message_thread_id"], topic);
+  absl::SleepFor(absl::Milliseconds(500));
+  EXPECT_THAT(PostedTexts(other->deliveries()),
+              ElementsAre("hi 😀 bold", "answering", "in the topic"));
+  EXPECT_EQ(adapter_->Terminate(), 0);
+}
+
+TEST_F(TelegramIntegrationTest, FilesBothWays) {
+  const int64_t group = fake_.CreateChat("supergroup", "Files");
+  StartRouter(Link("files", group, "F1"));
+  StartAdapter(AdapterConfig("webhook"));
+  auto other = Other();
+  WaitReady();
+  fake_.SetWebhook(WebhookUrl(), kSecret);
+  fakes::FakeTelegram::User anna = fake_.NewUser("Anna");
+
+  fakes::FakeTelegram::Upload doc;
+  doc.name = "report.pdf";
+  doc.mime_type = "application/pdf";
+  doc.bytes = std::string("%PDF-1.4\n") + std::string(100000, 'r');
+  doc.caption = "the report";
+  fake_.UploadFile(group, anna, doc);
+  fakes::FakeTelegram::Upload huge;
+  huge.name = "dump.iso";
+  huge.bytes = "tiny";
+  huge.declared_size = 25 << 20;
+  fake_.UploadFile(group, anna, huge);
+  fakes::FakeTelegram::Upload photo;
+  photo.kind = "photo";
+  photo.bytes = "JPEGDATA";
+  photo.media_group_id = "album7";
+  fake_.UploadFile(group, anna, photo);
+  ASSERT_TRUE(other->WaitFor(3));
+  std::vector<v1::Delivery> ds = other->deliveries();
+  const v1::Attachment& a = ds[0].event().posted().attachments(0);
+  EXPECT_EQ(ds[0].event().posted().text().text(), "the report");
+  EXPECT_EQ(a.name(), "report.pdf");
+  EXPECT_EQ(a.mime_type(), "application/pdf");
+  EXPECT_EQ(a.size(), doc.bytes.size());
+  ASSERT_FALSE(a.blob_id().empty());
+  absl::StatusOr<std::string> stored =
+      other->client().GetBlob(a.blob_id(), 1 << 20);
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  EXPECT_EQ(*stored, doc.bytes);
+  const v1::Attachment& h = ds[1].event().posted().attachments(0);
+  EXPECT_EQ(h.name(), "dump.iso");
+  EXPECT_EQ(h.size(), 25u << 20);
+  EXPECT_EQ(h.blob_id(), "");
+  EXPECT_THAT(h.unavailable_reason(), HasSubstr("20.0 MB"));
+  const v1::Attachment& p = ds[2].event().posted().attachments(0);
+  EXPECT_EQ(p.kind(), v1::Attachment::IMAGE);
+  EXPECT_EQ(p.group_id(), "album7");
+  EXPECT_EQ(*other->client().GetBlob(p.blob_id(), 1 << 20), "JPEGDATA");
+  // Only the two small files were fetched.
+  EXPECT_THAT(fake_.calls("getFile"), SizeIs(2));
+
+  // alpha -> Telegram: a file from the blob store.
+  std::string bytes = "col1,col2\n1,2\n";
+  v1::BlobMeta meta;
+  meta.set_name("data.csv");
+  meta.set_mime_type("text/csv");
+  absl::StatusOr<v1::BlobRef> ref = other->client().PutBlob(meta, bytes);
+  ASSERT_TRUE(ref.ok()) << ref.status();
+  v1::Event post = other->PostEvent("F1", "numbers", "a-f1");
+  v1::Attachment* att = post.mutable_posted()->add_attachments();
+  att->set_blob_id(ref->blob_id());
+  att->set_name("data.csv");
+  att->set_mime_type("text/csv");
+  att->set_size(bytes.size());
+  other->Publish(post);
+  ASSERT_TRUE(fake_.WaitForCalls("sendDocument", 1));
+  auto call = fake_.calls("sendDocument")[0];
+  EXPECT_EQ(call.files["document"], bytes);
+  EXPECT_EQ(call.params["document"]["filename"], "data.csv");
+  EXPECT_EQ(call.params["caption"], "Ann (alpha): numbers");
+  EXPECT_EQ(adapter_->Terminate(), 0);
+}
+
+TEST_F(TelegramIntegrationTest, FloodWaitIsHonouredThenDelivered) {
+  const int64_t group = fake_.CreateChat("supergroup", "Flood");
+  StartRouter(Link("flood", group, "R1"));
+  StartAdapter(AdapterConfig("webhook"));
+  auto other = Other();
+  WaitReady();
+  fake_.FailNext("sendMessage", 1,
+                 {429, "Too Many Requests: retry after 1", 1, 0});
+  other->Publish(other->PostEvent("R1", "patience", "a-r1"));
+  ASSERT_TRUE(fake_.WaitForCalls("sendMessage", 2));
+  auto calls = fake_.calls("sendMessage");
+  EXPECT_EQ(calls[0].status, 429);
+  EXPECT_EQ(calls[1].status, 200);
+  absl::Duration gap = calls[1].at - calls[0].at;
+  EXPECT_GE(gap, absl::Milliseconds(900)) << gap;
+  EXPECT_LE(gap, absl::Seconds(30)) << gap;
+  EXPECT_THAT(Texts(fake_.bot_messages(group)),
+              ElementsAre("Ann (alpha): patience"));
+  EXPECT_EQ(adapter_->Terminate(), 0);
+}
+
+TEST_F(TelegramIntegrationTest, RouterRestartMidStreamLosesAndDoublesNothing) {
+  constexpr int kN = 10;
+  const int64_t group = fake_.CreateChat("supergroup", "Restart");
+  StartRouter(Link("restart", group, "S1"));
+  StartAdapter(AdapterConfig("webhook"));
+  auto other = Other();
+  WaitReady();
+  fake_.SetWebhook(WebhookUrl(), kSecret);
+  fakes::FakeTelegram::User anna = fake_.NewUser("Anna");
+
+  std::atomic<int> acked{0};
+  std::thread telegram_side([&] {
+    for (int i = 0; i < kN; ++i) {
+      fake_.PostMessage(group, anna, absl::StrCat("tg ", i));
+      absl::SleepFor(absl::Milliseconds(80));
+    }
+  });
+  std::thread alpha_side([&] {
+    for (int i = 0; i < kN; ++i) {
+      absl::Status s = other->client().Publish(
+          other->PostEvent("S1", absl::StrCat("alpha ", i),
+                           absl::StrCat("s-", i)),
+          [&](const v1::PublishAck&) { acked++; });
+      EXPECT_TRUE(s.ok()) << s;
+      absl::SleepFor(absl::Milliseconds(80));
+    }
+  });
+  absl::SleepFor(absl::Milliseconds(300));
+  router_->Kill();
+  absl::SleepFor(absl::Milliseconds(500));
+  ASSERT_TRUE(router_->Start().ok());
+  telegram_side.join();
+  alpha_side.join();
+
+  std::vector<std::string> want_tg, want_alpha;
+  for (int i = 0; i < kN; ++i) {
+    want_tg.push_back(absl::StrCat("tg ", i));
+    want_alpha.push_back(absl::StrCat("Ann (alpha): alpha ", i));
+  }
+  ASSERT_TRUE(other->WaitFor(kN, absl::Seconds(90)))
+      << other->deliveries().size();
+  ASSERT_TRUE(
+      fake_.WaitFor([&] { return fake_.bot_messages(group).size() >= kN; },
+                    absl::Seconds(90)))
+      << fake_.bot_messages(group).size();
+  absl::SleepFor(absl::Seconds(1));
+  EXPECT_EQ(PostedTexts(other->deliveries()), want_tg);
+  EXPECT_EQ(Texts(fake_.bot_messages(group)), want_alpha);
+  EXPECT_EQ(fake_.pending_updates(), 0u);
+  EXPECT_EQ(acked.load(), kN);
+  EXPECT_EQ(adapter_->Terminate(), 0);
+}
+
+TEST_F(TelegramIntegrationTest, BadWebhookRequestsAreRefusedAndReachNothing) {
+  const int64_t group = fake_.CreateChat("supergroup", "Bad");
+  StartRouter(Link("bad", group, "B1"));
+  StartAdapter(AdapterConfig("webhook"));
+  auto other = Other();
+  WaitReady();
+  adapters::HttpClient http;
+  const std::string good = json{
+      {"update_id", 5},
+      {"message",
+       {{"message_id", 1},
+        {"date", 1},
+        {"from", {{"id", 42}, {"is_bot", false}, {"first_name", "Eve"}}},
+        {"chat", {{"id", group}, {"type", "supergroup"}}},
+        {"text",
+         "must not pass"}}}}.dump();
+  auto post = [&](const std::string& body, const std::string& secret) {
+    adapters::HttpHeaderList headers = {{"Content-Type", "application/json"}};
+    if (!secret.empty()) {
+      headers.emplace_back("X-Telegram-Bot-Api-Secret-Token", secret);
+    }
+    auto r = http.PostJson(WebhookUrl(), body, headers);
+    return r.ok() ? r->status : -1;
+  };
+  EXPECT_EQ(post(good, "wrong-secret"), 401);
+  EXPECT_EQ(post(good, ""), 401);
+  EXPECT_EQ(post(good, std::string(kSecret) + "x"), 401);
+  EXPECT_EQ(post(std::string(2 << 20, ' '), kSecret), 413);
+  EXPECT_EQ(post("{not json", kSecret), 400);
+  EXPECT_EQ(post(R"({"no_update_id": true})", kSecret), 400);
+  EXPECT_EQ(post(R"({"update_id": 6, "callback_query": {"id": "1"}})", kSecret),
+            200);
+  EXPECT_EQ(post(R"({"update_id": 7, "my_chat_member": {}})", kSecret), 200);
+  absl::SleepFor(absl::Seconds(1));
+  EXPECT_THAT(other->deliveries(), SizeIs(0));
+
+  auto metrics = http.Get(adapter_->base_url() + "/metrics");
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_THAT(metrics->body, HasSubstr("reason=\"bad_secret\"} 3"));
+  EXPECT_THAT(metrics->body, HasSubstr("reason=\"bad_json\"} 1"));
+  EXPECT_THAT(metrics->body, HasSubstr("reason=\"unknown_type\"} 2"));
+
+  // The right secret with a real message passes.
+  EXPECT_EQ(post(good, kSecret), 200);
+  ASSERT_TRUE(other->WaitFor(1));
+  EXPECT_THAT(PostedTexts(other->deliveries()), ElementsAre("must not pass"));
+  // The adapter never logged the secret or the bot token.
+  std::string log = adapter_->ReadLog();
+  EXPECT_THAT(log, ::testing::Not(HasSubstr(kSecret)));
+  EXPECT_THAT(log, ::testing::Not(HasSubstr(fake_.token())));
+  EXPECT_EQ(adapter_->Terminate(), 0);
+}
+
+TEST_F(TelegramIntegrationTest, PollingAdvancesOnlyPastAcknowledgedUpdates) {
+  const int64_t group = fake_.CreateChat("group", "Polled");
+  StartRouter(Link("polled", group, "P1"));
+  // A webhook left over from earlier: polling mode removes it.
+  fake_.SetWebhook("https://old.example.org/hook", "x");
+  StartAdapter(AdapterConfig("polling"));
+  auto other = Other();
+  WaitReady();
+  ASSERT_TRUE(fake_.WaitForCalls("getUpdates", 1));
+  EXPECT_THAT(fake_.calls("deleteWebhook"), SizeIs(1));
+  fakes::FakeTelegram::User anna = fake_.NewUser("Anna");
+  int64_t first_update = 0;
+  for (int i = 0; i < 3; ++i) {
+    fake_.PostMessage(group, anna, absl::StrCat("polled ", i));
+  }
+  ASSERT_TRUE(other->WaitFor(3));
+  // The next getUpdates confirms them.
+  ASSERT_TRUE(fake_.WaitFor([&] { return fake_.pending_updates() == 0; }));
+  for (const auto& c : fake_.calls("getUpdates")) {
+    if (c.params.contains("offset")) {
+      first_update =
+          std::max<int64_t>(first_update, c.params["offset"].get<int64_t>());
+    }
+  }
+  EXPECT_GT(first_update, 0);
+
+  // The router goes away: updates are fetched but not confirmed.
+  router_->Kill();
+  fake_.PostMessage(group, anna, "while the router is down");
+  absl::SleepFor(absl::Seconds(2));
+  EXPECT_EQ(fake_.pending_updates(), 1u);
+  ASSERT_TRUE(router_->Start().ok());
+  ASSERT_TRUE(other->WaitFor(4, absl::Seconds(60)));
+  ASSERT_TRUE(fake_.WaitFor([&] { return fake_.pending_updates() == 0; }));
+
+  // A restarted adapter starts without an offset and duplicates nothing.
+  EXPECT_EQ(adapter_->Terminate(), 0);
+  fake_.PostMessage(group, anna, "after restart");
+  ASSERT_TRUE(adapter_->Start().ok());
+  ASSERT_TRUE(other->WaitFor(5, absl::Seconds(60)));
+  absl::SleepFor(absl::Seconds(1));
+  EXPECT_THAT(PostedTexts(other->deliveries()),
+              ElementsAre("polled 0", "polled 1", "polled 2",
+                          "while the router is down", "after restart"));
+  // alpha -> Telegram works in polling mode too.
+  other->Publish(other->PostEvent("P1", "back", "a-p1"));
+  ASSERT_TRUE(
+      fake_.WaitFor([&] { return fake_.bot_messages(group).size() == 1; }));
+  EXPECT_EQ(adapter_->Terminate(), 0);
+}
+
+TEST_F(TelegramIntegrationTest, MigratedGroupKeepsItsLink) {
+  const int64_t group = fake_.CreateChat("group", "Small group");
+  StartRouter(Link("grown", group, "M1"));
+  StartAdapter(AdapterConfig("webhook"));
+  auto other = Other();
+  WaitReady();
+  fake_.SetWebhook(WebhookUrl(), kSecret);
+  fakes::FakeTelegram::User anna = fake_.NewUser("Anna");
+  fake_.PostMessage(group, anna, "before");
+  ASSERT_TRUE(other->WaitFor(1));
+
+  const int64_t super = fake_.MigrateToSupergroup(group);
+  fake_.PostMessage(super, anna, "after");
+  ASSERT_TRUE(other->WaitFor(2));
+  v1::Delivery d = other->deliveries()[1];
+  EXPECT_EQ(d.event().channel().chat_id(), absl::StrCat(group));
+  EXPECT_EQ(d.event().posted().text().text(), "after");
+
+  other->Publish(other->PostEvent("M1", "to the supergroup", "a-m1"));
+  ASSERT_TRUE(
+      fake_.WaitFor([&] { return fake_.bot_messages(super).size() == 1; }));
+  EXPECT_EQ(fake_.calls("sendMessage").back().params["chat_id"], super);
+
+  // The alias survives a restart: the first send goes to the new id at once.
+  EXPECT_EQ(adapter_->Terminate(), 0);
+  ASSERT_TRUE(adapter_->Start().ok());
+  WaitReady();
+  size_t before = fake_.calls("sendMessage").size();
+  other->Publish(other->PostEvent("M1", "still linked", "a-m2"));
+  ASSERT_TRUE(
+      fake_.WaitFor([&] { return fake_.bot_messages(super).size() == 2; }));
+  auto calls = fake_.calls("sendMessage");
+  ASSERT_EQ(calls.size(), before + 1);
+  EXPECT_EQ(calls.back().params["chat_id"], super);
+  fake_.PostMessage(super, anna, "after restart");
+  ASSERT_TRUE(other->WaitFor(3));
+  EXPECT_EQ(other->deliveries()[2].event().channel().chat_id(),
+            absl::StrCat(group));
+  EXPECT_EQ(adapter_->Terminate(), 0);
+}
+
+TEST_F(TelegramIntegrationTest, InvalidConfigNamesTheField) {
+  StartRouter(Link("x", -1, "X1"));
+  AdapterProcess bad(kBinary,
+                     absl::StrCat("router: {address: '", router_->address(),
+                                  "', token: t}\naccounts:\n  - name: main\n"
+                                  "    token: 'not-a-token'\n"
+                                  "    secret_token: s\n"));
+  absl::Status s = bad.Start();
+  ASSERT_FALSE(s.ok());
+  EXPECT_THAT(std::string(s.message()), HasSubstr("accounts[0].token"));
+  EXPECT_THAT(std::string(s.message()),
+              ::testing::Not(HasSubstr("not-a-token'")));
+}
+
+}  // namespace
+}  // namespace imbridge::testing
