@@ -304,6 +304,10 @@ absl::Status Committer::ApplyPublish(PublishOp& op, absl::Time now,
     }
   }
 
+  if (commands_ != nullptr && commands_->IsCommand(event)) {
+    return ApplyCommand(op, now, effects);
+  }
+
   std::shared_ptr<const LinkTable> links = links_->Get();
   std::vector<LinkTarget> targets =
       links->TargetsFor(event.channel(), event.kind_case());
@@ -337,6 +341,7 @@ absl::Status Committer::ApplyPublish(PublishOp& op, absl::Time now,
         IMB_RETURN_IF_ERROR(store_->AddEventBlob(*event_id, a.blob_id(), now));
       }
     }
+    IMB_RETURN_IF_ERROR(NoteParticipant(event, chat_key, now));
   }
   const std::shared_ptr<const v1::Event>& shared_event = op.event;
   for (LinkTarget& t : targets) {
@@ -386,6 +391,74 @@ absl::Status Committer::ApplyResult(ResultOp& op, absl::Time now,
   }
   effects->finished.push_back(
       {sent.id, sent.target_key, std::move(d), sent.created_at});
+  return absl::OkStatus();
+}
+
+absl::Status Committer::NoteParticipant(const v1::Event& event,
+                                        const std::string& chat_key,
+                                        absl::Time now) {
+  const v1::UserRef& sender = event.posted().sender();
+  if (sender.id().empty()) return absl::OkStatus();
+  std::string key = absl::StrCat(chat_key, "\n", sender.id());
+  auto it = participants_written_.find(key);
+  if (it != participants_written_.end() &&
+      now - it->second.first < absl::Minutes(1) &&
+      it->second.second == sender.display_name()) {
+    return absl::OkStatus();
+  }
+  v1::UserRef user = sender;
+  if (user.platform().empty()) user.set_platform(event.channel().platform());
+  IMB_RETURN_IF_ERROR(store_->TouchParticipant(chat_key, user, now));
+  // A bound on memory; forgetting only means writing a row again.
+  if (participants_written_.size() > 100000) participants_written_.clear();
+  participants_written_[key] = {now, sender.display_name()};
+  return absl::OkStatus();
+}
+
+absl::Status Committer::ApplyCommand(PublishOp& op, absl::Time now,
+                                     Effects* effects) {
+  const v1::Event& event = *op.event;
+  IMB_ASSIGN_OR_RETURN(std::optional<int64_t> event_id,
+                       store_->InsertEvent(event, now));
+  if (!event_id.has_value()) {
+    effects->acks.emplace_back(
+        op.done, Ack(v1::PublishAck::DUPLICATE, "event key already accepted"));
+    return absl::OkStatus();
+  }
+  const std::string chat_key = ChannelKey(event.channel(), false);
+  std::vector<std::string> ids = {event.posted().message_id()};
+  IMB_RETURN_IF_ERROR(
+      store_->AddMessages(*event_id, chat_key, ids, false, now));
+
+  auto answer = std::make_shared<v1::Event>();
+  answer->set_key(absl::StrCat(event.key(), "#answer"));
+  *answer->mutable_channel() = event.channel();
+  answer->set_occurred_at_ms(absl::ToUnixMillis(now));
+  v1::MessagePosted* posted = answer->mutable_posted();
+  posted->mutable_sender()->set_platform("imbridge");
+  posted->mutable_sender()->set_id("imbridge");
+  posted->mutable_sender()->set_display_name("imbridge");
+  posted->mutable_sender()->set_is_bot(true);
+  posted->mutable_text()->set_text(
+      commands_->Answer(event, *links_->Get(), now));
+  posted->set_reply_to_message_id(event.posted().message_id());
+  posted->set_thread_root_id(event.posted().thread_root_id());
+  IMB_ASSIGN_OR_RETURN(std::optional<int64_t> answer_id,
+                       store_->InsertEvent(*answer, now));
+  if (answer_id.has_value()) {
+    DeliveryRecord d;
+    d.event_id = *answer_id;
+    d.target = event.channel();
+    d.target_key = ChannelKey(event.channel(), true);
+    d.sender_name = "imbridge";
+    d.created_at = now;
+    d.next_attempt_at = now;
+    IMB_ASSIGN_OR_RETURN(d.id, store_->InsertDelivery(d));
+    d.event = answer;
+    effects->written.push_back(std::move(d));
+  }
+  effects->acks.emplace_back(
+      op.done, Ack(v1::PublishAck::ACCEPTED, "chat command answered"));
   return absl::OkStatus();
 }
 

@@ -9,8 +9,10 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "bridge/chat_commands.h"
 #include "bridge/delivery_policy.h"
 #include "bridge/link_table.h"
 #include "bridge/store.h"
@@ -105,6 +107,10 @@ class Committer {
             CommitListener* listener, Options options);
   ~Committer();
 
+  // Optional; set before Start(). Messages that are chat commands are
+  // answered in their own chat instead of being relayed.
+  void SetChatCommands(const ChatCommands* commands) { commands_ = commands; }
+
   void Start();
   // Applies everything queued so far, then stops the thread. Work queued
   // after Stop() is dropped without callbacks.
@@ -169,6 +175,12 @@ class Committer {
   absl::Status ApplyOp(Op& op, absl::Time now, Effects* effects);
   absl::Status ApplyPublish(PublishOp& op, absl::Time now, Effects* effects);
   absl::Status ApplyResult(ResultOp& op, absl::Time now, Effects* effects);
+  // Stores a chat command and queues its answer to the command's own chat.
+  absl::Status ApplyCommand(PublishOp& op, absl::Time now, Effects* effects);
+  // Notes the sender of a posted message as a participant of its chat, at
+  // most once a minute per person and chat.
+  absl::Status NoteParticipant(const v1::Event& event,
+                               const std::string& chat_key, absl::Time now);
   void FailOp(Op& op, const absl::Status& status, Effects* effects);
   void Deliver(Effects& effects);
 
@@ -177,6 +189,11 @@ class Committer {
   const DeliveryPolicy policy_;
   CommitListener* const listener_;
   const Options options_;
+  const ChatCommands* commands_ = nullptr;
+  // Committer thread: when each (chat, user) was last written as a
+  // participant, and under which name.
+  absl::flat_hash_map<std::string, std::pair<absl::Time, std::string>>
+      participants_written_;
 
   mutable absl::Mutex mu_;
   std::vector<Op> queue_ ABSL_GUARDED_BY(mu_);

@@ -9,15 +9,6 @@
 namespace imbridge::bridge {
 namespace {
 
-v1::ChannelRef MemberChannel(const v1::LinkMember& m) {
-  v1::ChannelRef c;
-  c.set_platform(m.platform());
-  c.set_account(m.account());
-  c.set_chat_id(m.chat_id());
-  c.set_thread_id(m.thread_id());
-  return c;
-}
-
 bool SameChat(const v1::LinkMember& m, const v1::ChannelRef& c) {
   return m.platform() == c.platform() && m.account() == c.account() &&
          m.chat_id() == c.chat_id();
@@ -34,6 +25,29 @@ bool MemberContains(const v1::LinkMember& m, const v1::ChannelRef& origin) {
 }
 
 }  // namespace
+
+v1::ChannelRef MemberChannel(const v1::LinkMember& m) {
+  v1::ChannelRef c;
+  c.set_platform(m.platform());
+  c.set_account(m.account());
+  c.set_chat_id(m.chat_id());
+  c.set_thread_id(m.thread_id());
+  return c;
+}
+
+std::vector<const v1::Link*> LinkTable::LinksOf(
+    const v1::ChannelRef& origin) const {
+  std::vector<const v1::Link*> out;
+  for (const v1::Link& link : links_) {
+    for (const v1::LinkMember& m : link.members()) {
+      if (MemberContains(m, origin)) {
+        out.push_back(&link);
+        break;
+      }
+    }
+  }
+  return out;
+}
 
 bool MemberAccepts(const v1::MemberOptions& o, v1::Event::KindCase kind) {
   switch (kind) {

@@ -47,6 +47,9 @@ class LinkTable {
   std::vector<LinkTarget> TargetsFor(const v1::ChannelRef& origin,
                                      v1::Event::KindCase kind) const;
 
+  // The links `origin` is a member of (any direction), in table order.
+  std::vector<const v1::Link*> LinksOf(const v1::ChannelRef& origin) const;
+
   // The member `target_key` of link `link`, or nullptr if the link or the
   // member is gone.
   const v1::LinkMember* FindMember(absl::string_view link,
@@ -71,6 +74,9 @@ class LinkTable {
 std::string RenderSenderName(const v1::MemberOptions& options,
                              const v1::UserRef& sender,
                              const v1::ChannelRef& origin);
+
+// The channel of a link member.
+v1::ChannelRef MemberChannel(const v1::LinkMember& member);
 
 // Whether `options` lets events of `kind` through (unset flags are true).
 bool MemberAccepts(const v1::MemberOptions& options, v1::Event::KindCase kind);

@@ -48,6 +48,8 @@ absl::StatusOr<std::unique_ptr<Router>> Router::Start(v1::RouterConfig config) {
                                               DeliveryPolicy(c.dispatch()),
                                               r->dispatcher_.get(), copts);
   r->dispatcher_->SetCommitter(r->committer_.get());
+  r->commands_ = std::make_unique<ChatCommands>(c.commands(), r->store_.get());
+  r->committer_->SetChatCommands(r->commands_.get());
   r->committer_->Start();
   // Runtime links and webhooks join the config file's links before any
   // delivery is dispatched.
@@ -70,6 +72,16 @@ absl::StatusOr<std::unique_ptr<Router>> Router::Start(v1::RouterConfig config) {
   deps.credentials.assign(c.adapters().begin(), c.adapters().end());
   deps.window = c.dispatch().window();
   r->service_ = std::make_unique<RouterService>(std::move(deps));
+  r->commands_->SetAttachedFn(
+      [service = r->service_.get()](const v1::ChannelRef& channel) {
+        for (const auto& session : service->Sessions()) {
+          if (session->platform() != channel.platform()) continue;
+          for (const std::string& account : session->hello().accounts()) {
+            if (account == channel.account()) return true;
+          }
+        }
+        return false;
+      });
   r->admin_io_ = std::make_unique<Executor>(2);
   AdminService::Deps admin;
   admin.store = r->store_.get();
@@ -177,6 +189,7 @@ void Router::Shutdown() {
   service_.reset();
   http_.reset();
   committer_.reset();
+  commands_.reset();
   dispatcher_.reset();
   store_.reset();
   LogInfo("router stopped");

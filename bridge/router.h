@@ -9,6 +9,7 @@
 #include "adapters/common/webhook_server.h"
 #include "bridge/admin_service.h"
 #include "bridge/blob_store.h"
+#include "bridge/chat_commands.h"
 #include "bridge/committer.h"
 #include "bridge/dispatcher.h"
 #include "bridge/link_catalog.h"
@@ -62,6 +63,7 @@ class Router {
   std::unique_ptr<Dispatcher> dispatcher_;
   std::unique_ptr<Committer> committer_;
   std::unique_ptr<LinkCatalog> catalog_;
+  std::unique_ptr<ChatCommands> commands_;
   std::unique_ptr<Executor> admin_io_;
   std::unique_ptr<RouterService> service_;
   std::unique_ptr<AdminService> admin_;

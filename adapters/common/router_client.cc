@@ -610,7 +610,9 @@ class RouterClient::Impl {
         error->set_retry_after_ms(RetryAfterMillis(outcome.status()));
       }
     }
-    if (!retryable) CacheOutcome(delivery.idempotency_key(), result);
+    // Only successes are kept: a failure is tried again when the router
+    // sends the delivery again (an operator retrying a dead letter).
+    if (outcome.ok()) CacheOutcome(delivery.idempotency_key(), result);
     SendResult(std::move(result), item.session);
     if (retryable) BlockAfter(key, delivery.id());
   }

@@ -24,10 +24,11 @@ namespace imbridge::adapters {
 // Delivery frames to a DeliveryHandler and sends back its results, and
 // streams blobs to and from the router's blob store.
 //
-// Exactly-once help: results of recently completed deliveries are kept (by
+// Exactly-once help: results of recently successful deliveries are kept (by
 // idempotency key); when the router re-sends a delivery it never saw the
 // result of (for example after a router crash), the kept result is returned
-// without calling the handler again.
+// without calling the handler again. Failures are not kept, so a dead letter
+// an operator retries is really tried again.
 //
 // Threading: all public methods are thread-safe. Publish callbacks and
 // Deliver() run on the client's own threads and must not call Stop().
