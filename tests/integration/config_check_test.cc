@@ -1,0 +1,124 @@
+// `--check-config` of the real binaries: a good file passes with exit 0, and
+// each kind of bad file (unknown field, missing required field, bad value,
+// unset environment variable, missing secret file) stops the process with
+// exit 1 and a message naming the file, the field path and the reason.
+
+#include <stdio.h>
+#include <sys/wait.h>
+
+#include <fstream>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/integration/router_process.h"
+
+namespace imbridge::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+struct Outcome {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr
+};
+
+Outcome CheckConfig(const std::string& binary, const std::string& yaml) {
+  static int n = 0;
+  std::string dir = MakeTempDir("config-check");
+  std::string path = absl::StrCat(dir, "/config-", ++n, ".yaml");
+  std::ofstream(path) << yaml;
+  std::string command = absl::StrCat(BuildPath(binary), " --config ", path,
+                                     " --check-config 2>&1");
+  Outcome out;
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return out;
+  char buf[4096];
+  size_t got;
+  while ((got = fread(buf, 1, sizeof(buf), pipe)) > 0)
+    out.output.append(buf, got);
+  int status = pclose(pipe);
+  out.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return out;
+}
+
+constexpr char kRouter[] = "bridge/imbridge-router";
+
+std::string RouterYaml(const std::string& extra) {
+  return absl::StrCat(
+      "data_dir: /tmp/imbridge-config-check\n"
+      "adapters: [{name: a, token: \"0123456789abcdef0123\"}]\n",
+      extra);
+}
+
+TEST(ConfigCheckTest, GoodRouterConfigPasses) {
+  Outcome out = CheckConfig(kRouter, RouterYaml(R"(links:
+  - name: l
+    members:
+      - {platform: slack, account: a, chat_id: C1}
+      - {platform: telegram, account: b, chat_id: "-100", direction: out}
+)"));
+  EXPECT_EQ(out.exit_code, 0) << out.output;
+  EXPECT_THAT(out.output, HasSubstr(": OK"));
+}
+
+TEST(ConfigCheckTest, UnknownFieldIsNamedWithItsPath) {
+  Outcome out = CheckConfig(kRouter, RouterYaml("dispatch: {windw: 3}\n"));
+  EXPECT_EQ(out.exit_code, 1);
+  EXPECT_THAT(out.output, HasSubstr("dispatch.windw"));
+  EXPECT_THAT(out.output, HasSubstr("config-"));  // the file
+}
+
+TEST(ConfigCheckTest, MissingRequiredFieldIsNamed) {
+  Outcome out = CheckConfig(kRouter,
+                            "adapters: [{name: a, token: "
+                            "\"0123456789abcdef0123\"}]\n");
+  EXPECT_EQ(out.exit_code, 1);
+  EXPECT_THAT(out.output, HasSubstr("data_dir: required"));
+  out = CheckConfig(kRouter, RouterYaml(R"(links:
+  - name: l
+    members:
+      - {platform: slack, account: a}
+      - {platform: telegram, account: b, chat_id: "1"}
+)"));
+  EXPECT_EQ(out.exit_code, 1);
+  EXPECT_THAT(out.output, HasSubstr("links[0].members[0].chat_id"));
+}
+
+TEST(ConfigCheckTest, BadValuesAreNamedWithTheReason) {
+  Outcome out = CheckConfig(kRouter, RouterYaml(R"(links:
+  - name: l
+    members:
+      - {platform: slack, account: a, chat_id: C1, direction: sideways}
+      - {platform: telegram, account: b, chat_id: "1"}
+)"));
+  EXPECT_EQ(out.exit_code, 1);
+  EXPECT_THAT(out.output, HasSubstr("links[0].members[0].direction"));
+  EXPECT_THAT(out.output, HasSubstr("sideways"));
+
+  out = CheckConfig(kRouter, RouterYaml("dispatch: {window: lots}\n"));
+  EXPECT_EQ(out.exit_code, 1);
+  EXPECT_THAT(out.output, HasSubstr("dispatch.window"));
+
+  out = CheckConfig(kRouter, RouterYaml("admin_token: short\n"));
+  EXPECT_EQ(out.exit_code, 1);
+  EXPECT_THAT(out.output, HasSubstr("admin_token: too short"));
+  EXPECT_THAT(out.output, ::testing::Not(HasSubstr("short\n")));
+}
+
+TEST(ConfigCheckTest, SecretsFromUnsetVariablesOrMissingFilesAreNamed) {
+  Outcome out = CheckConfig(
+      kRouter, RouterYaml("admin_token: ${IMBRIDGE_TEST_SURELY_UNSET_VAR}\n"));
+  EXPECT_EQ(out.exit_code, 1);
+  EXPECT_THAT(out.output, HasSubstr("IMBRIDGE_TEST_SURELY_UNSET_VAR"));
+
+  out = CheckConfig(kRouter,
+                    RouterYaml("admin_token_file: /nonexistent/admin-token\n"));
+  EXPECT_EQ(out.exit_code, 1);
+  EXPECT_THAT(out.output, HasSubstr("admin_token_file"));
+  EXPECT_THAT(out.output, HasSubstr("/nonexistent/admin-token"));
+}
+
+}  // namespace
+}  // namespace imbridge::testing
