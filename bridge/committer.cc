@@ -344,6 +344,9 @@ absl::Status Committer::ApplyPublish(PublishOp& op, absl::Time now,
     IMB_RETURN_IF_ERROR(NoteParticipant(event, chat_key, now));
   }
   const std::shared_ptr<const v1::Event>& shared_event = op.event;
+  // For the log line below (the loop moves the targets' fields).
+  const std::string first_link = targets.empty() ? "" : targets.front().link;
+  const size_t target_count = targets.size();
   for (LinkTarget& t : targets) {
     DeliveryRecord d;
     d.event_id = *event_id;
@@ -358,6 +361,9 @@ absl::Status Committer::ApplyPublish(PublishOp& op, absl::Time now,
     d.event = shared_event;
     effects->written.push_back(std::move(d));
   }
+  LogDebug("event accepted", {{"event_key", event.key()},
+                              {"link", first_link},
+                              {"targets", std::to_string(target_count)}});
   return ack(Ack(v1::PublishAck::ACCEPTED));
 }
 
@@ -382,8 +388,10 @@ absl::Status Committer::ApplyResult(ResultOp& op, absl::Time now,
           sent.id, d.attempts, d.next_attempt_at, d.reason));
       break;
     case DeliveryDecision::kDeadLetter:
-      LogWarn("delivery dead-lettered",
-              {{"target", sent.target_key}, {"reason", d.reason}});
+      LogWarn("delivery dead-lettered", {{"target", sent.target_key},
+                                         {"link", sent.link},
+                                         {"event_key", sent.event_key},
+                                         {"reason", d.reason}});
       IMB_RETURN_IF_ERROR(store_->DeadLetterDelivery(sent.id, d.reason, now));
       break;
     case DeliveryDecision::kResend:

@@ -34,6 +34,9 @@ struct SentDelivery {
   absl::Time created_at = absl::InfinitePast();
   // True for MessagePosted: the native ids returned are copies to record.
   bool records_copies = false;
+  // For logs: the link that produced it and its event's key.
+  std::string link;
+  std::string event_key;
 };
 
 // A delivery whose fate was committed.

@@ -426,6 +426,8 @@ void Dispatcher::Pump(TargetQueue& q, absl::Time now) {
     s.previous_attempts = r.attempts;
     s.created_at = r.created_at;
     s.records_copies = r.event->has_posted();
+    s.link = r.link;
+    s.event_key = r.event->key();
     sent.push_back(std::move(s));
     batch.push_back(std::move(delivery));
     int64_t id = r.id;
