@@ -729,32 +729,43 @@ void FakeTelegram::Serve(HttpRequest request,
   call.params = json::object();
   Answer answer;
   bool deferred = false;
-  if (token != options_.token) {
-    answer = Error(401, "Unauthorized");
-  } else {
+  bool parsed = true;
+  if (token == options_.token) {
     ParseForm(request.query, call.params);
     absl::string_view type = request.Header("Content-Type");
-    bool ok = true;
     if (absl::StartsWith(type, "application/json")) {
       json body = json::parse(request.body, nullptr, false);
       if (body.is_object()) {
         for (auto& [k, v] : body.items()) call.params[k] = v;
       } else if (!request.body.empty()) {
-        ok = false;
+        parsed = false;
       }
     } else if (absl::StartsWith(type, "multipart/form-data")) {
-      ok = ParseMultipart(type, request.body, call.params, call.files);
+      parsed = ParseMultipart(type, request.body, call.params, call.files);
     } else if (!request.body.empty()) {
       ParseForm(request.body, call.params);
     }
-    answer =
-        ok ? Dispatch(method, call.params, call.files, responder, &deferred)
-           : Error(400, "Bad Request: can't parse request body");
   }
-  call.status = deferred ? 200 : answer.status;
+  // The call is recorded before it takes effect, so that a test seeing the
+  // effect also sees the call.
+  size_t index = 0;
+  json params = call.params;
+  std::map<std::string, std::string> files = call.files;
   {
     absl::MutexLock lock(&mu_);
+    index = calls_.size();
     calls_.push_back(std::move(call));
+  }
+  if (token != options_.token) {
+    answer = Error(401, "Unauthorized");
+  } else if (!parsed) {
+    answer = Error(400, "Bad Request: can't parse request body");
+  } else {
+    answer = Dispatch(method, params, files, responder, &deferred, index);
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    calls_[index].status = deferred ? 200 : answer.status;
     ++version_;
   }
   Notify({"call", 0, 0, method});
@@ -766,7 +777,8 @@ void FakeTelegram::Serve(HttpRequest request,
 FakeTelegram::Answer FakeTelegram::Dispatch(
     const std::string& method, const json& p,
     const std::map<std::string, std::string>& files,
-    const std::shared_ptr<Responder>& responder, bool* deferred) {
+    const std::shared_ptr<Responder>& responder, bool* deferred,
+    size_t call_index) {
   Answer answer;
   Change change;
   {
@@ -857,6 +869,8 @@ FakeTelegram::Answer FakeTelegram::Dispatch(
     } else {
       return Error(404, "Not Found: method not found");
     }
+    // Visible together with the effect.
+    calls_[call_index].status = answer.status;
   }
   if (answer.status == 200) {
     change.chat_id = IntParam(p, "chat_id");

@@ -254,7 +254,7 @@ class FakeTelegram {
   Answer Dispatch(const std::string& method, const nlohmann::json& params,
                   const std::map<std::string, std::string>& files,
                   const std::shared_ptr<adapters::Responder>& responder,
-                  bool* deferred);
+                  bool* deferred, size_t call_index);
   Answer SendMessageLocked(const nlohmann::json& p)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Answer SendFileLocked(const std::string& method, const nlohmann::json& p,

@@ -414,7 +414,10 @@ TEST_F(TelegramIntegrationTest, FloodWaitIsHonouredThenDelivered) {
   fake_.FailNext("sendMessage", 1,
                  {429, "Too Many Requests: retry after 1", 1, 0});
   other->Publish(other->PostEvent("R1", "patience", "a-r1"));
-  ASSERT_TRUE(fake_.WaitForCalls("sendMessage", 2));
+  ASSERT_TRUE(fake_.WaitFor([&] {
+    auto c = fake_.calls("sendMessage");
+    return c.size() == 2 && c[1].status != 0;
+  }));
   auto calls = fake_.calls("sendMessage");
   EXPECT_EQ(calls[0].status, 429);
   EXPECT_EQ(calls[1].status, 200);
@@ -612,11 +615,21 @@ TEST_F(TelegramIntegrationTest, MigratedGroupKeepsItsLink) {
   WaitReady();
   size_t before = fake_.calls("sendMessage").size();
   other->Publish(other->PostEvent("M1", "still linked", "a-m2"));
-  ASSERT_TRUE(
-      fake_.WaitFor([&] { return fake_.bot_messages(super).size() == 2; }));
+  ASSERT_TRUE(fake_.WaitFor([&] {
+    for (const auto& m : fake_.bot_messages(super)) {
+      if (m.text() == "Ann (alpha): still linked") return true;
+    }
+    return false;
+  }));
+  // Every send after the restart went to the new id at once. (Counting
+  // calls exactly is not possible: RouterClient::Stop() may drop the result
+  // of the last delivery, which the router then sends again.)
   auto calls = fake_.calls("sendMessage");
-  ASSERT_EQ(calls.size(), before + 1);
-  EXPECT_EQ(calls.back().params["chat_id"], super);
+  ASSERT_GT(calls.size(), before);
+  for (size_t i = before; i < calls.size(); ++i) {
+    EXPECT_EQ(calls[i].params["chat_id"], super);
+    EXPECT_EQ(calls[i].status, 200);
+  }
   fake_.PostMessage(super, anna, "after restart");
   ASSERT_TRUE(other->WaitFor(3));
   EXPECT_EQ(other->deliveries()[2].event().channel().chat_id(),
