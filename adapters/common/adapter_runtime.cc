@@ -13,6 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "common/status_macros.h"
 #include "nlohmann/json.hpp"
 
 namespace imbridge::adapters {
@@ -177,6 +178,10 @@ void AdapterRuntime::AddReadinessCheck(std::string name,
   checks_.emplace_back(std::move(name), std::move(check));
 }
 
+void AdapterRuntime::OnStarted(std::function<absl::Status()> fn) {
+  on_started_.push_back(std::move(fn));
+}
+
 void AdapterRuntime::OnStop(std::function<void()> fn) {
   on_stop_.push_back(std::move(fn));
 }
@@ -202,6 +207,7 @@ absl::Status AdapterRuntime::Start() {
     }
   }
   router_->Start();
+  for (auto& fn : on_started_) IMB_RETURN_IF_ERROR(fn());
   LogInfo("adapter started",
           {{"port", std::to_string(http_->port())},
            {"accounts", absl::StrJoin(identity_.accounts, ",")}});

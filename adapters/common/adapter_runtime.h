@@ -84,11 +84,17 @@ class AdapterRuntime {
   // state, not make a call).
   void AddReadinessCheck(std::string name, std::function<absl::Status()> check);
 
+  // Called by Start() once the HTTP server listens and the router client
+  // runs, in registration order (register a webhook, start pollers). An
+  // error fails Start().
+  void OnStarted(std::function<absl::Status()> fn);
+
   // Called by Stop() after the HTTP server stopped and before the router
   // client stops, in registration order (stop pollers, flush, ...).
   void OnStop(std::function<void()> fn);
 
-  // Starts the router client and the HTTP server, writes the port file.
+  // Starts the HTTP server and the router client, writes the port file,
+  // then runs the OnStarted callbacks.
   absl::Status Start();
 
   // Start(), then blocks until SIGTERM or SIGINT, then Stop(). Returns the
@@ -136,6 +142,7 @@ class AdapterRuntime {
   std::unique_ptr<RouterClient> router_;
   std::unique_ptr<WebhookServer> http_;
   std::vector<std::pair<std::string, std::function<absl::Status()>>> checks_;
+  std::vector<std::function<absl::Status()>> on_started_;
   std::vector<std::function<void()>> on_stop_;
   uint64_t collector_ = 0;
   bool started_ = false;

@@ -29,6 +29,8 @@ namespace {
 constexpr size_t kBlobChunkBytes = 256 * 1024;
 // Soft cap on one AdapterFrame, well under gRPC's default 4 MiB receive limit.
 constexpr size_t kMaxFrameBytes = 1 << 20;
+// How long Stop() waits for deliveries in progress and their results.
+constexpr absl::Duration kStopDrainTimeout = absl::Seconds(5);
 
 absl::Status FromGrpc(const grpc::Status& status) {
   return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
@@ -105,6 +107,17 @@ class RouterClient::Impl {
     absl::MutexLock stop_lock(&stop_mu_);
     {
       absl::MutexLock lock(&mu_);
+      // Let deliveries in progress finish and their results reach the
+      // router, so that it does not send them again after a restart (a
+      // messenger without idempotency keys would show them twice). Nothing
+      // new is started meanwhile; queued deliveries are re-sent by the
+      // router later.
+      draining_ = true;
+      auto drained = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return busy_workers_ == 0 &&
+               (!attached_ || (results_.empty() && !writing_));
+      };
+      mu_.AwaitWithTimeout(absl::Condition(&drained), kStopDrainTimeout);
       stopping_ = true;
       if (stream_context_ != nullptr) stream_context_->TryCancel();
       for (grpc::ClientContext* context : blob_calls_) context->TryCancel();
@@ -469,10 +482,14 @@ class RouterClient::Impl {
           *frame.add_publishes() = it->second.publish;
           bytes += it->second.bytes;
         }
+        if (frame.results_size() == 0 && frame.publishes_size() == 0) continue;
+        writing_ = true;
       }
-      if (frame.results_size() == 0 && frame.publishes_size() == 0) continue;
       // A failed Write means the stream is over; the reader sees it too.
-      if (!stream->Write(frame)) return;
+      bool written = stream->Write(frame);
+      absl::MutexLock lock(&mu_);
+      writing_ = false;
+      if (!written) return;
     }
   }
 
@@ -560,7 +577,7 @@ class RouterClient::Impl {
 
   void WorkerLoop() {
     auto has_work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      return stopping_ || !ready_.empty();
+      return stopping_ || (!draining_ && !ready_.empty());
     };
     while (true) {
       std::string key;
@@ -581,12 +598,14 @@ class RouterClient::Impl {
           ReleaseTarget(key);
           continue;
         }
+        ++busy_workers_;
       }
       absl::StatusOr<std::vector<std::string>> outcome =
           handler_ != nullptr
               ? handler_->Deliver(item.delivery)
               : absl::FailedPreconditionError("the adapter has no handler");
       absl::MutexLock lock(&mu_);
+      --busy_workers_;
       Complete(key, item, outcome);
       ReleaseTarget(key);
     }
@@ -661,6 +680,11 @@ class RouterClient::Impl {
   mutable absl::Mutex mu_;
   bool started_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // Stop() is waiting for deliveries in progress and their results.
+  bool draining_ ABSL_GUARDED_BY(mu_) = false;
+  int busy_workers_ ABSL_GUARDED_BY(mu_) = 0;
+  // The writer is sending a frame (taken from results_/outbox_).
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
   grpc::ClientContext* stream_context_ ABSL_GUARDED_BY(mu_) = nullptr;
   absl::flat_hash_set<grpc::ClientContext*> blob_calls_ ABSL_GUARDED_BY(mu_);
 

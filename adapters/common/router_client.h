@@ -79,8 +79,11 @@ class RouterClient {
   // Starts connecting in the background. Returns at once.
   void Start();
 
-  // Closes the stream and joins all threads. Pending publishes are dropped
-  // (their callbacks are not called); in-progress deliveries finish first.
+  // Waits (up to 5 s) for deliveries in progress to finish and their
+  // results to be sent to the router, starting no new ones; then closes the
+  // stream and joins all threads. Pending publishes are dropped (their
+  // callbacks are not called); queued deliveries are re-sent by the router
+  // to the next client.
   void Stop();
 
   // True while an Attach stream is established (Welcome received).

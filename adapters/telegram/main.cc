@@ -1,8 +1,6 @@
 // imbridge-adapter-telegram: mirrors Telegram groups, forum topics and
 // channels through the router (see docs/telegram.md).
 
-#include <signal.h>
-
 #include <cstdio>
 #include <cstring>
 
@@ -40,27 +38,8 @@ int main(int argc, char** argv) {
   runtime.AddReadinessCheck("telegram",
                             [&adapter] { return adapter.Health(); });
   runtime.OnStop([&adapter] { adapter.Stop(); });
-
-  // Like AdapterRuntime::Run(), with the webhook registration and pollers
-  // started once the HTTP server listens.
-  status = runtime.Start();
-  if (status.ok()) status = adapter.Start();
-  if (!status.ok()) {
-    LogError("adapter failed to start", {{"error", status.message()}});
-    runtime.Stop();
-    return 1;
-  }
-  std::printf("telegram listening on port %d\n",
-              static_cast<int>(runtime.port()));
-  std::fflush(stdout);
-  // The runtime's constructor blocked SIGTERM and SIGINT in every thread.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  int signal = 0;
-  sigwait(&signals, &signal);
-  LogInfo("signal received", {{"signal", strsignal(signal)}});
-  runtime.Stop();
-  return 0;
+  // The webhook registration and the pollers start once the HTTP server
+  // listens.
+  runtime.OnStarted([&adapter] { return adapter.Start(); });
+  return runtime.Run();
 }

@@ -263,3 +263,27 @@ TEST_F(CommandLineTest, BadConfigsExitOneWithTheFieldNamed) {
 
 }  // namespace
 }  // namespace imbridge::adapters
+
+namespace imbridge::adapters {
+namespace {
+
+TEST_F(AdapterRuntimeTest, OnStartedRunsOnceListeningAndItsErrorFailsStart) {
+  auto runtime = MakeRuntime();
+  uint16_t port_seen = 0;
+  runtime->OnStarted([&] {
+    port_seen = runtime->port();
+    return absl::OkStatus();
+  });
+  ASSERT_TRUE(runtime->Start().ok());
+  EXPECT_GT(port_seen, 0);
+  EXPECT_EQ(port_seen, runtime->port());
+
+  auto failing = MakeRuntime();
+  failing->OnStarted([] { return absl::UnavailableError("setWebhook: 401"); });
+  absl::Status status = failing->Start();
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("setWebhook"));
+}
+
+}  // namespace
+}  // namespace imbridge::adapters

@@ -1142,3 +1142,40 @@ TEST_F(RouterClientTest, StopCancelsABlobDownload) {
 
 }  // namespace
 }  // namespace imbridge::adapters
+
+namespace imbridge::adapters {
+namespace {
+
+TEST_F(RouterClientTest, StopSendsTheResultOfADeliveryInProgress) {
+  absl::Notification started;
+  absl::Notification release;
+  ScriptedHandler handler(
+      [&](const v1::Delivery&) -> absl::StatusOr<std::vector<std::string>> {
+        started.Notify();
+        release.WaitForNotificationWithTimeout(kWait);
+        return std::vector<std::string>{"posted-1"};
+      });
+  FakeRouter fake;
+  TestServer server(&fake);
+  RouterClient client(TestOptions(server.address()), &handler);
+  client.Start();
+  ASSERT_TRUE(WaitUntil([&] { return client.attached(); }));
+  ASSERT_TRUE(fake.SendDeliveries({MakeDelivery(7, "A", "", "k7")}));
+  ASSERT_TRUE(started.WaitForNotificationWithTimeout(kWait));
+
+  // Stop while the messenger call is in flight: its result must still reach
+  // the router, or the router would send it again after a restart.
+  std::thread stopper([&] { client.Stop(); });
+  absl::SleepFor(absl::Milliseconds(100));
+  release.Notify();
+  stopper.join();
+  ASSERT_TRUE(fake.WaitFor(
+      [](const RouterState& s) { return s.sessions[0].results.size() == 1; }));
+  RouterState state = fake.Snapshot();
+  const Session& s = state.sessions[0];
+  ASSERT_NE(s.Result(7), nullptr);
+  EXPECT_THAT(s.Result(7)->native_ids(), ElementsAre("posted-1"));
+}
+
+}  // namespace
+}  // namespace imbridge::adapters
