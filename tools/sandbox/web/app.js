@@ -9,6 +9,19 @@ const MESSENGERS = {
   telegram: { app: 'Telegram', logo: '✈' },
 };
 
+// Line icons as inline SVG (emoji fonts are often missing).
+const SVG = (paths) => '<svg viewBox="0 0 24 24" width="16" height="16" ' +
+  'fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" ' +
+  `stroke-linejoin="round" aria-hidden="true">${paths}</svg>`;
+const ICONS = {
+  reply: SVG('<path d="M9 14L4 9l5-5"/><path d="M4 9h10a6 6 0 0 1 6 6v4"/>'),
+  edit: SVG('<path d="M12 20h9"/><path d="M16.5 3.5a2.1 2.1 0 0 1 3 3L7 19l-4 1 1-4z"/>'),
+  delete: SVG('<path d="M3 6h18"/><path d="M19 6l-1 14a2 2 0 0 1-2 2H8a2 2 0 0 1-2-2L5 6"/>' +
+    '<path d="M10 11v6M14 11v6"/><path d="M9 6V4h6v2"/>'),
+  file: SVG('<path d="M14 2H6a2 2 0 0 0-2 2v16a2 2 0 0 0 2 2h12a2 2 0 0 0 2-2V8z"/>' +
+    '<path d="M14 2v6h6"/>'),
+};
+
 const PRESENCE_WORDS = {
   online: 'online', active: 'active', away: 'away', dnd: 'do not disturb',
   offline: 'offline', '': 'unknown',
@@ -166,7 +179,7 @@ function plainPreview(message) {
   if (message.deleted) return 'a deleted message';
   const text = (message.text || '').replace(/[*_~`]/g, '').replace(/\s+/g, ' ');
   const files = (message.files || []).map((f) => f.name).join(', ');
-  const body = text || (files ? `📎 ${files}` : '');
+  const body = text || (files ? `file: ${files}` : '');
   return body.length > 70 ? `${body.slice(0, 70)}…` : body;
 }
 
@@ -353,7 +366,9 @@ function messageNode(pane, m) {
       const link = el('a', 'file');
       link.href = `/files/${pane.name}/${encodeURIComponent(f.id)}`;
       link.setAttribute('download', f.name);
-      link.append(el('span', 'file-icon', '📄'), el('span', 'file-name', f.name),
+      const icon = el('span', 'file-icon');
+      icon.innerHTML = ICONS.file;
+      link.append(icon, el('span', 'file-name', f.name),
         el('span', 'file-size', size(f.size)));
       files.append(link);
     }
@@ -363,20 +378,19 @@ function messageNode(pane, m) {
 
   const actions = el('div', 'actions');
   if (!m.deleted) {
-    actions.append(actionButton('reply', '↩', 'Reply'));
-    if (!m.bridged) {
-      actions.append(actionButton('edit', '✎', 'Edit'));
-    }
+    actions.append(actionButton('reply', 'Reply'));
+    if (!m.bridged) actions.append(actionButton('edit', 'Edit'));
     if (!m.bridged && pane.state.features.delete) {
-      actions.append(actionButton('delete', '🗑', 'Delete'));
+      actions.append(actionButton('delete', 'Delete'));
     }
   }
   node.append(avatar, body, actions);
   return node;
 }
 
-function actionButton(act, icon, label) {
-  const b = el('button', `act act-${act}`, icon);
+function actionButton(act, label) {
+  const b = el('button', `act act-${act}`);
+  b.innerHTML = ICONS[act];
   b.type = 'button';
   b.dataset.act = act;
   b.title = label;
