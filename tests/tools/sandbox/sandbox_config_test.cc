@@ -1,0 +1,101 @@
+#include "tools/sandbox/sandbox_config.h"
+
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace imbridge::sandbox {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr char kMinimal[] = R"(
+teamspirit: {api_key: ts-key-SEKRIT, webhook_secret: ts-hook-SEKRIT,
+             webhook_url: "http://127.0.0.1:7711/teamspirit/events"}
+slack: {bot_token: xoxb-SEKRIT, signing_secret: slack-SEKRIT,
+        events_url: "http://127.0.0.1:7712/slack/sandbox/events"}
+telegram: {bot_token: "123:tg-SEKRIT"}
+)";
+
+TEST(SandboxConfigTest, FillsTheDocumentedDefaults) {
+  absl::StatusOr<v1::SandboxConfig> c = ParseSandboxConfig(kMinimal, "s.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->listen(), "127.0.0.1:8080");
+  EXPECT_EQ(c->teamspirit().chat_id(), "c-sandbox");
+  EXPECT_EQ(c->teamspirit().bot_name(), "Bridge");
+  ASSERT_EQ(c->teamspirit().people_size(), 2);
+  EXPECT_EQ(c->teamspirit().people(0).name(), "Yuki Tanaka");
+  EXPECT_EQ(c->slack().channel_id(), "C0SANDBOX");
+  EXPECT_EQ(c->slack().team_id(), "T0SANDBOX");
+  ASSERT_EQ(c->slack().people_size(), 2);
+  EXPECT_EQ(c->slack().people(0).id(), "U0ANN");
+  ASSERT_EQ(c->telegram().people_size(), 2);
+  EXPECT_EQ(c->telegram().people(0).name(), "Carla Diaz");
+}
+
+TEST(SandboxConfigTest, RefusesUnknownFieldsAndKeepsConfiguredPeople) {
+  std::string yaml = std::string(kMinimal) +
+                     "slack_extra: 1\n";  // Unknown fields are refused.
+  absl::StatusOr<v1::SandboxConfig> bad = ParseSandboxConfig(yaml, "s.yaml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.status().message(), HasSubstr("slack_extra"));
+
+  absl::StatusOr<v1::SandboxConfig> c = ParseSandboxConfig(
+      R"(
+teamspirit: {api_key: k, webhook_secret: s, webhook_url: "http://h/p",
+             people: [{id: u-1, name: Ivan}]}
+slack: {bot_token: t, signing_secret: s, events_url: "http://h/p"}
+telegram: {bot_token: "1:x", people: [{name: Olga}]}
+)",
+      "s.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_EQ(c->teamspirit().people_size(), 1);
+  EXPECT_EQ(c->teamspirit().people(0).id(), "u-1");
+  ASSERT_EQ(c->telegram().people_size(), 1);
+}
+
+struct BadCase {
+  std::string yaml;
+  std::string field;
+};
+
+TEST(SandboxConfigTest, NamesTheFieldOfEachMistakeAndNoSecret) {
+  const std::vector<BadCase> cases = {
+      {R"(teamspirit: {webhook_secret: s, webhook_url: "http://h/p"}
+slack: {bot_token: xoxb-SEKRIT, signing_secret: s, events_url: "http://h/p"}
+telegram: {bot_token: "1:x"})",
+       "teamspirit.api_key"},
+      {R"(teamspirit: {api_key: ts-key-SEKRIT, webhook_secret: s, webhook_url: "ftp://h"}
+slack: {bot_token: xoxb-SEKRIT, signing_secret: s, events_url: "http://h/p"}
+telegram: {bot_token: "1:x"})",
+       "teamspirit.webhook_url"},
+      {R"(teamspirit: {api_key: ts-key-SEKRIT, webhook_secret: s, webhook_url: "http://h/p"}
+slack: {bot_token: xoxb-SEKRIT, events_url: "http://h/p"}
+telegram: {bot_token: "1:x"})",
+       "slack.signing_secret"},
+      {R"(teamspirit: {api_key: ts-key-SEKRIT, webhook_secret: s, webhook_url: "http://h/p"}
+slack: {bot_token: xoxb-SEKRIT, signing_secret: s, events_url: "http://h/p",
+        people: [{id: U1, name: A}, {id: U1, name: B}]}
+telegram: {bot_token: "1:x"})",
+       "slack.people[1].id"},
+      {R"(teamspirit: {api_key: ts-key-SEKRIT, webhook_secret: s, webhook_url: "http://h/p"}
+slack: {bot_token: xoxb-SEKRIT, signing_secret: s, events_url: "http://h/p"}
+telegram: {bot_token: "bot-tg-SEKRIT"})",
+       "telegram.bot_token"},
+      {std::string(kMinimal) + "log_level: loud\n", "log_level"},
+      {std::string(kMinimal) + "listen: nowhere\n", "listen"},
+  };
+  for (const BadCase& c : cases) {
+    absl::StatusOr<v1::SandboxConfig> config =
+        ParseSandboxConfig(c.yaml, "s.yaml");
+    ASSERT_FALSE(config.ok()) << c.yaml;
+    EXPECT_THAT(config.status().message(), HasSubstr("s.yaml"));
+    EXPECT_THAT(config.status().message(), HasSubstr(c.field)) << c.yaml;
+    EXPECT_THAT(config.status().message(), Not(HasSubstr("SEKRIT")));
+  }
+}
+
+}  // namespace
+}  // namespace imbridge::sandbox
