@@ -29,7 +29,8 @@ using ::testing::HasSubstr;
 
 std::string SourcePath(const std::string& relative) {
   const char* source = std::getenv("IMBRIDGE_SOURCE_DIR");
-  return absl::StrCat(source != nullptr ? source : ".", "/", relative);
+  return absl::StrCat(source != nullptr ? source : IMBRIDGE_SOURCE_DIR_FALLBACK,
+                      "/", relative);
 }
 
 std::string ReadFile(const std::string& path) {
