@@ -27,20 +27,35 @@ v1::Delivery ParseDelivery(const std::string& textproto) {
 }
 
 const char kPosted[] = R"pb(
-  id: 77 link: "support" sender_name: "Ivan Petrov (teamspirit)"
-  idempotency_key: "d-77" attempt: 2
+  id: 77
+  link: "support"
+  sender_name: "Ivan Petrov (teamspirit)"
+  idempotency_key: "d-77"
+  attempt: 2
   target { platform: "webhook" account: "default" chat_id: "out1" }
   reply_to_target_id: "r-1"
   event {
-    key: "teamspirit:corp:evt-1" occurred_at_ms: 1763719200123
+    key: "teamspirit:corp:evt-1"
+    occurred_at_ms: 1763719200123
     channel { platform: "teamspirit" account: "corp" chat_id: "c-42" }
     posted {
       message_id: "m-1001"
-      sender { platform: "teamspirit" id: "u-7" display_name: "Ivan Petrov"
-               avatar_url: "https://ts/a.png" }
-      text { text: "Hello team" spans { kind: BOLD offset: 6 length: 4 } }
-      attachments { name: "report.pdf" mime_type: "application/pdf"
-                    size: 48213 blob_id: "abc" }
+      sender {
+        platform: "teamspirit"
+        id: "u-7"
+        display_name: "Ivan Petrov"
+        avatar_url: "https://ts/a.png"
+      }
+      text {
+        text: "Hello team"
+        spans { kind: BOLD offset: 6 length: 4 }
+      }
+      attachments {
+        name: "report.pdf"
+        mime_type: "application/pdf"
+        size: 48213
+        blob_id: "abc"
+      }
     }
   })pb";
 
