@@ -37,7 +37,7 @@ SlackOutbound::SlackOutbound(Options options, const SlackApi* api,
       limiter_(options_.messages_per_second, options_.burst) {}
 
 void SlackOutbound::Pace(const std::string& channel) {
-  absl::Duration wait = limiter_.Acquire(channel, absl::Now());
+  absl::Duration wait = limiter_.Reserve(channel, absl::Now());
   if (wait > absl::ZeroDuration()) absl::SleepFor(wait);
 }
 

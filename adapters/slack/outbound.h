@@ -11,7 +11,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "adapters/slack/rate_limiter.h"
+#include "adapters/common/token_bucket.h"
 #include "adapters/slack/slack_api.h"
 #include "imbridge/v1/router.pb.h"
 
@@ -69,7 +69,8 @@ class SlackOutbound {
   const Options options_;
   const SlackApi* api_;
   BlobFetcher blobs_;
-  RateLimiter limiter_;
+  // Per Slack channel.
+  TokenBucket limiter_;
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, std::vector<std::string>> progress_
       ABSL_GUARDED_BY(mu_);

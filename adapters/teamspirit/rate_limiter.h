@@ -3,15 +3,15 @@
 
 #include <functional>
 
-#include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "adapters/common/token_bucket.h"
 
 namespace imbridge::adapters::teamspirit {
 
-// A token bucket that spaces a bot's REST calls to at most `per_second` on
-// average, with bursts of up to `burst` calls, and that stops all calls
-// while the server asked to wait (429 Retry-After).
+// Spaces one bot's REST calls to at most `per_second` on average, with
+// bursts of up to `burst` calls, and stops all calls while the server asked
+// to wait (429 Retry-After). A single TokenBucket key, with the clock built
+// in and a blocking Acquire() for the API client's worker threads.
 //
 // Thread-safe. Acquire() blocks the calling thread; Reserve() does not.
 class RateLimiter {
@@ -37,13 +37,8 @@ class RateLimiter {
   void PauseUntil(absl::Time until);
 
  private:
-  const double per_second_;
-  const double burst_;
   const Clock clock_;
-  absl::Mutex mu_;
-  // The time at which the bucket is empty again if no one takes a token;
-  // tokens available now = (now - empty_at_) * per_second_, capped at burst_.
-  absl::Time empty_at_ ABSL_GUARDED_BY(mu_);
+  TokenBucket bucket_;
 };
 
 }  // namespace imbridge::adapters::teamspirit

@@ -1,21 +1,19 @@
 #ifndef IMBRIDGE_ADAPTERS_TELEGRAM_RATE_LIMITER_H_
 #define IMBRIDGE_ADAPTERS_TELEGRAM_RATE_LIMITER_H_
 
-#include <string>
-
-#include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_map.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "adapters/common/token_bucket.h"
 
 namespace imbridge::adapters::telegram {
 
-// Token buckets for the Bot API's flood limits: about 1 message/s into one
-// chat (with a small burst), 20/min into one group, and 30/s for the whole
-// bot. A send reserves one token of each bucket that applies; when a bucket
-// is empty the reservation is made for the moment it refills and the caller
-// waits that long.
+// The Bot API's flood limits: about 1 message/s into one chat (with a small
+// burst), 20/min into one group, and 30/s for the whole bot, each a
+// TokenBucket (a rate of 0 is unlimited). A send reserves one token of each
+// bucket that applies, all or none: when one is empty the reservation is
+// made for the moment it refills and the caller waits that long, unless that
+// exceeds max_wait.
 //
 // Thread-safe. Never blocks (the caller sleeps).
 class RateLimiter {
@@ -40,19 +38,13 @@ class RateLimiter {
                          bool is_group, absl::Time now, bool* granted);
 
  private:
-  struct Bucket {
-    double tokens = 0;  // May go negative: reserved future tokens.
-    absl::Time updated = absl::InfinitePast();
-  };
-  // Refills `b` to `now` and returns the wait until one token is available.
-  static absl::Duration Wait(Bucket& b, double rate_per_second, double burst,
-                             absl::Time now);
-
-  const Options options_;
+  const absl::Duration max_wait_;
+  // Held across the buckets so that a send takes all its tokens or none.
   absl::Mutex mu_;
-  absl::flat_hash_map<std::string, Bucket> chats_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<std::string, Bucket> groups_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<std::string, Bucket> bots_ ABSL_GUARDED_BY(mu_);
+  // Keyed by "bot/chat", "bot/chat" and "bot".
+  TokenBucket chats_;
+  TokenBucket groups_;
+  TokenBucket bots_;
 };
 
 }  // namespace imbridge::adapters::telegram

@@ -5,7 +5,6 @@
 #include "absl/strings/str_cat.h"
 #include "adapters/common/delivery_handler.h"
 #include "adapters/common/http_client.h"
-#include "adapters/slack/rate_limiter.h"
 #include "gtest/gtest.h"
 
 namespace imbridge::adapters::slack {
@@ -44,20 +43,6 @@ TEST(SlackError, OtherErrorsArePermanentAndNamed) {
   }
   EXPECT_FALSE(IsRetryable(
       SlackError("chat.postMessage", 404, "", absl::ZeroDuration())));
-}
-
-TEST(RateLimiter, AboutOnePerSecondPerChannelAfterABurst) {
-  RateLimiter limiter(1.0, 3);
-  absl::Time t = absl::FromUnixSeconds(1000);
-  EXPECT_EQ(limiter.Acquire("C1", t), absl::ZeroDuration());
-  EXPECT_EQ(limiter.Acquire("C1", t), absl::ZeroDuration());
-  EXPECT_EQ(limiter.Acquire("C1", t), absl::ZeroDuration());
-  EXPECT_EQ(limiter.Acquire("C1", t), absl::Seconds(1));
-  EXPECT_EQ(limiter.Acquire("C1", t), absl::Seconds(2));
-  // Another channel has its own bucket.
-  EXPECT_EQ(limiter.Acquire("C2", t), absl::ZeroDuration());
-  // Tokens come back with time.
-  EXPECT_EQ(limiter.Acquire("C1", t + absl::Seconds(10)), absl::ZeroDuration());
 }
 
 TEST(FileHosts, TokenGoesOnlyToSlackFileHostsAndTheApiHost) {
