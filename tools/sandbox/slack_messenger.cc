@@ -46,18 +46,16 @@ void RetryUnanswered(fakes::FakeSlack& fake,
 }  // namespace
 
 SlackMessenger::SlackMessenger(const v1::SandboxSlack& config)
-    : config_(config), fake_(FakeOptions(config)) {
-  for (const v1::SandboxPerson& p : config_.people()) {
-    people_.emplace_back(p.id(), p.name());
-  }
-}
+    : config_(config),
+      people_(config_.people(), "the Slack workspace", {"active", "away"}),
+      fake_(FakeOptions(config)) {}
 
 absl::Status SlackMessenger::Start() {
   fake_.AddChannel(config_.channel_id(), config_.channel_name());
-  for (const auto& [id, name] : people_) fake_.AddUser(id, name);
+  for (const auto& [id, name] : people_.list()) fake_.AddUser(id, name);
   fake_.SetEventsUrl(config_.events_url());
   if (absl::Status s = fake_.Start(); !s.ok()) return s;
-  for (const auto& [id, name] : people_) {
+  for (const auto& [id, name] : people_.list()) {
     if (absl::Status s = SetPresence(id, "active"); !s.ok()) return s;
   }
   return absl::OkStatus();
@@ -76,18 +74,8 @@ json SlackMessenger::Snapshot() const {
   out["title"] = absl::StrCat("#", config_.channel_name());
   out["chat_id"] = config_.channel_id();
   out["features"] = {{"delete", true}, {"presence", true}};
-  out["presence_choices"] = {"active", "away"};
-  json people = json::array();
-  {
-    absl::MutexLock lock(&mu_);
-    for (const auto& [id, name] : people_) {
-      auto it = presence_.find(id);
-      people.push_back({{"id", id},
-                        {"name", name},
-                        {"presence", it == presence_.end() ? "" : it->second}});
-    }
-  }
-  out["people"] = people;
+  out["presence_choices"] = people_.PresenceChoicesJson();
+  out["people"] = people_.PeopleJson();
   out["guests"] = json::array();
   out["bot"] = {{"name", "imbridge"}, {"presence", ""}, {"text", ""}};
 
@@ -99,15 +87,11 @@ json SlackMessenger::Snapshot() const {
     v["user_id"] = m.user;
     const bool bridged = !m.bot_id.empty();
     v["bridged"] = bridged;
-    std::string name = m.user;
     if (bridged) {
-      name = m.username.empty() ? "imbridge" : m.username;
+      v["name"] = m.username.empty() ? "imbridge" : m.username;
     } else {
-      for (const auto& [id, person] : people_) {
-        if (id == m.user) name = person;
-      }
+      v["name"] = people_.NameOf(m.user);
     }
-    v["name"] = name;
     v["text"] = m.text;
     v["format"] = "slack";
     v["time"] = TsMillis(m.ts);
@@ -120,24 +104,13 @@ json SlackMessenger::Snapshot() const {
     for (const std::string& id : m.file_ids) {
       std::optional<fakes::FakeSlackFile> f = fake_.File(id);
       if (!f) continue;
-      files.push_back({{"id", f->id},
-                       {"name", f->name},
-                       {"size", f->content.size()},
-                       {"mime_type", f->mimetype}});
+      files.push_back(FileJson(f->id, f->name, f->content.size(), f->mimetype));
     }
     v["files"] = files;
     messages.push_back(std::move(v));
   }
   out["messages"] = messages;
   return out;
-}
-
-absl::Status SlackMessenger::CheckPerson(const std::string& user) const {
-  for (const auto& [id, name] : people_) {
-    if (id == user) return absl::OkStatus();
-  }
-  return absl::InvalidArgumentError(
-      absl::StrCat("no person '", user, "' in the Slack workspace"));
 }
 
 std::optional<fakes::FakeSlackMessage> SlackMessenger::Find(
@@ -161,7 +134,7 @@ absl::StatusOr<std::string> SlackMessenger::ThreadOf(
 }
 
 absl::StatusOr<std::string> SlackMessenger::Post(const PostRequest& request) {
-  if (absl::Status s = CheckPerson(request.user); !s.ok()) return s;
+  if (absl::Status s = people_.Check(request.user); !s.ok()) return s;
   absl::StatusOr<std::string> thread = ThreadOf(request.reply_to);
   if (!thread.ok()) return thread.status();
   fakes::FakeSlack::Sent sent = fake_.PostMessage(
@@ -173,7 +146,7 @@ absl::StatusOr<std::string> SlackMessenger::Post(const PostRequest& request) {
 absl::Status SlackMessenger::Edit(const std::string& user,
                                   const std::string& id,
                                   const std::string& text) {
-  if (absl::Status s = CheckPerson(user); !s.ok()) return s;
+  if (absl::Status s = people_.Check(user); !s.ok()) return s;
   std::optional<fakes::FakeSlackMessage> m = Find(id);
   if (!m) return absl::NotFoundError("no such message");
   if (m->user != user) return absl::PermissionDeniedError("not the poster");
@@ -183,7 +156,7 @@ absl::Status SlackMessenger::Edit(const std::string& user,
 
 absl::Status SlackMessenger::Delete(const std::string& user,
                                     const std::string& id) {
-  if (absl::Status s = CheckPerson(user); !s.ok()) return s;
+  if (absl::Status s = people_.Check(user); !s.ok()) return s;
   std::optional<fakes::FakeSlackMessage> m = Find(id);
   if (!m) return absl::NotFoundError("no such message");
   if (m->user != user) return absl::PermissionDeniedError("not the poster");
@@ -193,7 +166,7 @@ absl::Status SlackMessenger::Delete(const std::string& user,
 
 absl::StatusOr<std::string> SlackMessenger::Upload(
     const UploadRequest& request) {
-  if (absl::Status s = CheckPerson(request.user); !s.ok()) return s;
+  if (absl::Status s = people_.Check(request.user); !s.ok()) return s;
   absl::StatusOr<std::string> thread = ThreadOf(request.reply_to);
   if (!thread.ok()) return thread.status();
   fakes::FakeSlack::Sent sent = fake_.UploadFile(
@@ -205,15 +178,7 @@ absl::StatusOr<std::string> SlackMessenger::Upload(
 
 absl::Status SlackMessenger::SetPresence(const std::string& user,
                                          const std::string& status) {
-  if (absl::Status s = CheckPerson(user); !s.ok()) return s;
-  if (status != "active" && status != "away") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("presence '", status, "' is not one of active, away"));
-  }
-  {
-    absl::MutexLock lock(&mu_);
-    presence_[user] = status;
-  }
+  if (absl::Status s = people_.SetPresence(user, status); !s.ok()) return s;
   fake_.SetPresence(user, status);
   return absl::OkStatus();
 }

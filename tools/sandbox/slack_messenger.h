@@ -2,17 +2,15 @@
 #define IMBRIDGE_TOOLS_SANDBOX_SLACK_MESSENGER_H_
 
 #include <functional>
-#include <map>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
 #include "imbridge/v1/sandbox_config.pb.h"
 #include "tests/fakes/slack/fake_slack.h"
 #include "tools/sandbox/messenger.h"
+#include "tools/sandbox/people.h"
 
 namespace imbridge::sandbox {
 
@@ -42,17 +40,13 @@ class SlackMessenger : public Messenger {
   void OnChange(std::function<void()> fn) override;
 
  private:
-  absl::Status CheckPerson(const std::string& user) const;
   std::optional<fakes::FakeSlackMessage> Find(const std::string& ts) const;
   // The thread a reply to `reply_to` goes into ("" for none).
   absl::StatusOr<std::string> ThreadOf(const std::string& reply_to) const;
 
   const v1::SandboxSlack config_;
-  std::vector<std::pair<std::string, std::string>> people_;  // id, name
+  SandboxPeople people_;
   fakes::FakeSlack fake_;
-
-  mutable absl::Mutex mu_;
-  std::map<std::string, std::string> presence_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace imbridge::sandbox

@@ -19,16 +19,15 @@ Fake::Options FakeOptions() {
 }  // namespace
 
 TeamSpiritMessenger::TeamSpiritMessenger(const v1::SandboxTeamSpirit& config)
-    : config_(config), fake_(FakeOptions()) {
-  for (const v1::SandboxPerson& p : config_.people()) {
-    people_.emplace_back(p.id(), p.name());
-  }
-}
+    : config_(config),
+      people_(config_.people(), "the TeamSpirit chat",
+              {"online", "away", "dnd", "offline"}),
+      fake_(FakeOptions()) {}
 
 absl::Status TeamSpiritMessenger::Start() {
   fake_.AddBot(kBotId, config_.bot_name(), config_.api_key());
   std::vector<std::string> members = {kBotId};
-  for (const auto& [id, name] : people_) {
+  for (const auto& [id, name] : people_.list()) {
     fake_.AddUser(id, name);
     members.push_back(id);
   }
@@ -36,7 +35,7 @@ absl::Status TeamSpiritMessenger::Start() {
   fake_.SetOutgoingWebhook(config_.webhook_url(), config_.webhook_secret());
   if (absl::Status s = fake_.Start(); !s.ok()) return s;
   // Everybody starts online (the webhooks wait for the adapter).
-  for (const auto& [id, name] : people_) {
+  for (const auto& [id, name] : people_.list()) {
     if (absl::Status s = SetPresence(id, "online"); !s.ok()) return s;
   }
   return absl::OkStatus();
@@ -55,18 +54,8 @@ json TeamSpiritMessenger::Snapshot() const {
   out["title"] = config_.chat_title();
   out["chat_id"] = config_.chat_id();
   out["features"] = {{"delete", true}, {"presence", true}};
-  out["presence_choices"] = {"online", "away", "dnd", "offline"};
-  json people = json::array();
-  {
-    absl::MutexLock lock(&mu_);
-    for (const auto& [id, name] : people_) {
-      auto it = presence_.find(id);
-      people.push_back({{"id", id},
-                        {"name", name},
-                        {"presence", it == presence_.end() ? "" : it->second}});
-    }
-  }
-  out["people"] = people;
+  out["presence_choices"] = people_.PresenceChoicesJson();
+  out["people"] = people_.PeopleJson();
   json guests = json::array();
   for (const Fake::ExternalUser& u : fake_.ExternalUsers()) {
     guests.push_back(
@@ -86,15 +75,11 @@ json TeamSpiritMessenger::Snapshot() const {
     v["user_id"] = m.user_id;
     const bool bridged = m.user_id == kBotId;
     v["bridged"] = bridged;
-    std::string name = m.user_id;
     if (bridged) {
-      name = m.author ? m.author->name : config_.bot_name();
+      v["name"] = m.author ? m.author->name : config_.bot_name();
     } else {
-      for (const auto& [id, person] : people_) {
-        if (id == m.user_id) name = person;
-      }
+      v["name"] = people_.NameOf(m.user_id);
     }
-    v["name"] = name;
     v["text"] = m.text;
     v["format"] = "teamspirit";
     v["reply_to"] = m.reply_to;
@@ -105,10 +90,8 @@ json TeamSpiritMessenger::Snapshot() const {
     for (const std::string& f : m.file_ids) {
       std::optional<Fake::File> file = fake_.GetFile(f);
       if (!file) continue;
-      files.push_back({{"id", file->id},
-                       {"name", file->name},
-                       {"size", file->content.size()},
-                       {"mime_type", file->mime_type}});
+      files.push_back(FileJson(file->id, file->name, file->content.size(),
+                               file->mime_type));
     }
     v["files"] = files;
     {
@@ -119,14 +102,6 @@ json TeamSpiritMessenger::Snapshot() const {
   }
   out["messages"] = messages;
   return out;
-}
-
-absl::Status TeamSpiritMessenger::CheckPerson(const std::string& user) const {
-  for (const auto& [id, name] : people_) {
-    if (id == user) return absl::OkStatus();
-  }
-  return absl::InvalidArgumentError(
-      absl::StrCat("no person '", user, "' in the TeamSpirit chat"));
 }
 
 absl::StatusOr<Fake::PostOptions> TeamSpiritMessenger::ReplyOptions(
@@ -147,7 +122,7 @@ absl::StatusOr<Fake::PostOptions> TeamSpiritMessenger::ReplyOptions(
 
 absl::StatusOr<std::string> TeamSpiritMessenger::Post(
     const PostRequest& request) {
-  if (absl::Status s = CheckPerson(request.user); !s.ok()) return s;
+  if (absl::Status s = people_.Check(request.user); !s.ok()) return s;
   absl::StatusOr<Fake::PostOptions> options = ReplyOptions(request.reply_to);
   if (!options.ok()) return options.status();
   return fake_.PostAsUser(request.user, config_.chat_id(), request.text,
@@ -157,19 +132,19 @@ absl::StatusOr<std::string> TeamSpiritMessenger::Post(
 absl::Status TeamSpiritMessenger::Edit(const std::string& user,
                                        const std::string& id,
                                        const std::string& text) {
-  if (absl::Status s = CheckPerson(user); !s.ok()) return s;
+  if (absl::Status s = people_.Check(user); !s.ok()) return s;
   return fake_.EditAsUser(user, id, text);
 }
 
 absl::Status TeamSpiritMessenger::Delete(const std::string& user,
                                          const std::string& id) {
-  if (absl::Status s = CheckPerson(user); !s.ok()) return s;
+  if (absl::Status s = people_.Check(user); !s.ok()) return s;
   return fake_.DeleteAsUser(user, id);
 }
 
 absl::StatusOr<std::string> TeamSpiritMessenger::Upload(
     const UploadRequest& request) {
-  if (absl::Status s = CheckPerson(request.user); !s.ok()) return s;
+  if (absl::Status s = people_.Check(request.user); !s.ok()) return s;
   absl::StatusOr<Fake::PostOptions> options = ReplyOptions(request.reply_to);
   if (!options.ok()) return options.status();
   options->file_ids.push_back(fake_.UploadAsUser(
@@ -180,16 +155,7 @@ absl::StatusOr<std::string> TeamSpiritMessenger::Upload(
 
 absl::Status TeamSpiritMessenger::SetPresence(const std::string& user,
                                               const std::string& status) {
-  if (absl::Status s = CheckPerson(user); !s.ok()) return s;
-  if (status != "online" && status != "away" && status != "dnd" &&
-      status != "offline") {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "presence '", status, "' is not one of online, away, dnd, offline"));
-  }
-  {
-    absl::MutexLock lock(&mu_);
-    presence_[user] = status;
-  }
+  if (absl::Status s = people_.SetPresence(user, status); !s.ok()) return s;
   fake_.SetUserPresence(user, status);
   return absl::OkStatus();
 }

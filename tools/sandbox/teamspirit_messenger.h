@@ -12,6 +12,7 @@
 #include "imbridge/v1/sandbox_config.pb.h"
 #include "tests/fakes/teamspirit/fake_teamspirit.h"
 #include "tools/sandbox/messenger.h"
+#include "tools/sandbox/people.h"
 
 namespace imbridge::sandbox {
 
@@ -42,17 +43,14 @@ class TeamSpiritMessenger : public Messenger {
   void OnChange(std::function<void()> fn) override;
 
  private:
-  absl::Status CheckPerson(const std::string& user) const;
   absl::StatusOr<fakes::FakeTeamSpirit::PostOptions> ReplyOptions(
       const std::string& reply_to) const;
 
   const v1::SandboxTeamSpirit config_;
-  std::vector<std::pair<std::string, std::string>> people_;  // id, name
+  SandboxPeople people_;
   fakes::FakeTeamSpirit fake_;
 
   mutable absl::Mutex mu_;
-  // The people's presence as last set ("" until set).
-  std::map<std::string, std::string> presence_ ABSL_GUARDED_BY(mu_);
   // When the sandbox first saw each message (the fake keeps no time).
   mutable std::map<std::string, int64_t> first_seen_ ABSL_GUARDED_BY(mu_);
 };
