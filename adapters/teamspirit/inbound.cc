@@ -7,6 +7,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "adapters/common/delivery_handler.h"
+#include "adapters/common/presence_names.h"
 #include "adapters/common/signature.h"
 #include "adapters/teamspirit/format.h"
 #include "common/logging.h"
@@ -37,14 +38,6 @@ v1::RichText ToRichText(const TsMessage& message) {
   v1::RichText plain;
   plain.set_text(message.text);
   return plain;
-}
-
-v1::Presence ToPresence(absl::string_view status) {
-  if (status == "online") return v1::ONLINE;
-  if (status == "away") return v1::AWAY;
-  if (status == "dnd") return v1::DND;
-  if (status == "offline") return v1::OFFLINE;
-  return v1::PRESENCE_UNSPECIFIED;
 }
 
 // A temporary file, removed when closed.
@@ -143,7 +136,7 @@ InboundTranslation TranslateWebhookEvent(const TsWebhookEvent& e,
       }
       v1::PresenceChanged* presence = event.mutable_presence();
       *presence->mutable_user() = ToUserRef(user);
-      presence->set_presence(ToPresence(e.presence->status));
+      presence->set_presence(PresenceFromName(e.presence->status));
       presence->set_status_text(e.presence->text);
       event.mutable_channel()->clear_chat_id();
       break;

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "adapters/common/presence_names.h"
 #include "adapters/teamspirit/format.h"
 #include "common/logging.h"
 
@@ -47,21 +48,6 @@ std::string ExternalUserId(absl::string_view prefix, absl::string_view platform,
                            absl::string_view account,
                            absl::string_view user_id) {
   return absl::StrCat(prefix, platform, "-", account, "-", user_id);
-}
-
-std::string PresenceStatus(v1::Presence presence) {
-  switch (presence) {
-    case v1::ONLINE:
-      return "online";
-    case v1::AWAY:
-      return "away";
-    case v1::DND:
-      return "dnd";
-    case v1::OFFLINE:
-      return "offline";
-    default:
-      return "";
-  }
 }
 
 std::string FileNotice(const v1::Attachment& attachment,
@@ -317,7 +303,8 @@ absl::Status TeamSpiritDeliverer::Delete(const v1::Delivery& delivery) {
 
 absl::Status TeamSpiritDeliverer::Presence(const v1::Delivery& delivery) {
   const v1::PresenceChanged& p = delivery.event().presence();
-  std::string status = PresenceStatus(p.presence());
+  // TeamSpirit's statuses are the bridge's presence names.
+  std::string status(PresenceName(p.presence()));
   if (status.empty() || p.user().id().empty()) return absl::OkStatus();
   const v1::ChannelRef& origin = delivery.event().channel();
   std::string id =

@@ -37,10 +37,6 @@ std::string ExternalUserId(absl::string_view prefix, absl::string_view platform,
                            absl::string_view account,
                            absl::string_view user_id);
 
-// The TeamSpirit presence status for a bridge presence ("online", "away",
-// "dnd", "offline"; empty for PRESENCE_UNSPECIFIED).
-std::string PresenceStatus(v1::Presence presence);
-
 // Renders the router's deliveries through the bot API (bot mode).
 //
 //  - A new message becomes POST /chats/{id}/messages under an external user

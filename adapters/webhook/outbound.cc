@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "adapters/common/adapter_runtime.h"
+#include "adapters/common/presence_names.h"
 #include "adapters/common/signature.h"
 #include "adapters/webhook/format.h"
 #include "common/logging.h"
@@ -52,19 +53,10 @@ const char* AttachmentKind(v1::Attachment::Kind kind) {
   }
 }
 
-const char* PresenceName(v1::Presence presence) {
-  switch (presence) {
-    case v1::ONLINE:
-      return "online";
-    case v1::AWAY:
-      return "away";
-    case v1::DND:
-      return "dnd";
-    case v1::OFFLINE:
-      return "offline";
-    default:
-      return "unknown";
-  }
+// The presence as the outgoing JSON names it ("unknown" when unspecified).
+std::string PresenceStatus(v1::Presence presence) {
+  absl::string_view name = PresenceName(presence);
+  return name.empty() ? "unknown" : std::string(name);
 }
 
 // The message id a receiver may return: {"message_id": "..."} or a number.
@@ -133,8 +125,9 @@ std::string OutgoingBody(const v1::Delivery& delivery,
       break;
     case v1::Event::kPresence:
       user = &event.presence().user();
-      body["presence"] = {{"status", PresenceName(event.presence().presence())},
-                          {"text", event.presence().status_text()}};
+      body["presence"] = {
+          {"status", PresenceStatus(event.presence().presence())},
+          {"text", event.presence().status_text()}};
       break;
     case v1::Event::kMembership:
       user = &event.membership().user();
