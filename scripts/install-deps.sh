@@ -12,7 +12,12 @@ packages=(
   python3 python3-grpcio python3-protobuf curl
 )
 if [ "${1:-}" = "--with-browser" ]; then
-  packages+=(chromium nodejs npm)
+  # What the browser test needs is the commands; a machine may have Node.js
+  # from elsewhere (NodeSource's nodejs bundles npm), so commands that exist
+  # are not installed again.
+  [ -x /usr/bin/chromium ] || packages+=(chromium)
+  command -v node >/dev/null 2>&1 || packages+=(nodejs)
+  command -v npm >/dev/null 2>&1 || packages+=(npm)
 fi
 
 missing=()

@@ -1,12 +1,11 @@
 #ifndef IMBRIDGE_TESTS_INTEGRATION_ADAPTER_PROCESS_H_
 #define IMBRIDGE_TESTS_INTEGRATION_ADAPTER_PROCESS_H_
 
-#include <sys/types.h>
-
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "tests/integration/child_process.h"
 
 namespace imbridge::testing {
 
@@ -19,7 +18,7 @@ namespace imbridge::testing {
 class AdapterProcess {
  public:
   AdapterProcess(std::string binary, std::string config_body);
-  ~AdapterProcess();  // SIGKILLs a running adapter.
+  ~AdapterProcess() = default;  // SIGKILLs a running adapter.
 
   // Starts the binary and waits until its HTTP server listens.
   absl::Status Start();
@@ -35,14 +34,14 @@ class AdapterProcess {
   std::string config_path() const { return dir_ + "/adapter.yaml"; }
   // Everything the adapter wrote to stderr so far (its JSON log lines).
   std::string ReadLog() const;
-  bool running() const { return pid_ > 0; }
+  bool running() const { return process_.running(); }
 
  private:
   std::string binary_;
   std::string config_body_;
   std::string dir_;
   int port_ = 0;
-  pid_t pid_ = -1;
+  ChildProcess process_;
 };
 
 }  // namespace imbridge::testing

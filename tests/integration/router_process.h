@@ -1,12 +1,11 @@
 #ifndef IMBRIDGE_TESTS_INTEGRATION_ROUTER_PROCESS_H_
 #define IMBRIDGE_TESTS_INTEGRATION_ROUTER_PROCESS_H_
 
-#include <sys/types.h>
-
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "tests/integration/child_process.h"
 
 namespace imbridge::testing {
 
@@ -19,7 +18,7 @@ class RouterProcess {
   // `config_body` is YAML without `listen` and `data_dir` (added here); an
   // `http: {listen: 127.0.0.1:0}` is added unless the body has `http:`.
   explicit RouterProcess(std::string config_body);
-  ~RouterProcess();  // SIGKILLs a running router.
+  ~RouterProcess() = default;  // SIGKILLs a running router.
 
   absl::Status Start();
   // SIGKILL, as a crash would.
@@ -35,14 +34,13 @@ class RouterProcess {
   std::string data_dir() const { return dir_ + "/data"; }
   // Everything the router wrote to stderr so far (its JSON log lines).
   std::string ReadLog() const;
-  bool running() const { return pid_ > 0; }
+  bool running() const { return process_.running(); }
 
  private:
   std::string config_body_;
   std::string dir_;
   int port_ = 0;
-  pid_t pid_ = -1;
-  int starts_ = 0;
+  ChildProcess process_;
 };
 
 // The path of a binary in the build tree (IMBRIDGE_BUILD_DIR/relative).

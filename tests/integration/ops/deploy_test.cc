@@ -28,9 +28,7 @@ using ::testing::Contains;
 using ::testing::HasSubstr;
 
 std::string SourcePath(const std::string& relative) {
-  const char* source = std::getenv("IMBRIDGE_SOURCE_DIR");
-  return absl::StrCat(source != nullptr ? source : IMBRIDGE_SOURCE_DIR_FALLBACK,
-                      "/", relative);
+  return absl::StrCat(IMBRIDGE_TEST_SOURCE_DIR, "/", relative);
 }
 
 std::string ReadFile(const std::string& path) {
