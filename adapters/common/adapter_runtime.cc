@@ -417,6 +417,21 @@ absl::Status ValidateHttpServerOptions(absl::string_view source,
   return absl::OkStatus();
 }
 
+absl::Status ValidateAdapterBasics(absl::string_view source,
+                                   const v1::RouterConnection& router,
+                                   const v1::HttpServerOptions& http,
+                                   absl::string_view log_level) {
+  absl::Status status = ValidateRouterConnection(source, router);
+  if (!status.ok()) return status;
+  status = ValidateHttpServerOptions(source, http);
+  if (!status.ok()) return status;
+  if (!ParseLogLevel(log_level).ok()) {
+    return ConfigError(source, "log_level",
+                       "expected one of debug, info, warn, error");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status HttpFailure(int http_status, absl::string_view what,
                          absl::Duration retry_after) {
   std::string message = http_status == 0

@@ -169,6 +169,12 @@ absl::Status ValidateRouterConnection(absl::string_view source,
                                       const v1::RouterConnection& router);
 absl::Status ValidateHttpServerOptions(absl::string_view source,
                                        const v1::HttpServerOptions& http);
+// Both of the above, then `log_level` (empty, or one of debug, info, warn,
+// error): the first ConfigError, or OK.
+absl::Status ValidateAdapterBasics(absl::string_view source,
+                                   const v1::RouterConnection& router,
+                                   const v1::HttpServerOptions& http,
+                                   absl::string_view log_level);
 
 // Makes `status` a router-ready retryable or permanent failure from an HTTP
 // answer of a messenger: 429 and 5xx (and transport errors, status 0) are

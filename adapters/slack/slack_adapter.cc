@@ -62,14 +62,9 @@ AdapterIdentity SlackIdentity(const v1::SlackAdapterConfig& config) {
 
 absl::Status ValidateSlackConfig(absl::string_view source,
                                  const v1::SlackAdapterConfig& config) {
-  absl::Status s = ValidateRouterConnection(source, config.router());
+  absl::Status s = ValidateAdapterBasics(source, config.router(), config.http(),
+                                         config.log_level());
   if (!s.ok()) return s;
-  s = ValidateHttpServerOptions(source, config.http());
-  if (!s.ok()) return s;
-  if (!ParseLogLevel(config.log_level()).ok()) {
-    return ConfigError(source, "log_level",
-                       "expected one of debug, info, warn, error");
-  }
   if (config.accounts().empty()) {
     return ConfigError(source, "accounts", "at least one account is required");
   }

@@ -83,14 +83,9 @@ std::string JsonError(absl::string_view code, absl::string_view message) {
 
 absl::Status ValidateTelegramConfig(absl::string_view source,
                                     const v1::TelegramAdapterConfig& config) {
-  absl::Status status = ValidateRouterConnection(source, config.router());
+  absl::Status status = ValidateAdapterBasics(
+      source, config.router(), config.http(), config.log_level());
   if (!status.ok()) return status;
-  status = ValidateHttpServerOptions(source, config.http());
-  if (!status.ok()) return status;
-  if (!ParseLogLevel(config.log_level()).ok()) {
-    return ConfigError(source, "log_level",
-                       "expected one of debug, info, warn, error");
-  }
   if (config.accounts().empty()) {
     return ConfigError(source, "accounts", "at least one account is required");
   }

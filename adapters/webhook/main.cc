@@ -21,14 +21,9 @@ constexpr uint16_t kDefaultPort = 7714;
 
 absl::Status Validate(absl::string_view source,
                       const v1::WebhookAdapterConfig& config) {
-  absl::Status status = ValidateRouterConnection(source, config.router());
+  absl::Status status = ValidateAdapterBasics(
+      source, config.router(), config.http(), config.log_level());
   if (!status.ok()) return status;
-  status = ValidateHttpServerOptions(source, config.http());
-  if (!status.ok()) return status;
-  if (!ParseLogLevel(config.log_level()).ok()) {
-    return ConfigError(source, "log_level",
-                       "expected one of debug, info, warn, error");
-  }
   if (config.outgoing_cache_ms() > 60000) {
     return ConfigError(source, "outgoing_cache_ms",
                        "must be at most 60000 (1 minute)");

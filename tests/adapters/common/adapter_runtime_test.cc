@@ -261,6 +261,23 @@ TEST_F(CommandLineTest, BadConfigsExitOneWithTheFieldNamed) {
               HasSubstr("http.listen"));
 }
 
+TEST(ValidateAdapterBasicsTest, RouterThenHttpThenLogLevel) {
+  v1::RouterConnection router;
+  v1::HttpServerOptions http;
+  http.set_listen("nohost");
+  absl::Status s = ValidateAdapterBasics("a.yaml", router, http, "loud");
+  EXPECT_THAT(std::string(s.message()), HasSubstr("router.token"));
+  router.set_token("t");
+  s = ValidateAdapterBasics("a.yaml", router, http, "loud");
+  EXPECT_THAT(std::string(s.message()), HasSubstr("http.listen"));
+  http.set_listen("127.0.0.1:0");
+  s = ValidateAdapterBasics("a.yaml", router, http, "loud");
+  EXPECT_THAT(std::string(s.message()),
+              HasSubstr("log_level: expected one of debug, info, warn, error"));
+  EXPECT_TRUE(ValidateAdapterBasics("a.yaml", router, http, "").ok());
+  EXPECT_TRUE(ValidateAdapterBasics("a.yaml", router, http, "debug").ok());
+}
+
 }  // namespace
 }  // namespace imbridge::adapters
 
