@@ -141,6 +141,23 @@ std::vector<TestAdapter::Call> TestAdapter::calls() const {
   return calls_;
 }
 
+std::vector<v1::Delivery> TestAdapter::deliveries() const {
+  absl::MutexLock lock(&mu_);
+  return deliveries_;
+}
+
+std::string TestAdapter::CopyOf(const std::string& origin_message_id) const {
+  absl::MutexLock lock(&mu_);
+  std::string copy;
+  for (size_t i = 0; i < deliveries_.size(); ++i) {
+    const v1::Event& e = deliveries_[i].event();
+    if (e.has_posted() && e.posted().message_id() == origin_message_id) {
+      copy = calls_[i].native_id;
+    }
+  }
+  return copy;
+}
+
 bool TestAdapter::WaitForCalls(size_t n, absl::Duration timeout) const {
   absl::MutexLock lock(&mu_);
   auto enough = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -216,6 +233,7 @@ absl::StatusOr<std::vector<std::string>> TestAdapter::Deliver(
       return absl::InvalidArgumentError("unknown event kind");
   }
   calls_.push_back(std::move(call));
+  deliveries_.push_back(d);
   return created;
 }
 

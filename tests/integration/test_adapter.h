@@ -65,7 +65,9 @@ class TestAdapter : public adapters::DeliveryHandler {
                       const std::string& text);
   v1::PublishAck Delete(const std::string& chat, const std::string& native_id);
   v1::PublishAck SetPresence(const std::string& user_id, v1::Presence presence);
-  // Publishes any event (key and channel filled in if empty).
+  // Publishes any event (key, platform and account filled in if empty) and
+  // waits for the router's answer; a failed publish is a FAILED ack with the
+  // error in `detail`.
   v1::PublishAck Publish(v1::Event event);
 
   // The next `n` deliveries fail: retryable (with retry_after) or permanent.
@@ -73,7 +75,15 @@ class TestAdapter : public adapters::DeliveryHandler {
                 absl::Duration retry_after = absl::ZeroDuration());
 
   std::vector<Call> calls() const;
-  // Waits until at least `n` calls were made; returns false on timeout.
+  // The delivery behind each call, whole (attachments, sender, target):
+  // deliveries()[i] made calls()[i]. Failed (FailNext) deliveries are in
+  // neither.
+  std::vector<v1::Delivery> deliveries() const;
+  // The native id of this messenger's copy of message `origin_message_id`
+  // of another platform (the latest post delivered for it); "" if none.
+  std::string CopyOf(const std::string& origin_message_id) const;
+  // Waits until at least `n` calls (and so deliveries) were made; returns
+  // false on timeout.
   bool WaitForCalls(size_t n, absl::Duration timeout = absl::Seconds(30)) const;
 
   adapters::RouterClient& client() { return *client_; }
@@ -95,6 +105,7 @@ class TestAdapter : public adapters::DeliveryHandler {
 
   mutable absl::Mutex mu_;
   std::vector<Call> calls_ ABSL_GUARDED_BY(mu_);
+  std::vector<v1::Delivery> deliveries_ ABSL_GUARDED_BY(mu_);
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 0;
   int fail_next_ ABSL_GUARDED_BY(mu_) = 0;
   bool fail_retryable_ ABSL_GUARDED_BY(mu_) = true;

@@ -1,6 +1,6 @@
 // End-to-end tests of imbridge-adapter-slack: the real router and adapter
-// binaries, a fake Slack workspace (tests/fakes/slack) and an in-test peer
-// adapter on another platform as the other side of the link.
+// binaries, a fake Slack workspace (tests/fakes/slack) and a TestAdapter on
+// another platform ("beta", the peer) as the other side of the link.
 
 #include <memory>
 #include <string>
@@ -11,7 +11,6 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "adapters/common/http_client.h"
-#include "adapters/common/router_client.h"
 #include "adapters/common/webhook_server.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -19,6 +18,7 @@
 #include "tests/fakes/slack/fake_slack.h"
 #include "tests/integration/adapter_process.h"
 #include "tests/integration/router_process.h"
+#include "tests/integration/test_adapter.h"
 
 namespace imbridge::testing {
 namespace {
@@ -31,90 +31,20 @@ using ::testing::SizeIs;
 constexpr char kToken[] = "slack-integration-token-0123456789";
 constexpr char kAdapterBinary[] = "adapters/slack/imbridge-adapter-slack";
 
-// The other side of the link: a messenger "beta" simulated in memory that
-// records every delivery and gives each new message the id "B<n>".
-class Peer : public adapters::DeliveryHandler {
- public:
-  explicit Peer(const std::string& address) {
-    adapters::RouterClient::Options o;
-    o.address = address;
-    o.token = kToken;
-    o.adapter_name = "peer";
-    o.platform = "beta";
-    o.accounts = {"b"};
-    o.capabilities = {"edits", "deletes",  "threads",
-                      "files", "presence", "membership"};
-    o.initial_backoff = absl::Milliseconds(50);
-    o.max_backoff = absl::Milliseconds(500);
-    client_ = std::make_unique<adapters::RouterClient>(std::move(o), this);
-    client_->Start();
-  }
-  ~Peer() override { client_->Stop(); }
-
-  bool WaitAttached() {
-    absl::Time deadline = absl::Now() + absl::Seconds(30);
-    while (!client_->attached()) {
-      if (absl::Now() > deadline) return false;
-      absl::SleepFor(absl::Milliseconds(20));
-    }
-    return true;
-  }
-
-  absl::StatusOr<std::vector<std::string>> Deliver(
-      const v1::Delivery& d) override {
-    absl::MutexLock lock(&mu_);
-    deliveries_.push_back(d);
-    if (d.event().has_posted())
-      return std::vector<std::string>{absl::StrCat("B", ++next_)};
-    return std::vector<std::string>();
-  }
-
-  std::vector<v1::Delivery> deliveries() const {
-    absl::MutexLock lock(&mu_);
-    return deliveries_;
-  }
-  bool WaitForDeliveries(size_t n, absl::Duration timeout = absl::Seconds(30)) {
-    absl::Time deadline = absl::Now() + timeout;
-    while (deliveries().size() < n) {
-      if (absl::Now() > deadline) return false;
-      absl::SleepFor(absl::Milliseconds(20));
-    }
-    return true;
-  }
-
-  // A person on beta does something in chat B1.
-  v1::PublishAck Publish(v1::Event e) {
-    e.set_key(absl::StrCat("beta:b:", ++events_));
-    e.mutable_channel()->set_platform("beta");
-    e.mutable_channel()->set_account("b");
-    e.mutable_channel()->set_chat_id("B1");
-    auto ack = client_->PublishAndWait(std::move(e), absl::Seconds(30));
-    EXPECT_TRUE(ack.ok()) << ack.status();
-    return ack.ok() ? *ack : v1::PublishAck();
-  }
-  v1::Event Post(const std::string& id, const std::string& text,
-                 const std::string& thread_root = "") {
-    v1::Event e;
-    auto* p = e.mutable_posted();
-    p->set_message_id(id);
-    p->mutable_sender()->set_platform("beta");
-    p->mutable_sender()->set_id("bu1");
-    p->mutable_sender()->set_display_name("Boris");
-    p->mutable_sender()->set_avatar_url("https://beta.example/boris.png");
-    p->mutable_text()->set_text(text);
-    p->set_thread_root_id(thread_root);
-    return e;
-  }
-
-  adapters::RouterClient& client() { return *client_; }
-
- private:
-  std::unique_ptr<adapters::RouterClient> client_;
-  mutable absl::Mutex mu_;
-  std::vector<v1::Delivery> deliveries_ ABSL_GUARDED_BY(mu_);
-  int next_ ABSL_GUARDED_BY(mu_) = 0;
-  int events_ = 0;
-};
+// A message by Boris, a person on the peer messenger "beta".
+v1::Event BorisPost(const std::string& id, const std::string& text,
+                    const std::string& thread_root = "") {
+  v1::Event e;
+  auto* p = e.mutable_posted();
+  p->set_message_id(id);
+  p->mutable_sender()->set_platform("beta");
+  p->mutable_sender()->set_id("bu1");
+  p->mutable_sender()->set_display_name("Boris");
+  p->mutable_sender()->set_avatar_url("https://beta.example/boris.png");
+  p->mutable_text()->set_text(text);
+  p->set_thread_root_id(thread_root);
+  return e;
+}
 
 std::string RouterConfig() {
   return absl::StrCat("adapters:\n  - {name: tests, token: ", kToken, "}\n",
@@ -179,9 +109,19 @@ class SlackIntegrationTest : public ::testing::Test {
     }
   }
 
+  // The other side of the link: a messenger "beta" simulated in memory that
+  // records every delivery.
   void StartPeer() {
-    peer_ = std::make_unique<Peer>(router_->address());
-    ASSERT_TRUE(peer_->WaitAttached());
+    peer_ =
+        std::make_unique<TestAdapter>("beta", "b", router_->address(), kToken);
+    peer_->Start();
+    ASSERT_TRUE(peer_->WaitAttached(absl::Seconds(30)));
+  }
+
+  // A person on beta does something in chat B1.
+  v1::PublishAck PeerPublish(v1::Event e) {
+    e.mutable_channel()->set_chat_id("B1");
+    return peer_->Publish(std::move(e));
   }
 
   // What the peer received apart from presence (which the poller adds at
@@ -215,7 +155,7 @@ class SlackIntegrationTest : public ::testing::Test {
   FakeSlack slack_{FakeSlack::Options()};
   std::unique_ptr<RouterProcess> router_;
   std::unique_ptr<AdapterProcess> adapter_;
-  std::unique_ptr<Peer> peer_;
+  std::unique_ptr<TestAdapter> peer_;
   adapters::HttpClient http_;
 };
 
@@ -239,7 +179,9 @@ TEST_F(SlackIntegrationTest, SlackMessagesEditsThreadsDeletesReachThePeer) {
   EXPECT_EQ(reply.http_status, 200);
   ASSERT_TRUE(WaitForRelayed(2));
   EXPECT_EQ(Relayed()[1].event().posted().thread_root_id(), root.ts);
-  EXPECT_EQ(Relayed()[1].thread_root_target_id(), "B1");
+  const std::string root_copy = peer_->CopyOf(root.ts);
+  ASSERT_FALSE(root_copy.empty());
+  EXPECT_EQ(Relayed()[1].thread_root_target_id(), root_copy);
 
   // A change that leaves the text as it was (reply count) is not an edit.
   EXPECT_EQ(slack_.TouchMessage("C1", root.ts).http_status, 200);
@@ -249,12 +191,14 @@ TEST_F(SlackIntegrationTest, SlackMessagesEditsThreadsDeletesReachThePeer) {
   v1::Delivery edit = Relayed()[2];
   ASSERT_TRUE(edit.event().has_edited());
   EXPECT_EQ(edit.event().edited().text().text(), "hello all");
-  EXPECT_THAT(edit.target_message_ids(), ElementsAre("B1"));
+  EXPECT_THAT(edit.target_message_ids(), ElementsAre(root_copy));
 
   EXPECT_EQ(slack_.DeleteMessage("C1", reply.ts).http_status, 200);
   ASSERT_TRUE(WaitForRelayed(4));
   EXPECT_TRUE(Relayed()[3].event().has_deleted());
-  EXPECT_THAT(Relayed()[3].target_message_ids(), ElementsAre("B2"));
+  ASSERT_FALSE(peer_->CopyOf(reply.ts).empty());
+  EXPECT_THAT(Relayed()[3].target_message_ids(),
+              ElementsAre(peer_->CopyOf(reply.ts)));
 
   EXPECT_EQ(slack_.JoinChannel("C1", "U2").http_status, 200);
   ASSERT_TRUE(WaitForRelayed(5));
@@ -267,11 +211,11 @@ TEST_F(SlackIntegrationTest, SlackMessagesEditsThreadsDeletesReachThePeer) {
 TEST_F(SlackIntegrationTest, PeerMessagesEditsThreadsDeletesReachSlack) {
   StartPeer();
   StartAdapter();
-  v1::Event post = peer_->Post("b-1", "hi <all> & welcome");
+  v1::Event post = BorisPost("b-1", "hi <all> & welcome");
   post.mutable_posted()->mutable_text()->add_spans()->set_kind(v1::Span::BOLD);
   post.mutable_posted()->mutable_text()->mutable_spans(0)->set_offset(0);
   post.mutable_posted()->mutable_text()->mutable_spans(0)->set_length(2);
-  EXPECT_EQ(peer_->Publish(post).outcome(), v1::PublishAck::ACCEPTED);
+  EXPECT_EQ(PeerPublish(post).outcome(), v1::PublishAck::ACCEPTED);
   ASSERT_TRUE(slack_.WaitForMessages(
       "C1", [](const auto& ms) { return Live(ms).size() == 1; }));
   FakeSlackMessage copy = slack_.Messages("C1")[0];
@@ -281,7 +225,7 @@ TEST_F(SlackIntegrationTest, PeerMessagesEditsThreadsDeletesReachSlack) {
   EXPECT_EQ(copy.bot_id, slack_.options().bot_id);
 
   // A reply in the peer's thread goes into the Slack thread of the copy.
-  EXPECT_EQ(peer_->Publish(peer_->Post("b-2", "threaded", "b-1")).outcome(),
+  EXPECT_EQ(PeerPublish(BorisPost("b-2", "threaded", "b-1")).outcome(),
             v1::PublishAck::ACCEPTED);
   ASSERT_TRUE(slack_.WaitForMessages(
       "C1", [](const auto& ms) { return Live(ms).size() == 2; }));
@@ -290,14 +234,14 @@ TEST_F(SlackIntegrationTest, PeerMessagesEditsThreadsDeletesReachSlack) {
   v1::Event edit;
   edit.mutable_edited()->set_message_id("b-1");
   edit.mutable_edited()->mutable_text()->set_text("edited");
-  EXPECT_EQ(peer_->Publish(edit).outcome(), v1::PublishAck::ACCEPTED);
+  EXPECT_EQ(PeerPublish(edit).outcome(), v1::PublishAck::ACCEPTED);
   ASSERT_TRUE(slack_.WaitForMessages("C1", [](const auto& ms) {
     return !ms.empty() && ms[0].text == "edited";
   }));
 
   v1::Event del;
   del.mutable_deleted()->set_message_id("b-1");
-  EXPECT_EQ(peer_->Publish(del).outcome(), v1::PublishAck::ACCEPTED);
+  EXPECT_EQ(PeerPublish(del).outcome(), v1::PublishAck::ACCEPTED);
   ASSERT_TRUE(slack_.WaitForMessages(
       "C1", [](const auto& ms) { return !ms.empty() && ms[0].deleted; }));
 
@@ -316,7 +260,7 @@ TEST_F(SlackIntegrationTest, FilesInBothDirections) {
   auto up =
       slack_.UploadFile("C1", "U1", "cat.png", "image/png", bytes, "a cat");
   EXPECT_EQ(up.http_status, 200);
-  ASSERT_TRUE(peer_->WaitForDeliveries(1));
+  ASSERT_TRUE(peer_->WaitForCalls(1));
   const v1::Delivery first = peer_->deliveries()[0];
   const v1::MessagePosted& p = first.event().posted();
   EXPECT_EQ(p.text().text(), "a cat");
@@ -333,7 +277,7 @@ TEST_F(SlackIntegrationTest, FilesInBothDirections) {
   EXPECT_EQ(downloads[0].token, slack_.options().bot_token);
 
   // Peer -> Slack: the external upload flow into the thread of a message.
-  EXPECT_EQ(peer_->Publish(peer_->Post("b-root", "root")).outcome(),
+  EXPECT_EQ(PeerPublish(BorisPost("b-root", "root")).outcome(),
             v1::PublishAck::ACCEPTED);
   ASSERT_TRUE(slack_.WaitForMessages("C1", [](const auto& ms) {
     return ms.size() == 2;  // Ann's upload, the copy of "root".
@@ -345,13 +289,13 @@ TEST_F(SlackIntegrationTest, FilesInBothDirections) {
   std::string pdf = "%PDF-1.4 fake report";
   auto ref = peer_->client().PutBlob(meta, pdf);
   ASSERT_TRUE(ref.ok()) << ref.status();
-  v1::Event file = peer_->Post("b-file", "the report", "b-root");
+  v1::Event file = BorisPost("b-file", "the report", "b-root");
   auto* a = file.mutable_posted()->add_attachments();
   a->set_blob_id(ref->blob_id());
   a->set_name("report.pdf");
   a->set_mime_type("application/pdf");
   a->set_size(pdf.size());
-  EXPECT_EQ(peer_->Publish(file).outcome(), v1::PublishAck::ACCEPTED);
+  EXPECT_EQ(PeerPublish(file).outcome(), v1::PublishAck::ACCEPTED);
   ASSERT_TRUE(slack_.WaitForCalls("files.completeUploadExternal", 1));
   auto get = slack_.Calls("files.getUploadURLExternal");
   ASSERT_THAT(get, SizeIs(1));
@@ -378,7 +322,7 @@ TEST_F(SlackIntegrationTest, FilesInBothDirections) {
   // Deleting it removes the message and the file.
   v1::Event del;
   del.mutable_deleted()->set_message_id("b-file");
-  EXPECT_EQ(peer_->Publish(del).outcome(), v1::PublishAck::ACCEPTED);
+  EXPECT_EQ(PeerPublish(del).outcome(), v1::PublishAck::ACCEPTED);
   ASSERT_TRUE(slack_.WaitForCalls("files.delete", 1));
   EXPECT_EQ(slack_.Calls("files.delete")[0].args["file"], file_id);
   EXPECT_TRUE(slack_.File(file_id)->deleted);
@@ -416,7 +360,7 @@ TEST_F(SlackIntegrationTest, FileTokenIsNotSentAfterARedirectElsewhere) {
       absl::StrCat("http://127.0.0.1:", elsewhere.port(), "/moved.bin"));
   slack_.SetEventsUrl(absl::StrCat(adapter_->base_url(), "/slack/work/events"));
   EXPECT_EQ(slack_.Redeliver(up.event_id, 1), 200);
-  ASSERT_TRUE(peer_->WaitForDeliveries(1));
+  ASSERT_TRUE(peer_->WaitForCalls(1));
   // The fake (a trusted file host) got the token; the other host did not.
   EXPECT_EQ(slack_.Calls("file.download").back().token,
             slack_.options().bot_token);
@@ -433,7 +377,7 @@ TEST_F(SlackIntegrationTest, SameEventThreeTimesIsMirroredOnce) {
   EXPECT_EQ(sent.http_status, 200);
   EXPECT_EQ(slack_.Redeliver(sent.event_id, 1, "http_timeout"), 200);
   EXPECT_EQ(slack_.Redeliver(sent.event_id, 2, "http_error"), 200);
-  ASSERT_TRUE(peer_->WaitForDeliveries(1));
+  ASSERT_TRUE(peer_->WaitForCalls(1));
   absl::SleepFor(absl::Seconds(1));
   EXPECT_THAT(PeerPosts(), ElementsAre("only once"));
   // users.info was asked once for the sender (cached), not per retry.
@@ -445,7 +389,7 @@ TEST_F(SlackIntegrationTest, RateLimitedThenSucceeds) {
   StartAdapter();
   slack_.FailNext("chat.postMessage", 1, 429, "ratelimited", 1);
   absl::Time start = absl::Now();
-  EXPECT_EQ(peer_->Publish(peer_->Post("b-1", "patience")).outcome(),
+  EXPECT_EQ(PeerPublish(BorisPost("b-1", "patience")).outcome(),
             v1::PublishAck::ACCEPTED);
   ASSERT_TRUE(slack_.WaitForMessages(
       "C1", [](const auto& ms) { return Live(ms).size() == 1; }));
@@ -459,7 +403,7 @@ TEST_F(SlackIntegrationTest, PermanentErrorIsNotRetried) {
   StartPeer();
   StartAdapter();
   slack_.FailNext("chat.postMessage", 1, 200, "channel_not_found");
-  EXPECT_EQ(peer_->Publish(peer_->Post("b-1", "lost")).outcome(),
+  EXPECT_EQ(PeerPublish(BorisPost("b-1", "lost")).outcome(),
             v1::PublishAck::ACCEPTED);
   ASSERT_TRUE(slack_.WaitForCalls("chat.postMessage", 1));
   absl::SleepFor(absl::Seconds(2));
@@ -533,7 +477,7 @@ TEST_F(SlackIntegrationTest, RouterUnreachableAnswers5xxWithinSlacksDeadline) {
     if (status != 200) absl::SleepFor(absl::Milliseconds(200));
   }
   EXPECT_EQ(status, 200);
-  ASSERT_TRUE(peer_->WaitForDeliveries(1));
+  ASSERT_TRUE(peer_->WaitForCalls(1));
   absl::SleepFor(absl::Milliseconds(500));
   EXPECT_THAT(PeerPosts(), ElementsAre("nobody home"));
 }
@@ -576,7 +520,7 @@ TEST_F(SlackIntegrationTest, SocketModeAcksOnlyAfterTheRouterAcked) {
   StartAdapter(/*socket_mode=*/true);
   ASSERT_TRUE(slack_.socket_connected());
   auto first = slack_.PostMessage("C1", "U1", "over the socket");
-  ASSERT_TRUE(peer_->WaitForDeliveries(1));
+  ASSERT_TRUE(peer_->WaitForCalls(1));
   EXPECT_THAT(PeerPosts(), ElementsAre("over the socket"));
   absl::Time deadline = absl::Now() + absl::Seconds(10);
   while (slack_.acked_envelopes().empty() && absl::Now() < deadline) {
@@ -600,7 +544,7 @@ TEST_F(SlackIntegrationTest, SocketModeAcksOnlyAfterTheRouterAcked) {
   ASSERT_THAT(slack_.acked_envelopes(), SizeIs(2));
   EXPECT_EQ(slack_.EventIdOfEnvelope(slack_.acked_envelopes()[1]),
             second.event_id);
-  ASSERT_TRUE(peer_->WaitForDeliveries(2));
+  ASSERT_TRUE(peer_->WaitForCalls(2));
   EXPECT_THAT(PeerPosts(),
               ElementsAre("over the socket", "while the router is down"));
 
@@ -612,7 +556,7 @@ TEST_F(SlackIntegrationTest, SocketModeAcksOnlyAfterTheRouterAcked) {
     absl::SleepFor(absl::Milliseconds(50));
   }
   slack_.PostMessage("C1", "U1", "after reconnect");
-  ASSERT_TRUE(peer_->WaitForDeliveries(3));
+  ASSERT_TRUE(peer_->WaitForCalls(3));
   EXPECT_GE(slack_.Calls("apps.connections.open").size(), 2u);
   for (const auto& call : slack_.Calls("apps.connections.open")) {
     EXPECT_EQ(call.token, slack_.options().app_token);

@@ -8,7 +8,6 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "adapters/common/http_client.h"
 #include "adapters/common/signature.h"
@@ -44,31 +43,6 @@ store: {durability: normal}
 dispatch: {initial_backoff_ms: 100, max_backoff_ms: 1000}
 )");
 }
-
-// A TestAdapter that also keeps every delivery whole (attachments too).
-class RecordingMessenger : public TestAdapter {
- public:
-  using TestAdapter::TestAdapter;
-  ~RecordingMessenger() override { Stop(); }
-
-  absl::StatusOr<std::vector<std::string>> Deliver(
-      const v1::Delivery& delivery) override {
-    {
-      absl::MutexLock lock(&mu_);
-      deliveries_.push_back(delivery);
-    }
-    return TestAdapter::Deliver(delivery);
-  }
-
-  std::vector<v1::Delivery> deliveries() {
-    absl::MutexLock lock(&mu_);
-    return deliveries_;
-  }
-
- private:
-  absl::Mutex mu_;
-  std::vector<v1::Delivery> deliveries_ ABSL_GUARDED_BY(mu_);
-};
 
 // Messages of `chat` whose text is `text`.
 std::vector<Fake::Message> WithText(const Fake& fake, const std::string& chat,
@@ -110,9 +84,9 @@ class TeamSpiritIntegrationTest : public ::testing::Test {
         absl::StrCat(adapter_->base_url(), "/teamspirit/events"), kSecret);
   }
 
-  std::unique_ptr<RecordingMessenger> Slack() {
-    auto slack = std::make_unique<RecordingMessenger>(
-        "slack", "acme", router_->address(), kToken);
+  std::unique_ptr<TestAdapter> Slack() {
+    auto slack = std::make_unique<TestAdapter>("slack", "acme",
+                                               router_->address(), kToken);
     slack->Start();
     EXPECT_TRUE(slack->WaitAttached());
     return slack;

@@ -11,15 +11,14 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "adapters/common/http_client.h"
-#include "adapters/common/router_client.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/fakes/telegram/fake_telegram.h"
 #include "tests/integration/adapter_process.h"
 #include "tests/integration/router_process.h"
+#include "tests/integration/test_adapter.h"
 
 namespace imbridge::testing {
 namespace {
@@ -33,99 +32,32 @@ constexpr char kRouterToken[] = "telegram-integration-token-0123";
 constexpr char kSecret[] = "webhook-Secret_0123456789";
 constexpr char kBinary[] = "adapters/telegram/imbridge-adapter-telegram";
 
-// The other side of every link: an adapter of platform "alpha" on the real
-// RouterClient that records each delivery and answers with native ids
-// "n1", "n2", ...
-class OtherSide : public adapters::DeliveryHandler {
- public:
-  explicit OtherSide(const std::string& address) {
-    adapters::RouterClient::Options o;
-    o.address = address;
-    o.token = kRouterToken;
-    o.adapter_name = "alpha";
-    o.platform = "alpha";
-    o.accounts = {"a"};
-    o.capabilities = {"edits", "deletes", "files", "threads", "membership"};
-    o.max_backoff = absl::Milliseconds(500);
-    client_ = std::make_unique<adapters::RouterClient>(o, this);
-    client_->Start();
-  }
-  ~OtherSide() override { client_->Stop(); }
+// Events of the other side of every link (platform "alpha", account "a"),
+// with keys unique across the test.
+v1::Event AlphaEvent(const std::string& chat) {
+  static std::atomic<int> seq{0};
+  v1::Event e;
+  e.set_key(
+      absl::StrCat("alpha:a:", absl::ToUnixNanos(absl::Now()), ":", ++seq));
+  e.mutable_channel()->set_platform("alpha");
+  e.mutable_channel()->set_account("a");
+  e.mutable_channel()->set_chat_id(chat);
+  return e;
+}
+v1::Event AlphaPost(const std::string& chat, const std::string& text,
+                    const std::string& message_id) {
+  v1::Event e = AlphaEvent(chat);
+  v1::MessagePosted* p = e.mutable_posted();
+  p->set_message_id(message_id);
+  p->mutable_sender()->set_platform("alpha");
+  p->mutable_sender()->set_id("u1");
+  p->mutable_sender()->set_display_name("Ann");
+  p->mutable_text()->set_text(text);
+  return e;
+}
 
-  bool WaitAttached() {
-    absl::Time deadline = absl::Now() + absl::Seconds(30);
-    while (!client_->attached()) {
-      if (absl::Now() > deadline) return false;
-      absl::SleepFor(absl::Milliseconds(20));
-    }
-    return true;
-  }
-
-  absl::StatusOr<std::vector<std::string>> Deliver(
-      const v1::Delivery& d) override {
-    absl::MutexLock lock(&mu_);
-    deliveries_.push_back(d);
-    std::vector<std::string> ids;
-    if (d.event().has_posted()) ids.push_back(absl::StrCat("n", ++next_));
-    native_ids_.push_back(ids.empty() ? "" : ids[0]);
-    return ids;
-  }
-
-  std::vector<v1::Delivery> deliveries() const {
-    absl::MutexLock lock(&mu_);
-    return deliveries_;
-  }
-  std::string native_id(size_t i) const {
-    absl::MutexLock lock(&mu_);
-    return native_ids_.at(i);
-  }
-  bool WaitFor(size_t n, absl::Duration timeout = absl::Seconds(60)) const {
-    absl::Time deadline = absl::Now() + timeout;
-    while (deliveries().size() < n) {
-      if (absl::Now() > deadline) return false;
-      absl::SleepFor(absl::Milliseconds(20));
-    }
-    return true;
-  }
-
-  // A new event in chat `chat` of this side.
-  v1::Event NewEvent(const std::string& chat) {
-    v1::Event e;
-    e.set_key(
-        absl::StrCat("alpha:a:", absl::ToUnixNanos(absl::Now()), ":", ++seq_));
-    e.mutable_channel()->set_platform("alpha");
-    e.mutable_channel()->set_account("a");
-    e.mutable_channel()->set_chat_id(chat);
-    return e;
-  }
-  v1::Event PostEvent(const std::string& chat, const std::string& text,
-                      const std::string& message_id) {
-    v1::Event e = NewEvent(chat);
-    v1::MessagePosted* p = e.mutable_posted();
-    p->set_message_id(message_id);
-    p->mutable_sender()->set_platform("alpha");
-    p->mutable_sender()->set_id("u1");
-    p->mutable_sender()->set_display_name("Ann");
-    p->mutable_text()->set_text(text);
-    return e;
-  }
-  v1::PublishAck Publish(v1::Event e) {
-    absl::StatusOr<v1::PublishAck> ack =
-        client_->PublishAndWait(std::move(e), absl::Seconds(30));
-    EXPECT_TRUE(ack.ok()) << ack.status();
-    return ack.ok() ? *ack : v1::PublishAck();
-  }
-
-  adapters::RouterClient& client() { return *client_; }
-
- private:
-  std::unique_ptr<adapters::RouterClient> client_;
-  mutable absl::Mutex mu_;
-  std::vector<v1::Delivery> deliveries_ ABSL_GUARDED_BY(mu_);
-  std::vector<std::string> native_ids_ ABSL_GUARDED_BY(mu_);
-  int next_ ABSL_GUARDED_BY(mu_) = 0;
-  std::atomic<int> seq_{0};
-};
+// How long the tests wait for the other side's deliveries.
+constexpr absl::Duration kDeliveryWait = absl::Seconds(60);
 
 std::vector<std::string> PostedTexts(const std::vector<v1::Delivery>& ds) {
   std::vector<std::string> out;
@@ -193,10 +125,24 @@ class TelegramIntegrationTest : public ::testing::Test {
     return adapter_->base_url() + "/telegram/main";
   }
 
-  std::unique_ptr<OtherSide> Other() {
-    auto o = std::make_unique<OtherSide>(router_->address());
-    EXPECT_TRUE(o->WaitAttached());
+  // The other side of every link: a TestAdapter of platform "alpha" that
+  // records each delivery.
+  std::unique_ptr<TestAdapter> Other() {
+    TestAdapter::Options options;
+    options.capabilities = {"edits", "deletes", "files", "threads",
+                            "membership"};
+    auto o = std::make_unique<TestAdapter>("alpha", "a", router_->address(),
+                                           kRouterToken, options);
+    o->Start();
+    EXPECT_TRUE(o->WaitAttached(absl::Seconds(30)));
     return o;
+  }
+
+  // Publishes on the other side; the router must answer.
+  static v1::PublishAck Publish(TestAdapter& side, v1::Event e) {
+    v1::PublishAck ack = side.Publish(std::move(e));
+    EXPECT_NE(ack.outcome(), v1::PublishAck::FAILED) << ack.detail();
+    return ack;
   }
 
   // Waits until the adapter is attached to the router (readyz).
@@ -251,7 +197,7 @@ TEST_F(TelegramIntegrationTest, MessageEditReplyAndTopicBothWays) {
   int64_t m1 = fake_.PostMessage(
       group, anna, "hi 😀 bold",
       {0, 0, json::parse(R"([{"type":"bold","offset":6,"length":4}])")});
-  ASSERT_TRUE(other->WaitFor(1));
+  ASSERT_TRUE(other->WaitForCalls(1, kDeliveryWait));
   v1::Delivery d = other->deliveries()[0];
   EXPECT_EQ(d.target().chat_id(), "A1");
   EXPECT_EQ(d.sender_name(), "Anna K (telegram)");
@@ -261,10 +207,10 @@ TEST_F(TelegramIntegrationTest, MessageEditReplyAndTopicBothWays) {
   ASSERT_EQ(d.event().posted().text().spans_size(), 1);
   EXPECT_EQ(d.event().posted().text().spans(0).offset(), 8u);  // bytes
   EXPECT_EQ(d.event().posted().text().spans(0).length(), 4u);
-  const std::string copy_in_alpha = other->native_id(0);
+  const std::string copy_in_alpha = other->calls()[0].native_id;
 
   ASSERT_TRUE(fake_.EditMessage(group, m1, "hi, edited"));
-  ASSERT_TRUE(other->WaitFor(2));
+  ASSERT_TRUE(other->WaitForCalls(2, kDeliveryWait));
   d = other->deliveries()[1];
   ASSERT_TRUE(d.event().has_edited());
   EXPECT_EQ(d.event().edited().text().text(), "hi, edited");
@@ -272,9 +218,8 @@ TEST_F(TelegramIntegrationTest, MessageEditReplyAndTopicBothWays) {
 
   // alpha -> Telegram: a message, a reply to Anna's message, an edit, a
   // delete.
-  EXPECT_EQ(
-      other->Publish(other->PostEvent("A1", "from alpha", "a-1")).outcome(),
-      v1::PublishAck::ACCEPTED);
+  EXPECT_EQ(Publish(*other, AlphaPost("A1", "from alpha", "a-1")).outcome(),
+            v1::PublishAck::ACCEPTED);
   ASSERT_TRUE(
       fake_.WaitFor([&] { return fake_.bot_messages(group).size() == 1; }));
   fakes::FakeTelegram::Message copy = fake_.bot_messages(group)[0];
@@ -282,19 +227,19 @@ TEST_F(TelegramIntegrationTest, MessageEditReplyAndTopicBothWays) {
   EXPECT_EQ(copy.json["entities"][0],
             json::parse(R"({"type":"bold","offset":0,"length":11})"));
 
-  v1::Event reply = other->PostEvent("A1", "a reply", "a-2");
+  v1::Event reply = AlphaPost("A1", "a reply", "a-2");
   reply.mutable_posted()->set_reply_to_message_id(copy_in_alpha);
-  other->Publish(reply);
+  Publish(*other, reply);
   ASSERT_TRUE(
       fake_.WaitFor([&] { return fake_.bot_messages(group).size() == 2; }));
   fakes::FakeTelegram::Message reply_copy = fake_.bot_messages(group)[1];
   EXPECT_EQ(reply_copy.json["reply_to_message"]["message_id"], m1);
 
-  v1::Event edit = other->NewEvent("A1");
+  v1::Event edit = AlphaEvent("A1");
   edit.mutable_edited()->set_message_id("a-1");
   edit.mutable_edited()->mutable_editor()->set_display_name("Ann");
   edit.mutable_edited()->mutable_text()->set_text("from alpha, edited");
-  other->Publish(edit);
+  Publish(*other, edit);
   ASSERT_TRUE(fake_.WaitFor([&] {
     auto m = fake_.message(group, copy.message_id);
     return m && m->text() == "Ann (alpha): from alpha, edited";
@@ -303,14 +248,14 @@ TEST_F(TelegramIntegrationTest, MessageEditReplyAndTopicBothWays) {
   // A Telegram user replies to the bridge's copy: alpha sees a reply to its
   // own original.
   fake_.PostMessage(group, anna, "answering", {copy.message_id, 0, json()});
-  ASSERT_TRUE(other->WaitFor(3));
+  ASSERT_TRUE(other->WaitForCalls(3, kDeliveryWait));
   d = other->deliveries()[2];
   EXPECT_EQ(d.event().posted().text().text(), "answering");
   EXPECT_EQ(d.reply_to_target_id(), "a-1");
 
-  v1::Event del = other->NewEvent("A1");
+  v1::Event del = AlphaEvent("A1");
   del.mutable_deleted()->set_message_id("a-2");
-  other->Publish(del);
+  Publish(*other, del);
   ASSERT_TRUE(fake_.WaitFor([&] {
     auto m = fake_.message(group, reply_copy.message_id);
     return m && m->deleted;
@@ -319,12 +264,12 @@ TEST_F(TelegramIntegrationTest, MessageEditReplyAndTopicBothWays) {
   // Forum topic: only the topic is linked, both ways.
   fake_.PostMessage(forum, anna, "in the topic", {0, topic, json()});
   fake_.PostMessage(forum, anna, "in General", {0, 0, json()});
-  ASSERT_TRUE(other->WaitFor(4));
+  ASSERT_TRUE(other->WaitForCalls(4, kDeliveryWait));
   d = other->deliveries()[3];
   EXPECT_EQ(d.target().chat_id(), "A2");
   EXPECT_EQ(d.event().channel().thread_id(), absl::StrCat(topic));
   EXPECT_EQ(d.event().posted().text().text(), "in the topic");
-  other->Publish(other->PostEvent("A2", "to the topic", "a-3"));
+  Publish(*other, AlphaPost("A2", "to the topic", "a-3"));
   ASSERT_TRUE(
       fake_.WaitFor([&] { return fake_.bot_messages(forum).size() == 1; }));
   EXPECT_EQ(fake_.bot_messages(forum)[0].json["message_thread_id"], topic);
@@ -359,7 +304,7 @@ TEST_F(TelegramIntegrationTest, FilesBothWays) {
   photo.bytes = "JPEGDATA";
   photo.media_group_id = "album7";
   fake_.UploadFile(group, anna, photo);
-  ASSERT_TRUE(other->WaitFor(3));
+  ASSERT_TRUE(other->WaitForCalls(3, kDeliveryWait));
   std::vector<v1::Delivery> ds = other->deliveries();
   const v1::Attachment& a = ds[0].event().posted().attachments(0);
   EXPECT_EQ(ds[0].event().posted().text().text(), "the report");
@@ -390,13 +335,13 @@ TEST_F(TelegramIntegrationTest, FilesBothWays) {
   meta.set_mime_type("text/csv");
   absl::StatusOr<v1::BlobRef> ref = other->client().PutBlob(meta, bytes);
   ASSERT_TRUE(ref.ok()) << ref.status();
-  v1::Event post = other->PostEvent("F1", "numbers", "a-f1");
+  v1::Event post = AlphaPost("F1", "numbers", "a-f1");
   v1::Attachment* att = post.mutable_posted()->add_attachments();
   att->set_blob_id(ref->blob_id());
   att->set_name("data.csv");
   att->set_mime_type("text/csv");
   att->set_size(bytes.size());
-  other->Publish(post);
+  Publish(*other, post);
   ASSERT_TRUE(fake_.WaitForCalls("sendDocument", 1));
   auto call = fake_.calls("sendDocument")[0];
   EXPECT_EQ(call.files["document"], bytes);
@@ -413,7 +358,7 @@ TEST_F(TelegramIntegrationTest, FloodWaitIsHonouredThenDelivered) {
   WaitReady();
   fake_.FailNext("sendMessage", 1,
                  {429, "Too Many Requests: retry after 1", 1, 0});
-  other->Publish(other->PostEvent("R1", "patience", "a-r1"));
+  Publish(*other, AlphaPost("R1", "patience", "a-r1"));
   ASSERT_TRUE(fake_.WaitFor([&] {
     auto c = fake_.calls("sendMessage");
     return c.size() == 2 && c[1].status != 0;
@@ -449,8 +394,7 @@ TEST_F(TelegramIntegrationTest, RouterRestartMidStreamLosesAndDoublesNothing) {
   std::thread alpha_side([&] {
     for (int i = 0; i < kN; ++i) {
       absl::Status s = other->client().Publish(
-          other->PostEvent("S1", absl::StrCat("alpha ", i),
-                           absl::StrCat("s-", i)),
+          AlphaPost("S1", absl::StrCat("alpha ", i), absl::StrCat("s-", i)),
           [&](const v1::PublishAck&) { acked++; });
       EXPECT_TRUE(s.ok()) << s;
       absl::SleepFor(absl::Milliseconds(80));
@@ -468,7 +412,7 @@ TEST_F(TelegramIntegrationTest, RouterRestartMidStreamLosesAndDoublesNothing) {
     want_tg.push_back(absl::StrCat("tg ", i));
     want_alpha.push_back(absl::StrCat("Ann (alpha): alpha ", i));
   }
-  ASSERT_TRUE(other->WaitFor(kN, absl::Seconds(90)))
+  ASSERT_TRUE(other->WaitForCalls(kN, absl::Seconds(90)))
       << other->deliveries().size();
   ASSERT_TRUE(
       fake_.WaitFor([&] { return fake_.bot_messages(group).size() >= kN; },
@@ -526,7 +470,7 @@ TEST_F(TelegramIntegrationTest, BadWebhookRequestsAreRefusedAndReachNothing) {
 
   // The right secret with a real message passes.
   EXPECT_EQ(post(good, kSecret), 200);
-  ASSERT_TRUE(other->WaitFor(1));
+  ASSERT_TRUE(other->WaitForCalls(1, kDeliveryWait));
   EXPECT_THAT(PostedTexts(other->deliveries()), ElementsAre("must not pass"));
   // The adapter never logged the secret or the bot token.
   std::string log = adapter_->ReadLog();
@@ -550,7 +494,7 @@ TEST_F(TelegramIntegrationTest, PollingAdvancesOnlyPastAcknowledgedUpdates) {
   for (int i = 0; i < 3; ++i) {
     fake_.PostMessage(group, anna, absl::StrCat("polled ", i));
   }
-  ASSERT_TRUE(other->WaitFor(3));
+  ASSERT_TRUE(other->WaitForCalls(3, kDeliveryWait));
   // The next getUpdates confirms them.
   ASSERT_TRUE(fake_.WaitFor([&] { return fake_.pending_updates() == 0; }));
   for (const auto& c : fake_.calls("getUpdates")) {
@@ -567,20 +511,20 @@ TEST_F(TelegramIntegrationTest, PollingAdvancesOnlyPastAcknowledgedUpdates) {
   absl::SleepFor(absl::Seconds(2));
   EXPECT_EQ(fake_.pending_updates(), 1u);
   ASSERT_TRUE(router_->Start().ok());
-  ASSERT_TRUE(other->WaitFor(4, absl::Seconds(60)));
+  ASSERT_TRUE(other->WaitForCalls(4, absl::Seconds(60)));
   ASSERT_TRUE(fake_.WaitFor([&] { return fake_.pending_updates() == 0; }));
 
   // A restarted adapter starts without an offset and duplicates nothing.
   EXPECT_EQ(adapter_->Terminate(), 0);
   fake_.PostMessage(group, anna, "after restart");
   ASSERT_TRUE(adapter_->Start().ok());
-  ASSERT_TRUE(other->WaitFor(5, absl::Seconds(60)));
+  ASSERT_TRUE(other->WaitForCalls(5, absl::Seconds(60)));
   absl::SleepFor(absl::Seconds(1));
   EXPECT_THAT(PostedTexts(other->deliveries()),
               ElementsAre("polled 0", "polled 1", "polled 2",
                           "while the router is down", "after restart"));
   // alpha -> Telegram works in polling mode too.
-  other->Publish(other->PostEvent("P1", "back", "a-p1"));
+  Publish(*other, AlphaPost("P1", "back", "a-p1"));
   ASSERT_TRUE(
       fake_.WaitFor([&] { return fake_.bot_messages(group).size() == 1; }));
   EXPECT_EQ(adapter_->Terminate(), 0);
@@ -595,16 +539,16 @@ TEST_F(TelegramIntegrationTest, MigratedGroupKeepsItsLink) {
   fake_.SetWebhook(WebhookUrl(), kSecret);
   fakes::FakeTelegram::User anna = fake_.NewUser("Anna");
   fake_.PostMessage(group, anna, "before");
-  ASSERT_TRUE(other->WaitFor(1));
+  ASSERT_TRUE(other->WaitForCalls(1, kDeliveryWait));
 
   const int64_t super = fake_.MigrateToSupergroup(group);
   fake_.PostMessage(super, anna, "after");
-  ASSERT_TRUE(other->WaitFor(2));
+  ASSERT_TRUE(other->WaitForCalls(2, kDeliveryWait));
   v1::Delivery d = other->deliveries()[1];
   EXPECT_EQ(d.event().channel().chat_id(), absl::StrCat(group));
   EXPECT_EQ(d.event().posted().text().text(), "after");
 
-  other->Publish(other->PostEvent("M1", "to the supergroup", "a-m1"));
+  Publish(*other, AlphaPost("M1", "to the supergroup", "a-m1"));
   ASSERT_TRUE(
       fake_.WaitFor([&] { return fake_.bot_messages(super).size() == 1; }));
   EXPECT_EQ(fake_.calls("sendMessage").back().params["chat_id"], super);
@@ -614,7 +558,7 @@ TEST_F(TelegramIntegrationTest, MigratedGroupKeepsItsLink) {
   ASSERT_TRUE(adapter_->Start().ok());
   WaitReady();
   size_t before = fake_.calls("sendMessage").size();
-  other->Publish(other->PostEvent("M1", "still linked", "a-m2"));
+  Publish(*other, AlphaPost("M1", "still linked", "a-m2"));
   ASSERT_TRUE(fake_.WaitFor([&] {
     for (const auto& m : fake_.bot_messages(super)) {
       if (m.text() == "Ann (alpha): still linked") return true;
@@ -631,7 +575,7 @@ TEST_F(TelegramIntegrationTest, MigratedGroupKeepsItsLink) {
     EXPECT_EQ(calls[i].status, 200);
   }
   fake_.PostMessage(super, anna, "after restart");
-  ASSERT_TRUE(other->WaitFor(3));
+  ASSERT_TRUE(other->WaitForCalls(3, kDeliveryWait));
   EXPECT_EQ(other->deliveries()[2].event().channel().chat_id(),
             absl::StrCat(group));
   EXPECT_EQ(adapter_->Terminate(), 0);
