@@ -9,6 +9,7 @@
 #include "adapters/common/delivery_handler.h"
 #include "adapters/common/presence_names.h"
 #include "adapters/common/signature.h"
+#include "adapters/common/temp_file.h"
 #include "adapters/teamspirit/format.h"
 #include "common/logging.h"
 #include "nlohmann/json.hpp"
@@ -39,22 +40,6 @@ v1::RichText ToRichText(const TsMessage& message) {
   plain.set_text(message.text);
   return plain;
 }
-
-// A temporary file, removed when closed.
-class TempFile {
- public:
-  TempFile() : file_(std::tmpfile()) {}
-  ~TempFile() {
-    if (file_ != nullptr) std::fclose(file_);
-  }
-  TempFile(const TempFile&) = delete;
-  TempFile& operator=(const TempFile&) = delete;
-
-  FILE* get() const { return file_; }
-
- private:
-  FILE* file_;
-};
 
 }  // namespace
 
@@ -337,8 +322,7 @@ absl::Status WebhookReceiver::CopyFile(const TsFile& file,
   uint64_t received = 0;
   absl::Status downloaded = api_->DownloadFile(
       file.id, options_.max_file_bytes, [&](absl::string_view chunk) {
-        if (std::fwrite(chunk.data(), 1, chunk.size(), temp.get()) !=
-            chunk.size()) {
+        if (!temp.Append(chunk)) {
           return RetryableError("cannot write a temporary file");
         }
         received += chunk.size();
@@ -354,8 +338,7 @@ absl::Status WebhookReceiver::CopyFile(const TsFile& file,
                            downloaded.message()));
     return absl::OkStatus();
   }
-  if (std::fflush(temp.get()) != 0 ||
-      std::fseek(temp.get(), 0, SEEK_SET) != 0) {
+  if (!temp.Rewind()) {
     return RetryableError("cannot read back a temporary file");
   }
   v1::BlobMeta meta;

@@ -7,26 +7,12 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "adapters/common/presence_names.h"
+#include "adapters/common/temp_file.h"
 #include "adapters/teamspirit/format.h"
 #include "common/logging.h"
 
 namespace imbridge::adapters::teamspirit {
 namespace {
-
-// A temporary file, removed when closed.
-class TempFile {
- public:
-  TempFile() : file_(std::tmpfile()) {}
-  ~TempFile() {
-    if (file_ != nullptr) std::fclose(file_);
-  }
-  TempFile(const TempFile&) = delete;
-  TempFile& operator=(const TempFile&) = delete;
-  FILE* get() const { return file_; }
-
- private:
-  FILE* file_;
-};
 
 std::string HumanSize(uint64_t bytes) {
   if (bytes >= (1ull << 20)) {
@@ -176,8 +162,7 @@ absl::StatusOr<std::string> TeamSpiritDeliverer::CopyAttachment(
         if (size > options_.max_file_bytes) {
           return absl::OutOfRangeError("blob larger than max_file_bytes");
         }
-        if (std::fwrite(chunk.data(), 1, chunk.size(), temp.get()) !=
-            chunk.size()) {
+        if (!temp.Append(chunk)) {
           return RetryableError("cannot write a temporary file");
         }
         return absl::OkStatus();
@@ -195,8 +180,7 @@ absl::StatusOr<std::string> TeamSpiritDeliverer::CopyAttachment(
             absl::StrCat("router blob store: ", meta.status().message()));
     }
   }
-  if (std::fflush(temp.get()) != 0 ||
-      std::fseek(temp.get(), 0, SEEK_SET) != 0) {
+  if (!temp.Rewind()) {
     return RetryableError("cannot read back a temporary file");
   }
   FILE* f = temp.get();
