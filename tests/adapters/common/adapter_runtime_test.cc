@@ -47,6 +47,14 @@ class NullHandler : public DeliveryHandler {
   }
 };
 
+// Events the runtime counted for platform alpha with `outcome`. The registry
+// is process-wide, so tests compare counts before and after.
+double EventsIn(const char* outcome) {
+  return metrics::Registry::Default().SumCounters(
+      "imbridge_events_in_total",
+      {{"platform", "alpha"}, {"outcome", outcome}});
+}
+
 bool WaitFor(const std::function<bool()>& condition,
              absl::Duration timeout = absl::Seconds(20)) {
   absl::Time deadline = absl::Now() + timeout;
@@ -144,6 +152,8 @@ TEST_F(AdapterRuntimeTest, WebhookIsAnsweredAfterTheRouterAcknowledged) {
   auto runtime = MakeRuntime();
   ASSERT_TRUE(runtime->Start().ok());
   ASSERT_TRUE(WaitFor([&] { return runtime->router().attached(); }));
+  const double accepted = EventsIn("accepted");
+  const double duplicate = EventsIn("duplicate");
 
   auto first = client_.PostJson(Url(*runtime, "/hook"), "alpha:a:1");
   ASSERT_TRUE(first.ok());
@@ -157,16 +167,10 @@ TEST_F(AdapterRuntimeTest, WebhookIsAnsweredAfterTheRouterAcknowledged) {
   ASSERT_TRUE(metrics.ok());
   EXPECT_EQ(metrics->status, 200);
   EXPECT_THAT(metrics->Header("Content-Type"), HasSubstr("version=0.0.4"));
-  EXPECT_THAT(
-      metrics->body,
-      HasSubstr(
-          "imbridge_events_in_total{outcome=\"accepted\",platform=\"alpha\"}"
-          " 1\n"));
-  EXPECT_THAT(
-      metrics->body,
-      HasSubstr(
-          "imbridge_events_in_total{outcome=\"duplicate\",platform=\"alpha\"}"
-          " 1\n"));
+  EXPECT_THAT(metrics->body, HasSubstr("imbridge_events_in_total{outcome="
+                                       "\"accepted\",platform=\"alpha\"} "));
+  EXPECT_EQ(EventsIn("accepted") - accepted, 1);
+  EXPECT_EQ(EventsIn("duplicate") - duplicate, 1);
   EXPECT_THAT(metrics->body,
               HasSubstr("imbridge_router_attached{platform=\"alpha\"} 1\n"));
 }
@@ -177,6 +181,7 @@ TEST_F(AdapterRuntimeTest, WebhookGets503WhileTheRouterIsDownAndIsKept) {
   ASSERT_TRUE(WaitFor([&] { return runtime->router().attached(); }));
   router_.Kill();
   ASSERT_TRUE(WaitFor([&] { return !runtime->router().attached(); }));
+  const double accepted = EventsIn("accepted");
 
   auto refused = client_.PostJson(Url(*runtime, "/hook"), "alpha:a:2");
   ASSERT_TRUE(refused.ok());
@@ -189,13 +194,8 @@ TEST_F(AdapterRuntimeTest, WebhookGets503WhileTheRouterIsDownAndIsKept) {
   auto retried = client_.PostJson(Url(*runtime, "/hook"), "alpha:a:2");
   ASSERT_TRUE(retried.ok());
   EXPECT_EQ(retried->status, 200);
-  auto metrics = client_.Get(Url(*runtime, "/metrics"));
-  ASSERT_TRUE(metrics.ok());
-  EXPECT_THAT(
-      metrics->body,
-      HasSubstr(
-          "imbridge_events_in_total{outcome=\"duplicate\",platform=\"alpha\"}"
-          " 1\n"));
+  // Stored once, whatever the order of the re-send and the retry.
+  EXPECT_EQ(EventsIn("accepted") - accepted, 1);
 }
 
 TEST_F(AdapterRuntimeTest, PortFileHoldsTheBoundPort) {
