@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cstdio>
 #include <fstream>
+#include <set>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -268,14 +269,23 @@ void Router::CollectMetrics(metrics::Registry& registry) {
   absl::StatusOr<std::vector<std::string>> targets =
       store_->ListPendingTargets();
   int64_t dead_total = 0;
+  auto depth = [&](const std::string& key) -> metrics::Gauge& {
+    return registry.GetGauge("imbridge_router_queue_depth",
+                             "Deliveries waiting per target channel.",
+                             {{"target", key}});
+  };
   if (targets.ok()) {
+    // Targets whose queue drained since the last scrape read 0, not their
+    // last depth.
+    std::set<std::string> now_pending(targets->begin(), targets->end());
+    for (const std::string& key : queue_targets_seen_) {
+      if (now_pending.count(key) == 0) depth(key).Set(0);
+    }
     for (const std::string& key : *targets) {
       absl::StatusOr<Store::TargetCounts> counts = store_->CountDeliveries(key);
       if (!counts.ok()) continue;
-      registry
-          .GetGauge("imbridge_router_queue_depth",
-                    "Deliveries waiting per target channel.", {{"target", key}})
-          .Set(static_cast<double>(counts->pending));
+      depth(key).Set(static_cast<double>(counts->pending));
+      queue_targets_seen_.insert(key);
     }
   }
   absl::StatusOr<std::vector<DeliveryRecord>> dead =

@@ -2,6 +2,8 @@
 #define IMBRIDGE_BRIDGE_ROUTER_H_
 
 #include <memory>
+#include <set>
+#include <string>
 #include <thread>
 
 #include "absl/status/statusor.h"
@@ -70,6 +72,9 @@ class Router {
   std::unique_ptr<WebhookDirectoryService> directory_;
   std::unique_ptr<adapters::WebhookServer> http_;
   uint64_t collector_ = 0;
+  // Targets CollectMetrics has reported a queue depth for (scrapes are
+  // serialized by the registry).
+  std::set<std::string> queue_targets_seen_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   absl::Notification stop_maintenance_;

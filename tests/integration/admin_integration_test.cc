@@ -379,5 +379,33 @@ TEST_F(AdminIntegrationTest, MetricsAreValidPrometheusTextAndReadyzAnswers) {
                         "platform=\"beta\"} 1\n"));
 }
 
+TEST_F(AdminIntegrationTest, QueueDepthRisesWhileDetachedAndFallsToZero) {
+  RouterProcess router(Config(kPairLink));
+  ASSERT_TRUE(router.Start().ok());
+  auto alpha = Adapter(router, "alpha", "a");
+  alpha->Post("A1", "waits for beta");
+  adapters::HttpClient http;
+  std::string url =
+      absl::StrCat("http://127.0.0.1:", router.http_port(), "/metrics");
+  const std::string series =
+      "imbridge_router_queue_depth{target=\"beta/b/B1\"} ";
+  auto waiting = http.Get(url);
+  ASSERT_TRUE(waiting.ok());
+  EXPECT_THAT(waiting->body, HasSubstr(series + "1\n"));
+
+  auto beta = Adapter(router, "beta", "b");
+  ASSERT_TRUE(beta->WaitForCalls(1));
+  std::string body;
+  absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (absl::Now() < deadline) {
+    auto drained = http.Get(url);
+    ASSERT_TRUE(drained.ok());
+    body = drained->body;
+    if (body.find(series + "0\n") != std::string::npos) break;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_THAT(body, HasSubstr(series + "0\n"));
+}
+
 }  // namespace
 }  // namespace imbridge::testing
