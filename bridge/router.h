@@ -52,7 +52,8 @@ class Router {
   Router() = default;
   void RunMaintenance();
   absl::Status StartHttp();
-  // /readyz: answers 200 once a no-op transaction commits within 2 s.
+  // /readyz: answers 200 once a no-op transaction commits (the HTTP
+  // server answers 503 if none does within its 2 s request timeout).
   void ServeReadyz(std::shared_ptr<adapters::Responder> responder);
   // Refreshes the gauges read from the store, at each /metrics scrape.
   void CollectMetrics(metrics::Registry& registry);
