@@ -105,6 +105,17 @@ size_t FindCloser(absl::string_view s, size_t open) {
   return absl::string_view::npos;
 }
 
+// Whether the inside of <...> is one of Slack's entities: a mention
+// (@, #, !) or a link with a scheme. Anything else (a sender that did not
+// escape its angle brackets) stays literal text.
+bool IsEntity(absl::string_view body) {
+  absl::string_view target = body.substr(0, body.find('|'));
+  return absl::StartsWith(target, "@") || absl::StartsWith(target, "#") ||
+         absl::StartsWith(target, "!") ||
+         absl::StrContains(target, "://") ||
+         absl::StartsWith(target, "mailto:");
+}
+
 void HandleEntity(absl::string_view body, const UserNameResolver& resolve,
                   Builder& b) {
   absl::string_view target = body;
@@ -163,7 +174,7 @@ void HandleEntity(absl::string_view body, const UserNameResolver& resolve,
 
 // Parses one line (no newline inside) of inline mrkdwn.
 void ParseInline(absl::string_view s, const UserNameResolver& resolve,
-                 Builder& b) {
+                 bool styles, Builder& b) {
   size_t plain = 0;
   auto flush = [&](size_t upto) {
     if (upto > plain) b.Append(UnescapeMrkdwn(s.substr(plain, upto - plain)));
@@ -173,14 +184,15 @@ void ParseInline(absl::string_view s, const UserNameResolver& resolve,
     char c = s[i];
     if (c == '<') {
       size_t close = s.find('>', i);
-      if (close != absl::string_view::npos && close > i + 1) {
+      if (close != absl::string_view::npos && close > i + 1 &&
+          IsEntity(s.substr(i + 1, close - i - 1))) {
         flush(i);
         HandleEntity(s.substr(i + 1, close - i - 1), resolve, b);
         i = close + 1;
         plain = i;
         continue;
       }
-    } else if (IsMarker(c) && IsOpener(s, i)) {
+    } else if (styles && IsMarker(c) && IsOpener(s, i)) {
       size_t j = FindCloser(s, i);
       if (j != absl::string_view::npos) {
         flush(i);
@@ -189,7 +201,7 @@ void ParseInline(absl::string_view s, const UserNameResolver& resolve,
         if (c == '`') {
           b.Append(UnescapeMrkdwn(inner));
         } else {
-          ParseInline(inner, resolve, b);
+          ParseInline(inner, resolve, styles, b);
         }
         b.AddSpan(MarkerKind(c), start);
         i = j + 1;
@@ -240,12 +252,12 @@ std::string UnescapeMrkdwn(absl::string_view text) {
 }
 
 v1::RichText MrkdwnToRichText(absl::string_view in,
-                              const UserNameResolver& resolve) {
+                              const UserNameResolver& resolve, bool styles) {
   Builder b;
   size_t pos = 0;
   while (pos < in.size()) {
     // A fenced block, possibly spanning lines.
-    if (absl::StartsWith(in.substr(pos), "```")) {
+    if (styles && absl::StartsWith(in.substr(pos), "```")) {
       size_t end = in.find("```", pos + 3);
       if (end != absl::string_view::npos) {
         absl::string_view content = in.substr(pos + 3, end - pos - 3);
@@ -259,7 +271,7 @@ v1::RichText MrkdwnToRichText(absl::string_view in,
       }
     }
     bool line_start = pos == 0 || in[pos - 1] == '\n';
-    if (line_start && QuoteMarker(in.substr(pos)) > 0) {
+    if (styles && line_start && QuoteMarker(in.substr(pos)) > 0) {
       size_t start = b.size();
       bool first = true;
       while (pos < in.size()) {
@@ -269,7 +281,7 @@ v1::RichText MrkdwnToRichText(absl::string_view in,
         if (marker == 0) break;
         if (!first) b.Append("\n");
         first = false;
-        ParseInline(line.substr(marker), resolve, b);
+        ParseInline(line.substr(marker), resolve, styles, b);
         pos = next;
       }
       b.AddSpan(Span::QUOTE, start);
@@ -279,13 +291,13 @@ v1::RichText MrkdwnToRichText(absl::string_view in,
     size_t next = 0;
     absl::string_view line = LineAt(in, pos, &next);
     size_t fence = line.find("```");
-    if (fence != absl::string_view::npos && fence > 0 &&
+    if (styles && fence != absl::string_view::npos && fence > 0 &&
         in.find("```", pos + fence + 3) != absl::string_view::npos) {
-      ParseInline(line.substr(0, fence), resolve, b);
+      ParseInline(line.substr(0, fence), resolve, styles, b);
       pos += fence;
       continue;
     }
-    ParseInline(line, resolve, b);
+    ParseInline(line, resolve, styles, b);
     if (next > pos + line.size()) b.Append("\n");
     pos = next;
   }

@@ -32,9 +32,12 @@ using UserNameResolver = std::function<std::string(absl::string_view user_id)>;
 //   <https://x|label> / <https://x>         LINK (url, text = label or url)
 // Style markers follow Slack's rules: an opening marker starts a word and
 // is followed by a non-space, a closing one ends a word, both on one line;
-// other markers stay literal. `resolve_user` may be null.
+// other markers stay literal. `resolve_user` may be null. Without `styles`
+// only the escapes and the <...> entities are converted; style markers,
+// fences and quotes stay literal text (Slack's "mrkdwn": false).
 v1::RichText MrkdwnToRichText(absl::string_view mrkdwn,
-                              const UserNameResolver& resolve_user);
+                              const UserNameResolver& resolve_user,
+                              bool styles = true);
 
 // How RichTextToMrkdwn renders what Slack cannot show natively.
 struct MrkdwnOptions {

@@ -14,12 +14,13 @@
 
 namespace imbridge::adapters::webhook {
 
-// Appends Slack mrkdwn `text` to `out`: <url|label> and <url> become LINK
-// spans, <@U1>, <#C1|name> and <!here> become "@U1", "#name" and "@here",
+// Appends Slack mrkdwn `text` to `out`, parsed by the Slack adapter's
+// converter (slack::MrkdwnToRichText): <url|label> and <url> become LINK
+// spans, <@U1>, <#C1|name> and <!here> the plain text "@U1", "#name" and
+// "@here" (no mention spans: the ids are not this webhook's users), and
 // &amp; &lt; &gt; are decoded. With `formatting`, also *bold*, _italic_,
-// ~strike~, `code`, ```pre``` and "> " quotes become spans (Slack's rules:
-// a marker opens after a non-word character and closes before one, on the
-// same line). Spans in `out` stay sorted by offset.
+// ~strike~, `code`, ```pre``` and "> " quotes become spans. Spans in `out`
+// stay sorted by offset.
 void AppendMrkdwn(absl::string_view text, bool formatting, v1::RichText* out);
 
 // Appends the legacy attachments `attachments` (a JSON array of objects) the
@@ -33,9 +34,10 @@ void AppendMrkdwn(absl::string_view text, bool formatting, v1::RichText* out);
 void AppendSlackAttachments(const nlohmann::json& attachments,
                             v1::RichText* out);
 
-// `text` as CommonMark: BOLD **x**, ITALIC _x_, STRIKE ~~x~~, CODE `x`, PRE
-// fenced blocks, LINK [x](url), QUOTE "> " lines; other spans leave the
-// text as it is. Markdown characters in plain text are escaped with '\'.
+// `text` as CommonMark, rendered by the TeamSpirit adapter's converter
+// (teamspirit::RichTextToMarkdown; TeamSpirit's markup is CommonMark):
+// **bold**, _italic_, ~~strike~~, `code`, fenced blocks, [x](url), "> "
+// quotes; markdown characters in plain text are escaped with '\'.
 std::string RichTextToMarkdown(const v1::RichText& text);
 
 }  // namespace imbridge::adapters::webhook

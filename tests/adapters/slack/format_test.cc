@@ -65,6 +65,22 @@ TEST(MrkdwnToRichText, PlainTextAndEscapes) {
   EXPECT_THAT(rt.spans(), ::testing::IsEmpty());
 }
 
+TEST(MrkdwnToRichText, AngleBracketsWithoutAnEntityStayLiteral) {
+  v1::RichText rt = Parse("x <not a link> <https://a.io|a> y");
+  EXPECT_EQ(rt.text(), "x <not a link> a y");
+  ASSERT_EQ(rt.spans_size(), 1);
+  EXPECT_EQ(rt.spans(0).kind(), Span::LINK);
+}
+
+TEST(MrkdwnToRichText, WithoutStylesOnlyEntitiesAreConverted) {
+  v1::RichText rt =
+      MrkdwnToRichText("*a* _b_ ```c```\n> q <https://a.io|d> &amp;",
+                       nullptr, /*styles=*/false);
+  EXPECT_EQ(rt.text(), "*a* _b_ ```c```\n> q d &");
+  ASSERT_EQ(rt.spans_size(), 1);
+  EXPECT_EQ(rt.spans(0).kind(), Span::LINK);
+}
+
 TEST(MrkdwnToRichText, BasicStyles) {
   v1::RichText rt = Parse("*bold* _it_ ~gone~ `x < y` done");
   EXPECT_EQ(rt.text(), "bold it gone x < y done");

