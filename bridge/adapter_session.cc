@@ -1,5 +1,6 @@
 #include "bridge/adapter_session.h"
 
+#include "absl/strings/ascii.h"
 #include "absl/time/clock.h"
 
 namespace imbridge::bridge {
@@ -11,7 +12,21 @@ AdapterSession::AdapterSession(uint64_t id, const v1::Hello& hello,
       window_(window),
       credential_name_(std::move(credential_name)),
       connected_since_(absl::Now()),
-      capabilities_(hello.capabilities().begin(), hello.capabilities().end()) {}
+      capabilities_(hello.capabilities().begin(), hello.capabilities().end()) {
+  for (int o = 0; o < static_cast<int>(events_.size()); ++o) {
+    events_[o] = &metrics::Registry::Default().GetCounter(
+        "imbridge_router_events_total",
+        "Events adapters published, by platform and outcome.",
+        {{"platform", hello_.platform()},
+         {"outcome", absl::AsciiStrToLower(v1::PublishAck::Outcome_Name(
+                         static_cast<v1::PublishAck::Outcome>(o)))}});
+  }
+}
+
+void AdapterSession::CountPublish(v1::PublishAck::Outcome outcome) {
+  int o = static_cast<int>(outcome);
+  if (o >= 0 && o < static_cast<int>(events_.size())) events_[o]->Increment();
+}
 
 bool AdapterSession::HasCapability(absl::string_view capability) const {
   return capabilities_.contains(capability);

@@ -1,6 +1,7 @@
 #ifndef IMBRIDGE_BRIDGE_ADAPTER_SESSION_H_
 #define IMBRIDGE_BRIDGE_ADAPTER_SESSION_H_
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -12,6 +13,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "bridge/committer.h"
+#include "common/metrics.h"
 #include "imbridge/v1/router.pb.h"
 
 namespace imbridge::bridge {
@@ -55,6 +57,9 @@ class AdapterSession {
   void Send(std::vector<v1::Delivery> deliveries,
             std::vector<SentDelivery> sent);
 
+  // Counts a publish's outcome in imbridge_router_events_total.
+  void CountPublish(v1::PublishAck::Outcome outcome);
+
   // Writes a publish acknowledgement to the stream.
   void SendAck(v1::PublishAck ack);
 
@@ -79,6 +84,8 @@ class AdapterSession {
   const std::string credential_name_;
   const absl::Time connected_since_;
   absl::flat_hash_set<std::string> capabilities_;
+  // imbridge_router_events_total of this platform, by outcome.
+  std::array<metrics::Counter*, v1::PublishAck::Outcome_ARRAYSIZE> events_;
 
   mutable absl::Mutex mu_;
   std::string last_error_ ABSL_GUARDED_BY(mu_);

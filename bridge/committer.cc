@@ -201,40 +201,51 @@ void Committer::FailOp(Op& op, const absl::Status& status, Effects* effects) {
   }
 }
 
-// Router metrics of committed delivery outcomes (skips are not counted).
-static void CountFinished(const std::vector<FinishedDelivery>& finished) {
+Committer::DeliveryMetrics& Committer::MetricsFor(absl::string_view platform) {
+  auto it = delivery_metrics_.find(platform);
+  if (it != delivery_metrics_.end()) return it->second;
   metrics::Registry& registry = metrics::Registry::Default();
+  std::string p(platform);
+  auto counter = [&](const char* result) {
+    return &registry.GetCounter(
+        "imbridge_router_deliveries_total",
+        "Delivery outcomes by target platform and result (ok, retry, "
+        "dead_letter, resend).",
+        {{"platform", p}, {"result", result}});
+  };
+  DeliveryMetrics m;
+  m.ok = counter("ok");
+  m.retry = counter("retry");
+  m.dead_letter = counter("dead_letter");
+  m.resend = counter("resend");
+  m.latency = &registry.GetHistogram(
+      "imbridge_router_delivery_latency_seconds",
+      "From an event's commit to its copy's delivery, per target platform.",
+      {{"platform", p}});
+  return delivery_metrics_.emplace(std::move(p), m).first->second;
+}
+
+void Committer::CountFinished(const std::vector<FinishedDelivery>& finished) {
   absl::Time now = absl::Now();
   for (const FinishedDelivery& f : finished) {
-    if (f.created_at == absl::InfinitePast()) continue;
-    std::string platform(
+    if (f.created_at == absl::InfinitePast()) continue;  // skips
+    DeliveryMetrics& m = MetricsFor(
         absl::string_view(f.target_key).substr(0, f.target_key.find('/')));
-    const char* result = "ok";
     switch (f.decision.kind) {
       case DeliveryDecision::kCompleted:
-        registry
-            .GetHistogram("imbridge_router_delivery_latency_seconds",
-                          "From an event's commit to its copy's delivery, "
-                          "per target platform.",
-                          {{"platform", platform}})
-            .Observe(absl::ToDoubleSeconds(now - f.created_at));
+        m.latency->Observe(absl::ToDoubleSeconds(now - f.created_at));
+        m.ok->Increment();
         break;
       case DeliveryDecision::kRetry:
-        result = "retry";
+        m.retry->Increment();
         break;
       case DeliveryDecision::kDeadLetter:
-        result = "dead_letter";
+        m.dead_letter->Increment();
         break;
       case DeliveryDecision::kResend:
-        result = "resend";
+        m.resend->Increment();
         break;
     }
-    registry
-        .GetCounter("imbridge_router_deliveries_total",
-                    "Delivery outcomes by target platform and result (ok, "
-                    "retry, dead_letter, resend).",
-                    {{"platform", platform}, {"result", result}})
-        .Increment();
   }
 }
 

@@ -16,6 +16,7 @@
 #include "bridge/delivery_policy.h"
 #include "bridge/link_table.h"
 #include "bridge/store.h"
+#include "common/metrics.h"
 #include "imbridge/v1/router.pb.h"
 
 namespace imbridge::bridge {
@@ -187,6 +188,18 @@ class Committer {
   void FailOp(Op& op, const absl::Status& status, Effects* effects);
   void Deliver(Effects& effects);
 
+  // The router's delivery metrics of one target platform, looked up once.
+  struct DeliveryMetrics {
+    metrics::Counter* ok;
+    metrics::Counter* retry;
+    metrics::Counter* dead_letter;
+    metrics::Counter* resend;
+    metrics::Histogram* latency;
+  };
+  DeliveryMetrics& MetricsFor(absl::string_view platform);
+  // Counts committed delivery outcomes (skips are not counted).
+  void CountFinished(const std::vector<FinishedDelivery>& finished);
+
   Store* const store_;
   const LinkRegistry* const links_;
   const DeliveryPolicy policy_;
@@ -197,6 +210,8 @@ class Committer {
   // participant, and under which name.
   absl::flat_hash_map<std::string, std::pair<absl::Time, std::string>>
       participants_written_;
+  // Committer thread: delivery metrics per target platform.
+  absl::flat_hash_map<std::string, DeliveryMetrics> delivery_metrics_;
 
   mutable absl::Mutex mu_;
   std::vector<Op> queue_ ABSL_GUARDED_BY(mu_);

@@ -4,13 +4,11 @@
 
 #include <algorithm>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "common/logging.h"
-#include "common/metrics.h"
 
 namespace imbridge::bridge {
 
@@ -77,16 +75,7 @@ class AttachReactor
       deps.committer->Publish(
           std::move(*p.mutable_event()),
           [session = session_, seq](const v1::PublishAck& ack) {
-            metrics::Registry::Default()
-                .GetCounter(
-                    "imbridge_router_events_total",
-                    "Events adapters published, by platform and "
-                    "outcome.",
-                    {{"platform", session->platform()},
-                     {"outcome",
-                      absl::AsciiStrToLower(
-                          v1::PublishAck::Outcome_Name(ack.outcome()))}})
-                .Increment();
+            session->CountPublish(ack.outcome());
             v1::PublishAck a = ack;
             a.set_seq(seq);
             session->SendAck(std::move(a));
