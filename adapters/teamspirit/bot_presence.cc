@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "adapters/common/delivery_handler.h"
 #include "common/logging.h"
 
 namespace imbridge::adapters::teamspirit {
@@ -45,13 +46,14 @@ void BotPresence::Stop() {
   published_ = "offline";
 }
 
-void BotPresence::RecordDelivery(const absl::Status& outcome) {
+void BotPresence::RecordDelivery(const absl::Status& outcome, absl::Time now) {
   absl::MutexLock lock(&mu_);
   if (outcome.ok()) {
     consecutive_failures_ = 0;
-  } else {
-    ++consecutive_failures_;
+    return;
   }
+  ++consecutive_failures_;
+  if (!IsRetryable(outcome)) last_dead_letter_ = now;
 }
 
 std::string BotPresence::published() const {
@@ -76,6 +78,8 @@ void BotPresence::Tick(absl::Time now) {
     } else if (options_.degraded_after_failures > 0 &&
                consecutive_failures_ >= options_.degraded_after_failures) {
       reason = "deliveries are failing";
+    } else if (now - last_dead_letter_ < options_.dead_letter_window) {
+      reason = "deliveries are being dead-lettered";
     }
     if (reason.empty()) {
       wanted = {"online", options_.online_text};

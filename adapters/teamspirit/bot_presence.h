@@ -18,7 +18,10 @@ namespace imbridge::adapters::teamspirit {
 //   "away"    degraded: the router connection has been lost for longer than
 //             `degraded_after_detached`, or the last
 //             `degraded_after_failures` deliveries all failed (they are
-//             retried or dead-lettered), with the reason in the status text;
+//             being retried), or a delivery failed permanently (the router
+//             dead-letters it, so the dead-letter queue is growing) within
+//             the last `dead_letter_window`; the reason is in the status
+//             text;
 //   "offline" after Stop() (a clean shutdown).
 // Nothing is set before the first attach. A presence that could not be set
 // is tried again at the next tick.
@@ -30,6 +33,7 @@ class BotPresence {
   struct Options {
     int degraded_after_failures = 5;
     absl::Duration degraded_after_detached = absl::Seconds(30);
+    absl::Duration dead_letter_window = absl::Minutes(10);
     std::string online_text = "Relaying messages";
     std::string away_text = "Bridge degraded";
     std::string offline_text = "Bridge stopped";
@@ -51,8 +55,10 @@ class BotPresence {
   // Stops evaluating and sets "offline". Idempotent.
   void Stop();
 
-  // Records the outcome of one delivery.
-  void RecordDelivery(const absl::Status& outcome);
+  // Records the outcome of one delivery (a failure that is not retryable is
+  // dead-lettered by the router).
+  void RecordDelivery(const absl::Status& outcome,
+                      absl::Time now = absl::Now());
 
   // Evaluates the state once and sets the presence if it changed. Called by
   // the thread every tick; exposed for tests.
@@ -74,6 +80,7 @@ class BotPresence {
   bool ever_attached_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time last_attached_ ABSL_GUARDED_BY(mu_);
   int consecutive_failures_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Time last_dead_letter_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   std::string published_ ABSL_GUARDED_BY(mu_);
   std::string published_text_ ABSL_GUARDED_BY(mu_);
   // Serializes presence calls so that "offline" is the last one.

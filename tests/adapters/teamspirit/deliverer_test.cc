@@ -340,5 +340,23 @@ TEST_F(TeamSpiritDelivererTest, BotPresenceFollowsHealth) {
   EXPECT_EQ(fake_->BotPresence("u-bot").status, "offline");
 }
 
+TEST_F(TeamSpiritDelivererTest, BotPresenceIsAwayWhileDeadLettersGrow) {
+  BotPresence::Options o;
+  o.dead_letter_window = absl::Minutes(10);
+  BotPresence presence(o, api_.get(), [] { return true; });
+  absl::Time t = absl::FromUnixSeconds(1000);
+  presence.Tick(t);
+  EXPECT_EQ(presence.published(), "online");
+  // One permanent failure: the router dead-letters it.
+  presence.RecordDelivery(absl::PermissionDeniedError("not a member"), t);
+  presence.RecordDelivery(absl::OkStatus(), t);
+  presence.Tick(t + absl::Minutes(1));
+  EXPECT_EQ(presence.published(), "away");
+  EXPECT_THAT(fake_->BotPresence("u-bot").text, HasSubstr("dead-lettered"));
+  presence.Tick(t + absl::Minutes(11));
+  EXPECT_EQ(presence.published(), "online");
+  presence.Stop();
+}
+
 }  // namespace
 }  // namespace imbridge::adapters::teamspirit
