@@ -437,7 +437,7 @@ absl::Status HttpFailure(int http_status, absl::string_view what,
   std::string message = http_status == 0
                             ? std::string(what)
                             : absl::StrCat("HTTP ", http_status, ": ", what);
-  if (http_status == 0 || http_status == 429 || http_status >= 500) {
+  if (IsRetryableHttpStatus(http_status)) {
     return RetryableError(message, retry_after);
   }
   return absl::FailedPreconditionError(message);

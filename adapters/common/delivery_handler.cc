@@ -54,4 +54,8 @@ absl::Status WithRetryAfter(absl::Status status, absl::Duration retry_after) {
   return status;
 }
 
+bool IsRetryableHttpStatus(int http_status) {
+  return http_status == 0 || http_status == 429 || http_status >= 500;
+}
+
 }  // namespace imbridge::adapters

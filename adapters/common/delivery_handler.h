@@ -42,6 +42,11 @@ absl::Status RetryableError(absl::string_view message,
 // kDeadlineExceeded, kAborted.
 bool IsRetryable(const absl::Status& status);
 
+// Whether a messenger's HTTP answer is worth retrying: 429 (rate limited),
+// 5xx, and 0 (no answer: a transport failure or timeout). Every other status
+// is a permanent failure of the request.
+bool IsRetryableHttpStatus(int http_status);
+
 // The retry-after a status carries (zero if none).
 absl::Duration RetryAfter(const absl::Status& status);
 

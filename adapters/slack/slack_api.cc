@@ -38,7 +38,7 @@ absl::Status SlackError(absl::string_view method, int http_status,
     if (retry_after <= absl::ZeroDuration()) retry_after = absl::Seconds(1);
     return RetryableError(what, retry_after);
   }
-  if (RetryableSlackError(error) || http_status >= 500 || http_status == 0) {
+  if (RetryableSlackError(error) || IsRetryableHttpStatus(http_status)) {
     return RetryableError(what, retry_after);
   }
   return absl::FailedPreconditionError(what);

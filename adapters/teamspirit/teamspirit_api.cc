@@ -259,7 +259,7 @@ absl::Status StatusFromResponse(const HttpResponse& response,
   std::string text = absl::StrCat("TeamSpirit ", what, ": HTTP ", status);
   if (!code.empty()) absl::StrAppend(&text, " ", code);
   if (!message.empty()) absl::StrAppend(&text, ": ", message);
-  if (status == 429 || status >= 500) {
+  if (IsRetryableHttpStatus(status)) {
     absl::Duration retry_after =
         response.RetryAfter(absl::Now()).value_or(absl::ZeroDuration());
     if (status == 429 && retry_after == absl::ZeroDuration()) {

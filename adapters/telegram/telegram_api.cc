@@ -146,7 +146,7 @@ absl::Status BotApiFailure(absl::string_view method, const BotApiError& error) {
       code == 0 ? absl::StrCat("telegram ", method, ": ", error.description)
                 : absl::StrCat("telegram ", method, ": ", error.error_code, " ",
                                error.description);
-  if (code == 0 || code == 429 || code >= 500) {
+  if (IsRetryableHttpStatus(code)) {
     return RetryableError(what, error.retry_after);
   }
   return absl::FailedPreconditionError(what);

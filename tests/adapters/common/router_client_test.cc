@@ -1179,3 +1179,18 @@ TEST_F(RouterClientTest, StopSendsTheResultOfADeliveryInProgress) {
 
 }  // namespace
 }  // namespace imbridge::adapters
+
+namespace imbridge::adapters {
+namespace {
+
+TEST(DeliveryHandlerTest, HttpStatusesWorthRetrying) {
+  for (int status : {0, 429, 500, 502, 503, 504}) {
+    EXPECT_TRUE(IsRetryableHttpStatus(status)) << status;
+  }
+  for (int status : {200, 400, 401, 403, 404, 409, 413}) {
+    EXPECT_FALSE(IsRetryableHttpStatus(status)) << status;
+  }
+}
+
+}  // namespace
+}  // namespace imbridge::adapters
