@@ -359,9 +359,8 @@ grpc::ServerUnaryReactor* AdminService::GetStats(
       pending += counts.pending;
     }
     response->set_pending_deliveries(pending);
-    IMB_ASSIGN_OR_RETURN(std::vector<DeliveryRecord> dead,
-                         deps_.store->ListDeadLetters(kDeadLetterScan));
-    response->set_dead_letters(static_cast<int64_t>(dead.size()));
+    IMB_ASSIGN_OR_RETURN(int64_t dead, deps_.store->CountDeadLetters());
+    response->set_dead_letters(dead);
     response->set_attached_adapters(
         static_cast<uint32_t>(deps_.router->Sessions().size()));
     response->set_links(static_cast<uint32_t>(deps_.catalog->link_count()));

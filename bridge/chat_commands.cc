@@ -1,6 +1,7 @@
 #include "bridge/chat_commands.h"
 
 #include <map>
+#include <set>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -97,9 +98,15 @@ std::string ChatCommands::Who(const v1::Event& event,
                               const LinkTable& links) const {
   auto members = OtherMembers(event.channel(), links);
   if (members.empty()) return "This chat is not linked to any other chat.";
-  // Last known presence per platform/account/user.
+  // Last known presence per platform/account/user, of the platforms on the
+  // other side only.
   std::map<std::string, v1::Presence> presence;
-  if (auto roster = store_->ListRoster(""); roster.ok()) {
+  std::set<std::string> platforms;
+  for (const auto& [link, member] : members)
+    platforms.insert(member.platform());
+  for (const std::string& platform : platforms) {
+    auto roster = store_->ListRoster(platform);
+    if (!roster.ok()) continue;
     for (const RosterEntry& e : *roster) {
       presence[absl::StrCat(e.platform, "/", e.account, "/", e.user_id)] =
           e.presence;

@@ -280,9 +280,8 @@ void Router::CollectMetrics(metrics::Registry& registry) {
       queue_targets_seen_.insert(key);
     }
   }
-  absl::StatusOr<std::vector<DeliveryRecord>> dead =
-      store_->ListDeadLetters(100000);
-  if (dead.ok()) dead_total = static_cast<int64_t>(dead->size());
+  absl::StatusOr<int64_t> dead = store_->CountDeadLetters();
+  if (dead.ok()) dead_total = *dead;
   registry
       .GetGauge("imbridge_router_dead_letters",
                 "Deliveries given up on, waiting for an operator.")

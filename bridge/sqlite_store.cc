@@ -476,6 +476,7 @@ class SqliteStore : public Store {
       absl::string_view target_key, int64_t after_id, int limit) override;
   absl::StatusOr<std::vector<DeliveryRecord>> ListDeadLetters(
       int limit) override;
+  absl::StatusOr<int64_t> CountDeadLetters() override;
   absl::StatusOr<TargetCounts> CountDeliveries(
       absl::string_view target_key) override;
   absl::StatusOr<std::optional<MessageLocation>> FindMessage(
@@ -513,6 +514,7 @@ class SqliteStore : public Store {
   struct Reader {
     DbPtr db;
     Statement pending_targets, load_pending, dead_letters, count_deliveries;
+    Statement count_dead_letters;
     Statement find_message, messages_in_channel, roster_all, roster_of_platform;
     Statement find_blob, collectable_blobs;
     Statement list_records, list_participants;
@@ -745,6 +747,10 @@ absl::Status SqliteStore::PrepareReader() {
       {&r_.dead_letters,
        "SELECT " IMB_DELIVERY_COLUMNS
        "WHERE d.state = 1 ORDER BY d.dead_at DESC, d.id DESC LIMIT ?"},
+      // Counts through the partial index of dead letters.
+      {&r_.count_dead_letters,
+       "SELECT count(*) FROM deliveries INDEXED BY dead_letters_by_time "
+       "WHERE state = 1"},
       {&r_.count_deliveries,
        "SELECT state, count(*), min(created_at) FROM deliveries "
        "WHERE target_key = ? GROUP BY state"},
@@ -1215,6 +1221,13 @@ absl::Status SqliteStore::TouchParticipant(absl::string_view channel_key,
       .Text(user.display_name())
       .Time(now)
       .Run();
+}
+
+absl::StatusOr<int64_t> SqliteStore::CountDeadLetters() {
+  absl::MutexLock lock(&mu_);
+  Query query(r_.count_dead_letters);
+  IMB_ASSIGN_OR_RETURN(bool row, query.Step());
+  return row ? query.ColumnInt(0) : 0;
 }
 
 absl::StatusOr<std::vector<std::pair<std::string, std::string>>>

@@ -204,6 +204,9 @@ class Store {
   virtual absl::StatusOr<std::vector<DeliveryRecord>> ListDeadLetters(
       int limit) = 0;
 
+  // How many dead letters there are (all targets).
+  virtual absl::StatusOr<int64_t> CountDeadLetters() = 0;
+
   // Pending and dead-letter counts for one target.
   struct TargetCounts {
     int64_t pending = 0;

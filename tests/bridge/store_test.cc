@@ -778,6 +778,25 @@ TEST_F(StoreTest, ReadsRunConcurrentlyWithTheWriter) {
 namespace imbridge::bridge {
 namespace {
 
+TEST_F(StoreTest, DeadLettersAreCounted) {
+  EXPECT_EQ(*store_->CountDeadLetters(), 0);
+  int64_t a = 0, b = 0;
+  ASSERT_TRUE(InTransaction([&] {
+                IMB_ASSIGN_OR_RETURN(
+                    auto e, store_->InsertEvent(Posted("k1", "x"), kT0));
+                IMB_ASSIGN_OR_RETURN(
+                    a, store_->InsertDelivery(Delivery(*e, "C1", kT0)));
+                IMB_ASSIGN_OR_RETURN(
+                    b, store_->InsertDelivery(Delivery(*e, "C2", kT0)));
+                return store_->DeadLetterDelivery(a, "gone", kT0);
+              }).ok());
+  EXPECT_EQ(*store_->CountDeadLetters(), 1);
+  ASSERT_TRUE(InTransaction([&] {
+                return store_->DeadLetterDelivery(b, "gone", kT0);
+              }).ok());
+  EXPECT_EQ(*store_->CountDeadLetters(), 2);
+}
+
 TEST_F(StoreTest, RecordsArePutListedReplacedAndDeleted) {
   ASSERT_TRUE(InTransaction([&] {
                 IMB_RETURN_IF_ERROR(store_->PutRecord("link", "b", "B1"));
