@@ -13,7 +13,9 @@ AdapterSession::AdapterSession(uint64_t id, const v1::Hello& hello,
       credential_name_(std::move(credential_name)),
       connected_since_(absl::Now()),
       capabilities_(hello.capabilities().begin(), hello.capabilities().end()) {
-  for (int o = 0; o < static_cast<int>(events_.size()); ++o) {
+  events_.fill(nullptr);
+  // Every outcome but OUTCOME_UNSPECIFIED, which the router never sends.
+  for (int o = 1; o < static_cast<int>(events_.size()); ++o) {
     events_[o] = &metrics::Registry::Default().GetCounter(
         "imbridge_router_events_total",
         "Events adapters published, by platform and outcome.",
@@ -25,7 +27,9 @@ AdapterSession::AdapterSession(uint64_t id, const v1::Hello& hello,
 
 void AdapterSession::CountPublish(v1::PublishAck::Outcome outcome) {
   int o = static_cast<int>(outcome);
-  if (o >= 0 && o < static_cast<int>(events_.size())) events_[o]->Increment();
+  if (o >= 0 && o < static_cast<int>(events_.size()) && events_[o] != nullptr) {
+    events_[o]->Increment();
+  }
 }
 
 bool AdapterSession::HasCapability(absl::string_view capability) const {

@@ -8,6 +8,7 @@
 #include <regex>
 #include <string>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
@@ -350,8 +351,18 @@ TEST_F(AdminIntegrationTest, MetricsAreValidPrometheusTextAndReadyzAnswers) {
   ASSERT_TRUE(alive.ok());
   EXPECT_EQ(alive->status, 200);
 
-  auto metrics = http.Get(base + "/metrics");
-  ASSERT_TRUE(metrics.ok());
+  // The adapter's result is committed (and counted) a moment after the
+  // adapter handled the delivery.
+  absl::StatusOr<adapters::HttpResponse> metrics;
+  absl::Time deadline = absl::Now() + absl::Seconds(20);
+  do {
+    metrics = http.Get(base + "/metrics");
+    ASSERT_TRUE(metrics.ok());
+    if (absl::StrContains(metrics->body, "imbridge_router_deliveries_total")) {
+      break;
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  } while (absl::Now() < deadline);
   EXPECT_EQ(metrics->status, 200);
   // Every line is a comment (# HELP / # TYPE) or "name{labels} value".
   std::regex sample(
