@@ -48,7 +48,7 @@ buildah() { command buildah ${BUILDAH_OPTS:-} "$@"; }
 staging="$(mktemp -d)"
 container=""
 cleanup() {
-  [ -n "$container" ] && buildah rm "$container" >/dev/null 2>&1 || true
+  if [ -n "$container" ]; then buildah rm "$container" >/dev/null 2>&1 || true; fi
   rm -rf "$staging"
 }
 trap cleanup EXIT
@@ -68,7 +68,7 @@ for library in $libraries; do
   cp -L "$library" "$rootfs$library"
 done
 for binary in "$rootfs"/usr/bin/*; do
-  if LD_LIBRARY_PATH= ldd "$binary" | grep -q 'not found'; then
+  if LD_LIBRARY_PATH='' ldd "$binary" | grep -q 'not found'; then
     die "$(basename "$binary"): a library is not found: $(ldd "$binary" | grep 'not found')"
   fi
 done
