@@ -6,7 +6,7 @@
 #   /etc/ssl/certs/ca-certificates.crt  the host's CA bundle (ca-certificates)
 #   /etc/passwd, /etc/group             root and imbridge (uid/gid 10001)
 #   /etc/imbridge/*.example.yaml        the example configs
-#   /usr/share/imbridge/sandbox/web     the sandbox's page (its web_dir)
+#   /usr/share/imbridge/sandbox/web     the sandbox's page
 #   /var/lib/imbridge                   a VOLUME owned by imbridge, 0700
 # and runs as imbridge (10001). There is no entrypoint: the command names the
 # process, e.g. `imbridge-router --config /etc/imbridge/router.yaml` (the
