@@ -7,7 +7,9 @@ scripts, stripped binaries), installs it with `dpkg -i`, and checks what an
 operator gets: the imbridge user, /var/lib/imbridge (imbridge, 0700), the
 example configs in /etc/imbridge (none enabled), generated root-only tokens,
 `imbridge-router --check-config` of the shipped example as written with an
-empty environment, and `systemd-analyze verify` of every installed unit.
+empty environment, `systemd-analyze verify` of every installed unit, and
+that the maintainer scripts start nothing not enabled (run with a recording
+systemctl, in a mount namespace that looks booted with systemd).
 Then `dpkg -r` keeps /var/lib/imbridge and `dpkg -P` removes it and the user.
 
 Needs root (exit 77, which ctest counts as skipped, otherwise). Leaves
@@ -57,6 +59,45 @@ def user_exists(name):
         return True
     except KeyError:
         return False
+
+
+STUB_SYSTEMCTL = """#!/bin/sh
+# systemctl as the maintainer scripts see it: records each call; is-enabled
+# and is-active answer from $STUB_ENABLED and $STUB_ACTIVE.
+echo "$*" >>"$STUB_LOG"
+unit=""
+for arg in "$@"; do unit="$arg"; done
+case "$1" in
+  is-enabled) case " $STUB_ENABLED " in *" $unit "*) exit 0 ;; esac; exit 1 ;;
+  is-active) case " $STUB_ACTIVE " in *" $unit "*) exit 0 ;; esac; exit 3 ;;
+esac
+exit 0
+"""
+
+
+def run_maintainer_script(script, args, systemd, enabled=(), active=()):
+    """Runs an installed maintainer script with a recording systemctl; with
+    `systemd`, in a mount namespace whose /run has /run/systemd/system (as
+    on a machine booted with systemd). Returns the systemctl calls."""
+    with tempfile.TemporaryDirectory() as stub:
+        with open(os.path.join(stub, "systemctl"), "w") as f:
+            f.write(STUB_SYSTEMCTL)
+        os.chmod(os.path.join(stub, "systemctl"), 0o755)
+        log = os.path.join(stub, "calls")
+        open(log, "w").close()
+        env = dict(os.environ, PATH=stub + ":/usr/sbin:/usr/bin:/sbin:/bin",
+                   STUB_LOG=log, STUB_ENABLED=" ".join(enabled),
+                   STUB_ACTIVE=" ".join(active))
+        command = "/var/lib/dpkg/info/imbridge.%s %s" % (script, " ".join(args))
+        if systemd:
+            command = ("mount -t tmpfs tmpfs /run && mkdir -p /run/systemd/system && "
+                       + command)
+            run("unshare", "--mount", "--propagation", "private", "sh", "-c",
+                command, env=env)
+        else:
+            run("sh", "-c", command, env=env)
+        with open(log) as f:
+            return [line.strip() for line in f if line.strip()]
 
 
 class DebPackageTest(unittest.TestCase):
@@ -178,6 +219,27 @@ class DebPackageTest(unittest.TestCase):
         output = result.stdout + result.stderr
         self.assertEqual(result.returncode, 0, output)
         self.assertNotIn("imbridge", output)
+
+        # The maintainer scripts start nothing that was not enabled: without
+        # systemd they do not call systemctl; with it, postinst restarts only
+        # enabled units and prerm stops only running ones, adapters first.
+        self.assertEqual(run_maintainer_script("postinst", ["configure"], False), [])
+        self.assertEqual(run_maintainer_script("prerm", ["upgrade"], False), [])
+        calls = run_maintainer_script("postinst", ["configure", "0.1.0"], True)
+        self.assertIn("daemon-reload", calls)
+        self.assertEqual([c for c in calls if c.split()[0] not in
+                          ("daemon-reload", "is-enabled")], [], calls)
+        calls = run_maintainer_script("postinst", ["configure", "0.1.0"], True,
+                                      enabled=["imbridge-router.service"])
+        self.assertEqual([c for c in calls if c.split()[0] not in
+                          ("daemon-reload", "is-enabled")],
+                         ["restart imbridge-router.service"])
+        calls = run_maintainer_script(
+            "prerm", ["upgrade", "0.1.0"], True,
+            active=["imbridge-router.service", "imbridge-adapter-slack.service"])
+        self.assertEqual([c for c in calls if c.split()[0] != "is-active"],
+                         ["stop imbridge-adapter-slack.service",
+                          "stop imbridge-router.service"])
 
         # Remove: binaries gone, data, tokens and user kept.
         marker = "/var/lib/imbridge/imbridge.db"
