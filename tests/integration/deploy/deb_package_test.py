@@ -9,7 +9,8 @@ example configs in /etc/imbridge (none enabled), generated root-only tokens,
 `imbridge-router --check-config` of the shipped example as written with an
 empty environment, `systemd-analyze verify` of every installed unit, and
 that the maintainer scripts start nothing not enabled (run with a recording
-systemctl, in a mount namespace that looks booted with systemd).
+systemctl, in a mount namespace that looks booted with systemd), and the
+shipped router example running as the unit would run it until /readyz is 200.
 Then `dpkg -r` keeps /var/lib/imbridge and `dpkg -P` removes it and the user.
 
 Needs root (exit 77, which ctest counts as skipped, otherwise). Leaves
@@ -17,14 +18,18 @@ nothing installed: the package is purged at the end, also on failure.
 """
 
 import glob
+import grp
 import os
 import pwd
-import grp
+import shutil
+import socket
 import stat
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
+import urllib.request
 
 BUILD = os.environ["IMBRIDGE_BUILD_DIR"]
 UNITS = [
@@ -51,6 +56,11 @@ def package_state():
     result = run("dpkg-query", "-W", "-f=${db:Status-Status}", "imbridge",
                  check=False)
     return result.stdout.strip() if result.returncode == 0 else ""
+
+
+def port_in_use(port):
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def user_exists(name):
@@ -118,6 +128,51 @@ class DebPackageTest(unittest.TestCase):
     def tearDownClass(cls):
         if package_state():
             run("dpkg", "--purge", "imbridge", check=False)
+
+    def check_router_runs_as_the_unit_would(self):
+        """The shipped example, as the router unit runs it: user imbridge,
+        data in the package's /var/lib/imbridge, the credentials (private
+        copies readable by the service) shown at /etc/imbridge/credentials,
+        as LoadCredential= and BindReadOnlyPaths= do. /readyz must answer."""
+        if any(port_in_use(p) for p in (7700, 7701)):
+            print("note: 127.0.0.1:7700 or 7701 in use; the example's router "
+                  "was not started", file=sys.stderr)
+            return
+        user = pwd.getpwnam("imbridge")
+        with tempfile.TemporaryDirectory() as credentials:
+            os.chmod(credentials, 0o700)
+            os.chown(credentials, user.pw_uid, user.pw_gid)
+            for token in ("admin-token", "adapter-token"):
+                target = os.path.join(credentials, token)
+                shutil.copy("/etc/imbridge/credentials/" + token, target)
+                os.chown(target, user.pw_uid, user.pw_gid)
+                os.chmod(target, 0o400)
+            router = subprocess.Popen(
+                ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                 "mount --bind \"$0\" /etc/imbridge/credentials && exec setpriv "
+                 "--reuid imbridge --regid imbridge --init-groups /usr/bin/imbridge-router "
+                 "--config /etc/imbridge/router.example.yaml", credentials],
+                env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            try:
+                status = None
+                deadline = time.monotonic() + 60
+                while time.monotonic() < deadline and router.poll() is None:
+                    try:
+                        with urllib.request.urlopen("http://127.0.0.1:7701/readyz",
+                                                    timeout=3) as r:
+                            status = r.status
+                            break
+                    except OSError:
+                        time.sleep(0.3)
+                self.assertIsNone(router.poll(), "the router exited")
+                self.assertEqual(status, 200)
+                st = os.stat("/var/lib/imbridge/imbridge.db")
+                self.assertEqual(st.st_uid, user.pw_uid)
+            finally:
+                router.terminate()
+                _, stderr = router.communicate(timeout=60)
+            self.assertEqual(router.returncode, 0, stderr[-3000:])
 
     def test_1_control_data(self):
         self.assertRegex(os.path.basename(self.deb),
@@ -240,6 +295,8 @@ class DebPackageTest(unittest.TestCase):
         self.assertEqual([c for c in calls if c.split()[0] != "is-active"],
                          ["stop imbridge-adapter-slack.service",
                           "stop imbridge-router.service"])
+
+        self.check_router_runs_as_the_unit_would()
 
         # Remove: binaries gone, data, tokens and user kept.
         marker = "/var/lib/imbridge/imbridge.db"
