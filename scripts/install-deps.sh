@@ -10,6 +10,7 @@ packages=(
   libabsl-dev libcurl4-openssl-dev libboost-dev libssl-dev libsqlite3-dev
   nlohmann-json3-dev libyaml-cpp-dev libgtest-dev libgmock-dev
   python3 python3-grpcio python3-protobuf curl
+  prometheus
 )
 if [ "${1:-}" = "--with-browser" ]; then
   # What the browser test needs is the commands; a machine may have Node.js
