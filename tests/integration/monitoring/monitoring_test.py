@@ -360,7 +360,8 @@ def check(stack, prom):
         failures.append("the dashboard's link variable would not offer 'sandbox'")
 
     # Every rule loaded and evaluated without error; none fires on a healthy
-    # stack.
+    # stack (one may be pending: a scrape missed on a loaded machine makes
+    # `up` 0 for a second).
     def evaluated():
         groups = prom.api("rules")["groups"]
         rules_seen = [r for g in groups for r in g["rules"]]
@@ -372,7 +373,7 @@ def check(stack, prom):
     for rule in wait_for("every alerting rule to be evaluated", evaluated, timeout=30):
         if rule["health"] != "ok":
             failures.append(f"rule {rule['name']}: {rule['health']} {rule.get('lastError')}")
-        if rule["state"] != "inactive":
+        if rule["state"] == "firing":
             failures.append(f"rule {rule['name']} is {rule['state']} on a healthy stack")
     return failures
 
