@@ -15,7 +15,8 @@ each second and loading deploy/prometheus/alerts.yaml. Then:
   series in the live /metrics of the process that exports it: a router metric
   in the router's, an adapter metric in every adapter's;
 - every dashboard query is valid PromQL and returns data, and every alerting
-  rule evaluates without error (/api/v1/rules).
+  rule evaluates without error (/api/v1/rules);
+- the dashboard is a well-formed Grafana model on the DS_PROMETHEUS variable.
 
 Exits 77 (skipped) when Prometheus is not installed.
 """
@@ -106,6 +107,29 @@ def dashboard_queries():
         if var["type"] == "query":
             variables.append(var["definition"])
     return exprs, variables
+
+
+def dashboard_shape():
+    """What Grafana needs of the JSON model: unique panel ids, every query
+    on the DS_PROMETHEUS data source variable, panels inside the 24-column
+    grid."""
+    with open(DASHBOARD) as f:
+        board = json.load(f)
+    failures = []
+    variables = {v["name"]: v for v in board["templating"]["list"]}
+    if variables.get("DS_PROMETHEUS", {}).get("type") != "datasource":
+        failures.append("dashboard: no data source variable DS_PROMETHEUS")
+    ids = [p["id"] for p in board["panels"]]
+    if len(ids) != len(set(ids)):
+        failures.append(f"dashboard: panel ids repeat: {ids}")
+    for panel in board["panels"]:
+        grid = panel["gridPos"]
+        if grid["x"] + grid["w"] > 24:
+            failures.append(f"dashboard: {panel['title']} is outside the grid")
+        for target in panel.get("targets", []):
+            if target["datasource"]["uid"] != "${DS_PROMETHEUS}":
+                failures.append(f"dashboard: {panel['title']} queries another data source")
+    return failures
 
 
 def alert_exprs():
@@ -287,7 +311,7 @@ def provoke_webhook_rejections(stack):
 
 
 def check(stack, prom):
-    failures = []
+    failures = dashboard_shape()
     processes = ("router",) + ADAPTERS
 
     # Every target up.
