@@ -155,7 +155,10 @@ def alert_exprs():
 
 class Prometheus:
     def __init__(self, targets):
-        self.dir = tempfile.mkdtemp(prefix="imbridge-prometheus-")
+        # As root it runs as nobody, who must reach the directory: /tmp, not a
+        # TMPDIR of root's own.
+        self.dir = tempfile.mkdtemp(prefix="imbridge-prometheus-",
+                                    dir="/tmp" if os.geteuid() == 0 else None)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         shutil.copy(ALERTS, os.path.join(self.dir, "alerts.yaml"))
