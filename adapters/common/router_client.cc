@@ -31,6 +31,12 @@ constexpr size_t kBlobChunkBytes = 256 * 1024;
 constexpr size_t kMaxFrameBytes = 1 << 20;
 // How long Stop() waits for deliveries in progress and their results.
 constexpr absl::Duration kStopDrainTimeout = absl::Seconds(5);
+// How long one connection attempt to the router may take.
+constexpr absl::Duration kConnectTimeout = absl::Seconds(2);
+// How often the session thread looks up from waiting for the router (to see
+// Stop()), and how often it repeats that the router cannot be reached.
+constexpr absl::Duration kConnectPoll = absl::Milliseconds(100);
+constexpr absl::Duration kUnreachableLogInterval = absl::Seconds(60);
 
 absl::Status FromGrpc(const grpc::Status& status) {
   return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
@@ -79,11 +85,20 @@ class RouterClient::Impl {
  public:
   Impl(Options options, DeliveryHandler* handler)
       : options_(std::move(options)), handler_(handler) {
+    // gRPC's connection backoff is the only one while the router is
+    // unreachable (see SessionLoop), so it is kept short.
+    absl::Duration max_connect_backoff =
+        std::max(options_.max_connect_backoff, absl::Milliseconds(1));
     grpc::ChannelArguments args;
-    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
-                ClampedMillis(options_.initial_backoff));
+    args.SetInt(
+        GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
+        ClampedMillis(std::min(options_.initial_backoff, max_connect_backoff)));
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
-                ClampedMillis(options_.max_backoff));
+                ClampedMillis(max_connect_backoff));
+    // The shortest time one connection attempt is given (gRPC's default is
+    // 20 s, during which a router that came back is not tried again).
+    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS,
+                ClampedMillis(kConnectTimeout));
     channel_ = grpc::CreateCustomChannel(
         options_.address, grpc::InsecureChannelCredentials(), args);
     stub_ = v1::Router::NewStub(channel_);
@@ -338,14 +353,26 @@ class RouterClient::Impl {
     return meta;
   }
 
+  // Connects, attaches and re-attaches until Stop(). There is one backoff
+  // at a time: while the router is unreachable, WaitForRouter waits on
+  // gRPC's connection backoff (short, see the constructor); the client's own
+  // backoff only spaces attempts the router answered and refused.
   void SessionLoop() {
     absl::BitGen gen;
     absl::Duration backoff = options_.initial_backoff;
     while (true) {
+      if (!WaitForRouter()) return;
       SessionEnd end = RunSession();
       if (end.welcomed) backoff = options_.initial_backoff;
-      absl::Duration wait = absl::Trunc(backoff * absl::Uniform(gen, 0.8, 1.2),
-                                        absl::Milliseconds(1));
+      absl::Duration wait = backoff;
+      // The router is going away (it is shutting down, or the connection
+      // broke): it is worth trying as soon as it can serve again.
+      if (!end.welcomed &&
+          end.status.code() == absl::StatusCode::kUnavailable) {
+        wait = std::min(wait, options_.max_connect_backoff);
+      }
+      wait = absl::Trunc(wait * absl::Uniform(gen, 0.8, 1.2),
+                         absl::Milliseconds(1));
       {
         absl::MutexLock lock(&mu_);
         if (stopping_) return;
@@ -357,6 +384,32 @@ class RouterClient::Impl {
         if (stopping_) return;
       }
       if (!end.welcomed) backoff = std::min(backoff * 2, options_.max_backoff);
+    }
+  }
+
+  // Waits until the channel to the router is connected; gRPC retries the
+  // connection meanwhile. Logs when the router cannot be reached, and again
+  // every kUnreachableLogInterval. False once Stop() was called.
+  bool WaitForRouter() {
+    absl::Time started = absl::Now();
+    absl::Time next_log = absl::InfinitePast();
+    while (true) {
+      {
+        absl::MutexLock lock(&mu_);
+        if (stopping_) return false;
+      }
+      if (channel_->WaitForConnected(
+              absl::ToChronoTime(absl::Now() + kConnectPoll))) {
+        return true;
+      }
+      absl::Time now = absl::Now();
+      if (now >= next_log) {
+        next_log = now + kUnreachableLogInterval;
+        LogWarn("cannot reach the router; connecting again",
+                {{"address", options_.address},
+                 {"waited", absl::FormatDuration(absl::Trunc(
+                                now - started, absl::Milliseconds(1)))}});
+      }
     }
   }
 
