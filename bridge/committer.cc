@@ -1,5 +1,7 @@
 #include "bridge/committer.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "bridge/event_validation.h"
@@ -15,6 +17,25 @@ v1::PublishAck Ack(v1::PublishAck::Outcome outcome, std::string detail = "") {
   ack.set_outcome(outcome);
   ack.set_detail(std::move(detail));
   return ack;
+}
+
+// The `kind` label of imbridge_router_link_events_total.
+const char* EventKindName(v1::Event::KindCase kind) {
+  switch (kind) {
+    case v1::Event::kPosted:
+      return "message";
+    case v1::Event::kEdited:
+      return "edit";
+    case v1::Event::kDeleted:
+      return "delete";
+    case v1::Event::kPresence:
+      return "presence";
+    case v1::Event::kMembership:
+      return "membership";
+    case v1::Event::KIND_NOT_SET:
+      break;
+  }
+  return "none";
 }
 
 // Whose name the copy is shown under.
@@ -206,6 +227,22 @@ Committer::DeliveryMetrics& Committer::MetricsFor(absl::string_view platform) {
   return delivery_metrics_.emplace(std::move(p), m).first->second;
 }
 
+void Committer::CountRelayed(
+    const std::vector<std::pair<std::string, v1::Event::KindCase>>& relayed) {
+  for (const auto& key : relayed) {
+    metrics::Counter*& counter = link_events_[key];
+    if (counter == nullptr) {
+      counter = &metrics::Registry::Default().GetCounter(
+          "imbridge_router_link_events_total",
+          "Events the router relayed, once per link they were relayed on, "
+          "by kind (message, edit, delete, presence, membership); counted "
+          "after the commit.",
+          {{"link", key.first}, {"kind", EventKindName(key.second)}});
+    }
+    counter->Increment();
+  }
+}
+
 void Committer::CountFinished(const std::vector<FinishedDelivery>& finished) {
   absl::Time now = absl::Now();
   for (const FinishedDelivery& f : finished) {
@@ -237,6 +274,7 @@ void Committer::Deliver(Effects& effects) {
   for (auto& [done, status] : effects.task_results) {
     if (done) done(status);
   }
+  if (!effects.relayed.empty()) CountRelayed(effects.relayed);
   if (!effects.written.empty()) {
     listener_->OnDeliveriesWritten(std::move(effects.written));
   }
@@ -339,6 +377,15 @@ absl::Status Committer::ApplyPublish(PublishOp& op, absl::Time now,
   // For the log line below (the loop moves the targets' fields).
   const std::string first_link = targets.empty() ? "" : targets.front().link;
   const size_t target_count = targets.size();
+  // A link with several other members is one relay of the event.
+  const size_t relayed_before = effects->relayed.size();
+  for (const LinkTarget& t : targets) {
+    auto mine = effects->relayed.begin() + relayed_before;
+    if (std::none_of(mine, effects->relayed.end(),
+                     [&](const auto& r) { return r.first == t.link; })) {
+      effects->relayed.emplace_back(t.link, event.kind_case());
+    }
+  }
   for (LinkTarget& t : targets) {
     DeliveryRecord d;
     d.event_id = *event_id;

@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -169,6 +170,8 @@ class Committer {
         task_results;
     std::vector<DeliveryRecord> written;
     std::vector<FinishedDelivery> finished;
+    // Each accepted event once per link it is relayed on: (link, kind).
+    std::vector<std::pair<std::string, v1::Event::KindCase>> relayed;
   };
 
   void Run();
@@ -199,6 +202,9 @@ class Committer {
   DeliveryMetrics& MetricsFor(absl::string_view platform);
   // Counts committed delivery outcomes (skips are not counted).
   void CountFinished(const std::vector<FinishedDelivery>& finished);
+  // Counts committed relays in imbridge_router_link_events_total.
+  void CountRelayed(
+      const std::vector<std::pair<std::string, v1::Event::KindCase>>& relayed);
 
   Store* const store_;
   const LinkRegistry* const links_;
@@ -212,6 +218,10 @@ class Committer {
       participants_written_;
   // Committer thread: delivery metrics per target platform.
   absl::flat_hash_map<std::string, DeliveryMetrics> delivery_metrics_;
+  // Committer thread: relayed-events counters per (link, kind).
+  absl::flat_hash_map<std::pair<std::string, v1::Event::KindCase>,
+                      metrics::Counter*>
+      link_events_;
 
   mutable absl::Mutex mu_;
   std::vector<Op> queue_ ABSL_GUARDED_BY(mu_);

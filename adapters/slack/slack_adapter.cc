@@ -120,6 +120,7 @@ absl::Status ValidateSlackConfig(absl::string_view source,
 SlackAdapter::SlackAdapter(const v1::SlackAdapterConfig& config,
                            AdapterRuntime* runtime)
     : runtime_(runtime),
+      http_(MessengerClientOptions("slack")),
       executor_(std::make_unique<Executor>(
           config.inbound_threads() > 0
               ? static_cast<int>(config.inbound_threads())

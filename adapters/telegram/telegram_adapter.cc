@@ -194,6 +194,7 @@ TelegramAdapter::TelegramAdapter(const v1::TelegramAdapterConfig& config,
                                  AdapterRuntime* runtime)
     : config_(config),
       runtime_(runtime),
+      http_(MessengerClientOptions("telegram")),
       aliases_(config.state_dir().empty()
                    ? std::string()
                    : (std::filesystem::path(config.state_dir()) /

@@ -388,6 +388,53 @@ TEST_F(AdminIntegrationTest, MetricsAreValidPrometheusTextAndReadyzAnswers) {
   EXPECT_THAT(metrics->body,
               HasSubstr("imbridge_router_delivery_latency_seconds_count{"
                         "platform=\"beta\"} 1\n"));
+  EXPECT_THAT(metrics->body,
+              HasSubstr("imbridge_router_link_events_total{kind=\"message\","
+                        "link=\"pair\"} 1\n"));
+}
+
+TEST_F(AdminIntegrationTest, LinkEventsCountEachEventOncePerLink) {
+  RouterProcess router(Config(R"(links:
+  - name: trio
+    members:
+      - {platform: alpha, account: a, chat_id: A1}
+      - {platform: beta, account: b, chat_id: B1}
+      - {platform: beta, account: b, chat_id: B2}
+  - name: side
+    members:
+      - {platform: alpha, account: a, chat_id: A1}
+      - {platform: beta, account: b, chat_id: B3}
+  - name: quiet
+    members:
+      - {platform: alpha, account: a, chat_id: A9}
+      - {platform: beta, account: b, chat_id: B9}
+)"));
+  ASSERT_TRUE(router.Start().ok());
+  auto alpha = Adapter(router, "alpha", "a");
+  auto beta = Adapter(router, "beta", "b");
+  alpha->Post("A1", "first");
+  alpha->Post("A1", "second");
+  // Two messages, each to three chats over two links.
+  ASSERT_TRUE(beta->WaitForCalls(6));
+  adapters::HttpClient http;
+  auto metrics = http.Get(
+      absl::StrCat("http://127.0.0.1:", router.http_port(), "/metrics"));
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_THAT(metrics->body,
+              HasSubstr("imbridge_router_link_events_total{kind=\"message\","
+                        "link=\"trio\"} 2\n"));
+  EXPECT_THAT(metrics->body,
+              HasSubstr("imbridge_router_link_events_total{kind=\"message\","
+                        "link=\"side\"} 2\n"));
+  EXPECT_THAT(metrics->body, Not(HasSubstr("link=\"quiet\"")));
+  // A linked channel that never had a delivery has its queue series, 0.
+  EXPECT_THAT(
+      metrics->body,
+      HasSubstr("imbridge_router_queue_depth{target=\"beta/b/B9\"} 0\n"));
+  EXPECT_THAT(
+      metrics->body,
+      HasSubstr("imbridge_router_queue_oldest_age_seconds{target=\"beta/"
+                "b/B9\"} 0\n"));
 }
 
 TEST_F(AdminIntegrationTest, QueueDepthRisesWhileDetachedAndFallsToZero) {
@@ -403,6 +450,19 @@ TEST_F(AdminIntegrationTest, QueueDepthRisesWhileDetachedAndFallsToZero) {
   auto waiting = http.Get(url);
   ASSERT_TRUE(waiting.ok());
   EXPECT_THAT(waiting->body, HasSubstr(series + "1\n"));
+  // The waiting delivery ages.
+  const std::string age_series =
+      "imbridge_router_queue_oldest_age_seconds{target=\"beta/b/B1\"} ";
+  auto Age = [&](const std::string& body) {
+    size_t at = body.find(age_series);
+    if (at == std::string::npos) return -1.0;
+    return std::stod(body.substr(at + age_series.size()));
+  };
+  absl::SleepFor(absl::Milliseconds(1100));
+  auto aged = http.Get(url);
+  ASSERT_TRUE(aged.ok());
+  EXPECT_GE(Age(aged->body), 1.0) << aged->body;
+  EXPECT_LT(Age(aged->body), 600.0);
 
   auto beta = Adapter(router, "beta", "b");
   ASSERT_TRUE(beta->WaitForCalls(1));
@@ -416,6 +476,7 @@ TEST_F(AdminIntegrationTest, QueueDepthRisesWhileDetachedAndFallsToZero) {
     absl::SleepFor(absl::Milliseconds(50));
   }
   EXPECT_THAT(body, HasSubstr(series + "0\n"));
+  EXPECT_THAT(body, HasSubstr(age_series + "0\n"));
 }
 
 }  // namespace
