@@ -19,6 +19,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "common/utf8.h"
 #include "grpcpp/grpcpp.h"
 #include "imbridge/v1/router.grpc.pb.h"
 
@@ -163,6 +164,12 @@ class RouterClient::Impl {
   }
 
   absl::Status Publish(v1::Event event, PublishCallback done) {
+    // protobuf would refuse the whole frame that carries such an event, and
+    // re-sending it would wedge the stream.
+    if (std::string field = FindInvalidUtf8Field(event); !field.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("the event's ", field, " is not valid UTF-8"));
+    }
     size_t bytes = event.ByteSizeLong();
     // The router could never accept it; re-sending it would wedge the stream.
     if (bytes > kMaxFrameBytes) {
@@ -561,7 +568,21 @@ class RouterClient::Impl {
       }
     }
     for (auto& [done, ack] : acked) {
-      if (done) done(*ack);
+      if (done) RunPublishCallback(done, *ack);
+    }
+  }
+
+  // A publish callback that throws is logged; the stream goes on.
+  static void RunPublishCallback(const PublishCallback& done,
+                                 const v1::PublishAck& ack) {
+    try {
+      done(ack);
+    } catch (const std::exception& e) {
+      LogError("a publish callback failed",
+               {{"seq", absl::StrCat(ack.seq())}, {"error", e.what()}});
+    } catch (...) {
+      LogError("a publish callback failed (an unknown exception)",
+               {{"seq", absl::StrCat(ack.seq())}});
     }
   }
 
@@ -654,14 +675,52 @@ class RouterClient::Impl {
         ++busy_workers_;
       }
       absl::StatusOr<std::vector<std::string>> outcome =
-          handler_ != nullptr
-              ? handler_->Deliver(item.delivery)
-              : absl::FailedPreconditionError("the adapter has no handler");
+          DeliverGuarded(item.delivery);
       absl::MutexLock lock(&mu_);
       --busy_workers_;
       Complete(key, item, outcome);
       ReleaseTarget(key);
     }
+  }
+
+  // Runs the handler behind an exception barrier: whatever it throws, or
+  // native ids that are not UTF-8 (they could not be sent to the router),
+  // become a permanent failure with the reason, and the adapter goes on.
+  absl::StatusOr<std::vector<std::string>> DeliverGuarded(
+      const v1::Delivery& delivery) {
+    if (handler_ == nullptr) {
+      return absl::FailedPreconditionError("the adapter has no handler");
+    }
+    absl::StatusOr<std::vector<std::string>> outcome;
+    try {
+      outcome = handler_->Deliver(delivery);
+    } catch (const std::exception& e) {
+      outcome = absl::InternalError(
+          absl::StrCat("the adapter failed on this delivery: ", e.what()));
+    } catch (...) {
+      outcome = absl::InternalError(
+          "the adapter failed on this delivery (an unknown exception)");
+    }
+    if (outcome.ok()) {
+      for (const std::string& id : *outcome) {
+        if (!IsValidUtf8(id)) {
+          outcome = absl::InternalError(
+              "the adapter returned a native id that is not valid UTF-8");
+          break;
+        }
+      }
+    }
+    if (!outcome.ok()) {
+      const std::string& key = delivery.idempotency_key();
+      std::string id = absl::StrCat(delivery.id());
+      if (outcome.status().code() == absl::StatusCode::kInternal) {
+        LogError("delivery failed in the adapter",
+                 {{"delivery_id", id},
+                  {"idempotency_key", key},
+                  {"error", ToValidUtf8(outcome.status().message())}});
+      }
+    }
+    return outcome;
   }
 
   void Complete(const std::string& key, const QueuedDelivery& item,
@@ -675,7 +734,7 @@ class RouterClient::Impl {
       for (const std::string& id : *outcome) result.add_native_ids(id);
     } else {
       v1::DeliveryError* error = result.mutable_error();
-      error->set_message(std::string(outcome.status().message()));
+      error->set_message(ToValidUtf8(outcome.status().message()));
       retryable = IsRetryable(outcome.status());
       error->set_retryable(retryable);
       if (retryable) {
