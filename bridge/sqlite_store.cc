@@ -21,6 +21,10 @@
 //                                    webhooks) as serialized protos
 //   participants(channel_key, user_id, platform, display_name, last_seen_at)
 //                                    who has spoken in which channel
+// Version 3 adds:
+//   dead_letters_by_target           a partial index of the dead letters by
+//                                    target, so that the targets with dead
+//                                    letters are found without reading them
 // Times are Unix milliseconds; InfinitePast/InfiniteFuture are stored as the
 // smallest/largest int64.
 //
@@ -167,6 +171,9 @@ CREATE TABLE participants (
   last_seen_at INTEGER NOT NULL,
   PRIMARY KEY (channel_key, user_id)
 ) WITHOUT ROWID;
+)sql"},
+    {3, R"sql(
+CREATE INDEX dead_letters_by_target ON deliveries(target_key) WHERE state = 1;
 )sql"},
 };
 
@@ -477,6 +484,12 @@ class SqliteStore : public Store {
   absl::StatusOr<std::vector<DeliveryRecord>> ListDeadLetters(
       int limit) override;
   absl::StatusOr<int64_t> CountDeadLetters() override;
+  absl::StatusOr<std::vector<DeadLetterRef>> ListDeadLetterRefs(
+      int64_t after_id, int limit) override;
+  absl::StatusOr<std::optional<DeadLetterRef>> FindDeadLetter(
+      int64_t id) override;
+  absl::StatusOr<std::vector<std::pair<std::string, v1::ChannelRef>>>
+  ListDeadLetterTargets() override;
   absl::StatusOr<TargetCounts> CountDeliveries(
       absl::string_view target_key) override;
   absl::StatusOr<std::optional<MessageLocation>> FindMessage(
@@ -514,7 +527,8 @@ class SqliteStore : public Store {
   struct Reader {
     DbPtr db;
     Statement pending_targets, load_pending, dead_letters, count_deliveries;
-    Statement count_dead_letters;
+    Statement count_dead_letters, dead_letter_refs, find_dead_letter,
+        dead_letter_targets;
     Statement find_message, messages_in_channel, roster_all, roster_of_platform;
     Statement find_blob, collectable_blobs;
     Statement list_records, list_participants;
@@ -751,6 +765,26 @@ absl::Status SqliteStore::PrepareReader() {
       {&r_.count_dead_letters,
        "SELECT count(*) FROM deliveries INDEXED BY dead_letters_by_time "
        "WHERE state = 1"},
+      {&r_.dead_letter_refs,
+       "SELECT id, target_key FROM deliveries "
+       "WHERE id > ? AND state = 1 ORDER BY id LIMIT ?"},
+      {&r_.find_dead_letter,
+       "SELECT id, target_key FROM deliveries WHERE id = ? AND state = 1"},
+      // Walks the distinct targets through the partial index of dead
+      // letters; takes each one's channel from one of its rows.
+      {&r_.dead_letter_targets,
+       "WITH RECURSIVE t(key) AS ("
+       " SELECT (SELECT min(target_key) FROM deliveries"
+       "  INDEXED BY dead_letters_by_target WHERE state = 1)"
+       " UNION ALL"
+       " SELECT (SELECT min(target_key) FROM deliveries"
+       "  INDEXED BY dead_letters_by_target"
+       "  WHERE state = 1 AND target_key > t.key)"
+       " FROM t WHERE t.key IS NOT NULL)"
+       " SELECT key, (SELECT target FROM deliveries"
+       "  INDEXED BY dead_letters_by_target"
+       "  WHERE state = 1 AND target_key = t.key LIMIT 1)"
+       " FROM t WHERE key IS NOT NULL"},
       {&r_.count_deliveries,
        "SELECT state, count(*), min(created_at) FROM deliveries "
        "WHERE target_key = ? GROUP BY state"},
@@ -1228,6 +1262,52 @@ absl::StatusOr<int64_t> SqliteStore::CountDeadLetters() {
   Query query(r_.count_dead_letters);
   IMB_ASSIGN_OR_RETURN(bool row, query.Step());
   return row ? query.ColumnInt(0) : 0;
+}
+
+absl::StatusOr<std::vector<DeadLetterRef>> SqliteStore::ListDeadLetterRefs(
+    int64_t after_id, int limit) {
+  std::vector<DeadLetterRef> refs;
+  if (limit <= 0) return refs;
+  absl::MutexLock lock(&mu_);
+  Query query(r_.dead_letter_refs);
+  query.Int(after_id).Int(limit);
+  while (true) {
+    IMB_ASSIGN_OR_RETURN(bool row, query.Step());
+    if (!row) break;
+    refs.push_back({query.ColumnInt(0), query.ColumnText(1)});
+  }
+  return refs;
+}
+
+absl::StatusOr<std::optional<DeadLetterRef>> SqliteStore::FindDeadLetter(
+    int64_t id) {
+  absl::MutexLock lock(&mu_);
+  Query query(r_.find_dead_letter);
+  query.Int(id);
+  IMB_ASSIGN_OR_RETURN(bool row, query.Step());
+  if (!row) return std::optional<DeadLetterRef>();
+  return std::optional<DeadLetterRef>(
+      DeadLetterRef{query.ColumnInt(0), query.ColumnText(1)});
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, v1::ChannelRef>>>
+SqliteStore::ListDeadLetterTargets() {
+  absl::MutexLock lock(&mu_);
+  Query query(r_.dead_letter_targets);
+  std::vector<std::pair<std::string, v1::ChannelRef>> targets;
+  while (true) {
+    IMB_ASSIGN_OR_RETURN(bool row, query.Step());
+    if (!row) break;
+    v1::ChannelRef target;
+    absl::string_view bytes = query.ColumnBlob(1);
+    if (!target.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+      return absl::InternalError(absl::StrCat("store: a dead letter of ",
+                                              query.ColumnText(0),
+                                              " has a corrupt target"));
+    }
+    targets.emplace_back(query.ColumnText(0), std::move(target));
+  }
+  return targets;
 }
 
 absl::StatusOr<std::vector<std::pair<std::string, std::string>>>
