@@ -95,8 +95,9 @@ struct BlobInfo {
 // Threading: one writer thread calls the write methods, always between
 // Begin() and Commit()/Rollback(); they see the transaction's own uncommitted
 // rows. The read methods may be called from any thread at any time,
-// concurrently with the writer; they use their own connection (serialized by
-// an internal mutex) and see committed data only.
+// concurrently with the writer and with each other; they see committed data
+// only. (The SQLite store reads through a small pool of connections; a read
+// waits only when all of them are busy.)
 //
 // Errors: every method returns a Status; a storage failure is kInternal or
 // kUnavailable (disk full, I/O error) with SQLite's message. The store never

@@ -833,6 +833,48 @@ TEST_F(StoreTest, ReadsRunConcurrentlyWithTheWriter) {
   EXPECT_EQ(counts.pending, 1000);
 }
 
+// More reader threads than read connections, each checking that what it
+// reads is its own target's rows: connections are borrowed, never shared.
+TEST_F(StoreTest, ManyReadersShareThePoolWithoutMixingResults) {
+  constexpr int kThreads = 10;
+  ASSERT_OK(InTransaction([&]() -> absl::Status {
+    for (int t = 0; t < kThreads; ++t) {
+      for (int i = 0; i <= t; ++i) {
+        IMB_ASSIGN_OR_RETURN(
+            std::optional<int64_t> e,
+            store_->InsertEvent(Posted(absl::StrCat(t, "-", i), "x"), kT0));
+        IMB_RETURN_IF_ERROR(store_
+                                ->InsertDelivery(Delivery(
+                                    e.value_or(0), absl::StrCat("T", t), kT0))
+                                .status());
+      }
+    }
+    return absl::OkStatus();
+  }));
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      const std::string key = absl::StrCat("slack/acme/T", t);
+      for (int round = 0; round < 200; ++round) {
+        auto pending = store_->LoadPendingDeliveries(key, 0, 100);
+        auto counts = store_->CountDeliveries(key);
+        if (!pending.ok() || !counts.ok() ||
+            pending->size() != static_cast<size_t>(t + 1) ||
+            counts->pending != t + 1) {
+          ++wrong;
+          continue;
+        }
+        for (const DeliveryRecord& d : *pending) {
+          if (d.target_key != key) ++wrong;
+        }
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(wrong.load(), 0);
+}
+
 }  // namespace
 }  // namespace imbridge::bridge
 
