@@ -1,7 +1,10 @@
 #include "bridge/committer.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "bridge/event_validation.h"
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "common/status_macros.h"
@@ -14,6 +17,25 @@ v1::PublishAck Ack(v1::PublishAck::Outcome outcome, std::string detail = "") {
   ack.set_outcome(outcome);
   ack.set_detail(std::move(detail));
   return ack;
+}
+
+// The `kind` label of imbridge_router_link_events_total.
+const char* EventKindName(v1::Event::KindCase kind) {
+  switch (kind) {
+    case v1::Event::kPosted:
+      return "message";
+    case v1::Event::kEdited:
+      return "edit";
+    case v1::Event::kDeleted:
+      return "delete";
+    case v1::Event::kPresence:
+      return "presence";
+    case v1::Event::kMembership:
+      return "membership";
+    case v1::Event::KIND_NOT_SET:
+      break;
+  }
+  return "none";
 }
 
 // Whose name the copy is shown under.
@@ -48,26 +70,6 @@ const std::string& SubjectMessageId(const v1::Event& e) {
       return *kEmpty;
   }
 }
-
-absl::Status Validate(const v1::Event& e) {
-  if (e.key().empty()) return absl::InvalidArgumentError("event key is empty");
-  if (e.channel().platform().empty() || e.channel().account().empty()) {
-    return absl::InvalidArgumentError(
-        "event channel has no platform or account");
-  }
-  if (e.kind_case() == v1::Event::KIND_NOT_SET) {
-    return absl::InvalidArgumentError("event has no kind");
-  }
-  if (e.kind_case() != v1::Event::kPresence && e.channel().chat_id().empty()) {
-    return absl::InvalidArgumentError("event channel has no chat_id");
-  }
-  if (e.kind_case() != v1::Event::kPresence &&
-      e.kind_case() != v1::Event::kMembership && SubjectMessageId(e).empty()) {
-    return absl::InvalidArgumentError("message event has no message_id");
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 Committer::Committer(Store* store, const LinkRegistry* links,
@@ -88,6 +90,8 @@ void Committer::Start() {
 void Committer::Stop() {
   {
     absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(
+        +[](int* in_flight) { return *in_flight == 0; }, &answers_in_flight_));
     stopping_ = true;
   }
   if (thread_.joinable()) thread_.join();
@@ -99,8 +103,22 @@ void Committer::Enqueue(Op op) {
 }
 
 void Committer::Publish(v1::Event event, PublishDone done) {
-  Enqueue(PublishOp{std::make_shared<const v1::Event>(std::move(event)),
-                    std::move(done)});
+  auto shared = std::make_shared<const v1::Event>(std::move(event));
+  if (commands_ == nullptr || !commands_->IsCommand(*shared)) {
+    Enqueue(PublishOp{std::move(shared), std::move(done), nullptr});
+    return;
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    ++answers_in_flight_;
+  }
+  answers_.Post([this, shared = std::move(shared), done = std::move(done)] {
+    auto answer = std::make_shared<const std::string>(
+        commands_->Answer(*shared, *links_->Get(), absl::Now()));
+    absl::MutexLock lock(&mu_);
+    --answers_in_flight_;
+    queue_.push_back(PublishOp{shared, done, std::move(answer)});
+  });
 }
 
 void Committer::RecordResult(SentDelivery sent, v1::DeliveryResult result) {
@@ -225,6 +243,22 @@ Committer::DeliveryMetrics& Committer::MetricsFor(absl::string_view platform) {
   return delivery_metrics_.emplace(std::move(p), m).first->second;
 }
 
+void Committer::CountRelayed(
+    const std::vector<std::pair<std::string, v1::Event::KindCase>>& relayed) {
+  for (const auto& key : relayed) {
+    metrics::Counter*& counter = link_events_[key];
+    if (counter == nullptr) {
+      counter = &metrics::Registry::Default().GetCounter(
+          "imbridge_router_link_events_total",
+          "Events the router relayed, once per link they were relayed on, "
+          "by kind (message, edit, delete, presence, membership); counted "
+          "after the commit.",
+          {{"link", key.first}, {"kind", EventKindName(key.second)}});
+    }
+    counter->Increment();
+  }
+}
+
 void Committer::CountFinished(const std::vector<FinishedDelivery>& finished) {
   absl::Time now = absl::Now();
   for (const FinishedDelivery& f : finished) {
@@ -256,6 +290,7 @@ void Committer::Deliver(Effects& effects) {
   for (auto& [done, status] : effects.task_results) {
     if (done) done(status);
   }
+  if (!effects.relayed.empty()) CountRelayed(effects.relayed);
   if (!effects.written.empty()) {
     listener_->OnDeliveriesWritten(std::move(effects.written));
   }
@@ -291,7 +326,7 @@ absl::Status Committer::ApplyPublish(PublishOp& op, absl::Time now,
     effects->acks.emplace_back(op.done, std::move(a));
     return absl::OkStatus();
   };
-  if (absl::Status valid = Validate(event); !valid.ok()) {
+  if (absl::Status valid = ValidateEvent(event); !valid.ok()) {
     return ack(Ack(v1::PublishAck::REJECTED, std::string(valid.message())));
   }
   const std::string chat_key = ChannelKey(event.channel(), false);
@@ -315,9 +350,7 @@ absl::Status Committer::ApplyPublish(PublishOp& op, absl::Time now,
     }
   }
 
-  if (commands_ != nullptr && commands_->IsCommand(event)) {
-    return ApplyCommand(op, now, effects);
-  }
+  if (op.answer != nullptr) return ApplyCommand(op, now, effects);
 
   std::shared_ptr<const LinkTable> links = links_->Get();
   std::vector<LinkTarget> targets =
@@ -358,6 +391,15 @@ absl::Status Committer::ApplyPublish(PublishOp& op, absl::Time now,
   // For the log line below (the loop moves the targets' fields).
   const std::string first_link = targets.empty() ? "" : targets.front().link;
   const size_t target_count = targets.size();
+  // A link with several other members is one relay of the event.
+  const size_t relayed_before = effects->relayed.size();
+  for (const LinkTarget& t : targets) {
+    auto mine = effects->relayed.begin() + relayed_before;
+    if (std::none_of(mine, effects->relayed.end(),
+                     [&](const auto& r) { return r.first == t.link; })) {
+      effects->relayed.emplace_back(t.link, event.kind_case());
+    }
+  }
   for (LinkTarget& t : targets) {
     DeliveryRecord d;
     d.event_id = *event_id;
@@ -458,8 +500,7 @@ absl::Status Committer::ApplyCommand(PublishOp& op, absl::Time now,
   posted->mutable_sender()->set_id("imbridge");
   posted->mutable_sender()->set_display_name("imbridge");
   posted->mutable_sender()->set_is_bot(true);
-  posted->mutable_text()->set_text(
-      commands_->Answer(event, *links_->Get(), now));
+  posted->mutable_text()->set_text(*op.answer);
   posted->set_reply_to_message_id(event.posted().message_id());
   posted->set_thread_root_id(event.posted().thread_root_id());
   IMB_ASSIGN_OR_RETURN(std::optional<int64_t> answer_id,

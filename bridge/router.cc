@@ -266,17 +266,39 @@ void Router::CollectMetrics(metrics::Registry& registry) {
                              "Deliveries waiting per target channel.",
                              {{"target", key}});
   };
+  auto oldest_age = [&](const std::string& key) -> metrics::Gauge& {
+    return registry.GetGauge(
+        "imbridge_router_queue_oldest_age_seconds",
+        "Age of the oldest delivery waiting per target channel (0 when none "
+        "waits).",
+        {{"target", key}});
+  };
+  // Every linked channel has its series from the start, 0 while nothing
+  // waits, for dashboards and alerts to see it before its first delivery.
+  for (const v1::Link& link : links_->Get()->links()) {
+    for (const v1::LinkMember& member : link.members()) {
+      queue_targets_seen_.insert(ChannelKey(MemberChannel(member), true));
+    }
+  }
   if (targets.ok()) {
     // Targets whose queue drained since the last scrape read 0, not their
-    // last depth.
+    // last depth and age.
     std::set<std::string> now_pending(targets->begin(), targets->end());
     for (const std::string& key : queue_targets_seen_) {
-      if (now_pending.count(key) == 0) depth(key).Set(0);
+      if (now_pending.count(key) == 0) {
+        depth(key).Set(0);
+        oldest_age(key).Set(0);
+      }
     }
+    absl::Time now = absl::Now();
     for (const std::string& key : *targets) {
       absl::StatusOr<Store::TargetCounts> counts = store_->CountDeliveries(key);
       if (!counts.ok()) continue;
       depth(key).Set(static_cast<double>(counts->pending));
+      oldest_age(key).Set(
+          counts->pending > 0 && counts->oldest_pending < now
+              ? absl::ToDoubleSeconds(now - counts->oldest_pending)
+              : 0);
       queue_targets_seen_.insert(key);
     }
   }

@@ -10,6 +10,14 @@ packages=(
   libabsl-dev libcurl4-openssl-dev libboost-dev libssl-dev libsqlite3-dev
   nlohmann-json3-dev libyaml-cpp-dev libgtest-dev libgmock-dev
   python3 python3-grpcio python3-protobuf curl
+  # Packaging and deployment tests (tests/integration/deploy): the .deb
+  # (dpkg-shlibdeps, systemd-analyze), the container image and compose, and
+  # the Helm chart rendered without helm (Go + sprig) and validated.
+  dpkg-dev systemd buildah podman runc docker-compose
+  golang-go golang-github-masterminds-sprig-dev golang-github-ghodss-yaml-dev
+  python3-jsonschema python3-yaml python3-kubernetes
+  # The monitoring tests (tests/integration/monitoring): Prometheus, promtool.
+  prometheus
 )
 if [ "${1:-}" = "--with-browser" ]; then
   # What the browser test needs is the commands; a machine may have Node.js

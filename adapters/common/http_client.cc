@@ -3,6 +3,7 @@
 #include <curl/curl.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <limits>
 
@@ -15,6 +16,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/logging.h"
+#include "common/metrics.h"
 #include "common/status_macros.h"
 
 namespace imbridge::adapters {
@@ -268,6 +270,16 @@ class HttpClient::Impl {
  public:
   explicit Impl(Options options) : options_(std::move(options)) {
     InitCurlOnce();
+    if (!options_.metrics_platform.empty()) {
+      for (size_t i = 0; i < kStatusClasses.size(); ++i) {
+        responses_[i] = &metrics::Registry::Default().GetCounter(
+            "imbridge_messenger_responses_total",
+            "Requests an adapter made to its messenger's API, by the HTTP "
+            "status class of the answer (error: none came).",
+            {{"platform", options_.metrics_platform},
+             {"status", kStatusClasses[i]}});
+      }
+    }
   }
 
   ~Impl() {
@@ -277,7 +289,27 @@ class HttpClient::Impl {
 
   absl::StatusOr<HttpResponse> Send(const HttpClientRequest& request);
 
+  // Counts one Send() outcome when the client has a metrics platform.
+  void CountResponse(const absl::StatusOr<HttpResponse>& response) {
+    if (responses_[0] == nullptr) return;
+    size_t i = 0;  // error
+    if (response.ok()) {
+      int status = response->status;
+      i = status == 429   ? 3
+          : status >= 500 ? 5
+          : status >= 400 ? 4
+          : status >= 300 ? 2
+          : status >= 200 ? 1
+                          : 0;
+    }
+    responses_[i]->Increment();
+  }
+
  private:
+  // The `status` labels of imbridge_messenger_responses_total.
+  static constexpr std::array<const char*, 6> kStatusClasses = {
+      "error", "2xx", "3xx", "429", "4xx", "5xx"};
+
   CURL* Acquire() {
     {
       absl::MutexLock lock(&mu_);
@@ -305,6 +337,8 @@ class HttpClient::Impl {
                                     absl::Duration remaining);
 
   const Options options_;
+  // One counter per kStatusClasses entry; all null without a platform.
+  std::array<metrics::Counter*, kStatusClasses.size()> responses_{};
   absl::Mutex mu_;
   std::vector<CURL*> idle_ ABSL_GUARDED_BY(mu_);
 };
@@ -521,6 +555,12 @@ absl::StatusOr<HttpResponse> HttpClient::Impl::Send(
   }
 }
 
+HttpClient::Options MessengerClientOptions(std::string platform) {
+  HttpClient::Options options;
+  options.metrics_platform = std::move(platform);
+  return options;
+}
+
 HttpClient::HttpClient() : HttpClient(Options{}) {}
 
 HttpClient::HttpClient(Options options)
@@ -530,7 +570,9 @@ HttpClient::~HttpClient() = default;
 
 absl::StatusOr<HttpResponse> HttpClient::Send(
     const HttpClientRequest& request) const {
-  return impl_->Send(request);
+  absl::StatusOr<HttpResponse> response = impl_->Send(request);
+  impl_->CountResponse(response);
+  return response;
 }
 
 absl::StatusOr<HttpResponse> HttpClient::Get(std::string url,

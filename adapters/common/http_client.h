@@ -123,6 +123,11 @@ class HttpClient {
     std::string ca_file;
     // Idle curl handles kept for reuse.
     size_t max_idle_handles = 16;
+    // When not empty, every Send() is counted in the default metrics
+    // registry as imbridge_messenger_responses_total{platform,status}, with
+    // this platform and status one of 2xx, 3xx, 429, 4xx (other than 429),
+    // 5xx, or error (no HTTP answer: Send() failed).
+    std::string metrics_platform;
   };
 
   HttpClient();
@@ -153,6 +158,10 @@ class HttpClient {
  private:
   std::unique_ptr<Impl> impl_;
 };
+
+// The default options, with metrics_platform `platform`: a client for that
+// messenger's API whose answers are counted.
+HttpClient::Options MessengerClientOptions(std::string platform);
 
 }  // namespace imbridge::adapters
 

@@ -120,7 +120,9 @@ absl::Status ValidateSlackConfig(absl::string_view source,
 
 SlackAdapter::SlackAdapter(const v1::SlackAdapterConfig& config,
                            AdapterRuntime* runtime)
-    : runtime_(runtime), inbound_router_(runtime) {
+    : runtime_(runtime),
+      inbound_router_(runtime),
+      http_(MessengerClientOptions("slack")) {
   InboundPipeline::Options pipeline;
   if (config.inbound_threads() > 0) {
     pipeline.convert_threads = static_cast<int>(config.inbound_threads());

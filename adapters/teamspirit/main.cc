@@ -83,7 +83,7 @@ class BotIdentity {
 };
 
 int RunSendOnly(const TeamSpiritSettings& s, AdapterRuntime& runtime) {
-  HttpClient http;
+  HttpClient http(MessengerClientOptions("teamspirit"));
   RateLimiter limiter(s.requests_per_second, s.requests_per_second);
   TsIncomingWebhook webhook(s.incoming_webhook_url, &http, &limiter,
                             s.api_timeout);
@@ -96,7 +96,7 @@ int RunSendOnly(const TeamSpiritSettings& s, AdapterRuntime& runtime) {
 }
 
 int RunBot(const TeamSpiritSettings& s, AdapterRuntime& runtime) {
-  HttpClient http;
+  HttpClient http(MessengerClientOptions("teamspirit"));
   RateLimiter limiter(s.requests_per_second, s.requests_per_second);
   TeamSpiritApi::Options api_options;
   api_options.base_url = s.api_base_url;

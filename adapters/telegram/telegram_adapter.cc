@@ -196,6 +196,7 @@ TelegramAdapter::TelegramAdapter(const v1::TelegramAdapterConfig& config,
     : config_(config),
       runtime_(runtime),
       inbound_router_(runtime),
+      http_(MessengerClientOptions("telegram")),
       aliases_(config.state_dir().empty()
                    ? std::string()
                    : (std::filesystem::path(config.state_dir()) /

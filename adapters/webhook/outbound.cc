@@ -16,7 +16,7 @@ namespace imbridge::adapters::webhook {
 namespace {
 
 HttpClient::Options ClientOptions(const OutgoingWebhooks::Options& options) {
-  HttpClient::Options client;
+  HttpClient::Options client = MessengerClientOptions("webhook");
   client.timeout = options.timeout;
   client.connect_timeout = std::min(options.timeout, absl::Seconds(10));
   client.ca_file = options.ca_file;

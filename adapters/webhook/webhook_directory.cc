@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/logging.h"
 
 namespace imbridge::adapters::webhook {
 namespace {
@@ -38,38 +39,73 @@ void GrpcWebhookDirectory::Authorize(grpc::ClientContext* context) const {
                        absl::StrCat("Bearer ", options_.token));
 }
 
+// One CheckIncomingKey call. gRPC calls OnDone last, after it released the
+// call; OnDone then frees the ClientContext while the directory (and so its
+// channel) is still alive, runs the caller's callback, and only then tells
+// the directory that the check is over. After that nothing of the directory
+// or of gRPC is touched, so the directory may be destroyed at once.
+class GrpcWebhookDirectory::Check final : public grpc::ClientUnaryReactor {
+ public:
+  Check(GrpcWebhookDirectory* directory, CheckDone done)
+      : directory_(directory), done_(std::move(done)) {}
+
+  grpc::ClientContext* context() { return &context_; }
+  v1::CheckIncomingKeyRequest* request() { return &request_; }
+  v1::WebhookInfo* response() { return &response_; }
+
+  void OnDone(const grpc::Status& status) override {
+    absl::StatusOr<v1::WebhookInfo> answer =
+        status.ok() ? absl::StatusOr<v1::WebhookInfo>(std::move(response_))
+                    : FromGrpc(status);
+    GrpcWebhookDirectory* directory = directory_;
+    CheckDone done = std::move(done_);
+    delete this;
+    // A callback that throws must not take the process down (it runs on a
+    // gRPC thread); its HTTP request is then answered by the server's
+    // timeout.
+    try {
+      done(std::move(answer));
+    } catch (const std::exception& e) {
+      LogError("an incoming webhook's key check failed after its answer",
+               {{"error", e.what()}});
+    } catch (...) {
+      LogError("an incoming webhook's key check failed after its answer");
+    }
+    // Destroying `done` may release what the caller captured; do it while
+    // the check still counts as in flight.
+    done = nullptr;
+    directory->EndCheck();
+  }
+
+ private:
+  GrpcWebhookDirectory* const directory_;
+  CheckDone done_;
+  grpc::ClientContext context_;
+  v1::CheckIncomingKeyRequest request_;
+  v1::WebhookInfo response_;
+};
+
+void GrpcWebhookDirectory::EndCheck() {
+  absl::MutexLock lock(&mu_);
+  --checks_in_flight_;
+}
+
 void GrpcWebhookDirectory::CheckIncomingKey(const std::string& id,
                                             const std::string& key,
                                             CheckDone done) {
-  // Everything the asynchronous call needs lives until its callback.
-  struct Call {
-    grpc::ClientContext context;
-    v1::CheckIncomingKeyRequest request;
-    v1::WebhookInfo response;
-    CheckDone done;
-  };
-  auto call = std::make_shared<Call>();
-  call->request.set_id(id);
-  call->request.set_key(key);
-  call->done = std::move(done);
-  call->context.set_deadline(Deadline(options_.check_timeout));
-  Authorize(&call->context);
+  // Owned by gRPC until OnDone, which deletes it.
+  auto* check = new Check(this, std::move(done));
+  check->request()->set_id(id);
+  check->request()->set_key(key);
+  check->context()->set_deadline(Deadline(options_.check_timeout));
+  Authorize(check->context());
   {
     absl::MutexLock lock(&mu_);
     ++checks_in_flight_;
   }
-  stub_->async()->CheckIncomingKey(&call->context, &call->request,
-                                   &call->response,
-                                   [this, call](grpc::Status status) {
-                                     if (status.ok()) {
-                                       call->done(std::move(call->response));
-                                     } else {
-                                       call->done(FromGrpc(status));
-                                     }
-                                     call->done = nullptr;
-                                     absl::MutexLock lock(&mu_);
-                                     --checks_in_flight_;
-                                   });
+  stub_->async()->CheckIncomingKey(check->context(), check->request(),
+                                   check->response(), check);
+  check->StartCall();
 }
 
 absl::StatusOr<v1::OutgoingWebhook> GrpcWebhookDirectory::GetOutgoing(

@@ -64,9 +64,10 @@ class GrpcWebhookDirectory : public WebhookDirectory {
   explicit GrpcWebhookDirectory(Options options);
   ~GrpcWebhookDirectory() override;  // Calls WaitIdle().
 
-  // Blocks until every CheckIncomingKey callback has returned (at most the
-  // check timeout). For shutdown, after the HTTP server stopped taking
-  // requests.
+  // Blocks until every CheckIncomingKey call has ended and its callback has
+  // returned (at most the check timeout plus the callback's own time). For
+  // shutdown, after the HTTP server stopped taking requests. The destructor
+  // waits the same way, so a callback must not destroy the directory.
   void WaitIdle();
 
   void CheckIncomingKey(const std::string& id, const std::string& key,
@@ -80,7 +81,11 @@ class GrpcWebhookDirectory : public WebhookDirectory {
     absl::Time expires;
   };
 
+  class Check;
+
   void Authorize(grpc::ClientContext* context) const;
+  // Called by a Check as the last thing it does.
+  void EndCheck();
 
   const Options options_;
   std::unique_ptr<v1::WebhookDirectory::Stub> stub_;

@@ -25,6 +25,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "adapters/common/webhook_server.h"
+#include "common/metrics.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -517,6 +518,33 @@ TEST_F(HttpClientTest, RetryAfterIsReadable) {
   EXPECT_EQ(response->status, 429);
   EXPECT_EQ(response->Header("Retry-After"), "7");
   EXPECT_EQ(response->RetryAfter(absl::Now()), absl::Seconds(7));
+}
+
+TEST_F(HttpClientTest, MessengerClientCountsAnswersByStatusClass) {
+  metrics::Registry& registry = metrics::Registry::Default();
+  auto count = [&](const char* status) {
+    return registry.SumCounters(
+        "imbridge_messenger_responses_total",
+        {{"platform", "counted-messenger"}, {"status", status}});
+  };
+  HttpClient counted(MessengerClientOptions("counted-messenger"));
+  ASSERT_TRUE(counted.Get(base_ + "/landing").ok());
+  ASSERT_TRUE(counted.Get(base_ + "/limited").ok());
+  ASSERT_TRUE(counted.Get(base_ + "/limited").ok());
+  ASSERT_TRUE(counted.Get(base_ + "/missing").ok());
+  EXPECT_FALSE(
+      counted.Get(absl::StrCat("http://127.0.0.1:", UnusedPort(), "/")).ok());
+  // A redirect followed is one request, counted by its final answer.
+  ASSERT_TRUE(counted.Get(base_ + "/redirect/302/same").ok());
+  EXPECT_EQ(count("2xx"), 2);
+  EXPECT_EQ(count("429"), 2);
+  EXPECT_EQ(count("4xx"), 1);
+  EXPECT_EQ(count("5xx"), 0);
+  EXPECT_EQ(count("error"), 1);
+  // A client without a metrics platform counts nothing.
+  ASSERT_TRUE(client_.Get(base_ + "/limited").ok());
+  EXPECT_EQ(count("429"), 2);
+  EXPECT_EQ(registry.SumCounters("imbridge_messenger_responses_total"), 6);
 }
 
 TEST(HttpResponseTest, RetryAfterForms) {

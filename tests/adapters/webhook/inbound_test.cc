@@ -1,6 +1,7 @@
 // Incoming webhooks: Slack-compatible payloads, the event they become, and
 // the HTTP answers for good and bad requests, with the key check served by
-// a fake directory (and GrpcWebhookDirectory against a fake gRPC service).
+// a fake directory (GrpcWebhookDirectory is tested in
+// webhook_directory_test.cc).
 
 #include "adapters/webhook/inbound.h"
 
@@ -12,7 +13,6 @@
 #include "absl/time/clock.h"
 #include "adapters/common/http_client.h"
 #include "gmock/gmock.h"
-#include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 
@@ -353,142 +353,6 @@ TEST_F(IncomingWebhooksTest, RouterDownIs503) {
   EXPECT_EQ(r.status, 503);
   EXPECT_EQ(nlohmann::json::parse(r.body)["error"], "router_unavailable");
   EXPECT_TRUE(events().empty());
-}
-
-// A WebhookDirectory gRPC service that requires the adapter token.
-class FakeDirectoryService final : public v1::WebhookDirectory::Service {
- public:
-  grpc::Status CheckIncomingKey(grpc::ServerContext* context,
-                                const v1::CheckIncomingKeyRequest* request,
-                                v1::WebhookInfo* response) override {
-    if (!Authorized(context)) {
-      return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "bad token");
-    }
-    if (request->id() != "wh1" || request->key() != "good-key") {
-      return grpc::Status(grpc::StatusCode::PERMISSION_DENIED, "no");
-    }
-    response->set_id("wh1");
-    response->set_direction(v1::INCOMING);
-    return grpc::Status::OK;
-  }
-  grpc::Status GetOutgoing(grpc::ServerContext* context,
-                           const v1::GetOutgoingRequest* request,
-                           v1::OutgoingWebhook* response) override {
-    if (!Authorized(context)) {
-      return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "bad token");
-    }
-    absl::MutexLock lock(&mu_);
-    ++get_calls_;
-    if (request->id() != "out1") {
-      return grpc::Status(grpc::StatusCode::NOT_FOUND, "unknown webhook");
-    }
-    response->mutable_webhook()->set_id("out1");
-    response->mutable_webhook()->set_url("http://127.0.0.1:9/x");
-    response->set_secret("s3cret");
-    return grpc::Status::OK;
-  }
-  int get_calls() {
-    absl::MutexLock lock(&mu_);
-    return get_calls_;
-  }
-
- private:
-  static bool Authorized(grpc::ServerContext* context) {
-    auto it = context->client_metadata().find("authorization");
-    return it != context->client_metadata().end() &&
-           std::string(it->second.data(), it->second.size()) ==
-               "Bearer adapter-token";
-  }
-  absl::Mutex mu_;
-  int get_calls_ ABSL_GUARDED_BY(mu_) = 0;
-};
-
-class GrpcWebhookDirectoryTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    grpc::ServerBuilder builder;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
-                             &port_);
-    builder.RegisterService(&service_);
-    server_ = builder.BuildAndStart();
-    ASSERT_NE(server_, nullptr);
-  }
-  void TearDown() override { server_->Shutdown(); }
-
-  GrpcWebhookDirectory::Options Options(const std::string& token) {
-    GrpcWebhookDirectory::Options o;
-    o.address = absl::StrCat("127.0.0.1:", port_);
-    o.token = token;
-    return o;
-  }
-
-  absl::StatusOr<v1::WebhookInfo> Check(GrpcWebhookDirectory& directory,
-                                        const std::string& id,
-                                        const std::string& key) {
-    absl::Notification done;
-    absl::StatusOr<v1::WebhookInfo> result;
-    directory.CheckIncomingKey(id, key,
-                               [&](absl::StatusOr<v1::WebhookInfo> answer) {
-                                 result = std::move(answer);
-                                 done.Notify();
-                               });
-    EXPECT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(30)));
-    return result;
-  }
-
-  FakeDirectoryService service_;
-  std::unique_ptr<grpc::Server> server_;
-  int port_ = 0;
-};
-
-TEST_F(GrpcWebhookDirectoryTest, ChecksKeysWithTheAdapterToken) {
-  GrpcWebhookDirectory directory(Options("adapter-token"));
-  absl::StatusOr<v1::WebhookInfo> ok = Check(directory, "wh1", "good-key");
-  ASSERT_TRUE(ok.ok()) << ok.status();
-  EXPECT_EQ(ok->id(), "wh1");
-  EXPECT_EQ(Check(directory, "wh1", "bad").status().code(),
-            absl::StatusCode::kPermissionDenied);
-  GrpcWebhookDirectory wrong(Options("wrong-token"));
-  EXPECT_EQ(Check(wrong, "wh1", "good-key").status().code(),
-            absl::StatusCode::kUnauthenticated);
-}
-
-TEST_F(GrpcWebhookDirectoryTest, CachesOutgoingAnswersButNotFailures) {
-  GrpcWebhookDirectory::Options options = Options("adapter-token");
-  options.outgoing_cache_ttl = absl::Milliseconds(300);
-  GrpcWebhookDirectory directory(options);
-  ASSERT_TRUE(directory.GetOutgoing("out1").ok());
-  absl::StatusOr<v1::OutgoingWebhook> again = directory.GetOutgoing("out1");
-  ASSERT_TRUE(again.ok());
-  EXPECT_EQ(again->secret(), "s3cret");
-  EXPECT_EQ(service_.get_calls(), 1);
-  absl::SleepFor(absl::Milliseconds(400));
-  ASSERT_TRUE(directory.GetOutgoing("out1").ok());
-  EXPECT_EQ(service_.get_calls(), 2);
-
-  EXPECT_EQ(directory.GetOutgoing("nope").status().code(),
-            absl::StatusCode::kNotFound);
-  EXPECT_EQ(directory.GetOutgoing("nope").status().code(),
-            absl::StatusCode::kNotFound);
-  EXPECT_EQ(service_.get_calls(), 4);
-}
-
-TEST(GrpcWebhookDirectoryDownTest, UnreachableRouterIsUnavailable) {
-  GrpcWebhookDirectory::Options options;
-  options.address = "127.0.0.1:1";
-  options.token = "t";
-  GrpcWebhookDirectory directory(options);
-  absl::Notification done;
-  absl::Status status;
-  directory.CheckIncomingKey("a", "b",
-                             [&](absl::StatusOr<v1::WebhookInfo> answer) {
-                               status = answer.status();
-                               done.Notify();
-                             });
-  ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(30)));
-  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable);
-  EXPECT_EQ(directory.GetOutgoing("x").status().code(),
-            absl::StatusCode::kUnavailable);
 }
 
 }  // namespace

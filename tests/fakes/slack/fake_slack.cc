@@ -218,6 +218,7 @@ FakeSlack::FakeSlack(Options options) : options_(std::move(options)) {
   adapters::WebhookServer::Options server;
   server.max_body_bytes = 64 << 20;
   server.threads = 4;
+  server.port = options_.port;
   server_ = std::make_unique<adapters::WebhookServer>(server);
   server_->HandlePrefix(
       "POST", "/api/",

@@ -96,13 +96,15 @@ class FakeSlack {
     std::string app_id = "AAPP";
     // Report the app's own posts back as events, as Slack does.
     bool echo_app_posts = true;
+    // Port of the Web API (and file host); 0 picks a free one.
+    uint16_t port = 0;
   };
 
   explicit FakeSlack(Options options);
   ~FakeSlack();  // Calls Stop().
 
-  // Starts the Web API (and file host) and the WebSocket endpoint on
-  // 127.0.0.1, port 0.
+  // Starts the Web API (and file host) on 127.0.0.1, options.port, and the
+  // WebSocket endpoint on 127.0.0.1, port 0.
   absl::Status Start();
   void Stop();
 

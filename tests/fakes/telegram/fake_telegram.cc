@@ -219,7 +219,7 @@ FakeTelegram::~FakeTelegram() { Stop(); }
 absl::Status FakeTelegram::Start() {
   adapters::WebhookServer::Options o;
   o.host = "127.0.0.1";
-  o.port = 0;
+  o.port = options_.port;
   o.max_body_bytes = options_.max_body_bytes;
   o.request_timeout = absl::Seconds(120);
   o.stop_grace = absl::Seconds(1);

@@ -61,6 +61,8 @@ class FakeTelegram {
     absl::Duration webhook_retry_delay = absl::Milliseconds(200);
     // Largest request accepted (uploads).
     size_t max_body_bytes = 64 << 20;
+    // Port of the Bot API on 127.0.0.1; 0 picks a free one.
+    uint16_t port = 0;
   };
 
   // A person (or bot) on the fake Telegram.

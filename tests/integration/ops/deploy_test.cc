@@ -158,26 +158,41 @@ TEST(SystemdUnitsTest, SystemdAnalyzeVerifyAcceptsThem) {
   EXPECT_THAT(output, ::testing::Not(HasSubstr("imbridge"))) << output;
 }
 
+// The examples name their secrets in /etc/imbridge/credentials/ (where the
+// units show them too); here they come from a temporary directory.
+std::string CredentialsDir() {
+  std::string credentials = MakeTempDir("credentials");
+  std::ofstream(credentials + "/admin-token") << "admin-token-0123456789\n";
+  std::ofstream(credentials + "/adapter-token") << "token-from-systemd\n";
+  return credentials;
+}
+
+std::string ExampleWithCredentials(const std::string& name,
+                                   const std::string& credentials) {
+  std::string text = ReadFile(SourcePath(absl::StrCat("deploy/", name)));
+  EXPECT_THAT(text, HasSubstr("/etc/imbridge/credentials/"));
+  return absl::StrReplaceAll(
+      text, {{"/etc/imbridge/credentials/", absl::StrCat(credentials, "/")}});
+}
+
 TEST(ExampleConfigsTest, RouterExampleLoads) {
-  std::string text = ReadFile(SourcePath("deploy/router.example.yaml"));
-  ASSERT_FALSE(text.empty());
-  text = absl::StrReplaceAll(text, {{"@DATA_DIR@", "/tmp/data"},
-                                    {"@TOKEN@", "example-token-0123456789"}});
+  std::string text =
+      ExampleWithCredentials("router.example.yaml", CredentialsDir());
   v1::RouterConfig config;
   absl::Status status = LoadConfigYaml(text, "router.example.yaml", &config);
   ASSERT_TRUE(status.ok()) << status;
   EXPECT_EQ(config.http().listen(), "127.0.0.1:7701");
-  EXPECT_EQ(config.data_dir(), "/tmp/data");
+  EXPECT_EQ(config.data_dir(), "/var/lib/imbridge");
+  EXPECT_EQ(config.admin_token(), "admin-token-0123456789");
+  ASSERT_EQ(config.adapters_size(), 1);
+  EXPECT_EQ(config.adapters(0).token(), "token-from-systemd");
 }
 
 TEST(ExampleConfigsTest, WebhookExampleLoadsWithCredentials) {
-  std::string credentials = MakeTempDir("credentials");
-  std::ofstream(credentials + "/adapter-token") << "token-from-systemd\n";
-  setenv("CREDENTIALS_DIRECTORY", credentials.c_str(), 1);
+  std::string text =
+      ExampleWithCredentials("webhook.example.yaml", CredentialsDir());
   v1::WebhookAdapterConfig config;
-  absl::Status status =
-      LoadConfigFile(SourcePath("deploy/webhook.example.yaml"), &config);
-  unsetenv("CREDENTIALS_DIRECTORY");
+  absl::Status status = LoadConfigYaml(text, "webhook.example.yaml", &config);
   ASSERT_TRUE(status.ok()) << status;
   EXPECT_EQ(config.router().token(), "token-from-systemd");
   EXPECT_EQ(config.http().listen(), "127.0.0.1:7714");
