@@ -90,6 +90,8 @@ void Committer::Start() {
 void Committer::Stop() {
   {
     absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(
+        +[](int* in_flight) { return *in_flight == 0; }, &answers_in_flight_));
     stopping_ = true;
   }
   if (thread_.joinable()) thread_.join();
@@ -101,8 +103,22 @@ void Committer::Enqueue(Op op) {
 }
 
 void Committer::Publish(v1::Event event, PublishDone done) {
-  Enqueue(PublishOp{std::make_shared<const v1::Event>(std::move(event)),
-                    std::move(done)});
+  auto shared = std::make_shared<const v1::Event>(std::move(event));
+  if (commands_ == nullptr || !commands_->IsCommand(*shared)) {
+    Enqueue(PublishOp{std::move(shared), std::move(done), nullptr});
+    return;
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    ++answers_in_flight_;
+  }
+  answers_.Post([this, shared = std::move(shared), done = std::move(done)] {
+    auto answer = std::make_shared<const std::string>(
+        commands_->Answer(*shared, *links_->Get(), absl::Now()));
+    absl::MutexLock lock(&mu_);
+    --answers_in_flight_;
+    queue_.push_back(PublishOp{shared, done, std::move(answer)});
+  });
 }
 
 void Committer::RecordResult(SentDelivery sent, v1::DeliveryResult result) {
@@ -334,9 +350,7 @@ absl::Status Committer::ApplyPublish(PublishOp& op, absl::Time now,
     }
   }
 
-  if (commands_ != nullptr && commands_->IsCommand(event)) {
-    return ApplyCommand(op, now, effects);
-  }
+  if (op.answer != nullptr) return ApplyCommand(op, now, effects);
 
   std::shared_ptr<const LinkTable> links = links_->Get();
   std::vector<LinkTarget> targets =
@@ -486,8 +500,7 @@ absl::Status Committer::ApplyCommand(PublishOp& op, absl::Time now,
   posted->mutable_sender()->set_id("imbridge");
   posted->mutable_sender()->set_display_name("imbridge");
   posted->mutable_sender()->set_is_bot(true);
-  posted->mutable_text()->set_text(
-      commands_->Answer(event, *links_->Get(), now));
+  posted->mutable_text()->set_text(*op.answer);
   posted->set_reply_to_message_id(event.posted().message_id());
   posted->set_thread_root_id(event.posted().thread_root_id());
   IMB_ASSIGN_OR_RETURN(std::optional<int64_t> answer_id,

@@ -291,6 +291,22 @@ absl::Status AdapterRuntime::Publish(
   });
 }
 
+void RuntimeInboundRouter::Publish(
+    v1::Event event, std::function<void(absl::StatusOr<v1::PublishAck>)> done) {
+  auto shared = std::make_shared<decltype(done)>(std::move(done));
+  absl::Status status = runtime_->Publish(
+      std::move(event),
+      [shared](const v1::PublishAck& ack) { (*shared)(ack); });
+  if (!status.ok()) (*shared)(status);
+}
+
+absl::StatusOr<v1::BlobRef> RuntimeInboundRouter::PutBlob(
+    const v1::BlobMeta& meta,
+    const std::function<absl::StatusOr<size_t>(char* buffer, size_t max)>&
+        read) {
+  return runtime_->router().PutBlob(meta, read);
+}
+
 void AdapterRuntime::CountRejection(absl::string_view reason) {
   metrics::Registry::Default()
       .GetCounter(

@@ -12,6 +12,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "adapters/common/delivery_handler.h"
+#include "adapters/common/inbound_pipeline.h"
 #include "adapters/common/router_client.h"
 #include "adapters/common/webhook_server.h"
 #include "common/config_loader.h"
@@ -147,6 +148,25 @@ class AdapterRuntime {
   uint64_t collector_ = 0;
   bool started_ = false;
   bool stopped_ = false;
+};
+
+// The inbound pipeline's way to the router through an AdapterRuntime:
+// publishes are counted in imbridge_events_in_total. `runtime` must outlive
+// it. Thread-safe.
+class RuntimeInboundRouter : public InboundRouter {
+ public:
+  explicit RuntimeInboundRouter(AdapterRuntime* runtime) : runtime_(runtime) {}
+
+  void Publish(
+      v1::Event event,
+      std::function<void(absl::StatusOr<v1::PublishAck>)> done) override;
+  absl::StatusOr<v1::BlobRef> PutBlob(
+      const v1::BlobMeta& meta,
+      const std::function<absl::StatusOr<size_t>(char* buffer, size_t max)>&
+          read) override;
+
+ private:
+  AdapterRuntime* const runtime_;
 };
 
 // Parses an adapter's command line (`--config FILE [--check-config]`),

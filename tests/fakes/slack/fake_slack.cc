@@ -269,6 +269,12 @@ void FakeSlack::Stop() {
     stopping_ = true;
   }
   if (echo_thread_.joinable()) echo_thread_.join();
+  std::vector<std::thread> delayed;
+  {
+    absl::MutexLock lock(&mu_);
+    delayed.swap(delayed_);
+  }
+  for (std::thread& t : delayed) t.join();
   ws_->Stop();
   server_->Stop();
 }
@@ -710,7 +716,27 @@ void FakeSlack::ServeFile(
     responder->Respond(302, "text/plain", "", {{"Location", redirect}});
     return;
   }
+  {
+    absl::MutexLock lock(&mu_);
+    if (download_delay_ > absl::ZeroDuration() && !stopping_) {
+      delayed_.emplace_back([this, responder, mimetype,
+                             content = std::move(content),
+                             until = absl::Now() + download_delay_] {
+        {
+          absl::MutexLock lock(&mu_);
+          mu_.AwaitWithDeadline(absl::Condition(&stopping_), until);
+        }
+        responder->Respond(200, mimetype, content);
+      });
+      return;
+    }
+  }
   responder->Respond(200, mimetype, std::move(content));
+}
+
+void FakeSlack::DelayDownloads(absl::Duration delay) {
+  absl::MutexLock lock(&mu_);
+  download_delay_ = delay;
 }
 
 int FakeSlack::Emit(const json& callback, int retry_num,

@@ -156,6 +156,10 @@ class FakeSlack {
   // The signed-request sender (for bad-input tests).
   SlackEventsSender sender() const;
 
+  // Downloads of files (GET of url_private_download) are answered `delay`
+  // after the request came (a slow download); zero (the default) at once.
+  void DelayDownloads(absl::Duration delay);
+
   // Files hosted elsewhere: a GET of this file's url_private_download
   // redirects (302) to `location`.
   void RedirectFile(const std::string& file_id, const std::string& location);
@@ -250,6 +254,9 @@ class FakeSlack {
   std::vector<std::string> acked_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::string> envelope_events_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Duration download_delay_ ABSL_GUARDED_BY(mu_);
+  // Threads that send delayed downloads; joined by Stop().
+  std::vector<std::thread> delayed_ ABSL_GUARDED_BY(mu_);
   uint64_t counter_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t last_ts_micros_ ABSL_GUARDED_BY(mu_) = 0;
   std::thread echo_thread_;

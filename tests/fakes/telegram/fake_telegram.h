@@ -201,6 +201,9 @@ class FakeTelegram {
 
   // The next `count` calls of `method` fail with `failure`.
   void FailNext(const std::string& method, int count, Failure failure);
+  // File downloads (GET /file/bot<token>/...) are answered `delay` after
+  // the request came (a slow download); zero (the default) at once.
+  void DelayDownloads(absl::Duration delay);
 
   // Inspection.
   std::vector<ApiCall> calls() const;
@@ -311,6 +314,9 @@ class FakeTelegram {
 
   mutable absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Duration download_delay_ ABSL_GUARDED_BY(mu_);
+  // Threads that send delayed downloads; joined by Stop().
+  std::vector<std::thread> delayed_ ABSL_GUARDED_BY(mu_);
   int64_t next_update_id_ ABSL_GUARDED_BY(mu_) = 700000001;
   int64_t next_user_id_ ABSL_GUARDED_BY(mu_) = 5000001;
   int64_t next_chat_seq_ ABSL_GUARDED_BY(mu_) = 1;

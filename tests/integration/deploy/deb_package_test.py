@@ -42,6 +42,20 @@ UNITS = [
 BINARIES = UNITS + ["imbridgectl", "imbridge-sandbox"]
 EXAMPLES = ["router", "slack", "teamspirit", "telegram", "webhook", "sandbox"]
 
+# The messengers' secrets the shipped adapter examples name (placeholders in
+# each secret's format; the credentials' names are the units' LoadCredential=).
+MESSENGER_SECRETS = {
+    "slack-bot-token": "xoxb-1-2-example",
+    "slack-signing-secret": "8f742231b10e8888abcd99yyyzzz85a5",
+    "slack-partner-bot-token": "xoxb-3-4-example",
+    "slack-app-token": "xapp-1-A1-2-example",
+    "teamspirit-api-key": "ts-example-api-key",
+    "teamspirit-webhook-secret": "ts-example-webhook-secret",
+    "telegram-bot-token": "123456789:AAexampleexampleexampleexample",
+    "telegram-secret-token": "example_secret-token",
+    "telegram-ops-bot-token": "987654321:AAexampleexampleexampleexample",
+}
+
 
 def run(*args, env=None, check=True):
     result = subprocess.run(list(args), env=env, capture_output=True, text=True,
@@ -249,13 +263,29 @@ class DebPackageTest(unittest.TestCase):
             with open(path) as f:
                 self.assertGreaterEqual(len(f.read().strip()), 32)
 
-        # The shipped examples check as written, with no environment at all.
+        # The shipped examples check as written, with no environment at all:
+        # the router's and the webhook adapter's with what the package
+        # generated, the messengers' once their secrets are in the
+        # credentials directory under the names the units load.
         for binary, example in (("imbridge-router", "router"),
                                 ("imbridge-adapter-webhook", "webhook")):
             result = run("/usr/bin/" + binary, "--config",
                          "/etc/imbridge/%s.example.yaml" % example,
                          "--check-config", env={})
             self.assertIn("OK", result.stdout + result.stderr)
+        for name, secret in MESSENGER_SECRETS.items():
+            path = "/etc/imbridge/credentials/" + name
+            with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+                f.write(secret + "\n")
+        try:
+            for example in ("slack", "teamspirit", "telegram"):
+                result = run("/usr/bin/imbridge-adapter-" + example, "--config",
+                             "/etc/imbridge/%s.example.yaml" % example,
+                             "--check-config", env={})
+                self.assertIn("OK", result.stdout + result.stderr)
+        finally:
+            for name in MESSENGER_SECRETS:
+                os.unlink("/etc/imbridge/credentials/" + name)
 
         # Every installed unit names the installed binary and passes
         # systemd-analyze verify.
