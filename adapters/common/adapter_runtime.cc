@@ -39,6 +39,13 @@ absl::Status SplitHostPort(absl::string_view listen, std::string* host,
   return absl::OkStatus();
 }
 
+std::string JsonError(absl::string_view code, absl::string_view message) {
+  nlohmann::json body;
+  body["error"]["code"] = code;
+  body["error"]["message"] = message;
+  return body.dump();
+}
+
 }  // namespace
 
 // Wraps the adapter's handler to count and time every delivery.
@@ -253,26 +260,16 @@ void AdapterRuntime::PublishAndRespond(v1::Event event,
           case v1::PublishAck::DROPPED:
             responder->Respond(ok_status, "application/json", ok_body);
             return;
-          case v1::PublishAck::REJECTED:
-            // The input made an invalid event; sending it again won't help.
-            LogWarn("router rejected an event",
-                    {{"event_key", key}, {"detail", ack.detail()}});
-            responder->Respond(400, "application/json",
-                               JsonErrorBody("rejected", ack.detail()));
-            return;
           default:
             LogWarn("router did not store an event",
                     {{"event_key", key}, {"detail", ack.detail()}});
             responder->Respond(500, "application/json",
-                               JsonErrorBody("not_stored", ack.detail()));
+                               JsonError("not_stored", ack.detail()));
         }
       });
-  if (status.code() == absl::StatusCode::kInvalidArgument) {
-    responder->Respond(400, "application/json",
-                       JsonErrorBody("invalid_event", status.message()));
-  } else if (!status.ok()) {
+  if (!status.ok()) {
     responder->Respond(503, "application/json",
-                       JsonErrorBody("router_unavailable", status.message()));
+                       JsonError("router_unavailable", status.message()));
   }
 }
 

@@ -111,10 +111,7 @@ class AdapterRuntime {
 
   // For webhook handlers: publishes `event` and answers `responder` when the
   // router has acknowledged it: `ok_status` (with `ok_body`, JSON) for
-  // ACCEPTED, DUPLICATE and DROPPED; 400 for REJECTED (the input made an
-  // invalid event) and for an event that cannot be published at all (text
-  // that is not UTF-8); 500 for FAILED; 503 when the client cannot queue
-  // it. If the
+  // ACCEPTED, DUPLICATE and DROPPED; 500 for REJECTED and FAILED. If the
   // router never acknowledges in time, the HTTP server answers 503 on its
   // own (the event stays queued; a retry is deduplicated by its key).
   // Counts the publish in imbridge_events_in_total.
