@@ -40,6 +40,8 @@
 // run rarely, scan the outbox (pending and dead deliveries only) rather than
 // keep an index on deliveries(event_id) up to date on every write.
 
+#include "bridge/sqlite_store.h"
+
 #include <sqlite3.h>
 #include <unistd.h>
 
