@@ -4,7 +4,11 @@
 // temporary directory and attaches synthetic adapters built on
 // adapters/common's RouterClient: `--pairs` source adapters publish into
 // `--channels` chats each, every chat linked to one chat of a destination
-// adapter. Three phases:
+// adapter. Four phases:
+//   0. ceiling (unless --ceiling=0): the same adapters and frames through
+//      RelayStub, the Router protocol with no store, in this process; the
+//      durable figure is reported as a ratio of it, which holds better than
+//      absolute figures on a machine whose speed drifts;
 //   1. throughput: `--events` events published as fast as the router takes
 //      them (at most `--outstanding` unacknowledged); events/s relayed is
 //      the count delivered at the destinations over the time from the first
@@ -19,6 +23,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -33,6 +38,8 @@
 #include "absl/time/clock.h"
 #include "adapters/common/router_client.h"
 #include "common/logging.h"
+#include "grpcpp/grpcpp.h"
+#include "tools/bench/relay_stub.h"
 
 namespace {
 
@@ -49,6 +56,7 @@ struct Flags {
   int64_t outstanding = 20000;
   int rate = 5000;
   int seconds = 10;
+  bool ceiling = true;
 };
 
 int64_t NowNanos() { return absl::GetCurrentTimeNanos(); }
@@ -155,6 +163,131 @@ v1::Event MakeEvent(int pair, int channel, int64_t n) {
   return e;
 }
 
+// The synthetic adapters of one run, attached to `address`: per pair a source
+// that publishes and a destination whose Sink answers every delivery.
+class Rig {
+ public:
+  Rig(const std::string& address, const Flags& f) {
+    for (int p = 0; p < f.pairs; ++p) {
+      RouterClient::Options o;
+      o.address = address;
+      o.token = kToken;
+      o.accounts = {"a"};
+      o.capabilities = {"edits", "deletes"};
+      o.platform = absl::StrCat("src", p);
+      o.adapter_name = o.platform;
+      o.max_pending_publishes = static_cast<size_t>(f.outstanding) + 1024;
+      sources_.push_back(std::make_unique<RouterClient>(o, nullptr));
+      sinks_.push_back(std::make_unique<Sink>());
+      o.platform = absl::StrCat("dst", p);
+      o.adapter_name = o.platform;
+      o.max_in_flight = 1024;
+      o.delivery_threads = 2;
+      destinations_.push_back(
+          std::make_unique<RouterClient>(o, sinks_.back().get()));
+    }
+    for (auto& c : sources_) c->Start();
+    for (auto& c : destinations_) c->Start();
+    for (auto& c : sources_)
+      while (!c->attached()) absl::SleepFor(absl::Milliseconds(5));
+    for (auto& c : destinations_)
+      while (!c->attached()) absl::SleepFor(absl::Milliseconds(5));
+  }
+  ~Rig() { Stop(); }
+
+  // Detaches the adapters; nothing is delivered after it returns.
+  void Stop() {
+    for (auto& c : sources_) c->Stop();
+    for (auto& c : destinations_) c->Stop();
+    sources_.clear();
+    destinations_.clear();
+  }
+
+  int64_t delivered() const {
+    int64_t n = 0;
+    for (auto& s : sinks_) n += s->delivered_.load();
+    return n;
+  }
+  bool WaitDelivered(int64_t target, absl::Duration timeout) const {
+    absl::Time deadline = absl::Now() + timeout;
+    while (delivered() < target && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(2));
+    }
+    return delivered() >= target;
+  }
+
+  std::vector<std::unique_ptr<Sink>>& sinks() { return sinks_; }
+  std::vector<std::unique_ptr<RouterClient>>& sources() { return sources_; }
+
+ private:
+  std::vector<std::unique_ptr<Sink>> sinks_;
+  std::vector<std::unique_ptr<RouterClient>> sources_, destinations_;
+};
+
+// Publishes `f.events` events as fast as they are taken (at most
+// `f.outstanding` unacknowledged) and waits for them all to be delivered.
+// Prints and returns events/s (0 if they did not all arrive).
+double Throughput(Rig& rig, const Flags& f, const char* label) {
+  std::atomic<int64_t> acked{0};
+  int64_t published = 0;
+  int64_t start = NowNanos();
+  while (published < f.events) {
+    if (published - acked.load(std::memory_order_relaxed) >= f.outstanding) {
+      absl::SleepFor(absl::Microseconds(200));
+      continue;
+    }
+    int pair = static_cast<int>(published % f.pairs);
+    int channel = static_cast<int>((published / f.pairs) % f.channels);
+    absl::Status s = rig.sources()[pair]->Publish(
+        MakeEvent(pair, channel, published), [&acked](const v1::PublishAck&) {
+          acked.fetch_add(1, std::memory_order_relaxed);
+        });
+    if (!s.ok()) {
+      absl::SleepFor(absl::Microseconds(200));
+      continue;
+    }
+    ++published;
+  }
+  bool complete = rig.WaitDelivered(f.events, absl::Minutes(10));
+  int64_t last = 0;
+  for (auto& s : rig.sinks())
+    last = std::max(last, s->last_delivery_ns_.load());
+  double seconds = static_cast<double>(last - start) / 1e9;
+  double rate = static_cast<double>(rig.delivered()) / seconds;
+  std::printf("%s: %lld events relayed in %.2f s = %.0f events/s%s\n", label,
+              static_cast<long long>(rig.delivered()), seconds, rate,
+              complete ? "" : " (INCOMPLETE)");
+  std::fflush(stdout);
+  // Acks still on their way reference `acked`.
+  absl::Time deadline = absl::Now() + absl::Minutes(1);
+  while (acked.load() < published && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  return complete ? rate : 0;
+}
+
+// Phase 0: the ceiling, through RelayStub on 127.0.0.1.
+double Ceiling(const Flags& f) {
+  imbridge::bench::RelayStub stub;
+  int port = 0;
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
+                           &port);
+  builder.RegisterService(&stub);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || port == 0) {
+    std::fprintf(stderr, "the relay stub did not start\n");
+    return 0;
+  }
+  double rate;
+  {
+    Rig rig(absl::StrCat("127.0.0.1:", port), f);
+    rate = Throughput(rig, f, "ceiling (no store)");
+  }
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  return rate;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -182,13 +315,16 @@ int main(int argc, char** argv) {
       ok = absl::SimpleAtoi(v, &f.rate);
     else if (const char* v = value("seconds"))
       ok = absl::SimpleAtoi(v, &f.seconds);
+    else if (const char* v = value("ceiling"))
+      ok = absl::SimpleAtob(v, &f.ceiling);
     else
       ok = false;
     if (!ok) {
       std::fprintf(
           stderr,
           "usage: imbridge-bench [--router=PATH] [--pairs=N] [--channels=N] "
-          "[--events=N] [--outstanding=N] [--rate=N] [--seconds=N]\n");
+          "[--events=N] [--outstanding=N] [--rate=N] [--seconds=N] "
+          "[--ceiling=true|false]\n");
       return a == "--help" ? 0 : 2;
     }
   }
@@ -199,81 +335,27 @@ int main(int argc, char** argv) {
   pid_t router = StartRouter(RouterBinary(f, argv[0]), dir, f, &port);
   std::string address = absl::StrCat("127.0.0.1:", port);
 
-  std::vector<std::unique_ptr<Sink>> sinks;
-  std::vector<std::unique_ptr<RouterClient>> sources, destinations;
-  for (int p = 0; p < f.pairs; ++p) {
-    RouterClient::Options o;
-    o.address = address;
-    o.token = kToken;
-    o.accounts = {"a"};
-    o.capabilities = {"edits", "deletes"};
-    o.platform = absl::StrCat("src", p);
-    o.adapter_name = o.platform;
-    o.max_pending_publishes = static_cast<size_t>(f.outstanding) + 1024;
-    sources.push_back(std::make_unique<RouterClient>(o, nullptr));
-    sinks.push_back(std::make_unique<Sink>());
-    o.platform = absl::StrCat("dst", p);
-    o.adapter_name = o.platform;
-    o.max_in_flight = 1024;
-    o.delivery_threads = 2;
-    destinations.push_back(
-        std::make_unique<RouterClient>(o, sinks.back().get()));
-  }
-  for (auto& c : sources) c->Start();
-  for (auto& c : destinations) c->Start();
-  for (auto& c : sources)
-    while (!c->attached()) absl::SleepFor(absl::Milliseconds(5));
-  for (auto& c : destinations)
-    while (!c->attached()) absl::SleepFor(absl::Milliseconds(5));
-
-  auto delivered = [&] {
-    int64_t n = 0;
-    for (auto& s : sinks) n += s->delivered_.load();
-    return n;
-  };
-  auto wait_delivered = [&](int64_t target, absl::Duration timeout) {
-    absl::Time deadline = absl::Now() + timeout;
-    while (delivered() < target && absl::Now() < deadline) {
-      absl::SleepFor(absl::Milliseconds(2));
-    }
-    return delivered() >= target;
-  };
-
-  // Phase 1: throughput.
-  std::atomic<int64_t> acked{0};
-  int64_t published = 0;
   std::printf(
       "imbridge-bench: router pid %d, %d source and %d destination adapters, "
       "%d linked chats each, durability full\n",
       router, f.pairs, f.pairs, f.channels);
   std::fflush(stdout);
-  int64_t start = NowNanos();
-  while (published < f.events) {
-    if (published - acked.load(std::memory_order_relaxed) >= f.outstanding) {
-      absl::SleepFor(absl::Microseconds(200));
-      continue;
-    }
-    int pair = static_cast<int>(published % f.pairs);
-    int channel = static_cast<int>((published / f.pairs) % f.channels);
-    absl::Status s = sources[pair]->Publish(
-        MakeEvent(pair, channel, published), [&acked](const v1::PublishAck&) {
-          acked.fetch_add(1, std::memory_order_relaxed);
-        });
-    if (!s.ok()) {
-      absl::SleepFor(absl::Microseconds(200));
-      continue;
-    }
-    ++published;
+  double ceiling = f.ceiling ? Ceiling(f) : 0;
+
+  // Phase 1: throughput.
+  Rig rig(address, f);
+  double durable = Throughput(rig, f, "throughput");
+  bool complete = durable > 0;
+  if (ceiling > 0 && durable > 0) {
+    std::printf("durable / ceiling: %.2f\n", durable / ceiling);
+    std::fflush(stdout);
   }
-  bool complete = wait_delivered(f.events, absl::Minutes(10));
-  int64_t last = 0;
-  for (auto& s : sinks) last = std::max(last, s->last_delivery_ns_.load());
-  double seconds = static_cast<double>(last - start) / 1e9;
-  std::printf("throughput: %lld events relayed in %.2f s = %.0f events/s%s\n",
-              static_cast<long long>(delivered()), seconds,
-              static_cast<double>(delivered()) / seconds,
-              complete ? "" : " (INCOMPLETE)");
-  std::fflush(stdout);
+  auto& sinks = rig.sinks();
+  auto& sources = rig.sources();
+  auto delivered = [&] { return rig.delivered(); };
+  auto wait_delivered = [&](int64_t target, absl::Duration timeout) {
+    return rig.WaitDelivered(target, timeout);
+  };
 
   // Phase 2: latency at a steady rate.
   int64_t base = delivered();
@@ -321,8 +403,7 @@ int main(int argc, char** argv) {
       static_cast<long long>(f.events + total), hwm / 1024.0, rss / 1024.0);
   std::fflush(stdout);
 
-  for (auto& c : sources) c->Stop();
-  for (auto& c : destinations) c->Stop();
+  rig.Stop();
   kill(router, SIGTERM);
   int status = 0;
   waitpid(router, &status, 0);
