@@ -236,6 +236,9 @@ class Store {
   struct TargetCounts {
     int64_t pending = 0;
     int64_t dead = 0;
+    // When the delivery at the head of the queue (the lowest pending id, the
+    // one being waited on) was written; a retried dead letter counts from
+    // its retry. InfiniteFuture when nothing is pending.
     absl::Time oldest_pending = absl::InfiniteFuture();
   };
   virtual absl::StatusOr<TargetCounts> CountDeliveries(
