@@ -57,6 +57,7 @@ struct Flags {
   int rate = 5000;
   int seconds = 10;
   bool ceiling = true;
+  bool status_check = false;
 };
 
 int64_t NowNanos() { return absl::GetCurrentTimeNanos(); }
@@ -67,6 +68,12 @@ class Sink : public imbridge::adapters::DeliveryHandler {
  public:
   absl::StatusOr<std::vector<std::string>> Deliver(
       const v1::Delivery& d) override {
+    // Answers to the chat commands of the status check are not relayed
+    // events.
+    if (d.event().posted().sender().id() == "imbridge") {
+      answers_.fetch_add(1, std::memory_order_relaxed);
+      return std::vector<std::string>{absl::StrCat("c", d.id())};
+    }
     int64_t sent = 0;
     const std::string& id = d.event().posted().message_id();
     auto dash = id.rfind('-');
@@ -84,6 +91,7 @@ class Sink : public imbridge::adapters::DeliveryHandler {
   }
 
   std::atomic<int64_t> delivered_{0};
+  std::atomic<int64_t> answers_{0};
   std::atomic<int64_t> last_delivery_ns_{0};
   std::atomic<bool> recording_{false};
   absl::Mutex mu_;
@@ -218,6 +226,9 @@ class Rig {
 
   std::vector<std::unique_ptr<Sink>>& sinks() { return sinks_; }
   std::vector<std::unique_ptr<RouterClient>>& sources() { return sources_; }
+  std::vector<std::unique_ptr<RouterClient>>& destinations() {
+    return destinations_;
+  }
 
  private:
   std::vector<std::unique_ptr<Sink>> sinks_;
@@ -227,9 +238,11 @@ class Rig {
 // Publishes `f.events` events as fast as they are taken (at most
 // `f.outstanding` unacknowledged) and waits for them all to be delivered.
 // Prints and returns events/s (0 if they did not all arrive).
-double Throughput(Rig& rig, const Flags& f, const char* label) {
+double Throughput(Rig& rig, const Flags& f, const char* label,
+                  int64_t first = 0) {
   std::atomic<int64_t> acked{0};
   int64_t published = 0;
+  const int64_t base = rig.delivered();
   int64_t start = NowNanos();
   while (published < f.events) {
     if (published - acked.load(std::memory_order_relaxed) >= f.outstanding) {
@@ -239,7 +252,8 @@ double Throughput(Rig& rig, const Flags& f, const char* label) {
     int pair = static_cast<int>(published % f.pairs);
     int channel = static_cast<int>((published / f.pairs) % f.channels);
     absl::Status s = rig.sources()[pair]->Publish(
-        MakeEvent(pair, channel, published), [&acked](const v1::PublishAck&) {
+        MakeEvent(pair, channel, first + published),
+        [&acked](const v1::PublishAck&) {
           acked.fetch_add(1, std::memory_order_relaxed);
         });
     if (!s.ok()) {
@@ -248,14 +262,15 @@ double Throughput(Rig& rig, const Flags& f, const char* label) {
     }
     ++published;
   }
-  bool complete = rig.WaitDelivered(f.events, absl::Minutes(10));
+  bool complete = rig.WaitDelivered(base + f.events, absl::Minutes(10));
   int64_t last = 0;
   for (auto& s : rig.sinks())
     last = std::max(last, s->last_delivery_ns_.load());
   double seconds = static_cast<double>(last - start) / 1e9;
-  double rate = static_cast<double>(rig.delivered()) / seconds;
+  const int64_t relayed = rig.delivered() - base;
+  double rate = static_cast<double>(relayed) / seconds;
   std::printf("%s: %lld events relayed in %.2f s = %.0f events/s%s\n", label,
-              static_cast<long long>(rig.delivered()), seconds, rate,
+              static_cast<long long>(relayed), seconds, rate,
               complete ? "" : " (INCOMPLETE)");
   std::fflush(stdout);
   // Acks still on their way reference `acked`.
@@ -317,6 +332,8 @@ int main(int argc, char** argv) {
       ok = absl::SimpleAtoi(v, &f.seconds);
     else if (const char* v = value("ceiling"))
       ok = absl::SimpleAtob(v, &f.ceiling);
+    else if (const char* v = value("status_check"))
+      ok = absl::SimpleAtob(v, &f.status_check);
     else
       ok = false;
     if (!ok) {
@@ -324,7 +341,7 @@ int main(int argc, char** argv) {
           stderr,
           "usage: imbridge-bench [--router=PATH] [--pairs=N] [--channels=N] "
           "[--events=N] [--outstanding=N] [--rate=N] [--seconds=N] "
-          "[--ceiling=true|false]\n");
+          "[--ceiling=true|false] [--status_check=true|false]\n");
       return a == "--help" ? 0 : 2;
     }
   }
@@ -402,6 +419,54 @@ int main(int argc, char** argv) {
       "MiB\n",
       static_cast<long long>(f.events + total), hwm / 1024.0, rss / 1024.0);
   std::fflush(stdout);
+
+  // Phase 4 (--status_check): the throughput phase twice more, the second
+  // time while a person in a destination chat sends `!bridge status` every
+  // 10 ms; chat commands are answered off the writer, so throughput must not
+  // drop measurably (below 0.8 of the control fails the bench).
+  if (f.status_check && complete) {
+    // The control: the same phase again without commands, so that both runs
+    // of the comparison see a store of about the same size.
+    double plain =
+        Throughput(rig, f, "throughput again, the control", f.events + total);
+    std::atomic<bool> stop{false};
+    std::atomic<int64_t> commands{0};
+    std::thread commander([&] {
+      int64_t n = 0;
+      while (!stop.load()) {
+        v1::Event e;
+        e.set_key(absl::StrCat("dst0:status:", n));
+        e.mutable_channel()->set_platform("dst0");
+        e.mutable_channel()->set_account("a");
+        e.mutable_channel()->set_chat_id("c0");
+        e.mutable_posted()->set_message_id(absl::StrCat("status-", n++));
+        e.mutable_posted()->mutable_sender()->set_id("U7");
+        e.mutable_posted()->mutable_text()->set_text("!bridge status");
+        if (rig.destinations()[0]
+                ->Publish(std::move(e), [](const v1::PublishAck&) {})
+                .ok()) {
+          commands.fetch_add(1);
+        }
+        absl::SleepFor(absl::Milliseconds(10));
+      }
+    });
+    double with_status =
+        Throughput(rig, f, "throughput with !bridge status every 10 ms",
+                   2 * f.events + total);
+    stop = true;
+    commander.join();
+    int64_t answers = 0;
+    for (auto& s : sinks) answers += s->answers_.load();
+    double ratio = plain > 0 ? with_status / plain : 0;
+    std::printf(
+        "status check: %lld commands sent, %lld answered; throughput %.2f of "
+        "the control%s\n",
+        static_cast<long long>(commands.load()),
+        static_cast<long long>(answers), ratio,
+        ratio < 0.8 ? " (LOWER: FAILED)" : "");
+    std::fflush(stdout);
+    if (ratio < 0.8) complete = false;
+  }
 
   rig.Stop();
   kill(router, SIGTERM);
