@@ -2,6 +2,7 @@
 // imbridge router (see docs/slack.md).
 
 #include "adapters/common/adapter_runtime.h"
+#include "adapters/common/delivery_journal.h"
 #include "adapters/slack/slack_adapter.h"
 #include "common/logging.h"
 #include "imbridge/v1/slack_config.pb.h"
@@ -25,7 +26,14 @@ int main(int argc, char** argv) {
   imbridge::adapters::AdapterRuntime runtime(
       config.router(), config.http(),
       imbridge::adapters::slack::SlackIdentity(config));
-  SlackAdapter adapter(config, &runtime);
+  auto journal =
+      imbridge::adapters::DeliveryJournal::OpenInStateDir(config.state_dir());
+  if (!journal.ok()) {
+    imbridge::LogError("cannot open the delivery journal",
+                       {{"error", journal.status().ToString()}});
+    return 1;
+  }
+  SlackAdapter adapter(config, &runtime, journal->get());
   adapter.Start();
   return runtime.Run();
 }

@@ -1,5 +1,8 @@
 #include "tests/fakes/slack/fake_slack.h"
 
+#include <algorithm>
+#include <cstdlib>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -381,6 +384,7 @@ json FakeSlack::MessageJson(const FakeSlackMessage& m) const {
     }
   }
   if (!m.thread_ts.empty()) j["thread_ts"] = m.thread_ts;
+  if (!m.metadata.is_null()) j["metadata"] = m.metadata;
   if (!m.file_ids.empty()) {
     j["files"] = json::array();
     for (const auto& id : m.file_ids) {
@@ -427,9 +431,12 @@ void FakeSlack::ServeApi(
   json answer;
   int status = 200;
   adapters::HttpHeaderList headers;
+  absl::Duration delay;
   {
     absl::MutexLock lock(&mu_);
     calls_.push_back({method, args, token});
+    auto delayed = delays_.find(method);
+    if (delayed != delays_.end()) delay = delayed->second;
     auto failure = failures_.find(method);
     if (failure != failures_.end() && failure->second.remaining > 0) {
       --failure->second.remaining;
@@ -455,10 +462,31 @@ void FakeSlack::ServeApi(
       for (auto& e : echoes) echo_queue_.push_back(std::move(e));
     }
   }
-  responder->Respond(status, "application/json; charset=utf-8", answer.dump(),
-                     std::move(headers));
+  if (delay > absl::ZeroDuration()) {
+    // Answered from a thread of its own that touches nothing of the fake, so
+    // that it may outlive it.
+    ++*delayed_pending_;
+    std::thread([responder, status, body = answer.dump(),
+                 headers = std::move(headers), delay,
+                 pending = delayed_pending_]() mutable {
+      absl::SleepFor(delay);
+      responder->Respond(status, "application/json; charset=utf-8",
+                         std::move(body), std::move(headers));
+      --*pending;
+    }).detach();
+  } else {
+    responder->Respond(status, "application/json; charset=utf-8", answer.dump(),
+                       std::move(headers));
+  }
   Notify(changes);
 }
+
+void FakeSlack::DelayAnswers(const std::string& method, absl::Duration delay) {
+  absl::MutexLock lock(&mu_);
+  delays_[method] = delay;
+}
+
+int FakeSlack::delayed_answers_pending() const { return *delayed_pending_; }
 
 json FakeSlack::Call(const std::string& method, const json& args,
                      std::vector<json>* echoes,
@@ -517,6 +545,19 @@ json FakeSlack::Call(const std::string& method, const json& args,
     m.icon_url = Arg(args, "icon_url");
     m.text = text;
     m.thread_ts = Arg(args, "thread_ts");
+    auto metadata = args.find("metadata");
+    if (metadata != args.end()) {
+      // JSON bodies carry an object; form bodies a JSON string.
+      m.metadata = metadata->is_string()
+                       ? json::parse(metadata->get<std::string>(), nullptr,
+                                     /*allow_exceptions=*/false)
+                       : *metadata;
+      if (!m.metadata.is_object() ||
+          !m.metadata.value("event_type", json()).is_string() ||
+          !m.metadata.value("event_payload", json()).is_object()) {
+        return Error("invalid_metadata_format");
+      }
+    }
     messages_.push_back(m);
     json event = MessageJson(m);
     event["channel"] = channel;
@@ -527,6 +568,49 @@ json FakeSlack::Call(const std::string& method, const json& args,
     json message = MessageJson(m);
     return {
         {"ok", true}, {"channel", channel}, {"ts", m.ts}, {"message", message}};
+  }
+  if (method == "conversations.history" || method == "conversations.replies") {
+    std::string channel = Arg(args, "channel");
+    if (channels_.find(channel) == channels_.end()) {
+      return Error("channel_not_found");
+    }
+    const bool replies = method == "conversations.replies";
+    const std::string parent = Arg(args, "ts");
+    if (replies && FindMessage(channel, parent) == nullptr) {
+      return Error("thread_not_found");
+    }
+    const double oldest = std::atof(Arg(args, "oldest").c_str());
+    const bool with_metadata = Arg(args, "include_all_metadata") == "true" ||
+                               Arg(args, "include_all_metadata") == "1";
+    size_t limit = static_cast<size_t>(std::atoi(Arg(args, "limit").c_str()));
+    if (limit == 0 || limit > 1000) limit = 100;
+    const size_t from =
+        static_cast<size_t>(std::atoi(Arg(args, "cursor").c_str()));
+    // history: top-level messages, newest first; replies: the thread, oldest
+    // first.
+    std::vector<const FakeSlackMessage*> found;
+    for (const auto& m : messages_) {
+      if (m.channel != channel || m.deleted) continue;
+      if (std::atof(m.ts.c_str()) < oldest) continue;
+      bool top = m.thread_ts.empty() || m.thread_ts == m.ts;
+      if (replies ? (m.ts != parent && m.thread_ts != parent) : !top) {
+        continue;
+      }
+      found.push_back(&m);
+    }
+    if (!replies) std::reverse(found.begin(), found.end());
+    json list = json::array();
+    for (size_t i = from; i < found.size() && i < from + limit; ++i) {
+      json j = MessageJson(*found[i]);
+      if (!with_metadata) j.erase("metadata");
+      list.push_back(std::move(j));
+    }
+    bool more = from + limit < found.size();
+    return {{"ok", true},
+            {"messages", list},
+            {"has_more", more},
+            {"response_metadata",
+             {{"next_cursor", more ? std::to_string(from + limit) : ""}}}};
   }
   if (method == "chat.update" || method == "chat.delete") {
     std::string channel = Arg(args, "channel");
