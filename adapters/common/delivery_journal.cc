@@ -2,7 +2,8 @@
 
 // Schema (user_version 1):
 //   deliveries(key, target, created_at, updated_at, completed)
-//   steps(key, step, intent_at, done, native_ids)  native_ids: a JSON array
+//   steps(key, step, intent_at, done, failed, native_ids)
+//                                                  native_ids: a JSON array
 //   state(name, value)                             named adapter state
 // Times are Unix milliseconds.
 
@@ -42,6 +43,7 @@ CREATE TABLE IF NOT EXISTS steps (
   step INTEGER NOT NULL,
   intent_at INTEGER NOT NULL,
   done INTEGER NOT NULL,
+  failed INTEGER NOT NULL,
   native_ids TEXT NOT NULL,
   PRIMARY KEY (key, step)
 ) WITHOUT ROWID;
@@ -242,7 +244,8 @@ absl::StatusOr<DeliveryJournal::Record> DeliveryJournal::Find(
                 }));
   absl::Status parse;
   IMB_RETURN_IF_ERROR(db_->Exec(
-      "SELECT step, intent_at, done, native_ids FROM steps WHERE key = ? "
+      "SELECT step, intent_at, done, failed, native_ids FROM steps WHERE "
+      "key = ? "
       "ORDER BY step",
       {key}, [&](sqlite3_stmt* s) {
         size_t step = static_cast<size_t>(sqlite3_column_int64(s, 0));
@@ -250,8 +253,9 @@ absl::StatusOr<DeliveryJournal::Record> DeliveryJournal::Find(
         Step& out = record.steps[step];
         out.intent_at = absl::FromUnixMillis(sqlite3_column_int64(s, 1));
         out.done = sqlite3_column_int64(s, 2) != 0;
+        out.failed = sqlite3_column_int64(s, 3) != 0;
         const char* text =
-            reinterpret_cast<const char*>(sqlite3_column_text(s, 3));
+            reinterpret_cast<const char*>(sqlite3_column_text(s, 4));
         nlohmann::json ids = nlohmann::json::parse(
             text != nullptr ? text : "", nullptr, /*allow_exceptions=*/false);
         if (!ids.is_array()) {
@@ -280,8 +284,9 @@ absl::Status DeliveryJournal::RecordIntent(absl::string_view key,
         "updated_at = excluded.updated_at",
         {key, target, now, now}));
     return db_->Exec(
-        "INSERT INTO steps(key, step, intent_at, done, native_ids) "
-        "VALUES(?, ?, ?, 0, '[]') ON CONFLICT(key, step) DO NOTHING",
+        "INSERT INTO steps(key, step, intent_at, done, failed, native_ids) "
+        "VALUES(?, ?, ?, 0, 0, '[]') ON CONFLICT(key, step) DO UPDATE SET "
+        "failed = 0",
         {key, static_cast<int64_t>(step), now});
   });
 }
@@ -296,11 +301,19 @@ absl::Status DeliveryJournal::RecordResult(
     IMB_RETURN_IF_ERROR(db_->Exec(
         "UPDATE deliveries SET updated_at = ? WHERE key = ?", {now, key}));
     return db_->Exec(
-        "INSERT INTO steps(key, step, intent_at, done, native_ids) "
-        "VALUES(?, ?, ?, 1, ?) ON CONFLICT(key, step) DO UPDATE SET done = 1, "
-        "native_ids = excluded.native_ids",
+        "INSERT INTO steps(key, step, intent_at, done, failed, native_ids) "
+        "VALUES(?, ?, ?, 1, 0, ?) ON CONFLICT(key, step) DO UPDATE SET done = "
+        "1, failed = 0, native_ids = excluded.native_ids",
         {key, static_cast<int64_t>(step), now, ids});
   });
+}
+
+absl::Status DeliveryJournal::RecordFailure(absl::string_view key,
+                                            size_t step) {
+  absl::MutexLock lock(&mu_);
+  return db_->Exec(
+      "UPDATE steps SET failed = 1 WHERE key = ? AND step = ? AND done = 0",
+      {key, static_cast<int64_t>(step)});
 }
 
 absl::Status DeliveryJournal::MarkCompleted(absl::string_view key) {
@@ -374,23 +387,30 @@ absl::StatusOr<std::vector<std::string>> DeliveryJournal::Run(
   ids = record->NativeIds();
   for (size_t i = done; i < steps.size(); ++i) {
     std::optional<std::vector<std::string>> created;
-    if (i < record->steps.size() && !record->steps[i].done) {
+    if (i < record->steps.size() && !record->steps[i].done &&
+        !record->steps[i].failed && reconcile) {
       // An intent without a result: the adapter stopped during the call.
-      if (reconcile) {
-        IMB_ASSIGN_OR_RETURN(created, reconcile(i, record->steps[i]));
-      }
+      IMB_ASSIGN_OR_RETURN(created, reconcile(i, record->steps[i]));
       if (created.has_value()) {
         LogInfo("delivery journal: reconciled a step left open",
                 {{"key", std::string(key)},
                  {"step", absl::StrCat(i)},
                  {"native_ids", absl::StrCat(created->size())}});
       }
-    } else {
-      absl::Status s = RecordIntent(key, target, i);
-      if (!s.ok()) return journaled(s);
     }
     if (!created.has_value()) {
-      IMB_ASSIGN_OR_RETURN(created, steps[i]());
+      absl::Status s = RecordIntent(key, target, i);
+      if (!s.ok()) return journaled(s);
+      absl::StatusOr<std::vector<std::string>> call = steps[i]();
+      if (!call.ok()) {
+        absl::Status s = RecordFailure(key, i);
+        if (!s.ok()) {
+          LogWarn("delivery journal: cannot record a failed step",
+                  {{"key", std::string(key)}, {"error", s.ToString()}});
+        }
+        return call.status();
+      }
+      created = std::move(*call);
     }
     absl::Status s = RecordResult(key, i, *created);
     if (!s.ok()) return journaled(s);

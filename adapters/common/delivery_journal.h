@@ -83,6 +83,10 @@ class DeliveryJournal {
   // One step of a delivery as recorded.
   struct Step {
     bool done = false;  // The result was recorded.
+    // The last call of the step returned an error (the messenger answered
+    // with a failure, or the call timed out). False for an intent whose call
+    // never returned (the process died during it).
+    bool failed = false;
     std::vector<std::string> native_ids;
     absl::Time intent_at;  // When the intent was recorded.
   };
@@ -109,6 +113,8 @@ class DeliveryJournal {
   // Records the native ids step `step` created.
   absl::Status RecordResult(absl::string_view key, size_t step,
                             const std::vector<std::string>& native_ids);
+  // Records that the call of step `step` returned an error.
+  absl::Status RecordFailure(absl::string_view key, size_t step);
   // Records that every step of `key` is done.
   absl::Status MarkCompleted(absl::string_view key);
 
@@ -120,7 +126,8 @@ class DeliveryJournal {
 
   // A native call of a delivery: returns the ids of what it created.
   using StepCall = std::function<absl::StatusOr<std::vector<std::string>>()>;
-  // Decides a step whose intent was recorded without a result. Returns the
+  // Decides a step whose intent was recorded without a result and without a
+  // failure: the process died during its call. Returns the
   // ids the step created if it did happen (an empty vector for "treat as
   // done without ids"), std::nullopt if it did not (make it again), or an
   // error (retried later; nothing is called).
@@ -130,10 +137,13 @@ class DeliveryJournal {
 
   // Runs delivery `key`'s `steps` in order with the bookkeeping above and
   // returns the ids of all steps. A completed delivery returns its recorded
-  // ids without any call. A step's failure is returned as it is; the steps
-  // before it stay recorded as done. An empty `key` runs every step without
-  // journaling. A journal write failure is retryable (kUnavailable) and
-  // nothing more is called.
+  // ids without any call. A step's failure is recorded (Step::failed) and
+  // returned as it is; the steps before it stay recorded as done, and the
+  // failed step is made again on the next Run() without asking `reconcile`
+  // (the messenger answered with a failure, or the call timed out; a call
+  // that timed out after the messenger acted is therefore made twice). An empty
+  // `key` runs every step without journaling. A journal write failure is
+  // retryable (kUnavailable) and nothing more is called.
   absl::StatusOr<std::vector<std::string>> Run(
       absl::string_view key, absl::string_view target,
       const std::vector<StepCall>& steps, const Reconciler& reconcile);

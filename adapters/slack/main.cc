@@ -2,7 +2,6 @@
 // imbridge router (see docs/slack.md).
 
 #include "adapters/common/adapter_runtime.h"
-#include "adapters/common/delivery_journal.h"
 #include "adapters/slack/slack_adapter.h"
 #include "common/logging.h"
 #include "imbridge/v1/slack_config.pb.h"
@@ -26,14 +25,9 @@ int main(int argc, char** argv) {
   imbridge::adapters::AdapterRuntime runtime(
       config.router(), config.http(),
       imbridge::adapters::slack::SlackIdentity(config));
-  auto journal =
-      imbridge::adapters::DeliveryJournal::OpenInStateDir(config.state_dir());
-  if (!journal.ok()) {
-    imbridge::LogError("cannot open the delivery journal",
-                       {{"error", journal.status().ToString()}});
-    return 1;
-  }
-  SlackAdapter adapter(config, &runtime, journal->get());
+  auto journal = runtime.OpenDeliveryJournal(config.state_dir());
+  if (!journal.ok()) return 1;
+  SlackAdapter adapter(config, &runtime, *journal);
   adapter.Start();
   return runtime.Run();
 }

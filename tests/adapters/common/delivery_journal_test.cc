@@ -105,15 +105,27 @@ TEST_F(DeliveryJournalTest, RunResumesAfterTheLastCompletedStep) {
       },
       Call({"m3", "m4"}),
   };
-  auto first = journal->Run("k", "t", steps, nullptr);
+  // A reconciler that must not be asked: the failed step did not die
+  // half-way, the messenger answered.
+  auto never =
+      [](size_t,
+         const DeliveryJournal::Step&) -> absl::StatusOr<std::optional<Ids>> {
+    ADD_FAILURE() << "reconciler asked about a failed step";
+    return std::nullopt;
+  };
+  auto first = journal->Run("k", "t", steps, never);
   EXPECT_EQ(first.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(calls_, ElementsAre("m1", "m2"));
+  auto recorded = journal->Find("k");
+  ASSERT_TRUE(recorded.ok());
+  ASSERT_EQ(recorded->steps.size(), 2u);
+  EXPECT_TRUE(recorded->steps[1].failed);
+  EXPECT_FALSE(recorded->steps[1].done);
 
-  // The failed step's intent is open; with nothing to look up, it is made
-  // again, and the first step is not.
+  // The failed step is made again, and the first step is not.
   fail_second = false;
   calls_.clear();
-  auto second = journal->Run("k", "t", steps, nullptr);
+  auto second = journal->Run("k", "t", steps, never);
   ASSERT_TRUE(second.ok()) << second.status();
   EXPECT_THAT(*second, ElementsAre("m1", "m2", "m3", "m4"));
   EXPECT_THAT(calls_, ElementsAre("m2", "m3"));

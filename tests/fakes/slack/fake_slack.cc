@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <thread>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -431,12 +430,10 @@ void FakeSlack::ServeApi(
   json answer;
   int status = 200;
   adapters::HttpHeaderList headers;
-  absl::Duration delay;
+  const absl::Duration delay = slow_.For(method);
   {
     absl::MutexLock lock(&mu_);
     calls_.push_back({method, args, token});
-    auto delayed = delays_.find(method);
-    if (delayed != delays_.end()) delay = delayed->second;
     auto failure = failures_.find(method);
     if (failure != failures_.end() && failure->second.remaining > 0) {
       --failure->second.remaining;
@@ -462,31 +459,16 @@ void FakeSlack::ServeApi(
       for (auto& e : echoes) echo_queue_.push_back(std::move(e));
     }
   }
-  if (delay > absl::ZeroDuration()) {
-    // Answered from a thread of its own that touches nothing of the fake, so
-    // that it may outlive it.
-    ++*delayed_pending_;
-    std::thread([responder, status, body = answer.dump(),
-                 headers = std::move(headers), delay,
-                 pending = delayed_pending_]() mutable {
-      absl::SleepFor(delay);
-      responder->Respond(status, "application/json; charset=utf-8",
-                         std::move(body), std::move(headers));
-      --*pending;
-    }).detach();
-  } else {
-    responder->Respond(status, "application/json; charset=utf-8", answer.dump(),
-                       std::move(headers));
-  }
+  slow_.Respond(responder, delay, status, "application/json; charset=utf-8",
+                answer.dump(), std::move(headers));
   Notify(changes);
 }
 
 void FakeSlack::DelayAnswers(const std::string& method, absl::Duration delay) {
-  absl::MutexLock lock(&mu_);
-  delays_[method] = delay;
+  slow_.Set(method, delay);
 }
 
-int FakeSlack::delayed_answers_pending() const { return *delayed_pending_; }
+int FakeSlack::delayed_answers_pending() const { return slow_.pending(); }
 
 json FakeSlack::Call(const std::string& method, const json& args,
                      std::vector<json>* echoes,

@@ -1,7 +1,6 @@
 #ifndef IMBRIDGE_TESTS_FAKES_SLACK_FAKE_SLACK_H_
 #define IMBRIDGE_TESTS_FAKES_SLACK_FAKE_SLACK_H_
 
-#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -19,6 +18,7 @@
 #include "adapters/common/webhook_server.h"
 #include "nlohmann/json.hpp"
 #include "tests/fakes/slack/events_sender.h"
+#include "tests/fakes/slow_answers.h"
 
 namespace imbridge::fakes {
 
@@ -252,9 +252,7 @@ class FakeSlack {
   std::map<std::string, std::string> callbacks_ ABSL_GUARDED_BY(mu_);
   std::vector<FakeSlackCall> calls_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, Failure> failures_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, absl::Duration> delays_ ABSL_GUARDED_BY(mu_);
-  std::shared_ptr<std::atomic<int>> delayed_pending_ =
-      std::make_shared<std::atomic<int>>(0);
+  SlowAnswers slow_;
   std::vector<std::function<void(const FakeSlackChange&)>> subscribers_
       ABSL_GUARDED_BY(mu_);
   std::deque<nlohmann::json> echo_queue_ ABSL_GUARDED_BY(mu_);
