@@ -1,6 +1,7 @@
 #include "bridge/admin_service.h"
 
 #include <map>
+#include <optional>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -13,8 +14,10 @@
 namespace imbridge::bridge {
 namespace {
 
-// Most dead letters read when acting on all of them or looking ids up.
-constexpr int kDeadLetterScan = 100000;
+// Dead letters read and changed per transaction by a retry or drop of all
+// of them: the writer is held for one page at a time, and publishes go on
+// between pages.
+constexpr int kDeadLetterPage = 2000;
 
 std::string EventKind(const v1::Event& e) {
   switch (e.kind_case()) {
@@ -169,9 +172,8 @@ grpc::ServerUnaryReactor* AdminService::ListQueues(
     IMB_ASSIGN_OR_RETURN(std::vector<std::string> pending,
                          deps_.store->ListPendingTargets());
     for (const std::string& key : pending) targets[key];
-    IMB_ASSIGN_OR_RETURN(std::vector<DeliveryRecord> dead,
-                         deps_.store->ListDeadLetters(kDeadLetterScan));
-    for (const DeliveryRecord& d : dead) targets[d.target_key] = d.target;
+    IMB_ASSIGN_OR_RETURN(auto dead, deps_.store->ListDeadLetterTargets());
+    for (auto& [key, target] : dead) targets[key] = std::move(target);
     std::set<std::string> attached;
     for (const auto& session : deps_.router->Sessions()) {
       for (const std::string& account : session->hello().accounts()) {
@@ -231,37 +233,22 @@ grpc::ServerUnaryReactor* AdminService::ListDeadLetters(
   });
 }
 
-absl::StatusOr<uint32_t> AdminService::ActOnDeadLetters(
-    const v1::DeadLetterSelection& selection, bool retry) {
-  if (selection.all() == (selection.ids_size() > 0)) {
-    return absl::InvalidArgumentError(
-        "give dead-letter ids, or all, but not both");
-  }
-  IMB_ASSIGN_OR_RETURN(std::vector<DeliveryRecord> dead,
-                       deps_.store->ListDeadLetters(kDeadLetterScan));
-  std::map<int64_t, std::string> chosen;  // id -> target key
-  if (selection.all()) {
-    for (const DeliveryRecord& d : dead) chosen[d.id] = d.target_key;
-  } else {
-    std::map<int64_t, std::string> known;
-    for (const DeliveryRecord& d : dead) known[d.id] = d.target_key;
-    for (uint64_t id : selection.ids()) {
-      auto it = known.find(static_cast<int64_t>(id));
-      if (it == known.end()) {
-        return absl::NotFoundError(absl::StrCat("no dead letter with id ", id));
-      }
-      chosen.insert(*it);
-    }
-  }
-  if (chosen.empty()) return 0u;
+absl::Status AdminService::ActOnDeadLetterPage(
+    const std::vector<DeadLetterRef>& page, bool retry, bool skip_missing,
+    uint32_t* count) {
   absl::Notification done;
   absl::Status status;
+  uint32_t changed = 0;
   absl::Time now = absl::Now();
   deps_.committer->Execute(
-      [&chosen, retry, now](Store& store) -> absl::Status {
-        for (const auto& [id, key] : chosen) {
-          IMB_RETURN_IF_ERROR(retry ? store.RetryDeadLetter(id, now)
-                                    : store.DropDeadLetter(id));
+      [&page, retry, skip_missing, now, &changed](Store& store) {
+        for (const DeadLetterRef& ref : page) {
+          absl::Status s = retry ? store.RetryDeadLetter(ref.id, now)
+                                 : store.DropDeadLetter(ref.id);
+          // Retried or dropped by someone else since it was read.
+          if (skip_missing && absl::IsNotFound(s)) continue;
+          IMB_RETURN_IF_ERROR(s);
+          ++changed;
         }
         return absl::OkStatus();
       },
@@ -271,14 +258,55 @@ absl::StatusOr<uint32_t> AdminService::ActOnDeadLetters(
       });
   done.WaitForNotification();
   IMB_RETURN_IF_ERROR(status);
+  *count += changed;
   if (retry) {
     std::set<std::string> targets;
-    for (const auto& [id, key] : chosen) targets.insert(key);
+    for (const DeadLetterRef& ref : page) targets.insert(ref.target_key);
     for (const std::string& key : targets) deps_.dispatcher->Reload(key);
   }
-  LogInfo(retry ? "dead letters retried" : "dead letters dropped",
-          {{"count", std::to_string(chosen.size())}});
-  return static_cast<uint32_t>(chosen.size());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint32_t> AdminService::ActOnDeadLetters(
+    const v1::DeadLetterSelection& selection, bool retry) {
+  if (selection.all() == (selection.ids_size() > 0)) {
+    return absl::InvalidArgumentError(
+        "give dead-letter ids, or all, but not both");
+  }
+  uint32_t count = 0;
+  if (selection.all()) {
+    // Walks all dead letters by id, one page per transaction; pages hold
+    // ids and targets only, never the events.
+    int64_t after_id = 0;
+    while (true) {
+      IMB_ASSIGN_OR_RETURN(
+          std::vector<DeadLetterRef> page,
+          deps_.store->ListDeadLetterRefs(after_id, kDeadLetterPage));
+      if (page.empty()) break;
+      after_id = page.back().id;
+      IMB_RETURN_IF_ERROR(ActOnDeadLetterPage(page, retry, true, &count));
+    }
+  } else {
+    // Every id must name a dead letter before anything changes.
+    std::vector<DeadLetterRef> chosen;
+    std::set<uint64_t> seen;
+    for (uint64_t id : selection.ids()) {
+      if (!seen.insert(id).second) continue;
+      IMB_ASSIGN_OR_RETURN(
+          std::optional<DeadLetterRef> ref,
+          deps_.store->FindDeadLetter(static_cast<int64_t>(id)));
+      if (!ref.has_value()) {
+        return absl::NotFoundError(absl::StrCat("no dead letter with id ", id));
+      }
+      chosen.push_back(std::move(*ref));
+    }
+    IMB_RETURN_IF_ERROR(ActOnDeadLetterPage(chosen, retry, false, &count));
+  }
+  if (count > 0) {
+    LogInfo(retry ? "dead letters retried" : "dead letters dropped",
+            {{"count", std::to_string(count)}});
+  }
+  return count;
 }
 
 grpc::ServerUnaryReactor* AdminService::RetryDeadLetters(

@@ -1,7 +1,9 @@
 #ifndef IMBRIDGE_BRIDGE_ADMIN_SERVICE_H_
 #define IMBRIDGE_BRIDGE_ADMIN_SERVICE_H_
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/time/time.h"
 #include "bridge/committer.h"
@@ -97,9 +99,17 @@ class AdminService final : public v1::Admin::CallbackService {
   grpc::ServerUnaryReactor* Run(grpc::CallbackServerContext* context,
                                 absl::string_view method,
                                 std::function<absl::Status()> work);
-  // Retries or drops the selected dead letters.
+  // Retries or drops the selected dead letters; returns how many. With
+  // `all`, walks every dead letter, a page per transaction.
   absl::StatusOr<uint32_t> ActOnDeadLetters(const v1::DeadLetterSelection& s,
                                             bool retry);
+  // Retries or drops `page` in one transaction on the writer, blocking until
+  // it is committed, and adds how many changed to `count`. With
+  // `skip_missing`, a dead letter that is gone meanwhile is passed over
+  // instead of failing the page.
+  absl::Status ActOnDeadLetterPage(const std::vector<DeadLetterRef>& page,
+                                   bool retry, bool skip_missing,
+                                   uint32_t* count);
 
   Deps deps_;
 };

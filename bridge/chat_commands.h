@@ -26,7 +26,9 @@ namespace imbridge::bridge {
 // The prefix is configurable. A command is answered in the chat (and thread)
 // it was sent in and is not mirrored to the other members.
 //
-// Called on the committer thread; answers read the store's committed data.
+// Called off the writer (the committer answers on a thread of its own);
+// answers read the store's committed data. Thread-safe once SetAttachedFn
+// has been called.
 class ChatCommands {
  public:
   // Whether an adapter serving `channel` (its platform and account) is

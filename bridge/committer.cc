@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "bridge/event_validation.h"
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "common/status_macros.h"
@@ -69,26 +70,6 @@ const std::string& SubjectMessageId(const v1::Event& e) {
       return *kEmpty;
   }
 }
-
-absl::Status Validate(const v1::Event& e) {
-  if (e.key().empty()) return absl::InvalidArgumentError("event key is empty");
-  if (e.channel().platform().empty() || e.channel().account().empty()) {
-    return absl::InvalidArgumentError(
-        "event channel has no platform or account");
-  }
-  if (e.kind_case() == v1::Event::KIND_NOT_SET) {
-    return absl::InvalidArgumentError("event has no kind");
-  }
-  if (e.kind_case() != v1::Event::kPresence && e.channel().chat_id().empty()) {
-    return absl::InvalidArgumentError("event channel has no chat_id");
-  }
-  if (e.kind_case() != v1::Event::kPresence &&
-      e.kind_case() != v1::Event::kMembership && SubjectMessageId(e).empty()) {
-    return absl::InvalidArgumentError("message event has no message_id");
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 Committer::Committer(Store* store, const LinkRegistry* links,
@@ -109,6 +90,8 @@ void Committer::Start() {
 void Committer::Stop() {
   {
     absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(
+        +[](int* in_flight) { return *in_flight == 0; }, &answers_in_flight_));
     stopping_ = true;
   }
   if (thread_.joinable()) thread_.join();
@@ -120,8 +103,22 @@ void Committer::Enqueue(Op op) {
 }
 
 void Committer::Publish(v1::Event event, PublishDone done) {
-  Enqueue(PublishOp{std::make_shared<const v1::Event>(std::move(event)),
-                    std::move(done)});
+  auto shared = std::make_shared<const v1::Event>(std::move(event));
+  if (commands_ == nullptr || !commands_->IsCommand(*shared)) {
+    Enqueue(PublishOp{std::move(shared), std::move(done), nullptr});
+    return;
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    ++answers_in_flight_;
+  }
+  answers_.Post([this, shared = std::move(shared), done = std::move(done)] {
+    auto answer = std::make_shared<const std::string>(
+        commands_->Answer(*shared, *links_->Get(), absl::Now()));
+    absl::MutexLock lock(&mu_);
+    --answers_in_flight_;
+    queue_.push_back(PublishOp{shared, done, std::move(answer)});
+  });
 }
 
 void Committer::RecordResult(SentDelivery sent, v1::DeliveryResult result) {
@@ -329,7 +326,7 @@ absl::Status Committer::ApplyPublish(PublishOp& op, absl::Time now,
     effects->acks.emplace_back(op.done, std::move(a));
     return absl::OkStatus();
   };
-  if (absl::Status valid = Validate(event); !valid.ok()) {
+  if (absl::Status valid = ValidateEvent(event); !valid.ok()) {
     return ack(Ack(v1::PublishAck::REJECTED, std::string(valid.message())));
   }
   const std::string chat_key = ChannelKey(event.channel(), false);
@@ -353,9 +350,7 @@ absl::Status Committer::ApplyPublish(PublishOp& op, absl::Time now,
     }
   }
 
-  if (commands_ != nullptr && commands_->IsCommand(event)) {
-    return ApplyCommand(op, now, effects);
-  }
+  if (op.answer != nullptr) return ApplyCommand(op, now, effects);
 
   std::shared_ptr<const LinkTable> links = links_->Get();
   std::vector<LinkTarget> targets =
@@ -505,8 +500,7 @@ absl::Status Committer::ApplyCommand(PublishOp& op, absl::Time now,
   posted->mutable_sender()->set_id("imbridge");
   posted->mutable_sender()->set_display_name("imbridge");
   posted->mutable_sender()->set_is_bot(true);
-  posted->mutable_text()->set_text(
-      commands_->Answer(event, *links_->Get(), now));
+  posted->mutable_text()->set_text(*op.answer);
   posted->set_reply_to_message_id(event.posted().message_id());
   posted->set_thread_root_id(event.posted().thread_root_id());
   IMB_ASSIGN_OR_RETURN(std::optional<int64_t> answer_id,

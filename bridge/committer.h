@@ -17,6 +17,7 @@
 #include "bridge/delivery_policy.h"
 #include "bridge/link_table.h"
 #include "bridge/store.h"
+#include "common/executor.h"
 #include "common/metrics.h"
 #include "imbridge/v1/router.pb.h"
 
@@ -113,12 +114,15 @@ class Committer {
   ~Committer();
 
   // Optional; set before Start(). Messages that are chat commands are
-  // answered in their own chat instead of being relayed.
+  // answered in their own chat instead of being relayed. The answer is
+  // worked out (reading the store) on a thread of the committer's own before
+  // the command is queued, so a command never holds the writer.
   void SetChatCommands(const ChatCommands* commands) { commands_ = commands; }
 
   void Start();
-  // Applies everything queued so far, then stops the thread. Work queued
-  // after Stop() is dropped without callbacks.
+  // Answers the chat commands published so far, applies everything queued,
+  // then stops the thread. Work queued after Stop() is dropped without
+  // callbacks.
   void Stop();
 
   // Queues a publish; `done` gets the ack after the commit (ack.seq is 0;
@@ -148,6 +152,8 @@ class Committer {
   struct PublishOp {
     std::shared_ptr<const v1::Event> event;
     PublishDone done;
+    // For a chat command: its answer, worked out before it was queued.
+    std::shared_ptr<const std::string> answer;
   };
   struct ResultOp {
     SentDelivery sent;
@@ -227,7 +233,12 @@ class Committer {
   std::vector<Op> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::function<void()>> drain_waiters_ ABSL_GUARDED_BY(mu_);
+  // Chat commands handed to `answers_` and not yet queued.
+  int answers_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   std::thread thread_;
+  // Works out chat commands' answers off the writer. Declared last: its
+  // destructor runs the answers still posted, which queue their ops.
+  Executor answers_{1};
 };
 
 }  // namespace imbridge::bridge

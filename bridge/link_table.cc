@@ -35,10 +35,23 @@ v1::ChannelRef MemberChannel(const v1::LinkMember& m) {
   return c;
 }
 
+const std::vector<size_t>& LinkTable::CandidateLinks(
+    const v1::ChannelRef& origin) const {
+  static const std::vector<size_t>* const kNone = new std::vector<size_t>();
+  const auto& index =
+      origin.chat_id().empty() ? links_by_account_ : links_by_chat_;
+  auto it =
+      index.find(origin.chat_id().empty()
+                     ? absl::StrCat(origin.platform(), "/", origin.account())
+                     : ChannelKey(origin, /*with_thread=*/false));
+  return it == index.end() ? *kNone : it->second;
+}
+
 std::vector<const v1::Link*> LinkTable::LinksOf(
     const v1::ChannelRef& origin) const {
   std::vector<const v1::Link*> out;
-  for (const v1::Link& link : links_) {
+  for (size_t i : CandidateLinks(origin)) {
+    const v1::Link& link = links_[i];
     for (const v1::LinkMember& m : link.members()) {
       if (MemberContains(m, origin)) {
         out.push_back(&link);
@@ -123,13 +136,25 @@ absl::StatusOr<std::shared_ptr<const LinkTable>> LinkTable::Build(
       new LinkTable(std::vector<v1::Link>(links.begin(), links.end())));
 }
 
-LinkTable::LinkTable(std::vector<v1::Link> links) : links_(std::move(links)) {}
+LinkTable::LinkTable(std::vector<v1::Link> links) : links_(std::move(links)) {
+  auto add = [](std::vector<size_t>& indexes, size_t i) {
+    if (indexes.empty() || indexes.back() != i) indexes.push_back(i);
+  };
+  for (size_t i = 0; i < links_.size(); ++i) {
+    for (const v1::LinkMember& m : links_[i].members()) {
+      add(links_by_chat_[ChannelKey(MemberChannel(m), /*with_thread=*/false)],
+          i);
+      add(links_by_account_[absl::StrCat(m.platform(), "/", m.account())], i);
+    }
+  }
+}
 
 std::vector<LinkTarget> LinkTable::TargetsFor(const v1::ChannelRef& origin,
                                               v1::Event::KindCase kind) const {
   std::vector<LinkTarget> targets;
   absl::flat_hash_set<std::string> seen;
-  for (const v1::Link& link : links_) {
+  for (size_t i : CandidateLinks(origin)) {
+    const v1::Link& link = links_[i];
     // Origin members of this link that feed it.
     std::vector<const v1::LinkMember*> feeders;
     for (const v1::LinkMember& m : link.members()) {

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "google/protobuf/repeated_field.h"
@@ -66,7 +67,16 @@ class LinkTable {
  private:
   explicit LinkTable(std::vector<v1::Link> links);
 
+  // Indexes of the links that may contain `origin`, ascending: those with a
+  // member in its chat, or for an origin without chat_id (presence) those
+  // with a member of its account. Empty if none.
+  const std::vector<size_t>& CandidateLinks(const v1::ChannelRef& origin) const;
+
   std::vector<v1::Link> links_;
+  // The index for CandidateLinks, keyed by "platform/account/chat_id" and by
+  // "platform/account".
+  absl::flat_hash_map<std::string, std::vector<size_t>> links_by_chat_;
+  absl::flat_hash_map<std::string, std::vector<size_t>> links_by_account_;
 };
 
 // Renders a sender name with a member's format ({name}, {platform},

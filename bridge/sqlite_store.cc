@@ -21,6 +21,10 @@
 //                                    webhooks) as serialized protos
 //   participants(channel_key, user_id, platform, display_name, last_seen_at)
 //                                    who has spoken in which channel
+// Version 3 adds:
+//   dead_letters_by_target           a partial index of the dead letters by
+//                                    target, so that the targets with dead
+//                                    letters are found without reading them
 // Times are Unix milliseconds; InfinitePast/InfiniteFuture are stored as the
 // smallest/largest int64.
 //
@@ -167,6 +171,9 @@ CREATE TABLE participants (
   last_seen_at INTEGER NOT NULL,
   PRIMARY KEY (channel_key, user_id)
 ) WITHOUT ROWID;
+)sql"},
+    {3, R"sql(
+CREATE INDEX dead_letters_by_target ON deliveries(target_key) WHERE state = 1;
 )sql"},
 };
 
@@ -426,11 +433,19 @@ absl::Status Migrate(sqlite3* db) {
   return Exec(db, "COMMIT");
 }
 
-// Store on SQLite in WAL mode with one writer and one reader connection.
+// Read connections in the pool. WAL readers block neither each other nor
+// the writer, so this many reads run at once (dispatcher paging, edit
+// lookups, /metrics, admin listings, chat commands); more wait for a free
+// connection.
+constexpr int kReadConnections = 4;
+
+// Store on SQLite in WAL mode with one writer connection and a pool of read
+// connections.
 //
 // The writer connection belongs to the writer thread (the Store contract
-// guarantees a single caller), so it takes no lock. The reader connection is
-// shared by all read methods under `mu_`; it sees committed data only.
+// guarantees a single caller), so it takes no lock. A read method borrows a
+// read connection from `readers_` for its duration; reads see committed data
+// only.
 class SqliteStore : public Store {
  public:
   static absl::StatusOr<std::unique_ptr<Store>> Open(
@@ -477,6 +492,12 @@ class SqliteStore : public Store {
   absl::StatusOr<std::vector<DeliveryRecord>> ListDeadLetters(
       int limit) override;
   absl::StatusOr<int64_t> CountDeadLetters() override;
+  absl::StatusOr<std::vector<DeadLetterRef>> ListDeadLetterRefs(
+      int64_t after_id, int limit) override;
+  absl::StatusOr<std::optional<DeadLetterRef>> FindDeadLetter(
+      int64_t id) override;
+  absl::StatusOr<std::vector<std::pair<std::string, v1::ChannelRef>>>
+  ListDeadLetterTargets() override;
   absl::StatusOr<TargetCounts> CountDeliveries(
       absl::string_view target_key) override;
   absl::StatusOr<std::optional<MessageLocation>> FindMessage(
@@ -510,21 +531,55 @@ class SqliteStore : public Store {
     Statement prune_event_blobs, prune_events;
     Statement put_record, delete_record, touch_participant;
   };
-  // The reader connection's statements.
+  // A read connection's statements.
   struct Reader {
     DbPtr db;
     Statement pending_targets, load_pending, dead_letters, count_deliveries;
-    Statement count_dead_letters;
+    Statement count_dead_letters, dead_letter_refs, find_dead_letter,
+        dead_letter_targets;
     Statement find_message, messages_in_channel, roster_all, roster_of_platform;
     Statement find_blob, collectable_blobs;
     Statement list_records, list_participants;
+  };
+
+  // The read connections. Thread-safe.
+  class ReaderPool {
+   public:
+    // A borrowed connection, given back when the lease is destroyed (after
+    // the Queries on it, which are declared later and so reset first).
+    class Lease {
+     public:
+      Lease(ReaderPool* pool, Reader* reader) : pool_(pool), reader_(reader) {}
+      Lease(const Lease&) = delete;
+      Lease& operator=(const Lease&) = delete;
+      ~Lease() { pool_->Release(reader_); }
+      Reader* operator->() const { return reader_; }
+
+     private:
+      ReaderPool* pool_;
+      Reader* reader_;
+    };
+
+    // Opens `size` read-only connections to `path` and prepares their
+    // statements. Called once, before any Acquire().
+    absl::Status Open(const std::string& path, int size);
+    // Borrows a free connection, waiting for one if all are in use.
+    Lease Acquire();
+
+   private:
+    void Release(Reader* reader);
+
+    // All connections; filled by Open(), then never changed.
+    std::vector<std::unique_ptr<Reader>> readers_;
+    absl::Mutex mu_;
+    std::vector<Reader*> free_ ABSL_GUARDED_BY(mu_);
   };
 
   SqliteStore() = default;
 
   absl::Status Init(const std::string& path, v1::Durability durability);
   absl::Status PrepareWriter();
-  absl::Status PrepareReader() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  static absl::Status PrepareReader(Reader& r);
   absl::Status RequireTransaction() const;
   // Reads a row selected with IMB_DELIVERY_COLUMNS.
   static absl::StatusOr<DeliveryRecord> ReadDelivery(const Query& query);
@@ -537,8 +592,7 @@ class SqliteStore : public Store {
   DbPtr checkpoint_db_;
   absl::Notification stop_checkpoints_;
   std::thread checkpointer_;
-  absl::Mutex mu_;
-  Reader r_ ABSL_GUARDED_BY(mu_);
+  ReaderPool readers_;
   std::string router_id_;
   // Writer thread: whether Begin succeeded and neither Commit nor Rollback
   // has ended the transaction since (SQLite may have ended it on an error);
@@ -635,9 +689,34 @@ absl::Status SqliteStore::Init(const std::string& path,
                                      : "PRAGMA synchronous = FULL"));
   checkpointer_ = std::thread([this] { RunCheckpoints(); });
 
+  return readers_.Open(path, kReadConnections);
+}
+
+absl::Status SqliteStore::ReaderPool::Open(const std::string& path, int size) {
   absl::MutexLock lock(&mu_);
-  IMB_ASSIGN_OR_RETURN(r_.db, OpenConnection(path, SQLITE_OPEN_READONLY));
-  return PrepareReader();
+  for (int i = 0; i < size; ++i) {
+    auto reader = std::make_unique<Reader>();
+    IMB_ASSIGN_OR_RETURN(reader->db,
+                         OpenConnection(path, SQLITE_OPEN_READONLY));
+    IMB_RETURN_IF_ERROR(PrepareReader(*reader));
+    free_.push_back(reader.get());
+    readers_.push_back(std::move(reader));
+  }
+  return absl::OkStatus();
+}
+
+SqliteStore::ReaderPool::Lease SqliteStore::ReaderPool::Acquire() {
+  absl::MutexLock lock(&mu_);
+  mu_.Await(absl::Condition(
+      +[](std::vector<Reader*>* free) { return !free->empty(); }, &free_));
+  Reader* reader = free_.back();
+  free_.pop_back();
+  return Lease(this, reader);
+}
+
+void SqliteStore::ReaderPool::Release(Reader* reader) {
+  absl::MutexLock lock(&mu_);
+  free_.push_back(reader);
 }
 
 SqliteStore::~SqliteStore() {
@@ -728,12 +807,12 @@ absl::Status SqliteStore::PrepareWriter() {
   return absl::OkStatus();
 }
 
-absl::Status SqliteStore::PrepareReader() {
-  sqlite3* db = r_.db.get();
+absl::Status SqliteStore::PrepareReader(Reader& r) {
+  sqlite3* db = r.db.get();
   const std::pair<Statement*, const char*> statements[] = {
       // Walks the distinct targets through the index instead of scanning
       // every pending row.
-      {&r_.pending_targets,
+      {&r.pending_targets,
        "WITH RECURSIVE t(key) AS ("
        " SELECT (SELECT min(target_key) FROM deliveries WHERE state = 0)"
        " UNION ALL"
@@ -741,44 +820,64 @@ absl::Status SqliteStore::PrepareReader() {
        "  WHERE state = 0 AND target_key > t.key)"
        " FROM t WHERE t.key IS NOT NULL)"
        " SELECT key FROM t WHERE key IS NOT NULL"},
-      {&r_.load_pending, "SELECT " IMB_DELIVERY_COLUMNS
-                         "WHERE d.target_key = ? AND d.state = 0 AND d.id > ? "
-                         "ORDER BY d.id LIMIT ?"},
-      {&r_.dead_letters,
+      {&r.load_pending, "SELECT " IMB_DELIVERY_COLUMNS
+                        "WHERE d.target_key = ? AND d.state = 0 AND d.id > ? "
+                        "ORDER BY d.id LIMIT ?"},
+      {&r.dead_letters,
        "SELECT " IMB_DELIVERY_COLUMNS
        "WHERE d.state = 1 ORDER BY d.dead_at DESC, d.id DESC LIMIT ?"},
       // Counts through the partial index of dead letters.
-      {&r_.count_dead_letters,
+      {&r.count_dead_letters,
        "SELECT count(*) FROM deliveries INDEXED BY dead_letters_by_time "
        "WHERE state = 1"},
-      {&r_.count_deliveries,
+      {&r.dead_letter_refs,
+       "SELECT id, target_key FROM deliveries "
+       "WHERE id > ? AND state = 1 ORDER BY id LIMIT ?"},
+      {&r.find_dead_letter,
+       "SELECT id, target_key FROM deliveries WHERE id = ? AND state = 1"},
+      // Walks the distinct targets through the partial index of dead
+      // letters; takes each one's channel from one of its rows.
+      {&r.dead_letter_targets,
+       "WITH RECURSIVE t(key) AS ("
+       " SELECT (SELECT min(target_key) FROM deliveries"
+       "  INDEXED BY dead_letters_by_target WHERE state = 1)"
+       " UNION ALL"
+       " SELECT (SELECT min(target_key) FROM deliveries"
+       "  INDEXED BY dead_letters_by_target"
+       "  WHERE state = 1 AND target_key > t.key)"
+       " FROM t WHERE t.key IS NOT NULL)"
+       " SELECT key, (SELECT target FROM deliveries"
+       "  INDEXED BY dead_letters_by_target"
+       "  WHERE state = 1 AND target_key = t.key LIMIT 1)"
+       " FROM t WHERE key IS NOT NULL"},
+      {&r.count_deliveries,
        "SELECT state, count(*), min(created_at) FROM deliveries "
        "WHERE target_key = ? GROUP BY state"},
-      {&r_.find_message,
+      {&r.find_message,
        "SELECT group_id, is_copy FROM messages "
        "WHERE channel_key = ? AND native_id = ?"},
-      {&r_.messages_in_channel,
+      {&r.messages_in_channel,
        "SELECT native_id FROM messages WHERE group_id = ? AND channel_key = ? "
        "ORDER BY part"},
-      {&r_.roster_all,
+      {&r.roster_all,
        "SELECT platform, account, user_id, display_name, presence, "
        "status_text, updated_at FROM roster "
        "ORDER BY platform, account, user_id"},
-      {&r_.roster_of_platform,
+      {&r.roster_of_platform,
        "SELECT platform, account, user_id, display_name, presence, "
        "status_text, updated_at FROM roster WHERE platform = ? "
        "ORDER BY platform, account, user_id"},
-      {&r_.find_blob,
+      {&r.find_blob,
        "SELECT blob_id, size, created_at, last_used_at FROM blobs "
        "WHERE blob_id = ?"},
-      {&r_.collectable_blobs,
+      {&r.collectable_blobs,
        "SELECT blob_id FROM blobs WHERE last_used_at < ? AND blob_id NOT IN "
        "(SELECT eb.blob_id FROM deliveries d JOIN event_blobs eb "
        "ON eb.event_id = d.event_id) "
        "ORDER BY last_used_at, blob_id"},
-      {&r_.list_records,
+      {&r.list_records,
        "SELECT name, payload FROM records WHERE kind = ? ORDER BY name"},
-      {&r_.list_participants,
+      {&r.list_participants,
        "SELECT user_id, platform, display_name, last_seen_at "
        "FROM participants WHERE channel_key = ? "
        "ORDER BY last_seen_at DESC, user_id"},
@@ -999,8 +1098,8 @@ absl::StatusOr<int64_t> SqliteStore::PruneEvents(absl::Time before) {
 }
 
 absl::StatusOr<std::vector<std::string>> SqliteStore::ListPendingTargets() {
-  absl::MutexLock lock(&mu_);
-  Query query(r_.pending_targets);
+  ReaderPool::Lease r = readers_.Acquire();
+  Query query(r->pending_targets);
   std::vector<std::string> targets;
   while (true) {
     IMB_ASSIGN_OR_RETURN(bool row, query.Step());
@@ -1048,8 +1147,8 @@ absl::StatusOr<std::vector<DeliveryRecord>> SqliteStore::LoadPendingDeliveries(
     absl::string_view target_key, int64_t after_id, int limit) {
   std::vector<DeliveryRecord> records;
   if (limit <= 0) return records;
-  absl::MutexLock lock(&mu_);
-  Query query(r_.load_pending);
+  ReaderPool::Lease r = readers_.Acquire();
+  Query query(r->load_pending);
   query.Text(target_key).Int(after_id).Int(limit);
   while (true) {
     IMB_ASSIGN_OR_RETURN(bool row, query.Step());
@@ -1064,8 +1163,8 @@ absl::StatusOr<std::vector<DeliveryRecord>> SqliteStore::ListDeadLetters(
     int limit) {
   std::vector<DeliveryRecord> records;
   if (limit <= 0) return records;
-  absl::MutexLock lock(&mu_);
-  Query query(r_.dead_letters);
+  ReaderPool::Lease r = readers_.Acquire();
+  Query query(r->dead_letters);
   query.Int(limit);
   while (true) {
     IMB_ASSIGN_OR_RETURN(bool row, query.Step());
@@ -1078,8 +1177,8 @@ absl::StatusOr<std::vector<DeliveryRecord>> SqliteStore::ListDeadLetters(
 
 absl::StatusOr<Store::TargetCounts> SqliteStore::CountDeliveries(
     absl::string_view target_key) {
-  absl::MutexLock lock(&mu_);
-  Query query(r_.count_deliveries);
+  ReaderPool::Lease r = readers_.Acquire();
+  Query query(r->count_deliveries);
   query.Text(target_key);
   TargetCounts counts;
   while (true) {
@@ -1107,8 +1206,8 @@ absl::StatusOr<std::optional<MessageLocation>> ReadLocation(Query& query) {
 
 absl::StatusOr<std::optional<MessageLocation>> SqliteStore::FindMessage(
     absl::string_view channel_key, absl::string_view native_id) {
-  absl::MutexLock lock(&mu_);
-  Query query(r_.find_message);
+  ReaderPool::Lease r = readers_.Acquire();
+  Query query(r->find_message);
   query.Text(channel_key).Text(native_id);
   return ReadLocation(query);
 }
@@ -1124,8 +1223,8 @@ SqliteStore::FindMessageInTransaction(absl::string_view channel_key,
 
 absl::StatusOr<std::vector<std::string>> SqliteStore::FindMessagesInChannel(
     int64_t group_id, absl::string_view channel_key) {
-  absl::MutexLock lock(&mu_);
-  Query query(r_.messages_in_channel);
+  ReaderPool::Lease r = readers_.Acquire();
+  Query query(r->messages_in_channel);
   query.Int(group_id).Text(channel_key);
   std::vector<std::string> native_ids;
   while (true) {
@@ -1138,8 +1237,8 @@ absl::StatusOr<std::vector<std::string>> SqliteStore::FindMessagesInChannel(
 
 absl::StatusOr<std::vector<RosterEntry>> SqliteStore::ListRoster(
     absl::string_view platform) {
-  absl::MutexLock lock(&mu_);
-  Query query(platform.empty() ? r_.roster_all : r_.roster_of_platform);
+  ReaderPool::Lease r = readers_.Acquire();
+  Query query(platform.empty() ? r->roster_all : r->roster_of_platform);
   if (!platform.empty()) query.Text(platform);
   std::vector<RosterEntry> entries;
   while (true) {
@@ -1163,8 +1262,8 @@ absl::StatusOr<std::vector<RosterEntry>> SqliteStore::ListRoster(
 
 absl::StatusOr<std::optional<BlobInfo>> SqliteStore::FindBlob(
     absl::string_view blob_id) {
-  absl::MutexLock lock(&mu_);
-  Query query(r_.find_blob);
+  ReaderPool::Lease r = readers_.Acquire();
+  Query query(r->find_blob);
   query.Text(blob_id);
   IMB_ASSIGN_OR_RETURN(bool row, query.Step());
   if (!row) return std::optional<BlobInfo>();
@@ -1178,8 +1277,8 @@ absl::StatusOr<std::optional<BlobInfo>> SqliteStore::FindBlob(
 
 absl::StatusOr<std::vector<std::string>> SqliteStore::ListCollectableBlobs(
     absl::Time before) {
-  absl::MutexLock lock(&mu_);
-  Query query(r_.collectable_blobs);
+  ReaderPool::Lease r = readers_.Acquire();
+  Query query(r->collectable_blobs);
   query.Time(before);
   std::vector<std::string> blob_ids;
   while (true) {
@@ -1224,16 +1323,62 @@ absl::Status SqliteStore::TouchParticipant(absl::string_view channel_key,
 }
 
 absl::StatusOr<int64_t> SqliteStore::CountDeadLetters() {
-  absl::MutexLock lock(&mu_);
-  Query query(r_.count_dead_letters);
+  ReaderPool::Lease r = readers_.Acquire();
+  Query query(r->count_dead_letters);
   IMB_ASSIGN_OR_RETURN(bool row, query.Step());
   return row ? query.ColumnInt(0) : 0;
 }
 
+absl::StatusOr<std::vector<DeadLetterRef>> SqliteStore::ListDeadLetterRefs(
+    int64_t after_id, int limit) {
+  std::vector<DeadLetterRef> refs;
+  if (limit <= 0) return refs;
+  ReaderPool::Lease r = readers_.Acquire();
+  Query query(r->dead_letter_refs);
+  query.Int(after_id).Int(limit);
+  while (true) {
+    IMB_ASSIGN_OR_RETURN(bool row, query.Step());
+    if (!row) break;
+    refs.push_back({query.ColumnInt(0), query.ColumnText(1)});
+  }
+  return refs;
+}
+
+absl::StatusOr<std::optional<DeadLetterRef>> SqliteStore::FindDeadLetter(
+    int64_t id) {
+  ReaderPool::Lease r = readers_.Acquire();
+  Query query(r->find_dead_letter);
+  query.Int(id);
+  IMB_ASSIGN_OR_RETURN(bool row, query.Step());
+  if (!row) return std::optional<DeadLetterRef>();
+  return std::optional<DeadLetterRef>(
+      DeadLetterRef{query.ColumnInt(0), query.ColumnText(1)});
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, v1::ChannelRef>>>
+SqliteStore::ListDeadLetterTargets() {
+  ReaderPool::Lease r = readers_.Acquire();
+  Query query(r->dead_letter_targets);
+  std::vector<std::pair<std::string, v1::ChannelRef>> targets;
+  while (true) {
+    IMB_ASSIGN_OR_RETURN(bool row, query.Step());
+    if (!row) break;
+    v1::ChannelRef target;
+    absl::string_view bytes = query.ColumnBlob(1);
+    if (!target.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+      return absl::InternalError(absl::StrCat("store: a dead letter of ",
+                                              query.ColumnText(0),
+                                              " has a corrupt target"));
+    }
+    targets.emplace_back(query.ColumnText(0), std::move(target));
+  }
+  return targets;
+}
+
 absl::StatusOr<std::vector<std::pair<std::string, std::string>>>
 SqliteStore::ListRecords(absl::string_view kind) {
-  absl::MutexLock lock(&mu_);
-  Query query(r_.list_records);
+  ReaderPool::Lease r = readers_.Acquire();
+  Query query(r->list_records);
   query.Text(kind);
   std::vector<std::pair<std::string, std::string>> out;
   while (true) {
@@ -1246,8 +1391,8 @@ SqliteStore::ListRecords(absl::string_view kind) {
 
 absl::StatusOr<std::vector<Participant>> SqliteStore::ListParticipants(
     absl::string_view channel_key) {
-  absl::MutexLock lock(&mu_);
-  Query query(r_.list_participants);
+  ReaderPool::Lease r = readers_.Acquire();
+  Query query(r->list_participants);
   query.Text(channel_key);
   std::vector<Participant> out;
   while (true) {

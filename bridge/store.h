@@ -65,6 +65,14 @@ struct RosterEntry {
   absl::Time updated_at = absl::InfinitePast();
 };
 
+// A dead letter's id and outbox queue, without its event: what bulk retry
+// and drop need.
+struct DeadLetterRef {
+  int64_t id = 0;
+  // ChannelKey(target) with thread, as in DeliveryRecord::target_key.
+  std::string target_key;
+};
+
 // Someone who has posted in a channel, as kept for `!bridge who`.
 struct Participant {
   std::string platform;
@@ -87,8 +95,9 @@ struct BlobInfo {
 // Threading: one writer thread calls the write methods, always between
 // Begin() and Commit()/Rollback(); they see the transaction's own uncommitted
 // rows. The read methods may be called from any thread at any time,
-// concurrently with the writer; they use their own connection (serialized by
-// an internal mutex) and see committed data only.
+// concurrently with the writer and with each other; they see committed data
+// only. (The SQLite store reads through a small pool of connections; a read
+// waits only when all of them are busy.)
 //
 // Errors: every method returns a Status; a storage failure is kInternal or
 // kUnavailable (disk full, I/O error) with SQLite's message. The store never
@@ -206,6 +215,21 @@ class Store {
 
   // How many dead letters there are (all targets).
   virtual absl::StatusOr<int64_t> CountDeadLetters() = 0;
+
+  // Up to `limit` dead letters with id greater than `after_id`, in id order,
+  // without their events: one page of a walk over all of them.
+  virtual absl::StatusOr<std::vector<DeadLetterRef>> ListDeadLetterRefs(
+      int64_t after_id, int limit) = 0;
+
+  // The dead letter `id` without its event, or std::nullopt if there is no
+  // such dead letter.
+  virtual absl::StatusOr<std::optional<DeadLetterRef>> FindDeadLetter(
+      int64_t id) = 0;
+
+  // The targets that have dead letters, as (ChannelKey with thread, the
+  // channel), sorted by key.
+  virtual absl::StatusOr<std::vector<std::pair<std::string, v1::ChannelRef>>>
+  ListDeadLetterTargets() = 0;
 
   // Pending and dead-letter counts for one target.
   struct TargetCounts {

@@ -39,13 +39,6 @@ absl::Status SplitHostPort(absl::string_view listen, std::string* host,
   return absl::OkStatus();
 }
 
-std::string JsonError(absl::string_view code, absl::string_view message) {
-  nlohmann::json body;
-  body["error"]["code"] = code;
-  body["error"]["message"] = message;
-  return body.dump();
-}
-
 }  // namespace
 
 // Wraps the adapter's handler to count and time every delivery.
@@ -272,16 +265,26 @@ void AdapterRuntime::PublishAndRespond(v1::Event event,
           case v1::PublishAck::DROPPED:
             responder->Respond(ok_status, "application/json", ok_body);
             return;
+          case v1::PublishAck::REJECTED:
+            // The input made an invalid event; sending it again won't help.
+            LogWarn("router rejected an event",
+                    {{"event_key", key}, {"detail", ack.detail()}});
+            responder->Respond(400, "application/json",
+                               JsonErrorBody("rejected", ack.detail()));
+            return;
           default:
             LogWarn("router did not store an event",
                     {{"event_key", key}, {"detail", ack.detail()}});
             responder->Respond(500, "application/json",
-                               JsonError("not_stored", ack.detail()));
+                               JsonErrorBody("not_stored", ack.detail()));
         }
       });
-  if (!status.ok()) {
+  if (status.code() == absl::StatusCode::kInvalidArgument) {
+    responder->Respond(400, "application/json",
+                       JsonErrorBody("invalid_event", status.message()));
+  } else if (!status.ok()) {
     responder->Respond(503, "application/json",
-                       JsonError("router_unavailable", status.message()));
+                       JsonErrorBody("router_unavailable", status.message()));
   }
 }
 
@@ -301,6 +304,22 @@ absl::Status AdapterRuntime::Publish(
         .Increment();
     if (done) done(ack);
   });
+}
+
+void RuntimeInboundRouter::Publish(
+    v1::Event event, std::function<void(absl::StatusOr<v1::PublishAck>)> done) {
+  auto shared = std::make_shared<decltype(done)>(std::move(done));
+  absl::Status status = runtime_->Publish(
+      std::move(event),
+      [shared](const v1::PublishAck& ack) { (*shared)(ack); });
+  if (!status.ok()) (*shared)(status);
+}
+
+absl::StatusOr<v1::BlobRef> RuntimeInboundRouter::PutBlob(
+    const v1::BlobMeta& meta,
+    const std::function<absl::StatusOr<size_t>(char* buffer, size_t max)>&
+        read) {
+  return runtime_->router().PutBlob(meta, read);
 }
 
 void AdapterRuntime::CountRejection(absl::string_view reason) {

@@ -13,6 +13,7 @@
 #include "absl/time/time.h"
 #include "adapters/common/delivery_handler.h"
 #include "adapters/common/delivery_journal.h"
+#include "adapters/common/inbound_pipeline.h"
 #include "adapters/common/router_client.h"
 #include "adapters/common/webhook_server.h"
 #include "common/config_loader.h"
@@ -119,7 +120,10 @@ class AdapterRuntime {
 
   // For webhook handlers: publishes `event` and answers `responder` when the
   // router has acknowledged it: `ok_status` (with `ok_body`, JSON) for
-  // ACCEPTED, DUPLICATE and DROPPED; 500 for REJECTED and FAILED. If the
+  // ACCEPTED, DUPLICATE and DROPPED; 400 for REJECTED (the input made an
+  // invalid event) and for an event that cannot be published at all (text
+  // that is not UTF-8); 500 for FAILED; 503 when the client cannot queue
+  // it. If the
   // router never acknowledges in time, the HTTP server answers 503 on its
   // own (the event stays queued; a retry is deduplicated by its key).
   // Counts the publish in imbridge_events_in_total.
@@ -157,6 +161,25 @@ class AdapterRuntime {
   uint64_t collector_ = 0;
   bool started_ = false;
   bool stopped_ = false;
+};
+
+// The inbound pipeline's way to the router through an AdapterRuntime:
+// publishes are counted in imbridge_events_in_total. `runtime` must outlive
+// it. Thread-safe.
+class RuntimeInboundRouter : public InboundRouter {
+ public:
+  explicit RuntimeInboundRouter(AdapterRuntime* runtime) : runtime_(runtime) {}
+
+  void Publish(
+      v1::Event event,
+      std::function<void(absl::StatusOr<v1::PublishAck>)> done) override;
+  absl::StatusOr<v1::BlobRef> PutBlob(
+      const v1::BlobMeta& meta,
+      const std::function<absl::StatusOr<size_t>(char* buffer, size_t max)>&
+          read) override;
+
+ private:
+  AdapterRuntime* const runtime_;
 };
 
 // Parses an adapter's command line (`--config FILE [--check-config]`),

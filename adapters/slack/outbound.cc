@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "adapters/slack/format.h"
+#include "common/file_size.h"
 
 namespace imbridge::adapters::slack {
 namespace {
@@ -20,12 +21,6 @@ bool AlreadyGone(const absl::Status& s) {
   return absl::EndsWith(s.message(), "message_not_found") ||
          absl::EndsWith(s.message(), "file_not_found") ||
          absl::EndsWith(s.message(), "file_deleted");
-}
-
-std::string HumanSize(uint64_t bytes) {
-  if (bytes >= (1u << 20)) return absl::StrCat(bytes >> 20, " MiB");
-  if (bytes >= (1u << 10)) return absl::StrCat(bytes >> 10, " KiB");
-  return absl::StrCat(bytes, " bytes");
 }
 
 // How much earlier than the recorded intent a message's ts may be (Slack's
@@ -86,7 +81,7 @@ absl::StatusOr<std::vector<std::string>> SlackOutbound::Post(
                              ? "not available"
                              : a.unavailable_reason();
     absl::StrAppend(&text, text.empty() ? "" : "\n", "_file ",
-                    EscapeMrkdwn(a.name()), " (", HumanSize(a.size()),
+                    EscapeMrkdwn(a.name()), " (", FileSizeText(a.size()),
                     "): ", EscapeMrkdwn(reason), "_");
   }
   using Ids = std::vector<std::string>;

@@ -6,6 +6,7 @@
 
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "bridge/chat_commands.h"
 #include "bridge/committer.h"
 #include "bridge/dispatcher.h"
 #include "bridge/link_table.h"
@@ -222,6 +223,59 @@ TEST_F(CommitterTest, RejectsInvalidEventsAndRecordsPresence) {
   ASSERT_EQ(roster->size(), 1u);
   EXPECT_EQ((*roster)[0].display_name, "Ivan");
   EXPECT_EQ((*roster)[0].presence, v1::AWAY);
+}
+
+// `!bridge status` reads the store and asks which adapters are attached;
+// while it is being answered (held here inside the attached check), other
+// events are still committed: the answer is worked out off the writer.
+TEST_F(CommitterTest, ChatCommandIsAnsweredOffTheWriter) {
+  ChatCommands commands(v1::ChatCommandOptions(), store_.get());
+  absl::Notification answering, release;
+  commands.SetAttachedFn([&](const v1::ChannelRef&) {
+    if (!answering.HasBeenNotified()) answering.Notify();
+    release.WaitForNotification();
+    return true;
+  });
+  committer_->Stop();
+  v1::DispatchOptions dispatch;
+  committer_ = std::make_unique<Committer>(store_.get(), links_.get(),
+                                           DeliveryPolicy(dispatch), &recorder_,
+                                           Committer::Options());
+  committer_->SetChatCommands(&commands);
+  committer_->Start();
+
+  absl::Notification command_acked;
+  v1::PublishAck command_ack;
+  committer_->Publish(Posted("c1", "alpha", "a", "A1", "cmd", "!bridge status"),
+                      [&](const v1::PublishAck& ack) {
+                        command_ack = ack;
+                        command_acked.Notify();
+                      });
+  ASSERT_TRUE(answering.WaitForNotificationWithTimeout(absl::Seconds(60)));
+  absl::Notification post_acked;
+  v1::PublishAck post_ack;
+  committer_->Publish(Posted("k1", "alpha", "a", "A1", "m1", "hello"),
+                      [&](const v1::PublishAck& ack) {
+                        post_ack = ack;
+                        post_acked.Notify();
+                      });
+  bool committed_meanwhile =
+      post_acked.WaitForNotificationWithTimeout(absl::Seconds(60));
+  release.Notify();
+  ASSERT_TRUE(committed_meanwhile) << "the writer waited for the command";
+  EXPECT_EQ(post_ack.outcome(), v1::PublishAck::ACCEPTED);
+  EXPECT_FALSE(command_acked.HasBeenNotified());
+
+  ASSERT_TRUE(command_acked.WaitForNotificationWithTimeout(absl::Seconds(60)));
+  EXPECT_EQ(command_ack.outcome(), v1::PublishAck::ACCEPTED);
+  // Two copies of the post (beta, gamma), then the answer in A1 itself.
+  std::vector<DeliveryRecord> written = recorder_.written(3);
+  ASSERT_EQ(written.size(), 3u);
+  EXPECT_EQ(written[2].target.chat_id(), "A1");
+  const std::string& answer = written[2].event->posted().text().text();
+  EXPECT_THAT(answer, ::testing::HasSubstr("Link trio: 3 members"));
+  EXPECT_THAT(answer, ::testing::HasSubstr("1 queued"));
+  committer_->Stop();
 }
 
 // Collects what the dispatcher sends to an adapter.

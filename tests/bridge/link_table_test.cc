@@ -1,5 +1,6 @@
 #include "bridge/link_table.h"
 
+#include "absl/strings/str_cat.h"
 #include "common/config_loader.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -129,6 +130,38 @@ TEST(LinkTableTest, ThreadMembersAndPresenceWithoutChat) {
   // Presence belongs to the account, not a chat.
   EXPECT_THAT(Keys(t->TargetsFor(Chan("slack", "a", ""), v1::Event::kPresence)),
               ElementsAre("topic:telegram/b/-100#7"));
+}
+
+// Targets come from the index of links by origin chat: only the links with
+// the origin in them, in table order, among many that do not.
+TEST(LinkTableTest, ManyLinksOnlyTheOriginsLinksInTableOrder) {
+  std::string yaml = "links:\n";
+  for (int i = 0; i < 200; ++i) {
+    bool mine = i == 3 || i == 150;
+    absl::StrAppend(&yaml, "- name: l", i, "\n  members:\n",
+                    "  - {platform: slack, account: acme, chat_id: ",
+                    mine ? "C-MINE" : absl::StrCat("C", i), "}\n",
+                    "  - {platform: tg, account: bot, chat_id: T", i, "}\n");
+  }
+  auto t = Table(yaml);
+  ASSERT_NE(t, nullptr);
+  EXPECT_THAT(
+      Keys(t->TargetsFor(Chan("slack", "acme", "C-MINE"), v1::Event::kPosted)),
+      ElementsAre("l3:tg/bot/T3", "l150:tg/bot/T150"));
+  EXPECT_THAT(
+      Keys(t->TargetsFor(Chan("tg", "bot", "T150"), v1::Event::kPosted)),
+      ElementsAre("l150:slack/acme/C-MINE"));
+  // Same chat id on another account or platform is another chat.
+  EXPECT_TRUE(
+      t->TargetsFor(Chan("slack", "other", "C-MINE"), v1::Event::kPosted)
+          .empty());
+  EXPECT_TRUE(t->TargetsFor(Chan("teams", "acme", "C-MINE"), v1::Event::kPosted)
+                  .empty());
+  EXPECT_EQ(t->LinksOf(Chan("slack", "acme", "C-MINE")).size(), 2u);
+  // Presence (no chat): every link of the account.
+  EXPECT_EQ(
+      t->TargetsFor(Chan("slack", "acme", ""), v1::Event::kPresence).size(),
+      200u);
 }
 
 TEST(LinkTableTest, ValidationNamesTheField) {

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <string>
@@ -411,6 +412,66 @@ TEST_F(StoreTest, DeadLettersCanBeListedRetriedAndDropped) {
   EXPECT_THAT(Ids(pending), ElementsAre(d1, d3));
 }
 
+TEST_F(StoreTest, DeadLetterRefsPageByIdAndTargetsAreListed) {
+  ASSERT_OK_AND_ASSIGN(int64_t e, AddEvent("k"));
+  std::vector<int64_t> dead_ids;
+  ASSERT_OK(InTransaction([&]() -> absl::Status {
+    // Dead letters in two targets, a pending delivery between them.
+    for (const char* chat : {"B", "A", "B", "pending", "A", "B"}) {
+      IMB_ASSIGN_OR_RETURN(int64_t id,
+                           store_->InsertDelivery(Delivery(e, chat, kT0)));
+      if (std::string(chat) == "pending") continue;
+      IMB_RETURN_IF_ERROR(store_->DeadLetterDelivery(id, "gone", At(1)));
+      dead_ids.push_back(id);
+    }
+    return absl::OkStatus();
+  }));
+
+  std::vector<int64_t> walked;
+  std::vector<std::string> keys;
+  int64_t after = 0;
+  while (true) {
+    ASSERT_OK_AND_ASSIGN(std::vector<DeadLetterRef> page,
+                         store_->ListDeadLetterRefs(after, 2));
+    if (page.empty()) break;
+    EXPECT_LE(page.size(), 2u);
+    for (const DeadLetterRef& ref : page) {
+      walked.push_back(ref.id);
+      keys.push_back(ref.target_key);
+    }
+    after = page.back().id;
+  }
+  EXPECT_EQ(walked, dead_ids);
+  EXPECT_THAT(keys, ElementsAre("slack/acme/B", "slack/acme/A", "slack/acme/B",
+                                "slack/acme/A", "slack/acme/B"));
+
+  ASSERT_OK_AND_ASSIGN(std::optional<DeadLetterRef> found,
+                       store_->FindDeadLetter(dead_ids[1]));
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(found->target_key, "slack/acme/A");
+  // The pending delivery (id between the third and fourth dead letter) and
+  // an unknown id are not dead letters.
+  for (int64_t id : {dead_ids[3] - 1, int64_t{12345}}) {
+    ASSERT_OK_AND_ASSIGN(found, store_->FindDeadLetter(id));
+    EXPECT_FALSE(found.has_value()) << id;
+  }
+
+  ASSERT_OK_AND_ASSIGN(auto targets, store_->ListDeadLetterTargets());
+  ASSERT_EQ(targets.size(), 2u);
+  EXPECT_EQ(targets[0].first, "slack/acme/A");
+  EXPECT_EQ(targets[0].second.chat_id(), "A");
+  EXPECT_EQ(targets[1].first, "slack/acme/B");
+  EXPECT_EQ(targets[1].second.chat_id(), "B");
+
+  ASSERT_OK(InTransaction([&]() -> absl::Status {
+    IMB_RETURN_IF_ERROR(store_->DropDeadLetter(dead_ids[1]));
+    return store_->RetryDeadLetter(dead_ids[3], At(2));
+  }));
+  ASSERT_OK_AND_ASSIGN(targets, store_->ListDeadLetterTargets());
+  ASSERT_EQ(targets.size(), 1u);
+  EXPECT_EQ(targets[0].first, "slack/acme/B");
+}
+
 TEST_F(StoreTest, CountDeliveriesReportsOldestPending) {
   ASSERT_OK_AND_ASSIGN(Store::TargetCounts empty,
                        store_->CountDeliveries("slack/acme/A"));
@@ -719,7 +780,7 @@ TEST_F(StoreTest, NewerSchemaIsRefused) {
   EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(store.status().message()),
               HasSubstr("made by a newer imbridge: schema version 99, this "
-                        "build knows 2"));
+                        "build knows 3"));
   EXPECT_THAT(std::string(store.status().message()), HasSubstr(DbPath()));
 }
 
@@ -770,6 +831,48 @@ TEST_F(StoreTest, ReadsRunConcurrentlyWithTheWriter) {
   ASSERT_OK_AND_ASSIGN(Store::TargetCounts counts,
                        store_->CountDeliveries("slack/acme/A"));
   EXPECT_EQ(counts.pending, 1000);
+}
+
+// More reader threads than read connections, each checking that what it
+// reads is its own target's rows: connections are borrowed, never shared.
+TEST_F(StoreTest, ManyReadersShareThePoolWithoutMixingResults) {
+  constexpr int kThreads = 10;
+  ASSERT_OK(InTransaction([&]() -> absl::Status {
+    for (int t = 0; t < kThreads; ++t) {
+      for (int i = 0; i <= t; ++i) {
+        IMB_ASSIGN_OR_RETURN(
+            std::optional<int64_t> e,
+            store_->InsertEvent(Posted(absl::StrCat(t, "-", i), "x"), kT0));
+        IMB_RETURN_IF_ERROR(store_
+                                ->InsertDelivery(Delivery(
+                                    e.value_or(0), absl::StrCat("T", t), kT0))
+                                .status());
+      }
+    }
+    return absl::OkStatus();
+  }));
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      const std::string key = absl::StrCat("slack/acme/T", t);
+      for (int round = 0; round < 200; ++round) {
+        auto pending = store_->LoadPendingDeliveries(key, 0, 100);
+        auto counts = store_->CountDeliveries(key);
+        if (!pending.ok() || !counts.ok() ||
+            pending->size() != static_cast<size_t>(t + 1) ||
+            counts->pending != t + 1) {
+          ++wrong;
+          continue;
+        }
+        for (const DeliveryRecord& d : *pending) {
+          if (d.target_key != key) ++wrong;
+        }
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(wrong.load(), 0);
 }
 
 }  // namespace
@@ -861,6 +964,7 @@ TEST_F(StoreTest, VersionOneDatabaseIsMigratedKeepingItsData) {
   ASSERT_EQ(sqlite3_open(DbPath().c_str(), &db), SQLITE_OK);
   ASSERT_EQ(sqlite3_exec(db,
                          "DROP TABLE records; DROP TABLE participants; "
+                         "DROP INDEX dead_letters_by_target; "
                          "PRAGMA user_version = 1",
                          nullptr, nullptr, nullptr),
             SQLITE_OK);
@@ -876,6 +980,109 @@ TEST_F(StoreTest, VersionOneDatabaseIsMigratedKeepingItsData) {
                 return again.status();
               }).ok());
   EXPECT_FALSE(again->has_value());
+}
+
+// A database written by schema version 2 (today's routers), created from the
+// checked-in fixture: opening it upgrades it in place and every row is found.
+TEST_F(StoreTest, VersionTwoDataDirIsUpgradedInPlaceAndFindsEverything) {
+  store_.reset();
+  std::filesystem::remove_all(dir_);
+  std::filesystem::create_directories(dir_);
+  std::ifstream in(std::string(IMBRIDGE_TEST_SOURCE_DIR) +
+                   "/tests/bridge/testdata/store_schema_v2.sql");
+  ASSERT_TRUE(in.good());
+  std::string sql((std::istreambuf_iterator<char>(in)),
+                  std::istreambuf_iterator<char>());
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(DbPath().c_str(), &db), SQLITE_OK);
+  char* error = nullptr;
+  ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error), SQLITE_OK)
+      << error;
+  sqlite3_close(db);
+
+  Reopen();
+  EXPECT_EQ(store_->router_id(), "fixture-router-v2-0001");
+  const std::string beta = "beta/b/B1";
+  ASSERT_OK_AND_ASSIGN(std::vector<DeliveryRecord> pending,
+                       store_->LoadPendingDeliveries(beta, 0, 10));
+  ASSERT_EQ(pending.size(), 1u);
+  EXPECT_EQ(pending[0].id, 1);
+  EXPECT_EQ(pending[0].target.chat_id(), "B1");
+  EXPECT_EQ(pending[0].sender_name, "Ann (alpha)");
+  ASSERT_NE(pending[0].event, nullptr);
+  EXPECT_EQ(pending[0].event->posted().text().text(), "hello from v2");
+  ASSERT_OK_AND_ASSIGN(std::vector<std::string> targets,
+                       store_->ListPendingTargets());
+  EXPECT_THAT(targets, ElementsAre(beta));
+
+  ASSERT_OK_AND_ASSIGN(std::vector<DeliveryRecord> dead,
+                       store_->ListDeadLetters(10));
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead[0].id, 2);
+  EXPECT_EQ(dead[0].last_error, "403 forbidden");
+  EXPECT_EQ(dead[0].attempts, 3);
+  EXPECT_EQ(dead[0].event->posted().text().text(), "refused by beta");
+  EXPECT_EQ(*store_->CountDeadLetters(), 1);
+  ASSERT_OK_AND_ASSIGN(auto dead_targets, store_->ListDeadLetterTargets());
+  ASSERT_EQ(dead_targets.size(), 1u);
+  EXPECT_EQ(dead_targets[0].first, beta);
+  ASSERT_OK_AND_ASSIGN(std::vector<DeadLetterRef> refs,
+                       store_->ListDeadLetterRefs(0, 10));
+  ASSERT_EQ(refs.size(), 1u);
+  EXPECT_EQ(refs[0].id, 2);
+
+  ASSERT_OK_AND_ASSIGN(std::optional<MessageLocation> original,
+                       store_->FindMessage("alpha/a/A1", "m3"));
+  ASSERT_TRUE(original.has_value());
+  EXPECT_EQ(original->group_id, 3);
+  EXPECT_FALSE(original->is_copy);
+  ASSERT_OK_AND_ASSIGN(std::optional<MessageLocation> copy,
+                       store_->FindMessage(beta, "copy-of-m3"));
+  ASSERT_TRUE(copy.has_value());
+  EXPECT_TRUE(copy->is_copy);
+  EXPECT_THAT(*store_->FindMessagesInChannel(3, beta),
+              ElementsAre("copy-of-m3"));
+
+  ASSERT_OK_AND_ASSIGN(std::vector<RosterEntry> roster,
+                       store_->ListRoster("alpha"));
+  ASSERT_EQ(roster.size(), 1u);
+  EXPECT_EQ(roster[0].display_name, "Ann");
+  EXPECT_EQ(roster[0].status_text, "writing");
+  ASSERT_OK_AND_ASSIGN(
+      std::optional<BlobInfo> blob,
+      store_->FindBlob(
+          "aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11aa11"));
+  ASSERT_TRUE(blob.has_value());
+  EXPECT_EQ(blob->size, 1234u);
+  ASSERT_OK_AND_ASSIGN(auto records, store_->ListRecords("link"));
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].first, "pair");
+  ASSERT_OK_AND_ASSIGN(std::vector<Participant> participants,
+                       store_->ListParticipants("alpha/a/A1"));
+  ASSERT_EQ(participants.size(), 1u);
+  EXPECT_EQ(participants[0].user_id, "U1");
+
+  // The event log still deduplicates, and new ids follow the old ones.
+  std::optional<int64_t> again;
+  int64_t next_delivery = 0;
+  ASSERT_OK(InTransaction([&]() -> absl::Status {
+    IMB_ASSIGN_OR_RETURN(again,
+                         store_->InsertEvent(Posted("alpha:1", "x"), kT0));
+    IMB_ASSIGN_OR_RETURN(std::optional<int64_t> fresh,
+                         store_->InsertEvent(Posted("alpha:4", "new"), kT0));
+    if (!fresh.has_value() || *fresh != 4) {
+      return absl::InternalError("the new event is not number 4");
+    }
+    IMB_ASSIGN_OR_RETURN(next_delivery,
+                         store_->InsertDelivery(Delivery(*fresh, "B1", kT0)));
+    return absl::OkStatus();
+  }));
+  EXPECT_FALSE(again.has_value());
+  EXPECT_EQ(next_delivery, 4);
+  // Retrying the old dead letter works on the upgraded schema.
+  ASSERT_OK(InTransaction([&] { return store_->RetryDeadLetter(2, At(5)); }));
+  ASSERT_OK_AND_ASSIGN(dead_targets, store_->ListDeadLetterTargets());
+  EXPECT_THAT(dead_targets, IsEmpty());
 }
 
 }  // namespace

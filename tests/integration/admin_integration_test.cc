@@ -13,6 +13,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "adapters/common/http_client.h"
+#include "bridge/store.h"
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
@@ -233,6 +234,93 @@ TEST_F(AdminIntegrationTest, DeadLetterIsListedRetriedAndArrives) {
   EXPECT_EQ(stats.deliveries_dead_lettered(), 1u);
   EXPECT_EQ(stats.deliveries_ok(), 1u);
   EXPECT_EQ(stats.attached_adapters(), 2u);
+}
+
+// Writes `count` dead letters for beta's chat B1 straight into the router's
+// store in `data_dir`, as a long outage would have left them.
+void WriteDeadLetters(const std::string& data_dir, int count) {
+  auto store = bridge::OpenSqliteStore(data_dir, v1::NORMAL);
+  ASSERT_TRUE(store.ok()) << store.status();
+  v1::ChannelRef target;
+  target.set_platform("beta");
+  target.set_account("b");
+  target.set_chat_id("B1");
+  absl::Time now = absl::Now();
+  ASSERT_TRUE((*store)->Begin().ok());
+  for (int i = 0; i < count; ++i) {
+    v1::Event event;
+    event.set_key(absl::StrCat("alpha:old:", i));
+    event.mutable_channel()->set_platform("alpha");
+    event.mutable_channel()->set_account("a");
+    event.mutable_channel()->set_chat_id("A1");
+    event.mutable_posted()->set_message_id(absl::StrCat("old-", i));
+    event.mutable_posted()->mutable_text()->set_text("from the outage");
+    auto event_id = (*store)->InsertEvent(event, now);
+    ASSERT_TRUE(event_id.ok() && event_id->has_value());
+    bridge::DeliveryRecord d;
+    d.event_id = **event_id;
+    d.target = target;
+    d.target_key = bridge::ChannelKey(target, true);
+    d.link = "pair";
+    d.created_at = now;
+    d.next_attempt_at = now;
+    auto id = (*store)->InsertDelivery(d);
+    ASSERT_TRUE(id.ok());
+    ASSERT_TRUE((*store)->DeadLetterDelivery(*id, "outage", now).ok());
+  }
+  ASSERT_TRUE((*store)->Commit().ok());
+}
+
+TEST_F(AdminIntegrationTest, RetryAllRetriesEveryDeadLetterBeyondAnyPage) {
+  constexpr int kDead = 150000;
+  RouterProcess router(Config(kPairLink));
+  WriteDeadLetters(router.data_dir(), kDead);
+  ASSERT_TRUE(router.Start().ok());
+  Connect(router);
+
+  v1::Stats stats;
+  ASSERT_TRUE(
+      admin_->GetStats(Ctx(kAdminToken).get(), v1::GetStatsRequest(), &stats)
+          .ok());
+  ASSERT_EQ(stats.dead_letters(), kDead);
+  v1::ListQueuesResponse queues;
+  ASSERT_TRUE(
+      admin_
+          ->ListQueues(Ctx(kAdminToken).get(), v1::ListQueuesRequest(), &queues)
+          .ok());
+  ASSERT_EQ(queues.queues_size(), 1);
+  EXPECT_EQ(queues.queues(0).target().chat_id(), "B1");
+  EXPECT_EQ(queues.queues(0).dead(), kDead);
+
+  v1::DeadLetterSelection all;
+  all.set_all(true);
+  v1::DeadLetterActionResponse acted;
+  auto ctx = Ctx(kAdminToken);
+  // Generous for a loaded machine; the retry commits page by page.
+  ctx->set_deadline(std::chrono::system_clock::now() +
+                    std::chrono::seconds(300));
+  grpc::Status status = admin_->RetryDeadLetters(ctx.get(), all, &acted);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(acted.count(), static_cast<uint32_t>(kDead));
+
+  stats.Clear();
+  ASSERT_TRUE(
+      admin_->GetStats(Ctx(kAdminToken).get(), v1::GetStatsRequest(), &stats)
+          .ok());
+  EXPECT_EQ(stats.dead_letters(), 0);
+  queues.Clear();
+  ASSERT_TRUE(
+      admin_
+          ->ListQueues(Ctx(kAdminToken).get(), v1::ListQueuesRequest(), &queues)
+          .ok());
+  ASSERT_EQ(queues.queues_size(), 1);
+  EXPECT_EQ(queues.queues(0).pending(), kDead);
+  EXPECT_EQ(queues.queues(0).dead(), 0);
+
+  // Nothing is left for a second --all.
+  ctx = Ctx(kAdminToken);
+  ASSERT_TRUE(admin_->DropDeadLetters(ctx.get(), all, &acted).ok());
+  EXPECT_EQ(acted.count(), 0u);
 }
 
 TEST_F(AdminIntegrationTest, WebhookKeysAreCheckedAndRevokedAtOnce) {

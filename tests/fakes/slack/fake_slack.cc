@@ -220,6 +220,7 @@ FakeSlack::FakeSlack(Options options) : options_(std::move(options)) {
   adapters::WebhookServer::Options server;
   server.max_body_bytes = 64 << 20;
   server.threads = 4;
+  server.port = options_.port;
   server_ = std::make_unique<adapters::WebhookServer>(server);
   server_->HandlePrefix(
       "POST", "/api/",
@@ -270,6 +271,12 @@ void FakeSlack::Stop() {
     stopping_ = true;
   }
   if (echo_thread_.joinable()) echo_thread_.join();
+  std::vector<std::thread> delayed;
+  {
+    absl::MutexLock lock(&mu_);
+    delayed.swap(delayed_);
+  }
+  for (std::thread& t : delayed) t.join();
   ws_->Stop();
   server_->Stop();
 }
@@ -775,7 +782,27 @@ void FakeSlack::ServeFile(
     responder->Respond(302, "text/plain", "", {{"Location", redirect}});
     return;
   }
+  {
+    absl::MutexLock lock(&mu_);
+    if (download_delay_ > absl::ZeroDuration() && !stopping_) {
+      delayed_.emplace_back([this, responder, mimetype,
+                             content = std::move(content),
+                             until = absl::Now() + download_delay_] {
+        {
+          absl::MutexLock lock(&mu_);
+          mu_.AwaitWithDeadline(absl::Condition(&stopping_), until);
+        }
+        responder->Respond(200, mimetype, content);
+      });
+      return;
+    }
+  }
   responder->Respond(200, mimetype, std::move(content));
+}
+
+void FakeSlack::DelayDownloads(absl::Duration delay) {
+  absl::MutexLock lock(&mu_);
+  download_delay_ = delay;
 }
 
 int FakeSlack::Emit(const json& callback, int retry_num,

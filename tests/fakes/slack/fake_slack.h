@@ -100,13 +100,15 @@ class FakeSlack {
     std::string app_id = "AAPP";
     // Report the app's own posts back as events, as Slack does.
     bool echo_app_posts = true;
+    // Port of the Web API (and file host); 0 picks a free one.
+    uint16_t port = 0;
   };
 
   explicit FakeSlack(Options options);
   ~FakeSlack();  // Calls Stop().
 
-  // Starts the Web API (and file host) and the WebSocket endpoint on
-  // 127.0.0.1, port 0.
+  // Starts the Web API (and file host) on 127.0.0.1, options.port, and the
+  // WebSocket endpoint on 127.0.0.1, port 0.
   absl::Status Start();
   void Stop();
 
@@ -157,6 +159,10 @@ class FakeSlack {
   std::string CallbackBody(const std::string& event_id) const;
   // The signed-request sender (for bad-input tests).
   SlackEventsSender sender() const;
+
+  // Downloads of files (GET of url_private_download) are answered `delay`
+  // after the request came (a slow download); zero (the default) at once.
+  void DelayDownloads(absl::Duration delay);
 
   // Files hosted elsewhere: a GET of this file's url_private_download
   // redirects (302) to `location`.
@@ -259,6 +265,9 @@ class FakeSlack {
   std::vector<std::string> acked_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::string> envelope_events_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Duration download_delay_ ABSL_GUARDED_BY(mu_);
+  // Threads that send delayed downloads; joined by Stop().
+  std::vector<std::thread> delayed_ ABSL_GUARDED_BY(mu_);
   uint64_t counter_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t last_ts_micros_ ABSL_GUARDED_BY(mu_) = 0;
   std::thread echo_thread_;

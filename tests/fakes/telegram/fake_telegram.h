@@ -62,6 +62,8 @@ class FakeTelegram {
     absl::Duration webhook_retry_delay = absl::Milliseconds(200);
     // Largest request accepted (uploads).
     size_t max_body_bytes = 64 << 20;
+    // Port of the Bot API on 127.0.0.1; 0 picks a free one.
+    uint16_t port = 0;
   };
 
   // A person (or bot) on the fake Telegram.
@@ -205,6 +207,9 @@ class FakeTelegram {
   void DelayAnswers(const std::string& method, absl::Duration delay);
   // Calls answered late that have not been answered yet.
   int delayed_answers_pending() const { return slow_.pending(); }
+  // File downloads (GET /file/bot<token>/...) are answered `delay` after
+  // the request came (a slow download); zero (the default) at once.
+  void DelayDownloads(absl::Duration delay);
 
   // Inspection.
   std::vector<ApiCall> calls() const;
@@ -315,6 +320,9 @@ class FakeTelegram {
 
   mutable absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Duration download_delay_ ABSL_GUARDED_BY(mu_);
+  // Threads that send delayed downloads; joined by Stop().
+  std::vector<std::thread> delayed_ ABSL_GUARDED_BY(mu_);
   int64_t next_update_id_ ABSL_GUARDED_BY(mu_) = 700000001;
   int64_t next_user_id_ ABSL_GUARDED_BY(mu_) = 5000001;
   int64_t next_chat_seq_ ABSL_GUARDED_BY(mu_) = 1;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -414,6 +415,47 @@ TEST_F(SlackIntegrationTest, FilesInBothDirections) {
   ASSERT_TRUE(slack_.WaitForCalls("files.delete", 1));
   EXPECT_EQ(slack_.Calls("files.delete")[0].args["file"], file_id);
   EXPECT_TRUE(slack_.File(file_id)->deleted);
+}
+
+// Slack sends event callbacks over several connections at once (the fake
+// sends them one by one, so the test sends them itself): a message with a
+// 3 MB file whose download takes 500 ms, then 50 ms later a text in the same
+// channel. On the other side the file's copy comes first.
+TEST_F(SlackIntegrationTest, AMessageWithASlowFileIsNotOvertaken) {
+  StartPeer();
+  StartAdapter();
+  const std::string events_url =
+      absl::StrCat(adapter_->base_url(), "/slack/work/events");
+  // The fake only records the callbacks; the test delivers them.
+  slack_.SetEventsUrl("");
+  std::string bytes(3 << 20, '\0');
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    bytes[i] = static_cast<char>((i * 7919) % 251);
+  }
+  auto up = slack_.UploadFile("C1", "U1", "big.bin", "application/octet-stream",
+                              bytes, "the big file");
+  auto text = slack_.PostMessage("C1", "U2", "right after");
+  slack_.DelayDownloads(absl::Milliseconds(500));
+  fakes::SlackEventsSender sender(events_url, slack_.options().signing_secret);
+  int file_status = 0;
+  std::thread first([&] {
+    auto r = sender.Send(slack_.CallbackBody(up.event_id));
+    file_status = r.ok() ? r->status : -1;
+  });
+  absl::SleepFor(absl::Milliseconds(50));
+  auto r = sender.Send(slack_.CallbackBody(text.event_id));
+  EXPECT_EQ(r.ok() ? r->status : -1, 200);
+  first.join();
+  EXPECT_EQ(file_status, 200);
+
+  ASSERT_TRUE(WaitForRelayed(2)) << adapter_->ReadLog();
+  EXPECT_THAT(PeerPosts(), ElementsAre("the big file", "right after"));
+  const std::vector<v1::Delivery> relayed = Relayed();
+  const v1::MessagePosted& p = relayed[0].event().posted();
+  ASSERT_EQ(p.attachments_size(), 1);
+  auto blob = peer_->client().GetBlob(p.attachments(0).blob_id(), 4 << 20);
+  ASSERT_TRUE(blob.ok()) << blob.status();
+  EXPECT_TRUE(*blob == bytes);
 }
 
 TEST_F(SlackIntegrationTest, FileTokenIsNotSentAfterARedirectElsewhere) {

@@ -159,6 +159,19 @@ class TelegramIntegrationTest : public ::testing::Test {
     ADD_FAILURE() << "adapter not ready: " << adapter_->ReadLog();
   }
 
+  // Sends an update to the adapter's webhook as Telegram does, with
+  // `secret` (none when empty); returns the HTTP status, or -1 when there
+  // was no answer.
+  int PostUpdate(const std::string& body, const std::string& secret = kSecret) {
+    adapters::HttpClient http;
+    adapters::HttpHeaderList headers = {{"Content-Type", "application/json"}};
+    if (!secret.empty()) {
+      headers.emplace_back("X-Telegram-Bot-Api-Secret-Token", secret);
+    }
+    auto r = http.PostJson(WebhookUrl(), body, headers);
+    return r.ok() ? r->status : -1;
+  }
+
   void TearDown() override {
     if (HasFailure() && adapter_ != nullptr) {
       std::cerr << "adapter log:\n" << adapter_->ReadLog() << "\n";
@@ -464,6 +477,53 @@ TEST_F(TelegramIntegrationTest, KilledWhileSendingAtMostOnceDoublesNothing) {
   EXPECT_THAT(adapter_->ReadLog(), HasSubstr("taken as sent"));
 }
 
+// Telegram delivers webhooks over up to max_connections connections at once
+// (the fake sends them one by one, so the test sends them itself): a message
+// with a 3 MB file whose download takes 500 ms, then 50 ms later a text in
+// the same chat. On the other side the file's copy comes first.
+TEST_F(TelegramIntegrationTest, AMessageWithASlowFileIsNotOvertaken) {
+  const int64_t group = fake_.CreateChat("supergroup", "Order");
+  StartRouter(Link("order", group, "O1"));
+  StartAdapter(AdapterConfig("webhook"));
+  auto other = Other();
+  WaitReady();
+  fakes::FakeTelegram::User anna = fake_.NewUser("Anna");
+  fakes::FakeTelegram::Upload doc;
+  doc.name = "big.bin";
+  doc.mime_type = "application/octet-stream";
+  doc.bytes = std::string(3 << 20, '\0');
+  for (size_t i = 0; i < doc.bytes.size(); ++i) {
+    doc.bytes[i] = static_cast<char>((i * 7919) % 251);
+  }
+  doc.caption = "the big file";
+  // No webhook is set on the fake: its updates stay queued, and the test
+  // delivers copies of them.
+  int64_t with_file = fake_.UploadFile(group, anna, doc);
+  int64_t text = fake_.PostMessage(group, anna, "right after");
+  auto update = [&](int64_t update_id, int64_t message_id) {
+    return json{{"update_id", update_id},
+                {"message", fake_.message(group, message_id)->json}}
+        .dump();
+  };
+  fake_.DelayDownloads(absl::Milliseconds(500));
+  int file_status = 0;
+  std::thread first([&] { file_status = PostUpdate(update(9001, with_file)); });
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_EQ(PostUpdate(update(9002, text)), 200);
+  first.join();
+  EXPECT_EQ(file_status, 200);
+
+  ASSERT_TRUE(other->WaitForCalls(2, kDeliveryWait));
+  std::vector<v1::Delivery> ds = other->deliveries();
+  EXPECT_THAT(PostedTexts(ds), ElementsAre("the big file", "right after"));
+  ASSERT_THAT(ds[0].event().posted().attachments(), SizeIs(1));
+  absl::StatusOr<std::string> stored = other->client().GetBlob(
+      ds[0].event().posted().attachments(0).blob_id(), 4 << 20);
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  EXPECT_TRUE(*stored == doc.bytes);
+  EXPECT_EQ(adapter_->Terminate(), 0);
+}
+
 TEST_F(TelegramIntegrationTest, FloodWaitIsHonouredThenDelivered) {
   const int64_t group = fake_.CreateChat("supergroup", "Flood");
   StartRouter(Link("flood", group, "R1"));
@@ -557,12 +617,7 @@ TEST_F(TelegramIntegrationTest, BadWebhookRequestsAreRefusedAndReachNothing) {
         {"text",
          "must not pass"}}}}.dump();
   auto post = [&](const std::string& body, const std::string& secret) {
-    adapters::HttpHeaderList headers = {{"Content-Type", "application/json"}};
-    if (!secret.empty()) {
-      headers.emplace_back("X-Telegram-Bot-Api-Secret-Token", secret);
-    }
-    auto r = http.PostJson(WebhookUrl(), body, headers);
-    return r.ok() ? r->status : -1;
+    return PostUpdate(body, secret);
   };
   EXPECT_EQ(post(good, "wrong-secret"), 401);
   EXPECT_EQ(post(good, ""), 401);
