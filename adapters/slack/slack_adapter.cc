@@ -120,7 +120,7 @@ absl::Status ValidateSlackConfig(absl::string_view source,
 }
 
 SlackAdapter::SlackAdapter(const v1::SlackAdapterConfig& config,
-                           AdapterRuntime* runtime)
+                           AdapterRuntime* runtime, DeliveryJournal* journal)
     : runtime_(runtime),
       inbound_router_(runtime),
       http_(MessengerClientOptions("slack")) {
@@ -169,9 +169,11 @@ SlackAdapter::SlackAdapter(const v1::SlackAdapterConfig& config,
       out.messages_per_second = c.messages_per_second();
     if (c.message_burst() > 0) out.burst = c.message_burst();
     a->outbound = std::make_unique<SlackOutbound>(
-        out, a->api.get(), [router](const std::string& blob_id, uint64_t max) {
+        out, a->api.get(),
+        [router](const std::string& blob_id, uint64_t max) {
           return router->GetBlob(blob_id, max);
-        });
+        },
+        journal);
 
     if (!c.disable_presence()) {
       PresencePoller::Options p;

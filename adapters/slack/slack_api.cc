@@ -6,6 +6,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "adapters/common/delivery_handler.h"
@@ -125,11 +126,15 @@ absl::StatusOr<BotIdentity> SlackApi::Identify() const {
 absl::StatusOr<std::string> SlackApi::PostMessage(
     absl::string_view channel, absl::string_view text,
     absl::string_view username, absl::string_view icon_url,
-    absl::string_view thread_ts) const {
+    absl::string_view thread_ts, absl::string_view delivery_key) const {
   json args = {{"channel", channel}, {"text", text}};
   if (!username.empty()) args["username"] = username;
   if (!icon_url.empty()) args["icon_url"] = icon_url;
   if (!thread_ts.empty()) args["thread_ts"] = thread_ts;
+  if (!delivery_key.empty()) {
+    args["metadata"] = {{"event_type", kDeliveryMetadataType},
+                        {"event_payload", {{"key", delivery_key}}}};
+  }
   auto r = CallJson("chat.postMessage", args);
   if (!r.ok()) return r.status();
   std::string ts = Str(*r, "ts");
@@ -137,6 +142,46 @@ absl::StatusOr<std::string> SlackApi::PostMessage(
     return absl::InternalError("slack chat.postMessage: answer without ts");
   }
   return ts;
+}
+
+absl::StatusOr<std::optional<std::string>> SlackApi::FindDelivery(
+    absl::string_view channel, absl::string_view thread_ts,
+    absl::string_view delivery_key, absl::Time oldest) const {
+  const char* method =
+      thread_ts.empty() ? "conversations.history" : "conversations.replies";
+  HttpHeaderList fields = {
+      {"channel", std::string(channel)},
+      {"oldest", absl::StrFormat("%.6f", absl::ToUnixMicros(oldest) / 1e6)},
+      {"include_all_metadata", "true"},
+      {"limit", "200"}};
+  if (!thread_ts.empty()) fields.emplace_back("ts", std::string(thread_ts));
+  std::string cursor;
+  for (int page = 0; page < 10; ++page) {
+    HttpHeaderList args = fields;
+    if (!cursor.empty()) args.emplace_back("cursor", cursor);
+    auto r = CallForm(method, args);
+    if (!r.ok()) return r.status();
+    auto messages = r->find("messages");
+    if (messages != r->end() && messages->is_array()) {
+      for (const json& m : *messages) {
+        auto meta = m.find("metadata");
+        if (meta == m.end() || !meta->is_object() ||
+            Str(*meta, "event_type") != kDeliveryMetadataType) {
+          continue;
+        }
+        auto payload = meta->find("event_payload");
+        if (payload != meta->end() && payload->is_object() &&
+            Str(*payload, "key") == delivery_key) {
+          return std::optional<std::string>(Str(m, "ts"));
+        }
+      }
+    }
+    auto next = r->find("response_metadata");
+    cursor =
+        next != r->end() && next->is_object() ? Str(*next, "next_cursor") : "";
+    if (cursor.empty()) break;
+  }
+  return std::optional<std::string>();
 }
 
 absl::Status SlackApi::UpdateMessage(absl::string_view channel,
