@@ -157,6 +157,18 @@ AdapterRuntime::AdapterRuntime(const v1::RouterConnection& router,
   });
 }
 
+absl::StatusOr<DeliveryJournal*> AdapterRuntime::OpenDeliveryJournal(
+    const std::string& state_dir) {
+  auto journal = DeliveryJournal::OpenInStateDir(state_dir);
+  if (!journal.ok()) {
+    LogError("cannot open the delivery journal",
+             {{"error", journal.status().ToString()}});
+    return journal.status();
+  }
+  journal_ = std::move(*journal);
+  return journal_.get();
+}
+
 AdapterRuntime::~AdapterRuntime() {
   Stop();
   metrics::Registry::Default().RemoveCollector(collector_);

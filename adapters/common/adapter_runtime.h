@@ -12,6 +12,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "adapters/common/delivery_handler.h"
+#include "adapters/common/delivery_journal.h"
 #include "adapters/common/inbound_pipeline.h"
 #include "adapters/common/router_client.h"
 #include "adapters/common/webhook_server.h"
@@ -79,6 +80,14 @@ class AdapterRuntime {
   // The router client (valid from construction; connects on Start()).
   RouterClient& router() { return *router_; }
 
+  // Opens the process's delivery journal in `state_dir` (in memory, with a
+  // warning, when it is empty; see DeliveryJournal::OpenInStateDir). The
+  // runtime owns it; it lives as long as the runtime. On failure the error
+  // is logged and returned (the process should exit with 1). Call once,
+  // from main, before Start().
+  absl::StatusOr<DeliveryJournal*> OpenDeliveryJournal(
+      const std::string& state_dir);
+
   // /readyz answers 200 only while attached to the router and every check
   // returns OK; otherwise 503 with the failing checks named. Checks run on
   // an HTTP thread at each request, so they must be quick (report a cached
@@ -132,6 +141,7 @@ class AdapterRuntime {
   AdapterIdentity identity_;
   std::string port_file_;
   std::unique_ptr<CountingHandler> counting_handler_;
+  std::unique_ptr<DeliveryJournal> journal_;
   std::unique_ptr<RouterClient> router_;
   std::unique_ptr<WebhookServer> http_;
   std::vector<std::pair<std::string, std::function<absl::Status()>>> checks_;

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "adapters/common/signature.h"
+#include "adapters/common/url_origin.h"
 #include "common/config_loader.h"
 #include "common/logging.h"
 #include "nlohmann/json.hpp"
@@ -100,7 +101,7 @@ absl::Status ValidateSlackConfig(absl::string_view source,
     }
     if (!a.api_base_url().empty()) {
       auto origin = ParseUrlOrigin(a.api_base_url());
-      if (!origin.ok() ||
+      if (!origin.ok() || origin->has_user_info ||
           (origin->scheme != "https" && origin->scheme != "http")) {
         return ConfigError(source, field("api_base_url"),
                            "expected an http:// or https:// URL");
@@ -119,7 +120,7 @@ absl::Status ValidateSlackConfig(absl::string_view source,
 }
 
 SlackAdapter::SlackAdapter(const v1::SlackAdapterConfig& config,
-                           AdapterRuntime* runtime)
+                           AdapterRuntime* runtime, DeliveryJournal* journal)
     : runtime_(runtime),
       inbound_router_(runtime),
       http_(MessengerClientOptions("slack")) {
@@ -168,9 +169,11 @@ SlackAdapter::SlackAdapter(const v1::SlackAdapterConfig& config,
       out.messages_per_second = c.messages_per_second();
     if (c.message_burst() > 0) out.burst = c.message_burst();
     a->outbound = std::make_unique<SlackOutbound>(
-        out, a->api.get(), [router](const std::string& blob_id, uint64_t max) {
+        out, a->api.get(),
+        [router](const std::string& blob_id, uint64_t max) {
           return router->GetBlob(blob_id, max);
-        });
+        },
+        journal);
 
     if (!c.disable_presence()) {
       PresencePoller::Options p;

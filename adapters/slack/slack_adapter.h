@@ -12,6 +12,7 @@
 #include "absl/synchronization/mutex.h"
 #include "adapters/common/adapter_runtime.h"
 #include "adapters/common/delivery_handler.h"
+#include "adapters/common/delivery_journal.h"
 #include "adapters/common/http_client.h"
 #include "adapters/slack/event_processor.h"
 #include "adapters/slack/outbound.h"
@@ -50,7 +51,10 @@ class SlackAdapter : public DeliveryHandler {
  public:
   // Registers the routes, the delivery handler, readiness checks and the
   // stop hook on `runtime`. `config` must be valid (ValidateSlackConfig).
-  SlackAdapter(const v1::SlackAdapterConfig& config, AdapterRuntime* runtime);
+  // Every account's deliveries are recorded in `journal` (which must
+  // outlive the adapter).
+  SlackAdapter(const v1::SlackAdapterConfig& config, AdapterRuntime* runtime,
+               DeliveryJournal* journal);
   ~SlackAdapter() override;
 
   // Starts identifying each account (auth.test, retried until it works),

@@ -169,6 +169,12 @@ absl::Status ValidateTelegramConfig(absl::string_view source,
   if (config.download_threads() > 64) {
     return ConfigError(source, "download_threads", "must be at most 64");
   }
+  if (!config.open_send_policy().empty() &&
+      config.open_send_policy() != "at_least_once" &&
+      config.open_send_policy() != "at_most_once") {
+    return ConfigError(source, "open_send_policy",
+                       "expected at_least_once or at_most_once");
+  }
   return absl::OkStatus();
 }
 
@@ -192,7 +198,8 @@ struct TelegramAdapter::Account {
 };
 
 TelegramAdapter::TelegramAdapter(const v1::TelegramAdapterConfig& config,
-                                 AdapterRuntime* runtime)
+                                 AdapterRuntime* runtime,
+                                 DeliveryJournal* journal)
     : config_(config),
       runtime_(runtime),
       inbound_router_(runtime),
@@ -240,7 +247,11 @@ TelegramAdapter::TelegramAdapter(const v1::TelegramAdapterConfig& config,
       std::move(outbound), &aliases_, limiter_.get(),
       [router](const std::string& blob_id, uint64_t max_bytes) {
         return router->GetBlob(blob_id, max_bytes);
-      });
+      },
+      journal,
+      config.open_send_policy() == "at_most_once"
+          ? OpenSendPolicy::kAtMostOnce
+          : OpenSendPolicy::kAtLeastOnce);
   InboundPipeline::Options pipeline;
   if (config.download_threads() > 0) {
     pipeline.download_slots = static_cast<int>(config.download_threads());

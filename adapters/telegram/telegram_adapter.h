@@ -14,6 +14,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "adapters/common/adapter_runtime.h"
+#include "adapters/common/delivery_journal.h"
 #include "adapters/common/http_client.h"
 #include "adapters/common/inbound_pipeline.h"
 #include "adapters/telegram/chat_aliases.h"
@@ -72,10 +73,10 @@ AdapterIdentity TelegramIdentity(const v1::TelegramAdapterConfig& config);
 // OnStop. Webhook handlers run on HTTP threads and do not block.
 class TelegramAdapter : private InboundConnector<TelegramUpdate> {
  public:
-  // `config` must be valid (ValidateTelegramConfig); `runtime` must outlive
-  // the adapter.
+  // `config` must be valid (ValidateTelegramConfig); `runtime` and
+  // `journal` (where deliveries are recorded) must outlive the adapter.
   TelegramAdapter(const v1::TelegramAdapterConfig& config,
-                  AdapterRuntime* runtime);
+                  AdapterRuntime* runtime, DeliveryJournal* journal);
   ~TelegramAdapter();
 
   TelegramAdapter(const TelegramAdapter&) = delete;

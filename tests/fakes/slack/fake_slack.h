@@ -18,6 +18,7 @@
 #include "adapters/common/webhook_server.h"
 #include "nlohmann/json.hpp"
 #include "tests/fakes/slack/events_sender.h"
+#include "tests/fakes/slow_answers.h"
 
 namespace imbridge::fakes {
 
@@ -32,6 +33,8 @@ struct FakeSlackMessage {
   std::string text;      // mrkdwn as stored.
   std::string thread_ts;
   std::vector<std::string> file_ids;
+  // chat.postMessage `metadata` ({event_type, event_payload}); null if none.
+  nlohmann::json metadata;
   bool deleted = false;
   int edits = 0;
 };
@@ -68,7 +71,8 @@ struct FakeSlackChange {
 };
 
 // A fake Slack workspace for tests and the sandbox: the Web API the adapter
-// calls (auth.test, bots.info, chat.postMessage/update/delete, users.info,
+// calls (auth.test, bots.info, chat.postMessage/update/delete (with message
+// metadata), conversations.history/replies, users.info,
 // users.getPresence, files.getUploadURLExternal + the upload URL +
 // files.completeUploadExternal, files.delete, apps.connections.open), the
 // private file host (bearer token required), the Events API sender (signed
@@ -184,6 +188,12 @@ class FakeSlack {
   void FailNext(const std::string& method, int n, int http_status,
                 const std::string& error, int retry_after_seconds = 0);
 
+  // Slowness injection: calls of `method` take effect at once but are
+  // answered `delay` later (zero: at once), as when Slack is slow to answer.
+  void DelayAnswers(const std::string& method, absl::Duration delay);
+  // Calls answered late that have not been answered yet.
+  int delayed_answers_pending() const;
+
   // Socket Mode observations.
   bool socket_connected() const;
   // Envelope ids the app acknowledged, in order.
@@ -248,6 +258,7 @@ class FakeSlack {
   std::map<std::string, std::string> callbacks_ ABSL_GUARDED_BY(mu_);
   std::vector<FakeSlackCall> calls_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, Failure> failures_ ABSL_GUARDED_BY(mu_);
+  SlowAnswers slow_;
   std::vector<std::function<void(const FakeSlackChange&)>> subscribers_
       ABSL_GUARDED_BY(mu_);
   std::deque<nlohmann::json> echo_queue_ ABSL_GUARDED_BY(mu_);

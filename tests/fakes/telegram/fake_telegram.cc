@@ -795,8 +795,14 @@ void FakeTelegram::Serve(HttpRequest request,
   }
   Notify({"call", 0, 0, method});
   if (!deferred) {
-    responder->Respond(answer.status, "application/json", answer.body.dump());
+    slow_.Respond(responder, slow_.For(method), answer.status,
+                  "application/json", answer.body.dump());
   }
+}
+
+void FakeTelegram::DelayAnswers(const std::string& method,
+                                absl::Duration delay) {
+  slow_.Set(method, delay);
 }
 
 FakeTelegram::Answer FakeTelegram::Dispatch(

@@ -19,6 +19,7 @@
 #include "adapters/common/http_client.h"
 #include "adapters/common/webhook_server.h"
 #include "nlohmann/json.hpp"
+#include "tests/fakes/slow_answers.h"
 
 namespace imbridge::fakes {
 
@@ -201,6 +202,11 @@ class FakeTelegram {
 
   // The next `count` calls of `method` fail with `failure`.
   void FailNext(const std::string& method, int count, Failure failure);
+  // Slowness injection: calls of `method` take effect at once but are
+  // answered `delay` later (zero: at once), as when Telegram is slow.
+  void DelayAnswers(const std::string& method, absl::Duration delay);
+  // Calls answered late that have not been answered yet.
+  int delayed_answers_pending() const { return slow_.pending(); }
   // File downloads (GET /file/bot<token>/...) are answered `delay` after
   // the request came (a slow download); zero (the default) at once.
   void DelayDownloads(absl::Duration delay);
@@ -333,6 +339,7 @@ class FakeTelegram {
   std::vector<ApiCall> calls_ ABSL_GUARDED_BY(mu_);
   std::vector<WebhookAttempt> attempts_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::deque<Failure>> failures_ ABSL_GUARDED_BY(mu_);
+  SlowAnswers slow_;
   uint64_t version_ ABSL_GUARDED_BY(mu_) = 0;
   std::map<int, std::function<void(const Change&)>> subscribers_
       ABSL_GUARDED_BY(mu_);

@@ -5,12 +5,14 @@
 #include <atomic>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "adapters/common/http_client.h"
 #include "gmock/gmock.h"
@@ -176,11 +178,93 @@ class TelegramIntegrationTest : public ::testing::Test {
     }
   }
 
+  // How many times each of the texts "crash 00".."crash <n-1>" was sent to
+  // the chats of KillWhileSending, after a kill -9 of the adapter while 20
+  // sends were in flight and a restart, with `policy` as open_send_policy.
+  // *in_flight: the texts Telegram had taken without answering at the kill.
+  std::map<std::string, int> KillWhileSending(const std::string& policy,
+                                              std::set<std::string>* in_flight);
+
   fakes::FakeTelegram fake_;
   std::unique_ptr<RouterProcess> router_;
   std::unique_ptr<AdapterProcess> adapter_;
   std::string state_dir_;
 };
+
+constexpr int kCrashChats = 4;
+constexpr int kCrashMessages = 20;
+constexpr absl::Duration kSlowAnswer = absl::Milliseconds(1500);
+
+std::map<std::string, int> TelegramIntegrationTest::KillWhileSending(
+    const std::string& policy, std::set<std::string>* in_flight) {
+  std::vector<int64_t> chats;
+  std::string links;
+  for (int c = 0; c < kCrashChats; ++c) {
+    chats.push_back(fake_.CreateChat("supergroup", absl::StrCat("Crash ", c)));
+    absl::StrAppend(&links, Link(absl::StrCat("crash", c), chats.back(),
+                                 absl::StrCat("K", c)));
+  }
+  StartRouter(links);
+  StartAdapter(AdapterConfig("polling") +
+               absl::StrCat("open_send_policy: ", policy, "\n"));
+  auto other = Other();
+  WaitReady();
+  // Telegram takes each message at once but answers late, so that sends are
+  // in flight when the adapter dies.
+  fake_.DelayAnswers("sendMessage", kSlowAnswer);
+  for (int i = 0; i < kCrashMessages; ++i) {
+    Publish(*other,
+            AlphaPost(absl::StrCat("K", i % kCrashChats),
+                      absl::StrFormat("crash %02d", i), absl::StrCat("k-", i)));
+  }
+  auto sent = [&] {
+    std::map<std::string, int> count;
+    for (int64_t chat : chats) {
+      for (const std::string& text : Texts(fake_.bot_messages(chat))) {
+        count[text.substr(text.find("crash "))]++;
+      }
+    }
+    return count;
+  };
+  absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (sent().size() < 6 || fake_.delayed_answers_pending() == 0) {
+    if (absl::Now() > deadline) {
+      ADD_FAILURE() << "no sends in flight";
+      return {};
+    }
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  const std::map<std::string, int> at_kill = sent();
+  const absl::Time kill_at = absl::Now();
+  adapter_->Kill();
+  // The sends in flight: those made less than the answer delay before the
+  // kill (with a margin for the time the kill took).
+  for (const auto& call : fake_.calls("sendMessage")) {
+    if (call.at > kill_at - kSlowAnswer - absl::Milliseconds(200) &&
+        call.params.contains("text")) {
+      std::string text = call.params["text"].get<std::string>();
+      in_flight->insert(text.substr(text.find("crash ")));
+    }
+  }
+  EXPECT_LT(at_kill.size(), static_cast<size_t>(kCrashMessages));
+
+  fake_.DelayAnswers("sendMessage", absl::ZeroDuration());
+  absl::Status restarted = adapter_->Start();
+  EXPECT_TRUE(restarted.ok()) << restarted;
+  // Every delivery's result reached the router: nothing more is sent.
+  deadline = absl::Now() + absl::Seconds(90);
+  while (true) {
+    auto ok = router_->Metric("imbridge_router_deliveries_total",
+                              {{"platform", "telegram"}, {"result", "ok"}});
+    if (ok.ok() && *ok >= kCrashMessages) break;
+    if (absl::Now() > deadline) {
+      ADD_FAILURE() << "deliveries not done";
+      break;
+    }
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  return sent();
+}
 
 TEST_F(TelegramIntegrationTest, MessageEditReplyAndTopicBothWays) {
   const int64_t group = fake_.CreateChat("supergroup", "Team");
@@ -361,6 +445,36 @@ TEST_F(TelegramIntegrationTest, FilesBothWays) {
   EXPECT_EQ(call.params["document"]["filename"], "data.csv");
   EXPECT_EQ(call.params["caption"], "Ann (alpha): numbers");
   EXPECT_EQ(adapter_->Terminate(), 0);
+}
+
+// open_send_policy at_least_once (the default): after a kill -9 with 20
+// sends in flight and a restart, nothing is lost, and only messages whose
+// send was in flight at the kill may show twice.
+TEST_F(TelegramIntegrationTest, KilledWhileSendingAtLeastOnceLosesNothing) {
+  std::set<std::string> in_flight;
+  std::map<std::string, int> sent =
+      KillWhileSending("at_least_once", &in_flight);
+  ASSERT_FALSE(in_flight.empty());
+  for (int i = 0; i < kCrashMessages; ++i) {
+    std::string text = absl::StrFormat("crash %02d", i);
+    EXPECT_GE(sent[text], 1) << text << " lost";
+    EXPECT_LE(sent[text], in_flight.count(text) ? 2 : 1) << text;
+  }
+  EXPECT_THAT(adapter_->ReadLog(), HasSubstr("sent again"));
+}
+
+// open_send_policy at_most_once: the same crash doubles nothing (the sends
+// in flight had reached Telegram, so nothing is lost either).
+TEST_F(TelegramIntegrationTest, KilledWhileSendingAtMostOnceDoublesNothing) {
+  std::set<std::string> in_flight;
+  std::map<std::string, int> sent =
+      KillWhileSending("at_most_once", &in_flight);
+  ASSERT_FALSE(in_flight.empty());
+  for (int i = 0; i < kCrashMessages; ++i) {
+    std::string text = absl::StrFormat("crash %02d", i);
+    EXPECT_EQ(sent[text], 1) << text;
+  }
+  EXPECT_THAT(adapter_->ReadLog(), HasSubstr("taken as sent"));
 }
 
 // Telegram delivers webhooks over up to max_connections connections at once
