@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "bridge/event_validation.h"
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "common/status_macros.h"
@@ -69,26 +70,6 @@ const std::string& SubjectMessageId(const v1::Event& e) {
       return *kEmpty;
   }
 }
-
-absl::Status Validate(const v1::Event& e) {
-  if (e.key().empty()) return absl::InvalidArgumentError("event key is empty");
-  if (e.channel().platform().empty() || e.channel().account().empty()) {
-    return absl::InvalidArgumentError(
-        "event channel has no platform or account");
-  }
-  if (e.kind_case() == v1::Event::KIND_NOT_SET) {
-    return absl::InvalidArgumentError("event has no kind");
-  }
-  if (e.kind_case() != v1::Event::kPresence && e.channel().chat_id().empty()) {
-    return absl::InvalidArgumentError("event channel has no chat_id");
-  }
-  if (e.kind_case() != v1::Event::kPresence &&
-      e.kind_case() != v1::Event::kMembership && SubjectMessageId(e).empty()) {
-    return absl::InvalidArgumentError("message event has no message_id");
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 Committer::Committer(Store* store, const LinkRegistry* links,
@@ -345,7 +326,7 @@ absl::Status Committer::ApplyPublish(PublishOp& op, absl::Time now,
     effects->acks.emplace_back(op.done, std::move(a));
     return absl::OkStatus();
   };
-  if (absl::Status valid = Validate(event); !valid.ok()) {
+  if (absl::Status valid = ValidateEvent(event); !valid.ok()) {
     return ack(Ack(v1::PublishAck::REJECTED, std::string(valid.message())));
   }
   const std::string chat_key = ChannelKey(event.channel(), false);

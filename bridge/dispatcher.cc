@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "bridge/capability_fit.h"
 #include "bridge/link_table.h"
 #include "common/logging.h"
 
@@ -383,6 +384,9 @@ bool Dispatcher::Resolve(TargetQueue& q, const DeliveryRecord& r,
         a.set_unavailable_reason("files are not relayed to this chat");
       }
     }
+    FitToTarget(
+        {session.HasCapability("files"), session.HasCapability("threads")},
+        out);
   }
   return true;
 }

@@ -5,7 +5,7 @@
 #   bin/                            every process an operator runs
 #   lib/systemd/system/             the hardened units, naming bin/ above
 #   share/doc/imbridge/             the docs; examples/: the example configs
-#   share/imbridge/sandbox/web/     the sandbox's page (its config's web_dir)
+#   share/imbridge/sandbox/web/     the sandbox's page (found from bin/../share)
 #   etc/imbridge/*.example.yaml     the example configs (/etc/imbridge when the
 #                                   prefix is /usr): examples, not live configs
 include(GNUInstallDirs)

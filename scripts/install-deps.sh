@@ -15,7 +15,9 @@ packages=(
   # the Helm chart rendered without helm (Go + sprig) and validated.
   dpkg-dev systemd buildah podman runc docker-compose
   golang-go golang-github-masterminds-sprig-dev golang-github-ghodss-yaml-dev
-  python3-jsonschema python3-yaml
+  python3-jsonschema python3-yaml python3-kubernetes
+  # The monitoring tests (tests/integration/monitoring): Prometheus, promtool.
+  prometheus
 )
 if [ "${1:-}" = "--with-browser" ]; then
   # What the browser test needs is the commands; a machine may have Node.js

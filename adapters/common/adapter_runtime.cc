@@ -39,13 +39,6 @@ absl::Status SplitHostPort(absl::string_view listen, std::string* host,
   return absl::OkStatus();
 }
 
-std::string JsonError(absl::string_view code, absl::string_view message) {
-  nlohmann::json body;
-  body["error"]["code"] = code;
-  body["error"]["message"] = message;
-  return body.dump();
-}
-
 }  // namespace
 
 // Wraps the adapter's handler to count and time every delivery.
@@ -164,6 +157,18 @@ AdapterRuntime::AdapterRuntime(const v1::RouterConnection& router,
   });
 }
 
+absl::StatusOr<DeliveryJournal*> AdapterRuntime::OpenDeliveryJournal(
+    const std::string& state_dir) {
+  auto journal = DeliveryJournal::OpenInStateDir(state_dir);
+  if (!journal.ok()) {
+    LogError("cannot open the delivery journal",
+             {{"error", journal.status().ToString()}});
+    return journal.status();
+  }
+  journal_ = std::move(*journal);
+  return journal_.get();
+}
+
 AdapterRuntime::~AdapterRuntime() {
   Stop();
   metrics::Registry::Default().RemoveCollector(collector_);
@@ -247,32 +252,6 @@ void AdapterRuntime::Stop() {
 
 uint16_t AdapterRuntime::port() const { return http_->port(); }
 
-void AdapterRuntime::PublishAndRespond(v1::Event event,
-                                       std::shared_ptr<Responder> responder,
-                                       int ok_status, std::string ok_body) {
-  std::string key = event.key();
-  absl::Status status = Publish(
-      std::move(event), [responder, ok_status, ok_body = std::move(ok_body),
-                         key](const v1::PublishAck& ack) {
-        switch (ack.outcome()) {
-          case v1::PublishAck::ACCEPTED:
-          case v1::PublishAck::DUPLICATE:
-          case v1::PublishAck::DROPPED:
-            responder->Respond(ok_status, "application/json", ok_body);
-            return;
-          default:
-            LogWarn("router did not store an event",
-                    {{"event_key", key}, {"detail", ack.detail()}});
-            responder->Respond(500, "application/json",
-                               JsonError("not_stored", ack.detail()));
-        }
-      });
-  if (!status.ok()) {
-    responder->Respond(503, "application/json",
-                       JsonError("router_unavailable", status.message()));
-  }
-}
-
 absl::Status AdapterRuntime::Publish(
     v1::Event event, std::function<void(const v1::PublishAck&)> done) {
   const std::string& platform = identity_.platform;
@@ -289,6 +268,22 @@ absl::Status AdapterRuntime::Publish(
         .Increment();
     if (done) done(ack);
   });
+}
+
+void RuntimeInboundRouter::Publish(
+    v1::Event event, std::function<void(absl::StatusOr<v1::PublishAck>)> done) {
+  auto shared = std::make_shared<decltype(done)>(std::move(done));
+  absl::Status status = runtime_->Publish(
+      std::move(event),
+      [shared](const v1::PublishAck& ack) { (*shared)(ack); });
+  if (!status.ok()) (*shared)(status);
+}
+
+absl::StatusOr<v1::BlobRef> RuntimeInboundRouter::PutBlob(
+    const v1::BlobMeta& meta,
+    const std::function<absl::StatusOr<size_t>(char* buffer, size_t max)>&
+        read) {
+  return runtime_->router().PutBlob(meta, read);
 }
 
 void AdapterRuntime::CountRejection(absl::string_view reason) {

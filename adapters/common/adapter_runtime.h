@@ -12,6 +12,8 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "adapters/common/delivery_handler.h"
+#include "adapters/common/delivery_journal.h"
+#include "adapters/common/inbound_pipeline.h"
 #include "adapters/common/router_client.h"
 #include "adapters/common/webhook_server.h"
 #include "common/config_loader.h"
@@ -57,8 +59,8 @@ struct AdapterIdentity {
 // the runtime in main before starting any other thread.
 //
 // Threading: construct, register routes and set handlers from the main
-// thread before Run()/Start(); PublishAndRespond(), Publish() and
-// CountRejection() from any thread.
+// thread before Run()/Start(); Publish() and CountRejection() from any
+// thread.
 class AdapterRuntime {
  public:
   AdapterRuntime(const v1::RouterConnection& router,
@@ -77,6 +79,14 @@ class AdapterRuntime {
 
   // The router client (valid from construction; connects on Start()).
   RouterClient& router() { return *router_; }
+
+  // Opens the process's delivery journal in `state_dir` (in memory, with a
+  // warning, when it is empty; see DeliveryJournal::OpenInStateDir). The
+  // runtime owns it; it lives as long as the runtime. On failure the error
+  // is logged and returned (the process should exit with 1). Call once,
+  // from main, before Start().
+  absl::StatusOr<DeliveryJournal*> OpenDeliveryJournal(
+      const std::string& state_dir);
 
   // /readyz answers 200 only while attached to the router and every check
   // returns OK; otherwise 503 with the failing checks named. Checks run on
@@ -108,17 +118,9 @@ class AdapterRuntime {
   // The bound HTTP port after Start().
   uint16_t port() const;
 
-  // For webhook handlers: publishes `event` and answers `responder` when the
-  // router has acknowledged it: `ok_status` (with `ok_body`, JSON) for
-  // ACCEPTED, DUPLICATE and DROPPED; 500 for REJECTED and FAILED. If the
-  // router never acknowledges in time, the HTTP server answers 503 on its
-  // own (the event stays queued; a retry is deduplicated by its key).
-  // Counts the publish in imbridge_events_in_total.
-  void PublishAndRespond(v1::Event event, std::shared_ptr<Responder> responder,
-                         int ok_status = 200, std::string ok_body = "{}");
-
-  // For pollers: publishes `event`; `done` gets the router's ack (on a
-  // client thread). Counts it. Fails at once if too many are pending.
+  // Publishes `event`; `done` gets the router's ack (on a client thread).
+  // Counts it. Fails at once if too many are pending. Transports hand their
+  // input to an InboundPipeline over RuntimeInboundRouter instead.
   absl::Status Publish(v1::Event event,
                        std::function<void(const v1::PublishAck&)> done);
 
@@ -139,6 +141,7 @@ class AdapterRuntime {
   AdapterIdentity identity_;
   std::string port_file_;
   std::unique_ptr<CountingHandler> counting_handler_;
+  std::unique_ptr<DeliveryJournal> journal_;
   std::unique_ptr<RouterClient> router_;
   std::unique_ptr<WebhookServer> http_;
   std::vector<std::pair<std::string, std::function<absl::Status()>>> checks_;
@@ -147,6 +150,25 @@ class AdapterRuntime {
   uint64_t collector_ = 0;
   bool started_ = false;
   bool stopped_ = false;
+};
+
+// The inbound pipeline's way to the router through an AdapterRuntime:
+// publishes are counted in imbridge_events_in_total. `runtime` must outlive
+// it. Thread-safe.
+class RuntimeInboundRouter : public InboundRouter {
+ public:
+  explicit RuntimeInboundRouter(AdapterRuntime* runtime) : runtime_(runtime) {}
+
+  void Publish(
+      v1::Event event,
+      std::function<void(absl::StatusOr<v1::PublishAck>)> done) override;
+  absl::StatusOr<v1::BlobRef> PutBlob(
+      const v1::BlobMeta& meta,
+      const std::function<absl::StatusOr<size_t>(char* buffer, size_t max)>&
+          read) override;
+
+ private:
+  AdapterRuntime* const runtime_;
 };
 
 // Parses an adapter's command line (`--config FILE [--check-config]`),

@@ -19,6 +19,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "common/utf8.h"
 #include "grpcpp/grpcpp.h"
 #include "imbridge/v1/router.grpc.pb.h"
 
@@ -31,6 +32,12 @@ constexpr size_t kBlobChunkBytes = 256 * 1024;
 constexpr size_t kMaxFrameBytes = 1 << 20;
 // How long Stop() waits for deliveries in progress and their results.
 constexpr absl::Duration kStopDrainTimeout = absl::Seconds(5);
+// How long one connection attempt to the router may take.
+constexpr absl::Duration kConnectTimeout = absl::Seconds(2);
+// How often the session thread looks up from waiting for the router (to see
+// Stop()), and how often it repeats that the router cannot be reached.
+constexpr absl::Duration kConnectPoll = absl::Milliseconds(100);
+constexpr absl::Duration kUnreachableLogInterval = absl::Seconds(60);
 
 absl::Status FromGrpc(const grpc::Status& status) {
   return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
@@ -79,11 +86,20 @@ class RouterClient::Impl {
  public:
   Impl(Options options, DeliveryHandler* handler)
       : options_(std::move(options)), handler_(handler) {
+    // gRPC's connection backoff is the only one while the router is
+    // unreachable (see SessionLoop), so it is kept short.
+    absl::Duration max_connect_backoff =
+        std::max(options_.max_connect_backoff, absl::Milliseconds(1));
     grpc::ChannelArguments args;
-    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
-                ClampedMillis(options_.initial_backoff));
+    args.SetInt(
+        GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
+        ClampedMillis(std::min(options_.initial_backoff, max_connect_backoff)));
     args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
-                ClampedMillis(options_.max_backoff));
+                ClampedMillis(max_connect_backoff));
+    // The shortest time one connection attempt is given (gRPC's default is
+    // 20 s, during which a router that came back is not tried again).
+    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS,
+                ClampedMillis(kConnectTimeout));
     channel_ = grpc::CreateCustomChannel(
         options_.address, grpc::InsecureChannelCredentials(), args);
     stub_ = v1::Router::NewStub(channel_);
@@ -148,6 +164,12 @@ class RouterClient::Impl {
   }
 
   absl::Status Publish(v1::Event event, PublishCallback done) {
+    // protobuf would refuse the whole frame that carries such an event, and
+    // re-sending it would wedge the stream.
+    if (std::string field = FindInvalidUtf8Field(event); !field.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("the event's ", field, " is not valid UTF-8"));
+    }
     size_t bytes = event.ByteSizeLong();
     // The router could never accept it; re-sending it would wedge the stream.
     if (bytes > kMaxFrameBytes) {
@@ -338,14 +360,26 @@ class RouterClient::Impl {
     return meta;
   }
 
+  // Connects, attaches and re-attaches until Stop(). There is one backoff
+  // at a time: while the router is unreachable, WaitForRouter waits on
+  // gRPC's connection backoff (short, see the constructor); the client's own
+  // backoff only spaces attempts the router answered and refused.
   void SessionLoop() {
     absl::BitGen gen;
     absl::Duration backoff = options_.initial_backoff;
     while (true) {
+      if (!WaitForRouter()) return;
       SessionEnd end = RunSession();
       if (end.welcomed) backoff = options_.initial_backoff;
-      absl::Duration wait = absl::Trunc(backoff * absl::Uniform(gen, 0.8, 1.2),
-                                        absl::Milliseconds(1));
+      absl::Duration wait = backoff;
+      // The router is going away (it is shutting down, or the connection
+      // broke): it is worth trying as soon as it can serve again.
+      if (!end.welcomed &&
+          end.status.code() == absl::StatusCode::kUnavailable) {
+        wait = std::min(wait, options_.max_connect_backoff);
+      }
+      wait = absl::Trunc(wait * absl::Uniform(gen, 0.8, 1.2),
+                         absl::Milliseconds(1));
       {
         absl::MutexLock lock(&mu_);
         if (stopping_) return;
@@ -357,6 +391,32 @@ class RouterClient::Impl {
         if (stopping_) return;
       }
       if (!end.welcomed) backoff = std::min(backoff * 2, options_.max_backoff);
+    }
+  }
+
+  // Waits until the channel to the router is connected; gRPC retries the
+  // connection meanwhile. Logs when the router cannot be reached, and again
+  // every kUnreachableLogInterval. False once Stop() was called.
+  bool WaitForRouter() {
+    absl::Time started = absl::Now();
+    absl::Time next_log = absl::InfinitePast();
+    while (true) {
+      {
+        absl::MutexLock lock(&mu_);
+        if (stopping_) return false;
+      }
+      if (channel_->WaitForConnected(
+              absl::ToChronoTime(absl::Now() + kConnectPoll))) {
+        return true;
+      }
+      absl::Time now = absl::Now();
+      if (now >= next_log) {
+        next_log = now + kUnreachableLogInterval;
+        LogWarn("cannot reach the router; connecting again",
+                {{"address", options_.address},
+                 {"waited", absl::FormatDuration(absl::Trunc(
+                                now - started, absl::Milliseconds(1)))}});
+      }
     }
   }
 
@@ -508,7 +568,21 @@ class RouterClient::Impl {
       }
     }
     for (auto& [done, ack] : acked) {
-      if (done) done(*ack);
+      if (done) RunPublishCallback(done, *ack);
+    }
+  }
+
+  // A publish callback that throws is logged; the stream goes on.
+  static void RunPublishCallback(const PublishCallback& done,
+                                 const v1::PublishAck& ack) {
+    try {
+      done(ack);
+    } catch (const std::exception& e) {
+      LogError("a publish callback failed",
+               {{"seq", absl::StrCat(ack.seq())}, {"error", e.what()}});
+    } catch (...) {
+      LogError("a publish callback failed (an unknown exception)",
+               {{"seq", absl::StrCat(ack.seq())}});
     }
   }
 
@@ -601,14 +675,52 @@ class RouterClient::Impl {
         ++busy_workers_;
       }
       absl::StatusOr<std::vector<std::string>> outcome =
-          handler_ != nullptr
-              ? handler_->Deliver(item.delivery)
-              : absl::FailedPreconditionError("the adapter has no handler");
+          DeliverGuarded(item.delivery);
       absl::MutexLock lock(&mu_);
       --busy_workers_;
       Complete(key, item, outcome);
       ReleaseTarget(key);
     }
+  }
+
+  // Runs the handler behind an exception barrier: whatever it throws, or
+  // native ids that are not UTF-8 (they could not be sent to the router),
+  // become a permanent failure with the reason, and the adapter goes on.
+  absl::StatusOr<std::vector<std::string>> DeliverGuarded(
+      const v1::Delivery& delivery) {
+    if (handler_ == nullptr) {
+      return absl::FailedPreconditionError("the adapter has no handler");
+    }
+    absl::StatusOr<std::vector<std::string>> outcome;
+    try {
+      outcome = handler_->Deliver(delivery);
+    } catch (const std::exception& e) {
+      outcome = absl::InternalError(
+          absl::StrCat("the adapter failed on this delivery: ", e.what()));
+    } catch (...) {
+      outcome = absl::InternalError(
+          "the adapter failed on this delivery (an unknown exception)");
+    }
+    if (outcome.ok()) {
+      for (const std::string& id : *outcome) {
+        if (!IsValidUtf8(id)) {
+          outcome = absl::InternalError(
+              "the adapter returned a native id that is not valid UTF-8");
+          break;
+        }
+      }
+    }
+    if (!outcome.ok()) {
+      const std::string& key = delivery.idempotency_key();
+      std::string id = absl::StrCat(delivery.id());
+      if (outcome.status().code() == absl::StatusCode::kInternal) {
+        LogError("delivery failed in the adapter",
+                 {{"delivery_id", id},
+                  {"idempotency_key", key},
+                  {"error", ToValidUtf8(outcome.status().message())}});
+      }
+    }
+    return outcome;
   }
 
   void Complete(const std::string& key, const QueuedDelivery& item,
@@ -622,7 +734,7 @@ class RouterClient::Impl {
       for (const std::string& id : *outcome) result.add_native_ids(id);
     } else {
       v1::DeliveryError* error = result.mutable_error();
-      error->set_message(std::string(outcome.status().message()));
+      error->set_message(ToValidUtf8(outcome.status().message()));
       retryable = IsRetryable(outcome.status());
       error->set_retryable(retryable);
       if (retryable) {

@@ -18,11 +18,11 @@ namespace imbridge::adapters {
 
 // The one client of the router that every adapter uses.
 //
-// It keeps an Attach stream open (reconnecting with jittered exponential
-// backoff), publishes events and reports when the router acknowledged them,
-// re-sends publishes that were not acknowledged before a disconnect, hands
-// Delivery frames to a DeliveryHandler and sends back its results, and
-// streams blobs to and from the router's blob store.
+// It keeps an Attach stream open (reconnecting at once when the router serves
+// again, see Options), publishes events and reports when the router
+// acknowledged them, re-sends publishes that were not acknowledged before a
+// disconnect, hands Delivery frames to a DeliveryHandler and sends back its
+// results, and streams blobs to and from the router's blob store.
 //
 // Exactly-once help: results of recently successful deliveries are kept (by
 // idempotency key); when the router re-sends a delivery it never saw the
@@ -48,10 +48,19 @@ class RouterClient {
     uint32_t max_in_flight = 64;
     // Threads that run DeliveryHandler::Deliver.
     int delivery_threads = 4;
-    // Reconnect backoff: starts at `initial_backoff`, doubles up to
-    // `max_backoff`, each wait randomized by +-20 %.
+    // Reconnecting. While the router cannot be reached, gRPC alone retries
+    // the connection: first after `initial_backoff` (at most
+    // `max_connect_backoff`), then growing up to `max_connect_backoff`
+    // apart, so the adapter attaches within about that long of the router
+    // serving again. When the router answers but ends the stream before its
+    // Welcome (a wrong token, a bad Hello), the next attempt waits
+    // `initial_backoff`, doubling up to `max_backoff`, each wait randomized
+    // by +-20 %; a router that is shutting down (kUnavailable) is tried
+    // again at most `max_connect_backoff` later. After an established stream
+    // ends, the next attempt starts after `initial_backoff`.
     absl::Duration initial_backoff = absl::Milliseconds(100);
     absl::Duration max_backoff = absl::Seconds(10);
+    absl::Duration max_connect_backoff = absl::Milliseconds(250);
     // Most publishes waiting for acknowledgement; Publish() fails with
     // kUnavailable beyond it.
     size_t max_pending_publishes = 65536;

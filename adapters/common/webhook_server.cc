@@ -24,6 +24,7 @@
 #include "boost/beast/core.hpp"
 #include "boost/beast/http.hpp"
 #include "common/logging.h"
+#include "common/utf8.h"
 #include "nlohmann/json.hpp"
 
 namespace imbridge::adapters {
@@ -47,6 +48,14 @@ bool HttpRequest::HasHeader(absl::string_view name) const {
   return false;
 }
 
+std::string JsonErrorBody(absl::string_view code, absl::string_view message) {
+  nlohmann::json body = {
+      {"error",
+       {{"code", std::string(code)}, {"message", std::string(message)}}}};
+  // A message may quote input; bad UTF-8 in it is replaced, not thrown on.
+  return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 namespace {
 
 // The connection stream. For TLS, make this
@@ -61,11 +70,15 @@ std::chrono::steady_clock::duration ToChrono(absl::Duration d) {
   return absl::ToChronoNanoseconds(d);
 }
 
-std::string ErrorBody(absl::string_view code, absl::string_view message) {
-  nlohmann::json body = {
-      {"error",
-       {{"code", std::string(code)}, {"message", std::string(message)}}}};
-  return body.dump();
+// Whether a body of this Content-Type is text, which must be UTF-8: JSON
+// (RFC 8259), text/*, and form posts.
+bool IsTextualContentType(absl::string_view content_type) {
+  absl::string_view media = content_type.substr(0, content_type.find(';'));
+  media = absl::StripAsciiWhitespace(media);
+  return absl::EqualsIgnoreCase(media, "application/json") ||
+         absl::EndsWithIgnoreCase(media, "+json") ||
+         absl::StartsWithIgnoreCase(media, "text/") ||
+         absl::EqualsIgnoreCase(media, "application/x-www-form-urlencoded");
 }
 
 bool IsSafeHeaderText(absl::string_view s) {
@@ -417,6 +430,17 @@ void Session::Dispatch() {
                   After::kKeepAlive, {{"Allow", route.allow}});
   }
 
+  size_t bad_byte = 0;
+  if (IsTextualContentType(request.Header("Content-Type")) &&
+      !IsValidUtf8(request.body, &bad_byte)) {
+    ++server_->malformed_;
+    return Reject(400, "invalid_utf8",
+                  absl::StrCat("the request body is not valid UTF-8 (bad "
+                               "byte sequence at byte ",
+                               bad_byte, ")"),
+                  After::kKeepAlive);
+  }
+
   state_ = State::kHandling;
   ++request_id_;
   ++server_->handled_;
@@ -432,11 +456,11 @@ void Session::Dispatch() {
   } catch (const std::exception& e) {
     LogError("webhook handler threw", {{"error", e.what()}});
     responder_->Respond(500, "application/json",
-                        ErrorBody("internal", "internal error"));
+                        JsonErrorBody("internal", "internal error"));
   } catch (...) {
     LogError("webhook handler threw a non-exception");
     responder_->Respond(500, "application/json",
-                        ErrorBody("internal", "internal error"));
+                        JsonErrorBody("internal", "internal error"));
   }
 }
 
@@ -448,7 +472,7 @@ void Session::OnRequestTimeout(uint64_t request_id, beast::error_code ec) {
   LogWarn("webhook handler did not answer in time; answering 503");
   Write(Reply{503,
               "application/json",
-              ErrorBody("timeout", "the request was not handled in time"),
+              JsonErrorBody("timeout", "the request was not handled in time"),
               {}},
         keep_alive_ && !stopping_ ? After::kKeepAlive : After::kClose);
 }
@@ -466,7 +490,7 @@ void Session::Reject(int status, absl::string_view code,
                      HttpHeaderList headers) {
   if (stopping_ && after == After::kKeepAlive) after = After::kClose;
   if (!keep_alive_ && after == After::kKeepAlive) after = After::kClose;
-  Write(Reply{status, "application/json", ErrorBody(code, message),
+  Write(Reply{status, "application/json", JsonErrorBody(code, message),
               std::move(headers)},
         after);
 }

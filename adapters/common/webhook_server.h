@@ -37,6 +37,11 @@ struct HttpRequest {
   bool HasHeader(absl::string_view name) const;
 };
 
+// The JSON error body every HTTP error answer of the adapters carries:
+// {"error":{"code":"...","message":"..."}}. Bytes of `message` that are not
+// UTF-8 are replaced by U+FFFD.
+std::string JsonErrorBody(absl::string_view code, absl::string_view message);
+
 // The way a handler answers one request, now or later.
 //
 // Thread-safe: Respond() may be called from any thread, at any time, and
@@ -79,7 +84,8 @@ struct WebhookServerCounters {
   uint64_t rejected_too_large = 0;  // 413: body over max_body_bytes.
   uint64_t rejected_not_found = 0;  // 404: no route for the path.
   uint64_t rejected_method = 0;     // 405: route exists, method does not.
-  uint64_t rejected_malformed = 0;  // 400/431: unparsable request or header.
+  uint64_t rejected_malformed = 0;  // 400/431: unparsable request or header,
+                                    // or a text body not UTF-8.
   uint64_t timed_out = 0;           // 503: handler did not answer in time.
   uint64_t aborted = 0;             // Unanswered when Stop() gave up.
 };
@@ -93,9 +99,10 @@ struct WebhookServerCounters {
 // Bodies are limited: a Content-Length over `max_body_bytes` is answered 413
 // as soon as the header is read, before any of the body (a chunked body as
 // soon as it passes the limit); the handler is not called and the connection
-// is closed. Error answers carry a JSON body
-// {"error":{"code":"...","message":"..."}}. Keep-alive and
-// `Expect: 100-continue` are supported; requests on one connection are
+// is closed. A textual body (JSON, text/*, a form post) that is not valid
+// UTF-8 is answered 400 without calling the handler; a handler that throws
+// is answered 500. Error answers carry a JSON body (JsonErrorBody). Keep-alive
+// and `Expect: 100-continue` are supported; requests on one connection are
 // answered in order.
 //
 // Plain HTTP only for now ("HTTPS-ready"): terminate TLS in a reverse proxy.

@@ -1,22 +1,46 @@
 #include "adapters/slack/event_processor.h"
 
+#include <algorithm>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "adapters/common/delivery_handler.h"
 #include "common/logging.h"
 
 namespace imbridge::adapters::slack {
+namespace {
+
+// The channel an event belongs to: `channel` (an id, or an object with an
+// id), else `item.channel` (reactions); empty when it has none.
+std::string EventChannel(const nlohmann::json& event) {
+  if (!event.is_object()) return "";
+  auto channel = event.find("channel");
+  if (channel != event.end()) {
+    if (channel->is_string()) return channel->get<std::string>();
+    if (channel->is_object()) {
+      auto id = channel->find("id");
+      if (id != channel->end() && id->is_string()) {
+        return id->get<std::string>();
+      }
+    }
+  }
+  auto item = event.find("item");
+  if (item != event.end() && item->is_object()) {
+    auto c = item->find("channel");
+    if (c != item->end() && c->is_string()) return c->get<std::string>();
+  }
+  return "";
+}
+
+}  // namespace
 
 EventProcessor::EventProcessor(Options options, const SlackApi* api,
-                               UserDirectory* users, Executor* executor,
-                               Publisher publish, BlobStore blobs)
+                               UserDirectory* users, InboundPipeline* pipeline)
     : options_(std::move(options)),
       api_(api),
       users_(users),
-      executor_(executor),
-      publish_(std::move(publish)),
-      blobs_(std::move(blobs)) {}
+      pipeline_(pipeline) {}
 
 void EventProcessor::SetIdentity(BotIdentity identity) {
   absl::MutexLock lock(&mu_);
@@ -28,166 +52,98 @@ std::optional<BotIdentity> EventProcessor::identity() const {
   return identity_;
 }
 
-uint64_t EventProcessor::deduplicated() const {
-  absl::MutexLock lock(&mu_);
-  return deduplicated_;
-}
-
 void EventProcessor::Handle(nlohmann::json callback, Done done) {
-  std::string event_id;
   auto it = callback.find("event_id");
-  if (it != callback.end() && it->is_string())
-    event_id = it->get<std::string>();
-  if (event_id.empty()) {
+  if (it == callback.end() || !it->is_string() ||
+      it->get<std::string>().empty()) {
     LogWarn("event callback without event_id ignored",
             {{"account", options_.account}});
     done(200);
     return;
   }
-  {
-    absl::MutexLock lock(&mu_);
-    if (!identity_.has_value()) {
-      // Without the bot's identity its own posts cannot be recognised.
-      done(503);
-      return;
-    }
-    auto seen = seen_.find(event_id);
-    if (seen != seen_.end()) {
-      ++deduplicated_;
-      if (!seen->second.done) {
-        seen->second.waiters.push_back(std::move(done));
-        return;
-      }
-    } else {
-      seen_[event_id].waiters.push_back(std::move(done));
-      done = nullptr;
-    }
-  }
-  if (done) {
-    LogDebug("event already handled", {{"event_id", event_id}});
-    done(200);
+  if (!identity().has_value()) {
+    // Without the bot's identity its own posts cannot be recognised.
+    done(503);
     return;
   }
-  executor_->Post([this, callback = std::move(callback), event_id] {
-    Process(callback, event_id);
-  });
+  auto shared = std::make_shared<Done>(std::move(done));
+  absl::Status submitted = pipeline_->Submit<nlohmann::json>(
+      this, std::move(callback), [shared](const InboundResult& result) {
+        (*shared)(result.HttpStatus());
+      });
+  if (!submitted.ok()) {
+    LogWarn("event not taken; Slack will send it again",
+            {{"account", options_.account}, {"error", submitted.message()}});
+    (*shared)(submitted.code() == absl::StatusCode::kInvalidArgument ? 400
+                                                                     : 503);
+  }
 }
 
-void EventProcessor::Process(const nlohmann::json& callback,
-                             const std::string& event_id) {
-  BotIdentity self = *identity();
+absl::StatusOr<InboundRoute> EventProcessor::Route(
+    const nlohmann::json& callback) {
+  InboundRoute route;
+  auto event = callback.find("event");
+  route.chat = absl::StrCat(
+      options_.account, "/",
+      event == callback.end() ? std::string() : EventChannel(*event));
+  route.key = absl::StrCat(options_.account, ":",
+                           callback.value("event_id", std::string()));
+  return route;
+}
+
+absl::StatusOr<adapters::InboundConversion> EventProcessor::Convert(
+    const nlohmann::json& callback) {
+  std::optional<BotIdentity> self = identity();
+  if (!self.has_value()) return RetryableError("bot identity not known yet");
   UserLookup lookup = [this](absl::string_view id) {
     return users_->Lookup(id);
   };
   InboundConversion c =
-      ConvertEventCallback(callback, options_.account, self, lookup);
+      ConvertEventCallback(callback, options_.account, *self, lookup);
+  adapters::InboundConversion conversion;
   if (!c.event.has_value()) {
     LogDebug("event not relayed",
-             {{"event_id", event_id}, {"reason", c.ignored}});
-    Finish(event_id, 200);
-    return;
+             {{"event_id", callback.value("event_id", std::string())},
+              {"reason", c.ignored}});
+    return conversion;
   }
-  v1::Event event = std::move(*c.event);
-  if (event.has_posted() && !c.file_urls.empty()) {
-    absl::Status copied = CopyFiles(c.file_urls, event.mutable_posted());
-    if (!copied.ok()) {
-      LogWarn("file copy failed; Slack will retry the event",
-              {{"event_id", event_id}, {"error", copied.message()}});
-      Finish(event_id, 503);
-      return;
-    }
-  }
-  std::function<void(const v1::Event&)> on_posted;
-  if (event.has_posted()) on_posted = options_.on_posted;
-  auto posted_copy = std::make_shared<v1::Event>();
-  if (on_posted) *posted_copy = event;
-  absl::Status status = publish_(
-      std::move(event),
-      [this, event_id, on_posted, posted_copy](const v1::PublishAck& ack) {
-        bool ok = ack.outcome() == v1::PublishAck::ACCEPTED ||
-                  ack.outcome() == v1::PublishAck::DUPLICATE ||
-                  ack.outcome() == v1::PublishAck::DROPPED;
-        if (!ok) {
-          LogWarn("router refused an event",
-                  {{"event_id", event_id}, {"detail", ack.detail()}});
-        }
-        if (ok && on_posted && ack.outcome() == v1::PublishAck::ACCEPTED) {
-          on_posted(*posted_copy);
-        }
-        Finish(event_id, ok ? 200 : 500);
-      });
-  if (!status.ok()) {
-    LogWarn("publish failed",
-            {{"event_id", event_id}, {"error", status.message()}});
-    Finish(event_id, 503);
-  }
-}
-
-absl::Status EventProcessor::CopyFiles(const std::vector<std::string>& urls,
-                                       v1::MessagePosted* posted) {
-  for (int i = 0;
-       i < posted->attachments_size() && i < static_cast<int>(urls.size());
-       ++i) {
+  conversion.events.push_back(*std::move(c.event));
+  v1::Event& event = conversion.events[0];
+  if (!event.has_posted()) return conversion;
+  if (options_.on_posted) options_.on_posted(event);
+  v1::MessagePosted* posted = event.mutable_posted();
+  const std::string too_big =
+      absl::StrCat("larger than ", options_.max_file_bytes, " bytes");
+  int files = std::min(posted->attachments_size(),
+                       static_cast<int>(c.file_urls.size()));
+  for (int i = 0; i < files; ++i) {
     v1::Attachment* a = posted->mutable_attachments(i);
-    if (!a->unavailable_reason().empty() || urls[i].empty()) continue;
+    if (!a->unavailable_reason().empty() || c.file_urls[i].empty()) continue;
     if (a->size() > options_.max_file_bytes) {
-      a->set_unavailable_reason(
-          absl::StrCat("larger than ", options_.max_file_bytes, " bytes"));
+      a->set_unavailable_reason(too_big);
       continue;
     }
-    auto data = api_->DownloadFile(urls[i], options_.max_file_bytes,
-                                   options_.download_timeout);
-    if (!data.ok()) {
-      if (data.status().code() == absl::StatusCode::kOutOfRange) {
-        a->set_unavailable_reason(
-            absl::StrCat("larger than ", options_.max_file_bytes, " bytes"));
-        continue;
-      }
-      if (IsRetryable(data.status())) return data.status();
-      a->set_unavailable_reason(std::string(data.status().message()));
-      continue;
-    }
-    v1::BlobMeta meta;
-    meta.set_name(a->name());
-    meta.set_mime_type(a->mime_type());
-    meta.set_size(data->size());
-    auto ref = blobs_(meta, *data);
-    if (!ref.ok()) {
-      if (ref.status().code() == absl::StatusCode::kResourceExhausted) {
-        a->set_unavailable_reason("larger than the bridge's file limit");
-        continue;
-      }
-      return RetryableError(
-          absl::StrCat("blob store: ", ref.status().message()));
-    }
-    a->set_blob_id(ref->blob_id());
-    a->set_size(ref->size());
-  }
-  return absl::OkStatus();
-}
-
-void EventProcessor::Finish(const std::string& event_id, int http_status) {
-  std::vector<Done> waiters;
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = seen_.find(event_id);
-    if (it == seen_.end()) return;
-    waiters = std::move(it->second.waiters);
-    it->second.waiters.clear();
-    if (http_status == 200) {
-      if (!it->second.done) {
-        it->second.done = true;
-        done_order_.push_back(event_id);
-        while (done_order_.size() > options_.dedupe_capacity) {
-          seen_.erase(done_order_.front());
-          done_order_.pop_front();
+    InboundFile file;
+    file.attachment_index = i;
+    file.download =
+        [this, url = c.file_urls[i], too_big](
+            uint64_t max_bytes,
+            const std::function<absl::Status(absl::string_view)>& write)
+        -> absl::Status {
+      absl::StatusOr<std::string> data =
+          api_->DownloadFile(url, std::min(max_bytes, options_.max_file_bytes),
+                             options_.download_timeout);
+      if (!data.ok()) {
+        if (absl::IsOutOfRange(data.status())) {
+          return absl::FailedPreconditionError(too_big);
         }
+        return data.status();
       }
-    } else {
-      seen_.erase(it);
-    }
+      return write(*data);
+    };
+    conversion.files.push_back(std::move(file));
   }
-  for (auto& w : waiters) w(http_status);
+  return conversion;
 }
 
 }  // namespace imbridge::adapters::slack

@@ -2,54 +2,45 @@
 #define IMBRIDGE_ADAPTERS_SLACK_EVENT_PROCESSOR_H_
 
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <optional>
 #include <string>
-#include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "adapters/common/inbound_pipeline.h"
 #include "adapters/slack/inbound.h"
 #include "adapters/slack/slack_api.h"
 #include "adapters/slack/user_directory.h"
-#include "common/executor.h"
-#include "imbridge/v1/router.pb.h"
+#include "imbridge/v1/events.pb.h"
 #include "nlohmann/json.hpp"
 
 namespace imbridge::adapters::slack {
 
 // Turns the Events API callbacks of one account, from either transport
-// (HTTP or Socket Mode), into published bridge events.
+// (HTTP or Socket Mode), into published bridge events, as the inbound
+// pipeline's connector for Slack: one lane per channel (events of a channel
+// are published in the order they came, a message waiting for its file
+// included), keyed by `event_id` (a retry arriving while the first attempt
+// still runs joins it; a later one is published again and the router
+// answers DUPLICATE). The work (users.info look-ups, file downloads into the
+// router's blob store) runs on the pipeline's workers, never on the
+// caller's thread.
 //
-// Each callback is deduplicated by `event_id` (Slack's retries, a retry
-// arriving while the first attempt still runs, both transports): a callback
-// already handled is answered at once without any work; one in progress gets
-// the same answer as the first attempt when it finishes; one that failed is
-// handled again. The work (users.info look-ups, file downloads into the
-// router's blob store) runs on `executor`, never on the caller's thread.
-//
-// Threading: Handle() and SetIdentity() from any thread; never blocks.
-// `done` runs exactly once, on an executor or router-client thread, unless
-// the router never acknowledges (the HTTP server then answers 503 by
-// itself; Socket Mode does not ack, so Slack resends).
-class EventProcessor {
+// Threading: Handle() and SetIdentity() from any thread; never block.
+// Route() and Convert() are called by the pipeline from several threads.
+class EventProcessor : public InboundConnector<nlohmann::json> {
  public:
   // Answer for the transport: 200 when the router acknowledged the event
-  // (accepted, duplicate or dropped) or it is deliberately ignored; 500 when
-  // the router refused it; 503 when it cannot be handled now (identity not
-  // known yet, router queue full, a file download failed for a retryable
-  // reason).
+  // (accepted, duplicate or dropped) or it is deliberately ignored; 400 when
+  // it cannot be converted; 500 when the router refused it; 503 when it
+  // cannot be handled now (identity not known yet, too many events waiting,
+  // a file download failed for a retryable reason, an earlier event of its
+  // channel is to be retried).
   using Done = std::function<void(int http_status)>;
-  // Publishes an event; `ack` gets the router's answer.
-  using Publisher = std::function<absl::Status(
-      v1::Event event, std::function<void(const v1::PublishAck&)> ack)>;
-  // Stores file bytes in the router's blob store.
-  using BlobStore = std::function<absl::StatusOr<v1::BlobRef>(
-      const v1::BlobMeta& meta, absl::string_view data)>;
 
   struct Options {
     std::string account;
@@ -57,51 +48,37 @@ class EventProcessor {
     uint64_t max_file_bytes = 100 << 20;
     // Time for one file download.
     absl::Duration download_timeout = absl::Seconds(30);
-    // Handled event ids remembered for deduplication.
-    size_t dedupe_capacity = 20000;
-    // Called after the router accepted a posted message (presence tracking).
+    // Called with each posted message before it is published (presence
+    // tracking).
     std::function<void(const v1::Event&)> on_posted;
   };
 
-  // All pointers must outlive the processor.
+  // All pointers must outlive the processor; stop the pipeline before
+  // destroying it.
   EventProcessor(Options options, const SlackApi* api, UserDirectory* users,
-                 Executor* executor, Publisher publish, BlobStore blobs);
+                 InboundPipeline* pipeline);
 
   // The bot's identity; callbacks are answered 503 until it is known.
   void SetIdentity(BotIdentity identity);
   std::optional<BotIdentity> identity() const;
 
-  // Handles one `event_callback` envelope.
+  // Handles one `event_callback` envelope. `done` runs exactly once, on any
+  // thread (possibly inside this call).
   void Handle(nlohmann::json callback, Done done);
 
-  // Callbacks answered from the dedupe memory (for tests and metrics).
-  uint64_t deduplicated() const;
+  // InboundConnector.
+  absl::StatusOr<InboundRoute> Route(const nlohmann::json& callback) override;
+  absl::StatusOr<adapters::InboundConversion> Convert(
+      const nlohmann::json& callback) override;
 
  private:
-  struct Pending {
-    bool done = false;
-    std::vector<Done> waiters;
-  };
-
-  void Process(const nlohmann::json& callback, const std::string& event_id);
-  // Downloads the files of a posted event into the blob store. Fails only
-  // for retryable reasons; permanent ones become unavailable_reason.
-  absl::Status CopyFiles(const std::vector<std::string>& urls,
-                         v1::MessagePosted* posted);
-  void Finish(const std::string& event_id, int http_status);
-
   const Options options_;
   const SlackApi* api_;
   UserDirectory* users_;
-  Executor* executor_;
-  Publisher publish_;
-  BlobStore blobs_;
+  InboundPipeline* pipeline_;
 
   mutable absl::Mutex mu_;
   std::optional<BotIdentity> identity_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<std::string, Pending> seen_ ABSL_GUARDED_BY(mu_);
-  std::deque<std::string> done_order_ ABSL_GUARDED_BY(mu_);
-  uint64_t deduplicated_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace imbridge::adapters::slack

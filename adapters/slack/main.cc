@@ -25,7 +25,9 @@ int main(int argc, char** argv) {
   imbridge::adapters::AdapterRuntime runtime(
       config.router(), config.http(),
       imbridge::adapters::slack::SlackIdentity(config));
-  SlackAdapter adapter(config, &runtime);
+  auto journal = runtime.OpenDeliveryJournal(config.state_dir());
+  if (!journal.ok()) return 1;
+  SlackAdapter adapter(config, &runtime, *journal);
   adapter.Start();
   return runtime.Run();
 }

@@ -1,12 +1,14 @@
 #include "adapters/slack/outbound.h"
 
 #include <cstring>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "adapters/slack/format.h"
+#include "common/file_size.h"
 
 namespace imbridge::adapters::slack {
 namespace {
@@ -21,44 +23,23 @@ bool AlreadyGone(const absl::Status& s) {
          absl::EndsWith(s.message(), "file_deleted");
 }
 
-std::string HumanSize(uint64_t bytes) {
-  if (bytes >= (1u << 20)) return absl::StrCat(bytes >> 20, " MiB");
-  if (bytes >= (1u << 10)) return absl::StrCat(bytes >> 10, " KiB");
-  return absl::StrCat(bytes, " bytes");
-}
+// How much earlier than the recorded intent a message's ts may be (Slack's
+// clock against ours).
+constexpr absl::Duration kClockSkew = absl::Minutes(5);
 
 }  // namespace
 
 SlackOutbound::SlackOutbound(Options options, const SlackApi* api,
-                             BlobFetcher blobs)
+                             BlobFetcher blobs, DeliveryJournal* journal)
     : options_(std::move(options)),
       api_(api),
       blobs_(std::move(blobs)),
-      limiter_(options_.messages_per_second, options_.burst) {}
+      limiter_(options_.messages_per_second, options_.burst),
+      journal_(journal) {}
 
 void SlackOutbound::Pace(const std::string& channel) {
   absl::Duration wait = limiter_.Reserve(channel, absl::Now());
   if (wait > absl::ZeroDuration()) absl::SleepFor(wait);
-}
-
-std::vector<std::string> SlackOutbound::Progress(const std::string& key) {
-  absl::MutexLock lock(&mu_);
-  auto it = progress_.find(key);
-  return it == progress_.end() ? std::vector<std::string>() : it->second;
-}
-
-void SlackOutbound::SaveProgress(const std::string& key,
-                                 std::vector<std::string> ids) {
-  if (key.empty()) return;
-  absl::MutexLock lock(&mu_);
-  auto [it, inserted] = progress_.insert_or_assign(key, std::move(ids));
-  if (inserted) {
-    progress_order_.push_back(key);
-    while (progress_order_.size() > options_.progress_capacity) {
-      progress_.erase(progress_order_.front());
-      progress_order_.pop_front();
-    }
-  }
 }
 
 absl::StatusOr<std::vector<std::string>> SlackOutbound::Deliver(
@@ -100,45 +81,53 @@ absl::StatusOr<std::vector<std::string>> SlackOutbound::Post(
                              ? "not available"
                              : a.unavailable_reason();
     absl::StrAppend(&text, text.empty() ? "" : "\n", "_file ",
-                    EscapeMrkdwn(a.name()), " (", HumanSize(a.size()),
+                    EscapeMrkdwn(a.name()), " (", FileSizeText(a.size()),
                     "): ", EscapeMrkdwn(reason), "_");
   }
-  std::vector<std::string> ids = Progress(d.idempotency_key());
-  size_t step = 0;
-  bool post_text = !text.empty() || files.empty();
+  using Ids = std::vector<std::string>;
+  const std::string& key = d.idempotency_key();
+  std::vector<DeliveryJournal::StepCall> steps;
+  const bool post_text = !text.empty() || files.empty();
   if (post_text) {
-    if (step >= ids.size()) {
-      if (text.empty()) text = " ";
+    if (text.empty()) text = " ";
+    steps.push_back([&]() -> absl::StatusOr<Ids> {
       Pace(channel);
       auto ts = api_->PostMessage(channel, text, d.sender_name(),
-                                  p.sender().avatar_url(), thread_ts);
+                                  p.sender().avatar_url(), thread_ts, key);
       if (!ts.ok()) return ts.status();
-      ids.push_back(*ts);
-      SaveProgress(d.idempotency_key(), ids);
-    }
-    ++step;
+      return Ids{*ts};
+    });
   }
   std::string comment =
       d.sender_name().empty()
           ? ""
           : absl::StrCat("*", EscapeMrkdwn(d.sender_name()), "*");
   for (const v1::Attachment* a : files) {
-    if (step < ids.size()) {
-      ++step;
-      continue;
-    }
-    auto data = blobs_(a->blob_id(), options_.max_file_bytes);
-    if (!data.ok()) return data.status();
-    Pace(channel);
-    auto file_id =
-        api_->UploadFile(a->name().empty() ? "file" : a->name(), a->name(),
-                         *data, channel, thread_ts, comment);
-    if (!file_id.ok()) return file_id.status();
-    ids.push_back(absl::StrCat(kFileIdPrefix, *file_id));
-    SaveProgress(d.idempotency_key(), ids);
-    ++step;
+    steps.push_back([&, a]() -> absl::StatusOr<Ids> {
+      auto data = blobs_(a->blob_id(), options_.max_file_bytes);
+      if (!data.ok()) return data.status();
+      Pace(channel);
+      auto file_id =
+          api_->UploadFile(a->name().empty() ? "file" : a->name(), a->name(),
+                           *data, channel, thread_ts, comment);
+      if (!file_id.ok()) return file_id.status();
+      return Ids{absl::StrCat(kFileIdPrefix, *file_id)};
+    });
   }
-  return ids;
+  // A step left open by a crash: the text is found by its metadata; a file
+  // cannot be, so it is uploaded again.
+  auto reconcile = [&](size_t step, const DeliveryJournal::Step& recorded)
+      -> absl::StatusOr<std::optional<Ids>> {
+    if (!post_text || step != 0) return std::nullopt;
+    auto ts = api_->FindDelivery(channel, thread_ts, key,
+                                 recorded.intent_at - kClockSkew);
+    if (!ts.ok()) return ts.status();
+    if (!ts->has_value()) return std::nullopt;
+    return Ids{**ts};
+  };
+  return journal_->Run(key,
+                       absl::StrCat("slack/", options_.account, "/", channel),
+                       steps, reconcile);
 }
 
 absl::Status SlackOutbound::Edit(const v1::Delivery& d) {

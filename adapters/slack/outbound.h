@@ -2,15 +2,12 @@
 #define IMBRIDGE_ADAPTERS_SLACK_OUTBOUND_H_
 
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <string>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
+#include "adapters/common/delivery_journal.h"
 #include "adapters/common/token_bucket.h"
 #include "adapters/slack/slack_api.h"
 #include "imbridge/v1/router.pb.h"
@@ -26,8 +23,14 @@ namespace imbridge::adapters::slack {
 //              channel and thread, with "*<sender name>*" as the comment.
 //              Native ids: the message's ts, then "file:<file id>" per file.
 //              Files that the origin could not provide are named in the
-//              text. A retried delivery skips the steps that already
-//              succeeded (remembered per idempotency key in memory).
+//              text. Each step goes through the DeliveryJournal: a retried
+//              or re-sent delivery skips the steps already done, also after
+//              a restart. The text carries message metadata with the
+//              idempotency key; a text step left open by a crash (intent
+//              recorded, no ts) is looked up in conversations.history (or
+//              .replies in a thread) and posted only if it is not there. A
+//              file step left open is uploaded again (uploads carry no
+//              metadata to find them by).
 //   edited  -> chat.update of every ts id (file ids have no text; skipped).
 //   deleted -> chat.delete of every ts id, files.delete of every file id;
 //              an already removed message counts as done.
@@ -49,11 +52,11 @@ class SlackOutbound {
     double messages_per_second = 1;
     double burst = 3;
     uint64_t max_file_bytes = 1ull << 30;
-    // Remembered partial progress of failed multi-step deliveries.
-    size_t progress_capacity = 1024;
   };
 
-  SlackOutbound(Options options, const SlackApi* api, BlobFetcher blobs);
+  // `api` and `journal` must outlive the SlackOutbound.
+  SlackOutbound(Options options, const SlackApi* api, BlobFetcher blobs,
+                DeliveryJournal* journal);
 
   absl::StatusOr<std::vector<std::string>> Deliver(
       const v1::Delivery& delivery);
@@ -63,18 +66,13 @@ class SlackOutbound {
   absl::Status Edit(const v1::Delivery& d);
   absl::Status Delete(const v1::Delivery& d);
   void Pace(const std::string& channel);
-  std::vector<std::string> Progress(const std::string& key);
-  void SaveProgress(const std::string& key, std::vector<std::string> ids);
 
   const Options options_;
   const SlackApi* api_;
   BlobFetcher blobs_;
   // Per Slack channel.
   TokenBucket limiter_;
-  absl::Mutex mu_;
-  absl::flat_hash_map<std::string, std::vector<std::string>> progress_
-      ABSL_GUARDED_BY(mu_);
-  std::deque<std::string> progress_order_ ABSL_GUARDED_BY(mu_);
+  DeliveryJournal* const journal_;
 };
 
 // The prefix of native ids that are Slack file ids rather than message ts.

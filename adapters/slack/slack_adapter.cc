@@ -1,5 +1,6 @@
 #include "adapters/slack/slack_adapter.h"
 
+#include <algorithm>
 #include <atomic>
 #include <utility>
 
@@ -8,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "adapters/common/signature.h"
+#include "adapters/common/url_origin.h"
 #include "common/config_loader.h"
 #include "common/logging.h"
 #include "nlohmann/json.hpp"
@@ -99,7 +101,7 @@ absl::Status ValidateSlackConfig(absl::string_view source,
     }
     if (!a.api_base_url().empty()) {
       auto origin = ParseUrlOrigin(a.api_base_url());
-      if (!origin.ok() ||
+      if (!origin.ok() || origin->has_user_info ||
           (origin->scheme != "https" && origin->scheme != "http")) {
         return ConfigError(source, field("api_base_url"),
                            "expected an http:// or https:// URL");
@@ -118,13 +120,25 @@ absl::Status ValidateSlackConfig(absl::string_view source,
 }
 
 SlackAdapter::SlackAdapter(const v1::SlackAdapterConfig& config,
-                           AdapterRuntime* runtime)
+                           AdapterRuntime* runtime, DeliveryJournal* journal)
     : runtime_(runtime),
-      http_(MessengerClientOptions("slack")),
-      executor_(std::make_unique<Executor>(
-          config.inbound_threads() > 0
-              ? static_cast<int>(config.inbound_threads())
-              : 4)) {
+      inbound_router_(runtime),
+      http_(MessengerClientOptions("slack")) {
+  InboundPipeline::Options pipeline;
+  if (config.inbound_threads() > 0) {
+    pipeline.convert_threads = static_cast<int>(config.inbound_threads());
+    pipeline.download_slots = static_cast<int>(config.inbound_threads());
+  } else {
+    pipeline.convert_threads = 4;
+  }
+  // Each account checks its own max_file_bytes; this only bounds them.
+  pipeline.max_file_bytes = 0;
+  for (const v1::SlackAccount& c : config.accounts()) {
+    pipeline.max_file_bytes = std::max<uint64_t>(
+        pipeline.max_file_bytes,
+        c.max_file_bytes() > 0 ? c.max_file_bytes() : (uint64_t{100} << 20));
+  }
+  pipeline_ = std::make_unique<InboundPipeline>(pipeline, &inbound_router_);
   RouterClient* router = &runtime_->router();
   for (const v1::SlackAccount& c : config.accounts()) {
     auto account = std::make_unique<Account>();
@@ -147,13 +161,7 @@ SlackAdapter::SlackAdapter(const v1::SlackAdapterConfig& config,
     events.max_file_bytes = max_file;
     events.on_posted = [this, a](const v1::Event& e) { OnPosted(a, e); };
     a->events = std::make_unique<EventProcessor>(
-        events, a->api.get(), a->users.get(), executor_.get(),
-        [this](v1::Event e, std::function<void(const v1::PublishAck&)> ack) {
-          return runtime_->Publish(std::move(e), std::move(ack));
-        },
-        [router](const v1::BlobMeta& meta, absl::string_view data) {
-          return router->PutBlob(meta, data);
-        });
+        events, a->api.get(), a->users.get(), pipeline_.get());
 
     SlackOutbound::Options out;
     out.account = c.name();
@@ -161,9 +169,11 @@ SlackAdapter::SlackAdapter(const v1::SlackAdapterConfig& config,
       out.messages_per_second = c.messages_per_second();
     if (c.message_burst() > 0) out.burst = c.message_burst();
     a->outbound = std::make_unique<SlackOutbound>(
-        out, a->api.get(), [router](const std::string& blob_id, uint64_t max) {
+        out, a->api.get(),
+        [router](const std::string& blob_id, uint64_t max) {
           return router->GetBlob(blob_id, max);
-        });
+        },
+        journal);
 
     if (!c.disable_presence()) {
       PresencePoller::Options p;
@@ -187,9 +197,11 @@ SlackAdapter::SlackAdapter(const v1::SlackAdapterConfig& config,
       s.app_token = c.app_token();
       a->socket = std::make_unique<SocketModeClient>(
           s, a->api.get(), [a](json payload, std::function<void()> ack) {
+            // Acknowledged once the router has the event (or it cannot be
+            // converted at all); otherwise Slack sends it again.
             a->events->Handle(std::move(payload),
                               [ack = std::move(ack)](int status) {
-                                if (status == 200) ack();
+                                if (status == 200 || status == 400) ack();
                               });
           });
     } else {
@@ -266,9 +278,9 @@ void SlackAdapter::Stop() {
     if (a->socket) a->socket->Stop();
     if (a->presence) a->presence->Stop();
   }
-  // Runs the inbound work already queued (it publishes to the router,
-  // which is still running), then joins.
-  executor_.reset();
+  // Finishes the inbound work in progress (the router client still runs)
+  // and hands back what is queued.
+  pipeline_->Stop();
 }
 
 void SlackAdapter::OnPosted(Account* a, const v1::Event& e) {
@@ -345,8 +357,10 @@ void SlackAdapter::HandleEvents(Account* a, HttpRequest request,
       } else {
         responder->Respond(
             status, "application/json",
-            JsonError(status == 503 ? "unavailable" : "not_stored",
-                      "the event was not stored; retry"));
+            status == 400
+                ? JsonError("bad_event", "the event cannot be converted")
+                : JsonError(status == 503 ? "unavailable" : "not_stored",
+                            "the event was not stored; retry"));
       }
     });
     return;

@@ -12,6 +12,7 @@
 #include "absl/synchronization/mutex.h"
 #include "adapters/common/adapter_runtime.h"
 #include "adapters/common/delivery_handler.h"
+#include "adapters/common/delivery_journal.h"
 #include "adapters/common/http_client.h"
 #include "adapters/slack/event_processor.h"
 #include "adapters/slack/outbound.h"
@@ -19,7 +20,6 @@
 #include "adapters/slack/slack_api.h"
 #include "adapters/slack/socket_mode.h"
 #include "adapters/slack/user_directory.h"
-#include "common/executor.h"
 #include "imbridge/v1/slack_config.pb.h"
 
 namespace imbridge::adapters::slack {
@@ -38,8 +38,11 @@ inline constexpr int kDefaultRequestTimeoutMs = 2500;
 // v0 signature over the raw body is valid within 5 minutes (else 401), the
 // body is a JSON object (else 400); bodies over http.max_body_bytes were
 // already answered 413 by the server. `url_verification` is answered with
-// the challenge; `event_callback` is answered 200 after the router
-// acknowledged it (or the server answers 503 after the request timeout).
+// the challenge; `event_callback` goes through the inbound pipeline (one lane
+// per channel, so a message waiting for its file is never overtaken by the
+// next event of its channel) and is answered 200 after the router
+// acknowledged it (or the server answers 503 after the request timeout). In
+// Socket Mode the envelope is acknowledged only then.
 //
 // Threading: construct, then Start() and Stop() from the main thread; the
 // rest runs on the runtime's and the adapter's threads. Deliver() is
@@ -48,7 +51,10 @@ class SlackAdapter : public DeliveryHandler {
  public:
   // Registers the routes, the delivery handler, readiness checks and the
   // stop hook on `runtime`. `config` must be valid (ValidateSlackConfig).
-  SlackAdapter(const v1::SlackAdapterConfig& config, AdapterRuntime* runtime);
+  // Every account's deliveries are recorded in `journal` (which must
+  // outlive the adapter).
+  SlackAdapter(const v1::SlackAdapterConfig& config, AdapterRuntime* runtime,
+               DeliveryJournal* journal);
   ~SlackAdapter() override;
 
   // Starts identifying each account (auth.test, retried until it works),
@@ -69,8 +75,10 @@ class SlackAdapter : public DeliveryHandler {
   void OnPosted(Account* account, const v1::Event& event);
 
   AdapterRuntime* runtime_;
+  RuntimeInboundRouter inbound_router_;
   HttpClient http_;
-  std::unique_ptr<Executor> executor_;
+  // Inbound events of every account: one lane per channel.
+  std::unique_ptr<InboundPipeline> pipeline_;
   std::vector<std::unique_ptr<Account>> accounts_;
   absl::flat_hash_map<std::string, Account*> by_name_;
   absl::Mutex mu_;

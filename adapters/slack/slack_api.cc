@@ -6,9 +6,11 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "adapters/common/delivery_handler.h"
+#include "adapters/common/url_origin.h"
 
 namespace imbridge::adapters::slack {
 namespace {
@@ -42,52 +44,6 @@ absl::Status SlackError(absl::string_view method, int http_status,
     return RetryableError(what, retry_after);
   }
   return absl::FailedPreconditionError(what);
-}
-
-absl::StatusOr<UrlOrigin> ParseUrlOrigin(absl::string_view url) {
-  size_t sep = url.find("://");
-  if (sep == absl::string_view::npos || sep == 0) {
-    return absl::InvalidArgumentError("not an absolute URL");
-  }
-  UrlOrigin o;
-  o.scheme = absl::AsciiStrToLower(url.substr(0, sep));
-  if (o.scheme != "http" && o.scheme != "https" && o.scheme != "ws" &&
-      o.scheme != "wss") {
-    return absl::InvalidArgumentError("unsupported URL scheme");
-  }
-  absl::string_view rest = url.substr(sep + 3);
-  size_t end = rest.find_first_of("/?#");
-  absl::string_view authority = rest.substr(0, end);
-  if (authority.find('@') != absl::string_view::npos) {
-    return absl::InvalidArgumentError("URL with user info");
-  }
-  absl::string_view host = authority;
-  int port = (o.scheme == "https" || o.scheme == "wss") ? 443 : 80;
-  if (absl::StartsWith(authority, "[")) {
-    size_t close = authority.find(']');
-    if (close == absl::string_view::npos) {
-      return absl::InvalidArgumentError("bad IPv6 host");
-    }
-    host = authority.substr(0, close + 1);
-    absl::string_view after = authority.substr(close + 1);
-    if (absl::StartsWith(after, ":") &&
-        !absl::SimpleAtoi(after.substr(1), &port)) {
-      return absl::InvalidArgumentError("bad port");
-    }
-  } else {
-    size_t colon = authority.rfind(':');
-    if (colon != absl::string_view::npos) {
-      host = authority.substr(0, colon);
-      if (!absl::SimpleAtoi(authority.substr(colon + 1), &port) || port <= 0 ||
-          port > 65535) {
-        return absl::InvalidArgumentError("bad port");
-      }
-    }
-  }
-  if (host.empty()) return absl::InvalidArgumentError("URL without host");
-  o.host = absl::AsciiStrToLower(host);
-  o.port = port;
-  return o;
 }
 
 SlackApi::SlackApi(Options options, const HttpClient* http)
@@ -170,11 +126,15 @@ absl::StatusOr<BotIdentity> SlackApi::Identify() const {
 absl::StatusOr<std::string> SlackApi::PostMessage(
     absl::string_view channel, absl::string_view text,
     absl::string_view username, absl::string_view icon_url,
-    absl::string_view thread_ts) const {
+    absl::string_view thread_ts, absl::string_view delivery_key) const {
   json args = {{"channel", channel}, {"text", text}};
   if (!username.empty()) args["username"] = username;
   if (!icon_url.empty()) args["icon_url"] = icon_url;
   if (!thread_ts.empty()) args["thread_ts"] = thread_ts;
+  if (!delivery_key.empty()) {
+    args["metadata"] = {{"event_type", kDeliveryMetadataType},
+                        {"event_payload", {{"key", delivery_key}}}};
+  }
   auto r = CallJson("chat.postMessage", args);
   if (!r.ok()) return r.status();
   std::string ts = Str(*r, "ts");
@@ -182,6 +142,46 @@ absl::StatusOr<std::string> SlackApi::PostMessage(
     return absl::InternalError("slack chat.postMessage: answer without ts");
   }
   return ts;
+}
+
+absl::StatusOr<std::optional<std::string>> SlackApi::FindDelivery(
+    absl::string_view channel, absl::string_view thread_ts,
+    absl::string_view delivery_key, absl::Time oldest) const {
+  const char* method =
+      thread_ts.empty() ? "conversations.history" : "conversations.replies";
+  HttpHeaderList fields = {
+      {"channel", std::string(channel)},
+      {"oldest", absl::StrFormat("%.6f", absl::ToUnixMicros(oldest) / 1e6)},
+      {"include_all_metadata", "true"},
+      {"limit", "200"}};
+  if (!thread_ts.empty()) fields.emplace_back("ts", std::string(thread_ts));
+  std::string cursor;
+  for (int page = 0; page < 10; ++page) {
+    HttpHeaderList args = fields;
+    if (!cursor.empty()) args.emplace_back("cursor", cursor);
+    auto r = CallForm(method, args);
+    if (!r.ok()) return r.status();
+    auto messages = r->find("messages");
+    if (messages != r->end() && messages->is_array()) {
+      for (const json& m : *messages) {
+        auto meta = m.find("metadata");
+        if (meta == m.end() || !meta->is_object() ||
+            Str(*meta, "event_type") != kDeliveryMetadataType) {
+          continue;
+        }
+        auto payload = meta->find("event_payload");
+        if (payload != meta->end() && payload->is_object() &&
+            Str(*payload, "key") == delivery_key) {
+          return std::optional<std::string>(Str(m, "ts"));
+        }
+      }
+    }
+    auto next = r->find("response_metadata");
+    cursor =
+        next != r->end() && next->is_object() ? Str(*next, "next_cursor") : "";
+    if (cursor.empty()) break;
+  }
+  return std::optional<std::string>();
 }
 
 absl::Status SlackApi::UpdateMessage(absl::string_view channel,
@@ -288,7 +288,7 @@ absl::Status SlackApi::DeleteFile(absl::string_view file_id) const {
 bool SlackApi::IsTrustedFileUrl(absl::string_view url) const {
   auto origin = ParseUrlOrigin(url);
   auto base = ParseUrlOrigin(options_.base_url);
-  if (!origin.ok() || !base.ok()) return false;
+  if (!origin.ok() || !base.ok() || origin->has_user_info) return false;
   if (origin->scheme != "https" && origin->scheme != base->scheme) {
     return false;
   }

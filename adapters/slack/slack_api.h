@@ -2,6 +2,7 @@
 #define IMBRIDGE_ADAPTERS_SLACK_SLACK_API_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -88,12 +89,22 @@ class SlackApi {
   absl::StatusOr<BotIdentity> Identify() const;
 
   // chat.postMessage; returns the new message's ts. `username`, `icon_url`
-  // and `thread_ts` are sent only when not empty.
-  absl::StatusOr<std::string> PostMessage(absl::string_view channel,
-                                          absl::string_view text,
-                                          absl::string_view username,
-                                          absl::string_view icon_url,
-                                          absl::string_view thread_ts) const;
+  // and `thread_ts` are sent only when not empty. A non-empty
+  // `delivery_key` is attached as message metadata
+  // {event_type: "imbridge_delivery", event_payload: {key: <delivery_key>}},
+  // for FindDelivery().
+  absl::StatusOr<std::string> PostMessage(
+      absl::string_view channel, absl::string_view text,
+      absl::string_view username, absl::string_view icon_url,
+      absl::string_view thread_ts, absl::string_view delivery_key = {}) const;
+  // Looks for the message that PostMessage() posted with `delivery_key`, in
+  // the channel's history (conversations.history) or, with a `thread_ts`,
+  // in that thread (conversations.replies), among messages since `oldest`,
+  // with include_all_metadata. Returns its ts, or std::nullopt when no such
+  // message exists. Reads at most 10 pages of 200 messages.
+  absl::StatusOr<std::optional<std::string>> FindDelivery(
+      absl::string_view channel, absl::string_view thread_ts,
+      absl::string_view delivery_key, absl::Time oldest) const;
   // chat.update.
   absl::Status UpdateMessage(absl::string_view channel, absl::string_view ts,
                              absl::string_view text) const;
@@ -144,19 +155,13 @@ class SlackApi {
   const HttpClient* http_;
 };
 
+// The message metadata event_type of the bridge's posts.
+inline constexpr char kDeliveryMetadataType[] = "imbridge_delivery";
+
 // The error of an ok:false answer (or HTTP failure) of `method`, classified
 // as described on SlackApi.
 absl::Status SlackError(absl::string_view method, int http_status,
                         absl::string_view error, absl::Duration retry_after);
-
-// Scheme, host and port of an absolute URL: "https://files.slack.com:443".
-// Empty when the URL cannot be parsed.
-struct UrlOrigin {
-  std::string scheme;
-  std::string host;  // Lower case.
-  int port = 0;      // Explicit or the scheme's default.
-};
-absl::StatusOr<UrlOrigin> ParseUrlOrigin(absl::string_view url);
 
 }  // namespace imbridge::adapters::slack
 

@@ -1,6 +1,5 @@
 #include "adapters/teamspirit/inbound.h"
 
-#include <cstdio>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -9,7 +8,6 @@
 #include "adapters/common/delivery_handler.h"
 #include "adapters/common/presence_names.h"
 #include "adapters/common/signature.h"
-#include "adapters/common/temp_file.h"
 #include "adapters/teamspirit/format.h"
 #include "common/logging.h"
 #include "nlohmann/json.hpp"
@@ -141,11 +139,12 @@ InboundTranslation TranslateWebhookEvent(const TsWebhookEvent& e,
 }
 
 WebhookReceiver::WebhookReceiver(Options options, TeamSpiritApi* api,
-                                 EventSink* sink, Executor* executor)
+                                 InboundPipeline* pipeline,
+                                 RejectionCounter count_rejection)
     : options_(std::move(options)),
       api_(api),
-      sink_(sink),
-      executor_(executor) {}
+      pipeline_(pipeline),
+      count_rejection_(std::move(count_rejection)) {}
 
 void WebhookReceiver::SetBotUserId(std::string id) {
   absl::MutexLock lock(&mu_);
@@ -178,7 +177,7 @@ void WebhookReceiver::Handle(HttpRequest request,
                    options_.signature_window) {
       reason = "stale_timestamp";
     }
-    sink_->CountRejection(reason);
+    count_rejection_(reason);
     LogWarn("rejected outgoing webhook", {{"reason", reason},
                                           {"error", verified.message()},
                                           {"peer", request.remote_address}});
@@ -190,7 +189,7 @@ void WebhookReceiver::Handle(HttpRequest request,
   // 2. Parse.
   absl::StatusOr<TsWebhookEvent> parsed = ParseWebhookEvent(request.body);
   if (!parsed.ok()) {
-    sink_->CountRejection("bad_json");
+    count_rejection_("bad_json");
     LogWarn("malformed outgoing webhook",
             {{"error", parsed.status().message()}});
     responder->Respond(400, kJson,
@@ -199,173 +198,96 @@ void WebhookReceiver::Handle(HttpRequest request,
   }
   absl::string_view header_id = request.Header("X-TeamSpirit-Event-Id");
   if (!header_id.empty() && header_id != parsed->event_id) {
-    sink_->CountRejection("bad_event_id");
+    count_rejection_("bad_event_id");
     responder->Respond(
         400, kJson,
         ErrorBody("bad_request",
                   "X-TeamSpirit-Event-Id differs from the body's event_id"));
     return;
   }
+  if (parsed->type == TsEventType::kUnknown) {
+    count_rejection_("unknown_type");
+    LogDebug("ignored outgoing webhook of an unknown type",
+             {{"type", parsed->type_name}, {"event_id", parsed->event_id}});
+    responder->Respond(200, kJson, R"({"ok":true})");
+    return;
+  }
 
-  // 3. Translate and filter.
-  InboundContext context;
-  context.account = options_.account;
-  context.external_user_prefix = options_.external_user_prefix;
+  // 3. Into its chat's lane, with the context of now.
+  TsInboundEvent raw;
+  raw.context.account = options_.account;
+  raw.context.external_user_prefix = options_.external_user_prefix;
   {
     absl::MutexLock lock(&mu_);
-    context.bot_user_id = bot_user_id_;
+    raw.context.bot_user_id = bot_user_id_;
   }
-  if (context.bot_user_id.empty() && parsed->type != TsEventType::kUnknown) {
+  if (raw.context.bot_user_id.empty()) {
     // Without the bot's id its own posts cannot be recognised; TeamSpirit
     // retries later.
     responder->Respond(503, kJson,
                        ErrorBody("unavailable", "bot identity not known yet"));
     return;
   }
-  InboundTranslation translation = TranslateWebhookEvent(*parsed, context);
+  raw.event = *std::move(parsed);
+  absl::Status submitted = pipeline_->Submit<TsInboundEvent>(
+      this, std::move(raw), [responder](const InboundResult& result) {
+        if (result.ok()) {
+          responder->Respond(200, kJson, R"({"ok":true})");
+          return;
+        }
+        int status = result.HttpStatus();
+        responder->Respond(status, kJson,
+                           ErrorBody(status == 503   ? "unavailable"
+                                     : status == 400 ? "bad_request"
+                                                     : "internal",
+                                     result.detail));
+      });
+  if (!submitted.ok()) {
+    int status =
+        submitted.code() == absl::StatusCode::kInvalidArgument ? 400 : 503;
+    responder->Respond(status, kJson,
+                       ErrorBody(status == 400 ? "bad_request" : "unavailable",
+                                 submitted.message()));
+  }
+}
+
+absl::StatusOr<InboundRoute> WebhookReceiver::Route(const TsInboundEvent& raw) {
+  InboundRoute route;
+  route.chat = absl::StrCat(raw.context.account, "/", raw.event.chat_id);
+  route.key = absl::StrCat(raw.context.account, ":", raw.event.event_id);
+  return route;
+}
+
+absl::StatusOr<InboundConversion> WebhookReceiver::Convert(
+    const TsInboundEvent& raw) {
+  InboundTranslation translation =
+      TranslateWebhookEvent(raw.event, raw.context);
+  InboundConversion conversion;
   if (!translation.event.has_value()) {
-    sink_->CountRejection(translation.ignored_reason);
+    count_rejection_(translation.ignored_reason);
     LogDebug("ignored outgoing webhook",
              {{"reason", translation.ignored_reason},
-              {"type", parsed->type_name},
-              {"event_id", parsed->event_id}});
-    responder->Respond(200, kJson, R"({"ok":true})");
-    return;
+              {"type", raw.event.type_name},
+              {"event_id", raw.event.event_id}});
+    return conversion;
   }
-
-  // 4. One attempt per event at a time; a retry joins it.
-  const std::string event_id = parsed->event_id;
-  {
-    absl::MutexLock lock(&mu_);
-    auto [it, inserted] = pending_.try_emplace(event_id);
-    it->second.responders.push_back(std::move(responder));
-    if (!inserted) return;
+  conversion.events.push_back(*std::move(translation.event));
+  for (size_t i = 0; i < translation.files.size(); ++i) {
+    InboundFile file;
+    file.attachment_index = static_cast<int>(i);
+    file.download =
+        [api = api_, id = translation.files[i].id](
+            uint64_t max_bytes,
+            const std::function<absl::Status(absl::string_view)>& write) {
+          absl::Status s = api->DownloadFile(id, max_bytes, write);
+          if (s.ok() || IsRetryable(s) || absl::IsOutOfRange(s)) return s;
+          return absl::Status(
+              s.code(), absl::StrCat("TeamSpirit did not provide the file: ",
+                                     s.message()));
+        };
+    conversion.files.push_back(std::move(file));
   }
-  if (translation.files.empty()) {
-    PublishAndAnswer(event_id, std::move(*translation.event));
-    return;
-  }
-  auto shared = std::make_shared<InboundTranslation>(std::move(translation));
-  executor_->Post([this, event_id, shared] {
-    absl::Status copied = CopyFiles(shared.get());
-    if (!copied.ok()) {
-      LogWarn("could not copy a TeamSpirit file; TeamSpirit will retry",
-              {{"event_id", event_id}, {"error", copied.message()}});
-      Finish(event_id, 503, ErrorBody("unavailable", copied.message()));
-      return;
-    }
-    PublishAndAnswer(event_id, std::move(*shared->event));
-  });
-}
-
-void WebhookReceiver::PublishAndAnswer(const std::string& event_id,
-                                       v1::Event event) {
-  std::string key = event.key();
-  sink_->Publish(std::move(event), [this, event_id,
-                                    key](absl::StatusOr<v1::PublishAck> ack) {
-    if (!ack.ok()) {
-      Finish(event_id, 503, ErrorBody("unavailable", ack.status().message()));
-      return;
-    }
-    switch (ack->outcome()) {
-      case v1::PublishAck::ACCEPTED:
-      case v1::PublishAck::DUPLICATE:
-      case v1::PublishAck::DROPPED:
-        Finish(event_id, 200, R"({"ok":true})");
-        return;
-      default:
-        LogError("router did not take a TeamSpirit event",
-                 {{"event_key", key},
-                  {"outcome", v1::PublishAck::Outcome_Name(ack->outcome())},
-                  {"detail", ack->detail()}});
-        Finish(event_id, 500, ErrorBody("internal", ack->detail()));
-        return;
-    }
-  });
-}
-
-void WebhookReceiver::Finish(const std::string& event_id, int status,
-                             std::string body) {
-  std::vector<std::shared_ptr<Responder>> responders;
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = pending_.find(event_id);
-    if (it == pending_.end()) return;
-    responders = std::move(it->second.responders);
-    pending_.erase(it);
-  }
-  for (const auto& r : responders) r->Respond(status, kJson, body);
-}
-
-absl::Status WebhookReceiver::CopyFiles(InboundTranslation* translation) {
-  v1::MessagePosted* posted = translation->event->mutable_posted();
-  for (size_t i = 0; i < translation->files.size(); ++i) {
-    absl::Status s =
-        CopyFile(translation->files[i], posted->mutable_attachments(i));
-    if (!s.ok()) return s;
-  }
-  return absl::OkStatus();
-}
-
-absl::Status WebhookReceiver::CopyFile(const TsFile& file,
-                                       v1::Attachment* attachment) {
-  if (file.size > options_.max_file_bytes) {
-    attachment->set_unavailable_reason(
-        absl::StrCat("file is larger than the bridge's limit of ",
-                     options_.max_file_bytes, " bytes"));
-    return absl::OkStatus();
-  }
-  TempFile temp;
-  if (temp.get() == nullptr) {
-    return RetryableError("cannot create a temporary file for a download");
-  }
-  uint64_t received = 0;
-  absl::Status downloaded = api_->DownloadFile(
-      file.id, options_.max_file_bytes, [&](absl::string_view chunk) {
-        if (!temp.Append(chunk)) {
-          return RetryableError("cannot write a temporary file");
-        }
-        received += chunk.size();
-        return absl::OkStatus();
-      });
-  if (!downloaded.ok()) {
-    if (IsRetryable(downloaded)) return downloaded;
-    attachment->set_unavailable_reason(
-        downloaded.code() == absl::StatusCode::kOutOfRange
-            ? absl::StrCat("file is larger than the bridge's limit of ",
-                           options_.max_file_bytes, " bytes")
-            : absl::StrCat("TeamSpirit did not provide the file: ",
-                           downloaded.message()));
-    return absl::OkStatus();
-  }
-  if (!temp.Rewind()) {
-    return RetryableError("cannot read back a temporary file");
-  }
-  v1::BlobMeta meta;
-  meta.set_name(attachment->name());
-  meta.set_mime_type(attachment->mime_type());
-  meta.set_size(received);
-  FILE* f = temp.get();
-  absl::StatusOr<v1::BlobRef> ref = sink_->PutBlob(
-      meta, [f](char* buffer, size_t max) -> absl::StatusOr<size_t> {
-        size_t n = std::fread(buffer, 1, max, f);
-        if (n == 0 && std::ferror(f)) {
-          return absl::DataLossError("cannot read a temporary file");
-        }
-        return n;
-      });
-  if (!ref.ok()) {
-    if (ref.status().code() == absl::StatusCode::kResourceExhausted) {
-      attachment->set_unavailable_reason(
-          "file is larger than the router's blob limit");
-      return absl::OkStatus();
-    }
-    return RetryableError(
-        absl::StrCat("router blob store: ", ref.status().message()));
-  }
-  attachment->set_blob_id(ref->blob_id());
-  attachment->set_size(ref->size());
-  return absl::OkStatus();
+  return conversion;
 }
 
 }  // namespace imbridge::adapters::teamspirit

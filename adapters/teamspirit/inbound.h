@@ -9,15 +9,14 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "adapters/common/inbound_pipeline.h"
 #include "adapters/common/webhook_server.h"
 #include "adapters/teamspirit/teamspirit_api.h"
-#include "common/executor.h"
 #include "imbridge/v1/events.pb.h"
 #include "imbridge/v1/router.pb.h"
 
@@ -60,73 +59,61 @@ InboundTranslation TranslateWebhookEvent(const TsWebhookEvent& event,
 // The attachment kind for a MIME type ("image/png" -> IMAGE, ...).
 v1::Attachment::Kind AttachmentKindFor(absl::string_view mime_type);
 
-// Where the receiver hands its work: the router (AdapterRuntime and
-// RouterClient in the binary; an in-memory double in tests).
-class EventSink {
- public:
-  virtual ~EventSink() = default;
-
-  // Queues `event` for the router. `done` runs once, on any thread, with
-  // the router's acknowledgement, or with an error when the event could not
-  // be queued. Must not block.
-  virtual void Publish(
-      v1::Event event,
-      std::function<void(absl::StatusOr<v1::PublishAck>)> done) = 0;
-
-  // Stores a file in the router's blob store; blocks. `read` fills up to
-  // `max` bytes and returns how many (0 at the end).
-  virtual absl::StatusOr<v1::BlobRef> PutBlob(
-      const v1::BlobMeta& meta,
-      const std::function<absl::StatusOr<size_t>(char* buffer, size_t max)>&
-          read) = 0;
-
-  // Counts a refused or skipped webhook request by reason.
-  virtual void CountRejection(absl::string_view reason) = 0;
+// One verified outgoing-webhook event with what translating it needs to
+// know at the time it arrived: the raw input of the inbound pipeline.
+struct TsInboundEvent {
+  TsWebhookEvent event;
+  InboundContext context;
 };
 
-// The outgoing-webhook endpoint: verifies, parses, filters, copies files
-// into the blob store and publishes, answering TeamSpirit only when the
-// router has the event.
+// The outgoing-webhook endpoint: verifies and parses on the HTTP thread,
+// then hands the event to the inbound pipeline, which translates it, copies
+// its files into the blob store and publishes it in its chat's order; the
+// answer to TeamSpirit waits for the router's acknowledgement.
 //
 // Answers:
 //   401 missing or wrong X-TeamSpirit-Signature / X-TeamSpirit-Timestamp,
 //       or a timestamp more than `signature_window` from now (checked in
 //       constant time, before the body is parsed);
 //   400 a body that is not a valid event, or an X-TeamSpirit-Event-Id that
-//       differs from the body's event_id;
+//       differs from the body's event_id, or one translation failed on;
 //   200 an event of an unknown type, or one the bridge ignores (its own
 //       posts) — counted, nothing published;
 //   503 while the bot's own user id is not known yet (GET /me has not
-//       succeeded), when a file could not be fetched for a retryable reason,
-//       or when the router did not take the event: TeamSpirit then retries;
+//       succeeded), when the pipeline is full, when a file could not be
+//       fetched for a retryable reason, or when the router did not take the
+//       event: TeamSpirit then retries;
 //   500 when the router rejected or failed to store the event;
 //   200 {"ok":true} once the router acknowledged (accepted, duplicate or
 //       dropped as an echo).
 // (413 for bodies over 1 MiB comes from the WebhookServer itself.)
 //
-// A retry of an event still being processed (a slow file copy) waits for
-// the first attempt's outcome instead of copying again.
+// Events of one chat are published in the order they arrived, a message
+// waiting for its file included; a retry of an event still in progress
+// joins it instead of copying again (both by the pipeline).
 //
-// Threading: Handle() runs on the HTTP server's threads and never blocks;
-// file copies run on `executor`. SetBotUserId() from any thread.
-class WebhookReceiver {
+// As the pipeline's connector, Route() and Convert() may run on several
+// threads at once. Threading: Handle() runs on the HTTP server's threads
+// and never blocks. SetBotUserId() from any thread.
+class WebhookReceiver : public InboundConnector<TsInboundEvent> {
  public:
   struct Options {
     // The outgoing webhook's secret. Never logged.
     std::string webhook_secret;
     std::string account;
     std::string external_user_prefix = "imb-";
-    // Bigger files become attachments with an unavailable_reason.
-    uint64_t max_file_bytes = 100ull << 20;
     absl::Duration signature_window = absl::Seconds(300);
     // The clock for timestamp checks (tests replace it).
     std::function<absl::Time()> clock = absl::Now;
   };
 
-  // `api`, `sink` and `executor` must outlive the receiver (and every task
-  // it posted: destroy the executor first).
-  WebhookReceiver(Options options, TeamSpiritApi* api, EventSink* sink,
-                  Executor* executor);
+  // Counts a refused or skipped webhook request by reason.
+  using RejectionCounter = std::function<void(absl::string_view reason)>;
+
+  // `api` and `pipeline` must outlive the receiver; stop the pipeline
+  // before destroying the receiver.
+  WebhookReceiver(Options options, TeamSpiritApi* api,
+                  InboundPipeline* pipeline, RejectionCounter count_rejection);
 
   // The bot's TeamSpirit user id, once known.
   void SetBotUserId(std::string id);
@@ -134,28 +121,19 @@ class WebhookReceiver {
   // The WebhookHandler for the outgoing-webhook route.
   void Handle(HttpRequest request, std::shared_ptr<Responder> responder);
 
+  // InboundConnector: the lane is the chat (presence has one of its own),
+  // the key the event id.
+  absl::StatusOr<InboundRoute> Route(const TsInboundEvent& raw) override;
+  // Translates; the files are downloaded from TeamSpirit.
+  absl::StatusOr<InboundConversion> Convert(const TsInboundEvent& raw) override;
+
  private:
-  // Responders waiting for one event (a retry joins the first attempt).
-  struct Pending {
-    std::vector<std::shared_ptr<Responder>> responders;
-  };
-
-  // Fetches the files of `translation` into the blob store and fills in the
-  // attachments. Retryable failures are returned; files that cannot be had
-  // for good become attachments with an unavailable_reason.
-  absl::Status CopyFiles(InboundTranslation* translation);
-  absl::Status CopyFile(const TsFile& file, v1::Attachment* attachment);
-  void PublishAndAnswer(const std::string& event_id, v1::Event event);
-  // Answers every responder waiting for `event_id` and forgets it.
-  void Finish(const std::string& event_id, int status, std::string body);
-
   const Options options_;
   TeamSpiritApi* const api_;
-  EventSink* const sink_;
-  Executor* const executor_;
+  InboundPipeline* const pipeline_;
+  const RejectionCounter count_rejection_;
   absl::Mutex mu_;
   std::string bot_user_id_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<std::string, Pending> pending_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace imbridge::adapters::teamspirit

@@ -10,48 +10,18 @@
 #include "absl/time/clock.h"
 #include "adapters/common/adapter_runtime.h"
 #include "adapters/common/http_client.h"
+#include "adapters/common/inbound_pipeline.h"
 #include "adapters/teamspirit/bot_presence.h"
 #include "adapters/teamspirit/inbound.h"
 #include "adapters/teamspirit/outbound.h"
 #include "adapters/teamspirit/rate_limiter.h"
 #include "adapters/teamspirit/settings.h"
 #include "adapters/teamspirit/teamspirit_api.h"
-#include "common/executor.h"
 #include "common/logging.h"
 #include "imbridge/v1/teamspirit_config.pb.h"
 
 namespace imbridge::adapters::teamspirit {
 namespace {
-
-// The receiver's way to the router, through the runtime.
-class RuntimeSink : public EventSink {
- public:
-  explicit RuntimeSink(AdapterRuntime* runtime) : runtime_(runtime) {}
-
-  void Publish(
-      v1::Event event,
-      std::function<void(absl::StatusOr<v1::PublishAck>)> done) override {
-    auto shared = std::make_shared<decltype(done)>(std::move(done));
-    absl::Status status = runtime_->Publish(
-        std::move(event),
-        [shared](const v1::PublishAck& ack) { (*shared)(ack); });
-    if (!status.ok()) (*shared)(status);
-  }
-
-  absl::StatusOr<v1::BlobRef> PutBlob(
-      const v1::BlobMeta& meta,
-      const std::function<absl::StatusOr<size_t>(char*, size_t)>& read)
-      override {
-    return runtime_->router().PutBlob(meta, read);
-  }
-
-  void CountRejection(absl::string_view reason) override {
-    runtime_->CountRejection(reason);
-  }
-
- private:
-  AdapterRuntime* runtime_;
-};
 
 // Learns the bot's own user id (GET /me), retrying with backoff until it
 // succeeds or Stop() is called; the webhook receiver answers 503 until then.
@@ -156,16 +126,17 @@ int RunBot(const TeamSpiritSettings& s, AdapterRuntime& runtime) {
       });
   runtime.SetDeliveryHandler(&deliverer);
 
-  RuntimeSink sink(&runtime);
-  // Copies files of incoming events off the HTTP threads. Reset in OnStop,
-  // which runs what is queued, before the router client stops.
-  auto executor = std::make_unique<Executor>(2);
+  RuntimeInboundRouter inbound_router(&runtime);
+  InboundPipeline::Options pipeline_options;
+  pipeline_options.max_file_bytes = s.max_file_bytes;
+  InboundPipeline pipeline(pipeline_options, &inbound_router);
   WebhookReceiver::Options in_options;
   in_options.webhook_secret = s.webhook_secret;
   in_options.account = s.account;
   in_options.external_user_prefix = s.external_user_prefix;
-  in_options.max_file_bytes = s.max_file_bytes;
-  WebhookReceiver receiver(in_options, &api, &sink, executor.get());
+  WebhookReceiver receiver(
+      in_options, &api, &pipeline,
+      [&runtime](absl::string_view reason) { runtime.CountRejection(reason); });
   runtime.http().Handle(
       "POST", s.webhook_path,
       [&receiver](HttpRequest request, std::shared_ptr<Responder> responder) {
@@ -177,7 +148,9 @@ int RunBot(const TeamSpiritSettings& s, AdapterRuntime& runtime) {
                             [&identity] { return identity.Ready(); });
   runtime.OnStop([&] {
     identity.Stop();
-    executor.reset();
+    // Answers what is queued, finishes what is in progress, before the
+    // router client stops.
+    pipeline.Stop();
     if (presence.has_value()) presence->Stop();
   });
   identity.Start();

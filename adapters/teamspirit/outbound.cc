@@ -4,23 +4,15 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "adapters/common/presence_names.h"
 #include "adapters/common/temp_file.h"
 #include "adapters/teamspirit/format.h"
+#include "common/file_size.h"
 #include "common/logging.h"
 
 namespace imbridge::adapters::teamspirit {
 namespace {
-
-std::string HumanSize(uint64_t bytes) {
-  if (bytes >= (1ull << 20)) {
-    return absl::StrFormat("%.1f MB", static_cast<double>(bytes) / (1 << 20));
-  }
-  if (bytes >= 1024) return absl::StrCat(bytes / 1024, " KB");
-  return absl::StrCat(bytes, " bytes");
-}
 
 bool IsNativeMentions(const v1::Delivery& delivery) {
   // Mentions carry user ids of the origin messenger; only TeamSpirit's own
@@ -41,7 +33,7 @@ std::string FileNotice(const v1::Attachment& attachment,
   std::string name = attachment.name().empty() ? "file" : attachment.name();
   std::string text = absl::StrCat("[file: ", name);
   if (attachment.size() > 0) {
-    absl::StrAppend(&text, ", ", HumanSize(attachment.size()));
+    absl::StrAppend(&text, ", ", FileSizeText(attachment.size()));
   }
   if (!reason.empty()) absl::StrAppend(&text, ": ", reason);
   absl::StrAppend(&text, "]");

@@ -106,7 +106,8 @@ std::vector<TelegramText> RenderParts(const TelegramText& prefix,
 // clipped; for captions.
 TelegramText Truncate(const TelegramText& text, size_t limit);
 
-// "1.5 MB", "800 KB", "12 B".
+// "1.5 MB", "800 KB", "12 B": common/file_size.h's FileSizeText, the one
+// size text of every notice.
 std::string FormatSize(uint64_t bytes);
 
 // An italic notice line, e.g. for files that could not be copied.

@@ -28,7 +28,9 @@ int main(int argc, char** argv) {
 
   AdapterRuntime runtime(config.router(), config.http(),
                          telegram::TelegramIdentity(config));
-  telegram::TelegramAdapter adapter(config, &runtime);
+  auto journal = runtime.OpenDeliveryJournal(config.state_dir());
+  if (!journal.ok()) return 1;
+  telegram::TelegramAdapter adapter(config, &runtime, *journal);
   absl::Status status = adapter.Init();
   if (!status.ok()) {
     LogError("adapter failed to start", {{"error", status.message()}});

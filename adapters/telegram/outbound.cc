@@ -1,5 +1,6 @@
 #include "adapters/telegram/outbound.h"
 
+#include <optional>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -13,7 +14,6 @@ namespace {
 
 using nlohmann::json;
 
-constexpr size_t kMaxProgressEntries = 4096;
 constexpr uint64_t kMaxPhotoBytes = 10ull << 20;
 constexpr size_t kMaxAlbum = 10;
 
@@ -135,11 +135,14 @@ struct Outbound::Target {
 };
 
 Outbound::Outbound(std::vector<OutboundAccount> accounts, ChatAliases* aliases,
-                   RateLimiter* limiter, BlobReader blobs)
+                   RateLimiter* limiter, BlobReader blobs,
+                   DeliveryJournal* journal, OpenSendPolicy policy)
     : accounts_(ByName(std::move(accounts))),
       aliases_(aliases),
       limiter_(limiter),
-      blobs_(std::move(blobs)) {}
+      blobs_(std::move(blobs)),
+      journal_(journal),
+      policy_(policy) {}
 
 absl::StatusOr<std::vector<std::string>> Outbound::Deliver(
     const v1::Delivery& d) {
@@ -243,35 +246,30 @@ absl::StatusOr<json> Outbound::CallMultipart(
 
 absl::StatusOr<std::vector<std::string>> Outbound::RunSteps(
     const v1::Delivery& d, Target& target, const std::vector<Step>& steps) {
-  const std::string& key = d.idempotency_key();
-  Progress progress;
-  if (!key.empty()) {
-    absl::MutexLock lock(&mu_);
-    auto it = progress_.find(key);
-    if (it != progress_.end()) {
-      progress = std::move(it->second);
-      progress_.erase(it);
-    }
+  std::vector<DeliveryJournal::StepCall> calls;
+  calls.reserve(steps.size());
+  for (const Step& step : steps) {
+    calls.push_back([&step, &target] { return step(target); });
   }
-  for (size_t i = progress.steps_done; i < steps.size(); ++i) {
-    absl::StatusOr<std::vector<std::string>> ids = steps[i](target);
-    if (!ids.ok()) {
-      if (IsRetryable(ids.status()) && progress.steps_done > 0 &&
-          !key.empty()) {
-        absl::MutexLock lock(&mu_);
-        if (progress_order_.size() >= kMaxProgressEntries) {
-          progress_.erase(progress_order_.front());
-          progress_order_.pop_front();
-        }
-        progress_order_.push_back(key);
-        progress_[key] = std::move(progress);
-      }
-      return ids.status();
-    }
-    for (std::string& id : *ids) progress.ids.push_back(std::move(id));
-    progress.steps_done = i + 1;
-  }
-  return std::move(progress.ids);
+  // The Bot API cannot list a chat's messages: a send left open by a crash
+  // is decided by the policy.
+  auto reconcile = [&](size_t step, const DeliveryJournal::Step&)
+      -> absl::StatusOr<std::optional<std::vector<std::string>>> {
+    const bool drop = policy_ == OpenSendPolicy::kAtMostOnce;
+    LogWarn(drop ? "a send left open by a restart is taken as sent "
+                   "(open_send_policy at_most_once); it may be missing"
+                 : "a send left open by a restart is sent again "
+                   "(open_send_policy at_least_once); it may show twice",
+            {{"key", d.idempotency_key()},
+             {"chat", target.chat},
+             {"step", absl::StrCat(step)}});
+    if (drop) return std::vector<std::string>();
+    return std::nullopt;
+  };
+  return journal_->Run(
+      d.idempotency_key(),
+      absl::StrCat("telegram/", target.account->name, "/", target.linked_chat),
+      calls, reconcile);
 }
 
 absl::StatusOr<std::vector<std::string>> Outbound::Posted(const v1::Delivery& d,

@@ -2,17 +2,15 @@
 #define IMBRIDGE_ADAPTERS_TELEGRAM_OUTBOUND_H_
 
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <string>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "adapters/common/delivery_handler.h"
+#include "adapters/common/delivery_journal.h"
 #include "adapters/telegram/chat_aliases.h"
 #include "adapters/telegram/format.h"
 #include "adapters/telegram/rate_limiter.h"
@@ -20,6 +18,17 @@
 #include "nlohmann/json.hpp"
 
 namespace imbridge::adapters::telegram {
+
+// What a send left open by a crash becomes (docs/telegram.md,
+// `open_send_policy`).
+enum class OpenSendPolicy {
+  // Sent again: nothing is lost; a message Telegram had received before the
+  // crash shows twice.
+  kAtLeastOnce,
+  // Taken as sent, with a warning: nothing shows twice; a message Telegram
+  // had not received before the crash is lost.
+  kAtMostOnce,
+};
 
 // One bot account as the outbound side sees it.
 struct OutboundAccount {
@@ -58,8 +67,12 @@ struct OutboundAccount {
 // Telegram asked for, 5xx and timeouts are retryable; other 4xx are
 // permanent with Telegram's description. A send answered with
 // `migrate_to_chat_id` records the alias and is repeated on the new chat.
-// A retried delivery whose earlier attempt had sent some of its messages
-// continues after them instead of sending them twice (kept in memory).
+//
+// Posts and membership notices go through the DeliveryJournal, one step per
+// Bot API send: a retried or re-sent delivery continues after the messages
+// already sent, also after a restart. A send left open by a crash (intent
+// recorded, no answer) cannot be looked up (the Bot API cannot list a
+// chat's messages), so the OpenSendPolicy decides.
 //
 // Thread-safe: Deliver() runs concurrently for different targets.
 class Outbound : public DeliveryHandler {
@@ -69,9 +82,10 @@ class Outbound : public DeliveryHandler {
   using BlobReader = std::function<absl::StatusOr<std::string>(
       const std::string& blob_id, uint64_t max_bytes)>;
 
-  // `aliases` and `limiter` must outlive the Outbound.
+  // `aliases`, `limiter` and `journal` must outlive the Outbound.
   Outbound(std::vector<OutboundAccount> accounts, ChatAliases* aliases,
-           RateLimiter* limiter, BlobReader blobs);
+           RateLimiter* limiter, BlobReader blobs, DeliveryJournal* journal,
+           OpenSendPolicy policy);
 
   absl::StatusOr<std::vector<std::string>> Deliver(
       const v1::Delivery& delivery) override;
@@ -91,8 +105,8 @@ class Outbound : public DeliveryHandler {
   absl::StatusOr<std::vector<std::string>> Membership(const v1::Delivery& d,
                                                       Target& target);
 
-  // Runs `steps` in order, skipping those an earlier attempt of the same
-  // delivery completed.
+  // Runs `steps` in order through the journal, skipping those an earlier
+  // attempt of the same delivery completed.
   absl::StatusOr<std::vector<std::string>> RunSteps(
       const v1::Delivery& d, Target& target, const std::vector<Step>& steps);
 
@@ -112,16 +126,8 @@ class Outbound : public DeliveryHandler {
   ChatAliases* const aliases_;
   RateLimiter* const limiter_;
   const BlobReader blobs_;
-
-  // Progress of deliveries that failed after sending some messages, by
-  // idempotency key: steps done and the ids they created.
-  struct Progress {
-    size_t steps_done = 0;
-    std::vector<std::string> ids;
-  };
-  absl::Mutex mu_;
-  absl::flat_hash_map<std::string, Progress> progress_ ABSL_GUARDED_BY(mu_);
-  std::deque<std::string> progress_order_ ABSL_GUARDED_BY(mu_);
+  DeliveryJournal* const journal_;
+  const OpenSendPolicy policy_;
 };
 
 }  // namespace imbridge::adapters::telegram

@@ -1,5 +1,6 @@
 #include "adapters/telegram/telegram_adapter.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <utility>
 
@@ -168,6 +169,12 @@ absl::Status ValidateTelegramConfig(absl::string_view source,
   if (config.download_threads() > 64) {
     return ConfigError(source, "download_threads", "must be at most 64");
   }
+  if (!config.open_send_policy().empty() &&
+      config.open_send_policy() != "at_least_once" &&
+      config.open_send_policy() != "at_most_once") {
+    return ConfigError(source, "open_send_policy",
+                       "expected at_least_once or at_most_once");
+  }
   return absl::OkStatus();
 }
 
@@ -191,9 +198,11 @@ struct TelegramAdapter::Account {
 };
 
 TelegramAdapter::TelegramAdapter(const v1::TelegramAdapterConfig& config,
-                                 AdapterRuntime* runtime)
+                                 AdapterRuntime* runtime,
+                                 DeliveryJournal* journal)
     : config_(config),
       runtime_(runtime),
+      inbound_router_(runtime),
       http_(MessengerClientOptions("telegram")),
       aliases_(config.state_dir().empty()
                    ? std::string()
@@ -238,11 +247,22 @@ TelegramAdapter::TelegramAdapter(const v1::TelegramAdapterConfig& config,
       std::move(outbound), &aliases_, limiter_.get(),
       [router](const std::string& blob_id, uint64_t max_bytes) {
         return router->GetBlob(blob_id, max_bytes);
-      });
-  downloads_ = std::make_unique<Executor>(
-      config.download_threads() > 0
-          ? static_cast<int>(config.download_threads())
-          : 4);
+      },
+      journal,
+      config.open_send_policy() == "at_most_once"
+          ? OpenSendPolicy::kAtMostOnce
+          : OpenSendPolicy::kAtLeastOnce);
+  InboundPipeline::Options pipeline;
+  if (config.download_threads() > 0) {
+    pipeline.download_slots = static_cast<int>(config.download_threads());
+  }
+  // Each account checks its own max_download_bytes; this only bounds them.
+  pipeline.max_file_bytes = 0;
+  for (const auto& a : accounts_) {
+    pipeline.max_file_bytes =
+        std::max(pipeline.max_file_bytes, a->max_download);
+  }
+  pipeline_ = std::make_unique<InboundPipeline>(pipeline, &inbound_router_);
 }
 
 TelegramAdapter::~TelegramAdapter() { Stop(); }
@@ -329,7 +349,7 @@ void TelegramAdapter::Stop() {
   for (auto& a : accounts_) {
     if (a->poller != nullptr) a->poller->Stop();
   }
-  downloads_.reset();  // Runs the downloads already posted, then joins.
+  pipeline_->Stop();
 }
 
 absl::Status TelegramAdapter::Health() const {
@@ -368,6 +388,14 @@ void TelegramAdapter::RecordMigration(const Account& account,
   if (!s.ok()) LogWarn("chat alias not saved", {{"reason", s.message()}});
 }
 
+TelegramAdapter::Account* TelegramAdapter::FindAccount(
+    absl::string_view name) const {
+  for (const auto& a : accounts_) {
+    if (a->config.name() == name) return a.get();
+  }
+  return nullptr;
+}
+
 void TelegramAdapter::HandleWebhook(Account& account, HttpRequest request,
                                     std::shared_ptr<Responder> responder) {
   if (!VerifySecretToken(account.config.secret_token(),
@@ -379,209 +407,184 @@ void TelegramAdapter::HandleWebhook(Account& account, HttpRequest request,
         JsonError("unauthorized", "wrong or missing secret token"));
     return;
   }
-  json body = json::parse(request.body, nullptr, false);
-  if (body.is_discarded()) {
+  TelegramUpdate raw;
+  raw.account = account.config.name();
+  raw.update = json::parse(request.body, nullptr, false);
+  if (raw.update.is_discarded()) {
     runtime_->CountRejection("bad_json");
     responder->Respond(400, "application/json",
                        JsonError("bad_json", "the body is not JSON"));
     return;
   }
+  absl::Status submitted = pipeline_->Submit<TelegramUpdate>(
+      this, std::move(raw), [responder](const InboundResult& result) {
+        switch (result.outcome) {
+          case InboundResult::Outcome::kOk:
+            responder->Respond(200, "application/json", "{}");
+            return;
+          case InboundResult::Outcome::kInvalid:
+            responder->Respond(400, "application/json",
+                               JsonError("bad_update", result.detail));
+            return;
+          case InboundResult::Outcome::kRetry:
+            responder->Respond(503, "application/json",
+                               JsonError("unavailable", result.detail));
+            return;
+          case InboundResult::Outcome::kFailed:
+            responder->Respond(500, "application/json",
+                               JsonError("not_stored", result.detail));
+            return;
+        }
+      });
+  if (!submitted.ok()) {
+    responder->Respond(503, "application/json",
+                       JsonError("unavailable", submitted.message()));
+  }
+}
+
+absl::StatusOr<InboundRoute> TelegramAdapter::Route(const TelegramUpdate& raw) {
+  InboundRoute route;
+  std::string chat;
+  if (raw.update.is_object()) {
+    for (const char* kind :
+         {"message", "edited_message", "channel_post", "edited_channel_post"}) {
+      auto m = raw.update.find(kind);
+      if (m == raw.update.end() || !m->is_object()) continue;
+      auto c = m->find("chat");
+      if (c == m->end() || !c->is_object()) continue;
+      auto id = c->find("id");
+      if (id != c->end() && id->is_number_integer()) {
+        chat = absl::StrCat(id->get<int64_t>());
+      }
+      break;
+    }
+    auto id = raw.update.find("update_id");
+    if (id != raw.update.end() && id->is_number_integer()) {
+      route.key =
+          absl::StrCat("telegram:", raw.account, ":", id->get<int64_t>());
+    }
+  }
+  route.chat = absl::StrCat(raw.account, "/", chat);
+  return route;
+}
+
+absl::StatusOr<InboundConversion> TelegramAdapter::Convert(
+    const TelegramUpdate& raw) {
+  Account* account = FindAccount(raw.account);
+  if (account == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("no account ", raw.account));
+  }
   absl::StatusOr<InboundUpdate> update =
-      TranslateUpdate(body, ContextFor(account));
+      TranslateUpdate(raw.update, ContextFor(*account));
   if (!update.ok()) {
     runtime_->CountRejection("bad_update");
-    responder->Respond(400, "application/json",
-                       JsonError("bad_update", update.status().message()));
-    return;
+    return update.status();
   }
+  InboundConversion conversion;
   switch (update->kind) {
     case InboundUpdate::Kind::kUnknown:
       runtime_->CountRejection("unknown_type");
       LogDebug("update ignored",
-               {{"account", account.config.name()}, {"type", update->reason}});
-      responder->Respond(200, "application/json", "{}");
-      return;
+               {{"account", raw.account}, {"type", update->reason}});
+      return conversion;
     case InboundUpdate::Kind::kIgnored:
-      responder->Respond(200, "application/json", "{}");
-      return;
+      return conversion;
     case InboundUpdate::Kind::kMigration:
-      // Writes a small file; rare enough to do here.
-      RecordMigration(account, update->migration);
-      responder->Respond(200, "application/json", "{}");
-      return;
+      RecordMigration(*account, update->migration);
+      return conversion;
     case InboundUpdate::Kind::kEvents:
       break;
   }
-  auto publish = [this, responder](std::vector<v1::Event> events) {
-    if (events.size() == 1) {
-      runtime_->PublishAndRespond(std::move(events.front()), responder);
-      return;
+  conversion.events = std::move(update->events);
+  for (const FileToFetch& f : update->files) {
+    if (conversion.events.empty() ||
+        f.attachment_index >=
+            conversion.events[0].posted().attachments_size()) {
+      continue;
     }
-    PublishAll(std::move(events), [responder](bool ok, std::string detail) {
-      if (ok) {
-        responder->Respond(200, "application/json", "{}");
-      } else {
-        responder->Respond(500, "application/json",
-                           JsonError("not_stored", detail));
-      }
-    });
-  };
-  if (update->files.empty()) {
-    publish(std::move(update->events));
-    return;
-  }
-  auto shared = std::make_shared<InboundUpdate>(std::move(*update));
-  Account* a = &account;
-  downloads_->Post([this, a, shared, responder, publish]() {
-    absl::Status status = FetchFiles(*a, *shared);
-    if (!status.ok()) {
-      LogWarn("file not copied; Telegram will retry the update",
-              {{"account", a->config.name()}, {"error", status.message()}});
-      responder->Respond(503, "application/json",
-                         JsonError("file_unavailable", status.message()));
-      return;
-    }
-    publish(std::move(shared->events));
-  });
-}
-
-absl::Status TelegramAdapter::FetchFiles(Account& account,
-                                         InboundUpdate& update) {
-  if (update.events.empty()) return absl::OkStatus();
-  v1::MessagePosted* posted = update.events.front().mutable_posted();
-  for (const FileToFetch& f : update.files) {
-    if (f.attachment_index >= posted->attachments_size()) continue;
-    v1::Attachment* a = posted->mutable_attachments(f.attachment_index);
     if (!f.file_unique_id.empty()) {
       absl::MutexLock lock(&cache_mu_);
       auto it = file_cache_.find(f.file_unique_id);
       if (it != file_cache_.end()) {
+        v1::Attachment* a =
+            conversion.events[0].mutable_posted()->mutable_attachments(
+                f.attachment_index);
         a->set_blob_id(it->second.blob_id());
         a->set_size(it->second.size());
         continue;
       }
     }
-    BotApiError error;
-    absl::StatusOr<json> file =
-        account.api->Call("getFile", json{{"file_id", f.file_id}}, &error);
-    if (!file.ok()) {
-      if (IsRetryable(file.status())) return file.status();
-      a->set_unavailable_reason(
-          absl::StrContains(error.description, "file is too big")
-              ? absl::StrCat("larger than the ",
-                             FormatSize(account.max_download),
-                             " a Telegram bot may download")
-              : absl::StrCat("Telegram refused the file: ", error.description));
-      continue;
-    }
-    std::string path;
-    if (auto p = file->find("file_path"); p != file->end() && p->is_string()) {
-      path = p->get<std::string>();
-    }
-    if (auto s = file->find("file_size");
-        s != file->end() && s->is_number_unsigned()) {
-      a->set_size(s->get<uint64_t>());
-    }
-    if (a->size() > account.max_download) {
-      a->set_unavailable_reason(absl::StrCat("larger than the ",
-                                             FormatSize(account.max_download),
-                                             " a Telegram bot may download"));
-      continue;
-    }
-    if (path.empty()) {
-      a->set_unavailable_reason("Telegram gave no download path");
-      continue;
-    }
-    absl::StatusOr<std::string> bytes =
-        account.api->DownloadFile(path, account.max_download);
-    if (!bytes.ok()) {
-      if (absl::IsOutOfRange(bytes.status())) {
-        a->set_unavailable_reason(absl::StrCat("larger than the ",
-                                               FormatSize(account.max_download),
-                                               " a Telegram bot may download"));
-        continue;
-      }
-      return bytes.status();
-    }
-    v1::BlobMeta meta;
-    meta.set_name(a->name());
-    meta.set_mime_type(a->mime_type());
-    meta.set_size(bytes->size());
-    absl::StatusOr<v1::BlobRef> ref = runtime_->router().PutBlob(meta, *bytes);
-    if (!ref.ok()) return ref.status();
-    a->set_blob_id(ref->blob_id());
-    a->set_size(ref->size());
+    InboundFile file;
+    file.attachment_index = f.attachment_index;
+    file.download =
+        [this, account, f](
+            uint64_t max_bytes,
+            const std::function<absl::Status(absl::string_view)>& write) {
+          return DownloadFile(*account, f, max_bytes, write);
+        };
     if (!f.file_unique_id.empty()) {
-      absl::MutexLock lock(&cache_mu_);
-      if (file_cache_order_.size() >= kFileCacheSize) {
-        file_cache_.erase(file_cache_order_.front());
-        file_cache_order_.pop_front();
-      }
-      if (file_cache_.emplace(f.file_unique_id, *a).second) {
-        file_cache_order_.push_back(f.file_unique_id);
-      }
+      file.stored = [this, id = f.file_unique_id](const v1::Attachment& a) {
+        absl::MutexLock lock(&cache_mu_);
+        if (file_cache_order_.size() >= kFileCacheSize) {
+          file_cache_.erase(file_cache_order_.front());
+          file_cache_order_.pop_front();
+        }
+        if (file_cache_.emplace(id, a).second) file_cache_order_.push_back(id);
+      };
     }
+    conversion.files.push_back(std::move(file));
   }
-  return absl::OkStatus();
+  return conversion;
 }
 
-void TelegramAdapter::PublishAll(
-    std::vector<v1::Event> events,
-    std::function<void(bool ok, std::string detail)> done) {
-  struct State {
-    absl::Mutex mu;
-    size_t remaining ABSL_GUARDED_BY(mu) = 0;
-    bool ok ABSL_GUARDED_BY(mu) = true;
-    std::string detail ABSL_GUARDED_BY(mu);
-    std::function<void(bool, std::string)> done;
-  };
-  auto state = std::make_shared<State>();
-  state->done = std::move(done);
-  {
-    absl::MutexLock lock(&state->mu);
-    state->remaining = events.size();
+absl::Status TelegramAdapter::DownloadFile(
+    const Account& account, const FileToFetch& f, uint64_t max_bytes,
+    const std::function<absl::Status(absl::string_view)>& write) const {
+  const uint64_t limit = std::min(max_bytes, account.max_download);
+  const std::string too_big =
+      absl::StrCat("larger than the ", FormatSize(account.max_download),
+                   " a Telegram bot may download");
+  BotApiError error;
+  absl::StatusOr<json> file =
+      account.api->Call("getFile", json{{"file_id", f.file_id}}, &error);
+  if (!file.ok()) {
+    if (IsRetryable(file.status())) return file.status();
+    return absl::FailedPreconditionError(
+        absl::StrContains(error.description, "file is too big")
+            ? too_big
+            : absl::StrCat("Telegram refused the file: ", error.description));
   }
-  auto finish_one = [state](bool ok, absl::string_view detail) {
-    bool last = false;
-    bool all_ok = false;
-    std::string why;
-    {
-      absl::MutexLock lock(&state->mu);
-      if (!ok && state->ok) {
-        state->ok = false;
-        state->detail = std::string(detail);
-      }
-      last = --state->remaining == 0;
-      all_ok = state->ok;
-      why = state->detail;
+  std::string path;
+  if (auto p = file->find("file_path"); p != file->end() && p->is_string()) {
+    path = p->get<std::string>();
+  }
+  if (auto s = file->find("file_size"); s != file->end() &&
+                                        s->is_number_unsigned() &&
+                                        s->get<uint64_t>() > limit) {
+    return absl::FailedPreconditionError(too_big);
+  }
+  if (path.empty()) {
+    return absl::FailedPreconditionError("Telegram gave no download path");
+  }
+  absl::StatusOr<std::string> bytes = account.api->DownloadFile(path, limit);
+  if (!bytes.ok()) {
+    if (absl::IsOutOfRange(bytes.status())) {
+      return absl::FailedPreconditionError(too_big);
     }
-    if (last) state->done(all_ok, why);
-  };
-  if (events.empty()) {
-    state->done(true, "");
-    return;
+    return bytes.status();
   }
-  for (v1::Event& e : events) {
-    absl::Status s = runtime_->Publish(
-        std::move(e), [finish_one](const v1::PublishAck& ack) {
-          bool ok = ack.outcome() == v1::PublishAck::ACCEPTED ||
-                    ack.outcome() == v1::PublishAck::DUPLICATE ||
-                    ack.outcome() == v1::PublishAck::DROPPED;
-          finish_one(ok, ack.detail());
-        });
-    if (!s.ok()) finish_one(false, s.message());
-  }
+  return write(*bytes);
 }
 
 size_t TelegramAdapter::ProcessPolled(Account& account,
                                       const std::vector<json>& updates) {
-  // 0 pending, 1 acknowledged, 2 failed; one entry per update handled.
+  // 0 pending, 1 done (acknowledged, or an update that cannot be
+  // translated and is skipped), 2 to be fetched again; one per update.
   struct Results {
     absl::Mutex mu;
     std::vector<int> state ABSL_GUARDED_BY(mu);
   };
   auto results = std::make_shared<Results>();
-  const InboundContext ctx = ContextFor(account);
   for (const json& u : updates) {
     if (account.poller->stopping()) break;
     size_t index = 0;
@@ -590,60 +593,50 @@ size_t TelegramAdapter::ProcessPolled(Account& account,
       index = results->state.size();
       results->state.push_back(0);
     }
-    auto set = [results, index](int value) {
+    TelegramUpdate raw;
+    raw.account = account.config.name();
+    raw.update = u;
+    absl::StatusOr<InboundRoute> route = Route(raw);
+    auto shared = std::make_shared<TelegramUpdate>(std::move(raw));
+    auto done = [results, index,
+                 name = account.config.name()](const InboundResult& result) {
+      if (result.outcome == InboundResult::Outcome::kInvalid) {
+        LogWarn("malformed update skipped",
+                {{"account", name}, {"error", result.detail}});
+      }
       absl::MutexLock lock(&results->mu);
-      results->state[index] = value;
+      results->state[index] =
+          result.ok() || result.outcome == InboundResult::Outcome::kInvalid ? 1
+                                                                            : 2;
     };
-    absl::StatusOr<InboundUpdate> update = TranslateUpdate(u, ctx);
-    if (!update.ok()) {
-      LogWarn("malformed update skipped",
-              {{"account", account.config.name()},
-               {"error", update.status().message()}});
-      set(1);
-      continue;
+    // A full pipeline pauses polling until there is room.
+    absl::Status submitted;
+    while (true) {
+      submitted = pipeline_->Submit(
+          *route, [this, shared] { return Convert(*shared); }, done);
+      if (submitted.code() != absl::StatusCode::kResourceExhausted ||
+          account.poller->stopping()) {
+        break;
+      }
+      pipeline_->WaitForRoom(route->chat, absl::Milliseconds(200));
     }
-    if (update->kind == InboundUpdate::Kind::kUnknown) {
-      runtime_->CountRejection("unknown_type");
-      set(1);
-      continue;
+    if (!submitted.ok()) {
+      absl::MutexLock lock(&results->mu);
+      results->state[index] = 2;
+      break;
     }
-    if (update->kind == InboundUpdate::Kind::kMigration) {
-      RecordMigration(account, update->migration);
-    }
-    if (update->kind != InboundUpdate::Kind::kEvents) {
-      set(1);
-      continue;
-    }
-    absl::Status fetched = FetchFiles(account, *update);
-    if (!fetched.ok()) {
-      LogWarn(
-          "file not copied; the update will be fetched again",
-          {{"account", account.config.name()}, {"error", fetched.message()}});
-      set(2);
-      break;  // Later updates wait, to keep the order.
-    }
-    PublishAll(std::move(update->events),
-               [set](bool ok, const std::string&) { set(ok ? 1 : 2); });
   }
   // Wait for the router's acknowledgements (or the stop).
   absl::MutexLock lock(&results->mu);
-  auto settled = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(results->mu) {
-    for (int s : results->state) {
+  auto settled = [](Results* r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(r->mu) {
+    for (int s : r->state) {
       if (s == 0) return false;
     }
     return true;
   };
-  while (!settled()) {
-    results->mu.AwaitWithTimeout(
-        absl::Condition(
-            +[](Results* r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(r->mu) {
-              for (int s : r->state) {
-                if (s == 0) return false;
-              }
-              return true;
-            },
-            results.get()),
-        absl::Milliseconds(200));
+  while (!settled(results.get())) {
+    results->mu.AwaitWithTimeout(absl::Condition(+settled, results.get()),
+                                 absl::Milliseconds(200));
     if (account.poller->stopping()) break;
   }
   size_t done = 0;

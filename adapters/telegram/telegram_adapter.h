@@ -14,17 +14,25 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "adapters/common/adapter_runtime.h"
+#include "adapters/common/delivery_journal.h"
 #include "adapters/common/http_client.h"
+#include "adapters/common/inbound_pipeline.h"
 #include "adapters/telegram/chat_aliases.h"
 #include "adapters/telegram/inbound.h"
 #include "adapters/telegram/outbound.h"
 #include "adapters/telegram/poller.h"
 #include "adapters/telegram/rate_limiter.h"
 #include "adapters/telegram/telegram_api.h"
-#include "common/executor.h"
 #include "imbridge/v1/telegram_config.pb.h"
 
 namespace imbridge::adapters::telegram {
+
+// One update as it came from Telegram (webhook or getUpdates), for the
+// account `account` names: the inbound pipeline's raw input.
+struct TelegramUpdate {
+  std::string account;
+  nlohmann::json update;
+};
 
 // The adapter's default HTTP port.
 inline constexpr uint16_t kDefaultPort = 7713;
@@ -44,26 +52,31 @@ AdapterIdentity TelegramIdentity(const v1::TelegramAdapterConfig& config);
 //
 // Inbound, per account, either a webhook route (secret token checked in
 // constant time: 401; body over the limit: 413 by the server; malformed
-// JSON: 400; unknown update types: 200, ignored and counted — none of them
-// reaches the router) or a Poller. An update becomes events (inbound.h);
-// its files are fetched (getFile, download, PutBlob) on an Executor, never on
-// an HTTP thread, and remembered by file_unique_id so that a retried update
-// does not download them again; the events are published with key
-// "telegram:<account>:<update_id>" and the webhook is answered 200 only after
-// the router acknowledged them (5xx otherwise, so Telegram retries). Chat
-// migrations are recorded in ChatAliases.
+// JSON: 400) or a Poller, both handing updates to the InboundPipeline (one
+// lane per chat: a message waiting for its file is never overtaken by the
+// next update of its chat). The adapter is the pipeline's connector: an
+// update becomes events (inbound.h), or nothing (unknown types: counted;
+// chat migrations: recorded in ChatAliases); its files are fetched
+// (getFile, download, PutBlob) by the pipeline and remembered by
+// file_unique_id so that a retried update does not download them again; the
+// events are published with key "telegram:<account>:<update_id>". A webhook
+// is answered 200 only after the router acknowledged them (400 for an
+// update that cannot be translated, 503 when it should be retried or the
+// pipeline is full, 500 when the router refused it). A poller advances its
+// offset only past updates the router acknowledged, and pauses while the
+// pipeline is full.
 //
 // Outbound: an Outbound (outbound.h) is the runtime's delivery handler.
 //
 // Threading: construct, Init() and Start() from the main thread (Init()
 // before the runtime starts, Start() after); Stop() from the runtime's
 // OnStop. Webhook handlers run on HTTP threads and do not block.
-class TelegramAdapter {
+class TelegramAdapter : private InboundConnector<TelegramUpdate> {
  public:
-  // `config` must be valid (ValidateTelegramConfig); `runtime` must outlive
-  // the adapter.
+  // `config` must be valid (ValidateTelegramConfig); `runtime` and
+  // `journal` (where deliveries are recorded) must outlive the adapter.
   TelegramAdapter(const v1::TelegramAdapterConfig& config,
-                  AdapterRuntime* runtime);
+                  AdapterRuntime* runtime, DeliveryJournal* journal);
   ~TelegramAdapter();
 
   TelegramAdapter(const TelegramAdapter&) = delete;
@@ -78,7 +91,8 @@ class TelegramAdapter {
   // setWebhook/deleteWebhook call fails (the process should exit).
   absl::Status Start();
 
-  // Stops the pollers and finishes file downloads in progress.
+  // Stops the pollers and the inbound pipeline (updates in progress finish,
+  // queued ones are handed back).
   void Stop();
 
   // The delivery handler for the runtime.
@@ -93,17 +107,18 @@ class TelegramAdapter {
   void HandleWebhook(Account& account, HttpRequest request,
                      std::shared_ptr<Responder> responder);
 
-  // Fetches the files of `update` into the blob store (blocking). Errors
-  // are transient (the update should be retried).
-  absl::Status FetchFiles(Account& account, InboundUpdate& update);
+  // InboundConnector: the lane is the account's chat, the key the update.
+  absl::StatusOr<InboundRoute> Route(const TelegramUpdate& raw) override;
+  absl::StatusOr<InboundConversion> Convert(const TelegramUpdate& raw) override;
 
-  // Publishes `events` in order; `done(true)` once the router acknowledged
-  // all of them (accepted, duplicate or dropped), `done(false)` otherwise.
-  void PublishAll(std::vector<v1::Event> events,
-                  std::function<void(bool ok, std::string detail)> done);
+  // The download of one file: getFile, then the file itself.
+  absl::Status DownloadFile(
+      const Account& account, const FileToFetch& file, uint64_t max_bytes,
+      const std::function<absl::Status(absl::string_view)>& write) const;
 
-  // The poller's processor: handles updates in order, returns how many
-  // from the front were acknowledged.
+  // The poller's processor: hands the updates to the pipeline in order and
+  // waits for their results; returns how many from the front were
+  // acknowledged.
   size_t ProcessPolled(Account& account,
                        const std::vector<nlohmann::json>& updates);
 
@@ -111,15 +126,18 @@ class TelegramAdapter {
   void RecordMigration(const Account& account, const ChatMigration& m);
 
   InboundContext ContextFor(const Account& account) const;
+  // The account named `name`, or null.
+  Account* FindAccount(absl::string_view name) const;
 
   const v1::TelegramAdapterConfig config_;
   AdapterRuntime* const runtime_;
+  RuntimeInboundRouter inbound_router_;
   HttpClient http_;
   ChatAliases aliases_;
   std::unique_ptr<RateLimiter> limiter_;
   std::vector<std::unique_ptr<Account>> accounts_;
   std::unique_ptr<Outbound> outbound_;
-  std::unique_ptr<Executor> downloads_;
+  std::unique_ptr<InboundPipeline> pipeline_;
 
   // Files already copied, by file_unique_id (bounded).
   absl::Mutex cache_mu_;

@@ -6,7 +6,7 @@
 #   /etc/ssl/certs/ca-certificates.crt  the host's CA bundle (ca-certificates)
 #   /etc/passwd, /etc/group             root and imbridge (uid/gid 10001)
 #   /etc/imbridge/*.example.yaml        the example configs
-#   /usr/share/imbridge/sandbox/web     the sandbox's page (its web_dir)
+#   /usr/share/imbridge/sandbox/web     the sandbox's page
 #   /var/lib/imbridge                   a VOLUME owned by imbridge, 0700
 # and runs as imbridge (10001). There is no entrypoint: the command names the
 # process, e.g. `imbridge-router --config /etc/imbridge/router.yaml` (the
@@ -48,7 +48,7 @@ buildah() { command buildah ${BUILDAH_OPTS:-} "$@"; }
 staging="$(mktemp -d)"
 container=""
 cleanup() {
-  [ -n "$container" ] && buildah rm "$container" >/dev/null 2>&1 || true
+  if [ -n "$container" ]; then buildah rm "$container" >/dev/null 2>&1 || true; fi
   rm -rf "$staging"
 }
 trap cleanup EXIT
@@ -68,7 +68,7 @@ for library in $libraries; do
   cp -L "$library" "$rootfs$library"
 done
 for binary in "$rootfs"/usr/bin/*; do
-  if LD_LIBRARY_PATH= ldd "$binary" | grep -q 'not found'; then
+  if LD_LIBRARY_PATH='' ldd "$binary" | grep -q 'not found'; then
     die "$(basename "$binary"): a library is not found: $(ldd "$binary" | grep 'not found')"
   fi
 done

@@ -361,6 +361,100 @@ TEST_F(RouterIntegrationTest, BlobsRoundTripAndOversizedBlobIsRefused) {
   EXPECT_EQ(router.Terminate(), 0);
 }
 
+// Issue 11, item 2 (router half): deliveries are fitted to the capabilities
+// the target's adapter declared in Hello: beta declares no "files", gamma no
+// "threads".
+TEST_F(RouterIntegrationTest, FilesBecomeANoticeAndThreadsAPlainReply) {
+  RouterProcess router(TrioConfig());
+  ASSERT_TRUE(router.Start().ok()) << router.ReadLog();
+  TestAdapter::Options no_files;
+  no_files.capabilities = {"edits", "deletes", "threads"};
+  TestAdapter::Options no_threads;
+  no_threads.capabilities = {"edits", "deletes", "files"};
+  auto alpha = Adapter(router, "alpha", "a");
+  auto beta = Adapter(router, "beta", "b", no_files);
+  auto gamma = Adapter(router, "gamma", "g", no_threads);
+
+  std::string root = alpha->Post("A1", "the thread starts here");
+  ASSERT_TRUE(beta->WaitForCalls(1));
+  ASSERT_TRUE(gamma->WaitForCalls(1));
+
+  // A message in the thread, with a file.
+  std::string data(3 * 1024 + 100, 'r');
+  v1::BlobMeta meta;
+  meta.set_name("report.pdf");
+  meta.set_mime_type("application/pdf");
+  absl::StatusOr<v1::BlobRef> blob = alpha->client().PutBlob(meta, data);
+  ASSERT_TRUE(blob.ok()) << blob.status();
+  v1::Event event;
+  event.mutable_channel()->set_chat_id("A1");
+  v1::MessagePosted* posted = event.mutable_posted();
+  posted->set_message_id("A1-with-file");
+  posted->mutable_sender()->set_display_name("Ann");
+  posted->mutable_text()->set_text("the figures");
+  posted->set_thread_root_id(root);
+  v1::Attachment* file = posted->add_attachments();
+  file->set_blob_id(blob->blob_id());
+  file->set_name("report.pdf");
+  file->set_mime_type("application/pdf");
+  file->set_size(data.size());
+  ASSERT_EQ(alpha->Publish(event).outcome(), v1::PublishAck::ACCEPTED);
+  ASSERT_TRUE(beta->WaitForCalls(2)) << router.ReadLog();
+  ASSERT_TRUE(gamma->WaitForCalls(2)) << router.ReadLog();
+
+  // beta: no files, so a notice with name and size instead; still threaded.
+  v1::Delivery to_beta = beta->deliveries()[1];
+  EXPECT_EQ(to_beta.event().posted().text().text(),
+            "the figures\n\xF0\x9F\x93\x8E report.pdf (3 KB)");
+  EXPECT_EQ(to_beta.event().posted().attachments_size(), 0);
+  EXPECT_EQ(to_beta.thread_root_target_id(), beta->CopyOf(root));
+  EXPECT_FALSE(to_beta.thread_root_target_id().empty());
+
+  // gamma: the file itself, and a plain reply to its copy of the root.
+  v1::Delivery to_gamma = gamma->deliveries()[1];
+  EXPECT_EQ(to_gamma.event().posted().text().text(), "the figures");
+  ASSERT_EQ(to_gamma.event().posted().attachments_size(), 1);
+  EXPECT_EQ(to_gamma.event().posted().attachments(0).blob_id(),
+            blob->blob_id());
+  EXPECT_EQ(to_gamma.thread_root_target_id(), "");
+  EXPECT_EQ(to_gamma.reply_to_target_id(), gamma->CopyOf(root));
+  EXPECT_FALSE(to_gamma.reply_to_target_id().empty());
+  EXPECT_EQ(router.Terminate(), 0);
+}
+
+// Issue 11, item 5: the router rejects rich text whose spans do not fall on
+// character boundaries, with the reason, and nothing is relayed.
+TEST_F(RouterIntegrationTest, UnsoundRichTextIsRejectedWithTheReason) {
+  RouterProcess router(TrioConfig());
+  ASSERT_TRUE(router.Start().ok()) << router.ReadLog();
+  auto alpha = Adapter(router, "alpha", "a");
+  auto beta = Adapter(router, "beta", "b");
+
+  v1::Event event;
+  event.mutable_channel()->set_chat_id("A1");
+  v1::MessagePosted* posted = event.mutable_posted();
+  posted->set_message_id("A1-bad-span");
+  posted->mutable_text()->set_text("caf\xC3\xA9");  // the é is bytes 3-4
+  v1::Span* span = posted->mutable_text()->add_spans();
+  span->set_kind(v1::Span::BOLD);
+  span->set_offset(0);
+  span->set_length(4);
+  v1::PublishAck ack = alpha->Publish(event);
+  EXPECT_EQ(ack.outcome(), v1::PublishAck::REJECTED);
+  EXPECT_THAT(ack.detail(),
+              ::testing::HasSubstr("span 0 (BOLD) ends at byte 4, inside a "
+                                   "UTF-8 character"));
+
+  // On a character boundary it goes through, and it is the first thing
+  // beta gets (a target's deliveries keep their order).
+  posted->set_message_id("A1-good-span");
+  span->set_length(5);
+  EXPECT_EQ(alpha->Publish(event).outcome(), v1::PublishAck::ACCEPTED);
+  ASSERT_TRUE(beta->WaitForCalls(1));
+  EXPECT_EQ(beta->deliveries()[0].event().posted().message_id(),
+            "A1-good-span");
+}
+
 TEST_F(RouterIntegrationTest, BadConfigStopsWithTheFieldNamed) {
   RouterProcess router(
       Credentials() +

@@ -4,7 +4,11 @@
 
 #include <fstream>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "adapters/common/http_client.h"
 
 namespace imbridge::testing {
 
@@ -58,6 +62,36 @@ int RouterProcess::http_port() const {
   int port = 0;
   in >> port;
   return port;
+}
+
+absl::StatusOr<double> RouterProcess::Metric(
+    const std::string& name,
+    const std::vector<std::pair<std::string, std::string>>& labels) const {
+  adapters::HttpClient http;
+  auto r = http.Get(absl::StrCat("http://127.0.0.1:", http_port(), "/metrics"));
+  if (!r.ok()) return r.status();
+  if (r->status != 200) {
+    return absl::UnavailableError(absl::StrCat("/metrics: HTTP ", r->status));
+  }
+  double sum = 0;
+  for (absl::string_view line : absl::StrSplit(r->body, '\n')) {
+    if (!absl::StartsWith(line, absl::StrCat(name, "{")) &&
+        !absl::StartsWith(line, absl::StrCat(name, " "))) {
+      continue;
+    }
+    bool match = true;
+    for (const auto& [label, value] : labels) {
+      match = match &&
+              absl::StrContains(line, absl::StrCat(label, "=\"", value, "\""));
+    }
+    double v = 0;
+    size_t space = line.rfind(' ');
+    if (match && space != absl::string_view::npos &&
+        absl::SimpleAtod(line.substr(space + 1), &v)) {
+      sum += v;
+    }
+  }
+  return sum;
 }
 
 std::string RouterProcess::ReadLog() const {

@@ -2,8 +2,11 @@
 #define IMBRIDGE_TESTS_INTEGRATION_ROUTER_PROCESS_H_
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "tests/integration/child_process.h"
 
@@ -30,6 +33,12 @@ class RouterProcess {
   std::string address() const;
   // The port of the router's HTTP server (/metrics), once started.
   int http_port() const;
+  // The sum of the /metrics samples of `name` whose labels include every
+  // `label="value"` of `labels` (0 when there are none); an error when
+  // /metrics does not answer.
+  absl::StatusOr<double> Metric(
+      const std::string& name,
+      const std::vector<std::pair<std::string, std::string>>& labels) const;
   const std::string& dir() const { return dir_; }
   std::string data_dir() const { return dir_ + "/data"; }
   // Everything the router wrote to stderr so far (its JSON log lines).

@@ -8,6 +8,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <string>
 
@@ -22,6 +23,25 @@ namespace {
 
 constexpr char kUsage[] =
     "usage: imbridge-sandbox --config FILE [--check-config]\n";
+
+// The page's directory when the config names none: the source tree's
+// tools/sandbox/web the binary was built from, or, for an installed binary
+// (cmake --install, the .deb, the container image), share/imbridge/sandbox/web
+// beside its bin/.
+std::string DefaultWebDir() {
+  std::error_code error;
+  if (std::filesystem::is_directory(IMBRIDGE_SANDBOX_WEB_DIR, error)) {
+    return IMBRIDGE_SANDBOX_WEB_DIR;
+  }
+  std::filesystem::path exe =
+      std::filesystem::read_symlink("/proc/self/exe", error);
+  if (error) return IMBRIDGE_SANDBOX_WEB_DIR;
+  std::filesystem::path installed =
+      exe.parent_path().parent_path() / "share/imbridge/sandbox/web";
+  return std::filesystem::is_directory(installed, error)
+             ? installed.string()
+             : IMBRIDGE_SANDBOX_WEB_DIR;
+}
 
 // Writes `text` to `path` through a temporary file, so that a reader never
 // sees half of it.
@@ -87,7 +107,7 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   std::string web_dir = config->web_dir();
-  if (web_dir.empty()) web_dir = IMBRIDGE_SANDBOX_WEB_DIR;
+  if (web_dir.empty()) web_dir = DefaultWebDir();
 
   imbridge::sandbox::Sandbox sandbox(*config);
   if (absl::Status s = sandbox.Start(); !s.ok()) {

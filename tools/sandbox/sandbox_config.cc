@@ -83,6 +83,13 @@ absl::Status Check(absl::string_view source, const v1::SandboxConfig& c) {
   if (c.listen().find(':') == std::string::npos) {
     return ConfigError(source, "listen", "must be host:port");
   }
+  for (const auto& [field, port] :
+       {std::pair<const char*, uint32_t>{"teamspirit.api_port",
+                                         c.teamspirit().api_port()},
+        {"slack.api_port", c.slack().api_port()},
+        {"telegram.api_port", c.telegram().api_port()}}) {
+    if (port > 65535) return ConfigError(source, field, "must be 0..65535");
+  }
   const v1::SandboxTeamSpirit& ts = c.teamspirit();
   if (ts.api_key().empty()) {
     return ConfigError(source, "teamspirit.api_key",

@@ -19,6 +19,7 @@ fakes::FakeSlack::Options FakeOptions(const v1::SandboxSlack& config) {
   o.signing_secret = config.signing_secret();
   // Socket Mode is not used; the app token only has to differ.
   o.app_token = "xapp-sandbox-unused";
+  o.port = static_cast<uint16_t>(config.api_port());
   return o;
 }
 

@@ -9,8 +9,9 @@ namespace {
 using Fake = fakes::FakeTeamSpirit;
 using nlohmann::json;
 
-Fake::Options FakeOptions() {
+Fake::Options FakeOptions(const v1::SandboxTeamSpirit& config) {
   Fake::Options o;
+  o.port = static_cast<uint16_t>(config.api_port());
   o.webhook_initial_backoff = absl::Milliseconds(200);
   o.webhook_max_backoff = absl::Seconds(2);
   return o;
@@ -22,7 +23,7 @@ TeamSpiritMessenger::TeamSpiritMessenger(const v1::SandboxTeamSpirit& config)
     : config_(config),
       people_(config_.people(), "the TeamSpirit chat",
               {"online", "away", "dnd", "offline"}),
-      fake_(FakeOptions()) {}
+      fake_(FakeOptions(config)) {}
 
 absl::Status TeamSpiritMessenger::Start() {
   fake_.AddBot(kBotId, config_.bot_name(), config_.api_key());

@@ -15,6 +15,7 @@ Fake::Options FakeOptions(const v1::SandboxTelegram& config) {
   o.token = config.bot_token();
   o.bot_first_name = config.bot_name();
   o.bot_username = "imbridge_sandbox_bot";
+  o.port = static_cast<uint16_t>(config.api_port());
   return o;
 }
 

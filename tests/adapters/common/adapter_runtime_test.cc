@@ -95,13 +95,31 @@ class AdapterRuntimeTest : public ::testing::Test {
     auto runtime =
         std::make_unique<AdapterRuntime>(router_conn_, http_, identity);
     runtime->SetDeliveryHandler(&handler_);
+    // A webhook whose body is the event key, through the inbound pipeline
+    // and RuntimeInboundRouter as an adapter's transport does it.
+    inbound_router_ = std::make_unique<RuntimeInboundRouter>(runtime.get());
+    pipeline_ = std::make_unique<InboundPipeline>(InboundPipeline::Options(),
+                                                  inbound_router_.get());
+    InboundPipeline* pipeline = pipeline_.get();
     runtime->http().Handle(
         "POST", "/hook",
-        [r = runtime.get()](HttpRequest request,
-                            std::shared_ptr<Responder> responder) {
-          r->PublishAndRespond(PostedEvent(request.body), responder, 200,
-                               R"({"ok":true})");
+        [pipeline](HttpRequest request, std::shared_ptr<Responder> responder) {
+          InboundRoute route{"A1", request.body};
+          absl::Status submitted = pipeline->Submit(
+              route,
+              [key = request.body]() -> absl::StatusOr<InboundConversion> {
+                InboundConversion conversion;
+                conversion.events.push_back(PostedEvent(key));
+                return conversion;
+              },
+              [responder](const InboundResult& result) {
+                responder->Respond(result.HttpStatus(), "application/json",
+                                   result.ok() ? R"({"ok":true})" : "{}");
+              });
+          if (!submitted.ok())
+            responder->Respond(503, "application/json", "{}");
         });
+    runtime->OnStop([pipeline] { pipeline->Stop(); });
     return runtime;
   }
 
@@ -114,6 +132,8 @@ class AdapterRuntimeTest : public ::testing::Test {
   v1::HttpServerOptions http_;
   NullHandler handler_;
   HttpClient client_;
+  std::unique_ptr<RuntimeInboundRouter> inbound_router_;
+  std::unique_ptr<InboundPipeline> pipeline_;
 };
 
 TEST_F(AdapterRuntimeTest, ReadyOnlyWhileAttachedAndChecksPass) {

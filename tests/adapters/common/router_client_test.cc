@@ -1194,3 +1194,108 @@ TEST(DeliveryHandlerTest, HttpStatusesWorthRetrying) {
 
 }  // namespace
 }  // namespace imbridge::adapters
+
+namespace imbridge::adapters {
+namespace {
+
+// Issue 11, exception barrier: a handler that throws, or returns what
+// cannot be sent, fails that delivery permanently with the reason, and the
+// client goes on serving.
+TEST_F(RouterClientTest, AThrowingHandlerFailsTheDeliveryPermanently) {
+  ScriptedHandler handler(
+      [](const v1::Delivery& d) -> absl::StatusOr<std::vector<std::string>> {
+        if (d.id() == 1) throw std::runtime_error("json: type must be string");
+        if (d.id() == 2) throw 42;
+        if (d.id() == 3) return std::vector<std::string>{"ok", "bad\xC3("};
+        return std::vector<std::string>{absl::StrCat("native-", d.id())};
+      });
+  FakeRouter fake;
+  TestServer server(&fake);
+  RouterClient client(TestOptions(server.address()), &handler);
+  client.Start();
+  ASSERT_TRUE(WaitUntil([&] { return client.attached(); }));
+  // Same target: a permanent failure does not hold back the next one.
+  ASSERT_TRUE(
+      fake.SendDeliveries({MakeDelivery(1, "A"), MakeDelivery(2, "A"),
+                           MakeDelivery(3, "A"), MakeDelivery(4, "A")}));
+  ASSERT_TRUE(fake.WaitFor(
+      [](const RouterState& s) { return s.sessions[0].results.size() == 4; }));
+  RouterState state = fake.Snapshot();
+  ASSERT_EQ(state.sessions.size(), 1u) << "the stream broke";
+  const Session& s = state.sessions[0];
+  for (uint64_t id : {1, 2, 3}) {
+    ASSERT_NE(s.Result(id), nullptr) << id;
+    ASSERT_TRUE(s.Result(id)->has_error()) << id;
+    EXPECT_FALSE(s.Result(id)->error().retryable()) << id;
+  }
+  EXPECT_THAT(s.Result(1)->error().message(),
+              HasSubstr("json: type must be string"));
+  EXPECT_THAT(s.Result(2)->error().message(),
+              HasSubstr("an unknown exception"));
+  EXPECT_THAT(s.Result(3)->error().message(),
+              HasSubstr("native id that is not valid UTF-8"));
+  ASSERT_NE(s.Result(4), nullptr);
+  EXPECT_THAT(s.Result(4)->native_ids(), ElementsAre("native-4"));
+  EXPECT_TRUE(client.attached());
+}
+
+TEST_F(RouterClientTest, AnErrorMessageThatIsNotUtf8IsRepaired) {
+  ScriptedHandler handler(
+      [](const v1::Delivery&) -> absl::StatusOr<std::vector<std::string>> {
+        return absl::InvalidArgumentError("messenger said: \xFF\xFE");
+      });
+  FakeRouter fake;
+  TestServer server(&fake);
+  RouterClient client(TestOptions(server.address()), &handler);
+  client.Start();
+  ASSERT_TRUE(WaitUntil([&] { return client.attached(); }));
+  ASSERT_TRUE(fake.SendDeliveries({MakeDelivery(1, "A")}));
+  ASSERT_TRUE(fake.WaitFor(
+      [](const RouterState& s) { return s.sessions[0].results.size() == 1; }));
+  RouterState state = fake.Snapshot();
+  ASSERT_NE(state.sessions[0].Result(1), nullptr);
+  EXPECT_EQ(state.sessions[0].Result(1)->error().message(),
+            "messenger said: \xEF\xBF\xBD\xEF\xBF\xBD");
+}
+
+TEST_F(RouterClientTest, AnEventThatIsNotUtf8IsRefusedAtOnce) {
+  FakeRouter fake;
+  TestServer server(&fake);
+  RouterClient client(TestOptions(server.address()), nullptr);
+  client.Start();
+  ASSERT_TRUE(WaitUntil([&] { return client.attached(); }));
+  v1::Event bad = MakeEvent("bad");
+  bad.mutable_posted()->mutable_text()->set_text("caf\xC3");
+  AckLog acks;
+  absl::Status refused = client.Publish(bad, acks.Callback());
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(refused.message(), HasSubstr("posted.text.text"));
+  // The stream is unharmed: the next event goes through.
+  ASSERT_TRUE(client.Publish(MakeEvent("good"), acks.Callback()).ok());
+  ASSERT_TRUE(acks.WaitForCount(1));
+  RouterState state = fake.Snapshot();
+  ASSERT_EQ(state.sessions.size(), 1u);
+  EXPECT_THAT(state.sessions[0].PublishKeys(), ElementsAre("good"));
+}
+
+// A publish callback that throws is logged; the client keeps going.
+TEST_F(RouterClientTest, AThrowingPublishCallbackDoesNotStopTheClient) {
+  FakeRouter fake;
+  TestServer server(&fake);
+  RouterClient client(TestOptions(server.address()), nullptr);
+  client.Start();
+  ASSERT_TRUE(WaitUntil([&] { return client.attached(); }));
+  ASSERT_TRUE(client
+                  .Publish(MakeEvent("first"),
+                           [](const v1::PublishAck&) {
+                             throw std::runtime_error("boom");
+                           })
+                  .ok());
+  absl::StatusOr<v1::PublishAck> second =
+      client.PublishAndWait(MakeEvent("second"), kWait);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_TRUE(client.attached());
+}
+
+}  // namespace
+}  // namespace imbridge::adapters

@@ -465,6 +465,50 @@ TEST_F(WebhookServerTest, HandlerExceptionIs500) {
       Fetch(port(), Request(http::verb::get, "/throws"));
   ASSERT_TRUE(response.ok()) << response.status();
   EXPECT_EQ(response->result_int(), 500);
+  EXPECT_EQ(ErrorCode(*response), "internal");
+  // The server goes on.
+  response = Fetch(port(), Request(http::verb::post, "/slack/events", "{}"));
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->result_int(), 200);
+}
+
+TEST_F(WebhookServerTest, TextBodyThatIsNotUtf8Is400) {
+  StartServer();
+  for (const char* type :
+       {"application/json", "application/json; charset=utf-8",
+        "application/vnd.api+json", "text/plain",
+        "application/x-www-form-urlencoded"}) {
+    auto request =
+        Request(http::verb::post, "/slack/events", "{\"text\": \"caf\xC3(\"}");
+    request.set(http::field::content_type, type);
+    absl::StatusOr<Response> response = Fetch(port(), std::move(request));
+    ASSERT_TRUE(response.ok()) << response.status();
+    EXPECT_EQ(response->result_int(), 400) << type;
+    EXPECT_EQ(ErrorCode(*response), "invalid_utf8") << type;
+    EXPECT_THAT(response->body(), HasSubstr("at byte 13")) << type;
+  }
+  EXPECT_EQ(recorder_.count(), 0u);
+  EXPECT_EQ(server_->counters().rejected_malformed, 5u);
+
+  // Binary bodies and valid text go to the handler.
+  auto binary =
+      Request(http::verb::post, "/slack/events", std::string("\xFF\xD8", 2));
+  binary.set(http::field::content_type, "image/jpeg");
+  absl::StatusOr<Response> response = Fetch(port(), std::move(binary));
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->result_int(), 200);
+  auto text =
+      Request(http::verb::post, "/slack/events", "{\"text\": \"caf\xC3\xA9\"}");
+  text.set(http::field::content_type, "application/json");
+  response = Fetch(port(), std::move(text));
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->result_int(), 200);
+  EXPECT_EQ(recorder_.count(), 2u);
+}
+
+TEST(JsonErrorBodyTest, ReplacesBytesThatAreNotUtf8) {
+  EXPECT_EQ(JsonErrorBody("bad", "x\xFFy"),
+            "{\"error\":{\"code\":\"bad\",\"message\":\"x\xEF\xBF\xBDy\"}}");
 }
 
 TEST_F(WebhookServerTest, StopAnswersARequestAnsweredWithinTheGrace) {

@@ -3,9 +3,11 @@
 #include "adapters/slack/slack_api.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "adapters/common/delivery_handler.h"
 #include "adapters/common/http_client.h"
 #include "gtest/gtest.h"
+#include "tests/fakes/slack/fake_slack.h"
 
 namespace imbridge::adapters::slack {
 namespace {
@@ -62,6 +64,47 @@ TEST(FileHosts, TokenGoesOnlyToSlackFileHostsAndTheApiHost) {
   auto denied =
       api.DownloadFile("https://evil.example/x", 100, absl::Seconds(1));
   EXPECT_EQ(denied.status().code(), absl::StatusCode::kPermissionDenied);
+}
+
+// The bridge's posts carry their delivery key as message metadata, and
+// FindDelivery finds them by it in the channel or in a thread.
+TEST(FindDelivery, FindsAPostByItsDeliveryKey) {
+  fakes::FakeSlack slack{fakes::FakeSlack::Options()};
+  ASSERT_TRUE(slack.Start().ok());
+  slack.AddChannel("C1", "general");
+  slack.AddUser("U1", "Ann");
+  HttpClient http;
+  SlackApi::Options o;
+  o.base_url = slack.api_base_url();
+  o.bot_token = slack.options().bot_token;
+  SlackApi api(o, &http);
+  absl::Time start = absl::Now() - absl::Seconds(1);
+
+  auto root = api.PostMessage("C1", "root", "Boris", "", "", "key-root");
+  ASSERT_TRUE(root.ok()) << root.status();
+  slack.PostMessage("C1", "U1", "a person's message");
+  auto reply = api.PostMessage("C1", "reply", "Boris", "", *root, "key-reply");
+  ASSERT_TRUE(reply.ok());
+  EXPECT_EQ(slack.Messages("C1")[0].metadata["event_payload"]["key"],
+            "key-root");
+
+  auto found = api.FindDelivery("C1", "", "key-root", start);
+  ASSERT_TRUE(found.ok()) << found.status();
+  EXPECT_EQ(found->value_or(""), *root);
+  auto in_thread = api.FindDelivery("C1", *root, "key-reply", start);
+  ASSERT_TRUE(in_thread.ok());
+  EXPECT_EQ(in_thread->value_or(""), *reply);
+  // Not posted, or posted before `oldest`: not found.
+  auto missing = api.FindDelivery("C1", "", "key-other", start);
+  ASSERT_TRUE(missing.ok());
+  EXPECT_FALSE(missing->has_value());
+  auto too_old =
+      api.FindDelivery("C1", "", "key-root", absl::Now() + absl::Seconds(5));
+  ASSERT_TRUE(too_old.ok());
+  EXPECT_FALSE(too_old->has_value());
+  // Errors of the look-up are Slack's errors.
+  auto no_channel = api.FindDelivery("C9", "", "key-root", start);
+  EXPECT_EQ(no_channel.status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
 }  // namespace

@@ -185,7 +185,7 @@ TEST_F(TeamSpiritDelivererTest, FilesAreUploadedAndAttached) {
   EXPECT_EQ(f->name, "cat.png");
   EXPECT_EQ(f->mime_type, "image/png");
   EXPECT_EQ(m->text,
-            "see picture\n\\[file: big.iso, 5120.0 MB: over the limit\\]");
+            "see picture\n\\[file: big.iso, 5.0 GB: over the limit\\]");
 
   // The router's blob store being down is retryable.
   blob_outage_ = true;

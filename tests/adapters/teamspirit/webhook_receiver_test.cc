@@ -11,7 +11,6 @@
 #include "adapters/common/signature.h"
 #include "adapters/teamspirit/inbound.h"
 #include "adapters/teamspirit/rate_limiter.h"
-#include "common/executor.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/fakes/teamspirit/fake_teamspirit.h"
@@ -27,7 +26,7 @@ constexpr char kSecret[] = "ts-webhook-secret-1";
 constexpr int64_t kNow = 1763719200;
 
 // Records what the receiver hands to the router; acknowledges on demand.
-class FakeSink : public EventSink {
+class FakeSink : public InboundRouter {
  public:
   void Publish(
       v1::Event event,
@@ -59,7 +58,7 @@ class FakeSink : public EventSink {
     return ref;
   }
 
-  void CountRejection(absl::string_view reason) override {
+  void CountRejection(absl::string_view reason) {
     absl::MutexLock lock(&mu_);
     rejections_.emplace_back(reason);
   }
@@ -185,13 +184,16 @@ class TeamSpiritWebhookReceiverTest : public ::testing::Test {
     api.base_url = fake_->api_base_url();
     api.api_key = "key-1";
     api_ = std::make_unique<TeamSpiritApi>(api, &http_, &limiter_);
+    InboundPipeline::Options pipeline_options;
+    pipeline_options.max_file_bytes = 1000;
+    pipeline_ = std::make_unique<InboundPipeline>(pipeline_options, &sink_);
     WebhookReceiver::Options options;
     options.webhook_secret = kSecret;
     options.account = "corp";
-    options.max_file_bytes = 1000;
     options.clock = [] { return absl::FromUnixSeconds(kNow + 120); };
-    receiver_ = std::make_unique<WebhookReceiver>(options, api_.get(), &sink_,
-                                                  &executor_);
+    receiver_ = std::make_unique<WebhookReceiver>(
+        options, api_.get(), pipeline_.get(),
+        [this](absl::string_view reason) { sink_.CountRejection(reason); });
     receiver_->SetBotUserId("u-bot");
   }
 
@@ -201,12 +203,21 @@ class TeamSpiritWebhookReceiverTest : public ::testing::Test {
     return responder;
   }
 
+  void TearDown() override { pipeline_->Stop(); }
+
+  // Sends and waits for the answer.
+  int Answer(HttpRequest request) {
+    auto responder = Send(std::move(request));
+    EXPECT_TRUE(responder->WaitAnswered());
+    return responder->status();
+  }
+
   HttpClient http_;
   RateLimiter limiter_{1000, 1000};
   FakeSink sink_;
-  Executor executor_{2};
   std::unique_ptr<fakes::FakeTeamSpirit> fake_;
   std::unique_ptr<TeamSpiritApi> api_;
+  std::unique_ptr<InboundPipeline> pipeline_;
   std::unique_ptr<WebhookReceiver> receiver_;
 };
 
@@ -310,21 +321,19 @@ TEST_F(TeamSpiritWebhookReceiverTest, MalformedAndUnknownEvents) {
 
 TEST_F(TeamSpiritWebhookReceiverTest, OwnPostsAreNeverMirroredBack) {
   // The bot's own post.
-  EXPECT_EQ(Send(Signed(MessageCreated("evt-1", "u-bot", "copy")))->status(),
-            200);
+  EXPECT_EQ(Answer(Signed(MessageCreated("evt-1", "u-bot", "copy"))), 200);
   // A post under an external user the bridge created (by its id prefix),
   // even if another bot made it.
   std::string authored = absl::StrCat(
       R"({"event_id":"evt-2","type":"message.created","chat":{"id":"c-42"},)",
       R"("user":{"id":"u-other-bot","is_bot":true},"message":{"id":"m-9",)",
       R"("text":"x","author":{"external_id":"imb-slack-T1-U1","name":"A"}}})");
-  EXPECT_EQ(Send(Signed(authored))->status(), 200);
+  EXPECT_EQ(Answer(Signed(authored)), 200);
   // The bot's own presence and edits.
-  EXPECT_EQ(
-      Send(Signed(R"({"event_id":"evt-3","type":"presence.changed",)"
-                  R"("user":{"id":"u-bot"},"presence":{"status":"away"}})"))
-          ->status(),
-      200);
+  EXPECT_EQ(Answer(Signed(R"({"event_id":"evt-3","type":"presence.changed",)"
+                          R"("user":{"id":"u-bot"},"presence":)"
+                          R"({"status":"away"}})")),
+            200);
   EXPECT_THAT(sink_.events(), IsEmpty());
   EXPECT_THAT(sink_.rejections(),
               ElementsAre("own_post", "own_post", "own_post"));
@@ -334,8 +343,10 @@ TEST_F(TeamSpiritWebhookReceiverTest, OwnPostsAreNeverMirroredBack) {
       R"({"event_id":"evt-4","type":"message.created","chat":{"id":"c-42"},)",
       R"("user":{"id":"u-jira","is_bot":true},"message":{"id":"m-10",)",
       R"("text":"x","author":{"external_id":"jira-42","name":"Jira"}}})");
-  Send(Signed(foreign));
+  auto mirrored = Send(Signed(foreign));
   EXPECT_TRUE(sink_.WaitForEvents(1));
+  sink_.AckAll(v1::PublishAck::ACCEPTED);
+  EXPECT_EQ(mirrored->status(), 200);
 }
 
 TEST_F(TeamSpiritWebhookReceiverTest, UnknownBotIdentityAsksForARetry) {
@@ -345,16 +356,25 @@ TEST_F(TeamSpiritWebhookReceiverTest, UnknownBotIdentityAsksForARetry) {
 }
 
 TEST_F(TeamSpiritWebhookReceiverTest, OtherEventKinds) {
-  Send(Signed(R"({"event_id":"e1","type":"message.updated","chat":{"id":"c"},)"
-              R"("user":{"id":"u-7"},"message":{"id":"m-1","text":"_new_"}})"));
-  Send(Signed(R"({"event_id":"e2","type":"message.deleted","chat":{"id":"c"},)"
-              R"("user":{"id":"u-7"},"message":{"id":"m-1"}})"));
-  Send(Signed(R"({"event_id":"e3","type":"presence.changed","user":)"
-              R"({"id":"u-7","name":"Ivan"},"presence":{"status":"dnd",)"
-              R"("text":"In a meeting"}})"));
-  Send(Signed(R"({"event_id":"e4","type":"member.left","chat":{"id":"c"},)"
-              R"("user":{"id":"u-7"}})"));
-  ASSERT_TRUE(sink_.WaitForEvents(4));
+  // Events of one chat are published one after another, each once the
+  // previous one was acknowledged.
+  std::vector<std::string> bodies = {
+      R"({"event_id":"e1","type":"message.updated","chat":{"id":"c"},)"
+      R"("user":{"id":"u-7"},"message":{"id":"m-1","text":"_new_"}})",
+      R"({"event_id":"e2","type":"message.deleted","chat":{"id":"c"},)"
+      R"("user":{"id":"u-7"},"message":{"id":"m-1"}})",
+      R"({"event_id":"e3","type":"presence.changed","user":)"
+      R"({"id":"u-7","name":"Ivan"},"presence":{"status":"dnd",)"
+      R"("text":"In a meeting"}})",
+      R"({"event_id":"e4","type":"member.left","chat":{"id":"c"},)"
+      R"("user":{"id":"u-7"}})"};
+  for (size_t i = 0; i < bodies.size(); ++i) {
+    auto r = Send(Signed(bodies[i]));
+    ASSERT_TRUE(sink_.WaitForEvents(i + 1));
+    sink_.AckAll(v1::PublishAck::ACCEPTED);
+    ASSERT_TRUE(r->WaitAnswered());
+    EXPECT_EQ(r->status(), 200);
+  }
   std::vector<v1::Event> e = sink_.events();
   ASSERT_TRUE(e[0].has_edited());
   EXPECT_EQ(e[0].edited().message_id(), "m-1");

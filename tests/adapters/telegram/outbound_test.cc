@@ -45,7 +45,8 @@ class OutboundTest : public ::testing::Test {
           if (it == blobs_.end()) return absl::NotFoundError("no blob");
           if (it->second.size() > max) return absl::OutOfRangeError("too big");
           return it->second;
-        });
+        },
+        journal_.get(), OpenSendPolicy::kAtLeastOnce);
     group_ = fake_.CreateChat("supergroup", "Team");
   }
 
@@ -69,6 +70,8 @@ class OutboundTest : public ::testing::Test {
   HttpClient http_;
   std::unique_ptr<BotApi> api_;
   ChatAliases aliases_{""};
+  std::unique_ptr<DeliveryJournal> journal_ =
+      *DeliveryJournal::Open(DeliveryJournal::Options());
   std::unique_ptr<RateLimiter> limiter_;
   std::unique_ptr<Outbound> outbound_;
   std::map<std::string, std::string> blobs_;

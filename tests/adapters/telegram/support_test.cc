@@ -7,6 +7,7 @@
 #include "adapters/common/delivery_handler.h"
 #include "adapters/telegram/chat_aliases.h"
 #include "adapters/telegram/rate_limiter.h"
+#include "adapters/telegram/telegram_adapter.h"
 #include "adapters/telegram/telegram_api.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -213,6 +214,25 @@ TEST(RateLimiterTest, PerBotLimitSpansChats) {
             absl::Milliseconds(500));
   EXPECT_EQ(limiter.Reserve("other", "3", false, t, &granted),
             absl::ZeroDuration());
+}
+
+TEST(OpenSendPolicy, OnlyTheTwoPoliciesAreAccepted) {
+  v1::TelegramAdapterConfig config;
+  config.mutable_router()->set_address("127.0.0.1:7700");
+  config.mutable_router()->set_token("router-token-0123456789");
+  v1::TelegramAccount* account = config.add_accounts();
+  account->set_name("main");
+  account->set_token("123456:secret-part");
+  account->set_mode(v1::TelegramAccount::POLLING);
+  EXPECT_TRUE(ValidateTelegramConfig("t.yaml", config).ok());
+  for (const char* policy : {"at_least_once", "at_most_once"}) {
+    config.set_open_send_policy(policy);
+    EXPECT_TRUE(ValidateTelegramConfig("t.yaml", config).ok()) << policy;
+  }
+  config.set_open_send_policy("exactly_once");
+  absl::Status bad = ValidateTelegramConfig("t.yaml", config);
+  EXPECT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.message()), HasSubstr("open_send_policy"));
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "tests/fakes/slack/fake_slack.h"
 
+#include <algorithm>
+#include <cstdlib>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -218,6 +220,7 @@ FakeSlack::FakeSlack(Options options) : options_(std::move(options)) {
   adapters::WebhookServer::Options server;
   server.max_body_bytes = 64 << 20;
   server.threads = 4;
+  server.port = options_.port;
   server_ = std::make_unique<adapters::WebhookServer>(server);
   server_->HandlePrefix(
       "POST", "/api/",
@@ -268,6 +271,12 @@ void FakeSlack::Stop() {
     stopping_ = true;
   }
   if (echo_thread_.joinable()) echo_thread_.join();
+  std::vector<std::thread> delayed;
+  {
+    absl::MutexLock lock(&mu_);
+    delayed.swap(delayed_);
+  }
+  for (std::thread& t : delayed) t.join();
   ws_->Stop();
   server_->Stop();
 }
@@ -381,6 +390,7 @@ json FakeSlack::MessageJson(const FakeSlackMessage& m) const {
     }
   }
   if (!m.thread_ts.empty()) j["thread_ts"] = m.thread_ts;
+  if (!m.metadata.is_null()) j["metadata"] = m.metadata;
   if (!m.file_ids.empty()) {
     j["files"] = json::array();
     for (const auto& id : m.file_ids) {
@@ -427,6 +437,7 @@ void FakeSlack::ServeApi(
   json answer;
   int status = 200;
   adapters::HttpHeaderList headers;
+  const absl::Duration delay = slow_.For(method);
   {
     absl::MutexLock lock(&mu_);
     calls_.push_back({method, args, token});
@@ -455,10 +466,16 @@ void FakeSlack::ServeApi(
       for (auto& e : echoes) echo_queue_.push_back(std::move(e));
     }
   }
-  responder->Respond(status, "application/json; charset=utf-8", answer.dump(),
-                     std::move(headers));
+  slow_.Respond(responder, delay, status, "application/json; charset=utf-8",
+                answer.dump(), std::move(headers));
   Notify(changes);
 }
+
+void FakeSlack::DelayAnswers(const std::string& method, absl::Duration delay) {
+  slow_.Set(method, delay);
+}
+
+int FakeSlack::delayed_answers_pending() const { return slow_.pending(); }
 
 json FakeSlack::Call(const std::string& method, const json& args,
                      std::vector<json>* echoes,
@@ -517,6 +534,19 @@ json FakeSlack::Call(const std::string& method, const json& args,
     m.icon_url = Arg(args, "icon_url");
     m.text = text;
     m.thread_ts = Arg(args, "thread_ts");
+    auto metadata = args.find("metadata");
+    if (metadata != args.end()) {
+      // JSON bodies carry an object; form bodies a JSON string.
+      m.metadata = metadata->is_string()
+                       ? json::parse(metadata->get<std::string>(), nullptr,
+                                     /*allow_exceptions=*/false)
+                       : *metadata;
+      if (!m.metadata.is_object() ||
+          !m.metadata.value("event_type", json()).is_string() ||
+          !m.metadata.value("event_payload", json()).is_object()) {
+        return Error("invalid_metadata_format");
+      }
+    }
     messages_.push_back(m);
     json event = MessageJson(m);
     event["channel"] = channel;
@@ -527,6 +557,49 @@ json FakeSlack::Call(const std::string& method, const json& args,
     json message = MessageJson(m);
     return {
         {"ok", true}, {"channel", channel}, {"ts", m.ts}, {"message", message}};
+  }
+  if (method == "conversations.history" || method == "conversations.replies") {
+    std::string channel = Arg(args, "channel");
+    if (channels_.find(channel) == channels_.end()) {
+      return Error("channel_not_found");
+    }
+    const bool replies = method == "conversations.replies";
+    const std::string parent = Arg(args, "ts");
+    if (replies && FindMessage(channel, parent) == nullptr) {
+      return Error("thread_not_found");
+    }
+    const double oldest = std::atof(Arg(args, "oldest").c_str());
+    const bool with_metadata = Arg(args, "include_all_metadata") == "true" ||
+                               Arg(args, "include_all_metadata") == "1";
+    size_t limit = static_cast<size_t>(std::atoi(Arg(args, "limit").c_str()));
+    if (limit == 0 || limit > 1000) limit = 100;
+    const size_t from =
+        static_cast<size_t>(std::atoi(Arg(args, "cursor").c_str()));
+    // history: top-level messages, newest first; replies: the thread, oldest
+    // first.
+    std::vector<const FakeSlackMessage*> found;
+    for (const auto& m : messages_) {
+      if (m.channel != channel || m.deleted) continue;
+      if (std::atof(m.ts.c_str()) < oldest) continue;
+      bool top = m.thread_ts.empty() || m.thread_ts == m.ts;
+      if (replies ? (m.ts != parent && m.thread_ts != parent) : !top) {
+        continue;
+      }
+      found.push_back(&m);
+    }
+    if (!replies) std::reverse(found.begin(), found.end());
+    json list = json::array();
+    for (size_t i = from; i < found.size() && i < from + limit; ++i) {
+      json j = MessageJson(*found[i]);
+      if (!with_metadata) j.erase("metadata");
+      list.push_back(std::move(j));
+    }
+    bool more = from + limit < found.size();
+    return {{"ok", true},
+            {"messages", list},
+            {"has_more", more},
+            {"response_metadata",
+             {{"next_cursor", more ? std::to_string(from + limit) : ""}}}};
   }
   if (method == "chat.update" || method == "chat.delete") {
     std::string channel = Arg(args, "channel");
@@ -709,7 +782,27 @@ void FakeSlack::ServeFile(
     responder->Respond(302, "text/plain", "", {{"Location", redirect}});
     return;
   }
+  {
+    absl::MutexLock lock(&mu_);
+    if (download_delay_ > absl::ZeroDuration() && !stopping_) {
+      delayed_.emplace_back([this, responder, mimetype,
+                             content = std::move(content),
+                             until = absl::Now() + download_delay_] {
+        {
+          absl::MutexLock lock(&mu_);
+          mu_.AwaitWithDeadline(absl::Condition(&stopping_), until);
+        }
+        responder->Respond(200, mimetype, content);
+      });
+      return;
+    }
+  }
   responder->Respond(200, mimetype, std::move(content));
+}
+
+void FakeSlack::DelayDownloads(absl::Duration delay) {
+  absl::MutexLock lock(&mu_);
+  download_delay_ = delay;
 }
 
 int FakeSlack::Emit(const json& callback, int retry_num,

@@ -18,6 +18,7 @@
 #include "adapters/common/webhook_server.h"
 #include "nlohmann/json.hpp"
 #include "tests/fakes/slack/events_sender.h"
+#include "tests/fakes/slow_answers.h"
 
 namespace imbridge::fakes {
 
@@ -32,6 +33,8 @@ struct FakeSlackMessage {
   std::string text;      // mrkdwn as stored.
   std::string thread_ts;
   std::vector<std::string> file_ids;
+  // chat.postMessage `metadata` ({event_type, event_payload}); null if none.
+  nlohmann::json metadata;
   bool deleted = false;
   int edits = 0;
 };
@@ -68,7 +71,8 @@ struct FakeSlackChange {
 };
 
 // A fake Slack workspace for tests and the sandbox: the Web API the adapter
-// calls (auth.test, bots.info, chat.postMessage/update/delete, users.info,
+// calls (auth.test, bots.info, chat.postMessage/update/delete (with message
+// metadata), conversations.history/replies, users.info,
 // users.getPresence, files.getUploadURLExternal + the upload URL +
 // files.completeUploadExternal, files.delete, apps.connections.open), the
 // private file host (bearer token required), the Events API sender (signed
@@ -96,13 +100,15 @@ class FakeSlack {
     std::string app_id = "AAPP";
     // Report the app's own posts back as events, as Slack does.
     bool echo_app_posts = true;
+    // Port of the Web API (and file host); 0 picks a free one.
+    uint16_t port = 0;
   };
 
   explicit FakeSlack(Options options);
   ~FakeSlack();  // Calls Stop().
 
-  // Starts the Web API (and file host) and the WebSocket endpoint on
-  // 127.0.0.1, port 0.
+  // Starts the Web API (and file host) on 127.0.0.1, options.port, and the
+  // WebSocket endpoint on 127.0.0.1, port 0.
   absl::Status Start();
   void Stop();
 
@@ -154,6 +160,10 @@ class FakeSlack {
   // The signed-request sender (for bad-input tests).
   SlackEventsSender sender() const;
 
+  // Downloads of files (GET of url_private_download) are answered `delay`
+  // after the request came (a slow download); zero (the default) at once.
+  void DelayDownloads(absl::Duration delay);
+
   // Files hosted elsewhere: a GET of this file's url_private_download
   // redirects (302) to `location`.
   void RedirectFile(const std::string& file_id, const std::string& location);
@@ -177,6 +187,12 @@ class FakeSlack {
   // (429 adds Retry-After: `retry_after_seconds`) with ok:false and `error`.
   void FailNext(const std::string& method, int n, int http_status,
                 const std::string& error, int retry_after_seconds = 0);
+
+  // Slowness injection: calls of `method` take effect at once but are
+  // answered `delay` later (zero: at once), as when Slack is slow to answer.
+  void DelayAnswers(const std::string& method, absl::Duration delay);
+  // Calls answered late that have not been answered yet.
+  int delayed_answers_pending() const;
 
   // Socket Mode observations.
   bool socket_connected() const;
@@ -242,12 +258,16 @@ class FakeSlack {
   std::map<std::string, std::string> callbacks_ ABSL_GUARDED_BY(mu_);
   std::vector<FakeSlackCall> calls_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, Failure> failures_ ABSL_GUARDED_BY(mu_);
+  SlowAnswers slow_;
   std::vector<std::function<void(const FakeSlackChange&)>> subscribers_
       ABSL_GUARDED_BY(mu_);
   std::deque<nlohmann::json> echo_queue_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> acked_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::string> envelope_events_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Duration download_delay_ ABSL_GUARDED_BY(mu_);
+  // Threads that send delayed downloads; joined by Stop().
+  std::vector<std::thread> delayed_ ABSL_GUARDED_BY(mu_);
   uint64_t counter_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t last_ts_micros_ ABSL_GUARDED_BY(mu_) = 0;
   std::thread echo_thread_;

@@ -217,6 +217,12 @@ void FakeTeamSpirit::Stop() {
     }
   }
   if (sender_.joinable()) sender_.join();
+  std::vector<std::thread> delayed;
+  {
+    absl::MutexLock lock(&mu_);
+    delayed.swap(delayed_);
+  }
+  for (std::thread& t : delayed) t.join();
   server_->Stop();
 }
 
@@ -625,6 +631,20 @@ void FakeTeamSpirit::HandleApi(HttpRequest request,
     if (answer.status == 0) {
       held_ = responder;
       held_ready_ = true;
+      return;
+    }
+    bool download = request.method == "GET" && segments.size() == 3 &&
+                    segments[0] == "files" && segments[2] == "content";
+    if (download && download_delay_ > absl::ZeroDuration() && !stopping_) {
+      delayed_.emplace_back(
+          [this, responder, answer, until = absl::Now() + download_delay_] {
+            {
+              absl::MutexLock lock(&mu_);
+              mu_.AwaitWithDeadline(absl::Condition(&stopping_), until);
+            }
+            responder->Respond(answer.status, answer.content_type, answer.body,
+                               answer.headers);
+          });
       return;
     }
   }
@@ -1170,6 +1190,11 @@ void FakeTeamSpirit::HoldNextPost() {
 bool FakeTeamSpirit::WaitForHeld(absl::Duration timeout) const {
   absl::MutexLock lock(&mu_);
   return mu_.AwaitWithTimeout(absl::Condition(&held_ready_), timeout);
+}
+
+void FakeTeamSpirit::DelayDownloads(absl::Duration delay) {
+  absl::MutexLock lock(&mu_);
+  download_delay_ = delay;
 }
 
 void FakeTeamSpirit::ReleaseHeld() {

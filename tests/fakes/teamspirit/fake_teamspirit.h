@@ -258,6 +258,9 @@ class FakeTeamSpirit {
   bool WaitForHeld(absl::Duration timeout = absl::Seconds(30)) const;
   // Sends the held answer (to a connection that may be gone).
   void ReleaseHeld();
+  // Answers to file downloads (GET /files/{id}/content) are sent `delay`
+  // after the request came (a slow download); zero (the default) at once.
+  void DelayDownloads(absl::Duration delay);
 
  private:
   struct Bot {
@@ -365,6 +368,9 @@ class FakeTeamSpirit {
   std::string webhook_secret_ ABSL_GUARDED_BY(mu_);
   std::deque<OutgoingWebhook> outgoing_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Duration download_delay_ ABSL_GUARDED_BY(mu_);
+  // Threads that send delayed download answers; joined by Stop().
+  std::vector<std::thread> delayed_ ABSL_GUARDED_BY(mu_);
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 0;
 
   absl::Mutex listeners_mu_;

@@ -219,7 +219,7 @@ FakeTelegram::~FakeTelegram() { Stop(); }
 absl::Status FakeTelegram::Start() {
   adapters::WebhookServer::Options o;
   o.host = "127.0.0.1";
-  o.port = 0;
+  o.port = options_.port;
   o.max_body_bytes = options_.max_body_bytes;
   o.request_timeout = absl::Seconds(120);
   o.stop_grace = absl::Seconds(1);
@@ -244,7 +244,18 @@ void FakeTelegram::Stop() {
     stopping_ = true;
   }
   if (pump_.joinable()) pump_.join();
+  std::vector<std::thread> delayed;
+  {
+    absl::MutexLock lock(&mu_);
+    delayed.swap(delayed_);
+  }
+  for (std::thread& t : delayed) t.join();
   if (server_ != nullptr) server_->Stop();
+}
+
+void FakeTelegram::DelayDownloads(absl::Duration delay) {
+  absl::MutexLock lock(&mu_);
+  download_delay_ = delay;
 }
 
 uint16_t FakeTelegram::port() const {
@@ -710,6 +721,20 @@ void FakeTelegram::Serve(HttpRequest request,
       }
     }
     if (found) {
+      absl::MutexLock lock(&mu_);
+      if (download_delay_ > absl::ZeroDuration() && !stopping_) {
+        delayed_.emplace_back([this, responder, content = std::move(content),
+                               until = absl::Now() + download_delay_] {
+          {
+            absl::MutexLock lock(&mu_);
+            mu_.AwaitWithDeadline(absl::Condition(&stopping_), until);
+          }
+          responder->Respond(200, "application/octet-stream", content);
+        });
+        return;
+      }
+    }
+    if (found) {
       responder->Respond(200, "application/octet-stream", std::move(content));
     } else {
       responder->Respond(404, "application/json",
@@ -770,8 +795,14 @@ void FakeTelegram::Serve(HttpRequest request,
   }
   Notify({"call", 0, 0, method});
   if (!deferred) {
-    responder->Respond(answer.status, "application/json", answer.body.dump());
+    slow_.Respond(responder, slow_.For(method), answer.status,
+                  "application/json", answer.body.dump());
   }
+}
+
+void FakeTelegram::DelayAnswers(const std::string& method,
+                                absl::Duration delay) {
+  slow_.Set(method, delay);
 }
 
 FakeTelegram::Answer FakeTelegram::Dispatch(

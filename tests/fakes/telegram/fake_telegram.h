@@ -19,6 +19,7 @@
 #include "adapters/common/http_client.h"
 #include "adapters/common/webhook_server.h"
 #include "nlohmann/json.hpp"
+#include "tests/fakes/slow_answers.h"
 
 namespace imbridge::fakes {
 
@@ -61,6 +62,8 @@ class FakeTelegram {
     absl::Duration webhook_retry_delay = absl::Milliseconds(200);
     // Largest request accepted (uploads).
     size_t max_body_bytes = 64 << 20;
+    // Port of the Bot API on 127.0.0.1; 0 picks a free one.
+    uint16_t port = 0;
   };
 
   // A person (or bot) on the fake Telegram.
@@ -199,6 +202,14 @@ class FakeTelegram {
 
   // The next `count` calls of `method` fail with `failure`.
   void FailNext(const std::string& method, int count, Failure failure);
+  // Slowness injection: calls of `method` take effect at once but are
+  // answered `delay` later (zero: at once), as when Telegram is slow.
+  void DelayAnswers(const std::string& method, absl::Duration delay);
+  // Calls answered late that have not been answered yet.
+  int delayed_answers_pending() const { return slow_.pending(); }
+  // File downloads (GET /file/bot<token>/...) are answered `delay` after
+  // the request came (a slow download); zero (the default) at once.
+  void DelayDownloads(absl::Duration delay);
 
   // Inspection.
   std::vector<ApiCall> calls() const;
@@ -309,6 +320,9 @@ class FakeTelegram {
 
   mutable absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Duration download_delay_ ABSL_GUARDED_BY(mu_);
+  // Threads that send delayed downloads; joined by Stop().
+  std::vector<std::thread> delayed_ ABSL_GUARDED_BY(mu_);
   int64_t next_update_id_ ABSL_GUARDED_BY(mu_) = 700000001;
   int64_t next_user_id_ ABSL_GUARDED_BY(mu_) = 5000001;
   int64_t next_chat_seq_ ABSL_GUARDED_BY(mu_) = 1;
@@ -325,6 +339,7 @@ class FakeTelegram {
   std::vector<ApiCall> calls_ ABSL_GUARDED_BY(mu_);
   std::vector<WebhookAttempt> attempts_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::deque<Failure>> failures_ ABSL_GUARDED_BY(mu_);
+  SlowAnswers slow_;
   uint64_t version_ ABSL_GUARDED_BY(mu_) = 0;
   std::map<int, std::function<void(const Change&)>> subscribers_
       ABSL_GUARDED_BY(mu_);

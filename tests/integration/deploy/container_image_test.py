@@ -39,8 +39,8 @@ class ContainerImageTest(unittest.TestCase):
         env = dict(os.environ, BUILDAH_OPTS=" ".join(cls.storage))
         out = subprocess.run(
             [os.path.join(SOURCE, "deploy/container/build-image.sh"), "--build-dir",
-             BUILD, "--tag", TAG], env=env, capture_output=True, text=True,
-            timeout=900)
+             BUILD, "--tag", TAG, "--archive", os.path.join(cls.tmp, "image.tar")],
+            env=env, capture_output=True, text=True, timeout=900)
         if out.returncode != 0:
             raise AssertionError("build-image.sh failed:\n%s%s" % (out.stdout, out.stderr))
 
@@ -85,6 +85,26 @@ class ContainerImageTest(unittest.TestCase):
         out = self.podman("run", "--rm", *PODMAN_RUN, TAG, "/bin/sh", "-c", "true",
                           check=False)
         self.assertNotEqual(out.returncode, 0)
+
+    def test_1b_archive_loads_elsewhere(self):
+        """--archive writes an OCI archive that another storage can load."""
+        archive = os.path.join(self.tmp, "image.tar")
+        other = ["--root", os.path.join(self.tmp, "other-storage"), "--runroot",
+                 os.path.join(self.tmp, "other-run"), "--storage-driver", "vfs"]
+        try:
+            out = subprocess.run(["podman"] + other + ["load", "--input", archive],
+                                 capture_output=True, text=True, timeout=300)
+            self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+            out = subprocess.run(["podman"] + other + ["run", "--rm", "--read-only"]
+                                 + PODMAN_RUN + [TAG, "imbridgectl", "--help"],
+                                 capture_output=True, text=True, timeout=120)
+            self.assertIn("imbridgectl", out.stdout + out.stderr)
+            self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+        finally:
+            subprocess.run(["podman"] + other + ["rmi", "--all", "--force"],
+                           capture_output=True, timeout=120)
+            subprocess.run(["umount", "-R", os.path.join(self.tmp, "other-storage")],
+                           capture_output=True)
 
     def test_2_router_read_only_as_10001_answers_readyz(self):
         data = os.path.join(self.tmp, "data")

@@ -7,7 +7,9 @@ what a cluster would: every document parses, kinds and apiVersions, a
 minimal Kubernetes schema of every field the chart uses (unknown fields are
 errors, so a misspelt key fails), that Services select pods and name their
 ports, probes on /healthz and /readyz, the router's volume claim, Secrets as
-mounted files, the ServiceMonitor behind its value, values.schema.json, and
+mounted files, the built-in kinds against the Kubernetes API's own models
+(python3-kubernetes: every field known, of the right type, required ones
+present), the ServiceMonitor behind its value, values.schema.json, and
 that the configs the ConfigMaps carry pass the real binaries'
 --check-config.
 """
@@ -22,6 +24,7 @@ import tempfile
 import unittest
 
 import jsonschema
+import kubernetes.client
 import yaml
 
 SOURCE = os.environ["IMBRIDGE_SOURCE_DIR"]
@@ -157,6 +160,53 @@ SCHEMAS = {
 }
 
 
+# The Kubernetes API's own models (Debian's python3-kubernetes, API 1.22):
+# the built-in kinds are also checked against them.
+K8S_MODELS = {
+    ("v1", "ConfigMap"): "V1ConfigMap",
+    ("v1", "Service"): "V1Service",
+    ("apps/v1", "Deployment"): "V1Deployment",
+    ("apps/v1", "StatefulSet"): "V1StatefulSet",
+}
+
+
+def k8s_model_errors(value, type_name, path="$"):
+    """Fields of `value` unknown to the model `type_name`, or of a wrong type."""
+    errors = []
+    if type_name.startswith("list["):
+        if not isinstance(value, list):
+            return ["%s: expected a list" % path]
+        for i, item in enumerate(value):
+            errors += k8s_model_errors(item, type_name[5:-1], "%s[%d]" % (path, i))
+        return errors
+    if type_name.startswith("dict("):
+        if not isinstance(value, dict):
+            return ["%s: expected a map" % path]
+        inner = type_name[type_name.index(",") + 1:-1].strip()
+        for key, item in value.items():
+            errors += k8s_model_errors(item, inner, "%s.%s" % (path, key))
+        return errors
+    simple = {"str": str, "int": int, "bool": bool, "float": (int, float)}
+    if type_name in simple:
+        if not isinstance(value, simple[type_name]) or (
+                type_name == "int" and isinstance(value, bool)):
+            return ["%s: expected %s, got %r" % (path, type_name, value)]
+        return []
+    if type_name == "object":  # IntOrString, Quantity and the like
+        return []
+    model = getattr(kubernetes.client, type_name)
+    if not isinstance(value, dict):
+        return ["%s: expected a %s" % (path, type_name)]
+    by_json = {json_name: attr for attr, json_name in model.attribute_map.items()}
+    for key, item in value.items():
+        if key not in by_json:
+            errors.append("%s.%s: not a field of %s" % (path, key, type_name))
+        else:
+            errors += k8s_model_errors(item, model.openapi_types[by_json[key]],
+                                       "%s.%s" % (path, key))
+    return errors
+
+
 def object_schema(api_version, kind):
     schema = {"type": "object", "additionalProperties": False,
               "required": ["apiVersion", "kind", "metadata"],
@@ -173,8 +223,9 @@ class HelmChartTest(unittest.TestCase):
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="helm-test-")
         cls.renderer = os.path.join(cls.tmp, "helm_render")
+        # Offline, from Debian's Go packages (GOPATH mode); no $HOME needed.
         env = dict(os.environ, GO111MODULE="off", GOPATH="/usr/share/gocode",
-                   GOCACHE=os.path.join(BUILD, "go-cache"), GOFLAGS="")
+                   GOENV="off", GOFLAGS="", GOCACHE=os.path.join(BUILD, "go-cache"))
         subprocess.run(["go", "build", "-o", cls.renderer, "."],
                        cwd=os.path.join(HERE, "helm_render"), env=env, check=True,
                        timeout=300)
@@ -212,6 +263,11 @@ class HelmChartTest(unittest.TestCase):
             key = (doc.get("apiVersion"), doc.get("kind"))
             self.assertIn(key, SCHEMAS, "unexpected %s" % (key,))
             jsonschema.validate(doc, object_schema(*key))
+            if key in K8S_MODELS:
+                self.assertEqual(k8s_model_errors(doc, K8S_MODELS[key]), [])
+                # Required fields: the models refuse to be built without them.
+                kubernetes.client.ApiClient()._ApiClient__deserialize(
+                    doc, K8S_MODELS[key])
             by_kind.setdefault(doc["kind"], {})[doc["metadata"]["name"]] = doc
             self.assertEqual(doc["metadata"]["labels"]["app.kubernetes.io/instance"],
                              "bridge")

@@ -2,12 +2,15 @@
 // binaries, a fake Slack workspace (tests/fakes/slack) and a TestAdapter on
 // another platform ("beta", the peer) as the other side of the link.
 
+#include <algorithm>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "adapters/common/http_client.h"
@@ -26,6 +29,9 @@ namespace {
 using fakes::FakeSlack;
 using fakes::FakeSlackMessage;
 using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::Not;
 using ::testing::SizeIs;
 
 constexpr char kToken[] = "slack-integration-token-0123456789";
@@ -46,25 +52,32 @@ v1::Event BorisPost(const std::string& id, const std::string& text,
   return e;
 }
 
-std::string RouterConfig() {
+// Links Slack channel C<i> with beta chat B<i>, for i in 1..chats.
+std::string RouterConfig(int chats = 1) {
+  std::string links;
+  for (int i = 1; i <= chats; ++i) {
+    absl::StrAppend(&links, "  - name: office", i == 1 ? "" : absl::StrCat(i),
+                    "\n    members:\n",
+                    "      - {platform: slack, account: "
+                    "work, chat_id: C",
+                    i, "}\n", "      - {platform: beta, account: b, chat_id: B",
+                    i, "}\n");
+  }
   return absl::StrCat("adapters:\n  - {name: tests, token: ", kToken, "}\n",
-                      R"(links:
-  - name: office
-    members:
-      - {platform: slack, account: work, chat_id: C1}
-      - {platform: beta, account: b, chat_id: B1}
-store: {durability: normal}
+                      "links:\n", links, R"(store: {durability: normal}
 dispatch: {initial_backoff_ms: 100, max_backoff_ms: 2000}
 )");
 }
 
 std::string AdapterConfig(const FakeSlack& slack, const std::string& router,
-                          bool socket_mode = false) {
+                          bool socket_mode = false,
+                          const std::string& state_dir = "") {
   std::string mode = socket_mode ? "socket" : "http";
   return absl::StrCat(
-      "router: {address: \"", router, "\", token: ", kToken,
-      "}\nlog_level: debug\naccounts:\n  - name: work\n", "    mode: ", mode,
-      "\n", "    bot_token: ", slack.options().bot_token, "\n",
+      "router: {address: \"", router, "\", token: ", kToken, "}\n",
+      state_dir.empty() ? "" : absl::StrCat("state_dir: \"", state_dir, "\"\n"),
+      "log_level: debug\naccounts:\n  - name: work\n", "    mode: ", mode, "\n",
+      "    bot_token: ", slack.options().bot_token, "\n",
       "    signing_secret: ", slack.options().signing_secret, "\n",
       "    app_token: ", slack.options().app_token, "\n",
       "    api_base_url: \"", slack.api_base_url(), "\"\n",
@@ -94,8 +107,11 @@ class SlackIntegrationTest : public ::testing::Test {
   // Starts the adapter and waits until /readyz says it is attached and
   // identified.
   void StartAdapter(bool socket_mode = false, bool wait_ready = true) {
-    adapter_ = std::make_unique<AdapterProcess>(
-        kAdapterBinary, AdapterConfig(slack_, router_->address(), socket_mode));
+    if (adapter_ == nullptr) {
+      adapter_ = std::make_unique<AdapterProcess>(
+          kAdapterBinary,
+          AdapterConfig(slack_, router_->address(), socket_mode, state_dir_));
+    }
     ASSERT_TRUE(adapter_->Start().ok());
     slack_.SetEventsUrl(
         absl::StrCat(adapter_->base_url(), "/slack/work/events"));
@@ -153,6 +169,8 @@ class SlackIntegrationTest : public ::testing::Test {
   }
 
   FakeSlack slack_{FakeSlack::Options()};
+  // The adapter's state_dir ("": none, the journal is in memory).
+  std::string state_dir_;
   std::unique_ptr<RouterProcess> router_;
   std::unique_ptr<AdapterProcess> adapter_;
   std::unique_ptr<TestAdapter> peer_;
@@ -252,6 +270,77 @@ TEST_F(SlackIntegrationTest, PeerMessagesEditsThreadsDeletesReachSlack) {
   EXPECT_THAT(slack_.Calls("chat.postMessage"), SizeIs(2));
 }
 
+// The texts of the bridge's posts in `channel`.
+std::vector<std::string> BotTexts(const FakeSlack& slack,
+                                  const std::string& channel) {
+  std::vector<std::string> out;
+  for (const auto& m : slack.Messages(channel)) {
+    if (m.bot_id == slack.options().bot_id && !m.deleted) out.push_back(m.text);
+  }
+  return out;
+}
+
+// kill -9 of the adapter while 20 sends are in flight (Slack has taken some
+// posts but not answered yet), then a restart: the journal and Slack's
+// message metadata make each message appear exactly once.
+TEST_F(SlackIntegrationTest, KilledWhileSendingPostsEachMessageExactlyOnce) {
+  constexpr int kChats = 4;
+  constexpr int kMessages = 20;
+  router_ = std::make_unique<RouterProcess>(RouterConfig(kChats));
+  ASSERT_TRUE(router_->Start().ok()) << router_->ReadLog();
+  for (int c = 2; c <= kChats; ++c) {
+    slack_.AddChannel(absl::StrCat("C", c), absl::StrCat("room", c));
+  }
+  state_dir_ = MakeTempDir("slack-state");
+  // Slack stores each post at once but answers it late, so that posts are
+  // in flight when the adapter dies.
+  slack_.DelayAnswers("chat.postMessage", absl::Milliseconds(1500));
+  StartPeer();
+  StartAdapter();
+  for (int i = 0; i < kMessages; ++i) {
+    peer_->Post(absl::StrCat("B", i % kChats + 1),
+                absl::StrFormat("crash %02d", i));
+  }
+  auto posted = [&] {
+    size_t n = 0;
+    for (int c = 1; c <= kChats; ++c) {
+      n += BotTexts(slack_, absl::StrCat("C", c)).size();
+    }
+    return n;
+  };
+  absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (posted() < 6 || slack_.delayed_answers_pending() == 0) {
+    ASSERT_LT(absl::Now(), deadline) << adapter_->ReadLog();
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  adapter_->Kill();
+  const size_t posted_at_kill = posted();
+  ASSERT_LT(posted_at_kill, static_cast<size_t>(kMessages));
+
+  slack_.DelayAnswers("chat.postMessage", absl::ZeroDuration());
+  StartAdapter();
+  // Every delivery's result reached the router: nothing more is posted.
+  deadline = absl::Now() + absl::Seconds(90);
+  while (true) {
+    auto ok = router_->Metric("imbridge_router_deliveries_total",
+                              {{"platform", "slack"}, {"result", "ok"}});
+    if (ok.ok() && *ok >= kMessages) break;
+    ASSERT_LT(absl::Now(), deadline) << adapter_->ReadLog();
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  for (int i = 0; i < kMessages; ++i) {
+    std::string text = absl::StrFormat("crash %02d", i);
+    std::vector<std::string> texts =
+        BotTexts(slack_, absl::StrCat("C", i % kChats + 1));
+    EXPECT_EQ(std::count(texts.begin(), texts.end(), text), 1) << text;
+  }
+  EXPECT_EQ(posted(), static_cast<size_t>(kMessages));
+  // The posts Slack had taken without answering were found by their
+  // metadata, not posted again.
+  EXPECT_THAT(slack_.Calls("conversations.history"), Not(IsEmpty()));
+  EXPECT_THAT(adapter_->ReadLog(), HasSubstr("reconciled a step left open"));
+}
+
 TEST_F(SlackIntegrationTest, FilesInBothDirections) {
   StartPeer();
   StartAdapter();
@@ -326,6 +415,47 @@ TEST_F(SlackIntegrationTest, FilesInBothDirections) {
   ASSERT_TRUE(slack_.WaitForCalls("files.delete", 1));
   EXPECT_EQ(slack_.Calls("files.delete")[0].args["file"], file_id);
   EXPECT_TRUE(slack_.File(file_id)->deleted);
+}
+
+// Slack sends event callbacks over several connections at once (the fake
+// sends them one by one, so the test sends them itself): a message with a
+// 3 MB file whose download takes 500 ms, then 50 ms later a text in the same
+// channel. On the other side the file's copy comes first.
+TEST_F(SlackIntegrationTest, AMessageWithASlowFileIsNotOvertaken) {
+  StartPeer();
+  StartAdapter();
+  const std::string events_url =
+      absl::StrCat(adapter_->base_url(), "/slack/work/events");
+  // The fake only records the callbacks; the test delivers them.
+  slack_.SetEventsUrl("");
+  std::string bytes(3 << 20, '\0');
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    bytes[i] = static_cast<char>((i * 7919) % 251);
+  }
+  auto up = slack_.UploadFile("C1", "U1", "big.bin", "application/octet-stream",
+                              bytes, "the big file");
+  auto text = slack_.PostMessage("C1", "U2", "right after");
+  slack_.DelayDownloads(absl::Milliseconds(500));
+  fakes::SlackEventsSender sender(events_url, slack_.options().signing_secret);
+  int file_status = 0;
+  std::thread first([&] {
+    auto r = sender.Send(slack_.CallbackBody(up.event_id));
+    file_status = r.ok() ? r->status : -1;
+  });
+  absl::SleepFor(absl::Milliseconds(50));
+  auto r = sender.Send(slack_.CallbackBody(text.event_id));
+  EXPECT_EQ(r.ok() ? r->status : -1, 200);
+  first.join();
+  EXPECT_EQ(file_status, 200);
+
+  ASSERT_TRUE(WaitForRelayed(2)) << adapter_->ReadLog();
+  EXPECT_THAT(PeerPosts(), ElementsAre("the big file", "right after"));
+  const std::vector<v1::Delivery> relayed = Relayed();
+  const v1::MessagePosted& p = relayed[0].event().posted();
+  ASSERT_EQ(p.attachments_size(), 1);
+  auto blob = peer_->client().GetBlob(p.attachments(0).blob_id(), 4 << 20);
+  ASSERT_TRUE(blob.ok()) << blob.status();
+  EXPECT_TRUE(*blob == bytes);
 }
 
 TEST_F(SlackIntegrationTest, FileTokenIsNotSentAfterARedirectElsewhere) {

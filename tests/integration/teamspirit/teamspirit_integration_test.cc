@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -97,6 +98,27 @@ class TeamSpiritIntegrationTest : public ::testing::Test {
     ASSERT_TRUE(Fake::WaitUntil([&] {
       return fake_->BotPresence("u-bot").status == "online";
     })) << adapter_->ReadLog();
+  }
+
+  // Sends an outgoing webhook to the adapter as TeamSpirit does, signed
+  // (unless `sign` is false) for the time `ts`; returns the HTTP status, or
+  // -1 when there was no answer.
+  int PostWebhook(const std::string& body, bool sign = true,
+                  int64_t ts = absl::ToUnixSeconds(absl::Now())) {
+    adapters::HttpClient http;
+    adapters::HttpClientRequest r;
+    r.method = "POST";
+    r.url = adapter_->base_url() + "/teamspirit/events";
+    r.body = body;
+    r.timeout = absl::Seconds(30);
+    r.headers = {{"Content-Type", "application/json"},
+                 {"X-TeamSpirit-Timestamp", absl::StrCat(ts)}};
+    if (sign) {
+      r.headers.emplace_back("X-TeamSpirit-Signature",
+                             *adapters::SignTeamSpirit(kSecret, ts, body));
+    }
+    auto response = http.Send(r);
+    return response.ok() ? response->status : -1;
   }
 
   std::unique_ptr<Fake> fake_;
@@ -349,25 +371,60 @@ TEST_F(TeamSpiritIntegrationTest, SendOnlyModePostsThroughTheIncomingWebhook) {
   EXPECT_EQ(adapter_->Terminate(), 0);
 }
 
+// TeamSpirit may deliver the webhooks of one chat over several connections
+// at once (the fake sends them one by one, so the test sends them itself): a
+// message with a 3 MB file whose download takes 500 ms, then 50 ms later a
+// text in the same chat. On the other side the file's copy comes first.
+TEST_F(TeamSpiritIntegrationTest, AMessageWithASlowFileIsNotOvertaken) {
+  StartAdapter();
+  auto slack = Slack();
+  WaitReady();
+  std::string content(3 << 20, '\0');
+  for (size_t i = 0; i < content.size(); ++i) {
+    content[i] = static_cast<char>((i * 7919) % 251);
+  }
+  std::string file_id = fake_->UploadAsUser(
+      "u-7", "big.bin", "application/octet-stream", content);
+  fake_->DelayDownloads(absl::Milliseconds(500));
+  auto event = [](const std::string& id, const std::string& text,
+                  const std::string& files) {
+    return absl::StrCat(
+        R"({"event_id":")", id,
+        R"(","type":"message.created","chat":{"id":"c-42"},)",
+        R"("user":{"id":"u-7","name":"Ivan"},"message":{"id":"m-)", id,
+        R"(","text":")", text, R"(","files":[)", files, "]}}");
+  };
+  std::string with_file =
+      event("evt-file", "the big file",
+            absl::StrCat(
+                R"({"id":")", file_id, R"(","name":"big.bin","mime_type":)",
+                R"("application/octet-stream","size":)", content.size(), "}"));
+  int file_status = 0;
+  std::thread first([&] { file_status = PostWebhook(with_file); });
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_EQ(PostWebhook(event("evt-text", "right after", "")), 200);
+  first.join();
+  EXPECT_EQ(file_status, 200);
+
+  ASSERT_TRUE(slack->WaitForCalls(2)) << adapter_->ReadLog();
+  std::vector<v1::Delivery> deliveries = slack->deliveries();
+  ASSERT_EQ(deliveries.size(), 2u);
+  EXPECT_EQ(deliveries[0].event().posted().text().text(), "the big file");
+  EXPECT_EQ(deliveries[1].event().posted().text().text(), "right after");
+  ASSERT_THAT(deliveries[0].event().posted().attachments(), SizeIs(1));
+  absl::StatusOr<std::string> blob = slack->client().GetBlob(
+      deliveries[0].event().posted().attachments(0).blob_id(), 4 << 20);
+  ASSERT_TRUE(blob.ok()) << blob.status();
+  EXPECT_TRUE(*blob == content);
+  EXPECT_EQ(adapter_->Terminate(), 0);
+}
+
 TEST_F(TeamSpiritIntegrationTest, BadWebhooksAreRefusedAndNothingIsRelayed) {
   StartAdapter();
   auto slack = Slack();
   WaitReady();
-  adapters::HttpClient http;
-  std::string url = adapter_->base_url() + "/teamspirit/events";
   auto post = [&](const std::string& body, bool sign, int64_t ts) {
-    adapters::HttpClientRequest r;
-    r.method = "POST";
-    r.url = url;
-    r.body = body;
-    r.headers = {{"Content-Type", "application/json"},
-                 {"X-TeamSpirit-Timestamp", absl::StrCat(ts)}};
-    if (sign) {
-      r.headers.emplace_back("X-TeamSpirit-Signature",
-                             *adapters::SignTeamSpirit(kSecret, ts, body));
-    }
-    auto response = http.Send(r);
-    return response.ok() ? response->status : -1;
+    return PostWebhook(body, sign, ts);
   };
   int64_t now = absl::ToUnixSeconds(absl::Now());
   std::string valid = absl::StrCat(

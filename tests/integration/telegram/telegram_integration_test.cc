@@ -5,12 +5,14 @@
 #include <atomic>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "adapters/common/http_client.h"
 #include "gmock/gmock.h"
@@ -157,17 +159,112 @@ class TelegramIntegrationTest : public ::testing::Test {
     ADD_FAILURE() << "adapter not ready: " << adapter_->ReadLog();
   }
 
+  // Sends an update to the adapter's webhook as Telegram does, with
+  // `secret` (none when empty); returns the HTTP status, or -1 when there
+  // was no answer.
+  int PostUpdate(const std::string& body, const std::string& secret = kSecret) {
+    adapters::HttpClient http;
+    adapters::HttpHeaderList headers = {{"Content-Type", "application/json"}};
+    if (!secret.empty()) {
+      headers.emplace_back("X-Telegram-Bot-Api-Secret-Token", secret);
+    }
+    auto r = http.PostJson(WebhookUrl(), body, headers);
+    return r.ok() ? r->status : -1;
+  }
+
   void TearDown() override {
     if (HasFailure() && adapter_ != nullptr) {
       std::cerr << "adapter log:\n" << adapter_->ReadLog() << "\n";
     }
   }
 
+  // How many times each of the texts "crash 00".."crash <n-1>" was sent to
+  // the chats of KillWhileSending, after a kill -9 of the adapter while 20
+  // sends were in flight and a restart, with `policy` as open_send_policy.
+  // *in_flight: the texts Telegram had taken without answering at the kill.
+  std::map<std::string, int> KillWhileSending(const std::string& policy,
+                                              std::set<std::string>* in_flight);
+
   fakes::FakeTelegram fake_;
   std::unique_ptr<RouterProcess> router_;
   std::unique_ptr<AdapterProcess> adapter_;
   std::string state_dir_;
 };
+
+constexpr int kCrashChats = 4;
+constexpr int kCrashMessages = 20;
+constexpr absl::Duration kSlowAnswer = absl::Milliseconds(1500);
+
+std::map<std::string, int> TelegramIntegrationTest::KillWhileSending(
+    const std::string& policy, std::set<std::string>* in_flight) {
+  std::vector<int64_t> chats;
+  std::string links;
+  for (int c = 0; c < kCrashChats; ++c) {
+    chats.push_back(fake_.CreateChat("supergroup", absl::StrCat("Crash ", c)));
+    absl::StrAppend(&links, Link(absl::StrCat("crash", c), chats.back(),
+                                 absl::StrCat("K", c)));
+  }
+  StartRouter(links);
+  StartAdapter(AdapterConfig("polling") +
+               absl::StrCat("open_send_policy: ", policy, "\n"));
+  auto other = Other();
+  WaitReady();
+  // Telegram takes each message at once but answers late, so that sends are
+  // in flight when the adapter dies.
+  fake_.DelayAnswers("sendMessage", kSlowAnswer);
+  for (int i = 0; i < kCrashMessages; ++i) {
+    Publish(*other,
+            AlphaPost(absl::StrCat("K", i % kCrashChats),
+                      absl::StrFormat("crash %02d", i), absl::StrCat("k-", i)));
+  }
+  auto sent = [&] {
+    std::map<std::string, int> count;
+    for (int64_t chat : chats) {
+      for (const std::string& text : Texts(fake_.bot_messages(chat))) {
+        count[text.substr(text.find("crash "))]++;
+      }
+    }
+    return count;
+  };
+  absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (sent().size() < 6 || fake_.delayed_answers_pending() == 0) {
+    if (absl::Now() > deadline) {
+      ADD_FAILURE() << "no sends in flight";
+      return {};
+    }
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  const std::map<std::string, int> at_kill = sent();
+  const absl::Time kill_at = absl::Now();
+  adapter_->Kill();
+  // The sends in flight: those made less than the answer delay before the
+  // kill (with a margin for the time the kill took).
+  for (const auto& call : fake_.calls("sendMessage")) {
+    if (call.at > kill_at - kSlowAnswer - absl::Milliseconds(200) &&
+        call.params.contains("text")) {
+      std::string text = call.params["text"].get<std::string>();
+      in_flight->insert(text.substr(text.find("crash ")));
+    }
+  }
+  EXPECT_LT(at_kill.size(), static_cast<size_t>(kCrashMessages));
+
+  fake_.DelayAnswers("sendMessage", absl::ZeroDuration());
+  absl::Status restarted = adapter_->Start();
+  EXPECT_TRUE(restarted.ok()) << restarted;
+  // Every delivery's result reached the router: nothing more is sent.
+  deadline = absl::Now() + absl::Seconds(90);
+  while (true) {
+    auto ok = router_->Metric("imbridge_router_deliveries_total",
+                              {{"platform", "telegram"}, {"result", "ok"}});
+    if (ok.ok() && *ok >= kCrashMessages) break;
+    if (absl::Now() > deadline) {
+      ADD_FAILURE() << "deliveries not done";
+      break;
+    }
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  return sent();
+}
 
 TEST_F(TelegramIntegrationTest, MessageEditReplyAndTopicBothWays) {
   const int64_t group = fake_.CreateChat("supergroup", "Team");
@@ -350,6 +447,83 @@ TEST_F(TelegramIntegrationTest, FilesBothWays) {
   EXPECT_EQ(adapter_->Terminate(), 0);
 }
 
+// open_send_policy at_least_once (the default): after a kill -9 with 20
+// sends in flight and a restart, nothing is lost, and only messages whose
+// send was in flight at the kill may show twice.
+TEST_F(TelegramIntegrationTest, KilledWhileSendingAtLeastOnceLosesNothing) {
+  std::set<std::string> in_flight;
+  std::map<std::string, int> sent =
+      KillWhileSending("at_least_once", &in_flight);
+  ASSERT_FALSE(in_flight.empty());
+  for (int i = 0; i < kCrashMessages; ++i) {
+    std::string text = absl::StrFormat("crash %02d", i);
+    EXPECT_GE(sent[text], 1) << text << " lost";
+    EXPECT_LE(sent[text], in_flight.count(text) ? 2 : 1) << text;
+  }
+  EXPECT_THAT(adapter_->ReadLog(), HasSubstr("sent again"));
+}
+
+// open_send_policy at_most_once: the same crash doubles nothing (the sends
+// in flight had reached Telegram, so nothing is lost either).
+TEST_F(TelegramIntegrationTest, KilledWhileSendingAtMostOnceDoublesNothing) {
+  std::set<std::string> in_flight;
+  std::map<std::string, int> sent =
+      KillWhileSending("at_most_once", &in_flight);
+  ASSERT_FALSE(in_flight.empty());
+  for (int i = 0; i < kCrashMessages; ++i) {
+    std::string text = absl::StrFormat("crash %02d", i);
+    EXPECT_EQ(sent[text], 1) << text;
+  }
+  EXPECT_THAT(adapter_->ReadLog(), HasSubstr("taken as sent"));
+}
+
+// Telegram delivers webhooks over up to max_connections connections at once
+// (the fake sends them one by one, so the test sends them itself): a message
+// with a 3 MB file whose download takes 500 ms, then 50 ms later a text in
+// the same chat. On the other side the file's copy comes first.
+TEST_F(TelegramIntegrationTest, AMessageWithASlowFileIsNotOvertaken) {
+  const int64_t group = fake_.CreateChat("supergroup", "Order");
+  StartRouter(Link("order", group, "O1"));
+  StartAdapter(AdapterConfig("webhook"));
+  auto other = Other();
+  WaitReady();
+  fakes::FakeTelegram::User anna = fake_.NewUser("Anna");
+  fakes::FakeTelegram::Upload doc;
+  doc.name = "big.bin";
+  doc.mime_type = "application/octet-stream";
+  doc.bytes = std::string(3 << 20, '\0');
+  for (size_t i = 0; i < doc.bytes.size(); ++i) {
+    doc.bytes[i] = static_cast<char>((i * 7919) % 251);
+  }
+  doc.caption = "the big file";
+  // No webhook is set on the fake: its updates stay queued, and the test
+  // delivers copies of them.
+  int64_t with_file = fake_.UploadFile(group, anna, doc);
+  int64_t text = fake_.PostMessage(group, anna, "right after");
+  auto update = [&](int64_t update_id, int64_t message_id) {
+    return json{{"update_id", update_id},
+                {"message", fake_.message(group, message_id)->json}}
+        .dump();
+  };
+  fake_.DelayDownloads(absl::Milliseconds(500));
+  int file_status = 0;
+  std::thread first([&] { file_status = PostUpdate(update(9001, with_file)); });
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_EQ(PostUpdate(update(9002, text)), 200);
+  first.join();
+  EXPECT_EQ(file_status, 200);
+
+  ASSERT_TRUE(other->WaitForCalls(2, kDeliveryWait));
+  std::vector<v1::Delivery> ds = other->deliveries();
+  EXPECT_THAT(PostedTexts(ds), ElementsAre("the big file", "right after"));
+  ASSERT_THAT(ds[0].event().posted().attachments(), SizeIs(1));
+  absl::StatusOr<std::string> stored = other->client().GetBlob(
+      ds[0].event().posted().attachments(0).blob_id(), 4 << 20);
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  EXPECT_TRUE(*stored == doc.bytes);
+  EXPECT_EQ(adapter_->Terminate(), 0);
+}
+
 TEST_F(TelegramIntegrationTest, FloodWaitIsHonouredThenDelivered) {
   const int64_t group = fake_.CreateChat("supergroup", "Flood");
   StartRouter(Link("flood", group, "R1"));
@@ -443,12 +617,7 @@ TEST_F(TelegramIntegrationTest, BadWebhookRequestsAreRefusedAndReachNothing) {
         {"text",
          "must not pass"}}}}.dump();
   auto post = [&](const std::string& body, const std::string& secret) {
-    adapters::HttpHeaderList headers = {{"Content-Type", "application/json"}};
-    if (!secret.empty()) {
-      headers.emplace_back("X-Telegram-Bot-Api-Secret-Token", secret);
-    }
-    auto r = http.PostJson(WebhookUrl(), body, headers);
-    return r.ok() ? r->status : -1;
+    return PostUpdate(body, secret);
   };
   EXPECT_EQ(post(good, "wrong-secret"), 401);
   EXPECT_EQ(post(good, ""), 401);

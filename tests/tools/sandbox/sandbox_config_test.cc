@@ -86,6 +86,11 @@ telegram: {bot_token: "bot-tg-SEKRIT"})",
        "telegram.bot_token"},
       {std::string(kMinimal) + "log_level: loud\n", "log_level"},
       {std::string(kMinimal) + "listen: nowhere\n", "listen"},
+      {R"(teamspirit: {api_key: ts-key-SEKRIT, webhook_secret: s, webhook_url: "http://h/p"}
+slack: {bot_token: xoxb-SEKRIT, signing_secret: s, events_url: "http://h/p",
+        api_port: 70000}
+telegram: {bot_token: "1:x"})",
+       "slack.api_port"},
   };
   for (const BadCase& c : cases) {
     absl::StatusOr<v1::SandboxConfig> config =

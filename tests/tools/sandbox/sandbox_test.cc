@@ -5,6 +5,12 @@
 
 #include "tools/sandbox/sandbox.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -350,6 +356,47 @@ TEST_F(SandboxTest, BadInputIsRefusedAndChangesNothing) {
   for (const char* messenger : {"teamspirit", "slack", "telegram"}) {
     EXPECT_TRUE(Messages(messenger).empty()) << messenger;
   }
+}
+
+// A port that was free on 127.0.0.1 a moment ago.
+uint16_t FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+// With api_port set, the emulated APIs listen where the adapters' configs
+// can name them in advance (deploy/compose.yaml), and the Telegram group's
+// id is the documented one.
+TEST(SandboxPortsTest, ApisListenOnTheConfiguredPorts) {
+  const uint16_t ts = FreePort(), slack = FreePort(), telegram = FreePort();
+  absl::StatusOr<v1::SandboxConfig> config = ParseSandboxConfig(
+      absl::StrCat(
+          "teamspirit: {api_key: k, webhook_secret: s, api_port: ", ts,
+          ", webhook_url: \"http://127.0.0.1:9/teamspirit/events\"}\n",
+          "slack: {bot_token: xoxb-test, signing_secret: s, api_port: ", slack,
+          ", events_url: \"http://127.0.0.1:9/slack/events\"}\n",
+          "telegram: {bot_token: \"123:tg-test\", api_port: ", telegram, "}\n"),
+      "ports.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  Sandbox sandbox(*config);
+  ASSERT_TRUE(sandbox.Start().ok());
+  std::map<std::string, std::string> endpoints;
+  for (const auto& [key, value] : sandbox.Endpoints()) endpoints[key] = value;
+  EXPECT_EQ(endpoints["TEAMSPIRIT_API_URL"],
+            absl::StrCat("http://127.0.0.1:", ts, "/api/v1"));
+  EXPECT_EQ(endpoints["SLACK_API_URL"],
+            absl::StrCat("http://127.0.0.1:", slack, "/api"));
+  EXPECT_EQ(endpoints["TELEGRAM_API_URL"],
+            absl::StrCat("http://127.0.0.1:", telegram));
+  EXPECT_EQ(endpoints["TELEGRAM_CHAT_ID"], "-1001000000001");
+  sandbox.Stop();
 }
 
 }  // namespace
