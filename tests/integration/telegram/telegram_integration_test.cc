@@ -683,10 +683,23 @@ TEST_F(TelegramIntegrationTest, PollingAdvancesOnlyPastAcknowledgedUpdates) {
   ASSERT_TRUE(other->WaitForCalls(4, absl::Seconds(60)));
   ASSERT_TRUE(fake_.WaitFor([&] { return fake_.pending_updates() == 0; }));
 
-  // A restarted adapter starts without an offset and duplicates nothing.
+  // A restarted adapter resumes from the offset saved in its journal (no
+  // confirmed update is fetched again) and duplicates nothing.
   EXPECT_EQ(adapter_->Terminate(), 0);
+  int64_t last_offset = 0;
+  for (const auto& c : fake_.calls("getUpdates")) {
+    if (c.params.contains("offset")) {
+      last_offset =
+          std::max<int64_t>(last_offset, c.params["offset"].get<int64_t>());
+    }
+  }
+  const size_t calls_before_restart = fake_.calls("getUpdates").size();
   fake_.PostMessage(group, anna, "after restart");
   ASSERT_TRUE(adapter_->Start().ok());
+  ASSERT_TRUE(fake_.WaitForCalls("getUpdates", calls_before_restart + 1));
+  auto first_after_restart = fake_.calls("getUpdates")[calls_before_restart];
+  ASSERT_TRUE(first_after_restart.params.contains("offset"));
+  EXPECT_EQ(first_after_restart.params["offset"].get<int64_t>(), last_offset);
   ASSERT_TRUE(other->WaitForCalls(5, absl::Seconds(60)));
   absl::SleepFor(absl::Seconds(1));
   EXPECT_THAT(PostedTexts(other->deliveries()),
