@@ -206,11 +206,11 @@ TelegramAdapter::TelegramAdapter(const v1::TelegramAdapterConfig& config,
       journal_(journal),
       inbound_router_(runtime),
       http_(MessengerClientOptions("telegram")),
-      aliases_(config.state_dir().empty()
-                   ? std::string()
-                   : (std::filesystem::path(config.state_dir()) /
-                      "chat_aliases.json")
-                         .string()) {
+      aliases_(journal, config.state_dir().empty()
+                            ? std::string()
+                            : (std::filesystem::path(config.state_dir()) /
+                               "chat_aliases.json")
+                                  .string()) {
   const v1::TelegramRateLimits& r = config.rate_limits();
   RateLimiter::Options rate;
   if (r.per_chat_per_second() > 0)
