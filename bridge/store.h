@@ -12,7 +12,6 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
-#include "imbridge/v1/config.pb.h"
 #include "imbridge/v1/events.pb.h"
 
 namespace imbridge::bridge {
@@ -91,6 +90,8 @@ struct BlobInfo {
 
 // The router's durable state: the event log (for dedupe), the outbox of
 // deliveries, the message map, the presence roster and blob metadata.
+// Backends are opened by their own headers (sqlite_store.h); this interface
+// names no backend's types.
 //
 // Threading: one writer thread calls the write methods, always between
 // Begin() and Commit()/Rollback(); they see the transaction's own uncommitted
@@ -235,6 +236,9 @@ class Store {
   struct TargetCounts {
     int64_t pending = 0;
     int64_t dead = 0;
+    // When the delivery at the head of the queue (the lowest pending id, the
+    // one being waited on) was written; a retried dead letter counts from
+    // its retry. InfiniteFuture when nothing is pending.
     absl::Time oldest_pending = absl::InfiniteFuture();
   };
   virtual absl::StatusOr<TargetCounts> CountDeliveries(
@@ -270,13 +274,6 @@ class Store {
   virtual absl::StatusOr<std::vector<Participant>> ListParticipants(
       absl::string_view channel_key) = 0;
 };
-
-// Opens (creating if needed) the SQLite store in `data_dir`/imbridge.db, in
-// WAL mode, applying schema migrations up to the current version. Fails with
-// a clear message if the directory is not writable or the database was made
-// by a newer imbridge.
-absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(
-    const std::string& data_dir, v1::Durability durability);
 
 // "platform/account/chat_id", plus "#thread_id" when `with_thread` and the
 // channel has one. The message map uses keys without thread; the outbox

@@ -5,13 +5,14 @@
 #   imbridge-sandbox            emulated TeamSpirit, Slack and Telegram + the page
 #   imbridge-router             on its embedded SQLite store (run/data)
 #   imbridge-adapter-teamspirit, -slack, -telegram
+#   imbridge-adapter-webhook    generic webhooks (`imbridgectl webhook create`)
 # each with its log lines prefixed by its name. Prints the page's address and
 # runs until Ctrl-C, which stops everything cleanly (exit status 0).
 #
 # Ports (override with the environment): IMBRIDGE_ROUTER_PORT (7700),
 # IMBRIDGE_ROUTER_HTTP_PORT (7701), IMBRIDGE_TEAMSPIRIT_PORT (7711),
 # IMBRIDGE_SLACK_PORT (7712), IMBRIDGE_TELEGRAM_PORT (7713),
-# IMBRIDGE_SANDBOX_PORT (8080). IMBRIDGE_RUN_DIR (run/) holds configs, data
+# IMBRIDGE_WEBHOOK_PORT (7714), IMBRIDGE_SANDBOX_PORT (8080). IMBRIDGE_RUN_DIR (run/) holds configs, data
 # and secrets; IMBRIDGE_BUILD_DIR (build/) the binaries; IMBRIDGE_SKIP_BUILD=1
 # uses the binaries as they are.
 set -euo pipefail
@@ -23,6 +24,7 @@ router_http_port="${IMBRIDGE_ROUTER_HTTP_PORT:-7701}"
 teamspirit_port="${IMBRIDGE_TEAMSPIRIT_PORT:-7711}"
 slack_port="${IMBRIDGE_SLACK_PORT:-7712}"
 telegram_port="${IMBRIDGE_TELEGRAM_PORT:-7713}"
+webhook_port="${IMBRIDGE_WEBHOOK_PORT:-7714}"
 sandbox_port="${IMBRIDGE_SANDBOX_PORT:-8080}"
 
 say() { printf '[run] %s\n' "$*"; }
@@ -30,18 +32,20 @@ die() { printf '[run] error: %s\n' "$*" >&2; exit 1; }
 
 if [ "${IMBRIDGE_SKIP_BUILD:-0}" != 1 ]; then
   "$root/scripts/build.sh" imbridge-router imbridge-adapter-teamspirit \
-    imbridge-adapter-slack imbridge-adapter-telegram imbridge-sandbox
+    imbridge-adapter-slack imbridge-adapter-telegram imbridge-adapter-webhook \
+    imbridge-sandbox
 fi
 for bin in bridge/imbridge-router adapters/teamspirit/imbridge-adapter-teamspirit \
   adapters/slack/imbridge-adapter-slack adapters/telegram/imbridge-adapter-telegram \
-  tools/sandbox/imbridge-sandbox; do
+  adapters/webhook/imbridge-adapter-webhook tools/sandbox/imbridge-sandbox; do
   [ -x "$build/$bin" ] || die "$build/$bin is missing (build it, or unset IMBRIDGE_SKIP_BUILD)"
 done
 
 # Every port must be free before anything starts.
 for entry in "router:$router_port" "router HTTP:$router_http_port" \
   "TeamSpirit adapter:$teamspirit_port" "Slack adapter:$slack_port" \
-  "Telegram adapter:$telegram_port" "sandbox page:$sandbox_port"; do
+  "Telegram adapter:$telegram_port" "webhook adapter:$webhook_port" \
+  "sandbox page:$sandbox_port"; do
   port="${entry##*:}"
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     die "port $port (${entry%:*}) is in use; stop what uses it or set another port (see the top of scripts/run.sh)"
@@ -58,6 +62,7 @@ secret() { head -c "${1:-24}" /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 ts_router_token="$(secret)"
 slack_router_token="$(secret)"
 telegram_router_token="$(secret)"
+webhook_router_token="$(secret)"
 admin_token="$(secret)"
 ts_api_key="ts-$(secret)"
 ts_webhook_secret="$(secret)"
@@ -190,6 +195,7 @@ adapters:
   - {name: teamspirit, token: "$ts_router_token", platforms: [teamspirit]}
   - {name: slack, token: "$slack_router_token", platforms: [slack]}
   - {name: telegram, token: "$telegram_router_token", platforms: [telegram]}
+  - {name: webhook, token: "$webhook_router_token", platforms: [webhook]}
 links:
   - name: sandbox
     members:
@@ -244,6 +250,13 @@ accounts:
       url: http://127.0.0.1:$telegram_port/telegram/sandbox
 EOF
 
+cat > "$run/webhook.yaml" <<EOF
+# imbridge-adapter-webhook (written by scripts/run.sh; see docs/webhook.md).
+# Its webhooks are kept by the router: imbridgectl webhook create --link sandbox
+router: {address: "127.0.0.1:$router_port", token: "$webhook_router_token"}
+http: {listen: "127.0.0.1:$webhook_port"}
+EOF
+
 say "starting the router"
 start router bridge/imbridge-router "$run/router.yaml"
 wait_ready router "http://127.0.0.1:$router_http_port/readyz"
@@ -253,6 +266,8 @@ start slack adapters/slack/imbridge-adapter-slack "$run/slack.yaml"
 wait_ready "the Slack adapter" "http://127.0.0.1:$slack_port/readyz"
 start telegram adapters/telegram/imbridge-adapter-telegram "$run/telegram.yaml"
 wait_ready "the Telegram adapter" "http://127.0.0.1:$telegram_port/readyz"
+start webhook adapters/webhook/imbridge-adapter-webhook "$run/webhook.yaml"
+wait_ready "the webhook adapter" "http://127.0.0.1:$webhook_port/readyz"
 
 cat <<EOF
 [run] ------------------------------------------------------------------

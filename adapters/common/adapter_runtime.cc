@@ -252,42 +252,6 @@ void AdapterRuntime::Stop() {
 
 uint16_t AdapterRuntime::port() const { return http_->port(); }
 
-void AdapterRuntime::PublishAndRespond(v1::Event event,
-                                       std::shared_ptr<Responder> responder,
-                                       int ok_status, std::string ok_body) {
-  std::string key = event.key();
-  absl::Status status = Publish(
-      std::move(event), [responder, ok_status, ok_body = std::move(ok_body),
-                         key](const v1::PublishAck& ack) {
-        switch (ack.outcome()) {
-          case v1::PublishAck::ACCEPTED:
-          case v1::PublishAck::DUPLICATE:
-          case v1::PublishAck::DROPPED:
-            responder->Respond(ok_status, "application/json", ok_body);
-            return;
-          case v1::PublishAck::REJECTED:
-            // The input made an invalid event; sending it again won't help.
-            LogWarn("router rejected an event",
-                    {{"event_key", key}, {"detail", ack.detail()}});
-            responder->Respond(400, "application/json",
-                               JsonErrorBody("rejected", ack.detail()));
-            return;
-          default:
-            LogWarn("router did not store an event",
-                    {{"event_key", key}, {"detail", ack.detail()}});
-            responder->Respond(500, "application/json",
-                               JsonErrorBody("not_stored", ack.detail()));
-        }
-      });
-  if (status.code() == absl::StatusCode::kInvalidArgument) {
-    responder->Respond(400, "application/json",
-                       JsonErrorBody("invalid_event", status.message()));
-  } else if (!status.ok()) {
-    responder->Respond(503, "application/json",
-                       JsonErrorBody("router_unavailable", status.message()));
-  }
-}
-
 absl::Status AdapterRuntime::Publish(
     v1::Event event, std::function<void(const v1::PublishAck&)> done) {
   const std::string& platform = identity_.platform;

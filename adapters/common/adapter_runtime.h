@@ -59,8 +59,8 @@ struct AdapterIdentity {
 // the runtime in main before starting any other thread.
 //
 // Threading: construct, register routes and set handlers from the main
-// thread before Run()/Start(); PublishAndRespond(), Publish() and
-// CountRejection() from any thread.
+// thread before Run()/Start(); Publish() and CountRejection() from any
+// thread.
 class AdapterRuntime {
  public:
   AdapterRuntime(const v1::RouterConnection& router,
@@ -118,20 +118,9 @@ class AdapterRuntime {
   // The bound HTTP port after Start().
   uint16_t port() const;
 
-  // For webhook handlers: publishes `event` and answers `responder` when the
-  // router has acknowledged it: `ok_status` (with `ok_body`, JSON) for
-  // ACCEPTED, DUPLICATE and DROPPED; 400 for REJECTED (the input made an
-  // invalid event) and for an event that cannot be published at all (text
-  // that is not UTF-8); 500 for FAILED; 503 when the client cannot queue
-  // it. If the
-  // router never acknowledges in time, the HTTP server answers 503 on its
-  // own (the event stays queued; a retry is deduplicated by its key).
-  // Counts the publish in imbridge_events_in_total.
-  void PublishAndRespond(v1::Event event, std::shared_ptr<Responder> responder,
-                         int ok_status = 200, std::string ok_body = "{}");
-
-  // For pollers: publishes `event`; `done` gets the router's ack (on a
-  // client thread). Counts it. Fails at once if too many are pending.
+  // Publishes `event`; `done` gets the router's ack (on a client thread).
+  // Counts it. Fails at once if too many are pending. Transports hand their
+  // input to an InboundPipeline over RuntimeInboundRouter instead.
   absl::Status Publish(v1::Event event,
                        std::function<void(const v1::PublishAck&)> done);
 

@@ -15,6 +15,7 @@
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "adapters/common/url_origin.h"
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "common/status_macros.h"
@@ -47,51 +48,12 @@ bool IsSafeHeaderText(absl::string_view s) {
          absl::string_view::npos;
 }
 
-// The parts of a URL that decide where credentials may go.
-struct Origin {
-  std::string scheme;
-  std::string host;
-  std::string port;
-
-  bool operator==(const Origin& o) const {
-    return scheme == o.scheme && host == o.host && port == o.port;
+// Where a request may go: an http or https origin (see UrlOrigin).
+absl::StatusOr<UrlOrigin> ParseOrigin(const std::string& url) {
+  absl::StatusOr<UrlOrigin> origin = ParseUrlOrigin(url);
+  if (origin.ok() && origin->scheme != "http" && origin->scheme != "https") {
+    return absl::InvalidArgumentError("URL scheme must be http or https");
   }
-  // For logs and errors: never the path or query (they may hold a token).
-  std::string ForLog() const {
-    return absl::StrCat(scheme, "://", host, ":", port);
-  }
-};
-
-absl::StatusOr<Origin> ParseOrigin(const std::string& url) {
-  CURLU* u = curl_url();
-  if (u == nullptr) return absl::ResourceExhaustedError("out of memory");
-  Origin origin;
-  absl::Status status = absl::OkStatus();
-  if (curl_url_set(u, CURLUPART_URL, url.c_str(), 0) != CURLUE_OK) {
-    status = absl::InvalidArgumentError("malformed URL");
-  } else {
-    char* part = nullptr;
-    if (curl_url_get(u, CURLUPART_SCHEME, &part, 0) == CURLUE_OK) {
-      origin.scheme = absl::AsciiStrToLower(part);
-      curl_free(part);
-    }
-    if (curl_url_get(u, CURLUPART_HOST, &part, 0) == CURLUE_OK) {
-      origin.host = absl::AsciiStrToLower(part);
-      curl_free(part);
-    }
-    if (curl_url_get(u, CURLUPART_PORT, &part, CURLU_DEFAULT_PORT) ==
-        CURLUE_OK) {
-      origin.port = part;
-      curl_free(part);
-    }
-    if (origin.scheme != "http" && origin.scheme != "https") {
-      status = absl::InvalidArgumentError("URL scheme must be http or https");
-    } else if (origin.host.empty()) {
-      status = absl::InvalidArgumentError("URL has no host");
-    }
-  }
-  curl_url_cleanup(u);
-  if (!status.ok()) return status;
   return origin;
 }
 
@@ -191,7 +153,7 @@ size_t OnMimeRead(char* buffer, size_t size, size_t count, void* arg) {
 }
 
 absl::Status CurlError(CURLcode code, const char* error_buffer,
-                       absl::string_view method, const Origin& origin) {
+                       absl::string_view method, const UrlOrigin& origin) {
   std::string message = absl::StrCat(
       method, " ", origin.ForLog(), ": ",
       error_buffer[0] != '\0' ? error_buffer : curl_easy_strerror(code));
@@ -333,7 +295,7 @@ class HttpClient::Impl {
   }
 
   absl::StatusOr<HopResult> Perform(const HttpClientRequest& request,
-                                    const Hop& hop, const Origin& origin,
+                                    const Hop& hop, const UrlOrigin& origin,
                                     absl::Duration remaining);
 
   const Options options_;
@@ -344,7 +306,7 @@ class HttpClient::Impl {
 };
 
 absl::StatusOr<HopResult> HttpClient::Impl::Perform(
-    const HttpClientRequest& request, const Hop& hop, const Origin& origin,
+    const HttpClientRequest& request, const Hop& hop, const UrlOrigin& origin,
     absl::Duration remaining) {
   HopResult result;
   Transfer& t = result.transfer;
@@ -502,11 +464,11 @@ absl::StatusOr<HttpResponse> HttpClient::Impl::Send(
   bool streamed_body = std::any_of(
       request.multipart.begin(), request.multipart.end(),
       [](const MultipartPart& p) { return static_cast<bool>(p.reader); });
-  IMB_ASSIGN_OR_RETURN(const Origin origin, ParseOrigin(request.url));
+  IMB_ASSIGN_OR_RETURN(const UrlOrigin origin, ParseOrigin(request.url));
 
   absl::Time start = absl::Now();
   absl::Time deadline = start + request.timeout.value_or(options_.timeout);
-  Origin current = origin;
+  UrlOrigin current = origin;
   for (int redirects = 0;; ++redirects) {
     absl::Duration remaining = deadline - absl::Now();
     if (remaining <= absl::ZeroDuration()) {
@@ -522,7 +484,8 @@ absl::StatusOr<HttpResponse> HttpClient::Impl::Send(
             absl::StrCat(hop.method, " ", origin.ForLog(), ": more than ",
                          options_.max_redirects, " redirects"));
       }
-      IMB_ASSIGN_OR_RETURN(Origin next, ParseOrigin(hop_result.redirect_url));
+      IMB_ASSIGN_OR_RETURN(UrlOrigin next,
+                           ParseOrigin(hop_result.redirect_url));
       bool becomes_get =
           hop.method != "HEAD" &&
           (t.status == 303 ||

@@ -94,9 +94,9 @@ class InboundRouter {
  public:
   virtual ~InboundRouter() = default;
 
-  // Queues `event` for the router. `done` runs once, on any thread, with
-  // the router's acknowledgement, or with an error when the event could not
-  // be queued (then possibly inside this call). Must not block.
+  // Queues `event` for the router. `done` runs once, on any thread (possibly
+  // inside this call), with the router's acknowledgement, or with an error
+  // when the event could not be queued. Must not block.
   virtual void Publish(
       v1::Event event,
       std::function<void(absl::StatusOr<v1::PublishAck>)> done) = 0;

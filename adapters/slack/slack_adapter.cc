@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "adapters/common/signature.h"
+#include "adapters/common/url_origin.h"
 #include "common/config_loader.h"
 #include "common/logging.h"
 #include "nlohmann/json.hpp"
@@ -100,7 +101,7 @@ absl::Status ValidateSlackConfig(absl::string_view source,
     }
     if (!a.api_base_url().empty()) {
       auto origin = ParseUrlOrigin(a.api_base_url());
-      if (!origin.ok() ||
+      if (!origin.ok() || origin->has_user_info ||
           (origin->scheme != "https" && origin->scheme != "http")) {
         return ConfigError(source, field("api_base_url"),
                            "expected an http:// or https:// URL");

@@ -10,6 +10,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "adapters/common/delivery_handler.h"
+#include "adapters/common/url_origin.h"
 
 namespace imbridge::adapters::slack {
 namespace {
@@ -43,52 +44,6 @@ absl::Status SlackError(absl::string_view method, int http_status,
     return RetryableError(what, retry_after);
   }
   return absl::FailedPreconditionError(what);
-}
-
-absl::StatusOr<UrlOrigin> ParseUrlOrigin(absl::string_view url) {
-  size_t sep = url.find("://");
-  if (sep == absl::string_view::npos || sep == 0) {
-    return absl::InvalidArgumentError("not an absolute URL");
-  }
-  UrlOrigin o;
-  o.scheme = absl::AsciiStrToLower(url.substr(0, sep));
-  if (o.scheme != "http" && o.scheme != "https" && o.scheme != "ws" &&
-      o.scheme != "wss") {
-    return absl::InvalidArgumentError("unsupported URL scheme");
-  }
-  absl::string_view rest = url.substr(sep + 3);
-  size_t end = rest.find_first_of("/?#");
-  absl::string_view authority = rest.substr(0, end);
-  if (authority.find('@') != absl::string_view::npos) {
-    return absl::InvalidArgumentError("URL with user info");
-  }
-  absl::string_view host = authority;
-  int port = (o.scheme == "https" || o.scheme == "wss") ? 443 : 80;
-  if (absl::StartsWith(authority, "[")) {
-    size_t close = authority.find(']');
-    if (close == absl::string_view::npos) {
-      return absl::InvalidArgumentError("bad IPv6 host");
-    }
-    host = authority.substr(0, close + 1);
-    absl::string_view after = authority.substr(close + 1);
-    if (absl::StartsWith(after, ":") &&
-        !absl::SimpleAtoi(after.substr(1), &port)) {
-      return absl::InvalidArgumentError("bad port");
-    }
-  } else {
-    size_t colon = authority.rfind(':');
-    if (colon != absl::string_view::npos) {
-      host = authority.substr(0, colon);
-      if (!absl::SimpleAtoi(authority.substr(colon + 1), &port) || port <= 0 ||
-          port > 65535) {
-        return absl::InvalidArgumentError("bad port");
-      }
-    }
-  }
-  if (host.empty()) return absl::InvalidArgumentError("URL without host");
-  o.host = absl::AsciiStrToLower(host);
-  o.port = port;
-  return o;
 }
 
 SlackApi::SlackApi(Options options, const HttpClient* http)
@@ -333,7 +288,7 @@ absl::Status SlackApi::DeleteFile(absl::string_view file_id) const {
 bool SlackApi::IsTrustedFileUrl(absl::string_view url) const {
   auto origin = ParseUrlOrigin(url);
   auto base = ParseUrlOrigin(options_.base_url);
-  if (!origin.ok() || !base.ok()) return false;
+  if (!origin.ok() || !base.ok() || origin->has_user_info) return false;
   if (origin->scheme != "https" && origin->scheme != base->scheme) {
     return false;
   }

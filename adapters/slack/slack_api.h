@@ -163,15 +163,6 @@ inline constexpr char kDeliveryMetadataType[] = "imbridge_delivery";
 absl::Status SlackError(absl::string_view method, int http_status,
                         absl::string_view error, absl::Duration retry_after);
 
-// Scheme, host and port of an absolute URL: "https://files.slack.com:443".
-// Empty when the URL cannot be parsed.
-struct UrlOrigin {
-  std::string scheme;
-  std::string host;  // Lower case.
-  int port = 0;      // Explicit or the scheme's default.
-};
-absl::StatusOr<UrlOrigin> ParseUrlOrigin(absl::string_view url);
-
 }  // namespace imbridge::adapters::slack
 
 #endif  // IMBRIDGE_ADAPTERS_SLACK_SLACK_API_H_

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "adapters/common/url_origin.h"
 #include "boost/asio/ip/tcp.hpp"
 #include "boost/asio/ssl.hpp"
 #include "boost/beast/core.hpp"
@@ -209,6 +210,9 @@ absl::StatusOr<ParsedWsUrl> ParseWsUrl(absl::string_view url) {
   if (!origin.ok()) return origin.status();
   if (origin->scheme != "wss" && origin->scheme != "ws") {
     return absl::InvalidArgumentError("not a ws:// or wss:// URL");
+  }
+  if (origin->has_user_info) {
+    return absl::InvalidArgumentError("URL with user info");
   }
   ParsedWsUrl out;
   out.tls = origin->scheme == "wss";

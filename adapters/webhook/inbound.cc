@@ -175,11 +175,12 @@ v1::Event IncomingEvent(const std::string& account,
 }
 
 IncomingWebhooks::IncomingWebhooks(std::string account,
-                                   WebhookDirectory* directory, Publish publish,
+                                   WebhookDirectory* directory,
+                                   InboundPipeline* pipeline,
                                    CountRejection count_rejection)
     : account_(std::move(account)),
       directory_(directory),
-      publish_(std::move(publish)),
+      pipeline_(pipeline),
       count_rejection_(std::move(count_rejection)) {}
 
 void IncomingWebhooks::Register(WebhookServer& server) {
@@ -287,8 +288,39 @@ void IncomingWebhooks::Accept(const std::string& webhook_id,
     return;
   }
   std::string unique = UniqueSuffix(request.Header("idempotency-key"));
-  publish_(IncomingEvent(account_, webhook_id, unique, message, absl::Now()),
-           std::move(responder));
+  auto event = std::make_shared<v1::Event>(
+      IncomingEvent(account_, webhook_id, unique, message, absl::Now()));
+  InboundRoute route;
+  route.chat = webhook_id;
+  route.key = event->key();
+  absl::Status submitted = pipeline_->Submit(
+      route,
+      [event]() -> absl::StatusOr<InboundConversion> {
+        InboundConversion conversion;
+        conversion.events.push_back(std::move(*event));
+        return conversion;
+      },
+      [responder](const InboundResult& result) {
+        switch (result.outcome) {
+          case InboundResult::Outcome::kOk:
+            responder->Respond(200, "application/json", R"({"ok":true})");
+            return;
+          case InboundResult::Outcome::kRetry:
+            responder->Respond(503, "application/json",
+                               ErrorBody("router_unavailable", result.detail));
+            return;
+          case InboundResult::Outcome::kInvalid:
+          case InboundResult::Outcome::kFailed:
+            LogWarn("router did not store an incoming webhook's message",
+                    {{"detail", result.detail}});
+            responder->Respond(500, "application/json",
+                               ErrorBody("not_stored", result.detail));
+            return;
+        }
+      });
+  if (!submitted.ok()) {
+    Refuse(responder, 503, "busy", "router_unavailable", submitted.message());
+  }
 }
 
 }  // namespace imbridge::adapters::webhook

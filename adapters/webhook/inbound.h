@@ -7,6 +7,7 @@
 
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "adapters/common/inbound_pipeline.h"
 #include "adapters/common/webhook_server.h"
 #include "adapters/webhook/webhook_directory.h"
 #include "imbridge/v1/events.pb.h"
@@ -55,25 +56,24 @@ std::string PercentDecode(absl::string_view text, bool form);
 // Serves incoming webhooks: `POST /hooks/<id>` with the API key in
 // `Authorization: Bearer <key>`, or `POST /hooks/<id>/<key>`. Each request's
 // key is checked with the router (WebhookDirectory::CheckIncomingKey, never
-// cached); a valid request becomes a MessagePosted that `publish` hands to
-// the router, and `publish` answers 200 {"ok":true} once the router has it.
-// Refusals are answered with {"ok":false,"error":CODE,"message":...}:
-// 401 missing_key/invalid_key (unknown id, wrong or revoked key, or a
-// webhook of another account or direction), 400 bad_json/no_text,
-// 404 not_found (no id in the path), 503 router_unavailable, each counted
-// with `count_rejection(reason)`. Keys are never logged.
+// cached); a valid request becomes a MessagePosted handed to the inbound
+// pipeline (one lane per webhook, so the messages of one webhook reach the
+// router in the order their keys were checked), and is answered 200
+// {"ok":true} once the router has it. Refusals are answered with
+// {"ok":false,"error":CODE,"message":...}: 401 missing_key/invalid_key
+// (unknown id, wrong or revoked key, or a webhook of another account or
+// direction), 400 bad_json/no_text, 404 not_found (no id in the path), 503
+// router_unavailable (also when too many messages wait), 500 not_stored,
+// each counted with `count_rejection(reason)`. Keys are never logged.
 //
 // Thread-safe; handlers never block (the key check is asynchronous).
 class IncomingWebhooks {
  public:
-  // Hands an event to the router and answers the request once it is stored.
-  using Publish =
-      std::function<void(v1::Event event, std::shared_ptr<Responder>)>;
   using CountRejection = std::function<void(absl::string_view reason)>;
 
-  // `directory` must outlive this object.
+  // `directory` and `pipeline` must outlive this object.
   IncomingWebhooks(std::string account, WebhookDirectory* directory,
-                   Publish publish, CountRejection count_rejection);
+                   InboundPipeline* pipeline, CountRejection count_rejection);
 
   // Registers POST /hooks/ on `server` (before it starts). This object must
   // outlive the server's handling of requests.
@@ -91,7 +91,7 @@ class IncomingWebhooks {
 
   const std::string account_;
   WebhookDirectory* const directory_;
-  const Publish publish_;
+  InboundPipeline* const pipeline_;
   const CountRejection count_rejection_;
 };
 

@@ -80,12 +80,10 @@ int Main(int argc, char** argv) {
       MillisOr(config.outgoing_cache_ms(), absl::Seconds(5));
   GrpcWebhookDirectory directory(directory_options);
 
+  RuntimeInboundRouter inbound_router(&runtime);
+  InboundPipeline pipeline(InboundPipeline::Options(), &inbound_router);
   IncomingWebhooks incoming(
-      account, &directory,
-      [&runtime](v1::Event event, std::shared_ptr<Responder> responder) {
-        runtime.PublishAndRespond(std::move(event), std::move(responder), 200,
-                                  R"({"ok":true})");
-      },
+      account, &directory, &pipeline,
       [&runtime](absl::string_view reason) { runtime.CountRejection(reason); });
   incoming.Register(runtime.http());
 
@@ -96,9 +94,12 @@ int Main(int argc, char** argv) {
   outgoing_options.ca_file = config.ca_file();
   OutgoingWebhooks outgoing(outgoing_options, &directory);
   runtime.SetDeliveryHandler(&outgoing);
-  // Key checks still running publish through the router client, which
-  // stops after the OnStop callbacks.
-  runtime.OnStop([&directory] { directory.WaitIdle(); });
+  // Key checks still running submit to the pipeline, which publishes
+  // through the router client; that stops after the OnStop callbacks.
+  runtime.OnStop([&directory, &pipeline] {
+    directory.WaitIdle();
+    pipeline.Stop();
+  });
   return runtime.Run();
 }
 

@@ -10,6 +10,7 @@
 #include "bridge/committer.h"
 #include "bridge/dispatcher.h"
 #include "bridge/link_table.h"
+#include "bridge/sqlite_store.h"
 #include "common/config_loader.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"

@@ -18,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "bridge/sqlite_store.h"
 #include "common/status_macros.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -491,6 +492,15 @@ TEST_F(StoreTest, CountDeliveriesReportsOldestPending) {
   EXPECT_EQ(counts.pending, 2);
   EXPECT_EQ(counts.dead, 1);
   EXPECT_EQ(counts.oldest_pending, At(7));
+
+  // A retried dead letter goes back to the head of its queue (its id) and
+  // counts from its retry.
+  ASSERT_OK(
+      InTransaction([&] { return store_->RetryDeadLetter(first, At(20)); }));
+  ASSERT_OK_AND_ASSIGN(counts, store_->CountDeliveries("slack/acme/A"));
+  EXPECT_EQ(counts.pending, 3);
+  EXPECT_EQ(counts.dead, 0);
+  EXPECT_EQ(counts.oldest_pending, At(20));
 }
 
 TEST_F(StoreTest, MessageMap) {

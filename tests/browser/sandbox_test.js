@@ -47,7 +47,7 @@ function freePort() {
 // printed the page's address.
 async function startStack() {
   const ports = {};
-  for (const name of ['ROUTER', 'ROUTER_HTTP', 'TEAMSPIRIT', 'SLACK', 'TELEGRAM', 'SANDBOX']) {
+  for (const name of ['ROUTER', 'ROUTER_HTTP', 'TEAMSPIRIT', 'SLACK', 'TELEGRAM', 'WEBHOOK', 'SANDBOX']) {
     ports[`IMBRIDGE_${name}_PORT`] = String(await freePort());
   }
   const runDir = path.join(artifacts, 'run');

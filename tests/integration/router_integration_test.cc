@@ -422,6 +422,39 @@ TEST_F(RouterIntegrationTest, FilesBecomeANoticeAndThreadsAPlainReply) {
   EXPECT_EQ(router.Terminate(), 0);
 }
 
+// Issue 11, item 5: the router rejects rich text whose spans do not fall on
+// character boundaries, with the reason, and nothing is relayed.
+TEST_F(RouterIntegrationTest, UnsoundRichTextIsRejectedWithTheReason) {
+  RouterProcess router(TrioConfig());
+  ASSERT_TRUE(router.Start().ok()) << router.ReadLog();
+  auto alpha = Adapter(router, "alpha", "a");
+  auto beta = Adapter(router, "beta", "b");
+
+  v1::Event event;
+  event.mutable_channel()->set_chat_id("A1");
+  v1::MessagePosted* posted = event.mutable_posted();
+  posted->set_message_id("A1-bad-span");
+  posted->mutable_text()->set_text("caf\xC3\xA9");  // the é is bytes 3-4
+  v1::Span* span = posted->mutable_text()->add_spans();
+  span->set_kind(v1::Span::BOLD);
+  span->set_offset(0);
+  span->set_length(4);
+  v1::PublishAck ack = alpha->Publish(event);
+  EXPECT_EQ(ack.outcome(), v1::PublishAck::REJECTED);
+  EXPECT_THAT(ack.detail(),
+              ::testing::HasSubstr("span 0 (BOLD) ends at byte 4, inside a "
+                                   "UTF-8 character"));
+
+  // On a character boundary it goes through, and it is the first thing
+  // beta gets (a target's deliveries keep their order).
+  posted->set_message_id("A1-good-span");
+  span->set_length(5);
+  EXPECT_EQ(alpha->Publish(event).outcome(), v1::PublishAck::ACCEPTED);
+  ASSERT_TRUE(beta->WaitForCalls(1));
+  EXPECT_EQ(beta->deliveries()[0].event().posted().message_id(),
+            "A1-good-span");
+}
+
 TEST_F(RouterIntegrationTest, BadConfigStopsWithTheFieldNamed) {
   RouterProcess router(
       Credentials() +

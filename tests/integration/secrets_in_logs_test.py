@@ -2,13 +2,14 @@
 """No token, key or secret ever appears in a log line, and every log line of
 every process is one JSON object.
 
-Starts the whole bridge with scripts/run.sh (router, the TeamSpirit, Slack and
-Telegram adapters, the sandbox; free ports, a fresh run directory, freshly
-generated distinctive secrets), makes messages flow through every adapter,
-sends each webhook endpoint a request with a wrong secret and the Admin API a
-wrong token (the refusals are logged), stops everything with SIGINT, then
-searches every line every process wrote for every secret in the run
-directory's configs.
+Starts the whole bridge with scripts/run.sh (router, the TeamSpirit, Slack,
+Telegram and webhook adapters, the sandbox; free ports, a fresh run
+directory, freshly generated distinctive secrets), makes messages flow through
+every adapter (the webhook adapter's through an incoming webhook made with
+imbridgectl), sends each webhook endpoint a request with a wrong secret and
+the Admin API a wrong token (the refusals are logged), stops everything with
+SIGINT, then searches every line every process wrote for every secret in the
+run directory's configs and the incoming webhook's key.
 """
 
 import json
@@ -56,7 +57,8 @@ def request(url, body=b"", headers=None, method="POST"):
 def main():
     run_dir = tempfile.mkdtemp(prefix="imbridge-secrets-")
     ports = {name: free_port() for name in
-             ("ROUTER", "ROUTER_HTTP", "TEAMSPIRIT", "SLACK", "TELEGRAM", "SANDBOX")}
+             ("ROUTER", "ROUTER_HTTP", "TEAMSPIRIT", "SLACK", "TELEGRAM", "WEBHOOK",
+              "SANDBOX")}
     env = dict(os.environ, IMBRIDGE_RUN_DIR=run_dir, IMBRIDGE_SKIP_BUILD="1",
                IMBRIDGE_BUILD_DIR=BUILD_DIR)
     for name, port in ports.items():
@@ -66,6 +68,8 @@ def main():
                              stderr=subprocess.STDOUT, text=True)
     lines = []
     ready = threading.Event()
+    ctl = os.path.join(BUILD_DIR, "tools/imbridgectl/imbridgectl")
+    webhook_key = None
 
     def reader():
         for line in child.stdout:
@@ -86,10 +90,22 @@ def main():
                 json.dumps({"user": user, "text": f"secret check from {messenger}"}).encode(),
                 {"Content-Type": "application/json"})
             assert status == 200, (messenger, status, body)
+        # And from an incoming webhook: its key is a secret too.
+        created = subprocess.run(
+            [ctl, "--router", f"127.0.0.1:{ports['ROUTER']}", "--token-file",
+             os.path.join(run_dir, "admin-token"), "--json", "webhook", "create",
+             "--link", "sandbox"], capture_output=True, text=True, timeout=60)
+        assert created.returncode == 0, created
+        created = json.loads(created.stdout)
+        webhook_key = created["secret"]
+        hooks = f"http://127.0.0.1:{ports['WEBHOOK']}/hooks/{created['webhook']['id']}"
+        status, body = request(hooks, b'{"text": "secret check from webhook"}', {
+            "Content-Type": "application/json", "Authorization": f"Bearer {webhook_key}"})
+        assert status == 200, ("webhook", status, body)
         deadline = time.time() + 60
         while time.time() < deadline:
             status, body = request(f"{sandbox}/api/state", method="GET")
-            if body.count(b"secret check from") >= 6:  # each in all three panes
+            if body.count(b"secret check from") >= 9:  # each in all three panes
                 break
             time.sleep(0.2)
         else:
@@ -111,7 +127,13 @@ def main():
                             b'{"update_id":1}', dict(wrong, **{
                                 "X-Telegram-Bot-Api-Secret-Token": "not-the-secret"}))
         assert status == 401, status
-        ctl = os.path.join(BUILD_DIR, "tools/imbridgectl/imbridgectl")
+        # A wrong key, in the header and in the path (its log line must not
+        # show either).
+        status, _ = request(hooks, b'{"text": "x"}', dict(wrong, Authorization=(
+            "Bearer imbk_" + "0" * 48)))
+        assert status == 401, status
+        status, _ = request(f"{hooks}/imbk_{'1' * 48}", b'{"text": "x"}', wrong)
+        assert status == 401, status
         if os.path.exists(ctl):
             refused = subprocess.run(
                 [ctl, "--router", f"127.0.0.1:{ports['ROUTER']}", "--token",
@@ -145,7 +167,9 @@ def main():
             value = match.group(2)
             if len(value) >= 12 and not value.startswith("${"):
                 secrets.add(value)
-    assert len(secrets) >= 10, f"expected the run's secrets, found {len(secrets)}"
+    if webhook_key:
+        secrets.add(webhook_key)
+    assert len(secrets) >= 12, f"expected the run's secrets, found {len(secrets)}"
 
     failures = []
     process_lines = 0
@@ -155,7 +179,7 @@ def main():
             parts = [secret] + ([secret.split(":", 1)[1]] if ":" in secret else [])
             if any(p in line for p in parts):
                 failures.append(f"a secret appears in: {line[:200]}")
-        m = re.match(r"^\[(router|teamspirit|slack|telegram|sandbox)\] (.*)$", line)
+        m = re.match(r"^\[(router|teamspirit|slack|telegram|webhook|sandbox)\] (.*)$", line)
         if m and m.group(2).startswith("{"):
             process_lines += 1
             try:
@@ -166,7 +190,8 @@ def main():
             except ValueError:
                 failures.append(f"not one JSON object: {line[:200]}")
         elif m and not m.group(2).startswith(("teamspirit listening", "slack listening",
-                                               "telegram listening", "imbridge-")):
+                                               "telegram listening", "webhook listening",
+                                               "imbridge-")):
             failures.append(f"not a JSON log line: {line[:200]}")
     if code != 0:
         failures.append(f"run.sh exited {code} after SIGINT")
@@ -175,7 +200,7 @@ def main():
     if failures:
         print("\n".join(failures[:40]))
         return 1
-    print(f"ok: {process_lines} log lines from 5 processes, {len(secrets)} secrets, none leaked")
+    print(f"ok: {process_lines} log lines from 6 processes, {len(secrets)} secrets, none leaked")
     shutil.rmtree(run_dir, ignore_errors=True)
     return 0
 

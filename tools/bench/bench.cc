@@ -4,7 +4,11 @@
 // temporary directory and attaches synthetic adapters built on
 // adapters/common's RouterClient: `--pairs` source adapters publish into
 // `--channels` chats each, every chat linked to one chat of a destination
-// adapter. Three phases:
+// adapter. Four phases:
+//   0. ceiling (unless --ceiling=0): the same adapters and frames through
+//      RelayStub, the Router protocol with no store, in this process; the
+//      durable figure is reported as a ratio of it, which holds better than
+//      absolute figures on a machine whose speed drifts;
 //   1. throughput: `--events` events published as fast as the router takes
 //      them (at most `--outstanding` unacknowledged); events/s relayed is
 //      the count delivered at the destinations over the time from the first
@@ -19,6 +23,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -33,6 +38,8 @@
 #include "absl/time/clock.h"
 #include "adapters/common/router_client.h"
 #include "common/logging.h"
+#include "grpcpp/grpcpp.h"
+#include "tools/bench/relay_stub.h"
 
 namespace {
 
@@ -49,6 +56,8 @@ struct Flags {
   int64_t outstanding = 20000;
   int rate = 5000;
   int seconds = 10;
+  bool ceiling = true;
+  bool status_check = false;
 };
 
 int64_t NowNanos() { return absl::GetCurrentTimeNanos(); }
@@ -59,6 +68,12 @@ class Sink : public imbridge::adapters::DeliveryHandler {
  public:
   absl::StatusOr<std::vector<std::string>> Deliver(
       const v1::Delivery& d) override {
+    // Answers to the chat commands of the status check are not relayed
+    // events.
+    if (d.event().posted().sender().id() == "imbridge") {
+      answers_.fetch_add(1, std::memory_order_relaxed);
+      return std::vector<std::string>{absl::StrCat("c", d.id())};
+    }
     int64_t sent = 0;
     const std::string& id = d.event().posted().message_id();
     auto dash = id.rfind('-');
@@ -76,6 +91,7 @@ class Sink : public imbridge::adapters::DeliveryHandler {
   }
 
   std::atomic<int64_t> delivered_{0};
+  std::atomic<int64_t> answers_{0};
   std::atomic<int64_t> last_delivery_ns_{0};
   std::atomic<bool> recording_{false};
   absl::Mutex mu_;
@@ -155,6 +171,138 @@ v1::Event MakeEvent(int pair, int channel, int64_t n) {
   return e;
 }
 
+// The synthetic adapters of one run, attached to `address`: per pair a source
+// that publishes and a destination whose Sink answers every delivery.
+class Rig {
+ public:
+  Rig(const std::string& address, const Flags& f) {
+    for (int p = 0; p < f.pairs; ++p) {
+      RouterClient::Options o;
+      o.address = address;
+      o.token = kToken;
+      o.accounts = {"a"};
+      o.capabilities = {"edits", "deletes"};
+      o.platform = absl::StrCat("src", p);
+      o.adapter_name = o.platform;
+      o.max_pending_publishes = static_cast<size_t>(f.outstanding) + 1024;
+      sources_.push_back(std::make_unique<RouterClient>(o, nullptr));
+      sinks_.push_back(std::make_unique<Sink>());
+      o.platform = absl::StrCat("dst", p);
+      o.adapter_name = o.platform;
+      o.max_in_flight = 1024;
+      o.delivery_threads = 2;
+      destinations_.push_back(
+          std::make_unique<RouterClient>(o, sinks_.back().get()));
+    }
+    for (auto& c : sources_) c->Start();
+    for (auto& c : destinations_) c->Start();
+    for (auto& c : sources_)
+      while (!c->attached()) absl::SleepFor(absl::Milliseconds(5));
+    for (auto& c : destinations_)
+      while (!c->attached()) absl::SleepFor(absl::Milliseconds(5));
+  }
+  ~Rig() { Stop(); }
+
+  // Detaches the adapters; nothing is delivered after it returns.
+  void Stop() {
+    for (auto& c : sources_) c->Stop();
+    for (auto& c : destinations_) c->Stop();
+    sources_.clear();
+    destinations_.clear();
+  }
+
+  int64_t delivered() const {
+    int64_t n = 0;
+    for (auto& s : sinks_) n += s->delivered_.load();
+    return n;
+  }
+  bool WaitDelivered(int64_t target, absl::Duration timeout) const {
+    absl::Time deadline = absl::Now() + timeout;
+    while (delivered() < target && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(2));
+    }
+    return delivered() >= target;
+  }
+
+  std::vector<std::unique_ptr<Sink>>& sinks() { return sinks_; }
+  std::vector<std::unique_ptr<RouterClient>>& sources() { return sources_; }
+  std::vector<std::unique_ptr<RouterClient>>& destinations() {
+    return destinations_;
+  }
+
+ private:
+  std::vector<std::unique_ptr<Sink>> sinks_;
+  std::vector<std::unique_ptr<RouterClient>> sources_, destinations_;
+};
+
+// Publishes `f.events` events as fast as they are taken (at most
+// `f.outstanding` unacknowledged) and waits for them all to be delivered.
+// Prints and returns events/s (0 if they did not all arrive).
+double Throughput(Rig& rig, const Flags& f, const char* label,
+                  int64_t first = 0) {
+  std::atomic<int64_t> acked{0};
+  int64_t published = 0;
+  const int64_t base = rig.delivered();
+  int64_t start = NowNanos();
+  while (published < f.events) {
+    if (published - acked.load(std::memory_order_relaxed) >= f.outstanding) {
+      absl::SleepFor(absl::Microseconds(200));
+      continue;
+    }
+    int pair = static_cast<int>(published % f.pairs);
+    int channel = static_cast<int>((published / f.pairs) % f.channels);
+    absl::Status s = rig.sources()[pair]->Publish(
+        MakeEvent(pair, channel, first + published),
+        [&acked](const v1::PublishAck&) {
+          acked.fetch_add(1, std::memory_order_relaxed);
+        });
+    if (!s.ok()) {
+      absl::SleepFor(absl::Microseconds(200));
+      continue;
+    }
+    ++published;
+  }
+  bool complete = rig.WaitDelivered(base + f.events, absl::Minutes(10));
+  int64_t last = 0;
+  for (auto& s : rig.sinks())
+    last = std::max(last, s->last_delivery_ns_.load());
+  double seconds = static_cast<double>(last - start) / 1e9;
+  const int64_t relayed = rig.delivered() - base;
+  double rate = static_cast<double>(relayed) / seconds;
+  std::printf("%s: %lld events relayed in %.2f s = %.0f events/s%s\n", label,
+              static_cast<long long>(relayed), seconds, rate,
+              complete ? "" : " (INCOMPLETE)");
+  std::fflush(stdout);
+  // Acks still on their way reference `acked`.
+  absl::Time deadline = absl::Now() + absl::Minutes(1);
+  while (acked.load() < published && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  return complete ? rate : 0;
+}
+
+// Phase 0: the ceiling, through RelayStub on 127.0.0.1.
+double Ceiling(const Flags& f) {
+  imbridge::bench::RelayStub stub;
+  int port = 0;
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
+                           &port);
+  builder.RegisterService(&stub);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || port == 0) {
+    std::fprintf(stderr, "the relay stub did not start\n");
+    return 0;
+  }
+  double rate;
+  {
+    Rig rig(absl::StrCat("127.0.0.1:", port), f);
+    rate = Throughput(rig, f, "ceiling (no store)");
+  }
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  return rate;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -182,13 +330,18 @@ int main(int argc, char** argv) {
       ok = absl::SimpleAtoi(v, &f.rate);
     else if (const char* v = value("seconds"))
       ok = absl::SimpleAtoi(v, &f.seconds);
+    else if (const char* v = value("ceiling"))
+      ok = absl::SimpleAtob(v, &f.ceiling);
+    else if (const char* v = value("status_check"))
+      ok = absl::SimpleAtob(v, &f.status_check);
     else
       ok = false;
     if (!ok) {
       std::fprintf(
           stderr,
           "usage: imbridge-bench [--router=PATH] [--pairs=N] [--channels=N] "
-          "[--events=N] [--outstanding=N] [--rate=N] [--seconds=N]\n");
+          "[--events=N] [--outstanding=N] [--rate=N] [--seconds=N] "
+          "[--ceiling=true|false] [--status_check=true|false]\n");
       return a == "--help" ? 0 : 2;
     }
   }
@@ -199,81 +352,27 @@ int main(int argc, char** argv) {
   pid_t router = StartRouter(RouterBinary(f, argv[0]), dir, f, &port);
   std::string address = absl::StrCat("127.0.0.1:", port);
 
-  std::vector<std::unique_ptr<Sink>> sinks;
-  std::vector<std::unique_ptr<RouterClient>> sources, destinations;
-  for (int p = 0; p < f.pairs; ++p) {
-    RouterClient::Options o;
-    o.address = address;
-    o.token = kToken;
-    o.accounts = {"a"};
-    o.capabilities = {"edits", "deletes"};
-    o.platform = absl::StrCat("src", p);
-    o.adapter_name = o.platform;
-    o.max_pending_publishes = static_cast<size_t>(f.outstanding) + 1024;
-    sources.push_back(std::make_unique<RouterClient>(o, nullptr));
-    sinks.push_back(std::make_unique<Sink>());
-    o.platform = absl::StrCat("dst", p);
-    o.adapter_name = o.platform;
-    o.max_in_flight = 1024;
-    o.delivery_threads = 2;
-    destinations.push_back(
-        std::make_unique<RouterClient>(o, sinks.back().get()));
-  }
-  for (auto& c : sources) c->Start();
-  for (auto& c : destinations) c->Start();
-  for (auto& c : sources)
-    while (!c->attached()) absl::SleepFor(absl::Milliseconds(5));
-  for (auto& c : destinations)
-    while (!c->attached()) absl::SleepFor(absl::Milliseconds(5));
-
-  auto delivered = [&] {
-    int64_t n = 0;
-    for (auto& s : sinks) n += s->delivered_.load();
-    return n;
-  };
-  auto wait_delivered = [&](int64_t target, absl::Duration timeout) {
-    absl::Time deadline = absl::Now() + timeout;
-    while (delivered() < target && absl::Now() < deadline) {
-      absl::SleepFor(absl::Milliseconds(2));
-    }
-    return delivered() >= target;
-  };
-
-  // Phase 1: throughput.
-  std::atomic<int64_t> acked{0};
-  int64_t published = 0;
   std::printf(
       "imbridge-bench: router pid %d, %d source and %d destination adapters, "
       "%d linked chats each, durability full\n",
       router, f.pairs, f.pairs, f.channels);
   std::fflush(stdout);
-  int64_t start = NowNanos();
-  while (published < f.events) {
-    if (published - acked.load(std::memory_order_relaxed) >= f.outstanding) {
-      absl::SleepFor(absl::Microseconds(200));
-      continue;
-    }
-    int pair = static_cast<int>(published % f.pairs);
-    int channel = static_cast<int>((published / f.pairs) % f.channels);
-    absl::Status s = sources[pair]->Publish(
-        MakeEvent(pair, channel, published), [&acked](const v1::PublishAck&) {
-          acked.fetch_add(1, std::memory_order_relaxed);
-        });
-    if (!s.ok()) {
-      absl::SleepFor(absl::Microseconds(200));
-      continue;
-    }
-    ++published;
+  double ceiling = f.ceiling ? Ceiling(f) : 0;
+
+  // Phase 1: throughput.
+  Rig rig(address, f);
+  double durable = Throughput(rig, f, "throughput");
+  bool complete = durable > 0;
+  if (ceiling > 0 && durable > 0) {
+    std::printf("durable / ceiling: %.2f\n", durable / ceiling);
+    std::fflush(stdout);
   }
-  bool complete = wait_delivered(f.events, absl::Minutes(10));
-  int64_t last = 0;
-  for (auto& s : sinks) last = std::max(last, s->last_delivery_ns_.load());
-  double seconds = static_cast<double>(last - start) / 1e9;
-  std::printf("throughput: %lld events relayed in %.2f s = %.0f events/s%s\n",
-              static_cast<long long>(delivered()), seconds,
-              static_cast<double>(delivered()) / seconds,
-              complete ? "" : " (INCOMPLETE)");
-  std::fflush(stdout);
+  auto& sinks = rig.sinks();
+  auto& sources = rig.sources();
+  auto delivered = [&] { return rig.delivered(); };
+  auto wait_delivered = [&](int64_t target, absl::Duration timeout) {
+    return rig.WaitDelivered(target, timeout);
+  };
 
   // Phase 2: latency at a steady rate.
   int64_t base = delivered();
@@ -321,8 +420,55 @@ int main(int argc, char** argv) {
       static_cast<long long>(f.events + total), hwm / 1024.0, rss / 1024.0);
   std::fflush(stdout);
 
-  for (auto& c : sources) c->Stop();
-  for (auto& c : destinations) c->Stop();
+  // Phase 4 (--status_check): the throughput phase twice more, the second
+  // time while a person in a destination chat sends `!bridge status` every
+  // 10 ms; chat commands are answered off the writer, so throughput must not
+  // drop measurably (below 0.8 of the control fails the bench).
+  if (f.status_check && complete) {
+    // The control: the same phase again without commands, so that both runs
+    // of the comparison see a store of about the same size.
+    double plain =
+        Throughput(rig, f, "throughput again, the control", f.events + total);
+    std::atomic<bool> stop{false};
+    std::atomic<int64_t> commands{0};
+    std::thread commander([&] {
+      int64_t n = 0;
+      while (!stop.load()) {
+        v1::Event e;
+        e.set_key(absl::StrCat("dst0:status:", n));
+        e.mutable_channel()->set_platform("dst0");
+        e.mutable_channel()->set_account("a");
+        e.mutable_channel()->set_chat_id("c0");
+        e.mutable_posted()->set_message_id(absl::StrCat("status-", n++));
+        e.mutable_posted()->mutable_sender()->set_id("U7");
+        e.mutable_posted()->mutable_text()->set_text("!bridge status");
+        if (rig.destinations()[0]
+                ->Publish(std::move(e), [](const v1::PublishAck&) {})
+                .ok()) {
+          commands.fetch_add(1);
+        }
+        absl::SleepFor(absl::Milliseconds(10));
+      }
+    });
+    double with_status =
+        Throughput(rig, f, "throughput with !bridge status every 10 ms",
+                   2 * f.events + total);
+    stop = true;
+    commander.join();
+    int64_t answers = 0;
+    for (auto& s : sinks) answers += s->answers_.load();
+    double ratio = plain > 0 ? with_status / plain : 0;
+    std::printf(
+        "status check: %lld commands sent, %lld answered; throughput %.2f of "
+        "the control%s\n",
+        static_cast<long long>(commands.load()),
+        static_cast<long long>(answers), ratio,
+        ratio < 0.8 ? " (LOWER: FAILED)" : "");
+    std::fflush(stdout);
+    if (ratio < 0.8) complete = false;
+  }
+
+  rig.Stop();
   kill(router, SIGTERM);
   int status = 0;
   waitpid(router, &status, 0);

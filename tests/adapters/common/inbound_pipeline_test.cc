@@ -325,6 +325,8 @@ TEST_F(InboundPipelineTest, AMessageWaitingForItsFileIsNotOvertakenInItsChat) {
   EXPECT_TRUE(results_.Wait("a2").ok());
   EXPECT_TRUE(results_.Wait("a1").ok());
   EXPECT_THAT(router_.published(), ElementsAre("b1", "a1", "c1", "a2"));
+  ASSERT_TRUE(router_.Ack("c1"));
+  EXPECT_TRUE(results_.Wait("c1").ok());
 }
 
 TEST_F(InboundPipelineTest, FilesOfDifferentChatsAreFetchedInParallel) {

@@ -181,19 +181,45 @@ class FakeDirectory : public WebhookDirectory {
   std::vector<std::thread> threads_ ABSL_GUARDED_BY(threads_mu_);
 };
 
+// A router that records each event and accepts it at once.
+class AcceptingRouter : public InboundRouter {
+ public:
+  void Publish(
+      v1::Event event,
+      std::function<void(absl::StatusOr<v1::PublishAck>)> done) override {
+    {
+      absl::MutexLock lock(&mu_);
+      events_.push_back(std::move(event));
+    }
+    v1::PublishAck ack;
+    ack.set_outcome(v1::PublishAck::ACCEPTED);
+    done(ack);
+  }
+  absl::StatusOr<v1::BlobRef> PutBlob(
+      const v1::BlobMeta&,
+      const std::function<absl::StatusOr<size_t>(char*, size_t)>&) override {
+    return absl::UnimplementedError("incoming webhooks carry no files");
+  }
+  std::vector<v1::Event> events() {
+    absl::MutexLock lock(&mu_);
+    return events_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<v1::Event> events_ ABSL_GUARDED_BY(mu_);
+};
+
 class IncomingWebhooksTest : public ::testing::Test {
  protected:
   void SetUp() override {
     WebhookServer::Options options;
     options.max_body_bytes = 1 << 20;
     server_ = std::make_unique<WebhookServer>(options);
+    pipeline_ =
+        std::make_unique<InboundPipeline>(InboundPipeline::Options(), &router_);
     incoming_ = std::make_unique<IncomingWebhooks>(
-        "default", &directory_,
-        [this](v1::Event event, std::shared_ptr<Responder> responder) {
-          absl::MutexLock lock(&mu_);
-          events_.push_back(std::move(event));
-          responder->Respond(200, "application/json", R"({"ok":true})");
-        },
+        "default", &directory_, pipeline_.get(),
         [this](absl::string_view reason) {
           absl::MutexLock lock(&mu_);
           rejections_.emplace_back(reason);
@@ -204,6 +230,7 @@ class IncomingWebhooksTest : public ::testing::Test {
   void TearDown() override {
     server_->Stop();
     directory_.Join();
+    pipeline_->Stop();
   }
 
   HttpResponse Post(const std::string& path, const std::string& body,
@@ -220,21 +247,19 @@ class IncomingWebhooksTest : public ::testing::Test {
     return response.ok() ? *response : HttpResponse();
   }
 
-  std::vector<v1::Event> events() {
-    absl::MutexLock lock(&mu_);
-    return events_;
-  }
+  std::vector<v1::Event> events() { return router_.events(); }
   std::vector<std::string> rejections() {
     absl::MutexLock lock(&mu_);
     return rejections_;
   }
 
   FakeDirectory directory_;
+  AcceptingRouter router_;
+  std::unique_ptr<InboundPipeline> pipeline_;
   std::unique_ptr<WebhookServer> server_;
   std::unique_ptr<IncomingWebhooks> incoming_;
   HttpClient client_;
   absl::Mutex mu_;
-  std::vector<v1::Event> events_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> rejections_ ABSL_GUARDED_BY(mu_);
 };
 

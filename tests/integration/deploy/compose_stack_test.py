@@ -8,14 +8,16 @@ runs every config in deploy/compose/ through its binary's --check-config,
 then builds the image (deploy/container/build-image.sh, private vfs storage)
 and runs the file as it is with docker-compose against podman's
 Docker-compatible API (podman-compose 1.0.3 adds a network to
-network_mode: host services, which podman refuses): the router, the three
+network_mode: host services, which podman refuses): the router, the four
 adapters and the sandbox page must all answer (each adapter's /readyz means
-attached to the router and its emulated messenger reachable), and a message
-posted on the emulated TeamSpirit must appear on Slack and Telegram.
+attached to the router and its emulated messenger reachable), a message
+posted on the emulated TeamSpirit must appear on Slack and Telegram, and one
+posted to an incoming webhook (made with this build's imbridgectl and the
+compose router's admin token) on all three.
 Everything is removed at the end, volumes included.
 
-The stack uses fixed ports on 127.0.0.1 (those of scripts/run.sh plus
-7721-7723); if one is taken, that part is skipped and says so. Needs root
+The stack uses fixed ports on 127.0.0.1 (those of scripts/run.sh: 7700-7701,
+7711-7714, 8080; plus 7721-7723); if one is taken, that part is skipped and says so. Needs root
 (exit 77 otherwise).
 """
 
@@ -42,13 +44,15 @@ BINARY = {
     "teamspirit": "adapters/teamspirit/imbridge-adapter-teamspirit",
     "slack": "adapters/slack/imbridge-adapter-slack",
     "telegram": "adapters/telegram/imbridge-adapter-telegram",
+    "webhook": "adapters/webhook/imbridge-adapter-webhook",
 }
-PORTS = [7700, 7701, 7711, 7712, 7713, 7721, 7722, 7723, 8080]
+PORTS = [7700, 7701, 7711, 7712, 7713, 7714, 7721, 7722, 7723, 8080]
 READY = {
     "router": "http://127.0.0.1:7701/readyz",
     "teamspirit": "http://127.0.0.1:7711/readyz",
     "slack": "http://127.0.0.1:7712/readyz",
     "telegram": "http://127.0.0.1:7713/readyz",
+    "webhook": "http://127.0.0.1:7714/readyz",
     "sandbox": "http://127.0.0.1:8080/",
 }
 
@@ -148,20 +152,39 @@ class ComposeStackTest(unittest.TestCase):
                 headers={"Content-Type": "application/json"}, method="POST")
             with urllib.request.urlopen(request, timeout=10) as r:
                 self.assertEqual(r.status, 200)
-            deadline = time.monotonic() + 60
-            texts = {}
-            while time.monotonic() < deadline:
-                with urllib.request.urlopen("http://127.0.0.1:8080/api/state",
-                                            timeout=10) as r:
-                    state = json.load(r)
-                texts = {m: " ".join(x.get("text", "") for x in v["messages"])
-                         for m, v in state["messengers"].items()}
-                if all("hello via compose" in texts.get(m, "")
-                       for m in ("slack", "telegram")):
-                    break
-                time.sleep(0.5)
-            else:
-                self.fail("not relayed: %s\n%s" % (texts, logs()))
+
+            def wait_relayed(text, messengers):
+                deadline = time.monotonic() + 60
+                texts = {}
+                while time.monotonic() < deadline:
+                    with urllib.request.urlopen("http://127.0.0.1:8080/api/state",
+                                                timeout=10) as r:
+                        state = json.load(r)
+                    texts = {m: " ".join(x.get("text", "") for x in v["messages"])
+                             for m, v in state["messengers"].items()}
+                    if all(text in texts.get(m, "") for m in messengers):
+                        return
+                    time.sleep(0.5)
+                self.fail("%r not relayed: %s\n%s" % (text, texts, logs()))
+            wait_relayed("hello via compose", ("slack", "telegram"))
+
+            # An incoming webhook: created with imbridgectl (the compose
+            # router's admin token), posted to the webhook adapter.
+            out = subprocess.run(
+                [os.path.join(BUILD, "tools/imbridgectl/imbridgectl"), "--router",
+                 "127.0.0.1:7700", "--token", "compose-sandbox-admin-token", "--json",
+                 "webhook", "create", "--link", "sandbox"],
+                capture_output=True, text=True, timeout=60)
+            self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+            created = json.loads(out.stdout)
+            request = urllib.request.Request(
+                "http://127.0.0.1:7714/hooks/" + created["webhook"]["id"],
+                data=json.dumps({"text": "hook via compose"}).encode(),
+                headers={"Content-Type": "application/json",
+                         "Authorization": "Bearer " + created["secret"]}, method="POST")
+            with urllib.request.urlopen(request, timeout=20) as r:
+                self.assertEqual(r.status, 200)
+            wait_relayed("hook via compose", ("teamspirit", "slack", "telegram"))
         finally:
             if service is not None:
                 subprocess.run(compose + ["down", "--volumes", "--timeout", "20"],

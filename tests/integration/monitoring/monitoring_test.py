@@ -2,13 +2,15 @@
 """The monitoring of deploy/ checked by a real Prometheus.
 
 Starts the sandbox stack with scripts/run.sh (router, TeamSpirit, Slack and
-Telegram adapters against the emulated messengers; free ports, a fresh run
-directory) and Debian's `prometheus` as an unprivileged user (`nobody` when
+Telegram adapters against the emulated messengers, and the webhook adapter;
+free ports, a fresh run directory) and Debian's `prometheus` as an unprivileged user (`nobody` when
 run as root) in a temporary directory, scraping the router and every adapter
 each second and loading deploy/prometheus/alerts.yaml. Then:
 
-- every target is `up` (Prometheus's /api/v1/targets);
-- after a warm-up message, N messages sent through the bridge raise
+- every target (the router and the four adapters) is `up` (Prometheus's
+  /api/v1/targets);
+- after a warm-up message, N messages sent through the bridge (from Slack,
+  TeamSpirit and an incoming webhook made with imbridgectl) raise
   imbridge_router_link_events_total{link="sandbox",kind="message"} by exactly
   N, as Prometheus sees it (/api/v1/query);
 - every metric name in deploy/grafana/imbridge.json and alerts.yaml is a
@@ -44,7 +46,8 @@ BUILD_DIR = os.environ.get("IMBRIDGE_BUILD_DIR", os.path.join(SOURCE_DIR, "build
 DASHBOARD = os.path.join(SOURCE_DIR, "deploy/grafana/imbridge.json")
 ALERTS = os.path.join(SOURCE_DIR, "deploy/prometheus/alerts.yaml")
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
-ADAPTERS = ("teamspirit", "slack", "telegram")
+IMBRIDGECTL = os.path.join(BUILD_DIR, "tools/imbridgectl/imbridgectl")
+ADAPTERS = ("teamspirit", "slack", "telegram", "webhook")
 MESSAGES = 5
 # Series Prometheus makes itself, not the processes.
 PROMETHEUS_OWN = {"up"}
@@ -235,7 +238,8 @@ class Stack:
     def __init__(self):
         self.run_dir = tempfile.mkdtemp(prefix="imbridge-monitoring-")
         self.ports = {name: free_port() for name in
-                      ("ROUTER", "ROUTER_HTTP", "TEAMSPIRIT", "SLACK", "TELEGRAM", "SANDBOX")}
+                      ("ROUTER", "ROUTER_HTTP", "TEAMSPIRIT", "SLACK", "TELEGRAM", "WEBHOOK",
+                       "SANDBOX")}
         env = dict(os.environ, IMBRIDGE_RUN_DIR=self.run_dir, IMBRIDGE_SKIP_BUILD="1",
                    IMBRIDGE_BUILD_DIR=BUILD_DIR)
         for name, port in self.ports.items():
@@ -270,6 +274,24 @@ class Stack:
             {"Content-Type": "application/json"})
         assert status == 200, (messenger, status, body)
 
+    def create_incoming_webhook(self):
+        """`imbridgectl webhook create --link sandbox`: (id, key)."""
+        out = subprocess.run(
+            [IMBRIDGECTL, "--router", f"127.0.0.1:{self.ports['ROUTER']}", "--token-file",
+             os.path.join(self.run_dir, "admin-token"), "--json", "webhook", "create",
+             "--link", "sandbox", "--description", "monitoring test"],
+            capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out
+        created = json.loads(out.stdout)
+        return created["webhook"]["id"], created["secret"]
+
+    def post_webhook(self, hook, text):
+        status, body = request(
+            f"http://127.0.0.1:{self.ports['WEBHOOK']}/hooks/{hook[0]}",
+            json.dumps({"text": text, "username": "monitor"}).encode(),
+            {"Content-Type": "application/json", "Authorization": f"Bearer {hook[1]}"})
+        assert status == 200, ("webhook", status, body)
+
     def shown(self, text):
         """How many times `text` shows in the emulated messengers."""
         _, body = request(f"http://127.0.0.1:{self.ports['SANDBOX']}/api/state")
@@ -288,8 +310,13 @@ class Stack:
 
 
 def relay(stack, text, messenger, user):
-    """Posts `text` and waits until every messenger shows it."""
-    stack.post(messenger, user, text)
+    """Posts `text` (on an emulated messenger, or with messenger "webhook"
+    to the incoming webhook `user`) and waits until every messenger shows
+    it."""
+    if messenger == "webhook":
+        stack.post_webhook(user, text)
+    else:
+        stack.post(messenger, user, text)
     wait_for(f"'{text}' in all three messengers", lambda: stack.shown(text) >= 3)
 
 
@@ -309,8 +336,10 @@ def provoke_webhook_rejections(stack):
         request(f"http://127.0.0.1:{stack.ports['TELEGRAM']}/telegram/sandbox",
                 b'{"update_id":1}', dict(json_type, **{
                     "X-Telegram-Bot-Api-Secret-Token": "not-the-secret"})),
+        request(f"http://127.0.0.1:{stack.ports['WEBHOOK']}/hooks/wh0000000000000000",
+                b'{"text":"x"}', dict(json_type, Authorization="Bearer imbk_not-the-key")),
     ]
-    assert [status for status, _ in refused] == [401, 401, 401], refused
+    assert [status for status, _ in refused] == [401] * 4, refused
 
 
 def check(stack, prom):
@@ -340,8 +369,10 @@ def check(stack, prom):
     (before,) = wait_for("Prometheus to scrape the warm-up", scraped_value, timeout=30)
     assert before >= 1, before
 
+    hook = stack.create_incoming_webhook()
+    origins = (("slack", "U0ANN"), ("teamspirit", "u-yuki"), ("webhook", hook))
     for i in range(MESSAGES):
-        messenger, user = (("slack", "U0ANN"), ("teamspirit", "u-yuki"))[i % 2]
+        messenger, user = origins[i % len(origins)]
         relay(stack, f"monitoring message {i}", messenger, user)
     (after,) = wait_for("Prometheus to scrape the messages",
                         lambda: scraped_value() if (prom.value(relayed) or 0) >= before + MESSAGES
@@ -438,7 +469,7 @@ def main():
         print("--- prometheus log (tail) ---\n" + "\n".join(prom_log.splitlines()[-30:]))
         print("--- run.sh (tail) ---\n" + "\n".join(stack.lines[-40:]))
         return 1
-    print(f"ok: 4 targets up, {MESSAGES} messages counted, dashboard and alerts checked "
+    print(f"ok: {1 + len(ADAPTERS)} targets up, {MESSAGES} messages counted, dashboard and alerts checked "
           f"against live /metrics in {time.time() - start:.0f} s")
     return 0
 

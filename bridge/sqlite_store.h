@@ -1,0 +1,24 @@
+#ifndef IMBRIDGE_BRIDGE_SQLITE_STORE_H_
+#define IMBRIDGE_BRIDGE_SQLITE_STORE_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "bridge/store.h"
+#include "imbridge/v1/config.pb.h"
+
+namespace imbridge::bridge {
+
+// Opens (creating if needed) the SQLite store in `data_dir`/imbridge.db, in
+// WAL mode, applying schema migrations up to the current version in place.
+// With durability FULL each commit is on disk when Commit() returns; NORMAL
+// may lose the last commits on power loss (not on a process crash). Fails
+// with a clear message if the directory is not writable or the database was
+// made by a newer imbridge.
+absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(
+    const std::string& data_dir, v1::Durability durability);
+
+}  // namespace imbridge::bridge
+
+#endif  // IMBRIDGE_BRIDGE_SQLITE_STORE_H_
