@@ -68,7 +68,8 @@ absl::Status Poller::health() const {
 }
 
 void Poller::Run(std::shared_ptr<Shared> shared) {
-  int64_t offset = 0;  // 0: no offset yet (first call after a start).
+  // 0: no offset yet (the first call after a start without a saved one).
+  int64_t offset = shared->options.initial_offset;
   while (true) {
     nlohmann::json params = {
         {"timeout", absl::ToInt64Seconds(shared->options.long_poll)},
@@ -100,11 +101,15 @@ void Poller::Run(std::shared_ptr<Shared> shared) {
     size_t done = 0;
     if (!updates.empty()) {
       done = processor_(updates);
+      const int64_t before = offset;
       for (size_t i = 0; i < done; ++i) {
         auto id = updates[i].find("update_id");
         if (id != updates[i].end() && id->is_number_integer()) {
           offset = std::max(offset, id->get<int64_t>() + 1);
         }
+      }
+      if (offset != before && shared->options.save_offset) {
+        shared->options.save_offset(offset);
       }
     }
     absl::MutexLock lock(&shared->mu);

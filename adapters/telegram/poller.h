@@ -20,9 +20,11 @@ namespace imbridge::adapters::telegram {
 // acknowledged. The next getUpdates asks for updates after the last
 // acknowledged one (`offset`), which is also how Telegram learns that they
 // may be forgotten; unacknowledged updates are fetched again after
-// `retry_delay`. The first call after a start has no offset, so Telegram
-// hands out every unconfirmed update again: nothing needs to be stored
-// locally.
+// `retry_delay`. The offset is handed to `save_offset` each time it moves
+// and a start resumes from `initial_offset`, so that a restart does not
+// fetch (and download the files of) updates the router already has. With
+// no initial offset Telegram hands out every unconfirmed update again (the
+// router drops the repeats).
 //
 // Threading: Start() and Stop() from one controlling thread; the processor
 // runs on the poller's own thread and may block, but should return soon
@@ -35,6 +37,12 @@ class Poller {
     int limit = 100;
     std::vector<std::string> allowed_updates;
     absl::Duration retry_delay = absl::Seconds(1);
+    // The offset of the first getUpdates (0: none).
+    int64_t initial_offset = 0;
+    // Called on the poller's thread, while Stop() waits for it, each time
+    // the offset moves (may be empty). It may block briefly (a journal
+    // write).
+    std::function<void(int64_t offset)> save_offset;
   };
   // Processes `updates` in order; returns how many from the front are done.
   using Processor =

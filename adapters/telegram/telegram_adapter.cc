@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -202,13 +203,14 @@ TelegramAdapter::TelegramAdapter(const v1::TelegramAdapterConfig& config,
                                  DeliveryJournal* journal)
     : config_(config),
       runtime_(runtime),
+      journal_(journal),
       inbound_router_(runtime),
       http_(MessengerClientOptions("telegram")),
-      aliases_(config.state_dir().empty()
-                   ? std::string()
-                   : (std::filesystem::path(config.state_dir()) /
-                      "chat_aliases.json")
-                         .string()) {
+      aliases_(journal, config.state_dir().empty()
+                            ? std::string()
+                            : (std::filesystem::path(config.state_dir()) /
+                               "chat_aliases.json")
+                                  .string()) {
   const v1::TelegramRateLimits& r = config.rate_limits();
   RateLimiter::Options rate;
   if (r.per_chat_per_second() > 0)
@@ -334,6 +336,24 @@ absl::Status TelegramAdapter::Start() {
     if (c.polling().retry_delay_ms() > 0) {
       options.retry_delay = absl::Milliseconds(c.polling().retry_delay_ms());
     }
+    // Resume after the updates the router already has.
+    const std::string offset_name =
+        absl::StrCat("telegram/polling_offset/", c.name());
+    absl::StatusOr<std::optional<std::string>> saved =
+        journal_->GetState(offset_name);
+    if (!saved.ok()) return saved.status();
+    if (saved->has_value() &&
+        !absl::SimpleAtoi(**saved, &options.initial_offset)) {
+      LogWarn("ignoring an unreadable saved polling offset",
+              {{"account", c.name()}});
+    }
+    DeliveryJournal* journal = journal_;
+    options.save_offset = [journal, offset_name](int64_t offset) {
+      absl::Status s = journal->PutState(offset_name, absl::StrCat(offset));
+      if (!s.ok()) {
+        LogWarn("cannot save the polling offset", {{"error", s.ToString()}});
+      }
+    };
     Account* account = a.get();
     a->poller = std::make_unique<Poller>(
         options, a->api, [this, account](const std::vector<json>& updates) {

@@ -131,6 +131,7 @@ class TelegramAdapter : private InboundConnector<TelegramUpdate> {
 
   const v1::TelegramAdapterConfig config_;
   AdapterRuntime* const runtime_;
+  DeliveryJournal* const journal_;
   RuntimeInboundRouter inbound_router_;
   HttpClient http_;
   ChatAliases aliases_;

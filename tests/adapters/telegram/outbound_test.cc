@@ -69,9 +69,9 @@ class OutboundTest : public ::testing::Test {
   fakes::FakeTelegram fake_;
   HttpClient http_;
   std::unique_ptr<BotApi> api_;
-  ChatAliases aliases_{""};
   std::unique_ptr<DeliveryJournal> journal_ =
       *DeliveryJournal::Open(DeliveryJournal::Options());
+  ChatAliases aliases_{journal_.get(), ""};
   std::unique_ptr<RateLimiter> limiter_;
   std::unique_ptr<Outbound> outbound_;
   std::map<std::string, std::string> blobs_;

@@ -114,7 +114,9 @@ class ChatAliasesTest : public ::testing::Test {
 
 TEST_F(ChatAliasesTest, CurrentAndOriginalFollowTheChainAndPersist) {
   {
-    ChatAliases aliases(path());
+    auto journal = DeliveryJournal::OpenInStateDir(dir_.string());
+    ASSERT_TRUE(journal.ok());
+    ChatAliases aliases(journal->get(), path());
     ASSERT_TRUE(aliases.Load().ok());
     EXPECT_EQ(aliases.Current("a", "-100"), "-100");
     ASSERT_TRUE(aliases.Record("a", "-100", "-1001").ok());
@@ -125,21 +127,48 @@ TEST_F(ChatAliasesTest, CurrentAndOriginalFollowTheChainAndPersist) {
     EXPECT_FALSE(aliases.Record("a", "-1001", "-100").ok());  // cycle
     EXPECT_FALSE(aliases.Record("a", "-5", "-5").ok());
   }
-  ChatAliases reloaded(path());
+  // Kept in the journal, not in a file of their own.
+  EXPECT_FALSE(std::filesystem::exists(path()));
+  auto journal = DeliveryJournal::OpenInStateDir(dir_.string());
+  ASSERT_TRUE(journal.ok());
+  ChatAliases reloaded(journal->get(), path());
   ASSERT_TRUE(reloaded.Load().ok());
   EXPECT_EQ(reloaded.Current("a", "-100"), "-1001");
   EXPECT_EQ(reloaded.Original("a", "-1001"), "-100");
 }
 
-TEST_F(ChatAliasesTest, MalformedFileIsRefusedAndNothingLoaded) {
-  std::ofstream(path()) << "{\"a\": {\"-1\": 5}}";
-  ChatAliases aliases(path());
-  EXPECT_EQ(aliases.Load().code(), absl::StatusCode::kDataLoss);
-  EXPECT_EQ(aliases.Current("a", "-1"), "-1");
+TEST_F(ChatAliasesTest, AFileOfEarlierVersionsIsImportedOnce) {
+  std::ofstream(path()) << R"({"a": {"-1": "-1001"}, "b": {"-2": "-1002"}})";
+  {
+    auto journal = DeliveryJournal::OpenInStateDir(dir_.string());
+    ASSERT_TRUE(journal.ok());
+    ChatAliases aliases(journal->get(), path());
+    ASSERT_TRUE(aliases.Load().ok());
+    EXPECT_EQ(aliases.Current("a", "-1"), "-1001");
+    EXPECT_EQ(aliases.Original("b", "-1002"), "-2");
+  }
+  EXPECT_FALSE(std::filesystem::exists(path()));
+  EXPECT_TRUE(std::filesystem::exists(path() + ".imported"));
+  auto journal = DeliveryJournal::OpenInStateDir(dir_.string());
+  ASSERT_TRUE(journal.ok());
+  ChatAliases reloaded(journal->get(), path());
+  ASSERT_TRUE(reloaded.Load().ok());
+  EXPECT_EQ(reloaded.Current("b", "-2"), "-1002");
 }
 
-TEST_F(ChatAliasesTest, MemoryOnlyWithoutPath) {
-  ChatAliases aliases("");
+TEST_F(ChatAliasesTest, MalformedFileIsRefusedAndNothingLoaded) {
+  std::ofstream(path()) << "{\"a\": {\"-1\": 5}}";
+  auto journal = DeliveryJournal::OpenInStateDir(dir_.string());
+  ASSERT_TRUE(journal.ok());
+  ChatAliases aliases(journal->get(), path());
+  EXPECT_EQ(aliases.Load().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(aliases.Current("a", "-1"), "-1");
+  // Left where it is for the operator to fix.
+  EXPECT_TRUE(std::filesystem::exists(path()));
+}
+
+TEST_F(ChatAliasesTest, MemoryOnlyWithoutJournal) {
+  ChatAliases aliases(nullptr, "");
   ASSERT_TRUE(aliases.Load().ok());
   ASSERT_TRUE(aliases.Record("a", "1", "2").ok());
   EXPECT_EQ(aliases.Current("a", "1"), "2");

@@ -238,9 +238,9 @@ std::map<std::string, int> TelegramIntegrationTest::KillWhileSending(
   const absl::Time kill_at = absl::Now();
   adapter_->Kill();
   // The sends in flight: those made less than the answer delay before the
-  // kill (with a margin for the time the kill took).
+  // kill (with a margin for late answers on a loaded machine).
   for (const auto& call : fake_.calls("sendMessage")) {
-    if (call.at > kill_at - kSlowAnswer - absl::Milliseconds(200) &&
+    if (call.at > kill_at - kSlowAnswer - absl::Seconds(1) &&
         call.params.contains("text")) {
       std::string text = call.params["text"].get<std::string>();
       in_flight->insert(text.substr(text.find("crash ")));
@@ -463,17 +463,22 @@ TEST_F(TelegramIntegrationTest, KilledWhileSendingAtLeastOnceLosesNothing) {
   EXPECT_THAT(adapter_->ReadLog(), HasSubstr("sent again"));
 }
 
-// open_send_policy at_most_once: the same crash doubles nothing (the sends
-// in flight had reached Telegram, so nothing is lost either).
+// open_send_policy at_most_once: the same crash doubles nothing. A message
+// whose send was recorded but had not reached Telegram at the kill is
+// missing, as documented: at most one per chat (sends into one chat are made
+// one at a time).
 TEST_F(TelegramIntegrationTest, KilledWhileSendingAtMostOnceDoublesNothing) {
   std::set<std::string> in_flight;
   std::map<std::string, int> sent =
       KillWhileSending("at_most_once", &in_flight);
   ASSERT_FALSE(in_flight.empty());
+  int missing = 0;
   for (int i = 0; i < kCrashMessages; ++i) {
     std::string text = absl::StrFormat("crash %02d", i);
-    EXPECT_EQ(sent[text], 1) << text;
+    EXPECT_LE(sent[text], 1) << text;
+    if (sent[text] == 0) ++missing;
   }
+  EXPECT_LE(missing, kCrashChats);
   EXPECT_THAT(adapter_->ReadLog(), HasSubstr("taken as sent"));
 }
 
@@ -683,10 +688,23 @@ TEST_F(TelegramIntegrationTest, PollingAdvancesOnlyPastAcknowledgedUpdates) {
   ASSERT_TRUE(other->WaitForCalls(4, absl::Seconds(60)));
   ASSERT_TRUE(fake_.WaitFor([&] { return fake_.pending_updates() == 0; }));
 
-  // A restarted adapter starts without an offset and duplicates nothing.
+  // A restarted adapter resumes from the offset saved in its journal (no
+  // confirmed update is fetched again) and duplicates nothing.
   EXPECT_EQ(adapter_->Terminate(), 0);
+  int64_t last_offset = 0;
+  for (const auto& c : fake_.calls("getUpdates")) {
+    if (c.params.contains("offset")) {
+      last_offset =
+          std::max<int64_t>(last_offset, c.params["offset"].get<int64_t>());
+    }
+  }
+  const size_t calls_before_restart = fake_.calls("getUpdates").size();
   fake_.PostMessage(group, anna, "after restart");
   ASSERT_TRUE(adapter_->Start().ok());
+  ASSERT_TRUE(fake_.WaitForCalls("getUpdates", calls_before_restart + 1));
+  auto first_after_restart = fake_.calls("getUpdates")[calls_before_restart];
+  ASSERT_TRUE(first_after_restart.params.contains("offset"));
+  EXPECT_EQ(first_after_restart.params["offset"].get<int64_t>(), last_offset);
   ASSERT_TRUE(other->WaitForCalls(5, absl::Seconds(60)));
   absl::SleepFor(absl::Seconds(1));
   EXPECT_THAT(PostedTexts(other->deliveries()),
