@@ -11,7 +11,9 @@
 // client to /hooks/<id>/<key> (path "webhook") or, signed with Slack's v0
 // HMAC, to /slack/<account>/events (path "slack"). The outgoing webhooks
 // point at a receiver in this process that answers 200 at once and reads the
-// send time carried in the message text. Phases:
+// send time carried in the message text. --chats spreads the messages over
+// several incoming webhooks or Slack channels: the adapters keep order with
+// one serial lane per chat, so one chat measures a single lane. Phases:
 //   0. ceiling: the same client against the receiver directly (no bridge),
 //      closed loop and paced at --rate; the bridge's figures are also given
 //      as ratios of these, which hold better than absolute figures on a
@@ -77,6 +79,7 @@ struct Flags {
   int connections = 32;
   std::string path = "webhook";
   int duration = 10;
+  int chats = 1;
   std::string bin_dir;
 };
 
@@ -86,6 +89,7 @@ void Usage() {
   std::fprintf(stderr,
                "usage: imbridge-http-bench [--messages=N] [--rate=R] "
                "[--connections=C] [--path=webhook|slack|both] [--duration=S] "
+               "[--chats=N] "
                "[--bin-dir=DIR]\n"
                "  --messages     at most N messages per phase (20000)\n"
                "  --rate         paced rate of the latency phase, msgs/s "
@@ -93,6 +97,8 @@ void Usage() {
                "  --connections  keep-alive connections (32)\n"
                "  --path         webhook, slack or both (webhook)\n"
                "  --duration     at most S seconds per phase (10)\n"
+               "  --chats        incoming webhooks / Slack channels the "
+               "messages are spread over, 1 to 64 (1)\n"
                "  --bin-dir      the build directory holding bridge/ and "
                "adapters/ (default: from argv[0])\n");
 }
@@ -120,6 +126,8 @@ bool ParseFlags(int argc, char** argv, Flags* f) {
     } else if (value("path", &v)) {
       f->path = v;
       ok = v == "webhook" || v == "slack" || v == "both";
+    } else if (value("chats", &v)) {
+      ok = absl::SimpleAtoi(v, &f->chats) && f->chats > 0 && f->chats <= 64;
     } else if (value("bin-dir", &v)) {
       f->bin_dir = v;
     } else {
@@ -323,19 +331,21 @@ std::string MessageText(int64_t n) {
   return absl::StrCat("bench message ", n, " ", kMarker, NowNanos());
 }
 
-// POST /hooks/<id>/<key> of the webhook adapter.
-RequestMaker WebhookRequests(std::string hook) {
-  return [hook](int64_t n) {
-    return Request{hook, "",
+// POST /hooks/<id>/<key> of the webhook adapter, message n to hook n % size.
+RequestMaker WebhookRequests(std::vector<std::string> hooks) {
+  return [hooks](int64_t n) {
+    return Request{hooks[static_cast<size_t>(n) % hooks.size()], "",
                    absl::StrCat(R"({"username":"bench","text":")",
                                 MessageText(n), R"("})")};
   };
 }
 
 // A signed Slack Events API message event, as Slack sends it
-// (../shared/platforms.md: v0 HMAC-SHA256 over "v0:<ts>:<body>").
-RequestMaker SlackRequests(std::string account, std::string secret) {
-  return [account, secret](int64_t n) {
+// (../shared/platforms.md: v0 HMAC-SHA256 over "v0:<ts>:<body>"), message n
+// in channel CBENCH<n % channels>.
+RequestMaker SlackRequests(std::string account, std::string secret,
+                           int channels) {
+  return [account, secret, channels](int64_t n) {
     int64_t now_s = absl::ToUnixSeconds(absl::Now());
     std::string ts =
         absl::StrCat(now_s, ".", absl::StrFormat("%06d", n % 1000000));
@@ -343,9 +353,9 @@ RequestMaker SlackRequests(std::string account, std::string secret) {
         R"({"token":"bench","team_id":"TBENCH","api_app_id":"ABENCH",)",
         R"("type":"event_callback","event_id":"EvBENCH)", n,
         R"(","event_time":)", now_s,
-        R"(,"event":{"type":"message","channel":"CBENCH","channel_type":"channel",)",
-        R"("user":"UBENCH","text":")", MessageText(n), R"(","ts":")", ts,
-        R"(","event_ts":")", ts, R"("}})");
+        R"(,"event":{"type":"message","channel":"CBENCH)", n % channels,
+        R"(","channel_type":"channel",)", R"("user":"UBENCH","text":")",
+        MessageText(n), R"(","ts":")", ts, R"(","event_ts":")", ts, R"("}})");
     std::string stamp = absl::StrCat(now_s);
     std::string signature =
         absl::StrCat("v0=", imbridge::adapters::HmacSha256Hex(
@@ -601,6 +611,10 @@ bool MeasurePath(const Flags& f, const std::string& name,
       Ratio(delivered_rps, ceiling.per_s));
   row("closed loop backlog at end (messages)", absl::StrCat(backlog), "",
       backlog_grew ? "GREW" : "ok");
+  row("CPU phase: rate achieved (msgs/s, asked 500)",
+      Fixed(cpu_run.accepted / cpu_run.seconds, 0), "", "");
+  row(absl::StrCat("latency phase: rate achieved (msgs/s, asked ", f.rate, ")"),
+      Fixed(lat_run.accepted / lat_run.seconds, 0), "", "");
   row("closed loop refused (non-200 or error)", absl::StrCat(closed.refused),
       "", "");
   row("CPU per message at 500/s, all processes (us)", Fixed(cpu * per_msg, 0),
@@ -621,32 +635,37 @@ bool MeasurePath(const Flags& f, const std::string& name,
     std::printf("WARNING: not every accepted message was delivered within %s\n",
                 absl::FormatDuration(drain).c_str());
   }
-  std::printf("%s\n",
-              FormatBenchLine(
-                  {{"path", name},
-                   {"connections", absl::StrCat(f.connections)},
-                   {"closed_accepted", absl::StrCat(closed.accepted)},
-                   {"closed_refused", absl::StrCat(closed.refused)},
-                   {"closed_accepted_per_s", Fixed(accepted_rps, 0)},
-                   {"closed_delivered_per_s", Fixed(delivered_rps, 0)},
-                   {"closed_backlog", absl::StrCat(backlog)},
-                   {"closed_backlog_grew", backlog_grew ? "1" : "0"},
-                   {"cpu_messages", absl::StrCat(cpu_delivered)},
-                   {"cpu_us_per_msg", Fixed(cpu * per_msg, 1)},
-                   {"router_cpu_us_per_msg", Fixed(router_cpu * per_msg, 1)},
-                   {"rate", absl::StrCat(f.rate)},
-                   {"latency_samples", absl::StrCat(lat.samples)},
-                   {"p50_ms", Fixed(lat.p50_ms, 3)},
-                   {"p99_ms", Fixed(lat.p99_ms, 3)},
-                   {"adapter_hwm_kib", absl::StrCat(adapter_hwm_kb)},
-                   {"router_hwm_kib", absl::StrCat(router_hwm_kb)},
-                   {"ceiling_per_s", Fixed(ceiling.per_s, 0)},
-                   {"ceiling_p50_ms", Fixed(ceiling.latency.p50_ms, 3)},
-                   {"ceiling_p99_ms", Fixed(ceiling.latency.p99_ms, 3)},
-                   {"accepted_ratio", Ratio(accepted_rps, ceiling.per_s)},
-                   {"delivered_ratio", Ratio(delivered_rps, ceiling.per_s)},
-                   {"all_delivered", all_delivered ? "1" : "0"}})
-                  .c_str());
+  std::printf(
+      "%s\n",
+      FormatBenchLine(
+          {{"path", name},
+           {"connections", absl::StrCat(f.connections)},
+           {"closed_accepted", absl::StrCat(closed.accepted)},
+           {"closed_refused", absl::StrCat(closed.refused)},
+           {"closed_accepted_per_s", Fixed(accepted_rps, 0)},
+           {"closed_delivered_per_s", Fixed(delivered_rps, 0)},
+           {"closed_backlog", absl::StrCat(backlog)},
+           {"closed_backlog_grew", backlog_grew ? "1" : "0"},
+           {"chats", absl::StrCat(f.chats)},
+           {"cpu_messages", absl::StrCat(cpu_delivered)},
+           {"cpu_rate_achieved", Fixed(cpu_run.accepted / cpu_run.seconds, 0)},
+           {"latency_rate_achieved",
+            Fixed(lat_run.accepted / lat_run.seconds, 0)},
+           {"cpu_us_per_msg", Fixed(cpu * per_msg, 1)},
+           {"router_cpu_us_per_msg", Fixed(router_cpu * per_msg, 1)},
+           {"rate", absl::StrCat(f.rate)},
+           {"latency_samples", absl::StrCat(lat.samples)},
+           {"p50_ms", Fixed(lat.p50_ms, 3)},
+           {"p99_ms", Fixed(lat.p99_ms, 3)},
+           {"adapter_hwm_kib", absl::StrCat(adapter_hwm_kb)},
+           {"router_hwm_kib", absl::StrCat(router_hwm_kb)},
+           {"ceiling_per_s", Fixed(ceiling.per_s, 0)},
+           {"ceiling_p50_ms", Fixed(ceiling.latency.p50_ms, 3)},
+           {"ceiling_p99_ms", Fixed(ceiling.latency.p99_ms, 3)},
+           {"accepted_ratio", Ratio(accepted_rps, ceiling.per_s)},
+           {"delivered_ratio", Ratio(delivered_rps, ceiling.per_s)},
+           {"all_delivered", all_delivered ? "1" : "0"}})
+          .c_str());
   std::fflush(stdout);
   return true;
 }
@@ -698,9 +717,9 @@ int Run(const Flags& f, const char* argv0) {
   absl::Duration duration = absl::Seconds(f.duration);
   std::printf(
       "imbridge-http-bench: %d connections, at most %lld messages and %d s "
-      "per phase, paced rate %d/s, %ld CPUs online\n",
+      "per phase, paced rate %d/s, %d chats, %ld CPUs online\n",
       f.connections, static_cast<long long>(f.messages), f.duration, f.rate,
-      sysconf(_SC_NPROCESSORS_ONLN));
+      f.chats, sysconf(_SC_NPROCESSORS_ONLN));
   std::fflush(stdout);
 
   // Phase 0: the ceiling, before the bridge's processes start.
@@ -739,10 +758,12 @@ int Run(const Flags& f, const char* argv0) {
            << "      - {platform: bench, account: none, chat_id: p2, "
               "direction: IN}\n"
            << "  - name: slack\n    members:\n"
-           << "      - {platform: slack, account: bench, chat_id: CBENCH, "
-              "direction: IN}\n"
            << "      - {platform: bench, account: none, chat_id: p3, "
               "direction: IN}\n";
+    for (int c = 0; c < f.chats; ++c) {
+      config << "      - {platform: slack, account: bench, chat_id: CBENCH" << c
+             << ", direction: IN}\n";
+    }
   }
   Child router(bin + "/bridge/imbridge-router", dir + "/router.yaml",
                dir + "/router.log");
@@ -783,14 +804,22 @@ int Run(const Flags& f, const char* argv0) {
     }
     return admin.CreateWebhook(request);
   };
-  auto incoming = create("hook", v1::INCOMING);
-  auto outgoing = create("hook", v1::OUTGOING);
-  auto slack_outgoing = create("slack", v1::OUTGOING);
-  for (const auto* r : {&incoming, &outgoing, &slack_outgoing}) {
-    if (!r->ok()) {
+  std::vector<absl::StatusOr<v1::CreateWebhookResponse>> created;
+  for (int c = 0; c < f.chats; ++c) {
+    created.push_back(create("hook", v1::INCOMING));
+  }
+  created.push_back(create("hook", v1::OUTGOING));
+  created.push_back(create("slack", v1::OUTGOING));
+  std::vector<std::string> hooks;
+  for (const auto& r : created) {
+    if (!r.ok()) {
       std::fprintf(stderr, "CreateWebhook: %s\n",
-                   r->status().ToString().c_str());
+                   r.status().ToString().c_str());
       return 1;
+    }
+    if (r->webhook().direction() == v1::INCOMING) {
+      hooks.push_back(
+          absl::StrCat("/hooks/", r->webhook().id(), "/", r->secret()));
     }
   }
 
@@ -800,11 +829,8 @@ int Run(const Flags& f, const char* argv0) {
         f, "webhook",
         "incoming webhook -> router (durability full) -> outgoing webhook -> "
         "receiver",
-        webhook_port,
-        WebhookRequests(absl::StrCat("/hooks/", (*incoming).webhook().id(), "/",
-                                     (*incoming).secret())),
-        webhook.pid(), {router.pid(), webhook.pid()}, router.pid(), receiver,
-        ceiling, dir);
+        webhook_port, WebhookRequests(hooks), webhook.pid(),
+        {router.pid(), webhook.pid()}, router.pid(), receiver, ceiling, dir);
   }
   if (ok && slack_path) {
     const std::string secret = "bench-signing-secret-0123456789";
@@ -831,7 +857,7 @@ int Run(const Flags& f, const char* argv0) {
         f, "slack",
         "signed Slack Events -> router (durability full) -> outgoing webhook "
         "-> receiver",
-        slack_port, SlackRequests("bench", secret), slack.pid(),
+        slack_port, SlackRequests("bench", secret, f.chats), slack.pid(),
         {router.pid(), slack.pid(), webhook.pid()}, router.pid(), receiver,
         ceiling, dir);
   }
