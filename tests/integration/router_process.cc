@@ -8,6 +8,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "adapters/common/http_client.h"
 
 namespace imbridge::testing {
@@ -92,6 +93,19 @@ absl::StatusOr<double> RouterProcess::Metric(
     }
   }
   return sum;
+}
+
+bool RouterProcess::WaitForMetric(
+    const std::string& name,
+    const std::vector<std::pair<std::string, std::string>>& labels,
+    double at_least, absl::Duration timeout) const {
+  absl::Time deadline = absl::Now() + timeout;
+  while (true) {
+    absl::StatusOr<double> value = Metric(name, labels);
+    if (value.ok() && *value >= at_least) return true;
+    if (absl::Now() > deadline) return false;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
 }
 
 std::string RouterProcess::ReadLog() const {

@@ -39,6 +39,12 @@ class RouterProcess {
   absl::StatusOr<double> Metric(
       const std::string& name,
       const std::vector<std::pair<std::string, std::string>>& labels) const;
+  // Polls /metrics until Metric(name, labels) is at least `at_least`; false
+  // if it is not by `timeout` (nor when /metrics does not answer).
+  bool WaitForMetric(
+      const std::string& name,
+      const std::vector<std::pair<std::string, std::string>>& labels,
+      double at_least, absl::Duration timeout = absl::Seconds(30)) const;
   const std::string& dir() const { return dir_; }
   std::string data_dir() const { return dir_ + "/data"; }
   // Everything the router wrote to stderr so far (its JSON log lines).
