@@ -242,6 +242,8 @@ absl::Status AdminService::ActOnDeadLetterPage(
   absl::Time now = absl::Now();
   deps_.committer->Execute(
       [&page, retry, skip_missing, now, &changed](Store& store) {
+        // The committer runs a task again if its group commit failed.
+        changed = 0;
         for (const DeadLetterRef& ref : page) {
           absl::Status s = retry ? store.RetryDeadLetter(ref.id, now)
                                  : store.DropDeadLetter(ref.id);

@@ -59,7 +59,9 @@ class AdapterRuntime::CountingHandler : public DeliveryHandler {
   absl::StatusOr<std::vector<std::string>> Deliver(
       const v1::Delivery& delivery) override {
     absl::Time start = absl::Now();
-    absl::StatusOr<std::vector<std::string>> result = inner_->Deliver(delivery);
+    // Guarded here too, so that a handler that throws counts as permanent.
+    absl::StatusOr<std::vector<std::string>> result =
+        DeliverGuarded(*inner_, delivery);
     latency_->Observe(absl::ToDoubleSeconds(absl::Now() - start));
     if (result.ok()) {
       ok_->Increment();

@@ -1,11 +1,15 @@
 #include "adapters/common/delivery_handler.h"
 
 #include <cstdint>
+#include <exception>
 #include <string>
 
 #include "absl/strings/cord.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/types/optional.h"
+#include "common/logging.h"
+#include "common/utf8.h"
 
 namespace imbridge::adapters {
 namespace {
@@ -14,6 +18,36 @@ namespace {
 constexpr absl::string_view kRetryAfterUrl = "type.imbridge/retry-after";
 
 }  // namespace
+
+absl::StatusOr<std::vector<std::string>> DeliverGuarded(
+    DeliveryHandler& handler, const v1::Delivery& delivery) {
+  absl::StatusOr<std::vector<std::string>> outcome;
+  try {
+    outcome = handler.Deliver(delivery);
+  } catch (const std::exception& e) {
+    outcome = absl::InternalError(
+        absl::StrCat("the adapter failed on this delivery: ", e.what()));
+  } catch (...) {
+    outcome = absl::InternalError(
+        "the adapter failed on this delivery (an unknown exception)");
+  }
+  if (outcome.ok()) {
+    for (const std::string& id : *outcome) {
+      if (!IsValidUtf8(id)) {
+        outcome = absl::InternalError(
+            "the adapter returned a native id that is not valid UTF-8");
+        break;
+      }
+    }
+  }
+  if (outcome.status().code() == absl::StatusCode::kInternal) {
+    LogError("delivery failed in the adapter",
+             {{"delivery_id", absl::StrCat(delivery.id())},
+              {"idempotency_key", delivery.idempotency_key()},
+              {"error", ToValidUtf8(outcome.status().message())}});
+  }
+  return outcome;
+}
 
 absl::Status RetryableError(absl::string_view message,
                             absl::Duration retry_after) {

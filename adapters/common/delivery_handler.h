@@ -33,6 +33,13 @@ class DeliveryHandler {
       const v1::Delivery& delivery) = 0;
 };
 
+// Calls handler.Deliver(delivery) behind an exception barrier: whatever it
+// throws becomes a permanent failure (kInternal) whose message carries the
+// exception's, and so do native ids that are not UTF-8 (the router could not
+// take them). Such failures are logged. For whoever calls a handler.
+absl::StatusOr<std::vector<std::string>> DeliverGuarded(
+    DeliveryHandler& handler, const v1::Delivery& delivery);
+
 // A failure worth retrying later; `retry_after` is what the messenger asked
 // for (zero if it did not say). Code kUnavailable.
 absl::Status RetryableError(absl::string_view message,

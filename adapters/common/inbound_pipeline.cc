@@ -260,7 +260,11 @@ void InboundPipeline::PublishFrom(const std::shared_ptr<Input>& input,
       input->conversion.events[index],
       [this, input, index, key](absl::StatusOr<v1::PublishAck> ack) {
         if (!ack.ok()) {
-          Finish(input, Result(InboundResult::Outcome::kRetry,
+          // An event that cannot be sent at all (text that is not UTF-8)
+          // is the input's fault; anything else passes.
+          Finish(input, Result(absl::IsInvalidArgument(ack.status())
+                                   ? InboundResult::Outcome::kInvalid
+                                   : InboundResult::Outcome::kRetry,
                                std::string(ack.status().message())));
           return;
         }
@@ -270,17 +274,22 @@ void InboundPipeline::PublishFrom(const std::shared_ptr<Input>& input,
           case v1::PublishAck::DROPPED:
             PublishFrom(input, index + 1);
             return;
-          default:
-            LogError("router did not take an incoming event",
-                     {{"event_key", key},
-                      {"outcome", v1::PublishAck::Outcome_Name(ack->outcome())},
-                      {"detail", ack->detail()}});
-            Finish(input, Result(InboundResult::Outcome::kFailed,
+          default: {
+            // A rejected event is the input's fault (sending it again won't
+            // help); one the router failed to store may be retried.
+            const bool rejected = ack->outcome() == v1::PublishAck::REJECTED;
+            LogWarn("router did not take an incoming event",
+                    {{"event_key", key},
+                     {"outcome", v1::PublishAck::Outcome_Name(ack->outcome())},
+                     {"detail", ack->detail()}});
+            Finish(input, Result(rejected ? InboundResult::Outcome::kInvalid
+                                          : InboundResult::Outcome::kFailed,
                                  ack->detail().empty()
-                                     ? std::string("the router did not store "
+                                     ? std::string("the router did not take "
                                                    "the event")
                                      : ack->detail()));
             return;
+          }
         }
       });
 }

@@ -72,10 +72,11 @@ struct InboundResult {
     // not reachable, the adapter is stopping): HTTP 503, or do not advance
     // a polling offset.
     kRetry,
-    // The input itself is bad (the connector refused it or threw): HTTP
-    // 400; retrying will not help.
+    // The input itself is bad (the connector refused it or threw, or it
+    // made an event the router rejected or that cannot be sent, such as
+    // text that is not UTF-8): HTTP 400; retrying will not help.
     kInvalid,
-    // The router rejected or failed to store an event: HTTP 500.
+    // The router failed to store an event: HTTP 500.
     kFailed,
   };
 

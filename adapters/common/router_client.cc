@@ -674,53 +674,17 @@ class RouterClient::Impl {
         }
         ++busy_workers_;
       }
+      // Behind the exception barrier: a handler that throws fails this
+      // delivery permanently, and the adapter goes on.
       absl::StatusOr<std::vector<std::string>> outcome =
-          DeliverGuarded(item.delivery);
+          handler_ != nullptr
+              ? DeliverGuarded(*handler_, item.delivery)
+              : absl::FailedPreconditionError("the adapter has no handler");
       absl::MutexLock lock(&mu_);
       --busy_workers_;
       Complete(key, item, outcome);
       ReleaseTarget(key);
     }
-  }
-
-  // Runs the handler behind an exception barrier: whatever it throws, or
-  // native ids that are not UTF-8 (they could not be sent to the router),
-  // become a permanent failure with the reason, and the adapter goes on.
-  absl::StatusOr<std::vector<std::string>> DeliverGuarded(
-      const v1::Delivery& delivery) {
-    if (handler_ == nullptr) {
-      return absl::FailedPreconditionError("the adapter has no handler");
-    }
-    absl::StatusOr<std::vector<std::string>> outcome;
-    try {
-      outcome = handler_->Deliver(delivery);
-    } catch (const std::exception& e) {
-      outcome = absl::InternalError(
-          absl::StrCat("the adapter failed on this delivery: ", e.what()));
-    } catch (...) {
-      outcome = absl::InternalError(
-          "the adapter failed on this delivery (an unknown exception)");
-    }
-    if (outcome.ok()) {
-      for (const std::string& id : *outcome) {
-        if (!IsValidUtf8(id)) {
-          outcome = absl::InternalError(
-              "the adapter returned a native id that is not valid UTF-8");
-          break;
-        }
-      }
-    }
-    if (!outcome.ok()) {
-      const std::string& key = delivery.idempotency_key();
-      std::string id = absl::StrCat(delivery.id());
-      if (outcome.status().code() == absl::StatusCode::kInternal) {
-        LogError("delivery failed in the adapter",
-                 {{"delivery_id", id},
-                  {"idempotency_key", key},
-                  {"error", ToValidUtf8(outcome.status().message())}});
-      }
-    }
-    return outcome;
   }
 
   void Complete(const std::string& key, const QueuedDelivery& item,

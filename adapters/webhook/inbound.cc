@@ -310,6 +310,10 @@ void IncomingWebhooks::Accept(const std::string& webhook_id,
                                ErrorBody("router_unavailable", result.detail));
             return;
           case InboundResult::Outcome::kInvalid:
+            // The message made an event the router refuses (not UTF-8, ...).
+            responder->Respond(400, "application/json",
+                               ErrorBody("invalid_event", result.detail));
+            return;
           case InboundResult::Outcome::kFailed:
             LogWarn("router did not store an incoming webhook's message",
                     {{"detail", result.detail}});

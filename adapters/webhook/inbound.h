@@ -62,9 +62,10 @@ std::string PercentDecode(absl::string_view text, bool form);
 // {"ok":true} once the router has it. Refusals are answered with
 // {"ok":false,"error":CODE,"message":...}: 401 missing_key/invalid_key
 // (unknown id, wrong or revoked key, or a webhook of another account or
-// direction), 400 bad_json/no_text, 404 not_found (no id in the path), 503
-// router_unavailable (also when too many messages wait), 500 not_stored,
-// each counted with `count_rejection(reason)`. Keys are never logged.
+// direction), 400 bad_json/no_text/invalid_event, 404 not_found (no id in the
+// path), 503 router_unavailable (also when too many messages wait), 500
+// not_stored, each counted with `count_rejection(reason)`. Keys are never
+// logged.
 //
 // Thread-safe; handlers never block (the key check is asynchronous).
 class IncomingWebhooks {

@@ -101,26 +101,39 @@ class AdapterRuntimeTest : public ::testing::Test {
     pipeline_ = std::make_unique<InboundPipeline>(InboundPipeline::Options(),
                                                   inbound_router_.get());
     InboundPipeline* pipeline = pipeline_.get();
-    runtime->http().Handle(
-        "POST", "/hook",
-        [pipeline](HttpRequest request, std::shared_ptr<Responder> responder) {
-          InboundRoute route{"A1", request.body};
+    Serve(*runtime, "/hook", PostedEvent);
+    runtime->OnStop([pipeline] { pipeline->Stop(); });
+    return runtime;
+  }
+
+  // Serves POST `path`: `make(body)` is the event, handed to the pipeline;
+  // the answer is the pipeline's result.
+  void Serve(AdapterRuntime& runtime, const std::string& path,
+             std::function<v1::Event(const std::string& body)> make) {
+    InboundPipeline* pipeline = pipeline_.get();
+    runtime.http().Handle(
+        "POST", path,
+        [pipeline, make](HttpRequest request,
+                         std::shared_ptr<Responder> responder) {
+          auto event = std::make_shared<v1::Event>(make(request.body));
           absl::Status submitted = pipeline->Submit(
-              route,
-              [key = request.body]() -> absl::StatusOr<InboundConversion> {
+              InboundRoute{"A1", event->key()},
+              [event]() -> absl::StatusOr<InboundConversion> {
                 InboundConversion conversion;
-                conversion.events.push_back(PostedEvent(key));
+                conversion.events.push_back(*event);
                 return conversion;
               },
               [responder](const InboundResult& result) {
-                responder->Respond(result.HttpStatus(), "application/json",
-                                   result.ok() ? R"({"ok":true})" : "{}");
+                responder->Respond(
+                    result.HttpStatus(), "application/json",
+                    result.ok() ? R"({"ok":true})"
+                                : JsonErrorBody("not_taken", result.detail));
               });
-          if (!submitted.ok())
-            responder->Respond(503, "application/json", "{}");
+          if (!submitted.ok()) {
+            responder->Respond(503, "application/json",
+                               JsonErrorBody("busy", submitted.message()));
+          }
         });
-    runtime->OnStop([pipeline] { pipeline->Stop(); });
-    return runtime;
   }
 
   std::string Url(AdapterRuntime& runtime, const std::string& path) {
@@ -216,6 +229,44 @@ TEST_F(AdapterRuntimeTest, WebhookGets503WhileTheRouterIsDownAndIsKept) {
   EXPECT_EQ(retried->status, 200);
   // Stored once, whatever the order of the re-send and the retry.
   EXPECT_EQ(EventsIn("accepted") - accepted, 1);
+}
+
+// Issue 11, exception barrier: input that makes an invalid event is a 400,
+// whether the router rejects it (a span inside a character) or it cannot
+// even be sent (text that is not UTF-8); the adapter goes on serving.
+TEST_F(AdapterRuntimeTest, AnInvalidEventIs400) {
+  auto runtime = MakeRuntime();
+  Serve(*runtime, "/bad", [](const std::string& body) {
+    v1::Event event = PostedEvent(body);
+    v1::RichText* text = event.mutable_posted()->mutable_text();
+    if (body == "alpha:a:span") {
+      text->set_text("caf\xC3\xA9");  // the span ends inside the é
+      v1::Span* span = text->add_spans();
+      span->set_kind(v1::Span::BOLD);
+      span->set_offset(0);
+      span->set_length(4);
+    } else {
+      text->set_text("caf\xC3");
+    }
+    return event;
+  });
+  ASSERT_TRUE(runtime->Start().ok());
+  ASSERT_TRUE(WaitFor([&] { return runtime->router().attached(); }));
+
+  auto span = client_.PostJson(Url(*runtime, "/bad"), "alpha:a:span");
+  ASSERT_TRUE(span.ok()) << span.status();
+  EXPECT_EQ(span->status, 400);
+  EXPECT_THAT(span->body, HasSubstr("span 0 (BOLD) ends at byte 4"));
+
+  auto utf8 = client_.PostJson(Url(*runtime, "/bad"), "alpha:a:utf8");
+  ASSERT_TRUE(utf8.ok()) << utf8.status();
+  EXPECT_EQ(utf8->status, 400);
+  EXPECT_THAT(utf8->body, HasSubstr("posted.text.text is not valid UTF-8"));
+
+  auto good = client_.PostJson(Url(*runtime, "/hook"), "alpha:a:after");
+  ASSERT_TRUE(good.ok()) << good.status();
+  EXPECT_EQ(good->status, 200);
+  EXPECT_TRUE(runtime->router().attached());
 }
 
 TEST_F(AdapterRuntimeTest, PortFileHoldsTheBoundPort) {

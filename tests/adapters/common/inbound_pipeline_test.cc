@@ -461,6 +461,25 @@ TEST_F(InboundPipelineTest, AnUnreachableRouterMeansRetry) {
   EXPECT_EQ(result.HttpStatus(), 503);
 }
 
+TEST_F(InboundPipelineTest, AnEventTheRouterRejectsIsTheInputsFault) {
+  Make();
+  ASSERT_TRUE(
+      pipeline_->Submit(Route("a"), TextInput("a1", "a"), results_.For("a1"))
+          .ok());
+  ASSERT_TRUE(router_.WaitPublished("a1"));
+  ASSERT_TRUE(router_.Ack("a1", v1::PublishAck::REJECTED));
+  InboundResult result = results_.Wait("a1");
+  EXPECT_EQ(result.outcome, InboundResult::Outcome::kInvalid);
+  EXPECT_EQ(result.HttpStatus(), 400);
+  // The chat goes on.
+  ASSERT_TRUE(
+      pipeline_->Submit(Route("a"), TextInput("a2", "a"), results_.For("a2"))
+          .ok());
+  ASSERT_TRUE(router_.WaitPublished("a2"));
+  ASSERT_TRUE(router_.Ack("a2"));
+  EXPECT_TRUE(results_.Wait("a2").ok());
+}
+
 TEST_F(InboundPipelineTest, IgnoredInputsAreAnsweredAtOnce) {
   Make();
   ASSERT_TRUE(pipeline_
