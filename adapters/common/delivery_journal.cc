@@ -294,18 +294,36 @@ absl::Status DeliveryJournal::RecordIntent(absl::string_view key,
 absl::Status DeliveryJournal::RecordResult(
     absl::string_view key, size_t step,
     const std::vector<std::string>& native_ids) {
+  return RecordResult(key, step, native_ids, /*completes=*/false);
+}
+
+absl::Status DeliveryJournal::RecordResult(
+    absl::string_view key, size_t step,
+    const std::vector<std::string>& native_ids, bool completes) {
   std::string ids = nlohmann::json(native_ids).dump();
   absl::MutexLock lock(&mu_);
   int64_t now = Millis(absl::Now());
-  return db_->Transaction([&]() -> absl::Status {
+  IMB_RETURN_IF_ERROR(db_->Transaction([&]() -> absl::Status {
     IMB_RETURN_IF_ERROR(db_->Exec(
-        "UPDATE deliveries SET updated_at = ? WHERE key = ?", {now, key}));
+        "UPDATE deliveries SET updated_at = ?, completed = ? WHERE key = ?",
+        {now, int64_t{completes}, key}));
     return db_->Exec(
         "INSERT INTO steps(key, step, intent_at, done, failed, native_ids) "
         "VALUES(?, ?, ?, 1, 0, ?) ON CONFLICT(key, step) DO UPDATE SET done = "
         "1, failed = 0, native_ids = excluded.native_ids",
         {key, static_cast<int64_t>(step), now, ids});
-  });
+  }));
+  if (completes) CountCompletionLocked();
+  return absl::OkStatus();
+}
+
+void DeliveryJournal::CountCompletionLocked() {
+  if (++completions_since_prune_ < kPruneEvery) return;
+  auto pruned = PruneLocked(absl::Now());
+  if (!pruned.ok()) {
+    LogWarn("delivery journal: pruning failed",
+            {{"error", pruned.status().ToString()}});
+  }
 }
 
 absl::Status DeliveryJournal::RecordFailure(absl::string_view key,
@@ -321,13 +339,7 @@ absl::Status DeliveryJournal::MarkCompleted(absl::string_view key) {
   IMB_RETURN_IF_ERROR(db_->Exec(
       "UPDATE deliveries SET completed = 1, updated_at = ? WHERE key = ?",
       {Millis(absl::Now()), key}));
-  if (++completions_since_prune_ >= kPruneEvery) {
-    auto pruned = PruneLocked(absl::Now());
-    if (!pruned.ok()) {
-      LogWarn("delivery journal: pruning failed",
-              {{"error", pruned.status().ToString()}});
-    }
-  }
+  CountCompletionLocked();
   return absl::OkStatus();
 }
 
@@ -412,12 +424,17 @@ absl::StatusOr<std::vector<std::string>> DeliveryJournal::Run(
       }
       created = std::move(*call);
     }
-    absl::Status s = RecordResult(key, i, *created);
+    // The last step's result and the completion are one commit.
+    absl::Status s =
+        RecordResult(key, i, *created, /*completes=*/i + 1 == steps.size());
     if (!s.ok()) return journaled(s);
     ids.insert(ids.end(), created->begin(), created->end());
   }
-  absl::Status s = MarkCompleted(key);
-  if (!s.ok()) return journaled(s);
+  if (done >= steps.size()) {
+    // Every step was done before (the last attempt died before completing).
+    absl::Status s = MarkCompleted(key);
+    if (!s.ok()) return journaled(s);
+  }
   return ids;
 }
 

@@ -163,6 +163,13 @@ class DeliveryJournal {
   DeliveryJournal(Options options, std::unique_ptr<Db> db);
   absl::StatusOr<size_t> PruneLocked(absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // RecordResult(), and with `completes` also MarkCompleted(), in one
+  // transaction.
+  absl::Status RecordResult(absl::string_view key, size_t step,
+                            const std::vector<std::string>& native_ids,
+                            bool completes);
+  // Prunes every kPruneEvery completions.
+  void CountCompletionLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const Options options_;
   absl::Mutex mu_;
