@@ -114,7 +114,10 @@ bool ParseFlags(int argc, char** argv, Flags* f) {
     };
     std::string v;
     bool ok = true;
-    if (value("messages", &v)) {
+    if (a == "--help") {
+      Usage();
+      std::exit(0);
+    } else if (value("messages", &v)) {
       ok = absl::SimpleAtoi(v, &f->messages) && f->messages > 0;
     } else if (value("rate", &v)) {
       ok = absl::SimpleAtoi(v, &f->rate) && f->rate > 0;
