@@ -42,6 +42,7 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <memory>
@@ -114,7 +115,10 @@ bool ParseFlags(int argc, char** argv, Flags* f) {
     };
     std::string v;
     bool ok = true;
-    if (value("messages", &v)) {
+    if (a == "--help") {
+      Usage();
+      std::exit(0);
+    } else if (value("messages", &v)) {
       ok = absl::SimpleAtoi(v, &f->messages) && f->messages > 0;
     } else if (value("rate", &v)) {
       ok = absl::SimpleAtoi(v, &f->rate) && f->rate > 0;
@@ -697,13 +701,9 @@ class FakeSlackApi {
   imbridge::adapters::WebhookServer server_;
 };
 
-int Run(const Flags& f, const char* argv0) {
+// Runs the bench with its processes' files in `dir`; returns the exit code.
+int Run(const Flags& f, const char* argv0, const std::string& dir) {
   std::string bin = BinDir(f, argv0);
-  std::string dir = MakeTempDir();
-  if (dir.empty()) {
-    std::perror("mkdtemp");
-    return 1;
-  }
   bool webhook_path = f.path == "webhook" || f.path == "both";
   bool slack_path = f.path == "slack" || f.path == "both";
   Receiver receiver;
@@ -872,5 +872,16 @@ int main(int argc, char** argv) {
     Usage();
     return 2;
   }
-  return Run(flags, argv[0]);
+  std::string dir = MakeTempDir();
+  if (dir.empty()) {
+    std::perror("mkdtemp");
+    return 1;
+  }
+  int code = Run(flags, argv[0], dir);
+  // The processes have stopped; their logs are kept when something failed.
+  if (code == 0) {
+    std::error_code ignored;
+    std::filesystem::remove_all(dir, ignored);
+  }
+  return code;
 }
