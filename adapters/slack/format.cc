@@ -111,8 +111,7 @@ size_t FindCloser(absl::string_view s, size_t open) {
 bool IsEntity(absl::string_view body) {
   absl::string_view target = body.substr(0, body.find('|'));
   return absl::StartsWith(target, "@") || absl::StartsWith(target, "#") ||
-         absl::StartsWith(target, "!") ||
-         absl::StrContains(target, "://") ||
+         absl::StartsWith(target, "!") || absl::StrContains(target, "://") ||
          absl::StartsWith(target, "mailto:");
 }
 

@@ -73,9 +73,8 @@ TEST(MrkdwnToRichText, AngleBracketsWithoutAnEntityStayLiteral) {
 }
 
 TEST(MrkdwnToRichText, WithoutStylesOnlyEntitiesAreConverted) {
-  v1::RichText rt =
-      MrkdwnToRichText("*a* _b_ ```c```\n> q <https://a.io|d> &amp;",
-                       nullptr, /*styles=*/false);
+  v1::RichText rt = MrkdwnToRichText(
+      "*a* _b_ ```c```\n> q <https://a.io|d> &amp;", nullptr, /*styles=*/false);
   EXPECT_EQ(rt.text(), "*a* _b_ ```c```\n> q d &");
   ASSERT_EQ(rt.spans_size(), 1);
   EXPECT_EQ(rt.spans(0).kind(), Span::LINK);
