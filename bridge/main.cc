@@ -19,6 +19,7 @@ namespace {
 int Usage() {
   std::fprintf(stderr,
                "usage: imbridge-router --config FILE [--check-config]\n"
+               "       imbridge-router --check-config FILE\n"
                "  --config FILE     the router's YAML config (see "
                "docs/configuration.md)\n"
                "  --check-config    validate the config and exit\n");
@@ -38,6 +39,8 @@ int main(int argc, char** argv) {
       config_path = arg.substr(9);
     } else if (arg == "--check-config") {
       check_only = true;
+      // `--check-config FILE` names the file to check, as `--config` does.
+      if (i + 1 < argc && argv[i + 1][0] != '-') config_path = argv[++i];
     } else if (arg == "--help" || arg == "-h") {
       Usage();
       return 0;

@@ -329,9 +329,10 @@ bool ParseAdapterCommandLine(
   auto usage = [&](FILE* out) {
     std::fprintf(out,
                  "usage: %s --config FILE [--check-config]\n"
+                 "       %s --check-config FILE\n"
                  "  --config FILE     the adapter's YAML config (see docs/)\n"
                  "  --check-config    validate the config and exit\n",
-                 b.c_str());
+                 b.c_str(), b.c_str());
   };
   std::string path;
   bool check_only = false;
@@ -343,6 +344,8 @@ bool ParseAdapterCommandLine(
       path = arg.substr(9);
     } else if (arg == "--check-config") {
       check_only = true;
+      // `--check-config FILE` names the file to check, as `--config` does.
+      if (i + 1 < argc && argv[i + 1][0] != '-') path = argv[++i];
     } else if (arg == "--help" || arg == "-h") {
       usage(stdout);
       *exit_code = 0;

@@ -24,13 +24,19 @@ struct Outcome {
   std::string output;  // stdout and stderr
 };
 
-Outcome CheckConfig(const std::string& binary, const std::string& yaml) {
+// Runs `BINARY --config FILE --check-config`, or with `file_after_check`
+// the short form `BINARY --check-config FILE`.
+Outcome CheckConfig(const std::string& binary, const std::string& yaml,
+                    bool file_after_check = false) {
   static int n = 0;
   std::string dir = MakeTempDir("config-check");
   std::string path = absl::StrCat(dir, "/config-", ++n, ".yaml");
   std::ofstream(path) << yaml;
-  std::string command = absl::StrCat(BuildPath(binary), " --config ", path,
-                                     " --check-config 2>&1");
+  std::string command =
+      file_after_check
+          ? absl::StrCat(BuildPath(binary), " --check-config ", path, " 2>&1")
+          : absl::StrCat(BuildPath(binary), " --config ", path,
+                         " --check-config 2>&1");
   Outcome out;
   FILE* pipe = popen(command.c_str(), "r");
   if (pipe == nullptr) return out;
@@ -61,6 +67,19 @@ TEST(ConfigCheckTest, GoodRouterConfigPasses) {
 )"));
   EXPECT_EQ(out.exit_code, 0) << out.output;
   EXPECT_THAT(out.output, HasSubstr(": OK"));
+}
+
+TEST(ConfigCheckTest, CheckConfigAlsoTakesTheFileItself) {
+  Outcome good = CheckConfig(kRouter, RouterYaml(""), true);
+  EXPECT_EQ(good.exit_code, 0) << good.output;
+  EXPECT_THAT(good.output, HasSubstr(": OK"));
+  Outcome bad = CheckConfig(kRouter, RouterYaml("lisen: x\n"), true);
+  EXPECT_EQ(bad.exit_code, 1) << bad.output;
+  EXPECT_THAT(bad.output, HasSubstr("lisen"));
+  Outcome adapter = CheckConfig("adapters/webhook/imbridge-adapter-webhook",
+                                "routr: {}\n", true);
+  EXPECT_EQ(adapter.exit_code, 1) << adapter.output;
+  EXPECT_THAT(adapter.output, HasSubstr("routr"));
 }
 
 TEST(ConfigCheckTest, UnknownFieldIsNamedWithItsPath) {

@@ -269,9 +269,9 @@ class DebPackageTest(unittest.TestCase):
         # credentials directory under the names the units load.
         for binary, example in (("imbridge-router", "router"),
                                 ("imbridge-adapter-webhook", "webhook")):
-            result = run("/usr/bin/" + binary, "--config",
-                         "/etc/imbridge/%s.example.yaml" % example,
-                         "--check-config", env={})
+            # The issue's own words: `imbridge-router --check-config FILE`.
+            result = run("/usr/bin/" + binary, "--check-config",
+                         "/etc/imbridge/%s.example.yaml" % example, env={})
             self.assertIn("OK", result.stdout + result.stderr)
         for name, secret in MESSENGER_SECRETS.items():
             path = "/etc/imbridge/credentials/" + name
