@@ -16,6 +16,7 @@
 #include "adapters/common/delivery_handler.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/adapters/common/blob_reads.h"
 
 namespace imbridge::adapters {
 namespace {
@@ -41,14 +42,9 @@ class FakeRouter : public InboundRouter {
       const v1::BlobMeta& meta,
       const std::function<absl::StatusOr<size_t>(char*, size_t)>& read)
       override {
-    std::string data;
-    char buf[4096];
-    while (true) {
-      absl::StatusOr<size_t> n = read(buf, sizeof(buf));
-      if (!n.ok()) return n.status();
-      if (*n == 0) break;
-      data.append(buf, *n);
-    }
+    absl::StatusOr<std::string> read_all = ReadWholeBlob(read, 4096);
+    if (!read_all.ok()) return read_all.status();
+    std::string data = *std::move(read_all);
     absl::MutexLock lock(&mu_);
     v1::BlobRef ref;
     ref.set_blob_id(absl::StrCat("blob-", blobs_.size() + 1, "-", meta.name()));

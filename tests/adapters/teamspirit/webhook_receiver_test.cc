@@ -13,6 +13,7 @@
 #include "adapters/teamspirit/rate_limiter.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/adapters/common/blob_reads.h"
 #include "tests/fakes/teamspirit/fake_teamspirit.h"
 
 namespace imbridge::adapters::teamspirit {
@@ -40,14 +41,10 @@ class FakeSink : public InboundRouter {
       const v1::BlobMeta& meta,
       const std::function<absl::StatusOr<size_t>(char*, size_t)>& read)
       override {
-    std::string data;
-    char buf[7];  // Small, to exercise many reads.
-    while (true) {
-      absl::StatusOr<size_t> n = read(buf, sizeof(buf));
-      if (!n.ok()) return n.status();
-      if (*n == 0) break;
-      data.append(buf, *n);
-    }
+    absl::StatusOr<std::string> read_all =
+        ReadWholeBlob(read, 7 /* small, to exercise many reads */);
+    if (!read_all.ok()) return read_all.status();
+    std::string data = *std::move(read_all);
     absl::MutexLock lock(&mu_);
     if (blob_error_.has_value()) return *blob_error_;
     v1::BlobRef ref;
