@@ -9,8 +9,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "adapters/common/signature.h"
-#include "adapters/common/url_origin.h"
 #include "common/config_loader.h"
+#include "common/http/url_origin.h"
 #include "common/logging.h"
 #include "nlohmann/json.hpp"
 

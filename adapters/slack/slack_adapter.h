@@ -13,13 +13,13 @@
 #include "adapters/common/adapter_runtime.h"
 #include "adapters/common/delivery_handler.h"
 #include "adapters/common/delivery_journal.h"
-#include "adapters/common/http_client.h"
 #include "adapters/slack/event_processor.h"
 #include "adapters/slack/outbound.h"
 #include "adapters/slack/presence_poller.h"
 #include "adapters/slack/slack_api.h"
 #include "adapters/slack/socket_mode.h"
 #include "adapters/slack/user_directory.h"
+#include "common/http/http_client.h"
 #include "imbridge/v1/slack_config.pb.h"
 
 namespace imbridge::adapters::slack {

@@ -15,8 +15,8 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "adapters/common/inbound_pipeline.h"
-#include "adapters/common/webhook_server.h"
 #include "adapters/teamspirit/teamspirit_api.h"
+#include "common/http/http_server.h"
 #include "imbridge/v1/events.pb.h"
 #include "imbridge/v1/router.pb.h"
 

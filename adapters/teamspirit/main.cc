@@ -9,7 +9,6 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "adapters/common/adapter_runtime.h"
-#include "adapters/common/http_client.h"
 #include "adapters/common/inbound_pipeline.h"
 #include "adapters/teamspirit/bot_presence.h"
 #include "adapters/teamspirit/inbound.h"
@@ -17,6 +16,7 @@
 #include "adapters/teamspirit/rate_limiter.h"
 #include "adapters/teamspirit/settings.h"
 #include "adapters/teamspirit/teamspirit_api.h"
+#include "common/http/http_client.h"
 #include "common/logging.h"
 #include "imbridge/v1/teamspirit_config.pb.h"
 

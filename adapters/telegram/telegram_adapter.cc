@@ -10,8 +10,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
-#include "adapters/common/signature.h"
 #include "common/config_loader.h"
+#include "common/http/hmac.h"
 #include "common/logging.h"
 
 namespace imbridge::adapters::telegram {

@@ -15,7 +15,6 @@
 #include "absl/synchronization/mutex.h"
 #include "adapters/common/adapter_runtime.h"
 #include "adapters/common/delivery_journal.h"
-#include "adapters/common/http_client.h"
 #include "adapters/common/inbound_pipeline.h"
 #include "adapters/telegram/chat_aliases.h"
 #include "adapters/telegram/inbound.h"
@@ -23,6 +22,7 @@
 #include "adapters/telegram/poller.h"
 #include "adapters/telegram/rate_limiter.h"
 #include "adapters/telegram/telegram_api.h"
+#include "common/http/http_client.h"
 #include "imbridge/v1/telegram_config.pb.h"
 
 namespace imbridge::adapters::telegram {

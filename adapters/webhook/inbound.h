@@ -8,8 +8,8 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "adapters/common/inbound_pipeline.h"
-#include "adapters/common/webhook_server.h"
 #include "adapters/webhook/webhook_directory.h"
+#include "common/http/http_server.h"
 #include "imbridge/v1/events.pb.h"
 
 namespace imbridge::adapters::webhook {

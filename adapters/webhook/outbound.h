@@ -7,8 +7,8 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "adapters/common/delivery_handler.h"
-#include "adapters/common/http_client.h"
 #include "adapters/webhook/webhook_directory.h"
+#include "common/http/http_client.h"
 #include "imbridge/v1/router.pb.h"
 
 namespace imbridge::adapters::webhook {

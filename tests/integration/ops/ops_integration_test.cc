@@ -21,9 +21,9 @@
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
-#include "adapters/common/http_client.h"
 #include "adapters/common/signature.h"
-#include "adapters/common/webhook_server.h"
+#include "common/http/http_client.h"
+#include "common/http/http_server.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -165,8 +165,7 @@ class Receiver {
  public:
   Receiver() : server_(WebhookServer::Options()) {
     server_.Handle("POST", "/in",
-                   [this](adapters::HttpRequest request,
-                          std::shared_ptr<adapters::Responder> r) {
+                   [this](HttpRequest request, std::shared_ptr<Responder> r) {
                      int status = 200;
                      {
                        absl::MutexLock lock(&mu_);
@@ -188,17 +187,16 @@ class Receiver {
     absl::MutexLock lock(&mu_);
     statuses_.push_back(status);
   }
-  std::vector<adapters::HttpRequest> requests() {
+  std::vector<HttpRequest> requests() {
     absl::MutexLock lock(&mu_);
     return requests_;
   }
 
  private:
-  using WebhookServer = adapters::WebhookServer;
   WebhookServer server_;
   absl::Mutex mu_;
   std::vector<int> statuses_ ABSL_GUARDED_BY(mu_);
-  std::vector<adapters::HttpRequest> requests_ ABSL_GUARDED_BY(mu_);
+  std::vector<HttpRequest> requests_ ABSL_GUARDED_BY(mu_);
 };
 
 class OpsIntegrationTest : public ::testing::Test {
@@ -257,7 +255,7 @@ class OpsIntegrationTest : public ::testing::Test {
         absl::StrCat("router: {address: \"", router.address(), "\", token: ",
                      kAdapterToken, "}\noutgoing_cache_ms: 200\n"));
     EXPECT_TRUE(adapter->Start().ok());
-    adapters::HttpClient client;
+    HttpClient client;
     EXPECT_TRUE(WaitFor([&] {
       auto r = client.Get(adapter->base_url() + "/readyz");
       return r.ok() && r->status == 200;
@@ -265,17 +263,15 @@ class OpsIntegrationTest : public ::testing::Test {
     return adapter;
   }
 
-  adapters::HttpResponse PostHook(AdapterProcess& adapter,
-                                  const std::string& path,
-                                  const std::string& body,
-                                  adapters::HttpHeaderList headers = {}) {
+  HttpResponse PostHook(AdapterProcess& adapter, const std::string& path,
+                        const std::string& body, HttpHeaderList headers = {}) {
     headers.push_back({"Content-Type", "application/json"});
     auto r = client_.PostJson(adapter.base_url() + path, body, headers);
     EXPECT_TRUE(r.ok()) << r.status();
-    return r.ok() ? *r : adapters::HttpResponse();
+    return r.ok() ? *r : HttpResponse();
   }
 
-  adapters::HttpClient client_;
+  HttpClient client_;
 };
 
 TEST_F(OpsIntegrationTest, RuntimeLinkCarriesMessagesAtOnceAndSurvivesRestart) {
@@ -417,10 +413,9 @@ TEST_F(OpsIntegrationTest, IncomingWebhookPostsIntoTheLinkUntilRevoked) {
   EXPECT_EQ(created["urlPath"], "/hooks/" + id);
   EXPECT_EQ(created["webhook"]["direction"], "INCOMING");
 
-  adapters::HttpResponse r =
-      PostHook(*webhook, "/hooks/" + id,
-               R"({"text": "build *green*", "username": "ci"})",
-               {{"Authorization", "Bearer " + key}});
+  HttpResponse r = PostHook(*webhook, "/hooks/" + id,
+                            R"({"text": "build *green*", "username": "ci"})",
+                            {{"Authorization", "Bearer " + key}});
   EXPECT_EQ(r.status, 200) << r.body << webhook->ReadLog();
   EXPECT_EQ(r.body, R"({"ok":true})");
   ASSERT_TRUE(alpha->WaitForCalls(1)) << router.ReadLog();
@@ -491,8 +486,8 @@ TEST_F(OpsIntegrationTest, OutgoingWebhookIsSignedAndRetriedAfterA500) {
   alpha->Post("A1", "to the outside");
   ASSERT_TRUE(WaitFor([&] { return receiver.requests().size() >= 2; }))
       << router.ReadLog() << webhook->ReadLog();
-  std::vector<adapters::HttpRequest> got = receiver.requests();
-  for (const adapters::HttpRequest& request : got) {
+  std::vector<HttpRequest> got = receiver.requests();
+  for (const HttpRequest& request : got) {
     EXPECT_TRUE(adapters::VerifyTeamSpiritSignature(
                     secret, request.Header("x-imbridge-timestamp"),
                     request.Header("x-imbridge-signature"), request.body,

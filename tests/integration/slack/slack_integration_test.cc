@@ -13,8 +13,8 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
-#include "adapters/common/http_client.h"
-#include "adapters/common/webhook_server.h"
+#include "common/http/http_client.h"
+#include "common/http/http_server.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -174,7 +174,7 @@ class SlackIntegrationTest : public ::testing::Test {
   std::unique_ptr<RouterProcess> router_;
   std::unique_ptr<AdapterProcess> adapter_;
   std::unique_ptr<TestAdapter> peer_;
-  adapters::HttpClient http_;
+  HttpClient http_;
 };
 
 TEST_F(SlackIntegrationTest, SlackMessagesEditsThreadsDeletesReachThePeer) {
@@ -460,12 +460,11 @@ TEST_F(SlackIntegrationTest, AMessageWithASlowFileIsNotOvertaken) {
 
 TEST_F(SlackIntegrationTest, FileTokenIsNotSentAfterARedirectElsewhere) {
   // Another host that records what it was sent.
-  adapters::WebhookServer elsewhere{adapters::WebhookServer::Options()};
+  WebhookServer elsewhere{WebhookServer::Options()};
   absl::Mutex mu;
   std::vector<std::string> authorizations;
   elsewhere.HandlePrefix(
-      "GET", "/",
-      [&](adapters::HttpRequest r, std::shared_ptr<adapters::Responder> w) {
+      "GET", "/", [&](HttpRequest r, std::shared_ptr<Responder> w) {
         {
           absl::MutexLock lock(&mu);
           authorizations.push_back(std::string(r.Header("Authorization")));
@@ -565,7 +564,7 @@ TEST_F(SlackIntegrationTest, UrlVerificationAndBadInput) {
   no_timestamp.omit_timestamp = true;
   EXPECT_EQ(sender.Send(body, no_timestamp)->status, 401);
   // A tampered body with the original's signature.
-  adapters::HttpClientRequest tampered;
+  HttpClientRequest tampered;
   tampered.method = "POST";
   tampered.url = sender.url();
   int64_t now = absl::ToUnixSeconds(absl::Now());

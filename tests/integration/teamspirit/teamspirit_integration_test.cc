@@ -10,8 +10,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "adapters/common/http_client.h"
 #include "adapters/common/signature.h"
+#include "common/http/http_client.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/fakes/teamspirit/fake_teamspirit.h"
@@ -105,8 +105,8 @@ class TeamSpiritIntegrationTest : public ::testing::Test {
   // -1 when there was no answer.
   int PostWebhook(const std::string& body, bool sign = true,
                   int64_t ts = absl::ToUnixSeconds(absl::Now())) {
-    adapters::HttpClient http;
-    adapters::HttpClientRequest r;
+    HttpClient http;
+    HttpClientRequest r;
     r.method = "POST";
     r.url = adapter_->base_url() + "/teamspirit/events";
     r.body = body;
@@ -363,7 +363,7 @@ TEST_F(TeamSpiritIntegrationTest, SendOnlyModePostsThroughTheIncomingWebhook) {
     EXPECT_TRUE(absl::StartsWith(c.path, "/hooks/")) << c.path;
   }
   // No outgoing-webhook receiver in this mode.
-  adapters::HttpClient http;
+  HttpClient http;
   auto r = http.PostJson(adapter_->base_url() + "/teamspirit/events", "{}");
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->status, 404);

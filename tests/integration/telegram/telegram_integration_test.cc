@@ -14,7 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
-#include "adapters/common/http_client.h"
+#include "common/http/http_client.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/fakes/telegram/fake_telegram.h"
@@ -149,7 +149,7 @@ class TelegramIntegrationTest : public ::testing::Test {
 
   // Waits until the adapter is attached to the router (readyz).
   void WaitReady() {
-    adapters::HttpClient http;
+    HttpClient http;
     absl::Time deadline = absl::Now() + absl::Seconds(30);
     while (absl::Now() < deadline) {
       auto r = http.Get(adapter_->base_url() + "/readyz");
@@ -163,8 +163,8 @@ class TelegramIntegrationTest : public ::testing::Test {
   // `secret` (none when empty); returns the HTTP status, or -1 when there
   // was no answer.
   int PostUpdate(const std::string& body, const std::string& secret = kSecret) {
-    adapters::HttpClient http;
-    adapters::HttpHeaderList headers = {{"Content-Type", "application/json"}};
+    HttpClient http;
+    HttpHeaderList headers = {{"Content-Type", "application/json"}};
     if (!secret.empty()) {
       headers.emplace_back("X-Telegram-Bot-Api-Secret-Token", secret);
     }
@@ -611,7 +611,7 @@ TEST_F(TelegramIntegrationTest, BadWebhookRequestsAreRefusedAndReachNothing) {
   StartAdapter(AdapterConfig("webhook"));
   auto other = Other();
   WaitReady();
-  adapters::HttpClient http;
+  HttpClient http;
   const std::string good = json{
       {"update_id", 5},
       {"message",
