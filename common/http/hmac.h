@@ -9,7 +9,7 @@
 // The primitives that authenticate HTTP requests with a shared secret:
 // HMAC-SHA256 (OpenSSL), constant-time comparison, and the check of a secret
 // sent verbatim in a header. Each messenger's signature scheme is built on
-// these (adapters/<messenger>/, and the emulators that sign like the real
+// these (in each adapter, and in the emulators that sign like the real
 // servers).
 //
 // Contract for the whole file: every function is pure, thread-safe and
