@@ -5,6 +5,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "adapters/common/attachment_kind.h"
 #include "adapters/common/delivery_handler.h"
 #include "adapters/common/markup/markdown.h"
 #include "adapters/common/presence_names.h"
@@ -40,14 +41,6 @@ v1::RichText ToRichText(const TsMessage& message) {
 }
 
 }  // namespace
-
-v1::Attachment::Kind AttachmentKindFor(absl::string_view mime_type) {
-  if (mime_type == "image/gif") return v1::Attachment::ANIMATION;
-  if (absl::StartsWith(mime_type, "image/")) return v1::Attachment::IMAGE;
-  if (absl::StartsWith(mime_type, "video/")) return v1::Attachment::VIDEO;
-  if (absl::StartsWith(mime_type, "audio/")) return v1::Attachment::AUDIO;
-  return v1::Attachment::FILE;
-}
 
 InboundTranslation TranslateWebhookEvent(const TsWebhookEvent& e,
                                          const InboundContext& context) {
@@ -92,7 +85,7 @@ InboundTranslation TranslateWebhookEvent(const TsWebhookEvent& e,
         a->set_mime_type(f.mime_type.empty() ? "application/octet-stream"
                                              : f.mime_type);
         a->set_size(f.size);
-        a->set_kind(AttachmentKindFor(a->mime_type()));
+        a->set_kind(AttachmentKindForMime(a->mime_type()));
         out.files.push_back(f);
       }
       break;
