@@ -107,6 +107,19 @@ class RouterClient::Impl {
 
   ~Impl() { Stop(); }
 
+  // Before Start() only: the session thread reads options_ unlocked.
+  absl::Status SetHello(std::vector<std::string> accounts,
+                        std::vector<std::string> capabilities) {
+    absl::MutexLock lock(&mu_);
+    if (started_) {
+      return absl::FailedPreconditionError(
+          "the Hello cannot change after the client started");
+    }
+    options_.accounts = std::move(accounts);
+    options_.capabilities = std::move(capabilities);
+    return absl::OkStatus();
+  }
+
   void Start() {
     absl::MutexLock stop_lock(&stop_mu_);
     absl::MutexLock lock(&mu_);
@@ -743,7 +756,8 @@ class RouterClient::Impl {
     }
   }
 
-  const Options options_;
+  // Fixed once Start() ran (SetHello() changes it before).
+  Options options_;
   DeliveryHandler* const handler_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Router::Stub> stub_;
@@ -804,6 +818,11 @@ RouterClient::RouterClient(Options options, DeliveryHandler* handler)
     : impl_(std::make_unique<Impl>(std::move(options), handler)) {}
 
 RouterClient::~RouterClient() { Stop(); }
+
+absl::Status RouterClient::SetHello(std::vector<std::string> accounts,
+                                    std::vector<std::string> capabilities) {
+  return impl_->SetHello(std::move(accounts), std::move(capabilities));
+}
 
 void RouterClient::Start() { impl_->Start(); }
 

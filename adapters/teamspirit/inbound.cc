@@ -6,9 +6,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "adapters/common/delivery_handler.h"
+#include "adapters/common/markup/markdown.h"
 #include "adapters/common/presence_names.h"
 #include "adapters/common/signature.h"
-#include "adapters/teamspirit/format.h"
 #include "common/logging.h"
 #include "nlohmann/json.hpp"
 
@@ -33,7 +33,7 @@ v1::UserRef ToUserRef(const TsUser& user) {
 }
 
 v1::RichText ToRichText(const TsMessage& message) {
-  if (message.markdown) return MarkdownToRichText(message.text);
+  if (message.markdown) return markup::MarkdownToRichText(message.text);
   v1::RichText plain;
   plain.set_text(message.text);
   return plain;

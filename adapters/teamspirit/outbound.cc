@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "adapters/common/markup/markdown.h"
 #include "adapters/common/presence_names.h"
 #include "adapters/common/temp_file.h"
 #include "adapters/teamspirit/format.h"
@@ -77,7 +78,7 @@ std::string FileNotice(const v1::Attachment& attachment,
   }
   if (!reason.empty()) absl::StrAppend(&text, ": ", reason);
   absl::StrAppend(&text, "]");
-  return EscapeMarkdown(text);
+  return markup::EscapeMarkdown(text);
 }
 
 TeamSpiritDeliverer::TeamSpiritDeliverer(Options options, TeamSpiritApi* api,
@@ -135,11 +136,11 @@ absl::StatusOr<std::vector<std::string>> TeamSpiritDeliverer::DeliverInner(
 std::string TeamSpiritDeliverer::RenderText(const v1::Delivery& delivery,
                                             const v1::RichText& text,
                                             bool with_name) const {
-  MarkdownRenderOptions render;
+  markup::MarkdownRenderOptions render;
   render.native_mentions = IsNativeMentions(delivery);
-  std::string body = RichTextToMarkdown(text, render);
+  std::string body = markup::RichTextToMarkdown(text, render);
   if (!with_name || delivery.sender_name().empty()) return body;
-  return absl::StrCat("**", EscapeMarkdown(delivery.sender_name()),
+  return absl::StrCat("**", markup::EscapeMarkdown(delivery.sender_name()),
                       "**: ", body);
 }
 
@@ -381,7 +382,7 @@ absl::StatusOr<std::vector<std::string>> TeamSpiritDeliverer::Membership(
   italic->set_offset(0);
   italic->set_length(static_cast<uint32_t>(notice.text().size()));
   TsNewMessage message;
-  message.text = RichTextToMarkdown(notice);
+  message.text = markup::RichTextToMarkdown(notice);
   message.client_token = delivery.idempotency_key();
   DeliveryJournal::StepCall post = [&]() -> absl::StatusOr<Ids> {
     IMB_ASSIGN_OR_RETURN(
@@ -403,9 +404,9 @@ absl::StatusOr<std::vector<std::string>> SendOnlyDeliverer::Deliver(
   const v1::Event& e = delivery.event();
   if (!e.has_posted()) return std::vector<std::string>();
   const v1::MessagePosted& posted = e.posted();
-  MarkdownRenderOptions render;
+  markup::MarkdownRenderOptions render;
   render.native_mentions = IsNativeMentions(delivery);
-  std::string text = RichTextToMarkdown(posted.text(), render);
+  std::string text = markup::RichTextToMarkdown(posted.text(), render);
   for (const v1::Attachment& a : posted.attachments()) {
     if (!text.empty()) text.push_back('\n');
     text += FileNotice(a, a.unavailable_reason().empty()
