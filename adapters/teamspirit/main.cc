@@ -82,12 +82,13 @@ class BotIdentity {
   std::thread thread_;
 };
 
-int RunSendOnly(const TeamSpiritSettings& s, AdapterRuntime& runtime) {
+int RunSendOnly(const TeamSpiritSettings& s, AdapterRuntime& runtime,
+                DeliveryJournal* journal) {
   HttpClient http(MessengerClientOptions("teamspirit"));
   RateLimiter limiter(s.requests_per_second, s.requests_per_second);
   TsIncomingWebhook webhook(s.incoming_webhook_url, &http, &limiter,
                             s.api_timeout);
-  SendOnlyDeliverer deliverer(&webhook, nullptr);
+  SendOnlyDeliverer deliverer(&webhook, journal, nullptr);
   runtime.SetDeliveryHandler(&deliverer);
   LogInfo(
       "send-only mode: posting to the incoming webhook; nothing is read "
@@ -95,7 +96,8 @@ int RunSendOnly(const TeamSpiritSettings& s, AdapterRuntime& runtime) {
   return runtime.Run();
 }
 
-int RunBot(const TeamSpiritSettings& s, AdapterRuntime& runtime) {
+int RunBot(const TeamSpiritSettings& s, AdapterRuntime& runtime,
+           DeliveryJournal* journal) {
   HttpClient http(MessengerClientOptions("teamspirit"));
   RateLimiter limiter(s.requests_per_second, s.requests_per_second);
   TeamSpiritApi::Options api_options;
@@ -121,6 +123,7 @@ int RunBot(const TeamSpiritSettings& s, AdapterRuntime& runtime) {
                  const std::function<absl::Status(absl::string_view)>& write) {
         return runtime.router().GetBlob(blob_id, write);
       },
+      journal,
       [&presence](const absl::Status& outcome) {
         if (presence.has_value()) presence->RecordDelivery(outcome);
       });
@@ -189,6 +192,8 @@ int main(int argc, char** argv) {
   // TeamSpirit waits 5 s; answering 503 before that makes it retry sooner.
   identity.default_request_timeout = absl::Milliseconds(4500);
   AdapterRuntime runtime(config.router(), config.http(), identity);
-  return settings->send_only ? RunSendOnly(*settings, runtime)
-                             : RunBot(*settings, runtime);
+  auto journal = runtime.OpenDeliveryJournal(config.state_dir());
+  if (!journal.ok()) return 1;
+  return settings->send_only ? RunSendOnly(*settings, runtime, *journal)
+                             : RunBot(*settings, runtime, *journal);
 }

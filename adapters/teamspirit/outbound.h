@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "adapters/common/delivery_handler.h"
+#include "adapters/common/delivery_journal.h"
 #include "adapters/teamspirit/teamspirit_api.h"
 #include "imbridge/v1/router.pb.h"
 
@@ -53,6 +55,16 @@ std::string ExternalUserId(absl::string_view prefix, absl::string_view platform,
 //  - A presence change updates the person's external user with the new
 //    presence.
 //  - Membership changes become a short notice when `membership_notices`.
+//
+// Posts and notices go through the delivery journal: the file copies are
+// the steps of the record "<key>#files" (a file id, or the notice that
+// replaces the file), the messages those of "<key>". After a restart a
+// delivery resumes after its last recorded step: copied files are not
+// uploaded again, posted parts not posted again, and a completed delivery
+// returns its ids without a call. A post left open by a crash is made again
+// with the same client_token (TeamSpirit answers with the message it
+// created, if it did); an upload left open is made again (TeamSpirit has no
+// lookup of files: the first copy, if any, stays unattached).
 // Errors: retryable ones (429, 5xx, transport, blob store unavailable) are
 // returned as RetryableError; others are permanent.
 //
@@ -70,9 +82,10 @@ class TeamSpiritDeliverer : public DeliveryHandler {
     absl::Duration external_user_refresh = absl::Hours(1);
   };
 
-  // `api` must outlive the deliverer. `observer` may be empty.
+  // `api` and `journal` must outlive the deliverer. `observer` may be
+  // empty.
   TeamSpiritDeliverer(Options options, TeamSpiritApi* api, BlobFetcher blobs,
-                      DeliveryObserver observer);
+                      DeliveryJournal* journal, DeliveryObserver observer);
 
   absl::StatusOr<std::vector<std::string>> Deliver(
       const v1::Delivery& delivery) override;
@@ -88,6 +101,10 @@ class TeamSpiritDeliverer : public DeliveryHandler {
       const v1::Delivery& delivery);
   // The author to post under (creating the external user when needed), or
   // nullopt when posting as the bot.
+  // Copies the delivery's attachments (through the journal); returns the
+  // file ids to attach and appends the notices of the others to `text`.
+  absl::StatusOr<std::vector<std::string>> CopyAttachments(
+      const v1::Delivery& delivery, std::string* text);
   absl::StatusOr<std::optional<TsAuthor>> AuthorFor(
       const v1::Delivery& delivery, const v1::UserRef& sender);
   // Copies one attachment to TeamSpirit; returns its file id, or an empty id
@@ -106,6 +123,7 @@ class TeamSpiritDeliverer : public DeliveryHandler {
   const Options options_;
   TeamSpiritApi* const api_;
   const BlobFetcher blobs_;
+  DeliveryJournal* const journal_;
   const DeliveryObserver observer_;
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, KnownUser> known_users_ ABSL_GUARDED_BY(mu_);
@@ -114,21 +132,26 @@ class TeamSpiritDeliverer : public DeliveryHandler {
 // Renders new messages through TeamSpirit's incoming webhook (send-only
 // mode): the text with the sender's name and avatar as username and icon,
 // attachments as notice lines. Nothing else can be rendered; other kinds
-// succeed without effect (the adapter does not announce them). There is no
-// idempotency key in this mode: a delivery retried after a crash between
-// the POST and its answer may appear twice.
+// succeed without effect (the adapter does not announce them). The parts of
+// a long text are the steps of the delivery's journal record, so a restart
+// does not post the parts already posted. There is no idempotency key in
+// this mode: a part left open by a crash between the POST and its answer is
+// posted again (it may appear twice), and a warning says so.
 //
 // Thread-safe.
 class SendOnlyDeliverer : public DeliveryHandler {
  public:
-  // `webhook` must outlive the deliverer. `observer` may be empty.
-  SendOnlyDeliverer(TsIncomingWebhook* webhook, DeliveryObserver observer);
+  // `webhook` and `journal` must outlive the deliverer. `observer` may be
+  // empty.
+  SendOnlyDeliverer(TsIncomingWebhook* webhook, DeliveryJournal* journal,
+                    DeliveryObserver observer);
 
   absl::StatusOr<std::vector<std::string>> Deliver(
       const v1::Delivery& delivery) override;
 
  private:
   TsIncomingWebhook* const webhook_;
+  DeliveryJournal* const journal_;
   const DeliveryObserver observer_;
 };
 

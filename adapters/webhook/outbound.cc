@@ -6,9 +6,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "adapters/common/adapter_runtime.h"
+#include "adapters/common/markup/markdown.h"
 #include "adapters/common/presence_names.h"
 #include "adapters/common/signature.h"
-#include "adapters/webhook/format.h"
 #include "common/logging.h"
 #include "nlohmann/json.hpp"
 
@@ -150,7 +150,7 @@ std::string OutgoingBody(const v1::Delivery& delivery,
   body["sender"] = sender;
   body["text"] = text != nullptr ? text->text() : "";
   if (text != nullptr && text->spans_size() > 0) {
-    body["markdown"] = RichTextToMarkdown(*text);
+    body["markdown"] = markup::RichTextToMarkdown(*text);
   }
   body["message_id"] = NullIfEmpty(message_id);
   body["target_message_ids"] = nlohmann::json::array();
