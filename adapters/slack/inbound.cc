@@ -3,9 +3,9 @@
 #include <cstdint>
 #include <utility>
 
-#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "adapters/common/attachment_kind.h"
 #include "adapters/common/markup/slack_mrkdwn.h"
 
 namespace imbridge::adapters::slack {
@@ -114,14 +114,6 @@ void ConvertFiles(const json& message, v1::MessagePosted* posted,
 }
 
 }  // namespace
-
-v1::Attachment::Kind AttachmentKindForMime(absl::string_view mime) {
-  if (mime == "image/gif") return v1::Attachment::ANIMATION;
-  if (absl::StartsWith(mime, "image/")) return v1::Attachment::IMAGE;
-  if (absl::StartsWith(mime, "video/")) return v1::Attachment::VIDEO;
-  if (absl::StartsWith(mime, "audio/")) return v1::Attachment::AUDIO;
-  return v1::Attachment::FILE;
-}
 
 InboundConversion ConvertEventCallback(const json& callback,
                                        absl::string_view account,

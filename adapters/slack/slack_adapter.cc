@@ -10,6 +10,7 @@
 #include "absl/time/clock.h"
 #include "adapters/common/signature.h"
 #include "adapters/common/url_origin.h"
+#include "adapters/common/webhook_server.h"
 #include "common/config_loader.h"
 #include "common/logging.h"
 #include "nlohmann/json.hpp"
@@ -20,13 +21,6 @@ namespace {
 using nlohmann::json;
 
 constexpr char kDefaultApiBase[] = "https://slack.com/api";
-
-std::string JsonError(absl::string_view code, absl::string_view message) {
-  json body;
-  body["error"]["code"] = code;
-  body["error"]["message"] = message;
-  return body.dump();
-}
 
 bool ValidAccountName(absl::string_view name) {
   if (name.empty() || name.size() > 64) return false;
@@ -303,8 +297,9 @@ void SlackAdapter::HandleEvents(Account* a, HttpRequest request,
     runtime_->CountRejection("missing_headers");
     responder->Respond(
         401, "application/json",
-        JsonError("unauthenticated",
-                  "X-Slack-Signature and X-Slack-Request-Timestamp required"));
+        JsonErrorBody(
+            "unauthenticated",
+            "X-Slack-Signature and X-Slack-Request-Timestamp required"));
     return;
   }
   absl::Status verified =
@@ -320,14 +315,15 @@ void SlackAdapter::HandleEvents(Account* a, HttpRequest request,
                                       {"reason", verified.message()},
                                       {"peer", request.remote_address}});
     responder->Respond(401, "application/json",
-                       JsonError("unauthenticated", verified.message()));
+                       JsonErrorBody("unauthenticated", verified.message()));
     return;
   }
   json body = json::parse(request.body, nullptr, /*allow_exceptions=*/false);
   if (!body.is_object()) {
     runtime_->CountRejection("bad_json");
-    responder->Respond(400, "application/json",
-                       JsonError("bad_json", "the body is not a JSON object"));
+    responder->Respond(
+        400, "application/json",
+        JsonErrorBody("bad_json", "the body is not a JSON object"));
     return;
   }
   std::string type = body.value("type", "");
@@ -336,7 +332,7 @@ void SlackAdapter::HandleEvents(Account* a, HttpRequest request,
     if (challenge == body.end() || !challenge->is_string()) {
       runtime_->CountRejection("bad_json");
       responder->Respond(400, "application/json",
-                         JsonError("bad_json", "challenge missing"));
+                         JsonErrorBody("bad_json", "challenge missing"));
       return;
     }
     responder->Respond(200, "application/json",
@@ -358,9 +354,9 @@ void SlackAdapter::HandleEvents(Account* a, HttpRequest request,
         responder->Respond(
             status, "application/json",
             status == 400
-                ? JsonError("bad_event", "the event cannot be converted")
-                : JsonError(status == 503 ? "unavailable" : "not_stored",
-                            "the event was not stored; retry"));
+                ? JsonErrorBody("bad_event", "the event cannot be converted")
+                : JsonErrorBody(status == 503 ? "unavailable" : "not_stored",
+                                "the event was not stored; retry"));
       }
     });
     return;

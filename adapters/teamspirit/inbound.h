@@ -56,9 +56,6 @@ struct InboundTranslation {
 InboundTranslation TranslateWebhookEvent(const TsWebhookEvent& event,
                                          const InboundContext& context);
 
-// The attachment kind for a MIME type ("image/png" -> IMAGE, ...).
-v1::Attachment::Kind AttachmentKindFor(absl::string_view mime_type);
-
 // One verified outgoing-webhook event with what translating it needs to
 // know at the time it arrived: the raw input of the inbound pipeline.
 struct TsInboundEvent {

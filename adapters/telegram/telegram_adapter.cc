@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "adapters/common/signature.h"
+#include "adapters/common/webhook_server.h"
 #include "common/config_loader.h"
 #include "common/logging.h"
 
@@ -75,10 +76,6 @@ bool IsBotToken(absl::string_view token) {
 
 bool IsHttpUrl(absl::string_view url) {
   return absl::StartsWith(url, "https://") || absl::StartsWith(url, "http://");
-}
-
-std::string JsonError(absl::string_view code, absl::string_view message) {
-  return json{{"error", {{"code", code}, {"message", message}}}}.dump();
 }
 
 }  // namespace
@@ -424,7 +421,7 @@ void TelegramAdapter::HandleWebhook(Account& account, HttpRequest request,
     runtime_->CountRejection("bad_secret");
     responder->Respond(
         401, "application/json",
-        JsonError("unauthorized", "wrong or missing secret token"));
+        JsonErrorBody("unauthorized", "wrong or missing secret token"));
     return;
   }
   TelegramUpdate raw;
@@ -433,7 +430,7 @@ void TelegramAdapter::HandleWebhook(Account& account, HttpRequest request,
   if (raw.update.is_discarded()) {
     runtime_->CountRejection("bad_json");
     responder->Respond(400, "application/json",
-                       JsonError("bad_json", "the body is not JSON"));
+                       JsonErrorBody("bad_json", "the body is not JSON"));
     return;
   }
   absl::Status submitted = pipeline_->Submit<TelegramUpdate>(
@@ -444,21 +441,21 @@ void TelegramAdapter::HandleWebhook(Account& account, HttpRequest request,
             return;
           case InboundResult::Outcome::kInvalid:
             responder->Respond(400, "application/json",
-                               JsonError("bad_update", result.detail));
+                               JsonErrorBody("bad_update", result.detail));
             return;
           case InboundResult::Outcome::kRetry:
             responder->Respond(503, "application/json",
-                               JsonError("unavailable", result.detail));
+                               JsonErrorBody("unavailable", result.detail));
             return;
           case InboundResult::Outcome::kFailed:
             responder->Respond(500, "application/json",
-                               JsonError("not_stored", result.detail));
+                               JsonErrorBody("not_stored", result.detail));
             return;
         }
       });
   if (!submitted.ok()) {
     responder->Respond(503, "application/json",
-                       JsonError("unavailable", submitted.message()));
+                       JsonErrorBody("unavailable", submitted.message()));
   }
 }
 

@@ -22,12 +22,17 @@ namespace {
 
 constexpr char kPrefix[] = "/hooks/";
 
+// The incoming-webhook API's own error shape, in the style of Slack's Web
+// API (docs/webhook.md): {"ok":false,"error":"<code>","message":"..."}.
+// Errors the HTTP server answers itself (413, 503 on overload) carry the
+// adapters' common JsonErrorBody instead.
 std::string ErrorBody(absl::string_view code, absl::string_view message) {
   nlohmann::json body;
   body["ok"] = false;
   body["error"] = code;
   body["message"] = message;
-  return body.dump();
+  // A message may quote input; bad UTF-8 in it is replaced, not thrown on.
+  return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 int HexValue(char c) {

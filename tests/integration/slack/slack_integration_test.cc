@@ -554,7 +554,12 @@ TEST_F(SlackIntegrationTest, UrlVerificationAndBadInput) {
       R"({"type":"event_callback","event_id":"EvBad","event":{"type":"message","channel":"C1","user":"U1","text":"x","ts":"1.0"}})";
   fakes::SlackEventsSender::Options forged;
   forged.secret = "not-the-signing-secret";
-  EXPECT_EQ(sender.Send(body, forged)->status, 401);
+  auto refused = sender.Send(body, forged);
+  ASSERT_TRUE(refused.ok());
+  EXPECT_EQ(refused->status, 401);
+  // Error answers carry the adapters' one JSON error body.
+  EXPECT_EQ(nlohmann::json::parse(refused->body)["error"]["code"],
+            "unauthenticated");
   fakes::SlackEventsSender::Options stale;
   stale.timestamp = absl::ToUnixSeconds(absl::Now()) - 301;
   EXPECT_EQ(sender.Send(body, stale)->status, 401);
@@ -576,7 +581,11 @@ TEST_F(SlackIntegrationTest, UrlVerificationAndBadInput) {
   tampered.body = body + " ";
   EXPECT_EQ(http_.Send(tampered)->status, 401);
   EXPECT_EQ(sender.Send("{not json")->status, 400);
-  EXPECT_EQ(sender.Send("[1,2]")->status, 400);
+  auto not_an_object = sender.Send("[1,2]");
+  ASSERT_TRUE(not_an_object.ok());
+  EXPECT_EQ(not_an_object->status, 400);
+  EXPECT_EQ(nlohmann::json::parse(not_an_object->body)["error"]["code"],
+            "bad_json");
   EXPECT_EQ(sender.Send(std::string((1 << 20) + 1, ' '))->status, 413);
   // Unknown account.
   fakes::SlackEventsSender other(
