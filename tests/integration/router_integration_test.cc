@@ -1,6 +1,8 @@
 // End-to-end tests of the real imbridge-router binary with in-test adapters
 // built on adapters/common's RouterClient.
 
+#include <stdlib.h>
+
 #include <filesystem>
 #include <map>
 
@@ -217,6 +219,94 @@ store: {durability: full}
   EXPECT_EQ(Texts(beta->calls()), expected);
   EXPECT_EQ(Texts(gamma->calls()), expected);
   EXPECT_EQ(router.Terminate(), 0);
+}
+
+// The router crashes (SIGKILL, by the test-only IMBRIDGE_TEST_CRASH_AT) at
+// `crash_at` of its first commit of accepted publishes: committed but not
+// yet synced ("after_commit"), or synced but not acknowledged
+// ("after_sync"). The adapter publishes again after the restart; every
+// message reaches each target exactly once, in order.
+void CrashAtLosesAndDoublesNothing(const std::string& crash_at,
+                                   const std::string& credentials) {
+  RouterProcess router(credentials + R"(links:
+  - name: trio
+    members:
+      - {platform: alpha, account: a, chat_id: A1}
+      - {platform: beta, account: b, chat_id: B1}
+      - {platform: gamma, account: g, chat_id: G1}
+store: {durability: full}
+)");
+  ASSERT_EQ(setenv("IMBRIDGE_TEST_CRASH_AT", crash_at.c_str(), 1), 0);
+  absl::Status started = router.Start();
+  unsetenv("IMBRIDGE_TEST_CRASH_AT");
+  ASSERT_TRUE(started.ok()) << started;
+  auto adapter = [&](const std::string& platform, const std::string& account) {
+    auto a = std::make_unique<TestAdapter>(platform, account, router.address(),
+                                           kToken);
+    a->Start();
+    EXPECT_TRUE(a->WaitAttached()) << platform;
+    return a;
+  };
+  auto alpha = adapter("alpha", "a");
+  auto beta = adapter("beta", "b");
+  auto gamma = adapter("gamma", "g");
+
+  constexpr int kMessages = 200;
+  absl::Mutex mu;
+  int acked = 0;
+  for (int i = 0; i < kMessages; ++i) {
+    v1::Event e;
+    e.set_key(absl::StrCat("alpha:a:", i));
+    e.mutable_channel()->set_platform("alpha");
+    e.mutable_channel()->set_account("a");
+    e.mutable_channel()->set_chat_id("A1");
+    e.mutable_posted()->set_message_id(absl::StrCat("A1-", i));
+    e.mutable_posted()->mutable_text()->set_text(absl::StrCat("m", i));
+    ASSERT_TRUE(alpha->client()
+                    .Publish(std::move(e),
+                             [&](const v1::PublishAck&) {
+                               absl::MutexLock lock(&mu);
+                               ++acked;
+                             })
+                    .ok());
+  }
+  // The router kills itself at the named point of its first commit.
+  absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (router.ReadLog().find("IMBRIDGE_TEST_CRASH_AT") == std::string::npos) {
+    ASSERT_LT(absl::Now(), deadline) << router.ReadLog();
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_THAT(router.ReadLog(), ::testing::HasSubstr(crash_at));
+  router.Kill();  // reaps it
+  {
+    // Nothing was acknowledged before the crash.
+    absl::MutexLock lock(&mu);
+    EXPECT_EQ(acked, 0);
+  }
+  ASSERT_TRUE(router.Start().ok());
+  {
+    absl::MutexLock lock(&mu);
+    auto all = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+      return acked == kMessages;
+    };
+    ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(&all), absl::Seconds(60)));
+  }
+  ASSERT_TRUE(beta->WaitForCalls(kMessages, absl::Seconds(60)));
+  ASSERT_TRUE(gamma->WaitForCalls(kMessages, absl::Seconds(60)));
+  absl::SleepFor(absl::Milliseconds(500));
+  std::vector<std::string> expected;
+  for (int i = 0; i < kMessages; ++i) expected.push_back(absl::StrCat("m", i));
+  EXPECT_EQ(Texts(beta->calls()), expected);
+  EXPECT_EQ(Texts(gamma->calls()), expected);
+  EXPECT_EQ(router.Terminate(), 0);
+}
+
+TEST_F(RouterIntegrationTest, CrashBetweenSyncAndAckLosesAndDoublesNothing) {
+  CrashAtLosesAndDoublesNothing("after_sync", Credentials());
+}
+
+TEST_F(RouterIntegrationTest, CrashBetweenCommitAndSyncLosesAndDoublesNothing) {
+  CrashAtLosesAndDoublesNothing("after_commit", Credentials());
 }
 
 TEST_F(RouterIntegrationTest,
