@@ -5,6 +5,7 @@
 #include <optional>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -25,7 +26,6 @@ constexpr char kDefaultApiBase[] = "https://api.telegram.org";
 constexpr char kSecretHeader[] = "X-Telegram-Bot-Api-Secret-Token";
 constexpr uint64_t kDefaultMaxDownload = 20ull << 20;
 constexpr uint64_t kDefaultMaxUpload = 50ull << 20;
-constexpr size_t kFileCacheSize = 1024;
 
 const std::vector<std::string>& DefaultAllowedUpdates() {
   static const auto* kUpdates = new std::vector<std::string>{
@@ -563,13 +563,12 @@ absl::StatusOr<InboundConversion> TelegramAdapter::Convert(
     }
     if (!f.file_unique_id.empty()) {
       absl::MutexLock lock(&cache_mu_);
-      auto it = file_cache_.find(f.file_unique_id);
-      if (it != file_cache_.end()) {
+      if (const v1::Attachment* copied = file_cache_.Find(f.file_unique_id)) {
         v1::Attachment* a =
             conversion.events[0].mutable_posted()->mutable_attachments(
                 f.attachment_index);
-        a->set_blob_id(it->second.blob_id());
-        a->set_size(it->second.size());
+        a->set_blob_id(copied->blob_id());
+        a->set_size(copied->size());
         continue;
       }
     }
@@ -584,11 +583,7 @@ absl::StatusOr<InboundConversion> TelegramAdapter::Convert(
     if (!f.file_unique_id.empty()) {
       file.stored = [this, id = f.file_unique_id](const v1::Attachment& a) {
         absl::MutexLock lock(&cache_mu_);
-        if (file_cache_order_.size() >= kFileCacheSize) {
-          file_cache_.erase(file_cache_order_.front());
-          file_cache_order_.pop_front();
-        }
-        if (file_cache_.emplace(id, a).second) file_cache_order_.push_back(id);
+        file_cache_.Put(id, a);
       };
     }
     conversion.files.push_back(std::move(file));

@@ -2,18 +2,17 @@
 #define IMBRIDGE_ADAPTERS_TELEGRAM_TELEGRAM_ADAPTER_H_
 
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "adapters/common/adapter_runtime.h"
+#include "adapters/common/bounded_cache.h"
 #include "adapters/common/connector.h"
 #include "adapters/common/delivery_journal.h"
 #include "adapters/common/http_client.h"
@@ -163,11 +162,11 @@ class TelegramAdapter : public MessengerConnector<TelegramUpdate>,
   std::unique_ptr<Outbound> outbound_;
   std::unique_ptr<InboundPipeline> pipeline_;
 
-  // Files already copied, by file_unique_id (bounded).
+  // Files already copied, by file_unique_id.
+  static constexpr size_t kFileCacheSize = 1024;
   absl::Mutex cache_mu_;
-  absl::flat_hash_map<std::string, v1::Attachment> file_cache_
-      ABSL_GUARDED_BY(cache_mu_);
-  std::deque<std::string> file_cache_order_ ABSL_GUARDED_BY(cache_mu_);
+  BoundedCache<std::string, v1::Attachment> file_cache_
+      ABSL_GUARDED_BY(cache_mu_){kFileCacheSize};
 };
 
 }  // namespace imbridge::adapters::telegram

@@ -112,7 +112,8 @@ class SlackIntegrationTest : public ::testing::Test {
           kAdapterBinary,
           AdapterConfig(slack_, router_->address(), socket_mode, state_dir_));
     }
-    ASSERT_TRUE(adapter_->Start().ok());
+    absl::Status started = adapter_->Start();
+    ASSERT_TRUE(started.ok()) << started << "\n" << adapter_->ReadLog();
     slack_.SetEventsUrl(
         absl::StrCat(adapter_->base_url(), "/slack/work/events"));
     if (!wait_ready) return;
