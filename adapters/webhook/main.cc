@@ -5,9 +5,11 @@
 // by the router. See docs/operations.md.
 
 #include <algorithm>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 #include "adapters/common/adapter_runtime.h"
+#include "adapters/common/router_client.h"
 #include "adapters/webhook/inbound.h"
 #include "adapters/webhook/outbound.h"
 #include "adapters/webhook/webhook_directory.h"
@@ -78,7 +80,13 @@ int Main(int argc, char** argv) {
       MillisOr(config.key_check_timeout_ms(), absl::Seconds(5));
   directory_options.outgoing_cache_ttl =
       MillisOr(config.outgoing_cache_ms(), absl::Seconds(5));
+  // Accepted keys are remembered while the Attach stream they were checked
+  // on lasts; the router pushes revocations over it.
+  RouterClient* router = &runtime.router();
+  directory_options.router_session = [router] { return router->session(); };
   GrpcWebhookDirectory directory(directory_options);
+  router->OnWebhookRevoked(
+      [&directory](const std::string& id) { directory.Revoke(id); });
 
   RuntimeInboundRouter inbound_router(&runtime);
   InboundPipeline pipeline(InboundPipeline::Options(), &inbound_router);
