@@ -44,6 +44,12 @@ absl::Status FromGrpc(const grpc::Status& status) {
                       status.error_message());
 }
 
+// The chat whose publishes are ordered after each other (Publish.after_seq).
+std::string OriginChat(const v1::ChannelRef& channel) {
+  return absl::StrCat(channel.platform(), "/", channel.account(), "/",
+                      channel.chat_id());
+}
+
 // The channel a delivery is ordered in.
 std::string TargetKey(const v1::ChannelRef& channel) {
   return absl::StrCat(channel.platform(), "/", channel.account(), "/",
@@ -159,6 +165,7 @@ class RouterClient::Impl {
     {
       absl::MutexLock lock(&mu_);
       dropped.swap(pending_);
+      last_pending_of_chat_.clear();
       targets.swap(targets_);
       outbox_.clear();
       results_.clear();
@@ -169,6 +176,15 @@ class RouterClient::Impl {
   bool attached() const {
     absl::MutexLock lock(&mu_);
     return attached_;
+  }
+
+  uint64_t session() const {
+    absl::MutexLock lock(&mu_);
+    return attached_ ? session_id_ : 0;
+  }
+
+  void OnWebhookRevoked(std::function<void(const std::string&)> fn) {
+    on_webhook_revoked_ = std::move(fn);
   }
 
   v1::Welcome welcome() const {
@@ -199,6 +215,13 @@ class RouterClient::Impl {
     uint64_t seq = next_seq_++;
     PendingPublish& pending = pending_[seq];
     pending.publish.set_seq(seq);
+    pending.chat = OriginChat(event.channel());
+    // Ordered after the chat's last publish still waiting for the router.
+    auto [last, first] = last_pending_of_chat_.try_emplace(pending.chat, seq);
+    if (!first) {
+      pending.publish.set_after_seq(last->second);
+      last->second = seq;
+    }
     *pending.publish.mutable_event() = std::move(event);
     pending.done = std::move(done);
     pending.bytes = bytes;
@@ -263,6 +286,10 @@ class RouterClient::Impl {
     v1::Publish publish;
     PublishCallback done;
     size_t bytes = 0;
+    // The event's origin chat (OriginChat).
+    std::string chat;
+    // Its callback was taken to run; it is forgotten right after.
+    bool acknowledged = false;
   };
 
   struct QueuedDelivery {
@@ -503,8 +530,11 @@ class RouterClient::Impl {
       welcome_ = first.welcome();
       blocks_.clear();
       results_.clear();
+      revocations_applied_.clear();
       outbox_.clear();
-      for (const auto& entry : pending_) outbox_.push_back(entry.first);
+      for (const auto& [seq, publish] : pending_) {
+        if (!publish.acknowledged) outbox_.push_back(seq);
+      }
       resent = outbox_.size();
     }
     std::string router_id = first.welcome().router_id();
@@ -524,6 +554,7 @@ class RouterClient::Impl {
       attached_ = false;
       results_.clear();
       outbox_.clear();
+      revocations_applied_.clear();
     }
     writer.join();
     return FromGrpc(stream->Finish());
@@ -532,7 +563,7 @@ class RouterClient::Impl {
   void WriterLoop(Stream* stream, uint64_t session) {
     auto has_work = [this, session]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
       return !attached_ || session_id_ != session || !outbox_.empty() ||
-             !results_.empty();
+             !results_.empty() || !revocations_applied_.empty();
     };
     while (true) {
       v1::AdapterFrame frame;
@@ -548,6 +579,10 @@ class RouterClient::Impl {
           ++taken;
         }
         results_.erase(results_.begin(), results_.begin() + taken);
+        for (uint64_t id : revocations_applied_) {
+          frame.add_revocations_applied(id);
+        }
+        revocations_applied_.clear();
         while (!outbox_.empty() && bytes < kMaxFrameBytes) {
           auto it = pending_.find(outbox_.front());
           outbox_.pop_front();
@@ -555,7 +590,10 @@ class RouterClient::Impl {
           *frame.add_publishes() = it->second.publish;
           bytes += it->second.bytes;
         }
-        if (frame.results_size() == 0 && frame.publishes_size() == 0) continue;
+        if (frame.results_size() == 0 && frame.publishes_size() == 0 &&
+            frame.revocations_applied_size() == 0) {
+          continue;
+        }
         writing_ = true;
       }
       // A failed Write means the stream is over; the reader sees it too.
@@ -572,16 +610,46 @@ class RouterClient::Impl {
       absl::MutexLock lock(&mu_);
       for (const v1::PublishAck& ack : frame.publish_acks()) {
         auto it = pending_.find(ack.seq());
-        if (it == pending_.end()) continue;
+        if (it == pending_.end() || it->second.acknowledged) continue;
+        it->second.acknowledged = true;
         acked.emplace_back(std::move(it->second.done), &ack);
-        pending_.erase(it);
       }
       for (const v1::Delivery& delivery : frame.deliveries()) {
         AcceptDelivery(delivery, session);
       }
     }
+    if (frame.webhook_revocations_size() > 0) {
+      // Applied before they are acknowledged: the router answers the revoke
+      // call only after the acknowledgement.
+      for (const v1::WebhookRevocation& revocation :
+           frame.webhook_revocations()) {
+        if (on_webhook_revoked_) on_webhook_revoked_(revocation.webhook_id());
+      }
+      absl::MutexLock lock(&mu_);
+      if (attached_ && session_id_ == session) {
+        for (const v1::WebhookRevocation& revocation :
+             frame.webhook_revocations()) {
+          revocations_applied_.push_back(revocation.id());
+        }
+      }
+    }
+    if (acked.empty()) return;
+    // The callbacks run while the publishes are still pending: a publish of
+    // the same chat made meanwhile (by a callback or another thread) is
+    // ordered after them, and so refused by the router if they failed.
+    // Only then are they forgotten.
     for (auto& [done, ack] : acked) {
       if (done) RunPublishCallback(done, *ack);
+    }
+    absl::MutexLock lock(&mu_);
+    for (auto& [done, ack] : acked) {
+      auto it = pending_.find(ack->seq());
+      if (it == pending_.end()) continue;
+      auto last = last_pending_of_chat_.find(it->second.chat);
+      if (last != last_pending_of_chat_.end() && last->second == ack->seq()) {
+        last_pending_of_chat_.erase(last);
+      }
+      pending_.erase(it);
     }
   }
 
@@ -757,10 +825,17 @@ class RouterClient::Impl {
 
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<uint64_t, PendingPublish> pending_ ABSL_GUARDED_BY(mu_);
+  // Each origin chat's last pending publish (its seq).
+  absl::flat_hash_map<std::string, uint64_t> last_pending_of_chat_
+      ABSL_GUARDED_BY(mu_);
   // Seqs to send on the current stream, in order; acked ones are skipped.
   std::deque<uint64_t> outbox_ ABSL_GUARDED_BY(mu_);
   // Results to send on the current stream.
   std::vector<v1::DeliveryResult> results_ ABSL_GUARDED_BY(mu_);
+  // WebhookRevocation ids applied, to acknowledge on the current stream.
+  std::vector<uint64_t> revocations_applied_ ABSL_GUARDED_BY(mu_);
+  // Set before Start(); called on the session thread.
+  std::function<void(const std::string& webhook_id)> on_webhook_revoked_;
 
   absl::flat_hash_map<std::string, TargetQueue> targets_ ABSL_GUARDED_BY(mu_);
   // Targets waiting for a worker, in the order they became ready.
@@ -797,6 +872,13 @@ void RouterClient::Start() { impl_->Start(); }
 void RouterClient::Stop() { impl_->Stop(); }
 
 bool RouterClient::attached() const { return impl_->attached(); }
+
+uint64_t RouterClient::session() const { return impl_->session(); }
+
+void RouterClient::OnWebhookRevoked(
+    std::function<void(const std::string& webhook_id)> fn) {
+  impl_->OnWebhookRevoked(std::move(fn));
+}
 
 v1::Welcome RouterClient::welcome() const { return impl_->welcome(); }
 

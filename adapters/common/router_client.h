@@ -1,6 +1,7 @@
 #ifndef IMBRIDGE_ADAPTERS_COMMON_ROUTER_CLIENT_H_
 #define IMBRIDGE_ADAPTERS_COMMON_ROUTER_CLIENT_H_
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -101,6 +102,19 @@ class RouterClient {
 
   // True while an Attach stream is established (Welcome received).
   bool attached() const;
+
+  // The number of the established Attach stream (1 for the first, growing
+  // with each new one), or 0 while none is established. What an adapter
+  // learned from the router on one stream (for example a webhook key that
+  // was valid) may be stale on the next: a revocation pushed meanwhile was
+  // not heard.
+  uint64_t session() const;
+
+  // `fn` is called with the webhook id of each revocation the router sends
+  // (RouterFrame.webhook_revocations), on the client's session thread,
+  // before the client acknowledges it to the router (which answers the
+  // revoke call only then). It must not block. Call before Start().
+  void OnWebhookRevoked(std::function<void(const std::string& webhook_id)> fn);
 
   // The Welcome of the current (or last) stream.
   v1::Welcome welcome() const;

@@ -610,6 +610,87 @@ TEST_F(RouterClientTest, UnackedPublishesAreResentInOrderAfterRestart) {
   EXPECT_THAT(acks.Seqs(), ElementsAre(1u, 2u, 3u, 4u, 5u, 6u, 7u));
 }
 
+// Publish.after_seq names the chat's last publish still waiting for the
+// router, so that the router can refuse what follows a failed one.
+TEST_F(RouterClientTest, APublishNamesItsChatsUnacknowledgedPredecessor) {
+  FakeRouter fake;
+  fake.set_auto_ack(false);
+  TestServer server(&fake);
+  ASSERT_TRUE(server.ok());
+  RouterClient client(TestOptions(server.address()), nullptr);
+  client.Start();
+  ASSERT_TRUE(WaitUntil([&] { return client.attached(); }));
+  AckLog acks;
+  auto in_chat = [](const std::string& key, const std::string& chat) {
+    v1::Event event = MakeEvent(key);
+    event.mutable_channel()->set_chat_id(chat);
+    return event;
+  };
+  ASSERT_TRUE(client.Publish(in_chat("a1", "A"), acks.Callback()).ok());
+  ASSERT_TRUE(client.Publish(in_chat("b1", "B"), acks.Callback()).ok());
+  ASSERT_TRUE(client.Publish(in_chat("a2", "A"), acks.Callback()).ok());
+  ASSERT_TRUE(fake.WaitFor([](const RouterState& s) {
+    return s.sessions[0].publishes.size() == 3;
+  }));
+  // a4 is published by a3's callback: a3 still counts as waiting then.
+  std::atomic<bool> published_a3{false};
+  ASSERT_TRUE(
+      client
+          .Publish(
+              in_chat("a3", "A"),
+              [&](const v1::PublishAck&) {
+                published_a3 =
+                    client.Publish(in_chat("a4", "A"), acks.Callback()).ok();
+              })
+          .ok());
+  ASSERT_TRUE(fake.WaitFor([](const RouterState& s) {
+    return s.sessions[0].publishes.size() == 4;
+  }));
+  v1::RouterFrame ack_frame;
+  for (uint64_t seq : {1u, 2u, 3u, 4u}) {
+    v1::PublishAck* ack = ack_frame.add_publish_acks();
+    ack->set_seq(seq);
+    ack->set_outcome(seq == 4 ? v1::PublishAck::FAILED
+                              : v1::PublishAck::ACCEPTED);
+  }
+  ASSERT_TRUE(fake.Send(ack_frame));
+  ASSERT_TRUE(fake.WaitFor([](const RouterState& s) {
+    return s.sessions[0].publishes.size() == 5;
+  }));
+  ASSERT_TRUE(WaitUntil([&] { return published_a3.load(); }));
+  // The client forgets acknowledged publishes after their callbacks ran;
+  // each later frame shows that it is through with the earlier ones.
+  ack_frame.Clear();
+  ack_frame.add_publish_acks()->set_seq(5);  // a4
+  ASSERT_TRUE(fake.Send(ack_frame));
+  ASSERT_TRUE(acks.WaitForCount(4));
+  ASSERT_TRUE(client.Publish(in_chat("b2", "B"), acks.Callback()).ok());
+  ASSERT_TRUE(fake.WaitFor([](const RouterState& s) {
+    return s.sessions[0].publishes.size() == 6;
+  }));
+  ack_frame.Clear();
+  ack_frame.add_publish_acks()->set_seq(6);  // b2
+  ASSERT_TRUE(fake.Send(ack_frame));
+  ASSERT_TRUE(acks.WaitForCount(5));
+  // Nothing of chat A waits any more: a fresh start.
+  ASSERT_TRUE(client.Publish(in_chat("a5", "A"), acks.Callback()).ok());
+  ASSERT_TRUE(fake.WaitFor([](const RouterState& s) {
+    return s.sessions[0].publishes.size() == 7;
+  }));
+  std::vector<std::pair<std::string, uint64_t>> after;
+  RouterState state = fake.Snapshot();
+  for (const v1::Publish& p : state.sessions[0].publishes) {
+    after.emplace_back(p.event().key(), p.after_seq());
+  }
+  EXPECT_THAT(after, ElementsAre(std::pair<std::string, uint64_t>("a1", 0),
+                                 std::pair<std::string, uint64_t>("b1", 0),
+                                 std::pair<std::string, uint64_t>("a2", 1),
+                                 std::pair<std::string, uint64_t>("a3", 3),
+                                 std::pair<std::string, uint64_t>("a4", 4),
+                                 std::pair<std::string, uint64_t>("b2", 0),
+                                 std::pair<std::string, uint64_t>("a5", 0)));
+}
+
 TEST_F(RouterClientTest, UnackedPublishesAreResentAfterStreamError) {
   AckLog acks;
   FakeRouter fake;
