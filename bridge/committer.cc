@@ -121,6 +121,14 @@ void Committer::Stop() {
 void Committer::Complete(Effects effects) {
   MaybeCrash(CrashPoint::kAfterCommit, effects);
   absl::MutexLock lock(&sync_mu_);
+  // Backpressure: the writer stays at most kMaxUnsynced commits ahead of
+  // the disk, so that what waits for a Sync (and adapters' unread streams
+  // behind it) is bounded.
+  sync_mu_.Await(absl::Condition(
+      +[](std::vector<Effects>* committed) {
+        return committed->size() < kMaxUnsynced;
+      },
+      &committed_));
   committed_.push_back(std::move(effects));
 }
 

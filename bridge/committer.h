@@ -322,7 +322,9 @@ class Committer {
   // Chat commands handed to `answers_` and not yet queued.
   int answers_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   std::thread thread_;
-  // Effects of commits not yet synced, in commit order.
+  // Effects of commits not yet synced, in commit order; at most
+  // kMaxUnsynced (the sync thread takes them all at once).
+  static constexpr size_t kMaxUnsynced = 2;
   absl::Mutex sync_mu_;
   std::vector<Effects> committed_ ABSL_GUARDED_BY(sync_mu_);
   bool writer_done_ ABSL_GUARDED_BY(sync_mu_) = false;
