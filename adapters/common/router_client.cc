@@ -107,6 +107,19 @@ class RouterClient::Impl {
 
   ~Impl() { Stop(); }
 
+  // Before Start() only: the session thread reads options_ unlocked.
+  absl::Status SetHello(std::vector<std::string> accounts,
+                        std::vector<std::string> capabilities) {
+    absl::MutexLock lock(&mu_);
+    if (started_) {
+      return absl::FailedPreconditionError(
+          "the Hello cannot change after the client started");
+    }
+    options_.accounts = std::move(accounts);
+    options_.capabilities = std::move(capabilities);
+    return absl::OkStatus();
+  }
+
   void Start() {
     absl::MutexLock stop_lock(&stop_mu_);
     absl::MutexLock lock(&mu_);
@@ -596,23 +609,14 @@ class RouterClient::Impl {
     it->second.deliveries.push_back({delivery, session});
   }
 
-  // Answers `delivery` from the cache or as not attempted, if either
-  // applies; otherwise lifts a block the delivery resolves. A block ends when
+  // Answers `delivery` as not attempted, if that applies; otherwise lifts a
+  // block the delivery resolves. A block ends when
   // the router re-sends the failed delivery (or an earlier one), or re-sends
   // one that was already answered "not attempted": the router then has moved
   // past the failed one (it dead-lettered it), and holding on would loop.
   bool AnsweredWithoutHandler(const std::string& key,
                               const v1::Delivery& delivery, uint64_t session)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (!delivery.idempotency_key().empty()) {
-      auto cached = completed_.find(delivery.idempotency_key());
-      if (cached != completed_.end()) {
-        v1::DeliveryResult result = cached->second;
-        result.set_id(delivery.id());
-        SendResult(std::move(result), session);
-        return true;
-      }
-    }
     auto blocked = blocks_.find(key);
     if (blocked != blocks_.end()) {
       Block& block = blocked->second;
@@ -630,22 +634,6 @@ class RouterClient::Impl {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (attached_ && session == session_id_) {
       results_.push_back(std::move(result));
-    }
-  }
-
-  void CacheOutcome(const std::string& idempotency_key,
-                    const v1::DeliveryResult& result)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (idempotency_key.empty() || options_.completed_cache_size == 0) return;
-    auto [it, inserted] = completed_.try_emplace(idempotency_key, result);
-    if (!inserted) {
-      it->second = result;
-      return;
-    }
-    completed_order_.push_back(idempotency_key);
-    while (completed_.size() > options_.completed_cache_size) {
-      completed_.erase(completed_order_.front());
-      completed_order_.pop_front();
     }
   }
 
@@ -705,9 +693,6 @@ class RouterClient::Impl {
         error->set_retry_after_ms(RetryAfterMillis(outcome.status()));
       }
     }
-    // Only successes are kept: a failure is tried again when the router
-    // sends the delivery again (an operator retrying a dead letter).
-    if (outcome.ok()) CacheOutcome(delivery.idempotency_key(), result);
     SendResult(std::move(result), item.session);
     if (retryable) BlockAfter(key, delivery.id());
   }
@@ -743,7 +728,8 @@ class RouterClient::Impl {
     }
   }
 
-  const Options options_;
+  // Fixed once Start() ran (SetHello() changes it before).
+  Options options_;
   DeliveryHandler* const handler_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Router::Stub> stub_;
@@ -780,10 +766,6 @@ class RouterClient::Impl {
   // Targets waiting for a worker, in the order they became ready.
   std::deque<std::string> ready_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, Block> blocks_ ABSL_GUARDED_BY(mu_);
-  // Idempotency key -> final outcome (id unset), evicted oldest first.
-  absl::flat_hash_map<std::string, v1::DeliveryResult> completed_
-      ABSL_GUARDED_BY(mu_);
-  std::deque<std::string> completed_order_ ABSL_GUARDED_BY(mu_);
 };
 
 RouterClient::Options RouterClient::OptionsFromConfig(
@@ -804,6 +786,11 @@ RouterClient::RouterClient(Options options, DeliveryHandler* handler)
     : impl_(std::make_unique<Impl>(std::move(options), handler)) {}
 
 RouterClient::~RouterClient() { Stop(); }
+
+absl::Status RouterClient::SetHello(std::vector<std::string> accounts,
+                                    std::vector<std::string> capabilities) {
+  return impl_->SetHello(std::move(accounts), std::move(capabilities));
+}
 
 void RouterClient::Start() { impl_->Start(); }
 

@@ -1,27 +1,12 @@
 #include "adapters/common/signature.h"
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-#include <openssl/sha.h>
-
-#include <cstdlib>
-
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/http/hmac.h"
 
 namespace imbridge::adapters {
 namespace {
-
-absl::Status CheckSecret(absl::string_view secret) {
-  for (char c : secret) {
-    if (!absl::ascii_isspace(static_cast<unsigned char>(c))) {
-      return absl::OkStatus();
-    }
-  }
-  return absl::InvalidArgumentError("signing secret is empty or blank");
-}
 
 // Parses a unix-seconds timestamp header: 1 to 12 ASCII digits, nothing else.
 absl::StatusOr<int64_t> ParseTimestamp(absl::string_view header,
@@ -68,7 +53,7 @@ absl::Status Verify(const Scheme& scheme, BaseFn base, absl::string_view secret,
                     absl::string_view timestamp, absl::string_view signature,
                     absl::string_view body, absl::Time now,
                     absl::Duration window) {
-  if (absl::Status s = CheckSecret(secret); !s.ok()) return s;
+  if (absl::Status s = CheckSigningSecret(secret); !s.ok()) return s;
   if (signature.empty()) {
     return absl::UnauthenticatedError(
         absl::StrCat("missing ", scheme.signature_header_name, " header"));
@@ -99,47 +84,6 @@ constexpr Scheme kTeamSpirit = {"X-TeamSpirit-Timestamp",
 
 }  // namespace
 
-std::string HmacSha256Hex(absl::string_view key, absl::string_view message) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  if (HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-           reinterpret_cast<const unsigned char*>(message.data()),
-           message.size(), digest, &length) == nullptr) {
-    // Only fails on allocation failure inside OpenSSL.
-    std::abort();
-  }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out(length * 2, '\0');
-  for (unsigned int i = 0; i < length; ++i) {
-    out[2 * i] = kHex[digest[i] >> 4];
-    out[2 * i + 1] = kHex[digest[i] & 0xf];
-  }
-  return out;
-}
-
-bool ConstantTimeEquals(absl::string_view a, absl::string_view b) {
-  unsigned char da[SHA256_DIGEST_LENGTH];
-  unsigned char db[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(a.data()), a.size(), da);
-  SHA256(reinterpret_cast<const unsigned char*>(b.data()), b.size(), db);
-  bool digests_equal = CRYPTO_memcmp(da, db, sizeof(da)) == 0;
-  return digests_equal & (a.size() == b.size());
-}
-
-absl::Status VerifySecretToken(absl::string_view expected,
-                               absl::string_view received) {
-  if (absl::Status s = CheckSecret(expected); !s.ok()) return s;
-  if (received.empty()) {
-    return absl::UnauthenticatedError(
-        "missing X-Telegram-Bot-Api-Secret-Token header");
-  }
-  if (!ConstantTimeEquals(expected, received)) {
-    return absl::UnauthenticatedError(
-        "X-Telegram-Bot-Api-Secret-Token does not match");
-  }
-  return absl::OkStatus();
-}
-
 absl::Status VerifySlackSignature(absl::string_view signing_secret,
                                   absl::string_view timestamp_header,
                                   absl::string_view signature_header,
@@ -161,7 +105,7 @@ absl::Status VerifyTeamSpiritSignature(absl::string_view secret,
 absl::StatusOr<std::string> SignTeamSpirit(absl::string_view secret,
                                            int64_t timestamp,
                                            absl::string_view body) {
-  if (absl::Status s = CheckSecret(secret); !s.ok()) return s;
+  if (absl::Status s = CheckSigningSecret(secret); !s.ok()) return s;
   return absl::StrCat(
       kTeamSpirit.prefix,
       HmacSha256Hex(secret, TeamSpiritBase(absl::StrCat(timestamp), body)));

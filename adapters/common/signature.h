@@ -9,8 +9,8 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
-// Webhook authentication helpers: HMAC-SHA256 (OpenSSL), constant-time
-// comparison, and the signature schemes of Slack and TeamSpirit.
+// The webhook signature schemes of Slack and TeamSpirit, built on the
+// primitives of common/http/hmac.h.
 //
 // Contract for the whole file: every function is pure, thread-safe and
 // non-blocking. Verification failures caused by the request (missing header,
@@ -23,20 +23,6 @@ namespace imbridge::adapters {
 
 // The replay window that Slack and TeamSpirit both use.
 inline constexpr absl::Duration kDefaultSignatureWindow = absl::Seconds(300);
-
-// HMAC-SHA256(key, message) as 64 lower-case hex characters.
-std::string HmacSha256Hex(absl::string_view key, absl::string_view message);
-
-// True when `a` and `b` are equal. The time taken does not depend on where
-// they differ, nor on their lengths (both are hashed first), so it is safe
-// for comparing secrets such as Telegram's X-Telegram-Bot-Api-Secret-Token.
-bool ConstantTimeEquals(absl::string_view a, absl::string_view b);
-
-// Checks Telegram's X-Telegram-Bot-Api-Secret-Token header against the
-// configured secret in constant time. kInvalidArgument for an empty or blank
-// `expected`; kUnauthenticated when `received` is missing or differs.
-absl::Status VerifySecretToken(absl::string_view expected,
-                               absl::string_view received);
 
 // Verifies a Slack request (platforms.md 1.5): `signature_header` is
 // X-Slack-Signature ("v0=" + hex HMAC of "v0:{ts}:{raw_body}"),

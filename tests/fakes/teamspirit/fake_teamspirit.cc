@@ -16,9 +16,6 @@ namespace imbridge::fakes {
 namespace {
 
 using Json = nlohmann::ordered_json;
-using adapters::HttpHeaderList;
-using adapters::HttpRequest;
-using adapters::Responder;
 
 constexpr char kJsonType[] = "application/json";
 const char* const kStatuses[] = {"online", "away", "dnd", "offline"};
@@ -179,13 +176,13 @@ std::optional<std::string> StringField(const Json& j, const char* key) {
 FakeTeamSpirit::FakeTeamSpirit() : FakeTeamSpirit(Options()) {}
 
 FakeTeamSpirit::FakeTeamSpirit(Options options) : options_(std::move(options)) {
-  adapters::WebhookServer::Options server;
+  WebhookServer::Options server;
   server.host = options_.host;
   server.port = options_.port;
   server.max_body_bytes = options_.max_file_bytes + (1 << 20);
   server.request_timeout = options_.hold_limit + absl::Seconds(10);
   server.stop_grace = absl::Seconds(1);
-  server_ = std::make_unique<adapters::WebhookServer>(server);
+  server_ = std::make_unique<WebhookServer>(server);
   for (const char* method : {"GET", "POST", "PUT", "PATCH", "DELETE"}) {
     server_->HandlePrefix(method, absl::StrCat(options_.api_prefix, "/"),
                           [this](HttpRequest r, std::shared_ptr<Responder> s) {
@@ -386,7 +383,7 @@ void FakeTeamSpirit::SenderLoop() {
     int64_t ts = absl::ToUnixSeconds(absl::Now());
     absl::StatusOr<std::string> signature =
         adapters::SignTeamSpirit(secret, ts, w.body);
-    adapters::HttpClientRequest request;
+    HttpClientRequest request;
     request.method = "POST";
     request.url = url;
     request.body = w.body;
@@ -397,7 +394,7 @@ void FakeTeamSpirit::SenderLoop() {
     if (signature.ok()) {
       request.headers.emplace_back("X-TeamSpirit-Signature", *signature);
     }
-    absl::StatusOr<adapters::HttpResponse> response = http_.Send(request);
+    absl::StatusOr<HttpResponse> response = http_.Send(request);
     int status = response.ok() ? response->status : 0;
     absl::MutexLock lock(&mu_);
     attempts_.push_back({w.event_id, w.type, status});
@@ -648,9 +645,23 @@ void FakeTeamSpirit::HandleApi(HttpRequest request,
       return;
     }
   }
-  responder->Respond(answer.status,
-                     answer.status == 204 ? "" : answer.content_type,
-                     answer.status == 204 ? "" : answer.body, answer.headers);
+  std::string kind;
+  if (request.method == "POST" && segments.size() == 3 &&
+      segments[0] == "chats" && segments[2] == "messages") {
+    kind = "post_message";
+  } else if (request.method == "POST" && segments.size() == 1 &&
+             segments[0] == "files") {
+    kind = "upload_file";
+  }
+  slow_.Respond(responder,
+                kind.empty() ? absl::ZeroDuration() : slow_.For(kind),
+                answer.status, answer.status == 204 ? "" : answer.content_type,
+                answer.status == 204 ? "" : answer.body, answer.headers);
+}
+
+void FakeTeamSpirit::DelayAnswers(const std::string& call,
+                                  absl::Duration delay) {
+  slow_.Set(call, delay);
 }
 
 FakeTeamSpirit::Answer FakeTeamSpirit::Route(
