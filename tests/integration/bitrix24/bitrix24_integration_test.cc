@@ -97,6 +97,17 @@ class Bitrix24IntegrationTest : public ::testing::Test {
         extra);
   }
 
+  // The account's `oauth` section with the portal's current access token.
+  std::string OAuthConfig(const std::string& refresh_token) {
+    return absl::StrCat(
+        "    oauth:\n      rest_url: '", fake_.rest_url(),
+        "'\n      token_url: '", fake_.oauth_url(),
+        "'\n      client_id: ", fake_.options().client_id,
+        "\n      client_secret: ", fake_.options().client_secret,
+        "\n      access_token: ", fake_.access_token(),
+        "\n      refresh_token: ", refresh_token, "\n");
+  }
+
   // Runs `imbridge-adapter-bitrix24 --config FILE --register`; returns its
   // standard output and sets *exit_code.
   std::string RunRegister(const std::string& config, int* exit_code) {
@@ -342,13 +353,7 @@ TEST_F(Bitrix24IntegrationTest, QueryLimitStormThenEverythingInOrder) {
 }
 
 TEST_F(Bitrix24IntegrationTest, ExpiredTokenIsRefreshedAndPersisted) {
-  std::string oauth =
-      absl::StrCat("    oauth:\n      rest_url: '", fake_.rest_url(),
-                   "'\n      token_url: '", fake_.oauth_url(),
-                   "'\n      client_id: ", fake_.options().client_id,
-                   "\n      client_secret: ", fake_.options().client_secret,
-                   "\n      access_token: ", fake_.access_token(),
-                   "\n      refresh_token: ", fake_.refresh_token(), "\n");
+  std::string oauth = OAuthConfig(fake_.refresh_token());
   int64_t bot = Register(oauth);
   ASSERT_GT(bot, 0);
   int64_t chat = fake_.CreateChat("OAuth");
@@ -384,13 +389,7 @@ TEST_F(Bitrix24IntegrationTest, ExpiredTokenIsRefreshedAndPersisted) {
 
 TEST_F(Bitrix24IntegrationTest, FailedRefreshMakesTheAdapterUnready) {
   int64_t bot = Register();  // Through the webhook; the adapter uses OAuth.
-  std::string oauth =
-      absl::StrCat("    oauth:\n      rest_url: '", fake_.rest_url(),
-                   "'\n      token_url: '", fake_.oauth_url(),
-                   "'\n      client_id: ", fake_.options().client_id,
-                   "\n      client_secret: ", fake_.options().client_secret,
-                   "\n      access_token: ", fake_.access_token(),
-                   "\n      refresh_token: revoked-refresh-token\n");
+  std::string oauth = OAuthConfig("revoked-refresh-token");
   int64_t chat = fake_.CreateChat("Revoked");
   fake_.AddToChat(chat, bot);
   StartRouter(Link("revoked", chat, "R1"));
