@@ -1,5 +1,6 @@
 #include "adapters/teamspirit/inbound.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -267,10 +268,12 @@ absl::StatusOr<InboundConversion> WebhookReceiver::Convert(
     InboundFile file;
     file.attachment_index = static_cast<int>(i);
     file.download =
-        [api = api_, id = translation.files[i].id](
+        [api = api_, id = translation.files[i].id,
+         limit = options_.max_file_bytes](
             uint64_t max_bytes,
             const std::function<absl::Status(absl::string_view)>& write) {
-          absl::Status s = api->DownloadFile(id, max_bytes, write);
+          absl::Status s =
+              api->DownloadFile(id, std::min(max_bytes, limit), write);
           if (s.ok() || IsRetryable(s) || absl::IsOutOfRange(s)) return s;
           return absl::Status(
               s.code(), absl::StrCat("TeamSpirit did not provide the file: ",

@@ -99,6 +99,9 @@ class WebhookReceiver : public InboundConnector<TsInboundEvent> {
     std::string webhook_secret;
     std::string account;
     std::string external_user_prefix = "imb-";
+    // Bigger files become attachments with an unavailable_reason (the
+    // pipeline's own limit applies too).
+    uint64_t max_file_bytes = 100ull << 20;
     absl::Duration signature_window = absl::Seconds(300);
     // The clock for timestamp checks (tests replace it).
     std::function<absl::Time()> clock = absl::Now;

@@ -159,10 +159,10 @@ absl::StatusOr<std::optional<TsAuthor>> TeamSpiritDeliverer::AuthorFor(
   absl::Time now = absl::Now();
   {
     absl::MutexLock lock(&mu_);
-    auto it = known_users_.find(author.external_id);
-    if (it != known_users_.end() && it->second.name == author.name &&
-        it->second.avatar_url == author.avatar_url &&
-        now - it->second.refreshed < options_.external_user_refresh) {
+    const KnownUser* known = known_users_.Find(author.external_id);
+    if (known != nullptr && known->name == author.name &&
+        known->avatar_url == author.avatar_url &&
+        now - known->refreshed < options_.external_user_refresh) {
       return author;
     }
   }
@@ -170,7 +170,8 @@ absl::StatusOr<std::optional<TsAuthor>> TeamSpiritDeliverer::AuthorFor(
                                            author.avatar_url, std::nullopt);
   if (!put.ok()) return put;
   absl::MutexLock lock(&mu_);
-  known_users_[author.external_id] = {author.name, author.avatar_url, now};
+  known_users_.Put(author.external_id,
+                   KnownUser{author.name, author.avatar_url, now});
   return author;
 }
 
@@ -365,7 +366,7 @@ absl::Status TeamSpiritDeliverer::Presence(const v1::Delivery& delivery) {
                                            TsPresence{status, p.status_text()});
   if (!put.ok()) return put;
   absl::MutexLock lock(&mu_);
-  known_users_[id] = {name, p.user().avatar_url(), absl::Now()};
+  known_users_.Put(id, KnownUser{name, p.user().avatar_url(), absl::Now()});
   return absl::OkStatus();
 }
 

@@ -1,6 +1,7 @@
 #ifndef IMBRIDGE_ADAPTERS_TEAMSPIRIT_OUTBOUND_H_
 #define IMBRIDGE_ADAPTERS_TEAMSPIRIT_OUTBOUND_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -8,12 +9,12 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "adapters/common/bounded_cache.h"
 #include "adapters/common/delivery_handler.h"
 #include "adapters/common/delivery_journal.h"
 #include "adapters/teamspirit/teamspirit_api.h"
@@ -43,7 +44,8 @@ std::string ExternalUserId(absl::string_view prefix, absl::string_view platform,
 //
 //  - A new message becomes POST /chats/{id}/messages under an external user
 //    (created or refreshed with PUT /external-users/{id} at most once an
-//    hour per person, or when the name or avatar changes) with
+//    hour per person, or when the name or avatar changes; the last 10,000
+//    people are remembered, so one forgotten is put again) with
 //    client_token = the delivery's idempotency key, so that a retry after a
 //    crash returns the first message instead of posting again. Text over
 //    10,000 characters becomes several messages (tokens "<key>", "<key>#2",
@@ -126,7 +128,10 @@ class TeamSpiritDeliverer : public DeliveryHandler {
   DeliveryJournal* const journal_;
   const DeliveryObserver observer_;
   absl::Mutex mu_;
-  absl::flat_hash_map<std::string, KnownUser> known_users_ ABSL_GUARDED_BY(mu_);
+  // External users put recently, by external id.
+  static constexpr size_t kKnownUsers = 10000;
+  BoundedCache<std::string, KnownUser> known_users_ ABSL_GUARDED_BY(mu_){
+      kKnownUsers};
 };
 
 // Renders new messages through TeamSpirit's incoming webhook (send-only

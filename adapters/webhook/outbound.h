@@ -50,8 +50,8 @@ std::string OutgoingBody(const v1::Delivery& delivery,
 class OutgoingWebhooks : public DeliveryHandler {
  public:
   struct Options {
-    // The adapter's account; deliveries for other accounts are refused.
-    std::string account = "default";
+    // The adapter's accounts; deliveries for other accounts are refused.
+    std::vector<std::string> accounts = {"default"};
     // Time for one POST.
     absl::Duration timeout = absl::Seconds(10);
     // CA bundle for HTTPS receivers; empty uses the system's.

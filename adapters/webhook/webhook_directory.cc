@@ -24,7 +24,8 @@ absl::Status FromGrpc(const grpc::Status& status) {
 GrpcWebhookDirectory::GrpcWebhookDirectory(Options options)
     : options_(std::move(options)),
       stub_(v1::WebhookDirectory::NewStub(grpc::CreateChannel(
-          options_.address, grpc::InsecureChannelCredentials()))) {}
+          options_.address, grpc::InsecureChannelCredentials()))),
+      cache_(options_.outgoing_cache_size) {}
 
 GrpcWebhookDirectory::~GrpcWebhookDirectory() { WaitIdle(); }
 
@@ -113,10 +114,9 @@ absl::StatusOr<v1::OutgoingWebhook> GrpcWebhookDirectory::GetOutgoing(
   absl::Time now = absl::Now();
   {
     absl::MutexLock lock(&mu_);
-    auto it = cache_.find(id);
-    if (it != cache_.end()) {
-      if (it->second.expires > now) return it->second.webhook;
-      cache_.erase(it);
+    if (const Cached* cached = cache_.Find(id)) {
+      if (cached->expires > now) return cached->webhook;
+      cache_.Erase(id);
     }
   }
   grpc::ClientContext context;
@@ -129,7 +129,7 @@ absl::StatusOr<v1::OutgoingWebhook> GrpcWebhookDirectory::GetOutgoing(
   if (!status.ok()) return FromGrpc(status);
   if (options_.outgoing_cache_ttl > absl::ZeroDuration()) {
     absl::MutexLock lock(&mu_);
-    cache_[id] = Cached{response, now + options_.outgoing_cache_ttl};
+    cache_.Put(id, Cached{response, now + options_.outgoing_cache_ttl});
   }
   return response;
 }

@@ -368,6 +368,9 @@ TEST_F(AdapterRuntimeTest, OnStartedRunsOnceListeningAndItsErrorFailsStart) {
   ASSERT_TRUE(runtime->Start().ok());
   EXPECT_GT(port_seen, 0);
   EXPECT_EQ(port_seen, runtime->port());
+  // MakeRuntime() replaces the fixture's pipeline, which this runtime's
+  // OnStop callback stops: it goes first (it stopped a freed pipeline).
+  runtime.reset();
 
   auto failing = MakeRuntime();
   failing->OnStarted([] { return absl::UnavailableError("setWebhook: 401"); });

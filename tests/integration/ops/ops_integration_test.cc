@@ -259,11 +259,13 @@ class OpsIntegrationTest : public ::testing::Test {
     return a;
   }
 
-  std::unique_ptr<AdapterProcess> WebhookAdapter(RouterProcess& router) {
+  // The webhook adapter, with `extra` config lines.
+  std::unique_ptr<AdapterProcess> WebhookAdapter(
+      RouterProcess& router, const std::string& extra = "") {
     auto adapter = std::make_unique<AdapterProcess>(
         "adapters/webhook/imbridge-adapter-webhook",
         absl::StrCat("router: {address: \"", router.address(), "\", token: ",
-                     kAdapterToken, "}\noutgoing_cache_ms: 200\n"));
+                     kAdapterToken, "}\noutgoing_cache_ms: 200\n", extra));
     EXPECT_TRUE(adapter->Start().ok());
     adapters::HttpClient client;
     EXPECT_TRUE(WaitFor([&] {
@@ -589,6 +591,68 @@ TEST_F(OpsIntegrationTest, OutgoingWebhookKilledWhileSendingResendsTheSameKey) {
   }
   // The POST left open by the kill was sent again with its key.
   EXPECT_GE(repeated, 1);
+}
+
+// One webhook adapter process serves two accounts: each account's incoming
+// webhook publishes as that account, the outgoing webhook of either account
+// receives the link's messages, and a webhook of an account the process does
+// not serve is refused.
+TEST_F(OpsIntegrationTest, OneWebhookAdapterServesSeveralAccounts) {
+  RouterProcess router(RouterConfig());
+  {
+    absl::Status started = router.Start();
+    ASSERT_TRUE(started.ok()) << started << router.ReadLog();
+  }
+  auto alpha = Adapter(router, "alpha", "a");
+  auto webhook =
+      WebhookAdapter(router, "accounts:\n  - {name: ci}\n  - {name: ops}\n");
+  Receiver receiver;
+  auto create = [&](const std::vector<std::string>& extra) {
+    std::vector<std::string> args = {"webhook", "create", "--link", "support"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return CtlJson(router, args);
+  };
+  nlohmann::json ci = create({"--account", "ci"});
+  nlohmann::json ops = create({"--account", "ops"});
+  nlohmann::json other = create({"--account", "elsewhere"});
+  nlohmann::json out =
+      create({"--account", "ops", "--outgoing", "--url", receiver.url()});
+  auto post = [&](const nlohmann::json& hook, const std::string& text) {
+    return PostHook(
+               *webhook,
+               absl::StrCat("/hooks/", hook["webhook"]["id"].get<std::string>(),
+                            "/", hook["secret"].get<std::string>()),
+               nlohmann::json{{"text", text}}.dump())
+        .status;
+  };
+  EXPECT_EQ(post(ci, "from ci"), 200) << webhook->ReadLog();
+  EXPECT_EQ(post(ops, "from ops"), 200) << webhook->ReadLog();
+  EXPECT_EQ(post(other, "from elsewhere"), 401);
+  ASSERT_TRUE(alpha->WaitForCalls(2)) << router.ReadLog();
+  std::map<std::string, std::string> account_of;
+  for (const v1::Delivery& d : alpha->deliveries()) {
+    account_of[d.event().posted().text().text()] =
+        d.event().channel().account();
+  }
+  EXPECT_EQ(account_of["from ci"], "ci");
+  EXPECT_EQ(account_of["from ops"], "ops");
+
+  // The outgoing webhook (account ops) gets what alpha says, and the
+  // messages of the other webhooks of the link.
+  alpha->Post("A1", "to the outside");
+  ASSERT_TRUE(WaitFor([&] {
+    for (const adapters::HttpRequest& r : receiver.requests()) {
+      if (nlohmann::json::parse(r.body)["text"] == "to the outside") {
+        return true;
+      }
+    }
+    return false;
+  })) << webhook->ReadLog();
+  for (const adapters::HttpRequest& r : receiver.requests()) {
+    EXPECT_EQ(nlohmann::json::parse(r.body)["webhook_id"],
+              out["webhook"]["id"]);
+  }
+  EXPECT_EQ(CtlOk(router, {"deadletter", "list"}), "no dead letters\n");
 }
 
 TEST_F(OpsIntegrationTest, AdminCallsNeedTheAdminToken) {

@@ -112,7 +112,8 @@ class SlackIntegrationTest : public ::testing::Test {
           kAdapterBinary,
           AdapterConfig(slack_, router_->address(), socket_mode, state_dir_));
     }
-    ASSERT_TRUE(adapter_->Start().ok());
+    absl::Status started = adapter_->Start();
+    ASSERT_TRUE(started.ok()) << started << "\n" << adapter_->ReadLog();
     slack_.SetEventsUrl(
         absl::StrCat(adapter_->base_url(), "/slack/work/events"));
     if (!wait_ready) return;
@@ -659,7 +660,7 @@ TEST_F(SlackIntegrationTest, SocketModeAcksOnlyAfterTheRouterAcked) {
   StartAdapter(/*socket_mode=*/true);
   ASSERT_TRUE(slack_.socket_connected());
   auto first = slack_.PostMessage("C1", "U1", "over the socket");
-  ASSERT_TRUE(peer_->WaitForCalls(1));
+  ASSERT_TRUE(WaitForRelayed(1));
   EXPECT_THAT(PeerPosts(), ElementsAre("over the socket"));
   absl::Time deadline = absl::Now() + absl::Seconds(10);
   while (slack_.acked_envelopes().empty() && absl::Now() < deadline) {
@@ -683,7 +684,7 @@ TEST_F(SlackIntegrationTest, SocketModeAcksOnlyAfterTheRouterAcked) {
   ASSERT_THAT(slack_.acked_envelopes(), SizeIs(2));
   EXPECT_EQ(slack_.EventIdOfEnvelope(slack_.acked_envelopes()[1]),
             second.event_id);
-  ASSERT_TRUE(peer_->WaitForCalls(2));
+  ASSERT_TRUE(WaitForRelayed(2));
   EXPECT_THAT(PeerPosts(),
               ElementsAre("over the socket", "while the router is down"));
 
@@ -695,7 +696,7 @@ TEST_F(SlackIntegrationTest, SocketModeAcksOnlyAfterTheRouterAcked) {
     absl::SleepFor(absl::Milliseconds(50));
   }
   slack_.PostMessage("C1", "U1", "after reconnect");
-  ASSERT_TRUE(peer_->WaitForCalls(3));
+  ASSERT_TRUE(WaitForRelayed(3));
   EXPECT_GE(slack_.Calls("apps.connections.open").size(), 2u);
   for (const auto& call : slack_.Calls("apps.connections.open")) {
     EXPECT_EQ(call.token, slack_.options().app_token);
