@@ -12,8 +12,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "adapters/bitrix24/format.h"
+#include "adapters/bitrix24/php_form.h"
 #include "adapters/common/attachment_kind.h"
 #include "adapters/common/delivery_handler.h"
+#include "adapters/common/signature.h"
+#include "adapters/common/webhook_server.h"
 #include "common/config_loader.h"
 #include "common/file_size.h"
 #include "common/logging.h"
@@ -55,6 +58,50 @@ std::string IdString(const json& j, const char* name) {
   return "";
 }
 
+// Fetch mode sends real JSON types, webhook mode strings ("1", "Y", "").
+bool Flag(const json& j, const char* name) {
+  auto it = j.find(name);
+  if (it == j.end()) return false;
+  if (it->is_boolean()) return it->get<bool>();
+  if (it->is_number()) return it->get<double>() != 0;
+  if (it->is_string()) {
+    const std::string& v = it->get_ref<const std::string&>();
+    return v == "1" || v == "Y" || v == "true";
+  }
+  return false;
+}
+
+uint64_t Count(const json& j, const char* name) {
+  auto it = j.find(name);
+  if (it == j.end()) return 0;
+  if (it->is_number_unsigned() || it->is_number_integer()) {
+    return it->get<uint64_t>();
+  }
+  uint64_t v = 0;
+  if (it->is_string() && absl::SimpleAtoi(it->get<std::string>(), &v)) return v;
+  return 0;
+}
+
+std::string Text(const json& j, const char* name) {
+  auto it = j.find(name);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+json Object(const json& j, const char* name) {
+  auto it = j.find(name);
+  return it != j.end() && it->is_object() ? *it : json::object();
+}
+
+json Array(const json& j, const char* name) {
+  auto it = j.find(name);
+  return it != j.end() && it->is_array() ? *it : json::array();
+}
+
+std::string WebhookPath(const v1::Bitrix24Account& a) {
+  return a.webhook_path().empty() ? absl::StrCat("/bitrix24/", a.name())
+                                  : a.webhook_path();
+}
+
 std::string DialogOf(const json& data) {
   const json chat = data.value("chat", json::object());
   std::string dialog = IdString(chat, "dialogId");
@@ -72,14 +119,13 @@ v1::UserRef UserOf(const json& user, const std::string& fallback_id) {
   ref.set_platform(kPlatform);
   std::string id = IdString(user, "id");
   ref.set_id(id.empty() ? fallback_id : id);
-  std::string name = user.is_object() ? user.value("name", "") : "";
+  std::string name = user.is_object() ? Text(user, "name") : "";
   if (name.empty() && user.is_object()) {
-    name = absl::StrCat(user.value("firstName", ""), " ",
-                        user.value("lastName", ""));
+    name = absl::StrCat(Text(user, "firstName"), " ", Text(user, "lastName"));
     name = std::string(absl::StripAsciiWhitespace(name));
   }
   ref.set_display_name(name.empty() ? ref.id() : name);
-  ref.set_is_bot(user.is_object() && user.value("isBot", false));
+  ref.set_is_bot(user.is_object() && Flag(user, "isBot"));
   return ref;
 }
 
@@ -114,7 +160,7 @@ absl::Status ValidateBitrix24Config(absl::string_view source,
   if (config.accounts().empty()) {
     return ConfigError(source, "accounts", "at least one account is required");
   }
-  absl::flat_hash_set<std::string> names;
+  absl::flat_hash_set<std::string> names, paths;
   for (int i = 0; i < config.accounts_size(); ++i) {
     const v1::Bitrix24Account& a = config.accounts(i);
     const std::string at = absl::StrCat("accounts[", i, "]");
@@ -160,6 +206,20 @@ absl::Status ValidateBitrix24Config(absl::string_view source,
     }
     if (a.bot_token().size() > 40) {
       return ConfigError(source, at + ".bot_token", "at most 40 characters");
+    }
+    if (a.mode() == v1::Bitrix24Account::WEBHOOK) {
+      if (a.application_token().empty()) {
+        return ConfigError(source, at + ".application_token",
+                           "required in webhook mode (or "
+                           "application_token_file)");
+      }
+      if (!absl::StartsWith(WebhookPath(a), "/")) {
+        return ConfigError(source, at + ".webhook_path", "must start with /");
+      }
+      if (!paths.insert(WebhookPath(a)).second) {
+        return ConfigError(source, at + ".webhook_path",
+                           "used by two accounts");
+      }
     }
     if (a.requests_per_second() < 0) {
       return ConfigError(source, at + ".requests_per_second",
@@ -256,6 +316,71 @@ Bitrix24Connector::Bitrix24Connector(const v1::Bitrix24AdapterConfig& config,
     accounts_.push_back(std::move(account));
   }
   pipeline_ = std::make_unique<InboundPipeline>(popts, &inbound_router_);
+  for (auto& a : accounts_) {
+    if (a->config.mode() != v1::Bitrix24Account::WEBHOOK) continue;
+    Account* account = a.get();
+    runtime_->http().Handle(
+        "POST", WebhookPath(a->config),
+        [this, account](HttpRequest request,
+                        std::shared_ptr<Responder> responder) {
+          HandleWebhook(account, std::move(request), std::move(responder));
+        });
+  }
+}
+
+void Bitrix24Connector::HandleWebhook(Account* account, HttpRequest request,
+                                      std::shared_ptr<Responder> responder) {
+  auto refuse = [&](int status, const char* reason, absl::string_view what) {
+    runtime_->CountRejection(reason);
+    responder->Respond(status, "application/json", JsonErrorBody(reason, what));
+  };
+  absl::string_view type = request.Header("Content-Type");
+  if (!absl::StartsWithIgnoreCase(type, "application/x-www-form-urlencoded")) {
+    refuse(400, "bad_content_type",
+           "expected application/x-www-form-urlencoded");
+    return;
+  }
+  absl::StatusOr<json> form = ParsePhpForm(request.body);
+  if (!form.ok()) {
+    refuse(400, "bad_form", form.status().message());
+    return;
+  }
+  // The top-level auth[application_token], compared in constant time.
+  std::string token = Text(Object(*form, "auth"), "application_token");
+  if (token.empty() ||
+      !ConstantTimeEquals(token, account->config.application_token())) {
+    refuse(401, "bad_token", "wrong or missing application token");
+    return;
+  }
+  std::string event = Text(*form, "event");
+  if (event.empty() || !(*form)["data"].is_object()) {
+    refuse(400, "bad_event", "no event or data");
+    return;
+  }
+  // Webhook events carry no eventId: the key is the event, the message (or
+  // user) it is about and the time, so a repeated POST is one event.
+  const json& data = (*form)["data"];
+  std::string subject = IdString(Object(data, "message"), "id");
+  if (subject.empty()) subject = IdString(data, "messageId");
+  if (subject.empty()) subject = IdString(Object(data, "user"), "id");
+  Bitrix24Event raw;
+  raw.account = account->config.name();
+  raw.event = {{"eventId", absl::StrCat("wh-", event, "-", subject, "-",
+                                        Text(*form, "ts"))},
+               {"type", event},
+               {"data", data}};
+  absl::Status submitted = pipeline_->Submit<Bitrix24Event>(
+      this, std::move(raw), [responder](const InboundResult& result) {
+        // 200 only once the router stored the events.
+        responder->Respond(
+            result.HttpStatus(), "application/json",
+            result.ok() ? "{}" : JsonErrorBody("not_stored", result.detail));
+      });
+  if (!submitted.ok()) {
+    responder->Respond(absl::IsInvalidArgument(submitted) ? 400 : 503,
+                       "application/json",
+                       JsonErrorBody("not_stored", submitted.message()));
+  }
 }
 
 Bitrix24Connector::~Bitrix24Connector() { Stop(); }
@@ -308,6 +433,7 @@ json Bitrix24Connector::BotParams(const Account& account, json params) const {
 
 absl::Status Bitrix24Connector::Start() {
   for (auto& a : accounts_) {
+    if (a->config.mode() != v1::Bitrix24Account::FETCH) continue;
     Account* account = a.get();
     account->poller = std::thread([this, account] { PollLoop(account); });
   }
@@ -435,8 +561,8 @@ absl::StatusOr<InboundRoute> Bitrix24Connector::Route(
   std::string id = IdString(raw.event, "eventId");
   if (id.empty()) return absl::InvalidArgumentError("event without eventId");
   InboundRoute route;
-  route.chat = absl::StrCat(raw.account, "/",
-                            DialogOf(raw.event.value("data", json::object())));
+  route.chat =
+      absl::StrCat(raw.account, "/", DialogOf(Object(raw.event, "data")));
   route.key = absl::StrCat(raw.account, ":", id);
   return route;
 }
@@ -446,8 +572,8 @@ absl::StatusOr<InboundConversion> Bitrix24Connector::Convert(
   InboundConversion out;
   Account* account = FindAccount(raw.account);
   if (account == nullptr) return absl::InvalidArgumentError("unknown account");
-  const std::string type = raw.event.value("type", "");
-  const json data = raw.event.value("data", json::object());
+  const std::string type = Text(raw.event, "type");
+  const json data = Object(raw.event, "data");
   const std::string dialog = DialogOf(data);
   const std::string bot_id = absl::StrCat(account->config.bot_id());
 
@@ -461,13 +587,13 @@ absl::StatusOr<InboundConversion> Bitrix24Connector::Convert(
   event.set_occurred_at_ms(absl::ToUnixMillis(absl::Now()));
 
   if (type == "ONIMBOTV2MESSAGEADD" || type == "ONIMBOTV2MESSAGEUPDATE") {
-    const json message = data.value("message", json::object());
+    const json message = Object(data, "message");
     const std::string author = IdString(message, "authorId");
     // The bot's own messages are the bridge's copies: never mirrored back.
-    if (author == bot_id || message.value("isSystem", false)) return out;
+    if (author == bot_id || Flag(message, "isSystem")) return out;
     if (dialog.empty()) return absl::InvalidArgumentError("event without chat");
-    v1::UserRef user = UserOf(data.value("user", json::object()), author);
-    v1::RichText text = BbCodeToRichText(message.value("text", ""));
+    v1::UserRef user = UserOf(Object(data, "user"), author);
+    v1::RichText text = BbCodeToRichText(Text(message, "text"));
     const std::string message_id = IdString(message, "id");
     if (type == "ONIMBOTV2MESSAGEUPDATE") {
       v1::MessageEdited* edited = event.mutable_edited();
@@ -481,13 +607,16 @@ absl::StatusOr<InboundConversion> Bitrix24Connector::Convert(
     posted->set_message_id(message_id);
     *posted->mutable_sender() = user;
     *posted->mutable_text() = std::move(text);
-    const json params = message.value("params", json::object());
+    const json params = Object(message, "params");
     posted->set_reply_to_message_id(IdString(params, "replyId"));
-    for (const json& f : params.value("files", json::array())) {
+    for (const json& f : Array(params, "files")) {
+      if (!f.is_object()) continue;
       v1::Attachment* att = posted->add_attachments();
-      att->set_name(f.value("name", "file"));
-      att->set_mime_type(f.value("mimeType", "application/octet-stream"));
-      att->set_size(f.value("size", uint64_t{0}));
+      std::string name = Text(f, "name");
+      std::string mime = Text(f, "mimeType");
+      att->set_name(name.empty() ? "file" : name);
+      att->set_mime_type(mime.empty() ? "application/octet-stream" : mime);
+      att->set_size(Count(f, "size"));
       att->set_kind(AttachmentKindForMime(att->mime_type()));
       InboundFile file;
       file.event_index = 0;
@@ -506,7 +635,7 @@ absl::StatusOr<InboundConversion> Bitrix24Connector::Convert(
           return absl::NotFoundError(absl::StrCat(
               "Bitrix24 did not provide the file: ", link.status().message()));
         }
-        return account->api->Download(link->value("downloadUrl", ""), max_bytes,
+        return account->api->Download(Text(*link, "downloadUrl"), max_bytes,
                                       write);
       };
       out.files.push_back(std::move(file));
@@ -516,14 +645,14 @@ absl::StatusOr<InboundConversion> Bitrix24Connector::Convert(
   }
   if (type == "ONIMBOTV2MESSAGEDELETE") {
     std::string id = IdString(data, "messageId");
-    if (id.empty()) id = IdString(data.value("message", json::object()), "id");
+    if (id.empty()) id = IdString(Object(data, "message"), "id");
     if (ForgetDeleted(raw.account, id)) return out;  // The bridge deleted it.
     event.mutable_deleted()->set_message_id(id);
     out.events.push_back(std::move(event));
     return out;
   }
   if (type == "ONIMBOTV2CHATUSERADD" || type == "ONIMBOTV2CHATUSERDELETE") {
-    const json user = data.value("user", json::object());
+    const json user = Object(data, "user");
     if (IdString(user, "id") == bot_id) return out;
     v1::MembershipChanged* m = event.mutable_membership();
     *m->mutable_user() = UserOf(user, "");

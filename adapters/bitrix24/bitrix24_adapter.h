@@ -107,6 +107,9 @@ class Bitrix24Connector : public MessengerConnector<Bitrix24Event>,
   // Adds botId (and botToken) to `params`.
   nlohmann::json BotParams(const Account& account, nlohmann::json params) const;
   void PollLoop(Account* account);
+  // Webhook mode: one POST of Bitrix24 for `account`.
+  void HandleWebhook(Account* account, HttpRequest request,
+                     std::shared_ptr<Responder> responder);
   // Hands `events` to the pipeline; returns how many from the front the
   // router acknowledged (or that are invalid and skipped).
   size_t ProcessBatch(Account* account, const nlohmann::json& events);

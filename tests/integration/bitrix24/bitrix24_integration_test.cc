@@ -446,6 +446,83 @@ TEST_F(Bitrix24IntegrationTest, FetchOffsetSurvivesKill9) {
   EXPECT_EQ(adapter_->Terminate(), 0);
 }
 
+// Webhook mode: Bitrix24's form-urlencoded POSTs with the application token.
+TEST_F(Bitrix24IntegrationTest,
+       WebhookModeStoresGenuineEventsAndRefusesForged) {
+  int64_t bot = Register();
+  int64_t chat = fake_.CreateChat("Hooked");
+  int64_t anna = fake_.NewUser("Anna");
+  StartRouter(Link("hooked", chat, "W1"));
+  StartAdapter(Config(
+      bot, "", "    mode: webhook\n    application_token: app-token-123\n"));
+  auto other = Other();
+  WaitReady();
+  const std::string url = adapter_->base_url() + "/bitrix24/main";
+  adapters::HttpClient http;
+  auto post = [&](const adapters::HttpHeaderList& fields,
+                  const std::string& type =
+                      "application/x-www-form-urlencoded") {
+    adapters::HttpClientRequest req;
+    req.method = "POST";
+    req.url = url;
+    req.headers = {{"Content-Type", type}};
+    req.body = adapters::HttpClient::FormEncode(fields);
+    auto r = http.Send(req);
+    return r.ok() ? r->status : -1;
+  };
+  auto message = [&](const std::string& id, const std::string& text,
+                     const std::string& token) {
+    return adapters::HttpHeaderList{
+        {"event", "ONIMBOTV2MESSAGEADD"},
+        {"data[message][id]", id},
+        {"data[message][chatId]", std::to_string(chat)},
+        {"data[message][authorId]", std::to_string(anna)},
+        {"data[message][text]", text},
+        {"data[message][isSystem]", ""},
+        {"data[chat][id]", std::to_string(chat)},
+        {"data[chat][dialogId]", absl::StrCat("chat", chat)},
+        {"data[user][id]", std::to_string(anna)},
+        {"data[user][name]", "Anna"},
+        {"ts", "1700000000"},
+        {"auth[application_token]", token},
+        {"auth[domain]", "portal.example"}};
+  };
+
+  // Forged: a wrong or missing application token reaches nothing.
+  EXPECT_EQ(post(message("901", "forged", "wrong-token")), 401);
+  EXPECT_EQ(post(message("902", "forged", "")), 401);
+  // Malformed: not a form, an unbalanced key, no event.
+  EXPECT_EQ(post(message("903", "x", "app-token-123"), "application/json"),
+            400);
+  EXPECT_EQ(post({{"data[message", "1"},
+                  {"auth[application_token]", "app-token-123"}}),
+            400);
+  EXPECT_EQ(post({{"auth[application_token]", "app-token-123"}}), 400);
+  // Over 1 MiB: 413.
+  EXPECT_EQ(post(message("904", std::string(2 << 20, 'x'), "app-token-123")),
+            413);
+  // An unknown event: 200, counted, nothing published.
+  EXPECT_EQ(post({{"event", "ONIMBOTV2REACTIONCHANGE"},
+                  {"data[message][id]", "5"},
+                  {"auth[application_token]", "app-token-123"}}),
+            200);
+  // The genuine one: 200 once stored; sent twice, published once.
+  EXPECT_EQ(post(message("905", "hello [b]web[/b]", "app-token-123")), 200);
+  EXPECT_EQ(post(message("905", "hello [b]web[/b]", "app-token-123")), 200);
+  ASSERT_TRUE(other->WaitForCalls(1, kDeliveryWait));
+  absl::SleepFor(absl::Seconds(1));
+  EXPECT_THAT(PostedTexts(other->deliveries()), ElementsAre("hello web"));
+  auto metrics = http.Get(adapter_->base_url() + "/metrics");
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_THAT(metrics->body,
+              HasSubstr("imbridge_bitrix24_ignored_events_total{type="
+                        "\"ONIMBOTV2REACTIONCHANGE\"} 1"));
+  EXPECT_THAT(adapter_->ReadLog(), ::testing::Not(HasSubstr("app-token-123")));
+  // No Event.get in webhook mode.
+  EXPECT_THAT(fake_.calls("imbot.v2.Event.get"), SizeIs(0));
+  EXPECT_EQ(adapter_->Terminate(), 0);
+}
+
 TEST_F(Bitrix24IntegrationTest, InvalidConfigNamesTheField) {
   AdapterProcess bad(kBinary, Config(0));
   absl::Status s = bad.Start();
