@@ -5,20 +5,23 @@
 #include <optional>
 #include <utility>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "adapters/bitrix24/format.h"
 #include "adapters/bitrix24/php_form.h"
 #include "adapters/common/attachment_kind.h"
 #include "adapters/common/delivery_handler.h"
-#include "adapters/common/signature.h"
-#include "adapters/common/webhook_server.h"
 #include "common/config_loader.h"
 #include "common/file_size.h"
+#include "common/http/hmac.h"
+#include "common/http/http_server.h"
 #include "common/logging.h"
 #include "common/metrics.h"
 
@@ -29,7 +32,6 @@ using json = nlohmann::json;
 
 constexpr char kPlatform[] = "bitrix24";
 constexpr uint64_t kMaxUploadBytes = 100ull << 20;
-constexpr size_t kRememberedDeletes = 4096;
 
 bool IsAccountName(absl::string_view name) {
   if (name.empty() || name.size() > 64) return false;
@@ -132,6 +134,13 @@ v1::UserRef UserOf(const json& user, const std::string& fallback_id) {
 int64_t ToInt(absl::string_view s) {
   int64_t v = 0;
   return absl::SimpleAtoi(s, &v) ? v : 0;
+}
+
+// The state value that keeps how many text messages the copy whose first
+// message is `first_id` has, kept for copies of more than one part.
+std::string PartsName(absl::string_view account, absl::string_view dialog,
+                      absl::string_view first_id) {
+  return absl::StrCat("bitrix24/parts/", account, "/", dialog, "/", first_id);
 }
 
 void CountIgnored(absl::string_view type) {
@@ -646,7 +655,15 @@ absl::StatusOr<InboundConversion> Bitrix24Connector::Convert(
   if (type == "ONIMBOTV2MESSAGEDELETE") {
     std::string id = IdString(data, "messageId");
     if (id.empty()) id = IdString(Object(data, "message"), "id");
-    if (ForgetDeleted(raw.account, id)) return out;  // The bridge deleted it.
+    // A copy the bridge made (deleted by the bridge or by a user) is never
+    // mirrored back: the delivery journal knows the copies' ids durably.
+    absl::StatusOr<bool> copy =
+        journal_->HasNativeId(absl::StrCat(raw.account, "/", dialog), id);
+    if (!copy.ok()) {
+      return absl::UnavailableError(absl::StrCat(
+          "cannot read the delivery journal: ", copy.status().message()));
+    }
+    if (*copy) return out;
     event.mutable_deleted()->set_message_id(id);
     out.events.push_back(std::move(event));
     return out;
@@ -662,24 +679,6 @@ absl::StatusOr<InboundConversion> Bitrix24Connector::Convert(
   }
   CountIgnored(type);
   return out;
-}
-
-void Bitrix24Connector::RememberDeleted(const std::string& account,
-                                        const std::string& id) {
-  absl::MutexLock lock(&mu_);
-  std::string key = absl::StrCat(account, "/", id);
-  if (!deleted_.insert(key).second) return;
-  deleted_order_.push_back(key);
-  if (deleted_order_.size() > kRememberedDeletes) {
-    deleted_.erase(deleted_order_.front());
-    deleted_order_.pop_front();
-  }
-}
-
-bool Bitrix24Connector::ForgetDeleted(const std::string& account,
-                                      const std::string& id) {
-  absl::MutexLock lock(&mu_);
-  return deleted_.erase(absl::StrCat(account, "/", id)) > 0;
 }
 
 // ---------------------------------------------------------------------------
@@ -754,13 +753,22 @@ absl::StatusOr<std::vector<std::string>> Bitrix24Connector::SendMessage(
   }
   // A send left open by a crash is made again: Bitrix24 has no idempotency
   // key to look it up by (at least once, docs/bitrix24.md).
-  return journal_->Run(
+  absl::StatusOr<std::vector<std::string>> ids = journal_->Run(
       delivery.idempotency_key(),
       absl::StrCat(delivery.target().account(), "/", dialog), steps,
       [](size_t, const DeliveryJournal::Step&)
           -> absl::StatusOr<std::optional<std::vector<std::string>>> {
         return std::optional<std::vector<std::string>>();
       });
+  // An edit updates every text part: remember how many there are (the
+  // router's ids of the copy also hold the files' messages).
+  if (ids.ok() && texts.size() > 1 && !ids->empty()) {
+    absl::Status s = journal_->PutState(
+        PartsName(delivery.target().account(), dialog, ids->front()),
+        absl::StrCat(texts.size()));
+    if (!s.ok()) return RetryableError(s.message());
+  }
+  return ids;
 }
 
 absl::Status Bitrix24Connector::EditMessage(const v1::Delivery& delivery) {
@@ -773,23 +781,48 @@ absl::Status Bitrix24Connector::EditMessage(const v1::Delivery& delivery) {
   std::vector<std::string> texts =
       RenderMessages(SenderPrefix(delivery.sender_name()),
                      delivery.event().edited().text(), options);
-  // The first message of the copy gets the new text; the text of further
-  // parts, if it grew, is not added.
-  absl::StatusOr<json> r = account->api->Call(
-      "imbot.v2.Chat.Message.update",
-      BotParams(*account, {{"messageId", ToInt(delivery.target_message_ids(0))},
-                           {"fields", {{"message", texts.front()}}}}));
-  if (!r.ok() && ErrorCode(r.status()) == "MESSAGE_NOT_FOUND") {
-    return absl::OkStatus();  // The copy is gone.
+  // Each text part of the copy gets its part of the new text; parts the new
+  // text no longer needs are deleted. Bitrix24 cannot insert a message
+  // between others, so text beyond the copy's parts is cut (logged).
+  const auto& ids = delivery.target_message_ids();
+  const std::string dialog = delivery.target().chat_id();
+  absl::StatusOr<std::optional<std::string>> saved =
+      journal_->GetState(PartsName(account->config.name(), dialog, ids.at(0)));
+  if (!saved.ok()) return RetryableError(saved.status().message());
+  size_t parts = 1;
+  if (saved->has_value()) {
+    parts = std::clamp<size_t>(ToInt(**saved), 1, ids.size());
   }
-  return r.status();
+  if (texts.size() > parts) {
+    LogWarn("edited text cut to the copy's parts",
+            {{"account", account->config.name()},
+             {"message", ids[0]},
+             {"parts", absl::StrCat(parts)},
+             {"needed", absl::StrCat(texts.size())}});
+  }
+  for (size_t i = 0; i < parts; ++i) {
+    absl::StatusOr<json> r =
+        i < texts.size()
+            ? account->api->Call(
+                  "imbot.v2.Chat.Message.update",
+                  BotParams(*account, {{"messageId", ToInt(ids[i])},
+                                       {"fields", {{"message", texts[i]}}}}))
+            : account->api->Call(
+                  "imbot.v2.Chat.Message.delete",
+                  BotParams(*account, {{"messageId", ToInt(ids[i])}}));
+    // MESSAGE_NOT_FOUND: that part is gone (deleted by a person or by an
+    // earlier, shorter edit).
+    if (!r.ok() && ErrorCode(r.status()) != "MESSAGE_NOT_FOUND") {
+      return r.status();
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Bitrix24Connector::DeleteMessage(const v1::Delivery& delivery) {
   Account* account = FindAccount(delivery.target().account());
   if (account == nullptr) return absl::FailedPreconditionError("no account");
   for (const std::string& id : delivery.target_message_ids()) {
-    RememberDeleted(account->config.name(), id);
     absl::StatusOr<json> r =
         account->api->Call("imbot.v2.Chat.Message.delete",
                            BotParams(*account, {{"messageId", ToInt(id)}}));

@@ -2,24 +2,20 @@
 #define IMBRIDGE_ADAPTERS_BITRIX24_BITRIX24_ADAPTER_H_
 
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "adapters/bitrix24/bitrix24_api.h"
 #include "adapters/common/adapter_runtime.h"
 #include "adapters/common/connector.h"
 #include "adapters/common/delivery_journal.h"
-#include "adapters/common/http_client.h"
 #include "adapters/common/inbound_pipeline.h"
+#include "common/http/http_client.h"
 #include "imbridge/v1/bitrix24_config.pb.h"
 #include "nlohmann/json.hpp"
 
@@ -61,13 +57,15 @@ int RegisterBots(const v1::Bitrix24AdapterConfig& config);
 // deleted (BB-code to rich text, replyId as the reply, files copied via
 // imbot.v2.File.download); ONIMBOTV2CHATUSERADD / DELETE become membership
 // events. Messages written by the account's bot (its own and the bridge's
-// copies) and deletions the adapter made are dropped; other event types are
-// ignored and counted.
+// copies) are dropped, and so are deletes of the bridge's copies (their ids
+// looked up in the delivery journal, so this holds across restarts); other
+// event types are ignored and counted.
 //
 // Outbound: imbot.v2.Chat.Message.send with the sender's name and the text
 // as BB-code, split at 20,000 characters, the reply as replyId; files by
 // imbot.v2.File.upload (base64, up to 100 MB, else a notice); edits update
-// the first message of the copy, deletes remove every one. Each delivery's
+// every text part of the copy (their number kept in the journal's state for
+// copies of several parts), deletes remove every message. Each delivery's
 // steps go through the DeliveryJournal; a send left open by a crash is made
 // again (at least once).
 //
@@ -100,7 +98,6 @@ class Bitrix24Connector : public MessengerConnector<Bitrix24Event>,
     v1::Bitrix24Account config;
     std::unique_ptr<RestClient> api;
     std::thread poller;
-    absl::Status poll_health;  // guarded by mu_
   };
 
   Account* FindAccount(absl::string_view name);
@@ -114,8 +111,6 @@ class Bitrix24Connector : public MessengerConnector<Bitrix24Event>,
   // router acknowledged (or that are invalid and skipped).
   size_t ProcessBatch(Account* account, const nlohmann::json& events);
   absl::Status Health() const;
-  void RememberDeleted(const std::string& account, const std::string& id);
-  bool ForgetDeleted(const std::string& account, const std::string& id);
 
   const v1::Bitrix24AdapterConfig config_;
   AdapterRuntime* const runtime_;
@@ -125,11 +120,6 @@ class Bitrix24Connector : public MessengerConnector<Bitrix24Event>,
   std::unique_ptr<InboundPipeline> pipeline_;
   std::vector<std::unique_ptr<Account>> accounts_;
   absl::Notification stopping_;
-
-  mutable absl::Mutex mu_;
-  // Messages the adapter deleted, whose delete events are not mirrored.
-  absl::flat_hash_set<std::string> deleted_ ABSL_GUARDED_BY(mu_);
-  std::deque<std::string> deleted_order_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace imbridge::adapters::bitrix24

@@ -9,7 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "adapters/common/delivery_handler.h"
-#include "adapters/common/url_origin.h"
+#include "common/http/url_origin.h"
 #include "common/logging.h"
 
 namespace imbridge::adapters::bitrix24 {

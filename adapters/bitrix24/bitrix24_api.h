@@ -12,8 +12,8 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "adapters/common/delivery_journal.h"
-#include "adapters/common/http_client.h"
 #include "adapters/common/token_bucket.h"
+#include "common/http/http_client.h"
 #include "nlohmann/json.hpp"
 
 namespace imbridge::adapters::bitrix24 {

@@ -272,6 +272,17 @@ absl::StatusOr<DeliveryJournal::Record> DeliveryJournal::Find(
   return record;
 }
 
+absl::StatusOr<bool> DeliveryJournal::HasNativeId(absl::string_view target,
+                                                  absl::string_view native_id) {
+  absl::MutexLock lock(&mu_);
+  bool found = false;
+  IMB_RETURN_IF_ERROR(db_->Exec(
+      "SELECT 1 FROM deliveries d JOIN steps s ON s.key = d.key, "
+      "json_each(s.native_ids) j WHERE d.target = ? AND j.value = ? LIMIT 1",
+      {target, native_id}, [&](sqlite3_stmt*) { found = true; }));
+  return found;
+}
+
 absl::Status DeliveryJournal::RecordIntent(absl::string_view key,
                                            absl::string_view target,
                                            size_t step) {

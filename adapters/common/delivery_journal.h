@@ -105,6 +105,12 @@ class DeliveryJournal {
   // The record of `key`; an empty Record when the journal has none.
   absl::StatusOr<Record> Find(absl::string_view key);
 
+  // Whether a delivery to `target` recorded `native_id` among the ids its
+  // steps created: the message is one the adapter made (as long as the
+  // delivery's record is kept, see `retention`).
+  absl::StatusOr<bool> HasNativeId(absl::string_view target,
+                                   absl::string_view native_id);
+
   // Records that step `step` of delivery `key` (to `target`, for the
   // operator's eyes) is about to be made. Idempotent; keeps an earlier
   // intent's time.

@@ -13,8 +13,6 @@
 namespace imbridge::emulators {
 namespace {
 
-using adapters::HttpRequest;
-using adapters::Responder;
 using json = nlohmann::json;
 
 constexpr size_t kMaxMessageChars = 20000;
@@ -102,11 +100,11 @@ FakeBitrix24::FakeBitrix24(Options options)
 FakeBitrix24::~FakeBitrix24() { Stop(); }
 
 absl::Status FakeBitrix24::Start() {
-  adapters::WebhookServer::Options o;
+  WebhookServer::Options o;
   o.port = options_.port;
   o.max_body_bytes = 200 << 20;  // base64 of a 100 MB file
   o.request_timeout = absl::Seconds(60);
-  server_ = std::make_unique<adapters::WebhookServer>(o);
+  server_ = std::make_unique<WebhookServer>(o);
   auto handler = [this](HttpRequest request,
                         std::shared_ptr<Responder> responder) {
     Serve(std::move(request), std::move(responder));

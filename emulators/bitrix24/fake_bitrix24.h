@@ -14,7 +14,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/optional.h"
-#include "adapters/common/webhook_server.h"
+#include "common/http/http_server.h"
 #include "nlohmann/json.hpp"
 
 namespace imbridge::emulators {
@@ -182,8 +182,7 @@ class FakeBitrix24 {
     nlohmann::json body;
   };
 
-  void Serve(adapters::HttpRequest request,
-             std::shared_ptr<adapters::Responder> responder);
+  void Serve(HttpRequest request, std::shared_ptr<Responder> responder);
   Answer Rest(const std::string& method, const nlohmann::json& params,
               bool webhook_auth) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Answer Refresh(const nlohmann::json& params)
@@ -203,7 +202,7 @@ class FakeBitrix24 {
                       const std::string& description);
 
   const Options options_;
-  std::unique_ptr<adapters::WebhookServer> server_;
+  std::unique_ptr<WebhookServer> server_;
 
   mutable absl::Mutex mu_;
   double drain_per_second_ ABSL_GUARDED_BY(mu_);

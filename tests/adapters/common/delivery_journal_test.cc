@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -207,6 +208,31 @@ TEST_F(DeliveryJournalTest, KeepsEverythingAcrossReopen) {
   ASSERT_EQ(aliases->size(), 1u);
   EXPECT_EQ((*aliases)[0].first, "telegram/alias/bot/-1");
   EXPECT_EQ((*aliases)[0].second, "-1001");
+}
+
+TEST_F(DeliveryJournalTest, FindsTheNativeIdsOfATargetAcrossReopen) {
+  {
+    auto journal = OpenJournal();
+    ASSERT_NE(journal, nullptr);
+    ASSERT_TRUE(journal->RecordIntent("k", "b24/chat1", 0).ok());
+    ASSERT_TRUE(journal->RecordResult("k", 0, {"10"}).ok());
+    ASSERT_TRUE(journal->RecordIntent("k", "b24/chat1", 1).ok());
+    ASSERT_TRUE(journal->RecordResult("k", 1, {"11", "12"}).ok());
+  }
+  auto journal = OpenJournal();
+  ASSERT_NE(journal, nullptr);
+  for (const char* id : {"10", "11", "12"}) {
+    auto found = journal->HasNativeId("b24/chat1", id);
+    ASSERT_TRUE(found.ok()) << found.status();
+    EXPECT_TRUE(*found) << id;
+  }
+  // Another id, a prefix of one, or the same id in another target: no.
+  for (auto [target, id] : std::vector<std::pair<std::string, std::string>>{
+           {"b24/chat1", "13"}, {"b24/chat1", "1"}, {"b24/chat2", "10"}}) {
+    auto found = journal->HasNativeId(target, id);
+    ASSERT_TRUE(found.ok()) << found.status();
+    EXPECT_FALSE(*found) << target << " " << id;
+  }
 }
 
 TEST_F(DeliveryJournalTest, PrunesByAgeAndByCount) {

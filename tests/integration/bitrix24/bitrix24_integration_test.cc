@@ -12,7 +12,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "adapters/common/http_client.h"
+#include "common/http/http_client.h"
 #include "emulators/bitrix24/fake_bitrix24.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -161,8 +161,22 @@ class Bitrix24IntegrationTest : public ::testing::Test {
     return o;
   }
 
+  // Registers the bot in a new chat `title` linked to alpha's `other_chat`
+  // and starts the router, the adapter (ready) and alpha. Sets bot_, chat_.
+  std::unique_ptr<TestAdapter> StartLinked(const std::string& title,
+                                           const std::string& other_chat) {
+    bot_ = Register();
+    chat_ = fake_.CreateChat(title);
+    fake_.AddToChat(chat_, bot_);
+    StartRouter(Link(title, chat_, other_chat));
+    StartAdapter(Config(bot_));
+    auto other = Other();
+    WaitReady();
+    return other;
+  }
+
   int Readyz() {
-    adapters::HttpClient http;
+    HttpClient http;
     auto r = http.Get(adapter_->base_url() + "/readyz");
     return r.ok() ? r->status : -1;
   }
@@ -180,6 +194,8 @@ class Bitrix24IntegrationTest : public ::testing::Test {
   std::unique_ptr<RouterProcess> router_;
   std::unique_ptr<AdapterProcess> adapter_;
   std::string state_dir_;
+  int64_t bot_ = 0;
+  int64_t chat_ = 0;
 };
 
 TEST_F(Bitrix24IntegrationTest, RegisterIsIdempotentAndMakesASupervisor) {
@@ -262,6 +278,81 @@ TEST_F(Bitrix24IntegrationTest, MessagesEditsDeletesAndRepliesBothWays) {
   ASSERT_TRUE(fake_.WaitFor([&] { return fake_.pending_events(bot) == 0; }));
   absl::SleepFor(absl::Seconds(1));
   EXPECT_THAT(other->deliveries(), SizeIs(6));
+  EXPECT_EQ(adapter_->Terminate(), 0);
+}
+
+// The bridge's copies are known from the delivery journal, not from memory:
+// after a restart, a person deleting a copy in Bitrix24 is not mirrored back
+// (it would delete the original on the other side).
+TEST_F(Bitrix24IntegrationTest, DeleteOfACopyAfterRestartIsNotMirrored) {
+  auto other = StartLinked("copies", "C1");
+  const int64_t bot = bot_, chat = chat_;
+  int64_t anna = fake_.NewUser("Anna");
+  other->Post("C1", "from alpha");
+  ASSERT_TRUE(
+      fake_.WaitFor([&] { return fake_.messages(chat, bot).size() == 1; }));
+  const int64_t copy = fake_.messages(chat, bot)[0].id;
+  ASSERT_TRUE(fake_.WaitFor([&] { return fake_.pending_events(bot) == 0; }));
+  ASSERT_EQ(adapter_->Terminate(), 0);
+  ASSERT_TRUE(adapter_->Start().ok());
+  WaitReady();
+
+  ASSERT_TRUE(fake_.DeleteMessage(copy));
+  // A person's message and its delete after it: both come through, and
+  // they are the only deliveries.
+  int64_t own = fake_.PostMessage(chat, anna, "marker");
+  ASSERT_TRUE(fake_.DeleteMessage(own));
+  ASSERT_TRUE(other->WaitForCalls(2, kDeliveryWait));
+  ASSERT_TRUE(fake_.WaitFor([&] { return fake_.pending_events(bot) == 0; }));
+  absl::SleepFor(absl::Seconds(1));
+  std::vector<v1::Delivery> ds = other->deliveries();
+  ASSERT_THAT(ds, SizeIs(2));
+  EXPECT_EQ(ds[0].event().posted().text().text(), "marker");
+  EXPECT_EQ(ds[1].event().deleted().message_id(), std::to_string(own));
+  EXPECT_EQ(adapter_->Terminate(), 0);
+}
+
+// A copy split at 20,000 characters: an edit updates every part, and an
+// edit to a shorter text removes the parts it no longer needs.
+TEST_F(Bitrix24IntegrationTest, EditOfASplitCopyUpdatesEveryPart) {
+  auto other = StartLinked("long", "L1");
+  const int64_t bot = bot_, chat = chat_;
+  auto repeat = [](const std::string& word) {
+    std::string out;
+    for (int i = 0; i < 9000; ++i) out += word + " ";
+    return out;
+  };
+  std::string a1 = other->Post("L1", repeat("abcd"));
+  ASSERT_TRUE(
+      fake_.WaitFor([&] { return fake_.messages(chat, bot).size() == 3; }));
+  std::vector<Fake::Message> parts = fake_.messages(chat, bot);
+
+  other->Edit("L1", a1, repeat("wxyz"));
+  ASSERT_TRUE(fake_.WaitFor([&] {
+    for (const Fake::Message& p : parts) {
+      auto m = fake_.message(p.id);
+      if (!m.has_value() || m->edits != 1) return false;
+    }
+    return true;
+  }));
+  for (const Fake::Message& p : parts) {
+    std::string text = fake_.message(p.id)->text;
+    EXPECT_THAT(text, HasSubstr("wxyz")) << p.id;
+    EXPECT_THAT(text, ::testing::Not(HasSubstr("abcd"))) << p.id;
+  }
+
+  other->Edit("L1", a1, "short now");
+  ASSERT_TRUE(fake_.WaitFor([&] {
+    return fake_.message(parts[0].id)->edits == 2 &&
+           fake_.message(parts[1].id)->deleted &&
+           fake_.message(parts[2].id)->deleted;
+  }));
+  EXPECT_EQ(fake_.message(parts[0].id)->text,
+            "[b]user-alpha (alpha)[/b]: short now");
+  // Nothing of it came back to alpha.
+  ASSERT_TRUE(fake_.WaitFor([&] { return fake_.pending_events(bot) == 0; }));
+  absl::SleepFor(absl::Seconds(1));
+  EXPECT_THAT(other->deliveries(), SizeIs(0));
   EXPECT_EQ(adapter_->Terminate(), 0);
 }
 
@@ -458,34 +549,33 @@ TEST_F(Bitrix24IntegrationTest,
   auto other = Other();
   WaitReady();
   const std::string url = adapter_->base_url() + "/bitrix24/main";
-  adapters::HttpClient http;
-  auto post = [&](const adapters::HttpHeaderList& fields,
+  HttpClient http;
+  auto post = [&](const HttpHeaderList& fields,
                   const std::string& type =
                       "application/x-www-form-urlencoded") {
-    adapters::HttpClientRequest req;
+    HttpClientRequest req;
     req.method = "POST";
     req.url = url;
     req.headers = {{"Content-Type", type}};
-    req.body = adapters::HttpClient::FormEncode(fields);
+    req.body = HttpClient::FormEncode(fields);
     auto r = http.Send(req);
     return r.ok() ? r->status : -1;
   };
   auto message = [&](const std::string& id, const std::string& text,
                      const std::string& token) {
-    return adapters::HttpHeaderList{
-        {"event", "ONIMBOTV2MESSAGEADD"},
-        {"data[message][id]", id},
-        {"data[message][chatId]", std::to_string(chat)},
-        {"data[message][authorId]", std::to_string(anna)},
-        {"data[message][text]", text},
-        {"data[message][isSystem]", ""},
-        {"data[chat][id]", std::to_string(chat)},
-        {"data[chat][dialogId]", absl::StrCat("chat", chat)},
-        {"data[user][id]", std::to_string(anna)},
-        {"data[user][name]", "Anna"},
-        {"ts", "1700000000"},
-        {"auth[application_token]", token},
-        {"auth[domain]", "portal.example"}};
+    return HttpHeaderList{{"event", "ONIMBOTV2MESSAGEADD"},
+                          {"data[message][id]", id},
+                          {"data[message][chatId]", std::to_string(chat)},
+                          {"data[message][authorId]", std::to_string(anna)},
+                          {"data[message][text]", text},
+                          {"data[message][isSystem]", ""},
+                          {"data[chat][id]", std::to_string(chat)},
+                          {"data[chat][dialogId]", absl::StrCat("chat", chat)},
+                          {"data[user][id]", std::to_string(anna)},
+                          {"data[user][name]", "Anna"},
+                          {"ts", "1700000000"},
+                          {"auth[application_token]", token},
+                          {"auth[domain]", "portal.example"}};
   };
 
   // Forged: a wrong or missing application token reaches nothing.
