@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS deliveries_by_age
   ON deliveries(completed, updated_at);
+CREATE INDEX IF NOT EXISTS deliveries_by_target ON deliveries(target);
 CREATE TABLE IF NOT EXISTS steps (
   key TEXT NOT NULL,
   step INTEGER NOT NULL,
