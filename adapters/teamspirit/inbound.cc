@@ -9,7 +9,7 @@
 #include "adapters/common/delivery_handler.h"
 #include "adapters/common/markup/markdown.h"
 #include "adapters/common/presence_names.h"
-#include "adapters/common/signature.h"
+#include "adapters/teamspirit/signature.h"
 #include "common/logging.h"
 #include "nlohmann/json.hpp"
 

@@ -11,8 +11,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
-#include "adapters/common/signature.h"
 #include "adapters/common/webhook_server.h"
+#include "adapters/telegram/signature.h"
 #include "common/config_loader.h"
 #include "common/logging.h"
 
