@@ -53,63 +53,13 @@ TEST(SlackSignature, EventCallbackVector) {
           .ok());
 }
 
-TEST(SlackSignature, TamperedBodyFails) {
-  absl::Status s =
-      VerifySlackSignature(kSecret, kTimestamp, kSignature,
-                           absl::StrCat(kBody, "------"), SigningTime());
-  EXPECT_EQ(s.code(), absl::StatusCode::kUnauthenticated) << s;
-}
-
 TEST(SlackSignature, OtherSecretFails) {
   absl::Status s = VerifySlackSignature("another-secret-0123456789", kTimestamp,
                                         kSignature, kBody, SigningTime());
   EXPECT_EQ(s.code(), absl::StatusCode::kUnauthenticated) << s;
 }
 
-TEST(SlackSignature, ExpiredTimestampFails) {
-  // The real clock is years after the vector was signed.
-  absl::Status s =
-      VerifySlackSignature(kSecret, kTimestamp, kSignature, kBody, absl::Now());
-  EXPECT_EQ(s.code(), absl::StatusCode::kUnauthenticated) << s;
-  // Just outside the five-minute window, either way.
-  EXPECT_FALSE(VerifySlackSignature(kSecret, kTimestamp, kSignature, kBody,
-                                    SigningTime() + absl::Seconds(301))
-                   .ok());
-  EXPECT_FALSE(VerifySlackSignature(kSecret, kTimestamp, kSignature, kBody,
-                                    SigningTime() - absl::Seconds(301))
-                   .ok());
-  EXPECT_TRUE(VerifySlackSignature(kSecret, kTimestamp, kSignature, kBody,
-                                   SigningTime() + absl::Seconds(299))
-                  .ok());
-}
-
-TEST(SlackSignature, MissingHeadersFail) {
-  EXPECT_EQ(VerifySlackSignature(kSecret, "", kSignature, kBody, SigningTime())
-                .code(),
-            absl::StatusCode::kUnauthenticated);
-  EXPECT_EQ(VerifySlackSignature(kSecret, kTimestamp, "", kBody, SigningTime())
-                .code(),
-            absl::StatusCode::kUnauthenticated);
-  EXPECT_EQ(VerifySlackSignature(kSecret, "not-a-number", kSignature, kBody,
-                                 SigningTime())
-                .code(),
-            absl::StatusCode::kUnauthenticated);
-}
-
-TEST(SlackSignature, BlankSecretIsAConfigurationError) {
-  EXPECT_EQ(
-      VerifySlackSignature("  ", kTimestamp, kSignature, kBody, SigningTime())
-          .code(),
-      absl::StatusCode::kInvalidArgument);
-}
-
-TEST(SlackSignatureTest, OfficialVectorPasses) {
-  EXPECT_TRUE(VerifySlackSignature(kSecret, kTimestamp, kSignature, kBody,
-                                   SigningTime())
-                  .ok());
-}
-
-TEST(SlackSignatureTest, AppendedBodyFails) {
+TEST(SlackSignature, AppendedBodyFails) {
   absl::Status s =
       VerifySlackSignature(kSecret, kTimestamp, kSignature,
                            std::string(kBody) + "------", SigningTime());
@@ -117,14 +67,14 @@ TEST(SlackSignatureTest, AppendedBodyFails) {
   EXPECT_THAT(s.message(), HasSubstr("does not match"));
 }
 
-TEST(SlackSignatureTest, RealClockFailsAsExpired) {
+TEST(SlackSignature, RealClockFailsAsExpired) {
   absl::Status s =
       VerifySlackSignature(kSecret, kTimestamp, kSignature, kBody, absl::Now());
   EXPECT_EQ(s.code(), absl::StatusCode::kUnauthenticated);
   EXPECT_THAT(s.message(), HasSubstr("outside the allowed window"));
 }
 
-TEST(SlackSignatureTest, WindowEdges) {
+TEST(SlackSignature, WindowEdges) {
   EXPECT_TRUE(VerifySlackSignature(kSecret, kTimestamp, kSignature, kBody,
                                    SigningTime() + absl::Seconds(300))
                   .ok());
@@ -143,7 +93,7 @@ TEST(SlackSignatureTest, WindowEdges) {
                    .ok());
 }
 
-TEST(SlackSignatureTest, MissingHeadersFail) {
+TEST(SlackSignature, MissingHeadersFail) {
   absl::Status no_ts =
       VerifySlackSignature(kSecret, "", kSignature, kBody, SigningTime());
   EXPECT_EQ(no_ts.code(), absl::StatusCode::kUnauthenticated);
@@ -155,7 +105,7 @@ TEST(SlackSignatureTest, MissingHeadersFail) {
   EXPECT_THAT(no_sig.message(), HasSubstr("missing X-Slack-Signature"));
 }
 
-TEST(SlackSignatureTest, MalformedTimestampFails) {
+TEST(SlackSignature, MalformedTimestampFails) {
   for (const char* ts : {"abc", "-1531420618", " 1531420618", "1531420618 ",
                          "+1531420618", "1531420618.5", "99999999999999999"}) {
     absl::Status s =
@@ -165,7 +115,7 @@ TEST(SlackSignatureTest, MalformedTimestampFails) {
   }
 }
 
-TEST(SlackSignatureTest, WrongPrefixOrCaseFails) {
+TEST(SlackSignature, WrongPrefixOrCaseFails) {
   std::string v1 = kSignature;
   v1[1] = '1';
   EXPECT_FALSE(
@@ -179,7 +129,7 @@ TEST(SlackSignatureTest, WrongPrefixOrCaseFails) {
                    .ok());
 }
 
-TEST(SlackSignatureTest, EmptyOrBlankSecretRejected) {
+TEST(SlackSignature, EmptyOrBlankSecretRejected) {
   for (const char* secret : {"", " ", " \t\n"}) {
     absl::Status s = VerifySlackSignature(secret, kTimestamp, kSignature, kBody,
                                           SigningTime());
@@ -187,7 +137,7 @@ TEST(SlackSignatureTest, EmptyOrBlankSecretRejected) {
   }
 }
 
-TEST(SlackSignatureTest, MessagesNeverContainSecret) {
+TEST(SlackSignature, MessagesNeverContainSecret) {
   for (absl::Status s :
        {VerifySlackSignature(kSecret, kTimestamp, "v0=00", kBody,
                              SigningTime()),
@@ -198,7 +148,7 @@ TEST(SlackSignatureTest, MessagesNeverContainSecret) {
   }
 }
 
-TEST(SlackSignatureTest, ExtraVectors) {
+TEST(SlackSignature, ExtraVectors) {
   constexpr char kEventBody[] =
       R"({"token":"XXYYZZ","team_id":"T123ABC456","api_app_id":"A123ABC456",)"
       R"("event":{"type":"message","channel":"C123ABC456","user":"U123ABC456",)"
