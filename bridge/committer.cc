@@ -1,6 +1,8 @@
 #include "bridge/committer.h"
 
 #include <algorithm>
+#include <csignal>
+#include <cstdlib>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -70,6 +72,18 @@ const std::string& SubjectMessageId(const v1::Event& e) {
       return *kEmpty;
   }
 }
+Committer::CrashPoint CrashPointFromEnv() {
+  const char* at = std::getenv("IMBRIDGE_TEST_CRASH_AT");
+  if (at == nullptr) return Committer::CrashPoint::kNone;
+  if (absl::string_view(at) == "after_commit") {
+    return Committer::CrashPoint::kAfterCommit;
+  }
+  if (absl::string_view(at) == "after_sync") {
+    return Committer::CrashPoint::kAfterSync;
+  }
+  return Committer::CrashPoint::kNone;
+}
+
 }  // namespace
 
 Committer::Committer(Store* store, const LinkRegistry* links,
@@ -79,12 +93,14 @@ Committer::Committer(Store* store, const LinkRegistry* links,
       links_(links),
       policy_(std::move(policy)),
       listener_(listener),
-      options_(options) {}
+      options_(options),
+      crash_at_(CrashPointFromEnv()) {}
 
 Committer::~Committer() { Stop(); }
 
 void Committer::Start() {
   thread_ = std::thread([this] { Run(); });
+  syncer_ = std::thread([this] { RunSyncer(); });
 }
 
 void Committer::Stop() {
@@ -95,6 +111,65 @@ void Committer::Stop() {
     stopping_ = true;
   }
   if (thread_.joinable()) thread_.join();
+  {
+    absl::MutexLock lock(&sync_mu_);
+    writer_done_ = true;
+  }
+  if (syncer_.joinable()) syncer_.join();
+}
+
+void Committer::Complete(Effects effects) {
+  MaybeCrash(CrashPoint::kAfterCommit, effects);
+  absl::MutexLock lock(&sync_mu_);
+  committed_.push_back(std::move(effects));
+}
+
+void Committer::RunSyncer() {
+  std::vector<Effects> ready;
+  while (true) {
+    {
+      absl::MutexLock lock(&sync_mu_);
+      sync_mu_.Await(absl::Condition(
+          +[](Committer* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->sync_mu_) {
+            return !c->committed_.empty() || c->writer_done_;
+          },
+          this));
+      if (committed_.empty()) return;  // the writer is done
+      ready.swap(committed_);
+    }
+    // One Sync for every commit made since the last one.
+    absl::Status synced = store_->Sync();
+    if (!synced.ok()) {
+      LogError("store sync failed; publishes are answered as failed",
+               {{"error", synced.message()}});
+    }
+    for (Effects& effects : ready) {
+      MaybeCrash(CrashPoint::kAfterSync, effects);
+      if (!synced.ok()) {
+        // Committed but maybe not on disk: the adapter retries, and the
+        // retry is a duplicate if the commit survives.
+        for (auto& [done, ack] : effects.acks) {
+          if (ack.outcome() != v1::PublishAck::ACCEPTED) continue;
+          ack = Ack(v1::PublishAck::FAILED,
+                    absl::StrCat("the router could not store the event: ",
+                                 synced.message()));
+        }
+        for (auto& [done, status] : effects.task_results) {
+          if (status.ok()) status = synced;
+        }
+      }
+      Deliver(effects);
+    }
+    ready.clear();
+  }
+}
+
+void Committer::MaybeCrash(CrashPoint point, const Effects& effects) const {
+  if (crash_at_ != point || effects.accepted.empty()) return;
+  LogError("IMBRIDGE_TEST_CRASH_AT: killing the router (test only)",
+           {{"at", point == CrashPoint::kAfterCommit ? "after_commit"
+                                                     : "after_sync"}});
+  raise(SIGKILL);
 }
 
 void Committer::Enqueue(Op op) {
@@ -232,7 +307,10 @@ void Committer::RunTask(TaskOp& task) {
       store_->Rollback();
     }
   }
-  if (task.done) task.done(status);
+  // Answered once durable, in order with the relay ops around it.
+  Effects effects;
+  effects.task_results.emplace_back(task.done, std::move(status));
+  Complete(std::move(effects));
 }
 
 void Committer::CommitRelayOps(absl::Span<Op> ops, absl::Time now) {
@@ -247,7 +325,7 @@ void Committer::CommitRelayOps(absl::Span<Op> ops, absl::Time now) {
   batch_messages_.clear();
   if (status.ok()) {
     Resolve(batch, effects);
-    Deliver(effects);
+    Complete(std::move(effects));
     return;
   }
   LogError("group commit failed; applying its operations one by one",
@@ -263,12 +341,12 @@ void Committer::CommitRelayOps(absl::Span<Op> ops, absl::Time now) {
     batch_messages_.clear();
     if (s.ok()) {
       Resolve(single, effects_of_one);
-      Deliver(effects_of_one);
+      Complete(std::move(effects_of_one));
       continue;
     }
     Effects failed;
     FailOp(op, s, &failed);
-    Deliver(failed);
+    Complete(std::move(failed));
   }
 }
 

@@ -55,8 +55,9 @@ struct FinishedDelivery {
   absl::Time created_at = absl::InfinitePast();
 };
 
-// Hears about committed work. Called on the committer thread, after the
-// commit; implementations must not block for long.
+// Hears about committed work. Called on the committer's sync thread, in
+// commit order, once the commit is durable; implementations must not block
+// for long.
 class CommitListener {
  public:
   virtual ~CommitListener() = default;
@@ -92,7 +93,11 @@ class LinkRegistry {
 // results and skips queued while the previous commit ran become one
 // CommitBatch, written by one Store::Apply, in arrival order; an operator
 // task runs in a transaction of its own at its place in the order.
-// Publishes are acknowledged, and listeners told, only after their commit.
+// Publishes are acknowledged, tasks answered and listeners told only once
+// their commit is durable: a second thread runs Store::Sync for every
+// commit made while the previous Sync ran, then delivers their effects in
+// commit order, while the writer already applies the next batch (the
+// writer never waits for the disk).
 //
 // For a publish, the caller's thread (a gRPC thread) validates the event,
 // resolves its links, renders the sender's name per target and serializes
@@ -102,11 +107,20 @@ class LinkRegistry {
 // its original's message-map row and one delivery per target in the batch.
 //
 // Thread-safety: the public methods are thread-safe and never block on I/O;
-// callbacks run on the committer thread.
+// callbacks run on the sync thread.
+//
+// Test-only fault injection, off unless the environment variable
+// IMBRIDGE_TEST_CRASH_AT is set: "after_commit" kills the process (SIGKILL,
+// as kill -9) right after the first commit of an accepted publish, before
+// its Sync; "after_sync" right after that commit's Sync, before its acks.
+// The crash tests use them to hit those windows exactly.
 class Committer {
  public:
   using PublishDone = std::function<void(const v1::PublishAck& ack)>;
   using StoreTask = std::function<absl::Status(Store& store)>;
+
+  // The fault injection points named by IMBRIDGE_TEST_CRASH_AT.
+  enum class CrashPoint { kNone, kAfterCommit, kAfterSync };
 
   struct Options {
     int max_batch = 1024;
@@ -127,8 +141,8 @@ class Committer {
 
   void Start();
   // Answers the chat commands published so far, applies everything queued,
-  // then stops the thread. Work queued after Stop() is dropped without
-  // callbacks.
+  // delivers its effects, then stops the threads. Work queued after Stop()
+  // is dropped without callbacks.
   void Stop();
 
   // Queues a publish; `done` gets the ack after the commit (ack.seq is 0;
@@ -247,7 +261,12 @@ class Committer {
   // deliveries written.
   void Resolve(CommitBatch& batch, Effects& effects);
   void FailOp(Op& op, const absl::Status& status, Effects* effects);
+  // Hands committed effects to the sync thread.
+  void Complete(Effects effects);
+  // The sync thread: Sync, then Deliver, batch after batch.
+  void RunSyncer();
   void Deliver(Effects& effects);
+  void MaybeCrash(CrashPoint point, const Effects& effects) const;
 
   // The router's delivery metrics of one target platform, looked up once.
   struct DeliveryMetrics {
@@ -278,9 +297,10 @@ class Committer {
   // participant, and under which name.
   absl::flat_hash_map<std::string, std::pair<absl::Time, std::string>>
       participants_written_;
-  // Committer thread: delivery metrics per target platform.
+  const CrashPoint crash_at_;
+  // Sync thread: delivery metrics per target platform.
   absl::flat_hash_map<std::string, DeliveryMetrics> delivery_metrics_;
-  // Committer thread: relayed-events counters per (link, kind).
+  // Sync thread: relayed-events counters per (link, kind).
   absl::flat_hash_map<std::pair<std::string, v1::Event::KindCase>,
                       metrics::Counter*>
       link_events_;
@@ -292,6 +312,11 @@ class Committer {
   // Chat commands handed to `answers_` and not yet queued.
   int answers_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   std::thread thread_;
+  // Effects of commits not yet synced, in commit order.
+  absl::Mutex sync_mu_;
+  std::vector<Effects> committed_ ABSL_GUARDED_BY(sync_mu_);
+  bool writer_done_ ABSL_GUARDED_BY(sync_mu_) = false;
+  std::thread syncer_;
   // Works out chat commands' answers off the writer. Declared last: its
   // destructor runs the answers still posted, which queue their ops.
   Executor answers_{1};

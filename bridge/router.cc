@@ -199,7 +199,7 @@ void Router::Shutdown() {
 int Router::http_port() const { return http_ == nullptr ? 0 : http_->port(); }
 
 absl::Status Router::StartHttp() {
-  adapters::WebhookServer::Options options;
+  WebhookServer::Options options;
   const std::string& listen = config_.http().listen();
   size_t colon = listen.rfind(':');
   options.host = listen.substr(0, colon);
@@ -215,15 +215,13 @@ absl::Status Router::StartHttp() {
   options.port = static_cast<uint16_t>(port);
   options.threads = 1;
   options.request_timeout = absl::Seconds(2);  // /readyz: the commit wait
-  http_ = std::make_unique<adapters::WebhookServer>(options);
+  http_ = std::make_unique<WebhookServer>(options);
   http_->Handle("GET", "/readyz",
-                [this](adapters::HttpRequest,
-                       std::shared_ptr<adapters::Responder> responder) {
+                [this](HttpRequest, std::shared_ptr<Responder> responder) {
                   ServeReadyz(std::move(responder));
                 });
   http_->Handle("GET", "/metrics",
-                [](adapters::HttpRequest,
-                   std::shared_ptr<adapters::Responder> responder) {
+                [](HttpRequest, std::shared_ptr<Responder> responder) {
                   responder->Respond(200, metrics::kPrometheusContentType,
                                      metrics::Registry::Default().RenderText());
                 });
@@ -240,7 +238,7 @@ absl::Status Router::StartHttp() {
   return absl::OkStatus();
 }
 
-void Router::ServeReadyz(std::shared_ptr<adapters::Responder> responder) {
+void Router::ServeReadyz(std::shared_ptr<Responder> responder) {
   // The store is writable if an empty transaction commits. If no commit
   // comes within the HTTP server's request timeout (2 s), the server itself
   // answers 503.

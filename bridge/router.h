@@ -8,7 +8,6 @@
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
-#include "adapters/common/webhook_server.h"
 #include "bridge/admin_service.h"
 #include "bridge/blob_store.h"
 #include "bridge/chat_commands.h"
@@ -18,6 +17,7 @@
 #include "bridge/router_service.h"
 #include "bridge/store.h"
 #include "common/executor.h"
+#include "common/http/http_server.h"
 #include "common/metrics.h"
 #include "grpcpp/server.h"
 #include "imbridge/v1/config.pb.h"
@@ -54,7 +54,7 @@ class Router {
   absl::Status StartHttp();
   // /readyz: answers 200 once a no-op transaction commits (the HTTP
   // server answers 503 if none does within its 2 s request timeout).
-  void ServeReadyz(std::shared_ptr<adapters::Responder> responder);
+  void ServeReadyz(std::shared_ptr<Responder> responder);
   // Refreshes the gauges read from the store, at each /metrics scrape.
   void CollectMetrics(metrics::Registry& registry);
 
@@ -71,7 +71,7 @@ class Router {
   std::unique_ptr<RouterService> service_;
   std::unique_ptr<AdminService> admin_;
   std::unique_ptr<WebhookDirectoryService> directory_;
-  std::unique_ptr<adapters::WebhookServer> http_;
+  std::unique_ptr<WebhookServer> http_;
   uint64_t collector_ = 0;
   // Targets CollectMetrics has reported a queue depth for (scrapes are
   // serialized by the registry).

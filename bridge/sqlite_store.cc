@@ -42,10 +42,13 @@
 
 #include "bridge/sqlite_store.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <limits>
 #include <memory>
@@ -452,6 +455,7 @@ class SqliteStore : public Store {
   ~SqliteStore() override;
 
   absl::Status Apply(CommitBatch& batch) override;
+  absl::Status Sync() override;
 
   absl::Status Begin() override;
   absl::Status Commit() override;
@@ -573,6 +577,10 @@ class SqliteStore : public Store {
   void RunCheckpoints();
 
   Writer w_;
+  // The WAL file, for Sync(): with durability FULL commits are written to
+  // it without an fsync (synchronous = NORMAL) and Sync() makes them
+  // durable. -1 with durability NORMAL.
+  int wal_fd_ = -1;
   DbPtr checkpoint_db_;
   absl::Notification stop_checkpoints_;
   std::thread checkpointer_;
@@ -636,9 +644,10 @@ absl::Status SqliteStore::Init(const std::string& path,
     return absl::UnavailableError(
         absl::StrCat("cannot switch to WAL mode (journal_mode is ", mode, ")"));
   }
-  IMB_RETURN_IF_ERROR(Exec(db, durability == v1::NORMAL
-                                   ? "PRAGMA synchronous = NORMAL"
-                                   : "PRAGMA synchronous = FULL"));
+  // Commits never wait for the disk: with durability FULL, Sync() makes
+  // them durable on another thread. (In WAL mode NORMAL writes each commit
+  // to the WAL file at once and fsyncs only at checkpoints.)
+  IMB_RETURN_IF_ERROR(Exec(db, "PRAGMA synchronous = NORMAL"));
   // A bigger page cache for group commits; keep the WAL file from staying
   // large after a burst.
   IMB_RETURN_IF_ERROR(
@@ -662,6 +671,23 @@ absl::Status SqliteStore::Init(const std::string& path,
                "SELECT max(coalesce((SELECT max(id) FROM deliveries), 0), "
                "coalesce((SELECT value FROM meta "
                "WHERE key = 'last_delivery_id'), 0))"));
+
+  if (durability != v1::NORMAL) {
+    // The WAL exists now (Migrate wrote to it) and stays while the writer
+    // has the database open. Its directory entry is made durable once.
+    std::string wal = path + "-wal";
+    wal_fd_ = open(wal.c_str(), O_RDONLY | O_CLOEXEC);
+    if (wal_fd_ < 0) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot open ", wal, ": ", strerror(errno)));
+    }
+    int dir_fd = open(std::filesystem::path(path).parent_path().c_str(),
+                      O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd >= 0) {
+      fsync(dir_fd);
+      close(dir_fd);
+    }
+  }
 
   // The writer never checkpoints; RunCheckpoints does, on its own thread.
   IMB_RETURN_IF_ERROR(Exec(db, "PRAGMA wal_autocheckpoint = 0"));
@@ -706,6 +732,18 @@ void SqliteStore::ReaderPool::Release(Reader* reader) {
 SqliteStore::~SqliteStore() {
   stop_checkpoints_.Notify();
   if (checkpointer_.joinable()) checkpointer_.join();
+  if (wal_fd_ >= 0) close(wal_fd_);
+}
+
+absl::Status SqliteStore::Sync() {
+  if (wal_fd_ < 0) return absl::OkStatus();
+  // fdatasync flushes the file's data written through any descriptor,
+  // here the writer's commits.
+  if (fdatasync(wal_fd_) != 0) {
+    return absl::UnavailableError(
+        absl::StrCat("store: syncing the WAL: ", strerror(errno)));
+  }
+  return absl::OkStatus();
 }
 
 void SqliteStore::RunCheckpoints() {

@@ -199,22 +199,30 @@ class Store {
 
   // --- The relay path (writer thread) -------------------------------------
 
-  // Writes `batch` in one transaction, durably with durability FULL when it
-  // returns OK; on failure nothing of it is written. Applies the new events
-  // in order (an event whose key is already in the log, or earlier in the
-  // batch, is a duplicate: its `id` stays 0 and nothing of its entry is
-  // written), then copies, completions, retries, dead letters, roster and
-  // participants. Completing, retrying or dead-lettering an unknown or
+  // Writes `batch` in one transaction; on failure nothing of it is written.
+  // When it returns OK the batch is committed: visible to reads and safe
+  // from a crash of the process, but with durability FULL on disk (safe
+  // from power loss) only after a Sync() that starts after it returned. Applies
+  // the new events in order (an event whose key is already in the log, or
+  // earlier in the batch, is a duplicate: its `id` stays 0 and nothing of its
+  // entry is written), then copies, completions, retries, dead letters, roster
+  // and participants. Completing, retrying or dead-lettering an unknown or
   // finished delivery changes nothing and is not an error. Fills in the ids
   // of the new events and deliveries. Must not be called inside Begin().
   virtual absl::Status Apply(CommitBatch& batch) = 0;
+
+  // Makes every commit that returned before the call durable (on disk with
+  // durability FULL; nothing to do with NORMAL). Thread-safe, and meant to
+  // run on a thread of its own while the writer applies the next batch:
+  // the writer never waits for the disk, and one Sync covers every commit
+  // made meanwhile.
+  virtual absl::Status Sync() = 0;
 
   // --- Operator writes (writer thread, inside Begin()..Commit()) ----------
 
   // Starts a write transaction.
   virtual absl::Status Begin() = 0;
-  // Commits it; with durability FULL the commit is on disk when this
-  // returns.
+  // Commits it, as Apply does (durable after the next Sync()).
   virtual absl::Status Commit() = 0;
   // Abandons the transaction; never fails.
   virtual void Rollback() = 0;

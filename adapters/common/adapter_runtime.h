@@ -5,6 +5,8 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -17,8 +19,8 @@
 #include "adapters/common/delivery_journal.h"
 #include "adapters/common/inbound_pipeline.h"
 #include "adapters/common/router_client.h"
-#include "adapters/common/webhook_server.h"
 #include "common/config_loader.h"
+#include "common/http/http_server.h"
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "imbridge/v1/config.pb.h"
@@ -199,7 +201,7 @@ bool ParseAdapterCommandLine(
 
 // What RunAdapter() needs to know of one adapter binary. `Config` is its
 // config message, with the fields every adapter config has: router, http,
-// log_level and state_dir.
+// log_level, and state_dir unless the adapter keeps no delivery journal.
 template <typename Config>
 struct AdapterProgram {
   // The binary's name, for usage and errors ("imbridge-adapter-slack").
@@ -211,18 +213,29 @@ struct AdapterProgram {
   std::function<absl::Status(absl::string_view source, const Config& config)>
       validate;
   // Builds the connector: registers its webhook routes and readiness checks
-  // on `runtime`, records deliveries and its state in `journal`. An error
-  // is logged and the process exits with 1.
+  // on `runtime`, records deliveries and its state in `journal` (null for
+  // a config without state_dir). An error is logged and the process exits
+  // with 1.
   std::function<absl::StatusOr<std::unique_ptr<Connector>>(
       const Config& config, AdapterRuntime* runtime, DeliveryJournal* journal)>
       connect;
 };
 
+// Whether an adapter's config message has a state_dir (RunAdapter opens
+// the delivery journal there).
+template <typename Config, typename = void>
+struct HasStateDir : std::false_type {};
+template <typename Config>
+struct HasStateDir<
+    Config, std::void_t<decltype(std::declval<const Config&>().state_dir())>>
+    : std::true_type {};
+
 // The whole main() of an adapter binary: parses the command line and loads
 // and checks the config (ParseAdapterCommandLine), starts logging as
 // "adapter-<platform>", builds the AdapterRuntime, opens the delivery
-// journal in config.state_dir(), builds the connector, plugs it in
-// (SetConnector) and runs until SIGTERM or SIGINT. Returns the exit code.
+// journal in config.state_dir() (when the config has one), builds the
+// connector, plugs it in (SetConnector) and runs until SIGTERM or SIGINT.
+// Returns the exit code.
 template <typename Config>
 int RunAdapter(int argc, char** argv, const AdapterProgram<Config>& program) {
   Config config;
@@ -239,11 +252,15 @@ int RunAdapter(int argc, char** argv, const AdapterProgram<Config>& program) {
   InitLogging(absl::StrCat("adapter-", platform), platform,
               ParseLogLevel(config.log_level()).value_or(LogLevel::kInfo));
   AdapterRuntime runtime(config.router(), config.http(), program.identity);
-  absl::StatusOr<DeliveryJournal*> journal =
-      runtime.OpenDeliveryJournal(config.state_dir());
-  if (!journal.ok()) return 1;
+  DeliveryJournal* journal = nullptr;
+  if constexpr (HasStateDir<Config>::value) {
+    absl::StatusOr<DeliveryJournal*> opened =
+        runtime.OpenDeliveryJournal(config.state_dir());
+    if (!opened.ok()) return 1;
+    journal = *opened;
+  }
   absl::StatusOr<std::unique_ptr<Connector>> connector =
-      program.connect(config, &runtime, *journal);
+      program.connect(config, &runtime, journal);
   if (!connector.ok()) {
     LogError("adapter failed to start",
              {{"error", connector.status().message()}});

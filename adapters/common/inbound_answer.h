@@ -7,7 +7,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "adapters/common/inbound_pipeline.h"
-#include "adapters/common/webhook_server.h"
+#include "common/http/http_server.h"
 
 namespace imbridge::adapters {
 

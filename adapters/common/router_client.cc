@@ -17,7 +17,6 @@
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
-#include "adapters/common/bounded_cache.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "common/utf8.h"
@@ -86,9 +85,7 @@ v1::DeliveryResult NotAttempted(uint64_t id) {
 class RouterClient::Impl {
  public:
   Impl(Options options, DeliveryHandler* handler)
-      : options_(std::move(options)),
-        handler_(handler),
-        completed_(options_.completed_cache_size) {
+      : options_(std::move(options)), handler_(handler) {
     // gRPC's connection backoff is the only one while the router is
     // unreachable (see SessionLoop), so it is kept short.
     absl::Duration max_connect_backoff =
@@ -612,23 +609,14 @@ class RouterClient::Impl {
     it->second.deliveries.push_back({delivery, session});
   }
 
-  // Answers `delivery` from the cache or as not attempted, if either
-  // applies; otherwise lifts a block the delivery resolves. A block ends when
+  // Answers `delivery` as not attempted, if that applies; otherwise lifts a
+  // block the delivery resolves. A block ends when
   // the router re-sends the failed delivery (or an earlier one), or re-sends
   // one that was already answered "not attempted": the router then has moved
   // past the failed one (it dead-lettered it), and holding on would loop.
   bool AnsweredWithoutHandler(const std::string& key,
                               const v1::Delivery& delivery, uint64_t session)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (!delivery.idempotency_key().empty()) {
-      if (const v1::DeliveryResult* cached =
-              completed_.Find(delivery.idempotency_key())) {
-        v1::DeliveryResult result = *cached;
-        result.set_id(delivery.id());
-        SendResult(std::move(result), session);
-        return true;
-      }
-    }
     auto blocked = blocks_.find(key);
     if (blocked != blocks_.end()) {
       Block& block = blocked->second;
@@ -647,13 +635,6 @@ class RouterClient::Impl {
     if (attached_ && session == session_id_) {
       results_.push_back(std::move(result));
     }
-  }
-
-  void CacheOutcome(const std::string& idempotency_key,
-                    const v1::DeliveryResult& result)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (idempotency_key.empty() || options_.completed_cache_size == 0) return;
-    completed_.Put(idempotency_key, result);
   }
 
   void WorkerLoop() {
@@ -712,9 +693,6 @@ class RouterClient::Impl {
         error->set_retry_after_ms(RetryAfterMillis(outcome.status()));
       }
     }
-    // Only successes are kept: a failure is tried again when the router
-    // sends the delivery again (an operator retrying a dead letter).
-    if (outcome.ok()) CacheOutcome(delivery.idempotency_key(), result);
     SendResult(std::move(result), item.session);
     if (retryable) BlockAfter(key, delivery.id());
   }
@@ -788,9 +766,6 @@ class RouterClient::Impl {
   // Targets waiting for a worker, in the order they became ready.
   std::deque<std::string> ready_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, Block> blocks_ ABSL_GUARDED_BY(mu_);
-  // Idempotency key -> final outcome (id unset), the least recently used
-  // evicted first.
-  BoundedCache<std::string, v1::DeliveryResult> completed_ ABSL_GUARDED_BY(mu_);
 };
 
 RouterClient::Options RouterClient::OptionsFromConfig(

@@ -24,11 +24,11 @@ namespace imbridge::adapters {
 // disconnect, hands Delivery frames to a DeliveryHandler and sends back its
 // results, and streams blobs to and from the router's blob store.
 //
-// Exactly-once help: results of recently successful deliveries are kept (by
-// idempotency key); when the router re-sends a delivery it never saw the
-// result of (for example after a router crash), the kept result is returned
-// without calling the handler again. Failures are not kept, so a dead letter
-// an operator retries is really tried again.
+// A delivery the router sends again (it never saw the result, for example
+// after a router crash) goes to the handler again: the adapter's delivery
+// journal (delivery_journal.h) answers one it already completed with the
+// recorded native ids, without a second native call, also after the adapter
+// restarted; edits and deletes are idempotent by themselves.
 //
 // Threading: all public methods are thread-safe. Publish callbacks and
 // Deliver() run on the client's own threads and must not call Stop().
@@ -64,8 +64,6 @@ class RouterClient {
     // Most publishes waiting for acknowledgement; Publish() fails with
     // kUnavailable beyond it.
     size_t max_pending_publishes = 65536;
-    // How many completed delivery results are kept for re-sent deliveries.
-    size_t completed_cache_size = 65536;
   };
 
   // Builds options from a RouterConnection config message plus the adapter's

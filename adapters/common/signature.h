@@ -9,9 +9,9 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
-// Webhook authentication helpers: HMAC-SHA256 (OpenSSL), constant-time
-// comparison, and the timestamped HMAC scheme that the messengers' own
-// schemes (adapters/<messenger>/signature.h) are built on.
+// The timestamped HMAC scheme that the messengers' own request signatures
+// (adapters/<messenger>/signature.h) are built on, over the primitives of
+// common/http/hmac.h.
 //
 // Contract for the whole file: every function is pure, thread-safe and
 // non-blocking. Verification failures caused by the request (missing header,
@@ -24,18 +24,6 @@ namespace imbridge::adapters {
 
 // The replay window that Slack, TeamSpirit and the webhook adapter use.
 inline constexpr absl::Duration kDefaultSignatureWindow = absl::Seconds(300);
-
-// HMAC-SHA256(key, message) as 64 lower-case hex characters.
-std::string HmacSha256Hex(absl::string_view key, absl::string_view message);
-
-// True when `a` and `b` are equal. The time taken does not depend on where
-// they differ, nor on their lengths (both are hashed first), so it is safe
-// for comparing secrets such as Telegram's X-Telegram-Bot-Api-Secret-Token.
-bool ConstantTimeEquals(absl::string_view a, absl::string_view b);
-
-// An empty or whitespace-only signing secret is a configuration error:
-// kInvalidArgument; OkStatus otherwise.
-absl::Status CheckSigningSecret(absl::string_view secret);
 
 // The shape that Slack's, TeamSpirit's and the webhook adapter's request
 // signatures share: a timestamp header (unix seconds) and a signature

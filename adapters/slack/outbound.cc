@@ -42,25 +42,7 @@ void SlackOutbound::Pace(const std::string& channel) {
   if (wait > absl::ZeroDuration()) absl::SleepFor(wait);
 }
 
-absl::StatusOr<std::vector<std::string>> SlackOutbound::Deliver(
-    const v1::Delivery& d) {
-  const v1::Event& e = d.event();
-  if (e.has_posted()) return Post(d);
-  if (e.has_edited()) {
-    absl::Status s = Edit(d);
-    if (!s.ok()) return s;
-    return std::vector<std::string>();
-  }
-  if (e.has_deleted()) {
-    absl::Status s = Delete(d);
-    if (!s.ok()) return s;
-    return std::vector<std::string>();
-  }
-  // Presence and membership: nothing Slack can show.
-  return std::vector<std::string>();
-}
-
-absl::StatusOr<std::vector<std::string>> SlackOutbound::Post(
+absl::StatusOr<std::vector<std::string>> SlackOutbound::SendMessage(
     const v1::Delivery& d) {
   const v1::MessagePosted& p = d.event().posted();
   const std::string& channel = d.target().chat_id();
@@ -131,7 +113,7 @@ absl::StatusOr<std::vector<std::string>> SlackOutbound::Post(
                        steps, reconcile);
 }
 
-absl::Status SlackOutbound::Edit(const v1::Delivery& d) {
+absl::Status SlackOutbound::EditMessage(const v1::Delivery& d) {
   markup::MrkdwnOptions render;
   render.native_mentions = d.event().channel().platform() == "slack" &&
                            d.event().channel().account() == options_.account;
@@ -147,7 +129,7 @@ absl::Status SlackOutbound::Edit(const v1::Delivery& d) {
   return absl::OkStatus();
 }
 
-absl::Status SlackOutbound::Delete(const v1::Delivery& d) {
+absl::Status SlackOutbound::DeleteMessage(const v1::Delivery& d) {
   for (const std::string& id : d.target_message_ids()) {
     absl::Status s;
     if (IsFileId(id)) {

@@ -9,11 +9,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "adapters/common/inbound_answer.h"
-#include "adapters/common/url_origin.h"
-#include "adapters/common/webhook_server.h"
 #include "adapters/slack/signature.h"
 #include "common/config_loader.h"
+#include "common/http/http_server.h"
+#include "common/http/url_origin.h"
 #include "common/logging.h"
+#include "common/status_macros.h"
 #include "nlohmann/json.hpp"
 
 namespace imbridge::adapters::slack {
@@ -47,14 +48,20 @@ struct SlackAdapter::Account {
   std::atomic<bool> identified{false};
 };
 
-AdapterIdentity SlackIdentity(const v1::SlackAdapterConfig& config) {
-  AdapterIdentity id;
-  id.platform = "slack";
-  for (const auto& a : config.accounts()) id.accounts.push_back(a.name());
-  id.capabilities = {"edits", "deletes", "threads", "files"};
-  id.default_port = kDefaultPort;
-  id.default_request_timeout = absl::Milliseconds(kDefaultRequestTimeoutMs);
-  return id;
+AdapterProgram<v1::SlackAdapterConfig> SlackProgram() {
+  AdapterProgram<v1::SlackAdapterConfig> program;
+  program.binary = "imbridge-adapter-slack";
+  program.identity.platform = "slack";
+  program.identity.default_port = kDefaultPort;
+  program.identity.default_request_timeout =
+      absl::Milliseconds(kDefaultRequestTimeoutMs);
+  program.validate = ValidateSlackConfig;
+  program.connect = [](const v1::SlackAdapterConfig& config,
+                       AdapterRuntime* runtime, DeliveryJournal* journal)
+      -> absl::StatusOr<std::unique_ptr<Connector>> {
+    return std::make_unique<SlackAdapter>(config, runtime, journal);
+  };
+  return program;
 }
 
 absl::Status ValidateSlackConfig(absl::string_view source,
@@ -155,8 +162,8 @@ SlackAdapter::SlackAdapter(const v1::SlackAdapterConfig& config,
     events.account = c.name();
     events.max_file_bytes = max_file;
     events.on_posted = [this, a](const v1::Event& e) { OnPosted(a, e); };
-    a->events = std::make_unique<EventProcessor>(
-        events, a->api.get(), a->users.get(), pipeline_.get());
+    a->events =
+        std::make_unique<EventProcessor>(events, a->api.get(), a->users.get());
 
     SlackOutbound::Options out;
     out.account = c.name();
@@ -191,13 +198,13 @@ SlackAdapter::SlackAdapter(const v1::SlackAdapterConfig& config,
       s.account = c.name();
       s.app_token = c.app_token();
       a->socket = std::make_unique<SocketModeClient>(
-          s, a->api.get(), [a](json payload, std::function<void()> ack) {
+          s, a->api.get(), [this, a](json payload, std::function<void()> ack) {
             // Acknowledged once the router has the event (or it cannot be
             // converted at all); otherwise Slack sends it again.
-            a->events->Handle(std::move(payload),
-                              [ack = std::move(ack)](int status) {
-                                if (status == 200 || status == 400) ack();
-                              });
+            HandleCallback(a, std::move(payload),
+                           [ack = std::move(ack)](int status) {
+                             if (status == 200 || status == 400) ack();
+                           });
           });
     } else {
       runtime_->http().Handle(
@@ -219,17 +226,22 @@ SlackAdapter::SlackAdapter(const v1::SlackAdapterConfig& config,
     by_name_[c.name()] = a;
     accounts_.push_back(std::move(account));
   }
-  runtime_->SetDeliveryHandler(this);
-  runtime_->OnStop([this] { Stop(); });
 }
 
 SlackAdapter::~SlackAdapter() { Stop(); }
 
-void SlackAdapter::Start() {
+std::vector<std::string> SlackAdapter::Accounts() const {
+  std::vector<std::string> names;
+  for (const auto& a : accounts_) names.push_back(a->config.name());
+  return names;
+}
+
+absl::Status SlackAdapter::Start() {
   for (auto& account : accounts_) {
     Account* a = account.get();
     identify_threads_.emplace_back([this, a] { Identify(a); });
   }
+  return absl::OkStatus();
 }
 
 void SlackAdapter::Identify(Account* a) {
@@ -348,7 +360,7 @@ void SlackAdapter::HandleEvents(Account* a, HttpRequest request,
                {"retry", retry},
                {"reason", request.Header("X-Slack-Retry-Reason")}});
     }
-    a->events->Handle(std::move(body), [responder](int status) {
+    HandleCallback(a, std::move(body), [responder](int status) {
       AnswerInbound(*responder, status,
                     status == 400 ? "the event cannot be converted"
                                   : "the event was not stored; retry");
@@ -364,14 +376,80 @@ void SlackAdapter::HandleEvents(Account* a, HttpRequest request,
   responder->Respond(200, "application/json", "{}");
 }
 
-absl::StatusOr<std::vector<std::string>> SlackAdapter::Deliver(
-    const v1::Delivery& delivery) {
+void SlackAdapter::HandleCallback(Account* a, json callback, Done done) {
+  auto it = callback.find("event_id");
+  if (it == callback.end() || !it->is_string() ||
+      it->get<std::string>().empty()) {
+    LogWarn("event callback without event_id ignored",
+            {{"account", a->config.name()}});
+    done(200);
+    return;
+  }
+  if (!a->events->identity().has_value()) {
+    // Without the bot's identity its own posts cannot be recognised.
+    done(503);
+    return;
+  }
+  auto shared = std::make_shared<Done>(std::move(done));
+  absl::Status submitted = pipeline_->Submit<SlackEventCallback>(
+      this, SlackEventCallback{a->config.name(), std::move(callback)},
+      [shared](const InboundResult& result) {
+        (*shared)(result.HttpStatus());
+      });
+  if (!submitted.ok()) {
+    LogWarn("event not taken; Slack will send it again",
+            {{"account", a->config.name()}, {"error", submitted.message()}});
+    (*shared)(submitted.code() == absl::StatusCode::kInvalidArgument ? 400
+                                                                     : 503);
+  }
+}
+
+absl::StatusOr<EventProcessor*> SlackAdapter::EventsOf(
+    const SlackEventCallback& raw) const {
+  auto it = by_name_.find(raw.account);
+  if (it == by_name_.end()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("no slack account '", raw.account, "'"));
+  }
+  return it->second->events.get();
+}
+
+absl::StatusOr<InboundRoute> SlackAdapter::Route(
+    const SlackEventCallback& raw) {
+  IMB_ASSIGN_OR_RETURN(EventProcessor * events, EventsOf(raw));
+  return events->Route(raw.callback);
+}
+
+absl::StatusOr<adapters::InboundConversion> SlackAdapter::Convert(
+    const SlackEventCallback& raw) {
+  IMB_ASSIGN_OR_RETURN(EventProcessor * events, EventsOf(raw));
+  return events->Convert(raw.callback);
+}
+
+absl::StatusOr<SlackAdapter::Account*> SlackAdapter::AccountFor(
+    const v1::Delivery& delivery) const {
   auto it = by_name_.find(delivery.target().account());
   if (it == by_name_.end()) {
-    return absl::NotFoundError(
+    return absl::FailedPreconditionError(
         absl::StrCat("no slack account '", delivery.target().account(), "'"));
   }
-  return it->second->outbound->Deliver(delivery);
+  return it->second;
+}
+
+absl::StatusOr<std::vector<std::string>> SlackAdapter::SendMessage(
+    const v1::Delivery& delivery) {
+  IMB_ASSIGN_OR_RETURN(Account * a, AccountFor(delivery));
+  return a->outbound->SendMessage(delivery);
+}
+
+absl::Status SlackAdapter::EditMessage(const v1::Delivery& delivery) {
+  IMB_ASSIGN_OR_RETURN(Account * a, AccountFor(delivery));
+  return a->outbound->EditMessage(delivery);
+}
+
+absl::Status SlackAdapter::DeleteMessage(const v1::Delivery& delivery) {
+  IMB_ASSIGN_OR_RETURN(Account * a, AccountFor(delivery));
+  return a->outbound->DeleteMessage(delivery);
 }
 
 }  // namespace imbridge::adapters::slack

@@ -10,7 +10,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "adapters/common/delivery_handler.h"
-#include "adapters/common/url_origin.h"
+#include "common/http/url_origin.h"
 
 namespace imbridge::adapters::slack {
 namespace {

@@ -7,13 +7,13 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "adapters/common/url_origin.h"
 #include "boost/asio/ip/tcp.hpp"
 #include "boost/asio/ssl.hpp"
 #include "boost/beast/core.hpp"
 #include "boost/beast/ssl.hpp"
 #include "boost/beast/websocket.hpp"
 #include "boost/beast/websocket/ssl.hpp"
+#include "common/http/url_origin.h"
 #include "common/logging.h"
 
 namespace imbridge::adapters::slack {

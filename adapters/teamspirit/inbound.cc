@@ -1,5 +1,6 @@
 #include "adapters/teamspirit/inbound.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -129,11 +130,13 @@ InboundTranslation TranslateWebhookEvent(const TsWebhookEvent& e,
 
 WebhookReceiver::WebhookReceiver(Options options, TeamSpiritApi* api,
                                  InboundPipeline* pipeline,
-                                 RejectionCounter count_rejection)
+                                 RejectionCounter count_rejection,
+                                 InboundConnector<TsInboundEvent>* connector)
     : options_(std::move(options)),
       api_(api),
       pipeline_(pipeline),
-      count_rejection_(std::move(count_rejection)) {}
+      count_rejection_(std::move(count_rejection)),
+      connector_(connector != nullptr ? connector : this) {}
 
 void WebhookReceiver::SetBotUserId(std::string id) {
   absl::MutexLock lock(&mu_);
@@ -221,7 +224,8 @@ void WebhookReceiver::Handle(HttpRequest request,
   }
   raw.event = *std::move(parsed);
   absl::Status submitted = pipeline_->Submit<TsInboundEvent>(
-      this, std::move(raw), AnswerInboundWhenDone(responder, R"({"ok":true})"));
+      connector_, std::move(raw),
+      AnswerInboundWhenDone(responder, R"({"ok":true})"));
   if (!submitted.ok()) AnswerRefusedInbound(*responder, submitted);
 }
 
@@ -250,10 +254,12 @@ absl::StatusOr<InboundConversion> WebhookReceiver::Convert(
     InboundFile file;
     file.attachment_index = static_cast<int>(i);
     file.download =
-        [api = api_, id = translation.files[i].id](
+        [api = api_, id = translation.files[i].id,
+         limit = options_.max_file_bytes](
             uint64_t max_bytes,
             const std::function<absl::Status(absl::string_view)>& write) {
-          absl::Status s = api->DownloadFile(id, max_bytes, write);
+          absl::Status s =
+              api->DownloadFile(id, std::min(max_bytes, limit), write);
           if (s.ok() || IsRetryable(s) || absl::IsOutOfRange(s)) return s;
           return absl::Status(
               s.code(), absl::StrCat("TeamSpirit did not provide the file: ",

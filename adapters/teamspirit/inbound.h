@@ -15,8 +15,8 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "adapters/common/inbound_pipeline.h"
-#include "adapters/common/webhook_server.h"
 #include "adapters/teamspirit/teamspirit_api.h"
+#include "common/http/http_server.h"
 #include "imbridge/v1/events.pb.h"
 #include "imbridge/v1/router.pb.h"
 
@@ -99,6 +99,9 @@ class WebhookReceiver : public InboundConnector<TsInboundEvent> {
     std::string webhook_secret;
     std::string account;
     std::string external_user_prefix = "imb-";
+    // Bigger files become attachments with an unavailable_reason (the
+    // pipeline's own limit applies too).
+    uint64_t max_file_bytes = 100ull << 20;
     absl::Duration signature_window = absl::Seconds(300);
     // The clock for timestamp checks (tests replace it).
     std::function<absl::Time()> clock = absl::Now;
@@ -108,9 +111,12 @@ class WebhookReceiver : public InboundConnector<TsInboundEvent> {
   using RejectionCounter = std::function<void(absl::string_view reason)>;
 
   // `api` and `pipeline` must outlive the receiver; stop the pipeline
-  // before destroying the receiver.
+  // before destroying the receiver. The pipeline converts with `connector`
+  // (the adapter, which hands the event back to this receiver's Route() and
+  // Convert()), or with this receiver when it is null.
   WebhookReceiver(Options options, TeamSpiritApi* api,
-                  InboundPipeline* pipeline, RejectionCounter count_rejection);
+                  InboundPipeline* pipeline, RejectionCounter count_rejection,
+                  InboundConnector<TsInboundEvent>* connector = nullptr);
 
   // The bot's TeamSpirit user id, once known.
   void SetBotUserId(std::string id);
@@ -129,6 +135,7 @@ class WebhookReceiver : public InboundConnector<TsInboundEvent> {
   TeamSpiritApi* const api_;
   InboundPipeline* const pipeline_;
   const RejectionCounter count_rejection_;
+  InboundConnector<TsInboundEvent>* const connector_;
   absl::Mutex mu_;
   std::string bot_user_id_ ABSL_GUARDED_BY(mu_);
 };

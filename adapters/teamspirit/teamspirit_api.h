@@ -12,8 +12,8 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "adapters/common/http_client.h"
 #include "adapters/teamspirit/rate_limiter.h"
+#include "common/http/http_client.h"
 
 // TeamSpirit's wire format (../shared/teamspirit-api.md): the outgoing
 // webhook's JSON, the REST calls of the bot API and the incoming webhook.

@@ -12,9 +12,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "adapters/common/inbound_answer.h"
-#include "adapters/common/webhook_server.h"
-#include "adapters/telegram/signature.h"
 #include "common/config_loader.h"
+#include "common/http/hmac.h"
+#include "common/http/http_server.h"
 #include "common/logging.h"
 
 namespace imbridge::adapters::telegram {
@@ -177,15 +177,21 @@ absl::Status ValidateTelegramConfig(absl::string_view source,
   return absl::OkStatus();
 }
 
-AdapterIdentity TelegramIdentity(const v1::TelegramAdapterConfig& config) {
-  AdapterIdentity id;
-  id.platform = "telegram";
-  for (const v1::TelegramAccount& a : config.accounts()) {
-    id.accounts.push_back(a.name());
-  }
-  id.capabilities = {"edits", "deletes", "files", "threads", "membership"};
-  id.default_port = kDefaultPort;
-  return id;
+AdapterProgram<v1::TelegramAdapterConfig> TelegramProgram() {
+  AdapterProgram<v1::TelegramAdapterConfig> program;
+  program.binary = "imbridge-adapter-telegram";
+  program.identity.platform = "telegram";
+  program.identity.default_port = kDefaultPort;
+  program.validate = ValidateTelegramConfig;
+  program.connect = [](const v1::TelegramAdapterConfig& config,
+                       AdapterRuntime* runtime, DeliveryJournal* journal)
+      -> absl::StatusOr<std::unique_ptr<Connector>> {
+    absl::StatusOr<std::unique_ptr<TelegramAdapter>> adapter =
+        TelegramAdapter::Create(config, runtime, journal);
+    if (!adapter.ok()) return adapter.status();
+    return std::unique_ptr<Connector>(std::move(*adapter));
+  };
+  return program;
 }
 
 struct TelegramAdapter::Account {
@@ -265,7 +271,43 @@ TelegramAdapter::TelegramAdapter(const v1::TelegramAdapterConfig& config,
   pipeline_ = std::make_unique<InboundPipeline>(pipeline, &inbound_router_);
 }
 
+absl::StatusOr<std::unique_ptr<TelegramAdapter>> TelegramAdapter::Create(
+    const v1::TelegramAdapterConfig& config, AdapterRuntime* runtime,
+    DeliveryJournal* journal) {
+  std::unique_ptr<TelegramAdapter> adapter(
+      new TelegramAdapter(config, runtime, journal));
+  absl::Status status = adapter->Init();
+  if (!status.ok()) return status;
+  TelegramAdapter* a = adapter.get();
+  runtime->AddReadinessCheck("telegram", [a] { return a->Health(); });
+  return adapter;
+}
+
 TelegramAdapter::~TelegramAdapter() { Stop(); }
+
+std::vector<std::string> TelegramAdapter::Accounts() const {
+  std::vector<std::string> names;
+  for (const auto& a : accounts_) names.push_back(a->config.name());
+  return names;
+}
+
+absl::StatusOr<std::vector<std::string>> TelegramAdapter::SendMessage(
+    const v1::Delivery& delivery) {
+  return outbound_->SendMessage(delivery);
+}
+
+absl::Status TelegramAdapter::EditMessage(const v1::Delivery& delivery) {
+  return outbound_->EditMessage(delivery);
+}
+
+absl::Status TelegramAdapter::DeleteMessage(const v1::Delivery& delivery) {
+  return outbound_->DeleteMessage(delivery);
+}
+
+absl::StatusOr<std::vector<std::string>> TelegramAdapter::SendMembership(
+    const v1::Delivery& delivery) {
+  return outbound_->SendMembership(delivery);
+}
 
 absl::Status TelegramAdapter::Init() {
   if (!config_.state_dir().empty()) {

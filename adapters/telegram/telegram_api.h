@@ -9,7 +9,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "adapters/common/http_client.h"
+#include "common/http/http_client.h"
 #include "nlohmann/json.hpp"
 
 namespace imbridge::adapters::telegram {

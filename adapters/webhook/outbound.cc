@@ -1,5 +1,6 @@
 #include "adapters/webhook/outbound.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -187,7 +188,8 @@ OutgoingWebhooks::OutgoingWebhooks(Options options, WebhookDirectory* directory)
 absl::StatusOr<std::vector<std::string>> OutgoingWebhooks::Deliver(
     const v1::Delivery& delivery) {
   const std::string& id = delivery.target().chat_id();
-  if (delivery.target().account() != options_.account) {
+  if (std::find(options_.accounts.begin(), options_.accounts.end(),
+                delivery.target().account()) == options_.accounts.end()) {
     return absl::FailedPreconditionError(
         absl::StrCat("account '", delivery.target().account(),
                      "' is not served by this adapter"));

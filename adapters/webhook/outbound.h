@@ -7,8 +7,8 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "adapters/common/delivery_handler.h"
-#include "adapters/common/http_client.h"
 #include "adapters/webhook/webhook_directory.h"
+#include "common/http/http_client.h"
 #include "imbridge/v1/router.pb.h"
 
 namespace imbridge::adapters::webhook {
@@ -50,8 +50,8 @@ std::string OutgoingBody(const v1::Delivery& delivery,
 class OutgoingWebhooks : public DeliveryHandler {
  public:
   struct Options {
-    // The adapter's account; deliveries for other accounts are refused.
-    std::string account = "default";
+    // The adapter's accounts; deliveries for other accounts are refused.
+    std::vector<std::string> accounts = {"default"};
     // Time for one POST.
     absl::Duration timeout = absl::Seconds(10);
     // CA bundle for HTTPS receivers; empty uses the system's.

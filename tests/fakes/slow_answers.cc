@@ -18,10 +18,10 @@ absl::Duration SlowAnswers::For(const std::string& method) const {
   return it == delays_.end() ? absl::ZeroDuration() : it->second;
 }
 
-void SlowAnswers::Respond(std::shared_ptr<adapters::Responder> responder,
+void SlowAnswers::Respond(std::shared_ptr<Responder> responder,
                           absl::Duration delay, int status,
                           std::string content_type, std::string body,
-                          adapters::HttpHeaderList headers) {
+                          HttpHeaderList headers) {
   if (delay <= absl::ZeroDuration()) {
     responder->Respond(status, content_type, std::move(body),
                        std::move(headers));

@@ -9,7 +9,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "adapters/common/webhook_server.h"
+#include "common/http/http_server.h"
 
 namespace imbridge::fakes {
 
@@ -29,9 +29,9 @@ class SlowAnswers {
   absl::Duration For(const std::string& method) const;
 
   // Answers with `responder` after `delay`, or at once when it is zero.
-  void Respond(std::shared_ptr<adapters::Responder> responder,
-               absl::Duration delay, int status, std::string content_type,
-               std::string body, adapters::HttpHeaderList headers = {});
+  void Respond(std::shared_ptr<Responder> responder, absl::Duration delay,
+               int status, std::string content_type, std::string body,
+               HttpHeaderList headers = {});
 
   // Late answers not written yet.
   int pending() const { return *pending_; }

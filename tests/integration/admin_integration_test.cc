@@ -12,8 +12,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
-#include "adapters/common/http_client.h"
 #include "bridge/sqlite_store.h"
+#include "common/http/http_client.h"
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
@@ -435,7 +435,7 @@ TEST_F(AdminIntegrationTest, MetricsAreValidPrometheusTextAndReadyzAnswers) {
   alpha->Post("A1", "counted");
   ASSERT_TRUE(beta->WaitForCalls(1));
 
-  adapters::HttpClient http;
+  HttpClient http;
   std::string base = absl::StrCat("http://127.0.0.1:", router.http_port());
   auto ready = http.Get(base + "/readyz");
   ASSERT_TRUE(ready.ok());
@@ -446,7 +446,7 @@ TEST_F(AdminIntegrationTest, MetricsAreValidPrometheusTextAndReadyzAnswers) {
 
   // The adapter's result is committed (and counted) a moment after the
   // adapter handled the delivery.
-  absl::StatusOr<adapters::HttpResponse> metrics;
+  absl::StatusOr<HttpResponse> metrics;
   absl::Time deadline = absl::Now() + absl::Seconds(20);
   do {
     metrics = http.Get(base + "/metrics");
@@ -509,7 +509,7 @@ TEST_F(AdminIntegrationTest, LinkEventsCountEachEventOncePerLink) {
   alpha->Post("A1", "second");
   // Two messages, each to three chats over two links.
   ASSERT_TRUE(beta->WaitForCalls(6));
-  adapters::HttpClient http;
+  HttpClient http;
   auto metrics = http.Get(
       absl::StrCat("http://127.0.0.1:", router.http_port(), "/metrics"));
   ASSERT_TRUE(metrics.ok());
@@ -535,7 +535,7 @@ TEST_F(AdminIntegrationTest, QueueDepthRisesWhileDetachedAndFallsToZero) {
   ASSERT_TRUE(router.Start().ok());
   auto alpha = Adapter(router, "alpha", "a");
   alpha->Post("A1", "waits for beta");
-  adapters::HttpClient http;
+  HttpClient http;
   std::string url =
       absl::StrCat("http://127.0.0.1:", router.http_port(), "/metrics");
   const std::string series =

@@ -12,7 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "adapters/common/http_client.h"
+#include "common/http/http_client.h"
 #include "gtest/gtest.h"
 #include "tests/integration/adapter_process.h"
 #include "tests/integration/router_process.h"
@@ -57,7 +57,7 @@ class ReconnectIntegrationTest : public ::testing::Test {
 
   // The adapter's own view: /readyz is 200 only while it is attached.
   bool Attached() {
-    absl::StatusOr<adapters::HttpResponse> r =
+    absl::StatusOr<HttpResponse> r =
         client_.Get(adapter_->base_url() + "/readyz");
     return r.ok() && r->status == 200;
   }
@@ -81,7 +81,7 @@ class ReconnectIntegrationTest : public ::testing::Test {
 
   std::unique_ptr<RouterProcess> router_;
   std::unique_ptr<AdapterProcess> adapter_;
-  adapters::HttpClient client_;
+  HttpClient client_;
 };
 
 TEST_F(ReconnectIntegrationTest, AttachedWithinASecondAfterARouterCrash) {

@@ -9,7 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
-#include "adapters/common/http_client.h"
+#include "common/http/http_client.h"
 
 namespace imbridge::testing {
 
@@ -68,7 +68,7 @@ int RouterProcess::http_port() const {
 absl::StatusOr<double> RouterProcess::Metric(
     const std::string& name,
     const std::vector<std::pair<std::string, std::string>>& labels) const {
-  adapters::HttpClient http;
+  HttpClient http;
   auto r = http.Get(absl::StrCat("http://127.0.0.1:", http_port(), "/metrics"));
   if (!r.ok()) return r.status();
   if (r->status != 200) {

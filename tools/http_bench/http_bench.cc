@@ -60,8 +60,8 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
-#include "adapters/common/signature.h"
-#include "adapters/common/webhook_server.h"
+#include "common/http/hmac.h"
+#include "common/http/http_server.h"
 #include "tools/http_bench/bench_line.h"
 #include "tools/imbridgectl/admin_client.h"
 
@@ -361,9 +361,9 @@ RequestMaker SlackRequests(std::string account, std::string secret,
         R"(","channel_type":"channel",)", R"("user":"UBENCH","text":")",
         MessageText(n), R"(","ts":")", ts, R"(","event_ts":")", ts, R"("}})");
     std::string stamp = absl::StrCat(now_s);
-    std::string signature =
-        absl::StrCat("v0=", imbridge::adapters::HmacSha256Hex(
-                                secret, absl::StrCat("v0:", stamp, ":", body)));
+    std::string signature = absl::StrCat(
+        "v0=",
+        imbridge::HmacSha256Hex(secret, absl::StrCat("v0:", stamp, ":", body)));
     return Request{absl::StrCat("/slack/", account, "/events"),
                    absl::StrCat("X-Slack-Request-Timestamp: ", stamp,
                                 "\r\nX-Slack-Signature: ", signature, "\r\n"),
@@ -381,8 +381,8 @@ class Receiver {
  public:
   Receiver() : server_(Options()) {
     server_.Handle("POST", "/in",
-                   [this](imbridge::adapters::HttpRequest request,
-                          std::shared_ptr<imbridge::adapters::Responder> r) {
+                   [this](imbridge::HttpRequest request,
+                          std::shared_ptr<imbridge::Responder> r) {
                      Record(request.body);
                      r->Respond(200, "application/json", R"({"ok":true})");
                    });
@@ -403,8 +403,8 @@ class Receiver {
   }
 
  private:
-  static imbridge::adapters::WebhookServer::Options Options() {
-    imbridge::adapters::WebhookServer::Options o;
+  static imbridge::WebhookServer::Options Options() {
+    imbridge::WebhookServer::Options o;
     o.port = 0;
     return o;
   }
@@ -425,7 +425,7 @@ class Receiver {
     if (recording_) latencies_us_.push_back((now - sent) / 1000);
   }
 
-  imbridge::adapters::WebhookServer server_;
+  imbridge::WebhookServer server_;
   std::atomic<int64_t> received_{0};
   absl::Mutex mu_;
   bool recording_ ABSL_GUARDED_BY(mu_) = false;
@@ -678,11 +678,11 @@ bool MeasurePath(const Flags& f, const std::string& name,
 // one person; every other method answers {"ok":true}.
 class FakeSlackApi {
  public:
-  FakeSlackApi() : server_(imbridge::adapters::WebhookServer::Options()) {
+  FakeSlackApi() : server_(imbridge::WebhookServer::Options()) {
     server_.HandlePrefix(
         "POST", "/api/",
-        [](imbridge::adapters::HttpRequest request,
-           std::shared_ptr<imbridge::adapters::Responder> r) {
+        [](imbridge::HttpRequest request,
+           std::shared_ptr<imbridge::Responder> r) {
           std::string body = R"({"ok":true})";
           if (absl::EndsWith(request.path, "/auth.test")) {
             body = R"({"ok":true,"team_id":"TBENCH","user_id":"UBOT"})";
@@ -698,7 +698,7 @@ class FakeSlackApi {
   int port() const { return server_.port(); }
 
  private:
-  imbridge::adapters::WebhookServer server_;
+  imbridge::WebhookServer server_;
 };
 
 // Runs the bench with its processes' files in `dir`; returns the exit code.

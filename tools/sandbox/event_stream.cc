@@ -47,7 +47,7 @@ uint64_t EventStream::last_id() const {
 }
 
 void EventStream::Subscribe(uint64_t after,
-                            std::shared_ptr<adapters::Responder> responder) {
+                            std::shared_ptr<Responder> responder) {
   std::string body;
   {
     absl::MutexLock lock(&mu_);
@@ -78,7 +78,7 @@ std::string EventStream::BodyAfter(uint64_t after) const {
   return body;
 }
 
-void EventStream::Answer(const std::shared_ptr<adapters::Responder>& responder,
+void EventStream::Answer(const std::shared_ptr<Responder>& responder,
                          std::string body) {
   if (body.empty()) body = absl::StrCat(kRetry, ": nothing new\n\n");
   responder->Respond(200, "text/event-stream; charset=utf-8", std::move(body),

@@ -11,7 +11,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "adapters/common/webhook_server.h"
+#include "common/http/http_server.h"
 #include "nlohmann/json.hpp"
 
 namespace imbridge::sandbox {
@@ -24,7 +24,7 @@ namespace imbridge::sandbox {
 // if there are any, else as soon as one is published, else after
 // `max_wait` as a comment only. The response then ends and the browser's
 // EventSource reconnects at once (the body sets `retry`), so a response
-// never has to stay open on the server (adapters::WebhookServer answers
+// never has to stay open on the server (WebhookServer answers
 // whole responses only). A reader too far behind gets a `reset` event and
 // reloads the state.
 //
@@ -45,8 +45,7 @@ class EventStream {
   uint64_t last_id() const;
   // Answers `responder` with the events after `after` (see the class
   // comment).
-  void Subscribe(uint64_t after,
-                 std::shared_ptr<adapters::Responder> responder);
+  void Subscribe(uint64_t after, std::shared_ptr<Responder> responder);
   // Answers every waiting reader and stops the timer thread. Idempotent.
   void Close();
 
@@ -57,13 +56,13 @@ class EventStream {
   };
   struct Reader {
     uint64_t after;
-    std::shared_ptr<adapters::Responder> responder;
+    std::shared_ptr<Responder> responder;
     absl::Time deadline;
   };
 
   // The SSE body for a reader after `after` ("" when nothing is new).
   std::string BodyAfter(uint64_t after) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
-  static void Answer(const std::shared_ptr<adapters::Responder>& responder,
+  static void Answer(const std::shared_ptr<Responder>& responder,
                      std::string body);
   void TimerLoop();
 

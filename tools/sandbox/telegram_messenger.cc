@@ -219,7 +219,7 @@ absl::StatusOr<FileBody> TelegramMessenger::Download(
   // Through the Bot API, as the adapter does: getFile, then the file path.
   const std::string base =
       absl::StrCat(fake_.base_url(), "/bot", config_.bot_token());
-  absl::StatusOr<adapters::HttpResponse> info = http_.PostJson(
+  absl::StatusOr<HttpResponse> info = http_.PostJson(
       absl::StrCat(base, "/getFile"), json({{"file_id", file_id}}).dump());
   if (!info.ok()) return info.status();
   json answer = json::parse(info->body, nullptr, false);
@@ -228,7 +228,7 @@ absl::StatusOr<FileBody> TelegramMessenger::Download(
     return absl::NotFoundError("no such file");
   }
   const std::string path = answer["result"].value("file_path", "");
-  absl::StatusOr<adapters::HttpResponse> file = http_.Get(absl::StrCat(
+  absl::StatusOr<HttpResponse> file = http_.Get(absl::StrCat(
       fake_.base_url(), "/file/bot", config_.bot_token(), "/", path));
   if (!file.ok()) return file.status();
   if (file->status != 200) return absl::NotFoundError("no such file");

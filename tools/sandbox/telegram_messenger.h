@@ -7,7 +7,7 @@
 #include <utility>
 #include <vector>
 
-#include "adapters/common/http_client.h"
+#include "common/http/http_client.h"
 #include "imbridge/v1/sandbox_config.pb.h"
 #include "tests/fakes/telegram/fake_telegram.h"
 #include "tools/sandbox/messenger.h"
@@ -48,7 +48,7 @@ class TelegramMessenger : public Messenger {
 
   const v1::SandboxTelegram config_;
   fakes::FakeTelegram fake_;
-  adapters::HttpClient http_;
+  HttpClient http_;
   // Set by Start(), read-only afterwards.
   int64_t chat_id_ = 0;
   std::vector<fakes::FakeTelegram::User> people_;

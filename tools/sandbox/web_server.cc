@@ -16,13 +16,10 @@
 namespace imbridge::sandbox {
 namespace {
 
-using adapters::HttpRequest;
-using adapters::Responder;
 using nlohmann::json;
 
-adapters::WebhookServer::Options ServerOptions(std::string host,
-                                               uint16_t port) {
-  adapters::WebhookServer::Options o;
+WebhookServer::Options ServerOptions(std::string host, uint16_t port) {
+  WebhookServer::Options o;
   o.host = std::move(host);
   o.port = port;
   o.threads = 2;

@@ -6,13 +6,13 @@
 #include <string>
 
 #include "absl/status/status.h"
-#include "adapters/common/webhook_server.h"
 #include "common/executor.h"
+#include "common/http/http_server.h"
 #include "tools/sandbox/sandbox.h"
 
 namespace imbridge::sandbox {
 
-// The sandbox's web page and its HTTP API, on adapters::WebhookServer:
+// The sandbox's web page and its HTTP API, on WebhookServer:
 //   GET  /                         the page (web_dir/index.html)
 //   GET  /static/<file>            web_dir/<file> (.css, .js, .png, .svg)
 //   GET  /api/state                Sandbox::State()
@@ -42,15 +42,15 @@ class WebServer {
 
  private:
   void ServeStatic(const std::string& name,
-                   const std::shared_ptr<adapters::Responder>& responder) const;
-  void ServeAction(const adapters::HttpRequest& request,
-                   std::shared_ptr<adapters::Responder> responder);
-  void ServeFile(const adapters::HttpRequest& request,
-                 std::shared_ptr<adapters::Responder> responder);
+                   const std::shared_ptr<Responder>& responder) const;
+  void ServeAction(const HttpRequest& request,
+                   std::shared_ptr<Responder> responder);
+  void ServeFile(const HttpRequest& request,
+                 std::shared_ptr<Responder> responder);
 
   Sandbox* const sandbox_;
   const std::string web_dir_;
-  adapters::WebhookServer server_;
+  WebhookServer server_;
   Executor workers_{4};
 };
 

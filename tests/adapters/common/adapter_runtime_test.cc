@@ -13,7 +13,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
-#include "adapters/common/http_client.h"
+#include "common/http/http_client.h"
 #include "common/status_macros.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -368,6 +368,9 @@ TEST_F(AdapterRuntimeTest, OnStartedRunsOnceListeningAndItsErrorFailsStart) {
   ASSERT_TRUE(runtime->Start().ok());
   EXPECT_GT(port_seen, 0);
   EXPECT_EQ(port_seen, runtime->port());
+  // MakeRuntime() replaces the fixture's pipeline, which this runtime's
+  // OnStop callback stops: it goes first (it stopped a freed pipeline).
+  runtime.reset();
 
   auto failing = MakeRuntime();
   failing->OnStarted([] { return absl::UnavailableError("setWebhook: 401"); });

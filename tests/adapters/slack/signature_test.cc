@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/http/hmac.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

@@ -5,7 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "adapters/common/delivery_handler.h"
-#include "adapters/common/http_client.h"
+#include "common/http/http_client.h"
 #include "gtest/gtest.h"
 #include "tests/fakes/slack/fake_slack.h"
 

@@ -4,7 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "adapters/common/signature.h"
+#include "common/http/hmac.h"
 #include "nlohmann/json.hpp"
 
 namespace imbridge::fakes {
@@ -15,15 +15,14 @@ SlackEventsSender::SlackEventsSender(std::string url,
 
 std::string SlackEventsSender::Sign(absl::string_view secret, int64_t timestamp,
                                     absl::string_view body) {
-  return absl::StrCat("v0=",
-                      adapters::HmacSha256Hex(
-                          secret, absl::StrCat("v0:", timestamp, ":", body)));
+  return absl::StrCat(
+      "v0=", HmacSha256Hex(secret, absl::StrCat("v0:", timestamp, ":", body)));
 }
 
-absl::StatusOr<adapters::HttpResponse> SlackEventsSender::Send(
+absl::StatusOr<HttpResponse> SlackEventsSender::Send(
     const std::string& body, const Options& options) const {
   int64_t ts = options.timestamp.value_or(absl::ToUnixSeconds(absl::Now()));
-  adapters::HttpClientRequest request;
+  HttpClientRequest request;
   request.method = "POST";
   request.url = url_;
   request.body = body;
@@ -47,7 +46,7 @@ absl::StatusOr<adapters::HttpResponse> SlackEventsSender::Send(
   return http_.Send(request);
 }
 
-absl::StatusOr<adapters::HttpResponse> SlackEventsSender::SendUrlVerification(
+absl::StatusOr<HttpResponse> SlackEventsSender::SendUrlVerification(
     const std::string& challenge) const {
   nlohmann::json body = {{"token", "Jhj5dZrVaK7ZwHHjRyZWjbDl"},
                          {"challenge", challenge},

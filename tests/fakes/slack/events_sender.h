@@ -7,7 +7,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "adapters/common/http_client.h"
+#include "common/http/http_client.h"
 
 namespace imbridge::fakes {
 
@@ -36,15 +36,15 @@ class SlackEventsSender {
   };
 
   // POSTs `body` exactly as given.
-  absl::StatusOr<adapters::HttpResponse> Send(const std::string& body,
-                                              const Options& options) const;
-  absl::StatusOr<adapters::HttpResponse> Send(const std::string& body) const {
+  absl::StatusOr<HttpResponse> Send(const std::string& body,
+                                    const Options& options) const;
+  absl::StatusOr<HttpResponse> Send(const std::string& body) const {
     return Send(body, Options());
   }
 
   // Sends the url_verification challenge Slack sends when the request URL
   // is configured.
-  absl::StatusOr<adapters::HttpResponse> SendUrlVerification(
+  absl::StatusOr<HttpResponse> SendUrlVerification(
       const std::string& challenge) const;
 
   // The signature header value for `body` at `timestamp`.
@@ -56,7 +56,7 @@ class SlackEventsSender {
  private:
   std::string url_;
   std::string secret_;
-  adapters::HttpClient http_;
+  HttpClient http_;
 };
 
 }  // namespace imbridge::fakes

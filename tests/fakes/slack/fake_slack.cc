@@ -217,31 +217,24 @@ class FakeSlack::WebSocketEndpoint {
 };
 
 FakeSlack::FakeSlack(Options options) : options_(std::move(options)) {
-  adapters::WebhookServer::Options server;
+  WebhookServer::Options server;
   server.max_body_bytes = 64 << 20;
   server.threads = 4;
   server.port = options_.port;
-  server_ = std::make_unique<adapters::WebhookServer>(server);
+  server_ = std::make_unique<WebhookServer>(server);
   server_->HandlePrefix(
       "POST", "/api/",
-      [this](adapters::HttpRequest r, std::shared_ptr<adapters::Responder> w) {
-        ServeApi(r, w);
-      });
+      [this](HttpRequest r, std::shared_ptr<Responder> w) { ServeApi(r, w); });
   server_->HandlePrefix(
       "GET", "/api/",
-      [this](adapters::HttpRequest r, std::shared_ptr<adapters::Responder> w) {
-        ServeApi(r, w);
-      });
-  server_->HandlePrefix(
-      "POST", "/upload/",
-      [this](adapters::HttpRequest r, std::shared_ptr<adapters::Responder> w) {
-        ServeUpload(r, w);
-      });
+      [this](HttpRequest r, std::shared_ptr<Responder> w) { ServeApi(r, w); });
+  server_->HandlePrefix("POST", "/upload/",
+                        [this](HttpRequest r, std::shared_ptr<Responder> w) {
+                          ServeUpload(r, w);
+                        });
   server_->HandlePrefix(
       "GET", "/files-pri/",
-      [this](adapters::HttpRequest r, std::shared_ptr<adapters::Responder> w) {
-        ServeFile(r, w);
-      });
+      [this](HttpRequest r, std::shared_ptr<Responder> w) { ServeFile(r, w); });
   ws_ = std::make_unique<WebSocketEndpoint>(
       [this](const std::string& text) { OnSocketMessage(text); },
       [this] {
@@ -411,9 +404,8 @@ FakeSlackMessage* FakeSlack::FindMessage(const std::string& channel,
   return nullptr;
 }
 
-void FakeSlack::ServeApi(
-    const adapters::HttpRequest& request,
-    const std::shared_ptr<adapters::Responder>& responder) {
+void FakeSlack::ServeApi(const HttpRequest& request,
+                         const std::shared_ptr<Responder>& responder) {
   std::string method = request.path.substr(strlen("/api/"));
   json args = json::object();
   if (absl::StrContains(absl::AsciiStrToLower(request.Header("Content-Type")),
@@ -436,7 +428,7 @@ void FakeSlack::ServeApi(
   std::vector<FakeSlackChange> changes;
   json answer;
   int status = 200;
-  adapters::HttpHeaderList headers;
+  HttpHeaderList headers;
   const absl::Duration delay = slow_.For(method);
   {
     absl::MutexLock lock(&mu_);
@@ -720,9 +712,8 @@ json FakeSlack::Call(const std::string& method, const json& args,
   return Error("unknown_method");
 }
 
-void FakeSlack::ServeUpload(
-    const adapters::HttpRequest& request,
-    const std::shared_ptr<adapters::Responder>& responder) {
+void FakeSlack::ServeUpload(const HttpRequest& request,
+                            const std::shared_ptr<Responder>& responder) {
   std::string id = request.path.substr(strlen("/upload/"));
   {
     absl::MutexLock lock(&mu_);
@@ -746,9 +737,8 @@ void FakeSlack::ServeUpload(
                      absl::StrCat("OK - ", request.body.size()));
 }
 
-void FakeSlack::ServeFile(
-    const adapters::HttpRequest& request,
-    const std::shared_ptr<adapters::Responder>& responder) {
+void FakeSlack::ServeFile(const HttpRequest& request,
+                          const std::shared_ptr<Responder>& responder) {
   // /files-pri/<team>-<file id>[/download]/<name>
   absl::string_view rest =
       absl::string_view(request.path).substr(strlen("/files-pri/"));

@@ -15,7 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "adapters/common/webhook_server.h"
+#include "common/http/http_server.h"
 #include "nlohmann/json.hpp"
 #include "tests/fakes/slack/events_sender.h"
 #include "tests/fakes/slow_answers.h"
@@ -213,12 +213,12 @@ class FakeSlack {
     int retry_after = 0;
   };
 
-  void ServeApi(const adapters::HttpRequest& request,
-                const std::shared_ptr<adapters::Responder>& responder);
-  void ServeUpload(const adapters::HttpRequest& request,
-                   const std::shared_ptr<adapters::Responder>& responder);
-  void ServeFile(const adapters::HttpRequest& request,
-                 const std::shared_ptr<adapters::Responder>& responder);
+  void ServeApi(const HttpRequest& request,
+                const std::shared_ptr<Responder>& responder);
+  void ServeUpload(const HttpRequest& request,
+                   const std::shared_ptr<Responder>& responder);
+  void ServeFile(const HttpRequest& request,
+                 const std::shared_ptr<Responder>& responder);
   // Runs a Web API method; returns the JSON answer. Called under mu_.
   nlohmann::json Call(const std::string& method, const nlohmann::json& args,
                       std::vector<nlohmann::json>* echoes,
@@ -243,7 +243,7 @@ class FakeSlack {
   void EchoLoop();
 
   const Options options_;
-  std::unique_ptr<adapters::WebhookServer> server_;
+  std::unique_ptr<WebhookServer> server_;
   std::unique_ptr<WebSocketEndpoint> ws_;
 
   mutable absl::Mutex mu_;

@@ -9,16 +9,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
-#include "adapters/common/signature.h"
+#include "common/http/hmac.h"
 #include "nlohmann/json.hpp"
 
 namespace imbridge::fakes {
 namespace {
 
 using Json = nlohmann::ordered_json;
-using adapters::HttpHeaderList;
-using adapters::HttpRequest;
-using adapters::Responder;
 
 constexpr char kJsonType[] = "application/json";
 const char* const kStatuses[] = {"online", "away", "dnd", "offline"};
@@ -179,13 +176,13 @@ std::optional<std::string> StringField(const Json& j, const char* key) {
 FakeTeamSpirit::FakeTeamSpirit() : FakeTeamSpirit(Options()) {}
 
 FakeTeamSpirit::FakeTeamSpirit(Options options) : options_(std::move(options)) {
-  adapters::WebhookServer::Options server;
+  WebhookServer::Options server;
   server.host = options_.host;
   server.port = options_.port;
   server.max_body_bytes = options_.max_file_bytes + (1 << 20);
   server.request_timeout = options_.hold_limit + absl::Seconds(10);
   server.stop_grace = absl::Seconds(1);
-  server_ = std::make_unique<adapters::WebhookServer>(server);
+  server_ = std::make_unique<WebhookServer>(server);
   for (const char* method : {"GET", "POST", "PUT", "PATCH", "DELETE"}) {
     server_->HandlePrefix(method, absl::StrCat(options_.api_prefix, "/"),
                           [this](HttpRequest r, std::shared_ptr<Responder> s) {
@@ -387,8 +384,8 @@ void FakeTeamSpirit::SenderLoop() {
     // TeamSpirit's scheme (teamspirit-api.md), computed here as the real
     // server does: a fake must not use the adapter's code under test.
     std::string signature = absl::StrCat(
-        "v1=", adapters::HmacSha256Hex(secret, absl::StrCat(ts, ".", w.body)));
-    adapters::HttpClientRequest request;
+        "v1=", HmacSha256Hex(secret, absl::StrCat(ts, ".", w.body)));
+    HttpClientRequest request;
     request.method = "POST";
     request.url = url;
     request.body = w.body;
@@ -399,7 +396,7 @@ void FakeTeamSpirit::SenderLoop() {
     if (!secret.empty()) {
       request.headers.emplace_back("X-TeamSpirit-Signature", signature);
     }
-    absl::StatusOr<adapters::HttpResponse> response = http_.Send(request);
+    absl::StatusOr<HttpResponse> response = http_.Send(request);
     int status = response.ok() ? response->status : 0;
     absl::MutexLock lock(&mu_);
     attempts_.push_back({w.event_id, w.type, status});

@@ -19,8 +19,8 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "adapters/common/http_client.h"
-#include "adapters/common/webhook_server.h"
+#include "common/http/http_client.h"
+#include "common/http/http_server.h"
 #include "tests/fakes/slow_answers.h"
 
 namespace imbridge::fakes {
@@ -302,10 +302,9 @@ class FakeTeamSpirit {
     absl::Time at;
   };
 
-  void HandleApi(adapters::HttpRequest request,
-                 std::shared_ptr<adapters::Responder> responder);
-  void HandleIncomingHook(adapters::HttpRequest request,
-                          std::shared_ptr<adapters::Responder> responder);
+  void HandleApi(HttpRequest request, std::shared_ptr<Responder> responder);
+  void HandleIncomingHook(HttpRequest request,
+                          std::shared_ptr<Responder> responder);
   // The answer to one API call; status 0 means "hold the responder".
   struct Answer {
     Answer() = default;
@@ -317,10 +316,10 @@ class FakeTeamSpirit {
     int status = 200;
     std::string body;
     std::string content_type = "application/json";
-    adapters::HttpHeaderList headers;
+    HttpHeaderList headers;
   };
   // Routes one authenticated API call.
-  Answer Route(const std::string& bot_id, const adapters::HttpRequest& request,
+  Answer Route(const std::string& bot_id, const HttpRequest& request,
                const std::vector<std::string>& segments);
   Answer PostMessage(const std::string& bot_id, const std::string& chat_id,
                      const std::string& body);
@@ -328,8 +327,7 @@ class FakeTeamSpirit {
                      const std::string& message_id, const std::string& body);
   Answer DeleteMessage(const std::string& bot_id, const std::string& chat_id,
                        const std::string& message_id);
-  Answer UploadFile(const std::string& bot_id,
-                    const adapters::HttpRequest& request);
+  Answer UploadFile(const std::string& bot_id, const HttpRequest& request);
   Answer DownloadFile(const std::string& file_id);
   Answer SetBotPresence(const std::string& bot_id, const std::string& body);
   Answer PutExternalUser(const std::string& external_id,
@@ -349,8 +347,8 @@ class FakeTeamSpirit {
   void SenderLoop();
 
   const Options options_;
-  std::unique_ptr<adapters::WebhookServer> server_;
-  adapters::HttpClient http_;
+  std::unique_ptr<WebhookServer> server_;
+  HttpClient http_;
   SlowAnswers slow_;
 
   mutable absl::Mutex mu_;
@@ -371,7 +369,7 @@ class FakeTeamSpirit {
   std::vector<Failure> failures_ ABSL_GUARDED_BY(mu_);
   bool hold_next_post_ ABSL_GUARDED_BY(mu_) = false;
   bool held_ready_ ABSL_GUARDED_BY(mu_) = false;
-  std::shared_ptr<adapters::Responder> held_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<Responder> held_ ABSL_GUARDED_BY(mu_);
   Answer held_answer_ ABSL_GUARDED_BY(mu_);
   std::string webhook_url_ ABSL_GUARDED_BY(mu_);
   std::string webhook_secret_ ABSL_GUARDED_BY(mu_);

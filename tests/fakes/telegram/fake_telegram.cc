@@ -14,8 +14,6 @@
 namespace imbridge::fakes {
 namespace {
 
-using adapters::HttpRequest;
-using adapters::Responder;
 using nlohmann::json;
 
 constexpr uint64_t kMaxDownloadBytes = 20ull << 20;
@@ -217,13 +215,13 @@ FakeTelegram::FakeTelegram(Options options) : options_(std::move(options)) {
 FakeTelegram::~FakeTelegram() { Stop(); }
 
 absl::Status FakeTelegram::Start() {
-  adapters::WebhookServer::Options o;
+  WebhookServer::Options o;
   o.host = "127.0.0.1";
   o.port = options_.port;
   o.max_body_bytes = options_.max_body_bytes;
   o.request_timeout = absl::Seconds(120);
   o.stop_grace = absl::Seconds(1);
-  server_ = std::make_unique<adapters::WebhookServer>(o);
+  server_ = std::make_unique<WebhookServer>(o);
   auto handler = [this](HttpRequest request, std::shared_ptr<Responder> r) {
     Serve(std::move(request), std::move(r));
   };
@@ -1208,7 +1206,7 @@ void FakeTelegram::PumpLoop() {
       if (stopping_) return;
     }
     if (push.is_null()) continue;
-    adapters::HttpClientRequest request;
+    HttpClientRequest request;
     request.method = "POST";
     request.url = url;
     request.headers = {{"Content-Type", "application/json"}};
@@ -1217,7 +1215,7 @@ void FakeTelegram::PumpLoop() {
     }
     request.body = push.dump();
     request.timeout = absl::Seconds(30);
-    absl::StatusOr<adapters::HttpResponse> response = http_.Send(request);
+    absl::StatusOr<HttpResponse> response = http_.Send(request);
     int status = response.ok() ? response->status : 0;
     bool delivered = status >= 200 && status < 300;
     {

@@ -16,8 +16,8 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/optional.h"
-#include "adapters/common/http_client.h"
-#include "adapters/common/webhook_server.h"
+#include "common/http/http_client.h"
+#include "common/http/http_server.h"
 #include "nlohmann/json.hpp"
 #include "tests/fakes/slow_answers.h"
 
@@ -250,7 +250,7 @@ class FakeTelegram {
     uint64_t size = 0;
   };
   struct PendingPoll {
-    std::shared_ptr<adapters::Responder> responder;
+    std::shared_ptr<Responder> responder;
     int64_t offset = 0;
     int limit = 100;
     absl::Time deadline;
@@ -260,12 +260,11 @@ class FakeTelegram {
     nlohmann::json body;
   };
 
-  void Serve(adapters::HttpRequest request,
-             std::shared_ptr<adapters::Responder> responder);
+  void Serve(HttpRequest request, std::shared_ptr<Responder> responder);
   Answer Dispatch(const std::string& method, const nlohmann::json& params,
                   const std::map<std::string, std::string>& files,
-                  const std::shared_ptr<adapters::Responder>& responder,
-                  bool* deferred, size_t call_index);
+                  const std::shared_ptr<Responder>& responder, bool* deferred,
+                  size_t call_index);
   Answer SendMessageLocked(const nlohmann::json& p)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Answer SendFileLocked(const std::string& method, const nlohmann::json& p,
@@ -314,8 +313,8 @@ class FakeTelegram {
 
   const Options options_;
   int64_t bot_id_ = 0;
-  std::unique_ptr<adapters::WebhookServer> server_;
-  adapters::HttpClient http_;
+  std::unique_ptr<WebhookServer> server_;
+  HttpClient http_;
   std::thread pump_;
 
   mutable absl::Mutex mu_;

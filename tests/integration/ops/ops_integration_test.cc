@@ -22,9 +22,9 @@
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
-#include "adapters/common/http_client.h"
-#include "adapters/common/signature.h"
-#include "adapters/common/webhook_server.h"
+#include "common/http/hmac.h"
+#include "common/http/http_client.h"
+#include "common/http/http_server.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -167,8 +167,7 @@ class Receiver {
  public:
   Receiver() : server_(WebhookServer::Options()) {
     server_.Handle("POST", "/in",
-                   [this](adapters::HttpRequest request,
-                          std::shared_ptr<adapters::Responder> r) {
+                   [this](HttpRequest request, std::shared_ptr<Responder> r) {
                      int status = 200;
                      {
                        absl::MutexLock lock(&mu_);
@@ -195,18 +194,17 @@ class Receiver {
     absl::MutexLock lock(&mu_);
     statuses_.push_back(status);
   }
-  std::vector<adapters::HttpRequest> requests() {
+  std::vector<HttpRequest> requests() {
     absl::MutexLock lock(&mu_);
     return requests_;
   }
 
  private:
-  using WebhookServer = adapters::WebhookServer;
   WebhookServer server_;
   fakes::SlowAnswers slow_;
   absl::Mutex mu_;
   std::vector<int> statuses_ ABSL_GUARDED_BY(mu_);
-  std::vector<adapters::HttpRequest> requests_ ABSL_GUARDED_BY(mu_);
+  std::vector<HttpRequest> requests_ ABSL_GUARDED_BY(mu_);
 };
 
 class OpsIntegrationTest : public ::testing::Test {
@@ -259,13 +257,15 @@ class OpsIntegrationTest : public ::testing::Test {
     return a;
   }
 
-  std::unique_ptr<AdapterProcess> WebhookAdapter(RouterProcess& router) {
+  // The webhook adapter, with `extra` config lines.
+  std::unique_ptr<AdapterProcess> WebhookAdapter(
+      RouterProcess& router, const std::string& extra = "") {
     auto adapter = std::make_unique<AdapterProcess>(
         "adapters/webhook/imbridge-adapter-webhook",
         absl::StrCat("router: {address: \"", router.address(), "\", token: ",
-                     kAdapterToken, "}\noutgoing_cache_ms: 200\n"));
+                     kAdapterToken, "}\noutgoing_cache_ms: 200\n", extra));
     EXPECT_TRUE(adapter->Start().ok());
-    adapters::HttpClient client;
+    HttpClient client;
     EXPECT_TRUE(WaitFor([&] {
       auto r = client.Get(adapter->base_url() + "/readyz");
       return r.ok() && r->status == 200;
@@ -273,17 +273,15 @@ class OpsIntegrationTest : public ::testing::Test {
     return adapter;
   }
 
-  adapters::HttpResponse PostHook(AdapterProcess& adapter,
-                                  const std::string& path,
-                                  const std::string& body,
-                                  adapters::HttpHeaderList headers = {}) {
+  HttpResponse PostHook(AdapterProcess& adapter, const std::string& path,
+                        const std::string& body, HttpHeaderList headers = {}) {
     headers.push_back({"Content-Type", "application/json"});
     auto r = client_.PostJson(adapter.base_url() + path, body, headers);
     EXPECT_TRUE(r.ok()) << r.status();
-    return r.ok() ? *r : adapters::HttpResponse();
+    return r.ok() ? *r : HttpResponse();
   }
 
-  adapters::HttpClient client_;
+  HttpClient client_;
 };
 
 TEST_F(OpsIntegrationTest, RuntimeLinkCarriesMessagesAtOnceAndSurvivesRestart) {
@@ -425,10 +423,9 @@ TEST_F(OpsIntegrationTest, IncomingWebhookPostsIntoTheLinkUntilRevoked) {
   EXPECT_EQ(created["urlPath"], "/hooks/" + id);
   EXPECT_EQ(created["webhook"]["direction"], "INCOMING");
 
-  adapters::HttpResponse r =
-      PostHook(*webhook, "/hooks/" + id,
-               R"({"text": "build *green*", "username": "ci"})",
-               {{"Authorization", "Bearer " + key}});
+  HttpResponse r = PostHook(*webhook, "/hooks/" + id,
+                            R"({"text": "build *green*", "username": "ci"})",
+                            {{"Authorization", "Bearer " + key}});
   EXPECT_EQ(r.status, 200) << r.body << webhook->ReadLog();
   EXPECT_EQ(r.body, R"({"ok":true})");
   ASSERT_TRUE(alpha->WaitForCalls(1)) << router.ReadLog();
@@ -499,12 +496,12 @@ TEST_F(OpsIntegrationTest, OutgoingWebhookIsSignedAndRetriedAfterA500) {
   alpha->Post("A1", "to the outside");
   ASSERT_TRUE(WaitFor([&] { return receiver.requests().size() >= 2; }))
       << router.ReadLog() << webhook->ReadLog();
-  std::vector<adapters::HttpRequest> got = receiver.requests();
-  for (const adapters::HttpRequest& request : got) {
+  std::vector<HttpRequest> got = receiver.requests();
+  for (const HttpRequest& request : got) {
     // As docs/webhook.md tells a receiver to check it.
     EXPECT_EQ(request.Header("x-imbridge-signature"),
               absl::StrCat(
-                  "v1=", adapters::HmacSha256Hex(
+                  "v1=", HmacSha256Hex(
                              secret, absl::StrCat(
                                          request.Header("x-imbridge-timestamp"),
                                          ".", request.body))))
@@ -566,7 +563,7 @@ TEST_F(OpsIntegrationTest, OutgoingWebhookKilledWhileSendingResendsTheSameKey) {
   std::map<std::string, std::pair<std::string, int>> by_key;
   auto received = [&] {
     by_key.clear();
-    for (const adapters::HttpRequest& request : receiver.requests()) {
+    for (const HttpRequest& request : receiver.requests()) {
       nlohmann::json body = nlohmann::json::parse(request.body);
       std::string key(request.Header("idempotency-key"));
       EXPECT_EQ(body["idempotency_key"], key);
@@ -591,6 +588,68 @@ TEST_F(OpsIntegrationTest, OutgoingWebhookKilledWhileSendingResendsTheSameKey) {
   }
   // The POST left open by the kill was sent again with its key.
   EXPECT_GE(repeated, 1);
+}
+
+// One webhook adapter process serves two accounts: each account's incoming
+// webhook publishes as that account, the outgoing webhook of either account
+// receives the link's messages, and a webhook of an account the process does
+// not serve is refused.
+TEST_F(OpsIntegrationTest, OneWebhookAdapterServesSeveralAccounts) {
+  RouterProcess router(RouterConfig());
+  {
+    absl::Status started = router.Start();
+    ASSERT_TRUE(started.ok()) << started << router.ReadLog();
+  }
+  auto alpha = Adapter(router, "alpha", "a");
+  auto webhook =
+      WebhookAdapter(router, "accounts:\n  - {name: ci}\n  - {name: ops}\n");
+  Receiver receiver;
+  auto create = [&](const std::vector<std::string>& extra) {
+    std::vector<std::string> args = {"webhook", "create", "--link", "support"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return CtlJson(router, args);
+  };
+  nlohmann::json ci = create({"--account", "ci"});
+  nlohmann::json ops = create({"--account", "ops"});
+  nlohmann::json other = create({"--account", "elsewhere"});
+  nlohmann::json out =
+      create({"--account", "ops", "--outgoing", "--url", receiver.url()});
+  auto post = [&](const nlohmann::json& hook, const std::string& text) {
+    return PostHook(
+               *webhook,
+               absl::StrCat("/hooks/", hook["webhook"]["id"].get<std::string>(),
+                            "/", hook["secret"].get<std::string>()),
+               nlohmann::json{{"text", text}}.dump())
+        .status;
+  };
+  EXPECT_EQ(post(ci, "from ci"), 200) << webhook->ReadLog();
+  EXPECT_EQ(post(ops, "from ops"), 200) << webhook->ReadLog();
+  EXPECT_EQ(post(other, "from elsewhere"), 401);
+  ASSERT_TRUE(alpha->WaitForCalls(2)) << router.ReadLog();
+  std::map<std::string, std::string> account_of;
+  for (const v1::Delivery& d : alpha->deliveries()) {
+    account_of[d.event().posted().text().text()] =
+        d.event().channel().account();
+  }
+  EXPECT_EQ(account_of["from ci"], "ci");
+  EXPECT_EQ(account_of["from ops"], "ops");
+
+  // The outgoing webhook (account ops) gets what alpha says, and the
+  // messages of the other webhooks of the link.
+  alpha->Post("A1", "to the outside");
+  ASSERT_TRUE(WaitFor([&] {
+    for (const HttpRequest& r : receiver.requests()) {
+      if (nlohmann::json::parse(r.body)["text"] == "to the outside") {
+        return true;
+      }
+    }
+    return false;
+  })) << webhook->ReadLog();
+  for (const HttpRequest& r : receiver.requests()) {
+    EXPECT_EQ(nlohmann::json::parse(r.body)["webhook_id"],
+              out["webhook"]["id"]);
+  }
+  EXPECT_EQ(CtlOk(router, {"deadletter", "list"}), "no dead letters\n");
 }
 
 TEST_F(OpsIntegrationTest, AdminCallsNeedTheAdminToken) {

@@ -13,8 +13,8 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
-#include "adapters/common/http_client.h"
-#include "adapters/common/webhook_server.h"
+#include "common/http/http_client.h"
+#include "common/http/http_server.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -175,7 +175,7 @@ class SlackIntegrationTest : public ::testing::Test {
   std::unique_ptr<RouterProcess> router_;
   std::unique_ptr<AdapterProcess> adapter_;
   std::unique_ptr<TestAdapter> peer_;
-  adapters::HttpClient http_;
+  HttpClient http_;
 };
 
 TEST_F(SlackIntegrationTest, SlackMessagesEditsThreadsDeletesReachThePeer) {
@@ -461,12 +461,11 @@ TEST_F(SlackIntegrationTest, AMessageWithASlowFileIsNotOvertaken) {
 
 TEST_F(SlackIntegrationTest, FileTokenIsNotSentAfterARedirectElsewhere) {
   // Another host that records what it was sent.
-  adapters::WebhookServer elsewhere{adapters::WebhookServer::Options()};
+  WebhookServer elsewhere{WebhookServer::Options()};
   absl::Mutex mu;
   std::vector<std::string> authorizations;
   elsewhere.HandlePrefix(
-      "GET", "/",
-      [&](adapters::HttpRequest r, std::shared_ptr<adapters::Responder> w) {
+      "GET", "/", [&](HttpRequest r, std::shared_ptr<Responder> w) {
         {
           absl::MutexLock lock(&mu);
           authorizations.push_back(std::string(r.Header("Authorization")));
@@ -571,7 +570,7 @@ TEST_F(SlackIntegrationTest, UrlVerificationAndBadInput) {
   no_timestamp.omit_timestamp = true;
   EXPECT_EQ(sender.Send(body, no_timestamp)->status, 401);
   // A tampered body with the original's signature.
-  adapters::HttpClientRequest tampered;
+  HttpClientRequest tampered;
   tampered.method = "POST";
   tampered.url = sender.url();
   int64_t now = absl::ToUnixSeconds(absl::Now());
@@ -660,7 +659,7 @@ TEST_F(SlackIntegrationTest, SocketModeAcksOnlyAfterTheRouterAcked) {
   StartAdapter(/*socket_mode=*/true);
   ASSERT_TRUE(slack_.socket_connected());
   auto first = slack_.PostMessage("C1", "U1", "over the socket");
-  ASSERT_TRUE(peer_->WaitForCalls(1));
+  ASSERT_TRUE(WaitForRelayed(1));
   EXPECT_THAT(PeerPosts(), ElementsAre("over the socket"));
   absl::Time deadline = absl::Now() + absl::Seconds(10);
   while (slack_.acked_envelopes().empty() && absl::Now() < deadline) {
@@ -684,7 +683,7 @@ TEST_F(SlackIntegrationTest, SocketModeAcksOnlyAfterTheRouterAcked) {
   ASSERT_THAT(slack_.acked_envelopes(), SizeIs(2));
   EXPECT_EQ(slack_.EventIdOfEnvelope(slack_.acked_envelopes()[1]),
             second.event_id);
-  ASSERT_TRUE(peer_->WaitForCalls(2));
+  ASSERT_TRUE(WaitForRelayed(2));
   EXPECT_THAT(PeerPosts(),
               ElementsAre("over the socket", "while the router is down"));
 
@@ -696,7 +695,7 @@ TEST_F(SlackIntegrationTest, SocketModeAcksOnlyAfterTheRouterAcked) {
     absl::SleepFor(absl::Milliseconds(50));
   }
   slack_.PostMessage("C1", "U1", "after reconnect");
-  ASSERT_TRUE(peer_->WaitForCalls(3));
+  ASSERT_TRUE(WaitForRelayed(3));
   EXPECT_GE(slack_.Calls("apps.connections.open").size(), 2u);
   for (const auto& call : slack_.Calls("apps.connections.open")) {
     EXPECT_EQ(call.token, slack_.options().app_token);

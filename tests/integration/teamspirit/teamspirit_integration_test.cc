@@ -11,8 +11,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
-#include "adapters/common/http_client.h"
 #include "adapters/teamspirit/signature.h"
+#include "common/http/http_client.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/fakes/teamspirit/fake_teamspirit.h"
@@ -114,8 +114,8 @@ class TeamSpiritIntegrationTest : public ::testing::Test {
   // -1 when there was no answer.
   int PostWebhook(const std::string& body, bool sign = true,
                   int64_t ts = absl::ToUnixSeconds(absl::Now())) {
-    adapters::HttpClient http;
-    adapters::HttpClientRequest r;
+    HttpClient http;
+    HttpClientRequest r;
     r.method = "POST";
     r.url = adapter_->base_url() + "/teamspirit/events";
     r.body = body;
@@ -415,6 +415,101 @@ TEST_F(TeamSpiritIntegrationTest, PresenceCrossesTheBridge) {
   EXPECT_EQ(adapter_->Terminate(), 0);
 }
 
+// One process serves two TeamSpirit accounts on two servers, whose chats
+// even have the same id, next to a send-only account: each message reaches
+// the right server, and each server's events come from the right account.
+TEST_F(TeamSpiritIntegrationTest, SeveralAccountsInOneProcess) {
+  Fake::Options options;
+  options.webhook_initial_backoff = absl::Milliseconds(100);
+  options.webhook_max_backoff = absl::Seconds(1);
+  Fake partner(options);
+  partner.AddBot("u-bot2", "Partner bridge", "partner-api-key-0123");
+  partner.AddUser("u-9", "Olga Partner");
+  partner.AddChat(kChat, "Partner support", {"u-bot2", "u-9"});
+  ASSERT_TRUE(partner.Start().ok());
+  std::string hook = fake_->AddIncomingWebhook("c-news", "news-hook-token");
+  fake_->AddChat("c-news", "News", {"u-bot"});
+  router_ = std::make_unique<RouterProcess>(absl::StrCat(
+      "adapters:\n  - {name: tests, token: ", kToken, "}\n", R"(links:
+  - name: corp
+    members:
+      - {platform: teamspirit, account: corp, chat_id: c-42}
+      - {platform: slack, account: acme, chat_id: C1}
+  - name: partner
+    members:
+      - {platform: teamspirit, account: partner, chat_id: c-42}
+      - {platform: slack, account: acme, chat_id: C2}
+  - name: news
+    members:
+      - {platform: slack, account: acme, chat_id: C3}
+      - {platform: teamspirit, account: news, chat_id: c-news, direction: out}
+store: {durability: normal}
+dispatch: {initial_backoff_ms: 100, max_backoff_ms: 1000}
+)"));
+  ASSERT_TRUE(router_->Start().ok()) << router_->ReadLog();
+  adapter_ = std::make_unique<AdapterProcess>(
+      kBinary,
+      absl::StrCat(
+          "router: {address: \"", router_->address(), "\", token: ", kToken,
+          "}\nlog_level: debug\naccounts:\n",
+          "  - name: corp\n    api_base_url: ", fake_->api_base_url(),
+          "\n    api_key: ", kApiKey, "\n    webhook_secret: ", kSecret,
+          "\n  - name: partner\n    api_base_url: ", partner.api_base_url(),
+          "\n    api_key: partner-api-key-0123\n"
+          "    webhook_secret: partner-secret\n"
+          "    post_as_bot: true\n",
+          "  - name: news\n    incoming_webhook_url: ", hook, "\n"));
+  ASSERT_TRUE(adapter_->Start().ok());
+  fake_->SetOutgoingWebhook(
+      absl::StrCat(adapter_->base_url(), "/teamspirit/corp/events"), kSecret);
+  partner.SetOutgoingWebhook(
+      absl::StrCat(adapter_->base_url(), "/teamspirit/partner/events"),
+      "partner-secret");
+  auto slack = Slack();
+  WaitReady();
+  ASSERT_TRUE(Fake::WaitUntil([&] {
+    return partner.BotPresence("u-bot2").status == "online";
+  })) << adapter_->ReadLog();
+
+  // Out: each link's message reaches its own server, in its account's way.
+  slack->Post("C1", "to corp");
+  slack->Post("C2", "to partner");
+  slack->Post("C3", "to the news");
+  ASSERT_TRUE(Fake::WaitUntil([&] {
+    return !WithText(*fake_, kChat, "to corp").empty() &&
+           !WithText(partner, kChat, "**Person on slack (slack)**: to partner")
+                .empty() &&
+           !fake_->Messages("c-news").empty();
+  })) << adapter_->ReadLog();
+  EXPECT_THAT(WithText(*fake_, kChat, "to partner"), SizeIs(0));
+  EXPECT_THAT(partner.Messages(kChat), SizeIs(1));
+  EXPECT_EQ(fake_->Messages("c-news")[0].text, "to the news");
+  EXPECT_EQ(fake_->Messages("c-news")[0].user_id, "hook:news-hook-token");
+
+  // In: each server's people reach the link of their account.
+  ASSERT_TRUE(fake_->PostAsUser("u-7", kChat, "from corp").ok());
+  ASSERT_TRUE(partner.PostAsUser("u-9", kChat, "from partner").ok());
+  ASSERT_TRUE(Fake::WaitUntil([&] {
+    size_t n = 0;
+    for (const TestAdapter::Call& c : slack->calls()) {
+      if (c.kind == "post") ++n;
+    }
+    return n >= 2;
+  })) << adapter_->ReadLog();
+  for (const TestAdapter::Call& c : slack->calls()) {
+    if (c.kind != "post") continue;
+    EXPECT_EQ(c.chat, c.text == "from corp" ? "C1" : "C2") << c.text;
+  }
+  for (const v1::Delivery& d : slack->deliveries()) {
+    const std::string& text = d.event().posted().text().text();
+    EXPECT_EQ(d.event().channel().account(),
+              text == "from corp" ? "corp" : "partner")
+        << text;
+  }
+  EXPECT_EQ(adapter_->Terminate(), 0);
+  EXPECT_EQ(partner.BotPresence("u-bot2").status, "offline");
+}
+
 TEST_F(TeamSpiritIntegrationTest, BotPresenceReflectsTheBridgeHealth) {
   StartAdapter("bot_presence: {degraded_after_detached_seconds: 1}\n");
   WaitReady();
@@ -457,7 +552,7 @@ TEST_F(TeamSpiritIntegrationTest, SendOnlyModePostsThroughTheIncomingWebhook) {
     EXPECT_TRUE(absl::StartsWith(c.path, "/hooks/")) << c.path;
   }
   // No outgoing-webhook receiver in this mode.
-  adapters::HttpClient http;
+  HttpClient http;
   auto r = http.PostJson(adapter_->base_url() + "/teamspirit/events", "{}");
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->status, 404);

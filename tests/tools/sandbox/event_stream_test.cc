@@ -16,7 +16,7 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 
 // Keeps the one answer a request gets.
-class RecordingResponder : public adapters::Responder {
+class RecordingResponder : public Responder {
  public:
   bool answered() const {
     absl::MutexLock lock(&mu_);
@@ -37,7 +37,7 @@ class RecordingResponder : public adapters::Responder {
 
  protected:
   bool RespondImpl(int status, absl::string_view content_type, std::string body,
-                   adapters::HttpHeaderList) override {
+                   HttpHeaderList) override {
     absl::MutexLock lock(&mu_);
     if (answered_) return false;
     answered_ = true;

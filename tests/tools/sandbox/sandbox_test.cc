@@ -23,9 +23,9 @@
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
-#include "adapters/common/webhook_server.h"
 #include "adapters/slack/signature.h"
 #include "adapters/teamspirit/signature.h"
+#include "common/http/http_server.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tools/sandbox/sandbox_config.h"
@@ -43,11 +43,10 @@ constexpr char kSlackSecret[] = "slack-signing-secret-for-tests";
 // it received.
 class Receiver {
  public:
-  Receiver() : server_(adapters::WebhookServer::Options()) {
+  Receiver() : server_(WebhookServer::Options()) {
     server_.HandlePrefix(
         "POST", "/",
-        [this](adapters::HttpRequest request,
-               std::shared_ptr<adapters::Responder> responder) {
+        [this](HttpRequest request, std::shared_ptr<Responder> responder) {
           {
             absl::MutexLock lock(&mu_);
             requests_.push_back(std::move(request));
@@ -62,12 +61,12 @@ class Receiver {
   }
 
   // Waits for a request whose body contains `part`.
-  std::optional<adapters::HttpRequest> WaitFor(const std::string& part) {
+  std::optional<HttpRequest> WaitFor(const std::string& part) {
     const absl::Time deadline = absl::Now() + absl::Seconds(30);
     while (absl::Now() < deadline) {
       {
         absl::MutexLock lock(&mu_);
-        for (const adapters::HttpRequest& r : requests_) {
+        for (const HttpRequest& r : requests_) {
           if (absl::StrContains(r.body, part)) return r;
         }
       }
@@ -77,9 +76,9 @@ class Receiver {
   }
 
  private:
-  adapters::WebhookServer server_;
+  WebhookServer server_;
   absl::Mutex mu_;
-  std::vector<adapters::HttpRequest> requests_ ABSL_GUARDED_BY(mu_);
+  std::vector<HttpRequest> requests_ ABSL_GUARDED_BY(mu_);
 };
 
 class SandboxTest : public ::testing::Test {
@@ -122,13 +121,13 @@ class SandboxTest : public ::testing::Test {
 
   // Every event so far, parsed from the SSE body.
   std::vector<json> Events() {
-    class Collect : public adapters::Responder {
+    class Collect : public Responder {
      public:
       std::string body;
 
      protected:
       bool RespondImpl(int, absl::string_view, std::string b,
-                       adapters::HttpHeaderList) override {
+                       HttpHeaderList) override {
         body = std::move(b);
         return true;
       }
@@ -158,7 +157,7 @@ TEST_F(SandboxTest, ATeamSpiritPostIsASignedWebhookAndAnEvent) {
   ASSERT_TRUE(posted.ok()) << posted.status();
   const std::string id = (*posted)["id"];
 
-  std::optional<adapters::HttpRequest> hook = teamspirit_.WaitFor("Hello");
+  std::optional<HttpRequest> hook = teamspirit_.WaitFor("Hello");
   ASSERT_TRUE(hook.has_value());
   EXPECT_EQ(hook->path, "/teamspirit/events");
   EXPECT_TRUE(adapters::teamspirit::VerifyTeamSpiritSignature(
@@ -208,7 +207,7 @@ TEST_F(SandboxTest, TeamSpiritPresenceIsAWebhookAndARosterEvent) {
                   ->Act("teamspirit", "presence",
                         {{"user", "u-kenji"}, {"status", "dnd"}})
                   .ok());
-  std::optional<adapters::HttpRequest> hook = teamspirit_.WaitFor("\"dnd\"");
+  std::optional<HttpRequest> hook = teamspirit_.WaitFor("\"dnd\"");
   ASSERT_TRUE(hook.has_value());
   EXPECT_THAT(hook->body, HasSubstr("presence.changed"));
   const absl::Time deadline = absl::Now() + absl::Seconds(30);
@@ -237,7 +236,7 @@ TEST_F(SandboxTest, ASlackPostIsASignedEventCallback) {
   absl::StatusOr<json> posted = sandbox_->Act(
       "slack", "post", {{"user", "U0ANN"}, {"text", "hi *there*"}});
   ASSERT_TRUE(posted.ok()) << posted.status();
-  std::optional<adapters::HttpRequest> hook = slack_.WaitFor("hi *there*");
+  std::optional<HttpRequest> hook = slack_.WaitFor("hi *there*");
   ASSERT_TRUE(hook.has_value());
   EXPECT_EQ(hook->path, "/slack/sandbox/events");
   EXPECT_TRUE(adapters::slack::VerifySlackSignature(

@@ -12,7 +12,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "adapters/common/http_client.h"
+#include "common/http/http_client.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tools/sandbox/sandbox_config.h"
@@ -60,31 +60,30 @@ telegram: {bot_token: "1:t"}
     return absl::StrCat("http://127.0.0.1:", web_->port(), path);
   }
 
-  adapters::HttpResponse Get(const std::string& path) {
-    absl::StatusOr<adapters::HttpResponse> r = http_.Get(Url(path));
+  HttpResponse Get(const std::string& path) {
+    absl::StatusOr<HttpResponse> r = http_.Get(Url(path));
     EXPECT_TRUE(r.ok()) << r.status();
-    return r.ok() ? *r : adapters::HttpResponse();
+    return r.ok() ? *r : HttpResponse();
   }
 
-  adapters::HttpResponse Post(const std::string& path,
-                              const std::string& body) {
-    absl::StatusOr<adapters::HttpResponse> r = http_.PostJson(Url(path), body);
+  HttpResponse Post(const std::string& path, const std::string& body) {
+    absl::StatusOr<HttpResponse> r = http_.PostJson(Url(path), body);
     EXPECT_TRUE(r.ok()) << r.status();
-    return r.ok() ? *r : adapters::HttpResponse();
+    return r.ok() ? *r : HttpResponse();
   }
 
   std::string dir_;
   std::unique_ptr<Sandbox> sandbox_;
   std::unique_ptr<WebServer> web_;
-  adapters::HttpClient http_;
+  HttpClient http_;
 };
 
 TEST_F(WebServerTest, ServesThePageAndOnlyItsFiles) {
-  adapters::HttpResponse index = Get("/");
+  HttpResponse index = Get("/");
   EXPECT_EQ(index.status, 200);
   EXPECT_THAT(index.Header("Content-Type"), HasSubstr("text/html"));
   EXPECT_THAT(index.body, HasSubstr("<title>page</title>"));
-  adapters::HttpResponse js = Get("/static/app.js");
+  HttpResponse js = Get("/static/app.js");
   EXPECT_EQ(js.status, 200);
   EXPECT_THAT(js.Header("Content-Type"), HasSubstr("text/javascript"));
   EXPECT_EQ(Get("/static/.hidden").status, 404);
@@ -93,10 +92,10 @@ TEST_F(WebServerTest, ServesThePageAndOnlyItsFiles) {
 }
 
 TEST_F(WebServerTest, ActionsStateEventsAndFiles) {
-  adapters::HttpResponse bad = Post("/api/teamspirit/post", "{not json");
+  HttpResponse bad = Post("/api/teamspirit/post", "{not json");
   EXPECT_EQ(bad.status, 400);
   EXPECT_EQ(json::parse(bad.body)["ok"], false);
-  adapters::HttpResponse nobody =
+  HttpResponse nobody =
       Post("/api/teamspirit/post", R"({"user":"u-nobody","text":"hi"})");
   EXPECT_EQ(nobody.status, 400);
   EXPECT_THAT(json::parse(nobody.body)["error"].get<std::string>(),
@@ -105,7 +104,7 @@ TEST_F(WebServerTest, ActionsStateEventsAndFiles) {
             501);
   EXPECT_EQ(Post("/api/teamspirit", "{}").status, 404);
 
-  adapters::HttpResponse posted =
+  HttpResponse posted =
       Post("/api/teamspirit/upload",
            json({{"user", "u-yuki"},
                  {"name", "a \"b\".txt"},
@@ -121,8 +120,7 @@ TEST_F(WebServerTest, ActionsStateEventsAndFiles) {
   ASSERT_EQ(messages.size(), 1u);
   const std::string file_id = messages[0]["files"][0]["id"];
 
-  adapters::HttpResponse file =
-      Get(absl::StrCat("/files/teamspirit/", file_id));
+  HttpResponse file = Get(absl::StrCat("/files/teamspirit/", file_id));
   EXPECT_EQ(file.status, 200);
   EXPECT_EQ(file.body, "bytes");
   EXPECT_EQ(file.Header("Content-Disposition"),
@@ -132,7 +130,7 @@ TEST_F(WebServerTest, ActionsStateEventsAndFiles) {
 
   // The page's event stream is fed apart from the state: under load the
   // message may reach it a moment after /api/state shows it.
-  adapters::HttpResponse events = Get("/events?after=0");
+  HttpResponse events = Get("/events?after=0");
   for (absl::Time deadline = absl::Now() + absl::Seconds(10);
        events.status == 200 &&
        events.body.find("event: message\n") == std::string::npos &&

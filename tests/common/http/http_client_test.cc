@@ -1,4 +1,4 @@
-#include "adapters/common/http_client.h"
+#include "common/http/http_client.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -24,13 +24,13 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "adapters/common/webhook_server.h"
+#include "common/http/http_server.h"
 #include "common/metrics.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 
-namespace imbridge::adapters {
+namespace imbridge {
 namespace {
 
 using ::testing::ElementsAre;
@@ -703,4 +703,4 @@ TEST(HttpClientProxyTest, ProxyComesFromTheEnvironment) {
 }
 
 }  // namespace
-}  // namespace imbridge::adapters
+}  // namespace imbridge

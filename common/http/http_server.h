@@ -1,5 +1,5 @@
-#ifndef IMBRIDGE_ADAPTERS_COMMON_WEBHOOK_SERVER_H_
-#define IMBRIDGE_ADAPTERS_COMMON_WEBHOOK_SERVER_H_
+#ifndef IMBRIDGE_COMMON_HTTP_HTTP_SERVER_H_
+#define IMBRIDGE_COMMON_HTTP_HTTP_SERVER_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -13,7 +13,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
-namespace imbridge::adapters {
+namespace imbridge {
 
 // HTTP header fields in the order they were received or are to be sent.
 // Names compare case-insensitively; a name may repeat.
@@ -170,6 +170,6 @@ class WebhookServer {
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace imbridge::adapters
+}  // namespace imbridge
 
-#endif  // IMBRIDGE_ADAPTERS_COMMON_WEBHOOK_SERVER_H_
+#endif  // IMBRIDGE_COMMON_HTTP_HTTP_SERVER_H_

@@ -1,12 +1,12 @@
-#ifndef IMBRIDGE_ADAPTERS_COMMON_URL_ORIGIN_H_
-#define IMBRIDGE_ADAPTERS_COMMON_URL_ORIGIN_H_
+#ifndef IMBRIDGE_COMMON_HTTP_URL_ORIGIN_H_
+#define IMBRIDGE_COMMON_HTTP_URL_ORIGIN_H_
 
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
-namespace imbridge::adapters {
+namespace imbridge {
 
 // The parts of an absolute URL that decide where credentials may go: scheme
 // and host (lower case; an IPv6 host keeps its brackets) and port (explicit,
@@ -32,6 +32,6 @@ struct UrlOrigin {
 // not an absolute http, https, ws or wss URL with a host. Thread-safe.
 absl::StatusOr<UrlOrigin> ParseUrlOrigin(absl::string_view url);
 
-}  // namespace imbridge::adapters
+}  // namespace imbridge
 
-#endif  // IMBRIDGE_ADAPTERS_COMMON_URL_ORIGIN_H_
+#endif  // IMBRIDGE_COMMON_HTTP_URL_ORIGIN_H_

@@ -1,4 +1,4 @@
-#include "adapters/common/url_origin.h"
+#include "common/http/url_origin.h"
 
 #include <string>
 
@@ -7,7 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "curl/curl.h"
 
-namespace imbridge::adapters {
+namespace imbridge {
 namespace {
 
 // One part of a parsed URL; empty when absent.
@@ -66,4 +66,4 @@ absl::StatusOr<UrlOrigin> ParseUrlOrigin(absl::string_view url) {
   return origin;
 }
 
-}  // namespace imbridge::adapters
+}  // namespace imbridge

@@ -1,4 +1,4 @@
-#include "adapters/common/webhook_server.h"
+#include "common/http/http_server.h"
 
 #include <algorithm>
 #include <array>
@@ -27,7 +27,7 @@
 #include "common/utf8.h"
 #include "nlohmann/json.hpp"
 
-namespace imbridge::adapters {
+namespace imbridge {
 
 namespace beast = boost::beast;
 namespace http = beast::http;
@@ -782,4 +782,4 @@ WebhookServerCounters WebhookServer::counters() const {
   return impl_->counters();
 }
 
-}  // namespace imbridge::adapters
+}  // namespace imbridge

@@ -1,8 +1,8 @@
-#include "adapters/common/url_origin.h"
+#include "common/http/url_origin.h"
 
 #include "gtest/gtest.h"
 
-namespace imbridge::adapters {
+namespace imbridge {
 namespace {
 
 TEST(ParseUrlOriginTest, SchemeHostAndDefaultOrExplicitPort) {
@@ -54,4 +54,4 @@ TEST(ParseUrlOriginTest, RejectsWhatIsNotAnAbsoluteWebUrl) {
 }
 
 }  // namespace
-}  // namespace imbridge::adapters
+}  // namespace imbridge

@@ -1,5 +1,5 @@
-#ifndef IMBRIDGE_ADAPTERS_COMMON_HTTP_CLIENT_H_
-#define IMBRIDGE_ADAPTERS_COMMON_HTTP_CLIENT_H_
+#ifndef IMBRIDGE_COMMON_HTTP_HTTP_CLIENT_H_
+#define IMBRIDGE_COMMON_HTTP_HTTP_CLIENT_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -15,7 +15,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
-namespace imbridge::adapters {
+namespace imbridge {
 
 // HTTP header fields in order; names compare case-insensitively and may
 // repeat. (The same alias as in webhook_server.h.)
@@ -163,6 +163,6 @@ class HttpClient {
 // messenger's API whose answers are counted.
 HttpClient::Options MessengerClientOptions(std::string platform);
 
-}  // namespace imbridge::adapters
+}  // namespace imbridge
 
-#endif  // IMBRIDGE_ADAPTERS_COMMON_HTTP_CLIENT_H_
+#endif  // IMBRIDGE_COMMON_HTTP_HTTP_CLIENT_H_

@@ -1,4 +1,4 @@
-#include "adapters/common/http_client.h"
+#include "common/http/http_client.h"
 
 #include <curl/curl.h>
 
@@ -15,12 +15,12 @@
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
-#include "adapters/common/url_origin.h"
+#include "common/http/url_origin.h"
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "common/status_macros.h"
 
-namespace imbridge::adapters {
+namespace imbridge {
 namespace {
 
 void InitCurlOnce() {
@@ -599,4 +599,4 @@ std::string HttpClient::FormEncode(const HttpHeaderList& fields) {
   return out;
 }
 
-}  // namespace imbridge::adapters
+}  // namespace imbridge

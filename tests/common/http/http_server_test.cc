@@ -1,4 +1,4 @@
-#include "adapters/common/webhook_server.h"
+#include "common/http/http_server.h"
 
 #include <chrono>
 #include <memory>
@@ -25,7 +25,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 
-namespace imbridge::adapters {
+namespace imbridge {
 namespace {
 
 namespace beast = boost::beast;
@@ -597,4 +597,4 @@ TEST(WebhookServerStartTest, BadHostAndBusyPort) {
 }
 
 }  // namespace
-}  // namespace imbridge::adapters
+}  // namespace imbridge
