@@ -9,8 +9,9 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
-// The webhook signature schemes of Slack and TeamSpirit, built on the
-// primitives of common/http/hmac.h.
+// The timestamped HMAC scheme that the messengers' own request signatures
+// (adapters/<messenger>/signature.h) are built on, over the primitives of
+// common/http/hmac.h.
 //
 // Contract for the whole file: every function is pure, thread-safe and
 // non-blocking. Verification failures caused by the request (missing header,
@@ -21,32 +22,40 @@
 
 namespace imbridge::adapters {
 
-// The replay window that Slack and TeamSpirit both use.
+// The replay window that Slack, TeamSpirit and the webhook adapter use.
 inline constexpr absl::Duration kDefaultSignatureWindow = absl::Seconds(300);
 
-// Verifies a Slack request (platforms.md 1.5): `signature_header` is
-// X-Slack-Signature ("v0=" + hex HMAC of "v0:{ts}:{raw_body}"),
-// `timestamp_header` is X-Slack-Request-Timestamp (unix seconds), which must
-// be within `window` of `now`. `raw_body` must be the bytes exactly as
-// received.
-absl::Status VerifySlackSignature(
-    absl::string_view signing_secret, absl::string_view timestamp_header,
-    absl::string_view signature_header, absl::string_view raw_body,
-    absl::Time now, absl::Duration window = kDefaultSignatureWindow);
+// The shape that Slack's, TeamSpirit's and the webhook adapter's request
+// signatures share: a timestamp header (unix seconds) and a signature
+// header `prefix` + hex HMAC-SHA256(secret, signed_text(timestamp, body)).
+// Each messenger's folder defines its scheme (adapters/<messenger>/
+// signature.h); this is the one implementation of the checks.
+struct TimestampedSignatureScheme {
+  absl::string_view timestamp_header;  // e.g. "X-Slack-Request-Timestamp"
+  absl::string_view signature_header;  // e.g. "X-Slack-Signature"
+  absl::string_view prefix;            // e.g. "v0="
+  // The text that is signed, from the timestamp header's value and the raw
+  // body.
+  std::string (*signed_text)(absl::string_view timestamp,
+                             absl::string_view body);
+};
 
-// Verifies a TeamSpirit outgoing webhook (teamspirit-api.md):
-// X-TeamSpirit-Signature is "v1=" + hex HMAC of "{ts}.{raw_body}", with
-// X-TeamSpirit-Timestamp within `window` of `now`.
-absl::Status VerifyTeamSpiritSignature(
-    absl::string_view secret, absl::string_view timestamp_header,
-    absl::string_view signature_header, absl::string_view raw_body,
-    absl::Time now, absl::Duration window = kDefaultSignatureWindow);
+// Verifies a request signed with `scheme`: `timestamp_header` and
+// `signature_header` are the headers' values as received (empty when
+// absent), `raw_body` the body's bytes exactly as received; the timestamp
+// (1 to 12 ASCII digits) must be within `window` of `now`.
+absl::Status VerifyTimestampedSignature(
+    const TimestampedSignatureScheme& scheme, absl::string_view secret,
+    absl::string_view timestamp_header, absl::string_view signature_header,
+    absl::string_view raw_body, absl::Time now,
+    absl::Duration window = kDefaultSignatureWindow);
 
-// The X-TeamSpirit-Signature value ("v1=<hex>") for `body` signed at
-// `timestamp` (unix seconds). kInvalidArgument for an empty or blank secret.
-absl::StatusOr<std::string> SignTeamSpirit(absl::string_view secret,
-                                           int64_t timestamp,
-                                           absl::string_view body);
+// The signature header's value for `body` signed with `scheme` at
+// `timestamp` (unix seconds). kInvalidArgument for an empty or blank
+// secret.
+absl::StatusOr<std::string> SignTimestamped(
+    const TimestampedSignatureScheme& scheme, absl::string_view secret,
+    int64_t timestamp, absl::string_view body);
 
 }  // namespace imbridge::adapters
 

@@ -8,7 +8,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "adapters/common/signature.h"
+#include "adapters/common/inbound_answer.h"
+#include "adapters/slack/signature.h"
 #include "common/config_loader.h"
 #include "common/http/http_server.h"
 #include "common/http/url_origin.h"
@@ -360,16 +361,9 @@ void SlackAdapter::HandleEvents(Account* a, HttpRequest request,
                {"reason", request.Header("X-Slack-Retry-Reason")}});
     }
     HandleCallback(a, std::move(body), [responder](int status) {
-      if (status == 200) {
-        responder->Respond(200, "application/json", "{}");
-      } else {
-        responder->Respond(
-            status, "application/json",
-            status == 400
-                ? JsonErrorBody("bad_event", "the event cannot be converted")
-                : JsonErrorBody(status == 503 ? "unavailable" : "not_stored",
-                                "the event was not stored; retry"));
-      }
+      AnswerInbound(*responder, status,
+                    status == 400 ? "the event cannot be converted"
+                                  : "the event was not stored; retry");
     });
     return;
   }

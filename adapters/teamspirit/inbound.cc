@@ -8,9 +8,10 @@
 #include "absl/strings/str_cat.h"
 #include "adapters/common/attachment_kind.h"
 #include "adapters/common/delivery_handler.h"
+#include "adapters/common/inbound_answer.h"
 #include "adapters/common/markup/markdown.h"
 #include "adapters/common/presence_names.h"
-#include "adapters/common/signature.h"
+#include "adapters/teamspirit/signature.h"
 #include "common/logging.h"
 #include "nlohmann/json.hpp"
 
@@ -223,26 +224,9 @@ void WebhookReceiver::Handle(HttpRequest request,
   }
   raw.event = *std::move(parsed);
   absl::Status submitted = pipeline_->Submit<TsInboundEvent>(
-      connector_, std::move(raw), [responder](const InboundResult& result) {
-        if (result.ok()) {
-          responder->Respond(200, kJson, R"({"ok":true})");
-          return;
-        }
-        int status = result.HttpStatus();
-        responder->Respond(status, kJson,
-                           JsonErrorBody(status == 503   ? "unavailable"
-                                         : status == 400 ? "bad_request"
-                                                         : "internal",
-                                         result.detail));
-      });
-  if (!submitted.ok()) {
-    int status =
-        submitted.code() == absl::StatusCode::kInvalidArgument ? 400 : 503;
-    responder->Respond(
-        status, kJson,
-        JsonErrorBody(status == 400 ? "bad_request" : "unavailable",
-                      submitted.message()));
-  }
+      connector_, std::move(raw),
+      AnswerInboundWhenDone(responder, R"({"ok":true})"));
+  if (!submitted.ok()) AnswerRefusedInbound(*responder, submitted);
 }
 
 absl::StatusOr<InboundRoute> WebhookReceiver::Route(const TsInboundEvent& raw) {

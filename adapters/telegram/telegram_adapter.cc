@@ -11,6 +11,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "adapters/common/inbound_answer.h"
 #include "common/config_loader.h"
 #include "common/http/hmac.h"
 #include "common/http/http_server.h"
@@ -476,29 +477,8 @@ void TelegramAdapter::HandleWebhook(Account& account, HttpRequest request,
     return;
   }
   absl::Status submitted = pipeline_->Submit<TelegramUpdate>(
-      this, std::move(raw), [responder](const InboundResult& result) {
-        switch (result.outcome) {
-          case InboundResult::Outcome::kOk:
-            responder->Respond(200, "application/json", "{}");
-            return;
-          case InboundResult::Outcome::kInvalid:
-            responder->Respond(400, "application/json",
-                               JsonErrorBody("bad_update", result.detail));
-            return;
-          case InboundResult::Outcome::kRetry:
-            responder->Respond(503, "application/json",
-                               JsonErrorBody("unavailable", result.detail));
-            return;
-          case InboundResult::Outcome::kFailed:
-            responder->Respond(500, "application/json",
-                               JsonErrorBody("not_stored", result.detail));
-            return;
-        }
-      });
-  if (!submitted.ok()) {
-    responder->Respond(503, "application/json",
-                       JsonErrorBody("unavailable", submitted.message()));
-  }
+      this, std::move(raw), AnswerInboundWhenDone(responder));
+  if (!submitted.ok()) AnswerRefusedInbound(*responder, submitted);
 }
 
 absl::StatusOr<InboundRoute> TelegramAdapter::Route(const TelegramUpdate& raw) {

@@ -9,7 +9,7 @@
 #include "adapters/common/adapter_runtime.h"
 #include "adapters/common/markup/markdown.h"
 #include "adapters/common/presence_names.h"
-#include "adapters/common/signature.h"
+#include "adapters/webhook/signature.h"
 #include "common/logging.h"
 #include "nlohmann/json.hpp"
 
@@ -223,7 +223,7 @@ absl::StatusOr<std::vector<std::string>> OutgoingWebhooks::Deliver(
   std::string body = OutgoingBody(delivery, id);
   int64_t timestamp = absl::ToUnixSeconds(absl::Now());
   absl::StatusOr<std::string> signature =
-      SignTeamSpirit(hook->secret(), timestamp, body);
+      SignOutgoingWebhook(hook->secret(), timestamp, body);
   if (!signature.ok()) {
     return absl::FailedPreconditionError(
         absl::StrCat("outgoing webhook ", id, " has no signing secret"));

@@ -11,7 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
-#include "adapters/common/signature.h"
+#include "adapters/teamspirit/signature.h"
 #include "common/http/http_client.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -123,8 +123,9 @@ class TeamSpiritIntegrationTest : public ::testing::Test {
     r.headers = {{"Content-Type", "application/json"},
                  {"X-TeamSpirit-Timestamp", absl::StrCat(ts)}};
     if (sign) {
-      r.headers.emplace_back("X-TeamSpirit-Signature",
-                             *adapters::SignTeamSpirit(kSecret, ts, body));
+      r.headers.emplace_back(
+          "X-TeamSpirit-Signature",
+          *adapters::teamspirit::SignTeamSpirit(kSecret, ts, body));
     }
     auto response = http.Send(r);
     return response.ok() ? response->status : -1;

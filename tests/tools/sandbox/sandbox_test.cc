@@ -23,7 +23,8 @@
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
-#include "adapters/common/signature.h"
+#include "adapters/slack/signature.h"
+#include "adapters/teamspirit/signature.h"
 #include "common/http/http_server.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -159,7 +160,7 @@ TEST_F(SandboxTest, ATeamSpiritPostIsASignedWebhookAndAnEvent) {
   std::optional<HttpRequest> hook = teamspirit_.WaitFor("Hello");
   ASSERT_TRUE(hook.has_value());
   EXPECT_EQ(hook->path, "/teamspirit/events");
-  EXPECT_TRUE(adapters::VerifyTeamSpiritSignature(
+  EXPECT_TRUE(adapters::teamspirit::VerifyTeamSpiritSignature(
                   kTsSecret, hook->Header("X-TeamSpirit-Timestamp"),
                   hook->Header("X-TeamSpirit-Signature"), hook->body,
                   absl::Now())
@@ -238,7 +239,7 @@ TEST_F(SandboxTest, ASlackPostIsASignedEventCallback) {
   std::optional<HttpRequest> hook = slack_.WaitFor("hi *there*");
   ASSERT_TRUE(hook.has_value());
   EXPECT_EQ(hook->path, "/slack/sandbox/events");
-  EXPECT_TRUE(adapters::VerifySlackSignature(
+  EXPECT_TRUE(adapters::slack::VerifySlackSignature(
                   kSlackSecret, hook->Header("X-Slack-Request-Timestamp"),
                   hook->Header("X-Slack-Signature"), hook->body, absl::Now())
                   .ok());
