@@ -1,6 +1,8 @@
 #include "bridge/committer.h"
 
 #include <algorithm>
+#include <csignal>
+#include <cstdlib>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -70,6 +72,18 @@ const std::string& SubjectMessageId(const v1::Event& e) {
       return *kEmpty;
   }
 }
+Committer::CrashPoint CrashPointFromEnv() {
+  const char* at = std::getenv("IMBRIDGE_TEST_CRASH_AT");
+  if (at == nullptr) return Committer::CrashPoint::kNone;
+  if (absl::string_view(at) == "after_commit") {
+    return Committer::CrashPoint::kAfterCommit;
+  }
+  if (absl::string_view(at) == "after_sync") {
+    return Committer::CrashPoint::kAfterSync;
+  }
+  return Committer::CrashPoint::kNone;
+}
+
 }  // namespace
 
 Committer::Committer(Store* store, const LinkRegistry* links,
@@ -79,12 +93,14 @@ Committer::Committer(Store* store, const LinkRegistry* links,
       links_(links),
       policy_(std::move(policy)),
       listener_(listener),
-      options_(options) {}
+      options_(options),
+      crash_at_(CrashPointFromEnv()) {}
 
 Committer::~Committer() { Stop(); }
 
 void Committer::Start() {
   thread_ = std::thread([this] { Run(); });
+  syncer_ = std::thread([this] { RunSyncer(); });
 }
 
 void Committer::Stop() {
@@ -95,6 +111,65 @@ void Committer::Stop() {
     stopping_ = true;
   }
   if (thread_.joinable()) thread_.join();
+  {
+    absl::MutexLock lock(&sync_mu_);
+    writer_done_ = true;
+  }
+  if (syncer_.joinable()) syncer_.join();
+}
+
+void Committer::Complete(Effects effects) {
+  MaybeCrash(CrashPoint::kAfterCommit, effects);
+  absl::MutexLock lock(&sync_mu_);
+  committed_.push_back(std::move(effects));
+}
+
+void Committer::RunSyncer() {
+  std::vector<Effects> ready;
+  while (true) {
+    {
+      absl::MutexLock lock(&sync_mu_);
+      sync_mu_.Await(absl::Condition(
+          +[](Committer* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->sync_mu_) {
+            return !c->committed_.empty() || c->writer_done_;
+          },
+          this));
+      if (committed_.empty()) return;  // the writer is done
+      ready.swap(committed_);
+    }
+    // One Sync for every commit made since the last one.
+    absl::Status synced = store_->Sync();
+    if (!synced.ok()) {
+      LogError("store sync failed; publishes are answered as failed",
+               {{"error", synced.message()}});
+    }
+    for (Effects& effects : ready) {
+      MaybeCrash(CrashPoint::kAfterSync, effects);
+      if (!synced.ok()) {
+        // Committed but maybe not on disk: the adapter retries, and the
+        // retry is a duplicate if the commit survives.
+        for (auto& [done, ack] : effects.acks) {
+          if (ack.outcome() != v1::PublishAck::ACCEPTED) continue;
+          ack = Ack(v1::PublishAck::FAILED,
+                    absl::StrCat("the router could not store the event: ",
+                                 synced.message()));
+        }
+        for (auto& [done, status] : effects.task_results) {
+          if (status.ok()) status = synced;
+        }
+      }
+      Deliver(effects);
+    }
+    ready.clear();
+  }
+}
+
+void Committer::MaybeCrash(CrashPoint point, const Effects& effects) const {
+  if (crash_at_ != point || effects.accepted.empty()) return;
+  LogError("IMBRIDGE_TEST_CRASH_AT: killing the router (test only)",
+           {{"at", point == CrashPoint::kAfterCommit ? "after_commit"
+                                                     : "after_sync"}});
+  raise(SIGKILL);
 }
 
 void Committer::Enqueue(Op op) {
@@ -102,10 +177,44 @@ void Committer::Enqueue(Op op) {
   queue_.push_back(std::move(op));
 }
 
+Committer::PublishOp Committer::Prepare(std::shared_ptr<const v1::Event> event,
+                                        PublishDone done, bool command) {
+  auto prepared = std::make_shared<PreparedPublish>();
+  PublishOp op{std::move(event), std::move(done), nullptr, nullptr, ""};
+  const v1::Event& e = *op.event;
+  prepared->valid = ValidateEvent(e);
+  if (prepared->valid.ok()) {
+    prepared->chat_key = ChannelKey(e.channel(), false);
+    if (!command) {
+      std::vector<LinkTarget> targets =
+          links_->Get()->TargetsFor(e.channel(), e.kind_case());
+      prepared->deliveries.reserve(targets.size());
+      for (LinkTarget& t : targets) {
+        // A link with several other members is one relay of the event.
+        if (std::find(prepared->links.begin(), prepared->links.end(), t.link) ==
+            prepared->links.end()) {
+          prepared->links.push_back(t.link);
+        }
+        DeliveryRecord d;
+        d.target_key = std::move(t.target_key);
+        d.target = std::move(t.channel);
+        d.link = std::move(t.link);
+        d.sender_name =
+            RenderSenderName(t.member.options(), Actor(e), e.channel());
+        prepared->deliveries.push_back(std::move(d));
+      }
+    }
+    // Unserializable events are left to the store, which names them.
+    if (!e.SerializeToString(&op.payload)) op.payload.clear();
+  }
+  op.prepared = std::move(prepared);
+  return op;
+}
+
 void Committer::Publish(v1::Event event, PublishDone done) {
   auto shared = std::make_shared<const v1::Event>(std::move(event));
   if (commands_ == nullptr || !commands_->IsCommand(*shared)) {
-    Enqueue(PublishOp{std::move(shared), std::move(done), nullptr});
+    Enqueue(Prepare(std::move(shared), std::move(done), false));
     return;
   }
   {
@@ -113,11 +222,12 @@ void Committer::Publish(v1::Event event, PublishDone done) {
     ++answers_in_flight_;
   }
   answers_.Post([this, shared = std::move(shared), done = std::move(done)] {
-    auto answer = std::make_shared<const std::string>(
+    PublishOp op = Prepare(shared, done, true);
+    op.answer = std::make_shared<const std::string>(
         commands_->Answer(*shared, *links_->Get(), absl::Now()));
     absl::MutexLock lock(&mu_);
     --answers_in_flight_;
-    queue_.push_back(PublishOp{shared, done, std::move(answer)});
+    queue_.push_back(std::move(op));
   });
 }
 
@@ -171,34 +281,97 @@ void Committer::Run() {
 
 void Committer::ApplyBatch(std::vector<Op>& batch) {
   absl::Time now = absl::Now();
-  Effects effects;
-  absl::Status status = store_->Begin();
-  for (size_t i = 0; status.ok() && i < batch.size(); ++i) {
-    status = ApplyOp(batch[i], now, &effects);
-  }
-  if (status.ok()) status = store_->Commit();
-  if (status.ok()) {
-    Deliver(effects);
-    return;
-  }
-  store_->Rollback();
-  LogError("group commit failed; applying its operations one by one",
-           {{"error", status.message()}});
-  // Apply each op in its own transaction so that one bad op cannot fail
-  // the others.
-  for (Op& op : batch) {
-    Effects single;
-    absl::Status s = store_->Begin();
-    if (s.ok()) s = ApplyOp(op, now, &single);
-    if (s.ok()) s = store_->Commit();
-    if (s.ok()) {
-      Deliver(single);
+  size_t i = 0;
+  while (i < batch.size()) {
+    if (auto* task = std::get_if<TaskOp>(&batch[i])) {
+      RunTask(*task);
+      ++i;
       continue;
     }
-    store_->Rollback();
+    size_t end = i;
+    while (end < batch.size() && !std::holds_alternative<TaskOp>(batch[end])) {
+      ++end;
+    }
+    CommitRelayOps(absl::MakeSpan(batch).subspan(i, end - i), now);
+    i = end;
+  }
+}
+
+void Committer::RunTask(TaskOp& task) {
+  absl::Status status = store_->Begin();
+  if (status.ok()) {
+    status = task.task(*store_);
+    if (status.ok()) {
+      status = store_->Commit();
+    } else {
+      store_->Rollback();
+    }
+  }
+  // Answered once durable, in order with the relay ops around it.
+  Effects effects;
+  effects.task_results.emplace_back(task.done, std::move(status));
+  Complete(std::move(effects));
+}
+
+void Committer::CommitRelayOps(absl::Span<Op> ops, absl::Time now) {
+  CommitBatch batch;
+  batch.now = now;
+  Effects effects;
+  absl::Status status = absl::OkStatus();
+  for (size_t i = 0; status.ok() && i < ops.size(); ++i) {
+    status = AddOp(ops[i], &batch, &effects);
+  }
+  if (status.ok()) status = store_->Apply(batch);
+  batch_messages_.clear();
+  if (status.ok()) {
+    Resolve(batch, effects);
+    Complete(std::move(effects));
+    return;
+  }
+  LogError("group commit failed; applying its operations one by one",
+           {{"error", status.message()}});
+  // Apply each op in its own batch so that one bad op cannot fail the
+  // others.
+  for (Op& op : ops) {
+    CommitBatch single;
+    single.now = now;
+    Effects effects_of_one;
+    absl::Status s = AddOp(op, &single, &effects_of_one);
+    if (s.ok()) s = store_->Apply(single);
+    batch_messages_.clear();
+    if (s.ok()) {
+      Resolve(single, effects_of_one);
+      Complete(std::move(effects_of_one));
+      continue;
+    }
     Effects failed;
     FailOp(op, s, &failed);
-    Deliver(failed);
+    Complete(std::move(failed));
+  }
+}
+
+void Committer::Resolve(CommitBatch& batch, Effects& effects) {
+  for (AcceptedPublish& a : effects.accepted) {
+    NewEvent& entry = batch.events[a.event_index];
+    if (entry.id == 0) {
+      effects.acks.emplace_back(
+          a.done, Ack(v1::PublishAck::DUPLICATE, "event key already accepted"));
+      continue;
+    }
+    NewEvent& with_deliveries =
+        a.answer_index >= 0 ? batch.events[a.answer_index] : entry;
+    for (DeliveryRecord& d : with_deliveries.deliveries) {
+      d.event = with_deliveries.event;
+      effects.written.push_back(std::move(d));
+    }
+    for (const std::string& link : a.prepared->links) {
+      effects.relayed.emplace_back(link, entry.event->kind_case());
+    }
+    LogDebug("event accepted",
+             {{"event_key", entry.event->key()},
+              {"link", a.prepared->links.empty() ? "" : a.prepared->links[0]},
+              {"targets", std::to_string(entry.deliveries.size())}});
+    effects.acks.emplace_back(a.done, Ack(v1::PublishAck::ACCEPTED, a.detail));
   }
 }
 
@@ -300,61 +473,71 @@ void Committer::Deliver(Effects& effects) {
   }
 }
 
-absl::Status Committer::ApplyOp(Op& op, absl::Time now, Effects* effects) {
-  if (auto* p = std::get_if<PublishOp>(&op))
-    return ApplyPublish(*p, now, effects);
-  if (auto* r = std::get_if<ResultOp>(&op))
-    return ApplyResult(*r, now, effects);
-  if (auto* s = std::get_if<SkipOp>(&op)) {
-    IMB_RETURN_IF_ERROR(store_->CompleteDelivery(s->id));
-    DeliveryDecision d;
-    d.kind = DeliveryDecision::kCompleted;
-    effects->finished.push_back({s->id, s->target_key, d});
+absl::Status Committer::AddOp(Op& op, CommitBatch* batch, Effects* effects) {
+  if (auto* p = std::get_if<PublishOp>(&op)) {
+    return AddPublish(*p, batch, effects);
+  }
+  if (auto* r = std::get_if<ResultOp>(&op)) {
+    AddResult(*r, batch, effects);
     return absl::OkStatus();
   }
-  auto& t = std::get<TaskOp>(op);
-  absl::Status status = t.task(*store_);
-  // A task's own failure is its answer, not a reason to fail the batch.
-  effects->task_results.emplace_back(t.done, status);
+  auto& s = std::get<SkipOp>(op);
+  batch->completed.push_back(s.id);
+  DeliveryDecision d;
+  d.kind = DeliveryDecision::kCompleted;
+  effects->finished.push_back({s.id, s.target_key, d});
   return absl::OkStatus();
 }
 
-absl::Status Committer::ApplyPublish(PublishOp& op, absl::Time now,
-                                     Effects* effects) {
+absl::StatusOr<std::optional<bool>> Committer::FindMessage(
+    const std::string& chat_key, const std::string& native_id) {
+  auto it = batch_messages_.find(absl::StrCat(chat_key, "\n", native_id));
+  if (it != batch_messages_.end()) return std::optional<bool>(it->second);
+  IMB_ASSIGN_OR_RETURN(std::optional<MessageLocation> loc,
+                       store_->FindMessage(chat_key, native_id));
+  if (!loc.has_value()) return std::optional<bool>();
+  return std::optional<bool>(loc->is_copy);
+}
+
+absl::Status Committer::AddPublish(PublishOp& op, CommitBatch* batch,
+                                   Effects* effects) {
   const v1::Event& event = *op.event;
+  const PreparedPublish& prepared = *op.prepared;
   auto ack = [&](v1::PublishAck a) {
     effects->acks.emplace_back(op.done, std::move(a));
     return absl::OkStatus();
   };
-  if (absl::Status valid = ValidateEvent(event); !valid.ok()) {
-    return ack(Ack(v1::PublishAck::REJECTED, std::string(valid.message())));
+  if (!prepared.valid.ok()) {
+    return ack(
+        Ack(v1::PublishAck::REJECTED, std::string(prepared.valid.message())));
   }
-  const std::string chat_key = ChannelKey(event.channel(), false);
+  const std::string& chat_key = prepared.chat_key;
   const std::string& subject = SubjectMessageId(event);
 
   // Echoes and events about messages the bridge never relayed.
   if (!subject.empty()) {
-    IMB_ASSIGN_OR_RETURN(std::optional<MessageLocation> loc,
-                         store_->FindMessageInTransaction(chat_key, subject));
-    if (loc.has_value() && loc->is_copy) {
+    IMB_ASSIGN_OR_RETURN(std::optional<bool> is_copy,
+                         FindMessage(chat_key, subject));
+    if (is_copy.has_value() && *is_copy) {
       return ack(
           Ack(v1::PublishAck::DROPPED, "echo of a copy the bridge made"));
     }
-    if (event.has_posted() && loc.has_value()) {
+    if (event.has_posted() && is_copy.has_value()) {
       // The same original again (a retried webhook, maybe under a new key).
       return ack(Ack(v1::PublishAck::DUPLICATE, "message was already relayed"));
     }
-    if (!event.has_posted() && !loc.has_value()) {
+    if (!event.has_posted() && !is_copy.has_value()) {
       return ack(Ack(v1::PublishAck::DROPPED,
                      "the message was never relayed by the bridge"));
     }
   }
 
-  if (op.answer != nullptr) return ApplyCommand(op, now, effects);
+  if (op.answer != nullptr) {
+    AddCommand(op, batch, effects);
+    return absl::OkStatus();
+  }
 
-  std::shared_ptr<const LinkTable> links = links_->Get();
-  std::vector<LinkTarget> targets =
-      links->TargetsFor(event.channel(), event.kind_case());
+  const absl::Time now = batch->now;
   if (event.has_presence()) {
     const v1::PresenceChanged& p = event.presence();
     RosterEntry entry;
@@ -365,131 +548,119 @@ absl::Status Committer::ApplyPublish(PublishOp& op, absl::Time now,
     entry.presence = p.presence();
     entry.status_text = p.status_text();
     entry.updated_at = now;
-    IMB_RETURN_IF_ERROR(store_->UpsertRoster(entry));
+    batch->roster.push_back(std::move(entry));
   }
-  if (targets.empty() && !event.has_presence()) {
+  if (prepared.deliveries.empty() && !event.has_presence()) {
     return ack(Ack(v1::PublishAck::DROPPED, "the channel is not in any link"));
   }
 
-  IMB_ASSIGN_OR_RETURN(std::optional<int64_t> event_id,
-                       store_->InsertEvent(event, now));
-  if (!event_id.has_value()) {
-    return ack(Ack(v1::PublishAck::DUPLICATE, "event key already accepted"));
-  }
+  NewEvent& entry = batch->events.emplace_back();
+  entry.event = op.event;
+  entry.payload = std::move(op.payload);
   if (event.has_posted()) {
-    std::vector<std::string> ids = {subject};
-    IMB_RETURN_IF_ERROR(
-        store_->AddMessages(*event_id, chat_key, ids, false, now));
+    entry.original_chat_key = chat_key;
+    entry.original_message_id = subject;
+    batch_messages_[absl::StrCat(chat_key, "\n", subject)] = false;
     for (const v1::Attachment& a : event.posted().attachments()) {
-      if (!a.blob_id().empty()) {
-        IMB_RETURN_IF_ERROR(store_->AddEventBlob(*event_id, a.blob_id(), now));
-      }
+      if (!a.blob_id().empty()) entry.blob_ids.push_back(a.blob_id());
     }
-    IMB_RETURN_IF_ERROR(NoteParticipant(event, chat_key, now));
+    NoteParticipant(event, chat_key, batch);
   }
-  const std::shared_ptr<const v1::Event>& shared_event = op.event;
-  // For the log line below (the loop moves the targets' fields).
-  const std::string first_link = targets.empty() ? "" : targets.front().link;
-  const size_t target_count = targets.size();
-  // A link with several other members is one relay of the event.
-  const size_t relayed_before = effects->relayed.size();
-  for (const LinkTarget& t : targets) {
-    auto mine = effects->relayed.begin() + relayed_before;
-    if (std::none_of(mine, effects->relayed.end(),
-                     [&](const auto& r) { return r.first == t.link; })) {
-      effects->relayed.emplace_back(t.link, event.kind_case());
-    }
-  }
-  for (LinkTarget& t : targets) {
-    DeliveryRecord d;
-    d.event_id = *event_id;
-    d.target_key = std::move(t.target_key);
-    d.target = std::move(t.channel);
-    d.link = std::move(t.link);
-    d.sender_name = RenderSenderName(t.member.options(), Actor(*shared_event),
-                                     shared_event->channel());
+  entry.deliveries = prepared.deliveries;
+  for (DeliveryRecord& d : entry.deliveries) {
     d.created_at = now;
     d.next_attempt_at = now;
-    IMB_ASSIGN_OR_RETURN(d.id, store_->InsertDelivery(d));
-    d.event = shared_event;
-    effects->written.push_back(std::move(d));
   }
-  LogDebug("event accepted", {{"event_key", event.key()},
-                              {"link", first_link},
-                              {"targets", std::to_string(target_count)}});
-  return ack(Ack(v1::PublishAck::ACCEPTED));
+  AcceptedPublish accepted;
+  accepted.done = op.done;
+  accepted.event_index = batch->events.size() - 1;
+  accepted.prepared = op.prepared;
+  effects->accepted.push_back(std::move(accepted));
+  return absl::OkStatus();
 }
 
-absl::Status Committer::ApplyResult(ResultOp& op, absl::Time now,
-                                    Effects* effects) {
+void Committer::AddResult(ResultOp& op, CommitBatch* batch, Effects* effects) {
   const SentDelivery& sent = op.sent;
+  const absl::Time now = batch->now;
   DeliveryDecision d =
       policy_.Decide(op.result, sent.previous_attempts, sent.created_at, now);
   switch (d.kind) {
     case DeliveryDecision::kCompleted: {
       const auto& ids = op.result.native_ids();
       if (sent.records_copies && !ids.empty()) {
-        std::vector<std::string> copies(ids.begin(), ids.end());
-        IMB_RETURN_IF_ERROR(store_->AddMessages(
-            sent.event_id, sent.target_chat_key, copies, true, now));
+        MessageRows rows;
+        rows.group_id = sent.event_id;
+        rows.channel_key = sent.target_chat_key;
+        rows.native_ids.assign(ids.begin(), ids.end());
+        rows.is_copy = true;
+        for (const std::string& id : rows.native_ids) {
+          batch_messages_.emplace(absl::StrCat(rows.channel_key, "\n", id),
+                                  true);
+        }
+        batch->messages.push_back(std::move(rows));
       }
-      IMB_RETURN_IF_ERROR(store_->CompleteDelivery(sent.id));
+      batch->completed.push_back(sent.id);
       break;
     }
     case DeliveryDecision::kRetry:
-      IMB_RETURN_IF_ERROR(store_->RescheduleDelivery(
-          sent.id, d.attempts, d.next_attempt_at, d.reason));
+      batch->retries.push_back(
+          {sent.id, d.attempts, d.next_attempt_at, d.reason});
       break;
     case DeliveryDecision::kDeadLetter:
       LogWarn("delivery dead-lettered", {{"target", sent.target_key},
                                          {"link", sent.link},
                                          {"event_key", sent.event_key},
                                          {"reason", d.reason}});
-      IMB_RETURN_IF_ERROR(store_->DeadLetterDelivery(sent.id, d.reason, now));
+      batch->dead_letters.push_back({sent.id, d.reason});
       break;
     case DeliveryDecision::kResend:
       break;
   }
   effects->finished.push_back(
       {sent.id, sent.target_key, std::move(d), sent.created_at});
-  return absl::OkStatus();
 }
 
-absl::Status Committer::NoteParticipant(const v1::Event& event,
-                                        const std::string& chat_key,
-                                        absl::Time now) {
+void Committer::NoteParticipant(const v1::Event& event,
+                                const std::string& chat_key,
+                                CommitBatch* batch) {
   const v1::UserRef& sender = event.posted().sender();
-  if (sender.id().empty()) return absl::OkStatus();
+  if (sender.id().empty()) return;
+  const absl::Time now = batch->now;
   std::string key = absl::StrCat(chat_key, "\n", sender.id());
   auto it = participants_written_.find(key);
   if (it != participants_written_.end() &&
       now - it->second.first < absl::Minutes(1) &&
       it->second.second == sender.display_name()) {
-    return absl::OkStatus();
+    return;
   }
-  v1::UserRef user = sender;
-  if (user.platform().empty()) user.set_platform(event.channel().platform());
-  IMB_RETURN_IF_ERROR(store_->TouchParticipant(chat_key, user, now));
+  ParticipantSeen seen;
+  seen.channel_key = chat_key;
+  seen.user = sender;
+  if (seen.user.platform().empty()) {
+    seen.user.set_platform(event.channel().platform());
+  }
+  batch->participants.push_back(std::move(seen));
   // A bound on memory; forgetting only means writing a row again.
   if (participants_written_.size() > 100000) participants_written_.clear();
   participants_written_[key] = {now, sender.display_name()};
-  return absl::OkStatus();
 }
 
-absl::Status Committer::ApplyCommand(PublishOp& op, absl::Time now,
-                                     Effects* effects) {
+void Committer::AddCommand(PublishOp& op, CommitBatch* batch,
+                           Effects* effects) {
   const v1::Event& event = *op.event;
-  IMB_ASSIGN_OR_RETURN(std::optional<int64_t> event_id,
-                       store_->InsertEvent(event, now));
-  if (!event_id.has_value()) {
-    effects->acks.emplace_back(
-        op.done, Ack(v1::PublishAck::DUPLICATE, "event key already accepted"));
-    return absl::OkStatus();
-  }
-  const std::string chat_key = ChannelKey(event.channel(), false);
-  std::vector<std::string> ids = {event.posted().message_id()};
-  IMB_RETURN_IF_ERROR(
-      store_->AddMessages(*event_id, chat_key, ids, false, now));
+  const absl::Time now = batch->now;
+  NewEvent& command = batch->events.emplace_back();
+  command.event = op.event;
+  command.payload = std::move(op.payload);
+  command.original_chat_key = op.prepared->chat_key;
+  command.original_message_id = event.posted().message_id();
+  batch_messages_[absl::StrCat(command.original_chat_key, "\n",
+                               command.original_message_id)] = false;
+  AcceptedPublish accepted;
+  accepted.done = op.done;
+  accepted.event_index = batch->events.size() - 1;
+  accepted.detail = "chat command answered";
+  accepted.prepared = op.prepared;
 
   auto answer = std::make_shared<v1::Event>();
   answer->set_key(absl::StrCat(event.key(), "#answer"));
@@ -503,23 +674,17 @@ absl::Status Committer::ApplyCommand(PublishOp& op, absl::Time now,
   posted->mutable_text()->set_text(*op.answer);
   posted->set_reply_to_message_id(event.posted().message_id());
   posted->set_thread_root_id(event.posted().thread_root_id());
-  IMB_ASSIGN_OR_RETURN(std::optional<int64_t> answer_id,
-                       store_->InsertEvent(*answer, now));
-  if (answer_id.has_value()) {
-    DeliveryRecord d;
-    d.event_id = *answer_id;
-    d.target = event.channel();
-    d.target_key = ChannelKey(event.channel(), true);
-    d.sender_name = "imbridge";
-    d.created_at = now;
-    d.next_attempt_at = now;
-    IMB_ASSIGN_OR_RETURN(d.id, store_->InsertDelivery(d));
-    d.event = answer;
-    effects->written.push_back(std::move(d));
-  }
-  effects->acks.emplace_back(
-      op.done, Ack(v1::PublishAck::ACCEPTED, "chat command answered"));
-  return absl::OkStatus();
+  NewEvent& reply = batch->events.emplace_back();
+  reply.event = answer;
+  DeliveryRecord d;
+  d.target = event.channel();
+  d.target_key = ChannelKey(event.channel(), true);
+  d.sender_name = "imbridge";
+  d.created_at = now;
+  d.next_attempt_at = now;
+  reply.deliveries.push_back(std::move(d));
+  accepted.answer_index = static_cast<ptrdiff_t>(batch->events.size() - 1);
+  effects->accepted.push_back(std::move(accepted));
 }
 
 }  // namespace imbridge::bridge

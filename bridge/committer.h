@@ -1,8 +1,10 @@
 #ifndef IMBRIDGE_BRIDGE_COMMITTER_H_
 #define IMBRIDGE_BRIDGE_COMMITTER_H_
 
+#include <cstddef>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -13,6 +15,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "bridge/chat_commands.h"
 #include "bridge/delivery_policy.h"
 #include "bridge/link_table.h"
@@ -52,8 +55,9 @@ struct FinishedDelivery {
   absl::Time created_at = absl::InfinitePast();
 };
 
-// Hears about committed work. Called on the committer thread, after the
-// commit; implementations must not block for long.
+// Hears about committed work. Called on the committer's sync thread, in
+// commit order, once the commit is durable; implementations must not block
+// for long.
 class CommitListener {
  public:
   virtual ~CommitListener() = default;
@@ -85,22 +89,38 @@ class LinkRegistry {
 };
 
 // The router's single writer. Everything that changes the store goes through
-// its queue and is applied by one thread in group commits: all operations
-// queued while the previous commit ran are applied in one transaction, in
-// arrival order. Publishes are acknowledged, and listeners told, only after
-// their commit.
+// its queue and is applied by one thread in group commits: the publishes,
+// results and skips queued while the previous commit ran become one
+// CommitBatch, written by one Store::Apply, in arrival order; an operator
+// task runs in a transaction of its own at its place in the order.
+// Publishes are acknowledged, tasks answered and listeners told only once
+// their commit is durable: a second thread runs Store::Sync for every
+// commit made while the previous Sync ran, then delivers their effects in
+// commit order, while the writer already applies the next batch (the
+// writer never waits for the disk).
 //
-// For a publish it validates the event, drops echoes (events about copies
-// the bridge made) and events about messages it never relayed, deduplicates
-// by event key, resolves the links and writes the event, its origin in the
-// message map and one delivery per target, all in the transaction.
+// For a publish, the caller's thread (a gRPC thread) validates the event,
+// resolves its links, renders the sender's name per target and serializes
+// it, so that the writer only decides and writes. The writer drops echoes
+// (events about copies the bridge made) and events about messages it never
+// relayed, and the store deduplicates by event key while writing the event,
+// its original's message-map row and one delivery per target in the batch.
 //
 // Thread-safety: the public methods are thread-safe and never block on I/O;
-// callbacks run on the committer thread.
+// callbacks run on the sync thread.
+//
+// Test-only fault injection, off unless the environment variable
+// IMBRIDGE_TEST_CRASH_AT is set: "after_commit" kills the process (SIGKILL,
+// as kill -9) right after the first commit of an accepted publish, before
+// its Sync; "after_sync" right after that commit's Sync, before its acks.
+// The crash tests use them to hit those windows exactly.
 class Committer {
  public:
   using PublishDone = std::function<void(const v1::PublishAck& ack)>;
   using StoreTask = std::function<absl::Status(Store& store)>;
+
+  // The fault injection points named by IMBRIDGE_TEST_CRASH_AT.
+  enum class CrashPoint { kNone, kAfterCommit, kAfterSync };
 
   struct Options {
     int max_batch = 1024;
@@ -121,8 +141,8 @@ class Committer {
 
   void Start();
   // Answers the chat commands published so far, applies everything queued,
-  // then stops the thread. Work queued after Stop() is dropped without
-  // callbacks.
+  // delivers its effects, then stops the threads. Work queued after Stop()
+  // is dropped without callbacks.
   void Stop();
 
   // Queues a publish; `done` gets the ack after the commit (ack.seq is 0;
@@ -147,13 +167,31 @@ class Committer {
   bool AdmitOrWait(std::function<void()> resume);
 
  private:
+  // What Publish works out on the caller's thread, before the event is
+  // queued.
+  struct PreparedPublish {
+    // ValidateEvent's verdict; nothing below is filled when it failed.
+    absl::Status valid;
+    // ChannelKey of the origin chat, without thread.
+    std::string chat_key;
+    // One delivery per target (target, link, rendered sender name); ids,
+    // event and times are filled in on the writer.
+    std::vector<DeliveryRecord> deliveries;
+    // The links relayed on, each once, for imbridge_router_link_events_total.
+    std::vector<std::string> links;
+  };
   // Ops are applied again, one by one, if their batch fails, so applying
-  // one must not consume it: events are shared and callbacks copied.
+  // one must not consume what a second try needs: events and preparations
+  // are shared and callbacks copied.
   struct PublishOp {
     std::shared_ptr<const v1::Event> event;
     PublishDone done;
     // For a chat command: its answer, worked out before it was queued.
     std::shared_ptr<const std::string> answer;
+    std::shared_ptr<const PreparedPublish> prepared;
+    // The event serialized; moved into the batch (a second try leaves it
+    // empty and the store serializes the event itself).
+    std::string payload;
   };
   struct ResultOp {
     SentDelivery sent;
@@ -169,9 +207,21 @@ class Committer {
   };
   using Op = std::variant<PublishOp, ResultOp, SkipOp, TaskOp>;
 
+  // A publish whose event is in the batch: its ack depends on whether the
+  // store found the event key new.
+  struct AcceptedPublish {
+    PublishDone done;
+    // Index in CommitBatch::events of the event, and of a chat command's
+    // answer (or -1).
+    size_t event_index = 0;
+    ptrdiff_t answer_index = -1;
+    std::string detail;
+    std::shared_ptr<const PreparedPublish> prepared;
+  };
   // Results of applying one op, delivered after the commit.
   struct Effects {
     std::vector<std::pair<PublishDone, v1::PublishAck>> acks;
+    std::vector<AcceptedPublish> accepted;
     std::vector<std::pair<std::function<void(absl::Status)>, absl::Status>>
         task_results;
     std::vector<DeliveryRecord> written;
@@ -182,20 +232,41 @@ class Committer {
 
   void Run();
   void Enqueue(Op op);
-  // Applies a batch in one transaction; on failure retries each op alone so
-  // that one bad op cannot hold the others back.
+  // Works out a publish's PreparedPublish and payload (caller's thread).
+  PublishOp Prepare(std::shared_ptr<const v1::Event> event, PublishDone done,
+                    bool command);
+  // Applies a batch: each run of relay ops as one Store::Apply, each task
+  // in its own transaction, in order.
   void ApplyBatch(std::vector<Op>& batch);
-  absl::Status ApplyOp(Op& op, absl::Time now, Effects* effects);
-  absl::Status ApplyPublish(PublishOp& op, absl::Time now, Effects* effects);
-  absl::Status ApplyResult(ResultOp& op, absl::Time now, Effects* effects);
+  // Writes relay ops (no tasks) with one Store::Apply; on failure retries
+  // each op alone so that one bad op cannot hold the others back.
+  void CommitRelayOps(absl::Span<Op> ops, absl::Time now);
+  // Runs a task between Begin and Commit; rolls back if it fails.
+  void RunTask(TaskOp& task);
+  // Adds an op's writes to `batch` and its consequences to `effects`.
+  absl::Status AddOp(Op& op, CommitBatch* batch, Effects* effects);
+  absl::Status AddPublish(PublishOp& op, CommitBatch* batch, Effects* effects);
+  void AddResult(ResultOp& op, CommitBatch* batch, Effects* effects);
   // Stores a chat command and queues its answer to the command's own chat.
-  absl::Status ApplyCommand(PublishOp& op, absl::Time now, Effects* effects);
+  void AddCommand(PublishOp& op, CommitBatch* batch, Effects* effects);
+  // Whether the message is in the map: in this batch (the overlay) or
+  // committed; and whether it is a copy.
+  absl::StatusOr<std::optional<bool>> FindMessage(const std::string& chat_key,
+                                                  const std::string& native_id);
   // Notes the sender of a posted message as a participant of its chat, at
   // most once a minute per person and chat.
-  absl::Status NoteParticipant(const v1::Event& event,
-                               const std::string& chat_key, absl::Time now);
+  void NoteParticipant(const v1::Event& event, const std::string& chat_key,
+                       CommitBatch* batch);
+  // After a successful Apply: the acks of accepted publishes and the
+  // deliveries written.
+  void Resolve(CommitBatch& batch, Effects& effects);
   void FailOp(Op& op, const absl::Status& status, Effects* effects);
+  // Hands committed effects to the sync thread.
+  void Complete(Effects effects);
+  // The sync thread: Sync, then Deliver, batch after batch.
+  void RunSyncer();
   void Deliver(Effects& effects);
+  void MaybeCrash(CrashPoint point, const Effects& effects) const;
 
   // The router's delivery metrics of one target platform, looked up once.
   struct DeliveryMetrics {
@@ -218,13 +289,18 @@ class Committer {
   CommitListener* const listener_;
   const Options options_;
   const ChatCommands* commands_ = nullptr;
+  // Committer thread: the message-map rows of the batch being built
+  // ("chat\nnative id" -> is a copy), seen by echo and edit checks before
+  // they are committed.
+  absl::flat_hash_map<std::string, bool> batch_messages_;
   // Committer thread: when each (chat, user) was last written as a
   // participant, and under which name.
   absl::flat_hash_map<std::string, std::pair<absl::Time, std::string>>
       participants_written_;
-  // Committer thread: delivery metrics per target platform.
+  const CrashPoint crash_at_;
+  // Sync thread: delivery metrics per target platform.
   absl::flat_hash_map<std::string, DeliveryMetrics> delivery_metrics_;
-  // Committer thread: relayed-events counters per (link, kind).
+  // Sync thread: relayed-events counters per (link, kind).
   absl::flat_hash_map<std::pair<std::string, v1::Event::KindCase>,
                       metrics::Counter*>
       link_events_;
@@ -236,6 +312,11 @@ class Committer {
   // Chat commands handed to `answers_` and not yet queued.
   int answers_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   std::thread thread_;
+  // Effects of commits not yet synced, in commit order.
+  absl::Mutex sync_mu_;
+  std::vector<Effects> committed_ ABSL_GUARDED_BY(sync_mu_);
+  bool writer_done_ ABSL_GUARDED_BY(sync_mu_) = false;
+  std::thread syncer_;
   // Works out chat commands' answers off the writer. Declared last: its
   // destructor runs the answers still posted, which queue their ops.
   Executor answers_{1};

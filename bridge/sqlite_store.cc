@@ -42,10 +42,13 @@
 
 #include "bridge/sqlite_store.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <limits>
 #include <memory>
@@ -67,7 +70,6 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
-#include "absl/types/span.h"
 #include "bridge/store.h"
 #include "common/status_macros.h"
 #include "imbridge/v1/config.pb.h"
@@ -452,28 +454,15 @@ class SqliteStore : public Store {
       const std::string& data_dir, v1::Durability durability);
   ~SqliteStore() override;
 
+  absl::Status Apply(CommitBatch& batch) override;
+  absl::Status Sync() override;
+
   absl::Status Begin() override;
   absl::Status Commit() override;
   void Rollback() override;
 
-  absl::StatusOr<std::optional<int64_t>> InsertEvent(
-      const v1::Event& event, absl::Time received_at) override;
-  absl::Status AddEventBlob(int64_t event_id, absl::string_view blob_id,
-                            absl::Time now) override;
-  absl::StatusOr<int64_t> InsertDelivery(
-      const DeliveryRecord& delivery) override;
-  absl::Status CompleteDelivery(int64_t id) override;
-  absl::Status RescheduleDelivery(int64_t id, int attempts,
-                                  absl::Time next_attempt_at,
-                                  absl::string_view last_error) override;
-  absl::Status DeadLetterDelivery(int64_t id, absl::string_view reason,
-                                  absl::Time now) override;
   absl::Status RetryDeadLetter(int64_t id, absl::Time now) override;
   absl::Status DropDeadLetter(int64_t id) override;
-  absl::Status AddMessages(int64_t group_id, absl::string_view channel_key,
-                           absl::Span<const std::string> native_ids,
-                           bool is_copy, absl::Time now) override;
-  absl::Status UpsertRoster(const RosterEntry& entry) override;
   absl::Status RecordBlob(const BlobInfo& blob) override;
   absl::Status DeleteBlob(absl::string_view blob_id) override;
   absl::StatusOr<int64_t> PruneEvents(absl::Time before) override;
@@ -481,9 +470,6 @@ class SqliteStore : public Store {
                          absl::string_view payload) override;
   absl::Status DeleteRecord(absl::string_view kind,
                             absl::string_view name) override;
-  absl::Status TouchParticipant(absl::string_view channel_key,
-                                const v1::UserRef& user,
-                                absl::Time now) override;
 
   std::string router_id() const override { return router_id_; }
   absl::StatusOr<std::vector<std::string>> ListPendingTargets() override;
@@ -501,8 +487,6 @@ class SqliteStore : public Store {
   absl::StatusOr<TargetCounts> CountDeliveries(
       absl::string_view target_key) override;
   absl::StatusOr<std::optional<MessageLocation>> FindMessage(
-      absl::string_view channel_key, absl::string_view native_id) override;
-  absl::StatusOr<std::optional<MessageLocation>> FindMessageInTransaction(
       absl::string_view channel_key, absl::string_view native_id) override;
   absl::StatusOr<std::vector<std::string>> FindMessagesInChannel(
       int64_t group_id, absl::string_view channel_key) override;
@@ -526,8 +510,7 @@ class SqliteStore : public Store {
     Statement insert_delivery, complete_delivery, reschedule_delivery;
     Statement save_last_id;
     Statement dead_letter, retry_dead_letter, drop_dead_letter;
-    Statement add_message, find_message, upsert_roster, record_blob,
-        delete_blob;
+    Statement add_message, upsert_roster, record_blob, delete_blob;
     Statement prune_event_blobs, prune_events;
     Statement put_record, delete_record, touch_participant;
   };
@@ -582,6 +565,10 @@ class SqliteStore : public Store {
   absl::Status PrepareWriter();
   static absl::Status PrepareReader(Reader& r);
   absl::Status RequireTransaction() const;
+  // Apply's statements, inside its transaction.
+  absl::Status WriteBatch(CommitBatch& batch);
+  absl::Status WriteEvent(NewEvent& entry, absl::Time now);
+  absl::Status WriteMessages(const MessageRows& rows, absl::Time now);
   // Reads a row selected with IMB_DELIVERY_COLUMNS.
   static absl::StatusOr<DeliveryRecord> ReadDelivery(const Query& query);
 
@@ -590,6 +577,10 @@ class SqliteStore : public Store {
   void RunCheckpoints();
 
   Writer w_;
+  // The WAL file, for Sync(): with durability FULL commits are written to
+  // it without an fsync (synchronous = NORMAL) and Sync() makes them
+  // durable. -1 with durability NORMAL.
+  int wal_fd_ = -1;
   DbPtr checkpoint_db_;
   absl::Notification stop_checkpoints_;
   std::thread checkpointer_;
@@ -653,9 +644,10 @@ absl::Status SqliteStore::Init(const std::string& path,
     return absl::UnavailableError(
         absl::StrCat("cannot switch to WAL mode (journal_mode is ", mode, ")"));
   }
-  IMB_RETURN_IF_ERROR(Exec(db, durability == v1::NORMAL
-                                   ? "PRAGMA synchronous = NORMAL"
-                                   : "PRAGMA synchronous = FULL"));
+  // Commits never wait for the disk: with durability FULL, Sync() makes
+  // them durable on another thread. (In WAL mode NORMAL writes each commit
+  // to the WAL file at once and fsyncs only at checkpoints.)
+  IMB_RETURN_IF_ERROR(Exec(db, "PRAGMA synchronous = NORMAL"));
   // A bigger page cache for group commits; keep the WAL file from staying
   // large after a burst.
   IMB_RETURN_IF_ERROR(
@@ -679,6 +671,23 @@ absl::Status SqliteStore::Init(const std::string& path,
                "SELECT max(coalesce((SELECT max(id) FROM deliveries), 0), "
                "coalesce((SELECT value FROM meta "
                "WHERE key = 'last_delivery_id'), 0))"));
+
+  if (durability != v1::NORMAL) {
+    // The WAL exists now (Migrate wrote to it) and stays while the writer
+    // has the database open. Its directory entry is made durable once.
+    std::string wal = path + "-wal";
+    wal_fd_ = open(wal.c_str(), O_RDONLY | O_CLOEXEC);
+    if (wal_fd_ < 0) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot open ", wal, ": ", strerror(errno)));
+    }
+    int dir_fd = open(std::filesystem::path(path).parent_path().c_str(),
+                      O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd >= 0) {
+      fsync(dir_fd);
+      close(dir_fd);
+    }
+  }
 
   // The writer never checkpoints; RunCheckpoints does, on its own thread.
   IMB_RETURN_IF_ERROR(Exec(db, "PRAGMA wal_autocheckpoint = 0"));
@@ -723,6 +732,18 @@ void SqliteStore::ReaderPool::Release(Reader* reader) {
 SqliteStore::~SqliteStore() {
   stop_checkpoints_.Notify();
   if (checkpointer_.joinable()) checkpointer_.join();
+  if (wal_fd_ >= 0) close(wal_fd_);
+}
+
+absl::Status SqliteStore::Sync() {
+  if (wal_fd_ < 0) return absl::OkStatus();
+  // fdatasync flushes the file's data written through any descriptor,
+  // here the writer's commits.
+  if (fdatasync(wal_fd_) != 0) {
+    return absl::UnavailableError(
+        absl::StrCat("store: syncing the WAL: ", strerror(errno)));
+  }
+  return absl::OkStatus();
 }
 
 void SqliteStore::RunCheckpoints() {
@@ -772,9 +793,6 @@ absl::Status SqliteStore::PrepareWriter() {
        "WHERE id = ? AND state = 1"},
       {&w_.drop_dead_letter,
        "DELETE FROM deliveries WHERE id = ? AND state = 1"},
-      {&w_.find_message,
-       "SELECT group_id, is_copy FROM messages "
-       "WHERE channel_key = ? AND native_id = ?"},
       {&w_.add_message,
        "INSERT INTO messages(channel_key, native_id, group_id, part, is_copy, "
        "created_at) VALUES(?, ?, ?, ?, ?, ?) "
@@ -950,84 +968,153 @@ void SqliteStore::Rollback() {
   Query(w_.rollback).Run().IgnoreError();
 }
 
-absl::StatusOr<std::optional<int64_t>> SqliteStore::InsertEvent(
-    const v1::Event& event, absl::Time received_at) {
-  IMB_RETURN_IF_ERROR(RequireTransaction());
-  if (event.key().empty()) {
+absl::Status SqliteStore::Apply(CommitBatch& batch) {
+  if (in_transaction_) {
+    return absl::FailedPreconditionError(
+        "store: Apply inside an operator transaction");
+  }
+  if (batch.empty()) return absl::OkStatus();
+  IMB_RETURN_IF_ERROR(Begin());
+  absl::Status status = WriteBatch(batch);
+  if (status.ok()) {
+    status = Commit();  // rolls back itself when it fails
+  } else {
+    Rollback();
+  }
+  if (!status.ok()) {
+    // Nothing was written: no ids either.
+    for (NewEvent& entry : batch.events) {
+      entry.id = 0;
+      for (DeliveryRecord& d : entry.deliveries) d.id = d.event_id = 0;
+    }
+  }
+  return status;
+}
+
+absl::Status SqliteStore::WriteBatch(CommitBatch& batch) {
+  const absl::Time now = batch.now;
+  for (NewEvent& entry : batch.events) {
+    IMB_RETURN_IF_ERROR(WriteEvent(entry, now));
+  }
+  for (const MessageRows& rows : batch.messages) {
+    IMB_RETURN_IF_ERROR(WriteMessages(rows, now));
+  }
+  for (int64_t id : batch.completed) {
+    IMB_RETURN_IF_ERROR(Query(w_.complete_delivery).Int(id).Run());
+  }
+  for (const DeliveryRetry& r : batch.retries) {
+    IMB_RETURN_IF_ERROR(Query(w_.reschedule_delivery)
+                            .Int(r.attempts)
+                            .Time(r.next_attempt_at)
+                            .Text(r.last_error)
+                            .Int(r.id)
+                            .Run());
+  }
+  for (const DeliveryDeadLetter& d : batch.dead_letters) {
+    IMB_RETURN_IF_ERROR(
+        Query(w_.dead_letter).Text(d.reason).Time(now).Int(d.id).Run());
+  }
+  for (const RosterEntry& entry : batch.roster) {
+    IMB_RETURN_IF_ERROR(Query(w_.upsert_roster)
+                            .Text(entry.platform)
+                            .Text(entry.account)
+                            .Text(entry.user_id)
+                            .Text(entry.display_name)
+                            .Int(entry.presence)
+                            .Text(entry.status_text)
+                            .Time(entry.updated_at)
+                            .Run());
+  }
+  for (const ParticipantSeen& p : batch.participants) {
+    IMB_RETURN_IF_ERROR(Query(w_.touch_participant)
+                            .Text(p.channel_key)
+                            .Text(p.user.id())
+                            .Text(p.user.platform())
+                            .Text(p.user.display_name())
+                            .Time(now)
+                            .Run());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SqliteStore::WriteEvent(NewEvent& entry, absl::Time now) {
+  entry.id = 0;
+  if (entry.event == nullptr || entry.event->key().empty()) {
     return absl::InvalidArgumentError("store: event has no key");
   }
-  if (!event.SerializeToString(&payload_)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("store: cannot serialize event ", event.key()));
+  const v1::Event& event = *entry.event;
+  absl::string_view payload = entry.payload;
+  if (payload.empty()) {
+    if (!event.SerializeToString(&payload_)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("store: cannot serialize event ", event.key()));
+    }
+    payload = payload_;
   }
-  Query query(w_.insert_event);
-  query.Int(last_event_id_ + 1)
-      .Text(event.key())
-      .Time(received_at)
-      .Blob(payload_);
-  IMB_RETURN_IF_ERROR(query.Run());
-  if (query.Changes() == 0) return std::optional<int64_t>();  // duplicate
-  return std::optional<int64_t>(++last_event_id_);
-}
-
-absl::Status SqliteStore::AddEventBlob(int64_t event_id,
-                                       absl::string_view blob_id,
-                                       absl::Time now) {
-  IMB_RETURN_IF_ERROR(RequireTransaction());
-  IMB_RETURN_IF_ERROR(
-      Query(w_.add_event_blob).Int(event_id).Text(blob_id).Run());
-  return Query(w_.touch_blob).Time(now).Text(blob_id).Run();
-}
-
-absl::StatusOr<int64_t> SqliteStore::InsertDelivery(
-    const DeliveryRecord& delivery) {
-  IMB_RETURN_IF_ERROR(RequireTransaction());
-  if (delivery.target_key.empty()) {
-    return absl::InvalidArgumentError("store: delivery has no target_key");
+  {
+    Query query(w_.insert_event);
+    query.Int(last_event_id_ + 1).Text(event.key()).Time(now).Blob(payload);
+    IMB_RETURN_IF_ERROR(query.Run());
+    if (query.Changes() == 0) return absl::OkStatus();  // duplicate
   }
-  if (!delivery.target.SerializeToString(&target_)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "store: cannot serialize the target of ", delivery.target_key));
+  entry.id = ++last_event_id_;
+  if (!entry.original_message_id.empty()) {
+    IMB_RETURN_IF_ERROR(Query(w_.add_message)
+                            .Text(entry.original_chat_key)
+                            .Text(entry.original_message_id)
+                            .Int(entry.id)
+                            .Int(0)
+                            .Int(0)
+                            .Time(now)
+                            .Run());
   }
-  Query query(w_.insert_delivery);
-  query.Int(last_delivery_id_ + 1)
-      .Int(delivery.event_id)
-      .Text(delivery.target_key)
-      .Blob(target_)
-      .Text(delivery.link)
-      .Text(delivery.sender_name)
-      .Int(delivery.attempts)
-      .Time(delivery.created_at)
-      .Time(delivery.next_attempt_at)
-      .Text(delivery.last_error);
-  IMB_RETURN_IF_ERROR(query.Run());
-  return ++last_delivery_id_;
+  for (const std::string& blob_id : entry.blob_ids) {
+    IMB_RETURN_IF_ERROR(
+        Query(w_.add_event_blob).Int(entry.id).Text(blob_id).Run());
+    IMB_RETURN_IF_ERROR(Query(w_.touch_blob).Time(now).Text(blob_id).Run());
+  }
+  for (DeliveryRecord& delivery : entry.deliveries) {
+    if (delivery.target_key.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("store: a delivery of ", event.key(), " has no target"));
+    }
+    if (!delivery.target.SerializeToString(&target_)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "store: cannot serialize the target of ", delivery.target_key));
+    }
+    delivery.event_id = entry.id;
+    IMB_RETURN_IF_ERROR(Query(w_.insert_delivery)
+                            .Int(last_delivery_id_ + 1)
+                            .Int(entry.id)
+                            .Text(delivery.target_key)
+                            .Blob(target_)
+                            .Text(delivery.link)
+                            .Text(delivery.sender_name)
+                            .Int(delivery.attempts)
+                            .Time(delivery.created_at)
+                            .Time(delivery.next_attempt_at)
+                            .Text(delivery.last_error)
+                            .Run());
+    delivery.id = ++last_delivery_id_;
+  }
+  return absl::OkStatus();
 }
 
-// Completing, rescheduling or dead-lettering an unknown id changes nothing
-// and is not an error: failing would abort the caller's whole group commit.
-absl::Status SqliteStore::CompleteDelivery(int64_t id) {
-  IMB_RETURN_IF_ERROR(RequireTransaction());
-  return Query(w_.complete_delivery).Int(id).Run();
-}
-
-absl::Status SqliteStore::RescheduleDelivery(int64_t id, int attempts,
-                                             absl::Time next_attempt_at,
-                                             absl::string_view last_error) {
-  IMB_RETURN_IF_ERROR(RequireTransaction());
-  return Query(w_.reschedule_delivery)
-      .Int(attempts)
-      .Time(next_attempt_at)
-      .Text(last_error)
-      .Int(id)
-      .Run();
-}
-
-absl::Status SqliteStore::DeadLetterDelivery(int64_t id,
-                                             absl::string_view reason,
-                                             absl::Time now) {
-  IMB_RETURN_IF_ERROR(RequireTransaction());
-  return Query(w_.dead_letter).Text(reason).Time(now).Int(id).Run();
+absl::Status SqliteStore::WriteMessages(const MessageRows& rows,
+                                        absl::Time now) {
+  for (size_t part = 0; part < rows.native_ids.size(); ++part) {
+    // An empty id cannot be looked up; skip it rather than fail the batch.
+    if (rows.native_ids[part].empty()) continue;
+    IMB_RETURN_IF_ERROR(Query(w_.add_message)
+                            .Text(rows.channel_key)
+                            .Text(rows.native_ids[part])
+                            .Int(rows.group_id)
+                            .Int(static_cast<int64_t>(part))
+                            .Int(rows.is_copy ? 1 : 0)
+                            .Time(now)
+                            .Run());
+  }
+  return absl::OkStatus();
 }
 
 absl::Status SqliteStore::RetryDeadLetter(int64_t id, absl::Time now) {
@@ -1048,39 +1135,6 @@ absl::Status SqliteStore::DropDeadLetter(int64_t id) {
     return absl::NotFoundError(absl::StrCat("no dead letter with id ", id));
   }
   return absl::OkStatus();
-}
-
-absl::Status SqliteStore::AddMessages(int64_t group_id,
-                                      absl::string_view channel_key,
-                                      absl::Span<const std::string> native_ids,
-                                      bool is_copy, absl::Time now) {
-  IMB_RETURN_IF_ERROR(RequireTransaction());
-  for (size_t part = 0; part < native_ids.size(); ++part) {
-    // An empty id cannot be looked up; skip it rather than fail the batch.
-    if (native_ids[part].empty()) continue;
-    IMB_RETURN_IF_ERROR(Query(w_.add_message)
-                            .Text(channel_key)
-                            .Text(native_ids[part])
-                            .Int(group_id)
-                            .Int(static_cast<int64_t>(part))
-                            .Int(is_copy ? 1 : 0)
-                            .Time(now)
-                            .Run());
-  }
-  return absl::OkStatus();
-}
-
-absl::Status SqliteStore::UpsertRoster(const RosterEntry& entry) {
-  IMB_RETURN_IF_ERROR(RequireTransaction());
-  return Query(w_.upsert_roster)
-      .Text(entry.platform)
-      .Text(entry.account)
-      .Text(entry.user_id)
-      .Text(entry.display_name)
-      .Int(entry.presence)
-      .Text(entry.status_text)
-      .Time(entry.updated_at)
-      .Run();
 }
 
 absl::Status SqliteStore::RecordBlob(const BlobInfo& blob) {
@@ -1225,15 +1279,6 @@ absl::StatusOr<std::optional<MessageLocation>> SqliteStore::FindMessage(
   return ReadLocation(query);
 }
 
-absl::StatusOr<std::optional<MessageLocation>>
-SqliteStore::FindMessageInTransaction(absl::string_view channel_key,
-                                      absl::string_view native_id) {
-  IMB_RETURN_IF_ERROR(RequireTransaction());
-  Query query(w_.find_message);
-  query.Text(channel_key).Text(native_id);
-  return ReadLocation(query);
-}
-
 absl::StatusOr<std::vector<std::string>> SqliteStore::FindMessagesInChannel(
     int64_t group_id, absl::string_view channel_key) {
   ReaderPool::Lease r = readers_.Acquire();
@@ -1320,19 +1365,6 @@ absl::Status SqliteStore::DeleteRecord(absl::string_view kind,
     return absl::NotFoundError(absl::StrCat("no ", kind, " named ", name));
   }
   return absl::OkStatus();
-}
-
-absl::Status SqliteStore::TouchParticipant(absl::string_view channel_key,
-                                           const v1::UserRef& user,
-                                           absl::Time now) {
-  IMB_RETURN_IF_ERROR(RequireTransaction());
-  return Query(w_.touch_participant)
-      .Text(channel_key)
-      .Text(user.id())
-      .Text(user.platform())
-      .Text(user.display_name())
-      .Time(now)
-      .Run();
 }
 
 absl::StatusOr<int64_t> SqliteStore::CountDeadLetters() {

@@ -12,8 +12,9 @@ namespace imbridge::bridge {
 
 // Opens (creating if needed) the SQLite store in `data_dir`/imbridge.db, in
 // WAL mode, applying schema migrations up to the current version in place.
-// With durability FULL each commit is on disk when Commit() returns; NORMAL
-// may lose the last commits on power loss (not on a process crash). Fails
+// Commits are safe from a process crash when they return; with durability
+// FULL, Store::Sync() puts them on disk (an fdatasync of the WAL), and NORMAL
+// may lose the last commits on power loss. Fails
 // with a clear message if the directory is not writable or the database was
 // made by a newer imbridge.
 absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(

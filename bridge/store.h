@@ -11,16 +11,15 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "absl/types/span.h"
 #include "imbridge/v1/events.pb.h"
 
 namespace imbridge::bridge {
 
 // One row of the outbox: an event to render in one target channel.
 struct DeliveryRecord {
-  // Outbox id, assigned by InsertDelivery; increases with insertion order.
+  // Outbox id, assigned by Store::Apply; increases with insertion order.
   int64_t id = 0;
-  // Row id of the event in the event log (InsertEvent's result).
+  // Id of the event in the event log.
   int64_t event_id = 0;
   // ChannelKey(target), with the thread if the member has one.
   std::string target_key;
@@ -39,7 +38,7 @@ struct DeliveryRecord {
   // Why the last attempt failed, if it did.
   std::string last_error;
   // The event itself; filled by the Load/List methods, ignored by
-  // InsertDelivery.
+  // Store::Apply.
   std::shared_ptr<const v1::Event> event;
 };
 
@@ -88,64 +87,145 @@ struct BlobInfo {
   absl::Time last_used_at = absl::InfinitePast();
 };
 
+// A message-map row set: native messages of one mirrored message in one
+// channel, in part order.
+struct MessageRows {
+  // The mirrored message: the event id of the MessagePosted that created it.
+  int64_t group_id = 0;
+  // ChannelKey without thread.
+  std::string channel_key;
+  // Part 0, 1, ...; empty ids are skipped (they cannot be looked up).
+  std::vector<std::string> native_ids;
+  // Whether the bridge made them (copies) or they are the original.
+  bool is_copy = false;
+};
+
+// A failed attempt of a pending delivery, and when to try next.
+struct DeliveryRetry {
+  int64_t id = 0;
+  int attempts = 0;
+  absl::Time next_attempt_at = absl::InfinitePast();
+  std::string last_error;
+};
+
+// A pending delivery that becomes a dead letter.
+struct DeliveryDeadLetter {
+  int64_t id = 0;
+  std::string reason;
+};
+
+// Someone who posted in a chat, as written for `!bridge who`.
+struct ParticipantSeen {
+  // ChannelKey without thread.
+  std::string channel_key;
+  // The sender, with its platform filled in.
+  v1::UserRef user;
+};
+
+// An accepted event and what is written with it in the same commit.
+struct NewEvent {
+  // The event; its key deduplicates.
+  std::shared_ptr<const v1::Event> event;
+  // The event serialized; made by the caller (off the writer thread). The
+  // store serializes `event` itself when this is empty.
+  std::string payload;
+  // The original's message-map row (MessagePosted): its chat (ChannelKey
+  // without thread) and native id; empty `original_message_id` for none.
+  std::string original_chat_key;
+  std::string original_message_id;
+  // Blobs the event refers to: kept while its deliveries are pending, and
+  // marked used at the commit.
+  std::vector<std::string> blob_ids;
+  // One per target. Apply fills in `id` and `event_id`; `event` is not
+  // stored (the event is).
+  std::vector<DeliveryRecord> deliveries;
+
+  // Out (Apply): the event's new id, or 0 when an event with the same key
+  // was already in the log (a duplicate); then nothing of this entry was
+  // written.
+  int64_t id = 0;
+};
+
+// Everything one group commit writes: one call of Store::Apply. A network
+// backend turns it into one round trip.
+struct CommitBatch {
+  // The commit's time: received_at of new events, created_at of message-map
+  // rows, dead_at of dead letters, blobs' last use, participants' last seen.
+  absl::Time now = absl::InfinitePast();
+  // New events, in arrival order (ids are handed out in this order, and
+  // delivery ids after them in the same order).
+  std::vector<NewEvent> events;
+  // Copies the bridge made, from delivery results. Re-adding an existing
+  // (channel, native id) pair changes nothing.
+  std::vector<MessageRows> messages;
+  // Finished deliveries (delivered, skipped or superseded): removed.
+  std::vector<int64_t> completed;
+  // Failed attempts to try again later.
+  std::vector<DeliveryRetry> retries;
+  // Deliveries that gave up.
+  std::vector<DeliveryDeadLetter> dead_letters;
+  // Presence updates (insert or replace), in order.
+  std::vector<RosterEntry> roster;
+  // Posters to note as participants of their chat.
+  std::vector<ParticipantSeen> participants;
+
+  bool empty() const {
+    return events.empty() && messages.empty() && completed.empty() &&
+           retries.empty() && dead_letters.empty() && roster.empty() &&
+           participants.empty();
+  }
+};
+
 // The router's durable state: the event log (for dedupe), the outbox of
 // deliveries, the message map, the presence roster and blob metadata.
 // Backends are opened by their own headers (sqlite_store.h); this interface
 // names no backend's types.
 //
-// Threading: one writer thread calls the write methods, always between
-// Begin() and Commit()/Rollback(); they see the transaction's own uncommitted
-// rows. The read methods may be called from any thread at any time,
-// concurrently with the writer and with each other; they see committed data
-// only. (The SQLite store reads through a small pool of connections; a read
-// waits only when all of them are busy.)
+// Writes: the relay path writes with Apply, one call per group commit. The
+// operator's rare writes (records, dead-letter retry and drop, blob
+// metadata, pruning) run between Begin() and Commit()/Rollback(), never
+// while an Apply runs. One writer thread makes all write calls.
+// The read methods may be called from any thread at any time, concurrently
+// with the writer and with each other; they see committed data only. (The
+// SQLite store reads through a small pool of connections; a read waits
+// only when all of them are busy.)
 //
 // Errors: every method returns a Status; a storage failure is kInternal or
-// kUnavailable (disk full, I/O error) with SQLite's message. The store never
-// crashes on bad data.
+// kUnavailable (disk full, I/O error) with the backend's message. The store
+// never crashes on bad data.
 class Store {
  public:
   virtual ~Store() = default;
 
-  // --- Transactions (writer thread) ---------------------------------------
+  // --- The relay path (writer thread) -------------------------------------
+
+  // Writes `batch` in one transaction; on failure nothing of it is written.
+  // When it returns OK the batch is committed: visible to reads and safe
+  // from a crash of the process, but with durability FULL on disk (safe
+  // from power loss) only after a Sync() that starts after it returned. Applies
+  // the new events in order (an event whose key is already in the log, or
+  // earlier in the batch, is a duplicate: its `id` stays 0 and nothing of its
+  // entry is written), then copies, completions, retries, dead letters, roster
+  // and participants. Completing, retrying or dead-lettering an unknown or
+  // finished delivery changes nothing and is not an error. Fills in the ids
+  // of the new events and deliveries. Must not be called inside Begin().
+  virtual absl::Status Apply(CommitBatch& batch) = 0;
+
+  // Makes every commit that returned before the call durable (on disk with
+  // durability FULL; nothing to do with NORMAL). Thread-safe, and meant to
+  // run on a thread of its own while the writer applies the next batch:
+  // the writer never waits for the disk, and one Sync covers every commit
+  // made meanwhile.
+  virtual absl::Status Sync() = 0;
+
+  // --- Operator writes (writer thread, inside Begin()..Commit()) ----------
 
   // Starts a write transaction.
   virtual absl::Status Begin() = 0;
-  // Commits it; with durability FULL the commit is on disk when this
-  // returns.
+  // Commits it, as Apply does (durable after the next Sync()).
   virtual absl::Status Commit() = 0;
   // Abandons the transaction; never fails.
   virtual void Rollback() = 0;
-
-  // --- Writes (writer thread, inside a transaction) -----------------------
-
-  // Records an accepted event in the event log. Returns its new row id, or
-  // std::nullopt when an event with the same key is already in the log
-  // (a duplicate), in which case nothing is written.
-  virtual absl::StatusOr<std::optional<int64_t>> InsertEvent(
-      const v1::Event& event, absl::Time received_at) = 0;
-
-  // Records that the event `event_id` refers to blob `blob_id` (so that the
-  // blob is kept while deliveries of the event are pending) and marks the
-  // blob used now.
-  virtual absl::Status AddEventBlob(int64_t event_id, absl::string_view blob_id,
-                                    absl::Time now) = 0;
-
-  // Writes a delivery to the outbox; returns its id.
-  virtual absl::StatusOr<int64_t> InsertDelivery(
-      const DeliveryRecord& delivery) = 0;
-
-  // Removes a finished delivery (delivered, skipped or superseded).
-  virtual absl::Status CompleteDelivery(int64_t id) = 0;
-
-  // Records a failed attempt and when to try next.
-  virtual absl::Status RescheduleDelivery(int64_t id, int attempts,
-                                          absl::Time next_attempt_at,
-                                          absl::string_view last_error) = 0;
-
-  // Moves a delivery to the dead letters, with the reason.
-  virtual absl::Status DeadLetterDelivery(int64_t id, absl::string_view reason,
-                                          absl::Time now) = 0;
 
   // Puts a dead letter back into the outbox as a fresh pending delivery
   // (attempts 0, due now) keeping its id. NOT_FOUND if no such dead letter.
@@ -153,24 +233,6 @@ class Store {
 
   // Removes a dead letter for good. NOT_FOUND if no such dead letter.
   virtual absl::Status DropDeadLetter(int64_t id) = 0;
-
-  // Adds native messages to the message map: `native_ids` (in order, part 0,
-  // 1, ...) in channel `channel_key` belong to the mirrored message
-  // `group_id`. `is_copy` says whether the bridge made them. Re-adding an
-  // existing (channel, native id) pair is not an error and changes nothing.
-  virtual absl::Status AddMessages(int64_t group_id,
-                                   absl::string_view channel_key,
-                                   absl::Span<const std::string> native_ids,
-                                   bool is_copy, absl::Time now) = 0;
-
-  // FindMessage on the writer's connection: also sees the rows the open
-  // transaction added (an original and its echo may share a group commit).
-  virtual absl::StatusOr<std::optional<MessageLocation>>
-  FindMessageInTransaction(absl::string_view channel_key,
-                           absl::string_view native_id) = 0;
-
-  // Updates a person's presence in the roster (insert or replace).
-  virtual absl::Status UpsertRoster(const RosterEntry& entry) = 0;
 
   // Records a stored blob (or refreshes last_used_at if it is known).
   virtual absl::Status RecordBlob(const BlobInfo& blob) = 0;
@@ -190,11 +252,6 @@ class Store {
   // Removes a record; kNotFound if there is none.
   virtual absl::Status DeleteRecord(absl::string_view kind,
                                     absl::string_view name) = 0;
-
-  // Notes that `user` posted in `channel_key` (ChannelKey without thread).
-  virtual absl::Status TouchParticipant(absl::string_view channel_key,
-                                        const v1::UserRef& user,
-                                        absl::Time now) = 0;
 
   // --- Reads (any thread, committed data) ---------------------------------
 

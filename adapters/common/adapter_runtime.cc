@@ -176,6 +176,17 @@ AdapterRuntime::~AdapterRuntime() {
   metrics::Registry::Default().RemoveCollector(collector_);
 }
 
+void AdapterRuntime::SetConnector(Connector* connector) {
+  identity_.accounts = connector->Accounts();
+  identity_.capabilities = ConnectorCapabilities(*connector);
+  // Only fails after Start(), which the contract rules out.
+  router_->SetHello(identity_.accounts, identity_.capabilities).IgnoreError();
+  dispatcher_ = std::make_unique<ConnectorDeliveryHandler>(connector);
+  SetDeliveryHandler(dispatcher_.get());
+  OnStarted([connector] { return connector->Start(); });
+  OnStop([connector] { connector->Stop(); });
+}
+
 void AdapterRuntime::SetDeliveryHandler(DeliveryHandler* handler) {
   counting_handler_->set_inner(handler);
 }

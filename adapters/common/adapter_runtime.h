@@ -5,12 +5,16 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "adapters/common/connector.h"
 #include "adapters/common/delivery_handler.h"
 #include "adapters/common/delivery_journal.h"
 #include "adapters/common/inbound_pipeline.h"
@@ -26,10 +30,12 @@ namespace imbridge::adapters {
 
 // Who an adapter process is, announced to the router in Hello.
 struct AdapterIdentity {
-  std::string platform;                   // "telegram", "slack", ...
-  std::vector<std::string> accounts;      // The accounts it serves.
-  std::vector<std::string> capabilities;  // "edits", "deletes", "files", ...
-  uint16_t default_port = 0;              // When http.listen is empty.
+  std::string platform;  // "telegram", "slack", ...
+  // The accounts it serves and "edits", "deletes", "files", ...: set by
+  // SetConnector() from the connector.
+  std::vector<std::string> accounts;
+  std::vector<std::string> capabilities;
+  uint16_t default_port = 0;  // When http.listen is empty.
   absl::Duration default_request_timeout = absl::Seconds(10);
 };
 
@@ -38,12 +44,10 @@ struct AdapterIdentity {
 // messenger's webhook routes plus /healthz, /readyz and /metrics, the
 // standard metrics, and an orderly start and stop.
 //
-// Use (in main, after LoadAdapterConfig):
+// Use: RunAdapter() below does it all for a Connector; by hand:
 //   AdapterRuntime runtime(config.router(), config.http(), identity);
-//   MyAdapter adapter(config, &runtime);     // registers its routes
-//   runtime.SetDeliveryHandler(&adapter);
-//   runtime.AddReadinessCheck("telegram", [&] { return adapter.Reachable(); });
-//   runtime.OnStop([&] { adapter.Stop(); });
+//   MyConnector connector(config, &runtime, journal);  // registers routes
+//   runtime.SetConnector(&connector);
 //   return runtime.Run();  // until SIGTERM/SIGINT
 //
 // Metrics maintained here (platform label = identity.platform):
@@ -70,8 +74,17 @@ class AdapterRuntime {
   AdapterRuntime(const AdapterRuntime&) = delete;
   AdapterRuntime& operator=(const AdapterRuntime&) = delete;
 
-  // Where deliveries go. Required before Start(); must outlive the runtime.
-  // The runtime counts and times every call.
+  // Plugs in the messenger's connector, before Start(): the Hello announces
+  // its Accounts() and the capabilities of the interfaces it implements
+  // (ConnectorCapabilities); deliveries go to it through a
+  // ConnectorDeliveryHandler; its Start() runs after the OnStarted
+  // callbacks registered before this call, its Stop() among the OnStop
+  // callbacks in registration order. `connector` must outlive Run()/Stop().
+  void SetConnector(Connector* connector);
+
+  // Where deliveries go, for an adapter without a Connector (SetConnector()
+  // sets it). Required before Start(); must outlive the runtime. The
+  // runtime counts and times every call.
   void SetDeliveryHandler(DeliveryHandler* handler);
 
   // The HTTP server, for registering webhook routes before Start().
@@ -141,6 +154,7 @@ class AdapterRuntime {
   AdapterIdentity identity_;
   std::string port_file_;
   std::unique_ptr<CountingHandler> counting_handler_;
+  std::unique_ptr<ConnectorDeliveryHandler> dispatcher_;
   std::unique_ptr<DeliveryJournal> journal_;
   std::unique_ptr<RouterClient> router_;
   std::unique_ptr<WebhookServer> http_;
@@ -184,6 +198,79 @@ bool ParseAdapterCommandLine(
     google::protobuf::Message* config,
     const std::function<absl::Status(absl::string_view source)>& validate,
     int* exit_code);
+
+// What RunAdapter() needs to know of one adapter binary. `Config` is its
+// config message, with the fields every adapter config has: router, http,
+// log_level, and state_dir unless the adapter keeps no delivery journal.
+template <typename Config>
+struct AdapterProgram {
+  // The binary's name, for usage and errors ("imbridge-adapter-slack").
+  std::string binary;
+  // Its platform, default port and request timeout (accounts and
+  // capabilities come from the connector).
+  AdapterIdentity identity;
+  // Checks a loaded config beyond its schema (ParseAdapterCommandLine).
+  std::function<absl::Status(absl::string_view source, const Config& config)>
+      validate;
+  // Builds the connector: registers its webhook routes and readiness checks
+  // on `runtime`, records deliveries and its state in `journal` (null for
+  // a config without state_dir). An error is logged and the process exits
+  // with 1.
+  std::function<absl::StatusOr<std::unique_ptr<Connector>>(
+      const Config& config, AdapterRuntime* runtime, DeliveryJournal* journal)>
+      connect;
+};
+
+// Whether an adapter's config message has a state_dir (RunAdapter opens
+// the delivery journal there).
+template <typename Config, typename = void>
+struct HasStateDir : std::false_type {};
+template <typename Config>
+struct HasStateDir<
+    Config, std::void_t<decltype(std::declval<const Config&>().state_dir())>>
+    : std::true_type {};
+
+// The whole main() of an adapter binary: parses the command line and loads
+// and checks the config (ParseAdapterCommandLine), starts logging as
+// "adapter-<platform>", builds the AdapterRuntime, opens the delivery
+// journal in config.state_dir() (when the config has one), builds the
+// connector, plugs it in (SetConnector) and runs until SIGTERM or SIGINT.
+// Returns the exit code.
+template <typename Config>
+int RunAdapter(int argc, char** argv, const AdapterProgram<Config>& program) {
+  Config config;
+  int exit_code = 0;
+  if (!ParseAdapterCommandLine(
+          argc, argv, program.binary, &config,
+          [&](absl::string_view source) {
+            return program.validate(source, config);
+          },
+          &exit_code)) {
+    return exit_code;
+  }
+  const std::string& platform = program.identity.platform;
+  InitLogging(absl::StrCat("adapter-", platform), platform,
+              ParseLogLevel(config.log_level()).value_or(LogLevel::kInfo));
+  AdapterRuntime runtime(config.router(), config.http(), program.identity);
+  DeliveryJournal* journal = nullptr;
+  if constexpr (HasStateDir<Config>::value) {
+    absl::StatusOr<DeliveryJournal*> opened =
+        runtime.OpenDeliveryJournal(config.state_dir());
+    if (!opened.ok()) return 1;
+    journal = *opened;
+  }
+  absl::StatusOr<std::unique_ptr<Connector>> connector =
+      program.connect(config, &runtime, journal);
+  if (!connector.ok()) {
+    LogError("adapter failed to start",
+             {{"error", connector.status().message()}});
+    return 1;
+  }
+  runtime.SetConnector(connector->get());
+  // Run() stops the runtime (and so stops calling the connector) before
+  // the connector goes.
+  return runtime.Run();
+}
 
 // Checks the parts every adapter config shares: router.address/token and
 // http.listen. `prefix` is empty (fields at the top level).

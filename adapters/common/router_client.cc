@@ -17,6 +17,7 @@
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "adapters/common/bounded_cache.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "common/utf8.h"
@@ -91,7 +92,9 @@ v1::DeliveryResult NotAttempted(uint64_t id) {
 class RouterClient::Impl {
  public:
   Impl(Options options, DeliveryHandler* handler)
-      : options_(std::move(options)), handler_(handler) {
+      : options_(std::move(options)),
+        handler_(handler),
+        completed_(options_.completed_cache_size) {
     // gRPC's connection backoff is the only one while the router is
     // unreachable (see SessionLoop), so it is kept short.
     absl::Duration max_connect_backoff =
@@ -112,6 +115,19 @@ class RouterClient::Impl {
   }
 
   ~Impl() { Stop(); }
+
+  // Before Start() only: the session thread reads options_ unlocked.
+  absl::Status SetHello(std::vector<std::string> accounts,
+                        std::vector<std::string> capabilities) {
+    absl::MutexLock lock(&mu_);
+    if (started_) {
+      return absl::FailedPreconditionError(
+          "the Hello cannot change after the client started");
+    }
+    options_.accounts = std::move(accounts);
+    options_.capabilities = std::move(capabilities);
+    return absl::OkStatus();
+  }
 
   void Start() {
     absl::MutexLock stop_lock(&stop_mu_);
@@ -673,9 +689,9 @@ class RouterClient::Impl {
                               const v1::Delivery& delivery, uint64_t session)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (!delivery.idempotency_key().empty()) {
-      auto cached = completed_.find(delivery.idempotency_key());
-      if (cached != completed_.end()) {
-        v1::DeliveryResult result = cached->second;
+      if (const v1::DeliveryResult* cached =
+              completed_.Find(delivery.idempotency_key())) {
+        v1::DeliveryResult result = *cached;
         result.set_id(delivery.id());
         SendResult(std::move(result), session);
         return true;
@@ -705,16 +721,7 @@ class RouterClient::Impl {
                     const v1::DeliveryResult& result)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (idempotency_key.empty() || options_.completed_cache_size == 0) return;
-    auto [it, inserted] = completed_.try_emplace(idempotency_key, result);
-    if (!inserted) {
-      it->second = result;
-      return;
-    }
-    completed_order_.push_back(idempotency_key);
-    while (completed_.size() > options_.completed_cache_size) {
-      completed_.erase(completed_order_.front());
-      completed_order_.pop_front();
-    }
+    completed_.Put(idempotency_key, result);
   }
 
   void WorkerLoop() {
@@ -811,7 +818,8 @@ class RouterClient::Impl {
     }
   }
 
-  const Options options_;
+  // Fixed once Start() ran (SetHello() changes it before).
+  Options options_;
   DeliveryHandler* const handler_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Router::Stub> stub_;
@@ -855,10 +863,9 @@ class RouterClient::Impl {
   // Targets waiting for a worker, in the order they became ready.
   std::deque<std::string> ready_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, Block> blocks_ ABSL_GUARDED_BY(mu_);
-  // Idempotency key -> final outcome (id unset), evicted oldest first.
-  absl::flat_hash_map<std::string, v1::DeliveryResult> completed_
-      ABSL_GUARDED_BY(mu_);
-  std::deque<std::string> completed_order_ ABSL_GUARDED_BY(mu_);
+  // Idempotency key -> final outcome (id unset), the least recently used
+  // evicted first.
+  BoundedCache<std::string, v1::DeliveryResult> completed_ ABSL_GUARDED_BY(mu_);
 };
 
 RouterClient::Options RouterClient::OptionsFromConfig(
@@ -879,6 +886,11 @@ RouterClient::RouterClient(Options options, DeliveryHandler* handler)
     : impl_(std::make_unique<Impl>(std::move(options), handler)) {}
 
 RouterClient::~RouterClient() { Stop(); }
+
+absl::Status RouterClient::SetHello(std::vector<std::string> accounts,
+                                    std::vector<std::string> capabilities) {
+  return impl_->SetHello(std::move(accounts), std::move(capabilities));
+}
 
 void RouterClient::Start() { impl_->Start(); }
 

@@ -86,6 +86,12 @@ class RouterClient {
   RouterClient(const RouterClient&) = delete;
   RouterClient& operator=(const RouterClient&) = delete;
 
+  // Replaces the accounts and capabilities sent in Hello (the AdapterRuntime
+  // takes them from its connector). Only before Start():
+  // kFailedPrecondition after it, and nothing changes.
+  absl::Status SetHello(std::vector<std::string> accounts,
+                        std::vector<std::string> capabilities);
+
   // Starts connecting in the background. Returns at once.
   void Start();
 

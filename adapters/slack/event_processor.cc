@@ -36,11 +36,8 @@ std::string EventChannel(const nlohmann::json& event) {
 }  // namespace
 
 EventProcessor::EventProcessor(Options options, const SlackApi* api,
-                               UserDirectory* users, InboundPipeline* pipeline)
-    : options_(std::move(options)),
-      api_(api),
-      users_(users),
-      pipeline_(pipeline) {}
+                               UserDirectory* users)
+    : options_(std::move(options)), api_(api), users_(users) {}
 
 void EventProcessor::SetIdentity(BotIdentity identity) {
   absl::MutexLock lock(&mu_);
@@ -50,33 +47,6 @@ void EventProcessor::SetIdentity(BotIdentity identity) {
 std::optional<BotIdentity> EventProcessor::identity() const {
   absl::MutexLock lock(&mu_);
   return identity_;
-}
-
-void EventProcessor::Handle(nlohmann::json callback, Done done) {
-  auto it = callback.find("event_id");
-  if (it == callback.end() || !it->is_string() ||
-      it->get<std::string>().empty()) {
-    LogWarn("event callback without event_id ignored",
-            {{"account", options_.account}});
-    done(200);
-    return;
-  }
-  if (!identity().has_value()) {
-    // Without the bot's identity its own posts cannot be recognised.
-    done(503);
-    return;
-  }
-  auto shared = std::make_shared<Done>(std::move(done));
-  absl::Status submitted = pipeline_->Submit<nlohmann::json>(
-      this, std::move(callback), [shared](const InboundResult& result) {
-        (*shared)(result.HttpStatus());
-      });
-  if (!submitted.ok()) {
-    LogWarn("event not taken; Slack will send it again",
-            {{"account", options_.account}, {"error", submitted.message()}});
-    (*shared)(submitted.code() == absl::StatusCode::kInvalidArgument ? 400
-                                                                     : 503);
-  }
 }
 
 absl::StatusOr<InboundRoute> EventProcessor::Route(

@@ -21,27 +21,19 @@
 namespace imbridge::adapters::slack {
 
 // Turns the Events API callbacks of one account, from either transport
-// (HTTP or Socket Mode), into published bridge events, as the inbound
-// pipeline's connector for Slack: one lane per channel (events of a channel
-// are published in the order they came, a message waiting for its file
+// (HTTP or Socket Mode), into bridge events: the conversion behind the
+// SlackAdapter's inbound connector, which routes each callback to its
+// account's processor. One lane per channel (events of a channel are
+// published in the order they came, a message waiting for its file
 // included), keyed by `event_id` (a retry arriving while the first attempt
 // still runs joins it; a later one is published again and the router
 // answers DUPLICATE). The work (users.info look-ups, file downloads into the
-// router's blob store) runs on the pipeline's workers, never on the
-// caller's thread.
+// router's blob store) runs on the pipeline's workers.
 //
-// Threading: Handle() and SetIdentity() from any thread; never block.
-// Route() and Convert() are called by the pipeline from several threads.
-class EventProcessor : public InboundConnector<nlohmann::json> {
+// Threading: SetIdentity() from any thread; Route() and Convert() are
+// called by the pipeline from several threads.
+class EventProcessor {
  public:
-  // Answer for the transport: 200 when the router acknowledged the event
-  // (accepted, duplicate or dropped) or it is deliberately ignored; 400 when
-  // it cannot be converted; 500 when the router refused it; 503 when it
-  // cannot be handled now (identity not known yet, too many events waiting,
-  // a file download failed for a retryable reason, an earlier event of its
-  // channel is to be retried).
-  using Done = std::function<void(int http_status)>;
-
   struct Options {
     std::string account;
     // Larger files are announced with an unavailable_reason only.
@@ -53,29 +45,24 @@ class EventProcessor : public InboundConnector<nlohmann::json> {
     std::function<void(const v1::Event&)> on_posted;
   };
 
-  // All pointers must outlive the processor; stop the pipeline before
-  // destroying it.
-  EventProcessor(Options options, const SlackApi* api, UserDirectory* users,
-                 InboundPipeline* pipeline);
+  // All pointers must outlive the processor.
+  EventProcessor(Options options, const SlackApi* api, UserDirectory* users);
 
   // The bot's identity; callbacks are answered 503 until it is known.
   void SetIdentity(BotIdentity identity);
   std::optional<BotIdentity> identity() const;
 
-  // Handles one `event_callback` envelope. `done` runs exactly once, on any
-  // thread (possibly inside this call).
-  void Handle(nlohmann::json callback, Done done);
-
-  // InboundConnector.
-  absl::StatusOr<InboundRoute> Route(const nlohmann::json& callback) override;
+  // As InboundConnector: the lane is the account's channel, the key the
+  // account's event_id.
+  absl::StatusOr<InboundRoute> Route(const nlohmann::json& callback);
+  // A retryable error while the identity is not known.
   absl::StatusOr<adapters::InboundConversion> Convert(
-      const nlohmann::json& callback) override;
+      const nlohmann::json& callback);
 
  private:
   const Options options_;
   const SlackApi* api_;
   UserDirectory* users_;
-  InboundPipeline* pipeline_;
 
   mutable absl::Mutex mu_;
   std::optional<BotIdentity> identity_ ABSL_GUARDED_BY(mu_);

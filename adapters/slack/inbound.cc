@@ -3,10 +3,10 @@
 #include <cstdint>
 #include <utility>
 
-#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "adapters/slack/format.h"
+#include "adapters/common/attachment_kind.h"
+#include "adapters/common/markup/slack_mrkdwn.h"
 
 namespace imbridge::adapters::slack {
 namespace {
@@ -76,7 +76,7 @@ v1::UserRef SenderOf(const json& message, const UserLookup& lookup) {
   return ref;
 }
 
-UserNameResolver ResolverFor(const UserLookup& lookup) {
+markup::UserNameResolver ResolverFor(const UserLookup& lookup) {
   if (!lookup) return nullptr;
   return [&lookup](absl::string_view id) { return lookup(id).display_name; };
 }
@@ -114,14 +114,6 @@ void ConvertFiles(const json& message, v1::MessagePosted* posted,
 }
 
 }  // namespace
-
-v1::Attachment::Kind AttachmentKindForMime(absl::string_view mime) {
-  if (mime == "image/gif") return v1::Attachment::ANIMATION;
-  if (absl::StartsWith(mime, "image/")) return v1::Attachment::IMAGE;
-  if (absl::StartsWith(mime, "video/")) return v1::Attachment::VIDEO;
-  if (absl::StartsWith(mime, "audio/")) return v1::Attachment::AUDIO;
-  return v1::Attachment::FILE;
-}
 
 InboundConversion ConvertEventCallback(const json& callback,
                                        absl::string_view account,
@@ -188,7 +180,8 @@ InboundConversion ConvertEventCallback(const json& callback,
     v1::MessagePosted* p = event.mutable_posted();
     p->set_message_id(ts);
     *p->mutable_sender() = SenderOf(e, lookup);
-    *p->mutable_text() = MrkdwnToRichText(Str(e, "text"), ResolverFor(lookup));
+    *p->mutable_text() =
+        markup::MrkdwnToRichText(Str(e, "text"), ResolverFor(lookup));
     std::string thread_ts = Str(e, "thread_ts");
     if (!thread_ts.empty() && thread_ts != ts) {
       p->set_thread_root_id(thread_ts);
@@ -228,7 +221,7 @@ InboundConversion ConvertEventCallback(const json& callback,
     } else {
       *ed->mutable_editor() = SenderOf(message, lookup);
     }
-    *ed->mutable_text() = MrkdwnToRichText(text, ResolverFor(lookup));
+    *ed->mutable_text() = markup::MrkdwnToRichText(text, ResolverFor(lookup));
     out.event = std::move(event);
     return out;
   }

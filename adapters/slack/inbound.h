@@ -49,9 +49,6 @@ InboundConversion ConvertEventCallback(const nlohmann::json& callback,
                                        const BotIdentity& self,
                                        const UserLookup& lookup);
 
-// The attachment kind for a MIME type ("image/png" -> IMAGE, ...).
-v1::Attachment::Kind AttachmentKindForMime(absl::string_view mime_type);
-
 }  // namespace imbridge::adapters::slack
 
 #endif  // IMBRIDGE_ADAPTERS_SLACK_INBOUND_H_

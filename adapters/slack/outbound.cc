@@ -7,7 +7,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "adapters/slack/format.h"
+#include "adapters/common/markup/slack_mrkdwn.h"
 #include "common/file_size.h"
 
 namespace imbridge::adapters::slack {
@@ -42,35 +42,17 @@ void SlackOutbound::Pace(const std::string& channel) {
   if (wait > absl::ZeroDuration()) absl::SleepFor(wait);
 }
 
-absl::StatusOr<std::vector<std::string>> SlackOutbound::Deliver(
-    const v1::Delivery& d) {
-  const v1::Event& e = d.event();
-  if (e.has_posted()) return Post(d);
-  if (e.has_edited()) {
-    absl::Status s = Edit(d);
-    if (!s.ok()) return s;
-    return std::vector<std::string>();
-  }
-  if (e.has_deleted()) {
-    absl::Status s = Delete(d);
-    if (!s.ok()) return s;
-    return std::vector<std::string>();
-  }
-  // Presence and membership: nothing Slack can show.
-  return std::vector<std::string>();
-}
-
-absl::StatusOr<std::vector<std::string>> SlackOutbound::Post(
+absl::StatusOr<std::vector<std::string>> SlackOutbound::SendMessage(
     const v1::Delivery& d) {
   const v1::MessagePosted& p = d.event().posted();
   const std::string& channel = d.target().chat_id();
   std::string thread_ts = d.thread_root_target_id().empty()
                               ? d.reply_to_target_id()
                               : d.thread_root_target_id();
-  MrkdwnOptions render;
+  markup::MrkdwnOptions render;
   render.native_mentions = d.event().channel().platform() == "slack" &&
                            d.event().channel().account() == options_.account;
-  std::string text = RichTextToMrkdwn(p.text(), render);
+  std::string text = markup::RichTextToMrkdwn(p.text(), render);
   std::vector<const v1::Attachment*> files;
   for (const v1::Attachment& a : p.attachments()) {
     if (!a.blob_id().empty()) {
@@ -81,8 +63,9 @@ absl::StatusOr<std::vector<std::string>> SlackOutbound::Post(
                              ? "not available"
                              : a.unavailable_reason();
     absl::StrAppend(&text, text.empty() ? "" : "\n", "_file ",
-                    EscapeMrkdwn(a.name()), " (", FileSizeText(a.size()),
-                    "): ", EscapeMrkdwn(reason), "_");
+                    markup::EscapeMrkdwn(a.name()), " (",
+                    FileSizeText(a.size()), "): ", markup::EscapeMrkdwn(reason),
+                    "_");
   }
   using Ids = std::vector<std::string>;
   const std::string& key = d.idempotency_key();
@@ -101,7 +84,7 @@ absl::StatusOr<std::vector<std::string>> SlackOutbound::Post(
   std::string comment =
       d.sender_name().empty()
           ? ""
-          : absl::StrCat("*", EscapeMrkdwn(d.sender_name()), "*");
+          : absl::StrCat("*", markup::EscapeMrkdwn(d.sender_name()), "*");
   for (const v1::Attachment* a : files) {
     steps.push_back([&, a]() -> absl::StatusOr<Ids> {
       auto data = blobs_(a->blob_id(), options_.max_file_bytes);
@@ -130,11 +113,12 @@ absl::StatusOr<std::vector<std::string>> SlackOutbound::Post(
                        steps, reconcile);
 }
 
-absl::Status SlackOutbound::Edit(const v1::Delivery& d) {
-  MrkdwnOptions render;
+absl::Status SlackOutbound::EditMessage(const v1::Delivery& d) {
+  markup::MrkdwnOptions render;
   render.native_mentions = d.event().channel().platform() == "slack" &&
                            d.event().channel().account() == options_.account;
-  std::string text = RichTextToMrkdwn(d.event().edited().text(), render);
+  std::string text =
+      markup::RichTextToMrkdwn(d.event().edited().text(), render);
   if (text.empty()) text = " ";
   for (const std::string& id : d.target_message_ids()) {
     if (IsFileId(id)) continue;
@@ -145,7 +129,7 @@ absl::Status SlackOutbound::Edit(const v1::Delivery& d) {
   return absl::OkStatus();
 }
 
-absl::Status SlackOutbound::Delete(const v1::Delivery& d) {
+absl::Status SlackOutbound::DeleteMessage(const v1::Delivery& d) {
   for (const std::string& id : d.target_message_ids()) {
     absl::Status s;
     if (IsFileId(id)) {

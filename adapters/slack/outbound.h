@@ -34,12 +34,14 @@ namespace imbridge::adapters::slack {
 //   edited  -> chat.update of every ts id (file ids have no text; skipped).
 //   deleted -> chat.delete of every ts id, files.delete of every file id;
 //              an already removed message counts as done.
-//   presence, membership -> nothing (Slack cannot show other people's
-//              presence; these capabilities are not announced), success.
+// (Presence and membership: Slack cannot show other people's presence; the
+// SlackAdapter does not implement those interfaces, so the router sends
+// none.) The methods are the SlackAdapter's connector interfaces
+// (adapters/common/connector.h) for this account.
 // Writes to one channel are paced by a token bucket (about one per second).
 // Errors come from SlackApi (retryable or permanent, with Retry-After).
 //
-// Threading: Deliver() from any thread; it blocks for the Slack calls and
+// Threading: the methods from any thread; it blocks for the Slack calls and
 // the pacing waits.
 class SlackOutbound {
  public:
@@ -58,13 +60,15 @@ class SlackOutbound {
   SlackOutbound(Options options, const SlackApi* api, BlobFetcher blobs,
                 DeliveryJournal* journal);
 
-  absl::StatusOr<std::vector<std::string>> Deliver(
+  // Posted: the message's ts, then "file:<id>" per file.
+  absl::StatusOr<std::vector<std::string>> SendMessage(
       const v1::Delivery& delivery);
+  // Edited.
+  absl::Status EditMessage(const v1::Delivery& delivery);
+  // Deleted.
+  absl::Status DeleteMessage(const v1::Delivery& delivery);
 
  private:
-  absl::StatusOr<std::vector<std::string>> Post(const v1::Delivery& d);
-  absl::Status Edit(const v1::Delivery& d);
-  absl::Status Delete(const v1::Delivery& d);
   void Pace(const std::string& channel);
 
   const Options options_;

@@ -12,30 +12,24 @@ namespace imbridge::adapters::slack {
 
 PresencePoller::PresencePoller(Options options, const SlackApi* api,
                                Publisher publish)
-    : options_(std::move(options)), api_(api), publish_(std::move(publish)) {}
+    : options_(std::move(options)),
+      api_(api),
+      publish_(std::move(publish)),
+      people_(options_.max_users) {}
 
 PresencePoller::~PresencePoller() { Stop(); }
 
 void PresencePoller::Track(const v1::UserRef& user) {
   if (user.id().empty() || user.is_bot()) return;
   absl::MutexLock lock(&mu_);
-  auto it = people_.find(user.id());
-  if (it == people_.end()) {
-    Person p;
-    p.user = user;
-    p.next_poll = absl::Now();
-    it = people_.emplace(user.id(), std::move(p)).first;
-  } else {
-    it->second.user = user;
+  if (Person* known = people_.Find(user.id())) {
+    known->user = user;
+    return;
   }
-  it->second.seen = ++counter_;
-  if (people_.size() > options_.max_users) {
-    auto oldest = people_.begin();
-    for (auto i = people_.begin(); i != people_.end(); ++i) {
-      if (i->second.seen < oldest->second.seen) oldest = i;
-    }
-    people_.erase(oldest);
-  }
+  Person p;
+  p.user = user;
+  p.next_poll = absl::Now();
+  people_.Put(user.id(), std::move(p));
 }
 
 void PresencePoller::Start() {
@@ -124,8 +118,7 @@ void PresencePoller::Run() {
       continue;
     }
     absl::MutexLock lock(&mu_);
-    auto it = people_.find(user_id);
-    if (it != people_.end()) it->second.last = presence;
+    if (Person* person = people_.Peek(user_id)) person->last = presence;
   }
 }
 

@@ -2,16 +2,15 @@
 #define IMBRIDGE_ADAPTERS_SLACK_PRESENCE_POLLER_H_
 
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <string>
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "adapters/common/bounded_cache.h"
 #include "adapters/slack/slack_api.h"
 #include "imbridge/v1/events.pb.h"
 
@@ -57,7 +56,6 @@ class PresencePoller {
     v1::UserRef user;
     absl::Time next_poll;
     v1::Presence last = v1::PRESENCE_UNSPECIFIED;
-    uint64_t seen = 0;  // Order of the last Track().
   };
 
   void Run();
@@ -66,8 +64,8 @@ class PresencePoller {
   const SlackApi* api_;
   Publisher publish_;
   absl::Mutex mu_;
-  absl::flat_hash_map<std::string, Person> people_ ABSL_GUARDED_BY(mu_);
-  uint64_t counter_ ABSL_GUARDED_BY(mu_) = 0;
+  // By user id; Track() makes a person the most recently used.
+  BoundedCache<std::string, Person> people_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };

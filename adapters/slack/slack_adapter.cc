@@ -10,8 +10,10 @@
 #include "absl/time/clock.h"
 #include "adapters/common/signature.h"
 #include "adapters/common/url_origin.h"
+#include "adapters/common/webhook_server.h"
 #include "common/config_loader.h"
 #include "common/logging.h"
+#include "common/status_macros.h"
 #include "nlohmann/json.hpp"
 
 namespace imbridge::adapters::slack {
@@ -20,13 +22,6 @@ namespace {
 using nlohmann::json;
 
 constexpr char kDefaultApiBase[] = "https://slack.com/api";
-
-std::string JsonError(absl::string_view code, absl::string_view message) {
-  json body;
-  body["error"]["code"] = code;
-  body["error"]["message"] = message;
-  return body.dump();
-}
 
 bool ValidAccountName(absl::string_view name) {
   if (name.empty() || name.size() > 64) return false;
@@ -52,14 +47,20 @@ struct SlackAdapter::Account {
   std::atomic<bool> identified{false};
 };
 
-AdapterIdentity SlackIdentity(const v1::SlackAdapterConfig& config) {
-  AdapterIdentity id;
-  id.platform = "slack";
-  for (const auto& a : config.accounts()) id.accounts.push_back(a.name());
-  id.capabilities = {"edits", "deletes", "threads", "files"};
-  id.default_port = kDefaultPort;
-  id.default_request_timeout = absl::Milliseconds(kDefaultRequestTimeoutMs);
-  return id;
+AdapterProgram<v1::SlackAdapterConfig> SlackProgram() {
+  AdapterProgram<v1::SlackAdapterConfig> program;
+  program.binary = "imbridge-adapter-slack";
+  program.identity.platform = "slack";
+  program.identity.default_port = kDefaultPort;
+  program.identity.default_request_timeout =
+      absl::Milliseconds(kDefaultRequestTimeoutMs);
+  program.validate = ValidateSlackConfig;
+  program.connect = [](const v1::SlackAdapterConfig& config,
+                       AdapterRuntime* runtime, DeliveryJournal* journal)
+      -> absl::StatusOr<std::unique_ptr<Connector>> {
+    return std::make_unique<SlackAdapter>(config, runtime, journal);
+  };
+  return program;
 }
 
 absl::Status ValidateSlackConfig(absl::string_view source,
@@ -160,8 +161,8 @@ SlackAdapter::SlackAdapter(const v1::SlackAdapterConfig& config,
     events.account = c.name();
     events.max_file_bytes = max_file;
     events.on_posted = [this, a](const v1::Event& e) { OnPosted(a, e); };
-    a->events = std::make_unique<EventProcessor>(
-        events, a->api.get(), a->users.get(), pipeline_.get());
+    a->events =
+        std::make_unique<EventProcessor>(events, a->api.get(), a->users.get());
 
     SlackOutbound::Options out;
     out.account = c.name();
@@ -196,13 +197,13 @@ SlackAdapter::SlackAdapter(const v1::SlackAdapterConfig& config,
       s.account = c.name();
       s.app_token = c.app_token();
       a->socket = std::make_unique<SocketModeClient>(
-          s, a->api.get(), [a](json payload, std::function<void()> ack) {
+          s, a->api.get(), [this, a](json payload, std::function<void()> ack) {
             // Acknowledged once the router has the event (or it cannot be
             // converted at all); otherwise Slack sends it again.
-            a->events->Handle(std::move(payload),
-                              [ack = std::move(ack)](int status) {
-                                if (status == 200 || status == 400) ack();
-                              });
+            HandleCallback(a, std::move(payload),
+                           [ack = std::move(ack)](int status) {
+                             if (status == 200 || status == 400) ack();
+                           });
           });
     } else {
       runtime_->http().Handle(
@@ -224,17 +225,22 @@ SlackAdapter::SlackAdapter(const v1::SlackAdapterConfig& config,
     by_name_[c.name()] = a;
     accounts_.push_back(std::move(account));
   }
-  runtime_->SetDeliveryHandler(this);
-  runtime_->OnStop([this] { Stop(); });
 }
 
 SlackAdapter::~SlackAdapter() { Stop(); }
 
-void SlackAdapter::Start() {
+std::vector<std::string> SlackAdapter::Accounts() const {
+  std::vector<std::string> names;
+  for (const auto& a : accounts_) names.push_back(a->config.name());
+  return names;
+}
+
+absl::Status SlackAdapter::Start() {
   for (auto& account : accounts_) {
     Account* a = account.get();
     identify_threads_.emplace_back([this, a] { Identify(a); });
   }
+  return absl::OkStatus();
 }
 
 void SlackAdapter::Identify(Account* a) {
@@ -303,8 +309,9 @@ void SlackAdapter::HandleEvents(Account* a, HttpRequest request,
     runtime_->CountRejection("missing_headers");
     responder->Respond(
         401, "application/json",
-        JsonError("unauthenticated",
-                  "X-Slack-Signature and X-Slack-Request-Timestamp required"));
+        JsonErrorBody(
+            "unauthenticated",
+            "X-Slack-Signature and X-Slack-Request-Timestamp required"));
     return;
   }
   absl::Status verified =
@@ -320,14 +327,15 @@ void SlackAdapter::HandleEvents(Account* a, HttpRequest request,
                                       {"reason", verified.message()},
                                       {"peer", request.remote_address}});
     responder->Respond(401, "application/json",
-                       JsonError("unauthenticated", verified.message()));
+                       JsonErrorBody("unauthenticated", verified.message()));
     return;
   }
   json body = json::parse(request.body, nullptr, /*allow_exceptions=*/false);
   if (!body.is_object()) {
     runtime_->CountRejection("bad_json");
-    responder->Respond(400, "application/json",
-                       JsonError("bad_json", "the body is not a JSON object"));
+    responder->Respond(
+        400, "application/json",
+        JsonErrorBody("bad_json", "the body is not a JSON object"));
     return;
   }
   std::string type = body.value("type", "");
@@ -336,7 +344,7 @@ void SlackAdapter::HandleEvents(Account* a, HttpRequest request,
     if (challenge == body.end() || !challenge->is_string()) {
       runtime_->CountRejection("bad_json");
       responder->Respond(400, "application/json",
-                         JsonError("bad_json", "challenge missing"));
+                         JsonErrorBody("bad_json", "challenge missing"));
       return;
     }
     responder->Respond(200, "application/json",
@@ -351,16 +359,16 @@ void SlackAdapter::HandleEvents(Account* a, HttpRequest request,
                {"retry", retry},
                {"reason", request.Header("X-Slack-Retry-Reason")}});
     }
-    a->events->Handle(std::move(body), [responder](int status) {
+    HandleCallback(a, std::move(body), [responder](int status) {
       if (status == 200) {
         responder->Respond(200, "application/json", "{}");
       } else {
         responder->Respond(
             status, "application/json",
             status == 400
-                ? JsonError("bad_event", "the event cannot be converted")
-                : JsonError(status == 503 ? "unavailable" : "not_stored",
-                            "the event was not stored; retry"));
+                ? JsonErrorBody("bad_event", "the event cannot be converted")
+                : JsonErrorBody(status == 503 ? "unavailable" : "not_stored",
+                                "the event was not stored; retry"));
       }
     });
     return;
@@ -374,14 +382,80 @@ void SlackAdapter::HandleEvents(Account* a, HttpRequest request,
   responder->Respond(200, "application/json", "{}");
 }
 
-absl::StatusOr<std::vector<std::string>> SlackAdapter::Deliver(
-    const v1::Delivery& delivery) {
+void SlackAdapter::HandleCallback(Account* a, json callback, Done done) {
+  auto it = callback.find("event_id");
+  if (it == callback.end() || !it->is_string() ||
+      it->get<std::string>().empty()) {
+    LogWarn("event callback without event_id ignored",
+            {{"account", a->config.name()}});
+    done(200);
+    return;
+  }
+  if (!a->events->identity().has_value()) {
+    // Without the bot's identity its own posts cannot be recognised.
+    done(503);
+    return;
+  }
+  auto shared = std::make_shared<Done>(std::move(done));
+  absl::Status submitted = pipeline_->Submit<SlackEventCallback>(
+      this, SlackEventCallback{a->config.name(), std::move(callback)},
+      [shared](const InboundResult& result) {
+        (*shared)(result.HttpStatus());
+      });
+  if (!submitted.ok()) {
+    LogWarn("event not taken; Slack will send it again",
+            {{"account", a->config.name()}, {"error", submitted.message()}});
+    (*shared)(submitted.code() == absl::StatusCode::kInvalidArgument ? 400
+                                                                     : 503);
+  }
+}
+
+absl::StatusOr<EventProcessor*> SlackAdapter::EventsOf(
+    const SlackEventCallback& raw) const {
+  auto it = by_name_.find(raw.account);
+  if (it == by_name_.end()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("no slack account '", raw.account, "'"));
+  }
+  return it->second->events.get();
+}
+
+absl::StatusOr<InboundRoute> SlackAdapter::Route(
+    const SlackEventCallback& raw) {
+  IMB_ASSIGN_OR_RETURN(EventProcessor * events, EventsOf(raw));
+  return events->Route(raw.callback);
+}
+
+absl::StatusOr<adapters::InboundConversion> SlackAdapter::Convert(
+    const SlackEventCallback& raw) {
+  IMB_ASSIGN_OR_RETURN(EventProcessor * events, EventsOf(raw));
+  return events->Convert(raw.callback);
+}
+
+absl::StatusOr<SlackAdapter::Account*> SlackAdapter::AccountFor(
+    const v1::Delivery& delivery) const {
   auto it = by_name_.find(delivery.target().account());
   if (it == by_name_.end()) {
-    return absl::NotFoundError(
+    return absl::FailedPreconditionError(
         absl::StrCat("no slack account '", delivery.target().account(), "'"));
   }
-  return it->second->outbound->Deliver(delivery);
+  return it->second;
+}
+
+absl::StatusOr<std::vector<std::string>> SlackAdapter::SendMessage(
+    const v1::Delivery& delivery) {
+  IMB_ASSIGN_OR_RETURN(Account * a, AccountFor(delivery));
+  return a->outbound->SendMessage(delivery);
+}
+
+absl::Status SlackAdapter::EditMessage(const v1::Delivery& delivery) {
+  IMB_ASSIGN_OR_RETURN(Account * a, AccountFor(delivery));
+  return a->outbound->EditMessage(delivery);
+}
+
+absl::Status SlackAdapter::DeleteMessage(const v1::Delivery& delivery) {
+  IMB_ASSIGN_OR_RETURN(Account * a, AccountFor(delivery));
+  return a->outbound->DeleteMessage(delivery);
 }
 
 }  // namespace imbridge::adapters::slack

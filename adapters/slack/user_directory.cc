@@ -7,15 +7,15 @@ namespace imbridge::adapters::slack {
 
 UserDirectory::UserDirectory(const SlackApi* api, absl::Duration timeout,
                              absl::Duration ttl, size_t capacity)
-    : api_(api), timeout_(timeout), ttl_(ttl), capacity_(capacity) {}
+    : api_(api), timeout_(timeout), ttl_(ttl), cache_(capacity) {}
 
 SlackUser UserDirectory::Lookup(absl::string_view user_id) {
   std::string id(user_id);
   {
     absl::MutexLock lock(&mu_);
-    auto it = cache_.find(id);
-    if (it != cache_.end() && it->second.expires > absl::Now()) {
-      return it->second.user;
+    const Entry* cached = cache_.Find(id);
+    if (cached != nullptr && cached->expires > absl::Now()) {
+      return cached->user;
     }
     ++calls_;
   }
@@ -29,15 +29,7 @@ SlackUser UserDirectory::Lookup(absl::string_view user_id) {
     return fallback;
   }
   absl::MutexLock lock(&mu_);
-  auto [it, inserted] =
-      cache_.insert_or_assign(id, Entry{*user, absl::Now() + ttl_});
-  if (inserted) {
-    order_.push_back(id);
-    while (order_.size() > capacity_) {
-      cache_.erase(order_.front());
-      order_.pop_front();
-    }
-  }
+  cache_.Put(id, Entry{*user, absl::Now() + ttl_});
   return *user;
 }
 

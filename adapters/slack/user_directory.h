@@ -2,14 +2,13 @@
 #define IMBRIDGE_ADAPTERS_SLACK_USER_DIRECTORY_H_
 
 #include <cstddef>
-#include <deque>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_map.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "adapters/common/bounded_cache.h"
 #include "adapters/slack/slack_api.h"
 
 namespace imbridge::adapters::slack {
@@ -19,8 +18,8 @@ namespace imbridge::adapters::slack {
 //
 // Lookup() blocks for one users.info call on a miss (bounded by
 // `timeout`); answers are kept for `ttl`, at most `capacity` of them (the
-// oldest go first). A failed look-up returns the id as the name and is not
-// cached. Thread-safe; calls for different users run in parallel.
+// least recently used go first). A failed look-up returns the id as the name
+// and is not cached. Thread-safe; calls for different users run in parallel.
 class UserDirectory {
  public:
   UserDirectory(const SlackApi* api, absl::Duration timeout,
@@ -40,10 +39,8 @@ class UserDirectory {
   const SlackApi* api_;
   const absl::Duration timeout_;
   const absl::Duration ttl_;
-  const size_t capacity_;
   mutable absl::Mutex mu_;
-  absl::flat_hash_map<std::string, Entry> cache_ ABSL_GUARDED_BY(mu_);
-  std::deque<std::string> order_ ABSL_GUARDED_BY(mu_);
+  BoundedCache<std::string, Entry> cache_ ABSL_GUARDED_BY(mu_);
   uint64_t calls_ ABSL_GUARDED_BY(mu_) = 0;
 };
 

@@ -1,14 +1,16 @@
 #include "adapters/teamspirit/inbound.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "adapters/common/attachment_kind.h"
 #include "adapters/common/delivery_handler.h"
+#include "adapters/common/markup/markdown.h"
 #include "adapters/common/presence_names.h"
 #include "adapters/common/signature.h"
-#include "adapters/teamspirit/format.h"
 #include "common/logging.h"
 #include "nlohmann/json.hpp"
 
@@ -16,11 +18,6 @@ namespace imbridge::adapters::teamspirit {
 namespace {
 
 constexpr absl::string_view kJson = "application/json";
-
-std::string ErrorBody(absl::string_view code, absl::string_view message) {
-  nlohmann::json j = {{"error", {{"code", code}, {"message", message}}}};
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
 
 v1::UserRef ToUserRef(const TsUser& user) {
   v1::UserRef ref;
@@ -33,21 +30,13 @@ v1::UserRef ToUserRef(const TsUser& user) {
 }
 
 v1::RichText ToRichText(const TsMessage& message) {
-  if (message.markdown) return MarkdownToRichText(message.text);
+  if (message.markdown) return markup::MarkdownToRichText(message.text);
   v1::RichText plain;
   plain.set_text(message.text);
   return plain;
 }
 
 }  // namespace
-
-v1::Attachment::Kind AttachmentKindFor(absl::string_view mime_type) {
-  if (mime_type == "image/gif") return v1::Attachment::ANIMATION;
-  if (absl::StartsWith(mime_type, "image/")) return v1::Attachment::IMAGE;
-  if (absl::StartsWith(mime_type, "video/")) return v1::Attachment::VIDEO;
-  if (absl::StartsWith(mime_type, "audio/")) return v1::Attachment::AUDIO;
-  return v1::Attachment::FILE;
-}
 
 InboundTranslation TranslateWebhookEvent(const TsWebhookEvent& e,
                                          const InboundContext& context) {
@@ -92,7 +81,7 @@ InboundTranslation TranslateWebhookEvent(const TsWebhookEvent& e,
         a->set_mime_type(f.mime_type.empty() ? "application/octet-stream"
                                              : f.mime_type);
         a->set_size(f.size);
-        a->set_kind(AttachmentKindFor(a->mime_type()));
+        a->set_kind(AttachmentKindForMime(a->mime_type()));
         out.files.push_back(f);
       }
       break;
@@ -165,7 +154,8 @@ void WebhookReceiver::Handle(HttpRequest request,
       LogError("outgoing webhook secret is not usable",
                {{"error", verified.message()}});
       responder->Respond(
-          500, kJson, ErrorBody("internal", "webhook secret not configured"));
+          500, kJson,
+          JsonErrorBody("internal", "webhook secret not configured"));
       return;
     }
     int64_t ts = 0;
@@ -182,7 +172,7 @@ void WebhookReceiver::Handle(HttpRequest request,
                                           {"error", verified.message()},
                                           {"peer", request.remote_address}});
     responder->Respond(401, kJson,
-                       ErrorBody("unauthorized", verified.message()));
+                       JsonErrorBody("unauthorized", verified.message()));
     return;
   }
 
@@ -193,7 +183,7 @@ void WebhookReceiver::Handle(HttpRequest request,
     LogWarn("malformed outgoing webhook",
             {{"error", parsed.status().message()}});
     responder->Respond(400, kJson,
-                       ErrorBody("bad_request", parsed.status().message()));
+                       JsonErrorBody("bad_request", parsed.status().message()));
     return;
   }
   absl::string_view header_id = request.Header("X-TeamSpirit-Event-Id");
@@ -201,8 +191,9 @@ void WebhookReceiver::Handle(HttpRequest request,
     count_rejection_("bad_event_id");
     responder->Respond(
         400, kJson,
-        ErrorBody("bad_request",
-                  "X-TeamSpirit-Event-Id differs from the body's event_id"));
+        JsonErrorBody(
+            "bad_request",
+            "X-TeamSpirit-Event-Id differs from the body's event_id"));
     return;
   }
   if (parsed->type == TsEventType::kUnknown) {
@@ -224,8 +215,8 @@ void WebhookReceiver::Handle(HttpRequest request,
   if (raw.context.bot_user_id.empty()) {
     // Without the bot's id its own posts cannot be recognised; TeamSpirit
     // retries later.
-    responder->Respond(503, kJson,
-                       ErrorBody("unavailable", "bot identity not known yet"));
+    responder->Respond(
+        503, kJson, JsonErrorBody("unavailable", "bot identity not known yet"));
     return;
   }
   raw.event = *std::move(parsed);
@@ -237,17 +228,18 @@ void WebhookReceiver::Handle(HttpRequest request,
         }
         int status = result.HttpStatus();
         responder->Respond(status, kJson,
-                           ErrorBody(status == 503   ? "unavailable"
-                                     : status == 400 ? "bad_request"
-                                                     : "internal",
-                                     result.detail));
+                           JsonErrorBody(status == 503   ? "unavailable"
+                                         : status == 400 ? "bad_request"
+                                                         : "internal",
+                                         result.detail));
       });
   if (!submitted.ok()) {
     int status =
         submitted.code() == absl::StatusCode::kInvalidArgument ? 400 : 503;
-    responder->Respond(status, kJson,
-                       ErrorBody(status == 400 ? "bad_request" : "unavailable",
-                                 submitted.message()));
+    responder->Respond(
+        status, kJson,
+        JsonErrorBody(status == 400 ? "bad_request" : "unavailable",
+                      submitted.message()));
   }
 }
 
@@ -276,10 +268,12 @@ absl::StatusOr<InboundConversion> WebhookReceiver::Convert(
     InboundFile file;
     file.attachment_index = static_cast<int>(i);
     file.download =
-        [api = api_, id = translation.files[i].id](
+        [api = api_, id = translation.files[i].id,
+         limit = options_.max_file_bytes](
             uint64_t max_bytes,
             const std::function<absl::Status(absl::string_view)>& write) {
-          absl::Status s = api->DownloadFile(id, max_bytes, write);
+          absl::Status s =
+              api->DownloadFile(id, std::min(max_bytes, limit), write);
           if (s.ok() || IsRetryable(s) || absl::IsOutOfRange(s)) return s;
           return absl::Status(
               s.code(), absl::StrCat("TeamSpirit did not provide the file: ",

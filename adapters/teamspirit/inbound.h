@@ -56,9 +56,6 @@ struct InboundTranslation {
 InboundTranslation TranslateWebhookEvent(const TsWebhookEvent& event,
                                          const InboundContext& context);
 
-// The attachment kind for a MIME type ("image/png" -> IMAGE, ...).
-v1::Attachment::Kind AttachmentKindFor(absl::string_view mime_type);
-
 // One verified outgoing-webhook event with what translating it needs to
 // know at the time it arrived: the raw input of the inbound pipeline.
 struct TsInboundEvent {
@@ -102,6 +99,9 @@ class WebhookReceiver : public InboundConnector<TsInboundEvent> {
     std::string webhook_secret;
     std::string account;
     std::string external_user_prefix = "imb-";
+    // Bigger files become attachments with an unavailable_reason (the
+    // pipeline's own limit applies too).
+    uint64_t max_file_bytes = 100ull << 20;
     absl::Duration signature_window = absl::Seconds(300);
     // The clock for timestamp checks (tests replace it).
     std::function<absl::Time()> clock = absl::Now;

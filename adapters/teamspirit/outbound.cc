@@ -4,15 +4,56 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "adapters/common/markup/markdown.h"
 #include "adapters/common/presence_names.h"
 #include "adapters/common/temp_file.h"
 #include "adapters/teamspirit/format.h"
 #include "common/file_size.h"
 #include "common/logging.h"
+#include "common/status_macros.h"
 
 namespace imbridge::adapters::teamspirit {
 namespace {
+
+using Ids = std::vector<std::string>;
+
+// What a file step of the journal records: the id of the copied file, or
+// the notice that replaces a file that is not copied.
+constexpr absl::string_view kFileStep = "file:";
+constexpr absl::string_view kNoticeStep = "notice:";
+
+// The journal record's target, for the operator's eyes.
+std::string JournalTarget(const v1::Delivery& delivery) {
+  return absl::StrCat("teamspirit/", delivery.target().account(), "/",
+                      delivery.target().chat_id());
+}
+
+// A post left open by a crash is made again: with a client_token TeamSpirit
+// answers with the message it created, if it did; without one (the
+// incoming webhook) it may appear twice.
+DeliveryJournal::Reconciler PostAgain(const v1::Delivery& delivery,
+                                      bool has_client_token) {
+  return [&delivery, has_client_token](size_t step,
+                                       const DeliveryJournal::Step&)
+             -> absl::StatusOr<std::optional<Ids>> {
+    if (has_client_token) {
+      LogInfo(
+          "a post left open by a restart is made again with its "
+          "client_token",
+          {{"key", delivery.idempotency_key()},
+           {"chat", delivery.target().chat_id()},
+           {"step", absl::StrCat(step)}});
+    } else {
+      LogWarn(
+          "a post left open by a restart is sent to the incoming "
+          "webhook again; it may show twice",
+          {{"key", delivery.idempotency_key()}, {"step", absl::StrCat(step)}});
+    }
+    return std::nullopt;
+  };
+}
 
 bool IsNativeMentions(const v1::Delivery& delivery) {
   // Mentions carry user ids of the origin messenger; only TeamSpirit's own
@@ -37,15 +78,17 @@ std::string FileNotice(const v1::Attachment& attachment,
   }
   if (!reason.empty()) absl::StrAppend(&text, ": ", reason);
   absl::StrAppend(&text, "]");
-  return EscapeMarkdown(text);
+  return markup::EscapeMarkdown(text);
 }
 
 TeamSpiritDeliverer::TeamSpiritDeliverer(Options options, TeamSpiritApi* api,
                                          BlobFetcher blobs,
+                                         DeliveryJournal* journal,
                                          DeliveryObserver observer)
     : options_(std::move(options)),
       api_(api),
       blobs_(std::move(blobs)),
+      journal_(journal),
       observer_(std::move(observer)) {}
 
 absl::StatusOr<std::vector<std::string>> TeamSpiritDeliverer::Deliver(
@@ -93,11 +136,11 @@ absl::StatusOr<std::vector<std::string>> TeamSpiritDeliverer::DeliverInner(
 std::string TeamSpiritDeliverer::RenderText(const v1::Delivery& delivery,
                                             const v1::RichText& text,
                                             bool with_name) const {
-  MarkdownRenderOptions render;
+  markup::MarkdownRenderOptions render;
   render.native_mentions = IsNativeMentions(delivery);
-  std::string body = RichTextToMarkdown(text, render);
+  std::string body = markup::RichTextToMarkdown(text, render);
   if (!with_name || delivery.sender_name().empty()) return body;
-  return absl::StrCat("**", EscapeMarkdown(delivery.sender_name()),
+  return absl::StrCat("**", markup::EscapeMarkdown(delivery.sender_name()),
                       "**: ", body);
 }
 
@@ -116,10 +159,10 @@ absl::StatusOr<std::optional<TsAuthor>> TeamSpiritDeliverer::AuthorFor(
   absl::Time now = absl::Now();
   {
     absl::MutexLock lock(&mu_);
-    auto it = known_users_.find(author.external_id);
-    if (it != known_users_.end() && it->second.name == author.name &&
-        it->second.avatar_url == author.avatar_url &&
-        now - it->second.refreshed < options_.external_user_refresh) {
+    const KnownUser* known = known_users_.Find(author.external_id);
+    if (known != nullptr && known->name == author.name &&
+        known->avatar_url == author.avatar_url &&
+        now - known->refreshed < options_.external_user_refresh) {
       return author;
     }
   }
@@ -127,7 +170,8 @@ absl::StatusOr<std::optional<TsAuthor>> TeamSpiritDeliverer::AuthorFor(
                                            author.avatar_url, std::nullopt);
   if (!put.ok()) return put;
   absl::MutexLock lock(&mu_);
-  known_users_[author.external_id] = {author.name, author.avatar_url, now};
+  known_users_.Put(author.external_id,
+                   KnownUser{author.name, author.avatar_url, now});
   return author;
 }
 
@@ -204,45 +248,74 @@ absl::StatusOr<std::string> TeamSpiritDeliverer::CopyAttachment(
   return uploaded->id;
 }
 
+absl::StatusOr<std::vector<std::string>> TeamSpiritDeliverer::CopyAttachments(
+    const v1::Delivery& delivery, std::string* text) {
+  const auto& attachments = delivery.event().posted().attachments();
+  std::vector<std::string> file_ids;
+  if (attachments.empty()) return file_ids;
+  std::vector<DeliveryJournal::StepCall> copies;
+  for (const v1::Attachment& a : attachments) {
+    copies.push_back([this, &a]() -> absl::StatusOr<Ids> {
+      std::string notice;
+      IMB_ASSIGN_OR_RETURN(std::string id, CopyAttachment(a, &notice));
+      if (!id.empty()) return Ids{absl::StrCat(kFileStep, id)};
+      return Ids{absl::StrCat(kNoticeStep, notice)};
+    });
+  }
+  // An upload left open by a crash is made again (no reconciler): TeamSpirit
+  // cannot look files up, and an unattached file shows nowhere.
+  const std::string& key = delivery.idempotency_key();
+  IMB_ASSIGN_OR_RETURN(
+      Ids copied, journal_->Run(key.empty() ? "" : absl::StrCat(key, "#files"),
+                                JournalTarget(delivery), copies, nullptr));
+  for (absl::string_view step : copied) {
+    if (absl::ConsumePrefix(&step, kFileStep)) {
+      file_ids.emplace_back(step);
+    } else if (absl::ConsumePrefix(&step, kNoticeStep) && !step.empty()) {
+      if (!text->empty()) text->push_back('\n');
+      absl::StrAppend(text, step);
+    }
+  }
+  return file_ids;
+}
+
 absl::StatusOr<std::vector<std::string>> TeamSpiritDeliverer::Post(
     const v1::Delivery& delivery) {
   const v1::MessagePosted& posted = delivery.event().posted();
-  absl::StatusOr<std::optional<TsAuthor>> author =
-      AuthorFor(delivery, posted.sender());
-  if (!author.ok()) return author.status();
+  const bool as_bot = options_.post_as_bot || posted.sender().id().empty();
+  std::string text = RenderText(delivery, posted.text(), as_bot);
+  IMB_ASSIGN_OR_RETURN(Ids file_ids, CopyAttachments(delivery, &text));
+  if (text.empty() && file_ids.empty()) return Ids();
 
-  std::string text = RenderText(delivery, posted.text(), !author->has_value());
-  std::vector<std::string> file_ids;
-  for (const v1::Attachment& a : posted.attachments()) {
-    std::string notice;
-    absl::StatusOr<std::string> id = CopyAttachment(a, &notice);
-    if (!id.ok()) return id.status();
-    if (!id->empty()) file_ids.push_back(*id);
-    if (!notice.empty()) {
-      if (!text.empty()) text.push_back('\n');
-      text += notice;
-    }
-  }
-  if (text.empty() && file_ids.empty()) return std::vector<std::string>();
-
+  // The external user is made sure of once, by the first post that needs
+  // it (not when every part was posted before a restart).
+  std::optional<std::optional<TsAuthor>> author;
   std::vector<std::string> pieces = SplitMessage(text, kMaxTextCharacters);
-  std::vector<std::string> ids;
+  std::vector<DeliveryJournal::StepCall> posts;
   for (size_t i = 0; i < pieces.size(); ++i) {
-    TsNewMessage m;
-    m.text = std::move(pieces[i]);
-    m.reply_to = delivery.reply_to_target_id();
-    m.thread_id = delivery.thread_root_target_id();
-    m.author = *author;
-    m.client_token = i == 0
-                         ? delivery.idempotency_key()
-                         : absl::StrCat(delivery.idempotency_key(), "#", i + 1);
-    if (i == 0) m.file_ids = file_ids;
-    absl::StatusOr<std::string> id =
-        api_->PostMessage(delivery.target().chat_id(), m);
-    if (!id.ok()) return id.status();
-    ids.push_back(*std::move(id));
+    posts.push_back([&, i]() -> absl::StatusOr<Ids> {
+      if (!author.has_value()) {
+        absl::StatusOr<std::optional<TsAuthor>> made =
+            AuthorFor(delivery, posted.sender());
+        if (!made.ok()) return made.status();
+        author.emplace(*std::move(made));
+      }
+      TsNewMessage m;
+      m.text = pieces[i];
+      m.reply_to = delivery.reply_to_target_id();
+      m.thread_id = delivery.thread_root_target_id();
+      m.author = *author;
+      m.client_token =
+          i == 0 ? delivery.idempotency_key()
+                 : absl::StrCat(delivery.idempotency_key(), "#", i + 1);
+      if (i == 0) m.file_ids = file_ids;
+      IMB_ASSIGN_OR_RETURN(std::string id,
+                           api_->PostMessage(delivery.target().chat_id(), m));
+      return Ids{std::move(id)};
+    });
   }
-  return ids;
+  return journal_->Run(delivery.idempotency_key(), JournalTarget(delivery),
+                       posts, PostAgain(delivery, true));
 }
 
 absl::Status TeamSpiritDeliverer::Edit(const v1::Delivery& delivery) {
@@ -293,7 +366,7 @@ absl::Status TeamSpiritDeliverer::Presence(const v1::Delivery& delivery) {
                                            TsPresence{status, p.status_text()});
   if (!put.ok()) return put;
   absl::MutexLock lock(&mu_);
-  known_users_[id] = {name, p.user().avatar_url(), absl::Now()};
+  known_users_.Put(id, KnownUser{name, p.user().avatar_url(), absl::Now()});
   return absl::OkStatus();
 }
 
@@ -310,40 +383,52 @@ absl::StatusOr<std::vector<std::string>> TeamSpiritDeliverer::Membership(
   italic->set_offset(0);
   italic->set_length(static_cast<uint32_t>(notice.text().size()));
   TsNewMessage message;
-  message.text = RichTextToMarkdown(notice);
+  message.text = markup::RichTextToMarkdown(notice);
   message.client_token = delivery.idempotency_key();
-  absl::StatusOr<std::string> id =
-      api_->PostMessage(delivery.target().chat_id(), message);
-  if (!id.ok()) return id.status();
-  return std::vector<std::string>{*id};
+  DeliveryJournal::StepCall post = [&]() -> absl::StatusOr<Ids> {
+    IMB_ASSIGN_OR_RETURN(
+        std::string id,
+        api_->PostMessage(delivery.target().chat_id(), message));
+    return Ids{std::move(id)};
+  };
+  return journal_->Run(delivery.idempotency_key(), JournalTarget(delivery),
+                       {post}, PostAgain(delivery, true));
 }
 
 SendOnlyDeliverer::SendOnlyDeliverer(TsIncomingWebhook* webhook,
+                                     DeliveryJournal* journal,
                                      DeliveryObserver observer)
-    : webhook_(webhook), observer_(std::move(observer)) {}
+    : webhook_(webhook), journal_(journal), observer_(std::move(observer)) {}
 
 absl::StatusOr<std::vector<std::string>> SendOnlyDeliverer::Deliver(
     const v1::Delivery& delivery) {
   const v1::Event& e = delivery.event();
   if (!e.has_posted()) return std::vector<std::string>();
   const v1::MessagePosted& posted = e.posted();
-  MarkdownRenderOptions render;
+  markup::MarkdownRenderOptions render;
   render.native_mentions = IsNativeMentions(delivery);
-  std::string text = RichTextToMarkdown(posted.text(), render);
+  std::string text = markup::RichTextToMarkdown(posted.text(), render);
   for (const v1::Attachment& a : posted.attachments()) {
     if (!text.empty()) text.push_back('\n');
     text += FileNotice(a, a.unavailable_reason().empty()
                               ? "files are not relayed to this chat"
                               : a.unavailable_reason());
   }
-  std::vector<std::string> pieces = SplitMessage(text, kMaxTextCharacters);
   absl::Status status;
   if (!text.empty()) {
+    std::vector<std::string> pieces = SplitMessage(text, kMaxTextCharacters);
+    std::vector<DeliveryJournal::StepCall> posts;
     for (const std::string& piece : pieces) {
-      status = webhook_->Post(piece, delivery.sender_name(),
-                              posted.sender().avatar_url());
-      if (!status.ok()) break;
+      posts.push_back([&]() -> absl::StatusOr<Ids> {
+        IMB_RETURN_IF_ERROR(webhook_->Post(piece, delivery.sender_name(),
+                                           posted.sender().avatar_url()));
+        return Ids();
+      });
     }
+    status = journal_
+                 ->Run(delivery.idempotency_key(), JournalTarget(delivery),
+                       posts, PostAgain(delivery, false))
+                 .status();
   }
   if (observer_) observer_(status);
   if (!status.ok()) {

@@ -1,19 +1,22 @@
 #ifndef IMBRIDGE_ADAPTERS_TEAMSPIRIT_OUTBOUND_H_
 #define IMBRIDGE_ADAPTERS_TEAMSPIRIT_OUTBOUND_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "adapters/common/bounded_cache.h"
 #include "adapters/common/delivery_handler.h"
+#include "adapters/common/delivery_journal.h"
 #include "adapters/teamspirit/teamspirit_api.h"
 #include "imbridge/v1/router.pb.h"
 
@@ -41,7 +44,8 @@ std::string ExternalUserId(absl::string_view prefix, absl::string_view platform,
 //
 //  - A new message becomes POST /chats/{id}/messages under an external user
 //    (created or refreshed with PUT /external-users/{id} at most once an
-//    hour per person, or when the name or avatar changes) with
+//    hour per person, or when the name or avatar changes; the last 10,000
+//    people are remembered, so one forgotten is put again) with
 //    client_token = the delivery's idempotency key, so that a retry after a
 //    crash returns the first message instead of posting again. Text over
 //    10,000 characters becomes several messages (tokens "<key>", "<key>#2",
@@ -53,6 +57,16 @@ std::string ExternalUserId(absl::string_view prefix, absl::string_view platform,
 //  - A presence change updates the person's external user with the new
 //    presence.
 //  - Membership changes become a short notice when `membership_notices`.
+//
+// Posts and notices go through the delivery journal: the file copies are
+// the steps of the record "<key>#files" (a file id, or the notice that
+// replaces the file), the messages those of "<key>". After a restart a
+// delivery resumes after its last recorded step: copied files are not
+// uploaded again, posted parts not posted again, and a completed delivery
+// returns its ids without a call. A post left open by a crash is made again
+// with the same client_token (TeamSpirit answers with the message it
+// created, if it did); an upload left open is made again (TeamSpirit has no
+// lookup of files: the first copy, if any, stays unattached).
 // Errors: retryable ones (429, 5xx, transport, blob store unavailable) are
 // returned as RetryableError; others are permanent.
 //
@@ -70,9 +84,10 @@ class TeamSpiritDeliverer : public DeliveryHandler {
     absl::Duration external_user_refresh = absl::Hours(1);
   };
 
-  // `api` must outlive the deliverer. `observer` may be empty.
+  // `api` and `journal` must outlive the deliverer. `observer` may be
+  // empty.
   TeamSpiritDeliverer(Options options, TeamSpiritApi* api, BlobFetcher blobs,
-                      DeliveryObserver observer);
+                      DeliveryJournal* journal, DeliveryObserver observer);
 
   absl::StatusOr<std::vector<std::string>> Deliver(
       const v1::Delivery& delivery) override;
@@ -88,6 +103,10 @@ class TeamSpiritDeliverer : public DeliveryHandler {
       const v1::Delivery& delivery);
   // The author to post under (creating the external user when needed), or
   // nullopt when posting as the bot.
+  // Copies the delivery's attachments (through the journal); returns the
+  // file ids to attach and appends the notices of the others to `text`.
+  absl::StatusOr<std::vector<std::string>> CopyAttachments(
+      const v1::Delivery& delivery, std::string* text);
   absl::StatusOr<std::optional<TsAuthor>> AuthorFor(
       const v1::Delivery& delivery, const v1::UserRef& sender);
   // Copies one attachment to TeamSpirit; returns its file id, or an empty id
@@ -106,29 +125,38 @@ class TeamSpiritDeliverer : public DeliveryHandler {
   const Options options_;
   TeamSpiritApi* const api_;
   const BlobFetcher blobs_;
+  DeliveryJournal* const journal_;
   const DeliveryObserver observer_;
   absl::Mutex mu_;
-  absl::flat_hash_map<std::string, KnownUser> known_users_ ABSL_GUARDED_BY(mu_);
+  // External users put recently, by external id.
+  static constexpr size_t kKnownUsers = 10000;
+  BoundedCache<std::string, KnownUser> known_users_ ABSL_GUARDED_BY(mu_){
+      kKnownUsers};
 };
 
 // Renders new messages through TeamSpirit's incoming webhook (send-only
 // mode): the text with the sender's name and avatar as username and icon,
 // attachments as notice lines. Nothing else can be rendered; other kinds
-// succeed without effect (the adapter does not announce them). There is no
-// idempotency key in this mode: a delivery retried after a crash between
-// the POST and its answer may appear twice.
+// succeed without effect (the adapter does not announce them). The parts of
+// a long text are the steps of the delivery's journal record, so a restart
+// does not post the parts already posted. There is no idempotency key in
+// this mode: a part left open by a crash between the POST and its answer is
+// posted again (it may appear twice), and a warning says so.
 //
 // Thread-safe.
 class SendOnlyDeliverer : public DeliveryHandler {
  public:
-  // `webhook` must outlive the deliverer. `observer` may be empty.
-  SendOnlyDeliverer(TsIncomingWebhook* webhook, DeliveryObserver observer);
+  // `webhook` and `journal` must outlive the deliverer. `observer` may be
+  // empty.
+  SendOnlyDeliverer(TsIncomingWebhook* webhook, DeliveryJournal* journal,
+                    DeliveryObserver observer);
 
   absl::StatusOr<std::vector<std::string>> Deliver(
       const v1::Delivery& delivery) override;
 
  private:
   TsIncomingWebhook* const webhook_;
+  DeliveryJournal* const journal_;
   const DeliveryObserver observer_;
 };
 

@@ -10,7 +10,6 @@
 #include "absl/time/time.h"
 #include "adapters/teamspirit/bot_presence.h"
 #include "adapters/teamspirit/teamspirit_api.h"
-#include "common/logging.h"
 #include "imbridge/v1/teamspirit_config.pb.h"
 
 namespace imbridge::adapters::teamspirit {
@@ -18,11 +17,11 @@ namespace imbridge::adapters::teamspirit {
 // The adapter's HTTP port when http.listen is not set.
 inline constexpr uint16_t kDefaultPort = 7711;
 
-// The adapter's configuration with every default applied and every rule
-// checked (see proto/imbridge/v1/teamspirit_config.proto).
+// One account's configuration with every default applied and every rule
+// checked (see TeamSpiritAccount in
+// proto/imbridge/v1/teamspirit_config.proto).
 struct TeamSpiritSettings {
   std::string account;
-  LogLevel log_level = LogLevel::kInfo;
   // True without a bot account: deliveries go to the incoming webhook.
   bool send_only = false;
   std::string api_base_url;
@@ -39,14 +38,21 @@ struct TeamSpiritSettings {
   BotPresence::Options bot_presence;
   TsApiPaths api_paths;
   absl::Duration api_timeout = absl::Seconds(30);
-
-  // What the adapter announces to the router in Hello.
-  std::vector<std::string> Capabilities() const;
 };
 
-// Checks `config` (loaded from `source`) and applies the defaults. Errors
-// are ConfigError(source, "field.path", reason) for the first problem.
-absl::StatusOr<TeamSpiritSettings> SettingsFromConfig(
+// Checks the accounts of `config` (loaded from `source`) and applies the
+// defaults: `accounts`, or the single account a config without `accounts`
+// has at the top level (`account`, `api_key`, ...; its webhook path
+// defaults to "/teamspirit/events"). Errors are ConfigError(source,
+// "field.path", reason) for the first problem: "accounts[1].api_key", or
+// "api_key" for the top-level account; "accounts" when there is none, or
+// when a top-level account field is set next to `accounts`.
+absl::StatusOr<std::vector<TeamSpiritSettings>> AccountsFromConfig(
+    absl::string_view source, const v1::TeamSpiritAdapterConfig& config);
+
+// The whole config: router, http and log_level (ValidateAdapterBasics),
+// then AccountsFromConfig().
+absl::Status ValidateTeamSpiritConfig(
     absl::string_view source, const v1::TeamSpiritAdapterConfig& config);
 
 }  // namespace imbridge::adapters::teamspirit

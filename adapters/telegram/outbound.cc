@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/logging.h"
+#include "common/status_macros.h"
 
 namespace imbridge::adapters::telegram {
 namespace {
@@ -144,8 +145,8 @@ Outbound::Outbound(std::vector<OutboundAccount> accounts, ChatAliases* aliases,
       journal_(journal),
       policy_(policy) {}
 
-absl::StatusOr<std::vector<std::string>> Outbound::Deliver(
-    const v1::Delivery& d) {
+absl::StatusOr<Outbound::Target> Outbound::TargetOf(
+    const v1::Delivery& d) const {
   auto account = accounts_.find(d.target().account());
   if (account == accounts_.end()) {
     return absl::FailedPreconditionError(
@@ -157,20 +158,29 @@ absl::StatusOr<std::vector<std::string>> Outbound::Deliver(
   target.chat = aliases_->Current(account->first, target.linked_chat);
   target.thread = d.target().thread_id();
   target.is_group = absl::StartsWith(target.chat, "-");
-  const v1::Event& e = d.event();
-  switch (e.kind_case()) {
-    case v1::Event::kPosted:
-      return Posted(d, target);
-    case v1::Event::kEdited:
-      return Edited(d, target);
-    case v1::Event::kDeleted:
-      return Deleted(d, target);
-    case v1::Event::kMembership:
-      return Membership(d, target);
-    default:
-      // Presence: Telegram has no presence API (not announced).
-      return std::vector<std::string>();
-  }
+  return target;
+}
+
+absl::StatusOr<std::vector<std::string>> Outbound::SendMessage(
+    const v1::Delivery& d) {
+  IMB_ASSIGN_OR_RETURN(Target target, TargetOf(d));
+  return Posted(d, target);
+}
+
+absl::Status Outbound::EditMessage(const v1::Delivery& d) {
+  IMB_ASSIGN_OR_RETURN(Target target, TargetOf(d));
+  return Edited(d, target);
+}
+
+absl::Status Outbound::DeleteMessage(const v1::Delivery& d) {
+  IMB_ASSIGN_OR_RETURN(Target target, TargetOf(d));
+  return Deleted(d, target);
+}
+
+absl::StatusOr<std::vector<std::string>> Outbound::SendMembership(
+    const v1::Delivery& d) {
+  IMB_ASSIGN_OR_RETURN(Target target, TargetOf(d));
+  return Membership(d, target);
 }
 
 absl::Status Outbound::TakeToken(Target& target) {
@@ -458,11 +468,10 @@ absl::StatusOr<std::vector<std::string>> Outbound::Posted(const v1::Delivery& d,
   return RunSteps(d, target, steps);
 }
 
-absl::StatusOr<std::vector<std::string>> Outbound::Edited(const v1::Delivery& d,
-                                                          Target& target) {
+absl::Status Outbound::Edited(const v1::Delivery& d, Target& target) {
   const std::vector<std::string> ids(d.target_message_ids().begin(),
                                      d.target_message_ids().end());
-  if (ids.empty()) return std::vector<std::string>();
+  if (ids.empty()) return absl::OkStatus();
   const bool from_telegram = d.event().channel().platform() == "telegram";
   const TelegramText prefix =
       SenderPrefix(d.sender_name(), target.account->sender_style);
@@ -512,11 +521,10 @@ absl::StatusOr<std::vector<std::string>> Outbound::Edited(const v1::Delivery& d,
     }
     break;
   }
-  return std::vector<std::string>();
+  return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<std::string>> Outbound::Deleted(
-    const v1::Delivery& d, Target& target) {
+absl::Status Outbound::Deleted(const v1::Delivery& d, Target& target) {
   for (const std::string& id : d.target_message_ids()) {
     int64_t message_id = 0;
     if (!absl::SimpleAtoi(id, &message_id)) {
@@ -543,7 +551,7 @@ absl::StatusOr<std::vector<std::string>> Outbound::Deleted(
     }
     return r.status();
   }
-  return std::vector<std::string>();
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<std::string>> Outbound::Membership(

@@ -74,8 +74,12 @@ struct OutboundAccount {
 // recorded, no answer) cannot be looked up (the Bot API cannot list a
 // chat's messages), so the OpenSendPolicy decides.
 //
-// Thread-safe: Deliver() runs concurrently for different targets.
-class Outbound : public DeliveryHandler {
+// The methods are the TelegramAdapter's connector interfaces
+// (adapters/common/connector.h) for one account each; the adapter forwards
+// to them. A delivery to an account not configured is a permanent error.
+//
+// Thread-safe: the methods run concurrently for different targets.
+class Outbound {
  public:
   // Reads a blob of the router's store into memory, refusing more than
   // `max_bytes` bytes.
@@ -87,21 +91,30 @@ class Outbound : public DeliveryHandler {
            RateLimiter* limiter, BlobReader blobs, DeliveryJournal* journal,
            OpenSendPolicy policy);
 
-  absl::StatusOr<std::vector<std::string>> Deliver(
-      const v1::Delivery& delivery) override;
+  // Posted: returns every created message id, in order.
+  absl::StatusOr<std::vector<std::string>> SendMessage(
+      const v1::Delivery& delivery);
+  // Edited.
+  absl::Status EditMessage(const v1::Delivery& delivery);
+  // Deleted.
+  absl::Status DeleteMessage(const v1::Delivery& delivery);
+  // Membership: returns the notice's message id.
+  absl::StatusOr<std::vector<std::string>> SendMembership(
+      const v1::Delivery& delivery);
 
  private:
   struct Target;
+  // The chat `delivery` goes to (its account's, under the chat's current
+  // id); kFailedPrecondition for an account not configured.
+  absl::StatusOr<Target> TargetOf(const v1::Delivery& delivery) const;
   // One Bot API call of a delivery; returns the ids of the messages it
   // created.
   using Step = std::function<absl::StatusOr<std::vector<std::string>>(Target&)>;
 
   absl::StatusOr<std::vector<std::string>> Posted(const v1::Delivery& d,
                                                   Target& target);
-  absl::StatusOr<std::vector<std::string>> Edited(const v1::Delivery& d,
-                                                  Target& target);
-  absl::StatusOr<std::vector<std::string>> Deleted(const v1::Delivery& d,
-                                                   Target& target);
+  absl::Status Edited(const v1::Delivery& d, Target& target);
+  absl::Status Deleted(const v1::Delivery& d, Target& target);
   absl::StatusOr<std::vector<std::string>> Membership(const v1::Delivery& d,
                                                       Target& target);
 

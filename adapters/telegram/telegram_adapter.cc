@@ -5,12 +5,14 @@
 #include <optional>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "adapters/common/signature.h"
+#include "adapters/common/webhook_server.h"
 #include "common/config_loader.h"
 #include "common/logging.h"
 
@@ -24,7 +26,6 @@ constexpr char kDefaultApiBase[] = "https://api.telegram.org";
 constexpr char kSecretHeader[] = "X-Telegram-Bot-Api-Secret-Token";
 constexpr uint64_t kDefaultMaxDownload = 20ull << 20;
 constexpr uint64_t kDefaultMaxUpload = 50ull << 20;
-constexpr size_t kFileCacheSize = 1024;
 
 const std::vector<std::string>& DefaultAllowedUpdates() {
   static const auto* kUpdates = new std::vector<std::string>{
@@ -75,10 +76,6 @@ bool IsBotToken(absl::string_view token) {
 
 bool IsHttpUrl(absl::string_view url) {
   return absl::StartsWith(url, "https://") || absl::StartsWith(url, "http://");
-}
-
-std::string JsonError(absl::string_view code, absl::string_view message) {
-  return json{{"error", {{"code", code}, {"message", message}}}}.dump();
 }
 
 }  // namespace
@@ -179,15 +176,21 @@ absl::Status ValidateTelegramConfig(absl::string_view source,
   return absl::OkStatus();
 }
 
-AdapterIdentity TelegramIdentity(const v1::TelegramAdapterConfig& config) {
-  AdapterIdentity id;
-  id.platform = "telegram";
-  for (const v1::TelegramAccount& a : config.accounts()) {
-    id.accounts.push_back(a.name());
-  }
-  id.capabilities = {"edits", "deletes", "files", "threads", "membership"};
-  id.default_port = kDefaultPort;
-  return id;
+AdapterProgram<v1::TelegramAdapterConfig> TelegramProgram() {
+  AdapterProgram<v1::TelegramAdapterConfig> program;
+  program.binary = "imbridge-adapter-telegram";
+  program.identity.platform = "telegram";
+  program.identity.default_port = kDefaultPort;
+  program.validate = ValidateTelegramConfig;
+  program.connect = [](const v1::TelegramAdapterConfig& config,
+                       AdapterRuntime* runtime, DeliveryJournal* journal)
+      -> absl::StatusOr<std::unique_ptr<Connector>> {
+    absl::StatusOr<std::unique_ptr<TelegramAdapter>> adapter =
+        TelegramAdapter::Create(config, runtime, journal);
+    if (!adapter.ok()) return adapter.status();
+    return std::unique_ptr<Connector>(std::move(*adapter));
+  };
+  return program;
 }
 
 struct TelegramAdapter::Account {
@@ -267,7 +270,43 @@ TelegramAdapter::TelegramAdapter(const v1::TelegramAdapterConfig& config,
   pipeline_ = std::make_unique<InboundPipeline>(pipeline, &inbound_router_);
 }
 
+absl::StatusOr<std::unique_ptr<TelegramAdapter>> TelegramAdapter::Create(
+    const v1::TelegramAdapterConfig& config, AdapterRuntime* runtime,
+    DeliveryJournal* journal) {
+  std::unique_ptr<TelegramAdapter> adapter(
+      new TelegramAdapter(config, runtime, journal));
+  absl::Status status = adapter->Init();
+  if (!status.ok()) return status;
+  TelegramAdapter* a = adapter.get();
+  runtime->AddReadinessCheck("telegram", [a] { return a->Health(); });
+  return adapter;
+}
+
 TelegramAdapter::~TelegramAdapter() { Stop(); }
+
+std::vector<std::string> TelegramAdapter::Accounts() const {
+  std::vector<std::string> names;
+  for (const auto& a : accounts_) names.push_back(a->config.name());
+  return names;
+}
+
+absl::StatusOr<std::vector<std::string>> TelegramAdapter::SendMessage(
+    const v1::Delivery& delivery) {
+  return outbound_->SendMessage(delivery);
+}
+
+absl::Status TelegramAdapter::EditMessage(const v1::Delivery& delivery) {
+  return outbound_->EditMessage(delivery);
+}
+
+absl::Status TelegramAdapter::DeleteMessage(const v1::Delivery& delivery) {
+  return outbound_->DeleteMessage(delivery);
+}
+
+absl::StatusOr<std::vector<std::string>> TelegramAdapter::SendMembership(
+    const v1::Delivery& delivery) {
+  return outbound_->SendMembership(delivery);
+}
 
 absl::Status TelegramAdapter::Init() {
   if (!config_.state_dir().empty()) {
@@ -424,7 +463,7 @@ void TelegramAdapter::HandleWebhook(Account& account, HttpRequest request,
     runtime_->CountRejection("bad_secret");
     responder->Respond(
         401, "application/json",
-        JsonError("unauthorized", "wrong or missing secret token"));
+        JsonErrorBody("unauthorized", "wrong or missing secret token"));
     return;
   }
   TelegramUpdate raw;
@@ -433,7 +472,7 @@ void TelegramAdapter::HandleWebhook(Account& account, HttpRequest request,
   if (raw.update.is_discarded()) {
     runtime_->CountRejection("bad_json");
     responder->Respond(400, "application/json",
-                       JsonError("bad_json", "the body is not JSON"));
+                       JsonErrorBody("bad_json", "the body is not JSON"));
     return;
   }
   absl::Status submitted = pipeline_->Submit<TelegramUpdate>(
@@ -444,21 +483,21 @@ void TelegramAdapter::HandleWebhook(Account& account, HttpRequest request,
             return;
           case InboundResult::Outcome::kInvalid:
             responder->Respond(400, "application/json",
-                               JsonError("bad_update", result.detail));
+                               JsonErrorBody("bad_update", result.detail));
             return;
           case InboundResult::Outcome::kRetry:
             responder->Respond(503, "application/json",
-                               JsonError("unavailable", result.detail));
+                               JsonErrorBody("unavailable", result.detail));
             return;
           case InboundResult::Outcome::kFailed:
             responder->Respond(500, "application/json",
-                               JsonError("not_stored", result.detail));
+                               JsonErrorBody("not_stored", result.detail));
             return;
         }
       });
   if (!submitted.ok()) {
     responder->Respond(503, "application/json",
-                       JsonError("unavailable", submitted.message()));
+                       JsonErrorBody("unavailable", submitted.message()));
   }
 }
 
@@ -524,13 +563,12 @@ absl::StatusOr<InboundConversion> TelegramAdapter::Convert(
     }
     if (!f.file_unique_id.empty()) {
       absl::MutexLock lock(&cache_mu_);
-      auto it = file_cache_.find(f.file_unique_id);
-      if (it != file_cache_.end()) {
+      if (const v1::Attachment* copied = file_cache_.Find(f.file_unique_id)) {
         v1::Attachment* a =
             conversion.events[0].mutable_posted()->mutable_attachments(
                 f.attachment_index);
-        a->set_blob_id(it->second.blob_id());
-        a->set_size(it->second.size());
+        a->set_blob_id(copied->blob_id());
+        a->set_size(copied->size());
         continue;
       }
     }
@@ -545,11 +583,7 @@ absl::StatusOr<InboundConversion> TelegramAdapter::Convert(
     if (!f.file_unique_id.empty()) {
       file.stored = [this, id = f.file_unique_id](const v1::Attachment& a) {
         absl::MutexLock lock(&cache_mu_);
-        if (file_cache_order_.size() >= kFileCacheSize) {
-          file_cache_.erase(file_cache_order_.front());
-          file_cache_order_.pop_front();
-        }
-        if (file_cache_.emplace(id, a).second) file_cache_order_.push_back(id);
+        file_cache_.Put(id, a);
       };
     }
     conversion.files.push_back(std::move(file));

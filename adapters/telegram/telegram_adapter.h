@@ -2,18 +2,18 @@
 #define IMBRIDGE_ADAPTERS_TELEGRAM_TELEGRAM_ADAPTER_H_
 
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "adapters/common/adapter_runtime.h"
+#include "adapters/common/bounded_cache.h"
+#include "adapters/common/connector.h"
 #include "adapters/common/delivery_journal.h"
 #include "adapters/common/http_client.h"
 #include "adapters/common/inbound_pipeline.h"
@@ -44,9 +44,9 @@ inline constexpr uint16_t kDefaultPort = 7713;
 absl::Status ValidateTelegramConfig(absl::string_view source,
                                     const v1::TelegramAdapterConfig& config);
 
-// Who the adapter is in Hello: platform "telegram", the accounts, and the
-// capabilities it implements (edits, deletes, files, threads, membership).
-AdapterIdentity TelegramIdentity(const v1::TelegramAdapterConfig& config);
+// The binary: imbridge-adapter-telegram, platform "telegram", port 7713,
+// built by TelegramAdapter::Create (for RunAdapter).
+AdapterProgram<v1::TelegramAdapterConfig> TelegramProgram();
 
 // The Telegram adapter: one process serving several bot accounts.
 //
@@ -66,43 +66,65 @@ AdapterIdentity TelegramIdentity(const v1::TelegramAdapterConfig& config);
 // offset only past updates the router acknowledged, and pauses while the
 // pipeline is full.
 //
-// Outbound: an Outbound (outbound.h) is the runtime's delivery handler.
+// Outbound: the connector interfaces (adapters/common/connector.h) it
+// implements (messages, edits, deletes, threads as forum topics, files,
+// membership notices; Telegram has no presence to show) render through an
+// Outbound (outbound.h).
 //
-// Threading: construct, Init() and Start() from the main thread (Init()
-// before the runtime starts, Start() after); Stop() from the runtime's
-// OnStop. Webhook handlers run on HTTP threads and do not block.
-class TelegramAdapter : private InboundConnector<TelegramUpdate> {
+// Readiness: /readyz check "telegram", OK while every poller's last
+// getUpdates succeeded.
+//
+// Threading: Create() from the main thread before the runtime starts;
+// Start() and Stop() are called by the runtime. Webhook handlers run on
+// HTTP threads and do not block; the rendering methods as connector.h says.
+class TelegramAdapter : public MessengerConnector<TelegramUpdate>,
+                        public MessageEditor,
+                        public MessageDeleter,
+                        public ThreadedMessages,
+                        public FileMessages,
+                        public MembershipRenderer {
  public:
-  // `config` must be valid (ValidateTelegramConfig); `runtime` and
-  // `journal` (where deliveries are recorded) must outlive the adapter.
-  TelegramAdapter(const v1::TelegramAdapterConfig& config,
-                  AdapterRuntime* runtime, DeliveryJournal* journal);
-  ~TelegramAdapter();
+  // Builds the adapter, loads the chat aliases and registers the webhook
+  // routes and the readiness check on `runtime`. `config` must be valid
+  // (ValidateTelegramConfig); `runtime` and `journal` (where deliveries,
+  // polling offsets and aliases are recorded) must outlive the adapter.
+  // Fails when the state_dir cannot be created or the aliases not read.
+  static absl::StatusOr<std::unique_ptr<TelegramAdapter>> Create(
+      const v1::TelegramAdapterConfig& config, AdapterRuntime* runtime,
+      DeliveryJournal* journal);
+  ~TelegramAdapter() override;
 
   TelegramAdapter(const TelegramAdapter&) = delete;
   TelegramAdapter& operator=(const TelegramAdapter&) = delete;
 
-  // Loads the chat aliases and registers the webhook routes. Call before
-  // the runtime starts.
-  absl::Status Init();
-
-  // After the runtime started: calls setWebhook for accounts that ask for it
+  // Connector.
+  std::vector<std::string> Accounts() const override;
+  absl::StatusOr<std::vector<std::string>> SendMessage(
+      const v1::Delivery& delivery) override;
+  // Once the runtime started: calls setWebhook for accounts that ask for it
   // and deleteWebhook + starts polling for polling accounts. Fails when a
   // setWebhook/deleteWebhook call fails (the process should exit).
-  absl::Status Start();
-
+  absl::Status Start() override;
   // Stops the pollers and the inbound pipeline (updates in progress finish,
-  // queued ones are handed back).
-  void Stop();
+  // queued ones are handed back). Idempotent.
+  void Stop() override;
 
-  // The delivery handler for the runtime.
-  DeliveryHandler* delivery_handler() { return outbound_.get(); }
+  // The optional interfaces.
+  absl::Status EditMessage(const v1::Delivery& delivery) override;
+  absl::Status DeleteMessage(const v1::Delivery& delivery) override;
+  absl::StatusOr<std::vector<std::string>> SendMembership(
+      const v1::Delivery& delivery) override;
 
   // OK while every poller's last getUpdates succeeded.
   absl::Status Health() const;
 
  private:
   struct Account;
+
+  TelegramAdapter(const v1::TelegramAdapterConfig& config,
+                  AdapterRuntime* runtime, DeliveryJournal* journal);
+  // Loads the chat aliases and registers the webhook routes.
+  absl::Status Init();
 
   void HandleWebhook(Account& account, HttpRequest request,
                      std::shared_ptr<Responder> responder);
@@ -140,11 +162,11 @@ class TelegramAdapter : private InboundConnector<TelegramUpdate> {
   std::unique_ptr<Outbound> outbound_;
   std::unique_ptr<InboundPipeline> pipeline_;
 
-  // Files already copied, by file_unique_id (bounded).
+  // Files already copied, by file_unique_id.
+  static constexpr size_t kFileCacheSize = 1024;
   absl::Mutex cache_mu_;
-  absl::flat_hash_map<std::string, v1::Attachment> file_cache_
-      ABSL_GUARDED_BY(cache_mu_);
-  std::deque<std::string> file_cache_order_ ABSL_GUARDED_BY(cache_mu_);
+  BoundedCache<std::string, v1::Attachment> file_cache_
+      ABSL_GUARDED_BY(cache_mu_){kFileCacheSize};
 };
 
 }  // namespace imbridge::adapters::telegram

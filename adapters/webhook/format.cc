@@ -7,8 +7,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "adapters/slack/format.h"
-#include "adapters/teamspirit/format.h"
+#include "adapters/common/markup/slack_mrkdwn.h"
 
 namespace imbridge::adapters::webhook {
 namespace {
@@ -55,7 +54,7 @@ void NewLine(v1::RichText* out) {
 }  // namespace
 
 void AppendMrkdwn(absl::string_view text, bool formatting, v1::RichText* out) {
-  v1::RichText parsed = slack::MrkdwnToRichText(text, nullptr, formatting);
+  v1::RichText parsed = markup::MrkdwnToRichText(text, nullptr, formatting);
   const uint32_t base = static_cast<uint32_t>(out->text().size());
   out->mutable_text()->append(parsed.text());
   for (v1::Span& span : *parsed.mutable_spans()) {
@@ -129,7 +128,7 @@ void AppendSlackAttachments(const nlohmann::json& attachments,
     if (const nlohmann::json* image = StringField(a, "image_url")) {
       NewLine(out);
       size_t start = out->text().size();
-      out->mutable_text()->append(slack::UnescapeMrkdwn(text_of(image)));
+      out->mutable_text()->append(markup::UnescapeMrkdwn(text_of(image)));
       AddSpanFrom(out, v1::Span::LINK, start,
                   image->get_ref<const std::string&>());
     }
@@ -137,10 +136,6 @@ void AppendSlackAttachments(const nlohmann::json& attachments,
     part("footer");
   }
   SortSpans(out);
-}
-
-std::string RichTextToMarkdown(const v1::RichText& rich) {
-  return teamspirit::RichTextToMarkdown(rich);
 }
 
 }  // namespace imbridge::adapters::webhook

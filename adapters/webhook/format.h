@@ -1,21 +1,19 @@
 #ifndef IMBRIDGE_ADAPTERS_WEBHOOK_FORMAT_H_
 #define IMBRIDGE_ADAPTERS_WEBHOOK_FORMAT_H_
 
-#include <string>
-
 #include "absl/strings/string_view.h"
 #include "imbridge/v1/events.pb.h"
 #include "nlohmann/json.hpp"
 
 // Text conversions of the generic webhook adapter: Slack's "mrkdwn" (what
-// Slack-compatible incoming webhooks send) to RichText, Slack's legacy
-// message attachments to RichText, and RichText to Markdown for outgoing
-// webhooks. Pure functions; thread-safe.
+// Slack-compatible incoming webhooks send) to RichText and Slack's legacy
+// message attachments to RichText. (Outgoing webhooks carry Markdown from
+// adapters/common/markup/markdown.h.) Pure functions; thread-safe.
 
 namespace imbridge::adapters::webhook {
 
-// Appends Slack mrkdwn `text` to `out`, parsed by the Slack adapter's
-// converter (slack::MrkdwnToRichText): <url|label> and <url> become LINK
+// Appends Slack mrkdwn `text` to `out`, parsed by the shared mrkdwn
+// converter (markup::MrkdwnToRichText): <url|label> and <url> become LINK
 // spans, <@U1>, <#C1|name> and <!here> the plain text "@U1", "#name" and
 // "@here" (no mention spans: the ids are not this webhook's users), and
 // &amp; &lt; &gt; are decoded. With `formatting`, also *bold*, _italic_,
@@ -33,12 +31,6 @@ void AppendMrkdwn(absl::string_view text, bool formatting, v1::RichText* out);
 // and non-string fields are skipped.
 void AppendSlackAttachments(const nlohmann::json& attachments,
                             v1::RichText* out);
-
-// `text` as CommonMark, rendered by the TeamSpirit adapter's converter
-// (teamspirit::RichTextToMarkdown; TeamSpirit's markup is CommonMark):
-// **bold**, _italic_, ~~strike~~, `code`, fenced blocks, [x](url), "> "
-// quotes; markdown characters in plain text are escaped with '\'.
-std::string RichTextToMarkdown(const v1::RichText& text);
 
 }  // namespace imbridge::adapters::webhook
 

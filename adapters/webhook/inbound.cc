@@ -3,6 +3,7 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
+#include <algorithm>
 #include <utility>
 #include <vector>
 
@@ -21,12 +22,17 @@ namespace {
 
 constexpr char kPrefix[] = "/hooks/";
 
+// The incoming-webhook API's own error shape, in the style of Slack's Web
+// API (docs/webhook.md): {"ok":false,"error":"<code>","message":"..."}.
+// Errors the HTTP server answers itself (413, 503 on overload) carry the
+// adapters' common JsonErrorBody instead.
 std::string ErrorBody(absl::string_view code, absl::string_view message) {
   nlohmann::json body;
   body["ok"] = false;
   body["error"] = code;
   body["message"] = message;
-  return body.dump();
+  // A message may quote input; bad UTF-8 in it is replaced, not thrown on.
+  return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 int HexValue(char c) {
@@ -174,11 +180,11 @@ v1::Event IncomingEvent(const std::string& account,
   return event;
 }
 
-IncomingWebhooks::IncomingWebhooks(std::string account,
+IncomingWebhooks::IncomingWebhooks(std::vector<std::string> accounts,
                                    WebhookDirectory* directory,
                                    InboundPipeline* pipeline,
                                    CountRejection count_rejection)
-    : account_(std::move(account)),
+    : accounts_(std::move(accounts)),
       directory_(directory),
       pipeline_(pipeline),
       count_rejection_(std::move(count_rejection)) {}
@@ -267,17 +273,21 @@ void IncomingWebhooks::Handle(HttpRequest request,
               return;
           }
         }
+        const std::string& account =
+            webhook->account().empty() ? accounts_.front() : webhook->account();
         if (webhook->direction() != v1::INCOMING ||
-            (!webhook->account().empty() && webhook->account() != account_)) {
+            std::find(accounts_.begin(), accounts_.end(), account) ==
+                accounts_.end()) {
           Refuse(responder, 401, "invalid_key", "invalid_key",
                  "unknown webhook, wrong key or revoked webhook");
           return;
         }
-        Accept(id, *shared_request, std::move(responder));
+        Accept(account, id, *shared_request, std::move(responder));
       });
 }
 
-void IncomingWebhooks::Accept(const std::string& webhook_id,
+void IncomingWebhooks::Accept(const std::string& account,
+                              const std::string& webhook_id,
                               const HttpRequest& request,
                               std::shared_ptr<Responder> responder) {
   IncomingMessage message;
@@ -289,7 +299,7 @@ void IncomingWebhooks::Accept(const std::string& webhook_id,
   }
   std::string unique = UniqueSuffix(request.Header("idempotency-key"));
   auto event = std::make_shared<v1::Event>(
-      IncomingEvent(account_, webhook_id, unique, message, absl::Now()));
+      IncomingEvent(account, webhook_id, unique, message, absl::Now()));
   InboundRoute route;
   route.chat = webhook_id;
   route.key = event->key();

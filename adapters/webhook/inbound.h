@@ -4,6 +4,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
@@ -61,20 +62,23 @@ std::string PercentDecode(absl::string_view text, bool form);
 // router in the order their keys were checked), and is answered 200
 // {"ok":true} once the router has it. Refusals are answered with
 // {"ok":false,"error":CODE,"message":...}: 401 missing_key/invalid_key
-// (unknown id, wrong or revoked key, or a webhook of another account or
-// direction), 400 bad_json/no_text/invalid_event, 404 not_found (no id in the
-// path), 503 router_unavailable (also when too many messages wait), 500
-// not_stored, each counted with `count_rejection(reason)`. Keys are never
-// logged.
+// (unknown id, wrong or revoked key, or a webhook of an account this
+// adapter does not serve, or of the other direction), 400
+// bad_json/no_text/invalid_event, 404 not_found (no id in the path), 503
+// router_unavailable (also when too many messages wait), 500 not_stored, each
+// counted with `count_rejection(reason)`. Keys are never logged.
 //
 // Thread-safe; handlers never block (the key check is asynchronous).
 class IncomingWebhooks {
  public:
   using CountRejection = std::function<void(absl::string_view reason)>;
 
-  // `directory` and `pipeline` must outlive this object.
-  IncomingWebhooks(std::string account, WebhookDirectory* directory,
-                   InboundPipeline* pipeline, CountRejection count_rejection);
+  // Serves the webhooks of `accounts` (at least one); a webhook the router
+  // knows without an account is taken as the first's. `directory` and
+  // `pipeline` must outlive this object.
+  IncomingWebhooks(std::vector<std::string> accounts,
+                   WebhookDirectory* directory, InboundPipeline* pipeline,
+                   CountRejection count_rejection);
 
   // Registers POST /hooks/ on `server` (before it starts). This object must
   // outlive the server's handling of requests.
@@ -87,10 +91,10 @@ class IncomingWebhooks {
   void Refuse(const std::shared_ptr<Responder>& responder, int status,
               absl::string_view reason, absl::string_view code,
               absl::string_view message);
-  void Accept(const std::string& webhook_id, const HttpRequest& request,
-              std::shared_ptr<Responder> responder);
+  void Accept(const std::string& account, const std::string& webhook_id,
+              const HttpRequest& request, std::shared_ptr<Responder> responder);
 
-  const std::string account_;
+  const std::vector<std::string> accounts_;
   WebhookDirectory* const directory_;
   InboundPipeline* const pipeline_;
   const CountRejection count_rejection_;

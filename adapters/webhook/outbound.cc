@@ -1,14 +1,15 @@
 #include "adapters/webhook/outbound.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "adapters/common/adapter_runtime.h"
+#include "adapters/common/markup/markdown.h"
 #include "adapters/common/presence_names.h"
 #include "adapters/common/signature.h"
-#include "adapters/webhook/format.h"
 #include "common/logging.h"
 #include "nlohmann/json.hpp"
 
@@ -150,7 +151,7 @@ std::string OutgoingBody(const v1::Delivery& delivery,
   body["sender"] = sender;
   body["text"] = text != nullptr ? text->text() : "";
   if (text != nullptr && text->spans_size() > 0) {
-    body["markdown"] = RichTextToMarkdown(*text);
+    body["markdown"] = markup::RichTextToMarkdown(*text);
   }
   body["message_id"] = NullIfEmpty(message_id);
   body["target_message_ids"] = nlohmann::json::array();
@@ -187,7 +188,8 @@ OutgoingWebhooks::OutgoingWebhooks(Options options, WebhookDirectory* directory)
 absl::StatusOr<std::vector<std::string>> OutgoingWebhooks::Deliver(
     const v1::Delivery& delivery) {
   const std::string& id = delivery.target().chat_id();
-  if (delivery.target().account() != options_.account) {
+  if (std::find(options_.accounts.begin(), options_.accounts.end(),
+                delivery.target().account()) == options_.accounts.end()) {
     return absl::FailedPreconditionError(
         absl::StrCat("account '", delivery.target().account(),
                      "' is not served by this adapter"));

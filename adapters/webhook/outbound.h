@@ -40,12 +40,18 @@ std::string OutgoingBody(const v1::Delivery& delivery,
 // retryable (Retry-After honoured); other answers, unknown or revoked
 // webhooks and bad URLs are permanent.
 //
+// Across restarts: a delivery is one POST and is not journaled. A POST whose
+// answer the router never learnt (the adapter died, or the answer came after
+// `timeout`) is made again on the router's retry with the same
+// Idempotency-Key: at least once, deduplicated by the receiver
+// (docs/webhook.md, "Deliveries across restarts").
+//
 // Thread-safe; Deliver() blocks for the HTTP call (up to `timeout`).
 class OutgoingWebhooks : public DeliveryHandler {
  public:
   struct Options {
-    // The adapter's account; deliveries for other accounts are refused.
-    std::string account = "default";
+    // The adapter's accounts; deliveries for other accounts are refused.
+    std::vector<std::string> accounts = {"default"};
     // Time for one POST.
     absl::Duration timeout = absl::Seconds(10);
     // CA bundle for HTTPS receivers; empty uses the system's.

@@ -35,7 +35,9 @@ absl::Status FromGrpc(const grpc::Status& status) {
 GrpcWebhookDirectory::GrpcWebhookDirectory(Options options)
     : options_(std::move(options)),
       stub_(v1::WebhookDirectory::NewStub(grpc::CreateChannel(
-          options_.address, grpc::InsecureChannelCredentials()))) {}
+          options_.address, grpc::InsecureChannelCredentials()))),
+      cache_(options_.outgoing_cache_size),
+      keys_(options_.key_cache_size) {}
 
 GrpcWebhookDirectory::~GrpcWebhookDirectory() { WaitIdle(); }
 
@@ -130,11 +132,10 @@ void GrpcWebhookDirectory::CheckIncomingKey(const std::string& id,
     {
       absl::MutexLock lock(&mu_);
       revocations = revocations_;
-      auto it = keys_.find(id);
-      if (it != keys_.end() && it->second.session == session &&
-          CRYPTO_memcmp(it->second.digest.data(), digest.data(),
-                        digest.size()) == 0) {
-        known = it->second.webhook;
+      const KnownKey* it = keys_.Find(id);
+      if (it != nullptr && it->session == session &&
+          CRYPTO_memcmp(it->digest.data(), digest.data(), digest.size()) == 0) {
+        known = it->webhook;
       }
     }
     if (known.has_value()) {
@@ -163,16 +164,12 @@ void GrpcWebhookDirectory::Remember(const std::string& id, std::string digest,
                                     uint64_t session, uint64_t revocations) {
   absl::MutexLock lock(&mu_);
   if (revocations != revocations_) return;  // It may be the revoked one.
-  if (keys_.size() >= options_.key_cache_size && !keys_.contains(id)) {
-    // Full: forgetting one only costs a call to the router.
-    keys_.erase(keys_.begin());
-  }
-  keys_[id] = KnownKey{std::move(digest), webhook, session};
+  keys_.Put(id, KnownKey{std::move(digest), webhook, session});
 }
 
 void GrpcWebhookDirectory::Revoke(const std::string& id) {
   absl::MutexLock lock(&mu_);
-  keys_.erase(id);
+  keys_.Erase(id);
   ++revocations_;
 }
 
@@ -181,10 +178,9 @@ absl::StatusOr<v1::OutgoingWebhook> GrpcWebhookDirectory::GetOutgoing(
   absl::Time now = absl::Now();
   {
     absl::MutexLock lock(&mu_);
-    auto it = cache_.find(id);
-    if (it != cache_.end()) {
-      if (it->second.expires > now) return it->second.webhook;
-      cache_.erase(it);
+    if (const Cached* cached = cache_.Find(id)) {
+      if (cached->expires > now) return cached->webhook;
+      cache_.Erase(id);
     }
   }
   grpc::ClientContext context;
@@ -197,7 +193,7 @@ absl::StatusOr<v1::OutgoingWebhook> GrpcWebhookDirectory::GetOutgoing(
   if (!status.ok()) return FromGrpc(status);
   if (options_.outgoing_cache_ttl > absl::ZeroDuration()) {
     absl::MutexLock lock(&mu_);
-    cache_[id] = Cached{response, now + options_.outgoing_cache_ttl};
+    cache_.Put(id, Cached{response, now + options_.outgoing_cache_ttl});
   }
   return response;
 }

@@ -8,10 +8,10 @@
 #include <string>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "adapters/common/bounded_cache.h"
 #include "grpcpp/grpcpp.h"
 #include "imbridge/v1/admin.grpc.pb.h"
 
@@ -48,7 +48,8 @@ class WebhookDirectory {
 
 // WebhookDirectory over the router's WebhookDirectory gRPC service,
 // authenticated with the adapter's token. GetOutgoing answers are reused for
-// `outgoing_cache_ttl` (failures are not cached).
+// `outgoing_cache_ttl`, at most `outgoing_cache_size` of them (failures are
+// not cached).
 //
 // Keys the router accepted are remembered (a SHA-256 of the key, per
 // webhook, at most `key_cache_size` webhooks) for as long as the adapter's
@@ -71,6 +72,9 @@ class GrpcWebhookDirectory : public WebhookDirectory {
     absl::Duration get_timeout = absl::Seconds(5);
     // How long a GetOutgoing answer is reused.
     absl::Duration outgoing_cache_ttl = absl::Seconds(5);
+    // How many GetOutgoing answers are kept at most (the least recently
+    // used go first).
+    size_t outgoing_cache_size = 1024;
     // The router client's current stream (RouterClient::session(); 0 while
     // detached). Unset: keys are not remembered.
     std::function<uint64_t()> router_session;
@@ -125,9 +129,9 @@ class GrpcWebhookDirectory : public WebhookDirectory {
   const Options options_;
   std::unique_ptr<v1::WebhookDirectory::Stub> stub_;
   absl::Mutex mu_;
-  absl::flat_hash_map<std::string, Cached> cache_ ABSL_GUARDED_BY(mu_);
+  BoundedCache<std::string, Cached> cache_ ABSL_GUARDED_BY(mu_);
   int checks_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
-  absl::flat_hash_map<std::string, KnownKey> keys_ ABSL_GUARDED_BY(mu_);
+  BoundedCache<std::string, KnownKey> keys_ ABSL_GUARDED_BY(mu_);
   // Revocations applied so far.
   uint64_t revocations_ ABSL_GUARDED_BY(mu_) = 0;
 };

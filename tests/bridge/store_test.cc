@@ -78,10 +78,8 @@ v1::Event Posted(const std::string& key, const std::string& text) {
   return event;
 }
 
-DeliveryRecord Delivery(int64_t event_id, const std::string& chat,
-                        absl::Time created_at) {
+DeliveryRecord Delivery(const std::string& chat, absl::Time created_at) {
   DeliveryRecord delivery;
-  delivery.event_id = event_id;
   delivery.target = Channel(chat);
   delivery.target_key = ChannelKey(delivery.target, true);
   delivery.link = "support";
@@ -89,6 +87,15 @@ DeliveryRecord Delivery(int64_t event_id, const std::string& chat,
   delivery.created_at = created_at;
   delivery.next_attempt_at = created_at;
   return delivery;
+}
+
+// A new event posted at the origin, with deliveries.
+NewEvent Event(const std::string& key, std::vector<DeliveryRecord> deliveries,
+               const std::string& text = "hi") {
+  NewEvent entry;
+  entry.event = std::make_shared<const v1::Event>(Posted(key, text));
+  entry.deliveries = std::move(deliveries);
+  return entry;
 }
 
 std::vector<int64_t> Ids(const std::vector<DeliveryRecord>& records) {
@@ -132,28 +139,52 @@ class StoreTest : public ::testing::Test {
     return store_->Commit();
   }
 
+  // Applies a batch made of `events` at `now`; returns the entries with
+  // their ids.
+  absl::StatusOr<std::vector<NewEvent>> Write(std::vector<NewEvent> events,
+                                              absl::Time now = kT0) {
+    CommitBatch batch;
+    batch.now = now;
+    batch.events = std::move(events);
+    IMB_RETURN_IF_ERROR(store_->Apply(batch));
+    return std::move(batch.events);
+  }
+
   // Commits a new event and returns its id.
   absl::StatusOr<int64_t> AddEvent(const std::string& key,
                                    absl::Time received_at = kT0) {
-    int64_t id = 0;
-    IMB_RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
-      IMB_ASSIGN_OR_RETURN(std::optional<int64_t> inserted,
-                           store_->InsertEvent(Posted(key, "hi"), received_at));
-      if (!inserted.has_value()) return absl::AlreadyExistsError(key);
-      id = *inserted;
-      return absl::OkStatus();
-    }));
-    return id;
+    IMB_ASSIGN_OR_RETURN(std::vector<NewEvent> written,
+                         Write({Event(key, {})}, received_at));
+    if (written[0].id == 0) return absl::AlreadyExistsError(key);
+    return written[0].id;
   }
 
-  // Commits a delivery and returns its id.
-  absl::StatusOr<int64_t> AddDelivery(const DeliveryRecord& delivery) {
-    int64_t id = 0;
-    IMB_RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
-      IMB_ASSIGN_OR_RETURN(id, store_->InsertDelivery(delivery));
-      return absl::OkStatus();
-    }));
-    return id;
+  // Commits a new event with `deliveries` and returns the deliveries' ids.
+  absl::StatusOr<std::vector<int64_t>> AddDeliveries(
+      const std::string& key, std::vector<DeliveryRecord> deliveries,
+      absl::Time received_at = kT0) {
+    IMB_ASSIGN_OR_RETURN(
+        std::vector<NewEvent> written,
+        Write({Event(key, std::move(deliveries))}, received_at));
+    if (written[0].id == 0) return absl::AlreadyExistsError(key);
+    return Ids(written[0].deliveries);
+  }
+
+  // Commits a new event with one delivery and returns the delivery's id.
+  absl::StatusOr<int64_t> AddDelivery(const std::string& key,
+                                      DeliveryRecord delivery) {
+    IMB_ASSIGN_OR_RETURN(std::vector<int64_t> ids,
+                         AddDeliveries(key, {std::move(delivery)}));
+    return ids[0];
+  }
+
+  // Applies a batch that `fill` fills in, at `now`.
+  absl::Status Change(const std::function<void(CommitBatch&)>& fill,
+                      absl::Time now = kT0) {
+    CommitBatch batch;
+    batch.now = now;
+    fill(batch);
+    return store_->Apply(batch);
   }
 
   // Counts rows with a separate raw connection, to check what is on disk.
@@ -190,75 +221,74 @@ TEST(ChannelKeyTest, JoinsPartsAndOptionalThread) {
 
 TEST_F(StoreTest, DuplicateEventKeyIsRejectedAndWritesNothing) {
   ASSERT_OK_AND_ASSIGN(int64_t first, AddEvent("slack:T1:Ev1"));
-  ASSERT_OK(store_->Begin());
-  ASSERT_OK_AND_ASSIGN(std::optional<int64_t> dup,
-                       store_->InsertEvent(Posted("slack:T1:Ev1", "x"), kT0));
-  EXPECT_EQ(dup, std::nullopt);
-  ASSERT_OK(store_->Commit());
+  // A duplicate writes nothing of its entry: not its deliveries either.
+  ASSERT_OK_AND_ASSIGN(
+      std::vector<NewEvent> dup,
+      Write({Event("slack:T1:Ev1", {Delivery("A", kT0)}, "x")}));
+  EXPECT_EQ(dup[0].id, 0);
+  EXPECT_EQ(dup[0].deliveries[0].id, 0);
   EXPECT_EQ(CountRows("events"), 1);
+  EXPECT_EQ(CountRows("deliveries"), 0);
 
   ASSERT_OK_AND_ASSIGN(int64_t second, AddEvent("slack:T1:Ev2"));
   EXPECT_GT(second, first);
   EXPECT_EQ(CountRows("events"), 2);
 }
 
-TEST_F(StoreTest, DuplicateInsideOneTransactionIsRejected) {
-  ASSERT_OK(store_->Begin());
-  ASSERT_OK_AND_ASSIGN(std::optional<int64_t> a,
-                       store_->InsertEvent(Posted("k1", "a"), kT0));
-  ASSERT_OK_AND_ASSIGN(std::optional<int64_t> b,
-                       store_->InsertEvent(Posted("k1", "b"), kT0));
-  ASSERT_OK_AND_ASSIGN(std::optional<int64_t> c,
-                       store_->InsertEvent(Posted("k2", "c"), kT0));
-  ASSERT_OK(store_->Commit());
-  ASSERT_TRUE(a.has_value());
-  EXPECT_EQ(b, std::nullopt);
-  ASSERT_TRUE(c.has_value());
-  EXPECT_GT(*c, *a);
+TEST_F(StoreTest, DuplicateInsideOneBatchIsRejected) {
+  ASSERT_OK_AND_ASSIGN(std::vector<NewEvent> written,
+                       Write({Event("k1", {Delivery("A", kT0)}, "a"),
+                              Event("k1", {Delivery("A", kT0)}, "b"),
+                              Event("k2", {Delivery("A", kT0)}, "c")}));
+  EXPECT_GT(written[0].id, 0);
+  EXPECT_EQ(written[1].id, 0);
+  EXPECT_GT(written[2].id, written[0].id);
   EXPECT_EQ(CountRows("events"), 2);
+  EXPECT_EQ(CountRows("deliveries"), 2);
+  EXPECT_EQ(written[0].deliveries[0].event_id, written[0].id);
+  EXPECT_GT(written[2].deliveries[0].id, written[0].deliveries[0].id);
 }
 
 TEST_F(StoreTest, DuplicateIsRecognisedAfterReopen) {
   ASSERT_OK(AddEvent("telegram:bot1:42").status());
   Reopen();
-  ASSERT_OK(store_->Begin());
-  ASSERT_OK_AND_ASSIGN(
-      std::optional<int64_t> dup,
-      store_->InsertEvent(Posted("telegram:bot1:42", ""), kT0));
-  store_->Rollback();
-  EXPECT_EQ(dup, std::nullopt);
+  EXPECT_EQ(AddEvent("telegram:bot1:42").status().code(),
+            absl::StatusCode::kAlreadyExists);
 }
 
-TEST_F(StoreTest, EventWithoutKeyIsInvalid) {
-  ASSERT_OK(store_->Begin());
-  absl::StatusOr<std::optional<int64_t>> id =
-      store_->InsertEvent(Posted("", "x"), kT0);
-  store_->Rollback();
-  EXPECT_EQ(id.status().code(), absl::StatusCode::kInvalidArgument);
+TEST_F(StoreTest, EventWithoutKeyIsInvalidAndFailsTheWholeBatch) {
+  absl::StatusOr<std::vector<NewEvent>> written =
+      Write({Event("good", {Delivery("A", kT0)}), Event("", {}, "x")});
+  EXPECT_EQ(written.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(CountRows("events"), 0);
+  EXPECT_EQ(CountRows("deliveries"), 0);
+  // The key was never accepted, and a failed batch's ids are handed out
+  // again.
+  ASSERT_OK_AND_ASSIGN(int64_t id, AddEvent("good"));
+  EXPECT_EQ(id, 1);
 }
 
-TEST_F(StoreTest, WriteOutsideTransactionFails) {
-  absl::StatusOr<std::optional<int64_t>> id =
-      store_->InsertEvent(Posted("k", "x"), kT0);
-  EXPECT_EQ(id.status().code(), absl::StatusCode::kFailedPrecondition);
+TEST_F(StoreTest, ApplyInsideAnOperatorTransactionFails) {
+  ASSERT_OK(store_->Begin());
+  CommitBatch batch;
+  batch.events.push_back(Event("k", {}));
+  EXPECT_EQ(store_->Apply(batch).code(), absl::StatusCode::kFailedPrecondition);
+  store_->Rollback();
   EXPECT_EQ(CountRows("events"), 0);
 }
 
 TEST_F(StoreTest, LoadPendingDeliveriesPagesInIdOrderWithEvents) {
-  ASSERT_OK_AND_ASSIGN(int64_t e1, AddEvent("k1"));
-  ASSERT_OK_AND_ASSIGN(int64_t e2, AddEvent("k2"));
+  std::vector<NewEvent> events;
+  for (int i = 0; i < 5; ++i) {
+    events.push_back(Event(absl::StrCat("k", i),
+                           {Delivery("A", At(i)), Delivery("B", At(i))}));
+  }
+  ASSERT_OK_AND_ASSIGN(std::vector<NewEvent> written, Write(std::move(events)));
   std::vector<int64_t> a_ids;
-  ASSERT_OK(InTransaction([&]() -> absl::Status {
-    for (int i = 0; i < 5; ++i) {
-      IMB_ASSIGN_OR_RETURN(int64_t a, store_->InsertDelivery(Delivery(
-                                          i % 2 ? e2 : e1, "A", At(i))));
-      IMB_ASSIGN_OR_RETURN(int64_t b,
-                           store_->InsertDelivery(Delivery(e1, "B", At(i))));
-      if (b <= a) return absl::InternalError("ids do not increase");
-      a_ids.push_back(a);
-    }
-    return absl::OkStatus();
-  }));
+  for (const NewEvent& e : written) {
+    ASSERT_GT(e.deliveries[1].id, e.deliveries[0].id);
+    a_ids.push_back(e.deliveries[0].id);
+  }
   const std::string a_key = "slack/acme/A";
 
   ASSERT_OK_AND_ASSIGN(std::vector<DeliveryRecord> page1,
@@ -279,7 +309,7 @@ TEST_F(StoreTest, LoadPendingDeliveriesPagesInIdOrderWithEvents) {
   EXPECT_THAT(none, IsEmpty());
 
   const DeliveryRecord& second = page1[1];
-  EXPECT_EQ(second.event_id, e2);
+  EXPECT_EQ(second.event_id, written[1].id);
   EXPECT_EQ(second.target_key, a_key);
   EXPECT_EQ(second.target.chat_id(), "A");
   EXPECT_EQ(second.target.platform(), "slack");
@@ -290,18 +320,17 @@ TEST_F(StoreTest, LoadPendingDeliveriesPagesInIdOrderWithEvents) {
   EXPECT_EQ(second.next_attempt_at, At(1));
   EXPECT_EQ(second.last_error, "");
   ASSERT_NE(second.event, nullptr);
-  EXPECT_EQ(second.event->key(), "k2");
+  EXPECT_EQ(second.event->key(), "k1");
   EXPECT_EQ(second.event->posted().text().text(), "hi");
   EXPECT_EQ(second.event->posted().sender().display_name(), "Ann");
   ASSERT_NE(page1[0].event, nullptr);
-  EXPECT_EQ(page1[0].event->key(), "k1");
+  EXPECT_EQ(page1[0].event->key(), "k0");
 }
 
 TEST_F(StoreTest, InfiniteTimesRoundTrip) {
-  ASSERT_OK_AND_ASSIGN(int64_t e, AddEvent("k"));
-  DeliveryRecord delivery = Delivery(e, "A", kT0);
+  DeliveryRecord delivery = Delivery("A", kT0);
   delivery.next_attempt_at = absl::InfinitePast();
-  ASSERT_OK(AddDelivery(delivery).status());
+  ASSERT_OK(AddDelivery("k", delivery).status());
   ASSERT_OK_AND_ASSIGN(std::vector<DeliveryRecord> loaded,
                        store_->LoadPendingDeliveries("slack/acme/A", 0, 10));
   ASSERT_EQ(loaded.size(), 1u);
@@ -309,37 +338,35 @@ TEST_F(StoreTest, InfiniteTimesRoundTrip) {
 }
 
 TEST_F(StoreTest, ListPendingTargetsAndCompleteDelivery) {
-  ASSERT_OK_AND_ASSIGN(int64_t e, AddEvent("k"));
-  DeliveryRecord threaded = Delivery(e, "C", kT0);
+  DeliveryRecord threaded = Delivery("C", kT0);
   threaded.target = Channel("C", "t1");
   threaded.target_key = ChannelKey(threaded.target, true);
-  ASSERT_OK_AND_ASSIGN(int64_t a, AddDelivery(Delivery(e, "A", kT0)));
-  ASSERT_OK_AND_ASSIGN(int64_t b1, AddDelivery(Delivery(e, "B", kT0)));
-  ASSERT_OK_AND_ASSIGN(int64_t b2, AddDelivery(Delivery(e, "B", kT0)));
-  ASSERT_OK(AddDelivery(threaded).status());
+  ASSERT_OK_AND_ASSIGN(
+      std::vector<int64_t> ids,
+      AddDeliveries("k", {Delivery("A", kT0), Delivery("B", kT0),
+                          Delivery("B", kT0), threaded}));
   ASSERT_OK_AND_ASSIGN(std::vector<std::string> targets,
                        store_->ListPendingTargets());
   EXPECT_THAT(targets,
               ElementsAre("slack/acme/A", "slack/acme/B", "slack/acme/C#t1"));
 
-  ASSERT_OK(InTransaction([&]() -> absl::Status {
-    IMB_RETURN_IF_ERROR(store_->CompleteDelivery(b1));
-    IMB_RETURN_IF_ERROR(store_->CompleteDelivery(b2));
-    IMB_RETURN_IF_ERROR(store_->DeadLetterDelivery(a, "gone", At(1)));
+  ASSERT_OK(Change([&](CommitBatch& b) {
+    b.completed = {ids[1], ids[2]};
+    b.dead_letters.push_back({ids[0], "gone"});
     // Unknown ids are a no-op, so a batch is not aborted by them.
-    IMB_RETURN_IF_ERROR(store_->CompleteDelivery(9999));
-    return store_->RescheduleDelivery(9999, 1, At(2), "x");
+    b.completed.push_back(9999);
+    b.retries.push_back({9999, 1, At(2), "x"});
+    b.dead_letters.push_back({9998, "x"});
   }));
   ASSERT_OK_AND_ASSIGN(targets, store_->ListPendingTargets());
   EXPECT_THAT(targets, ElementsAre("slack/acme/C#t1"));
   EXPECT_EQ(CountRows("deliveries"), 2);  // the thread's and the dead letter
 }
 
-TEST_F(StoreTest, RescheduleUpdatesAttemptAndError) {
-  ASSERT_OK_AND_ASSIGN(int64_t e, AddEvent("k"));
-  ASSERT_OK_AND_ASSIGN(int64_t id, AddDelivery(Delivery(e, "A", kT0)));
-  ASSERT_OK(InTransaction([&] {
-    return store_->RescheduleDelivery(id, 3, At(60), "429 rate limited");
+TEST_F(StoreTest, RetryUpdatesAttemptAndError) {
+  ASSERT_OK_AND_ASSIGN(int64_t id, AddDelivery("k", Delivery("A", kT0)));
+  ASSERT_OK(Change([&](CommitBatch& b) {
+    b.retries.push_back({id, 3, At(60), "429 rate limited"});
   }));
   ASSERT_OK_AND_ASSIGN(std::vector<DeliveryRecord> loaded,
                        store_->LoadPendingDeliveries("slack/acme/A", 0, 10));
@@ -352,15 +379,22 @@ TEST_F(StoreTest, RescheduleUpdatesAttemptAndError) {
 }
 
 TEST_F(StoreTest, DeadLettersCanBeListedRetriedAndDropped) {
-  ASSERT_OK_AND_ASSIGN(int64_t e, AddEvent("k"));
-  ASSERT_OK_AND_ASSIGN(int64_t d1, AddDelivery(Delivery(e, "A", kT0)));
-  ASSERT_OK_AND_ASSIGN(int64_t d2, AddDelivery(Delivery(e, "A", kT0)));
-  ASSERT_OK_AND_ASSIGN(int64_t d3, AddDelivery(Delivery(e, "A", kT0)));
-  ASSERT_OK(InTransaction([&]() -> absl::Status {
-    IMB_RETURN_IF_ERROR(store_->RescheduleDelivery(d1, 5, At(9), "timeout"));
-    IMB_RETURN_IF_ERROR(store_->DeadLetterDelivery(d1, "ttl expired", At(10)));
-    return store_->DeadLetterDelivery(d2, "403 forbidden", At(20));
-  }));
+  ASSERT_OK_AND_ASSIGN(
+      std::vector<int64_t> ids,
+      AddDeliveries(
+          "k", {Delivery("A", kT0), Delivery("A", kT0), Delivery("A", kT0)}));
+  const int64_t d1 = ids[0], d2 = ids[1], d3 = ids[2];
+  ASSERT_OK(Change(
+      [&](CommitBatch& b) {
+        b.retries.push_back({d1, 5, At(9), "timeout"});
+        b.dead_letters.push_back({d1, "ttl expired"});
+      },
+      At(10)));
+  ASSERT_OK(Change(
+      [&](CommitBatch& b) {
+        b.dead_letters.push_back({d2, "403 forbidden"});
+      },
+      At(20)));
 
   ASSERT_OK_AND_ASSIGN(std::vector<DeliveryRecord> dead,
                        store_->ListDeadLetters(10));
@@ -414,19 +448,24 @@ TEST_F(StoreTest, DeadLettersCanBeListedRetriedAndDropped) {
 }
 
 TEST_F(StoreTest, DeadLetterRefsPageByIdAndTargetsAreListed) {
-  ASSERT_OK_AND_ASSIGN(int64_t e, AddEvent("k"));
+  // Dead letters in two targets, a pending delivery between them.
+  const std::vector<std::string> chats = {"B", "A", "B", "pending", "A", "B"};
+  std::vector<DeliveryRecord> deliveries;
+  for (const std::string& chat : chats) {
+    deliveries.push_back(Delivery(chat, kT0));
+  }
+  ASSERT_OK_AND_ASSIGN(std::vector<int64_t> ids,
+                       AddDeliveries("k", std::move(deliveries)));
   std::vector<int64_t> dead_ids;
-  ASSERT_OK(InTransaction([&]() -> absl::Status {
-    // Dead letters in two targets, a pending delivery between them.
-    for (const char* chat : {"B", "A", "B", "pending", "A", "B"}) {
-      IMB_ASSIGN_OR_RETURN(int64_t id,
-                           store_->InsertDelivery(Delivery(e, chat, kT0)));
-      if (std::string(chat) == "pending") continue;
-      IMB_RETURN_IF_ERROR(store_->DeadLetterDelivery(id, "gone", At(1)));
-      dead_ids.push_back(id);
-    }
-    return absl::OkStatus();
-  }));
+  ASSERT_OK(Change(
+      [&](CommitBatch& b) {
+        for (size_t i = 0; i < chats.size(); ++i) {
+          if (chats[i] == "pending") continue;
+          b.dead_letters.push_back({ids[i], "gone"});
+          dead_ids.push_back(ids[i]);
+        }
+      },
+      At(1)));
 
   std::vector<int64_t> walked;
   std::vector<std::string> keys;
@@ -480,13 +519,16 @@ TEST_F(StoreTest, CountDeliveriesReportsOldestPending) {
   EXPECT_EQ(empty.dead, 0);
   EXPECT_EQ(empty.oldest_pending, absl::InfiniteFuture());
 
-  ASSERT_OK_AND_ASSIGN(int64_t e, AddEvent("k"));
-  ASSERT_OK_AND_ASSIGN(int64_t first, AddDelivery(Delivery(e, "A", At(5))));
-  ASSERT_OK(AddDelivery(Delivery(e, "A", At(7))).status());
-  ASSERT_OK(AddDelivery(Delivery(e, "A", At(9))).status());
-  ASSERT_OK(AddDelivery(Delivery(e, "B", At(1))).status());
-  ASSERT_OK(InTransaction(
-      [&] { return store_->DeadLetterDelivery(first, "no", At(10)); }));
+  ASSERT_OK_AND_ASSIGN(
+      std::vector<int64_t> ids,
+      AddDeliveries("k", {Delivery("A", At(5)), Delivery("A", At(7)),
+                          Delivery("A", At(9)), Delivery("B", At(1))}));
+  const int64_t first = ids[0];
+  ASSERT_OK(Change(
+      [&](CommitBatch& b) {
+        b.dead_letters.push_back({first, "no"});
+      },
+      At(10)));
   ASSERT_OK_AND_ASSIGN(Store::TargetCounts counts,
                        store_->CountDeliveries("slack/acme/A"));
   EXPECT_EQ(counts.pending, 2);
@@ -504,16 +546,12 @@ TEST_F(StoreTest, CountDeliveriesReportsOldestPending) {
 }
 
 TEST_F(StoreTest, MessageMap) {
-  ASSERT_OK(InTransaction([&]() -> absl::Status {
-    const std::vector<std::string> original = {"o1"};
-    const std::vector<std::string> copies = {"c-part0", "c-part1", "c-part2"};
-    IMB_RETURN_IF_ERROR(
-        store_->AddMessages(7, "slack/acme/C1", original, false, kT0));
-    IMB_RETURN_IF_ERROR(
-        store_->AddMessages(7, "telegram/bot/42", copies, true, kT0));
+  ASSERT_OK(Change([&](CommitBatch& b) {
+    b.messages.push_back({7, "slack/acme/C1", {"o1"}, false});
+    b.messages.push_back(
+        {7, "telegram/bot/42", {"c-part0", "c-part1", "c-part2"}, true});
     // Re-adding an existing pair changes nothing, even with other values.
-    const std::vector<std::string> again = {"c-part1"};
-    return store_->AddMessages(99, "telegram/bot/42", again, false, kT0);
+    b.messages.push_back({99, "telegram/bot/42", {"c-part1"}, false});
   }));
 
   ASSERT_OK_AND_ASSIGN(std::optional<MessageLocation> original,
@@ -545,14 +583,11 @@ TEST_F(StoreTest, MessageMap) {
 TEST_F(StoreTest, RosterUpsertAndList) {
   RosterEntry ann{"slack", "acme", "U1", "Ann", v1::ONLINE, "", At(1)};
   RosterEntry bob{"telegram", "bot", "7", "Bob", v1::AWAY, "lunch", At(2)};
-  ASSERT_OK(InTransaction([&]() -> absl::Status {
-    IMB_RETURN_IF_ERROR(store_->UpsertRoster(ann));
-    return store_->UpsertRoster(bob);
-  }));
+  ASSERT_OK(Change([&](CommitBatch& b) { b.roster = {ann, bob}; }));
   ann.presence = v1::DND;
   ann.status_text = "in a meeting";
   ann.updated_at = At(3);
-  ASSERT_OK(InTransaction([&] { return store_->UpsertRoster(ann); }));
+  ASSERT_OK(Change([&](CommitBatch& b) { b.roster = {ann}; }));
 
   ASSERT_OK_AND_ASSIGN(std::vector<RosterEntry> all, store_->ListRoster(""));
   ASSERT_EQ(all.size(), 2u);
@@ -594,20 +629,22 @@ TEST_F(StoreTest, BlobsRecordFindDeleteAndCollect) {
 
   // A is referenced by an event with a pending delivery, B by one whose
   // delivery is dead; an event without deliveries does not keep C.
-  ASSERT_OK_AND_ASSIGN(int64_t e1, AddEvent("k1"));
-  ASSERT_OK_AND_ASSIGN(int64_t e2, AddEvent("k2"));
-  ASSERT_OK_AND_ASSIGN(int64_t e3, AddEvent("k3"));
-  ASSERT_OK(AddDelivery(Delivery(e1, "A", kT0)).status());
-  ASSERT_OK_AND_ASSIGN(int64_t d2, AddDelivery(Delivery(e2, "A", kT0)));
-  ASSERT_OK(InTransaction([&]() -> absl::Status {
-    IMB_RETURN_IF_ERROR(store_->AddEventBlob(e1, kA, At(10)));
-    IMB_RETURN_IF_ERROR(store_->AddEventBlob(e2, kB, At(10)));
-    IMB_RETURN_IF_ERROR(store_->AddEventBlob(e3, kC, At(10)));
-    return store_->DeadLetterDelivery(d2, "no", At(11));
-  }));
+  std::vector<NewEvent> events = {Event("k1", {Delivery("A", kT0)}),
+                                  Event("k2", {Delivery("A", kT0)}),
+                                  Event("k3", {})};
+  events[0].blob_ids = {kA};
+  events[1].blob_ids = {kB};
+  events[2].blob_ids = {kC};
+  ASSERT_OK_AND_ASSIGN(events, Write(std::move(events), At(10)));
+  const int64_t d2 = events[1].deliveries[0].id;
+  ASSERT_OK(Change(
+      [&](CommitBatch& b) {
+        b.dead_letters.push_back({d2, "no"});
+      },
+      At(11)));
   ASSERT_OK_AND_ASSIGN(std::optional<BlobInfo> a, store_->FindBlob(kA));
   ASSERT_TRUE(a.has_value());
-  EXPECT_EQ(a->last_used_at, At(10));  // AddEventBlob marks it used
+  EXPECT_EQ(a->last_used_at, At(10));  // an event's commit marks it used
   ASSERT_OK_AND_ASSIGN(c, store_->FindBlob(kC));
   EXPECT_EQ(c->last_used_at, At(50));  // never moves back
 
@@ -629,23 +666,21 @@ TEST_F(StoreTest, BlobsRecordFindDeleteAndCollect) {
 }
 
 TEST_F(StoreTest, PruneEventsKeepsEventsThatDeliveriesNeed) {
-  ASSERT_OK_AND_ASSIGN(int64_t old_pending, AddEvent("old-pending", At(0)));
-  ASSERT_OK_AND_ASSIGN(int64_t old_dead, AddEvent("old-dead", At(0)));
-  ASSERT_OK_AND_ASSIGN(int64_t old_done, AddEvent("old-done", At(0)));
+  std::vector<NewEvent> old = {Event("old-pending", {Delivery("A", At(0))}),
+                               Event("old-dead", {Delivery("A", At(0))}),
+                               Event("old-done", {Delivery("A", At(0))})};
+  old[0].blob_ids = {"blob2"};
+  old[2].blob_ids = {"blob1"};
+  ASSERT_OK_AND_ASSIGN(old, Write(std::move(old), At(0)));
   ASSERT_OK_AND_ASSIGN(int64_t recent, AddEvent("recent", At(100)));
-  ASSERT_OK(AddDelivery(Delivery(old_pending, "A", At(0))).status());
-  ASSERT_OK_AND_ASSIGN(int64_t dead,
-                       AddDelivery(Delivery(old_dead, "A", At(0))));
-  ASSERT_OK_AND_ASSIGN(int64_t done,
-                       AddDelivery(Delivery(old_done, "A", At(0))));
-  ASSERT_OK(InTransaction([&]() -> absl::Status {
-    IMB_RETURN_IF_ERROR(store_->DeadLetterDelivery(dead, "no", At(1)));
-    IMB_RETURN_IF_ERROR(store_->CompleteDelivery(done));
-    IMB_RETURN_IF_ERROR(store_->AddEventBlob(old_done, "blob1", At(0)));
-    IMB_RETURN_IF_ERROR(store_->AddEventBlob(old_pending, "blob2", At(0)));
-    const std::vector<std::string> ids = {"n1"};
-    return store_->AddMessages(old_done, "slack/acme/A", ids, true, At(0));
-  }));
+  const int64_t old_done = old[2].id;
+  ASSERT_OK(Change(
+      [&](CommitBatch& b) {
+        b.dead_letters.push_back({old[1].deliveries[0].id, "no"});
+        b.completed.push_back(old[2].deliveries[0].id);
+        b.messages.push_back({old_done, "slack/acme/A", {"n1"}, true});
+      },
+      At(1)));
 
   int64_t pruned = -1;
   ASSERT_OK(InTransaction([&]() -> absl::Status {
@@ -658,15 +693,11 @@ TEST_F(StoreTest, PruneEventsKeepsEventsThatDeliveriesNeed) {
   EXPECT_EQ(CountRows("messages"), 1);     // the message map is kept
 
   // The pruned key is forgotten; the kept ones still dedupe.
-  ASSERT_OK(store_->Begin());
-  ASSERT_OK_AND_ASSIGN(std::optional<int64_t> again,
-                       store_->InsertEvent(Posted("old-done", ""), At(200)));
-  ASSERT_OK_AND_ASSIGN(std::optional<int64_t> kept,
-                       store_->InsertEvent(Posted("old-pending", ""), At(200)));
-  store_->Rollback();
-  ASSERT_TRUE(again.has_value());
-  EXPECT_GT(*again, recent);  // ids are never reused
-  EXPECT_FALSE(kept.has_value());
+  ASSERT_OK_AND_ASSIGN(
+      std::vector<NewEvent> again,
+      Write({Event("old-done", {}), Event("old-pending", {})}, At(200)));
+  EXPECT_GT(again[0].id, recent);  // ids are never reused
+  EXPECT_EQ(again[1].id, 0);
 
   // Events of the remaining deliveries still load.
   ASSERT_OK_AND_ASSIGN(std::vector<DeliveryRecord> pending,
@@ -677,29 +708,27 @@ TEST_F(StoreTest, PruneEventsKeepsEventsThatDeliveriesNeed) {
 }
 
 TEST_F(StoreTest, IdsAreNotReusedAfterDeletingTheNewestRows) {
-  ASSERT_OK_AND_ASSIGN(int64_t e, AddEvent("k1", At(0)));
-  ASSERT_OK_AND_ASSIGN(int64_t d, AddDelivery(Delivery(e, "A", At(0))));
-  ASSERT_OK(InTransaction([&]() -> absl::Status {
-    IMB_RETURN_IF_ERROR(store_->CompleteDelivery(d));
-    return store_->PruneEvents(At(1)).status();
-  }));
+  ASSERT_OK_AND_ASSIGN(std::vector<NewEvent> first,
+                       Write({Event("k1", {Delivery("A", At(0))})}, At(0)));
+  const int64_t e = first[0].id, d = first[0].deliveries[0].id;
+  ASSERT_OK(Change([&](CommitBatch& b) { b.completed = {d}; }));
+  ASSERT_OK(InTransaction([&] { return store_->PruneEvents(At(1)).status(); }));
   EXPECT_EQ(CountRows("events"), 0);
   Reopen();
-  ASSERT_OK_AND_ASSIGN(int64_t e2, AddEvent("k2", At(2)));
-  ASSERT_OK_AND_ASSIGN(int64_t d2, AddDelivery(Delivery(e2, "A", At(2))));
-  EXPECT_GT(e2, e);
-  EXPECT_GT(d2, d);
+  ASSERT_OK_AND_ASSIGN(std::vector<NewEvent> second,
+                       Write({Event("k2", {Delivery("A", At(2))})}, At(2)));
+  EXPECT_GT(second[0].id, e);
+  EXPECT_GT(second[0].deliveries[0].id, d);
 }
 
 TEST_F(StoreTest, IdsStayUniqueAcrossRollbacks) {
   ASSERT_OK_AND_ASSIGN(int64_t e1, AddEvent("k1"));
-  ASSERT_OK(store_->Begin());
-  ASSERT_OK(store_->InsertEvent(Posted("k2", ""), kT0).status());
-  store_->Rollback();
+  // A batch that fails hands its ids out again...
+  ASSERT_FALSE(Write({Event("k2", {}), Event("", {})}).ok());
   ASSERT_OK_AND_ASSIGN(int64_t e3, AddEvent("k3"));
-  EXPECT_GT(e3, e1);
-  // A Rollback with no transaction open (say after a failed Begin) must not
-  // hand out the ids of committed rows again.
+  EXPECT_EQ(e3, e1 + 1);
+  // ...and a Rollback with no transaction open (say after a failed Begin)
+  // must not hand out the ids of committed rows again.
   store_->Rollback();
   EXPECT_FALSE(store_->Commit().ok());
   ASSERT_OK_AND_ASSIGN(int64_t e4, AddEvent("k4"));
@@ -707,26 +736,27 @@ TEST_F(StoreTest, IdsStayUniqueAcrossRollbacks) {
   EXPECT_EQ(CountRows("events"), 3);
 }
 
-TEST_F(StoreTest, RollbackLeavesNothing) {
-  ASSERT_OK(store_->Begin());
-  ASSERT_OK_AND_ASSIGN(std::optional<int64_t> e,
-                       store_->InsertEvent(Posted("k", "x"), kT0));
-  ASSERT_TRUE(e.has_value());
-  ASSERT_OK(store_->InsertDelivery(Delivery(*e, "A", kT0)).status());
-  const std::vector<std::string> ids = {"n1"};
-  ASSERT_OK(store_->AddMessages(*e, "slack/acme/A", ids, true, kT0));
-  ASSERT_OK(store_->RecordBlob({"b", 1, kT0, kT0}));
-  // Uncommitted rows are invisible to the read methods.
-  ASSERT_OK_AND_ASSIGN(std::vector<DeliveryRecord> pending,
-                       store_->LoadPendingDeliveries("slack/acme/A", 0, 10));
-  EXPECT_THAT(pending, IsEmpty());
-  store_->Rollback();
-  store_->Rollback();  // a second rollback is harmless
+TEST_F(StoreTest, FailedBatchLeavesNothing) {
+  CommitBatch batch;
+  batch.now = kT0;
+  batch.events.push_back(Event("k", {Delivery("A", kT0)}));
+  batch.events.back().original_chat_key = "slack/acme/C-origin";
+  batch.events.back().original_message_id = "m-k";
+  batch.events.back().blob_ids = {"b"};
+  batch.messages.push_back({1, "slack/acme/A", {"n1"}, true});
+  batch.roster.push_back({"slack", "acme", "U1", "Ann", v1::ONLINE, "", kT0});
+  // Invalid: fails the batch after the rows above were written.
+  DeliveryRecord no_target;
+  batch.events.push_back(Event("k2", {no_target}));
+  EXPECT_EQ(store_->Apply(batch).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(batch.events[0].id, 0);
+  EXPECT_EQ(batch.events[0].deliveries[0].id, 0);
 
   EXPECT_EQ(CountRows("events"), 0);
   EXPECT_EQ(CountRows("deliveries"), 0);
   EXPECT_EQ(CountRows("messages"), 0);
-  EXPECT_EQ(CountRows("blobs"), 0);
+  EXPECT_EQ(CountRows("event_blobs"), 0);
+  EXPECT_EQ(CountRows("roster"), 0);
   ASSERT_OK_AND_ASSIGN(std::vector<std::string> targets,
                        store_->ListPendingTargets());
   EXPECT_THAT(targets, IsEmpty());
@@ -734,14 +764,50 @@ TEST_F(StoreTest, RollbackLeavesNothing) {
   ASSERT_OK(AddEvent("k").status());
 }
 
+TEST_F(StoreTest, OperatorRollbackLeavesNothing) {
+  ASSERT_OK(store_->Begin());
+  ASSERT_OK(store_->RecordBlob({"b", 1, kT0, kT0}));
+  ASSERT_OK(store_->PutRecord("link", "x", "X"));
+  // Uncommitted rows are invisible to the read methods.
+  ASSERT_OK_AND_ASSIGN(std::optional<BlobInfo> blob, store_->FindBlob("b"));
+  EXPECT_FALSE(blob.has_value());
+  store_->Rollback();
+  store_->Rollback();  // a second rollback is harmless
+  EXPECT_EQ(CountRows("blobs"), 0);
+  EXPECT_EQ(CountRows("records"), 0);
+}
+
+TEST_F(StoreTest, NewEventWritesItsOriginalAndBlobsWithIt) {
+  NewEvent entry = Event("k", {Delivery("A", kT0)});
+  entry.original_chat_key = "slack/acme/C-origin";
+  entry.original_message_id = "m-k";
+  entry.blob_ids = {"blob1"};
+  // A payload made by the caller is stored as given.
+  v1::Event other = Posted("k", "serialized by the caller");
+  ASSERT_TRUE(other.SerializeToString(&entry.payload));
+  ASSERT_OK_AND_ASSIGN(std::vector<NewEvent> written, Write({entry}));
+  ASSERT_OK_AND_ASSIGN(std::optional<MessageLocation> original,
+                       store_->FindMessage("slack/acme/C-origin", "m-k"));
+  ASSERT_TRUE(original.has_value());
+  EXPECT_EQ(original->group_id, written[0].id);
+  EXPECT_FALSE(original->is_copy);
+  EXPECT_EQ(CountRows("event_blobs"), 1);
+  ASSERT_OK_AND_ASSIGN(std::vector<DeliveryRecord> pending,
+                       store_->LoadPendingDeliveries("slack/acme/A", 0, 10));
+  ASSERT_EQ(pending.size(), 1u);
+  EXPECT_EQ(pending[0].event->posted().text().text(),
+            "serialized by the caller");
+}
+
 TEST_F(StoreTest, DataSurvivesReopen) {
-  ASSERT_OK_AND_ASSIGN(int64_t e, AddEvent("k"));
-  ASSERT_OK_AND_ASSIGN(int64_t d, AddDelivery(Delivery(e, "A", At(3))));
-  ASSERT_OK(InTransaction([&]() -> absl::Status {
-    const std::vector<std::string> ids = {"n1", "n2"};
-    IMB_RETURN_IF_ERROR(store_->AddMessages(e, "slack/acme/A", ids, true, kT0));
-    IMB_RETURN_IF_ERROR(store_->UpsertRoster(
-        {"slack", "acme", "U1", "Ann", v1::ONLINE, "", At(1)}));
+  ASSERT_OK_AND_ASSIGN(std::vector<NewEvent> written,
+                       Write({Event("k", {Delivery("A", At(3))})}));
+  const int64_t e = written[0].id, d = written[0].deliveries[0].id;
+  ASSERT_OK(Change([&](CommitBatch& b) {
+    b.messages.push_back({e, "slack/acme/A", {"n1", "n2"}, true});
+    b.roster.push_back({"slack", "acme", "U1", "Ann", v1::ONLINE, "", At(1)});
+  }));
+  ASSERT_OK(InTransaction([&] {
     return store_->RecordBlob({"b1", 10, At(1), At(2)});
   }));
   Reopen(v1::NORMAL);
@@ -824,16 +890,12 @@ TEST_F(StoreTest, ReadsRunConcurrentlyWithTheWriter) {
     }
   });
   for (int batch = 0; batch < 20; ++batch) {
-    ASSERT_OK(InTransaction([&]() -> absl::Status {
-      for (int i = 0; i < 50; ++i) {
-        IMB_ASSIGN_OR_RETURN(
-            std::optional<int64_t> e,
-            store_->InsertEvent(Posted(absl::StrCat(batch, "-", i), "x"), kT0));
-        IMB_RETURN_IF_ERROR(
-            store_->InsertDelivery(Delivery(e.value_or(0), "A", kT0)).status());
-      }
-      return absl::OkStatus();
-    }));
+    std::vector<NewEvent> events;
+    for (int i = 0; i < 50; ++i) {
+      events.push_back(
+          Event(absl::StrCat(batch, "-", i), {Delivery("A", kT0)}, "x"));
+    }
+    ASSERT_OK(Write(std::move(events)).status());
   }
   done = true;
   reader.join();
@@ -847,20 +909,14 @@ TEST_F(StoreTest, ReadsRunConcurrentlyWithTheWriter) {
 // reads is its own target's rows: connections are borrowed, never shared.
 TEST_F(StoreTest, ManyReadersShareThePoolWithoutMixingResults) {
   constexpr int kThreads = 10;
-  ASSERT_OK(InTransaction([&]() -> absl::Status {
-    for (int t = 0; t < kThreads; ++t) {
-      for (int i = 0; i <= t; ++i) {
-        IMB_ASSIGN_OR_RETURN(
-            std::optional<int64_t> e,
-            store_->InsertEvent(Posted(absl::StrCat(t, "-", i), "x"), kT0));
-        IMB_RETURN_IF_ERROR(store_
-                                ->InsertDelivery(Delivery(
-                                    e.value_or(0), absl::StrCat("T", t), kT0))
-                                .status());
-      }
+  std::vector<NewEvent> events;
+  for (int t = 0; t < kThreads; ++t) {
+    for (int i = 0; i <= t; ++i) {
+      events.push_back(Event(absl::StrCat(t, "-", i),
+                             {Delivery(absl::StrCat("T", t), kT0)}, "x"));
     }
-    return absl::OkStatus();
-  }));
+  }
+  ASSERT_OK(Write(std::move(events)).status());
   std::atomic<int> wrong{0};
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
@@ -893,20 +949,16 @@ namespace {
 
 TEST_F(StoreTest, DeadLettersAreCounted) {
   EXPECT_EQ(*store_->CountDeadLetters(), 0);
-  int64_t a = 0, b = 0;
-  ASSERT_TRUE(InTransaction([&] {
-                IMB_ASSIGN_OR_RETURN(
-                    auto e, store_->InsertEvent(Posted("k1", "x"), kT0));
-                IMB_ASSIGN_OR_RETURN(
-                    a, store_->InsertDelivery(Delivery(*e, "C1", kT0)));
-                IMB_ASSIGN_OR_RETURN(
-                    b, store_->InsertDelivery(Delivery(*e, "C2", kT0)));
-                return store_->DeadLetterDelivery(a, "gone", kT0);
-              }).ok());
+  ASSERT_OK_AND_ASSIGN(
+      std::vector<int64_t> ids,
+      AddDeliveries("k1", {Delivery("C1", kT0), Delivery("C2", kT0)}));
+  ASSERT_OK(Change([&](CommitBatch& b) {
+    b.dead_letters.push_back({ids[0], "gone"});
+  }));
   EXPECT_EQ(*store_->CountDeadLetters(), 1);
-  ASSERT_TRUE(InTransaction([&] {
-                return store_->DeadLetterDelivery(b, "gone", kT0);
-              }).ok());
+  ASSERT_OK(Change([&](CommitBatch& b) {
+    b.dead_letters.push_back({ids[1], "gone"});
+  }));
   EXPECT_EQ(*store_->CountDeadLetters(), 2);
 }
 
@@ -942,32 +994,34 @@ TEST_F(StoreTest, ParticipantsAreListedMostRecentFirst) {
   bob.set_id("U2");
   bob.set_display_name("Bob");
   absl::Time t0 = absl::FromUnixSeconds(1000);
-  ASSERT_TRUE(
-      InTransaction([&] {
-        IMB_RETURN_IF_ERROR(store_->TouchParticipant("slack/w/C1", ann, t0));
-        IMB_RETURN_IF_ERROR(
-            store_->TouchParticipant("slack/w/C1", bob, t0 + absl::Seconds(1)));
-        return store_->TouchParticipant("slack/w/C2", bob, t0);
-      }).ok());
+  ASSERT_OK(Change(
+      [&](CommitBatch& b) {
+        b.participants = {{"slack/w/C1", ann}};
+      },
+      t0));
+  ASSERT_OK(Change(
+      [&](CommitBatch& b) {
+        b.participants = {{"slack/w/C1", bob}, {"slack/w/C2", bob}};
+      },
+      t0 + absl::Seconds(1)));
   ann.set_display_name("Ann B.");
-  ASSERT_TRUE(InTransaction([&] {
-                return store_->TouchParticipant("slack/w/C1", ann,
-                                                t0 + absl::Seconds(2));
-              }).ok());
+  ASSERT_OK(Change(
+      [&](CommitBatch& b) {
+        b.participants = {{"slack/w/C1", ann}};
+      },
+      t0 + absl::Seconds(2)));
   auto people = store_->ListParticipants("slack/w/C1");
   ASSERT_TRUE(people.ok());
   ASSERT_EQ(people->size(), 2u);
   EXPECT_EQ((*people)[0].display_name, "Ann B.");
   EXPECT_EQ((*people)[0].last_seen_at, t0 + absl::Seconds(2));
   EXPECT_EQ((*people)[1].user_id, "U2");
+  EXPECT_EQ((*people)[1].last_seen_at, t0 + absl::Seconds(1));
   EXPECT_EQ(store_->ListParticipants("slack/w/C3")->size(), 0u);
 }
 
 TEST_F(StoreTest, VersionOneDatabaseIsMigratedKeepingItsData) {
-  ASSERT_TRUE(
-      InTransaction([&] {
-        return store_->InsertEvent(Posted("k1", "m1"), absl::Now()).status();
-      }).ok());
+  ASSERT_OK(AddEvent("k1").status());
   store_.reset();
   // Make the database look like one written by schema version 1.
   sqlite3* db = nullptr;
@@ -984,12 +1038,7 @@ TEST_F(StoreTest, VersionOneDatabaseIsMigratedKeepingItsData) {
       InTransaction([&] { return store_->PutRecord("link", "x", "X"); }).ok());
   EXPECT_EQ(store_->ListRecords("link")->size(), 1u);
   // The old event is still known (a duplicate key is refused).
-  absl::StatusOr<std::optional<int64_t>> again;
-  ASSERT_TRUE(InTransaction([&] {
-                again = store_->InsertEvent(Posted("k1", "m1"), absl::Now());
-                return again.status();
-              }).ok());
-  EXPECT_FALSE(again->has_value());
+  EXPECT_EQ(AddEvent("k1").status().code(), absl::StatusCode::kAlreadyExists);
 }
 
 // A database written by schema version 2 (today's routers), created from the
@@ -1073,22 +1122,12 @@ TEST_F(StoreTest, VersionTwoDataDirIsUpgradedInPlaceAndFindsEverything) {
   EXPECT_EQ(participants[0].user_id, "U1");
 
   // The event log still deduplicates, and new ids follow the old ones.
-  std::optional<int64_t> again;
-  int64_t next_delivery = 0;
-  ASSERT_OK(InTransaction([&]() -> absl::Status {
-    IMB_ASSIGN_OR_RETURN(again,
-                         store_->InsertEvent(Posted("alpha:1", "x"), kT0));
-    IMB_ASSIGN_OR_RETURN(std::optional<int64_t> fresh,
-                         store_->InsertEvent(Posted("alpha:4", "new"), kT0));
-    if (!fresh.has_value() || *fresh != 4) {
-      return absl::InternalError("the new event is not number 4");
-    }
-    IMB_ASSIGN_OR_RETURN(next_delivery,
-                         store_->InsertDelivery(Delivery(*fresh, "B1", kT0)));
-    return absl::OkStatus();
-  }));
-  EXPECT_FALSE(again.has_value());
-  EXPECT_EQ(next_delivery, 4);
+  ASSERT_OK_AND_ASSIGN(std::vector<NewEvent> written,
+                       Write({Event("alpha:1", {}, "x"),
+                              Event("alpha:4", {Delivery("B1", kT0)}, "new")}));
+  EXPECT_EQ(written[0].id, 0);
+  EXPECT_EQ(written[1].id, 4);
+  EXPECT_EQ(written[1].deliveries[0].id, 4);
   // Retrying the old dead letter works on the upgraded schema.
   ASSERT_OK(InTransaction([&] { return store_->RetryDeadLetter(2, At(5)); }));
   ASSERT_OK_AND_ASSIGN(dead_targets, store_->ListDeadLetterTargets());

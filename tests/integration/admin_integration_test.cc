@@ -245,30 +245,35 @@ void WriteDeadLetters(const std::string& data_dir, int count) {
   target.set_platform("beta");
   target.set_account("b");
   target.set_chat_id("B1");
-  absl::Time now = absl::Now();
-  ASSERT_TRUE((*store)->Begin().ok());
+  bridge::CommitBatch batch;
+  batch.now = absl::Now();
   for (int i = 0; i < count; ++i) {
-    v1::Event event;
-    event.set_key(absl::StrCat("alpha:old:", i));
-    event.mutable_channel()->set_platform("alpha");
-    event.mutable_channel()->set_account("a");
-    event.mutable_channel()->set_chat_id("A1");
-    event.mutable_posted()->set_message_id(absl::StrCat("old-", i));
-    event.mutable_posted()->mutable_text()->set_text("from the outage");
-    auto event_id = (*store)->InsertEvent(event, now);
-    ASSERT_TRUE(event_id.ok() && event_id->has_value());
-    bridge::DeliveryRecord d;
-    d.event_id = **event_id;
+    auto event = std::make_shared<v1::Event>();
+    event->set_key(absl::StrCat("alpha:old:", i));
+    event->mutable_channel()->set_platform("alpha");
+    event->mutable_channel()->set_account("a");
+    event->mutable_channel()->set_chat_id("A1");
+    event->mutable_posted()->set_message_id(absl::StrCat("old-", i));
+    event->mutable_posted()->mutable_text()->set_text("from the outage");
+    bridge::NewEvent& entry = batch.events.emplace_back();
+    entry.event = std::move(event);
+    bridge::DeliveryRecord& d = entry.deliveries.emplace_back();
     d.target = target;
     d.target_key = bridge::ChannelKey(target, true);
     d.link = "pair";
-    d.created_at = now;
-    d.next_attempt_at = now;
-    auto id = (*store)->InsertDelivery(d);
-    ASSERT_TRUE(id.ok());
-    ASSERT_TRUE((*store)->DeadLetterDelivery(*id, "outage", now).ok());
+    d.created_at = batch.now;
+    d.next_attempt_at = batch.now;
   }
-  ASSERT_TRUE((*store)->Commit().ok());
+  absl::Status written = (*store)->Apply(batch);
+  ASSERT_TRUE(written.ok()) << written;
+  bridge::CommitBatch dead;
+  dead.now = batch.now;
+  for (const bridge::NewEvent& entry : batch.events) {
+    ASSERT_NE(entry.id, 0);
+    dead.dead_letters.push_back({entry.deliveries[0].id, "outage"});
+  }
+  written = (*store)->Apply(dead);
+  ASSERT_TRUE(written.ok()) << written;
 }
 
 TEST_F(AdminIntegrationTest, RetryAllRetriesEveryDeadLetterBeyondAnyPage) {

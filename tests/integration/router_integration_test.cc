@@ -1,6 +1,8 @@
 // End-to-end tests of the real imbridge-router binary with in-test adapters
 // built on adapters/common's RouterClient.
 
+#include <stdlib.h>
+
 #include <filesystem>
 #include <map>
 
@@ -26,14 +28,16 @@ std::string Credentials() {
 }
 
 // Links: "trio" joins alpha/A1, beta/B1 and gamma/G1.
-std::string TrioConfig(const std::string& extra = "") {
-  return Credentials() + R"(links:
+constexpr char kTrioLinks[] = R"(links:
   - name: trio
     members:
       - {platform: alpha, account: a, chat_id: A1}
       - {platform: beta, account: b, chat_id: B1}
       - {platform: gamma, account: g, chat_id: G1}
-store: {durability: normal}
+)";
+
+std::string TrioConfig(const std::string& extra = "") {
+  return Credentials() + kTrioLinks + R"(store: {durability: normal}
 dispatch: {initial_backoff_ms: 50, max_backoff_ms: 200}
 )" + extra;
 }
@@ -45,6 +49,64 @@ std::vector<std::string> Texts(const std::vector<TestAdapter::Call>& calls,
     if (c.kind == kind) out.push_back(c.text);
   }
   return out;
+}
+
+// The trio link with durability full, as the crash tests run it.
+std::string DurableTrioConfig() {
+  return Credentials() + kTrioLinks + "store: {durability: full}\n";
+}
+
+// Counts the acknowledgements of publishes made without waiting.
+class AckCounter {
+ public:
+  void Add() {
+    absl::MutexLock lock(&mu_);
+    ++acked_;
+  }
+  int count() {
+    absl::MutexLock lock(&mu_);
+    return acked_;
+  }
+  bool WaitFor(int n, absl::Duration timeout) {
+    absl::MutexLock lock(&mu_);
+    auto reached = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return acked_ >= n;
+    };
+    return mu_.AwaitWithTimeout(absl::Condition(&reached), timeout);
+  }
+
+ private:
+  absl::Mutex mu_;
+  int acked_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// Publishes alpha's message number `i` ("m<i>" in A1) without waiting for
+// its ack, which `acks` counts.
+bool PublishNumbered(TestAdapter& alpha, int i, AckCounter& acks) {
+  v1::Event e;
+  e.set_key(absl::StrCat("alpha:a:", i));
+  e.mutable_channel()->set_platform("alpha");
+  e.mutable_channel()->set_account("a");
+  e.mutable_channel()->set_chat_id("A1");
+  e.mutable_posted()->set_message_id(absl::StrCat("A1-", i));
+  e.mutable_posted()->mutable_text()->set_text(absl::StrCat("m", i));
+  return alpha.client()
+      .Publish(std::move(e), [&acks](const v1::PublishAck&) { acks.Add(); })
+      .ok();
+}
+
+// Every one of `n` publishes is acknowledged and each target shows m0 ..
+// m<n-1> exactly once, in order.
+void ExpectAllAckedOnceInOrder(AckCounter& acks, int n,
+                               const std::vector<TestAdapter*>& targets) {
+  ASSERT_TRUE(acks.WaitFor(n, absl::Seconds(60)));
+  for (TestAdapter* t : targets) {
+    ASSERT_TRUE(t->WaitForCalls(n, absl::Seconds(60)));
+  }
+  absl::SleepFor(absl::Milliseconds(500));
+  std::vector<std::string> expected;
+  for (int i = 0; i < n; ++i) expected.push_back(absl::StrCat("m", i));
+  for (TestAdapter* t : targets) EXPECT_EQ(Texts(t->calls()), expected);
 }
 
 class RouterIntegrationTest : public ::testing::Test {
@@ -164,37 +226,16 @@ store: {durability: normal}
 }
 
 TEST_F(RouterIntegrationTest, KillDashNineMidStreamLosesAndDoublesNothing) {
-  RouterProcess router(Credentials() + R"(links:
-  - name: trio
-    members:
-      - {platform: alpha, account: a, chat_id: A1}
-      - {platform: beta, account: b, chat_id: B1}
-      - {platform: gamma, account: g, chat_id: G1}
-store: {durability: full}
-)");
+  RouterProcess router(DurableTrioConfig());
   ASSERT_TRUE(router.Start().ok());
   auto alpha = Adapter(router, "alpha", "a");
   auto beta = Adapter(router, "beta", "b");
   auto gamma = Adapter(router, "gamma", "g");
 
   constexpr int kMessages = 1000;
-  absl::Mutex mu;
-  int acked = 0;
+  AckCounter acks;
   for (int i = 0; i < kMessages; ++i) {
-    v1::Event e;
-    e.set_key(absl::StrCat("alpha:a:", i));
-    e.mutable_channel()->set_platform("alpha");
-    e.mutable_channel()->set_account("a");
-    e.mutable_channel()->set_chat_id("A1");
-    e.mutable_posted()->set_message_id(absl::StrCat("A1-", i));
-    e.mutable_posted()->mutable_text()->set_text(absl::StrCat("m", i));
-    ASSERT_TRUE(alpha->client()
-                    .Publish(std::move(e),
-                             [&](const v1::PublishAck&) {
-                               absl::MutexLock lock(&mu);
-                               ++acked;
-                             })
-                    .ok());
+    ASSERT_TRUE(PublishNumbered(*alpha, i, acks));
     if (i == kMessages / 3) {
       // Crash the router while publishes and deliveries are in flight.
       beta->WaitForCalls(50, absl::Seconds(10));
@@ -202,21 +243,58 @@ store: {durability: full}
       ASSERT_TRUE(router.Start().ok());
     }
   }
-  {
-    absl::MutexLock lock(&mu);
-    auto all = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
-      return acked == kMessages;
-    };
-    ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(&all), absl::Seconds(60)));
-  }
-  ASSERT_TRUE(beta->WaitForCalls(kMessages, absl::Seconds(60)));
-  ASSERT_TRUE(gamma->WaitForCalls(kMessages, absl::Seconds(60)));
-  absl::SleepFor(absl::Milliseconds(500));
-  std::vector<std::string> expected;
-  for (int i = 0; i < kMessages; ++i) expected.push_back(absl::StrCat("m", i));
-  EXPECT_EQ(Texts(beta->calls()), expected);
-  EXPECT_EQ(Texts(gamma->calls()), expected);
+  ExpectAllAckedOnceInOrder(acks, kMessages, {beta.get(), gamma.get()});
   EXPECT_EQ(router.Terminate(), 0);
+}
+
+// The router crashes (SIGKILL, by the test-only IMBRIDGE_TEST_CRASH_AT) at
+// `crash_at` of its first commit of accepted publishes: committed but not
+// yet synced ("after_commit"), or synced but not acknowledged
+// ("after_sync"). The adapter publishes again after the restart; every
+// message reaches each target exactly once, in order.
+void CrashAtLosesAndDoublesNothing(const std::string& crash_at) {
+  RouterProcess router(DurableTrioConfig());
+  ASSERT_EQ(setenv("IMBRIDGE_TEST_CRASH_AT", crash_at.c_str(), 1), 0);
+  absl::Status started = router.Start();
+  unsetenv("IMBRIDGE_TEST_CRASH_AT");
+  ASSERT_TRUE(started.ok()) << started;
+  auto adapter = [&](const std::string& platform, const std::string& account) {
+    auto a = std::make_unique<TestAdapter>(platform, account, router.address(),
+                                           kToken);
+    a->Start();
+    EXPECT_TRUE(a->WaitAttached()) << platform;
+    return a;
+  };
+  auto alpha = adapter("alpha", "a");
+  auto beta = adapter("beta", "b");
+  auto gamma = adapter("gamma", "g");
+
+  constexpr int kMessages = 200;
+  AckCounter acks;
+  for (int i = 0; i < kMessages; ++i) {
+    ASSERT_TRUE(PublishNumbered(*alpha, i, acks));
+  }
+  // The router kills itself at the named point of its first commit.
+  absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (router.ReadLog().find("IMBRIDGE_TEST_CRASH_AT") == std::string::npos) {
+    ASSERT_LT(absl::Now(), deadline) << router.ReadLog();
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_THAT(router.ReadLog(), ::testing::HasSubstr(crash_at));
+  router.Kill();  // reaps it
+  // Nothing was acknowledged before the crash.
+  EXPECT_EQ(acks.count(), 0);
+  ASSERT_TRUE(router.Start().ok());
+  ExpectAllAckedOnceInOrder(acks, kMessages, {beta.get(), gamma.get()});
+  EXPECT_EQ(router.Terminate(), 0);
+}
+
+TEST_F(RouterIntegrationTest, CrashBetweenSyncAndAckLosesAndDoublesNothing) {
+  CrashAtLosesAndDoublesNothing("after_sync");
+}
+
+TEST_F(RouterIntegrationTest, CrashBetweenCommitAndSyncLosesAndDoublesNothing) {
+  CrashAtLosesAndDoublesNothing("after_commit");
 }
 
 TEST_F(RouterIntegrationTest,

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 
 namespace imbridge::bench {
 
@@ -48,20 +49,31 @@ grpc::Status RelayStub::Attach(
     {
       absl::MutexLock lock(&mu_);
       first_id = next_id_ + 1;
-      next_id_ += static_cast<uint64_t>(frame.publishes_size());
+      next_id_ += static_cast<uint64_t>(frame.publishes_size()) * fanout_;
     }
+    uint64_t id = first_id;
     for (int i = 0; i < frame.publishes_size(); ++i) {
       v1::Publish& publish = *frame.mutable_publishes(i);
       v1::PublishAck* ack = acks.add_publish_acks();
       ack->set_seq(publish.seq());
       ack->set_outcome(v1::PublishAck::ACCEPTED);
-      v1::Delivery d;
-      d.set_id(first_id + static_cast<uint64_t>(i));
-      *d.mutable_target() = publish.event().channel();
-      d.mutable_target()->set_platform(target_platform);
-      d.set_sender_name(publish.event().posted().sender().display_name());
-      *d.mutable_event() = std::move(*publish.mutable_event());
-      deliveries.push_back(std::move(d));
+      for (int k = 0; k < fanout_; ++k) {
+        v1::Delivery d;
+        d.set_id(id++);
+        *d.mutable_target() = publish.event().channel();
+        d.mutable_target()->set_platform(target_platform);
+        if (k > 0) {
+          d.mutable_target()->set_chat_id(
+              absl::StrCat(publish.event().channel().chat_id(), "-", k));
+        }
+        d.set_sender_name(publish.event().posted().sender().display_name());
+        if (k + 1 < fanout_) {
+          *d.mutable_event() = publish.event();
+        } else {
+          *d.mutable_event() = std::move(*publish.mutable_event());
+        }
+        deliveries.push_back(std::move(d));
+      }
     }
     std::shared_ptr<Destination> to = DestinationFor(target_platform);
     if (to != nullptr) Send(*to, std::move(deliveries));

@@ -5,9 +5,12 @@
 
 #include "adapters/common/adapter_runtime.h"
 
+#include <atomic>
 #include <fstream>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "adapters/common/http_client.h"
@@ -365,12 +368,133 @@ TEST_F(AdapterRuntimeTest, OnStartedRunsOnceListeningAndItsErrorFailsStart) {
   ASSERT_TRUE(runtime->Start().ok());
   EXPECT_GT(port_seen, 0);
   EXPECT_EQ(port_seen, runtime->port());
+  // MakeRuntime() replaces the fixture's pipeline, which this runtime's
+  // OnStop callback stops: it goes first (it stopped a freed pipeline).
+  runtime.reset();
 
   auto failing = MakeRuntime();
   failing->OnStarted([] { return absl::UnavailableError("setWebhook: 401"); });
   absl::Status status = failing->Start();
   EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(std::string(status.message()), HasSubstr("setWebhook"));
+}
+
+}  // namespace
+}  // namespace imbridge::adapters
+
+namespace imbridge::adapters {
+namespace {
+
+// Implements the required interface and edits only; records what it was
+// asked to render.
+class EditingConnector : public Connector, public MessageEditor {
+ public:
+  std::vector<std::string> Accounts() const override { return {"a"}; }
+  absl::StatusOr<std::vector<std::string>> SendMessage(
+      const v1::Delivery& delivery) override {
+    absl::MutexLock lock(&mu_);
+    calls_.push_back(
+        absl::StrCat("send ", delivery.event().posted().text().text()));
+    return std::vector<std::string>{
+        absl::StrCat("copy-of-", delivery.event().posted().message_id())};
+  }
+  absl::Status EditMessage(const v1::Delivery& delivery) override {
+    absl::MutexLock lock(&mu_);
+    calls_.push_back(absl::StrCat("edit ", delivery.target_message_ids(0)));
+    return absl::OkStatus();
+  }
+  absl::Status Start() override {
+    started_ = true;
+    return absl::OkStatus();
+  }
+  void Stop() override { stopped_ = true; }
+
+  std::vector<std::string> calls() const {
+    absl::MutexLock lock(&mu_);
+    return calls_;
+  }
+  bool started() const { return started_; }
+  bool stopped() const { return stopped_; }
+
+ private:
+  mutable absl::Mutex mu_;
+  std::vector<std::string> calls_ ABSL_GUARDED_BY(mu_);
+  std::atomic<bool> started_{false};
+  std::atomic<bool> stopped_{false};
+};
+
+v1::Event FromBeta(const std::string& key) {
+  v1::Event event;
+  event.set_key(key);
+  event.mutable_channel()->set_platform("beta");
+  event.mutable_channel()->set_account("b");
+  event.mutable_channel()->set_chat_id("B1");
+  return event;
+}
+
+// Issue 11, item 2: the Hello of a runtime with a connector announces the
+// connector's accounts and the capabilities of the interfaces it
+// implements, and the router honours them: an edit reaches EditMessage,
+// a delete (no MessageDeleter) is never sent.
+TEST_F(AdapterRuntimeTest, AConnectorGetsOnlyTheKindsItsInterfacesAnnounce) {
+  AdapterIdentity alpha;
+  alpha.platform = "alpha";
+  AdapterRuntime runtime(router_conn_, http_, alpha);
+  EditingConnector connector;
+  runtime.SetConnector(&connector);
+  EXPECT_THAT(runtime.identity().accounts, ::testing::ElementsAre("a"));
+  EXPECT_THAT(runtime.identity().capabilities, ::testing::ElementsAre("edits"));
+  ASSERT_TRUE(runtime.Start().ok());
+  EXPECT_TRUE(connector.started());
+
+  AdapterIdentity beta;
+  beta.platform = "beta";
+  beta.accounts = {"b"};
+  AdapterRuntime origin(router_conn_, http_, beta);
+  origin.SetDeliveryHandler(&handler_);
+  ASSERT_TRUE(origin.Start().ok());
+  ASSERT_TRUE(WaitFor([&] {
+    return runtime.router().attached() && origin.router().attached();
+  }));
+
+  auto publish = [&](v1::Event event) {
+    absl::Notification acked;
+    v1::PublishAck ack;
+    ASSERT_TRUE(origin
+                    .Publish(std::move(event),
+                             [&](const v1::PublishAck& a) {
+                               ack = a;
+                               acked.Notify();
+                             })
+                    .ok());
+    ASSERT_TRUE(acked.WaitForNotificationWithTimeout(absl::Seconds(20)));
+    EXPECT_EQ(ack.outcome(), v1::PublishAck::ACCEPTED) << ack.detail();
+  };
+  v1::Event posted = FromBeta("beta:b:1");
+  posted.mutable_posted()->set_message_id("p1");
+  posted.mutable_posted()->mutable_text()->set_text("first");
+  publish(posted);
+  ASSERT_TRUE(WaitFor([&] { return connector.calls().size() == 1; }));
+  v1::Event edited = FromBeta("beta:b:2");
+  edited.mutable_edited()->set_message_id("p1");
+  edited.mutable_edited()->mutable_text()->set_text("first!");
+  publish(edited);
+  v1::Event deleted = FromBeta("beta:b:3");
+  deleted.mutable_deleted()->set_message_id("p1");
+  publish(deleted);
+  v1::Event second = FromBeta("beta:b:4");
+  second.mutable_posted()->set_message_id("p2");
+  second.mutable_posted()->mutable_text()->set_text("second");
+  publish(second);
+
+  // Deliveries to one target keep their order: once the second message is
+  // there, the delete would have come before it.
+  ASSERT_TRUE(WaitFor([&] { return connector.calls().size() >= 3; }));
+  EXPECT_THAT(
+      connector.calls(),
+      ::testing::ElementsAre("send first", "edit copy-of-p1", "send second"));
+  runtime.Stop();
+  EXPECT_TRUE(connector.stopped());
 }
 
 }  // namespace

@@ -6,8 +6,10 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "adapters/common/delivery_handler.h"
+#include "adapters/common/delivery_journal.h"
 #include "adapters/teamspirit/bot_presence.h"
 #include "adapters/teamspirit/outbound.h"
 #include "adapters/teamspirit/rate_limiter.h"
@@ -64,6 +66,9 @@ class TeamSpiritDelivererTest : public ::testing::Test {
     api.base_url = fake_->api_base_url();
     api.api_key = kKey;
     api_ = std::make_unique<TeamSpiritApi>(api, &http_, &limiter_);
+    auto journal = DeliveryJournal::Open(DeliveryJournal::Options());
+    ASSERT_TRUE(journal.ok()) << journal.status();
+    journal_ = *std::move(journal);
     deliverer_ = Make(TeamSpiritDeliverer::Options());
   }
 
@@ -82,6 +87,7 @@ class TeamSpiritDelivererTest : public ::testing::Test {
           meta.set_size(it->second.size());
           return meta;
         },
+        journal_.get(),
         [this](const absl::Status& s) { outcomes_.push_back(s.ok()); });
   }
 
@@ -89,6 +95,7 @@ class TeamSpiritDelivererTest : public ::testing::Test {
   RateLimiter limiter_{1000, 1000};
   std::unique_ptr<fakes::FakeTeamSpirit> fake_;
   std::unique_ptr<TeamSpiritApi> api_;
+  std::unique_ptr<DeliveryJournal> journal_;
   std::unique_ptr<TeamSpiritDeliverer> deliverer_;
   std::map<std::string, std::string> blobs_;
   bool blob_outage_ = false;
@@ -222,6 +229,90 @@ TEST_F(TeamSpiritDelivererTest, LongTextBecomesSeveralMessages) {
   EXPECT_EQ(fake_->GetMessage((*ids)[1])->client_token, "router-1:1#2");
 }
 
+// API calls of `method` whose path ends with `suffix`.
+size_t CountCalls(const fakes::FakeTeamSpirit& fake, const std::string& method,
+                  const std::string& suffix) {
+  size_t n = 0;
+  for (const auto& c : fake.Calls()) {
+    if (c.method == method && absl::EndsWith(c.path, suffix)) ++n;
+  }
+  return n;
+}
+
+TEST_F(TeamSpiritDelivererTest, ARetryResumesAfterTheLastRecordedStep) {
+  blobs_["blob-1"] = "report bytes";
+  v1::Delivery d =
+      Posted(1, std::string(9000, 'a') + "\n" + std::string(3000, 'b'));
+  v1::Attachment* a = d.mutable_event()->mutable_posted()->add_attachments();
+  a->set_blob_id("blob-1");
+  a->set_name("report.pdf");
+  a->set_size(12);
+  v1::Attachment* gone = d.mutable_event()->mutable_posted()->add_attachments();
+  gone->set_blob_id("blob-gone");
+  gone->set_name("old.txt");
+  // The file is copied (and the other one becomes a notice); the post
+  // fails.
+  fake_->FailNext(1, 503, 0, "POST", "/messages");
+  absl::Status first = deliverer_->Deliver(d).status();
+  ASSERT_TRUE(IsRetryable(first)) << first;
+  EXPECT_THAT(fake_->Messages("c-1"), IsEmpty());
+  EXPECT_EQ(CountCalls(*fake_, "POST", "/files"), 1u);
+
+  // The retry does not copy the file again.
+  auto ids = deliverer_->Deliver(d);
+  ASSERT_TRUE(ids.ok()) << ids.status();
+  ASSERT_THAT(*ids, SizeIs(2));
+  EXPECT_EQ(CountCalls(*fake_, "POST", "/files"), 1u);
+  auto messages = fake_->Messages("c-1");
+  ASSERT_THAT(messages, SizeIs(2));
+  ASSERT_THAT(messages[0].file_ids, SizeIs(1));
+  EXPECT_EQ(fake_->GetFile(messages[0].file_ids[0])->content, "report bytes");
+  // The notice of the file that could not be copied ends the text.
+  EXPECT_THAT(messages[1].text, HasSubstr("old.txt"));
+
+  // A completed delivery answers its ids without a call.
+  size_t calls = fake_->Calls().size();
+  auto again = deliverer_->Deliver(d);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, *ids);
+  EXPECT_EQ(fake_->Calls().size(), calls);
+
+  // A part recorded as posted (by a process that died before the next) is
+  // not posted again.
+  v1::Delivery split =
+      Posted(2, std::string(9000, 'c') + "\n" + std::string(3000, 'd'));
+  ASSERT_TRUE(
+      journal_->RecordResult(split.idempotency_key(), 0, {"m-posted-before"})
+          .ok());
+  auto resumed = deliverer_->Deliver(split);
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  ASSERT_THAT(*resumed, SizeIs(2));
+  EXPECT_EQ((*resumed)[0], "m-posted-before");
+  EXPECT_EQ(fake_->GetMessage((*resumed)[1])->text, std::string(3000, 'd'));
+  EXPECT_THAT(fake_->Messages("c-1"), SizeIs(3));
+}
+
+TEST_F(TeamSpiritDelivererTest, APostLeftOpenIsMadeAgainWithItsClientToken) {
+  v1::Delivery d = Posted(1, "hello once");
+  auto ids = deliverer_->Deliver(d);
+  ASSERT_TRUE(ids.ok()) << ids.status();
+  // Another process's journal recorded the intent, and died before the
+  // answer: the post is made again with the same client_token, and
+  // TeamSpirit answers with the first message.
+  auto journal = DeliveryJournal::Open(DeliveryJournal::Options());
+  ASSERT_TRUE(journal.ok());
+  ASSERT_TRUE((*journal)
+                  ->RecordIntent(d.idempotency_key(), "teamspirit/corp/c-1", 0)
+                  .ok());
+  journal_ = *std::move(journal);
+  deliverer_ = Make(TeamSpiritDeliverer::Options());
+  auto after = deliverer_->Deliver(d);
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(*after, *ids);
+  EXPECT_THAT(fake_->Messages("c-1"), SizeIs(1));
+  EXPECT_EQ(CountCalls(*fake_, "POST", "/messages"), 2u);
+}
+
 TEST_F(TeamSpiritDelivererTest, PresenceUpdatesTheExternalUser) {
   v1::Delivery d = Posted(1, "");
   d.mutable_event()->clear_posted();
@@ -287,7 +378,8 @@ TEST_F(TeamSpiritDelivererTest, SendOnlyPostsToTheIncomingWebhook) {
                          &limiter_);
   std::vector<bool> outcomes;
   SendOnlyDeliverer deliverer(
-      &hook, [&](const absl::Status& s) { outcomes.push_back(s.ok()); });
+      &hook, journal_.get(),
+      [&](const absl::Status& s) { outcomes.push_back(s.ok()); });
   v1::Delivery d = Posted(1, "hello");
   v1::Attachment* a = d.mutable_event()->mutable_posted()->add_attachments();
   a->set_blob_id("blob-1");

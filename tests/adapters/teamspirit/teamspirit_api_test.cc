@@ -326,11 +326,20 @@ TEST(TeamSpiritRateLimiterTest, PauseHoldsEveryCaller) {
   EXPECT_EQ(limiter.Reserve(), absl::Seconds(2) + absl::Milliseconds(50));
 }
 
-absl::StatusOr<TeamSpiritSettings> Settings(const std::string& yaml) {
+absl::StatusOr<std::vector<TeamSpiritSettings>> Accounts(
+    const std::string& yaml) {
   v1::TeamSpiritAdapterConfig config;
   absl::Status s = LoadConfigYaml(yaml, "ts.yaml", &config);
   if (!s.ok()) return s;
-  return SettingsFromConfig("ts.yaml", config);
+  return AccountsFromConfig("ts.yaml", config);
+}
+
+// The single account of a config, or its error.
+absl::StatusOr<TeamSpiritSettings> Settings(const std::string& yaml) {
+  auto accounts = Accounts(yaml);
+  if (!accounts.ok()) return accounts.status();
+  EXPECT_THAT(*accounts, SizeIs(1));
+  return accounts->at(0);
 }
 
 TEST(TeamSpiritSettingsTest, BotModeDefaults) {
@@ -342,6 +351,7 @@ api_key: k
 webhook_secret: s
 )");
   ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->account, "corp");
   EXPECT_FALSE(s->send_only);
   EXPECT_EQ(s->webhook_path, "/teamspirit/events");
   EXPECT_EQ(s->requests_per_second, 20);
@@ -349,11 +359,9 @@ webhook_secret: s
   EXPECT_EQ(s->external_user_prefix, "imb-");
   EXPECT_TRUE(s->bot_presence_enabled);
   EXPECT_EQ(s->api_paths.messages, "/chats/{chat_id}/messages");
-  EXPECT_THAT(s->Capabilities(),
-              ElementsAre("edits", "deletes", "threads", "files", "presence"));
 }
 
-TEST(TeamSpiritSettingsTest, SendOnlyModeAnnouncesNothing) {
+TEST(TeamSpiritSettingsTest, SendOnlyMode) {
   auto s = Settings(R"(
 router: {token: t}
 account: corp
@@ -361,7 +369,52 @@ incoming_webhook_url: https://ts.example.com/hooks/abc
 )");
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_TRUE(s->send_only);
-  EXPECT_TRUE(s->Capabilities().empty());
+  EXPECT_EQ(s->incoming_webhook_url, "https://ts.example.com/hooks/abc");
+}
+
+TEST(TeamSpiritSettingsTest, SeveralAccounts) {
+  auto accounts = Accounts(R"(
+router: {token: t}
+state_dir: /var/lib/imbridge-teamspirit
+accounts:
+  - name: corp
+    api_base_url: https://ts.example.com/api/v1
+    api_key: k1
+    webhook_secret: s1
+    requests_per_second: 5
+  - name: partner
+    api_base_url: https://ts.partner.example/api/v1
+    api_key: k2
+    webhook_secret: s2
+    webhook_path: /partner/events
+    post_as_bot: true
+  - name: announcements
+    incoming_webhook_url: https://ts.example.com/hooks/abc
+)");
+  ASSERT_TRUE(accounts.ok()) << accounts.status();
+  ASSERT_THAT(*accounts, SizeIs(3));
+  EXPECT_EQ((*accounts)[0].account, "corp");
+  EXPECT_EQ((*accounts)[0].api_key, "k1");
+  EXPECT_EQ((*accounts)[0].webhook_path, "/teamspirit/corp/events");
+  EXPECT_EQ((*accounts)[0].requests_per_second, 5);
+  EXPECT_EQ((*accounts)[1].account, "partner");
+  EXPECT_EQ((*accounts)[1].api_base_url, "https://ts.partner.example/api/v1");
+  EXPECT_EQ((*accounts)[1].webhook_path, "/partner/events");
+  EXPECT_TRUE((*accounts)[1].post_as_bot);
+  EXPECT_EQ((*accounts)[1].requests_per_second, 20);
+  EXPECT_TRUE((*accounts)[2].send_only);
+}
+
+TEST(TeamSpiritSettingsTest, TheWholeConfigIsChecked) {
+  v1::TeamSpiritAdapterConfig config;
+  ASSERT_TRUE(LoadConfigYaml("router: {token: t}\nlog_level: loud\n"
+                             "account: a\nincoming_webhook_url: http://x/h\n",
+                             "ts.yaml", &config)
+                  .ok());
+  absl::Status s = ValidateTeamSpiritConfig("ts.yaml", config);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("ts.yaml: log_level:"));
+  config.set_log_level("debug");
+  EXPECT_TRUE(ValidateTeamSpiritConfig("ts.yaml", config).ok());
 }
 
 TEST(TeamSpiritSettingsTest, BadConfigsNameTheField) {
@@ -390,8 +443,29 @@ TEST(TeamSpiritSettingsTest, BadConfigsNameTheField) {
           {"account: a\nincoming_webhook_url: http://x/h\nwebhook_path: "
            "/metrics\n",
            "webhook_path"},
-          {"account: a\nincoming_webhook_url: http://x/h\nlog_level: loud\n",
-           "log_level"},
+          {"router: {token: t}\n", "accounts"},
+          {"accounts: [{name: a, incoming_webhook_url: http://x/h}]\n"
+           "account: a\n",
+           "account"},
+          {"accounts: [{name: a, incoming_webhook_url: http://x/h}]\n"
+           "api_key: k\n",
+           "api_key"},
+          {"accounts: [{incoming_webhook_url: http://x/h}]\n",
+           "accounts[0].name"},
+          {"accounts: [{name: a/b, incoming_webhook_url: http://x/h}]\n",
+           "accounts[0].name"},
+          {"accounts:\n  - {name: a, incoming_webhook_url: http://x/h}\n"
+           "  - {name: a, incoming_webhook_url: http://x/i}\n",
+           "accounts[1].name"},
+          {"accounts:\n  - {name: a, incoming_webhook_url: http://x/h}\n"
+           "  - {name: b, api_key: k}\n",
+           "accounts[1].api_base_url"},
+          {"accounts:\n"
+           "  - {name: a, api_base_url: http://x, api_key: k, "
+           "webhook_secret: s, webhook_path: /in}\n"
+           "  - {name: b, api_base_url: http://x, api_key: k, "
+           "webhook_secret: s, webhook_path: /in}\n",
+           "accounts[1].webhook_path"},
           {"account: a\napi_base_url: http://x\napi_key: k\nwebhook_secret: s\n"
            "api_paths: {messages: chats}\n",
            "api_paths.messages"},

@@ -1,4 +1,4 @@
-// Slack mrkdwn and legacy attachments to RichText, and RichText to Markdown.
+// Slack mrkdwn and legacy attachments to RichText.
 
 #include "adapters/webhook/format.h"
 
@@ -119,48 +119,6 @@ TEST(AttachmentsTest, FallbackWhenNothingElseAndMrkdwnOnlyWhereAsked) {
   EXPECT_THAT(out, EqualsProto(Text(R"(
       text: "only *fallback*\n*not bold* link"
       spans { kind: LINK offset: 27 length: 4 url: "https://x.org" })")));
-}
-
-TEST(MarkdownTest, SpansBecomeCommonMark) {
-  v1::RichText text = Text(R"(text: "Deploy done old v1.2 doc"
-                              spans { kind: BOLD offset: 0 length: 6 }
-                              spans { kind: ITALIC offset: 7 length: 4 }
-                              spans { kind: STRIKE offset: 12 length: 3 }
-                              spans { kind: CODE offset: 16 length: 4 }
-                              spans { kind: LINK offset: 21 length: 3
-                                      url: "https://d.example" })");
-  EXPECT_EQ(RichTextToMarkdown(text),
-            "**Deploy** _done_ ~~old~~ `v1.2` [doc](https://d.example)");
-}
-
-TEST(MarkdownTest, EscapesPlainTextButNotCode) {
-  v1::RichText text = Text(R"(text: "a*b_c [x] p*q"
-                              spans { kind: CODE offset: 10 length: 3 })");
-  // An underscore inside a word is literal in CommonMark, so it needs no
-  // escape (the rendering is TeamSpirit's, which is CommonMark).
-  EXPECT_EQ(RichTextToMarkdown(text), "a\\*b_c \\[x\\] `p*q`");
-}
-
-TEST(MarkdownTest, PreAndQuoteBlocks) {
-  v1::RichText text = Text(R"(text: "see int x;\nafter\nq1\nq2"
-                              spans { kind: PRE offset: 4 length: 6
-                                      language: "c" }
-                              spans { kind: QUOTE offset: 17 length: 5 })");
-  EXPECT_EQ(RichTextToMarkdown(text),
-            "see \n```c\nint x;\n```\nafter\n> q1\n> q2");
-}
-
-TEST(MarkdownTest, NestedSpansAndSpansPastTheEnd) {
-  v1::RichText nested = Text(R"(text: "bold italic"
-                                spans { kind: BOLD offset: 0 length: 11 }
-                                spans { kind: ITALIC offset: 5 length: 6 })");
-  EXPECT_EQ(RichTextToMarkdown(nested), "**bold _italic_**");
-  // Crossing spans are the shared renderer's business (teamspirit's
-  // format_test covers them).
-  // Spans past the end are ignored.
-  v1::RichText bad =
-      Text(R"(text: "ab" spans { kind: BOLD offset: 1 length: 9 })");
-  EXPECT_EQ(RichTextToMarkdown(bad), "ab");
 }
 
 }  // namespace

@@ -219,7 +219,7 @@ class IncomingWebhooksTest : public ::testing::Test {
     pipeline_ =
         std::make_unique<InboundPipeline>(InboundPipeline::Options(), &router_);
     incoming_ = std::make_unique<IncomingWebhooks>(
-        "default", &directory_, pipeline_.get(),
+        Accounts(), &directory_, pipeline_.get(),
         [this](absl::string_view reason) {
           absl::MutexLock lock(&mu_);
           rejections_.emplace_back(reason);
@@ -227,6 +227,8 @@ class IncomingWebhooksTest : public ::testing::Test {
     incoming_->Register(*server_);
     ASSERT_TRUE(server_->Start().ok());
   }
+  // The accounts the adapter serves.
+  virtual std::vector<std::string> Accounts() const { return {"default"}; }
   void TearDown() override {
     server_->Stop();
     directory_.Join();
@@ -321,6 +323,22 @@ TEST_F(IncomingWebhooksTest, WrongMissingOrForeignKeysAre401) {
   EXPECT_THAT(rejections(),
               ElementsAre("invalid_key", "invalid_key", "invalid_key",
                           "missing_key", "missing_key"));
+}
+
+class IncomingWebhooksSeveralAccountsTest : public IncomingWebhooksTest {
+ protected:
+  std::vector<std::string> Accounts() const override {
+    return {"default", "other"};
+  }
+};
+
+TEST_F(IncomingWebhooksSeveralAccountsTest, ServesTheWebhooksOfEveryAccount) {
+  EXPECT_EQ(Post("/hooks/wh1/good-key", R"({"text":"a"})").status, 200);
+  EXPECT_EQ(Post("/hooks/wh-other/good-key", R"({"text":"b"})").status, 200);
+  ASSERT_EQ(events().size(), 2u);
+  EXPECT_EQ(events()[0].channel().account(), "default");
+  EXPECT_EQ(events()[1].channel().account(), "other");
+  EXPECT_THAT(events()[1].key(), StartsWith("webhook:other:wh-other:"));
 }
 
 TEST_F(IncomingWebhooksTest, BadBodiesAre400AfterTheKeyCheck) {

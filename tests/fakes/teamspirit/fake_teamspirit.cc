@@ -648,9 +648,23 @@ void FakeTeamSpirit::HandleApi(HttpRequest request,
       return;
     }
   }
-  responder->Respond(answer.status,
-                     answer.status == 204 ? "" : answer.content_type,
-                     answer.status == 204 ? "" : answer.body, answer.headers);
+  std::string kind;
+  if (request.method == "POST" && segments.size() == 3 &&
+      segments[0] == "chats" && segments[2] == "messages") {
+    kind = "post_message";
+  } else if (request.method == "POST" && segments.size() == 1 &&
+             segments[0] == "files") {
+    kind = "upload_file";
+  }
+  slow_.Respond(responder,
+                kind.empty() ? absl::ZeroDuration() : slow_.For(kind),
+                answer.status, answer.status == 204 ? "" : answer.content_type,
+                answer.status == 204 ? "" : answer.body, answer.headers);
+}
+
+void FakeTeamSpirit::DelayAnswers(const std::string& call,
+                                  absl::Duration delay) {
+  slow_.Set(call, delay);
 }
 
 FakeTeamSpirit::Answer FakeTeamSpirit::Route(

@@ -21,6 +21,7 @@
 #include "absl/time/time.h"
 #include "adapters/common/http_client.h"
 #include "adapters/common/webhook_server.h"
+#include "tests/fakes/slow_answers.h"
 
 namespace imbridge::fakes {
 
@@ -258,6 +259,13 @@ class FakeTeamSpirit {
   bool WaitForHeld(absl::Duration timeout = absl::Seconds(30)) const;
   // Sends the held answer (to a connection that may be gone).
   void ReleaseHeld();
+  // Calls of `call` ("post_message": POST /chats/{id}/messages;
+  // "upload_file": POST /files) take effect at once but are answered `delay`
+  // later, as when TeamSpirit is slow to answer; zero (the default) answers
+  // at once.
+  void DelayAnswers(const std::string& call, absl::Duration delay);
+  // Calls answered late that have not been answered yet.
+  int delayed_answers_pending() const { return slow_.pending(); }
   // Answers to file downloads (GET /files/{id}/content) are sent `delay`
   // after the request came (a slow download); zero (the default) at once.
   void DelayDownloads(absl::Duration delay);
@@ -343,6 +351,7 @@ class FakeTeamSpirit {
   const Options options_;
   std::unique_ptr<adapters::WebhookServer> server_;
   adapters::HttpClient http_;
+  SlowAnswers slow_;
 
   mutable absl::Mutex mu_;
   std::map<std::string, std::string> api_keys_ ABSL_GUARDED_BY(mu_);

@@ -196,7 +196,8 @@ TEST(ExampleConfigsTest, WebhookExampleLoadsWithCredentials) {
   ASSERT_TRUE(status.ok()) << status;
   EXPECT_EQ(config.router().token(), "token-from-systemd");
   EXPECT_EQ(config.http().listen(), "127.0.0.1:7714");
-  EXPECT_EQ(config.account(), "default");
+  ASSERT_EQ(config.accounts_size(), 1);
+  EXPECT_EQ(config.accounts(0).name(), "default");
 }
 
 }  // namespace

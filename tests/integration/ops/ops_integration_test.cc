@@ -16,6 +16,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
@@ -27,6 +28,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/fakes/slow_answers.h"
 #include "tests/integration/adapter_process.h"
 #include "tests/integration/router_process.h"
 #include "tests/integration/test_adapter.h"
@@ -160,7 +162,7 @@ std::vector<std::string> Texts(const std::vector<TestAdapter::Call>& calls) {
 }
 
 // A local receiver of outgoing webhooks with scripted answers (200 once
-// they run out); records every request.
+// they run out), sent late on demand; records every request.
 class Receiver {
  public:
   Receiver() : server_(WebhookServer::Options()) {
@@ -176,14 +178,19 @@ class Receiver {
                          statuses_.erase(statuses_.begin());
                        }
                      }
-                     r->Respond(status, "application/json",
-                                status == 200 ? R"({"ok":true})" : "oops");
+                     slow_.Respond(r, slow_.For("post"), status,
+                                   "application/json",
+                                   status == 200 ? R"({"ok":true})" : "oops");
                    });
     EXPECT_TRUE(server_.Start().ok());
   }
   std::string url() const {
     return absl::StrCat("http://127.0.0.1:", server_.port(), "/in");
   }
+  // Every request is answered `delay` after it came (zero: at once).
+  void DelayAnswers(absl::Duration delay) { slow_.Set("post", delay); }
+  // Requests not answered yet.
+  int pending() const { return slow_.pending(); }
   void AnswerNext(int status) {
     absl::MutexLock lock(&mu_);
     statuses_.push_back(status);
@@ -196,6 +203,7 @@ class Receiver {
  private:
   using WebhookServer = adapters::WebhookServer;
   WebhookServer server_;
+  fakes::SlowAnswers slow_;
   absl::Mutex mu_;
   std::vector<int> statuses_ ABSL_GUARDED_BY(mu_);
   std::vector<adapters::HttpRequest> requests_ ABSL_GUARDED_BY(mu_);
@@ -251,11 +259,13 @@ class OpsIntegrationTest : public ::testing::Test {
     return a;
   }
 
-  std::unique_ptr<AdapterProcess> WebhookAdapter(RouterProcess& router) {
+  // The webhook adapter, with `extra` config lines.
+  std::unique_ptr<AdapterProcess> WebhookAdapter(
+      RouterProcess& router, const std::string& extra = "") {
     auto adapter = std::make_unique<AdapterProcess>(
         "adapters/webhook/imbridge-adapter-webhook",
         absl::StrCat("router: {address: \"", router.address(), "\", token: ",
-                     kAdapterToken, "}\noutgoing_cache_ms: 200\n"));
+                     kAdapterToken, "}\noutgoing_cache_ms: 200\n", extra));
     EXPECT_TRUE(adapter->Start().ok());
     adapters::HttpClient client;
     EXPECT_TRUE(WaitFor([&] {
@@ -522,6 +532,127 @@ TEST_F(OpsIntegrationTest, OutgoingWebhookIsSignedAndRetriedAfterA500) {
                      R"({"text": "x"})")
                 .status,
             401);
+}
+
+// kill -9 of the webhook adapter while outgoing POSTs are in flight (the
+// receiver has taken one and not answered yet), then a restart: the
+// documented policy is "sent again with the same Idempotency-Key", so a
+// receiver that deduplicates by that key has every message exactly once and
+// nothing is lost.
+TEST_F(OpsIntegrationTest, OutgoingWebhookKilledWhileSendingResendsTheSameKey) {
+  constexpr int kMessages = 20;
+  RouterProcess router(RouterConfig());
+  {
+    absl::Status started = router.Start();
+    ASSERT_TRUE(started.ok()) << started << router.ReadLog();
+  }
+  auto alpha = Adapter(router, "alpha", "a");
+  auto webhook = WebhookAdapter(router);
+  Receiver receiver;
+  receiver.DelayAnswers(absl::Milliseconds(1500));
+  CtlJson(router, {"webhook", "create", "--link", "support", "--outgoing",
+                   "--url", receiver.url()});
+  for (int i = 0; i < kMessages; ++i) {
+    alpha->Post("A1", absl::StrFormat("out %02d", i));
+  }
+  ASSERT_TRUE(WaitFor([&] {
+    return receiver.requests().size() >= 3 && receiver.pending() > 0;
+  })) << webhook->ReadLog();
+  webhook->Kill();
+  receiver.DelayAnswers(absl::ZeroDuration());
+  ASSERT_TRUE(webhook->Start().ok());
+
+  // Each message by its key: the text, and how often it came.
+  std::map<std::string, std::pair<std::string, int>> by_key;
+  auto received = [&] {
+    by_key.clear();
+    for (const adapters::HttpRequest& request : receiver.requests()) {
+      nlohmann::json body = nlohmann::json::parse(request.body);
+      std::string key(request.Header("idempotency-key"));
+      EXPECT_EQ(body["idempotency_key"], key);
+      auto& entry = by_key[key];
+      entry.first = body["text"];
+      ++entry.second;
+    }
+    return by_key.size();
+  };
+  ASSERT_TRUE(
+      WaitFor([&] { return received() >= kMessages; }, absl::Seconds(90)))
+      << received() << "\n"
+      << webhook->ReadLog();
+  std::multiset<std::string> texts;
+  int repeated = 0;
+  for (const auto& [key, entry] : by_key) {
+    texts.insert(entry.first);
+    if (entry.second > 1) ++repeated;
+  }
+  for (int i = 0; i < kMessages; ++i) {
+    EXPECT_EQ(texts.count(absl::StrFormat("out %02d", i)), 1u) << i;
+  }
+  // The POST left open by the kill was sent again with its key.
+  EXPECT_GE(repeated, 1);
+}
+
+// One webhook adapter process serves two accounts: each account's incoming
+// webhook publishes as that account, the outgoing webhook of either account
+// receives the link's messages, and a webhook of an account the process does
+// not serve is refused.
+TEST_F(OpsIntegrationTest, OneWebhookAdapterServesSeveralAccounts) {
+  RouterProcess router(RouterConfig());
+  {
+    absl::Status started = router.Start();
+    ASSERT_TRUE(started.ok()) << started << router.ReadLog();
+  }
+  auto alpha = Adapter(router, "alpha", "a");
+  auto webhook =
+      WebhookAdapter(router, "accounts:\n  - {name: ci}\n  - {name: ops}\n");
+  Receiver receiver;
+  auto create = [&](const std::vector<std::string>& extra) {
+    std::vector<std::string> args = {"webhook", "create", "--link", "support"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return CtlJson(router, args);
+  };
+  nlohmann::json ci = create({"--account", "ci"});
+  nlohmann::json ops = create({"--account", "ops"});
+  nlohmann::json other = create({"--account", "elsewhere"});
+  nlohmann::json out =
+      create({"--account", "ops", "--outgoing", "--url", receiver.url()});
+  auto post = [&](const nlohmann::json& hook, const std::string& text) {
+    return PostHook(
+               *webhook,
+               absl::StrCat("/hooks/", hook["webhook"]["id"].get<std::string>(),
+                            "/", hook["secret"].get<std::string>()),
+               nlohmann::json{{"text", text}}.dump())
+        .status;
+  };
+  EXPECT_EQ(post(ci, "from ci"), 200) << webhook->ReadLog();
+  EXPECT_EQ(post(ops, "from ops"), 200) << webhook->ReadLog();
+  EXPECT_EQ(post(other, "from elsewhere"), 401);
+  ASSERT_TRUE(alpha->WaitForCalls(2)) << router.ReadLog();
+  std::map<std::string, std::string> account_of;
+  for (const v1::Delivery& d : alpha->deliveries()) {
+    account_of[d.event().posted().text().text()] =
+        d.event().channel().account();
+  }
+  EXPECT_EQ(account_of["from ci"], "ci");
+  EXPECT_EQ(account_of["from ops"], "ops");
+
+  // The outgoing webhook (account ops) gets what alpha says, and the
+  // messages of the other webhooks of the link.
+  alpha->Post("A1", "to the outside");
+  ASSERT_TRUE(WaitFor([&] {
+    for (const adapters::HttpRequest& r : receiver.requests()) {
+      if (nlohmann::json::parse(r.body)["text"] == "to the outside") {
+        return true;
+      }
+    }
+    return false;
+  })) << webhook->ReadLog();
+  for (const adapters::HttpRequest& r : receiver.requests()) {
+    EXPECT_EQ(nlohmann::json::parse(r.body)["webhook_id"],
+              out["webhook"]["id"]);
+  }
+  EXPECT_EQ(CtlOk(router, {"deadletter", "list"}), "no dead letters\n");
 }
 
 TEST_F(OpsIntegrationTest, AdminCallsNeedTheAdminToken) {

@@ -112,7 +112,8 @@ class SlackIntegrationTest : public ::testing::Test {
           kAdapterBinary,
           AdapterConfig(slack_, router_->address(), socket_mode, state_dir_));
     }
-    ASSERT_TRUE(adapter_->Start().ok());
+    absl::Status started = adapter_->Start();
+    ASSERT_TRUE(started.ok()) << started << "\n" << adapter_->ReadLog();
     slack_.SetEventsUrl(
         absl::StrCat(adapter_->base_url(), "/slack/work/events"));
     if (!wait_ready) return;
@@ -554,7 +555,12 @@ TEST_F(SlackIntegrationTest, UrlVerificationAndBadInput) {
       R"({"type":"event_callback","event_id":"EvBad","event":{"type":"message","channel":"C1","user":"U1","text":"x","ts":"1.0"}})";
   fakes::SlackEventsSender::Options forged;
   forged.secret = "not-the-signing-secret";
-  EXPECT_EQ(sender.Send(body, forged)->status, 401);
+  auto refused = sender.Send(body, forged);
+  ASSERT_TRUE(refused.ok());
+  EXPECT_EQ(refused->status, 401);
+  // Error answers carry the adapters' one JSON error body.
+  EXPECT_EQ(nlohmann::json::parse(refused->body)["error"]["code"],
+            "unauthenticated");
   fakes::SlackEventsSender::Options stale;
   stale.timestamp = absl::ToUnixSeconds(absl::Now()) - 301;
   EXPECT_EQ(sender.Send(body, stale)->status, 401);
@@ -576,7 +582,11 @@ TEST_F(SlackIntegrationTest, UrlVerificationAndBadInput) {
   tampered.body = body + " ";
   EXPECT_EQ(http_.Send(tampered)->status, 401);
   EXPECT_EQ(sender.Send("{not json")->status, 400);
-  EXPECT_EQ(sender.Send("[1,2]")->status, 400);
+  auto not_an_object = sender.Send("[1,2]");
+  ASSERT_TRUE(not_an_object.ok());
+  EXPECT_EQ(not_an_object->status, 400);
+  EXPECT_EQ(nlohmann::json::parse(not_an_object->body)["error"]["code"],
+            "bad_json");
   EXPECT_EQ(sender.Send(std::string((1 << 20) + 1, ' '))->status, 413);
   // Unknown account.
   fakes::SlackEventsSender other(
@@ -650,7 +660,7 @@ TEST_F(SlackIntegrationTest, SocketModeAcksOnlyAfterTheRouterAcked) {
   StartAdapter(/*socket_mode=*/true);
   ASSERT_TRUE(slack_.socket_connected());
   auto first = slack_.PostMessage("C1", "U1", "over the socket");
-  ASSERT_TRUE(peer_->WaitForCalls(1));
+  ASSERT_TRUE(WaitForRelayed(1));
   EXPECT_THAT(PeerPosts(), ElementsAre("over the socket"));
   absl::Time deadline = absl::Now() + absl::Seconds(10);
   while (slack_.acked_envelopes().empty() && absl::Now() < deadline) {
@@ -674,7 +684,7 @@ TEST_F(SlackIntegrationTest, SocketModeAcksOnlyAfterTheRouterAcked) {
   ASSERT_THAT(slack_.acked_envelopes(), SizeIs(2));
   EXPECT_EQ(slack_.EventIdOfEnvelope(slack_.acked_envelopes()[1]),
             second.event_id);
-  ASSERT_TRUE(peer_->WaitForCalls(2));
+  ASSERT_TRUE(WaitForRelayed(2));
   EXPECT_THAT(PeerPosts(),
               ElementsAre("over the socket", "while the router is down"));
 
@@ -686,7 +696,7 @@ TEST_F(SlackIntegrationTest, SocketModeAcksOnlyAfterTheRouterAcked) {
     absl::SleepFor(absl::Milliseconds(50));
   }
   slack_.PostMessage("C1", "U1", "after reconnect");
-  ASSERT_TRUE(peer_->WaitForCalls(3));
+  ASSERT_TRUE(WaitForRelayed(3));
   EXPECT_GE(slack_.Calls("apps.connections.open").size(), 2u);
   for (const auto& call : slack_.Calls("apps.connections.open")) {
     EXPECT_EQ(call.token, slack_.options().app_token);

@@ -9,6 +9,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "adapters/common/http_client.h"
 #include "adapters/common/signature.h"
@@ -23,6 +24,7 @@ namespace imbridge::testing {
 namespace {
 
 using ::testing::ElementsAre;
+using ::testing::HasSubstr;
 using ::testing::SizeIs;
 using Fake = fakes::FakeTeamSpirit;
 
@@ -33,14 +35,21 @@ constexpr char kBinary[] = "adapters/teamspirit/imbridge-adapter-teamspirit";
 constexpr char kChat[] = "c-42";
 constexpr char kExternalId[] = "imb-slack-acme-user-slack";
 
-std::string RouterConfig() {
+// TeamSpirit's chat of link `i` (1, 2, ...): c-42, c-43, ...
+std::string TsChat(int i) { return absl::StrCat("c-", 41 + i); }
+
+// `chats` links, each of TsChat(i) with slack's C<i>.
+std::string RouterConfig(int chats = 1) {
+  std::string links;
+  for (int i = 1; i <= chats; ++i) {
+    absl::StrAppend(
+        &links, "  - name: support", i == 1 ? "" : absl::StrCat(i),
+        "\n    members:\n",
+        "      - {platform: teamspirit, account: corp, chat_id: ", TsChat(i),
+        "}\n", "      - {platform: slack, account: acme, chat_id: C", i, "}\n");
+  }
   return absl::StrCat("adapters:\n  - {name: tests, token: ", kToken, "}\n",
-                      R"(links:
-  - name: support
-    members:
-      - {platform: teamspirit, account: corp, chat_id: c-42}
-      - {platform: slack, account: acme, chat_id: C1}
-store: {durability: normal}
+                      "links:\n", links, R"(store: {durability: normal}
 dispatch: {initial_backoff_ms: 100, max_backoff_ms: 1000}
 )");
 }
@@ -280,6 +289,90 @@ TEST_F(TeamSpiritIntegrationTest, DeliveryRetriedAfterAKillPostsOnce) {
   EXPECT_EQ(adapter_->Terminate(), 0);
 }
 
+// kill -9 of the adapter while 20 sends (some with a file) are in flight
+// (TeamSpirit has created some posts but not answered yet), then a restart:
+// the delivery journal resumes each delivery after its last recorded step
+// and a post left open is made again with its client_token, so each message
+// is in TeamSpirit exactly once, with its file.
+TEST_F(TeamSpiritIntegrationTest,
+       KilledWhileSendingPostsEachMessageExactlyOnce) {
+  constexpr int kChats = 4;
+  constexpr int kMessages = 20;
+  router_ = std::make_unique<RouterProcess>(RouterConfig(kChats));
+  ASSERT_TRUE(router_->Start().ok()) << router_->ReadLog();
+  for (int c = 2; c <= kChats; ++c) {
+    fake_->AddChat(TsChat(c), absl::StrCat("Room ", c), {"u-bot", "u-7"});
+  }
+  const std::string state_dir = MakeTempDir("teamspirit-state");
+  // TeamSpirit creates each post at once but answers it late, so that posts
+  // are in flight when the adapter dies.
+  fake_->DelayAnswers("post_message", absl::Milliseconds(1500));
+  StartAdapter(absl::StrCat("state_dir: \"", state_dir, "\"\n"));
+  auto slack = Slack();
+  WaitReady();
+  auto text_of = [](int i) { return absl::StrFormat("crash %02d", i); };
+  auto content_of = [](int i) { return absl::StrCat("file of message ", i); };
+  for (int i = 0; i < kMessages; ++i) {
+    const std::string chat = absl::StrCat("C", i % kChats + 1);
+    if (i % 3 != 0) {
+      slack->Post(chat, text_of(i));
+      continue;
+    }
+    v1::BlobMeta meta;
+    meta.set_name(absl::StrCat("file-", i, ".txt"));
+    meta.set_mime_type("text/plain");
+    absl::StatusOr<v1::BlobRef> ref =
+        slack->client().PutBlob(meta, content_of(i));
+    ASSERT_TRUE(ref.ok()) << ref.status();
+    v1::Event e;
+    e.mutable_channel()->set_chat_id(chat);
+    e.mutable_posted()->set_message_id(absl::StrCat("with-file-", i));
+    e.mutable_posted()->mutable_sender()->set_id("user-slack");
+    e.mutable_posted()->mutable_text()->set_text(text_of(i));
+    v1::Attachment* a = e.mutable_posted()->add_attachments();
+    a->set_blob_id(ref->blob_id());
+    a->set_name(meta.name());
+    a->set_mime_type("text/plain");
+    a->set_size(content_of(i).size());
+    ASSERT_EQ(slack->Publish(e).outcome(), v1::PublishAck::ACCEPTED);
+  }
+  auto posted = [&] {
+    size_t n = 0;
+    for (int c = 1; c <= kChats; ++c) n += fake_->Messages(TsChat(c)).size();
+    return n;
+  };
+  absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (posted() < 6 || fake_->delayed_answers_pending() == 0) {
+    ASSERT_LT(absl::Now(), deadline) << adapter_->ReadLog();
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  adapter_->Kill();
+  ASSERT_LT(posted(), static_cast<size_t>(kMessages));
+
+  fake_->DelayAnswers("post_message", absl::ZeroDuration());
+  ASSERT_TRUE(adapter_->Start().ok());
+  // Every delivery's result reached the router: nothing more is posted.
+  ASSERT_TRUE(
+      router_->WaitForMetric("imbridge_router_deliveries_total",
+                             {{"platform", "teamspirit"}, {"result", "ok"}},
+                             kMessages, absl::Seconds(90)))
+      << adapter_->ReadLog();
+  for (int i = 0; i < kMessages; ++i) {
+    std::vector<Fake::Message> copies =
+        WithText(*fake_, TsChat(i % kChats + 1), text_of(i));
+    ASSERT_THAT(copies, SizeIs(1)) << text_of(i);
+    if (i % 3 != 0) continue;
+    ASSERT_THAT(copies[0].file_ids, SizeIs(1)) << text_of(i);
+    EXPECT_EQ(fake_->GetFile(copies[0].file_ids[0])->content, content_of(i));
+  }
+  EXPECT_EQ(posted(), static_cast<size_t>(kMessages));
+  // The posts TeamSpirit had taken without answering were made again with
+  // their client_token and answered with the first message.
+  EXPECT_THAT(adapter_->ReadLog(),
+              HasSubstr("made again with its client_token"));
+  EXPECT_EQ(adapter_->Terminate(), 0);
+}
+
 TEST_F(TeamSpiritIntegrationTest, PresenceCrossesTheBridge) {
   StartAdapter();
   auto slack = Slack();
@@ -319,6 +412,101 @@ TEST_F(TeamSpiritIntegrationTest, PresenceCrossesTheBridge) {
   }
   EXPECT_TRUE(found);
   EXPECT_EQ(adapter_->Terminate(), 0);
+}
+
+// One process serves two TeamSpirit accounts on two servers, whose chats
+// even have the same id, next to a send-only account: each message reaches
+// the right server, and each server's events come from the right account.
+TEST_F(TeamSpiritIntegrationTest, SeveralAccountsInOneProcess) {
+  Fake::Options options;
+  options.webhook_initial_backoff = absl::Milliseconds(100);
+  options.webhook_max_backoff = absl::Seconds(1);
+  Fake partner(options);
+  partner.AddBot("u-bot2", "Partner bridge", "partner-api-key-0123");
+  partner.AddUser("u-9", "Olga Partner");
+  partner.AddChat(kChat, "Partner support", {"u-bot2", "u-9"});
+  ASSERT_TRUE(partner.Start().ok());
+  std::string hook = fake_->AddIncomingWebhook("c-news", "news-hook-token");
+  fake_->AddChat("c-news", "News", {"u-bot"});
+  router_ = std::make_unique<RouterProcess>(absl::StrCat(
+      "adapters:\n  - {name: tests, token: ", kToken, "}\n", R"(links:
+  - name: corp
+    members:
+      - {platform: teamspirit, account: corp, chat_id: c-42}
+      - {platform: slack, account: acme, chat_id: C1}
+  - name: partner
+    members:
+      - {platform: teamspirit, account: partner, chat_id: c-42}
+      - {platform: slack, account: acme, chat_id: C2}
+  - name: news
+    members:
+      - {platform: slack, account: acme, chat_id: C3}
+      - {platform: teamspirit, account: news, chat_id: c-news, direction: out}
+store: {durability: normal}
+dispatch: {initial_backoff_ms: 100, max_backoff_ms: 1000}
+)"));
+  ASSERT_TRUE(router_->Start().ok()) << router_->ReadLog();
+  adapter_ = std::make_unique<AdapterProcess>(
+      kBinary,
+      absl::StrCat(
+          "router: {address: \"", router_->address(), "\", token: ", kToken,
+          "}\nlog_level: debug\naccounts:\n",
+          "  - name: corp\n    api_base_url: ", fake_->api_base_url(),
+          "\n    api_key: ", kApiKey, "\n    webhook_secret: ", kSecret,
+          "\n  - name: partner\n    api_base_url: ", partner.api_base_url(),
+          "\n    api_key: partner-api-key-0123\n"
+          "    webhook_secret: partner-secret\n"
+          "    post_as_bot: true\n",
+          "  - name: news\n    incoming_webhook_url: ", hook, "\n"));
+  ASSERT_TRUE(adapter_->Start().ok());
+  fake_->SetOutgoingWebhook(
+      absl::StrCat(adapter_->base_url(), "/teamspirit/corp/events"), kSecret);
+  partner.SetOutgoingWebhook(
+      absl::StrCat(adapter_->base_url(), "/teamspirit/partner/events"),
+      "partner-secret");
+  auto slack = Slack();
+  WaitReady();
+  ASSERT_TRUE(Fake::WaitUntil([&] {
+    return partner.BotPresence("u-bot2").status == "online";
+  })) << adapter_->ReadLog();
+
+  // Out: each link's message reaches its own server, in its account's way.
+  slack->Post("C1", "to corp");
+  slack->Post("C2", "to partner");
+  slack->Post("C3", "to the news");
+  ASSERT_TRUE(Fake::WaitUntil([&] {
+    return !WithText(*fake_, kChat, "to corp").empty() &&
+           !WithText(partner, kChat, "**Person on slack (slack)**: to partner")
+                .empty() &&
+           !fake_->Messages("c-news").empty();
+  })) << adapter_->ReadLog();
+  EXPECT_THAT(WithText(*fake_, kChat, "to partner"), SizeIs(0));
+  EXPECT_THAT(partner.Messages(kChat), SizeIs(1));
+  EXPECT_EQ(fake_->Messages("c-news")[0].text, "to the news");
+  EXPECT_EQ(fake_->Messages("c-news")[0].user_id, "hook:news-hook-token");
+
+  // In: each server's people reach the link of their account.
+  ASSERT_TRUE(fake_->PostAsUser("u-7", kChat, "from corp").ok());
+  ASSERT_TRUE(partner.PostAsUser("u-9", kChat, "from partner").ok());
+  ASSERT_TRUE(Fake::WaitUntil([&] {
+    size_t n = 0;
+    for (const TestAdapter::Call& c : slack->calls()) {
+      if (c.kind == "post") ++n;
+    }
+    return n >= 2;
+  })) << adapter_->ReadLog();
+  for (const TestAdapter::Call& c : slack->calls()) {
+    if (c.kind != "post") continue;
+    EXPECT_EQ(c.chat, c.text == "from corp" ? "C1" : "C2") << c.text;
+  }
+  for (const v1::Delivery& d : slack->deliveries()) {
+    const std::string& text = d.event().posted().text().text();
+    EXPECT_EQ(d.event().channel().account(),
+              text == "from corp" ? "corp" : "partner")
+        << text;
+  }
+  EXPECT_EQ(adapter_->Terminate(), 0);
+  EXPECT_EQ(partner.BotPresence("u-bot2").status, "offline");
 }
 
 TEST_F(TeamSpiritIntegrationTest, BotPresenceReflectsTheBridgeHealth) {

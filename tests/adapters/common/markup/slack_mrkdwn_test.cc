@@ -1,6 +1,6 @@
 // mrkdwn <-> RichText, both directions (platforms.md 1.9).
 
-#include "adapters/slack/format.h"
+#include "adapters/common/markup/slack_mrkdwn.h"
 
 #include <string>
 #include <tuple>
@@ -9,7 +9,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-namespace imbridge::adapters::slack {
+namespace imbridge::adapters::markup {
 namespace {
 
 using v1::Span;
@@ -251,4 +251,4 @@ TEST(RoundTrip, RenderedMrkdwnParsesBackToTheSameRichText) {
 }
 
 }  // namespace
-}  // namespace imbridge::adapters::slack
+}  // namespace imbridge::adapters::markup

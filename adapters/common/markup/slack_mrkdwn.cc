@@ -1,4 +1,4 @@
-#include "adapters/slack/format.h"
+#include "adapters/common/markup/slack_mrkdwn.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -8,7 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 
-namespace imbridge::adapters::slack {
+namespace imbridge::adapters::markup {
 namespace {
 
 using v1::Span;
@@ -501,4 +501,4 @@ std::string RichTextToMrkdwn(const v1::RichText& rt,
   return out;
 }
 
-}  // namespace imbridge::adapters::slack
+}  // namespace imbridge::adapters::markup

@@ -1,5 +1,5 @@
-#ifndef IMBRIDGE_ADAPTERS_SLACK_FORMAT_H_
-#define IMBRIDGE_ADAPTERS_SLACK_FORMAT_H_
+#ifndef IMBRIDGE_ADAPTERS_COMMON_MARKUP_SLACK_MRKDWN_H_
+#define IMBRIDGE_ADAPTERS_COMMON_MARKUP_SLACK_MRKDWN_H_
 
 #include <functional>
 #include <string>
@@ -7,11 +7,13 @@
 #include "absl/strings/string_view.h"
 #include "imbridge/v1/events.pb.h"
 
-// Conversion between Slack mrkdwn and the bridge's RichText
-// (platforms.md 1.9). Every function here is pure, thread-safe and
-// non-blocking (apart from what a UserNameResolver does).
+// Conversion between Slack's mrkdwn and the bridge's RichText
+// (platforms.md 1.9), shared by the Slack adapter and the webhook adapter
+// (whose incoming webhooks take Slack-compatible payloads). Every function here
+// is pure, thread-safe and non-blocking (apart from what a UserNameResolver
+// does).
 
-namespace imbridge::adapters::slack {
+namespace imbridge::adapters::markup {
 
 // Returns the name to show for a Slack user id met in a `<@U…>` mention
 // (for example the user's display name from users.info); empty when
@@ -61,6 +63,6 @@ std::string EscapeMrkdwn(absl::string_view text);
 // Reverses EscapeMrkdwn (`&amp;`, `&lt;`, `&gt;`; other entities stay).
 std::string UnescapeMrkdwn(absl::string_view text);
 
-}  // namespace imbridge::adapters::slack
+}  // namespace imbridge::adapters::markup
 
-#endif  // IMBRIDGE_ADAPTERS_SLACK_FORMAT_H_
+#endif  // IMBRIDGE_ADAPTERS_COMMON_MARKUP_SLACK_MRKDWN_H_
