@@ -36,7 +36,8 @@ GrpcWebhookDirectory::GrpcWebhookDirectory(Options options)
     : options_(std::move(options)),
       stub_(v1::WebhookDirectory::NewStub(grpc::CreateChannel(
           options_.address, grpc::InsecureChannelCredentials()))),
-      cache_(options_.outgoing_cache_size) {}
+      cache_(options_.outgoing_cache_size),
+      keys_(options_.key_cache_size) {}
 
 GrpcWebhookDirectory::~GrpcWebhookDirectory() { WaitIdle(); }
 
@@ -131,11 +132,10 @@ void GrpcWebhookDirectory::CheckIncomingKey(const std::string& id,
     {
       absl::MutexLock lock(&mu_);
       revocations = revocations_;
-      auto it = keys_.find(id);
-      if (it != keys_.end() && it->second.session == session &&
-          CRYPTO_memcmp(it->second.digest.data(), digest.data(),
-                        digest.size()) == 0) {
-        known = it->second.webhook;
+      const KnownKey* it = keys_.Find(id);
+      if (it != nullptr && it->session == session &&
+          CRYPTO_memcmp(it->digest.data(), digest.data(), digest.size()) == 0) {
+        known = it->webhook;
       }
     }
     if (known.has_value()) {
@@ -164,16 +164,12 @@ void GrpcWebhookDirectory::Remember(const std::string& id, std::string digest,
                                     uint64_t session, uint64_t revocations) {
   absl::MutexLock lock(&mu_);
   if (revocations != revocations_) return;  // It may be the revoked one.
-  if (keys_.size() >= options_.key_cache_size && !keys_.contains(id)) {
-    // Full: forgetting one only costs a call to the router.
-    keys_.erase(keys_.begin());
-  }
-  keys_[id] = KnownKey{std::move(digest), webhook, session};
+  keys_.Put(id, KnownKey{std::move(digest), webhook, session});
 }
 
 void GrpcWebhookDirectory::Revoke(const std::string& id) {
   absl::MutexLock lock(&mu_);
-  keys_.erase(id);
+  keys_.Erase(id);
   ++revocations_;
 }
 

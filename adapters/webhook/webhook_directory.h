@@ -131,7 +131,7 @@ class GrpcWebhookDirectory : public WebhookDirectory {
   absl::Mutex mu_;
   BoundedCache<std::string, Cached> cache_ ABSL_GUARDED_BY(mu_);
   int checks_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
-  absl::flat_hash_map<std::string, KnownKey> keys_ ABSL_GUARDED_BY(mu_);
+  BoundedCache<std::string, KnownKey> keys_ ABSL_GUARDED_BY(mu_);
   // Revocations applied so far.
   uint64_t revocations_ ABSL_GUARDED_BY(mu_) = 0;
 };
