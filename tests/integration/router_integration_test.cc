@@ -106,7 +106,19 @@ void ExpectAllAckedOnceInOrder(AckCounter& acks, int n,
   absl::SleepFor(absl::Milliseconds(500));
   std::vector<std::string> expected;
   for (int i = 0; i < n; ++i) expected.push_back(absl::StrCat("m", i));
-  for (TestAdapter* t : targets) EXPECT_EQ(Texts(t->calls()), expected);
+  for (TestAdapter* t : targets) {
+    std::vector<std::string> got = Texts(t->calls());
+    // Name the first difference: the vectors are too long to print.
+    size_t same = 0;
+    while (same < got.size() && same < expected.size() &&
+           got[same] == expected[same]) {
+      ++same;
+    }
+    EXPECT_EQ(got, expected)
+        << got.size() << " calls for " << n << " messages; first difference at "
+        << same << ": "
+        << (same < got.size() ? got[same] : std::string("(none)"));
+  }
 }
 
 class RouterIntegrationTest : public ::testing::Test {
