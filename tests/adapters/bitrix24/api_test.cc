@@ -16,7 +16,7 @@ using ::testing::HasSubstr;
 using ::testing::SizeIs;
 using json = nlohmann::json;
 
-class RestClientTest : public ::testing::Test {
+class Bitrix24RestClientTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_TRUE(fake_.Start().ok());
@@ -45,7 +45,7 @@ class RestClientTest : public ::testing::Test {
   HttpClient http_;
 };
 
-TEST_F(RestClientTest, QueryLimitIsRetriedThenSucceeds) {
+TEST_F(Bitrix24RestClientTest, QueryLimitIsRetriedThenSucceeds) {
   RestClient api(WebhookOptions(), &http_, nullptr);
   fake_.FailNext("imbot.v2.Bot.list", 2, 503, "QUERY_LIMIT_EXCEEDED");
   auto r = api.Call("imbot.v2.Bot.list", json::object());
@@ -54,7 +54,7 @@ TEST_F(RestClientTest, QueryLimitIsRetriedThenSucceeds) {
   EXPECT_THAT(fake_.calls("imbot.v2.Bot.list"), SizeIs(3));
 }
 
-TEST_F(RestClientTest, ExhaustedRetriesAreRetryable) {
+TEST_F(Bitrix24RestClientTest, ExhaustedRetriesAreRetryable) {
   RestClient api(WebhookOptions(), &http_, nullptr);
   fake_.FailNext("imbot.v2.Bot.list", 10, 429, "OPERATION_TIME_LIMIT");
   auto r = api.Call("imbot.v2.Bot.list", json::object());
@@ -64,7 +64,7 @@ TEST_F(RestClientTest, ExhaustedRetriesAreRetryable) {
   EXPECT_THAT(fake_.calls("imbot.v2.Bot.list"), SizeIs(4));
 }
 
-TEST_F(RestClientTest, OtherErrorsArePermanentWithTheirCode) {
+TEST_F(Bitrix24RestClientTest, OtherErrorsArePermanentWithTheirCode) {
   RestClient api(WebhookOptions(), &http_, nullptr);
   auto r = api.Call("imbot.v2.Chat.Message.send", {{"botId", 999}});
   ASSERT_FALSE(r.ok());
@@ -81,7 +81,7 @@ TEST_F(RestClientTest, OtherErrorsArePermanentWithTheirCode) {
   EXPECT_EQ(ErrorCode(denied.status()), "NO_AUTH_FOUND");
 }
 
-TEST_F(RestClientTest, ExpiredTokenRefreshesOnceAndRepeats) {
+TEST_F(Bitrix24RestClientTest, ExpiredTokenRefreshesOnceAndRepeats) {
   RestClient::Options o = WebhookOptions();
   o.webhook_url.clear();
   o.rest_url = fake_.rest_url();
@@ -116,7 +116,7 @@ TEST_F(RestClientTest, ExpiredTokenRefreshesOnceAndRepeats) {
   EXPECT_THAT(expired.health().message(), ::testing::Not(HasSubstr("revoked")));
 }
 
-TEST_F(RestClientTest, DownloadSendsTheRequiredHeaders) {
+TEST_F(Bitrix24RestClientTest, DownloadSendsTheRequiredHeaders) {
   RestClient api(WebhookOptions(), &http_, nullptr);
   int64_t bot = RegisterBot(api);
   int64_t chat = fake_.CreateChat("c");
