@@ -275,6 +275,17 @@ TEST_F(Bitrix24IntegrationTest, MessagesEditsDeletesAndRepliesBothWays) {
   ASSERT_TRUE(fake_.WaitFor([&] { return fake_.pending_events(bot) == 0; }));
   absl::SleepFor(absl::Seconds(1));
   EXPECT_THAT(other->deliveries(), SizeIs(6));
+
+  // A member leaving.
+  fake_.RemoveFromChat(chat, boris);
+  ASSERT_TRUE(other->WaitForCalls(7, kDeliveryWait));
+  const v1::Event left = other->deliveries()[6].event();
+  ASSERT_TRUE(left.has_membership()) << left.DebugString();
+  EXPECT_FALSE(left.membership().joined());
+  EXPECT_EQ(left.membership().user().id(), std::to_string(boris));
+  // The inbound webhook's secret code is never logged.
+  EXPECT_THAT(adapter_->ReadLog(),
+              ::testing::Not(HasSubstr(fake_.options().webhook_code)));
   EXPECT_EQ(adapter_->Terminate(), 0);
 }
 
