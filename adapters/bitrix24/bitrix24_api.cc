@@ -231,7 +231,7 @@ absl::Status RestClient::Download(
   absl::StatusOr<HttpResponse> r = http_->Send(req);
   if (too_big) return absl::OutOfRangeError("file over the limit");
   if (!r.ok()) {
-    if (IsRetryable(r.status()) || absl::IsUnavailable(r.status())) {
+    if (IsRetryable(r.status())) {
       return RetryableError(
           absl::StrCat("Bitrix24 download failed: ", r.status().message()));
     }

@@ -202,7 +202,7 @@ class Parser {
         }
         Tag tag;
         if (ReadTag(src_, i, end, &tag) && !tag.closing) {
-          size_t next = OpenTag(tag, i, end);
+          size_t next = OpenTag(tag, end);
           if (next != absl::string_view::npos) {
             i = next;
             continue;
@@ -214,9 +214,9 @@ class Parser {
     }
   }
 
-  // Handles the opening tag at src_[at]; returns where parsing continues,
-  // or npos when the tag is not closed (it is then literal text).
-  size_t OpenTag(const Tag& tag, size_t at, size_t end) {
+  // Handles an opening tag (its text ends at tag.end); returns where parsing
+  // continues, or npos when the tag is not closed (it is then literal text).
+  size_t OpenTag(const Tag& tag, size_t end) {
     if (tag.name == "br") {
       text_.push_back('\n');
       return tag.end;
@@ -260,7 +260,6 @@ class Parser {
                                           : Span::QUOTE;
       AddSpan(kind, start, text_.size());
     }
-    (void)at;
     return close_end;
   }
 

@@ -273,11 +273,35 @@ TEST_F(Bitrix24IntegrationTest, MessagesEditsDeletesAndRepliesBothWays) {
   other->Delete("A1", a1);
   ASSERT_TRUE(fake_.WaitFor([&] { return fake_.message(copy.id)->deleted; }));
 
+  // A text over 20,000 characters becomes several messages, each with the
+  // sender's name and within the limit.
+  std::string longtext;
+  for (int i = 0; i < 4000; ++i) longtext += "word😀 ";
+  other->Post("A1", longtext);
+  ASSERT_TRUE(
+      fake_.WaitFor([&] { return fake_.messages(chat, bot).size() == 3; }));
+  std::vector<Fake::Message> parts = fake_.messages(chat, bot);
+  for (size_t i = 1; i < 3; ++i) {
+    EXPECT_TRUE(absl::StartsWith(parts[i].text,
+                                 "[b]Person on alpha (alpha)[/b]: word"));
+  }
+
   // The bot's own messages (the copies), their edits and deletes were in
   // the event queue too; none came back. Wait until the queue is drained.
   ASSERT_TRUE(fake_.WaitFor([&] { return fake_.pending_events(bot) == 0; }));
   absl::SleepFor(absl::Seconds(1));
   EXPECT_THAT(other->deliveries(), SizeIs(6));
+
+  // A member leaving.
+  fake_.RemoveFromChat(chat, boris);
+  ASSERT_TRUE(other->WaitForCalls(7, kDeliveryWait));
+  const v1::Event left = other->deliveries()[6].event();
+  ASSERT_TRUE(left.has_membership()) << left.DebugString();
+  EXPECT_FALSE(left.membership().joined());
+  EXPECT_EQ(left.membership().user().id(), std::to_string(boris));
+  // The inbound webhook's secret code is never logged.
+  EXPECT_THAT(adapter_->ReadLog(),
+              ::testing::Not(HasSubstr(fake_.options().webhook_code)));
   EXPECT_EQ(adapter_->Terminate(), 0);
 }
 
@@ -368,7 +392,7 @@ TEST_F(Bitrix24IntegrationTest, FilesBothWays) {
   fake_.AddToChat(chat, bot);
   int64_t anna = fake_.NewUser("Anna");
   StartRouter(Link("files", chat, "F1"));
-  StartAdapter(Config(bot));
+  StartAdapter(Config(bot, "", "    max_file_bytes: 200000\n"));
   auto other = Other();
   WaitReady();
 
@@ -382,6 +406,16 @@ TEST_F(Bitrix24IntegrationTest, FilesBothWays) {
   ASSERT_FALSE(p.attachments(0).blob_id().empty())
       << p.attachments(0).unavailable_reason();
   EXPECT_EQ(*other->client().GetBlob(p.attachments(0).blob_id(), 1 << 20), pdf);
+
+  // Over max_file_bytes: a notice with name and size, nothing downloaded.
+  fake_.PostFile(chat, anna, "big.bin", std::string(300000, 'b'));
+  ASSERT_TRUE(other->WaitForCalls(2, kDeliveryWait));
+  const v1::Attachment big =
+      other->deliveries()[1].event().posted().attachments(0);
+  EXPECT_EQ(big.name(), "big.bin");
+  EXPECT_EQ(big.size(), 300000u);
+  EXPECT_EQ(big.blob_id(), "");
+  EXPECT_FALSE(big.unavailable_reason().empty());
 
   std::string csv = "col1,col2\n1,2\n";
   v1::BlobMeta meta;
