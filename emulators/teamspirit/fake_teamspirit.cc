@@ -1,4 +1,4 @@
-#include "tests/fakes/teamspirit/fake_teamspirit.h"
+#include "emulators/teamspirit/fake_teamspirit.h"
 
 #include <algorithm>
 #include <utility>
@@ -9,7 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
-#include "adapters/common/signature.h"
+#include "common/http/hmac.h"
 #include "nlohmann/json.hpp"
 
 namespace imbridge::fakes {
@@ -381,8 +381,6 @@ void FakeTeamSpirit::SenderLoop() {
       secret = webhook_secret_;
     }
     int64_t ts = absl::ToUnixSeconds(absl::Now());
-    absl::StatusOr<std::string> signature =
-        adapters::SignTeamSpirit(secret, ts, w.body);
     HttpClientRequest request;
     request.method = "POST";
     request.url = url;
@@ -391,8 +389,13 @@ void FakeTeamSpirit::SenderLoop() {
     request.headers = {{"Content-Type", kJsonType},
                        {"X-TeamSpirit-Timestamp", absl::StrCat(ts)},
                        {"X-TeamSpirit-Event-Id", w.event_id}};
-    if (signature.ok()) {
-      request.headers.emplace_back("X-TeamSpirit-Signature", *signature);
+    // TeamSpirit's scheme (teamspirit-api.md): "v1=" + hex HMAC-SHA256 of
+    // "{ts}.{body}" with the webhook secret; unsigned without a secret.
+    if (CheckSigningSecret(secret).ok()) {
+      request.headers.emplace_back(
+          "X-TeamSpirit-Signature",
+          absl::StrCat("v1=",
+                       HmacSha256Hex(secret, absl::StrCat(ts, ".", w.body))));
     }
     absl::StatusOr<HttpResponse> response = http_.Send(request);
     int status = response.ok() ? response->status : 0;

@@ -1,4 +1,4 @@
-#include "tests/fakes/slack/fake_slack.h"
+#include "emulators/slack/fake_slack.h"
 
 #include <algorithm>
 #include <cstdlib>

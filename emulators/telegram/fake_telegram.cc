@@ -1,4 +1,4 @@
-#include "tests/fakes/telegram/fake_telegram.h"
+#include "emulators/telegram/fake_telegram.h"
 
 #include <algorithm>
 #include <utility>
