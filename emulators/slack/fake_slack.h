@@ -243,7 +243,7 @@ class FakeSlack {
   void EchoLoop();
 
   const Options options_;
-  std::unique_ptr<WebhookServer> server_;
+  std::unique_ptr<HttpServer> server_;
   std::unique_ptr<WebSocketEndpoint> ws_;
 
   mutable absl::Mutex mu_;

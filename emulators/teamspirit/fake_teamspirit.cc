@@ -176,13 +176,13 @@ std::optional<std::string> StringField(const Json& j, const char* key) {
 FakeTeamSpirit::FakeTeamSpirit() : FakeTeamSpirit(Options()) {}
 
 FakeTeamSpirit::FakeTeamSpirit(Options options) : options_(std::move(options)) {
-  WebhookServer::Options server;
+  HttpServer::Options server;
   server.host = options_.host;
   server.port = options_.port;
   server.max_body_bytes = options_.max_file_bytes + (1 << 20);
   server.request_timeout = options_.hold_limit + absl::Seconds(10);
   server.stop_grace = absl::Seconds(1);
-  server_ = std::make_unique<WebhookServer>(server);
+  server_ = std::make_unique<HttpServer>(server);
   for (const char* method : {"GET", "POST", "PUT", "PATCH", "DELETE"}) {
     server_->HandlePrefix(method, absl::StrCat(options_.api_prefix, "/"),
                           [this](HttpRequest r, std::shared_ptr<Responder> s) {

@@ -347,7 +347,7 @@ class FakeTeamSpirit {
   void SenderLoop();
 
   const Options options_;
-  std::unique_ptr<WebhookServer> server_;
+  std::unique_ptr<HttpServer> server_;
   HttpClient http_;
   SlowAnswers slow_;
 

@@ -313,7 +313,7 @@ class FakeTelegram {
 
   const Options options_;
   int64_t bot_id_ = 0;
-  std::unique_ptr<WebhookServer> server_;
+  std::unique_ptr<HttpServer> server_;
   HttpClient http_;
   std::thread pump_;
 

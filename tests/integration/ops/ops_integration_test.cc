@@ -165,7 +165,7 @@ std::vector<std::string> Texts(const std::vector<TestAdapter::Call>& calls) {
 // they run out), sent late on demand; records every request.
 class Receiver {
  public:
-  Receiver() : server_(WebhookServer::Options()) {
+  Receiver() : server_(HttpServer::Options()) {
     server_.Handle("POST", "/in",
                    [this](HttpRequest request, std::shared_ptr<Responder> r) {
                      int status = 200;
@@ -200,7 +200,7 @@ class Receiver {
   }
 
  private:
-  WebhookServer server_;
+  HttpServer server_;
   fakes::SlowAnswers slow_;
   absl::Mutex mu_;
   std::vector<int> statuses_ ABSL_GUARDED_BY(mu_);

@@ -461,7 +461,7 @@ TEST_F(SlackIntegrationTest, AMessageWithASlowFileIsNotOvertaken) {
 
 TEST_F(SlackIntegrationTest, FileTokenIsNotSentAfterARedirectElsewhere) {
   // Another host that records what it was sent.
-  WebhookServer elsewhere{WebhookServer::Options()};
+  HttpServer elsewhere{HttpServer::Options()};
   absl::Mutex mu;
   std::vector<std::string> authorizations;
   elsewhere.HandlePrefix(
