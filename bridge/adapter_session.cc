@@ -42,9 +42,49 @@ void AdapterSession::SetSink(FrameSink* sink) {
 }
 
 void AdapterSession::Close() {
+  absl::flat_hash_map<uint64_t, std::function<void()>> revocations;
+  {
+    absl::MutexLock lock(&mu_);
+    sink_ = nullptr;
+    sent_.clear();
+    revocations.swap(revocations_);
+  }
+  for (auto& [id, applied] : revocations) applied();
+}
+
+void AdapterSession::SendWebhookRevocation(const std::string& webhook_id,
+                                           std::function<void()> applied) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (sink_ != nullptr) {
+      uint64_t id = ++next_revocation_;
+      revocations_[id] = std::move(applied);
+      v1::RouterFrame frame;
+      v1::WebhookRevocation* revocation = frame.add_webhook_revocations();
+      revocation->set_id(id);
+      revocation->set_webhook_id(webhook_id);
+      sink_->Send(std::move(frame));
+      return;
+    }
+  }
+  applied();
+}
+
+void AdapterSession::RevocationApplied(uint64_t id) {
+  std::function<void()> applied;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = revocations_.find(id);
+    if (it == revocations_.end()) return;
+    applied = std::move(it->second);
+    revocations_.erase(it);
+  }
+  applied();
+}
+
+void AdapterSession::Detach(absl::string_view reason) {
   absl::MutexLock lock(&mu_);
-  sink_ = nullptr;
-  sent_.clear();
+  if (sink_ != nullptr) sink_->Detach(reason);
 }
 
 void AdapterSession::Send(std::vector<v1::Delivery> deliveries,

@@ -3,6 +3,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -10,6 +11,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "bridge/committer.h"
@@ -26,6 +28,8 @@ class FrameSink {
   virtual void Send(v1::RouterFrame frame) = 0;
   // Starts reading the stream again after backpressure paused it.
   virtual void ResumeReading() = 0;
+  // Ends the stream (UNAVAILABLE with `reason`); the adapter attaches again.
+  virtual void Detach(absl::string_view reason) = 0;
 };
 
 // One attached adapter: who it is, what it can do, and the deliveries it
@@ -66,6 +70,18 @@ class AdapterSession {
   // Resumes reading the stream, if it is still open.
   void ResumeReading();
 
+  // Tells the adapter that webhook `webhook_id` was revoked. `applied` runs
+  // once, on any thread: when the adapter acknowledged it (it refuses the
+  // key from then on), or when the session closes (a detached adapter
+  // forgets every key it knew). Runs at once if the session is closed.
+  void SendWebhookRevocation(const std::string& webhook_id,
+                             std::function<void()> applied);
+  // The adapter's acknowledgement of revocation `id`.
+  void RevocationApplied(uint64_t id);
+
+  // Ends the stream; the adapter attaches again as a new session.
+  void Detach(absl::string_view reason);
+
   // Removes and returns what was sent as delivery `id`, or nullopt if this
   // session never sent it (or it was answered already).
   std::optional<SentDelivery> TakeSent(uint64_t id);
@@ -91,6 +107,10 @@ class AdapterSession {
   std::string last_error_ ABSL_GUARDED_BY(mu_);
   FrameSink* sink_ ABSL_GUARDED_BY(mu_) = nullptr;
   absl::flat_hash_map<int64_t, SentDelivery> sent_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_revocation_ ABSL_GUARDED_BY(mu_) = 0;
+  // Revocations sent and not acknowledged: their `applied` callbacks.
+  absl::flat_hash_map<uint64_t, std::function<void()>> revocations_
+      ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace imbridge::bridge

@@ -347,7 +347,12 @@ grpc::ServerUnaryReactor* AdminService::RevokeWebhook(
     grpc::CallbackServerContext* context,
     const v1::RevokeWebhookRequest* request, v1::RevokeWebhookResponse*) {
   return Run(context, "RevokeWebhook", [this, request] {
-    return deps_.catalog->RevokeWebhook(request->id());
+    IMB_RETURN_IF_ERROR(deps_.catalog->RevokeWebhook(request->id()));
+    // The webhook adapters remember accepted keys: answer only once none
+    // of them accepts this one any more.
+    if (deps_.router == nullptr) return absl::OkStatus();
+    return deps_.router->RevokeWebhookOnAdapters(request->id(),
+                                                 absl::Seconds(5));
   });
 }
 

@@ -121,6 +121,14 @@ void Committer::Stop() {
 void Committer::Complete(Effects effects) {
   MaybeCrash(CrashPoint::kAfterCommit, effects);
   absl::MutexLock lock(&sync_mu_);
+  // Backpressure: the writer stays at most kMaxUnsynced commits ahead of
+  // the disk, so that what waits for a Sync (and adapters' unread streams
+  // behind it) is bounded.
+  sync_mu_.Await(absl::Condition(
+      +[](std::vector<Effects>* committed) {
+        return committed->size() < kMaxUnsynced;
+      },
+      &committed_));
   committed_.push_back(std::move(effects));
 }
 
@@ -180,7 +188,7 @@ void Committer::Enqueue(Op op) {
 Committer::PublishOp Committer::Prepare(std::shared_ptr<const v1::Event> event,
                                         PublishDone done, bool command) {
   auto prepared = std::make_shared<PreparedPublish>();
-  PublishOp op{std::move(event), std::move(done), nullptr, nullptr, ""};
+  PublishOp op{std::move(event), std::move(done), nullptr, nullptr, "", {}};
   const v1::Event& e = *op.event;
   prepared->valid = ValidateEvent(e);
   if (prepared->valid.ok()) {
@@ -188,7 +196,7 @@ Committer::PublishOp Committer::Prepare(std::shared_ptr<const v1::Event> event,
     if (!command) {
       std::vector<LinkTarget> targets =
           links_->Get()->TargetsFor(e.channel(), e.kind_case());
-      prepared->deliveries.reserve(targets.size());
+      op.deliveries.reserve(targets.size());
       for (LinkTarget& t : targets) {
         // A link with several other members is one relay of the event.
         if (std::find(prepared->links.begin(), prepared->links.end(), t.link) ==
@@ -201,7 +209,7 @@ Committer::PublishOp Committer::Prepare(std::shared_ptr<const v1::Event> event,
         d.link = std::move(t.link);
         d.sender_name =
             RenderSenderName(t.member.options(), Actor(e), e.channel());
-        prepared->deliveries.push_back(std::move(d));
+        op.deliveries.push_back(std::move(d));
       }
     }
     // Unserializable events are left to the store, which names them.
@@ -317,17 +325,19 @@ void Committer::CommitRelayOps(absl::Span<Op> ops, absl::Time now) {
   CommitBatch batch;
   batch.now = now;
   Effects effects;
-  absl::Status status = absl::OkStatus();
+  absl::Status status = Prefetch(ops);
   for (size_t i = 0; status.ok() && i < ops.size(); ++i) {
     status = AddOp(ops[i], &batch, &effects);
   }
   if (status.ok()) status = store_->Apply(batch);
   batch_messages_.clear();
+  committed_messages_.clear();
   if (status.ok()) {
     Resolve(batch, effects);
     Complete(std::move(effects));
     return;
   }
+  Restore(batch, effects);
   LogError("group commit failed; applying its operations one by one",
            {{"error", status.message()}});
   // Apply each op in its own batch so that one bad op cannot fail the
@@ -336,14 +346,17 @@ void Committer::CommitRelayOps(absl::Span<Op> ops, absl::Time now) {
     CommitBatch single;
     single.now = now;
     Effects effects_of_one;
-    absl::Status s = AddOp(op, &single, &effects_of_one);
+    absl::Status s = Prefetch(absl::MakeSpan(&op, 1));
+    if (s.ok()) s = AddOp(op, &single, &effects_of_one);
     if (s.ok()) s = store_->Apply(single);
     batch_messages_.clear();
+    committed_messages_.clear();
     if (s.ok()) {
       Resolve(single, effects_of_one);
       Complete(std::move(effects_of_one));
       continue;
     }
+    Restore(single, effects_of_one);
     Effects failed;
     FailOp(op, s, &failed);
     Complete(std::move(failed));
@@ -489,10 +502,40 @@ absl::Status Committer::AddOp(Op& op, CommitBatch* batch, Effects* effects) {
   return absl::OkStatus();
 }
 
+absl::Status Committer::Prefetch(absl::Span<Op> ops) {
+  std::vector<std::pair<std::string, std::string>> messages;
+  for (Op& op : ops) {
+    const auto* p = std::get_if<PublishOp>(&op);
+    if (p == nullptr || !p->prepared->valid.ok()) continue;
+    const std::string& subject = SubjectMessageId(*p->event);
+    if (!subject.empty()) messages.emplace_back(p->prepared->chat_key, subject);
+  }
+  IMB_ASSIGN_OR_RETURN(std::vector<std::optional<MessageLocation>> found,
+                       store_->FindMessages(messages));
+  for (size_t i = 0; i < messages.size() && i < found.size(); ++i) {
+    std::optional<bool> is_copy;
+    if (found[i].has_value()) is_copy = found[i]->is_copy;
+    committed_messages_[absl::StrCat(messages[i].first, "\n",
+                                     messages[i].second)] = is_copy;
+  }
+  return absl::OkStatus();
+}
+
+void Committer::Restore(CommitBatch& batch, Effects& effects) {
+  for (AcceptedPublish& a : effects.accepted) {
+    NewEvent& entry = batch.events[a.event_index];
+    a.op->payload = std::move(entry.payload);
+    a.op->deliveries = std::move(entry.deliveries);
+  }
+}
+
 absl::StatusOr<std::optional<bool>> Committer::FindMessage(
     const std::string& chat_key, const std::string& native_id) {
-  auto it = batch_messages_.find(absl::StrCat(chat_key, "\n", native_id));
+  const std::string key = absl::StrCat(chat_key, "\n", native_id);
+  auto it = batch_messages_.find(key);
   if (it != batch_messages_.end()) return std::optional<bool>(it->second);
+  auto prefetched = committed_messages_.find(key);
+  if (prefetched != committed_messages_.end()) return prefetched->second;
   IMB_ASSIGN_OR_RETURN(std::optional<MessageLocation> loc,
                        store_->FindMessage(chat_key, native_id));
   if (!loc.has_value()) return std::optional<bool>();
@@ -550,7 +593,7 @@ absl::Status Committer::AddPublish(PublishOp& op, CommitBatch* batch,
     entry.updated_at = now;
     batch->roster.push_back(std::move(entry));
   }
-  if (prepared.deliveries.empty() && !event.has_presence()) {
+  if (op.deliveries.empty() && !event.has_presence()) {
     return ack(Ack(v1::PublishAck::DROPPED, "the channel is not in any link"));
   }
 
@@ -566,13 +609,14 @@ absl::Status Committer::AddPublish(PublishOp& op, CommitBatch* batch,
     }
     NoteParticipant(event, chat_key, batch);
   }
-  entry.deliveries = prepared.deliveries;
+  entry.deliveries = std::move(op.deliveries);
   for (DeliveryRecord& d : entry.deliveries) {
     d.created_at = now;
     d.next_attempt_at = now;
   }
   AcceptedPublish accepted;
   accepted.done = op.done;
+  accepted.op = &op;
   accepted.event_index = batch->events.size() - 1;
   accepted.prepared = op.prepared;
   effects->accepted.push_back(std::move(accepted));
@@ -658,6 +702,7 @@ void Committer::AddCommand(PublishOp& op, CommitBatch* batch,
                                command.original_message_id)] = false;
   AcceptedPublish accepted;
   accepted.done = op.done;
+  accepted.op = &op;
   accepted.event_index = batch->events.size() - 1;
   accepted.detail = "chat command answered";
   accepted.prepared = op.prepared;

@@ -174,24 +174,24 @@ class Committer {
     absl::Status valid;
     // ChannelKey of the origin chat, without thread.
     std::string chat_key;
-    // One delivery per target (target, link, rendered sender name); ids,
-    // event and times are filled in on the writer.
-    std::vector<DeliveryRecord> deliveries;
     // The links relayed on, each once, for imbridge_router_link_events_total.
     std::vector<std::string> links;
   };
   // Ops are applied again, one by one, if their batch fails, so applying
   // one must not consume what a second try needs: events and preparations
-  // are shared and callbacks copied.
+  // are shared and callbacks copied; what is moved into the batch is moved
+  // back (Restore).
   struct PublishOp {
     std::shared_ptr<const v1::Event> event;
     PublishDone done;
     // For a chat command: its answer, worked out before it was queued.
     std::shared_ptr<const std::string> answer;
     std::shared_ptr<const PreparedPublish> prepared;
-    // The event serialized; moved into the batch (a second try leaves it
-    // empty and the store serializes the event itself).
+    // The event serialized (empty: the store serializes it).
     std::string payload;
+    // One delivery per target (target, link, rendered sender name); ids,
+    // event and times are filled in on the writer.
+    std::vector<DeliveryRecord> deliveries;
   };
   struct ResultOp {
     SentDelivery sent;
@@ -211,6 +211,8 @@ class Committer {
   // store found the event key new.
   struct AcceptedPublish {
     PublishDone done;
+    // The op, whose payload and deliveries are in the batch.
+    PublishOp* op = nullptr;
     // Index in CommitBatch::events of the event, and of a chat command's
     // answer (or -1).
     size_t event_index = 0;
@@ -249,6 +251,11 @@ class Committer {
   void AddResult(ResultOp& op, CommitBatch* batch, Effects* effects);
   // Stores a chat command and queues its answer to the command's own chat.
   void AddCommand(PublishOp& op, CommitBatch* batch, Effects* effects);
+  // Looks up, in one read, the committed message-map rows of the messages
+  // that `ops`' publishes are about.
+  absl::Status Prefetch(absl::Span<Op> ops);
+  // Gives the ops of a failed batch back what was moved into it.
+  static void Restore(CommitBatch& batch, Effects& effects);
   // Whether the message is in the map: in this batch (the overlay) or
   // committed; and whether it is a copy.
   absl::StatusOr<std::optional<bool>> FindMessage(const std::string& chat_key,
@@ -293,6 +300,9 @@ class Committer {
   // ("chat\nnative id" -> is a copy), seen by echo and edit checks before
   // they are committed.
   absl::flat_hash_map<std::string, bool> batch_messages_;
+  // Committer thread: the committed rows Prefetch found for the batch being
+  // built (same keys; nullopt: not in the map).
+  absl::flat_hash_map<std::string, std::optional<bool>> committed_messages_;
   // Committer thread: when each (chat, user) was last written as a
   // participant, and under which name.
   absl::flat_hash_map<std::string, std::pair<absl::Time, std::string>>
@@ -312,7 +322,9 @@ class Committer {
   // Chat commands handed to `answers_` and not yet queued.
   int answers_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   std::thread thread_;
-  // Effects of commits not yet synced, in commit order.
+  // Effects of commits not yet synced, in commit order; at most
+  // kMaxUnsynced (the sync thread takes them all at once).
+  static constexpr size_t kMaxUnsynced = 2;
   absl::Mutex sync_mu_;
   std::vector<Effects> committed_ ABSL_GUARDED_BY(sync_mu_);
   bool writer_done_ ABSL_GUARDED_BY(sync_mu_) = false;

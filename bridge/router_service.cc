@@ -70,16 +70,11 @@ class AttachReactor
       }
       deps.committer->RecordResult(std::move(*sent), std::move(r));
     }
+    for (uint64_t id : in_.revocations_applied()) {
+      session_->RevocationApplied(id);
+    }
     for (v1::Publish& p : *in_.mutable_publishes()) {
-      uint64_t seq = p.seq();
-      deps.committer->Publish(
-          std::move(*p.mutable_event()),
-          [session = session_, seq](const v1::PublishAck& ack) {
-            session->CountPublish(ack.outcome());
-            v1::PublishAck a = ack;
-            a.set_seq(seq);
-            session->SendAck(std::move(a));
-          });
+      publishes_->Publish(std::move(p));
     }
     in_.Clear();
     // Stop reading while the committer is behind; publishes wait in the
@@ -88,6 +83,10 @@ class AttachReactor
             [session = session_] { session->ResumeReading(); })) {
       StartRead(&in_);
     }
+  }
+
+  void Detach(absl::string_view reason) override {
+    Close(grpc::Status(grpc::UNAVAILABLE, std::string(reason)));
   }
 
   void ResumeReading() override {
@@ -204,6 +203,15 @@ class AttachReactor
       window = std::min(window, hello.max_in_flight());
     session_ = std::make_shared<AdapterSession>(
         service_->NextSessionId(), hello, window, credential_->name());
+    publishes_ = std::make_shared<PublishSequencer>(
+        [committer = deps.committer](
+            v1::Event event, std::function<void(const v1::PublishAck&)> done) {
+          committer->Publish(std::move(event), std::move(done));
+        },
+        [session = session_](v1::PublishAck ack) {
+          session->CountPublish(ack.outcome());
+          session->SendAck(std::move(ack));
+        });
     session_->SetSink(this);
     service_->RememberSession(session_);
     v1::RouterFrame welcome;
@@ -230,6 +238,8 @@ class AttachReactor
   const std::string peer_;
   v1::AdapterFrame in_;
   std::shared_ptr<AdapterSession> session_;
+  // Orders the stream's publishes per chat into the committer.
+  std::shared_ptr<PublishSequencer> publishes_;
 
   absl::Mutex mu_;
   v1::RouterFrame pending_ ABSL_GUARDED_BY(mu_);
@@ -474,6 +484,57 @@ grpc::ServerWriteReactor<v1::BlobChunk>* RouterService::GetBlob(
         grpc::Status(grpc::UNAUTHENTICATED, "missing or wrong adapter token"));
   }
   return new GetBlobReactor(this, request->blob_id());
+}
+
+absl::Status RouterService::RevokeWebhookOnAdapters(
+    const std::string& webhook_id, absl::Duration timeout) {
+  std::vector<std::shared_ptr<AdapterSession>> adapters;
+  for (auto& session : Sessions()) {
+    if (session->platform() == "webhook") adapters.push_back(session);
+  }
+  struct Pending {
+    absl::Mutex mu;
+    std::vector<bool> applied ABSL_GUARDED_BY(mu);
+    size_t left ABSL_GUARDED_BY(mu) = 0;
+  };
+  auto pending = std::make_shared<Pending>();
+  {
+    absl::MutexLock lock(&pending->mu);
+    pending->applied.assign(adapters.size(), false);
+    pending->left = adapters.size();
+  }
+  for (size_t i = 0; i < adapters.size(); ++i) {
+    adapters[i]->SendWebhookRevocation(webhook_id, [pending, i] {
+      absl::MutexLock lock(&pending->mu);
+      if (!pending->applied[i]) {
+        pending->applied[i] = true;
+        --pending->left;
+      }
+    });
+  }
+  auto all_applied = [](Pending* p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(p->mu) {
+    return p->left == 0;
+  };
+  absl::MutexLock lock(&pending->mu);
+  if (pending->mu.AwaitWithTimeout(absl::Condition(+all_applied, pending.get()),
+                                   timeout)) {
+    return absl::OkStatus();
+  }
+  // An adapter that does not answer is detached: it forgets every key when
+  // it attaches again.
+  for (size_t i = 0; i < adapters.size(); ++i) {
+    if (pending->applied[i]) continue;
+    LogWarn("webhook adapter did not confirm a revocation; detaching it",
+            {{"adapter", adapters[i]->name()}, {"webhook_id", webhook_id}});
+    adapters[i]->Detach("it did not confirm a webhook revocation in time");
+  }
+  if (pending->mu.AwaitWithTimeout(absl::Condition(+all_applied, pending.get()),
+                                   timeout)) {
+    return absl::OkStatus();
+  }
+  return absl::DeadlineExceededError(
+      "the webhook is revoked in the router, but a webhook adapter neither "
+      "confirmed it nor detached; it may accept the key until it does");
 }
 
 void RouterService::Unregister(AttachReactor* reactor) {

@@ -9,9 +9,11 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "bridge/blob_store.h"
 #include "bridge/committer.h"
 #include "bridge/dispatcher.h"
+#include "bridge/publish_sequencer.h"
 #include "common/executor.h"
 #include "imbridge/v1/config.pb.h"
 #include "imbridge/v1/router.grpc.pb.h"
@@ -53,6 +55,14 @@ class RouterService final : public v1::Router::CallbackService {
   grpc::ServerWriteReactor<v1::BlobChunk>* GetBlob(
       grpc::CallbackServerContext* context,
       const v1::BlobRef* request) override;
+
+  // Tells every attached adapter of platform "webhook" that `webhook_id`
+  // was revoked, and blocks until each has confirmed it (it then refuses
+  // the key) or detached. An adapter that has not confirmed within
+  // `timeout` is detached; kDeadlineExceeded if it has not even detached
+  // `timeout` later.
+  absl::Status RevokeWebhookOnAdapters(const std::string& webhook_id,
+                                       absl::Duration timeout);
 
   // Ends every open Attach stream with `status` (for shutdown).
   void CloseAllStreams(const grpc::Status& status);

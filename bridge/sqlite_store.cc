@@ -488,6 +488,8 @@ class SqliteStore : public Store {
       absl::string_view target_key) override;
   absl::StatusOr<std::optional<MessageLocation>> FindMessage(
       absl::string_view channel_key, absl::string_view native_id) override;
+  absl::StatusOr<std::vector<std::optional<MessageLocation>>> FindMessages(
+      absl::Span<const std::pair<std::string, std::string>> messages) override;
   absl::StatusOr<std::vector<std::string>> FindMessagesInChannel(
       int64_t group_id, absl::string_view channel_key) override;
   absl::StatusOr<std::vector<RosterEntry>> ListRoster(
@@ -1277,6 +1279,34 @@ absl::StatusOr<std::optional<MessageLocation>> SqliteStore::FindMessage(
   Query query(r->find_message);
   query.Text(channel_key).Text(native_id);
   return ReadLocation(query);
+}
+
+absl::StatusOr<std::vector<std::optional<MessageLocation>>>
+SqliteStore::FindMessages(
+    absl::Span<const std::pair<std::string, std::string>> messages) {
+  std::vector<std::optional<MessageLocation>> found;
+  if (messages.empty()) return found;
+  ReaderPool::Lease r = readers_.Acquire();
+  sqlite3* db = r->db.get();
+  // One read transaction for all of them: a transaction per lookup (WAL
+  // read lock, file locks) cost more than the lookup itself.
+  IMB_RETURN_IF_ERROR(Exec(db, "BEGIN"));
+  absl::Status status = absl::OkStatus();
+  found.reserve(messages.size());
+  for (const auto& [channel_key, native_id] : messages) {
+    Query query(r->find_message);
+    query.Text(channel_key).Text(native_id);
+    absl::StatusOr<std::optional<MessageLocation>> location =
+        ReadLocation(query);
+    if (!location.ok()) {
+      status = location.status();
+      break;
+    }
+    found.push_back(*location);
+  }
+  Exec(db, "COMMIT").IgnoreError();  // a read: nothing to lose
+  IMB_RETURN_IF_ERROR(status);
+  return found;
 }
 
 absl::StatusOr<std::vector<std::string>> SqliteStore::FindMessagesInChannel(

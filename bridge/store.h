@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "imbridge/v1/events.pb.h"
 
 namespace imbridge::bridge {
@@ -304,6 +305,12 @@ class Store {
   // Finds a native message in the message map.
   virtual absl::StatusOr<std::optional<MessageLocation>> FindMessage(
       absl::string_view channel_key, absl::string_view native_id) = 0;
+
+  // FindMessage for many (channel key, native id) pairs in one read of
+  // committed data (one round trip); the results in the same order.
+  virtual absl::StatusOr<std::vector<std::optional<MessageLocation>>>
+  FindMessages(
+      absl::Span<const std::pair<std::string, std::string>> messages) = 0;
 
   // Native ids of mirrored message `group_id` in `channel_key`, in part
   // order (originals and copies alike); empty if it has none there.

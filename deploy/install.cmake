@@ -16,6 +16,7 @@ set(IMBRIDGE_OPERATOR_BINARIES
   imbridge-adapter-slack
   imbridge-adapter-telegram
   imbridge-adapter-webhook
+  imbridge-adapter-bitrix24
   imbridgectl
   imbridge-sandbox)
 foreach(binary IN LISTS IMBRIDGE_OPERATOR_BINARIES)

@@ -13,13 +13,21 @@ namespace imbridge::adapters {
 // One input: what the transport handed in, what the connector made of it,
 // and everyone waiting for its result.
 struct InboundPipeline::Input {
+  enum class State {
+    kQueued,     // waiting for its lane
+    kActive,     // converting, fetching files, being published
+    kPublished,  // every event handed to the router, acks outstanding
+    kDone,       // result known; answered when it reaches its lane's front
+  };
   std::string chat;
   std::string key;
   std::function<absl::StatusOr<InboundConversion>()> convert;
   InboundConversion conversion;
-  // Guarded by the pipeline's mu_.
+  // The rest is guarded by the pipeline's mu_.
   std::vector<DoneCallback> waiters;
-  bool finished = false;
+  State state = State::kQueued;
+  size_t unacknowledged = 0;
+  InboundResult result;
 };
 
 int InboundResult::HttpStatus() const {
@@ -87,9 +95,10 @@ absl::Status InboundPipeline::Submit(
       return absl::OkStatus();
     }
   }
-  std::deque<std::shared_ptr<Input>>& lane = lanes_[route.chat];
-  if (held_ >= options_.max_inputs || lane.size() >= options_.max_lane_inputs) {
-    if (lane.empty()) lanes_.erase(route.chat);
+  Lane& lane = lanes_[route.chat];
+  if (held_ >= options_.max_inputs ||
+      lane.inputs.size() >= options_.max_lane_inputs) {
+    if (lane.inputs.empty()) lanes_.erase(route.chat);
     return absl::ResourceExhaustedError(
         "too many incoming events are waiting; try again later");
   }
@@ -98,10 +107,10 @@ absl::Status InboundPipeline::Submit(
   input->key = route.key;
   input->convert = std::move(convert);
   input->waiters.push_back(std::move(done));
-  lane.push_back(input);
+  lane.inputs.push_back(input);
   ++held_;
   if (!route.key.empty()) by_key_[route.key] = input;
-  if (lane.size() == 1) StartLocked(input);
+  StartNextLocked(route.chat);
   return absl::OkStatus();
 }
 
@@ -112,7 +121,8 @@ bool InboundPipeline::WaitForRoom(absl::string_view chat,
     if (stopped_) return true;
     if (held_ >= options_.max_inputs) return false;
     auto it = lanes_.find(chat);
-    return it == lanes_.end() || it->second.size() < options_.max_lane_inputs;
+    return it == lanes_.end() ||
+           it->second.inputs.size() < options_.max_lane_inputs;
   };
   return mu_.AwaitWithTimeout(absl::Condition(&room), timeout) && !stopped_;
 }
@@ -122,8 +132,33 @@ size_t InboundPipeline::held() const {
   return held_;
 }
 
-void InboundPipeline::StartLocked(const std::shared_ptr<Input>& input) {
-  converters_->Post([this, input] { Convert(input); });
+void InboundPipeline::StartNextLocked(const std::string& chat) {
+  if (stopped_) return;
+  auto it = lanes_.find(chat);
+  if (it == lanes_.end()) return;
+  Lane& lane = it->second;
+  if (lane.active != nullptr) return;
+  size_t in_flight = 0;
+  std::shared_ptr<Input> next;
+  for (const std::shared_ptr<Input>& input : lane.inputs) {
+    if (input->state == Input::State::kQueued) {
+      next = input;
+      break;
+    }
+    ++in_flight;  // Published, or answered only after an earlier one.
+  }
+  if (next == nullptr) return;
+  if (lane.broken) {
+    // What was queued when an input failed was answered with it; what came
+    // later waits until the inputs published before the failure are
+    // through.
+    if (lane.inputs.front() != next) return;
+    lane.broken = false;
+  }
+  if (in_flight >= std::max<size_t>(options_.max_lane_in_flight, 1)) return;
+  next->state = Input::State::kActive;
+  lane.active = next;
+  converters_->Post([this, next] { Convert(next); });
 }
 
 void InboundPipeline::Convert(const std::shared_ptr<Input>& input) {
@@ -154,7 +189,7 @@ void InboundPipeline::Convert(const std::shared_ptr<Input>& input) {
     }
   }
   if (input->conversion.files.empty()) {
-    PublishFrom(input, 0);
+    Publish(input);
     return;
   }
   downloads_->Post([this, input] { CopyFiles(input); });
@@ -180,7 +215,7 @@ void InboundPipeline::CopyFiles(const std::shared_ptr<Input>& input) {
       return;
     }
   }
-  PublishFrom(input, 0);
+  Publish(input);
 }
 
 absl::Status InboundPipeline::CopyFile(const InboundFile& file,
@@ -247,158 +282,195 @@ absl::Status InboundPipeline::CopyFile(const InboundFile& file,
   return absl::OkStatus();
 }
 
-void InboundPipeline::PublishFrom(const std::shared_ptr<Input>& input,
-                                  size_t index) {
-  if (index >= input->conversion.events.size()) {
+void InboundPipeline::Publish(const std::shared_ptr<Input>& input) {
+  const size_t events = input->conversion.events.size();
+  if (events == 0) {
     Finish(input, InboundResult());
     return;
   }
-  // The event is copied, not moved: a retry of the input that joins it
-  // later gets the same result, and logs name the key.
-  std::string key = input->conversion.events[index].key();
-  router_->Publish(
-      input->conversion.events[index],
-      [this, input, index, key](absl::StatusOr<v1::PublishAck> ack) {
-        if (!ack.ok()) {
-          // An event that cannot be sent at all (text that is not UTF-8)
-          // is the input's fault; anything else passes.
-          Finish(input, Result(absl::IsInvalidArgument(ack.status())
-                                   ? InboundResult::Outcome::kInvalid
-                                   : InboundResult::Outcome::kRetry,
-                               std::string(ack.status().message())));
-          return;
-        }
-        switch (ack->outcome()) {
-          case v1::PublishAck::ACCEPTED:
-          case v1::PublishAck::DUPLICATE:
-          case v1::PublishAck::DROPPED:
-            PublishFrom(input, index + 1);
-            return;
-          default: {
-            // A rejected event is the input's fault (sending it again won't
-            // help); one the router failed to store may be retried.
-            const bool rejected = ack->outcome() == v1::PublishAck::REJECTED;
-            LogWarn("router did not take an incoming event",
-                    {{"event_key", key},
-                     {"outcome", v1::PublishAck::Outcome_Name(ack->outcome())},
-                     {"detail", ack->detail()}});
-            Finish(input, Result(rejected ? InboundResult::Outcome::kInvalid
-                                          : InboundResult::Outcome::kFailed,
-                                 ack->detail().empty()
-                                     ? std::string("the router did not take "
-                                                   "the event")
-                                     : ack->detail()));
-            return;
-          }
-        }
-      });
+  bool publish = false;
+  {
+    absl::MutexLock lock(&mu_);
+    if (input->state != Input::State::kActive) return;  // Stop() answered it.
+    publish = !lanes_.find(input->chat)->second.broken;
+    if (publish) {
+      // The lane stays active until every event was handed over, so that
+      // the next input's events cannot be handed over in between.
+      input->state = Input::State::kPublished;
+      input->unacknowledged = events;
+    }
+  }
+  if (!publish) {
+    Finish(input,
+           Result(InboundResult::Outcome::kRetry,
+                  "an earlier event of the same chat is to be retried first"));
+    return;
+  }
+  for (size_t i = 0; i < events; ++i) {
+    if (i > 0) {
+      // An event refused at once (the router client is full) ends the
+      // input; the events after it are not published.
+      absl::MutexLock lock(&mu_);
+      if (input->state == Input::State::kDone) break;
+    }
+    // The event is copied, not moved: a retry of the input that joins it
+    // later gets the same result, and logs name the key.
+    router_->Publish(input->conversion.events[i],
+                     [this, input](absl::StatusOr<v1::PublishAck> ack) {
+                       Acknowledged(input, std::move(ack));
+                     });
+  }
+  absl::MutexLock lock(&mu_);
+  auto lane = lanes_.find(input->chat);
+  if (lane != lanes_.end() && lane->second.active == input) {
+    lane->second.active = nullptr;
+  }
+  StartNextLocked(input->chat);
+}
+
+void InboundPipeline::Acknowledged(const std::shared_ptr<Input>& input,
+                                   absl::StatusOr<v1::PublishAck> ack) {
+  if (!ack.ok()) {
+    // An event that cannot be sent at all (text that is not UTF-8) is the
+    // input's fault; anything else passes.
+    Finish(input, Result(absl::IsInvalidArgument(ack.status())
+                             ? InboundResult::Outcome::kInvalid
+                             : InboundResult::Outcome::kRetry,
+                         std::string(ack.status().message())));
+    return;
+  }
+  switch (ack->outcome()) {
+    case v1::PublishAck::ACCEPTED:
+    case v1::PublishAck::DUPLICATE:
+    case v1::PublishAck::DROPPED: {
+      bool last = false;
+      {
+        absl::MutexLock lock(&mu_);
+        last = input->unacknowledged > 0 && --input->unacknowledged == 0;
+      }
+      if (last) Finish(input, InboundResult());
+      return;
+    }
+    default: {
+      // A rejected event is the input's fault (sending it again won't
+      // help); one the router failed to store may be retried.
+      const bool rejected = ack->outcome() == v1::PublishAck::REJECTED;
+      LogWarn("router did not take an incoming event",
+              {{"key", input->key},
+               {"outcome", v1::PublishAck::Outcome_Name(ack->outcome())},
+               {"detail", ack->detail()}});
+      Finish(input, Result(rejected ? InboundResult::Outcome::kInvalid
+                                    : InboundResult::Outcome::kFailed,
+                           ack->detail().empty()
+                               ? std::string("the router did not take "
+                                             "the event")
+                               : ack->detail()));
+      return;
+    }
+  }
 }
 
 void InboundPipeline::Finish(const std::shared_ptr<Input>& input,
                              InboundResult result) {
-  std::vector<DoneCallback> waiters;
-  std::vector<DoneCallback> behind;  // Retried with it, to keep the order.
-  std::shared_ptr<Input> next;       // The lane's next input, to start.
+  Answers answers;
   {
     absl::MutexLock lock(&mu_);
-    if (input->finished) return;  // Answered by Stop() already.
-    auto take =
-        [&](const std::shared_ptr<Input>& done, std::vector<DoneCallback>* into)
-            ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-              done->finished = true;
-              for (DoneCallback& d : done->waiters) {
-                into->push_back(std::move(d));
-              }
-              done->waiters.clear();
-              auto by_key = by_key_.find(done->key);
-              if (by_key != by_key_.end() && by_key->second == done) {
-                by_key_.erase(by_key);
-              }
-            };
-    take(input, &waiters);
-    auto lane = lanes_.find(input->chat);
-    if (lane != lanes_.end() && !lane->second.empty() &&
-        lane->second.front() == input) {
-      lane->second.pop_front();
-      --held_;
-      if (result.outcome == InboundResult::Outcome::kRetry) {
-        // The transport delivers this input again; what came after it in
-        // its chat must not go first.
-        for (const std::shared_ptr<Input>& later : lane->second) {
-          take(later, &behind);
-          --held_;
-        }
-        lane->second.clear();
-      }
-      if (lane->second.empty()) {
-        lanes_.erase(lane);
-      } else {
-        next = lane->second.front();
-      }
+    FinishLocked(input, std::move(result), &answers);
+  }
+  // Answered before the lane's next input starts, so that answers come in
+  // the lane's order also when the next one fails before it is published.
+  Answer(answers);
+  absl::MutexLock lock(&mu_);
+  StartNextLocked(input->chat);
+}
+
+void InboundPipeline::FinishLocked(const std::shared_ptr<Input>& input,
+                                   InboundResult result, Answers* answers) {
+  if (input->state == Input::State::kDone) return;  // The first result counts.
+  auto it = lanes_.find(input->chat);
+  if (it == lanes_.end()) return;
+  Lane& lane = it->second;
+  // An input being handed to the router keeps its lane until its loop is
+  // through (see Publish).
+  if (lane.active == input && input->state == Input::State::kActive) {
+    lane.active = nullptr;
+  }
+  input->state = Input::State::kDone;
+  input->result = std::move(result);
+  const InboundResult::Outcome outcome = input->result.outcome;
+  if (outcome == InboundResult::Outcome::kRetry ||
+      outcome == InboundResult::Outcome::kFailed) {
+    // The transport delivers this input again; what came after it in its
+    // chat and was not published yet must not go first.
+    lane.broken = true;
+    for (const std::shared_ptr<Input>& later : lane.inputs) {
+      if (later->state != Input::State::kQueued) continue;
+      later->state = Input::State::kDone;
+      later->result =
+          Result(InboundResult::Outcome::kRetry,
+                 "an earlier event of the same chat is to be retried first");
     }
   }
-  input->conversion = InboundConversion();
-  // Answered before the next input of the lane starts, so that a lane's
-  // answers come in its order.
-  for (DoneCallback& done : waiters) done(result);
-  InboundResult retry =
-      Result(InboundResult::Outcome::kRetry,
-             "an earlier event of the same chat is to be retried first");
-  for (DoneCallback& done : behind) done(retry);
-  if (next == nullptr) return;
-  bool stopped = false;
-  {
-    absl::MutexLock lock(&mu_);
-    stopped = stopped_;
-    if (!stopped) StartLocked(next);
+  // Answers go out in the lane's order: an input is answered when every
+  // earlier input of its lane was.
+  while (!lane.inputs.empty() &&
+         lane.inputs.front()->state == Input::State::kDone) {
+    std::shared_ptr<Input> done = std::move(lane.inputs.front());
+    lane.inputs.pop_front();
+    --held_;
+    for (DoneCallback& d : done->waiters) {
+      answers->emplace_back(std::move(d), done->result);
+    }
+    done->waiters.clear();
+    auto by_key = by_key_.find(done->key);
+    if (by_key != by_key_.end() && by_key->second == done) {
+      by_key_.erase(by_key);
+    }
   }
-  if (stopped) {
-    Finish(next,
-           Result(InboundResult::Outcome::kRetry, "the adapter is stopping"));
-  }
+  if (lane.inputs.empty()) lanes_.erase(it);
+}
+
+void InboundPipeline::Answer(Answers& answers) {
+  for (auto& [done, result] : answers) done(result);
 }
 
 void InboundPipeline::Stop() {
-  std::vector<DoneCallback> refused;
+  Answers refused;
   {
     absl::MutexLock lock(&mu_);
     if (stopped_) return;
     stopped_ = true;
     // Inputs not started yet are handed back to their transports.
+    InboundResult stopping =
+        Result(InboundResult::Outcome::kRetry, "the adapter is stopping");
+    std::vector<std::shared_ptr<Input>> queued;
     for (auto& [chat, lane] : lanes_) {
-      while (lane.size() > 1) {
-        std::shared_ptr<Input> input = std::move(lane.back());
-        lane.pop_back();
-        --held_;
-        input->finished = true;
-        for (DoneCallback& done : input->waiters) {
-          refused.push_back(std::move(done));
-        }
-        auto by_key = by_key_.find(input->key);
-        if (by_key != by_key_.end() && by_key->second == input) {
-          by_key_.erase(by_key);
-        }
+      for (const auto& input : lane.inputs) {
+        if (input->state == Input::State::kQueued) queued.push_back(input);
       }
     }
+    for (const auto& input : queued) FinishLocked(input, stopping, &refused);
   }
-  InboundResult stopping =
-      Result(InboundResult::Outcome::kRetry, "the adapter is stopping");
-  for (DoneCallback& done : refused) done(stopping);
+  Answer(refused);
   // Conversions, then file copies (which conversions post), run out.
   converters_.reset();
   downloads_.reset();
-  std::vector<std::shared_ptr<Input>> unanswered;
+  Answers unanswered;
   {
     absl::MutexLock lock(&mu_);
     auto drained = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
       return held_ == 0;
     };
     mu_.AwaitWithTimeout(absl::Condition(&drained), options_.stop_timeout);
+    InboundResult stopping =
+        Result(InboundResult::Outcome::kRetry, "the adapter is stopping");
+    std::vector<std::shared_ptr<Input>> left;
     for (auto& [chat, lane] : lanes_) {
-      for (auto& input : lane) unanswered.push_back(input);
+      for (const auto& input : lane.inputs) left.push_back(input);
     }
+    for (const auto& input : left) FinishLocked(input, stopping, &unanswered);
   }
-  for (const auto& input : unanswered) Finish(input, stopping);
+  Answer(unanswered);
 }
 
 }  // namespace imbridge::adapters

@@ -53,10 +53,11 @@ struct InboundFile {
 
 // What a connector made of one raw input.
 struct InboundConversion {
-  // The bridge events, published one after another in this order (the next
-  // only after the router acknowledged the previous). Empty when the input
-  // is ignored (an echo of the bridge's own post, an unknown event type):
-  // it is then acknowledged at once as handled.
+  // The bridge events, published in this order (together, on the ordered
+  // stream to the router, which commits them in that order and does not
+  // commit one after an earlier one of its chat it failed to store). Empty
+  // when the input is ignored (an echo of the bridge's own post, an unknown
+  // event type): it is then acknowledged at once as handled.
   std::vector<v1::Event> events;
   // The files behind the events' attachments, fetched before publishing.
   std::vector<InboundFile> files;
@@ -155,12 +156,20 @@ class InboundConnector {
 // ack, polling offset) only then.
 //
 // Order: one serial lane per origin chat; lanes run in parallel. A lane
-// starts its next input only after the previous one finished (its events
-// acknowledged by the router, or failed), so a message waiting for its file
-// is never overtaken by the next message of its chat. When an input is to
-// be retried (kRetry), the inputs queued behind it in its lane are answered
-// kRetry too, without being converted, for the transport to deliver them
-// again after it.
+// converts (and fetches the files of) one input at a time and starts the
+// next only after the previous one's events were handed to the router, so a
+// message waiting for its file is never overtaken by the next message of
+// its chat. The router acknowledges after its durable commit; a lane does
+// not wait for that before publishing its next input (up to
+// `max_lane_in_flight` inputs published and not yet acknowledged), because
+// the stream to the router is ordered, the router commits a chat's events in
+// stream order, and it refuses (FAILED) an event published behind an event
+// of the same chat it failed to store (see RouterClient::Publish). Answers
+// are given in the lane's order. When an input fails in a way the transport
+// retries (kRetry, kFailed), the inputs behind it in its lane that were not
+// published yet are answered kRetry without being converted, for the
+// transport to deliver them again after it; the ones already published get
+// the router's answer (FAILED, so kFailed).
 //
 // Bounds: at most `max_inputs` inputs are held (queued or in progress), at
 // most `max_lane_inputs` in one lane; beyond that Submit() refuses with
@@ -183,6 +192,10 @@ class InboundPipeline {
     // Inputs held in all lanes together, and in one lane.
     size_t max_inputs = 4096;
     size_t max_lane_inputs = 256;
+    // Inputs of one lane published and waiting for the router's
+    // acknowledgement at once; 1 makes a lane wait for each acknowledgement
+    // before publishing the next input. Default 64.
+    size_t max_lane_in_flight = 64;
     // How long Stop() waits for inputs in progress to be acknowledged.
     absl::Duration stop_timeout = absl::Seconds(5);
   };
@@ -231,6 +244,20 @@ class InboundPipeline {
 
  private:
   struct Input;
+  // One chat's inputs in order: published ones (waiting for the router or
+  // for an earlier input's answer), then at most one active one (converting,
+  // fetching files), then queued ones.
+  struct Lane {
+    std::deque<std::shared_ptr<Input>> inputs;
+    // The input converting, fetching its files or being handed to the
+    // router, if any.
+    std::shared_ptr<Input> active;
+    // An input failed in a way its transport retries: inputs not published
+    // yet are answered kRetry until the lane has drained.
+    bool broken = false;
+  };
+  // Answers to give once the lock is released, in this order.
+  using Answers = std::vector<std::pair<DoneCallback, InboundResult>>;
 
   // Runs on a convert worker: converts, then copies files (on a download
   // slot) or publishes.
@@ -239,13 +266,22 @@ class InboundPipeline {
   // Copies one file; returns a retryable error, or OK (with the attachment
   // filled in, or marked unavailable).
   absl::Status CopyFile(const InboundFile& file, v1::Attachment* attachment);
-  // Publishes input->conversion.events[index] and what follows it.
-  void PublishFrom(const std::shared_ptr<Input>& input, size_t index);
-  // Answers everyone waiting for `input` and starts the next input of its
-  // lane.
+  // Publishes all of the input's events, then lets its lane go on.
+  void Publish(const std::shared_ptr<Input>& input);
+  // Records the acknowledgement of one of the input's events.
+  void Acknowledged(const std::shared_ptr<Input>& input,
+                    absl::StatusOr<v1::PublishAck> ack);
+  // Records the input's result; answers the lane's finished inputs from its
+  // front and starts the lane's next input.
   void Finish(const std::shared_ptr<Input>& input, InboundResult result);
-  void StartLocked(const std::shared_ptr<Input>& input)
+  // Records `result` for `input` (the first result counts) and collects
+  // the answers that became due in its lane.
+  void FinishLocked(const std::shared_ptr<Input>& input, InboundResult result,
+                    Answers* answers) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Starts the lane's next queued input if it may start.
+  void StartNextLocked(const std::string& chat)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  static void Answer(Answers& answers);
 
   const Options options_;
   InboundRouter* const router_;
@@ -256,9 +292,7 @@ class InboundPipeline {
 
   mutable absl::Mutex mu_;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
-  // Each lane's inputs in order; the front one is in progress.
-  absl::flat_hash_map<std::string, std::deque<std::shared_ptr<Input>>> lanes_
-      ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, Lane> lanes_ ABSL_GUARDED_BY(mu_);
   // Inputs by key, while held.
   absl::flat_hash_map<std::string, std::shared_ptr<Input>> by_key_
       ABSL_GUARDED_BY(mu_);

@@ -17,7 +17,6 @@
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
-#include "adapters/common/bounded_cache.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "common/utf8.h"
@@ -43,6 +42,12 @@ constexpr absl::Duration kUnreachableLogInterval = absl::Seconds(60);
 absl::Status FromGrpc(const grpc::Status& status) {
   return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
                       status.error_message());
+}
+
+// The chat whose publishes are ordered after each other (Publish.after_seq).
+std::string OriginChat(const v1::ChannelRef& channel) {
+  return absl::StrCat(channel.platform(), "/", channel.account(), "/",
+                      channel.chat_id());
 }
 
 // The channel a delivery is ordered in.
@@ -86,9 +91,7 @@ v1::DeliveryResult NotAttempted(uint64_t id) {
 class RouterClient::Impl {
  public:
   Impl(Options options, DeliveryHandler* handler)
-      : options_(std::move(options)),
-        handler_(handler),
-        completed_(options_.completed_cache_size) {
+      : options_(std::move(options)), handler_(handler) {
     // gRPC's connection backoff is the only one while the router is
     // unreachable (see SessionLoop), so it is kept short.
     absl::Duration max_connect_backoff =
@@ -162,6 +165,7 @@ class RouterClient::Impl {
     {
       absl::MutexLock lock(&mu_);
       dropped.swap(pending_);
+      last_pending_of_chat_.clear();
       targets.swap(targets_);
       outbox_.clear();
       results_.clear();
@@ -172,6 +176,15 @@ class RouterClient::Impl {
   bool attached() const {
     absl::MutexLock lock(&mu_);
     return attached_;
+  }
+
+  uint64_t session() const {
+    absl::MutexLock lock(&mu_);
+    return attached_ ? session_id_ : 0;
+  }
+
+  void OnWebhookRevoked(std::function<void(const std::string&)> fn) {
+    on_webhook_revoked_ = std::move(fn);
   }
 
   v1::Welcome welcome() const {
@@ -202,6 +215,13 @@ class RouterClient::Impl {
     uint64_t seq = next_seq_++;
     PendingPublish& pending = pending_[seq];
     pending.publish.set_seq(seq);
+    pending.chat = OriginChat(event.channel());
+    // Ordered after the chat's last publish still waiting for the router.
+    auto [last, first] = last_pending_of_chat_.try_emplace(pending.chat, seq);
+    if (!first) {
+      pending.publish.set_after_seq(last->second);
+      last->second = seq;
+    }
     *pending.publish.mutable_event() = std::move(event);
     pending.done = std::move(done);
     pending.bytes = bytes;
@@ -266,6 +286,10 @@ class RouterClient::Impl {
     v1::Publish publish;
     PublishCallback done;
     size_t bytes = 0;
+    // The event's origin chat (OriginChat).
+    std::string chat;
+    // Its callback was taken to run; it is forgotten right after.
+    bool acknowledged = false;
   };
 
   struct QueuedDelivery {
@@ -506,8 +530,11 @@ class RouterClient::Impl {
       welcome_ = first.welcome();
       blocks_.clear();
       results_.clear();
+      revocations_applied_.clear();
       outbox_.clear();
-      for (const auto& entry : pending_) outbox_.push_back(entry.first);
+      for (const auto& [seq, publish] : pending_) {
+        if (!publish.acknowledged) outbox_.push_back(seq);
+      }
       resent = outbox_.size();
     }
     std::string router_id = first.welcome().router_id();
@@ -527,6 +554,7 @@ class RouterClient::Impl {
       attached_ = false;
       results_.clear();
       outbox_.clear();
+      revocations_applied_.clear();
     }
     writer.join();
     return FromGrpc(stream->Finish());
@@ -535,7 +563,7 @@ class RouterClient::Impl {
   void WriterLoop(Stream* stream, uint64_t session) {
     auto has_work = [this, session]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
       return !attached_ || session_id_ != session || !outbox_.empty() ||
-             !results_.empty();
+             !results_.empty() || !revocations_applied_.empty();
     };
     while (true) {
       v1::AdapterFrame frame;
@@ -551,6 +579,10 @@ class RouterClient::Impl {
           ++taken;
         }
         results_.erase(results_.begin(), results_.begin() + taken);
+        for (uint64_t id : revocations_applied_) {
+          frame.add_revocations_applied(id);
+        }
+        revocations_applied_.clear();
         while (!outbox_.empty() && bytes < kMaxFrameBytes) {
           auto it = pending_.find(outbox_.front());
           outbox_.pop_front();
@@ -558,7 +590,10 @@ class RouterClient::Impl {
           *frame.add_publishes() = it->second.publish;
           bytes += it->second.bytes;
         }
-        if (frame.results_size() == 0 && frame.publishes_size() == 0) continue;
+        if (frame.results_size() == 0 && frame.publishes_size() == 0 &&
+            frame.revocations_applied_size() == 0) {
+          continue;
+        }
         writing_ = true;
       }
       // A failed Write means the stream is over; the reader sees it too.
@@ -575,16 +610,46 @@ class RouterClient::Impl {
       absl::MutexLock lock(&mu_);
       for (const v1::PublishAck& ack : frame.publish_acks()) {
         auto it = pending_.find(ack.seq());
-        if (it == pending_.end()) continue;
+        if (it == pending_.end() || it->second.acknowledged) continue;
+        it->second.acknowledged = true;
         acked.emplace_back(std::move(it->second.done), &ack);
-        pending_.erase(it);
       }
       for (const v1::Delivery& delivery : frame.deliveries()) {
         AcceptDelivery(delivery, session);
       }
     }
+    if (frame.webhook_revocations_size() > 0) {
+      // Applied before they are acknowledged: the router answers the revoke
+      // call only after the acknowledgement.
+      for (const v1::WebhookRevocation& revocation :
+           frame.webhook_revocations()) {
+        if (on_webhook_revoked_) on_webhook_revoked_(revocation.webhook_id());
+      }
+      absl::MutexLock lock(&mu_);
+      if (attached_ && session_id_ == session) {
+        for (const v1::WebhookRevocation& revocation :
+             frame.webhook_revocations()) {
+          revocations_applied_.push_back(revocation.id());
+        }
+      }
+    }
+    if (acked.empty()) return;
+    // The callbacks run while the publishes are still pending: a publish of
+    // the same chat made meanwhile (by a callback or another thread) is
+    // ordered after them, and so refused by the router if they failed.
+    // Only then are they forgotten.
     for (auto& [done, ack] : acked) {
       if (done) RunPublishCallback(done, *ack);
+    }
+    absl::MutexLock lock(&mu_);
+    for (auto& [done, ack] : acked) {
+      auto it = pending_.find(ack->seq());
+      if (it == pending_.end()) continue;
+      auto last = last_pending_of_chat_.find(it->second.chat);
+      if (last != last_pending_of_chat_.end() && last->second == ack->seq()) {
+        last_pending_of_chat_.erase(last);
+      }
+      pending_.erase(it);
     }
   }
 
@@ -612,23 +677,14 @@ class RouterClient::Impl {
     it->second.deliveries.push_back({delivery, session});
   }
 
-  // Answers `delivery` from the cache or as not attempted, if either
-  // applies; otherwise lifts a block the delivery resolves. A block ends when
+  // Answers `delivery` as not attempted, if that applies; otherwise lifts a
+  // block the delivery resolves. A block ends when
   // the router re-sends the failed delivery (or an earlier one), or re-sends
   // one that was already answered "not attempted": the router then has moved
   // past the failed one (it dead-lettered it), and holding on would loop.
   bool AnsweredWithoutHandler(const std::string& key,
                               const v1::Delivery& delivery, uint64_t session)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (!delivery.idempotency_key().empty()) {
-      if (const v1::DeliveryResult* cached =
-              completed_.Find(delivery.idempotency_key())) {
-        v1::DeliveryResult result = *cached;
-        result.set_id(delivery.id());
-        SendResult(std::move(result), session);
-        return true;
-      }
-    }
     auto blocked = blocks_.find(key);
     if (blocked != blocks_.end()) {
       Block& block = blocked->second;
@@ -647,13 +703,6 @@ class RouterClient::Impl {
     if (attached_ && session == session_id_) {
       results_.push_back(std::move(result));
     }
-  }
-
-  void CacheOutcome(const std::string& idempotency_key,
-                    const v1::DeliveryResult& result)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (idempotency_key.empty() || options_.completed_cache_size == 0) return;
-    completed_.Put(idempotency_key, result);
   }
 
   void WorkerLoop() {
@@ -712,9 +761,6 @@ class RouterClient::Impl {
         error->set_retry_after_ms(RetryAfterMillis(outcome.status()));
       }
     }
-    // Only successes are kept: a failure is tried again when the router
-    // sends the delivery again (an operator retrying a dead letter).
-    if (outcome.ok()) CacheOutcome(delivery.idempotency_key(), result);
     SendResult(std::move(result), item.session);
     if (retryable) BlockAfter(key, delivery.id());
   }
@@ -779,18 +825,22 @@ class RouterClient::Impl {
 
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<uint64_t, PendingPublish> pending_ ABSL_GUARDED_BY(mu_);
+  // Each origin chat's last pending publish (its seq).
+  absl::flat_hash_map<std::string, uint64_t> last_pending_of_chat_
+      ABSL_GUARDED_BY(mu_);
   // Seqs to send on the current stream, in order; acked ones are skipped.
   std::deque<uint64_t> outbox_ ABSL_GUARDED_BY(mu_);
   // Results to send on the current stream.
   std::vector<v1::DeliveryResult> results_ ABSL_GUARDED_BY(mu_);
+  // WebhookRevocation ids applied, to acknowledge on the current stream.
+  std::vector<uint64_t> revocations_applied_ ABSL_GUARDED_BY(mu_);
+  // Set before Start(); called on the session thread.
+  std::function<void(const std::string& webhook_id)> on_webhook_revoked_;
 
   absl::flat_hash_map<std::string, TargetQueue> targets_ ABSL_GUARDED_BY(mu_);
   // Targets waiting for a worker, in the order they became ready.
   std::deque<std::string> ready_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, Block> blocks_ ABSL_GUARDED_BY(mu_);
-  // Idempotency key -> final outcome (id unset), the least recently used
-  // evicted first.
-  BoundedCache<std::string, v1::DeliveryResult> completed_ ABSL_GUARDED_BY(mu_);
 };
 
 RouterClient::Options RouterClient::OptionsFromConfig(
@@ -822,6 +872,13 @@ void RouterClient::Start() { impl_->Start(); }
 void RouterClient::Stop() { impl_->Stop(); }
 
 bool RouterClient::attached() const { return impl_->attached(); }
+
+uint64_t RouterClient::session() const { return impl_->session(); }
+
+void RouterClient::OnWebhookRevoked(
+    std::function<void(const std::string& webhook_id)> fn) {
+  impl_->OnWebhookRevoked(std::move(fn));
+}
 
 v1::Welcome RouterClient::welcome() const { return impl_->welcome(); }
 

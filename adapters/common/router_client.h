@@ -1,6 +1,7 @@
 #ifndef IMBRIDGE_ADAPTERS_COMMON_ROUTER_CLIENT_H_
 #define IMBRIDGE_ADAPTERS_COMMON_ROUTER_CLIENT_H_
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -24,11 +25,11 @@ namespace imbridge::adapters {
 // disconnect, hands Delivery frames to a DeliveryHandler and sends back its
 // results, and streams blobs to and from the router's blob store.
 //
-// Exactly-once help: results of recently successful deliveries are kept (by
-// idempotency key); when the router re-sends a delivery it never saw the
-// result of (for example after a router crash), the kept result is returned
-// without calling the handler again. Failures are not kept, so a dead letter
-// an operator retries is really tried again.
+// A delivery the router sends again (it never saw the result, for example
+// after a router crash) goes to the handler again: the adapter's delivery
+// journal (delivery_journal.h) answers one it already completed with the
+// recorded native ids, without a second native call, also after the adapter
+// restarted; edits and deletes are idempotent by themselves.
 //
 // Threading: all public methods are thread-safe. Publish callbacks and
 // Deliver() run on the client's own threads and must not call Stop().
@@ -64,8 +65,6 @@ class RouterClient {
     // Most publishes waiting for acknowledgement; Publish() fails with
     // kUnavailable beyond it.
     size_t max_pending_publishes = 65536;
-    // How many completed delivery results are kept for re-sent deliveries.
-    size_t completed_cache_size = 65536;
   };
 
   // Builds options from a RouterConnection config message plus the adapter's
@@ -103,6 +102,19 @@ class RouterClient {
 
   // True while an Attach stream is established (Welcome received).
   bool attached() const;
+
+  // The number of the established Attach stream (1 for the first, growing
+  // with each new one), or 0 while none is established. What an adapter
+  // learned from the router on one stream (for example a webhook key that
+  // was valid) may be stale on the next: a revocation pushed meanwhile was
+  // not heard.
+  uint64_t session() const;
+
+  // `fn` is called with the webhook id of each revocation the router sends
+  // (RouterFrame.webhook_revocations), on the client's session thread,
+  // before the client acknowledges it to the router (which answers the
+  // revoke call only then). It must not block. Call before Start().
+  void OnWebhookRevoked(std::function<void(const std::string& webhook_id)> fn);
 
   // The Welcome of the current (or last) stream.
   v1::Welcome welcome() const;

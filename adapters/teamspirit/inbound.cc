@@ -129,11 +129,13 @@ InboundTranslation TranslateWebhookEvent(const TsWebhookEvent& e,
 
 WebhookReceiver::WebhookReceiver(Options options, TeamSpiritApi* api,
                                  InboundPipeline* pipeline,
-                                 RejectionCounter count_rejection)
+                                 RejectionCounter count_rejection,
+                                 InboundConnector<TsInboundEvent>* connector)
     : options_(std::move(options)),
       api_(api),
       pipeline_(pipeline),
-      count_rejection_(std::move(count_rejection)) {}
+      count_rejection_(std::move(count_rejection)),
+      connector_(connector != nullptr ? connector : this) {}
 
 void WebhookReceiver::SetBotUserId(std::string id) {
   absl::MutexLock lock(&mu_);
@@ -221,7 +223,7 @@ void WebhookReceiver::Handle(HttpRequest request,
   }
   raw.event = *std::move(parsed);
   absl::Status submitted = pipeline_->Submit<TsInboundEvent>(
-      this, std::move(raw), [responder](const InboundResult& result) {
+      connector_, std::move(raw), [responder](const InboundResult& result) {
         if (result.ok()) {
           responder->Respond(200, kJson, R"({"ok":true})");
           return;

@@ -111,9 +111,12 @@ class WebhookReceiver : public InboundConnector<TsInboundEvent> {
   using RejectionCounter = std::function<void(absl::string_view reason)>;
 
   // `api` and `pipeline` must outlive the receiver; stop the pipeline
-  // before destroying the receiver.
+  // before destroying the receiver. The pipeline converts with `connector`
+  // (the adapter, which hands the event back to this receiver's Route() and
+  // Convert()), or with this receiver when it is null.
   WebhookReceiver(Options options, TeamSpiritApi* api,
-                  InboundPipeline* pipeline, RejectionCounter count_rejection);
+                  InboundPipeline* pipeline, RejectionCounter count_rejection,
+                  InboundConnector<TsInboundEvent>* connector = nullptr);
 
   // The bot's TeamSpirit user id, once known.
   void SetBotUserId(std::string id);
@@ -132,6 +135,7 @@ class WebhookReceiver : public InboundConnector<TsInboundEvent> {
   TeamSpiritApi* const api_;
   InboundPipeline* const pipeline_;
   const RejectionCounter count_rejection_;
+  InboundConnector<TsInboundEvent>* const connector_;
   absl::Mutex mu_;
   std::string bot_user_id_ ABSL_GUARDED_BY(mu_);
 };

@@ -15,6 +15,7 @@
 #include "adapters/teamspirit/rate_limiter.h"
 #include "adapters/teamspirit/teamspirit_api.h"
 #include "common/logging.h"
+#include "common/status_macros.h"
 
 namespace imbridge::adapters::teamspirit {
 namespace {
@@ -168,9 +169,11 @@ TeamSpiritAdapter::TeamSpiritAdapter(std::vector<TeamSpiritSettings> accounts,
     in.external_user_prefix = s.external_user_prefix;
     in.max_file_bytes = s.max_file_bytes;
     a->receiver = std::make_unique<WebhookReceiver>(
-        in, a->api.get(), pipeline_.get(), [runtime](absl::string_view reason) {
+        in, a->api.get(), pipeline_.get(),
+        [runtime](absl::string_view reason) {
           runtime->CountRejection(reason);
-        });
+        },
+        this);
     runtime->http().Handle(
         "POST", s.webhook_path,
         [a](HttpRequest request, std::shared_ptr<Responder> responder) {
@@ -222,6 +225,30 @@ void TeamSpiritAdapter::Stop() {
   for (const auto& a : accounts_) {
     if (a->presence.has_value()) a->presence->Stop();
   }
+}
+
+absl::StatusOr<WebhookReceiver*> TeamSpiritAdapter::ReceiverOf(
+    const std::string& account) {
+  auto it = by_name_.find(account);
+  if (it == by_name_.end() || it->second->receiver == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("no TeamSpirit bot account '", account, "'"));
+  }
+  return it->second->receiver.get();
+}
+
+absl::StatusOr<InboundRoute> TeamSpiritAdapter::Route(
+    const TsInboundEvent& raw) {
+  IMB_ASSIGN_OR_RETURN(WebhookReceiver * receiver,
+                       ReceiverOf(raw.context.account));
+  return receiver->Route(raw);
+}
+
+absl::StatusOr<InboundConversion> TeamSpiritAdapter::Convert(
+    const TsInboundEvent& raw) {
+  IMB_ASSIGN_OR_RETURN(WebhookReceiver * receiver,
+                       ReceiverOf(raw.context.account));
+  return receiver->Convert(raw);
 }
 
 absl::StatusOr<std::vector<std::string>> TeamSpiritAdapter::Render(

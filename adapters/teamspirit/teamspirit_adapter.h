@@ -12,6 +12,7 @@
 #include "adapters/common/connector.h"
 #include "adapters/common/delivery_journal.h"
 #include "adapters/common/inbound_pipeline.h"
+#include "adapters/teamspirit/inbound.h"
 #include "adapters/teamspirit/settings.h"
 #include "common/http/http_client.h"
 #include "imbridge/v1/teamspirit_config.pb.h"
@@ -34,7 +35,7 @@ namespace imbridge::adapters::teamspirit {
 //
 // Threading: construct, Start() and Stop() from the main thread (the
 // runtime does); the delivery methods are thread-safe.
-class TeamSpiritAdapter : public Connector,
+class TeamSpiritAdapter : public MessengerConnector<TsInboundEvent>,
                           public MessageEditor,
                           public MessageDeleter,
                           public ThreadedMessages,
@@ -57,6 +58,12 @@ class TeamSpiritAdapter : public Connector,
   // Idempotent.
   void Stop() override;
 
+  // InboundConnector: the verified outgoing-webhook events of every bot
+  // account, routed and converted by that account's WebhookReceiver (one
+  // lane per account and chat).
+  absl::StatusOr<InboundRoute> Route(const TsInboundEvent& raw) override;
+  absl::StatusOr<InboundConversion> Convert(const TsInboundEvent& raw) override;
+
   absl::StatusOr<std::vector<std::string>> SendMessage(
       const v1::Delivery& delivery) override;
   absl::Status EditMessage(const v1::Delivery& delivery) override;
@@ -68,6 +75,8 @@ class TeamSpiritAdapter : public Connector,
  private:
   struct Account;
 
+  // The receiver of a bot account, or an error naming the account.
+  absl::StatusOr<WebhookReceiver*> ReceiverOf(const std::string& account);
   // Renders `delivery` with its target account's renderer.
   absl::StatusOr<std::vector<std::string>> Render(const v1::Delivery& delivery);
 

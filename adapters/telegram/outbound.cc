@@ -562,13 +562,18 @@ absl::StatusOr<std::vector<std::string>> Outbound::Membership(
                                                        : m.user().id();
   TelegramText notice = ItalicNotice(
       absl::StrCat(who, m.joined() ? " joined the chat" : " left the chat"));
-  absl::StatusOr<json> r = Call(target, "sendMessage", [&](const std::string&) {
-    return json{{"text", notice.text},
-                {"entities", EntitiesToJson(notice.entities)},
-                {"disable_notification", true}};
-  });
-  if (!r.ok()) return r.status();
-  return std::vector<std::string>{MessageIdOf(*r)};
+  // Through the journal like a post: a re-sent delivery does not post the
+  // notice twice.
+  Step send = [&](Target& t) -> absl::StatusOr<std::vector<std::string>> {
+    absl::StatusOr<json> r = Call(t, "sendMessage", [&](const std::string&) {
+      return json{{"text", notice.text},
+                  {"entities", EntitiesToJson(notice.entities)},
+                  {"disable_notification", true}};
+    });
+    if (!r.ok()) return r.status();
+    return std::vector<std::string>{MessageIdOf(*r)};
+  };
+  return RunSteps(d, target, {send});
 }
 
 }  // namespace imbridge::adapters::telegram

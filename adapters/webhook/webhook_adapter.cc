@@ -5,6 +5,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "adapters/common/router_client.h"
 #include "common/config_loader.h"
 
 namespace imbridge::adapters::webhook {
@@ -17,7 +18,7 @@ absl::Duration MillisOr(uint32_t ms, absl::Duration fallback) {
 }
 
 GrpcWebhookDirectory::Options DirectoryOptions(
-    const v1::WebhookAdapterConfig& config) {
+    const v1::WebhookAdapterConfig& config, RouterClient* router) {
   GrpcWebhookDirectory::Options options;
   options.address = config.router().address().empty()
                         ? "127.0.0.1:7700"
@@ -27,6 +28,9 @@ GrpcWebhookDirectory::Options DirectoryOptions(
       MillisOr(config.key_check_timeout_ms(), absl::Seconds(5));
   options.outgoing_cache_ttl =
       MillisOr(config.outgoing_cache_ms(), absl::Seconds(5));
+  // Accepted keys are remembered while the Attach stream they were checked
+  // on lasts; the router pushes revocations over it.
+  options.router_session = [router] { return router->session(); };
   return options;
 }
 
@@ -108,7 +112,7 @@ WebhookAdapter::WebhookAdapter(const v1::WebhookAdapterConfig& config,
     : accounts_(WebhookAccounts(config)),
       relay_presence_(config.relay_presence()),
       relay_membership_(config.relay_membership()),
-      directory_(DirectoryOptions(config)),
+      directory_(DirectoryOptions(config, &runtime->router())),
       inbound_router_(runtime),
       pipeline_(InboundPipeline::Options(), &inbound_router_),
       incoming_(accounts_, &directory_, &pipeline_,
@@ -117,6 +121,8 @@ WebhookAdapter::WebhookAdapter(const v1::WebhookAdapterConfig& config,
                 }),
       outgoing_(OutgoingOptions(config), &directory_) {
   incoming_.Register(runtime->http());
+  runtime->router().OnWebhookRevoked(
+      [this](const std::string& id) { directory_.Revoke(id); });
 }
 
 WebhookAdapter::~WebhookAdapter() { Stop(); }

@@ -1,6 +1,10 @@
 #include "adapters/webhook/webhook_directory.h"
 
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+
 #include <chrono>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -12,6 +16,13 @@ namespace {
 
 std::chrono::system_clock::time_point Deadline(absl::Duration timeout) {
   return std::chrono::system_clock::now() + absl::ToChronoMilliseconds(timeout);
+}
+
+std::string KeyDigest(const std::string& key) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(key.data()), key.size(),
+         digest);
+  return std::string(reinterpret_cast<const char*>(digest), sizeof(digest));
 }
 
 }  // namespace
@@ -50,6 +61,13 @@ class GrpcWebhookDirectory::Check final : public grpc::ClientUnaryReactor {
   Check(GrpcWebhookDirectory* directory, CheckDone done)
       : directory_(directory), done_(std::move(done)) {}
 
+  // What the answer is remembered under, if it accepts the key.
+  void RememberAs(std::string digest, uint64_t session, uint64_t revocations) {
+    digest_ = std::move(digest);
+    session_ = session;
+    revocations_ = revocations;
+  }
+
   grpc::ClientContext* context() { return &context_; }
   v1::CheckIncomingKeyRequest* request() { return &request_; }
   v1::WebhookInfo* response() { return &response_; }
@@ -60,6 +78,10 @@ class GrpcWebhookDirectory::Check final : public grpc::ClientUnaryReactor {
                     : FromGrpc(status);
     GrpcWebhookDirectory* directory = directory_;
     CheckDone done = std::move(done_);
+    if (answer.ok() && session_ != 0) {
+      directory->Remember(request_.id(), std::move(digest_), *answer, session_,
+                          revocations_);
+    }
     delete this;
     // A callback that throws must not take the process down (it runs on a
     // gRPC thread); its HTTP request is then answered by the server's
@@ -84,6 +106,9 @@ class GrpcWebhookDirectory::Check final : public grpc::ClientUnaryReactor {
   grpc::ClientContext context_;
   v1::CheckIncomingKeyRequest request_;
   v1::WebhookInfo response_;
+  std::string digest_;
+  uint64_t session_ = 0;
+  uint64_t revocations_ = 0;
 };
 
 void GrpcWebhookDirectory::EndCheck() {
@@ -94,8 +119,33 @@ void GrpcWebhookDirectory::EndCheck() {
 void GrpcWebhookDirectory::CheckIncomingKey(const std::string& id,
                                             const std::string& key,
                                             CheckDone done) {
+  const uint64_t session =
+      options_.router_session && options_.key_cache_size > 0
+          ? options_.router_session()
+          : 0;
+  std::string digest;
+  uint64_t revocations = 0;
+  if (session != 0) {
+    digest = KeyDigest(key);
+    std::optional<v1::WebhookInfo> known;
+    {
+      absl::MutexLock lock(&mu_);
+      revocations = revocations_;
+      auto it = keys_.find(id);
+      if (it != keys_.end() && it->second.session == session &&
+          CRYPTO_memcmp(it->second.digest.data(), digest.data(),
+                        digest.size()) == 0) {
+        known = it->second.webhook;
+      }
+    }
+    if (known.has_value()) {
+      done(*std::move(known));
+      return;
+    }
+  }
   // Owned by gRPC until OnDone, which deletes it.
   auto* check = new Check(this, std::move(done));
+  check->RememberAs(std::move(digest), session, revocations);
   check->request()->set_id(id);
   check->request()->set_key(key);
   check->context()->set_deadline(Deadline(options_.check_timeout));
@@ -107,6 +157,24 @@ void GrpcWebhookDirectory::CheckIncomingKey(const std::string& id,
   stub_->async()->CheckIncomingKey(check->context(), check->request(),
                                    check->response(), check);
   check->StartCall();
+}
+
+void GrpcWebhookDirectory::Remember(const std::string& id, std::string digest,
+                                    const v1::WebhookInfo& webhook,
+                                    uint64_t session, uint64_t revocations) {
+  absl::MutexLock lock(&mu_);
+  if (revocations != revocations_) return;  // It may be the revoked one.
+  if (keys_.size() >= options_.key_cache_size && !keys_.contains(id)) {
+    // Full: forgetting one only costs a call to the router.
+    keys_.erase(keys_.begin());
+  }
+  keys_[id] = KnownKey{std::move(digest), webhook, session};
+}
+
+void GrpcWebhookDirectory::Revoke(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  keys_.erase(id);
+  ++revocations_;
 }
 
 absl::StatusOr<v1::OutgoingWebhook> GrpcWebhookDirectory::GetOutgoing(

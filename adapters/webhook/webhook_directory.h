@@ -2,6 +2,7 @@
 #define IMBRIDGE_ADAPTERS_WEBHOOK_WEBHOOK_DIRECTORY_H_
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -26,10 +27,11 @@ class WebhookDirectory {
  public:
   virtual ~WebhookDirectory() = default;
 
-  // Asks whether `key` is the API key of the incoming webhook `id`; never
-  // cached, so a revoked key fails at once. Does not block: `done` runs
-  // once, on another thread, with the webhook or with kPermissionDenied (an
-  // unknown id, a wrong key and a revoked webhook look the same),
+  // Asks whether `key` is the API key of the incoming webhook `id`. A
+  // revoked key fails from the moment the router answered the revoke call.
+  // Does not block: `done` runs once, inside this call or on another
+  // thread, with the webhook or with kPermissionDenied (an unknown id, a
+  // wrong key and a revoked webhook look the same),
   // kUnavailable/kDeadlineExceeded (the router is unreachable), or another
   // error.
   using CheckDone = std::function<void(absl::StatusOr<v1::WebhookInfo>)>;
@@ -48,6 +50,15 @@ class WebhookDirectory {
 // authenticated with the adapter's token. GetOutgoing answers are reused for
 // `outgoing_cache_ttl`, at most `outgoing_cache_size` of them (failures are
 // not cached).
+//
+// Keys the router accepted are remembered (a SHA-256 of the key, per
+// webhook, at most `key_cache_size` webhooks) for as long as the adapter's
+// Attach stream that was established when the router answered lasts
+// (`router_session`), so that a request with a known key is answered
+// without a call. The router pushes each revocation over that stream and
+// answers the revoke call only after the adapter applied it (Revoke()); a
+// new stream starts with nothing remembered, because a revocation may have
+// been missed while detached. Wrong keys are never remembered.
 class GrpcWebhookDirectory : public WebhookDirectory {
  public:
   struct Options {
@@ -64,6 +75,11 @@ class GrpcWebhookDirectory : public WebhookDirectory {
     // How many GetOutgoing answers are kept at most (the least recently
     // used go first).
     size_t outgoing_cache_size = 1024;
+    // The router client's current stream (RouterClient::session(); 0 while
+    // detached). Unset: keys are not remembered.
+    std::function<uint64_t()> router_session;
+    // Webhooks whose accepted key is remembered; 0 remembers none.
+    size_t key_cache_size = 4096;
   };
 
   explicit GrpcWebhookDirectory(Options options);
@@ -80,13 +96,31 @@ class GrpcWebhookDirectory : public WebhookDirectory {
   absl::StatusOr<v1::OutgoingWebhook> GetOutgoing(
       const std::string& id) override;
 
+  // Forgets the key of webhook `id` (the router revoked it); a check that
+  // is running now is not remembered either. Call from
+  // RouterClient::OnWebhookRevoked.
+  void Revoke(const std::string& id);
+
  private:
   struct Cached {
     v1::OutgoingWebhook webhook;
     absl::Time expires;
   };
 
+  // A key the router accepted, on stream `session`.
+  struct KnownKey {
+    std::string digest;  // SHA-256 of the key
+    v1::WebhookInfo webhook;
+    uint64_t session = 0;
+  };
+
   class Check;
+
+  // Remembers what a check started on stream `session` learned, unless a
+  // revocation came in since it started (`revocations` then).
+  void Remember(const std::string& id, std::string digest,
+                const v1::WebhookInfo& webhook, uint64_t session,
+                uint64_t revocations);
 
   void Authorize(grpc::ClientContext* context) const;
   // Called by a Check as the last thing it does.
@@ -97,6 +131,9 @@ class GrpcWebhookDirectory : public WebhookDirectory {
   absl::Mutex mu_;
   BoundedCache<std::string, Cached> cache_ ABSL_GUARDED_BY(mu_);
   int checks_in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::flat_hash_map<std::string, KnownKey> keys_ ABSL_GUARDED_BY(mu_);
+  // Revocations applied so far.
+  uint64_t revocations_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 // gRPC's status as an absl::Status with the same code and message.

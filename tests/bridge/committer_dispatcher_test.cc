@@ -287,6 +287,7 @@ class FakeStream : public FrameSink {
     for (auto& d : frame.deliveries()) sent_.push_back(d);
   }
   void ResumeReading() override {}
+  void Detach(absl::string_view) override {}
   std::vector<v1::Delivery> WaitFor(size_t n) {
     absl::MutexLock lock(&mu_);
     auto enough = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {

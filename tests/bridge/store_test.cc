@@ -568,6 +568,23 @@ TEST_F(StoreTest, MessageMap) {
                        store_->FindMessage("slack/acme/C1", "c-part1"));
   EXPECT_FALSE(missing.has_value());
 
+  // Many at once, in one read: results in the order asked.
+  const std::vector<std::pair<std::string, std::string>> asked = {
+      {"telegram/bot/42", "c-part2"},
+      {"slack/acme/C1", "nope"},
+      {"slack/acme/C1", "o1"}};
+  ASSERT_OK_AND_ASSIGN(std::vector<std::optional<MessageLocation>> many,
+                       store_->FindMessages(asked));
+  ASSERT_EQ(many.size(), 3u);
+  ASSERT_TRUE(many[0].has_value());
+  EXPECT_TRUE(many[0]->is_copy);
+  EXPECT_FALSE(many[1].has_value());
+  ASSERT_TRUE(many[2].has_value());
+  EXPECT_FALSE(many[2]->is_copy);
+  EXPECT_EQ(many[2]->group_id, 7);
+  ASSERT_OK_AND_ASSIGN(many, store_->FindMessages({}));
+  EXPECT_THAT(many, IsEmpty());
+
   ASSERT_OK_AND_ASSIGN(std::vector<std::string> parts,
                        store_->FindMessagesInChannel(7, "telegram/bot/42"));
   EXPECT_THAT(parts, ElementsAre("c-part0", "c-part1", "c-part2"));

@@ -41,7 +41,7 @@ Span MakeSpan(Span::Kind kind, uint32_t offset, uint32_t length) {
   return s;
 }
 
-TEST(BbCodeToRichTextTest, SimpleStyles) {
+TEST(Bitrix24BbCodeToRichTextTest, SimpleStyles) {
   v1::RichText r =
       BbCodeToRichText("[b]bold[/b] [i]it[/i] [U]under[/U] [s]gone[/s]");
   EXPECT_EQ(r.text(), "bold it under gone");
@@ -49,26 +49,26 @@ TEST(BbCodeToRichTextTest, SimpleStyles) {
                                       "UNDERLINE[under]", "STRIKE[gone]"));
 }
 
-TEST(BbCodeToRichTextTest, NestedTagsNest) {
+TEST(Bitrix24BbCodeToRichTextTest, NestedTagsNest) {
   v1::RichText r = BbCodeToRichText("[b]a [i]b [b]c[/b][/i] d[/b]");
   EXPECT_EQ(r.text(), "a b c d");
   EXPECT_THAT(SpansOf(r),
               ElementsAre("BOLD[a b c d]", "ITALIC[b c]", "BOLD[c]"));
 }
 
-TEST(BbCodeToRichTextTest, UnclosedAndStrayTagsStayLiteral) {
+TEST(Bitrix24BbCodeToRichTextTest, UnclosedAndStrayTagsStayLiteral) {
   v1::RichText r = BbCodeToRichText("[b]open [i]x[/i] and [/u] stray");
   EXPECT_EQ(r.text(), "[b]open x and [/u] stray");
   EXPECT_THAT(SpansOf(r), ElementsAre("ITALIC[x]"));
 }
 
-TEST(BbCodeToRichTextTest, LiteralBracketsAndUnknownTags) {
+TEST(Bitrix24BbCodeToRichTextTest, LiteralBracketsAndUnknownTags) {
   v1::RichText r = BbCodeToRichText("a[1] = [foo]bar[/foo] [x");
   EXPECT_EQ(r.text(), "a[1] = [foo]bar[/foo] [x");
   EXPECT_THAT(r.spans(), SizeIs(0));
 }
 
-TEST(BbCodeToRichTextTest, Links) {
+TEST(Bitrix24BbCodeToRichTextTest, Links) {
   v1::RichText r = BbCodeToRichText(
       "[url]https://a.example/x[/url] and [url=https://b.example]the "
       "[b]site[/b][/url]");
@@ -78,14 +78,14 @@ TEST(BbCodeToRichTextTest, Links) {
                           "LINK[the site]=https://b.example", "BOLD[site]"));
 }
 
-TEST(BbCodeToRichTextTest, CodeKeepsTagsLiteral) {
+TEST(Bitrix24BbCodeToRichTextTest, CodeKeepsTagsLiteral) {
   v1::RichText r =
       BbCodeToRichText("x [code][b]no[/b][/code] [code]a\nb[/code]");
   EXPECT_EQ(r.text(), "x [b]no[/b] a\nb");
   EXPECT_THAT(SpansOf(r), ElementsAre("CODE[[b]no[/b]]", "PRE[a\nb]"));
 }
 
-TEST(BbCodeToRichTextTest, Mentions) {
+TEST(Bitrix24BbCodeToRichTextTest, Mentions) {
   v1::RichText r = BbCodeToRichText(
       "hi [USER=27]Anna Smith[/USER] and [user=all]all[/user], see "
       "[CHAT=5]Sales[/CHAT]");
@@ -94,7 +94,7 @@ TEST(BbCodeToRichTextTest, Mentions) {
                                       "CHANNEL_MENTION[#Sales]"));
 }
 
-TEST(BbCodeToRichTextTest, QuoteLinesAndQuoteTag) {
+TEST(Bitrix24BbCodeToRichTextTest, QuoteLinesAndQuoteTag) {
   v1::RichText r =
       BbCodeToRichText(">>first\n>> second\nafter\n[quote]q[b]b[/b][/quote]");
   EXPECT_EQ(r.text(), "first\nsecond\nafter\nqb");
@@ -102,7 +102,7 @@ TEST(BbCodeToRichTextTest, QuoteLinesAndQuoteTag) {
               ElementsAre("QUOTE[first\nsecond]", "QUOTE[qb]", "BOLD[b]"));
 }
 
-TEST(BbCodeToRichTextTest, LineBreakTagAndEmoji) {
+TEST(Bitrix24BbCodeToRichTextTest, LineBreakTagAndEmoji) {
   v1::RichText r = BbCodeToRichText(kGrin + "[br][b]" + kGrin + "x[/b]");
   EXPECT_EQ(r.text(), kGrin + "\n" + kGrin + "x");
   ASSERT_THAT(r.spans(), SizeIs(1));
@@ -110,7 +110,7 @@ TEST(BbCodeToRichTextTest, LineBreakTagAndEmoji) {
   EXPECT_EQ(r.spans(0).length(), 5u);
 }
 
-TEST(RichTextToBbCodeTest, StylesLinksAndMentions) {
+TEST(Bitrix24RichTextToBbCodeTest, StylesLinksAndMentions) {
   v1::RichText r;
   r.set_text("bold link @Anna code");
   *r.add_spans() = MakeSpan(Span::BOLD, 0, 4);
@@ -129,7 +129,7 @@ TEST(RichTextToBbCodeTest, StylesLinksAndMentions) {
             "[code]code[/code]");
 }
 
-TEST(RichTextToBbCodeTest, OverlappingSpansAreReopenedToNest) {
+TEST(Bitrix24RichTextToBbCodeTest, OverlappingSpansAreReopenedToNest) {
   v1::RichText r;
   r.set_text("abcdef");
   *r.add_spans() = MakeSpan(Span::BOLD, 0, 4);
@@ -140,7 +140,7 @@ TEST(RichTextToBbCodeTest, OverlappingSpansAreReopenedToNest) {
   EXPECT_EQ(back.text(), "abcdef");
 }
 
-TEST(RichTextToBbCodeTest, QuotesBecomeLinePrefixes) {
+TEST(Bitrix24RichTextToBbCodeTest, QuotesBecomeLinePrefixes) {
   v1::RichText r;
   r.set_text("one\ntwo\nplain");
   *r.add_spans() = MakeSpan(Span::QUOTE, 0, 7);
@@ -149,7 +149,7 @@ TEST(RichTextToBbCodeTest, QuotesBecomeLinePrefixes) {
   EXPECT_THAT(SpansOf(BbCodeToRichText(bb)), ElementsAre("QUOTE[one\ntwo]"));
 }
 
-TEST(RichTextToBbCodeTest, LiteralTagsAndQuotesRoundTrip) {
+TEST(Bitrix24RichTextToBbCodeTest, LiteralTagsAndQuotesRoundTrip) {
   v1::RichText r;
   r.set_text(">> not a quote\nuse [b] and [/URL] or [USER=1] but a[1] [x]");
   std::string bb = RichTextToBbCode(r);
@@ -160,7 +160,7 @@ TEST(RichTextToBbCodeTest, LiteralTagsAndQuotesRoundTrip) {
   EXPECT_THAT(back.spans(), SizeIs(0));
 }
 
-TEST(RichTextToBbCodeTest, CodeProtectsOnlyItsClosingTag) {
+TEST(Bitrix24RichTextToBbCodeTest, CodeProtectsOnlyItsClosingTag) {
   v1::RichText r;
   r.set_text("[b][/code]");
   *r.add_spans() = MakeSpan(Span::CODE, 0, 10);
@@ -169,7 +169,7 @@ TEST(RichTextToBbCodeTest, CodeProtectsOnlyItsClosingTag) {
   EXPECT_EQ(BbCodeToRichText(bb).text(), "[b][/code]");
 }
 
-TEST(RichTextToBbCodeTest, BadSpansAreIgnored) {
+TEST(Bitrix24RichTextToBbCodeTest, BadSpansAreIgnored) {
   v1::RichText r;
   r.set_text(kGrin + "x");
   *r.add_spans() = MakeSpan(Span::BOLD, 1, 2);    // Inside the emoji.
@@ -177,13 +177,13 @@ TEST(RichTextToBbCodeTest, BadSpansAreIgnored) {
   EXPECT_EQ(RichTextToBbCode(r), kGrin + "x");
 }
 
-TEST(SenderPrefixTest, BoldNameProtected) {
+TEST(Bitrix24SenderPrefixTest, BoldNameProtected) {
   EXPECT_EQ(SenderPrefix(""), "");
   EXPECT_EQ(SenderPrefix("Bob [i] (slack)"),
             "[b]Bob [" + kZwsp + "i] (slack)[/b]: ");
 }
 
-TEST(SplitTest, CountsCharactersNotBytes) {
+TEST(Bitrix24SplitTest, CountsCharactersNotBytes) {
   EXPECT_EQ(CharCount(kGrin + "ab"), 3u);
   v1::RichText r;
   std::string text;
@@ -196,7 +196,7 @@ TEST(SplitTest, CountsCharactersNotBytes) {
   EXPECT_EQ(parts[0].text() + parts[1].text(), text);
 }
 
-TEST(SplitTest, PrefersLineBreaksAndClipsSpans) {
+TEST(Bitrix24SplitTest, PrefersLineBreaksAndClipsSpans) {
   v1::RichText r;
   r.set_text(std::string(15000, 'a') + "\n" + std::string(10000, 'b'));
   *r.add_spans() = MakeSpan(Span::BOLD, 14000, 2000);
@@ -212,14 +212,14 @@ TEST(SplitTest, PrefersLineBreaksAndClipsSpans) {
   EXPECT_EQ(parts[1].spans(0).length(), 999u);
 }
 
-TEST(SplitTest, ShortTextIsOnePart) {
+TEST(Bitrix24SplitTest, ShortTextIsOnePart) {
   v1::RichText r;
   EXPECT_THAT(SplitRichText(r, 10), SizeIs(1));
   r.set_text("short");
   EXPECT_THAT(SplitRichText(r, 10), SizeIs(1));
 }
 
-TEST(RenderMessagesTest, EveryMessageWithinTheLimitWithTagsAndPrefix) {
+TEST(Bitrix24RenderMessagesTest, EveryMessageWithinTheLimitWithTagsAndPrefix) {
   // Every other character bold: the tags take far more room than the text.
   v1::RichText r;
   std::string text;

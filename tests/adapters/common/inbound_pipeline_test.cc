@@ -305,24 +305,49 @@ TEST_F(InboundPipelineTest, AMessageWaitingForItsFileIsNotOvertakenInItsChat) {
   EXPECT_THAT(router_.published(), ElementsAre("b1"));
 
   gate.Release();
-  ASSERT_TRUE(router_.WaitPublished("a1"));
-  // a1 is published but not acknowledged: a2 still waits.
-  ASSERT_TRUE(pipeline_
-                  ->Submit(Route("chat-c"), TextInput("c1", "chat-c"),
-                           results_.For("c1"))
-                  .ok());
-  ASSERT_TRUE(router_.WaitPublished("c1"));
-  EXPECT_THAT(router_.published(), ElementsAre("b1", "a1", "c1"));
-  EXPECT_EQ(results_.count("a1"), 0);
-
-  ASSERT_TRUE(router_.Ack("a1"));
+  // Once a1 is handed to the router, a2 follows it on the ordered stream
+  // without waiting for a1's acknowledgement.
   ASSERT_TRUE(router_.WaitPublished("a2"));
+  EXPECT_THAT(router_.published(), ElementsAre("b1", "a1", "a2"));
+  // Answers keep the chat's order: a2's waits for a1's.
   ASSERT_TRUE(router_.Ack("a2"));
+  ASSERT_TRUE(
+      pipeline_
+          ->Submit(Route("b"), TextInput("b2", "chat-b"), results_.For("b2"))
+          .ok());
+  ASSERT_TRUE(router_.WaitPublished("b2"));
+  ASSERT_TRUE(router_.Ack("b2"));
+  EXPECT_TRUE(results_.Wait("b2").ok());
+  EXPECT_EQ(results_.count("a2"), 0);
+  ASSERT_TRUE(router_.Ack("a1"));
   EXPECT_TRUE(results_.Wait("a2").ok());
-  EXPECT_TRUE(results_.Wait("a1").ok());
-  EXPECT_THAT(router_.published(), ElementsAre("b1", "a1", "c1", "a2"));
-  ASSERT_TRUE(router_.Ack("c1"));
-  EXPECT_TRUE(results_.Wait("c1").ok());
+  EXPECT_THAT(results_.order(), ElementsAre("b1", "b2", "a1", "a2"));
+}
+
+TEST_F(InboundPipelineTest, ALaneHasAtMostMaxLaneInFlightInputsPublished) {
+  InboundPipeline::Options options;
+  options.max_lane_in_flight = 3;
+  Make(options);
+  for (int i = 1; i <= 5; ++i) {
+    std::string key = absl::StrCat("a", i);
+    ASSERT_TRUE(
+        pipeline_->Submit(Route("a"), TextInput(key, "a"), results_.For(key))
+            .ok());
+  }
+  ASSERT_TRUE(router_.WaitPublished("a3"));
+  // The fourth waits until an earlier one of its lane is answered.
+  ASSERT_TRUE(router_.Ack("a3"));
+  ASSERT_TRUE(router_.Ack("a2"));
+  EXPECT_THAT(router_.published(), ElementsAre("a1", "a2", "a3"));
+  EXPECT_EQ(results_.count("a3"), 0);
+  ASSERT_TRUE(router_.Ack("a1"));
+  ASSERT_TRUE(router_.WaitPublished("a5"));
+  EXPECT_THAT(router_.published(), ElementsAre("a1", "a2", "a3", "a4", "a5"));
+  ASSERT_TRUE(router_.Ack("a4"));
+  ASSERT_TRUE(router_.Ack("a5"));
+  EXPECT_TRUE(results_.Wait("a5").ok());
+  EXPECT_THAT(results_.order(), ElementsAre("a1", "a2", "a3", "a4", "a5"));
+  EXPECT_EQ(pipeline_->held(), 0u);
 }
 
 TEST_F(InboundPipelineTest, FilesOfDifferentChatsAreFetchedInParallel) {
@@ -432,12 +457,11 @@ TEST_F(InboundPipelineTest, AnswersOnlyAfterTheRouterAcknowledgedEveryEvent) {
     return c;
   };
   ASSERT_TRUE(pipeline_->Submit(Route("a"), convert, results_.For("in")).ok());
-  ASSERT_TRUE(router_.WaitPublished("part-1"));
-  // The second event goes only after the first is acknowledged.
-  EXPECT_THAT(router_.published(), ElementsAre("part-1"));
+  // Both events go on the ordered stream at once.
+  ASSERT_TRUE(router_.WaitPublished("part-2"));
+  EXPECT_THAT(router_.published(), ElementsAre("part-1", "part-2"));
   EXPECT_EQ(results_.count("in"), 0);
   ASSERT_TRUE(router_.Ack("part-1", v1::PublishAck::DUPLICATE));
-  ASSERT_TRUE(router_.WaitPublished("part-2"));
   EXPECT_EQ(results_.count("in"), 0);
   ASSERT_TRUE(router_.Ack("part-2", v1::PublishAck::DROPPED));
   InboundResult result = results_.Wait("in");
@@ -655,31 +679,53 @@ TEST_F(InboundPipelineTest, ARetryableDownloadFailureRetriesTheInput) {
 }
 
 TEST_F(InboundPipelineTest, AnInputToRetryTakesTheRestOfItsChatWithIt) {
-  Make();
-  ASSERT_TRUE(
-      pipeline_->Submit(Route("a"), TextInput("a1", "a"), results_.For("a1"))
-          .ok());
-  ASSERT_TRUE(
-      pipeline_->Submit(Route("a"), TextInput("a2", "a"), results_.For("a2"))
-          .ok());
+  InboundPipeline::Options options;
+  options.max_lane_in_flight = 2;
+  Make(options);
+  for (const char* key : {"a1", "a2", "a3"}) {
+    ASSERT_TRUE(
+        pipeline_->Submit(Route("a"), TextInput(key, "a"), results_.For(key))
+            .ok());
+  }
   ASSERT_TRUE(
       pipeline_->Submit(Route("b"), TextInput("b1", "b"), results_.For("b1"))
           .ok());
-  ASSERT_TRUE(router_.WaitPublished("a1"));
+  ASSERT_TRUE(router_.WaitPublished("a2"));
   ASSERT_TRUE(router_.FailPublish("a1"));
   EXPECT_EQ(results_.Wait("a1").outcome, InboundResult::Outcome::kRetry);
-  EXPECT_EQ(results_.Wait("a2").outcome, InboundResult::Outcome::kRetry);
+  // An input that comes meanwhile is not published before a2's answer.
+  ASSERT_TRUE(
+      pipeline_->Submit(Route("a"), TextInput("a4", "a"), results_.For("a4"))
+          .ok());
+  // a2 was already on the stream; the router refuses it (after_seq) and
+  // the transport delivers it again after a1.
+  EXPECT_EQ(results_.count("a2"), 0);
+  ASSERT_TRUE(router_.Ack("a2", v1::PublishAck::FAILED));
+  EXPECT_EQ(results_.Wait("a2").outcome, InboundResult::Outcome::kFailed);
+  // a3 was not published yet: it goes back too, answered in its turn.
+  EXPECT_EQ(results_.Wait("a3").outcome, InboundResult::Outcome::kRetry);
+  // a4 is behind a2, which is to be retried, so it goes back as well.
+  EXPECT_EQ(results_.Wait("a4").outcome, InboundResult::Outcome::kRetry);
+  // Once the lane has drained, the chat goes on.
+  ASSERT_TRUE(
+      pipeline_->Submit(Route("a"), TextInput("a5", "a"), results_.For("a5"))
+          .ok());
+  ASSERT_TRUE(router_.WaitPublished("a5"));
+  ASSERT_TRUE(router_.Ack("a5"));
+  EXPECT_TRUE(results_.Wait("a5").ok());
   // Another chat is not affected.
   ASSERT_TRUE(router_.WaitPublished("b1"));
   ASSERT_TRUE(router_.Ack("b1"));
   EXPECT_TRUE(results_.Wait("b1").ok());
-  EXPECT_THAT(router_.published(), ::testing::UnorderedElementsAre("a1", "b1"));
+  EXPECT_THAT(router_.published(),
+              ::testing::UnorderedElementsAre("a1", "a2", "a5", "b1"));
   EXPECT_EQ(pipeline_->held(), 0u);
 }
 
 TEST_F(InboundPipelineTest, StopHandsBackWhatIsQueuedAndRefusesMore) {
   InboundPipeline::Options options;
   options.stop_timeout = absl::Milliseconds(100);
+  options.max_lane_in_flight = 1;
   Make(options);
   ASSERT_TRUE(
       pipeline_->Submit(Route("a"), TextInput("a1", "a"), results_.For("a1"))

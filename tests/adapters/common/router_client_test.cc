@@ -20,6 +20,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "adapters/common/delivery_handler.h"
+#include "adapters/common/delivery_journal.h"
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
@@ -609,6 +610,87 @@ TEST_F(RouterClientTest, UnackedPublishesAreResentInOrderAfterRestart) {
   EXPECT_THAT(acks.Seqs(), ElementsAre(1u, 2u, 3u, 4u, 5u, 6u, 7u));
 }
 
+// Publish.after_seq names the chat's last publish still waiting for the
+// router, so that the router can refuse what follows a failed one.
+TEST_F(RouterClientTest, APublishNamesItsChatsUnacknowledgedPredecessor) {
+  FakeRouter fake;
+  fake.set_auto_ack(false);
+  TestServer server(&fake);
+  ASSERT_TRUE(server.ok());
+  RouterClient client(TestOptions(server.address()), nullptr);
+  client.Start();
+  ASSERT_TRUE(WaitUntil([&] { return client.attached(); }));
+  AckLog acks;
+  auto in_chat = [](const std::string& key, const std::string& chat) {
+    v1::Event event = MakeEvent(key);
+    event.mutable_channel()->set_chat_id(chat);
+    return event;
+  };
+  ASSERT_TRUE(client.Publish(in_chat("a1", "A"), acks.Callback()).ok());
+  ASSERT_TRUE(client.Publish(in_chat("b1", "B"), acks.Callback()).ok());
+  ASSERT_TRUE(client.Publish(in_chat("a2", "A"), acks.Callback()).ok());
+  ASSERT_TRUE(fake.WaitFor([](const RouterState& s) {
+    return s.sessions[0].publishes.size() == 3;
+  }));
+  // a4 is published by a3's callback: a3 still counts as waiting then.
+  std::atomic<bool> published_a3{false};
+  ASSERT_TRUE(
+      client
+          .Publish(
+              in_chat("a3", "A"),
+              [&](const v1::PublishAck&) {
+                published_a3 =
+                    client.Publish(in_chat("a4", "A"), acks.Callback()).ok();
+              })
+          .ok());
+  ASSERT_TRUE(fake.WaitFor([](const RouterState& s) {
+    return s.sessions[0].publishes.size() == 4;
+  }));
+  v1::RouterFrame ack_frame;
+  for (uint64_t seq : {1u, 2u, 3u, 4u}) {
+    v1::PublishAck* ack = ack_frame.add_publish_acks();
+    ack->set_seq(seq);
+    ack->set_outcome(seq == 4 ? v1::PublishAck::FAILED
+                              : v1::PublishAck::ACCEPTED);
+  }
+  ASSERT_TRUE(fake.Send(ack_frame));
+  ASSERT_TRUE(fake.WaitFor([](const RouterState& s) {
+    return s.sessions[0].publishes.size() == 5;
+  }));
+  ASSERT_TRUE(WaitUntil([&] { return published_a3.load(); }));
+  // The client forgets acknowledged publishes after their callbacks ran;
+  // each later frame shows that it is through with the earlier ones.
+  ack_frame.Clear();
+  ack_frame.add_publish_acks()->set_seq(5);  // a4
+  ASSERT_TRUE(fake.Send(ack_frame));
+  ASSERT_TRUE(acks.WaitForCount(4));
+  ASSERT_TRUE(client.Publish(in_chat("b2", "B"), acks.Callback()).ok());
+  ASSERT_TRUE(fake.WaitFor([](const RouterState& s) {
+    return s.sessions[0].publishes.size() == 6;
+  }));
+  ack_frame.Clear();
+  ack_frame.add_publish_acks()->set_seq(6);  // b2
+  ASSERT_TRUE(fake.Send(ack_frame));
+  ASSERT_TRUE(acks.WaitForCount(5));
+  // Nothing of chat A waits any more: a fresh start.
+  ASSERT_TRUE(client.Publish(in_chat("a5", "A"), acks.Callback()).ok());
+  ASSERT_TRUE(fake.WaitFor([](const RouterState& s) {
+    return s.sessions[0].publishes.size() == 7;
+  }));
+  std::vector<std::pair<std::string, uint64_t>> after;
+  RouterState state = fake.Snapshot();
+  for (const v1::Publish& p : state.sessions[0].publishes) {
+    after.emplace_back(p.event().key(), p.after_seq());
+  }
+  EXPECT_THAT(after, ElementsAre(std::pair<std::string, uint64_t>("a1", 0),
+                                 std::pair<std::string, uint64_t>("b1", 0),
+                                 std::pair<std::string, uint64_t>("a2", 1),
+                                 std::pair<std::string, uint64_t>("a3", 3),
+                                 std::pair<std::string, uint64_t>("a4", 4),
+                                 std::pair<std::string, uint64_t>("b2", 0),
+                                 std::pair<std::string, uint64_t>("a5", 0)));
+}
+
 TEST_F(RouterClientTest, UnackedPublishesAreResentAfterStreamError) {
   AckLog acks;
   FakeRouter fake;
@@ -837,14 +919,26 @@ TEST_F(RouterClientTest, BlockEndsWhenTheRouterMovesPastTheFailedDelivery) {
   EXPECT_THAT(handler.Calls("T"), ElementsAre(30u, 31u));
 }
 
-TEST_F(RouterClientTest, ResentSuccessIsAnsweredFromTheCacheAndFailureRetried) {
+// A re-sent delivery goes to the handler again (the client keeps no results
+// of its own): the adapter's journal answers a completed one with its
+// recorded ids and no second native call; failures are tried again (a dead
+// letter an operator retries comes back with its old key).
+TEST_F(RouterClientTest, ResentDeliveriesAreAnsweredByTheHandlersJournal) {
+  std::unique_ptr<DeliveryJournal> journal =
+      *DeliveryJournal::Open(DeliveryJournal::Options());
+  std::atomic<int> native_calls{0};
   ScriptedHandler handler(
-      [](const v1::Delivery& d) -> absl::StatusOr<std::vector<std::string>> {
+      [&](const v1::Delivery& d) -> absl::StatusOr<std::vector<std::string>> {
         if (d.idempotency_key() == "k-perm") {
           return absl::PermissionDeniedError("not a member");
         }
         if (d.idempotency_key() == "k-retry") return RetryableError("503");
-        return std::vector<std::string>{"n1", "n2"};
+        DeliveryJournal::StepCall post =
+            [&]() -> absl::StatusOr<std::vector<std::string>> {
+          ++native_calls;
+          return std::vector<std::string>{"n1", "n2"};
+        };
+        return journal->Run(d.idempotency_key(), "A", {post}, nullptr);
       });
   FakeRouter fake;
   TestServer server(&fake);
@@ -863,9 +957,8 @@ TEST_F(RouterClientTest, ResentSuccessIsAnsweredFromTheCacheAndFailureRetried) {
   ASSERT_TRUE(fake.WaitFor(
       [](const RouterState& s) { return s.sessions[0].results.size() == 6; }));
 
-  // Only the success is answered from the cache; failures are tried again
-  // (a dead letter an operator retries comes back with its old key).
-  EXPECT_THAT(handler.Calls("A"), ElementsAre(1u));
+  EXPECT_THAT(handler.Calls("A"), ElementsAre(1u, 1u));
+  EXPECT_EQ(native_calls.load(), 1);
   EXPECT_THAT(handler.Calls("B"), ElementsAre(2u, 2u));
   EXPECT_THAT(handler.Calls("C"), ElementsAre(3u, 3u));
   RouterState state = fake.Snapshot();
@@ -878,14 +971,25 @@ TEST_F(RouterClientTest, ResentSuccessIsAnsweredFromTheCacheAndFailureRetried) {
   EXPECT_EQ(s.Result(2)->error().message(), "not a member");
 }
 
-TEST_F(RouterClientTest, ResultOfAnEndedStreamIsKeptForTheResend) {
+// The result of a delivery that finished after its stream ended is lost
+// with the stream; the router sends the delivery again on the next stream
+// and the handler's journal answers it without a second native call.
+TEST_F(RouterClientTest, AResultLostWithItsStreamIsAnsweredByTheJournal) {
+  std::unique_ptr<DeliveryJournal> journal =
+      *DeliveryJournal::Open(DeliveryJournal::Options());
   absl::Notification started;
   absl::Notification release;
+  std::atomic<int> native_calls{0};
   ScriptedHandler handler(
       [&](const v1::Delivery& d) -> absl::StatusOr<std::vector<std::string>> {
-        if (!started.HasBeenNotified()) started.Notify();
-        release.WaitForNotificationWithTimeout(kWait);
-        return std::vector<std::string>{"native-slow"};
+        DeliveryJournal::StepCall post =
+            [&]() -> absl::StatusOr<std::vector<std::string>> {
+          ++native_calls;
+          if (!started.HasBeenNotified()) started.Notify();
+          release.WaitForNotificationWithTimeout(kWait);
+          return std::vector<std::string>{"native-slow"};
+        };
+        return journal->Run(d.idempotency_key(), "A", {post}, nullptr);
       });
   FakeRouter fake;
   TestServer server(&fake);
@@ -909,7 +1013,7 @@ TEST_F(RouterClientTest, ResultOfAnEndedStreamIsKeptForTheResend) {
   EXPECT_TRUE(state.sessions[0].results.empty());
   EXPECT_THAT(state.sessions[1].Result(5)->native_ids(),
               ElementsAre("native-slow"));
-  EXPECT_EQ(handler.total(), 1);
+  EXPECT_EQ(native_calls.load(), 1);
 }
 
 TEST_F(RouterClientTest, RetryAfterRoundTripsThroughTheStatus) {

@@ -319,6 +319,21 @@ TEST_F(OutboundTest, MembershipNotice) {
   EXPECT_EQ(sent[0].json["entities"][0]["type"], "italic");
 }
 
+// A re-sent membership delivery (same idempotency key) is answered from the
+// journal: the notice is not posted twice.
+TEST_F(OutboundTest, AResentMembershipNoticeIsPostedOnce) {
+  v1::Delivery d = Posted("", "k-join");
+  d.mutable_event()->clear_posted();
+  d.mutable_event()->mutable_membership()->set_joined(true);
+  absl::StatusOr<std::vector<std::string>> first = outbound_->SendMembership(d);
+  ASSERT_TRUE(first.ok()) << first.status();
+  d.set_attempt(2);
+  absl::StatusOr<std::vector<std::string>> again = outbound_->SendMembership(d);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(*again, *first);
+  EXPECT_THAT(fake_.bot_messages(group_), SizeIs(1));
+}
+
 TEST_F(OutboundTest, UnknownAccountIsPermanent) {
   v1::Delivery d = Posted("x");
   d.mutable_target()->set_account("nobody");

@@ -33,6 +33,10 @@ class FakeDirectoryService final : public v1::WebhookDirectory::Service {
       delay = check_delay_;
     }
     absl::SleepFor(delay);
+    {
+      absl::MutexLock lock(&mu_);
+      ++check_calls_;
+    }
     if (!Authorized(context)) {
       return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "bad token");
     }
@@ -59,6 +63,10 @@ class FakeDirectoryService final : public v1::WebhookDirectory::Service {
     response->set_secret("s3cret");
     return grpc::Status::OK;
   }
+  int check_calls() {
+    absl::MutexLock lock(&mu_);
+    return check_calls_;
+  }
   int get_calls() {
     absl::MutexLock lock(&mu_);
     return get_calls_;
@@ -77,6 +85,7 @@ class FakeDirectoryService final : public v1::WebhookDirectory::Service {
   }
   absl::Mutex mu_;
   int get_calls_ ABSL_GUARDED_BY(mu_) = 0;
+  int check_calls_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Duration check_delay_ ABSL_GUARDED_BY(mu_) = absl::ZeroDuration();
 };
 
@@ -150,6 +159,69 @@ struct CheckAnswers {
     return mu.AwaitWithTimeout(absl::Condition(&enough), absl::Seconds(30));
   }
 };
+
+TEST(GrpcWebhookDirectoryTest, RemembersAcceptedKeysWhileTheStreamLasts) {
+  FakeDirectoryService service;
+  TestServer server(&service);
+  ASSERT_TRUE(server.ok());
+  std::atomic<uint64_t> session{1};
+  GrpcWebhookDirectory::Options options =
+      Options(server.address(), "adapter-token");
+  options.router_session = [&session] { return session.load(); };
+  GrpcWebhookDirectory directory(options);
+  ASSERT_TRUE(Check(directory, "wh1", "good-key").ok());
+  absl::StatusOr<v1::WebhookInfo> known = Check(directory, "wh1", "good-key");
+  ASSERT_TRUE(known.ok());
+  EXPECT_EQ(known->id(), "wh1");
+  EXPECT_EQ(service.check_calls(), 1);
+  // Wrong keys are asked about every time.
+  EXPECT_EQ(Check(directory, "wh1", "bad").status().code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(Check(directory, "wh1", "bad").status().code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(service.check_calls(), 3);
+  // A revocation pushed by the router: the next request asks again.
+  directory.Revoke("wh1");
+  ASSERT_TRUE(Check(directory, "wh1", "good-key").ok());
+  EXPECT_EQ(service.check_calls(), 4);
+  ASSERT_TRUE(Check(directory, "wh1", "good-key").ok());
+  EXPECT_EQ(service.check_calls(), 4);
+  // A new stream (revocations may have been missed in between), and no
+  // stream at all.
+  session = 2;
+  ASSERT_TRUE(Check(directory, "wh1", "good-key").ok());
+  EXPECT_EQ(service.check_calls(), 5);
+  session = 0;
+  ASSERT_TRUE(Check(directory, "wh1", "good-key").ok());
+  ASSERT_TRUE(Check(directory, "wh1", "good-key").ok());
+  EXPECT_EQ(service.check_calls(), 7);
+}
+
+// A check the router answered before a revocation that the adapter applied
+// while the answer was on its way is not remembered.
+TEST(GrpcWebhookDirectoryTest, ACheckRunningDuringARevocationIsNotRemembered) {
+  FakeDirectoryService service;
+  service.set_check_delay(absl::Milliseconds(300));
+  TestServer server(&service);
+  ASSERT_TRUE(server.ok());
+  GrpcWebhookDirectory::Options options =
+      Options(server.address(), "adapter-token");
+  options.router_session = [] { return uint64_t{1}; };
+  GrpcWebhookDirectory directory(options);
+  absl::Notification answered;
+  directory.CheckIncomingKey("wh1", "good-key",
+                             [&](absl::StatusOr<v1::WebhookInfo> answer) {
+                               EXPECT_TRUE(answer.ok());
+                               answered.Notify();
+                             });
+  // The fake answers only after its delay: the revocation comes first.
+  directory.Revoke("wh1");
+  ASSERT_TRUE(answered.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  directory.WaitIdle();
+  service.set_check_delay(absl::ZeroDuration());
+  ASSERT_TRUE(Check(directory, "wh1", "good-key").ok());
+  EXPECT_EQ(service.check_calls(), 2);
+}
 
 TEST(GrpcWebhookDirectoryTest, ChecksKeysWithTheAdapterToken) {
   FakeDirectoryService service;

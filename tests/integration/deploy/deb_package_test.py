@@ -38,9 +38,11 @@ UNITS = [
     "imbridge-adapter-slack",
     "imbridge-adapter-telegram",
     "imbridge-adapter-webhook",
+    "imbridge-adapter-bitrix24",
 ]
 BINARIES = UNITS + ["imbridgectl", "imbridge-sandbox"]
-EXAMPLES = ["router", "slack", "teamspirit", "telegram", "webhook", "sandbox"]
+EXAMPLES = ["router", "slack", "teamspirit", "telegram", "webhook", "bitrix24",
+            "sandbox"]
 
 # The messengers' secrets the shipped adapter examples name (placeholders in
 # each secret's format; the credentials' names are the units' LoadCredential=).
@@ -54,6 +56,8 @@ MESSENGER_SECRETS = {
     "telegram-bot-token": "123456789:AAexampleexampleexampleexample",
     "telegram-secret-token": "example_secret-token",
     "telegram-ops-bot-token": "987654321:AAexampleexampleexampleexample",
+    "bitrix24-webhook-url": "https://portal.example/rest/1/examplecode/",
+    "bitrix24-bot-token": "example-bot-token",
 }
 
 
@@ -278,7 +282,7 @@ class DebPackageTest(unittest.TestCase):
             with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
                 f.write(secret + "\n")
         try:
-            for example in ("slack", "teamspirit", "telegram"):
+            for example in ("slack", "teamspirit", "telegram", "bitrix24"):
                 result = run("/usr/bin/imbridge-adapter-" + example, "--config",
                              "/etc/imbridge/%s.example.yaml" % example,
                              "--check-config", env={})

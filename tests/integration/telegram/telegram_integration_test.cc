@@ -605,6 +605,51 @@ TEST_F(TelegramIntegrationTest, RouterRestartMidStreamLosesAndDoublesNothing) {
   EXPECT_EQ(adapter_->Terminate(), 0);
 }
 
+// Issue 11: the router never got the result of a send that Telegram made
+// (the router died before the answer came), and the adapter restarted since.
+// The router sends the delivery again; the adapter answers it from its
+// delivery journal with the same message id, without a second sendMessage,
+// and the router records that id: a later edit reaches the one copy.
+TEST_F(TelegramIntegrationTest,
+       ARedeliveryAfterARestartIsAnsweredFromTheJournal) {
+  const int64_t group = fake_.CreateChat("supergroup", "Journal");
+  StartRouter(Link("journal", group, "J1"));
+  StartAdapter(AdapterConfig("polling"));
+  auto other = Other();
+  WaitReady();
+  fake_.DelayAnswers("sendMessage", absl::Seconds(2));
+  Publish(*other, AlphaPost("J1", "once", "j-1"));
+  ASSERT_TRUE(fake_.WaitFor([&] { return !fake_.bot_messages(group).empty(); },
+                            kDeliveryWait));
+  // Telegram has the message; its answer comes after the router died.
+  router_->Kill();
+  ASSERT_TRUE(fake_.WaitFor(
+      [&] { return fake_.delayed_answers_pending() == 0; }, absl::Seconds(30)));
+  // The adapter stops (it finishes the delivery in progress, so the answer
+  // is journaled) and forgets everything it kept in memory.
+  EXPECT_EQ(adapter_->Terminate(), 0);
+  fake_.DelayAnswers("sendMessage", absl::ZeroDuration());
+
+  ASSERT_TRUE(router_->Start().ok());
+  ASSERT_TRUE(adapter_->Start().ok());
+  ASSERT_TRUE(router_->WaitForMetric(
+      "imbridge_router_deliveries_total",
+      {{"platform", "telegram"}, {"result", "ok"}}, 1, kDeliveryWait));
+  EXPECT_THAT(fake_.calls("sendMessage"), SizeIs(1));
+  std::vector<fakes::FakeTelegram::Message> copies = fake_.bot_messages(group);
+  ASSERT_THAT(copies, SizeIs(1));
+  EXPECT_EQ(copies[0].text(), "Ann (alpha): once");
+
+  v1::Event edit = AlphaEvent("J1");
+  edit.mutable_edited()->set_message_id("j-1");
+  edit.mutable_edited()->mutable_text()->set_text("once, edited");
+  Publish(*other, edit);
+  ASSERT_TRUE(fake_.WaitForCalls("editMessageText", 1));
+  EXPECT_EQ(fake_.calls("editMessageText")[0].params["message_id"],
+            copies[0].message_id);
+  EXPECT_EQ(adapter_->Terminate(), 0);
+}
+
 TEST_F(TelegramIntegrationTest, BadWebhookRequestsAreRefusedAndReachNothing) {
   const int64_t group = fake_.CreateChat("supergroup", "Bad");
   StartRouter(Link("bad", group, "B1"));

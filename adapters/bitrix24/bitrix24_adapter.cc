@@ -1,0 +1,803 @@
+#include "adapters/bitrix24/bitrix24_adapter.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <optional>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "adapters/bitrix24/format.h"
+#include "adapters/bitrix24/php_form.h"
+#include "adapters/common/attachment_kind.h"
+#include "adapters/common/delivery_handler.h"
+#include "common/config_loader.h"
+#include "common/file_size.h"
+#include "common/http/hmac.h"
+#include "common/http/http_server.h"
+#include "common/logging.h"
+#include "common/metrics.h"
+
+namespace imbridge::adapters::bitrix24 {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr char kPlatform[] = "bitrix24";
+constexpr uint64_t kMaxUploadBytes = 100ull << 20;
+constexpr size_t kRememberedDeletes = 4096;
+
+bool IsAccountName(absl::string_view name) {
+  if (name.empty() || name.size() > 64) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return absl::ascii_islower(c) || absl::ascii_isdigit(c) || c == '_' ||
+           c == '-';
+  });
+}
+
+bool IsHttpUrl(absl::string_view url) {
+  return absl::StartsWith(url, "https://") || absl::StartsWith(url, "http://");
+}
+
+std::string WithSlash(std::string url) {
+  if (!url.empty() && url.back() != '/') url.push_back('/');
+  return url;
+}
+
+// A JSON id (number or string) as a string; "" when absent.
+std::string IdString(const json& j, const char* name) {
+  if (!j.is_object()) return "";
+  auto it = j.find(name);
+  if (it == j.end()) return "";
+  if (it->is_number_integer()) return absl::StrCat(it->get<int64_t>());
+  if (it->is_string()) return it->get<std::string>();
+  return "";
+}
+
+// Fetch mode sends real JSON types, webhook mode strings ("1", "Y", "").
+bool Flag(const json& j, const char* name) {
+  auto it = j.find(name);
+  if (it == j.end()) return false;
+  if (it->is_boolean()) return it->get<bool>();
+  if (it->is_number()) return it->get<double>() != 0;
+  if (it->is_string()) {
+    const std::string& v = it->get_ref<const std::string&>();
+    return v == "1" || v == "Y" || v == "true";
+  }
+  return false;
+}
+
+uint64_t Count(const json& j, const char* name) {
+  auto it = j.find(name);
+  if (it == j.end()) return 0;
+  if (it->is_number_unsigned() || it->is_number_integer()) {
+    return it->get<uint64_t>();
+  }
+  uint64_t v = 0;
+  if (it->is_string() && absl::SimpleAtoi(it->get<std::string>(), &v)) return v;
+  return 0;
+}
+
+std::string Text(const json& j, const char* name) {
+  auto it = j.find(name);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+json Object(const json& j, const char* name) {
+  auto it = j.find(name);
+  return it != j.end() && it->is_object() ? *it : json::object();
+}
+
+json Array(const json& j, const char* name) {
+  auto it = j.find(name);
+  return it != j.end() && it->is_array() ? *it : json::array();
+}
+
+std::string WebhookPath(const v1::Bitrix24Account& a) {
+  return a.webhook_path().empty() ? absl::StrCat("/bitrix24/", a.name())
+                                  : a.webhook_path();
+}
+
+std::string DialogOf(const json& data) {
+  const json chat = data.value("chat", json::object());
+  std::string dialog = IdString(chat, "dialogId");
+  if (dialog.empty()) {
+    std::string id = IdString(chat, "id");
+    if (id.empty())
+      id = IdString(data.value("message", json::object()), "chatId");
+    if (!id.empty()) dialog = absl::StrCat("chat", id);
+  }
+  return dialog;
+}
+
+v1::UserRef UserOf(const json& user, const std::string& fallback_id) {
+  v1::UserRef ref;
+  ref.set_platform(kPlatform);
+  std::string id = IdString(user, "id");
+  ref.set_id(id.empty() ? fallback_id : id);
+  std::string name = user.is_object() ? Text(user, "name") : "";
+  if (name.empty() && user.is_object()) {
+    name = absl::StrCat(Text(user, "firstName"), " ", Text(user, "lastName"));
+    name = std::string(absl::StripAsciiWhitespace(name));
+  }
+  ref.set_display_name(name.empty() ? ref.id() : name);
+  ref.set_is_bot(user.is_object() && Flag(user, "isBot"));
+  return ref;
+}
+
+int64_t ToInt(absl::string_view s) {
+  int64_t v = 0;
+  return absl::SimpleAtoi(s, &v) ? v : 0;
+}
+
+void CountIgnored(absl::string_view type) {
+  metrics::Registry::Default()
+      .GetCounter("imbridge_bitrix24_ignored_events_total",
+                  "Bitrix24 events the adapter does not mirror, by type.",
+                  {{"type", std::string(type)}})
+      .Increment();
+}
+
+}  // namespace
+
+AdapterIdentity Bitrix24Identity() {
+  AdapterIdentity id;
+  id.platform = kPlatform;
+  id.default_port = kDefaultPort;
+  return id;
+}
+
+absl::Status ValidateBitrix24Config(absl::string_view source,
+                                    const v1::Bitrix24AdapterConfig& config,
+                                    bool registering) {
+  absl::Status status = ValidateAdapterBasics(
+      source, config.router(), config.http(), config.log_level());
+  if (!status.ok()) return status;
+  if (config.accounts().empty()) {
+    return ConfigError(source, "accounts", "at least one account is required");
+  }
+  absl::flat_hash_set<std::string> names, paths;
+  for (int i = 0; i < config.accounts_size(); ++i) {
+    const v1::Bitrix24Account& a = config.accounts(i);
+    const std::string at = absl::StrCat("accounts[", i, "]");
+    if (!IsAccountName(a.name())) {
+      return ConfigError(source, at + ".name",
+                         "required: 1-64 characters of a-z, 0-9, _ and -");
+    }
+    if (!names.insert(a.name()).second) {
+      return ConfigError(source, at + ".name",
+                         absl::StrCat("'", a.name(), "' is used twice"));
+    }
+    bool oauth = a.has_oauth();
+    if (a.webhook_url().empty() == !oauth) {
+      return ConfigError(source, at,
+                         "exactly one of webhook_url and oauth is required");
+    }
+    if (!oauth && !IsHttpUrl(a.webhook_url())) {
+      return ConfigError(source, at + ".webhook_url",
+                         "must start with https:// or http://");
+    }
+    if (oauth) {
+      const v1::Bitrix24OAuth& o = a.oauth();
+      if (!IsHttpUrl(o.rest_url())) {
+        return ConfigError(source, at + ".oauth.rest_url",
+                           "required: https://<portal>/rest/");
+      }
+      if (!o.token_url().empty() && !IsHttpUrl(o.token_url())) {
+        return ConfigError(source, at + ".oauth.token_url",
+                           "must start with https:// or http://");
+      }
+      if (o.client_id().empty() || o.client_secret().empty()) {
+        return ConfigError(source, at + ".oauth",
+                           "client_id and client_secret are required");
+      }
+      if (o.refresh_token().empty()) {
+        return ConfigError(source, at + ".oauth.refresh_token",
+                           "required (or refresh_token_file)");
+      }
+    }
+    if (!registering && a.bot_id() <= 0) {
+      return ConfigError(source, at + ".bot_id",
+                         "required: run with --register to get it");
+    }
+    if (a.bot_token().size() > 40) {
+      return ConfigError(source, at + ".bot_token", "at most 40 characters");
+    }
+    if (a.mode() == v1::Bitrix24Account::WEBHOOK) {
+      if (a.application_token().empty()) {
+        return ConfigError(source, at + ".application_token",
+                           "required in webhook mode (or "
+                           "application_token_file)");
+      }
+      if (!absl::StartsWith(WebhookPath(a), "/")) {
+        return ConfigError(source, at + ".webhook_path", "must start with /");
+      }
+      if (!paths.insert(WebhookPath(a)).second) {
+        return ConfigError(source, at + ".webhook_path",
+                           "used by two accounts");
+      }
+    }
+    if (a.requests_per_second() < 0) {
+      return ConfigError(source, at + ".requests_per_second",
+                         "must not be negative");
+    }
+  }
+  return absl::OkStatus();
+}
+
+RestClient::Options ClientOptions(const v1::Bitrix24Account& a) {
+  RestClient::Options o;
+  o.account = a.name();
+  if (a.has_oauth()) {
+    o.rest_url = WithSlash(a.oauth().rest_url());
+    if (!a.oauth().token_url().empty()) o.token_url = a.oauth().token_url();
+    o.client_id = a.oauth().client_id();
+    o.client_secret = a.oauth().client_secret();
+    o.access_token = a.oauth().access_token();
+    o.refresh_token = a.oauth().refresh_token();
+  } else {
+    o.webhook_url = WithSlash(a.webhook_url());
+  }
+  if (a.requests_per_second() > 0) {
+    o.requests_per_second = a.requests_per_second();
+  }
+  return o;
+}
+
+int RegisterBots(const v1::Bitrix24AdapterConfig& config) {
+  HttpClient http(MessengerClientOptions(kPlatform));
+  absl::StatusOr<std::unique_ptr<DeliveryJournal>> journal =
+      DeliveryJournal::OpenInStateDir(config.state_dir());
+  if (!journal.ok()) {
+    std::fprintf(stderr, "cannot open the state: %s\n",
+                 std::string(journal.status().message()).c_str());
+    return 1;
+  }
+  for (const v1::Bitrix24Account& a : config.accounts()) {
+    RestClient api(ClientOptions(a), &http, journal->get());
+    absl::Status s = api.Init();
+    std::string code = a.bot_code().empty() ? "imbridge" : a.bot_code();
+    absl::StatusOr<json> list;
+    if (s.ok()) list = api.Call("imbot.v2.Bot.list", json::object());
+    if (s.ok() && !list.ok()) s = list.status();
+    if (!s.ok()) {
+      std::fprintf(stderr, "%s: %s\n", a.name().c_str(),
+                   std::string(s.message()).c_str());
+      return 1;
+    }
+    std::string id;
+    for (const json& bot : list->value("bots", json::array())) {
+      if (bot.value("code", "") == code) id = IdString(bot, "id");
+    }
+    if (id.empty()) {
+      json fields = {
+          {"code", code},
+          {"type", "supervisor"},
+          {"eventMode", "fetch"},
+          {"properties",
+           {{"name", a.bot_name().empty() ? "Bridge" : a.bot_name()}}}};
+      if (!a.bot_token().empty()) fields["botToken"] = a.bot_token();
+      absl::StatusOr<json> r =
+          api.Call("imbot.v2.Bot.register", {{"fields", fields}});
+      if (!r.ok()) {
+        std::fprintf(stderr, "%s: %s\n", a.name().c_str(),
+                     std::string(r.status().message()).c_str());
+        return 1;
+      }
+      id = IdString(r->value("bot", json::object()), "id");
+    }
+    std::printf("%s: bot_id %s\n", a.name().c_str(), id.c_str());
+  }
+  return 0;
+}
+
+Bitrix24Connector::Bitrix24Connector(const v1::Bitrix24AdapterConfig& config,
+                                     AdapterRuntime* runtime,
+                                     DeliveryJournal* journal)
+    : config_(config),
+      runtime_(runtime),
+      journal_(journal),
+      http_(MessengerClientOptions(kPlatform)),
+      inbound_router_(runtime) {
+  InboundPipeline::Options popts;
+  popts.max_file_bytes = 0;
+  for (const v1::Bitrix24Account& a : config_.accounts()) {
+    auto account = std::make_unique<Account>();
+    account->config = a;
+    account->api =
+        std::make_unique<RestClient>(ClientOptions(a), &http_, journal_);
+    popts.max_file_bytes = std::max<uint64_t>(
+        popts.max_file_bytes,
+        a.max_file_bytes() ? a.max_file_bytes() : kMaxUploadBytes);
+    accounts_.push_back(std::move(account));
+  }
+  pipeline_ = std::make_unique<InboundPipeline>(popts, &inbound_router_);
+  for (auto& a : accounts_) {
+    if (a->config.mode() != v1::Bitrix24Account::WEBHOOK) continue;
+    Account* account = a.get();
+    runtime_->http().Handle(
+        "POST", WebhookPath(a->config),
+        [this, account](HttpRequest request,
+                        std::shared_ptr<Responder> responder) {
+          HandleWebhook(account, std::move(request), std::move(responder));
+        });
+  }
+}
+
+void Bitrix24Connector::HandleWebhook(Account* account, HttpRequest request,
+                                      std::shared_ptr<Responder> responder) {
+  auto refuse = [&](int status, const char* reason, absl::string_view what) {
+    runtime_->CountRejection(reason);
+    responder->Respond(status, "application/json", JsonErrorBody(reason, what));
+  };
+  absl::string_view type = request.Header("Content-Type");
+  if (!absl::StartsWithIgnoreCase(type, "application/x-www-form-urlencoded")) {
+    refuse(400, "bad_content_type",
+           "expected application/x-www-form-urlencoded");
+    return;
+  }
+  absl::StatusOr<json> form = ParsePhpForm(request.body);
+  if (!form.ok()) {
+    refuse(400, "bad_form", form.status().message());
+    return;
+  }
+  // The top-level auth[application_token], compared in constant time.
+  std::string token = Text(Object(*form, "auth"), "application_token");
+  if (token.empty() ||
+      !ConstantTimeEquals(token, account->config.application_token())) {
+    refuse(401, "bad_token", "wrong or missing application token");
+    return;
+  }
+  std::string event = Text(*form, "event");
+  if (event.empty() || !(*form)["data"].is_object()) {
+    refuse(400, "bad_event", "no event or data");
+    return;
+  }
+  // Webhook events carry no eventId: the key is the event, the message (or
+  // user) it is about and the time, so a repeated POST is one event.
+  const json& data = (*form)["data"];
+  std::string subject = IdString(Object(data, "message"), "id");
+  if (subject.empty()) subject = IdString(data, "messageId");
+  if (subject.empty()) subject = IdString(Object(data, "user"), "id");
+  Bitrix24Event raw;
+  raw.account = account->config.name();
+  raw.event = {{"eventId", absl::StrCat("wh-", event, "-", subject, "-",
+                                        Text(*form, "ts"))},
+               {"type", event},
+               {"data", data}};
+  absl::Status submitted = pipeline_->Submit<Bitrix24Event>(
+      this, std::move(raw), [responder](const InboundResult& result) {
+        // 200 only once the router stored the events.
+        responder->Respond(
+            result.HttpStatus(), "application/json",
+            result.ok() ? "{}" : JsonErrorBody("not_stored", result.detail));
+      });
+  if (!submitted.ok()) {
+    responder->Respond(absl::IsInvalidArgument(submitted) ? 400 : 503,
+                       "application/json",
+                       JsonErrorBody("not_stored", submitted.message()));
+  }
+}
+
+Bitrix24Connector::~Bitrix24Connector() { Stop(); }
+
+absl::Status Bitrix24Connector::Init() {
+  for (auto& a : accounts_) {
+    absl::Status s = a->api->Init();
+    if (!s.ok()) return s;
+  }
+  runtime_->AddReadinessCheck("bitrix24", [this] { return Health(); });
+  return absl::OkStatus();
+}
+
+absl::Status Bitrix24Connector::Health() const {
+  for (const auto& a : accounts_) {
+    absl::Status s = a->api->health();
+    if (!s.ok()) {
+      return absl::UnavailableError(
+          absl::StrCat(a->config.name(), ": ", s.message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::vector<std::string> Bitrix24Connector::Accounts() const {
+  std::vector<std::string> out;
+  for (const auto& a : accounts_) out.push_back(a->config.name());
+  return out;
+}
+
+Bitrix24Connector::Account* Bitrix24Connector::FindAccount(
+    absl::string_view name) {
+  for (auto& a : accounts_) {
+    if (a->config.name() == name) return a.get();
+  }
+  return nullptr;
+}
+
+json Bitrix24Connector::BotParams(const Account& account, json params) const {
+  params["botId"] = account.config.bot_id();
+  if (!account.config.bot_token().empty() &&
+      !account.config.webhook_url().empty()) {
+    params["botToken"] = account.config.bot_token();
+  }
+  return params;
+}
+
+// ---------------------------------------------------------------------------
+// Inbound.
+
+absl::Status Bitrix24Connector::Start() {
+  for (auto& a : accounts_) {
+    if (a->config.mode() != v1::Bitrix24Account::FETCH) continue;
+    Account* account = a.get();
+    account->poller = std::thread([this, account] { PollLoop(account); });
+  }
+  return absl::OkStatus();
+}
+
+void Bitrix24Connector::Stop() {
+  if (!stopping_.HasBeenNotified()) stopping_.Notify();
+  for (auto& a : accounts_) {
+    if (a->poller.joinable()) a->poller.join();
+  }
+  if (pipeline_ != nullptr) pipeline_->Stop();
+}
+
+void Bitrix24Connector::PollLoop(Account* account) {
+  const std::string& name = account->config.name();
+  const std::string offset_name = absl::StrCat("bitrix24/offset/", name);
+  int64_t offset = 0;
+  absl::StatusOr<std::optional<std::string>> saved =
+      journal_->GetState(offset_name);
+  if (saved.ok() && saved->has_value()) offset = ToInt(**saved);
+  const absl::Duration active = absl::Milliseconds(
+      account->config.poll_active_ms() ? account->config.poll_active_ms()
+                                       : 1000);
+  const absl::Duration idle = absl::Milliseconds(
+      account->config.poll_idle_ms() ? account->config.poll_idle_ms() : 10000);
+  absl::Duration interval = active;
+  while (!stopping_.HasBeenNotified()) {
+    absl::StatusOr<json> r = account->api->Call(
+        "imbot.v2.Event.get",
+        BotParams(*account, {{"offset", offset}, {"limit", 100}}));
+    if (!r.ok()) {
+      LogWarn(
+          "Event.get failed",
+          {{"account", name}, {"error", std::string(r.status().message())}});
+      stopping_.WaitForNotificationWithTimeout(idle);
+      continue;
+    }
+    json events = r->value("events", json::array());
+    if (!events.is_array() || events.empty()) {
+      stopping_.WaitForNotificationWithTimeout(interval);
+      interval = std::min(interval * 2, idle);
+      continue;
+    }
+    interval = active;
+    size_t done = ProcessBatch(account, events);
+    if (done > 0) {
+      int64_t last = ToInt(IdString(events[done - 1], "eventId"));
+      if (last > offset) {
+        offset = last;
+        absl::Status s = journal_->PutState(offset_name, absl::StrCat(offset));
+        if (!s.ok()) {
+          LogWarn("cannot save the Event.get offset",
+                  {{"account", name}, {"error", s.ToString()}});
+        }
+      }
+    }
+    if (done < events.size() || !r->value("hasMore", false)) {
+      stopping_.WaitForNotificationWithTimeout(active);
+    }
+  }
+}
+
+size_t Bitrix24Connector::ProcessBatch(Account* account, const json& events) {
+  // Per event: 0 pending, 1 done (acknowledged or skipped), 2 fetch again.
+  struct Results {
+    absl::Mutex mu;
+    std::vector<int> state ABSL_GUARDED_BY(mu);
+  };
+  auto results = std::make_shared<Results>();
+  {
+    absl::MutexLock lock(&results->mu);
+    results->state.assign(events.size(), 0);
+  }
+  for (size_t i = 0; i < events.size(); ++i) {
+    auto done = [results, i,
+                 name = account->config.name()](const InboundResult& result) {
+      if (result.outcome == InboundResult::Outcome::kInvalid) {
+        LogWarn("malformed Bitrix24 event skipped",
+                {{"account", name}, {"error", result.detail}});
+      }
+      absl::MutexLock lock(&results->mu);
+      results->state[i] =
+          result.ok() || result.outcome == InboundResult::Outcome::kInvalid ? 1
+                                                                            : 2;
+    };
+    Bitrix24Event raw{account->config.name(), events[i]};
+    absl::Status submitted;
+    while (true) {
+      submitted = pipeline_->Submit<Bitrix24Event>(this, raw, done);
+      if (submitted.code() != absl::StatusCode::kResourceExhausted ||
+          stopping_.HasBeenNotified()) {
+        break;
+      }
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    if (absl::IsInvalidArgument(submitted)) {
+      absl::MutexLock lock(&results->mu);
+      results->state[i] = 1;
+      continue;
+    }
+    if (!submitted.ok()) {
+      absl::MutexLock lock(&results->mu);
+      for (size_t k = i; k < events.size(); ++k) results->state[k] = 2;
+      break;
+    }
+  }
+  absl::MutexLock lock(&results->mu);
+  auto settled = [](Results* r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(r->mu) {
+    return std::none_of(r->state.begin(), r->state.end(),
+                        [](int s) { return s == 0; });
+  };
+  while (!settled(results.get())) {
+    results->mu.AwaitWithTimeout(absl::Condition(+settled, results.get()),
+                                 absl::Milliseconds(200));
+    if (stopping_.HasBeenNotified()) break;
+  }
+  size_t done = 0;
+  while (done < results->state.size() && results->state[done] == 1) ++done;
+  return done;
+}
+
+absl::StatusOr<InboundRoute> Bitrix24Connector::Route(
+    const Bitrix24Event& raw) {
+  std::string id = IdString(raw.event, "eventId");
+  if (id.empty()) return absl::InvalidArgumentError("event without eventId");
+  InboundRoute route;
+  route.chat =
+      absl::StrCat(raw.account, "/", DialogOf(Object(raw.event, "data")));
+  route.key = absl::StrCat(raw.account, ":", id);
+  return route;
+}
+
+absl::StatusOr<InboundConversion> Bitrix24Connector::Convert(
+    const Bitrix24Event& raw) {
+  InboundConversion out;
+  Account* account = FindAccount(raw.account);
+  if (account == nullptr) return absl::InvalidArgumentError("unknown account");
+  const std::string type = Text(raw.event, "type");
+  const json data = Object(raw.event, "data");
+  const std::string dialog = DialogOf(data);
+  const std::string bot_id = absl::StrCat(account->config.bot_id());
+
+  v1::Event event;
+  event.set_key(absl::StrCat("bitrix24:", raw.account, ":",
+                             IdString(raw.event, "eventId")));
+  v1::ChannelRef* channel = event.mutable_channel();
+  channel->set_platform(kPlatform);
+  channel->set_account(raw.account);
+  channel->set_chat_id(dialog);
+  event.set_occurred_at_ms(absl::ToUnixMillis(absl::Now()));
+
+  if (type == "ONIMBOTV2MESSAGEADD" || type == "ONIMBOTV2MESSAGEUPDATE") {
+    const json message = Object(data, "message");
+    const std::string author = IdString(message, "authorId");
+    // The bot's own messages are the bridge's copies: never mirrored back.
+    if (author == bot_id || Flag(message, "isSystem")) return out;
+    if (dialog.empty()) return absl::InvalidArgumentError("event without chat");
+    v1::UserRef user = UserOf(Object(data, "user"), author);
+    v1::RichText text = BbCodeToRichText(Text(message, "text"));
+    const std::string message_id = IdString(message, "id");
+    if (type == "ONIMBOTV2MESSAGEUPDATE") {
+      v1::MessageEdited* edited = event.mutable_edited();
+      edited->set_message_id(message_id);
+      *edited->mutable_editor() = user;
+      *edited->mutable_text() = std::move(text);
+      out.events.push_back(std::move(event));
+      return out;
+    }
+    v1::MessagePosted* posted = event.mutable_posted();
+    posted->set_message_id(message_id);
+    *posted->mutable_sender() = user;
+    *posted->mutable_text() = std::move(text);
+    const json params = Object(message, "params");
+    posted->set_reply_to_message_id(IdString(params, "replyId"));
+    for (const json& f : Array(params, "files")) {
+      if (!f.is_object()) continue;
+      v1::Attachment* att = posted->add_attachments();
+      std::string name = Text(f, "name");
+      std::string mime = Text(f, "mimeType");
+      att->set_name(name.empty() ? "file" : name);
+      att->set_mime_type(mime.empty() ? "application/octet-stream" : mime);
+      att->set_size(Count(f, "size"));
+      att->set_kind(AttachmentKindForMime(att->mime_type()));
+      InboundFile file;
+      file.event_index = 0;
+      file.attachment_index = posted->attachments_size() - 1;
+      std::string file_id = IdString(f, "id");
+      file.download =
+          [this, account, file_id](
+              uint64_t max_bytes,
+              const std::function<absl::Status(absl::string_view)>& write)
+          -> absl::Status {
+        absl::StatusOr<json> link = account->api->Call(
+            "imbot.v2.File.download",
+            BotParams(*account, {{"fileId", ToInt(file_id)}}));
+        if (!link.ok()) {
+          if (IsRetryable(link.status())) return link.status();
+          return absl::NotFoundError(absl::StrCat(
+              "Bitrix24 did not provide the file: ", link.status().message()));
+        }
+        return account->api->Download(Text(*link, "downloadUrl"), max_bytes,
+                                      write);
+      };
+      out.files.push_back(std::move(file));
+    }
+    out.events.push_back(std::move(event));
+    return out;
+  }
+  if (type == "ONIMBOTV2MESSAGEDELETE") {
+    std::string id = IdString(data, "messageId");
+    if (id.empty()) id = IdString(Object(data, "message"), "id");
+    if (ForgetDeleted(raw.account, id)) return out;  // The bridge deleted it.
+    event.mutable_deleted()->set_message_id(id);
+    out.events.push_back(std::move(event));
+    return out;
+  }
+  if (type == "ONIMBOTV2CHATUSERADD" || type == "ONIMBOTV2CHATUSERDELETE") {
+    const json user = Object(data, "user");
+    if (IdString(user, "id") == bot_id) return out;
+    v1::MembershipChanged* m = event.mutable_membership();
+    *m->mutable_user() = UserOf(user, "");
+    m->set_joined(type == "ONIMBOTV2CHATUSERADD");
+    out.events.push_back(std::move(event));
+    return out;
+  }
+  CountIgnored(type);
+  return out;
+}
+
+void Bitrix24Connector::RememberDeleted(const std::string& account,
+                                        const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  std::string key = absl::StrCat(account, "/", id);
+  if (!deleted_.insert(key).second) return;
+  deleted_order_.push_back(key);
+  if (deleted_order_.size() > kRememberedDeletes) {
+    deleted_.erase(deleted_order_.front());
+    deleted_order_.pop_front();
+  }
+}
+
+bool Bitrix24Connector::ForgetDeleted(const std::string& account,
+                                      const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  return deleted_.erase(absl::StrCat(account, "/", id)) > 0;
+}
+
+// ---------------------------------------------------------------------------
+// Outbound.
+
+absl::StatusOr<std::vector<std::string>> Bitrix24Connector::SendMessage(
+    const v1::Delivery& delivery) {
+  Account* account = FindAccount(delivery.target().account());
+  if (account == nullptr) return absl::FailedPreconditionError("no account");
+  const std::string dialog = delivery.target().chat_id();
+  const v1::MessagePosted& posted = delivery.event().posted();
+  const v1::ChannelRef& origin = delivery.event().channel();
+  BbCodeOptions options;
+  options.native_mentions = origin.platform() == kPlatform &&
+                            origin.account() == delivery.target().account();
+  const std::string prefix = SenderPrefix(delivery.sender_name());
+  std::vector<std::string> texts;
+  if (!posted.text().text().empty() || posted.attachments().empty()) {
+    texts = RenderMessages(prefix, posted.text(), options);
+  }
+  const int64_t reply_id = ToInt(delivery.reply_to_target_id());
+
+  std::vector<DeliveryJournal::StepCall> steps;
+  auto send_text = [this, account, dialog](std::string text, int64_t reply) {
+    return [this, account, dialog, text = std::move(text),
+            reply]() -> absl::StatusOr<std::vector<std::string>> {
+      json fields = {{"message", text}};
+      if (reply > 0) fields["replyId"] = reply;
+      absl::StatusOr<json> r = account->api->Call(
+          "imbot.v2.Chat.Message.send",
+          BotParams(*account, {{"dialogId", dialog}, {"fields", fields}}));
+      if (!r.ok()) return r.status();
+      std::string id =
+          r->is_object()
+              ? IdString(*r, "id")
+              : (r->is_number_integer() ? absl::StrCat(r->get<int64_t>()) : "");
+      return std::vector<std::string>{id};
+    };
+  };
+  for (size_t i = 0; i < texts.size(); ++i) {
+    steps.push_back(send_text(texts[i], i == 0 ? reply_id : 0));
+  }
+  for (const v1::Attachment& att : posted.attachments()) {
+    if (att.blob_id().empty() || att.size() > kMaxUploadBytes) {
+      std::string reason = att.unavailable_reason();
+      if (reason.empty() && att.size() > kMaxUploadBytes) {
+        reason = "over Bitrix24's 100 MB upload limit";
+      }
+      std::string notice = absl::StrCat(
+          prefix, "[i]📎 ", att.name(), " (", FileSizeText(att.size()), ")",
+          reason.empty() ? "" : ": ", reason, "[/i]");
+      steps.push_back(send_text(notice, 0));
+      continue;
+    }
+    steps.push_back([this, account, dialog,
+                     att]() -> absl::StatusOr<std::vector<std::string>> {
+      absl::StatusOr<std::string> bytes =
+          runtime_->router().GetBlob(att.blob_id(), kMaxUploadBytes);
+      if (!bytes.ok()) {
+        return RetryableError(
+            absl::StrCat("cannot read the file from the router: ",
+                         bytes.status().message()));
+      }
+      json fields = {{"name", att.name()},
+                     {"content", absl::Base64Escape(*bytes)}};
+      absl::StatusOr<json> r = account->api->Call(
+          "imbot.v2.File.upload",
+          BotParams(*account, {{"dialogId", dialog}, {"fields", fields}}));
+      if (!r.ok()) return r.status();
+      return std::vector<std::string>{IdString(*r, "messageId")};
+    });
+  }
+  // A send left open by a crash is made again: Bitrix24 has no idempotency
+  // key to look it up by (at least once, docs/bitrix24.md).
+  return journal_->Run(
+      delivery.idempotency_key(),
+      absl::StrCat(delivery.target().account(), "/", dialog), steps,
+      [](size_t, const DeliveryJournal::Step&)
+          -> absl::StatusOr<std::optional<std::vector<std::string>>> {
+        return std::optional<std::vector<std::string>>();
+      });
+}
+
+absl::Status Bitrix24Connector::EditMessage(const v1::Delivery& delivery) {
+  Account* account = FindAccount(delivery.target().account());
+  if (account == nullptr) return absl::FailedPreconditionError("no account");
+  const v1::ChannelRef& origin = delivery.event().channel();
+  BbCodeOptions options;
+  options.native_mentions = origin.platform() == kPlatform &&
+                            origin.account() == delivery.target().account();
+  std::vector<std::string> texts =
+      RenderMessages(SenderPrefix(delivery.sender_name()),
+                     delivery.event().edited().text(), options);
+  // The first message of the copy gets the new text; the text of further
+  // parts, if it grew, is not added.
+  absl::StatusOr<json> r = account->api->Call(
+      "imbot.v2.Chat.Message.update",
+      BotParams(*account, {{"messageId", ToInt(delivery.target_message_ids(0))},
+                           {"fields", {{"message", texts.front()}}}}));
+  if (!r.ok() && ErrorCode(r.status()) == "MESSAGE_NOT_FOUND") {
+    return absl::OkStatus();  // The copy is gone.
+  }
+  return r.status();
+}
+
+absl::Status Bitrix24Connector::DeleteMessage(const v1::Delivery& delivery) {
+  Account* account = FindAccount(delivery.target().account());
+  if (account == nullptr) return absl::FailedPreconditionError("no account");
+  for (const std::string& id : delivery.target_message_ids()) {
+    RememberDeleted(account->config.name(), id);
+    absl::StatusOr<json> r =
+        account->api->Call("imbot.v2.Chat.Message.delete",
+                           BotParams(*account, {{"messageId", ToInt(id)}}));
+    if (!r.ok() && ErrorCode(r.status()) != "MESSAGE_NOT_FOUND") {
+      return r.status();
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace imbridge::adapters::bitrix24

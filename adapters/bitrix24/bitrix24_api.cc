@@ -1,0 +1,256 @@
+#include "adapters/bitrix24/bitrix24_api.h"
+
+#include <algorithm>
+#include <optional>
+#include <utility>
+
+#include "absl/strings/cord.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "adapters/common/delivery_handler.h"
+#include "common/http/url_origin.h"
+#include "common/logging.h"
+
+namespace imbridge::adapters::bitrix24 {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr absl::string_view kPayloadUrl = "imbridge.bitrix24/error";
+
+bool Retryable(int status) {
+  return status == 0 || status == 429 || status >= 500;
+}
+
+}  // namespace
+
+RestClient::RestClient(Options options, const HttpClient* http,
+                       DeliveryJournal* journal)
+    : options_(std::move(options)),
+      http_(http),
+      journal_(journal),
+      bucket_(options_.requests_per_second, 1) {
+  absl::MutexLock lock(&mu_);
+  access_token_ = options_.access_token;
+  refresh_token_ = options_.refresh_token;
+}
+
+std::string RestClient::state_name() const {
+  return absl::StrCat("bitrix24/oauth/", options_.account);
+}
+
+absl::Status RestClient::Init() {
+  if (journal_ == nullptr || !options_.webhook_url.empty()) {
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::optional<std::string>> saved =
+      journal_->GetState(state_name());
+  if (!saved.ok()) return saved.status();
+  if (!saved->has_value()) return absl::OkStatus();
+  json j = json::parse(**saved, nullptr, false);
+  if (!j.is_object() || !j.value("refresh_token", json()).is_string()) {
+    LogWarn("ignoring unreadable saved OAuth tokens",
+            {{"account", options_.account}});
+    return absl::OkStatus();
+  }
+  absl::MutexLock lock(&mu_);
+  access_token_ = j.value("access_token", "");
+  refresh_token_ = j.value("refresh_token", "");
+  return absl::OkStatus();
+}
+
+absl::Status RestClient::health() const {
+  absl::MutexLock lock(&mu_);
+  return health_;
+}
+
+std::string RestClient::PortalOrigin() const {
+  const std::string& base =
+      options_.webhook_url.empty() ? options_.rest_url : options_.webhook_url;
+  absl::StatusOr<UrlOrigin> origin = ParseUrlOrigin(base);
+  if (!origin.ok()) return "";
+  return origin->ForLog();
+}
+
+RestClient::Answer RestClient::Post(absl::string_view method,
+                                    const json& params,
+                                    const std::string& token) const {
+  Answer a;
+  std::string url;
+  json body = params;
+  if (options_.webhook_url.empty()) {
+    url = absl::StrCat(options_.rest_url, method);
+    body["auth"] = token;
+  } else {
+    url = absl::StrCat(options_.webhook_url, method);
+  }
+  absl::StatusOr<HttpResponse> r = http_->PostJson(url, body.dump());
+  if (!r.ok()) {
+    a.error = std::string(r.status().message());
+    return a;
+  }
+  a.status = r->status;
+  a.body = json::parse(r->body, nullptr, false);
+  if (a.body.is_object() && a.body.contains("error")) {
+    a.error = a.body["error"].is_string() ? a.body["error"].get<std::string>()
+                                          : a.body["error"].dump();
+    a.description = a.body.value("error_description", "");
+    if (a.status == 200) a.status = 400;
+  } else if (a.status == 200 &&
+             (!a.body.is_object() || !a.body.contains("result"))) {
+    a.status = 502;
+    a.error = "BAD_ANSWER";
+    a.description = "the answer is not a {result} envelope";
+  } else if (a.status != 200) {
+    a.error = absl::StrCat("HTTP_", a.status);
+  }
+  return a;
+}
+
+absl::StatusOr<json> RestClient::Call(absl::string_view method, json params) {
+  absl::Duration backoff = options_.initial_backoff;
+  bool refreshed = false;
+  Answer last;
+  for (int attempt = 1; attempt <= options_.max_attempts; ++attempt) {
+    absl::Duration wait = bucket_.Reserve(options_.account, absl::Now());
+    if (wait > absl::ZeroDuration()) absl::SleepFor(wait);
+    std::string token;
+    {
+      absl::MutexLock lock(&mu_);
+      token = access_token_;
+    }
+    last = Post(method, params, token);
+    if (last.status == 200) return last.body["result"];
+    if (last.error == "expired_token" && options_.webhook_url.empty() &&
+        !refreshed) {
+      refreshed = true;
+      absl::Status s = Refresh(token);
+      if (!s.ok()) return s;
+      --attempt;  // The refresh is not a failed attempt.
+      continue;
+    }
+    if (!Retryable(last.status)) break;
+    LogDebug("Bitrix24 call will be retried",
+             {{"account", options_.account},
+              {"method", std::string(method)},
+              {"status", absl::StrCat(last.status)},
+              {"error", last.error}});
+    if (attempt < options_.max_attempts) {
+      absl::SleepFor(backoff);
+      backoff = std::min(backoff * 2, options_.max_backoff);
+    }
+  }
+  std::string what =
+      absl::StrCat("Bitrix24 ", method, ": ", last.error,
+                   last.description.empty() ? "" : ": ", last.description);
+  if (Retryable(last.status)) return RetryableError(what, backoff);
+  absl::Status s = absl::FailedPreconditionError(what);
+  s.SetPayload(kPayloadUrl, absl::Cord(last.error));
+  return s;
+}
+
+absl::Status RestClient::Refresh(const std::string& stale) {
+  absl::MutexLock refresh_lock(&refresh_mu_);
+  std::string refresh;
+  {
+    absl::MutexLock lock(&mu_);
+    if (access_token_ != stale) return absl::OkStatus();  // Done meanwhile.
+    refresh = refresh_token_;
+  }
+  HttpHeaderList fields = {{"grant_type", "refresh_token"},
+                           {"client_id", options_.client_id},
+                           {"client_secret", options_.client_secret},
+                           {"refresh_token", refresh}};
+  std::string url =
+      absl::StrCat(options_.token_url, "?", HttpClient::FormEncode(fields));
+  absl::StatusOr<HttpResponse> r = http_->Get(url);
+  std::string reason;
+  json j;
+  if (!r.ok()) {
+    reason = std::string(r.status().message());
+  } else {
+    j = json::parse(r->body, nullptr, false);
+    if (r->status != 200 || !j.is_object() ||
+        !j.value("access_token", json()).is_string() ||
+        !j.value("refresh_token", json()).is_string()) {
+      reason = absl::StrCat("HTTP ", r->status);
+      if (j.is_object() && j.value("error", json()).is_string()) {
+        absl::StrAppend(&reason, ": ", j["error"].get<std::string>());
+      }
+    }
+  }
+  if (!reason.empty()) {
+    LogError("Bitrix24 OAuth token refresh failed",
+             {{"account", options_.account}, {"reason", reason}});
+    absl::Status s = RetryableError(
+        absl::StrCat("Bitrix24 OAuth token refresh failed: ", reason),
+        absl::Seconds(30));
+    absl::MutexLock lock(&mu_);
+    health_ = absl::UnavailableError(
+        absl::StrCat("OAuth token refresh failed: ", reason));
+    return s;
+  }
+  json saved = {{"access_token", j["access_token"]},
+                {"refresh_token", j["refresh_token"]}};
+  if (journal_ != nullptr) {
+    absl::Status s = journal_->PutState(state_name(), saved.dump());
+    if (!s.ok()) {
+      LogError("cannot save refreshed OAuth tokens",
+               {{"account", options_.account}, {"error", s.ToString()}});
+    }
+  }
+  LogInfo("Bitrix24 OAuth tokens refreshed", {{"account", options_.account}});
+  absl::MutexLock lock(&mu_);
+  access_token_ = j["access_token"].get<std::string>();
+  refresh_token_ = j["refresh_token"].get<std::string>();
+  health_ = absl::OkStatus();
+  return absl::OkStatus();
+}
+
+absl::Status RestClient::Download(
+    const std::string& url, uint64_t max_bytes,
+    const std::function<absl::Status(absl::string_view)>& write) const {
+  HttpClientRequest req;
+  req.method = "GET";
+  req.url = url;
+  req.headers = {{"User-Agent", "imbridge/0.1"},
+                 {"Accept", "*/*"},
+                 {"Accept-Language", "en"},
+                 {"Referer", absl::StrCat(PortalOrigin(), "/")}};
+  uint64_t seen = 0;
+  bool too_big = false;
+  req.sink = [&](absl::string_view chunk) -> absl::Status {
+    seen += chunk.size();
+    if (seen > max_bytes) {
+      too_big = true;
+      return absl::OutOfRangeError("file over the limit");
+    }
+    return write(chunk);
+  };
+  absl::StatusOr<HttpResponse> r = http_->Send(req);
+  if (too_big) return absl::OutOfRangeError("file over the limit");
+  if (!r.ok()) {
+    if (IsRetryable(r.status()) || absl::IsUnavailable(r.status())) {
+      return RetryableError(
+          absl::StrCat("Bitrix24 download failed: ", r.status().message()));
+    }
+    return r.status();
+  }
+  if (r->status != 200) {
+    if (Retryable(r->status)) {
+      return RetryableError(
+          absl::StrCat("Bitrix24 download: HTTP ", r->status));
+    }
+    return absl::NotFoundError(absl::StrCat(
+        "Bitrix24 did not provide the file (HTTP ", r->status, ")"));
+  }
+  return absl::OkStatus();
+}
+
+std::string ErrorCode(const absl::Status& status) {
+  auto code = status.GetPayload(kPayloadUrl);
+  return code.has_value() ? std::string(*code) : "";
+}
+
+}  // namespace imbridge::adapters::bitrix24
