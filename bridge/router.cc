@@ -199,7 +199,7 @@ void Router::Shutdown() {
 int Router::http_port() const { return http_ == nullptr ? 0 : http_->port(); }
 
 absl::Status Router::StartHttp() {
-  WebhookServer::Options options;
+  HttpServer::Options options;
   const std::string& listen = config_.http().listen();
   size_t colon = listen.rfind(':');
   options.host = listen.substr(0, colon);
@@ -215,7 +215,7 @@ absl::Status Router::StartHttp() {
   options.port = static_cast<uint16_t>(port);
   options.threads = 1;
   options.request_timeout = absl::Seconds(2);  // /readyz: the commit wait
-  http_ = std::make_unique<WebhookServer>(options);
+  http_ = std::make_unique<HttpServer>(options);
   http_->Handle("GET", "/readyz",
                 [this](HttpRequest, std::shared_ptr<Responder> responder) {
                   ServeReadyz(std::move(responder));

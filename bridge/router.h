@@ -71,7 +71,7 @@ class Router {
   std::unique_ptr<RouterService> service_;
   std::unique_ptr<AdminService> admin_;
   std::unique_ptr<WebhookDirectoryService> directory_;
-  std::unique_ptr<WebhookServer> http_;
+  std::unique_ptr<HttpServer> http_;
   uint64_t collector_ = 0;
   // Targets CollectMetrics has reported a queue depth for (scrapes are
   // serialized by the registry).

@@ -108,7 +108,7 @@ AdapterRuntime::AdapterRuntime(const v1::RouterConnection& router,
                                       identity_.capabilities),
       counting_handler_.get());
 
-  WebhookServer::Options options;
+  HttpServer::Options options;
   std::string listen = http.listen().empty()
                            ? absl::StrCat("127.0.0.1:", identity_.default_port)
                            : http.listen();
@@ -122,7 +122,7 @@ AdapterRuntime::AdapterRuntime(const v1::RouterConnection& router,
   options.request_timeout = http.request_timeout_ms() > 0
                                 ? absl::Milliseconds(http.request_timeout_ms())
                                 : identity_.default_request_timeout;
-  http_ = std::make_unique<WebhookServer>(options);
+  http_ = std::make_unique<HttpServer>(options);
   http_->Handle("GET", "/readyz",
                 [this](HttpRequest request, std::shared_ptr<Responder> r) {
                   ServeReadyz(request, r);
@@ -139,7 +139,7 @@ AdapterRuntime::AdapterRuntime(const v1::RouterConnection& router,
                  "1 while the adapter is attached to the router.",
                  {{"platform", platform}})
         .Set(router_->attached() ? 1 : 0);
-    WebhookServerCounters c = http_->counters();
+    HttpServerCounters c = http_->counters();
     auto rejected = [&](const char* reason, uint64_t value) {
       reg.GetGauge("imbridge_http_rejections",
                    "HTTP requests the adapter's server refused before any "

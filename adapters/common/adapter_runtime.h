@@ -88,7 +88,7 @@ class AdapterRuntime {
   void SetDeliveryHandler(DeliveryHandler* handler);
 
   // The HTTP server, for registering webhook routes before Start().
-  WebhookServer& http() { return *http_; }
+  HttpServer& http() { return *http_; }
 
   // The router client (valid from construction; connects on Start()).
   RouterClient& router() { return *router_; }
@@ -157,7 +157,7 @@ class AdapterRuntime {
   std::unique_ptr<ConnectorDeliveryHandler> dispatcher_;
   std::unique_ptr<DeliveryJournal> journal_;
   std::unique_ptr<RouterClient> router_;
-  std::unique_ptr<WebhookServer> http_;
+  std::unique_ptr<HttpServer> http_;
   std::vector<std::pair<std::string, std::function<absl::Status()>>> checks_;
   std::vector<std::function<absl::Status()>> on_started_;
   std::vector<std::function<void()>> on_stop_;

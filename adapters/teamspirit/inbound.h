@@ -83,7 +83,7 @@ struct TsInboundEvent {
 //   500 when the router rejected or failed to store the event;
 //   200 {"ok":true} once the router acknowledged (accepted, duplicate or
 //       dropped as an echo).
-// (413 for bodies over 1 MiB comes from the WebhookServer itself.)
+// (413 for bodies over 1 MiB comes from the HttpServer itself.)
 //
 // Events of one chat are published in the order they arrived, a message
 // waiting for its file included; a retry of an event still in progress
@@ -121,7 +121,7 @@ class WebhookReceiver : public InboundConnector<TsInboundEvent> {
   // The bot's TeamSpirit user id, once known.
   void SetBotUserId(std::string id);
 
-  // The WebhookHandler for the outgoing-webhook route.
+  // The HttpHandler for the outgoing-webhook route.
   void Handle(HttpRequest request, std::shared_ptr<Responder> responder);
 
   // InboundConnector: the lane is the chat (presence has one of its own),

@@ -189,7 +189,7 @@ IncomingWebhooks::IncomingWebhooks(std::vector<std::string> accounts,
       pipeline_(pipeline),
       count_rejection_(std::move(count_rejection)) {}
 
-void IncomingWebhooks::Register(WebhookServer& server) {
+void IncomingWebhooks::Register(HttpServer& server) {
   server.HandlePrefix(
       "POST", kPrefix,
       [this](HttpRequest request, std::shared_ptr<Responder> r) {

@@ -82,7 +82,7 @@ class IncomingWebhooks {
 
   // Registers POST /hooks/ on `server` (before it starts). This object must
   // outlive the server's handling of requests.
-  void Register(WebhookServer& server);
+  void Register(HttpServer& server);
 
   // Answers one request (for Register's route).
   void Handle(HttpRequest request, std::shared_ptr<Responder> responder);

@@ -105,14 +105,14 @@ struct Route {
   std::string method;
   std::string path;
   bool prefix = false;
-  std::shared_ptr<const WebhookHandler> handler;
+  std::shared_ptr<const HttpHandler> handler;
 };
 
 class Session;
 
 }  // namespace
 
-class WebhookServer::Impl {
+class HttpServer::Impl {
  public:
   explicit Impl(Options options)
       : options_(std::move(options)),
@@ -122,19 +122,19 @@ class WebhookServer::Impl {
   ~Impl() { Stop(); }
 
   void AddRoute(absl::string_view method, absl::string_view path, bool prefix,
-                WebhookHandler handler) {
+                HttpHandler handler) {
     absl::MutexLock lock(&mu_);
     routes_.push_back(
         Route{std::string(method), std::string(path), prefix,
-              std::make_shared<const WebhookHandler>(std::move(handler))});
+              std::make_shared<const HttpHandler>(std::move(handler))});
   }
 
   absl::Status Start();
   void Stop();
   uint16_t port() const { return port_.load(); }
 
-  WebhookServerCounters counters() const {
-    WebhookServerCounters c;
+  HttpServerCounters counters() const {
+    HttpServerCounters c;
     c.requests = requests_.load();
     c.handled = handled_.load();
     c.rejected_too_large = too_large_.load();
@@ -149,7 +149,7 @@ class WebhookServer::Impl {
   // What a request's method and path resolve to.
   struct Resolution {
     int status = 404;  // 200 when `handler` is set, else 404 or 405.
-    std::shared_ptr<const WebhookHandler> handler;
+    std::shared_ptr<const HttpHandler> handler;
     std::string allow;  // For 405: the methods the path has.
   };
   Resolution Resolve(absl::string_view method, absl::string_view path) const;
@@ -206,7 +206,7 @@ namespace {
 // connection's strand only, except through ResponderImpl (which posts).
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(WebhookServer::Impl* server, tcp::socket socket)
+  Session(HttpServer::Impl* server, tcp::socket socket)
       : server_(server),
         stream_(std::move(socket)),
         request_timer_(stream_.get_executor()),
@@ -263,7 +263,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void DrainSome();
   void Close();
 
-  WebhookServer::Impl* const server_;
+  HttpServer::Impl* const server_;
   Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
@@ -417,7 +417,7 @@ void Session::Dispatch() {
   request.body = std::move(msg.body());
   request.remote_address = remote_address_;
 
-  WebhookServer::Impl::Resolution route =
+  HttpServer::Impl::Resolution route =
       server_->Resolve(request.method, request.path);
   if (route.status == 404) {
     ++server_->not_found_;
@@ -454,11 +454,11 @@ void Session::Dispatch() {
   try {
     (*route.handler)(std::move(request), std::move(responder));
   } catch (const std::exception& e) {
-    LogError("webhook handler threw", {{"error", e.what()}});
+    LogError("HTTP handler threw", {{"error", e.what()}});
     responder_->Respond(500, "application/json",
                         JsonErrorBody("internal", "internal error"));
   } catch (...) {
-    LogError("webhook handler threw a non-exception");
+    LogError("HTTP handler threw a non-exception");
     responder_->Respond(500, "application/json",
                         JsonErrorBody("internal", "internal error"));
   }
@@ -469,7 +469,7 @@ void Session::OnRequestTimeout(uint64_t request_id, beast::error_code ec) {
   if (!responder_->Claim()) return;  // An answer is already on its way.
   ++server_->timed_out_;
   responder_.reset();
-  LogWarn("webhook handler did not answer in time; answering 503");
+  LogWarn("HTTP handler did not answer in time; answering 503");
   Write(Reply{503,
               "application/json",
               JsonErrorBody("timeout", "the request was not handled in time"),
@@ -499,7 +499,7 @@ void Session::Write(Reply reply, After after) {
   state_ = State::kWriting;
   int status = reply.status;
   if (status < 200 || status > 599) {
-    LogError("webhook handler answered an invalid status; sending 500",
+    LogError("HTTP handler answered an invalid status; sending 500",
              {{"status", absl::StrCat(status)}});
     status = 500;
   }
@@ -579,7 +579,7 @@ void Session::Abort() {
   stopping_ = true;
   if (responder_ != nullptr && responder_->Claim()) {
     ++server_->aborted_;
-    LogWarn("webhook request abandoned at shutdown");
+    LogWarn("HTTP request abandoned at shutdown");
   }
   responder_.reset();
   beast::error_code ignored;
@@ -590,7 +590,7 @@ void Session::Abort() {
 
 }  // namespace
 
-WebhookServer::Impl::Resolution WebhookServer::Impl::Resolve(
+HttpServer::Impl::Resolution HttpServer::Impl::Resolve(
     absl::string_view method, absl::string_view path) const {
   absl::ReaderMutexLock lock(&mu_);
   // The best matching path: an exact route, else the longest prefix.
@@ -622,7 +622,7 @@ WebhookServer::Impl::Resolution WebhookServer::Impl::Resolve(
   return result;
 }
 
-absl::Status WebhookServer::Impl::Start() {
+absl::Status HttpServer::Impl::Start() {
   {
     absl::MutexLock lock(&mu_);
     if (started_) return absl::FailedPreconditionError("already started");
@@ -638,15 +638,16 @@ absl::Status WebhookServer::Impl::Start() {
     auto results =
         resolver.resolve(options_.host, absl::StrCat(options_.port), ec);
     if (ec || results.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "cannot resolve webhook host '", options_.host, "': ", ec.message()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("cannot resolve HTTP server host '", options_.host,
+                       "': ", ec.message()));
     }
     endpoint = results.begin()->endpoint();
   }
   auto fail = [&](absl::string_view what) {
     return absl::UnavailableError(absl::StrCat(
-        "webhook server cannot ", what, " ", endpoint.address().to_string(),
-        ":", endpoint.port(), ": ", ec.message()));
+        "HTTP server cannot ", what, " ", endpoint.address().to_string(), ":",
+        endpoint.port(), ": ", ec.message()));
   };
   acceptor_.open(endpoint.protocol(), ec);
   if (ec) return fail("open");
@@ -669,27 +670,27 @@ absl::Status WebhookServer::Impl::Start() {
           ioc_.run();
           return;
         } catch (const std::exception& e) {
-          LogError("webhook server thread caught an exception",
+          LogError("HTTP server thread caught an exception",
                    {{"error", e.what()}});
         }
       }
     });
   }
-  LogInfo("webhook server listening",
+  LogInfo("HTTP server listening",
           {{"address",
             absl::StrCat(endpoint.address().to_string(), ":", port_.load())}});
   return absl::OkStatus();
 }
 
-void WebhookServer::Impl::Accept() {
+void HttpServer::Impl::Accept() {
   acceptor_.async_accept(net::make_strand(ioc_),
                          beast::bind_front_handler(&Impl::OnAccept, this));
 }
 
-void WebhookServer::Impl::OnAccept(beast::error_code ec, tcp::socket socket) {
+void HttpServer::Impl::OnAccept(beast::error_code ec, tcp::socket socket) {
   if (stopping_.load() || !acceptor_.is_open()) return;
   if (ec) {
-    LogWarn("webhook server accept failed", {{"error", ec.message()}});
+    LogWarn("HTTP server accept failed", {{"error", ec.message()}});
   } else {
     auto session = std::make_shared<Session>(this, std::move(socket));
     {
@@ -701,7 +702,7 @@ void WebhookServer::Impl::OnAccept(beast::error_code ec, tcp::socket socket) {
   Accept();
 }
 
-std::vector<std::shared_ptr<Session>> WebhookServer::Impl::LiveSessions() {
+std::vector<std::shared_ptr<Session>> HttpServer::Impl::LiveSessions() {
   std::vector<std::shared_ptr<Session>> live;
   absl::MutexLock lock(&mu_);
   for (auto& [ptr, weak] : sessions_) {
@@ -710,7 +711,7 @@ std::vector<std::shared_ptr<Session>> WebhookServer::Impl::LiveSessions() {
   return live;
 }
 
-void WebhookServer::Impl::Stop() {
+void HttpServer::Impl::Stop() {
   {
     absl::MutexLock lock(&mu_);
     if (!started_ || stopped_) {
@@ -751,10 +752,10 @@ void WebhookServer::Impl::Stop() {
   ioc_.stop();
   for (std::thread& thread : threads_) thread.join();
   threads_.clear();
-  LogInfo("webhook server stopped");
+  LogInfo("HTTP server stopped");
 }
 
-WebhookServer::WebhookServer(Options options)
+HttpServer::HttpServer(Options options)
     : impl_(std::make_unique<Impl>(std::move(options))) {
   impl_->AddRoute("GET", "/healthz", /*prefix=*/false,
                   [](HttpRequest, std::shared_ptr<Responder> responder) {
@@ -762,24 +763,21 @@ WebhookServer::WebhookServer(Options options)
                   });
 }
 
-WebhookServer::~WebhookServer() { Stop(); }
+HttpServer::~HttpServer() { Stop(); }
 
-void WebhookServer::Handle(absl::string_view method, absl::string_view path,
-                           WebhookHandler handler) {
+void HttpServer::Handle(absl::string_view method, absl::string_view path,
+                        HttpHandler handler) {
   impl_->AddRoute(method, path, /*prefix=*/false, std::move(handler));
 }
 
-void WebhookServer::HandlePrefix(absl::string_view method,
-                                 absl::string_view prefix,
-                                 WebhookHandler handler) {
+void HttpServer::HandlePrefix(absl::string_view method,
+                              absl::string_view prefix, HttpHandler handler) {
   impl_->AddRoute(method, prefix, /*prefix=*/true, std::move(handler));
 }
 
-absl::Status WebhookServer::Start() { return impl_->Start(); }
-void WebhookServer::Stop() { impl_->Stop(); }
-uint16_t WebhookServer::port() const { return impl_->port(); }
-WebhookServerCounters WebhookServer::counters() const {
-  return impl_->counters();
-}
+absl::Status HttpServer::Start() { return impl_->Start(); }
+void HttpServer::Stop() { impl_->Stop(); }
+uint16_t HttpServer::port() const { return impl_->port(); }
+HttpServerCounters HttpServer::counters() const { return impl_->counters(); }
 
 }  // namespace imbridge

@@ -19,7 +19,7 @@ namespace imbridge {
 // Names compare case-insensitively; a name may repeat.
 using HttpHeaderList = std::vector<std::pair<std::string, std::string>>;
 
-// One webhook request as the server read it.
+// One HTTP request as the server read it.
 struct HttpRequest {
   std::string method;  // "POST", as sent.
   std::string target;  // The request target as sent: "/slack/events?a=b".
@@ -74,11 +74,11 @@ class Responder {
 // it inspects the request, starts whatever work is needed elsewhere, and
 // answers through the responder then or later. Exceptions it throws are
 // caught and answered with 500.
-using WebhookHandler =
+using HttpHandler =
     std::function<void(HttpRequest request, std::shared_ptr<Responder>)>;
 
 // Counts since Start(). A snapshot; every field only grows.
-struct WebhookServerCounters {
+struct HttpServerCounters {
   uint64_t requests = 0;            // Requests whose header was read.
   uint64_t handled = 0;             // Given to a handler (with /healthz).
   uint64_t rejected_too_large = 0;  // 413: body over max_body_bytes.
@@ -90,7 +90,8 @@ struct WebhookServerCounters {
   uint64_t aborted = 0;             // Unanswered when Stop() gave up.
 };
 
-// An HTTP/1.1 server for messengers' webhooks, on Boost.Beast.
+// An HTTP/1.1 server on Boost.Beast: the adapters' webhook endpoints, the
+// /metrics and /readyz of every process, and the sandbox's page.
 //
 // Routes are registered before Start(): an exact path, or a path prefix (the
 // longest registered prefix wins; exact routes win over prefixes), each for
@@ -106,13 +107,13 @@ struct WebhookServerCounters {
 // answered in order.
 //
 // Plain HTTP only for now ("HTTPS-ready"): terminate TLS in a reverse proxy.
-// The connection stream type is confined to webhook_server.cc, so a TLS
+// The connection stream type is confined to http_server.cc, so a TLS
 // option only changes that file.
 //
 // Threading: Handle*() before Start(); Start(), Stop(), port() and
 // counters() from any one controlling thread, never from a handler. Stop()
 // blocks up to `stop_grace` plus a moment; all other methods do not block.
-class WebhookServer {
+class HttpServer {
  public:
   struct Options {
     // Address to listen on (an IP literal or a name resolved once).
@@ -135,18 +136,18 @@ class WebhookServer {
     absl::Duration stop_grace = absl::Seconds(5);
   };
 
-  explicit WebhookServer(Options options);
-  ~WebhookServer();  // Calls Stop().
+  explicit HttpServer(Options options);
+  ~HttpServer();  // Calls Stop().
 
-  WebhookServer(const WebhookServer&) = delete;
-  WebhookServer& operator=(const WebhookServer&) = delete;
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
 
   // Routes `method` requests for exactly `path` to `handler`.
   void Handle(absl::string_view method, absl::string_view path,
-              WebhookHandler handler);
+              HttpHandler handler);
   // Routes `method` requests whose path starts with `prefix` to `handler`.
   void HandlePrefix(absl::string_view method, absl::string_view prefix,
-                    WebhookHandler handler);
+                    HttpHandler handler);
 
   // Binds, listens and starts the threads. kInvalidArgument for a bad host,
   // kUnavailable when the address cannot be bound, kFailedPrecondition when
@@ -162,7 +163,7 @@ class WebhookServer {
   // The bound port after Start() (useful with port 0); 0 before.
   uint16_t port() const;
 
-  WebhookServerCounters counters() const;
+  HttpServerCounters counters() const;
 
   class Impl;
 

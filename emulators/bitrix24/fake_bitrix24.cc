@@ -100,11 +100,11 @@ FakeBitrix24::FakeBitrix24(Options options)
 FakeBitrix24::~FakeBitrix24() { Stop(); }
 
 absl::Status FakeBitrix24::Start() {
-  WebhookServer::Options o;
+  HttpServer::Options o;
   o.port = options_.port;
   o.max_body_bytes = 200 << 20;  // base64 of a 100 MB file
   o.request_timeout = absl::Seconds(60);
-  server_ = std::make_unique<WebhookServer>(o);
+  server_ = std::make_unique<HttpServer>(o);
   auto handler = [this](HttpRequest request,
                         std::shared_ptr<Responder> responder) {
     Serve(std::move(request), std::move(responder));

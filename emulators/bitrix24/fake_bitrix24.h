@@ -202,7 +202,7 @@ class FakeBitrix24 {
                       const std::string& description);
 
   const Options options_;
-  std::unique_ptr<WebhookServer> server_;
+  std::unique_ptr<HttpServer> server_;
 
   mutable absl::Mutex mu_;
   double drain_per_second_ ABSL_GUARDED_BY(mu_);

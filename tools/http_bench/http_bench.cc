@@ -403,8 +403,8 @@ class Receiver {
   }
 
  private:
-  static imbridge::WebhookServer::Options Options() {
-    imbridge::WebhookServer::Options o;
+  static imbridge::HttpServer::Options Options() {
+    imbridge::HttpServer::Options o;
     o.port = 0;
     return o;
   }
@@ -425,7 +425,7 @@ class Receiver {
     if (recording_) latencies_us_.push_back((now - sent) / 1000);
   }
 
-  imbridge::WebhookServer server_;
+  imbridge::HttpServer server_;
   std::atomic<int64_t> received_{0};
   absl::Mutex mu_;
   bool recording_ ABSL_GUARDED_BY(mu_) = false;
@@ -678,7 +678,7 @@ bool MeasurePath(const Flags& f, const std::string& name,
 // one person; every other method answers {"ok":true}.
 class FakeSlackApi {
  public:
-  FakeSlackApi() : server_(imbridge::WebhookServer::Options()) {
+  FakeSlackApi() : server_(imbridge::HttpServer::Options()) {
     server_.HandlePrefix(
         "POST", "/api/",
         [](imbridge::HttpRequest request,
@@ -698,7 +698,7 @@ class FakeSlackApi {
   int port() const { return server_.port(); }
 
  private:
-  imbridge::WebhookServer server_;
+  imbridge::HttpServer server_;
 };
 
 // Runs the bench with its processes' files in `dir`; returns the exit code.

@@ -24,7 +24,7 @@ namespace imbridge::sandbox {
 // if there are any, else as soon as one is published, else after
 // `max_wait` as a comment only. The response then ends and the browser's
 // EventSource reconnects at once (the body sets `retry`), so a response
-// never has to stay open on the server (WebhookServer answers
+// never has to stay open on the server (HttpServer answers
 // whole responses only). A reader too far behind gets a `reset` event and
 // reloads the state.
 //

@@ -36,8 +36,8 @@ struct FileBody {
   std::string content;
 };
 
-// One emulated messenger as the sandbox page drives it: a test fake
-// (tests/fakes/<name>) serving the messenger's API to the adapter, seeded
+// One emulated messenger as the sandbox page drives it: an emulator
+// (emulators/<name>) serving the messenger's API to the adapter, seeded
 // with one linked chat and a few people, plus the chat as the page shows it.
 //
 // The page's view of the chat is JSON shared by all messengers (see

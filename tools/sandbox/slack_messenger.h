@@ -7,8 +7,8 @@
 #include <utility>
 #include <vector>
 
+#include "emulators/slack/fake_slack.h"
 #include "imbridge/v1/sandbox_config.pb.h"
-#include "tests/fakes/slack/fake_slack.h"
 #include "tools/sandbox/messenger.h"
 #include "tools/sandbox/people.h"
 

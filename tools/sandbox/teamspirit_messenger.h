@@ -9,8 +9,8 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "emulators/teamspirit/fake_teamspirit.h"
 #include "imbridge/v1/sandbox_config.pb.h"
-#include "tests/fakes/teamspirit/fake_teamspirit.h"
 #include "tools/sandbox/messenger.h"
 #include "tools/sandbox/people.h"
 

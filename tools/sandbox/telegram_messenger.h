@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "common/http/http_client.h"
+#include "emulators/telegram/fake_telegram.h"
 #include "imbridge/v1/sandbox_config.pb.h"
-#include "tests/fakes/telegram/fake_telegram.h"
 #include "tools/sandbox/messenger.h"
 
 namespace imbridge::sandbox {

@@ -18,8 +18,8 @@ namespace {
 
 using nlohmann::json;
 
-WebhookServer::Options ServerOptions(std::string host, uint16_t port) {
-  WebhookServer::Options o;
+HttpServer::Options ServerOptions(std::string host, uint16_t port) {
+  HttpServer::Options o;
   o.host = std::move(host);
   o.port = port;
   o.threads = 2;

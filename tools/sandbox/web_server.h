@@ -12,7 +12,7 @@
 
 namespace imbridge::sandbox {
 
-// The sandbox's web page and its HTTP API, on WebhookServer:
+// The sandbox's web page and its HTTP API, on HttpServer:
 //   GET  /                         the page (web_dir/index.html)
 //   GET  /static/<file>            web_dir/<file> (.css, .js, .png, .svg)
 //   GET  /api/state                Sandbox::State()
@@ -50,7 +50,7 @@ class WebServer {
 
   Sandbox* const sandbox_;
   const std::string web_dir_;
-  WebhookServer server_;
+  HttpServer server_;
   Executor workers_{4};
 };
 

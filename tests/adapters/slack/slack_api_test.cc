@@ -6,8 +6,8 @@
 #include "absl/time/clock.h"
 #include "adapters/common/delivery_handler.h"
 #include "common/http/http_client.h"
+#include "emulators/slack/fake_slack.h"
 #include "gtest/gtest.h"
-#include "tests/fakes/slack/fake_slack.h"
 
 namespace imbridge::adapters::slack {
 namespace {

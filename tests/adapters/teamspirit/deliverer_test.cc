@@ -13,9 +13,9 @@
 #include "adapters/teamspirit/bot_presence.h"
 #include "adapters/teamspirit/outbound.h"
 #include "adapters/teamspirit/rate_limiter.h"
+#include "emulators/teamspirit/fake_teamspirit.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/fakes/teamspirit/fake_teamspirit.h"
 
 namespace imbridge::adapters::teamspirit {
 namespace {

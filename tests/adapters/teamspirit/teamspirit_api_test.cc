@@ -11,9 +11,9 @@
 #include "adapters/teamspirit/rate_limiter.h"
 #include "adapters/teamspirit/settings.h"
 #include "common/config_loader.h"
+#include "emulators/teamspirit/fake_teamspirit.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/fakes/teamspirit/fake_teamspirit.h"
 
 namespace imbridge::adapters::teamspirit {
 namespace {

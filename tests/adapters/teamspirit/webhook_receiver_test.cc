@@ -10,11 +10,11 @@
 #include "absl/time/clock.h"
 #include "adapters/teamspirit/inbound.h"
 #include "adapters/teamspirit/rate_limiter.h"
+#include "emulators/teamspirit/fake_teamspirit.h"
 #include "adapters/teamspirit/signature.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/adapters/common/blob_reads.h"
-#include "tests/fakes/teamspirit/fake_teamspirit.h"
 
 namespace imbridge::adapters::teamspirit {
 namespace {

@@ -8,9 +8,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "emulators/telegram/fake_telegram.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/fakes/telegram/fake_telegram.h"
 
 namespace imbridge::adapters::telegram {
 namespace {

@@ -213,9 +213,9 @@ class AcceptingRouter : public InboundRouter {
 class IncomingWebhooksTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    WebhookServer::Options options;
+    HttpServer::Options options;
     options.max_body_bytes = 1 << 20;
-    server_ = std::make_unique<WebhookServer>(options);
+    server_ = std::make_unique<HttpServer>(options);
     pipeline_ =
         std::make_unique<InboundPipeline>(InboundPipeline::Options(), &router_);
     incoming_ = std::make_unique<IncomingWebhooks>(
@@ -258,7 +258,7 @@ class IncomingWebhooksTest : public ::testing::Test {
   FakeDirectory directory_;
   AcceptingRouter router_;
   std::unique_ptr<InboundPipeline> pipeline_;
-  std::unique_ptr<WebhookServer> server_;
+  std::unique_ptr<HttpServer> server_;
   std::unique_ptr<IncomingWebhooks> incoming_;
   HttpClient client_;
   absl::Mutex mu_;

@@ -158,7 +158,7 @@ class Receiver {
     HttpHeaderList headers;
   };
 
-  Receiver() : server_(WebhookServer::Options()) {
+  Receiver() : server_(HttpServer::Options()) {
     server_.Handle("POST", "/in",
                    [this](HttpRequest request, std::shared_ptr<Responder> r) {
                      Answer answer{200, "ok", {}};
@@ -189,7 +189,7 @@ class Receiver {
   }
 
  private:
-  WebhookServer server_;
+  HttpServer server_;
   absl::Mutex mu_;
   std::vector<Answer> answers_ ABSL_GUARDED_BY(mu_);
   std::vector<HttpRequest> requests_ ABSL_GUARDED_BY(mu_);

@@ -198,10 +198,10 @@ std::string DispositionParam(const std::string& disposition,
 class HttpClientTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    WebhookServer::Options options;
+    HttpServer::Options options;
     options.stop_grace = absl::Milliseconds(50);
     options.max_body_bytes = 4 << 20;
-    server_ = std::make_unique<WebhookServer>(options);
+    server_ = std::make_unique<HttpServer>(options);
     for (const char* method : {"GET", "POST", "PUT", "PATCH", "DELETE"}) {
       server_->Handle(
           method, "/echo",
@@ -273,7 +273,7 @@ class HttpClientTest : public ::testing::Test {
     responder->Respond(status, "text/plain", "moved", {{"Location", location}});
   }
 
-  WebhookHandler Recording(int status, std::string reply) {
+  HttpHandler Recording(int status, std::string reply) {
     return [this, status, reply](HttpRequest request,
                                  std::shared_ptr<Responder> responder) {
       Record(request);
@@ -291,7 +291,7 @@ class HttpClientTest : public ::testing::Test {
     return seen_;
   }
 
-  std::unique_ptr<WebhookServer> server_;
+  std::unique_ptr<HttpServer> server_;
   std::string base_;
   HttpClient client_;
   absl::Mutex mu_;

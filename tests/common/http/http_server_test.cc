@@ -142,7 +142,7 @@ std::string ErrorCode(const Response& response) {
 // Keeps the requests a handler saw and answers them on demand.
 class Recorder {
  public:
-  WebhookHandler Handler(bool answer_now, std::string reply = "done") {
+  HttpHandler Handler(bool answer_now, std::string reply = "done") {
     return [this, answer_now, reply](HttpRequest request,
                                      std::shared_ptr<Responder> responder) {
       absl::MutexLock lock(&mu_);
@@ -185,12 +185,12 @@ class Recorder {
   std::vector<std::shared_ptr<Responder>> responders_ ABSL_GUARDED_BY(mu_);
 };
 
-class WebhookServerTest : public ::testing::Test {
+class HttpServerTest : public ::testing::Test {
  protected:
-  void StartServer(WebhookServer::Options options = {}) {
+  void StartServer(HttpServer::Options options = {}) {
     options.host = "127.0.0.1";
     options.port = 0;
-    server_ = std::make_unique<WebhookServer>(options);
+    server_ = std::make_unique<HttpServer>(options);
     server_->Handle("POST", "/slack/events", recorder_.Handler(true, "slack"));
     server_->HandlePrefix("POST", "/hooks/", recorder_.Handler(true, "hook"));
     server_->Handle("POST", "/hooks/special",
@@ -208,10 +208,10 @@ class WebhookServerTest : public ::testing::Test {
   uint16_t port() const { return server_->port(); }
 
   Recorder recorder_;
-  std::unique_ptr<WebhookServer> server_;
+  std::unique_ptr<HttpServer> server_;
 };
 
-TEST_F(WebhookServerTest, RoutesAndPassesTheRequestThrough) {
+TEST_F(HttpServerTest, RoutesAndPassesTheRequestThrough) {
   StartServer();
   std::string body("a=1&b=\r\n\0\xff", 11);
   auto request = Request(http::verb::post, "/slack/events?x=1&y=%20", body);
@@ -251,7 +251,7 @@ TEST_F(WebhookServerTest, RoutesAndPassesTheRequestThrough) {
   EXPECT_EQ(server_->counters().handled, 4u);
 }
 
-TEST_F(WebhookServerTest, UnknownPathIs404AndWrongMethodIs405) {
+TEST_F(HttpServerTest, UnknownPathIs404AndWrongMethodIs405) {
   StartServer();
   absl::StatusOr<Response> response =
       Fetch(port(), Request(http::verb::post, "/nowhere", "x"));
@@ -271,14 +271,14 @@ TEST_F(WebhookServerTest, UnknownPathIs404AndWrongMethodIs405) {
   EXPECT_THAT(std::string((*response)[http::field::allow]), HasSubstr("PUT"));
 
   EXPECT_EQ(recorder_.count(), 0u);
-  WebhookServerCounters counters = server_->counters();
+  HttpServerCounters counters = server_->counters();
   EXPECT_EQ(counters.rejected_not_found, 2u);
   EXPECT_EQ(counters.rejected_method, 1u);
   EXPECT_EQ(counters.requests, 3u);
   EXPECT_EQ(counters.handled, 0u);
 }
 
-TEST_F(WebhookServerTest, Healthz) {
+TEST_F(HttpServerTest, Healthz) {
   StartServer();
   absl::StatusOr<Response> response =
       Fetch(port(), Request(http::verb::get, "/healthz"));
@@ -287,8 +287,8 @@ TEST_F(WebhookServerTest, Healthz) {
   EXPECT_EQ(response->body(), "ok");
 }
 
-TEST_F(WebhookServerTest, OversizedBodyIs413BeforeTheBodyIsSent) {
-  WebhookServer::Options options;
+TEST_F(HttpServerTest, OversizedBodyIs413BeforeTheBodyIsSent) {
+  HttpServer::Options options;
   options.max_body_bytes = 1024;
   StartServer(options);
   TestConnection conn(port());
@@ -316,8 +316,8 @@ TEST_F(WebhookServerTest, OversizedBodyIs413BeforeTheBodyIsSent) {
   EXPECT_EQ(recorder_.count(), 1u);
 }
 
-TEST_F(WebhookServerTest, OversizedChunkedBodyIs413) {
-  WebhookServer::Options options;
+TEST_F(HttpServerTest, OversizedChunkedBodyIs413) {
+  HttpServer::Options options;
   options.max_body_bytes = 1024;
   StartServer(options);
   TestConnection conn(port());
@@ -334,7 +334,7 @@ TEST_F(WebhookServerTest, OversizedChunkedBodyIs413) {
   EXPECT_EQ(server_->counters().rejected_too_large, 1u);
 }
 
-TEST_F(WebhookServerTest, ExpectContinueGetsTheBody) {
+TEST_F(HttpServerTest, ExpectContinueGetsTheBody) {
   StartServer();
   TestConnection conn(port());
   ASSERT_TRUE(conn.connected());
@@ -352,7 +352,7 @@ TEST_F(WebhookServerTest, ExpectContinueGetsTheBody) {
   EXPECT_EQ(recorder_.request(0).body, "hello");
 }
 
-TEST_F(WebhookServerTest, MalformedRequestIs400) {
+TEST_F(HttpServerTest, MalformedRequestIs400) {
   StartServer();
   TestConnection conn(port());
   ASSERT_TRUE(conn.connected());
@@ -367,7 +367,7 @@ TEST_F(WebhookServerTest, MalformedRequestIs400) {
   EXPECT_EQ(recorder_.count(), 0u);
 }
 
-TEST_F(WebhookServerTest, HandlerAnswersLaterFromAnotherThread) {
+TEST_F(HttpServerTest, HandlerAnswersLaterFromAnotherThread) {
   StartServer();
   std::optional<absl::StatusOr<Response>> response;
   std::thread client([&] {
@@ -395,8 +395,8 @@ TEST_F(WebhookServerTest, HandlerAnswersLaterFromAnotherThread) {
   EXPECT_FALSE(responder->Respond(200, "text/plain", "again"));
 }
 
-TEST_F(WebhookServerTest, UnansweredRequestTimesOutWith503) {
-  WebhookServer::Options options;
+TEST_F(HttpServerTest, UnansweredRequestTimesOutWith503) {
+  HttpServer::Options options;
   options.request_timeout = absl::Milliseconds(200);
   StartServer(options);
   TestConnection conn(port());
@@ -416,7 +416,7 @@ TEST_F(WebhookServerTest, UnansweredRequestTimesOutWith503) {
   EXPECT_EQ(response->body(), "ok");
 }
 
-TEST_F(WebhookServerTest, KeepAliveServesTwoRequestsOnOneConnection) {
+TEST_F(HttpServerTest, KeepAliveServesTwoRequestsOnOneConnection) {
   StartServer();
   TestConnection conn(port());
   ASSERT_TRUE(conn.connected());
@@ -444,7 +444,7 @@ TEST_F(WebhookServerTest, KeepAliveServesTwoRequestsOnOneConnection) {
   EXPECT_TRUE(conn.WaitClosed());
 }
 
-TEST_F(WebhookServerTest, PipelinedRequestsAreAnsweredInOrder) {
+TEST_F(HttpServerTest, PipelinedRequestsAreAnsweredInOrder) {
   StartServer();
   TestConnection conn(port());
   ASSERT_TRUE(conn.connected());
@@ -459,7 +459,7 @@ TEST_F(WebhookServerTest, PipelinedRequestsAreAnsweredInOrder) {
   EXPECT_EQ(second->body(), "ok");
 }
 
-TEST_F(WebhookServerTest, HandlerExceptionIs500) {
+TEST_F(HttpServerTest, HandlerExceptionIs500) {
   StartServer();
   absl::StatusOr<Response> response =
       Fetch(port(), Request(http::verb::get, "/throws"));
@@ -472,7 +472,7 @@ TEST_F(WebhookServerTest, HandlerExceptionIs500) {
   EXPECT_EQ(response->result_int(), 200);
 }
 
-TEST_F(WebhookServerTest, TextBodyThatIsNotUtf8Is400) {
+TEST_F(HttpServerTest, TextBodyThatIsNotUtf8Is400) {
   StartServer();
   for (const char* type :
        {"application/json", "application/json; charset=utf-8",
@@ -511,8 +511,8 @@ TEST(JsonErrorBodyTest, ReplacesBytesThatAreNotUtf8) {
             "{\"error\":{\"code\":\"bad\",\"message\":\"x\xEF\xBF\xBDy\"}}");
 }
 
-TEST_F(WebhookServerTest, StopAnswersARequestAnsweredWithinTheGrace) {
-  WebhookServer::Options options;
+TEST_F(HttpServerTest, StopAnswersARequestAnsweredWithinTheGrace) {
+  HttpServer::Options options;
   options.stop_grace = absl::Seconds(5);
   StartServer(options);
   std::optional<absl::StatusOr<Response>> response;
@@ -539,8 +539,8 @@ TEST_F(WebhookServerTest, StopAnswersARequestAnsweredWithinTheGrace) {
   EXPECT_EQ(server_->counters().aborted, 0u);
 }
 
-TEST_F(WebhookServerTest, StopAbortsAPendingRequestAfterTheGrace) {
-  WebhookServer::Options options;
+TEST_F(HttpServerTest, StopAbortsAPendingRequestAfterTheGrace) {
+  HttpServer::Options options;
   options.stop_grace = absl::Milliseconds(100);
   StartServer(options);
   // An idle keep-alive connection is closed by Stop() too.
@@ -567,8 +567,8 @@ TEST_F(WebhookServerTest, StopAbortsAPendingRequestAfterTheGrace) {
   server_->Stop();  // Idempotent.
 }
 
-TEST_F(WebhookServerTest, ResponderOutlivesTheServer) {
-  WebhookServer::Options options;
+TEST_F(HttpServerTest, ResponderOutlivesTheServer) {
+  HttpServer::Options options;
   options.stop_grace = absl::Milliseconds(50);
   StartServer(options);
   std::thread client(
@@ -581,17 +581,17 @@ TEST_F(WebhookServerTest, ResponderOutlivesTheServer) {
 }
 
 TEST(WebhookServerStartTest, BadHostAndBusyPort) {
-  WebhookServer::Options options;
+  HttpServer::Options options;
   options.host = "no-such-host.invalid";
-  WebhookServer bad(options);
+  HttpServer bad(options);
   EXPECT_FALSE(bad.Start().ok());
 
-  WebhookServer first(WebhookServer::Options{});
+  HttpServer first(HttpServer::Options{});
   ASSERT_TRUE(first.Start().ok());
   EXPECT_EQ(first.Start().code(), absl::StatusCode::kFailedPrecondition);
-  WebhookServer::Options same;
+  HttpServer::Options same;
   same.port = first.port();
-  WebhookServer second(same);
+  HttpServer second(same);
   absl::Status status = second.Start();
   EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
 }

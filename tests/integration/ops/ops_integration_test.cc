@@ -25,10 +25,10 @@
 #include "common/http/hmac.h"
 #include "common/http/http_client.h"
 #include "common/http/http_server.h"
+#include "emulators/slow_answers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
-#include "tests/fakes/slow_answers.h"
 #include "tests/integration/adapter_process.h"
 #include "tests/integration/router_process.h"
 #include "tests/integration/test_adapter.h"
@@ -165,7 +165,7 @@ std::vector<std::string> Texts(const std::vector<TestAdapter::Call>& calls) {
 // they run out), sent late on demand; records every request.
 class Receiver {
  public:
-  Receiver() : server_(WebhookServer::Options()) {
+  Receiver() : server_(HttpServer::Options()) {
     server_.Handle("POST", "/in",
                    [this](HttpRequest request, std::shared_ptr<Responder> r) {
                      int status = 200;
@@ -200,7 +200,7 @@ class Receiver {
   }
 
  private:
-  WebhookServer server_;
+  HttpServer server_;
   fakes::SlowAnswers slow_;
   absl::Mutex mu_;
   std::vector<int> statuses_ ABSL_GUARDED_BY(mu_);

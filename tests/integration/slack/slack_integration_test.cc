@@ -1,5 +1,5 @@
 // End-to-end tests of imbridge-adapter-slack: the real router and adapter
-// binaries, a fake Slack workspace (tests/fakes/slack) and a TestAdapter on
+// binaries, a fake Slack workspace (emulators/slack) and a TestAdapter on
 // another platform ("beta", the peer) as the other side of the link.
 
 #include <algorithm>
@@ -15,10 +15,10 @@
 #include "absl/time/clock.h"
 #include "common/http/http_client.h"
 #include "common/http/http_server.h"
+#include "emulators/slack/fake_slack.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
-#include "tests/fakes/slack/fake_slack.h"
 #include "tests/integration/adapter_process.h"
 #include "tests/integration/router_process.h"
 #include "tests/integration/test_adapter.h"
@@ -461,7 +461,7 @@ TEST_F(SlackIntegrationTest, AMessageWithASlowFileIsNotOvertaken) {
 
 TEST_F(SlackIntegrationTest, FileTokenIsNotSentAfterARedirectElsewhere) {
   // Another host that records what it was sent.
-  WebhookServer elsewhere{WebhookServer::Options()};
+  HttpServer elsewhere{HttpServer::Options()};
   absl::Mutex mu;
   std::vector<std::string> authorizations;
   elsewhere.HandlePrefix(

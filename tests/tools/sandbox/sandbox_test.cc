@@ -43,7 +43,7 @@ constexpr char kSlackSecret[] = "slack-signing-secret-for-tests";
 // it received.
 class Receiver {
  public:
-  Receiver() : server_(WebhookServer::Options()) {
+  Receiver() : server_(HttpServer::Options()) {
     server_.HandlePrefix(
         "POST", "/",
         [this](HttpRequest request, std::shared_ptr<Responder> responder) {
@@ -76,7 +76,7 @@ class Receiver {
   }
 
  private:
-  WebhookServer server_;
+  HttpServer server_;
   absl::Mutex mu_;
   std::vector<HttpRequest> requests_ ABSL_GUARDED_BY(mu_);
 };

@@ -1,5 +1,5 @@
-#ifndef IMBRIDGE_TESTS_FAKES_SLACK_FAKE_SLACK_H_
-#define IMBRIDGE_TESTS_FAKES_SLACK_FAKE_SLACK_H_
+#ifndef IMBRIDGE_EMULATORS_SLACK_FAKE_SLACK_H_
+#define IMBRIDGE_EMULATORS_SLACK_FAKE_SLACK_H_
 
 #include <cstdint>
 #include <deque>
@@ -16,9 +16,9 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/http/http_server.h"
+#include "emulators/slack/events_sender.h"
+#include "emulators/slow_answers.h"
 #include "nlohmann/json.hpp"
-#include "tests/fakes/slack/events_sender.h"
-#include "tests/fakes/slow_answers.h"
 
 namespace imbridge::fakes {
 
@@ -243,7 +243,7 @@ class FakeSlack {
   void EchoLoop();
 
   const Options options_;
-  std::unique_ptr<WebhookServer> server_;
+  std::unique_ptr<HttpServer> server_;
   std::unique_ptr<WebSocketEndpoint> ws_;
 
   mutable absl::Mutex mu_;
@@ -275,4 +275,4 @@ class FakeSlack {
 
 }  // namespace imbridge::fakes
 
-#endif  // IMBRIDGE_TESTS_FAKES_SLACK_FAKE_SLACK_H_
+#endif  // IMBRIDGE_EMULATORS_SLACK_FAKE_SLACK_H_

@@ -1,4 +1,4 @@
-#include "tests/fakes/slow_answers.h"
+#include "emulators/slow_answers.h"
 
 #include <thread>
 #include <utility>

@@ -1,5 +1,5 @@
-#ifndef IMBRIDGE_TESTS_FAKES_SLACK_EVENTS_SENDER_H_
-#define IMBRIDGE_TESTS_FAKES_SLACK_EVENTS_SENDER_H_
+#ifndef IMBRIDGE_EMULATORS_SLACK_EVENTS_SENDER_H_
+#define IMBRIDGE_EMULATORS_SLACK_EVENTS_SENDER_H_
 
 #include <cstdint>
 #include <optional>
@@ -61,4 +61,4 @@ class SlackEventsSender {
 
 }  // namespace imbridge::fakes
 
-#endif  // IMBRIDGE_TESTS_FAKES_SLACK_EVENTS_SENDER_H_
+#endif  // IMBRIDGE_EMULATORS_SLACK_EVENTS_SENDER_H_

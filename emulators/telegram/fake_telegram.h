@@ -1,5 +1,5 @@
-#ifndef IMBRIDGE_TESTS_FAKES_TELEGRAM_FAKE_TELEGRAM_H_
-#define IMBRIDGE_TESTS_FAKES_TELEGRAM_FAKE_TELEGRAM_H_
+#ifndef IMBRIDGE_EMULATORS_TELEGRAM_FAKE_TELEGRAM_H_
+#define IMBRIDGE_EMULATORS_TELEGRAM_FAKE_TELEGRAM_H_
 
 #include <cstdint>
 #include <deque>
@@ -18,8 +18,8 @@
 #include "absl/types/optional.h"
 #include "common/http/http_client.h"
 #include "common/http/http_server.h"
+#include "emulators/slow_answers.h"
 #include "nlohmann/json.hpp"
-#include "tests/fakes/slow_answers.h"
 
 namespace imbridge::fakes {
 
@@ -313,7 +313,7 @@ class FakeTelegram {
 
   const Options options_;
   int64_t bot_id_ = 0;
-  std::unique_ptr<WebhookServer> server_;
+  std::unique_ptr<HttpServer> server_;
   HttpClient http_;
   std::thread pump_;
 
@@ -347,4 +347,4 @@ class FakeTelegram {
 
 }  // namespace imbridge::fakes
 
-#endif  // IMBRIDGE_TESTS_FAKES_TELEGRAM_FAKE_TELEGRAM_H_
+#endif  // IMBRIDGE_EMULATORS_TELEGRAM_FAKE_TELEGRAM_H_

@@ -1,4 +1,4 @@
-#include "tests/fakes/telegram/fake_telegram.h"
+#include "emulators/telegram/fake_telegram.h"
 
 #include <algorithm>
 #include <utility>
@@ -215,13 +215,13 @@ FakeTelegram::FakeTelegram(Options options) : options_(std::move(options)) {
 FakeTelegram::~FakeTelegram() { Stop(); }
 
 absl::Status FakeTelegram::Start() {
-  WebhookServer::Options o;
+  HttpServer::Options o;
   o.host = "127.0.0.1";
   o.port = options_.port;
   o.max_body_bytes = options_.max_body_bytes;
   o.request_timeout = absl::Seconds(120);
   o.stop_grace = absl::Seconds(1);
-  server_ = std::make_unique<WebhookServer>(o);
+  server_ = std::make_unique<HttpServer>(o);
   auto handler = [this](HttpRequest request, std::shared_ptr<Responder> r) {
     Serve(std::move(request), std::move(r));
   };

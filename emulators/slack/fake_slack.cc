@@ -1,4 +1,4 @@
-#include "tests/fakes/slack/fake_slack.h"
+#include "emulators/slack/fake_slack.h"
 
 #include <algorithm>
 #include <cstdlib>
@@ -217,11 +217,11 @@ class FakeSlack::WebSocketEndpoint {
 };
 
 FakeSlack::FakeSlack(Options options) : options_(std::move(options)) {
-  WebhookServer::Options server;
+  HttpServer::Options server;
   server.max_body_bytes = 64 << 20;
   server.threads = 4;
   server.port = options_.port;
-  server_ = std::make_unique<WebhookServer>(server);
+  server_ = std::make_unique<HttpServer>(server);
   server_->HandlePrefix(
       "POST", "/api/",
       [this](HttpRequest r, std::shared_ptr<Responder> w) { ServeApi(r, w); });

@@ -1,5 +1,5 @@
-#ifndef IMBRIDGE_TESTS_FAKES_TEAMSPIRIT_FAKE_TEAMSPIRIT_H_
-#define IMBRIDGE_TESTS_FAKES_TEAMSPIRIT_FAKE_TEAMSPIRIT_H_
+#ifndef IMBRIDGE_EMULATORS_TEAMSPIRIT_FAKE_TEAMSPIRIT_H_
+#define IMBRIDGE_EMULATORS_TEAMSPIRIT_FAKE_TEAMSPIRIT_H_
 
 #include <cstdint>
 #include <deque>
@@ -21,7 +21,7 @@
 #include "absl/time/time.h"
 #include "common/http/http_client.h"
 #include "common/http/http_server.h"
-#include "tests/fakes/slow_answers.h"
+#include "emulators/slow_answers.h"
 
 namespace imbridge::fakes {
 
@@ -347,7 +347,7 @@ class FakeTeamSpirit {
   void SenderLoop();
 
   const Options options_;
-  std::unique_ptr<WebhookServer> server_;
+  std::unique_ptr<HttpServer> server_;
   HttpClient http_;
   SlowAnswers slow_;
 
@@ -390,4 +390,4 @@ class FakeTeamSpirit {
 
 }  // namespace imbridge::fakes
 
-#endif  // IMBRIDGE_TESTS_FAKES_TEAMSPIRIT_FAKE_TEAMSPIRIT_H_
+#endif  // IMBRIDGE_EMULATORS_TEAMSPIRIT_FAKE_TEAMSPIRIT_H_

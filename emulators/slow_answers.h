@@ -1,5 +1,5 @@
-#ifndef IMBRIDGE_TESTS_FAKES_SLOW_ANSWERS_H_
-#define IMBRIDGE_TESTS_FAKES_SLOW_ANSWERS_H_
+#ifndef IMBRIDGE_EMULATORS_SLOW_ANSWERS_H_
+#define IMBRIDGE_EMULATORS_SLOW_ANSWERS_H_
 
 #include <atomic>
 #include <map>
@@ -45,4 +45,4 @@ class SlowAnswers {
 
 }  // namespace imbridge::fakes
 
-#endif  // IMBRIDGE_TESTS_FAKES_SLOW_ANSWERS_H_
+#endif  // IMBRIDGE_EMULATORS_SLOW_ANSWERS_H_

@@ -1,4 +1,4 @@
-#include "tests/fakes/slack/events_sender.h"
+#include "emulators/slack/events_sender.h"
 
 #include <utility>
 

@@ -1,4 +1,4 @@
-#include "tests/fakes/teamspirit/fake_teamspirit.h"
+#include "emulators/teamspirit/fake_teamspirit.h"
 
 #include <algorithm>
 #include <utility>
@@ -176,13 +176,13 @@ std::optional<std::string> StringField(const Json& j, const char* key) {
 FakeTeamSpirit::FakeTeamSpirit() : FakeTeamSpirit(Options()) {}
 
 FakeTeamSpirit::FakeTeamSpirit(Options options) : options_(std::move(options)) {
-  WebhookServer::Options server;
+  HttpServer::Options server;
   server.host = options_.host;
   server.port = options_.port;
   server.max_body_bytes = options_.max_file_bytes + (1 << 20);
   server.request_timeout = options_.hold_limit + absl::Seconds(10);
   server.stop_grace = absl::Seconds(1);
-  server_ = std::make_unique<WebhookServer>(server);
+  server_ = std::make_unique<HttpServer>(server);
   for (const char* method : {"GET", "POST", "PUT", "PATCH", "DELETE"}) {
     server_->HandlePrefix(method, absl::StrCat(options_.api_prefix, "/"),
                           [this](HttpRequest r, std::shared_ptr<Responder> s) {
@@ -381,10 +381,6 @@ void FakeTeamSpirit::SenderLoop() {
       secret = webhook_secret_;
     }
     int64_t ts = absl::ToUnixSeconds(absl::Now());
-    // TeamSpirit's scheme (teamspirit-api.md), computed here as the real
-    // server does: a fake must not use the adapter's code under test.
-    std::string signature = absl::StrCat(
-        "v1=", HmacSha256Hex(secret, absl::StrCat(ts, ".", w.body)));
     HttpClientRequest request;
     request.method = "POST";
     request.url = url;
@@ -393,8 +389,13 @@ void FakeTeamSpirit::SenderLoop() {
     request.headers = {{"Content-Type", kJsonType},
                        {"X-TeamSpirit-Timestamp", absl::StrCat(ts)},
                        {"X-TeamSpirit-Event-Id", w.event_id}};
-    if (!secret.empty()) {
-      request.headers.emplace_back("X-TeamSpirit-Signature", signature);
+    // TeamSpirit's scheme (teamspirit-api.md): "v1=" + hex HMAC-SHA256 of
+    // "{ts}.{body}" with the webhook secret; unsigned without a secret.
+    if (CheckSigningSecret(secret).ok()) {
+      request.headers.emplace_back(
+          "X-TeamSpirit-Signature",
+          absl::StrCat("v1=",
+                       HmacSha256Hex(secret, absl::StrCat(ts, ".", w.body))));
     }
     absl::StatusOr<HttpResponse> response = http_.Send(request);
     int status = response.ok() ? response->status : 0;
