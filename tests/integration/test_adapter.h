@@ -9,6 +9,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "adapters/common/delivery_journal.h"
 #include "adapters/common/router_client.h"
 
 namespace imbridge::testing {
@@ -18,7 +19,11 @@ namespace imbridge::testing {
 // router like a webhook would be), and deliveries from the router land in
 // the simulated chats, each new message getting a native id. Like real
 // messengers it can report the bridge's own copies back as new events
-// (echoes), and it can be told to fail deliveries.
+// (echoes), and it can be told to fail deliveries. Like every adapter on the
+// SDK it renders deliveries through a delivery journal (in memory: the
+// simulated messenger lives as long as the object), so a delivery the router
+// sends again after its own restart is answered with the ids recorded the
+// first time instead of being posted twice.
 //
 // Thread-safe.
 class TestAdapter : public adapters::DeliveryHandler {
@@ -97,10 +102,13 @@ class TestAdapter : public adapters::DeliveryHandler {
  private:
   v1::Event NewEvent(const std::string& chat);
   void EchoLoop();
+  // What the simulated messenger does with `delivery` (one native call).
+  absl::StatusOr<std::vector<std::string>> Render(const v1::Delivery& delivery);
 
   const std::string platform_;
   const std::string account_;
   const Options options_;
+  std::unique_ptr<adapters::DeliveryJournal> journal_;
   std::unique_ptr<adapters::RouterClient> client_;
 
   mutable absl::Mutex mu_;

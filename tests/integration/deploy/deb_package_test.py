@@ -231,7 +231,7 @@ class DebPackageTest(unittest.TestCase):
             path = line.split()[-1]
             self.assertRegex(path, r"^\./(usr|etc)/")
             if path.startswith("./etc/") and not path.endswith("/"):
-                self.assertRegex(path, r"^\./etc/imbridge/[a-z]+\.example\.yaml$")
+                self.assertRegex(path, r"^\./etc/imbridge/[a-z0-9]+\.example\.yaml$")
         with tempfile.TemporaryDirectory() as root:
             run("dpkg-deb", "--extract", self.deb, root)
             for binary in BINARIES:
