@@ -14,6 +14,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "adapters/webhook/format.h"
+#include "common/http/percent_decode.h"
 #include "common/logging.h"
 #include "nlohmann/json.hpp"
 
@@ -33,13 +34,6 @@ std::string ErrorBody(absl::string_view code, absl::string_view message) {
   body["message"] = message;
   // A message may quote input; bad UTF-8 in it is replaced, not thrown on.
   return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
 }
 
 // A string field of `object`: "" when absent or null, false when present
@@ -70,25 +64,6 @@ std::string UniqueSuffix(absl::string_view idempotency_key) {
 }
 
 }  // namespace
-
-std::string PercentDecode(absl::string_view text, bool form) {
-  std::string out;
-  out.reserve(text.size());
-  for (size_t i = 0; i < text.size(); ++i) {
-    char c = text[i];
-    if (c == '+' && form) {
-      out += ' ';
-    } else if (c == '%' && i + 2 < text.size() && HexValue(text[i + 1]) >= 0 &&
-               HexValue(text[i + 2]) >= 0) {
-      out +=
-          static_cast<char>(HexValue(text[i + 1]) * 16 + HexValue(text[i + 2]));
-      i += 2;
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
 
 bool ParseIncomingPayload(absl::string_view content_type,
                           absl::string_view body, IncomingMessage* message,

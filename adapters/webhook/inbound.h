@@ -50,10 +50,6 @@ v1::Event IncomingEvent(const std::string& account,
                         const std::string& unique,
                         const IncomingMessage& message, absl::Time now);
 
-// Decodes %XX escapes (and '+' as a space when `form`); malformed escapes
-// are kept as they are.
-std::string PercentDecode(absl::string_view text, bool form);
-
 // Serves incoming webhooks: `POST /hooks/<id>` with the API key in
 // `Authorization: Bearer <key>`, or `POST /hooks/<id>/<key>`. Each request's
 // key is checked with the router (WebhookDirectory::CheckIncomingKey, never

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "common/http/percent_decode.h"
 
 namespace imbridge::emulators {
 namespace {
@@ -18,37 +19,13 @@ using json = nlohmann::json;
 constexpr size_t kMaxMessageChars = 20000;
 constexpr size_t kMaxFileBytes = 100ull << 20;
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-std::string UrlDecode(absl::string_view s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '+') {
-      out.push_back(' ');
-    } else if (s[i] == '%' && i + 2 < s.size() && HexValue(s[i + 1]) >= 0 &&
-               HexValue(s[i + 2]) >= 0) {
-      out.push_back(
-          static_cast<char>(HexValue(s[i + 1]) * 16 + HexValue(s[i + 2])));
-      i += 2;
-    } else {
-      out.push_back(s[i]);
-    }
-  }
-  return out;
-}
-
 // A flat query string as a JSON object of strings.
 json ParseQuery(absl::string_view query) {
   json out = json::object();
   for (absl::string_view pair : absl::StrSplit(query, '&', absl::SkipEmpty())) {
     std::pair<absl::string_view, absl::string_view> kv =
         absl::StrSplit(pair, absl::MaxSplits('=', 1));
-    out[UrlDecode(kv.first)] = UrlDecode(kv.second);
+    out[PercentDecode(kv.first, true)] = PercentDecode(kv.second, true);
   }
   return out;
 }

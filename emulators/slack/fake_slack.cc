@@ -14,6 +14,7 @@
 #include "boost/asio/ip/tcp.hpp"
 #include "boost/beast/core.hpp"
 #include "boost/beast/websocket.hpp"
+#include "common/http/percent_decode.h"
 
 namespace imbridge::fakes {
 namespace {
@@ -24,36 +25,13 @@ namespace websocket = beast::websocket;
 using tcp = net::ip::tcp;
 using nlohmann::json;
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-std::string UrlDecode(absl::string_view s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '+') {
-      out.push_back(' ');
-    } else if (s[i] == '%' && i + 2 < s.size() && HexValue(s[i + 1]) >= 0 &&
-               HexValue(s[i + 2]) >= 0) {
-      out.push_back(
-          static_cast<char>(HexValue(s[i + 1]) * 16 + HexValue(s[i + 2])));
-      i += 2;
-    } else {
-      out.push_back(s[i]);
-    }
-  }
-  return out;
-}
-
 void ParseForm(absl::string_view form, json* out) {
   for (absl::string_view pair : absl::StrSplit(form, '&', absl::SkipEmpty())) {
     size_t eq = pair.find('=');
-    std::string key = UrlDecode(pair.substr(0, eq));
-    std::string value =
-        eq == absl::string_view::npos ? "" : UrlDecode(pair.substr(eq + 1));
+    std::string key = PercentDecode(pair.substr(0, eq), true);
+    std::string value = eq == absl::string_view::npos
+                            ? ""
+                            : PercentDecode(pair.substr(eq + 1), true);
     (*out)[key] = value;
   }
 }

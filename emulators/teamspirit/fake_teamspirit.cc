@@ -10,6 +10,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/http/hmac.h"
+#include "common/http/percent_decode.h"
 #include "nlohmann/json.hpp"
 
 namespace imbridge::fakes {
@@ -33,33 +34,6 @@ std::string ErrorJson(absl::string_view code, absl::string_view message) {
 
 std::string Now3339() {
   return absl::FormatTime(absl::RFC3339_sec, absl::Now(), absl::UTCTimeZone());
-}
-
-std::string PercentDecode(absl::string_view s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    int hi = 0;
-    int lo = 0;
-    auto hex = [](char c, int* v) {
-      if (c >= '0' && c <= '9')
-        *v = c - '0';
-      else if (c >= 'a' && c <= 'f')
-        *v = c - 'a' + 10;
-      else if (c >= 'A' && c <= 'F')
-        *v = c - 'A' + 10;
-      else
-        return false;
-      return true;
-    };
-    if (s[i] == '%' && i + 2 < s.size() && hex(s[i + 1], &hi) &&
-        hex(s[i + 2], &lo)) {
-      out.push_back(static_cast<char>(hi * 16 + lo));
-      i += 2;
-    } else {
-      out.push_back(s[i]);
-    }
-  }
-  return out;
 }
 
 size_t CountCharacters(absl::string_view s) {
@@ -579,7 +553,7 @@ void FakeTeamSpirit::HandleApi(HttpRequest request,
   std::string rel = request.path.substr(options_.api_prefix.size());
   std::vector<std::string> segments;
   for (absl::string_view s : absl::StrSplit(rel, '/', absl::SkipEmpty())) {
-    segments.push_back(PercentDecode(s));
+    segments.push_back(PercentDecode(s, false));
   }
   ApiCall call;
   call.method = request.method;

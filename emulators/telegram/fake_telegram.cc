@@ -10,6 +10,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "common/http/percent_decode.h"
 
 namespace imbridge::fakes {
 namespace {
@@ -41,25 +42,6 @@ size_t Utf16Length(const std::string& s) {
   return n;
 }
 
-std::string PercentDecode(absl::string_view in) {
-  std::string out;
-  for (size_t i = 0; i < in.size(); ++i) {
-    if (in[i] == '+') {
-      out.push_back(' ');
-    } else if (in[i] == '%' && i + 2 < in.size() + 0 &&
-               absl::ascii_isxdigit(in[i + 1]) &&
-               absl::ascii_isxdigit(in[i + 2])) {
-      int v = 0;
-      absl::SimpleHexAtoi(in.substr(i + 1, 2), &v);
-      out.push_back(static_cast<char>(v));
-      i += 2;
-    } else {
-      out.push_back(in[i]);
-    }
-  }
-  return out;
-}
-
 // Adds a string-valued parameter, parsing JSON fields and integers.
 void AddParam(json& params, const std::string& name, const std::string& value) {
   if (IsJsonField(name)) {
@@ -84,7 +66,8 @@ void ParseForm(absl::string_view body, json& params) {
   for (absl::string_view pair : absl::StrSplit(body, '&', absl::SkipEmpty())) {
     std::pair<absl::string_view, absl::string_view> kv =
         absl::StrSplit(pair, absl::MaxSplits('=', 1));
-    AddParam(params, PercentDecode(kv.first), PercentDecode(kv.second));
+    AddParam(params, PercentDecode(kv.first, true),
+             PercentDecode(kv.second, true));
   }
 }
 
@@ -710,7 +693,8 @@ void FakeTelegram::Serve(HttpRequest request,
     std::string content;
     bool found = false;
     if (absl::StartsWith(request.path, file_prefix)) {
-      std::string path = PercentDecode(request.path.substr(file_prefix.size()));
+      std::string path =
+          PercentDecode(request.path.substr(file_prefix.size()), false);
       absl::MutexLock lock(&mu_);
       auto p = file_paths_.find(path);
       if (p != file_paths_.end()) {

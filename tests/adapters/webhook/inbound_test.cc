@@ -119,11 +119,6 @@ TEST(IncomingEventTest, PostedInTheWebhooksChannel) {
             "webhook");
 }
 
-TEST(PercentDecodeTest, EscapesAndPlus) {
-  EXPECT_EQ(PercentDecode("a%20b+c%2", false), "a b+c%2");
-  EXPECT_EQ(PercentDecode("a%20b+c%zz", true), "a b c%zz");
-}
-
 // Knows one incoming webhook "wh1" with key "good-key" (account "default")
 // and one of account "other"; can pretend the router is down. Answers on its
 // own thread like the gRPC client does.
