@@ -289,18 +289,19 @@ absl::Status DeliveryJournal::RecordIntent(absl::string_view key,
                                            size_t step) {
   absl::MutexLock lock(&mu_);
   int64_t now = Millis(absl::Now());
-  return db_->Transaction([&]() -> absl::Status {
-    IMB_RETURN_IF_ERROR(db_->Exec(
-        "INSERT INTO deliveries(key, target, created_at, updated_at, "
-        "completed) VALUES(?, ?, ?, ?, 0) ON CONFLICT(key) DO UPDATE SET "
-        "updated_at = excluded.updated_at",
-        {key, target, now, now}));
-    return db_->Exec(
-        "INSERT INTO steps(key, step, intent_at, done, failed, native_ids) "
-        "VALUES(?, ?, ?, 0, 0, '[]') ON CONFLICT(key, step) DO UPDATE SET "
-        "failed = 0",
-        {key, static_cast<int64_t>(step), now});
-  });
+  return db_->Transaction(
+      [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::Status {
+        IMB_RETURN_IF_ERROR(db_->Exec(
+            "INSERT INTO deliveries(key, target, created_at, updated_at, "
+            "completed) VALUES(?, ?, ?, ?, 0) ON CONFLICT(key) DO UPDATE SET "
+            "updated_at = excluded.updated_at",
+            {key, target, now, now}));
+        return db_->Exec(
+            "INSERT INTO steps(key, step, intent_at, done, failed, native_ids) "
+            "VALUES(?, ?, ?, 0, 0, '[]') ON CONFLICT(key, step) DO UPDATE SET "
+            "failed = 0",
+            {key, static_cast<int64_t>(step), now});
+      });
 }
 
 absl::Status DeliveryJournal::RecordResult(
@@ -315,7 +316,8 @@ absl::Status DeliveryJournal::RecordResult(
   std::string ids = nlohmann::json(native_ids).dump();
   absl::MutexLock lock(&mu_);
   int64_t now = Millis(absl::Now());
-  IMB_RETURN_IF_ERROR(db_->Transaction([&]() -> absl::Status {
+  IMB_RETURN_IF_ERROR(db_->Transaction([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(
+                                           mu_) -> absl::Status {
     IMB_RETURN_IF_ERROR(db_->Exec(
         "UPDATE deliveries SET updated_at = ?, completed = ? WHERE key = ?",
         {now, int64_t{completes}, key}));
@@ -364,29 +366,30 @@ absl::StatusOr<size_t> DeliveryJournal::PruneLocked(absl::Time now) {
   completions_since_prune_ = 0;
   size_t removed = 0;
   int64_t cutoff = Millis(now - options_.retention);
-  IMB_RETURN_IF_ERROR(db_->Transaction([&]() -> absl::Status {
-    // The oldest completed deliveries beyond the count bound, and every
-    // delivery untouched for longer than the retention.
-    IMB_RETURN_IF_ERROR(db_->Exec(
-        "CREATE TEMP TABLE IF NOT EXISTS doomed(key TEXT PRIMARY KEY)"));
-    IMB_RETURN_IF_ERROR(db_->Exec("DELETE FROM doomed"));
-    IMB_RETURN_IF_ERROR(db_->Exec(
-        "INSERT OR IGNORE INTO doomed SELECT key FROM deliveries WHERE "
-        "updated_at < ?",
-        {cutoff}));
-    IMB_RETURN_IF_ERROR(db_->Exec(
-        "INSERT OR IGNORE INTO doomed SELECT key FROM deliveries WHERE "
-        "completed = 1 ORDER BY updated_at DESC LIMIT -1 OFFSET ?",
-        {static_cast<int64_t>(options_.max_deliveries)}));
-    IMB_RETURN_IF_ERROR(
-        db_->Exec("SELECT count(*) FROM doomed", {}, [&](sqlite3_stmt* s) {
-          removed = static_cast<size_t>(sqlite3_column_int64(s, 0));
-        }));
-    IMB_RETURN_IF_ERROR(
-        db_->Exec("DELETE FROM steps WHERE key IN (SELECT key FROM doomed)"));
-    return db_->Exec(
-        "DELETE FROM deliveries WHERE key IN (SELECT key FROM doomed)");
-  }));
+  IMB_RETURN_IF_ERROR(db_->Transaction(
+      [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::Status {
+        // The oldest completed deliveries beyond the count bound, and every
+        // delivery untouched for longer than the retention.
+        IMB_RETURN_IF_ERROR(db_->Exec(
+            "CREATE TEMP TABLE IF NOT EXISTS doomed(key TEXT PRIMARY KEY)"));
+        IMB_RETURN_IF_ERROR(db_->Exec("DELETE FROM doomed"));
+        IMB_RETURN_IF_ERROR(db_->Exec(
+            "INSERT OR IGNORE INTO doomed SELECT key FROM deliveries WHERE "
+            "updated_at < ?",
+            {cutoff}));
+        IMB_RETURN_IF_ERROR(db_->Exec(
+            "INSERT OR IGNORE INTO doomed SELECT key FROM deliveries WHERE "
+            "completed = 1 ORDER BY updated_at DESC LIMIT -1 OFFSET ?",
+            {static_cast<int64_t>(options_.max_deliveries)}));
+        IMB_RETURN_IF_ERROR(
+            db_->Exec("SELECT count(*) FROM doomed", {}, [&](sqlite3_stmt* s) {
+              removed = static_cast<size_t>(sqlite3_column_int64(s, 0));
+            }));
+        IMB_RETURN_IF_ERROR(db_->Exec(
+            "DELETE FROM steps WHERE key IN (SELECT key FROM doomed)"));
+        return db_->Exec(
+            "DELETE FROM deliveries WHERE key IN (SELECT key FROM doomed)");
+      }));
   return removed;
 }
 
