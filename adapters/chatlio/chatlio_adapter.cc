@@ -1,6 +1,7 @@
 #include "adapters/chatlio/chatlio_adapter.h"
 
 #include <algorithm>
+#include <optional>
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
@@ -10,6 +11,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "adapters/chatlio/format.h"
+#include "adapters/common/delivery_handler.h"
 #include "adapters/common/inbound_answer.h"
 #include "common/config_loader.h"
 #include "common/http/hmac.h"
@@ -29,6 +31,23 @@ constexpr char kNameChars[] =
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.";
 constexpr char kSecretChars[] =
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_";
+
+void CountLinkError(absl::string_view account) {
+  metrics::Registry::Default()
+      .GetCounter("imbridge_chatlio_link_errors_total",
+                  "Visitor links the router refused to create or delete, by "
+                  "account.",
+                  {{"account", std::string(account)}})
+      .Increment();
+}
+
+std::string EndedState(absl::string_view account, absl::string_view uuid) {
+  return absl::StrCat("chatlio/ended/", account, "/", uuid);
+}
+
+bool Transient(const absl::Status& s) {
+  return absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s);
+}
 
 void CountUnknown(absl::string_view account) {
   metrics::Registry::Default()
@@ -75,6 +94,21 @@ absl::Status ValidateChatlioConfig(absl::string_view source,
                          "at least 16 characters of A-Z, a-z, 0-9, '-', '_' "
                          "(it is part of a URL path)");
     }
+    if (a.slack_account().empty() != a.support().platform().empty()) {
+      return ConfigError(
+          source,
+          field(a.slack_account().empty() ? "slack_account" : "support"),
+          "slack_account and support go together (both or neither)");
+    }
+    if (!a.slack_account().empty() &&
+        (a.support().account().empty() || a.support().chat_id().empty())) {
+      return ConfigError(source, field("support"),
+                         "needs platform, account and chat_id");
+    }
+    if (a.link_prefix().find_first_not_of(kNameChars) != std::string::npos) {
+      return ConfigError(source, field("link_prefix"),
+                         "letters, digits, '-', '_' or '.'");
+    }
     const std::string& url = a.slack_workspace_url();
     if (!url.empty() && !absl::StartsWith(url, "https://") &&
         !absl::StartsWith(url, "http://")) {
@@ -84,6 +118,25 @@ absl::Status ValidateChatlioConfig(absl::string_view source,
     }
   }
   return absl::OkStatus();
+}
+
+v1::Link VisitorLink(const v1::ChatlioAccount& account,
+                     const ChatlioWebhook& webhook) {
+  v1::Link link;
+  link.set_name(absl::StrCat(
+      account.link_prefix().empty() ? "chatlio-" : account.link_prefix(),
+      webhook.conversation_uuid));
+  v1::LinkMember* slack = link.add_members();
+  slack->set_platform("slack");
+  slack->set_account(account.slack_account());
+  slack->set_chat_id(webhook.channel_id);
+  *link.add_members() = account.support();
+  v1::LinkMember* own = link.add_members();
+  own->set_platform(kPlatform);
+  own->set_account(account.name());
+  own->set_chat_id(absl::StrCat("conversation:", webhook.conversation_uuid));
+  own->set_direction(v1::IN);
+  return link;
 }
 
 ChatlioAdapter::ChatlioAdapter(const v1::ChatlioAdapterConfig& config,
@@ -205,6 +258,8 @@ absl::StatusOr<InboundConversion> ChatlioAdapter::Convert(
   if (account == by_name_.end()) {
     return absl::InvalidArgumentError("unknown account");
   }
+  absl::Status linked = UpdateVisitorLink(*account->second, raw.webhook);
+  if (!linked.ok()) return linked;
   InboundConversion conversion;
   conversion.events.push_back(
       WebhookEvent(raw.account, raw.webhook,
@@ -231,6 +286,69 @@ absl::StatusOr<InboundConversion> ChatlioAdapter::Convert(
     conversion.files.push_back(std::move(file));
   }
   return conversion;
+}
+
+absl::Status ChatlioAdapter::UpdateVisitorLink(
+    const v1::ChatlioAccount& account, const ChatlioWebhook& webhook) {
+  const bool starts = webhook.kind == WebhookKind::kNewConversation;
+  const bool ends = webhook.kind == WebhookKind::kTranscript;
+  if (account.slack_account().empty() || webhook.conversation_uuid.empty() ||
+      (!starts && !ends)) {
+    return absl::OkStatus();
+  }
+  const std::string ended =
+      EndedState(account.name(), webhook.conversation_uuid);
+  const v1::Link link = VisitorLink(account, webhook);
+  if (starts) {
+    if (webhook.channel_id.empty()) return absl::OkStatus();
+    if (journal_ != nullptr) {
+      absl::StatusOr<std::optional<std::string>> done =
+          journal_->GetState(ended);
+      if (!done.ok()) return RetryableError(done.status().message());
+      if (done->has_value()) {
+        LogInfo("Chatlio conversation already ended; not linked again",
+                {{"account", account.name()}, {"link", link.name()}});
+        return absl::OkStatus();
+      }
+    }
+    absl::StatusOr<v1::Link> created = runtime_->CreateLink(link);
+    if (Transient(created.status())) {
+      return RetryableError(absl::StrCat("cannot create the visitor link: ",
+                                         created.status().message()));
+    }
+    if (!created.ok()) {
+      LogError("the router refused a Chatlio visitor link",
+               {{"account", account.name()},
+                {"link", link.name()},
+                {"error", created.status().ToString()}});
+      CountLinkError(account.name());
+      return absl::OkStatus();
+    }
+    LogInfo("Chatlio visitor linked", {{"account", account.name()},
+                                       {"link", link.name()},
+                                       {"channel", webhook.channel_id}});
+    return absl::OkStatus();
+  }
+  absl::Status deleted = runtime_->DeleteLink(link.name());
+  if (Transient(deleted)) {
+    return RetryableError(
+        absl::StrCat("cannot delete the visitor link: ", deleted.message()));
+  }
+  if (!deleted.ok() && !absl::IsNotFound(deleted)) {
+    LogError("the router refused to delete a Chatlio visitor link",
+             {{"account", account.name()},
+              {"link", link.name()},
+              {"error", deleted.ToString()}});
+    CountLinkError(account.name());
+  } else if (deleted.ok()) {
+    LogInfo("Chatlio visitor unlinked",
+            {{"account", account.name()}, {"link", link.name()}});
+  }
+  if (journal_ != nullptr) {
+    absl::Status put = journal_->PutState(ended, "1");
+    if (!put.ok()) return RetryableError(put.message());
+  }
+  return absl::OkStatus();
 }
 
 AdapterProgram<v1::ChatlioAdapterConfig> ChatlioProgram() {

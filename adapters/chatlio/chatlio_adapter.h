@@ -29,9 +29,21 @@ struct ChatlioInput {
   ChatlioWebhook webhook;
 };
 
+// The runtime link of a visitor's conversation (docs/chatlio.md, "Visitor
+// conversations"): named "<link_prefix><conversationUUID>", with the
+// visitor's Slack channel {slack, <slack_account>, <channel id>}, the
+// configured support member, and the conversation's own Chatlio channel
+// {chatlio, <account>, "conversation:<uuid>"} with direction in (it makes
+// the link this adapter's: the router lets an adapter create only links
+// with a channel of its own; nothing is published or delivered there).
+v1::Link VisitorLink(const v1::ChatlioAccount& account,
+                     const ChatlioWebhook& webhook);
+
 // Checks a loaded config: router, http and log_level, at least one account,
 // names valid and unique, webhook_secret present and at least 16 characters
-// of [A-Za-z0-9_-], slack_workspace_url empty or http(s). Returns
+// of [A-Za-z0-9_-], slack_workspace_url empty or http(s), slack_account
+// and support (platform, account, chat_id) both or neither, link_prefix
+// of [A-Za-z0-9._-]. Returns
 // ConfigError(source, "field", reason) for the first problem.
 absl::Status ValidateChatlioConfig(absl::string_view source,
                                    const v1::ChatlioAdapterConfig& config);
@@ -52,6 +64,17 @@ absl::Status ValidateChatlioConfig(absl::string_view source,
 // make Chatlio retry, 400 for an event the router refuses). The event key
 // (WebhookEventKey) makes a repeated webhook one message: the router's
 // deduplication is durable.
+//
+// Visitor conversations (accounts with slack_account and support): a
+// new-conversation webhook naming the visitor's Slack channel creates the
+// conversation's VisitorLink with the router (AdapterRuntime::CreateLink,
+// idempotent) before its notice is published; the transcript deletes it and
+// records the conversation as ended in the journal's state
+// ("chatlio/ended/<account>/<uuid>"), so that a late or repeated
+// new-conversation webhook does not link it again. The router being
+// unreachable makes the webhook answered 503 (retried); a link the router
+// refuses (a bad support member) is logged as an error, counted in
+// imbridge_chatlio_link_errors_total{account}, and the notice still posted.
 //
 // Outbound: nothing is sent to Chatlio (its visitors are answered in
 // Slack): the notices channel is a link member with `direction: in`, and a
@@ -78,6 +101,10 @@ class ChatlioAdapter : public MessengerConnector<ChatlioInput> {
 
  private:
   void HandleWebhook(HttpRequest request, std::shared_ptr<Responder> responder);
+  // The visitor link's part of converting `raw`: a retryable error when the
+  // router cannot be asked now.
+  absl::Status UpdateVisitorLink(const v1::ChatlioAccount& account,
+                                 const ChatlioWebhook& webhook);
 
   std::vector<v1::ChatlioAccount> accounts_;
   absl::flat_hash_map<std::string, const v1::ChatlioAccount*> by_name_;

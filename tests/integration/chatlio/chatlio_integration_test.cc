@@ -1,7 +1,9 @@
 // End-to-end tests of imbridge-adapter-chatlio's webhooks: the real router
 // and adapter binaries; Chatlio's webhooks POSTed as Chatlio sends them; a
 // TestAdapter on platform "beta" as the support chat the notices channel is
-// linked with.
+// linked with, and one on platform "slack" as the visitors' Slack channels
+// for the runtime links (the whole stack with the real Slack and TeamSpirit
+// adapters is chatlio_visitor_test).
 
 #include <memory>
 #include <string>
@@ -11,7 +13,9 @@
 #include "absl/time/clock.h"
 #include "common/http/http_client.h"
 #include "gmock/gmock.h"
+#include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "imbridge/v1/admin.grpc.pb.h"
 #include "nlohmann/json.hpp"
 #include "tests/integration/adapter_process.h"
 #include "tests/integration/router_process.h"
@@ -28,11 +32,12 @@ using ::testing::SizeIs;
 constexpr char kToken[] = "chatlio-integration-token-0123456789";
 constexpr char kSecret[] = "chatlio-path-secret-4f9a2c";
 constexpr char kBinary[] = "adapters/chatlio/imbridge-adapter-chatlio";
+constexpr char kAdminToken[] = "chatlio-integration-admin-token-01";
 constexpr absl::Duration kWait = absl::Seconds(30);
 
 std::string RouterConfig() {
   return absl::StrCat("adapters:\n  - {name: tests, token: ", kToken, "}\n",
-                      R"(links:
+                      "admin_token: ", kAdminToken, "\n", R"(links:
   - name: web-support
     members:
       - {platform: chatlio, account: site, chat_id: notices, direction: in}
@@ -42,13 +47,18 @@ dispatch: {initial_backoff_ms: 100, max_backoff_ms: 2000}
 )");
 }
 
+// With `links`, visitors' channels of the Slack account "work" are linked
+// with the support chat {beta, b, support}.
 std::string AdapterConfig(const std::string& router,
-                          const std::string& state_dir) {
+                          const std::string& state_dir, bool links = false) {
   return absl::StrCat(
       "router: {address: \"", router, "\", token: ", kToken,
       "}\nlog_level: debug\nstate_dir: \"", state_dir,
       "\"\naccounts:\n  - name: site\n    webhook_secret: ", kSecret,
-      "\n    slack_workspace_url: https://acme.slack.com\n");
+      "\n    slack_workspace_url: https://acme.slack.com\n",
+      links ? "    slack_account: work\n    support: {platform: beta, "
+              "account: b, chat_id: support}\n"
+            : "");
 }
 
 nlohmann::json Visitor() {
@@ -135,6 +145,36 @@ class ChatlioIntegrationTest : public ::testing::Test {
       out.push_back(d.event().posted().text().text());
     }
     return out;
+  }
+
+  // The names of the router's runtime links.
+  std::vector<std::string> RuntimeLinks() {
+    auto admin = v1::Admin::NewStub(grpc::CreateChannel(
+        router_->address(), grpc::InsecureChannelCredentials()));
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", absl::StrCat("Bearer ", kAdminToken));
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(20));
+    v1::ListLinksResponse resp;
+    grpc::Status s = admin->ListLinks(&ctx, v1::ListLinksRequest(), &resp);
+    std::vector<std::string> out;
+    if (!s.ok()) {
+      ADD_FAILURE() << "ListLinks: " << s.error_message();
+      return out;
+    }
+    for (const auto& l : resp.links()) {
+      if (l.source() == v1::RUNTIME) out.push_back(l.link().name());
+    }
+    return out;
+  }
+
+  // Restarts the adapter with visitor links configured.
+  void UseLinks() {
+    adapter_->Terminate();
+    adapter_ = std::make_unique<AdapterProcess>(
+        kBinary, AdapterConfig(router_->address(), MakeTempDir("chatlio-links"),
+                               /*links=*/true));
+    StartAdapter();
   }
 
   std::unique_ptr<RouterProcess> router_;
@@ -231,6 +271,52 @@ TEST_F(ChatlioIntegrationTest, BadRequestsChangeNothing) {
   EXPECT_THAT(log, Not(HasSubstr("wrong-secret-0123456789abc")));
   EXPECT_THAT(log, Not(HasSubstr(kSecret)));
   EXPECT_EQ(adapter_->Terminate(), 0);
+}
+
+TEST_F(ChatlioIntegrationTest, VisitorChannelsAreLinkedUntilTheTranscript) {
+  UseLinks();
+  TestAdapter slack("slack", "work", router_->address(), kToken);
+  slack.Start();
+  ASSERT_TRUE(slack.WaitAttached(kWait));
+  const std::string uuid = "7b1e2f00-0000-4000-8000-00000000c0de";
+  const std::string link = absl::StrCat("chatlio-", uuid);
+
+  // The new conversation links the visitor's channel C03FVS2UR with the
+  // support chat before the notice is answered 200.
+  EXPECT_EQ(Post(Hook("new-conversation"), NewConversation(uuid)), 200);
+  EXPECT_THAT(RuntimeLinks(), ::testing::Contains(link));
+  ASSERT_TRUE(support_->WaitForCalls(1, kWait));
+  // Chatlio's bot posts the visitor's message in the channel: it reaches
+  // the support chat; the agent's answer reaches the channel.
+  slack.Post("C03FVS2UR", "the visitor asks");
+  ASSERT_TRUE(support_->WaitForCalls(2, kWait));
+  EXPECT_EQ(support_->deliveries()[1].event().posted().text().text(),
+            "the visitor asks");
+  support_->Post("support", "the agent answers");
+  ASSERT_TRUE(slack.WaitForCalls(1, kWait));
+  EXPECT_EQ(slack.calls()[0].chat, "C03FVS2UR");
+  EXPECT_EQ(slack.calls()[0].text, "the agent answers");
+
+  // The transcript removes the link.
+  EXPECT_EQ(Post(Hook("transcript"), Transcript(uuid, "<p>bye</p>")), 200);
+  EXPECT_THAT(RuntimeLinks(), Not(::testing::Contains(link)));
+
+  // A late or repeated new-conversation webhook does not link the ended
+  // conversation again, also after a restart of the adapter.
+  EXPECT_EQ(Post(Hook("new-conversation"), NewConversation(uuid)), 200);
+  adapter_->Kill();
+  StartAdapter();
+  EXPECT_EQ(Post(Hook("new-conversation"), NewConversation(uuid)), 200);
+  EXPECT_THAT(RuntimeLinks(), Not(::testing::Contains(link)));
+  // And the channel's messages go nowhere now: the next message of the
+  // support chat reaches no Slack channel, the one after a new visitor does.
+  support_->Post("support", "after the end");
+  const std::string other = "7b1e2f00-0000-4000-8000-00000000beef";
+  EXPECT_EQ(Post(Hook("new-conversation"), NewConversation(other)), 200);
+  support_->Post("support", "to the new visitor");
+  ASSERT_TRUE(slack.WaitForCalls(2, kWait));
+  EXPECT_EQ(slack.calls()[1].text, "to the new visitor");
+  EXPECT_THAT(slack.calls(), SizeIs(2));
 }
 
 TEST_F(ChatlioIntegrationTest, DeliveriesToChatlioAreRefusedWithTheReason) {
