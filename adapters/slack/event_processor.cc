@@ -68,8 +68,9 @@ absl::StatusOr<adapters::InboundConversion> EventProcessor::Convert(
   UserLookup lookup = [this](absl::string_view id) {
     return users_->Lookup(id);
   };
-  InboundConversion c =
-      ConvertEventCallback(callback, options_.account, *self, lookup);
+  InboundConversion c = ConvertEventCallback(callback, options_.account, *self,
+                                             lookup, options_.is_copy);
+  if (!c.status.ok()) return c.status;
   adapters::InboundConversion conversion;
   if (!c.event.has_value()) {
     LogDebug("event not relayed",

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "adapters/slack/slack_api.h"
 #include "imbridge/v1/events.pb.h"
@@ -17,8 +19,17 @@ namespace imbridge::adapters::slack {
 // the display name). May block (users.info).
 using UserLookup = std::function<SlackUser(absl::string_view user_id)>;
 
+// Whether a message of the service user (BotIdentity::service_user_id,
+// without bot_id) in `channel` is one of the bridge's copies, posted with
+// the user token. May block. An error means "cannot tell now" (retryable).
+using CopyCheck = std::function<absl::StatusOr<bool>(
+    absl::string_view channel, const nlohmann::json& message)>;
+
 // The result of converting one Events API callback.
 struct InboundConversion {
+  // Not OK when the callback cannot be converted now and should be tried
+  // again (a CopyCheck failed); then nothing else is set.
+  absl::Status status;
   // The bridge event, when the callback is relayed.
   std::optional<v1::Event> event;
   // Why it is not relayed, when `event` is empty ("own post",
@@ -41,13 +52,16 @@ struct InboundConversion {
 //   message_deleted -> deleted (message_id = deleted_ts);
 //   member_joined_channel / member_left_channel -> membership.
 // The app's own posts (bot_id, app_id or bot user id of `self`) are
-// ignored, as are other event types and subtypes. The key is
+// ignored, and so are the service user's posts, edits and deletes that
+// `is_copy` recognises as copies and the service user's own membership
+// changes; other event types and subtypes are ignored too. The key is
 // "slack:<account>:<event_id>"; native message ids are `ts` strings.
 // Blocking only through `lookup`. Thread-safe.
 InboundConversion ConvertEventCallback(const nlohmann::json& callback,
                                        absl::string_view account,
                                        const BotIdentity& self,
-                                       const UserLookup& lookup);
+                                       const UserLookup& lookup,
+                                       const CopyCheck& is_copy = nullptr);
 
 }  // namespace imbridge::adapters::slack
 
