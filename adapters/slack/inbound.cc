@@ -173,6 +173,29 @@ InboundConversion ConvertEventCallback(const json& callback,
     out.event = std::move(event);
     return out;
   }
+  if (type == "channel_created") {
+    const json& c = Obj(e, "channel");
+    SlackChannel created;
+    created.id = Str(c, "id");
+    created.name = Str(c, "name");
+    created.creator = Str(c, "creator");
+    out.ignored = "channel created";
+    if (!created.id.empty()) out.created_channel = std::move(created);
+    return out;
+  }
+  if (type == "channel_archive") {
+    std::string user = Str(e, "user");
+    if (channel.empty()) {
+      out.ignored = "channel_archive without channel";
+      return out;
+    }
+    v1::MessagePosted* p = event.mutable_posted();
+    p->set_message_id(absl::StrCat(kChannelArchivePrefix, Str(e, "event_ts")));
+    *p->mutable_sender() = UserFor(user, lookup);
+    p->mutable_text()->set_text(kChannelArchivedText);
+    out.event = std::move(event);
+    return out;
+  }
   if (type != "message") {
     out.ignored = absl::StrCat("unsupported event type ", type);
     return out;

@@ -35,12 +35,20 @@ struct InboundConversion {
   // Why it is not relayed, when `event` is empty ("own post",
   // "text unchanged", "unsupported subtype channel_join", ...).
   std::string ignored;
+  // For channel_created: the new channel (no bridge event; the adapter may
+  // join it).
+  std::optional<SlackChannel> created_channel;
   // For a posted message with files: the URL to download each attachment
   // from (url_private_download), in the order of the attachments; empty for
   // a file Slack offers no URL for (the attachment then already has an
   // unavailable_reason).
   std::vector<std::string> file_urls;
 };
+
+// The message id prefix and text of the notice a channel_archive event
+// becomes.
+inline constexpr char kChannelArchivePrefix[] = "channel_archive:";
+inline constexpr char kChannelArchivedText[] = "archived this channel";
 
 // Converts the `event_callback` envelope `callback` (platforms.md 1.1, 1.3)
 // of account `account` into a bridge event:
@@ -50,7 +58,11 @@ struct InboundConversion {
 //   message_changed -> edited (ignored when the text did not change, as for
 //     reply counts and unfurls);
 //   message_deleted -> deleted (message_id = deleted_ts);
-//   member_joined_channel / member_left_channel -> membership.
+//   member_joined_channel / member_left_channel -> membership;
+//   channel_archive -> posted: a notice "archived this channel" by the
+//     archiving person, message id "channel_archive:<event_ts>" (see
+//     docs/slack.md, "Channel events");
+//   channel_created -> no event; `created_channel` describes the channel.
 // The app's own posts (bot_id, app_id or bot user id of `self`) are
 // ignored, and so are the service user's posts, edits and deletes that
 // `is_copy` recognises as copies and the service user's own membership

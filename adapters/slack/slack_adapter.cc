@@ -93,6 +93,9 @@ struct SlackAdapter::Account {
   std::unique_ptr<SlackApi> user_api;
   std::unique_ptr<UserChannels> user_channels;
   std::unique_ptr<PostsInFlight> in_flight;
+  // The service user's presence following other people's; null if not
+  // configured.
+  std::unique_ptr<ServicePresence> service_presence;
   std::unique_ptr<UserDirectory> users;
   std::unique_ptr<EventProcessor> events;
   std::unique_ptr<SlackOutbound> outbound;
@@ -261,6 +264,10 @@ SlackAdapter::SlackAdapter(const v1::SlackAdapterConfig& config,
       service_user.api = a->user_api.get();
       service_user.channels = a->user_channels.get();
       service_user.in_flight = a->in_flight.get();
+      if (c.service_presence().links_size() > 0) {
+        a->service_presence = std::make_unique<ServicePresence>(
+            c.name(), c.service_presence(), a->user_api.get(), journal);
+      }
     }
     uint64_t max_file =
         c.max_file_bytes() > 0 ? c.max_file_bytes() : (uint64_t{100} << 20);
@@ -269,6 +276,26 @@ SlackAdapter::SlackAdapter(const v1::SlackAdapterConfig& config,
     events.account = c.name();
     events.max_file_bytes = max_file;
     events.on_posted = [this, a](const v1::Event& e) { OnPosted(a, e); };
+    if (a->user_channels != nullptr) {
+      // The bot joins a new channel the service user posts in, so that its
+      // messages (a visitor's, for Chatlio) reach the bridge.
+      events.on_channel_created = [a](const SlackChannel& channel) {
+        if (!a->user_channels->Learn(channel)) return absl::OkStatus();
+        LogInfo("joining a new channel the service user posts in",
+                {{"account", a->config.name()},
+                 {"channel", channel.id},
+                 {"name", channel.name}});
+        absl::Status joined = a->api->JoinChannel(channel.id);
+        if (!joined.ok() && !IsRetryable(joined)) {
+          LogWarn("could not join the new channel",
+                  {{"account", a->config.name()},
+                   {"channel", channel.id},
+                   {"error", joined.message()}});
+          return absl::OkStatus();
+        }
+        return joined;
+      };
+    }
     if (a->user_api != nullptr) {
       events.is_copy = [a, journal](absl::string_view channel,
                                     const json& message) {
@@ -386,6 +413,10 @@ void SlackAdapter::Identify(Account* a) {
                {"app_id", id->app_id},
                {"service_user", id->service_user_id}});
       a->events->SetIdentity(*id);
+      if (a->service_presence != nullptr) {
+        // Errors are logged; the next presence delivery tries again.
+        a->service_presence->Start().IgnoreError();
+      }
       a->identified = true;
       absl::MutexLock lock(&mu_);
       if (stopping_) return;
@@ -581,6 +612,23 @@ absl::Status SlackAdapter::EditMessage(const v1::Delivery& delivery) {
 absl::Status SlackAdapter::DeleteMessage(const v1::Delivery& delivery) {
   IMB_ASSIGN_OR_RETURN(Account * a, AccountFor(delivery));
   return a->outbound->DeleteMessage(delivery);
+}
+
+absl::Status SlackAdapter::SendPresence(const v1::Delivery& delivery) {
+  IMB_ASSIGN_OR_RETURN(Account * a, AccountFor(delivery));
+  if (a->service_presence == nullptr ||
+      !a->service_presence->Follows(delivery.link())) {
+    return absl::OkStatus();
+  }
+  return a->service_presence->Apply(delivery);
+}
+
+bool SlackAdapter::Offers(Capability capability) const {
+  if (capability != Capability::kPresence) return true;
+  for (const auto& a : accounts_) {
+    if (a->service_presence != nullptr) return true;
+  }
+  return false;
 }
 
 }  // namespace imbridge::adapters::slack

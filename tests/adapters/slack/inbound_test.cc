@@ -304,5 +304,36 @@ TEST(SlackInbound, CopyCheckFailureAsksForARetry) {
   EXPECT_EQ(c.status.code(), absl::StatusCode::kUnavailable);
 }
 
+TEST(SlackInbound, ChannelCreatedDescribesTheChannel) {
+  auto c = Convert(R"({"event_id":"Ev1","event":{"type":"channel_created",
+    "channel":{"id":"CV1","name":"costa-mesa-133","created":1700000000,
+               "creator":"UCHATLIO"},"event_ts":"1700000000.000100"}})");
+  EXPECT_FALSE(c.event.has_value());
+  ASSERT_TRUE(c.created_channel.has_value());
+  EXPECT_EQ(c.created_channel->id, "CV1");
+  EXPECT_EQ(c.created_channel->name, "costa-mesa-133");
+  EXPECT_EQ(c.created_channel->creator, "UCHATLIO");
+}
+
+TEST(SlackInbound, ChannelArchiveBecomesANotice) {
+  auto c = Convert(R"({"event_id":"Ev2","event_time":1700000000,
+    "event":{"type":"channel_archive","channel":"CV1","user":"U1",
+             "event_ts":"1700000000.000200"}})");
+  ExpectEvent(c, R"pb(
+    key: "slack:work:Ev2"
+    channel { platform: "slack" account: "work" chat_id: "CV1" }
+    occurred_at_ms: 1700000000000
+    posted {
+      message_id: "channel_archive:1700000000.000200"
+      sender {
+        platform: "slack"
+        id: "U1"
+        display_name: "Ann"
+        avatar_url: "https://avatars.example/ann.png"
+      }
+      text { text: "archived this channel" }
+    })pb");
+}
+
 }  // namespace
 }  // namespace imbridge::adapters::slack

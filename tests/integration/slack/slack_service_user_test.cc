@@ -128,16 +128,17 @@ class SlackServiceUserTest : public ::testing::Test {
     if (slack_adapter_ == nullptr) {
       slack_adapter_ = std::make_unique<AdapterProcess>(
           kSlackBinary,
-          absl::StrCat(
-              "router: {address: \"", router_->address(), "\", token: ", kToken,
-              "}\nstate_dir: \"", state_dir_,
-              "\"\nlog_level: debug\naccounts:\n  - name: work\n",
-              "    bot_token: ", slack_.options().bot_token, "\n",
-              "    signing_secret: ", slack_.options().signing_secret, "\n",
-              "    api_base_url: \"", slack_.api_base_url(), "\"\n",
-              "    disable_presence: true\n", "    messages_per_second: 20\n",
-              "    user_token: ", kUserToken, "\n",
-              "    post_as_user: {created_by: [", kChatlio.user_id, "]}\n"));
+          absl::StrCat("router: {address: \"", router_->address(),
+                       "\", token: ", kToken, "}\nstate_dir: \"", state_dir_,
+                       "\"\nlog_level: debug\naccounts:\n  - name: work\n",
+                       "    bot_token: ", slack_.options().bot_token, "\n",
+                       "    signing_secret: ", slack_.options().signing_secret,
+                       "\n", "    api_base_url: \"", slack_.api_base_url(),
+                       "\"\n", "    disable_presence: true\n",
+                       "    messages_per_second: 20\n",
+                       "    user_token: ", kUserToken, "\n",
+                       "    post_as_user: {created_by: [", kChatlio.user_id,
+                       "]}\n", "    service_presence: {links: [support]}\n"));
     }
     absl::Status s = slack_adapter_->Start();
     ASSERT_TRUE(s.ok()) << s;
@@ -161,6 +162,33 @@ class SlackServiceUserTest : public ::testing::Test {
     ASSERT_TRUE(FakeTeamSpirit::WaitUntil([&] {
       return !TsWithText(*ts_, "c-43", text).empty();
     })) << slack_adapter_->ReadLog();
+  }
+
+  // The values users.setPresence was called with, in order.
+  std::vector<std::string> PresenceCalls() {
+    std::vector<std::string> out;
+    for (const auto& c : slack_.Calls("users.setPresence")) {
+      EXPECT_EQ(c.token, kUserToken);
+      out.push_back(c.args.value("presence", ""));
+    }
+    return out;
+  }
+
+  bool WaitForServicePresence(const std::string& presence) {
+    return FakeTeamSpirit::WaitUntil(
+        [&] { return slack_.Presence(kServiceUser) == presence; });
+  }
+
+  // Waits until the router has `n` successful deliveries to Slack.
+  void WaitForSlackDeliveries(double n) {
+    absl::Time deadline = absl::Now() + absl::Seconds(60);
+    while (true) {
+      auto ok = router_->Metric("imbridge_router_deliveries_total",
+                                {{"platform", "slack"}, {"result", "ok"}});
+      if (ok.ok() && *ok >= n) return;
+      ASSERT_LT(absl::Now(), deadline) << slack_adapter_->ReadLog();
+      absl::SleepFor(absl::Milliseconds(50));
+    }
   }
 
   FakeSlack slack_{FakeSlack::Options()};
@@ -253,6 +281,75 @@ TEST_F(SlackServiceUserTest, TheBotJoinsAChannelItIsNotIn) {
   EXPECT_EQ(joins[0].token, slack_.options().bot_token);
   EXPECT_EQ(slack_.Channel("COPS")->members.count("UBOT"), 1u);
   EXPECT_THAT(slack_adapter_->ReadLog(), HasSubstr("joining"));
+}
+
+// A channel Chatlio's bot creates is joined by the bot, so that the
+// visitor's messages reach the bridge; its archiving is announced in the
+// linked chats. A channel someone else creates is left alone.
+TEST_F(SlackServiceUserTest, ChatlioChannelsAreJoinedAndTheirArchiveAnnounced) {
+  StartTeamSpirit();
+  StartSlack();
+  FakeSlack::Sent other = slack_.CreateChannel("CX", "random", "U1");
+  EXPECT_EQ(other.http_status, 200);
+  FakeSlack::Sent created = slack_.CreateChannel(
+      "CV1", "costa-mesa-california-us-133", kChatlio.user_id);
+  EXPECT_EQ(created.http_status, 200);
+  auto joins = slack_.Calls("conversations.join");
+  ASSERT_THAT(joins, SizeIs(1));
+  EXPECT_EQ(joins[0].args["channel"], "CV1");
+  EXPECT_EQ(joins[0].token, slack_.options().bot_token);
+  // The rule was decided from the event: no conversations.info needed.
+  EXPECT_THAT(slack_.Calls("conversations.info"), IsEmpty());
+
+  VisitorSaysAndItArrives("Is anyone there?");
+  FakeSlack::Sent archived = slack_.ArchiveChannel("CV1", "U1");
+  EXPECT_EQ(archived.http_status, 200);
+  ASSERT_TRUE(FakeTeamSpirit::WaitUntil([&] {
+    return !TsWithText(*ts_, "c-43", "archived this channel").empty();
+  })) << slack_adapter_->ReadLog();
+  // Shown as said by the person who archived it.
+  FakeTeamSpirit::Message notice =
+      TsWithText(*ts_, "c-43", "archived this channel")[0];
+  ASSERT_TRUE(notice.author.has_value()) << notice.text;
+  EXPECT_THAT(notice.author->name, HasSubstr("Ann"));
+}
+
+// The service user's Slack presence is "auto" while at least one agent of
+// the support link is online on TeamSpirit and "away" otherwise; after a
+// restart the adapter tells Slack again from what it knew.
+TEST_F(SlackServiceUserTest, ServiceUserPresenceFollowsTheAgents) {
+  StartTeamSpirit();
+  StartSlack();
+  // Nobody is known to be online: away.
+  ASSERT_TRUE(FakeTeamSpirit::WaitUntil([&] {
+    return PresenceCalls().size() == 1;
+  })) << slack_adapter_->ReadLog();
+  EXPECT_EQ(PresenceCalls()[0], "away");
+
+  ts_->SetUserPresence("u-7", "online");
+  ASSERT_TRUE(WaitForServicePresence("active")) << slack_adapter_->ReadLog();
+  // Olga comes online, Ivan goes offline: still someone to answer. Each
+  // change reaches Slack's three linked channels (only "support" counts).
+  ts_->SetUserPresence("u-8", "online");
+  ts_->SetUserPresence("u-7", "offline");
+  WaitForSlackDeliveries(9);
+  EXPECT_EQ(slack_.Presence(kServiceUser), "active");
+  EXPECT_EQ(PresenceCalls(), (std::vector<std::string>{"away", "auto"}));
+  // Olga goes away too: nobody.
+  ts_->SetUserPresence("u-8", "away");
+  ASSERT_TRUE(WaitForServicePresence("away")) << slack_adapter_->ReadLog();
+  EXPECT_EQ(PresenceCalls(),
+            (std::vector<std::string>{"away", "auto", "away"}));
+
+  // Ivan is online again when the adapter restarts; meanwhile someone set
+  // the service user away by hand: the restarted adapter sets it back.
+  ts_->SetUserPresence("u-7", "dnd");
+  ASSERT_TRUE(WaitForServicePresence("active")) << slack_adapter_->ReadLog();
+  EXPECT_EQ(slack_adapter_->Terminate(), 0);
+  slack_.SetPresence(kServiceUser, "away");
+  StartSlack();
+  ASSERT_TRUE(WaitForServicePresence("active")) << slack_adapter_->ReadLog();
+  EXPECT_EQ(PresenceCalls().back(), "auto");
 }
 
 }  // namespace
