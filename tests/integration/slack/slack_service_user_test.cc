@@ -252,6 +252,34 @@ TEST_F(SlackServiceUserTest, AgentRepliesArePostedAsTheServiceUser) {
   VisitorSaysAndItArrives("Hello?");
   EXPECT_THAT(TsWithText(*ts_, "c-43", "Sure"), SizeIs(1));
 
+  // A file from the agent goes up with the user token too, and Slack's
+  // report of the file share is not mirrored back either.
+  FakeTeamSpirit::PostOptions with_file;
+  with_file.file_ids = {
+      ts_->UploadAsUser("u-7", "price-list.pdf", "application/pdf", "%PDF-1")};
+  ASSERT_TRUE(ts_->PostAsUser("u-7", "c-43", "Our prices", with_file).ok());
+  ASSERT_TRUE(slack_.WaitForCalls("files.completeUploadExternal", 1))
+      << slack_adapter_->ReadLog();
+  EXPECT_EQ(slack_.Calls("files.completeUploadExternal")[0].token, kUserToken);
+  ASSERT_TRUE(slack_.WaitForMessages("CV1", [](const auto& ms) {
+    for (const auto& m : ms) {
+      if (!m.file_ids.empty()) return m.user == kServiceUser;
+    }
+    return false;
+  }));
+  VisitorSaysAndItArrives("Thanks, got it.");
+  EXPECT_THAT(TsWithText(*ts_, "c-43", "Our prices"), SizeIs(1));
+  for (const auto& m : ts_->Messages("c-43")) {
+    EXPECT_EQ(m.file_ids.size(), m.text == "Our prices" ? 1u : 0u) << m.text;
+  }
+
+  // The agent deletes the reply: the copy goes, with the user token.
+  ASSERT_TRUE(ts_->DeleteAsUser("u-7", *reply).ok());
+  ASSERT_TRUE(slack_.WaitForMessages("CV1", [](const auto& ms) {
+    return WithText(ms, "Sure").empty();
+  })) << slack_adapter_->ReadLog();
+  EXPECT_EQ(slack_.Calls("chat.delete")[0].token, kUserToken);
+
   // Someone signed in as the service user types in the channel: that is a
   // person's message, and it is relayed.
   slack_.PostMessage("CV1", kServiceUser, "typed by hand");
