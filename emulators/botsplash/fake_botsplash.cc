@@ -83,8 +83,11 @@ void FakeBotsplash::FailNext(const std::string& path_prefix, int count,
 }
 
 void FakeBotsplash::AddVisitor(const Visitor& visitor) {
-  absl::MutexLock lock(&mu_);
-  visitors_[visitor.client_visitor_id] = visitor;
+  {
+    absl::MutexLock lock(&mu_);
+    visitors_[visitor.client_visitor_id] = visitor;
+  }
+  Notify();
 }
 
 void FakeBotsplash::SetReplyWebhook(const std::string& url,
@@ -131,8 +134,33 @@ absl::StatusOr<int> FakeBotsplash::ReplyAsCustomer(
   r.timeout = absl::Seconds(30);
   HttpClient http;
   absl::StatusOr<HttpResponse> answer = http.Send(r);
+  {
+    absl::MutexLock lock(&mu_);
+    Reply reply;
+    reply.id = body["id"].get<std::string>();
+    reply.client_visitor_id = client_visitor_id;
+    reply.text = text;
+    reply.media_url = media_url;
+    reply.status = answer.ok() ? answer->status : 0;
+    reply.seq = ++next_id_;
+    replies_.push_back(std::move(reply));
+  }
+  Notify();
   if (!answer.ok()) return answer.status();
   return answer->status;
+}
+
+std::vector<FakeBotsplash::Reply> FakeBotsplash::Replies() const {
+  absl::MutexLock lock(&mu_);
+  return replies_;
+}
+
+void FakeBotsplash::AddListener(std::function<void()> fn) {
+  listeners_.push_back(std::move(fn));
+}
+
+void FakeBotsplash::Notify() {
+  for (const auto& fn : listeners_) fn();
 }
 
 std::string FakeBotsplash::AddCustomerMedia(const std::string& name,
@@ -274,6 +302,7 @@ FakeBotsplash::Answer FakeBotsplash::Listener(const std::string& id,
     r.phone_number = v.phone_number;
     r.text = message;
     r.from_listener = true;
+    r.seq = ++next_id_;
     received_.push_back(std::move(r));
   }
   return {200,
@@ -330,6 +359,7 @@ FakeBotsplash::Answer FakeBotsplash::DirectMessage(const json& body) {
   r.media_key = media_key;
   if (!media_key.empty()) r.media_name = media_[media_key].name;
   r.agent_client_user_id = Str(visitor, "agentClientUserId");
+  r.seq = ++next_id_;
   received_.push_back(std::move(r));
   return {200, VisitorObject(v)};
 }

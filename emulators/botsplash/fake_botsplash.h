@@ -87,6 +87,17 @@ class FakeBotsplash {
     std::string media_name;
     std::string agent_client_user_id;  // The agent it was sent as.
     bool from_listener = false;        // The listener's args.message.
+    int64_t seq = 0;                   // Order among Received and Reply.
+  };
+
+  // One reply a customer sent (ReplyAsCustomer).
+  struct Reply {
+    std::string id;
+    std::string client_visitor_id;
+    std::string text;
+    std::string media_url;
+    int status = 0;  // The webhook's answer; 0: no answer.
+    int64_t seq = 0;
   };
 
   struct Media {
@@ -134,6 +145,11 @@ class FakeBotsplash {
   absl::StatusOr<int> ReplyAsCustomer(const std::string& client_visitor_id,
                                       const std::string& text,
                                       const std::string& media_url = "");
+  // The replies customers sent, in order.
+  std::vector<Reply> Replies() const;
+  // Calls `fn` after every change (a visitor, a message received, a
+  // reply), on the thread that made it, without locks held. Before Start().
+  void AddListener(std::function<void()> fn);
   // Stores `bytes` as media a customer sends; returns its public URL.
   std::string AddCustomerMedia(const std::string& name,
                                const std::string& content_type,
@@ -164,6 +180,7 @@ class FakeBotsplash {
   };
 
   void Serve(HttpRequest request, std::shared_ptr<Responder> responder);
+  void Notify();
   Answer Api(const std::string& path, const HttpRequest& request)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Answer Listener(const std::string& id, const nlohmann::json& body)
@@ -183,6 +200,8 @@ class FakeBotsplash {
   mutable absl::Mutex mu_;
   std::map<std::string, Visitor> visitors_ ABSL_GUARDED_BY(mu_);
   std::vector<Received> received_ ABSL_GUARDED_BY(mu_);
+  std::vector<Reply> replies_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::function<void()>> listeners_;
   std::map<std::string, Media> media_ ABSL_GUARDED_BY(mu_);
   std::vector<Call> calls_ ABSL_GUARDED_BY(mu_);
   std::deque<Failure> failures_ ABSL_GUARDED_BY(mu_);
