@@ -18,6 +18,7 @@ set(IMBRIDGE_OPERATOR_BINARIES
   imbridge-adapter-webhook
   imbridge-adapter-bitrix24
   imbridge-adapter-chatlio
+  imbridge-adapter-botsplash
   imbridgectl
   imbridge-sandbox)
 foreach(binary IN LISTS IMBRIDGE_OPERATOR_BINARIES)

@@ -42,6 +42,20 @@ void ApplyDefaults(v1::SandboxConfig* c) {
     AddPerson(tg->mutable_people(), "", "Carla Diaz");
     AddPerson(tg->mutable_people(), "", "Dmitri Ivanov");
   }
+  if (c->has_botsplash()) {
+    v1::SandboxBotsplash* bsp = c->mutable_botsplash();
+    if (bsp->app_id().empty()) bsp->set_app_id("sandbox");
+    if (bsp->listener_id().empty()) bsp->set_listener_id("sandbox");
+    if (bsp->direct_message_path().empty()) {
+      bsp->set_direct_message_path("/message/visitor");
+    }
+    if (bsp->update_visitor_path().empty()) {
+      bsp->set_update_visitor_path("/visitor/{idType}/{idValue}");
+    }
+    if (bsp->customers().empty()) {
+      AddPerson(bsp->mutable_customers(), "crm-jane", "Jane Doe");
+    }
+  }
 }
 
 absl::Status CheckPeople(
@@ -87,7 +101,8 @@ absl::Status Check(absl::string_view source, const v1::SandboxConfig& c) {
        {std::pair<const char*, uint32_t>{"teamspirit.api_port",
                                          c.teamspirit().api_port()},
         {"slack.api_port", c.slack().api_port()},
-        {"telegram.api_port", c.telegram().api_port()}}) {
+        {"telegram.api_port", c.telegram().api_port()},
+        {"botsplash.api_port", c.botsplash().api_port()}}) {
     if (port > 65535) return ConfigError(source, field, "must be 0..65535");
   }
   const v1::SandboxTeamSpirit& ts = c.teamspirit();
@@ -135,7 +150,25 @@ absl::Status Check(absl::string_view source, const v1::SandboxConfig& c) {
     return ConfigError(source, "telegram.bot_token",
                        "required (or bot_token_file), as <bot id>:<secret>");
   }
-  return CheckPeople(source, "telegram.people", tg.people(), false);
+  if (absl::Status s =
+          CheckPeople(source, "telegram.people", tg.people(), false);
+      !s.ok() || !c.has_botsplash()) {
+    return s;
+  }
+  const v1::SandboxBotsplash& bsp = c.botsplash();
+  if (bsp.api_key().empty()) {
+    return ConfigError(source, "botsplash.api_key",
+                       "required (or api_key_file)");
+  }
+  if (bsp.reply_secret().empty()) {
+    return ConfigError(source, "botsplash.reply_secret",
+                       "required (or reply_secret_file)");
+  }
+  if (absl::Status s = CheckUrl(source, "botsplash.reply_url", bsp.reply_url());
+      !s.ok()) {
+    return s;
+  }
+  return CheckPeople(source, "botsplash.customers", bsp.customers(), true);
 }
 
 }  // namespace

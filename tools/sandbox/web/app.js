@@ -1,12 +1,14 @@
-// The imbridge sandbox page: one pane per emulated messenger, fed by
-// GET /api/state and the Server-Sent Events of GET /events; people act
-// through POST /api/<messenger>/<action>. No framework, no build step.
+// The imbridge sandbox page: one pane per emulated messenger (and the
+// Botsplash customers' phone), fed by GET /api/state and the Server-Sent
+// Events of GET /events; people act through POST /api/<messenger>/<action>.
+// No framework, no build step.
 'use strict';
 
 const MESSENGERS = {
   teamspirit: { app: 'TeamSpirit', logo: 'TS' },
   slack: { app: 'Slack', logo: '#' },
   telegram: { app: 'Telegram', logo: '✈' },
+  botsplash: { app: 'Botsplash', logo: '☎' },
 };
 
 // Line icons as inline SVG (emoji fonts are often missing).
@@ -167,6 +169,7 @@ function renderTelegram(text, entities) {
 }
 
 function renderText(message) {
+  if (message.format === 'plain') return escapeHtml(message.text || '');
   if (message.format === 'slack') return renderSlack(message.text || '');
   if (message.format === 'telegram') {
     return renderTelegram(message.text || '', message.entities);
@@ -225,7 +228,9 @@ function buildPane(name, state) {
   const form = root.querySelector('.composer');
   const textarea = root.querySelector('.composer-text');
   textarea.placeholder = name === 'slack' ? `Message ${state.title}`
-    : name === 'telegram' ? 'Write a message…' : `Message ${state.title}`;
+    : name === 'telegram' ? 'Write a message…'
+      : name === 'botsplash' ? 'Text the team as the customer…'
+        : `Message ${state.title}`;
   form.addEventListener('submit', (e) => { e.preventDefault(); send(pane); });
   textarea.addEventListener('keydown', (e) => {
     if (e.key === 'Enter' && !e.shiftKey) { e.preventDefault(); send(pane); }
@@ -302,8 +307,10 @@ function renderRoster(pane, roster) {
     return chip;
   }));
   if (!features.presence) {
-    const note = el('span', 'people-note',
-      'Telegram shows bots no presence and no deletions');
+    const note = el('span', 'people-note', pane.name === 'botsplash'
+      ? 'Customers by text message: no edits, no deletions; start one with '
+        + '!bridge botsplash start <phone> <name>'
+      : 'Telegram shows bots no presence and no deletions');
     people.append(note);
   }
 
@@ -378,8 +385,12 @@ function messageNode(pane, m) {
 
   const actions = el('div', 'actions');
   if (!m.deleted) {
-    actions.append(actionButton('reply', 'Reply'));
-    if (!m.bridged) actions.append(actionButton('edit', 'Edit'));
+    if (pane.state.features.reply !== false) {
+      actions.append(actionButton('reply', 'Reply'));
+    }
+    if (!m.bridged && pane.state.features.edit !== false) {
+      actions.append(actionButton('edit', 'Edit'));
+    }
     if (!m.bridged && pane.state.features.delete) {
       actions.append(actionButton('delete', 'Delete'));
     }
