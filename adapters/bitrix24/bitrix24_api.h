@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -67,6 +68,26 @@ class RestClient {
   // Calls `method` with `params` (a JSON object) and returns `result`.
   absl::StatusOr<nlohmann::json> Call(absl::string_view method,
                                       nlohmann::json params);
+
+  // One call of a batch.
+  struct Command {
+    std::string method;
+    nlohmann::json params;
+  };
+  // Bitrix24's batch method takes at most this many commands.
+  static constexpr size_t kMaxBatchCommands = 50;
+
+  // Makes `commands` (1 to kMaxBatchCommands) with Bitrix24's `batch`
+  // method: one request, so one unit of the leaky bucket, for all of them
+  // (each command's parameters go as a PHP-style query string). The request
+  // itself is paced, retried and refreshed like Call(), and its failure is
+  // returned as Call() returns one. Otherwise each command's own answer, in
+  // order: its result, or its error as Call() would return it (permanent
+  // with Bitrix24's code, or retryable for the limit codes); with `halt`
+  // Bitrix24 stops at the first failing command, and the commands after it
+  // are kAborted (not made).
+  absl::StatusOr<std::vector<absl::StatusOr<nlohmann::json>>> CallBatch(
+      const std::vector<Command>& commands, bool halt);
 
   // Downloads a file link (File.download's downloadUrl) with the headers
   // Bitrix24 requires (User-Agent, Accept, Accept-Language, Referer: the
