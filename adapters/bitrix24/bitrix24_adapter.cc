@@ -737,12 +737,7 @@ absl::StatusOr<std::vector<std::string>> Bitrix24Connector::SendMessage(
   std::vector<DeliveryJournal::StepCall> steps;
   std::vector<RestClient::Command> pending;
   auto flush_texts = [&] {
-    for (size_t at = 0; at < pending.size();
-         at += RestClient::kMaxBatchCommands) {
-      std::vector<RestClient::Command> group(
-          pending.begin() + at,
-          pending.begin() +
-              std::min(pending.size(), at + RestClient::kMaxBatchCommands));
+    for (std::vector<RestClient::Command>& group : InBatches(pending)) {
       steps.push_back([this, account, group = std::move(group)] {
         return SendTexts(account, group);
       });
@@ -863,12 +858,7 @@ absl::Status Bitrix24Connector::RunAll(
     return check(
         account->api->Call(commands[0].method, commands[0].params).status());
   }
-  for (size_t at = 0; at < commands.size();
-       at += RestClient::kMaxBatchCommands) {
-    std::vector<RestClient::Command> group(
-        commands.begin() + at,
-        commands.begin() +
-            std::min(commands.size(), at + RestClient::kMaxBatchCommands));
+  for (const std::vector<RestClient::Command>& group : InBatches(commands)) {
     auto answers = account->api->CallBatch(group, /*halt=*/false);
     if (!answers.ok()) return answers.status();
     for (const absl::StatusOr<json>& answer : *answers) {

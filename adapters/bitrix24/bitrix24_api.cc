@@ -313,6 +313,17 @@ absl::Status RestClient::Download(
   return absl::OkStatus();
 }
 
+std::vector<std::vector<RestClient::Command>> InBatches(
+    const std::vector<RestClient::Command>& commands) {
+  std::vector<std::vector<RestClient::Command>> out;
+  for (size_t at = 0; at < commands.size();
+       at += RestClient::kMaxBatchCommands) {
+    size_t end = std::min(commands.size(), at + RestClient::kMaxBatchCommands);
+    out.emplace_back(commands.begin() + at, commands.begin() + end);
+  }
+  return out;
+}
+
 std::string ErrorCode(const absl::Status& status) {
   auto code = status.GetPayload(kPayloadUrl);
   return code.has_value() ? std::string(*code) : "";

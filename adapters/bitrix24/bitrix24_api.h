@@ -127,6 +127,11 @@ class RestClient {
   absl::Mutex refresh_mu_;  // One refresh at a time.
 };
 
+// `commands` cut into batches of at most RestClient::kMaxBatchCommands, in
+// order.
+std::vector<std::vector<RestClient::Command>> InBatches(
+    const std::vector<RestClient::Command>& commands);
+
 // Bitrix24's error code of a permanent failure from RestClient::Call
 // ("" for other statuses).
 std::string ErrorCode(const absl::Status& status);

@@ -204,5 +204,18 @@ TEST_F(Bitrix24RestClientTest, BatchMakesSeveralCallsInOneRequest) {
   EXPECT_TRUE(absl::IsInvalidArgument(api.CallBatch({}, true).status()));
 }
 
+TEST(Bitrix24BatchesTest, CommandsAreCutIntoBatchesOfFiftyInOrder) {
+  std::vector<RestClient::Command> commands;
+  for (int i = 0; i < 120; ++i) commands.push_back({"m", {{"i", i}}});
+  auto batches = InBatches(commands);
+  ASSERT_THAT(batches, SizeIs(3));
+  EXPECT_THAT(batches[0], SizeIs(50));
+  EXPECT_THAT(batches[1], SizeIs(50));
+  ASSERT_THAT(batches[2], SizeIs(20));
+  EXPECT_EQ(batches[1][0].params["i"], 50);
+  EXPECT_EQ(batches[2][19].params["i"], 119);
+  EXPECT_THAT(InBatches({}), SizeIs(0));
+}
+
 }  // namespace
 }  // namespace imbridge::adapters::bitrix24
