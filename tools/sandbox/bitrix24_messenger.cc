@@ -47,12 +47,14 @@ absl::Status Bitrix24Messenger::Start() {
         absl::StrCat("registering the bot: HTTP ", r->status, " ", r->body));
   }
   chat_id_ = fake_.CreateChat(config_.chat_title());
-  fake_.AddToChat(chat_id_, bot_id_);
   for (const v1::SandboxPerson& p : config_.people()) {
     Person person{fake_.NewUser(p.name()), p.name()};
     fake_.AddToChat(chat_id_, person.id);
     people_.push_back(person);
   }
+  // The bot joins last: the people were there before the bridge, so their
+  // joining is no event of its.
+  fake_.AddToChat(chat_id_, bot_id_);
   return absl::OkStatus();
 }
 

@@ -211,7 +211,9 @@ function renderText(message) {
 function plainPreview(message) {
   if (!message) return 'a message';
   if (message.deleted) return 'a deleted message';
-  const text = (message.text || '').replace(/[*_~`]/g, '').replace(/\s+/g, ' ');
+  let text = message.text || '';
+  if (message.format === 'bbcode') text = text.replace(/\[\/?[a-z]+(=[^\]]*)?\]/gi, '');
+  text = text.replace(/[*_~`]/g, '').replace(/\s+/g, ' ');
   const files = (message.files || []).map((f) => f.name).join(', ');
   const body = text || (files ? `file: ${files}` : '');
   return body.length > 70 ? `${body.slice(0, 70)}…` : body;
@@ -337,7 +339,8 @@ function renderRoster(pane, roster) {
   }));
   if (!features.presence) {
     const note = el('span', 'people-note',
-      'Telegram shows bots no presence and no deletions');
+      `${MESSENGERS[pane.name].app} shows bots no presence` +
+      (features.delete ? '' : ' and no deletions'));
     people.append(note);
   }
 
