@@ -729,6 +729,18 @@ absl::StatusOr<std::vector<std::string>> Bitrix24Connector::SendMessage(
     texts = RenderMessages(prefix, posted.text(), options);
   }
   const int64_t reply_id = ToInt(delivery.reply_to_target_id());
+  auto uploadable = [](const v1::Attachment& att) {
+    return !att.blob_id().empty() && att.size() <= kMaxUploadBytes;
+  };
+  // A text of one part with a file: the file's upload carries the text
+  // (File.upload's fields.message), one request and one message for both.
+  // Not for a reply (File.upload takes no replyId).
+  std::string caption;
+  if (texts.size() == 1 && !posted.text().text().empty() && reply_id == 0 &&
+      !posted.attachments().empty() && uploadable(posted.attachments(0))) {
+    caption = std::move(texts[0]);
+    texts.clear();
+  }
 
   // Consecutive text messages (the parts of a long text, the notices of
   // unavailable files) go as one batch: one step of the journal and one
@@ -755,7 +767,7 @@ absl::StatusOr<std::vector<std::string>> Bitrix24Connector::SendMessage(
     add_text(texts[i], i == 0 ? reply_id : 0);
   }
   for (const v1::Attachment& att : posted.attachments()) {
-    if (att.blob_id().empty() || att.size() > kMaxUploadBytes) {
+    if (!uploadable(att)) {
       std::string reason = att.unavailable_reason();
       if (reason.empty() && att.size() > kMaxUploadBytes) {
         reason = "over Bitrix24's 100 MB upload limit";
@@ -767,8 +779,9 @@ absl::StatusOr<std::vector<std::string>> Bitrix24Connector::SendMessage(
       continue;
     }
     flush_texts();
-    steps.push_back([this, account, dialog,
-                     att]() -> absl::StatusOr<std::vector<std::string>> {
+    steps.push_back([this, account, dialog, att,
+                     caption = std::exchange(caption, std::string())]()
+                        -> absl::StatusOr<std::vector<std::string>> {
       absl::StatusOr<std::string> bytes =
           runtime_->router().GetBlob(att.blob_id(), kMaxUploadBytes);
       if (!bytes.ok()) {
@@ -778,6 +791,7 @@ absl::StatusOr<std::vector<std::string>> Bitrix24Connector::SendMessage(
       }
       json fields = {{"name", att.name()},
                      {"content", absl::Base64Escape(*bytes)}};
+      if (!caption.empty()) fields["message"] = caption;
       absl::StatusOr<json> r = account->api->Call(
           "imbot.v2.File.upload",
           BotParams(*account, {{"dialogId", dialog}, {"fields", fields}}));

@@ -69,7 +69,8 @@ int RegisterBots(const v1::Bitrix24AdapterConfig& config);
 // Outbound: imbot.v2.Chat.Message.send with the sender's name and the text
 // as BB-code, split at 20,000 characters, the reply as replyId (the parts
 // and the notices of unavailable files as one `batch` request); files by
-// imbot.v2.File.upload (base64, up to 100 MB, else a notice); edits update
+// imbot.v2.File.upload (base64, up to 100 MB, else a notice; a one-part
+// text that is no reply rides on the first upload); edits update
 // every text part of the copy (their number kept in the journal's state for
 // copies of several parts, pruned with the delivery's record), deletes
 // remove every message (each in one `batch` request). Each delivery's

@@ -475,13 +475,41 @@ TEST_F(Bitrix24IntegrationTest, FilesBothWays) {
   att->set_mime_type("text/csv");
   att->set_size(csv.size());
   EXPECT_NE(other->Publish(post).outcome(), v1::PublishAck::FAILED);
+  // The text rides on the file's upload: one message, one request.
   ASSERT_TRUE(
-      fake_.WaitFor([&] { return fake_.messages(chat, bot).size() == 2; }));
+      fake_.WaitFor([&] { return fake_.messages(chat, bot).size() == 1; }));
   std::vector<Fake::Message> copies = fake_.messages(chat, bot);
   EXPECT_EQ(copies[0].text, "[b]Ann (alpha)[/b]: numbers");
-  ASSERT_THAT(copies[1].file_ids, SizeIs(1));
-  EXPECT_EQ(fake_.file(copies[1].file_ids[0])->name, "data.csv");
-  EXPECT_EQ(fake_.file(copies[1].file_ids[0])->bytes, csv);
+  ASSERT_THAT(copies[0].file_ids, SizeIs(1));
+  EXPECT_EQ(fake_.file(copies[0].file_ids[0])->name, "data.csv");
+  EXPECT_EQ(fake_.file(copies[0].file_ids[0])->bytes, csv);
+  EXPECT_THAT(fake_.calls("imbot.v2.Chat.Message.send"), SizeIs(0));
+
+  // An edit updates that message's text; the file stays.
+  v1::Event edit;
+  edit.mutable_channel()->set_chat_id("F1");
+  edit.mutable_edited()->set_message_id("a-f1");
+  *edit.mutable_edited()->mutable_editor() = posted->sender();
+  edit.mutable_edited()->mutable_text()->set_text("more numbers");
+  EXPECT_NE(other->Publish(edit).outcome(), v1::PublishAck::FAILED);
+  ASSERT_TRUE(fake_.WaitFor([&] {
+    return fake_.message(copies[0].id)->text ==
+           "[b]Ann (alpha)[/b]: more numbers";
+  }));
+  EXPECT_THAT(fake_.message(copies[0].id)->file_ids, SizeIs(1));
+
+  // A file with a reply: the text goes first with replyId, the file after.
+  v1::Event reply = post;
+  reply.mutable_posted()->set_message_id("a-f2");
+  reply.mutable_posted()->set_reply_to_message_id("a-f1");
+  reply.mutable_posted()->mutable_text()->set_text("see above");
+  EXPECT_NE(other->Publish(reply).outcome(), v1::PublishAck::FAILED);
+  ASSERT_TRUE(
+      fake_.WaitFor([&] { return fake_.messages(chat, bot).size() == 3; }));
+  copies = fake_.messages(chat, bot);
+  EXPECT_EQ(copies[1].text, "[b]Ann (alpha)[/b]: see above");
+  EXPECT_EQ(copies[1].reply_id, copies[0].id);
+  EXPECT_THAT(copies[2].file_ids, SizeIs(1));
   EXPECT_EQ(adapter_->Terminate(), 0);
 }
 
