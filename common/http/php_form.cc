@@ -110,7 +110,8 @@ absl::StatusOr<json> ParsePhpForm(absl::string_view body) {
       }
     }
   }
-  Arrayify(root);
+  // The form itself stays an object, whatever its keys.
+  for (auto& [k, v] : root.items()) Arrayify(v);
   return root;
 }
 

@@ -19,7 +19,8 @@ namespace imbridge {
 // becomes {"event":"...","data":{"message":{"id":"5","params":{"files":
 // [{"id":"7"}]}}}}. Every scalar is a string (as Bitrix24 sends them);
 // "key[]" appends; an object whose keys are exactly 0..n-1 becomes an
-// array. A later value for the same key replaces an earlier one.
+// array (the form itself is always an object). A later value for the same
+// key replaces an earlier one.
 // kInvalidArgument for a key with an unbalanced bracket, a bad %-escape,
 // or a key used both as a value and as a container. Pure, thread-safe.
 absl::StatusOr<nlohmann::json> ParsePhpForm(absl::string_view body);

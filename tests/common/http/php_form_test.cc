@@ -34,6 +34,20 @@ TEST(PhpFormTest, ObjectsWithOtherKeysStayObjects) {
   EXPECT_TRUE((*form)["x"].is_object());  // Keys not starting at 0.
 }
 
+// Found by fuzz/fuzz_bitrix24_form: a body whose keys were all "0".."n-1"
+// came back as a JSON array instead of the form's object.
+TEST(PhpFormTest, TheFormItselfIsAlwaysAnObject) {
+  absl::StatusOr<json> form = ParsePhpForm("0=a&1=b");
+  ASSERT_TRUE(form.ok()) << form.status();
+  EXPECT_EQ(*form, json::parse(R"({"0": "a", "1": "b"})"));
+  form = ParsePhpForm("&0");
+  ASSERT_TRUE(form.ok()) << form.status();
+  EXPECT_EQ(*form, json::parse(R"({"0": ""})"));
+  form = ParsePhpForm("0[0]=x");
+  ASSERT_TRUE(form.ok()) << form.status();
+  EXPECT_EQ(*form, json::parse(R"({"0": ["x"]})"));
+}
+
 TEST(PhpFormTest, MalformedBodiesAreRefused) {
   EXPECT_FALSE(ParsePhpForm("data[message=1").ok());
   EXPECT_FALSE(ParsePhpForm("data[a]x[b]=1").ok());
