@@ -67,6 +67,9 @@ class Router {
   std::unique_ptr<Committer> committer_;
   std::unique_ptr<LinkCatalog> catalog_;
   std::unique_ptr<ChatCommands> commands_;
+  std::unique_ptr<AdapterCommands> adapter_commands_;
+  // Runs adapters' link requests (they block until committed).
+  std::unique_ptr<Executor> link_io_;
   std::unique_ptr<Executor> admin_io_;
   std::unique_ptr<RouterService> service_;
   std::unique_ptr<AdminService> admin_;

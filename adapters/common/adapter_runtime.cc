@@ -181,10 +181,28 @@ void AdapterRuntime::SetConnector(Connector* connector) {
   identity_.capabilities = ConnectorCapabilities(*connector);
   // Only fails after Start(), which the contract rules out.
   router_->SetHello(identity_.accounts, identity_.capabilities).IgnoreError();
+  if (auto* commands = dynamic_cast<ChatCommandHandler*>(connector)) {
+    router_
+        ->OnChatCommand(commands->CommandWords(),
+                        [commands](const v1::ChatCommand& command) {
+                          return commands->HandleChatCommand(command);
+                        })
+        .IgnoreError();
+  }
   dispatcher_ = std::make_unique<ConnectorDeliveryHandler>(connector);
   SetDeliveryHandler(dispatcher_.get());
   OnStarted([connector] { return connector->Start(); });
   OnStop([connector] { connector->Stop(); });
+}
+
+absl::StatusOr<v1::Link> AdapterRuntime::CreateLink(const v1::Link& link,
+                                                    absl::Duration timeout) {
+  return router_->CreateLink(link, timeout);
+}
+
+absl::Status AdapterRuntime::DeleteLink(absl::string_view name,
+                                        absl::Duration timeout) {
+  return router_->DeleteLink(name, timeout);
 }
 
 void AdapterRuntime::SetDeliveryHandler(DeliveryHandler* handler) {

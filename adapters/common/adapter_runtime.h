@@ -76,8 +76,9 @@ class AdapterRuntime {
 
   // Plugs in the messenger's connector, before Start(): the Hello announces
   // its Accounts() and the capabilities of the interfaces it implements
-  // (ConnectorCapabilities); deliveries go to it through a
-  // ConnectorDeliveryHandler; its Start() runs after the OnStarted
+  // (ConnectorCapabilities), and its chat command words if it is a
+  // ChatCommandHandler (whose commands then go to it); deliveries go to it
+  // through a ConnectorDeliveryHandler; its Start() runs after the OnStarted
   // callbacks registered before this call, its Stop() among the OnStop
   // callbacks in registration order. `connector` must outlive Run()/Stop().
   void SetConnector(Connector* connector);
@@ -136,6 +137,14 @@ class AdapterRuntime {
   // input to an InboundPipeline over RuntimeInboundRouter instead.
   absl::Status Publish(v1::Event event,
                        std::function<void(const v1::PublishAck&)> done);
+
+  // Runtime links of this adapter's chats, over the router stream
+  // (RouterClient::CreateLink/DeleteLink): blocking up to `timeout`,
+  // callable from any thread, kUnavailable while not attached (retry).
+  absl::StatusOr<v1::Link> CreateLink(
+      const v1::Link& link, absl::Duration timeout = absl::Seconds(10));
+  absl::Status DeleteLink(absl::string_view name,
+                          absl::Duration timeout = absl::Seconds(10));
 
   // Counts a refused webhook request (reason: "bad_signature",
   // "bad_json", "stale_timestamp", "unknown_type", ...).
