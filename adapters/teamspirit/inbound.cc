@@ -124,6 +124,13 @@ InboundTranslation TranslateWebhookEvent(const TsWebhookEvent& e,
     case TsEventType::kUnknown:
       break;
   }
+  // A message in a thread belongs to the thread's channel too, so that a
+  // link member narrowed to that thread (for example a runtime link an
+  // adapter made from a chat command's thread) receives it.
+  if (e.message.has_value() && !e.message->thread_id.empty() &&
+      event.has_channel() && !event.channel().chat_id().empty()) {
+    event.mutable_channel()->set_thread_id(e.message->thread_id);
+  }
   out.event = std::move(event);
   return out;
 }
