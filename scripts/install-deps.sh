@@ -18,6 +18,8 @@ packages=(
   python3-jsonschema python3-yaml python3-kubernetes
   # The monitoring tests (tests/integration/monitoring): Prometheus, promtool.
   prometheus
+  # The fuzz targets (scripts/fuzz.sh): clang and its libFuzzer runtime.
+  clang libclang-rt-14-dev
 )
 if [ "${1:-}" = "--with-browser" ]; then
   # What the browser test needs is the commands; a machine may have Node.js
