@@ -303,7 +303,11 @@ absl::StatusOr<std::vector<std::string>> TeamSpiritDeliverer::Post(
       TsNewMessage m;
       m.text = pieces[i];
       m.reply_to = delivery.reply_to_target_id();
-      m.thread_id = delivery.thread_root_target_id();
+      // A target narrowed to a thread (a link member with thread_id, whose
+      // id is the thread's root message) gets everything in that thread.
+      m.thread_id = delivery.thread_root_target_id().empty()
+                        ? delivery.target().thread_id()
+                        : delivery.thread_root_target_id();
       m.author = *author;
       m.client_token =
           i == 0 ? delivery.idempotency_key()
