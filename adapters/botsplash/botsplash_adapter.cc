@@ -440,6 +440,91 @@ absl::StatusOr<std::string> BotsplashConnector::StartConversation(
   return visitor.client_visitor_id;
 }
 
+std::vector<std::string> BotsplashConnector::CommandWords() const {
+  return {"botsplash"};
+}
+
+v1::ChatCommandAnswer BotsplashConnector::HandleChatCommand(
+    const v1::ChatCommand& command) {
+  v1::ChatCommandAnswer answer;
+  const std::string usage = absl::StrCat(
+      "Usage: !bridge botsplash ", accounts_.size() > 1 ? "<account> " : "",
+      "start <phone> <first name> [last name]");
+  std::vector<std::string> words = absl::StrSplit(
+      command.args(), absl::ByAnyChar(" \t\n"), absl::SkipWhitespace());
+  Account* account = accounts_.front().get();
+  if (!words.empty() && FindAccount(words.front()) != nullptr) {
+    account = FindAccount(words.front());
+    words.erase(words.begin());
+  }
+  if (words.empty() || words.front() != "start") {
+    answer.set_text(usage);
+    return answer;
+  }
+  words.erase(words.begin());
+  // At least once: a command that comes again gets its first answer.
+  const std::string done_name =
+      absl::StrCat("botsplash/command/", command.event().key());
+  absl::StatusOr<std::optional<std::string>> done =
+      journal_->GetState(done_name);
+  if (done.ok() && done->has_value()) {
+    answer.set_text(**done);
+    answer.set_in_command_thread(true);
+    return answer;
+  }
+  absl::StatusOr<StartRequest> start = ParseStart(words);
+  if (!start.ok()) {
+    answer.set_text(std::string(start.status().message()));
+    return answer;
+  }
+  absl::StatusOr<std::string> visitor =
+      StartConversation(account->config.name(), words, "");
+  if (!visitor.ok()) {
+    answer.set_text(absl::StrCat("Botsplash did not take the customer: ",
+                                 visitor.status().message()));
+    return answer;
+  }
+  v1::Link link;
+  link.set_name(
+      absl::StrCat("botsplash-", account->config.name(), "-", *visitor));
+  const v1::ChannelRef thread = CommandThread(command);
+  v1::LinkMember* team = link.add_members();
+  team->set_platform(thread.platform());
+  team->set_account(thread.account());
+  team->set_chat_id(thread.chat_id());
+  team->set_thread_id(thread.thread_id());
+  v1::LinkMember* customer = link.add_members();
+  customer->set_platform(kPlatform);
+  customer->set_account(account->config.name());
+  customer->set_chat_id(VisitorChat(*visitor));
+  absl::StatusOr<v1::Link> made = runtime_->CreateLink(link);
+  if (!made.ok()) {
+    answer.set_text(
+        absl::IsAlreadyExists(made.status())
+            ? absl::StrCat("This customer is already linked to another thread "
+                           "(link ",
+                           link.name(), "): continue there")
+            : absl::StrCat("Could not link this thread to the customer: ",
+                           made.status().message()));
+    return answer;
+  }
+  std::string name = std::string(absl::StripAsciiWhitespace(
+      absl::StrCat(start->first_name, " ", start->last_name)));
+  answer.set_text(absl::StrCat(
+      "Texting ", name, " (", start->phone, ", Botsplash visitor ", *visitor,
+      "). Write in this thread to reach the customer; the replies come here."));
+  answer.set_in_command_thread(true);
+  absl::Status s = journal_->PutState(done_name, answer.text());
+  if (!s.ok()) {
+    LogWarn("cannot remember the answered command",
+            {{"key", command.event().key()}, {"error", s.ToString()}});
+  }
+  LogInfo("conversation started", {{"account", account->config.name()},
+                                   {"visitor", *visitor},
+                                   {"link", link.name()}});
+  return answer;
+}
+
 // ---------------------------------------------------------------------------
 // Outbound.
 

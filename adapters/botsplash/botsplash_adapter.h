@@ -45,10 +45,14 @@ OpenApiClient::Options ClientOptions(const v1::BotsplashAccount& account);
 // visitor, reached over SMS or web chat) is the channel
 // "visitor:<clientVisitorId>" of an account.
 //
-// Starting: StartConversation() (`!bridge botsplash start <phone> <first>
-// [last]`) submits the visitor to the account's listener and remembers it
-// (its phone and name in the adapter's state, "botsplash/visitor/<account>/
-// <id>").
+// Starting: `!bridge botsplash [<account>] start <phone> <first> [last]`
+// (a chat command the router forwards) submits the visitor to the
+// account's listener (StartConversation), remembers it (its phone and name
+// in the adapter's state, "botsplash/visitor/<account>/<id>"), links the
+// thread rooted at the command to "visitor:<id>" (a runtime link
+// "botsplash-<account>-<id>") and answers in that thread. A command that
+// comes again (same event key) gets its first answer again and does
+// nothing else.
 //
 // Outbound: a posted message becomes "send direct message to visitor" with
 // its text and the visitor's clientVisitorId and phone; each file up to
@@ -73,7 +77,8 @@ OpenApiClient::Options ClientOptions(const v1::BotsplashAccount& account);
 // Threading: see connector.h. Webhook handlers do not block; file links are
 // served on the connector's own threads.
 class BotsplashConnector : public MessengerConnector<BotsplashReply>,
-                           public FileMessages {
+                           public FileMessages,
+                           public ChatCommandHandler {
  public:
   BotsplashConnector(const v1::BotsplashAdapterConfig& config,
                      AdapterRuntime* runtime, DeliveryJournal* journal);
@@ -90,6 +95,10 @@ class BotsplashConnector : public MessengerConnector<BotsplashReply>,
 
   absl::StatusOr<InboundRoute> Route(const BotsplashReply& raw) override;
   absl::StatusOr<InboundConversion> Convert(const BotsplashReply& raw) override;
+
+  std::vector<std::string> CommandWords() const override;
+  v1::ChatCommandAnswer HandleChatCommand(
+      const v1::ChatCommand& command) override;
 
   // `!bridge botsplash start ...` of `account`: `words` are the words
   // after "start". Submits the visitor to the listener (with `greeting` as

@@ -43,6 +43,7 @@ class BotsplashIntegrationTest : public ::testing::Test {
     ts_->AddUser("u-7", "Ivan Petrov");
     ts_->AddUser("u-8", "Olga Sidorova");
     ts_->AddChat(kChat, "Customers", {"u-bot", "u-7", "u-8"});
+    ts_->AddChat("c-other", "Team", {"u-bot", "u-7"});
     ASSERT_TRUE(ts_->Start().ok());
     ASSERT_TRUE(bsp_.Start().ok());
     Bsp::Visitor v;
@@ -51,15 +52,6 @@ class BotsplashIntegrationTest : public ::testing::Test {
     v.last_name = "Doe";
     v.phone_number = "3334445555";
     bsp_.AddVisitor(v);
-    router_ = std::make_unique<RouterProcess>(absl::StrCat(
-        "adapters:\n  - {name: tests, token: ", kToken, "}\n",
-        "links:\n  - name: jane\n    members:\n"
-        "      - {platform: teamspirit, account: corp, chat_id: ",
-        kChat, "}\n      - {platform: botsplash, account: sales, chat_id: ",
-        "'visitor:", kVisitor, "'}\n",
-        "store: {durability: normal}\nlog_level: debug\n"
-        "dispatch: {initial_backoff_ms: 100, max_backoff_ms: 1000}\n"));
-    ASSERT_TRUE(router_->Start().ok());
   }
 
   void TearDown() override {
@@ -70,6 +62,24 @@ class BotsplashIntegrationTest : public ::testing::Test {
       if (router_ != nullptr)
         std::cerr << "router log:\n" << router_->ReadLog();
     }
+  }
+
+  // The default link: the TeamSpirit chat with the customer crm-1.
+  static std::string CustomerLink() {
+    return absl::StrCat(
+        "  - name: jane\n    members:\n"
+        "      - {platform: teamspirit, account: corp, chat_id: ",
+        kChat, "}\n      - {platform: botsplash, account: sales, chat_id: ",
+        "'visitor:", kVisitor, "'}\n");
+  }
+
+  void StartRouter(const std::string& links) {
+    router_ = std::make_unique<RouterProcess>(absl::StrCat(
+        "adapters:\n  - {name: tests, token: ", kToken, "}\n", "links:\n",
+        links,
+        "store: {durability: normal}\nlog_level: debug\n"
+        "dispatch: {initial_backoff_ms: 100, max_backoff_ms: 1000}\n"));
+    ASSERT_TRUE(router_->Start().ok());
   }
 
   std::string BotsplashConfig(const std::string& extra = "") {
@@ -88,7 +98,9 @@ class BotsplashIntegrationTest : public ::testing::Test {
         kReplySecret, "}\n", extra);
   }
 
-  void StartAdapters(const std::string& extra = "") {
+  void StartAdapters(const std::string& extra = "",
+                     const std::string& links = CustomerLink()) {
+    StartRouter(links);
     teamspirit_ = std::make_unique<AdapterProcess>(
         "adapters/teamspirit/imbridge-adapter-teamspirit",
         absl::StrCat(
@@ -123,11 +135,14 @@ class BotsplashIntegrationTest : public ::testing::Test {
     })) << "botsplash adapter not ready";
   }
 
-  // The bridge's posts in the TeamSpirit chat (the bot's).
-  std::vector<Ts::Message> BridgePosts() const {
+  // The bridge's posts in the TeamSpirit chat (the bot's), in `thread`
+  // only when it is not empty.
+  std::vector<Ts::Message> BridgePosts(const std::string& thread = "") const {
     std::vector<Ts::Message> out;
     for (const Ts::Message& m : ts_->Messages(kChat)) {
-      if (m.user_id == "u-bot") out.push_back(m);
+      if (m.user_id == "u-bot" && (thread.empty() || m.thread_id == thread)) {
+        out.push_back(m);
+      }
     }
     return out;
   }
@@ -367,6 +382,76 @@ TEST_F(BotsplashIntegrationTest, AgentAttributionAssignsTheVisitor) {
   // One update per change of agent.
   EXPECT_THAT(bsp_.Calls("/visitor/clientVisitorId/crm-1"), SizeIs(2));
   EXPECT_EQ(bsp_.GetVisitor(kVisitor)->agent_client_user_id, "agent-olga");
+}
+
+TEST_F(BotsplashIntegrationTest, StartAConversationFromTeamSpirit) {
+  // The chat is linked to another team chat only: the customer is linked by
+  // the command.
+  StartAdapters("",
+                absl::StrCat("  - name: team\n    members:\n"
+                             "      - {platform: teamspirit, account: corp, "
+                             "chat_id: ",
+                             kChat,
+                             "}\n      - {platform: teamspirit, account: corp, "
+                             "chat_id: c-other}\n"));
+  absl::StatusOr<std::string> command = ts_->PostAsUser(
+      "u-7", kChat, "!bridge botsplash start +1(555)123-4567 Ann Lee");
+  ASSERT_TRUE(command.ok());
+  const std::string visitor = "imb-15551234567";
+  ASSERT_TRUE(Bsp::WaitFor([&] { return bsp_.GetVisitor(visitor).has_value(); },
+                           absl::Seconds(60)));
+  Bsp::Visitor v = *bsp_.GetVisitor(visitor);
+  EXPECT_EQ(v.listener_id, "lst-1");
+  EXPECT_EQ(v.first_name, "Ann");
+  EXPECT_EQ(v.last_name, "Lee");
+  EXPECT_EQ(v.phone_number, "+15551234567");
+
+  // The answer starts a thread under the command.
+  ASSERT_TRUE(Ts::WaitUntil([&] { return !BridgePosts(*command).empty(); },
+                            absl::Seconds(60)));
+  EXPECT_THAT(BridgePosts(*command)[0].text, HasSubstr("Texting Ann Lee"));
+
+  // What the agent writes in the thread reaches the customer.
+  Ts::PostOptions in_thread;
+  in_thread.thread_id = *command;
+  ASSERT_TRUE(
+      ts_->PostAsUser("u-7", kChat, "Hi Ann, about your order", in_thread)
+          .ok());
+  ASSERT_TRUE(Bsp::WaitFor([&] { return bsp_.ReceivedBy(visitor).size() == 1; },
+                           absl::Seconds(60)));
+  EXPECT_EQ(bsp_.ReceivedBy(visitor)[0].text, "Hi Ann, about your order");
+  EXPECT_EQ(bsp_.ReceivedBy(visitor)[0].phone_number, "+15551234567");
+
+  // The customer's reply comes back into the thread.
+  absl::StatusOr<int> status = bsp_.ReplyAsCustomer(visitor, "Thanks!");
+  ASSERT_TRUE(status.ok());
+  EXPECT_EQ(*status, 200);
+  ASSERT_TRUE(Ts::WaitUntil([&] { return BridgePosts(*command).size() == 2; },
+                            absl::Seconds(60)));
+  EXPECT_THAT(BridgePosts(*command)[1].text, HasSubstr("Thanks!"));
+  // The customer's reply is only in the thread (the whole chat's link gets
+  // what the team writes there, as for any message of the chat).
+  for (const Ts::Message& m : ts_->Messages("c-other")) {
+    EXPECT_THAT(m.text, ::testing::Not(HasSubstr("Thanks!")));
+  }
+
+  // Bad words get the reason, not a customer.
+  ASSERT_TRUE(
+      ts_->PostAsUser("u-7", kChat, "!bridge botsplash start call-me Bob")
+          .ok());
+  ASSERT_TRUE(ts_->PostAsUser("u-7", kChat, "!bridge botsplash").ok());
+  ASSERT_TRUE(Ts::WaitUntil(
+      [&] {
+        bool reason = false, usage = false;
+        for (const Ts::Message& m : BridgePosts()) {
+          reason |=
+              absl::StrContains(m.text, "'call-me' is not a phone number");
+          usage |= absl::StrContains(m.text, "Usage: !bridge botsplash start");
+        }
+        return reason && usage;
+      },
+      absl::Seconds(60)));
+  EXPECT_THAT(bsp_.Visitors(), SizeIs(2));  // crm-1 and Ann.
 }
 
 }  // namespace
