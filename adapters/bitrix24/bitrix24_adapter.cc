@@ -580,7 +580,10 @@ size_t Bitrix24Connector::ProcessBatch(Account* account, const json& events) {
     }
   }
   absl::MutexLock lock(&results->mu);
-  auto settled = [](Results* r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(r->mu) {
+  // Runs with r->mu held (here and in Await); clang's analysis cannot
+  // name a lambda parameter's mutex, so the lambda asserts it.
+  auto settled = [](Results* r) {
+    r->mu.AssertHeld();
     return std::none_of(r->state.begin(), r->state.end(),
                         [](int s) { return s == 0; });
   };

@@ -662,7 +662,10 @@ size_t TelegramAdapter::ProcessPolled(Account& account,
   }
   // Wait for the router's acknowledgements (or the stop).
   absl::MutexLock lock(&results->mu);
-  auto settled = [](Results* r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(r->mu) {
+  // Runs with r->mu held (here and in Await); clang's analysis cannot
+  // name a lambda parameter's mutex, so the lambda asserts it.
+  auto settled = [](Results* r) {
+    r->mu.AssertHeld();
     for (int s : r->state) {
       if (s == 0) return false;
     }

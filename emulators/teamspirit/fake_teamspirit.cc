@@ -707,7 +707,8 @@ FakeTeamSpirit::Answer FakeTeamSpirit::PostMessage(const std::string& bot_id,
                 ErrorJson("bad_request", absl::StrCat("unknown file ", f))};
       }
     }
-    auto in_chat = [&](const std::string& id) {
+    auto in_chat = [&](const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(
+                       mu_) {
       return std::any_of(
           messages_.begin(), messages_.end(),
           [&](const Message& x) { return x.id == id && x.chat_id == chat_id; });
