@@ -157,8 +157,7 @@ slack: {bot_token: xoxb-SEKRIT, signing_secret: s, events_url: "http://h/p",
         api_port: 70000}
 telegram: {bot_token: "1:x"})",
        "slack.api_port"},
-      {std::string(kMinimal) +
-           "chatlio: {service_user_token: xoxp-SEKRIT}\n",
+      {std::string(kMinimal) + "chatlio: {service_user_token: xoxp-SEKRIT}\n",
        "chatlio.webhook_url"},
       {std::string(kMinimal) +
            "chatlio: {webhook_url: \"http://h/chatlio/a/SEKRIT\"}\n",
