@@ -7,6 +7,8 @@
 #   imbridge-router             on its embedded SQLite store (run/data)
 #   imbridge-adapter-teamspirit, -slack, -telegram, -bitrix24
 #   imbridge-adapter-webhook    generic webhooks (`imbridgectl webhook create`)
+#   imbridge-adapter-chatlio    the page's website visitor (emulated Chatlio
+#                               in the emulated Slack), answered from TeamSpirit
 # each with its log lines prefixed by its name. Prints the page's address and
 # runs until Ctrl-C, which stops everything cleanly (exit status 0).
 #
@@ -14,6 +16,7 @@
 # IMBRIDGE_ROUTER_HTTP_PORT (7701), IMBRIDGE_TEAMSPIRIT_PORT (7711),
 # IMBRIDGE_SLACK_PORT (7712), IMBRIDGE_TELEGRAM_PORT (7713),
 # IMBRIDGE_WEBHOOK_PORT (7714), IMBRIDGE_BITRIX24_PORT (7715),
+# IMBRIDGE_CHATLIO_PORT (7716),
 # IMBRIDGE_SANDBOX_PORT (8080). IMBRIDGE_RUN_DIR (run/) holds configs, data
 # and secrets; IMBRIDGE_BUILD_DIR (build/) the binaries; IMBRIDGE_SKIP_BUILD=1
 # uses the binaries as they are.
@@ -28,6 +31,7 @@ slack_port="${IMBRIDGE_SLACK_PORT:-7712}"
 telegram_port="${IMBRIDGE_TELEGRAM_PORT:-7713}"
 webhook_port="${IMBRIDGE_WEBHOOK_PORT:-7714}"
 bitrix24_port="${IMBRIDGE_BITRIX24_PORT:-7715}"
+chatlio_port="${IMBRIDGE_CHATLIO_PORT:-7716}"
 sandbox_port="${IMBRIDGE_SANDBOX_PORT:-8080}"
 
 say() { printf '[run] %s\n' "$*"; }
@@ -36,11 +40,12 @@ die() { printf '[run] error: %s\n' "$*" >&2; exit 1; }
 if [ "${IMBRIDGE_SKIP_BUILD:-0}" != 1 ]; then
   "$root/scripts/build.sh" imbridge-router imbridge-adapter-teamspirit \
     imbridge-adapter-slack imbridge-adapter-telegram imbridge-adapter-webhook \
-    imbridge-adapter-bitrix24 imbridge-sandbox
+    imbridge-adapter-bitrix24 imbridge-adapter-chatlio imbridge-sandbox
 fi
 for bin in bridge/imbridge-router adapters/teamspirit/imbridge-adapter-teamspirit \
   adapters/slack/imbridge-adapter-slack adapters/telegram/imbridge-adapter-telegram \
   adapters/webhook/imbridge-adapter-webhook adapters/bitrix24/imbridge-adapter-bitrix24 \
+  adapters/chatlio/imbridge-adapter-chatlio \
   tools/sandbox/imbridge-sandbox; do
   [ -x "$build/$bin" ] || die "$build/$bin is missing (build it, or unset IMBRIDGE_SKIP_BUILD)"
 done
@@ -49,7 +54,8 @@ done
 for entry in "router:$router_port" "router HTTP:$router_http_port" \
   "TeamSpirit adapter:$teamspirit_port" "Slack adapter:$slack_port" \
   "Telegram adapter:$telegram_port" "webhook adapter:$webhook_port" \
-  "Bitrix24 adapter:$bitrix24_port" "sandbox page:$sandbox_port"; do
+  "Bitrix24 adapter:$bitrix24_port" "Chatlio adapter:$chatlio_port" \
+  "sandbox page:$sandbox_port"; do
   port="${entry##*:}"
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     die "port $port (${entry%:*}) is in use; stop what uses it or set another port (see the top of scripts/run.sh)"
@@ -60,14 +66,17 @@ done
 # the router's message map of an earlier run would point at nothing.
 umask 077
 mkdir -p "$run"
-rm -rf "$run/data" "$run/telegram" "$run/bitrix24" "$run/sandbox.endpoints"
-mkdir -p "$run/data" "$run/telegram" "$run/bitrix24"
+rm -rf "$run/data" "$run/telegram" "$run/bitrix24" "$run/chatlio" "$run/sandbox.endpoints"
+mkdir -p "$run/data" "$run/telegram" "$run/bitrix24" "$run/chatlio"
 secret() { head -c "${1:-24}" /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 ts_router_token="$(secret)"
 slack_router_token="$(secret)"
 telegram_router_token="$(secret)"
 webhook_router_token="$(secret)"
 bitrix24_router_token="$(secret)"
+chatlio_router_token="$(secret)"
+chatlio_webhook_secret="$(secret)"
+slack_user_token="xoxp-$(secret)"
 admin_token="$(secret)"
 ts_api_key="ts-$(secret)"
 ts_webhook_secret="$(secret)"
@@ -101,6 +110,12 @@ slack:
   people:
     - {id: U0ANN, name: Ann Lee}
     - {id: U0BOB, name: Bob Stone}
+chatlio:
+  webhook_url: http://127.0.0.1:$chatlio_port/chatlio/sandbox/$chatlio_webhook_secret
+  service_user_id: USUPPORT
+  service_user_name: Support
+  service_user_token: "$slack_user_token"
+  online_check_interval_ms: 2000
 telegram:
   bot_token: "$telegram_bot_token"
   chat_title: Sandbox
@@ -186,7 +201,7 @@ wait_ready() {
   fail "$name was not ready after 60 s ($url)"
 }
 
-say "starting the sandbox (emulated TeamSpirit, Slack, Telegram and Bitrix24)"
+say "starting the sandbox (emulated TeamSpirit, Slack, Telegram, Bitrix24 and Chatlio)"
 start sandbox tools/sandbox/imbridge-sandbox "$run/sandbox.yaml"
 for ((i = 0; i < 600; i++)); do
   [ -f "$run/sandbox.endpoints" ] && break
@@ -212,6 +227,7 @@ adapters:
   - {name: telegram, token: "$telegram_router_token", platforms: [telegram]}
   - {name: webhook, token: "$webhook_router_token", platforms: [webhook]}
   - {name: bitrix24, token: "$bitrix24_router_token", platforms: [bitrix24]}
+  - {name: chatlio, token: "$chatlio_router_token", platforms: [chatlio]}
 links:
   - name: sandbox
     members:
@@ -219,6 +235,12 @@ links:
       - {platform: slack, account: sandbox, chat_id: "$SLACK_CHANNEL_ID"}
       - {platform: telegram, account: sandbox, chat_id: "$TELEGRAM_CHAT_ID"}
       - {platform: bitrix24, account: sandbox, chat_id: "$BITRIX24_CHAT_ID"}
+  # Chatlio's notices (new website conversations, transcripts) in TeamSpirit;
+  # each visitor's Slack channel is linked with it by the Chatlio adapter.
+  - name: web-support
+    members:
+      - {platform: chatlio, account: sandbox, chat_id: notices, direction: in}
+      - {platform: teamspirit, account: sandbox, chat_id: "$TEAMSPIRIT_CHAT_ID"}
 store:
   durability: normal
 dispatch:
@@ -249,6 +271,13 @@ accounts:
     presence_calls_per_minute: 120
     messages_per_second: 5
     message_burst: 10
+    # The service user "Support" answers website visitors in the channels
+    # Chatlio's bot creates, and is online while a TeamSpirit person is.
+    user_token: "$slack_user_token"
+    post_as_user: {created_by: [UCHATLIO]}
+    service_presence:
+      links: [sandbox, "chatlio-*"]
+      people: [teamspirit/u-yuki, teamspirit/u-kenji]
 EOF
 
 cat > "$run/telegram.yaml" <<EOF
@@ -289,6 +318,18 @@ router: {address: "127.0.0.1:$router_port", token: "$webhook_router_token"}
 http: {listen: "127.0.0.1:$webhook_port"}
 EOF
 
+cat > "$run/chatlio.yaml" <<EOF
+# imbridge-adapter-chatlio (written by scripts/run.sh; see docs/chatlio.md)
+router: {address: "127.0.0.1:$router_port", token: "$chatlio_router_token"}
+http: {listen: "127.0.0.1:$chatlio_port"}
+state_dir: $run/chatlio
+accounts:
+  - name: sandbox
+    webhook_secret: "$chatlio_webhook_secret"
+    slack_account: sandbox
+    support: {platform: teamspirit, account: sandbox, chat_id: "$TEAMSPIRIT_CHAT_ID"}
+EOF
+
 say "starting the router"
 start router bridge/imbridge-router "$run/router.yaml"
 wait_ready router "http://127.0.0.1:$router_http_port/readyz"
@@ -302,6 +343,8 @@ start webhook adapters/webhook/imbridge-adapter-webhook "$run/webhook.yaml"
 wait_ready "the webhook adapter" "http://127.0.0.1:$webhook_port/readyz"
 start bitrix24 adapters/bitrix24/imbridge-adapter-bitrix24 "$run/bitrix24.yaml"
 wait_ready "the Bitrix24 adapter" "http://127.0.0.1:$bitrix24_port/readyz"
+start chatlio adapters/chatlio/imbridge-adapter-chatlio "$run/chatlio.yaml"
+wait_ready "the Chatlio adapter" "http://127.0.0.1:$chatlio_port/readyz"
 
 cat <<EOF
 [run] ------------------------------------------------------------------

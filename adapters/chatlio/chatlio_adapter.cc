@@ -23,6 +23,8 @@ namespace {
 
 constexpr char kPlatform[] = "chatlio";
 constexpr char kPathPrefix[] = "/chatlio/";
+// The chat id of a conversation's own channel: "conversation:<uuid>".
+constexpr char kConversationPrefix[] = "conversation:";
 constexpr size_t kMinSecretLength = 16;
 // Bytes handed to the blob store per write of a transcript's HTML.
 constexpr size_t kChunk = 64 * 1024;
@@ -134,8 +136,9 @@ v1::Link VisitorLink(const v1::ChatlioAccount& account,
   v1::LinkMember* own = link.add_members();
   own->set_platform(kPlatform);
   own->set_account(account.name());
-  own->set_chat_id(absl::StrCat("conversation:", webhook.conversation_uuid));
-  own->set_direction(v1::IN);
+  own->set_chat_id(
+      absl::StrCat(kConversationPrefix, webhook.conversation_uuid));
+  own->set_direction(v1::OUT);
   return link;
 }
 
@@ -165,6 +168,29 @@ std::vector<std::string> ChatlioAdapter::Accounts() const {
 
 absl::StatusOr<std::vector<std::string>> ChatlioAdapter::SendMessage(
     const v1::Delivery& delivery) {
+  absl::string_view uuid = delivery.target().chat_id();
+  auto account = by_name_.find(delivery.target().account());
+  if (account != by_name_.end() &&
+      absl::ConsumePrefix(&uuid, kConversationPrefix) && !uuid.empty()) {
+    // The conversation's own channel listens to its link: the Slack
+    // adapter's notice that the visitor's channel was archived ends the
+    // conversation; anything else needs nothing (Chatlio shows the visitor
+    // the Slack channel itself).
+    const v1::Event& event = delivery.event();
+    if (event.channel().platform() == "slack" &&
+        absl::StartsWith(event.posted().message_id(), "channel_archive:")) {
+      ChatlioWebhook ended;
+      ended.kind = WebhookKind::kTranscript;
+      ended.conversation_uuid = std::string(uuid);
+      ended.channel_id = event.channel().chat_id();
+      LogInfo("Chatlio visitor's Slack channel archived",
+              {{"account", account->second->name()},
+               {"channel", ended.channel_id}});
+      absl::Status unlinked = UpdateVisitorLink(*account->second, ended);
+      if (!unlinked.ok()) return unlinked;
+    }
+    return std::vector<std::string>();
+  }
   return absl::FailedPreconditionError(absl::StrCat(
       "Chatlio channels receive nothing (visitors are answered in Slack); "
       "make the link member {platform: chatlio, account: ",

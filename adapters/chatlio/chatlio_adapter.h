@@ -33,9 +33,10 @@ struct ChatlioInput {
 // conversations"): named "<link_prefix><conversationUUID>", with the
 // visitor's Slack channel {slack, <slack_account>, <channel id>}, the
 // configured support member, and the conversation's own Chatlio channel
-// {chatlio, <account>, "conversation:<uuid>"} with direction in (it makes
+// {chatlio, <account>, "conversation:<uuid>"} with direction out (it makes
 // the link this adapter's: the router lets an adapter create only links
-// with a channel of its own; nothing is published or delivered there).
+// with a channel of its own; it publishes nothing, and listens to the link
+// for the Slack adapter's "channel archived" message).
 v1::Link VisitorLink(const v1::ChatlioAccount& account,
                      const ChatlioWebhook& webhook);
 
@@ -76,9 +77,16 @@ absl::Status ValidateChatlioConfig(absl::string_view source,
 // refuses (a bad support member) is logged as an error, counted in
 // imbridge_chatlio_link_errors_total{account}, and the notice still posted.
 //
+// A message of the Slack adapter saying that the visitor's channel was
+// archived (message id "channel_archive:<ts>", docs/slack.md), delivered to
+// the conversation's own channel, removes the link and ends the
+// conversation as the transcript does.
+//
 // Outbound: nothing is sent to Chatlio (its visitors are answered in
-// Slack): the notices channel is a link member with `direction: in`, and a
-// delivery to it is refused as a permanent error saying so.
+// Slack): deliveries to a conversation's channel render nothing (no native
+// ids) apart from the archive above; the notices channel is a link member
+// with `direction: in`, and a delivery to it is refused as a permanent error
+// saying so.
 //
 // Threading: see connector.h; webhook handlers never block.
 class ChatlioAdapter : public MessengerConnector<ChatlioInput> {

@@ -8,6 +8,10 @@
 //   - a reply (TeamSpirit) and an edit (Slack) are mirrored;
 //   - a file attached in the Telegram pane arrives in the other two, and its
 //     download link serves the same bytes;
+//   - a website visitor (the emulated Chatlio widget) talks to a TeamSpirit
+//     agent: the widget goes online when the agent is, the visitor's
+//     message shows in TeamSpirit as Chatlio's notice, and the agent's
+//     reply reaches the widget;
 //   - a TeamSpirit person's presence change shows in `!bridge who`;
 //   - a delete (Slack) removes the copies;
 //   - Ctrl-C (SIGINT) stops everything and run.sh exits 0.
@@ -50,7 +54,7 @@ function freePort() {
 async function startStack() {
   const ports = {};
   for (const name of ['ROUTER', 'ROUTER_HTTP', 'TEAMSPIRIT', 'SLACK', 'TELEGRAM', 'WEBHOOK',
-    'BITRIX24', 'SANDBOX']) {
+    'BITRIX24', 'CHATLIO', 'SANDBOX']) {
     ports[`IMBRIDGE_${name}_PORT`] = String(await freePort());
   }
   const runDir = path.join(artifacts, 'run');
@@ -208,7 +212,25 @@ async function main() {
       check((await response.text()) === content, `the ${name} copy of the file has the same bytes`);
     }
 
-    // 5. Yuki goes away on TeamSpirit; `!bridge who` in Slack says so.
+    // 5. A website visitor talks to Yuki through the Chatlio widget.
+    log('Yuki comes online; the website chat follows');
+    await pane('teamspirit').locator('.person[data-user="u-yuki"] .presence-select')
+      .selectOption('online');
+    await page.locator('#visitor-status.on').waitFor();
+    log('the visitor asks a question');
+    await page.locator('#visitor-text').fill('Do you ship to Canada?');
+    await page.locator('#visitor-text').press('Enter');
+    await page.locator('.visitor-line.from-visitor', { hasText: 'Do you ship to Canada?' })
+      .waitFor();
+    await message('teamspirit', 'New website conversation').first().waitFor();
+    check(await message('teamspirit', 'Do you ship to Canada?').count() > 0,
+      "the TeamSpirit notice carries the visitor's first message");
+    log('Yuki answers in TeamSpirit');
+    await post('teamspirit', 'Yuki Tanaka', 'Yes, we ship to Canada.');
+    await page.locator('.visitor-line.from-agent', { hasText: 'Yes, we ship to Canada.' })
+      .waitFor();
+
+    // 6. Yuki goes away on TeamSpirit; `!bridge who` in Slack says so.
     log("Yuki's presence changes to away");
     await pane('teamspirit').locator('.person[data-user="u-yuki"] .presence-select')
       .selectOption('away');
@@ -239,7 +261,7 @@ async function main() {
       log('copied to docs/images/sandbox.png');
     }
 
-    // 6. Ann deletes her message in Slack; the copies go too.
+    // 7. Ann deletes her message in Slack; the copies go too.
     log('Ann deletes her message in Slack');
     await hoverAction('slack', 'Hello from Slack, edited', 'delete');
     for (const name of ['teamspirit', 'telegram']) {
@@ -259,7 +281,7 @@ async function main() {
   }
   await browser.close();
 
-  // 7. Ctrl-C stops everything cleanly.
+  // 8. Ctrl-C stops everything cleanly.
   log('stopping the stack with SIGINT');
   const exit = await stopStack(stack);
   check(exit.code === 0, `run.sh exits 0 on SIGINT (got ${JSON.stringify(exit)})`);

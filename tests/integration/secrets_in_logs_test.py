@@ -3,7 +3,7 @@
 every process is one JSON object.
 
 Starts the whole bridge with scripts/run.sh (router, the TeamSpirit, Slack,
-Telegram and webhook adapters, the sandbox; free ports, a fresh run
+Telegram, webhook and Chatlio adapters, the sandbox; free ports, a fresh run
 directory, freshly generated distinctive secrets), makes messages flow through
 every adapter (the webhook adapter's through an incoming webhook made with
 imbridgectl), sends each webhook endpoint a request with a wrong secret and
@@ -35,7 +35,7 @@ BUILD_DIR = os.environ.get("IMBRIDGE_BUILD_DIR", os.path.join(SOURCE_DIR, "build
 # Block ("key: value") and flow ("{key: value, ...}") YAML alike.
 SECRET_KEYS = re.compile(
     r"\b(token|api_key|webhook_secret|bot_token|signing_secret|app_token|"
-    r"secret_token|admin_token|secret)\s*:\s*\"?([^\",}\s#]+)")
+    r"secret_token|admin_token|secret|user_token|service_user_token)\s*:\s*\"?([^\",}\s#]+)")
 
 
 def free_port():
@@ -58,7 +58,7 @@ def main():
     run_dir = tempfile.mkdtemp(prefix="imbridge-secrets-")
     ports = {name: free_port() for name in
              ("ROUTER", "ROUTER_HTTP", "TEAMSPIRIT", "SLACK", "TELEGRAM", "WEBHOOK",
-              "SANDBOX")}
+              "CHATLIO", "SANDBOX")}
     env = dict(os.environ, IMBRIDGE_RUN_DIR=run_dir, IMBRIDGE_SKIP_BUILD="1",
                IMBRIDGE_BUILD_DIR=BUILD_DIR)
     for name, port in ports.items():
@@ -134,6 +134,11 @@ def main():
         assert status == 401, status
         status, _ = request(f"{hooks}/imbk_{'1' * 48}", b'{"text": "x"}', wrong)
         assert status == 401, status
+        # Chatlio's webhook with a wrong path secret: 404, logged without it.
+        status, _ = request(
+            f"http://127.0.0.1:{ports['CHATLIO']}/chatlio/sandbox/not-the-secret-0123456789",
+            b'{"conversationUUID": "x"}', wrong)
+        assert status == 404, status
         if os.path.exists(ctl):
             refused = subprocess.run(
                 [ctl, "--router", f"127.0.0.1:{ports['ROUTER']}", "--token",
@@ -179,7 +184,8 @@ def main():
             parts = [secret] + ([secret.split(":", 1)[1]] if ":" in secret else [])
             if any(p in line for p in parts):
                 failures.append(f"a secret appears in: {line[:200]}")
-        m = re.match(r"^\[(router|teamspirit|slack|telegram|webhook|sandbox)\] (.*)$", line)
+        m = re.match(r"^\[(router|teamspirit|slack|telegram|webhook|chatlio|sandbox)\] (.*)$",
+                     line)
         if m and m.group(2).startswith("{"):
             process_lines += 1
             try:
@@ -191,6 +197,7 @@ def main():
                 failures.append(f"not one JSON object: {line[:200]}")
         elif m and not m.group(2).startswith(("teamspirit listening", "slack listening",
                                                "telegram listening", "webhook listening",
+                                               "chatlio listening",
                                                "imbridge-")):
             failures.append(f"not a JSON log line: {line[:200]}")
     if code != 0:

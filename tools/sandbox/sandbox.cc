@@ -29,12 +29,17 @@ absl::Status Required(const char* name, const std::string& value) {
   return absl::OkStatus();
 }
 
+// The page's one website visitor.
+constexpr char kVisitor[] = "sandbox-visitor";
+
 }  // namespace
 
-Sandbox::Sandbox(const v1::SandboxConfig& config) {
+Sandbox::Sandbox(const v1::SandboxConfig& config) : config_(config) {
   messengers_.push_back(
       std::make_unique<TeamSpiritMessenger>(config.teamspirit()));
-  messengers_.push_back(std::make_unique<SlackMessenger>(config.slack()));
+  auto slack = std::make_unique<SlackMessenger>(config.slack());
+  slack_ = slack.get();
+  messengers_.push_back(std::move(slack));
   messengers_.push_back(std::make_unique<TelegramMessenger>(config.telegram()));
   if (config.has_bitrix24()) {
     messengers_.push_back(
@@ -64,6 +69,26 @@ absl::Status Sandbox::Start() {
     }
   }
   for (size_t i = 0; i < messengers_.size(); ++i) MarkDirty(i);
+  if (config_.has_chatlio()) {
+    // The Slack channel is the one Chatlio is connected to; the service
+    // user answers visitors there (the Slack adapter's user_token).
+    const v1::SandboxChatlio& c = config_.chatlio();
+    fakes::FakeSlack& workspace = slack_->fake();
+    workspace.AddUser(c.service_user_id(), c.service_user_name());
+    workspace.AddUserToken(c.service_user_id(), c.service_user_token());
+    workspace.AddMember(config_.slack().channel_id(), c.service_user_id());
+    workspace.SetPresence(c.service_user_id(), "away");
+    fakes::FakeChatlio::Options options;
+    options.connected_channel = config_.slack().channel_id();
+    options.connected_channel_name = config_.slack().channel_name();
+    options.online_check_interval =
+        absl::Milliseconds(c.online_check_interval_ms());
+    options.webhook_url = c.webhook_url();
+    chatlio_ = std::make_unique<fakes::FakeChatlio>(options, &workspace);
+    chatlio_->OnChange([this] { MarkVisitorDirty(); });
+    if (absl::Status s = chatlio_->Start(); !s.ok()) return s;
+    MarkVisitorDirty();
+  }
   return absl::OkStatus();
 }
 
@@ -73,6 +98,7 @@ void Sandbox::Stop() {
     if (stopped_) return;
     stopped_ = true;
   }
+  if (chatlio_ != nullptr) chatlio_->Stop();
   refresher_.reset();  // Finishes the refreshes already posted.
   events_.Close();
   for (const auto& m : messengers_) m->Stop();
@@ -95,7 +121,42 @@ json Sandbox::State() const {
     out["order"].push_back(m->name());
     out["messengers"][m->name()] = m->Snapshot();
   }
+  if (chatlio_ != nullptr) out["visitor"] = VisitorSnapshot();
   return out;
+}
+
+json Sandbox::VisitorSnapshot() const {
+  json lines = json::array();
+  for (const fakes::FakeChatlioLine& line : chatlio_->Lines(kVisitor)) {
+    lines.push_back({{"from", line.from_visitor ? "visitor" : "agent"},
+                     {"text", line.text}});
+  }
+  return {{"online", chatlio_->online()}, {"lines", lines}};
+}
+
+absl::StatusOr<json> Sandbox::ActAsVisitor(const std::string& action,
+                                           const json& body) {
+  if (chatlio_ == nullptr) {
+    return absl::NotFoundError("no website visitor (no chatlio config)");
+  }
+  std::string text;
+  if (!body.is_object() || !Field(body, "text", &text)) {
+    return absl::InvalidArgumentError("'text' must be a string");
+  }
+  if (action == "say") {
+    if (absl::Status s = Required("text", text); !s.ok()) return s;
+    absl::StatusOr<std::string> said =
+        chatlio_->VisitorSays(kVisitor, text, "Website visitor");
+    if (!said.ok()) return said.status();
+    return json::object();
+  }
+  if (action == "end") {
+    if (absl::Status s = chatlio_->EndConversation(kVisitor); !s.ok()) {
+      return s;
+    }
+    return json::object();
+  }
+  return absl::NotFoundError(absl::StrCat("no action '", action, "'"));
 }
 
 Messenger* Sandbox::Find(const std::string& name) const {
@@ -107,6 +168,7 @@ Messenger* Sandbox::Find(const std::string& name) const {
 
 absl::StatusOr<json> Sandbox::Act(const std::string& messenger,
                                   const std::string& action, const json& body) {
+  if (messenger == "visitor") return ActAsVisitor(action, body);
   Messenger* m = Find(messenger);
   if (m == nullptr) {
     return absl::NotFoundError(absl::StrCat("no messenger '", messenger, "'"));
@@ -179,6 +241,25 @@ void Sandbox::MarkDirty(size_t index) {
   dirty_[index] = true;
   // Posted under mu_: Stop() sets stopped_ before it destroys refresher_.
   refresher_->Post([this, index] { Refresh(index); });
+}
+
+void Sandbox::MarkVisitorDirty() {
+  absl::MutexLock lock(&mu_);
+  if (stopped_ || visitor_dirty_) return;
+  visitor_dirty_ = true;
+  refresher_->Post([this] { RefreshVisitor(); });
+}
+
+void Sandbox::RefreshVisitor() {
+  {
+    absl::MutexLock lock(&mu_);
+    visitor_dirty_ = false;
+  }
+  json snapshot = VisitorSnapshot();
+  std::string text = snapshot.dump();
+  if (text == shown_visitor_) return;
+  shown_visitor_ = text;
+  events_.Publish("visitor", snapshot);
 }
 
 void Sandbox::Refresh(size_t index) {

@@ -67,6 +67,18 @@ void ApplyDefaults(v1::SandboxConfig* c) {
       AddPerson(bsp->mutable_customers(), "crm-jane", "Jane Doe");
     }
   }
+  if (c->has_chatlio()) {
+    v1::SandboxChatlio* chatlio = c->mutable_chatlio();
+    if (chatlio->service_user_id().empty()) {
+      chatlio->set_service_user_id("USUPPORT");
+    }
+    if (chatlio->service_user_name().empty()) {
+      chatlio->set_service_user_name("Support");
+    }
+    if (chatlio->online_check_interval_ms() == 0) {
+      chatlio->set_online_check_interval_ms(30000);
+    }
+  }
 }
 
 absl::Status CheckPeople(
@@ -187,21 +199,39 @@ absl::Status Check(absl::string_view source, const v1::SandboxConfig& c) {
       return s;
     }
   }
-  if (!c.has_botsplash()) return absl::OkStatus();
-  const v1::SandboxBotsplash& bsp = c.botsplash();
-  if (bsp.api_key().empty()) {
-    return ConfigError(source, "botsplash.api_key",
-                       "required (or api_key_file)");
+  if (c.has_botsplash()) {
+    const v1::SandboxBotsplash& bsp = c.botsplash();
+    if (bsp.api_key().empty()) {
+      return ConfigError(source, "botsplash.api_key",
+                         "required (or api_key_file)");
+    }
+    if (bsp.reply_secret().empty()) {
+      return ConfigError(source, "botsplash.reply_secret",
+                         "required (or reply_secret_file)");
+    }
+    if (absl::Status s =
+            CheckUrl(source, "botsplash.reply_url", bsp.reply_url());
+        !s.ok()) {
+      return s;
+    }
+    if (absl::Status s =
+            CheckPeople(source, "botsplash.customers", bsp.customers(), true);
+        !s.ok()) {
+      return s;
+    }
   }
-  if (bsp.reply_secret().empty()) {
-    return ConfigError(source, "botsplash.reply_secret",
-                       "required (or reply_secret_file)");
-  }
-  if (absl::Status s = CheckUrl(source, "botsplash.reply_url", bsp.reply_url());
+  if (!c.has_chatlio()) return absl::OkStatus();
+  const v1::SandboxChatlio& chatlio = c.chatlio();
+  if (absl::Status s =
+          CheckUrl(source, "chatlio.webhook_url", chatlio.webhook_url());
       !s.ok()) {
     return s;
   }
-  return CheckPeople(source, "botsplash.customers", bsp.customers(), true);
+  if (chatlio.service_user_token().empty()) {
+    return ConfigError(source, "chatlio.service_user_token",
+                       "required (or service_user_token_file)");
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace

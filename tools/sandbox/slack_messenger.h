@@ -39,6 +39,9 @@ class SlackMessenger : public Messenger {
   absl::StatusOr<FileBody> Download(const std::string& file_id) override;
   void OnChange(std::function<void()> fn) override;
 
+  // The workspace, for the emulated Chatlio widget that works in it.
+  fakes::FakeSlack& fake() { return fake_; }
+
  private:
   std::optional<fakes::FakeSlackMessage> Find(const std::string& ts) const;
   // The thread a reply to `reply_to` goes into ("" for none).

@@ -101,7 +101,7 @@ TEST(ChatlioConfigTest, VisitorLinkJoinsSlackSupportAndTheConversation) {
   EXPECT_EQ(link.members(2).platform(), "chatlio");
   EXPECT_EQ(link.members(2).account(), "site");
   EXPECT_EQ(link.members(2).chat_id(), "conversation:e3d1800d");
-  EXPECT_EQ(link.members(2).direction(), v1::IN);
+  EXPECT_EQ(link.members(2).direction(), v1::OUT);
 
   config.mutable_accounts(0)->set_link_prefix("web-");
   EXPECT_EQ(VisitorLink(config.accounts(0), w).name(), "web-e3d1800d");

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/algorithm/container.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/http/http_client.h"
@@ -317,6 +318,34 @@ TEST_F(ChatlioIntegrationTest, VisitorChannelsAreLinkedUntilTheTranscript) {
   ASSERT_TRUE(slack.WaitForCalls(2, kWait));
   EXPECT_EQ(slack.calls()[1].text, "to the new visitor");
   EXPECT_THAT(slack.calls(), SizeIs(2));
+}
+
+TEST_F(ChatlioIntegrationTest, AnArchivedChannelEndsTheConversation) {
+  UseLinks();
+  TestAdapter slack("slack", "work", router_->address(), kToken);
+  slack.Start();
+  ASSERT_TRUE(slack.WaitAttached(kWait));
+  const std::string uuid = "7b1e2f00-0000-4000-8000-0000000a5c1e";
+  const std::string link = absl::StrCat("chatlio-", uuid);
+  EXPECT_EQ(Post(Hook("new-conversation"), NewConversation(uuid)), 200);
+  EXPECT_THAT(RuntimeLinks(), ::testing::Contains(link));
+
+  // The Slack adapter's message that the channel was archived.
+  v1::Event archived;
+  archived.mutable_channel()->set_chat_id("C03FVS2UR");
+  archived.mutable_posted()->set_message_id(
+      "channel_archive:1700000000.000100");
+  archived.mutable_posted()->mutable_sender()->set_display_name("Some One");
+  archived.mutable_posted()->mutable_text()->set_text("archived this channel");
+  EXPECT_EQ(slack.Publish(archived).outcome(), v1::PublishAck::ACCEPTED);
+  absl::Time deadline = absl::Now() + kWait;
+  while (absl::c_linear_search(RuntimeLinks(), link)) {
+    ASSERT_LT(absl::Now(), deadline) << adapter_->ReadLog();
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  // Ended: a late new-conversation webhook does not link it again.
+  EXPECT_EQ(Post(Hook("new-conversation"), NewConversation(uuid)), 200);
+  EXPECT_THAT(RuntimeLinks(), Not(::testing::Contains(link)));
 }
 
 TEST_F(ChatlioIntegrationTest, DeliveriesToChatlioAreRefusedWithTheReason) {

@@ -239,7 +239,7 @@ class Stack:
         self.run_dir = tempfile.mkdtemp(prefix="imbridge-monitoring-")
         self.ports = {name: free_port() for name in
                       ("ROUTER", "ROUTER_HTTP", "TEAMSPIRIT", "SLACK", "TELEGRAM", "WEBHOOK",
-                       "SANDBOX")}
+                       "CHATLIO", "SANDBOX")}
         env = dict(os.environ, IMBRIDGE_RUN_DIR=self.run_dir, IMBRIDGE_SKIP_BUILD="1",
                    IMBRIDGE_BUILD_DIR=BUILD_DIR)
         for name, port in self.ports.items():

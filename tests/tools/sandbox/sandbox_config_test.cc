@@ -76,6 +76,21 @@ TEST(SandboxConfigTest, BotsplashCustomerPaneDefaultsAndRules) {
   }
 }
 
+TEST(SandboxConfigTest, TheChatlioWidgetIsOptionalWithDefaults) {
+  absl::StatusOr<v1::SandboxConfig> c = ParseSandboxConfig(kMinimal, "s.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_FALSE(c->has_chatlio());
+  c = ParseSandboxConfig(
+      std::string(kMinimal) +
+          "chatlio: {webhook_url: \"http://127.0.0.1:7716/chatlio/s/x\", "
+          "service_user_token: xoxp-SEKRIT}\n",
+      "s.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->chatlio().service_user_id(), "USUPPORT");
+  EXPECT_EQ(c->chatlio().service_user_name(), "Support");
+  EXPECT_EQ(c->chatlio().online_check_interval_ms(), 30000u);
+}
+
 TEST(SandboxConfigTest, RefusesUnknownFieldsAndKeepsConfiguredPeople) {
   std::string yaml = std::string(kMinimal) +
                      "slack_extra: 1\n";  // Unknown fields are refused.
@@ -142,6 +157,11 @@ slack: {bot_token: xoxb-SEKRIT, signing_secret: s, events_url: "http://h/p",
         api_port: 70000}
 telegram: {bot_token: "1:x"})",
        "slack.api_port"},
+      {std::string(kMinimal) + "chatlio: {service_user_token: xoxp-SEKRIT}\n",
+       "chatlio.webhook_url"},
+      {std::string(kMinimal) +
+           "chatlio: {webhook_url: \"http://h/chatlio/a/SEKRIT\"}\n",
+       "chatlio.service_user_token"},
   };
   for (const BadCase& c : cases) {
     absl::StatusOr<v1::SandboxConfig> config =

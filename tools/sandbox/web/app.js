@@ -566,6 +566,48 @@ async function upload(pane, input) {
   }
 }
 
+// ---- the website visitor (emulated Chatlio widget) --------------------------
+
+function renderVisitor(visitor) {
+  const box = document.getElementById('visitor');
+  if (!visitor) { box.hidden = true; return; }
+  box.hidden = false;
+  const status = document.getElementById('visitor-status');
+  status.textContent = visitor.online ? 'online' : 'offline — leave a message';
+  status.classList.toggle('on', !!visitor.online);
+  const lines = document.getElementById('visitor-lines');
+  lines.replaceChildren();
+  for (const line of visitor.lines) {
+    lines.append(el('div', `visitor-line from-${line.from}`, line.text));
+  }
+  lines.scrollTop = lines.scrollHeight;
+}
+
+async function visitorAct(action, body) {
+  const error = document.getElementById('visitor-error');
+  error.hidden = true;
+  try {
+    await act('visitor', action, body);
+  } catch (e) {
+    error.textContent = e.message;
+    error.hidden = false;
+  }
+}
+
+function setUpVisitor() {
+  const form = document.getElementById('visitor-form');
+  const input = document.getElementById('visitor-text');
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const text = input.value.trim();
+    if (!text) return;
+    input.value = '';
+    visitorAct('say', { text });
+  });
+  document.getElementById('visitor-end')
+    .addEventListener('click', () => visitorAct('end', {}));
+}
+
 // ---- live updates ------------------------------------------------------------
 
 let source = null;
@@ -585,6 +627,7 @@ async function load() {
   for (const name of state.order) {
     container.append(buildPane(name, state.messengers[name]));
   }
+  renderVisitor(state.visitor);
   if (source) source.close();
   source = new EventSource(`/events?after=${state.last_event_id}`);
   // Each response carries what is new and ends; the browser reconnects with
@@ -605,8 +648,10 @@ async function load() {
     const pane = panes[data.messenger];
     if (pane) renderRoster(pane, data);
   });
+  source.addEventListener('visitor', (e) => { renderVisitor(JSON.parse(e.data)); });
   source.addEventListener('reset', () => { load(); });
   document.body.dataset.ready = '1';
 }
 
+setUpVisitor();
 load().catch((err) => setLive(false, `cannot load: ${err.message}`));
