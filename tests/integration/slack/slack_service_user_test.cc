@@ -290,6 +290,27 @@ TEST_F(SlackServiceUserTest, AgentRepliesArePostedAsTheServiceUser) {
   EXPECT_EQ(slack_adapter_->Terminate(), 0);
 }
 
+// Slack reports the service user's post before it answers
+// chat.postMessage (its answer is slow): the echo check waits for the
+// delivery in flight, and the copy is still not mirrored back.
+TEST_F(SlackServiceUserTest, AnEchoBeforeSlacksAnswerIsRecognised) {
+  slack_.CreateChannel("CV1", "costa-mesa-california-us-133", kChatlio.user_id);
+  slack_.AddMember("CV1", slack_.options().bot_user_id);
+  slack_.AddMember("CV1", kServiceUser);
+  StartTeamSpirit();
+  StartSlack();
+  slack_.DelayAnswers("chat.postMessage", absl::Seconds(2));
+  ASSERT_TRUE(ts_->PostAsUser("u-7", "c-43", "One moment please").ok());
+  ASSERT_TRUE(slack_.WaitForMessages("CV1", [](const auto& ms) {
+    return !WithText(ms, "One moment please").empty();
+  })) << slack_adapter_->ReadLog();
+  // The echo has been sent while the answer is still held back.
+  ASSERT_GT(slack_.delayed_answers_pending(), 0);
+  slack_.DelayAnswers("chat.postMessage", absl::ZeroDuration());
+  VisitorSaysAndItArrives("ok");
+  EXPECT_THAT(TsWithText(*ts_, "c-43", "One moment please"), SizeIs(1));
+}
+
 // A delivery to a channel the bot is not in: Slack answers not_in_channel,
 // the bot joins the channel and posts.
 TEST_F(SlackServiceUserTest, TheBotJoinsAChannelItIsNotIn) {
