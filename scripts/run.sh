@@ -2,17 +2,20 @@
 # The README's run command: the whole bridge on one machine, with no
 # messenger account. Installs what is missing, builds, writes fresh configs
 # (new tokens and secrets) into run/, and starts
-#   imbridge-sandbox            emulated TeamSpirit, Slack and Telegram + the page
+#   imbridge-sandbox            emulated TeamSpirit, Slack, Telegram and Botsplash
+#                               + the page
 #   imbridge-router             on its embedded SQLite store (run/data)
 #   imbridge-adapter-teamspirit, -slack, -telegram
 #   imbridge-adapter-webhook    generic webhooks (`imbridgectl webhook create`)
+#   imbridge-adapter-botsplash  customers by text (`!bridge botsplash start`)
 # each with its log lines prefixed by its name. Prints the page's address and
 # runs until Ctrl-C, which stops everything cleanly (exit status 0).
 #
 # Ports (override with the environment): IMBRIDGE_ROUTER_PORT (7700),
 # IMBRIDGE_ROUTER_HTTP_PORT (7701), IMBRIDGE_TEAMSPIRIT_PORT (7711),
 # IMBRIDGE_SLACK_PORT (7712), IMBRIDGE_TELEGRAM_PORT (7713),
-# IMBRIDGE_WEBHOOK_PORT (7714), IMBRIDGE_SANDBOX_PORT (8080). IMBRIDGE_RUN_DIR (run/) holds configs, data
+# IMBRIDGE_WEBHOOK_PORT (7714), IMBRIDGE_BOTSPLASH_PORT (7717),
+# IMBRIDGE_SANDBOX_PORT (8080). IMBRIDGE_RUN_DIR (run/) holds configs, data
 # and secrets; IMBRIDGE_BUILD_DIR (build/) the binaries; IMBRIDGE_SKIP_BUILD=1
 # uses the binaries as they are.
 set -euo pipefail
@@ -25,6 +28,7 @@ teamspirit_port="${IMBRIDGE_TEAMSPIRIT_PORT:-7711}"
 slack_port="${IMBRIDGE_SLACK_PORT:-7712}"
 telegram_port="${IMBRIDGE_TELEGRAM_PORT:-7713}"
 webhook_port="${IMBRIDGE_WEBHOOK_PORT:-7714}"
+botsplash_port="${IMBRIDGE_BOTSPLASH_PORT:-7717}"
 sandbox_port="${IMBRIDGE_SANDBOX_PORT:-8080}"
 
 say() { printf '[run] %s\n' "$*"; }
@@ -33,11 +37,12 @@ die() { printf '[run] error: %s\n' "$*" >&2; exit 1; }
 if [ "${IMBRIDGE_SKIP_BUILD:-0}" != 1 ]; then
   "$root/scripts/build.sh" imbridge-router imbridge-adapter-teamspirit \
     imbridge-adapter-slack imbridge-adapter-telegram imbridge-adapter-webhook \
-    imbridge-sandbox
+    imbridge-adapter-botsplash imbridge-sandbox
 fi
 for bin in bridge/imbridge-router adapters/teamspirit/imbridge-adapter-teamspirit \
   adapters/slack/imbridge-adapter-slack adapters/telegram/imbridge-adapter-telegram \
-  adapters/webhook/imbridge-adapter-webhook tools/sandbox/imbridge-sandbox; do
+  adapters/webhook/imbridge-adapter-webhook \
+  adapters/botsplash/imbridge-adapter-botsplash tools/sandbox/imbridge-sandbox; do
   [ -x "$build/$bin" ] || die "$build/$bin is missing (build it, or unset IMBRIDGE_SKIP_BUILD)"
 done
 
@@ -45,6 +50,7 @@ done
 for entry in "router:$router_port" "router HTTP:$router_http_port" \
   "TeamSpirit adapter:$teamspirit_port" "Slack adapter:$slack_port" \
   "Telegram adapter:$telegram_port" "webhook adapter:$webhook_port" \
+  "Botsplash adapter:$botsplash_port" \
   "sandbox page:$sandbox_port"; do
   port="${entry##*:}"
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
@@ -56,13 +62,16 @@ done
 # the router's message map of an earlier run would point at nothing.
 umask 077
 mkdir -p "$run"
-rm -rf "$run/data" "$run/telegram" "$run/sandbox.endpoints"
-mkdir -p "$run/data" "$run/telegram"
+rm -rf "$run/data" "$run/telegram" "$run/botsplash" "$run/sandbox.endpoints"
+mkdir -p "$run/data" "$run/telegram" "$run/botsplash"
 secret() { head -c "${1:-24}" /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 ts_router_token="$(secret)"
 slack_router_token="$(secret)"
 telegram_router_token="$(secret)"
 webhook_router_token="$(secret)"
+botsplash_router_token="$(secret)"
+botsplash_api_key="bsp-$(secret)"
+botsplash_reply_secret="$(secret)"
 admin_token="$(secret)"
 ts_api_key="ts-$(secret)"
 ts_webhook_secret="$(secret)"
@@ -100,6 +109,13 @@ telegram:
   people:
     - {name: Carla Diaz}
     - {name: Dmitri Ivanov}
+botsplash:
+  api_key: "$botsplash_api_key"
+  listener_id: sandbox
+  reply_url: http://127.0.0.1:$botsplash_port/botsplash/sandbox/replies
+  reply_secret: "$botsplash_reply_secret"
+  customers:
+    - {id: crm-jane, name: Jane Doe}
 EOF
 
 # ---- processes -------------------------------------------------------------
@@ -172,7 +188,7 @@ wait_ready() {
   fail "$name was not ready after 60 s ($url)"
 }
 
-say "starting the sandbox (emulated TeamSpirit, Slack and Telegram)"
+say "starting the sandbox (emulated TeamSpirit, Slack, Telegram and Botsplash)"
 start sandbox tools/sandbox/imbridge-sandbox "$run/sandbox.yaml"
 for ((i = 0; i < 600; i++)); do
   [ -f "$run/sandbox.endpoints" ] && break
@@ -196,6 +212,7 @@ adapters:
   - {name: slack, token: "$slack_router_token", platforms: [slack]}
   - {name: telegram, token: "$telegram_router_token", platforms: [telegram]}
   - {name: webhook, token: "$webhook_router_token", platforms: [webhook]}
+  - {name: botsplash, token: "$botsplash_router_token", platforms: [botsplash]}
 links:
   - name: sandbox
     members:
@@ -257,6 +274,24 @@ router: {address: "127.0.0.1:$router_port", token: "$webhook_router_token"}
 http: {listen: "127.0.0.1:$webhook_port"}
 EOF
 
+cat > "$run/botsplash.yaml" <<EOF
+# imbridge-adapter-botsplash (written by scripts/run.sh; see docs/botsplash.md).
+# Start a customer conversation in the TeamSpirit pane:
+#   !bridge botsplash start +15551234567 Ann Lee
+router: {address: "127.0.0.1:$router_port", token: "$botsplash_router_token"}
+http: {listen: "127.0.0.1:$botsplash_port"}
+state_dir: $run/botsplash
+accounts:
+  - name: sandbox
+    base_url: "$BOTSPLASH_API_URL"
+    app_id: "$BOTSPLASH_APP_ID"
+    api_key: "$botsplash_api_key"
+    listener_id: sandbox
+    paths: {direct_message: /message/visitor}
+    public_url: http://127.0.0.1:$botsplash_port
+    replies: {secret: "$botsplash_reply_secret"}
+EOF
+
 say "starting the router"
 start router bridge/imbridge-router "$run/router.yaml"
 wait_ready router "http://127.0.0.1:$router_http_port/readyz"
@@ -268,6 +303,8 @@ start telegram adapters/telegram/imbridge-adapter-telegram "$run/telegram.yaml"
 wait_ready "the Telegram adapter" "http://127.0.0.1:$telegram_port/readyz"
 start webhook adapters/webhook/imbridge-adapter-webhook "$run/webhook.yaml"
 wait_ready "the webhook adapter" "http://127.0.0.1:$webhook_port/readyz"
+start botsplash adapters/botsplash/imbridge-adapter-botsplash "$run/botsplash.yaml"
+wait_ready "the Botsplash adapter" "http://127.0.0.1:$botsplash_port/readyz"
 
 cat <<EOF
 [run] ------------------------------------------------------------------

@@ -232,6 +232,7 @@ void FakeBotsplash::Serve(HttpRequest request,
   }
   responder->Respond(a.status, "application/json; charset=utf-8", a.body.dump(),
                      std::move(extra));
+  if (a.status == 200) Notify();
 }
 
 FakeBotsplash::Answer FakeBotsplash::Api(const std::string& path,
