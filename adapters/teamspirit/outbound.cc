@@ -303,8 +303,8 @@ absl::StatusOr<std::vector<std::string>> TeamSpiritDeliverer::Post(
       TsNewMessage m;
       m.text = pieces[i];
       m.reply_to = delivery.reply_to_target_id();
-      // A target narrowed to a thread (a link member with thread_id, whose
-      // id is the thread's root message) gets everything in that thread.
+      // The thread of the original's copy, else the thread the target
+      // member is narrowed to.
       m.thread_id = delivery.thread_root_target_id().empty()
                         ? delivery.target().thread_id()
                         : delivery.thread_root_target_id();

@@ -497,7 +497,12 @@ void FakeTeamSpirit::HandleApi(HttpRequest request,
       answered = true;
     } else {
       bot_id = key->second;
+      if (absl::Now() < outage_until_) {
+        answer = {outage_status_, ErrorJson("unavailable", "outage")};
+        answered = true;
+      }
       for (Failure& f : failures_) {
+        if (answered) break;
         if (f.remaining > 0 &&
             (f.method.empty() || f.method == request.method) &&
             absl::StrContains(rel, f.path_part)) {
@@ -1090,6 +1095,12 @@ void FakeTeamSpirit::FailNext(int n, int status, int retry_after_seconds,
                               const std::string& path_part) {
   absl::MutexLock lock(&mu_);
   failures_.push_back({n, status, retry_after_seconds, method, path_part});
+}
+
+void FakeTeamSpirit::FailFor(absl::Duration duration, int status) {
+  absl::MutexLock lock(&mu_);
+  outage_until_ = absl::Now() + duration;
+  outage_status_ = status;
 }
 
 void FakeTeamSpirit::HoldNextPost() {

@@ -39,11 +39,12 @@ UNITS = [
     "imbridge-adapter-telegram",
     "imbridge-adapter-webhook",
     "imbridge-adapter-bitrix24",
+    "imbridge-adapter-chatlio",
     "imbridge-adapter-botsplash",
 ]
 BINARIES = UNITS + ["imbridgectl", "imbridge-sandbox"]
 EXAMPLES = ["router", "slack", "teamspirit", "telegram", "webhook", "bitrix24",
-            "botsplash", "sandbox"]
+            "chatlio", "botsplash", "sandbox"]
 
 # The messengers' secrets the shipped adapter examples name (placeholders in
 # each secret's format; the credentials' names are the units' LoadCredential=).
@@ -59,6 +60,7 @@ MESSENGER_SECRETS = {
     "telegram-ops-bot-token": "987654321:AAexampleexampleexampleexample",
     "bitrix24-webhook-url": "https://portal.example/rest/1/examplecode/",
     "bitrix24-bot-token": "example-bot-token",
+    "chatlio-webhook-secret": "example-chatlio-path-secret",
     "botsplash-api-key": "example-botsplash-api-key",
     "botsplash-reply-secret": "example-reply-secret",
 }
@@ -286,7 +288,7 @@ class DebPackageTest(unittest.TestCase):
                 f.write(secret + "\n")
         try:
             for example in ("slack", "teamspirit", "telegram", "bitrix24",
-                            "botsplash"):
+                            "chatlio", "botsplash"):
                 result = run("/usr/bin/imbridge-adapter-" + example, "--config",
                              "/etc/imbridge/%s.example.yaml" % example,
                              "--check-config", env={})

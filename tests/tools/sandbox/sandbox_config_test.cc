@@ -34,6 +34,17 @@ TEST(SandboxConfigTest, FillsTheDocumentedDefaults) {
   ASSERT_EQ(c->telegram().people_size(), 2);
   EXPECT_EQ(c->telegram().people(0).name(), "Carla Diaz");
   EXPECT_FALSE(c->has_botsplash());  // Optional: no customer pane.
+  // Bitrix24 is optional, and gets its defaults when present.
+  EXPECT_FALSE(c->has_bitrix24());
+  c = ParseSandboxConfig(
+      std::string(kMinimal) +
+          "bitrix24: {webhook_code: code1234, bot_token: b}\n",
+      "s.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->bitrix24().chat_title(), "Sandbox");
+  EXPECT_EQ(c->bitrix24().bot_name(), "Bridge");
+  ASSERT_EQ(c->bitrix24().people_size(), 2);
+  EXPECT_EQ(c->bitrix24().people(1).name(), "Felix Braun");
 }
 
 TEST(SandboxConfigTest, BotsplashCustomerPaneDefaultsAndRules) {
@@ -115,6 +126,16 @@ slack: {bot_token: xoxb-SEKRIT, signing_secret: s, events_url: "http://h/p"}
 telegram: {bot_token: "bot-tg-SEKRIT"})",
        "telegram.bot_token"},
       {std::string(kMinimal) + "log_level: loud\n", "log_level"},
+      {std::string(kMinimal) +
+           "bitrix24: {webhook_code: short, bot_token: b24-SEKRIT}\n",
+       "bitrix24.webhook_code"},
+      {std::string(kMinimal) +
+           "bitrix24: {webhook_code: \"has/slash-SEKRIT\", bot_token: b}\n",
+       "bitrix24.webhook_code"},
+      {std::string(kMinimal) + "bitrix24: {webhook_code: code1234-SEKRIT}\n",
+       "bitrix24.webhook_code"},
+      {std::string(kMinimal) + "bitrix24: {webhook_code: code1234}\n",
+       "bitrix24.bot_token"},
       {std::string(kMinimal) + "listen: nowhere\n", "listen"},
       {R"(teamspirit: {api_key: ts-key-SEKRIT, webhook_secret: s, webhook_url: "http://h/p"}
 slack: {bot_token: xoxb-SEKRIT, signing_secret: s, events_url: "http://h/p",
