@@ -2,13 +2,14 @@
 # The README's run command: the whole bridge on one machine, with no
 # messenger account. Installs what is missing, builds, writes fresh configs
 # (new tokens and secrets) into run/, and starts
-#   imbridge-sandbox            emulated TeamSpirit, Slack, Telegram and Bitrix24
-#                               + the page
+#   imbridge-sandbox            emulated TeamSpirit, Slack, Telegram, Bitrix24
+#                               and Botsplash + the page
 #   imbridge-router             on its embedded SQLite store (run/data)
 #   imbridge-adapter-teamspirit, -slack, -telegram, -bitrix24
 #   imbridge-adapter-webhook    generic webhooks (`imbridgectl webhook create`)
 #   imbridge-adapter-chatlio    the page's website visitor (emulated Chatlio
 #                               in the emulated Slack), answered from TeamSpirit
+#   imbridge-adapter-botsplash  customers by text (`!bridge botsplash start`)
 # each with its log lines prefixed by its name. Prints the page's address and
 # runs until Ctrl-C, which stops everything cleanly (exit status 0).
 #
@@ -16,7 +17,7 @@
 # IMBRIDGE_ROUTER_HTTP_PORT (7701), IMBRIDGE_TEAMSPIRIT_PORT (7711),
 # IMBRIDGE_SLACK_PORT (7712), IMBRIDGE_TELEGRAM_PORT (7713),
 # IMBRIDGE_WEBHOOK_PORT (7714), IMBRIDGE_BITRIX24_PORT (7715),
-# IMBRIDGE_CHATLIO_PORT (7716),
+# IMBRIDGE_CHATLIO_PORT (7716), IMBRIDGE_BOTSPLASH_PORT (7717),
 # IMBRIDGE_SANDBOX_PORT (8080). IMBRIDGE_RUN_DIR (run/) holds configs, data
 # and secrets; IMBRIDGE_BUILD_DIR (build/) the binaries; IMBRIDGE_SKIP_BUILD=1
 # uses the binaries as they are.
@@ -32,6 +33,7 @@ telegram_port="${IMBRIDGE_TELEGRAM_PORT:-7713}"
 webhook_port="${IMBRIDGE_WEBHOOK_PORT:-7714}"
 bitrix24_port="${IMBRIDGE_BITRIX24_PORT:-7715}"
 chatlio_port="${IMBRIDGE_CHATLIO_PORT:-7716}"
+botsplash_port="${IMBRIDGE_BOTSPLASH_PORT:-7717}"
 sandbox_port="${IMBRIDGE_SANDBOX_PORT:-8080}"
 
 say() { printf '[run] %s\n' "$*"; }
@@ -40,13 +42,14 @@ die() { printf '[run] error: %s\n' "$*" >&2; exit 1; }
 if [ "${IMBRIDGE_SKIP_BUILD:-0}" != 1 ]; then
   "$root/scripts/build.sh" imbridge-router imbridge-adapter-teamspirit \
     imbridge-adapter-slack imbridge-adapter-telegram imbridge-adapter-webhook \
-    imbridge-adapter-bitrix24 imbridge-adapter-chatlio imbridge-sandbox
+    imbridge-adapter-bitrix24 imbridge-adapter-chatlio \
+    imbridge-adapter-botsplash imbridge-sandbox
 fi
 for bin in bridge/imbridge-router adapters/teamspirit/imbridge-adapter-teamspirit \
   adapters/slack/imbridge-adapter-slack adapters/telegram/imbridge-adapter-telegram \
   adapters/webhook/imbridge-adapter-webhook adapters/bitrix24/imbridge-adapter-bitrix24 \
   adapters/chatlio/imbridge-adapter-chatlio \
-  tools/sandbox/imbridge-sandbox; do
+  adapters/botsplash/imbridge-adapter-botsplash tools/sandbox/imbridge-sandbox; do
   [ -x "$build/$bin" ] || die "$build/$bin is missing (build it, or unset IMBRIDGE_SKIP_BUILD)"
 done
 
@@ -55,6 +58,7 @@ for entry in "router:$router_port" "router HTTP:$router_http_port" \
   "TeamSpirit adapter:$teamspirit_port" "Slack adapter:$slack_port" \
   "Telegram adapter:$telegram_port" "webhook adapter:$webhook_port" \
   "Bitrix24 adapter:$bitrix24_port" "Chatlio adapter:$chatlio_port" \
+  "Botsplash adapter:$botsplash_port" \
   "sandbox page:$sandbox_port"; do
   port="${entry##*:}"
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
@@ -66,8 +70,9 @@ done
 # the router's message map of an earlier run would point at nothing.
 umask 077
 mkdir -p "$run"
-rm -rf "$run/data" "$run/telegram" "$run/bitrix24" "$run/chatlio" "$run/sandbox.endpoints"
-mkdir -p "$run/data" "$run/telegram" "$run/bitrix24" "$run/chatlio"
+rm -rf "$run/data" "$run/telegram" "$run/bitrix24" "$run/chatlio" \
+  "$run/botsplash" "$run/sandbox.endpoints"
+mkdir -p "$run/data" "$run/telegram" "$run/bitrix24" "$run/chatlio" "$run/botsplash"
 secret() { head -c "${1:-24}" /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 ts_router_token="$(secret)"
 slack_router_token="$(secret)"
@@ -77,6 +82,9 @@ bitrix24_router_token="$(secret)"
 chatlio_router_token="$(secret)"
 chatlio_webhook_secret="$(secret)"
 slack_user_token="xoxp-$(secret)"
+botsplash_router_token="$(secret)"
+botsplash_api_key="bsp-$(secret)"
+botsplash_reply_secret="$(secret)"
 admin_token="$(secret)"
 ts_api_key="ts-$(secret)"
 ts_webhook_secret="$(secret)"
@@ -129,6 +137,13 @@ bitrix24:
   people:
     - {name: Elena Petrova}
     - {name: Felix Braun}
+botsplash:
+  api_key: "$botsplash_api_key"
+  listener_id: sandbox
+  reply_url: http://127.0.0.1:$botsplash_port/botsplash/sandbox/replies
+  reply_secret: "$botsplash_reply_secret"
+  customers:
+    - {id: crm-jane, name: Jane Doe}
 EOF
 
 # ---- processes -------------------------------------------------------------
@@ -201,7 +216,7 @@ wait_ready() {
   fail "$name was not ready after 60 s ($url)"
 }
 
-say "starting the sandbox (emulated TeamSpirit, Slack, Telegram, Bitrix24 and Chatlio)"
+say "starting the sandbox (emulated TeamSpirit, Slack, Telegram, Bitrix24, Chatlio and Botsplash)"
 start sandbox tools/sandbox/imbridge-sandbox "$run/sandbox.yaml"
 for ((i = 0; i < 600; i++)); do
   [ -f "$run/sandbox.endpoints" ] && break
@@ -228,6 +243,7 @@ adapters:
   - {name: webhook, token: "$webhook_router_token", platforms: [webhook]}
   - {name: bitrix24, token: "$bitrix24_router_token", platforms: [bitrix24]}
   - {name: chatlio, token: "$chatlio_router_token", platforms: [chatlio]}
+  - {name: botsplash, token: "$botsplash_router_token", platforms: [botsplash]}
 links:
   - name: sandbox
     members:
@@ -330,6 +346,24 @@ accounts:
     support: {platform: teamspirit, account: sandbox, chat_id: "$TEAMSPIRIT_CHAT_ID"}
 EOF
 
+cat > "$run/botsplash.yaml" <<EOF
+# imbridge-adapter-botsplash (written by scripts/run.sh; see docs/botsplash.md).
+# Start a customer conversation in the TeamSpirit pane:
+#   !bridge botsplash start +15551234567 Ann Lee
+router: {address: "127.0.0.1:$router_port", token: "$botsplash_router_token"}
+http: {listen: "127.0.0.1:$botsplash_port"}
+state_dir: $run/botsplash
+accounts:
+  - name: sandbox
+    base_url: "$BOTSPLASH_API_URL"
+    app_id: "$BOTSPLASH_APP_ID"
+    api_key: "$botsplash_api_key"
+    listener_id: sandbox
+    paths: {direct_message: /message/visitor}
+    public_url: http://127.0.0.1:$botsplash_port
+    replies: {secret: "$botsplash_reply_secret"}
+EOF
+
 say "starting the router"
 start router bridge/imbridge-router "$run/router.yaml"
 wait_ready router "http://127.0.0.1:$router_http_port/readyz"
@@ -345,6 +379,8 @@ start bitrix24 adapters/bitrix24/imbridge-adapter-bitrix24 "$run/bitrix24.yaml"
 wait_ready "the Bitrix24 adapter" "http://127.0.0.1:$bitrix24_port/readyz"
 start chatlio adapters/chatlio/imbridge-adapter-chatlio "$run/chatlio.yaml"
 wait_ready "the Chatlio adapter" "http://127.0.0.1:$chatlio_port/readyz"
+start botsplash adapters/botsplash/imbridge-adapter-botsplash "$run/botsplash.yaml"
+wait_ready "the Botsplash adapter" "http://127.0.0.1:$botsplash_port/readyz"
 
 cat <<EOF
 [run] ------------------------------------------------------------------

@@ -11,6 +11,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "adapters/common/account_names.h"
 #include "adapters/common/attachment_kind.h"
 #include "adapters/common/delivery_handler.h"
 #include "common/config_loader.h"
@@ -33,18 +34,6 @@ constexpr char kDefaultSecretHeader[] = "X-Botsplash-Secret";
 constexpr uint64_t kDefaultCarrierLimit = 1000000;
 // Largest file a link serves (read from the router into memory).
 constexpr uint64_t kMaxLinkedFileBytes = 100ull << 20;
-
-bool IsAccountName(absl::string_view name) {
-  if (name.empty() || name.size() > 64) return false;
-  return std::all_of(name.begin(), name.end(), [](char c) {
-    return absl::ascii_islower(c) || absl::ascii_isdigit(c) || c == '_' ||
-           c == '-';
-  });
-}
-
-bool IsHttpUrl(absl::string_view url) {
-  return absl::StartsWith(url, "https://") || absl::StartsWith(url, "http://");
-}
 
 std::string WithoutSlash(absl::string_view url) {
   while (absl::ConsumeSuffix(&url, "/")) {
@@ -129,14 +118,9 @@ absl::Status ValidateBotsplashConfig(absl::string_view source,
   for (int i = 0; i < config.accounts_size(); ++i) {
     const v1::BotsplashAccount& a = config.accounts(i);
     const std::string at = absl::StrCat("accounts[", i, "]");
-    if (!IsAccountName(a.name())) {
-      return ConfigError(source, at + ".name",
-                         "required: 1-64 characters of a-z, 0-9, _ and -");
-    }
-    if (!names.insert(a.name()).second) {
-      return ConfigError(source, at + ".name",
-                         absl::StrCat("'", a.name(), "' is used twice"));
-    }
+    absl::Status name =
+        CheckAccountName(source, at + ".name", a.name(), &names);
+    if (!name.ok()) return name;
     if (!a.base_url().empty() && !IsHttpUrl(a.base_url())) {
       return ConfigError(source, at + ".base_url",
                          "must start with https:// or http://");
@@ -797,18 +781,9 @@ absl::StatusOr<InboundConversion> BotsplashConnector::Convert(
         -> absl::Status {
       HttpClientRequest req;
       req.url = url;
-      uint64_t seen = 0;
-      bool too_big = false;
-      req.sink = [&](absl::string_view chunk) -> absl::Status {
-        seen += chunk.size();
-        if (seen > max_bytes) {
-          too_big = true;
-          return absl::OutOfRangeError("file over the limit");
-        }
-        return write(chunk);
-      };
-      absl::StatusOr<HttpResponse> r = http_.Send(req);
-      if (too_big) return absl::OutOfRangeError("file over the limit");
+      absl::StatusOr<HttpResponse> r =
+          SendWithBodyLimit(http_, std::move(req), max_bytes, write);
+      if (absl::IsOutOfRange(r.status())) return r.status();
       if (!r.ok()) {
         if (IsRetryable(r.status())) {
           return RetryableError(

@@ -599,4 +599,22 @@ std::string HttpClient::FormEncode(const HttpHeaderList& fields) {
   return out;
 }
 
+absl::StatusOr<HttpResponse> SendWithBodyLimit(
+    const HttpClient& http, HttpClientRequest request, uint64_t max_bytes,
+    const std::function<absl::Status(absl::string_view chunk)>& write) {
+  uint64_t seen = 0;
+  bool too_big = false;
+  request.sink = [&](absl::string_view chunk) -> absl::Status {
+    seen += chunk.size();
+    if (seen > max_bytes) {
+      too_big = true;
+      return absl::OutOfRangeError("file over the limit");
+    }
+    return write(chunk);
+  };
+  absl::StatusOr<HttpResponse> r = http.Send(request);
+  if (too_big) return absl::OutOfRangeError("file over the limit");
+  return r;
+}
+
 }  // namespace imbridge

@@ -163,6 +163,15 @@ class HttpClient {
 // messenger's API whose answers are counted.
 HttpClient::Options MessengerClientOptions(std::string platform);
 
+// Sends `request` with its 2xx body streamed to `write`, at most `max_bytes`
+// of it: a body that passes the limit aborts the transfer and returns
+// kOutOfRange ("file over the limit"). Otherwise as http.Send() (an error of
+// `write` is returned as it is). For downloading a messenger's file into the
+// router's blob store (InboundFile::download).
+absl::StatusOr<HttpResponse> SendWithBodyLimit(
+    const HttpClient& http, HttpClientRequest request, uint64_t max_bytes,
+    const std::function<absl::Status(absl::string_view chunk)>& write);
+
 }  // namespace imbridge
 
 #endif  // IMBRIDGE_COMMON_HTTP_HTTP_CLIENT_H_

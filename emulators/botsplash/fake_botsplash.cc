@@ -82,6 +82,26 @@ void FakeBotsplash::FailNext(const std::string& path_prefix, int count,
   }
 }
 
+void FakeBotsplash::HoldNextAnswer(const std::string& path_prefix) {
+  absl::MutexLock lock(&mu_);
+  hold_prefix_ = path_prefix;
+  hold_armed_ = true;
+}
+
+bool FakeBotsplash::holding() const {
+  absl::MutexLock lock(&mu_);
+  return held_ != nullptr;
+}
+
+void FakeBotsplash::ReleaseHeld() {
+  std::function<void()> held;
+  {
+    absl::MutexLock lock(&mu_);
+    held.swap(held_);
+  }
+  if (held) held();
+}
+
 void FakeBotsplash::AddVisitor(const Visitor& visitor) {
   {
     absl::MutexLock lock(&mu_);
@@ -230,8 +250,25 @@ void FakeBotsplash::Serve(HttpRequest request,
   if (a.retry_after > 0) {
     extra.emplace_back("Retry-After", absl::StrCat(a.retry_after));
   }
+  bool held_now = false;
+  {
+    absl::MutexLock lock(&mu_);
+    if (hold_armed_ && absl::StartsWith(call_path, hold_prefix_)) {
+      hold_armed_ = false;
+      held_now = true;
+      held_ = [responder, a, extra] {
+        responder->Respond(a.status, "application/json; charset=utf-8",
+                           a.body.dump(), extra);
+      };
+    }
+  }
+  if (held_now) {
+    if (a.status == 200) Notify();
+    return;
+  }
   responder->Respond(a.status, "application/json; charset=utf-8", a.body.dump(),
                      std::move(extra));
+  if (a.status == 200) Notify();
 }
 
 FakeBotsplash::Answer FakeBotsplash::Api(const std::string& path,

@@ -133,6 +133,15 @@ class FakeBotsplash {
   void FailNext(const std::string& path_prefix, int count, int status,
                 const std::string& message, int retry_after_seconds = 0);
 
+  // The next call whose path starts with `path_prefix` is carried out (the
+  // customer receives the message) but its answer is held back until
+  // ReleaseHeld(): a crash between Botsplash's action and its answer.
+  void HoldNextAnswer(const std::string& path_prefix);
+  // Whether an answer is held now.
+  bool holding() const;
+  // Sends the held answer (if its connection is still open).
+  void ReleaseHeld();
+
   // A visitor that exists in Botsplash already (a CRM lead).
   void AddVisitor(const Visitor& visitor);
 
@@ -205,6 +214,9 @@ class FakeBotsplash {
   std::map<std::string, Media> media_ ABSL_GUARDED_BY(mu_);
   std::vector<Call> calls_ ABSL_GUARDED_BY(mu_);
   std::deque<Failure> failures_ ABSL_GUARDED_BY(mu_);
+  std::string hold_prefix_ ABSL_GUARDED_BY(mu_);
+  bool hold_armed_ ABSL_GUARDED_BY(mu_) = false;
+  std::function<void()> held_ ABSL_GUARDED_BY(mu_);
   std::string reply_url_ ABSL_GUARDED_BY(mu_);
   std::string reply_header_ ABSL_GUARDED_BY(mu_);
   std::string reply_secret_ ABSL_GUARDED_BY(mu_);

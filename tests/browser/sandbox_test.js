@@ -14,6 +14,9 @@
 //     reply reaches the widget;
 //   - a TeamSpirit person's presence change shows in `!bridge who`;
 //   - a delete (Slack) removes the copies;
+//   - `!bridge botsplash start` in TeamSpirit starts a customer conversation
+//     in a thread; the agent's message reaches the customer's phone pane,
+//     and the customer's reply comes back into the thread;
 //   - Ctrl-C (SIGINT) stops everything and run.sh exits 0.
 // Saves screenshot.png (and failure.png on failure) in IMBRIDGE_ARTIFACT_DIR;
 // with IMBRIDGE_DOCS_SCREENSHOT=1 also copies it to docs/images/sandbox.png.
@@ -54,7 +57,7 @@ function freePort() {
 async function startStack() {
   const ports = {};
   for (const name of ['ROUTER', 'ROUTER_HTTP', 'TEAMSPIRIT', 'SLACK', 'TELEGRAM', 'WEBHOOK',
-    'BITRIX24', 'CHATLIO', 'SANDBOX']) {
+    'BITRIX24', 'CHATLIO', 'BOTSPLASH', 'SANDBOX']) {
     ports[`IMBRIDGE_${name}_PORT`] = String(await freePort());
   }
   const runDir = path.join(artifacts, 'run');
@@ -269,6 +272,28 @@ async function main() {
       check(await message(name, 'Hello from Slack, edited').count() === 0,
         `the ${name} copy is deleted`);
     }
+
+    // 7. A customer conversation from TeamSpirit (Botsplash).
+    log('Kenji starts a customer conversation from TeamSpirit');
+    await post('teamspirit', 'Kenji Sato', '!bridge botsplash start +15551234567 Ann Lee');
+    const started = message('teamspirit', 'Texting Ann Lee').first();
+    await started.waitFor();
+    await pane('botsplash').locator('.as-user option', { hasText: 'Ann Lee' }).waitFor({ state: 'attached' });
+    await hoverAction('teamspirit', 'Texting Ann Lee', 'reply');
+    await pane('teamspirit').locator('.composer-mode').waitFor();
+    await post('teamspirit', 'Kenji Sato', 'Hi Ann, your parcel ships today');
+    const sms = message('botsplash', 'Hi Ann, your parcel ships today').first();
+    await sms.waitFor();
+    check((await sms.locator('.name').textContent()).includes('Ann Lee'),
+      'the customer pane shows the text sent to Ann Lee');
+    log('Ann answers from her phone');
+    await post('botsplash', 'Ann Lee', 'Great, thank you!');
+    const back = message('teamspirit', 'Great, thank you!').first();
+    await back.waitFor();
+    check((await back.locator('.name').textContent()).includes('Ann Lee'),
+      'the reply is shown in TeamSpirit under the customer\'s name');
+    check(await message('slack', 'Great, thank you!').count() === 0,
+      'the customer conversation stays in its TeamSpirit thread');
   } catch (err) {
     if (page) {
       await page.screenshot({ path: path.join(artifacts, 'failure.png') }).catch(() => {});

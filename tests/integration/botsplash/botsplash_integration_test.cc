@@ -85,7 +85,7 @@ class BotsplashIntegrationTest : public ::testing::Test {
   std::string BotsplashConfig(const std::string& extra = "") {
     return absl::StrCat(
         "router: {address: \"", router_->address(), "\", token: ", kToken,
-        "}\nlog_level: debug\nstate_dir: ", MakeTempDir("imbridge-bsp-state"),
+        "}\nlog_level: debug\nstate_dir: ", state_dir_,
         "\naccounts:\n  - name: sales\n    base_url: ", bsp_.base_url(),
         "\n    app_id: ", bsp_.options().app_id,
         "\n    api_key: ", bsp_.options().api_key,
@@ -163,6 +163,7 @@ class BotsplashIntegrationTest : public ::testing::Test {
 
   std::unique_ptr<Ts> ts_;
   Bsp bsp_;
+  const std::string state_dir_ = MakeTempDir("imbridge-bsp-state");
   std::unique_ptr<RouterProcess> router_;
   std::unique_ptr<AdapterProcess> teamspirit_;
   std::unique_ptr<AdapterProcess> botsplash_;
@@ -382,6 +383,33 @@ TEST_F(BotsplashIntegrationTest, AgentAttributionAssignsTheVisitor) {
   // One update per change of agent.
   EXPECT_THAT(bsp_.Calls("/visitor/clientVisitorId/crm-1"), SizeIs(2));
   EXPECT_EQ(bsp_.GetVisitor(kVisitor)->agent_client_user_id, "agent-olga");
+}
+
+TEST_F(BotsplashIntegrationTest, KilledDuringASendTheCustomerGetsItOnce) {
+  StartAdapters();
+  // Botsplash sends the text, then the adapter dies before the answer.
+  bsp_.HoldNextAnswer("/message");
+  ASSERT_TRUE(ts_->PostAsUser("u-7", kChat, "sent during the crash").ok());
+  ASSERT_TRUE(Bsp::WaitFor([&] { return bsp_.holding(); }, absl::Seconds(60)));
+  ASSERT_THAT(bsp_.ReceivedBy(kVisitor), SizeIs(1));
+  botsplash_->Kill();
+  bsp_.ReleaseHeld();
+  // The same state: the journal has the send's intent without its answer.
+  botsplash_ = std::make_unique<AdapterProcess>(
+      "adapters/botsplash/imbridge-adapter-botsplash", BotsplashConfig());
+  absl::Status s = botsplash_->Start();
+  ASSERT_TRUE(s.ok()) << s;
+  ASSERT_TRUE(ts_->PostAsUser("u-7", kChat, "after the restart").ok());
+  ASSERT_TRUE(Bsp::WaitFor(
+      [&] {
+        std::vector<Bsp::Received> got = bsp_.ReceivedBy(kVisitor);
+        return !got.empty() && got.back().text == "after the restart";
+      },
+      absl::Seconds(90)));
+  // At most once: the router's retry of the cut send was taken as sent.
+  std::vector<Bsp::Received> got = bsp_.ReceivedBy(kVisitor);
+  ASSERT_THAT(got, SizeIs(2));
+  EXPECT_EQ(got[0].text, "sent during the crash");
 }
 
 TEST_F(BotsplashIntegrationTest, StartAConversationFromTeamSpirit) {
