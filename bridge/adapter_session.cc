@@ -100,12 +100,27 @@ void AdapterSession::Send(std::vector<v1::Delivery> deliveries,
   sink_->Send(std::move(frame));
 }
 
-void AdapterSession::SendAck(v1::PublishAck ack) {
+void AdapterSession::SendFrame(v1::RouterFrame frame) {
   absl::MutexLock lock(&mu_);
-  if (sink_ == nullptr) return;
+  if (sink_ != nullptr) sink_->Send(std::move(frame));
+}
+
+void AdapterSession::SendAck(v1::PublishAck ack) {
   v1::RouterFrame frame;
   *frame.add_publish_acks() = std::move(ack);
-  sink_->Send(std::move(frame));
+  SendFrame(std::move(frame));
+}
+
+void AdapterSession::SendChatCommand(v1::ChatCommand command) {
+  v1::RouterFrame frame;
+  *frame.add_chat_commands() = std::move(command);
+  SendFrame(std::move(frame));
+}
+
+void AdapterSession::SendLinkReply(v1::LinkReply reply) {
+  v1::RouterFrame frame;
+  *frame.add_link_replies() = std::move(reply);
+  SendFrame(std::move(frame));
 }
 
 void AdapterSession::ResumeReading() {

@@ -67,6 +67,12 @@ class AdapterSession {
   // Writes a publish acknowledgement to the stream.
   void SendAck(v1::PublishAck ack);
 
+  // Forwards a chat command addressed to this adapter (dropped if closed).
+  void SendChatCommand(v1::ChatCommand command);
+
+  // Answers one of the adapter's link requests (dropped if closed).
+  void SendLinkReply(v1::LinkReply reply);
+
   // Resumes reading the stream, if it is still open.
   void ResumeReading();
 
@@ -94,6 +100,9 @@ class AdapterSession {
   std::string last_error() const;
 
  private:
+  // Writes `frame` to the stream if it is open.
+  void SendFrame(v1::RouterFrame frame);
+
   const uint64_t id_;
   const v1::Hello hello_;
   const uint32_t window_;

@@ -8,6 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "bridge/adapter_commands.h"
 
 namespace imbridge::bridge {
 namespace {
@@ -77,21 +78,39 @@ bool ChatCommands::IsCommand(const v1::Event& event) const {
          absl::ascii_isspace(static_cast<unsigned char>(text[0]));
 }
 
-std::string ChatCommands::Answer(const v1::Event& event, const LinkTable& links,
-                                 absl::Time now) const {
+void ChatCommands::Answer(const v1::Event& event, const LinkTable& links,
+                          absl::Time now, AnswerDone done) const {
   absl::string_view text =
       absl::StripAsciiWhitespace(event.posted().text().text());
   text.remove_prefix(std::min(text.size(), prefix_.size()));
-  std::string command = absl::AsciiStrToLower(absl::StripAsciiWhitespace(text));
-  if (command == "who") return Who(event, links);
-  if (command == "status") return Status(event, links, now);
-  return Help();
+  auto [word, args] = SplitCommand(text);
+  if (word == "who" && args.empty()) {
+    done(CommandAnswer{Who(event, links), false});
+    return;
+  }
+  if (word == "status" && args.empty()) {
+    done(CommandAnswer{Status(event, links, now), false});
+    return;
+  }
+  if (adapters_ != nullptr && !word.empty() &&
+      adapters_->Forward(word, args, event, done)) {
+    return;
+  }
+  done(CommandAnswer{Help(), false});
 }
 
 std::string ChatCommands::Help() const {
-  return absl::StrCat("imbridge commands:\n", prefix_,
-                      " who: the people on the other side of this chat\n",
-                      prefix_, " status: the health of this chat's links");
+  std::string out =
+      absl::StrCat("imbridge commands:\n", prefix_,
+                   " who: the people on the other side of this chat\n", prefix_,
+                   " status: the health of this chat's links");
+  if (adapters_ != nullptr) {
+    for (const auto& [word, platform] : adapters_->AttachedWords()) {
+      absl::StrAppend(&out, "\n", prefix_, " ", word, " ...: answered by the ",
+                      platform, " adapter");
+    }
+  }
+  return out;
 }
 
 std::string ChatCommands::Who(const v1::Event& event,

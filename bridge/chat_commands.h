@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "bridge/link_table.h"
@@ -14,6 +15,16 @@
 
 namespace imbridge::bridge {
 
+class AdapterCommands;
+
+// The answer to a chat command, as the committer posts it.
+struct CommandAnswer {
+  std::string text;
+  // Post it in the thread rooted at the command message (router.proto
+  // ChatCommandAnswer.in_command_thread) instead of where the command was.
+  bool in_command_thread = false;
+};
+
 // The chat commands the router answers in every linked chat, whatever the
 // messenger:
 //   !bridge who      the people on the other side of the chat's links (those
@@ -22,9 +33,13 @@ namespace imbridge::bridge {
 //   !bridge status   the health of the chat's links: per member, whether its
 //                    adapter is attached, and its queued and dead-lettered
 //                    deliveries;
-//   !bridge          (or anything else after the prefix) a short help.
+//   !bridge <word> ...  forwarded to the attached adapter that announced
+//                    <word> in its Hello (AdapterCommands), which answers;
+//   !bridge          (or anything else after the prefix) a short help,
+//                    listing the attached adapters' words too.
 // The prefix is configurable. A command is answered in the chat (and thread)
-// it was sent in and is not mirrored to the other members.
+// it was sent in (or, if an adapter asks, in the thread rooted at the
+// command) and is not mirrored to the other members.
 //
 // Called off the writer (the committer answers on a thread of its own);
 // answers read the store's committed data. Thread-safe once SetAttachedFn
@@ -45,9 +60,17 @@ class ChatCommands {
   // (followed by a space or the end of the text).
   bool IsCommand(const v1::Event& event) const;
 
-  // The answer to the command in `event`, as plain text.
-  std::string Answer(const v1::Event& event, const LinkTable& links,
-                     absl::Time now) const;
+  // Optional; set before the first Answer(). Commands addressed to adapters
+  // are forwarded through it. Must outlive the ChatCommands.
+  void SetAdapterCommands(AdapterCommands* adapters) { adapters_ = adapters; }
+
+  // Works out the answer to the command in `event` and hands it to `done`:
+  // at once for the router's own commands, when the adapter answered for an
+  // adapter's. An error (the router is stopping) means: no answer, do not
+  // store the command.
+  using AnswerDone = std::function<void(absl::StatusOr<CommandAnswer>)>;
+  void Answer(const v1::Event& event, const LinkTable& links, absl::Time now,
+              AnswerDone done) const;
 
  private:
   std::string Who(const v1::Event& event, const LinkTable& links) const;
@@ -59,6 +82,7 @@ class ChatCommands {
   const std::string prefix_;
   Store* const store_;
   AttachedFn attached_;
+  AdapterCommands* adapters_ = nullptr;
 };
 
 }  // namespace imbridge::bridge

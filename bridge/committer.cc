@@ -230,12 +230,27 @@ void Committer::Publish(v1::Event event, PublishDone done) {
     ++answers_in_flight_;
   }
   answers_.Post([this, shared = std::move(shared), done = std::move(done)] {
-    PublishOp op = Prepare(shared, done, true);
-    op.answer = std::make_shared<const std::string>(
-        commands_->Answer(*shared, *links_->Get(), absl::Now()));
-    absl::MutexLock lock(&mu_);
-    --answers_in_flight_;
-    queue_.push_back(std::move(op));
+    auto op = std::make_shared<PublishOp>(Prepare(shared, done, true));
+    // Runs once: at once for the router's own commands, when the adapter
+    // answered for an adapter's.
+    commands_->Answer(
+        *shared, *links_->Get(), absl::Now(),
+        [this, op](absl::StatusOr<CommandAnswer> answer) {
+          if (!answer.ok()) {
+            // Not stored: the adapter publishes the command again.
+            op->done(Ack(v1::PublishAck::FAILED,
+                         absl::StrCat("the command was not answered: ",
+                                      answer.status().message())));
+            absl::MutexLock lock(&mu_);
+            --answers_in_flight_;
+            return;
+          }
+          op->answer =
+              std::make_shared<const CommandAnswer>(*std::move(answer));
+          absl::MutexLock lock(&mu_);
+          --answers_in_flight_;
+          queue_.push_back(std::move(*op));
+        });
   });
 }
 
@@ -710,20 +725,26 @@ void Committer::AddCommand(PublishOp& op, CommitBatch* batch,
   auto answer = std::make_shared<v1::Event>();
   answer->set_key(absl::StrCat(event.key(), "#answer"));
   *answer->mutable_channel() = event.channel();
+  std::string thread_root = event.posted().thread_root_id();
+  if (op.answer->in_command_thread) {
+    // The thread rooted at the command (or the command's own thread).
+    if (thread_root.empty()) thread_root = event.posted().message_id();
+    answer->mutable_channel()->set_thread_id(thread_root);
+  }
   answer->set_occurred_at_ms(absl::ToUnixMillis(now));
   v1::MessagePosted* posted = answer->mutable_posted();
   posted->mutable_sender()->set_platform("imbridge");
   posted->mutable_sender()->set_id("imbridge");
   posted->mutable_sender()->set_display_name("imbridge");
   posted->mutable_sender()->set_is_bot(true);
-  posted->mutable_text()->set_text(*op.answer);
+  posted->mutable_text()->set_text(op.answer->text);
   posted->set_reply_to_message_id(event.posted().message_id());
-  posted->set_thread_root_id(event.posted().thread_root_id());
+  posted->set_thread_root_id(thread_root);
   NewEvent& reply = batch->events.emplace_back();
   reply.event = answer;
   DeliveryRecord d;
-  d.target = event.channel();
-  d.target_key = ChannelKey(event.channel(), true);
+  d.target = answer->channel();
+  d.target_key = ChannelKey(answer->channel(), true);
   d.sender_name = "imbridge";
   d.created_at = now;
   d.next_attempt_at = now;

@@ -185,7 +185,7 @@ class Committer {
     std::shared_ptr<const v1::Event> event;
     PublishDone done;
     // For a chat command: its answer, worked out before it was queued.
-    std::shared_ptr<const std::string> answer;
+    std::shared_ptr<const CommandAnswer> answer;
     std::shared_ptr<const PreparedPublish> prepared;
     // The event serialized (empty: the store serializes it).
     std::string payload;

@@ -12,6 +12,7 @@
 #include "bridge/link_table.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "imbridge/v1/router_state.pb.h"
 
 namespace imbridge::bridge {
@@ -187,6 +188,16 @@ absl::StatusOr<v1::LinkInfo> LinkCatalog::GetLink(
 }
 
 absl::StatusOr<v1::LinkInfo> LinkCatalog::CreateLink(const v1::Link& link) {
+  return Create(link, "", /*idempotent=*/false);
+}
+
+absl::StatusOr<v1::LinkInfo> LinkCatalog::CreateOwnedLink(
+    const v1::Link& link, const std::string& owner_platform) {
+  return Create(link, owner_platform, /*idempotent=*/true);
+}
+
+absl::StatusOr<v1::LinkInfo> LinkCatalog::Create(
+    const v1::Link& link, const std::string& owner_platform, bool idempotent) {
   absl::MutexLock write(&write_mu_);
   if (link.name().empty()) {
     return absl::InvalidArgumentError("link.name: required");
@@ -195,8 +206,13 @@ absl::StatusOr<v1::LinkInfo> LinkCatalog::CreateLink(const v1::Link& link) {
   std::map<std::string, Webhook> webhooks;
   {
     absl::MutexLock lock(&mu_);
-    if (ConfigLink(link.name()) != nullptr ||
-        runtime_.count(link.name()) != 0) {
+    auto existing = runtime_.find(link.name());
+    if (idempotent && existing != runtime_.end() &&
+        google::protobuf::util::MessageDifferencer::Equals(
+            existing->second.link(), link)) {
+      return InfoFor(existing->second);
+    }
+    if (ConfigLink(link.name()) != nullptr || existing != runtime_.end()) {
       return absl::AlreadyExistsError(
           absl::StrCat("a link named '", link.name(), "' exists"));
     }
@@ -211,6 +227,7 @@ absl::StatusOr<v1::LinkInfo> LinkCatalog::CreateLink(const v1::Link& link) {
   *info.mutable_link() = link;
   info.set_source(v1::RUNTIME);
   info.set_created_at_ms(absl::ToUnixMillis(absl::Now()));
+  info.set_owner_platform(owner_platform);
   runtime[link.name()] = info;
   IMB_ASSIGN_OR_RETURN(auto table, BuildTable(runtime, webhooks, "link"));
   std::string payload = info.SerializeAsString();
@@ -218,8 +235,10 @@ absl::StatusOr<v1::LinkInfo> LinkCatalog::CreateLink(const v1::Link& link) {
     return store.PutRecord(kLinkRecord, name, payload);
   }));
   registry_->Set(std::move(table));
-  LogInfo("link created", {{"link", link.name()},
-                           {"members", std::to_string(link.members_size())}});
+  LogInfo("link created",
+          {{"link", link.name()},
+           {"members", std::to_string(link.members_size())},
+           {"owner", owner_platform.empty() ? "operator" : owner_platform}});
   absl::MutexLock lock(&mu_);
   runtime_ = std::move(runtime);
   return InfoFor(info);
@@ -265,6 +284,18 @@ absl::StatusOr<v1::LinkInfo> LinkCatalog::UpdateLink(const v1::Link& link) {
 }
 
 absl::Status LinkCatalog::DeleteLink(absl::string_view name) {
+  return Delete(name, nullptr, nullptr);
+}
+
+absl::Status LinkCatalog::DeleteOwnedLink(
+    absl::string_view name, const std::string& owner_platform,
+    const std::function<absl::Status(const v1::Link&)>& may_touch) {
+  return Delete(name, &owner_platform, &may_touch);
+}
+
+absl::Status LinkCatalog::Delete(
+    absl::string_view name, const std::string* owner_platform,
+    const std::function<absl::Status(const v1::Link&)>* may_touch) {
   absl::MutexLock write(&write_mu_);
   std::map<std::string, v1::LinkInfo> runtime;
   std::map<std::string, Webhook> webhooks;
@@ -276,8 +307,17 @@ absl::Status LinkCatalog::DeleteLink(absl::string_view name) {
                        "' is defined in the config file; remove it there and "
                        "restart the router"));
     }
-    if (runtime_.count(std::string(name)) == 0) {
+    auto existing = runtime_.find(std::string(name));
+    if (existing == runtime_.end()) {
       return absl::NotFoundError(absl::StrCat("no link named '", name, "'"));
+    }
+    if (owner_platform != nullptr) {
+      if (existing->second.owner_platform() != *owner_platform) {
+        return absl::PermissionDeniedError(absl::StrCat(
+            "link '", name, "' was not created by a ", *owner_platform,
+            " adapter; only the operator (imbridgectl) may delete it"));
+      }
+      IMB_RETURN_IF_ERROR((*may_touch)(existing->second.link()));
     }
     for (const auto& [id, w] : webhooks_) {
       if (w.info.link() == name && w.info.revoked_at_ms() == 0) {

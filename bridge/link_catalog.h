@@ -1,6 +1,7 @@
 #ifndef IMBRIDGE_BRIDGE_LINK_CATALOG_H_
 #define IMBRIDGE_BRIDGE_LINK_CATALOG_H_
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -59,6 +60,20 @@ class LinkCatalog {
   absl::StatusOr<v1::LinkInfo> UpdateLink(const v1::Link& link);
   // Refuses (kFailedPrecondition) while live webhooks are attached.
   absl::Status DeleteLink(absl::string_view name);
+
+  // For adapters (router.proto LinkRequest; the caller checked that a member
+  // is the adapter's): creates a runtime link owned by `owner_platform`.
+  // An existing runtime link with the same name and an identical definition
+  // is returned as it is (idempotent, whoever owns it); the same name with
+  // another definition, or a config link's name, is kAlreadyExists.
+  absl::StatusOr<v1::LinkInfo> CreateOwnedLink(
+      const v1::Link& link, const std::string& owner_platform);
+  // Deletes runtime link `name` if `owner_platform` owns it and `may_touch`
+  // accepts its definition; kPermissionDenied if not, kFailedPrecondition
+  // for a config link, kNotFound if there is none.
+  absl::Status DeleteOwnedLink(
+      absl::string_view name, const std::string& owner_platform,
+      const std::function<absl::Status(const v1::Link&)>& may_touch);
   size_t link_count() const;
 
   // Returns the webhook and its key (incoming) or signing secret (outgoing).
@@ -91,6 +106,15 @@ class LinkCatalog {
   v1::LinkInfo InfoFor(const v1::LinkInfo& base) const
       ABSL_SHARED_LOCKS_REQUIRED(mu_);
   const v1::Link* ConfigLink(absl::string_view name) const;
+  // CreateLink with an owner (empty: the operator's).
+  absl::StatusOr<v1::LinkInfo> Create(const v1::Link& link,
+                                      const std::string& owner_platform,
+                                      bool idempotent);
+  // DeleteLink; with an owner (non-null), only a link of that owner that
+  // `may_touch` accepts.
+  absl::Status Delete(
+      absl::string_view name, const std::string* owner_platform,
+      const std::function<absl::Status(const v1::Link&)>* may_touch);
   // Runs `task` on the committer and waits for its commit.
   absl::Status Write(Committer::StoreTask task);
 

@@ -20,6 +20,8 @@ namespace {
 
 // How often old events and unreferenced blobs are removed.
 constexpr absl::Duration kMaintenanceInterval = absl::Minutes(10);
+// How long an adapter has to answer a chat command addressed to it.
+constexpr absl::Duration kAdapterCommandTimeout = absl::Seconds(30);
 
 }  // namespace
 
@@ -50,6 +52,9 @@ absl::StatusOr<std::unique_ptr<Router>> Router::Start(v1::RouterConfig config) {
                                               r->dispatcher_.get(), copts);
   r->dispatcher_->SetCommitter(r->committer_.get());
   r->commands_ = std::make_unique<ChatCommands>(c.commands(), r->store_.get());
+  r->adapter_commands_ =
+      std::make_unique<AdapterCommands>(kAdapterCommandTimeout);
+  r->commands_->SetAdapterCommands(r->adapter_commands_.get());
   r->committer_->SetChatCommands(r->commands_.get());
   r->committer_->Start();
   // Runtime links and webhooks join the config file's links before any
@@ -69,6 +74,10 @@ absl::StatusOr<std::unique_ptr<Router>> Router::Start(v1::RouterConfig config) {
   deps.links = r->links_.get();
   deps.blobs = r->blobs_.get();
   deps.blob_io = r->blob_io_.get();
+  r->link_io_ = std::make_unique<Executor>(1);
+  deps.catalog = r->catalog_.get();
+  deps.link_io = r->link_io_.get();
+  deps.adapter_commands = r->adapter_commands_.get();
   deps.router_id = r->store_->router_id();
   deps.credentials.assign(c.adapters().begin(), c.adapters().end());
   deps.window = c.dispatch().window();
@@ -162,6 +171,7 @@ void Router::RunMaintenance() {
 }
 
 void Router::Shutdown() {
+  absl::MutexLock lock(&shutdown_mu_);
   if (shut_down_) return;
   shut_down_ = true;
   LogInfo("router shutting down");
@@ -179,6 +189,10 @@ void Router::Shutdown() {
                       std::chrono::seconds(5));
     server_->Wait();
   }
+  // Commands still waiting for an adapter are not stored (their adapters
+  // publish them again); link requests in progress finish.
+  if (adapter_commands_ != nullptr) adapter_commands_->Stop();
+  link_io_.reset();
   // Everything received before the streams closed is committed now.
   if (committer_ != nullptr) committer_->Stop();
   if (dispatcher_ != nullptr) dispatcher_->Stop();
@@ -191,6 +205,7 @@ void Router::Shutdown() {
   http_.reset();
   committer_.reset();
   commands_.reset();
+  adapter_commands_.reset();
   dispatcher_.reset();
   store_.reset();
   LogInfo("router stopped");

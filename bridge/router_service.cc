@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "bridge/adapter_links.h"
 #include "common/logging.h"
 
 namespace imbridge::bridge {
@@ -72,6 +73,26 @@ class AttachReactor
     }
     for (uint64_t id : in_.revocations_applied()) {
       session_->RevocationApplied(id);
+    }
+    for (const v1::ChatCommandAnswer& answer : in_.command_answers()) {
+      if (deps.adapter_commands != nullptr) {
+        deps.adapter_commands->Answered(session_->id(), answer);
+      }
+    }
+    for (v1::LinkRequest& request : *in_.mutable_link_requests()) {
+      if (deps.catalog == nullptr || deps.link_io == nullptr) {
+        v1::LinkReply reply;
+        reply.set_id(request.id());
+        reply.set_code(static_cast<int32_t>(absl::StatusCode::kUnimplemented));
+        reply.set_message("this router takes no link requests");
+        session_->SendLinkReply(std::move(reply));
+        continue;
+      }
+      deps.link_io->Post([catalog = deps.catalog, session = session_,
+                          request = std::move(request)] {
+        session->SendLinkReply(
+            HandleLinkRequest(*catalog, session->hello(), request));
+      });
     }
     for (v1::Publish& p : *in_.mutable_publishes()) {
       publishes_->Publish(std::move(p));
@@ -151,6 +172,9 @@ class AttachReactor
   void OnDone() override {
     if (session_ != nullptr) {
       session_->Close();
+      if (service_->deps().adapter_commands != nullptr) {
+        service_->deps().adapter_commands->Detached(session_->id());
+      }
       service_->ForgetSession(session_->id());
       service_->deps().dispatcher->Detach(session_);
       LogInfo("adapter detached",
@@ -197,6 +221,9 @@ class AttachReactor
                          hello.platform(), "'"));
       }
     }
+    if (absl::Status s = ValidateCommandWords(hello); !s.ok()) {
+      return ToGrpcStatus(s);
+    }
     const RouterService::Deps& deps = service_->deps();
     uint32_t window = deps.window;
     if (hello.max_in_flight() > 0)
@@ -224,11 +251,15 @@ class AttachReactor
     welcome.mutable_welcome()->set_router_id(deps.router_id);
     Send(std::move(welcome));
     deps.dispatcher->Attach(session_);
+    if (deps.adapter_commands != nullptr) {
+      deps.adapter_commands->Attached(session_);
+    }
     LogInfo("adapter attached",
             {{"adapter", hello.adapter_name()},
              {"platform", hello.platform()},
              {"accounts", absl::StrJoin(accounts, ",")},
              {"capabilities", absl::StrJoin(hello.capabilities(), ",")},
+             {"chat_commands", absl::StrJoin(hello.chat_commands(), ",")},
              {"peer", peer_}});
     return grpc::Status::OK;
   }

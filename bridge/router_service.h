@@ -10,9 +10,11 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "bridge/adapter_commands.h"
 #include "bridge/blob_store.h"
 #include "bridge/committer.h"
 #include "bridge/dispatcher.h"
+#include "bridge/link_catalog.h"
 #include "bridge/publish_sequencer.h"
 #include "common/executor.h"
 #include "imbridge/v1/config.pb.h"
@@ -27,8 +29,9 @@ class AttachReactor;
 // UNAUTHENTICATED and the refusal is logged without the token.
 //
 // Attach: one reactor per adapter stream; reads are handed to the Committer
-// (publishes, delivery results) without blocking, writes are chained one at a
-// time and whatever queued meanwhile is merged into the next frame.
+// (publishes, delivery results), to AdapterCommands (command answers) and to
+// the link executor (link requests) without blocking, writes are chained one at
+// a time and whatever queued meanwhile is merged into the next frame.
 // PutBlob/GetBlob: file I/O runs on the blob executor, never on a reaction.
 //
 // Thread-safe. The dependencies must outlive the service.
@@ -40,6 +43,12 @@ class RouterService final : public v1::Router::CallbackService {
     const LinkRegistry* links = nullptr;
     BlobStore* blobs = nullptr;
     Executor* blob_io = nullptr;
+    // Adapters' link requests (router.proto LinkRequest) and the executor
+    // they run on (they block until committed).
+    LinkCatalog* catalog = nullptr;
+    Executor* link_io = nullptr;
+    // Chat commands addressed to adapters.
+    AdapterCommands* adapter_commands = nullptr;
     std::string router_id;
     std::vector<v1::AdapterCredential> credentials;
     // Router-side bound of deliveries in flight per adapter.

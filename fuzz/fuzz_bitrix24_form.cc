@@ -9,13 +9,13 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "adapters/bitrix24/format.h"
-#include "adapters/bitrix24/php_form.h"
+#include "common/http/php_form.h"
 #include "fuzz/fuzz_support.h"
 #include "nlohmann/json.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   namespace bitrix24 = imbridge::adapters::bitrix24;
-  absl::StatusOr<nlohmann::json> form = bitrix24::ParsePhpForm(
+  absl::StatusOr<nlohmann::json> form = imbridge::ParsePhpForm(
       absl::string_view(reinterpret_cast<const char*>(data), size));
   if (!form.ok()) return 0;
   imbridge::fuzz::Check(form->is_object(), "a form is an object");

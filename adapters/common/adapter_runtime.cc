@@ -181,10 +181,28 @@ void AdapterRuntime::SetConnector(Connector* connector) {
   identity_.capabilities = ConnectorCapabilities(*connector);
   // Only fails after Start(), which the contract rules out.
   router_->SetHello(identity_.accounts, identity_.capabilities).IgnoreError();
+  if (auto* commands = dynamic_cast<ChatCommandHandler*>(connector)) {
+    router_
+        ->OnChatCommand(commands->CommandWords(),
+                        [commands](const v1::ChatCommand& command) {
+                          return commands->HandleChatCommand(command);
+                        })
+        .IgnoreError();
+  }
   dispatcher_ = std::make_unique<ConnectorDeliveryHandler>(connector);
   SetDeliveryHandler(dispatcher_.get());
   OnStarted([connector] { return connector->Start(); });
   OnStop([connector] { connector->Stop(); });
+}
+
+absl::StatusOr<v1::Link> AdapterRuntime::CreateLink(const v1::Link& link,
+                                                    absl::Duration timeout) {
+  return router_->CreateLink(link, timeout);
+}
+
+absl::Status AdapterRuntime::DeleteLink(absl::string_view name,
+                                        absl::Duration timeout) {
+  return router_->DeleteLink(name, timeout);
 }
 
 void AdapterRuntime::SetDeliveryHandler(DeliveryHandler* handler) {
@@ -335,15 +353,16 @@ bool ParseAdapterCommandLine(
     int argc, char** argv, absl::string_view binary,
     google::protobuf::Message* config,
     const std::function<absl::Status(absl::string_view source)>& validate,
-    int* exit_code) {
+    int* exit_code, absl::string_view extra_usage) {
   std::string b(binary);
+  std::string extra(extra_usage);
   auto usage = [&](FILE* out) {
     std::fprintf(out,
                  "usage: %s --config FILE [--check-config]\n"
                  "       %s --check-config FILE\n"
                  "  --config FILE     the adapter's YAML config (see docs/)\n"
-                 "  --check-config    validate the config and exit\n",
-                 b.c_str(), b.c_str());
+                 "  --check-config    validate the config and exit\n%s",
+                 b.c_str(), b.c_str(), extra.c_str());
   };
   std::string path;
   bool check_only = false;

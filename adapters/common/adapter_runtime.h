@@ -76,8 +76,9 @@ class AdapterRuntime {
 
   // Plugs in the messenger's connector, before Start(): the Hello announces
   // its Accounts() and the capabilities of the interfaces it implements
-  // (ConnectorCapabilities); deliveries go to it through a
-  // ConnectorDeliveryHandler; its Start() runs after the OnStarted
+  // (ConnectorCapabilities), and its chat command words if it is a
+  // ChatCommandHandler (whose commands then go to it); deliveries go to it
+  // through a ConnectorDeliveryHandler; its Start() runs after the OnStarted
   // callbacks registered before this call, its Stop() among the OnStop
   // callbacks in registration order. `connector` must outlive Run()/Stop().
   void SetConnector(Connector* connector);
@@ -137,6 +138,14 @@ class AdapterRuntime {
   absl::Status Publish(v1::Event event,
                        std::function<void(const v1::PublishAck&)> done);
 
+  // Runtime links of this adapter's chats, over the router stream
+  // (RouterClient::CreateLink/DeleteLink): blocking up to `timeout`,
+  // callable from any thread, kUnavailable while not attached (retry).
+  absl::StatusOr<v1::Link> CreateLink(
+      const v1::Link& link, absl::Duration timeout = absl::Seconds(10));
+  absl::Status DeleteLink(absl::string_view name,
+                          absl::Duration timeout = absl::Seconds(10));
+
   // Counts a refused webhook request (reason: "bad_signature",
   // "bad_json", "stale_timestamp", "unknown_type", ...).
   void CountRejection(absl::string_view reason);
@@ -193,11 +202,13 @@ class RuntimeInboundRouter : public InboundRouter {
 // command line, 1 for a bad config (the reason printed to stderr as
 // "<binary>: invalid config: FILE:line: field.path: reason"), 0 after
 // --check-config printed "FILE: OK" or after --help.
+// `extra_usage` lines (the binary's one-shot commands, "  --register  ...")
+// are added to the usage text.
 bool ParseAdapterCommandLine(
     int argc, char** argv, absl::string_view binary,
     google::protobuf::Message* config,
     const std::function<absl::Status(absl::string_view source)>& validate,
-    int* exit_code);
+    int* exit_code, absl::string_view extra_usage = "");
 
 // What RunAdapter() needs to know of one adapter binary. `Config` is its
 // config message, with the fields every adapter config has: router, http,
@@ -219,6 +230,20 @@ struct AdapterProgram {
   std::function<absl::StatusOr<std::unique_ptr<Connector>>(
       const Config& config, AdapterRuntime* runtime, DeliveryJournal* journal)>
       connect;
+
+  // A one-shot command the binary runs instead of the adapter when its flag
+  // is on the command line (`--config FILE --register`): the loaded config
+  // is checked by the command's own `validate` (or the program's when
+  // unset), logging starts at warn level (the command prints its results
+  // to stdout), and `run`'s return value is the exit code.
+  struct Command {
+    std::string flag;  // "--register"
+    std::string help;  // For the usage text.
+    std::function<absl::Status(absl::string_view source, const Config& config)>
+        validate;
+    std::function<int(const Config& config)> run;
+  };
+  std::vector<Command> commands;
 };
 
 // Whether an adapter's config message has a state_dir (RunAdapter opens
@@ -236,19 +261,48 @@ struct HasStateDir<
 // journal in config.state_dir() (when the config has one), builds the
 // connector, plugs it in (SetConnector) and runs until SIGTERM or SIGINT.
 // Returns the exit code.
+// With a command's flag (AdapterProgram::commands) it runs that command
+// instead.
 template <typename Config>
 int RunAdapter(int argc, char** argv, const AdapterProgram<Config>& program) {
+  using Command = typename AdapterProgram<Config>::Command;
+  const Command* command = nullptr;
+  std::vector<char*> args;
+  std::string extra_usage;
+  for (const Command& c : program.commands) {
+    absl::StrAppend(
+        &extra_usage, "  ", c.flag,
+        std::string(c.flag.size() < 18 ? 18 - c.flag.size() : 1, ' '), c.help,
+        "\n");
+  }
+  for (int i = 0; i < argc; ++i) {
+    const Command* found = nullptr;
+    for (const Command& c : program.commands) {
+      if (i > 0 && c.flag == argv[i]) found = &c;
+    }
+    if (found != nullptr) {
+      command = found;
+    } else {
+      args.push_back(argv[i]);
+    }
+  }
   Config config;
   int exit_code = 0;
   if (!ParseAdapterCommandLine(
-          argc, argv, program.binary, &config,
+          static_cast<int>(args.size()), args.data(), program.binary, &config,
           [&](absl::string_view source) {
-            return program.validate(source, config);
+            return command != nullptr && command->validate
+                       ? command->validate(source, config)
+                       : program.validate(source, config);
           },
-          &exit_code)) {
+          &exit_code, extra_usage)) {
     return exit_code;
   }
   const std::string& platform = program.identity.platform;
+  if (command != nullptr) {
+    InitLogging(absl::StrCat("adapter-", platform), platform, LogLevel::kWarn);
+    return command->run(config);
+  }
   InitLogging(absl::StrCat("adapter-", platform), platform,
               ParseLogLevel(config.log_level()).value_or(LogLevel::kInfo));
   AdapterRuntime runtime(config.router(), config.http(), program.identity);

@@ -45,6 +45,15 @@ absl::string_view CapabilityName(Capability capability) {
   return "";
 }
 
+v1::ChannelRef CommandThread(const v1::ChatCommand& command) {
+  const v1::Event& e = command.event();
+  v1::ChannelRef thread = e.channel();
+  thread.set_thread_id(e.posted().thread_root_id().empty()
+                           ? e.posted().message_id()
+                           : e.posted().thread_root_id());
+  return thread;
+}
+
 std::vector<std::string> ConnectorCapabilities(const Connector& connector) {
   std::vector<std::string> names;
   auto add = [&](bool implemented, Capability capability) {

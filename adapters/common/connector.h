@@ -159,6 +159,33 @@ class MembershipRenderer {
       const v1::Delivery& delivery) = 0;
 };
 
+// Chat commands addressed to this adapter: "<prefix> <word> ..." in any
+// linked chat, where <word> is one of CommandWords() (router.proto
+// Hello.chat_commands; the AdapterRuntime announces them when the connector
+// implements this interface). The router forwards the command with its
+// origin channel (and thread), sender and native message id, and posts the
+// answer's text where the command was sent, or, with in_command_thread, in
+// the thread rooted at the command (CommandThread() below): create the
+// runtime link for that thread (AdapterRuntime::CreateLink) before
+// answering, and the thread is linked from the answer on.
+class ChatCommandHandler {
+ public:
+  virtual ~ChatCommandHandler() = default;
+  // Lower case letters, digits, '-' and '_'; not "who", "status", "help".
+  virtual std::vector<std::string> CommandWords() const = 0;
+  // Answers one command (command.args() is the text after the word). Runs on
+  // the router client's command thread, one command at a time; may block. A
+  // command may come more than once (at least once delivery): act on
+  // command.event().key() once. Failures are answered as text.
+  virtual v1::ChatCommandAnswer HandleChatCommand(
+      const v1::ChatCommand& command) = 0;
+};
+
+// The channel of the thread rooted at a command's message (the command's
+// own thread if it was sent in one): where an answer with in_command_thread
+// goes, and the link member for that thread.
+v1::ChannelRef CommandThread(const v1::ChatCommand& command);
+
 // The capabilities `connector` announces: those whose interface it
 // implements and Offers(), in the order of Capability, by name.
 std::vector<std::string> ConnectorCapabilities(const Connector& connector);

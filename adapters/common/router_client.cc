@@ -6,6 +6,7 @@
 #include <limits>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -17,6 +18,7 @@
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "common/executor.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "common/utf8.h"
@@ -131,6 +133,7 @@ class RouterClient::Impl {
     absl::MutexLock lock(&mu_);
     if (started_ || stopping_) return;
     started_ = true;
+    if (on_chat_command_) command_runner_ = std::make_unique<Executor>(1);
     session_thread_ = std::thread([this] { SessionLoop(); });
     int workers = std::max(1, options_.delivery_threads);
     for (int i = 0; i < workers; ++i) {
@@ -160,6 +163,8 @@ class RouterClient::Impl {
     if (session_thread_.joinable()) session_thread_.join();
     for (std::thread& worker : workers_) worker.join();
     workers_.clear();
+    // Commands still queued return at once (stopping_).
+    command_runner_.reset();
     std::map<uint64_t, PendingPublish> dropped;
     absl::flat_hash_map<std::string, TargetQueue> targets;
     {
@@ -190,6 +195,71 @@ class RouterClient::Impl {
   v1::Welcome welcome() const {
     absl::MutexLock lock(&mu_);
     return welcome_;
+  }
+
+  absl::Status OnChatCommand(std::vector<std::string> words,
+                             ChatCommandFn handler) {
+    absl::MutexLock lock(&mu_);
+    if (started_) {
+      return absl::FailedPreconditionError(
+          "chat commands cannot change after the client started");
+    }
+    command_words_ = std::move(words);
+    on_chat_command_ = std::move(handler);
+    return absl::OkStatus();
+  }
+
+  // Sends `request` on the current stream and waits for its reply.
+  absl::StatusOr<v1::LinkReply> RequestLink(v1::LinkRequest request,
+                                            absl::Duration timeout) {
+    absl::MutexLock lock(&mu_);
+    if (!attached_ || stopping_) {
+      return absl::UnavailableError("not attached to the router");
+    }
+    uint64_t session = session_id_;
+    uint64_t id = ++next_link_request_;
+    request.set_id(id);
+    link_requests_.push_back(std::move(request));
+    auto& reply = link_waiters_[id];
+    auto answered_or_gone = [this, &reply, session]()
+                                ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+                                  return reply.has_value() || !attached_ ||
+                                         session_id_ != session || stopping_;
+                                };
+    bool done =
+        mu_.AwaitWithTimeout(absl::Condition(&answered_or_gone), timeout);
+    std::optional<v1::LinkReply> result = std::move(reply);
+    link_waiters_.erase(id);
+    if (result.has_value()) return *std::move(result);
+    if (!done) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("the router did not answer the link request within ",
+                       absl::FormatDuration(timeout)));
+    }
+    return absl::UnavailableError(
+        "the stream to the router ended before it answered the link request");
+  }
+
+  void RunChatCommand(const v1::ChatCommand& command, uint64_t session) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_ || !attached_ || session_id_ != session) return;
+    }
+    v1::ChatCommandAnswer answer;
+    try {
+      answer = on_chat_command_(command);
+    } catch (const std::exception& e) {
+      LogError("chat command handler threw; answering with an error",
+               {{"word", command.word()}, {"error", e.what()}});
+      answer.Clear();
+      answer.set_text(absl::StrCat("The command failed: ", e.what()));
+    }
+    answer.set_id(command.id());
+    absl::MutexLock lock(&mu_);
+    // On a later stream the router has forwarded the command again.
+    if (attached_ && session_id_ == session) {
+      command_answers_.push_back(std::move(answer));
+    }
   }
 
   absl::Status Publish(v1::Event event, PublishCallback done) {
@@ -516,6 +586,9 @@ class RouterClient::Impl {
       hello->add_capabilities(capability);
     }
     hello->set_max_in_flight(options_.max_in_flight);
+    for (const std::string& word : command_words_) {
+      hello->add_chat_commands(word);
+    }
     return frame;
   }
 
@@ -531,6 +604,8 @@ class RouterClient::Impl {
       blocks_.clear();
       results_.clear();
       revocations_applied_.clear();
+      link_requests_.clear();
+      command_answers_.clear();
       outbox_.clear();
       for (const auto& [seq, publish] : pending_) {
         if (!publish.acknowledged) outbox_.push_back(seq);
@@ -555,6 +630,8 @@ class RouterClient::Impl {
       results_.clear();
       outbox_.clear();
       revocations_applied_.clear();
+      link_requests_.clear();
+      command_answers_.clear();
     }
     writer.join();
     return FromGrpc(stream->Finish());
@@ -563,7 +640,8 @@ class RouterClient::Impl {
   void WriterLoop(Stream* stream, uint64_t session) {
     auto has_work = [this, session]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
       return !attached_ || session_id_ != session || !outbox_.empty() ||
-             !results_.empty() || !revocations_applied_.empty();
+             !results_.empty() || !revocations_applied_.empty() ||
+             !link_requests_.empty() || !command_answers_.empty();
     };
     while (true) {
       v1::AdapterFrame frame;
@@ -583,6 +661,14 @@ class RouterClient::Impl {
           frame.add_revocations_applied(id);
         }
         revocations_applied_.clear();
+        for (v1::LinkRequest& request : link_requests_) {
+          *frame.add_link_requests() = std::move(request);
+        }
+        link_requests_.clear();
+        for (v1::ChatCommandAnswer& answer : command_answers_) {
+          *frame.add_command_answers() = std::move(answer);
+        }
+        command_answers_.clear();
         while (!outbox_.empty() && bytes < kMaxFrameBytes) {
           auto it = pending_.find(outbox_.front());
           outbox_.pop_front();
@@ -591,7 +677,9 @@ class RouterClient::Impl {
           bytes += it->second.bytes;
         }
         if (frame.results_size() == 0 && frame.publishes_size() == 0 &&
-            frame.revocations_applied_size() == 0) {
+            frame.revocations_applied_size() == 0 &&
+            frame.link_requests_size() == 0 &&
+            frame.command_answers_size() == 0) {
           continue;
         }
         writing_ = true;
@@ -616,6 +704,16 @@ class RouterClient::Impl {
       }
       for (const v1::Delivery& delivery : frame.deliveries()) {
         AcceptDelivery(delivery, session);
+      }
+      for (const v1::LinkReply& reply : frame.link_replies()) {
+        auto it = link_waiters_.find(reply.id());
+        if (it != link_waiters_.end()) it->second = reply;
+      }
+      if (command_runner_ != nullptr) {
+        for (const v1::ChatCommand& command : frame.chat_commands()) {
+          command_runner_->Post(
+              [this, command, session] { RunChatCommand(command, session); });
+        }
       }
     }
     if (frame.webhook_revocations_size() > 0) {
@@ -836,6 +934,20 @@ class RouterClient::Impl {
   std::vector<uint64_t> revocations_applied_ ABSL_GUARDED_BY(mu_);
   // Set before Start(); called on the session thread.
   std::function<void(const std::string& webhook_id)> on_webhook_revoked_;
+  // Set before Start(): the chat command words and their handler, run on
+  // `command_runner_` (created by Start(), reset by Stop() after the
+  // session thread ended).
+  std::vector<std::string> command_words_;
+  ChatCommandFn on_chat_command_;
+  std::unique_ptr<Executor> command_runner_;
+  // Link requests and command answers to send on the current stream.
+  std::vector<v1::LinkRequest> link_requests_ ABSL_GUARDED_BY(mu_);
+  std::vector<v1::ChatCommandAnswer> command_answers_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_link_request_ ABSL_GUARDED_BY(mu_) = 0;
+  // Link requests waiting for their reply (set when it came).
+  // (A std::map: a waiter holds a reference to its entry.)
+  std::map<uint64_t, std::optional<v1::LinkReply>> link_waiters_
+      ABSL_GUARDED_BY(mu_);
 
   absl::flat_hash_map<std::string, TargetQueue> targets_ ABSL_GUARDED_BY(mu_);
   // Targets waiting for a worker, in the order they became ready.
@@ -881,6 +993,34 @@ void RouterClient::OnWebhookRevoked(
 }
 
 v1::Welcome RouterClient::welcome() const { return impl_->welcome(); }
+
+absl::Status RouterClient::OnChatCommand(std::vector<std::string> words,
+                                         ChatCommandFn handler) {
+  return impl_->OnChatCommand(std::move(words), std::move(handler));
+}
+
+absl::StatusOr<v1::Link> RouterClient::CreateLink(const v1::Link& link,
+                                                  absl::Duration timeout) {
+  v1::LinkRequest request;
+  *request.mutable_create() = link;
+  IMB_ASSIGN_OR_RETURN(v1::LinkReply reply,
+                       impl_->RequestLink(std::move(request), timeout));
+  if (reply.code() != 0) {
+    return absl::Status(static_cast<absl::StatusCode>(reply.code()),
+                        reply.message());
+  }
+  return reply.link();
+}
+
+absl::Status RouterClient::DeleteLink(absl::string_view name,
+                                      absl::Duration timeout) {
+  v1::LinkRequest request;
+  request.set_delete_name(std::string(name));
+  IMB_ASSIGN_OR_RETURN(v1::LinkReply reply,
+                       impl_->RequestLink(std::move(request), timeout));
+  return absl::Status(static_cast<absl::StatusCode>(reply.code()),
+                      reply.message());
+}
 
 absl::Status RouterClient::Publish(v1::Event event, PublishCallback done) {
   return impl_->Publish(std::move(event), std::move(done));

@@ -119,6 +119,33 @@ class RouterClient {
   // The Welcome of the current (or last) stream.
   v1::Welcome welcome() const;
 
+  // Answers chat commands addressed to this adapter ("<prefix> <word> ...",
+  // router.proto ChatCommand). Call before Start(): `words` are announced in
+  // Hello.chat_commands. `handler` runs on a command thread of the client's
+  // own (one command at a time), may block (call the messenger, CreateLink)
+  // and returns the answer (its id is filled in). The answer is sent on the
+  // stream the command came on; if that stream ended meanwhile it is
+  // dropped and the router forwards the command again, so a command may be
+  // handled more than once: be idempotent by command.event().key().
+  using ChatCommandFn =
+      std::function<v1::ChatCommandAnswer(const v1::ChatCommand& command)>;
+  absl::Status OnChatCommand(std::vector<std::string> words,
+                             ChatCommandFn handler);
+
+  // Creates a runtime link over the Attach stream (router.proto LinkRequest:
+  // a member must be a channel of this adapter; an identical existing link
+  // is OK). Returns the link as stored. Blocks up to `timeout` for the
+  // router's answer. kUnavailable at once while not attached, or when the
+  // stream ended before the answer (the link may exist then: retry, it is
+  // idempotent); kDeadlineExceeded without an answer in time; otherwise the
+  // router's code and message. Callable from any thread except the
+  // client's session thread (not from a publish callback).
+  absl::StatusOr<v1::Link> CreateLink(const v1::Link& link,
+                                      absl::Duration timeout);
+  // Deletes a runtime link this adapter's platform created, likewise.
+  // kNotFound if there is none (also when a retried delete already did it).
+  absl::Status DeleteLink(absl::string_view name, absl::Duration timeout);
+
   // Queues `event` for the router. `done` runs once, on a client thread, when
   // the router acknowledged it (possibly after reconnects). Fails at once
   // with kUnavailable if too many publishes are pending.

@@ -143,6 +143,8 @@ class HttpServer::Impl {
     c.rejected_malformed = malformed_.load();
     c.timed_out = timed_out_.load();
     c.aborted = aborted_.load();
+    c.refused_connections = refused_connections_.load();
+    c.header_timeouts = header_timeouts_.load();
     return c;
   }
 
@@ -170,6 +172,8 @@ class HttpServer::Impl {
   std::atomic<uint64_t> malformed_{0};
   std::atomic<uint64_t> timed_out_{0};
   std::atomic<uint64_t> aborted_{0};
+  std::atomic<uint64_t> refused_connections_{0};
+  std::atomic<uint64_t> header_timeouts_{0};
 
  private:
   void Accept();
@@ -325,7 +329,7 @@ void Session::ReadRequest() {
   parser_->header_limit(
       static_cast<uint32_t>(server_->options().max_header_bytes));
   parser_->body_limit(server_->options().max_body_bytes);
-  stream_.expires_after(ToChrono(server_->options().io_timeout));
+  stream_.expires_after(ToChrono(server_->options().header_timeout));
   http::async_read_header(
       stream_, buffer_, *parser_,
       beast::bind_front_handler(&Session::OnHeader, shared_from_this()));
@@ -334,6 +338,7 @@ void Session::ReadRequest() {
 void Session::OnHeader(beast::error_code ec, size_t /*bytes*/) {
   if (ec) return OnReadError(ec);
   ++server_->requests_;
+  stream_.expires_after(ToChrono(server_->options().io_timeout));
   const auto& req = parser_->get();
   keep_alive_ = req.keep_alive();
   version_ = req.version();
@@ -386,6 +391,9 @@ void Session::OnReadError(beast::error_code ec) {
     ++server_->requests_;
     ++server_->malformed_;
     return Reject(400, "bad_request", "malformed HTTP request", After::kClose);
+  }
+  if (ec == beast::error::timeout && !parser_->is_header_done()) {
+    ++server_->header_timeouts_;
   }
   // End of stream, timeout, reset, or our own Close(): nothing to answer.
   Close();
@@ -692,12 +700,25 @@ void HttpServer::Impl::OnAccept(beast::error_code ec, tcp::socket socket) {
   if (ec) {
     LogWarn("HTTP server accept failed", {{"error", ec.message()}});
   } else {
-    auto session = std::make_shared<Session>(this, std::move(socket));
+    std::shared_ptr<Session> session;
     {
       absl::MutexLock lock(&mu_);
-      sessions_[session.get()] = session;
+      if (sessions_.size() < options_.max_connections) {
+        session = std::make_shared<Session>(this, std::move(socket));
+        sessions_[session.get()] = session;
+      }
     }
-    session->Run();
+    if (session != nullptr) {
+      session->Run();
+    } else {
+      // Full: close without reading, so descriptors and memory stay bounded.
+      if (refused_connections_.fetch_add(1) % 1000 == 0) {
+        LogWarn("HTTP server at max_connections; closing new connections",
+                {{"max_connections", absl::StrCat(options_.max_connections)}});
+      }
+      beast::error_code ignored;
+      socket.close(ignored);
+    }
   }
   Accept();
 }

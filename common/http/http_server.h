@@ -79,15 +79,17 @@ using HttpHandler =
 
 // Counts since Start(). A snapshot; every field only grows.
 struct HttpServerCounters {
-  uint64_t requests = 0;            // Requests whose header was read.
-  uint64_t handled = 0;             // Given to a handler (with /healthz).
-  uint64_t rejected_too_large = 0;  // 413: body over max_body_bytes.
-  uint64_t rejected_not_found = 0;  // 404: no route for the path.
-  uint64_t rejected_method = 0;     // 405: route exists, method does not.
-  uint64_t rejected_malformed = 0;  // 400/431: unparsable request or header,
-                                    // or a text body not UTF-8.
-  uint64_t timed_out = 0;           // 503: handler did not answer in time.
-  uint64_t aborted = 0;             // Unanswered when Stop() gave up.
+  uint64_t requests = 0;             // Requests whose header was read.
+  uint64_t handled = 0;              // Given to a handler (with /healthz).
+  uint64_t rejected_too_large = 0;   // 413: body over max_body_bytes.
+  uint64_t rejected_not_found = 0;   // 404: no route for the path.
+  uint64_t rejected_method = 0;      // 405: route exists, method does not.
+  uint64_t rejected_malformed = 0;   // 400/431: unparsable request or header,
+                                     // or a text body not UTF-8.
+  uint64_t timed_out = 0;            // 503: handler did not answer in time.
+  uint64_t aborted = 0;              // Unanswered when Stop() gave up.
+  uint64_t refused_connections = 0;  // Closed at once: max_connections open.
+  uint64_t header_timeouts = 0;      // Closed: no full header in time.
 };
 
 // An HTTP/1.1 server on Boost.Beast: the adapters' webhook endpoints, the
@@ -100,11 +102,13 @@ struct HttpServerCounters {
 // Bodies are limited: a Content-Length over `max_body_bytes` is answered 413
 // as soon as the header is read, before any of the body (a chunked body as
 // soon as it passes the limit); the handler is not called and the connection
-// is closed. A textual body (JSON, text/*, a form post) that is not valid
-// UTF-8 is answered 400 without calling the handler; a handler that throws
-// is answered 500. Error answers carry a JSON body (JsonErrorBody). Keep-alive
-// and `Expect: 100-continue` are supported; requests on one connection are
-// answered in order.
+// is closed. A connection gets `header_timeout` to send its request header
+// (slow or idle clients are disconnected then), and at most
+// `max_connections` are open at once. A textual body (JSON, text/*, a form
+// post) that is not valid UTF-8 is answered 400 without calling the handler; a
+// handler that throws is answered 500. Error answers carry a JSON body
+// (JsonErrorBody). Keep-alive and `Expect: 100-continue` are supported;
+// requests on one connection are answered in order.
 //
 // Plain HTTP only for now ("HTTPS-ready"): terminate TLS in a reverse proxy.
 // The connection stream type is confined to http_server.cc, so a TLS
@@ -128,9 +132,19 @@ class HttpServer {
     size_t max_header_bytes = 16 << 10;
     // Time a handler has to answer before the server answers 503 itself.
     absl::Duration request_timeout = absl::Seconds(10);
-    // Time to receive one request (and to wait for the next one on an idle
-    // keep-alive connection), and to write one response.
+    // Time to receive a request's header block, counted from the moment the
+    // server starts waiting for it (a new connection, or the previous answer
+    // written on a keep-alive one). A client that sends a header slower, or
+    // keeps an idle connection open longer, is disconnected without an
+    // answer (the slowloris defence).
+    absl::Duration header_timeout = absl::Seconds(10);
+    // Time to receive a request's body once its header is in, and to write
+    // one response.
     absl::Duration io_timeout = absl::Seconds(30);
+    // Connections open at once. A connection accepted beyond this is closed
+    // at once, without an answer, so that file descriptors and memory stay
+    // bounded; keep it below the process's RLIMIT_NOFILE.
+    size_t max_connections = 4096;
     // How long Stop() waits for requests in flight to be answered before it
     // closes their connections.
     absl::Duration stop_grace = absl::Seconds(5);

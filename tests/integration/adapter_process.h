@@ -35,6 +35,8 @@ class AdapterProcess {
   // Everything the adapter wrote to stderr so far (its JSON log lines).
   std::string ReadLog() const;
   bool running() const { return process_.running(); }
+  // The running process's id (-1 when none runs).
+  pid_t pid() const { return process_.pid(); }
 
  private:
   std::string binary_;

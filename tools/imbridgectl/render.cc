@@ -136,8 +136,11 @@ std::string RenderLinks(const v1::ListLinksResponse& links) {
     for (const v1::LinkMember& m : info.link().members()) {
       members.push_back(FormatMemberSpec(m));
     }
-    table.AddRow({info.link().name(), SourceName(info.source()),
-                  absl::StrJoin(members, " "),
+    std::string source = SourceName(info.source());
+    if (!info.owner_platform().empty()) {
+      absl::StrAppend(&source, " (", info.owner_platform(), ")");
+    }
+    table.AddRow({info.link().name(), source, absl::StrJoin(members, " "),
                   info.webhook_ids_size() == 0
                       ? "-"
                       : absl::StrJoin(info.webhook_ids(), " "),
@@ -151,6 +154,9 @@ std::string RenderLink(const v1::LinkInfo& info) {
       {"link", info.link().name()},
       {"source", SourceName(info.source())},
   };
+  if (!info.owner_platform().empty()) {
+    head.push_back({"owner", info.owner_platform()});
+  }
   if (info.created_at_ms() > 0) {
     head.push_back({"created", FormatTimeMs(info.created_at_ms())});
   }

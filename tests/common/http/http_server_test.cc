@@ -567,6 +567,77 @@ TEST_F(HttpServerTest, StopAbortsAPendingRequestAfterTheGrace) {
   server_->Stop();  // Idempotent.
 }
 
+TEST_F(HttpServerTest, SlowHeaderIsDisconnectedAfterTheHeaderTimeout) {
+  HttpServer::Options options;
+  options.header_timeout = absl::Seconds(1);
+  options.io_timeout = absl::Seconds(60);
+  StartServer(options);
+  // A slowloris client: part of a header, then nothing.
+  TestConnection slow(port());
+  ASSERT_TRUE(slow.connected());
+  ASSERT_FALSE(slow.WriteRaw("POST /slack/events HTTP/1.1\r\nHost: x\r\n"));
+  // An idle keep-alive connection after one answered request.
+  TestConnection idle(port());
+  ASSERT_TRUE(idle.connected());
+  absl::StatusOr<Response> first =
+      idle.RoundTrip(Request(http::verb::get, "/healthz"));
+  ASSERT_TRUE(first.ok()) << first.status();
+  // Both are closed well before io_timeout (WaitClosed gives up after 5 s).
+  EXPECT_TRUE(slow.WaitClosed());
+  EXPECT_TRUE(idle.WaitClosed());
+  EXPECT_EQ(server_->counters().header_timeouts, 2u);
+  EXPECT_EQ(recorder_.count(), 0u);
+}
+
+TEST_F(HttpServerTest, BodyGetsTheIoTimeoutAfterTheHeader) {
+  HttpServer::Options options;
+  options.header_timeout = absl::Seconds(1);
+  options.io_timeout = absl::Seconds(60);
+  StartServer(options);
+  TestConnection conn(port());
+  ASSERT_TRUE(conn.connected());
+  ASSERT_FALSE(
+      conn.WriteRaw("POST /slack/events HTTP/1.1\r\nHost: x\r\n"
+                    "Content-Type: text/plain\r\nContent-Length: 4\r\n\r\nab"));
+  absl::SleepFor(absl::Seconds(2));  // Longer than the header timeout.
+  ASSERT_FALSE(conn.WriteRaw("cd"));
+  absl::StatusOr<Response> response = conn.Read();
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_EQ(response->result_int(), 200);
+  ASSERT_TRUE(recorder_.WaitFor(1));
+  EXPECT_EQ(recorder_.request(0).body, "abcd");
+}
+
+TEST_F(HttpServerTest, ConnectionsOverMaxConnectionsAreClosed) {
+  HttpServer::Options options;
+  options.max_connections = 3;
+  StartServer(options);
+  std::vector<std::unique_ptr<TestConnection>> held;
+  for (int i = 0; i < 3; ++i) {
+    held.push_back(std::make_unique<TestConnection>(port()));
+    ASSERT_TRUE(held.back()->connected());
+    // A request answered proves the server has registered this connection.
+    absl::StatusOr<Response> r =
+        held.back()->RoundTrip(Request(http::verb::get, "/healthz"));
+    ASSERT_TRUE(r.ok()) << r.status();
+  }
+  TestConnection extra(port());
+  ASSERT_TRUE(extra.connected());  // The kernel accepts; the server closes.
+  EXPECT_TRUE(extra.WaitClosed());
+  EXPECT_EQ(server_->counters().refused_connections, 1u);
+  // Once one held connection closes, a new one is served again.
+  held.pop_back();
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  absl::StatusOr<Response> again = absl::UnavailableError("not tried");
+  while (absl::Now() < deadline) {
+    again = Fetch(port(), Request(http::verb::get, "/healthz"));
+    if (again.ok()) break;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->result_int(), 200);
+}
+
 TEST_F(HttpServerTest, ResponderOutlivesTheServer) {
   HttpServer::Options options;
   options.stop_grace = absl::Milliseconds(50);

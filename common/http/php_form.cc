@@ -1,4 +1,4 @@
-#include "adapters/bitrix24/php_form.h"
+#include "common/http/php_form.h"
 
 #include <string>
 #include <vector>
@@ -7,7 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 
-namespace imbridge::adapters::bitrix24 {
+namespace imbridge {
 namespace {
 
 using json = nlohmann::json;
@@ -115,4 +115,57 @@ absl::StatusOr<json> ParsePhpForm(absl::string_view body) {
   return root;
 }
 
-}  // namespace imbridge::adapters::bitrix24
+namespace {
+
+void AppendEncoded(absl::string_view s, std::string& out) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  for (char c : s) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if ((u >= 'a' && u <= 'z') || (u >= 'A' && u <= 'Z') ||
+        (u >= '0' && u <= '9') || u == '-' || u == '_' || u == '.' ||
+        u == '~') {
+      out.push_back(c);
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[u >> 4]);
+      out.push_back(kHex[u & 15]);
+    }
+  }
+}
+
+void EncodeValue(const std::string& key, const json& value, std::string& out) {
+  if (value.is_null()) return;
+  if (value.is_object() || value.is_array()) {
+    size_t index = 0;
+    for (auto it = value.begin(); it != value.end(); ++it, ++index) {
+      std::string member = value.is_object() ? it.key() : std::to_string(index);
+      EncodeValue(absl::StrCat(key, "[", member, "]"), *it, out);
+    }
+    return;
+  }
+  std::string text;
+  if (value.is_string()) {
+    text = value.get<std::string>();
+  } else if (value.is_boolean()) {
+    text = value.get<bool>() ? "1" : "0";
+  } else {
+    text = value.dump();
+  }
+  if (!out.empty()) out.push_back('&');
+  AppendEncoded(key, out);
+  out.push_back('=');
+  AppendEncoded(text, out);
+}
+
+}  // namespace
+
+std::string EncodePhpForm(const json& object) {
+  std::string out;
+  if (!object.is_object()) return out;
+  for (auto it = object.begin(); it != object.end(); ++it) {
+    EncodeValue(it.key(), *it, out);
+  }
+  return out;
+}
+
+}  // namespace imbridge
