@@ -88,9 +88,10 @@ TelegramText Concat(const TelegramText& prefix, const TelegramText& body);
 
 // Splits `text` into parts of at most `limit` UTF-16 code units, preferring
 // to cut after a line break, else after a space, else at a character
-// boundary (never inside a surrogate pair); the break character itself is
-// dropped. Entities are cut to each part and re-based. A text within the
-// limit is one part (an empty text is one empty part). When `max_parts` is
+// boundary (never inside a surrogate pair, so with a `limit` of 1 a
+// character outside the BMP is a part of 2 units); the break character
+// itself is dropped. Entities are cut to each part and re-based. A text within
+// the limit is one part (an empty text is one empty part). When `max_parts` is
 // not zero and more parts would be needed, the last part is cut short and
 // ends with "…".
 std::vector<TelegramText> Split(const TelegramText& text, size_t limit,
