@@ -1,6 +1,8 @@
 #ifndef IMBRIDGE_TESTS_INTEGRATION_ADAPTER_PROCESS_H_
 #define IMBRIDGE_TESTS_INTEGRATION_ADAPTER_PROCESS_H_
 
+#include <sys/types.h>
+
 #include <string>
 
 #include "absl/status/status.h"
@@ -35,6 +37,8 @@ class AdapterProcess {
   // Everything the adapter wrote to stderr so far (its JSON log lines).
   std::string ReadLog() const;
   bool running() const { return process_.running(); }
+  // The process id while running (for /proc), or -1.
+  pid_t pid() const { return process_.pid(); }
 
  private:
   std::string binary_;

@@ -33,6 +33,8 @@ class ChildProcess {
   // SIGKILL).
   int Terminate(absl::Duration timeout);
   bool running() const { return pid_ > 0; }
+  // The running child's process id (for /proc), or -1.
+  pid_t pid() const { return pid_; }
 
  private:
   pid_t pid_ = -1;

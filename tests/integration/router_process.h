@@ -1,6 +1,8 @@
 #ifndef IMBRIDGE_TESTS_INTEGRATION_ROUTER_PROCESS_H_
 #define IMBRIDGE_TESTS_INTEGRATION_ROUTER_PROCESS_H_
 
+#include <sys/types.h>
+
 #include <string>
 #include <utility>
 #include <vector>
@@ -50,6 +52,8 @@ class RouterProcess {
   // Everything the router wrote to stderr so far (its JSON log lines).
   std::string ReadLog() const;
   bool running() const { return process_.running(); }
+  // The process id while running (for /proc), or -1.
+  pid_t pid() const { return process_.pid(); }
 
  private:
   std::string config_body_;
