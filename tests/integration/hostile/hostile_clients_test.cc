@@ -33,6 +33,7 @@
 #include "absl/time/time.h"
 #include "common/http/hmac.h"
 #include "common/http/http_server.h"
+#include "emulators/bitrix24/fake_bitrix24.h"
 #include "emulators/slack/fake_slack.h"
 #include "emulators/teamspirit/fake_teamspirit.h"
 #include "emulators/telegram/fake_telegram.h"
@@ -50,6 +51,7 @@ constexpr char kToken[] = "hostile-clients-router-token-0123";
 constexpr char kTelegramSecret[] = "hostile-Telegram_secret-0123";
 constexpr char kTeamSpiritKey[] = "ts-hostile-api-key-0123";
 constexpr char kTeamSpiritSecret[] = "ts-hostile-webhook-secret";
+constexpr char kBitrixAppToken[] = "b24-hostile-application-token";
 // HttpServer::Options::header_timeout, the default of every process.
 constexpr absl::Duration kHeaderTimeout = absl::Seconds(10);
 constexpr size_t kMaxBody = 1 << 20;  // The default http.max_body_bytes.
@@ -270,6 +272,8 @@ class HostileClientsTest : public ::testing::Test {
     teamspirit_ = new fakes::FakeTeamSpirit(fakes::FakeTeamSpirit::Options{});
     teamspirit_->AddBot("u-bot", "Bridge", kTeamSpiritKey);
     ASSERT_TRUE(teamspirit_->Start().ok());
+    bitrix24_ = new emulators::FakeBitrix24(emulators::FakeBitrix24::Options{});
+    ASSERT_TRUE(bitrix24_->Start().ok());
 
     router_ = new RouterProcess(
         absl::StrCat("adapters:\n  - {name: tests, token: ", kToken, "}\n",
@@ -304,27 +308,36 @@ class HostileClientsTest : public ::testing::Test {
         absl::StrCat(router, "account: corp\napi_base_url: ",
                      teamspirit_->api_base_url(), "\napi_key: ", kTeamSpiritKey,
                      "\nwebhook_secret: ", kTeamSpiritSecret, "\n"));
-    for (AdapterProcess* a :
-         {webhook_, slack_adapter_, telegram_adapter_, teamspirit_adapter_}) {
+    bitrix24_adapter_ = new AdapterProcess(
+        "adapters/bitrix24/imbridge-adapter-bitrix24",
+        absl::StrCat(router, "state_dir: ", MakeTempDir("hostile-b24"),
+                     "\naccounts:\n  - name: main\n    webhook_url: '",
+                     bitrix24_->webhook_url(),
+                     "'\n    bot_token: hostile-bot-token-0123\n",
+                     "    bot_id: 1\n    mode: webhook\n",
+                     "    application_token: ", kBitrixAppToken, "\n"));
+    for (AdapterProcess* a : Adapters()) {
       s = a->Start();
       ASSERT_TRUE(s.ok()) << s << a->ReadLog();
     }
   }
 
   static void TearDownTestSuite() {
-    for (AdapterProcess* a :
-         {webhook_, slack_adapter_, telegram_adapter_, teamspirit_adapter_}) {
-      delete a;
-    }
+    for (AdapterProcess* a : Adapters()) delete a;
+    delete bitrix24_;
     delete router_;
     delete slack_;
     delete telegram_;
     delete teamspirit_;
   }
 
+  static std::vector<AdapterProcess*> Adapters() {
+    return {webhook_, slack_adapter_, telegram_adapter_, teamspirit_adapter_,
+            bitrix24_adapter_};
+  }
+
   void SetUp() override {
-    for (AdapterProcess* a :
-         {webhook_, slack_adapter_, telegram_adapter_, teamspirit_adapter_}) {
+    for (AdapterProcess* a : Adapters()) {
       ASSERT_NE(a, nullptr);
       ASSERT_TRUE(a->running()) << a->ReadLog();
     }
@@ -339,6 +352,8 @@ class HostileClientsTest : public ::testing::Test {
         {"telegram", telegram_adapter_->port(), telegram_adapter_->pid(),
          kHeaderTimeout},
         {"teamspirit", teamspirit_adapter_->port(), teamspirit_adapter_->pid(),
+         kHeaderTimeout},
+        {"bitrix24", bitrix24_adapter_->port(), bitrix24_adapter_->pid(),
          kHeaderTimeout},
     };
   }
@@ -405,6 +420,19 @@ class HostileClientsTest : public ::testing::Test {
                              {"Authorization", "Bearer forged-key-0123456789"}},
                             /*timestamped=*/false,
                             /*can_sign=*/false});
+    // Bitrix24 authenticates with auth[application_token] in the form body,
+    // so a header cannot sign; its own cases are in BitrixFormEndpoint.
+    hooks.push_back(
+        Webhook{"bitrix24",
+                bitrix24_adapter_->port(),
+                "/bitrix24/main",
+                [](const std::string&, absl::Time) {
+                  return HttpHeaderList{
+                      {"Content-Type", "application/x-www-form-urlencoded"}};
+                },
+                {{"Content-Type", "application/x-www-form-urlencoded"}},
+                /*timestamped=*/false,
+                /*can_sign=*/false});
     return hooks;
   }
 
@@ -413,9 +441,11 @@ class HostileClientsTest : public ::testing::Test {
   static AdapterProcess* slack_adapter_;
   static AdapterProcess* telegram_adapter_;
   static AdapterProcess* teamspirit_adapter_;
+  static AdapterProcess* bitrix24_adapter_;
   static fakes::FakeSlack* slack_;
   static fakes::FakeTelegram* telegram_;
   static fakes::FakeTeamSpirit* teamspirit_;
+  static emulators::FakeBitrix24* bitrix24_;
 };
 
 RouterProcess* HostileClientsTest::router_ = nullptr;
@@ -423,9 +453,11 @@ AdapterProcess* HostileClientsTest::webhook_ = nullptr;
 AdapterProcess* HostileClientsTest::slack_adapter_ = nullptr;
 AdapterProcess* HostileClientsTest::telegram_adapter_ = nullptr;
 AdapterProcess* HostileClientsTest::teamspirit_adapter_ = nullptr;
+AdapterProcess* HostileClientsTest::bitrix24_adapter_ = nullptr;
 fakes::FakeSlack* HostileClientsTest::slack_ = nullptr;
 fakes::FakeTelegram* HostileClientsTest::telegram_ = nullptr;
 fakes::FakeTeamSpirit* HostileClientsTest::teamspirit_ = nullptr;
+emulators::FakeBitrix24* HostileClientsTest::bitrix24_ = nullptr;
 
 // Every path of every process (/healthz, /readyz, /metrics and each
 // webhook): an oversized Content-Length is 413 before the body is read, a
@@ -597,7 +629,7 @@ TEST_F(HostileClientsTest, SlowlorisThousandIdleConnectionsPerProcess) {
   // Every idle connection is closed once its header timeout passes.
   for (size_t i = 0; i < targets.size(); ++i) {
     absl::Time deadline =
-        opened + targets[i].header_timeout + open_time + absl::Seconds(20);
+        opened + targets[i].header_timeout + open_time + absl::Seconds(8);
     ProcessSample now = Sample(targets[i].pid);
     while (now.fds > before[i].fds + 16 && absl::Now() < deadline) {
       absl::SleepFor(absl::Milliseconds(200));
@@ -746,16 +778,36 @@ TEST_F(HostileClientsTest, RouterGrpcRefusesUnauthenticatedAndOversized) {
         << status.error_message();
   }
   // Still serving: every adapter is still attached, and /healthz answers.
-  for (AdapterProcess* a :
-       {webhook_, slack_adapter_, telegram_adapter_, teamspirit_adapter_}) {
-    EXPECT_TRUE(a->running());
-  }
-  EXPECT_TRUE(router_->WaitForMetric("imbridge_router_attached_adapters", {}, 4,
+  for (AdapterProcess* a : Adapters()) EXPECT_TRUE(a->running());
+  EXPECT_TRUE(router_->WaitForMetric("imbridge_router_attached_adapters", {}, 5,
                                      absl::Seconds(30)))
       << router_->ReadLog();
   bool ok = false;
   TimedHealthz(router_->http_port(), &ok);
   EXPECT_TRUE(ok);
+}
+
+// Bitrix24's form endpoint: the application token is checked after the
+// form is parsed, so a JSON body is 400 bad_content_type, a forged token 401,
+// and a genuine token without an event 400.
+TEST_F(HostileClientsTest, BitrixFormEndpoint) {
+  const int port = bitrix24_adapter_->port();
+  const HttpHeaderList form = {
+      {"Content-Type", "application/x-www-form-urlencoded"}};
+  RawResponse json_body =
+      Exchange(port, RequestText("POST", "/bitrix24/main",
+                                 {{"Content-Type", "application/json"}}, "{}"));
+  EXPECT_EQ(json_body.status, 400) << json_body.body;
+  RawResponse forged = Exchange(
+      port, RequestText("POST", "/bitrix24/main", form,
+                        "event=ONIMBOTV2MESSAGEADD&auth%5Bapplication_token"
+                        "%5D=forged-token"));
+  EXPECT_EQ(forged.status, 401) << forged.body;
+  RawResponse no_event = Exchange(
+      port, RequestText(
+                "POST", "/bitrix24/main", form,
+                absl::StrCat("auth%5Bapplication_token%5D=", kBitrixAppToken)));
+  EXPECT_EQ(no_event.status, 400) << no_event.body;
 }
 
 // A client that attaches and never reads its deliveries: the router sends
