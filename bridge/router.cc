@@ -171,6 +171,7 @@ void Router::RunMaintenance() {
 }
 
 void Router::Shutdown() {
+  absl::MutexLock lock(&shutdown_mu_);
   if (shut_down_) return;
   shut_down_ = true;
   LogInfo("router shutting down");

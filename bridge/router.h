@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "bridge/admin_service.h"
 #include "bridge/blob_store.h"
@@ -31,7 +32,8 @@ namespace imbridge::bridge {
 // Shutdown() (also run by the destructor) ends adapter streams, lets the
 // committer finish what it received, and closes the store.
 //
-// Thread-safe: Shutdown() may be called from any thread, once.
+// Thread-safe: Shutdown() may be called from any thread, any number of
+// times; a call made while another runs returns once the router stopped.
 class Router {
  public:
   // `config` must have been validated (ValidateRouterConfig).
@@ -83,7 +85,10 @@ class Router {
   int port_ = 0;
   absl::Notification stop_maintenance_;
   std::thread maintenance_;
-  bool shut_down_ = false;
+  // Held for the whole of Shutdown(), so a concurrent call (a signal
+  // thread and the destructor) waits for the first instead of racing it.
+  absl::Mutex shutdown_mu_;
+  bool shut_down_ ABSL_GUARDED_BY(shutdown_mu_) = false;
 };
 
 }  // namespace imbridge::bridge

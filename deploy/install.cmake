@@ -17,6 +17,8 @@ set(IMBRIDGE_OPERATOR_BINARIES
   imbridge-adapter-telegram
   imbridge-adapter-webhook
   imbridge-adapter-bitrix24
+  imbridge-adapter-chatlio
+  imbridge-adapter-botsplash
   imbridgectl
   imbridge-sandbox)
 foreach(binary IN LISTS IMBRIDGE_OPERATOR_BINARIES)

@@ -18,6 +18,10 @@ packages=(
   python3-jsonschema python3-yaml python3-kubernetes
   # The monitoring tests (tests/integration/monitoring): Prometheus, promtool.
   prometheus
+  # The sanitizer builds (scripts/sanitize.sh) and fuzz targets: Debian's
+  # clang and its ASan/UBSan/TSan/libFuzzer runtimes (only recommended by
+  # clang-14, so named here).
+  clang libclang-rt-14-dev
 )
 if [ "${1:-}" = "--with-browser" ]; then
   # What the browser test needs is the commands; a machine may have Node.js

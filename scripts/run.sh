@@ -2,9 +2,10 @@
 # The README's run command: the whole bridge on one machine, with no
 # messenger account. Installs what is missing, builds, writes fresh configs
 # (new tokens and secrets) into run/, and starts
-#   imbridge-sandbox            emulated TeamSpirit, Slack and Telegram + the page
+#   imbridge-sandbox            emulated TeamSpirit, Slack, Telegram and Bitrix24
+#                               + the page
 #   imbridge-router             on its embedded SQLite store (run/data)
-#   imbridge-adapter-teamspirit, -slack, -telegram
+#   imbridge-adapter-teamspirit, -slack, -telegram, -bitrix24
 #   imbridge-adapter-webhook    generic webhooks (`imbridgectl webhook create`)
 # each with its log lines prefixed by its name. Prints the page's address and
 # runs until Ctrl-C, which stops everything cleanly (exit status 0).
@@ -12,7 +13,8 @@
 # Ports (override with the environment): IMBRIDGE_ROUTER_PORT (7700),
 # IMBRIDGE_ROUTER_HTTP_PORT (7701), IMBRIDGE_TEAMSPIRIT_PORT (7711),
 # IMBRIDGE_SLACK_PORT (7712), IMBRIDGE_TELEGRAM_PORT (7713),
-# IMBRIDGE_WEBHOOK_PORT (7714), IMBRIDGE_SANDBOX_PORT (8080). IMBRIDGE_RUN_DIR (run/) holds configs, data
+# IMBRIDGE_WEBHOOK_PORT (7714), IMBRIDGE_BITRIX24_PORT (7715),
+# IMBRIDGE_SANDBOX_PORT (8080). IMBRIDGE_RUN_DIR (run/) holds configs, data
 # and secrets; IMBRIDGE_BUILD_DIR (build/) the binaries; IMBRIDGE_SKIP_BUILD=1
 # uses the binaries as they are.
 set -euo pipefail
@@ -25,6 +27,7 @@ teamspirit_port="${IMBRIDGE_TEAMSPIRIT_PORT:-7711}"
 slack_port="${IMBRIDGE_SLACK_PORT:-7712}"
 telegram_port="${IMBRIDGE_TELEGRAM_PORT:-7713}"
 webhook_port="${IMBRIDGE_WEBHOOK_PORT:-7714}"
+bitrix24_port="${IMBRIDGE_BITRIX24_PORT:-7715}"
 sandbox_port="${IMBRIDGE_SANDBOX_PORT:-8080}"
 
 say() { printf '[run] %s\n' "$*"; }
@@ -33,11 +36,12 @@ die() { printf '[run] error: %s\n' "$*" >&2; exit 1; }
 if [ "${IMBRIDGE_SKIP_BUILD:-0}" != 1 ]; then
   "$root/scripts/build.sh" imbridge-router imbridge-adapter-teamspirit \
     imbridge-adapter-slack imbridge-adapter-telegram imbridge-adapter-webhook \
-    imbridge-sandbox
+    imbridge-adapter-bitrix24 imbridge-sandbox
 fi
 for bin in bridge/imbridge-router adapters/teamspirit/imbridge-adapter-teamspirit \
   adapters/slack/imbridge-adapter-slack adapters/telegram/imbridge-adapter-telegram \
-  adapters/webhook/imbridge-adapter-webhook tools/sandbox/imbridge-sandbox; do
+  adapters/webhook/imbridge-adapter-webhook adapters/bitrix24/imbridge-adapter-bitrix24 \
+  tools/sandbox/imbridge-sandbox; do
   [ -x "$build/$bin" ] || die "$build/$bin is missing (build it, or unset IMBRIDGE_SKIP_BUILD)"
 done
 
@@ -45,7 +49,7 @@ done
 for entry in "router:$router_port" "router HTTP:$router_http_port" \
   "TeamSpirit adapter:$teamspirit_port" "Slack adapter:$slack_port" \
   "Telegram adapter:$telegram_port" "webhook adapter:$webhook_port" \
-  "sandbox page:$sandbox_port"; do
+  "Bitrix24 adapter:$bitrix24_port" "sandbox page:$sandbox_port"; do
   port="${entry##*:}"
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     die "port $port (${entry%:*}) is in use; stop what uses it or set another port (see the top of scripts/run.sh)"
@@ -56,13 +60,14 @@ done
 # the router's message map of an earlier run would point at nothing.
 umask 077
 mkdir -p "$run"
-rm -rf "$run/data" "$run/telegram" "$run/sandbox.endpoints"
-mkdir -p "$run/data" "$run/telegram"
+rm -rf "$run/data" "$run/telegram" "$run/bitrix24" "$run/sandbox.endpoints"
+mkdir -p "$run/data" "$run/telegram" "$run/bitrix24"
 secret() { head -c "${1:-24}" /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 ts_router_token="$(secret)"
 slack_router_token="$(secret)"
 telegram_router_token="$(secret)"
 webhook_router_token="$(secret)"
+bitrix24_router_token="$(secret)"
 admin_token="$(secret)"
 ts_api_key="ts-$(secret)"
 ts_webhook_secret="$(secret)"
@@ -70,6 +75,8 @@ slack_bot_token="xoxb-$(secret)"
 slack_signing_secret="$(secret)"
 telegram_bot_token="7$(od -An -N4 -tu4 /dev/urandom | tr -d ' '):AA$(secret 16)"
 telegram_secret="$(secret)"
+bitrix24_webhook_code="$(secret 16)"
+bitrix24_bot_token="$(secret 16)"
 printf '%s\n' "$admin_token" > "$run/admin-token"
 
 cat > "$run/sandbox.yaml" <<EOF
@@ -100,6 +107,13 @@ telegram:
   people:
     - {name: Carla Diaz}
     - {name: Dmitri Ivanov}
+bitrix24:
+  webhook_code: "$bitrix24_webhook_code"
+  bot_token: "$bitrix24_bot_token"
+  chat_title: Sandbox
+  people:
+    - {name: Elena Petrova}
+    - {name: Felix Braun}
 EOF
 
 # ---- processes -------------------------------------------------------------
@@ -172,7 +186,7 @@ wait_ready() {
   fail "$name was not ready after 60 s ($url)"
 }
 
-say "starting the sandbox (emulated TeamSpirit, Slack and Telegram)"
+say "starting the sandbox (emulated TeamSpirit, Slack, Telegram and Bitrix24)"
 start sandbox tools/sandbox/imbridge-sandbox "$run/sandbox.yaml"
 for ((i = 0; i < 600; i++)); do
   [ -f "$run/sandbox.endpoints" ] && break
@@ -180,7 +194,8 @@ for ((i = 0; i < 600; i++)); do
   sleep 0.1
 done
 [ -f "$run/sandbox.endpoints" ] || fail "the sandbox did not start within 60 s"
-# PAGE_URL, TEAMSPIRIT_API_URL, SLACK_API_URL, TELEGRAM_API_URL, *_CHAT_ID...
+# PAGE_URL, TEAMSPIRIT_API_URL, SLACK_API_URL, TELEGRAM_API_URL,
+# BITRIX24_WEBHOOK_URL, BITRIX24_BOT_ID, *_CHAT_ID...
 # shellcheck disable=SC1091
 . "$run/sandbox.endpoints"
 
@@ -196,12 +211,14 @@ adapters:
   - {name: slack, token: "$slack_router_token", platforms: [slack]}
   - {name: telegram, token: "$telegram_router_token", platforms: [telegram]}
   - {name: webhook, token: "$webhook_router_token", platforms: [webhook]}
+  - {name: bitrix24, token: "$bitrix24_router_token", platforms: [bitrix24]}
 links:
   - name: sandbox
     members:
       - {platform: teamspirit, account: sandbox, chat_id: "$TEAMSPIRIT_CHAT_ID"}
       - {platform: slack, account: sandbox, chat_id: "$SLACK_CHANNEL_ID"}
       - {platform: telegram, account: sandbox, chat_id: "$TELEGRAM_CHAT_ID"}
+      - {platform: bitrix24, account: sandbox, chat_id: "$BITRIX24_CHAT_ID"}
 store:
   durability: normal
 dispatch:
@@ -250,6 +267,21 @@ accounts:
       url: http://127.0.0.1:$telegram_port/telegram/sandbox
 EOF
 
+cat > "$run/bitrix24.yaml" <<EOF
+# imbridge-adapter-bitrix24 (written by scripts/run.sh; see docs/bitrix24.md).
+# The sandbox registered the bot (as --register would) and added it to the chat.
+router: {address: "127.0.0.1:$router_port", token: "$bitrix24_router_token"}
+http: {listen: "127.0.0.1:$bitrix24_port"}
+state_dir: $run/bitrix24
+accounts:
+  - name: sandbox
+    webhook_url: "$BITRIX24_WEBHOOK_URL"
+    bot_id: $BITRIX24_BOT_ID
+    bot_token: "$bitrix24_bot_token"
+    requests_per_second: 20
+    poll_idle_ms: 2000
+EOF
+
 cat > "$run/webhook.yaml" <<EOF
 # imbridge-adapter-webhook (written by scripts/run.sh; see docs/webhook.md).
 # Its webhooks are kept by the router: imbridgectl webhook create --link sandbox
@@ -268,6 +300,8 @@ start telegram adapters/telegram/imbridge-adapter-telegram "$run/telegram.yaml"
 wait_ready "the Telegram adapter" "http://127.0.0.1:$telegram_port/readyz"
 start webhook adapters/webhook/imbridge-adapter-webhook "$run/webhook.yaml"
 wait_ready "the webhook adapter" "http://127.0.0.1:$webhook_port/readyz"
+start bitrix24 adapters/bitrix24/imbridge-adapter-bitrix24 "$run/bitrix24.yaml"
+wait_ready "the Bitrix24 adapter" "http://127.0.0.1:$bitrix24_port/readyz"
 
 cat <<EOF
 [run] ------------------------------------------------------------------

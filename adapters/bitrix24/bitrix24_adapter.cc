@@ -15,13 +15,13 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "adapters/bitrix24/format.h"
-#include "adapters/bitrix24/php_form.h"
 #include "adapters/common/attachment_kind.h"
 #include "adapters/common/delivery_handler.h"
 #include "common/config_loader.h"
 #include "common/file_size.h"
 #include "common/http/hmac.h"
 #include "common/http/http_server.h"
+#include "common/http/php_form.h"
 #include "common/logging.h"
 #include "common/metrics.h"
 
@@ -302,6 +302,35 @@ int RegisterBots(const v1::Bitrix24AdapterConfig& config) {
     std::printf("%s: bot_id %s\n", a.name().c_str(), id.c_str());
   }
   return 0;
+}
+
+AdapterProgram<v1::Bitrix24AdapterConfig> Bitrix24Program() {
+  AdapterProgram<v1::Bitrix24AdapterConfig> program;
+  program.binary = "imbridge-adapter-bitrix24";
+  program.identity = Bitrix24Identity();
+  program.validate = [](absl::string_view source,
+                        const v1::Bitrix24AdapterConfig& config) {
+    return ValidateBitrix24Config(source, config);
+  };
+  program.connect = [](const v1::Bitrix24AdapterConfig& config,
+                       AdapterRuntime* runtime, DeliveryJournal* journal)
+      -> absl::StatusOr<std::unique_ptr<Connector>> {
+    auto connector =
+        std::make_unique<Bitrix24Connector>(config, runtime, journal);
+    absl::Status s = connector->Init();
+    if (!s.ok()) return s;
+    return std::unique_ptr<Connector>(std::move(connector));
+  };
+  AdapterProgram<v1::Bitrix24AdapterConfig>::Command register_bots;
+  register_bots.flag = "--register";
+  register_bots.help = "register each account's bot, print its id and exit";
+  register_bots.validate = [](absl::string_view source,
+                              const v1::Bitrix24AdapterConfig& config) {
+    return ValidateBitrix24Config(source, config, /*registering=*/true);
+  };
+  register_bots.run = RegisterBots;
+  program.commands.push_back(std::move(register_bots));
+  return program;
 }
 
 Bitrix24Connector::Bitrix24Connector(const v1::Bitrix24AdapterConfig& config,
@@ -700,41 +729,59 @@ absl::StatusOr<std::vector<std::string>> Bitrix24Connector::SendMessage(
     texts = RenderMessages(prefix, posted.text(), options);
   }
   const int64_t reply_id = ToInt(delivery.reply_to_target_id());
+  auto uploadable = [](const v1::Attachment& att) {
+    return !att.blob_id().empty() && att.size() <= kMaxUploadBytes;
+  };
+  // A text of one part with a file: the file's upload carries the text
+  // (File.upload's fields.message), one request and one message for both.
+  // Not for a reply (File.upload takes no replyId).
+  std::string caption;
+  if (texts.size() == 1 && !posted.text().text().empty() && reply_id == 0 &&
+      !posted.attachments().empty() && uploadable(posted.attachments(0))) {
+    caption = std::move(texts[0]);
+    texts.clear();
+  }
 
+  // Consecutive text messages (the parts of a long text, the notices of
+  // unavailable files) go as one batch: one step of the journal and one
+  // request of the leaky bucket. A file is a step of its own (its content
+  // is too big for a batch command).
   std::vector<DeliveryJournal::StepCall> steps;
-  auto send_text = [this, account, dialog](std::string text, int64_t reply) {
-    return [this, account, dialog, text = std::move(text),
-            reply]() -> absl::StatusOr<std::vector<std::string>> {
-      json fields = {{"message", text}};
-      if (reply > 0) fields["replyId"] = reply;
-      absl::StatusOr<json> r = account->api->Call(
-          "imbot.v2.Chat.Message.send",
-          BotParams(*account, {{"dialogId", dialog}, {"fields", fields}}));
-      if (!r.ok()) return r.status();
-      std::string id =
-          r->is_object()
-              ? IdString(*r, "id")
-              : (r->is_number_integer() ? absl::StrCat(r->get<int64_t>()) : "");
-      return std::vector<std::string>{id};
-    };
+  std::vector<RestClient::Command> pending;
+  auto flush_texts = [&] {
+    for (std::vector<RestClient::Command>& group : InBatches(pending)) {
+      steps.push_back([this, account, group = std::move(group)] {
+        return SendTexts(account, group);
+      });
+    }
+    pending.clear();
+  };
+  auto add_text = [&](std::string text, int64_t reply) {
+    json fields = {{"message", std::move(text)}};
+    if (reply > 0) fields["replyId"] = reply;
+    pending.push_back(
+        {"imbot.v2.Chat.Message.send",
+         BotParams(*account, {{"dialogId", dialog}, {"fields", fields}})});
   };
   for (size_t i = 0; i < texts.size(); ++i) {
-    steps.push_back(send_text(texts[i], i == 0 ? reply_id : 0));
+    add_text(texts[i], i == 0 ? reply_id : 0);
   }
   for (const v1::Attachment& att : posted.attachments()) {
-    if (att.blob_id().empty() || att.size() > kMaxUploadBytes) {
+    if (!uploadable(att)) {
       std::string reason = att.unavailable_reason();
       if (reason.empty() && att.size() > kMaxUploadBytes) {
         reason = "over Bitrix24's 100 MB upload limit";
       }
-      std::string notice = absl::StrCat(
-          prefix, "[i]📎 ", att.name(), " (", FileSizeText(att.size()), ")",
-          reason.empty() ? "" : ": ", reason, "[/i]");
-      steps.push_back(send_text(notice, 0));
+      add_text(absl::StrCat(prefix, "[i]📎 ", att.name(), " (",
+                            FileSizeText(att.size()), ")",
+                            reason.empty() ? "" : ": ", reason, "[/i]"),
+               0);
       continue;
     }
-    steps.push_back([this, account, dialog,
-                     att]() -> absl::StatusOr<std::vector<std::string>> {
+    flush_texts();
+    steps.push_back([this, account, dialog, att,
+                     caption = std::exchange(caption, std::string())]()
+                        -> absl::StatusOr<std::vector<std::string>> {
       absl::StatusOr<std::string> bytes =
           runtime_->router().GetBlob(att.blob_id(), kMaxUploadBytes);
       if (!bytes.ok()) {
@@ -744,6 +791,7 @@ absl::StatusOr<std::vector<std::string>> Bitrix24Connector::SendMessage(
       }
       json fields = {{"name", att.name()},
                      {"content", absl::Base64Escape(*bytes)}};
+      if (!caption.empty()) fields["message"] = caption;
       absl::StatusOr<json> r = account->api->Call(
           "imbot.v2.File.upload",
           BotParams(*account, {{"dialogId", dialog}, {"fields", fields}}));
@@ -751,6 +799,7 @@ absl::StatusOr<std::vector<std::string>> Bitrix24Connector::SendMessage(
       return std::vector<std::string>{IdString(*r, "messageId")};
     });
   }
+  flush_texts();
   // A send left open by a crash is made again: Bitrix24 has no idempotency
   // key to look it up by (at least once, docs/bitrix24.md).
   absl::StatusOr<std::vector<std::string>> ids = journal_->Run(
@@ -763,12 +812,75 @@ absl::StatusOr<std::vector<std::string>> Bitrix24Connector::SendMessage(
   // An edit updates every text part: remember how many there are (the
   // router's ids of the copy also hold the files' messages).
   if (ids.ok() && texts.size() > 1 && !ids->empty()) {
-    absl::Status s = journal_->PutState(
+    absl::Status s = journal_->PutDeliveryState(
+        delivery.idempotency_key(),
         PartsName(delivery.target().account(), dialog, ids->front()),
         absl::StrCat(texts.size()));
     if (!s.ok()) return RetryableError(s.message());
   }
   return ids;
+}
+
+absl::StatusOr<std::vector<std::string>> Bitrix24Connector::SendTexts(
+    Account* account, const std::vector<RestClient::Command>& sends) {
+  auto id_of = [](const json& r) {
+    return r.is_object()           ? IdString(r, "id")
+           : r.is_number_integer() ? absl::StrCat(r.get<int64_t>())
+                                   : std::string();
+  };
+  if (sends.size() == 1) {
+    absl::StatusOr<json> r =
+        account->api->Call(sends[0].method, sends[0].params);
+    if (!r.ok()) return r.status();
+    return std::vector<std::string>{id_of(*r)};
+  }
+  // halt: a failing part stops the rest, so the order holds.
+  auto answers = account->api->CallBatch(sends, /*halt=*/true);
+  if (!answers.ok()) return answers.status();
+  std::vector<std::string> ids;
+  for (const absl::StatusOr<json>& answer : *answers) {
+    if (answer.ok()) {
+      ids.push_back(id_of(*answer));
+      continue;
+    }
+    // The step is made again whole: remove the parts made so that the
+    // retry does not show them twice.
+    std::vector<RestClient::Command> deletes;
+    for (const std::string& id : ids) {
+      deletes.push_back({"imbot.v2.Chat.Message.delete",
+                         BotParams(*account, {{"messageId", ToInt(id)}})});
+    }
+    absl::Status undone = RunAll(account, deletes);
+    if (!undone.ok()) {
+      LogWarn(
+          "cannot remove the parts of a message that failed part-way",
+          {{"account", account->config.name()}, {"error", undone.ToString()}});
+    }
+    return answer.status();
+  }
+  return ids;
+}
+
+absl::Status Bitrix24Connector::RunAll(
+    Account* account, const std::vector<RestClient::Command>& commands) {
+  // MESSAGE_NOT_FOUND: the message is gone already (deleted by a person or
+  // by an earlier, shorter edit).
+  auto check = [](const absl::Status& s) {
+    return s.ok() || ErrorCode(s) == "MESSAGE_NOT_FOUND" ? absl::OkStatus() : s;
+  };
+  if (commands.size() == 1) {
+    return check(
+        account->api->Call(commands[0].method, commands[0].params).status());
+  }
+  for (const std::vector<RestClient::Command>& group : InBatches(commands)) {
+    auto answers = account->api->CallBatch(group, /*halt=*/false);
+    if (!answers.ok()) return answers.status();
+    for (const absl::StatusOr<json>& answer : *answers) {
+      absl::Status s = check(answer.status());
+      if (!s.ok()) return s;
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Bitrix24Connector::EditMessage(const v1::Delivery& delivery) {
@@ -800,37 +912,33 @@ absl::Status Bitrix24Connector::EditMessage(const v1::Delivery& delivery) {
              {"parts", absl::StrCat(parts)},
              {"needed", absl::StrCat(texts.size())}});
   }
+  // Every part's update (or delete) in one batch; a retry makes them all
+  // again, which changes nothing where one was made.
+  std::vector<RestClient::Command> commands;
   for (size_t i = 0; i < parts; ++i) {
-    absl::StatusOr<json> r =
-        i < texts.size()
-            ? account->api->Call(
-                  "imbot.v2.Chat.Message.update",
-                  BotParams(*account, {{"messageId", ToInt(ids[i])},
-                                       {"fields", {{"message", texts[i]}}}}))
-            : account->api->Call(
-                  "imbot.v2.Chat.Message.delete",
-                  BotParams(*account, {{"messageId", ToInt(ids[i])}}));
-    // MESSAGE_NOT_FOUND: that part is gone (deleted by a person or by an
-    // earlier, shorter edit).
-    if (!r.ok() && ErrorCode(r.status()) != "MESSAGE_NOT_FOUND") {
-      return r.status();
+    if (i < texts.size()) {
+      commands.push_back(
+          {"imbot.v2.Chat.Message.update",
+           BotParams(*account, {{"messageId", ToInt(ids[i])},
+                                {"fields", {{"message", texts[i]}}}})});
+    } else {
+      commands.push_back({"imbot.v2.Chat.Message.delete",
+                          BotParams(*account, {{"messageId", ToInt(ids[i])}})});
     }
   }
-  return absl::OkStatus();
+  return RunAll(account, commands);
 }
 
 absl::Status Bitrix24Connector::DeleteMessage(const v1::Delivery& delivery) {
   Account* account = FindAccount(delivery.target().account());
   if (account == nullptr) return absl::FailedPreconditionError("no account");
+  std::vector<RestClient::Command> deletes;
   for (const std::string& id : delivery.target_message_ids()) {
-    absl::StatusOr<json> r =
-        account->api->Call("imbot.v2.Chat.Message.delete",
-                           BotParams(*account, {{"messageId", ToInt(id)}}));
-    if (!r.ok() && ErrorCode(r.status()) != "MESSAGE_NOT_FOUND") {
-      return r.status();
-    }
+    deletes.push_back({"imbot.v2.Chat.Message.delete",
+                       BotParams(*account, {{"messageId", ToInt(id)}})});
   }
-  return absl::OkStatus();
+  if (deletes.empty()) return absl::OkStatus();
+  return RunAll(account, deletes);
 }
 
 }  // namespace imbridge::adapters::bitrix24

@@ -36,6 +36,11 @@ absl::Status ValidateBitrix24Config(absl::string_view source,
 
 AdapterIdentity Bitrix24Identity();
 
+// The binary: imbridge-adapter-bitrix24, platform "bitrix24", port 7715,
+// the Bitrix24Connector, and the `--register` command (RegisterBots) for
+// RunAdapter.
+AdapterProgram<v1::Bitrix24AdapterConfig> Bitrix24Program();
+
 // The REST client options of `account` (credentials, pacing).
 RestClient::Options ClientOptions(const v1::Bitrix24Account& account);
 
@@ -62,10 +67,13 @@ int RegisterBots(const v1::Bitrix24AdapterConfig& config);
 // event types are ignored and counted.
 //
 // Outbound: imbot.v2.Chat.Message.send with the sender's name and the text
-// as BB-code, split at 20,000 characters, the reply as replyId; files by
-// imbot.v2.File.upload (base64, up to 100 MB, else a notice); edits update
+// as BB-code, split at 20,000 characters, the reply as replyId (the parts
+// and the notices of unavailable files as one `batch` request); files by
+// imbot.v2.File.upload (base64, up to 100 MB, else a notice; a one-part
+// text that is no reply rides on the first upload); edits update
 // every text part of the copy (their number kept in the journal's state for
-// copies of several parts), deletes remove every message. Each delivery's
+// copies of several parts, pruned with the delivery's record), deletes
+// remove every message (each in one `batch` request). Each delivery's
 // steps go through the DeliveryJournal; a send left open by a crash is made
 // again (at least once).
 //
@@ -110,6 +118,17 @@ class Bitrix24Connector : public MessengerConnector<Bitrix24Event>,
   // Hands `events` to the pipeline; returns how many from the front the
   // router acknowledged (or that are invalid and skipped).
   size_t ProcessBatch(Account* account, const nlohmann::json& events);
+  // Sends text messages (Chat.Message.send commands, at most a batch's
+  // worth) in one request: a batch that stops at the first failure, whose
+  // parts already made are then deleted (the journal makes the step again
+  // whole). Returns the messages' ids in order.
+  absl::StatusOr<std::vector<std::string>> SendTexts(
+      Account* account, const std::vector<RestClient::Command>& sends);
+  // Makes `commands` (updates and deletes) in batches, every one even when
+  // another fails; OK when each worked or found its message gone
+  // (MESSAGE_NOT_FOUND), else the first other error.
+  absl::Status RunAll(Account* account,
+                      const std::vector<RestClient::Command>& commands);
   absl::Status Health() const;
 
   const v1::Bitrix24AdapterConfig config_;

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "adapters/common/delivery_handler.h"
+#include "common/http/php_form.h"
 #include "common/http/url_origin.h"
 #include "common/logging.h"
 
@@ -21,6 +22,25 @@ constexpr absl::string_view kPayloadUrl = "imbridge.bitrix24/error";
 
 bool Retryable(int status) {
   return status == 0 || status == 429 || status >= 500;
+}
+
+// The codes Bitrix24 answers with 503 and 429, for a command of a batch
+// (which carries no HTTP status of its own).
+bool RetryableCode(absl::string_view code) {
+  return code == "QUERY_LIMIT_EXCEEDED" || code == "OVERLOAD_LIMIT" ||
+         code == "OPERATION_TIME_LIMIT" || code == "INTERNAL_SERVER_ERROR";
+}
+
+// A failed call of `method` as Call() returns it.
+absl::Status Failure(absl::string_view method, const std::string& code,
+                     const std::string& description, bool retryable,
+                     absl::Duration retry_after) {
+  std::string what = absl::StrCat("Bitrix24 ", method, ": ", code,
+                                  description.empty() ? "" : ": ", description);
+  if (retryable) return RetryableError(what, retry_after);
+  absl::Status s = absl::FailedPreconditionError(what);
+  s.SetPayload(kPayloadUrl, absl::Cord(code));
+  return s;
 }
 
 }  // namespace
@@ -141,13 +161,58 @@ absl::StatusOr<json> RestClient::Call(absl::string_view method, json params) {
       backoff = std::min(backoff * 2, options_.max_backoff);
     }
   }
-  std::string what =
-      absl::StrCat("Bitrix24 ", method, ": ", last.error,
-                   last.description.empty() ? "" : ": ", last.description);
-  if (Retryable(last.status)) return RetryableError(what, backoff);
-  absl::Status s = absl::FailedPreconditionError(what);
-  s.SetPayload(kPayloadUrl, absl::Cord(last.error));
-  return s;
+  return Failure(method, last.error, last.description, Retryable(last.status),
+                 backoff);
+}
+
+absl::StatusOr<std::vector<absl::StatusOr<json>>> RestClient::CallBatch(
+    const std::vector<Command>& commands, bool halt) {
+  if (commands.empty() || commands.size() > kMaxBatchCommands) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("a batch takes 1 to ", kMaxBatchCommands, " commands"));
+  }
+  json cmd = json::object();
+  for (size_t i = 0; i < commands.size(); ++i) {
+    cmd[absl::StrCat("c", i)] = absl::StrCat(commands[i].method, "?",
+                                             EncodePhpForm(commands[i].params));
+  }
+  absl::StatusOr<json> r =
+      Call("batch", {{"halt", halt ? 1 : 0}, {"cmd", std::move(cmd)}});
+  if (!r.ok()) return r.status();
+  // {result: {c0: ...}, result_error: {c1: {error, error_description}}};
+  // PHP writes an empty map as [].
+  auto member = [&r](const char* name) {
+    json m = r->is_object() ? r->value(name, json::object()) : json::object();
+    return m.is_object() ? m : json::object();
+  };
+  const json results = member("result");
+  const json errors = member("result_error");
+  std::vector<absl::StatusOr<json>> out;
+  for (size_t i = 0; i < commands.size(); ++i) {
+    const std::string key = absl::StrCat("c", i);
+    auto e = errors.find(key);
+    if (e != errors.end()) {
+      std::string code = "UNKNOWN_ERROR";
+      std::string description;
+      if (e->is_object()) {
+        json error = e->value("error", json());
+        if (error.is_string()) code = error.get<std::string>();
+        description = e->value("error_description", "");
+      }
+      out.push_back(Failure(commands[i].method, code, description,
+                            RetryableCode(code), options_.initial_backoff));
+      continue;
+    }
+    auto ok = results.find(key);
+    if (ok != results.end()) {
+      out.push_back(*ok);
+      continue;
+    }
+    out.push_back(absl::AbortedError(
+        absl::StrCat("Bitrix24 ", commands[i].method,
+                     ": not made (an earlier command of the batch failed)")));
+  }
+  return out;
 }
 
 absl::Status RestClient::Refresh(const std::string& stale) {
@@ -246,6 +311,17 @@ absl::Status RestClient::Download(
         "Bitrix24 did not provide the file (HTTP ", r->status, ")"));
   }
   return absl::OkStatus();
+}
+
+std::vector<std::vector<RestClient::Command>> InBatches(
+    const std::vector<RestClient::Command>& commands) {
+  std::vector<std::vector<RestClient::Command>> out;
+  for (size_t at = 0; at < commands.size();
+       at += RestClient::kMaxBatchCommands) {
+    size_t end = std::min(commands.size(), at + RestClient::kMaxBatchCommands);
+    out.emplace_back(commands.begin() + at, commands.begin() + end);
+  }
+  return out;
 }
 
 std::string ErrorCode(const absl::Status& status) {

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -68,6 +69,26 @@ class RestClient {
   absl::StatusOr<nlohmann::json> Call(absl::string_view method,
                                       nlohmann::json params);
 
+  // One call of a batch.
+  struct Command {
+    std::string method;
+    nlohmann::json params;
+  };
+  // Bitrix24's batch method takes at most this many commands.
+  static constexpr size_t kMaxBatchCommands = 50;
+
+  // Makes `commands` (1 to kMaxBatchCommands) with Bitrix24's `batch`
+  // method: one request, so one unit of the leaky bucket, for all of them
+  // (each command's parameters go as a PHP-style query string). The request
+  // itself is paced, retried and refreshed like Call(), and its failure is
+  // returned as Call() returns one. Otherwise each command's own answer, in
+  // order: its result, or its error as Call() would return it (permanent
+  // with Bitrix24's code, or retryable for the limit codes); with `halt`
+  // Bitrix24 stops at the first failing command, and the commands after it
+  // are kAborted (not made).
+  absl::StatusOr<std::vector<absl::StatusOr<nlohmann::json>>> CallBatch(
+      const std::vector<Command>& commands, bool halt);
+
   // Downloads a file link (File.download's downloadUrl) with the headers
   // Bitrix24 requires (User-Agent, Accept, Accept-Language, Referer: the
   // portal), streaming to `write`; kOutOfRange over `max_bytes`.
@@ -105,6 +126,11 @@ class RestClient {
   absl::Status health_ ABSL_GUARDED_BY(mu_);
   absl::Mutex refresh_mu_;  // One refresh at a time.
 };
+
+// `commands` cut into batches of at most RestClient::kMaxBatchCommands, in
+// order.
+std::vector<std::vector<RestClient::Command>> InBatches(
+    const std::vector<RestClient::Command>& commands);
 
 // Bitrix24's error code of a permanent failure from RestClient::Call
 // ("" for other statuses).

@@ -8,6 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "adapters/common/markup/nesting_renderer.h"
 #include "common/utf8.h"
 
 namespace imbridge::adapters::bitrix24 {
@@ -296,12 +297,6 @@ const char* TagName(Span::Kind k) {
   }
 }
 
-struct RenderSpan {
-  const Span* span;
-  size_t begin;
-  size_t end;
-};
-
 // Protects literal text: tag-like "[" and ">>" at a line start get a
 // ZERO WIDTH SPACE after their first character.
 void AppendEscaped(absl::string_view text, bool at_line_start,
@@ -328,7 +323,7 @@ void AppendCode(absl::string_view text, std::string& out) {
   }
 }
 
-void RenderAtomic(const RenderSpan& s, absl::string_view content,
+void RenderAtomic(const markup::NestedSpan& s, absl::string_view content,
                   const BbCodeOptions& options, std::string& out) {
   const Span& span = *s.span;
   switch (span.kind()) {
@@ -378,9 +373,7 @@ v1::RichText BbCodeToRichText(absl::string_view bbcode) {
 std::string RichTextToBbCode(const v1::RichText& rt,
                              const BbCodeOptions& options) {
   const std::string& text = rt.text();
-  std::vector<RenderSpan> spans;
-  std::vector<bool> quoted(text.size() + 1, false);
-  std::vector<bool> quote_end(text.size() + 1, false);
+  std::vector<markup::NestedSpan> spans;
   for (const Span& s : rt.spans()) {
     size_t begin = s.offset();
     size_t end = begin + s.length();
@@ -388,97 +381,31 @@ std::string RichTextToBbCode(const v1::RichText& rt,
         !IsUtf8Boundary(text, end)) {
       continue;
     }
+    using Role = markup::NestedSpan::Role;
     if (s.kind() == Span::QUOTE) {
-      for (size_t p = begin; p < end; ++p) {
-        if (p == begin || text[p - 1] == '\n') quoted[p] = true;
-      }
-      quote_end[end] = true;
-    } else if (IsStyle(s.kind()) || IsAtomic(s.kind())) {
-      spans.push_back({&s, begin, end});
+      spans.push_back({Role::kQuote, &s, begin, end});
+    } else if (IsStyle(s.kind())) {
+      spans.push_back({Role::kStyle, &s, begin, end});
+    } else if (IsAtomic(s.kind())) {
+      spans.push_back({Role::kAtomic, &s, begin, end});
     }
   }
-  std::stable_sort(
-      spans.begin(), spans.end(), [](const RenderSpan& a, const RenderSpan& b) {
-        if (a.begin != b.begin) return a.begin < b.begin;
-        if (a.end != b.end) return a.end > b.end;
-        return !IsAtomic(a.span->kind()) && IsAtomic(b.span->kind());
-      });
-
-  std::string out;
-  std::vector<const RenderSpan*> open;  // Style spans, outermost first.
-  size_t next_span = 0;
-  size_t pos = 0;
-  bool at_line_start = true;
-  // Closes every span ending at or before p, reopening the ones above it
-  // that continue.
-  auto close_upto = [&](size_t p) {
-    size_t first = 0;
-    while (first < open.size() && open[first]->end > p) ++first;
-    if (first == open.size()) return;
-    std::vector<const RenderSpan*> reopen;
-    for (size_t i = open.size(); i-- > first;) {
-      absl::StrAppend(&out, "[/", TagName(open[i]->span->kind()), "]");
-      if (open[i]->end > p) reopen.push_back(open[i]);
-    }
-    open.resize(first);
-    for (size_t i = reopen.size(); i-- > 0;) {
-      absl::StrAppend(&out, "[", TagName(reopen[i]->span->kind()), "]");
-      open.push_back(reopen[i]);
-    }
+  markup::NestedMarkup bbcode;
+  bbcode.style = [](Span::Kind kind, bool closing, std::string& out) {
+    absl::StrAppend(&out, closing ? "[/" : "[", TagName(kind), "]");
   };
-  while (pos <= text.size()) {
-    close_upto(pos);
-    if (pos > 0 && quote_end[pos] && pos < text.size() &&
-        text[pos - 1] != '\n' && text[pos] != '\n') {
-      // Text after a quote on the same line must not join the quote.
-      out.push_back('\n');
-      at_line_start = true;
-    }
-    if (pos == text.size()) break;
-    if (quoted[pos]) {
-      if (!at_line_start) out.push_back('\n');
-      out.append(">>");
-      at_line_start = false;
-    }
-    bool jumped = false;
-    while (next_span < spans.size() && spans[next_span].begin <= pos) {
-      const RenderSpan& s = spans[next_span++];
-      if (s.begin < pos) continue;  // Started inside an atomic span.
-      if (IsAtomic(s.span->kind())) {
-        size_t end = s.end;
-        // An atomic span cannot straddle the end of a style span.
-        for (const RenderSpan* o : open) end = std::min(end, o->end);
-        RenderAtomic(s, absl::string_view(text).substr(pos, end - pos), options,
-                     out);
-        while (next_span < spans.size() && spans[next_span].begin < end) {
-          ++next_span;
-        }
-        pos = end;
-        at_line_start = text[pos - 1] == '\n';
-        jumped = true;
-        break;
-      }
-      absl::StrAppend(&out, "[", TagName(s.span->kind()), "]");
-      open.push_back(&s);
-    }
-    if (jumped) continue;
-    size_t stop = text.size();
-    if (next_span < spans.size()) stop = std::min(stop, spans[next_span].begin);
-    for (const RenderSpan* s : open) stop = std::min(stop, s->end);
-    for (size_t p = pos + 1; p < stop; ++p) {
-      if (quoted[p] || quote_end[p]) {
-        stop = p;
-        break;
-      }
-    }
-    if (stop <= pos) stop = pos + 1;
-    absl::string_view piece = absl::string_view(text).substr(pos, stop - pos);
+  bbcode.atomic = [&options](const markup::NestedSpan& s,
+                             absl::string_view content, std::string& out) {
+    RenderAtomic(s, content, options, out);
+  };
+  bbcode.text = [](absl::string_view piece, bool at_line_start,
+                   std::string& out) {
     AppendEscaped(piece, at_line_start, out);
-    at_line_start = piece.back() == '\n';
-    pos = stop;
-  }
-  close_upto(text.size());
-  return out;
+  };
+  bbcode.quote_prefix = ">>";
+  // An atomic span cannot straddle the end of a style span.
+  bbcode.clip_atomic_to_styles = true;
+  return markup::RenderNested(text, std::move(spans), bbcode);
 }
 
 size_t CharCount(absl::string_view text) {

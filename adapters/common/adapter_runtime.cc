@@ -353,15 +353,16 @@ bool ParseAdapterCommandLine(
     int argc, char** argv, absl::string_view binary,
     google::protobuf::Message* config,
     const std::function<absl::Status(absl::string_view source)>& validate,
-    int* exit_code) {
+    int* exit_code, absl::string_view extra_usage) {
   std::string b(binary);
+  std::string extra(extra_usage);
   auto usage = [&](FILE* out) {
     std::fprintf(out,
                  "usage: %s --config FILE [--check-config]\n"
                  "       %s --check-config FILE\n"
                  "  --config FILE     the adapter's YAML config (see docs/)\n"
-                 "  --check-config    validate the config and exit\n",
-                 b.c_str(), b.c_str());
+                 "  --check-config    validate the config and exit\n%s",
+                 b.c_str(), b.c_str(), extra.c_str());
   };
   std::string path;
   bool check_only = false;

@@ -202,11 +202,13 @@ class RuntimeInboundRouter : public InboundRouter {
 // command line, 1 for a bad config (the reason printed to stderr as
 // "<binary>: invalid config: FILE:line: field.path: reason"), 0 after
 // --check-config printed "FILE: OK" or after --help.
+// `extra_usage` lines (the binary's one-shot commands, "  --register  ...")
+// are added to the usage text.
 bool ParseAdapterCommandLine(
     int argc, char** argv, absl::string_view binary,
     google::protobuf::Message* config,
     const std::function<absl::Status(absl::string_view source)>& validate,
-    int* exit_code);
+    int* exit_code, absl::string_view extra_usage = "");
 
 // What RunAdapter() needs to know of one adapter binary. `Config` is its
 // config message, with the fields every adapter config has: router, http,
@@ -228,6 +230,20 @@ struct AdapterProgram {
   std::function<absl::StatusOr<std::unique_ptr<Connector>>(
       const Config& config, AdapterRuntime* runtime, DeliveryJournal* journal)>
       connect;
+
+  // A one-shot command the binary runs instead of the adapter when its flag
+  // is on the command line (`--config FILE --register`): the loaded config
+  // is checked by the command's own `validate` (or the program's when
+  // unset), logging starts at warn level (the command prints its results
+  // to stdout), and `run`'s return value is the exit code.
+  struct Command {
+    std::string flag;  // "--register"
+    std::string help;  // For the usage text.
+    std::function<absl::Status(absl::string_view source, const Config& config)>
+        validate;
+    std::function<int(const Config& config)> run;
+  };
+  std::vector<Command> commands;
 };
 
 // Whether an adapter's config message has a state_dir (RunAdapter opens
@@ -245,19 +261,48 @@ struct HasStateDir<
 // journal in config.state_dir() (when the config has one), builds the
 // connector, plugs it in (SetConnector) and runs until SIGTERM or SIGINT.
 // Returns the exit code.
+// With a command's flag (AdapterProgram::commands) it runs that command
+// instead.
 template <typename Config>
 int RunAdapter(int argc, char** argv, const AdapterProgram<Config>& program) {
+  using Command = typename AdapterProgram<Config>::Command;
+  const Command* command = nullptr;
+  std::vector<char*> args;
+  std::string extra_usage;
+  for (const Command& c : program.commands) {
+    absl::StrAppend(
+        &extra_usage, "  ", c.flag,
+        std::string(c.flag.size() < 18 ? 18 - c.flag.size() : 1, ' '), c.help,
+        "\n");
+  }
+  for (int i = 0; i < argc; ++i) {
+    const Command* found = nullptr;
+    for (const Command& c : program.commands) {
+      if (i > 0 && c.flag == argv[i]) found = &c;
+    }
+    if (found != nullptr) {
+      command = found;
+    } else {
+      args.push_back(argv[i]);
+    }
+  }
   Config config;
   int exit_code = 0;
   if (!ParseAdapterCommandLine(
-          argc, argv, program.binary, &config,
+          static_cast<int>(args.size()), args.data(), program.binary, &config,
           [&](absl::string_view source) {
-            return program.validate(source, config);
+            return command != nullptr && command->validate
+                       ? command->validate(source, config)
+                       : program.validate(source, config);
           },
-          &exit_code)) {
+          &exit_code, extra_usage)) {
     return exit_code;
   }
   const std::string& platform = program.identity.platform;
+  if (command != nullptr) {
+    InitLogging(absl::StrCat("adapter-", platform), platform, LogLevel::kWarn);
+    return command->run(config);
+  }
   InitLogging(absl::StrCat("adapter-", platform), platform,
               ParseLogLevel(config.log_level()).value_or(LogLevel::kInfo));
   AdapterRuntime runtime(config.router(), config.http(), program.identity);

@@ -1,10 +1,13 @@
 #include "adapters/common/delivery_journal.h"
 
-// Schema (user_version 1):
+// Schema (user_version 2):
 //   deliveries(key, target, created_at, updated_at, completed)
 //   steps(key, step, intent_at, done, failed, native_ids)
 //                                                  native_ids: a JSON array
-//   state(name, value)                             named adapter state
+//   state(name, value, delivery)                   named adapter state;
+//                                                  delivery: the key it
+//                                                  belongs to, or NULL
+// Version 1 had no state.delivery: opening one adds the column.
 // Times are Unix milliseconds.
 
 #include <sqlite3.h>
@@ -25,7 +28,7 @@
 namespace imbridge::adapters {
 namespace {
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 constexpr uint64_t kPruneEvery = 256;
 
 constexpr char kSchema[] = R"sql(
@@ -50,8 +53,15 @@ CREATE TABLE IF NOT EXISTS steps (
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS state (
   name TEXT PRIMARY KEY,
-  value TEXT NOT NULL
+  value TEXT NOT NULL,
+  delivery TEXT
 ) WITHOUT ROWID;
+)sql";
+
+// From version 1 (its state had no delivery column).
+constexpr char kUpgradeFrom1[] = R"sql(
+ALTER TABLE state ADD COLUMN delivery TEXT;
+PRAGMA user_version = 2;
 )sql";
 
 // A bound parameter: an integer or a text.
@@ -192,6 +202,9 @@ absl::StatusOr<std::unique_ptr<DeliveryJournal>> DeliveryJournal::Open(
       return db->ExecScript(
           absl::StrCat("PRAGMA user_version = ", kSchemaVersion).c_str());
     }));
+  } else if (version == 1) {
+    IMB_RETURN_IF_ERROR(db->Transaction(
+        [&]() -> absl::Status { return db->ExecScript(kUpgradeFrom1); }));
   }
   return std::unique_ptr<DeliveryJournal>(
       new DeliveryJournal(std::move(options), std::move(db)));
@@ -289,18 +302,19 @@ absl::Status DeliveryJournal::RecordIntent(absl::string_view key,
                                            size_t step) {
   absl::MutexLock lock(&mu_);
   int64_t now = Millis(absl::Now());
-  return db_->Transaction([&]() -> absl::Status {
-    IMB_RETURN_IF_ERROR(db_->Exec(
-        "INSERT INTO deliveries(key, target, created_at, updated_at, "
-        "completed) VALUES(?, ?, ?, ?, 0) ON CONFLICT(key) DO UPDATE SET "
-        "updated_at = excluded.updated_at",
-        {key, target, now, now}));
-    return db_->Exec(
-        "INSERT INTO steps(key, step, intent_at, done, failed, native_ids) "
-        "VALUES(?, ?, ?, 0, 0, '[]') ON CONFLICT(key, step) DO UPDATE SET "
-        "failed = 0",
-        {key, static_cast<int64_t>(step), now});
-  });
+  return db_->Transaction(
+      [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::Status {
+        IMB_RETURN_IF_ERROR(db_->Exec(
+            "INSERT INTO deliveries(key, target, created_at, updated_at, "
+            "completed) VALUES(?, ?, ?, ?, 0) ON CONFLICT(key) DO UPDATE SET "
+            "updated_at = excluded.updated_at",
+            {key, target, now, now}));
+        return db_->Exec(
+            "INSERT INTO steps(key, step, intent_at, done, failed, native_ids) "
+            "VALUES(?, ?, ?, 0, 0, '[]') ON CONFLICT(key, step) DO UPDATE SET "
+            "failed = 0",
+            {key, static_cast<int64_t>(step), now});
+      });
 }
 
 absl::Status DeliveryJournal::RecordResult(
@@ -315,7 +329,8 @@ absl::Status DeliveryJournal::RecordResult(
   std::string ids = nlohmann::json(native_ids).dump();
   absl::MutexLock lock(&mu_);
   int64_t now = Millis(absl::Now());
-  IMB_RETURN_IF_ERROR(db_->Transaction([&]() -> absl::Status {
+  IMB_RETURN_IF_ERROR(db_->Transaction([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(
+                                           mu_) -> absl::Status {
     IMB_RETURN_IF_ERROR(db_->Exec(
         "UPDATE deliveries SET updated_at = ?, completed = ? WHERE key = ?",
         {now, int64_t{completes}, key}));
@@ -364,29 +379,34 @@ absl::StatusOr<size_t> DeliveryJournal::PruneLocked(absl::Time now) {
   completions_since_prune_ = 0;
   size_t removed = 0;
   int64_t cutoff = Millis(now - options_.retention);
-  IMB_RETURN_IF_ERROR(db_->Transaction([&]() -> absl::Status {
-    // The oldest completed deliveries beyond the count bound, and every
-    // delivery untouched for longer than the retention.
-    IMB_RETURN_IF_ERROR(db_->Exec(
-        "CREATE TEMP TABLE IF NOT EXISTS doomed(key TEXT PRIMARY KEY)"));
-    IMB_RETURN_IF_ERROR(db_->Exec("DELETE FROM doomed"));
-    IMB_RETURN_IF_ERROR(db_->Exec(
-        "INSERT OR IGNORE INTO doomed SELECT key FROM deliveries WHERE "
-        "updated_at < ?",
-        {cutoff}));
-    IMB_RETURN_IF_ERROR(db_->Exec(
-        "INSERT OR IGNORE INTO doomed SELECT key FROM deliveries WHERE "
-        "completed = 1 ORDER BY updated_at DESC LIMIT -1 OFFSET ?",
-        {static_cast<int64_t>(options_.max_deliveries)}));
-    IMB_RETURN_IF_ERROR(
-        db_->Exec("SELECT count(*) FROM doomed", {}, [&](sqlite3_stmt* s) {
-          removed = static_cast<size_t>(sqlite3_column_int64(s, 0));
-        }));
-    IMB_RETURN_IF_ERROR(
-        db_->Exec("DELETE FROM steps WHERE key IN (SELECT key FROM doomed)"));
-    return db_->Exec(
-        "DELETE FROM deliveries WHERE key IN (SELECT key FROM doomed)");
-  }));
+  IMB_RETURN_IF_ERROR(db_->Transaction(
+      [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::Status {
+        // The oldest completed deliveries beyond the count bound, and every
+        // delivery untouched for longer than the retention.
+        IMB_RETURN_IF_ERROR(db_->Exec(
+            "CREATE TEMP TABLE IF NOT EXISTS doomed(key TEXT PRIMARY KEY)"));
+        IMB_RETURN_IF_ERROR(db_->Exec("DELETE FROM doomed"));
+        IMB_RETURN_IF_ERROR(db_->Exec(
+            "INSERT OR IGNORE INTO doomed SELECT key FROM deliveries WHERE "
+            "updated_at < ?",
+            {cutoff}));
+        IMB_RETURN_IF_ERROR(db_->Exec(
+            "INSERT OR IGNORE INTO doomed SELECT key FROM deliveries WHERE "
+            "completed = 1 ORDER BY updated_at DESC LIMIT -1 OFFSET ?",
+            {static_cast<int64_t>(options_.max_deliveries)}));
+        IMB_RETURN_IF_ERROR(
+            db_->Exec("SELECT count(*) FROM doomed", {}, [&](sqlite3_stmt* s) {
+              removed = static_cast<size_t>(sqlite3_column_int64(s, 0));
+            }));
+        IMB_RETURN_IF_ERROR(db_->Exec(
+            "DELETE FROM steps WHERE key IN (SELECT key FROM doomed)"));
+        IMB_RETURN_IF_ERROR(db_->Exec(
+            "DELETE FROM deliveries WHERE key IN (SELECT key FROM doomed)"));
+        // Delivery state values go with their delivery's record.
+        return db_->Exec(
+            "DELETE FROM state WHERE delivery IS NOT NULL AND NOT EXISTS "
+            "(SELECT 1 FROM deliveries d WHERE d.key = state.delivery)");
+      }));
   return removed;
 }
 
@@ -466,9 +486,20 @@ absl::Status DeliveryJournal::PutState(absl::string_view name,
                                        absl::string_view value) {
   absl::MutexLock lock(&mu_);
   return db_->Exec(
-      "INSERT INTO state(name, value) VALUES(?, ?) ON CONFLICT(name) DO "
-      "UPDATE SET value = excluded.value",
+      "INSERT INTO state(name, value, delivery) VALUES(?, ?, NULL) ON "
+      "CONFLICT(name) DO UPDATE SET value = excluded.value, delivery = NULL",
       {name, value});
+}
+
+absl::Status DeliveryJournal::PutDeliveryState(absl::string_view key,
+                                               absl::string_view name,
+                                               absl::string_view value) {
+  absl::MutexLock lock(&mu_);
+  return db_->Exec(
+      "INSERT INTO state(name, value, delivery) VALUES(?, ?, ?) ON "
+      "CONFLICT(name) DO UPDATE SET value = excluded.value, delivery = "
+      "excluded.delivery",
+      {name, value, key});
 }
 
 absl::StatusOr<std::vector<std::pair<std::string, std::string>>>

@@ -36,14 +36,16 @@ namespace imbridge::adapters {
 // metadata) or applies the adapter's documented policy (Telegram).
 //
 // The same store keeps an adapter's small named state values (the Telegram
-// polling offset, chat aliases) with PutState()/GetState().
+// polling offset, chat aliases) with PutState()/GetState(), and values that
+// belong to one delivery (PutDeliveryState(), pruned with its record).
 //
 // Storage: one SQLite file in WAL mode, synchronous=FULL (a recorded intent
 // survives a crash of the process and of the machine); or, with an empty
 // path, an in-memory database that lives as long as the object. Completed
 // deliveries are pruned after `retention`, and beyond `max_deliveries` the
 // oldest completed ones go first; deliveries never completed are pruned
-// after `retention` too (the router has given up on them by then).
+// after `retention` too (the router has given up on them by then), and
+// with them their delivery state values.
 //
 // Thread-safe: one connection behind a mutex. Every method blocks for a
 // small SQLite transaction (an fsync with a file).
@@ -157,6 +159,13 @@ class DeliveryJournal {
   // Named state values of the adapter ("telegram/offset/<account>", ...).
   absl::StatusOr<std::optional<std::string>> GetState(absl::string_view name);
   absl::Status PutState(absl::string_view name, absl::string_view value);
+  // A state value that belongs to delivery `key` (what an adapter must
+  // remember of the copy it made, such as how many messages it has): kept
+  // as long as the delivery's record, and pruned with it (Prune()). Put it
+  // once the delivery is recorded (after Run()): a value whose delivery has
+  // no record is removed by the next Prune().
+  absl::Status PutDeliveryState(absl::string_view key, absl::string_view name,
+                                absl::string_view value);
   // Every value whose name starts with `prefix`, ordered by name.
   absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ListState(
       absl::string_view prefix);

@@ -68,8 +68,13 @@ absl::StatusOr<adapters::InboundConversion> EventProcessor::Convert(
   UserLookup lookup = [this](absl::string_view id) {
     return users_->Lookup(id);
   };
-  InboundConversion c =
-      ConvertEventCallback(callback, options_.account, *self, lookup);
+  InboundConversion c = ConvertEventCallback(callback, options_.account, *self,
+                                             lookup, options_.is_copy);
+  if (!c.status.ok()) return c.status;
+  if (c.created_channel.has_value() && options_.on_channel_created) {
+    absl::Status s = options_.on_channel_created(*c.created_channel);
+    if (!s.ok()) return s;
+  }
   adapters::InboundConversion conversion;
   if (!c.event.has_value()) {
     LogDebug("event not relayed",

@@ -43,6 +43,12 @@ class EventProcessor {
     // Called with each posted message before it is published (presence
     // tracking).
     std::function<void(const v1::Event&)> on_posted;
+    // Called with a channel Slack reports created (channel_created), on a
+    // pipeline worker; an error makes the event answered for a retry.
+    std::function<absl::Status(const SlackChannel&)> on_channel_created;
+    // Tells the service user's copies from the service user's own messages
+    // (ConvertEventCallback); none when the account has no service user.
+    CopyCheck is_copy;
   };
 
   // All pointers must outlive the processor.

@@ -40,6 +40,21 @@ bool IsOwnPost(const json& message, const BotIdentity& self) {
   return false;
 }
 
+// True when `message` is the bridge's: the app's own post, or a copy the
+// service user posted (as `is_copy` tells).
+absl::StatusOr<bool> IsBridgePost(const json& message,
+                                  absl::string_view channel,
+                                  const BotIdentity& self,
+                                  const CopyCheck& is_copy) {
+  if (IsOwnPost(message, self)) return true;
+  if (self.service_user_id.empty() || !is_copy) return false;
+  if (Str(message, "user") != self.service_user_id ||
+      !Str(message, "bot_id").empty()) {
+    return false;
+  }
+  return is_copy(channel, message);
+}
+
 int64_t TsToMillis(absl::string_view ts) {
   double seconds = 0;
   if (!absl::SimpleAtod(ts, &seconds)) return 0;
@@ -118,7 +133,8 @@ void ConvertFiles(const json& message, v1::MessagePosted* posted,
 InboundConversion ConvertEventCallback(const json& callback,
                                        absl::string_view account,
                                        const BotIdentity& self,
-                                       const UserLookup& lookup) {
+                                       const UserLookup& lookup,
+                                       const CopyCheck& is_copy) {
   InboundConversion out;
   const json& e = Obj(callback, "event");
   std::string event_id = Str(callback, "event_id");
@@ -146,13 +162,37 @@ InboundConversion ConvertEventCallback(const json& callback,
       out.ignored = "membership event without channel or user";
       return out;
     }
-    if (user == self.user_id) {
+    if (user == self.user_id ||
+        (!self.service_user_id.empty() && user == self.service_user_id)) {
       out.ignored = "own membership";
       return out;
     }
     v1::MembershipChanged* m = event.mutable_membership();
     *m->mutable_user() = UserFor(user, lookup);
     m->set_joined(type == "member_joined_channel");
+    out.event = std::move(event);
+    return out;
+  }
+  if (type == "channel_created") {
+    const json& c = Obj(e, "channel");
+    SlackChannel created;
+    created.id = Str(c, "id");
+    created.name = Str(c, "name");
+    created.creator = Str(c, "creator");
+    out.ignored = "channel created";
+    if (!created.id.empty()) out.created_channel = std::move(created);
+    return out;
+  }
+  if (type == "channel_archive") {
+    std::string user = Str(e, "user");
+    if (channel.empty()) {
+      out.ignored = "channel_archive without channel";
+      return out;
+    }
+    v1::MessagePosted* p = event.mutable_posted();
+    p->set_message_id(absl::StrCat(kChannelArchivePrefix, Str(e, "event_ts")));
+    *p->mutable_sender() = UserFor(user, lookup);
+    p->mutable_text()->set_text(kChannelArchivedText);
     out.event = std::move(event);
     return out;
   }
@@ -168,7 +208,9 @@ InboundConversion ConvertEventCallback(const json& callback,
   if (subtype.empty() || subtype == "thread_broadcast" ||
       subtype == "file_share" || subtype == "me_message" ||
       subtype == "bot_message") {
-    if (IsOwnPost(e, self)) {
+    absl::StatusOr<bool> own = IsBridgePost(e, channel, self, is_copy);
+    if (!own.ok() || *own) {
+      out.status = own.status();
       out.ignored = "own post";
       return out;
     }
@@ -197,7 +239,9 @@ InboundConversion ConvertEventCallback(const json& callback,
   if (subtype == "message_changed") {
     const json& message = Obj(e, "message");
     const json& previous = Obj(e, "previous_message");
-    if (IsOwnPost(message, self)) {
+    absl::StatusOr<bool> own = IsBridgePost(message, channel, self, is_copy);
+    if (!own.ok() || *own) {
+      out.status = own.status();
       out.ignored = "own post";
       return out;
     }
@@ -227,10 +271,13 @@ InboundConversion ConvertEventCallback(const json& callback,
   }
   if (subtype == "message_deleted") {
     const json& previous = Obj(e, "previous_message");
-    if (previous.is_object() && !previous.empty() &&
-        IsOwnPost(previous, self)) {
-      out.ignored = "own post";
-      return out;
+    if (previous.is_object() && !previous.empty()) {
+      absl::StatusOr<bool> own = IsBridgePost(previous, channel, self, is_copy);
+      if (!own.ok() || *own) {
+        out.status = own.status();
+        out.ignored = "own post";
+        return out;
+      }
     }
     std::string deleted_ts = Str(e, "deleted_ts");
     if (deleted_ts.empty()) deleted_ts = Str(previous, "ts");

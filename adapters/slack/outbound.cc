@@ -1,6 +1,7 @@
 #include "adapters/slack/outbound.h"
 
 #include <cstring>
+#include <functional>
 #include <optional>
 #include <utility>
 
@@ -9,6 +10,7 @@
 #include "absl/time/clock.h"
 #include "adapters/common/markup/slack_mrkdwn.h"
 #include "common/file_size.h"
+#include "common/logging.h"
 
 namespace imbridge::adapters::slack {
 namespace {
@@ -27,12 +29,45 @@ bool AlreadyGone(const absl::Status& s) {
 // clock against ours).
 constexpr absl::Duration kClockSkew = absl::Minutes(5);
 
+bool NotInChannel(const absl::Status& s) {
+  return absl::EndsWith(s.message(), "not_in_channel");
+}
+
+// Makes `call` (a post into `channel` by `poster`); when Slack answers that
+// the poster is not in the channel, joins it and makes `call` once more.
+template <typename T>
+absl::StatusOr<T> PostJoining(const SlackApi* poster,
+                              const std::string& channel,
+                              const std::function<absl::StatusOr<T>()>& call) {
+  absl::StatusOr<T> result = call();
+  if (result.ok() || !NotInChannel(result.status())) return result;
+  LogInfo("not in the channel; joining it", {{"channel", channel}});
+  absl::Status joined = poster->JoinChannel(channel);
+  if (!joined.ok()) return joined;
+  return call();
+}
+
+// A person's post cannot show the sender's name as the bot's can
+// (username): it leads the text.
+std::string WithSenderLine(absl::string_view sender_name,
+                           absl::string_view text) {
+  if (sender_name.empty()) return std::string(text);
+  return absl::StrCat("*", markup::EscapeMrkdwn(sender_name), "*: ", text);
+}
+
 }  // namespace
 
+std::string JournalTarget(absl::string_view account,
+                          absl::string_view channel) {
+  return absl::StrCat("slack/", account, "/", channel);
+}
+
 SlackOutbound::SlackOutbound(Options options, const SlackApi* api,
-                             BlobFetcher blobs, DeliveryJournal* journal)
+                             BlobFetcher blobs, DeliveryJournal* journal,
+                             ServiceUser service_user)
     : options_(std::move(options)),
       api_(api),
+      service_user_(service_user),
       blobs_(std::move(blobs)),
       limiter_(options_.messages_per_second, options_.burst),
       journal_(journal) {}
@@ -42,10 +77,24 @@ void SlackOutbound::Pace(const std::string& channel) {
   if (wait > absl::ZeroDuration()) absl::SleepFor(wait);
 }
 
+absl::StatusOr<const SlackApi*> SlackOutbound::PosterFor(
+    const std::string& channel) {
+  if (service_user_.api == nullptr || service_user_.channels == nullptr) {
+    return api_;
+  }
+  absl::StatusOr<bool> as_user = service_user_.channels->PostsAsUser(channel);
+  if (!as_user.ok()) return as_user.status();
+  return *as_user ? service_user_.api : api_;
+}
+
 absl::StatusOr<std::vector<std::string>> SlackOutbound::SendMessage(
     const v1::Delivery& d) {
   const v1::MessagePosted& p = d.event().posted();
   const std::string& channel = d.target().chat_id();
+  absl::StatusOr<const SlackApi*> poster_or = PosterFor(channel);
+  if (!poster_or.ok()) return poster_or.status();
+  const SlackApi* poster = *poster_or;
+  const bool as_user = AsUser(poster);
   std::string thread_ts = d.thread_root_target_id().empty()
                               ? d.reply_to_target_id()
                               : d.thread_root_target_id();
@@ -73,10 +122,15 @@ absl::StatusOr<std::vector<std::string>> SlackOutbound::SendMessage(
   const bool post_text = !text.empty() || files.empty();
   if (post_text) {
     if (text.empty()) text = " ";
+    if (as_user) text = WithSenderLine(d.sender_name(), text);
     steps.push_back([&]() -> absl::StatusOr<Ids> {
       Pace(channel);
-      auto ts = api_->PostMessage(channel, text, d.sender_name(),
-                                  p.sender().avatar_url(), thread_ts, key);
+      auto ts = PostJoining<std::string>(poster, channel, [&] {
+        // A person's post shows the person: no username or icon.
+        return poster->PostMessage(
+            channel, text, as_user ? "" : d.sender_name(),
+            as_user ? "" : p.sender().avatar_url(), thread_ts, key);
+      });
       if (!ts.ok()) return ts.status();
       return Ids{*ts};
     });
@@ -90,9 +144,11 @@ absl::StatusOr<std::vector<std::string>> SlackOutbound::SendMessage(
       auto data = blobs_(a->blob_id(), options_.max_file_bytes);
       if (!data.ok()) return data.status();
       Pace(channel);
-      auto file_id =
-          api_->UploadFile(a->name().empty() ? "file" : a->name(), a->name(),
-                           *data, channel, thread_ts, comment);
+      auto file_id = PostJoining<std::string>(poster, channel, [&] {
+        return poster->UploadFile(a->name().empty() ? "file" : a->name(),
+                                  a->name(), *data, channel, thread_ts,
+                                  comment);
+      });
       if (!file_id.ok()) return file_id.status();
       return Ids{absl::StrCat(kFileIdPrefix, *file_id)};
     });
@@ -102,41 +158,50 @@ absl::StatusOr<std::vector<std::string>> SlackOutbound::SendMessage(
   auto reconcile = [&](size_t step, const DeliveryJournal::Step& recorded)
       -> absl::StatusOr<std::optional<Ids>> {
     if (!post_text || step != 0) return std::nullopt;
-    auto ts = api_->FindDelivery(channel, thread_ts, key,
-                                 recorded.intent_at - kClockSkew);
+    auto ts = poster->FindDelivery(channel, thread_ts, key,
+                                   recorded.intent_at - kClockSkew);
     if (!ts.ok()) return ts.status();
     if (!ts->has_value()) return std::nullopt;
     return Ids{**ts};
   };
-  return journal_->Run(key,
-                       absl::StrCat("slack/", options_.account, "/", channel),
-                       steps, reconcile);
+  std::optional<PostsInFlight::Scope> in_flight;
+  if (as_user && service_user_.in_flight != nullptr) {
+    in_flight.emplace(service_user_.in_flight, channel);
+  }
+  return journal_->Run(key, JournalTarget(options_.account, channel), steps,
+                       reconcile);
 }
 
 absl::Status SlackOutbound::EditMessage(const v1::Delivery& d) {
+  absl::StatusOr<const SlackApi*> poster = PosterFor(d.target().chat_id());
+  if (!poster.ok()) return poster.status();
   markup::MrkdwnOptions render;
   render.native_mentions = d.event().channel().platform() == "slack" &&
                            d.event().channel().account() == options_.account;
   std::string text =
       markup::RichTextToMrkdwn(d.event().edited().text(), render);
   if (text.empty()) text = " ";
+  if (AsUser(*poster)) text = WithSenderLine(d.sender_name(), text);
   for (const std::string& id : d.target_message_ids()) {
     if (IsFileId(id)) continue;
     Pace(d.target().chat_id());
-    absl::Status s = api_->UpdateMessage(d.target().chat_id(), id, text);
+    absl::Status s = (*poster)->UpdateMessage(d.target().chat_id(), id, text);
     if (!s.ok()) return s;
   }
   return absl::OkStatus();
 }
 
 absl::Status SlackOutbound::DeleteMessage(const v1::Delivery& d) {
+  absl::StatusOr<const SlackApi*> poster = PosterFor(d.target().chat_id());
+  if (!poster.ok()) return poster.status();
   for (const std::string& id : d.target_message_ids()) {
     absl::Status s;
     if (IsFileId(id)) {
-      s = api_->DeleteFile(absl::string_view(id).substr(strlen(kFileIdPrefix)));
+      s = (*poster)->DeleteFile(
+          absl::string_view(id).substr(strlen(kFileIdPrefix)));
     } else {
       Pace(d.target().chat_id());
-      s = api_->DeleteMessage(d.target().chat_id(), id);
+      s = (*poster)->DeleteMessage(d.target().chat_id(), id);
     }
     if (!s.ok() && !AlreadyGone(s)) return s;
   }

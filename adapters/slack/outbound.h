@@ -9,7 +9,9 @@
 #include "absl/status/statusor.h"
 #include "adapters/common/delivery_journal.h"
 #include "adapters/common/token_bucket.h"
+#include "adapters/slack/posts_in_flight.h"
 #include "adapters/slack/slack_api.h"
+#include "adapters/slack/user_channels.h"
 #include "imbridge/v1/router.pb.h"
 
 namespace imbridge::adapters::slack {
@@ -34,6 +36,15 @@ namespace imbridge::adapters::slack {
 //   edited  -> chat.update of every ts id (file ids have no text; skipped).
 //   deleted -> chat.delete of every ts id, files.delete of every file id;
 //              an already removed message counts as done.
+// In a channel the account's service user posts in (UserChannels), all of
+// it goes out with the user token instead, as that person: Slack shows no
+// custom name or icon for a person's post, so the text starts with
+// "*<sender name>*: " (also after an edit); files carry the same comment.
+// Such a delivery is registered in PostsInFlight until its ids are in the
+// journal (the echo check waits for it).
+// A post or upload answered `not_in_channel` makes the poster (the bot, or
+// the service user) join the channel (conversations.join) and try once
+// more.
 // (Presence and membership: Slack cannot show other people's presence; the
 // SlackAdapter does not implement those interfaces, so the router sends
 // none.) The methods are the SlackAdapter's connector interfaces
@@ -56,9 +67,19 @@ class SlackOutbound {
     uint64_t max_file_bytes = 1ull << 30;
   };
 
-  // `api` and `journal` must outlive the SlackOutbound.
+  // The account's service user; all null when it has none.
+  struct ServiceUser {
+    // The client with the user token.
+    const SlackApi* api = nullptr;
+    // Where it posts.
+    UserChannels* channels = nullptr;
+    PostsInFlight* in_flight = nullptr;
+  };
+
+  // `api`, `journal` and the service user's objects must outlive the
+  // SlackOutbound.
   SlackOutbound(Options options, const SlackApi* api, BlobFetcher blobs,
-                DeliveryJournal* journal);
+                DeliveryJournal* journal, ServiceUser service_user);
 
   // Posted: the message's ts, then "file:<id>" per file.
   absl::StatusOr<std::vector<std::string>> SendMessage(
@@ -70,9 +91,16 @@ class SlackOutbound {
 
  private:
   void Pace(const std::string& channel);
+  // The client that posts in `channel`: the service user's where
+  // UserChannels selects it, else the bot's.
+  absl::StatusOr<const SlackApi*> PosterFor(const std::string& channel);
+  bool AsUser(const SlackApi* poster) const {
+    return poster == service_user_.api && poster != nullptr;
+  }
 
   const Options options_;
   const SlackApi* api_;
+  const ServiceUser service_user_;
   BlobFetcher blobs_;
   // Per Slack channel.
   TokenBucket limiter_;
@@ -81,6 +109,10 @@ class SlackOutbound {
 
 // The prefix of native ids that are Slack file ids rather than message ts.
 inline constexpr char kFileIdPrefix[] = "file:";
+
+// The delivery journal's target of `account`'s deliveries to `channel`
+// ("slack/<account>/<channel>"), for DeliveryJournal::HasNativeId.
+std::string JournalTarget(absl::string_view account, absl::string_view channel);
 
 }  // namespace imbridge::adapters::slack
 

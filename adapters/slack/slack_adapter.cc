@@ -7,6 +7,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "adapters/common/inbound_answer.h"
 #include "adapters/slack/signature.h"
@@ -35,11 +36,66 @@ bool ValidAccountName(absl::string_view name) {
   return true;
 }
 
+// How long the echo check waits for the service user's posts in flight.
+constexpr absl::Duration kCopyWait = absl::Seconds(10);
+
+// Whether `message` of the service user in `channel` is a copy the bridge
+// posted with the user token: its ts (or one of its files) is among the
+// native ids the delivery journal recorded for deliveries to that channel
+// (durable: also after a restart, for as long as the journal keeps the
+// delivery). When the journal does not know it, a delivery to the channel
+// still in flight (Slack may report a post before answering it) is waited
+// for, then the journal is asked again.
+absl::StatusOr<bool> IsServiceUserCopy(const std::string& account,
+                                       PostsInFlight* in_flight,
+                                       DeliveryJournal* journal,
+                                       absl::string_view channel,
+                                       const json& message) {
+  std::vector<std::string> ids;
+  auto ts = message.find("ts");
+  if (ts != message.end() && ts->is_string()) ids.push_back(*ts);
+  auto files = message.find("files");
+  if (files != message.end() && files->is_array()) {
+    for (const json& f : *files) {
+      if (f.is_object() && f.contains("id") && f["id"].is_string()) {
+        ids.push_back(absl::StrCat(kFileIdPrefix, f["id"].get<std::string>()));
+      }
+    }
+  }
+  const std::string target = JournalTarget(account, channel);
+  auto known = [&]() -> absl::StatusOr<bool> {
+    for (const std::string& id : ids) {
+      absl::StatusOr<bool> has = journal->HasNativeId(target, id);
+      if (!has.ok()) {
+        return RetryableError(absl::StrCat("cannot read the delivery journal: ",
+                                           has.status().message()));
+      }
+      if (*has) return true;
+    }
+    return false;
+  };
+  absl::StatusOr<bool> copy = known();
+  if (!copy.ok() || *copy) return copy;
+  if (!in_flight->WaitIdle(std::string(channel), kCopyWait)) {
+    LogWarn("a delivery to the channel is still in flight; deciding anyway",
+            {{"account", account}, {"channel", channel}});
+  }
+  return known();
+}
+
 }  // namespace
 
 struct SlackAdapter::Account {
   v1::SlackAccount config;
   std::unique_ptr<SlackApi> api;
+  // The service user (user_token): its client, where it posts, and its
+  // posts in flight. Null without a user token.
+  std::unique_ptr<SlackApi> user_api;
+  std::unique_ptr<UserChannels> user_channels;
+  std::unique_ptr<PostsInFlight> in_flight;
+  // The service user's presence following other people's; null if not
+  // configured.
+  std::unique_ptr<ServicePresence> service_presence;
   std::unique_ptr<UserDirectory> users;
   std::unique_ptr<EventProcessor> events;
   std::unique_ptr<SlackOutbound> outbound;
@@ -90,6 +146,48 @@ absl::Status ValidateSlackConfig(absl::string_view source,
     if (absl::StripAsciiWhitespace(a.bot_token()).empty()) {
       return ConfigError(source, field("bot_token"),
                          "required (or bot_token_file)");
+    }
+    const bool has_user_token =
+        !absl::StripAsciiWhitespace(a.user_token()).empty();
+    const v1::SlackUserChannels& as_user = a.post_as_user();
+    if (!has_user_token &&
+        (as_user.channels_size() > 0 || as_user.created_by_size() > 0 ||
+         as_user.name_prefixes_size() > 0)) {
+      return ConfigError(source, field("post_as_user"),
+                         "requires user_token (or user_token_file)");
+    }
+    for (int j = 0; j < as_user.name_prefixes_size(); ++j) {
+      if (as_user.name_prefixes(j).empty()) {
+        return ConfigError(
+            source, absl::StrCat(path, ".post_as_user.name_prefixes[", j, "]"),
+            "must not be empty (it would select every channel)");
+      }
+    }
+    const v1::SlackServicePresence& presence = a.service_presence();
+    if (!has_user_token &&
+        (presence.links_size() > 0 || presence.people_size() > 0)) {
+      return ConfigError(source, field("service_presence"),
+                         "requires user_token (or user_token_file)");
+    }
+    if (presence.people_size() > 0 && presence.links_size() == 0) {
+      return ConfigError(source, field("service_presence.links"),
+                         "at least one link is required");
+    }
+    for (int j = 0; j < presence.links_size(); ++j) {
+      if (presence.links(j).empty() || presence.links(j) == "*") {
+        return ConfigError(
+            source, absl::StrCat(path, ".service_presence.links[", j, "]"),
+            "a link name (or a prefix ending in '*') is required");
+      }
+    }
+    for (int j = 0; j < presence.people_size(); ++j) {
+      std::vector<std::string> parts =
+          absl::StrSplit(presence.people(j), absl::MaxSplits('/', 1));
+      if (parts.size() != 2 || parts[0].empty() || parts[1].empty()) {
+        return ConfigError(
+            source, absl::StrCat(path, ".service_presence.people[", j, "]"),
+            "expected \"platform/user_id\"");
+      }
     }
     if (a.mode() == v1::SlackAccount::HTTP &&
         absl::StripAsciiWhitespace(a.signing_secret()).empty()) {
@@ -155,6 +253,22 @@ SlackAdapter::SlackAdapter(const v1::SlackAdapterConfig& config,
     }
     a->api = std::make_unique<SlackApi>(api, &http_);
     a->users = std::make_unique<UserDirectory>(a->api.get(), absl::Seconds(2));
+    SlackOutbound::ServiceUser service_user;
+    if (!c.user_token().empty()) {
+      SlackApi::Options user_api = api;
+      user_api.bot_token = c.user_token();
+      a->user_api = std::make_unique<SlackApi>(user_api, &http_);
+      a->user_channels =
+          std::make_unique<UserChannels>(c.post_as_user(), a->api.get());
+      a->in_flight = std::make_unique<PostsInFlight>();
+      service_user.api = a->user_api.get();
+      service_user.channels = a->user_channels.get();
+      service_user.in_flight = a->in_flight.get();
+      if (c.service_presence().links_size() > 0) {
+        a->service_presence = std::make_unique<ServicePresence>(
+            c.name(), c.service_presence(), a->user_api.get(), journal);
+      }
+    }
     uint64_t max_file =
         c.max_file_bytes() > 0 ? c.max_file_bytes() : (uint64_t{100} << 20);
 
@@ -162,6 +276,33 @@ SlackAdapter::SlackAdapter(const v1::SlackAdapterConfig& config,
     events.account = c.name();
     events.max_file_bytes = max_file;
     events.on_posted = [this, a](const v1::Event& e) { OnPosted(a, e); };
+    if (a->user_channels != nullptr) {
+      // The bot joins a new channel the service user posts in, so that its
+      // messages (a visitor's, for Chatlio) reach the bridge.
+      events.on_channel_created = [a](const SlackChannel& channel) {
+        if (!a->user_channels->Learn(channel)) return absl::OkStatus();
+        LogInfo("joining a new channel the service user posts in",
+                {{"account", a->config.name()},
+                 {"channel", channel.id},
+                 {"name", channel.name}});
+        absl::Status joined = a->api->JoinChannel(channel.id);
+        if (!joined.ok() && !IsRetryable(joined)) {
+          LogWarn("could not join the new channel",
+                  {{"account", a->config.name()},
+                   {"channel", channel.id},
+                   {"error", joined.message()}});
+          return absl::OkStatus();
+        }
+        return joined;
+      };
+    }
+    if (a->user_api != nullptr) {
+      events.is_copy = [a, journal](absl::string_view channel,
+                                    const json& message) {
+        return IsServiceUserCopy(a->config.name(), a->in_flight.get(), journal,
+                                 channel, message);
+      };
+    }
     a->events =
         std::make_unique<EventProcessor>(events, a->api.get(), a->users.get());
 
@@ -175,7 +316,7 @@ SlackAdapter::SlackAdapter(const v1::SlackAdapterConfig& config,
         [router](const std::string& blob_id, uint64_t max) {
           return router->GetBlob(blob_id, max);
         },
-        journal);
+        journal, service_user);
 
     if (!c.disable_presence()) {
       PresencePoller::Options p;
@@ -248,13 +389,34 @@ void SlackAdapter::Identify(Account* a) {
   absl::Duration backoff = absl::Seconds(1);
   while (true) {
     auto id = a->api->Identify();
+    if (id.ok() && a->user_api != nullptr) {
+      // The service user: auth.test with the user token names the person.
+      auto person = a->user_api->Identify();
+      if (person.ok() && person->user_id.empty()) {
+        person = absl::FailedPreconditionError(
+            "auth.test with the user token named no user");
+      }
+      if (person.ok()) {
+        id->service_user_id = person->user_id;
+      } else {
+        id = absl::Status(
+            person.status().code(),
+            absl::StrCat("user token: ", person.status().message()));
+      }
+    }
     if (id.ok()) {
-      LogInfo("slack account identified", {{"account", a->config.name()},
-                                           {"team", id->team_id},
-                                           {"bot_user", id->user_id},
-                                           {"bot_id", id->bot_id},
-                                           {"app_id", id->app_id}});
+      LogInfo("slack account identified",
+              {{"account", a->config.name()},
+               {"team", id->team_id},
+               {"bot_user", id->user_id},
+               {"bot_id", id->bot_id},
+               {"app_id", id->app_id},
+               {"service_user", id->service_user_id}});
       a->events->SetIdentity(*id);
+      if (a->service_presence != nullptr) {
+        // Errors are logged; the next presence delivery tries again.
+        a->service_presence->Start().IgnoreError();
+      }
       a->identified = true;
       absl::MutexLock lock(&mu_);
       if (stopping_) return;
@@ -450,6 +612,23 @@ absl::Status SlackAdapter::EditMessage(const v1::Delivery& delivery) {
 absl::Status SlackAdapter::DeleteMessage(const v1::Delivery& delivery) {
   IMB_ASSIGN_OR_RETURN(Account * a, AccountFor(delivery));
   return a->outbound->DeleteMessage(delivery);
+}
+
+absl::Status SlackAdapter::SendPresence(const v1::Delivery& delivery) {
+  IMB_ASSIGN_OR_RETURN(Account * a, AccountFor(delivery));
+  if (a->service_presence == nullptr ||
+      !a->service_presence->Follows(delivery.link())) {
+    return absl::OkStatus();
+  }
+  return a->service_presence->Apply(delivery);
+}
+
+bool SlackAdapter::Offers(Capability capability) const {
+  if (capability != Capability::kPresence) return true;
+  for (const auto& a : accounts_) {
+    if (a->service_presence != nullptr) return true;
+  }
+  return false;
 }
 
 }  // namespace imbridge::adapters::slack

@@ -17,9 +17,12 @@
 #include "adapters/common/delivery_journal.h"
 #include "adapters/slack/event_processor.h"
 #include "adapters/slack/outbound.h"
+#include "adapters/slack/posts_in_flight.h"
 #include "adapters/slack/presence_poller.h"
+#include "adapters/slack/service_presence.h"
 #include "adapters/slack/slack_api.h"
 #include "adapters/slack/socket_mode.h"
+#include "adapters/slack/user_channels.h"
 #include "adapters/slack/user_directory.h"
 #include "common/http/http_client.h"
 #include "imbridge/v1/slack_config.pb.h"
@@ -43,8 +46,9 @@ struct SlackEventCallback {
 // `/slack/<account>/events` or Socket Mode), its presence poller and its
 // outbound renderer, wired to an AdapterRuntime; the connector
 // (adapters/common/connector.h) for messages, edits, deletes, threads and
-// files (Slack cannot show other people's presence, and has no membership
-// notices).
+// files, and for presence when an account's service user follows other
+// people's presence (ServicePresence; Slack cannot show other people's
+// presence otherwise, and has no membership notices).
 //
 // Inbound HTTP requests are checked in this order: the account exists (else
 // 404), X-Slack-Signature and X-Slack-Request-Timestamp are present and the
@@ -66,7 +70,8 @@ class SlackAdapter : public MessengerConnector<SlackEventCallback>,
                      public MessageEditor,
                      public MessageDeleter,
                      public ThreadedMessages,
-                     public FileMessages {
+                     public FileMessages,
+                     public PresenceRenderer {
  public:
   // Registers the routes and readiness checks on `runtime`. `config` must
   // be valid (ValidateSlackConfig). Every account's deliveries are recorded
@@ -88,6 +93,11 @@ class SlackAdapter : public MessengerConnector<SlackEventCallback>,
   // The optional interfaces.
   absl::Status EditMessage(const v1::Delivery& delivery) override;
   absl::Status DeleteMessage(const v1::Delivery& delivery) override;
+  // Presence of the links an account's service_presence follows; others
+  // are taken without effect.
+  absl::Status SendPresence(const v1::Delivery& delivery) override;
+  // Presence only when some account has a service_presence.
+  bool Offers(Capability capability) const override;
 
  private:
   struct Account;

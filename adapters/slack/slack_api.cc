@@ -236,6 +236,35 @@ absl::StatusOr<std::string> SlackApi::GetPresence(
   return presence;
 }
 
+absl::Status SlackApi::SetPresence(absl::string_view presence) const {
+  return CallForm("users.setPresence", {{"presence", std::string(presence)}})
+      .status();
+}
+
+absl::StatusOr<SlackChannel> SlackApi::ChannelInfo(
+    absl::string_view channel) const {
+  auto r = CallForm("conversations.info", {{"channel", std::string(channel)}});
+  if (!r.ok()) return r.status();
+  auto it = r->find("channel");
+  if (it == r->end() || !it->is_object()) {
+    return absl::InternalError("slack conversations.info: no channel");
+  }
+  SlackChannel c;
+  c.id = Str(*it, "id");
+  c.name = Str(*it, "name");
+  c.creator = Str(*it, "creator");
+  auto archived = it->find("is_archived");
+  c.is_archived =
+      archived != it->end() && archived->is_boolean() && archived->get<bool>();
+  if (c.id.empty()) c.id = std::string(channel);
+  return c;
+}
+
+absl::Status SlackApi::JoinChannel(absl::string_view channel) const {
+  return CallForm("conversations.join", {{"channel", std::string(channel)}})
+      .status();
+}
+
 absl::StatusOr<std::string> SlackApi::UploadFile(
     absl::string_view filename, absl::string_view title,
     absl::string_view content, absl::string_view channel_id,

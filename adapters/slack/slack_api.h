@@ -21,6 +21,10 @@ struct BotIdentity {
   std::string user_id;  // The bot user ("U…").
   std::string bot_id;   // "B…".
   std::string app_id;   // "A…".
+  // The account's service user (auth.test with the user token), when it
+  // has one: its posts in channels it posts in for the bridge are copies
+  // only where the delivery journal knows them.
+  std::string service_user_id;
 };
 
 // What users.info tells about a person.
@@ -32,6 +36,15 @@ struct SlackUser {
   bool is_bot = false;
 };
 
+// What conversations.info (or a channel_created event) tells about a
+// channel.
+struct SlackChannel {
+  std::string id;
+  std::string name;
+  std::string creator;  // The user id that created it.
+  bool is_archived = false;
+};
+
 // files.getUploadURLExternal's answer.
 struct UploadTarget {
   std::string upload_url;
@@ -41,8 +54,10 @@ struct UploadTarget {
 // The Slack Web API client of one app installation (platforms.md 1.7, 1.8).
 //
 // Every method makes one or two blocking HTTPS calls on the calling thread,
-// with the bot token in "Authorization: Bearer" (never in a URL, never
-// logged). Failures are converted at this edge:
+// with its token in "Authorization: Bearer" (never in a URL, never logged):
+// the bot token, or, for the client of an account's service user, the user
+// token (the methods then act as that person: auth.test names the person,
+// chat.postMessage posts as them). Failures are converted at this edge:
 //   - HTTP 429, or ok:false with "ratelimited": retryable (kUnavailable)
 //     with the Retry-After Slack sent (1 s when it sent none);
 //   - ok:false with internal_error, fatal_error, service_unavailable,
@@ -62,7 +77,8 @@ class SlackApi {
   struct Options {
     // Web API base, without a trailing slash: "https://slack.com/api".
     std::string base_url = "https://slack.com/api";
-    // Bot token, sent as "Authorization: Bearer".
+    // The token sent as "Authorization: Bearer": the bot token, or a user
+    // token for a client acting as the service user.
     std::string bot_token;
     // Hosts (name, or name:port) the token may be sent to for file
     // downloads; the base URL's host is always allowed.
@@ -117,6 +133,14 @@ class SlackApi {
                                      absl::Duration timeout) const;
   // users.getPresence: "active" or "away".
   absl::StatusOr<std::string> GetPresence(absl::string_view user_id) const;
+  // users.setPresence of the token's own user: "auto" or "away".
+  absl::Status SetPresence(absl::string_view presence) const;
+
+  // conversations.info.
+  absl::StatusOr<SlackChannel> ChannelInfo(absl::string_view channel) const;
+  // conversations.join: the token's user becomes a member of `channel`
+  // (already being one is fine).
+  absl::Status JoinChannel(absl::string_view channel) const;
 
   // The external upload flow: files.getUploadURLExternal(filename, length),
   // the bytes POSTed to the upload URL, then files.completeUploadExternal

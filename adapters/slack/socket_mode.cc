@@ -229,7 +229,34 @@ absl::StatusOr<ParsedWsUrl> ParseWsUrl(absl::string_view url) {
   return out;
 }
 
+// The string member `name` of object `m`; empty when absent or not a string.
+std::string StringMember(const nlohmann::json& m, const char* name) {
+  auto it = m.find(name);
+  return it != m.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
 }  // namespace
+
+SocketModeMessage ParseSocketModeMessage(absl::string_view text) {
+  SocketModeMessage out;
+  nlohmann::json m = nlohmann::json::parse(text, nullptr, false);
+  if (!m.is_object()) return out;
+  const std::string type = StringMember(m, "type");
+  out.envelope_id = StringMember(m, "envelope_id");
+  if (type == "hello") {
+    out.kind = SocketModeMessage::Kind::kHello;
+  } else if (type == "disconnect") {
+    out.kind = SocketModeMessage::Kind::kDisconnect;
+    out.reason = StringMember(m, "reason");
+  } else if (type == "events_api" && m.contains("payload") &&
+             m["payload"].is_object()) {
+    out.kind = SocketModeMessage::Kind::kEvent;
+    out.payload = std::move(m["payload"]);
+  } else {
+    out.kind = SocketModeMessage::Kind::kOther;
+  }
+  return out;
+}
 
 class SocketModeClient::Shared {
  public:
@@ -305,31 +332,30 @@ void SocketModeClient::Run() {
       LinkCallbacks cb;
       std::weak_ptr<LinkBase> weak;
       cb.on_message = [&](const std::string& text) {
-        nlohmann::json m = nlohmann::json::parse(text, nullptr, false);
-        if (!m.is_object()) {
-          LogWarn("Socket Mode: message is not JSON",
-                  {{"account", options_.account}});
-          return;
+        SocketModeMessage m = ParseSocketModeMessage(text);
+        switch (m.kind) {
+          case SocketModeMessage::Kind::kMalformed:
+            LogWarn("Socket Mode: message is not JSON",
+                    {{"account", options_.account}});
+            return;
+          case SocketModeMessage::Kind::kHello:
+            hello = true;
+            connected_ = true;
+            LogInfo("Socket Mode connected", {{"account", options_.account}});
+            return;
+          case SocketModeMessage::Kind::kDisconnect:
+            LogInfo("Socket Mode: Slack asked to reconnect",
+                    {{"account", options_.account}, {"reason", m.reason}});
+            reconnect_now = true;
+            if (auto link = weak.lock()) link->Close();
+            return;
+          case SocketModeMessage::Kind::kEvent:
+          case SocketModeMessage::Kind::kOther:
+            break;
         }
-        std::string type = m.value("type", "");
-        std::string envelope_id = m.value("envelope_id", "");
-        if (type == "hello") {
-          hello = true;
-          connected_ = true;
-          LogInfo("Socket Mode connected", {{"account", options_.account}});
-          return;
-        }
-        if (type == "disconnect") {
-          LogInfo("Socket Mode: Slack asked to reconnect",
-                  {{"account", options_.account},
-                   {"reason", m.value("reason", "")}});
-          reconnect_now = true;
-          if (auto link = weak.lock()) link->Close();
-          return;
-        }
-        if (envelope_id.empty()) return;
+        if (m.envelope_id.empty()) return;
         std::weak_ptr<LinkBase> from = weak;
-        auto ack = [shared, from, envelope_id] {
+        auto ack = [shared, from, envelope_id = m.envelope_id] {
           net::post(shared->ioc, [shared, from, envelope_id] {
             auto link = from.lock();
             if (!link) return;  // A new connection: Slack redelivers.
@@ -337,9 +363,8 @@ void SocketModeClient::Run() {
             shared->acks.fetch_add(1);
           });
         };
-        if (type == "events_api" && m.contains("payload") &&
-            m["payload"].is_object()) {
-          sink_(std::move(m["payload"]), std::move(ack));
+        if (m.kind == SocketModeMessage::Kind::kEvent) {
+          sink_(std::move(m.payload), std::move(ack));
         } else {
           ack();
         }

@@ -8,12 +8,38 @@
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "adapters/slack/slack_api.h"
 #include "nlohmann/json.hpp"
 
 namespace imbridge::adapters::slack {
+
+// One message Slack sent on a Socket Mode connection, as the client reads
+// it.
+struct SocketModeMessage {
+  enum class Kind {
+    kMalformed,   // Not a JSON object (logged and skipped).
+    kHello,       // The connection is ready.
+    kDisconnect,  // Slack asks the client to reconnect.
+    kEvent,       // An "events_api" envelope with an object payload.
+    kOther,       // Any other envelope (acked at once when it has an id).
+  };
+  Kind kind = Kind::kMalformed;
+  // The id to ack ({"envelope_id": ...}); empty when there is none, or when
+  // it is not a string.
+  std::string envelope_id;
+  // kDisconnect: Slack's reason, when it is a string.
+  std::string reason;
+  // kEvent: the event_callback to convert.
+  nlohmann::json payload;
+};
+
+// Reads one text frame of a Socket Mode connection (untrusted input: any
+// bytes are accepted; fields of the wrong JSON type count as absent). Pure;
+// thread-safe.
+SocketModeMessage ParseSocketModeMessage(absl::string_view text);
 
 // Slack's Socket Mode transport, for installations without a public URL.
 //

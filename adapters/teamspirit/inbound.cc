@@ -64,6 +64,13 @@ InboundTranslation TranslateWebhookEvent(const TsWebhookEvent& e,
   event.mutable_channel()->set_platform(kPlatform);
   event.mutable_channel()->set_account(context.account);
   event.mutable_channel()->set_chat_id(e.chat_id);
+  // A message in a thread is in the thread's channel too, so that a link
+  // member narrowed to that thread (a runtime link made for a thread, such
+  // as a Botsplash conversation) gets it; whole-chat members get it as
+  // before.
+  if (e.message.has_value() && !e.message->thread_id.empty()) {
+    event.mutable_channel()->set_thread_id(e.message->thread_id);
+  }
   if (e.created_at != absl::InfinitePast()) {
     event.set_occurred_at_ms(absl::ToUnixMillis(e.created_at));
   }

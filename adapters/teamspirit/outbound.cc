@@ -303,7 +303,11 @@ absl::StatusOr<std::vector<std::string>> TeamSpiritDeliverer::Post(
       TsNewMessage m;
       m.text = pieces[i];
       m.reply_to = delivery.reply_to_target_id();
-      m.thread_id = delivery.thread_root_target_id();
+      // The thread of the original's copy, else the thread the target
+      // member is narrowed to.
+      m.thread_id = delivery.thread_root_target_id().empty()
+                        ? delivery.target().thread_id()
+                        : delivery.thread_root_target_id();
       m.author = *author;
       m.client_token =
           i == 0 ? delivery.idempotency_key()

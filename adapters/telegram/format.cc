@@ -353,7 +353,8 @@ TelegramText Concat(const TelegramText& prefix, const TelegramText& body) {
 
 TelegramText Truncate(const TelegramText& text, size_t limit) {
   const std::vector<Boundary> idx = Index(text.text);
-  if (idx.back().u16 <= limit) return text;
+  // Slice() also clips entities past the end.
+  if (idx.back().u16 <= limit) return Slice(text, idx, 0, idx.size() - 1);
   if (limit == 0) return TelegramText();
   size_t cut = FloorByU16(idx, limit - 1);
   TelegramText out = Slice(text, idx, 0, cut);
@@ -367,7 +368,7 @@ std::vector<TelegramText> Split(const TelegramText& text, size_t limit,
   const size_t end_cp = idx.size() - 1;
   std::vector<TelegramText> parts;
   if (idx.back().u16 <= limit || limit == 0) {
-    parts.push_back(text);
+    parts.push_back(Slice(text, idx, 0, end_cp));  // Clips the entities.
     return parts;
   }
   size_t start = 0;

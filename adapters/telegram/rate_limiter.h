@@ -42,9 +42,9 @@ class RateLimiter {
   // Held across the buckets so that a send takes all its tokens or none.
   absl::Mutex mu_;
   // Keyed by "bot/chat", "bot/chat" and "bot".
-  TokenBucket chats_;
-  TokenBucket groups_;
-  TokenBucket bots_;
+  TokenBucket chats_ ABSL_GUARDED_BY(mu_);
+  TokenBucket groups_ ABSL_GUARDED_BY(mu_);
+  TokenBucket bots_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace imbridge::adapters::telegram

@@ -10,6 +10,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/http/percent_decode.h"
+#include "common/http/php_form.h"
 
 namespace imbridge::emulators {
 namespace {
@@ -18,6 +19,7 @@ using json = nlohmann::json;
 
 constexpr size_t kMaxMessageChars = 20000;
 constexpr size_t kMaxFileBytes = 100ull << 20;
+constexpr size_t kMaxBatchCommands = 50;
 
 // A flat query string as a JSON object of strings.
 json ParseQuery(absl::string_view query) {
@@ -146,8 +148,10 @@ void FakeBitrix24::SetBucket(double drain_per_second, double capacity) {
 }
 
 void FakeBitrix24::FailNext(const std::string& method, int count, int status,
-                            const std::string& error) {
+                            const std::string& error, int after) {
   absl::MutexLock lock(&mu_);
+  // Status 0: a call that works.
+  for (int i = 0; i < after; ++i) failures_[method].push_back({0, ""});
   for (int i = 0; i < count; ++i) failures_[method].push_back({status, error});
 }
 
@@ -208,6 +212,11 @@ void FakeBitrix24::Serve(HttpRequest request,
     responder->Respond(200, "application/octet-stream", std::move(bytes));
     return;
   }
+  // Reads do not change the portal.
+  NotifyOnExit notify(this);
+  notify.armed = !absl::EndsWith(request.path, "Event.get") &&
+                 !absl::EndsWith(request.path, "Bot.list") &&
+                 !absl::EndsWith(request.path, "File.download");
   json params = ParseQuery(request.query);
   if (!request.body.empty()) {
     json body = json::parse(request.body, nullptr, false);
@@ -299,15 +308,94 @@ FakeBitrix24::Answer FakeBitrix24::Rest(const std::string& method,
                    "The access token provided has expired.");
     }
   }
+  if (absl::optional<Answer> failure =
+          InjectedFailureLocked(method, /*any_method=*/true)) {
+    return *failure;
+  }
+  if (method == "batch") return Batch(params, webhook_auth);
+  return Execute(method, params, webhook_auth);
+}
+
+absl::optional<FakeBitrix24::Answer> FakeBitrix24::InjectedFailureLocked(
+    const std::string& method, bool any_method) {
   for (const std::string& key : {method, std::string("*")}) {
+    if (key == "*" && !any_method) break;
     auto f = failures_.find(key);
     if (f != failures_.end() && !f->second.empty()) {
       Failure failure = f->second.front();
       f->second.pop_front();
+      if (failure.status == 0) return absl::nullopt;
       return Error(failure.status, failure.error, "injected failure");
     }
   }
+  return absl::nullopt;
+}
 
+FakeBitrix24::Answer FakeBitrix24::Batch(const json& params,
+                                         bool webhook_auth) {
+  json cmd = params.value("cmd", json());
+  if (!cmd.is_object() && !cmd.is_array()) {
+    return Error(400, "INVALID_ARG_VALUE", "cmd must be an array");
+  }
+  if (cmd.size() > kMaxBatchCommands) {
+    return Error(400, "ERROR_BATCH_LENGTH_EXCEEDED",
+                 "Max batch length exceeded");
+  }
+  const bool halt = IntParam(params, "halt") != 0 ||
+                    (params.contains("halt") && params["halt"].is_boolean() &&
+                     params["halt"].get<bool>());
+  json results = json::object();
+  json errors = json::object();
+  size_t index = 0;
+  for (auto it = cmd.begin(); it != cmd.end(); ++it, ++index) {
+    const std::string key = cmd.is_object() ? it.key() : absl::StrCat(index);
+    if (!it->is_string()) {
+      errors[key] = {{"error", "INVALID_REQUEST"},
+                     {"error_description", "a command must be a string"}};
+      if (halt) break;
+      continue;
+    }
+    const std::string command = it->get<std::string>();
+    const size_t question = command.find('?');
+    std::string method = command.substr(0, question);
+    absl::StatusOr<json> command_params =
+        ParsePhpForm(question == std::string::npos
+                         ? absl::string_view()
+                         : absl::string_view(command).substr(question + 1));
+    Answer a;
+    if (!command_params.ok()) {
+      a = Error(400, "INVALID_REQUEST",
+                std::string(command_params.status().message()));
+    } else if (method == "batch") {
+      a = Error(400, "ERROR_BATCH_METHOD_NOT_ALLOWED",
+                "Method is not allowed for batch usage");
+    } else if (absl::optional<Answer> failure =
+                   InjectedFailureLocked(method, /*any_method=*/false)) {
+      a = *failure;
+    } else {
+      a = Execute(method, *command_params, webhook_auth);
+    }
+    calls_.push_back({method,
+                      command_params.ok() ? *command_params : json::object(),
+                      a.status, absl::Now(), /*batched=*/true});
+    if (a.status == 200) {
+      results[key] = a.body["result"];
+    } else {
+      errors[key] = a.body;
+      if (halt) break;
+    }
+  }
+  return Ok({{"result", results},
+             // PHP writes an empty array, not an empty object.
+             {"result_error", errors.empty() ? json::array() : errors},
+             {"result_total", json::array()},
+             {"result_next", json::array()},
+             {"result_time", json::object()}});
+}
+
+FakeBitrix24::Answer FakeBitrix24::Execute(const std::string& method,
+                                           const json& params,
+                                           bool webhook_auth) {
   if (method == "imbot.v2.Bot.register") {
     json fields = params.value("fields", json::object());
     std::string code = StringParam(fields, "code");
@@ -485,6 +573,7 @@ json FakeBitrix24::MessageJsonLocked(const Message& m) const {
 
 int64_t FakeBitrix24::AddMessageLocked(Message m) {
   m.id = ++next_id_;
+  m.date = absl::Now();
   messages_[m.id] = m;
   return m.id;
 }
@@ -508,7 +597,23 @@ void FakeBitrix24::EmitLocked(const Chat& chat, const std::string& type,
   }
 }
 
+FakeBitrix24::NotifyOnExit::~NotifyOnExit() {
+  if (!armed) return;
+  for (const auto& fn : fake_->listeners_) fn();
+}
+
+void FakeBitrix24::OnChange(std::function<void()> fn) {
+  listeners_.push_back(std::move(fn));
+}
+
+std::string FakeBitrix24::user_name(int64_t id) const {
+  absl::MutexLock lock(&mu_);
+  auto u = users_.find(id);
+  return u == users_.end() ? "" : u->second;
+}
+
 int64_t FakeBitrix24::NewUser(const std::string& name) {
+  NotifyOnExit notify(this);
   absl::MutexLock lock(&mu_);
   int64_t id = ++next_id_;
   users_[id] = name;
@@ -516,6 +621,7 @@ int64_t FakeBitrix24::NewUser(const std::string& name) {
 }
 
 int64_t FakeBitrix24::CreateChat(const std::string& title) {
+  NotifyOnExit notify(this);
   absl::MutexLock lock(&mu_);
   Chat chat;
   chat.id = ++next_id_;
@@ -525,6 +631,7 @@ int64_t FakeBitrix24::CreateChat(const std::string& title) {
 }
 
 void FakeBitrix24::AddToChat(int64_t chat_id, int64_t user_id) {
+  NotifyOnExit notify(this);
   absl::MutexLock lock(&mu_);
   auto chat = chats_.find(chat_id);
   if (chat == chats_.end()) return;
@@ -536,6 +643,7 @@ void FakeBitrix24::AddToChat(int64_t chat_id, int64_t user_id) {
 }
 
 void FakeBitrix24::RemoveFromChat(int64_t chat_id, int64_t user_id) {
+  NotifyOnExit notify(this);
   absl::MutexLock lock(&mu_);
   auto chat = chats_.find(chat_id);
   if (chat == chats_.end()) return;
@@ -547,6 +655,7 @@ void FakeBitrix24::RemoveFromChat(int64_t chat_id, int64_t user_id) {
 
 int64_t FakeBitrix24::PostMessage(int64_t chat_id, int64_t user_id,
                                   const std::string& text, int64_t reply_id) {
+  NotifyOnExit notify(this);
   absl::MutexLock lock(&mu_);
   auto chat = chats_.find(chat_id);
   if (chat == chats_.end()) return 0;
@@ -566,6 +675,7 @@ int64_t FakeBitrix24::PostFile(int64_t chat_id, int64_t user_id,
                                const std::string& name,
                                const std::string& bytes,
                                const std::string& text) {
+  NotifyOnExit notify(this);
   absl::MutexLock lock(&mu_);
   auto chat = chats_.find(chat_id);
   if (chat == chats_.end()) return 0;
@@ -587,6 +697,7 @@ int64_t FakeBitrix24::PostFile(int64_t chat_id, int64_t user_id,
 }
 
 bool FakeBitrix24::EditMessage(int64_t message_id, const std::string& text) {
+  NotifyOnExit notify(this);
   absl::MutexLock lock(&mu_);
   auto m = messages_.find(message_id);
   if (m == messages_.end() || m->second.deleted) return false;
@@ -599,6 +710,7 @@ bool FakeBitrix24::EditMessage(int64_t message_id, const std::string& text) {
 }
 
 bool FakeBitrix24::DeleteMessage(int64_t message_id) {
+  NotifyOnExit notify(this);
   absl::MutexLock lock(&mu_);
   auto m = messages_.find(message_id);
   if (m == messages_.end() || m->second.deleted) return false;
@@ -619,11 +731,11 @@ std::vector<FakeBitrix24::Call> FakeBitrix24::calls(
 }
 
 std::vector<FakeBitrix24::Message> FakeBitrix24::messages(
-    int64_t chat_id, int64_t author) const {
+    int64_t chat_id, int64_t author, bool with_deleted) const {
   absl::MutexLock lock(&mu_);
   std::vector<Message> out;
   for (const auto& [id, m] : messages_) {
-    if (m.chat_id == chat_id && !m.deleted &&
+    if (m.chat_id == chat_id && (with_deleted || !m.deleted) &&
         (author == 0 || m.author_id == author)) {
       out.push_back(m);
     }

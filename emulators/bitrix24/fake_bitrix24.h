@@ -44,6 +44,14 @@ namespace imbridge::emulators {
 //    (returns {downloadUrl}); downloads at GET /download/<file id>/<sig>
 //    answer 404 unless User-Agent, Accept, Accept-Language and Referer are
 //    sent, as Bitrix24's Nginx does.
+//  - batch {halt, cmd{key: "method?query"}}: up to 50 commands (their
+//    parameters a PHP-style query string, "fields[message]=..."; scalars
+//    arrive as strings) made in order with the batch's authentication, for
+//    one unit of the leaky bucket. The answer's result is {result{key:
+//    result}, result_error{key: {error, error_description}}, result_total,
+//    result_next, result_time}; an empty result_error is [] (PHP's empty
+//    array). With halt=1 the commands after the first error are not made.
+//    A batch inside a batch is refused.
 //
 // Events (in fetch mode, with real JSON types): ONIMBOTV2MESSAGEADD / UPDATE
 // {bot, message{id, chatId, authorId, date, text, isSystem, uuid,
@@ -87,6 +95,7 @@ class FakeBitrix24 {
     std::vector<int64_t> file_ids;
     bool deleted = false;
     int edits = 0;
+    absl::Time date;  // When it was posted.
   };
 
   // One REST call the fake received.
@@ -95,6 +104,8 @@ class FakeBitrix24 {
     nlohmann::json params;
     int status = 0;
     absl::Time at;
+    // A command of a `batch` request (recorded before the batch itself).
+    bool batched = false;
   };
 
   FakeBitrix24();
@@ -122,10 +133,11 @@ class FakeBitrix24 {
 
   // The leaky bucket's parameters, from now on.
   void SetBucket(double drain_per_second, double capacity);
-  // The next `count` calls of `method` ("*": any) fail with HTTP `status`
-  // and `error`.
+  // The next `count` calls of `method` ("*": any request) fail with HTTP
+  // `status` and `error`, after `after` calls that work. A command of a
+  // batch counts as a call of its method.
   void FailNext(const std::string& method, int count, int status,
-                const std::string& error);
+                const std::string& error, int after = 0);
 
   // Portal state.
   int64_t NewUser(const std::string& name);
@@ -143,9 +155,12 @@ class FakeBitrix24 {
 
   // Inspection.
   std::vector<Call> calls(const std::string& method = "") const;
-  // Messages of `chat_id` (not deleted) in order; with `author` only that
-  // author's.
-  std::vector<Message> messages(int64_t chat_id, int64_t author = 0) const;
+  // Messages of `chat_id` in order, without the deleted ones unless
+  // `with_deleted`; with `author` only that author's.
+  std::vector<Message> messages(int64_t chat_id, int64_t author = 0,
+                                bool with_deleted = false) const;
+  // A user's (or bot's) name; "" for an unknown id.
+  std::string user_name(int64_t id) const;
   absl::optional<Message> message(int64_t id) const;
   absl::optional<File> file(int64_t id) const;
   // The bot id registered with `code`, or 0.
@@ -154,6 +169,11 @@ class FakeBitrix24 {
   size_t pending_events(int64_t bot_id) const;
   // The highest offset `bot_id` has asked Event.get for.
   int64_t last_offset(int64_t bot_id) const;
+  // Calls `fn` after every change of the portal (a message, chat or member
+  // changed by a person or by a REST call), on the thread that made it,
+  // without the fake's lock held. Register before Start().
+  void OnChange(std::function<void()> fn);
+
   // Waits until `predicate` holds (checked every 20 ms); false on timeout.
   bool WaitFor(const std::function<bool()>& predicate,
                absl::Duration timeout = absl::Seconds(30)) const;
@@ -182,9 +202,34 @@ class FakeBitrix24 {
     nlohmann::json body;
   };
 
+  // Calls the OnChange listeners when it goes out of scope (declared
+  // before the MutexLock, so after the lock is released).
+  class NotifyOnExit {
+   public:
+    explicit NotifyOnExit(const FakeBitrix24* fake) : fake_(fake) {}
+    ~NotifyOnExit();
+    NotifyOnExit(const NotifyOnExit&) = delete;
+    NotifyOnExit& operator=(const NotifyOnExit&) = delete;
+    bool armed = true;
+
+   private:
+    const FakeBitrix24* const fake_;
+  };
+
   void Serve(HttpRequest request, std::shared_ptr<Responder> responder);
+  // A REST request: the bucket, authentication, injected failures, then
+  // the method (Execute).
   Answer Rest(const std::string& method, const nlohmann::json& params,
               bool webhook_auth) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Answer Execute(const std::string& method, const nlohmann::json& params,
+                 bool webhook_auth) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Answer Batch(const nlohmann::json& params, bool webhook_auth)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Pops the next injected failure of `method` (or of "*" when
+  // `any_method`), if there is one.
+  absl::optional<Answer> InjectedFailureLocked(const std::string& method,
+                                               bool any_method)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Answer Refresh(const nlohmann::json& params)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void IssueTokensLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -227,6 +272,7 @@ class FakeBitrix24 {
     std::string error;
   };
   std::map<std::string, std::deque<Failure>> failures_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::function<void()>> listeners_;  // Set before Start().
 };
 
 }  // namespace imbridge::emulators

@@ -272,7 +272,61 @@ void FakeSlack::UseSocketMode(bool on) {
 
 void FakeSlack::AddChannel(const std::string& id, const std::string& name) {
   absl::MutexLock lock(&mu_);
-  channels_[id] = name;
+  EnsureChannel(id).name = name;
+}
+
+FakeSlackChannel& FakeSlack::EnsureChannel(const std::string& id) {
+  auto it = channels_.find(id);
+  if (it != channels_.end()) return it->second;
+  FakeSlackChannel& c = channels_[id];
+  c.id = id;
+  c.name = id;
+  c.members.insert(options_.bot_user_id);
+  return c;
+}
+
+void FakeSlack::AddMember(const std::string& channel, const std::string& user) {
+  absl::MutexLock lock(&mu_);
+  EnsureChannel(channel).members.insert(user);
+}
+
+std::optional<FakeSlackChannel> FakeSlack::Channel(
+    const std::string& id) const {
+  absl::MutexLock lock(&mu_);
+  auto it = channels_.find(id);
+  if (it == channels_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::string FakeSlack::PostError(const std::string& channel,
+                                 const std::string& user) {
+  auto it = channels_.find(channel);
+  if (it == channels_.end()) return "channel_not_found";
+  if (it->second.archived) return "is_archived";
+  if (it->second.members.count(user) == 0) return "not_in_channel";
+  return "";
+}
+
+void FakeSlack::AddUserToken(const std::string& user_id,
+                             const std::string& token) {
+  absl::MutexLock lock(&mu_);
+  user_tokens_[token] = user_id;
+  if (users_.find(user_id) == users_.end()) {
+    users_[user_id] = {
+        {"id", user_id},
+        {"team_id", options_.team_id},
+        {"name", absl::AsciiStrToLower(user_id)},
+        {"real_name", user_id},
+        {"is_bot", false},
+        {"profile", {{"display_name", user_id}, {"real_name", user_id}}}};
+    presence_.emplace(user_id, "away");
+  }
+}
+
+std::string FakeSlack::Presence(const std::string& user) const {
+  absl::MutexLock lock(&mu_);
+  auto it = presence_.find(user);
+  return it == presence_.end() ? "away" : it->second;
 }
 
 void FakeSlack::AddUser(const std::string& id, const std::string& display_name,
@@ -349,10 +403,10 @@ json FakeSlack::MessageJson(const FakeSlackMessage& m) const {
   if (!m.user.empty()) j["user"] = m.user;
   if (!m.bot_id.empty()) {
     j["bot_id"] = m.bot_id;
-    j["app_id"] = options_.app_id;
+    j["app_id"] = m.app_id;
     j["bot_profile"] = {{"id", m.bot_id},
-                        {"app_id", options_.app_id},
-                        {"name", "imbridge"},
+                        {"app_id", m.app_id},
+                        {"name", m.bot_name},
                         {"team_id", options_.team_id}};
     if (!m.username.empty()) {
       j["subtype"] = "bot_message";
@@ -421,15 +475,23 @@ void FakeSlack::ServeApi(const HttpRequest& request,
                              std::to_string(failure->second.retry_after));
       }
     } else {
-      const std::string& expected = method == "apps.connections.open"
-                                        ? options_.app_token
-                                        : options_.bot_token;
+      // Who the token acts as: the bot user, a person (user token), or
+      // nobody.
+      std::string caller;
+      auto person = user_tokens_.find(token);
+      if (method == "apps.connections.open") {
+        if (token == options_.app_token) caller = options_.bot_user_id;
+      } else if (token == options_.bot_token) {
+        caller = options_.bot_user_id;
+      } else if (person != user_tokens_.end()) {
+        caller = person->second;
+      }
       if (token.empty()) {
         answer = Error("not_authed");
-      } else if (token != expected) {
+      } else if (caller.empty()) {
         answer = Error("invalid_auth");
       } else {
-        answer = Call(method, args, &echoes, &changes);
+        answer = Call(method, args, caller, &echoes, &changes);
       }
     }
     if (options_.echo_app_posts) {
@@ -448,18 +510,64 @@ void FakeSlack::DelayAnswers(const std::string& method, absl::Duration delay) {
 int FakeSlack::delayed_answers_pending() const { return slow_.pending(); }
 
 json FakeSlack::Call(const std::string& method, const json& args,
-                     std::vector<json>* echoes,
+                     const std::string& caller, std::vector<json>* echoes,
                      std::vector<FakeSlackChange>* changes) {
   const std::string bot = options_.bot_user_id;
+  const bool as_bot = caller == bot;
   if (method == "auth.test") {
-    return {{"ok", true},
-            {"url", "https://fake.slack.com/"},
-            {"team", "Fake Workspace"},
-            {"user", "imbridge"},
-            {"team_id", options_.team_id},
-            {"user_id", bot},
-            {"bot_id", options_.bot_id},
-            {"is_enterprise_install", false}};
+    json answer = {{"ok", true},
+                   {"url", "https://fake.slack.com/"},
+                   {"team", "Fake Workspace"},
+                   {"user", as_bot ? "imbridge" : caller},
+                   {"team_id", options_.team_id},
+                   {"user_id", caller},
+                   {"is_enterprise_install", false}};
+    if (as_bot) answer["bot_id"] = options_.bot_id;
+    return answer;
+  }
+  if (method == "users.setPresence") {
+    std::string presence = Arg(args, "presence");
+    if (presence != "auto" && presence != "away") {
+      return Error("invalid_presence");
+    }
+    presence_[caller] = presence == "auto" ? "active" : "away";
+    changes->push_back({"presence", "", presence_[caller], caller});
+    return {{"ok", true}};
+  }
+  if (method == "conversations.info" || method == "conversations.join") {
+    std::string channel = Arg(args, "channel");
+    auto it = channels_.find(channel);
+    if (it == channels_.end()) return Error("channel_not_found");
+    FakeSlackChannel& c = it->second;
+    json warning;
+    if (method == "conversations.join") {
+      if (c.archived) return Error("is_archived");
+      if (c.members.count(caller) > 0) {
+        warning = "already_in_channel";
+      } else {
+        c.members.insert(caller);
+        changes->push_back({"joined", channel, "", caller});
+        if (caller != bot) {
+          echoes->push_back(Callback({{"type", "member_joined_channel"},
+                                      {"user", caller},
+                                      {"channel", channel},
+                                      {"channel_type", "C"},
+                                      {"team", options_.team_id},
+                                      {"event_ts", NextTs()}}));
+        }
+      }
+    }
+    json answer = {{"ok", true},
+                   {"channel",
+                    {{"id", c.id},
+                     {"name", c.name},
+                     {"is_channel", true},
+                     {"is_private", false},
+                     {"creator", c.creator},
+                     {"is_archived", c.archived},
+                     {"is_member", c.members.count(caller) > 0}}}};
+    if (!warning.is_null()) answer["warning"] = warning;
+    return answer;
   }
   if (method == "bots.info") {
     if (Arg(args, "bot") != options_.bot_id) return Error("bot_not_found");
@@ -489,19 +597,23 @@ json FakeSlack::Call(const std::string& method, const json& args,
   }
   if (method == "chat.postMessage") {
     std::string channel = Arg(args, "channel");
-    if (channels_.find(channel) == channels_.end()) {
-      return Error("channel_not_found");
-    }
+    std::string refused = PostError(channel, caller);
+    if (!refused.empty()) return Error(refused);
     std::string text = Arg(args, "text");
     if (text.empty()) return Error("no_text");
     if (text.size() > 40000) return Error("msg_too_long");
     FakeSlackMessage m;
     m.channel = channel;
     m.ts = NextTs();
-    m.user = bot;
-    m.bot_id = options_.bot_id;
-    m.username = Arg(args, "username");
-    m.icon_url = Arg(args, "icon_url");
+    m.user = caller;
+    if (as_bot) {
+      m.bot_id = options_.bot_id;
+      m.app_id = options_.app_id;
+      m.bot_name = "imbridge";
+      // A user token posts as the person: no custom name or icon.
+      m.username = Arg(args, "username");
+      m.icon_url = Arg(args, "icon_url");
+    }
     m.text = text;
     m.thread_ts = Arg(args, "thread_ts");
     auto metadata = args.find("metadata");
@@ -523,7 +635,7 @@ json FakeSlack::Call(const std::string& method, const json& args,
     event["event_ts"] = m.ts;
     event["channel_type"] = "channel";
     echoes->push_back(Callback(event));
-    changes->push_back({"posted", channel, m.ts, bot});
+    changes->push_back({"posted", channel, m.ts, caller});
     json message = MessageJson(m);
     return {
         {"ok", true}, {"channel", channel}, {"ts", m.ts}, {"message", message}};
@@ -578,7 +690,9 @@ json FakeSlack::Call(const std::string& method, const json& args,
     }
     FakeSlackMessage* m = FindMessage(channel, Arg(args, "ts"));
     if (m == nullptr) return Error("message_not_found");
-    if (m->bot_id != options_.bot_id) {
+    // The bot changes its own posts, a person (user token) theirs.
+    if (as_bot ? m->bot_id != options_.bot_id
+               : (m->user != caller || !m->bot_id.empty())) {
       return Error(method == "chat.update" ? "cant_update_message"
                                            : "cant_delete_message");
     }
@@ -595,13 +709,13 @@ json FakeSlack::Call(const std::string& method, const json& args,
       event["subtype"] = "message_changed";
       event["message"] = MessageJson(*m);
       event["previous_message"] = previous;
-      changes->push_back({"edited", channel, m->ts, bot});
+      changes->push_back({"edited", channel, m->ts, caller});
     } else {
       m->deleted = true;
       event["subtype"] = "message_deleted";
       event["deleted_ts"] = m->ts;
       event["previous_message"] = previous;
-      changes->push_back({"deleted", channel, m->ts, bot});
+      changes->push_back({"deleted", channel, m->ts, caller});
     }
     echoes->push_back(Callback(event));
     return {{"ok", true}, {"channel", channel}, {"ts", m->ts}};
@@ -618,7 +732,7 @@ json FakeSlack::Call(const std::string& method, const json& args,
     f.name = filename;
     f.title = filename;
     f.mimetype = "application/octet-stream";
-    f.uploaded_by = bot;
+    f.uploaded_by = caller;
     files_[f.id] = f;
     return {{"ok", true},
             {"upload_url", absl::StrCat(base_url(), "/upload/", f.id)},
@@ -628,8 +742,9 @@ json FakeSlack::Call(const std::string& method, const json& args,
     json files = json::parse(Arg(args, "files"), nullptr, false);
     if (!files.is_array() || files.empty()) return Error("invalid_arguments");
     std::string channel = Arg(args, "channel_id");
-    if (!channel.empty() && channels_.find(channel) == channels_.end()) {
-      return Error("channel_not_found");
+    if (!channel.empty()) {
+      std::string refused = PostError(channel, caller);
+      if (!refused.empty()) return Error(refused);
     }
     std::vector<std::string> ids;
     json out = json::array();
@@ -652,14 +767,18 @@ json FakeSlack::Call(const std::string& method, const json& args,
       f.thread_ts = Arg(args, "thread_ts");
       f.initial_comment = Arg(args, "initial_comment");
       out.push_back({{"id", f.id}, {"title", f.title}});
-      changes->push_back({"file", channel, f.id, bot});
+      changes->push_back({"file", channel, f.id, caller});
     }
     if (!channel.empty()) {
       FakeSlackMessage m;
       m.channel = channel;
       m.ts = NextTs();
-      m.user = bot;
-      m.bot_id = options_.bot_id;
+      m.user = caller;
+      if (as_bot) {
+        m.bot_id = options_.bot_id;
+        m.app_id = options_.app_id;
+        m.bot_name = "imbridge";
+      }
       m.text = Arg(args, "initial_comment");
       m.thread_ts = Arg(args, "thread_ts");
       m.file_ids = ids;
@@ -668,7 +787,7 @@ json FakeSlack::Call(const std::string& method, const json& args,
       event["channel"] = channel;
       event["event_ts"] = m.ts;
       echoes->push_back(Callback(event));
-      changes->push_back({"posted", channel, m.ts, bot});
+      changes->push_back({"posted", channel, m.ts, caller});
     }
     return {{"ok", true}, {"files", out}};
   }
@@ -677,14 +796,14 @@ json FakeSlack::Call(const std::string& method, const json& args,
     if (it == files_.end() || it->second.deleted) {
       return Error("file_not_found");
     }
-    if (it->second.uploaded_by != bot) return Error("cant_delete_file");
+    if (it->second.uploaded_by != caller) return Error("cant_delete_file");
     it->second.deleted = true;
     for (auto& m : messages_) {
       for (const auto& id : m.file_ids) {
         if (id == it->first && m.text.empty()) m.deleted = true;
       }
     }
-    changes->push_back({"deleted", it->second.channel, it->first, bot});
+    changes->push_back({"deleted", it->second.channel, it->first, caller});
     return {{"ok", true}};
   }
   return Error("unknown_method");
@@ -782,6 +901,7 @@ int FakeSlack::Emit(const json& callback, int retry_num,
   std::string envelope_id;
   {
     absl::MutexLock lock(&mu_);
+    if (!AppSees(callback)) return 0;
     body = callbacks_[event_id];
     url = events_url_;
     socket = socket_mode_;
@@ -816,7 +936,7 @@ FakeSlack::Sent FakeSlack::PostMessage(const std::string& channel,
   Sent sent;
   {
     absl::MutexLock lock(&mu_);
-    channels_.emplace(channel, channel);
+    EnsureChannel(channel);
     FakeSlackMessage m;
     m.channel = channel;
     m.ts = NextTs();
@@ -944,7 +1064,7 @@ FakeSlack::Sent FakeSlack::UploadFile(const std::string& channel,
   Sent sent;
   {
     absl::MutexLock lock(&mu_);
-    channels_.emplace(channel, channel);
+    EnsureChannel(channel);
     FakeSlackFile f;
     f.id = absl::StrFormat("F%08d", ++counter_);
     f.name = name;
@@ -983,7 +1103,7 @@ FakeSlack::Sent FakeSlack::JoinChannel(const std::string& channel,
   json callback;
   {
     absl::MutexLock lock(&mu_);
-    channels_.emplace(channel, channel);
+    EnsureChannel(channel).members.insert(user);
     std::string now = NextTs();
     callback = Callback({{"type", "member_joined_channel"},
                          {"user", user},
@@ -994,6 +1114,7 @@ FakeSlack::Sent FakeSlack::JoinChannel(const std::string& channel,
   }
   Sent sent;
   sent.event_id = callback["event_id"];
+  Notify({{"joined", channel, "", user}});
   sent.http_status = Emit(callback);
   return sent;
 }
@@ -1013,8 +1134,120 @@ FakeSlack::Sent FakeSlack::LeaveChannel(const std::string& channel,
   }
   Sent sent;
   sent.event_id = callback["event_id"];
+  // The app hears of it while the leaver is still a member.
+  sent.http_status = Emit(callback);
+  absl::MutexLock lock(&mu_);
+  auto it = channels_.find(channel);
+  if (it != channels_.end()) it->second.members.erase(user);
+  return sent;
+}
+
+FakeSlack::Sent FakeSlack::CreateChannel(const std::string& id,
+                                         const std::string& name,
+                                         const std::string& creator) {
+  json callback;
+  {
+    absl::MutexLock lock(&mu_);
+    if (channels_.find(id) != channels_.end()) return Sent();
+    FakeSlackChannel& c = channels_[id];
+    c.id = id;
+    c.name = name;
+    c.creator = creator;
+    c.members.insert(creator);
+    const int64_t now = absl::ToUnixSeconds(absl::Now());
+    callback = Callback(
+        {{"type", "channel_created"},
+         {"channel",
+          {{"id", id}, {"name", name}, {"created", now}, {"creator", creator}}},
+         {"event_ts", NextTs()}});
+  }
+  Sent sent;
+  sent.event_id = callback["event_id"];
+  Notify({{"channel_created", id, "", creator}});
   sent.http_status = Emit(callback);
   return sent;
+}
+
+FakeSlack::Sent FakeSlack::ArchiveChannel(const std::string& channel,
+                                          const std::string& user) {
+  json callback;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = channels_.find(channel);
+    if (it == channels_.end() || it->second.archived) return Sent();
+    it->second.archived = true;
+    callback = Callback({{"type", "channel_archive"},
+                         {"channel", channel},
+                         {"user", user},
+                         {"event_ts", NextTs()}});
+  }
+  Sent sent;
+  sent.event_id = callback["event_id"];
+  Notify({{"channel_archive", channel, "", user}});
+  sent.http_status = Emit(callback);
+  return sent;
+}
+
+FakeSlack::Sent FakeSlack::PostAsApp(const std::string& channel,
+                                     const FakeSlackApp& app,
+                                     const std::string& text,
+                                     const std::string& username) {
+  json callback;
+  Sent sent;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!PostError(channel, app.user_id).empty()) return sent;
+    FakeSlackMessage m;
+    m.channel = channel;
+    m.ts = NextTs();
+    m.user = app.user_id;
+    m.bot_id = app.bot_id;
+    m.app_id = app.app_id;
+    m.bot_name = app.name;
+    m.username = username;
+    m.text = text;
+    messages_.push_back(m);
+    json event = MessageJson(m);
+    event["channel"] = channel;
+    event["event_ts"] = m.ts;
+    event["channel_type"] = "channel";
+    callback = Callback(event);
+    sent.ts = m.ts;
+  }
+  sent.event_id = callback["event_id"];
+  Notify({{"posted", channel, sent.ts, app.user_id}});
+  sent.http_status = Emit(callback);
+  return sent;
+}
+
+bool FakeSlack::AppSees(const json& callback) const {
+  const json& event = callback.value("event", json::object());
+  const std::string type = event.value("type", "");
+  if (type != "message" && type != "member_joined_channel" &&
+      type != "member_left_channel") {
+    return true;
+  }
+  auto it = channels_.find(event.value("channel", ""));
+  return it == channels_.end() ||
+         it->second.members.count(options_.bot_user_id) > 0;
+}
+
+std::string FakeSlack::PostedEventId(const std::string& channel,
+                                     const std::string& ts) const {
+  absl::MutexLock lock(&mu_);
+  for (const auto& [id, body] : callbacks_) {
+    json callback = json::parse(body, nullptr, false);
+    if (!callback.is_object()) continue;
+    const json& e = callback.value("event", json::object());
+    const std::string subtype = e.value("subtype", "");
+    if (e.value("type", "") == "message" &&
+        (subtype.empty() || subtype == "bot_message" ||
+         subtype == "file_share") &&
+        e.value("channel", "") == channel && e.value("ts", "") == ts) {
+      return id;
+    }
+  }
+  return "";
 }
 
 int FakeSlack::Redeliver(const std::string& event_id, int retry_num,

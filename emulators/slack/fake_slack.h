@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -27,7 +28,9 @@ struct FakeSlackMessage {
   std::string channel;
   std::string ts;
   std::string user;      // A person's id, or the bot user for bot posts.
-  std::string bot_id;    // Set for the app's posts.
+  std::string bot_id;    // Set for an app's posts (ours or another's).
+  std::string app_id;    // The posting app's id, with bot_id.
+  std::string bot_name;  // The posting app's bot name, with bot_id.
   std::string username;  // chat.postMessage `username`.
   std::string icon_url;  // chat.postMessage `icon_url`.
   std::string text;      // mrkdwn as stored.
@@ -55,6 +58,25 @@ struct FakeSlackFile {
   bool deleted = false;
 };
 
+// One channel of the fake workspace.
+struct FakeSlackChannel {
+  std::string id;
+  std::string name;
+  std::string creator;  // Who created it ("" for channels set up by tests).
+  bool archived = false;
+  std::set<std::string> members;  // User ids (the bot user included).
+};
+
+// Another app installed in the workspace (Chatlio's bot, say): its posts
+// carry its bot_id and app_id, so that the bridge and the app itself can
+// tell them from people's posts.
+struct FakeSlackApp {
+  std::string user_id;  // Its bot user ("U...").
+  std::string bot_id;   // "B...".
+  std::string app_id;   // "A...".
+  std::string name;     // bot_profile.name.
+};
+
 // One Web API call the fake received.
 struct FakeSlackCall {
   std::string method;   // "chat.postMessage", "upload" for the upload URL.
@@ -64,26 +86,47 @@ struct FakeSlackCall {
 
 // Something that changed in the fake's state (for subscribers).
 struct FakeSlackChange {
-  std::string kind;  // "posted", "edited", "deleted", "file", "presence".
+  // "posted", "edited", "deleted", "file", "presence", "channel_created",
+  // "channel_archive", "joined" (a member joined a channel).
+  std::string kind;
   std::string channel;
-  std::string ts;    // Message ts, or the file id for "file".
+  // Message ts, the file id for "file", the new presence ("active" or
+  // "away") for "presence".
+  std::string ts;
   std::string user;  // Who did it (the bot user for the app's calls).
 };
 
 // A fake Slack workspace for tests and the sandbox: the Web API the adapter
 // calls (auth.test, bots.info, chat.postMessage/update/delete (with message
-// metadata), conversations.history/replies, users.info,
-// users.getPresence, files.getUploadURLExternal + the upload URL +
-// files.completeUploadExternal, files.delete, apps.connections.open), the
-// private file host (bearer token required), the Events API sender (signed
-// POSTs) and a Socket Mode WebSocket endpoint (plain ws:// on its own
-// port).
+// metadata), conversations.history/replies/info/join, users.info,
+// users.getPresence/setPresence, files.getUploadURLExternal + the upload
+// URL + files.completeUploadExternal, files.delete, apps.connections.open),
+// the private file host (bearer token required), the Events API sender
+// (signed POSTs) and a Socket Mode WebSocket endpoint (plain ws:// on its
+// own port).
+//
+// Tokens: the bot token acts as the bot user; each user token registered
+// with AddUserToken() ("xoxp-...") acts as its person: posts, edits,
+// deletes and uploads made with it are that person's (no bot_id, and
+// `username`/`icon_url` are ignored, as Slack does for user tokens), and
+// users.setPresence sets that person's presence ("auto" shows as "active").
+//
+// Channels have members. Posting (chat.postMessage, a file shared into a
+// channel) in a channel the caller is not a member of answers
+// `not_in_channel`, in an archived one `is_archived`, as Slack does;
+// conversations.join makes the caller a member (and emits
+// member_joined_channel). Channels set up with AddChannel(), or that a
+// person's action names first, have the bot as a member; CreateChannel()
+// makes one whose only member is its creator (as when another app creates
+// a channel) and emits `channel_created`. Like Slack, message and
+// membership events of a channel are sent to the app only while the bot is
+// a member; channel_created and channel_archive are always sent.
 //
 // Simulated people post, edit, delete, upload, join and leave with the
 // methods below; each emits the event callback Slack would send, to the
 // events URL (HTTP mode) or over the Socket Mode connection. Like Slack, the
-// app's own posts are reported back as message events carrying its bot_id
-// and app_id (echo), so the adapter's loop prevention is exercised.
+// app's own posts (and the posts made with user tokens) are reported back
+// as message events (echo), so the adapter's loop prevention is exercised.
 //
 // Thread-safe. Emitting events from people's methods blocks for the
 // adapter's HTTP answer (HTTP mode); echoes are sent from a background
@@ -129,6 +172,15 @@ class FakeSlack {
                const std::string& avatar_url = "");
   // "active" or "away"; users.getPresence answers it.
   void SetPresence(const std::string& user, const std::string& presence);
+  // "active" or "away" ("away" for an unknown user).
+  std::string Presence(const std::string& user) const;
+  // Registers a user token: Web API calls with it act as `user_id` (added
+  // as a person named `user_id` if unknown).
+  void AddUserToken(const std::string& user_id, const std::string& token);
+  // Makes `user` a member of `channel` without an event (setup).
+  void AddMember(const std::string& channel, const std::string& user);
+  // The channel, if it exists.
+  std::optional<FakeSlackChannel> Channel(const std::string& id) const;
 
   // What a person's action produced.
   struct Sent {
@@ -148,8 +200,23 @@ class FakeSlack {
                   const std::string& name, const std::string& mimetype,
                   const std::string& content, const std::string& text = "",
                   const std::string& thread_ts = "");
+  // `user` joins or leaves `channel` (member_joined_channel /
+  // member_left_channel).
   Sent JoinChannel(const std::string& channel, const std::string& user);
   Sent LeaveChannel(const std::string& channel, const std::string& user);
+  // `creator` (a person, or another app's bot user) creates the public
+  // channel `id` named `name`, with the creator as its only member;
+  // emits channel_created. An existing id is left as it is (empty Sent).
+  Sent CreateChannel(const std::string& id, const std::string& name,
+                     const std::string& creator);
+  // `user` archives `channel`; emits channel_archive. Posting and joining
+  // then answer is_archived.
+  Sent ArchiveChannel(const std::string& channel, const std::string& user);
+  // Another app posts `text` in `channel` (it must be a member, else the
+  // Sent is empty): a message carrying the app's bot_id, app_id and
+  // bot_profile; with `username`, subtype bot_message as Slack sends it.
+  Sent PostAsApp(const std::string& channel, const FakeSlackApp& app,
+                 const std::string& text, const std::string& username = "");
 
   // Sends a stored callback again, as Slack's retry `retry_num` would.
   // Returns the adapter's HTTP status (0 on transport failure).
@@ -157,6 +224,10 @@ class FakeSlack {
                 const std::string& reason = "http_timeout");
   // The callback body of `event_id` exactly as sent.
   std::string CallbackBody(const std::string& event_id) const;
+  // The event_id of the message event Slack sent (or would send) about the
+  // message `ts` of `channel` being posted; "" if none.
+  std::string PostedEventId(const std::string& channel,
+                            const std::string& ts) const;
   // The signed-request sender (for bad-input tests).
   SlackEventsSender sender() const;
 
@@ -219,10 +290,21 @@ class FakeSlack {
                    const std::shared_ptr<Responder>& responder);
   void ServeFile(const HttpRequest& request,
                  const std::shared_ptr<Responder>& responder);
-  // Runs a Web API method; returns the JSON answer. Called under mu_.
+  // Runs a Web API method as `caller` (the bot user or a token's person);
+  // returns the JSON answer. Called under mu_.
   nlohmann::json Call(const std::string& method, const nlohmann::json& args,
+                      const std::string& caller,
                       std::vector<nlohmann::json>* echoes,
                       std::vector<FakeSlackChange>* changes)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The channel `id`, created with the bot as a member if missing.
+  FakeSlackChannel& EnsureChannel(const std::string& id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // "" when `user` may post in `channel`, else Slack's error.
+  std::string PostError(const std::string& channel, const std::string& user)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether the app is sent `callback` (see the class comment).
+  bool AppSees(const nlohmann::json& callback) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   std::string NextTs() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Wraps an inner event into a callback with a new event_id and stores it.
@@ -249,7 +331,9 @@ class FakeSlack {
   mutable absl::Mutex mu_;
   std::string events_url_ ABSL_GUARDED_BY(mu_);
   bool socket_mode_ ABSL_GUARDED_BY(mu_) = false;
-  std::map<std::string, std::string> channels_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, FakeSlackChannel> channels_ ABSL_GUARDED_BY(mu_);
+  // User token -> user id.
+  std::map<std::string, std::string> user_tokens_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, nlohmann::json> users_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::string> presence_ ABSL_GUARDED_BY(mu_);
   std::vector<FakeSlackMessage> messages_ ABSL_GUARDED_BY(mu_);

@@ -11,6 +11,7 @@
 #include "absl/time/clock.h"
 #include "common/http/hmac.h"
 #include "common/http/percent_decode.h"
+#include "emulators/multipart_form.h"
 #include "nlohmann/json.hpp"
 
 namespace imbridge::fakes {
@@ -49,85 +50,6 @@ bool ValidStatus(absl::string_view status) {
     if (status == s) return true;
   }
   return false;
-}
-
-// One part of a multipart/form-data body.
-struct Part {
-  std::string name;
-  std::string filename;
-  std::string content_type;
-  std::string data;
-};
-
-// The value of parameter `param` in a header value such as
-// `form-data; name="file"; filename="a.pdf"`.
-std::string HeaderParam(absl::string_view value, absl::string_view param) {
-  for (absl::string_view piece : absl::StrSplit(value, ';')) {
-    piece = absl::StripAsciiWhitespace(piece);
-    size_t eq = piece.find('=');
-    if (eq == absl::string_view::npos) continue;
-    if (!absl::EqualsIgnoreCase(absl::StripAsciiWhitespace(piece.substr(0, eq)),
-                                param)) {
-      continue;
-    }
-    absl::string_view v = absl::StripAsciiWhitespace(piece.substr(eq + 1));
-    if (v.size() >= 2 && v.front() == '"' && v.back() == '"') {
-      v = v.substr(1, v.size() - 2);
-    }
-    return std::string(v);
-  }
-  return "";
-}
-
-absl::StatusOr<std::vector<Part>> ParseMultipart(absl::string_view body,
-                                                 absl::string_view type) {
-  std::string boundary = HeaderParam(type, "boundary");
-  if (boundary.empty()) {
-    return absl::InvalidArgumentError("multipart body without boundary");
-  }
-  std::string delimiter = absl::StrCat("--", boundary);
-  std::vector<Part> parts;
-  size_t pos = body.find(delimiter);
-  if (pos == absl::string_view::npos) {
-    return absl::InvalidArgumentError("multipart boundary not found");
-  }
-  while (true) {
-    pos += delimiter.size();
-    if (body.substr(pos, 2) == "--") break;  // Closing delimiter.
-    if (body.substr(pos, 2) != "\r\n") {
-      return absl::InvalidArgumentError("malformed multipart delimiter");
-    }
-    pos += 2;
-    size_t header_end = body.find("\r\n\r\n", pos);
-    if (header_end == absl::string_view::npos) {
-      return absl::InvalidArgumentError("multipart part without headers end");
-    }
-    Part part;
-    for (absl::string_view line :
-         absl::StrSplit(body.substr(pos, header_end - pos), "\r\n")) {
-      size_t colon = line.find(':');
-      if (colon == absl::string_view::npos) continue;
-      absl::string_view name =
-          absl::StripAsciiWhitespace(line.substr(0, colon));
-      absl::string_view value =
-          absl::StripAsciiWhitespace(line.substr(colon + 1));
-      if (absl::EqualsIgnoreCase(name, "Content-Disposition")) {
-        part.name = HeaderParam(value, "name");
-        part.filename = HeaderParam(value, "filename");
-      } else if (absl::EqualsIgnoreCase(name, "Content-Type")) {
-        part.content_type = std::string(value);
-      }
-    }
-    size_t data_start = header_end + 4;
-    size_t next = body.find(absl::StrCat("\r\n", delimiter), data_start);
-    if (next == absl::string_view::npos) {
-      return absl::InvalidArgumentError("multipart part is not terminated");
-    }
-    part.data = std::string(body.substr(data_start, next - data_start));
-    parts.push_back(std::move(part));
-    pos = next + 2;
-  }
-  return parts;
 }
 
 // A JSON object body, or nullopt.
@@ -575,7 +497,12 @@ void FakeTeamSpirit::HandleApi(HttpRequest request,
       answered = true;
     } else {
       bot_id = key->second;
+      if (absl::Now() < outage_until_) {
+        answer = {outage_status_, ErrorJson("unavailable", "outage")};
+        answered = true;
+      }
       for (Failure& f : failures_) {
+        if (answered) break;
         if (f.remaining > 0 &&
             (f.method.empty() || f.method == request.method) &&
             absl::StrContains(rel, f.path_part)) {
@@ -885,12 +812,13 @@ FakeTeamSpirit::Answer FakeTeamSpirit::UploadFile(const std::string& bot_id,
   if (!absl::StartsWith(type, "multipart/form-data")) {
     return {400, ErrorJson("bad_request", "multipart/form-data required")};
   }
-  absl::StatusOr<std::vector<Part>> parts = ParseMultipart(request.body, type);
+  absl::StatusOr<std::vector<MultipartFormPart>> parts =
+      ParseMultipartForm(request.body, type);
   if (!parts.ok()) {
     return {400, ErrorJson("bad_request", parts.status().message())};
   }
-  const Part* file = nullptr;
-  for (const Part& p : *parts) {
+  const MultipartFormPart* file = nullptr;
+  for (const MultipartFormPart& p : *parts) {
     if (p.name == "file") file = &p;
   }
   if (file == nullptr) return {400, ErrorJson("bad_request", "no file part")};
@@ -1167,6 +1095,12 @@ void FakeTeamSpirit::FailNext(int n, int status, int retry_after_seconds,
                               const std::string& path_part) {
   absl::MutexLock lock(&mu_);
   failures_.push_back({n, status, retry_after_seconds, method, path_part});
+}
+
+void FakeTeamSpirit::FailFor(absl::Duration duration, int status) {
+  absl::MutexLock lock(&mu_);
+  outage_until_ = absl::Now() + duration;
+  outage_status_ = status;
 }
 
 void FakeTeamSpirit::HoldNextPost() {

@@ -252,6 +252,11 @@ class FakeTeamSpirit {
   void FailNext(int n, int status, int retry_after_seconds = 0,
                 const std::string& method = "",
                 const std::string& path_part = "");
+  // An outage: every REST call (file downloads included) received within
+  // `duration` from now is answered `status` (a 5xx) without effect, before
+  // any FailNext() injection and the rate limit. Outgoing webhooks are still
+  // sent. A later call replaces the window; a zero duration ends it.
+  void FailFor(absl::Duration duration, int status = 503);
   // The next POST of a message is carried out, but its answer is held until
   // ReleaseHeld() (or hold_limit).
   void HoldNextPost();
@@ -367,6 +372,8 @@ class FakeTeamSpirit {
   std::vector<ApiCall> calls_ ABSL_GUARDED_BY(mu_);
   std::vector<WebhookAttempt> attempts_ ABSL_GUARDED_BY(mu_);
   std::vector<Failure> failures_ ABSL_GUARDED_BY(mu_);
+  absl::Time outage_until_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  int outage_status_ ABSL_GUARDED_BY(mu_) = 503;
   bool hold_next_post_ ABSL_GUARDED_BY(mu_) = false;
   bool held_ready_ ABSL_GUARDED_BY(mu_) = false;
   std::shared_ptr<Responder> held_ ABSL_GUARDED_BY(mu_);

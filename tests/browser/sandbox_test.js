@@ -1,8 +1,10 @@
 // Browser test of the sandbox: starts the whole bridge with scripts/run.sh
 // (on free ports, in its own run directory), opens the page in headless
 // Chromium through playwright-core and checks, as a person would see it:
-//   - a message typed in the Slack pane appears in the TeamSpirit and
-//     Telegram panes under the bridge-rendered name;
+//   - a message typed in the Slack pane appears in the TeamSpirit,
+//     Telegram and Bitrix24 panes under the bridge-rendered name;
+//   - a message typed in the Bitrix24 pane (BB-code) appears in the Slack
+//     pane;
 //   - a reply (TeamSpirit) and an edit (Slack) are mirrored;
 //   - a file attached in the Telegram pane arrives in the other two, and its
 //     download link serves the same bytes;
@@ -47,7 +49,8 @@ function freePort() {
 // printed the page's address.
 async function startStack() {
   const ports = {};
-  for (const name of ['ROUTER', 'ROUTER_HTTP', 'TEAMSPIRIT', 'SLACK', 'TELEGRAM', 'WEBHOOK', 'SANDBOX']) {
+  for (const name of ['ROUTER', 'ROUTER_HTTP', 'TEAMSPIRIT', 'SLACK', 'TELEGRAM', 'WEBHOOK',
+    'BITRIX24', 'SANDBOX']) {
     ports[`IMBRIDGE_${name}_PORT`] = String(await freePort());
   }
   const runDir = path.join(artifacts, 'run');
@@ -147,6 +150,22 @@ async function main() {
     await tgCopy.waitFor();
     check((await tgCopy.locator('.text b').first().textContent()).includes('Ann Lee (slack)'),
       'the Telegram copy starts with the bold sender name');
+    const b24Copy = message('bitrix24', 'Hello from Slack').first();
+    await b24Copy.waitFor();
+    check((await b24Copy.locator('.text b').first().textContent()) === 'Ann Lee (slack)',
+      'the Bitrix24 copy starts with the bold sender name');
+    check((await b24Copy.locator('.text b').nth(1).textContent()) === 'Slack',
+      'the Bitrix24 copy keeps the bold word');
+
+    // 1b. Bitrix24 (BB-code) -> Slack.
+    log('Elena posts in Bitrix24');
+    await post('bitrix24', 'Elena Petrova', 'Hi from [b]Bitrix24[/b]');
+    const fromB24 = message('slack', 'Hi from').first();
+    await fromB24.waitFor();
+    check((await fromB24.locator('.name').textContent()) === 'Elena Petrova (bitrix24)',
+      'the Slack copy is shown under "Elena Petrova (bitrix24)"');
+    check((await fromB24.locator('.text b').textContent()) === 'Bitrix24',
+      'the Slack copy keeps the bold word');
 
     // 2. A reply from TeamSpirit reaches Slack (in the thread) and Telegram.
     log('Yuki replies in TeamSpirit');

@@ -6,11 +6,13 @@
 
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "adapters/common/connector.h"
 #include "gmock/gmock.h"
@@ -331,6 +333,71 @@ TEST_F(AdapterLinksTest, UnknownWordGetsHelpAndDetachedAdapterIsNamed) {
   EXPECT_THAT(alpha->calls()[2].text,
               HasSubstr("The gamma adapter, which answers 'gamma', is not "
                         "attached to the router now"));
+}
+
+TEST_F(AdapterLinksTest, CommandOfAnAdapterThatDetachedGoesToTheNextOne) {
+  auto alpha = Adapter("alpha", "a");
+  absl::Notification received;
+  absl::Notification release;
+  // The command's event key as each adapter saw it.
+  absl::Mutex key_mu;
+  std::string first_key;
+  std::string key;
+  auto first = Adapter("gamma", "g", /*start=*/false);
+  ASSERT_TRUE(first->client()
+                  .OnChatCommand({"gamma"},
+                                 [&](const v1::ChatCommand& c) {
+                                   {
+                                     absl::MutexLock lock(&key_mu);
+                                     first_key = c.event().key();
+                                   }
+                                   received.Notify();
+                                   release.WaitForNotification();
+                                   v1::ChatCommandAnswer answer;
+                                   answer.set_text("from the first");
+                                   return answer;
+                                 })
+                  .ok());
+  first->Start();
+  ASSERT_TRUE(first->WaitAttached());
+
+  // The publish is acknowledged only once the answer is stored.
+  std::thread command([&] { alpha->Post("A1", "!bridge gamma ping"); });
+  EXPECT_TRUE(received.WaitForNotificationWithTimeout(kWait));
+  // The first adapter goes away before answering.
+  std::thread stop([&] { first->Stop(); });
+  absl::Time deadline = absl::Now() + kWait;
+  while (Attached("gamma") && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_FALSE(Attached("gamma"));
+  release.Notify();
+  stop.join();
+
+  auto second = Adapter("gamma", "g", /*start=*/false);
+  EXPECT_TRUE(second->client()
+                  .OnChatCommand({"gamma"},
+                                 [&](const v1::ChatCommand& c) {
+                                   absl::MutexLock lock(&key_mu);
+                                   key = c.event().key();
+                                   v1::ChatCommandAnswer answer;
+                                   answer.set_text("from the second");
+                                   return answer;
+                                 })
+                  .ok());
+  second->Start();
+  EXPECT_TRUE(alpha->WaitForCalls(1));
+  // (Threads are joined before any assertion can return.)
+  command.join();
+  ASSERT_EQ(alpha->calls().size(), 1u);
+  EXPECT_EQ(alpha->calls()[0].text, "from the second");
+  {
+    absl::MutexLock lock(&key_mu);
+    EXPECT_FALSE(key.empty());
+    EXPECT_EQ(key, first_key);
+  }
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_EQ(alpha->calls().size(), 1u);
 }
 
 }  // namespace

@@ -1,8 +1,6 @@
 #ifndef IMBRIDGE_TESTS_INTEGRATION_ADAPTER_PROCESS_H_
 #define IMBRIDGE_TESTS_INTEGRATION_ADAPTER_PROCESS_H_
 
-#include <sys/types.h>
-
 #include <string>
 
 #include "absl/status/status.h"
@@ -37,7 +35,7 @@ class AdapterProcess {
   // Everything the adapter wrote to stderr so far (its JSON log lines).
   std::string ReadLog() const;
   bool running() const { return process_.running(); }
-  // The process id while running (for /proc), or -1.
+  // The running process's id (-1 when none runs).
   pid_t pid() const { return process_.pid(); }
 
  private:

@@ -33,7 +33,7 @@ class ChildProcess {
   // SIGKILL).
   int Terminate(absl::Duration timeout);
   bool running() const { return pid_ > 0; }
-  // The running child's process id (for /proc), or -1.
+  // The running process's id (-1 when none runs).
   pid_t pid() const { return pid_; }
 
  private:

@@ -1,8 +1,6 @@
 #ifndef IMBRIDGE_TESTS_INTEGRATION_ROUTER_PROCESS_H_
 #define IMBRIDGE_TESTS_INTEGRATION_ROUTER_PROCESS_H_
 
-#include <sys/types.h>
-
 #include <string>
 #include <utility>
 #include <vector>
@@ -52,7 +50,7 @@ class RouterProcess {
   // Everything the router wrote to stderr so far (its JSON log lines).
   std::string ReadLog() const;
   bool running() const { return process_.running(); }
-  // The process id while running (for /proc), or -1.
+  // The running process's id (-1 when none runs).
   pid_t pid() const { return process_.pid(); }
 
  private:

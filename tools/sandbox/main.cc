@@ -1,6 +1,6 @@
-// imbridge-sandbox: emulated TeamSpirit, Slack and Telegram servers for the
-// real adapters, and a web page to chat as their users and watch the bridge
-// mirror everything (docs/quickstart.md).
+// imbridge-sandbox: emulated TeamSpirit, Slack, Telegram (and Bitrix24)
+// servers for the real adapters, and a web page to chat as their users and
+// watch the bridge mirror everything (docs/quickstart.md).
 //
 //   imbridge-sandbox --config sandbox.yaml [--check-config]
 

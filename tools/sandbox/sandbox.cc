@@ -2,6 +2,8 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "tools/sandbox/bitrix24_messenger.h"
+#include "tools/sandbox/botsplash_messenger.h"
 #include "tools/sandbox/slack_messenger.h"
 #include "tools/sandbox/teamspirit_messenger.h"
 #include "tools/sandbox/telegram_messenger.h"
@@ -34,6 +36,14 @@ Sandbox::Sandbox(const v1::SandboxConfig& config) {
       std::make_unique<TeamSpiritMessenger>(config.teamspirit()));
   messengers_.push_back(std::make_unique<SlackMessenger>(config.slack()));
   messengers_.push_back(std::make_unique<TelegramMessenger>(config.telegram()));
+  if (config.has_bitrix24()) {
+    messengers_.push_back(
+        std::make_unique<Bitrix24Messenger>(config.bitrix24()));
+  }
+  if (config.has_botsplash()) {
+    messengers_.push_back(
+        std::make_unique<BotsplashMessenger>(config.botsplash()));
+  }
   absl::MutexLock lock(&mu_);
   dirty_.assign(messengers_.size(), false);
   shown_messages_.resize(messengers_.size());

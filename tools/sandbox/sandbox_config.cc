@@ -1,7 +1,9 @@
 #include "tools/sandbox/sandbox_config.h"
 
+#include <algorithm>
 #include <set>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/config_loader.h"
@@ -41,6 +43,29 @@ void ApplyDefaults(v1::SandboxConfig* c) {
   if (tg->people().empty()) {
     AddPerson(tg->mutable_people(), "", "Carla Diaz");
     AddPerson(tg->mutable_people(), "", "Dmitri Ivanov");
+  }
+  if (c->has_bitrix24()) {
+    v1::SandboxBitrix24* b24 = c->mutable_bitrix24();
+    if (b24->chat_title().empty()) b24->set_chat_title("Sandbox");
+    if (b24->bot_name().empty()) b24->set_bot_name("Bridge");
+    if (b24->people().empty()) {
+      AddPerson(b24->mutable_people(), "", "Elena Petrova");
+      AddPerson(b24->mutable_people(), "", "Felix Braun");
+    }
+  }
+  if (c->has_botsplash()) {
+    v1::SandboxBotsplash* bsp = c->mutable_botsplash();
+    if (bsp->app_id().empty()) bsp->set_app_id("sandbox");
+    if (bsp->listener_id().empty()) bsp->set_listener_id("sandbox");
+    if (bsp->direct_message_path().empty()) {
+      bsp->set_direct_message_path("/message/visitor");
+    }
+    if (bsp->update_visitor_path().empty()) {
+      bsp->set_update_visitor_path("/visitor/{idType}/{idValue}");
+    }
+    if (bsp->customers().empty()) {
+      AddPerson(bsp->mutable_customers(), "crm-jane", "Jane Doe");
+    }
   }
 }
 
@@ -87,7 +112,9 @@ absl::Status Check(absl::string_view source, const v1::SandboxConfig& c) {
        {std::pair<const char*, uint32_t>{"teamspirit.api_port",
                                          c.teamspirit().api_port()},
         {"slack.api_port", c.slack().api_port()},
-        {"telegram.api_port", c.telegram().api_port()}}) {
+        {"telegram.api_port", c.telegram().api_port()},
+        {"bitrix24.api_port", c.bitrix24().api_port()},
+        {"botsplash.api_port", c.botsplash().api_port()}}) {
     if (port > 65535) return ConfigError(source, field, "must be 0..65535");
   }
   const v1::SandboxTeamSpirit& ts = c.teamspirit();
@@ -135,7 +162,46 @@ absl::Status Check(absl::string_view source, const v1::SandboxConfig& c) {
     return ConfigError(source, "telegram.bot_token",
                        "required (or bot_token_file), as <bot id>:<secret>");
   }
-  return CheckPeople(source, "telegram.people", tg.people(), false);
+  if (absl::Status s =
+          CheckPeople(source, "telegram.people", tg.people(), false);
+      !s.ok()) {
+    return s;
+  }
+  if (c.has_bitrix24()) {
+    const v1::SandboxBitrix24& b24 = c.bitrix24();
+    const std::string& code = b24.webhook_code();
+    if (code.size() < 8 || code.size() > 64 ||
+        !std::all_of(code.begin(), code.end(),
+                     [](char ch) { return absl::ascii_isalnum(ch); })) {
+      return ConfigError(source, "bitrix24.webhook_code",
+                         "required (or webhook_code_file): 8-64 characters of "
+                         "a-z, A-Z, 0-9");
+    }
+    if (b24.bot_token().empty() || b24.bot_token().size() > 40) {
+      return ConfigError(source, "bitrix24.bot_token",
+                         "required (or bot_token_file), at most 40 characters");
+    }
+    if (absl::Status s =
+            CheckPeople(source, "bitrix24.people", b24.people(), false);
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (!c.has_botsplash()) return absl::OkStatus();
+  const v1::SandboxBotsplash& bsp = c.botsplash();
+  if (bsp.api_key().empty()) {
+    return ConfigError(source, "botsplash.api_key",
+                       "required (or api_key_file)");
+  }
+  if (bsp.reply_secret().empty()) {
+    return ConfigError(source, "botsplash.reply_secret",
+                       "required (or reply_secret_file)");
+  }
+  if (absl::Status s = CheckUrl(source, "botsplash.reply_url", bsp.reply_url());
+      !s.ok()) {
+    return s;
+  }
+  return CheckPeople(source, "botsplash.customers", bsp.customers(), true);
 }
 
 }  // namespace

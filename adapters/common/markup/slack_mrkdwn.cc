@@ -7,6 +7,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "adapters/common/markup/nesting_renderer.h"
 
 namespace imbridge::adapters::markup {
 namespace {
@@ -328,17 +329,10 @@ const char* Marker(Span::Kind k) {
   }
 }
 
-struct RenderSpan {
-  Span::Kind kind;
-  size_t begin;
-  size_t end;
-  const Span* source;
-};
-
 // Valid spans, with style spans trimmed of whitespace and split at newlines.
-std::vector<RenderSpan> Prepare(const v1::RichText& rt) {
+std::vector<NestedSpan> Prepare(const v1::RichText& rt) {
   const std::string& text = rt.text();
-  std::vector<RenderSpan> out;
+  std::vector<NestedSpan> out;
   for (const Span& s : rt.spans()) {
     size_t begin = s.offset();
     size_t end = begin + s.length();
@@ -352,19 +346,15 @@ std::vector<RenderSpan> Prepare(const v1::RichText& rt) {
         size_t a = p, z = piece_end;
         while (a < z && IsSpace(text[a])) ++a;
         while (z > a && IsSpace(text[z - 1])) --z;
-        if (z > a) out.push_back({k, a, z, &s});
+        if (z > a) out.push_back({NestedSpan::Role::kStyle, &s, a, z});
         p = piece_end + 1;
       }
-    } else if (IsAtomic(k) || k == Span::QUOTE) {
-      out.push_back({k, begin, end, &s});
+    } else if (IsAtomic(k)) {
+      out.push_back({NestedSpan::Role::kAtomic, &s, begin, end});
+    } else if (k == Span::QUOTE) {
+      out.push_back({NestedSpan::Role::kQuote, &s, begin, end});
     }
   }
-  std::stable_sort(out.begin(), out.end(),
-                   [](const RenderSpan& a, const RenderSpan& b) {
-                     if (a.begin != b.begin) return a.begin < b.begin;
-                     if (a.end != b.end) return a.end > b.end;
-                     return !IsAtomic(a.kind) && IsAtomic(b.kind);
-                   });
   return out;
 }
 
@@ -373,28 +363,28 @@ std::string EscapeUrl(absl::string_view url) {
       url, {{"&", "&amp;"}, {"<", "&lt;"}, {">", "&gt;"}, {"|", "%7C"}});
 }
 
-std::string RenderAtomic(const RenderSpan& s, absl::string_view content,
+std::string RenderAtomic(const NestedSpan& s, absl::string_view content,
                          const MrkdwnOptions& options) {
-  switch (s.kind) {
+  switch (s.span->kind()) {
     case Span::CODE:
       return absl::StrCat("`", EscapeMrkdwn(content), "`");
     case Span::PRE:
       return absl::StrCat("```\n", EscapeMrkdwn(content), "\n```");
     case Span::LINK:
-      if (s.source->url().empty()) return EscapeMrkdwn(content);
-      if (content == s.source->url()) {
-        return absl::StrCat("<", EscapeUrl(s.source->url()), ">");
+      if (s.span->url().empty()) return EscapeMrkdwn(content);
+      if (content == s.span->url()) {
+        return absl::StrCat("<", EscapeUrl(s.span->url()), ">");
       }
-      return absl::StrCat("<", EscapeUrl(s.source->url()), "|",
+      return absl::StrCat("<", EscapeUrl(s.span->url()), "|",
                           EscapeMrkdwn(content), ">");
     case Span::MENTION:
-      if (options.native_mentions && !s.source->user_id().empty()) {
-        return absl::StrCat("<@", EscapeUrl(s.source->user_id()), ">");
+      if (options.native_mentions && !s.span->user_id().empty()) {
+        return absl::StrCat("<@", EscapeUrl(s.span->user_id()), ">");
       }
       return EscapeMrkdwn(content);
     case Span::CHANNEL_MENTION:
-      if (!s.source->url().empty()) {
-        return absl::StrCat("<", EscapeUrl(s.source->url()), "|",
+      if (!s.span->url().empty()) {
+        return absl::StrCat("<", EscapeUrl(s.span->url()), "|",
                             EscapeMrkdwn(content), ">");
       }
       return EscapeMrkdwn(content);
@@ -407,98 +397,19 @@ std::string RenderAtomic(const RenderSpan& s, absl::string_view content,
 
 std::string RichTextToMrkdwn(const v1::RichText& rt,
                              const MrkdwnOptions& options) {
-  const std::string& text = rt.text();
-  std::vector<RenderSpan> spans = Prepare(rt);
-
-  // Byte positions that start a quoted line.
-  std::vector<bool> quoted(text.size() + 1, false);
-  std::vector<bool> quote_end(text.size() + 1, false);
-  for (const RenderSpan& s : spans) {
-    if (s.kind != Span::QUOTE) continue;
-    for (size_t p = s.begin; p < s.end; ++p) {
-      if (p == s.begin || text[p - 1] == '\n') quoted[p] = true;
-    }
-    quote_end[s.end] = true;
-  }
-
-  std::string out;
-  std::vector<const RenderSpan*> open;  // Style spans, outermost first.
-  size_t next_span = 0;
-  size_t pos = 0;
-  bool at_line_start = true;
-  auto close_upto = [&](size_t p) {
-    // Pops every span ending at or before p, reopening the ones above it
-    // that continue.
-    bool any = false;
-    for (const RenderSpan* s : open) any |= s->end <= p;
-    if (!any) return;
-    size_t first = 0;
-    while (first < open.size() && open[first]->end > p) ++first;
-    std::vector<const RenderSpan*> reopen;
-    for (size_t i = open.size(); i-- > first;) {
-      out.append(Marker(open[i]->kind));
-      if (open[i]->end > p) reopen.push_back(open[i]);
-    }
-    open.resize(first);
-    for (size_t i = reopen.size(); i-- > 0;) {
-      out.append(Marker(reopen[i]->kind));
-      open.push_back(reopen[i]);
-    }
+  NestedMarkup markup;
+  markup.style = [](Span::Kind kind, bool, std::string& out) {
+    out.append(Marker(kind));
   };
-  while (pos <= text.size()) {
-    close_upto(pos);
-    if (pos > 0 && quote_end[pos] && pos < text.size() &&
-        text[pos - 1] != '\n' && text[pos] != '\n') {
-      // Text after a quote on the same line must not join the quote.
-      out.append("\n");
-      at_line_start = true;
-    }
-    if (pos == text.size()) break;
-    if (quoted[pos]) {
-      if (!at_line_start) out.append("\n");
-      out.append("> ");
-    }
-    // Open spans starting here; spans starting inside an atomic one are
-    // skipped.
-    bool jumped = false;
-    while (next_span < spans.size() && spans[next_span].begin <= pos) {
-      const RenderSpan& s = spans[next_span++];
-      if (s.begin < pos || s.kind == Span::QUOTE) continue;
-      if (IsAtomic(s.kind)) {
-        out.append(RenderAtomic(
-            s, absl::string_view(text).substr(s.begin, s.end - s.begin),
-            options));
-        // Skip spans that start inside it.
-        while (next_span < spans.size() && spans[next_span].begin < s.end) {
-          ++next_span;
-        }
-        pos = s.end;
-        at_line_start = text[pos - 1] == '\n';
-        jumped = true;
-        break;
-      }
-      out.append(Marker(s.kind));
-      open.push_back(&s);
-    }
-    if (jumped) continue;
-    // Plain text up to the next boundary.
-    size_t stop = text.size();
-    if (next_span < spans.size()) stop = std::min(stop, spans[next_span].begin);
-    for (const RenderSpan* s : open) stop = std::min(stop, s->end);
-    for (size_t p = pos + 1; p < stop; ++p) {
-      if (quoted[p] || quote_end[p]) {
-        stop = p;
-        break;
-      }
-    }
-    if (stop <= pos) stop = pos + 1;
-    absl::string_view piece = absl::string_view(text).substr(pos, stop - pos);
+  markup.atomic = [&options](const NestedSpan& s, absl::string_view content,
+                             std::string& out) {
+    out.append(RenderAtomic(s, content, options));
+  };
+  markup.text = [](absl::string_view piece, bool, std::string& out) {
     out.append(EscapeMrkdwn(piece));
-    at_line_start = piece.back() == '\n';
-    pos = stop;
-  }
-  close_upto(text.size());
-  return out;
+  };
+  markup.quote_prefix = "> ";
+  return RenderNested(rt.text(), Prepare(rt), markup);
 }
 
 }  // namespace imbridge::adapters::markup

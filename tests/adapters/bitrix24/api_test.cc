@@ -2,6 +2,7 @@
 // mapping, retries, token refresh and file downloads.
 
 #include <string>
+#include <vector>
 
 #include "adapters/bitrix24/bitrix24_api.h"
 #include "adapters/common/delivery_handler.h"
@@ -15,6 +16,7 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::SizeIs;
 using json = nlohmann::json;
+using Fake = emulators::FakeBitrix24;
 
 class Bitrix24RestClientTest : public ::testing::Test {
  protected:
@@ -140,6 +142,79 @@ TEST_F(Bitrix24RestClientTest, DownloadSendsTheRequiredHeaders) {
   EXPECT_EQ(got, "content");
   EXPECT_TRUE(absl::IsOutOfRange(api.Download(
       url, 3, [](absl::string_view) { return absl::OkStatus(); })));
+}
+
+// Several commands in one `batch` request: each gets its own answer; with
+// halt the commands after a failure are not made; the limit codes of a
+// command are retryable, others permanent with their code.
+TEST_F(Bitrix24RestClientTest, BatchMakesSeveralCallsInOneRequest) {
+  RestClient api(WebhookOptions(), &http_, nullptr);
+  int64_t bot = RegisterBot(api);
+  int64_t chat = fake_.CreateChat("c");
+  fake_.AddToChat(chat, bot);
+  const std::string dialog = absl::StrCat("chat", chat);
+  auto send = [&](const std::string& text) {
+    return RestClient::Command{"imbot.v2.Chat.Message.send",
+                               {{"botId", bot},
+                                {"dialogId", dialog},
+                                {"fields", {{"message", text}}}}};
+  };
+  const size_t batches_before = fake_.calls("batch").size();
+  auto r = api.CallBatch(
+      {send("one [b]&[/b] ✓"),
+       send("two"),
+       {"imbot.v2.Chat.Message.update", {{"botId", bot}, {"messageId", 1}}},
+       send("three")},
+      /*halt=*/false);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_THAT(*r, SizeIs(4));
+  ASSERT_TRUE((*r)[0].ok()) << (*r)[0].status();
+  ASSERT_TRUE((*r)[1].ok());
+  EXPECT_EQ(ErrorCode((*r)[2].status()), "MESSAGE_NOT_FOUND");
+  EXPECT_FALSE(IsRetryable((*r)[2].status()));
+  ASSERT_TRUE((*r)[3].ok());
+  std::vector<Fake::Message> sent = fake_.messages(chat, bot);
+  ASSERT_THAT(sent, SizeIs(3));
+  EXPECT_EQ(sent[0].id, (*(*r)[0])["id"].get<int64_t>());
+  EXPECT_EQ(sent[0].text, "one [b]&[/b] ✓");
+  EXPECT_EQ(sent[2].text, "three");
+  EXPECT_THAT(fake_.calls("batch"), SizeIs(batches_before + 1));
+  for (const Fake::Call& c : fake_.calls("imbot.v2.Chat.Message.send")) {
+    EXPECT_TRUE(c.batched);
+  }
+
+  // halt: the second command fails (a limit code: retryable), the third
+  // is not made.
+  fake_.FailNext("imbot.v2.Chat.Message.send", 1, 503, "QUERY_LIMIT_EXCEEDED",
+                 /*after=*/1);
+  r = api.CallBatch({send("four"), send("five"), send("six")}, /*halt=*/true);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_THAT(*r, SizeIs(3));
+  EXPECT_TRUE((*r)[0].ok());
+  EXPECT_TRUE(IsRetryable((*r)[1].status())) << (*r)[1].status();
+  EXPECT_THAT((*r)[1].status().message(), HasSubstr("QUERY_LIMIT_EXCEEDED"));
+  EXPECT_TRUE(absl::IsAborted((*r)[2].status())) << (*r)[2].status();
+  EXPECT_THAT(fake_.messages(chat, bot), SizeIs(4));
+
+  // The batch request itself is retried like any call.
+  fake_.FailNext("batch", 1, 503, "QUERY_LIMIT_EXCEEDED");
+  r = api.CallBatch({send("seven"), send("eight")}, /*halt=*/true);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_THAT(fake_.messages(chat, bot), SizeIs(6));
+  EXPECT_TRUE(absl::IsInvalidArgument(api.CallBatch({}, true).status()));
+}
+
+TEST(Bitrix24BatchesTest, CommandsAreCutIntoBatchesOfFiftyInOrder) {
+  std::vector<RestClient::Command> commands;
+  for (int i = 0; i < 120; ++i) commands.push_back({"m", {{"i", i}}});
+  auto batches = InBatches(commands);
+  ASSERT_THAT(batches, SizeIs(3));
+  EXPECT_THAT(batches[0], SizeIs(50));
+  EXPECT_THAT(batches[1], SizeIs(50));
+  ASSERT_THAT(batches[2], SizeIs(20));
+  EXPECT_EQ(batches[1][0].params["i"], 50);
+  EXPECT_EQ(batches[2][19].params["i"], 119);
+  EXPECT_THAT(InBatches({}), SizeIs(0));
 }
 
 }  // namespace

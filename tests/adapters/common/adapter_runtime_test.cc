@@ -335,6 +335,62 @@ TEST_F(CommandLineTest, BadConfigsExitOneWithTheFieldNamed) {
               HasSubstr("http.listen"));
 }
 
+// A program command (`--register`) runs instead of the adapter, with its
+// own config check, and the usage text lists it.
+TEST_F(CommandLineTest, AProgramCommandRunsWithItsOwnCheck) {
+  AdapterProgram<v1::TelegramAdapterConfig> program;
+  program.binary = "imbridge-adapter-test";
+  program.identity.platform = "test";
+  program.validate = [](absl::string_view source,
+                        const v1::TelegramAdapterConfig& config) {
+    if (config.accounts().empty()) {
+      return ConfigError(source, "accounts", "required to run");
+    }
+    return absl::OkStatus();
+  };
+  program.connect =
+      [](const v1::TelegramAdapterConfig&, AdapterRuntime*,
+         DeliveryJournal*) -> absl::StatusOr<std::unique_ptr<Connector>> {
+    return absl::InternalError("the adapter must not start");
+  };
+  std::string token_seen;
+  AdapterProgram<v1::TelegramAdapterConfig>::Command command;
+  command.flag = "--register";
+  command.help = "register and exit";
+  command.validate = [](absl::string_view source,
+                        const v1::TelegramAdapterConfig& config) {
+    return ValidateRouterConnection(source, config.router());
+  };
+  command.run = [&token_seen](const v1::TelegramAdapterConfig& config) {
+    token_seen = config.router().token();
+    return 7;
+  };
+  program.commands.push_back(command);
+  std::string path = dir_ + "/command.yaml";
+  std::ofstream(path) << "router: {token: seen}\n";
+  auto run = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), "imbridge-adapter-test");
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    return RunAdapter(static_cast<int>(argv.size()), argv.data(), program);
+  };
+  // No accounts: the program's check refuses the config, the command's
+  // passes it.
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(run({"--config", path}), 1);
+  EXPECT_THAT(::testing::internal::GetCapturedStderr(),
+              HasSubstr("accounts: required to run"));
+  EXPECT_EQ(run({"--config", path, "--register"}), 7);
+  EXPECT_EQ(token_seen, "seen");
+  token_seen.clear();
+  EXPECT_EQ(run({"--register", "--config", path}), 7);
+  EXPECT_EQ(token_seen, "seen");
+  ::testing::internal::CaptureStdout();
+  EXPECT_EQ(run({"--help"}), 0);
+  EXPECT_THAT(::testing::internal::GetCapturedStdout(),
+              HasSubstr("  --register        register and exit\n"));
+}
+
 TEST(ValidateAdapterBasicsTest, RouterThenHttpThenLogLevel) {
   v1::RouterConnection router;
   v1::HttpServerOptions http;

@@ -264,6 +264,75 @@ TEST_F(DeliveryJournalTest, PrunesByAgeAndByCount) {
   EXPECT_FALSE(journal->Find("k4")->completed);
 }
 
+// Runs `sql` on the SQLite file at `path`.
+void RunSql(const std::string& path, const char* sql) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  EXPECT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+}
+
+// A delivery's state values go when its record is pruned (by age or by
+// count); plain state values stay.
+TEST_F(DeliveryJournalTest, DeliveryStateIsPrunedWithItsDelivery) {
+  DeliveryJournal::Options options;
+  options.retention = absl::Hours(1);
+  options.max_deliveries = 2;
+  auto journal = OpenJournal(options);
+  ASSERT_NE(journal, nullptr);
+  for (int i = 0; i < 3; ++i) {
+    std::string key = absl::StrCat("k", i);
+    ASSERT_TRUE(journal->Run(key, "t", {Call({key})}, nullptr).ok());
+    ASSERT_TRUE(
+        journal->PutDeliveryState(key, absl::StrCat("parts/", i), "2").ok());
+    absl::SleepFor(absl::Milliseconds(3));
+  }
+  ASSERT_TRUE(journal->PutState("offset", "7").ok());
+  auto pruned = journal->Prune(absl::Now());
+  ASSERT_TRUE(pruned.ok()) << pruned.status();
+  EXPECT_EQ(*pruned, 1u);
+  EXPECT_FALSE(journal->GetState("parts/0")->has_value());
+  EXPECT_EQ(journal->GetState("parts/1")->value_or(""), "2");
+  EXPECT_EQ(journal->GetState("parts/2")->value_or(""), "2");
+  pruned = journal->Prune(absl::Now() + absl::Hours(2));
+  ASSERT_TRUE(pruned.ok());
+  EXPECT_FALSE(journal->GetState("parts/1")->has_value());
+  EXPECT_FALSE(journal->GetState("parts/2")->has_value());
+  EXPECT_EQ(journal->GetState("offset")->value_or(""), "7");
+  auto listed = journal->ListState("parts/");
+  ASSERT_TRUE(listed.ok());
+  EXPECT_THAT(*listed, IsEmpty());
+}
+
+// A journal of schema version 1 (no delivery state) opens with its state
+// kept, and takes delivery state from then on.
+TEST_F(DeliveryJournalTest, OpensAVersionOneJournal) {
+  std::string path =
+      (std::filesystem::path(dir_) / DeliveryJournal::kFileName).string();
+  RunSql(path,
+         "CREATE TABLE deliveries (key TEXT PRIMARY KEY, target TEXT NOT NULL, "
+         "created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, completed "
+         "INTEGER NOT NULL) WITHOUT ROWID;"
+         "CREATE TABLE steps (key TEXT NOT NULL, step INTEGER NOT NULL, "
+         "intent_at INTEGER NOT NULL, done INTEGER NOT NULL, failed INTEGER "
+         "NOT NULL, native_ids TEXT NOT NULL, PRIMARY KEY (key, step)) WITHOUT "
+         "ROWID;"
+         "CREATE TABLE state (name TEXT PRIMARY KEY, value TEXT NOT NULL) "
+         "WITHOUT ROWID;"
+         "INSERT INTO state VALUES('offset', '41');"
+         "PRAGMA user_version = 1;");
+  auto journal = OpenJournal();
+  ASSERT_NE(journal, nullptr);
+  EXPECT_EQ(journal->GetState("offset")->value_or(""), "41");
+  ASSERT_TRUE(journal->Run("k", "t", {Call({"a"})}, nullptr).ok());
+  ASSERT_TRUE(journal->PutDeliveryState("k", "parts/a", "3").ok());
+  EXPECT_EQ(journal->GetState("parts/a")->value_or(""), "3");
+  auto pruned = journal->Prune(absl::Now() + absl::Hours(24 * 8));
+  ASSERT_TRUE(pruned.ok()) << pruned.status();
+  EXPECT_FALSE(journal->GetState("parts/a")->has_value());
+  EXPECT_EQ(journal->GetState("offset")->value_or(""), "41");
+}
+
 TEST_F(DeliveryJournalTest, CorruptFileIsAClearError) {
   std::string path =
       (std::filesystem::path(dir_) / DeliveryJournal::kFileName).string();
@@ -278,14 +347,6 @@ TEST_F(DeliveryJournalTest, CorruptFileIsAClearError) {
   EXPECT_THAT(journal.status().message(), HasSubstr("move the file away"));
   // Nothing changed: the file is as it was.
   EXPECT_EQ(std::filesystem::file_size(path), 8192u);
-}
-
-// Runs `sql` on the SQLite file at `path`.
-void RunSql(const std::string& path, const char* sql) {
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  EXPECT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK);
-  sqlite3_close(db);
 }
 
 TEST_F(DeliveryJournalTest, RefusesOtherDatabasesAndNewerJournals) {

@@ -4,7 +4,9 @@
 #include "adapters/slack/inbound.h"
 
 #include <string>
+#include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/text_format.h"
 #include "google/protobuf/util/message_differencer.h"
@@ -232,6 +234,105 @@ TEST(SlackInbound, UnsupportedEventsAreIgnored) {
   EXPECT_FALSE(Convert(R"({"type":"event_callback",
     "event":{"type":"message","channel":"C1","text":"no id","ts":"1.0"}})")
                    .event.has_value());
+}
+
+// The service user's messages (user token, no bot_id) are the bridge's
+// copies only where the copy check says so; anyone else's never ask it.
+TEST(SlackInbound, ServiceUserCopiesAreAskedAboutAndIgnored) {
+  BotIdentity self = Self();
+  self.service_user_id = "USUPPORT";
+  std::vector<std::string> asked;
+  CopyCheck copies = [&](absl::string_view channel,
+                         const json& message) -> absl::StatusOr<bool> {
+    asked.push_back(absl::StrCat(channel, "/", message.value("ts", "")));
+    return message.value("ts", "") == "1.000001";
+  };
+  auto convert = [&](const std::string& payload) {
+    return ConvertEventCallback(json::parse(payload), "work", self, Lookup,
+                                copies);
+  };
+  auto copy = convert(R"({"event_id":"Ev1","event":{"type":"message",
+    "channel":"C7","user":"USUPPORT","text":"*Ann*: hi","ts":"1.000001"}})");
+  EXPECT_FALSE(copy.event.has_value());
+  EXPECT_TRUE(copy.status.ok());
+  EXPECT_EQ(copy.ignored, "own post");
+  // Typed by a person signed in as the service user: relayed.
+  auto typed = convert(R"({"event_id":"Ev2","event":{"type":"message",
+    "channel":"C7","user":"USUPPORT","text":"by hand","ts":"1.000002"}})");
+  ASSERT_TRUE(typed.event.has_value()) << typed.ignored;
+  EXPECT_EQ(typed.event->posted().sender().id(), "USUPPORT");
+  // Edits and deletes of a copy are the bridge's too.
+  auto edited = convert(R"({"event_id":"Ev3","event":{"type":"message",
+    "subtype":"message_changed","channel":"C7","ts":"2.0",
+    "message":{"user":"USUPPORT","text":"*Ann*: hello","ts":"1.000001"},
+    "previous_message":{"user":"USUPPORT","text":"*Ann*: hi",
+                        "ts":"1.000001"}}})");
+  EXPECT_FALSE(edited.event.has_value());
+  auto deleted = convert(R"({"event_id":"Ev4","event":{"type":"message",
+    "subtype":"message_deleted","channel":"C7","ts":"3.0",
+    "deleted_ts":"1.000001",
+    "previous_message":{"user":"USUPPORT","text":"x","ts":"1.000001"}}})");
+  EXPECT_FALSE(deleted.event.has_value());
+  // Other people and other apps' bots are never asked about.
+  auto other = convert(R"({"event_id":"Ev5","event":{"type":"message",
+    "channel":"C7","user":"U1","text":"hi","ts":"1.000001"}})");
+  EXPECT_TRUE(other.event.has_value());
+  auto app = convert(R"({"event_id":"Ev6","event":{"type":"message",
+    "channel":"C7","user":"USUPPORT","bot_id":"BOTHER","text":"hi",
+    "ts":"1.000001"}})");
+  EXPECT_TRUE(app.event.has_value());
+  EXPECT_EQ(asked, (std::vector<std::string>{"C7/1.000001", "C7/1.000002",
+                                             "C7/1.000001", "C7/1.000001"}));
+  // The service user joining a channel is the bridge's doing.
+  auto joined = convert(R"({"event_id":"Ev7","event":{
+    "type":"member_joined_channel","channel":"C7","user":"USUPPORT"}})");
+  EXPECT_EQ(joined.ignored, "own membership");
+}
+
+TEST(SlackInbound, CopyCheckFailureAsksForARetry) {
+  BotIdentity self = Self();
+  self.service_user_id = "USUPPORT";
+  CopyCheck broken = [](absl::string_view,
+                        const json&) -> absl::StatusOr<bool> {
+    return absl::UnavailableError("journal locked");
+  };
+  auto c = ConvertEventCallback(
+      json::parse(R"({"event_id":"Ev1","event":{"type":"message",
+        "channel":"C7","user":"USUPPORT","text":"hi","ts":"1.0"}})"),
+      "work", self, Lookup, broken);
+  EXPECT_FALSE(c.event.has_value());
+  EXPECT_EQ(c.status.code(), absl::StatusCode::kUnavailable);
+}
+
+TEST(SlackInbound, ChannelCreatedDescribesTheChannel) {
+  auto c = Convert(R"({"event_id":"Ev1","event":{"type":"channel_created",
+    "channel":{"id":"CV1","name":"costa-mesa-133","created":1700000000,
+               "creator":"UCHATLIO"},"event_ts":"1700000000.000100"}})");
+  EXPECT_FALSE(c.event.has_value());
+  ASSERT_TRUE(c.created_channel.has_value());
+  EXPECT_EQ(c.created_channel->id, "CV1");
+  EXPECT_EQ(c.created_channel->name, "costa-mesa-133");
+  EXPECT_EQ(c.created_channel->creator, "UCHATLIO");
+}
+
+TEST(SlackInbound, ChannelArchiveBecomesANotice) {
+  auto c = Convert(R"({"event_id":"Ev2","event_time":1700000000,
+    "event":{"type":"channel_archive","channel":"CV1","user":"U1",
+             "event_ts":"1700000000.000200"}})");
+  ExpectEvent(c, R"pb(
+    key: "slack:work:Ev2"
+    channel { platform: "slack" account: "work" chat_id: "CV1" }
+    occurred_at_ms: 1700000000000
+    posted {
+      message_id: "channel_archive:1700000000.000200"
+      sender {
+        platform: "slack"
+        id: "U1"
+        display_name: "Ann"
+        avatar_url: "https://avatars.example/ann.png"
+      }
+      text { text: "archived this channel" }
+    })pb");
 }
 
 }  // namespace

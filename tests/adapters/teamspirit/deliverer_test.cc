@@ -149,6 +149,14 @@ TEST_F(TeamSpiritDelivererTest, RepliesThreadsEditsDeletes) {
   EXPECT_EQ(m->reply_to, (*root)[0]);
   EXPECT_EQ(m->thread_id, (*root)[0]);
 
+  // A target narrowed to the thread (a link member with thread_id) posts
+  // into it without a thread root of its own.
+  v1::Delivery in_thread = Posted(4, "in the thread");
+  in_thread.mutable_target()->set_thread_id((*root)[0]);
+  auto in_thread_ids = deliverer_->Deliver(in_thread);
+  ASSERT_TRUE(in_thread_ids.ok()) << in_thread_ids.status();
+  EXPECT_EQ(fake_->GetMessage((*in_thread_ids)[0])->thread_id, (*root)[0]);
+
   v1::Delivery edit = Posted(3, "");
   edit.mutable_event()->clear_posted();
   edit.mutable_event()->mutable_edited()->set_message_id("s-1");

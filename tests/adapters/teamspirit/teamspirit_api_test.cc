@@ -233,6 +233,23 @@ TEST_F(TeamSpiritApiTest, ErrorsOfTheServer) {
   EXPECT_TRUE(api_->PostMessage("c-1", m).ok());
 }
 
+// An outage (FakeTeamSpirit::FailFor): every call fails retryably and
+// changes nothing until it ends.
+TEST_F(TeamSpiritApiTest, AnOutageFailsEveryCallUntilItEnds) {
+  TsNewMessage m;
+  m.text = "during the outage";
+  fake_->FailFor(absl::Hours(1), 503);
+  for (int i = 0; i < 3; ++i) {
+    absl::Status down = api_->PostMessage("c-1", m).status();
+    EXPECT_TRUE(IsRetryable(down)) << down;
+  }
+  EXPECT_TRUE(IsRetryable(api_->GetMe().status()));
+  EXPECT_THAT(fake_->Messages("c-1"), SizeIs(0));
+  fake_->FailFor(absl::ZeroDuration());
+  EXPECT_TRUE(api_->PostMessage("c-1", m).ok());
+  EXPECT_THAT(fake_->Messages("c-1"), SizeIs(1));
+}
+
 TEST_F(TeamSpiritApiTest, EditDeleteFilesPresence) {
   TsNewMessage m;
   m.text = "v1";

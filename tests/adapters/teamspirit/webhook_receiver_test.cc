@@ -230,7 +230,9 @@ TEST_F(TeamSpiritWebhookReceiverTest, AnswersOnlyAfterTheRouterAcknowledged) {
   EXPECT_EQ(e.channel().platform(), "teamspirit");
   EXPECT_EQ(e.channel().account(), "corp");
   EXPECT_EQ(e.channel().chat_id(), "c-42");
-  EXPECT_EQ(e.channel().thread_id(), "");
+  // A message in a thread is in the thread's channel too, for link members
+  // narrowed to the thread.
+  EXPECT_EQ(e.channel().thread_id(), "m-0900");
   EXPECT_EQ(e.occurred_at_ms(), kNow * 1000);
   ASSERT_TRUE(e.has_posted());
   EXPECT_EQ(e.posted().message_id(), "m-1001");

@@ -197,6 +197,26 @@ TEST(SplitTest, OneOverTheLimitIsTwoParts) {
               ElementsAre(TelegramEntity{"bold", 0, 1, "", "", 0, ""}));
 }
 
+// Found by fuzz/fuzz_telegram_entities: a text within the limit came back
+// as it was, with an entity past its end, where the header promises
+// clipped ranges.
+TEST(SplitTest, EntitiesOutOfRangeAreClippedInATextWithinTheLimit) {
+  TelegramText t;
+  t.text = "a" + kGrin + "b";  // 4 UTF-16 units.
+  t.entities.push_back({"text_link", 0, 99, "https://x", "", 0, ""});
+  t.entities.push_back({"bold", 7, 2, "", "", 0, ""});
+  std::vector<TelegramText> parts = Split(t, 100);
+  ASSERT_THAT(parts, SizeIs(1));
+  EXPECT_EQ(parts[0].text, t.text);
+  EXPECT_THAT(
+      parts[0].entities,
+      ElementsAre(TelegramEntity{"text_link", 0, 4, "https://x", "", 0, ""}));
+  TelegramText cut = Truncate(t, 100);
+  EXPECT_EQ(cut.text, t.text);
+  EXPECT_THAT(cut.entities, ElementsAre(TelegramEntity{
+                                "text_link", 0, 4, "https://x", "", 0, ""}));
+}
+
 TEST(SplitTest, NeverSplitsASurrogatePair) {
   // 4,095 'a' then an emoji: the emoji would straddle the limit.
   TelegramText t;

@@ -356,6 +356,11 @@ TEST_F(Bitrix24IntegrationTest, EditOfASplitCopyUpdatesEveryPart) {
   ASSERT_TRUE(
       fake_.WaitFor([&] { return fake_.messages(chat, bot).size() == 3; }));
   std::vector<Fake::Message> parts = fake_.messages(chat, bot);
+  // The three parts went as one batch request (one unit of the bucket).
+  EXPECT_THAT(fake_.calls("batch"), SizeIs(1));
+  for (const Fake::Call& c : fake_.calls("imbot.v2.Chat.Message.send")) {
+    EXPECT_TRUE(c.batched);
+  }
 
   other->Edit("L1", a1, repeat("wxyz"));
   ASSERT_TRUE(fake_.WaitFor([&] {
@@ -370,6 +375,8 @@ TEST_F(Bitrix24IntegrationTest, EditOfASplitCopyUpdatesEveryPart) {
     EXPECT_THAT(text, HasSubstr("wxyz")) << p.id;
     EXPECT_THAT(text, ::testing::Not(HasSubstr("abcd"))) << p.id;
   }
+  // The three updates: one batch request.
+  EXPECT_THAT(fake_.calls("batch"), SizeIs(2));
 
   other->Edit("L1", a1, "short now");
   ASSERT_TRUE(fake_.WaitFor([&] {
@@ -379,10 +386,41 @@ TEST_F(Bitrix24IntegrationTest, EditOfASplitCopyUpdatesEveryPart) {
   }));
   EXPECT_EQ(fake_.message(parts[0].id)->text,
             "[b]user-alpha (alpha)[/b]: short now");
+  EXPECT_THAT(fake_.calls("batch"), SizeIs(3));
   // Nothing of it came back to alpha.
   ASSERT_TRUE(fake_.WaitFor([&] { return fake_.pending_events(bot) == 0; }));
   absl::SleepFor(absl::Seconds(1));
   EXPECT_THAT(other->deliveries(), SizeIs(0));
+  EXPECT_EQ(adapter_->Terminate(), 0);
+}
+
+// A split copy whose batch fails part-way (a limit code on the second
+// part): the part made is deleted, and the router's retry shows every part
+// once, in order.
+TEST_F(Bitrix24IntegrationTest, ASplitCopyFailingPartWayIsNotDoubled) {
+  auto other = StartLinked("halfway", "H1");
+  const int64_t bot = bot_, chat = chat_;
+  std::string text;
+  for (int i = 0; i < 9000; ++i) text += "abcd ";
+  text += "END";
+  fake_.FailNext("imbot.v2.Chat.Message.send", 1, 503, "QUERY_LIMIT_EXCEEDED",
+                 /*after=*/1);
+  other->Post("H1", text);
+  ASSERT_TRUE(
+      fake_.WaitFor([&] { return fake_.messages(chat, bot).size() == 3; },
+                    absl::Seconds(60)));
+  std::vector<Fake::Message> parts = fake_.messages(chat, bot);
+  EXPECT_THAT(parts[2].text, ::testing::EndsWith("END"));
+  EXPECT_THAT(parts[0].text, ::testing::Not(HasSubstr("END")));
+  // The first attempt made one part and removed it again.
+  auto deletes = fake_.calls("imbot.v2.Chat.Message.delete");
+  ASSERT_THAT(deletes, SizeIs(1));
+  // One delete goes as a plain call (a JSON number).
+  auto first = fake_.message(deletes[0].params["messageId"].get<int64_t>());
+  ASSERT_TRUE(first.has_value());
+  EXPECT_TRUE(first->deleted);
+  absl::SleepFor(absl::Seconds(1));
+  EXPECT_THAT(fake_.messages(chat, bot), SizeIs(3));
   EXPECT_EQ(adapter_->Terminate(), 0);
 }
 
@@ -437,13 +475,41 @@ TEST_F(Bitrix24IntegrationTest, FilesBothWays) {
   att->set_mime_type("text/csv");
   att->set_size(csv.size());
   EXPECT_NE(other->Publish(post).outcome(), v1::PublishAck::FAILED);
+  // The text rides on the file's upload: one message, one request.
   ASSERT_TRUE(
-      fake_.WaitFor([&] { return fake_.messages(chat, bot).size() == 2; }));
+      fake_.WaitFor([&] { return fake_.messages(chat, bot).size() == 1; }));
   std::vector<Fake::Message> copies = fake_.messages(chat, bot);
   EXPECT_EQ(copies[0].text, "[b]Ann (alpha)[/b]: numbers");
-  ASSERT_THAT(copies[1].file_ids, SizeIs(1));
-  EXPECT_EQ(fake_.file(copies[1].file_ids[0])->name, "data.csv");
-  EXPECT_EQ(fake_.file(copies[1].file_ids[0])->bytes, csv);
+  ASSERT_THAT(copies[0].file_ids, SizeIs(1));
+  EXPECT_EQ(fake_.file(copies[0].file_ids[0])->name, "data.csv");
+  EXPECT_EQ(fake_.file(copies[0].file_ids[0])->bytes, csv);
+  EXPECT_THAT(fake_.calls("imbot.v2.Chat.Message.send"), SizeIs(0));
+
+  // An edit updates that message's text; the file stays.
+  v1::Event edit;
+  edit.mutable_channel()->set_chat_id("F1");
+  edit.mutable_edited()->set_message_id("a-f1");
+  *edit.mutable_edited()->mutable_editor() = posted->sender();
+  edit.mutable_edited()->mutable_text()->set_text("more numbers");
+  EXPECT_NE(other->Publish(edit).outcome(), v1::PublishAck::FAILED);
+  ASSERT_TRUE(fake_.WaitFor([&] {
+    return fake_.message(copies[0].id)->text ==
+           "[b]Ann (alpha)[/b]: more numbers";
+  }));
+  EXPECT_THAT(fake_.message(copies[0].id)->file_ids, SizeIs(1));
+
+  // A file with a reply: the text goes first with replyId, the file after.
+  v1::Event reply = post;
+  reply.mutable_posted()->set_message_id("a-f2");
+  reply.mutable_posted()->set_reply_to_message_id("a-f1");
+  reply.mutable_posted()->mutable_text()->set_text("see above");
+  EXPECT_NE(other->Publish(reply).outcome(), v1::PublishAck::FAILED);
+  ASSERT_TRUE(
+      fake_.WaitFor([&] { return fake_.messages(chat, bot).size() == 3; }));
+  copies = fake_.messages(chat, bot);
+  EXPECT_EQ(copies[1].text, "[b]Ann (alpha)[/b]: see above");
+  EXPECT_EQ(copies[1].reply_id, copies[0].id);
+  EXPECT_THAT(copies[2].file_ids, SizeIs(1));
   EXPECT_EQ(adapter_->Terminate(), 0);
 }
 

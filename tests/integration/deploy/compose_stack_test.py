@@ -8,7 +8,7 @@ runs every config in deploy/compose/ through its binary's --check-config,
 then builds the image (deploy/container/build-image.sh, private vfs storage)
 and runs the file as it is with docker-compose against podman's
 Docker-compatible API (podman-compose 1.0.3 adds a network to
-network_mode: host services, which podman refuses): the router, the four
+network_mode: host services, which podman refuses): the router, the five
 adapters and the sandbox page must all answer (each adapter's /readyz means
 attached to the router and its emulated messenger reachable), a message
 posted on the emulated TeamSpirit must appear on Slack and Telegram, and one
@@ -17,7 +17,7 @@ compose router's admin token) on all three.
 Everything is removed at the end, volumes included.
 
 The stack uses fixed ports on 127.0.0.1 (those of scripts/run.sh: 7700-7701,
-7711-7714, 8080; plus 7721-7723); if one is taken, that part is skipped and says so. Needs root
+7711-7715, 8080; plus 7721-7724); if one is taken, that part is skipped and says so. Needs root
 (exit 77 otherwise).
 """
 
@@ -45,14 +45,17 @@ BINARY = {
     "slack": "adapters/slack/imbridge-adapter-slack",
     "telegram": "adapters/telegram/imbridge-adapter-telegram",
     "webhook": "adapters/webhook/imbridge-adapter-webhook",
+    "bitrix24": "adapters/bitrix24/imbridge-adapter-bitrix24",
 }
-PORTS = [7700, 7701, 7711, 7712, 7713, 7714, 7721, 7722, 7723, 8080]
+PORTS = [7700, 7701, 7711, 7712, 7713, 7714, 7715, 7721, 7722, 7723, 7724,
+         8080]
 READY = {
     "router": "http://127.0.0.1:7701/readyz",
     "teamspirit": "http://127.0.0.1:7711/readyz",
     "slack": "http://127.0.0.1:7712/readyz",
     "telegram": "http://127.0.0.1:7713/readyz",
     "webhook": "http://127.0.0.1:7714/readyz",
+    "bitrix24": "http://127.0.0.1:7715/readyz",
     "sandbox": "http://127.0.0.1:8080/",
 }
 

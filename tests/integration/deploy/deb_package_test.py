@@ -39,10 +39,12 @@ UNITS = [
     "imbridge-adapter-telegram",
     "imbridge-adapter-webhook",
     "imbridge-adapter-bitrix24",
+    "imbridge-adapter-chatlio",
+    "imbridge-adapter-botsplash",
 ]
 BINARIES = UNITS + ["imbridgectl", "imbridge-sandbox"]
 EXAMPLES = ["router", "slack", "teamspirit", "telegram", "webhook", "bitrix24",
-            "sandbox"]
+            "chatlio", "botsplash", "sandbox"]
 
 # The messengers' secrets the shipped adapter examples name (placeholders in
 # each secret's format; the credentials' names are the units' LoadCredential=).
@@ -58,6 +60,9 @@ MESSENGER_SECRETS = {
     "telegram-ops-bot-token": "987654321:AAexampleexampleexampleexample",
     "bitrix24-webhook-url": "https://portal.example/rest/1/examplecode/",
     "bitrix24-bot-token": "example-bot-token",
+    "chatlio-webhook-secret": "example-chatlio-path-secret",
+    "botsplash-api-key": "example-botsplash-api-key",
+    "botsplash-reply-secret": "example-reply-secret",
 }
 
 
@@ -282,7 +287,8 @@ class DebPackageTest(unittest.TestCase):
             with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
                 f.write(secret + "\n")
         try:
-            for example in ("slack", "teamspirit", "telegram", "bitrix24"):
+            for example in ("slack", "teamspirit", "telegram", "bitrix24",
+                            "chatlio", "botsplash"):
                 result = run("/usr/bin/imbridge-adapter-" + example, "--config",
                              "/etc/imbridge/%s.example.yaml" % example,
                              "--check-config", env={})

@@ -34,6 +34,7 @@
 #include "common/http/hmac.h"
 #include "common/http/http_server.h"
 #include "emulators/bitrix24/fake_bitrix24.h"
+#include "emulators/botsplash/fake_botsplash.h"
 #include "emulators/slack/fake_slack.h"
 #include "emulators/teamspirit/fake_teamspirit.h"
 #include "emulators/telegram/fake_telegram.h"
@@ -52,6 +53,8 @@ constexpr char kTelegramSecret[] = "hostile-Telegram_secret-0123";
 constexpr char kTeamSpiritKey[] = "ts-hostile-api-key-0123";
 constexpr char kTeamSpiritSecret[] = "ts-hostile-webhook-secret";
 constexpr char kBitrixAppToken[] = "b24-hostile-application-token";
+constexpr char kBotsplashSecret[] = "bsp-hostile-reply-secret-0123";
+constexpr char kChatlioSecret[] = "chatlio-hostile-path-secret-0123";
 // HttpServer::Options::header_timeout, the default of every process.
 constexpr absl::Duration kHeaderTimeout = absl::Seconds(10);
 constexpr size_t kMaxBody = 1 << 20;  // The default http.max_body_bytes.
@@ -251,6 +254,13 @@ struct Webhook {
   // webhook adapter's keys live in the router, which this test does not
   // provision, so its bodies are refused 401 before they are parsed.
   bool can_sign = true;
+  // Where a forger posts (empty: `path`) and what it gets.
+  std::string forged_path = "";
+  int forged_status = 401;
+
+  const std::string& ForgedPath() const {
+    return forged_path.empty() ? path : forged_path;
+  }
 };
 
 // A real request the processes must keep serving: /healthz (200).
@@ -274,6 +284,9 @@ class HostileClientsTest : public ::testing::Test {
     ASSERT_TRUE(teamspirit_->Start().ok());
     bitrix24_ = new emulators::FakeBitrix24(emulators::FakeBitrix24::Options{});
     ASSERT_TRUE(bitrix24_->Start().ok());
+    botsplash_ =
+        new emulators::FakeBotsplash(emulators::FakeBotsplash::Options{});
+    ASSERT_TRUE(botsplash_->Start().ok());
 
     router_ = new RouterProcess(
         absl::StrCat("adapters:\n  - {name: tests, token: ", kToken, "}\n",
@@ -316,6 +329,23 @@ class HostileClientsTest : public ::testing::Test {
                      "'\n    bot_token: hostile-bot-token-0123\n",
                      "    bot_id: 1\n    mode: webhook\n",
                      "    application_token: ", kBitrixAppToken, "\n"));
+    botsplash_adapter_ = new AdapterProcess(
+        "adapters/botsplash/imbridge-adapter-botsplash",
+        absl::StrCat(router, "state_dir: ", MakeTempDir("hostile-bsp"),
+                     "\naccounts:\n  - name: sales\n    base_url: ",
+                     botsplash_->base_url(),
+                     "\n    app_id: ", botsplash_->options().app_id,
+                     "\n    api_key: ", botsplash_->options().api_key,
+                     "\n    listener_id: lst-1\n    paths: {direct_message: ",
+                     "/message/visitor, update_visitor: ",
+                     "'/visitor/{idType}/{idValue}'}\n    replies: {secret: ",
+                     kBotsplashSecret, "}\n"));
+    chatlio_adapter_ = new AdapterProcess(
+        "adapters/chatlio/imbridge-adapter-chatlio",
+        absl::StrCat(
+            router, "state_dir: ", MakeTempDir("hostile-chatlio"),
+            "\naccounts:\n  - name: site\n    webhook_secret: ", kChatlioSecret,
+            "\n    slack_workspace_url: https://acme.slack.com\n"));
     for (AdapterProcess* a : Adapters()) {
       s = a->Start();
       ASSERT_TRUE(s.ok()) << s << a->ReadLog();
@@ -325,6 +355,7 @@ class HostileClientsTest : public ::testing::Test {
   static void TearDownTestSuite() {
     for (AdapterProcess* a : Adapters()) delete a;
     delete bitrix24_;
+    delete botsplash_;
     delete router_;
     delete slack_;
     delete telegram_;
@@ -332,8 +363,10 @@ class HostileClientsTest : public ::testing::Test {
   }
 
   static std::vector<AdapterProcess*> Adapters() {
-    return {webhook_, slack_adapter_, telegram_adapter_, teamspirit_adapter_,
-            bitrix24_adapter_};
+    return {webhook_,          slack_adapter_,
+            telegram_adapter_, teamspirit_adapter_,
+            bitrix24_adapter_, botsplash_adapter_,
+            chatlio_adapter_};
   }
 
   void SetUp() override {
@@ -354,6 +387,10 @@ class HostileClientsTest : public ::testing::Test {
         {"teamspirit", teamspirit_adapter_->port(), teamspirit_adapter_->pid(),
          kHeaderTimeout},
         {"bitrix24", bitrix24_adapter_->port(), bitrix24_adapter_->pid(),
+         kHeaderTimeout},
+        {"botsplash", botsplash_adapter_->port(), botsplash_adapter_->pid(),
+         kHeaderTimeout},
+        {"chatlio", chatlio_adapter_->port(), chatlio_adapter_->pid(),
          kHeaderTimeout},
     };
   }
@@ -433,6 +470,29 @@ class HostileClientsTest : public ::testing::Test {
                 {{"Content-Type", "application/x-www-form-urlencoded"}},
                 /*timestamped=*/false,
                 /*can_sign=*/false});
+    hooks.push_back(Webhook{
+        "botsplash",
+        botsplash_adapter_->port(),
+        "/botsplash/sales/replies",
+        [](const std::string&, absl::Time) {
+          return HttpHeaderList{{"Content-Type", "application/json"},
+                                {"X-Botsplash-Secret", kBotsplashSecret}};
+        },
+        {{"Content-Type", "application/json"},
+         {"X-Botsplash-Secret", "forged-secret-0123456789"}}});
+    // Chatlio's secret is a path segment: a wrong one is 404 (no such
+    // webhook), not 401, so that a guess does not confirm the account.
+    Webhook chatlio{
+        "chatlio",
+        chatlio_adapter_->port(),
+        absl::StrCat("/chatlio/site/", kChatlioSecret),
+        [](const std::string&, absl::Time) {
+          return HttpHeaderList{{"Content-Type", "application/json"}};
+        },
+        {{"Content-Type", "application/json"}}};
+    chatlio.forged_path = "/chatlio/site/forged-secret-0123456789";
+    chatlio.forged_status = 404;
+    hooks.push_back(std::move(chatlio));
     return hooks;
   }
 
@@ -442,10 +502,13 @@ class HostileClientsTest : public ::testing::Test {
   static AdapterProcess* telegram_adapter_;
   static AdapterProcess* teamspirit_adapter_;
   static AdapterProcess* bitrix24_adapter_;
+  static AdapterProcess* botsplash_adapter_;
+  static AdapterProcess* chatlio_adapter_;
   static fakes::FakeSlack* slack_;
   static fakes::FakeTelegram* telegram_;
   static fakes::FakeTeamSpirit* teamspirit_;
   static emulators::FakeBitrix24* bitrix24_;
+  static emulators::FakeBotsplash* botsplash_;
 };
 
 RouterProcess* HostileClientsTest::router_ = nullptr;
@@ -454,10 +517,13 @@ AdapterProcess* HostileClientsTest::slack_adapter_ = nullptr;
 AdapterProcess* HostileClientsTest::telegram_adapter_ = nullptr;
 AdapterProcess* HostileClientsTest::teamspirit_adapter_ = nullptr;
 AdapterProcess* HostileClientsTest::bitrix24_adapter_ = nullptr;
+AdapterProcess* HostileClientsTest::botsplash_adapter_ = nullptr;
+AdapterProcess* HostileClientsTest::chatlio_adapter_ = nullptr;
 fakes::FakeSlack* HostileClientsTest::slack_ = nullptr;
 fakes::FakeTelegram* HostileClientsTest::telegram_ = nullptr;
 fakes::FakeTeamSpirit* HostileClientsTest::teamspirit_ = nullptr;
 emulators::FakeBitrix24* HostileClientsTest::bitrix24_ = nullptr;
+emulators::FakeBotsplash* HostileClientsTest::botsplash_ = nullptr;
 
 // Every path of every process (/healthz, /readyz, /metrics and each
 // webhook): an oversized Content-Length is 413 before the body is read, a
@@ -527,7 +593,8 @@ TEST_F(HostileClientsTest, EveryEndpointRefusesBrokenRequests) {
   }
 }
 
-// Each webhook: a forged signature or key is 401, a genuine signature on a
+// Each webhook: a forged signature or key is 401 (Chatlio's path secret
+// 404), a genuine signature on a
 // stale timestamp (a replay) 401; a genuinely signed body that is not JSON
 // 400, and one of the wrong content type (a form post to a JSON endpoint)
 // 400 (no endpoint answers 415: see docs/reliability.md).
@@ -535,9 +602,9 @@ TEST_F(HostileClientsTest, WebhooksRefuseForgedStaleAndMalformedBodies) {
   const std::string genuine = R"({"type":"event_callback","event_id":"Ev1"})";
   for (const Webhook& w : Webhooks()) {
     SCOPED_TRACE(w.name);
-    RawResponse forged =
-        Exchange(w.port, RequestText("POST", w.path, w.forged, genuine));
-    EXPECT_EQ(forged.status, 401) << forged.body;
+    RawResponse forged = Exchange(
+        w.port, RequestText("POST", w.ForgedPath(), w.forged, genuine));
+    EXPECT_EQ(forged.status, w.forged_status) << forged.body;
     if (w.timestamped) {
       absl::Time stale = absl::Now() - absl::Minutes(10);
       RawResponse replay = Exchange(
@@ -648,10 +715,10 @@ TEST_F(HostileClientsTest, SlowlorisThousandIdleConnectionsPerProcess) {
   }
 }
 
-// 10,000 requests with forged keys and signatures (2,000 per process, on
+// 16,000 requests with forged keys and signatures (2,000 per process, on
 // keep-alive connections): each is 401 (404 for the router's unknown
-// paths), real requests are served meanwhile (latency printed), and RSS
-// stays bounded.
+// paths and Chatlio's path secrets), real requests are served meanwhile
+// (latency printed), and RSS stays bounded.
 TEST_F(HostileClientsTest, TenThousandForgedRequests) {
   constexpr int kPerTarget = 2000;
   struct Attack {
@@ -668,7 +735,8 @@ TEST_F(HostileClientsTest, TenThousandForgedRequests) {
       if (t.port == w.port) pid = t.pid;
     }
     attacks.push_back({w.name, w.port, pid,
-                       RequestText("POST", w.path, w.forged, "{}"), 401});
+                       RequestText("POST", w.ForgedPath(), w.forged, "{}"),
+                       w.forged_status});
   }
   attacks.push_back({"router", router_->http_port(), router_->pid(),
                      RequestText("GET", "/admin/secrets", {}, "", false), 404});
@@ -779,7 +847,7 @@ TEST_F(HostileClientsTest, RouterGrpcRefusesUnauthenticatedAndOversized) {
   }
   // Still serving: every adapter is still attached, and /healthz answers.
   for (AdapterProcess* a : Adapters()) EXPECT_TRUE(a->running());
-  EXPECT_TRUE(router_->WaitForMetric("imbridge_router_attached_adapters", {}, 5,
+  EXPECT_TRUE(router_->WaitForMetric("imbridge_router_attached_adapters", {}, 7,
                                      absl::Seconds(30)))
       << router_->ReadLog();
   bool ok = false;

@@ -7,6 +7,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/algorithm/container.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -605,6 +606,58 @@ TEST_F(TeamSpiritIntegrationTest, AMessageWithASlowFileIsNotOvertaken) {
       deliveries[0].event().posted().attachments(0).blob_id(), 4 << 20);
   ASSERT_TRUE(blob.ok()) << blob.status();
   EXPECT_TRUE(*blob == content);
+  EXPECT_EQ(adapter_->Terminate(), 0);
+}
+
+// A link member narrowed to a TeamSpirit thread (as an adapter's runtime
+// link from a chat command makes) receives the thread's messages only, and
+// what is relayed to it is posted in that thread.
+TEST_F(TeamSpiritIntegrationTest, AMemberNarrowedToAThreadGetsOnlyThatThread) {
+  absl::StatusOr<std::string> root =
+      fake_->PostAsUser("u-7", kChat, "a customer conversation");
+  ASSERT_TRUE(root.ok()) << root.status();
+  router_->Terminate();
+  router_ = std::make_unique<RouterProcess>(absl::StrCat(
+      "adapters:\n  - {name: tests, token: ", kToken, "}\n", "links:\n",
+      "  - name: support\n    members:\n",
+      "      - {platform: teamspirit, account: corp, chat_id: ", kChat, "}\n",
+      "      - {platform: slack, account: acme, chat_id: C1}\n",
+      "  - name: customer\n    members:\n",
+      "      - {platform: teamspirit, account: corp, chat_id: ", kChat,
+      ", thread_id: \"", *root, "\"}\n",
+      "      - {platform: slack, account: acme, chat_id: C9}\n",
+      "store: {durability: normal}\n"));
+  ASSERT_TRUE(router_->Start().ok());
+  StartAdapter();
+  auto slack = Slack();
+  WaitReady();
+
+  // Texts relayed to slack's chat `chat`, in order.
+  auto texts_in = [&](const std::string& chat) {
+    std::vector<std::string> out;
+    for (const TestAdapter::Call& c : slack->calls()) {
+      if (c.kind == "post" && c.chat == chat) out.push_back(c.text);
+    }
+    return out;
+  };
+  Fake::PostOptions in_thread;
+  in_thread.thread_id = *root;
+  ASSERT_TRUE(fake_->PostAsUser("u-7", kChat, "in the thread", in_thread).ok());
+  ASSERT_TRUE(fake_->PostAsUser("u-7", kChat, "outside the thread").ok());
+  ASSERT_TRUE(Fake::WaitUntil([&] {
+    return absl::c_linear_search(texts_in("C1"), "outside the thread");
+  })) << adapter_->ReadLog();
+  absl::SleepFor(absl::Milliseconds(500));
+  EXPECT_THAT(texts_in("C9"), ElementsAre("in the thread"));
+  EXPECT_TRUE(absl::c_linear_search(texts_in("C1"), "in the thread"));
+
+  // The customer's side answers: the copy goes into the thread.
+  slack->Post("C9", "answer from the customer");
+  ASSERT_TRUE(Fake::WaitUntil([&] {
+    return !WithText(*fake_, kChat, "answer from the customer").empty();
+  })) << adapter_->ReadLog();
+  EXPECT_EQ(WithText(*fake_, kChat, "answer from the customer")[0].thread_id,
+            *root);
   EXPECT_EQ(adapter_->Terminate(), 0);
 }
 

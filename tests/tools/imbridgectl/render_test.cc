@@ -86,6 +86,25 @@ TEST(RenderTest, Links) {
             "wh1       2025-11-21 10:00:00 UTC\n");
 }
 
+TEST(RenderTest, LinksAnAdapterCreatedNameTheirOwner) {
+  v1::ListLinksResponse links;
+  v1::LinkInfo* info = links.add_links();
+  info->mutable_link()->set_name("visitor");
+  info->set_source(v1::RUNTIME);
+  info->set_owner_platform("botsplash");
+  auto* m = info->mutable_link()->add_members();
+  m->set_platform("botsplash");
+  m->set_account("main");
+  m->set_chat_id("visitor:1");
+  EXPECT_EQ(RenderLinks(links),
+            "NAME     SOURCE               MEMBERS                   "
+            "WEBHOOKS  CREATED\n"
+            "visitor  runtime (botsplash)  botsplash:main:visitor:1  -         "
+            "-\n");
+  std::string out = RenderLink(*info);
+  EXPECT_THAT(out, HasSubstr("owner:    botsplash\n"));
+}
+
 TEST(RenderTest, LinkDetailsShowOptionsThatDifferFromDefaults) {
   v1::LinkInfo info;
   info.mutable_link()->set_name("support");

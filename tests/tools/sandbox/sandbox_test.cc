@@ -25,6 +25,7 @@
 #include "absl/time/clock.h"
 #include "adapters/slack/signature.h"
 #include "adapters/teamspirit/signature.h"
+#include "common/http/http_client.h"
 #include "common/http/http_server.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -90,7 +91,8 @@ class SandboxTest : public ::testing::Test {
             ", webhook_url: \"", teamspirit_.url("/teamspirit/events"), "\"}\n",
             "slack: {bot_token: xoxb-test, signing_secret: ", kSlackSecret,
             ", events_url: \"", slack_.url("/slack/sandbox/events"), "\"}\n",
-            "telegram: {bot_token: \"123:tg-test\"}\n"),
+            "telegram: {bot_token: \"123:tg-test\"}\n",
+            "bitrix24: {webhook_code: b24code0123, bot_token: b24-bot}\n"),
         "test.yaml");
     ASSERT_TRUE(config.ok()) << config.status();
     sandbox_ = std::make_unique<Sandbox>(*config);
@@ -326,6 +328,95 @@ TEST_F(SandboxTest, TelegramPostsAndEditsAreUpdates) {
   EXPECT_EQ(Messages("telegram")[0]["deleted"], false);
 }
 
+// The Bitrix24 pane: the bot is registered (a supervisor with the
+// configured token) in the chat with the people; a person's post, edit and
+// delete are events the bot fetches through the inbound webhook, as the
+// adapter does; the bridge's copies (the bot's messages) show as bridged.
+TEST_F(SandboxTest, Bitrix24PostsAreEventsTheBotFetches) {
+  std::map<std::string, std::string> endpoints;
+  for (const auto& [key, value] : sandbox_->Endpoints()) endpoints[key] = value;
+  const std::string webhook = endpoints["BITRIX24_WEBHOOK_URL"];
+  ASSERT_THAT(webhook, HasSubstr("/rest/1/b24code0123/"));
+  const std::string bot = endpoints["BITRIX24_BOT_ID"];
+  const std::string dialog = endpoints["BITRIX24_CHAT_ID"];
+  // A fresh portal gives its first bot and chat these ids:
+  // deploy/compose/bitrix24.yaml and compose/router.yaml name them.
+  EXPECT_EQ(bot, "1003");
+  EXPECT_EQ(dialog, "chat1004");
+  json state = sandbox_->State()["messengers"]["bitrix24"];
+  EXPECT_EQ(state["chat_id"], dialog);
+  ASSERT_EQ(state["people"].size(), 2u);
+  EXPECT_EQ(state["people"][0]["name"], "Elena Petrova");
+  const std::string elena = state["people"][0]["id"];
+
+  absl::StatusOr<json> posted = sandbox_->Act(
+      "bitrix24", "post", {{"user", elena}, {"text", "[b]privet[/b]"}});
+  ASSERT_TRUE(posted.ok()) << posted.status();
+  ASSERT_TRUE(WaitForEvent("bitrix24", "[b]privet[/b]"));
+  ASSERT_TRUE(sandbox_
+                  ->Act("bitrix24", "edit",
+                        {{"user", elena},
+                         {"id", (*posted)["id"]},
+                         {"text", "privet, edited"}})
+                  .ok());
+  ASSERT_TRUE(WaitForEvent("bitrix24", "privet, edited"));
+
+  HttpClient http;
+  auto call = [&](const std::string& method, const json& params) {
+    absl::StatusOr<HttpResponse> r =
+        http.PostJson(webhook + method, params.dump());
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? json::parse(r->body, nullptr, false) : json();
+  };
+  json fetched = call("imbot.v2.Event.get",
+                      {{"botId", std::stoll(bot)}, {"botToken", "b24-bot"}});
+  std::vector<std::string> types;
+  for (const json& e : fetched["result"]["events"]) {
+    types.push_back(e["type"]);
+  }
+  EXPECT_THAT(types, ::testing::Contains("ONIMBOTV2MESSAGEADD"));
+  EXPECT_THAT(types, ::testing::Contains("ONIMBOTV2MESSAGEUPDATE"));
+  // The bot registered with the configured token: without it, refused.
+  EXPECT_EQ(call("imbot.v2.Event.get", {{"botId", std::stoll(bot)}})["error"],
+            "ACCESS_DENIED");
+
+  // A copy the bridge posts is the bot's message, shown as bridged.
+  json sent = call("imbot.v2.Chat.Message.send",
+                   {{"botId", std::stoll(bot)},
+                    {"botToken", "b24-bot"},
+                    {"dialogId", dialog},
+                    {"fields", {{"message", "[b]Ann (slack)[/b]: hi"}}}});
+  ASSERT_TRUE(sent["result"].is_object()) << sent.dump();
+  ASSERT_TRUE(WaitForEvent("bitrix24", "Ann (slack)"));
+  json messages = Messages("bitrix24");
+  ASSERT_EQ(messages.size(), 2u);
+  EXPECT_EQ(messages[0]["name"], "Elena Petrova");
+  EXPECT_EQ(messages[0]["edited"], true);
+  EXPECT_EQ(messages[0]["format"], "bbcode");
+  EXPECT_EQ(messages[1]["bridged"], true);
+  EXPECT_EQ(messages[1]["name"], "Bridge");
+
+  // Elena may delete her own message, not the bot's; the deleted one stays
+  // on the page, marked.
+  EXPECT_EQ(sandbox_
+                ->Act("bitrix24", "delete",
+                      {{"user", elena}, {"id", messages[1]["id"]}})
+                .status()
+                .code(),
+            absl::StatusCode::kPermissionDenied);
+  ASSERT_TRUE(sandbox_
+                  ->Act("bitrix24", "delete",
+                        {{"user", elena}, {"id", (*posted)["id"]}})
+                  .ok());
+  EXPECT_EQ(Messages("bitrix24")[0]["deleted"], true);
+  EXPECT_EQ(
+      sandbox_
+          ->Act("bitrix24", "presence", {{"user", elena}, {"status", "away"}})
+          .status()
+          .code(),
+      absl::StatusCode::kUnimplemented);
+}
+
 TEST_F(SandboxTest, BadInputIsRefusedAndChangesNothing) {
   auto code = [&](const std::string& messenger, const std::string& action,
                   const json& body) {
@@ -353,7 +444,10 @@ TEST_F(SandboxTest, BadInputIsRefusedAndChangesNothing) {
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(code("slack", "presence", {{"user", "U0ANN"}, {"status", "dnd"}}),
             absl::StatusCode::kInvalidArgument);
-  for (const char* messenger : {"teamspirit", "slack", "telegram"}) {
+  EXPECT_EQ(code("bitrix24", "post", {{"user", "1"}, {"text", "t"}}),
+            absl::StatusCode::kInvalidArgument);
+  for (const char* messenger :
+       {"teamspirit", "slack", "telegram", "bitrix24"}) {
     EXPECT_TRUE(Messages(messenger).empty()) << messenger;
   }
 }

@@ -1,12 +1,15 @@
-// The imbridge sandbox page: one pane per emulated messenger, fed by
-// GET /api/state and the Server-Sent Events of GET /events; people act
-// through POST /api/<messenger>/<action>. No framework, no build step.
+// The imbridge sandbox page: one pane per emulated messenger (and the
+// Botsplash customers' phone), fed by GET /api/state and the Server-Sent
+// Events of GET /events; people act through POST /api/<messenger>/<action>.
+// No framework, no build step.
 'use strict';
 
 const MESSENGERS = {
   teamspirit: { app: 'TeamSpirit', logo: 'TS' },
   slack: { app: 'Slack', logo: '#' },
   telegram: { app: 'Telegram', logo: '✈' },
+  bitrix24: { app: 'Bitrix24', logo: 'B24' },
+  botsplash: { app: 'Botsplash', logo: '☎' },
 };
 
 // Line icons as inline SVG (emoji fonts are often missing).
@@ -72,7 +75,7 @@ function safeUrl(url) {
   return /^(https?:|mailto:)/i.test(url) ? url : '#';
 }
 
-// ---- the three markups -----------------------------------------------------
+// ---- the markups -----------------------------------------------------
 
 // Slack mrkdwn: &amp; &lt; &gt; escapes, <url|label>, *bold*, _italic_,
 // ~strike~, `code`, ```blocks```.
@@ -166,8 +169,42 @@ function renderTelegram(text, entities) {
   return out;
 }
 
+// Bitrix24 BB-code: [b] [i] [u] [s], [url]x[/url], [url=x]label[/url],
+// [code]…[/code], [quote]…[/quote] and ">>" lines, [USER=id]Name[/USER],
+// [CHAT=id]Title[/CHAT], [br]. Tags are case-insensitive; the bridge's
+// zero-width spaces (which keep literal brackets from reading as tags) are
+// invisible anyway.
+function renderBbCode(text) {
+  const codes = [];
+  let s = text.replace(/\[code\]([\s\S]*?)\[\/code\]/gi, (_, code) => {
+    codes.push(code);
+    return `\u0000${codes.length - 1}\u0000`;
+  });
+  s = escapeHtml(s)
+    .replace(/\[br\]/gi, '\n')
+    .replace(/\[url\]([^[]+?)\[\/url\]/gi, (_, url) =>
+      `<a href="${safeUrl(url)}" target="_blank" rel="noopener">${url}</a>`)
+    .replace(/\[url=([^\]]+)\]([\s\S]*?)\[\/url\]/gi, (_, url, label) =>
+      `<a href="${safeUrl(url)}" target="_blank" rel="noopener">${label}</a>`)
+    .replace(/\[user=[^\]]+\]([\s\S]*?)\[\/user\]/gi,
+      '<span class="mention">@$1</span>')
+    .replace(/\[chat=[^\]]+\]([\s\S]*?)\[\/chat\]/gi,
+      '<span class="mention">#$1</span>')
+    .replace(/\[quote\]([\s\S]*?)\[\/quote\]/gi, '<blockquote>$1</blockquote>')
+    .replace(/^&gt;&gt;(.*)$/gm, '<blockquote>$1</blockquote>');
+  for (const tag of ['b', 'i', 'u', 's']) {
+    const re = new RegExp(`\\[${tag}\\]([\\s\\S]*?)\\[\\/${tag}\\]`, 'gi');
+    let before;
+    do { before = s; s = s.replace(re, `<${tag}>$1</${tag}>`); } while (s !== before);
+  }
+  return s.replace(/\u0000(\d+)\u0000/g,
+    (_, i) => `<code>${escapeHtml(codes[+i])}</code>`);
+}
+
 function renderText(message) {
+  if (message.format === 'plain') return escapeHtml(message.text || '');
   if (message.format === 'slack') return renderSlack(message.text || '');
+  if (message.format === 'bbcode') return renderBbCode(message.text || '');
   if (message.format === 'telegram') {
     return renderTelegram(message.text || '', message.entities);
   }
@@ -177,7 +214,9 @@ function renderText(message) {
 function plainPreview(message) {
   if (!message) return 'a message';
   if (message.deleted) return 'a deleted message';
-  const text = (message.text || '').replace(/[*_~`]/g, '').replace(/\s+/g, ' ');
+  let text = message.text || '';
+  if (message.format === 'bbcode') text = text.replace(/\[\/?[a-z]+(=[^\]]*)?\]/gi, '');
+  text = text.replace(/[*_~`]/g, '').replace(/\s+/g, ' ');
   const files = (message.files || []).map((f) => f.name).join(', ');
   const body = text || (files ? `file: ${files}` : '');
   return body.length > 70 ? `${body.slice(0, 70)}…` : body;
@@ -225,7 +264,9 @@ function buildPane(name, state) {
   const form = root.querySelector('.composer');
   const textarea = root.querySelector('.composer-text');
   textarea.placeholder = name === 'slack' ? `Message ${state.title}`
-    : name === 'telegram' ? 'Write a message…' : `Message ${state.title}`;
+    : name === 'telegram' ? 'Write a message…'
+      : name === 'botsplash' ? 'Text the team as the customer…'
+        : `Message ${state.title}`;
   form.addEventListener('submit', (e) => { e.preventDefault(); send(pane); });
   textarea.addEventListener('keydown', (e) => {
     if (e.key === 'Enter' && !e.shiftKey) { e.preventDefault(); send(pane); }
@@ -302,8 +343,11 @@ function renderRoster(pane, roster) {
     return chip;
   }));
   if (!features.presence) {
-    const note = el('span', 'people-note',
-      'Telegram shows bots no presence and no deletions');
+    const note = el('span', 'people-note', pane.name === 'botsplash'
+      ? 'Customers by text message: no edits, no deletions; start one with '
+        + '!bridge botsplash start <phone> <name>'
+      : `${MESSENGERS[pane.name].app} shows bots no presence` +
+        (features.delete ? '' : ' and no deletions'));
     people.append(note);
   }
 
@@ -378,8 +422,12 @@ function messageNode(pane, m) {
 
   const actions = el('div', 'actions');
   if (!m.deleted) {
-    actions.append(actionButton('reply', 'Reply'));
-    if (!m.bridged) actions.append(actionButton('edit', 'Edit'));
+    if (pane.state.features.reply !== false) {
+      actions.append(actionButton('reply', 'Reply'));
+    }
+    if (!m.bridged && pane.state.features.edit !== false) {
+      actions.append(actionButton('edit', 'Edit'));
+    }
     if (!m.bridged && pane.state.features.delete) {
       actions.append(actionButton('delete', 'Delete'));
     }

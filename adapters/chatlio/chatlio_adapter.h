@@ -1,0 +1,124 @@
+#ifndef IMBRIDGE_ADAPTERS_CHATLIO_CHATLIO_ADAPTER_H_
+#define IMBRIDGE_ADAPTERS_CHATLIO_CHATLIO_ADAPTER_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "adapters/chatlio/payload.h"
+#include "adapters/common/adapter_runtime.h"
+#include "adapters/common/connector.h"
+#include "adapters/common/delivery_journal.h"
+#include "adapters/common/inbound_pipeline.h"
+#include "common/http/http_server.h"
+#include "imbridge/v1/chatlio_config.pb.h"
+
+namespace imbridge::adapters::chatlio {
+
+inline constexpr uint16_t kDefaultPort = 7716;
+
+// One verified Chatlio webhook of one account (the inbound pipeline's raw
+// input).
+struct ChatlioInput {
+  std::string account;
+  ChatlioWebhook webhook;
+};
+
+// The runtime link of a visitor's conversation (docs/chatlio.md, "Visitor
+// conversations"): named "<link_prefix><conversationUUID>", with the
+// visitor's Slack channel {slack, <slack_account>, <channel id>}, the
+// configured support member, and the conversation's own Chatlio channel
+// {chatlio, <account>, "conversation:<uuid>"} with direction in (it makes
+// the link this adapter's: the router lets an adapter create only links
+// with a channel of its own; nothing is published or delivered there).
+v1::Link VisitorLink(const v1::ChatlioAccount& account,
+                     const ChatlioWebhook& webhook);
+
+// Checks a loaded config: router, http and log_level, at least one account,
+// names valid and unique, webhook_secret present and at least 16 characters
+// of [A-Za-z0-9_-], slack_workspace_url empty or http(s), slack_account
+// and support (platform, account, chat_id) both or neither, link_prefix
+// of [A-Za-z0-9._-]. Returns
+// ConfigError(source, "field", reason) for the first problem.
+absl::Status ValidateChatlioConfig(absl::string_view source,
+                                   const v1::ChatlioAdapterConfig& config);
+
+// The Chatlio connector (docs/chatlio.md): Chatlio's webhooks become
+// messages of the account's notices channel {chatlio, <account>, "notices"}.
+//
+// Inbound: `POST /chatlio/<account>/<webhook_secret>[/<type>]` (type: a
+// WebhookKindName). The secret is compared in constant time; an unknown
+// account or a wrong secret is answered 404 and logged without the secret.
+// A body that is not a JSON object is 400; a JSON object of no known shape
+// (or of another type than the URL names) is answered 200, logged and
+// counted in imbridge_chatlio_unknown_webhooks_total{account}; a body over
+// http.max_body_bytes (1 MiB by default) is 413 (the HTTP server's). A known
+// webhook goes through the InboundPipeline (one lane per conversation) as
+// WebhookEvent(), the transcript's htmlBody copied into the blob store as
+// its attachment, and is answered 200 only after the router's ack (503 to
+// make Chatlio retry, 400 for an event the router refuses). The event key
+// (WebhookEventKey) makes a repeated webhook one message: the router's
+// deduplication is durable.
+//
+// Visitor conversations (accounts with slack_account and support): a
+// new-conversation webhook naming the visitor's Slack channel creates the
+// conversation's VisitorLink with the router (AdapterRuntime::CreateLink,
+// idempotent) before its notice is published; the transcript deletes it and
+// records the conversation as ended in the journal's state
+// ("chatlio/ended/<account>/<uuid>"), so that a late or repeated
+// new-conversation webhook does not link it again. The router being
+// unreachable makes the webhook answered 503 (retried); a link the router
+// refuses (a bad support member) is logged as an error, counted in
+// imbridge_chatlio_link_errors_total{account}, and the notice still posted.
+//
+// Outbound: nothing is sent to Chatlio (its visitors are answered in
+// Slack): the notices channel is a link member with `direction: in`, and a
+// delivery to it is refused as a permanent error saying so.
+//
+// Threading: see connector.h; webhook handlers never block.
+class ChatlioAdapter : public MessengerConnector<ChatlioInput> {
+ public:
+  // Registers the webhook route on `runtime`. `config` must be valid
+  // (ValidateChatlioConfig); `runtime` and `journal` (null: no state kept)
+  // must outlive the adapter.
+  ChatlioAdapter(const v1::ChatlioAdapterConfig& config,
+                 AdapterRuntime* runtime, DeliveryJournal* journal);
+  ~ChatlioAdapter() override;  // Calls Stop().
+
+  std::vector<std::string> Accounts() const override;
+  absl::StatusOr<std::vector<std::string>> SendMessage(
+      const v1::Delivery& delivery) override;
+  // Answers the inbound work in progress. Idempotent.
+  void Stop() override;
+
+  absl::StatusOr<InboundRoute> Route(const ChatlioInput& raw) override;
+  absl::StatusOr<InboundConversion> Convert(const ChatlioInput& raw) override;
+
+ private:
+  void HandleWebhook(HttpRequest request, std::shared_ptr<Responder> responder);
+  // The visitor link's part of converting `raw`: a retryable error when the
+  // router cannot be asked now.
+  absl::Status UpdateVisitorLink(const v1::ChatlioAccount& account,
+                                 const ChatlioWebhook& webhook);
+
+  std::vector<v1::ChatlioAccount> accounts_;
+  absl::flat_hash_map<std::string, const v1::ChatlioAccount*> by_name_;
+  AdapterRuntime* const runtime_;
+  DeliveryJournal* const journal_;
+  RuntimeInboundRouter inbound_router_;
+  InboundPipeline pipeline_;
+  bool stopped_ = false;
+};
+
+// The binary's program for RunAdapter(): platform "chatlio", port 7716,
+// ValidateChatlioConfig, and a ChatlioAdapter.
+AdapterProgram<v1::ChatlioAdapterConfig> ChatlioProgram();
+
+}  // namespace imbridge::adapters::chatlio
+
+#endif  // IMBRIDGE_ADAPTERS_CHATLIO_CHATLIO_ADAPTER_H_
