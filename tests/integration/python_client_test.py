@@ -26,8 +26,9 @@ STUB_DIR = tempfile.mkdtemp(prefix="imbridge-pystubs-")
 
 def generate_stubs():
     proto_root = os.path.join(SOURCE_DIR, "proto")
+    # router.proto and the protos it imports.
     protos = [os.path.join(proto_root, "imbridge", "v1", name)
-              for name in ("events.proto", "router.proto")]
+              for name in ("config.proto", "events.proto", "router.proto")]
     subprocess.run(
         ["protoc", "-I", proto_root, "--python_out", STUB_DIR,
          "--grpc_python_out", STUB_DIR,
