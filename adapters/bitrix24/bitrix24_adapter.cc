@@ -15,6 +15,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "adapters/bitrix24/format.h"
+#include "adapters/common/account_names.h"
 #include "adapters/common/attachment_kind.h"
 #include "adapters/common/delivery_handler.h"
 #include "common/config_loader.h"
@@ -32,18 +33,6 @@ using json = nlohmann::json;
 
 constexpr char kPlatform[] = "bitrix24";
 constexpr uint64_t kMaxUploadBytes = 100ull << 20;
-
-bool IsAccountName(absl::string_view name) {
-  if (name.empty() || name.size() > 64) return false;
-  return std::all_of(name.begin(), name.end(), [](char c) {
-    return absl::ascii_islower(c) || absl::ascii_isdigit(c) || c == '_' ||
-           c == '-';
-  });
-}
-
-bool IsHttpUrl(absl::string_view url) {
-  return absl::StartsWith(url, "https://") || absl::StartsWith(url, "http://");
-}
 
 std::string WithSlash(std::string url) {
   if (!url.empty() && url.back() != '/') url.push_back('/');
@@ -173,13 +162,10 @@ absl::Status ValidateBitrix24Config(absl::string_view source,
   for (int i = 0; i < config.accounts_size(); ++i) {
     const v1::Bitrix24Account& a = config.accounts(i);
     const std::string at = absl::StrCat("accounts[", i, "]");
-    if (!IsAccountName(a.name())) {
-      return ConfigError(source, at + ".name",
-                         "required: 1-64 characters of a-z, 0-9, _ and -");
-    }
-    if (!names.insert(a.name()).second) {
-      return ConfigError(source, at + ".name",
-                         absl::StrCat("'", a.name(), "' is used twice"));
+    if (absl::Status s =
+            CheckAccountName(source, at + ".name", a.name(), &names);
+        !s.ok()) {
+      return s;
     }
     bool oauth = a.has_oauth();
     if (a.webhook_url().empty() == !oauth) {

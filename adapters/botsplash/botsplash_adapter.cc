@@ -611,14 +611,14 @@ absl::StatusOr<std::vector<std::string>> BotsplashConnector::SendMessage(
     });
   }
   // Botsplash has no idempotency key nor a way to look a sent message up: a
-  // step whose call was cut by a crash is taken as sent (at most once; a
-  // customer never gets a text twice; docs/botsplash.md).
+  // step whose call was cut by a crash is made again (at least once: nothing
+  // acknowledged is lost; the customer may get that one text twice;
+  // docs/botsplash.md).
   absl::StatusOr<std::vector<std::string>> ids = journal_->Run(
       key, absl::StrCat(account->config.name(), "/", visitor_id), steps,
       [](size_t, const DeliveryJournal::Step&)
           -> absl::StatusOr<std::optional<std::vector<std::string>>> {
-        return std::optional<std::vector<std::string>>(
-            std::vector<std::string>());
+        return std::optional<std::vector<std::string>>();
       });
   if (ids.ok()) {
     bool known;
