@@ -707,6 +707,13 @@ void BotsplashConnector::HandleReply(Account* account, HttpRequest request,
     return;
   }
   if (!IsKnown(*account, reply->visitor_id)) {
+    if (!runtime_->router().attached()) {
+      // The router's links are not known yet: the visitor may be linked
+      // there. Botsplash sends the reply again; a 200 would lose it.
+      refuse(503, "not_attached",
+             "not attached to the router yet; send the reply again");
+      return;
+    }
     CountUnknownVisitor(account->config.name());
     LogInfo(
         "reply of an unknown visitor ignored",

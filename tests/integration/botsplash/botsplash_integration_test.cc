@@ -317,6 +317,23 @@ TEST_F(BotsplashIntegrationTest, EditsAndDeletesAreSkippedWithALogNote) {
   EXPECT_THAT(bsp_.ReceivedBy(kVisitor), SizeIs(2));
 }
 
+// Until it has attached, the adapter cannot tell a customer linked in the
+// router's config from a stranger: it answers 503, so that the reply is sent
+// again, instead of 200 and a dropped reply.
+TEST_F(BotsplashIntegrationTest, AReplyBeforeTheFirstAttachIsRefusedRetryably) {
+  StartRouter(CustomerLink());
+  const std::string config = BotsplashConfig();
+  router_->Kill();
+  botsplash_ = std::make_unique<AdapterProcess>(
+      "adapters/botsplash/imbridge-adapter-botsplash", config);
+  absl::Status s = botsplash_->Start();
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_EQ(PostReply(R"({"id": "m-1", "text": "early",
+                          "visitor": {"clientVisitorId": "crm-1"}})",
+                      {{"X-Botsplash-Secret", kReplySecret}}),
+            503);
+}
+
 TEST_F(BotsplashIntegrationTest, ForgedAndBadRepliesAreRefused) {
   StartAdapters();
   const std::string good =
