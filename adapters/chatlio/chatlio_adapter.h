@@ -114,7 +114,9 @@ absl::Status ValidateChatlioConfig(absl::string_view source,
 // with `direction: in`, and a delivery to it is refused as a permanent error
 // saying so.
 //
-// Threading: see connector.h; webhook handlers never block.
+// Threading: see connector.h; webhook handlers never block. The linker is a
+// thread of the adapter's own; Stop() joins it (after at most one link
+// request in progress, up to 5 s).
 class ChatlioAdapter : public MessengerConnector<ChatlioInput> {
  public:
   // Registers the webhook route on `runtime`. `config` must be valid
