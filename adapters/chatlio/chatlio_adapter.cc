@@ -28,7 +28,12 @@ constexpr char kConversationPrefix[] = "conversation:";
 constexpr size_t kMinSecretLength = 16;
 // Bytes handed to the blob store per write of a transcript's HTML.
 constexpr size_t kChunk = 64 * 1024;
-// The linker's backoff between attempts of a pending visitor link.
+// The linker's attempts of a pending visitor link: every 50 ms in its first
+// 5 s (the notice's copy is normally made within a second, and the visitor's
+// messages are not mirrored until the link exists), then with a backoff
+// from 0.2 s doubling up to 10 s.
+constexpr absl::Duration kFastRetry = absl::Milliseconds(50);
+constexpr absl::Duration kFastPhase = absl::Seconds(5);
 constexpr absl::Duration kFirstBackoff = absl::Milliseconds(200);
 constexpr absl::Duration kMaxBackoff = absl::Seconds(10);
 // How long a notice the router does not know may stay unknown before its
@@ -521,7 +526,12 @@ void ChatlioAdapter::LinkerLoop() {
       absl::MutexLock lock(&mu_);
       auto p = pending_.find(key);
       if (p == pending_.end()) continue;
-      p->second.next_attempt = absl::Now() + p->second.backoff;
+      const absl::Time now = absl::Now();
+      if (now - p->second.since < kFastPhase) {
+        p->second.next_attempt = now + kFastRetry;
+        continue;
+      }
+      p->second.next_attempt = now + p->second.backoff;
       p->second.backoff = std::min(p->second.backoff * 2, kMaxBackoff);
     }
   }

@@ -87,8 +87,9 @@ absl::Status ValidateChatlioConfig(absl::string_view source,
 // the support member narrowed to the thread rooted at that copy
 // (VisitorThreadRoot), so that each visitor has a thread. The router
 // answers UNAVAILABLE (or NOT_FOUND) while the copy is not made yet; the
-// linker asks again with backoff (0.2 s doubling to 10 s), also after a
-// restart (the pending links are read back from the journal). A notice whose
+// linker asks again (every 50 ms for 5 s, then with a backoff from 0.2 s
+// doubling to 10 s), also after a restart (the pending links are read back
+// from the journal). A notice whose
 // copy cannot be made (dead-lettered; FAILED_PRECONDITION), one not in the
 // router's message map after 10 minutes, or a router that does not resolve
 // thread roots, gets the whole support chat linked instead: logged and
