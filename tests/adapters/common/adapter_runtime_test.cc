@@ -406,6 +406,15 @@ TEST(ValidateAdapterBasicsTest, RouterThenHttpThenLogLevel) {
               HasSubstr("log_level: expected one of debug, info, warn, error"));
   EXPECT_TRUE(ValidateAdapterBasics("a.yaml", router, http, "").ok());
   EXPECT_TRUE(ValidateAdapterBasics("a.yaml", router, http, "debug").ok());
+  // The HTTP server's limits (common/http/http_server_config.h).
+  http.set_max_connections(65537);
+  s = ValidateAdapterBasics("a.yaml", router, http, "");
+  EXPECT_THAT(std::string(s.message()),
+              HasSubstr("a.yaml: http.max_connections: must be at most 65536"));
+  http.set_max_connections(0);
+  http.set_header_timeout_ms(99);
+  s = ValidateAdapterBasics("a.yaml", router, http, "");
+  EXPECT_THAT(std::string(s.message()), HasSubstr("http.header_timeout_ms"));
 }
 
 }  // namespace
