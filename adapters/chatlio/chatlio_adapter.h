@@ -6,11 +6,11 @@
 #include <string>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "adapters/chatlio/payload.h"
+#include "adapters/common/account_set.h"
 #include "adapters/common/adapter_runtime.h"
 #include "adapters/common/connector.h"
 #include "adapters/common/delivery_journal.h"
@@ -98,7 +98,9 @@ class ChatlioAdapter : public MessengerConnector<ChatlioInput> {
                  AdapterRuntime* runtime, DeliveryJournal* journal);
   ~ChatlioAdapter() override;  // Calls Stop().
 
-  std::vector<std::string> Accounts() const override;
+  std::vector<std::string> Accounts() const override {
+    return accounts_.names();
+  }
   absl::StatusOr<std::vector<std::string>> SendMessage(
       const v1::Delivery& delivery) override;
   // Answers the inbound work in progress. Idempotent.
@@ -114,8 +116,7 @@ class ChatlioAdapter : public MessengerConnector<ChatlioInput> {
   absl::Status UpdateVisitorLink(const v1::ChatlioAccount& account,
                                  const ChatlioWebhook& webhook);
 
-  std::vector<v1::ChatlioAccount> accounts_;
-  absl::flat_hash_map<std::string, const v1::ChatlioAccount*> by_name_;
+  AccountSet<const v1::ChatlioAccount> accounts_{"Chatlio"};
   AdapterRuntime* const runtime_;
   DeliveryJournal* const journal_;
   RuntimeInboundRouter inbound_router_;
