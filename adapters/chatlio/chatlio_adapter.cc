@@ -17,6 +17,7 @@
 #include "common/http/hmac.h"
 #include "common/logging.h"
 #include "common/metrics.h"
+#include "common/status_macros.h"
 
 namespace imbridge::adapters::chatlio {
 namespace {
@@ -189,12 +190,13 @@ std::optional<v1::MemberThreadRoot> VisitorThreadRoot(
 ChatlioAdapter::ChatlioAdapter(const v1::ChatlioAdapterConfig& config,
                                AdapterRuntime* runtime,
                                DeliveryJournal* journal)
-    : accounts_(config.accounts().begin(), config.accounts().end()),
-      runtime_(runtime),
+    : runtime_(runtime),
       journal_(journal),
       inbound_router_(runtime),
       pipeline_(InboundPipeline::Options(), &inbound_router_) {
-  for (const v1::ChatlioAccount& a : accounts_) by_name_[a.name()] = &a;
+  for (const v1::ChatlioAccount& a : config.accounts()) {
+    accounts_.Add(a.name(), std::make_unique<v1::ChatlioAccount>(a));
+  }
   LoadPendingLinks();
   linker_ = std::thread([this] { LinkerLoop(); });
   runtime->http().HandlePrefix(
@@ -206,18 +208,13 @@ ChatlioAdapter::ChatlioAdapter(const v1::ChatlioAdapterConfig& config,
 
 ChatlioAdapter::~ChatlioAdapter() { Stop(); }
 
-std::vector<std::string> ChatlioAdapter::Accounts() const {
-  std::vector<std::string> names;
-  for (const v1::ChatlioAccount& a : accounts_) names.push_back(a.name());
-  return names;
-}
-
 absl::StatusOr<std::vector<std::string>> ChatlioAdapter::SendMessage(
     const v1::Delivery& delivery) {
   absl::string_view uuid = delivery.target().chat_id();
-  auto account = by_name_.find(delivery.target().account());
-  if (account != by_name_.end() &&
-      absl::ConsumePrefix(&uuid, kConversationPrefix) && !uuid.empty()) {
+  const v1::ChatlioAccount* account =
+      accounts_.Find(delivery.target().account());
+  if (account != nullptr && absl::ConsumePrefix(&uuid, kConversationPrefix) &&
+      !uuid.empty()) {
     // The conversation's own channel listens to its link: the Slack
     // adapter's notice that the visitor's channel was archived ends the
     // conversation; anything else needs nothing (Chatlio shows the visitor
@@ -230,9 +227,8 @@ absl::StatusOr<std::vector<std::string>> ChatlioAdapter::SendMessage(
       ended.conversation_uuid = std::string(uuid);
       ended.channel_id = event.channel().chat_id();
       LogInfo("Chatlio visitor's Slack channel archived",
-              {{"account", account->second->name()},
-               {"channel", ended.channel_id}});
-      absl::Status unlinked = UpdateVisitorLink(*account->second, ended);
+              {{"account", account->name()}, {"channel", ended.channel_id}});
+      absl::Status unlinked = UpdateVisitorLink(*account, ended);
       if (!unlinked.ok()) return unlinked;
     }
     return std::vector<std::string>();
@@ -274,12 +270,12 @@ void ChatlioAdapter::HandleWebhook(HttpRequest request,
     not_found("bad_path", "");
     return;
   }
-  auto account = by_name_.find(parts[0]);
-  if (account == by_name_.end()) {
+  const v1::ChatlioAccount* account = accounts_.Find(parts[0]);
+  if (account == nullptr) {
     not_found("unknown_account", "");
     return;
   }
-  const v1::ChatlioAccount& a = *account->second;
+  const v1::ChatlioAccount& a = *account;
   if (!ConstantTimeEquals(parts[1], a.webhook_secret())) {
     not_found("bad_secret", a.name());
     return;
@@ -339,21 +335,17 @@ absl::StatusOr<InboundRoute> ChatlioAdapter::Route(const ChatlioInput& raw) {
 
 absl::StatusOr<InboundConversion> ChatlioAdapter::Convert(
     const ChatlioInput& raw) {
-  auto account = by_name_.find(raw.account);
-  if (account == by_name_.end()) {
-    return absl::InvalidArgumentError("unknown account");
-  }
-  absl::Status linked = UpdateVisitorLink(*account->second, raw.webhook);
+  IMB_ASSIGN_OR_RETURN(
+      const v1::ChatlioAccount* account,
+      accounts_.Get(raw.account, absl::StatusCode::kInvalidArgument));
+  absl::Status linked = UpdateVisitorLink(*account, raw.webhook);
   if (!linked.ok()) return linked;
   InboundConversion conversion;
-  conversion.events.push_back(
-      WebhookEvent(raw.account, raw.webhook,
-                   account->second->slack_workspace_url(), absl::Now()));
+  conversion.events.push_back(WebhookEvent(
+      raw.account, raw.webhook, account->slack_workspace_url(), absl::Now()));
   if (raw.webhook.kind == WebhookKind::kNewConversation &&
-      !account->second->slack_account().empty() &&
-      !raw.webhook.channel_id.empty() &&
-      VisitorThreadRoot(*account->second, raw.webhook.conversation_uuid)
-          .has_value()) {
+      !account->slack_account().empty() && !raw.webhook.channel_id.empty() &&
+      VisitorThreadRoot(*account, raw.webhook.conversation_uuid).has_value()) {
     conversion.events.back()
         .mutable_posted()
         ->mutable_text()
@@ -483,13 +475,13 @@ void ChatlioAdapter::LoadPendingLinks() {
     absl::ConsumePrefix(&key, kPendingPrefix);
     std::pair<std::string, std::string> parts =
         absl::StrSplit(key, absl::MaxSplits('/', 1));
-    auto account = by_name_.find(parts.first);
-    if (account == by_name_.end() || parts.second.empty()) continue;
+    const v1::ChatlioAccount* account = accounts_.Find(parts.first);
+    if (account == nullptr || parts.second.empty()) continue;
     ChatlioWebhook webhook;
     webhook.kind = WebhookKind::kNewConversation;
     webhook.conversation_uuid = parts.second;
     webhook.channel_id = channel;
-    AddPendingLink(*account->second, webhook).IgnoreError();
+    AddPendingLink(*account, webhook).IgnoreError();
     LogInfo("Chatlio visitor link still to be made",
             {{"account", parts.first}, {"conversation", parts.second}});
   }

@@ -16,6 +16,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "adapters/chatlio/payload.h"
+#include "adapters/common/account_set.h"
 #include "adapters/common/adapter_runtime.h"
 #include "adapters/common/connector.h"
 #include "adapters/common/delivery_journal.h"
@@ -127,7 +128,9 @@ class ChatlioAdapter : public MessengerConnector<ChatlioInput> {
                  AdapterRuntime* runtime, DeliveryJournal* journal);
   ~ChatlioAdapter() override;  // Calls Stop().
 
-  std::vector<std::string> Accounts() const override;
+  std::vector<std::string> Accounts() const override {
+    return accounts_.names();
+  }
   absl::StatusOr<std::vector<std::string>> SendMessage(
       const v1::Delivery& delivery) override;
   // Answers the inbound work in progress. Idempotent.
@@ -167,8 +170,7 @@ class ChatlioAdapter : public MessengerConnector<ChatlioInput> {
   absl::Status DropPendingLink(const std::string& key)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(link_mu_);
 
-  std::vector<v1::ChatlioAccount> accounts_;
-  absl::flat_hash_map<std::string, const v1::ChatlioAccount*> by_name_;
+  AccountSet<const v1::ChatlioAccount> accounts_{"Chatlio"};
   AdapterRuntime* const runtime_;
   DeliveryJournal* const journal_;
   RuntimeInboundRouter inbound_router_;
