@@ -52,9 +52,7 @@ void PublishSequencer::StartLocked(const std::string& chat_key, Chat& chat,
     v1::PublishAck ack;
     ack.set_seq(seq);
     ack.set_outcome(v1::PublishAck::FAILED);
-    ack.set_detail(
-        "an earlier event of the same chat was not stored; publish it again "
-        "first");
+    ack.set_detail(kBehindFailed);
     answers->push_back(std::move(ack));
     return;
   }

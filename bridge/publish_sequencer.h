@@ -16,6 +16,11 @@
 
 namespace imbridge::bridge {
 
+// The detail of the FAILED answer to a publish that was not stored because
+// an earlier publish of its chat was not.
+inline constexpr char kBehindFailed[] =
+    "an earlier event of the same chat was not stored; publish it again first";
+
 // Keeps the order of one adapter stream's publishes per origin chat between
 // the stream and the store, while the adapter has several of a chat in
 // flight (Publish.after_seq).
@@ -31,9 +36,12 @@ namespace imbridge::bridge {
 // `max_failed_seqs` failed seqs (default 4096); an adapter refers to a
 // failed seq only until it has seen its acknowledgement.
 //
-// Residual: within one group, a publish that fails alone while the
-// committer applies a failed batch one operation at a time does not stop
-// the later publishes of its group (the committer decides that).
+// Within one group, the committer stores nothing of a chat behind a
+// publish of it that it failed to store (its retry one operation at a time
+// after a failed group commit answers the later ones FAILED too; see
+// Committer). The set of failed seqs is the stream's: after a reconnect the
+// adapter's client refuses what it sends behind a publish that failed on an
+// earlier stream (RouterClient).
 //
 // Thread-safe. `commit` is called in each chat's order, under the
 // sequencer's lock, and must not block or call back into the sequencer

@@ -79,6 +79,7 @@ absl::StatusOr<std::unique_ptr<Router>> Router::Start(v1::RouterConfig config) {
   r->link_io_ = std::make_unique<Executor>(1);
   deps.catalog = r->catalog_.get();
   deps.link_io = r->link_io_.get();
+  deps.store = r->store_.get();
   deps.adapter_commands = r->adapter_commands_.get();
   deps.router_id = r->store_->router_id();
   deps.credentials.assign(c.adapters().begin(), c.adapters().end());
