@@ -25,6 +25,10 @@
 //   dead_letters_by_target           a partial index of the dead letters by
 //                                    target, so that the targets with dead
 //                                    letters are found without reading them
+// Version 4 adds:
+//   dead_letters_by_id               a partial index of the dead letters by
+//                                    id: pages of them (list, retry and drop
+//                                    of all) never read pending deliveries
 // Times are Unix milliseconds; InfinitePast/InfiniteFuture are stored as the
 // smallest/largest int64.
 //
@@ -176,6 +180,9 @@ CREATE TABLE participants (
 )sql"},
     {3, R"sql(
 CREATE INDEX dead_letters_by_target ON deliveries(target_key) WHERE state = 1;
+)sql"},
+    {4, R"sql(
+CREATE INDEX dead_letters_by_id ON deliveries(id) WHERE state = 1;
 )sql"},
 };
 
@@ -471,7 +478,7 @@ class SqliteStore : public Store {
   absl::StatusOr<std::vector<DeliveryRecord>> LoadPendingDeliveries(
       absl::string_view target_key, int64_t after_id, int limit) override;
   absl::StatusOr<std::vector<DeliveryRecord>> ListDeadLetters(
-      int limit) override;
+      int64_t before_id, int limit) override;
   absl::StatusOr<int64_t> CountDeadLetters() override;
   absl::StatusOr<std::vector<DeadLetterRef>> ListDeadLetterRefs(
       int64_t after_id, int limit) override;
@@ -597,11 +604,12 @@ class SqliteStore : public Store {
   std::string target_;
 };
 
-// The columns ReadDelivery expects, from deliveries d joined with events e.
-#define IMB_DELIVERY_COLUMNS                                              \
-  "d.id, d.event_id, d.target_key, d.target, d.link, d.sender_name, "     \
-  "d.attempts, d.created_at, d.next_attempt_at, d.last_error, e.payload " \
-  "FROM deliveries d LEFT JOIN events e ON e.id = d.event_id "
+// The columns ReadDelivery expects, from deliveries d joined with events e
+// (IMB_EVENT_JOIN).
+#define IMB_DELIVERY_COLUMNS                                          \
+  "d.id, d.event_id, d.target_key, d.target, d.link, d.sender_name, " \
+  "d.attempts, d.created_at, d.next_attempt_at, d.last_error, e.payload "
+#define IMB_EVENT_JOIN "LEFT JOIN events e ON e.id = d.event_id "
 
 absl::StatusOr<std::unique_ptr<Store>> SqliteStore::Open(
     const std::string& data_dir, v1::Durability durability,
@@ -844,18 +852,22 @@ absl::Status SqliteStore::PrepareReader(Reader& r) {
        "  WHERE state = 0 AND target_key > t.key)"
        " FROM t WHERE t.key IS NOT NULL)"
        " SELECT key FROM t WHERE key IS NOT NULL"},
-      {&r.load_pending, "SELECT " IMB_DELIVERY_COLUMNS
-                        "WHERE d.target_key = ? AND d.state = 0 AND d.id > ? "
-                        "ORDER BY d.id LIMIT ?"},
+      {&r.load_pending,
+       "SELECT " IMB_DELIVERY_COLUMNS "FROM deliveries d " IMB_EVENT_JOIN
+       "WHERE d.target_key = ? AND d.state = 0 AND d.id > ? "
+       "ORDER BY d.id LIMIT ?"},
+      // Pages of dead letters walk the partial index by id, so that pending
+      // deliveries between them are never read.
       {&r.dead_letters,
        "SELECT " IMB_DELIVERY_COLUMNS
-       "WHERE d.state = 1 ORDER BY d.dead_at DESC, d.id DESC LIMIT ?"},
+       "FROM deliveries d INDEXED BY dead_letters_by_id " IMB_EVENT_JOIN
+       "WHERE d.state = 1 AND d.id < ? ORDER BY d.id DESC LIMIT ?"},
       // Counts through the partial index of dead letters.
       {&r.count_dead_letters,
        "SELECT count(*) FROM deliveries INDEXED BY dead_letters_by_time "
        "WHERE state = 1"},
       {&r.dead_letter_refs,
-       "SELECT id, target_key FROM deliveries "
+       "SELECT id, target_key FROM deliveries INDEXED BY dead_letters_by_id "
        "WHERE id > ? AND state = 1 ORDER BY id LIMIT ?"},
       {&r.find_dead_letter,
        "SELECT id, target_key FROM deliveries WHERE id = ? AND state = 1"},
@@ -921,6 +933,7 @@ absl::Status SqliteStore::PrepareReader(Reader& r) {
 }
 
 #undef IMB_DELIVERY_COLUMNS
+#undef IMB_EVENT_JOIN
 
 absl::Status SqliteStore::RequireTransaction() const {
   if (sqlite3_get_autocommit(w_.db.get())) {
@@ -1228,12 +1241,13 @@ absl::StatusOr<std::vector<DeliveryRecord>> SqliteStore::LoadPendingDeliveries(
 }
 
 absl::StatusOr<std::vector<DeliveryRecord>> SqliteStore::ListDeadLetters(
-    int limit) {
+    int64_t before_id, int limit) {
   std::vector<DeliveryRecord> records;
   if (limit <= 0) return records;
   ReaderPool::Lease r = readers_.Acquire();
   Query query(r->dead_letters);
-  query.Int(limit);
+  query.Int(before_id > 0 ? before_id : std::numeric_limits<int64_t>::max())
+      .Int(limit);
   while (true) {
     IMB_ASSIGN_OR_RETURN(bool row, query.Step());
     if (!row) break;
