@@ -435,12 +435,6 @@ absl::Status Migrate(sqlite3* db) {
   return Exec(db, "COMMIT");
 }
 
-// Read connections in the pool. WAL readers block neither each other nor
-// the writer, so this many reads run at once (dispatcher paging, edit
-// lookups, /metrics, admin listings, chat commands); more wait for a free
-// connection.
-constexpr int kReadConnections = 4;
-
 // Store on SQLite in WAL mode with one writer connection and a pool of read
 // connections.
 //
@@ -451,7 +445,8 @@ constexpr int kReadConnections = 4;
 class SqliteStore : public Store {
  public:
   static absl::StatusOr<std::unique_ptr<Store>> Open(
-      const std::string& data_dir, v1::Durability durability);
+      const std::string& data_dir, v1::Durability durability,
+      int read_connections);
   ~SqliteStore() override;
 
   absl::Status Apply(CommitBatch& batch) override;
@@ -563,7 +558,8 @@ class SqliteStore : public Store {
 
   SqliteStore() = default;
 
-  absl::Status Init(const std::string& path, v1::Durability durability);
+  absl::Status Init(const std::string& path, v1::Durability durability,
+                    int read_connections);
   absl::Status PrepareWriter();
   static absl::Status PrepareReader(Reader& r);
   absl::Status RequireTransaction() const;
@@ -608,9 +604,15 @@ class SqliteStore : public Store {
   "FROM deliveries d LEFT JOIN events e ON e.id = d.event_id "
 
 absl::StatusOr<std::unique_ptr<Store>> SqliteStore::Open(
-    const std::string& data_dir, v1::Durability durability) {
+    const std::string& data_dir, v1::Durability durability,
+    int read_connections) {
   if (data_dir.empty()) {
     return absl::InvalidArgumentError("store: data_dir is empty");
+  }
+  if (read_connections < 1 || read_connections > kMaxReadConnections) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("store: read_connections is ", read_connections,
+                     "; it must be 1 to ", kMaxReadConnections));
   }
   std::error_code ec;
   std::filesystem::create_directories(data_dir, ec);
@@ -624,7 +626,7 @@ absl::StatusOr<std::unique_ptr<Store>> SqliteStore::Open(
   }
   std::string path = (std::filesystem::path(data_dir) / "imbridge.db").string();
   auto store = std::unique_ptr<SqliteStore>(new SqliteStore());
-  absl::Status status = store->Init(path, durability);
+  absl::Status status = store->Init(path, durability, read_connections);
   if (!status.ok()) {
     return absl::Status(status.code(),
                         absl::StrCat("store ", path, ": ", status.message()));
@@ -633,7 +635,8 @@ absl::StatusOr<std::unique_ptr<Store>> SqliteStore::Open(
 }
 
 absl::Status SqliteStore::Init(const std::string& path,
-                               v1::Durability durability) {
+                               v1::Durability durability,
+                               int read_connections) {
   IMB_ASSIGN_OR_RETURN(
       w_.db, OpenConnection(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE));
   sqlite3* db = w_.db.get();
@@ -701,7 +704,7 @@ absl::Status SqliteStore::Init(const std::string& path,
                                      : "PRAGMA synchronous = FULL"));
   checkpointer_ = std::thread([this] { RunCheckpoints(); });
 
-  return readers_.Open(path, kReadConnections);
+  return readers_.Open(path, read_connections);
 }
 
 absl::Status SqliteStore::ReaderPool::Open(const std::string& path, int size) {
@@ -1484,8 +1487,9 @@ absl::StatusOr<std::vector<Participant>> SqliteStore::ListParticipants(
 }
 
 absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(
-    const std::string& data_dir, v1::Durability durability) {
-  return SqliteStore::Open(data_dir, durability);
+    const std::string& data_dir, v1::Durability durability,
+    int read_connections) {
+  return SqliteStore::Open(data_dir, durability, read_connections);
 }
 
 std::string ChannelKey(const v1::ChannelRef& channel, bool with_thread) {

@@ -200,6 +200,12 @@ absl::StatusOr<v1::Link> AdapterRuntime::CreateLink(const v1::Link& link,
   return router_->CreateLink(link, timeout);
 }
 
+absl::StatusOr<v1::Link> AdapterRuntime::CreateLink(
+    const v1::Link& link, const std::vector<v1::MemberThreadRoot>& thread_roots,
+    absl::Duration timeout) {
+  return router_->CreateLink(link, thread_roots, timeout);
+}
+
 absl::Status AdapterRuntime::DeleteLink(absl::string_view name,
                                         absl::Duration timeout) {
   return router_->DeleteLink(name, timeout);

@@ -1069,8 +1069,17 @@ absl::Status RouterClient::OnChatCommand(std::vector<std::string> words,
 
 absl::StatusOr<v1::Link> RouterClient::CreateLink(const v1::Link& link,
                                                   absl::Duration timeout) {
+  return CreateLink(link, {}, timeout);
+}
+
+absl::StatusOr<v1::Link> RouterClient::CreateLink(
+    const v1::Link& link, const std::vector<v1::MemberThreadRoot>& thread_roots,
+    absl::Duration timeout) {
   v1::LinkRequest request;
   *request.mutable_create() = link;
+  for (const v1::MemberThreadRoot& root : thread_roots) {
+    *request.add_member_thread_roots() = root;
+  }
   IMB_ASSIGN_OR_RETURN(v1::LinkReply reply,
                        impl_->RequestLink(std::move(request), timeout));
   if (reply.code() != 0) {

@@ -142,6 +142,13 @@ class RouterClient {
   // client's session thread (not from a publish callback).
   absl::StatusOr<v1::Link> CreateLink(const v1::Link& link,
                                       absl::Duration timeout);
+  // CreateLink with members narrowed to the threads of copies the router
+  // resolves (`thread_roots`, router.proto MemberThreadRoot); the returned
+  // link shows the thread_ids it stored.
+  absl::StatusOr<v1::Link> CreateLink(
+      const v1::Link& link,
+      const std::vector<v1::MemberThreadRoot>& thread_roots,
+      absl::Duration timeout);
   // Deletes a runtime link this adapter's platform created, likewise.
   // kNotFound if there is none (also when a retried delete already did it).
   absl::Status DeleteLink(absl::string_view name, absl::Duration timeout);

@@ -958,6 +958,64 @@ TEST_F(StoreTest, ManyReadersShareThePoolWithoutMixingResults) {
   EXPECT_EQ(wrong.load(), 0);
 }
 
+// How many of this process's file descriptors are open on `path`.
+int OpenDescriptorsOn(const std::string& path) {
+  const std::filesystem::path target = std::filesystem::canonical(path);
+  int count = 0;
+  for (const auto& fd : std::filesystem::directory_iterator("/proc/self/fd")) {
+    std::error_code ec;
+    std::filesystem::path link = std::filesystem::read_symlink(fd.path(), ec);
+    if (!ec && link == target) ++count;
+  }
+  return count;
+}
+
+// store.read_connections sets how many read connections the pool opens;
+// one is enough for reads from many threads (they take turns).
+TEST_F(StoreTest, ReadPoolHasTheConfiguredNumberOfConnections) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> one,
+                       OpenSqliteStore(dir_ + "/one", v1::FULL, 1));
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> six,
+                       OpenSqliteStore(dir_ + "/six", v1::FULL, 6));
+  const int on_one = OpenDescriptorsOn(dir_ + "/one/imbridge.db");
+  const int on_six = OpenDescriptorsOn(dir_ + "/six/imbridge.db");
+  EXPECT_GE(on_one, 2);  // the writer and the reader at least
+  EXPECT_EQ(on_six - on_one, 5);
+
+  std::atomic<int> failed{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 50; ++i) {
+        if (!one->CountDeadLetters().ok() || !one->ListPendingTargets().ok()) {
+          ++failed;
+        }
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(failed.load(), 0);
+}
+
+// A pool size out of range is refused before anything is created.
+TEST_F(StoreTest, ReadPoolSizeOutOfRangeIsRefused) {
+  for (int size : {0, -1, kMaxReadConnections + 1}) {
+    const std::string dir = absl::StrCat(dir_, "/bad", size + 10);
+    absl::StatusOr<std::unique_ptr<Store>> store =
+        OpenSqliteStore(dir, v1::FULL, size);
+    EXPECT_EQ(store.status().code(), absl::StatusCode::kInvalidArgument)
+        << size;
+    EXPECT_THAT(std::string(store.status().message()),
+                HasSubstr(absl::StrCat("read_connections is ", size,
+                                       "; it must be 1 to 64")));
+    EXPECT_FALSE(std::filesystem::exists(dir)) << dir;
+  }
+  ASSERT_OK_AND_ASSIGN(
+      std::unique_ptr<Store> largest,
+      OpenSqliteStore(dir_ + "/largest", v1::FULL, kMaxReadConnections));
+  EXPECT_OK(largest->CountDeadLetters().status());
+}
+
 }  // namespace
 }  // namespace imbridge::bridge
 
