@@ -332,8 +332,8 @@ class PoisonedStore : public Store {
     return store_->LoadPendingDeliveries(target_key, after_id, limit);
   }
   absl::StatusOr<std::vector<DeliveryRecord>> ListDeadLetters(
-      int limit) override {
-    return store_->ListDeadLetters(limit);
+      int64_t before_id, int limit) override {
+    return store_->ListDeadLetters(before_id, limit);
   }
   absl::StatusOr<int64_t> CountDeadLetters() override {
     return store_->CountDeadLetters();
