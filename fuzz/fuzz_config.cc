@@ -18,6 +18,8 @@
 #include "fuzz/fuzz_support.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "imbridge/v1/bitrix24_config.pb.h"
+#include "imbridge/v1/botsplash_config.pb.h"
+#include "imbridge/v1/chatlio_config.pb.h"
 #include "imbridge/v1/config.pb.h"
 #include "imbridge/v1/sandbox_config.pb.h"
 #include "imbridge/v1/slack_config.pb.h"
@@ -28,7 +30,7 @@
 namespace {
 
 std::unique_ptr<google::protobuf::Message> NewConfig(uint8_t which) {
-  switch (which % 7) {
+  switch (which % 9) {
     case 0:
       return std::make_unique<imbridge::v1::RouterConfig>();
     case 1:
@@ -41,6 +43,10 @@ std::unique_ptr<google::protobuf::Message> NewConfig(uint8_t which) {
       return std::make_unique<imbridge::v1::WebhookAdapterConfig>();
     case 5:
       return std::make_unique<imbridge::v1::Bitrix24AdapterConfig>();
+    case 7:
+      return std::make_unique<imbridge::v1::BotsplashAdapterConfig>();
+    case 8:
+      return std::make_unique<imbridge::v1::ChatlioAdapterConfig>();
     default:
       return std::make_unique<imbridge::v1::SandboxConfig>();
   }

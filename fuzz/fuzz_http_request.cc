@@ -1,10 +1,11 @@
 // Fuzzes the request path of the webhook server (common/http/http_server):
 // the input's bytes are sent as they are over a loopback TCP connection to
-// a real HttpServer with routes like the adapters' (an exact POST route, a
-// POST prefix route, a GET route, /healthz) and small limits, so that
-// request line and header parsing, chunked bodies, keep-alive, 100-continue,
-// the size limits (413/431), the UTF-8 check of textual bodies, routing
-// (404/405) and the JSON error answers all run on attacker bytes.
+// a real HttpServer with routes like the adapters' (an exact POST route
+// taking only JSON bodies, a POST prefix route, a GET route, /healthz) and
+// small limits, so that request line and header parsing, chunked bodies,
+// keep-alive, 100-continue, the size limits (413/431), the body type (415),
+// the UTF-8 check of textual bodies, routing (404/405) and the JSON error
+// answers all run on attacker bytes.
 //
 // Properties: the server answers every connection with nothing or with
 // HTTP/1.x responses, and closes it once the client has finished sending
@@ -47,7 +48,7 @@ imbridge::HttpServer* Server() {
                          std::to_string(request.body.size()),
                          {{"X-Path", request.path}});
     };
-    s->Handle("POST", "/slack/events", echo);
+    s->Handle("POST", "/slack/events", echo, imbridge::JsonBodies());
     s->HandlePrefix("POST", "/hooks/", echo);
     s->Handle("GET", "/metrics", echo);
     Check(s->Start().ok(), "the server starts");
