@@ -1,8 +1,12 @@
 #ifndef IMBRIDGE_BRIDGE_ADAPTER_LINKS_H_
 #define IMBRIDGE_BRIDGE_ADAPTER_LINKS_H_
 
+#include <functional>
+#include <optional>
+
 #include "absl/status/status.h"
 #include "bridge/link_catalog.h"
+#include "bridge/store.h"
 #include "imbridge/v1/config.pb.h"
 #include "imbridge/v1/router.pb.h"
 
@@ -16,12 +20,38 @@ namespace imbridge::bridge {
 // accounts). kPermissionDenied naming the adapter otherwise.
 absl::Status AdapterMayTouchLink(const v1::Hello& hello, const v1::Link& link);
 
+// What resolving a create's member_thread_roots (router.proto
+// MemberThreadRoot) reads.
+struct ThreadRootLookup {
+  // The message map and the outbox (committed data). Null: requests with
+  // member_thread_roots are refused (kUnimplemented).
+  Store* store = nullptr;
+  // Whether the adapter attached now for `member`'s platform and account
+  // posts in threads ("threads" in its Hello); std::nullopt when none is
+  // attached. Null: every member's adapter is taken as threading.
+  std::function<std::optional<bool>(const v1::LinkMember& member)>
+      member_threads;
+};
+
+// Sets the thread_id of each member that `request.member_thread_roots()`
+// names in `link` (a copy of request.create()) to the native id of the
+// bridge's copy of the root message in that member's chat, with the
+// outcomes documented on MemberThreadRoot (OK with the member left whole
+// for an adapter without threads; kNotFound, kUnavailable,
+// kFailedPrecondition, kInvalidArgument). Reads only; on an error `link`
+// may be partly changed.
+absl::Status ResolveMemberThreadRoots(const ThreadRootLookup& lookup,
+                                      const v1::LinkRequest& request,
+                                      v1::Link* link);
+
 // Carries out `request` for the adapter that said `hello` against `catalog`
-// and returns the reply to send. Creates are owned by hello.platform();
-// deletes touch only links owned by it (LinkCatalog::DeleteOwnedLink).
-// Blocks until the change is committed: call it off gRPC's reaction threads.
+// and returns the reply to send. Creates are owned by hello.platform(),
+// their member_thread_roots resolved with `lookup` first; deletes touch only
+// links owned by it (LinkCatalog::DeleteOwnedLink). Blocks until the change
+// is committed: call it off gRPC's reaction threads.
 v1::LinkReply HandleLinkRequest(LinkCatalog& catalog, const v1::Hello& hello,
-                                const v1::LinkRequest& request);
+                                const v1::LinkRequest& request,
+                                const ThreadRootLookup& lookup = {});
 
 }  // namespace imbridge::bridge
 

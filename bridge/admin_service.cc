@@ -1,5 +1,7 @@
 #include "bridge/admin_service.h"
 
+#include <algorithm>
+#include <limits>
 #include <map>
 #include <optional>
 #include <set>
@@ -18,6 +20,11 @@ namespace {
 // of them: the writer is held for one page at a time, and publishes go on
 // between pages.
 constexpr int kDeadLetterPage = 2000;
+
+// Dead letters listed per call, by default and at most (they carry their
+// events' previews).
+constexpr uint32_t kDefaultDeadLetterList = 100;
+constexpr uint32_t kMaxDeadLetterList = 1000;
 
 std::string EventKind(const v1::Event& e) {
   switch (e.kind_case()) {
@@ -211,10 +218,23 @@ grpc::ServerUnaryReactor* AdminService::ListDeadLetters(
     const v1::ListDeadLettersRequest* request,
     v1::ListDeadLettersResponse* response) {
   return Run(context, "ListDeadLetters", [this, request, response] {
-    int limit =
-        request->limit() == 0 ? 100 : static_cast<int>(request->limit());
+    if (request->limit() > kMaxDeadLetterList) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("limit ", request->limit(), " is above ",
+                       kMaxDeadLetterList, ": page with before_id"));
+    }
+    const int limit = static_cast<int>(
+        request->limit() == 0 ? kDefaultDeadLetterList : request->limit());
+    // Ids above the largest int64 are above every id.
+    const int64_t before_id = static_cast<int64_t>(std::min<uint64_t>(
+        request->before_id(), std::numeric_limits<int64_t>::max()));
+    // One more than asked for tells whether another page follows.
     IMB_ASSIGN_OR_RETURN(std::vector<DeliveryRecord> dead,
-                         deps_.store->ListDeadLetters(limit));
+                         deps_.store->ListDeadLetters(before_id, limit + 1));
+    if (dead.size() > static_cast<size_t>(limit)) {
+      dead.pop_back();
+      response->set_next_before_id(static_cast<uint64_t>(dead.back().id));
+    }
     for (const DeliveryRecord& d : dead) {
       v1::DeadLetter* out = response->add_dead_letters();
       out->set_id(static_cast<uint64_t>(d.id));

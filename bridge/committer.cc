@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "bridge/event_validation.h"
+#include "bridge/publish_sequencer.h"
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "common/status_macros.h"
@@ -277,6 +278,7 @@ bool Committer::AdmitOrWait(std::function<void()> resume) {
 void Committer::Run() {
   std::vector<Op> batch;
   std::vector<std::function<void()>> waiters;
+  uint64_t first = 0;
   while (true) {
     {
       absl::MutexLock lock(&mu_);
@@ -291,19 +293,29 @@ void Committer::Run() {
       batch.assign(std::make_move_iterator(queue_.begin()),
                    std::make_move_iterator(queue_.begin() + n));
       queue_.erase(queue_.begin(), queue_.begin() + n);
+      first = taken_ + 1;
+      taken_ += n;
       if (!drain_waiters_.empty() && queue_.size() <= options_.high_water / 2) {
         waiters.swap(drain_waiters_);
       }
     }
     for (auto& resume : waiters) resume();
     waiters.clear();
-    ApplyBatch(batch);
+    ApplyBatch(batch, first);
     batch.clear();
   }
 }
 
-void Committer::ApplyBatch(std::vector<Op>& batch) {
+void Committer::ApplyBatch(std::vector<Op>& batch, uint64_t first) {
   absl::Time now = absl::Now();
+  // Failures whose groups were queued before this batch are behind us.
+  for (auto it = failed_chats_.begin(); it != failed_chats_.end();) {
+    if (it->second < first) {
+      failed_chats_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
   size_t i = 0;
   while (i < batch.size()) {
     if (auto* task = std::get_if<TaskOp>(&batch[i])) {
@@ -315,7 +327,7 @@ void Committer::ApplyBatch(std::vector<Op>& batch) {
     while (end < batch.size() && !std::holds_alternative<TaskOp>(batch[end])) {
       ++end;
     }
-    CommitRelayOps(absl::MakeSpan(batch).subspan(i, end - i), now);
+    CommitRelayOps(absl::MakeSpan(batch).subspan(i, end - i), first + i, now);
     i = end;
   }
 }
@@ -336,12 +348,18 @@ void Committer::RunTask(TaskOp& task) {
   Complete(std::move(effects));
 }
 
-void Committer::CommitRelayOps(absl::Span<Op> ops, absl::Time now) {
+void Committer::CommitRelayOps(absl::Span<Op> ops, uint64_t first,
+                               absl::Time now) {
   CommitBatch batch;
   batch.now = now;
   Effects effects;
   absl::Status status = Prefetch(ops);
   for (size_t i = 0; status.ok() && i < ops.size(); ++i) {
+    if (FollowsFailedPublish(ops[i], first + i)) {
+      effects.acks.emplace_back(std::get<PublishOp>(ops[i]).done,
+                                Ack(v1::PublishAck::FAILED, kBehindFailed));
+      continue;
+    }
     status = AddOp(ops[i], &batch, &effects);
   }
   if (status.ok()) status = store_->Apply(batch);
@@ -356,8 +374,17 @@ void Committer::CommitRelayOps(absl::Span<Op> ops, absl::Time now) {
   LogError("group commit failed; applying its operations one by one",
            {{"error", status.message()}});
   // Apply each op in its own batch so that one bad op cannot fail the
-  // others.
-  for (Op& op : ops) {
+  // others; but a publish behind a failed one of its chat is not stored
+  // ahead of it (the adapter publishes both again, in their order).
+  for (size_t i = 0; i < ops.size(); ++i) {
+    Op& op = ops[i];
+    if (FollowsFailedPublish(op, first + i)) {
+      Effects refused;
+      refused.acks.emplace_back(std::get<PublishOp>(op).done,
+                                Ack(v1::PublishAck::FAILED, kBehindFailed));
+      Complete(std::move(refused));
+      continue;
+    }
     CommitBatch single;
     single.now = now;
     Effects effects_of_one;
@@ -374,8 +401,29 @@ void Committer::CommitRelayOps(absl::Span<Op> ops, absl::Time now) {
     Restore(single, effects_of_one);
     Effects failed;
     FailOp(op, s, &failed);
+    NoteFailedPublish(op);
     Complete(std::move(failed));
   }
+}
+
+bool Committer::FollowsFailedPublish(const Op& op, uint64_t position) const {
+  if (failed_chats_.empty()) return false;
+  const auto* p = std::get_if<PublishOp>(&op);
+  if (p == nullptr || !p->prepared->valid.ok()) return false;
+  auto it = failed_chats_.find(p->prepared->chat_key);
+  return it != failed_chats_.end() && position <= it->second;
+}
+
+void Committer::NoteFailedPublish(const Op& op) {
+  const auto* p = std::get_if<PublishOp>(&op);
+  if (p == nullptr || !p->prepared->valid.ok()) return;
+  uint64_t last_queued;
+  {
+    absl::MutexLock lock(&mu_);
+    last_queued = taken_ + queue_.size();
+  }
+  uint64_t& mark = failed_chats_[p->prepared->chat_key];
+  mark = std::max(mark, last_queued);
 }
 
 void Committer::Resolve(CommitBatch& batch, Effects& effects) {

@@ -97,7 +97,11 @@ class LinkRegistry {
 // their commit is durable: a second thread runs Store::Sync for every
 // commit made while the previous Sync ran, then delivers their effects in
 // commit order, while the writer already applies the next batch (the
-// writer never waits for the disk).
+// writer never waits for the disk). A batch the store refuses is applied
+// again one operation at a time, so that one bad operation fails alone;
+// but a publish queued behind a publish of its origin chat that failed,
+// before that failure was answered, is answered FAILED without being
+// stored, so that a chat's events are never stored out of order.
 //
 // For a publish, the caller's thread (a gRPC thread) validates the event,
 // resolves its links, renders the sender's name per target and serializes
@@ -148,6 +152,13 @@ class Committer {
   // Queues a publish; `done` gets the ack after the commit (ack.seq is 0;
   // the caller fills it in).
   void Publish(v1::Event event, PublishDone done);
+
+  // Whether Publish answers `event` (a chat command) before it queues it:
+  // a publish of its chat handed over later but before its ack may then be
+  // stored first (PublishSequencer holds those back).
+  bool AnswersFirst(const v1::Event& event) const {
+    return commands_ != nullptr && commands_->IsCommand(event);
+  }
 
   // Queues an adapter's answer to a delivery it was sent.
   void RecordResult(SentDelivery sent, v1::DeliveryResult result);
@@ -237,12 +248,21 @@ class Committer {
   // Works out a publish's PreparedPublish and payload (caller's thread).
   PublishOp Prepare(std::shared_ptr<const v1::Event> event, PublishDone done,
                     bool command);
-  // Applies a batch: each run of relay ops as one Store::Apply, each task
-  // in its own transaction, in order.
-  void ApplyBatch(std::vector<Op>& batch);
-  // Writes relay ops (no tasks) with one Store::Apply; on failure retries
-  // each op alone so that one bad op cannot hold the others back.
-  void CommitRelayOps(absl::Span<Op> ops, absl::Time now);
+  // Applies a batch whose first op has queue position `first`: each run of
+  // relay ops as one Store::Apply, each task in its own transaction, in
+  // order.
+  void ApplyBatch(std::vector<Op>& batch, uint64_t first);
+  // Writes relay ops (no tasks; the first at queue position `first`) with
+  // one Store::Apply; on failure retries each op alone so that one bad op
+  // cannot hold the others back, except a publish behind a failed one of
+  // its chat (FollowsFailedPublish).
+  void CommitRelayOps(absl::Span<Op> ops, uint64_t first, absl::Time now);
+  // Whether `op`, at queue position `position`, is a publish that was queued
+  // behind a publish of its chat that failed to be stored, before that
+  // failure was known: it must not be stored ahead of the failed one.
+  bool FollowsFailedPublish(const Op& op, uint64_t position) const;
+  // Notes that publish `op` failed to be stored (see failed_chats_).
+  void NoteFailedPublish(const Op& op);
   // Runs a task between Begin and Commit; rolls back if it fails.
   void RunTask(TaskOp& task);
   // Adds an op's writes to `batch` and its consequences to `effects`.
@@ -307,6 +327,16 @@ class Committer {
   // participant, and under which name.
   absl::flat_hash_map<std::string, std::pair<absl::Time, std::string>>
       participants_written_;
+  // Committer thread: how many ops were taken from the queue so far. Ops
+  // are numbered by queue position, from 1, in the order they were queued.
+  uint64_t taken_ = 0;
+  // Committer thread: origin chats (PreparedPublish::chat_key) of publishes
+  // that failed to be stored, each with the queue position of the last op
+  // queued when the failure was known. The chat's publishes queued up to
+  // there were handed over before the adapter could hear of the failure
+  // (the PublishSequencer's group) and are refused, not stored ahead of the
+  // failed one; entries are dropped once the writer is past their position.
+  absl::flat_hash_map<std::string, uint64_t> failed_chats_;
   const CrashPoint crash_at_;
   // Sync thread: delivery metrics per target platform.
   absl::flat_hash_map<std::string, DeliveryMetrics> delivery_metrics_;

@@ -16,6 +16,11 @@
 
 namespace imbridge::bridge {
 
+// The detail of the FAILED answer to a publish that was not stored because
+// an earlier publish of its chat was not.
+inline constexpr char kBehindFailed[] =
+    "an earlier event of the same chat was not stored; publish it again first";
+
 // Keeps the order of one adapter stream's publishes per origin chat between
 // the stream and the store, while the adapter has several of a chat in
 // flight (Publish.after_seq).
@@ -31,9 +36,17 @@ namespace imbridge::bridge {
 // `max_failed_seqs` failed seqs (default 4096); an adapter refers to a
 // failed seq only until it has seen its acknowledgement.
 //
-// Residual: within one group, a publish that fails alone while the
-// committer applies a failed batch one operation at a time does not stop
-// the later publishes of its group (the committer decides that).
+// Within one group, the committer stores nothing of a chat behind a
+// publish of it that it failed to store (its retry one operation at a time
+// after a failed group commit answers the later ones FAILED too; see
+// Committer). The set of failed seqs is the stream's: after a reconnect the
+// adapter's client refuses what it sends behind a publish that failed on an
+// earlier stream (RouterClient).
+//
+// A publish `answered_first` says so of (a chat command, which the
+// committer answers before it queues it, so that a publish handed over
+// with it would be stored first) ends its group: the chat's publishes
+// behind it are held until it was acknowledged, like the next group.
 //
 // Thread-safe. `commit` is called in each chat's order, under the
 // sequencer's lock, and must not block or call back into the sequencer
@@ -47,7 +60,13 @@ class PublishSequencer : public std::enable_shared_from_this<PublishSequencer> {
   // Sends an acknowledgement (seq set) to the adapter.
   using Answer = std::function<void(v1::PublishAck ack)>;
 
-  PublishSequencer(Commit commit, Answer answer, size_t max_failed_seqs = 4096);
+  // Whether the committer answers an event before it queues it
+  // (Committer::AnswersFirst); null: none is.
+  using AnsweredFirst = std::function<bool(const v1::Event& event)>;
+
+  PublishSequencer(Commit commit, Answer answer,
+                   AnsweredFirst answered_first = nullptr,
+                   size_t max_failed_seqs = 4096);
 
   // Takes one publish of the stream, in stream order. The object must be
   // owned by a std::shared_ptr (the committer's callbacks keep it alive).
@@ -75,6 +94,7 @@ class PublishSequencer : public std::enable_shared_from_this<PublishSequencer> {
 
   const Commit commit_;
   const Answer answer_;
+  const AnsweredFirst answered_first_;
   const size_t max_failed_seqs_;
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, Chat> chats_ ABSL_GUARDED_BY(mu_);

@@ -9,6 +9,7 @@
 #include "absl/time/clock.h"
 #include "bridge/link_table.h"
 #include "bridge/sqlite_store.h"
+#include "common/http/http_server_config.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -30,8 +31,10 @@ absl::StatusOr<std::unique_ptr<Router>> Router::Start(v1::RouterConfig config) {
   r->config_ = std::move(config);
   const v1::RouterConfig& c = r->config_;
 
-  IMB_ASSIGN_OR_RETURN(r->store_,
-                       OpenSqliteStore(c.data_dir(), c.store().durability()));
+  IMB_ASSIGN_OR_RETURN(
+      r->store_,
+      OpenSqliteStore(c.data_dir(), c.store().durability(),
+                      static_cast<int>(c.store().read_connections())));
   IMB_ASSIGN_OR_RETURN(std::shared_ptr<const LinkTable> table,
                        LinkTable::Build(c.links(), "config"));
   r->links_ = std::make_unique<LinkRegistry>(std::move(table));
@@ -77,6 +80,7 @@ absl::StatusOr<std::unique_ptr<Router>> Router::Start(v1::RouterConfig config) {
   r->link_io_ = std::make_unique<Executor>(1);
   deps.catalog = r->catalog_.get();
   deps.link_io = r->link_io_.get();
+  deps.store = r->store_.get();
   deps.adapter_commands = r->adapter_commands_.get();
   deps.router_id = r->store_->router_id();
   deps.credentials.assign(c.adapters().begin(), c.adapters().end());
@@ -230,6 +234,7 @@ absl::Status Router::StartHttp() {
   options.port = static_cast<uint16_t>(port);
   options.threads = 1;
   options.request_timeout = absl::Seconds(2);  // /readyz: the commit wait
+  ApplyHttpServerLimits(config_.http(), &options);
   http_ = std::make_unique<HttpServer>(options);
   http_->Handle("GET", "/readyz",
                 [this](HttpRequest, std::shared_ptr<Responder> responder) {

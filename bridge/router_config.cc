@@ -3,7 +3,9 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "bridge/link_table.h"
+#include "bridge/sqlite_store.h"
 #include "common/config_loader.h"
+#include "common/http/http_server_config.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 
@@ -54,6 +56,7 @@ absl::Status ValidateRouterConfig(const std::string& source,
         source, "http.listen",
         absl::StrCat("'", config->http().listen(), "' is not host:port"));
   }
+  IMB_RETURN_IF_ERROR(ValidateHttpServerLimits(source, config->http()));
   if (config->commands().prefix().empty()) {
     config->mutable_commands()->set_prefix("!bridge");
   }
@@ -67,6 +70,13 @@ absl::Status ValidateRouterConfig(const std::string& source,
         "must be at least 24 (messengers retry for up to a day)");
   }
   if (store->max_batch() == 0) store->set_max_batch(1024);
+  if (store->read_connections() == 0) {
+    store->set_read_connections(kDefaultReadConnections);
+  }
+  if (store->read_connections() > kMaxReadConnections) {
+    return ConfigError(source, "store.read_connections",
+                       absl::StrCat("must be 1 to ", kMaxReadConnections));
+  }
 
   v1::DispatchOptions* d = config->mutable_dispatch();
   if (d->window() == 0) d->set_window(256);

@@ -88,10 +88,16 @@ class AttachReactor
         session_->SendLinkReply(std::move(reply));
         continue;
       }
+      ThreadRootLookup lookup;
+      lookup.store = deps.store;
+      lookup.member_threads = [service = service_](const v1::LinkMember& m) {
+        return service->MemberThreads(m);
+      };
       deps.link_io->Post([catalog = deps.catalog, session = session_,
-                          request = std::move(request)] {
+                          request = std::move(request),
+                          lookup = std::move(lookup)] {
         session->SendLinkReply(
-            HandleLinkRequest(*catalog, session->hello(), request));
+            HandleLinkRequest(*catalog, session->hello(), request, lookup));
       });
     }
     for (v1::Publish& p : *in_.mutable_publishes()) {
@@ -238,6 +244,9 @@ class AttachReactor
         [session = session_](v1::PublishAck ack) {
           session->CountPublish(ack.outcome());
           session->SendAck(std::move(ack));
+        },
+        [committer = deps.committer](const v1::Event& event) {
+          return committer->AnswersFirst(event);
         });
     session_->SetSink(this);
     service_->RememberSession(session_);
@@ -451,6 +460,18 @@ void RouterService::RememberSession(std::shared_ptr<AdapterSession> session) {
 void RouterService::ForgetSession(uint64_t id) {
   absl::MutexLock lock(&mu_);
   sessions_.erase(id);
+}
+
+std::optional<bool> RouterService::MemberThreads(const v1::LinkMember& member) {
+  for (const auto& session : Sessions()) {
+    if (session->platform() != member.platform()) continue;
+    const auto& accounts = session->hello().accounts();
+    if (std::find(accounts.begin(), accounts.end(), member.account()) !=
+        accounts.end()) {
+      return session->HasCapability("threads");
+    }
+  }
+  return std::nullopt;
 }
 
 std::vector<std::shared_ptr<AdapterSession>> RouterService::Sessions() {

@@ -2,6 +2,7 @@
 #define IMBRIDGE_BRIDGE_ROUTER_SERVICE_H_
 
 #include <atomic>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,7 @@
 #include "bridge/dispatcher.h"
 #include "bridge/link_catalog.h"
 #include "bridge/publish_sequencer.h"
+#include "bridge/store.h"
 #include "common/executor.h"
 #include "imbridge/v1/config.pb.h"
 #include "imbridge/v1/router.grpc.pb.h"
@@ -47,6 +49,9 @@ class RouterService final : public v1::Router::CallbackService {
     // they run on (they block until committed).
     LinkCatalog* catalog = nullptr;
     Executor* link_io = nullptr;
+    // The message map, for link requests' member_thread_roots (null: they
+    // are refused).
+    Store* store = nullptr;
     // Chat commands addressed to adapters.
     AdapterCommands* adapter_commands = nullptr;
     std::string router_id;
@@ -80,6 +85,9 @@ class RouterService final : public v1::Router::CallbackService {
 
   // The adapters attached now, in attach order.
   std::vector<std::shared_ptr<AdapterSession>> Sessions();
+  // Whether the adapter attached now for `member`'s platform and account
+  // has the "threads" capability; std::nullopt when none is attached.
+  std::optional<bool> MemberThreads(const v1::LinkMember& member);
 
   // The credential whose token the call carries, or nullptr (the refusal is
   // logged without the token).

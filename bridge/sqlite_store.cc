@@ -25,6 +25,10 @@
 //   dead_letters_by_target           a partial index of the dead letters by
 //                                    target, so that the targets with dead
 //                                    letters are found without reading them
+// Version 4 adds:
+//   dead_letters_by_id               a partial index of the dead letters by
+//                                    id: pages of them (list, retry and drop
+//                                    of all) never read pending deliveries
 // Times are Unix milliseconds; InfinitePast/InfiniteFuture are stored as the
 // smallest/largest int64.
 //
@@ -176,6 +180,9 @@ CREATE TABLE participants (
 )sql"},
     {3, R"sql(
 CREATE INDEX dead_letters_by_target ON deliveries(target_key) WHERE state = 1;
+)sql"},
+    {4, R"sql(
+CREATE INDEX dead_letters_by_id ON deliveries(id) WHERE state = 1;
 )sql"},
 };
 
@@ -435,12 +442,6 @@ absl::Status Migrate(sqlite3* db) {
   return Exec(db, "COMMIT");
 }
 
-// Read connections in the pool. WAL readers block neither each other nor
-// the writer, so this many reads run at once (dispatcher paging, edit
-// lookups, /metrics, admin listings, chat commands); more wait for a free
-// connection.
-constexpr int kReadConnections = 4;
-
 // Store on SQLite in WAL mode with one writer connection and a pool of read
 // connections.
 //
@@ -451,7 +452,8 @@ constexpr int kReadConnections = 4;
 class SqliteStore : public Store {
  public:
   static absl::StatusOr<std::unique_ptr<Store>> Open(
-      const std::string& data_dir, v1::Durability durability);
+      const std::string& data_dir, v1::Durability durability,
+      int read_connections);
   ~SqliteStore() override;
 
   absl::Status Apply(CommitBatch& batch) override;
@@ -476,7 +478,7 @@ class SqliteStore : public Store {
   absl::StatusOr<std::vector<DeliveryRecord>> LoadPendingDeliveries(
       absl::string_view target_key, int64_t after_id, int limit) override;
   absl::StatusOr<std::vector<DeliveryRecord>> ListDeadLetters(
-      int limit) override;
+      int64_t before_id, int limit) override;
   absl::StatusOr<int64_t> CountDeadLetters() override;
   absl::StatusOr<std::vector<DeadLetterRef>> ListDeadLetterRefs(
       int64_t after_id, int limit) override;
@@ -563,7 +565,8 @@ class SqliteStore : public Store {
 
   SqliteStore() = default;
 
-  absl::Status Init(const std::string& path, v1::Durability durability);
+  absl::Status Init(const std::string& path, v1::Durability durability,
+                    int read_connections);
   absl::Status PrepareWriter();
   static absl::Status PrepareReader(Reader& r);
   absl::Status RequireTransaction() const;
@@ -601,16 +604,23 @@ class SqliteStore : public Store {
   std::string target_;
 };
 
-// The columns ReadDelivery expects, from deliveries d joined with events e.
-#define IMB_DELIVERY_COLUMNS                                              \
-  "d.id, d.event_id, d.target_key, d.target, d.link, d.sender_name, "     \
-  "d.attempts, d.created_at, d.next_attempt_at, d.last_error, e.payload " \
-  "FROM deliveries d LEFT JOIN events e ON e.id = d.event_id "
+// The columns ReadDelivery expects, from deliveries d joined with events e
+// (IMB_EVENT_JOIN).
+#define IMB_DELIVERY_COLUMNS                                          \
+  "d.id, d.event_id, d.target_key, d.target, d.link, d.sender_name, " \
+  "d.attempts, d.created_at, d.next_attempt_at, d.last_error, e.payload "
+#define IMB_EVENT_JOIN "LEFT JOIN events e ON e.id = d.event_id "
 
 absl::StatusOr<std::unique_ptr<Store>> SqliteStore::Open(
-    const std::string& data_dir, v1::Durability durability) {
+    const std::string& data_dir, v1::Durability durability,
+    int read_connections) {
   if (data_dir.empty()) {
     return absl::InvalidArgumentError("store: data_dir is empty");
+  }
+  if (read_connections < 1 || read_connections > kMaxReadConnections) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("store: read_connections is ", read_connections,
+                     "; it must be 1 to ", kMaxReadConnections));
   }
   std::error_code ec;
   std::filesystem::create_directories(data_dir, ec);
@@ -624,7 +634,7 @@ absl::StatusOr<std::unique_ptr<Store>> SqliteStore::Open(
   }
   std::string path = (std::filesystem::path(data_dir) / "imbridge.db").string();
   auto store = std::unique_ptr<SqliteStore>(new SqliteStore());
-  absl::Status status = store->Init(path, durability);
+  absl::Status status = store->Init(path, durability, read_connections);
   if (!status.ok()) {
     return absl::Status(status.code(),
                         absl::StrCat("store ", path, ": ", status.message()));
@@ -633,7 +643,8 @@ absl::StatusOr<std::unique_ptr<Store>> SqliteStore::Open(
 }
 
 absl::Status SqliteStore::Init(const std::string& path,
-                               v1::Durability durability) {
+                               v1::Durability durability,
+                               int read_connections) {
   IMB_ASSIGN_OR_RETURN(
       w_.db, OpenConnection(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE));
   sqlite3* db = w_.db.get();
@@ -701,7 +712,7 @@ absl::Status SqliteStore::Init(const std::string& path,
                                      : "PRAGMA synchronous = FULL"));
   checkpointer_ = std::thread([this] { RunCheckpoints(); });
 
-  return readers_.Open(path, kReadConnections);
+  return readers_.Open(path, read_connections);
 }
 
 absl::Status SqliteStore::ReaderPool::Open(const std::string& path, int size) {
@@ -841,18 +852,22 @@ absl::Status SqliteStore::PrepareReader(Reader& r) {
        "  WHERE state = 0 AND target_key > t.key)"
        " FROM t WHERE t.key IS NOT NULL)"
        " SELECT key FROM t WHERE key IS NOT NULL"},
-      {&r.load_pending, "SELECT " IMB_DELIVERY_COLUMNS
-                        "WHERE d.target_key = ? AND d.state = 0 AND d.id > ? "
-                        "ORDER BY d.id LIMIT ?"},
+      {&r.load_pending,
+       "SELECT " IMB_DELIVERY_COLUMNS "FROM deliveries d " IMB_EVENT_JOIN
+       "WHERE d.target_key = ? AND d.state = 0 AND d.id > ? "
+       "ORDER BY d.id LIMIT ?"},
+      // Pages of dead letters walk the partial index by id, so that pending
+      // deliveries between them are never read.
       {&r.dead_letters,
        "SELECT " IMB_DELIVERY_COLUMNS
-       "WHERE d.state = 1 ORDER BY d.dead_at DESC, d.id DESC LIMIT ?"},
+       "FROM deliveries d INDEXED BY dead_letters_by_id " IMB_EVENT_JOIN
+       "WHERE d.state = 1 AND d.id < ? ORDER BY d.id DESC LIMIT ?"},
       // Counts through the partial index of dead letters.
       {&r.count_dead_letters,
        "SELECT count(*) FROM deliveries INDEXED BY dead_letters_by_time "
        "WHERE state = 1"},
       {&r.dead_letter_refs,
-       "SELECT id, target_key FROM deliveries "
+       "SELECT id, target_key FROM deliveries INDEXED BY dead_letters_by_id "
        "WHERE id > ? AND state = 1 ORDER BY id LIMIT ?"},
       {&r.find_dead_letter,
        "SELECT id, target_key FROM deliveries WHERE id = ? AND state = 1"},
@@ -918,6 +933,7 @@ absl::Status SqliteStore::PrepareReader(Reader& r) {
 }
 
 #undef IMB_DELIVERY_COLUMNS
+#undef IMB_EVENT_JOIN
 
 absl::Status SqliteStore::RequireTransaction() const {
   if (sqlite3_get_autocommit(w_.db.get())) {
@@ -1225,12 +1241,13 @@ absl::StatusOr<std::vector<DeliveryRecord>> SqliteStore::LoadPendingDeliveries(
 }
 
 absl::StatusOr<std::vector<DeliveryRecord>> SqliteStore::ListDeadLetters(
-    int limit) {
+    int64_t before_id, int limit) {
   std::vector<DeliveryRecord> records;
   if (limit <= 0) return records;
   ReaderPool::Lease r = readers_.Acquire();
   Query query(r->dead_letters);
-  query.Int(limit);
+  query.Int(before_id > 0 ? before_id : std::numeric_limits<int64_t>::max())
+      .Int(limit);
   while (true) {
     IMB_ASSIGN_OR_RETURN(bool row, query.Step());
     if (!row) break;
@@ -1484,8 +1501,9 @@ absl::StatusOr<std::vector<Participant>> SqliteStore::ListParticipants(
 }
 
 absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(
-    const std::string& data_dir, v1::Durability durability) {
-  return SqliteStore::Open(data_dir, durability);
+    const std::string& data_dir, v1::Durability durability,
+    int read_connections) {
+  return SqliteStore::Open(data_dir, durability, read_connections);
 }
 
 std::string ChannelKey(const v1::ChannelRef& channel, bool with_thread) {

@@ -10,15 +10,24 @@
 
 namespace imbridge::bridge {
 
+// Read connections of the store's pool unless the config says otherwise
+// (store.read_connections), and the most it accepts.
+inline constexpr int kDefaultReadConnections = 4;
+inline constexpr int kMaxReadConnections = 64;
+
 // Opens (creating if needed) the SQLite store in `data_dir`/imbridge.db, in
 // WAL mode, applying schema migrations up to the current version in place.
 // Commits are safe from a process crash when they return; with durability
 // FULL, Store::Sync() puts them on disk (an fdatasync of the WAL), and NORMAL
-// may lose the last commits on power loss. Fails
-// with a clear message if the directory is not writable or the database was
-// made by a newer imbridge.
+// may lose the last commits on power loss. Reads go through a pool of
+// `read_connections` read-only connections (WAL readers block neither each
+// other nor the writer): that many reads run at once, more wait for a free
+// connection. Fails with a clear message, changing nothing, if
+// `read_connections` is not in 1..kMaxReadConnections; fails if the
+// directory is not writable or the database was made by a newer imbridge.
 absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(
-    const std::string& data_dir, v1::Durability durability);
+    const std::string& data_dir, v1::Durability durability,
+    int read_connections = kDefaultReadConnections);
 
 }  // namespace imbridge::bridge
 

@@ -267,10 +267,12 @@ class Store {
   virtual absl::StatusOr<std::vector<DeliveryRecord>> LoadPendingDeliveries(
       absl::string_view target_key, int64_t after_id, int limit) = 0;
 
-  // Dead letters, newest first, at most `limit`, with their events and the
-  // reason in `last_error`.
+  // Up to `limit` dead letters with id below `before_id` (any id when it is
+  // 0), highest id (the most recently written delivery) first, with their
+  // events and the reason in `last_error`: one page of a walk from the
+  // newest; the next page is below the last id of this one.
   virtual absl::StatusOr<std::vector<DeliveryRecord>> ListDeadLetters(
-      int limit) = 0;
+      int64_t before_id, int limit) = 0;
 
   // How many dead letters there are (all targets).
   virtual absl::StatusOr<int64_t> CountDeadLetters() = 0;

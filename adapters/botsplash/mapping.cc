@@ -34,12 +34,14 @@ bool ScalarText(const json& v, std::string* out) {
     *out = v.get<std::string>();
     return true;
   }
-  if (v.is_number_integer()) {
-    *out = absl::StrCat(v.get<int64_t>());
-    return true;
-  }
+  // Unsigned first: is_number_integer() is true for both, and an id above
+  // INT64_MAX read as int64_t would wrap around.
   if (v.is_number_unsigned()) {
     *out = absl::StrCat(v.get<uint64_t>());
+    return true;
+  }
+  if (v.is_number_integer()) {
+    *out = absl::StrCat(v.get<int64_t>());
     return true;
   }
   return false;
@@ -50,7 +52,12 @@ absl::Status Missing(absl::string_view field, absl::string_view path) {
       absl::StrCat(field, " (", path, ") is missing"));
 }
 
-// Unix seconds or milliseconds (a number or digits), or RFC 3339.
+// The year 10000 in Unix milliseconds: later times are refused (they are
+// no reply's, and a double beyond int64_t cannot be converted).
+constexpr int64_t kYear10000Ms = 253402300800000;
+
+// Unix seconds or milliseconds (a number or digits), or RFC 3339; a time
+// after 1970 and before the year 10000.
 bool ParseTime(const json& v, int64_t* ms) {
   double number = 0;
   if (v.is_number()) {
@@ -62,15 +69,19 @@ bool ParseTime(const json& v, int64_t* ms) {
       std::string error;
       if (!absl::ParseTime(absl::RFC3339_full, s, &t, &error)) return false;
       *ms = absl::ToUnixMillis(t);
-      return *ms > 0;
+      return *ms > 0 && *ms < kYear10000Ms;
     }
   } else {
     return false;
   }
-  if (number <= 0) return false;
   // Before 2001-09-09 in milliseconds is after 33658 in seconds: anything
   // above 1e11 is taken as milliseconds.
-  *ms = static_cast<int64_t>(number > 1e11 ? number : number * 1000);
+  double millis = number > 1e11 ? number : number * 1000;
+  // Written so that NaN is refused too.
+  if (!(millis > 0 && millis < static_cast<double>(kYear10000Ms))) {
+    return false;
+  }
+  *ms = static_cast<int64_t>(millis);
   return true;
 }
 

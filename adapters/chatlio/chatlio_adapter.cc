@@ -29,6 +29,20 @@ constexpr char kConversationPrefix[] = "conversation:";
 constexpr size_t kMinSecretLength = 16;
 // Bytes handed to the blob store per write of a transcript's HTML.
 constexpr size_t kChunk = 64 * 1024;
+// The linker's attempts of a pending visitor link: every 50 ms in its first
+// 5 s (the notice's copy is normally made within a second, and the visitor's
+// messages are not mirrored until the link exists), then with a backoff
+// from 0.2 s doubling up to 10 s.
+constexpr absl::Duration kFastRetry = absl::Milliseconds(50);
+constexpr absl::Duration kFastPhase = absl::Seconds(5);
+constexpr absl::Duration kFirstBackoff = absl::Milliseconds(200);
+constexpr absl::Duration kMaxBackoff = absl::Seconds(10);
+// How long a notice the router does not know may stay unknown before its
+// visitor is linked with the whole support chat.
+constexpr absl::Duration kUnknownNoticeGiveUp = absl::Minutes(10);
+// How long the linker waits for the router's answer to one link request.
+constexpr absl::Duration kLinkTimeout = absl::Seconds(5);
+constexpr char kPendingPrefix[] = "chatlio/pending/";
 
 constexpr char kNameChars[] =
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.";
@@ -44,8 +58,23 @@ void CountLinkError(absl::string_view account) {
       .Increment();
 }
 
+void CountWholeChatLink(absl::string_view account) {
+  metrics::Registry::Default()
+      .GetCounter("imbridge_chatlio_whole_chat_links_total",
+                  "Visitor links made with the whole support chat instead of "
+                  "a thread (the notice's copy could not be made), by account.",
+                  {{"account", std::string(account)}})
+      .Increment();
+}
+
 std::string EndedState(absl::string_view account, absl::string_view uuid) {
   return absl::StrCat("chatlio/ended/", account, "/", uuid);
+}
+
+// "<account>/<uuid>": a pending link's key, and its state name after
+// kPendingPrefix.
+std::string PendingKey(absl::string_view account, absl::string_view uuid) {
+  return absl::StrCat(account, "/", uuid);
 }
 
 bool Transient(const absl::Status& s) {
@@ -143,6 +172,21 @@ v1::Link VisitorLink(const v1::ChatlioAccount& account,
   return link;
 }
 
+std::optional<v1::MemberThreadRoot> VisitorThreadRoot(
+    const v1::ChatlioAccount& account, absl::string_view conversation_uuid) {
+  if (!account.support().thread_id().empty()) return std::nullopt;
+  ChatlioWebhook notice;
+  notice.kind = WebhookKind::kNewConversation;
+  notice.conversation_uuid = std::string(conversation_uuid);
+  v1::MemberThreadRoot root;
+  root.set_member(1);
+  root.mutable_origin()->set_platform(kPlatform);
+  root.mutable_origin()->set_account(account.name());
+  root.mutable_origin()->set_chat_id(kNoticesChat);
+  root.set_message_id(NoticeMessageId(account.name(), notice));
+  return root;
+}
+
 ChatlioAdapter::ChatlioAdapter(const v1::ChatlioAdapterConfig& config,
                                AdapterRuntime* runtime,
                                DeliveryJournal* journal)
@@ -153,6 +197,8 @@ ChatlioAdapter::ChatlioAdapter(const v1::ChatlioAdapterConfig& config,
   for (const v1::ChatlioAccount& a : config.accounts()) {
     accounts_.Add(a.name(), std::make_unique<v1::ChatlioAccount>(a));
   }
+  LoadPendingLinks();
+  linker_ = std::thread([this] { LinkerLoop(); });
   runtime->http().HandlePrefix(
       "POST", kPathPrefix,
       [this](HttpRequest request, std::shared_ptr<Responder> responder) {
@@ -198,6 +244,11 @@ void ChatlioAdapter::Stop() {
   if (stopped_) return;
   stopped_ = true;
   pipeline_.Stop();
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  if (linker_.joinable()) linker_.join();
 }
 
 void ChatlioAdapter::HandleWebhook(HttpRequest request,
@@ -257,8 +308,16 @@ void ChatlioAdapter::HandleWebhook(HttpRequest request,
     case ParseOutcome::kParsed:
       break;
   }
+  // Once the notice is stored, its copy in the support chat follows soon:
+  // the linker asks for the visitor's thread at once.
+  InboundPipeline::DoneCallback answer = AnswerInboundWhenDone(responder);
+  const bool starts = input.webhook.kind == WebhookKind::kNewConversation;
   absl::Status submitted = pipeline_.Submit<ChatlioInput>(
-      this, std::move(input), AnswerInboundWhenDone(responder));
+      this, std::move(input),
+      [this, answer, starts](const InboundResult& result) {
+        answer(result);
+        if (starts) KickLinker();
+      });
   if (!submitted.ok()) AnswerRefusedInbound(*responder, submitted);
 }
 
@@ -284,6 +343,15 @@ absl::StatusOr<InboundConversion> ChatlioAdapter::Convert(
   InboundConversion conversion;
   conversion.events.push_back(WebhookEvent(
       raw.account, raw.webhook, account->slack_workspace_url(), absl::Now()));
+  if (raw.webhook.kind == WebhookKind::kNewConversation &&
+      !account->slack_account().empty() && !raw.webhook.channel_id.empty() &&
+      VisitorThreadRoot(*account, raw.webhook.conversation_uuid).has_value()) {
+    conversion.events.back()
+        .mutable_posted()
+        ->mutable_text()
+        ->mutable_text()
+        ->append(kAnswerInThreadLine);
+  }
   const v1::Event& event = conversion.events.back();
   if (event.posted().attachments_size() > 0) {
     InboundFile file;
@@ -318,7 +386,6 @@ absl::Status ChatlioAdapter::UpdateVisitorLink(
   }
   const std::string ended =
       EndedState(account.name(), webhook.conversation_uuid);
-  const v1::Link link = VisitorLink(account, webhook);
   if (starts) {
     if (webhook.channel_id.empty()) return absl::OkStatus();
     if (journal_ != nullptr) {
@@ -327,28 +394,20 @@ absl::Status ChatlioAdapter::UpdateVisitorLink(
       if (!done.ok()) return RetryableError(done.status().message());
       if (done->has_value()) {
         LogInfo("Chatlio conversation already ended; not linked again",
-                {{"account", account.name()}, {"link", link.name()}});
+                {{"account", account.name()},
+                 {"link", VisitorLink(account, webhook).name()}});
         return absl::OkStatus();
       }
     }
-    absl::StatusOr<v1::Link> created = runtime_->CreateLink(link);
-    if (Transient(created.status())) {
-      return RetryableError(absl::StrCat("cannot create the visitor link: ",
-                                         created.status().message()));
-    }
-    if (!created.ok()) {
-      LogError("the router refused a Chatlio visitor link",
-               {{"account", account.name()},
-                {"link", link.name()},
-                {"error", created.status().ToString()}});
-      CountLinkError(account.name());
-      return absl::OkStatus();
-    }
-    LogInfo("Chatlio visitor linked", {{"account", account.name()},
-                                       {"link", link.name()},
-                                       {"channel", webhook.channel_id}});
-    return absl::OkStatus();
+    return AddPendingLink(account, webhook);
   }
+  // The end: no creation of this link is in progress while it is deleted,
+  // and none is made after.
+  absl::MutexLock link_lock(&link_mu_);
+  absl::Status dropped =
+      DropPendingLink(PendingKey(account.name(), webhook.conversation_uuid));
+  if (!dropped.ok()) return RetryableError(dropped.message());
+  const v1::Link link = VisitorLink(account, webhook);
   absl::Status deleted = runtime_->DeleteLink(link.name());
   if (Transient(deleted)) {
     return RetryableError(
@@ -369,6 +428,174 @@ absl::Status ChatlioAdapter::UpdateVisitorLink(
     if (!put.ok()) return RetryableError(put.message());
   }
   return absl::OkStatus();
+}
+
+absl::Status ChatlioAdapter::AddPendingLink(const v1::ChatlioAccount& account,
+                                            const ChatlioWebhook& webhook) {
+  const std::string key = PendingKey(account.name(), webhook.conversation_uuid);
+  if (journal_ != nullptr) {
+    absl::Status put = journal_->PutState(absl::StrCat(kPendingPrefix, key),
+                                          webhook.channel_id);
+    if (!put.ok()) return RetryableError(put.message());
+  }
+  absl::MutexLock lock(&mu_);
+  if (pending_.contains(key)) return absl::OkStatus();
+  PendingLink& p = pending_[key];
+  p.account = &account;
+  p.uuid = webhook.conversation_uuid;
+  p.channel_id = webhook.channel_id;
+  p.since = absl::Now();
+  p.next_attempt = p.since;
+  p.backoff = kFirstBackoff;
+  return absl::OkStatus();
+}
+
+absl::Status ChatlioAdapter::DropPendingLink(const std::string& key) {
+  {
+    absl::MutexLock lock(&mu_);
+    pending_.erase(key);
+  }
+  // An empty value is no pending link (the journal keeps names).
+  if (journal_ == nullptr) return absl::OkStatus();
+  return journal_->PutState(absl::StrCat(kPendingPrefix, key), "");
+}
+
+void ChatlioAdapter::LoadPendingLinks() {
+  if (journal_ == nullptr) return;
+  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> saved =
+      journal_->ListState(kPendingPrefix);
+  if (!saved.ok()) {
+    LogError("cannot read the pending Chatlio visitor links",
+             {{"error", saved.status().ToString()}});
+    return;
+  }
+  for (const auto& [name, channel] : *saved) {
+    if (channel.empty()) continue;
+    absl::string_view key = name;
+    absl::ConsumePrefix(&key, kPendingPrefix);
+    std::pair<std::string, std::string> parts =
+        absl::StrSplit(key, absl::MaxSplits('/', 1));
+    const v1::ChatlioAccount* account = accounts_.Find(parts.first);
+    if (account == nullptr || parts.second.empty()) continue;
+    ChatlioWebhook webhook;
+    webhook.kind = WebhookKind::kNewConversation;
+    webhook.conversation_uuid = parts.second;
+    webhook.channel_id = channel;
+    AddPendingLink(*account, webhook).IgnoreError();
+    LogInfo("Chatlio visitor link still to be made",
+            {{"account", parts.first}, {"conversation", parts.second}});
+  }
+}
+
+void ChatlioAdapter::KickLinker() {
+  absl::MutexLock lock(&mu_);
+  kicked_ = true;
+}
+
+void ChatlioAdapter::LinkerLoop() {
+  while (true) {
+    std::vector<std::string> due;
+    {
+      absl::MutexLock lock(&mu_);
+      absl::Time wake = absl::Now() + kMaxBackoff;
+      for (const auto& [key, p] : pending_)
+        wake = std::min(wake, p.next_attempt);
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stopping_ || kicked_;
+      };
+      mu_.AwaitWithDeadline(absl::Condition(&ready), wake);
+      if (stopping_) return;
+      const absl::Time now = absl::Now();
+      for (auto& [key, p] : pending_) {
+        if (kicked_) p.next_attempt = now;
+        if (p.next_attempt <= now) due.push_back(key);
+      }
+      kicked_ = false;
+    }
+    for (const std::string& key : due) {
+      absl::MutexLock link_lock(&link_mu_);
+      if (TryLink(key)) continue;
+      absl::MutexLock lock(&mu_);
+      auto p = pending_.find(key);
+      if (p == pending_.end()) continue;
+      const absl::Time now = absl::Now();
+      if (now - p->second.since < kFastPhase) {
+        p->second.next_attempt = now + kFastRetry;
+        continue;
+      }
+      p->second.next_attempt = now + p->second.backoff;
+      p->second.backoff = std::min(p->second.backoff * 2, kMaxBackoff);
+    }
+  }
+}
+
+bool ChatlioAdapter::TryLink(const std::string& key) {
+  PendingLink p;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = pending_.find(key);
+    if (it == pending_.end() || stopping_) return true;
+    p = it->second;
+  }
+  const v1::ChatlioAccount& account = *p.account;
+  ChatlioWebhook webhook;
+  webhook.kind = WebhookKind::kNewConversation;
+  webhook.conversation_uuid = p.uuid;
+  webhook.channel_id = p.channel_id;
+  const v1::Link link = VisitorLink(account, webhook);
+  std::vector<v1::MemberThreadRoot> roots;
+  if (std::optional<v1::MemberThreadRoot> root =
+          VisitorThreadRoot(account, p.uuid)) {
+    roots.push_back(*root);
+  }
+  absl::StatusOr<v1::Link> created =
+      runtime_->CreateLink(link, roots, kLinkTimeout);
+  const absl::Status& s = created.status();
+  const bool not_made_yet =
+      Transient(s) ||
+      (absl::IsNotFound(s) && absl::Now() - p.since < kUnknownNoticeGiveUp);
+  if (not_made_yet) {
+    LogDebug("Chatlio visitor link waits for its notice's copy",
+             {{"link", link.name()}, {"reason", s.ToString()}});
+    return false;
+  }
+  if (!roots.empty() && (absl::IsFailedPrecondition(s) || absl::IsNotFound(s) ||
+                         absl::IsUnimplemented(s))) {
+    // No thread to narrow to: the visitor gets the whole support chat.
+    LogWarn(
+        "Chatlio visitor linked with the whole support chat (no copy of "
+        "the notice to thread under)",
+        {{"account", account.name()},
+         {"link", link.name()},
+         {"reason", s.ToString()}});
+    CountWholeChatLink(account.name());
+    created = runtime_->CreateLink(link, {}, kLinkTimeout);
+    if (Transient(created.status())) return false;
+  }
+  if (!created.ok()) {
+    LogError("the router refused a Chatlio visitor link",
+             {{"account", account.name()},
+              {"link", link.name()},
+              {"error", created.status().ToString()}});
+    CountLinkError(account.name());
+  } else {
+    const std::string thread =
+        created->members_size() > 1 ? created->members(1).thread_id() : "";
+    LogInfo("Chatlio visitor linked", {{"account", account.name()},
+                                       {"link", link.name()},
+                                       {"channel", p.channel_id},
+                                       {"support_thread", thread}});
+  }
+  absl::Status dropped = DropPendingLink(key);
+  if (!dropped.ok()) {
+    // Asked again later: creating the same link again is harmless.
+    LogWarn("cannot record a Chatlio visitor link as made",
+            {{"link", link.name()}, {"error", dropped.ToString()}});
+    absl::MutexLock lock(&mu_);
+    pending_[key] = p;
+    return false;
+  }
+  return true;
 }
 
 AdapterProgram<v1::ChatlioAdapterConfig> ChatlioProgram() {

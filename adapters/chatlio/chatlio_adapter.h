@@ -3,12 +3,18 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "adapters/chatlio/payload.h"
 #include "adapters/common/account_set.h"
 #include "adapters/common/adapter_runtime.h"
@@ -40,6 +46,13 @@ struct ChatlioInput {
 v1::Link VisitorLink(const v1::ChatlioAccount& account,
                      const ChatlioWebhook& webhook);
 
+// The thread root of a VisitorLink's support member (member 1): the copy, in
+// the support chat, of the conversation's new-conversation notice
+// (NoticeMessageId in the account's notices channel). std::nullopt when the
+// support member names a thread_id of its own (it is linked as it is).
+std::optional<v1::MemberThreadRoot> VisitorThreadRoot(
+    const v1::ChatlioAccount& account, absl::string_view conversation_uuid);
+
 // Checks a loaded config: router, http and log_level, at least one account,
 // names valid and unique, webhook_secret present and at least 16 characters
 // of [A-Za-z0-9_-], slack_workspace_url empty or http(s), slack_account
@@ -67,15 +80,30 @@ absl::Status ValidateChatlioConfig(absl::string_view source,
 // deduplication is durable.
 //
 // Visitor conversations (accounts with slack_account and support): a
-// new-conversation webhook naming the visitor's Slack channel creates the
-// conversation's VisitorLink with the router (AdapterRuntime::CreateLink,
-// idempotent) before its notice is published; the transcript deletes it and
-// records the conversation as ended in the journal's state
+// new-conversation webhook naming the visitor's Slack channel records a
+// pending visitor link in the journal's state
+// ("chatlio/pending/<account>/<uuid>" = the channel id) before its notice
+// is published, and the linker thread creates the conversation's
+// VisitorLink once the router made the notice's copy in the support chat:
+// the support member narrowed to the thread rooted at that copy
+// (VisitorThreadRoot), so that each visitor has a thread. The router
+// answers UNAVAILABLE (or NOT_FOUND) while the copy is not made yet; the
+// linker asks again (every 50 ms for 5 s, then with a backoff from 0.2 s
+// doubling to 10 s), also after a restart (the pending links are read back
+// from the journal). A notice whose
+// copy cannot be made (dead-lettered; FAILED_PRECONDITION), one not in the
+// router's message map after 10 minutes, or a router that does not resolve
+// thread roots, gets the whole support chat linked instead: logged and
+// counted in imbridge_chatlio_whole_chat_links_total{account}. A link the
+// router refuses otherwise (a bad support member) is logged as an error,
+// counted in imbridge_chatlio_link_errors_total{account}, and given up.
+// The new-conversation notice then ends with kAnswerInThreadLine.
+//
+// The transcript deletes the link (or drops the pending one) and records
+// the conversation as ended in the journal's state
 // ("chatlio/ended/<account>/<uuid>"), so that a late or repeated
 // new-conversation webhook does not link it again. The router being
-// unreachable makes the webhook answered 503 (retried); a link the router
-// refuses (a bad support member) is logged as an error, counted in
-// imbridge_chatlio_link_errors_total{account}, and the notice still posted.
+// unreachable makes the transcript answered 503 (retried).
 //
 // A message of the Slack adapter saying that the visitor's channel was
 // archived (message id "channel_archive:<ts>", docs/slack.md), delivered to
@@ -88,7 +116,9 @@ absl::Status ValidateChatlioConfig(absl::string_view source,
 // with `direction: in`, and a delivery to it is refused as a permanent error
 // saying so.
 //
-// Threading: see connector.h; webhook handlers never block.
+// Threading: see connector.h; webhook handlers never block. The linker is a
+// thread of the adapter's own; Stop() joins it (after at most one link
+// request in progress, up to 5 s).
 class ChatlioAdapter : public MessengerConnector<ChatlioInput> {
  public:
   // Registers the webhook route on `runtime`. `config` must be valid
@@ -110,11 +140,35 @@ class ChatlioAdapter : public MessengerConnector<ChatlioInput> {
   absl::StatusOr<InboundConversion> Convert(const ChatlioInput& raw) override;
 
  private:
+  // A visitor link the linker has still to create.
+  struct PendingLink {
+    const v1::ChatlioAccount* account = nullptr;
+    std::string uuid;
+    std::string channel_id;
+    // When this process first knew of it, and when to ask next.
+    absl::Time since;
+    absl::Time next_attempt;
+    absl::Duration backoff;
+  };
+
   void HandleWebhook(HttpRequest request, std::shared_ptr<Responder> responder);
   // The visitor link's part of converting `raw`: a retryable error when the
-  // router cannot be asked now.
+  // journal or the router cannot be used now.
   absl::Status UpdateVisitorLink(const v1::ChatlioAccount& account,
                                  const ChatlioWebhook& webhook);
+  // Records the pending link of a new conversation (journal and memory).
+  absl::Status AddPendingLink(const v1::ChatlioAccount& account,
+                              const ChatlioWebhook& webhook);
+  // Reads the journal's pending links back (at start).
+  void LoadPendingLinks();
+  // Wakes the linker to try every pending link now.
+  void KickLinker();
+  void LinkerLoop();
+  // One attempt for the pending link `key`; false to try again later.
+  bool TryLink(const std::string& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(link_mu_);
+  // Forgets pending link `key` (journal and memory).
+  absl::Status DropPendingLink(const std::string& key)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(link_mu_);
 
   AccountSet<const v1::ChatlioAccount> accounts_{"Chatlio"};
   AdapterRuntime* const runtime_;
@@ -122,6 +176,16 @@ class ChatlioAdapter : public MessengerConnector<ChatlioInput> {
   RuntimeInboundRouter inbound_router_;
   InboundPipeline pipeline_;
   bool stopped_ = false;
+
+  // Held while a visitor link is created or deleted: the transcript's
+  // deletion waits for a creation in progress.
+  absl::Mutex link_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  absl::Mutex mu_;
+  // By "<account>/<uuid>".
+  absl::flat_hash_map<std::string, PendingLink> pending_ ABSL_GUARDED_BY(mu_);
+  bool kicked_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread linker_;
 };
 
 // The binary's program for RunAdapter(): platform "chatlio", port 7716,

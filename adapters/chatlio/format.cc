@@ -164,6 +164,17 @@ std::string TranscriptFileName(const ChatlioWebhook& webhook) {
   return absl::StrCat("chatlio-transcript-", base, ".html");
 }
 
+std::string NoticeMessageId(absl::string_view account,
+                            const ChatlioWebhook& webhook) {
+  if (webhook.kind == WebhookKind::kOfflineMessage) {
+    return std::string(
+        absl::StripPrefix(WebhookEventKey(account, webhook),
+                          absl::StrCat("chatlio:", account, ":")));
+  }
+  return absl::StrCat(WebhookKindName(webhook.kind), ":",
+                      webhook.conversation_uuid);
+}
+
 v1::Event WebhookEvent(absl::string_view account, const ChatlioWebhook& webhook,
                        absl::string_view workspace_url, absl::Time now) {
   v1::Event event;
@@ -174,12 +185,7 @@ v1::Event WebhookEvent(absl::string_view account, const ChatlioWebhook& webhook,
   channel->set_chat_id(kNoticesChat);
   event.set_occurred_at_ms(absl::ToUnixMillis(now));
   v1::MessagePosted* posted = event.mutable_posted();
-  std::string prefix = absl::StrCat("chatlio:", account, ":");
-  posted->set_message_id(
-      std::string(webhook.kind == WebhookKind::kOfflineMessage
-                      ? absl::StripPrefix(event.key(), prefix)
-                      : absl::StrCat(WebhookKindName(webhook.kind), ":",
-                                     webhook.conversation_uuid)));
+  posted->set_message_id(NoticeMessageId(account, webhook));
   v1::UserRef* sender = posted->mutable_sender();
   sender->set_platform("chatlio");
   sender->set_id("chatlio");

@@ -48,6 +48,17 @@ v1::RichText TranscriptText(const ChatlioWebhook& webhook,
 // conversation>.html", with characters other than [A-Za-z0-9._-] as '-'.
 std::string TranscriptFileName(const ChatlioWebhook& webhook);
 
+// The notice's message id in the notices channel: "<kind>:<conversationUUID>"
+// (the key's tail after "chatlio:<account>:" for an offline message).
+std::string NoticeMessageId(absl::string_view account,
+                            const ChatlioWebhook& webhook);
+
+// The line a new-conversation notice ends with when the visitor gets a
+// thread in the support chat (docs/chatlio.md, "A thread per visitor").
+inline constexpr char kAnswerInThreadLine[] =
+    "\nAnswer in this message's thread: the visitor sees only what is said "
+    "there.";
+
 // The bridge event of `webhook` for `account`: MessagePosted in the notices
 // channel with key WebhookEventKey, message id "<kind>:<conversationUUID>"
 // (the key's tail for an offline message), sender the bot "Chatlio", text

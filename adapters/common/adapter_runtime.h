@@ -143,6 +143,12 @@ class AdapterRuntime {
   // callable from any thread, kUnavailable while not attached (retry).
   absl::StatusOr<v1::Link> CreateLink(
       const v1::Link& link, absl::Duration timeout = absl::Seconds(10));
+  // CreateLink with members narrowed to threads the router resolves
+  // (RouterClient::CreateLink with thread roots).
+  absl::StatusOr<v1::Link> CreateLink(
+      const v1::Link& link,
+      const std::vector<v1::MemberThreadRoot>& thread_roots,
+      absl::Duration timeout = absl::Seconds(10));
   absl::Status DeleteLink(absl::string_view name,
                           absl::Duration timeout = absl::Seconds(10));
 

@@ -40,6 +40,11 @@ constexpr absl::Duration kConnectTimeout = absl::Seconds(2);
 // Stop()), and how often it repeats that the router cannot be reached.
 constexpr absl::Duration kConnectPoll = absl::Milliseconds(100);
 constexpr absl::Duration kUnreachableLogInterval = absl::Seconds(60);
+// How many failed publish seqs the client remembers (as the router does).
+constexpr size_t kMaxFailedSeqs = 4096;
+// The "stream" of a publish the client answered FAILED itself, never sent:
+// no stream (they are numbered from 1) knows of it.
+constexpr uint64_t kRefusedHere = 0;
 
 absl::Status FromGrpc(const grpc::Status& status) {
   return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
@@ -362,6 +367,10 @@ class RouterClient::Impl {
     bool acknowledged = false;
   };
 
+  // Acknowledged publishes: callback and ack (owned elsewhere).
+  using Acknowledged =
+      std::vector<std::pair<PublishCallback, const v1::PublishAck*>>;
+
   struct QueuedDelivery {
     v1::Delivery delivery;
     // The stream it came from; its result goes only there.
@@ -645,6 +654,10 @@ class RouterClient::Impl {
     };
     while (true) {
       v1::AdapterFrame frame;
+      // Publishes refused here, with the acks they get.
+      std::vector<v1::PublishAck> refused_acks;
+      Acknowledged refused;
+      bool write = false;
       {
         absl::MutexLock lock(&mu_);
         mu_.Await(absl::Condition(&has_work));
@@ -673,17 +686,37 @@ class RouterClient::Impl {
           auto it = pending_.find(outbox_.front());
           outbox_.pop_front();
           if (it == pending_.end()) continue;
+          if (FollowsFailedLocked(it->second.publish, session)) {
+            // Behind a publish that failed where the router cannot see it:
+            // refused here, and so is what follows it.
+            it->second.acknowledged = true;
+            NoteFailedLocked(it->first, kRefusedHere);
+            v1::PublishAck& ack = refused_acks.emplace_back();
+            ack.set_seq(it->first);
+            ack.set_outcome(v1::PublishAck::FAILED);
+            ack.set_detail(
+                "an earlier event of the same chat was not stored; publish "
+                "it again first");
+            refused.emplace_back(std::move(it->second.done), nullptr);
+            continue;
+          }
           *frame.add_publishes() = it->second.publish;
           bytes += it->second.bytes;
         }
-        if (frame.results_size() == 0 && frame.publishes_size() == 0 &&
-            frame.revocations_applied_size() == 0 &&
-            frame.link_requests_size() == 0 &&
-            frame.command_answers_size() == 0) {
-          continue;
-        }
-        writing_ = true;
+        write = frame.results_size() > 0 || frame.publishes_size() > 0 ||
+                frame.revocations_applied_size() > 0 ||
+                frame.link_requests_size() > 0 ||
+                frame.command_answers_size() > 0;
+        if (!write && refused.empty()) continue;
+        writing_ = write;
       }
+      if (!refused.empty()) {
+        for (size_t i = 0; i < refused.size(); ++i) {
+          refused[i].second = &refused_acks[i];
+        }
+        RunAcknowledged(refused, kRefusedHere);
+      }
+      if (!write) continue;
       // A failed Write means the stream is over; the reader sees it too.
       bool written = stream->Write(frame);
       absl::MutexLock lock(&mu_);
@@ -693,7 +726,7 @@ class RouterClient::Impl {
   }
 
   void HandleFrame(const v1::RouterFrame& frame, uint64_t session) {
-    std::vector<std::pair<PublishCallback, const v1::PublishAck*>> acked;
+    Acknowledged acked;
     {
       absl::MutexLock lock(&mu_);
       for (const v1::PublishAck& ack : frame.publish_acks()) {
@@ -731,11 +764,16 @@ class RouterClient::Impl {
         }
       }
     }
-    if (acked.empty()) return;
+    if (!acked.empty()) RunAcknowledged(acked, session);
+  }
+
+  // Runs the callbacks of publishes marked acknowledged, then forgets them
+  // and remembers the failed ones, as failed on stream `session`.
+  void RunAcknowledged(const Acknowledged& acked, uint64_t session) {
     // The callbacks run while the publishes are still pending: a publish of
     // the same chat made meanwhile (by a callback or another thread) is
-    // ordered after them, and so refused by the router if they failed.
-    // Only then are they forgotten.
+    // ordered after them, and so refused if they failed. Only then are
+    // they forgotten.
     for (auto& [done, ack] : acked) {
       if (done) RunPublishCallback(done, *ack);
     }
@@ -748,6 +786,29 @@ class RouterClient::Impl {
         last_pending_of_chat_.erase(last);
       }
       pending_.erase(it);
+      if (ack->outcome() == v1::PublishAck::FAILED) {
+        NoteFailedLocked(ack->seq(), session);
+      }
+    }
+  }
+
+  // Whether `publish`, about to be sent on stream `session`, is ordered
+  // (Publish.after_seq) behind a publish that failed on another stream or
+  // was refused here: the router would not know to refuse it.
+  bool FollowsFailedLocked(const v1::Publish& publish, uint64_t session) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (failed_seqs_.empty() || publish.after_seq() == 0) return false;
+    auto it = failed_seqs_.find(publish.after_seq());
+    return it != failed_seqs_.end() && it->second != session;
+  }
+
+  void NoteFailedLocked(uint64_t seq, uint64_t session)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!failed_seqs_.emplace(seq, session).second) return;
+    failed_order_.push_back(seq);
+    while (failed_order_.size() > kMaxFailedSeqs) {
+      failed_seqs_.erase(failed_order_.front());
+      failed_order_.pop_front();
     }
   }
 
@@ -926,6 +987,13 @@ class RouterClient::Impl {
   // Each origin chat's last pending publish (its seq).
   absl::flat_hash_map<std::string, uint64_t> last_pending_of_chat_
       ABSL_GUARDED_BY(mu_);
+  // The last kMaxFailedSeqs publishes answered FAILED, oldest first in
+  // failed_order_: seq -> the stream the router failed it on, or
+  // kRefusedHere. The router knows only the failures of the stream it is
+  // on; a publish behind one of another stream (sent again after a
+  // reconnect) is refused by this client itself (FollowsFailedLocked).
+  absl::flat_hash_map<uint64_t, uint64_t> failed_seqs_ ABSL_GUARDED_BY(mu_);
+  std::deque<uint64_t> failed_order_ ABSL_GUARDED_BY(mu_);
   // Seqs to send on the current stream, in order; acked ones are skipped.
   std::deque<uint64_t> outbox_ ABSL_GUARDED_BY(mu_);
   // Results to send on the current stream.
@@ -1001,8 +1069,17 @@ absl::Status RouterClient::OnChatCommand(std::vector<std::string> words,
 
 absl::StatusOr<v1::Link> RouterClient::CreateLink(const v1::Link& link,
                                                   absl::Duration timeout) {
+  return CreateLink(link, {}, timeout);
+}
+
+absl::StatusOr<v1::Link> RouterClient::CreateLink(
+    const v1::Link& link, const std::vector<v1::MemberThreadRoot>& thread_roots,
+    absl::Duration timeout) {
   v1::LinkRequest request;
   *request.mutable_create() = link;
+  for (const v1::MemberThreadRoot& root : thread_roots) {
+    *request.add_member_thread_roots() = root;
+  }
   IMB_ASSIGN_OR_RETURN(v1::LinkReply reply,
                        impl_->RequestLink(std::move(request), timeout));
   if (reply.code() != 0) {

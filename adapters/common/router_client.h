@@ -142,6 +142,13 @@ class RouterClient {
   // client's session thread (not from a publish callback).
   absl::StatusOr<v1::Link> CreateLink(const v1::Link& link,
                                       absl::Duration timeout);
+  // CreateLink with members narrowed to the threads of copies the router
+  // resolves (`thread_roots`, router.proto MemberThreadRoot); the returned
+  // link shows the thread_ids it stored.
+  absl::StatusOr<v1::Link> CreateLink(
+      const v1::Link& link,
+      const std::vector<v1::MemberThreadRoot>& thread_roots,
+      absl::Duration timeout);
   // Deletes a runtime link this adapter's platform created, likewise.
   // kNotFound if there is none (also when a retried delete already did it).
   absl::Status DeleteLink(absl::string_view name, absl::Duration timeout);
@@ -149,6 +156,14 @@ class RouterClient {
   // Queues `event` for the router. `done` runs once, on a client thread, when
   // the router acknowledged it (possibly after reconnects). Fails at once
   // with kUnavailable if too many publishes are pending.
+  //
+  // Order per origin chat: the publish names the chat's last publish still
+  // pending (Publish.after_seq). If that one is answered FAILED, this one
+  // is answered FAILED too and not stored: by the router on the stream the
+  // failure happened on, and by the client itself (detail "an earlier event
+  // of the same chat was not stored; ...", never sent) when it would be
+  // sent on a later stream, after a reconnect, where the router no longer
+  // knows of the failure. Publish the chat again from the failed one.
   absl::Status Publish(v1::Event event, PublishCallback done);
 
   // Publishes and waits up to `timeout` for the acknowledgement. Returns the

@@ -5,6 +5,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
 #include "common/http/http_client.h"
 
@@ -27,6 +28,77 @@ std::string Handle(const std::string& visitor, uint64_t n) {
                     : '-');
   }
   return absl::StrCat("visitor-", h, "-", n);
+}
+
+bool WordChar(char c) {
+  return absl::ascii_isalnum(static_cast<unsigned char>(c));
+}
+
+// Drops the `marker` pairs of Slack's mrkdwn (*bold*, _italic_, ~strike~):
+// an opening marker not after a word character and before a non-space, its
+// closing one after a non-space and not before a word character.
+std::string DropMarkers(absl::string_view text, char marker) {
+  std::string out;
+  size_t i = 0;
+  while (i < text.size()) {
+    const bool opens =
+        text[i] == marker && (i == 0 || !WordChar(text[i - 1])) &&
+        i + 1 < text.size() && text[i + 1] != ' ' && text[i + 1] != marker;
+    size_t close = absl::string_view::npos;
+    if (opens) {
+      for (size_t j = i + 2; j < text.size(); ++j) {
+        if (text[j] == '\n') break;
+        if (text[j] == marker && text[j - 1] != ' ' &&
+            (j + 1 == text.size() || !WordChar(text[j + 1]))) {
+          close = j;
+          break;
+        }
+      }
+    }
+    if (close == absl::string_view::npos) {
+      out.push_back(text[i++]);
+      continue;
+    }
+    absl::StrAppend(&out, text.substr(i + 1, close - i - 1));
+    i = close + 1;
+  }
+  return out;
+}
+
+// What the widget shows of a Slack message: Chatlio renders Slack's mrkdwn,
+// so the visitor sees plain words: markers of bold, italic and strike
+// dropped, <url|label> as its label, <url> as the url, <@U1> as @U1,
+// <#C1|name> as #name, and &lt; &gt; &amp; as the characters.
+std::string WidgetText(absl::string_view mrkdwn) {
+  std::string text;
+  size_t i = 0;
+  while (i < mrkdwn.size()) {
+    const size_t close = mrkdwn[i] == '<' ? mrkdwn.find('>', i) : mrkdwn.npos;
+    if (close == mrkdwn.npos) {
+      text.push_back(mrkdwn[i++]);
+      continue;
+    }
+    absl::string_view inner = mrkdwn.substr(i + 1, close - i - 1);
+    const size_t bar = inner.find('|');
+    absl::string_view label = bar == inner.npos ? inner : inner.substr(bar + 1);
+    if (bar == inner.npos && !inner.empty() &&
+        (inner[0] == '@' || inner[0] == '#' || inner[0] == '!')) {
+      label = inner.substr(1);
+    }
+    if (!inner.empty() && inner[0] == '@') {
+      absl::StrAppend(&text, "@", label);
+    } else if (!inner.empty() && inner[0] == '#') {
+      absl::StrAppend(&text, "#", label);
+    } else if (!inner.empty() && inner[0] == '!') {
+      absl::StrAppend(&text, "@", label);
+    } else {
+      absl::StrAppend(&text, label);
+    }
+    i = close + 1;
+  }
+  for (char marker : {'*', '_', '~'}) text = DropMarkers(text, marker);
+  return absl::StrReplaceAll(text,
+                             {{"&lt;", "<"}, {"&gt;", ">"}, {"&amp;", "&"}});
 }
 
 std::string Html(absl::string_view text) {
@@ -164,7 +236,7 @@ void FakeChatlio::OnSlackChange(const FakeSlackChange& change) {
     if (c == conversations_.end()) return;
     c->second.lines.push_back(
         {posted->text, posted->ts, posted->user, posted->user, false});
-    lines_[visitor->second].push_back({false, posted->text});
+    lines_[visitor->second].push_back({false, WidgetText(posted->text)});
   }
   if (on_change_) on_change_();
 }

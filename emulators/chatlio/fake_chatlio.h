@@ -106,7 +106,10 @@ class FakeChatlio {
                                           const std::string& text,
                                           const std::string& name = "");
   // What reached visitor `visitor`: the texts of people's messages in the
-  // visitor's channel, in order.
+  // visitor's channel, in order, as the widget shows them: Chatlio renders
+  // Slack's mrkdwn, so a delivery "*Ann (teamspirit)*: hi" reads
+  // "Ann (teamspirit): hi" (markers of bold, italic and strike dropped,
+  // links as their label, &lt; &gt; &amp; decoded).
   std::vector<std::string> Received(const std::string& visitor) const;
   bool WaitForReceived(const std::string& visitor, size_t n,
                        absl::Duration timeout = absl::Seconds(30)) const;

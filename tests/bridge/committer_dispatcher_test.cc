@@ -4,12 +4,14 @@
 
 #include <cstdlib>
 
+#include "absl/strings/match.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "bridge/chat_commands.h"
 #include "bridge/committer.h"
 #include "bridge/dispatcher.h"
 #include "bridge/link_table.h"
+#include "bridge/publish_sequencer.h"
 #include "bridge/sqlite_store.h"
 #include "common/config_loader.h"
 #include "gmock/gmock.h"
@@ -277,6 +279,228 @@ TEST_F(CommitterTest, ChatCommandIsAnsweredOffTheWriter) {
   EXPECT_THAT(answer, ::testing::HasSubstr("Link trio: 3 members"));
   EXPECT_THAT(answer, ::testing::HasSubstr("1 queued"));
   committer_->Stop();
+}
+
+// The real store, except that Apply fails for any batch holding an event
+// whose key starts with "poison" (as a full disk would for that write).
+class PoisonedStore : public Store {
+ public:
+  explicit PoisonedStore(std::unique_ptr<Store> store)
+      : store_(std::move(store)) {}
+
+  absl::Status Apply(CommitBatch& batch) override {
+    for (const NewEvent& e : batch.events) {
+      if (absl::StartsWith(e.event->key(), "poison")) {
+        return absl::UnavailableError("injected: disk full");
+      }
+    }
+    return store_->Apply(batch);
+  }
+  absl::Status Sync() override { return store_->Sync(); }
+  absl::Status Begin() override { return store_->Begin(); }
+  absl::Status Commit() override { return store_->Commit(); }
+  void Rollback() override { store_->Rollback(); }
+  absl::Status RetryDeadLetter(int64_t id, absl::Time now) override {
+    return store_->RetryDeadLetter(id, now);
+  }
+  absl::Status DropDeadLetter(int64_t id) override {
+    return store_->DropDeadLetter(id);
+  }
+  absl::Status RecordBlob(const BlobInfo& blob) override {
+    return store_->RecordBlob(blob);
+  }
+  absl::Status DeleteBlob(absl::string_view blob_id) override {
+    return store_->DeleteBlob(blob_id);
+  }
+  absl::StatusOr<int64_t> PruneEvents(absl::Time before) override {
+    return store_->PruneEvents(before);
+  }
+  absl::Status PutRecord(absl::string_view kind, absl::string_view name,
+                         absl::string_view payload) override {
+    return store_->PutRecord(kind, name, payload);
+  }
+  absl::Status DeleteRecord(absl::string_view kind,
+                            absl::string_view name) override {
+    return store_->DeleteRecord(kind, name);
+  }
+  std::string router_id() const override { return store_->router_id(); }
+  absl::StatusOr<std::vector<std::string>> ListPendingTargets() override {
+    return store_->ListPendingTargets();
+  }
+  absl::StatusOr<std::vector<DeliveryRecord>> LoadPendingDeliveries(
+      absl::string_view target_key, int64_t after_id, int limit) override {
+    return store_->LoadPendingDeliveries(target_key, after_id, limit);
+  }
+  absl::StatusOr<std::vector<DeliveryRecord>> ListDeadLetters(
+      int limit) override {
+    return store_->ListDeadLetters(limit);
+  }
+  absl::StatusOr<int64_t> CountDeadLetters() override {
+    return store_->CountDeadLetters();
+  }
+  absl::StatusOr<std::vector<DeadLetterRef>> ListDeadLetterRefs(
+      int64_t after_id, int limit) override {
+    return store_->ListDeadLetterRefs(after_id, limit);
+  }
+  absl::StatusOr<std::optional<DeadLetterRef>> FindDeadLetter(
+      int64_t id) override {
+    return store_->FindDeadLetter(id);
+  }
+  absl::StatusOr<std::vector<std::pair<std::string, v1::ChannelRef>>>
+  ListDeadLetterTargets() override {
+    return store_->ListDeadLetterTargets();
+  }
+  absl::StatusOr<TargetCounts> CountDeliveries(
+      absl::string_view target_key) override {
+    return store_->CountDeliveries(target_key);
+  }
+  absl::StatusOr<std::optional<MessageLocation>> FindMessage(
+      absl::string_view channel_key, absl::string_view native_id) override {
+    return store_->FindMessage(channel_key, native_id);
+  }
+  absl::StatusOr<std::vector<std::optional<MessageLocation>>> FindMessages(
+      absl::Span<const std::pair<std::string, std::string>> messages) override {
+    return store_->FindMessages(messages);
+  }
+  absl::StatusOr<std::vector<std::string>> FindMessagesInChannel(
+      int64_t group_id, absl::string_view channel_key) override {
+    return store_->FindMessagesInChannel(group_id, channel_key);
+  }
+  absl::StatusOr<std::vector<RosterEntry>> ListRoster(
+      absl::string_view platform) override {
+    return store_->ListRoster(platform);
+  }
+  absl::StatusOr<std::optional<BlobInfo>> FindBlob(
+      absl::string_view blob_id) override {
+    return store_->FindBlob(blob_id);
+  }
+  absl::StatusOr<std::vector<std::string>> ListCollectableBlobs(
+      absl::Time before) override {
+    return store_->ListCollectableBlobs(before);
+  }
+  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ListRecords(
+      absl::string_view kind) override {
+    return store_->ListRecords(kind);
+  }
+  absl::StatusOr<std::vector<Participant>> ListParticipants(
+      absl::string_view channel_key) override {
+    return store_->ListParticipants(channel_key);
+  }
+
+ private:
+  std::unique_ptr<Store> store_;
+};
+
+// A publish the committer answers later; the test waits for it.
+class PendingAck {
+ public:
+  Committer::PublishDone Callback() {
+    return [this](const v1::PublishAck& ack) {
+      ack_ = ack;
+      done_.Notify();
+    };
+  }
+  v1::PublishAck Wait() {
+    EXPECT_TRUE(done_.WaitForNotificationWithTimeout(absl::Seconds(60)));
+    return ack_;
+  }
+
+ private:
+  absl::Notification done_;
+  v1::PublishAck ack_;
+};
+
+// A store failure makes the committer apply a group commit's operations one
+// at a time. A chat's publish queued behind one of it that failed (handed
+// over in one group by the PublishSequencer) must not be stored ahead of
+// it: it is answered FAILED too, and the adapter publishes both again in
+// their order. Other chats are not held back.
+class CommitterStoreFailureTest : public CommitterTest {
+ protected:
+  void SetUp() override {
+    CommitterTest::SetUp();
+    committer_->Stop();
+    store_ = std::make_unique<PoisonedStore>(std::move(store_));
+    v1::DispatchOptions dispatch;
+    committer_ = std::make_unique<Committer>(store_.get(), links_.get(),
+                                             DeliveryPolicy(dispatch),
+                                             &recorder_, Committer::Options());
+    committer_->Start();
+  }
+
+  // Holds the writer in a task until `release` is notified, so that what
+  // is published meanwhile is applied as one batch.
+  void HoldWriter(absl::Notification* release) {
+    absl::Notification holding;
+    committer_->Execute(
+        [&holding, release](Store&) {
+          holding.Notify();
+          release->WaitForNotification();
+          return absl::OkStatus();
+        },
+        nullptr);
+    ASSERT_TRUE(holding.WaitForNotificationWithTimeout(absl::Seconds(60)));
+  }
+
+  // The keys of the events that got deliveries, once `n` were written.
+  std::vector<std::string> KeysWritten(size_t n) {
+    std::vector<std::string> keys;
+    for (const DeliveryRecord& d : recorder_.written(n)) {
+      if (keys.empty() || keys.back() != d.event->key()) {
+        keys.push_back(d.event->key());
+      }
+    }
+    return keys;
+  }
+};
+
+TEST_F(CommitterStoreFailureTest, AChatsLaterPublishIsNotStoredAheadOfAFailed) {
+  absl::Notification release;
+  HoldWriter(&release);
+  PendingAck a1, a2, b1;
+  committer_->Publish(Posted("poison-a1", "alpha", "a", "A1", "m1"),
+                      a1.Callback());
+  committer_->Publish(Posted("a2", "alpha", "a", "A1", "m2"), a2.Callback());
+  committer_->Publish(Posted("b1", "beta", "b", "B1", "n1"), b1.Callback());
+  release.Notify();
+
+  EXPECT_EQ(a1.Wait().outcome(), v1::PublishAck::FAILED);
+  v1::PublishAck refused = a2.Wait();
+  EXPECT_EQ(refused.outcome(), v1::PublishAck::FAILED);
+  EXPECT_EQ(refused.detail(), kBehindFailed);
+  EXPECT_EQ(b1.Wait().outcome(), v1::PublishAck::ACCEPTED);
+
+  // The adapter publishes the chat again from the failed one.
+  EXPECT_EQ(Publish(Posted("a1", "alpha", "a", "A1", "m1")).outcome(),
+            v1::PublishAck::ACCEPTED);
+  EXPECT_EQ(Publish(Posted("a2", "alpha", "a", "A1", "m2")).outcome(),
+            v1::PublishAck::ACCEPTED);
+  EXPECT_THAT(KeysWritten(6), ElementsAre("b1", "a1", "a2"));
+}
+
+// The rest of the group may be in a later run of relay operations (behind
+// an operator task, or past Options::max_batch): it is refused there too.
+TEST_F(CommitterStoreFailureTest, TheRefusalReachesPastATaskInBetween) {
+  absl::Notification release;
+  HoldWriter(&release);
+  PendingAck a1, a2;
+  absl::Notification task_done;
+  committer_->Publish(Posted("poison-a1", "alpha", "a", "A1", "m1"),
+                      a1.Callback());
+  committer_->Execute([](Store&) { return absl::OkStatus(); },
+                      [&](absl::Status) { task_done.Notify(); });
+  committer_->Publish(Posted("a2", "alpha", "a", "A1", "m2"), a2.Callback());
+  release.Notify();
+
+  EXPECT_EQ(a1.Wait().outcome(), v1::PublishAck::FAILED);
+  EXPECT_EQ(a2.Wait().outcome(), v1::PublishAck::FAILED);
+  EXPECT_TRUE(task_done.WaitForNotificationWithTimeout(absl::Seconds(60)));
+  // Published after the failure was answered: stored.
+  EXPECT_EQ(Publish(Posted("a1", "alpha", "a", "A1", "m1")).outcome(),
+            v1::PublishAck::ACCEPTED);
+  EXPECT_EQ(Publish(Posted("a2", "alpha", "a", "A1", "m2")).outcome(),
+            v1::PublishAck::ACCEPTED);
+  EXPECT_THAT(KeysWritten(4), ElementsAre("a1", "a2"));
 }
 
 // Collects what the dispatcher sends to an adapter.

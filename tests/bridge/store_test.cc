@@ -397,7 +397,7 @@ TEST_F(StoreTest, DeadLettersCanBeListedRetriedAndDropped) {
       At(20)));
 
   ASSERT_OK_AND_ASSIGN(std::vector<DeliveryRecord> dead,
-                       store_->ListDeadLetters(10));
+                       store_->ListDeadLetters(0, 10));
   EXPECT_THAT(Ids(dead), ElementsAre(d2, d1));  // newest first
   ASSERT_EQ(dead.size(), 2u);
   EXPECT_EQ(dead[0].last_error, "403 forbidden");
@@ -405,7 +405,7 @@ TEST_F(StoreTest, DeadLettersCanBeListedRetriedAndDropped) {
   EXPECT_EQ(dead[1].attempts, 5);
   ASSERT_NE(dead[1].event, nullptr);
   EXPECT_EQ(dead[1].event->key(), "k");
-  ASSERT_OK_AND_ASSIGN(dead, store_->ListDeadLetters(1));
+  ASSERT_OK_AND_ASSIGN(dead, store_->ListDeadLetters(0, 1));
   EXPECT_THAT(Ids(dead), ElementsAre(d2));
 
   ASSERT_OK_AND_ASSIGN(std::vector<DeliveryRecord> pending,
@@ -424,11 +424,11 @@ TEST_F(StoreTest, DeadLettersCanBeListedRetriedAndDropped) {
   EXPECT_EQ(pending[0].attempts, 0);
   EXPECT_EQ(pending[0].next_attempt_at, At(30));
   EXPECT_EQ(pending[0].last_error, "");
-  ASSERT_OK_AND_ASSIGN(dead, store_->ListDeadLetters(10));
+  ASSERT_OK_AND_ASSIGN(dead, store_->ListDeadLetters(0, 10));
   EXPECT_THAT(Ids(dead), ElementsAre(d2));
 
   ASSERT_OK(InTransaction([&] { return store_->DropDeadLetter(d2); }));
-  ASSERT_OK_AND_ASSIGN(dead, store_->ListDeadLetters(10));
+  ASSERT_OK_AND_ASSIGN(dead, store_->ListDeadLetters(0, 10));
   EXPECT_THAT(dead, IsEmpty());
   ASSERT_OK_AND_ASSIGN(counts, store_->CountDeliveries("slack/acme/A"));
   EXPECT_EQ(counts.pending, 2);
@@ -873,7 +873,7 @@ TEST_F(StoreTest, NewerSchemaIsRefused) {
   EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(store.status().message()),
               HasSubstr("made by a newer imbridge: schema version 99, this "
-                        "build knows 3"));
+                        "build knows 4"));
   EXPECT_THAT(std::string(store.status().message()), HasSubstr(DbPath()));
 }
 
@@ -958,11 +958,110 @@ TEST_F(StoreTest, ManyReadersShareThePoolWithoutMixingResults) {
   EXPECT_EQ(wrong.load(), 0);
 }
 
+// How many of this process's file descriptors are open on `path`.
+int OpenDescriptorsOn(const std::string& path) {
+  const std::filesystem::path target = std::filesystem::canonical(path);
+  int count = 0;
+  for (const auto& fd : std::filesystem::directory_iterator("/proc/self/fd")) {
+    std::error_code ec;
+    std::filesystem::path link = std::filesystem::read_symlink(fd.path(), ec);
+    if (!ec && link == target) ++count;
+  }
+  return count;
+}
+
+// store.read_connections sets how many read connections the pool opens;
+// one is enough for reads from many threads (they take turns).
+TEST_F(StoreTest, ReadPoolHasTheConfiguredNumberOfConnections) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> one,
+                       OpenSqliteStore(dir_ + "/one", v1::FULL, 1));
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> six,
+                       OpenSqliteStore(dir_ + "/six", v1::FULL, 6));
+  const int on_one = OpenDescriptorsOn(dir_ + "/one/imbridge.db");
+  const int on_six = OpenDescriptorsOn(dir_ + "/six/imbridge.db");
+  EXPECT_GE(on_one, 2);  // the writer and the reader at least
+  EXPECT_EQ(on_six - on_one, 5);
+
+  std::atomic<int> failed{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 50; ++i) {
+        if (!one->CountDeadLetters().ok() || !one->ListPendingTargets().ok()) {
+          ++failed;
+        }
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(failed.load(), 0);
+}
+
+// A pool size out of range is refused before anything is created.
+TEST_F(StoreTest, ReadPoolSizeOutOfRangeIsRefused) {
+  for (int size : {0, -1, kMaxReadConnections + 1}) {
+    const std::string dir = absl::StrCat(dir_, "/bad", size + 10);
+    absl::StatusOr<std::unique_ptr<Store>> store =
+        OpenSqliteStore(dir, v1::FULL, size);
+    EXPECT_EQ(store.status().code(), absl::StatusCode::kInvalidArgument)
+        << size;
+    EXPECT_THAT(std::string(store.status().message()),
+                HasSubstr(absl::StrCat("read_connections is ", size,
+                                       "; it must be 1 to 64")));
+    EXPECT_FALSE(std::filesystem::exists(dir)) << dir;
+  }
+  ASSERT_OK_AND_ASSIGN(
+      std::unique_ptr<Store> largest,
+      OpenSqliteStore(dir_ + "/largest", v1::FULL, kMaxReadConnections));
+  EXPECT_OK(largest->CountDeadLetters().status());
+}
+
 }  // namespace
 }  // namespace imbridge::bridge
 
 namespace imbridge::bridge {
 namespace {
+
+// ListDeadLetters pages from the newest id down; pending deliveries between
+// dead letters are skipped, and a page ends where asked.
+TEST_F(StoreTest, DeadLetterListPagesDownByIdSkippingPending) {
+  std::vector<DeliveryRecord> deliveries;
+  for (int i = 0; i < 9; ++i) deliveries.push_back(Delivery("A", kT0));
+  ASSERT_OK_AND_ASSIGN(std::vector<int64_t> ids,
+                       AddDeliveries("k", std::move(deliveries)));
+  // Every other delivery dies; a later death does not move it up the list.
+  std::vector<int64_t> dead_ids;
+  for (size_t i = 0; i < ids.size(); i += 2) dead_ids.push_back(ids[i]);
+  for (size_t i = 0; i < dead_ids.size(); ++i) {
+    ASSERT_OK(Change(
+        [&](CommitBatch& b) {
+          b.dead_letters.push_back({dead_ids[i], absl::StrCat("dead ", i)});
+        },
+        At(100 - static_cast<int>(i))));
+  }
+  std::vector<int64_t> walked;
+  int64_t before_id = 0;
+  int pages = 0;
+  while (true) {
+    ASSERT_OK_AND_ASSIGN(std::vector<DeliveryRecord> page,
+                         store_->ListDeadLetters(before_id, 2));
+    if (page.empty()) break;
+    ASSERT_LE(page.size(), 2u);
+    ++pages;
+    for (const DeliveryRecord& d : page) {
+      walked.push_back(d.id);
+      ASSERT_NE(d.event, nullptr);
+      EXPECT_EQ(d.event->key(), "k");
+    }
+    before_id = page.back().id;
+  }
+  EXPECT_EQ(pages, 3);
+  EXPECT_THAT(walked, ElementsAre(ids[8], ids[6], ids[4], ids[2], ids[0]));
+  ASSERT_OK_AND_ASSIGN(std::vector<DeliveryRecord> below,
+                       store_->ListDeadLetters(ids[5], 10));
+  EXPECT_THAT(Ids(below), ElementsAre(ids[4], ids[2], ids[0]));
+  EXPECT_EQ(below[0].last_error, "dead 2");
+}
 
 TEST_F(StoreTest, DeadLettersAreCounted) {
   EXPECT_EQ(*store_->CountDeadLetters(), 0);
@@ -1046,6 +1145,7 @@ TEST_F(StoreTest, VersionOneDatabaseIsMigratedKeepingItsData) {
   ASSERT_EQ(sqlite3_exec(db,
                          "DROP TABLE records; DROP TABLE participants; "
                          "DROP INDEX dead_letters_by_target; "
+                         "DROP INDEX dead_letters_by_id; "
                          "PRAGMA user_version = 1",
                          nullptr, nullptr, nullptr),
             SQLITE_OK);
@@ -1092,7 +1192,7 @@ TEST_F(StoreTest, VersionTwoDataDirIsUpgradedInPlaceAndFindsEverything) {
   EXPECT_THAT(targets, ElementsAre(beta));
 
   ASSERT_OK_AND_ASSIGN(std::vector<DeliveryRecord> dead,
-                       store_->ListDeadLetters(10));
+                       store_->ListDeadLetters(0, 10));
   ASSERT_EQ(dead.size(), 1u);
   EXPECT_EQ(dead[0].id, 2);
   EXPECT_EQ(dead[0].last_error, "403 forbidden");

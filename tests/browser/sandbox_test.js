@@ -10,8 +10,9 @@
 //     download link serves the same bytes;
 //   - a website visitor (the emulated Chatlio widget) talks to a TeamSpirit
 //     agent: the widget goes online when the agent is, the visitor's
-//     message shows in TeamSpirit as Chatlio's notice, and the agent's
-//     reply reaches the widget;
+//     message shows in TeamSpirit as Chatlio's notice, the next one in the
+//     notice's thread, and the agent's reply in that thread reaches the
+//     widget without Slack's markup;
 //   - a TeamSpirit person's presence change shows in `!bridge who`;
 //   - a delete (Slack) removes the copies;
 //   - `!bridge botsplash start` in TeamSpirit starts a customer conversation
@@ -228,10 +229,25 @@ async function main() {
     await message('teamspirit', 'New website conversation').first().waitFor();
     check(await message('teamspirit', 'Do you ship to Canada?').count() > 0,
       "the TeamSpirit notice carries the visitor's first message");
-    log('Yuki answers in TeamSpirit');
+    // The visitor's channel is linked with the notice's thread once the
+    // notice's copy is in TeamSpirit (the Chatlio adapter logs it); the
+    // visitor's next message shows there.
+    const linkDeadline = Date.now() + WAIT;
+    while (!stack.output().includes('Chatlio visitor linked')) {
+      check(Date.now() < linkDeadline, "the visitor's channel is linked");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await page.locator('#visitor-text').fill('To Toronto, please.');
+    await page.locator('#visitor-text').press('Enter');
+    await message('teamspirit', 'To Toronto, please.').first().waitFor();
+    log("Yuki answers in TeamSpirit, in the notice's thread");
+    await hoverAction('teamspirit', 'New website conversation', 'reply');
+    await pane('teamspirit').locator('.composer-mode').waitFor();
     await post('teamspirit', 'Yuki Tanaka', 'Yes, we ship to Canada.');
-    await page.locator('.visitor-line.from-agent', { hasText: 'Yes, we ship to Canada.' })
-      .waitFor();
+    const agentLine = page.locator('.visitor-line.from-agent', { hasText: 'Yes, we ship to Canada.' });
+    await agentLine.waitFor();
+    check(!(await agentLine.textContent()).includes('*'),
+      'the visitor sees the answer without Slack markup');
 
     // 6. Yuki goes away on TeamSpirit; `!bridge who` in Slack says so.
     log("Yuki's presence changes to away");

@@ -2,6 +2,7 @@
 // (runtime links, dead letters, webhooks, auth), the webhook directory, the
 // chat commands answered in any linked chat, and /metrics, /readyz.
 
+#include <algorithm>
 #include <fstream>
 #include <iterator>
 #include <memory>
@@ -274,6 +275,74 @@ void WriteDeadLetters(const std::string& data_dir, int count) {
   }
   written = (*store)->Apply(dead);
   ASSERT_TRUE(written.ok()) << written;
+}
+
+// More dead letters than one page of the list and of a drop: listing page
+// by page (before_id) shows each once, newest first, and drop --all
+// removes them all.
+TEST_F(AdminIntegrationTest, DeadLettersAreListedAndDroppedPageByPage) {
+  constexpr int kDead = 4500;
+  RouterProcess router(Config(kPairLink));
+  WriteDeadLetters(router.data_dir(), kDead);
+  ASSERT_TRUE(router.Start().ok());
+  Connect(router);
+
+  std::vector<uint64_t> listed;
+  uint64_t before_id = 0;
+  int pages = 0;
+  do {
+    v1::ListDeadLettersRequest request;
+    request.set_limit(1000);
+    request.set_before_id(before_id);
+    v1::ListDeadLettersResponse page;
+    grpc::Status status =
+        admin_->ListDeadLetters(Ctx(kAdminToken).get(), request, &page);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    ASSERT_LE(page.dead_letters_size(), 1000);
+    for (const v1::DeadLetter& d : page.dead_letters()) {
+      listed.push_back(d.id());
+      EXPECT_EQ(d.text_preview(), "from the outage");
+    }
+    before_id = page.next_before_id();
+    if (before_id != 0) {
+      EXPECT_EQ(before_id, listed.back());
+    }
+    ++pages;
+  } while (before_id != 0 && pages < 100);
+  EXPECT_EQ(pages, 5);
+  ASSERT_EQ(listed.size(), static_cast<size_t>(kDead));
+  EXPECT_TRUE(std::is_sorted(listed.rbegin(), listed.rend()));
+  EXPECT_EQ(std::adjacent_find(listed.begin(), listed.end()), listed.end());
+
+  v1::ListDeadLettersRequest too_many;
+  too_many.set_limit(1001);
+  v1::ListDeadLettersResponse unused;
+  grpc::Status refused =
+      admin_->ListDeadLetters(Ctx(kAdminToken).get(), too_many, &unused);
+  EXPECT_EQ(refused.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_THAT(refused.error_message(), HasSubstr("page with before_id"));
+
+  v1::DeadLetterSelection all;
+  all.set_all(true);
+  v1::DeadLetterActionResponse acted;
+  auto ctx = Ctx(kAdminToken);
+  ctx->set_deadline(std::chrono::system_clock::now() +
+                    std::chrono::seconds(120));
+  grpc::Status status = admin_->DropDeadLetters(ctx.get(), all, &acted);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(acted.count(), static_cast<uint32_t>(kDead));
+  v1::Stats stats;
+  ASSERT_TRUE(
+      admin_->GetStats(Ctx(kAdminToken).get(), v1::GetStatsRequest(), &stats)
+          .ok());
+  EXPECT_EQ(stats.dead_letters(), 0);
+  v1::ListDeadLettersResponse none;
+  ASSERT_TRUE(admin_
+                  ->ListDeadLetters(Ctx(kAdminToken).get(),
+                                    v1::ListDeadLettersRequest(), &none)
+                  .ok());
+  EXPECT_EQ(none.dead_letters_size(), 0);
+  EXPECT_EQ(none.next_before_id(), 0u);
 }
 
 TEST_F(AdminIntegrationTest, RetryAllRetriesEveryDeadLetterBeyondAnyPage) {

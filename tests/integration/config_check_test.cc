@@ -120,6 +120,10 @@ TEST(ConfigCheckTest, BadValuesAreNamedWithTheReason) {
   EXPECT_EQ(out.exit_code, 1);
   EXPECT_THAT(out.output, HasSubstr("dispatch.window"));
 
+  out = CheckConfig(kRouter, RouterYaml("store: {read_connections: 65}\n"));
+  EXPECT_EQ(out.exit_code, 1);
+  EXPECT_THAT(out.output, HasSubstr("store.read_connections: must be 1 to 64"));
+
   out = CheckConfig(kRouter, RouterYaml("admin_token: short\n"));
   EXPECT_EQ(out.exit_code, 1);
   EXPECT_THAT(out.output, HasSubstr("admin_token: too short"));

@@ -75,9 +75,10 @@ absl::StatusOr<v1::ListQueuesResponse> AdminClient::ListQueues() {
 }
 
 absl::StatusOr<v1::ListDeadLettersResponse> AdminClient::ListDeadLetters(
-    uint32_t limit) {
+    uint32_t limit, uint64_t before_id) {
   v1::ListDeadLettersRequest request;
   request.set_limit(limit);
+  request.set_before_id(before_id);
   return Call(&v1::Admin::Stub::ListDeadLetters, request);
 }
 

@@ -34,7 +34,8 @@ class AdminClient {
   absl::Status DeleteLink(const std::string& name);
   absl::StatusOr<v1::ListAdaptersResponse> ListAdapters();
   absl::StatusOr<v1::ListQueuesResponse> ListQueues();
-  absl::StatusOr<v1::ListDeadLettersResponse> ListDeadLetters(uint32_t limit);
+  absl::StatusOr<v1::ListDeadLettersResponse> ListDeadLetters(
+      uint32_t limit, uint64_t before_id);
   absl::StatusOr<v1::DeadLetterActionResponse> RetryDeadLetters(
       const v1::DeadLetterSelection& selection);
   absl::StatusOr<v1::DeadLetterActionResponse> DropDeadLetters(

@@ -92,9 +92,12 @@ const std::vector<CommandSpec>& Commands() {
        "Lists the delivery queue of every target channel.",
        {}},
       {"deadletter list",
-       {"deadletter list [--limit N]"},
-       "Lists dead-lettered deliveries, newest first.",
-       {{"limit", true, "N", "at most N (default 100)"}}},
+       {"deadletter list [--limit N] [--before ID]"},
+       "Lists dead-lettered deliveries, newest (highest id) first, a page at "
+       "a time; when more follow, the last line gives the command for the "
+       "next page.",
+       {{"limit", true, "N", "at most N, 1 to 1000 (default 100)"},
+        {"before", true, "ID", "only dead letters with an id below ID"}}},
       {"deadletter retry",
        {"deadletter retry ID...", "deadletter retry --all"},
        "Puts dead letters back in their queues (attempts start again).",
@@ -505,11 +508,20 @@ ParseOutcome ParseCommandLine(const std::vector<std::string>& args,
     inv.include_revoked = has("include-revoked");
     if (has("limit")) {
       uint32_t limit = 0;
-      if (!absl::SimpleAtoi(get("limit"), &limit) || limit == 0) {
+      if (!absl::SimpleAtoi(get("limit"), &limit) || limit == 0 ||
+          limit > 1000) {
         return fail(absl::StrCat("--limit '", get("limit"),
-                                 "': expected a positive number"));
+                                 "': expected a number from 1 to 1000"));
       }
       inv.limit = limit;
+    }
+    if (has("before")) {
+      uint64_t before = 0;
+      if (!absl::SimpleAtoi(get("before"), &before) || before == 0) {
+        return fail(absl::StrCat("--before '", get("before"),
+                                 "' is not a dead letter id"));
+      }
+      inv.before_id = before;
     }
   } else if (name == "link show" || name == "link delete" ||
              name == "webhook revoke") {

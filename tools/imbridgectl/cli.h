@@ -41,8 +41,10 @@ struct Invocation {
   std::string name;
   // deadletter retry|drop: which dead letters.
   v1::DeadLetterSelection dead_letters;
-  // deadletter list: --limit (0 = the router's default).
+  // deadletter list: --limit (0 = the router's default) and --before (0 =
+  // from the newest).
   uint32_t limit = 0;
+  uint64_t before_id = 0;
   // webhook create.
   v1::CreateWebhookRequest webhook;
   // webhook list: --include-revoked.

@@ -70,8 +70,8 @@ int RunCommand(const Invocation& inv, AdminClient& client, std::ostream& out,
                  [](const auto& r) { return RenderQueues(r); });
   }
   if (c == "deadletter list") {
-    return Print(client.ListDeadLetters(inv.limit), inv, out, err,
-                 [&](const auto& r) { return RenderDeadLetters(r, now); });
+    return Print(client.ListDeadLetters(inv.limit, inv.before_id), inv, out,
+                 err, [&](const auto& r) { return RenderDeadLetters(r, now); });
   }
   if (c == "deadletter retry" || c == "deadletter drop") {
     bool retry = c == "deadletter retry";

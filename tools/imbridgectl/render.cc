@@ -217,7 +217,12 @@ std::string RenderDeadLetters(const v1::ListDeadLettersResponse& dead,
                   OrDash(Shorten(d.reason(), 60)),
                   OrDash(Shorten(d.text_preview(), 40))});
   }
-  return table.Render();
+  std::string out = table.Render();
+  if (dead.next_before_id() != 0) {
+    absl::StrAppend(&out, "more: imbridgectl deadletter list --before ",
+                    dead.next_before_id(), "\n");
+  }
+  return out;
 }
 
 std::string RenderWebhooks(const v1::ListWebhooksResponse& webhooks) {

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -206,6 +207,45 @@ TEST(BotsplashReplyMappingTest, MissingFieldsAreNamedWithTheirPaths) {
       R"({"id": "1", "text": "x", "createdAt": "yesterday", "visitor": {"clientVisitorId": "7"}})");
   r = MapReply(bad_time, ReplyMapping());
   EXPECT_THAT(r.status().message(), HasSubstr("time (createdAt)"));
+}
+
+// A time past what milliseconds since 1970 can hold (a huge number, or
+// "inf" and "nan", which read as numbers) was cast to int64_t, which is
+// undefined (UBSan: float-cast-overflow; GCC on x86 gave INT64_MIN and the
+// reply was accepted). Found while writing fuzz_botsplash_reply. Times
+// after the year 9999 are refused like any unreadable time.
+TEST(BotsplashReplyMappingTest, TimesOutOfRangeAreRefused) {
+  for (const char* time :
+       {"1e300", "-1e300", R"("1e300")", R"("inf")", R"("nan")", R"("-nan")",
+        "253402300800000", R"("10000-01-01T00:00:00Z")"}) {
+    SCOPED_TRACE(time);
+    json body = json::parse(absl::StrCat(
+        R"({"id": "1", "text": "x", "visitor": {"clientVisitorId": "7"},)",
+        R"( "createdAt": )", time, "}"));
+    absl::StatusOr<Reply> r = MapReply(body, ReplyMapping());
+    ASSERT_TRUE(absl::IsInvalidArgument(r.status()))
+        << (r.ok() ? r->time_ms : 0);
+    EXPECT_THAT(r.status().message(), HasSubstr("time (createdAt)"));
+  }
+  // The last millisecond of 9999 is a time.
+  json body = json::parse(
+      R"({"id": "1", "text": "x", "visitor": {"clientVisitorId": "7"},
+          "createdAt": 253402300799999})");
+  absl::StatusOr<Reply> r = MapReply(body, ReplyMapping());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->time_ms, 253402300799999);
+}
+
+// An id above INT64_MAX was read as a signed number ("-1" for
+// 18446744073709551615), so two visitors could share an id.
+TEST(BotsplashReplyMappingTest, LargeUnsignedIdsKeepTheirDigits) {
+  json body = json::parse(
+      R"({"id": 18446744073709551615, "text": "x",
+          "visitor": {"clientVisitorId": 9223372036854775808}})");
+  absl::StatusOr<Reply> r = MapReply(body, ReplyMapping());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->message_id, "18446744073709551615");
+  EXPECT_EQ(r->visitor_id, "9223372036854775808");
 }
 
 TEST(BotsplashReplyMappingTest, MediaOnlyReplyIsAReply) {

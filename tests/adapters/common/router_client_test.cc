@@ -691,6 +691,69 @@ TEST_F(RouterClientTest, APublishNamesItsChatsUnacknowledgedPredecessor) {
                                  std::pair<std::string, uint64_t>("a5", 0)));
 }
 
+// The router knows which seqs failed only on the stream they failed on. If
+// the stream breaks between the FAILED ack of a chat's publish and the ack
+// of the publish behind it, the client must not send that one again on the
+// next stream (the router would store it ahead of the failed one, which the
+// adapter publishes again): it answers it FAILED itself, and what follows
+// it too. Other chats are re-sent as usual.
+TEST_F(RouterClientTest, APublishBehindOneThatFailedIsNotResentAfterReconnect) {
+  FakeRouter fake;
+  fake.set_auto_ack(false);
+  TestServer server(&fake);
+  ASSERT_TRUE(server.ok());
+  RouterClient client(TestOptions(server.address()), nullptr);
+  client.Start();
+  ASSERT_TRUE(WaitUntil([&] { return client.attached(); }));
+  AckLog acks;
+  auto in_chat = [](const std::string& key, const std::string& chat) {
+    v1::Event event = MakeEvent(key);
+    event.mutable_channel()->set_chat_id(chat);
+    return event;
+  };
+  ASSERT_TRUE(client.Publish(in_chat("a1", "A"), acks.Callback()).ok());
+  ASSERT_TRUE(client.Publish(in_chat("a2", "A"), acks.Callback()).ok());
+  ASSERT_TRUE(client.Publish(in_chat("b1", "B"), acks.Callback()).ok());
+  ASSERT_TRUE(client.Publish(in_chat("a3", "A"), acks.Callback()).ok());
+  ASSERT_TRUE(fake.WaitFor([](const RouterState& s) {
+    return s.sessions[0].publishes.size() == 4;
+  }));
+  v1::RouterFrame ack_frame;
+  v1::PublishAck* failed = ack_frame.add_publish_acks();
+  failed->set_seq(1);
+  failed->set_outcome(v1::PublishAck::FAILED);
+  ASSERT_TRUE(fake.Send(ack_frame));
+  ASSERT_TRUE(acks.WaitForCount(1));
+  // The stream breaks before the router's answers to a2 and a3 arrive.
+  fake.DropStream();
+  ASSERT_TRUE(fake.WaitFor([](const RouterState& s) {
+    return s.sessions.size() == 2 && !s.sessions[1].publishes.empty();
+  }));
+  ASSERT_TRUE(acks.WaitForCount(3));
+  std::vector<v1::PublishAck> answered = acks.Acks();
+  ASSERT_EQ(answered.size(), 3u);
+  for (const v1::PublishAck& ack : answered) {
+    EXPECT_EQ(ack.outcome(), v1::PublishAck::FAILED) << ack.seq();
+  }
+  EXPECT_THAT(acks.Seqs(), ElementsAre(1u, 2u, 4u));
+  EXPECT_EQ(answered[1].detail(),
+            "an earlier event of the same chat was not stored; publish it "
+            "again first");
+
+  // The adapter publishes chat A again from a1: nothing of it waits now.
+  ASSERT_TRUE(client.Publish(in_chat("a1", "A"), acks.Callback()).ok());
+  ASSERT_TRUE(fake.WaitFor([](const RouterState& s) {
+    return s.sessions[1].publishes.size() == 2;
+  }));
+  std::vector<std::pair<std::string, uint64_t>> resent;
+  RouterState state = fake.Snapshot();
+  for (const v1::Publish& p : state.sessions[1].publishes) {
+    resent.emplace_back(p.event().key(), p.after_seq());
+  }
+  EXPECT_THAT(resent, ElementsAre(std::pair<std::string, uint64_t>("b1", 0),
+                                  std::pair<std::string, uint64_t>("a1", 0)));
+}
+
 TEST_F(RouterClientTest, UnackedPublishesAreResentAfterStreamError) {
   AckLog acks;
   FakeRouter fake;

@@ -259,6 +259,12 @@ TEST_F(Bitrix24IntegrationTest, MessagesEditsDeletesAndRepliesBothWays) {
   int64_t m2 = fake_.PostMessage(chat, anna, "answer me");
   ASSERT_TRUE(other->WaitForCalls(6, kDeliveryWait));
   std::string m2_copy = other->calls()[5].native_id;
+  // The test adapter sends its result after recording the call: replying to
+  // the copy before the router stored that result would be a reply to an
+  // unknown message (a plain post), as it would be for a person that fast.
+  ASSERT_TRUE(router_->WaitForMetric("imbridge_router_deliveries_total",
+                                     {{"platform", "alpha"}, {"result", "ok"}},
+                                     6, kDeliveryWait));
   other->Post("A1", "answering", m2_copy);
   ASSERT_TRUE(
       fake_.WaitFor([&] { return fake_.messages(chat, bot).size() == 2; }));

@@ -6,6 +6,7 @@
 // adapters is chatlio_visitor_test).
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -148,8 +149,45 @@ class ChatlioIntegrationTest : public ::testing::Test {
     return out;
   }
 
-  // The names of the router's runtime links.
-  std::vector<std::string> RuntimeLinks() {
+  // The router's runtime link `name`, or std::nullopt.
+  std::optional<v1::Link> RuntimeLink(const std::string& name) {
+    for (const v1::Link& link : RuntimeLinkDefinitions()) {
+      if (link.name() == name) return link;
+    }
+    return std::nullopt;
+  }
+  // Waits until runtime link `name` exists (the Chatlio adapter creates it
+  // once the notice's copy is made); std::nullopt on timeout.
+  std::optional<v1::Link> WaitForRuntimeLink(const std::string& name) {
+    absl::Time deadline = absl::Now() + kWait;
+    while (absl::Now() < deadline) {
+      if (std::optional<v1::Link> link = RuntimeLink(name)) return link;
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    return std::nullopt;
+  }
+
+  // An agent's message in the support chat's thread rooted at `root`; the
+  // router's answer.
+  v1::PublishAck::Outcome PostInThread(const std::string& root,
+                                       const std::string& id,
+                                       const std::string& text) {
+    v1::Event e;
+    e.set_key(absl::StrCat("beta:b:", id));
+    e.mutable_channel()->set_chat_id("support");
+    e.mutable_channel()->set_thread_id(root);
+    e.set_occurred_at_ms(absl::ToUnixMillis(absl::Now()));
+    v1::MessagePosted* p = e.mutable_posted();
+    p->set_message_id(id);
+    p->set_thread_root_id(root);
+    p->mutable_sender()->set_id("agent");
+    p->mutable_sender()->set_display_name("Agent");
+    p->mutable_text()->set_text(text);
+    return support_->Publish(e).outcome();
+  }
+
+  // The router's runtime links.
+  std::vector<v1::Link> RuntimeLinkDefinitions() {
     auto admin = v1::Admin::NewStub(grpc::CreateChannel(
         router_->address(), grpc::InsecureChannelCredentials()));
     grpc::ClientContext ctx;
@@ -158,15 +196,23 @@ class ChatlioIntegrationTest : public ::testing::Test {
                      std::chrono::seconds(20));
     v1::ListLinksResponse resp;
     grpc::Status s = admin->ListLinks(&ctx, v1::ListLinksRequest(), &resp);
-    std::vector<std::string> out;
+    std::vector<v1::Link> out;
     if (!s.ok()) {
       ADD_FAILURE() << "ListLinks: " << s.error_message();
       return out;
     }
     for (const auto& l : resp.links()) {
-      if (l.source() == v1::RUNTIME) out.push_back(l.link().name());
+      if (l.source() == v1::RUNTIME) out.push_back(l.link());
     }
     return out;
+  }
+  // The names of the router's runtime links.
+  std::vector<std::string> RuntimeLinks() {
+    std::vector<std::string> names;
+    for (const v1::Link& link : RuntimeLinkDefinitions()) {
+      names.push_back(link.name());
+    }
+    return names;
   }
 
   // Restarts the adapter with visitor links configured.
@@ -283,17 +329,29 @@ TEST_F(ChatlioIntegrationTest, VisitorChannelsAreLinkedUntilTheTranscript) {
   const std::string link = absl::StrCat("chatlio-", uuid);
 
   // The new conversation links the visitor's channel C03FVS2UR with the
-  // support chat before the notice is answered 200.
+  // thread of the notice's copy in the support chat, once the copy is made.
   EXPECT_EQ(Post(Hook("new-conversation"), NewConversation(uuid)), 200);
-  EXPECT_THAT(RuntimeLinks(), ::testing::Contains(link));
   ASSERT_TRUE(support_->WaitForCalls(1, kWait));
+  EXPECT_THAT(Texts()[0], HasSubstr("Answer in this message's thread"));
+  const std::string root =
+      support_->CopyOf(absl::StrCat("new-conversation:", uuid));
+  ASSERT_FALSE(root.empty());
+  std::optional<v1::Link> created = WaitForRuntimeLink(link);
+  ASSERT_TRUE(created.has_value()) << adapter_->ReadLog();
+  ASSERT_EQ(created->members_size(), 3);
+  EXPECT_EQ(created->members(1).chat_id(), "support");
+  EXPECT_EQ(created->members(1).thread_id(), root);
   // Chatlio's bot posts the visitor's message in the channel: it reaches
-  // the support chat; the agent's answer reaches the channel.
+  // the support chat in the notice's thread; the agent's answer in that
+  // thread reaches the channel, a message outside the thread does not.
   slack.Post("C03FVS2UR", "the visitor asks");
   ASSERT_TRUE(support_->WaitForCalls(2, kWait));
   EXPECT_EQ(support_->deliveries()[1].event().posted().text().text(),
             "the visitor asks");
-  support_->Post("support", "the agent answers");
+  EXPECT_EQ(support_->deliveries()[1].target().thread_id(), root);
+  support_->Post("support", "to the whole chat");
+  EXPECT_EQ(PostInThread(root, "a-1", "the agent answers"),
+            v1::PublishAck::ACCEPTED);
   ASSERT_TRUE(slack.WaitForCalls(1, kWait));
   EXPECT_EQ(slack.calls()[0].chat, "C03FVS2UR");
   EXPECT_EQ(slack.calls()[0].text, "the agent answers");
@@ -311,13 +369,47 @@ TEST_F(ChatlioIntegrationTest, VisitorChannelsAreLinkedUntilTheTranscript) {
   EXPECT_THAT(RuntimeLinks(), Not(::testing::Contains(link)));
   // And the channel's messages go nowhere now: the next message of the
   // support chat reaches no Slack channel, the one after a new visitor does.
-  support_->Post("support", "after the end");
+  // (Routed nowhere: the thread is no link's member any more.)
+  EXPECT_EQ(PostInThread(root, "a-2", "after the end"),
+            v1::PublishAck::DROPPED);
   const std::string other = "7b1e2f00-0000-4000-8000-00000000beef";
   EXPECT_EQ(Post(Hook("new-conversation"), NewConversation(other)), 200);
-  support_->Post("support", "to the new visitor");
+  std::optional<v1::Link> other_link =
+      WaitForRuntimeLink(absl::StrCat("chatlio-", other));
+  ASSERT_TRUE(other_link.has_value()) << adapter_->ReadLog();
+  const std::string other_root =
+      support_->CopyOf(absl::StrCat("new-conversation:", other));
+  EXPECT_EQ(other_link->members(1).thread_id(), other_root);
+  EXPECT_EQ(PostInThread(other_root, "a-3", "to the new visitor"),
+            v1::PublishAck::ACCEPTED);
   ASSERT_TRUE(slack.WaitForCalls(2, kWait));
   EXPECT_EQ(slack.calls()[1].text, "to the new visitor");
   EXPECT_THAT(slack.calls(), SizeIs(2));
+}
+
+TEST_F(ChatlioIntegrationTest, ADeadLetteredNoticeLinksTheWholeSupportChat) {
+  UseLinks();
+  TestAdapter slack("slack", "work", router_->address(), kToken);
+  slack.Start();
+  ASSERT_TRUE(slack.WaitAttached(kWait));
+  const std::string uuid = "7b1e2f00-0000-4000-8000-0000000dead0";
+  const std::string link = absl::StrCat("chatlio-", uuid);
+  // The notice's delivery fails for good: there is no copy to thread under,
+  // so the visitor is linked with the whole chat.
+  support_->FailNext(1, /*retryable=*/false);
+  EXPECT_EQ(Post(Hook("new-conversation"), NewConversation(uuid)), 200);
+  std::optional<v1::Link> created = WaitForRuntimeLink(link);
+  ASSERT_TRUE(created.has_value()) << adapter_->ReadLog();
+  EXPECT_EQ(created->members(1).chat_id(), "support");
+  EXPECT_EQ(created->members(1).thread_id(), "");
+  auto metrics = http_.Get(absl::StrCat(adapter_->base_url(), "/metrics"));
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_THAT(
+      metrics->body,
+      HasSubstr("imbridge_chatlio_whole_chat_links_total{account=\"site\"} 1"));
+  support_->Post("support", "the agent answers");
+  ASSERT_TRUE(slack.WaitForCalls(1, kWait));
+  EXPECT_EQ(slack.calls()[0].text, "the agent answers");
 }
 
 TEST_F(ChatlioIntegrationTest, AnArchivedChannelEndsTheConversation) {
@@ -328,7 +420,7 @@ TEST_F(ChatlioIntegrationTest, AnArchivedChannelEndsTheConversation) {
   const std::string uuid = "7b1e2f00-0000-4000-8000-0000000a5c1e";
   const std::string link = absl::StrCat("chatlio-", uuid);
   EXPECT_EQ(Post(Hook("new-conversation"), NewConversation(uuid)), 200);
-  EXPECT_THAT(RuntimeLinks(), ::testing::Contains(link));
+  ASSERT_TRUE(WaitForRuntimeLink(link).has_value()) << adapter_->ReadLog();
 
   // The Slack adapter's message that the channel was archived.
   v1::Event archived;

@@ -2,12 +2,15 @@
 // real router and the real Chatlio, Slack and TeamSpirit adapter binaries;
 // the emulated Slack workspace, TeamSpirit server and Chatlio widget
 // (emulators/). Chatlio's webhooks go to the Chatlio adapter, which links
-// each visitor's Slack channel with the TeamSpirit support chat; the Slack
-// adapter posts the agents' replies there as the service user "Support"
-// (user token), so that Chatlio forwards them to the visitor, and sets the
-// service user's presence from the agents' TeamSpirit presence.
+// each visitor's Slack channel with the thread of the visitor's
+// new-conversation notice in the TeamSpirit support chat; the Slack adapter
+// posts the agents' replies in that thread to the visitor's channel as the
+// service user "Support" (user token), so that Chatlio forwards them to the
+// visitor, and sets the service user's presence from the agents' TeamSpirit
+// presence.
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -176,21 +179,124 @@ class ChatlioVisitorTest : public ::testing::Test {
     return n;
   }
 
-  std::vector<std::string> RuntimeLinks() {
+  // The support chat's copy of the new-conversation notice of visitor
+  // `name` (its TeamSpirit message id): the root of the visitor's thread;
+  // "" on timeout.
+  std::string NoticeOf(const std::string& name) {
+    std::string id;
+    FakeTeamSpirit::WaitUntil(
+        [&] {
+          for (const auto& m : ts_->Messages(kSupportChat)) {
+            if (absl::StrContains(
+                    m.text,
+                    absl::StrCat("New website conversation with ", name))) {
+              id = m.id;
+              return true;
+            }
+          }
+          return false;
+        },
+        kWait);
+    return id;
+  }
+  // The texts of the support chat's thread rooted at `root`.
+  std::vector<std::string> ThreadTexts(const std::string& root) {
+    std::vector<std::string> out;
+    for (const auto& m : ts_->Messages(kSupportChat)) {
+      if (m.thread_id == root) out.push_back(m.text);
+    }
+    return out;
+  }
+  bool WaitForThreadText(const std::string& root, const std::string& part) {
+    return FakeTeamSpirit::WaitUntil(
+        [&] {
+          for (const std::string& t : ThreadTexts(root)) {
+            if (absl::StrContains(t, part)) return true;
+          }
+          return false;
+        },
+        kWait);
+  }
+  // The agent answers in the thread rooted at `root`.
+  void AgentSaysInThread(const std::string& root, const std::string& text) {
+    FakeTeamSpirit::PostOptions in_thread;
+    in_thread.thread_id = root;
+    ASSERT_TRUE(ts_->PostAsUser(kAgent, kSupportChat, text, in_thread).ok());
+  }
+
+  // Waits until runtime link `name` exists; std::nullopt on timeout.
+  std::optional<v1::Link> WaitForRuntimeLink(const std::string& name) {
+    absl::Time deadline = absl::Now() + kWait;
+    while (absl::Now() < deadline) {
+      for (const v1::Link& link : RuntimeLinkDefinitions()) {
+        if (link.name() == name) return link;
+      }
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    return std::nullopt;
+  }
+  // Starts the visitor's conversation: the first message, the notice's
+  // thread root in TeamSpirit and the link narrowed to it. Returns the root
+  // ("" on failure, reported).
+  std::string StartConversation(const std::string& visitor,
+                                const std::string& name,
+                                const std::string& text) {
+    auto channel = chatlio_->VisitorSays(visitor, text, name);
+    if (!channel.ok()) {
+      ADD_FAILURE() << channel.status();
+      return "";
+    }
+    const std::string root = NoticeOf(name);
+    if (root.empty()) {
+      ADD_FAILURE() << "no notice for " << name << "\n"
+                    << chatlio_adapter_->ReadLog();
+      return "";
+    }
+    std::optional<v1::Link> link = WaitForRuntimeLink(
+        absl::StrCat("chatlio-", chatlio_->ConversationOf(visitor)));
+    if (!link.has_value()) {
+      ADD_FAILURE() << "no link for " << name << "\n"
+                    << chatlio_adapter_->ReadLog();
+      return "";
+    }
+    EXPECT_EQ(link->members(1).chat_id(), kSupportChat);
+    EXPECT_EQ(link->members(1).thread_id(), root);
+    // The Slack side joins the visitor's channel.
+    EXPECT_TRUE(FakeTeamSpirit::WaitUntil(
+        [&] {
+          auto c = slack_.Channel(*channel);
+          return c.has_value() &&
+                 c->members.count(slack_.options().bot_user_id) > 0;
+        },
+        kWait))
+        << slack_adapter_->ReadLog();
+    return root;
+  }
+
+  // The router's runtime links.
+  std::vector<v1::Link> RuntimeLinkDefinitions() {
     grpc::ClientContext ctx;
     ctx.AddMetadata("authorization", absl::StrCat("Bearer ", kAdminToken));
     ctx.set_deadline(std::chrono::system_clock::now() +
                      std::chrono::seconds(20));
     v1::ListLinksResponse resp;
-    std::vector<std::string> out;
+    std::vector<v1::Link> out;
     if (!admin_->ListLinks(&ctx, v1::ListLinksRequest(), &resp).ok()) {
-      out.push_back("<ListLinks failed>");
+      ADD_FAILURE() << "ListLinks failed";
       return out;
     }
     for (const auto& l : resp.links()) {
-      if (l.source() == v1::RUNTIME) out.push_back(l.link().name());
+      if (l.source() == v1::RUNTIME) out.push_back(l.link());
     }
     return out;
+  }
+  // The names of the router's runtime links.
+  std::vector<std::string> RuntimeLinks() {
+    std::vector<std::string> names;
+    for (const v1::Link& link : RuntimeLinkDefinitions()) {
+      names.push_back(link.name());
+    }
+    return names;
   }
 
   int PostWebhook(const std::string& path, const std::string& body) {
@@ -218,47 +324,42 @@ TEST_F(ChatlioVisitorTest, AVisitorIsAnsweredFromTeamSpirit) {
       << ts_adapter_->ReadLog() << "\n--- router\n"
       << router_->ReadLog();
 
-  // The visitor's first message: the notice in the support chat, and the
-  // visitor's channel linked with it.
-  auto channel =
-      chatlio_->VisitorSays("v1", "Hello, do you ship to Canada?", "Ann Lee");
-  ASSERT_TRUE(channel.ok()) << channel.status();
-  ASSERT_TRUE(WaitForSupportText("New website conversation with Ann Lee"))
-      << chatlio_adapter_->ReadLog();
+  // The visitor's first message: the notice in the support chat (with the
+  // first message, telling agents to answer in its thread), and the
+  // visitor's channel linked with the notice's thread.
+  const std::string root =
+      StartConversation("v1", "Ann Lee", "Hello, do you ship to Canada?");
+  ASSERT_FALSE(root.empty());
   const std::string link =
       absl::StrCat("chatlio-", chatlio_->ConversationOf("v1"));
-  EXPECT_THAT(RuntimeLinks(), Contains(link));
-  // The Slack side joins the visitor's channel.
-  ASSERT_TRUE(FakeTeamSpirit::WaitUntil(
-      [&] {
-        auto c = slack_.Channel(*channel);
-        return c.has_value() &&
-               c->members.count(slack_.options().bot_user_id) > 0;
-      },
-      kWait))
-      << slack_adapter_->ReadLog();
+  const auto notice = ts_->GetMessage(root);
+  ASSERT_TRUE(notice.has_value());
+  EXPECT_THAT(notice->text, HasSubstr("Hello, do you ship to Canada?"));
+  EXPECT_THAT(notice->text, HasSubstr("Answer in this message's thread"));
 
   // The visitor's next message (posted by Chatlio's bot) reaches
-  // TeamSpirit.
+  // TeamSpirit, in the notice's thread.
   ASSERT_TRUE(chatlio_->VisitorSays("v1", "I need 3 boxes").ok());
-  ASSERT_TRUE(WaitForSupportText("I need 3 boxes"))
+  ASSERT_TRUE(WaitForThreadText(root, "I need 3 boxes"))
       << slack_adapter_->ReadLog();
 
-  // The agent's reply reaches the visitor (posted by the service user).
-  ASSERT_TRUE(
-      ts_->PostAsUser(kAgent, kSupportChat, "Yes, we ship to Canada").ok());
+  // The agent's reply in the thread reaches the visitor (posted by the
+  // service user), as the widget shows it: the sender's name without
+  // Slack's markup.
+  AgentSaysInThread(root, "Yes, we ship to Canada");
   ASSERT_TRUE(chatlio_->WaitForReceived("v1", 1, kWait))
       << slack_adapter_->ReadLog();
-  EXPECT_THAT(chatlio_->Received("v1")[0], HasSubstr("Yes, we ship to Canada"));
+  EXPECT_EQ(chatlio_->Received("v1")[0],
+            "Ivan Petrov (teamspirit): Yes, we ship to Canada");
   // A copy posted by the bridge's bot would not reach the visitor.
   auto bot_post = HttpClient().PostJson(
       absl::StrCat(slack_.api_base_url(), "/chat.postMessage"),
-      absl::StrCat(R"({"channel": ")", *channel,
+      absl::StrCat(R"({"channel": ")", chatlio_->ChannelOf("v1"),
                    R"(", "text": "posted by the bot"})"),
       {{"Authorization", absl::StrCat("Bearer ", slack_.options().bot_token)}});
   ASSERT_TRUE(bot_post.ok());
   ASSERT_THAT(bot_post->body, HasSubstr("\"ok\":true"));
-  ASSERT_TRUE(ts_->PostAsUser(kAgent, kSupportChat, "Anything else?").ok());
+  AgentSaysInThread(root, "Anything else?");
   ASSERT_TRUE(chatlio_->WaitForReceived("v1", 2, kWait));
   for (const std::string& text : chatlio_->Received("v1")) {
     EXPECT_THAT(text, Not(HasSubstr("posted by the bot")));
@@ -312,6 +413,115 @@ TEST_F(ChatlioVisitorTest, AVisitorIsAnsweredFromTeamSpirit) {
   EXPECT_EQ(CountSupportTexts("Transcript of the conversation"), 1);
   EXPECT_EQ(CountSupportTexts("New website conversation with Ann Lee"), 1);
   EXPECT_THAT(RuntimeLinks(), Not(Contains(link)));
+}
+
+TEST_F(ChatlioVisitorTest, TwoVisitorsAreAnsweredEachInTheirThread) {
+  ts_->SetUserPresence(kAgent, "online");
+  ASSERT_TRUE(chatlio_->WaitForOnline(true, kWait))
+      << slack_adapter_->ReadLog();
+  const std::string ann = StartConversation("v1", "Ann Lee", "Hi, I am Ann");
+  const std::string bob = StartConversation("v2", "Bob Stone", "Hi, I am Bob");
+  ASSERT_FALSE(ann.empty());
+  ASSERT_FALSE(bob.empty());
+  ASSERT_NE(ann, bob);
+
+  // Each visitor's messages go under their own notice.
+  ASSERT_TRUE(chatlio_->VisitorSays("v1", "Ann needs a refund").ok());
+  ASSERT_TRUE(chatlio_->VisitorSays("v2", "Bob needs a box").ok());
+  ASSERT_TRUE(WaitForThreadText(ann, "Ann needs a refund"))
+      << slack_adapter_->ReadLog();
+  ASSERT_TRUE(WaitForThreadText(bob, "Bob needs a box"));
+  EXPECT_THAT(ThreadTexts(ann), Not(Contains(HasSubstr("Bob"))));
+  EXPECT_THAT(ThreadTexts(bob), Not(Contains(HasSubstr("Ann"))));
+
+  // An answer in a visitor's thread reaches that visitor only; a message
+  // outside the threads reaches no visitor (it goes to Slack's connected
+  // channel, as every message of the support chat).
+  AgentSaysInThread(ann, "Refund sent, Ann");
+  AgentSaysInThread(bob, "Box shipped, Bob");
+  ASSERT_TRUE(
+      ts_->PostAsUser(kAgent, kSupportChat, "Lunch break at noon").ok());
+  AgentSaysInThread(ann, "Anything else, Ann?");
+  ASSERT_TRUE(chatlio_->WaitForReceived("v1", 2, kWait))
+      << slack_adapter_->ReadLog();
+  ASSERT_TRUE(chatlio_->WaitForReceived("v2", 1, kWait));
+  ASSERT_TRUE(FakeTeamSpirit::WaitUntil(
+      [&] {
+        for (const auto& m : slack_.Messages(kConnected)) {
+          if (absl::StrContains(m.text, "Lunch break at noon")) return true;
+        }
+        return false;
+      },
+      kWait));
+  EXPECT_THAT(
+      chatlio_->Received("v1"),
+      ::testing::ElementsAre("Ivan Petrov (teamspirit): Refund sent, Ann",
+                             "Ivan Petrov (teamspirit): Anything else, Ann?"));
+  EXPECT_THAT(
+      chatlio_->Received("v2"),
+      ::testing::ElementsAre("Ivan Petrov (teamspirit): Box shipped, Bob"));
+
+  // Ann's transcript removes her link only; Bob is still answered.
+  const std::string ann_link =
+      absl::StrCat("chatlio-", chatlio_->ConversationOf("v1"));
+  const std::string bob_link =
+      absl::StrCat("chatlio-", chatlio_->ConversationOf("v2"));
+  ASSERT_TRUE(chatlio_->EndConversation("v1").ok());
+  ASSERT_TRUE(
+      WaitForSupportText("Transcript of the conversation with Ann Lee"));
+  EXPECT_THAT(RuntimeLinks(), Not(Contains(ann_link)));
+  EXPECT_THAT(RuntimeLinks(), Contains(bob_link));
+  AgentSaysInThread(bob, "Still there, Bob?");
+  ASSERT_TRUE(chatlio_->WaitForReceived("v2", 2, kWait));
+  EXPECT_THAT(chatlio_->Received("v1"), SizeIs(2));
+  ASSERT_TRUE(chatlio_->EndConversation("v2").ok());
+  ASSERT_TRUE(
+      WaitForSupportText("Transcript of the conversation with Bob Stone"));
+  EXPECT_THAT(RuntimeLinks(), Not(Contains(bob_link)));
+}
+
+TEST_F(ChatlioVisitorTest, ALinkWaitingForItsNoticeSurvivesARestart) {
+  ts_->SetUserPresence(kAgent, "online");
+  ASSERT_TRUE(chatlio_->WaitForOnline(true, kWait))
+      << slack_adapter_->ReadLog();
+  // TeamSpirit's adapter is down: the notice is stored but its copy is not
+  // made, so the visitor's link waits.
+  ts_adapter_->Kill();
+  auto channel = chatlio_->VisitorSays("v1", "Is anyone there?", "Ann Lee");
+  ASSERT_TRUE(channel.ok()) << channel.status();
+  const std::string link =
+      absl::StrCat("chatlio-", chatlio_->ConversationOf("v1"));
+  ASSERT_TRUE(FakeTeamSpirit::WaitUntil(
+      [&] {
+        return absl::StrContains(chatlio_adapter_->ReadLog(),
+                                 "waits for its notice's copy");
+      },
+      kWait))
+      << chatlio_adapter_->ReadLog();
+  EXPECT_THAT(RuntimeLinks(), Not(Contains(link)));
+
+  // The Chatlio adapter crashes and starts again; then TeamSpirit's adapter
+  // comes back: the notice's copy is made and the pending link is created
+  // with its thread.
+  chatlio_adapter_->Kill();
+  ASSERT_TRUE(chatlio_adapter_->Start().ok()) << chatlio_adapter_->ReadLog();
+  ASSERT_TRUE(ts_adapter_->Start().ok()) << ts_adapter_->ReadLog();
+  const std::string root = NoticeOf("Ann Lee");
+  ASSERT_FALSE(root.empty()) << router_->ReadLog();
+  std::optional<v1::Link> created = WaitForRuntimeLink(link);
+  ASSERT_TRUE(created.has_value()) << chatlio_adapter_->ReadLog();
+  EXPECT_EQ(created->members(1).thread_id(), root);
+  EXPECT_THAT(chatlio_adapter_->ReadLog(),
+              HasSubstr("Chatlio visitor link still to be made"));
+
+  ASSERT_TRUE(chatlio_->VisitorSays("v1", "Hello again").ok());
+  ASSERT_TRUE(WaitForThreadText(root, "Hello again"))
+      << slack_adapter_->ReadLog();
+  AgentSaysInThread(root, "Sorry for the wait");
+  ASSERT_TRUE(chatlio_->WaitForReceived("v1", 1, kWait))
+      << slack_adapter_->ReadLog();
+  EXPECT_EQ(chatlio_->Received("v1")[0],
+            "Ivan Petrov (teamspirit): Sorry for the wait");
 }
 
 }  // namespace

@@ -269,6 +269,13 @@ TEST(ParseCommandLineTest, DeadLetterSelections) {
   EXPECT_EQ(p.invocation.limit, 5u);
   EXPECT_THAT(Parse({"deadletter", "list", "--limit", "lots"}).error,
               HasSubstr("--limit 'lots'"));
+  EXPECT_THAT(Parse({"deadletter", "list", "--limit", "1001"}).error,
+              HasSubstr("--limit '1001': expected a number from 1 to 1000"));
+  p = Parse({"deadletter", "list", "--before", "812"});
+  ASSERT_EQ(p.kind, ParseOutcome::kRun) << p.error;
+  EXPECT_EQ(p.invocation.before_id, 812u);
+  EXPECT_THAT(Parse({"deadletter", "list", "--before", "0"}).error,
+              HasSubstr("--before '0' is not a dead letter id"));
 }
 
 TEST(ParseCommandLineTest, WebhookCreate) {

@@ -19,6 +19,7 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 constexpr char kAdminToken[] = "admin-token-for-tests";
 
@@ -87,9 +88,11 @@ class FakeAdmin final : public v1::Admin::Service {
     if (auto s = Check(context); !s.ok()) return s;
     absl::MutexLock lock(&mu_);
     dead_limit_ = request->limit();
+    dead_before_ = request->before_id();
     v1::DeadLetter* d = response->add_dead_letters();
-    d->set_id(9);
+    d->set_id(request->before_id() == 0 ? 9 : 4);
     d->set_reason("permanent");
+    if (request->before_id() == 0) response->set_next_before_id(9);
     return grpc::Status::OK;
   }
   grpc::Status CreateWebhook(grpc::ServerContext* context,
@@ -128,6 +131,10 @@ class FakeAdmin final : public v1::Admin::Service {
     absl::MutexLock lock(&mu_);
     return dead_limit_;
   }
+  uint64_t dead_before() {
+    absl::MutexLock lock(&mu_);
+    return dead_before_;
+  }
 
  private:
   grpc::Status Check(grpc::ServerContext* context) {
@@ -146,6 +153,7 @@ class FakeAdmin final : public v1::Admin::Service {
   std::string deleted_ ABSL_GUARDED_BY(mu_);
   v1::DeadLetterSelection retried_ ABSL_GUARDED_BY(mu_);
   uint32_t dead_limit_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t dead_before_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 class CommandsTest : public ::testing::Test {
@@ -248,7 +256,14 @@ TEST_F(CommandsTest, DeadLetterRetryAndList) {
 
   EXPECT_EQ(Run({"deadletter", "list", "--limit", "7"}), kExitOk);
   EXPECT_EQ(admin_.dead_limit(), 7u);
+  EXPECT_EQ(admin_.dead_before(), 0u);
   EXPECT_THAT(out_.str(), HasSubstr("9   "));
+  EXPECT_THAT(out_.str(), HasSubstr("more: imbridgectl deadletter list "
+                                    "--before 9\n"));
+  EXPECT_EQ(Run({"deadletter", "list", "--before", "9"}), kExitOk);
+  EXPECT_EQ(admin_.dead_before(), 9u);
+  EXPECT_THAT(out_.str(), HasSubstr("4   "));
+  EXPECT_THAT(out_.str(), Not(HasSubstr("more:")));
 }
 
 TEST_F(CommandsTest, DeleteIsConfirmedAndJsonIsAnEmptyObject) {

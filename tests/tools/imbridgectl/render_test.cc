@@ -10,6 +10,7 @@
 namespace imbridge::ctl {
 namespace {
 
+using ::testing::EndsWith;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -159,6 +160,12 @@ TEST(RenderTest, QueuesAndDeadLetters) {
                              "1h00m  HTTP 403: not_in_channel  "));
   // The preview is cut to 40 characters with an ellipsis.
   EXPECT_THAT(out, HasSubstr(std::string(39, 'x') + "\xE2\x80\xA6\n"));
+  EXPECT_THAT(out, Not(HasSubstr("more:")));
+  // When more follow, the last line says how to see them.
+  dead.set_next_before_id(17);
+  out = RenderDeadLetters(dead, kNow);
+  EXPECT_THAT(out,
+              EndsWith("\nmore: imbridgectl deadletter list --before 17\n"));
 }
 
 TEST(RenderTest, AdaptersAndStats) {
