@@ -83,27 +83,19 @@ absl::Status FakeBitrix24::Start() {
   o.port = options_.port;
   o.max_body_bytes = 200 << 20;  // base64 of a 100 MB file
   o.request_timeout = absl::Seconds(60);
-  server_ = std::make_unique<HttpServer>(o);
-  auto handler = [this](HttpRequest request,
-                        std::shared_ptr<Responder> responder) {
+  HttpHandler serve = [this](HttpRequest request,
+                             std::shared_ptr<Responder> responder) {
     Serve(std::move(request), std::move(responder));
   };
-  for (const char* method : {"GET", "POST"}) {
-    server_->HandlePrefix(method, "/rest/", handler);
-  }
-  server_->HandlePrefix("GET", "/oauth/token", handler);
-  server_->HandlePrefix("GET", "/download/", handler);
-  return server_->Start();
+  return server_.Start(o, {{"GET", "/rest/", serve},
+                           {"POST", "/rest/", serve},
+                           {"GET", "/oauth/token", serve},
+                           {"GET", "/download/", serve}});
 }
 
-void FakeBitrix24::Stop() {
-  if (server_ != nullptr) server_->Stop();
-}
+void FakeBitrix24::Stop() { server_.Stop(); }
 
-std::string FakeBitrix24::base_url() const {
-  return absl::StrCat("http://127.0.0.1:",
-                      server_ == nullptr ? 0 : server_->port());
-}
+std::string FakeBitrix24::base_url() const { return server_.base_url(); }
 std::string FakeBitrix24::webhook_url() const {
   return absl::StrCat(base_url(), "/rest/", options_.webhook_user, "/",
                       options_.webhook_code, "/");

@@ -15,6 +15,7 @@
 #include "absl/time/time.h"
 #include "absl/types/optional.h"
 #include "common/http/http_server.h"
+#include "emulators/emulator_server.h"
 #include "nlohmann/json.hpp"
 
 namespace imbridge::emulators {
@@ -247,7 +248,7 @@ class FakeBitrix24 {
                       const std::string& description);
 
   const Options options_;
-  std::unique_ptr<HttpServer> server_;
+  fakes::EmulatorServer server_;
 
   mutable absl::Mutex mu_;
   double drain_per_second_ ABSL_GUARDED_BY(mu_);

@@ -54,23 +54,18 @@ absl::Status FakeBotsplash::Start() {
   HttpServer::Options o;
   o.max_body_bytes = options_.max_upload_bytes + (1 << 20);
   o.request_timeout = absl::Seconds(60);
-  server_ = std::make_unique<HttpServer>(o);
-  auto handler = [this](HttpRequest request,
-                        std::shared_ptr<Responder> responder) {
+  HttpHandler serve = [this](HttpRequest request,
+                             std::shared_ptr<Responder> responder) {
     Serve(std::move(request), std::move(responder));
   };
-  server_->HandlePrefix("POST", "/open/v1/", handler);
-  server_->HandlePrefix("GET", "/media/", handler);
-  return server_->Start();
+  return server_.Start(
+      o, {{"POST", "/open/v1/", serve}, {"GET", "/media/", serve}});
 }
 
-void FakeBotsplash::Stop() {
-  if (server_ != nullptr) server_->Stop();
-}
+void FakeBotsplash::Stop() { server_.Stop(); }
 
 std::string FakeBotsplash::base_url() const {
-  return absl::StrCat("http://127.0.0.1:",
-                      server_ == nullptr ? 0 : server_->port(), "/open/v1");
+  return absl::StrCat(server_.base_url(), "/open/v1");
 }
 
 void FakeBotsplash::FailNext(const std::string& path_prefix, int count,
@@ -189,8 +184,7 @@ std::string FakeBotsplash::AddCustomerMedia(const std::string& name,
   absl::MutexLock lock(&mu_);
   std::string key = absl::StrCat("cm-", ++next_id_);
   media_[key] = {key, name, content_type, bytes};
-  return absl::StrCat("http://127.0.0.1:", server_->port(), "/media/", key, "/",
-                      name);
+  return absl::StrCat(server_.base_url(), "/media/", key, "/", name);
 }
 
 void FakeBotsplash::Serve(HttpRequest request,

@@ -16,6 +16,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/http/http_server.h"
+#include "emulators/emulator_server.h"
 #include "nlohmann/json.hpp"
 
 namespace imbridge::emulators {
@@ -205,7 +206,7 @@ class FakeBotsplash {
   static nlohmann::json VisitorObject(const Visitor& v);
 
   const Options options_;
-  std::unique_ptr<HttpServer> server_;
+  fakes::EmulatorServer server_;
   mutable absl::Mutex mu_;
   std::map<std::string, Visitor> visitors_ ABSL_GUARDED_BY(mu_);
   std::vector<Received> received_ ABSL_GUARDED_BY(mu_);

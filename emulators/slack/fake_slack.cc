@@ -195,24 +195,6 @@ class FakeSlack::WebSocketEndpoint {
 };
 
 FakeSlack::FakeSlack(Options options) : options_(std::move(options)) {
-  HttpServer::Options server;
-  server.max_body_bytes = 64 << 20;
-  server.threads = 4;
-  server.port = options_.port;
-  server_ = std::make_unique<HttpServer>(server);
-  server_->HandlePrefix(
-      "POST", "/api/",
-      [this](HttpRequest r, std::shared_ptr<Responder> w) { ServeApi(r, w); });
-  server_->HandlePrefix(
-      "GET", "/api/",
-      [this](HttpRequest r, std::shared_ptr<Responder> w) { ServeApi(r, w); });
-  server_->HandlePrefix("POST", "/upload/",
-                        [this](HttpRequest r, std::shared_ptr<Responder> w) {
-                          ServeUpload(r, w);
-                        });
-  server_->HandlePrefix(
-      "GET", "/files-pri/",
-      [this](HttpRequest r, std::shared_ptr<Responder> w) { ServeFile(r, w); });
   ws_ = std::make_unique<WebSocketEndpoint>(
       [this](const std::string& text) { OnSocketMessage(text); },
       [this] {
@@ -227,7 +209,24 @@ FakeSlack::FakeSlack(Options options) : options_(std::move(options)) {
 FakeSlack::~FakeSlack() { Stop(); }
 
 absl::Status FakeSlack::Start() {
-  absl::Status s = server_->Start();
+  HttpServer::Options server;
+  server.max_body_bytes = 64 << 20;
+  server.threads = 4;
+  server.port = options_.port;
+  HttpHandler api = [this](HttpRequest r, std::shared_ptr<Responder> w) {
+    ServeApi(r, w);
+  };
+  absl::Status s = server_.Start(
+      server, {{"POST", "/api/", api},
+               {"GET", "/api/", api},
+               {"POST", "/upload/",
+                [this](HttpRequest r, std::shared_ptr<Responder> w) {
+                  ServeUpload(r, w);
+                }},
+               {"GET", "/files-pri/",
+                [this](HttpRequest r, std::shared_ptr<Responder> w) {
+                  ServeFile(r, w);
+                }}});
   if (!s.ok()) return s;
   s = ws_->Start();
   if (!s.ok()) return s;
@@ -249,12 +248,10 @@ void FakeSlack::Stop() {
   }
   for (std::thread& t : delayed) t.join();
   ws_->Stop();
-  server_->Stop();
+  server_.Stop();
 }
 
-std::string FakeSlack::base_url() const {
-  return absl::StrCat("http://127.0.0.1:", server_->port());
-}
+std::string FakeSlack::base_url() const { return server_.base_url(); }
 
 std::string FakeSlack::api_base_url() const {
   return absl::StrCat(base_url(), "/api");
@@ -381,8 +378,8 @@ json FakeSlack::Callback(json event) {
 }
 
 json FakeSlack::FileJson(const FakeSlackFile& f) const {
-  std::string base = absl::StrCat("http://127.0.0.1:", server_->port(),
-                                  "/files-pri/", options_.team_id, "-", f.id);
+  std::string base =
+      absl::StrCat(base_url(), "/files-pri/", options_.team_id, "-", f.id);
   return {{"id", f.id},
           {"name", f.name},
           {"title", f.title},

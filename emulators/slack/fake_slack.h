@@ -17,6 +17,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/http/http_server.h"
+#include "emulators/emulator_server.h"
 #include "emulators/slack/events_sender.h"
 #include "emulators/slow_answers.h"
 #include "nlohmann/json.hpp"
@@ -346,7 +347,7 @@ class FakeSlack {
   void EchoLoop();
 
   const Options options_;
-  std::unique_ptr<HttpServer> server_;
+  EmulatorServer server_;
   std::unique_ptr<WebSocketEndpoint> ws_;
 
   mutable absl::Mutex mu_;

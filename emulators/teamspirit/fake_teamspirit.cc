@@ -72,30 +72,30 @@ std::optional<std::string> StringField(const Json& j, const char* key) {
 
 FakeTeamSpirit::FakeTeamSpirit() : FakeTeamSpirit(Options()) {}
 
-FakeTeamSpirit::FakeTeamSpirit(Options options) : options_(std::move(options)) {
+FakeTeamSpirit::FakeTeamSpirit(Options options)
+    : options_(std::move(options)) {}
+
+FakeTeamSpirit::~FakeTeamSpirit() { Stop(); }
+
+absl::Status FakeTeamSpirit::Start() {
   HttpServer::Options server;
   server.host = options_.host;
   server.port = options_.port;
   server.max_body_bytes = options_.max_file_bytes + (1 << 20);
   server.request_timeout = options_.hold_limit + absl::Seconds(10);
   server.stop_grace = absl::Seconds(1);
-  server_ = std::make_unique<HttpServer>(server);
+  std::vector<EmulatorRoute> routes;
   for (const char* method : {"GET", "POST", "PUT", "PATCH", "DELETE"}) {
-    server_->HandlePrefix(method, absl::StrCat(options_.api_prefix, "/"),
-                          [this](HttpRequest r, std::shared_ptr<Responder> s) {
-                            HandleApi(std::move(r), std::move(s));
-                          });
+    routes.push_back({method, absl::StrCat(options_.api_prefix, "/"),
+                      [this](HttpRequest r, std::shared_ptr<Responder> s) {
+                        HandleApi(std::move(r), std::move(s));
+                      }});
   }
-  server_->HandlePrefix("POST", "/hooks/",
-                        [this](HttpRequest r, std::shared_ptr<Responder> s) {
-                          HandleIncomingHook(std::move(r), std::move(s));
-                        });
-}
-
-FakeTeamSpirit::~FakeTeamSpirit() { Stop(); }
-
-absl::Status FakeTeamSpirit::Start() {
-  absl::Status s = server_->Start();
+  routes.push_back(
+      {"POST", "/hooks/", [this](HttpRequest r, std::shared_ptr<Responder> s) {
+         HandleIncomingHook(std::move(r), std::move(s));
+       }});
+  absl::Status s = server_.Start(server, routes);
   if (!s.ok()) return s;
   sender_ = std::thread([this] { SenderLoop(); });
   return absl::OkStatus();
@@ -117,14 +117,13 @@ void FakeTeamSpirit::Stop() {
     delayed.swap(delayed_);
   }
   for (std::thread& t : delayed) t.join();
-  server_->Stop();
+  server_.Stop();
 }
 
-uint16_t FakeTeamSpirit::port() const { return server_->port(); }
+uint16_t FakeTeamSpirit::port() const { return server_.port(); }
 
 std::string FakeTeamSpirit::api_base_url() const {
-  return absl::StrCat("http://", options_.host, ":", port(),
-                      options_.api_prefix);
+  return absl::StrCat(server_.base_url(), options_.api_prefix);
 }
 
 // --- Setup -------------------------------------------------------------------
@@ -170,8 +169,7 @@ std::string FakeTeamSpirit::AddIncomingWebhook(const std::string& chat_id,
                                                const std::string& token) {
   absl::MutexLock lock(&mu_);
   incoming_hooks_[token] = chat_id;
-  return absl::StrCat("http://", options_.host, ":", server_->port(), "/hooks/",
-                      token);
+  return absl::StrCat(server_.base_url(), "/hooks/", token);
 }
 
 // --- Events

@@ -21,6 +21,7 @@
 #include "absl/time/time.h"
 #include "common/http/http_client.h"
 #include "common/http/http_server.h"
+#include "emulators/emulator_server.h"
 #include "emulators/slow_answers.h"
 
 namespace imbridge::fakes {
@@ -361,7 +362,7 @@ class FakeTeamSpirit {
   void SenderLoop();
 
   const Options options_;
-  std::unique_ptr<HttpServer> server_;
+  EmulatorServer server_;
   HttpClient http_;
   SlowAnswers slow_;
 

@@ -204,15 +204,13 @@ absl::Status FakeTelegram::Start() {
   o.max_body_bytes = options_.max_body_bytes;
   o.request_timeout = absl::Seconds(120);
   o.stop_grace = absl::Seconds(1);
-  server_ = std::make_unique<HttpServer>(o);
-  auto handler = [this](HttpRequest request, std::shared_ptr<Responder> r) {
-    Serve(std::move(request), std::move(r));
+  HttpHandler serve = [this](HttpRequest request,
+                             std::shared_ptr<Responder> responder) {
+    Serve(std::move(request), std::move(responder));
   };
-  for (const char* method : {"GET", "POST"}) {
-    server_->HandlePrefix(method, "/bot", handler);
-  }
-  server_->HandlePrefix("GET", "/file/bot", handler);
-  absl::Status status = server_->Start();
+  absl::Status status = server_.Start(o, {{"GET", "/bot", serve},
+                                          {"POST", "/bot", serve},
+                                          {"GET", "/file/bot", serve}});
   if (!status.ok()) return status;
   pump_ = std::thread([this] { PumpLoop(); });
   return absl::OkStatus();
@@ -231,7 +229,7 @@ void FakeTelegram::Stop() {
     delayed.swap(delayed_);
   }
   for (std::thread& t : delayed) t.join();
-  if (server_ != nullptr) server_->Stop();
+  server_.Stop();
 }
 
 void FakeTelegram::DelayDownloads(absl::Duration delay) {
@@ -239,13 +237,9 @@ void FakeTelegram::DelayDownloads(absl::Duration delay) {
   download_delay_ = delay;
 }
 
-uint16_t FakeTelegram::port() const {
-  return server_ == nullptr ? 0 : server_->port();
-}
+uint16_t FakeTelegram::port() const { return server_.port(); }
 
-std::string FakeTelegram::base_url() const {
-  return absl::StrCat("http://127.0.0.1:", port());
-}
+std::string FakeTelegram::base_url() const { return server_.base_url(); }
 
 FakeTelegram::Answer FakeTelegram::Error(int code,
                                          const std::string& description,

@@ -18,6 +18,7 @@
 #include "absl/types/optional.h"
 #include "common/http/http_client.h"
 #include "common/http/http_server.h"
+#include "emulators/emulator_server.h"
 #include "emulators/slow_answers.h"
 #include "nlohmann/json.hpp"
 
@@ -313,7 +314,7 @@ class FakeTelegram {
 
   const Options options_;
   int64_t bot_id_ = 0;
-  std::unique_ptr<HttpServer> server_;
+  EmulatorServer server_;
   HttpClient http_;
   std::thread pump_;
 
