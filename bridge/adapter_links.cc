@@ -178,8 +178,8 @@ v1::LinkReply HandleLinkRequest(LinkCatalog& catalog, const v1::Hello& hello,
   if (!status.ok()) {
     reply.set_code(static_cast<int32_t>(status.code()));
     reply.set_message(std::string(status.message()));
-    // A root whose copy is not made yet is asked for again: not a warning.
-    Log(absl::IsUnavailable(status) ? LogLevel::kInfo : LogLevel::kWarn,
+    // A root whose copy is not made yet is asked for again, often: debug.
+    Log(absl::IsUnavailable(status) ? LogLevel::kDebug : LogLevel::kWarn,
         "adapter link request refused",
         {{"adapter", hello.adapter_name()},
          {"action", action},

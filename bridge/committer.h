@@ -153,6 +153,13 @@ class Committer {
   // the caller fills it in).
   void Publish(v1::Event event, PublishDone done);
 
+  // Whether Publish answers `event` (a chat command) before it queues it:
+  // a publish of its chat handed over later but before its ack may then be
+  // stored first (PublishSequencer holds those back).
+  bool AnswersFirst(const v1::Event& event) const {
+    return commands_ != nullptr && commands_->IsCommand(event);
+  }
+
   // Queues an adapter's answer to a delivery it was sent.
   void RecordResult(SentDelivery sent, v1::DeliveryResult result);
 

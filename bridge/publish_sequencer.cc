@@ -18,9 +18,11 @@ std::string OriginChat(const v1::Event& event) {
 }  // namespace
 
 PublishSequencer::PublishSequencer(Commit commit, Answer answer,
+                                   AnsweredFirst answered_first,
                                    size_t max_failed_seqs)
     : commit_(std::move(commit)),
       answer_(std::move(answer)),
+      answered_first_(std::move(answered_first)),
       max_failed_seqs_(max_failed_seqs) {}
 
 void PublishSequencer::Publish(v1::Publish publish) {
@@ -78,11 +80,20 @@ void PublishSequencer::Committed(const std::string& chat_key, uint64_t seq,
       Chat& chat = it->second;
       if (chat.committing > 0) --chat.committing;
       if (chat.committing == 0) {
-        // The next group: everything that arrived while this one committed.
+        // The next group: everything that arrived while this one committed,
+        // up to the first publish that is answered first.
         std::deque<v1::Publish> group;
         group.swap(chat.held);
-        for (v1::Publish& p : group) {
-          StartLocked(chat_key, chat, std::move(p), &answers);
+        while (!group.empty()) {
+          const bool ends_group = answered_first_ != nullptr &&
+                                  answered_first_(group.front().event());
+          const size_t before = chat.committing;
+          StartLocked(chat_key, chat, std::move(group.front()), &answers);
+          group.pop_front();
+          if (ends_group && chat.committing > before) {
+            chat.held.swap(group);
+            break;
+          }
         }
         if (chat.committing == 0) chats_.erase(it);
       }

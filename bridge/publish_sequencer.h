@@ -43,6 +43,11 @@ inline constexpr char kBehindFailed[] =
 // adapter's client refuses what it sends behind a publish that failed on an
 // earlier stream (RouterClient).
 //
+// A publish `answered_first` says so of (a chat command, which the
+// committer answers before it queues it, so that a publish handed over
+// with it would be stored first) ends its group: the chat's publishes
+// behind it are held until it was acknowledged, like the next group.
+//
 // Thread-safe. `commit` is called in each chat's order, under the
 // sequencer's lock, and must not block or call back into the sequencer
 // (Committer::Publish queues); `answer` is called without the lock.
@@ -55,7 +60,13 @@ class PublishSequencer : public std::enable_shared_from_this<PublishSequencer> {
   // Sends an acknowledgement (seq set) to the adapter.
   using Answer = std::function<void(v1::PublishAck ack)>;
 
-  PublishSequencer(Commit commit, Answer answer, size_t max_failed_seqs = 4096);
+  // Whether the committer answers an event before it queues it
+  // (Committer::AnswersFirst); null: none is.
+  using AnsweredFirst = std::function<bool(const v1::Event& event)>;
+
+  PublishSequencer(Commit commit, Answer answer,
+                   AnsweredFirst answered_first = nullptr,
+                   size_t max_failed_seqs = 4096);
 
   // Takes one publish of the stream, in stream order. The object must be
   // owned by a std::shared_ptr (the committer's callbacks keep it alive).
@@ -83,6 +94,7 @@ class PublishSequencer : public std::enable_shared_from_this<PublishSequencer> {
 
   const Commit commit_;
   const Answer answer_;
+  const AnsweredFirst answered_first_;
   const size_t max_failed_seqs_;
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, Chat> chats_ ABSL_GUARDED_BY(mu_);

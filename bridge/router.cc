@@ -9,6 +9,7 @@
 #include "absl/time/clock.h"
 #include "bridge/link_table.h"
 #include "bridge/sqlite_store.h"
+#include "common/http/http_server_config.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -233,6 +234,7 @@ absl::Status Router::StartHttp() {
   options.port = static_cast<uint16_t>(port);
   options.threads = 1;
   options.request_timeout = absl::Seconds(2);  // /readyz: the commit wait
+  ApplyHttpServerLimits(config_.http(), &options);
   http_ = std::make_unique<HttpServer>(options);
   http_->Handle("GET", "/readyz",
                 [this](HttpRequest, std::shared_ptr<Responder> responder) {

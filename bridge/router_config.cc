@@ -5,6 +5,7 @@
 #include "bridge/link_table.h"
 #include "bridge/sqlite_store.h"
 #include "common/config_loader.h"
+#include "common/http/http_server_config.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 
@@ -55,6 +56,7 @@ absl::Status ValidateRouterConfig(const std::string& source,
         source, "http.listen",
         absl::StrCat("'", config->http().listen(), "' is not host:port"));
   }
+  IMB_RETURN_IF_ERROR(ValidateHttpServerLimits(source, config->http()));
   if (config->commands().prefix().empty()) {
     config->mutable_commands()->set_prefix("!bridge");
   }

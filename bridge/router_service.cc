@@ -244,6 +244,9 @@ class AttachReactor
         [session = session_](v1::PublishAck ack) {
           session->CountPublish(ack.outcome());
           session->SendAck(std::move(ack));
+        },
+        [committer = deps.committer](const v1::Event& event) {
+          return committer->AnswersFirst(event);
         });
     session_->SetSink(this);
     service_->RememberSession(session_);

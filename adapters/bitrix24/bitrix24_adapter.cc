@@ -25,6 +25,7 @@
 #include "common/http/php_form.h"
 #include "common/logging.h"
 #include "common/metrics.h"
+#include "common/status_macros.h"
 
 namespace imbridge::adapters::bitrix24 {
 namespace {
@@ -337,7 +338,7 @@ Bitrix24Connector::Bitrix24Connector(const v1::Bitrix24AdapterConfig& config,
     popts.max_file_bytes = std::max<uint64_t>(
         popts.max_file_bytes,
         a.max_file_bytes() ? a.max_file_bytes() : kMaxUploadBytes);
-    accounts_.push_back(std::move(account));
+    accounts_.Add(a.name(), std::move(account));
   }
   pipeline_ = std::make_unique<InboundPipeline>(popts, &inbound_router_);
   for (auto& a : accounts_) {
@@ -427,20 +428,6 @@ absl::Status Bitrix24Connector::Health() const {
     }
   }
   return absl::OkStatus();
-}
-
-std::vector<std::string> Bitrix24Connector::Accounts() const {
-  std::vector<std::string> out;
-  for (const auto& a : accounts_) out.push_back(a->config.name());
-  return out;
-}
-
-Bitrix24Connector::Account* Bitrix24Connector::FindAccount(
-    absl::string_view name) {
-  for (auto& a : accounts_) {
-    if (a->config.name() == name) return a.get();
-  }
-  return nullptr;
 }
 
 json Bitrix24Connector::BotParams(const Account& account, json params) const {
@@ -597,8 +584,9 @@ absl::StatusOr<InboundRoute> Bitrix24Connector::Route(
 absl::StatusOr<InboundConversion> Bitrix24Connector::Convert(
     const Bitrix24Event& raw) {
   InboundConversion out;
-  Account* account = FindAccount(raw.account);
-  if (account == nullptr) return absl::InvalidArgumentError("unknown account");
+  IMB_ASSIGN_OR_RETURN(
+      Account * account,
+      accounts_.Get(raw.account, absl::StatusCode::kInvalidArgument));
   const std::string type = Text(raw.event, "type");
   const json data = Object(raw.event, "data");
   const std::string dialog = DialogOf(data);
@@ -704,8 +692,9 @@ absl::StatusOr<InboundConversion> Bitrix24Connector::Convert(
 
 absl::StatusOr<std::vector<std::string>> Bitrix24Connector::SendMessage(
     const v1::Delivery& delivery) {
-  Account* account = FindAccount(delivery.target().account());
-  if (account == nullptr) return absl::FailedPreconditionError("no account");
+  IMB_ASSIGN_OR_RETURN(Account * account,
+                       accounts_.Get(delivery.target().account(),
+                                     absl::StatusCode::kFailedPrecondition));
   const std::string dialog = delivery.target().chat_id();
   const v1::MessagePosted& posted = delivery.event().posted();
   const v1::ChannelRef& origin = delivery.event().channel();
@@ -873,8 +862,9 @@ absl::Status Bitrix24Connector::RunAll(
 }
 
 absl::Status Bitrix24Connector::EditMessage(const v1::Delivery& delivery) {
-  Account* account = FindAccount(delivery.target().account());
-  if (account == nullptr) return absl::FailedPreconditionError("no account");
+  IMB_ASSIGN_OR_RETURN(Account * account,
+                       accounts_.Get(delivery.target().account(),
+                                     absl::StatusCode::kFailedPrecondition));
   const v1::ChannelRef& origin = delivery.event().channel();
   BbCodeOptions options;
   options.native_mentions = origin.platform() == kPlatform &&
@@ -919,8 +909,9 @@ absl::Status Bitrix24Connector::EditMessage(const v1::Delivery& delivery) {
 }
 
 absl::Status Bitrix24Connector::DeleteMessage(const v1::Delivery& delivery) {
-  Account* account = FindAccount(delivery.target().account());
-  if (account == nullptr) return absl::FailedPreconditionError("no account");
+  IMB_ASSIGN_OR_RETURN(Account * account,
+                       accounts_.Get(delivery.target().account(),
+                                     absl::StatusCode::kFailedPrecondition));
   std::vector<RestClient::Command> deletes;
   for (const std::string& id : delivery.target_message_ids()) {
     deletes.push_back({"imbot.v2.Chat.Message.delete",

@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
 #include "adapters/bitrix24/bitrix24_api.h"
+#include "adapters/common/account_set.h"
 #include "adapters/common/adapter_runtime.h"
 #include "adapters/common/connector.h"
 #include "adapters/common/delivery_journal.h"
@@ -90,7 +91,9 @@ class Bitrix24Connector : public MessengerConnector<Bitrix24Event>,
   // Loads saved tokens; registers the readiness check.
   absl::Status Init();
 
-  std::vector<std::string> Accounts() const override;
+  std::vector<std::string> Accounts() const override {
+    return accounts_.names();
+  }
   absl::StatusOr<std::vector<std::string>> SendMessage(
       const v1::Delivery& delivery) override;
   absl::Status EditMessage(const v1::Delivery& delivery) override;
@@ -108,7 +111,6 @@ class Bitrix24Connector : public MessengerConnector<Bitrix24Event>,
     std::thread poller;
   };
 
-  Account* FindAccount(absl::string_view name);
   // Adds botId (and botToken) to `params`.
   nlohmann::json BotParams(const Account& account, nlohmann::json params) const;
   void PollLoop(Account* account);
@@ -137,7 +139,7 @@ class Bitrix24Connector : public MessengerConnector<Bitrix24Event>,
   HttpClient http_;
   RuntimeInboundRouter inbound_router_;
   std::unique_ptr<InboundPipeline> pipeline_;
-  std::vector<std::unique_ptr<Account>> accounts_;
+  AccountSet<Account> accounts_{"Bitrix24"};
   absl::Notification stopping_;
 };
 

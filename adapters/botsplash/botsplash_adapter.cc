@@ -20,6 +20,7 @@
 #include "common/http/http_server.h"
 #include "common/logging.h"
 #include "common/metrics.h"
+#include "common/status_macros.h"
 
 namespace imbridge::adapters::botsplash {
 namespace {
@@ -244,7 +245,7 @@ BotsplashConnector::BotsplashConnector(const v1::BotsplashAdapterConfig& config,
     account->config = a;
     account->api = std::make_unique<OpenApiClient>(ClientOptions(a), &http_);
     account->mapping = MappingOf(a.replies().mapping());
-    accounts_.push_back(std::move(account));
+    accounts_.Add(a.name(), std::move(account));
   }
   for (auto& a : accounts_) {
     Account* account = a.get();
@@ -277,20 +278,6 @@ absl::Status BotsplashConnector::Init() {
     known_.insert(std::string(key));
   }
   return absl::OkStatus();
-}
-
-std::vector<std::string> BotsplashConnector::Accounts() const {
-  std::vector<std::string> out;
-  for (const auto& a : accounts_) out.push_back(a->config.name());
-  return out;
-}
-
-BotsplashConnector::Account* BotsplashConnector::FindAccount(
-    absl::string_view name) {
-  for (auto& a : accounts_) {
-    if (a->config.name() == name) return a.get();
-  }
-  return nullptr;
 }
 
 absl::Status BotsplashConnector::Start() {
@@ -390,11 +377,9 @@ absl::Status BotsplashConnector::AssignAgent(Account* account, Visitor* visitor,
 absl::StatusOr<std::string> BotsplashConnector::StartConversation(
     absl::string_view account_name, const std::vector<std::string>& words,
     absl::string_view greeting) {
-  Account* account = FindAccount(account_name);
-  if (account == nullptr) {
-    return absl::NotFoundError(
-        absl::StrCat("no Botsplash account '", account_name, "'"));
-  }
+  IMB_ASSIGN_OR_RETURN(
+      Account * account,
+      accounts_.Get(account_name, absl::StatusCode::kNotFound));
   if (account->config.listener_id().empty()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "the Botsplash account '", account_name, "' has no listener_id"));
@@ -436,9 +421,9 @@ v1::ChatCommandAnswer BotsplashConnector::HandleChatCommand(
       "start <phone> <first name> [last name]");
   std::vector<std::string> words = absl::StrSplit(
       command.args(), absl::ByAnyChar(" \t\n"), absl::SkipWhitespace());
-  Account* account = accounts_.front().get();
-  if (!words.empty() && FindAccount(words.front()) != nullptr) {
-    account = FindAccount(words.front());
+  Account* account = accounts_.front();
+  if (!words.empty() && accounts_.Find(words.front()) != nullptr) {
+    account = accounts_.Find(words.front());
     words.erase(words.begin());
   }
   if (words.empty() || words.front() != "start") {
@@ -531,8 +516,9 @@ std::string BotsplashConnector::FileLink(const Account& account,
 
 absl::StatusOr<std::vector<std::string>> BotsplashConnector::SendMessage(
     const v1::Delivery& delivery) {
-  Account* account = FindAccount(delivery.target().account());
-  if (account == nullptr) return absl::FailedPreconditionError("no account");
+  IMB_ASSIGN_OR_RETURN(Account * account,
+                       accounts_.Get(delivery.target().account(),
+                                     absl::StatusCode::kFailedPrecondition));
   const std::string visitor_id = VisitorOfChat(delivery.target().chat_id());
   if (visitor_id.empty()) {
     return absl::InvalidArgumentError(
@@ -747,8 +733,9 @@ absl::StatusOr<InboundRoute> BotsplashConnector::Route(
 
 absl::StatusOr<InboundConversion> BotsplashConnector::Convert(
     const BotsplashReply& raw) {
-  Account* account = FindAccount(raw.account);
-  if (account == nullptr) return absl::InvalidArgumentError("unknown account");
+  IMB_ASSIGN_OR_RETURN(
+      Account * account,
+      accounts_.Get(raw.account, absl::StatusCode::kInvalidArgument));
   const Reply& reply = raw.reply;
   Visitor visitor = LoadVisitor(*account, reply.visitor_id);
   v1::Event event;

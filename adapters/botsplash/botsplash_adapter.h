@@ -13,6 +13,7 @@
 #include "absl/synchronization/mutex.h"
 #include "adapters/botsplash/botsplash_api.h"
 #include "adapters/botsplash/mapping.h"
+#include "adapters/common/account_set.h"
 #include "adapters/common/adapter_runtime.h"
 #include "adapters/common/connector.h"
 #include "adapters/common/delivery_journal.h"
@@ -87,7 +88,9 @@ class BotsplashConnector : public MessengerConnector<BotsplashReply>,
   // Loads the known visitors from the state.
   absl::Status Init();
 
-  std::vector<std::string> Accounts() const override;
+  std::vector<std::string> Accounts() const override {
+    return accounts_.names();
+  }
   absl::StatusOr<std::vector<std::string>> SendMessage(
       const v1::Delivery& delivery) override;
   absl::Status Start() override;
@@ -116,7 +119,6 @@ class BotsplashConnector : public MessengerConnector<BotsplashReply>,
     ReplyMapping mapping;
   };
 
-  Account* FindAccount(absl::string_view name);
   void HandleReply(Account* account, HttpRequest request,
                    std::shared_ptr<Responder> responder);
   void HandleFile(Account* account, HttpRequest request,
@@ -141,7 +143,7 @@ class BotsplashConnector : public MessengerConnector<BotsplashReply>,
   HttpClient http_;
   RuntimeInboundRouter inbound_router_;
   std::unique_ptr<InboundPipeline> pipeline_;
-  std::vector<std::unique_ptr<Account>> accounts_;
+  AccountSet<Account> accounts_{"Botsplash"};
   // "<account>/<clientVisitorId>" of the visitors the adapter knows.
   mutable absl::Mutex mu_;
   absl::flat_hash_set<std::string> known_ ABSL_GUARDED_BY(mu_);

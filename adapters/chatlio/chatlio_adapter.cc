@@ -17,6 +17,7 @@
 #include "common/http/hmac.h"
 #include "common/logging.h"
 #include "common/metrics.h"
+#include "common/status_macros.h"
 
 namespace imbridge::adapters::chatlio {
 namespace {
@@ -28,7 +29,12 @@ constexpr char kConversationPrefix[] = "conversation:";
 constexpr size_t kMinSecretLength = 16;
 // Bytes handed to the blob store per write of a transcript's HTML.
 constexpr size_t kChunk = 64 * 1024;
-// The linker's backoff between attempts of a pending visitor link.
+// The linker's attempts of a pending visitor link: every 50 ms in its first
+// 5 s (the notice's copy is normally made within a second, and the visitor's
+// messages are not mirrored until the link exists), then with a backoff
+// from 0.2 s doubling up to 10 s.
+constexpr absl::Duration kFastRetry = absl::Milliseconds(50);
+constexpr absl::Duration kFastPhase = absl::Seconds(5);
 constexpr absl::Duration kFirstBackoff = absl::Milliseconds(200);
 constexpr absl::Duration kMaxBackoff = absl::Seconds(10);
 // How long a notice the router does not know may stay unknown before its
@@ -184,12 +190,13 @@ std::optional<v1::MemberThreadRoot> VisitorThreadRoot(
 ChatlioAdapter::ChatlioAdapter(const v1::ChatlioAdapterConfig& config,
                                AdapterRuntime* runtime,
                                DeliveryJournal* journal)
-    : accounts_(config.accounts().begin(), config.accounts().end()),
-      runtime_(runtime),
+    : runtime_(runtime),
       journal_(journal),
       inbound_router_(runtime),
       pipeline_(InboundPipeline::Options(), &inbound_router_) {
-  for (const v1::ChatlioAccount& a : accounts_) by_name_[a.name()] = &a;
+  for (const v1::ChatlioAccount& a : config.accounts()) {
+    accounts_.Add(a.name(), std::make_unique<v1::ChatlioAccount>(a));
+  }
   LoadPendingLinks();
   linker_ = std::thread([this] { LinkerLoop(); });
   runtime->http().HandlePrefix(
@@ -201,18 +208,13 @@ ChatlioAdapter::ChatlioAdapter(const v1::ChatlioAdapterConfig& config,
 
 ChatlioAdapter::~ChatlioAdapter() { Stop(); }
 
-std::vector<std::string> ChatlioAdapter::Accounts() const {
-  std::vector<std::string> names;
-  for (const v1::ChatlioAccount& a : accounts_) names.push_back(a.name());
-  return names;
-}
-
 absl::StatusOr<std::vector<std::string>> ChatlioAdapter::SendMessage(
     const v1::Delivery& delivery) {
   absl::string_view uuid = delivery.target().chat_id();
-  auto account = by_name_.find(delivery.target().account());
-  if (account != by_name_.end() &&
-      absl::ConsumePrefix(&uuid, kConversationPrefix) && !uuid.empty()) {
+  const v1::ChatlioAccount* account =
+      accounts_.Find(delivery.target().account());
+  if (account != nullptr && absl::ConsumePrefix(&uuid, kConversationPrefix) &&
+      !uuid.empty()) {
     // The conversation's own channel listens to its link: the Slack
     // adapter's notice that the visitor's channel was archived ends the
     // conversation; anything else needs nothing (Chatlio shows the visitor
@@ -225,9 +227,8 @@ absl::StatusOr<std::vector<std::string>> ChatlioAdapter::SendMessage(
       ended.conversation_uuid = std::string(uuid);
       ended.channel_id = event.channel().chat_id();
       LogInfo("Chatlio visitor's Slack channel archived",
-              {{"account", account->second->name()},
-               {"channel", ended.channel_id}});
-      absl::Status unlinked = UpdateVisitorLink(*account->second, ended);
+              {{"account", account->name()}, {"channel", ended.channel_id}});
+      absl::Status unlinked = UpdateVisitorLink(*account, ended);
       if (!unlinked.ok()) return unlinked;
     }
     return std::vector<std::string>();
@@ -269,12 +270,12 @@ void ChatlioAdapter::HandleWebhook(HttpRequest request,
     not_found("bad_path", "");
     return;
   }
-  auto account = by_name_.find(parts[0]);
-  if (account == by_name_.end()) {
+  const v1::ChatlioAccount* account = accounts_.Find(parts[0]);
+  if (account == nullptr) {
     not_found("unknown_account", "");
     return;
   }
-  const v1::ChatlioAccount& a = *account->second;
+  const v1::ChatlioAccount& a = *account;
   if (!ConstantTimeEquals(parts[1], a.webhook_secret())) {
     not_found("bad_secret", a.name());
     return;
@@ -334,21 +335,17 @@ absl::StatusOr<InboundRoute> ChatlioAdapter::Route(const ChatlioInput& raw) {
 
 absl::StatusOr<InboundConversion> ChatlioAdapter::Convert(
     const ChatlioInput& raw) {
-  auto account = by_name_.find(raw.account);
-  if (account == by_name_.end()) {
-    return absl::InvalidArgumentError("unknown account");
-  }
-  absl::Status linked = UpdateVisitorLink(*account->second, raw.webhook);
+  IMB_ASSIGN_OR_RETURN(
+      const v1::ChatlioAccount* account,
+      accounts_.Get(raw.account, absl::StatusCode::kInvalidArgument));
+  absl::Status linked = UpdateVisitorLink(*account, raw.webhook);
   if (!linked.ok()) return linked;
   InboundConversion conversion;
-  conversion.events.push_back(
-      WebhookEvent(raw.account, raw.webhook,
-                   account->second->slack_workspace_url(), absl::Now()));
+  conversion.events.push_back(WebhookEvent(
+      raw.account, raw.webhook, account->slack_workspace_url(), absl::Now()));
   if (raw.webhook.kind == WebhookKind::kNewConversation &&
-      !account->second->slack_account().empty() &&
-      !raw.webhook.channel_id.empty() &&
-      VisitorThreadRoot(*account->second, raw.webhook.conversation_uuid)
-          .has_value()) {
+      !account->slack_account().empty() && !raw.webhook.channel_id.empty() &&
+      VisitorThreadRoot(*account, raw.webhook.conversation_uuid).has_value()) {
     conversion.events.back()
         .mutable_posted()
         ->mutable_text()
@@ -478,13 +475,13 @@ void ChatlioAdapter::LoadPendingLinks() {
     absl::ConsumePrefix(&key, kPendingPrefix);
     std::pair<std::string, std::string> parts =
         absl::StrSplit(key, absl::MaxSplits('/', 1));
-    auto account = by_name_.find(parts.first);
-    if (account == by_name_.end() || parts.second.empty()) continue;
+    const v1::ChatlioAccount* account = accounts_.Find(parts.first);
+    if (account == nullptr || parts.second.empty()) continue;
     ChatlioWebhook webhook;
     webhook.kind = WebhookKind::kNewConversation;
     webhook.conversation_uuid = parts.second;
     webhook.channel_id = channel;
-    AddPendingLink(*account->second, webhook).IgnoreError();
+    AddPendingLink(*account, webhook).IgnoreError();
     LogInfo("Chatlio visitor link still to be made",
             {{"account", parts.first}, {"conversation", parts.second}});
   }
@@ -521,7 +518,12 @@ void ChatlioAdapter::LinkerLoop() {
       absl::MutexLock lock(&mu_);
       auto p = pending_.find(key);
       if (p == pending_.end()) continue;
-      p->second.next_attempt = absl::Now() + p->second.backoff;
+      const absl::Time now = absl::Now();
+      if (now - p->second.since < kFastPhase) {
+        p->second.next_attempt = now + kFastRetry;
+        continue;
+      }
+      p->second.next_attempt = now + p->second.backoff;
       p->second.backoff = std::min(p->second.backoff * 2, kMaxBackoff);
     }
   }

@@ -16,6 +16,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "adapters/chatlio/payload.h"
+#include "adapters/common/account_set.h"
 #include "adapters/common/adapter_runtime.h"
 #include "adapters/common/connector.h"
 #include "adapters/common/delivery_journal.h"
@@ -87,8 +88,9 @@ absl::Status ValidateChatlioConfig(absl::string_view source,
 // the support member narrowed to the thread rooted at that copy
 // (VisitorThreadRoot), so that each visitor has a thread. The router
 // answers UNAVAILABLE (or NOT_FOUND) while the copy is not made yet; the
-// linker asks again with backoff (0.2 s doubling to 10 s), also after a
-// restart (the pending links are read back from the journal). A notice whose
+// linker asks again (every 50 ms for 5 s, then with a backoff from 0.2 s
+// doubling to 10 s), also after a restart (the pending links are read back
+// from the journal). A notice whose
 // copy cannot be made (dead-lettered; FAILED_PRECONDITION), one not in the
 // router's message map after 10 minutes, or a router that does not resolve
 // thread roots, gets the whole support chat linked instead: logged and
@@ -126,7 +128,9 @@ class ChatlioAdapter : public MessengerConnector<ChatlioInput> {
                  AdapterRuntime* runtime, DeliveryJournal* journal);
   ~ChatlioAdapter() override;  // Calls Stop().
 
-  std::vector<std::string> Accounts() const override;
+  std::vector<std::string> Accounts() const override {
+    return accounts_.names();
+  }
   absl::StatusOr<std::vector<std::string>> SendMessage(
       const v1::Delivery& delivery) override;
   // Answers the inbound work in progress. Idempotent.
@@ -166,8 +170,7 @@ class ChatlioAdapter : public MessengerConnector<ChatlioInput> {
   absl::Status DropPendingLink(const std::string& key)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(link_mu_);
 
-  std::vector<v1::ChatlioAccount> accounts_;
-  absl::flat_hash_map<std::string, const v1::ChatlioAccount*> by_name_;
+  AccountSet<const v1::ChatlioAccount> accounts_{"Chatlio"};
   AdapterRuntime* const runtime_;
   DeliveryJournal* const journal_;
   RuntimeInboundRouter inbound_router_;

@@ -13,6 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "common/http/http_server_config.h"
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
 
@@ -118,7 +119,7 @@ AdapterRuntime::AdapterRuntime(const v1::RouterConnection& router,
     options.host = "127.0.0.1";
     options.port = 0;
   }
-  if (http.max_body_bytes() > 0) options.max_body_bytes = http.max_body_bytes();
+  ApplyHttpServerLimits(http, &options);
   options.request_timeout = http.request_timeout_ms() > 0
                                 ? absl::Milliseconds(http.request_timeout_ms())
                                 : identity_.default_request_timeout;
@@ -150,6 +151,7 @@ AdapterRuntime::AdapterRuntime(const v1::RouterConnection& router,
     rejected("too_large", c.rejected_too_large);
     rejected("not_found", c.rejected_not_found);
     rejected("method", c.rejected_method);
+    rejected("media_type", c.rejected_media_type);
     rejected("malformed", c.rejected_malformed);
     rejected("timed_out", c.timed_out);
     reg.GetGauge("imbridge_http_requests",
@@ -446,11 +448,7 @@ absl::Status ValidateHttpServerOptions(absl::string_view source,
           absl::StrCat("'", http.listen(), "': ", status.message()));
     }
   }
-  if (http.max_body_bytes() > (64u << 20)) {
-    return ConfigError(source, "http.max_body_bytes",
-                       "must be at most 67108864 (64 MiB)");
-  }
-  return absl::OkStatus();
+  return ValidateHttpServerLimits(source, http);
 }
 
 absl::Status ValidateAdapterBasics(absl::string_view source,

@@ -223,7 +223,8 @@ SlackAdapter::SlackAdapter(const v1::SlackAdapterConfig& config,
                            AdapterRuntime* runtime, DeliveryJournal* journal)
     : runtime_(runtime),
       inbound_router_(runtime),
-      http_(MessengerClientOptions("slack")) {
+      http_(MessengerClientOptions("slack")),
+      accounts_("Slack") {
   InboundPipeline::Options pipeline;
   if (config.inbound_threads() > 0) {
     pipeline.convert_threads = static_cast<int>(config.inbound_threads());
@@ -364,18 +365,11 @@ SlackAdapter::SlackAdapter(const v1::SlackAdapterConfig& config,
           }
           return absl::OkStatus();
         });
-    by_name_[c.name()] = a;
-    accounts_.push_back(std::move(account));
+    accounts_.Add(c.name(), std::move(account));
   }
 }
 
 SlackAdapter::~SlackAdapter() { Stop(); }
-
-std::vector<std::string> SlackAdapter::Accounts() const {
-  std::vector<std::string> names;
-  for (const auto& a : accounts_) names.push_back(a->config.name());
-  return names;
-}
 
 absl::Status SlackAdapter::Start() {
   for (auto& account : accounts_) {
@@ -568,12 +562,10 @@ void SlackAdapter::HandleCallback(Account* a, json callback, Done done) {
 
 absl::StatusOr<EventProcessor*> SlackAdapter::EventsOf(
     const SlackEventCallback& raw) const {
-  auto it = by_name_.find(raw.account);
-  if (it == by_name_.end()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("no slack account '", raw.account, "'"));
-  }
-  return it->second->events.get();
+  IMB_ASSIGN_OR_RETURN(
+      Account * a,
+      accounts_.Get(raw.account, absl::StatusCode::kInvalidArgument));
+  return a->events.get();
 }
 
 absl::StatusOr<InboundRoute> SlackAdapter::Route(
@@ -590,12 +582,8 @@ absl::StatusOr<adapters::InboundConversion> SlackAdapter::Convert(
 
 absl::StatusOr<SlackAdapter::Account*> SlackAdapter::AccountFor(
     const v1::Delivery& delivery) const {
-  auto it = by_name_.find(delivery.target().account());
-  if (it == by_name_.end()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("no slack account '", delivery.target().account(), "'"));
-  }
-  return it->second;
+  return accounts_.Get(delivery.target().account(),
+                       absl::StatusCode::kFailedPrecondition);
 }
 
 absl::StatusOr<std::vector<std::string>> SlackAdapter::SendMessage(

@@ -8,9 +8,9 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "adapters/common/account_set.h"
 #include "adapters/common/adapter_runtime.h"
 #include "adapters/common/connector.h"
 #include "adapters/common/delivery_handler.h"
@@ -81,7 +81,9 @@ class SlackAdapter : public MessengerConnector<SlackEventCallback>,
   ~SlackAdapter() override;
 
   // Connector.
-  std::vector<std::string> Accounts() const override;
+  std::vector<std::string> Accounts() const override {
+    return accounts_.names();
+  }
   absl::StatusOr<std::vector<std::string>> SendMessage(
       const v1::Delivery& delivery) override;
   // Starts identifying each account (auth.test, retried until it works),
@@ -128,8 +130,7 @@ class SlackAdapter : public MessengerConnector<SlackEventCallback>,
   HttpClient http_;
   // Inbound events of every account: one lane per channel.
   std::unique_ptr<InboundPipeline> pipeline_;
-  std::vector<std::unique_ptr<Account>> accounts_;
-  absl::flat_hash_map<std::string, Account*> by_name_;
+  AccountSet<Account> accounts_;
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> identify_threads_;

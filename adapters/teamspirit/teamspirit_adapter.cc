@@ -120,13 +120,13 @@ TeamSpiritAdapter::TeamSpiritAdapter(std::vector<TeamSpiritSettings> accounts,
     : http_(MessengerClientOptions("teamspirit")),
       inbound_router_(runtime),
       pipeline_(std::make_unique<InboundPipeline>(PipelineOptions(accounts),
-                                                  &inbound_router_)) {
+                                                  &inbound_router_)),
+      accounts_("TeamSpirit") {
   for (TeamSpiritSettings& settings : accounts) {
-    auto account = std::make_unique<Account>(std::move(settings));
-    Account* a = account.get();
+    std::string name = settings.account;
+    Account* a = accounts_.Add(std::move(name),
+                               std::make_unique<Account>(std::move(settings)));
     const TeamSpiritSettings& s = a->settings;
-    by_name_[s.account] = a;
-    accounts_.push_back(std::move(account));
     if (s.send_only) {
       a->incoming = std::make_unique<TsIncomingWebhook>(
           s.incoming_webhook_url, &http_, &a->limiter, s.api_timeout);
@@ -188,12 +188,6 @@ TeamSpiritAdapter::TeamSpiritAdapter(std::vector<TeamSpiritSettings> accounts,
 
 TeamSpiritAdapter::~TeamSpiritAdapter() { Stop(); }
 
-std::vector<std::string> TeamSpiritAdapter::Accounts() const {
-  std::vector<std::string> names;
-  for (const auto& a : accounts_) names.push_back(a->settings.account);
-  return names;
-}
-
 bool TeamSpiritAdapter::Offers(Capability capability) const {
   for (const auto& a : accounts_) {
     if (a->settings.send_only) continue;
@@ -229,12 +223,12 @@ void TeamSpiritAdapter::Stop() {
 
 absl::StatusOr<WebhookReceiver*> TeamSpiritAdapter::ReceiverOf(
     const std::string& account) {
-  auto it = by_name_.find(account);
-  if (it == by_name_.end() || it->second->receiver == nullptr) {
+  Account* a = accounts_.Find(account);
+  if (a == nullptr || a->receiver == nullptr) {
     return absl::InvalidArgumentError(
         absl::StrCat("no TeamSpirit bot account '", account, "'"));
   }
-  return it->second->receiver.get();
+  return a->receiver.get();
 }
 
 absl::StatusOr<InboundRoute> TeamSpiritAdapter::Route(
@@ -253,13 +247,10 @@ absl::StatusOr<InboundConversion> TeamSpiritAdapter::Convert(
 
 absl::StatusOr<std::vector<std::string>> TeamSpiritAdapter::Render(
     const v1::Delivery& delivery) {
-  auto it = by_name_.find(delivery.target().account());
-  if (it == by_name_.end()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("account '", delivery.target().account(),
-                     "' is not served by this adapter"));
-  }
-  return it->second->renderer->Deliver(delivery);
+  IMB_ASSIGN_OR_RETURN(Account * a,
+                       accounts_.Get(delivery.target().account(),
+                                     absl::StatusCode::kFailedPrecondition));
+  return a->renderer->Deliver(delivery);
 }
 
 absl::StatusOr<std::vector<std::string>> TeamSpiritAdapter::SendMessage(

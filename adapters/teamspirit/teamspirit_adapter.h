@@ -5,9 +5,9 @@
 #include <string>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "adapters/common/account_set.h"
 #include "adapters/common/adapter_runtime.h"
 #include "adapters/common/connector.h"
 #include "adapters/common/delivery_journal.h"
@@ -50,7 +50,9 @@ class TeamSpiritAdapter : public MessengerConnector<TsInboundEvent>,
                     AdapterRuntime* runtime, DeliveryJournal* journal);
   ~TeamSpiritAdapter() override;  // Calls Stop().
 
-  std::vector<std::string> Accounts() const override;
+  std::vector<std::string> Accounts() const override {
+    return accounts_.names();
+  }
   bool Offers(Capability capability) const override;
   // Starts identifying each bot and its health presence. Returns at once.
   absl::Status Start() override;
@@ -83,8 +85,7 @@ class TeamSpiritAdapter : public MessengerConnector<TsInboundEvent>,
   HttpClient http_;
   RuntimeInboundRouter inbound_router_;
   std::unique_ptr<InboundPipeline> pipeline_;
-  std::vector<std::unique_ptr<Account>> accounts_;
-  absl::flat_hash_map<std::string, Account*> by_name_;
+  AccountSet<Account> accounts_;
   bool stopped_ = false;
 };
 

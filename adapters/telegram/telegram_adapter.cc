@@ -16,6 +16,7 @@
 #include "common/http/hmac.h"
 #include "common/http/http_server.h"
 #include "common/logging.h"
+#include "common/status_macros.h"
 
 namespace imbridge::adapters::telegram {
 
@@ -214,7 +215,8 @@ TelegramAdapter::TelegramAdapter(const v1::TelegramAdapterConfig& config,
                             ? std::string()
                             : (std::filesystem::path(config.state_dir()) /
                                "chat_aliases.json")
-                                  .string()) {
+                                  .string()),
+      accounts_("Telegram") {
   const v1::TelegramRateLimits& r = config.rate_limits();
   RateLimiter::Options rate;
   if (r.per_chat_per_second() > 0)
@@ -246,7 +248,7 @@ TelegramAdapter::TelegramAdapter(const v1::TelegramAdapterConfig& config,
     o.max_upload_bytes =
         c.max_upload_bytes() > 0 ? c.max_upload_bytes() : kDefaultMaxUpload;
     outbound.push_back(o);
-    accounts_.push_back(std::move(a));
+    accounts_.Add(c.name(), std::move(a));
   }
   RouterClient* router = &runtime_->router();
   outbound_ = std::make_unique<Outbound>(
@@ -284,12 +286,6 @@ absl::StatusOr<std::unique_ptr<TelegramAdapter>> TelegramAdapter::Create(
 }
 
 TelegramAdapter::~TelegramAdapter() { Stop(); }
-
-std::vector<std::string> TelegramAdapter::Accounts() const {
-  std::vector<std::string> names;
-  for (const auto& a : accounts_) names.push_back(a->config.name());
-  return names;
-}
 
 absl::StatusOr<std::vector<std::string>> TelegramAdapter::SendMessage(
     const v1::Delivery& delivery) {
@@ -448,14 +444,6 @@ void TelegramAdapter::RecordMigration(const Account& account,
   if (!s.ok()) LogWarn("chat alias not saved", {{"reason", s.message()}});
 }
 
-TelegramAdapter::Account* TelegramAdapter::FindAccount(
-    absl::string_view name) const {
-  for (const auto& a : accounts_) {
-    if (a->config.name() == name) return a.get();
-  }
-  return nullptr;
-}
-
 void TelegramAdapter::HandleWebhook(Account& account, HttpRequest request,
                                     std::shared_ptr<Responder> responder) {
   if (!VerifySecretToken(account.config.secret_token(),
@@ -509,10 +497,9 @@ absl::StatusOr<InboundRoute> TelegramAdapter::Route(const TelegramUpdate& raw) {
 
 absl::StatusOr<InboundConversion> TelegramAdapter::Convert(
     const TelegramUpdate& raw) {
-  Account* account = FindAccount(raw.account);
-  if (account == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat("no account ", raw.account));
-  }
+  IMB_ASSIGN_OR_RETURN(
+      Account * account,
+      accounts_.Get(raw.account, absl::StatusCode::kInvalidArgument));
   absl::StatusOr<InboundUpdate> update =
       TranslateUpdate(raw.update, ContextFor(*account));
   if (!update.ok()) {

@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "adapters/common/account_set.h"
 #include "adapters/common/adapter_runtime.h"
 #include "adapters/common/bounded_cache.h"
 #include "adapters/common/connector.h"
@@ -98,7 +99,9 @@ class TelegramAdapter : public MessengerConnector<TelegramUpdate>,
   TelegramAdapter& operator=(const TelegramAdapter&) = delete;
 
   // Connector.
-  std::vector<std::string> Accounts() const override;
+  std::vector<std::string> Accounts() const override {
+    return accounts_.names();
+  }
   absl::StatusOr<std::vector<std::string>> SendMessage(
       const v1::Delivery& delivery) override;
   // Once the runtime started: calls setWebhook for accounts that ask for it
@@ -148,8 +151,6 @@ class TelegramAdapter : public MessengerConnector<TelegramUpdate>,
   void RecordMigration(const Account& account, const ChatMigration& m);
 
   InboundContext ContextFor(const Account& account) const;
-  // The account named `name`, or null.
-  Account* FindAccount(absl::string_view name) const;
 
   const v1::TelegramAdapterConfig config_;
   AdapterRuntime* const runtime_;
@@ -158,7 +159,7 @@ class TelegramAdapter : public MessengerConnector<TelegramUpdate>,
   HttpClient http_;
   ChatAliases aliases_;
   std::unique_ptr<RateLimiter> limiter_;
-  std::vector<std::unique_ptr<Account>> accounts_;
+  AccountSet<Account> accounts_;
   std::unique_ptr<Outbound> outbound_;
   std::unique_ptr<InboundPipeline> pipeline_;
 

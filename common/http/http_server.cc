@@ -106,7 +106,32 @@ struct Route {
   std::string path;
   bool prefix = false;
   std::shared_ptr<const HttpHandler> handler;
+  HttpBodyTypes body_types;
 };
+
+// The media type of a Content-Type value: lower case, without parameters.
+std::string MediaType(absl::string_view content_type) {
+  return absl::AsciiStrToLower(absl::StripAsciiWhitespace(
+      content_type.substr(0, content_type.find(';'))));
+}
+
+// Whether a request with header `content_type` may reach a route taking
+// `types`: any type when there are none, and no Content-Type at all.
+bool AcceptsBodyType(const HttpBodyTypes& types,
+                     absl::string_view content_type) {
+  if (types.empty() || absl::StripAsciiWhitespace(content_type).empty()) {
+    return true;
+  }
+  std::string media = MediaType(content_type);
+  return std::any_of(types.begin(), types.end(), [&](const std::string& t) {
+    return absl::EqualsIgnoreCase(t, media);
+  });
+}
+
+// Backoff after a failed accept(): from kAcceptBackoffMin, doubling, up to
+// kAcceptBackoffMax.
+constexpr absl::Duration kAcceptBackoffMin = absl::Milliseconds(10);
+constexpr absl::Duration kAcceptBackoffMax = absl::Seconds(1);
 
 class Session;
 
@@ -117,16 +142,18 @@ class HttpServer::Impl {
   explicit Impl(Options options)
       : options_(std::move(options)),
         gate_(std::make_shared<ResponderGate>()),
-        acceptor_(net::make_strand(ioc_)) {}
+        acceptor_(net::make_strand(ioc_)),
+        accept_backoff_timer_(acceptor_.get_executor()) {}
 
   ~Impl() { Stop(); }
 
   void AddRoute(absl::string_view method, absl::string_view path, bool prefix,
-                HttpHandler handler) {
+                HttpHandler handler, HttpBodyTypes body_types = {}) {
     absl::MutexLock lock(&mu_);
     routes_.push_back(
         Route{std::string(method), std::string(path), prefix,
-              std::make_shared<const HttpHandler>(std::move(handler))});
+              std::make_shared<const HttpHandler>(std::move(handler)),
+              std::move(body_types)});
   }
 
   absl::Status Start();
@@ -140,11 +167,13 @@ class HttpServer::Impl {
     c.rejected_too_large = too_large_.load();
     c.rejected_not_found = not_found_.load();
     c.rejected_method = bad_method_.load();
+    c.rejected_media_type = bad_media_type_.load();
     c.rejected_malformed = malformed_.load();
     c.timed_out = timed_out_.load();
     c.aborted = aborted_.load();
     c.refused_connections = refused_connections_.load();
     c.header_timeouts = header_timeouts_.load();
+    c.accept_failures = accept_failures_.load();
     return c;
   }
 
@@ -152,7 +181,8 @@ class HttpServer::Impl {
   struct Resolution {
     int status = 404;  // 200 when `handler` is set, else 404 or 405.
     std::shared_ptr<const HttpHandler> handler;
-    std::string allow;  // For 405: the methods the path has.
+    std::string allow;         // For 405: the methods the path has.
+    HttpBodyTypes body_types;  // The route's, when `handler` is set.
   };
   Resolution Resolve(absl::string_view method, absl::string_view path) const;
 
@@ -169,11 +199,13 @@ class HttpServer::Impl {
   std::atomic<uint64_t> too_large_{0};
   std::atomic<uint64_t> not_found_{0};
   std::atomic<uint64_t> bad_method_{0};
+  std::atomic<uint64_t> bad_media_type_{0};
   std::atomic<uint64_t> malformed_{0};
   std::atomic<uint64_t> timed_out_{0};
   std::atomic<uint64_t> aborted_{0};
   std::atomic<uint64_t> refused_connections_{0};
   std::atomic<uint64_t> header_timeouts_{0};
+  std::atomic<uint64_t> accept_failures_{0};
 
  private:
   void Accept();
@@ -200,6 +232,10 @@ class HttpServer::Impl {
   net::io_context ioc_;
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work_;
   tcp::acceptor acceptor_;
+  // On the acceptor's strand: the wait after a failed accept(), and its
+  // length.
+  net::steady_timer accept_backoff_timer_;
+  absl::Duration accept_backoff_ = kAcceptBackoffMin;
   std::vector<std::thread> threads_;
 };
 
@@ -438,6 +474,16 @@ void Session::Dispatch() {
                   After::kKeepAlive, {{"Allow", route.allow}});
   }
 
+  if (!AcceptsBodyType(route.body_types, request.Header("Content-Type"))) {
+    ++server_->bad_media_type_;
+    return Reject(415, "unsupported_media_type",
+                  absl::StrCat("Content-Type '", request.Header("Content-Type"),
+                               "' is not accepted here; expected ",
+                               absl::StrJoin(route.body_types, " or ")),
+                  After::kKeepAlive,
+                  {{"Accept-Post", absl::StrJoin(route.body_types, ", ")}});
+  }
+
   size_t bad_byte = 0;
   if (IsTextualContentType(request.Header("Content-Type")) &&
       !IsValidUtf8(request.body, &bad_byte)) {
@@ -621,6 +667,7 @@ HttpServer::Impl::Resolution HttpServer::Impl::Resolve(
     if (route.method == method) {
       result.status = 200;
       result.handler = route.handler;
+      result.body_types = route.body_types;
       return result;
     }
     allowed.push_back(route.method);
@@ -698,27 +745,41 @@ void HttpServer::Impl::Accept() {
 void HttpServer::Impl::OnAccept(beast::error_code ec, tcp::socket socket) {
   if (stopping_.load() || !acceptor_.is_open()) return;
   if (ec) {
-    LogWarn("HTTP server accept failed", {{"error", ec.message()}});
+    // Out of descriptors (EMFILE, ENFILE), memory, or a connection reset
+    // before it was accepted: retrying at once would spin on the same error
+    // (the pending connection stays in the backlog), so wait first.
+    if (accept_failures_.fetch_add(1) % 1000 == 0) {
+      LogWarn("HTTP server accept failed; retrying after a pause",
+              {{"error", ec.message()},
+               {"pause", absl::FormatDuration(accept_backoff_)}});
+    }
+    accept_backoff_timer_.expires_after(ToChrono(accept_backoff_));
+    accept_backoff_ = std::min(accept_backoff_ * 2, kAcceptBackoffMax);
+    accept_backoff_timer_.async_wait([this](beast::error_code wait_ec) {
+      if (wait_ec || stopping_.load() || !acceptor_.is_open()) return;
+      Accept();
+    });
+    return;
+  }
+  accept_backoff_ = kAcceptBackoffMin;
+  std::shared_ptr<Session> session;
+  {
+    absl::MutexLock lock(&mu_);
+    if (sessions_.size() < options_.max_connections) {
+      session = std::make_shared<Session>(this, std::move(socket));
+      sessions_[session.get()] = session;
+    }
+  }
+  if (session != nullptr) {
+    session->Run();
   } else {
-    std::shared_ptr<Session> session;
-    {
-      absl::MutexLock lock(&mu_);
-      if (sessions_.size() < options_.max_connections) {
-        session = std::make_shared<Session>(this, std::move(socket));
-        sessions_[session.get()] = session;
-      }
+    // Full: close without reading, so descriptors and memory stay bounded.
+    if (refused_connections_.fetch_add(1) % 1000 == 0) {
+      LogWarn("HTTP server at max_connections; closing new connections",
+              {{"max_connections", absl::StrCat(options_.max_connections)}});
     }
-    if (session != nullptr) {
-      session->Run();
-    } else {
-      // Full: close without reading, so descriptors and memory stay bounded.
-      if (refused_connections_.fetch_add(1) % 1000 == 0) {
-        LogWarn("HTTP server at max_connections; closing new connections",
-                {{"max_connections", absl::StrCat(options_.max_connections)}});
-      }
-      beast::error_code ignored;
-      socket.close(ignored);
-    }
+    beast::error_code ignored;
+    socket.close(ignored);
   }
   Accept();
 }
@@ -746,6 +807,7 @@ void HttpServer::Impl::Stop() {
   net::post(acceptor_.get_executor(), [this] {
     beast::error_code ignored;
     acceptor_.close(ignored);
+    accept_backoff_timer_.cancel();
   });
   // Close idle connections; busy ones close after their answer.
   for (auto& session : LiveSessions()) {
@@ -787,14 +849,20 @@ HttpServer::HttpServer(Options options)
 HttpServer::~HttpServer() { Stop(); }
 
 void HttpServer::Handle(absl::string_view method, absl::string_view path,
-                        HttpHandler handler) {
-  impl_->AddRoute(method, path, /*prefix=*/false, std::move(handler));
+                        HttpHandler handler, HttpBodyTypes body_types) {
+  impl_->AddRoute(method, path, /*prefix=*/false, std::move(handler),
+                  std::move(body_types));
 }
 
 void HttpServer::HandlePrefix(absl::string_view method,
-                              absl::string_view prefix, HttpHandler handler) {
-  impl_->AddRoute(method, prefix, /*prefix=*/true, std::move(handler));
+                              absl::string_view prefix, HttpHandler handler,
+                              HttpBodyTypes body_types) {
+  impl_->AddRoute(method, prefix, /*prefix=*/true, std::move(handler),
+                  std::move(body_types));
 }
+
+HttpBodyTypes JsonBodies() { return {"application/json"}; }
+HttpBodyTypes FormBodies() { return {"application/x-www-form-urlencoded"}; }
 
 absl::Status HttpServer::Start() { return impl_->Start(); }
 void HttpServer::Stop() { impl_->Stop(); }

@@ -77,6 +77,16 @@ class Responder {
 using HttpHandler =
     std::function<void(HttpRequest request, std::shared_ptr<Responder>)>;
 
+// The media types a route accepts as its request bodies' Content-Type
+// ("application/json"), compared case-insensitively and without parameters
+// ("application/json; charset=utf-8" is "application/json"). Empty: any.
+using HttpBodyTypes = std::vector<std::string>;
+
+// The body types of the bridge's endpoint families: JSON webhooks, and form
+// posts (application/x-www-form-urlencoded).
+HttpBodyTypes JsonBodies();
+HttpBodyTypes FormBodies();
+
 // Counts since Start(). A snapshot; every field only grows.
 struct HttpServerCounters {
   uint64_t requests = 0;             // Requests whose header was read.
@@ -84,12 +94,14 @@ struct HttpServerCounters {
   uint64_t rejected_too_large = 0;   // 413: body over max_body_bytes.
   uint64_t rejected_not_found = 0;   // 404: no route for the path.
   uint64_t rejected_method = 0;      // 405: route exists, method does not.
+  uint64_t rejected_media_type = 0;  // 415: a Content-Type the route refuses.
   uint64_t rejected_malformed = 0;   // 400/431: unparsable request or header,
                                      // or a text body not UTF-8.
   uint64_t timed_out = 0;            // 503: handler did not answer in time.
   uint64_t aborted = 0;              // Unanswered when Stop() gave up.
   uint64_t refused_connections = 0;  // Closed at once: max_connections open.
   uint64_t header_timeouts = 0;      // Closed: no full header in time.
+  uint64_t accept_failures = 0;      // accept() failed (EMFILE, ENFILE...).
 };
 
 // An HTTP/1.1 server on Boost.Beast: the adapters' webhook endpoints, the
@@ -98,13 +110,21 @@ struct HttpServerCounters {
 // Routes are registered before Start(): an exact path, or a path prefix (the
 // longest registered prefix wins; exact routes win over prefixes), each for
 // one method. A path without a route is answered 404; a routed path with
-// another method 405 (with Allow). `GET /healthz` answers 200 "ok".
+// another method 405 (with Allow). `GET /healthz` answers 200 "ok". A route
+// may name the body types it accepts (HttpBodyTypes): a request whose
+// Content-Type is another is answered 415 without calling the handler; one
+// without a Content-Type is given to the handler (which reads the body as
+// its type, as senders that omit it mean).
 // Bodies are limited: a Content-Length over `max_body_bytes` is answered 413
 // as soon as the header is read, before any of the body (a chunked body as
 // soon as it passes the limit); the handler is not called and the connection
 // is closed. A connection gets `header_timeout` to send its request header
 // (slow or idle clients are disconnected then), and at most
-// `max_connections` are open at once. A textual body (JSON, text/*, a form
+// `max_connections` are open at once. When accepting a connection fails
+// (EMFILE: the process is out of descriptors), the server waits before it
+// accepts again (10 ms, doubling up to 1 s; reset by a success) instead of
+// retrying at once in a busy loop; the pending connections wait in the
+// kernel's backlog meanwhile. A textual body (JSON, text/*, a form
 // post) that is not valid UTF-8 is answered 400 without calling the handler; a
 // handler that throws is answered 500. Error answers carry a JSON body
 // (JsonErrorBody). Keep-alive and `Expect: 100-continue` are supported;
@@ -156,12 +176,13 @@ class HttpServer {
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
-  // Routes `method` requests for exactly `path` to `handler`.
+  // Routes `method` requests for exactly `path` to `handler`; bodies of
+  // another type than `body_types` (when not empty) are answered 415.
   void Handle(absl::string_view method, absl::string_view path,
-              HttpHandler handler);
+              HttpHandler handler, HttpBodyTypes body_types = {});
   // Routes `method` requests whose path starts with `prefix` to `handler`.
   void HandlePrefix(absl::string_view method, absl::string_view prefix,
-                    HttpHandler handler);
+                    HttpHandler handler, HttpBodyTypes body_types = {});
 
   // Binds, listens and starts the threads. kInvalidArgument for a bad host,
   // kUnavailable when the address cannot be bound, kFailedPrecondition when

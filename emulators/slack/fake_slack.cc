@@ -436,6 +436,51 @@ FakeSlackMessage* FakeSlack::FindMessage(const std::string& channel,
   return nullptr;
 }
 
+FakeSlackMessage FakeSlack::NewMessage(const std::string& channel,
+                                       const std::string& user, bool as_bot) {
+  FakeSlackMessage m;
+  m.channel = channel;
+  m.ts = NextTs();
+  m.user = user;
+  if (as_bot) {
+    m.bot_id = options_.bot_id;
+    m.app_id = options_.app_id;
+    m.bot_name = "imbridge";
+  }
+  return m;
+}
+
+json FakeSlack::HiddenMessageEvent(const std::string& subtype,
+                                   const std::string& channel, json previous) {
+  std::string now = NextTs();
+  return {{"type", "message"},
+          {"subtype", subtype},
+          {"hidden", true},
+          {"channel", channel},
+          {"ts", now},
+          {"event_ts", now},
+          {"previous_message", std::move(previous)},
+          {"channel_type", "channel"}};
+}
+
+FakeSlack::Sent FakeSlack::Announce(
+    Sent sent, const json& callback,
+    const std::vector<FakeSlackChange>& changes) {
+  sent.event_id = callback["event_id"];
+  Notify(changes);
+  sent.http_status = Emit(callback);
+  return sent;
+}
+
+json FakeSlack::StoreMessage(const FakeSlackMessage& m) {
+  messages_.push_back(m);
+  json event = MessageJson(m);
+  event["channel"] = m.channel;
+  event["event_ts"] = m.ts;
+  event["channel_type"] = "channel";
+  return event;
+}
+
 void FakeSlack::ServeApi(const HttpRequest& request,
                          const std::shared_ptr<Responder>& responder) {
   std::string method = request.path.substr(strlen("/api/"));
@@ -602,14 +647,8 @@ json FakeSlack::Call(const std::string& method, const json& args,
     std::string text = Arg(args, "text");
     if (text.empty()) return Error("no_text");
     if (text.size() > 40000) return Error("msg_too_long");
-    FakeSlackMessage m;
-    m.channel = channel;
-    m.ts = NextTs();
-    m.user = caller;
+    FakeSlackMessage m = NewMessage(channel, caller, as_bot);
     if (as_bot) {
-      m.bot_id = options_.bot_id;
-      m.app_id = options_.app_id;
-      m.bot_name = "imbridge";
       // A user token posts as the person: no custom name or icon.
       m.username = Arg(args, "username");
       m.icon_url = Arg(args, "icon_url");
@@ -629,12 +668,7 @@ json FakeSlack::Call(const std::string& method, const json& args,
         return Error("invalid_metadata_format");
       }
     }
-    messages_.push_back(m);
-    json event = MessageJson(m);
-    event["channel"] = channel;
-    event["event_ts"] = m.ts;
-    event["channel_type"] = "channel";
-    echoes->push_back(Callback(event));
+    echoes->push_back(Callback(StoreMessage(m)));
     changes->push_back({"posted", channel, m.ts, caller});
     json message = MessageJson(m);
     return {
@@ -696,25 +730,18 @@ json FakeSlack::Call(const std::string& method, const json& args,
       return Error(method == "chat.update" ? "cant_update_message"
                                            : "cant_delete_message");
     }
-    json previous = MessageJson(*m);
-    json event = {{"type", "message"},
-                  {"channel", channel},
-                  {"hidden", true},
-                  {"ts", NextTs()},
-                  {"channel_type", "channel"}};
-    event["event_ts"] = event["ts"];
-    if (method == "chat.update") {
+    const bool update = method == "chat.update";
+    json event =
+        HiddenMessageEvent(update ? "message_changed" : "message_deleted",
+                           channel, MessageJson(*m));
+    if (update) {
       m->text = Arg(args, "text");
       ++m->edits;
-      event["subtype"] = "message_changed";
       event["message"] = MessageJson(*m);
-      event["previous_message"] = previous;
       changes->push_back({"edited", channel, m->ts, caller});
     } else {
       m->deleted = true;
-      event["subtype"] = "message_deleted";
       event["deleted_ts"] = m->ts;
-      event["previous_message"] = previous;
       changes->push_back({"deleted", channel, m->ts, caller});
     }
     echoes->push_back(Callback(event));
@@ -770,23 +797,11 @@ json FakeSlack::Call(const std::string& method, const json& args,
       changes->push_back({"file", channel, f.id, caller});
     }
     if (!channel.empty()) {
-      FakeSlackMessage m;
-      m.channel = channel;
-      m.ts = NextTs();
-      m.user = caller;
-      if (as_bot) {
-        m.bot_id = options_.bot_id;
-        m.app_id = options_.app_id;
-        m.bot_name = "imbridge";
-      }
+      FakeSlackMessage m = NewMessage(channel, caller, as_bot);
       m.text = Arg(args, "initial_comment");
       m.thread_ts = Arg(args, "thread_ts");
       m.file_ids = ids;
-      messages_.push_back(m);
-      json event = MessageJson(m);
-      event["channel"] = channel;
-      event["event_ts"] = m.ts;
-      echoes->push_back(Callback(event));
+      echoes->push_back(Callback(StoreMessage(m)));
       changes->push_back({"posted", channel, m.ts, caller});
     }
     return {{"ok", true}, {"files", out}};
@@ -937,17 +952,10 @@ FakeSlack::Sent FakeSlack::PostMessage(const std::string& channel,
   {
     absl::MutexLock lock(&mu_);
     EnsureChannel(channel);
-    FakeSlackMessage m;
-    m.channel = channel;
-    m.ts = NextTs();
-    m.user = user;
+    FakeSlackMessage m = NewMessage(channel, user, /*as_bot=*/false);
     m.text = text;
     m.thread_ts = thread_ts;
-    messages_.push_back(m);
-    json event = MessageJson(m);
-    event["channel"] = channel;
-    event["event_ts"] = m.ts;
-    event["channel_type"] = "channel";
+    json event = StoreMessage(m);
     event["client_msg_id"] = absl::StrCat("cm-", m.ts);
     if (!thread_ts.empty()) {
       FakeSlackMessage* parent = FindMessage(channel, thread_ts);
@@ -956,10 +964,7 @@ FakeSlack::Sent FakeSlack::PostMessage(const std::string& channel,
     callback = Callback(event);
     sent.ts = m.ts;
   }
-  sent.event_id = callback["event_id"];
-  Notify({{"posted", channel, sent.ts, user}});
-  sent.http_status = Emit(callback);
-  return sent;
+  return Announce(sent, callback, {{"posted", channel, sent.ts, user}});
 }
 
 FakeSlack::Sent FakeSlack::EditMessage(const std::string& channel,
@@ -973,28 +978,17 @@ FakeSlack::Sent FakeSlack::EditMessage(const std::string& channel,
     absl::MutexLock lock(&mu_);
     FakeSlackMessage* m = FindMessage(channel, ts);
     if (m == nullptr) return sent;
-    json previous = MessageJson(*m);
+    json event =
+        HiddenMessageEvent("message_changed", channel, MessageJson(*m));
     m->text = new_text;
     ++m->edits;
     user = m->user;
-    std::string now = NextTs();
     json message = MessageJson(*m);
-    message["edited"] = {{"user", m->user}, {"ts", now}};
-    json event = {{"type", "message"},
-                  {"subtype", "message_changed"},
-                  {"hidden", true},
-                  {"channel", channel},
-                  {"ts", now},
-                  {"event_ts", now},
-                  {"message", message},
-                  {"previous_message", previous},
-                  {"channel_type", "channel"}};
+    message["edited"] = {{"user", m->user}, {"ts", event["ts"]}};
+    event["message"] = message;
     callback = Callback(event);
   }
-  sent.event_id = callback["event_id"];
-  Notify({{"edited", channel, ts, user}});
-  sent.http_status = Emit(callback);
-  return sent;
+  return Announce(sent, callback, {{"edited", channel, ts, user}});
 }
 
 FakeSlack::Sent FakeSlack::TouchMessage(const std::string& channel,
@@ -1006,20 +1000,15 @@ FakeSlack::Sent FakeSlack::TouchMessage(const std::string& channel,
     absl::MutexLock lock(&mu_);
     FakeSlackMessage* m = FindMessage(channel, ts);
     if (m == nullptr) return sent;
-    json previous = MessageJson(*m);
     json message = MessageJson(*m);
     message["reply_count"] = 1;
     message["latest_reply"] = NextTs();
-    std::string now = NextTs();
-    json event = {{"type", "message"},  {"subtype", "message_changed"},
-                  {"hidden", true},     {"channel", channel},
-                  {"ts", now},          {"event_ts", now},
-                  {"message", message}, {"previous_message", previous}};
+    json event =
+        HiddenMessageEvent("message_changed", channel, MessageJson(*m));
+    event["message"] = message;
     callback = Callback(event);
   }
-  sent.event_id = callback["event_id"];
-  sent.http_status = Emit(callback);
-  return sent;
+  return Announce(sent, callback, {});
 }
 
 FakeSlack::Sent FakeSlack::DeleteMessage(const std::string& channel,
@@ -1032,25 +1021,14 @@ FakeSlack::Sent FakeSlack::DeleteMessage(const std::string& channel,
     absl::MutexLock lock(&mu_);
     FakeSlackMessage* m = FindMessage(channel, ts);
     if (m == nullptr) return sent;
-    json previous = MessageJson(*m);
+    json event =
+        HiddenMessageEvent("message_deleted", channel, MessageJson(*m));
+    event["deleted_ts"] = ts;
     m->deleted = true;
     user = m->user;
-    std::string now = NextTs();
-    json event = {{"type", "message"},
-                  {"subtype", "message_deleted"},
-                  {"hidden", true},
-                  {"channel", channel},
-                  {"ts", now},
-                  {"event_ts", now},
-                  {"deleted_ts", ts},
-                  {"previous_message", previous},
-                  {"channel_type", "channel"}};
     callback = Callback(event);
   }
-  sent.event_id = callback["event_id"];
-  Notify({{"deleted", channel, ts, user}});
-  sent.http_status = Emit(callback);
-  return sent;
+  return Announce(sent, callback, {{"deleted", channel, ts, user}});
 }
 
 FakeSlack::Sent FakeSlack::UploadFile(const std::string& channel,
@@ -1076,26 +1054,16 @@ FakeSlack::Sent FakeSlack::UploadFile(const std::string& channel,
     f.uploaded_by = user;
     f.uploaded = f.completed = true;
     files_[f.id] = f;
-    FakeSlackMessage m;
-    m.channel = channel;
-    m.ts = NextTs();
-    m.user = user;
+    FakeSlackMessage m = NewMessage(channel, user, /*as_bot=*/false);
     m.text = text;
     m.thread_ts = thread_ts;
     m.file_ids = {f.id};
-    messages_.push_back(m);
-    json event = MessageJson(m);
-    event["channel"] = channel;
-    event["event_ts"] = m.ts;
-    event["channel_type"] = "channel";
+    json event = StoreMessage(m);
     event["display_as_bot"] = false;
     callback = Callback(event);
     sent.ts = m.ts;
   }
-  sent.event_id = callback["event_id"];
-  Notify({{"posted", channel, sent.ts, user}});
-  sent.http_status = Emit(callback);
-  return sent;
+  return Announce(sent, callback, {{"posted", channel, sent.ts, user}});
 }
 
 FakeSlack::Sent FakeSlack::JoinChannel(const std::string& channel,
@@ -1112,11 +1080,7 @@ FakeSlack::Sent FakeSlack::JoinChannel(const std::string& channel,
                          {"team", options_.team_id},
                          {"event_ts", now}});
   }
-  Sent sent;
-  sent.event_id = callback["event_id"];
-  Notify({{"joined", channel, "", user}});
-  sent.http_status = Emit(callback);
-  return sent;
+  return Announce(Sent(), callback, {{"joined", channel, "", user}});
 }
 
 FakeSlack::Sent FakeSlack::LeaveChannel(const std::string& channel,
@@ -1161,11 +1125,7 @@ FakeSlack::Sent FakeSlack::CreateChannel(const std::string& id,
           {{"id", id}, {"name", name}, {"created", now}, {"creator", creator}}},
          {"event_ts", NextTs()}});
   }
-  Sent sent;
-  sent.event_id = callback["event_id"];
-  Notify({{"channel_created", id, "", creator}});
-  sent.http_status = Emit(callback);
-  return sent;
+  return Announce(Sent(), callback, {{"channel_created", id, "", creator}});
 }
 
 FakeSlack::Sent FakeSlack::ArchiveChannel(const std::string& channel,
@@ -1181,11 +1141,7 @@ FakeSlack::Sent FakeSlack::ArchiveChannel(const std::string& channel,
                          {"user", user},
                          {"event_ts", NextTs()}});
   }
-  Sent sent;
-  sent.event_id = callback["event_id"];
-  Notify({{"channel_archive", channel, "", user}});
-  sent.http_status = Emit(callback);
-  return sent;
+  return Announce(Sent(), callback, {{"channel_archive", channel, "", user}});
 }
 
 FakeSlack::Sent FakeSlack::PostAsApp(const std::string& channel,
@@ -1197,27 +1153,16 @@ FakeSlack::Sent FakeSlack::PostAsApp(const std::string& channel,
   {
     absl::MutexLock lock(&mu_);
     if (!PostError(channel, app.user_id).empty()) return sent;
-    FakeSlackMessage m;
-    m.channel = channel;
-    m.ts = NextTs();
-    m.user = app.user_id;
+    FakeSlackMessage m = NewMessage(channel, app.user_id, /*as_bot=*/false);
     m.bot_id = app.bot_id;
     m.app_id = app.app_id;
     m.bot_name = app.name;
     m.username = username;
     m.text = text;
-    messages_.push_back(m);
-    json event = MessageJson(m);
-    event["channel"] = channel;
-    event["event_ts"] = m.ts;
-    event["channel_type"] = "channel";
-    callback = Callback(event);
+    callback = Callback(StoreMessage(m));
     sent.ts = m.ts;
   }
-  sent.event_id = callback["event_id"];
-  Notify({{"posted", channel, sent.ts, app.user_id}});
-  sent.http_status = Emit(callback);
-  return sent;
+  return Announce(sent, callback, {{"posted", channel, sent.ts, app.user_id}});
 }
 
 bool FakeSlack::AppSees(const json& callback) const {

@@ -317,6 +317,27 @@ class FakeSlack {
   FakeSlackMessage* FindMessage(const std::string& channel,
                                 const std::string& ts)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A new message of `user` in `channel`, stamped with the next ts; with
+  // `as_bot`, a post of this app's bot (bot_id, app_id, bot name).
+  FakeSlackMessage NewMessage(const std::string& channel,
+                              const std::string& user, bool as_bot)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A hidden `message` event of `subtype` ("message_changed",
+  // "message_deleted") in `channel` about the message that was `previous`,
+  // stamped with the next ts.
+  nlohmann::json HiddenMessageEvent(const std::string& subtype,
+                                    const std::string& channel,
+                                    nlohmann::json previous)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Stores `m` and returns the message event Slack sends about it (before
+  // its callback wrapping).
+  nlohmann::json StoreMessage(const FakeSlackMessage& m)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The end of a person's action: tells the subscribers of `changes`, then
+  // delivers `callback` (Emit); returns `sent` with the callback's event_id
+  // and the app's answer. Called without mu_.
+  Sent Announce(Sent sent, const nlohmann::json& callback,
+                const std::vector<FakeSlackChange>& changes);
   // Delivers a callback now (HTTP: blocking POST; socket: envelope).
   int Emit(const nlohmann::json& callback, int retry_num = 0,
            const std::string& reason = "");

@@ -11,6 +11,7 @@
 #include "absl/time/clock.h"
 #include "common/http/hmac.h"
 #include "common/http/percent_decode.h"
+#include "common/status_macros.h"
 #include "emulators/multipart_form.h"
 #include "nlohmann/json.hpp"
 
@@ -351,19 +352,11 @@ absl::Status FakeTeamSpirit::EditAsUser(const std::string& user_id,
   std::string chat_id;
   {
     absl::MutexLock lock(&mu_);
-    auto it =
-        std::find_if(messages_.begin(), messages_.end(),
-                     [&](const Message& m) { return m.id == message_id; });
-    if (it == messages_.end() || it->deleted) {
-      return absl::NotFoundError("no such message");
-    }
-    if (it->user_id != user_id) {
-      return absl::PermissionDeniedError("not the poster");
-    }
-    it->text = text;
-    it->edited = true;
-    chat_id = it->chat_id;
-    QueueMessageEvent("message.updated", *it, user_id);
+    IMB_ASSIGN_OR_RETURN(Message * m, FindMessageLocked(user_id, message_id));
+    m->text = text;
+    m->edited = true;
+    chat_id = m->chat_id;
+    QueueMessageEvent("message.updated", *m, user_id);
   }
   Notify({Change::kMessageUpdated, chat_id, message_id});
   return absl::OkStatus();
@@ -374,18 +367,10 @@ absl::Status FakeTeamSpirit::DeleteAsUser(const std::string& user_id,
   std::string chat_id;
   {
     absl::MutexLock lock(&mu_);
-    auto it =
-        std::find_if(messages_.begin(), messages_.end(),
-                     [&](const Message& m) { return m.id == message_id; });
-    if (it == messages_.end() || it->deleted) {
-      return absl::NotFoundError("no such message");
-    }
-    if (it->user_id != user_id) {
-      return absl::PermissionDeniedError("not the poster");
-    }
-    it->deleted = true;
-    chat_id = it->chat_id;
-    QueueMessageEvent("message.deleted", *it, user_id);
+    IMB_ASSIGN_OR_RETURN(Message * m, FindMessageLocked(user_id, message_id));
+    m->deleted = true;
+    chat_id = m->chat_id;
+    QueueMessageEvent("message.deleted", *m, user_id);
   }
   Notify({Change::kMessageDeleted, chat_id, message_id});
   return absl::OkStatus();
@@ -750,6 +735,29 @@ FakeTeamSpirit::Answer FakeTeamSpirit::PostMessage(const std::string& bot_id,
   return a;
 }
 
+absl::StatusOr<FakeTeamSpirit::Message*> FakeTeamSpirit::FindMessageLocked(
+    const std::string& poster, const std::string& message_id,
+    const std::string& chat_id) {
+  auto it =
+      std::find_if(messages_.begin(), messages_.end(), [&](const Message& m) {
+        return m.id == message_id && (chat_id.empty() || m.chat_id == chat_id);
+      });
+  if (it == messages_.end() || it->deleted) {
+    return absl::NotFoundError("no such message");
+  }
+  if (it->user_id != poster) {
+    return absl::PermissionDeniedError("not the poster");
+  }
+  return &*it;
+}
+
+FakeTeamSpirit::Answer FakeTeamSpirit::MessageError(const absl::Status& error) {
+  if (absl::IsPermissionDenied(error)) {
+    return {403, ErrorJson("forbidden", "not the bot's message")};
+  }
+  return {404, ErrorJson("not_found", "no such message")};
+}
+
 FakeTeamSpirit::Answer FakeTeamSpirit::EditMessage(
     const std::string& bot_id, const std::string& chat_id,
     const std::string& message_id, const std::string& body) {
@@ -764,20 +772,14 @@ FakeTeamSpirit::Answer FakeTeamSpirit::EditMessage(
   }
   {
     absl::MutexLock lock(&mu_);
-    auto it =
-        std::find_if(messages_.begin(), messages_.end(), [&](const Message& m) {
-          return m.id == message_id && m.chat_id == chat_id;
-        });
-    if (it == messages_.end() || it->deleted) {
-      return {404, ErrorJson("not_found", "no such message")};
-    }
-    if (it->user_id != bot_id) {
-      return {403, ErrorJson("forbidden", "not the bot's message")};
-    }
-    it->text = *text;
-    if (!format->empty()) it->format = *format;
-    it->edited = true;
-    QueueMessageEvent("message.updated", *it, bot_id);
+    absl::StatusOr<Message*> found =
+        FindMessageLocked(bot_id, message_id, chat_id);
+    if (!found.ok()) return MessageError(found.status());
+    Message* m = *found;
+    m->text = *text;
+    if (!format->empty()) m->format = *format;
+    m->edited = true;
+    QueueMessageEvent("message.updated", *m, bot_id);
   }
   Notify({Change::kMessageUpdated, chat_id, message_id});
   Json answer;
@@ -790,18 +792,12 @@ FakeTeamSpirit::Answer FakeTeamSpirit::DeleteMessage(
     const std::string& message_id) {
   {
     absl::MutexLock lock(&mu_);
-    auto it =
-        std::find_if(messages_.begin(), messages_.end(), [&](const Message& m) {
-          return m.id == message_id && m.chat_id == chat_id;
-        });
-    if (it == messages_.end() || it->deleted) {
-      return {404, ErrorJson("not_found", "no such message")};
-    }
-    if (it->user_id != bot_id) {
-      return {403, ErrorJson("forbidden", "not the bot's message")};
-    }
-    it->deleted = true;
-    QueueMessageEvent("message.deleted", *it, bot_id);
+    absl::StatusOr<Message*> found =
+        FindMessageLocked(bot_id, message_id, chat_id);
+    if (!found.ok()) return MessageError(found.status());
+    Message* m = *found;
+    m->deleted = true;
+    QueueMessageEvent("message.deleted", *m, bot_id);
   }
   Notify({Change::kMessageDeleted, chat_id, message_id});
   return {204, ""};

@@ -338,6 +338,15 @@ class FakeTeamSpirit {
   Answer PutExternalUser(const std::string& external_id,
                          const std::string& body);
 
+  // The message `message_id` that `poster` may edit or delete: not deleted,
+  // in `chat_id` (any chat when empty), posted by `poster`. kNotFound when
+  // there is no such message, kPermissionDenied when someone else posted it.
+  absl::StatusOr<Message*> FindMessageLocked(const std::string& poster,
+                                             const std::string& message_id,
+                                             const std::string& chat_id = "")
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The REST answer to FindMessageLocked()'s error: 404 or 403.
+  static Answer MessageError(const absl::Status& error);
   // Builds and queues a chat event webhook (mu_ held).
   void QueueMessageEvent(const std::string& type, const Message& message,
                          const std::string& actor_id)

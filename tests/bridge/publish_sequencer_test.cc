@@ -128,10 +128,42 @@ TEST(PublishSequencerTest, ARejectedPublishDoesNotHoldItsChat) {
   EXPECT_THAT(log.answers(), ElementsAre("1:REJECTED", "2:ACCEPTED"));
 }
 
+// A chat command is answered before the committer queues it: a publish
+// handed over with it would be stored first. So it ends its group, and
+// what follows waits for its ack (and is refused if it failed).
+TEST(PublishSequencerTest, APublishAnsweredFirstEndsItsGroup) {
+  CommitLog log;
+  auto sequencer = std::make_shared<PublishSequencer>(
+      log.Commit(), log.Answer(), [](const v1::Event& event) {
+        return event.key() == "a2" || event.key() == "a5";
+      });
+  sequencer->Publish(In("a", 1, 0));
+  sequencer->Publish(In("a", 2, 1));  // a command
+  sequencer->Publish(In("a", 3, 2));
+  log.AckNext();  // a1
+  EXPECT_THAT(log.committed(), ElementsAre("a1", "a2"));
+  log.AckNext();  // a2
+  EXPECT_THAT(log.committed(), ElementsAre("a1", "a2", "a3"));
+  log.AckNext();  // a3
+
+  sequencer->Publish(In("a", 4, 0));
+  sequencer->Publish(In("a", 5, 4));  // a command
+  sequencer->Publish(In("a", 6, 5));
+  sequencer->Publish(In("a", 7, 6));
+  log.AckNext();  // a4
+  EXPECT_THAT(log.committed(), ElementsAre("a1", "a2", "a3", "a4", "a5"));
+  log.AckNext(v1::PublishAck::FAILED);  // a5 was not answered
+  EXPECT_THAT(log.committed(), ElementsAre("a1", "a2", "a3", "a4", "a5"));
+  EXPECT_THAT(log.answers(),
+              ElementsAre("1:ACCEPTED", "2:ACCEPTED", "3:ACCEPTED",
+                          "4:ACCEPTED", "5:FAILED", "6:FAILED", "7:FAILED"));
+  EXPECT_EQ(sequencer->chats(), 0u);
+}
+
 TEST(PublishSequencerTest, RemembersABoundedNumberOfFailures) {
   CommitLog log;
   auto sequencer = std::make_shared<PublishSequencer>(
-      log.Commit(), log.Answer(), /*max_failed_seqs=*/2);
+      log.Commit(), log.Answer(), nullptr, /*max_failed_seqs=*/2);
   for (uint64_t seq = 1; seq <= 3; ++seq) {
     sequencer->Publish(In("a", seq, 0));
     log.AckNext(v1::PublishAck::FAILED);

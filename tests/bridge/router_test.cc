@@ -13,6 +13,28 @@
 namespace imbridge::bridge {
 namespace {
 
+// The router's `http:` block has the adapters' limits and rules
+// (common/http/http_server_config.h): a bad one stops it, naming the field.
+TEST(RouterConfigTest, HttpLimitsAreCheckedLikeTheAdapters) {
+  v1::RouterConfig config;
+  config.set_data_dir(::testing::TempDir());
+  v1::AdapterCredential* adapter = config.add_adapters();
+  adapter->set_name("test");
+  adapter->set_token("router-test-token");
+  config.mutable_http()->set_header_timeout_ms(50);
+  absl::Status s = ValidateRouterConfig("router.yaml", &config);
+  EXPECT_THAT(std::string(s.message()),
+              ::testing::HasSubstr("router.yaml: http.header_timeout_ms"));
+  config.mutable_http()->set_header_timeout_ms(3000);
+  config.mutable_http()->set_max_connections(100000);
+  s = ValidateRouterConfig("router.yaml", &config);
+  EXPECT_THAT(std::string(s.message()),
+              ::testing::HasSubstr("router.yaml: http.max_connections"));
+  config.mutable_http()->set_max_connections(64);
+  s = ValidateRouterConfig("router.yaml", &config);
+  EXPECT_TRUE(s.ok()) << s;
+}
+
 // Shutdown() from several threads at once (a signal thread and the
 // destructor): each call returns once the router stopped, none races another
 // (the TSan build checks) or joins its threads twice.

@@ -230,7 +230,13 @@ async function main() {
     check(await message('teamspirit', 'Do you ship to Canada?').count() > 0,
       "the TeamSpirit notice carries the visitor's first message");
     // The visitor's channel is linked with the notice's thread once the
-    // notice is in TeamSpirit: the visitor's next message shows there.
+    // notice's copy is in TeamSpirit (the Chatlio adapter logs it); the
+    // visitor's next message shows there.
+    const linkDeadline = Date.now() + WAIT;
+    while (!stack.output().includes('Chatlio visitor linked')) {
+      check(Date.now() < linkDeadline, "the visitor's channel is linked");
+      await new Promise((r) => setTimeout(r, 100));
+    }
     await page.locator('#visitor-text').fill('To Toronto, please.');
     await page.locator('#visitor-text').press('Enter');
     await message('teamspirit', 'To Toronto, please.').first().waitFor();

@@ -13,6 +13,19 @@
 //
 // Reader locks are treated like writer locks (an over-approximation: two
 // readers are ordered, which could hide a write made under a reader lock).
+//
+// absl evaluates a Condition inside the mutex's slow paths, in whichever
+// thread holds it at the time: the waiter itself (LockWhen, Await) or the
+// thread that is unlocking (Unlock, CondVar::Wait's unlock, Await's unlock,
+// which run the waiters' conditions to pick the one to wake). Those reads of
+// guarded state happen after the wrapper's __tsan_release of an unlock and
+// before the __tsan_acquire of a lock, so TSan would see them unordered with
+// the next holder's writes. Condition::Eval is called through the PLT from
+// every one of those paths (objdump of Debian's libabsl_synchronization), so
+// it is wrapped too: each wrapper records the mutex its thread is inside
+// (tls_mutex), and an Eval in that thread is bracketed by an acquire and a
+// release of that mutex, the same edges absl's own TSan build annotates
+// (EvalConditionAnnotated in absl/synchronization/mutex.cc).
 #include <dlfcn.h>
 
 #include <cstdio>
@@ -47,6 +60,25 @@ F Real(const char* mangled) {
   return reinterpret_cast<F>(f);
 }
 
+// The absl::Mutex whose lock, unlock or wait this thread is inside (the
+// object Condition::Eval's reads are ordered by), or null.
+__attribute__((tls_model("initial-exec"))) thread_local const void* tls_mutex =
+    nullptr;
+
+// Sets tls_mutex for the scope of one wrapped call (nested calls restore it).
+class InsideMutex {
+ public:
+  explicit InsideMutex(const void* mu) : previous_(tls_mutex) {
+    tls_mutex = mu;
+  }
+  ~InsideMutex() { tls_mutex = previous_; }
+  InsideMutex(const InsideMutex&) = delete;
+  InsideMutex& operator=(const InsideMutex&) = delete;
+
+ private:
+  const void* previous_;
+};
+
 }  // namespace
 
 // The mangled names are of absl's inline namespace "debian3" (Debian's
@@ -59,45 +91,53 @@ ABSL_NAMESPACE_BEGIN
 
 void Mutex::Lock() {
   IMBRIDGE_REAL(void (*)(Mutex*), "_ZN4absl7debian35Mutex4LockEv");
+  InsideMutex inside(this);
   real(this);
   Acquire(this);
 }
 void Mutex::ReaderLock() {
   IMBRIDGE_REAL(void (*)(Mutex*), "_ZN4absl7debian35Mutex10ReaderLockEv");
+  InsideMutex inside(this);
   real(this);
   Acquire(this);
 }
 bool Mutex::TryLock() {
   IMBRIDGE_REAL(bool (*)(Mutex*), "_ZN4absl7debian35Mutex7TryLockEv");
+  InsideMutex inside(this);
   bool locked = real(this);
   if (locked) Acquire(this);
   return locked;
 }
 bool Mutex::ReaderTryLock() {
   IMBRIDGE_REAL(bool (*)(Mutex*), "_ZN4absl7debian35Mutex13ReaderTryLockEv");
+  InsideMutex inside(this);
   bool locked = real(this);
   if (locked) Acquire(this);
   return locked;
 }
 void Mutex::Unlock() {
   IMBRIDGE_REAL(void (*)(Mutex*), "_ZN4absl7debian35Mutex6UnlockEv");
+  InsideMutex inside(this);
   Release(this);
   real(this);
 }
 void Mutex::ReaderUnlock() {
   IMBRIDGE_REAL(void (*)(Mutex*), "_ZN4absl7debian35Mutex12ReaderUnlockEv");
+  InsideMutex inside(this);
   Release(this);
   real(this);
 }
 void Mutex::LockWhen(const Condition& cond) {
   IMBRIDGE_REAL(void (*)(Mutex*, const Condition&),
                 "_ZN4absl7debian35Mutex8LockWhenERKNS0_9ConditionE");
+  InsideMutex inside(this);
   real(this, cond);
   Acquire(this);
 }
 void Mutex::ReaderLockWhen(const Condition& cond) {
   IMBRIDGE_REAL(void (*)(Mutex*, const Condition&),
                 "_ZN4absl7debian35Mutex14ReaderLockWhenERKNS0_9ConditionE");
+  InsideMutex inside(this);
   real(this, cond);
   Acquire(this);
 }
@@ -106,6 +146,7 @@ bool Mutex::LockWhenWithTimeout(const Condition& cond, Duration timeout) {
       bool (*)(Mutex*, const Condition&, Duration),
       "_ZN4absl7debian35Mutex19LockWhenWithTimeoutERKNS0_9ConditionENS0_"
       "8DurationE");
+  InsideMutex inside(this);
   bool met = real(this, cond, timeout);
   Acquire(this);
   return met;
@@ -115,6 +156,7 @@ bool Mutex::LockWhenWithDeadline(const Condition& cond, Time deadline) {
       bool (*)(Mutex*, const Condition&, Time),
       "_ZN4absl7debian35Mutex20LockWhenWithDeadlineERKNS0_9ConditionENS0_"
       "4TimeE");
+  InsideMutex inside(this);
   bool met = real(this, cond, deadline);
   Acquire(this);
   return met;
@@ -123,6 +165,7 @@ bool Mutex::ReaderLockWhenWithTimeout(const Condition& cond, Duration timeout) {
   IMBRIDGE_REAL(bool (*)(Mutex*, const Condition&, Duration),
                 "_ZN4absl7debian35Mutex25ReaderLockWhenWithTimeoutERKNS0_"
                 "9ConditionENS0_8DurationE");
+  InsideMutex inside(this);
   bool met = real(this, cond, timeout);
   Acquire(this);
   return met;
@@ -131,6 +174,7 @@ bool Mutex::ReaderLockWhenWithDeadline(const Condition& cond, Time deadline) {
   IMBRIDGE_REAL(bool (*)(Mutex*, const Condition&, Time),
                 "_ZN4absl7debian35Mutex26ReaderLockWhenWithDeadlineERKNS0_"
                 "9ConditionENS0_4TimeE");
+  InsideMutex inside(this);
   bool met = real(this, cond, deadline);
   Acquire(this);
   return met;
@@ -138,6 +182,7 @@ bool Mutex::ReaderLockWhenWithDeadline(const Condition& cond, Time deadline) {
 void Mutex::Await(const Condition& cond) {
   IMBRIDGE_REAL(void (*)(Mutex*, const Condition&),
                 "_ZN4absl7debian35Mutex5AwaitERKNS0_9ConditionE");
+  InsideMutex inside(this);
   Release(this);
   real(this, cond);
   Acquire(this);
@@ -146,6 +191,7 @@ bool Mutex::AwaitWithTimeout(const Condition& cond, Duration timeout) {
   IMBRIDGE_REAL(bool (*)(Mutex*, const Condition&, Duration),
                 "_ZN4absl7debian35Mutex16AwaitWithTimeoutERKNS0_9ConditionENS0_"
                 "8DurationE");
+  InsideMutex inside(this);
   Release(this);
   bool met = real(this, cond, timeout);
   Acquire(this);
@@ -155,6 +201,7 @@ bool Mutex::AwaitWithDeadline(const Condition& cond, Time deadline) {
   IMBRIDGE_REAL(
       bool (*)(Mutex*, const Condition&, Time),
       "_ZN4absl7debian35Mutex17AwaitWithDeadlineERKNS0_9ConditionENS0_4TimeE");
+  InsideMutex inside(this);
   Release(this);
   bool met = real(this, cond, deadline);
   Acquire(this);
@@ -164,6 +211,7 @@ bool Mutex::AwaitWithDeadline(const Condition& cond, Time deadline) {
 void CondVar::Wait(Mutex* mu) {
   IMBRIDGE_REAL(void (*)(CondVar*, Mutex*),
                 "_ZN4absl7debian37CondVar4WaitEPNS0_5MutexE");
+  InsideMutex inside(mu);
   Release(mu);
   real(this, mu);
   Acquire(mu);
@@ -172,6 +220,7 @@ bool CondVar::WaitWithTimeout(Mutex* mu, Duration timeout) {
   IMBRIDGE_REAL(bool (*)(CondVar*, Mutex*, Duration),
                 "_ZN4absl7debian37CondVar15WaitWithTimeoutEPNS0_5MutexENS0_"
                 "8DurationE");
+  InsideMutex inside(mu);
   Release(mu);
   bool timed_out = real(this, mu, timeout);
   Acquire(mu);
@@ -181,6 +230,7 @@ bool CondVar::WaitWithDeadline(Mutex* mu, Time deadline) {
   IMBRIDGE_REAL(bool (*)(CondVar*, Mutex*, Time),
                 "_ZN4absl7debian37CondVar16WaitWithDeadlineEPNS0_5MutexENS0_"
                 "4TimeE");
+  InsideMutex inside(mu);
   Release(mu);
   bool timed_out = real(this, mu, deadline);
   Acquire(mu);
@@ -216,6 +266,17 @@ bool Notification::WaitForNotificationWithDeadline(Time deadline) const {
   bool notified = real(this, deadline);
   if (notified) Acquire(this);
   return notified;
+}
+
+bool Condition::Eval() const {
+  IMBRIDGE_REAL(bool (*)(const Condition*),
+                "_ZNK4absl7debian39Condition4EvalEv");
+  const void* mu = tls_mutex;
+  if (mu == nullptr) return real(this);
+  Acquire(mu);
+  bool met = real(this);
+  Release(mu);
+  return met;
 }
 
 ABSL_NAMESPACE_END

@@ -5,6 +5,7 @@
 
 #include "adapters/common/adapter_runtime.h"
 
+#include <algorithm>
 #include <atomic>
 #include <fstream>
 
@@ -234,6 +235,91 @@ TEST_F(AdapterRuntimeTest, WebhookGets503WhileTheRouterIsDownAndIsKept) {
   EXPECT_EQ(EventsIn("accepted") - accepted, 1);
 }
 
+// Records the event keys of the deliveries it gets, each once (a delivery
+// whose result the killed router did not record comes again), in the order
+// they first came.
+class RecordingHandler : public DeliveryHandler {
+ public:
+  absl::StatusOr<std::vector<std::string>> Deliver(
+      const v1::Delivery& delivery) override {
+    absl::MutexLock lock(&mu_);
+    const std::string& key = delivery.event().key();
+    if (std::find(keys_.begin(), keys_.end(), key) == keys_.end()) {
+      keys_.push_back(key);
+    }
+    return std::vector<std::string>{absl::StrCat("copy-", key)};
+  }
+  std::vector<std::string> keys() {
+    absl::MutexLock lock(&mu_);
+    return keys_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<std::string> keys_ ABSL_GUARDED_BY(mu_);
+};
+
+// Issue 11, order per chat across a router restart: a lane's inputs that
+// were published and not acknowledged (sent on the stream that broke, or
+// queued while no stream was up) are published again, in the lane's order,
+// once the adapter attaches again; the router stores them in that order
+// (the copies in the linked chat come in it) and the lane answers each one.
+TEST_F(AdapterRuntimeTest, ALanesUnacknowledgedInputsAreResentInOrder) {
+  auto runtime = MakeRuntime();
+  ASSERT_TRUE(runtime->Start().ok());
+  ASSERT_TRUE(WaitFor([&] { return runtime->router().attached(); }));
+  RecordingHandler copies;
+  RouterClient::Options beta;
+  beta.address = router_.address();
+  beta.token = kToken;
+  beta.adapter_name = "beta-test";
+  beta.platform = "beta";
+  beta.accounts = {"b"};
+  RouterClient destination(beta, &copies);
+  destination.Start();
+  ASSERT_TRUE(WaitFor([&] { return destination.attached(); }));
+
+  absl::Mutex mu;
+  std::vector<std::string> answered;
+  std::vector<std::string> expected;
+  auto submit = [&](const std::string& key) {
+    expected.push_back(key);
+    auto event = std::make_shared<v1::Event>(PostedEvent(key));
+    ASSERT_TRUE(pipeline_
+                    ->Submit(
+                        InboundRoute{"A1", key},
+                        [event]() -> absl::StatusOr<InboundConversion> {
+                          InboundConversion conversion;
+                          conversion.events.push_back(*event);
+                          return conversion;
+                        },
+                        [&mu, &answered, key](const InboundResult& result) {
+                          absl::MutexLock lock(&mu);
+                          answered.push_back(result.ok() ? key : result.detail);
+                        })
+                    .ok());
+  };
+  // Some are on the stream (acknowledged or not) when the router dies...
+  for (int i = 1; i <= 10; ++i) submit(absl::StrCat("in-", i));
+  router_.Kill();
+  ASSERT_TRUE(WaitFor([&] { return !runtime->router().attached(); }));
+  // ... more are published while it is down (the lane does not wait).
+  for (int i = 11; i <= 30; ++i) submit(absl::StrCat("in-", i));
+  ASSERT_TRUE(router_.Start().ok());
+
+  ASSERT_TRUE(WaitFor([&] {
+    absl::MutexLock lock(&mu);
+    return answered.size() == expected.size();
+  }));
+  {
+    absl::MutexLock lock(&mu);
+    EXPECT_EQ(answered, expected);
+  }
+  ASSERT_TRUE(WaitFor([&] { return copies.keys().size() >= expected.size(); }));
+  EXPECT_EQ(copies.keys(), expected);
+  destination.Stop();
+}
+
 // Issue 11, exception barrier: input that makes an invalid event is a 400,
 // whether the router rejects it (a span inside a character) or it cannot
 // even be sent (text that is not UTF-8); the adapter goes on serving.
@@ -406,6 +492,15 @@ TEST(ValidateAdapterBasicsTest, RouterThenHttpThenLogLevel) {
               HasSubstr("log_level: expected one of debug, info, warn, error"));
   EXPECT_TRUE(ValidateAdapterBasics("a.yaml", router, http, "").ok());
   EXPECT_TRUE(ValidateAdapterBasics("a.yaml", router, http, "debug").ok());
+  // The HTTP server's limits (common/http/http_server_config.h).
+  http.set_max_connections(65537);
+  s = ValidateAdapterBasics("a.yaml", router, http, "");
+  EXPECT_THAT(std::string(s.message()),
+              HasSubstr("a.yaml: http.max_connections: must be at most 65536"));
+  http.set_max_connections(0);
+  http.set_header_timeout_ms(99);
+  s = ValidateAdapterBasics("a.yaml", router, http, "");
+  EXPECT_THAT(std::string(s.message()), HasSubstr("http.header_timeout_ms"));
 }
 
 }  // namespace

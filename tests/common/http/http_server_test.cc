@@ -1,5 +1,11 @@
 #include "common/http/http_server.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -10,6 +16,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
@@ -504,6 +511,121 @@ TEST_F(HttpServerTest, TextBodyThatIsNotUtf8Is400) {
   ASSERT_TRUE(response.ok()) << response.status();
   EXPECT_EQ(response->result_int(), 200);
   EXPECT_EQ(recorder_.count(), 2u);
+}
+
+// A route that names its body types answers another Content-Type 415 before
+// its handler; parameters and case do not matter, and a request without a
+// Content-Type is the handler's to read.
+TEST_F(HttpServerTest, WrongContentTypeIs415) {
+  HttpServer::Options options;
+  options.host = "127.0.0.1";
+  server_ = std::make_unique<HttpServer>(options);
+  server_->Handle("POST", "/json", recorder_.Handler(true, "json"),
+                  JsonBodies());
+  server_->HandlePrefix("POST", "/form/", recorder_.Handler(true, "form"),
+                        FormBodies());
+  server_->Handle("POST", "/any", recorder_.Handler(true, "any"));
+  ASSERT_TRUE(server_->Start().ok());
+
+  struct Case {
+    const char* target;
+    const char* content_type;  // nullptr: none
+    int status;
+  };
+  const Case cases[] = {
+      {"/json", "application/x-www-form-urlencoded", 415},
+      {"/json", "text/plain", 415},
+      {"/json", "application/jsonx", 415},
+      {"/json", "application/json", 200},
+      {"/json", "Application/JSON; charset=utf-8", 200},
+      {"/json", nullptr, 200},
+      {"/form/a", "application/json", 415},
+      {"/form/a", "application/x-www-form-urlencoded", 200},
+      {"/any", "image/png", 200},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(absl::StrCat(c.target, " ",
+                              c.content_type ? c.content_type : "(none)"));
+    auto request = Request(http::verb::post, c.target, "{}");
+    if (c.content_type != nullptr) {
+      request.set(http::field::content_type, c.content_type);
+    }
+    absl::StatusOr<Response> response = Fetch(port(), std::move(request));
+    ASSERT_TRUE(response.ok()) << response.status();
+    EXPECT_EQ(response->result_int(), c.status) << response->body();
+    if (c.status == 415) {
+      EXPECT_EQ(ErrorCode(*response), "unsupported_media_type");
+      EXPECT_EQ(std::string((*response)[http::field::accept_post]),
+                absl::StrContains(c.target, "json")
+                    ? "application/json"
+                    : "application/x-www-form-urlencoded");
+    }
+  }
+  EXPECT_EQ(recorder_.count(), 5u);
+  EXPECT_EQ(server_->counters().rejected_media_type, 4u);
+}
+
+// When accept() fails because the process is out of descriptors, the server
+// pauses before it accepts again instead of retrying in a busy loop, and
+// serves again once descriptors are free. The soft RLIMIT_NOFILE of this
+// test's own process (ctest runs each test in its own) is lowered so that
+// the client's socket is the last descriptor it may open.
+TEST_F(HttpServerTest, AcceptFailuresBackOffUntilDescriptorsAreFree) {
+  StartServer();
+  struct rlimit saved;
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &saved), 0);
+  int next = dup(0);
+  ASSERT_GE(next, 0);
+  close(next);
+  struct rlimit lowered = saved;
+  lowered.rlim_cur = static_cast<rlim_t>(next) + 1;
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &lowered), 0);
+  struct Restore {
+    struct rlimit limit;
+    ~Restore() { setrlimit(RLIMIT_NOFILE, &limit); }
+  } restore{saved};
+
+  // The client's socket takes the last descriptor; the server's accept()
+  // then fails with EMFILE, and the connection waits in the backlog.
+  int client = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(client, 0);
+  struct sockaddr_in address = {};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(port());
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(
+      connect(client, reinterpret_cast<sockaddr*>(&address), sizeof(address)),
+      0);
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (server_->counters().accept_failures == 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  ASSERT_GE(server_->counters().accept_failures, 1u);
+  // Two seconds of failures: 10 ms doubling to 1 s is about 8 attempts; a
+  // busy loop makes thousands.
+  absl::SleepFor(absl::Seconds(2));
+  uint64_t failures = server_->counters().accept_failures;
+  EXPECT_LT(failures, 30u);
+  EXPECT_EQ(server_->counters().requests, 0u);
+
+  // Descriptors free again: the waiting connection is accepted and served.
+  ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &saved), 0);
+  const std::string request =
+      "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  ASSERT_EQ(send(client, request.data(), request.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(request.size()));
+  struct timeval timeout = {15, 0};
+  setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  std::string answer;
+  char chunk[512];
+  for (;;) {
+    ssize_t n = recv(client, chunk, sizeof(chunk), 0);
+    if (n <= 0) break;
+    answer.append(chunk, static_cast<size_t>(n));
+  }
+  close(client);
+  EXPECT_THAT(answer, ::testing::StartsWith("HTTP/1.1 200"));
+  EXPECT_EQ(server_->counters().requests, 1u);
 }
 
 TEST(JsonErrorBodyTest, ReplacesBytesThatAreNotUtf8) {
