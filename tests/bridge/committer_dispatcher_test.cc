@@ -138,6 +138,57 @@ class CommitterTest : public ::testing::Test {
       absl::SleepFor(absl::Milliseconds(1));
   }
 
+  // Publishes `!bridge status` in A1 with `commands`, whose answer notifies
+  // `answering` and then waits for `release`; meanwhile a post must be
+  // committed (the writer does not wait for the answer). Then releases the
+  // answer, which is stored after the post's copies.
+  void ExpectPostCommittedWhileStatusIsAnswered(ChatCommands* commands,
+                                                absl::Notification* answering,
+                                                absl::Notification* release) {
+    committer_->Stop();
+    v1::DispatchOptions dispatch;
+    committer_ = std::make_unique<Committer>(store_.get(), links_.get(),
+                                             DeliveryPolicy(dispatch),
+                                             &recorder_, Committer::Options());
+    committer_->SetChatCommands(commands);
+    committer_->Start();
+
+    absl::Notification command_acked;
+    v1::PublishAck command_ack;
+    committer_->Publish(
+        Posted("c1", "alpha", "a", "A1", "cmd", "!bridge status"),
+        [&](const v1::PublishAck& ack) {
+          command_ack = ack;
+          command_acked.Notify();
+        });
+    ASSERT_TRUE(answering->WaitForNotificationWithTimeout(absl::Seconds(60)));
+    absl::Notification post_acked;
+    v1::PublishAck post_ack;
+    committer_->Publish(Posted("k1", "alpha", "a", "A1", "m1", "hello"),
+                        [&](const v1::PublishAck& ack) {
+                          post_ack = ack;
+                          post_acked.Notify();
+                        });
+    bool committed_meanwhile =
+        post_acked.WaitForNotificationWithTimeout(absl::Seconds(60));
+    release->Notify();
+    ASSERT_TRUE(committed_meanwhile) << "the writer waited for the command";
+    EXPECT_EQ(post_ack.outcome(), v1::PublishAck::ACCEPTED);
+    EXPECT_FALSE(command_acked.HasBeenNotified());
+
+    ASSERT_TRUE(
+        command_acked.WaitForNotificationWithTimeout(absl::Seconds(60)));
+    EXPECT_EQ(command_ack.outcome(), v1::PublishAck::ACCEPTED);
+    // Two copies of the post (beta, gamma), then the answer in A1 itself.
+    std::vector<DeliveryRecord> written = recorder_.written(3);
+    ASSERT_EQ(written.size(), 3u);
+    EXPECT_EQ(written[2].target.chat_id(), "A1");
+    const std::string& answer = written[2].event->posted().text().text();
+    EXPECT_THAT(answer, ::testing::HasSubstr("Link trio: 3 members"));
+    EXPECT_THAT(answer, ::testing::HasSubstr("1 queued"));
+    committer_->Stop();
+  }
+
   std::string dir_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<LinkRegistry> links_;
@@ -239,46 +290,7 @@ TEST_F(CommitterTest, ChatCommandIsAnsweredOffTheWriter) {
     release.WaitForNotification();
     return true;
   });
-  committer_->Stop();
-  v1::DispatchOptions dispatch;
-  committer_ = std::make_unique<Committer>(store_.get(), links_.get(),
-                                           DeliveryPolicy(dispatch), &recorder_,
-                                           Committer::Options());
-  committer_->SetChatCommands(&commands);
-  committer_->Start();
-
-  absl::Notification command_acked;
-  v1::PublishAck command_ack;
-  committer_->Publish(Posted("c1", "alpha", "a", "A1", "cmd", "!bridge status"),
-                      [&](const v1::PublishAck& ack) {
-                        command_ack = ack;
-                        command_acked.Notify();
-                      });
-  ASSERT_TRUE(answering.WaitForNotificationWithTimeout(absl::Seconds(60)));
-  absl::Notification post_acked;
-  v1::PublishAck post_ack;
-  committer_->Publish(Posted("k1", "alpha", "a", "A1", "m1", "hello"),
-                      [&](const v1::PublishAck& ack) {
-                        post_ack = ack;
-                        post_acked.Notify();
-                      });
-  bool committed_meanwhile =
-      post_acked.WaitForNotificationWithTimeout(absl::Seconds(60));
-  release.Notify();
-  ASSERT_TRUE(committed_meanwhile) << "the writer waited for the command";
-  EXPECT_EQ(post_ack.outcome(), v1::PublishAck::ACCEPTED);
-  EXPECT_FALSE(command_acked.HasBeenNotified());
-
-  ASSERT_TRUE(command_acked.WaitForNotificationWithTimeout(absl::Seconds(60)));
-  EXPECT_EQ(command_ack.outcome(), v1::PublishAck::ACCEPTED);
-  // Two copies of the post (beta, gamma), then the answer in A1 itself.
-  std::vector<DeliveryRecord> written = recorder_.written(3);
-  ASSERT_EQ(written.size(), 3u);
-  EXPECT_EQ(written[2].target.chat_id(), "A1");
-  const std::string& answer = written[2].event->posted().text().text();
-  EXPECT_THAT(answer, ::testing::HasSubstr("Link trio: 3 members"));
-  EXPECT_THAT(answer, ::testing::HasSubstr("1 queued"));
-  committer_->Stop();
+  ExpectPostCommittedWhileStatusIsAnswered(&commands, &answering, &release);
 }
 
 // The real store, except that Apply fails for any batch holding an event
@@ -390,6 +402,40 @@ class PoisonedStore : public Store {
  private:
   std::unique_ptr<Store> store_;
 };
+
+// The real store (PoisonedStore poisons nothing these tests publish), except
+// that a read `!bridge status` makes, CountDeliveries, notifies `reading`
+// and then waits for `release`: a read held open.
+class HeldReadStore : public PoisonedStore {
+ public:
+  HeldReadStore(std::unique_ptr<Store> store, absl::Notification* reading,
+                absl::Notification* release)
+      : PoisonedStore(std::move(store)), reading_(reading), release_(release) {}
+
+  absl::StatusOr<TargetCounts> CountDeliveries(
+      absl::string_view target_key) override {
+    if (!reading_->HasBeenNotified()) reading_->Notify();
+    release_->WaitForNotification();
+    return PoisonedStore::CountDeliveries(target_key);
+  }
+
+ private:
+  absl::Notification* const reading_;
+  absl::Notification* const release_;
+};
+
+// While `!bridge status` is held inside its read of the store, other events
+// are still committed: the command's reads are made off the writer, outside
+// its transaction, so a chat user cannot stall it.
+TEST_F(CommitterTest, ChatCommandsReadHeldOpenDoesNotStallTheWriter) {
+  absl::Notification reading, release;
+  committer_->Stop();
+  store_ =
+      std::make_unique<HeldReadStore>(std::move(store_), &reading, &release);
+  ChatCommands commands(v1::ChatCommandOptions(), store_.get());
+  commands.SetAttachedFn([](const v1::ChannelRef&) { return true; });
+  ExpectPostCommittedWhileStatusIsAnswered(&commands, &reading, &release);
+}
 
 // A publish the committer answers later; the test waits for it.
 class PendingAck {
