@@ -349,7 +349,8 @@ Bitrix24Connector::Bitrix24Connector(const v1::Bitrix24AdapterConfig& config,
         [this, account](HttpRequest request,
                         std::shared_ptr<Responder> responder) {
           HandleWebhook(account, std::move(request), std::move(responder));
-        });
+        },
+        FormBodies());
   }
 }
 
@@ -359,12 +360,7 @@ void Bitrix24Connector::HandleWebhook(Account* account, HttpRequest request,
     runtime_->CountRejection(reason);
     responder->Respond(status, "application/json", JsonErrorBody(reason, what));
   };
-  absl::string_view type = request.Header("Content-Type");
-  if (!absl::StartsWithIgnoreCase(type, "application/x-www-form-urlencoded")) {
-    refuse(400, "bad_content_type",
-           "expected application/x-www-form-urlencoded");
-    return;
-  }
+  // Another Content-Type than a form's was answered 415 by the server.
   absl::StatusOr<json> form = ParsePhpForm(request.body);
   if (!form.ok()) {
     refuse(400, "bad_form", form.status().message());

@@ -254,7 +254,8 @@ BotsplashConnector::BotsplashConnector(const v1::BotsplashAdapterConfig& config,
         [this, account](HttpRequest request,
                         std::shared_ptr<Responder> responder) {
           HandleReply(account, std::move(request), std::move(responder));
-        });
+        },
+        JsonBodies());
     if (!a->config.public_url().empty()) {
       runtime_->http().HandlePrefix(
           "GET", FilesPrefix(a->config),

@@ -203,7 +203,8 @@ ChatlioAdapter::ChatlioAdapter(const v1::ChatlioAdapterConfig& config,
       "POST", kPathPrefix,
       [this](HttpRequest request, std::shared_ptr<Responder> responder) {
         HandleWebhook(std::move(request), std::move(responder));
-      });
+      },
+      JsonBodies());
 }
 
 ChatlioAdapter::~ChatlioAdapter() { Stop(); }

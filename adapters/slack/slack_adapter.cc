@@ -353,7 +353,8 @@ SlackAdapter::SlackAdapter(const v1::SlackAdapterConfig& config,
           "POST", absl::StrCat("/slack/", c.name(), "/events"),
           [this, a](HttpRequest request, std::shared_ptr<Responder> r) {
             HandleEvents(a, std::move(request), std::move(r));
-          });
+          },
+          JsonBodies());
     }
     runtime_->AddReadinessCheck(
         absl::StrCat("slack:", c.name()), [a]() -> absl::Status {

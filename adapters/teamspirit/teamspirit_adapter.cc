@@ -178,7 +178,8 @@ TeamSpiritAdapter::TeamSpiritAdapter(std::vector<TeamSpiritSettings> accounts,
         "POST", s.webhook_path,
         [a](HttpRequest request, std::shared_ptr<Responder> responder) {
           a->receiver->Handle(std::move(request), std::move(responder));
-        });
+        },
+        JsonBodies());
     a->identity = std::make_unique<BotIdentity>(s.account, a->api.get(),
                                                 a->receiver.get());
     runtime->AddReadinessCheck(absl::StrCat("teamspirit/", s.account),

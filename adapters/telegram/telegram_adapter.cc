@@ -323,7 +323,8 @@ absl::Status TelegramAdapter::Init() {
         "POST", a->path,
         [this, account](HttpRequest request, std::shared_ptr<Responder> r) {
           HandleWebhook(*account, std::move(request), std::move(r));
-        });
+        },
+        JsonBodies());
   }
   return absl::OkStatus();
 }

@@ -169,7 +169,8 @@ void IncomingWebhooks::Register(HttpServer& server) {
       "POST", kPrefix,
       [this](HttpRequest request, std::shared_ptr<Responder> r) {
         Handle(std::move(request), std::move(r));
-      });
+      },
+      {"application/json", "application/x-www-form-urlencoded"});
 }
 
 void IncomingWebhooks::Refuse(const std::shared_ptr<Responder>& responder,

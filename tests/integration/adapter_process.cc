@@ -3,6 +3,8 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
 #include "tests/integration/router_process.h"
 
 namespace imbridge::testing {
@@ -24,6 +26,10 @@ absl::Status AdapterProcess::Start() {
         << "http:\n"
         << "  listen: 127.0.0.1:" << port_ << "\n"
         << "  port_file: " << port_file << "\n";
+    for (absl::string_view field :
+         absl::StrSplit(http_fields_, '\n', absl::SkipEmpty())) {
+      out << "  " << field << "\n";
+    }
   }
   return process_.Start(BuildPath(binary_), config_path(),
                         dir_ + "/adapter.log", port_file, &port_);

@@ -2,6 +2,7 @@
 #define IMBRIDGE_TESTS_INTEGRATION_ADAPTER_PROCESS_H_
 
 #include <string>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
@@ -13,12 +14,17 @@ namespace imbridge::testing {
 // imbridge-adapter-telegram", relative to the build dir) as a child process
 // with a YAML config written to a fresh temporary directory. The config gets
 // `http.listen` and `http.port_file` appended under an `http:` key, so
-// `config_body` must not have its own `http:` section; the first Start()
-// picks a free port and later starts reuse it. Not thread-safe.
+// `config_body` must not have its own `http:` section (more fields of it,
+// such as limits, go through set_http_fields()); the first Start() picks a
+// free port and later starts reuse it. Not thread-safe.
 class AdapterProcess {
  public:
   AdapterProcess(std::string binary, std::string config_body);
   ~AdapterProcess() = default;  // SIGKILLs a running adapter.
+
+  // More fields of the `http:` block, one "name: value" a line (for
+  // example "header_timeout_ms: 3000\n"); takes effect at the next Start().
+  void set_http_fields(std::string fields) { http_fields_ = std::move(fields); }
 
   // Starts the binary and waits until its HTTP server listens.
   absl::Status Start();
@@ -41,6 +47,7 @@ class AdapterProcess {
  private:
   std::string binary_;
   std::string config_body_;
+  std::string http_fields_;
   std::string dir_;
   int port_ = 0;
   ChildProcess process_;

@@ -693,9 +693,10 @@ TEST_F(Bitrix24IntegrationTest,
   // Forged: a wrong or missing application token reaches nothing.
   EXPECT_EQ(post(message("901", "forged", "wrong-token")), 401);
   EXPECT_EQ(post(message("902", "forged", "")), 401);
-  // Malformed: not a form, an unbalanced key, no event.
+  // Not a form: 415 from the HTTP server. Malformed: an unbalanced key, no
+  // event.
   EXPECT_EQ(post(message("903", "x", "app-token-123"), "application/json"),
-            400);
+            415);
   EXPECT_EQ(post({{"data[message", "1"},
                   {"auth[application_token]", "app-token-123"}}),
             400);

@@ -38,6 +38,7 @@
 #include "emulators/slack/fake_slack.h"
 #include "emulators/teamspirit/fake_teamspirit.h"
 #include "emulators/telegram/fake_telegram.h"
+#include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "imbridge/v1/router.grpc.pb.h"
@@ -58,6 +59,11 @@ constexpr char kBotsplashSecret[] = "bsp-hostile-reply-secret-0123";
 constexpr char kChatlioSecret[] = "chatlio-hostile-path-secret-0123";
 // HttpServer::Options::header_timeout, the default of every process.
 constexpr absl::Duration kHeaderTimeout = absl::Seconds(10);
+// The router, Botsplash and Chatlio are configured with
+// `http.header_timeout_ms: 3000`: their idle connections must be closed
+// after 3 s, which the default would not do in time.
+constexpr absl::Duration kConfiguredHeaderTimeout = absl::Seconds(3);
+constexpr char kHeaderTimeoutField[] = "header_timeout_ms: 3000\n";
 constexpr size_t kMaxBody = 1 << 20;  // The default http.max_body_bytes.
 
 // One HTTP answer as read off the socket: status 0 when the server closed
@@ -258,6 +264,9 @@ struct Webhook {
   // Where a forger posts (empty: `path`) and what it gets.
   std::string forged_path = "";
   int forged_status = 401;
+  // A Content-Type the endpoint does not take (415): a form post for a JSON
+  // endpoint.
+  std::string wrong_type = "application/x-www-form-urlencoded";
 
   const std::string& ForgedPath() const {
     return forged_path.empty() ? path : forged_path;
@@ -292,6 +301,7 @@ class HostileClientsTest : public ::testing::Test {
     router_ = new RouterProcess(
         absl::StrCat("adapters:\n  - {name: tests, token: ", kToken, "}\n",
                      "store: {durability: normal}\n",
+                     "http: {listen: '127.0.0.1:0', header_timeout_ms: 3000}\n",
                      "links:\n  - name: crowd\n    members:\n",
                      "      - {platform: lazy, account: l, chat_id: L1}\n",
                      "      - {platform: beta, account: b, chat_id: B1}\n",
@@ -347,6 +357,8 @@ class HostileClientsTest : public ::testing::Test {
             router, "state_dir: ", MakeTempDir("hostile-chatlio"),
             "\naccounts:\n  - name: site\n    webhook_secret: ", kChatlioSecret,
             "\n    slack_workspace_url: https://acme.slack.com\n"));
+    botsplash_adapter_->set_http_fields(kHeaderTimeoutField);
+    chatlio_adapter_->set_http_fields(kHeaderTimeoutField);
     for (AdapterProcess* a : Adapters()) {
       s = a->Start();
       ASSERT_TRUE(s.ok()) << s << a->ReadLog();
@@ -379,7 +391,8 @@ class HostileClientsTest : public ::testing::Test {
 
   static std::vector<Target> Targets() {
     return {
-        {"router", router_->http_port(), router_->pid(), kHeaderTimeout},
+        {"router", router_->http_port(), router_->pid(),
+         kConfiguredHeaderTimeout},
         {"webhook", webhook_->port(), webhook_->pid(), kHeaderTimeout},
         {"slack", slack_adapter_->port(), slack_adapter_->pid(),
          kHeaderTimeout},
@@ -390,9 +403,9 @@ class HostileClientsTest : public ::testing::Test {
         {"bitrix24", bitrix24_adapter_->port(), bitrix24_adapter_->pid(),
          kHeaderTimeout},
         {"botsplash", botsplash_adapter_->port(), botsplash_adapter_->pid(),
-         kHeaderTimeout},
+         kConfiguredHeaderTimeout},
         {"chatlio", chatlio_adapter_->port(), chatlio_adapter_->pid(),
-         kHeaderTimeout},
+         kConfiguredHeaderTimeout},
     };
   }
 
@@ -458,6 +471,8 @@ class HostileClientsTest : public ::testing::Test {
                              {"Authorization", "Bearer forged-key-0123456789"}},
                             /*timestamped=*/false,
                             /*can_sign=*/false});
+    // The webhook adapter takes JSON and form posts.
+    hooks.back().wrong_type = "text/plain";
     // Bitrix24 authenticates with auth[application_token] in the form body,
     // so a header cannot sign; its own cases are in BitrixFormEndpoint.
     hooks.push_back(
@@ -471,6 +486,7 @@ class HostileClientsTest : public ::testing::Test {
                 {{"Content-Type", "application/x-www-form-urlencoded"}},
                 /*timestamped=*/false,
                 /*can_sign=*/false});
+    hooks.back().wrong_type = "application/json";
     hooks.push_back(Webhook{
         "botsplash",
         botsplash_adapter_->port(),
@@ -597,8 +613,9 @@ TEST_F(HostileClientsTest, EveryEndpointRefusesBrokenRequests) {
 // Each webhook: a forged signature or key is 401 (Chatlio's path secret
 // 404), a genuine signature on a
 // stale timestamp (a replay) 401; a genuinely signed body that is not JSON
-// 400, and one of the wrong content type (a form post to a JSON endpoint)
-// 400 (no endpoint answers 415: see docs/reliability.md).
+// 400, and one of the wrong content type (a form post to a JSON endpoint,
+// JSON to a form endpoint) 415 before its signature is looked at (see
+// docs/reliability.md).
 TEST_F(HostileClientsTest, WebhooksRefuseForgedStaleAndMalformedBodies) {
   const std::string genuine = R"({"type":"event_callback","event_id":"Ev1"})";
   for (const Webhook& w : Webhooks()) {
@@ -626,13 +643,12 @@ TEST_F(HostileClientsTest, WebhooksRefuseForgedStaleAndMalformedBodies) {
     const std::string form = "payload=hello&type=message";
     HttpHeaderList headers = w.sign(form, absl::Now());
     for (auto& [name, value] : headers) {
-      if (absl::EqualsIgnoreCase(name, "Content-Type")) {
-        value = "application/x-www-form-urlencoded";
-      }
+      if (absl::EqualsIgnoreCase(name, "Content-Type")) value = w.wrong_type;
     }
     RawResponse typed =
         Exchange(w.port, RequestText("POST", w.path, headers, form));
-    EXPECT_EQ(typed.status, w.can_sign ? 400 : 401) << typed.body;
+    EXPECT_EQ(typed.status, 415) << w.wrong_type << ": " << typed.body;
+    EXPECT_THAT(typed.body, ::testing::HasSubstr("unsupported_media_type"));
 
     // Not UTF-8 under a JSON content type: 400 before the handler.
     const std::string latin1 = "{\"text\":\"caf\xE9\"}";
@@ -859,9 +875,9 @@ TEST_F(HostileClientsTest, RouterGrpcRefusesUnauthenticatedAndOversized) {
   EXPECT_TRUE(ok);
 }
 
-// Bitrix24's form endpoint: the application token is checked after the
-// form is parsed, so a JSON body is 400 bad_content_type, a forged token 401,
-// and a genuine token without an event 400.
+// Bitrix24's form endpoint: a JSON body is 415 (the HTTP server's, before
+// the form is parsed); the application token is checked after the form is
+// parsed, so a forged token is 401 and a genuine token without an event 400.
 TEST_F(HostileClientsTest, BitrixFormEndpoint) {
   const int port = bitrix24_adapter_->port();
   const HttpHeaderList form = {
@@ -869,7 +885,7 @@ TEST_F(HostileClientsTest, BitrixFormEndpoint) {
   RawResponse json_body =
       Exchange(port, RequestText("POST", "/bitrix24/main",
                                  {{"Content-Type", "application/json"}}, "{}"));
-  EXPECT_EQ(json_body.status, 400) << json_body.body;
+  EXPECT_EQ(json_body.status, 415) << json_body.body;
   RawResponse forged = Exchange(
       port, RequestText("POST", "/bitrix24/main", form,
                         "event=ONIMBOTV2MESSAGEADD&auth%5Bapplication_token"
