@@ -575,6 +575,7 @@ TEST_F(SlackIntegrationTest, UrlVerificationAndBadInput) {
   tampered.url = sender.url();
   int64_t now = absl::ToUnixSeconds(absl::Now());
   tampered.headers = {
+      {"Content-Type", "application/json"},
       {"X-Slack-Request-Timestamp", std::to_string(now)},
       {"X-Slack-Signature", fakes::SlackEventsSender::Sign(
                                 slack_.options().signing_secret, now, body)}};
