@@ -591,7 +591,23 @@ TEST_F(TeamSpiritIntegrationTest, AMessageWithASlowFileIsNotOvertaken) {
                 R"("application/octet-stream","size":)", content.size(), "}"));
   int file_status = 0;
   std::thread first([&] { file_status = PostWebhook(with_file); });
-  absl::SleepFor(absl::Milliseconds(50));
+  // The text is sent while the file's download is under way: once the
+  // adapter asked for the file (the emulator answers 500 ms later), not after
+  // a fixed pause that a loaded machine can outlast before the first webhook
+  // arrives.
+  const std::string download_path =
+      absl::StrCat("/files/", file_id, "/content");
+  absl::Time deadline = absl::Now() + absl::Seconds(30);
+  auto download_asked = [&] {
+    for (const auto& call : fake_->Calls()) {
+      if (call.method == "GET" && call.path == download_path) return true;
+    }
+    return false;
+  };
+  while (!download_asked() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  EXPECT_TRUE(download_asked()) << adapter_->ReadLog();
   EXPECT_EQ(PostWebhook(event("evt-text", "right after", "")), 200);
   first.join();
   EXPECT_EQ(file_status, 200);
