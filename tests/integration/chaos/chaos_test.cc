@@ -537,7 +537,9 @@ class ChaosTest : public ::testing::Test {
     a.post = [this](int sender, const std::string& text,
                     const std::string& reply_to) {
       FakeTelegram::PostOptions options;
-      if (!reply_to.empty()) absl::SimpleAtoi(reply_to, &options.reply_to);
+      if (!reply_to.empty() && !absl::SimpleAtoi(reply_to, &options.reply_to)) {
+        ADD_FAILURE() << "not a Telegram message id: " << reply_to;
+      }
       int64_t id =
           tg_.PostMessage(tg_chat_, tg_users_[sender - 1], text, options);
       return Acted{id > 0 ? absl::StrCat(id) : "", id > 0};
