@@ -391,6 +391,13 @@ v1::Event MakeEvent(const std::string& key) {
   return event;
 }
 
+// MakeEvent(key) posted in chat `chat_id` instead of C1.
+v1::Event EventInChat(const std::string& key, const std::string& chat_id) {
+  v1::Event event = MakeEvent(key);
+  event.mutable_channel()->set_chat_id(chat_id);
+  return event;
+}
+
 v1::Delivery MakeDelivery(uint64_t id, const std::string& chat,
                           const std::string& thread = "",
                           const std::string& key = "") {
@@ -621,28 +628,23 @@ TEST_F(RouterClientTest, APublishNamesItsChatsUnacknowledgedPredecessor) {
   client.Start();
   ASSERT_TRUE(WaitUntil([&] { return client.attached(); }));
   AckLog acks;
-  auto in_chat = [](const std::string& key, const std::string& chat) {
-    v1::Event event = MakeEvent(key);
-    event.mutable_channel()->set_chat_id(chat);
-    return event;
-  };
-  ASSERT_TRUE(client.Publish(in_chat("a1", "A"), acks.Callback()).ok());
-  ASSERT_TRUE(client.Publish(in_chat("b1", "B"), acks.Callback()).ok());
-  ASSERT_TRUE(client.Publish(in_chat("a2", "A"), acks.Callback()).ok());
+  ASSERT_TRUE(client.Publish(EventInChat("a1", "A"), acks.Callback()).ok());
+  ASSERT_TRUE(client.Publish(EventInChat("b1", "B"), acks.Callback()).ok());
+  ASSERT_TRUE(client.Publish(EventInChat("a2", "A"), acks.Callback()).ok());
   ASSERT_TRUE(fake.WaitFor([](const RouterState& s) {
     return s.sessions[0].publishes.size() == 3;
   }));
   // a4 is published by a3's callback: a3 still counts as waiting then.
   std::atomic<bool> published_a3{false};
-  ASSERT_TRUE(
-      client
-          .Publish(
-              in_chat("a3", "A"),
-              [&](const v1::PublishAck&) {
-                published_a3 =
-                    client.Publish(in_chat("a4", "A"), acks.Callback()).ok();
-              })
-          .ok());
+  ASSERT_TRUE(client
+                  .Publish(EventInChat("a3", "A"),
+                           [&](const v1::PublishAck&) {
+                             published_a3 = client
+                                                .Publish(EventInChat("a4", "A"),
+                                                         acks.Callback())
+                                                .ok();
+                           })
+                  .ok());
   ASSERT_TRUE(fake.WaitFor([](const RouterState& s) {
     return s.sessions[0].publishes.size() == 4;
   }));
@@ -664,7 +666,7 @@ TEST_F(RouterClientTest, APublishNamesItsChatsUnacknowledgedPredecessor) {
   ack_frame.add_publish_acks()->set_seq(5);  // a4
   ASSERT_TRUE(fake.Send(ack_frame));
   ASSERT_TRUE(acks.WaitForCount(4));
-  ASSERT_TRUE(client.Publish(in_chat("b2", "B"), acks.Callback()).ok());
+  ASSERT_TRUE(client.Publish(EventInChat("b2", "B"), acks.Callback()).ok());
   ASSERT_TRUE(fake.WaitFor([](const RouterState& s) {
     return s.sessions[0].publishes.size() == 6;
   }));
@@ -673,7 +675,7 @@ TEST_F(RouterClientTest, APublishNamesItsChatsUnacknowledgedPredecessor) {
   ASSERT_TRUE(fake.Send(ack_frame));
   ASSERT_TRUE(acks.WaitForCount(5));
   // Nothing of chat A waits any more: a fresh start.
-  ASSERT_TRUE(client.Publish(in_chat("a5", "A"), acks.Callback()).ok());
+  ASSERT_TRUE(client.Publish(EventInChat("a5", "A"), acks.Callback()).ok());
   ASSERT_TRUE(fake.WaitFor([](const RouterState& s) {
     return s.sessions[0].publishes.size() == 7;
   }));
@@ -706,15 +708,10 @@ TEST_F(RouterClientTest, APublishBehindOneThatFailedIsNotResentAfterReconnect) {
   client.Start();
   ASSERT_TRUE(WaitUntil([&] { return client.attached(); }));
   AckLog acks;
-  auto in_chat = [](const std::string& key, const std::string& chat) {
-    v1::Event event = MakeEvent(key);
-    event.mutable_channel()->set_chat_id(chat);
-    return event;
-  };
-  ASSERT_TRUE(client.Publish(in_chat("a1", "A"), acks.Callback()).ok());
-  ASSERT_TRUE(client.Publish(in_chat("a2", "A"), acks.Callback()).ok());
-  ASSERT_TRUE(client.Publish(in_chat("b1", "B"), acks.Callback()).ok());
-  ASSERT_TRUE(client.Publish(in_chat("a3", "A"), acks.Callback()).ok());
+  ASSERT_TRUE(client.Publish(EventInChat("a1", "A"), acks.Callback()).ok());
+  ASSERT_TRUE(client.Publish(EventInChat("a2", "A"), acks.Callback()).ok());
+  ASSERT_TRUE(client.Publish(EventInChat("b1", "B"), acks.Callback()).ok());
+  ASSERT_TRUE(client.Publish(EventInChat("a3", "A"), acks.Callback()).ok());
   ASSERT_TRUE(fake.WaitFor([](const RouterState& s) {
     return s.sessions[0].publishes.size() == 4;
   }));
@@ -741,7 +738,7 @@ TEST_F(RouterClientTest, APublishBehindOneThatFailedIsNotResentAfterReconnect) {
             "again first");
 
   // The adapter publishes chat A again from a1: nothing of it waits now.
-  ASSERT_TRUE(client.Publish(in_chat("a1", "A"), acks.Callback()).ok());
+  ASSERT_TRUE(client.Publish(EventInChat("a1", "A"), acks.Callback()).ok());
   ASSERT_TRUE(fake.WaitFor([](const RouterState& s) {
     return s.sessions[1].publishes.size() == 2;
   }));
