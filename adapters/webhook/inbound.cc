@@ -279,6 +279,8 @@ void IncomingWebhooks::Accept(const std::string& account,
   InboundRoute route;
   route.chat = webhook_id;
   route.key = event->key();
+  // The event is made already: publish it from this thread.
+  route.convert_here = true;
   absl::Status submitted = pipeline_->Submit(
       route,
       [event]() -> absl::StatusOr<InboundConversion> {
