@@ -516,7 +516,7 @@ class SqliteStore : public Store {
     Statement dead_letter, retry_dead_letter, drop_dead_letter;
     Statement add_message, upsert_roster, record_blob, delete_blob;
     Statement prune_event_blobs, prune_events;
-    Statement put_record, delete_record, touch_participant;
+    Statement put_record, delete_record, touch_participant, move_queue;
   };
   // A read connection's statements.
   struct Reader {
@@ -826,6 +826,9 @@ absl::Status SqliteStore::PrepareWriter() {
       {&w_.prune_events,
        "DELETE FROM events WHERE received_at < ? "
        "AND id NOT IN (SELECT event_id FROM deliveries)"},
+      {&w_.move_queue,
+       "UPDATE deliveries SET target_key = ?, target = ? "
+       "WHERE target_key = ? AND state = 0"},
       {&w_.put_record,
        "INSERT OR REPLACE INTO records(kind, name, payload) VALUES(?, ?, ?)"},
       {&w_.delete_record, "DELETE FROM records WHERE kind = ? AND name = ?"},
@@ -1050,6 +1053,17 @@ absl::Status SqliteStore::WriteBatch(CommitBatch& batch) {
                             .Text(p.user.platform())
                             .Text(p.user.display_name())
                             .Time(now)
+                            .Run());
+  }
+  for (const QueueMove& m : batch.moves) {
+    if (!m.to_target.SerializeToString(&target_)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("store: cannot serialize the target of ", m.to_key));
+    }
+    IMB_RETURN_IF_ERROR(Query(w_.move_queue)
+                            .Text(m.to_key)
+                            .Blob(target_)
+                            .Text(m.from_key)
                             .Run());
   }
   return absl::OkStatus();
