@@ -19,6 +19,7 @@
 #include "bridge/adapter_links.h"
 #include "bridge/sqlite_store.h"
 #include "bridge/store.h"
+#include "bridge/thread_roots.h"
 #include "gtest/gtest.h"
 
 namespace imbridge::bridge {
@@ -227,6 +228,23 @@ TEST_F(MemberThreadRootsTest, WithoutAStoreRootsAreUnimplemented) {
   v1::LinkRequest plain = Request();
   plain.clear_member_thread_roots();
   EXPECT_TRUE(Resolve(plain).ok());
+}
+
+TEST(ParkedQueueTest, KeysNameTheRootAndTheChat) {
+  const std::string key = ParkedQueueKey(17, "teamspirit/main/c/42");
+  EXPECT_TRUE(IsParkedQueue(key));
+  std::optional<ParkedQueue> parked = ParseParkedQueue(key);
+  ASSERT_TRUE(parked.has_value());
+  EXPECT_EQ(parked->root_event, 17);
+  EXPECT_EQ(parked->chat_key, "teamspirit/main/c/42");
+  v1::ChannelRef chat = ChatOfKey(parked->chat_key);
+  EXPECT_EQ(chat.platform(), "teamspirit");
+  EXPECT_EQ(chat.account(), "main");
+  EXPECT_EQ(chat.chat_id(), "c/42");
+  // A channel's queue is not parked; a malformed parked key names nothing.
+  EXPECT_FALSE(IsParkedQueue("teamspirit/main/c42#m-1"));
+  EXPECT_FALSE(ParseParkedQueue("teamspirit/main/c42").has_value());
+  EXPECT_FALSE(ParseParkedQueue("~parked/x/teamspirit/main/c42").has_value());
 }
 
 }  // namespace
