@@ -167,9 +167,13 @@ std::string RenderLink(const v1::LinkInfo& info) {
   Table members(
       {"PLATFORM", "ACCOUNT", "CHAT", "THREAD", "DIRECTION", "OPTIONS"});
   for (const v1::LinkMember& m : info.link().members()) {
-    members.AddRow({m.platform(), m.account(), m.chat_id(),
-                    OrDash(m.thread_id()), DirectionName(m.direction()),
-                    MemberOptions(m.options())});
+    // A thread rooted at a copy not made yet (LinkMember.pending_thread_root).
+    std::string thread = m.pending_thread_root() != 0
+                             ? absl::StrCat("pending (copy of event ",
+                                            m.pending_thread_root(), ")")
+                             : OrDash(m.thread_id());
+    members.AddRow({m.platform(), m.account(), m.chat_id(), std::move(thread),
+                    DirectionName(m.direction()), MemberOptions(m.options())});
   }
   absl::StrAppend(&out, "\n", members.Render());
   return out;

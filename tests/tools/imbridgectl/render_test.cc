@@ -106,6 +106,20 @@ TEST(RenderTest, LinksAnAdapterCreatedNameTheirOwner) {
   EXPECT_THAT(out, HasSubstr("owner:    botsplash\n"));
 }
 
+TEST(RenderTest, AMemberWaitingForItsThreadSaysSo) {
+  v1::LinkInfo info;
+  info.mutable_link()->set_name("chatlio-u-1");
+  auto* m = info.mutable_link()->add_members();
+  m->set_platform("teamspirit");
+  m->set_account("corp");
+  m->set_chat_id("c-web");
+  m->set_pending_thread_root(17);
+  EXPECT_THAT(RenderLink(info), HasSubstr("c-web  pending (copy of event 17)"));
+  m->clear_pending_thread_root();
+  m->set_thread_id("m-77");
+  EXPECT_THAT(RenderLink(info), HasSubstr("c-web  m-77"));
+}
+
 TEST(RenderTest, LinkDetailsShowOptionsThatDifferFromDefaults) {
   v1::LinkInfo info;
   info.mutable_link()->set_name("support");
