@@ -717,10 +717,12 @@ class ParkedThreadTest : public ::testing::Test {
     catalog_ = std::make_unique<LinkCatalog>(
         store_.get(), committer_.get(), links_.get(),
         std::vector<v1::Link>(config.links().begin(), config.links().end()));
-    committer_->SetThreadRootsResolved(
-        [catalog = catalog_.get()](std::vector<ResolvedThreadRoot> resolved) {
-          catalog->OnThreadRootsResolved(std::move(resolved));
-        });
+    if (rewrite_links_) {
+      committer_->SetThreadRootsResolved(
+          [catalog = catalog_.get()](std::vector<ResolvedThreadRoot> resolved) {
+            catalog->OnThreadRootsResolved(std::move(resolved));
+          });
+    }
     committer_->Start();
     ASSERT_TRUE(catalog_->Load().ok());
     ASSERT_TRUE(dispatcher_->Start().ok());
@@ -873,6 +875,9 @@ class ParkedThreadTest : public ::testing::Test {
   std::unique_ptr<LinkCatalog> catalog_;
   FakeStream stream_;
   std::shared_ptr<AdapterSession> session_;
+  // Whether the catalog hears of resolved roots (false: as if the router
+  // died between the resolving commit and the link's rewrite).
+  bool rewrite_links_ = true;
 };
 
 TEST_F(ParkedThreadTest, ParkedDeliveriesFollowTheRootsCopyIntoItsThread) {
@@ -931,6 +936,31 @@ TEST_F(ParkedThreadTest, ParkedDeliveriesAndTheWatchSurviveARestart) {
   EXPECT_EQ(sent[2].event().posted().message_id(), "v-2");
   EXPECT_EQ(sent[2].target().thread_id(), "m-77");
   EXPECT_EQ(SupportMemberOnceResolved().thread_id(), "m-77");
+}
+
+TEST_F(ParkedThreadTest, ALinkNotRewrittenBeforeARestartIsRewrittenAtStart) {
+  Close();
+  rewrite_links_ = false;
+  Open();
+  VisitorWritesBeforeTheNoticesCopy();
+  Answer(OnlyTheNoticeIsSent(), "m-77");
+  std::vector<v1::Delivery> sent = stream_.WaitFor(3);
+  ASSERT_EQ(sent.size(), 3u);
+  EXPECT_EQ(sent[2].target().thread_id(), "m-77");
+  ASSERT_GT(
+      catalog_->GetLink("chatlio-u-1")->link().members(1).pending_thread_root(),
+      0);
+  // The router dies before the link's rewrite; at start it is rewritten.
+  Close();
+  rewrite_links_ = true;
+  Open();
+  absl::StatusOr<v1::LinkInfo> info = catalog_->GetLink("chatlio-u-1");
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->link().members(1).thread_id(), "m-77");
+  EXPECT_EQ(info->link().members(1).pending_thread_root(), 0);
+  v1::Event answer = Posted("a1", "teamspirit", "main", "c42", "a-1", "hi");
+  answer.mutable_channel()->set_thread_id("m-77");
+  EXPECT_EQ(Publish(answer).outcome(), v1::PublishAck::ACCEPTED);
 }
 
 TEST_F(ParkedThreadTest, ACopyMadeBeforeTheLinkIsItsThreadAtOnce) {
