@@ -298,20 +298,29 @@ uint16_t AdapterRuntime::port() const { return http_->port(); }
 
 absl::Status AdapterRuntime::Publish(
     v1::Event event, std::function<void(const v1::PublishAck&)> done) {
-  const std::string& platform = identity_.platform;
-  return router_->Publish(std::move(event), [platform, done = std::move(done)](
+  return router_->Publish(std::move(event), [this, done = std::move(done)](
                                                 const v1::PublishAck& ack) {
-    metrics::Registry::Default()
-        .GetCounter(
-            "imbridge_events_in_total",
-            "Events an adapter published, by the router's "
-            "outcome.",
-            {{"platform", platform},
-             {"outcome", absl::AsciiStrToLower(
-                             v1::PublishAck::Outcome_Name(ack.outcome()))}})
-        .Increment();
+    EventsIn(ack.outcome()).Increment();
     if (done) done(ack);
   });
+}
+
+metrics::Counter& AdapterRuntime::EventsIn(v1::PublishAck::Outcome outcome) {
+  const size_t index = static_cast<size_t>(outcome);
+  if (index < events_in_.size()) {
+    metrics::Counter* known = events_in_[index].load(std::memory_order_acquire);
+    if (known != nullptr) return *known;
+  }
+  metrics::Counter& counter = metrics::Registry::Default().GetCounter(
+      "imbridge_events_in_total",
+      "Events an adapter published, by the router's outcome.",
+      {{"platform", identity_.platform},
+       {"outcome",
+        absl::AsciiStrToLower(v1::PublishAck::Outcome_Name(outcome))}});
+  if (index < events_in_.size()) {
+    events_in_[index].store(&counter, std::memory_order_release);
+  }
+  return counter;
 }
 
 void RuntimeInboundRouter::Publish(

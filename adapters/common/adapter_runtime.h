@@ -1,6 +1,8 @@
 #ifndef IMBRIDGE_ADAPTERS_COMMON_ADAPTER_RUNTIME_H_
 #define IMBRIDGE_ADAPTERS_COMMON_ADAPTER_RUNTIME_H_
 
+#include <array>
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -162,6 +164,9 @@ class AdapterRuntime {
  private:
   class CountingHandler;
 
+  // imbridge_events_in_total of `outcome`, looked up in the registry once
+  // per outcome (not once per publish).
+  metrics::Counter& EventsIn(v1::PublishAck::Outcome outcome);
   void ServeReadyz(const HttpRequest& request,
                    const std::shared_ptr<Responder>& responder);
   void ServeMetrics(const HttpRequest& request,
@@ -178,6 +183,8 @@ class AdapterRuntime {
   std::vector<std::function<absl::Status()>> on_started_;
   std::vector<std::function<void()>> on_stop_;
   uint64_t collector_ = 0;
+  // EventsIn's counters by outcome, set on first use.
+  std::array<std::atomic<metrics::Counter*>, 8> events_in_{};
   bool started_ = false;
   bool stopped_ = false;
 };

@@ -342,9 +342,9 @@ std::shared_ptr<InboundPipeline::Input> InboundPipeline::Publish(
       absl::MutexLock lock(&mu_);
       if (input->state == Input::State::kDone) break;
     }
-    // The event is copied, not moved: a retry of the input that joins it
-    // later gets the same result, and logs name the key.
-    router_->Publish(input->conversion.events[i],
+    // Moved: nothing reads the event after it was handed over (a retry
+    // that joins the input gets its result; logs name the input's key).
+    router_->Publish(std::move(input->conversion.events[i]),
                      [this, input](absl::StatusOr<v1::PublishAck> ack) {
                        Acknowledged(input, std::move(ack));
                      });

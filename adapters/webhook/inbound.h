@@ -77,10 +77,12 @@ InboundConversion IncomingConversion(const IncomingPost& post);
 
 // Serves incoming webhooks: `POST /hooks/<id>` with the API key in
 // `Authorization: Bearer <key>`, or `POST /hooks/<id>/<key>`. Each request's
-// key is checked with the router (WebhookDirectory::CheckIncomingKey, never
-// cached); a valid request becomes a MessagePosted handed to the inbound
-// pipeline (one lane per webhook, so the messages of one webhook reach the
-// router in the order their keys were checked), and is answered 200
+// key is checked through WebhookDirectory::CheckIncomingKey (which asks the
+// router, or remembers a key the router accepted until a revocation is
+// pushed, see GrpcWebhookDirectory); a valid request becomes a MessagePosted
+// handed to the inbound pipeline (one lane per webhook, so the messages of one
+// webhook reach the router in the order their keys were checked), and is
+// answered 200
 // {"ok":true} once the router has it. Refusals are answered with
 // {"ok":false,"error":CODE,"message":...}: 401 missing_key/invalid_key
 // (unknown id, wrong or revoked key, or a webhook of an account this
@@ -91,7 +93,10 @@ InboundConversion IncomingConversion(const IncomingPost& post);
 // request goes to the pipeline as an IncomingPost through `connector` (the
 // WebhookAdapter).
 //
-// Thread-safe; handlers never block (the key check is asynchronous).
+// Thread-safe; handlers do not wait for the router's answers (the key check
+// is asynchronous), but the thread that submits a message publishes it, so
+// it may wait for one gRPC write on the stream to the router
+// (RouterClient::Publish).
 class IncomingWebhooks {
  public:
   using CountRejection = std::function<void(absl::string_view reason)>;
