@@ -73,6 +73,40 @@ const std::string& SubjectMessageId(const v1::Event& e) {
       return *kEmpty;
   }
 }
+// Adds a delivery of `e` per target to `deliveries` (the sender's name
+// rendered for it) and each target's link, once, to `links`.
+void AddDeliveries(const v1::Event& e, std::vector<LinkTarget> targets,
+                   std::vector<DeliveryRecord>* deliveries,
+                   std::vector<std::string>* links) {
+  deliveries->reserve(deliveries->size() + targets.size());
+  for (LinkTarget& t : targets) {
+    // A link with several other members is one relay of the event.
+    if (std::find(links->begin(), links->end(), t.link) == links->end()) {
+      links->push_back(t.link);
+    }
+    DeliveryRecord d;
+    d.target_key = std::move(t.target_key);
+    d.target = std::move(t.channel);
+    d.link = std::move(t.link);
+    d.sender_name = RenderSenderName(t.member.options(), Actor(e), e.channel());
+    deliveries->push_back(std::move(d));
+  }
+}
+
+// Whether an event in thread `thread` of a chat (empty: none) belongs to a
+// member of that chat whose thread root ended as `root`.
+bool InRootsThread(const ThreadRootState& root, const std::string& thread) {
+  switch (root.kind) {
+    case ThreadRootState::kPending:
+      return false;
+    case ThreadRootState::kThread:
+      return !thread.empty() && thread == root.thread_id;
+    case ThreadRootState::kWholeChat:
+      return true;
+  }
+  return false;
+}
+
 Committer::CrashPoint CrashPointFromEnv() {
   const char* at = std::getenv("IMBRIDGE_TEST_CRASH_AT");
   if (at == nullptr) return Committer::CrashPoint::kNone;
@@ -95,6 +129,10 @@ Committer::Committer(Store* store, const LinkRegistry* links,
       policy_(std::move(policy)),
       listener_(listener),
       options_(options),
+      roots_watched_(&metrics::Registry::Default().GetGauge(
+          "imbridge_router_thread_roots_watched",
+          "Thread roots the router's writer watches: those links wait on "
+          "and those resolved whose links are not rewritten yet.")),
       crash_at_(CrashPointFromEnv()) {}
 
 Committer::~Committer() { Stop(); }
@@ -114,6 +152,7 @@ void Committer::Start() {
         "next written",
         {{"error", targets.status().message()}});
   }
+  roots_watched_->Set(static_cast<double>(roots_.size()));
   thread_ = std::thread([this] { Run(); });
   syncer_ = std::thread([this] { RunSyncer(); });
 }
@@ -209,22 +248,16 @@ Committer::PublishOp Committer::Prepare(std::shared_ptr<const v1::Event> event,
   if (prepared->valid.ok()) {
     prepared->chat_key = ChannelKey(e.channel(), false);
     if (!command) {
+      const std::shared_ptr<const LinkTable> table = links_->Get();
       std::vector<LinkTarget> targets =
-          links_->Get()->TargetsFor(e.channel(), e.kind_case());
-      op.deliveries.reserve(targets.size());
-      for (LinkTarget& t : targets) {
-        // A link with several other members is one relay of the event.
-        if (std::find(prepared->links.begin(), prepared->links.end(), t.link) ==
-            prepared->links.end()) {
-          prepared->links.push_back(t.link);
-        }
-        DeliveryRecord d;
-        d.target_key = std::move(t.target_key);
-        d.target = std::move(t.channel);
-        d.link = std::move(t.link);
-        d.sender_name =
-            RenderSenderName(t.member.options(), Actor(e), e.channel());
-        op.deliveries.push_back(std::move(d));
+          table->TargetsFor(e.channel(), e.kind_case());
+      std::vector<RootedTargets> rooted =
+          table->TargetsOnceRooted(e.channel(), e.kind_case(), targets);
+      AddDeliveries(e, std::move(targets), &op.deliveries, &prepared->links);
+      for (RootedTargets& r : rooted) {
+        PreparedPublish::Rooted& entry = prepared->rooted.emplace_back();
+        entry.root_key = std::move(r.root_key);
+        AddDeliveries(e, std::move(r.targets), &entry.deliveries, &entry.links);
       }
     }
     // Unserializable events are left to the store, which names them.
@@ -455,6 +488,9 @@ void Committer::Resolve(CommitBatch& batch, Effects& effects) {
     for (const std::string& link : a.prepared->links) {
       effects.relayed.emplace_back(link, entry.event->kind_case());
     }
+    for (const std::string& link : a.rooted_links) {
+      effects.relayed.emplace_back(link, entry.event->kind_case());
+    }
     LogDebug("event accepted",
              {{"event_key", entry.event->key()},
               {"link", a.prepared->links.empty() ? "" : a.prepared->links[0]},
@@ -606,9 +642,29 @@ void Committer::EndBatch(bool committed) {
   batch_messages_.clear();
   committed_messages_.clear();
   if (committed) {
-    for (auto& [key, state] : batch_roots_) roots_[key] = std::move(state);
+    for (auto& [key, state] : batch_roots_) {
+      if (state.kind != ThreadRootState::kPending) settled_roots_.insert(key);
+      roots_[key] = std::move(state);
+    }
   }
   batch_roots_.clear();
+  ForgetSettledRoots();
+}
+
+void Committer::ForgetSettledRoots() {
+  if (!settled_roots_.empty()) {
+    // Publishes prepared with an older table look the root up again.
+    const std::shared_ptr<const LinkTable> table = links_->Get();
+    for (auto it = settled_roots_.begin(); it != settled_roots_.end();) {
+      if (table->WaitsOnThreadRoot(*it)) {
+        ++it;
+        continue;
+      }
+      roots_.erase(*it);
+      settled_roots_.erase(it++);
+    }
+  }
+  roots_watched_->Set(static_cast<double>(roots_.size()));
 }
 
 absl::StatusOr<ThreadRootState> Committer::WatchThreadRoot(
@@ -621,7 +677,9 @@ absl::StatusOr<ThreadRootState> Committer::WatchThreadRoot(
   if (it != roots_.end()) return it->second;
   IMB_ASSIGN_OR_RETURN(ThreadRootState state,
                        LookUpThreadRoot(store, root_event, whole));
+  if (state.kind != ThreadRootState::kPending) settled_roots_.insert(key);
   roots_.emplace(key, state);
+  roots_watched_->Set(static_cast<double>(roots_.size()));
   return state;
 }
 
@@ -643,8 +701,9 @@ absl::StatusOr<ThreadRootState> Committer::RootOf(const std::string& key,
     return state;
   }
   // Resolved before the root was watched (a link created meanwhile, or a
-  // restart before its rewrite): the link is rewritten once this batch
-  // commits (looked up again if it fails).
+  // restart before its rewrite), or forgotten since (a publish prepared
+  // before the link's rewrite): the link is rewritten once this batch
+  // commits (looked up again if it fails; nothing to do if it was).
   effects->resolved.push_back(
       {parked->root_event, std::move(parked->chat_key), state});
   batch_roots_.emplace(key, state);
@@ -657,6 +716,28 @@ absl::Status Committer::Unpark(DeliveryRecord& delivery, Effects* effects) {
   if (state.kind == ThreadRootState::kPending) return absl::OkStatus();
   delivery.target.set_thread_id(state.thread_id);
   delivery.target_key = ChannelKey(delivery.target, /*with_thread=*/true);
+  return absl::OkStatus();
+}
+
+absl::Status Committer::KeepRooted(const v1::Event& event,
+                                   const PreparedPublish& prepared,
+                                   std::vector<DeliveryRecord>* deliveries,
+                                   std::vector<std::string>* links,
+                                   Effects* effects) {
+  for (const PreparedPublish::Rooted& r : prepared.rooted) {
+    IMB_ASSIGN_OR_RETURN(ThreadRootState root, RootOf(r.root_key, effects));
+    if (!InRootsThread(root, event.channel().thread_id())) continue;
+    // Copied: a batch applied again decides again.
+    deliveries->insert(deliveries->end(), r.deliveries.begin(),
+                       r.deliveries.end());
+    for (const std::string& link : r.links) {
+      if (std::find(links->begin(), links->end(), link) == links->end() &&
+          std::find(prepared.links.begin(), prepared.links.end(), link) ==
+              prepared.links.end()) {
+        links->push_back(link);
+      }
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -706,6 +787,8 @@ void Committer::Restore(CommitBatch& batch, Effects& effects) {
     NewEvent& entry = batch.events[a.event_index];
     a.op->payload = std::move(entry.payload);
     a.op->deliveries = std::move(entry.deliveries);
+    a.op->deliveries.erase(a.op->deliveries.begin() + a.own_deliveries,
+                           a.op->deliveries.end());
   }
 }
 
@@ -773,7 +856,11 @@ absl::Status Committer::AddPublish(PublishOp& op, CommitBatch* batch,
     entry.updated_at = now;
     batch->roster.push_back(std::move(entry));
   }
-  if (op.deliveries.empty() && !event.has_presence()) {
+  std::vector<DeliveryRecord> rooted;
+  std::vector<std::string> rooted_links;
+  IMB_RETURN_IF_ERROR(
+      KeepRooted(event, prepared, &rooted, &rooted_links, effects));
+  if (op.deliveries.empty() && rooted.empty() && !event.has_presence()) {
     return ack(Ack(v1::PublishAck::DROPPED, "the channel is not in any link"));
   }
 
@@ -789,10 +876,16 @@ absl::Status Committer::AddPublish(PublishOp& op, CommitBatch* batch,
     }
     NoteParticipant(event, chat_key, batch);
   }
-  for (DeliveryRecord& d : op.deliveries) {
-    if (IsParkedQueue(d.target_key)) IMB_RETURN_IF_ERROR(Unpark(d, effects));
+  for (std::vector<DeliveryRecord>* list : {&op.deliveries, &rooted}) {
+    for (DeliveryRecord& d : *list) {
+      if (IsParkedQueue(d.target_key)) IMB_RETURN_IF_ERROR(Unpark(d, effects));
+    }
   }
+  const size_t own_deliveries = op.deliveries.size();
   entry.deliveries = std::move(op.deliveries);
+  entry.deliveries.insert(entry.deliveries.end(),
+                          std::make_move_iterator(rooted.begin()),
+                          std::make_move_iterator(rooted.end()));
   for (DeliveryRecord& d : entry.deliveries) {
     d.created_at = now;
     d.next_attempt_at = now;
@@ -802,6 +895,8 @@ absl::Status Committer::AddPublish(PublishOp& op, CommitBatch* batch,
   accepted.op = &op;
   accepted.event_index = batch->events.size() - 1;
   accepted.prepared = op.prepared;
+  accepted.own_deliveries = own_deliveries;
+  accepted.rooted_links = std::move(rooted_links);
   effects->accepted.push_back(std::move(accepted));
   return absl::OkStatus();
 }

@@ -13,6 +13,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
@@ -133,7 +134,18 @@ class LinkRegistry {
 // and the commit that dead-letters the root's delivery moves them to the
 // whole chat's; publishes prepared with a link table older than that
 // commit are written to where the parked ones went. Once such a commit is
-// durable, the resolution listener is told (to rewrite the links).
+// durable, the resolution listener is told (to rewrite the links). An event
+// of the member's own chat prepared while the member still waited (the link
+// table has it pending until that rewrite) also gets the deliveries it
+// would have with the member narrowed to the event's thread
+// (LinkTable::TargetsOnceRooted); the writer keeps them if and only if the
+// root, as this commit sees it, resolved to that thread (or to the whole
+// chat), so that an answer posted in the thread right after its root's copy
+// was recorded is relayed once, whichever table it was prepared with. The
+// root's copy must be recorded (RecordResult) before such an event is
+// published: an adapter answers a delivery before publishing what happened
+// after it. A resolved root is watched until the link table no longer waits
+// on it; later, it is looked up in the store again if needed.
 //
 // Test-only fault injection, off unless the environment variable
 // IMBRIDGE_TEST_CRASH_AT is set: "after_commit" kills the process (SIGKILL,
@@ -225,6 +237,16 @@ class Committer {
     std::string chat_key;
     // The links relayed on, each once, for imbridge_router_link_events_total.
     std::vector<std::string> links;
+    // Deliveries the event has only if a thread root (of a member of the
+    // origin's chat that waited on it) turned out to be the event's thread:
+    // one entry per root (LinkTable::TargetsOnceRooted).
+    struct Rooted {
+      // The root's parked queue key.
+      std::string root_key;
+      std::vector<std::string> links;
+      std::vector<DeliveryRecord> deliveries;
+    };
+    std::vector<Rooted> rooted;
   };
   // Ops are applied again, one by one, if their batch fails, so applying
   // one must not consume what a second try needs: events and preparations
@@ -268,6 +290,11 @@ class Committer {
     ptrdiff_t answer_index = -1;
     std::string detail;
     std::shared_ptr<const PreparedPublish> prepared;
+    // How many of the event's deliveries are the op's own (the rest are
+    // PreparedPublish::rooted ones the writer kept), and the links of those
+    // kept.
+    size_t own_deliveries = 0;
+    std::vector<std::string> rooted_links;
   };
   // Results of applying one op, delivered after the commit.
   struct Effects {
@@ -327,6 +354,16 @@ class Committer {
   // Writes a parked delivery to where its root's deliveries go now (its
   // queue stays parked while the root is pending).
   absl::Status Unpark(DeliveryRecord& delivery, Effects* effects);
+  // The PreparedPublish::rooted deliveries of `event` whose root resolved to
+  // the event's thread (or the whole chat), appended to `deliveries`, their
+  // links to `links`.
+  absl::Status KeepRooted(const v1::Event& event,
+                          const PreparedPublish& prepared,
+                          std::vector<DeliveryRecord>* deliveries,
+                          std::vector<std::string>* links, Effects* effects);
+  // Stops watching resolved roots that the link table no longer waits on,
+  // and updates imbridge_router_thread_roots_watched.
+  void ForgetSettledRoots();
   // After the outcome of a copy's delivery: resolves the root waiting on it
   // and moves its parked deliveries, in `batch`.
   void ResolveRootOf(const SentDelivery& sent, const DeliveryDecision& d,
@@ -394,10 +431,13 @@ class Committer {
   // failed one; entries are dropped once the writer is past their position.
   absl::flat_hash_map<std::string, uint64_t> failed_chats_;
   // Writer thread: watched thread roots by parked queue key, as committed
-  // (entries are kept: one per conversation), and those the batch being
-  // built resolves.
+  // (a pending one until it resolves, a resolved one until the link table
+  // no longer waits on it: ForgetSettledRoots), and those the batch being
+  // built resolves; the keys of the resolved ones in roots_.
   absl::flat_hash_map<std::string, ThreadRootState> roots_;
   absl::flat_hash_map<std::string, ThreadRootState> batch_roots_;
+  absl::flat_hash_set<std::string> settled_roots_;
+  metrics::Gauge* const roots_watched_;
   ThreadRootsResolved roots_resolved_;
   const CrashPoint crash_at_;
   // Sync thread: delivery metrics per target platform.

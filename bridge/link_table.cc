@@ -1,5 +1,7 @@
 #include "bridge/link_table.h"
 
+#include <algorithm>
+
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
@@ -24,6 +26,45 @@ bool MemberContains(const v1::LinkMember& m, const v1::ChannelRef& origin) {
   if (origin.chat_id().empty()) return true;  // presence: the whole account
   if (m.chat_id() != origin.chat_id()) return false;
   return m.thread_id().empty() || m.thread_id() == origin.thread_id();
+}
+
+// The members of `link` that contain `origin` and feed the link.
+std::vector<const v1::LinkMember*> Feeders(const v1::Link& link,
+                                           const v1::ChannelRef& origin) {
+  std::vector<const v1::LinkMember*> feeders;
+  for (const v1::LinkMember& m : link.members()) {
+    if (MemberContains(m, origin) && m.direction() != v1::OUT) {
+      feeders.push_back(&m);
+    }
+  }
+  return feeders;
+}
+
+// Adds to `targets` the members of `link` that receive an event of kind
+// `kind` fed by `feeders`: those outside the feeders' chats whose direction
+// and options take it, each queue once (`seen`).
+void AddReceivers(const v1::Link& link,
+                  const std::vector<const v1::LinkMember*>& feeders,
+                  v1::Event::KindCase kind,
+                  absl::flat_hash_set<std::string>& seen,
+                  std::vector<LinkTarget>& targets) {
+  for (const v1::LinkMember& m : link.members()) {
+    if (m.direction() == v1::IN || !MemberAccepts(m.options(), kind)) continue;
+    bool is_origin = false;
+    for (const v1::LinkMember* f : feeders) {
+      if (SameChat(m, MemberChannel(*f))) is_origin = true;
+    }
+    if (is_origin) continue;
+    v1::ChannelRef channel = MemberChannel(m);
+    std::string key =
+        m.pending_thread_root() != 0
+            ? ParkedQueueKey(m.pending_thread_root(),
+                             ChannelKey(channel, /*with_thread=*/false))
+            : ChannelKey(channel, /*with_thread=*/true);
+    if (!seen.insert(key).second) continue;
+    targets.push_back(
+        LinkTarget{link.name(), m, std::move(channel), std::move(key)});
+  }
 }
 
 }  // namespace
@@ -152,6 +193,13 @@ LinkTable::LinkTable(std::vector<v1::Link> links) : links_(std::move(links)) {
       add(links_by_chat_[ChannelKey(MemberChannel(m), /*with_thread=*/false)],
           i);
       add(links_by_account_[absl::StrCat(m.platform(), "/", m.account())], i);
+      if (m.pending_thread_root() != 0) {
+        std::string chat_key =
+            ChannelKey(MemberChannel(m), /*with_thread=*/false);
+        pending_roots_.insert(
+            ParkedQueueKey(m.pending_thread_root(), chat_key));
+        pending_chats_.insert(std::move(chat_key));
+      }
     }
   }
 }
@@ -162,35 +210,49 @@ std::vector<LinkTarget> LinkTable::TargetsFor(const v1::ChannelRef& origin,
   absl::flat_hash_set<std::string> seen;
   for (size_t i : CandidateLinks(origin)) {
     const v1::Link& link = links_[i];
-    // Origin members of this link that feed it.
-    std::vector<const v1::LinkMember*> feeders;
-    for (const v1::LinkMember& m : link.members()) {
-      if (MemberContains(m, origin) && m.direction() != v1::OUT) {
-        feeders.push_back(&m);
-      }
-    }
-    if (feeders.empty()) continue;
-    for (const v1::LinkMember& m : link.members()) {
-      if (m.direction() == v1::IN || !MemberAccepts(m.options(), kind))
-        continue;
-      bool is_origin = false;
-      for (const v1::LinkMember* f : feeders) {
-        v1::ChannelRef fc = MemberChannel(*f);
-        if (SameChat(m, fc)) is_origin = true;
-      }
-      if (is_origin) continue;
-      v1::ChannelRef channel = MemberChannel(m);
-      std::string key =
-          m.pending_thread_root() != 0
-              ? ParkedQueueKey(m.pending_thread_root(),
-                               ChannelKey(channel, /*with_thread=*/false))
-              : ChannelKey(channel, /*with_thread=*/true);
-      if (!seen.insert(key).second) continue;
-      targets.push_back(
-          LinkTarget{link.name(), m, std::move(channel), std::move(key)});
-    }
+    std::vector<const v1::LinkMember*> feeders = Feeders(link, origin);
+    if (!feeders.empty()) AddReceivers(link, feeders, kind, seen, targets);
   }
   return targets;
+}
+
+std::vector<RootedTargets> LinkTable::TargetsOnceRooted(
+    const v1::ChannelRef& origin, v1::Event::KindCase kind,
+    const std::vector<LinkTarget>& targets) const {
+  std::vector<RootedTargets> rooted;
+  if (origin.chat_id().empty()) return rooted;
+  const std::string chat_key = ChannelKey(origin, /*with_thread=*/false);
+  if (!pending_chats_.contains(chat_key)) return rooted;
+  absl::flat_hash_set<std::string> reached;
+  for (const LinkTarget& t : targets) reached.insert(t.target_key);
+  // Per root: its entry in `rooted` and the receivers it has so far.
+  absl::flat_hash_map<std::string, size_t> index;
+  std::vector<absl::flat_hash_set<std::string>> seen;
+  for (size_t i : CandidateLinks(origin)) {
+    const v1::Link& link = links_[i];
+    std::vector<const v1::LinkMember*> feeders = Feeders(link, origin);
+    for (const v1::LinkMember& m : link.members()) {
+      if (m.pending_thread_root() == 0 || m.direction() == v1::OUT ||
+          !SameChat(m, origin)) {
+        continue;
+      }
+      std::string root_key = ParkedQueueKey(m.pending_thread_root(), chat_key);
+      auto [it, added] = index.emplace(root_key, rooted.size());
+      if (added) {
+        rooted.push_back(RootedTargets{std::move(root_key), {}});
+        seen.push_back(reached);
+      }
+      std::vector<const v1::LinkMember*> with_root = feeders;
+      with_root.push_back(&m);
+      AddReceivers(link, with_root, kind, seen[it->second],
+                   rooted[it->second].targets);
+    }
+  }
+  rooted.erase(
+      std::remove_if(rooted.begin(), rooted.end(),
+                     [](const RootedTargets& r) { return r.targets.empty(); }),
+      rooted.end());
+  return rooted;
 }
 
 const v1::LinkMember* LinkTable::FindMember(

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "google/protobuf/repeated_field.h"
@@ -26,6 +27,15 @@ struct LinkTarget {
   // for a member whose thread is pending (LinkMember.pending_thread_root),
   // its parked queue (bridge/thread_roots.h), `channel` being the chat.
   std::string target_key;
+};
+
+// Receivers an event has only if a thread root turned out to be the
+// event's thread (LinkTable::TargetsOnceRooted).
+struct RootedTargets {
+  // The root and its chat, as the key of their parked queue
+  // (bridge/thread_roots.h ParkedQueueKey).
+  std::string root_key;
+  std::vector<LinkTarget> targets;
 };
 
 // The links, resolved for lookups: which channels receive an event from a
@@ -50,6 +60,25 @@ class LinkTable {
   // whose thread is pending feeds nothing (its thread is not known yet).
   std::vector<LinkTarget> TargetsFor(const v1::ChannelRef& origin,
                                      v1::Event::KindCase kind) const;
+
+  // The receivers an event of kind `kind` in `origin` would have besides
+  // `targets` (TargetsFor's) if a member of origin's chat that waits on a
+  // thread root (LinkMember.pending_thread_root) were origin's thread: one
+  // entry per root with receivers, each receiver once per root and none of
+  // `targets`. The members are as TargetsFor would see them with the
+  // member narrowed to origin's thread (or, for an origin without thread,
+  // left the whole chat). Empty for presence without chat and for chats
+  // without such members. The committer keeps these only if the root's
+  // copy turned out so (Committer, "Thread roots").
+  std::vector<RootedTargets> TargetsOnceRooted(
+      const v1::ChannelRef& origin, v1::Event::KindCase kind,
+      const std::vector<LinkTarget>& targets) const;
+
+  // Whether a member waits on the thread root that parked queue key
+  // `root_key` names (bridge/thread_roots.h).
+  bool WaitsOnThreadRoot(absl::string_view root_key) const {
+    return pending_roots_.contains(root_key);
+  }
 
   // The links `origin` is a member of (any direction), in table order.
   std::vector<const v1::Link*> LinksOf(const v1::ChannelRef& origin) const;
@@ -80,6 +109,10 @@ class LinkTable {
   // "platform/account".
   absl::flat_hash_map<std::string, std::vector<size_t>> links_by_chat_;
   absl::flat_hash_map<std::string, std::vector<size_t>> links_by_account_;
+  // Members waiting on a thread root: the parked queue keys of their roots,
+  // and their chats (ChannelKey without thread).
+  absl::flat_hash_set<std::string> pending_roots_;
+  absl::flat_hash_set<std::string> pending_chats_;
 };
 
 // Renders a sender name with a member's format ({name}, {platform},

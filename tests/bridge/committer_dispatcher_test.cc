@@ -18,6 +18,7 @@
 #include "bridge/sqlite_store.h"
 #include "bridge/thread_roots.h"
 #include "common/config_loader.h"
+#include "common/metrics.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -175,10 +176,13 @@ class CommitterTest : public ::testing::Test {
                         });
     bool committed_meanwhile =
         post_acked.WaitForNotificationWithTimeout(absl::Seconds(60));
+    // Checked before the release: once released, the command may be
+    // acknowledged at any moment.
+    const bool command_acked_meanwhile = command_acked.HasBeenNotified();
     release->Notify();
     ASSERT_TRUE(committed_meanwhile) << "the writer waited for the command";
     EXPECT_EQ(post_ack.outcome(), v1::PublishAck::ACCEPTED);
-    EXPECT_FALSE(command_acked.HasBeenNotified());
+    EXPECT_FALSE(command_acked_meanwhile);
 
     ASSERT_TRUE(
         command_acked.WaitForNotificationWithTimeout(absl::Seconds(60)));
@@ -823,6 +827,75 @@ class ParkedThreadTest : public ::testing::Test {
     }
   }
 
+  // Queues a publish; the returned ack is filled in when it is answered.
+  struct AckWait {
+    absl::Notification done;
+    v1::PublishAck ack;
+  };
+  std::shared_ptr<AckWait> PublishLater(v1::Event e) {
+    auto wait = std::make_shared<AckWait>();
+    committer_->Publish(std::move(e), [wait](const v1::PublishAck& ack) {
+      wait->ack = ack;
+      wait->done.Notify();
+    });
+    return wait;
+  }
+
+  // Holds the committer's writer (a task that waits) until the returned
+  // notification is notified: what is queued meanwhile is one batch.
+  std::unique_ptr<absl::Notification> HoldWriter() {
+    auto release = std::make_unique<absl::Notification>();
+    auto held = std::make_shared<absl::Notification>();
+    committer_->Execute(
+        [held, release = release.get()](Store&) {
+          held->Notify();
+          release->WaitForNotification();
+          return absl::OkStatus();
+        },
+        nullptr);
+    held->WaitForNotification();
+    return release;
+  }
+
+  // An agent's message `id` in TeamSpirit's c42, in thread `thread` (or
+  // none).
+  static v1::Event AgentWrites(const std::string& id,
+                               const std::string& thread) {
+    v1::Event e = Posted(id, "teamspirit", "main", "c42", id, "Yes");
+    e.mutable_channel()->set_thread_id(thread);
+    return e;
+  }
+
+  // The messages waiting to be sent to outbox queue `target_key`, in order
+  // (the visitor's channel "slack/main/C1" has no adapter attached).
+  std::vector<std::string> PendingTo(const std::string& target_key) {
+    absl::StatusOr<std::vector<DeliveryRecord>> pending =
+        store_->LoadPendingDeliveries(target_key, 0, 1000);
+    EXPECT_TRUE(pending.ok()) << pending.status();
+    std::vector<std::string> ids;
+    if (!pending.ok()) return ids;
+    for (const DeliveryRecord& d : *pending) {
+      ids.push_back(d.event->posted().message_id());
+    }
+    return ids;
+  }
+
+  static double RootsWatched() {
+    return metrics::Registry::Default()
+        .GetGauge("imbridge_router_thread_roots_watched", "")
+        .value();
+  }
+
+  // Waits until the copy `native_id` of the notice is recorded in c42.
+  void WaitForNoticesCopy(const std::string& native_id) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(30);
+    while (
+        !store_->FindMessage("teamspirit/main/c42", native_id)->has_value() &&
+        absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+  }
+
   bool HasParkedQueue() {
     absl::StatusOr<std::vector<std::string>> targets =
         store_->ListPendingTargets();
@@ -963,17 +1036,119 @@ TEST_F(ParkedThreadTest, ALinkNotRewrittenBeforeARestartIsRewrittenAtStart) {
   EXPECT_EQ(Publish(answer).outcome(), v1::PublishAck::ACCEPTED);
 }
 
+// The hole of issue 13: the support chat's adapter answers the notice's
+// delivery and, right behind it, publishes an agent's answer in the
+// notice's thread, before the router rewrote the link (the answer is
+// prepared with the link still waiting for its thread). The answer reaches
+// the visitor's channel once; one after the rewrite too.
+TEST_F(ParkedThreadTest, AnAnswerRightBehindTheRootsCopyReachesTheVisitor) {
+  VisitorWritesBeforeTheNoticesCopy();
+  v1::Delivery notice = OnlyTheNoticeIsSent();
+  std::unique_ptr<absl::Notification> release = HoldWriter();
+  Answer(notice, "m-77");
+  std::shared_ptr<AckWait> answer = PublishLater(AgentWrites("a-1", "m-77"));
+  // Another visitor's thread, and the chat outside threads: not this one's.
+  std::shared_ptr<AckWait> elsewhere = PublishLater(AgentWrites("a-x", "m-99"));
+  std::shared_ptr<AckWait> unthreaded = PublishLater(AgentWrites("a-y", ""));
+  release->Notify();
+  answer->done.WaitForNotification();
+  EXPECT_EQ(answer->ack.outcome(), v1::PublishAck::ACCEPTED)
+      << answer->ack.detail();
+  elsewhere->done.WaitForNotification();
+  EXPECT_EQ(elsewhere->ack.outcome(), v1::PublishAck::DROPPED);
+  unthreaded->done.WaitForNotification();
+  EXPECT_EQ(unthreaded->ack.outcome(), v1::PublishAck::DROPPED);
+  EXPECT_THAT(PendingTo("slack/main/C1"), ElementsAre("a-1"));
+  // (The conversation's own channel hears the whole link.)
+  EXPECT_THAT(PendingTo("chatlio/main/conversation:u-1"),
+              ElementsAre("v-1", "v-2", "a-1"));
+
+  // Once the link names the thread, nothing is doubled.
+  EXPECT_EQ(SupportMemberOnceResolved().thread_id(), "m-77");
+  EXPECT_EQ(Publish(AgentWrites("a-2", "m-77")).outcome(),
+            v1::PublishAck::ACCEPTED);
+  EXPECT_THAT(PendingTo("slack/main/C1"), ElementsAre("a-1", "a-2"));
+  // The root is no longer watched: the link no longer waits on it.
+  EXPECT_EQ(RootsWatched(), 0);
+}
+
+// The same answer published after the copy's commit (an earlier batch) but
+// prepared before the link's rewrite (here: the rewrite never comes, as if
+// the router died first): the writer's watch of the root says it is this
+// thread. After the restart the link names the thread; no double either.
+TEST_F(ParkedThreadTest, AnAnswerBeforeTheLinksRewriteReachesTheVisitor) {
+  Close();
+  rewrite_links_ = false;
+  Open();
+  VisitorWritesBeforeTheNoticesCopy();
+  Answer(OnlyTheNoticeIsSent(), "m-77");
+  WaitForNoticesCopy("m-77");
+  EXPECT_EQ(Publish(AgentWrites("a-1", "m-77")).outcome(),
+            v1::PublishAck::ACCEPTED);
+  EXPECT_EQ(Publish(AgentWrites("a-x", "m-99")).outcome(),
+            v1::PublishAck::DROPPED);
+  EXPECT_THAT(PendingTo("slack/main/C1"), ElementsAre("a-1"));
+  // Still waited on by the link: still watched.
+  EXPECT_EQ(RootsWatched(), 1);
+
+  Close();
+  rewrite_links_ = true;
+  Open();
+  EXPECT_EQ(Publish(AgentWrites("a-2", "m-77")).outcome(),
+            v1::PublishAck::ACCEPTED);
+  EXPECT_THAT(PendingTo("slack/main/C1"), ElementsAre("a-1", "a-2"));
+  EXPECT_EQ(RootsWatched(), 0);
+}
+
+// A root no longer watched (its link was rewritten) is looked up in the
+// store for a publish prepared with the table from before the rewrite.
+TEST_F(ParkedThreadTest, AForgottenRootIsLookedUpAgain) {
+  VisitorWritesBeforeTheNoticesCopy();
+  const std::shared_ptr<const LinkTable> waiting = links_->Get();
+  Answer(OnlyTheNoticeIsSent(), "m-77");
+  EXPECT_EQ(SupportMemberOnceResolved().thread_id(), "m-77");
+  const std::shared_ptr<const LinkTable> rewritten = links_->Get();
+  ASSERT_NE(waiting, rewritten);
+  EXPECT_EQ(Publish(Posted("v3", "slack", "main", "C1", "v-3")).outcome(),
+            v1::PublishAck::ACCEPTED);
+  EXPECT_EQ(RootsWatched(), 0);
+
+  links_->Set(waiting);
+  EXPECT_EQ(Publish(AgentWrites("a-1", "m-77")).outcome(),
+            v1::PublishAck::ACCEPTED);
+  EXPECT_EQ(Publish(AgentWrites("a-x", "m-99")).outcome(),
+            v1::PublishAck::DROPPED);
+  links_->Set(rewritten);
+  EXPECT_THAT(PendingTo("slack/main/C1"), ElementsAre("a-1"));
+}
+
+// The notice's delivery is dead-lettered right before an agent writes in
+// the chat: the member is the whole chat, and the message reaches the
+// visitor once.
+TEST_F(ParkedThreadTest,
+       AMessageRightBehindADeadLetteredRootReachesTheVisitor) {
+  VisitorWritesBeforeTheNoticesCopy();
+  v1::Delivery notice = OnlyTheNoticeIsSent();
+  std::unique_ptr<absl::Notification> release = HoldWriter();
+  Answer(notice, "");
+  std::shared_ptr<AckWait> message = PublishLater(AgentWrites("a-1", ""));
+  release->Notify();
+  message->done.WaitForNotification();
+  EXPECT_EQ(message->ack.outcome(), v1::PublishAck::ACCEPTED)
+      << message->ack.detail();
+  EXPECT_EQ(SupportMemberOnceResolved().thread_id(), "");
+  EXPECT_EQ(Publish(AgentWrites("a-2", "")).outcome(),
+            v1::PublishAck::ACCEPTED);
+  EXPECT_THAT(PendingTo("slack/main/C1"), ElementsAre("a-1", "a-2"));
+}
+
 TEST_F(ParkedThreadTest, ACopyMadeBeforeTheLinkIsItsThreadAtOnce) {
   ASSERT_EQ(Publish(Posted("n1", "chatlio", "main", "notices", "n-1",
                            "New conversation"))
                 .outcome(),
             v1::PublishAck::ACCEPTED);
   Answer(OnlyTheNoticeIsSent(), "m-77");
-  const absl::Time deadline = absl::Now() + absl::Seconds(30);
-  while (!store_->FindMessage("teamspirit/main/c42", "m-77")->has_value() &&
-         absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(5));
-  }
+  WaitForNoticesCopy("m-77");
   v1::LinkReply reply = RequestVisitorLink();
   ASSERT_EQ(reply.code(), 0) << reply.message();
   EXPECT_EQ(reply.link().members(1).thread_id(), "m-77");

@@ -164,6 +164,57 @@ TEST(LinkTableTest, ManyLinksOnlyTheOriginsLinksInTableOrder) {
       200u);
 }
 
+// A member waiting on a thread root feeds nothing; the targets it would
+// feed once the root turns out to be the origin's thread are apart, per
+// root, without those the origin reaches anyway.
+TEST(LinkTableTest, TargetsOncePendingMembersAreRooted) {
+  auto t = Table(R"(links:
+- name: notices
+  members:
+  - {platform: chatlio, account: m, chat_id: notices, direction: in}
+  - {platform: ts, account: m, chat_id: c42}
+- name: visitor-1
+  members:
+  - {platform: slack, account: m, chat_id: C1}
+  - {platform: ts, account: m, chat_id: c42, pending_thread_root: 5}
+  - {platform: chatlio, account: m, chat_id: "conversation:1", direction: out}
+- name: visitor-2
+  members:
+  - {platform: slack, account: m, chat_id: C2}
+  - {platform: ts, account: m, chat_id: c42, pending_thread_root: 6}
+- name: everywhere
+  members:
+  - {platform: ts, account: m, chat_id: c42}
+  - {platform: slack, account: m, chat_id: C1}
+)");
+  ASSERT_NE(t, nullptr);
+  const v1::ChannelRef origin = Chan("ts", "m", "c42", "m-77");
+  std::vector<LinkTarget> targets = t->TargetsFor(origin, v1::Event::kPosted);
+  EXPECT_THAT(Keys(targets), ElementsAre("everywhere:slack/m/C1"));
+  std::vector<RootedTargets> rooted =
+      t->TargetsOnceRooted(origin, v1::Event::kPosted, targets);
+  ASSERT_EQ(rooted.size(), 2u);
+  EXPECT_EQ(rooted[0].root_key, "~parked/5/ts/m/c42");
+  EXPECT_THAT(Keys(rooted[0].targets),
+              ElementsAre("visitor-1:chatlio/m/conversation:1"));
+  EXPECT_EQ(rooted[1].root_key, "~parked/6/ts/m/c42");
+  EXPECT_THAT(Keys(rooted[1].targets), ElementsAre("visitor-2:slack/m/C2"));
+  EXPECT_TRUE(t->WaitsOnThreadRoot("~parked/5/ts/m/c42"));
+  EXPECT_FALSE(t->WaitsOnThreadRoot("~parked/7/ts/m/c42"));
+
+  // Other chats, and presence: nothing.
+  EXPECT_TRUE(t->TargetsOnceRooted(
+                   Chan("slack", "m", "C1"), v1::Event::kPosted,
+                   t->TargetsFor(Chan("slack", "m", "C1"), v1::Event::kPosted))
+                  .empty());
+  EXPECT_TRUE(
+      t->TargetsOnceRooted(Chan("ts", "m", ""), v1::Event::kPresence, {})
+          .empty());
+  // A waiting member is parked as a receiver.
+  EXPECT_THAT(Keys(t->TargetsFor(Chan("slack", "m", "C2"), v1::Event::kPosted)),
+              ElementsAre("visitor-2:~parked/6/ts/m/c42"));
+}
+
 TEST(LinkTableTest, ValidationNamesTheField) {
   v1::RouterConfig config;
   ASSERT_TRUE(LoadConfigYaml(R"(links:
