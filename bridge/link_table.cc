@@ -220,7 +220,7 @@ std::vector<RootedTargets> LinkTable::TargetsOnceRooted(
     const v1::ChannelRef& origin, v1::Event::KindCase kind,
     const std::vector<LinkTarget>& targets) const {
   std::vector<RootedTargets> rooted;
-  if (origin.chat_id().empty()) return rooted;
+  if (pending_chats_.empty() || origin.chat_id().empty()) return rooted;
   const std::string chat_key = ChannelKey(origin, /*with_thread=*/false);
   if (!pending_chats_.contains(chat_key)) return rooted;
   absl::flat_hash_set<std::string> reached;
