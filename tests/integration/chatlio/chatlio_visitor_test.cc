@@ -553,22 +553,25 @@ TEST_F(ChatlioVisitorTest, AVisitorWritingWhileTeamSpiritIsDownIsNotLost) {
   EXPECT_THAT(VisitorTexts(root),
               ::testing::ElementsAre(HasSubstr("First, the order number"),
                                      HasSubstr("Second, the address")));
+
+  // The agent answers in the thread at once, maybe before the router
+  // narrowed the link to it: the answer reaches the visitor, once.
+  AgentSaysInThread(root, "Sorry for the wait");
+  ASSERT_TRUE(chatlio_->WaitForReceived("v1", 1, kWait))
+      << slack_adapter_->ReadLog() << "\n--- router\n"
+      << router_->ReadLog();
+  EXPECT_EQ(chatlio_->Received("v1")[0],
+            "Ivan Petrov (teamspirit): Sorry for the wait");
   std::optional<v1::Link> resolved = WaitForRuntimeLink(link);
   ASSERT_TRUE(resolved.has_value()) << router_->ReadLog();
   EXPECT_EQ(resolved->members(1).thread_id(), root);
-
-  // The agent's answer in the thread reaches the visitor.
-  AgentSaysInThread(root, "Sorry for the wait");
-  ASSERT_TRUE(chatlio_->WaitForReceived("v1", 1, kWait))
-      << slack_adapter_->ReadLog();
-  EXPECT_EQ(chatlio_->Received("v1")[0],
-            "Ivan Petrov (teamspirit): Sorry for the wait");
   ASSERT_TRUE(chatlio_->VisitorSays("v1", "Thanks").ok());
   ASSERT_TRUE(WaitForThreadText(root, "Thanks"));
   EXPECT_THAT(VisitorTexts(root),
               ::testing::ElementsAre(HasSubstr("First, the order number"),
                                      HasSubstr("Second, the address"),
                                      HasSubstr("Thanks")));
+  EXPECT_THAT(chatlio_->Received("v1"), SizeIs(1));
 }
 
 }  // namespace
