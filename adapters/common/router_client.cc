@@ -640,7 +640,7 @@ class RouterClient::Impl {
   // refused here: recorded in `refused` with its ack in `refused_acks`, to
   // run once mu_ is released; with `refused` null the taking stops before
   // it instead, leaving it queued. Sets writing_ and returns true when the
-  // frame is to be written (the caller writes it, then WriteDone()).
+  // frame is to be written (the caller writes it with WriteTaken()).
   bool TakeFrameLocked(uint64_t session, v1::AdapterFrame* frame,
                        std::vector<v1::PublishAck>* refused_acks,
                        Acknowledged* refused)
