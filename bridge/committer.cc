@@ -558,7 +558,7 @@ absl::Status Committer::AddOp(Op& op, CommitBatch* batch, Effects* effects) {
     return absl::OkStatus();
   }
   auto& s = std::get<SkipOp>(op);
-  batch->completed.push_back(s.id);
+  batch->completed.push_back({s.id, s.target_key});
   DeliveryDecision d;
   d.kind = DeliveryDecision::kCompleted;
   effects->finished.push_back({s.id, s.target_key, d});
@@ -706,19 +706,19 @@ void Committer::AddResult(ResultOp& op, CommitBatch* batch, Effects* effects) {
         }
         batch->messages.push_back(std::move(rows));
       }
-      batch->completed.push_back(sent.id);
+      batch->completed.push_back({sent.id, sent.target_key});
       break;
     }
     case DeliveryDecision::kRetry:
       batch->retries.push_back(
-          {sent.id, d.attempts, d.next_attempt_at, d.reason});
+          {sent.id, d.attempts, d.next_attempt_at, d.reason, sent.target_key});
       break;
     case DeliveryDecision::kDeadLetter:
       LogWarn("delivery dead-lettered", {{"target", sent.target_key},
                                          {"link", sent.link},
                                          {"event_key", sent.event_key},
                                          {"reason", d.reason}});
-      batch->dead_letters.push_back({sent.id, d.reason});
+      batch->dead_letters.push_back({sent.id, d.reason, sent.target_key});
       break;
     case DeliveryDecision::kResend:
       break;
