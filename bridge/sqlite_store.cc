@@ -86,6 +86,7 @@
 #include "bridge/sqlite_store.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <unistd.h>
 
@@ -119,6 +120,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "bridge/store.h"
+#include "common/logging.h"
 #include "common/status_macros.h"
 #include "imbridge/v1/config.pb.h"
 #include "imbridge/v1/events.pb.h"
@@ -584,6 +586,15 @@ absl::Status Migrate(sqlite3* db) {
   return Exec(db, "COMMIT");
 }
 
+// Test-only fault injection, off unless the environment variable
+// IMBRIDGE_TEST_CRASH_AT is "mid_cursor_advance": the process kills itself
+// (SIGKILL, as kill -9) in the first group commit that advances a queue's
+// cursor, after the first queue row is written and before the commit.
+bool CrashMidCursorAdvanceFromEnv() {
+  const char* at = std::getenv("IMBRIDGE_TEST_CRASH_AT");
+  return at != nullptr && absl::string_view(at) == "mid_cursor_advance";
+}
+
 // The queues that wait for log deliveries, for PendingLog::Read.
 constexpr char kWaitingQueuesSql[] =
     "SELECT target_key, done_through, last_id, done_above FROM queues "
@@ -860,6 +871,8 @@ class SqliteStore : public Store {
   // changed in them.
   absl::flat_hash_map<std::string, std::unique_ptr<QueueLog>> queues_;
   absl::flat_hash_map<QueueLog*, QueueChange> changes_;
+  // See CrashMidCursorAdvanceFromEnv.
+  const bool crash_mid_cursor_advance_ = CrashMidCursorAdvanceFromEnv();
   // Writer thread: serialization buffers reused across calls.
   std::string payload_;
   std::string targets_;
@@ -1584,6 +1597,11 @@ absl::Status SqliteStore::SaveQueues() {
             .Int(head_at)
             .Blob(done_above)
             .Run());
+    if (crash_mid_cursor_advance_ && !change.marked.empty()) {
+      LogError("IMBRIDGE_TEST_CRASH_AT: killing the router (test only)",
+               {{"at", "mid_cursor_advance"}});
+      raise(SIGKILL);
+    }
   }
   return absl::OkStatus();
 }
