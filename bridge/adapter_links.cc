@@ -1,49 +1,27 @@
 #include "bridge/adapter_links.h"
 
 #include <algorithm>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "bridge/thread_roots.h"
 #include "common/logging.h"
+#include "common/status_macros.h"
 
 namespace imbridge::bridge {
 namespace {
 
-// Pending deliveries read per page while looking for the root's.
-constexpr int kPendingPage = 256;
-
-// The first part of the copy of message `group_id` in `chat_key`, or "".
-absl::StatusOr<std::string> CopyIn(Store& store, int64_t group_id,
-                                   const std::string& chat_key) {
-  absl::StatusOr<std::vector<std::string>> ids =
-      store.FindMessagesInChannel(group_id, chat_key);
-  if (!ids.ok()) return ids.status();
-  return ids->empty() ? std::string() : ids->front();
-}
-
-// Whether a delivery of event `group_id` to `target_key` is pending.
-absl::StatusOr<bool> DeliveryPending(Store& store, int64_t group_id,
-                                     const std::string& target_key) {
-  int64_t after = 0;
-  while (true) {
-    absl::StatusOr<std::vector<DeliveryRecord>> page =
-        store.LoadPendingDeliveries(target_key, after, kPendingPage);
-    if (!page.ok()) return page.status();
-    for (const DeliveryRecord& d : *page) {
-      if (d.event_id == group_id) return true;
-      after = d.id;
-    }
-    if (page->size() < static_cast<size_t>(kPendingPage)) return false;
-  }
-}
-
-// The thread `root` names for `member`: the copy's native id, or "" for the
-// whole chat (an adapter without threads).
-absl::StatusOr<std::string> ResolveRoot(const ThreadRootLookup& lookup,
-                                        const v1::MemberThreadRoot& root,
-                                        const v1::LinkMember& member) {
-  if (!member.thread_id().empty()) {
+// Narrows `member` to the thread `root` names: its thread_id is the copy's
+// native id; without a copy yet, pending_thread_root is the root's event;
+// for an adapter without threads, or a root whose copy cannot be made
+// (kFailedPrecondition), it stays the whole chat.
+absl::Status ResolveRoot(const ThreadRootLookup& lookup,
+                         const v1::MemberThreadRoot& root,
+                         v1::LinkMember* member) {
+  if (!member->thread_id().empty() || member->pending_thread_root() != 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("member ", root.member(),
                      " names a thread_id already; a thread root narrows a "
@@ -67,36 +45,33 @@ absl::StatusOr<std::string> ResolveRoot(const ThreadRootLookup& lookup,
   }
   const int64_t group = (*location)->group_id;
   v1::ChannelRef chat;
-  chat.set_platform(member.platform());
-  chat.set_account(member.account());
-  chat.set_chat_id(member.chat_id());
-  const std::string chat_key = ChannelKey(chat, false);
+  chat.set_platform(member->platform());
+  chat.set_account(member->account());
+  chat.set_chat_id(member->chat_id());
   if (lookup.member_threads != nullptr) {
-    std::optional<bool> threads = lookup.member_threads(member);
-    if (!threads.has_value()) {
-      return absl::UnavailableError(
-          absl::StrCat("no adapter of ", chat_key,
-                       " is attached; cannot tell whether it has threads"));
-    }
-    if (!*threads) return std::string();
+    // No adapter of the chat attached: taken as threading; an adapter
+    // without threads then shows the thread's messages in the chat.
+    std::optional<bool> threads = lookup.member_threads(*member);
+    if (threads.has_value() && !*threads) return absl::OkStatus();
   }
-  // Copy, pending, copy again: a delivery that completes between the reads
-  // (its copy and its completion are one commit) is found by the second.
-  absl::StatusOr<std::string> copy = CopyIn(*lookup.store, group, chat_key);
-  if (!copy.ok() || !copy->empty()) return copy;
-  absl::StatusOr<bool> pending =
-      DeliveryPending(*lookup.store, group, ChannelKey(chat, true));
-  if (!pending.ok()) return pending.status();
-  if (*pending) {
-    return absl::UnavailableError(
-        absl::StrCat("the copy of '", root.message_id(), "' in ", chat_key,
-                     " is not made yet (its delivery is pending)"));
+  absl::StatusOr<ThreadRootState> state =
+      LookUpThreadRoot(*lookup.store, group, chat);
+  if (!state.ok()) return state.status();
+  switch (state->kind) {
+    case ThreadRootState::kThread:
+      member->set_thread_id(state->thread_id);
+      return absl::OkStatus();
+    case ThreadRootState::kPending:
+      member->set_pending_thread_root(group);
+      return absl::OkStatus();
+    case ThreadRootState::kWholeChat:
+      break;
   }
-  copy = CopyIn(*lookup.store, group, chat_key);
-  if (!copy.ok() || !copy->empty()) return copy;
-  return absl::FailedPreconditionError(absl::StrCat(
-      "message '", root.message_id(), "' has no copy in ", chat_key,
-      " and none is pending (dead-lettered, skipped, or not routed there)"));
+  return absl::FailedPreconditionError(
+      absl::StrCat("message '", root.message_id(), "' has no copy in ",
+                   ChannelKey(chat, false),
+                   " and none is pending (dead-lettered, skipped, or not "
+                   "routed there)"));
 }
 
 }  // namespace
@@ -119,10 +94,8 @@ absl::Status ResolveMemberThreadRoots(const ThreadRootLookup& lookup,
           absl::StrCat("member thread root names member ", root.member(),
                        " of a link with ", link->members_size()));
     }
-    v1::LinkMember* member = link->mutable_members(root.member());
-    absl::StatusOr<std::string> thread = ResolveRoot(lookup, root, *member);
-    if (!thread.ok()) return thread.status();
-    member->set_thread_id(*thread);
+    IMB_RETURN_IF_ERROR(
+        ResolveRoot(lookup, root, link->mutable_members(root.member())));
   }
   return absl::OkStatus();
 }
@@ -154,11 +127,22 @@ v1::LinkReply HandleLinkRequest(LinkCatalog& catalog, const v1::Hello& hello,
       name = request.create().name();
       status = AdapterMayTouchLink(hello, request.create());
       if (!status.ok()) break;
+      // A repeated create is answered with the link as stored, whatever
+      // became of its thread roots since.
+      std::vector<uint32_t> rooted;
+      for (const v1::MemberThreadRoot& root : request.member_thread_roots()) {
+        rooted.push_back(root.member());
+      }
+      if (std::optional<v1::LinkInfo> same =
+              catalog.FindSameRuntimeLink(request.create(), rooted)) {
+        *reply.mutable_link() = same->link();
+        break;
+      }
       v1::Link link = request.create();
       status = ResolveMemberThreadRoots(lookup, request, &link);
       if (!status.ok()) break;
       absl::StatusOr<v1::LinkInfo> info =
-          catalog.CreateOwnedLink(link, hello.platform());
+          catalog.CreateOwnedLink(link, hello.platform(), rooted);
       status = info.status();
       if (info.ok()) *reply.mutable_link() = info->link();
       break;
@@ -178,13 +162,10 @@ v1::LinkReply HandleLinkRequest(LinkCatalog& catalog, const v1::Hello& hello,
   if (!status.ok()) {
     reply.set_code(static_cast<int32_t>(status.code()));
     reply.set_message(std::string(status.message()));
-    // A root whose copy is not made yet is asked for again, often: debug.
-    Log(absl::IsUnavailable(status) ? LogLevel::kDebug : LogLevel::kWarn,
-        "adapter link request refused",
-        {{"adapter", hello.adapter_name()},
-         {"action", action},
-         {"link", name},
-         {"error", status.message()}});
+    LogWarn("adapter link request refused", {{"adapter", hello.adapter_name()},
+                                             {"action", action},
+                                             {"link", name},
+                                             {"error", status.message()}});
   }
   return reply;
 }

@@ -100,6 +100,20 @@ Committer::Committer(Store* store, const LinkRegistry* links,
 Committer::~Committer() { Stop(); }
 
 void Committer::Start() {
+  // Parked queues left by the last run: their roots were pending when they
+  // were last written (resolving one moves its deliveries in that commit).
+  absl::StatusOr<std::vector<std::string>> targets =
+      store_->ListPendingTargets();
+  if (targets.ok()) {
+    for (const std::string& key : *targets) {
+      if (IsParkedQueue(key)) roots_.emplace(key, ThreadRootState());
+    }
+  } else {
+    LogError(
+        "cannot list the parked queues; their roots are looked up when "
+        "next written",
+        {{"error", targets.status().message()}});
+  }
   thread_ = std::thread([this] { Run(); });
   syncer_ = std::thread([this] { RunSyncer(); });
 }
@@ -363,8 +377,7 @@ void Committer::CommitRelayOps(absl::Span<Op> ops, uint64_t first,
     status = AddOp(ops[i], &batch, &effects);
   }
   if (status.ok()) status = store_->Apply(batch);
-  batch_messages_.clear();
-  committed_messages_.clear();
+  EndBatch(status.ok());
   if (status.ok()) {
     RememberMessages(batch);
     Resolve(batch, effects);
@@ -392,8 +405,7 @@ void Committer::CommitRelayOps(absl::Span<Op> ops, uint64_t first,
     absl::Status s = Prefetch(absl::MakeSpan(&op, 1));
     if (s.ok()) s = AddOp(op, &single, &effects_of_one);
     if (s.ok()) s = store_->Apply(single);
-    batch_messages_.clear();
-    committed_messages_.clear();
+    EndBatch(s.ok());
     if (s.ok()) {
       RememberMessages(single);
       Resolve(single, effects_of_one);
@@ -549,6 +561,12 @@ void Committer::Deliver(Effects& effects) {
     CountFinished(effects.finished);
     listener_->OnDeliveriesFinished(std::move(effects.finished));
   }
+  if (!effects.moved_to.empty()) {
+    listener_->OnDeliveriesMoved(std::move(effects.moved_to));
+  }
+  if (!effects.resolved.empty() && roots_resolved_) {
+    roots_resolved_(std::move(effects.resolved));
+  }
 }
 
 absl::Status Committer::AddOp(Op& op, CommitBatch* batch, Effects* effects) {
@@ -619,6 +637,105 @@ std::optional<bool> Committer::FindRecentMessage(const std::string& key) const {
   it = older_messages_.find(key);
   if (it != older_messages_.end()) return it->second;
   return std::nullopt;
+}
+
+void Committer::EndBatch(bool committed) {
+  batch_messages_.clear();
+  committed_messages_.clear();
+  if (committed) {
+    for (auto& [key, state] : batch_roots_) roots_[key] = std::move(state);
+  }
+  batch_roots_.clear();
+}
+
+absl::StatusOr<ThreadRootState> Committer::WatchThreadRoot(
+    Store& store, int64_t root_event, const v1::ChannelRef& chat) {
+  v1::ChannelRef whole = chat;
+  whole.clear_thread_id();
+  const std::string key =
+      ParkedQueueKey(root_event, ChannelKey(whole, /*with_thread=*/false));
+  auto it = roots_.find(key);
+  if (it != roots_.end()) return it->second;
+  IMB_ASSIGN_OR_RETURN(ThreadRootState state,
+                       LookUpThreadRoot(store, root_event, whole));
+  roots_.emplace(key, state);
+  return state;
+}
+
+absl::StatusOr<ThreadRootState> Committer::RootOf(const std::string& key,
+                                                  Effects* effects) {
+  auto in_batch = batch_roots_.find(key);
+  if (in_batch != batch_roots_.end()) return in_batch->second;
+  auto watched = roots_.find(key);
+  if (watched != roots_.end()) return watched->second;
+  std::optional<ParkedQueue> parked = ParseParkedQueue(key);
+  if (!parked.has_value()) {
+    return absl::InternalError(absl::StrCat("bad parked queue key ", key));
+  }
+  IMB_ASSIGN_OR_RETURN(ThreadRootState state,
+                       LookUpThreadRoot(*store_, parked->root_event,
+                                        ChatOfKey(parked->chat_key)));
+  if (state.kind == ThreadRootState::kPending) {
+    roots_.emplace(key, state);
+    return state;
+  }
+  // Resolved before the root was watched (a link created meanwhile, or a
+  // restart before its rewrite): the link is rewritten once this batch
+  // commits (looked up again if it fails).
+  effects->resolved.push_back(
+      {parked->root_event, std::move(parked->chat_key), state});
+  batch_roots_.emplace(key, state);
+  return state;
+}
+
+absl::Status Committer::Unpark(DeliveryRecord& delivery, Effects* effects) {
+  IMB_ASSIGN_OR_RETURN(ThreadRootState state,
+                       RootOf(delivery.target_key, effects));
+  if (state.kind == ThreadRootState::kPending) return absl::OkStatus();
+  delivery.target.set_thread_id(state.thread_id);
+  delivery.target_key = ChannelKey(delivery.target, /*with_thread=*/true);
+  return absl::OkStatus();
+}
+
+void Committer::ResolveRootOf(const SentDelivery& sent,
+                              const DeliveryDecision& d,
+                              const v1::DeliveryResult& result,
+                              CommitBatch* batch, Effects* effects) {
+  if (!sent.records_copies) return;
+  if (d.kind != DeliveryDecision::kCompleted &&
+      d.kind != DeliveryDecision::kDeadLetter) {
+    return;
+  }
+  const std::string key = ParkedQueueKey(sent.event_id, sent.target_chat_key);
+  auto in_batch = batch_roots_.find(key);
+  const ThreadRootState* known = nullptr;
+  if (in_batch != batch_roots_.end()) {
+    known = &in_batch->second;
+  } else if (auto it = roots_.find(key); it != roots_.end()) {
+    known = &it->second;
+  }
+  if (known == nullptr || known->kind != ThreadRootState::kPending) return;
+  ThreadRootState state;
+  state.kind = ThreadRootState::kWholeChat;
+  if (d.kind == DeliveryDecision::kCompleted && result.native_ids_size() > 0) {
+    state.kind = ThreadRootState::kThread;
+    state.thread_id = result.native_ids(0);
+  } else {
+    LogWarn(
+        "thread root has no copy; its parked deliveries go to the whole chat",
+        {{"chat", sent.target_chat_key},
+         {"event_key", sent.event_key},
+         {"reason", d.reason}});
+  }
+  QueueMove move;
+  move.from_key = key;
+  move.to_target = ChatOfKey(sent.target_chat_key);
+  move.to_target.set_thread_id(state.thread_id);
+  move.to_key = ChannelKey(move.to_target, /*with_thread=*/true);
+  effects->moved_to.push_back(move.to_key);
+  batch->moves.push_back(std::move(move));
+  effects->resolved.push_back({sent.event_id, sent.target_chat_key, state});
+  batch_roots_[key] = std::move(state);
 }
 
 void Committer::Restore(CommitBatch& batch, Effects& effects) {
@@ -712,6 +829,9 @@ absl::Status Committer::AddPublish(PublishOp& op, CommitBatch* batch,
     }
     NoteParticipant(event, chat_key, batch);
   }
+  for (DeliveryRecord& d : op.deliveries) {
+    if (IsParkedQueue(d.target_key)) IMB_RETURN_IF_ERROR(Unpark(d, effects));
+  }
   entry.deliveries = std::move(op.deliveries);
   for (DeliveryRecord& d : entry.deliveries) {
     d.created_at = now;
@@ -763,6 +883,7 @@ void Committer::AddResult(ResultOp& op, CommitBatch* batch, Effects* effects) {
     case DeliveryDecision::kResend:
       break;
   }
+  ResolveRootOf(sent, d, op.result, batch, effects);
   effects->finished.push_back(
       {sent.id, sent.target_key, std::move(d), sent.created_at});
 }

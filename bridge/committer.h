@@ -20,6 +20,7 @@
 #include "bridge/delivery_policy.h"
 #include "bridge/link_table.h"
 #include "bridge/store.h"
+#include "bridge/thread_roots.h"
 #include "common/executor.h"
 #include "common/metrics.h"
 #include "imbridge/v1/router.pb.h"
@@ -66,6 +67,18 @@ class CommitListener {
   // Deliveries whose outcome (completed, retry, dead letter, resend) is now
   // durable.
   virtual void OnDeliveriesFinished(std::vector<FinishedDelivery> finished) = 0;
+  // Queues that received pending deliveries from a parked queue (a thread
+  // root resolved; CommitBatch::moves), each once.
+  virtual void OnDeliveriesMoved(std::vector<std::string> target_keys) {}
+};
+
+// A thread root (LinkMember.pending_thread_root) whose fate was committed:
+// its copy was made (kThread) or cannot be made (kWholeChat).
+struct ResolvedThreadRoot {
+  int64_t root_event = 0;
+  // ChannelKey of the member's chat, without thread.
+  std::string chat_key;
+  ThreadRootState state;
 };
 
 // Holds the current link table; links can be replaced at runtime.
@@ -113,6 +126,15 @@ class LinkRegistry {
 // Thread-safety: the public methods are thread-safe and never block on I/O;
 // callbacks run on the sync thread.
 //
+// Thread roots: a link member whose thread is rooted at a copy not made yet
+// (LinkMember.pending_thread_root) gets its deliveries in a parked queue
+// (bridge/thread_roots.h). The writer watches those roots: the commit that
+// records the root's copy moves the parked deliveries to the thread's queue,
+// and the commit that dead-letters the root's delivery moves them to the
+// whole chat's; publishes prepared with a link table older than that
+// commit are written to where the parked ones went. Once such a commit is
+// durable, the resolution listener is told (to rewrite the links).
+//
 // Test-only fault injection, off unless the environment variable
 // IMBRIDGE_TEST_CRASH_AT is set: "after_commit" kills the process (SIGKILL,
 // as kill -9) right after the first commit of an accepted publish, before
@@ -137,6 +159,22 @@ class Committer {
   Committer(Store* store, const LinkRegistry* links, DeliveryPolicy policy,
             CommitListener* listener, Options options);
   ~Committer();
+
+  // Optional; set before Start(). Told, on the sync thread and in commit
+  // order, of thread roots whose fate was committed; must not block.
+  using ThreadRootsResolved =
+      std::function<void(std::vector<ResolvedThreadRoot> resolved)>;
+  void SetThreadRootsResolved(ThreadRootsResolved resolved) {
+    roots_resolved_ = std::move(resolved);
+  }
+
+  // For a StoreTask only (it runs on the writer thread): what became of the
+  // thread rooted at the copy of mirrored message `root_event` in `chat`,
+  // as committed; while it is pending, the writer watches it from now on.
+  // `store` is the task's.
+  absl::StatusOr<ThreadRootState> WatchThreadRoot(Store& store,
+                                                  int64_t root_event,
+                                                  const v1::ChannelRef& chat);
 
   // Optional; set before Start(). Messages that are chat commands are
   // answered in their own chat instead of being relayed. The answer is
@@ -242,6 +280,9 @@ class Committer {
     std::vector<FinishedDelivery> finished;
     // Each accepted event once per link it is relayed on: (link, kind).
     std::vector<std::pair<std::string, v1::Event::KindCase>> relayed;
+    // Thread roots resolved, and the queues parked deliveries moved to.
+    std::vector<ResolvedThreadRoot> resolved;
+    std::vector<std::string> moved_to;
   };
 
   void Run();
@@ -282,6 +323,21 @@ class Committer {
   std::optional<bool> FindRecentMessage(const std::string& key) const;
   // Gives the ops of a failed batch back what was moved into it.
   static void Restore(CommitBatch& batch, Effects& effects);
+  // Forgets the batch's overlays; keeps its resolved roots if it committed.
+  void EndBatch(bool committed);
+  // The state of the thread root of parked queue `key`: this batch's, the
+  // watched one, or (watching it from now on) the store's; the store's, if
+  // resolved, is added to `effects` for the listener.
+  absl::StatusOr<ThreadRootState> RootOf(const std::string& key,
+                                         Effects* effects);
+  // Writes a parked delivery to where its root's deliveries go now (its
+  // queue stays parked while the root is pending).
+  absl::Status Unpark(DeliveryRecord& delivery, Effects* effects);
+  // After the outcome of a copy's delivery: resolves the root waiting on it
+  // and moves its parked deliveries, in `batch`.
+  void ResolveRootOf(const SentDelivery& sent, const DeliveryDecision& d,
+                     const v1::DeliveryResult& result, CommitBatch* batch,
+                     Effects* effects);
   // Whether the message is in the map: in this batch (the overlay) or
   // committed; and whether it is a copy.
   absl::StatusOr<std::optional<bool>> FindMessage(const std::string& chat_key,
@@ -352,6 +408,12 @@ class Committer {
   // (the PublishSequencer's group) and are refused, not stored ahead of the
   // failed one; entries are dropped once the writer is past their position.
   absl::flat_hash_map<std::string, uint64_t> failed_chats_;
+  // Writer thread: watched thread roots by parked queue key, as committed
+  // (entries are kept: one per conversation), and those the batch being
+  // built resolves.
+  absl::flat_hash_map<std::string, ThreadRootState> roots_;
+  absl::flat_hash_map<std::string, ThreadRootState> batch_roots_;
+  ThreadRootsResolved roots_resolved_;
   const CrashPoint crash_at_;
   // Sync thread: delivery metrics per target platform.
   absl::flat_hash_map<std::string, DeliveryMetrics> delivery_metrics_;

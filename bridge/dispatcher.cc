@@ -6,6 +6,7 @@
 #include "absl/time/clock.h"
 #include "bridge/capability_fit.h"
 #include "bridge/link_table.h"
+#include "bridge/thread_roots.h"
 #include "common/logging.h"
 
 namespace imbridge::bridge {
@@ -62,6 +63,7 @@ absl::Status Dispatcher::Start() {
       store_->ListPendingTargets();
   if (!targets.ok()) return targets.status();
   for (const std::string& key : *targets) {
+    if (IsParkedQueue(key)) continue;  // waits for its thread root
     TargetQueue& q = Queue(key, nullptr);
     q.more_in_store = true;
   }
@@ -93,6 +95,9 @@ void Dispatcher::OnDeliveriesWritten(std::vector<DeliveryRecord> d) {
 }
 void Dispatcher::OnDeliveriesFinished(std::vector<FinishedDelivery> f) {
   Post(std::move(f));
+}
+void Dispatcher::OnDeliveriesMoved(std::vector<std::string> target_keys) {
+  for (std::string& key : target_keys) Reload(std::move(key));
 }
 void Dispatcher::Reload(std::string target_key) {
   Post(ReloadInput{std::move(target_key)});
@@ -167,6 +172,7 @@ Dispatcher::TargetQueue& Dispatcher::Queue(const std::string& key,
 
 void Dispatcher::HandleWritten(std::vector<DeliveryRecord>& deliveries) {
   for (DeliveryRecord& r : deliveries) {
+    if (IsParkedQueue(r.target_key)) continue;  // waits for its thread root
     TargetQueue& q = Queue(r.target_key, &r.target);
     if (r.id <= q.last_loaded_id) continue;  // already read from the store
     if (q.more_in_store ||

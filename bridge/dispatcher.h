@@ -22,6 +22,9 @@ namespace imbridge::bridge {
 
 // Hands committed deliveries to attached adapters.
 //
+// Parked queues (bridge/thread_roots.h) are never sent; their deliveries
+// are read again from the queue they are moved to.
+//
 // There is one ordered queue per target channel. A queue sends only to the
 // adapter attached for its platform and account; without one it keeps its
 // deliveries (in the store and, up to a bound, in memory) while every other
@@ -64,6 +67,7 @@ class Dispatcher : public CommitListener {
   // CommitListener.
   void OnDeliveriesWritten(std::vector<DeliveryRecord> deliveries) override;
   void OnDeliveriesFinished(std::vector<FinishedDelivery> finished) override;
+  void OnDeliveriesMoved(std::vector<std::string> target_keys) override;
 
  private:
   struct InFlight {

@@ -51,7 +51,147 @@ v1::LinkMember WebhookMember(const v1::WebhookInfo& w) {
   return m;
 }
 
+// Whether `a` and `b` define the same link, the thread of the members
+// numbered in `rooted` aside.
+bool SameDefinition(const v1::Link& a, const v1::Link& b,
+                    const std::vector<uint32_t>& rooted) {
+  if (rooted.empty()) {
+    return google::protobuf::util::MessageDifferencer::Equals(a, b);
+  }
+  v1::Link x = a;
+  v1::Link y = b;
+  for (uint32_t i : rooted) {
+    for (v1::Link* l : {&x, &y}) {
+      if (i >= static_cast<uint32_t>(l->members_size())) continue;
+      l->mutable_members(i)->clear_thread_id();
+      l->mutable_members(i)->clear_pending_thread_root();
+    }
+  }
+  return google::protobuf::util::MessageDifferencer::Equals(x, y);
+}
+
+// Narrows `member`, waiting on a thread root, as the root's `state` says.
+// Returns whether it changed.
+bool ApplyRootState(const ThreadRootState& state, const std::string& link,
+                    v1::LinkMember* member) {
+  switch (state.kind) {
+    case ThreadRootState::kPending:
+      return false;
+    case ThreadRootState::kThread:
+      member->set_thread_id(state.thread_id);
+      break;
+    case ThreadRootState::kWholeChat:
+      LogWarn(
+          "link member's thread root has no copy; the member is the whole "
+          "chat",
+          {{"link", link},
+           {"chat", ChannelKey(MemberChannel(*member), false)},
+           {"root_event", std::to_string(member->pending_thread_root())}});
+      break;
+  }
+  member->clear_pending_thread_root();
+  return true;
+}
+
+absl::Status RefusePendingRoots(const v1::Link& link) {
+  for (int i = 0; i < link.members_size(); ++i) {
+    if (link.members(i).pending_thread_root() != 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "link.members[", i,
+          "].pending_thread_root: set by the router only (an adapter's "
+          "member_thread_roots)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
+
+LinkCatalog::~LinkCatalog() { StopRewrites(); }
+
+void LinkCatalog::StopRewrites() {
+  std::unique_ptr<Executor> rewrites;
+  {
+    absl::MutexLock lock(&rewrites_mu_);
+    rewrites = std::move(rewrites_);
+  }
+  rewrites.reset();  // runs the rewrites posted so far
+}
+
+void LinkCatalog::OnThreadRootsResolved(
+    std::vector<ResolvedThreadRoot> resolved) {
+  absl::MutexLock lock(&rewrites_mu_);
+  if (rewrites_ == nullptr) return;  // done by the next Load
+  rewrites_->Post(
+      [this, resolved = std::move(resolved)] { RewriteResolved(resolved); });
+}
+
+absl::StatusOr<bool> LinkCatalog::ResolvePendingMembers(Store& store,
+                                                        v1::Link* link) const {
+  bool changed = false;
+  for (v1::LinkMember& m : *link->mutable_members()) {
+    if (m.pending_thread_root() == 0) continue;
+    IMB_ASSIGN_OR_RETURN(ThreadRootState state,
+                         committer_->WatchThreadRoot(
+                             store, m.pending_thread_root(), MemberChannel(m)));
+    changed = ApplyRootState(state, link->name(), &m) || changed;
+  }
+  return changed;
+}
+
+void LinkCatalog::RewriteResolved(
+    const std::vector<ResolvedThreadRoot>& resolved) {
+  absl::MutexLock write(&write_mu_);
+  std::map<std::string, v1::LinkInfo> runtime;
+  std::map<std::string, Webhook> webhooks;
+  {
+    absl::MutexLock lock(&mu_);
+    runtime = runtime_;
+    webhooks = webhooks_;
+  }
+  std::vector<std::pair<std::string, std::string>> records;
+  for (auto& [name, info] : runtime) {
+    bool changed = false;
+    for (v1::LinkMember& m : *info.mutable_link()->mutable_members()) {
+      if (m.pending_thread_root() == 0) continue;
+      const std::string chat_key =
+          ChannelKey(MemberChannel(m), /*with_thread=*/false);
+      for (const ResolvedThreadRoot& r : resolved) {
+        if (r.root_event == m.pending_thread_root() && r.chat_key == chat_key) {
+          changed = ApplyRootState(r.state, name, &m) || changed;
+          break;
+        }
+      }
+    }
+    if (changed) records.emplace_back(name, info.SerializeAsString());
+  }
+  if (records.empty()) return;
+  absl::StatusOr<std::shared_ptr<const LinkTable>> table =
+      BuildTable(runtime, webhooks, "link");
+  absl::Status written = table.status();
+  if (written.ok()) {
+    written = Write([&records](Store& store) {
+      for (const auto& [name, payload] : records) {
+        IMB_RETURN_IF_ERROR(store.PutRecord(kLinkRecord, name, payload));
+      }
+      return absl::OkStatus();
+    });
+  }
+  if (!written.ok()) {
+    // Publishes still reach the thread (the committer redirects them); the
+    // next Load rewrites the links.
+    LogError("cannot narrow links to their resolved threads",
+             {{"links", std::to_string(records.size())},
+              {"error", written.message()}});
+    return;
+  }
+  registry_->Set(*std::move(table));
+  for (const auto& [name, payload] : records) {
+    LogInfo("link member's thread resolved", {{"link", name}});
+  }
+  absl::MutexLock lock(&mu_);
+  runtime_ = std::move(runtime);
+}
 
 LinkCatalog::LinkCatalog(Store* store, Committer* committer,
                          LinkRegistry* registry,
@@ -115,6 +255,28 @@ absl::Status LinkCatalog::Load() {
     }
     runtime.emplace(name, std::move(info));
   }
+  for (const v1::Link& l : config_links_) {
+    IMB_RETURN_IF_ERROR(RefusePendingRoots(l));
+  }
+  // Roots resolved just before a crash narrow their members now; the
+  // pending ones are watched by the committer from here on.
+  bool waiting = false;
+  for (const auto& [name, info] : runtime) {
+    for (const v1::LinkMember& m : info.link().members()) {
+      waiting = waiting || m.pending_thread_root() != 0;
+    }
+  }
+  if (waiting)
+    IMB_RETURN_IF_ERROR(Write([this, &runtime](Store& store) {
+      for (auto& [name, info] : runtime) {
+        IMB_ASSIGN_OR_RETURN(bool changed,
+                             ResolvePendingMembers(store, info.mutable_link()));
+        if (!changed) continue;
+        IMB_RETURN_IF_ERROR(
+            store.PutRecord(kLinkRecord, name, info.SerializeAsString()));
+      }
+      return absl::OkStatus();
+    }));
   IMB_ASSIGN_OR_RETURN(auto hooks, store_->ListRecords(kWebhookRecord));
   for (const auto& [id, payload] : hooks) {
     v1::StoredWebhook stored;
@@ -188,16 +350,30 @@ absl::StatusOr<v1::LinkInfo> LinkCatalog::GetLink(
 }
 
 absl::StatusOr<v1::LinkInfo> LinkCatalog::CreateLink(const v1::Link& link) {
-  return Create(link, "", /*idempotent=*/false);
+  IMB_RETURN_IF_ERROR(RefusePendingRoots(link));
+  return Create(link, "", /*idempotent=*/false, {});
 }
 
 absl::StatusOr<v1::LinkInfo> LinkCatalog::CreateOwnedLink(
-    const v1::Link& link, const std::string& owner_platform) {
-  return Create(link, owner_platform, /*idempotent=*/true);
+    const v1::Link& link, const std::string& owner_platform,
+    const std::vector<uint32_t>& rooted) {
+  return Create(link, owner_platform, /*idempotent=*/true, rooted);
+}
+
+std::optional<v1::LinkInfo> LinkCatalog::FindSameRuntimeLink(
+    const v1::Link& link, const std::vector<uint32_t>& rooted) const {
+  absl::MutexLock lock(&mu_);
+  auto existing = runtime_.find(link.name());
+  if (existing == runtime_.end() ||
+      !SameDefinition(existing->second.link(), link, rooted)) {
+    return std::nullopt;
+  }
+  return InfoFor(existing->second);
 }
 
 absl::StatusOr<v1::LinkInfo> LinkCatalog::Create(
-    const v1::Link& link, const std::string& owner_platform, bool idempotent) {
+    const v1::Link& link, const std::string& owner_platform, bool idempotent,
+    const std::vector<uint32_t>& rooted) {
   absl::MutexLock write(&write_mu_);
   if (link.name().empty()) {
     return absl::InvalidArgumentError("link.name: required");
@@ -208,8 +384,7 @@ absl::StatusOr<v1::LinkInfo> LinkCatalog::Create(
     absl::MutexLock lock(&mu_);
     auto existing = runtime_.find(link.name());
     if (idempotent && existing != runtime_.end() &&
-        google::protobuf::util::MessageDifferencer::Equals(
-            existing->second.link(), link)) {
+        SameDefinition(existing->second.link(), link, rooted)) {
       return InfoFor(existing->second);
     }
     if (ConfigLink(link.name()) != nullptr || existing != runtime_.end()) {
@@ -230,10 +405,19 @@ absl::StatusOr<v1::LinkInfo> LinkCatalog::Create(
   info.set_owner_platform(owner_platform);
   runtime[link.name()] = info;
   IMB_ASSIGN_OR_RETURN(auto table, BuildTable(runtime, webhooks, "link"));
-  std::string payload = info.SerializeAsString();
-  IMB_RETURN_IF_ERROR(Write([name = link.name(), payload](Store& store) {
-    return store.PutRecord(kLinkRecord, name, payload);
+  // A pending thread root is looked up again in the link's own commit: one
+  // resolved since the caller looked is not watched any more.
+  bool resolved = false;
+  IMB_RETURN_IF_ERROR(Write([this, &info, &resolved](Store& store) {
+    IMB_ASSIGN_OR_RETURN(resolved,
+                         ResolvePendingMembers(store, info.mutable_link()));
+    return store.PutRecord(kLinkRecord, info.link().name(),
+                           info.SerializeAsString());
   }));
+  if (resolved) {
+    runtime[link.name()] = info;
+    IMB_ASSIGN_OR_RETURN(table, BuildTable(runtime, webhooks, "link"));
+  }
   registry_->Set(std::move(table));
   LogInfo("link created",
           {{"link", link.name()},
@@ -245,6 +429,7 @@ absl::StatusOr<v1::LinkInfo> LinkCatalog::Create(
 }
 
 absl::StatusOr<v1::LinkInfo> LinkCatalog::UpdateLink(const v1::Link& link) {
+  IMB_RETURN_IF_ERROR(RefusePendingRoots(link));
   absl::MutexLock write(&write_mu_);
   std::map<std::string, v1::LinkInfo> runtime;
   std::map<std::string, Webhook> webhooks;

@@ -3,6 +3,8 @@
 
 #include <functional>
 #include <map>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,6 +15,7 @@
 #include "absl/synchronization/mutex.h"
 #include "bridge/committer.h"
 #include "bridge/store.h"
+#include "common/executor.h"
 #include "imbridge/v1/admin.pb.h"
 #include "imbridge/v1/config.pb.h"
 
@@ -48,10 +51,13 @@ class LinkCatalog {
   // `store`, `committer` and `registry` must outlive the catalog.
   LinkCatalog(Store* store, Committer* committer, LinkRegistry* registry,
               std::vector<v1::Link> config_links);
+  ~LinkCatalog();
 
   // Reads the runtime links and webhooks from the store and installs the
   // combined link table. Fails if a runtime link's name clashes with the
-  // config file's or the combined table is invalid.
+  // config file's or the combined table is invalid. Members waiting on a
+  // thread root are looked up again (the root may have been resolved just
+  // before a crash) and the committer watches the pending ones.
   absl::Status Load();
 
   std::vector<v1::LinkInfo> ListLinks() const;
@@ -65,9 +71,28 @@ class LinkCatalog {
   // is the adapter's): creates a runtime link owned by `owner_platform`.
   // An existing runtime link with the same name and an identical definition
   // is returned as it is (idempotent, whoever owns it); the same name with
-  // another definition, or a config link's name, is kAlreadyExists.
+  // another definition, or a config link's name, is kAlreadyExists. The
+  // members numbered in `rooted` (a thread root's) compare equal whatever
+  // their thread_id and pending_thread_root. A member with a
+  // pending_thread_root is looked up again in the commit that stores the
+  // link, and stored with its thread (or as the whole chat) if the root was
+  // resolved meanwhile.
   absl::StatusOr<v1::LinkInfo> CreateOwnedLink(
-      const v1::Link& link, const std::string& owner_platform);
+      const v1::Link& link, const std::string& owner_platform,
+      const std::vector<uint32_t>& rooted = {});
+  // The runtime link named like `link` if its definition is identical to
+  // `link` (with `rooted` as for CreateOwnedLink), else std::nullopt.
+  std::optional<v1::LinkInfo> FindSameRuntimeLink(
+      const v1::Link& link, const std::vector<uint32_t>& rooted) const;
+
+  // Rewrites the runtime links whose members wait on the thread roots in
+  // `resolved` (LinkMember.pending_thread_root): thread_id set to the copy,
+  // or the member left the whole chat. Returns at once; the rewrite runs on
+  // a thread of the catalog's own (Committer::SetThreadRootsResolved).
+  void OnThreadRootsResolved(std::vector<ResolvedThreadRoot> resolved);
+  // Runs the rewrites posted so far and refuses later ones (they are done
+  // by the next Load). Call before the committer stops.
+  void StopRewrites();
   // Deletes runtime link `name` if `owner_platform` owns it and `may_touch`
   // accepts its definition; kPermissionDenied if not, kFailedPrecondition
   // for a config link, kNotFound if there is none.
@@ -109,7 +134,8 @@ class LinkCatalog {
   // CreateLink with an owner (empty: the operator's).
   absl::StatusOr<v1::LinkInfo> Create(const v1::Link& link,
                                       const std::string& owner_platform,
-                                      bool idempotent);
+                                      bool idempotent,
+                                      const std::vector<uint32_t>& rooted);
   // DeleteLink; with an owner (non-null), only a link of that owner that
   // `may_touch` accepts.
   absl::Status Delete(
@@ -117,6 +143,12 @@ class LinkCatalog {
       const std::function<absl::Status(const v1::Link&)>* may_touch);
   // Runs `task` on the committer and waits for its commit.
   absl::Status Write(Committer::StoreTask task);
+  // Inside a StoreTask: looks up the roots of `link`'s pending members
+  // (Committer::WatchThreadRoot) and narrows each resolved one to its thread
+  // or the whole chat. Returns whether `link` changed.
+  absl::StatusOr<bool> ResolvePendingMembers(Store& store,
+                                             v1::Link* link) const;
+  void RewriteResolved(const std::vector<ResolvedThreadRoot>& resolved);
 
   Store* const store_;
   Committer* const committer_;
@@ -128,6 +160,11 @@ class LinkCatalog {
   mutable absl::Mutex mu_;
   std::map<std::string, v1::LinkInfo> runtime_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, Webhook> webhooks_ ABSL_GUARDED_BY(mu_);
+
+  absl::Mutex rewrites_mu_;
+  // Null once stopped.
+  std::unique_ptr<Executor> rewrites_ ABSL_GUARDED_BY(rewrites_mu_) =
+      std::make_unique<Executor>(1);
 };
 
 }  // namespace imbridge::bridge

@@ -4,6 +4,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "bridge/store.h"
+#include "bridge/thread_roots.h"
 #include "common/config_loader.h"
 
 namespace imbridge::bridge {
@@ -16,7 +17,8 @@ bool SameChat(const v1::LinkMember& m, const v1::ChannelRef& c) {
 
 // Whether an event in `origin` belongs to member `m`.
 bool MemberContains(const v1::LinkMember& m, const v1::ChannelRef& origin) {
-  if (m.platform() != origin.platform() || m.account() != origin.account()) {
+  if (m.platform() != origin.platform() || m.account() != origin.account() ||
+      m.pending_thread_root() != 0) {
     return false;
   }
   if (origin.chat_id().empty()) return true;  // presence: the whole account
@@ -126,6 +128,11 @@ absl::StatusOr<std::shared_ptr<const LinkTable>> LinkTable::Build(
         return ConfigError(source, mpath,
                            "platform and account may not contain '/'");
       }
+      if (m.pending_thread_root() < 0 ||
+          (m.pending_thread_root() != 0 && !m.thread_id().empty())) {
+        return ConfigError(source, mpath + ".pending_thread_root",
+                           "a positive event id, without thread_id");
+      }
       if (!keys.insert(ChannelKey(MemberChannel(m), true)).second) {
         return ConfigError(source, mpath,
                            "the same channel is listed twice in this link");
@@ -173,7 +180,11 @@ std::vector<LinkTarget> LinkTable::TargetsFor(const v1::ChannelRef& origin,
       }
       if (is_origin) continue;
       v1::ChannelRef channel = MemberChannel(m);
-      std::string key = ChannelKey(channel, true);
+      std::string key =
+          m.pending_thread_root() != 0
+              ? ParkedQueueKey(m.pending_thread_root(),
+                               ChannelKey(channel, /*with_thread=*/false))
+              : ChannelKey(channel, /*with_thread=*/true);
       if (!seen.insert(key).second) continue;
       targets.push_back(
           LinkTarget{link.name(), m, std::move(channel), std::move(key)});

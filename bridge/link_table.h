@@ -22,7 +22,9 @@ struct LinkTarget {
   v1::LinkMember member;
   // The member's channel, as a ChannelRef.
   v1::ChannelRef channel;
-  // ChannelKey(channel, /*with_thread=*/true): the outbox queue it goes to.
+  // ChannelKey(channel, /*with_thread=*/true): the outbox queue it goes to;
+  // for a member whose thread is pending (LinkMember.pending_thread_root),
+  // its parked queue (bridge/thread_roots.h), `channel` being the chat.
   std::string target_key;
 };
 
@@ -44,7 +46,8 @@ class LinkTable {
   // and whose options allow the kind. Never a channel of the origin's own
   // chat. A channel reached through several links appears once (the first
   // link wins). For presence events `origin.chat_id` may be empty: then every
-  // linked channel of the origin's account counts as an origin.
+  // linked channel of the origin's account counts as an origin. A member
+  // whose thread is pending feeds nothing (its thread is not known yet).
   std::vector<LinkTarget> TargetsFor(const v1::ChannelRef& origin,
                                      v1::Event::KindCase kind) const;
 

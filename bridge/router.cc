@@ -59,12 +59,16 @@ absl::StatusOr<std::unique_ptr<Router>> Router::Start(v1::RouterConfig config) {
       std::make_unique<AdapterCommands>(kAdapterCommandTimeout);
   r->commands_->SetAdapterCommands(r->adapter_commands_.get());
   r->committer_->SetChatCommands(r->commands_.get());
-  r->committer_->Start();
-  // Runtime links and webhooks join the config file's links before any
-  // delivery is dispatched.
   r->catalog_ = std::make_unique<LinkCatalog>(
       r->store_.get(), r->committer_.get(), r->links_.get(),
       std::vector<v1::Link>(c.links().begin(), c.links().end()));
+  r->committer_->SetThreadRootsResolved(
+      [catalog = r->catalog_.get()](std::vector<ResolvedThreadRoot> resolved) {
+        catalog->OnThreadRootsResolved(std::move(resolved));
+      });
+  r->committer_->Start();
+  // Runtime links and webhooks join the config file's links before any
+  // delivery is dispatched.
   if (absl::Status s = r->catalog_->Load(); !s.ok()) {
     r->Shutdown();
     return s;
@@ -197,6 +201,7 @@ void Router::Shutdown() {
   // publish them again); link requests in progress finish.
   if (adapter_commands_ != nullptr) adapter_commands_->Stop();
   link_io_.reset();
+  if (catalog_ != nullptr) catalog_->StopRewrites();
   // Everything received before the streams closed is committed now.
   if (committer_ != nullptr) committer_->Stop();
   if (dispatcher_ != nullptr) dispatcher_->Stop();

@@ -56,14 +56,15 @@
 // (event id << 16) | its index in events.targets, and it is pending while
 // its queue's cursor says so. Rows in `deliveries` exist only for what the
 // log cannot say: a delivery that failed an attempt (attempts, next attempt
-// time, error), a dead letter, a dead letter put back, and every delivery
-// written before version 5 (kept as they were by the upgrade; their ids are
-// below every new one). Per relayed event to one target this writes the
-// event row with its key index and origin index, and, on the result, the
-// copy's message-map row; the queue's row once per group commit (version 4
-// also wrote and deleted a delivery row and its index entry, and wrote the
-// original's message-map row and a received-at index entry).
-// Times are Unix milliseconds; InfinitePast/InfiniteFuture are stored as the
+// time, error), a dead letter, a dead letter put back, a parked delivery
+// moved to its thread's queue (CommitBatch::moves: the log names the parked
+// queue), and every delivery written before version 5 (kept as they were by the
+// upgrade; their ids are below every new one). Per relayed event to one target
+// this writes the event row with its key index and origin index, and, on the
+// result, the copy's message-map row; the queue's row once per group commit
+// (version 4 also wrote and deleted a delivery row and its index entry, and
+// wrote the original's message-map row and a received-at index entry). Times
+// are Unix milliseconds; InfinitePast/InfiniteFuture are stored as the
 // smallest/largest int64.
 //
 // Event ids are integer primary keys allocated by the writer in insertion
@@ -726,7 +727,7 @@ class SqliteStore : public Store {
     Statement dead_letter, retry_dead_letter, drop_dead_letter;
     Statement add_message, upsert_roster, record_blob, delete_blob;
     Statement prune_event_blobs, prune_events;
-    Statement put_record, delete_record, touch_participant;
+    Statement put_record, delete_record, touch_participant, move_queue;
   };
   // A read connection's statements.
   struct Reader {
@@ -828,10 +829,13 @@ class SqliteStore : public Store {
   void MarkDone(QueueLog& q, int64_t id);
   // Turns pending log delivery `id` of `q` into a row (a retry with
   // `attempts`, `next_attempt_at` and `error`, or a dead letter when
-  // `dead`), finished in the log.
+  // `dead`), finished in the log. With `move`, the row is in its to_key
+  // queue, to `move_target` (serialized).
   absl::Status MoveToRow(QueueLog& q, int64_t id, int attempts,
                          absl::Time next_attempt_at, absl::string_view error,
-                         bool dead, absl::Time now);
+                         bool dead, absl::Time now,
+                         const QueueMove* move = nullptr,
+                         absl::string_view move_target = {});
   // Writes the rows of the queues the batch changed.
   absl::Status SaveQueues();
   // After the batch: drops finished deliveries from the queues' fronts
@@ -1127,6 +1131,9 @@ absl::Status SqliteStore::PrepareWriter() {
       {&w_.prune_events,
        "DELETE FROM events WHERE id >= ?1 AND id < ?2 "
        "AND id NOT IN (SELECT event_id FROM deliveries)"},
+      {&w_.move_queue,
+       "UPDATE deliveries SET target_key = ?, target = ? "
+       "WHERE target_key = ? AND state = 0"},
       {&w_.put_record,
        "INSERT OR REPLACE INTO records(kind, name, payload) VALUES(?, ?, ?)"},
       {&w_.delete_record, "DELETE FROM records WHERE kind = ? AND name = ?"},
@@ -1393,6 +1400,31 @@ absl::Status SqliteStore::WriteBatch(CommitBatch& batch) {
                             .Time(now)
                             .Run());
   }
+  for (const QueueMove& m : batch.moves) {
+    if (!m.to_target.SerializeToString(&target_)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("store: cannot serialize the target of ", m.to_key));
+    }
+    IMB_RETURN_IF_ERROR(Query(w_.move_queue)
+                            .Text(m.to_key)
+                            .Blob(target_)
+                            .Text(m.from_key)
+                            .Run());
+    // The queue's log deliveries become rows of the other queue (the log
+    // names the queue they were written to).
+    auto it = queues_.find(m.from_key);
+    if (it == queues_.end()) continue;
+    QueueLog& q = *it->second;
+    std::vector<int64_t> pending;
+    for (const QueueLog::Entry& e : q.outstanding) {
+      if (q.done.count(e.id) == 0) pending.push_back(e.id);
+    }
+    const std::string to_target = target_;
+    for (int64_t id : pending) {
+      IMB_RETURN_IF_ERROR(MoveToRow(q, id, 0, absl::InfinitePast(), "",
+                                    /*dead=*/false, now, &m, to_target));
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -1531,7 +1563,8 @@ void SqliteStore::MarkDone(QueueLog& q, int64_t id) {
 absl::Status SqliteStore::MoveToRow(QueueLog& q, int64_t id, int attempts,
                                     absl::Time next_attempt_at,
                                     absl::string_view error, bool dead,
-                                    absl::Time now) {
+                                    absl::Time now, const QueueMove* move,
+                                    absl::string_view move_target) {
   Query event(w_.event_targets);
   event.Int(EventOf(id));
   IMB_ASSIGN_OR_RETURN(bool row, event.Step());
@@ -1548,8 +1581,8 @@ absl::Status SqliteStore::MoveToRow(QueueLog& q, int64_t id, int attempts,
   Query insert(w_.insert_row);
   insert.Int(id)
       .Int(EventOf(id))
-      .Text(t->key)
-      .Blob(t->target)
+      .Text(move != nullptr ? absl::string_view(move->to_key) : t->key)
+      .Blob(move != nullptr ? move_target : t->target)
       .Text(t->link)
       .Text(t->sender_name)
       .Int(attempts)

@@ -140,6 +140,17 @@ struct ParticipantSeen {
 // event's id and the delivery's index).
 inline constexpr size_t kMaxDeliveriesPerEvent = 65535;
 
+// Pending deliveries of one outbox queue moved to another, keeping their
+// ids (and so their order): a parked queue whose thread root was resolved
+// (bridge/thread_roots.h).
+struct QueueMove {
+  // The queue emptied (a target key).
+  std::string from_key;
+  // The queue and channel its deliveries go to.
+  std::string to_key;
+  v1::ChannelRef to_target;
+};
+
 // An accepted event and what is written with it in the same commit.
 struct NewEvent {
   // The event; its key deduplicates.
@@ -186,11 +197,14 @@ struct CommitBatch {
   std::vector<RosterEntry> roster;
   // Posters to note as participants of their chat.
   std::vector<ParticipantSeen> participants;
+  // Queues whose pending deliveries change queue, after the events above
+  // are written.
+  std::vector<QueueMove> moves;
 
   bool empty() const {
     return events.empty() && messages.empty() && completed.empty() &&
            retries.empty() && dead_letters.empty() && roster.empty() &&
-           participants.empty();
+           participants.empty() && moves.empty();
   }
 };
 
@@ -223,10 +237,11 @@ class Store {
   // from power loss) only after a Sync() that starts after it returned. Applies
   // the new events in order (an event whose key is already in the log, or
   // earlier in the batch, is a duplicate: its `id` stays 0 and nothing of its
-  // entry is written), then copies, completions, retries, dead letters, roster
-  // and participants. Completing, retrying or dead-lettering an unknown or
-  // finished delivery changes nothing and is not an error. Fills in the ids
-  // of the new events and deliveries. Must not be called inside Begin().
+  // entry is written), then copies, completions, retries, dead letters, roster,
+  // participants and queue moves. Completing, retrying or dead-lettering an
+  // unknown or finished delivery changes nothing and is not an error. Fills in
+  // the ids of the new events and deliveries. Must not be called inside
+  // Begin().
   virtual absl::Status Apply(CommitBatch& batch) = 0;
 
   // Makes every commit that returned before the call durable (on disk with

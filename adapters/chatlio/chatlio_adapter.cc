@@ -29,12 +29,11 @@ constexpr char kConversationPrefix[] = "conversation:";
 constexpr size_t kMinSecretLength = 16;
 // Bytes handed to the blob store per write of a transcript's HTML.
 constexpr size_t kChunk = 64 * 1024;
-// The linker's attempts of a pending visitor link: every 50 ms in its first
-// 5 s (the notice's copy is normally made within a second, and the visitor's
-// messages are not mirrored until the link exists), then with a backoff
-// from 0.2 s doubling up to 10 s.
-constexpr absl::Duration kFastRetry = absl::Milliseconds(50);
-constexpr absl::Duration kFastPhase = absl::Seconds(5);
+// The linker's attempts of a pending visitor link: at once when its notice
+// is stored (the router creates the link then, parking the thread's
+// deliveries until the notice's copy exists), and again while the router
+// cannot be reached or does not know the notice yet, with a backoff from
+// 0.2 s doubling up to 10 s.
 constexpr absl::Duration kFirstBackoff = absl::Milliseconds(200);
 constexpr absl::Duration kMaxBackoff = absl::Seconds(10);
 // How long a notice the router does not know may stay unknown before its
@@ -520,10 +519,6 @@ void ChatlioAdapter::LinkerLoop() {
       auto p = pending_.find(key);
       if (p == pending_.end()) continue;
       const absl::Time now = absl::Now();
-      if (now - p->second.since < kFastPhase) {
-        p->second.next_attempt = now + kFastRetry;
-        continue;
-      }
       p->second.next_attempt = now + p->second.backoff;
       p->second.backoff = std::min(p->second.backoff * 2, kMaxBackoff);
     }
@@ -556,7 +551,7 @@ bool ChatlioAdapter::TryLink(const std::string& key) {
       Transient(s) ||
       (absl::IsNotFound(s) && absl::Now() - p.since < kUnknownNoticeGiveUp);
   if (not_made_yet) {
-    LogDebug("Chatlio visitor link waits for its notice's copy",
+    LogDebug("Chatlio visitor link waits for the router",
              {{"link", link.name()}, {"reason", s.ToString()}});
     return false;
   }

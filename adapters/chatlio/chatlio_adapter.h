@@ -84,13 +84,15 @@ absl::Status ValidateChatlioConfig(absl::string_view source,
 // pending visitor link in the journal's state
 // ("chatlio/pending/<account>/<uuid>" = the channel id) before its notice
 // is published, and the linker thread creates the conversation's
-// VisitorLink once the router made the notice's copy in the support chat:
-// the support member narrowed to the thread rooted at that copy
+// VisitorLink as soon as the notice is stored: the support member narrowed
+// to the thread rooted at the notice's copy in the support chat
 // (VisitorThreadRoot), so that each visitor has a thread. The router
-// answers UNAVAILABLE (or NOT_FOUND) while the copy is not made yet; the
-// linker asks again (every 50 ms for 5 s, then with a backoff from 0.2 s
-// doubling to 10 s), also after a restart (the pending links are read back
-// from the journal). A notice whose
+// creates the link at once, also before the copy is made (it parks the
+// thread's deliveries until then: docs/protocol.md); the linker asks again
+// while the router cannot be reached (UNAVAILABLE) or does not know the
+// notice yet (NOT_FOUND), with a backoff from 0.2 s doubling to 10 s, also
+// after a restart (the pending links are read back from the journal;
+// creating the same link again is harmless). A notice whose
 // copy cannot be made (dead-lettered; FAILED_PRECONDITION), one not in the
 // router's message map after 10 minutes, or a router that does not resolve
 // thread roots, gets the whole support chat linked instead: logged and

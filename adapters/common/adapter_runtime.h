@@ -59,8 +59,9 @@ struct AdapterIdentity {
 // Adapters add their own through metrics::Registry::Default().
 //
 // The constructor blocks SIGTERM and SIGINT in the calling thread (and so in
-// every thread started later), for Run() to take them with sigwait: construct
-// the runtime in main before starting any other thread.
+// every thread started later), for Run() to take them with sigwait, and caps
+// the process's malloc arenas at 2 (M_ARENA_MAX): construct the runtime in
+// main before starting any other thread.
 //
 // Threading: construct, register routes and set handlers from the main
 // thread before Run()/Start(); Publish() and CountRejection() from any

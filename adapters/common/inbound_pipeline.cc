@@ -21,6 +21,7 @@ struct InboundPipeline::Input {
   };
   std::string chat;
   std::string key;
+  bool here = false;  // InboundRoute::convert_here
   std::function<absl::StatusOr<InboundConversion>()> convert;
   InboundConversion conversion;
   // The rest is guarded by the pipeline's mu_.
@@ -86,7 +87,24 @@ absl::Status InboundPipeline::Submit(
     const InboundRoute& route,
     std::function<absl::StatusOr<InboundConversion>()> convert,
     DoneCallback done) {
+  std::shared_ptr<Input> here;
+  {
+    absl::MutexLock lock(&mu_);
+    absl::Status taken =
+        TakeLocked(route, std::move(convert), std::move(done), &here);
+    if (!taken.ok() || here == nullptr) return taken;
+    ++submitters_converting_;
+  }
+  Run(std::move(here));
   absl::MutexLock lock(&mu_);
+  --submitters_converting_;
+  return absl::OkStatus();
+}
+
+absl::Status InboundPipeline::TakeLocked(
+    const InboundRoute& route,
+    std::function<absl::StatusOr<InboundConversion>()> convert,
+    DoneCallback done, std::shared_ptr<Input>* here) {
   if (stopped_) return absl::UnavailableError("the adapter is stopping");
   if (!route.key.empty()) {
     auto it = by_key_.find(route.key);
@@ -105,13 +123,18 @@ absl::Status InboundPipeline::Submit(
   auto input = std::make_shared<Input>();
   input->chat = route.chat;
   input->key = route.key;
+  input->here = route.convert_here;
   input->convert = std::move(convert);
   input->waiters.push_back(std::move(done));
   lane.inputs.push_back(input);
   ++held_;
   if (!route.key.empty()) by_key_[route.key] = input;
-  StartNextLocked(route.chat);
+  *here = StartNextLocked(route.chat, true);
   return absl::OkStatus();
+}
+
+void InboundPipeline::Run(std::shared_ptr<Input> input) {
+  while (input != nullptr) input = Convert(input);
 }
 
 bool InboundPipeline::WaitForRoom(absl::string_view chat,
@@ -132,12 +155,13 @@ size_t InboundPipeline::held() const {
   return held_;
 }
 
-void InboundPipeline::StartNextLocked(const std::string& chat) {
-  if (stopped_) return;
+std::shared_ptr<InboundPipeline::Input> InboundPipeline::StartNextLocked(
+    const std::string& chat, bool here) {
+  if (stopped_) return nullptr;
   auto it = lanes_.find(chat);
-  if (it == lanes_.end()) return;
+  if (it == lanes_.end()) return nullptr;
   Lane& lane = it->second;
-  if (lane.active != nullptr) return;
+  if (lane.active != nullptr) return nullptr;
   size_t in_flight = 0;
   std::shared_ptr<Input> next;
   for (const std::shared_ptr<Input>& input : lane.inputs) {
@@ -147,21 +171,26 @@ void InboundPipeline::StartNextLocked(const std::string& chat) {
     }
     ++in_flight;  // Published, or answered only after an earlier one.
   }
-  if (next == nullptr) return;
+  if (next == nullptr) return nullptr;
   if (lane.broken) {
     // What was queued when an input failed was answered with it; what came
     // later waits until the inputs published before the failure are
     // through.
-    if (lane.inputs.front() != next) return;
+    if (lane.inputs.front() != next) return nullptr;
     lane.broken = false;
   }
-  if (in_flight >= std::max<size_t>(options_.max_lane_in_flight, 1)) return;
+  if (in_flight >= std::max<size_t>(options_.max_lane_in_flight, 1)) {
+    return nullptr;
+  }
   next->state = Input::State::kActive;
   lane.active = next;
-  converters_->Post([this, next] { Convert(next); });
+  if (here && next->here) return next;
+  converters_->Post([this, next] { Run(next); });
+  return nullptr;
 }
 
-void InboundPipeline::Convert(const std::shared_ptr<Input>& input) {
+std::shared_ptr<InboundPipeline::Input> InboundPipeline::Convert(
+    const std::shared_ptr<Input>& input) {
   absl::StatusOr<InboundConversion> conversion;
   try {
     conversion = input->convert();
@@ -174,7 +203,7 @@ void InboundPipeline::Convert(const std::shared_ptr<Input>& input) {
     LogWarn("could not convert an incoming event",
             {{"key", input->key}, {"error", conversion.status().message()}});
     Finish(input, FromError(conversion.status()));
-    return;
+    return nullptr;
   }
   input->conversion = *std::move(conversion);
   for (const InboundFile& file : input->conversion.files) {
@@ -185,14 +214,12 @@ void InboundPipeline::Convert(const std::shared_ptr<Input>& input) {
                                      .attachments_size()) {
       Finish(input, Result(InboundResult::Outcome::kInvalid,
                            "connector named a file without its attachment"));
-      return;
+      return nullptr;
     }
   }
-  if (input->conversion.files.empty()) {
-    Publish(input);
-    return;
-  }
+  if (input->conversion.files.empty()) return Publish(input);
   downloads_->Post([this, input] { CopyFiles(input); });
+  return nullptr;
 }
 
 void InboundPipeline::CopyFiles(const std::shared_ptr<Input>& input) {
@@ -215,7 +242,7 @@ void InboundPipeline::CopyFiles(const std::shared_ptr<Input>& input) {
       return;
     }
   }
-  Publish(input);
+  Run(Publish(input));
 }
 
 absl::Status InboundPipeline::CopyFile(const InboundFile& file,
@@ -282,16 +309,18 @@ absl::Status InboundPipeline::CopyFile(const InboundFile& file,
   return absl::OkStatus();
 }
 
-void InboundPipeline::Publish(const std::shared_ptr<Input>& input) {
+std::shared_ptr<InboundPipeline::Input> InboundPipeline::Publish(
+    const std::shared_ptr<Input>& input) {
   const size_t events = input->conversion.events.size();
   if (events == 0) {
     Finish(input, InboundResult());
-    return;
+    return nullptr;
   }
   bool publish = false;
   {
     absl::MutexLock lock(&mu_);
-    if (input->state != Input::State::kActive) return;  // Stop() answered it.
+    // Stop() answered it.
+    if (input->state != Input::State::kActive) return nullptr;
     publish = !lanes_.find(input->chat)->second.broken;
     if (publish) {
       // The lane stays active until every event was handed over, so that
@@ -304,7 +333,7 @@ void InboundPipeline::Publish(const std::shared_ptr<Input>& input) {
     Finish(input,
            Result(InboundResult::Outcome::kRetry,
                   "an earlier event of the same chat is to be retried first"));
-    return;
+    return nullptr;
   }
   for (size_t i = 0; i < events; ++i) {
     if (i > 0) {
@@ -325,7 +354,7 @@ void InboundPipeline::Publish(const std::shared_ptr<Input>& input) {
   if (lane != lanes_.end() && lane->second.active == input) {
     lane->second.active = nullptr;
   }
-  StartNextLocked(input->chat);
+  return StartNextLocked(input->chat, true);
 }
 
 void InboundPipeline::Acknowledged(const std::shared_ptr<Input>& input,
@@ -381,7 +410,7 @@ void InboundPipeline::Finish(const std::shared_ptr<Input>& input,
   // the lane's order also when the next one fails before it is published.
   Answer(answers);
   absl::MutexLock lock(&mu_);
-  StartNextLocked(input->chat);
+  StartNextLocked(input->chat, false);
 }
 
 void InboundPipeline::FinishLocked(const std::shared_ptr<Input>& input,
@@ -452,8 +481,16 @@ void InboundPipeline::Stop() {
     for (const auto& input : queued) FinishLocked(input, stopping, &refused);
   }
   Answer(refused);
-  // Conversions, then file copies (which conversions post), run out.
+  // Conversions (on workers and in Submit() calls), then file copies (which
+  // conversions post), run out.
   converters_.reset();
+  {
+    absl::MutexLock lock(&mu_);
+    auto converted = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return submitters_converting_ == 0;
+    };
+    mu_.Await(absl::Condition(&converted));
+  }
   downloads_.reset();
   Answers unanswered;
   {

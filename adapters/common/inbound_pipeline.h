@@ -124,6 +124,14 @@ struct InboundRoute {
   // with the same key is queued or in progress, a new one joins it and gets
   // its result. Empty: never coalesced.
   std::string key;
+  // The conversion is quick and never blocks (it only builds the events
+  // from the parsed input: no messenger call, no lookup that may miss a
+  // cache): the pipeline then converts and publishes the input on the thread
+  // that submits it (or that handed the lane's previous such input to the
+  // router) instead of handing it to a convert worker, one thread hand-off
+  // fewer per message. Its files, if any, are still fetched on a download
+  // slot.
+  bool convert_here = false;
 };
 
 // What a messenger implements for its inbound side (as a mautrix bridgev2
@@ -177,9 +185,13 @@ class InboundConnector {
 // run on `convert_threads` workers, file copies on `download_slots`.
 //
 // Threading: all public methods are thread-safe and never block, except
-// WaitForRoom() and Stop(). Done callbacks run on a pipeline worker or on
-// the router's acknowledging thread, never inside Submit(); they must not
-// block and must not call Stop().
+// WaitForRoom() and Stop(). An input routed with `convert_here` is
+// converted and published inside Submit() (or inside the Submit() or worker
+// that published its lane's previous input), so Submit() then takes as
+// long as the conversion and the router's Publish(). Done callbacks run on
+// a pipeline worker, on the router's acknowledging thread, or, for an input
+// with `convert_here` whose conversion or publish failed at once, inside a
+// Submit(); they must not block and must not call Stop().
 class InboundPipeline {
  public:
   struct Options {
@@ -259,15 +271,28 @@ class InboundPipeline {
   // Answers to give once the lock is released, in this order.
   using Answers = std::vector<std::pair<DoneCallback, InboundResult>>;
 
-  // Runs on a convert worker: converts, then copies files (on a download
-  // slot) or publishes.
-  void Convert(const std::shared_ptr<Input>& input);
+  // Submit() under mu_: queues the input (or joins it to one with its
+  // key); *here is set to an input the caller is to Run().
+  absl::Status TakeLocked(
+      const InboundRoute& route,
+      std::function<absl::StatusOr<InboundConversion>()> convert,
+      DoneCallback done, std::shared_ptr<Input>* here)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Converts `input` and what StartNextLocked hands this thread after it,
+  // one after another.
+  void Run(std::shared_ptr<Input> input);
+  // Converts, then copies files (posted to a download slot) or publishes.
+  // Returns the lane's next input when this thread is to convert it (one
+  // with convert_here), else null.
+  std::shared_ptr<Input> Convert(const std::shared_ptr<Input>& input);
+  // Runs on a download slot: copies the files, then publishes.
   void CopyFiles(const std::shared_ptr<Input>& input);
   // Copies one file; returns a retryable error, or OK (with the attachment
   // filled in, or marked unavailable).
   absl::Status CopyFile(const InboundFile& file, v1::Attachment* attachment);
-  // Publishes all of the input's events, then lets its lane go on.
-  void Publish(const std::shared_ptr<Input>& input);
+  // Publishes all of the input's events, then lets its lane go on; returns
+  // as Convert().
+  std::shared_ptr<Input> Publish(const std::shared_ptr<Input>& input);
   // Records the acknowledgement of one of the input's events.
   void Acknowledged(const std::shared_ptr<Input>& input,
                     absl::StatusOr<v1::PublishAck> ack);
@@ -278,8 +303,10 @@ class InboundPipeline {
   // the answers that became due in its lane.
   void FinishLocked(const std::shared_ptr<Input>& input, InboundResult result,
                     Answers* answers) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Starts the lane's next queued input if it may start.
-  void StartNextLocked(const std::string& chat)
+  // Starts the lane's next queued input if it may start: returns it when
+  // `here` and it has convert_here (the caller runs it, after releasing
+  // mu_), else posts it to a convert worker and returns null.
+  std::shared_ptr<Input> StartNextLocked(const std::string& chat, bool here)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static void Answer(Answers& answers);
 
@@ -297,6 +324,9 @@ class InboundPipeline {
   absl::flat_hash_map<std::string, std::shared_ptr<Input>> by_key_
       ABSL_GUARDED_BY(mu_);
   size_t held_ ABSL_GUARDED_BY(mu_) = 0;
+  // Submit() calls converting inputs on their own thread (Stop() waits for
+  // them before it lets the download slots go).
+  size_t submitters_converting_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 // The description of an exception caught from a connector.

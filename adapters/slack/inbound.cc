@@ -130,6 +130,18 @@ void ConvertFiles(const json& message, v1::MessagePosted* posted,
 
 }  // namespace
 
+absl::StatusOr<std::string> EventsRequestType(const json& body) {
+  if (!body.is_object()) {
+    return absl::InvalidArgumentError("the body is not a JSON object");
+  }
+  auto type = body.find("type");
+  if (type == body.end()) return std::string();
+  if (!type->is_string()) {
+    return absl::InvalidArgumentError("the body's type is not a string");
+  }
+  return type->get<std::string>();
+}
+
 InboundConversion ConvertEventCallback(const json& callback,
                                        absl::string_view account,
                                        const BotIdentity& self,

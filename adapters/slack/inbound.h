@@ -45,6 +45,13 @@ struct InboundConversion {
   std::vector<std::string> file_urls;
 };
 
+// The `type` of an Events API request body (url_verification,
+// event_callback, app_rate_limited, ...; "" when absent), read before the
+// adapter dispatches on it. Errors: kInvalidArgument, with the reason, for a
+// body that is not a JSON object or whose `type` is not a string (the
+// request is then answered 400).
+absl::StatusOr<std::string> EventsRequestType(const nlohmann::json& body);
+
 // The message id prefix and text of the notice a channel_archive event
 // becomes.
 inline constexpr char kChannelArchivePrefix[] = "channel_archive:";

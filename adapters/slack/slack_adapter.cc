@@ -489,14 +489,14 @@ void SlackAdapter::HandleEvents(Account* a, HttpRequest request,
     return;
   }
   json body = json::parse(request.body, nullptr, /*allow_exceptions=*/false);
-  if (!body.is_object()) {
+  absl::StatusOr<std::string> read_type = EventsRequestType(body);
+  if (!read_type.ok()) {
     runtime_->CountRejection("bad_json");
-    responder->Respond(
-        400, "application/json",
-        JsonErrorBody("bad_json", "the body is not a JSON object"));
+    responder->Respond(400, "application/json",
+                       JsonErrorBody("bad_json", read_type.status().message()));
     return;
   }
-  std::string type = body.value("type", "");
+  const std::string& type = *read_type;
   if (type == "url_verification") {
     auto challenge = body.find("challenge");
     if (challenge == body.end() || !challenge->is_string()) {

@@ -135,8 +135,7 @@ v1::Event IncomingEvent(const std::string& account,
                         const std::string& unique,
                         const IncomingMessage& message, absl::Time now) {
   v1::Event event;
-  event.set_key(
-      absl::StrCat("webhook:", account, ":", webhook_id, ":", unique));
+  event.set_key(IncomingEventKey(account, webhook_id, unique));
   v1::ChannelRef* channel = event.mutable_channel();
   channel->set_platform("webhook");
   channel->set_account(account);
@@ -155,13 +154,36 @@ v1::Event IncomingEvent(const std::string& account,
   return event;
 }
 
+std::string IncomingEventKey(absl::string_view account,
+                             absl::string_view webhook_id,
+                             absl::string_view unique) {
+  return absl::StrCat("webhook:", account, ":", webhook_id, ":", unique);
+}
+
+InboundRoute IncomingRoute(const IncomingPost& post) {
+  InboundRoute route;
+  route.chat = post.webhook_id;
+  route.key = IncomingEventKey(post.account, post.webhook_id, post.unique);
+  route.convert_here = true;
+  return route;
+}
+
+InboundConversion IncomingConversion(const IncomingPost& post) {
+  InboundConversion conversion;
+  conversion.events.push_back(IncomingEvent(
+      post.account, post.webhook_id, post.unique, post.message, post.received));
+  return conversion;
+}
+
 IncomingWebhooks::IncomingWebhooks(std::vector<std::string> accounts,
                                    WebhookDirectory* directory,
                                    InboundPipeline* pipeline,
+                                   InboundConnector<IncomingPost>* connector,
                                    CountRejection count_rejection)
     : accounts_(std::move(accounts)),
       directory_(directory),
       pipeline_(pipeline),
+      connector_(connector),
       count_rejection_(std::move(count_rejection)) {}
 
 void IncomingWebhooks::Register(HttpServer& server) {
@@ -273,20 +295,14 @@ void IncomingWebhooks::Accept(const std::string& account,
     Refuse(responder, 400, error.reason, error.reason, error.message);
     return;
   }
-  std::string unique = UniqueSuffix(request.Header("idempotency-key"));
-  auto event = std::make_shared<v1::Event>(
-      IncomingEvent(account, webhook_id, unique, message, absl::Now()));
-  InboundRoute route;
-  route.chat = webhook_id;
-  route.key = event->key();
+  IncomingPost post;
+  post.account = account;
+  post.webhook_id = webhook_id;
+  post.unique = UniqueSuffix(request.Header("idempotency-key"));
+  post.message = std::move(message);
+  post.received = absl::Now();
   absl::Status submitted = pipeline_->Submit(
-      route,
-      [event]() -> absl::StatusOr<InboundConversion> {
-        InboundConversion conversion;
-        conversion.events.push_back(std::move(*event));
-        return conversion;
-      },
-      [responder](const InboundResult& result) {
+      connector_, std::move(post), [responder](const InboundResult& result) {
         switch (result.outcome) {
           case InboundResult::Outcome::kOk:
             responder->Respond(200, "application/json", R"({"ok":true})");

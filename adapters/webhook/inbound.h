@@ -43,12 +43,37 @@ bool ParseIncomingPayload(absl::string_view content_type,
 
 // The event for `message` posted through incoming webhook `webhook_id` of
 // `account`: MessagePosted in ChannelRef{webhook, account, webhook_id}, key
-// "webhook:<account>:<webhook_id>:<unique>", message id `unique`, sender
-// named by username (default "webhook").
+// IncomingEventKey(), message id `unique`, sender named by username
+// (default "webhook").
 v1::Event IncomingEvent(const std::string& account,
                         const std::string& webhook_id,
                         const std::string& unique,
                         const IncomingMessage& message, absl::Time now);
+
+// "webhook:<account>:<webhook_id>:<unique>".
+std::string IncomingEventKey(absl::string_view account,
+                             absl::string_view webhook_id,
+                             absl::string_view unique);
+
+// One accepted request to an incoming webhook (its key checked, its body
+// parsed): the webhook adapter's raw inbound input, which its connector
+// (InboundConnector<IncomingPost>) routes and converts.
+struct IncomingPost {
+  std::string account;
+  std::string webhook_id;
+  // Identifies the request (from its Idempotency-Key, else random).
+  std::string unique;
+  IncomingMessage message;
+  absl::Time received;
+};
+
+// The route of `post`: the webhook's lane, keyed by its event's key, and
+// converted on the HTTP thread (convert_here: the conversion only builds
+// the event).
+InboundRoute IncomingRoute(const IncomingPost& post);
+
+// Its conversion: the one IncomingEvent.
+InboundConversion IncomingConversion(const IncomingPost& post);
 
 // Serves incoming webhooks: `POST /hooks/<id>` with the API key in
 // `Authorization: Bearer <key>`, or `POST /hooks/<id>/<key>`. Each request's
@@ -62,7 +87,9 @@ v1::Event IncomingEvent(const std::string& account,
 // adapter does not serve, or of the other direction), 400
 // bad_json/no_text/invalid_event, 404 not_found (no id in the path), 503
 // router_unavailable (also when too many messages wait), 500 not_stored, each
-// counted with `count_rejection(reason)`. Keys are never logged.
+// counted with `count_rejection(reason)`. Keys are never logged. A valid
+// request goes to the pipeline as an IncomingPost through `connector` (the
+// WebhookAdapter).
 //
 // Thread-safe; handlers never block (the key check is asynchronous).
 class IncomingWebhooks {
@@ -70,10 +97,11 @@ class IncomingWebhooks {
   using CountRejection = std::function<void(absl::string_view reason)>;
 
   // Serves the webhooks of `accounts` (at least one); a webhook the router
-  // knows without an account is taken as the first's. `directory` and
-  // `pipeline` must outlive this object.
+  // knows without an account is taken as the first's. `directory`,
+  // `pipeline` and `connector` must outlive this object.
   IncomingWebhooks(std::vector<std::string> accounts,
                    WebhookDirectory* directory, InboundPipeline* pipeline,
+                   InboundConnector<IncomingPost>* connector,
                    CountRejection count_rejection);
 
   // Registers POST /hooks/ on `server` (before it starts). This object must
@@ -93,6 +121,7 @@ class IncomingWebhooks {
   const std::vector<std::string> accounts_;
   WebhookDirectory* const directory_;
   InboundPipeline* const pipeline_;
+  InboundConnector<IncomingPost>* const connector_;
   const CountRejection count_rejection_;
 };
 

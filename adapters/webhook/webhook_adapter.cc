@@ -115,7 +115,7 @@ WebhookAdapter::WebhookAdapter(const v1::WebhookAdapterConfig& config,
       directory_(DirectoryOptions(config, &runtime->router())),
       inbound_router_(runtime),
       pipeline_(InboundPipeline::Options(), &inbound_router_),
-      incoming_(accounts_, &directory_, &pipeline_,
+      incoming_(accounts_, &directory_, &pipeline_, this,
                 [runtime](absl::string_view reason) {
                   runtime->CountRejection(reason);
                 }),
@@ -145,6 +145,15 @@ void WebhookAdapter::Stop() {
   // through the router client; that stops after the connector.
   directory_.WaitIdle();
   pipeline_.Stop();
+}
+
+absl::StatusOr<InboundRoute> WebhookAdapter::Route(const IncomingPost& post) {
+  return IncomingRoute(post);
+}
+
+absl::StatusOr<InboundConversion> WebhookAdapter::Convert(
+    const IncomingPost& post) {
+  return IncomingConversion(post);
 }
 
 absl::StatusOr<std::vector<std::string>> WebhookAdapter::SendMessage(

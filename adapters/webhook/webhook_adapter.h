@@ -21,7 +21,9 @@ namespace imbridge::adapters::webhook {
 // The generic webhook adapter as a connector: every configured account in
 // one process. Incoming webhooks (POST /hooks/<id>, IncomingWebhooks) of
 // each account publish into their links through one InboundPipeline (one
-// lane per webhook); deliveries to outgoing webhooks of each account are
+// lane per webhook), whose raw input is an IncomingPost that this connector
+// routes and converts (on the HTTP thread: the conversion only builds the
+// event); deliveries to outgoing webhooks of each account are
 // POSTed by OutgoingWebhooks. The webhooks themselves are kept by the router
 // (GrpcWebhookDirectory). Capabilities: edits, deletes, threads, files
 // (metadata only), and presence / membership when relay_presence /
@@ -29,7 +31,7 @@ namespace imbridge::adapters::webhook {
 //
 // Threading: construct, Start() and Stop() from the main thread (the
 // runtime does); the delivery methods are thread-safe.
-class WebhookAdapter : public Connector,
+class WebhookAdapter : public MessengerConnector<IncomingPost>,
                        public MessageEditor,
                        public MessageDeleter,
                        public ThreadedMessages,
@@ -48,6 +50,10 @@ class WebhookAdapter : public Connector,
   // Waits for the key checks in progress, then answers the inbound work.
   // Idempotent.
   void Stop() override;
+
+  // IncomingRoute() and IncomingConversion() (inbound.h).
+  absl::StatusOr<InboundRoute> Route(const IncomingPost& post) override;
+  absl::StatusOr<InboundConversion> Convert(const IncomingPost& post) override;
 
   absl::StatusOr<std::vector<std::string>> SendMessage(
       const v1::Delivery& delivery) override;

@@ -1,6 +1,7 @@
 // Unit tests of the committer (dedupe, echo detection, link resolution into
 // deliveries) and the dispatcher (per-channel order, the edit barrier,
-// detached targets), on the real SQLite store in a temporary directory.
+// detached targets), on the real SQLite store in a temporary directory; and
+// deliveries parked for a thread whose root's copy is not made yet.
 
 #include <atomic>
 #include <cstdlib>
@@ -8,12 +9,15 @@
 #include "absl/strings/match.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "bridge/adapter_links.h"
 #include "bridge/chat_commands.h"
 #include "bridge/committer.h"
 #include "bridge/dispatcher.h"
+#include "bridge/link_catalog.h"
 #include "bridge/link_table.h"
 #include "bridge/publish_sequencer.h"
 #include "bridge/sqlite_store.h"
+#include "bridge/thread_roots.h"
 #include "common/config_loader.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -172,10 +176,13 @@ class CommitterTest : public ::testing::Test {
                         });
     bool committed_meanwhile =
         post_acked.WaitForNotificationWithTimeout(absl::Seconds(60));
+    // Checked before the answer is released (after it, the command may be
+    // acknowledged at any moment).
+    bool command_acked_meanwhile = command_acked.HasBeenNotified();
     release->Notify();
     ASSERT_TRUE(committed_meanwhile) << "the writer waited for the command";
     EXPECT_EQ(post_ack.outcome(), v1::PublishAck::ACCEPTED);
-    EXPECT_FALSE(command_acked.HasBeenNotified());
+    EXPECT_FALSE(command_acked_meanwhile);
 
     ASSERT_TRUE(
         command_acked.WaitForNotificationWithTimeout(absl::Seconds(60)));
@@ -731,6 +738,280 @@ TEST_F(DispatcherTest, RetryableFailureHoldsTheQueueAndKeepsOrder) {
   EXPECT_EQ(sent[3].event().posted().text().text(), "two");
   EXPECT_EQ(sent[3].attempt(), 1u);
   beta->Close();
+}
+
+// A link member whose thread is rooted at a copy not made yet (issue 13):
+// the router-level flow on the real SQLite store, with the real committer,
+// dispatcher and link catalog. The support chat's adapter is detached when
+// the visitor's link is created and the visitor writes.
+constexpr char kNoticeLinks[] = R"(links:
+- name: notices
+  members:
+  - {platform: chatlio, account: main, chat_id: notices, direction: in}
+  - {platform: teamspirit, account: main, chat_id: c42}
+)";
+
+class ParkedThreadTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = ::testing::TempDir() + "/parked-XXXXXX";
+    dir_ = mkdtemp(tmpl.data());
+    Open();
+  }
+  void TearDown() override { Close(); }
+
+  // Starts the router's parts as Router::Create does.
+  void Open() {
+    auto store = OpenSqliteStore(dir_, v1::FULL);
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = std::move(*store);
+    v1::RouterConfig config;
+    ASSERT_TRUE(LoadConfigYaml(kNoticeLinks, "test", &config).ok());
+    links_ = std::make_unique<LinkRegistry>(
+        *LinkTable::Build(config.links(), "test"));
+    dispatcher_ = std::make_unique<Dispatcher>(store_.get(), links_.get(),
+                                               Dispatcher::Options());
+    v1::DispatchOptions dispatch;
+    dispatch.set_initial_backoff_ms(10);
+    dispatch.set_max_backoff_ms(10);
+    committer_ = std::make_unique<Committer>(
+        store_.get(), links_.get(), DeliveryPolicy(dispatch), dispatcher_.get(),
+        Committer::Options());
+    dispatcher_->SetCommitter(committer_.get());
+    catalog_ = std::make_unique<LinkCatalog>(
+        store_.get(), committer_.get(), links_.get(),
+        std::vector<v1::Link>(config.links().begin(), config.links().end()));
+    committer_->SetThreadRootsResolved(
+        [catalog = catalog_.get()](std::vector<ResolvedThreadRoot> resolved) {
+          catalog->OnThreadRootsResolved(std::move(resolved));
+        });
+    committer_->Start();
+    ASSERT_TRUE(catalog_->Load().ok());
+    ASSERT_TRUE(dispatcher_->Start().ok());
+  }
+
+  // Stops them as Router::Shutdown does; the store is closed.
+  void Close() {
+    if (catalog_ == nullptr) return;
+    if (session_ != nullptr) session_->Close();
+    session_.reset();
+    catalog_->StopRewrites();
+    committer_->Stop();
+    dispatcher_->Stop();
+    catalog_.reset();
+    committer_.reset();
+    dispatcher_.reset();
+    store_.reset();
+  }
+
+  v1::PublishAck Publish(v1::Event e) {
+    absl::Notification done;
+    v1::PublishAck result;
+    committer_->Publish(std::move(e), [&](const v1::PublishAck& ack) {
+      result = ack;
+      done.Notify();
+    });
+    done.WaitForNotification();
+    return result;
+  }
+
+  // The Chatlio adapter's request for the visitor's link: Slack's C1, the
+  // thread of notice n-1's copy in c42, and the conversation's channel.
+  v1::LinkReply RequestVisitorLink() {
+    v1::LinkRequest request;
+    request.set_id(1);
+    v1::Link* link = request.mutable_create();
+    link->set_name("chatlio-u-1");
+    for (const auto& [platform, chat] :
+         std::vector<std::pair<std::string, std::string>>{
+             {"slack", "C1"},
+             {"teamspirit", "c42"},
+             {"chatlio", "conversation:u-1"}}) {
+      v1::LinkMember* m = link->add_members();
+      m->set_platform(platform);
+      m->set_account("main");
+      m->set_chat_id(chat);
+    }
+    link->mutable_members(2)->set_direction(v1::OUT);
+    v1::MemberThreadRoot* root = request.add_member_thread_roots();
+    root->set_member(1);
+    root->mutable_origin()->set_platform("chatlio");
+    root->mutable_origin()->set_account("main");
+    root->mutable_origin()->set_chat_id("notices");
+    root->set_message_id("n-1");
+    v1::Hello hello;
+    hello.set_platform("chatlio");
+    hello.add_accounts("main");
+    ThreadRootLookup lookup;
+    lookup.store = store_.get();
+    return HandleLinkRequest(*catalog_, hello, request, lookup);
+  }
+
+  void AttachTeamSpirit() {
+    v1::Hello hello;
+    hello.set_platform("teamspirit");
+    hello.add_accounts("main");
+    hello.add_capabilities("threads");
+    session_ = std::make_shared<AdapterSession>(1, hello, 64, "test");
+    session_->SetSink(&stream_);
+    dispatcher_->Attach(session_);
+  }
+
+  // Answers delivery `d`: with a copy `native_id`, or a permanent error
+  // when it is empty.
+  void Answer(const v1::Delivery& d, const std::string& native_id) {
+    std::optional<SentDelivery> sent = session_->TakeSent(d.id());
+    ASSERT_TRUE(sent.has_value());
+    v1::DeliveryResult result;
+    result.set_id(d.id());
+    if (native_id.empty()) {
+      result.mutable_error()->set_message("chat_not_found");
+    } else {
+      result.add_native_ids(native_id);
+    }
+    committer_->RecordResult(*sent, result);
+  }
+
+  // Waits until the visitor link's support member is narrowed as expected.
+  v1::LinkMember SupportMemberOnceResolved() {
+    const absl::Time deadline = absl::Now() + absl::Seconds(30);
+    while (true) {
+      absl::StatusOr<v1::LinkInfo> info = catalog_->GetLink("chatlio-u-1");
+      EXPECT_TRUE(info.ok()) << info.status();
+      if (!info.ok()) return v1::LinkMember();
+      const v1::LinkMember& m = info->link().members(1);
+      if (m.pending_thread_root() == 0 || absl::Now() > deadline) return m;
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+  }
+
+  bool HasParkedQueue() {
+    absl::StatusOr<std::vector<std::string>> targets =
+        store_->ListPendingTargets();
+    EXPECT_TRUE(targets.ok());
+    for (const std::string& key : *targets) {
+      if (IsParkedQueue(key)) return true;
+    }
+    return false;
+  }
+
+  // The notice, the link (pending: TeamSpirit's adapter is detached) and
+  // the visitor's two messages.
+  void VisitorWritesBeforeTheNoticesCopy() {
+    ASSERT_EQ(Publish(Posted("n1", "chatlio", "main", "notices", "n-1",
+                             "New conversation"))
+                  .outcome(),
+              v1::PublishAck::ACCEPTED);
+    v1::LinkReply reply = RequestVisitorLink();
+    ASSERT_EQ(reply.code(), 0) << reply.message();
+    EXPECT_EQ(reply.link().members(1).thread_id(), "");
+    EXPECT_GT(reply.link().members(1).pending_thread_root(), 0);
+    for (const char* id : {"v-1", "v-2"}) {
+      ASSERT_EQ(Publish(Posted(id, "slack", "main", "C1", id, id)).outcome(),
+                v1::PublishAck::ACCEPTED);
+    }
+    EXPECT_TRUE(HasParkedQueue());
+    // Asked again (the adapter's retry after a lost reply): the same link.
+    v1::LinkReply again = RequestVisitorLink();
+    EXPECT_EQ(again.code(), 0) << again.message();
+  }
+
+  // Attaches TeamSpirit's adapter: only the notice is sent, the visitor's
+  // messages stay parked.
+  v1::Delivery OnlyTheNoticeIsSent() {
+    AttachTeamSpirit();
+    std::vector<v1::Delivery> sent = stream_.WaitFor(1);
+    EXPECT_EQ(sent.size(), 1u);
+    if (sent.empty()) return v1::Delivery();
+    EXPECT_EQ(sent[0].event().posted().message_id(), "n-1");
+    absl::SleepFor(absl::Milliseconds(300));
+    EXPECT_EQ(stream_.WaitFor(1).size(), 1u) << "a parked delivery was sent";
+    return sent[0];
+  }
+
+  std::string dir_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<LinkRegistry> links_;
+  std::unique_ptr<Dispatcher> dispatcher_;
+  std::unique_ptr<Committer> committer_;
+  std::unique_ptr<LinkCatalog> catalog_;
+  FakeStream stream_;
+  std::shared_ptr<AdapterSession> session_;
+};
+
+TEST_F(ParkedThreadTest, ParkedDeliveriesFollowTheRootsCopyIntoItsThread) {
+  VisitorWritesBeforeTheNoticesCopy();
+  Answer(OnlyTheNoticeIsSent(), "m-77");
+
+  // The visitor's messages, in order, in the thread of the notice's copy.
+  std::vector<v1::Delivery> sent = stream_.WaitFor(3);
+  ASSERT_EQ(sent.size(), 3u);
+  EXPECT_EQ(sent[1].event().posted().message_id(), "v-1");
+  EXPECT_EQ(sent[2].event().posted().message_id(), "v-2");
+  EXPECT_EQ(sent[1].target().thread_id(), "m-77");
+  EXPECT_EQ(sent[2].target().thread_id(), "m-77");
+  EXPECT_FALSE(HasParkedQueue());
+
+  // The link now names the thread: an agent's answer there reaches the
+  // visitor's channel, and the visitor's next message goes to the thread.
+  v1::LinkMember support = SupportMemberOnceResolved();
+  EXPECT_EQ(support.thread_id(), "m-77");
+  EXPECT_EQ(support.pending_thread_root(), 0);
+  v1::Event answer = Posted("a1", "teamspirit", "main", "c42", "a-1", "hi");
+  answer.mutable_channel()->set_thread_id("m-77");
+  EXPECT_EQ(Publish(answer).outcome(), v1::PublishAck::ACCEPTED);
+  ASSERT_EQ(Publish(Posted("v3", "slack", "main", "C1", "v-3")).outcome(),
+            v1::PublishAck::ACCEPTED);
+  sent = stream_.WaitFor(4);
+  ASSERT_EQ(sent.size(), 4u);
+  EXPECT_EQ(sent[3].event().posted().message_id(), "v-3");
+  EXPECT_EQ(sent[3].target().thread_id(), "m-77");
+}
+
+TEST_F(ParkedThreadTest, ADeadLetteredRootSendsParkedDeliveriesToTheChat) {
+  VisitorWritesBeforeTheNoticesCopy();
+  Answer(OnlyTheNoticeIsSent(), "");
+
+  std::vector<v1::Delivery> sent = stream_.WaitFor(3);
+  ASSERT_EQ(sent.size(), 3u);
+  EXPECT_EQ(sent[1].event().posted().message_id(), "v-1");
+  EXPECT_EQ(sent[2].event().posted().message_id(), "v-2");
+  EXPECT_EQ(sent[1].target().thread_id(), "");
+  EXPECT_EQ(sent[1].target().chat_id(), "c42");
+  v1::LinkMember support = SupportMemberOnceResolved();
+  EXPECT_EQ(support.thread_id(), "");
+  EXPECT_EQ(support.pending_thread_root(), 0);
+  EXPECT_EQ(*store_->CountDeadLetters(), 1);
+}
+
+TEST_F(ParkedThreadTest, ParkedDeliveriesAndTheWatchSurviveARestart) {
+  VisitorWritesBeforeTheNoticesCopy();
+  Close();
+  Open();
+  Answer(OnlyTheNoticeIsSent(), "m-77");
+  std::vector<v1::Delivery> sent = stream_.WaitFor(3);
+  ASSERT_EQ(sent.size(), 3u);
+  EXPECT_EQ(sent[1].event().posted().message_id(), "v-1");
+  EXPECT_EQ(sent[2].event().posted().message_id(), "v-2");
+  EXPECT_EQ(sent[2].target().thread_id(), "m-77");
+  EXPECT_EQ(SupportMemberOnceResolved().thread_id(), "m-77");
+}
+
+TEST_F(ParkedThreadTest, ACopyMadeBeforeTheLinkIsItsThreadAtOnce) {
+  ASSERT_EQ(Publish(Posted("n1", "chatlio", "main", "notices", "n-1",
+                           "New conversation"))
+                .outcome(),
+            v1::PublishAck::ACCEPTED);
+  Answer(OnlyTheNoticeIsSent(), "m-77");
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (!store_->FindMessage("teamspirit/main/c42", "m-77")->has_value() &&
+         absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  v1::LinkReply reply = RequestVisitorLink();
+  ASSERT_EQ(reply.code(), 0) << reply.message();
+  EXPECT_EQ(reply.link().members(1).thread_id(), "m-77");
+  EXPECT_EQ(reply.link().members(1).pending_thread_root(), 0);
 }
 
 }  // namespace

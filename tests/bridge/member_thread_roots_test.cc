@@ -1,9 +1,9 @@
 // A link request's member thread roots (router.proto MemberThreadRoot)
 // resolved against a real SQLite store: the copy's native id when the copy
-// exists, UNAVAILABLE while its delivery is pending, FAILED_PRECONDITION
-// once it is dead-lettered, NOT_FOUND for a message the map does not know,
-// the whole chat for an adapter without threads, INVALID_ARGUMENT for bad
-// requests.
+// exists, a pending thread root (the message's event id) while its delivery
+// is pending, FAILED_PRECONDITION once it is dead-lettered, NOT_FOUND for a
+// message the map does not know, the whole chat for an adapter without
+// threads, INVALID_ARGUMENT for bad requests.
 
 #include <unistd.h>
 
@@ -19,6 +19,7 @@
 #include "bridge/adapter_links.h"
 #include "bridge/sqlite_store.h"
 #include "bridge/store.h"
+#include "bridge/thread_roots.h"
 #include "gtest/gtest.h"
 
 namespace imbridge::bridge {
@@ -133,15 +134,19 @@ class MemberThreadRootsTest : public ::testing::Test {
   int64_t group_ = 0;
 };
 
-TEST_F(MemberThreadRootsTest, TheCopysIdOnceItExistsUnavailableBefore) {
+TEST_F(MemberThreadRootsTest, TheCopysIdOnceItExistsAPendingRootBefore) {
   const int64_t delivery = PublishNotice();
   absl::StatusOr<v1::Link> pending = Resolve(Request());
-  EXPECT_TRUE(absl::IsUnavailable(pending.status())) << pending.status();
+  ASSERT_TRUE(pending.ok()) << pending.status();
+  EXPECT_EQ(pending->members(1).thread_id(), "");
+  EXPECT_EQ(pending->members(1).pending_thread_root(), group_);
+  EXPECT_EQ(pending->members(0).pending_thread_root(), 0);
 
   CompleteWithCopy(delivery);
   absl::StatusOr<v1::Link> link = Resolve(Request());
   ASSERT_TRUE(link.ok()) << link.status();
   EXPECT_EQ(link->members(1).thread_id(), "m-77");
+  EXPECT_EQ(link->members(1).pending_thread_root(), 0);
   EXPECT_EQ(link->members(0).thread_id(), "");
   EXPECT_EQ(link->members(2).thread_id(), "");
 }
@@ -180,11 +185,13 @@ TEST_F(MemberThreadRootsTest, AnAdapterWithoutThreadsKeepsTheWholeChat) {
   ASSERT_TRUE(link.ok()) << link.status();
   EXPECT_EQ(link->members(1).thread_id(), "");
 
-  // No adapter of the chat attached: it cannot be told yet.
+  // No adapter of the chat attached: taken as threading.
   lookup_.member_threads = [](const v1::LinkMember&) -> std::optional<bool> {
     return std::nullopt;
   };
-  EXPECT_TRUE(absl::IsUnavailable(Resolve(Request()).status()));
+  link = Resolve(Request());
+  ASSERT_TRUE(link.ok()) << link.status();
+  EXPECT_EQ(link->members(1).thread_id(), "m-77");
 }
 
 TEST_F(MemberThreadRootsTest, BadRequestsAreInvalidArguments) {
@@ -196,6 +203,10 @@ TEST_F(MemberThreadRootsTest, BadRequestsAreInvalidArguments) {
   v1::LinkRequest threaded = Request();
   threaded.mutable_create()->mutable_members(1)->set_thread_id("t-1");
   EXPECT_TRUE(absl::IsInvalidArgument(Resolve(threaded).status()));
+
+  v1::LinkRequest pending = Request();
+  pending.mutable_create()->mutable_members(1)->set_pending_thread_root(9);
+  EXPECT_TRUE(absl::IsInvalidArgument(Resolve(pending).status()));
 
   v1::LinkRequest no_origin = Request();
   no_origin.mutable_member_thread_roots(0)->clear_origin();
@@ -217,6 +228,23 @@ TEST_F(MemberThreadRootsTest, WithoutAStoreRootsAreUnimplemented) {
   v1::LinkRequest plain = Request();
   plain.clear_member_thread_roots();
   EXPECT_TRUE(Resolve(plain).ok());
+}
+
+TEST(ParkedQueueTest, KeysNameTheRootAndTheChat) {
+  const std::string key = ParkedQueueKey(17, "teamspirit/main/c/42");
+  EXPECT_TRUE(IsParkedQueue(key));
+  std::optional<ParkedQueue> parked = ParseParkedQueue(key);
+  ASSERT_TRUE(parked.has_value());
+  EXPECT_EQ(parked->root_event, 17);
+  EXPECT_EQ(parked->chat_key, "teamspirit/main/c/42");
+  v1::ChannelRef chat = ChatOfKey(parked->chat_key);
+  EXPECT_EQ(chat.platform(), "teamspirit");
+  EXPECT_EQ(chat.account(), "main");
+  EXPECT_EQ(chat.chat_id(), "c/42");
+  // A channel's queue is not parked; a malformed parked key names nothing.
+  EXPECT_FALSE(IsParkedQueue("teamspirit/main/c42#m-1"));
+  EXPECT_FALSE(ParseParkedQueue("teamspirit/main/c42").has_value());
+  EXPECT_FALSE(ParseParkedQueue("~parked/x/teamspirit/main/c42").has_value());
 }
 
 }  // namespace

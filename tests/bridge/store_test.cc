@@ -1415,5 +1415,54 @@ TEST_F(StoreTest, PrunedEventsKeepTheirOriginalInTheMessageMap) {
       ElementsAre("m-k"));
 }
 
+// A queue move (a parked queue whose thread root was resolved) takes the
+// queue's log deliveries and rows, in order, to the other queue.
+TEST_F(StoreTest, QueueMoveTakesLogDeliveriesAndRowsInOrder) {
+  const std::string parked = "~parked/1/slack/acme/A";
+  auto to_parked = [&] {
+    DeliveryRecord d = Delivery("A", kT0);
+    d.target_key = parked;
+    return d;
+  };
+  ASSERT_OK_AND_ASSIGN(std::vector<NewEvent> written,
+                       Write({Event("k1", {to_parked()}),
+                              Event("k2", {to_parked(), Delivery("B", kT0)}),
+                              Event("k3", {to_parked()})}));
+  const int64_t d1 = written[0].deliveries[0].id;
+  const int64_t d2 = written[1].deliveries[0].id;
+  const int64_t d3 = written[2].deliveries[0].id;
+  // d1 failed once (a row), d2 is finished; d3 waits in the log.
+  ASSERT_OK(Change([&](CommitBatch& b) {
+    b.retries.push_back({d1, 1, At(1), "x", parked});
+    b.completed = {{d2, parked}};
+  }));
+  QueueMove move;
+  move.from_key = parked;
+  move.to_target = Channel("A", "t1");
+  move.to_key = ChannelKey(move.to_target, true);
+  ASSERT_OK(Change([&](CommitBatch& b) { b.moves.push_back(move); }));
+
+  ASSERT_OK_AND_ASSIGN(std::vector<DeliveryRecord> pending,
+                       store_->LoadPendingDeliveries(parked, 0, 10));
+  EXPECT_THAT(pending, IsEmpty());
+  EXPECT_EQ(store_->CountDeliveries(parked)->pending, 0);
+  Reopen();
+  ASSERT_OK_AND_ASSIGN(pending,
+                       store_->LoadPendingDeliveries(move.to_key, 0, 10));
+  EXPECT_THAT(Ids(pending), ElementsAre(d1, d3));
+  ASSERT_EQ(pending.size(), 2u);
+  EXPECT_EQ(pending[1].target.thread_id(), "t1");
+  EXPECT_EQ(pending[1].target_key, move.to_key);
+  EXPECT_EQ(pending[1].event->key(), "k3");
+  EXPECT_EQ(pending[0].attempts, 1);
+  ASSERT_OK_AND_ASSIGN(std::vector<std::string> targets,
+                       store_->ListPendingTargets());
+  EXPECT_THAT(targets, ElementsAre("slack/acme/A#t1", "slack/acme/B"));
+  ASSERT_OK(Change([&](CommitBatch& b) {
+    b.completed = {{d1, move.to_key}, {d3, move.to_key}};
+  }));
+  EXPECT_EQ(store_->CountDeliveries(move.to_key)->pending, 0);
+}
+
 }  // namespace
 }  // namespace imbridge::bridge

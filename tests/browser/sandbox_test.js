@@ -229,9 +229,10 @@ async function main() {
     await message('teamspirit', 'New website conversation').first().waitFor();
     check(await message('teamspirit', 'Do you ship to Canada?').count() > 0,
       "the TeamSpirit notice carries the visitor's first message");
-    // The visitor's channel is linked with the notice's thread once the
-    // notice's copy is in TeamSpirit (the Chatlio adapter logs it); the
-    // visitor's next message shows there.
+    // The visitor's channel is linked with the notice's thread (the Chatlio
+    // adapter logs it; the router narrows the link to the thread once the
+    // notice's copy is in TeamSpirit); the visitor's next message shows
+    // there.
     const linkDeadline = Date.now() + WAIT;
     while (!stack.output().includes('Chatlio visitor linked')) {
       check(Date.now() < linkDeadline, "the visitor's channel is linked");

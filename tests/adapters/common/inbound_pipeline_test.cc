@@ -9,6 +9,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -746,6 +747,120 @@ TEST_F(InboundPipelineTest, StopHandsBackWhatIsQueuedAndRefusesMore) {
   EXPECT_TRUE(router_.Ack("a1"));
   EXPECT_EQ(results_.count("a1"), 1);
   EXPECT_THAT(router_.published(), ElementsAre("a1"));
+}
+
+// An input routed with convert_here is converted and published on the
+// thread that submits it: published when Submit() returns, answered only
+// after the router's acknowledgement.
+TEST_F(InboundPipelineTest, AnInputToConvertHereIsPublishedInsideSubmit) {
+  Make();
+  std::thread::id converted_on;
+  InboundRoute route = Route("a", "k1");
+  route.convert_here = true;
+  ASSERT_TRUE(pipeline_
+                  ->Submit(
+                      route,
+                      [&]() -> absl::StatusOr<InboundConversion> {
+                        converted_on = std::this_thread::get_id();
+                        return TextInput("a1", "a")();
+                      },
+                      results_.For("a1"))
+                  .ok());
+  EXPECT_EQ(converted_on, std::this_thread::get_id());
+  EXPECT_THAT(router_.published(), ElementsAre("a1"));
+  EXPECT_EQ(results_.count("a1"), 0);
+  ASSERT_TRUE(router_.Ack("a1"));
+  EXPECT_TRUE(results_.Wait("a1").ok());
+  EXPECT_EQ(pipeline_->held(), 0u);
+}
+
+// Inputs converted on the submitting thread and ones converted on workers
+// (a message with a file) share a lane: the chat's order holds for the
+// publishes and the answers.
+TEST_F(InboundPipelineTest, InputsConvertedHereKeepTheirChatsOrder) {
+  Make();
+  Gate gate;
+  std::vector<std::string> keys;
+  for (int i = 1; i <= 12; ++i) {
+    std::string key = absl::StrCat("a", i);
+    keys.push_back(key);
+    InboundRoute route = Route("a");
+    // Every fourth has a file, whose download waits at the gate first.
+    route.convert_here = i % 4 != 0;
+    auto convert = i % 4 != 0
+                       ? TextInput(key, "a")
+                       : FileInput(key, "a", "data", i == 4 ? &gate : nullptr);
+    ASSERT_TRUE(
+        pipeline_->Submit(route, std::move(convert), results_.For(key)).ok());
+  }
+  ASSERT_TRUE(gate.WaitRunning(1));
+  // a5.. wait behind the file of a4.
+  EXPECT_THAT(router_.published(), ElementsAre("a1", "a2", "a3"));
+  gate.Release();
+  ASSERT_TRUE(router_.WaitPublished("a12"));
+  EXPECT_EQ(router_.published(), keys);
+  for (auto it = keys.rbegin(); it != keys.rend(); ++it) {
+    ASSERT_TRUE(router_.Ack(*it));
+  }
+  EXPECT_TRUE(results_.Wait("a12").ok());
+  EXPECT_EQ(results_.order(), keys);
+}
+
+// A conversion on the submitting thread that fails is answered inside
+// Submit(), and the lane goes on.
+TEST_F(InboundPipelineTest, AFailedConversionHereIsAnsweredAndTheLaneGoesOn) {
+  Make();
+  InboundRoute route = Route("a");
+  route.convert_here = true;
+  ASSERT_TRUE(pipeline_
+                  ->Submit(
+                      route,
+                      []() -> absl::StatusOr<InboundConversion> {
+                        throw std::runtime_error("bad input");
+                      },
+                      results_.For("bad"))
+                  .ok());
+  EXPECT_EQ(results_.count("bad"), 1);
+  EXPECT_EQ(results_.Wait("bad").outcome, InboundResult::Outcome::kInvalid);
+  ASSERT_TRUE(
+      pipeline_->Submit(route, TextInput("a2", "a"), results_.For("a2")).ok());
+  ASSERT_TRUE(router_.Ack("a2"));
+  EXPECT_TRUE(results_.Wait("a2").ok());
+}
+
+// Stop() waits for a conversion in progress on a submitting thread before
+// it lets the download slots go (which that conversion may use).
+TEST_F(InboundPipelineTest, StopWaitsForAConversionOnASubmittingThread) {
+  InboundPipeline::Options options;
+  options.stop_timeout = absl::Milliseconds(100);
+  Make(options);
+  Gate gate;
+  std::atomic<bool> converted{false};
+  std::thread submitter([&] {
+    InboundRoute route = Route("a");
+    route.convert_here = true;
+    EXPECT_TRUE(pipeline_
+                    ->Submit(
+                        route,
+                        [&]() -> absl::StatusOr<InboundConversion> {
+                          gate.Pass();
+                          converted = true;
+                          return FileInput("a1", "a", "data", nullptr)();
+                        },
+                        results_.For("a1"))
+                    .ok());
+  });
+  ASSERT_TRUE(gate.WaitRunning(1));
+  std::thread stopper([&] { pipeline_->Stop(); });
+  absl::SleepFor(absl::Milliseconds(50));
+  gate.Release();
+  stopper.join();
+  submitter.join();
+  EXPECT_TRUE(converted);
+  // Its file was copied and the event published; never acknowledged, so
+  // answered kRetry by Stop().
+  EXPECT_THAT(router_.published(), ElementsAre("a1"));
+  EXPECT_EQ(results_.Wait("a1").outcome, InboundResult::Outcome::kRetry);
 }
 
 }  // namespace

@@ -1244,6 +1244,83 @@ absl::Duration TimedStop(RouterClient* client) {
   return absl::Now() - start;
 }
 
+// Publishers write on their own thread when no write is in flight and leave
+// the rest to the writer thread: from several threads at once, the router
+// still gets every publish once, in seq order, each chained to its chat's
+// previous one.
+TEST_F(RouterClientTest, PublishesFromManyThreadsReachTheRouterInSeqOrder) {
+  constexpr int kThreads = 4;
+  constexpr int kEach = 150;
+  AckLog acks;
+  FakeRouter fake;
+  TestServer server(&fake);
+  ASSERT_TRUE(server.ok());
+  RouterClient client(TestOptions(server.address()), nullptr);
+  client.Start();
+  ASSERT_TRUE(WaitUntil([&] { return client.attached(); }));
+
+  std::vector<std::thread> publishers;
+  for (int t = 0; t < kThreads; ++t) {
+    publishers.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        std::string chat = absl::StrCat("T", t);
+        ASSERT_TRUE(client
+                        .Publish(EventInChat(absl::StrCat(chat, "-", i), chat),
+                                 acks.Callback())
+                        .ok());
+      }
+    });
+  }
+  for (std::thread& publisher : publishers) publisher.join();
+  ASSERT_TRUE(acks.WaitForCount(kThreads * kEach));
+
+  RouterState state = fake.Snapshot();
+  ASSERT_EQ(state.sessions.size(), 1u);
+  const std::vector<v1::Publish>& got = state.sessions[0].publishes;
+  ASSERT_EQ(got.size(), static_cast<size_t>(kThreads * kEach));
+  std::map<std::string, int> next_of_chat;
+  for (size_t i = 0; i < got.size(); ++i) {
+    EXPECT_EQ(got[i].seq(), i + 1);
+    const std::string& chat = got[i].event().channel().chat_id();
+    int n = next_of_chat[chat]++;
+    EXPECT_EQ(got[i].event().key(), absl::StrCat(chat, "-", n));
+  }
+  EXPECT_EQ(acks.Acks().size(), static_cast<size_t>(kThreads * kEach));
+}
+
+// Stop() while threads publish (and may be writing on the stream
+// themselves) returns promptly and drops what is pending.
+TEST_F(RouterClientTest, StopWhilePublishersWriteReturnsPromptly) {
+  FakeRouter fake;
+  fake.set_auto_ack(false);
+  TestServer server(&fake);
+  ASSERT_TRUE(server.ok());
+  RouterClient client(TestOptions(server.address()), nullptr);
+  client.Start();
+  ASSERT_TRUE(WaitUntil([&] { return client.attached(); }));
+  std::atomic<bool> go_on{true};
+  std::vector<std::thread> publishers;
+  for (int t = 0; t < 3; ++t) {
+    publishers.emplace_back([&, t] {
+      for (int i = 0; go_on.load(); ++i) {
+        absl::Status published =
+            client.Publish(MakeEvent(absl::StrCat("p", t, "-", i)), nullptr);
+        if (!published.ok()) {
+          EXPECT_EQ(published.code(), absl::StatusCode::kUnavailable);
+          return;
+        }
+      }
+    });
+  }
+  ASSERT_TRUE(fake.WaitFor([](const RouterState& s) {
+    return s.sessions[0].publishes.size() >= 100;
+  }));
+  EXPECT_LT(TimedStop(&client), absl::Seconds(5));
+  go_on = false;
+  for (std::thread& publisher : publishers) publisher.join();
+  EXPECT_FALSE(client.attached());
+}
+
 TEST_F(RouterClientTest, StopReturnsPromptlyWhileAttached) {
   AckLog acks;
   FakeRouter fake;

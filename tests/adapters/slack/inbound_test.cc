@@ -56,6 +56,17 @@ void ExpectEvent(const InboundConversion& c, const std::string& expected) {
   EXPECT_TRUE(d.Compare(Parse(expected), *c.event)) << diff;
 }
 
+TEST(SlackInbound, EventsRequestTypeIsAStringOrAbsent) {
+  EXPECT_EQ(*EventsRequestType(json::parse(R"({"type":"event_callback"})")),
+            "event_callback");
+  EXPECT_EQ(*EventsRequestType(json::parse(R"({"token":"x"})")), "");
+  for (const char* bad : {R"({"type":1})", R"({"type":null})",
+                          R"({"type":["url_verification"]})", "[1]", "\"x\""}) {
+    absl::StatusOr<std::string> type = EventsRequestType(json::parse(bad));
+    EXPECT_TRUE(absl::IsInvalidArgument(type.status())) << bad;
+  }
+}
+
 TEST(SlackInbound, PlainMessage) {
   auto c = Convert(R"({"type":"event_callback","team_id":"T1","event_id":"Ev1",
     "event_time":1700000000,

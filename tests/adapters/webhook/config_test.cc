@@ -3,6 +3,7 @@
 // capabilities that follow relay_presence / relay_membership.
 
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "adapters/common/adapter_runtime.h"
@@ -65,6 +66,11 @@ std::vector<std::string> Capabilities(const std::string& yaml) {
   WebhookAdapter adapter(config, &runtime);
   return ConnectorCapabilities(adapter);
 }
+
+// The adapter is on the connector interfaces of issue 11 point 2: its
+// inbound side is the InboundConnector of its IncomingPost.
+static_assert(
+    std::is_base_of_v<MessengerConnector<IncomingPost>, WebhookAdapter>);
 
 TEST(WebhookAdapterTest, CapabilitiesFollowTheRelaySettings) {
   EXPECT_THAT(Capabilities(""),

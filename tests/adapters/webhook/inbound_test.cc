@@ -119,6 +119,27 @@ TEST(IncomingEventTest, PostedInTheWebhooksChannel) {
             "webhook");
 }
 
+// A post goes to its webhook's lane, under its event's key, and is converted
+// on the HTTP thread.
+TEST(IncomingRouteTest, TheWebhooksLaneAndItsEventsKey) {
+  IncomingPost post;
+  post.account = "ops";
+  post.webhook_id = "wh1";
+  post.unique = "abc";
+  post.message.text.set_text("hi");
+  post.received = absl::FromUnixMillis(1763719200123);
+  InboundRoute route = IncomingRoute(post);
+  EXPECT_EQ(route.chat, "wh1");
+  EXPECT_EQ(route.key, "webhook:ops:wh1:abc");
+  EXPECT_TRUE(route.convert_here);
+  InboundConversion conversion = IncomingConversion(post);
+  ASSERT_EQ(conversion.events.size(), 1u);
+  EXPECT_EQ(conversion.events[0].key(), route.key);
+  EXPECT_EQ(conversion.events[0].occurred_at_ms(), 1763719200123);
+  EXPECT_EQ(conversion.events[0].posted().text().text(), "hi");
+  EXPECT_TRUE(conversion.files.empty());
+}
+
 // Knows one incoming webhook "wh1" with key "good-key" (account "default")
 // and one of account "other"; can pretend the router is down. Answers on its
 // own thread like the gRPC client does.
@@ -205,6 +226,17 @@ class AcceptingRouter : public InboundRouter {
   std::vector<v1::Event> events_ ABSL_GUARDED_BY(mu_);
 };
 
+// The webhook adapter's inbound connector, without the adapter.
+class PostConnector : public InboundConnector<IncomingPost> {
+ public:
+  absl::StatusOr<InboundRoute> Route(const IncomingPost& post) override {
+    return IncomingRoute(post);
+  }
+  absl::StatusOr<InboundConversion> Convert(const IncomingPost& post) override {
+    return IncomingConversion(post);
+  }
+};
+
 class IncomingWebhooksTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -214,7 +246,7 @@ class IncomingWebhooksTest : public ::testing::Test {
     pipeline_ =
         std::make_unique<InboundPipeline>(InboundPipeline::Options(), &router_);
     incoming_ = std::make_unique<IncomingWebhooks>(
-        Accounts(), &directory_, pipeline_.get(),
+        Accounts(), &directory_, pipeline_.get(), &connector_,
         [this](absl::string_view reason) {
           absl::MutexLock lock(&mu_);
           rejections_.emplace_back(reason);
@@ -252,6 +284,7 @@ class IncomingWebhooksTest : public ::testing::Test {
 
   FakeDirectory directory_;
   AcceptingRouter router_;
+  PostConnector connector_;
   std::unique_ptr<InboundPipeline> pipeline_;
   std::unique_ptr<HttpServer> server_;
   std::unique_ptr<IncomingWebhooks> incoming_;

@@ -207,6 +207,19 @@ class ChatlioVisitorTest : public ::testing::Test {
     }
     return out;
   }
+  // The texts the bridge posted in the thread rooted at `root` (the
+  // visitor's messages), in order, without the first message.
+  std::vector<std::string> VisitorTexts(const std::string& root) {
+    std::vector<std::string> out;
+    for (const auto& m : ts_->Messages(kSupportChat)) {
+      if (m.thread_id != root || m.user_id == kAgent ||
+          absl::StrContains(m.text, "Is anyone there?")) {
+        continue;
+      }
+      out.push_back(m.text);
+    }
+    return out;
+  }
   bool WaitForThreadText(const std::string& root, const std::string& part) {
     return FakeTeamSpirit::WaitUntil(
         [&] {
@@ -224,12 +237,19 @@ class ChatlioVisitorTest : public ::testing::Test {
     ASSERT_TRUE(ts_->PostAsUser(kAgent, kSupportChat, text, in_thread).ok());
   }
 
-  // Waits until runtime link `name` exists; std::nullopt on timeout.
-  std::optional<v1::Link> WaitForRuntimeLink(const std::string& name) {
+  // Waits until runtime link `name` exists, with its support member's
+  // thread resolved unless `pending_too` (the router narrows the member to
+  // the notice's thread once the notice's copy is made); std::nullopt on
+  // timeout.
+  std::optional<v1::Link> WaitForRuntimeLink(const std::string& name,
+                                             bool pending_too = false) {
     absl::Time deadline = absl::Now() + kWait;
     while (absl::Now() < deadline) {
       for (const v1::Link& link : RuntimeLinkDefinitions()) {
-        if (link.name() == name) return link;
+        if (link.name() != name || link.members_size() < 2) continue;
+        if (pending_too || link.members(1).pending_thread_root() == 0) {
+          return link;
+        }
       }
       absl::SleepFor(absl::Milliseconds(50));
     }
@@ -281,8 +301,10 @@ class ChatlioVisitorTest : public ::testing::Test {
                      std::chrono::seconds(20));
     v1::ListLinksResponse resp;
     std::vector<v1::Link> out;
-    if (!admin_->ListLinks(&ctx, v1::ListLinksRequest(), &resp).ok()) {
-      ADD_FAILURE() << "ListLinks failed";
+    grpc::Status status =
+        admin_->ListLinks(&ctx, v1::ListLinksRequest(), &resp);
+    if (!status.ok()) {
+      ADD_FAILURE() << "ListLinks failed: " << status.error_message();
       return out;
     }
     for (const auto& l : resp.links()) {
@@ -480,48 +502,73 @@ TEST_F(ChatlioVisitorTest, TwoVisitorsAreAnsweredEachInTheirThread) {
   EXPECT_THAT(RuntimeLinks(), Not(Contains(bob_link)));
 }
 
-TEST_F(ChatlioVisitorTest, ALinkWaitingForItsNoticeSurvivesARestart) {
+TEST_F(ChatlioVisitorTest, AVisitorWritingWhileTeamSpiritIsDownIsNotLost) {
   ts_->SetUserPresence(kAgent, "online");
   ASSERT_TRUE(chatlio_->WaitForOnline(true, kWait))
       << slack_adapter_->ReadLog();
   // TeamSpirit's adapter is down: the notice is stored but its copy is not
-  // made, so the visitor's link waits.
+  // made. The visitor's link is made at once, its support member waiting
+  // for the thread of the notice's copy.
   ts_adapter_->Kill();
   auto channel = chatlio_->VisitorSays("v1", "Is anyone there?", "Ann Lee");
   ASSERT_TRUE(channel.ok()) << channel.status();
   const std::string link =
       absl::StrCat("chatlio-", chatlio_->ConversationOf("v1"));
+  std::optional<v1::Link> pending = WaitForRuntimeLink(link, true);
+  ASSERT_TRUE(pending.has_value()) << chatlio_adapter_->ReadLog();
+  EXPECT_GT(pending->members(1).pending_thread_root(), 0);
+  EXPECT_EQ(pending->members(1).thread_id(), "");
   ASSERT_TRUE(FakeTeamSpirit::WaitUntil(
       [&] {
-        return absl::StrContains(chatlio_adapter_->ReadLog(),
-                                 "waits for its notice's copy");
+        auto c = slack_.Channel(*channel);
+        return c.has_value() &&
+               c->members.count(slack_.options().bot_user_id) > 0;
       },
       kWait))
-      << chatlio_adapter_->ReadLog();
-  EXPECT_THAT(RuntimeLinks(), Not(Contains(link)));
+      << slack_adapter_->ReadLog();
 
-  // The Chatlio adapter crashes and starts again; then TeamSpirit's adapter
-  // comes back: the notice's copy is made and the pending link is created
-  // with its thread.
-  chatlio_adapter_->Kill();
-  ASSERT_TRUE(chatlio_adapter_->Start().ok()) << chatlio_adapter_->ReadLog();
+  // The visitor writes twice; both are stored (parked) by the router.
+  ASSERT_TRUE(chatlio_->VisitorSays("v1", "First, the order number").ok());
+  ASSERT_TRUE(chatlio_->VisitorSays("v1", "Second, the address").ok());
+  ASSERT_TRUE(router_->WaitForMetric("imbridge_router_link_events_total",
+                                     {{"link", link}, {"kind", "message"}}, 2,
+                                     kWait))
+      << slack_adapter_->ReadLog() << "\n--- router\n"
+      << router_->ReadLog();
+
+  // The router crashes (kill -9) with the messages parked, and starts again;
+  // then TeamSpirit's adapter comes back: the notice, then both messages in
+  // order in its thread, each once.
+  router_->Kill();
+  ASSERT_TRUE(router_->Start().ok()) << router_->ReadLog();
+  admin_ = v1::Admin::NewStub(grpc::CreateChannel(
+      router_->address(), grpc::InsecureChannelCredentials()));
   ASSERT_TRUE(ts_adapter_->Start().ok()) << ts_adapter_->ReadLog();
   const std::string root = NoticeOf("Ann Lee");
   ASSERT_FALSE(root.empty()) << router_->ReadLog();
-  std::optional<v1::Link> created = WaitForRuntimeLink(link);
-  ASSERT_TRUE(created.has_value()) << chatlio_adapter_->ReadLog();
-  EXPECT_EQ(created->members(1).thread_id(), root);
-  EXPECT_THAT(chatlio_adapter_->ReadLog(),
-              HasSubstr("Chatlio visitor link still to be made"));
+  ASSERT_TRUE(WaitForThreadText(root, "Second, the address"))
+      << router_->ReadLog();
+  // (The first message is in the notice; it is in the thread too if the
+  // Slack side was in the channel before Chatlio posted it there.)
+  EXPECT_THAT(VisitorTexts(root),
+              ::testing::ElementsAre(HasSubstr("First, the order number"),
+                                     HasSubstr("Second, the address")));
+  std::optional<v1::Link> resolved = WaitForRuntimeLink(link);
+  ASSERT_TRUE(resolved.has_value()) << router_->ReadLog();
+  EXPECT_EQ(resolved->members(1).thread_id(), root);
 
-  ASSERT_TRUE(chatlio_->VisitorSays("v1", "Hello again").ok());
-  ASSERT_TRUE(WaitForThreadText(root, "Hello again"))
-      << slack_adapter_->ReadLog();
+  // The agent's answer in the thread reaches the visitor.
   AgentSaysInThread(root, "Sorry for the wait");
   ASSERT_TRUE(chatlio_->WaitForReceived("v1", 1, kWait))
       << slack_adapter_->ReadLog();
   EXPECT_EQ(chatlio_->Received("v1")[0],
             "Ivan Petrov (teamspirit): Sorry for the wait");
+  ASSERT_TRUE(chatlio_->VisitorSays("v1", "Thanks").ok());
+  ASSERT_TRUE(WaitForThreadText(root, "Thanks"));
+  EXPECT_THAT(VisitorTexts(root),
+              ::testing::ElementsAre(HasSubstr("First, the order number"),
+                                     HasSubstr("Second, the address"),
+                                     HasSubstr("Thanks")));
 }
 
 }  // namespace

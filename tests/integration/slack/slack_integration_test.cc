@@ -587,6 +587,18 @@ TEST_F(SlackIntegrationTest, UrlVerificationAndBadInput) {
   EXPECT_EQ(not_an_object->status, 400);
   EXPECT_EQ(nlohmann::json::parse(not_an_object->body)["error"]["code"],
             "bad_json");
+  // A signed body whose `type` is not a string is bad input, not a server
+  // error.
+  for (const char* bad_type :
+       {R"({"type":1})", R"({"type":null})", R"({"type":["event_callback"]})",
+        R"({"type":{"a":1},"event_id":"Ev1"})"}) {
+    auto refused_type = sender.Send(bad_type);
+    ASSERT_TRUE(refused_type.ok());
+    EXPECT_EQ(refused_type->status, 400) << bad_type;
+    EXPECT_EQ(nlohmann::json::parse(refused_type->body)["error"]["code"],
+              "bad_json")
+        << bad_type;
+  }
   EXPECT_EQ(sender.Send(std::string((1 << 20) + 1, ' '))->status, 413);
   // Unknown account.
   fakes::SlackEventsSender other(
