@@ -379,7 +379,6 @@ void Committer::CommitRelayOps(absl::Span<Op> ops, uint64_t first,
   if (status.ok()) status = store_->Apply(batch);
   EndBatch(status.ok());
   if (status.ok()) {
-    RememberMessages(batch);
     Resolve(batch, effects);
     Complete(std::move(effects));
     return;
@@ -407,7 +406,6 @@ void Committer::CommitRelayOps(absl::Span<Op> ops, uint64_t first,
     if (s.ok()) s = store_->Apply(single);
     EndBatch(s.ok());
     if (s.ok()) {
-      RememberMessages(single);
       Resolve(single, effects_of_one);
       Complete(std::move(effects_of_one));
       continue;
@@ -578,7 +576,7 @@ absl::Status Committer::AddOp(Op& op, CommitBatch* batch, Effects* effects) {
     return absl::OkStatus();
   }
   auto& s = std::get<SkipOp>(op);
-  batch->completed.push_back({s.id, s.target_key});
+  batch->completed.push_back(s.id);
   DeliveryDecision d;
   d.kind = DeliveryDecision::kCompleted;
   effects->finished.push_back({s.id, s.target_key, d});
@@ -591,13 +589,7 @@ absl::Status Committer::Prefetch(absl::Span<Op> ops) {
     const auto* p = std::get_if<PublishOp>(&op);
     if (p == nullptr || !p->prepared->valid.ok()) continue;
     const std::string& subject = SubjectMessageId(*p->event);
-    if (subject.empty()) continue;
-    std::string key = absl::StrCat(p->prepared->chat_key, "\n", subject);
-    if (std::optional<bool> recent = FindRecentMessage(key)) {
-      committed_messages_[std::move(key)] = *recent;
-      continue;
-    }
-    messages.emplace_back(p->prepared->chat_key, subject);
+    if (!subject.empty()) messages.emplace_back(p->prepared->chat_key, subject);
   }
   IMB_ASSIGN_OR_RETURN(std::vector<std::optional<MessageLocation>> found,
                        store_->FindMessages(messages));
@@ -608,35 +600,6 @@ absl::Status Committer::Prefetch(absl::Span<Op> ops) {
                                      messages[i].second)] = is_copy;
   }
   return absl::OkStatus();
-}
-
-void Committer::RememberMessages(const CommitBatch& batch) {
-  auto remember = [this](std::string key, bool is_copy) {
-    if (recent_messages_.size() >= kRecentMessages) {
-      older_messages_ = std::move(recent_messages_);
-      recent_messages_.clear();
-    }
-    recent_messages_[std::move(key)] = is_copy;
-  };
-  for (const NewEvent& entry : batch.events) {
-    if (entry.id == 0 || entry.original_message_id.empty()) continue;
-    remember(
-        absl::StrCat(entry.original_chat_key, "\n", entry.original_message_id),
-        false);
-  }
-  for (const MessageRows& rows : batch.messages) {
-    for (const std::string& id : rows.native_ids) {
-      if (!id.empty()) remember(absl::StrCat(rows.channel_key, "\n", id), true);
-    }
-  }
-}
-
-std::optional<bool> Committer::FindRecentMessage(const std::string& key) const {
-  auto it = recent_messages_.find(key);
-  if (it != recent_messages_.end()) return it->second;
-  it = older_messages_.find(key);
-  if (it != older_messages_.end()) return it->second;
-  return std::nullopt;
 }
 
 void Committer::EndBatch(bool committed) {
@@ -751,9 +714,6 @@ absl::StatusOr<std::optional<bool>> Committer::FindMessage(
   const std::string key = absl::StrCat(chat_key, "\n", native_id);
   auto it = batch_messages_.find(key);
   if (it != batch_messages_.end()) return std::optional<bool>(it->second);
-  if (std::optional<bool> recent = FindRecentMessage(key)) {
-    return std::optional<bool>(recent);
-  }
   auto prefetched = committed_messages_.find(key);
   if (prefetched != committed_messages_.end()) return prefetched->second;
   IMB_ASSIGN_OR_RETURN(std::optional<MessageLocation> loc,
@@ -866,19 +826,19 @@ void Committer::AddResult(ResultOp& op, CommitBatch* batch, Effects* effects) {
         }
         batch->messages.push_back(std::move(rows));
       }
-      batch->completed.push_back({sent.id, sent.target_key});
+      batch->completed.push_back(sent.id);
       break;
     }
     case DeliveryDecision::kRetry:
       batch->retries.push_back(
-          {sent.id, d.attempts, d.next_attempt_at, d.reason, sent.target_key});
+          {sent.id, d.attempts, d.next_attempt_at, d.reason});
       break;
     case DeliveryDecision::kDeadLetter:
       LogWarn("delivery dead-lettered", {{"target", sent.target_key},
                                          {"link", sent.link},
                                          {"event_key", sent.event_key},
                                          {"reason", d.reason}});
-      batch->dead_letters.push_back({sent.id, d.reason, sent.target_key});
+      batch->dead_letters.push_back({sent.id, d.reason});
       break;
     case DeliveryDecision::kResend:
       break;

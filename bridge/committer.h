@@ -139,8 +139,7 @@ class LinkRegistry {
 // IMBRIDGE_TEST_CRASH_AT is set: "after_commit" kills the process (SIGKILL,
 // as kill -9) right after the first commit of an accepted publish, before
 // its Sync; "after_sync" right after that commit's Sync, before its acks.
-// The crash tests use them to hit those windows exactly. (The SQLite store
-// has one of its own, "mid_cursor_advance": sqlite_store.cc.)
+// The crash tests use them to hit those windows exactly.
 class Committer {
  public:
   using PublishDone = std::function<void(const v1::PublishAck& ack)>;
@@ -316,11 +315,6 @@ class Committer {
   // Looks up, in one read, the committed message-map rows of the messages
   // that `ops`' publishes are about.
   absl::Status Prefetch(absl::Span<Op> ops);
-  // Notes the message-map rows a committed batch wrote in recent_messages_.
-  void RememberMessages(const CommitBatch& batch);
-  // Whether recent_messages_ knows the row of `key`, and whether it is a
-  // copy.
-  std::optional<bool> FindRecentMessage(const std::string& key) const;
   // Gives the ops of a failed batch back what was moved into it.
   static void Restore(CommitBatch& batch, Effects& effects);
   // Forgets the batch's overlays; keeps its resolved roots if it committed.
@@ -385,15 +379,6 @@ class Committer {
   // Committer thread: the committed rows Prefetch found for the batch being
   // built (same keys; nullopt: not in the map).
   absl::flat_hash_map<std::string, std::optional<bool>> committed_messages_;
-  // Committer thread: the message-map rows committed lately, originals and
-  // copies (same keys), which echo and edit checks find without reading the
-  // store. Message-map rows are written only by this writer and never
-  // changed, so a hit is right; a miss (always, after a restart) reads the
-  // store. Bounded: two generations of at most kRecentMessages keys each;
-  // when the newer is full it replaces the older.
-  static constexpr size_t kRecentMessages = 32768;
-  absl::flat_hash_map<std::string, bool> recent_messages_;
-  absl::flat_hash_map<std::string, bool> older_messages_;
   // Committer thread: when each (chat, user) was last written as a
   // participant, and under which name.
   absl::flat_hash_map<std::string, std::pair<absl::Time, std::string>>

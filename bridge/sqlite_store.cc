@@ -29,78 +29,34 @@
 //   dead_letters_by_id               a partial index of the dead letters by
 //                                    id: pages of them (list, retry and drop
 //                                    of all) never read pending deliveries
-// Version 5 makes the outbox the event log plus one cursor per target:
-//   events.targets                   the event's deliveries, in index order:
-//                                    per delivery its target key, target
-//                                    (ChannelRef), link and rendered sender
-//                                    name (length-prefixed; NULL for none)
-//   events.origin_chat, origin_id    the original's message-map row (a
-//                                    MessagePosted's own chat and native id),
-//                                    found through the partial index
-//                                    events_by_origin; `messages` keeps the
-//                                    copies (and the originals of events
-//                                    written before version 5 or pruned)
-//   queues(target_key, target, done_through, last_id, pending, head_at,
-//          done_above)               one row per target queue: every delivery
-//                                    of the target's in the log with id up to
-//                                    done_through is finished (or became a
-//                                    row), and so are the ids in done_above;
-//                                    last_id is the newest one written,
-//                                    pending how many are left, head_at the
-//                                    oldest one's time. Written once per
-//                                    group commit per target it touched.
-//   events_by_received_at            dropped: ids are in time order, so
-//                                    pruning finds its bound from the oldest
-//                                    rows up.
-// A delivery written with its event is no row: its id is
-// (event id << 16) | its index in events.targets, and it is pending while
-// its queue's cursor says so. Rows in `deliveries` exist only for what the
-// log cannot say: a delivery that failed an attempt (attempts, next attempt
-// time, error), a dead letter, a dead letter put back, a parked delivery
-// moved to its thread's queue (CommitBatch::moves: the log names the parked
-// queue), and every delivery written before version 5 (kept as they were by the
-// upgrade; their ids are below every new one). Per relayed event to one target
-// this writes the event row with its key index and origin index, and, on the
-// result, the copy's message-map row; the queue's row once per group commit
-// (version 4 also wrote and deleted a delivery row and its index entry, and
-// wrote the original's message-map row and a received-at index entry). Times
-// are Unix milliseconds; InfinitePast/InfiniteFuture are stored as the
+// Times are Unix milliseconds; InfinitePast/InfiniteFuture are stored as the
 // smallest/largest int64.
 //
-// Event ids are integer primary keys allocated by the writer in insertion
-// (and so time) order, and never reused even when the newest rows are
-// deleted: delivery ids, made from them, are the outbox order and cursor
-// (and adapters may remember them), and event ids name mirrored messages in
-// the message map, which outlives the events. The highest id handed out is
-// kept in meta at each commit. This is AUTOINCREMENT without its per-row
-// bookkeeping, which cost about 15% of insert throughput.
-//
-// The writer keeps, per target queue, the ids of its log deliveries not yet
-// finished (rebuilt at open by reading the log from the oldest cursor), so
-// that a result finds its delivery and advances the cursor without a read.
-// Reads derive a queue's pending deliveries from its row and the log.
+// Event and delivery ids are integer primary keys allocated by the writer in
+// insertion order, and never reused even when the newest rows are deleted:
+// delivery ids are the outbox order and cursor (and adapters may remember
+// them), and event ids name mirrored messages in the message map, which
+// outlives the events. The highest ids handed out are kept in meta at each
+// commit. This is AUTOINCREMENT without its per-row bookkeeping, which cost
+// about 15% of insert throughput.
 //
 // Only the indexes a query needs exist. Pruning and blob collection, which
-// run rarely, scan the outbox rows and the queues rather than keep an index
-// on deliveries(event_id) up to date on every write.
+// run rarely, scan the outbox (pending and dead deliveries only) rather than
+// keep an index on deliveries(event_id) up to date on every write.
 
 #include "bridge/sqlite_store.h"
 
 #include <fcntl.h>
-#include <signal.h>
 #include <sqlite3.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
-#include <deque>
 #include <filesystem>
 #include <limits>
 #include <memory>
 #include <optional>
-#include <set>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -108,8 +64,6 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_map.h"
-#include "absl/container/flat_hash_set.h"
 #include "absl/random/random.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -121,7 +75,6 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "bridge/store.h"
-#include "common/logging.h"
 #include "common/status_macros.h"
 #include "imbridge/v1/config.pb.h"
 #include "imbridge/v1/events.pb.h"
@@ -231,24 +184,6 @@ CREATE INDEX dead_letters_by_target ON deliveries(target_key) WHERE state = 1;
     {4, R"sql(
 CREATE INDEX dead_letters_by_id ON deliveries(id) WHERE state = 1;
 )sql"},
-    {5, R"sql(
-ALTER TABLE events ADD COLUMN targets BLOB;
-ALTER TABLE events ADD COLUMN origin_chat TEXT;
-ALTER TABLE events ADD COLUMN origin_id TEXT;
-CREATE INDEX events_by_origin ON events(origin_chat, origin_id)
-  WHERE origin_id IS NOT NULL;
-DROP INDEX events_by_received_at;
-
-CREATE TABLE queues (
-  target_key TEXT PRIMARY KEY,
-  target BLOB NOT NULL,
-  done_through INTEGER NOT NULL,
-  last_id INTEGER NOT NULL,
-  pending INTEGER NOT NULL,
-  head_at INTEGER NOT NULL,
-  done_above BLOB NOT NULL
-) WITHOUT ROWID;
-)sql"},
 };
 
 constexpr int kSchemaVersion =
@@ -264,85 +199,6 @@ absl::Time FromMillis(int64_t ms) {
   if (ms == std::numeric_limits<int64_t>::min()) return absl::InfinitePast();
   if (ms == std::numeric_limits<int64_t>::max()) return absl::InfiniteFuture();
   return absl::FromUnixMillis(ms);
-}
-
-// Delivery ids of the log: the event's id and the delivery's index in it.
-constexpr int kIndexBits = 16;
-static_assert(kMaxDeliveriesPerEvent < (size_t{1} << kIndexBits));
-
-int64_t LogDeliveryId(int64_t event_id, size_t index) {
-  return (event_id << kIndexBits) | static_cast<int64_t>(index);
-}
-int64_t EventOf(int64_t delivery_id) { return delivery_id >> kIndexBits; }
-size_t IndexOf(int64_t delivery_id) {
-  return static_cast<size_t>(delivery_id & ((int64_t{1} << kIndexBits) - 1));
-}
-
-void PutVarint(uint64_t value, std::string* out) {
-  while (value >= 0x80) {
-    out->push_back(static_cast<char>((value & 0x7f) | 0x80));
-    value >>= 7;
-  }
-  out->push_back(static_cast<char>(value));
-}
-
-bool GetVarint(absl::string_view* in, uint64_t* value) {
-  uint64_t result = 0;
-  for (int shift = 0; shift < 64 && !in->empty(); shift += 7) {
-    uint8_t byte = static_cast<uint8_t>(in->front());
-    in->remove_prefix(1);
-    result |= static_cast<uint64_t>(byte & 0x7f) << shift;
-    if ((byte & 0x80) == 0) {
-      *value = result;
-      return true;
-    }
-  }
-  return false;
-}
-
-void PutBytes(absl::string_view bytes, std::string* out) {
-  PutVarint(bytes.size(), out);
-  out->append(bytes.data(), bytes.size());
-}
-
-bool GetBytes(absl::string_view* in, absl::string_view* bytes) {
-  uint64_t size = 0;
-  if (!GetVarint(in, &size) || size > in->size()) return false;
-  *bytes = in->substr(0, size);
-  in->remove_prefix(size);
-  return true;
-}
-
-// One delivery as its event row lists it (events.targets).
-struct LogTarget {
-  absl::string_view key;
-  absl::string_view target;  // serialized ChannelRef
-  absl::string_view link;
-  absl::string_view sender_name;
-};
-
-// Reads the next delivery of an events.targets value; false at its end or
-// if it is corrupt.
-bool NextLogTarget(absl::string_view* in, LogTarget* t) {
-  return GetBytes(in, &t->key) && GetBytes(in, &t->target) &&
-         GetBytes(in, &t->link) && GetBytes(in, &t->sender_name);
-}
-
-// Finds delivery `index` of an events.targets value.
-std::optional<LogTarget> LogTargetAt(absl::string_view targets, size_t index) {
-  LogTarget t;
-  for (size_t i = 0; NextLogTarget(&targets, &t); ++i) {
-    if (i == index) return t;
-  }
-  return std::nullopt;
-}
-
-// queues.done_above: ascending ids as varints.
-std::vector<int64_t> DecodeIds(absl::string_view in) {
-  std::vector<int64_t> ids;
-  uint64_t id = 0;
-  while (GetVarint(&in, &id)) ids.push_back(static_cast<int64_t>(id));
-  return ids;
 }
 
 // Resource and I/O trouble (disk full, locked, I/O error) may pass and is
@@ -425,7 +281,6 @@ class Query {
                                      value.data() ? value.data() : "",
                                      value.size(), SQLITE_STATIC, SQLITE_UTF8));
   }
-  Query& Null() { return Check(sqlite3_bind_null(stmt_, ++param_)); }
   Query& Blob(absl::string_view value) {
     return Check(sqlite3_bind_blob64(stmt_, ++param_,
                                      value.data() ? value.data() : "",
@@ -587,71 +442,6 @@ absl::Status Migrate(sqlite3* db) {
   return Exec(db, "COMMIT");
 }
 
-// Test-only fault injection, off unless the environment variable
-// IMBRIDGE_TEST_CRASH_AT is "mid_cursor_advance": the process kills itself
-// (SIGKILL, as kill -9) in the first group commit that advances a queue's
-// cursor, after the first queue row is written and before the commit.
-bool CrashMidCursorAdvanceFromEnv() {
-  const char* at = std::getenv("IMBRIDGE_TEST_CRASH_AT");
-  return at != nullptr && absl::string_view(at) == "mid_cursor_advance";
-}
-
-// The queues that wait for log deliveries, for PendingLog::Read.
-constexpr char kWaitingQueuesSql[] =
-    "SELECT target_key, done_through, last_id, done_above FROM queues "
-    "WHERE pending > 0";
-
-// Which log deliveries are pending, as the queues' rows say (for pruning
-// and blob collection, which run rarely).
-class PendingLog {
- public:
-  // Reads the rows with `waiting_queues` (kWaitingQueuesSql).
-  static absl::StatusOr<PendingLog> Read(const Statement& waiting_queues) {
-    PendingLog log;
-    Query query(waiting_queues);
-    while (true) {
-      IMB_ASSIGN_OR_RETURN(bool row, query.Step());
-      if (!row) break;
-      Cursor& cursor = log.cursors_[query.ColumnText(0)];
-      cursor.done_through = query.ColumnInt(1);
-      cursor.last_id = query.ColumnInt(2);
-      cursor.done_above = DecodeIds(query.ColumnBlob(3));
-      log.first_event_ =
-          std::min(log.first_event_, EventOf(cursor.done_through));
-    }
-    return log;
-  }
-
-  // The oldest event a pending log delivery may belong to (int64 max: none).
-  int64_t first_event() const { return first_event_; }
-
-  // Whether event `event_id`, with events.targets `targets`, has a pending
-  // log delivery.
-  bool HasPending(int64_t event_id, absl::string_view targets) const {
-    LogTarget t;
-    for (size_t i = 0; NextLogTarget(&targets, &t); ++i) {
-      auto it = cursors_.find(t.key);
-      if (it == cursors_.end()) continue;
-      const Cursor& c = it->second;
-      const int64_t id = LogDeliveryId(event_id, i);
-      if (id > c.done_through && id <= c.last_id &&
-          !std::binary_search(c.done_above.begin(), c.done_above.end(), id)) {
-        return true;
-      }
-    }
-    return false;
-  }
-
- private:
-  struct Cursor {
-    int64_t done_through = 0;
-    int64_t last_id = 0;
-    std::vector<int64_t> done_above;
-  };
-  absl::flat_hash_map<std::string, Cursor> cursors_;
-  int64_t first_event_ = std::numeric_limits<int64_t>::max();
-};
-
 // Store on SQLite in WAL mode with one writer connection and a pool of read
 // connections.
 //
@@ -721,9 +511,8 @@ class SqliteStore : public Store {
     DbPtr db;
     Statement begin, commit, rollback;
     Statement insert_event, add_event_blob, touch_blob;
-    Statement complete_delivery, reschedule_delivery;
-    Statement save_last_id, save_queue, event_targets, insert_row;
-    Statement prune_bound, prune_keep_originals, waiting_queues, scan_targets;
+    Statement insert_delivery, complete_delivery, reschedule_delivery;
+    Statement save_last_id;
     Statement dead_letter, retry_dead_letter, drop_dead_letter;
     Statement add_message, upsert_roster, record_blob, delete_blob;
     Statement prune_event_blobs, prune_events;
@@ -733,12 +522,11 @@ class SqliteStore : public Store {
   struct Reader {
     DbPtr db;
     Statement pending_targets, load_pending, dead_letters;
-    Statement queue, scan_log;
     Statement count_pending, head_of_queue, count_dead;
     Statement count_dead_letters, dead_letter_refs, find_dead_letter,
         dead_letter_targets;
     Statement find_message, messages_in_channel, roster_all, roster_of_platform;
-    Statement find_blob, collectable_blobs, waiting_queues, blobs_of_log;
+    Statement find_blob, collectable_blobs;
     Statement list_records, list_participants;
   };
 
@@ -754,7 +542,6 @@ class SqliteStore : public Store {
       Lease& operator=(const Lease&) = delete;
       ~Lease() { pool_->Release(reader_); }
       Reader* operator->() const { return reader_; }
-      Reader& operator*() const { return *reader_; }
 
      private:
       ReaderPool* pool_;
@@ -776,34 +563,6 @@ class SqliteStore : public Store {
     std::vector<Reader*> free_ ABSL_GUARDED_BY(mu_);
   };
 
-  // A target queue's deliveries in the log, as the writer tracks them; its
-  // durable form is its row in `queues`.
-  struct QueueLog {
-    std::string key;
-    // The serialized ChannelRef.
-    std::string target;
-    // The highest delivery id written to it.
-    int64_t last_id = 0;
-    struct Entry {
-      int64_t id;
-      int64_t created_ms;
-    };
-    // Its log deliveries not yet dropped from the front, in id order: every
-    // one before the first is finished. Dropped once finished and first,
-    // after the commit.
-    std::deque<Entry> outstanding;
-    // The ids in `outstanding` that are finished (or became rows).
-    std::set<int64_t> done;
-  };
-  // What the batch being applied changed in one queue, to undo it if the
-  // batch fails.
-  struct QueueChange {
-    bool created = false;
-    int64_t last_id = 0;
-    size_t appended = 0;
-    std::vector<int64_t> marked;
-  };
-
   SqliteStore() = default;
 
   absl::Status Init(const std::string& path, v1::Durability durability,
@@ -815,37 +574,6 @@ class SqliteStore : public Store {
   absl::Status WriteBatch(CommitBatch& batch);
   absl::Status WriteEvent(NewEvent& entry, absl::Time now);
   absl::Status WriteMessages(const MessageRows& rows, absl::Time now);
-  // Reads the queues and the log deliveries they still wait for (at open).
-  absl::Status LoadQueues();
-  // The queue `key`, created (with `target`, serialized) if new.
-  QueueLog& QueueFor(absl::string_view key, absl::string_view target);
-  // The change record of `q` in the batch being applied.
-  QueueChange& ChangeOf(QueueLog& q);
-  // Finds pending log delivery `id` (its queue named by `key`, or looked up
-  // in its event when empty); nullptr if it is no pending log delivery (a
-  // row, finished, or unknown).
-  absl::StatusOr<QueueLog*> FindLogDelivery(int64_t id, absl::string_view key);
-  // Marks log delivery `id` of `q` finished in the batch.
-  void MarkDone(QueueLog& q, int64_t id);
-  // Turns pending log delivery `id` of `q` into a row (a retry with
-  // `attempts`, `next_attempt_at` and `error`, or a dead letter when
-  // `dead`), finished in the log. With `move`, the row is in its to_key
-  // queue, to `move_target` (serialized).
-  absl::Status MoveToRow(QueueLog& q, int64_t id, int attempts,
-                         absl::Time next_attempt_at, absl::string_view error,
-                         bool dead, absl::Time now,
-                         const QueueMove* move = nullptr,
-                         absl::string_view move_target = {});
-  // Writes the rows of the queues the batch changed.
-  absl::Status SaveQueues();
-  // After the batch: drops finished deliveries from the queues' fronts
-  // (committed) or undoes the batch's changes (failed).
-  void EndQueueChanges(bool committed);
-  // Reads up to `limit` pending log deliveries of `target_key` with id above
-  // `after_id` (reader `r`, inside a read transaction).
-  static absl::Status LoadLogDeliveries(Reader& r, absl::string_view target_key,
-                                        int64_t after_id, int limit,
-                                        std::vector<DeliveryRecord>* out);
   // Reads a row selected with IMB_DELIVERY_COLUMNS.
   static absl::StatusOr<DeliveryRecord> ReadDelivery(const Query& query);
 
@@ -871,15 +599,8 @@ class SqliteStore : public Store {
   int64_t last_delivery_id_ = 0;
   int64_t begin_event_id_ = 0;
   int64_t begin_delivery_id_ = 0;
-  // Writer thread: the target queues, and what the batch being applied
-  // changed in them.
-  absl::flat_hash_map<std::string, std::unique_ptr<QueueLog>> queues_;
-  absl::flat_hash_map<QueueLog*, QueueChange> changes_;
-  // See CrashMidCursorAdvanceFromEnv.
-  const bool crash_mid_cursor_advance_ = CrashMidCursorAdvanceFromEnv();
   // Writer thread: serialization buffers reused across calls.
   std::string payload_;
-  std::string targets_;
   std::string target_;
 };
 
@@ -963,10 +684,6 @@ absl::Status SqliteStore::Init(const std::string& path,
                "SELECT max(coalesce((SELECT max(id) FROM deliveries), 0), "
                "coalesce((SELECT value FROM meta "
                "WHERE key = 'last_delivery_id'), 0))"));
-  // Deliveries written before version 5 have ids of their own; the log's,
-  // made from event ids, must come after them in every queue.
-  last_event_id_ = std::max(last_event_id_, EventOf(last_delivery_id_));
-  IMB_RETURN_IF_ERROR(LoadQueues());
 
   if (durability != v1::NORMAL) {
     // The WAL exists now (Migrate wrote to it) and stays while the writer
@@ -1060,8 +777,8 @@ absl::Status SqliteStore::PrepareWriter() {
       {&w_.commit, "COMMIT"},
       {&w_.rollback, "ROLLBACK"},
       {&w_.insert_event,
-       "INSERT INTO events(id, event_key, received_at, payload, targets, "
-       "origin_chat, origin_id) VALUES(?, ?, ?, ?, ?, ?, ?) "
+       "INSERT INTO events(id, event_key, received_at, payload) "
+       "VALUES(?, ?, ?, ?) "
        "ON CONFLICT(event_key) DO NOTHING"},
       {&w_.add_event_blob,
        "INSERT INTO event_blobs(event_id, blob_id) VALUES(?, ?) "
@@ -1069,17 +786,10 @@ absl::Status SqliteStore::PrepareWriter() {
       {&w_.touch_blob,
        "UPDATE blobs SET last_used_at = max(last_used_at, ?) "
        "WHERE blob_id = ?"},
-      {&w_.insert_row,
+      {&w_.insert_delivery,
        "INSERT INTO deliveries(id, event_id, target_key, target, link, "
-       "sender_name, attempts, created_at, next_attempt_at, last_error, state, "
-       "dead_at) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"},
-      {&w_.save_queue,
-       "INSERT OR REPLACE INTO queues(target_key, target, done_through, "
-       "last_id, pending, head_at, done_above) VALUES(?, ?, ?, ?, ?, ?, ?)"},
-      {&w_.event_targets, "SELECT targets FROM events WHERE id = ?"},
-      // Events below the bound are old enough and no queue waits for them:
-      // the first event received at or after `before` (ids are in time
-      // order), and the oldest event a queue's log deliveries still need.
+       "sender_name, attempts, created_at, next_attempt_at, last_error, state) "
+       "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)"},
       {&w_.save_last_id,
        "INSERT INTO meta(key, value) VALUES(?, ?) "
        "ON CONFLICT(key) DO UPDATE SET value = excluded.value"},
@@ -1109,27 +819,12 @@ absl::Status SqliteStore::PrepareWriter() {
        "VALUES(?, ?, ?, ?) ON CONFLICT(blob_id) DO UPDATE SET "
        "last_used_at = max(last_used_at, excluded.last_used_at)"},
       {&w_.delete_blob, "DELETE FROM blobs WHERE blob_id = ?"},
-      // The first event received at or after `before` (ids are in time
-      // order): pruning stops there.
-      {&w_.prune_bound,
-       "SELECT coalesce((SELECT id FROM events WHERE received_at >= ? "
-       "ORDER BY id LIMIT 1), 9223372036854775807)"},
-      {&w_.waiting_queues, kWaitingQueuesSql},
-      {&w_.scan_targets,
-       "SELECT id, targets FROM events WHERE id >= ? AND id < ? ORDER BY id"},
-      // Events with ids in [?1, ?2) that no delivery row needs. The message
-      // map outlives them: their originals move to `messages`.
-      {&w_.prune_keep_originals,
-       "INSERT INTO messages(channel_key, native_id, group_id, part, is_copy, "
-       "created_at) SELECT origin_chat, origin_id, id, 0, 0, received_at "
-       "FROM events WHERE id >= ?1 AND id < ?2 AND origin_id IS NOT NULL "
-       "AND id NOT IN (SELECT event_id FROM deliveries) "
-       "ON CONFLICT(channel_key, native_id) DO NOTHING"},
       {&w_.prune_event_blobs,
-       "DELETE FROM event_blobs WHERE event_id >= ?1 AND event_id < ?2 "
-       "AND event_id NOT IN (SELECT event_id FROM deliveries)"},
+       "DELETE FROM event_blobs WHERE event_id IN (SELECT id FROM events "
+       "WHERE received_at < ? AND id NOT IN (SELECT event_id FROM "
+       "deliveries))"},
       {&w_.prune_events,
-       "DELETE FROM events WHERE id >= ?1 AND id < ?2 "
+       "DELETE FROM events WHERE received_at < ? "
        "AND id NOT IN (SELECT event_id FROM deliveries)"},
       {&w_.move_queue,
        "UPDATE deliveries SET target_key = ?, target = ? "
@@ -1159,14 +854,7 @@ absl::Status SqliteStore::PrepareReader(Reader& r) {
        " SELECT (SELECT min(target_key) FROM deliveries"
        "  WHERE state = 0 AND target_key > t.key)"
        " FROM t WHERE t.key IS NOT NULL)"
-       " SELECT key FROM t WHERE key IS NOT NULL"
-       " UNION SELECT target_key FROM queues WHERE pending > 0"},
-      {&r.queue,
-       "SELECT done_through, last_id, pending, head_at, done_above "
-       "FROM queues WHERE target_key = ?"},
-      {&r.scan_log,
-       "SELECT id, received_at, targets, payload FROM events "
-       "WHERE id >= ? AND id <= ? ORDER BY id"},
+       " SELECT key FROM t WHERE key IS NOT NULL"},
       {&r.load_pending,
        "SELECT " IMB_DELIVERY_COLUMNS "FROM deliveries d " IMB_EVENT_JOIN
        "WHERE d.target_key = ? AND d.state = 0 AND d.id > ? "
@@ -1207,24 +895,17 @@ absl::Status SqliteStore::PrepareReader(Reader& r) {
       {&r.count_pending,
        "SELECT count(*) FROM deliveries WHERE target_key = ? AND state = 0"},
       {&r.head_of_queue,
-       "SELECT created_at, id FROM deliveries WHERE target_key = ? "
-       "AND state = 0 ORDER BY id LIMIT 1"},
+       "SELECT created_at FROM deliveries WHERE target_key = ? AND state = 0 "
+       "ORDER BY id LIMIT 1"},
       {&r.count_dead,
        "SELECT count(*) FROM deliveries INDEXED BY dead_letters_by_target "
        "WHERE target_key = ? AND state = 1"},
-      // Copies (and older originals) are in `messages`, originals since
-      // version 5 in their event's row.
       {&r.find_message,
        "SELECT group_id, is_copy FROM messages "
-       "WHERE channel_key = ?1 AND native_id = ?2 "
-       "UNION ALL SELECT id, 0 FROM events "
-       "WHERE origin_chat = ?1 AND origin_id = ?2 LIMIT 1"},
+       "WHERE channel_key = ? AND native_id = ?"},
       {&r.messages_in_channel,
-       "SELECT native_id, part FROM messages "
-       "WHERE group_id = ?1 AND channel_key = ?2 "
-       "UNION ALL SELECT origin_id, 0 FROM events "
-       "WHERE id = ?1 AND origin_chat = ?2 AND origin_id IS NOT NULL "
-       "ORDER BY 2"},
+       "SELECT native_id FROM messages WHERE group_id = ? AND channel_key = ? "
+       "ORDER BY part"},
       {&r.roster_all,
        "SELECT platform, account, user_id, display_name, presence, "
        "status_text, updated_at FROM roster "
@@ -1236,18 +917,11 @@ absl::Status SqliteStore::PrepareReader(Reader& r) {
       {&r.find_blob,
        "SELECT blob_id, size, created_at, last_used_at FROM blobs "
        "WHERE blob_id = ?"},
-      // Blobs of events with delivery rows are kept here, those of events
-      // with pending log deliveries by ListCollectableBlobs.
       {&r.collectable_blobs,
        "SELECT blob_id FROM blobs WHERE last_used_at < ? AND blob_id NOT IN "
        "(SELECT eb.blob_id FROM deliveries d JOIN event_blobs eb "
        "ON eb.event_id = d.event_id) "
        "ORDER BY last_used_at, blob_id"},
-      {&r.waiting_queues, kWaitingQueuesSql},
-      {&r.blobs_of_log,
-       "SELECT e.id, e.targets, eb.blob_id FROM event_blobs eb "
-       "JOIN events e ON e.id = eb.event_id "
-       "WHERE eb.event_id >= ? AND e.targets IS NOT NULL"},
       {&r.list_records,
        "SELECT name, payload FROM records WHERE kind = ? ORDER BY name"},
       {&r.list_participants,
@@ -1323,13 +997,11 @@ absl::Status SqliteStore::Apply(CommitBatch& batch) {
   if (batch.empty()) return absl::OkStatus();
   IMB_RETURN_IF_ERROR(Begin());
   absl::Status status = WriteBatch(batch);
-  if (status.ok()) status = SaveQueues();
   if (status.ok()) {
     status = Commit();  // rolls back itself when it fails
   } else {
     Rollback();
   }
-  EndQueueChanges(status.ok());
   if (!status.ok()) {
     // Nothing was written: no ids either.
     for (NewEvent& entry : batch.events) {
@@ -1348,21 +1020,10 @@ absl::Status SqliteStore::WriteBatch(CommitBatch& batch) {
   for (const MessageRows& rows : batch.messages) {
     IMB_RETURN_IF_ERROR(WriteMessages(rows, now));
   }
-  for (const DeliveryDone& d : batch.completed) {
-    IMB_ASSIGN_OR_RETURN(QueueLog * q, FindLogDelivery(d.id, d.target_key));
-    if (q != nullptr) {
-      MarkDone(*q, d.id);
-    } else {
-      IMB_RETURN_IF_ERROR(Query(w_.complete_delivery).Int(d.id).Run());
-    }
+  for (int64_t id : batch.completed) {
+    IMB_RETURN_IF_ERROR(Query(w_.complete_delivery).Int(id).Run());
   }
   for (const DeliveryRetry& r : batch.retries) {
-    IMB_ASSIGN_OR_RETURN(QueueLog * q, FindLogDelivery(r.id, r.target_key));
-    if (q != nullptr) {
-      IMB_RETURN_IF_ERROR(MoveToRow(*q, r.id, r.attempts, r.next_attempt_at,
-                                    r.last_error, /*dead=*/false, now));
-      continue;
-    }
     IMB_RETURN_IF_ERROR(Query(w_.reschedule_delivery)
                             .Int(r.attempts)
                             .Time(r.next_attempt_at)
@@ -1371,12 +1032,6 @@ absl::Status SqliteStore::WriteBatch(CommitBatch& batch) {
                             .Run());
   }
   for (const DeliveryDeadLetter& d : batch.dead_letters) {
-    IMB_ASSIGN_OR_RETURN(QueueLog * q, FindLogDelivery(d.id, d.target_key));
-    if (q != nullptr) {
-      IMB_RETURN_IF_ERROR(MoveToRow(*q, d.id, 0, absl::InfinitePast(), d.reason,
-                                    /*dead=*/true, now));
-      continue;
-    }
     IMB_RETURN_IF_ERROR(
         Query(w_.dead_letter).Text(d.reason).Time(now).Int(d.id).Run());
   }
@@ -1410,20 +1065,6 @@ absl::Status SqliteStore::WriteBatch(CommitBatch& batch) {
                             .Blob(target_)
                             .Text(m.from_key)
                             .Run());
-    // The queue's log deliveries become rows of the other queue (the log
-    // names the queue they were written to).
-    auto it = queues_.find(m.from_key);
-    if (it == queues_.end()) continue;
-    QueueLog& q = *it->second;
-    std::vector<int64_t> pending;
-    for (const QueueLog::Entry& e : q.outstanding) {
-      if (q.done.count(e.id) == 0) pending.push_back(e.id);
-    }
-    const std::string to_target = target_;
-    for (int64_t id : pending) {
-      IMB_RETURN_IF_ERROR(MoveToRow(q, id, 0, absl::InfinitePast(), "",
-                                    /*dead=*/false, now, &m, to_target));
-    }
   }
   return absl::OkStatus();
 }
@@ -1434,11 +1075,6 @@ absl::Status SqliteStore::WriteEvent(NewEvent& entry, absl::Time now) {
     return absl::InvalidArgumentError("store: event has no key");
   }
   const v1::Event& event = *entry.event;
-  if (entry.deliveries.size() > kMaxDeliveriesPerEvent) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "store: event ", event.key(), " has ", entry.deliveries.size(),
-        " deliveries; at most ", kMaxDeliveriesPerEvent, " are allowed"));
-  }
   absl::string_view payload = entry.payload;
   if (payload.empty()) {
     if (!event.SerializeToString(&payload_)) {
@@ -1447,9 +1083,29 @@ absl::Status SqliteStore::WriteEvent(NewEvent& entry, absl::Time now) {
     }
     payload = payload_;
   }
-  // The deliveries, listed in the event row.
-  targets_.clear();
-  for (const DeliveryRecord& delivery : entry.deliveries) {
+  {
+    Query query(w_.insert_event);
+    query.Int(last_event_id_ + 1).Text(event.key()).Time(now).Blob(payload);
+    IMB_RETURN_IF_ERROR(query.Run());
+    if (query.Changes() == 0) return absl::OkStatus();  // duplicate
+  }
+  entry.id = ++last_event_id_;
+  if (!entry.original_message_id.empty()) {
+    IMB_RETURN_IF_ERROR(Query(w_.add_message)
+                            .Text(entry.original_chat_key)
+                            .Text(entry.original_message_id)
+                            .Int(entry.id)
+                            .Int(0)
+                            .Int(0)
+                            .Time(now)
+                            .Run());
+  }
+  for (const std::string& blob_id : entry.blob_ids) {
+    IMB_RETURN_IF_ERROR(
+        Query(w_.add_event_blob).Int(entry.id).Text(blob_id).Run());
+    IMB_RETURN_IF_ERROR(Query(w_.touch_blob).Time(now).Text(blob_id).Run());
+  }
+  for (DeliveryRecord& delivery : entry.deliveries) {
     if (delivery.target_key.empty()) {
       return absl::InvalidArgumentError(
           absl::StrCat("store: a delivery of ", event.key(), " has no target"));
@@ -1458,270 +1114,20 @@ absl::Status SqliteStore::WriteEvent(NewEvent& entry, absl::Time now) {
       return absl::InvalidArgumentError(absl::StrCat(
           "store: cannot serialize the target of ", delivery.target_key));
     }
-    PutBytes(delivery.target_key, &targets_);
-    PutBytes(target_, &targets_);
-    PutBytes(delivery.link, &targets_);
-    PutBytes(delivery.sender_name, &targets_);
-  }
-  const int64_t id = last_event_id_ + 1;
-  {
-    Query query(w_.insert_event);
-    query.Int(id).Text(event.key()).Time(now).Blob(payload);
-    if (entry.deliveries.empty()) {
-      query.Null();
-    } else {
-      query.Blob(targets_);
-    }
-    if (entry.original_message_id.empty()) {
-      query.Null().Null();
-    } else {
-      query.Text(entry.original_chat_key).Text(entry.original_message_id);
-    }
-    IMB_RETURN_IF_ERROR(query.Run());
-    if (query.Changes() == 0) return absl::OkStatus();  // duplicate
-  }
-  entry.id = last_event_id_ = id;
-  for (const std::string& blob_id : entry.blob_ids) {
-    IMB_RETURN_IF_ERROR(
-        Query(w_.add_event_blob).Int(entry.id).Text(blob_id).Run());
-    IMB_RETURN_IF_ERROR(Query(w_.touch_blob).Time(now).Text(blob_id).Run());
-  }
-  const int64_t created_ms = ToMillis(now);
-  for (size_t i = 0; i < entry.deliveries.size(); ++i) {
-    DeliveryRecord& delivery = entry.deliveries[i];
     delivery.event_id = entry.id;
-    delivery.id = LogDeliveryId(entry.id, i);
-    delivery.created_at = delivery.next_attempt_at = now;
-    QueueLog* q;
-    {
-      // The target serialized again only for a queue seen the first time.
-      auto it = queues_.find(delivery.target_key);
-      if (it != queues_.end()) {
-        q = it->second.get();
-      } else {
-        delivery.target.SerializeToString(&target_);
-        q = &QueueFor(delivery.target_key, target_);
-      }
-    }
-    QueueChange& change = ChangeOf(*q);
-    q->outstanding.push_back({delivery.id, created_ms});
-    q->last_id = delivery.id;
-    ++change.appended;
-  }
-  return absl::OkStatus();
-}
-
-SqliteStore::QueueLog& SqliteStore::QueueFor(absl::string_view key,
-                                             absl::string_view target) {
-  std::unique_ptr<QueueLog>& slot = queues_[key];
-  if (slot == nullptr) {
-    slot = std::make_unique<QueueLog>();
-    slot->key = std::string(key);
-    slot->target = std::string(target);
-    ChangeOf(*slot).created = true;
-  }
-  return *slot;
-}
-
-SqliteStore::QueueChange& SqliteStore::ChangeOf(QueueLog& q) {
-  auto [it, inserted] = changes_.try_emplace(&q);
-  if (inserted) it->second.last_id = q.last_id;
-  return it->second;
-}
-
-absl::StatusOr<SqliteStore::QueueLog*> SqliteStore::FindLogDelivery(
-    int64_t id, absl::string_view key) {
-  std::string looked_up;
-  if (key.empty()) {
-    // Which queue: the event row says.
-    Query query(w_.event_targets);
-    query.Int(EventOf(id));
-    IMB_ASSIGN_OR_RETURN(bool row, query.Step());
-    if (!row) return nullptr;
-    std::optional<LogTarget> t = LogTargetAt(query.ColumnBlob(0), IndexOf(id));
-    if (!t.has_value()) return nullptr;
-    looked_up = std::string(t->key);
-    key = looked_up;
-  }
-  auto it = queues_.find(key);
-  if (it == queues_.end()) return nullptr;
-  QueueLog& q = *it->second;
-  auto pos = std::lower_bound(
-      q.outstanding.begin(), q.outstanding.end(), id,
-      [](const QueueLog::Entry& e, int64_t v) { return e.id < v; });
-  if (pos == q.outstanding.end() || pos->id != id || q.done.count(id) > 0) {
-    return nullptr;
-  }
-  return &q;
-}
-
-void SqliteStore::MarkDone(QueueLog& q, int64_t id) {
-  q.done.insert(id);
-  ChangeOf(q).marked.push_back(id);
-}
-
-absl::Status SqliteStore::MoveToRow(QueueLog& q, int64_t id, int attempts,
-                                    absl::Time next_attempt_at,
-                                    absl::string_view error, bool dead,
-                                    absl::Time now, const QueueMove* move,
-                                    absl::string_view move_target) {
-  Query event(w_.event_targets);
-  event.Int(EventOf(id));
-  IMB_ASSIGN_OR_RETURN(bool row, event.Step());
-  std::optional<LogTarget> t;
-  if (row) t = LogTargetAt(event.ColumnBlob(0), IndexOf(id));
-  if (!t.has_value()) {
-    return absl::InternalError(
-        absl::StrCat("store: delivery ", id, " is missing from its event"));
-  }
-  auto pos = std::lower_bound(
-      q.outstanding.begin(), q.outstanding.end(), id,
-      [](const QueueLog::Entry& e, int64_t v) { return e.id < v; });
-  const int64_t created_ms = pos->created_ms;
-  Query insert(w_.insert_row);
-  insert.Int(id)
-      .Int(EventOf(id))
-      .Text(move != nullptr ? absl::string_view(move->to_key) : t->key)
-      .Blob(move != nullptr ? move_target : t->target)
-      .Text(t->link)
-      .Text(t->sender_name)
-      .Int(attempts)
-      .Int(created_ms)
-      .Time(dead ? FromMillis(created_ms) : next_attempt_at)
-      .Text(error)
-      .Int(dead ? 1 : 0);
-  if (dead) {
-    insert.Time(now);
-  } else {
-    insert.Null();
-  }
-  IMB_RETURN_IF_ERROR(insert.Run());
-  MarkDone(q, id);
-  return absl::OkStatus();
-}
-
-absl::Status SqliteStore::SaveQueues() {
-  std::string done_above;
-  for (const auto& [queue, change] : changes_) {
-    const QueueLog& q = *queue;
-    size_t first = 0;
-    while (first < q.outstanding.size() &&
-           q.done.count(q.outstanding[first].id) > 0) {
-      ++first;
-    }
-    int64_t done_through = q.last_id;
-    int64_t head_at = std::numeric_limits<int64_t>::max();
-    done_above.clear();
-    if (first < q.outstanding.size()) {
-      done_through = q.outstanding[first].id - 1;
-      head_at = q.outstanding[first].created_ms;
-      for (auto it = q.done.upper_bound(done_through); it != q.done.end();
-           ++it) {
-        PutVarint(static_cast<uint64_t>(*it), &done_above);
-      }
-    }
-    IMB_RETURN_IF_ERROR(
-        Query(w_.save_queue)
-            .Text(q.key)
-            .Blob(q.target)
-            .Int(done_through)
-            .Int(q.last_id)
-            .Int(static_cast<int64_t>(q.outstanding.size() - q.done.size()))
-            .Int(head_at)
-            .Blob(done_above)
-            .Run());
-    if (crash_mid_cursor_advance_ && !change.marked.empty()) {
-      LogError("IMBRIDGE_TEST_CRASH_AT: killing the router (test only)",
-               {{"at", "mid_cursor_advance"}});
-      raise(SIGKILL);
-    }
-  }
-  return absl::OkStatus();
-}
-
-void SqliteStore::EndQueueChanges(bool committed) {
-  for (auto& [queue, change] : changes_) {
-    QueueLog& q = *queue;
-    if (committed) {
-      while (!q.outstanding.empty() &&
-             q.done.erase(q.outstanding.front().id) > 0) {
-        q.outstanding.pop_front();
-      }
-      continue;
-    }
-    if (change.created) {
-      queues_.erase(q.key);
-      continue;
-    }
-    for (int64_t id : change.marked) q.done.erase(id);
-    q.outstanding.resize(q.outstanding.size() - change.appended);
-    q.last_id = change.last_id;
-  }
-  changes_.clear();
-}
-
-absl::Status SqliteStore::LoadQueues() {
-  sqlite3* db = w_.db.get();
-  queues_.clear();
-  // Per queue that waits for log deliveries: its cursor.
-  struct Cursor {
-    int64_t done_through;
-    std::vector<int64_t> done_above;
-  };
-  absl::flat_hash_map<QueueLog*, Cursor> cursors;
-  int64_t scan_from = std::numeric_limits<int64_t>::max();
-  int64_t scan_to = 0;
-  {
-    Statement statement;
-    IMB_RETURN_IF_ERROR(statement.Prepare(
-        db,
-        "SELECT target_key, target, done_through, last_id, pending, "
-        "done_above FROM queues"));
-    Query query(statement);
-    while (true) {
-      IMB_ASSIGN_OR_RETURN(bool row, query.Step());
-      if (!row) break;
-      auto q = std::make_unique<QueueLog>();
-      q->key = query.ColumnText(0);
-      q->target = std::string(query.ColumnBlob(1));
-      q->last_id = query.ColumnInt(3);
-      if (query.ColumnInt(4) > 0) {
-        const int64_t done_through = query.ColumnInt(2);
-        cursors[q.get()] = {done_through, DecodeIds(query.ColumnBlob(5))};
-        scan_from = std::min(scan_from, EventOf(done_through));
-        scan_to = std::max(scan_to, EventOf(q->last_id));
-      }
-      std::string key = q->key;
-      queues_[key] = std::move(q);
-    }
-  }
-  if (cursors.empty()) return absl::OkStatus();
-  Statement statement;
-  IMB_RETURN_IF_ERROR(statement.Prepare(
-      db,
-      "SELECT id, received_at, targets FROM events "
-      "WHERE id >= ? AND id <= ? AND targets IS NOT NULL ORDER BY id"));
-  Query query(statement);
-  query.Int(scan_from).Int(scan_to);
-  while (true) {
-    IMB_ASSIGN_OR_RETURN(bool row, query.Step());
-    if (!row) break;
-    const int64_t event_id = query.ColumnInt(0);
-    const int64_t created_ms = query.ColumnInt(1);
-    absl::string_view targets = query.ColumnBlob(2);
-    LogTarget t;
-    for (size_t i = 0; NextLogTarget(&targets, &t); ++i) {
-      auto it = queues_.find(t.key);
-      if (it == queues_.end()) continue;
-      QueueLog& q = *it->second;
-      auto cursor = cursors.find(&q);
-      if (cursor == cursors.end()) continue;
-      const int64_t id = LogDeliveryId(event_id, i);
-      if (id <= cursor->second.done_through || id > q.last_id) continue;
-      q.outstanding.push_back({id, created_ms});
-      const std::vector<int64_t>& done = cursor->second.done_above;
-      if (std::binary_search(done.begin(), done.end(), id)) q.done.insert(id);
-    }
+    IMB_RETURN_IF_ERROR(Query(w_.insert_delivery)
+                            .Int(last_delivery_id_ + 1)
+                            .Int(entry.id)
+                            .Text(delivery.target_key)
+                            .Blob(target_)
+                            .Text(delivery.link)
+                            .Text(delivery.sender_name)
+                            .Int(delivery.attempts)
+                            .Time(delivery.created_at)
+                            .Time(delivery.next_attempt_at)
+                            .Text(delivery.last_error)
+                            .Run());
+    delivery.id = ++last_delivery_id_;
   }
   return absl::OkStatus();
 }
@@ -1780,42 +1186,10 @@ absl::Status SqliteStore::DeleteBlob(absl::string_view blob_id) {
 
 absl::StatusOr<int64_t> SqliteStore::PruneEvents(absl::Time before) {
   IMB_RETURN_IF_ERROR(RequireTransaction());
-  int64_t bound = 0;
-  {
-    Query query(w_.prune_bound);
-    query.Time(before);
-    IMB_ASSIGN_OR_RETURN(bool row, query.Step());
-    if (row) bound = query.ColumnInt(0);
-  }
-  IMB_ASSIGN_OR_RETURN(PendingLog log, PendingLog::Read(w_.waiting_queues));
-  // Events with ids in [from, to) that no delivery row needs.
-  auto prune = [&](int64_t from, int64_t to) -> absl::StatusOr<int64_t> {
-    IMB_RETURN_IF_ERROR(Query(w_.prune_keep_originals).Int(from).Int(to).Run());
-    IMB_RETURN_IF_ERROR(Query(w_.prune_event_blobs).Int(from).Int(to).Run());
-    Query query(w_.prune_events);
-    IMB_RETURN_IF_ERROR(query.Int(from).Int(to).Run());
-    return query.Changes();
-  };
-  // Below the oldest event a queue waits for, all at once; from there, the
-  // events whose log deliveries are all finished.
-  const int64_t waited_for = std::min(bound, log.first_event());
-  IMB_ASSIGN_OR_RETURN(int64_t pruned, prune(0, waited_for));
-  std::vector<int64_t> finished;
-  {
-    Query query(w_.scan_targets);
-    query.Int(waited_for).Int(bound);
-    while (true) {
-      IMB_ASSIGN_OR_RETURN(bool row, query.Step());
-      if (!row) break;
-      const int64_t id = query.ColumnInt(0);
-      if (!log.HasPending(id, query.ColumnBlob(1))) finished.push_back(id);
-    }
-  }
-  for (int64_t id : finished) {
-    IMB_ASSIGN_OR_RETURN(int64_t n, prune(id, id + 1));
-    pruned += n;
-  }
-  return pruned;
+  IMB_RETURN_IF_ERROR(Query(w_.prune_event_blobs).Time(before).Run());
+  Query query(w_.prune_events);
+  IMB_RETURN_IF_ERROR(query.Time(before).Run());
+  return query.Changes();
 }
 
 absl::StatusOr<std::vector<std::string>> SqliteStore::ListPendingTargets() {
@@ -1869,97 +1243,15 @@ absl::StatusOr<std::vector<DeliveryRecord>> SqliteStore::LoadPendingDeliveries(
   std::vector<DeliveryRecord> records;
   if (limit <= 0) return records;
   ReaderPool::Lease r = readers_.Acquire();
-  sqlite3* db = r->db.get();
-  // The rows and the log as of one commit.
-  IMB_RETURN_IF_ERROR(Exec(db, "BEGIN"));
-  absl::Status status = [&]() -> absl::Status {
-    {
-      Query query(r->load_pending);
-      query.Text(target_key).Int(after_id).Int(limit);
-      while (true) {
-        IMB_ASSIGN_OR_RETURN(bool row, query.Step());
-        if (!row) break;
-        IMB_ASSIGN_OR_RETURN(DeliveryRecord record, ReadDelivery(query));
-        records.push_back(std::move(record));
-      }
-    }
-    const size_t rows = records.size();
-    IMB_RETURN_IF_ERROR(
-        LoadLogDeliveries(*r, target_key, after_id, limit, &records));
-    if (rows > 0 && rows < records.size()) {
-      std::inplace_merge(records.begin(), records.begin() + rows, records.end(),
-                         [](const DeliveryRecord& a, const DeliveryRecord& b) {
-                           return a.id < b.id;
-                         });
-    }
-    if (records.size() > static_cast<size_t>(limit)) records.resize(limit);
-    return absl::OkStatus();
-  }();
-  Exec(db, "COMMIT").IgnoreError();  // a read: nothing to lose
-  IMB_RETURN_IF_ERROR(status);
-  return records;
-}
-
-absl::Status SqliteStore::LoadLogDeliveries(Reader& r,
-                                            absl::string_view target_key,
-                                            int64_t after_id, int limit,
-                                            std::vector<DeliveryRecord>* out) {
-  int64_t from = 0;
-  int64_t last_id = 0;
-  std::vector<int64_t> done_above;
-  {
-    Query query(r.queue);
-    query.Text(target_key);
-    IMB_ASSIGN_OR_RETURN(bool row, query.Step());
-    if (!row || query.ColumnInt(2) == 0) return absl::OkStatus();
-    from = std::max(query.ColumnInt(0), after_id);
-    last_id = query.ColumnInt(1);
-    done_above = DecodeIds(query.ColumnBlob(4));
-  }
-  Query query(r.scan_log);
-  query.Int(EventOf(from)).Int(EventOf(last_id));
-  int found = 0;
-  while (found < limit) {
+  Query query(r->load_pending);
+  query.Text(target_key).Int(after_id).Int(limit);
+  while (true) {
     IMB_ASSIGN_OR_RETURN(bool row, query.Step());
     if (!row) break;
-    const int64_t event_id = query.ColumnInt(0);
-    absl::string_view targets = query.ColumnBlob(2);
-    std::shared_ptr<v1::Event> event;
-    LogTarget t;
-    for (size_t i = 0; found < limit && NextLogTarget(&targets, &t); ++i) {
-      if (t.key != target_key) continue;
-      const int64_t id = LogDeliveryId(event_id, i);
-      if (id <= from || id > last_id ||
-          std::binary_search(done_above.begin(), done_above.end(), id)) {
-        continue;
-      }
-      if (event == nullptr) {
-        absl::string_view payload = query.ColumnBlob(3);
-        event = std::make_shared<v1::Event>();
-        if (!event->ParseFromArray(payload.data(),
-                                   static_cast<int>(payload.size()))) {
-          return absl::InternalError(absl::StrCat(
-              "store: event ", event_id, " of delivery ", id, " is corrupt"));
-        }
-      }
-      DeliveryRecord record;
-      record.id = id;
-      record.event_id = event_id;
-      record.target_key = std::string(t.key);
-      if (!record.target.ParseFromArray(t.target.data(),
-                                        static_cast<int>(t.target.size()))) {
-        return absl::InternalError(
-            absl::StrCat("store: delivery ", id, " has a corrupt target"));
-      }
-      record.link = std::string(t.link);
-      record.sender_name = std::string(t.sender_name);
-      record.created_at = record.next_attempt_at = query.ColumnTime(1);
-      record.event = event;
-      out->push_back(std::move(record));
-      ++found;
-    }
+    IMB_ASSIGN_OR_RETURN(DeliveryRecord record, ReadDelivery(query));
+    records.push_back(std::move(record));
   }
-  return absl::OkStatus();
+  return records;
 }
 
 absl::StatusOr<std::vector<DeliveryRecord>> SqliteStore::ListDeadLetters(
@@ -1989,29 +1281,11 @@ absl::StatusOr<Store::TargetCounts> SqliteStore::CountDeliveries(
     IMB_ASSIGN_OR_RETURN(bool row, query.Step());
     if (row) counts.pending = query.ColumnInt(0);
   }
-  // The head of the queue: the lowest pending id, a row's or the log's.
-  int64_t head_id = std::numeric_limits<int64_t>::max();
   if (counts.pending > 0) {
     Query query(r->head_of_queue);
     query.Text(target_key);
     IMB_ASSIGN_OR_RETURN(bool row, query.Step());
-    if (row) {
-      counts.oldest_pending = query.ColumnTime(0);
-      head_id = query.ColumnInt(1);
-    }
-  }
-  {
-    // The log's deliveries, from the queue's row: its head is the one
-    // after the cursor.
-    Query query(r->queue);
-    query.Text(target_key);
-    IMB_ASSIGN_OR_RETURN(bool row, query.Step());
-    if (row && query.ColumnInt(2) > 0) {
-      counts.pending += query.ColumnInt(2);
-      if (query.ColumnInt(0) < head_id) {
-        counts.oldest_pending = query.ColumnTime(3);
-      }
-    }
+    if (row) counts.oldest_pending = query.ColumnTime(0);
   }
   Query query(r->count_dead);
   query.Text(target_key);
@@ -2123,36 +1397,14 @@ absl::StatusOr<std::optional<BlobInfo>> SqliteStore::FindBlob(
 absl::StatusOr<std::vector<std::string>> SqliteStore::ListCollectableBlobs(
     absl::Time before) {
   ReaderPool::Lease r = readers_.Acquire();
-  sqlite3* db = r->db.get();
+  Query query(r->collectable_blobs);
+  query.Time(before);
   std::vector<std::string> blob_ids;
-  IMB_RETURN_IF_ERROR(Exec(db, "BEGIN"));
-  absl::Status status = [&]() -> absl::Status {
-    // Blobs of events with pending log deliveries are kept.
-    IMB_ASSIGN_OR_RETURN(PendingLog log, PendingLog::Read(r->waiting_queues));
-    absl::flat_hash_set<std::string> kept;
-    {
-      Query query(r->blobs_of_log);
-      query.Int(log.first_event());
-      while (true) {
-        IMB_ASSIGN_OR_RETURN(bool row, query.Step());
-        if (!row) break;
-        if (log.HasPending(query.ColumnInt(0), query.ColumnBlob(1))) {
-          kept.insert(query.ColumnText(2));
-        }
-      }
-    }
-    Query query(r->collectable_blobs);
-    query.Time(before);
-    while (true) {
-      IMB_ASSIGN_OR_RETURN(bool row, query.Step());
-      if (!row) break;
-      std::string blob_id = query.ColumnText(0);
-      if (kept.count(blob_id) == 0) blob_ids.push_back(std::move(blob_id));
-    }
-    return absl::OkStatus();
-  }();
-  Exec(db, "COMMIT").IgnoreError();  // a read: nothing to lose
-  IMB_RETURN_IF_ERROR(status);
+  while (true) {
+    IMB_ASSIGN_OR_RETURN(bool row, query.Step());
+    if (!row) break;
+    blob_ids.push_back(query.ColumnText(0));
+  }
   return blob_ids;
 }
 

@@ -16,10 +16,9 @@
 
 namespace imbridge::bridge {
 
-// One delivery of the outbox: an event to render in one target channel.
+// One row of the outbox: an event to render in one target channel.
 struct DeliveryRecord {
-  // Outbox id, assigned by Store::Apply; increases with insertion order
-  // (and, within one target, is that target's queue order).
+  // Outbox id, assigned by Store::Apply; increases with insertion order.
   int64_t id = 0;
   // Id of the event in the event log.
   int64_t event_id = 0;
@@ -102,30 +101,18 @@ struct MessageRows {
   bool is_copy = false;
 };
 
-// A pending delivery that is finished (delivered, skipped or superseded).
-struct DeliveryDone {
-  int64_t id = 0;
-  // Its target queue (DeliveryRecord::target_key): lets the store find the
-  // delivery without a read; empty makes the store look it up.
-  std::string target_key;
-};
-
 // A failed attempt of a pending delivery, and when to try next.
 struct DeliveryRetry {
   int64_t id = 0;
   int attempts = 0;
   absl::Time next_attempt_at = absl::InfinitePast();
   std::string last_error;
-  // As in DeliveryDone.
-  std::string target_key;
 };
 
 // A pending delivery that becomes a dead letter.
 struct DeliveryDeadLetter {
   int64_t id = 0;
   std::string reason;
-  // As in DeliveryDone.
-  std::string target_key;
 };
 
 // Someone who posted in a chat, as written for `!bridge who`.
@@ -135,10 +122,6 @@ struct ParticipantSeen {
   // The sender, with its platform filled in.
   v1::UserRef user;
 };
-
-// The most deliveries one event may have (delivery ids are made from the
-// event's id and the delivery's index).
-inline constexpr size_t kMaxDeliveriesPerEvent = 65535;
 
 // Pending deliveries of one outbox queue moved to another, keeping their
 // ids (and so their order): a parked queue whose thread root was resolved
@@ -165,8 +148,8 @@ struct NewEvent {
   // Blobs the event refers to: kept while its deliveries are pending, and
   // marked used at the commit.
   std::vector<std::string> blob_ids;
-  // One per target, at most kMaxDeliveriesPerEvent. Apply fills in `id`
-  // and `event_id`; `event` is not stored (the event is).
+  // One per target. Apply fills in `id` and `event_id`; `event` is not
+  // stored (the event is).
   std::vector<DeliveryRecord> deliveries;
 
   // Out (Apply): the event's new id, or 0 when an event with the same key
@@ -188,7 +171,7 @@ struct CommitBatch {
   // (channel, native id) pair changes nothing.
   std::vector<MessageRows> messages;
   // Finished deliveries (delivered, skipped or superseded): removed.
-  std::vector<DeliveryDone> completed;
+  std::vector<int64_t> completed;
   // Failed attempts to try again later.
   std::vector<DeliveryRetry> retries;
   // Deliveries that gave up.

@@ -3,7 +3,6 @@
 // detached targets), on the real SQLite store in a temporary directory; and
 // deliveries parked for a thread whose root's copy is not made yet.
 
-#include <atomic>
 #include <cstdlib>
 
 #include "absl/strings/match.h"
@@ -435,66 +434,6 @@ class HeldReadStore : public PoisonedStore {
 // While `!bridge status` is held inside its read of the store, other events
 // are still committed: the command's reads are made off the writer, outside
 // its transaction, so a chat user cannot stall it.
-// The real store, counting the (chat, native id) pairs looked up in the
-// message map through it.
-class CountingStore : public PoisonedStore {
- public:
-  using PoisonedStore::PoisonedStore;
-
-  absl::StatusOr<std::optional<MessageLocation>> FindMessage(
-      absl::string_view channel_key, absl::string_view native_id) override {
-    ++lookups_;
-    return PoisonedStore::FindMessage(channel_key, native_id);
-  }
-  absl::StatusOr<std::vector<std::optional<MessageLocation>>> FindMessages(
-      absl::Span<const std::pair<std::string, std::string>> messages) override {
-    lookups_ += static_cast<int>(messages.size());
-    return PoisonedStore::FindMessages(messages);
-  }
-  int lookups() const { return lookups_.load(); }
-
- private:
-  std::atomic<int> lookups_{0};
-};
-
-// The echo of a copy the writer recorded lately is recognised from its
-// cache, without reading the store; a new committer (a restart) has none,
-// and finds the copy in the store.
-TEST_F(CommitterTest, EchoOfARecentCopyIsFoundWithoutReadingTheStore) {
-  committer_->Stop();
-  auto counting = std::make_unique<CountingStore>(std::move(store_));
-  CountingStore* store = counting.get();
-  store_ = std::move(counting);
-  v1::DispatchOptions dispatch;
-  committer_ = std::make_unique<Committer>(store_.get(), links_.get(),
-                                           DeliveryPolicy(dispatch), &recorder_,
-                                           Committer::Options());
-  committer_->Start();
-  ASSERT_EQ(Publish(Posted("k1", "alpha", "a", "A1", "m1")).outcome(),
-            v1::PublishAck::ACCEPTED);
-  DeliveryRecord to_beta = recorder_.written(2)[0];
-  Deliver(to_beta, "b-copy-1");
-
-  const int before = store->lookups();
-  v1::PublishAck echo = Publish(Posted("b1", "beta", "b", "B1", "b-copy-1"));
-  EXPECT_EQ(echo.outcome(), v1::PublishAck::DROPPED);
-  EXPECT_EQ(echo.detail(), "echo of a copy the bridge made");
-  // An edit of the original is checked from the cache too.
-  EXPECT_EQ(Publish(Edited("e1", "alpha", "a", "A1", "m1")).outcome(),
-            v1::PublishAck::ACCEPTED);
-  EXPECT_EQ(store->lookups(), before);
-
-  committer_->Stop();
-  committer_ = std::make_unique<Committer>(store_.get(), links_.get(),
-                                           DeliveryPolicy(dispatch), &recorder_,
-                                           Committer::Options());
-  committer_->Start();
-  echo = Publish(Posted("b2", "beta", "b", "B1", "b-copy-1"));
-  EXPECT_EQ(echo.outcome(), v1::PublishAck::DROPPED);
-  EXPECT_EQ(echo.detail(), "echo of a copy the bridge made");
-  EXPECT_EQ(store->lookups(), before + 1);
-}
-
 TEST_F(CommitterTest, ChatCommandsReadHeldOpenDoesNotStallTheWriter) {
   absl::Notification reading, release;
   committer_->Stop();

@@ -94,7 +94,7 @@ class MemberThreadRootsTest : public ::testing::Test {
     rows.native_ids = {"m-77", "m-78"};
     rows.is_copy = true;
     batch.messages.push_back(rows);
-    batch.completed.push_back({delivery, ""});
+    batch.completed.push_back(delivery);
     ASSERT_TRUE(store_->Apply(batch).ok());
   }
 
@@ -161,7 +161,7 @@ TEST_F(MemberThreadRootsTest, ADeadLetteredCopyIsAFailedPrecondition) {
   const int64_t delivery = PublishNotice();
   CommitBatch batch;
   batch.now = kT0;
-  batch.dead_letters.push_back({delivery, "chat_not_found", ""});
+  batch.dead_letters.push_back({delivery, "chat_not_found"});
   ASSERT_TRUE(store_->Apply(batch).ok());
   absl::StatusOr<v1::Link> link = Resolve(Request());
   EXPECT_TRUE(absl::IsFailedPrecondition(link.status())) << link.status();

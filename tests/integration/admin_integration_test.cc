@@ -278,7 +278,7 @@ void WriteDeadLetters(const std::string& data_dir, int count) {
   dead.now = batch.now;
   for (const bridge::NewEvent& entry : batch.events) {
     ASSERT_NE(entry.id, 0);
-    dead.dead_letters.push_back({entry.deliveries[0].id, "outage", ""});
+    dead.dead_letters.push_back({entry.deliveries[0].id, "outage"});
   }
   written = (*store)->Apply(dead);
   ASSERT_TRUE(written.ok()) << written;

@@ -1,12 +1,9 @@
 // End-to-end tests of the real imbridge-router binary with in-test adapters
 // built on adapters/common's RouterClient.
 
-#include <sqlite3.h>
 #include <stdlib.h>
 
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <map>
 
 #include "absl/strings/str_cat.h"
@@ -263,14 +260,10 @@ TEST_F(RouterIntegrationTest, KillDashNineMidStreamLosesAndDoublesNothing) {
 }
 
 // The router crashes (SIGKILL, by the test-only IMBRIDGE_TEST_CRASH_AT) at
-// `crash_at`: in its first commit of accepted publishes, committed but not
-// yet synced ("after_commit") or synced but not acknowledged ("after_sync");
-// or in its first commit of delivery results, after one queue's cursor row
-// is written and before the commit ("mid_cursor_advance": the deliveries are
-// sent again after the restart, under the same ids, and the adapter's
-// journal knows them). The adapter publishes again after the restart what
-// was not acknowledged; every message reaches each target exactly once, in
-// order.
+// `crash_at` of its first commit of accepted publishes: committed but not
+// yet synced ("after_commit"), or synced but not acknowledged
+// ("after_sync"). The adapter publishes again after the restart; every
+// message reaches each target exactly once, in order.
 void CrashAtLosesAndDoublesNothing(const std::string& crash_at) {
   RouterProcess router(DurableTrioConfig());
   ASSERT_EQ(setenv("IMBRIDGE_TEST_CRASH_AT", crash_at.c_str(), 1), 0);
@@ -301,11 +294,8 @@ void CrashAtLosesAndDoublesNothing(const std::string& crash_at) {
   }
   EXPECT_THAT(router.ReadLog(), ::testing::HasSubstr(crash_at));
   router.Kill();  // reaps it
-  // Nothing was acknowledged before a crash in the first commit of
-  // publishes (a crash among results comes after some acks).
-  if (crash_at != "mid_cursor_advance") {
-    EXPECT_EQ(acks.count(), 0);
-  }
+  // Nothing was acknowledged before the crash.
+  EXPECT_EQ(acks.count(), 0);
   ASSERT_TRUE(router.Start().ok());
   ExpectAllAckedOnceInOrder(acks, kMessages, {beta.get(), gamma.get()});
   EXPECT_EQ(router.Terminate(), 0);
@@ -317,47 +307,6 @@ TEST_F(RouterIntegrationTest, CrashBetweenSyncAndAckLosesAndDoublesNothing) {
 
 TEST_F(RouterIntegrationTest, CrashBetweenCommitAndSyncLosesAndDoublesNothing) {
   CrashAtLosesAndDoublesNothing("after_commit");
-}
-
-TEST_F(RouterIntegrationTest, CrashMidCursorAdvanceLosesAndDoublesNothing) {
-  CrashAtLosesAndDoublesNothing("mid_cursor_advance");
-}
-
-// A data directory written by schema version 4 (a row per delivery, before
-// the outbox became the event log plus a cursor per target), from the
-// store's fixture: the router upgrades it in place and delivers what was
-// pending there before what is published after the upgrade.
-TEST_F(RouterIntegrationTest,
-       VersionFourDataDirIsUpgradedAndDeliversItsQueues) {
-  RouterProcess router(TrioConfig());
-  std::filesystem::create_directories(router.data_dir());
-  std::ifstream in(std::string(IMBRIDGE_TEST_SOURCE_DIR) +
-                   "/tests/bridge/testdata/store_schema_v4.sql");
-  ASSERT_TRUE(in.good());
-  std::string sql((std::istreambuf_iterator<char>(in)),
-                  std::istreambuf_iterator<char>());
-  // The fixture's runtime link is a bare name, which the router refuses to
-  // load; the config's trio link joins the same chats.
-  sql += "\nDELETE FROM records;\n";
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open((router.data_dir() + "/imbridge.db").c_str(), &db),
-            SQLITE_OK);
-  int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr);
-  sqlite3_close(db);
-  ASSERT_EQ(rc, SQLITE_OK);
-
-  ASSERT_TRUE(router.Start().ok()) << router.ReadLog();
-  auto alpha = Adapter(router, "alpha", "a");
-  alpha->Post("A1", "after the upgrade");
-  auto beta = Adapter(router, "beta", "b");
-  auto gamma = Adapter(router, "gamma", "g");
-  ASSERT_TRUE(beta->WaitForCalls(2, absl::Seconds(30)));
-  ASSERT_TRUE(gamma->WaitForCalls(2, absl::Seconds(30)));
-  EXPECT_THAT(Texts(beta->calls()),
-              ElementsAre("hello from v4", "after the upgrade"));
-  EXPECT_THAT(Texts(gamma->calls()),
-              ElementsAre("hello from v4", "after the upgrade"));
-  EXPECT_EQ(router.Terminate(), 0);
 }
 
 TEST_F(RouterIntegrationTest,
