@@ -584,8 +584,14 @@ class DispatcherTest : public CommitterTest {
   void SetUp() override {
     CommitterTest::SetUp();
     committer_->Stop();
-    dispatcher_ = std::make_unique<Dispatcher>(store_.get(), links_.get(),
-                                               Dispatcher::Options());
+    StartDispatcher(Dispatcher::Options());
+  }
+
+  // Starts a dispatcher with `options` and a committer feeding it (the
+  // previous ones, if any, must be stopped).
+  void StartDispatcher(Dispatcher::Options options) {
+    dispatcher_ =
+        std::make_unique<Dispatcher>(store_.get(), links_.get(), options);
     v1::DispatchOptions dispatch;
     dispatch.set_initial_backoff_ms(10);
     dispatch.set_max_backoff_ms(10);
@@ -702,15 +708,7 @@ TEST_F(DispatcherTest, AQueueLeftInTheStoreResumesWhenTheWindowFrees) {
       std::make_unique<LinkRegistry>(*LinkTable::Build(config.links(), "test"));
   Dispatcher::Options options;
   options.memory_queue_per_target = 1;
-  dispatcher_ =
-      std::make_unique<Dispatcher>(store_.get(), links_.get(), options);
-  v1::DispatchOptions dispatch;
-  committer_ = std::make_unique<Committer>(
-      store_.get(), links_.get(), DeliveryPolicy(dispatch), dispatcher_.get(),
-      Committer::Options());
-  dispatcher_->SetCommitter(committer_.get());
-  ASSERT_TRUE(dispatcher_->Start().ok());
-  committer_->Start();
+  StartDispatcher(options);
 
   // B2 has x1 in memory and x2 in the store; beta takes one at a time.
   Publish(Posted("x1", "alpha", "a", "A2", "x1", "x1"));
