@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cstdint>
 #include <utility>
+#include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -42,11 +44,11 @@ bool IsKnownTag(absl::string_view name) {
 
 // Reads the tag at src[at] == '['; false when it is not a known tag.
 bool ReadTag(absl::string_view src, size_t at, size_t end, Tag* tag) {
-  size_t close = src.find(']', at + 1);
-  if (close == absl::string_view::npos || close >= end ||
-      close - at > kMaxTagLength) {
-    return false;
-  }
+  // The "]" is looked for only as far as a tag may reach: a scan to the end
+  // for every "[" made a text of many "[" quadratic.
+  size_t close =
+      src.substr(0, std::min(end, at + kMaxTagLength + 1)).find(']', at + 1);
+  if (close == absl::string_view::npos) return false;
   absl::string_view body = src.substr(at + 1, close - at - 1);
   if (body.find('[') != absl::string_view::npos ||
       body.find('\n') != absl::string_view::npos) {
@@ -93,6 +95,7 @@ class Parser {
   explicit Parser(absl::string_view src) : src_(src) {}
 
   v1::RichText Run() {
+    MatchTags();
     Parse(0, src_.size());
     EndLine();
     // Consecutive quoted lines make one quote.
@@ -150,24 +153,41 @@ class Parser {
     }
   }
 
-  // The position of the tag closing `name` opened before `from`, or npos;
-  // tags of the same name opened in between nest (not inside [code]).
-  size_t FindClose(absl::string_view name, size_t from, size_t end,
-                   size_t* close_end) const {
-    int depth = 0;
-    for (size_t i = src_.find('[', from); i < end; i = src_.find('[', i + 1)) {
+  // Pairs every opening tag of the text with the tag that closes it, in one
+  // pass: tags of the same name opened in between nest (not [code]: its
+  // first [/code] closes it). Searching from each opening tag instead made a
+  // text of many unclosed tags quadratic.
+  void MatchTags() {
+    absl::flat_hash_map<std::string, std::vector<size_t>> open;
+    for (size_t i = src_.find('['); i != absl::string_view::npos;
+         i = src_.find('[', i + 1)) {
       Tag tag;
-      if (!ReadTag(src_, i, end, &tag) || tag.name != name) continue;
+      if (!ReadTag(src_, i, src_.size(), &tag)) continue;
+      std::vector<size_t>& opened = open[tag.name];
       if (!tag.closing) {
-        if (name != "code") ++depth;
+        opened.push_back(tag.end);
         continue;
       }
-      if (depth-- == 0) {
-        *close_end = tag.end;
-        return i;
+      if (opened.empty()) continue;
+      if (tag.name == "code") {
+        for (size_t o : opened) closes_[o] = {i, tag.end};
+        opened.clear();
+      } else {
+        closes_[opened.back()] = {i, tag.end};
+        opened.pop_back();
       }
     }
-    return absl::string_view::npos;
+  }
+
+  // The position of the tag closing `tag`, when it is before `end`, or npos;
+  // *close_end is then just past it.
+  size_t FindClose(const Tag& tag, size_t end, size_t* close_end) const {
+    auto it = closes_.find(tag.end);
+    if (it == closes_.end() || it->second.end > end) {
+      return absl::string_view::npos;
+    }
+    *close_end = it->second.end;
+    return it->second.at;
   }
 
   void Parse(size_t begin, size_t end) {
@@ -223,7 +243,7 @@ class Parser {
       return tag.end;
     }
     size_t close_end = 0;
-    size_t close = FindClose(tag.name, tag.end, end, &close_end);
+    size_t close = FindClose(tag, end, &close_end);
     if (close == absl::string_view::npos) return absl::string_view::npos;
     absl::string_view inner = src_.substr(tag.end, close - tag.end);
     size_t start = text_.size();
@@ -264,7 +284,16 @@ class Parser {
     return close_end;
   }
 
+  // Where a closing tag starts and ends.
+  struct Close {
+    size_t at;
+    size_t end;
+  };
+
   absl::string_view src_;
+  // The closing tag of each opening tag that has one, by the opening tag's
+  // end.
+  absl::flat_hash_map<size_t, Close> closes_;
   std::string text_;
   std::vector<Span> spans_;
   size_t quote_start_ = std::string::npos;

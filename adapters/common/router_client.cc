@@ -89,12 +89,9 @@ v1::DeliveryResult NotAttempted(uint64_t id) {
 
 // Threading model. One session thread owns the Attach stream: it connects,
 // sends Hello, waits for Welcome, then reads frames until the stream ends and
-// backs off before the next attempt. While a stream is established, what is
-// queued (publishes, results) goes out as one AdapterFrame per Write, one
-// Write in flight (writing_): a thread that queues something while no Write
-// is in flight (a publisher, a delivery worker with its result) writes the
-// frame itself; what is queued meanwhile is drained by a writer thread once
-// that Write returned. `delivery_threads` workers run the handler;
+// backs off before the next attempt. While a stream is established, a writer
+// thread drains everything queued (publishes, results) into one AdapterFrame
+// per Write, one Write in flight. `delivery_threads` workers run the handler;
 // each target channel is a queue that at most one worker serves at a time.
 // All shared state is guarded by `mu_`; no lock is held across gRPC calls or
 // the handler.
@@ -271,10 +268,40 @@ class RouterClient::Impl {
   }
 
   absl::Status Publish(v1::Event event, PublishCallback done) {
-    HereWrite here;
-    absl::Status queued = Queue(std::move(event), std::move(done), &here);
-    WriteHere(here);
-    return queued;
+    // protobuf would refuse the whole frame that carries such an event, and
+    // re-sending it would wedge the stream.
+    if (std::string field = FindInvalidUtf8Field(event); !field.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("the event's ", field, " is not valid UTF-8"));
+    }
+    size_t bytes = event.ByteSizeLong();
+    // The router could never accept it; re-sending it would wedge the stream.
+    if (bytes > kMaxFrameBytes) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("the event is ", bytes, " bytes; at most ",
+                       kMaxFrameBytes, " can be published"));
+    }
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return absl::UnavailableError("router client is stopped");
+    if (pending_.size() >= options_.max_pending_publishes) {
+      return absl::UnavailableError(absl::StrCat(
+          "too many publishes waiting for the router (", pending_.size(), ")"));
+    }
+    uint64_t seq = next_seq_++;
+    PendingPublish& pending = pending_[seq];
+    pending.publish.set_seq(seq);
+    pending.chat = OriginChat(event.channel());
+    // Ordered after the chat's last publish still waiting for the router.
+    auto [last, first] = last_pending_of_chat_.try_emplace(pending.chat, seq);
+    if (!first) {
+      pending.publish.set_after_seq(last->second);
+      last->second = seq;
+    }
+    *pending.publish.mutable_event() = std::move(event);
+    pending.done = std::move(done);
+    pending.bytes = bytes;
+    if (attached_) outbox_.push_back(seq);
+    return absl::OkStatus();
   }
 
   absl::StatusOr<v1::PublishAck> PublishAndWait(v1::Event event,
@@ -582,7 +609,6 @@ class RouterClient::Impl {
       absl::MutexLock lock(&mu_);
       session = ++session_id_;
       attached_ = true;
-      stream_ = stream;
       welcome_ = first.welcome();
       blocks_.clear();
       results_.clear();
@@ -610,173 +636,21 @@ class RouterClient::Impl {
     {
       absl::MutexLock lock(&mu_);
       attached_ = false;
-      stream_ = nullptr;
       results_.clear();
       outbox_.clear();
       revocations_applied_.clear();
       link_requests_.clear();
       command_answers_.clear();
-      // A thread writing on the stream itself (TakeHereLocked) is through
-      // before the stream is finished.
-      auto not_writing = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return !writing_;
-      };
-      mu_.Await(absl::Condition(&not_writing));
     }
     writer.join();
     return FromGrpc(stream->Finish());
   }
 
-  // Whether anything is queued to be written on the current stream.
-  bool HasOutgoingLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return !outbox_.empty() || !results_.empty() ||
-           !revocations_applied_.empty() || !link_requests_.empty() ||
-           !command_answers_.empty();
-  }
-
-  // Moves what is queued for stream `session` into `frame` (up to about
-  // kMaxFrameBytes of results and publishes). A publish ordered behind one
-  // that failed where the router cannot see it (FollowsFailedLocked) is
-  // refused here: recorded in `refused` with its ack in `refused_acks`, to
-  // run once mu_ is released; with `refused` null the taking stops before
-  // it instead, leaving it queued. Sets writing_ and returns true when the
-  // frame is to be written (the caller writes it, then WriteDone()).
-  bool TakeFrameLocked(uint64_t session, v1::AdapterFrame* frame,
-                       std::vector<v1::PublishAck>* refused_acks,
-                       Acknowledged* refused)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    size_t bytes = 0;
-    size_t taken = 0;
-    while (taken < results_.size() && bytes < kMaxFrameBytes) {
-      bytes += results_[taken].ByteSizeLong();
-      *frame->add_results() = std::move(results_[taken]);
-      ++taken;
-    }
-    results_.erase(results_.begin(), results_.begin() + taken);
-    for (uint64_t id : revocations_applied_) {
-      frame->add_revocations_applied(id);
-    }
-    revocations_applied_.clear();
-    for (v1::LinkRequest& request : link_requests_) {
-      *frame->add_link_requests() = std::move(request);
-    }
-    link_requests_.clear();
-    for (v1::ChatCommandAnswer& answer : command_answers_) {
-      *frame->add_command_answers() = std::move(answer);
-    }
-    command_answers_.clear();
-    while (!outbox_.empty() && bytes < kMaxFrameBytes) {
-      auto it = pending_.find(outbox_.front());
-      if (it == pending_.end()) {
-        outbox_.pop_front();
-        continue;
-      }
-      if (FollowsFailedLocked(it->second.publish, session)) {
-        if (refused == nullptr) break;
-        outbox_.pop_front();
-        // Behind a publish that failed where the router cannot see it:
-        // refused here, and so is what follows it.
-        it->second.acknowledged = true;
-        NoteFailedLocked(it->first, kRefusedHere);
-        v1::PublishAck& ack = refused_acks->emplace_back();
-        ack.set_seq(it->first);
-        ack.set_outcome(v1::PublishAck::FAILED);
-        ack.set_detail(
-            "an earlier event of the same chat was not stored; publish "
-            "it again first");
-        refused->emplace_back(std::move(it->second.done), nullptr);
-        continue;
-      }
-      outbox_.pop_front();
-      *frame->add_publishes() = it->second.publish;
-      bytes += it->second.bytes;
-    }
-    writing_ = frame->results_size() > 0 || frame->publishes_size() > 0 ||
-               frame->revocations_applied_size() > 0 ||
-               frame->link_requests_size() > 0 ||
-               frame->command_answers_size() > 0;
-    return writing_;
-  }
-
-  // Writes a frame taken with TakeFrameLocked (mu_ not held): a failed
-  // Write means the stream is over, and its reader sees that too.
-  bool WriteTaken(Stream* stream, const v1::AdapterFrame& frame) {
-    bool written = stream->Write(frame);
-    absl::MutexLock lock(&mu_);
-    writing_ = false;
-    return written;
-  }
-
-  // A frame the calling thread writes itself, because no write was in flight
-  // on the stream when it queued something (TakeHereLocked).
-  struct HereWrite {
-    Stream* stream = nullptr;
-    v1::AdapterFrame frame;
-  };
-
-  // With mu_ held, right after queueing something: when the stream is
-  // established and no write is in flight, takes what is queued for the
-  // caller to write on its own thread once it released mu_ (WriteHere), one
-  // hand-off to the writer thread fewer. Otherwise the writer thread writes
-  // it after the write in flight. Publishes that would be refused here are
-  // left to the writer thread.
-  void TakeHereLocked(HereWrite* here) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (!attached_ || stream_ == nullptr || writing_ || stopping_) return;
-    if (TakeFrameLocked(session_id_, &here->frame, nullptr, nullptr)) {
-      here->stream = stream_;
-    }
-  }
-
-  void WriteHere(HereWrite& here) {
-    if (here.stream != nullptr) WriteTaken(here.stream, here.frame);
-  }
-
-  // The body of Publish(): queues the publish and, when the stream is
-  // free, takes a frame for the caller to write (TakeHereLocked).
-  absl::Status Queue(v1::Event event, PublishCallback done, HereWrite* here) {
-    // protobuf would refuse the whole frame that carries such an event, and
-    // re-sending it would wedge the stream.
-    if (std::string field = FindInvalidUtf8Field(event); !field.empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("the event's ", field, " is not valid UTF-8"));
-    }
-    size_t bytes = event.ByteSizeLong();
-    // The router could never accept it; re-sending it would wedge the stream.
-    if (bytes > kMaxFrameBytes) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("the event is ", bytes, " bytes; at most ",
-                       kMaxFrameBytes, " can be published"));
-    }
-    absl::MutexLock lock(&mu_);
-    if (stopping_) return absl::UnavailableError("router client is stopped");
-    if (pending_.size() >= options_.max_pending_publishes) {
-      return absl::UnavailableError(absl::StrCat(
-          "too many publishes waiting for the router (", pending_.size(), ")"));
-    }
-    uint64_t seq = next_seq_++;
-    PendingPublish& pending = pending_[seq];
-    pending.publish.set_seq(seq);
-    pending.chat = OriginChat(event.channel());
-    // Ordered after the chat's last publish still waiting for the router.
-    auto [last, first] = last_pending_of_chat_.try_emplace(pending.chat, seq);
-    if (!first) {
-      pending.publish.set_after_seq(last->second);
-      last->second = seq;
-    }
-    *pending.publish.mutable_event() = std::move(event);
-    pending.done = std::move(done);
-    pending.bytes = bytes;
-    if (attached_) outbox_.push_back(seq);
-    TakeHereLocked(here);
-    return absl::OkStatus();
-  }
-
-  // Writes what is queued while no other thread is writing (see
-  // TakeHereLocked), one Write in flight, until the stream `session` ends.
   void WriterLoop(Stream* stream, uint64_t session) {
     auto has_work = [this, session]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      return !attached_ || session_id_ != session ||
-             (!writing_ && HasOutgoingLocked());
+      return !attached_ || session_id_ != session || !outbox_.empty() ||
+             !results_.empty() || !revocations_applied_.empty() ||
+             !link_requests_.empty() || !command_answers_.empty();
     };
     while (true) {
       v1::AdapterFrame frame;
@@ -788,8 +662,53 @@ class RouterClient::Impl {
         absl::MutexLock lock(&mu_);
         mu_.Await(absl::Condition(&has_work));
         if (!attached_ || session_id_ != session) return;
-        write = TakeFrameLocked(session, &frame, &refused_acks, &refused);
+        size_t bytes = 0;
+        size_t taken = 0;
+        while (taken < results_.size() && bytes < kMaxFrameBytes) {
+          bytes += results_[taken].ByteSizeLong();
+          *frame.add_results() = std::move(results_[taken]);
+          ++taken;
+        }
+        results_.erase(results_.begin(), results_.begin() + taken);
+        for (uint64_t id : revocations_applied_) {
+          frame.add_revocations_applied(id);
+        }
+        revocations_applied_.clear();
+        for (v1::LinkRequest& request : link_requests_) {
+          *frame.add_link_requests() = std::move(request);
+        }
+        link_requests_.clear();
+        for (v1::ChatCommandAnswer& answer : command_answers_) {
+          *frame.add_command_answers() = std::move(answer);
+        }
+        command_answers_.clear();
+        while (!outbox_.empty() && bytes < kMaxFrameBytes) {
+          auto it = pending_.find(outbox_.front());
+          outbox_.pop_front();
+          if (it == pending_.end()) continue;
+          if (FollowsFailedLocked(it->second.publish, session)) {
+            // Behind a publish that failed where the router cannot see it:
+            // refused here, and so is what follows it.
+            it->second.acknowledged = true;
+            NoteFailedLocked(it->first, kRefusedHere);
+            v1::PublishAck& ack = refused_acks.emplace_back();
+            ack.set_seq(it->first);
+            ack.set_outcome(v1::PublishAck::FAILED);
+            ack.set_detail(
+                "an earlier event of the same chat was not stored; publish "
+                "it again first");
+            refused.emplace_back(std::move(it->second.done), nullptr);
+            continue;
+          }
+          *frame.add_publishes() = it->second.publish;
+          bytes += it->second.bytes;
+        }
+        write = frame.results_size() > 0 || frame.publishes_size() > 0 ||
+                frame.revocations_applied_size() > 0 ||
+                frame.link_requests_size() > 0 ||
+                frame.command_answers_size() > 0;
         if (!write && refused.empty()) continue;
+        writing_ = write;
       }
       if (!refused.empty()) {
         for (size_t i = 0; i < refused.size(); ++i) {
@@ -797,7 +716,12 @@ class RouterClient::Impl {
         }
         RunAcknowledged(refused, kRefusedHere);
       }
-      if (write && !WriteTaken(stream, frame)) return;
+      if (!write) continue;
+      // A failed Write means the stream is over; the reader sees it too.
+      bool written = stream->Write(frame);
+      absl::MutexLock lock(&mu_);
+      writing_ = false;
+      if (!written) return;
     }
   }
 
@@ -971,15 +895,10 @@ class RouterClient::Impl {
           handler_ != nullptr
               ? DeliverGuarded(*handler_, item.delivery)
               : absl::FailedPreconditionError("the adapter has no handler");
-      HereWrite here;
-      {
-        absl::MutexLock lock(&mu_);
-        --busy_workers_;
-        Complete(key, item, outcome);
-        ReleaseTarget(key);
-        TakeHereLocked(&here);
-      }
-      WriteHere(here);
+      absl::MutexLock lock(&mu_);
+      --busy_workers_;
+      Complete(key, item, outcome);
+      ReleaseTarget(key);
     }
   }
 
@@ -1056,10 +975,6 @@ class RouterClient::Impl {
   // The writer is sending a frame (taken from results_/outbox_).
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   grpc::ClientContext* stream_context_ ABSL_GUARDED_BY(mu_) = nullptr;
-  // The established stream, while attached_: written by the writer thread
-  // or by a thread that queued something while no write was in flight
-  // (TakeHereLocked), one Write at a time (writing_).
-  Stream* stream_ ABSL_GUARDED_BY(mu_) = nullptr;
   absl::flat_hash_set<grpc::ClientContext*> blob_calls_ ABSL_GUARDED_BY(mu_);
 
   // Increments with each established stream.

@@ -155,11 +155,7 @@ class RouterClient {
 
   // Queues `event` for the router. `done` runs once, on a client thread, when
   // the router acknowledged it (possibly after reconnects). Fails at once
-  // with kUnavailable if too many publishes are pending. When no write is in
-  // flight on the stream, the caller's thread writes the publish (and
-  // whatever else is queued) itself, so Publish() may take as long as one
-  // gRPC Write; otherwise a writer thread sends it after the write in
-  // flight.
+  // with kUnavailable if too many publishes are pending.
   //
   // Order per origin chat: the publish names the chat's last publish still
   // pending (Publish.after_seq). If that one is answered FAILED, this one

@@ -176,9 +176,9 @@ class CommitterTest : public ::testing::Test {
                         });
     bool committed_meanwhile =
         post_acked.WaitForNotificationWithTimeout(absl::Seconds(60));
-    // Checked before the release: once released, the command may be
-    // acknowledged at any moment.
-    const bool command_acked_meanwhile = command_acked.HasBeenNotified();
+    // Checked before the answer is released (after it, the command may be
+    // acknowledged at any moment).
+    bool command_acked_meanwhile = command_acked.HasBeenNotified();
     release->Notify();
     ASSERT_TRUE(committed_meanwhile) << "the writer waited for the command";
     EXPECT_EQ(post_ack.outcome(), v1::PublishAck::ACCEPTED);
@@ -585,8 +585,14 @@ class DispatcherTest : public CommitterTest {
   void SetUp() override {
     CommitterTest::SetUp();
     committer_->Stop();
-    dispatcher_ = std::make_unique<Dispatcher>(store_.get(), links_.get(),
-                                               Dispatcher::Options());
+    StartDispatcher(Dispatcher::Options());
+  }
+
+  // Starts a dispatcher with `options` and a committer feeding it (the
+  // previous ones, if any, must be stopped).
+  void StartDispatcher(Dispatcher::Options options) {
+    dispatcher_ =
+        std::make_unique<Dispatcher>(store_.get(), links_.get(), options);
     v1::DispatchOptions dispatch;
     dispatch.set_initial_backoff_ms(10);
     dispatch.set_max_backoff_ms(10);
@@ -677,6 +683,57 @@ TEST_F(DispatcherTest, RetryableFailureHoldsTheQueueAndKeepsOrder) {
   EXPECT_EQ(sent[2].attempt(), 2u);
   EXPECT_EQ(sent[3].event().posted().text().text(), "two");
   EXPECT_EQ(sent[3].attempt(), 1u);
+  beta->Close();
+}
+
+// A queue whose memory part is empty but whose store part is not, found
+// with the adapter's window full (another queue took the free slot first),
+// is sent to again once the window frees: it does not wait forever.
+TEST_F(DispatcherTest, AQueueLeftInTheStoreResumesWhenTheWindowFrees) {
+  committer_->Stop();
+  dispatcher_->Stop();
+  v1::RouterConfig config;
+  ASSERT_TRUE(LoadConfigYaml(R"(links:
+- name: one
+  members:
+  - {platform: alpha, account: a, chat_id: A1}
+  - {platform: beta, account: b, chat_id: B1}
+- name: two
+  members:
+  - {platform: alpha, account: a, chat_id: A2}
+  - {platform: beta, account: b, chat_id: B2}
+)",
+                             "test", &config)
+                  .ok());
+  links_ =
+      std::make_unique<LinkRegistry>(*LinkTable::Build(config.links(), "test"));
+  Dispatcher::Options options;
+  options.memory_queue_per_target = 1;
+  StartDispatcher(options);
+
+  // B2 has x1 in memory and x2 in the store; beta takes one at a time.
+  Publish(Posted("x1", "alpha", "a", "A2", "x1", "x1"));
+  Publish(Posted("x2", "alpha", "a", "A2", "x2", "x2"));
+  FakeStream stream;
+  v1::Hello hello;
+  hello.set_platform("beta");
+  hello.add_accounts("b");
+  auto beta = std::make_shared<AdapterSession>(1, hello, 1, "test");
+  beta->SetSink(&stream);
+  dispatcher_->Attach(beta);
+  std::vector<v1::Delivery> sent = stream.WaitFor(1);
+  ASSERT_EQ(sent.size(), 1u);
+  // B1 gets y1 while x1 is out; x1's answer frees the slot, which B1 takes.
+  Publish(Posted("y1", "alpha", "a", "A1", "y1", "y1"));
+  Answer(*beta, sent[0], "c-x1");
+  sent = stream.WaitFor(2);
+  ASSERT_EQ(sent.size(), 2u);
+  EXPECT_EQ(sent[1].event().posted().text().text(), "y1");
+  // y1's answer frees it again: x2, left in the store, is sent.
+  Answer(*beta, sent[1], "c-y1");
+  sent = stream.WaitFor(3);
+  ASSERT_EQ(sent.size(), 3u);
+  EXPECT_EQ(sent[2].event().posted().text().text(), "x2");
   beta->Close();
 }
 

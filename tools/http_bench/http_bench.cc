@@ -23,7 +23,7 @@
 //   1. CPU: paced at 500 messages/s; utime+stime of the router and the
 //      adapters (from /proc/<pid>/stat) per delivered message;
 //   2. latency: paced at --rate; send-to-receipt p50/p99, then the ingress
-//      adapter's and the router's VmHWM;
+//      adapter's and the router's VmHWM, and the adapter's RssAnon and PSS;
 //   3. closed loop: --connections keep-alive connections, as fast as the
 //      adapter answers; accepted/s, delivered/s and the backlog at the end.
 // Each phase sends at most --messages messages and runs at most --duration
@@ -194,8 +194,10 @@ int WaitForPort(const std::string& file, const Child& child) {
   return 0;
 }
 
-int64_t ReadStatusKb(pid_t pid, const char* field) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
+// A "<field> <n> kB" line of /proc/<pid>/<file> (status, smaps_rollup), in
+// KiB; 0 when absent.
+int64_t ReadProcKb(pid_t pid, const char* file, const char* field) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/", file));
   std::string line;
   while (std::getline(in, line)) {
     if (absl::StartsWith(line, field)) {
@@ -584,8 +586,12 @@ bool MeasurePath(const Flags& f, const std::string& name,
       Send(port, make, f.connections, f.messages, f.rate, duration);
   bool lat_drained = WaitForReceived(receiver, base + lat_run.accepted, drain);
   Percentiles lat = Compute(receiver.StopRecording());
-  int64_t adapter_hwm_kb = ReadStatusKb(ingress, "VmHWM:");
-  int64_t router_hwm_kb = ReadStatusKb(router, "VmHWM:");
+  int64_t adapter_hwm_kb = ReadProcKb(ingress, "status", "VmHWM:");
+  int64_t router_hwm_kb = ReadProcKb(router, "status", "VmHWM:");
+  // What of it is the adapter's own (heap, stacks) rather than mapped
+  // library pages, and its proportional share of the shared pages.
+  int64_t adapter_anon_kb = ReadProcKb(ingress, "status", "RssAnon:");
+  int64_t adapter_pss_kb = ReadProcKb(ingress, "smaps_rollup", "Pss:");
 
   // Phase 3: closed loop.
   base = receiver.received();
@@ -634,6 +640,10 @@ bool MeasurePath(const Flags& f, const std::string& name,
       Fixed(ceiling.latency.max_ms, 2), "");
   row("ingress adapter peak RSS (MiB)", Fixed(adapter_hwm_kb / 1024.0, 1), "",
       "");
+  row("  anonymous RSS after that phase (MiB)",
+      Fixed(adapter_anon_kb / 1024.0, 1), "", "");
+  row("  PSS after that phase (MiB)", Fixed(adapter_pss_kb / 1024.0, 1), "",
+      "");
   row("router peak RSS (MiB)", Fixed(router_hwm_kb / 1024.0, 1), "", "");
   if (!all_delivered) {
     std::printf("WARNING: not every accepted message was delivered within %s\n",
@@ -662,6 +672,8 @@ bool MeasurePath(const Flags& f, const std::string& name,
            {"p50_ms", Fixed(lat.p50_ms, 3)},
            {"p99_ms", Fixed(lat.p99_ms, 3)},
            {"adapter_hwm_kib", absl::StrCat(adapter_hwm_kb)},
+           {"adapter_anon_kib", absl::StrCat(adapter_anon_kb)},
+           {"adapter_pss_kib", absl::StrCat(adapter_pss_kb)},
            {"router_hwm_kib", absl::StrCat(router_hwm_kb)},
            {"ceiling_per_s", Fixed(ceiling.per_s, 0)},
            {"ceiling_p50_ms", Fixed(ceiling.latency.p50_ms, 3)},

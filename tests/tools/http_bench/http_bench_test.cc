@@ -95,6 +95,13 @@ void CheckResultLine(const std::string& line, const std::string& path,
   int64_t hwm = 0;
   ASSERT_TRUE(absl::SimpleAtoi((*fields)["adapter_hwm_kib"], &hwm));
   EXPECT_GT(hwm, 0);
+  // The anonymous part and the PSS are parts of the RSS.
+  for (const char* key : {"adapter_anon_kib", "adapter_pss_kib"}) {
+    int64_t kib = 0;
+    ASSERT_TRUE(absl::SimpleAtoi((*fields)[key], &kib)) << key;
+    EXPECT_GT(kib, 0) << key;
+    EXPECT_LE(kib, hwm) << key;
+  }
 }
 
 TEST(HttpBenchSmokeTest, RunsBothPathsAndPrintsParsableLines) {
