@@ -73,6 +73,7 @@ const std::string& SubjectMessageId(const v1::Event& e) {
       return *kEmpty;
   }
 }
+
 // Adds a delivery of `e` per target to `deliveries` (the sender's name
 // rendered for it) and each target's link, once, to `links`.
 void AddDeliveries(const v1::Event& e, std::vector<LinkTarget> targets,

@@ -57,7 +57,8 @@ class LinkTable {
   // chat. A channel reached through several links appears once (the first
   // link wins). For presence events `origin.chat_id` may be empty: then every
   // linked channel of the origin's account counts as an origin. A member
-  // whose thread is pending feeds nothing (its thread is not known yet).
+  // whose thread is pending feeds nothing (its thread is not known yet;
+  // TargetsOnceRooted says what it would feed).
   std::vector<LinkTarget> TargetsFor(const v1::ChannelRef& origin,
                                      v1::Event::KindCase kind) const;
 
