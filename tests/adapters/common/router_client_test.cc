@@ -1288,8 +1288,7 @@ TEST_F(RouterClientTest, PublishesFromManyThreadsReachTheRouterInSeqOrder) {
   EXPECT_EQ(acks.Acks().size(), static_cast<size_t>(kThreads * kEach));
 }
 
-// Stop() while threads publish (and may be writing on the stream
-// themselves) returns promptly and drops what is pending.
+// Stop() while threads publish returns promptly and drops what is pending.
 TEST_F(RouterClientTest, StopWhilePublishersWriteReturnsPromptly) {
   FakeRouter fake;
   fake.set_auto_ack(false);
