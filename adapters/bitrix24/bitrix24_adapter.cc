@@ -18,6 +18,7 @@
 #include "adapters/common/account_names.h"
 #include "adapters/common/attachment_kind.h"
 #include "adapters/common/delivery_handler.h"
+#include "adapters/common/inbound_answer.h"
 #include "common/bounded_labels.h"
 #include "common/config_loader.h"
 #include "common/file_size.h"
@@ -397,18 +398,10 @@ void Bitrix24Connector::HandleWebhook(Account* account, HttpRequest request,
                                         Text(*form, "ts"))},
                {"type", event},
                {"data", data}};
+  // 200 only once the router stored the events.
   absl::Status submitted = pipeline_->Submit<Bitrix24Event>(
-      this, std::move(raw), [responder](const InboundResult& result) {
-        // 200 only once the router stored the events.
-        responder->Respond(
-            result.HttpStatus(), "application/json",
-            result.ok() ? "{}" : JsonErrorBody("not_stored", result.detail));
-      });
-  if (!submitted.ok()) {
-    responder->Respond(absl::IsInvalidArgument(submitted) ? 400 : 503,
-                       "application/json",
-                       JsonErrorBody("not_stored", submitted.message()));
-  }
+      this, std::move(raw), AnswerInboundWhenDone(responder));
+  if (!submitted.ok()) AnswerRefusedInbound(*responder, submitted);
 }
 
 Bitrix24Connector::~Bitrix24Connector() { Stop(); }

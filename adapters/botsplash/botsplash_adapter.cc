@@ -14,6 +14,7 @@
 #include "adapters/common/account_names.h"
 #include "adapters/common/attachment_kind.h"
 #include "adapters/common/delivery_handler.h"
+#include "adapters/common/inbound_answer.h"
 #include "common/config_loader.h"
 #include "common/file_size.h"
 #include "common/http/hmac.h"
@@ -710,18 +711,10 @@ void BotsplashConnector::HandleReply(Account* account, HttpRequest request,
     return;
   }
   BotsplashReply raw{account->config.name(), *std::move(reply)};
+  // 200 only once the router stored the reply.
   absl::Status submitted = pipeline_->Submit<BotsplashReply>(
-      this, std::move(raw), [responder](const InboundResult& result) {
-        // 200 only once the router stored the reply.
-        responder->Respond(
-            result.HttpStatus(), "application/json",
-            result.ok() ? "{}" : JsonErrorBody("not_stored", result.detail));
-      });
-  if (!submitted.ok()) {
-    responder->Respond(absl::IsInvalidArgument(submitted) ? 400 : 503,
-                       "application/json",
-                       JsonErrorBody("not_stored", submitted.message()));
-  }
+      this, std::move(raw), AnswerInboundWhenDone(responder));
+  if (!submitted.ok()) AnswerRefusedInbound(*responder, submitted);
 }
 
 absl::StatusOr<InboundRoute> BotsplashConnector::Route(
