@@ -151,22 +151,11 @@ void CountIgnored(absl::string_view type) {
 
 }  // namespace
 
-AdapterIdentity Bitrix24Identity() {
-  AdapterIdentity id;
-  id.platform = kPlatform;
-  id.default_port = kDefaultPort;
-  return id;
-}
-
 absl::Status ValidateBitrix24Config(absl::string_view source,
                                     const v1::Bitrix24AdapterConfig& config,
                                     bool registering) {
-  absl::Status status = ValidateAdapterBasics(
-      source, config.router(), config.http(), config.log_level());
+  absl::Status status = ValidateAdapterConfigBasics(source, config);
   if (!status.ok()) return status;
-  if (config.accounts().empty()) {
-    return ConfigError(source, "accounts", "at least one account is required");
-  }
   absl::flat_hash_set<std::string> names, paths;
   for (int i = 0; i < config.accounts_size(); ++i) {
     const v1::Bitrix24Account& a = config.accounts(i);
@@ -302,7 +291,8 @@ int RegisterBots(const v1::Bitrix24AdapterConfig& config) {
 AdapterProgram<v1::Bitrix24AdapterConfig> Bitrix24Program() {
   AdapterProgram<v1::Bitrix24AdapterConfig> program;
   program.binary = "imbridge-adapter-bitrix24";
-  program.identity = Bitrix24Identity();
+  program.identity.platform = kPlatform;
+  program.identity.default_port = kDefaultPort;
   program.validate = [](absl::string_view source,
                         const v1::Bitrix24AdapterConfig& config) {
     return ValidateBitrix24Config(source, config);

@@ -101,21 +101,28 @@ std::string NameOfUrl(absl::string_view url) {
 
 }  // namespace
 
-AdapterIdentity BotsplashIdentity() {
-  AdapterIdentity id;
-  id.platform = kPlatform;
-  id.default_port = kDefaultPort;
-  return id;
+AdapterProgram<v1::BotsplashAdapterConfig> BotsplashProgram() {
+  AdapterProgram<v1::BotsplashAdapterConfig> program;
+  program.binary = "imbridge-adapter-botsplash";
+  program.identity.platform = kPlatform;
+  program.identity.default_port = kDefaultPort;
+  program.validate = ValidateBotsplashConfig;
+  program.connect = [](const v1::BotsplashAdapterConfig& config,
+                       AdapterRuntime* runtime, DeliveryJournal* journal)
+      -> absl::StatusOr<std::unique_ptr<Connector>> {
+    auto connector =
+        std::make_unique<BotsplashConnector>(config, runtime, journal);
+    absl::Status s = connector->Init();
+    if (!s.ok()) return s;
+    return std::unique_ptr<Connector>(std::move(connector));
+  };
+  return program;
 }
 
 absl::Status ValidateBotsplashConfig(absl::string_view source,
                                      const v1::BotsplashAdapterConfig& config) {
-  absl::Status status = ValidateAdapterBasics(
-      source, config.router(), config.http(), config.log_level());
+  absl::Status status = ValidateAdapterConfigBasics(source, config);
   if (!status.ok()) return status;
-  if (config.accounts().empty()) {
-    return ConfigError(source, "accounts", "at least one account is required");
-  }
   absl::flat_hash_set<std::string> names, paths;
   for (int i = 0; i < config.accounts_size(); ++i) {
     const v1::BotsplashAccount& a = config.accounts(i);

@@ -353,6 +353,21 @@ absl::Status ValidateAdapterBasics(absl::string_view source,
                                    const v1::HttpServerOptions& http,
                                    absl::string_view log_level);
 
+// What every adapter's config check starts with: ValidateAdapterBasics() of
+// the config's router, http and log_level, then at least one of `accounts`.
+// `AdapterConfig` is an adapter's config message (v1::SlackAdapterConfig...).
+template <typename AdapterConfig>
+absl::Status ValidateAdapterConfigBasics(absl::string_view source,
+                                         const AdapterConfig& config) {
+  absl::Status status = ValidateAdapterBasics(
+      source, config.router(), config.http(), config.log_level());
+  if (!status.ok()) return status;
+  if (config.accounts().empty()) {
+    return ConfigError(source, "accounts", "at least one account is required");
+  }
+  return absl::OkStatus();
+}
+
 // Makes `status` a router-ready retryable or permanent failure from an HTTP
 // answer of a messenger: 429 and 5xx (and transport errors, status 0) are
 // retryable with `retry_after`, other codes permanent, with `what` (the
