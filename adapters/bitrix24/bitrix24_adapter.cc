@@ -297,15 +297,8 @@ AdapterProgram<v1::Bitrix24AdapterConfig> Bitrix24Program() {
                         const v1::Bitrix24AdapterConfig& config) {
     return ValidateBitrix24Config(source, config);
   };
-  program.connect = [](const v1::Bitrix24AdapterConfig& config,
-                       AdapterRuntime* runtime, DeliveryJournal* journal)
-      -> absl::StatusOr<std::unique_ptr<Connector>> {
-    auto connector =
-        std::make_unique<Bitrix24Connector>(config, runtime, journal);
-    absl::Status s = connector->Init();
-    if (!s.ok()) return s;
-    return std::unique_ptr<Connector>(std::move(connector));
-  };
+  program.connect =
+      ConnectAfterInit<Bitrix24Connector, v1::Bitrix24AdapterConfig>;
   AdapterProgram<v1::Bitrix24AdapterConfig>::Command register_bots;
   register_bots.flag = "--register";
   register_bots.help = "register each account's bot, print its id and exit";

@@ -107,15 +107,8 @@ AdapterProgram<v1::BotsplashAdapterConfig> BotsplashProgram() {
   program.identity.platform = kPlatform;
   program.identity.default_port = kDefaultPort;
   program.validate = ValidateBotsplashConfig;
-  program.connect = [](const v1::BotsplashAdapterConfig& config,
-                       AdapterRuntime* runtime, DeliveryJournal* journal)
-      -> absl::StatusOr<std::unique_ptr<Connector>> {
-    auto connector =
-        std::make_unique<BotsplashConnector>(config, runtime, journal);
-    absl::Status s = connector->Init();
-    if (!s.ok()) return s;
-    return std::unique_ptr<Connector>(std::move(connector));
-  };
+  program.connect =
+      ConnectAfterInit<BotsplashConnector, v1::BotsplashAdapterConfig>;
   return program;
 }
 

@@ -260,6 +260,18 @@ struct AdapterProgram {
   std::vector<Command> commands;
 };
 
+// An AdapterProgram::connect for a connector built as
+// `ConnectorType(config, runtime, journal)` whose `absl::Status Init()` must
+// succeed before it serves: the connector, or Init()'s error.
+template <typename ConnectorType, typename Config>
+absl::StatusOr<std::unique_ptr<Connector>> ConnectAfterInit(
+    const Config& config, AdapterRuntime* runtime, DeliveryJournal* journal) {
+  auto connector = std::make_unique<ConnectorType>(config, runtime, journal);
+  absl::Status status = connector->Init();
+  if (!status.ok()) return status;
+  return std::unique_ptr<Connector>(std::move(connector));
+}
+
 // Whether an adapter's config message has a state_dir (RunAdapter opens
 // the delivery journal there).
 template <typename Config, typename = void>
