@@ -18,7 +18,7 @@ namespace {
 v1::PublishAck Ack(v1::PublishAck::Outcome outcome, std::string detail = "") {
   v1::PublishAck ack;
   ack.set_outcome(outcome);
-  ack.set_detail(std::move(detail));
+  if (!detail.empty()) ack.set_detail(std::move(detail));
   return ack;
 }
 
@@ -89,7 +89,8 @@ void AddDeliveries(const v1::Event& e, std::vector<LinkTarget> targets,
     d.target_key = std::move(t.target_key);
     d.target = std::move(t.channel);
     d.link = std::move(t.link);
-    d.sender_name = RenderSenderName(t.member.options(), Actor(e), e.channel());
+    d.sender_name =
+        RenderSenderName(t.member->options(), Actor(e), e.channel());
     deliveries->push_back(std::move(d));
   }
 }
@@ -781,6 +782,7 @@ void Committer::ResolveRootOf(const SentDelivery& sent,
       d.kind != DeliveryDecision::kDeadLetter) {
     return;
   }
+  if (batch_roots_.empty() && roots_.empty()) return;  // none is watched
   const std::string key = ParkedQueueKey(sent.event_id, sent.target_chat_key);
   auto in_batch = batch_roots_.find(key);
   const ThreadRootState* known = nullptr;

@@ -16,6 +16,10 @@ bool SameChat(const v1::LinkMember& m, const v1::ChannelRef& c) {
   return m.platform() == c.platform() && m.account() == c.account() &&
          m.chat_id() == c.chat_id();
 }
+bool SameChat(const v1::LinkMember& a, const v1::LinkMember& b) {
+  return a.platform() == b.platform() && a.account() == b.account() &&
+         a.chat_id() == b.chat_id();
+}
 
 // Whether an event in `origin` belongs to member `m`.
 bool MemberContains(const v1::LinkMember& m, const v1::ChannelRef& origin) {
@@ -52,7 +56,7 @@ void AddReceivers(const v1::Link& link,
     if (m.direction() == v1::IN || !MemberAccepts(m.options(), kind)) continue;
     bool is_origin = false;
     for (const v1::LinkMember* f : feeders) {
-      if (SameChat(m, MemberChannel(*f))) is_origin = true;
+      if (SameChat(m, *f)) is_origin = true;
     }
     if (is_origin) continue;
     v1::ChannelRef channel = MemberChannel(m);
@@ -63,7 +67,7 @@ void AddReceivers(const v1::Link& link,
             : ChannelKey(channel, /*with_thread=*/true);
     if (!seen.insert(key).second) continue;
     targets.push_back(
-        LinkTarget{link.name(), m, std::move(channel), std::move(key)});
+        LinkTarget{link.name(), &m, std::move(channel), std::move(key)});
   }
 }
 
@@ -189,7 +193,10 @@ LinkTable::LinkTable(std::vector<v1::Link> links) : links_(std::move(links)) {
     if (indexes.empty() || indexes.back() != i) indexes.push_back(i);
   };
   for (size_t i = 0; i < links_.size(); ++i) {
+    auto& members = members_by_link_[links_[i].name()];
     for (const v1::LinkMember& m : links_[i].members()) {
+      // The first of a link name and key wins, as in a scan of the links.
+      members.emplace(ChannelKey(MemberChannel(m), /*with_thread=*/true), &m);
       add(links_by_chat_[ChannelKey(MemberChannel(m), /*with_thread=*/false)],
           i);
       add(links_by_account_[absl::StrCat(m.platform(), "/", m.account())], i);
@@ -257,13 +264,10 @@ std::vector<RootedTargets> LinkTable::TargetsOnceRooted(
 
 const v1::LinkMember* LinkTable::FindMember(
     absl::string_view link, absl::string_view target_key) const {
-  for (const v1::Link& l : links_) {
-    if (l.name() != link) continue;
-    for (const v1::LinkMember& m : l.members()) {
-      if (ChannelKey(MemberChannel(m), true) == target_key) return &m;
-    }
-  }
-  return nullptr;
+  auto l = members_by_link_.find(link);
+  if (l == members_by_link_.end()) return nullptr;
+  auto m = l->second.find(target_key);
+  return m == l->second.end() ? nullptr : m->second;
 }
 
 std::vector<v1::ChannelRef> LinkTable::ChannelsOf(

@@ -19,8 +19,9 @@ namespace imbridge::bridge {
 struct LinkTarget {
   // The link that carries the event there.
   std::string link;
-  // The receiving member (its channel, direction and options).
-  v1::LinkMember member;
+  // The receiving member (its channel, direction and options), in the
+  // LinkTable that returned it, which must outlive this.
+  const v1::LinkMember* member = nullptr;
   // The member's channel, as a ChannelRef.
   v1::ChannelRef channel;
   // ChannelKey(channel, /*with_thread=*/true): the outbox queue it goes to;
@@ -99,6 +100,9 @@ class LinkTable {
 
  private:
   explicit LinkTable(std::vector<v1::Link> links);
+  // Not copyable: the indexes point into links_.
+  LinkTable(const LinkTable&) = delete;
+  LinkTable& operator=(const LinkTable&) = delete;
 
   // Indexes of the links that may contain `origin`, ascending: those with a
   // member in its chat, or for an origin without chat_id (presence) those
@@ -106,6 +110,11 @@ class LinkTable {
   const std::vector<size_t>& CandidateLinks(const v1::ChannelRef& origin) const;
 
   std::vector<v1::Link> links_;
+  // The index for FindMember: link name -> ChannelKey with thread -> the
+  // member in links_ (which never changes after the constructor).
+  absl::flat_hash_map<std::string,
+                      absl::flat_hash_map<std::string, const v1::LinkMember*>>
+      members_by_link_;
   // The index for CandidateLinks, keyed by "platform/account/chat_id" and by
   // "platform/account".
   absl::flat_hash_map<std::string, std::vector<size_t>> links_by_chat_;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -30,7 +31,11 @@ void MoveEntries(google::protobuf::RepeatedPtrField<T>* from,
                  google::protobuf::RepeatedPtrField<T>* to) {
   const int n = from->size();
   if (n == 0) return;
-  std::vector<T*> entries(static_cast<size_t>(n));
+  if (to->empty()) {
+    to->Swap(from);
+    return;
+  }
+  absl::InlinedVector<T*, 16> entries(static_cast<size_t>(n));
   from->ExtractSubrange(0, n, entries.data());
   to->Reserve(to->size() + n);
   for (T* entry : entries) to->AddAllocated(entry);

@@ -112,6 +112,37 @@ TEST(LinkTableTest, OneChannelInTwoLinks) {
               ElementsAre("l2:p/a/X", "l2:p/a/A"));
 }
 
+// The dispatcher finds a delivery's member (for its options) by link name
+// and target queue key; a channel in two links is that link's member, and
+// the member a target came from is the table's own.
+TEST(LinkTableTest, FindMemberByLinkAndTargetKey) {
+  auto t = Table(R"(links:
+- name: l1
+  members:
+  - {platform: p, account: a, chat_id: A}
+  - {platform: p, account: a, chat_id: X, options: {sender_format: "one"}}
+- name: l2
+  members:
+  - {platform: p, account: a, chat_id: X, options: {sender_format: "two"}}
+  - {platform: q, account: b, chat_id: T, thread_id: "7"}
+)");
+  const v1::LinkMember* x1 = t->FindMember("l1", "p/a/X");
+  const v1::LinkMember* x2 = t->FindMember("l2", "p/a/X");
+  ASSERT_NE(x1, nullptr);
+  ASSERT_NE(x2, nullptr);
+  EXPECT_EQ(x1->options().sender_format(), "one");
+  EXPECT_EQ(x2->options().sender_format(), "two");
+  ASSERT_NE(t->FindMember("l2", "q/b/T#7"), nullptr);
+  EXPECT_EQ(t->FindMember("l2", "q/b/T#7")->thread_id(), "7");
+  EXPECT_EQ(t->FindMember("l2", "q/b/T"), nullptr);  // the thread's member
+  EXPECT_EQ(t->FindMember("l1", "q/b/T#7"), nullptr);
+  EXPECT_EQ(t->FindMember("l3", "p/a/X"), nullptr);
+  std::vector<LinkTarget> targets =
+      t->TargetsFor(Chan("q", "b", "T", "7"), v1::Event::kPosted);
+  ASSERT_EQ(targets.size(), 1u);
+  EXPECT_EQ(targets[0].member, x2);
+}
+
 TEST(LinkTableTest, ThreadMembersAndPresenceWithoutChat) {
   auto t = Table(R"(links:
 - name: topic
