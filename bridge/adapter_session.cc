@@ -87,8 +87,9 @@ void AdapterSession::Detach(absl::string_view reason) {
   if (sink_ != nullptr) sink_->Detach(reason);
 }
 
-void AdapterSession::Send(std::vector<v1::Delivery> deliveries,
-                          std::vector<SentDelivery> sent) {
+void AdapterSession::Send(
+    google::protobuf::RepeatedPtrField<v1::Delivery> deliveries,
+    std::vector<SentDelivery> sent) {
   absl::MutexLock lock(&mu_);
   if (sink_ == nullptr) return;
   for (SentDelivery& s : sent) {
@@ -96,7 +97,7 @@ void AdapterSession::Send(std::vector<v1::Delivery> deliveries,
     sent_[id] = std::move(s);
   }
   v1::RouterFrame frame;
-  for (v1::Delivery& d : deliveries) *frame.add_deliveries() = std::move(d);
+  frame.mutable_deliveries()->Swap(&deliveries);
   sink_->Send(std::move(frame));
 }
 

@@ -57,8 +57,9 @@ class AdapterSession {
   void SetSink(FrameSink* sink);
   void Close();
 
-  // Remembers what was sent and writes it to the stream.
-  void Send(std::vector<v1::Delivery> deliveries,
+  // Remembers what was sent and writes it to the stream (one frame; the
+  // deliveries are moved into it, not copied).
+  void Send(google::protobuf::RepeatedPtrField<v1::Delivery> deliveries,
             std::vector<SentDelivery> sent);
 
   // Counts a publish's outcome in imbridge_router_events_total.

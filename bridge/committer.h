@@ -281,8 +281,9 @@ class Committer {
   // A publish whose event is in the batch: its ack depends on whether the
   // store found the event key new.
   struct AcceptedPublish {
-    PublishDone done;
-    // The op, whose payload and deliveries are in the batch.
+    // The op, whose payload and deliveries are in the batch; its `done` is
+    // moved into the ack once the batch is applied (not before: a batch
+    // applied again one op at a time needs it).
     PublishOp* op = nullptr;
     // Index in CommitBatch::events of the event, and of a chat command's
     // answer (or -1).
@@ -409,13 +410,16 @@ class Committer {
   CommitListener* const listener_;
   const Options options_;
   const ChatCommands* commands_ = nullptr;
+  // A message-map row's chat (ChannelKey without thread) and native id, as
+  // views into the ops of the batch being built: the ops outlive the maps
+  // below (EndBatch clears them before the batch's ops are dropped).
+  using MessageKey = std::pair<absl::string_view, absl::string_view>;
   // Committer thread: the message-map rows of the batch being built
-  // ("chat\nnative id" -> is a copy), seen by echo and edit checks before
-  // they are committed.
-  absl::flat_hash_map<std::string, bool> batch_messages_;
+  // (-> is a copy), seen by echo and edit checks before they are committed.
+  absl::flat_hash_map<MessageKey, bool> batch_messages_;
   // Committer thread: the committed rows Prefetch found for the batch being
-  // built (same keys; nullopt: not in the map).
-  absl::flat_hash_map<std::string, std::optional<bool>> committed_messages_;
+  // built (nullopt: not in the map).
+  absl::flat_hash_map<MessageKey, std::optional<bool>> committed_messages_;
   // Committer thread: when each (chat, user) was last written as a
   // participant, and under which name.
   absl::flat_hash_map<std::string, std::pair<absl::Time, std::string>>

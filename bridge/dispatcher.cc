@@ -408,8 +408,15 @@ void Dispatcher::Pump(TargetQueue& q, absl::Time now) {
     return;
   }
   uint32_t& in_flight = session_in_flight_[session->id()];
-  std::vector<v1::Delivery> batch;
+  google::protobuf::RepeatedPtrField<v1::Delivery> batch;
   std::vector<SentDelivery> sent;
+  if (in_flight < session->window()) {
+    const size_t queued =
+        q.more_in_store ? std::max<size_t>(q.pending.size(),
+                                           options_.memory_queue_per_target)
+                        : q.pending.size();
+    sent.reserve(std::min<size_t>(session->window() - in_flight, queued));
+  }
   while (in_flight < session->window()) {
     if (q.pending.empty()) {
       if (!q.more_in_store) break;
@@ -423,8 +430,9 @@ void Dispatcher::Pump(TargetQueue& q, absl::Time now) {
       break;
     }
     if (NeedsBarrier(*r.event) && !q.in_flight.empty()) break;
-    v1::Delivery delivery;
-    if (!Resolve(q, r, *session, &delivery)) {
+    v1::Delivery* delivery = batch.Add();
+    if (!Resolve(q, r, *session, delivery)) {
+      batch.RemoveLast();
       q.pending.pop_front();
       continue;
     }
@@ -439,7 +447,6 @@ void Dispatcher::Pump(TargetQueue& q, absl::Time now) {
     s.link = r.link;
     s.event_key = r.event->key();
     sent.push_back(std::move(s));
-    batch.push_back(std::move(delivery));
     int64_t id = r.id;
     q.in_flight.emplace(id, InFlight{std::move(r), session->id()});
     q.pending.pop_front();

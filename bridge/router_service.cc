@@ -23,6 +23,19 @@ namespace {
 
 constexpr size_t kBlobChunkBytes = 256 * 1024;
 
+// Moves the entries of `from` to the end of `to` without copying them (both
+// on the heap).
+template <typename T>
+void MoveEntries(google::protobuf::RepeatedPtrField<T>* from,
+                 google::protobuf::RepeatedPtrField<T>* to) {
+  const int n = from->size();
+  if (n == 0) return;
+  std::vector<T*> entries(static_cast<size_t>(n));
+  from->ExtractSubrange(0, n, entries.data());
+  to->Reserve(to->size() + n);
+  for (T* entry : entries) to->AddAllocated(entry);
+}
+
 // A reactor for a call refused before it started.
 template <typename Base>
 class RefusedReactor : public Base {
@@ -32,6 +45,23 @@ class RefusedReactor : public Base {
 };
 
 }  // namespace
+
+void AppendFrame(v1::RouterFrame* from, v1::RouterFrame* to) {
+  if (from->has_welcome()) {
+    if (to->has_welcome()) {
+      to->mutable_welcome()->MergeFrom(from->welcome());
+    } else {
+      to->mutable_welcome()->Swap(from->mutable_welcome());
+    }
+  }
+  MoveEntries(from->mutable_publish_acks(), to->mutable_publish_acks());
+  MoveEntries(from->mutable_deliveries(), to->mutable_deliveries());
+  MoveEntries(from->mutable_webhook_revocations(),
+              to->mutable_webhook_revocations());
+  MoveEntries(from->mutable_link_replies(), to->mutable_link_replies());
+  MoveEntries(from->mutable_chat_commands(), to->mutable_chat_commands());
+  from->Clear();
+}
 
 // One adapter's Attach stream.
 class AttachReactor
@@ -129,7 +159,7 @@ class AttachReactor
       absl::MutexLock lock(&mu_);
       if (finish_requested_) return;
       if (has_pending_) {
-        pending_.MergeFrom(frame);
+        AppendFrame(&frame, &pending_);
       } else {
         pending_.Swap(&frame);
         has_pending_ = true;

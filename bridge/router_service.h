@@ -118,6 +118,12 @@ std::string BearerToken(const grpc::CallbackServerContext* context);
 // equal lengths); an empty expected token never matches.
 bool TokenEquals(absl::string_view expected, absl::string_view given);
 
+// Appends `from`'s entries (acks, deliveries, ...) to `to`, in order, as
+// `to->MergeFrom(*from)` would, but moves them instead of copying them;
+// `from` is left empty. Both must be on the heap (no arena). The Attach
+// reactor merges the frames queued during a write with it.
+void AppendFrame(v1::RouterFrame* from, v1::RouterFrame* to);
+
 // absl::Status -> grpc::Status, keeping the code and message.
 grpc::Status ToGrpcStatus(const absl::Status& status);
 

@@ -17,8 +17,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <cstring>
 #include <memory>
 #include <string>
 
@@ -66,8 +69,19 @@ std::string Exchange(const std::string& bytes) {
   addr.sin_family = AF_INET;
   addr.sin_port = htons(Server()->port());
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  Check(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0,
-        "connect to the server");
+  // A machine out of local ports (every fuzz input is a connection; other
+  // programs' connections count too) is waited out; any other failure to
+  // connect, the server refusing or never accepting, is a finding.
+  const absl::Time connect_deadline = absl::Now() + absl::Seconds(30);
+  while (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    const int error = errno;
+    if ((error != EADDRNOTAVAIL && error != EAGAIN) ||
+        absl::Now() > connect_deadline) {
+      std::fprintf(stderr, "connect: %s\n", std::strerror(error));
+      Check(false, "connect to the server");
+    }
+    absl::SleepFor(absl::Milliseconds(10));
+  }
   size_t sent = 0;
   std::string answer;
   char buffer[4096];
@@ -99,6 +113,10 @@ std::string Exchange(const std::string& bytes) {
       }
     }
   }
+  // The server has closed: a reset instead of a FIN leaves no TIME_WAIT
+  // behind on either side, so a long run does not use up the local ports.
+  linger no_wait{1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &no_wait, sizeof(no_wait));
   close(fd);
   return answer;
 }

@@ -35,8 +35,6 @@ absl::Status ValidateBitrix24Config(absl::string_view source,
                                     const v1::Bitrix24AdapterConfig& config,
                                     bool registering = false);
 
-AdapterIdentity Bitrix24Identity();
-
 // The binary: imbridge-adapter-bitrix24, platform "bitrix24", port 7715,
 // the Bitrix24Connector, and the `--register` command (RegisterBots) for
 // RunAdapter.

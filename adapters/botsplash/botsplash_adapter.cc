@@ -14,6 +14,7 @@
 #include "adapters/common/account_names.h"
 #include "adapters/common/attachment_kind.h"
 #include "adapters/common/delivery_handler.h"
+#include "adapters/common/inbound_answer.h"
 #include "common/config_loader.h"
 #include "common/file_size.h"
 #include "common/http/hmac.h"
@@ -100,21 +101,21 @@ std::string NameOfUrl(absl::string_view url) {
 
 }  // namespace
 
-AdapterIdentity BotsplashIdentity() {
-  AdapterIdentity id;
-  id.platform = kPlatform;
-  id.default_port = kDefaultPort;
-  return id;
+AdapterProgram<v1::BotsplashAdapterConfig> BotsplashProgram() {
+  AdapterProgram<v1::BotsplashAdapterConfig> program;
+  program.binary = "imbridge-adapter-botsplash";
+  program.identity.platform = kPlatform;
+  program.identity.default_port = kDefaultPort;
+  program.validate = ValidateBotsplashConfig;
+  program.connect =
+      ConnectAfterInit<BotsplashConnector, v1::BotsplashAdapterConfig>;
+  return program;
 }
 
 absl::Status ValidateBotsplashConfig(absl::string_view source,
                                      const v1::BotsplashAdapterConfig& config) {
-  absl::Status status = ValidateAdapterBasics(
-      source, config.router(), config.http(), config.log_level());
+  absl::Status status = ValidateAdapterConfigBasics(source, config);
   if (!status.ok()) return status;
-  if (config.accounts().empty()) {
-    return ConfigError(source, "accounts", "at least one account is required");
-  }
   absl::flat_hash_set<std::string> names, paths;
   for (int i = 0; i < config.accounts_size(); ++i) {
     const v1::BotsplashAccount& a = config.accounts(i);
@@ -710,18 +711,10 @@ void BotsplashConnector::HandleReply(Account* account, HttpRequest request,
     return;
   }
   BotsplashReply raw{account->config.name(), *std::move(reply)};
+  // 200 only once the router stored the reply.
   absl::Status submitted = pipeline_->Submit<BotsplashReply>(
-      this, std::move(raw), [responder](const InboundResult& result) {
-        // 200 only once the router stored the reply.
-        responder->Respond(
-            result.HttpStatus(), "application/json",
-            result.ok() ? "{}" : JsonErrorBody("not_stored", result.detail));
-      });
-  if (!submitted.ok()) {
-    responder->Respond(absl::IsInvalidArgument(submitted) ? 400 : 503,
-                       "application/json",
-                       JsonErrorBody("not_stored", submitted.message()));
-  }
+      this, std::move(raw), AnswerInboundWhenDone(responder));
+  if (!submitted.ok()) AnswerRefusedInbound(*responder, submitted);
 }
 
 absl::StatusOr<InboundRoute> BotsplashConnector::Route(

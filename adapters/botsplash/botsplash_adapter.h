@@ -36,7 +36,9 @@ struct BotsplashReply {
 absl::Status ValidateBotsplashConfig(absl::string_view source,
                                      const v1::BotsplashAdapterConfig& config);
 
-AdapterIdentity BotsplashIdentity();
+// The binary: imbridge-adapter-botsplash, platform "botsplash", its default
+// port, built as a BotsplashConnector (for RunAdapter).
+AdapterProgram<v1::BotsplashAdapterConfig> BotsplashProgram();
 
 // The Open API client options of `account` (base URL with the app, the
 // credentials, pacing).

@@ -93,12 +93,8 @@ void CountUnknown(absl::string_view account) {
 
 absl::Status ValidateChatlioConfig(absl::string_view source,
                                    const v1::ChatlioAdapterConfig& config) {
-  absl::Status s = ValidateAdapterBasics(source, config.router(), config.http(),
-                                         config.log_level());
+  absl::Status s = ValidateAdapterConfigBasics(source, config);
   if (!s.ok()) return s;
-  if (config.accounts().empty()) {
-    return ConfigError(source, "accounts", "at least one account is required");
-  }
   absl::flat_hash_set<std::string> names;
   for (int i = 0; i < config.accounts_size(); ++i) {
     const v1::ChatlioAccount& a = config.accounts(i);

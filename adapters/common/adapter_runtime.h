@@ -260,6 +260,18 @@ struct AdapterProgram {
   std::vector<Command> commands;
 };
 
+// An AdapterProgram::connect for a connector built as
+// `ConnectorType(config, runtime, journal)` whose `absl::Status Init()` must
+// succeed before it serves: the connector, or Init()'s error.
+template <typename ConnectorType, typename Config>
+absl::StatusOr<std::unique_ptr<Connector>> ConnectAfterInit(
+    const Config& config, AdapterRuntime* runtime, DeliveryJournal* journal) {
+  auto connector = std::make_unique<ConnectorType>(config, runtime, journal);
+  absl::Status status = connector->Init();
+  if (!status.ok()) return status;
+  return std::unique_ptr<Connector>(std::move(connector));
+}
+
 // Whether an adapter's config message has a state_dir (RunAdapter opens
 // the delivery journal there).
 template <typename Config, typename = void>
@@ -352,6 +364,21 @@ absl::Status ValidateAdapterBasics(absl::string_view source,
                                    const v1::RouterConnection& router,
                                    const v1::HttpServerOptions& http,
                                    absl::string_view log_level);
+
+// What every adapter's config check starts with: ValidateAdapterBasics() of
+// the config's router, http and log_level, then at least one of `accounts`.
+// `AdapterConfig` is an adapter's config message (v1::SlackAdapterConfig...).
+template <typename AdapterConfig>
+absl::Status ValidateAdapterConfigBasics(absl::string_view source,
+                                         const AdapterConfig& config) {
+  absl::Status status = ValidateAdapterBasics(
+      source, config.router(), config.http(), config.log_level());
+  if (!status.ok()) return status;
+  if (config.accounts().empty()) {
+    return ConfigError(source, "accounts", "at least one account is required");
+  }
+  return absl::OkStatus();
+}
 
 // Makes `status` a router-ready retryable or permanent failure from an HTTP
 // answer of a messenger: 429 and 5xx (and transport errors, status 0) are

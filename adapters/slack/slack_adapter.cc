@@ -122,12 +122,8 @@ AdapterProgram<v1::SlackAdapterConfig> SlackProgram() {
 
 absl::Status ValidateSlackConfig(absl::string_view source,
                                  const v1::SlackAdapterConfig& config) {
-  absl::Status s = ValidateAdapterBasics(source, config.router(), config.http(),
-                                         config.log_level());
+  absl::Status s = ValidateAdapterConfigBasics(source, config);
   if (!s.ok()) return s;
-  if (config.accounts().empty()) {
-    return ConfigError(source, "accounts", "at least one account is required");
-  }
   absl::flat_hash_map<std::string, int> names;
   for (int i = 0; i < config.accounts_size(); ++i) {
     const v1::SlackAccount& a = config.accounts(i);

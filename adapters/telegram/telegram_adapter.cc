@@ -84,12 +84,8 @@ bool IsHttpUrl(absl::string_view url) {
 
 absl::Status ValidateTelegramConfig(absl::string_view source,
                                     const v1::TelegramAdapterConfig& config) {
-  absl::Status status = ValidateAdapterBasics(
-      source, config.router(), config.http(), config.log_level());
+  absl::Status status = ValidateAdapterConfigBasics(source, config);
   if (!status.ok()) return status;
-  if (config.accounts().empty()) {
-    return ConfigError(source, "accounts", "at least one account is required");
-  }
   absl::flat_hash_map<std::string, int> names, paths;
   for (int i = 0; i < config.accounts_size(); ++i) {
     const v1::TelegramAccount& a = config.accounts(i);

@@ -7,11 +7,92 @@
 #include <vector>
 
 #include "bridge/router_config.h"
+#include "bridge/router_service.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
 
 namespace imbridge::bridge {
 namespace {
+
+// Sets the scalar fields of `m` (not its sub-messages) to values made from
+// `n`, so that entries of a frame are told apart.
+void FillScalars(google::protobuf::Message* m, int n) {
+  using google::protobuf::FieldDescriptor;
+  const google::protobuf::Reflection* r = m->GetReflection();
+  const google::protobuf::Descriptor* d = m->GetDescriptor();
+  for (int i = 0; i < d->field_count(); ++i) {
+    const FieldDescriptor* f = d->field(i);
+    if (f->is_repeated() || f->containing_oneof() != nullptr) continue;
+    switch (f->cpp_type()) {
+      case FieldDescriptor::CPPTYPE_STRING:
+        r->SetString(m, f, "s" + std::to_string(n + i));
+        break;
+      case FieldDescriptor::CPPTYPE_UINT64:
+        r->SetUInt64(m, f, static_cast<uint64_t>(n + i));
+        break;
+      case FieldDescriptor::CPPTYPE_UINT32:
+        r->SetUInt32(m, f, static_cast<uint32_t>(n + i));
+        break;
+      case FieldDescriptor::CPPTYPE_INT32:
+        r->SetInt32(m, f, n + i);
+        break;
+      case FieldDescriptor::CPPTYPE_INT64:
+        r->SetInt64(m, f, n + i);
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+// A frame with every field of RouterFrame set, and two entries in each
+// repeated one, numbered from `n`. Set through reflection: a field added to
+// RouterFrame later is in it too.
+v1::RouterFrame FullFrame(int n) {
+  v1::RouterFrame frame;
+  const google::protobuf::Reflection* r = frame.GetReflection();
+  const google::protobuf::Descriptor* d = frame.GetDescriptor();
+  for (int i = 0; i < d->field_count(); ++i) {
+    const google::protobuf::FieldDescriptor* f = d->field(i);
+    if (f->is_repeated()) {
+      FillScalars(r->AddMessage(&frame, f), n + 10 * i);
+      FillScalars(r->AddMessage(&frame, f), n + 10 * i + 1);
+    } else {
+      FillScalars(r->MutableMessage(&frame, f), n + 10 * i);
+    }
+  }
+  return frame;
+}
+
+// The Attach reactor merges the frames queued during a write with
+// AppendFrame: every entry of every field arrives, in order, and the
+// entries are moved, not copied.
+TEST(AppendFrameTest, MovesEveryEntryAsMergeFromWouldCopyIt) {
+  for (bool to_has_entries : {false, true}) {
+    SCOPED_TRACE(to_has_entries);
+    v1::RouterFrame to;
+    if (to_has_entries) {
+      to = FullFrame(1000);
+      to.clear_welcome();  // only a stream's first frame has one
+    }
+    v1::RouterFrame from = FullFrame(1);
+    v1::RouterFrame expected = to;
+    expected.MergeFrom(from);
+    const v1::Delivery* first_delivery = &from.deliveries(0);
+    const v1::PublishAck* last_ack = &from.publish_acks(1);
+
+    AppendFrame(&from, &to);
+
+    EXPECT_TRUE(
+        google::protobuf::util::MessageDifferencer::Equals(to, expected))
+        << "got " << to.DebugString() << "\nwant " << expected.DebugString();
+    EXPECT_EQ(from.ByteSizeLong(), 0u);
+    const int delivered_before = to_has_entries ? 2 : 0;
+    EXPECT_EQ(&to.deliveries(delivered_before), first_delivery);
+    EXPECT_EQ(&to.publish_acks(delivered_before + 1), last_ack);
+  }
+}
 
 // The router's `http:` block has the adapters' limits and rules
 // (common/http/http_server_config.h): a bad one stops it, naming the field.

@@ -20,6 +20,10 @@
 //   5. (--backlog=N) one destination detached with N events queued for it
 //      while the others' latency is measured.
 // --mixed makes the throughput phases a stream of posts, replies and edits.
+// A phase in which nothing is delivered for `--stall_seconds` while
+// deliveries are missing stops the bench (exit 3): it prints each target
+// queue's deliveries against what was published for it and keeps the
+// router's data directory.
 
 #include <signal.h>
 #include <sys/wait.h>
@@ -37,6 +41,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -72,6 +77,9 @@ struct Flags {
   // Backlog case: deliveries queued for a detached destination while the
   // other destinations' latency is measured (0: skipped).
   int64_t backlog = 0;
+  // Seconds without a delivery, while some are missing, after which a phase
+  // is declared stalled.
+  int stall_seconds = 60;
 };
 
 int64_t NowNanos() { return absl::GetCurrentTimeNanos(); }
@@ -95,12 +103,15 @@ class Sink : public imbridge::adapters::DeliveryHandler {
       (void)absl::SimpleAtoi(absl::string_view(id).substr(dash + 1), &sent);
     }
     int64_t now = NowNanos();
+    {
+      absl::MutexLock lock(&mu_);
+      ++per_chat_[d.target().chat_id()];
+      if (recording_.load(std::memory_order_relaxed) && sent > 0) {
+        latencies_us_.push_back((now - sent) / 1000);
+      }
+    }
     delivered_.fetch_add(1, std::memory_order_relaxed);
     last_delivery_ns_.store(now, std::memory_order_relaxed);
-    if (recording_.load(std::memory_order_relaxed) && sent > 0) {
-      absl::MutexLock lock(&mu_);
-      latencies_us_.push_back((now - sent) / 1000);
-    }
     return std::vector<std::string>{absl::StrCat("c", d.id())};
   }
 
@@ -108,8 +119,16 @@ class Sink : public imbridge::adapters::DeliveryHandler {
   std::atomic<int64_t> answers_{0};
   std::atomic<int64_t> last_delivery_ns_{0};
   std::atomic<bool> recording_{false};
+  // Relayed events delivered so far, per destination chat (target queue).
+  int64_t DeliveredTo(const std::string& chat_id) {
+    absl::MutexLock lock(&mu_);
+    auto it = per_chat_.find(chat_id);
+    return it == per_chat_.end() ? 0 : it->second;
+  }
+
   absl::Mutex mu_;
   std::vector<int64_t> latencies_us_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, int64_t> per_chat_ ABSL_GUARDED_BY(mu_);
 };
 
 std::string RouterBinary(const Flags& f, const char* argv0) {
@@ -235,7 +254,11 @@ v1::Event MakeMixedEvent(int pair, int channel, int64_t first, int64_t i,
 // that publishes and a destination whose Sink answers every delivery.
 class Rig {
  public:
-  Rig(const std::string& address, const Flags& f) {
+  Rig(const std::string& address, const Flags& f)
+      : fanout_(f.fanout),
+        channels_(f.channels),
+        stall_(absl::Seconds(f.stall_seconds)),
+        published_(static_cast<size_t>(f.pairs * f.channels), 0) {
     for (int p = 0; p < f.pairs; ++p) {
       RouterClient::Options o;
       o.address = address;
@@ -276,12 +299,78 @@ class Rig {
     for (auto& s : sinks_) n += s->delivered_.load();
     return n;
   }
-  bool WaitDelivered(int64_t target, absl::Duration timeout) const {
+  // Waits until `target` deliveries arrived in all; false after `timeout`,
+  // or when none arrived for --stall_seconds (then stalled() is true and
+  // each queue's count was printed).
+  bool WaitDelivered(int64_t target, absl::Duration timeout) {
     absl::Time deadline = absl::Now() + timeout;
+    Progress watch(stall_);
     while (delivered() < target && absl::Now() < deadline) {
       absl::SleepFor(absl::Milliseconds(2));
+      if (watch.Stuck(delivered())) {
+        Stalled("no delivery", target - delivered());
+        return false;
+      }
     }
     return delivered() >= target;
+  }
+  bool stalled() const { return stalled_; }
+
+  // Whether a count that should grow stopped growing for `limit`.
+  class Progress {
+   public:
+    explicit Progress(absl::Duration limit) : limit_(limit) {}
+    // Call with the count's current value; true once it has not changed
+    // for `limit`.
+    bool Stuck(int64_t count) {
+      const absl::Time now = absl::Now();
+      if (count != count_) {
+        count_ = count;
+        since_ = now;
+      }
+      return now - since_ >= limit_;
+    }
+
+   private:
+    const absl::Duration limit_;
+    int64_t count_ = -1;
+    absl::Time since_ = absl::Now();
+  };
+  absl::Duration stall_limit() const { return stall_; }
+
+  // Marks the run stalled (`what` did not progress) and prints each queue.
+  void Stalled(const char* what, int64_t missing) {
+    stalled_ = true;
+    std::printf("STALLED: %s for %.0f s, %lld deliveries missing\n", what,
+                absl::ToDoubleSeconds(stall_), static_cast<long long>(missing));
+    PrintQueues();
+  }
+
+  // Counts a relayed event published into chat `channel` of pair `pair`
+  // (one delivery expected in each chat linked to it).
+  void Published(int pair, int channel) {
+    ++published_[static_cast<size_t>(pair * channels_ + channel)];
+  }
+
+  // Prints every target queue's deliveries against the events published
+  // for it.
+  void PrintQueues() {
+    std::printf("deliveries per target queue (destination chat):\n");
+    for (size_t p = 0; p < sinks_.size(); ++p) {
+      for (int c = 0; c < channels_; ++c) {
+        const int64_t expected = published_[p * channels_ + c];
+        for (int k = 0; k < fanout_; ++k) {
+          const std::string chat =
+              absl::StrCat("c", c, k == 0 ? "" : absl::StrCat("-", k));
+          const int64_t got = sinks_[p]->DeliveredTo(chat);
+          std::printf("  dst%zu/%s: %lld of %lld%s\n", p, chat.c_str(),
+                      static_cast<long long>(got),
+                      static_cast<long long>(expected),
+                      got < expected ? "  (STOPPED)" : "");
+        }
+      }
+    }
+    std::fflush(stdout);
   }
 
   std::vector<std::unique_ptr<Sink>>& sinks() { return sinks_; }
@@ -291,6 +380,12 @@ class Rig {
   }
 
  private:
+  const int fanout_;
+  const int channels_;
+  const absl::Duration stall_;
+  bool stalled_ = false;
+  // Relayed events published per (pair, channel), by this thread only.
+  std::vector<int64_t> published_;
   std::vector<std::unique_ptr<Sink>> sinks_;
   std::vector<std::unique_ptr<RouterClient>> sources_, destinations_;
 };
@@ -301,12 +396,20 @@ class Rig {
 double Throughput(Rig& rig, const Flags& f, const char* label,
                   int64_t first = 0) {
   const int64_t per_round = static_cast<int64_t>(f.pairs) * f.channels;
-  std::atomic<int64_t> acked{0};
+  // Shared with the ack callbacks, which may outlive a stalled phase.
+  auto acked_count = std::make_shared<std::atomic<int64_t>>(0);
+  std::atomic<int64_t>& acked = *acked_count;
   int64_t published = 0;
   const int64_t base = rig.delivered();
   int64_t start = NowNanos();
+  Rig::Progress watch(rig.stall_limit());
   while (published < f.events) {
     if (published - acked.load(std::memory_order_relaxed) >= f.outstanding) {
+      if (watch.Stuck(acked.load() + rig.delivered())) {
+        rig.Stalled("no acknowledgement and no delivery",
+                    base + published * f.fanout - rig.delivered());
+        break;
+      }
       absl::SleepFor(absl::Microseconds(200));
       continue;
     }
@@ -316,16 +419,18 @@ double Throughput(Rig& rig, const Flags& f, const char* label,
     absl::Status s = rig.sources()[pair]->Publish(
         f.mixed ? MakeMixedEvent(pair, channel, first, published, per_round)
                 : MakeEvent(pair, channel, n),
-        [&acked](const v1::PublishAck&) {
-          acked.fetch_add(1, std::memory_order_relaxed);
+        [acked_count](const v1::PublishAck&) {
+          acked_count->fetch_add(1, std::memory_order_relaxed);
         });
     if (!s.ok()) {
       absl::SleepFor(absl::Microseconds(200));
       continue;
     }
+    rig.Published(pair, channel);
     ++published;
   }
   bool complete =
+      !rig.stalled() &&
       rig.WaitDelivered(base + f.events * f.fanout, absl::Minutes(10));
   int64_t last = 0;
   for (auto& s : rig.sinks())
@@ -343,7 +448,8 @@ double Throughput(Rig& rig, const Flags& f, const char* label,
                 static_cast<double>(deliveries) / seconds);
   }
   std::fflush(stdout);
-  // Acks still on their way reference `acked`.
+  if (rig.stalled()) return 0;
+  // The next phase starts once the acks still on their way arrived.
   absl::Time deadline = absl::Now() + absl::Minutes(1);
   while (acked.load() < published && absl::Now() < deadline) {
     absl::SleepFor(absl::Milliseconds(1));
@@ -376,8 +482,12 @@ double Latency(Rig& rig, const Flags& f, int first_pair, int64_t first,
     }
     int pair = first_pair + static_cast<int>(i % pairs);
     int channel = static_cast<int>((i / pairs) % f.channels);
-    (void)sources[pair]->Publish(MakeEvent(pair, channel, first + i),
-                                 [](const v1::PublishAck&) {});
+    if (sources[pair]
+            ->Publish(MakeEvent(pair, channel, first + i),
+                      [](const v1::PublishAck&) {})
+            .ok()) {
+      rig.Published(pair, channel);
+    }
   }
   rig.WaitDelivered(base + total * f.fanout, absl::Minutes(2));
   std::vector<int64_t> lat;
@@ -404,8 +514,19 @@ double Latency(Rig& rig, const Flags& f, int first_pair, int64_t first,
   return pct(0.99);
 }
 
-// Phase 0: the ceiling, through RelayStub on 127.0.0.1.
-double Ceiling(const Flags& f) {
+// Ends a run whose phase stalled (exit 3): the router is killed (kill -9,
+// so that its store stays as it was) and its data directory kept.
+[[noreturn]] void StopStalled(pid_t router, const std::string& dir) {
+  kill(router, SIGKILL);
+  waitpid(router, nullptr, 0);
+  std::printf("the router's data directory is kept in %s\n", dir.c_str());
+  std::fflush(stdout);
+  _exit(3);  // the adapters' threads are still running: no destructors
+}
+
+// Phase 0: the ceiling, through RelayStub on 127.0.0.1. Sets `*stalled` if
+// the phase stalled.
+double Ceiling(const Flags& f, bool* stalled) {
   imbridge::bench::RelayStub stub(f.fanout);
   int port = 0;
   grpc::ServerBuilder builder;
@@ -421,6 +542,7 @@ double Ceiling(const Flags& f) {
   {
     Rig rig(absl::StrCat("127.0.0.1:", port), f);
     rate = Throughput(rig, f, "ceiling (no store)");
+    *stalled = rig.stalled();
   }
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   return rate;
@@ -463,6 +585,8 @@ int main(int argc, char** argv) {
       ok = absl::SimpleAtob(v, &f.mixed);
     else if (const char* v = value("backlog"))
       ok = absl::SimpleAtoi(v, &f.backlog) && f.backlog >= 0;
+    else if (const char* v = value("stall_seconds"))
+      ok = absl::SimpleAtoi(v, &f.stall_seconds) && f.stall_seconds >= 1;
     else
       ok = false;
     if (!ok) {
@@ -471,7 +595,8 @@ int main(int argc, char** argv) {
           "usage: imbridge-bench [--router=PATH] [--pairs=N] [--channels=N] "
           "[--events=N] [--outstanding=N] [--rate=N] [--seconds=N] "
           "[--ceiling=true|false] [--status_check=true|false] "
-          "[--fanout=N] [--mixed=true|false] [--backlog=N]\n");
+          "[--fanout=N] [--mixed=true|false] [--backlog=N] "
+          "[--stall_seconds=N]\n");
       return a == "--help" ? 0 : 2;
     }
   }
@@ -487,12 +612,18 @@ int main(int argc, char** argv) {
       "%d linked chats each, durability full\n",
       router, f.pairs, f.pairs, f.channels);
   std::fflush(stdout);
-  double ceiling = f.ceiling ? Ceiling(f) : 0;
+  bool ceiling_stalled = false;
+  double ceiling = f.ceiling ? Ceiling(f, &ceiling_stalled) : 0;
+  if (ceiling_stalled) StopStalled(router, dir);
 
   // Phase 1: throughput.
   Rig rig(address, f);
+  auto stop_if_stalled = [&] {
+    if (rig.stalled()) StopStalled(router, dir);
+  };
   int64_t cpu_before = CpuMicros(router);
   double durable = Throughput(rig, f, "throughput");
+  stop_if_stalled();
   bool complete = durable > 0;
   // The router's CPU per relayed event holds better than events/s on a
   // machine shared with other work: it does not count the time the router
@@ -509,6 +640,7 @@ int main(int argc, char** argv) {
   // Phase 2: latency at a steady rate.
   int64_t total = static_cast<int64_t>(f.rate) * f.seconds;
   Latency(rig, f, 0, f.events, "latency");
+  stop_if_stalled();
 
   // Phase 3: memory.
   int64_t hwm = ReadStatusKb(router, "VmHWM");
@@ -528,6 +660,7 @@ int main(int argc, char** argv) {
     // of the comparison see a store of about the same size.
     double plain =
         Throughput(rig, f, "throughput again, the control", f.events + total);
+    stop_if_stalled();
     std::atomic<bool> stop{false};
     std::atomic<int64_t> commands{0};
     std::thread commander([&] {
@@ -554,6 +687,7 @@ int main(int argc, char** argv) {
                    2 * f.events + total);
     stop = true;
     commander.join();
+    stop_if_stalled();
     int64_t answers = 0;
     for (auto& s : sinks) answers += s->answers_.load();
     double ratio = plain > 0 ? with_status / plain : 0;
@@ -574,6 +708,7 @@ int main(int argc, char** argv) {
     int64_t next = (f.status_check ? 3 : 1) * f.events + total;
     double before =
         Latency(rig, f, 1, next, "backlog case: others' latency, no backlog");
+    stop_if_stalled();
     next += total;
     rig.destinations()[0]->Stop();
     std::atomic<int64_t> acked{0};
@@ -587,6 +722,7 @@ int main(int argc, char** argv) {
               ->Publish(MakeEvent(0, channel, next + i),
                         [&acked](const v1::PublishAck&) { acked.fetch_add(1); })
               .ok()) {
+        rig.Published(0, channel);
         ++i;
       } else {
         absl::SleepFor(absl::Microseconds(200));
@@ -600,6 +736,7 @@ int main(int argc, char** argv) {
     double with = Latency(rig, f, 1, next,
                           absl::StrCat("backlog case: others' latency, ",
                                        f.backlog, " queued for detached dst0"));
+    stop_if_stalled();
     double ratio = before > 0 ? with / before : 0;
     std::printf("backlog case: others' p99 %.2fx of no backlog%s\n", ratio,
                 ratio > 2 ? " (OVER 2x: FAILED)" : " (within 2x)");

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "adapters/common/markup/nesting_renderer.h"
+#include "common/utf8.h"
 
 namespace imbridge::adapters::markup {
 namespace {
@@ -336,7 +337,11 @@ std::vector<NestedSpan> Prepare(const v1::RichText& rt) {
   for (const Span& s : rt.spans()) {
     size_t begin = s.offset();
     size_t end = begin + s.length();
-    if (s.length() == 0 || end > text.size()) continue;
+    // RenderNested() takes spans on character boundaries only.
+    if (s.length() == 0 || end > text.size() || !IsUtf8Boundary(text, begin) ||
+        !IsUtf8Boundary(text, end)) {
+      continue;
+    }
     Span::Kind k = s.kind();
     if (IsStyle(k)) {
       size_t p = begin;

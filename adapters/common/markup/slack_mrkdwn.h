@@ -53,7 +53,8 @@ struct MrkdwnOptions {
 // mrkdwn form and render as plain text), links `<url|label>`, quotes "> "
 // line prefixes. Spans that overlap without nesting are split so that the
 // markers nest; style spans are trimmed of surrounding whitespace and split
-// at newlines, as Slack requires.
+// at newlines, as Slack requires. Spans out of range or off UTF-8
+// character boundaries are ignored.
 std::string RichTextToMrkdwn(const v1::RichText& text,
                              const MrkdwnOptions& options = {});
 

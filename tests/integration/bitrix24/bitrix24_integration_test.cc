@@ -2,6 +2,7 @@
 // adapter binary and the emulated Bitrix24 portal, with an in-test adapter of
 // another platform ("alpha") as the other side of each link.
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -11,6 +12,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/http/http_client.h"
 #include "emulators/bitrix24/fake_bitrix24.h"
@@ -720,6 +722,32 @@ TEST_F(Bitrix24IntegrationTest,
   EXPECT_THAT(metrics->body,
               HasSubstr("imbridge_bitrix24_ignored_events_total{type="
                         "\"ONIMBOTV2REACTIONCHANGE\"} 1"));
+  // Types are labels, but not without bound: 20 more made-up types and one
+  // that is no name leave at most 16 series and "other".
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_EQ(post({{"event", absl::StrCat("ONMADEUPEVENT", i)},
+                    {"data[message][id]", "6"},
+                    {"auth[application_token]", "app-token-123"}}),
+              200);
+  }
+  EXPECT_EQ(post({{"event", "not a {name}"},
+                  {"data[message][id]", "7"},
+                  {"auth[application_token]", "app-token-123"}}),
+            200);
+  metrics = http.Get(adapter_->base_url() + "/metrics");
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_THAT(metrics->body,
+              HasSubstr("imbridge_bitrix24_ignored_events_total{type="
+                        "\"other\"} 6"));
+  const std::vector<absl::string_view> lines =
+      absl::StrSplit(metrics->body, '\n');
+  EXPECT_EQ(std::count_if(lines.begin(), lines.end(),
+                          [](absl::string_view line) {
+                            return absl::StartsWith(
+                                line,
+                                "imbridge_bitrix24_ignored_events_total{");
+                          }),
+            17);
   EXPECT_THAT(adapter_->ReadLog(), ::testing::Not(HasSubstr("app-token-123")));
   // No Event.get in webhook mode.
   EXPECT_THAT(fake_.calls("imbot.v2.Event.get"), SizeIs(0));

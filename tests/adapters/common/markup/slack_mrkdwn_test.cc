@@ -234,6 +234,18 @@ TEST(RichTextToMrkdwn, UnderlineAndSpoilerArePlainAndBadSpansIgnored) {
   EXPECT_EQ(RichTextToMrkdwn(rt), "under secret");
 }
 
+// Found by fuzz_render: a link ending inside a four-byte character cut it
+// in two, and the message was not valid UTF-8.
+TEST(RichTextToMrkdwn, SpansOffCharacterBoundariesAreIgnored) {
+  const std::string grins = "\xF0\x9F\x98\x80\xF0\x9F\x98\x80";  // 😀😀
+  EXPECT_EQ(RichTextToMrkdwn(
+                Rich(grins, {At(Span::LINK, 0, 6, "https://example.com/")})),
+            grins);
+  EXPECT_EQ(RichTextToMrkdwn(Rich(grins, {At(Span::BOLD, 2, 6)})), grins);
+  EXPECT_EQ(RichTextToMrkdwn(Rich(grins, {At(Span::BOLD, 4, 4)})),
+            "\xF0\x9F\x98\x80*\xF0\x9F\x98\x80*");
+}
+
 TEST(RoundTrip, RenderedMrkdwnParsesBackToTheSameRichText) {
   const char* inputs[] = {
       "*bold _both_ more* plain ~s~",
