@@ -14,13 +14,14 @@
 # reused, see below).
 #
 # Build dir: $IMBRIDGE_FUZZ_BUILD_DIR, else build-asan/ when it is configured
-# with IMBRIDGE_FUZZ=ON, else build-fuzz/ (configured here: clang, -O1 with
-# assertions on, IMBRIDGE_FUZZ=ON, -fsanitize=address,undefined). Inputs the
-# fuzzer finds go to <build>/fuzz-corpus/<target>/ (the seeds in
-# fuzz/corpus/<name>/ are only read); a crashing input is written to
-# <build>/fuzz-artifacts/<target>/ and its path printed. Exit status: 0 when
-# no target crashed, 1 otherwise. Extra libFuzzer flags can be passed in
-# FUZZ_FLAGS (e.g. "-max_len=65536").
+# with IMBRIDGE_FUZZ=ON (-O0 there, scripts/sanitize.sh: fewer executions a
+# second, fine for CI's smoke run; long runs belong in build-fuzz/), else
+# build-fuzz/ (configured here: clang, -O1 with assertions on,
+# IMBRIDGE_FUZZ=ON, -fsanitize=address,undefined). Inputs the fuzzer finds go
+# to <build>/fuzz-corpus/<target>/ (the seeds in fuzz/corpus/<name>/ are
+# only read); a crashing input is written to <build>/fuzz-artifacts/<target>/
+# and its path printed. Exit status: 0 when no target crashed, 1 otherwise.
+# Extra libFuzzer flags can be passed in FUZZ_FLAGS (e.g. "-max_len=65536").
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # The ASan build of scripts/sanitize.sh, when it was configured with the fuzz
@@ -43,7 +44,7 @@ mode=run
 case "${1:-}" in
   --ci) mode=ci; shift ;;
   --list) targets; exit 0 ;;
-  -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+  -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
 esac
 which="${1:-all}"
 seconds="${2:-60}"

@@ -21,7 +21,7 @@ packages=(
   # The sanitizer builds (scripts/sanitize.sh) and fuzz targets: Debian's
   # clang and its ASan/UBSan/TSan/libFuzzer runtimes (only recommended by
   # clang-14, so named here).
-  clang libclang-rt-14-dev
+  clang libclang-rt-14-dev lld
 )
 if [ "${1:-}" = "--with-browser" ]; then
   # What the browser test needs is the commands; a machine may have Node.js
