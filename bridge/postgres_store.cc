@@ -347,12 +347,29 @@ class Connection {
       return absl::OkStatus();
     }
     conn_.reset();
-    const char* keywords[] = {"dbname", "password", "application_name",
+    // Defaults first: the connection string overrides them. A server that
+    // cannot be reached, or a network that went silent, fails a call in
+    // seconds (kUnavailable) instead of stalling the writer for the
+    // operating system's minutes.
+    const char* keywords[] = {"application_name",
+                              "connect_timeout",
+                              "keepalives_idle",
+                              "keepalives_interval",
+                              "keepalives_count",
+                              "tcp_user_timeout",
+                              "dbname",
+                              "password",
                               nullptr};
     const char* values[] = {
+        "imbridge-router",
+        "10",
+        "10",
+        "5",
+        "3",
+        "20000",
         options_->dsn.c_str(),
         options_->password.empty() ? nullptr : options_->password.c_str(),
-        "imbridge-router", nullptr};
+        nullptr};
     ConnPtr conn(PQconnectdbParams(keywords, values, /*expand_dbname=*/1));
     if (conn == nullptr) {
       return absl::ResourceExhaustedError("postgres: out of memory");
