@@ -1,6 +1,7 @@
 // imbridge-router: the message bus that adapters attach to.
 //
 //   imbridge-router --config FILE [--check-config]
+//   imbridge-router --config FILE --migrate-from-sqlite DATA_DIR
 
 #include <malloc.h>
 #include <signal.h>
@@ -10,6 +11,7 @@
 #include <fstream>
 #include <string>
 
+#include "bridge/postgres_store.h"
 #include "bridge/router.h"
 #include "bridge/router_config.h"
 #include "common/logging.h"
@@ -17,13 +19,42 @@
 namespace {
 
 int Usage() {
-  std::fprintf(stderr,
-               "usage: imbridge-router --config FILE [--check-config]\n"
-               "       imbridge-router --check-config FILE\n"
-               "  --config FILE     the router's YAML config (see "
-               "docs/configuration.md)\n"
-               "  --check-config    validate the config and exit\n");
+  std::fprintf(
+      stderr,
+      "usage: imbridge-router --config FILE [--check-config]\n"
+      "       imbridge-router --check-config FILE\n"
+      "  --config FILE     the router's YAML config (see "
+      "docs/configuration.md)\n"
+      "  --check-config    validate the config and exit\n"
+      "  --migrate-from-sqlite DATA_DIR\n"
+      "                    copy the SQLite store of DATA_DIR into the\n"
+      "                    config's store.postgres database (which\n"
+      "                    must be empty) and exit\n");
   return 2;
+}
+
+// --migrate-from-sqlite: copies `data_dir`'s SQLite store into the
+// config's PostgreSQL database.
+int MigrateFromSqlite(const imbridge::v1::RouterConfig& config,
+                      const std::string& data_dir) {
+  if (!config.store().has_postgres()) {
+    std::fprintf(stderr,
+                 "imbridge-router: --migrate-from-sqlite needs store.postgres "
+                 "in the config (the database to copy into)\n");
+    return 1;
+  }
+  auto copied = imbridge::bridge::MigrateSqliteToPostgres(
+      data_dir, imbridge::bridge::PostgresOptionsFromConfig(config.store()));
+  if (!copied.ok()) {
+    std::fprintf(stderr, "imbridge-router: %s\n",
+                 std::string(copied.status().message()).c_str());
+    return 1;
+  }
+  for (const auto& [table, rows] : *copied) {
+    std::printf("%s: %lld rows\n", table.c_str(), static_cast<long long>(rows));
+  }
+  std::printf("migrated %s to PostgreSQL\n", data_dir.c_str());
+  return 0;
 }
 
 }  // namespace
@@ -31,6 +62,7 @@ int Usage() {
 int main(int argc, char** argv) {
   std::string config_path;
   bool check_only = false;
+  std::string migrate_from;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--config" && i + 1 < argc) {
@@ -41,6 +73,8 @@ int main(int argc, char** argv) {
       check_only = true;
       // `--check-config FILE` names the file to check, as `--config` does.
       if (i + 1 < argc && argv[i + 1][0] != '-') config_path = argv[++i];
+    } else if (arg == "--migrate-from-sqlite" && i + 1 < argc) {
+      migrate_from = argv[++i];
     } else if (arg == "--help" || arg == "-h") {
       Usage();
       return 0;
@@ -63,6 +97,7 @@ int main(int argc, char** argv) {
     std::printf("%s: OK\n", config_path.c_str());
     return 0;
   }
+  if (!migrate_from.empty()) return MigrateFromSqlite(*config, migrate_from);
   imbridge::InitLogging("router", "",
                         *imbridge::ParseLogLevel(config->log_level()));
 

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "bridge/link_table.h"
+#include "bridge/postgres_store.h"
 #include "bridge/sqlite_store.h"
 #include "common/http/http_server_config.h"
 #include "common/logging.h"
@@ -33,8 +34,10 @@ absl::StatusOr<std::unique_ptr<Router>> Router::Start(v1::RouterConfig config) {
 
   IMB_ASSIGN_OR_RETURN(
       r->store_,
-      OpenSqliteStore(c.data_dir(), c.store().durability(),
-                      static_cast<int>(c.store().read_connections())));
+      c.store().has_postgres()
+          ? OpenPostgresStore(PostgresOptionsFromConfig(c.store()))
+          : OpenSqliteStore(c.data_dir(), c.store().durability(),
+                            static_cast<int>(c.store().read_connections())));
   IMB_ASSIGN_OR_RETURN(std::shared_ptr<const LinkTable> table,
                        LinkTable::Build(c.links(), "config"));
   r->links_ = std::make_unique<LinkRegistry>(std::move(table));

@@ -3,6 +3,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "bridge/link_table.h"
+#include "bridge/postgres_store.h"
 #include "bridge/sqlite_store.h"
 #include "common/config_loader.h"
 #include "common/http/http_server_config.h"
@@ -76,6 +77,21 @@ absl::Status ValidateRouterConfig(const std::string& source,
   if (store->read_connections() > kMaxReadConnections) {
     return ConfigError(source, "store.read_connections",
                        absl::StrCat("must be 1 to ", kMaxReadConnections));
+  }
+  if (store->has_postgres()) {
+    v1::PostgresStoreOptions* pg = store->mutable_postgres();
+    if (pg->dsn().empty()) {
+      return ConfigError(source, "store.postgres.dsn",
+                         "required (or dsn_file)");
+    }
+    if (absl::Status dsn = CheckPostgresDsn(pg->dsn()); !dsn.ok()) {
+      return ConfigError(source, "store.postgres.dsn", dsn.message());
+    }
+    if (pg->pool_size() == 0) pg->set_pool_size(kDefaultPostgresPoolSize);
+    if (pg->pool_size() > kMaxPostgresPoolSize) {
+      return ConfigError(source, "store.postgres.pool_size",
+                         absl::StrCat("must be 1 to ", kMaxPostgresPoolSize));
+    }
   }
 
   v1::DispatchOptions* d = config->mutable_dispatch();

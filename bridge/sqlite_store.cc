@@ -64,17 +64,16 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/random/random.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "bridge/store.h"
+#include "bridge/store_common.h"
 #include "common/status_macros.h"
 #include "imbridge/v1/config.pb.h"
 #include "imbridge/v1/events.pb.h"
@@ -189,18 +188,6 @@ CREATE INDEX dead_letters_by_id ON deliveries(id) WHERE state = 1;
 constexpr int kSchemaVersion =
     kMigrations[sizeof(kMigrations) / sizeof(kMigrations[0]) - 1].version;
 
-int64_t ToMillis(absl::Time t) {
-  if (t == absl::InfinitePast()) return std::numeric_limits<int64_t>::min();
-  if (t == absl::InfiniteFuture()) return std::numeric_limits<int64_t>::max();
-  return absl::ToUnixMillis(t);
-}
-
-absl::Time FromMillis(int64_t ms) {
-  if (ms == std::numeric_limits<int64_t>::min()) return absl::InfinitePast();
-  if (ms == std::numeric_limits<int64_t>::max()) return absl::InfiniteFuture();
-  return absl::FromUnixMillis(ms);
-}
-
 // Resource and I/O trouble (disk full, locked, I/O error) may pass and is
 // kUnavailable; everything else is kInternal.
 absl::StatusCode CodeFor(int rc) {
@@ -274,7 +261,7 @@ class Query {
   Query& Int(int64_t value) {
     return Check(sqlite3_bind_int64(stmt_, ++param_, value));
   }
-  Query& Time(absl::Time value) { return Int(ToMillis(value)); }
+  Query& Time(absl::Time value) { return Int(ToStoreMillis(value)); }
   Query& Text(absl::string_view value) {
     // A null pointer would bind SQL NULL; an empty view must bind "".
     return Check(sqlite3_bind_text64(stmt_, ++param_,
@@ -307,7 +294,7 @@ class Query {
   }
 
   int64_t ColumnInt(int i) const { return sqlite3_column_int64(stmt_, i); }
-  absl::Time ColumnTime(int i) const { return FromMillis(ColumnInt(i)); }
+  absl::Time ColumnTime(int i) const { return FromStoreMillis(ColumnInt(i)); }
   bool ColumnIsNull(int i) const {
     return sqlite3_column_type(stmt_, i) == SQLITE_NULL;
   }
@@ -393,12 +380,6 @@ absl::StatusOr<DbPtr> OpenConnection(const std::string& path, int flags) {
   return db;
 }
 
-std::string NewRouterId() {
-  absl::BitGen gen;
-  return absl::StrFormat("%016x%016x", absl::Uniform<uint64_t>(gen),
-                         absl::Uniform<uint64_t>(gen));
-}
-
 absl::Status NewerSchemaError(int64_t version) {
   return absl::FailedPreconditionError(
       absl::StrCat("made by a newer imbridge: schema version ", version,
@@ -432,7 +413,7 @@ absl::Status Migrate(sqlite3* db) {
         insert_id.Prepare(db,
                           "INSERT INTO meta(key, value) VALUES('router_id', ?) "
                           "ON CONFLICT(key) DO NOTHING"));
-    std::string router_id = NewRouterId();
+    std::string router_id = NewStoreRouterId();
     return Query(insert_id).Text(router_id).Run();
   }();
   if (!status.ok()) {
@@ -530,38 +511,8 @@ class SqliteStore : public Store {
     Statement list_records, list_participants;
   };
 
-  // The read connections. Thread-safe.
-  class ReaderPool {
-   public:
-    // A borrowed connection, given back when the lease is destroyed (after
-    // the Queries on it, which are declared later and so reset first).
-    class Lease {
-     public:
-      Lease(ReaderPool* pool, Reader* reader) : pool_(pool), reader_(reader) {}
-      Lease(const Lease&) = delete;
-      Lease& operator=(const Lease&) = delete;
-      ~Lease() { pool_->Release(reader_); }
-      Reader* operator->() const { return reader_; }
-
-     private:
-      ReaderPool* pool_;
-      Reader* reader_;
-    };
-
-    // Opens `size` read-only connections to `path` and prepares their
-    // statements. Called once, before any Acquire().
-    absl::Status Open(const std::string& path, int size);
-    // Borrows a free connection, waiting for one if all are in use.
-    Lease Acquire();
-
-   private:
-    void Release(Reader* reader);
-
-    // All connections; filled by Open(), then never changed.
-    std::vector<std::unique_ptr<Reader>> readers_;
-    absl::Mutex mu_;
-    std::vector<Reader*> free_ ABSL_GUARDED_BY(mu_);
-  };
+  // The read connections.
+  using ReaderPool = ConnectionPool<Reader>;
 
   SqliteStore() = default;
 
@@ -712,34 +663,14 @@ absl::Status SqliteStore::Init(const std::string& path,
                                      : "PRAGMA synchronous = FULL"));
   checkpointer_ = std::thread([this] { RunCheckpoints(); });
 
-  return readers_.Open(path, read_connections);
-}
-
-absl::Status SqliteStore::ReaderPool::Open(const std::string& path, int size) {
-  absl::MutexLock lock(&mu_);
-  for (int i = 0; i < size; ++i) {
+  for (int i = 0; i < read_connections; ++i) {
     auto reader = std::make_unique<Reader>();
     IMB_ASSIGN_OR_RETURN(reader->db,
                          OpenConnection(path, SQLITE_OPEN_READONLY));
     IMB_RETURN_IF_ERROR(PrepareReader(*reader));
-    free_.push_back(reader.get());
-    readers_.push_back(std::move(reader));
+    readers_.Add(std::move(reader));
   }
   return absl::OkStatus();
-}
-
-SqliteStore::ReaderPool::Lease SqliteStore::ReaderPool::Acquire() {
-  absl::MutexLock lock(&mu_);
-  mu_.Await(absl::Condition(
-      +[](std::vector<Reader*>* free) { return !free->empty(); }, &free_));
-  Reader* reader = free_.back();
-  free_.pop_back();
-  return Lease(this, reader);
-}
-
-void SqliteStore::ReaderPool::Release(Reader* reader) {
-  absl::MutexLock lock(&mu_);
-  free_.push_back(reader);
 }
 
 SqliteStore::~SqliteStore() {
@@ -1209,32 +1140,16 @@ absl::StatusOr<DeliveryRecord> SqliteStore::ReadDelivery(const Query& query) {
   record.id = query.ColumnInt(0);
   record.event_id = query.ColumnInt(1);
   record.target_key = query.ColumnText(2);
-  absl::string_view target = query.ColumnBlob(3);
-  if (!record.target.ParseFromArray(target.data(),
-                                    static_cast<int>(target.size()))) {
-    return absl::InternalError(
-        absl::StrCat("store: delivery ", record.id, " has a corrupt target"));
-  }
   record.link = query.ColumnText(4);
   record.sender_name = query.ColumnText(5);
   record.attempts = static_cast<int>(query.ColumnInt(6));
   record.created_at = query.ColumnTime(7);
   record.next_attempt_at = query.ColumnTime(8);
   record.last_error = query.ColumnText(9);
-  if (query.ColumnIsNull(10)) {
-    return absl::InternalError(absl::StrCat("store: delivery ", record.id,
-                                            " refers to missing event ",
-                                            record.event_id));
-  }
-  absl::string_view payload = query.ColumnBlob(10);
-  auto event = std::make_shared<v1::Event>();
-  if (!event->ParseFromArray(payload.data(),
-                             static_cast<int>(payload.size()))) {
-    return absl::InternalError(absl::StrCat("store: event ", record.event_id,
-                                            " of delivery ", record.id,
-                                            " is corrupt"));
-  }
-  record.event = std::move(event);
+  std::optional<absl::string_view> payload;
+  if (!query.ColumnIsNull(10)) payload = query.ColumnBlob(10);
+  IMB_RETURN_IF_ERROR(
+      ParseDeliveryColumns(query.ColumnBlob(3), payload, record));
   return record;
 }
 

@@ -16,6 +16,9 @@ packages=(
   dpkg-dev systemd buildah podman runc docker-compose
   golang-go golang-github-masterminds-sprig-dev golang-github-ghodss-yaml-dev
   python3-jsonschema python3-yaml python3-kubernetes
+  # The PostgreSQL store (bridge/postgres_store.cc): libpq to build, and the
+  # PostgreSQL 15 server its tests start in a temporary directory.
+  libpq-dev postgresql
   # The monitoring tests (tests/integration/monitoring): Prometheus, promtool.
   prometheus
   # The sanitizer builds (scripts/sanitize.sh) and fuzz targets: Debian's

@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -10,6 +11,7 @@
 #include <iterator>
 #include <memory>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -17,13 +19,16 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "bridge/postgres_store.h"
 #include "bridge/sqlite_store.h"
 #include "common/status_macros.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "imbridge/v1/config.pb.h"
 #include "imbridge/v1/events.pb.h"
+#include "tests/support/postgres_server.h"
 
 namespace imbridge::bridge {
 namespace {
@@ -104,13 +109,39 @@ std::vector<int64_t> Ids(const std::vector<DeliveryRecord>& records) {
   return ids;
 }
 
-class StoreTest : public ::testing::Test {
+// The backends every StoreTest runs against.
+enum class Backend { kSqlite, kPostgres };
+
+std::string BackendName(const ::testing::TestParamInfo<Backend>& info) {
+  return info.param == Backend::kSqlite ? "sqlite" : "postgres";
+}
+
+// How ctest's test names show the parameter.
+void PrintTo(Backend backend, std::ostream* os) {
+  *os << (backend == Backend::kSqlite ? "sqlite" : "postgres");
+}
+
+// A store of the parameter's backend, fresh for each test: SQLite in a temp
+// dir, or a new database on the test binary's PostgreSQL server
+// (tests/support/postgres_server.h).
+class StoreTest : public ::testing::TestWithParam<Backend> {
  protected:
   void SetUp() override {
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    std::string name = info->name();  // "Test/backend"
+    std::replace(name.begin(), name.end(), '/', '_');
     dir_ = absl::StrCat(::testing::TempDir(), "/imbridge_store_test_", getpid(),
-                        "_", info->name(), "/data");
+                        "_", name, "/data");
     std::filesystem::remove_all(std::filesystem::path(dir_).parent_path());
+    if (GetParam() == Backend::kPostgres) {
+      absl::StatusOr<testing::PostgresServer*> server =
+          testing::SharedPostgresServer();
+      ASSERT_TRUE(server.ok()) << server.status();
+      server_ = *server;
+      absl::StatusOr<std::string> database = server_->CreateDatabase();
+      ASSERT_TRUE(database.ok()) << database.status();
+      database_ = *database;
+    }
     Reopen();
   }
 
@@ -119,10 +150,36 @@ class StoreTest : public ::testing::Test {
     std::filesystem::remove_all(std::filesystem::path(dir_).parent_path());
   }
 
+  // Opens the store of this test's data dir or database.
+  absl::StatusOr<std::unique_ptr<Store>> Open(
+      v1::Durability durability = v1::FULL) {
+    if (GetParam() == Backend::kSqlite) {
+      return OpenSqliteStore(dir_, durability);
+    }
+    return OpenPostgresStore(PostgresOptions(database_, durability));
+  }
+
+  PostgresStoreOptions PostgresOptions(const std::string& database,
+                                       v1::Durability durability = v1::FULL) {
+    PostgresStoreOptions options;
+    options.dsn = server_->Dsn(database);
+    options.password = server_->password();
+    options.durability = durability;
+    return options;
+  }
+
+  // Opens a store of another, new data dir or database.
+  absl::StatusOr<std::unique_ptr<Store>> OpenOther() {
+    if (GetParam() == Backend::kSqlite) {
+      return OpenSqliteStore(dir_ + "/other", v1::FULL);
+    }
+    IMB_ASSIGN_OR_RETURN(std::string database, server_->CreateDatabase());
+    return OpenPostgresStore(PostgresOptions(database));
+  }
+
   void Reopen(v1::Durability durability = v1::FULL) {
     store_.reset();
-    absl::StatusOr<std::unique_ptr<Store>> store =
-        OpenSqliteStore(dir_, durability);
+    absl::StatusOr<std::unique_ptr<Store>> store = Open(durability);
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = std::move(store).value();
   }
@@ -187,8 +244,13 @@ class StoreTest : public ::testing::Test {
     return store_->Apply(batch);
   }
 
-  // Counts rows with a separate raw connection, to check what is on disk.
+  // Counts rows with a separate raw connection, to check what is stored.
   int64_t CountRows(const std::string& table) {
+    if (GetParam() == Backend::kPostgres) {
+      absl::StatusOr<std::string> count = server_->Query(
+          database_, absl::StrCat("SELECT count(*) FROM ", table));
+      return count.ok() ? std::stoll(*count) : -1;
+    }
     sqlite3* db = nullptr;
     int64_t count = -1;
     if (sqlite3_open_v2(DbPath().c_str(), &db, SQLITE_OPEN_READONLY, nullptr) ==
@@ -209,8 +271,26 @@ class StoreTest : public ::testing::Test {
   std::string DbPath() const { return dir_ + "/imbridge.db"; }
 
   std::string dir_;
+  testing::PostgresServer* server_ = nullptr;
+  std::string database_;
   std::unique_ptr<Store> store_;
 };
+
+INSTANTIATE_TEST_SUITE_P(, StoreTest,
+                         ::testing::Values(Backend::kSqlite,
+                                           Backend::kPostgres),
+                         BackendName);
+
+// Tests of what only the SQLite store has: its files, its pool of
+// connections to them, its migrations of old data directories.
+class SqliteStoreTest : public StoreTest {};
+INSTANTIATE_TEST_SUITE_P(, SqliteStoreTest, ::testing::Values(Backend::kSqlite),
+                         BackendName);
+
+// Tests of what only the PostgreSQL store has.
+class PostgresStoreTest : public StoreTest {};
+INSTANTIATE_TEST_SUITE_P(, PostgresStoreTest,
+                         ::testing::Values(Backend::kPostgres), BackendName);
 
 TEST(ChannelKeyTest, JoinsPartsAndOptionalThread) {
   EXPECT_EQ(ChannelKey(Channel("C1"), false), "slack/acme/C1");
@@ -219,7 +299,7 @@ TEST(ChannelKeyTest, JoinsPartsAndOptionalThread) {
   EXPECT_EQ(ChannelKey(Channel("C1", "t9"), true), "slack/acme/C1#t9");
 }
 
-TEST_F(StoreTest, DuplicateEventKeyIsRejectedAndWritesNothing) {
+TEST_P(StoreTest, DuplicateEventKeyIsRejectedAndWritesNothing) {
   ASSERT_OK_AND_ASSIGN(int64_t first, AddEvent("slack:T1:Ev1"));
   // A duplicate writes nothing of its entry: not its deliveries either.
   ASSERT_OK_AND_ASSIGN(
@@ -235,7 +315,7 @@ TEST_F(StoreTest, DuplicateEventKeyIsRejectedAndWritesNothing) {
   EXPECT_EQ(CountRows("events"), 2);
 }
 
-TEST_F(StoreTest, DuplicateInsideOneBatchIsRejected) {
+TEST_P(StoreTest, DuplicateInsideOneBatchIsRejected) {
   ASSERT_OK_AND_ASSIGN(std::vector<NewEvent> written,
                        Write({Event("k1", {Delivery("A", kT0)}, "a"),
                               Event("k1", {Delivery("A", kT0)}, "b"),
@@ -249,14 +329,14 @@ TEST_F(StoreTest, DuplicateInsideOneBatchIsRejected) {
   EXPECT_GT(written[2].deliveries[0].id, written[0].deliveries[0].id);
 }
 
-TEST_F(StoreTest, DuplicateIsRecognisedAfterReopen) {
+TEST_P(StoreTest, DuplicateIsRecognisedAfterReopen) {
   ASSERT_OK(AddEvent("telegram:bot1:42").status());
   Reopen();
   EXPECT_EQ(AddEvent("telegram:bot1:42").status().code(),
             absl::StatusCode::kAlreadyExists);
 }
 
-TEST_F(StoreTest, EventWithoutKeyIsInvalidAndFailsTheWholeBatch) {
+TEST_P(StoreTest, EventWithoutKeyIsInvalidAndFailsTheWholeBatch) {
   absl::StatusOr<std::vector<NewEvent>> written =
       Write({Event("good", {Delivery("A", kT0)}), Event("", {}, "x")});
   EXPECT_EQ(written.status().code(), absl::StatusCode::kInvalidArgument);
@@ -268,7 +348,7 @@ TEST_F(StoreTest, EventWithoutKeyIsInvalidAndFailsTheWholeBatch) {
   EXPECT_EQ(id, 1);
 }
 
-TEST_F(StoreTest, ApplyInsideAnOperatorTransactionFails) {
+TEST_P(StoreTest, ApplyInsideAnOperatorTransactionFails) {
   ASSERT_OK(store_->Begin());
   CommitBatch batch;
   batch.events.push_back(Event("k", {}));
@@ -277,7 +357,7 @@ TEST_F(StoreTest, ApplyInsideAnOperatorTransactionFails) {
   EXPECT_EQ(CountRows("events"), 0);
 }
 
-TEST_F(StoreTest, LoadPendingDeliveriesPagesInIdOrderWithEvents) {
+TEST_P(StoreTest, LoadPendingDeliveriesPagesInIdOrderWithEvents) {
   std::vector<NewEvent> events;
   for (int i = 0; i < 5; ++i) {
     events.push_back(Event(absl::StrCat("k", i),
@@ -327,7 +407,7 @@ TEST_F(StoreTest, LoadPendingDeliveriesPagesInIdOrderWithEvents) {
   EXPECT_EQ(page1[0].event->key(), "k0");
 }
 
-TEST_F(StoreTest, InfiniteTimesRoundTrip) {
+TEST_P(StoreTest, InfiniteTimesRoundTrip) {
   DeliveryRecord delivery = Delivery("A", kT0);
   delivery.next_attempt_at = absl::InfinitePast();
   ASSERT_OK(AddDelivery("k", delivery).status());
@@ -337,7 +417,7 @@ TEST_F(StoreTest, InfiniteTimesRoundTrip) {
   EXPECT_EQ(loaded[0].next_attempt_at, absl::InfinitePast());
 }
 
-TEST_F(StoreTest, ListPendingTargetsAndCompleteDelivery) {
+TEST_P(StoreTest, ListPendingTargetsAndCompleteDelivery) {
   DeliveryRecord threaded = Delivery("C", kT0);
   threaded.target = Channel("C", "t1");
   threaded.target_key = ChannelKey(threaded.target, true);
@@ -363,7 +443,7 @@ TEST_F(StoreTest, ListPendingTargetsAndCompleteDelivery) {
   EXPECT_EQ(CountRows("deliveries"), 2);  // the thread's and the dead letter
 }
 
-TEST_F(StoreTest, RetryUpdatesAttemptAndError) {
+TEST_P(StoreTest, RetryUpdatesAttemptAndError) {
   ASSERT_OK_AND_ASSIGN(int64_t id, AddDelivery("k", Delivery("A", kT0)));
   ASSERT_OK(Change([&](CommitBatch& b) {
     b.retries.push_back({id, 3, At(60), "429 rate limited"});
@@ -378,7 +458,7 @@ TEST_F(StoreTest, RetryUpdatesAttemptAndError) {
   EXPECT_EQ(loaded[0].created_at, kT0);
 }
 
-TEST_F(StoreTest, DeadLettersCanBeListedRetriedAndDropped) {
+TEST_P(StoreTest, DeadLettersCanBeListedRetriedAndDropped) {
   ASSERT_OK_AND_ASSIGN(
       std::vector<int64_t> ids,
       AddDeliveries(
@@ -447,7 +527,7 @@ TEST_F(StoreTest, DeadLettersCanBeListedRetriedAndDropped) {
   EXPECT_THAT(Ids(pending), ElementsAre(d1, d3));
 }
 
-TEST_F(StoreTest, DeadLetterRefsPageByIdAndTargetsAreListed) {
+TEST_P(StoreTest, DeadLetterRefsPageByIdAndTargetsAreListed) {
   // Dead letters in two targets, a pending delivery between them.
   const std::vector<std::string> chats = {"B", "A", "B", "pending", "A", "B"};
   std::vector<DeliveryRecord> deliveries;
@@ -512,7 +592,7 @@ TEST_F(StoreTest, DeadLetterRefsPageByIdAndTargetsAreListed) {
   EXPECT_EQ(targets[0].first, "slack/acme/B");
 }
 
-TEST_F(StoreTest, CountDeliveriesReportsOldestPending) {
+TEST_P(StoreTest, CountDeliveriesReportsOldestPending) {
   ASSERT_OK_AND_ASSIGN(Store::TargetCounts empty,
                        store_->CountDeliveries("slack/acme/A"));
   EXPECT_EQ(empty.pending, 0);
@@ -545,7 +625,7 @@ TEST_F(StoreTest, CountDeliveriesReportsOldestPending) {
   EXPECT_EQ(counts.oldest_pending, At(20));
 }
 
-TEST_F(StoreTest, MessageMap) {
+TEST_P(StoreTest, MessageMap) {
   ASSERT_OK(Change([&](CommitBatch& b) {
     b.messages.push_back({7, "slack/acme/C1", {"o1"}, false});
     b.messages.push_back(
@@ -597,7 +677,7 @@ TEST_F(StoreTest, MessageMap) {
   EXPECT_EQ(CountRows("messages"), 4);
 }
 
-TEST_F(StoreTest, RosterUpsertAndList) {
+TEST_P(StoreTest, RosterUpsertAndList) {
   RosterEntry ann{"slack", "acme", "U1", "Ann", v1::ONLINE, "", At(1)};
   RosterEntry bob{"telegram", "bot", "7", "Bob", v1::AWAY, "lunch", At(2)};
   ASSERT_OK(Change([&](CommitBatch& b) { b.roster = {ann, bob}; }));
@@ -625,7 +705,7 @@ TEST_F(StoreTest, RosterUpsertAndList) {
   EXPECT_THAT(none, IsEmpty());
 }
 
-TEST_F(StoreTest, BlobsRecordFindDeleteAndCollect) {
+TEST_P(StoreTest, BlobsRecordFindDeleteAndCollect) {
   const std::string kA(64, 'a'), kB(64, 'b'), kC(64, 'c');
   ASSERT_OK(InTransaction([&]() -> absl::Status {
     IMB_RETURN_IF_ERROR(store_->RecordBlob({kA, 100, At(0), At(0)}));
@@ -682,7 +762,7 @@ TEST_F(StoreTest, BlobsRecordFindDeleteAndCollect) {
   EXPECT_THAT(collectable, ElementsAre(kB));
 }
 
-TEST_F(StoreTest, PruneEventsKeepsEventsThatDeliveriesNeed) {
+TEST_P(StoreTest, PruneEventsKeepsEventsThatDeliveriesNeed) {
   std::vector<NewEvent> old = {Event("old-pending", {Delivery("A", At(0))}),
                                Event("old-dead", {Delivery("A", At(0))}),
                                Event("old-done", {Delivery("A", At(0))})};
@@ -724,7 +804,7 @@ TEST_F(StoreTest, PruneEventsKeepsEventsThatDeliveriesNeed) {
   EXPECT_EQ(pending[0].event->key(), "old-pending");
 }
 
-TEST_F(StoreTest, IdsAreNotReusedAfterDeletingTheNewestRows) {
+TEST_P(StoreTest, IdsAreNotReusedAfterDeletingTheNewestRows) {
   ASSERT_OK_AND_ASSIGN(std::vector<NewEvent> first,
                        Write({Event("k1", {Delivery("A", At(0))})}, At(0)));
   const int64_t e = first[0].id, d = first[0].deliveries[0].id;
@@ -738,7 +818,7 @@ TEST_F(StoreTest, IdsAreNotReusedAfterDeletingTheNewestRows) {
   EXPECT_GT(second[0].deliveries[0].id, d);
 }
 
-TEST_F(StoreTest, IdsStayUniqueAcrossRollbacks) {
+TEST_P(StoreTest, IdsStayUniqueAcrossRollbacks) {
   ASSERT_OK_AND_ASSIGN(int64_t e1, AddEvent("k1"));
   // A batch that fails hands its ids out again...
   ASSERT_FALSE(Write({Event("k2", {}), Event("", {})}).ok());
@@ -753,7 +833,7 @@ TEST_F(StoreTest, IdsStayUniqueAcrossRollbacks) {
   EXPECT_EQ(CountRows("events"), 3);
 }
 
-TEST_F(StoreTest, FailedBatchLeavesNothing) {
+TEST_P(StoreTest, FailedBatchLeavesNothing) {
   CommitBatch batch;
   batch.now = kT0;
   batch.events.push_back(Event("k", {Delivery("A", kT0)}));
@@ -781,7 +861,7 @@ TEST_F(StoreTest, FailedBatchLeavesNothing) {
   ASSERT_OK(AddEvent("k").status());
 }
 
-TEST_F(StoreTest, OperatorRollbackLeavesNothing) {
+TEST_P(StoreTest, OperatorRollbackLeavesNothing) {
   ASSERT_OK(store_->Begin());
   ASSERT_OK(store_->RecordBlob({"b", 1, kT0, kT0}));
   ASSERT_OK(store_->PutRecord("link", "x", "X"));
@@ -794,7 +874,7 @@ TEST_F(StoreTest, OperatorRollbackLeavesNothing) {
   EXPECT_EQ(CountRows("records"), 0);
 }
 
-TEST_F(StoreTest, NewEventWritesItsOriginalAndBlobsWithIt) {
+TEST_P(StoreTest, NewEventWritesItsOriginalAndBlobsWithIt) {
   NewEvent entry = Event("k", {Delivery("A", kT0)});
   entry.original_chat_key = "slack/acme/C-origin";
   entry.original_message_id = "m-k";
@@ -816,7 +896,7 @@ TEST_F(StoreTest, NewEventWritesItsOriginalAndBlobsWithIt) {
             "serialized by the caller");
 }
 
-TEST_F(StoreTest, DataSurvivesReopen) {
+TEST_P(StoreTest, DataSurvivesReopen) {
   ASSERT_OK_AND_ASSIGN(std::vector<NewEvent> written,
                        Write({Event("k", {Delivery("A", At(3))})}));
   const int64_t e = written[0].id, d = written[0].deliveries[0].id;
@@ -847,19 +927,18 @@ TEST_F(StoreTest, DataSurvivesReopen) {
   EXPECT_EQ(blob->last_used_at, At(2));
 }
 
-TEST_F(StoreTest, RouterIdIsStableAcrossReopen) {
+TEST_P(StoreTest, RouterIdIsStableAcrossReopen) {
   std::string id = store_->router_id();
   EXPECT_THAT(id, MatchesRegex("[0-9a-f]{32}"));
   Reopen();
   EXPECT_EQ(store_->router_id(), id);
 
-  absl::StatusOr<std::unique_ptr<Store>> other =
-      OpenSqliteStore(dir_ + "/other", v1::FULL);
+  absl::StatusOr<std::unique_ptr<Store>> other = OpenOther();
   ASSERT_TRUE(other.ok()) << other.status();
   EXPECT_NE((*other)->router_id(), id);
 }
 
-TEST_F(StoreTest, NewerSchemaIsRefused) {
+TEST_P(SqliteStoreTest, NewerSchemaIsRefused) {
   store_.reset();
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(DbPath().c_str(), &db), SQLITE_OK);
@@ -877,7 +956,7 @@ TEST_F(StoreTest, NewerSchemaIsRefused) {
   EXPECT_THAT(std::string(store.status().message()), HasSubstr(DbPath()));
 }
 
-TEST_F(StoreTest, UnusableDataDirIsNamedInTheError) {
+TEST_P(SqliteStoreTest, UnusableDataDirIsNamedInTheError) {
   std::string file = dir_ + "/not-a-dir";
   std::ofstream(file) << "x";
   absl::StatusOr<std::unique_ptr<Store>> store =
@@ -895,7 +974,7 @@ TEST_F(StoreTest, UnusableDataDirIsNamedInTheError) {
               HasSubstr(bad_dir + "/imbridge.db"));
 }
 
-TEST_F(StoreTest, ReadsRunConcurrentlyWithTheWriter) {
+TEST_P(StoreTest, ReadsRunConcurrentlyWithTheWriter) {
   std::atomic<bool> done{false};
   std::atomic<int> read_errors{0};
   std::thread reader([&] {
@@ -924,7 +1003,7 @@ TEST_F(StoreTest, ReadsRunConcurrentlyWithTheWriter) {
 
 // More reader threads than read connections, each checking that what it
 // reads is its own target's rows: connections are borrowed, never shared.
-TEST_F(StoreTest, ManyReadersShareThePoolWithoutMixingResults) {
+TEST_P(StoreTest, ManyReadersShareThePoolWithoutMixingResults) {
   constexpr int kThreads = 10;
   std::vector<NewEvent> events;
   for (int t = 0; t < kThreads; ++t) {
@@ -972,7 +1051,7 @@ int OpenDescriptorsOn(const std::string& path) {
 
 // store.read_connections sets how many read connections the pool opens;
 // one is enough for reads from many threads (they take turns).
-TEST_F(StoreTest, ReadPoolHasTheConfiguredNumberOfConnections) {
+TEST_P(SqliteStoreTest, ReadPoolHasTheConfiguredNumberOfConnections) {
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> one,
                        OpenSqliteStore(dir_ + "/one", v1::FULL, 1));
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> six,
@@ -998,7 +1077,7 @@ TEST_F(StoreTest, ReadPoolHasTheConfiguredNumberOfConnections) {
 }
 
 // A pool size out of range is refused before anything is created.
-TEST_F(StoreTest, ReadPoolSizeOutOfRangeIsRefused) {
+TEST_P(SqliteStoreTest, ReadPoolSizeOutOfRangeIsRefused) {
   for (int size : {0, -1, kMaxReadConnections + 1}) {
     const std::string dir = absl::StrCat(dir_, "/bad", size + 10);
     absl::StatusOr<std::unique_ptr<Store>> store =
@@ -1024,7 +1103,7 @@ namespace {
 
 // ListDeadLetters pages from the newest id down; pending deliveries between
 // dead letters are skipped, and a page ends where asked.
-TEST_F(StoreTest, DeadLetterListPagesDownByIdSkippingPending) {
+TEST_P(StoreTest, DeadLetterListPagesDownByIdSkippingPending) {
   std::vector<DeliveryRecord> deliveries;
   for (int i = 0; i < 9; ++i) deliveries.push_back(Delivery("A", kT0));
   ASSERT_OK_AND_ASSIGN(std::vector<int64_t> ids,
@@ -1063,7 +1142,7 @@ TEST_F(StoreTest, DeadLetterListPagesDownByIdSkippingPending) {
   EXPECT_EQ(below[0].last_error, "dead 2");
 }
 
-TEST_F(StoreTest, DeadLettersAreCounted) {
+TEST_P(StoreTest, DeadLettersAreCounted) {
   EXPECT_EQ(*store_->CountDeadLetters(), 0);
   ASSERT_OK_AND_ASSIGN(
       std::vector<int64_t> ids,
@@ -1078,7 +1157,7 @@ TEST_F(StoreTest, DeadLettersAreCounted) {
   EXPECT_EQ(*store_->CountDeadLetters(), 2);
 }
 
-TEST_F(StoreTest, RecordsArePutListedReplacedAndDeleted) {
+TEST_P(StoreTest, RecordsArePutListedReplacedAndDeleted) {
   ASSERT_TRUE(InTransaction([&] {
                 IMB_RETURN_IF_ERROR(store_->PutRecord("link", "b", "B1"));
                 IMB_RETURN_IF_ERROR(store_->PutRecord("link", "a", "A1"));
@@ -1101,7 +1180,7 @@ TEST_F(StoreTest, RecordsArePutListedReplacedAndDeleted) {
   EXPECT_EQ(store_->ListRecords("webhook")->size(), 1u);
 }
 
-TEST_F(StoreTest, ParticipantsAreListedMostRecentFirst) {
+TEST_P(StoreTest, ParticipantsAreListedMostRecentFirst) {
   v1::UserRef ann;
   ann.set_platform("slack");
   ann.set_id("U1");
@@ -1136,7 +1215,7 @@ TEST_F(StoreTest, ParticipantsAreListedMostRecentFirst) {
   EXPECT_EQ(store_->ListParticipants("slack/w/C3")->size(), 0u);
 }
 
-TEST_F(StoreTest, VersionOneDatabaseIsMigratedKeepingItsData) {
+TEST_P(SqliteStoreTest, VersionOneDatabaseIsMigratedKeepingItsData) {
   ASSERT_OK(AddEvent("k1").status());
   store_.reset();
   // Make the database look like one written by schema version 1.
@@ -1160,7 +1239,7 @@ TEST_F(StoreTest, VersionOneDatabaseIsMigratedKeepingItsData) {
 
 // A database written by schema version 2 (today's routers), created from the
 // checked-in fixture: opening it upgrades it in place and every row is found.
-TEST_F(StoreTest, VersionTwoDataDirIsUpgradedInPlaceAndFindsEverything) {
+TEST_P(SqliteStoreTest, VersionTwoDataDirIsUpgradedInPlaceAndFindsEverything) {
   store_.reset();
   std::filesystem::remove_all(dir_);
   std::filesystem::create_directories(dir_);
@@ -1249,6 +1328,152 @@ TEST_F(StoreTest, VersionTwoDataDirIsUpgradedInPlaceAndFindsEverything) {
   ASSERT_OK(InTransaction([&] { return store_->RetryDeadLetter(2, At(5)); }));
   ASSERT_OK_AND_ASSIGN(dead_targets, store_->ListDeadLetterTargets());
   EXPECT_THAT(dead_targets, IsEmpty());
+}
+
+TEST_P(PostgresStoreTest, NewerSchemaIsRefused) {
+  store_.reset();
+  ASSERT_OK(server_->Query(database_, "UPDATE schema_version SET version = 99")
+                .status());
+  absl::StatusOr<std::unique_ptr<Store>> store = Open();
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(store.status().message()),
+              HasSubstr("schema version 99 but this build knows 1"));
+}
+
+// The password reaches the server and nothing else: not an error about a
+// wrong one, not the error about a connection string that holds one.
+TEST_P(PostgresStoreTest, PasswordNeverAppearsInErrors) {
+  PostgresStoreOptions options = PostgresOptions(database_);
+  options.password = "wrong-secret-5f1c9a";
+  absl::StatusOr<std::unique_ptr<Store>> store = OpenPostgresStore(options);
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(store.status().message()),
+              HasSubstr("password authentication failed"));
+  EXPECT_THAT(std::string(store.status().message()),
+              ::testing::Not(HasSubstr("wrong-secret-5f1c9a")));
+
+  options = PostgresOptions(database_);
+  options.dsn += " password=" + server_->password();
+  store = OpenPostgresStore(options);
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(store.status().message()),
+              HasSubstr("holds a password"));
+  EXPECT_THAT(std::string(store.status().message()),
+              ::testing::Not(HasSubstr(server_->password())));
+  EXPECT_FALSE(CheckPostgresDsn("host='unterminated").ok());
+  EXPECT_OK(CheckPostgresDsn("postgresql://bridge@db.example/imbridge"));
+  EXPECT_FALSE(CheckPostgresDsn("postgresql://bridge:pw@db/imbridge").ok());
+}
+
+TEST_P(PostgresStoreTest, PoolSizeOutOfRangeIsRefused) {
+  for (int size : {0, -1, kMaxPostgresPoolSize + 1}) {
+    PostgresStoreOptions options = PostgresOptions(database_);
+    options.pool_size = size;
+    absl::StatusOr<std::unique_ptr<Store>> store = OpenPostgresStore(options);
+    EXPECT_EQ(store.status().code(), absl::StatusCode::kInvalidArgument)
+        << size;
+    EXPECT_THAT(std::string(store.status().message()),
+                HasSubstr(absl::StrCat("pool_size is ", size)));
+  }
+}
+
+// Calls `attempt` until it succeeds, for up to a minute.
+absl::Status Eventually(const std::function<absl::Status()>& attempt) {
+  absl::Status status;
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  do {
+    status = attempt();
+    if (status.ok()) return status;
+    absl::SleepFor(absl::Milliseconds(100));
+  } while (absl::Now() < deadline);
+  return status;
+}
+
+// A restart of the server breaks every connection; the store reconnects on
+// the next use, and everything committed before is there.
+TEST_P(PostgresStoreTest, ReconnectsAfterTheServerRestarts) {
+  ASSERT_OK_AND_ASSIGN(int64_t d1, AddDelivery("k1", Delivery("A", kT0)));
+  ASSERT_OK(server_->Restart());
+  // Calls that find a connection broken fail as unavailable (retryable).
+  absl::Status first = AddEvent("k2").status();
+  if (!first.ok()) {
+    EXPECT_EQ(first.code(), absl::StatusCode::kUnavailable) << first;
+  }
+  ASSERT_OK(Eventually([&] {
+    absl::StatusOr<int64_t> id = AddEvent("k3");
+    return id.status();
+  }));
+  std::vector<DeliveryRecord> pending;
+  ASSERT_OK(Eventually([&]() -> absl::Status {
+    IMB_ASSIGN_OR_RETURN(pending,
+                         store_->LoadPendingDeliveries("slack/acme/A", 0, 10));
+    return absl::OkStatus();
+  }));
+  ASSERT_THAT(Ids(pending), ElementsAre(d1));
+  // The writer's transaction state is clean: operator writes work too.
+  ASSERT_OK(InTransaction([&] { return store_->PutRecord("link", "x", "X"); }));
+  EXPECT_EQ(store_->ListRecords("link")->size(), 1u);
+}
+
+// A batch the server refuses part way (PostgreSQL's text must be UTF-8)
+// writes nothing, hands its ids out again, and leaves the writer usable.
+TEST_P(PostgresStoreTest, BatchTheServerRefusesWritesNothing) {
+  absl::StatusOr<std::vector<NewEvent>> written =
+      Write({Event("good", {Delivery("A", kT0)}), Event("bad\xff", {})});
+  EXPECT_FALSE(written.ok());
+  EXPECT_EQ(CountRows("events"), 0);
+  EXPECT_EQ(CountRows("deliveries"), 0);
+  ASSERT_OK_AND_ASSIGN(int64_t id, AddEvent("good"));
+  EXPECT_EQ(id, 1);
+}
+
+// An operator transaction whose connection breaks is lost whole: the
+// writes after the break do not go to a new connection outside it.
+TEST_P(PostgresStoreTest, OperatorTransactionCutByARestartWritesNothing) {
+  ASSERT_OK(store_->Begin());
+  ASSERT_OK(store_->PutRecord("link", "a", "A"));
+  ASSERT_OK(server_->Restart());
+  EXPECT_FALSE(store_->PutRecord("link", "b", "B").ok());
+  EXPECT_FALSE(store_->Commit().ok());
+  std::vector<std::pair<std::string, std::string>> links;
+  ASSERT_OK(Eventually([&]() -> absl::Status {
+    IMB_ASSIGN_OR_RETURN(links, store_->ListRecords("link"));
+    return absl::OkStatus();
+  }));
+  EXPECT_THAT(links, IsEmpty());
+  // The next transaction starts clean.
+  ASSERT_OK(Eventually([&] {
+    return InTransaction([&] { return store_->PutRecord("link", "c", "C"); });
+  }));
+  EXPECT_EQ(store_->ListRecords("link")->size(), 1u);
+}
+
+// The dedupe and the ids of a batch that mixes new events, duplicates of
+// stored ones and duplicates inside the batch, with several deliveries
+// each: the same outcome on both backends, ids dense and in order.
+TEST_P(StoreTest, MixedBatchDedupesAndNumbersLikeOneAtATime) {
+  ASSERT_OK(AddDeliveries("old", {Delivery("A", kT0)}).status());
+  ASSERT_OK_AND_ASSIGN(
+      std::vector<NewEvent> written,
+      Write({Event("n1", {Delivery("A", kT0), Delivery("B", kT0)}),
+             Event("old", {Delivery("A", kT0)}),
+             Event("n1", {Delivery("C", kT0)}),
+             Event("n2", {Delivery("A", kT0), Delivery("C", kT0)})}));
+  EXPECT_EQ(written[0].id, 2);
+  EXPECT_EQ(written[1].id, 0);
+  EXPECT_EQ(written[2].id, 0);
+  EXPECT_EQ(written[3].id, 3);
+  EXPECT_THAT(Ids(written[0].deliveries), ElementsAre(2, 3));
+  EXPECT_THAT(Ids(written[1].deliveries), ElementsAre(0));
+  EXPECT_THAT(Ids(written[2].deliveries), ElementsAre(0));
+  EXPECT_THAT(Ids(written[3].deliveries), ElementsAre(4, 5));
+  EXPECT_EQ(written[3].deliveries[1].event_id, 3);
+  EXPECT_EQ(CountRows("events"), 3);
+  EXPECT_EQ(CountRows("deliveries"), 5);
+  ASSERT_OK_AND_ASSIGN(std::vector<DeliveryRecord> c,
+                       store_->LoadPendingDeliveries("slack/acme/C", 0, 10));
+  ASSERT_EQ(c.size(), 1u);
+  EXPECT_EQ(c[0].event->key(), "n2");
 }
 
 }  // namespace

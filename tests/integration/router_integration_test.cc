@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include <filesystem>
+#include <fstream>
 #include <map>
 
 #include "absl/strings/str_cat.h"
@@ -14,6 +15,7 @@
 #include "imbridge/v1/router.grpc.pb.h"
 #include "tests/integration/router_process.h"
 #include "tests/integration/test_adapter.h"
+#include "tests/support/postgres_server.h"
 
 namespace imbridge::testing {
 namespace {
@@ -36,8 +38,11 @@ constexpr char kTrioLinks[] = R"(links:
       - {platform: gamma, account: g, chat_id: G1}
 )";
 
-std::string TrioConfig(const std::string& extra = "") {
-  return Credentials() + kTrioLinks + R"(store: {durability: normal}
+// The trio link; `store` is the config's store: line.
+std::string TrioConfig(
+    const std::string& extra = "",
+    const std::string& store = "store: {durability: normal}") {
+  return Credentials() + kTrioLinks + store + R"(
 dispatch: {initial_backoff_ms: 50, max_backoff_ms: 200}
 )" + extra;
 }
@@ -52,8 +57,9 @@ std::vector<std::string> Texts(const std::vector<TestAdapter::Call>& calls,
 }
 
 // The trio link with durability full, as the crash tests run it.
-std::string DurableTrioConfig() {
-  return Credentials() + kTrioLinks + "store: {durability: full}\n";
+std::string DurableTrioConfig(
+    const std::string& store = "store: {durability: full}") {
+  return Credentials() + kTrioLinks + store + "\n";
 }
 
 // Counts the acknowledgements of publishes made without waiting.
@@ -135,9 +141,37 @@ class RouterIntegrationTest : public ::testing::Test {
   }
 };
 
-TEST_F(RouterIntegrationTest,
+// The tests that run on each store backend: SQLite in the data dir, and a
+// database on a PostgreSQL server of the test's own
+// (tests/support/postgres_server.h), the password in a file.
+class RouterOnEachStoreTest : public RouterIntegrationTest,
+                              public ::testing::WithParamInterface<bool> {
+ protected:
+  // The config's store: line with `durability`.
+  std::string Store(const std::string& durability) {
+    if (!GetParam())
+      return absl::StrCat("store: {durability: ", durability, "}");
+    absl::StatusOr<PostgresServer*> server = SharedPostgresServer();
+    EXPECT_TRUE(server.ok()) << server.status();
+    if (!server.ok()) return "";
+    absl::StatusOr<std::string> database = (*server)->CreateDatabase();
+    EXPECT_TRUE(database.ok()) << database.status();
+    std::string password_file = MakeTempDir("pg-password") + "/password";
+    std::ofstream(password_file) << (*server)->password() << "\n";
+    return absl::StrCat("store: {durability: ", durability,
+                        ", postgres: {dsn: '", (*server)->Dsn(*database),
+                        "', password_file: '", password_file, "'}}");
+  }
+};
+
+INSTANTIATE_TEST_SUITE_P(, RouterOnEachStoreTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? "postgres" : "sqlite";
+                         });
+
+TEST_P(RouterOnEachStoreTest,
        MessageEditReplyDeleteReachEveryMemberWithoutEchoes) {
-  RouterProcess router(TrioConfig());
+  RouterProcess router(TrioConfig("", Store("normal")));
   ASSERT_TRUE(router.Start().ok());
   TestAdapter::Options echoing;
   echoing.emit_echoes = true;
@@ -237,8 +271,8 @@ store: {durability: normal}
   EXPECT_EQ(router.Terminate(), 0);
 }
 
-TEST_F(RouterIntegrationTest, KillDashNineMidStreamLosesAndDoublesNothing) {
-  RouterProcess router(DurableTrioConfig());
+TEST_P(RouterOnEachStoreTest, KillDashNineMidStreamLosesAndDoublesNothing) {
+  RouterProcess router(DurableTrioConfig(Store("full")));
   ASSERT_TRUE(router.Start().ok());
   auto alpha = Adapter(router, "alpha", "a");
   auto beta = Adapter(router, "beta", "b");

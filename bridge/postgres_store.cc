@@ -1,0 +1,1691 @@
+// The PostgreSQL implementation of Store.
+//
+// Schema (kMigrations holds the authoritative text); version 1 holds what
+// SQLite's version 4 holds (bridge/sqlite_store.cc), with two differences:
+//   id_counters(name, value)         the highest event and delivery ids
+//                                    handed out ("event", "delivery"):
+//                                    SQLite keeps them in meta and in the
+//                                    writer's memory; here the server
+//                                    allocates them (see below)
+//   meta(key, value)                 router_id only
+// Times are Unix milliseconds in bigint columns; InfinitePast/InfiniteFuture
+// are the smallest/largest int64. Keys are `text COLLATE "C"`, so that they
+// sort bytewise as in SQLite whatever the database's locale.
+//
+// One round trip per group commit. Apply sends BEGIN, one statement per row
+// and COMMIT in one pipeline and reads every result after the one sync. A
+// row's statement cannot wait for the answer to an earlier one, so the
+// dedupe runs on the server: an event's statement inserts the event with
+// ON CONFLICT (event_key) DO NOTHING, taking its id from id_counters only
+// when the row was inserted, and leaves the new id (0 for a duplicate) in
+// the transaction-local setting imbridge.event_id. The statements of its
+// message-map row, blobs and deliveries that follow read that setting and
+// write nothing when it is 0. Delivery ids come from id_counters the same
+// way. The counters are rows in the same transaction, so a failed batch
+// hands its ids out again, exactly as the SQLite store does, and a
+// duplicate consumes no id.
+
+#include "bridge/postgres_store.h"
+
+#include <arpa/inet.h>
+#include <libpq-fe.h>
+#include <poll.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "bridge/sqlite_store.h"
+#include "bridge/store.h"
+#include "bridge/store_common.h"
+#include "common/status_macros.h"
+#include "imbridge/v1/config.pb.h"
+#include "imbridge/v1/events.pb.h"
+
+namespace imbridge::bridge {
+namespace {
+
+// Type oids of the parameters (pg_type.dat).
+constexpr Oid kBoolOid = 16;
+constexpr Oid kByteaOid = 17;
+constexpr Oid kInt8Oid = 20;
+constexpr Oid kTextOid = 25;
+
+// Takes the advisory lock that serializes schema migrations of routers
+// sharing a database.
+constexpr int64_t kMigrationLock = 0x696d627269646765;  // "imbridge"
+
+// One step of the schema: the SQL that takes schema_version from
+// `version - 1` to `version`. Steps are never edited once released.
+struct Migration {
+  int version;
+  const char* sql;
+};
+
+constexpr Migration kMigrations[] = {
+    {1, R"sql(
+CREATE TABLE meta (
+  key text COLLATE "C" PRIMARY KEY,
+  value text NOT NULL
+);
+
+CREATE TABLE id_counters (
+  name text COLLATE "C" PRIMARY KEY,
+  value bigint NOT NULL
+);
+INSERT INTO id_counters(name, value) VALUES ('event', 0), ('delivery', 0);
+
+CREATE TABLE events (
+  id bigint PRIMARY KEY,
+  event_key text COLLATE "C" NOT NULL UNIQUE,
+  received_at bigint NOT NULL,
+  payload bytea NOT NULL
+);
+CREATE INDEX events_by_received_at ON events(received_at);
+
+CREATE TABLE event_blobs (
+  event_id bigint NOT NULL,
+  blob_id text COLLATE "C" NOT NULL,
+  PRIMARY KEY (event_id, blob_id)
+);
+CREATE INDEX event_blobs_by_blob ON event_blobs(blob_id);
+
+CREATE TABLE deliveries (
+  id bigint PRIMARY KEY,
+  event_id bigint NOT NULL,
+  target_key text COLLATE "C" NOT NULL,
+  target bytea NOT NULL,
+  link text NOT NULL,
+  sender_name text NOT NULL,
+  attempts bigint NOT NULL,
+  created_at bigint NOT NULL,
+  next_attempt_at bigint NOT NULL,
+  last_error text NOT NULL,
+  state smallint NOT NULL,
+  dead_at bigint
+);
+CREATE INDEX deliveries_by_target ON deliveries(target_key, state, id);
+CREATE INDEX dead_letters_by_time ON deliveries(dead_at) WHERE state = 1;
+CREATE INDEX dead_letters_by_target ON deliveries(target_key) WHERE state = 1;
+CREATE INDEX dead_letters_by_id ON deliveries(id) WHERE state = 1;
+
+CREATE TABLE messages (
+  channel_key text COLLATE "C" NOT NULL,
+  native_id text COLLATE "C" NOT NULL,
+  group_id bigint NOT NULL,
+  part bigint NOT NULL,
+  is_copy boolean NOT NULL,
+  created_at bigint NOT NULL,
+  PRIMARY KEY (channel_key, native_id)
+);
+CREATE INDEX messages_by_group ON messages(group_id, channel_key, part);
+
+CREATE TABLE roster (
+  platform text COLLATE "C" NOT NULL,
+  account text COLLATE "C" NOT NULL,
+  user_id text COLLATE "C" NOT NULL,
+  display_name text NOT NULL,
+  presence bigint NOT NULL,
+  status_text text NOT NULL,
+  updated_at bigint NOT NULL,
+  PRIMARY KEY (platform, account, user_id)
+);
+
+CREATE TABLE blobs (
+  blob_id text COLLATE "C" PRIMARY KEY,
+  size bigint NOT NULL,
+  created_at bigint NOT NULL,
+  last_used_at bigint NOT NULL
+);
+
+CREATE TABLE records (
+  kind text COLLATE "C" NOT NULL,
+  name text COLLATE "C" NOT NULL,
+  payload bytea NOT NULL,
+  PRIMARY KEY (kind, name)
+);
+
+CREATE TABLE participants (
+  channel_key text COLLATE "C" NOT NULL,
+  user_id text COLLATE "C" NOT NULL,
+  platform text NOT NULL,
+  display_name text NOT NULL,
+  last_seen_at bigint NOT NULL,
+  PRIMARY KEY (channel_key, user_id)
+);
+)sql"},
+};
+
+constexpr int kSchemaVersion =
+    kMigrations[sizeof(kMigrations) / sizeof(kMigrations[0]) - 1].version;
+
+struct ConnCloser {
+  void operator()(PGconn* conn) const { PQfinish(conn); }
+};
+using ConnPtr = std::unique_ptr<PGconn, ConnCloser>;
+
+struct ResultCloser {
+  void operator()(PGresult* result) const { PQclear(result); }
+};
+using ResultPtr = std::unique_ptr<PGresult, ResultCloser>;
+
+// libpq's message without its trailing newline.
+std::string Trimmed(const char* message) {
+  return std::string(
+      absl::StripTrailingAsciiWhitespace(message != nullptr ? message : ""));
+}
+
+// Trouble that may pass (connection lost, server shutting down or out of
+// resources, a serialization conflict) is kUnavailable; everything else is
+// kInternal.
+absl::StatusCode CodeForState(absl::string_view sqlstate) {
+  if (sqlstate.empty() || absl::StartsWith(sqlstate, "08") ||
+      absl::StartsWith(sqlstate, "53") || absl::StartsWith(sqlstate, "57P") ||
+      absl::StartsWith(sqlstate, "40")) {
+    return absl::StatusCode::kUnavailable;
+  }
+  return absl::StatusCode::kInternal;
+}
+
+// The error of a failed result (or of the connection when there is none).
+absl::Status ResultError(PGconn* conn, const PGresult* result,
+                         absl::string_view what) {
+  const char* state = result != nullptr
+                          ? PQresultErrorField(result, PG_DIAG_SQLSTATE)
+                          : nullptr;
+  std::string message = Trimmed(result != nullptr ? PQresultErrorMessage(result)
+                                                  : PQerrorMessage(conn));
+  if (message.empty()) message = Trimmed(PQerrorMessage(conn));
+  absl::StatusCode code = PQstatus(conn) == CONNECTION_BAD
+                              ? absl::StatusCode::kUnavailable
+                              : CodeForState(state != nullptr ? state : "");
+  return absl::Status(code, absl::StrCat("postgres: ", what, ": ", message));
+}
+
+// The parameters of one statement, sent in binary format with their types.
+// Text and bytes are not copied: they must outlive the Params.
+class Params {
+ public:
+  Params() = default;
+  Params(Params&&) = default;
+  Params& operator=(Params&&) = default;
+
+  Params& Int(int64_t value) {
+    uint64_t bits = static_cast<uint64_t>(value);
+    std::string& bytes = owned_.emplace_back(8, '\0');
+    for (int i = 7; i >= 0; --i) {
+      bytes[i] = static_cast<char>(bits & 0xff);
+      bits >>= 8;
+    }
+    return Add(kInt8Oid, bytes);
+  }
+  Params& Time(absl::Time value) { return Int(ToStoreMillis(value)); }
+  Params& Bool(bool value) {
+    return Add(kBoolOid, owned_.emplace_back(1, value ? '\1' : '\0'));
+  }
+  Params& Null(Oid type) {
+    types_.push_back(type);
+    values_.push_back(nullptr);
+    lengths_.push_back(0);
+    formats_.push_back(1);
+    return *this;
+  }
+  Params& Text(absl::string_view value) { return Add(kTextOid, value); }
+  Params& Bytes(absl::string_view value) { return Add(kByteaOid, value); }
+  Params& OwnedText(std::string value) {
+    return Add(kTextOid, owned_.emplace_back(std::move(value)));
+  }
+  // Copies `value` first: for temporaries.
+  Params& OwnedBytes(std::string value) {
+    return Add(kByteaOid, owned_.emplace_back(std::move(value)));
+  }
+
+  int size() const { return static_cast<int>(types_.size()); }
+  const Oid* types() const { return types_.data(); }
+  const char* const* values() const { return values_.data(); }
+  const int* lengths() const { return lengths_.data(); }
+  const int* formats() const { return formats_.data(); }
+
+ private:
+  Params& Add(Oid type, absl::string_view value) {
+    types_.push_back(type);
+    // A null pointer would send SQL NULL; an empty value must send "".
+    values_.push_back(value.data() != nullptr ? value.data() : "");
+    lengths_.push_back(static_cast<int>(value.size()));
+    formats_.push_back(1);
+    return *this;
+  }
+
+  // Storage of converted values; a deque never moves its elements.
+  std::deque<std::string> owned_;
+  std::vector<Oid> types_;
+  std::vector<const char*> values_;
+  std::vector<int> lengths_;
+  std::vector<int> formats_;
+};
+
+// Reads a binary-format result.
+class Rows {
+ public:
+  explicit Rows(ResultPtr result) : result_(std::move(result)) {}
+
+  int size() const { return PQntuples(result_.get()); }
+  bool IsNull(int row, int col) const {
+    return PQgetisnull(result_.get(), row, col) != 0;
+  }
+  int64_t Int(int row, int col) const {
+    const auto* bytes = reinterpret_cast<const unsigned char*>(
+        PQgetvalue(result_.get(), row, col));
+    int length = PQgetlength(result_.get(), row, col);
+    uint64_t bits = 0;
+    for (int i = 0; i < length; ++i) bits = (bits << 8) | bytes[i];
+    // Sign-extend shorter integers (int2, int4).
+    if (length > 0 && length < 8 && (bytes[0] & 0x80) != 0) {
+      bits |= ~uint64_t{0} << (8 * length);
+    }
+    return static_cast<int64_t>(bits);
+  }
+  absl::Time Time(int row, int col) const {
+    return FromStoreMillis(Int(row, col));
+  }
+  bool Bool(int row, int col) const {
+    return PQgetlength(result_.get(), row, col) > 0 &&
+           PQgetvalue(result_.get(), row, col)[0] != 0;
+  }
+  absl::string_view Bytes(int row, int col) const {
+    return absl::string_view(PQgetvalue(result_.get(), row, col),
+                             PQgetlength(result_.get(), row, col));
+  }
+  std::string Text(int row, int col) const {
+    return std::string(Bytes(row, col));
+  }
+
+ private:
+  ResultPtr result_;
+};
+
+// One statement of a pipeline: a prepared statement's name or SQL text, and
+// its parameters.
+struct Command {
+  const char* statement;
+  bool prepared;
+  Params params;
+};
+
+// A connection to the database that reconnects when it finds itself broken.
+// Not thread-safe: one user at a time.
+class Connection {
+ public:
+  // `prepared` lists statements (name, SQL) to prepare on every connect.
+  Connection(const PostgresStoreOptions* options,
+             std::vector<std::pair<const char*, const char*>> prepared)
+      : options_(options), prepared_(std::move(prepared)) {}
+
+  // Connects, or reconnects if the connection broke; kUnavailable when the
+  // server cannot be reached.
+  absl::Status Ensure() {
+    if (conn_ != nullptr && PQstatus(conn_.get()) == CONNECTION_OK) {
+      return absl::OkStatus();
+    }
+    conn_.reset();
+    // Defaults first: the connection string overrides them. A server that
+    // cannot be reached, or a network that went silent, fails a call in
+    // seconds (kUnavailable) instead of stalling the writer for the
+    // operating system's minutes.
+    const char* keywords[] = {"application_name",
+                              "connect_timeout",
+                              "keepalives_idle",
+                              "keepalives_interval",
+                              "keepalives_count",
+                              "tcp_user_timeout",
+                              "dbname",
+                              "password",
+                              nullptr};
+    const char* values[] = {
+        "imbridge-router",
+        "10",
+        "10",
+        "5",
+        "3",
+        "20000",
+        options_->dsn.c_str(),
+        options_->password.empty() ? nullptr : options_->password.c_str(),
+        nullptr};
+    ConnPtr conn(PQconnectdbParams(keywords, values, /*expand_dbname=*/1));
+    if (conn == nullptr) {
+      return absl::ResourceExhaustedError("postgres: out of memory");
+    }
+    if (PQstatus(conn.get()) != CONNECTION_OK) {
+      return absl::UnavailableError(absl::StrCat(
+          "postgres: cannot connect: ", Trimmed(PQerrorMessage(conn.get()))));
+    }
+    std::string setup = absl::StrCat(
+        "SET synchronous_commit = ",
+        options_->durability == v1::NORMAL ? "off" : "on",
+        "; SET client_min_messages = warning; SET TIME ZONE 'UTC'");
+    ResultPtr result(PQexec(conn.get(), setup.c_str()));
+    if (PQresultStatus(result.get()) != PGRES_COMMAND_OK) {
+      return ResultError(conn.get(), result.get(), "setting up the session");
+    }
+    for (const auto& [name, sql] : prepared_) {
+      ResultPtr prepared(PQprepare(conn.get(), name, sql, 0, nullptr));
+      if (PQresultStatus(prepared.get()) != PGRES_COMMAND_OK) {
+        return ResultError(conn.get(), prepared.get(),
+                           absl::StrCat("preparing ", name));
+      }
+    }
+    // Pipelines are sent without blocking (see Pipeline); plain queries
+    // (PQexec*) block whatever this says.
+    if (PQsetnonblocking(conn.get(), 1) != 0) {
+      return ResultError(conn.get(), nullptr, "setting non-blocking mode");
+    }
+    conn_ = std::move(conn);
+    return absl::OkStatus();
+  }
+
+  PGconn* get() const { return conn_.get(); }
+
+  // Runs one statement (SQL text) and returns its rows (empty for a
+  // command).
+  absl::StatusOr<Rows> Exec(const char* sql, const Params& params = Params()) {
+    IMB_RETURN_IF_ERROR(Ensure());
+    ResultPtr result(PQexecParams(conn_.get(), sql, params.size(),
+                                  params.types(), params.values(),
+                                  params.lengths(), params.formats(),
+                                  /*resultFormat=*/1));
+    ExecStatusType status = PQresultStatus(result.get());
+    if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
+      return ResultError(conn_.get(), result.get(), FirstWords(sql));
+    }
+    return Rows(std::move(result));
+  }
+
+  // Runs several statements in one statement string (no parameters).
+  absl::Status ExecScript(const char* sql) {
+    IMB_RETURN_IF_ERROR(Ensure());
+    ResultPtr result(PQexec(conn_.get(), sql));
+    if (PQresultStatus(result.get()) != PGRES_COMMAND_OK &&
+        PQresultStatus(result.get()) != PGRES_TUPLES_OK) {
+      return ResultError(conn_.get(), result.get(), FirstWords(sql));
+    }
+    return absl::OkStatus();
+  }
+
+  // Sends `commands` in one pipeline ending in one sync, and returns each
+  // one's rows, in order: one round trip. If one fails, the ones after it
+  // are skipped by the server and the first error is returned.
+  absl::StatusOr<std::vector<Rows>> Pipeline(std::vector<Command>& commands) {
+    IMB_RETURN_IF_ERROR(Ensure());
+    PGconn* conn = conn_.get();
+    if (PQenterPipelineMode(conn) != 1) {
+      return ResultError(conn, nullptr, "entering pipeline mode");
+    }
+    absl::Status status = absl::OkStatus();
+    for (const Command& c : commands) {
+      const Params& p = c.params;
+      int sent =
+          c.prepared
+              ? PQsendQueryPrepared(conn, c.statement, p.size(), p.values(),
+                                    p.lengths(), p.formats(), 1)
+              : PQsendQueryParams(conn, c.statement, p.size(), p.types(),
+                                  p.values(), p.lengths(), p.formats(), 1);
+      if (sent != 1) {
+        status = ResultError(conn, nullptr, "sending a statement");
+        break;
+      }
+    }
+    if (status.ok() && PQpipelineSync(conn) != 1) {
+      status = ResultError(conn, nullptr, "sending the sync");
+    }
+    if (status.ok()) status = Flush();
+    if (!status.ok()) {
+      // The pipeline is in an unknown state: start over on a new connection.
+      conn_.reset();
+      return status;
+    }
+    std::vector<Rows> rows;
+    rows.reserve(commands.size());
+    for (const Command& c : commands) {
+      ResultPtr result(PQgetResult(conn));
+      if (result == nullptr) {
+        status = ResultError(conn, nullptr, "reading results");
+        conn_.reset();
+        return status;
+      }
+      ExecStatusType s = PQresultStatus(result.get());
+      if (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK && status.ok()) {
+        status =
+            ResultError(conn, result.get(),
+                        c.prepared ? c.statement : FirstWords(c.statement));
+      }
+      // Each statement's results end with a null.
+      while (ResultPtr(PQgetResult(conn)) != nullptr) {
+      }
+      rows.emplace_back(std::move(result));
+    }
+    // The sync's own result comes next.
+    bool synced = false;
+    for (int i = 0; i < 3 && !synced; ++i) {
+      ResultPtr result(PQgetResult(conn));
+      synced = result != nullptr &&
+               PQresultStatus(result.get()) == PGRES_PIPELINE_SYNC;
+    }
+    if (!synced || PQexitPipelineMode(conn) != 1 ||
+        PQstatus(conn) == CONNECTION_BAD) {
+      if (status.ok()) status = ResultError(conn, nullptr, "ending pipeline");
+      conn_.reset();
+    }
+    IMB_RETURN_IF_ERROR(status);
+    return rows;
+  }
+
+  // Abandons an open or failed transaction, if there is one; never fails
+  // (a broken connection is dropped, which ends its transaction).
+  void RollbackIfOpen() {
+    if (conn_ == nullptr) return;
+    PGTransactionStatusType t = PQtransactionStatus(conn_.get());
+    if (t == PQTRANS_IDLE) return;
+    if (t == PQTRANS_INTRANS || t == PQTRANS_INERROR) {
+      ResultPtr result(PQexec(conn_.get(), "ROLLBACK"));
+      if (PQresultStatus(result.get()) == PGRES_COMMAND_OK) return;
+    }
+    conn_.reset();
+  }
+
+ private:
+  static std::string FirstWords(const char* sql) {
+    return std::string(absl::StripLeadingAsciiWhitespace(sql).substr(0, 60));
+  }
+
+  // Sends what libpq buffered, reading the server's answers meanwhile so
+  // that neither side blocks on a full socket.
+  absl::Status Flush() {
+    PGconn* conn = conn_.get();
+    while (true) {
+      int pending = PQflush(conn);
+      if (pending == 0) return absl::OkStatus();
+      if (pending < 0) return ResultError(conn, nullptr, "sending");
+      pollfd fd{PQsocket(conn), POLLIN | POLLOUT, 0};
+      if (poll(&fd, 1, 60000) < 0 && errno != EINTR) {
+        return absl::UnavailableError(
+            absl::StrCat("postgres: poll: ", strerror(errno)));
+      }
+      if ((fd.revents & POLLIN) != 0 && PQconsumeInput(conn) != 1) {
+        return ResultError(conn, nullptr, "receiving");
+      }
+    }
+  }
+
+  const PostgresStoreOptions* options_;
+  std::vector<std::pair<const char*, const char*>> prepared_;
+  ConnPtr conn_;
+};
+
+// The columns ReadDelivery expects, from deliveries d joined with events e
+// (IMB_EVENT_JOIN).
+#define IMB_DELIVERY_COLUMNS                                          \
+  "d.id, d.event_id, d.target_key, d.target, d.link, d.sender_name, " \
+  "d.attempts, d.created_at, d.next_attempt_at, d.last_error, e.payload "
+#define IMB_EVENT_JOIN "LEFT JOIN events e ON e.id = d.event_id "
+// The id of the event the current batch entry's statements belong to: 0
+// when it was a duplicate (see the file comment).
+#define IMB_CURRENT_EVENT "current_setting('imbridge.event_id')::bigint"
+
+// The writer's prepared statements, as (name, SQL).
+const std::vector<std::pair<const char*, const char*>>& WriterStatements() {
+  static const auto* statements =
+      new std::vector<std::pair<const char*, const char*>>{
+          {"insert_event",
+           "WITH ins AS ("
+           " INSERT INTO events(id, event_key, received_at, payload)"
+           " SELECT value + 1, $1, $2, $3 FROM id_counters"
+           " WHERE name = 'event'"
+           " ON CONFLICT (event_key) DO NOTHING RETURNING id),"
+           " bump AS (UPDATE id_counters SET value = ins.id FROM ins"
+           " WHERE name = 'event')"
+           " SELECT set_config('imbridge.event_id',"
+           " coalesce((SELECT id FROM ins), 0)::text, true)::bigint"},
+          {"insert_original",
+           "INSERT INTO messages(channel_key, native_id, group_id, part,"
+           " is_copy, created_at)"
+           " SELECT $1, $2, e, 0, false, $3"
+           " FROM (SELECT " IMB_CURRENT_EVENT " AS e) cur WHERE e <> 0"
+           " ON CONFLICT (channel_key, native_id) DO NOTHING"},
+          {"add_event_blob",
+           "WITH cur AS (SELECT " IMB_CURRENT_EVENT " AS e),"
+           " link AS (INSERT INTO event_blobs(event_id, blob_id)"
+           " SELECT e, $1 FROM cur WHERE e <> 0 ON CONFLICT DO NOTHING)"
+           " UPDATE blobs SET last_used_at = greatest(last_used_at, $2)"
+           " WHERE blob_id = $1 AND (SELECT e FROM cur) <> 0"},
+          {"insert_delivery",
+           "WITH cur AS (SELECT " IMB_CURRENT_EVENT " AS e),"
+           " next AS (UPDATE id_counters SET value = value + 1"
+           " WHERE name = 'delivery' AND (SELECT e FROM cur) <> 0"
+           " RETURNING value AS id)"
+           " INSERT INTO deliveries(id, event_id, target_key, target, link,"
+           " sender_name, attempts, created_at, next_attempt_at, last_error,"
+           " state)"
+           " SELECT next.id, cur.e, $1, $2, $3, $4, $5, $6, $7, $8, 0"
+           " FROM next, cur RETURNING id"},
+          {"add_message",
+           "INSERT INTO messages(channel_key, native_id, group_id, part,"
+           " is_copy, created_at) VALUES ($1, $2, $3, $4, $5, $6)"
+           " ON CONFLICT (channel_key, native_id) DO NOTHING"},
+          {"complete_delivery", "DELETE FROM deliveries WHERE id = $1"},
+          {"reschedule_delivery",
+           "UPDATE deliveries SET attempts = $1, next_attempt_at = $2,"
+           " last_error = $3 WHERE id = $4 AND state = 0"},
+          {"dead_letter",
+           "UPDATE deliveries SET state = 1, last_error = $1, dead_at = $2"
+           " WHERE id = $3 AND state = 0"},
+          {"upsert_roster",
+           "INSERT INTO roster(platform, account, user_id, display_name,"
+           " presence, status_text, updated_at)"
+           " VALUES ($1, $2, $3, $4, $5, $6, $7)"
+           " ON CONFLICT (platform, account, user_id) DO UPDATE SET"
+           " display_name = excluded.display_name,"
+           " presence = excluded.presence,"
+           " status_text = excluded.status_text,"
+           " updated_at = excluded.updated_at"},
+          {"touch_participant",
+           "INSERT INTO participants(channel_key, user_id, platform,"
+           " display_name, last_seen_at) VALUES ($1, $2, $3, $4, $5)"
+           " ON CONFLICT (channel_key, user_id) DO UPDATE SET"
+           " platform = excluded.platform,"
+           " display_name = excluded.display_name,"
+           " last_seen_at = excluded.last_seen_at"},
+          {"move_queue",
+           "UPDATE deliveries SET target_key = $1, target = $2"
+           " WHERE target_key = $3 AND state = 0"},
+      };
+  return *statements;
+}
+
+// Store on PostgreSQL: one writer connection (the writer thread's) and a
+// pool of read connections. Reads see committed data only.
+class PostgresStore : public Store {
+ public:
+  static absl::StatusOr<std::unique_ptr<Store>> Open(
+      const PostgresStoreOptions& options);
+
+  absl::Status Apply(CommitBatch& batch) override;
+  // Commits are durable when they return (synchronous_commit): nothing to
+  // do.
+  absl::Status Sync() override { return absl::OkStatus(); }
+
+  absl::Status Begin() override;
+  absl::Status Commit() override;
+  void Rollback() override;
+
+  absl::Status RetryDeadLetter(int64_t id, absl::Time now) override;
+  absl::Status DropDeadLetter(int64_t id) override;
+  absl::Status RecordBlob(const BlobInfo& blob) override;
+  absl::Status DeleteBlob(absl::string_view blob_id) override;
+  absl::StatusOr<int64_t> PruneEvents(absl::Time before) override;
+  absl::Status PutRecord(absl::string_view kind, absl::string_view name,
+                         absl::string_view payload) override;
+  absl::Status DeleteRecord(absl::string_view kind,
+                            absl::string_view name) override;
+
+  std::string router_id() const override { return router_id_; }
+  absl::StatusOr<std::vector<std::string>> ListPendingTargets() override;
+  absl::StatusOr<std::vector<DeliveryRecord>> LoadPendingDeliveries(
+      absl::string_view target_key, int64_t after_id, int limit) override;
+  absl::StatusOr<std::vector<DeliveryRecord>> ListDeadLetters(
+      int64_t before_id, int limit) override;
+  absl::StatusOr<int64_t> CountDeadLetters() override;
+  absl::StatusOr<std::vector<DeadLetterRef>> ListDeadLetterRefs(
+      int64_t after_id, int limit) override;
+  absl::StatusOr<std::optional<DeadLetterRef>> FindDeadLetter(
+      int64_t id) override;
+  absl::StatusOr<std::vector<std::pair<std::string, v1::ChannelRef>>>
+  ListDeadLetterTargets() override;
+  absl::StatusOr<TargetCounts> CountDeliveries(
+      absl::string_view target_key) override;
+  absl::StatusOr<std::optional<MessageLocation>> FindMessage(
+      absl::string_view channel_key, absl::string_view native_id) override;
+  absl::StatusOr<std::vector<std::optional<MessageLocation>>> FindMessages(
+      absl::Span<const std::pair<std::string, std::string>> messages) override;
+  absl::StatusOr<std::vector<std::string>> FindMessagesInChannel(
+      int64_t group_id, absl::string_view channel_key) override;
+  absl::StatusOr<std::vector<RosterEntry>> ListRoster(
+      absl::string_view platform) override;
+  absl::StatusOr<std::optional<BlobInfo>> FindBlob(
+      absl::string_view blob_id) override;
+  absl::StatusOr<std::vector<std::string>> ListCollectableBlobs(
+      absl::Time before) override;
+  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ListRecords(
+      absl::string_view kind) override;
+  absl::StatusOr<std::vector<Participant>> ListParticipants(
+      absl::string_view channel_key) override;
+
+ private:
+  // The read connections.
+  using ReaderPool = ConnectionPool<Connection>;
+
+  explicit PostgresStore(const PostgresStoreOptions& options)
+      : options_(options), writer_(&options_, WriterStatements()) {}
+
+  absl::Status Init();
+  absl::Status Migrate();
+  absl::Status RequireTransaction() const;
+  // Appends the statements of `batch` to `commands`; fails, sending
+  // nothing, on an entry that cannot be written.
+  absl::Status AddBatch(CommitBatch& batch, std::vector<Command>& commands);
+  // Runs a read on a pooled connection.
+  absl::StatusOr<Rows> Read(const char* sql, const Params& params = Params());
+  static absl::StatusOr<DeliveryRecord> ReadDelivery(const Rows& rows, int row);
+  absl::StatusOr<std::vector<DeliveryRecord>> ReadDeliveries(
+      const char* sql, const Params& params);
+
+  const PostgresStoreOptions options_;
+  // Writer thread only.
+  Connection writer_;
+  bool in_transaction_ = false;
+  ReaderPool readers_;
+  std::string router_id_;
+};
+
+absl::StatusOr<std::unique_ptr<Store>> PostgresStore::Open(
+    const PostgresStoreOptions& options) {
+  if (options.pool_size < 1 || options.pool_size > kMaxPostgresPoolSize) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("store: postgres pool_size is ", options.pool_size,
+                     "; it must be 1 to ", kMaxPostgresPoolSize));
+  }
+  IMB_RETURN_IF_ERROR(CheckPostgresDsn(options.dsn));
+  auto store = std::unique_ptr<PostgresStore>(new PostgresStore(options));
+  IMB_RETURN_IF_ERROR(store->Init());
+  return store;
+}
+
+absl::Status PostgresStore::Init() {
+  IMB_RETURN_IF_ERROR(Migrate());
+  IMB_ASSIGN_OR_RETURN(
+      Rows id, writer_.Exec("SELECT value FROM meta WHERE key = 'router_id'"));
+  if (id.size() != 1) {
+    return absl::InternalError("postgres: meta has no router_id");
+  }
+  router_id_ = id.Text(0, 0);
+  for (int i = 0; i < options_.pool_size; ++i) {
+    readers_.Add(std::make_unique<Connection>(
+        &options_, std::vector<std::pair<const char*, const char*>>()));
+  }
+  // Connect every reader now, so that a bad pool fails at start.
+  for (int i = 0; i < options_.pool_size; ++i) {
+    IMB_RETURN_IF_ERROR(Read("SELECT 1").status());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status PostgresStore::Migrate() {
+  // Statements run at connect are prepared against tables that may not
+  // exist yet: migrate on a connection of its own first.
+  Connection conn(&options_, {});
+  IMB_RETURN_IF_ERROR(conn.ExecScript("BEGIN"));
+  absl::Status status = [&]() -> absl::Status {
+    IMB_RETURN_IF_ERROR(conn.Exec("SELECT pg_advisory_xact_lock($1)",
+                                  Params().Int(kMigrationLock))
+                            .status());
+    IMB_RETURN_IF_ERROR(conn.ExecScript(
+        "CREATE TABLE IF NOT EXISTS schema_version (version bigint NOT NULL)"));
+    IMB_ASSIGN_OR_RETURN(Rows rows,
+                         conn.Exec("SELECT coalesce(max(version), 0) FROM "
+                                   "schema_version"));
+    int64_t version = rows.Int(0, 0);
+    if (version > kSchemaVersion) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "store: the database has schema version ", version,
+          " but this build knows ", kSchemaVersion,
+          "; it was written by a newer imbridge-router (downgrades are not "
+          "supported)"));
+    }
+    for (const Migration& m : kMigrations) {
+      if (m.version <= version) continue;
+      IMB_RETURN_IF_ERROR(conn.ExecScript(m.sql));
+    }
+    if (version < kSchemaVersion) {
+      IMB_RETURN_IF_ERROR(conn.ExecScript("DELETE FROM schema_version"));
+      IMB_RETURN_IF_ERROR(
+          conn.Exec("INSERT INTO schema_version(version) VALUES ($1)",
+                    Params().Int(kSchemaVersion))
+              .status());
+    }
+    std::string router_id = NewStoreRouterId();
+    return conn
+        .Exec(
+            "INSERT INTO meta(key, value) VALUES ('router_id', $1) "
+            "ON CONFLICT (key) DO NOTHING",
+            Params().Text(router_id))
+        .status();
+  }();
+  if (!status.ok()) {
+    conn.RollbackIfOpen();
+    return status;
+  }
+  return conn.ExecScript("COMMIT");
+}
+
+absl::Status PostgresStore::RequireTransaction() const {
+  // A connection that broke ended the transaction with it: writing on a new
+  // one would commit half of it.
+  if (!in_transaction_ ||
+      PQtransactionStatus(writer_.get()) != PQTRANS_INTRANS) {
+    return absl::FailedPreconditionError(
+        "store: write outside a transaction (call Begin first; a failed "
+        "statement may have ended it)");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status PostgresStore::Begin() {
+  IMB_RETURN_IF_ERROR(writer_.ExecScript("BEGIN"));
+  in_transaction_ = true;
+  return absl::OkStatus();
+}
+
+absl::Status PostgresStore::Commit() {
+  if (!in_transaction_) {
+    return absl::FailedPreconditionError("store: Commit without Begin");
+  }
+  in_transaction_ = false;
+  if (PQtransactionStatus(writer_.get()) != PQTRANS_INTRANS) {
+    writer_.RollbackIfOpen();
+    return absl::FailedPreconditionError(
+        "store: the transaction failed or its connection broke; nothing of "
+        "it was written");
+  }
+  absl::Status status = writer_.ExecScript("COMMIT");
+  if (!status.ok()) writer_.RollbackIfOpen();
+  return status;
+}
+
+void PostgresStore::Rollback() {
+  in_transaction_ = false;
+  writer_.RollbackIfOpen();
+}
+
+absl::Status PostgresStore::Apply(CommitBatch& batch) {
+  if (in_transaction_) {
+    return absl::FailedPreconditionError(
+        "store: Apply inside an operator transaction");
+  }
+  if (batch.empty()) return absl::OkStatus();
+  for (NewEvent& entry : batch.events) {
+    entry.id = 0;
+    for (DeliveryRecord& d : entry.deliveries) d.id = d.event_id = 0;
+  }
+  std::vector<Command> commands;
+  commands.push_back({"BEGIN", false, Params()});
+  IMB_RETURN_IF_ERROR(AddBatch(batch, commands));
+  commands.push_back({"COMMIT", false, Params()});
+  absl::StatusOr<std::vector<Rows>> results = writer_.Pipeline(commands);
+  if (!results.ok()) {
+    writer_.RollbackIfOpen();
+    return results.status();
+  }
+  if (PQtransactionStatus(writer_.get()) != PQTRANS_IDLE) {
+    // COMMIT did not end the transaction: nothing of it was written.
+    writer_.RollbackIfOpen();
+    return absl::UnavailableError("postgres: the commit did not complete");
+  }
+  // Results follow the statements AddBatch made: BEGIN, then per event its
+  // statement, its original, its blobs and its deliveries.
+  size_t next = 1;
+  for (NewEvent& entry : batch.events) {
+    const Rows& event = (*results)[next++];
+    entry.id = event.size() == 1 ? event.Int(0, 0) : 0;
+    if (!entry.original_message_id.empty()) ++next;
+    next += entry.blob_ids.size();
+    for (DeliveryRecord& d : entry.deliveries) {
+      const Rows& delivery = (*results)[next++];
+      if (entry.id != 0 && delivery.size() == 1) {
+        d.id = delivery.Int(0, 0);
+        d.event_id = entry.id;
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status PostgresStore::AddBatch(CommitBatch& batch,
+                                     std::vector<Command>& commands) {
+  const absl::Time now = batch.now;
+  for (NewEvent& entry : batch.events) {
+    if (entry.event == nullptr || entry.event->key().empty()) {
+      return absl::InvalidArgumentError("store: event has no key");
+    }
+    const v1::Event& event = *entry.event;
+    Params event_params;
+    event_params.Text(event.key()).Time(now);
+    if (entry.payload.empty()) {
+      std::string payload;
+      if (!event.SerializeToString(&payload)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("store: cannot serialize event ", event.key()));
+      }
+      event_params.OwnedBytes(std::move(payload));
+    } else {
+      event_params.Bytes(entry.payload);
+    }
+    commands.push_back({"insert_event", true, std::move(event_params)});
+    if (!entry.original_message_id.empty()) {
+      commands.push_back({"insert_original", true,
+                          std::move(Params()
+                                        .Text(entry.original_chat_key)
+                                        .Text(entry.original_message_id)
+                                        .Time(now))});
+    }
+    for (const std::string& blob_id : entry.blob_ids) {
+      commands.push_back({"add_event_blob", true,
+                          std::move(Params().Text(blob_id).Time(now))});
+    }
+    for (const DeliveryRecord& delivery : entry.deliveries) {
+      if (delivery.target_key.empty()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "store: a delivery of ", event.key(), " has no target"));
+      }
+      std::string target;
+      if (!delivery.target.SerializeToString(&target)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "store: cannot serialize the target of ", delivery.target_key));
+      }
+      commands.push_back({"insert_delivery", true,
+                          std::move(Params()
+                                        .Text(delivery.target_key)
+                                        .OwnedBytes(std::move(target))
+                                        .Text(delivery.link)
+                                        .Text(delivery.sender_name)
+                                        .Int(delivery.attempts)
+                                        .Time(delivery.created_at)
+                                        .Time(delivery.next_attempt_at)
+                                        .Text(delivery.last_error))});
+    }
+  }
+  for (const MessageRows& rows : batch.messages) {
+    for (size_t part = 0; part < rows.native_ids.size(); ++part) {
+      // An empty id cannot be looked up; skip it rather than fail the batch.
+      if (rows.native_ids[part].empty()) continue;
+      commands.push_back({"add_message", true,
+                          std::move(Params()
+                                        .Text(rows.channel_key)
+                                        .Text(rows.native_ids[part])
+                                        .Int(rows.group_id)
+                                        .Int(static_cast<int64_t>(part))
+                                        .Bool(rows.is_copy)
+                                        .Time(now))});
+    }
+  }
+  for (int64_t id : batch.completed) {
+    commands.push_back(
+        {"complete_delivery", true, std::move(Params().Int(id))});
+  }
+  for (const DeliveryRetry& r : batch.retries) {
+    commands.push_back({"reschedule_delivery", true,
+                        std::move(Params()
+                                      .Int(r.attempts)
+                                      .Time(r.next_attempt_at)
+                                      .Text(r.last_error)
+                                      .Int(r.id))});
+  }
+  for (const DeliveryDeadLetter& d : batch.dead_letters) {
+    commands.push_back(
+        {"dead_letter", true,
+         std::move(Params().Text(d.reason).Time(now).Int(d.id))});
+  }
+  for (const RosterEntry& entry : batch.roster) {
+    commands.push_back({"upsert_roster", true,
+                        std::move(Params()
+                                      .Text(entry.platform)
+                                      .Text(entry.account)
+                                      .Text(entry.user_id)
+                                      .Text(entry.display_name)
+                                      .Int(entry.presence)
+                                      .Text(entry.status_text)
+                                      .Time(entry.updated_at))});
+  }
+  for (const ParticipantSeen& p : batch.participants) {
+    commands.push_back({"touch_participant", true,
+                        std::move(Params()
+                                      .Text(p.channel_key)
+                                      .Text(p.user.id())
+                                      .Text(p.user.platform())
+                                      .Text(p.user.display_name())
+                                      .Time(now))});
+  }
+  for (const QueueMove& m : batch.moves) {
+    std::string target;
+    if (!m.to_target.SerializeToString(&target)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("store: cannot serialize the target of ", m.to_key));
+    }
+    commands.push_back({"move_queue", true,
+                        std::move(Params()
+                                      .Text(m.to_key)
+                                      .OwnedBytes(std::move(target))
+                                      .Text(m.from_key))});
+  }
+  return absl::OkStatus();
+}
+
+absl::Status PostgresStore::RetryDeadLetter(int64_t id, absl::Time now) {
+  IMB_RETURN_IF_ERROR(RequireTransaction());
+  IMB_ASSIGN_OR_RETURN(
+      Rows rows,
+      writer_.Exec("UPDATE deliveries SET state = 0, attempts = 0, "
+                   "created_at = $1, next_attempt_at = $1, last_error = '', "
+                   "dead_at = NULL WHERE id = $2 AND state = 1 RETURNING id",
+                   Params().Time(now).Int(id)));
+  if (rows.size() == 0) {
+    return absl::NotFoundError(absl::StrCat("no dead letter with id ", id));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status PostgresStore::DropDeadLetter(int64_t id) {
+  IMB_RETURN_IF_ERROR(RequireTransaction());
+  IMB_ASSIGN_OR_RETURN(
+      Rows rows,
+      writer_.Exec(
+          "DELETE FROM deliveries WHERE id = $1 AND state = 1 RETURNING id",
+          Params().Int(id)));
+  if (rows.size() == 0) {
+    return absl::NotFoundError(absl::StrCat("no dead letter with id ", id));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status PostgresStore::RecordBlob(const BlobInfo& blob) {
+  IMB_RETURN_IF_ERROR(RequireTransaction());
+  return writer_
+      .Exec(
+          "INSERT INTO blobs(blob_id, size, created_at, last_used_at) "
+          "VALUES ($1, $2, $3, $4) ON CONFLICT (blob_id) DO UPDATE SET "
+          "last_used_at = greatest(blobs.last_used_at, "
+          "excluded.last_used_at)",
+          Params()
+              .Text(blob.blob_id)
+              .Int(static_cast<int64_t>(blob.size))
+              .Time(blob.created_at)
+              .Time(blob.last_used_at))
+      .status();
+}
+
+absl::Status PostgresStore::DeleteBlob(absl::string_view blob_id) {
+  IMB_RETURN_IF_ERROR(RequireTransaction());
+  return writer_
+      .Exec("DELETE FROM blobs WHERE blob_id = $1", Params().Text(blob_id))
+      .status();
+}
+
+absl::StatusOr<int64_t> PostgresStore::PruneEvents(absl::Time before) {
+  IMB_RETURN_IF_ERROR(RequireTransaction());
+  IMB_RETURN_IF_ERROR(
+      writer_
+          .Exec("DELETE FROM event_blobs WHERE event_id IN (SELECT id FROM "
+                "events WHERE received_at < $1 AND id NOT IN (SELECT event_id "
+                "FROM deliveries))",
+                Params().Time(before))
+          .status());
+  IMB_ASSIGN_OR_RETURN(
+      Rows rows,
+      writer_.Exec("WITH gone AS (DELETE FROM events WHERE received_at < $1 "
+                   "AND id NOT IN (SELECT event_id FROM deliveries) "
+                   "RETURNING 1) SELECT count(*) FROM gone",
+                   Params().Time(before)));
+  return rows.Int(0, 0);
+}
+
+absl::Status PostgresStore::PutRecord(absl::string_view kind,
+                                      absl::string_view name,
+                                      absl::string_view payload) {
+  IMB_RETURN_IF_ERROR(RequireTransaction());
+  return writer_
+      .Exec(
+          "INSERT INTO records(kind, name, payload) VALUES ($1, $2, $3) "
+          "ON CONFLICT (kind, name) DO UPDATE SET payload = excluded.payload",
+          Params().Text(kind).Text(name).Bytes(payload))
+      .status();
+}
+
+absl::Status PostgresStore::DeleteRecord(absl::string_view kind,
+                                         absl::string_view name) {
+  IMB_RETURN_IF_ERROR(RequireTransaction());
+  IMB_ASSIGN_OR_RETURN(
+      Rows rows,
+      writer_.Exec(
+          "DELETE FROM records WHERE kind = $1 AND name = $2 RETURNING 1",
+          Params().Text(kind).Text(name)));
+  if (rows.size() == 0) {
+    return absl::NotFoundError(absl::StrCat("no ", kind, " named ", name));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Rows> PostgresStore::Read(const char* sql,
+                                         const Params& params) {
+  ReaderPool::Lease r = readers_.Acquire();
+  return r->Exec(sql, params);
+}
+
+absl::StatusOr<std::vector<std::string>> PostgresStore::ListPendingTargets() {
+  // Walks the distinct targets through the index instead of scanning every
+  // pending row.
+  IMB_ASSIGN_OR_RETURN(
+      Rows rows,
+      Read("WITH RECURSIVE t(key) AS ("
+           " SELECT (SELECT min(target_key) FROM deliveries WHERE state = 0)"
+           " UNION ALL"
+           " SELECT (SELECT min(target_key) FROM deliveries"
+           "  WHERE state = 0 AND target_key > t.key)"
+           " FROM t WHERE t.key IS NOT NULL)"
+           " SELECT key FROM t WHERE key IS NOT NULL"));
+  std::vector<std::string> targets;
+  for (int i = 0; i < rows.size(); ++i) targets.push_back(rows.Text(i, 0));
+  return targets;
+}
+
+absl::StatusOr<DeliveryRecord> PostgresStore::ReadDelivery(const Rows& rows,
+                                                           int row) {
+  DeliveryRecord record;
+  record.id = rows.Int(row, 0);
+  record.event_id = rows.Int(row, 1);
+  record.target_key = rows.Text(row, 2);
+  record.link = rows.Text(row, 4);
+  record.sender_name = rows.Text(row, 5);
+  record.attempts = static_cast<int>(rows.Int(row, 6));
+  record.created_at = rows.Time(row, 7);
+  record.next_attempt_at = rows.Time(row, 8);
+  record.last_error = rows.Text(row, 9);
+  std::optional<absl::string_view> payload;
+  if (!rows.IsNull(row, 10)) payload = rows.Bytes(row, 10);
+  IMB_RETURN_IF_ERROR(
+      ParseDeliveryColumns(rows.Bytes(row, 3), payload, record));
+  return record;
+}
+
+absl::StatusOr<std::vector<DeliveryRecord>> PostgresStore::ReadDeliveries(
+    const char* sql, const Params& params) {
+  IMB_ASSIGN_OR_RETURN(Rows rows, Read(sql, params));
+  std::vector<DeliveryRecord> records;
+  records.reserve(rows.size());
+  for (int i = 0; i < rows.size(); ++i) {
+    IMB_ASSIGN_OR_RETURN(DeliveryRecord record, ReadDelivery(rows, i));
+    records.push_back(std::move(record));
+  }
+  return records;
+}
+
+absl::StatusOr<std::vector<DeliveryRecord>>
+PostgresStore::LoadPendingDeliveries(absl::string_view target_key,
+                                     int64_t after_id, int limit) {
+  if (limit <= 0) return std::vector<DeliveryRecord>();
+  return ReadDeliveries("SELECT " IMB_DELIVERY_COLUMNS
+                        "FROM deliveries d " IMB_EVENT_JOIN
+                        "WHERE d.target_key = $1 AND d.state = 0 AND d.id > $2 "
+                        "ORDER BY d.id LIMIT $3",
+                        Params().Text(target_key).Int(after_id).Int(limit));
+}
+
+absl::StatusOr<std::vector<DeliveryRecord>> PostgresStore::ListDeadLetters(
+    int64_t before_id, int limit) {
+  if (limit <= 0) return std::vector<DeliveryRecord>();
+  return ReadDeliveries(
+      "SELECT " IMB_DELIVERY_COLUMNS "FROM deliveries d " IMB_EVENT_JOIN
+      "WHERE d.state = 1 AND d.id < $1 ORDER BY d.id DESC LIMIT $2",
+      Params()
+          .Int(before_id > 0 ? before_id : std::numeric_limits<int64_t>::max())
+          .Int(limit));
+}
+
+absl::StatusOr<int64_t> PostgresStore::CountDeadLetters() {
+  IMB_ASSIGN_OR_RETURN(Rows rows,
+                       Read("SELECT count(*) FROM deliveries WHERE state = 1"));
+  return rows.Int(0, 0);
+}
+
+absl::StatusOr<std::vector<DeadLetterRef>> PostgresStore::ListDeadLetterRefs(
+    int64_t after_id, int limit) {
+  std::vector<DeadLetterRef> refs;
+  if (limit <= 0) return refs;
+  IMB_ASSIGN_OR_RETURN(Rows rows,
+                       Read("SELECT id, target_key FROM deliveries "
+                            "WHERE id > $1 AND state = 1 ORDER BY id LIMIT $2",
+                            Params().Int(after_id).Int(limit)));
+  for (int i = 0; i < rows.size(); ++i) {
+    refs.push_back({rows.Int(i, 0), rows.Text(i, 1)});
+  }
+  return refs;
+}
+
+absl::StatusOr<std::optional<DeadLetterRef>> PostgresStore::FindDeadLetter(
+    int64_t id) {
+  IMB_ASSIGN_OR_RETURN(
+      Rows rows,
+      Read("SELECT id, target_key FROM deliveries WHERE id = $1 AND state = 1",
+           Params().Int(id)));
+  if (rows.size() == 0) return std::optional<DeadLetterRef>();
+  return std::optional<DeadLetterRef>(
+      DeadLetterRef{rows.Int(0, 0), rows.Text(0, 1)});
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, v1::ChannelRef>>>
+PostgresStore::ListDeadLetterTargets() {
+  IMB_ASSIGN_OR_RETURN(
+      Rows rows,
+      Read("SELECT DISTINCT ON (target_key) target_key, target "
+           "FROM deliveries WHERE state = 1 ORDER BY target_key, id"));
+  std::vector<std::pair<std::string, v1::ChannelRef>> targets;
+  for (int i = 0; i < rows.size(); ++i) {
+    v1::ChannelRef target;
+    absl::string_view bytes = rows.Bytes(i, 1);
+    if (!target.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+      return absl::InternalError(absl::StrCat("store: a dead letter of ",
+                                              rows.Text(i, 0),
+                                              " has a corrupt target"));
+    }
+    targets.emplace_back(rows.Text(i, 0), std::move(target));
+  }
+  return targets;
+}
+
+absl::StatusOr<Store::TargetCounts> PostgresStore::CountDeliveries(
+    absl::string_view target_key) {
+  // One statement: one round trip and one snapshot.
+  IMB_ASSIGN_OR_RETURN(
+      Rows rows,
+      Read("SELECT"
+           " (SELECT count(*) FROM deliveries"
+           "  WHERE target_key = $1 AND state = 0),"
+           " (SELECT created_at FROM deliveries"
+           "  WHERE target_key = $1 AND state = 0 ORDER BY id LIMIT 1),"
+           " (SELECT count(*) FROM deliveries"
+           "  WHERE target_key = $1 AND state = 1)",
+           Params().Text(target_key)));
+  TargetCounts counts;
+  counts.pending = rows.Int(0, 0);
+  if (!rows.IsNull(0, 1)) counts.oldest_pending = rows.Time(0, 1);
+  counts.dead = rows.Int(0, 2);
+  return counts;
+}
+
+constexpr char kFindMessage[] =
+    "SELECT group_id, is_copy FROM messages "
+    "WHERE channel_key = $1 AND native_id = $2";
+
+std::optional<MessageLocation> ReadLocation(const Rows& rows) {
+  if (rows.size() == 0) return std::nullopt;
+  MessageLocation location;
+  location.group_id = rows.Int(0, 0);
+  location.is_copy = rows.Bool(0, 1);
+  return location;
+}
+
+absl::StatusOr<std::optional<MessageLocation>> PostgresStore::FindMessage(
+    absl::string_view channel_key, absl::string_view native_id) {
+  IMB_ASSIGN_OR_RETURN(
+      Rows rows,
+      Read(kFindMessage, Params().Text(channel_key).Text(native_id)));
+  return ReadLocation(rows);
+}
+
+absl::StatusOr<std::vector<std::optional<MessageLocation>>>
+PostgresStore::FindMessages(
+    absl::Span<const std::pair<std::string, std::string>> messages) {
+  std::vector<std::optional<MessageLocation>> found;
+  if (messages.empty()) return found;
+  // One pipeline in one read-only transaction: one round trip, one
+  // snapshot.
+  std::vector<Command> commands;
+  commands.push_back(
+      {"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", false, Params()});
+  for (const auto& [channel_key, native_id] : messages) {
+    commands.push_back({kFindMessage, false,
+                        std::move(Params().Text(channel_key).Text(native_id))});
+  }
+  commands.push_back({"COMMIT", false, Params()});
+  ReaderPool::Lease r = readers_.Acquire();
+  absl::StatusOr<std::vector<Rows>> results = r->Pipeline(commands);
+  if (!results.ok()) {
+    r->RollbackIfOpen();
+    return results.status();
+  }
+  found.reserve(messages.size());
+  for (size_t i = 0; i < messages.size(); ++i) {
+    found.push_back(ReadLocation((*results)[i + 1]));
+  }
+  return found;
+}
+
+absl::StatusOr<std::vector<std::string>> PostgresStore::FindMessagesInChannel(
+    int64_t group_id, absl::string_view channel_key) {
+  IMB_ASSIGN_OR_RETURN(
+      Rows rows, Read("SELECT native_id FROM messages "
+                      "WHERE group_id = $1 AND channel_key = $2 ORDER BY part",
+                      Params().Int(group_id).Text(channel_key)));
+  std::vector<std::string> native_ids;
+  for (int i = 0; i < rows.size(); ++i) native_ids.push_back(rows.Text(i, 0));
+  return native_ids;
+}
+
+absl::StatusOr<std::vector<RosterEntry>> PostgresStore::ListRoster(
+    absl::string_view platform) {
+  IMB_ASSIGN_OR_RETURN(
+      Rows rows,
+      Read("SELECT platform, account, user_id, display_name, presence, "
+           "status_text, updated_at FROM roster "
+           "WHERE $1 = '' OR platform = $1 "
+           "ORDER BY platform, account, user_id",
+           Params().Text(platform)));
+  std::vector<RosterEntry> entries;
+  for (int i = 0; i < rows.size(); ++i) {
+    RosterEntry entry;
+    entry.platform = rows.Text(i, 0);
+    entry.account = rows.Text(i, 1);
+    entry.user_id = rows.Text(i, 2);
+    entry.display_name = rows.Text(i, 3);
+    int presence = static_cast<int>(rows.Int(i, 4));
+    entry.presence = v1::Presence_IsValid(presence)
+                         ? static_cast<v1::Presence>(presence)
+                         : v1::PRESENCE_UNSPECIFIED;
+    entry.status_text = rows.Text(i, 5);
+    entry.updated_at = rows.Time(i, 6);
+    entries.push_back(std::move(entry));
+  }
+  return entries;
+}
+
+absl::StatusOr<std::optional<BlobInfo>> PostgresStore::FindBlob(
+    absl::string_view blob_id) {
+  IMB_ASSIGN_OR_RETURN(Rows rows,
+                       Read("SELECT blob_id, size, created_at, last_used_at "
+                            "FROM blobs WHERE blob_id = $1",
+                            Params().Text(blob_id)));
+  if (rows.size() == 0) return std::optional<BlobInfo>();
+  BlobInfo blob;
+  blob.blob_id = rows.Text(0, 0);
+  blob.size = static_cast<uint64_t>(rows.Int(0, 1));
+  blob.created_at = rows.Time(0, 2);
+  blob.last_used_at = rows.Time(0, 3);
+  return std::optional<BlobInfo>(std::move(blob));
+}
+
+absl::StatusOr<std::vector<std::string>> PostgresStore::ListCollectableBlobs(
+    absl::Time before) {
+  IMB_ASSIGN_OR_RETURN(
+      Rows rows,
+      Read("SELECT blob_id FROM blobs WHERE last_used_at < $1 AND blob_id "
+           "NOT IN (SELECT eb.blob_id FROM deliveries d JOIN event_blobs eb "
+           "ON eb.event_id = d.event_id) ORDER BY last_used_at, blob_id",
+           Params().Time(before)));
+  std::vector<std::string> blob_ids;
+  for (int i = 0; i < rows.size(); ++i) blob_ids.push_back(rows.Text(i, 0));
+  return blob_ids;
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, std::string>>>
+PostgresStore::ListRecords(absl::string_view kind) {
+  IMB_ASSIGN_OR_RETURN(
+      Rows rows,
+      Read("SELECT name, payload FROM records WHERE kind = $1 ORDER BY name",
+           Params().Text(kind)));
+  std::vector<std::pair<std::string, std::string>> out;
+  for (int i = 0; i < rows.size(); ++i) {
+    out.emplace_back(rows.Text(i, 0), rows.Text(i, 1));
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<Participant>> PostgresStore::ListParticipants(
+    absl::string_view channel_key) {
+  IMB_ASSIGN_OR_RETURN(
+      Rows rows, Read("SELECT user_id, platform, display_name, last_seen_at "
+                      "FROM participants WHERE channel_key = $1 "
+                      "ORDER BY last_seen_at DESC, user_id",
+                      Params().Text(channel_key)));
+  std::vector<Participant> out;
+  for (int i = 0; i < rows.size(); ++i) {
+    Participant p;
+    p.user_id = rows.Text(i, 0);
+    p.platform = rows.Text(i, 1);
+    p.display_name = rows.Text(i, 2);
+    p.last_seen_at = rows.Time(i, 3);
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+#undef IMB_DELIVERY_COLUMNS
+#undef IMB_EVENT_JOIN
+#undef IMB_CURRENT_EVENT
+
+// A table copied by MigrateSqliteToPostgres: its name and columns (the same
+// in both schemas), each with how it is sent: 'i' integer, 'n' integer or
+// NULL, 'b' boolean (an integer in SQLite), 't' text, 'x' bytes.
+struct CopiedTable {
+  const char* name;
+  std::vector<std::pair<const char*, char>> columns;
+};
+
+const std::vector<CopiedTable>& CopiedTables() {
+  static const auto* tables = new std::vector<CopiedTable>{
+      {"events",
+       {{"id", 'i'},
+        {"event_key", 't'},
+        {"received_at", 'i'},
+        {"payload", 'x'}}},
+      {"event_blobs", {{"event_id", 'i'}, {"blob_id", 't'}}},
+      {"deliveries",
+       {{"id", 'i'},
+        {"event_id", 'i'},
+        {"target_key", 't'},
+        {"target", 'x'},
+        {"link", 't'},
+        {"sender_name", 't'},
+        {"attempts", 'i'},
+        {"created_at", 'i'},
+        {"next_attempt_at", 'i'},
+        {"last_error", 't'},
+        {"state", 'i'},
+        {"dead_at", 'n'}}},
+      {"messages",
+       {{"channel_key", 't'},
+        {"native_id", 't'},
+        {"group_id", 'i'},
+        {"part", 'i'},
+        {"is_copy", 'b'},
+        {"created_at", 'i'}}},
+      {"roster",
+       {{"platform", 't'},
+        {"account", 't'},
+        {"user_id", 't'},
+        {"display_name", 't'},
+        {"presence", 'i'},
+        {"status_text", 't'},
+        {"updated_at", 'i'}}},
+      {"blobs",
+       {{"blob_id", 't'},
+        {"size", 'i'},
+        {"created_at", 'i'},
+        {"last_used_at", 'i'}}},
+      {"records", {{"kind", 't'}, {"name", 't'}, {"payload", 'x'}}},
+      {"participants",
+       {{"channel_key", 't'},
+        {"user_id", 't'},
+        {"platform", 't'},
+        {"display_name", 't'},
+        {"last_seen_at", 'i'}}},
+  };
+  return *tables;
+}
+
+// Rows sent per pipeline while copying.
+constexpr int kCopyChunk = 2000;
+
+// Reads SQLite; closes it when destroyed.
+struct SqliteReader {
+  sqlite3* db = nullptr;
+  ~SqliteReader() { sqlite3_close_v2(db); }
+  absl::Status Error(absl::string_view what) const {
+    return absl::InternalError(
+        absl::StrCat("sqlite: ", what, ": ", sqlite3_errmsg(db)));
+  }
+};
+
+// Copies one table from `from` into `to`, inside `to`'s open transaction.
+absl::StatusOr<int64_t> CopyTable(const SqliteReader& from, Connection& to,
+                                  const CopiedTable& table) {
+  std::string columns, placeholders;
+  for (size_t i = 0; i < table.columns.size(); ++i) {
+    absl::StrAppend(&columns, i > 0 ? ", " : "", table.columns[i].first);
+    absl::StrAppend(&placeholders, i > 0 ? ", " : "", "$", i + 1);
+  }
+  const std::string select =
+      absl::StrCat("SELECT ", columns, " FROM ", table.name);
+  const std::string insert =
+      absl::StrCat("INSERT INTO ", table.name, "(", columns, ") VALUES (",
+                   placeholders, ")");
+  sqlite3_stmt* raw = nullptr;
+  if (sqlite3_prepare_v2(from.db, select.c_str(), -1, &raw, nullptr) !=
+      SQLITE_OK) {
+    return from.Error(select);
+  }
+  std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> stmt(raw,
+                                                             sqlite3_finalize);
+  int64_t copied = 0;
+  bool done = false;
+  while (!done) {
+    // Values are copied out of SQLite: a step invalidates the last row's.
+    std::vector<Command> commands;
+    while (commands.size() < static_cast<size_t>(kCopyChunk)) {
+      int rc = sqlite3_step(stmt.get());
+      if (rc == SQLITE_DONE) {
+        done = true;
+        break;
+      }
+      if (rc != SQLITE_ROW) return from.Error(select);
+      Params params;
+      for (size_t i = 0; i < table.columns.size(); ++i) {
+        const int col = static_cast<int>(i);
+        switch (table.columns[i].second) {
+          case 'n':
+            if (sqlite3_column_type(stmt.get(), col) == SQLITE_NULL) {
+              params.Null(kInt8Oid);
+              break;
+            }
+            [[fallthrough]];
+          case 'i':
+            params.Int(sqlite3_column_int64(stmt.get(), col));
+            break;
+          case 'b':
+            params.Bool(sqlite3_column_int64(stmt.get(), col) != 0);
+            break;
+          case 't':
+          case 'x': {
+            const void* data = sqlite3_column_blob(stmt.get(), col);
+            std::string value(
+                static_cast<const char*>(data),
+                data != nullptr ? sqlite3_column_bytes(stmt.get(), col) : 0);
+            if (table.columns[i].second == 'x') {
+              params.OwnedBytes(std::move(value));
+            } else {
+              params.OwnedText(std::move(value));
+            }
+            break;
+          }
+        }
+      }
+      commands.push_back({insert.c_str(), false, std::move(params)});
+    }
+    if (commands.empty()) break;
+    IMB_RETURN_IF_ERROR(to.Pipeline(commands).status());
+    copied += static_cast<int64_t>(commands.size());
+  }
+  return copied;
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, int64_t>>> CopyFromSqlite(
+    const std::string& sqlite_data_dir, const PostgresStoreOptions& options) {
+  const std::string path = sqlite_data_dir + "/imbridge.db";
+  if (access(path.c_str(), R_OK) != 0) {
+    return absl::NotFoundError(
+        absl::StrCat("there is no SQLite store ", path, ": ", strerror(errno)));
+  }
+  // Open both as the router would: the SQLite store upgraded to its current
+  // schema, the PostgreSQL one created or migrated.
+  {
+    IMB_ASSIGN_OR_RETURN(std::unique_ptr<Store> sqlite,
+                         OpenSqliteStore(sqlite_data_dir, v1::FULL, 1));
+  }
+  IMB_ASSIGN_OR_RETURN(std::unique_ptr<Store> target,
+                       OpenPostgresStore(options));
+  target.reset();
+
+  SqliteReader from;
+  if (sqlite3_open_v2(path.c_str(), &from.db, SQLITE_OPEN_READONLY, nullptr) !=
+      SQLITE_OK) {
+    return from.Error(absl::StrCat("opening ", path));
+  }
+  // One read transaction: a consistent copy even if something writes.
+  if (sqlite3_exec(from.db, "BEGIN", nullptr, nullptr, nullptr) != SQLITE_OK) {
+    return from.Error("BEGIN");
+  }
+
+  Connection to(&options, {});
+  IMB_RETURN_IF_ERROR(to.ExecScript("BEGIN"));
+  auto copy =
+      [&]() -> absl::StatusOr<std::vector<std::pair<std::string, int64_t>>> {
+    IMB_RETURN_IF_ERROR(to.Exec("SELECT pg_advisory_xact_lock($1)",
+                                Params().Int(kMigrationLock))
+                            .status());
+    for (const CopiedTable& table : CopiedTables()) {
+      IMB_ASSIGN_OR_RETURN(
+          Rows rows,
+          to.Exec(absl::StrCat("SELECT EXISTS (SELECT 1 FROM ", table.name, ")")
+                      .c_str()));
+      if (rows.Bool(0, 0)) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "the PostgreSQL database is not empty (table ", table.name,
+            " has rows); migrate into a new database"));
+      }
+    }
+    std::vector<std::pair<std::string, int64_t>> copied;
+    for (const CopiedTable& table : CopiedTables()) {
+      IMB_ASSIGN_OR_RETURN(int64_t n, CopyTable(from, to, table));
+      copied.emplace_back(table.name, n);
+    }
+    // The router id and the highest ids handed out.
+    sqlite3_stmt* raw = nullptr;
+    const char* meta =
+        "SELECT (SELECT value FROM meta WHERE key = 'router_id'),"
+        " max(coalesce((SELECT max(id) FROM events), 0),"
+        "  coalesce((SELECT value FROM meta WHERE key = 'last_event_id'), 0)),"
+        " max(coalesce((SELECT max(id) FROM deliveries), 0),"
+        "  coalesce((SELECT value FROM meta WHERE key = 'last_delivery_id'),"
+        "  0))";
+    if (sqlite3_prepare_v2(from.db, meta, -1, &raw, nullptr) != SQLITE_OK) {
+      return from.Error("reading meta");
+    }
+    std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> stmt(
+        raw, sqlite3_finalize);
+    if (sqlite3_step(stmt.get()) != SQLITE_ROW) return from.Error("meta");
+    const unsigned char* router_id = sqlite3_column_text(stmt.get(), 0);
+    std::string id =
+        router_id != nullptr ? reinterpret_cast<const char*>(router_id) : "";
+    if (!id.empty()) {
+      IMB_RETURN_IF_ERROR(
+          to.Exec("UPDATE meta SET value = $1 WHERE key = 'router_id'",
+                  Params().Text(id))
+              .status());
+    }
+    IMB_RETURN_IF_ERROR(
+        to.Exec("UPDATE id_counters SET value = CASE name "
+                "WHEN 'event' THEN $1 WHEN 'delivery' THEN $2 ELSE value END",
+                Params()
+                    .Int(sqlite3_column_int64(stmt.get(), 1))
+                    .Int(sqlite3_column_int64(stmt.get(), 2)))
+            .status());
+    return copied;
+  };
+  auto copied = copy();
+  if (!copied.ok()) {
+    to.RollbackIfOpen();
+    return copied.status();
+  }
+  IMB_RETURN_IF_ERROR(to.ExecScript("COMMIT"));
+  return copied;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<std::pair<std::string, int64_t>>>
+MigrateSqliteToPostgres(const std::string& sqlite_data_dir,
+                        const PostgresStoreOptions& options) {
+  auto copied = CopyFromSqlite(sqlite_data_dir, options);
+  if (!copied.ok()) {
+    return absl::Status(
+        copied.status().code(),
+        absl::StrCat("migrating ", sqlite_data_dir,
+                     " to PostgreSQL: ", copied.status().message()));
+  }
+  return copied;
+}
+
+absl::Status CheckPostgresDsn(absl::string_view dsn) {
+  if (dsn.empty()) {
+    return absl::InvalidArgumentError("the connection string is empty");
+  }
+  char* error = nullptr;
+  std::string text(dsn);
+  PQconninfoOption* options = PQconninfoParse(text.c_str(), &error);
+  if (options == nullptr) {
+    // libpq's message names the bad keyword, not the string's values.
+    std::string reason =
+        error != nullptr ? Trimmed(error) : "out of memory parsing it";
+    PQfreemem(error);
+    return absl::InvalidArgumentError(
+        absl::StrCat("not a valid libpq connection string: ", reason));
+  }
+  bool has_password = false;
+  for (PQconninfoOption* o = options; o->keyword != nullptr; ++o) {
+    if (std::strcmp(o->keyword, "password") == 0 && o->val != nullptr &&
+        o->val[0] != '\0') {
+      has_password = true;
+    }
+  }
+  PQconninfoFree(options);
+  if (has_password) {
+    return absl::InvalidArgumentError(
+        "holds a password; put it in password_file or the environment "
+        "variable IMBRIDGE_PG_PASSWORD instead, so that it is never logged");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Store>> OpenPostgresStore(
+    const PostgresStoreOptions& options) {
+  absl::StatusOr<std::unique_ptr<Store>> store = PostgresStore::Open(options);
+  if (!store.ok()) {
+    return absl::Status(
+        store.status().code(),
+        absl::StrCat("store (postgres): ", store.status().message()));
+  }
+  return store;
+}
+
+PostgresStoreOptions PostgresOptionsFromConfig(const v1::StoreOptions& store) {
+  PostgresStoreOptions options;
+  options.dsn = store.postgres().dsn();
+  options.password = store.postgres().password();
+  if (options.password.empty()) {
+    if (const char* env = std::getenv("IMBRIDGE_PG_PASSWORD")) {
+      options.password = env;
+    }
+  }
+  options.pool_size = store.postgres().pool_size() > 0
+                          ? static_cast<int>(store.postgres().pool_size())
+                          : kDefaultPostgresPoolSize;
+  options.durability = store.durability();
+  return options;
+}
+
+}  // namespace imbridge::bridge

@@ -1,0 +1,341 @@
+// The real imbridge-router binary on a real PostgreSQL server of the test's
+// own (tests/support/postgres_server.h): /readyz follows the database, the
+// password is never logged, bad store.postgres config stops the router with
+// the field named, --migrate-from-sqlite copies a data directory. (Relaying and
+// kill -9 on PostgreSQL run in router_integration_test's
+// RouterOnEachStoreTest.)
+
+#include <stdlib.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <string>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "bridge/postgres_store.h"
+#include "bridge/sqlite_store.h"
+#include "bridge/store.h"
+#include "common/http/http_client.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/integration/router_process.h"
+#include "tests/integration/test_adapter.h"
+#include "tests/support/postgres_server.h"
+
+namespace imbridge::testing {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+constexpr char kToken[] = "integration-token-0123456789";
+
+constexpr char kPairConfig[] = R"(adapters:
+  - {name: tests, token: integration-token-0123456789}
+links:
+  - name: pair
+    members:
+      - {platform: alpha, account: a, chat_id: A1}
+      - {platform: beta, account: b, chat_id: B1}
+log_level: debug
+dispatch: {initial_backoff_ms: 50, max_backoff_ms: 200}
+)";
+
+class PostgresRouterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    absl::StatusOr<PostgresServer*> server = SharedPostgresServer();
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *server;
+    absl::StatusOr<std::string> database = server_->CreateDatabase();
+    ASSERT_TRUE(database.ok()) << database.status();
+    database_ = *database;
+  }
+
+  void TearDown() override { unsetenv("IMBRIDGE_PG_PASSWORD"); }
+
+  std::unique_ptr<TestAdapter> Adapter(RouterProcess& router,
+                                       const std::string& platform,
+                                       const std::string& account) {
+    auto a = std::make_unique<TestAdapter>(platform, account, router.address(),
+                                           kToken);
+    a->Start();
+    EXPECT_TRUE(a->WaitAttached()) << platform;
+    return a;
+  }
+
+  // The /readyz status code, or 0 when it does not answer.
+  int Readyz(const RouterProcess& router) {
+    HttpClient http;
+    auto r = http.Get(
+        absl::StrCat("http://127.0.0.1:", router.http_port(), "/readyz"));
+    return r.ok() ? r->status : 0;
+  }
+
+  bool WaitForReadyz(const RouterProcess& router, int status) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(60);
+    while (absl::Now() < deadline) {
+      if (Readyz(router) == status) return true;
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    return false;
+  }
+
+  PostgresServer* server_ = nullptr;
+  std::string database_;
+};
+
+// The password comes from IMBRIDGE_PG_PASSWORD; /readyz is unready while
+// the database is down and ready again once it is back, and the router
+// relays again without a restart. No log line holds the password, not even
+// at debug level with the database failing.
+TEST_F(PostgresRouterTest, ReadyzFollowsTheDatabaseAndPasswordIsNeverLogged) {
+  ASSERT_EQ(setenv("IMBRIDGE_PG_PASSWORD", server_->password().c_str(), 1), 0);
+  RouterProcess router(absl::StrCat(kPairConfig, "store: {postgres: {dsn: '",
+                                    server_->Dsn(database_), "'}}\n"));
+  ASSERT_TRUE(router.Start().ok()) << router.ReadLog();
+  auto alpha = Adapter(router, "alpha", "a");
+  auto beta = Adapter(router, "beta", "b");
+  alpha->Post("A1", "before");
+  ASSERT_TRUE(beta->WaitForCalls(1));
+  EXPECT_EQ(Readyz(router), 200);
+
+  ASSERT_TRUE(server_->Stop().ok());
+  EXPECT_TRUE(WaitForReadyz(router, 503));
+  ASSERT_TRUE(server_->Restart().ok());
+  EXPECT_TRUE(WaitForReadyz(router, 200));
+
+  // Publishes may fail while connections are remade; the adapter's retry
+  // (the same key) is accepted once.
+  v1::Event after;
+  after.set_key("alpha:a:after-restart");
+  after.mutable_channel()->set_platform("alpha");
+  after.mutable_channel()->set_account("a");
+  after.mutable_channel()->set_chat_id("A1");
+  after.mutable_posted()->set_message_id("A1-after");
+  after.mutable_posted()->mutable_text()->set_text("after");
+  v1::PublishAck ack;
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  do {
+    ack = alpha->Publish(after);
+    if (ack.outcome() == v1::PublishAck::ACCEPTED) break;
+    absl::SleepFor(absl::Milliseconds(200));
+  } while (absl::Now() < deadline);
+  EXPECT_EQ(ack.outcome(), v1::PublishAck::ACCEPTED) << ack.detail();
+  ASSERT_TRUE(beta->WaitForCalls(2));
+  std::vector<std::string> texts;
+  for (const auto& call : beta->calls()) texts.push_back(call.text);
+  EXPECT_THAT(texts, ElementsAre("before", "after"));
+  EXPECT_EQ(router.Terminate(), 0);
+
+  std::string log = router.ReadLog();
+  EXPECT_THAT(log, Not(HasSubstr(server_->password())));
+}
+
+// A wrong password stops the start with the server's reason, never with
+// the password.
+TEST_F(PostgresRouterTest, WrongPasswordStopsTheStartWithoutShowingIt) {
+  std::string password_file = MakeTempDir("pg-wrong") + "/password";
+  std::ofstream(password_file) << "not-the-password-7d2e\n";
+  RouterProcess router(absl::StrCat(
+      kPairConfig, "store: {postgres: {dsn: '", server_->Dsn(database_),
+      "', password_file: '", password_file, "'}}\n"));
+  absl::Status started = router.Start();
+  ASSERT_FALSE(started.ok());
+  std::string log = router.ReadLog();
+  EXPECT_THAT(log, HasSubstr("password authentication failed"));
+  EXPECT_THAT(log, Not(HasSubstr("not-the-password-7d2e")));
+  EXPECT_THAT(std::string(started.message()),
+              Not(HasSubstr("not-the-password-7d2e")));
+}
+
+TEST_F(PostgresRouterTest, BadPostgresConfigStopsWithTheFieldNamed) {
+  struct Case {
+    std::string store;
+    std::string error;
+  };
+  const Case cases[] = {
+      {"store: {postgres: {pool_size: 2}}",
+       "store.postgres.dsn: required (or dsn_file)"},
+      {"store: {postgres: {dsn: 'host=db password=hunter2-secret'}}",
+       "store.postgres.dsn: holds a password"},
+      {"store: {postgres: {dsn: 'host=db', pool_size: 1000}}",
+       "store.postgres.pool_size: must be 1 to 64"},
+      {"store: {postgres: {dsn: \"host='db\"}}",
+       "store.postgres.dsn: not a valid libpq connection string"},
+  };
+  for (const Case& c : cases) {
+    RouterProcess router(absl::StrCat(kPairConfig, c.store, "\n"));
+    absl::Status s = router.Start();
+    ASSERT_FALSE(s.ok()) << c.store;
+    EXPECT_THAT(std::string(s.message()), HasSubstr(c.error)) << c.store;
+    EXPECT_THAT(std::string(s.message()), Not(HasSubstr("hunter2-secret")));
+  }
+}
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in),
+                     std::istreambuf_iterator<char>());
+}
+
+// Runs `imbridge-router --config CONFIG --migrate-from-sqlite DIR`; returns
+// its exit code, its output in `output`.
+int RunMigration(const std::string& config, const std::string& dir,
+                 std::string* output) {
+  std::string out = MakeTempDir("migrate-out") + "/out.txt";
+  std::string command =
+      absl::StrCat(BuildPath("bridge/imbridge-router"), " --config '", config,
+                   "' --migrate-from-sqlite '", dir, "' >'", out, "' 2>&1");
+  int status = std::system(command.c_str());
+  *output = ReadAll(out);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// A SQLite data directory with some of everything is copied into an empty
+// database: the copy dedupes the old keys, finds the old messages (so edits
+// and replies of them resolve), keeps the outbox and its dead letters, the
+// roster, runtime links, blobs, participants and the router id, and hands
+// out ids after the old ones. A second migration into it is refused.
+TEST_F(PostgresRouterTest, MigrateFromSqliteCopiesEverythingOnce) {
+  using bridge::CommitBatch;
+  using bridge::DeliveryRecord;
+  using bridge::NewEvent;
+  const std::string sqlite_dir = MakeTempDir("sqlite-data");
+  constexpr int kMessages = 3000;
+  std::string router_id;
+  {
+    auto store = bridge::OpenSqliteStore(sqlite_dir, v1::NORMAL);
+    ASSERT_TRUE(store.ok()) << store.status();
+    router_id = (*store)->router_id();
+    const absl::Time now = absl::FromUnixSeconds(1700000000);
+    for (int chunk = 0; chunk < kMessages / 500; ++chunk) {
+      CommitBatch batch;
+      batch.now = now;
+      for (int i = chunk * 500; i < (chunk + 1) * 500; ++i) {
+        auto event = std::make_shared<v1::Event>();
+        event->set_key(absl::StrCat("alpha:a:", i));
+        event->mutable_channel()->set_platform("alpha");
+        event->mutable_posted()->set_message_id(absl::StrCat("A1-", i));
+        event->mutable_posted()->mutable_text()->set_text(absl::StrCat("m", i));
+        NewEvent entry;
+        entry.event = event;
+        entry.original_chat_key = "alpha/a/A1";
+        entry.original_message_id = absl::StrCat("A1-", i);
+        if (i >= kMessages - 2) {
+          DeliveryRecord d;
+          d.target.set_platform("beta");
+          d.target.set_account("b");
+          d.target.set_chat_id("B1");
+          d.target_key = "beta/b/B1";
+          d.link = "pair";
+          d.created_at = d.next_attempt_at = now;
+          entry.deliveries.push_back(d);
+        }
+        batch.events.push_back(std::move(entry));
+      }
+      ASSERT_TRUE((*store)->Apply(batch).ok());
+      CommitBatch copies;
+      copies.now = now;
+      for (size_t i = 0; i < batch.events.size(); ++i) {
+        copies.messages.push_back(
+            {batch.events[i].id,
+             "beta/b/B1",
+             {absl::StrCat("copy-", chunk * 500 + static_cast<int>(i))},
+             true});
+      }
+      if (chunk == kMessages / 500 - 1) {
+        // The last two events' deliveries: one dead, one pending.
+        copies.dead_letters.push_back(
+            {batch.events[498].deliveries[0].id, "403 forbidden"});
+        copies.roster.push_back(
+            {"alpha", "a", "U1", "Ann", v1::ONLINE, "here", now});
+        v1::UserRef ann;
+        ann.set_platform("alpha");
+        ann.set_id("U1");
+        ann.set_display_name("Ann");
+        copies.participants.push_back({"alpha/a/A1", ann});
+      }
+      ASSERT_TRUE((*store)->Apply(copies).ok());
+    }
+    ASSERT_TRUE((*store)->Begin().ok());
+    ASSERT_TRUE((*store)->PutRecord("link", "runtime", "serialized").ok());
+    ASSERT_TRUE((*store)->RecordBlob({"b1", 42, now, now}).ok());
+    ASSERT_TRUE((*store)->Commit().ok());
+  }
+
+  const std::string config_dir = MakeTempDir("migrate-config");
+  const std::string password_file = config_dir + "/password";
+  std::ofstream(password_file) << server_->password() << "\n";
+  const std::string config = config_dir + "/router.yaml";
+  std::ofstream(config) << "data_dir: " << config_dir << "/data\n"
+                        << kPairConfig << "store: {postgres: {dsn: '"
+                        << server_->Dsn(database_) << "', password_file: '"
+                        << password_file << "'}}\n";
+  std::string output;
+  ASSERT_EQ(RunMigration(config, sqlite_dir, &output), 0) << output;
+  EXPECT_THAT(output, HasSubstr("messages: 6000 rows"));
+  EXPECT_THAT(output, HasSubstr("events: 3000 rows"));
+  EXPECT_THAT(output, HasSubstr("deliveries: 2 rows"));
+
+  bridge::PostgresStoreOptions options;
+  options.dsn = server_->Dsn(database_);
+  options.password = server_->password();
+  {
+    auto store = bridge::OpenPostgresStore(options);
+    ASSERT_TRUE(store.ok()) << store.status();
+    bridge::Store& s = **store;
+    EXPECT_EQ(s.router_id(), router_id);
+    auto original = s.FindMessage("alpha/a/A1", "A1-1234");
+    ASSERT_TRUE(original.ok() && original->has_value());
+    EXPECT_FALSE((*original)->is_copy);
+    auto copy = s.FindMessage("beta/b/B1", "copy-1234");
+    ASSERT_TRUE(copy.ok() && copy->has_value());
+    EXPECT_TRUE((*copy)->is_copy);
+    EXPECT_EQ((*copy)->group_id, (*original)->group_id);
+    EXPECT_THAT(*s.FindMessagesInChannel((*original)->group_id, "beta/b/B1"),
+                ElementsAre("copy-1234"));
+    auto pending = s.LoadPendingDeliveries("beta/b/B1", 0, 10);
+    ASSERT_TRUE(pending.ok());
+    ASSERT_EQ(pending->size(), 1u);
+    EXPECT_EQ((*pending)[0].event->posted().text().text(),
+              absl::StrCat("m", kMessages - 1));
+    auto dead = s.ListDeadLetters(0, 10);
+    ASSERT_TRUE(dead.ok());
+    ASSERT_EQ(dead->size(), 1u);
+    EXPECT_EQ((*dead)[0].last_error, "403 forbidden");
+    EXPECT_EQ(s.ListRoster("alpha")->size(), 1u);
+    EXPECT_EQ(s.ListParticipants("alpha/a/A1")->size(), 1u);
+    EXPECT_EQ(s.ListRecords("link")->size(), 1u);
+    EXPECT_TRUE(s.FindBlob("b1")->has_value());
+
+    // Old keys still dedupe; new ids follow the old ones.
+    CommitBatch batch;
+    batch.now = absl::Now();
+    for (const std::string key : {"alpha:a:7", "alpha:a:new"}) {
+      auto event = std::make_shared<v1::Event>();
+      event->set_key(key);
+      NewEvent entry;
+      entry.event = event;
+      batch.events.push_back(std::move(entry));
+    }
+    ASSERT_TRUE(s.Apply(batch).ok());
+    EXPECT_EQ(batch.events[0].id, 0);
+    EXPECT_EQ(batch.events[1].id, kMessages + 1);
+  }
+
+  // The database is no longer empty: a second migration changes nothing.
+  ASSERT_EQ(RunMigration(config, sqlite_dir, &output), 1) << output;
+  EXPECT_THAT(output, HasSubstr("not empty"));
+  EXPECT_EQ(server_->Query(database_, "SELECT count(*) FROM events").value(),
+            "3001");
+}
+
+}  // namespace
+}  // namespace imbridge::testing
