@@ -15,15 +15,19 @@
 // One round trip per group commit. Apply sends BEGIN, one statement per row
 // and COMMIT in one pipeline and reads every result after the one sync. A
 // row's statement cannot wait for the answer to an earlier one, so the
-// dedupe runs on the server: an event's statement inserts the event with
-// ON CONFLICT (event_key) DO NOTHING, taking its id from id_counters only
-// when the row was inserted, and leaves the new id (0 for a duplicate) in
-// the transaction-local setting imbridge.event_id. The statements of its
-// message-map row, blobs and deliveries that follow read that setting and
-// write nothing when it is 0. Delivery ids come from id_counters the same
-// way. The counters are rows in the same transaction, so a failed batch
-// hands its ids out again, exactly as the SQLite store does, and a
-// duplicate consumes no id.
+// dedupe runs on the server. The batch's first statement copies the
+// id_counters rows (locked until the commit) into transaction-local
+// settings (imbridge.last_event_id, imbridge.last_delivery_id); an event's
+// statement inserts the event with ON CONFLICT (event_key) DO NOTHING,
+// taking the next id only when the row was inserted, and leaves that id (0
+// for a duplicate) in imbridge.event_id. The statements of its message-map
+// row, blobs and deliveries that follow read it and write nothing when it
+// is 0; delivery ids come from imbridge.last_delivery_id the same way. The
+// batch's last statement writes the settings back to id_counters. (Updating
+// the counter rows once per row instead left a chain of row versions that
+// every later statement of the batch walked: quadratic in the batch.) All
+// of it is one transaction, so a failed batch hands its ids out again,
+// exactly as the SQLite store does, and a duplicate consumes no id.
 
 #include "bridge/postgres_store.h"
 
@@ -54,6 +58,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "bridge/sqlite_store.h"
 #include "bridge/store.h"
 #include "bridge/store_common.h"
@@ -69,6 +74,7 @@ constexpr Oid kBoolOid = 16;
 constexpr Oid kByteaOid = 17;
 constexpr Oid kInt8Oid = 20;
 constexpr Oid kTextOid = 25;
+constexpr Oid kTextArrayOid = 1009;
 
 // Takes the advisory lock that serializes schema migrations of routers
 // sharing a database.
@@ -250,6 +256,25 @@ class Params {
     return *this;
   }
   Params& Text(absl::string_view value) { return Add(kTextOid, value); }
+  // A text[] in the binary array format: one dimension, no NULLs.
+  Params& TextArray(absl::Span<const absl::string_view> values) {
+    std::string& bytes = owned_.emplace_back();
+    auto put32 = [&bytes](uint32_t v) {
+      for (int shift = 24; shift >= 0; shift -= 8) {
+        bytes.push_back(static_cast<char>((v >> shift) & 0xff));
+      }
+    };
+    put32(1);         // dimensions
+    put32(0);         // no NULLs
+    put32(kTextOid);  // element type
+    put32(static_cast<uint32_t>(values.size()));
+    put32(1);  // lower bound
+    for (absl::string_view v : values) {
+      put32(static_cast<uint32_t>(v.size()));
+      bytes.append(v.data(), v.size());
+    }
+    return Add(kTextArrayOid, bytes);
+  }
   Params& Bytes(absl::string_view value) { return Add(kByteaOid, value); }
   Params& OwnedText(std::string value) {
     return Add(kTextOid, owned_.emplace_back(std::move(value)));
@@ -549,74 +574,91 @@ class Connection {
 // The id of the event the current batch entry's statements belong to: 0
 // when it was a duplicate (see the file comment).
 #define IMB_CURRENT_EVENT "current_setting('imbridge.event_id')::bigint"
+// The highest id of `kind` ("event", "delivery") handed out so far in the
+// batch's transaction.
+#define IMB_LAST_ID(kind) "current_setting('imbridge.last_" kind "_id')::bigint"
 
 // The writer's prepared statements, as (name, SQL).
 const std::vector<std::pair<const char*, const char*>>& WriterStatements() {
-  static const auto* statements =
-      new std::vector<std::pair<const char*, const char*>>{
-          {"insert_event",
-           "WITH ins AS ("
-           " INSERT INTO events(id, event_key, received_at, payload)"
-           " SELECT value + 1, $1, $2, $3 FROM id_counters"
-           " WHERE name = 'event'"
-           " ON CONFLICT (event_key) DO NOTHING RETURNING id),"
-           " bump AS (UPDATE id_counters SET value = ins.id FROM ins"
-           " WHERE name = 'event')"
-           " SELECT set_config('imbridge.event_id',"
-           " coalesce((SELECT id FROM ins), 0)::text, true)::bigint"},
-          {"insert_original",
-           "INSERT INTO messages(channel_key, native_id, group_id, part,"
-           " is_copy, created_at)"
-           " SELECT $1, $2, e, 0, false, $3"
-           " FROM (SELECT " IMB_CURRENT_EVENT " AS e) cur WHERE e <> 0"
-           " ON CONFLICT (channel_key, native_id) DO NOTHING"},
-          {"add_event_blob",
-           "WITH cur AS (SELECT " IMB_CURRENT_EVENT " AS e),"
-           " link AS (INSERT INTO event_blobs(event_id, blob_id)"
-           " SELECT e, $1 FROM cur WHERE e <> 0 ON CONFLICT DO NOTHING)"
-           " UPDATE blobs SET last_used_at = greatest(last_used_at, $2)"
-           " WHERE blob_id = $1 AND (SELECT e FROM cur) <> 0"},
-          {"insert_delivery",
-           "WITH cur AS (SELECT " IMB_CURRENT_EVENT " AS e),"
-           " next AS (UPDATE id_counters SET value = value + 1"
-           " WHERE name = 'delivery' AND (SELECT e FROM cur) <> 0"
-           " RETURNING value AS id)"
-           " INSERT INTO deliveries(id, event_id, target_key, target, link,"
-           " sender_name, attempts, created_at, next_attempt_at, last_error,"
-           " state)"
-           " SELECT next.id, cur.e, $1, $2, $3, $4, $5, $6, $7, $8, 0"
-           " FROM next, cur RETURNING id"},
-          {"add_message",
-           "INSERT INTO messages(channel_key, native_id, group_id, part,"
-           " is_copy, created_at) VALUES ($1, $2, $3, $4, $5, $6)"
-           " ON CONFLICT (channel_key, native_id) DO NOTHING"},
-          {"complete_delivery", "DELETE FROM deliveries WHERE id = $1"},
-          {"reschedule_delivery",
-           "UPDATE deliveries SET attempts = $1, next_attempt_at = $2,"
-           " last_error = $3 WHERE id = $4 AND state = 0"},
-          {"dead_letter",
-           "UPDATE deliveries SET state = 1, last_error = $1, dead_at = $2"
-           " WHERE id = $3 AND state = 0"},
-          {"upsert_roster",
-           "INSERT INTO roster(platform, account, user_id, display_name,"
-           " presence, status_text, updated_at)"
-           " VALUES ($1, $2, $3, $4, $5, $6, $7)"
-           " ON CONFLICT (platform, account, user_id) DO UPDATE SET"
-           " display_name = excluded.display_name,"
-           " presence = excluded.presence,"
-           " status_text = excluded.status_text,"
-           " updated_at = excluded.updated_at"},
-          {"touch_participant",
-           "INSERT INTO participants(channel_key, user_id, platform,"
-           " display_name, last_seen_at) VALUES ($1, $2, $3, $4, $5)"
-           " ON CONFLICT (channel_key, user_id) DO UPDATE SET"
-           " platform = excluded.platform,"
-           " display_name = excluded.display_name,"
-           " last_seen_at = excluded.last_seen_at"},
-          {"move_queue",
-           "UPDATE deliveries SET target_key = $1, target = $2"
-           " WHERE target_key = $3 AND state = 0"},
-      };
+  static const auto* statements = new std::vector<
+      std::pair<const char*, const char*>>{
+      // Batch start: the highest ids handed out, into transaction-local
+      // settings (locking the counters until the commit).
+      {"load_counters",
+       "SELECT set_config('imbridge.last_' || name || '_id', value::text,"
+       " true) FROM id_counters FOR UPDATE"},
+      // Batch end: the settings back into the counters.
+      {"save_counters",
+       "UPDATE id_counters SET value ="
+       " current_setting('imbridge.last_' || name || '_id')::bigint"},
+      {"insert_event",
+       "WITH ins AS ("
+       " INSERT INTO events(id, event_key, received_at, payload)"
+       " VALUES (" IMB_LAST_ID(
+           "event") " + 1, $1, $2, $3)"
+                    " ON CONFLICT (event_key) DO NOTHING RETURNING id)"
+                    " SELECT set_config('imbridge.event_id',"
+                    " coalesce((SELECT id FROM ins), 0)::text, true)::bigint,"
+                    " set_config('imbridge.last_event_id', coalesce((SELECT id "
+                    "FROM"
+                    " ins), " IMB_LAST_ID("event") ")::text, true)"},
+      {"insert_original",
+       "INSERT INTO messages(channel_key, native_id, group_id, part,"
+       " is_copy, created_at)"
+       " SELECT $1, $2, e, 0, false, $3"
+       " FROM (SELECT " IMB_CURRENT_EVENT " AS e) cur WHERE e <> 0"
+       " ON CONFLICT (channel_key, native_id) DO NOTHING"},
+      {"add_event_blob",
+       "WITH cur AS (SELECT " IMB_CURRENT_EVENT " AS e),"
+       " link AS (INSERT INTO event_blobs(event_id, blob_id)"
+       " SELECT e, $1 FROM cur WHERE e <> 0 ON CONFLICT DO NOTHING)"
+       " UPDATE blobs SET last_used_at = greatest(last_used_at, $2)"
+       " WHERE blob_id = $1 AND (SELECT e FROM cur) <> 0"},
+      {"insert_delivery",
+       "WITH cur AS (SELECT " IMB_CURRENT_EVENT " AS e, " IMB_LAST_ID(
+           "delivery") " + 1 AS id),"
+                       " ins AS (INSERT INTO deliveries(id, event_id, "
+                       "target_key, target,"
+                       " link, sender_name, attempts, created_at, "
+                       "next_attempt_at,"
+                       " last_error, state)"
+                       " SELECT cur.id, cur.e, $1, $2, $3, $4, $5, $6, $7, $8, "
+                       "0"
+                       " FROM cur WHERE cur.e <> 0 RETURNING id)"
+                       " SELECT set_config('imbridge.last_delivery_id', "
+                       "id::text,"
+                       " true)::bigint FROM ins"},
+      {"add_message",
+       "INSERT INTO messages(channel_key, native_id, group_id, part,"
+       " is_copy, created_at) VALUES ($1, $2, $3, $4, $5, $6)"
+       " ON CONFLICT (channel_key, native_id) DO NOTHING"},
+      {"complete_delivery", "DELETE FROM deliveries WHERE id = $1"},
+      {"reschedule_delivery",
+       "UPDATE deliveries SET attempts = $1, next_attempt_at = $2,"
+       " last_error = $3 WHERE id = $4 AND state = 0"},
+      {"dead_letter",
+       "UPDATE deliveries SET state = 1, last_error = $1, dead_at = $2"
+       " WHERE id = $3 AND state = 0"},
+      {"upsert_roster",
+       "INSERT INTO roster(platform, account, user_id, display_name,"
+       " presence, status_text, updated_at)"
+       " VALUES ($1, $2, $3, $4, $5, $6, $7)"
+       " ON CONFLICT (platform, account, user_id) DO UPDATE SET"
+       " display_name = excluded.display_name,"
+       " presence = excluded.presence,"
+       " status_text = excluded.status_text,"
+       " updated_at = excluded.updated_at"},
+      {"touch_participant",
+       "INSERT INTO participants(channel_key, user_id, platform,"
+       " display_name, last_seen_at) VALUES ($1, $2, $3, $4, $5)"
+       " ON CONFLICT (channel_key, user_id) DO UPDATE SET"
+       " platform = excluded.platform,"
+       " display_name = excluded.display_name,"
+       " last_seen_at = excluded.last_seen_at"},
+      {"move_queue",
+       "UPDATE deliveries SET target_key = $1, target = $2"
+       " WHERE target_key = $3 AND state = 0"},
+  };
   return *statements;
 }
 
@@ -836,7 +878,9 @@ absl::Status PostgresStore::Apply(CommitBatch& batch) {
   }
   std::vector<Command> commands;
   commands.push_back({"BEGIN", false, Params()});
+  commands.push_back({"load_counters", true, Params()});
   IMB_RETURN_IF_ERROR(AddBatch(batch, commands));
+  commands.push_back({"save_counters", true, Params()});
   commands.push_back({"COMMIT", false, Params()});
   absl::StatusOr<std::vector<Rows>> results = writer_.Pipeline(commands);
   if (!results.ok()) {
@@ -848,9 +892,9 @@ absl::Status PostgresStore::Apply(CommitBatch& batch) {
     writer_.RollbackIfOpen();
     return absl::UnavailableError("postgres: the commit did not complete");
   }
-  // Results follow the statements AddBatch made: BEGIN, then per event its
-  // statement, its original, its blobs and its deliveries.
-  size_t next = 1;
+  // Results follow the statements: BEGIN, load_counters, then per event
+  // its statement, its original, its blobs and its deliveries.
+  size_t next = 2;
   for (NewEvent& entry : batch.events) {
     const Rows& event = (*results)[next++];
     entry.id = event.size() == 1 ? event.Int(0, 0) : 0;
@@ -1253,25 +1297,25 @@ PostgresStore::FindMessages(
     absl::Span<const std::pair<std::string, std::string>> messages) {
   std::vector<std::optional<MessageLocation>> found;
   if (messages.empty()) return found;
-  // One pipeline in one read-only transaction: one round trip, one
-  // snapshot.
-  std::vector<Command> commands;
-  commands.push_back(
-      {"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", false, Params()});
+  // One statement over two arrays: one round trip, one snapshot, one plan.
+  std::vector<absl::string_view> channel_keys, native_ids;
   for (const auto& [channel_key, native_id] : messages) {
-    commands.push_back({kFindMessage, false,
-                        std::move(Params().Text(channel_key).Text(native_id))});
+    channel_keys.push_back(channel_key);
+    native_ids.push_back(native_id);
   }
-  commands.push_back({"COMMIT", false, Params()});
-  ReaderPool::Lease r = readers_.Acquire();
-  absl::StatusOr<std::vector<Rows>> results = r->Pipeline(commands);
-  if (!results.ok()) {
-    r->RollbackIfOpen();
-    return results.status();
-  }
-  found.reserve(messages.size());
-  for (size_t i = 0; i < messages.size(); ++i) {
-    found.push_back(ReadLocation((*results)[i + 1]));
+  IMB_ASSIGN_OR_RETURN(
+      Rows rows,
+      Read("SELECT k.ord, m.group_id, m.is_copy"
+           " FROM unnest($1::text[], $2::text[]) WITH ORDINALITY"
+           " AS k(channel_key, native_id, ord)"
+           " JOIN messages m ON m.channel_key = k.channel_key COLLATE \"C\""
+           " AND m.native_id = k.native_id COLLATE \"C\"",
+           Params().TextArray(channel_keys).TextArray(native_ids)));
+  found.resize(messages.size());
+  for (int i = 0; i < rows.size(); ++i) {
+    const int64_t ord = rows.Int(i, 0);
+    if (ord < 1 || ord > static_cast<int64_t>(found.size())) continue;
+    found[ord - 1] = MessageLocation{rows.Int(i, 1), rows.Bool(i, 2)};
   }
   return found;
 }
@@ -1377,6 +1421,7 @@ absl::StatusOr<std::vector<Participant>> PostgresStore::ListParticipants(
 #undef IMB_DELIVERY_COLUMNS
 #undef IMB_EVENT_JOIN
 #undef IMB_CURRENT_EVENT
+#undef IMB_LAST_ID
 
 // A table copied by MigrateSqliteToPostgres: its name and columns (the same
 // in both schemas), each with how it is sent: 'i' integer, 'n' integer or
