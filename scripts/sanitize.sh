@@ -7,11 +7,15 @@
 #   scripts/sanitize.sh tsan [CTEST_ARGS...]
 #     clang, TSan, only the router, the router client and the pipeline tests
 #     (and the binaries they start) into build-tsan/, then those tests.
-# Build dirs: IMBRIDGE_ASAN_BUILD_DIR / IMBRIDGE_TSAN_BUILD_DIR. Both builds
-# are -O0 with line tables only: clang's back end is most of a sanitized
-# compile, and -O0 takes 40-60 % less of it than -O1 (.ci/run has the
-# figures), while the tests run only somewhat slower; the sanitizers'
-# reports keep file:line. The runtime options and suppression
+# Build dirs: IMBRIDGE_ASAN_BUILD_DIR / IMBRIDGE_TSAN_BUILD_DIR. Both keep
+# line tables only (reports keep file:line). The ASan build is -O0: clang's
+# back end is most of a sanitized compile, and -O0 takes 40-60 % less of it
+# than -O1 (.ci/run has the figures). The TSan build stays -O1: -O0 saves
+# only ~26 % there, and without inlining the top frame of a race inside
+# gRPC's header code becomes a std:: helper (memcpy in std::swap of a
+# std::function in grpcpp's interceptor_common.h), which tsan.supp's
+# race_top:/usr/include/grpcpp/ no longer matches (2 router integration
+# tests failed so at -O0). The runtime options and suppression
 # files are in tools/sanitizers/ (each suppression says why); the exported
 # *SAN_OPTIONS reach every process a test starts. Exit status is ctest's.
 set -euo pipefail
@@ -27,8 +31,11 @@ esac
 "$root/scripts/install-deps.sh"
 sup="$root/tools/sanitizers"
 
+# ASan at -O0, TSan at -O1 (see the header).
+opt=-O0
+[ "$kind" = tsan ] && opt=-O1
 cmake_args=(-G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
-  "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O0 -gline-tables-only"
+  "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=$opt -gline-tables-only"
   -DCMAKE_CXX_COMPILER=clang++ -DIMBRIDGE_WERROR=ON)
 if command -v ccache >/dev/null 2>&1; then
   cmake_args+=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
