@@ -26,9 +26,126 @@ HttpClient::Options ClientOptions(const OutgoingWebhooks::Options& options) {
   return client;
 }
 
-nlohmann::json NullIfEmpty(const std::string& s) {
-  return s.empty() ? nlohmann::json() : nlohmann::json(s);
-}
+// A JSON object written straight into a string, without building a
+// document first: one allocation (growing) instead of a node per field.
+// Strings are written as nlohmann::json::dump() writes them: UTF-8 as it is,
+// '"', '\\' and control characters escaped. The caller writes keys in the
+// order it wants them and must pass valid UTF-8 (protobuf strings are).
+class JsonBody {
+ public:
+  JsonBody() {
+    out_.reserve(1024);
+    out_.push_back('{');
+  }
+
+  JsonBody& Key(absl::string_view key) {
+    Separate();
+    AppendString(key);
+    out_.push_back(':');
+    after_key_ = true;
+    return *this;
+  }
+  void String(absl::string_view value) {
+    Separate();
+    AppendString(value);
+  }
+  // null for an empty string.
+  void StringOrNull(absl::string_view value) {
+    if (value.empty()) {
+      Null();
+    } else {
+      String(value);
+    }
+  }
+  void Number(uint64_t value) {
+    Separate();
+    absl::StrAppend(&out_, value);
+  }
+  void Bool(bool value) {
+    Separate();
+    out_.append(value ? "true" : "false");
+  }
+  void Null() {
+    Separate();
+    out_.append("null");
+  }
+  void BeginObject() { Open('{'); }
+  void EndObject() { Close('}'); }
+  void BeginArray() { Open('['); }
+  void EndArray() { Close(']'); }
+
+  // Closes the outermost object and returns the text.
+  std::string Finish() && {
+    out_.push_back('}');
+    return std::move(out_);
+  }
+
+ private:
+  // A comma before every value but the first of its object or array, and
+  // before no value that follows its key.
+  void Separate() {
+    if (after_key_) {
+      after_key_ = false;
+    } else if (first_) {
+      first_ = false;
+    } else {
+      out_.push_back(',');
+    }
+  }
+  void Open(char bracket) {
+    Separate();
+    out_.push_back(bracket);
+    first_ = true;
+  }
+  void Close(char bracket) {
+    out_.push_back(bracket);
+    first_ = false;
+  }
+  void AppendString(absl::string_view s) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    out_.push_back('"');
+    for (char c : s) {
+      switch (c) {
+        case '"':
+          out_.append("\\\"");
+          break;
+        case '\\':
+          out_.append("\\\\");
+          break;
+        case '\b':
+          out_.append("\\b");
+          break;
+        case '\f':
+          out_.append("\\f");
+          break;
+        case '\n':
+          out_.append("\\n");
+          break;
+        case '\r':
+          out_.append("\\r");
+          break;
+        case '\t':
+          out_.append("\\t");
+          break;
+        default:
+          if (static_cast<unsigned char>(c) < 0x20) {
+            out_.append("\\u00");
+            out_.push_back(kHex[(c >> 4) & 0xf]);
+            out_.push_back(kHex[c & 0xf]);
+          } else {
+            out_.push_back(c);
+          }
+      }
+    }
+    out_.push_back('"');
+  }
+
+  std::string out_;
+  // The next value is the first of its object or array.
+  bool first_ = true;
+  // The next value follows its key.
+  bool after_key_ = false;
+};
 
 std::string Rfc3339(int64_t unix_ms) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::FromUnixMillis(unix_ms),
@@ -93,42 +210,26 @@ std::string OutgoingType(const v1::Event& event) {
 std::string OutgoingBody(const v1::Delivery& delivery,
                          const std::string& webhook_id) {
   const v1::Event& event = delivery.event();
-  nlohmann::json body;
-  body["type"] = OutgoingType(event);
-  body["webhook_id"] = webhook_id;
-  body["link"] = delivery.link();
-  body["event_key"] = event.key();
-  body["delivery_id"] = delivery.id();
-  body["idempotency_key"] = delivery.idempotency_key();
-  body["attempt"] = delivery.attempt();
-  body["origin"] = {{"platform", event.channel().platform()},
-                    {"account", event.channel().account()},
-                    {"chat_id", event.channel().chat_id()},
-                    {"thread_id", NullIfEmpty(event.channel().thread_id())}};
-
   const v1::UserRef* user = nullptr;
   const v1::RichText* text = nullptr;
-  std::string message_id;
+  const std::string* message_id = nullptr;
   switch (event.kind_case()) {
     case v1::Event::kPosted:
       user = &event.posted().sender();
       text = &event.posted().text();
-      message_id = event.posted().message_id();
+      message_id = &event.posted().message_id();
       break;
     case v1::Event::kEdited:
       user = &event.edited().editor();
       text = &event.edited().text();
-      message_id = event.edited().message_id();
+      message_id = &event.edited().message_id();
       break;
     case v1::Event::kDeleted:
       user = &event.deleted().deleted_by();
-      message_id = event.deleted().message_id();
+      message_id = &event.deleted().message_id();
       break;
     case v1::Event::kPresence:
       user = &event.presence().user();
-      body["presence"] = {
-          {"status", PresenceStatus(event.presence().presence())},
-          {"text", event.presence().status_text()}};
       break;
     case v1::Event::kMembership:
       user = &event.membership().user();
@@ -136,48 +237,75 @@ std::string OutgoingBody(const v1::Delivery& delivery,
     default:
       break;
   }
-  nlohmann::json sender = nlohmann::json::object();
-  if (user != nullptr) {
-    std::string name = delivery.sender_name().empty() ? user->display_name()
-                                                      : delivery.sender_name();
-    sender = {{"name", name},
-              {"display_name", user->display_name()},
-              {"platform", user->platform().empty() ? event.channel().platform()
-                                                    : user->platform()},
-              {"id", user->id()},
-              {"avatar_url", NullIfEmpty(user->avatar_url())},
-              {"is_bot", user->is_bot()}};
-  }
-  body["sender"] = sender;
-  body["text"] = text != nullptr ? text->text() : "";
-  if (text != nullptr && text->spans_size() > 0) {
-    body["markdown"] = markup::RichTextToMarkdown(*text);
-  }
-  body["message_id"] = NullIfEmpty(message_id);
-  body["target_message_ids"] = nlohmann::json::array();
-  for (const std::string& id : delivery.target_message_ids()) {
-    body["target_message_ids"].push_back(id);
-  }
-  body["reply_to"] = NullIfEmpty(delivery.reply_to_target_id());
-  body["thread_root"] = NullIfEmpty(delivery.thread_root_target_id());
-  nlohmann::json attachments = nlohmann::json::array();
+  // Written straight into the string, keys in alphabetical order (as the
+  // body was when it was built as a JSON object first).
+  JsonBody body;
+  body.Key("attachments").BeginArray();
   if (event.has_posted()) {
     for (const v1::Attachment& a : event.posted().attachments()) {
-      nlohmann::json item = {{"name", a.name()},
-                             {"mime_type", a.mime_type()},
-                             {"size", a.size()},
-                             {"kind", AttachmentKind(a.kind())}};
+      body.BeginObject();
+      body.Key("kind").String(AttachmentKind(a.kind()));
+      body.Key("mime_type").String(a.mime_type());
+      body.Key("name").String(a.name());
+      body.Key("size").Number(a.size());
       if (!a.unavailable_reason().empty()) {
-        item["unavailable_reason"] = a.unavailable_reason();
+        body.Key("unavailable_reason").String(a.unavailable_reason());
       }
-      attachments.push_back(std::move(item));
+      body.EndObject();
     }
   }
-  body["attachments"] = std::move(attachments);
-  body["occurred_at"] = event.occurred_at_ms() > 0
-                            ? nlohmann::json(Rfc3339(event.occurred_at_ms()))
-                            : nlohmann::json();
-  return body.dump();
+  body.EndArray();
+  body.Key("attempt").Number(delivery.attempt());
+  body.Key("delivery_id").Number(delivery.id());
+  body.Key("event_key").String(event.key());
+  body.Key("idempotency_key").String(delivery.idempotency_key());
+  body.Key("link").String(delivery.link());
+  if (text != nullptr && text->spans_size() > 0) {
+    body.Key("markdown").String(markup::RichTextToMarkdown(*text));
+  }
+  body.Key("message_id").StringOrNull(message_id != nullptr ? *message_id : "");
+  if (event.occurred_at_ms() > 0) {
+    body.Key("occurred_at").String(Rfc3339(event.occurred_at_ms()));
+  } else {
+    body.Key("occurred_at").Null();
+  }
+  body.Key("origin").BeginObject();
+  body.Key("account").String(event.channel().account());
+  body.Key("chat_id").String(event.channel().chat_id());
+  body.Key("platform").String(event.channel().platform());
+  body.Key("thread_id").StringOrNull(event.channel().thread_id());
+  body.EndObject();
+  if (event.has_presence()) {
+    body.Key("presence").BeginObject();
+    body.Key("status").String(PresenceStatus(event.presence().presence()));
+    body.Key("text").String(event.presence().status_text());
+    body.EndObject();
+  }
+  body.Key("reply_to").StringOrNull(delivery.reply_to_target_id());
+  body.Key("sender").BeginObject();
+  if (user != nullptr) {
+    body.Key("avatar_url").StringOrNull(user->avatar_url());
+    body.Key("display_name").String(user->display_name());
+    body.Key("id").String(user->id());
+    body.Key("is_bot").Bool(user->is_bot());
+    body.Key("name").String(delivery.sender_name().empty()
+                                ? user->display_name()
+                                : delivery.sender_name());
+    body.Key("platform")
+        .String(user->platform().empty() ? event.channel().platform()
+                                         : user->platform());
+  }
+  body.EndObject();
+  body.Key("target_message_ids").BeginArray();
+  for (const std::string& id : delivery.target_message_ids()) {
+    body.String(id);
+  }
+  body.EndArray();
+  body.Key("text").String(text != nullptr ? text->text() : "");
+  body.Key("thread_root").StringOrNull(delivery.thread_root_target_id());
+  body.Key("type").String(OutgoingType(event));
+  body.Key("webhook_id").String(webhook_id);
+  return std::move(body).Finish();
 }
 
 OutgoingWebhooks::OutgoingWebhooks(Options options, WebhookDirectory* directory)

@@ -123,6 +123,55 @@ TEST(OutgoingBodyTest, EditDeleteAndPresence) {
       "member.left");
 }
 
+// The body is written straight into a string: it is compact JSON with its
+// keys in alphabetical order, byte for byte what parsing it and dumping it
+// again gives, and strings with quotes, backslashes, control characters and
+// non-ASCII UTF-8 come back as they were.
+TEST(OutgoingBodyTest, IsCompactSortedJsonThatKeepsEveryString) {
+  const std::string tricky =
+      "quote \" back\\slash /slash tab\t nl\n cr\r \x01\x1f\x7f "
+      "\xc3\xbc \xe2\x82\xac \xf0\x9f\x98\x80";
+  v1::Delivery posted = ParseDelivery(kPosted);
+  posted.mutable_event()->mutable_posted()->mutable_text()->set_text(tricky);
+  posted.mutable_event()->mutable_posted()->mutable_text()->clear_spans();
+  posted.mutable_event()->mutable_channel()->set_thread_id("t\"1");
+  posted.set_sender_name(tricky);
+  posted.add_target_message_ids("n-1");
+  posted.add_target_message_ids("");
+  v1::Attachment* gone =
+      posted.mutable_event()->mutable_posted()->add_attachments();
+  gone->set_name("a\"b.png");
+  gone->set_kind(v1::Attachment::IMAGE);
+  gone->set_unavailable_reason("too big");
+  v1::Delivery membership = ParseDelivery(R"(
+      id: 18446744073709551615 attempt: 4294967295
+      event { key: "k" membership { user { id: "u" is_bot: true } joined: true } })");
+  v1::Delivery empty = ParseDelivery("");
+  for (const v1::Delivery& delivery :
+       {ParseDelivery(kPosted), posted, membership, empty}) {
+    std::string body = OutgoingBody(delivery, "out\"1");
+    nlohmann::json parsed = nlohmann::json::parse(body);
+    EXPECT_EQ(parsed.dump(), body);
+  }
+  nlohmann::json body = nlohmann::json::parse(OutgoingBody(posted, "out1"));
+  EXPECT_EQ(body["text"], tricky);
+  EXPECT_EQ(body["sender"]["name"], tricky);
+  EXPECT_EQ(body["origin"]["thread_id"], "t\"1");
+  EXPECT_EQ(body["target_message_ids"], nlohmann::json({"n-1", ""}));
+  EXPECT_EQ(body["attachments"][1], nlohmann::json::parse(R"({"name":"a\"b.png",
+                "mime_type":"","size":0,"kind":"image",
+                "unavailable_reason":"too big"})"));
+  nlohmann::json joined =
+      nlohmann::json::parse(OutgoingBody(membership, "out1"));
+  EXPECT_EQ(joined["delivery_id"], 18446744073709551615ull);
+  EXPECT_EQ(joined["attempt"], 4294967295u);
+  EXPECT_EQ(joined["type"], "member.joined");
+  EXPECT_EQ(joined["sender"]["is_bot"], true);
+  EXPECT_TRUE(joined["message_id"].is_null());
+  EXPECT_EQ(nlohmann::json::parse(OutgoingBody(empty, "out1"))["sender"],
+            nlohmann::json::object());
+}
+
 // A directory with outgoing webhook "out1" posting to `url`, and "gone"
 // revoked.
 class FakeDirectory : public WebhookDirectory {
