@@ -42,14 +42,38 @@ function log(...args) {
   console.log(`[browser-test ${new Date().toISOString().slice(11, 19)}]`, ...args);
 }
 
-function freePort() {
+// The lowest port the kernel hands out for port 0 and for outgoing
+// connections (Linux's ip_local_port_range).
+function ephemeralLow() {
+  try {
+    const range = fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8');
+    const low = parseInt(range.trim().split(/\s+/)[0], 10);
+    if (low > 2048) return low;
+  } catch (e) { /* not Linux: the usual default */ }
+  return 32768;
+}
+
+// A port that is free now, below the ephemeral range: run.sh binds the ports
+// seconds after they are picked, and a port from the ephemeral range (what
+// listen(0) gives) can be taken meanwhile as the local end of any outgoing
+// connection on the machine (it was, once, when other tests ran beside this
+// one: "Address already in use").
+function freePort(taken) {
+  const low = 10000;
+  const high = ephemeralLow();
   return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
+    const attempt = (tries) => {
+      const port = low + Math.floor(Math.random() * (high - low));
+      if (taken.has(port)) { attempt(tries); return; }
+      const server = net.createServer();
+      server.on('error', (e) => {
+        if (tries > 0) attempt(tries - 1); else reject(e);
+      });
+      server.listen(port, '127.0.0.1', () => {
+        server.close(() => { taken.add(port); resolve(port); });
+      });
+    };
+    attempt(50);
   });
 }
 
@@ -57,9 +81,10 @@ function freePort() {
 // printed the page's address.
 async function startStack() {
   const ports = {};
+  const taken = new Set();
   for (const name of ['ROUTER', 'ROUTER_HTTP', 'TEAMSPIRIT', 'SLACK', 'TELEGRAM', 'WEBHOOK',
     'BITRIX24', 'CHATLIO', 'BOTSPLASH', 'SANDBOX']) {
-    ports[`IMBRIDGE_${name}_PORT`] = String(await freePort());
+    ports[`IMBRIDGE_${name}_PORT`] = String(await freePort(taken));
   }
   const runDir = path.join(artifacts, 'run');
   fs.mkdirSync(runDir, { recursive: true });
