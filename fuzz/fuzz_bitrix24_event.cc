@@ -57,7 +57,7 @@ Adapter* TheAdapter() {
     account->set_webhook_url("http://127.0.0.1:9/rest/1/token/");
     account->set_bot_id(kBotId);
     a->runtime = std::make_unique<imbridge::adapters::AdapterRuntime>(
-        config.router(), config.http(), bitrix24::Bitrix24Identity());
+        config.router(), config.http(), bitrix24::Bitrix24Program().identity);
     // The runtime blocks SIGINT and SIGTERM for its own Run(), which is not
     // called here: let libFuzzer have them.
     sigset_t signals;
