@@ -21,6 +21,7 @@
 #include "common/metrics.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/bridge/visitor_link_request.h"
 
 namespace imbridge::bridge {
 namespace {
@@ -817,27 +818,9 @@ class ParkedThreadTest : public ::testing::Test {
   // The Chatlio adapter's request for the visitor's link: Slack's C1, the
   // thread of notice n-1's copy in c42, and the conversation's channel.
   v1::LinkReply RequestVisitorLink() {
-    v1::LinkRequest request;
+    v1::LinkRequest request = VisitorLinkRequest("n-1");
     request.set_id(1);
-    v1::Link* link = request.mutable_create();
-    link->set_name("chatlio-u-1");
-    for (const auto& [platform, chat] :
-         std::vector<std::pair<std::string, std::string>>{
-             {"slack", "C1"},
-             {"teamspirit", "c42"},
-             {"chatlio", "conversation:u-1"}}) {
-      v1::LinkMember* m = link->add_members();
-      m->set_platform(platform);
-      m->set_account("main");
-      m->set_chat_id(chat);
-    }
-    link->mutable_members(2)->set_direction(v1::OUT);
-    v1::MemberThreadRoot* root = request.add_member_thread_roots();
-    root->set_member(1);
-    root->mutable_origin()->set_platform("chatlio");
-    root->mutable_origin()->set_account("main");
-    root->mutable_origin()->set_chat_id("notices");
-    root->set_message_id("n-1");
+    request.mutable_create()->mutable_members(2)->set_direction(v1::OUT);
     v1::Hello hello;
     hello.set_platform("chatlio");
     hello.add_accounts("main");

@@ -21,6 +21,7 @@
 #include "bridge/store.h"
 #include "bridge/thread_roots.h"
 #include "gtest/gtest.h"
+#include "tests/bridge/visitor_link_request.h"
 
 namespace imbridge::bridge {
 namespace {
@@ -101,24 +102,7 @@ class MemberThreadRootsTest : public ::testing::Test {
   // A create of {slack C1, teamspirit c42, chatlio conversation:u-1} with
   // member 1 narrowed to the thread of the notice's copy.
   static v1::LinkRequest Request(const std::string& message_id = "n-1") {
-    v1::LinkRequest request;
-    v1::Link* link = request.mutable_create();
-    link->set_name("chatlio-u-1");
-    for (const auto& [platform, chat] :
-         std::vector<std::pair<std::string, std::string>>{
-             {"slack", "C1"},
-             {"teamspirit", "c42"},
-             {"chatlio", "conversation:u-1"}}) {
-      v1::LinkMember* m = link->add_members();
-      m->set_platform(platform);
-      m->set_account("main");
-      m->set_chat_id(chat);
-    }
-    v1::MemberThreadRoot* root = request.add_member_thread_roots();
-    root->set_member(1);
-    *root->mutable_origin() = Chat("chatlio", "notices");
-    root->set_message_id(message_id);
-    return request;
+    return VisitorLinkRequest(message_id);
   }
 
   absl::StatusOr<v1::Link> Resolve(const v1::LinkRequest& request) {
