@@ -29,16 +29,15 @@ namespace imbridge::adapters {
 //
 // Publishing through several routers: publishes go through one router at a
 // time, the "publishing router", so that one router sequences each chat. It
-// is the first attached router in config order; while it stays attached it
-// keeps publishing until every publish is acknowledged, and only then does
-// the client move to a router earlier in config order that attached
-// meanwhile. When its stream ends, the next attached router (config order)
-// takes over at once and gets every publish not acknowledged yet, in the
-// original order and with the same event keys (the routers' shared database
-// deduplicates keys). A publish's ack counts only from the stream it was
-// last sent on: a late ack from a router the client moved away from is
-// ignored. Link requests and blobs go to the publishing router (blobs to the
-// first configured router while none is attached).
+// is the first attached router in config order. When a router earlier in
+// config order attaches (again), publishing moves to it only once no publish
+// waits for an ack. When the publishing router's stream ends, the next attached
+// router (config order) takes over at once and gets every publish not
+// acknowledged yet, in the original order and with the same event keys (the
+// routers' shared database deduplicates keys). A publish's ack counts only from
+// the stream it was last sent on: a late ack from a router the client moved
+// away from is ignored. Link requests and blobs go to the publishing router
+// (blobs to the first configured router while none is attached).
 //
 // A delivery the router sends again (it never saw the result, for example
 // after a router crash) goes to the handler again: the adapter's delivery
@@ -145,10 +144,11 @@ class RouterClient {
   // Every configured router, in config order.
   std::vector<RouterStatus> routers() const;
 
-  // `fn` is called with the webhook id of each revocation the router sends
-  // (RouterFrame.webhook_revocations), on the client's session thread,
-  // before the client acknowledges it to the router (which answers the
-  // revoke call only then). It must not block. Call before Start().
+  // `fn` is called with the webhook id of each revocation a router sends
+  // (RouterFrame.webhook_revocations), on the session thread of that
+  // router's stream, before the client acknowledges it to the router (which
+  // answers the revoke call only then). It must not block. Call before
+  // Start().
   void OnWebhookRevoked(std::function<void(const std::string& webhook_id)> fn);
 
   // The Welcome of the last stream established (to any router).
@@ -168,14 +168,13 @@ class RouterClient {
                              ChatCommandFn handler);
 
   // Creates a runtime link over the publishing router's Attach stream
-  // (router.proto LinkRequest:
-  // a member must be a channel of this adapter; an identical existing link
-  // is OK). Returns the link as stored. Blocks up to `timeout` for the
-  // router's answer. kUnavailable at once while not attached, or when the
-  // stream ended before the answer (the link may exist then: retry, it is
-  // idempotent); kDeadlineExceeded without an answer in time; otherwise the
-  // router's code and message. Callable from any thread except the
-  // client's session thread (not from a publish callback).
+  // (router.proto LinkRequest: a member must be a channel of this adapter;
+  // an identical existing link is OK). Returns the link as stored. Blocks up to
+  // `timeout` for the router's answer. kUnavailable at once while not attached,
+  // or when the stream ended before the answer (the link may exist then: retry,
+  // it is idempotent); kDeadlineExceeded without an answer in time; otherwise
+  // the router's code and message. Callable from any thread except the client's
+  // session thread (not from a publish callback).
   absl::StatusOr<v1::Link> CreateLink(const v1::Link& link,
                                       absl::Duration timeout);
   // CreateLink with members narrowed to the threads of copies the router
