@@ -142,6 +142,11 @@ absl::StatusOr<std::unique_ptr<Router>> Router::Start(v1::RouterConfig config) {
   admin.executor = r->admin_io_.get();
   admin.admin_token = c.admin_token();
   admin.started_at = started_at;
+  if (r->leases_ != nullptr) {
+    admin.queue_owners = [leases = r->leases_.get()] {
+      return leases->Holders();
+    };
+  }
   r->admin_ = std::make_unique<AdminService>(std::move(admin));
   r->directory_ = std::make_unique<WebhookDirectoryService>(r->catalog_.get(),
                                                             r->service_.get());
@@ -222,10 +227,8 @@ void Router::Shutdown() {
     maintenance_.join();
   }
   // The queues go to the other routers at their next lease round.
-  if (leases_ != nullptr) {
-    leases_->Stop();
-    leases_.reset();
-  }
+  // (The object stays until the Admin service is gone: it reads holders.)
+  if (leases_ != nullptr) leases_->Stop();
   if (server_ != nullptr) {
     server_->GetHealthCheckService()->SetServingStatus(false);
     service_->CloseAllStreams(
@@ -252,6 +255,7 @@ void Router::Shutdown() {
   committer_.reset();
   commands_.reset();
   adapter_commands_.reset();
+  leases_.reset();
   dispatcher_.reset();
   store_.reset();
   LogInfo("router stopped");

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <functional>
@@ -31,7 +32,9 @@
 #include "bridge/store.h"
 #include "common/http/http_client.h"
 #include "gmock/gmock.h"
+#include "grpcpp/create_channel.h"
 #include "gtest/gtest.h"
+#include "imbridge/v1/admin.grpc.pb.h"
 #include "tests/integration/router_process.h"
 #include "tests/integration/test_adapter.h"
 #include "tests/support/postgres_server.h"
@@ -409,6 +412,23 @@ struct TwoRouters {
 
 class SeveralRoutersTest : public PostgresRouterTest {
  protected:
+  static constexpr char kAdminToken[] = "admin-token-0123456789";
+
+  // The queues as `router`'s Admin API lists them.
+  v1::ListQueuesResponse ListQueues(const RouterProcess& router) {
+    auto admin = v1::Admin::NewStub(grpc::CreateChannel(
+        router.address(), grpc::InsecureChannelCredentials()));
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", absl::StrCat("Bearer ", kAdminToken));
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(20));
+    v1::ListQueuesResponse queues;
+    grpc::Status status =
+        admin->ListQueues(&ctx, v1::ListQueuesRequest(), &queues);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return queues;
+  }
+
   // The pid in the name of the router holding `target_key`'s lease
   // ("host:pid:random"), or -1 while nobody holds it.
   int HolderPid(const std::string& target_key) {
@@ -447,7 +467,8 @@ class SeveralRoutersTest : public PostgresRouterTest {
       absl::StrReplaceAll({{"chat_id: A1}", "chat_id: A1, direction: in}"}},
                           &links);
     }
-    const std::string config = absl::StrCat(links, "store: {postgres: {dsn: '",
+    const std::string config = absl::StrCat(links, "admin_token: ", kAdminToken,
+                                            "\nstore: {postgres: {dsn: '",
                                             server_->Dsn(database_), "'}}\n");
     r.one = std::make_unique<RouterProcess>(config);
     r.two = std::make_unique<RouterProcess>(config);
@@ -531,6 +552,24 @@ TEST_F(SeveralRoutersTest, QueueHolderKilledTheOtherRouterResumesInOrder) {
             << " after kill -9; sent again: " << resent.size() << "\n";
   EXPECT_TRUE(r.survivor->WaitForMetric("imbridge_router_queues_owned", {}, 2));
   r.Stop();
+}
+
+// The Admin API of any router names the router that sends each queue.
+TEST_F(SeveralRoutersTest, AdminOfAnyRouterNamesTheQueueOwner) {
+  TwoRouters r;
+  ASSERT_NO_FATAL_FAILURE(StartTwoRouters(r));
+  // Beta's adapters go away, so that B1 keeps a pending delivery.
+  r.beta_one->Stop();
+  r.beta_two->Stop();
+  PostMessage(*r.alpha_at_survivor, 0);
+  v1::ListQueuesResponse queues = ListQueues(*r.survivor);
+  ASSERT_EQ(queues.queues_size(), 1);
+  EXPECT_EQ(queues.queues(0).target_key(), "beta/b/B1");
+  EXPECT_EQ(queues.queues(0).pending(), 1);
+  EXPECT_THAT(queues.queues(0).owner(),
+              ::testing::HasSubstr(absl::StrCat(":", r.holder->pid(), ":")));
+  r.alpha_one->Stop();
+  r.alpha_two->Stop();
 }
 
 // A holder that stops answering (frozen with SIGSTOP, as a router cut off
