@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
@@ -478,6 +479,121 @@ TEST_F(PostgresRouterTest, MigrateFromSqliteCopiesEverythingOnce) {
   EXPECT_THAT(output, HasSubstr("not empty"));
   EXPECT_EQ(server_->Query(database_, "SELECT count(*) FROM events").value(),
             "3001");
+}
+
+// The channel keys of the pair link's chats, as the router makes them.
+std::string KeyOf(const std::string& platform, const std::string& account,
+                  const std::string& chat) {
+  v1::ChannelRef channel;
+  channel.set_platform(platform);
+  channel.set_account(account);
+  channel.set_chat_id(chat);
+  return bridge::ChannelKey(channel, /*with_thread=*/false);
+}
+
+// A data directory of a router that relayed 100,000 messages from A1 to B1
+// (each an event, its original and its copy in the message map) is built
+// through the SQLite store in batches, migrated with --migrate-from-sqlite,
+// and a router on the PostgreSQL database then resolves edits and replies
+// of the first and of the last old message, from either side, to the right
+// copies. The phases' durations are printed (the test asserts none).
+TEST_F(PostgresRouterTest, MigratedHundredThousandMessagesStillResolve) {
+  using bridge::CommitBatch;
+  using bridge::NewEvent;
+  constexpr int kMessages = 100000;
+  constexpr int kBatch = 5000;
+  const std::string alpha_key = KeyOf("alpha", "a", "A1");
+  const std::string beta_key = KeyOf("beta", "b", "B1");
+  const std::string config_dir = MakeTempDir("migrate-100k");
+  const std::string sqlite_dir = config_dir + "/data";
+
+  absl::Time started = absl::Now();
+  {
+    auto store = bridge::OpenSqliteStore(sqlite_dir, v1::NORMAL);
+    ASSERT_TRUE(store.ok()) << store.status();
+    const absl::Time now = absl::Now() - absl::Hours(1);
+    for (int first = 0; first < kMessages; first += kBatch) {
+      CommitBatch batch;
+      batch.now = now;
+      for (int i = first; i < first + kBatch; ++i) {
+        auto event = std::make_shared<v1::Event>();
+        event->set_key(absl::StrCat("alpha:a:", i));
+        event->mutable_channel()->set_platform("alpha");
+        event->mutable_channel()->set_account("a");
+        event->mutable_channel()->set_chat_id("A1");
+        event->mutable_posted()->set_message_id(absl::StrCat("A1-", i));
+        event->mutable_posted()->mutable_text()->set_text(absl::StrCat("m", i));
+        NewEvent entry;
+        entry.event = std::move(event);
+        entry.original_chat_key = alpha_key;
+        entry.original_message_id = absl::StrCat("A1-", i);
+        batch.events.push_back(std::move(entry));
+      }
+      ASSERT_TRUE((*store)->Apply(batch).ok());
+      CommitBatch copies;
+      copies.now = now;
+      for (int i = 0; i < kBatch; ++i) {
+        ASSERT_NE(batch.events[i].id, 0);
+        copies.messages.push_back({batch.events[i].id,
+                                   beta_key,
+                                   {absl::StrCat("B1-copy-", first + i)},
+                                   true});
+      }
+      ASSERT_TRUE((*store)->Apply(copies).ok());
+    }
+  }
+  const absl::Duration built = absl::Now() - started;
+
+  const std::string password_file = config_dir + "/password";
+  std::ofstream(password_file) << server_->password() << "\n";
+  const std::string store_config =
+      absl::StrCat("store: {postgres: {dsn: '", server_->Dsn(database_),
+                   "', password_file: '", password_file, "'}}\n");
+  const std::string config = config_dir + "/router.yaml";
+  std::ofstream(config) << "data_dir: " << sqlite_dir << "\n"
+                        << kPairConfig << store_config;
+  started = absl::Now();
+  std::string output;
+  ASSERT_EQ(RunMigration(config, sqlite_dir, &output), 0) << output;
+  const absl::Duration migrated = absl::Now() - started;
+  EXPECT_THAT(output, HasSubstr("events: 100000 rows"));
+  EXPECT_THAT(output, HasSubstr("messages: 200000 rows"));
+  std::printf("built the SQLite store in %s, migrated it in %s\n",
+              absl::FormatDuration(built).c_str(),
+              absl::FormatDuration(migrated).c_str());
+
+  RouterProcess router(absl::StrCat(kPairConfig, store_config));
+  ASSERT_TRUE(router.Start().ok()) << router.ReadLog();
+  auto alpha = Adapter(router, "alpha", "a");
+  auto beta = Adapter(router, "beta", "b");
+  const std::string first = "0";
+  const std::string last = absl::StrCat(kMessages - 1);
+  // From A1: edits of the first and the last message, a reply to the last.
+  EXPECT_EQ(alpha->Edit("A1", "A1-" + first, "first, edited").outcome(),
+            v1::PublishAck::ACCEPTED);
+  EXPECT_EQ(alpha->Edit("A1", "A1-" + last, "last, edited").outcome(),
+            v1::PublishAck::ACCEPTED);
+  alpha->Post("A1", "re: last", "A1-" + last);
+  ASSERT_TRUE(beta->WaitForCalls(3, absl::Seconds(60)));
+  std::vector<TestAdapter::Call> calls = beta->calls();
+  EXPECT_EQ(calls[0].kind, "edit");
+  EXPECT_THAT(calls[0].target_ids, ElementsAre("B1-copy-" + first));
+  EXPECT_EQ(calls[0].text, "first, edited");
+  EXPECT_EQ(calls[1].kind, "edit");
+  EXPECT_THAT(calls[1].target_ids, ElementsAre("B1-copy-" + last));
+  EXPECT_EQ(calls[2].kind, "post");
+  EXPECT_EQ(calls[2].reply_to, "B1-copy-" + last);
+  // From B1, where people reply to the copies: replies to the first and the
+  // last resolve to the originals.
+  beta->Post("B1", "re: first", "B1-copy-" + first);
+  beta->Post("B1", "re: last", "B1-copy-" + last);
+  ASSERT_TRUE(alpha->WaitForCalls(2, absl::Seconds(60)));
+  calls = alpha->calls();
+  EXPECT_EQ(calls[0].kind, "post");
+  EXPECT_EQ(calls[0].reply_to, "A1-" + first);
+  EXPECT_EQ(calls[1].kind, "post");
+  EXPECT_EQ(calls[1].reply_to, "A1-" + last);
+  EXPECT_EQ(router.Terminate(), 0);
 }
 
 }  // namespace
