@@ -425,7 +425,7 @@ TEST(QueueWorkPayloadTest, RoundTripsAndFallsBackToAllQueues) {
 TEST_F(QueueLeasesTest, ConcurrentCommittersNeverMakeTheReaderSkip) {
   absl::StatusOr<std::unique_ptr<Store>> second = OpenPostgresStore(options_);
   ASSERT_TRUE(second.ok()) << second.status();
-  constexpr int kBatches = 150;
+  constexpr int kBatches = 300;
   std::atomic<int> writers_done{0};
   auto writer = [&](Store* store, const std::string& name) {
     for (int i = 0; i < kBatches; ++i) {
