@@ -9,6 +9,7 @@
 #include <libpq-fe.h>
 #include <poll.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -24,6 +25,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
@@ -212,6 +214,11 @@ struct Command {
   Params params;
 };
 
+// The wait after a failed connection attempt before the next, doubling up
+// to the most (Connection::Ensure).
+constexpr absl::Duration kFirstConnectBackoff = absl::Milliseconds(100);
+constexpr absl::Duration kMaxConnectBackoff = absl::Seconds(2);
+
 // A connection to the database that reconnects when it finds itself broken.
 // Not thread-safe: one user at a time.
 class Connection {
@@ -222,65 +229,37 @@ class Connection {
       : options_(options), prepared_(std::move(prepared)) {}
 
   // Connects, or reconnects if the connection broke; kUnavailable when the
-  // server cannot be reached.
+  // server cannot be reached. After a failed attempt the next one waits
+  // (kFirstConnectBackoff, doubling up to kMaxConnectBackoff): meanwhile
+  // calls fail at once with the last attempt's reason. So a writer retrying
+  // a failed group commit one operation at a time, or a poller, costs one
+  // attempt per backoff instead of one per call, each of which may wait
+  // connect_timeout on a network that went silent.
   absl::Status Ensure() {
     if (conn_ != nullptr && PQstatus(conn_.get()) == CONNECTION_OK) {
       return absl::OkStatus();
     }
     conn_.reset();
-    // Defaults first: the connection string overrides them. A server that
-    // cannot be reached, or a network that went silent, fails a call in
-    // seconds (kUnavailable) instead of stalling the writer for the
-    // operating system's minutes.
-    const char* keywords[] = {"application_name",
-                              "connect_timeout",
-                              "keepalives_idle",
-                              "keepalives_interval",
-                              "keepalives_count",
-                              "tcp_user_timeout",
-                              "dbname",
-                              "password",
-                              nullptr};
-    const char* values[] = {
-        "imbridge-router",
-        "10",
-        "10",
-        "5",
-        "3",
-        "20000",
-        options_->dsn.c_str(),
-        options_->password.empty() ? nullptr : options_->password.c_str(),
-        nullptr};
-    ConnPtr conn(PQconnectdbParams(keywords, values, /*expand_dbname=*/1));
-    if (conn == nullptr) {
-      return absl::ResourceExhaustedError("postgres: out of memory");
+    const absl::Time now = absl::Now();
+    if (now < next_attempt_) {
+      return absl::UnavailableError(
+          absl::StrCat("postgres: not connected, the next attempt is in ",
+                       absl::ToInt64Milliseconds(next_attempt_ - now),
+                       " ms (the last one failed: ",
+                       absl::StripPrefix(last_failure_, "postgres: "), ")"));
     }
-    if (PQstatus(conn.get()) != CONNECTION_OK) {
-      return absl::UnavailableError(absl::StrCat(
-          "postgres: cannot connect: ", Trimmed(PQerrorMessage(conn.get()))));
+    absl::Status connected = Connect();
+    if (connected.ok()) {
+      backoff_ = absl::ZeroDuration();
+      next_attempt_ = absl::InfinitePast();
+      return connected;
     }
-    std::string setup = absl::StrCat(
-        "SET synchronous_commit = ",
-        options_->durability == v1::NORMAL ? "off" : "on",
-        "; SET client_min_messages = warning; SET TIME ZONE 'UTC'");
-    ResultPtr result(PQexec(conn.get(), setup.c_str()));
-    if (PQresultStatus(result.get()) != PGRES_COMMAND_OK) {
-      return ResultError(conn.get(), result.get(), "setting up the session");
-    }
-    for (const auto& [name, sql] : prepared_) {
-      ResultPtr prepared(PQprepare(conn.get(), name, sql, 0, nullptr));
-      if (PQresultStatus(prepared.get()) != PGRES_COMMAND_OK) {
-        return ResultError(conn.get(), prepared.get(),
-                           absl::StrCat("preparing ", name));
-      }
-    }
-    // Pipelines are sent without blocking (see Pipeline); plain queries
-    // (PQexec*) block whatever this says.
-    if (PQsetnonblocking(conn.get(), 1) != 0) {
-      return ResultError(conn.get(), nullptr, "setting non-blocking mode");
-    }
-    conn_ = std::move(conn);
-    return absl::OkStatus();
+    backoff_ = std::min(
+        backoff_ == absl::ZeroDuration() ? kFirstConnectBackoff : 2 * backoff_,
+        kMaxConnectBackoff);
+    next_attempt_ = absl::Now() + backoff_;
+    last_failure_ = std::string(connected.message());
+    return connected;
   }
 
   PGconn* get() const { return conn_.get(); }
@@ -471,6 +450,63 @@ class Connection {
   void Drop() { conn_.reset(); }
 
  private:
+  // One attempt to connect and set the session up.
+  absl::Status Connect() {
+    // Defaults first: the connection string overrides them. A server that
+    // cannot be reached, or a network that went silent, fails a call in
+    // seconds (kUnavailable) instead of stalling the writer for the
+    // operating system's minutes.
+    const char* keywords[] = {"application_name",
+                              "connect_timeout",
+                              "keepalives_idle",
+                              "keepalives_interval",
+                              "keepalives_count",
+                              "tcp_user_timeout",
+                              "dbname",
+                              "password",
+                              nullptr};
+    const char* values[] = {
+        "imbridge-router",
+        "10",
+        "10",
+        "5",
+        "3",
+        "20000",
+        options_->dsn.c_str(),
+        options_->password.empty() ? nullptr : options_->password.c_str(),
+        nullptr};
+    ConnPtr conn(PQconnectdbParams(keywords, values, /*expand_dbname=*/1));
+    if (conn == nullptr) {
+      return absl::ResourceExhaustedError("postgres: out of memory");
+    }
+    if (PQstatus(conn.get()) != CONNECTION_OK) {
+      return absl::UnavailableError(absl::StrCat(
+          "postgres: cannot connect: ", Trimmed(PQerrorMessage(conn.get()))));
+    }
+    std::string setup = absl::StrCat(
+        "SET synchronous_commit = ",
+        options_->durability == v1::NORMAL ? "off" : "on",
+        "; SET client_min_messages = warning; SET TIME ZONE 'UTC'");
+    ResultPtr result(PQexec(conn.get(), setup.c_str()));
+    if (PQresultStatus(result.get()) != PGRES_COMMAND_OK) {
+      return ResultError(conn.get(), result.get(), "setting up the session");
+    }
+    for (const auto& [name, sql] : prepared_) {
+      ResultPtr prepared(PQprepare(conn.get(), name, sql, 0, nullptr));
+      if (PQresultStatus(prepared.get()) != PGRES_COMMAND_OK) {
+        return ResultError(conn.get(), prepared.get(),
+                           absl::StrCat("preparing ", name));
+      }
+    }
+    // Pipelines are sent without blocking (see Pipeline); plain queries
+    // (PQexec*) block whatever this says.
+    if (PQsetnonblocking(conn.get(), 1) != 0) {
+      return ResultError(conn.get(), nullptr, "setting non-blocking mode");
+    }
+    conn_ = std::move(conn);
+    return absl::OkStatus();
+  }
+
   static std::string FirstWords(const char* sql) {
     return std::string(absl::StripLeadingAsciiWhitespace(sql).substr(0, 60));
   }
@@ -497,6 +533,11 @@ class Connection {
   const PostgresStoreOptions* options_;
   std::vector<std::pair<const char*, const char*>> prepared_;
   ConnPtr conn_;
+  // After a failed connection attempt (Ensure): the wait before the next,
+  // when it may be made, and why the last one failed.
+  absl::Duration backoff_ = absl::ZeroDuration();
+  absl::Time next_attempt_ = absl::InfinitePast();
+  std::string last_failure_;
 };
 
 }  // namespace imbridge::bridge::pg

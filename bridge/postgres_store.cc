@@ -57,6 +57,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
@@ -81,6 +82,7 @@ using pg::kInt8Oid;
 using pg::kTextArrayOid;
 using pg::kTextOid;
 using pg::Params;
+using pg::ResultError;
 using pg::ResultPtr;
 using pg::Rows;
 using pg::Trimmed;
@@ -1096,8 +1098,9 @@ absl::StatusOr<std::vector<Participant>> PostgresStore::ListParticipants(
 #undef IMB_LAST_ID
 
 // A table copied by MigrateSqliteToPostgres: its name and columns (the same
-// in both schemas), each with how it is sent: 'i' integer, 'n' integer or
-// NULL, 'b' boolean (an integer in SQLite), 't' text, 'x' bytes.
+// in both schemas), each with how it is sent: 'i' bigint, 's' smallint,
+// 'n' bigint or NULL, 'b' boolean (an integer in SQLite), 't' text, 'x'
+// bytes.
 struct CopiedTable {
   const char* name;
   std::vector<std::pair<const char*, char>> columns;
@@ -1122,7 +1125,7 @@ const std::vector<CopiedTable>& CopiedTables() {
         {"created_at", 'i'},
         {"next_attempt_at", 'i'},
         {"last_error", 't'},
-        {"state", 'i'},
+        {"state", 's'},
         {"dead_at", 'n'}}},
       {"messages",
        {{"channel_key", 't'},
@@ -1155,8 +1158,15 @@ const std::vector<CopiedTable>& CopiedTables() {
   return *tables;
 }
 
-// Rows sent per pipeline while copying.
-constexpr int kCopyChunk = 2000;
+// COPY data buffered before each PQputCopyData.
+constexpr size_t kCopyChunkBytes = 1 << 20;
+
+// Appends the low `bytes` bytes of `value`, big-endian (network order).
+void PutBigEndian(std::string& out, uint64_t value, int bytes) {
+  for (int shift = 8 * (bytes - 1); shift >= 0; shift -= 8) {
+    out.push_back(static_cast<char>((value >> shift) & 0xff));
+  }
+}
 
 // Reads SQLite; closes it when destroyed.
 struct SqliteReader {
@@ -1168,19 +1178,20 @@ struct SqliteReader {
   }
 };
 
-// Copies one table from `from` into `to`, inside `to`'s open transaction.
+// Copies one table from `from` into `to`, inside `to`'s open transaction
+// (a blocking connection), with one COPY ... FROM STDIN in PostgreSQL's
+// binary format: the rows stream in large chunks, with neither a round trip
+// nor a statement per row.
 absl::StatusOr<int64_t> CopyTable(const SqliteReader& from, Connection& to,
                                   const CopiedTable& table) {
-  std::string columns, placeholders;
+  std::string columns;
   for (size_t i = 0; i < table.columns.size(); ++i) {
     absl::StrAppend(&columns, i > 0 ? ", " : "", table.columns[i].first);
-    absl::StrAppend(&placeholders, i > 0 ? ", " : "", "$", i + 1);
   }
   const std::string select =
       absl::StrCat("SELECT ", columns, " FROM ", table.name);
-  const std::string insert =
-      absl::StrCat("INSERT INTO ", table.name, "(", columns, ") VALUES (",
-                   placeholders, ")");
+  const std::string copy = absl::StrCat("COPY ", table.name, "(", columns,
+                                        ") FROM STDIN (FORMAT binary)");
   sqlite3_stmt* raw = nullptr;
   if (sqlite3_prepare_v2(from.db, select.c_str(), -1, &raw, nullptr) !=
       SQLITE_OK) {
@@ -1188,55 +1199,90 @@ absl::StatusOr<int64_t> CopyTable(const SqliteReader& from, Connection& to,
   }
   std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> stmt(raw,
                                                              sqlite3_finalize);
+  IMB_RETURN_IF_ERROR(to.Ensure());
+  PGconn* conn = to.get();
+  ResultPtr started(PQexec(conn, copy.c_str()));
+  if (PQresultStatus(started.get()) != PGRES_COPY_IN) {
+    return ResultError(conn, started.get(), copy);
+  }
+  // The header: signature, flags, header extension length.
+  std::string buffer("PGCOPY\n\377\r\n\0", 11);
+  PutBigEndian(buffer, 0, 4);
+  PutBigEndian(buffer, 0, 4);
+  auto send = [&]() -> absl::Status {
+    if (PQputCopyData(conn, buffer.data(), static_cast<int>(buffer.size())) !=
+        1) {
+      return ResultError(conn, nullptr, "sending COPY data");
+    }
+    buffer.clear();
+    return absl::OkStatus();
+  };
+  const int ncolumns = static_cast<int>(table.columns.size());
   int64_t copied = 0;
-  bool done = false;
-  while (!done) {
-    // Values are copied out of SQLite: a step invalidates the last row's.
-    std::vector<Command> commands;
-    while (commands.size() < static_cast<size_t>(kCopyChunk)) {
-      int rc = sqlite3_step(stmt.get());
-      if (rc == SQLITE_DONE) {
-        done = true;
-        break;
-      }
-      if (rc != SQLITE_ROW) return from.Error(select);
-      Params params;
-      for (size_t i = 0; i < table.columns.size(); ++i) {
-        const int col = static_cast<int>(i);
-        switch (table.columns[i].second) {
-          case 'n':
-            if (sqlite3_column_type(stmt.get(), col) == SQLITE_NULL) {
-              params.Null(kInt8Oid);
-              break;
-            }
-            [[fallthrough]];
-          case 'i':
-            params.Int(sqlite3_column_int64(stmt.get(), col));
-            break;
-          case 'b':
-            params.Bool(sqlite3_column_int64(stmt.get(), col) != 0);
-            break;
-          case 't':
-          case 'x': {
-            const void* data = sqlite3_column_blob(stmt.get(), col);
-            std::string value(
-                static_cast<const char*>(data),
-                data != nullptr ? sqlite3_column_bytes(stmt.get(), col) : 0);
-            if (table.columns[i].second == 'x') {
-              params.OwnedBytes(std::move(value));
-            } else {
-              params.OwnedText(std::move(value));
-            }
+  absl::Status status = absl::OkStatus();
+  while (status.ok()) {
+    int rc = sqlite3_step(stmt.get());
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_ROW) {
+      status = from.Error(select);
+      break;
+    }
+    // A row: its field count, then each field's length (-1: NULL) and
+    // bytes, as the parameters of Params are sent.
+    PutBigEndian(buffer, static_cast<uint64_t>(ncolumns), 2);
+    for (int col = 0; col < ncolumns; ++col) {
+      switch (table.columns[col].second) {
+        case 'n':
+          if (sqlite3_column_type(stmt.get(), col) == SQLITE_NULL) {
+            PutBigEndian(buffer, 0xffffffff, 4);
             break;
           }
+          [[fallthrough]];
+        case 'i':
+        case 's': {
+          const int width = table.columns[col].second == 's' ? 2 : 8;
+          PutBigEndian(buffer, static_cast<uint64_t>(width), 4);
+          PutBigEndian(
+              buffer,
+              static_cast<uint64_t>(sqlite3_column_int64(stmt.get(), col)),
+              width);
+          break;
+        }
+        case 'b':
+          PutBigEndian(buffer, 1, 4);
+          buffer.push_back(sqlite3_column_int64(stmt.get(), col) != 0 ? 1 : 0);
+          break;
+        case 't':
+        case 'x': {
+          const void* data = sqlite3_column_blob(stmt.get(), col);
+          const int size =
+              data != nullptr ? sqlite3_column_bytes(stmt.get(), col) : 0;
+          PutBigEndian(buffer, static_cast<uint64_t>(size), 4);
+          buffer.append(static_cast<const char*>(data), size);
+          break;
         }
       }
-      commands.push_back({insert.c_str(), false, std::move(params)});
     }
-    if (commands.empty()) break;
-    IMB_RETURN_IF_ERROR(to.Pipeline(commands).status());
-    copied += static_cast<int64_t>(commands.size());
+    ++copied;
+    if (buffer.size() >= kCopyChunkBytes) status = send();
   }
+  if (status.ok()) {
+    PutBigEndian(buffer, 0xffff, 2);  // the trailer: a field count of -1
+    status = send();
+  }
+  // Ending with an error message makes the server abort the COPY.
+  if (PQputCopyEnd(conn, status.ok() ? nullptr : "reading SQLite failed") !=
+          1 &&
+      status.ok()) {
+    status = ResultError(conn, nullptr, "ending COPY");
+  }
+  ResultPtr result(PQgetResult(conn));
+  if (status.ok() && PQresultStatus(result.get()) != PGRES_COMMAND_OK) {
+    status = ResultError(conn, result.get(), copy);
+  }
+  while (ResultPtr(PQgetResult(conn)) != nullptr) {
+  }
+  IMB_RETURN_IF_ERROR(status);
   return copied;
 }
 
@@ -1269,6 +1315,10 @@ absl::StatusOr<std::vector<std::pair<std::string, int64_t>>> CopyFromSqlite(
 
   Connection to(&options, {});
   IMB_RETURN_IF_ERROR(to.ExecScript("BEGIN"));
+  // COPY streams its data: this connection blocks while it sends.
+  if (PQsetnonblocking(to.get(), 0) != 0) {
+    return ResultError(to.get(), nullptr, "setting blocking mode");
+  }
   auto copy =
       [&]() -> absl::StatusOr<std::vector<std::pair<std::string, int64_t>>> {
     IMB_RETURN_IF_ERROR(to.Exec("SELECT pg_advisory_xact_lock($1)",
