@@ -82,6 +82,7 @@ using pg::kInt8Oid;
 using pg::kTextArrayOid;
 using pg::kTextOid;
 using pg::Params;
+using pg::ResultError;
 using pg::ResultPtr;
 using pg::Rows;
 using pg::Trimmed;
