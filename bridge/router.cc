@@ -10,6 +10,7 @@
 #include "bridge/link_table.h"
 #include "bridge/postgres_store.h"
 #include "bridge/sqlite_store.h"
+#include "bridge/thread_roots.h"
 #include "common/http/http_server_config.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
@@ -57,6 +58,7 @@ absl::StatusOr<std::unique_ptr<Router>> Router::Start(v1::RouterConfig config) {
                                               DeliveryPolicy(c.dispatch()),
                                               r->dispatcher_.get(), copts);
   r->dispatcher_->SetCommitter(r->committer_.get());
+  if (c.store().has_postgres()) r->dispatcher_->UseLeases();
   r->commands_ = std::make_unique<ChatCommands>(c.commands(), r->store_.get());
   r->adapter_commands_ =
       std::make_unique<AdapterCommands>(kAdapterCommandTimeout);
@@ -77,6 +79,33 @@ absl::StatusOr<std::unique_ptr<Router>> Router::Start(v1::RouterConfig config) {
     return s;
   }
   IMB_RETURN_IF_ERROR(r->dispatcher_->Start());
+  if (c.store().has_postgres()) {
+    QueueLeases::Options lopts;
+    lopts.router_name = MakeRouterInstanceName();
+    lopts.known_queues = [links = r->links_.get()] {
+      std::vector<std::string> keys;
+      for (const v1::Link& link : links->Get()->links()) {
+        for (const v1::LinkMember& member : link.members()) {
+          // A member that only feeds the link never receives.
+          if (member.direction() == v1::IN) continue;
+          keys.push_back(ChannelKey(MemberChannel(member), true));
+        }
+      }
+      return keys;
+    };
+    lopts.dispatchable = [](const std::string& key) {
+      return !IsParkedQueue(key);
+    };
+    absl::StatusOr<std::unique_ptr<QueueLeases>> leases = QueueLeases::Open(
+        PostgresOptionsFromConfig(c.store()), lopts, r->dispatcher_.get());
+    if (!leases.ok()) {
+      r->Shutdown();
+      return leases.status();
+    }
+    r->leases_ = std::move(*leases);
+    r->leases_->Start();
+    LogInfo("queue leases started", {{"router", lopts.router_name}});
+  }
 
   RouterService::Deps deps;
   deps.committer = r->committer_.get();
@@ -113,6 +142,11 @@ absl::StatusOr<std::unique_ptr<Router>> Router::Start(v1::RouterConfig config) {
   admin.executor = r->admin_io_.get();
   admin.admin_token = c.admin_token();
   admin.started_at = started_at;
+  if (r->leases_ != nullptr) {
+    admin.queue_owners = [leases = r->leases_.get()] {
+      return leases->Holders();
+    };
+  }
   r->admin_ = std::make_unique<AdminService>(std::move(admin));
   r->directory_ = std::make_unique<WebhookDirectoryService>(r->catalog_.get(),
                                                             r->service_.get());
@@ -192,6 +226,9 @@ void Router::Shutdown() {
     stop_maintenance_.Notify();
     maintenance_.join();
   }
+  // The queues go to the other routers at their next lease round.
+  // (The object stays until the Admin service is gone: it reads holders.)
+  if (leases_ != nullptr) leases_->Stop();
   if (server_ != nullptr) {
     server_->GetHealthCheckService()->SetServingStatus(false);
     service_->CloseAllStreams(
@@ -218,6 +255,7 @@ void Router::Shutdown() {
   committer_.reset();
   commands_.reset();
   adapter_commands_.reset();
+  leases_.reset();
   dispatcher_.reset();
   store_.reset();
   LogInfo("router stopped");
@@ -339,6 +377,11 @@ void Router::CollectMetrics(metrics::Registry& registry) {
       .GetGauge("imbridge_router_attached_adapters",
                 "Adapter streams attached now.")
       .Set(static_cast<double>(service_->Sessions().size()));
+  registry
+      .GetGauge("imbridge_router_queues_owned",
+                "Target queues this router sends (with the PostgreSQL store: "
+                "those it holds the lease of).")
+      .Set(static_cast<double>(dispatcher_->owned_queues()));
   registry.GetGauge("imbridge_router_links", "Links configured.")
       .Set(static_cast<double>(catalog_->link_count()));
 }
