@@ -7,11 +7,14 @@
 
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 
+#include "absl/random/random.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 
 namespace imbridge::bridge {
 namespace {
@@ -36,7 +39,7 @@ class FileUpload : public BlobStore::Upload {
   }
   ~FileUpload() override {
     if (fd_ >= 0) ::close(fd_);
-    if (!committed_) ::unlink(tmp_path_.c_str());
+    if (!placed_) ::unlink(tmp_path_.c_str());
     EVP_MD_CTX_free(sha_);
   }
 
@@ -61,27 +64,38 @@ class FileUpload : public BlobStore::Upload {
     return absl::OkStatus();
   }
 
-  absl::StatusOr<std::pair<std::string, uint64_t>> Commit() override {
+  absl::StatusOr<std::pair<std::string, uint64_t>> Finish() override {
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
     EVP_DigestFinal_ex(sha_, digest, &len);
-    std::string id = absl::BytesToHexString(
+    id_ = absl::BytesToHexString(
         absl::string_view(reinterpret_cast<const char*>(digest), len));
     if (::fsync(fd_) != 0) return ErrnoError("cannot sync", tmp_path_);
     ::close(fd_);
     fd_ = -1;
-    std::string dir = absl::StrCat(blobs_dir_, "/", id.substr(0, 2));
+    return std::make_pair(id_, size_);
+  }
+
+  absl::Status Place() override {
+    std::string dir = absl::StrCat(blobs_dir_, "/", id_.substr(0, 2));
     std::error_code ec;
     fs::create_directories(dir, ec);
-    if (ec)
+    if (ec) {
       return absl::InternalError(
           absl::StrCat("cannot create ", dir, ": ", ec.message()));
-    std::string final_path = absl::StrCat(dir, "/", id);
+    }
+    std::string final_path = absl::StrCat(dir, "/", id_);
     if (::rename(tmp_path_.c_str(), final_path.c_str()) != 0) {
       return ErrnoError("cannot move blob into", final_path);
     }
-    committed_ = true;
-    return std::make_pair(id, size_);
+    placed_ = true;
+    // The new name is durable once its directory is synced.
+    int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir_fd < 0) return ErrnoError("cannot open", dir);
+    int synced = ::fsync(dir_fd);
+    ::close(dir_fd);
+    if (synced != 0) return ErrnoError("cannot sync", dir);
+    return absl::OkStatus();
   }
 
  private:
@@ -90,7 +104,8 @@ class FileUpload : public BlobStore::Upload {
   std::string blobs_dir_;
   uint64_t max_bytes_;
   uint64_t size_ = 0;
-  bool committed_ = false;
+  std::string id_;
+  bool placed_ = false;
   EVP_MD_CTX* sha_;
 };
 
@@ -127,8 +142,8 @@ bool IsBlobId(absl::string_view id) {
   return true;
 }
 
-BlobStore::BlobStore(std::string data_dir, uint64_t max_bytes)
-    : dir_(data_dir + "/blobs"), max_bytes_(max_bytes) {}
+BlobStore::BlobStore(std::string dir, uint64_t max_bytes)
+    : dir_(std::move(dir)), max_bytes_(max_bytes) {}
 
 absl::Status BlobStore::Init() {
   std::error_code ec;
@@ -137,17 +152,40 @@ absl::Status BlobStore::Init() {
     return absl::InternalError(
         absl::StrCat("cannot create ", dir_, "/tmp: ", ec.message()));
   }
-  for (const auto& entry : fs::directory_iterator(dir_ + "/tmp", ec)) {
-    fs::remove(entry.path(), ec);
-  }
+  RemoveAbandonedUploads();
   return absl::OkStatus();
 }
 
+int BlobStore::RemoveAbandonedUploads() {
+  const auto abandoned =
+      fs::file_time_type::clock::now() -
+      std::chrono::seconds(absl::ToInt64Seconds(kAbandonedUploadAge));
+  int removed = 0;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir_ + "/tmp", ec)) {
+    std::error_code file_ec;
+    auto written = fs::last_write_time(entry.path(), file_ec);
+    if (!file_ec && written < abandoned && fs::remove(entry.path(), file_ec)) {
+      ++removed;
+    }
+  }
+  return removed;
+}
+
 absl::StatusOr<std::unique_ptr<BlobStore::Upload>> BlobStore::StartUpload() {
+  // Unique among the routers sharing the directory: host, process, a
+  // counter and a random part (a pid may repeat across hosts and restarts).
   static std::atomic<uint64_t> counter{0};
-  std::string path =
-      absl::StrCat(dir_, "/tmp/upload-", ::getpid(), "-", counter.fetch_add(1));
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+  static const std::string host = [] {
+    char name[256] = {};
+    if (::gethostname(name, sizeof(name) - 1) != 0) return std::string("host");
+    return std::string(name);
+  }();
+  thread_local absl::BitGen random;
+  std::string path = absl::StrCat(dir_, "/tmp/upload-", host, "-", ::getpid(),
+                                  "-", counter.fetch_add(1), "-",
+                                  absl::Hex(absl::Uniform<uint64_t>(random)));
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
   if (fd < 0) return ErrnoError("cannot create", path);
   return std::unique_ptr<Upload>(new FileUpload(fd, path, dir_, max_bytes_));
 }
@@ -181,6 +219,25 @@ absl::Status BlobStore::Remove(absl::string_view blob_id) {
     return ErrnoError("cannot remove", path);
   }
   return absl::OkStatus();
+}
+
+absl::Status StoreUploadedBlob(Store& store, BlobStore::Upload& upload,
+                               const BlobInfo& info) {
+  IMB_RETURN_IF_ERROR(store.RecordBlob(info));
+  return upload.Place();
+}
+
+absl::StatusOr<int> CollectBlobs(Store& store, BlobStore& blobs,
+                                 absl::Span<const std::string> candidates,
+                                 absl::Time unused_before) {
+  int removed = 0;
+  for (const std::string& id : candidates) {
+    IMB_ASSIGN_OR_RETURN(bool deleted, store.DeleteBlob(id, unused_before));
+    if (!deleted) continue;  // used or needed since it was listed
+    IMB_RETURN_IF_ERROR(blobs.Remove(id));
+    ++removed;
+  }
+  return removed;
 }
 
 }  // namespace imbridge::bridge

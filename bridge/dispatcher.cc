@@ -501,7 +501,11 @@ bool Dispatcher::Resolve(TargetQueue& q, const DeliveryRecord& r,
 void Dispatcher::Pump(TargetQueue& q, absl::Time now) {
   // With leases, a queue is sent only by its holder, while the lease holds.
   if (!q.owned || (leased_ && now >= leases_valid_until_)) return;
-  if (q.pending.empty() && q.more_in_store) LoadMore(q);
+  if (q.pending.empty() && q.more_in_store) {
+    LoadMore(q);
+    // The read may have waited on the database past the leases' end.
+    if (leased_ && absl::Now() >= leases_valid_until_) return;
+  }
   if (q.pending.empty()) return;
   auto route = routes_.find(q.route);
   if (route == routes_.end()) return;  // not attached: keep the queue
@@ -525,6 +529,8 @@ void Dispatcher::Pump(TargetQueue& q, absl::Time now) {
       if (!q.more_in_store) break;
       LoadMore(q);
       if (q.pending.empty()) break;
+      // The read may have waited on the database past the leases' end.
+      if (leased_ && absl::Now() >= leases_valid_until_) break;
     }
     DeliveryRecord& r = q.pending.front();
     if (r.next_attempt_at > now) {

@@ -329,7 +329,8 @@ class PostgresStore : public Store {
   absl::Status RetryDeadLetter(int64_t id, absl::Time now) override;
   absl::Status DropDeadLetter(int64_t id) override;
   absl::Status RecordBlob(const BlobInfo& blob) override;
-  absl::Status DeleteBlob(absl::string_view blob_id) override;
+  absl::StatusOr<bool> DeleteBlob(absl::string_view blob_id,
+                                  absl::Time unused_before) override;
   absl::StatusOr<int64_t> PruneEvents(absl::Time before) override;
   absl::Status PutRecord(absl::string_view kind, absl::string_view name,
                          absl::string_view payload) override;
@@ -748,11 +749,19 @@ absl::Status PostgresStore::RecordBlob(const BlobInfo& blob) {
       .status();
 }
 
-absl::Status PostgresStore::DeleteBlob(absl::string_view blob_id) {
+absl::StatusOr<bool> PostgresStore::DeleteBlob(absl::string_view blob_id,
+                                               absl::Time unused_before) {
   IMB_RETURN_IF_ERROR(RequireTransaction());
-  return writer_
-      .Exec("DELETE FROM blobs WHERE blob_id = $1", Params().Text(blob_id))
-      .status();
+  // The DELETE locks the row until the commit; another router's RecordBlob
+  // of it waits for that, and then inserts it anew.
+  IMB_ASSIGN_OR_RETURN(
+      Rows rows,
+      writer_.Exec("DELETE FROM blobs WHERE blob_id = $1 AND last_used_at < $2 "
+                   "AND NOT EXISTS (SELECT 1 FROM event_blobs eb JOIN "
+                   "deliveries d ON d.event_id = eb.event_id WHERE "
+                   "eb.blob_id = $1) RETURNING 1",
+                   Params().Text(blob_id).Time(unused_before)));
+  return rows.size() > 0;
 }
 
 absl::StatusOr<int64_t> PostgresStore::PruneEvents(absl::Time before) {

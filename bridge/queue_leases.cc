@@ -13,6 +13,7 @@
 #include "bridge/postgres_connection.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "common/utf8.h"
 #include "nlohmann/json.hpp"
 
 namespace imbridge::bridge {
@@ -37,7 +38,13 @@ constexpr int kCleanupEvery = 120;
 
 std::string QueueWorkPayload(const QueueWork& work) {
   nlohmann::json j;
-  if (!work.all) {
+  // JSON holds UTF-8 only: a key that is not (the store does not forbid it)
+  // makes it "every queue" rather than a wrong name.
+  auto valid = [](const std::vector<std::string>& keys) {
+    return std::all_of(keys.begin(), keys.end(),
+                       [](const std::string& key) { return IsValidUtf8(key); });
+  };
+  if (!work.all && valid(work.written) && valid(work.reload)) {
     j["n"] = work.written;
     j["r"] = work.reload;
     std::string payload = j.dump();

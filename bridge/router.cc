@@ -9,6 +9,7 @@
 #include "absl/time/clock.h"
 #include "bridge/link_table.h"
 #include "bridge/postgres_store.h"
+#include "bridge/router_config.h"
 #include "bridge/sqlite_store.h"
 #include "bridge/thread_roots.h"
 #include "common/http/http_server_config.h"
@@ -43,7 +44,7 @@ absl::StatusOr<std::unique_ptr<Router>> Router::Start(v1::RouterConfig config) {
                        LinkTable::Build(c.links(), "config"));
   r->links_ = std::make_unique<LinkRegistry>(std::move(table));
   absl::Time started_at = absl::Now();
-  r->blobs_ = std::make_unique<BlobStore>(c.data_dir(), c.blobs().max_bytes());
+  r->blobs_ = std::make_unique<BlobStore>(BlobDir(c), c.blobs().max_bytes());
   IMB_RETURN_IF_ERROR(r->blobs_->Init());
   r->blob_io_ = std::make_unique<Executor>(2);
 
@@ -197,14 +198,14 @@ void Router::RunMaintenance() {
           IMB_ASSIGN_OR_RETURN(
               std::vector<std::string> old_blobs,
               store.ListCollectableBlobs(now - blob_retention));
-          for (const std::string& id : old_blobs) {
-            IMB_RETURN_IF_ERROR(blobs->Remove(id));
-            IMB_RETURN_IF_ERROR(store.DeleteBlob(id));
-          }
-          if (pruned > 0 || !old_blobs.empty()) {
+          IMB_ASSIGN_OR_RETURN(
+              int removed,
+              CollectBlobs(store, *blobs, old_blobs, now - blob_retention));
+          blobs->RemoveAbandonedUploads();
+          if (pruned > 0 || removed > 0) {
             LogInfo("maintenance",
                     {{"events_pruned", std::to_string(pruned)},
-                     {"blobs_removed", std::to_string(old_blobs.size())}});
+                     {"blobs_removed", std::to_string(removed)}});
           }
           return absl::OkStatus();
         },

@@ -88,6 +88,10 @@ absl::Status ValidateRouterConfig(const std::string& source,
       return ConfigError(source, "store.postgres.dsn", dsn.message());
     }
     if (pg->pool_size() == 0) pg->set_pool_size(kDefaultPostgresPoolSize);
+    if (!pg->blob_dir().empty() && pg->blob_dir()[0] != '/') {
+      return ConfigError(source, "store.postgres.blob_dir",
+                         "must be an absolute path (the same on every router)");
+    }
     if (pg->pool_size() > kMaxPostgresPoolSize) {
       return ConfigError(source, "store.postgres.pool_size",
                          absl::StrCat("must be 1 to ", kMaxPostgresPoolSize));
@@ -109,6 +113,11 @@ absl::Status ValidateRouterConfig(const std::string& source,
   if (b->max_bytes() == 0) b->set_max_bytes(100ull << 20);
   if (b->retention_hours() == 0) b->set_retention_hours(72);
   return absl::OkStatus();
+}
+
+std::string BlobDir(const v1::RouterConfig& config) {
+  const std::string& shared = config.store().postgres().blob_dir();
+  return shared.empty() ? config.data_dir() + "/blobs" : shared;
 }
 
 absl::StatusOr<v1::RouterConfig> LoadRouterConfig(const std::string& path) {

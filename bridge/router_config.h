@@ -13,6 +13,10 @@ namespace imbridge::bridge {
 // that the rest of the router reads plain values.
 absl::StatusOr<v1::RouterConfig> LoadRouterConfig(const std::string& path);
 
+// The directory of the router's blob files: store.postgres.blob_dir when
+// set, else <data_dir>/blobs.
+std::string BlobDir(const v1::RouterConfig& config);
+
 // Validates and fills defaults of an already parsed config; `source` names it
 // in errors.
 absl::Status ValidateRouterConfig(const std::string& source,

@@ -393,18 +393,22 @@ class PutBlobReactor : public grpc::ServerReadReactor<v1::BlobChunk> {
       }
       upload_ = std::move(*upload);
     }
-    auto committed = upload_->Commit();
-    upload_.reset();
-    if (!committed.ok()) {
-      Finish(ToGrpcStatus(committed.status()));
+    auto finished = upload_->Finish();
+    // Shared with the store task, which places the file; whoever drops it
+    // last removes a file that was not placed.
+    std::shared_ptr<BlobStore::Upload> upload = std::move(upload_);
+    if (!finished.ok()) {
+      Finish(ToGrpcStatus(finished.status()));
       return;
     }
     BlobInfo info;
-    info.blob_id = committed->first;
-    info.size = committed->second;
+    info.blob_id = finished->first;
+    info.size = finished->second;
     info.created_at = info.last_used_at = absl::Now();
     deps_.committer->Execute(
-        [info](Store& store) { return store.RecordBlob(info); },
+        [info, upload](Store& store) {
+          return StoreUploadedBlob(store, *upload, info);
+        },
         [this, info](absl::Status s) {
           if (s.ok()) {
             response_->set_blob_id(info.blob_id);

@@ -447,7 +447,8 @@ class SqliteStore : public Store {
   absl::Status RetryDeadLetter(int64_t id, absl::Time now) override;
   absl::Status DropDeadLetter(int64_t id) override;
   absl::Status RecordBlob(const BlobInfo& blob) override;
-  absl::Status DeleteBlob(absl::string_view blob_id) override;
+  absl::StatusOr<bool> DeleteBlob(absl::string_view blob_id,
+                                  absl::Time unused_before) override;
   absl::StatusOr<int64_t> PruneEvents(absl::Time before) override;
   absl::Status PutRecord(absl::string_view kind, absl::string_view name,
                          absl::string_view payload) override;
@@ -749,7 +750,10 @@ absl::Status SqliteStore::PrepareWriter() {
        "INSERT INTO blobs(blob_id, size, created_at, last_used_at) "
        "VALUES(?, ?, ?, ?) ON CONFLICT(blob_id) DO UPDATE SET "
        "last_used_at = max(last_used_at, excluded.last_used_at)"},
-      {&w_.delete_blob, "DELETE FROM blobs WHERE blob_id = ?"},
+      {&w_.delete_blob,
+       "DELETE FROM blobs WHERE blob_id = ?1 AND last_used_at < ?2 AND "
+       "?1 NOT IN (SELECT eb.blob_id FROM deliveries d JOIN event_blobs eb "
+       "ON eb.event_id = d.event_id)"},
       {&w_.prune_event_blobs,
        "DELETE FROM event_blobs WHERE event_id IN (SELECT id FROM events "
        "WHERE received_at < ? AND id NOT IN (SELECT event_id FROM "
@@ -1110,9 +1114,12 @@ absl::Status SqliteStore::RecordBlob(const BlobInfo& blob) {
       .Run();
 }
 
-absl::Status SqliteStore::DeleteBlob(absl::string_view blob_id) {
+absl::StatusOr<bool> SqliteStore::DeleteBlob(absl::string_view blob_id,
+                                             absl::Time unused_before) {
   IMB_RETURN_IF_ERROR(RequireTransaction());
-  return Query(w_.delete_blob).Text(blob_id).Run();
+  Query query(w_.delete_blob);
+  IMB_RETURN_IF_ERROR(query.Text(blob_id).Time(unused_before).Run());
+  return query.Changes() > 0;
 }
 
 absl::StatusOr<int64_t> SqliteStore::PruneEvents(absl::Time before) {

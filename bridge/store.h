@@ -253,8 +253,15 @@ class Store {
   // Records a stored blob (or refreshes last_used_at if it is known).
   virtual absl::Status RecordBlob(const BlobInfo& blob) = 0;
 
-  // Forgets a blob's metadata (after its file was removed).
-  virtual absl::Status DeleteBlob(absl::string_view blob_id) = 0;
+  // Forgets a blob's metadata if it is still collectable: last used before
+  // `unused_before` and referred to by no delivery (pending or dead). Returns
+  // whether it did. Routers sharing a store and a blob directory remove a
+  // blob's file only after this returned true and before the commit: the
+  // row stays locked (deleted) until then, so a router recording the same
+  // blob meanwhile waits, and moves its file into place after (see
+  // StoreUploadedBlob in bridge/blob_store.h).
+  virtual absl::StatusOr<bool> DeleteBlob(absl::string_view blob_id,
+                                          absl::Time unused_before) = 0;
 
   // Deletes events received before `before` that no pending or dead-letter
   // delivery needs, with their blob references. The message map is kept.

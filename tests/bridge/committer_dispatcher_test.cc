@@ -330,8 +330,9 @@ class PoisonedStore : public Store {
   absl::Status RecordBlob(const BlobInfo& blob) override {
     return store_->RecordBlob(blob);
   }
-  absl::Status DeleteBlob(absl::string_view blob_id) override {
-    return store_->DeleteBlob(blob_id);
+  absl::StatusOr<bool> DeleteBlob(absl::string_view blob_id,
+                                  absl::Time unused_before) override {
+    return store_->DeleteBlob(blob_id, unused_before);
   }
   absl::StatusOr<int64_t> PruneEvents(absl::Time before) override {
     return store_->PruneEvents(before);

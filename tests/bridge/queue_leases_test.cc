@@ -412,6 +412,12 @@ TEST(QueueWorkPayloadTest, RoundTripsAndFallsBackToAllQueues) {
   QueueWork all = ParseQueueWork(QueueWorkPayload(many));
   EXPECT_TRUE(all.all);
   EXPECT_TRUE(all.reload.empty());
+  // A key that is not UTF-8 cannot be named in JSON: every queue.
+  QueueWork odd;
+  odd.reload = {std::string("bad\xff", 4)};
+  QueueWork all_again = ParseQueueWork(QueueWorkPayload(odd));
+  EXPECT_TRUE(all_again.all);
+  EXPECT_FALSE(all_again.reload.empty());
   // Unreadable: every queue, from the start.
   QueueWork garbage = ParseQueueWork("not json");
   EXPECT_TRUE(garbage.all);

@@ -755,7 +755,21 @@ TEST_P(StoreTest, BlobsRecordFindDeleteAndCollect) {
   ASSERT_OK_AND_ASSIGN(collectable, store_->ListCollectableBlobs(At(100)));
   EXPECT_THAT(collectable, ElementsAre(kB, kC));
 
-  ASSERT_OK(InTransaction([&] { return store_->DeleteBlob(kC); }));
+  // DeleteBlob checks again: a blob used since (C at 50) or still needed
+  // by a delivery (A) stays.
+  auto delete_blob = [&](const std::string& id, absl::Time unused_before) {
+    bool deleted = false;
+    EXPECT_OK(InTransaction([&]() -> absl::Status {
+      IMB_ASSIGN_OR_RETURN(deleted, store_->DeleteBlob(id, unused_before));
+      return absl::OkStatus();
+    }));
+    return deleted;
+  };
+  EXPECT_FALSE(delete_blob(kC, At(50)));
+  EXPECT_FALSE(delete_blob(kA, At(100)));
+  ASSERT_OK_AND_ASSIGN(a, store_->FindBlob(kA));
+  EXPECT_TRUE(a.has_value());
+  EXPECT_TRUE(delete_blob(kC, At(100)));
   ASSERT_OK_AND_ASSIGN(c, store_->FindBlob(kC));
   EXPECT_FALSE(c.has_value());
   ASSERT_OK_AND_ASSIGN(collectable, store_->ListCollectableBlobs(At(100)));

@@ -415,4 +415,12 @@ absl::StatusOr<PostgresServer*> SharedPostgresServer() {
   return server->value().get();
 }
 
+absl::StatusOr<TestDatabase> NewTestDatabase() {
+  absl::StatusOr<PostgresServer*> server = SharedPostgresServer();
+  if (!server.ok()) return server.status();
+  absl::StatusOr<std::string> name = (*server)->CreateDatabase();
+  if (!name.ok()) return name.status();
+  return TestDatabase{*server, *std::move(name)};
+}
+
 }  // namespace imbridge::testing

@@ -78,6 +78,13 @@ class PostgresServer {
 // way every time if it cannot start.
 absl::StatusOr<PostgresServer*> SharedPostgresServer();
 
+// A new empty database on SharedPostgresServer(): the server and the name.
+struct TestDatabase {
+  PostgresServer* server;
+  std::string name;
+};
+absl::StatusOr<TestDatabase> NewTestDatabase();
+
 }  // namespace imbridge::testing
 
 #endif  // IMBRIDGE_TESTS_SUPPORT_POSTGRES_SERVER_H_
