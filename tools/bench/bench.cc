@@ -514,7 +514,9 @@ double Throughput(Rig& rig, const Flags& f, const char* label,
   int64_t last = 0;
   for (auto& s : rig.sinks())
     last = std::max(last, s->last_delivery_ns_.load());
-  double seconds = static_cast<double>(last - start) / 1e9;
+  // No delivery at all: no time to divide by.
+  double seconds =
+      static_cast<double>(std::max<int64_t>(last - start, 1)) / 1e9;
   const int64_t deliveries = rig.delivered() - base;
   const int64_t relayed = deliveries / f.fanout;
   double rate = static_cast<double>(relayed) / seconds;
@@ -818,6 +820,7 @@ int main(int argc, char** argv) {
     return micros;
   };
   int64_t cpu_before = routers_cpu();
+  const int64_t bench_cpu_before = CpuMicros(getpid());
   int64_t pg_cpu_before =
       own_postgres != nullptr ? ServerCpuMicros(own_postgres->pid()) : 0;
   double durable = Throughput(rig, f, "throughput");
@@ -830,6 +833,10 @@ int main(int argc, char** argv) {
               static_cast<double>(routers_cpu() - cpu_before) /
                   static_cast<double>(f.events),
               f.routers == 1 ? "" : " (all routers)");
+  // Who else used the two cores: the bench's own adapters and PostgreSQL.
+  std::printf("bench (adapters) CPU per relayed event: %.1f us\n",
+              static_cast<double>(CpuMicros(getpid()) - bench_cpu_before) /
+                  static_cast<double>(f.events));
   if (own_postgres != nullptr) {
     std::printf(
         "PostgreSQL CPU per relayed event: %.1f us (all its "
