@@ -63,6 +63,7 @@ absl::Status Dispatcher::Start() {
       store_->ListPendingTargets();
   if (!targets.ok()) return targets.status();
   for (const std::string& key : *targets) {
+    if (leased_) break;                // queues come with their leases
     if (IsParkedQueue(key)) continue;  // waits for its thread root
     TargetQueue& q = Queue(key, nullptr);
     q.more_in_store = true;
@@ -102,6 +103,30 @@ void Dispatcher::OnDeliveriesMoved(std::vector<std::string> target_keys) {
 void Dispatcher::Reload(std::string target_key) {
   Post(ReloadInput{std::move(target_key)});
 }
+
+void Dispatcher::OnQueuesGranted(std::vector<std::string> target_keys) {
+  Post(GrantInput{std::move(target_keys)});
+}
+
+void Dispatcher::OnQueuesRevoked(std::vector<std::string> target_keys) {
+  auto done = std::make_shared<absl::Notification>();
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_ || !thread_.joinable()) return;  // nothing is sent
+    inputs_.push_back(RevokeInput{std::move(target_keys), done});
+  }
+  // The dispatcher thread takes inputs between pumps, so this waits for at
+  // most one pump. The bound only guards against a stuck thread.
+  if (!done->WaitForNotificationWithTimeout(absl::Seconds(30))) {
+    LogError("dispatcher did not drop revoked queues within 30 s");
+  }
+}
+
+void Dispatcher::OnLeasesValidUntil(absl::Time until) {
+  Post(ValidUntilInput{until});
+}
+
+void Dispatcher::OnQueueWork(const QueueWork& work) { Post(work); }
 
 void Dispatcher::Run() {
   std::vector<Input> inputs;
@@ -146,12 +171,77 @@ void Dispatcher::Handle(Input& input) {
   } else if (auto* d = std::get_if<DetachInput>(&input)) {
     HandleDetach(d->session);
   } else if (auto* r = std::get_if<ReloadInput>(&input)) {
-    TargetQueue& q = Queue(r->target_key, nullptr);
+    if (leased_) {
+      auto it = queues_.find(r->target_key);
+      if (it != queues_.end() && it->second->owned) {
+        ReadAgain(*it->second, true);
+      }
+      return;
+    }
     // Everything in the store that is not in memory is read again; ids the
     // queue already holds are skipped by the load.
-    q.more_in_store = true;
+    ReadAgain(Queue(r->target_key, nullptr), true);
+  } else if (auto* g = std::get_if<GrantInput>(&input)) {
+    for (const std::string& key : g->target_keys) {
+      TargetQueue& q = Queue(key, nullptr);
+      if (!q.owned) {
+        q.owned = true;
+        ++owned_count_;
+      }
+      ReadAgain(q, true);
+    }
+  } else if (auto* v = std::get_if<RevokeInput>(&input)) {
+    HandleRevoke(v->target_keys);
+    v->done->Notify();
+  } else if (auto* u = std::get_if<ValidUntilInput>(&input)) {
+    const bool lapsed = leases_valid_until_ <= absl::Now();
+    leases_valid_until_ = u->until;
+    if (lapsed) {
+      for (const auto& [key, q] : queues_) {
+        if (q->owned) dirty_.insert(key);
+      }
+    }
+  } else if (auto* w = std::get_if<QueueWork>(&input)) {
+    HandleWork(*w);
+  }
+}
+
+void Dispatcher::ReadAgain(TargetQueue& q, bool reload) {
+  q.more_in_store = true;
+  if (reload) q.last_loaded_id = 0;
+  dirty_.insert(q.key);
+}
+
+void Dispatcher::HandleRevoke(const std::vector<std::string>& target_keys) {
+  for (const std::string& key : target_keys) {
+    auto it = queues_.find(key);
+    if (it == queues_.end() || !it->second->owned) continue;
+    TargetQueue& q = *it->second;
+    q.owned = false;
+    --owned_count_;
+    // What is in flight stays until answered: its window slot is freed
+    // then, and the answer is recorded but not acted on here.
+    q.pending.clear();
+    q.latest_presence.clear();
+    q.more_in_store = false;
     q.last_loaded_id = 0;
-    dirty_.insert(r->target_key);
+    q.blocked_until = absl::InfinitePast();
+  }
+}
+
+void Dispatcher::HandleWork(const QueueWork& work) {
+  if (work.all) {
+    for (const auto& [key, q] : queues_) {
+      if (q->owned) ReadAgain(*q, !work.reload.empty());
+    }
+    return;
+  }
+  for (const auto* keys : {&work.written, &work.reload}) {
+    for (const std::string& key : *keys) {
+      auto it = queues_.find(key);
+      if (it == queues_.end() || !it->second->owned) continue;
+      ReadAgain(*it->second, keys == &work.reload);
+    }
   }
 }
 
@@ -161,6 +251,8 @@ Dispatcher::TargetQueue& Dispatcher::Queue(const std::string& key,
   if (slot == nullptr) {
     slot = std::make_unique<TargetQueue>();
     slot->key = key;
+    slot->owned = !leased_;
+    if (slot->owned) ++owned_count_;
   }
   if (target != nullptr && slot->route.empty()) {
     slot->target = *target;
@@ -173,6 +265,14 @@ Dispatcher::TargetQueue& Dispatcher::Queue(const std::string& key,
 void Dispatcher::HandleWritten(std::vector<DeliveryRecord>& deliveries) {
   for (DeliveryRecord& r : deliveries) {
     if (IsParkedQueue(r.target_key)) continue;  // waits for its thread root
+    if (leased_) {
+      // Read from the store after the cursor (see the class comment).
+      auto it = queues_.find(r.target_key);
+      if (it != queues_.end() && it->second->owned) {
+        ReadAgain(*it->second, false);
+      }
+      continue;
+    }
     TargetQueue& q = Queue(r.target_key, &r.target);
     if (r.id <= q.last_loaded_id) continue;  // already read from the store
     if (q.more_in_store ||
@@ -267,6 +367,7 @@ void Dispatcher::HandleFinished(std::vector<FinishedDelivery>& finished) {
       record = std::move(*pit);
       q.pending.erase(pit);
     }
+    if (!q.owned) continue;  // another router sends the queue now
     dirty_.insert(q.key);
     switch (f.decision.kind) {
       case DeliveryDecision::kCompleted:
@@ -311,7 +412,7 @@ void Dispatcher::HandleDetach(const std::shared_ptr<AdapterSession>& session) {
   for (auto& [key, q] : queues_) {
     for (auto it = q->in_flight.begin(); it != q->in_flight.end();) {
       if (it->second.session_id == session->id()) {
-        InsertSorted(*q, std::move(it->second.record));
+        if (q->owned) InsertSorted(*q, std::move(it->second.record));
         it = q->in_flight.erase(it);
       } else {
         ++it;
@@ -398,6 +499,8 @@ bool Dispatcher::Resolve(TargetQueue& q, const DeliveryRecord& r,
 }
 
 void Dispatcher::Pump(TargetQueue& q, absl::Time now) {
+  // With leases, a queue is sent only by its holder, while the lease holds.
+  if (!q.owned || (leased_ && now >= leases_valid_until_)) return;
   if (q.pending.empty() && q.more_in_store) LoadMore(q);
   if (q.pending.empty()) return;
   auto route = routes_.find(q.route);

@@ -1,6 +1,7 @@
 #ifndef IMBRIDGE_BRIDGE_DISPATCHER_H_
 #define IMBRIDGE_BRIDGE_DISPATCHER_H_
 
+#include <atomic>
 #include <deque>
 #include <map>
 #include <memory>
@@ -13,9 +14,11 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "bridge/adapter_session.h"
 #include "bridge/committer.h"
+#include "bridge/queue_leases.h"
 #include "bridge/store.h"
 
 namespace imbridge::bridge {
@@ -35,9 +38,21 @@ namespace imbridge::bridge {
 // queue waits until the delivery's next attempt time. Of several presence
 // deliveries for one person queued for one target, only the newest is sent.
 //
+// Several routers on one database (UseLeases()): the dispatcher sends only
+// the queues this router holds a lease of (bridge/queue_leases.h), and only
+// while the leases are valid. A queue granted is read from the store from
+// its lowest pending id; a queue revoked is dropped from memory at once
+// (answers to what was in flight are still recorded). Deliveries committed
+// here or by another router (NOTIFY) are read from the store after the
+// queue's cursor, never taken from the commit directly: delivery ids follow
+// commit order across routers (postgres_store.cc), but another router's
+// commit of lower ids may not have been read yet when this router's commit
+// is heard of.
+//
 // Threading: one internal thread owns all queues; the public methods only
-// post work to it and never block on I/O.
-class Dispatcher : public CommitListener {
+// post work to it and never block on I/O, except OnQueuesRevoked, which
+// waits until the dispatcher thread dropped the queues.
+class Dispatcher : public CommitListener, public QueueLeaseListener {
  public:
   struct Options {
     // Deliveries in flight per adapter unless it asks for fewer.
@@ -52,6 +67,14 @@ class Dispatcher : public CommitListener {
 
   // Must be called before Start(): where skipped deliveries are removed.
   void SetCommitter(Committer* committer) { committer_ = committer; }
+
+  // Before Start(): queues are sent only once granted (QueueLeaseListener);
+  // without it this router owns every queue.
+  void UseLeases() { leased_ = true; }
+
+  // Queues this router sends now: every queue with something to send
+  // without leases, the queues granted with them.
+  size_t owned_queues() const { return owned_count_.load(); }
 
   // Loads the targets with pending deliveries and starts the thread.
   absl::Status Start();
@@ -68,6 +91,12 @@ class Dispatcher : public CommitListener {
   void OnDeliveriesWritten(std::vector<DeliveryRecord> deliveries) override;
   void OnDeliveriesFinished(std::vector<FinishedDelivery> finished) override;
   void OnDeliveriesMoved(std::vector<std::string> target_keys) override;
+
+  // QueueLeaseListener.
+  void OnQueuesGranted(std::vector<std::string> target_keys) override;
+  void OnQueuesRevoked(std::vector<std::string> target_keys) override;
+  void OnLeasesValidUntil(absl::Time until) override;
+  void OnQueueWork(const QueueWork& work) override;
 
  private:
   struct InFlight {
@@ -86,6 +115,9 @@ class Dispatcher : public CommitListener {
     absl::Time blocked_until = absl::InfinitePast();
     // Newest queued presence delivery per person.
     absl::flat_hash_map<std::string, int64_t> latest_presence;
+    // With leases: whether this router holds the queue's lease. A queue
+    // not held keeps only its in-flight deliveries (for the window).
+    bool owned = true;
   };
   struct AttachInput {
     std::shared_ptr<AdapterSession> session;
@@ -96,9 +128,20 @@ class Dispatcher : public CommitListener {
   struct ReloadInput {
     std::string target_key;
   };
+  struct GrantInput {
+    std::vector<std::string> target_keys;
+  };
+  struct RevokeInput {
+    std::vector<std::string> target_keys;
+    std::shared_ptr<absl::Notification> done;
+  };
+  struct ValidUntilInput {
+    absl::Time until;
+  };
   using Input =
       std::variant<std::vector<DeliveryRecord>, std::vector<FinishedDelivery>,
-                   AttachInput, DetachInput, ReloadInput>;
+                   AttachInput, DetachInput, ReloadInput, GrantInput,
+                   RevokeInput, ValidUntilInput, QueueWork>;
 
   void Post(Input input);
   void Run();
@@ -107,6 +150,11 @@ class Dispatcher : public CommitListener {
   void HandleFinished(std::vector<FinishedDelivery>& finished);
   void HandleAttach(std::shared_ptr<AdapterSession> session);
   void HandleDetach(const std::shared_ptr<AdapterSession>& session);
+  void HandleRevoke(const std::vector<std::string>& target_keys);
+  void HandleWork(const QueueWork& work);
+  // Marks the queue to be read from the store after its cursor (or, with
+  // `reload`, from its start).
+  void ReadAgain(TargetQueue& q, bool reload);
   TargetQueue& Queue(const std::string& key, const v1::ChannelRef* target);
   void Enqueue(TargetQueue& q, DeliveryRecord record);
   void InsertSorted(TargetQueue& q, DeliveryRecord record);
@@ -127,6 +175,8 @@ class Dispatcher : public CommitListener {
   const Options options_;
   Committer* committer_ = nullptr;
   std::string router_id_;
+  bool leased_ = false;
+  std::atomic<size_t> owned_count_{0};
 
   absl::Mutex mu_;
   std::vector<Input> inputs_ ABSL_GUARDED_BY(mu_);
@@ -139,6 +189,8 @@ class Dispatcher : public CommitListener {
   absl::flat_hash_map<uint64_t, uint32_t> session_in_flight_;
   std::set<std::string> dirty_;
   std::multimap<absl::Time, std::string> timers_;
+  // With leases: until when the queues held may be sent.
+  absl::Time leases_valid_until_ = absl::InfinitePast();
 };
 
 }  // namespace imbridge::bridge

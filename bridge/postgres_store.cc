@@ -41,6 +41,7 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstdlib>
@@ -60,9 +61,12 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "bridge/postgres_connection.h"
+#include "bridge/queue_leases.h"
 #include "bridge/sqlite_store.h"
 #include "bridge/store.h"
 #include "bridge/store_common.h"
@@ -73,68 +77,23 @@
 namespace imbridge::bridge {
 namespace {
 
-// Type oids of the parameters (pg_type.dat).
-constexpr Oid kBoolOid = 16;
-constexpr Oid kByteaOid = 17;
-constexpr Oid kInt8Oid = 20;
-constexpr Oid kTextOid = 25;
-constexpr Oid kBoolArrayOid = 1000;
-constexpr Oid kByteaArrayOid = 1001;
-constexpr Oid kTextArrayOid = 1009;
-constexpr Oid kInt8ArrayOid = 1016;
-
-// A one-dimensional array parameter without NULLs in PostgreSQL's binary
-// format (array_send): a header, then each element as length and bytes.
-class ArrayParam {
- public:
-  // `element` is the elements' type oid, `type` the array's.
-  ArrayParam(Oid element, Oid type) : type_(type) {
-    Put32(1);  // dimensions
-    Put32(0);  // no NULLs
-    Put32(element);
-    Put32(0);  // the element count, set by Finish
-    Put32(1);  // lower bound
-  }
-
-  ArrayParam& Add(absl::string_view bytes) {
-    Put32(static_cast<uint32_t>(bytes.size()));
-    bytes_.append(bytes.data(), bytes.size());
-    ++count_;
-    return *this;
-  }
-  ArrayParam& AddInt(int64_t value) {
-    Put32(8);
-    uint64_t bits = static_cast<uint64_t>(value);
-    for (int shift = 56; shift >= 0; shift -= 8) {
-      bytes_.push_back(static_cast<char>((bits >> shift) & 0xff));
-    }
-    ++count_;
-    return *this;
-  }
-  ArrayParam& AddBool(bool value) {
-    return Add(value ? absl::string_view("\1", 1) : absl::string_view("\0", 1));
-  }
-
-  Oid type() const { return type_; }
-  // The array's bytes; the builder is spent.
-  std::string Finish() && {
-    for (int i = 0; i < 4; ++i) {
-      bytes_[12 + i] = static_cast<char>((count_ >> (24 - 8 * i)) & 0xff);
-    }
-    return std::move(bytes_);
-  }
-
- private:
-  void Put32(uint32_t v) {
-    for (int shift = 24; shift >= 0; shift -= 8) {
-      bytes_.push_back(static_cast<char>((v >> shift) & 0xff));
-    }
-  }
-
-  const Oid type_;
-  std::string bytes_;
-  uint32_t count_ = 0;
-};
+// The libpq plumbing (postgres_connection.h).
+using pg::ArrayParam;
+using pg::Command;
+using pg::Connection;
+using pg::kBoolArrayOid;
+using pg::kBoolOid;
+using pg::kByteaArrayOid;
+using pg::kByteaOid;
+using pg::kInt8ArrayOid;
+using pg::kInt8Oid;
+using pg::kTextArrayOid;
+using pg::kTextOid;
+using pg::Params;
+using pg::ResultError;
+using pg::ResultPtr;
+using pg::Rows;
+using pg::Trimmed;
 
 // Takes the advisory lock that serializes schema migrations of routers
 // sharing a database.
@@ -239,387 +198,26 @@ CREATE TABLE participants (
   PRIMARY KEY (channel_key, user_id)
 );
 )sql"},
+    // Queue leases (bridge/queue_leases.h): which routers are alive, and
+    // which one dispatches each target queue. Times are the server's.
+    {2, R"sql(
+CREATE TABLE routers (
+  name text COLLATE "C" PRIMARY KEY,
+  started_at timestamptz NOT NULL,
+  expires_at timestamptz NOT NULL
+);
+
+CREATE TABLE queue_leases (
+  target_key text COLLATE "C" PRIMARY KEY,
+  holder text COLLATE "C" NOT NULL,
+  expires_at timestamptz NOT NULL
+);
+CREATE INDEX queue_leases_by_holder ON queue_leases(holder);
+)sql"},
 };
 
 constexpr int kSchemaVersion =
     kMigrations[sizeof(kMigrations) / sizeof(kMigrations[0]) - 1].version;
-
-struct ConnCloser {
-  void operator()(PGconn* conn) const { PQfinish(conn); }
-};
-using ConnPtr = std::unique_ptr<PGconn, ConnCloser>;
-
-struct ResultCloser {
-  void operator()(PGresult* result) const { PQclear(result); }
-};
-using ResultPtr = std::unique_ptr<PGresult, ResultCloser>;
-
-// libpq's message without its trailing newline.
-std::string Trimmed(const char* message) {
-  return std::string(
-      absl::StripTrailingAsciiWhitespace(message != nullptr ? message : ""));
-}
-
-// Trouble that may pass (connection lost, server shutting down or out of
-// resources, a serialization conflict) is kUnavailable; everything else is
-// kInternal.
-absl::StatusCode CodeForState(absl::string_view sqlstate) {
-  if (sqlstate.empty() || absl::StartsWith(sqlstate, "08") ||
-      absl::StartsWith(sqlstate, "53") || absl::StartsWith(sqlstate, "57P") ||
-      absl::StartsWith(sqlstate, "40")) {
-    return absl::StatusCode::kUnavailable;
-  }
-  return absl::StatusCode::kInternal;
-}
-
-// The error of a failed result (or of the connection when there is none).
-absl::Status ResultError(PGconn* conn, const PGresult* result,
-                         absl::string_view what) {
-  const char* state = result != nullptr
-                          ? PQresultErrorField(result, PG_DIAG_SQLSTATE)
-                          : nullptr;
-  std::string message = Trimmed(result != nullptr ? PQresultErrorMessage(result)
-                                                  : PQerrorMessage(conn));
-  if (message.empty()) message = Trimmed(PQerrorMessage(conn));
-  absl::StatusCode code = PQstatus(conn) == CONNECTION_BAD
-                              ? absl::StatusCode::kUnavailable
-                              : CodeForState(state != nullptr ? state : "");
-  return absl::Status(code, absl::StrCat("postgres: ", what, ": ", message));
-}
-
-// The parameters of one statement, sent in binary format with their types.
-// Text and bytes are not copied: they must outlive the Params.
-class Params {
- public:
-  Params() = default;
-  Params(Params&&) = default;
-  Params& operator=(Params&&) = default;
-
-  Params& Int(int64_t value) {
-    uint64_t bits = static_cast<uint64_t>(value);
-    std::string& bytes = owned_.emplace_back(8, '\0');
-    for (int i = 7; i >= 0; --i) {
-      bytes[i] = static_cast<char>(bits & 0xff);
-      bits >>= 8;
-    }
-    return Add(kInt8Oid, bytes);
-  }
-  Params& Time(absl::Time value) { return Int(ToStoreMillis(value)); }
-  Params& Bool(bool value) {
-    return Add(kBoolOid, owned_.emplace_back(1, value ? '\1' : '\0'));
-  }
-  Params& Null(Oid type) {
-    types_.push_back(type);
-    values_.push_back(nullptr);
-    lengths_.push_back(0);
-    formats_.push_back(1);
-    return *this;
-  }
-  Params& Text(absl::string_view value) { return Add(kTextOid, value); }
-  // A text[] in the binary array format: one dimension, no NULLs.
-  Params& TextArray(absl::Span<const absl::string_view> values) {
-    ArrayParam array(kTextOid, kTextArrayOid);
-    for (absl::string_view v : values) array.Add(v);
-    return Array(std::move(array));
-  }
-  Params& Array(ArrayParam array) {
-    const Oid type = array.type();
-    return Add(type, owned_.emplace_back(std::move(array).Finish()));
-  }
-  Params& Bytes(absl::string_view value) { return Add(kByteaOid, value); }
-  Params& OwnedText(std::string value) {
-    return Add(kTextOid, owned_.emplace_back(std::move(value)));
-  }
-  // Copies `value` first: for temporaries.
-  Params& OwnedBytes(std::string value) {
-    return Add(kByteaOid, owned_.emplace_back(std::move(value)));
-  }
-
-  int size() const { return static_cast<int>(types_.size()); }
-  const Oid* types() const { return types_.data(); }
-  const char* const* values() const { return values_.data(); }
-  const int* lengths() const { return lengths_.data(); }
-  const int* formats() const { return formats_.data(); }
-
- private:
-  Params& Add(Oid type, absl::string_view value) {
-    types_.push_back(type);
-    // A null pointer would send SQL NULL; an empty value must send "".
-    values_.push_back(value.data() != nullptr ? value.data() : "");
-    lengths_.push_back(static_cast<int>(value.size()));
-    formats_.push_back(1);
-    return *this;
-  }
-
-  // Storage of converted values; a deque never moves its elements.
-  std::deque<std::string> owned_;
-  std::vector<Oid> types_;
-  std::vector<const char*> values_;
-  std::vector<int> lengths_;
-  std::vector<int> formats_;
-};
-
-// Reads a binary-format result.
-class Rows {
- public:
-  explicit Rows(ResultPtr result) : result_(std::move(result)) {}
-
-  int size() const { return PQntuples(result_.get()); }
-  bool IsNull(int row, int col) const {
-    return PQgetisnull(result_.get(), row, col) != 0;
-  }
-  int64_t Int(int row, int col) const {
-    const auto* bytes = reinterpret_cast<const unsigned char*>(
-        PQgetvalue(result_.get(), row, col));
-    int length = PQgetlength(result_.get(), row, col);
-    uint64_t bits = 0;
-    for (int i = 0; i < length; ++i) bits = (bits << 8) | bytes[i];
-    // Sign-extend shorter integers (int2, int4).
-    if (length > 0 && length < 8 && (bytes[0] & 0x80) != 0) {
-      bits |= ~uint64_t{0} << (8 * length);
-    }
-    return static_cast<int64_t>(bits);
-  }
-  absl::Time Time(int row, int col) const {
-    return FromStoreMillis(Int(row, col));
-  }
-  bool Bool(int row, int col) const {
-    return PQgetlength(result_.get(), row, col) > 0 &&
-           PQgetvalue(result_.get(), row, col)[0] != 0;
-  }
-  absl::string_view Bytes(int row, int col) const {
-    return absl::string_view(PQgetvalue(result_.get(), row, col),
-                             PQgetlength(result_.get(), row, col));
-  }
-  std::string Text(int row, int col) const {
-    return std::string(Bytes(row, col));
-  }
-
- private:
-  ResultPtr result_;
-};
-
-// One statement of a pipeline: a prepared statement's name or SQL text, and
-// its parameters.
-struct Command {
-  const char* statement;
-  bool prepared;
-  Params params;
-};
-
-// A connection to the database that reconnects when it finds itself broken.
-// Not thread-safe: one user at a time.
-class Connection {
- public:
-  // `prepared` lists statements (name, SQL) to prepare on every connect.
-  Connection(const PostgresStoreOptions* options,
-             std::vector<std::pair<const char*, const char*>> prepared)
-      : options_(options), prepared_(std::move(prepared)) {}
-
-  // Connects, or reconnects if the connection broke; kUnavailable when the
-  // server cannot be reached.
-  absl::Status Ensure() {
-    if (conn_ != nullptr && PQstatus(conn_.get()) == CONNECTION_OK) {
-      return absl::OkStatus();
-    }
-    conn_.reset();
-    // Defaults first: the connection string overrides them. A server that
-    // cannot be reached, or a network that went silent, fails a call in
-    // seconds (kUnavailable) instead of stalling the writer for the
-    // operating system's minutes.
-    const char* keywords[] = {"application_name",
-                              "connect_timeout",
-                              "keepalives_idle",
-                              "keepalives_interval",
-                              "keepalives_count",
-                              "tcp_user_timeout",
-                              "dbname",
-                              "password",
-                              nullptr};
-    const char* values[] = {
-        "imbridge-router",
-        "10",
-        "10",
-        "5",
-        "3",
-        "20000",
-        options_->dsn.c_str(),
-        options_->password.empty() ? nullptr : options_->password.c_str(),
-        nullptr};
-    ConnPtr conn(PQconnectdbParams(keywords, values, /*expand_dbname=*/1));
-    if (conn == nullptr) {
-      return absl::ResourceExhaustedError("postgres: out of memory");
-    }
-    if (PQstatus(conn.get()) != CONNECTION_OK) {
-      return absl::UnavailableError(absl::StrCat(
-          "postgres: cannot connect: ", Trimmed(PQerrorMessage(conn.get()))));
-    }
-    std::string setup =
-        absl::StrCat("SET synchronous_commit = ",
-                     options_->durability == v1::NORMAL ? "off" : "on",
-                     "; SET client_min_messages = warning; SET TIME ZONE 'UTC'"
-                     // The writer's statements unnest arrays of a batch's rows:
-                     // a generic plan guesses 10 rows and joins them by nested
-                     // loops (seconds per batch of 1,000); a plan for the
-                     // actual arrays costs about a millisecond per batch.
-                     "; SET plan_cache_mode = force_custom_plan");
-    ResultPtr result(PQexec(conn.get(), setup.c_str()));
-    if (PQresultStatus(result.get()) != PGRES_COMMAND_OK) {
-      return ResultError(conn.get(), result.get(), "setting up the session");
-    }
-    for (const auto& [name, sql] : prepared_) {
-      ResultPtr prepared(PQprepare(conn.get(), name, sql, 0, nullptr));
-      if (PQresultStatus(prepared.get()) != PGRES_COMMAND_OK) {
-        return ResultError(conn.get(), prepared.get(),
-                           absl::StrCat("preparing ", name));
-      }
-    }
-    // Pipelines are sent without blocking (see Pipeline); plain queries
-    // (PQexec*) block whatever this says.
-    if (PQsetnonblocking(conn.get(), 1) != 0) {
-      return ResultError(conn.get(), nullptr, "setting non-blocking mode");
-    }
-    conn_ = std::move(conn);
-    return absl::OkStatus();
-  }
-
-  PGconn* get() const { return conn_.get(); }
-
-  // Runs one statement (SQL text) and returns its rows (empty for a
-  // command).
-  absl::StatusOr<Rows> Exec(const char* sql, const Params& params = Params()) {
-    IMB_RETURN_IF_ERROR(Ensure());
-    ResultPtr result(PQexecParams(conn_.get(), sql, params.size(),
-                                  params.types(), params.values(),
-                                  params.lengths(), params.formats(),
-                                  /*resultFormat=*/1));
-    ExecStatusType status = PQresultStatus(result.get());
-    if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
-      return ResultError(conn_.get(), result.get(), FirstWords(sql));
-    }
-    return Rows(std::move(result));
-  }
-
-  // Runs several statements in one statement string (no parameters).
-  absl::Status ExecScript(const char* sql) {
-    IMB_RETURN_IF_ERROR(Ensure());
-    ResultPtr result(PQexec(conn_.get(), sql));
-    if (PQresultStatus(result.get()) != PGRES_COMMAND_OK &&
-        PQresultStatus(result.get()) != PGRES_TUPLES_OK) {
-      return ResultError(conn_.get(), result.get(), FirstWords(sql));
-    }
-    return absl::OkStatus();
-  }
-
-  // Sends `commands` in one pipeline ending in one sync, and returns each
-  // one's rows, in order: one round trip. If one fails, the ones after it
-  // are skipped by the server and the first error is returned.
-  absl::StatusOr<std::vector<Rows>> Pipeline(std::vector<Command>& commands) {
-    IMB_RETURN_IF_ERROR(Ensure());
-    PGconn* conn = conn_.get();
-    if (PQenterPipelineMode(conn) != 1) {
-      return ResultError(conn, nullptr, "entering pipeline mode");
-    }
-    absl::Status status = absl::OkStatus();
-    for (const Command& c : commands) {
-      const Params& p = c.params;
-      int sent =
-          c.prepared
-              ? PQsendQueryPrepared(conn, c.statement, p.size(), p.values(),
-                                    p.lengths(), p.formats(), 1)
-              : PQsendQueryParams(conn, c.statement, p.size(), p.types(),
-                                  p.values(), p.lengths(), p.formats(), 1);
-      if (sent != 1) {
-        status = ResultError(conn, nullptr, "sending a statement");
-        break;
-      }
-    }
-    if (status.ok() && PQpipelineSync(conn) != 1) {
-      status = ResultError(conn, nullptr, "sending the sync");
-    }
-    if (status.ok()) status = Flush();
-    if (!status.ok()) {
-      // The pipeline is in an unknown state: start over on a new connection.
-      conn_.reset();
-      return status;
-    }
-    std::vector<Rows> rows;
-    rows.reserve(commands.size());
-    for (const Command& c : commands) {
-      ResultPtr result(PQgetResult(conn));
-      if (result == nullptr) {
-        status = ResultError(conn, nullptr, "reading results");
-        conn_.reset();
-        return status;
-      }
-      ExecStatusType s = PQresultStatus(result.get());
-      if (s != PGRES_TUPLES_OK && s != PGRES_COMMAND_OK && status.ok()) {
-        status =
-            ResultError(conn, result.get(),
-                        c.prepared ? c.statement : FirstWords(c.statement));
-      }
-      // Each statement's results end with a null.
-      while (ResultPtr(PQgetResult(conn)) != nullptr) {
-      }
-      rows.emplace_back(std::move(result));
-    }
-    // The sync's own result comes next.
-    bool synced = false;
-    for (int i = 0; i < 3 && !synced; ++i) {
-      ResultPtr result(PQgetResult(conn));
-      synced = result != nullptr &&
-               PQresultStatus(result.get()) == PGRES_PIPELINE_SYNC;
-    }
-    if (!synced || PQexitPipelineMode(conn) != 1 ||
-        PQstatus(conn) == CONNECTION_BAD) {
-      if (status.ok()) status = ResultError(conn, nullptr, "ending pipeline");
-      conn_.reset();
-    }
-    IMB_RETURN_IF_ERROR(status);
-    return rows;
-  }
-
-  // Abandons an open or failed transaction, if there is one; never fails
-  // (a broken connection is dropped, which ends its transaction).
-  void RollbackIfOpen() {
-    if (conn_ == nullptr) return;
-    PGTransactionStatusType t = PQtransactionStatus(conn_.get());
-    if (t == PQTRANS_IDLE) return;
-    if (t == PQTRANS_INTRANS || t == PQTRANS_INERROR) {
-      ResultPtr result(PQexec(conn_.get(), "ROLLBACK"));
-      if (PQresultStatus(result.get()) == PGRES_COMMAND_OK) return;
-    }
-    conn_.reset();
-  }
-
- private:
-  static std::string FirstWords(const char* sql) {
-    return std::string(absl::StripLeadingAsciiWhitespace(sql).substr(0, 60));
-  }
-
-  // Sends what libpq buffered, reading the server's answers meanwhile so
-  // that neither side blocks on a full socket.
-  absl::Status Flush() {
-    PGconn* conn = conn_.get();
-    while (true) {
-      int pending = PQflush(conn);
-      if (pending == 0) return absl::OkStatus();
-      if (pending < 0) return ResultError(conn, nullptr, "sending");
-      pollfd fd{PQsocket(conn), POLLIN | POLLOUT, 0};
-      if (poll(&fd, 1, 60000) < 0 && errno != EINTR) {
-        return absl::UnavailableError(
-            absl::StrCat("postgres: poll: ", strerror(errno)));
-      }
-      if ((fd.revents & POLLIN) != 0 && PQconsumeInput(conn) != 1) {
-        return ResultError(conn, nullptr, "receiving");
-      }
-    }
-  }
-
-  const PostgresStoreOptions* options_;
-  std::vector<std::pair<const char*, const char*>> prepared_;
-  ConnPtr conn_;
-};
 
 // The columns ReadDelivery expects, from deliveries d joined with events e
 // (IMB_EVENT_JOIN).
@@ -751,6 +349,8 @@ GROUP BY w.ord, w.id ORDER BY w.ord
        " platform = excluded.platform,"
        " display_name = excluded.display_name,"
        " last_seen_at = excluded.last_seen_at"},
+      // Wakes the owners of queues given work (bridge/queue_leases.h).
+      {"notify_work", "SELECT pg_notify('imbridge_queues', $1)"},
       {"move_queue",
        "UPDATE deliveries SET target_key = $1, target = $2"
        " WHERE target_key = $3 AND state = 0"},
@@ -976,6 +576,24 @@ absl::Status PostgresStore::Apply(CommitBatch& batch) {
   commands.push_back({"BEGIN", false, Params()});
   commands.push_back({"lock_counters", true, Params()});
   IMB_RETURN_IF_ERROR(AddBatch(batch, commands));
+  // The queues given work wake their owners (maybe other routers) when the
+  // transaction commits: NOTIFY is delivered on commit only.
+  QueueWork work;
+  for (const NewEvent& entry : batch.events) {
+    for (const DeliveryRecord& d : entry.deliveries) {
+      if (work.written.empty() || work.written.back() != d.target_key) {
+        work.written.push_back(d.target_key);
+      }
+    }
+  }
+  for (const QueueMove& m : batch.moves) work.reload.push_back(m.to_key);
+  if (!work.written.empty() || !work.reload.empty()) {
+    std::sort(work.written.begin(), work.written.end());
+    work.written.erase(std::unique(work.written.begin(), work.written.end()),
+                       work.written.end());
+    commands.push_back({"notify_work", true,
+                        std::move(Params().OwnedText(QueueWorkPayload(work)))});
+  }
   commands.push_back({"COMMIT", false, Params()});
   absl::StatusOr<std::vector<Rows>> results = writer_.Pipeline(commands);
   if (!results.ok()) {
@@ -1159,12 +777,20 @@ absl::Status PostgresStore::RetryDeadLetter(int64_t id, absl::Time now) {
       Rows rows,
       writer_.Exec("UPDATE deliveries SET state = 0, attempts = 0, "
                    "created_at = $1, next_attempt_at = $1, last_error = '', "
-                   "dead_at = NULL WHERE id = $2 AND state = 1 RETURNING id",
+                   "dead_at = NULL WHERE id = $2 AND state = 1 "
+                   "RETURNING target_key",
                    Params().Time(now).Int(id)));
   if (rows.size() == 0) {
     return absl::NotFoundError(absl::StrCat("no dead letter with id ", id));
   }
-  return absl::OkStatus();
+  // The queue's owner, maybe another router, reads it again from the
+  // start (the delivery keeps its old id) once this commits.
+  QueueWork work;
+  work.reload.push_back(rows.Text(0, 0));
+  return writer_
+      .Exec("SELECT pg_notify($1, $2)",
+            Params().Text(kQueueWorkChannel).OwnedText(QueueWorkPayload(work)))
+      .status();
 }
 
 absl::Status PostgresStore::DropDeadLetter(int64_t id) {
@@ -1544,8 +1170,9 @@ absl::StatusOr<std::vector<Participant>> PostgresStore::ListParticipants(
 #undef IMB_EVENT_JOIN
 
 // A table copied by MigrateSqliteToPostgres: its name and columns (the same
-// in both schemas), each with how it is sent: 'i' integer, 'n' integer or
-// NULL, 'b' boolean (an integer in SQLite), 't' text, 'x' bytes.
+// in both schemas), each with how it is sent: 'i' bigint, 's' smallint,
+// 'n' bigint or NULL, 'b' boolean (an integer in SQLite), 't' text, 'x'
+// bytes.
 struct CopiedTable {
   const char* name;
   std::vector<std::pair<const char*, char>> columns;
@@ -1570,7 +1197,7 @@ const std::vector<CopiedTable>& CopiedTables() {
         {"created_at", 'i'},
         {"next_attempt_at", 'i'},
         {"last_error", 't'},
-        {"state", 'i'},
+        {"state", 's'},
         {"dead_at", 'n'}}},
       {"messages",
        {{"channel_key", 't'},
@@ -1603,8 +1230,15 @@ const std::vector<CopiedTable>& CopiedTables() {
   return *tables;
 }
 
-// Rows sent per pipeline while copying.
-constexpr int kCopyChunk = 2000;
+// COPY data buffered before each PQputCopyData.
+constexpr size_t kCopyChunkBytes = 1 << 20;
+
+// Appends the low `bytes` bytes of `value`, big-endian (network order).
+void PutBigEndian(std::string& out, uint64_t value, int bytes) {
+  for (int shift = 8 * (bytes - 1); shift >= 0; shift -= 8) {
+    out.push_back(static_cast<char>((value >> shift) & 0xff));
+  }
+}
 
 // Reads SQLite; closes it when destroyed.
 struct SqliteReader {
@@ -1616,19 +1250,20 @@ struct SqliteReader {
   }
 };
 
-// Copies one table from `from` into `to`, inside `to`'s open transaction.
+// Copies one table from `from` into `to`, inside `to`'s open transaction
+// (a blocking connection), with one COPY ... FROM STDIN in PostgreSQL's
+// binary format: the rows stream in large chunks, with neither a round trip
+// nor a statement per row.
 absl::StatusOr<int64_t> CopyTable(const SqliteReader& from, Connection& to,
                                   const CopiedTable& table) {
-  std::string columns, placeholders;
+  std::string columns;
   for (size_t i = 0; i < table.columns.size(); ++i) {
     absl::StrAppend(&columns, i > 0 ? ", " : "", table.columns[i].first);
-    absl::StrAppend(&placeholders, i > 0 ? ", " : "", "$", i + 1);
   }
   const std::string select =
       absl::StrCat("SELECT ", columns, " FROM ", table.name);
-  const std::string insert =
-      absl::StrCat("INSERT INTO ", table.name, "(", columns, ") VALUES (",
-                   placeholders, ")");
+  const std::string copy = absl::StrCat("COPY ", table.name, "(", columns,
+                                        ") FROM STDIN (FORMAT binary)");
   sqlite3_stmt* raw = nullptr;
   if (sqlite3_prepare_v2(from.db, select.c_str(), -1, &raw, nullptr) !=
       SQLITE_OK) {
@@ -1636,55 +1271,90 @@ absl::StatusOr<int64_t> CopyTable(const SqliteReader& from, Connection& to,
   }
   std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> stmt(raw,
                                                              sqlite3_finalize);
+  IMB_RETURN_IF_ERROR(to.Ensure());
+  PGconn* conn = to.get();
+  ResultPtr started(PQexec(conn, copy.c_str()));
+  if (PQresultStatus(started.get()) != PGRES_COPY_IN) {
+    return ResultError(conn, started.get(), copy);
+  }
+  // The header: signature, flags, header extension length.
+  std::string buffer("PGCOPY\n\377\r\n\0", 11);
+  PutBigEndian(buffer, 0, 4);
+  PutBigEndian(buffer, 0, 4);
+  auto send = [&]() -> absl::Status {
+    if (PQputCopyData(conn, buffer.data(), static_cast<int>(buffer.size())) !=
+        1) {
+      return ResultError(conn, nullptr, "sending COPY data");
+    }
+    buffer.clear();
+    return absl::OkStatus();
+  };
+  const int ncolumns = static_cast<int>(table.columns.size());
   int64_t copied = 0;
-  bool done = false;
-  while (!done) {
-    // Values are copied out of SQLite: a step invalidates the last row's.
-    std::vector<Command> commands;
-    while (commands.size() < static_cast<size_t>(kCopyChunk)) {
-      int rc = sqlite3_step(stmt.get());
-      if (rc == SQLITE_DONE) {
-        done = true;
-        break;
-      }
-      if (rc != SQLITE_ROW) return from.Error(select);
-      Params params;
-      for (size_t i = 0; i < table.columns.size(); ++i) {
-        const int col = static_cast<int>(i);
-        switch (table.columns[i].second) {
-          case 'n':
-            if (sqlite3_column_type(stmt.get(), col) == SQLITE_NULL) {
-              params.Null(kInt8Oid);
-              break;
-            }
-            [[fallthrough]];
-          case 'i':
-            params.Int(sqlite3_column_int64(stmt.get(), col));
-            break;
-          case 'b':
-            params.Bool(sqlite3_column_int64(stmt.get(), col) != 0);
-            break;
-          case 't':
-          case 'x': {
-            const void* data = sqlite3_column_blob(stmt.get(), col);
-            std::string value(
-                static_cast<const char*>(data),
-                data != nullptr ? sqlite3_column_bytes(stmt.get(), col) : 0);
-            if (table.columns[i].second == 'x') {
-              params.OwnedBytes(std::move(value));
-            } else {
-              params.OwnedText(std::move(value));
-            }
+  absl::Status status = absl::OkStatus();
+  while (status.ok()) {
+    int rc = sqlite3_step(stmt.get());
+    if (rc == SQLITE_DONE) break;
+    if (rc != SQLITE_ROW) {
+      status = from.Error(select);
+      break;
+    }
+    // A row: its field count, then each field's length (-1: NULL) and
+    // bytes, as the parameters of Params are sent.
+    PutBigEndian(buffer, static_cast<uint64_t>(ncolumns), 2);
+    for (int col = 0; col < ncolumns; ++col) {
+      switch (table.columns[col].second) {
+        case 'n':
+          if (sqlite3_column_type(stmt.get(), col) == SQLITE_NULL) {
+            PutBigEndian(buffer, 0xffffffff, 4);
             break;
           }
+          [[fallthrough]];
+        case 'i':
+        case 's': {
+          const int width = table.columns[col].second == 's' ? 2 : 8;
+          PutBigEndian(buffer, static_cast<uint64_t>(width), 4);
+          PutBigEndian(
+              buffer,
+              static_cast<uint64_t>(sqlite3_column_int64(stmt.get(), col)),
+              width);
+          break;
+        }
+        case 'b':
+          PutBigEndian(buffer, 1, 4);
+          buffer.push_back(sqlite3_column_int64(stmt.get(), col) != 0 ? 1 : 0);
+          break;
+        case 't':
+        case 'x': {
+          const void* data = sqlite3_column_blob(stmt.get(), col);
+          const int size =
+              data != nullptr ? sqlite3_column_bytes(stmt.get(), col) : 0;
+          PutBigEndian(buffer, static_cast<uint64_t>(size), 4);
+          buffer.append(static_cast<const char*>(data), size);
+          break;
         }
       }
-      commands.push_back({insert.c_str(), false, std::move(params)});
     }
-    if (commands.empty()) break;
-    IMB_RETURN_IF_ERROR(to.Pipeline(commands).status());
-    copied += static_cast<int64_t>(commands.size());
+    ++copied;
+    if (buffer.size() >= kCopyChunkBytes) status = send();
   }
+  if (status.ok()) {
+    PutBigEndian(buffer, 0xffff, 2);  // the trailer: a field count of -1
+    status = send();
+  }
+  // Ending with an error message makes the server abort the COPY.
+  if (PQputCopyEnd(conn, status.ok() ? nullptr : "reading SQLite failed") !=
+          1 &&
+      status.ok()) {
+    status = ResultError(conn, nullptr, "ending COPY");
+  }
+  ResultPtr result(PQgetResult(conn));
+  if (status.ok() && PQresultStatus(result.get()) != PGRES_COMMAND_OK) {
+    status = ResultError(conn, result.get(), copy);
+  }
+  while (ResultPtr(PQgetResult(conn)) != nullptr) {
+  }
+  IMB_RETURN_IF_ERROR(status);
   return copied;
 }
 
@@ -1717,6 +1387,10 @@ absl::StatusOr<std::vector<std::pair<std::string, int64_t>>> CopyFromSqlite(
 
   Connection to(&options, {});
   IMB_RETURN_IF_ERROR(to.ExecScript("BEGIN"));
+  // COPY streams its data: this connection blocks while it sends.
+  if (PQsetnonblocking(to.get(), 0) != 0) {
+    return ResultError(to.get(), nullptr, "setting blocking mode");
+  }
   auto copy =
       [&]() -> absl::StatusOr<std::vector<std::pair<std::string, int64_t>>> {
     IMB_RETURN_IF_ERROR(to.Exec("SELECT pg_advisory_xact_lock($1)",

@@ -62,7 +62,8 @@ absl::StatusOr<std::unique_ptr<Store>> OpenPostgresStore(
 PostgresStoreOptions PostgresOptionsFromConfig(const v1::StoreOptions& store);
 
 // Copies the state of the SQLite store in `sqlite_data_dir` into the
-// PostgreSQL database `options` names, in one transaction: the event log,
+// PostgreSQL database `options` names, in one transaction, each table
+// streamed with one COPY: the event log,
 // the outbox with its dead letters, the message map, links and webhooks
 // made at runtime (records), roster, participants, blob metadata, the
 // router id and the highest ids handed out (so that ids are never reused).

@@ -10,6 +10,7 @@
 #include "bridge/link_table.h"
 #include "bridge/postgres_store.h"
 #include "bridge/sqlite_store.h"
+#include "bridge/thread_roots.h"
 #include "common/http/http_server_config.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
@@ -57,6 +58,7 @@ absl::StatusOr<std::unique_ptr<Router>> Router::Start(v1::RouterConfig config) {
                                               DeliveryPolicy(c.dispatch()),
                                               r->dispatcher_.get(), copts);
   r->dispatcher_->SetCommitter(r->committer_.get());
+  if (c.store().has_postgres()) r->dispatcher_->UseLeases();
   r->commands_ = std::make_unique<ChatCommands>(c.commands(), r->store_.get());
   r->adapter_commands_ =
       std::make_unique<AdapterCommands>(kAdapterCommandTimeout);
@@ -77,6 +79,31 @@ absl::StatusOr<std::unique_ptr<Router>> Router::Start(v1::RouterConfig config) {
     return s;
   }
   IMB_RETURN_IF_ERROR(r->dispatcher_->Start());
+  if (c.store().has_postgres()) {
+    QueueLeases::Options lopts;
+    lopts.router_name = MakeRouterInstanceName();
+    lopts.known_queues = [links = r->links_.get()] {
+      std::vector<std::string> keys;
+      for (const v1::Link& link : links->Get()->links()) {
+        for (const v1::LinkMember& member : link.members()) {
+          keys.push_back(ChannelKey(MemberChannel(member), true));
+        }
+      }
+      return keys;
+    };
+    lopts.dispatchable = [](const std::string& key) {
+      return !IsParkedQueue(key);
+    };
+    absl::StatusOr<std::unique_ptr<QueueLeases>> leases = QueueLeases::Open(
+        PostgresOptionsFromConfig(c.store()), lopts, r->dispatcher_.get());
+    if (!leases.ok()) {
+      r->Shutdown();
+      return leases.status();
+    }
+    r->leases_ = std::move(*leases);
+    r->leases_->Start();
+    LogInfo("queue leases started", {{"router", lopts.router_name}});
+  }
 
   RouterService::Deps deps;
   deps.committer = r->committer_.get();
@@ -191,6 +218,11 @@ void Router::Shutdown() {
   if (maintenance_.joinable()) {
     stop_maintenance_.Notify();
     maintenance_.join();
+  }
+  // The queues go to the other routers at their next lease round.
+  if (leases_ != nullptr) {
+    leases_->Stop();
+    leases_.reset();
   }
   if (server_ != nullptr) {
     server_->GetHealthCheckService()->SetServingStatus(false);
@@ -339,6 +371,11 @@ void Router::CollectMetrics(metrics::Registry& registry) {
       .GetGauge("imbridge_router_attached_adapters",
                 "Adapter streams attached now.")
       .Set(static_cast<double>(service_->Sessions().size()));
+  registry
+      .GetGauge("imbridge_router_queues_owned",
+                "Target queues this router sends (with the PostgreSQL store: "
+                "those it holds the lease of).")
+      .Set(static_cast<double>(dispatcher_->owned_queues()));
   registry.GetGauge("imbridge_router_links", "Links configured.")
       .Set(static_cast<double>(catalog_->link_count()));
 }

@@ -15,6 +15,7 @@
 #include "bridge/committer.h"
 #include "bridge/dispatcher.h"
 #include "bridge/link_catalog.h"
+#include "bridge/queue_leases.h"
 #include "bridge/router_service.h"
 #include "bridge/store.h"
 #include "common/executor.h"
@@ -28,7 +29,9 @@ namespace imbridge::bridge {
 // The whole router: store, committer, dispatcher, blob store, the link
 // catalog, the gRPC server (Router, Admin, WebhookDirectory and the standard
 // health service) and the HTTP server (/healthz, /readyz, /metrics), wired
-// together. Start() returns once both servers listen;
+// together. With the PostgreSQL store several routers share the database and
+// each sends the queues it holds a lease of (bridge/queue_leases.h).
+// Start() returns once both servers listen;
 // Shutdown() (also run by the destructor) ends adapter streams, lets the
 // committer finish what it received, and closes the store.
 //
@@ -67,6 +70,8 @@ class Router {
   std::unique_ptr<Executor> blob_io_;
   std::unique_ptr<Dispatcher> dispatcher_;
   std::unique_ptr<Committer> committer_;
+  // With the PostgreSQL store: the leases of the queues this router sends.
+  std::unique_ptr<QueueLeases> leases_;
   std::unique_ptr<LinkCatalog> catalog_;
   std::unique_ptr<ChatCommands> commands_;
   std::unique_ptr<AdapterCommands> adapter_commands_;

@@ -353,9 +353,13 @@ absl::Status PostgresServer::Launch() {
   return last;
 }
 
-absl::Status PostgresServer::Stop() {
+absl::Status PostgresServer::Stop() { return StopWith(SIGINT); }
+
+absl::Status PostgresServer::Crash() { return StopWith(SIGQUIT); }
+
+absl::Status PostgresServer::StopWith(int signal) {
   if (pid_ <= 0) return absl::OkStatus();
-  kill(pid_, SIGINT);  // fast shutdown, as pg_ctl stop -m fast
+  kill(pid_, signal);
   const absl::Time deadline = absl::Now() + absl::Seconds(60);
   while (absl::Now() < deadline) {
     int status = 0;

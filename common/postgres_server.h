@@ -73,10 +73,17 @@ class PostgresServer {
   // it again on the same port, keeping its data: for reconnection tests.
   absl::Status Stop();
   absl::Status Restart();
+  // Stops the server as a crash would (SIGQUIT, PostgreSQL's immediate
+  // shutdown: no checkpoint, clients cut off mid-statement); the next
+  // Restart() starts it with crash recovery.
+  absl::Status Crash();
 
  private:
   PostgresServer() = default;
   absl::Status Launch();
+  // Sends `signal` to the server (SIGINT: fast shutdown, SIGQUIT: immediate)
+  // and waits for it to exit.
+  absl::Status StopWith(int signal);
 
   Options options_;
   std::string bin_dir_;

@@ -60,6 +60,21 @@ imbridge::HttpServer* Server() {
   return server;
 }
 
+// Waits for the connect of `fd` a signal interrupted and returns its
+// result: 0 once connected, otherwise the errno it failed with.
+int FinishInterruptedConnect(int fd) {
+  pollfd p{fd, POLLOUT, 0};
+  int ready;
+  do {
+    ready = poll(&p, 1, 30000);
+  } while (ready < 0 && errno == EINTR);
+  if (ready <= 0) return ready == 0 ? ETIMEDOUT : errno;
+  int error = 0;
+  socklen_t length = sizeof(error);
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) != 0) return errno;
+  return error;
+}
+
 // Sends `bytes`, half-closes, and returns what the server sent until it
 // closed the connection; aborts when it does not close within 15 s.
 std::string Exchange(const std::string& bytes) {
@@ -74,7 +89,13 @@ std::string Exchange(const std::string& bytes) {
   // connect, the server refusing or never accepting, is a finding.
   const absl::Time connect_deadline = absl::Now() + absl::Seconds(30);
   while (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    const int error = errno;
+    int error = errno;
+    if (error == EINTR) {
+      // A signal (libFuzzer's SIGALRM for -timeout) interrupted a connect
+      // that goes on in the background: wait for it, then take its result.
+      error = FinishInterruptedConnect(fd);
+      if (error == 0) break;
+    }
     if ((error != EADDRNOTAVAIL && error != EAGAIN) ||
         absl::Now() > connect_deadline) {
       std::fprintf(stderr, "connect: %s\n", std::strerror(error));

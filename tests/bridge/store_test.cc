@@ -1337,7 +1337,7 @@ TEST_P(PostgresStoreTest, NewerSchemaIsRefused) {
   absl::StatusOr<std::unique_ptr<Store>> store = Open();
   EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(store.status().message()),
-              HasSubstr("schema version 99 but this build knows 1"));
+              HasSubstr("schema version 99 but this build knows 2"));
 }
 
 // The password reaches the server and nothing else: not an error about a
