@@ -706,8 +706,11 @@ std::string PreparePostgres(const Flags& f,
       "'full_page_writes', 'shared_buffers', 'wal_level', 'wal_buffers', "
       "'max_wal_size') ORDER BY name");
   if (settings.ok()) {
-    std::printf("PostgreSQL (%s):",
-                own->get() != nullptr ? "the bench's own server" : "--pg_dsn");
+    const std::string where =
+        own->get() != nullptr
+            ? absl::StrCat("the bench's own server in ", (*own)->dir())
+            : "--pg_dsn";
+    std::printf("PostgreSQL (%s):", where.c_str());
     for (const std::string& s : *settings) std::printf(" %s;", s.c_str());
     std::printf("\n");
   }
