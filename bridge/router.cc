@@ -86,6 +86,8 @@ absl::StatusOr<std::unique_ptr<Router>> Router::Start(v1::RouterConfig config) {
       std::vector<std::string> keys;
       for (const v1::Link& link : links->Get()->links()) {
         for (const v1::LinkMember& member : link.members()) {
+          // A member that only feeds the link never receives.
+          if (member.direction() == v1::IN) continue;
           keys.push_back(ChannelKey(MemberChannel(member), true));
         }
       }
