@@ -24,9 +24,11 @@
 // bench's own (common/postgres_server.h: initdb in a temporary directory,
 // fsync and synchronous_commit on, stopped at the end) unless --pg_dsn names
 // an empty database (password from IMBRIDGE_PG_PASSWORD); --routers=N (1 to
-// 3) then starts N routers on that database, and each synthetic adapter
-// attaches to one of them, round robin. With N > 1 a delivery of the same
-// event to the same chat counts once.
+// 3) then starts N routers on that database; every synthetic adapter
+// attaches to all of them (each queue is dispatched by the router that
+// holds its lease) and publishes through one, round robin. With N > 1 a
+// delivery of the same event to the same chat counts once (a queue that
+// moves to another router may send its in-flight deliveries again).
 // A phase in which nothing is delivered for `--stall_seconds` while
 // deliveries are missing stops the bench (exit 3): it prints each target
 // queue's deliveries against what was published for it and keeps the
@@ -320,9 +322,10 @@ v1::Event MakeMixedEvent(int pair, int channel, int64_t first, int64_t i,
 }
 
 // The synthetic adapters of one run: per pair a source that publishes and a
-// destination whose Sink answers every delivery. Adapter k (sources and
-// destinations alternating: src0, dst0, src1, ...) attaches to
-// `addresses[k % size]`.
+// destination whose Sink answers every delivery. Every adapter attaches to
+// every router in `addresses`; the adapters of pair p list
+// `addresses[p % size]` first, so that its source publishes through that
+// router.
 class Rig {
  public:
   Rig(const std::vector<std::string>& addresses, const Flags& f)
@@ -331,9 +334,17 @@ class Rig {
         stall_(absl::Seconds(f.stall_seconds)),
         published_(static_cast<size_t>(f.pairs * f.channels), 0) {
     const size_t routers = addresses.size();
+    // The routers, starting with router `first`.
+    auto from = [&](size_t first) {
+      std::vector<std::string> rotated;
+      for (size_t i = 0; i < routers; ++i) {
+        rotated.push_back(addresses[(first + i) % routers]);
+      }
+      return rotated;
+    };
     for (int p = 0; p < f.pairs; ++p) {
       RouterClient::Options o;
-      o.address = addresses[(2 * static_cast<size_t>(p)) % routers];
+      o.addresses = from(static_cast<size_t>(p));
       o.token = kToken;
       o.accounts = {"a"};
       o.capabilities = {"edits", "deletes"};
@@ -342,7 +353,7 @@ class Rig {
       o.max_pending_publishes = static_cast<size_t>(f.outstanding) + 1024;
       sources_.push_back(std::make_unique<RouterClient>(o, nullptr));
       sinks_.push_back(std::make_unique<Sink>(routers > 1));
-      o.address = addresses[(2 * static_cast<size_t>(p) + 1) % routers];
+      o.addresses = from(static_cast<size_t>(p));
       o.platform = absl::StrCat("dst", p);
       o.adapter_name = o.platform;
       o.max_in_flight = 1024;
