@@ -12,22 +12,26 @@
 // are the smallest/largest int64. Keys are `text COLLATE "C"`, so that they
 // sort bytewise as in SQLite whatever the database's locale.
 //
-// One round trip per group commit. Apply sends BEGIN, one statement per row
-// and COMMIT in one pipeline and reads every result after the one sync. A
-// row's statement cannot wait for the answer to an earlier one, so the
-// dedupe runs on the server. The batch's first statement copies the
-// id_counters rows (locked until the commit) into transaction-local
-// settings (imbridge.last_event_id, imbridge.last_delivery_id); an event's
-// statement inserts the event with ON CONFLICT (event_key) DO NOTHING,
-// taking the next id only when the row was inserted, and leaves that id (0
-// for a duplicate) in imbridge.event_id. The statements of its message-map
-// row, blobs and deliveries that follow read it and write nothing when it
-// is 0; delivery ids come from imbridge.last_delivery_id the same way. The
-// batch's last statement writes the settings back to id_counters. (Updating
-// the counter rows once per row instead left a chain of row versions that
-// every later statement of the batch walked: quadratic in the batch.) All
-// of it is one transaction, so a failed batch hands its ids out again,
-// exactly as the SQLite store does, and a duplicate consumes no id.
+// One round trip per group commit, and one statement per table, not per
+// row. Apply sends BEGIN, lock_counters, write_events, add_messages,
+// complete_deliveries (each only when the batch has rows for it), the rarer
+// rows one statement each, and COMMIT in one pipeline, and reads every
+// result after the one sync. The rows travel as binary array parameters
+// that the statements unnest. lock_counters locks the id_counters rows
+// ("event", "delivery") until the commit, so that writers sharing the
+// database take turns and each later statement (READ COMMITTED: a snapshot
+// per statement) sees what the others committed. write_events is one
+// statement of data-modifying CTEs: it drops the batch's events whose key is
+// in the log or earlier in the batch, numbers the rest in arrival order
+// from the event counter, inserts them, their originals' message-map rows,
+// blob references and deliveries (numbered from the delivery counter, in
+// order) and advances both counters; it returns each written event's
+// position, id and first delivery id. (A statement per row spent most of
+// the server's CPU starting and ending executors; one per table halved
+// PostgreSQL's CPU per relayed event: docs/benchmarks.md, "PostgreSQL".)
+// All of it is one transaction, so a
+// failed batch hands its ids out again, exactly as the SQLite store does,
+// and a duplicate consumes no id.
 
 #include "bridge/postgres_store.h"
 
@@ -74,10 +78,14 @@ namespace imbridge::bridge {
 namespace {
 
 // The libpq plumbing (postgres_connection.h).
+using pg::ArrayParam;
 using pg::Command;
 using pg::Connection;
+using pg::kBoolArrayOid;
 using pg::kBoolOid;
+using pg::kByteaArrayOid;
 using pg::kByteaOid;
+using pg::kInt8ArrayOid;
 using pg::kInt8Oid;
 using pg::kTextArrayOid;
 using pg::kTextOid;
@@ -217,68 +225,108 @@ constexpr int kSchemaVersion =
   "d.id, d.event_id, d.target_key, d.target, d.link, d.sender_name, " \
   "d.attempts, d.created_at, d.next_attempt_at, d.last_error, e.payload "
 #define IMB_EVENT_JOIN "LEFT JOIN events e ON e.id = d.event_id "
-// The id of the event the current batch entry's statements belong to: 0
-// when it was a duplicate (see the file comment).
-#define IMB_CURRENT_EVENT "current_setting('imbridge.event_id')::bigint"
-// The highest id of `kind` ("event", "delivery") handed out so far in the
-// batch's transaction.
-#define IMB_LAST_ID(kind) "current_setting('imbridge.last_" kind "_id')::bigint"
-
 // The writer's prepared statements, as (name, SQL).
 const std::vector<std::pair<const char*, const char*>>& WriterStatements() {
   static const auto* statements = new std::vector<
       std::pair<const char*, const char*>>{
-      // Batch start: the highest ids handed out, into transaction-local
-      // settings (locking the counters until the commit).
-      {"load_counters",
-       "SELECT set_config('imbridge.last_' || name || '_id', value::text,"
-       " true) FROM id_counters FOR UPDATE"},
-      // Batch end: the settings back into the counters.
-      {"save_counters",
-       "UPDATE id_counters SET value ="
-       " current_setting('imbridge.last_' || name || '_id')::bigint"},
-      {"insert_event",
-       "WITH ins AS ("
-       " INSERT INTO events(id, event_key, received_at, payload)"
-       " VALUES (" IMB_LAST_ID(
-           "event") " + 1, $1, $2, $3)"
-                    " ON CONFLICT (event_key) DO NOTHING RETURNING id)"
-                    " SELECT set_config('imbridge.event_id',"
-                    " coalesce((SELECT id FROM ins), 0)::text, true)::bigint,"
-                    " set_config('imbridge.last_event_id', coalesce((SELECT id "
-                    "FROM"
-                    " ins), " IMB_LAST_ID("event") ")::text, true)"},
-      {"insert_original",
+      // Batch start: locks the id counters until the commit, so that
+      // writers sharing the database hand out ids one batch after another,
+      // and the batch's later statements (each with a snapshot of its own)
+      // see every event committed before.
+      {"lock_counters", "SELECT value FROM id_counters FOR UPDATE"},
+      // The batch's new events with their originals' message-map rows, blobs
+      // and deliveries, in one statement. $1 is the commit's time; per event
+      // (in arrival order) $2 key, $3 payload, $4 original's chat and $5 its
+      // native id ('' for none); per delivery $6 its event's position in $2
+      // (1-based), then its columns $7..$14; per blob reference $15 the
+      // event's position and $16 the blob id. An event whose key is in the
+      // log, or earlier in the batch, is not written, nor anything of its
+      // entry, and takes no id; ids follow the arrival order, delivery ids
+      // the order of $6. Returns per event written its position, its id and
+      // its first delivery id (NULL for none; its deliveries' ids follow in
+      // the order given).
+      {"write_events",
+       R"sql(
+WITH counters AS (
+  SELECT max(value) FILTER (WHERE name = 'event') AS last_event,
+         max(value) FILTER (WHERE name = 'delivery') AS last_delivery
+  FROM id_counters),
+input AS (
+  SELECT key COLLATE "C" AS key, payload, chat_key COLLATE "C" AS chat_key,
+         native_id COLLATE "C" AS native_id, ord,
+         row_number() OVER (PARTITION BY key ORDER BY ord) AS nth
+  FROM unnest($2::text[], $3::bytea[], $4::text[], $5::text[])
+       WITH ORDINALITY AS t(key, payload, chat_key, native_id, ord)),
+fresh AS (
+  SELECT i.key, i.payload, i.chat_key, i.native_id, i.ord,
+         (SELECT last_event FROM counters)
+           + row_number() OVER (ORDER BY i.ord) AS id
+  FROM input i
+  WHERE i.nth = 1
+    AND NOT EXISTS (SELECT 1 FROM events e WHERE e.event_key = i.key)),
+inserted AS (
+  INSERT INTO events(id, event_key, received_at, payload)
+  SELECT id, key, $1::bigint, payload FROM fresh ORDER BY id
+  ON CONFLICT (event_key) DO NOTHING
+  RETURNING id),
+written AS (
+  SELECT f.ord, f.id, f.chat_key, f.native_id
+  FROM fresh f JOIN inserted USING (id)),
+originals AS (
+  INSERT INTO messages(channel_key, native_id, group_id, part, is_copy,
+                       created_at)
+  SELECT chat_key, native_id, id, 0, false, $1::bigint FROM written
+  WHERE native_id <> '' ORDER BY id
+  ON CONFLICT (channel_key, native_id) DO NOTHING),
+numbered AS (
+  SELECT d.*, w.id AS event_id,
+         (SELECT last_delivery FROM counters)
+           + row_number() OVER (ORDER BY d.ord) AS id
+  FROM unnest($6::bigint[], $7::text[], $8::bytea[], $9::text[], $10::text[],
+              $11::bigint[], $12::bigint[], $13::bigint[], $14::text[])
+       WITH ORDINALITY AS d(event_ord, target_key, target, link, sender_name,
+                            attempts, created_at, next_attempt_at, last_error,
+                            ord)
+  JOIN written w ON w.ord = d.event_ord),
+deliveries_written AS (
+  INSERT INTO deliveries(id, event_id, target_key, target, link, sender_name,
+                         attempts, created_at, next_attempt_at, last_error,
+                         state)
+  SELECT id, event_id, target_key, target, link, sender_name, attempts,
+         created_at, next_attempt_at, last_error, 0
+  FROM numbered ORDER BY id),
+blob_refs AS (
+  SELECT w.id AS event_id, b.blob_id COLLATE "C" AS blob_id
+  FROM unnest($15::bigint[], $16::text[]) AS b(event_ord, blob_id)
+  JOIN written w ON w.ord = b.event_ord),
+blobs_linked AS (
+  INSERT INTO event_blobs(event_id, blob_id)
+  SELECT event_id, blob_id FROM blob_refs ON CONFLICT DO NOTHING),
+blobs_used AS (
+  UPDATE blobs SET last_used_at = greatest(last_used_at, $1::bigint)
+  WHERE blob_id IN (SELECT blob_id FROM blob_refs)),
+counted AS (
+  UPDATE id_counters SET value = CASE name
+    WHEN 'event' THEN coalesce((SELECT max(id) FROM written), value)
+    WHEN 'delivery' THEN coalesce((SELECT max(id) FROM numbered), value)
+    ELSE value END)
+SELECT w.ord, w.id, min(n.id)
+FROM written w LEFT JOIN numbered n ON n.event_ord = w.ord
+GROUP BY w.ord, w.id ORDER BY w.ord
+)sql"},
+      // The copies' (and originals') message-map rows: per row $1 chat, $2
+      // native id, $3 group, $4 part, $5 is_copy; $6 the commit's time. The
+      // first of rows with the same (chat, native id) wins, as does a row
+      // already there.
+      {"add_messages",
        "INSERT INTO messages(channel_key, native_id, group_id, part,"
        " is_copy, created_at)"
-       " SELECT $1, $2, e, 0, false, $3"
-       " FROM (SELECT " IMB_CURRENT_EVENT " AS e) cur WHERE e <> 0"
+       " SELECT c, n, g, p, k, $6::bigint FROM unnest($1::text[], $2::text[],"
+       " $3::bigint[], $4::bigint[], $5::bool[]) WITH ORDINALITY"
+       " AS t(c, n, g, p, k, ord) ORDER BY ord"
        " ON CONFLICT (channel_key, native_id) DO NOTHING"},
-      {"add_event_blob",
-       "WITH cur AS (SELECT " IMB_CURRENT_EVENT " AS e),"
-       " link AS (INSERT INTO event_blobs(event_id, blob_id)"
-       " SELECT e, $1 FROM cur WHERE e <> 0 ON CONFLICT DO NOTHING)"
-       " UPDATE blobs SET last_used_at = greatest(last_used_at, $2)"
-       " WHERE blob_id = $1 AND (SELECT e FROM cur) <> 0"},
-      {"insert_delivery",
-       "WITH cur AS (SELECT " IMB_CURRENT_EVENT " AS e, " IMB_LAST_ID(
-           "delivery") " + 1 AS id),"
-                       " ins AS (INSERT INTO deliveries(id, event_id, "
-                       "target_key, target,"
-                       " link, sender_name, attempts, created_at, "
-                       "next_attempt_at,"
-                       " last_error, state)"
-                       " SELECT cur.id, cur.e, $1, $2, $3, $4, $5, $6, $7, $8, "
-                       "0"
-                       " FROM cur WHERE cur.e <> 0 RETURNING id)"
-                       " SELECT set_config('imbridge.last_delivery_id', "
-                       "id::text,"
-                       " true)::bigint FROM ins"},
-      {"add_message",
-       "INSERT INTO messages(channel_key, native_id, group_id, part,"
-       " is_copy, created_at) VALUES ($1, $2, $3, $4, $5, $6)"
-       " ON CONFLICT (channel_key, native_id) DO NOTHING"},
-      {"complete_delivery", "DELETE FROM deliveries WHERE id = $1"},
+      {"complete_deliveries",
+       "DELETE FROM deliveries WHERE id = ANY($1::bigint[])"},
       {"reschedule_delivery",
        "UPDATE deliveries SET attempts = $1, next_attempt_at = $2,"
        " last_error = $3 WHERE id = $4 AND state = 0"},
@@ -527,7 +575,7 @@ absl::Status PostgresStore::Apply(CommitBatch& batch) {
   }
   std::vector<Command> commands;
   commands.push_back({"BEGIN", false, Params()});
-  commands.push_back({"load_counters", true, Params()});
+  commands.push_back({"lock_counters", true, Params()});
   IMB_RETURN_IF_ERROR(AddBatch(batch, commands));
   // The queues given work wake their owners (maybe other routers) when the
   // transaction commits: NOTIFY is delivered on commit only.
@@ -547,7 +595,6 @@ absl::Status PostgresStore::Apply(CommitBatch& batch) {
     commands.push_back({"notify_work", true,
                         std::move(Params().OwnedText(QueueWorkPayload(work)))});
   }
-  commands.push_back({"save_counters", true, Params()});
   commands.push_back({"COMMIT", false, Params()});
   absl::StatusOr<std::vector<Rows>> results = writer_.Pipeline(commands);
   if (!results.ok()) {
@@ -559,20 +606,21 @@ absl::Status PostgresStore::Apply(CommitBatch& batch) {
     writer_.RollbackIfOpen();
     return absl::UnavailableError("postgres: the commit did not complete");
   }
-  // Results follow the statements: BEGIN, load_counters, then per event
-  // its statement, its original, its blobs and its deliveries.
-  size_t next = 2;
-  for (NewEvent& entry : batch.events) {
-    const Rows& event = (*results)[next++];
-    entry.id = event.size() == 1 ? event.Int(0, 0) : 0;
-    if (!entry.original_message_id.empty()) ++next;
-    next += entry.blob_ids.size();
+  if (batch.events.empty()) return absl::OkStatus();
+  // Results follow the statements: BEGIN, lock_counters, write_events (a
+  // row per event written: its position, id and first delivery id).
+  const Rows& written = (*results)[2];
+  for (int row = 0; row < written.size(); ++row) {
+    const int64_t position = written.Int(row, 0);
+    if (position < 1 || position > static_cast<int64_t>(batch.events.size())) {
+      return absl::InternalError("postgres: write_events returned a bad row");
+    }
+    NewEvent& entry = batch.events[static_cast<size_t>(position - 1)];
+    entry.id = written.Int(row, 1);
+    int64_t delivery_id = written.IsNull(row, 2) ? 0 : written.Int(row, 2);
     for (DeliveryRecord& d : entry.deliveries) {
-      const Rows& delivery = (*results)[next++];
-      if (entry.id != 0 && delivery.size() == 1) {
-        d.id = delivery.Int(0, 0);
-        d.event_id = entry.id;
-      }
+      d.id = delivery_id++;
+      d.event_id = entry.id;
     }
   }
   return absl::OkStatus();
@@ -581,74 +629,100 @@ absl::Status PostgresStore::Apply(CommitBatch& batch) {
 absl::Status PostgresStore::AddBatch(CommitBatch& batch,
                                      std::vector<Command>& commands) {
   const absl::Time now = batch.now;
-  for (NewEvent& entry : batch.events) {
-    if (entry.event == nullptr || entry.event->key().empty()) {
-      return absl::InvalidArgumentError("store: event has no key");
-    }
-    const v1::Event& event = *entry.event;
-    Params event_params;
-    event_params.Text(event.key()).Time(now);
-    if (entry.payload.empty()) {
-      std::string payload;
-      if (!event.SerializeToString(&payload)) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("store: cannot serialize event ", event.key()));
+  if (!batch.events.empty()) {
+    ArrayParam keys(kTextOid, kTextArrayOid),
+        payloads(kByteaOid, kByteaArrayOid), chats(kTextOid, kTextArrayOid),
+        natives(kTextOid, kTextArrayOid);
+    ArrayParam event_of(kInt8Oid, kInt8ArrayOid),
+        target_keys(kTextOid, kTextArrayOid),
+        targets(kByteaOid, kByteaArrayOid), links(kTextOid, kTextArrayOid),
+        senders(kTextOid, kTextArrayOid), attempts(kInt8Oid, kInt8ArrayOid),
+        created(kInt8Oid, kInt8ArrayOid), next_attempt(kInt8Oid, kInt8ArrayOid),
+        errors(kTextOid, kTextArrayOid);
+    ArrayParam blob_event_of(kInt8Oid, kInt8ArrayOid),
+        blob_ids(kTextOid, kTextArrayOid);
+    std::string bytes;
+    int64_t position = 0;
+    for (NewEvent& entry : batch.events) {
+      ++position;
+      if (entry.event == nullptr || entry.event->key().empty()) {
+        return absl::InvalidArgumentError("store: event has no key");
       }
-      event_params.OwnedBytes(std::move(payload));
-    } else {
-      event_params.Bytes(entry.payload);
-    }
-    commands.push_back({"insert_event", true, std::move(event_params)});
-    if (!entry.original_message_id.empty()) {
-      commands.push_back({"insert_original", true,
-                          std::move(Params()
-                                        .Text(entry.original_chat_key)
-                                        .Text(entry.original_message_id)
-                                        .Time(now))});
-    }
-    for (const std::string& blob_id : entry.blob_ids) {
-      commands.push_back({"add_event_blob", true,
-                          std::move(Params().Text(blob_id).Time(now))});
-    }
-    for (const DeliveryRecord& delivery : entry.deliveries) {
-      if (delivery.target_key.empty()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "store: a delivery of ", event.key(), " has no target"));
+      const v1::Event& event = *entry.event;
+      keys.Add(event.key());
+      if (entry.payload.empty()) {
+        if (!event.SerializeToString(&bytes)) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("store: cannot serialize event ", event.key()));
+        }
+        payloads.Add(bytes);
+      } else {
+        payloads.Add(entry.payload);
       }
-      std::string target;
-      if (!delivery.target.SerializeToString(&target)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "store: cannot serialize the target of ", delivery.target_key));
+      chats.Add(entry.original_chat_key);
+      natives.Add(entry.original_message_id);
+      for (const std::string& blob_id : entry.blob_ids) {
+        blob_event_of.AddInt(position);
+        blob_ids.Add(blob_id);
       }
-      commands.push_back({"insert_delivery", true,
-                          std::move(Params()
-                                        .Text(delivery.target_key)
-                                        .OwnedBytes(std::move(target))
-                                        .Text(delivery.link)
-                                        .Text(delivery.sender_name)
-                                        .Int(delivery.attempts)
-                                        .Time(delivery.created_at)
-                                        .Time(delivery.next_attempt_at)
-                                        .Text(delivery.last_error))});
+      for (const DeliveryRecord& delivery : entry.deliveries) {
+        if (delivery.target_key.empty()) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "store: a delivery of ", event.key(), " has no target"));
+        }
+        if (!delivery.target.SerializeToString(&bytes)) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "store: cannot serialize the target of ", delivery.target_key));
+        }
+        event_of.AddInt(position);
+        target_keys.Add(delivery.target_key);
+        targets.Add(bytes);
+        links.Add(delivery.link);
+        senders.Add(delivery.sender_name);
+        attempts.AddInt(delivery.attempts);
+        created.AddInt(ToStoreMillis(delivery.created_at));
+        next_attempt.AddInt(ToStoreMillis(delivery.next_attempt_at));
+        errors.Add(delivery.last_error);
+      }
     }
+    Params params;
+    params.Time(now);
+    for (ArrayParam* array :
+         {&keys, &payloads, &chats, &natives, &event_of, &target_keys, &targets,
+          &links, &senders, &attempts, &created, &next_attempt, &errors,
+          &blob_event_of, &blob_ids}) {
+      params.Array(std::move(*array));
+    }
+    commands.push_back({"write_events", true, std::move(params)});
   }
+  ArrayParam chats(kTextOid, kTextArrayOid), natives(kTextOid, kTextArrayOid),
+      groups(kInt8Oid, kInt8ArrayOid), parts(kInt8Oid, kInt8ArrayOid),
+      copies(kBoolOid, kBoolArrayOid);
+  bool any_message = false;
   for (const MessageRows& rows : batch.messages) {
     for (size_t part = 0; part < rows.native_ids.size(); ++part) {
       // An empty id cannot be looked up; skip it rather than fail the batch.
       if (rows.native_ids[part].empty()) continue;
-      commands.push_back({"add_message", true,
-                          std::move(Params()
-                                        .Text(rows.channel_key)
-                                        .Text(rows.native_ids[part])
-                                        .Int(rows.group_id)
-                                        .Int(static_cast<int64_t>(part))
-                                        .Bool(rows.is_copy)
-                                        .Time(now))});
+      chats.Add(rows.channel_key);
+      natives.Add(rows.native_ids[part]);
+      groups.AddInt(rows.group_id);
+      parts.AddInt(static_cast<int64_t>(part));
+      copies.AddBool(rows.is_copy);
+      any_message = true;
     }
   }
-  for (int64_t id : batch.completed) {
-    commands.push_back(
-        {"complete_delivery", true, std::move(Params().Int(id))});
+  if (any_message) {
+    Params params;
+    for (ArrayParam* array : {&chats, &natives, &groups, &parts, &copies}) {
+      params.Array(std::move(*array));
+    }
+    commands.push_back({"add_messages", true, std::move(params.Time(now))});
+  }
+  if (!batch.completed.empty()) {
+    ArrayParam ids(kInt8Oid, kInt8ArrayOid);
+    for (int64_t id : batch.completed) ids.AddInt(id);
+    commands.push_back({"complete_deliveries", true,
+                        std::move(Params().Array(std::move(ids)))});
   }
   for (const DeliveryRetry& r : batch.retries) {
     commands.push_back({"reschedule_delivery", true,
@@ -1103,8 +1177,6 @@ absl::StatusOr<std::vector<Participant>> PostgresStore::ListParticipants(
 
 #undef IMB_DELIVERY_COLUMNS
 #undef IMB_EVENT_JOIN
-#undef IMB_CURRENT_EVENT
-#undef IMB_LAST_ID
 
 // A table copied by MigrateSqliteToPostgres: its name and columns (the same
 // in both schemas), each with how it is sent: 'i' bigint, 's' smallint,

@@ -1490,5 +1490,101 @@ TEST_P(StoreTest, MixedBatchDedupesAndNumbersLikeOneAtATime) {
   EXPECT_EQ(c[0].event->key(), "n2");
 }
 
+// An entry's original, blobs and deliveries are written only with its event:
+// nothing of a duplicate's; of two entries with the same original (chat,
+// native id), the first one's row stays.
+TEST_P(StoreTest, EntriesOfOneBatchWriteTheirRowsInOrderAndDuplicatesNone) {
+  const std::string kA(64, 'a'), kB(64, 'b');
+  ASSERT_OK(InTransaction([&]() -> absl::Status {
+    IMB_RETURN_IF_ERROR(store_->RecordBlob({kA, 1, At(0), At(0)}));
+    return store_->RecordBlob({kB, 1, At(0), At(0)});
+  }));
+  std::vector<NewEvent> events = {
+      Event("e1", {Delivery("A", kT0)}), Event("e1", {Delivery("B", kT0)}),
+      Event("e2", {Delivery("A", kT0)}), Event("e3", {})};
+  events[0].original_chat_key = events[1].original_chat_key =
+      events[2].original_chat_key = "slack/acme/C";
+  events[0].original_message_id = "m1";
+  events[0].blob_ids = {kA};
+  events[1].original_message_id = "m-duplicate";
+  events[1].blob_ids = {kB};
+  events[2].original_message_id = "m1";  // the same native id as e1's
+  ASSERT_OK_AND_ASSIGN(events, Write(std::move(events), At(10)));
+  EXPECT_EQ(events[0].id, 1);
+  EXPECT_EQ(events[1].id, 0);
+  EXPECT_EQ(events[2].id, 2);
+  EXPECT_EQ(events[3].id, 3);
+  EXPECT_THAT(Ids(events[2].deliveries), ElementsAre(2));
+  ASSERT_OK_AND_ASSIGN(std::optional<MessageLocation> m1,
+                       store_->FindMessage("slack/acme/C", "m1"));
+  ASSERT_TRUE(m1.has_value());
+  EXPECT_EQ(m1->group_id, 1);
+  ASSERT_OK_AND_ASSIGN(std::optional<MessageLocation> duplicate,
+                       store_->FindMessage("slack/acme/C", "m-duplicate"));
+  EXPECT_FALSE(duplicate.has_value());
+  EXPECT_EQ(CountRows("event_blobs"), 1);
+  ASSERT_OK_AND_ASSIGN(std::optional<BlobInfo> a, store_->FindBlob(kA));
+  ASSERT_TRUE(a.has_value());
+  EXPECT_EQ(a->last_used_at, At(10));
+  ASSERT_OK_AND_ASSIGN(std::optional<BlobInfo> b, store_->FindBlob(kB));
+  ASSERT_TRUE(b.has_value());
+  EXPECT_EQ(b->last_used_at, At(0));  // only the duplicate referred to it
+  ASSERT_OK_AND_ASSIGN(std::vector<DeliveryRecord> to_b,
+                       store_->LoadPendingDeliveries("slack/acme/B", 0, 10));
+  EXPECT_THAT(to_b, IsEmpty());
+}
+
+// Routers sharing a database: batches with overlapping keys applied at the
+// same time by two stores write each key once, and the ids handed out stay
+// unique and without gaps.
+TEST_P(PostgresStoreTest, TwoStoresOnOneDatabaseWriteEachKeyOnce) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Store> other, Open());
+  constexpr int kBatches = 20, kPerBatch = 50;
+  std::vector<int64_t> written[2];
+  auto run = [&](Store* store, int side) -> absl::Status {
+    for (int b = 0; b < kBatches; ++b) {
+      CommitBatch batch;
+      batch.now = kT0;
+      for (int i = 0; i < kPerBatch; ++i) {
+        // Each side writes keys 0..999, in opposite orders.
+        const int n = b * kPerBatch + i;
+        const int key = side == 0 ? n : kBatches * kPerBatch - 1 - n;
+        batch.events.push_back(Event(absl::StrCat("k", key),
+                                     {Delivery("A", kT0), Delivery("B", kT0)}));
+      }
+      IMB_RETURN_IF_ERROR(store->Apply(batch));
+      for (const NewEvent& e : batch.events) {
+        if (e.id == 0) continue;
+        written[side].push_back(e.id);
+        for (const DeliveryRecord& d : e.deliveries) {
+          if (d.id == 0 || d.event_id != e.id) {
+            return absl::InternalError("a written event's delivery has no id");
+          }
+        }
+      }
+    }
+    return absl::OkStatus();
+  };
+  absl::Status first;
+  std::thread thread([&] { first = run(other.get(), 0); });
+  absl::Status second = run(store_.get(), 1);
+  thread.join();
+  ASSERT_OK(first);
+  ASSERT_OK(second);
+  constexpr int64_t kKeys = kBatches * kPerBatch;
+  EXPECT_EQ(static_cast<int64_t>(written[0].size() + written[1].size()), kKeys);
+  EXPECT_EQ(CountRows("events"), kKeys);
+  EXPECT_EQ(CountRows("deliveries"), 2 * kKeys);
+  ASSERT_OK_AND_ASSIGN(std::string max_event,
+                       server_->Query(database_, "SELECT max(id) FROM events"));
+  EXPECT_EQ(max_event, std::to_string(kKeys));
+  ASSERT_OK_AND_ASSIGN(
+      std::string distinct_deliveries,
+      server_->Query(database_,
+                     "SELECT count(DISTINCT id) || '/' || max(id) FROM "
+                     "deliveries"));
+  EXPECT_EQ(distinct_deliveries, absl::StrCat(2 * kKeys, "/", 2 * kKeys));
+}
+
 }  // namespace
 }  // namespace imbridge::bridge

@@ -1,77 +1,14 @@
 #ifndef IMBRIDGE_TESTS_SUPPORT_POSTGRES_SERVER_H_
 #define IMBRIDGE_TESTS_SUPPORT_POSTGRES_SERVER_H_
 
-#include <sys/types.h>
-
-#include <memory>
-#include <string>
-
-#include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/strings/string_view.h"
+#include "common/postgres_server.h"
 
 namespace imbridge::testing {
 
-// A real PostgreSQL server (Debian's postgresql-15) of the tests' own, in a
-// temporary directory, on 127.0.0.1 and a free port.
-//
-// The cluster is made by `initdb` once per machine and user (a template in
-// the temp dir, made under a file lock) and copied for each server, so that
-// a test pays for a server start, not an initdb. PostgreSQL refuses to run
-// as root: when the tests run as root the cluster belongs to `nobody` and
-// the server runs as that user. The server's log is <dir>/postgres.log.
-//
-// TCP connections (the store's) authenticate user "imbridge" with
-// password(); the Unix socket in the directory trusts it (for the tests'
-// own queries). The server dies with the thread that started it (parent
-// death signal, an immediate shutdown) if the test process dies without
-// stopping it; the destructor stops it as `pg_ctl stop -m fast` does
-// (SIGINT) and removes the directory. Not thread-safe.
-class PostgresServer {
- public:
-  // Starts a server; retries with another port if the one picked was taken
-  // meanwhile. Fails with the server's log if it does not come up.
-  static absl::StatusOr<std::unique_ptr<PostgresServer>> Start();
-  ~PostgresServer();
-
-  int port() const { return port_; }
-  // The password of user "imbridge" over TCP.
-  const std::string& password() const { return password_; }
-  // The directory holding the cluster, the socket and the log.
-  const std::string& dir() const { return dir_; }
-
-  // Creates an empty database and returns its name.
-  absl::StatusOr<std::string> CreateDatabase();
-  // A libpq connection string to `database` over TCP, without the password.
-  std::string Dsn(absl::string_view database) const;
-  // Runs `sql` in `database` over the Unix socket and returns the first
-  // column of the first row ("" if there is none).
-  absl::StatusOr<std::string> Query(absl::string_view database,
-                                    absl::string_view sql) const;
-
-  // Stops the server (fast shutdown: clients are disconnected) and starts
-  // it again on the same port, keeping its data: for reconnection tests.
-  absl::Status Stop();
-  absl::Status Restart();
-  // Stops the server as a crash would (SIGQUIT, PostgreSQL's immediate
-  // shutdown: no checkpoint, clients cut off mid-statement); the next
-  // Restart() starts it with crash recovery.
-  absl::Status Crash();
-
- private:
-  PostgresServer() = default;
-  absl::Status Launch();
-  // Sends `signal` to the server (SIGINT: fast shutdown, SIGQUIT: immediate)
-  // and waits for it to exit.
-  absl::Status StopWith(int signal);
-
-  std::string bin_dir_;
-  std::string dir_;
-  std::string password_;
-  int port_ = 0;
-  pid_t pid_ = -1;
-  int databases_ = 0;
-};
+// The tests' PostgreSQL server: common/postgres_server.h (shared with
+// imbridge-bench), started with fsync off.
+using ::imbridge::PostgresServer;
 
 // The server shared by all tests of a test binary: started on first use
 // (from the main thread), stopped when the process exits. Fails the same

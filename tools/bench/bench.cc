@@ -20,12 +20,23 @@
 //   5. (--backlog=N) one destination detached with N events queued for it
 //      while the others' latency is measured.
 // --mixed makes the throughput phases a stream of posts, replies and edits.
+// --store=postgres keeps the router's store in PostgreSQL: a server of the
+// bench's own (common/postgres_server.h: initdb in a temporary directory,
+// fsync and synchronous_commit on, stopped at the end) unless --pg_dsn names
+// an empty database (password from IMBRIDGE_PG_PASSWORD); --routers=N (1 to
+// 3) then starts N routers on that database; every synthetic adapter
+// attaches to all of them (each queue is dispatched by the router that
+// holds its lease) and publishes through one, round robin. With N > 1 a
+// delivery of the same event to the same chat counts once (a queue that
+// moves to another router may send its in-flight deliveries again).
 // A phase in which nothing is delivered for `--stall_seconds` while
 // deliveries are missing stops the bench (exit 3): it prints each target
 // queue's deliveries against what was published for it and keeps the
 // router's data directory.
 
+#include <dirent.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -42,14 +53,18 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "adapters/common/router_client.h"
 #include "common/logging.h"
+#include "common/postgres_server.h"
 #include "grpcpp/grpcpp.h"
+#include "libpq-fe.h"
 #include "tools/bench/relay_stub.h"
 
 namespace {
@@ -80,6 +95,12 @@ struct Flags {
   // Seconds without a delivery, while some are missing, after which a phase
   // is declared stalled.
   int stall_seconds = 60;
+  // "sqlite" (in the router's data directory) or "postgres".
+  std::string store = "sqlite";
+  // Routers on the one PostgreSQL database (1 with SQLite).
+  int routers = 1;
+  // An empty database to use instead of a server of the bench's own.
+  std::string pg_dsn;
 };
 
 int64_t NowNanos() { return absl::GetCurrentTimeNanos(); }
@@ -88,6 +109,10 @@ int64_t NowNanos() { return absl::GetCurrentTimeNanos(); }
 // occurred_at_ms's companion field (the message id holds the send time).
 class Sink : public imbridge::adapters::DeliveryHandler {
  public:
+  // With `distinct`, a second delivery of an event to the same chat (from
+  // another router) is answered but not counted.
+  explicit Sink(bool distinct) : distinct_(distinct) {}
+
   absl::StatusOr<std::vector<std::string>> Deliver(
       const v1::Delivery& d) override {
     // Answers to the chat commands of the status check are not relayed
@@ -105,6 +130,13 @@ class Sink : public imbridge::adapters::DeliveryHandler {
     int64_t now = NowNanos();
     {
       absl::MutexLock lock(&mu_);
+      if (distinct_ &&
+          !seen_
+               .insert(absl::StrCat(d.event().key(), "|", d.target().chat_id()))
+               .second) {
+        repeated_.fetch_add(1, std::memory_order_relaxed);
+        return std::vector<std::string>{absl::StrCat("c", d.id())};
+      }
       ++per_chat_[d.target().chat_id()];
       if (recording_.load(std::memory_order_relaxed) && sent > 0) {
         latencies_us_.push_back((now - sent) / 1000);
@@ -116,6 +148,8 @@ class Sink : public imbridge::adapters::DeliveryHandler {
   }
 
   std::atomic<int64_t> delivered_{0};
+  // Deliveries of an event to a chat that had it already (distinct only).
+  std::atomic<int64_t> repeated_{0};
   std::atomic<int64_t> answers_{0};
   std::atomic<int64_t> last_delivery_ns_{0};
   std::atomic<bool> recording_{false};
@@ -126,7 +160,10 @@ class Sink : public imbridge::adapters::DeliveryHandler {
     return it == per_chat_.end() ? 0 : it->second;
   }
 
+  const bool distinct_;
   absl::Mutex mu_;
+  // Event key and chat of every delivery counted (distinct only).
+  absl::flat_hash_set<std::string> seen_ ABSL_GUARDED_BY(mu_);
   std::vector<int64_t> latencies_us_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, int64_t> per_chat_ ABSL_GUARDED_BY(mu_);
 };
@@ -138,13 +175,20 @@ std::string RouterBinary(const Flags& f, const char* argv0) {
   return dir + "../../bridge/imbridge-router";
 }
 
+// The router's store: SQLite in its data directory, or PostgreSQL at
+// `pg_dsn` (the password in the environment, IMBRIDGE_PG_PASSWORD).
 pid_t StartRouter(const std::string& binary, const std::string& dir,
-                  const Flags& f, int* port) {
+                  const Flags& f, const std::string& pg_dsn, int* port) {
   std::ofstream config(dir + "/router.yaml");
   config << "listen: 127.0.0.1:0\nhttp: {listen: '127.0.0.1:0'}\ndata_dir: "
          << dir << "/data\nlog_level: warn\n"
          << "adapters: [{name: bench, token: " << kToken << "}]\n"
-         << "store: {durability: full}\nlinks:\n";
+         << "store: {durability: full";
+  if (!pg_dsn.empty()) {
+    config << ", postgres: {dsn: '"
+           << absl::StrReplaceAll(pg_dsn, {{"'", "''"}}) << "'}";
+  }
+  config << "}\nlinks:\n";
   for (int p = 0; p < f.pairs; ++p) {
     for (int c = 0; c < f.channels; ++c) {
       config << "  - name: l" << p << "-" << c << "\n    members:\n"
@@ -190,24 +234,51 @@ int64_t ReadStatusKb(pid_t pid, const char* field) {
   return 0;
 }
 
-// CPU time (user + system) the process `pid` has used so far, in
-// microseconds; 0 if /proc cannot be read.
-int64_t CpuMicros(pid_t pid) {
+// The fields of /proc/<pid>/stat after the command name (which may hold
+// spaces), from the state on (field 3); empty if it cannot be read.
+std::vector<std::string> StatFields(pid_t pid) {
   std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
   std::string stat((std::istreambuf_iterator<char>(in)),
                    std::istreambuf_iterator<char>());
   // Fields after the command name (which may hold spaces): state is field
   // 3, utime 14, stime 15.
   size_t paren = stat.rfind(')');
-  if (paren == std::string::npos) return 0;
-  std::vector<std::string> fields =
-      absl::StrSplit(stat.substr(paren + 2), ' ', absl::SkipEmpty());
-  int64_t utime = 0, stime = 0;
-  if (fields.size() < 13 || !absl::SimpleAtoi(fields[11], &utime) ||
-      !absl::SimpleAtoi(fields[12], &stime)) {
-    return 0;
+  if (paren == std::string::npos) return {};
+  return absl::StrSplit(stat.substr(paren + 2), ' ', absl::SkipEmpty());
+}
+
+// CPU time (user + system) the process `pid` has used so far, in
+// microseconds, with `children` also that of its children it waited for; 0
+// if /proc cannot be read.
+int64_t CpuMicros(pid_t pid, bool children = false) {
+  // utime is field 14, stime 15, cutime 16, cstime 17.
+  std::vector<std::string> fields = StatFields(pid);
+  int64_t ticks = 0;
+  for (size_t i = 11; i < (children ? 15u : 13u); ++i) {
+    int64_t t = 0;
+    if (fields.size() < 15 || !absl::SimpleAtoi(fields[i], &t)) return 0;
+    ticks += t;
   }
-  return (utime + stime) * 1000000 / sysconf(_SC_CLK_TCK);
+  return ticks * 1000000 / sysconf(_SC_CLK_TCK);
+}
+
+// CPU time of `pid`, the children it waited for and its live children
+// (PostgreSQL's postmaster and its backends), in microseconds.
+int64_t ServerCpuMicros(pid_t pid) {
+  int64_t micros = CpuMicros(pid, /*children=*/true);
+  DIR* proc = opendir("/proc");
+  if (proc == nullptr) return micros;
+  while (dirent* entry = readdir(proc)) {
+    pid_t child = 0;
+    if (!absl::SimpleAtoi(entry->d_name, &child)) continue;
+    // The parent pid is field 4.
+    std::vector<std::string> fields = StatFields(child);
+    if (fields.size() > 1 && fields[1] == std::to_string(pid)) {
+      micros += CpuMicros(child);
+    }
+  }
+  closedir(proc);
+  return micros;
 }
 
 v1::Event MakeEvent(int pair, int channel, int64_t n) {
@@ -250,18 +321,30 @@ v1::Event MakeMixedEvent(int pair, int channel, int64_t first, int64_t i,
   return e;
 }
 
-// The synthetic adapters of one run, attached to `address`: per pair a source
-// that publishes and a destination whose Sink answers every delivery.
+// The synthetic adapters of one run: per pair a source that publishes and a
+// destination whose Sink answers every delivery. Every adapter attaches to
+// every router in `addresses`; the adapters of pair p list
+// `addresses[p % size]` first, so that its source publishes through that
+// router.
 class Rig {
  public:
-  Rig(const std::string& address, const Flags& f)
+  Rig(const std::vector<std::string>& addresses, const Flags& f)
       : fanout_(f.fanout),
         channels_(f.channels),
         stall_(absl::Seconds(f.stall_seconds)),
         published_(static_cast<size_t>(f.pairs * f.channels), 0) {
+    const size_t routers = addresses.size();
+    // The routers, starting with router `first`.
+    auto from = [&](size_t first) {
+      std::vector<std::string> rotated;
+      for (size_t i = 0; i < routers; ++i) {
+        rotated.push_back(addresses[(first + i) % routers]);
+      }
+      return rotated;
+    };
     for (int p = 0; p < f.pairs; ++p) {
       RouterClient::Options o;
-      o.address = address;
+      o.addresses = from(static_cast<size_t>(p));
       o.token = kToken;
       o.accounts = {"a"};
       o.capabilities = {"edits", "deletes"};
@@ -269,7 +352,8 @@ class Rig {
       o.adapter_name = o.platform;
       o.max_pending_publishes = static_cast<size_t>(f.outstanding) + 1024;
       sources_.push_back(std::make_unique<RouterClient>(o, nullptr));
-      sinks_.push_back(std::make_unique<Sink>());
+      sinks_.push_back(std::make_unique<Sink>(routers > 1));
+      o.addresses = from(static_cast<size_t>(p));
       o.platform = absl::StrCat("dst", p);
       o.adapter_name = o.platform;
       o.max_in_flight = 1024;
@@ -297,6 +381,12 @@ class Rig {
   int64_t delivered() const {
     int64_t n = 0;
     for (auto& s : sinks_) n += s->delivered_.load();
+    return n;
+  }
+  // Deliveries not counted: the same event to the same chat again.
+  int64_t repeated() const {
+    int64_t n = 0;
+    for (auto& s : sinks_) n += s->repeated_.load();
     return n;
   }
   // Waits until `target` deliveries arrived in all; false after `timeout`,
@@ -435,7 +525,9 @@ double Throughput(Rig& rig, const Flags& f, const char* label,
   int64_t last = 0;
   for (auto& s : rig.sinks())
     last = std::max(last, s->last_delivery_ns_.load());
-  double seconds = static_cast<double>(last - start) / 1e9;
+  // No delivery at all: no time to divide by.
+  double seconds =
+      static_cast<double>(std::max<int64_t>(last - start, 1)) / 1e9;
   const int64_t deliveries = rig.delivered() - base;
   const int64_t relayed = deliveries / f.fanout;
   double rate = static_cast<double>(relayed) / seconds;
@@ -514,12 +606,16 @@ double Latency(Rig& rig, const Flags& f, int first_pair, int64_t first,
   return pct(0.99);
 }
 
-// Ends a run whose phase stalled (exit 3): the router is killed (kill -9,
-// so that its store stays as it was) and its data directory kept.
-[[noreturn]] void StopStalled(pid_t router, const std::string& dir) {
-  kill(router, SIGKILL);
-  waitpid(router, nullptr, 0);
-  std::printf("the router's data directory is kept in %s\n", dir.c_str());
+// Ends a run whose phase stalled (exit 3): the routers are killed (kill -9,
+// so that their store stays as it was) and their data directory kept (a
+// PostgreSQL server of the bench's own is stopped with its data).
+[[noreturn]] void StopStalled(const std::vector<pid_t>& routers,
+                              const std::string& dir) {
+  for (pid_t router : routers) {
+    kill(router, SIGKILL);
+    waitpid(router, nullptr, 0);
+  }
+  std::printf("the routers' data directory is kept in %s\n", dir.c_str());
   std::fflush(stdout);
   _exit(3);  // the adapters' threads are still running: no destructors
 }
@@ -540,12 +636,96 @@ double Ceiling(const Flags& f, bool* stalled) {
   }
   double rate;
   {
-    Rig rig(absl::StrCat("127.0.0.1:", port), f);
+    Rig rig({absl::StrCat("127.0.0.1:", port)}, f);
     rate = Throughput(rig, f, "ceiling (no store)");
     *stalled = rig.stalled();
   }
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   return rate;
+}
+
+// Runs `sql` on `dsn` (password from IMBRIDGE_PG_PASSWORD) and returns the
+// first column of each row.
+absl::StatusOr<std::vector<std::string>> PgQuery(const std::string& dsn,
+                                                 const char* sql) {
+  const char* password = std::getenv("IMBRIDGE_PG_PASSWORD");
+  const char* keywords[] = {"dbname", "password", nullptr};
+  const char* values[] = {dsn.c_str(),
+                          password != nullptr && *password ? password : nullptr,
+                          nullptr};
+  std::unique_ptr<PGconn, void (*)(PGconn*)> conn(
+      PQconnectdbParams(keywords, values, /*expand_dbname=*/1), PQfinish);
+  if (PQstatus(conn.get()) != CONNECTION_OK) {
+    return absl::UnavailableError(
+        absl::StrCat("connecting: ", PQerrorMessage(conn.get())));
+  }
+  std::unique_ptr<PGresult, void (*)(PGresult*)> result(PQexec(conn.get(), sql),
+                                                        PQclear);
+  if (PQresultStatus(result.get()) != PGRES_TUPLES_OK) {
+    return absl::InternalError(
+        absl::StrCat(sql, ": ", PQresultErrorMessage(result.get())));
+  }
+  std::vector<std::string> rows;
+  for (int i = 0; i < PQntuples(result.get()); ++i) {
+    rows.push_back(PQgetvalue(result.get(), i, 0));
+  }
+  return rows;
+}
+
+// The PostgreSQL database of a run with --store=postgres: --pg_dsn, which
+// must hold no imbridge state yet (the bench's event keys would be
+// duplicates of the last run's), or a server of the bench's own with
+// production settings. Prints the server settings that matter. Exits on
+// failure.
+std::string PreparePostgres(const Flags& f,
+                            std::unique_ptr<imbridge::PostgresServer>* own) {
+  std::string dsn = f.pg_dsn;
+  if (dsn.empty()) {
+    imbridge::PostgresServer::Options options;
+    options.durable = true;
+    options.shared_buffers = "128MB";  // PostgreSQL's default
+    options.max_connections = 100;
+    auto server = imbridge::PostgresServer::Start(options);
+    absl::StatusOr<std::string> database =
+        server.ok() ? (*server)->CreateDatabase() : server.status();
+    if (!database.ok()) {
+      std::fprintf(stderr, "starting PostgreSQL: %s\n",
+                   database.status().ToString().c_str());
+      exit(1);
+    }
+    *own = std::move(*server);
+    dsn = (*own)->Dsn(*database);
+    setenv("IMBRIDGE_PG_PASSWORD", (*own)->password().c_str(), 1);
+  }
+  absl::StatusOr<std::vector<std::string>> state =
+      PgQuery(dsn, "SELECT to_regclass('events') IS NOT NULL");
+  if (!state.ok() || state->size() != 1) {
+    std::fprintf(stderr, "PostgreSQL at --pg_dsn: %s\n",
+                 state.status().ToString().c_str());
+    exit(1);
+  }
+  if ((*state)[0] == "t") {
+    std::fprintf(stderr,
+                 "--pg_dsn must name an empty database: it holds an imbridge "
+                 "store already, whose events would dedupe the bench's\n");
+    exit(2);
+  }
+  absl::StatusOr<std::vector<std::string>> settings = PgQuery(
+      dsn,
+      "SELECT name || ' ' || setting || coalesce(unit, '') FROM pg_settings "
+      "WHERE name IN ('server_version', 'fsync', 'synchronous_commit', "
+      "'full_page_writes', 'shared_buffers', 'wal_level', 'wal_buffers', "
+      "'max_wal_size') ORDER BY name");
+  if (settings.ok()) {
+    const std::string where =
+        own->get() != nullptr
+            ? absl::StrCat("the bench's own server in ", (*own)->dir())
+            : "--pg_dsn";
+    std::printf("PostgreSQL (%s):", where.c_str());
+    for (const std::string& s : *settings) std::printf(" %s;", s.c_str());
+    std::printf("\n");
+  }
+  return dsn;
 }
 
 }  // namespace
@@ -587,6 +767,12 @@ int main(int argc, char** argv) {
       ok = absl::SimpleAtoi(v, &f.backlog) && f.backlog >= 0;
     else if (const char* v = value("stall_seconds"))
       ok = absl::SimpleAtoi(v, &f.stall_seconds) && f.stall_seconds >= 1;
+    else if (const char* v = value("store"))
+      ok = (f.store = v) == "sqlite" || f.store == "postgres";
+    else if (const char* v = value("routers"))
+      ok = absl::SimpleAtoi(v, &f.routers) && f.routers >= 1 && f.routers <= 3;
+    else if (const char* v = value("pg_dsn"))
+      ok = !(f.pg_dsn = v).empty();
     else
       ok = false;
     if (!ok) {
@@ -596,41 +782,83 @@ int main(int argc, char** argv) {
           "[--events=N] [--outstanding=N] [--rate=N] [--seconds=N] "
           "[--ceiling=true|false] [--status_check=true|false] "
           "[--fanout=N] [--mixed=true|false] [--backlog=N] "
-          "[--stall_seconds=N]\n");
+          "[--stall_seconds=N] [--store=sqlite|postgres] [--routers=1..3] "
+          "[--pg_dsn=DSN]\n"
+          "--routers above 1 and --pg_dsn need --store=postgres; the "
+          "password of --pg_dsn comes from IMBRIDGE_PG_PASSWORD\n");
       return a == "--help" ? 0 : 2;
     }
+  }
+  if (f.store != "postgres" && (f.routers != 1 || !f.pg_dsn.empty())) {
+    std::fprintf(stderr, "--routers and --pg_dsn need --store=postgres\n");
+    return 2;
   }
   imbridge::InitLogging("bench", "", imbridge::LogLevel::kWarn);
   char tmpl[] = "/tmp/imbridge-bench-XXXXXX";
   std::string dir = mkdtemp(tmpl);
-  int port = 0;
-  pid_t router = StartRouter(RouterBinary(f, argv[0]), dir, f, &port);
-  std::string address = absl::StrCat("127.0.0.1:", port);
+  std::unique_ptr<imbridge::PostgresServer> own_postgres;
+  std::string pg_dsn;
+  if (f.store == "postgres") pg_dsn = PreparePostgres(f, &own_postgres);
+  std::vector<pid_t> routers;
+  std::vector<std::string> addresses;
+  for (int r = 0; r < f.routers; ++r) {
+    const std::string router_dir =
+        f.routers == 1 ? dir : absl::StrCat(dir, "/r", r);
+    mkdir(router_dir.c_str(), 0700);
+    int port = 0;
+    routers.push_back(
+        StartRouter(RouterBinary(f, argv[0]), router_dir, f, pg_dsn, &port));
+    addresses.push_back(absl::StrCat("127.0.0.1:", port));
+  }
+  const pid_t router = routers[0];
 
   std::printf(
-      "imbridge-bench: router pid %d, %d source and %d destination adapters, "
-      "%d linked chats each, durability full\n",
-      router, f.pairs, f.pairs, f.channels);
+      "imbridge-bench: %d router%s (pid %d%s) on %s, %d source and %d "
+      "destination adapters, %d linked chats each, durability full\n",
+      f.routers, f.routers == 1 ? "" : "s", router,
+      f.routers == 1 ? "" : ", ...", f.store.c_str(), f.pairs, f.pairs,
+      f.channels);
   std::fflush(stdout);
   bool ceiling_stalled = false;
   double ceiling = f.ceiling ? Ceiling(f, &ceiling_stalled) : 0;
-  if (ceiling_stalled) StopStalled(router, dir);
+  if (ceiling_stalled) StopStalled(routers, dir);
 
   // Phase 1: throughput.
-  Rig rig(address, f);
+  Rig rig(addresses, f);
   auto stop_if_stalled = [&] {
-    if (rig.stalled()) StopStalled(router, dir);
+    if (rig.stalled()) StopStalled(routers, dir);
   };
-  int64_t cpu_before = CpuMicros(router);
+  auto routers_cpu = [&] {
+    int64_t micros = 0;
+    for (pid_t r : routers) micros += CpuMicros(r);
+    return micros;
+  };
+  int64_t cpu_before = routers_cpu();
+  const int64_t bench_cpu_before = CpuMicros(getpid());
+  int64_t pg_cpu_before =
+      own_postgres != nullptr ? ServerCpuMicros(own_postgres->pid()) : 0;
   double durable = Throughput(rig, f, "throughput");
   stop_if_stalled();
   bool complete = durable > 0;
   // The router's CPU per relayed event holds better than events/s on a
   // machine shared with other work: it does not count the time the router
   // waited for a core.
-  std::printf("router CPU per relayed event: %.1f us\n",
-              static_cast<double>(CpuMicros(router) - cpu_before) /
+  std::printf("router CPU per relayed event: %.1f us%s\n",
+              static_cast<double>(routers_cpu() - cpu_before) /
+                  static_cast<double>(f.events),
+              f.routers == 1 ? "" : " (all routers)");
+  // Who else used the two cores: the bench's own adapters and PostgreSQL.
+  std::printf("bench (adapters) CPU per relayed event: %.1f us\n",
+              static_cast<double>(CpuMicros(getpid()) - bench_cpu_before) /
                   static_cast<double>(f.events));
+  if (own_postgres != nullptr) {
+    std::printf(
+        "PostgreSQL CPU per relayed event: %.1f us (all its "
+        "processes)\n",
+        static_cast<double>(ServerCpuMicros(own_postgres->pid()) -
+                            pg_cpu_before) /
+            static_cast<double>(f.events));
+  }
   if (ceiling > 0 && durable > 0) {
     std::printf("durable / ceiling: %.2f\n", durable / ceiling);
     std::fflush(stdout);
@@ -643,12 +871,21 @@ int main(int argc, char** argv) {
   stop_if_stalled();
 
   // Phase 3: memory.
-  int64_t hwm = ReadStatusKb(router, "VmHWM");
-  int64_t rss = ReadStatusKb(router, "VmRSS");
-  std::printf(
-      "router memory after %lld events: peak RSS %.1f MiB, current RSS %.1f "
-      "MiB\n",
-      static_cast<long long>(f.events + total), hwm / 1024.0, rss / 1024.0);
+  for (pid_t r : routers) {
+    int64_t hwm = ReadStatusKb(r, "VmHWM");
+    int64_t rss = ReadStatusKb(r, "VmRSS");
+    std::printf(
+        "router %d memory after %lld events: peak RSS %.1f MiB, current RSS "
+        "%.1f MiB\n",
+        r, static_cast<long long>(f.events + total), hwm / 1024.0,
+        rss / 1024.0);
+  }
+  if (rig.repeated() > 0) {
+    std::printf(
+        "deliveries of an event to a chat that had it (not counted): "
+        "%lld\n",
+        static_cast<long long>(rig.repeated()));
+  }
   std::fflush(stdout);
 
   // Phase 4 (--status_check): the throughput phase twice more, the second
@@ -745,9 +982,9 @@ int main(int argc, char** argv) {
   }
 
   rig.Stop();
-  kill(router, SIGTERM);
-  int status = 0;
-  waitpid(router, &status, 0);
+  for (pid_t r : routers) kill(r, SIGTERM);
+  for (pid_t r : routers) waitpid(r, nullptr, 0);
+  own_postgres.reset();
   std::string cleanup = "rm -rf '" + dir + "'";
   int ignored = std::system(cleanup.c_str());
   (void)ignored;
