@@ -187,6 +187,10 @@ grpc::ServerUnaryReactor* AdminService::ListQueues(
         attached.insert(absl::StrCat(session->platform(), "/", account));
       }
     }
+    std::map<std::string, std::string> owners;
+    if (deps_.queue_owners) {
+      IMB_ASSIGN_OR_RETURN(owners, deps_.queue_owners());
+    }
     absl::Time now = absl::Now();
     for (auto& [key, target] : targets) {
       IMB_ASSIGN_OR_RETURN(Store::TargetCounts counts,
@@ -208,6 +212,9 @@ grpc::ServerUnaryReactor* AdminService::ListQueues(
       }
       q->set_attached(attached.count(absl::StrCat(target.platform(), "/",
                                                   target.account())) > 0);
+      if (auto owner = owners.find(key); owner != owners.end()) {
+        q->set_owner(owner->second);
+      }
     }
     return absl::OkStatus();
   });

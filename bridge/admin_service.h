@@ -2,6 +2,8 @@
 #define IMBRIDGE_BRIDGE_ADMIN_SERVICE_H_
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -37,6 +39,10 @@ class AdminService final : public v1::Admin::CallbackService {
     Executor* executor = nullptr;
     std::string admin_token;  // Empty: the API is disabled.
     absl::Time started_at;
+    // Optional (several routers on PostgreSQL): target key -> the router
+    // holding the queue's lease (QueueInfo.owner).
+    std::function<absl::StatusOr<std::map<std::string, std::string>>()>
+        queue_owners;
   };
 
   explicit AdminService(Deps deps) : deps_(std::move(deps)) {}

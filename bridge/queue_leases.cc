@@ -93,6 +93,19 @@ class QueueLeases::Impl {
     return std::vector<std::string>(owned_.begin(), owned_.end());
   }
 
+  absl::StatusOr<std::map<std::string, std::string>> Holders() {
+    absl::MutexLock lock(&read_mu_);
+    IMB_ASSIGN_OR_RETURN(
+        Rows rows, reader_.ExecWithin("SELECT target_key, holder FROM "
+                                      "queue_leases WHERE expires_at > now()",
+                                      Params(), kStatementTimeout));
+    std::map<std::string, std::string> holders;
+    for (int i = 0; i < rows.size(); ++i) {
+      holders[rows.Text(i, 0)] = rows.Text(i, 1);
+    }
+    return holders;
+  }
+
  private:
   absl::Status Round();
   // Revokes every held queue (locally only).
@@ -114,6 +127,10 @@ class QueueLeases::Impl {
   int rounds_ = 0;
   // When the leases held stop being valid (this router's clock).
   absl::Time valid_until_ = absl::InfinitePast();
+
+  // For Holders().
+  absl::Mutex read_mu_;
+  Connection reader_ ABSL_GUARDED_BY(read_mu_){&store_, {}};
 
   mutable absl::Mutex mu_;
   // Written by the round's thread only; read by owned().
@@ -372,6 +389,10 @@ absl::Status QueueLeases::Tick() { return impl_->Tick(); }
 absl::Status QueueLeases::ReleaseAll() { return impl_->ReleaseAll(); }
 
 std::vector<std::string> QueueLeases::owned() const { return impl_->owned(); }
+
+absl::StatusOr<std::map<std::string, std::string>> QueueLeases::Holders() {
+  return impl_->Holders();
+}
 
 std::string MakeRouterInstanceName() {
   char host[256] = {};

@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -125,6 +126,11 @@ class QueueLeases {
 
   // The queues held after the last round, sorted.
   std::vector<std::string> owned() const;
+
+  // Who holds each leased queue now, as the database says: target key ->
+  // router name (unexpired leases only). Thread-safe; reads on a connection
+  // of its own (one round trip), for the Admin API.
+  absl::StatusOr<std::map<std::string, std::string>> Holders();
   const std::string& router_name() const { return options_.router_name; }
 
  private:

@@ -87,6 +87,8 @@ absl::StatusOr<std::unique_ptr<Router>> Router::Start(v1::RouterConfig config) {
       std::vector<std::string> keys;
       for (const v1::Link& link : links->Get()->links()) {
         for (const v1::LinkMember& member : link.members()) {
+          // A member that only feeds the link never receives.
+          if (member.direction() == v1::IN) continue;
           keys.push_back(ChannelKey(MemberChannel(member), true));
         }
       }
@@ -141,6 +143,11 @@ absl::StatusOr<std::unique_ptr<Router>> Router::Start(v1::RouterConfig config) {
   admin.executor = r->admin_io_.get();
   admin.admin_token = c.admin_token();
   admin.started_at = started_at;
+  if (r->leases_ != nullptr) {
+    admin.queue_owners = [leases = r->leases_.get()] {
+      return leases->Holders();
+    };
+  }
   r->admin_ = std::make_unique<AdminService>(std::move(admin));
   r->directory_ = std::make_unique<WebhookDirectoryService>(r->catalog_.get(),
                                                             r->service_.get());
@@ -221,10 +228,8 @@ void Router::Shutdown() {
     maintenance_.join();
   }
   // The queues go to the other routers at their next lease round.
-  if (leases_ != nullptr) {
-    leases_->Stop();
-    leases_.reset();
-  }
+  // (The object stays until the Admin service is gone: it reads holders.)
+  if (leases_ != nullptr) leases_->Stop();
   if (server_ != nullptr) {
     server_->GetHealthCheckService()->SetServingStatus(false);
     service_->CloseAllStreams(
@@ -251,6 +256,7 @@ void Router::Shutdown() {
   committer_.reset();
   commands_.reset();
   adapter_commands_.reset();
+  leases_.reset();
   dispatcher_.reset();
   store_.reset();
   LogInfo("router stopped");

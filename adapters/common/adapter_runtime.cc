@@ -8,6 +8,7 @@
 #include <cstring>
 #include <fstream>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -145,6 +146,17 @@ AdapterRuntime::AdapterRuntime(const v1::RouterConnection& router,
                  "1 while the adapter is attached to the router.",
                  {{"platform", platform}})
         .Set(router_->attached() ? 1 : 0);
+    // One series per configured router (at most kMaxRouterAddresses).
+    for (const RouterClient::RouterStatus& r : router_->routers()) {
+      metrics::Labels labels = {{"platform", platform}, {"router", r.address}};
+      reg.GetGauge("imbridge_adapter_router_attached",
+                   "1 while the adapter's stream to this router is attached.",
+                   labels)
+          .Set(r.attached ? 1 : 0);
+      reg.GetGauge("imbridge_adapter_router_publishing",
+                   "1 for the router the adapter publishes through.", labels)
+          .Set(r.publishing ? 1 : 0);
+    }
     HttpServerCounters c = http_->counters();
     auto rejected = [&](const char* reason, uint64_t value) {
       reg.GetGauge("imbridge_http_rejections",
@@ -437,14 +449,39 @@ absl::Status ValidateRouterConnection(absl::string_view source,
     return ConfigError(source, "router.token",
                        "required (or router.token_file)");
   }
-  if (!router.address().empty()) {
+  auto check_address = [&](const std::string& address,
+                           const std::string& field) -> absl::Status {
     std::string host;
     uint16_t port = 0;
-    absl::Status status = SplitHostPort(router.address(), &host, &port);
+    absl::Status status = SplitHostPort(address, &host, &port);
     if (!status.ok() || port == 0) {
-      return ConfigError(source, "router.address",
-                         absl::StrCat("'", router.address(),
-                                      "' is not host:port with a port"));
+      return ConfigError(
+          source, field,
+          absl::StrCat("'", address, "' is not host:port with a port"));
+    }
+    return absl::OkStatus();
+  };
+  if (!router.address().empty()) {
+    if (!router.addresses().empty()) {
+      return ConfigError(source, "router.addresses",
+                         "set either router.address or router.addresses, "
+                         "not both");
+    }
+    return check_address(router.address(), "router.address");
+  }
+  if (router.addresses_size() > kMaxRouterAddresses) {
+    return ConfigError(source, "router.addresses",
+                       absl::StrCat(router.addresses_size(),
+                                    " routers; at most ", kMaxRouterAddresses));
+  }
+  absl::flat_hash_set<std::string> seen;
+  for (int i = 0; i < router.addresses_size(); ++i) {
+    const std::string& address = router.addresses(i);
+    std::string field = absl::StrCat("router.addresses[", i, "]");
+    IMB_RETURN_IF_ERROR(check_address(address, field));
+    if (!seen.insert(address).second) {
+      return ConfigError(source, field,
+                         absl::StrCat("'", address, "' is listed twice"));
     }
   }
   return absl::OkStatus();

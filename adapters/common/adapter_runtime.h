@@ -57,7 +57,12 @@ struct AdapterIdentity {
 //   imbridge_deliveries_total{platform,result}  ok | retryable | permanent
 //   imbridge_delivery_seconds{platform}         handler latency histogram
 //   imbridge_webhook_rejections_total{platform,reason}
-//   imbridge_router_attached{platform}          1 while attached
+//   imbridge_router_attached{platform}          1 while attached to any
+//                                               router
+//   imbridge_adapter_router_attached{platform,router}    per router: 1 while
+//                                                        attached
+//   imbridge_adapter_router_publishing{platform,router}  1 for the router it
+//                                                        publishes through
 // Adapters add their own through metrics::Registry::Default().
 //
 // The constructor blocks SIGTERM and SIGINT in the calling thread (and so in
@@ -352,8 +357,13 @@ int RunAdapter(int argc, char** argv, const AdapterProgram<Config>& program) {
   return runtime.Run();
 }
 
-// Checks the parts every adapter config shares: router.address/token and
-// http.listen. `prefix` is empty (fields at the top level).
+// The most routers an adapter attaches to (router.addresses).
+inline constexpr int kMaxRouterAddresses = 16;
+
+// Checks the parts every adapter config shares: router.address or
+// router.addresses (1 to kMaxRouterAddresses host:port, no duplicates, not
+// both), router.token and http.listen. `prefix` is empty (fields at the top
+// level).
 absl::Status ValidateRouterConnection(absl::string_view source,
                                       const v1::RouterConnection& router);
 absl::Status ValidateHttpServerOptions(absl::string_view source,

@@ -87,19 +87,22 @@ v1::DeliveryResult NotAttempted(uint64_t id) {
 
 }  // namespace
 
-// Threading model. One session thread owns the Attach stream: it connects,
-// sends Hello, waits for Welcome, then reads frames until the stream ends and
-// backs off before the next attempt. While a stream is established, a writer
-// thread drains everything queued (publishes, results) into one AdapterFrame
-// per Write, one Write in flight. `delivery_threads` workers run the handler;
-// each target channel is a queue that at most one worker serves at a time.
-// All shared state is guarded by `mu_`; no lock is held across gRPC calls or
-// the handler.
+// Threading model. Each configured router has a session thread that owns
+// its Attach stream: it connects, sends Hello, waits for Welcome, then reads
+// frames until the stream ends and backs off before the next attempt. While
+// a stream is established, a writer thread drains everything queued for it
+// (publishes, results) into one AdapterFrame per Write, one Write in flight.
+// `delivery_threads` workers, shared by all routers, run the handler; each
+// target channel is a queue that at most one worker serves at a time. Stream
+// numbers (`session`) are unique across routers: a delivery, a failed
+// publish or a command answer names the stream it belongs to. All shared
+// state is guarded by `mu_`; no lock is held across gRPC calls or the
+// handler.
 class RouterClient::Impl {
  public:
   Impl(Options options, DeliveryHandler* handler)
       : options_(std::move(options)), handler_(handler) {
-    // gRPC's connection backoff is the only one while the router is
+    // gRPC's connection backoff is the only one while a router is
     // unreachable (see SessionLoop), so it is kept short.
     absl::Duration max_connect_backoff =
         std::max(options_.max_connect_backoff, absl::Milliseconds(1));
@@ -113,9 +116,14 @@ class RouterClient::Impl {
     // 20 s, during which a router that came back is not tried again).
     args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS,
                 ClampedMillis(kConnectTimeout));
-    channel_ = grpc::CreateCustomChannel(
-        options_.address, grpc::InsecureChannelCredentials(), args);
-    stub_ = v1::Router::NewStub(channel_);
+    for (std::string& address : options_.RouterAddresses()) {
+      auto router = std::make_unique<RouterLink>();
+      router->channel = grpc::CreateCustomChannel(
+          address, grpc::InsecureChannelCredentials(), args);
+      router->stub = v1::Router::NewStub(router->channel);
+      router->address = std::move(address);
+      routers_.push_back(std::move(router));
+    }
   }
 
   ~Impl() { Stop(); }
@@ -139,7 +147,10 @@ class RouterClient::Impl {
     if (started_ || stopping_) return;
     started_ = true;
     if (on_chat_command_) command_runner_ = std::make_unique<Executor>(1);
-    session_thread_ = std::thread([this] { SessionLoop(); });
+    for (const std::unique_ptr<RouterLink>& router : routers_) {
+      session_threads_.emplace_back(
+          [this, link = router.get()] { SessionLoop(*link); });
+    }
     int workers = std::max(1, options_.delivery_threads);
     for (int i = 0; i < workers; ++i) {
       workers_.emplace_back([this] { WorkerLoop(); });
@@ -157,15 +168,26 @@ class RouterClient::Impl {
       // router later.
       draining_ = true;
       auto drained = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return busy_workers_ == 0 &&
-               (!attached_ || (results_.empty() && !writing_));
+        if (busy_workers_ != 0) return false;
+        for (const std::unique_ptr<RouterLink>& router : routers_) {
+          if (router->session != 0 &&
+              (!router->results.empty() || router->writing)) {
+            return false;
+          }
+        }
+        return true;
       };
       mu_.AwaitWithTimeout(absl::Condition(&drained), kStopDrainTimeout);
       stopping_ = true;
-      if (stream_context_ != nullptr) stream_context_->TryCancel();
+      for (const std::unique_ptr<RouterLink>& router : routers_) {
+        if (router->stream_context != nullptr) {
+          router->stream_context->TryCancel();
+        }
+      }
       for (grpc::ClientContext* context : blob_calls_) context->TryCancel();
     }
-    if (session_thread_.joinable()) session_thread_.join();
+    for (std::thread& thread : session_threads_) thread.join();
+    session_threads_.clear();
     for (std::thread& worker : workers_) worker.join();
     workers_.clear();
     // Commands still queued return at once (stopping_).
@@ -175,22 +197,34 @@ class RouterClient::Impl {
     {
       absl::MutexLock lock(&mu_);
       dropped.swap(pending_);
+      unacknowledged_ = 0;
       last_pending_of_chat_.clear();
       targets.swap(targets_);
-      outbox_.clear();
-      results_.clear();
+      for (const std::unique_ptr<RouterLink>& router : routers_) {
+        router->ClearStreamQueues();
+      }
       ready_.clear();
     }
   }
 
   bool attached() const {
     absl::MutexLock lock(&mu_);
-    return attached_;
+    return AttachedLocked();
   }
 
   uint64_t session() const {
     absl::MutexLock lock(&mu_);
-    return attached_ ? session_id_ : 0;
+    return AttachedLocked() ? streams_changed_ : 0;
+  }
+
+  std::vector<RouterStatus> routers() const {
+    absl::MutexLock lock(&mu_);
+    std::vector<RouterStatus> statuses;
+    for (size_t i = 0; i < routers_.size(); ++i) {
+      statuses.push_back({routers_[i]->address, routers_[i]->session != 0,
+                          publisher_ == static_cast<int>(i)});
+    }
+    return statuses;
   }
 
   void OnWebhookRevoked(std::function<void(const std::string&)> fn) {
@@ -214,23 +248,24 @@ class RouterClient::Impl {
     return absl::OkStatus();
   }
 
-  // Sends `request` on the current stream and waits for its reply.
+  // Sends `request` on the publishing router's stream and waits for its
+  // reply.
   absl::StatusOr<v1::LinkReply> RequestLink(v1::LinkRequest request,
                                             absl::Duration timeout) {
     absl::MutexLock lock(&mu_);
-    if (!attached_ || stopping_) {
+    if (publisher_ < 0 || stopping_) {
       return absl::UnavailableError("not attached to the router");
     }
-    uint64_t session = session_id_;
+    RouterLink& router = *routers_[publisher_];
+    uint64_t session = router.session;
     uint64_t id = ++next_link_request_;
     request.set_id(id);
-    link_requests_.push_back(std::move(request));
+    router.link_requests.push_back(std::move(request));
     auto& reply = link_waiters_[id];
-    auto answered_or_gone = [this, &reply, session]()
-                                ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-                                  return reply.has_value() || !attached_ ||
-                                         session_id_ != session || stopping_;
-                                };
+    auto answered_or_gone = [this, &reply, &router,
+                             session]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return reply.has_value() || router.session != session || stopping_;
+    };
     bool done =
         mu_.AwaitWithTimeout(absl::Condition(&answered_or_gone), timeout);
     std::optional<v1::LinkReply> result = std::move(reply);
@@ -248,7 +283,7 @@ class RouterClient::Impl {
   void RunChatCommand(const v1::ChatCommand& command, uint64_t session) {
     {
       absl::MutexLock lock(&mu_);
-      if (stopping_ || !attached_ || session_id_ != session) return;
+      if (stopping_ || RouterOfLocked(session) == nullptr) return;
     }
     v1::ChatCommandAnswer answer;
     try {
@@ -262,8 +297,8 @@ class RouterClient::Impl {
     answer.set_id(command.id());
     absl::MutexLock lock(&mu_);
     // On a later stream the router has forwarded the command again.
-    if (attached_ && session_id_ == session) {
-      command_answers_.push_back(std::move(answer));
+    if (RouterLink* router = RouterOfLocked(session); router != nullptr) {
+      router->command_answers.push_back(std::move(answer));
     }
   }
 
@@ -287,7 +322,11 @@ class RouterClient::Impl {
       return absl::UnavailableError(absl::StrCat(
           "too many publishes waiting for the router (", pending_.size(), ")"));
     }
+    // With nothing waiting for an ack, the first attached router may take
+    // over again.
+    if (unacknowledged_ == 0) ChoosePublisherLocked();
     uint64_t seq = next_seq_++;
+    ++unacknowledged_;
     PendingPublish& pending = pending_[seq];
     pending.publish.set_seq(seq);
     pending.chat = OriginChat(event.channel());
@@ -300,7 +339,7 @@ class RouterClient::Impl {
     *pending.publish.mutable_event() = std::move(event);
     pending.done = std::move(done);
     pending.bytes = bytes;
-    if (attached_) outbox_.push_back(seq);
+    if (publisher_ >= 0) routers_[publisher_]->outbox.push_back(seq);
     return absl::OkStatus();
   }
 
@@ -363,6 +402,9 @@ class RouterClient::Impl {
     size_t bytes = 0;
     // The event's origin chat (OriginChat).
     std::string chat;
+    // The stream it was last sent on (0: none yet); only that stream's ack
+    // counts.
+    uint64_t sent_session = 0;
     // Its callback was taken to run; it is forgotten right after.
     bool acknowledged = false;
   };
@@ -383,8 +425,10 @@ class RouterClient::Impl {
     std::deque<QueuedDelivery> deliveries;
   };
 
-  // A target held back after the retryable failure of delivery `after`.
+  // A target held back after the retryable failure of delivery `after`,
+  // which came on stream `session` (delivery ids are a router's own).
   struct Block {
+    uint64_t session = 0;
     uint64_t after = 0;
     // Later deliveries already answered "not attempted".
     absl::flat_hash_set<uint64_t> skipped;
@@ -395,9 +439,109 @@ class RouterClient::Impl {
     absl::Status status;
   };
 
+  // One configured router and its Attach stream. The address, channel and
+  // stub are fixed at construction; everything else is guarded by `mu_`
+  // (members of a nested struct cannot name it in ABSL_GUARDED_BY).
+  struct RouterLink {
+    std::string address;
+    std::shared_ptr<grpc::Channel> channel;
+    std::unique_ptr<v1::Router::Stub> stub;
+
+    grpc::ClientContext* stream_context = nullptr;
+    // The established stream's number, 0 while none is.
+    uint64_t session = 0;
+    // The writer is sending a frame (taken from the queues below).
+    bool writing = false;
+    // Seqs to send on this stream, in order; acked ones are skipped. Only
+    // the publishing router's is filled.
+    std::deque<uint64_t> outbox;
+    // Results of deliveries that came on this stream.
+    std::vector<v1::DeliveryResult> results;
+    // WebhookRevocation ids applied, to acknowledge on this stream.
+    std::vector<uint64_t> revocations_applied;
+    // Link requests and command answers to send on this stream.
+    std::vector<v1::LinkRequest> link_requests;
+    std::vector<v1::ChatCommandAnswer> command_answers;
+
+    bool HasWork() const {
+      return !outbox.empty() || !results.empty() ||
+             !revocations_applied.empty() || !link_requests.empty() ||
+             !command_answers.empty();
+    }
+    void ClearStreamQueues() {
+      outbox.clear();
+      results.clear();
+      revocations_applied.clear();
+      link_requests.clear();
+      command_answers.clear();
+    }
+  };
+
+  bool AttachedLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    for (const std::unique_ptr<RouterLink>& router : routers_) {
+      if (router->session != 0) return true;
+    }
+    return false;
+  }
+
+  // The router whose established stream is `session`, or null when that
+  // stream ended.
+  RouterLink* RouterOfLocked(uint64_t session) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (session == 0) return nullptr;
+    for (const std::unique_ptr<RouterLink>& router : routers_) {
+      if (router->session == session) return router.get();
+    }
+    return nullptr;
+  }
+
+  // Picks the publishing router after a stream started or ended, or before
+  // a publish while none waits for an ack: the current one stays while it is
+  // attached and publishes wait for its acks (one router sequences a chat,
+  // and acks count only from the stream a publish was sent on); otherwise the
+  // first attached router in config order. The one that takes over gets
+  // every publish not acknowledged yet, in seq order.
+  void ChoosePublisherLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    int first = -1;
+    for (size_t i = 0; i < routers_.size(); ++i) {
+      if (routers_[i]->session != 0) {
+        first = static_cast<int>(i);
+        break;
+      }
+    }
+    if (first == publisher_) return;
+    if (publisher_ >= 0 && routers_[publisher_]->session != 0 &&
+        unacknowledged_ > 0) {
+      return;
+    }
+    int previous = publisher_;
+    publisher_ = first;
+    if (previous >= 0) routers_[previous]->outbox.clear();
+    if (first < 0) return;
+    std::deque<uint64_t>& outbox = routers_[first]->outbox;
+    outbox.clear();
+    for (const auto& [seq, publish] : pending_) {
+      if (!publish.acknowledged) outbox.push_back(seq);
+    }
+    // Logged when the publishing router failed (not when publishing moves
+    // back with nothing pending).
+    if (previous >= 0 && routers_[previous]->session == 0) {
+      LogWarn("publishing through another router",
+              {{"address", routers_[first]->address},
+               {"previous", routers_[previous]->address},
+               {"pending_publishes", absl::StrCat(outbox.size())}});
+    }
+  }
+
   void AddAuthorization(grpc::ClientContext* context) const {
     context->AddMetadata("authorization",
                          absl::StrCat("Bearer ", options_.token));
+  }
+
+  // Where blobs go: the publishing router, else the first configured.
+  const RouterLink& BlobRouter() const {
+    absl::MutexLock lock(&mu_);
+    return *routers_[std::max(publisher_, 0)];
   }
 
   bool RegisterBlobCall(grpc::ClientContext* context) {
@@ -418,7 +562,7 @@ class RouterClient::Impl {
           read) {
     v1::BlobRef ref;
     std::unique_ptr<grpc::ClientWriter<v1::BlobChunk>> writer =
-        stub_->PutBlob(context, &ref);
+        BlobRouter().stub->PutBlob(context, &ref);
     bool first = true;
     bool end = false;
     while (!end) {
@@ -460,7 +604,7 @@ class RouterClient::Impl {
     v1::BlobRef request;
     request.set_blob_id(std::string(blob_id));
     std::unique_ptr<grpc::ClientReader<v1::BlobChunk>> reader =
-        stub_->GetBlob(context, request);
+        BlobRouter().stub->GetBlob(context, request);
     v1::BlobMeta meta;
     absl::Status sink_status;
     v1::BlobChunk chunk;
@@ -479,16 +623,17 @@ class RouterClient::Impl {
     return meta;
   }
 
-  // Connects, attaches and re-attaches until Stop(). There is one backoff
-  // at a time: while the router is unreachable, WaitForRouter waits on
-  // gRPC's connection backoff (short, see the constructor); the client's own
-  // backoff only spaces attempts the router answered and refused.
-  void SessionLoop() {
+  // Connects, attaches and re-attaches to `router` until Stop(). There is
+  // one backoff at a time: while the router is unreachable, WaitForRouter
+  // waits on gRPC's connection backoff (short, see the constructor); the
+  // client's own backoff only spaces attempts the router answered and
+  // refused.
+  void SessionLoop(RouterLink& router) {
     absl::BitGen gen;
     absl::Duration backoff = options_.initial_backoff;
     while (true) {
-      if (!WaitForRouter()) return;
-      SessionEnd end = RunSession();
+      if (!WaitForRouter(router)) return;
+      SessionEnd end = RunSession(router);
       if (end.welcomed) backoff = options_.initial_backoff;
       absl::Duration wait = backoff;
       // The router is going away (it is shutting down, or the connection
@@ -503,7 +648,7 @@ class RouterClient::Impl {
         absl::MutexLock lock(&mu_);
         if (stopping_) return;
       }
-      LogSessionEnd(end, wait);
+      LogSessionEnd(router, end, wait);
       {
         absl::MutexLock lock(&mu_);
         mu_.AwaitWithTimeout(absl::Condition(&stopping_), wait);
@@ -513,10 +658,10 @@ class RouterClient::Impl {
     }
   }
 
-  // Waits until the channel to the router is connected; gRPC retries the
+  // Waits until the channel to `router` is connected; gRPC retries the
   // connection meanwhile. Logs when the router cannot be reached, and again
   // every kUnreachableLogInterval. False once Stop() was called.
-  bool WaitForRouter() {
+  bool WaitForRouter(const RouterLink& router) {
     absl::Time started = absl::Now();
     absl::Time next_log = absl::InfinitePast();
     while (true) {
@@ -524,7 +669,7 @@ class RouterClient::Impl {
         absl::MutexLock lock(&mu_);
         if (stopping_) return false;
       }
-      if (channel_->WaitForConnected(
+      if (router.channel->WaitForConnected(
               absl::ToChronoTime(absl::Now() + kConnectPoll))) {
         return true;
       }
@@ -532,17 +677,18 @@ class RouterClient::Impl {
       if (now >= next_log) {
         next_log = now + kUnreachableLogInterval;
         LogWarn("cannot reach the router; connecting again",
-                {{"address", options_.address},
+                {{"address", router.address},
                  {"waited", absl::FormatDuration(absl::Trunc(
                                 now - started, absl::Milliseconds(1)))}});
       }
     }
   }
 
-  void LogSessionEnd(const SessionEnd& end, absl::Duration wait) const {
+  static void LogSessionEnd(const RouterLink& router, const SessionEnd& end,
+                            absl::Duration wait) {
     std::string code = absl::StatusCodeToString(end.status.code());
     std::string retry_in = absl::FormatDuration(wait);
-    std::initializer_list<LogField> fields = {{"address", options_.address},
+    std::initializer_list<LogField> fields = {{"address", router.address},
                                               {"code", code},
                                               {"error", end.status.message()},
                                               {"retry_in", retry_in}};
@@ -555,16 +701,16 @@ class RouterClient::Impl {
     }
   }
 
-  // One Attach stream, from connecting to its end.
-  SessionEnd RunSession() {
+  // One Attach stream to `router`, from connecting to its end.
+  SessionEnd RunSession(RouterLink& router) {
     grpc::ClientContext context;
     AddAuthorization(&context);
     {
       absl::MutexLock lock(&mu_);
       if (stopping_) return {false, absl::CancelledError("stopping")};
-      stream_context_ = &context;
+      router.stream_context = &context;
     }
-    std::unique_ptr<Stream> stream = stub_->Attach(&context);
+    std::unique_ptr<Stream> stream = router.stub->Attach(&context);
     SessionEnd end;
     v1::RouterFrame first;
     if (!stream->Write(HelloFrame()) || !stream->Read(&first)) {
@@ -576,10 +722,10 @@ class RouterClient::Impl {
           absl::InternalError("the router's first frame carried no welcome");
     } else {
       end.welcomed = true;
-      end.status = RunAttached(stream.get(), first);
+      end.status = RunAttached(router, stream.get(), first);
     }
     absl::MutexLock lock(&mu_);
-    stream_context_ = nullptr;
+    router.stream_context = nullptr;
     return end;
   }
 
@@ -602,55 +748,57 @@ class RouterClient::Impl {
   }
 
   // Runs an established stream until it ends; returns its final status.
-  absl::Status RunAttached(Stream* stream, const v1::RouterFrame& first) {
+  absl::Status RunAttached(RouterLink& router, Stream* stream,
+                           const v1::RouterFrame& first) {
     uint64_t session;
+    bool publishing;
     size_t resent;
     {
       absl::MutexLock lock(&mu_);
-      session = ++session_id_;
-      attached_ = true;
+      session = ++next_session_;
+      router.session = session;
+      ++streams_changed_;
       welcome_ = first.welcome();
-      blocks_.clear();
-      results_.clear();
-      revocations_applied_.clear();
-      link_requests_.clear();
-      command_answers_.clear();
-      outbox_.clear();
-      for (const auto& [seq, publish] : pending_) {
-        if (!publish.acknowledged) outbox_.push_back(seq);
-      }
-      resent = outbox_.size();
+      router.ClearStreamQueues();
+      ChoosePublisherLocked();
+      publishing = publisher_ >= 0 && routers_[publisher_].get() == &router;
+      resent = router.outbox.size();
     }
     std::string router_id = first.welcome().router_id();
     std::string channels = absl::StrCat(first.welcome().channels_size());
     std::string pending = absl::StrCat(resent);
-    LogInfo("attached to the router", {{"address", options_.address},
-                                       {"router_id", router_id},
-                                       {"channels", channels},
-                                       {"pending_publishes", pending}});
-    HandleFrame(first, session);
-    std::thread writer(
-        [this, stream, session] { WriterLoop(stream, session); });
+    LogInfo("attached to the router",
+            {{"address", router.address},
+             {"router_id", router_id},
+             {"channels", channels},
+             {"publishing", publishing ? "true" : "false"},
+             {"pending_publishes", pending}});
+    HandleFrame(router, first, session);
+    std::thread writer([this, &router, stream, session] {
+      WriterLoop(router, stream, session);
+    });
     v1::RouterFrame frame;
-    while (stream->Read(&frame)) HandleFrame(frame, session);
+    while (stream->Read(&frame)) HandleFrame(router, frame, session);
     {
       absl::MutexLock lock(&mu_);
-      attached_ = false;
-      results_.clear();
-      outbox_.clear();
-      revocations_applied_.clear();
-      link_requests_.clear();
-      command_answers_.clear();
+      router.session = 0;
+      ++streams_changed_;
+      router.ClearStreamQueues();
+      // Deliveries of this stream are re-sent by a router; their blocks
+      // end with it.
+      for (auto it = blocks_.begin(); it != blocks_.end();) {
+        auto current = it++;
+        if (current->second.session == session) blocks_.erase(current);
+      }
+      ChoosePublisherLocked();
     }
     writer.join();
     return FromGrpc(stream->Finish());
   }
 
-  void WriterLoop(Stream* stream, uint64_t session) {
-    auto has_work = [this, session]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      return !attached_ || session_id_ != session || !outbox_.empty() ||
-             !results_.empty() || !revocations_applied_.empty() ||
-             !link_requests_.empty() || !command_answers_.empty();
+  void WriterLoop(RouterLink& router, Stream* stream, uint64_t session) {
+    auto has_work = [&router, session]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return router.session != session || router.HasWork();
     };
     while (true) {
       v1::AdapterFrame frame;
@@ -661,35 +809,38 @@ class RouterClient::Impl {
       {
         absl::MutexLock lock(&mu_);
         mu_.Await(absl::Condition(&has_work));
-        if (!attached_ || session_id_ != session) return;
+        if (router.session != session) return;
         size_t bytes = 0;
         size_t taken = 0;
-        while (taken < results_.size() && bytes < kMaxFrameBytes) {
-          bytes += results_[taken].ByteSizeLong();
-          *frame.add_results() = std::move(results_[taken]);
+        std::vector<v1::DeliveryResult>& results = router.results;
+        while (taken < results.size() && bytes < kMaxFrameBytes) {
+          bytes += results[taken].ByteSizeLong();
+          *frame.add_results() = std::move(results[taken]);
           ++taken;
         }
-        results_.erase(results_.begin(), results_.begin() + taken);
-        for (uint64_t id : revocations_applied_) {
+        results.erase(results.begin(), results.begin() + taken);
+        for (uint64_t id : router.revocations_applied) {
           frame.add_revocations_applied(id);
         }
-        revocations_applied_.clear();
-        for (v1::LinkRequest& request : link_requests_) {
+        router.revocations_applied.clear();
+        for (v1::LinkRequest& request : router.link_requests) {
           *frame.add_link_requests() = std::move(request);
         }
-        link_requests_.clear();
-        for (v1::ChatCommandAnswer& answer : command_answers_) {
+        router.link_requests.clear();
+        for (v1::ChatCommandAnswer& answer : router.command_answers) {
           *frame.add_command_answers() = std::move(answer);
         }
-        command_answers_.clear();
-        while (!outbox_.empty() && bytes < kMaxFrameBytes) {
-          auto it = pending_.find(outbox_.front());
-          outbox_.pop_front();
-          if (it == pending_.end()) continue;
+        router.command_answers.clear();
+        std::deque<uint64_t>& outbox = router.outbox;
+        while (!outbox.empty() && bytes < kMaxFrameBytes) {
+          auto it = pending_.find(outbox.front());
+          outbox.pop_front();
+          if (it == pending_.end() || it->second.acknowledged) continue;
           if (FollowsFailedLocked(it->second.publish, session)) {
             // Behind a publish that failed where the router cannot see it:
             // refused here, and so is what follows it.
             it->second.acknowledged = true;
+            --unacknowledged_;
             NoteFailedLocked(it->first, kRefusedHere);
             v1::PublishAck& ack = refused_acks.emplace_back();
             ack.set_seq(it->first);
@@ -700,6 +851,7 @@ class RouterClient::Impl {
             refused.emplace_back(std::move(it->second.done), nullptr);
             continue;
           }
+          it->second.sent_session = session;
           *frame.add_publishes() = it->second.publish;
           bytes += it->second.bytes;
         }
@@ -708,7 +860,7 @@ class RouterClient::Impl {
                 frame.link_requests_size() > 0 ||
                 frame.command_answers_size() > 0;
         if (!write && refused.empty()) continue;
-        writing_ = write;
+        router.writing = write;
       }
       if (!refused.empty()) {
         for (size_t i = 0; i < refused.size(); ++i) {
@@ -720,19 +872,31 @@ class RouterClient::Impl {
       // A failed Write means the stream is over; the reader sees it too.
       bool written = stream->Write(frame);
       absl::MutexLock lock(&mu_);
-      writing_ = false;
+      router.writing = false;
       if (!written) return;
     }
   }
 
-  void HandleFrame(const v1::RouterFrame& frame, uint64_t session) {
+  void HandleFrame(RouterLink& router, const v1::RouterFrame& frame,
+                   uint64_t session) {
     Acknowledged acked;
     {
       absl::MutexLock lock(&mu_);
       for (const v1::PublishAck& ack : frame.publish_acks()) {
         auto it = pending_.find(ack.seq());
-        if (it == pending_.end() || it->second.acknowledged) continue;
+        // Only the stream the publish was last sent on answers for it: a
+        // router the client moved away from may still answer late.
+        if (it == pending_.end() || it->second.acknowledged ||
+            it->second.sent_session != session) {
+          continue;
+        }
         it->second.acknowledged = true;
+        --unacknowledged_;
+        // Noted at once: a publish of the same chat may be sent on another
+        // stream before the callbacks ran.
+        if (ack.outcome() == v1::PublishAck::FAILED) {
+          NoteFailedLocked(ack.seq(), session);
+        }
         acked.emplace_back(std::move(it->second.done), &ack);
       }
       for (const v1::Delivery& delivery : frame.deliveries()) {
@@ -757,10 +921,10 @@ class RouterClient::Impl {
         if (on_webhook_revoked_) on_webhook_revoked_(revocation.webhook_id());
       }
       absl::MutexLock lock(&mu_);
-      if (attached_ && session_id_ == session) {
+      if (router.session == session) {
         for (const v1::WebhookRevocation& revocation :
              frame.webhook_revocations()) {
-          revocations_applied_.push_back(revocation.id());
+          router.revocations_applied.push_back(revocation.id());
         }
       }
     }
@@ -847,7 +1011,9 @@ class RouterClient::Impl {
     auto blocked = blocks_.find(key);
     if (blocked != blocks_.end()) {
       Block& block = blocked->second;
-      if (delivery.id() > block.after &&
+      // A delivery from another stream (another router took the target's
+      // queue over, from its committed cursor) ends the block too.
+      if (block.session == session && delivery.id() > block.after &&
           block.skipped.insert(delivery.id()).second) {
         SendResult(NotAttempted(delivery.id()), session);
         return true;
@@ -857,10 +1023,12 @@ class RouterClient::Impl {
     return false;
   }
 
+  // Queues `result` for the stream its delivery came on, unless that
+  // stream ended (its router sends the delivery again).
   void SendResult(v1::DeliveryResult result, uint64_t session)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (attached_ && session == session_id_) {
-      results_.push_back(std::move(result));
+    if (RouterLink* router = RouterOfLocked(session); router != nullptr) {
+      router->results.push_back(std::move(result));
     }
   }
 
@@ -881,7 +1049,7 @@ class RouterClient::Impl {
         item = std::move(queue.front());
         queue.pop_front();
         // Deliveries of an ended stream are re-sent by the router.
-        bool current = attached_ && item.session == session_id_;
+        bool current = RouterOfLocked(item.session) != nullptr;
         if (!current ||
             AnsweredWithoutHandler(key, item.delivery, item.session)) {
           ReleaseTarget(key);
@@ -921,20 +1089,21 @@ class RouterClient::Impl {
       }
     }
     SendResult(std::move(result), item.session);
-    if (retryable) BlockAfter(key, delivery.id());
+    if (retryable) BlockAfter(key, delivery.id(), item.session);
   }
 
   // After a retryable failure of delivery `id`, nothing later for the target
   // is attempted until the block ends (see AnsweredWithoutHandler).
-  void BlockAfter(const std::string& key, uint64_t id)
+  void BlockAfter(const std::string& key, uint64_t id, uint64_t session)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     Block& block = blocks_[key];
+    block.session = session;
     block.after = id;
     block.skipped.clear();
     std::deque<QueuedDelivery>& queue = targets_[key].deliveries;
     std::deque<QueuedDelivery> kept;
     for (QueuedDelivery& queued : queue) {
-      if (queued.delivery.id() > id) {
+      if (queued.session == session && queued.delivery.id() > id) {
         block.skipped.insert(queued.delivery.id());
         SendResult(NotAttempted(queued.delivery.id()), queued.session);
       } else {
@@ -958,12 +1127,14 @@ class RouterClient::Impl {
   // Fixed once Start() ran (SetHello() changes it before).
   Options options_;
   DeliveryHandler* const handler_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<v1::Router::Stub> stub_;
+  // Every configured router, in config order; the vector is fixed at
+  // construction.
+  std::vector<std::unique_ptr<RouterLink>> routers_;
 
   // Serializes Start() and Stop(); held while joining.
   absl::Mutex stop_mu_ ABSL_ACQUIRED_BEFORE(mu_);
-  std::thread session_thread_ ABSL_GUARDED_BY(stop_mu_);
+  // One per router.
+  std::vector<std::thread> session_threads_ ABSL_GUARDED_BY(stop_mu_);
   std::vector<std::thread> workers_ ABSL_GUARDED_BY(stop_mu_);
 
   mutable absl::Mutex mu_;
@@ -972,18 +1143,21 @@ class RouterClient::Impl {
   // Stop() is waiting for deliveries in progress and their results.
   bool draining_ ABSL_GUARDED_BY(mu_) = false;
   int busy_workers_ ABSL_GUARDED_BY(mu_) = 0;
-  // The writer is sending a frame (taken from results_/outbox_).
-  bool writing_ ABSL_GUARDED_BY(mu_) = false;
-  grpc::ClientContext* stream_context_ ABSL_GUARDED_BY(mu_) = nullptr;
   absl::flat_hash_set<grpc::ClientContext*> blob_calls_ ABSL_GUARDED_BY(mu_);
 
-  // Increments with each established stream.
-  uint64_t session_id_ ABSL_GUARDED_BY(mu_) = 0;
-  bool attached_ ABSL_GUARDED_BY(mu_) = false;
+  // The number of the last stream established, to any router.
+  uint64_t next_session_ ABSL_GUARDED_BY(mu_) = 0;
+  // Grows whenever a stream starts or ends (session()).
+  uint64_t streams_changed_ ABSL_GUARDED_BY(mu_) = 0;
+  // The index in routers_ of the publishing router, -1 while none is
+  // attached (ChoosePublisherLocked).
+  int publisher_ ABSL_GUARDED_BY(mu_) = -1;
   v1::Welcome welcome_ ABSL_GUARDED_BY(mu_);
 
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<uint64_t, PendingPublish> pending_ ABSL_GUARDED_BY(mu_);
+  // How many of pending_ are not acknowledged yet.
+  size_t unacknowledged_ ABSL_GUARDED_BY(mu_) = 0;
   // Each origin chat's last pending publish (its seq).
   absl::flat_hash_map<std::string, uint64_t> last_pending_of_chat_
       ABSL_GUARDED_BY(mu_);
@@ -994,13 +1168,7 @@ class RouterClient::Impl {
   // reconnect) is refused by this client itself (FollowsFailedLocked).
   absl::flat_hash_map<uint64_t, uint64_t> failed_seqs_ ABSL_GUARDED_BY(mu_);
   std::deque<uint64_t> failed_order_ ABSL_GUARDED_BY(mu_);
-  // Seqs to send on the current stream, in order; acked ones are skipped.
-  std::deque<uint64_t> outbox_ ABSL_GUARDED_BY(mu_);
-  // Results to send on the current stream.
-  std::vector<v1::DeliveryResult> results_ ABSL_GUARDED_BY(mu_);
-  // WebhookRevocation ids applied, to acknowledge on the current stream.
-  std::vector<uint64_t> revocations_applied_ ABSL_GUARDED_BY(mu_);
-  // Set before Start(); called on the session thread.
+  // Set before Start(); called on the session threads.
   std::function<void(const std::string& webhook_id)> on_webhook_revoked_;
   // Set before Start(): the chat command words and their handler, run on
   // `command_runner_` (created by Start(), reset by Stop() after the
@@ -1008,9 +1176,6 @@ class RouterClient::Impl {
   std::vector<std::string> command_words_;
   ChatCommandFn on_chat_command_;
   std::unique_ptr<Executor> command_runner_;
-  // Link requests and command answers to send on the current stream.
-  std::vector<v1::LinkRequest> link_requests_ ABSL_GUARDED_BY(mu_);
-  std::vector<v1::ChatCommandAnswer> command_answers_ ABSL_GUARDED_BY(mu_);
   uint64_t next_link_request_ ABSL_GUARDED_BY(mu_) = 0;
   // Link requests waiting for their reply (set when it came).
   // (A std::map: a waiter holds a reference to its entry.)
@@ -1028,6 +1193,8 @@ RouterClient::Options RouterClient::OptionsFromConfig(
     std::vector<std::string> accounts, std::vector<std::string> capabilities) {
   Options options;
   if (!config.address().empty()) options.address = config.address();
+  options.addresses.assign(config.addresses().begin(),
+                           config.addresses().end());
   options.token = config.token();
   options.adapter_name =
       config.adapter_name().empty() ? platform : config.adapter_name();
@@ -1054,6 +1221,10 @@ void RouterClient::Stop() { impl_->Stop(); }
 bool RouterClient::attached() const { return impl_->attached(); }
 
 uint64_t RouterClient::session() const { return impl_->session(); }
+
+std::vector<RouterClient::RouterStatus> RouterClient::routers() const {
+  return impl_->routers();
+}
 
 void RouterClient::OnWebhookRevoked(
     std::function<void(const std::string& webhook_id)> fn) {

@@ -19,11 +19,25 @@ namespace imbridge::adapters {
 
 // The one client of the router that every adapter uses.
 //
-// It keeps an Attach stream open (reconnecting at once when the router serves
-// again, see Options), publishes events and reports when the router
-// acknowledged them, re-sends publishes that were not acknowledged before a
-// disconnect, hands Delivery frames to a DeliveryHandler and sends back its
-// results, and streams blobs to and from the router's blob store.
+// It keeps an Attach stream open to each configured router (several routers
+// share one database; each stream has its own Hello and reconnects at once
+// when its router serves again, see Options), publishes events and reports
+// when the router acknowledged them, re-sends publishes that were not
+// acknowledged before a disconnect, hands Delivery frames from any router to
+// a DeliveryHandler and sends each result back on the stream its delivery
+// came on, and streams blobs to and from the router's blob store.
+//
+// Publishing through several routers: publishes go through one router at a
+// time, the "publishing router", so that one router sequences each chat. It
+// is the first attached router in config order. When a router earlier in
+// config order attaches (again), publishing moves to it only once no publish
+// waits for an ack. When the publishing router's stream ends, the next attached
+// router (config order) takes over at once and gets every publish not
+// acknowledged yet, in the original order and with the same event keys (the
+// routers' shared database deduplicates keys). A publish's ack counts only from
+// the stream it was last sent on: a late ack from a router the client moved
+// away from is ignored. Link requests and blobs go to the publishing router
+// (blobs to the first configured router while none is attached).
 //
 // A delivery the router sends again (it never saw the result, for example
 // after a router crash) goes to the handler again: the adapter's delivery
@@ -36,8 +50,11 @@ namespace imbridge::adapters {
 class RouterClient {
  public:
   struct Options {
-    // Router address, host:port.
+    // Router address, host:port (used when `addresses` is empty).
     std::string address = "127.0.0.1:7700";
+    // Every router's address, in config order (the publishing router is
+    // the first attached one): one Attach stream each. Empty: `address`.
+    std::vector<std::string> addresses;
     // The adapter's token; sent as "authorization: Bearer <token>".
     std::string token;
     // Sent in Hello.
@@ -65,6 +82,11 @@ class RouterClient {
     // Most publishes waiting for acknowledgement; Publish() fails with
     // kUnavailable beyond it.
     size_t max_pending_publishes = 65536;
+
+    // The routers to attach to: `addresses`, or `address` alone.
+    std::vector<std::string> RouterAddresses() const {
+      return addresses.empty() ? std::vector<std::string>{address} : addresses;
+    }
   };
 
   // Builds options from a RouterConnection config message plus the adapter's
@@ -100,23 +122,36 @@ class RouterClient {
   // to the next client.
   void Stop();
 
-  // True while an Attach stream is established (Welcome received).
+  // True while an Attach stream to at least one router is established
+  // (Welcome received).
   bool attached() const;
 
-  // The number of the established Attach stream (1 for the first, growing
-  // with each new one), or 0 while none is established. What an adapter
-  // learned from the router on one stream (for example a webhook key that
-  // was valid) may be stale on the next: a revocation pushed meanwhile was
-  // not heard.
+  // 0 while no Attach stream is established; otherwise a number (from 1)
+  // that grows whenever a stream to any router is established or ends. What
+  // an adapter learned from the routers while it had one value (for example
+  // a webhook key that was valid) may be stale once it changed: a
+  // revocation pushed meanwhile may not have been heard.
   uint64_t session() const;
 
-  // `fn` is called with the webhook id of each revocation the router sends
-  // (RouterFrame.webhook_revocations), on the client's session thread,
-  // before the client acknowledges it to the router (which answers the
-  // revoke call only then). It must not block. Call before Start().
+  // One configured router as the client sees it.
+  struct RouterStatus {
+    std::string address;
+    // Its Attach stream is established.
+    bool attached = false;
+    // Publishes go through it (at most one router at a time).
+    bool publishing = false;
+  };
+  // Every configured router, in config order.
+  std::vector<RouterStatus> routers() const;
+
+  // `fn` is called with the webhook id of each revocation a router sends
+  // (RouterFrame.webhook_revocations), on the session thread of that
+  // router's stream, before the client acknowledges it to the router (which
+  // answers the revoke call only then). It must not block. Call before
+  // Start().
   void OnWebhookRevoked(std::function<void(const std::string& webhook_id)> fn);
 
-  // The Welcome of the current (or last) stream.
+  // The Welcome of the last stream established (to any router).
   v1::Welcome welcome() const;
 
   // Answers chat commands addressed to this adapter ("<prefix> <word> ...",
@@ -125,21 +160,21 @@ class RouterClient {
   // own (one command at a time), may block (call the messenger, CreateLink)
   // and returns the answer (its id is filled in). The answer is sent on the
   // stream the command came on; if that stream ended meanwhile it is
-  // dropped and the router forwards the command again, so a command may be
+  // dropped and a router forwards the command again, so a command may be
   // handled more than once: be idempotent by command.event().key().
   using ChatCommandFn =
       std::function<v1::ChatCommandAnswer(const v1::ChatCommand& command)>;
   absl::Status OnChatCommand(std::vector<std::string> words,
                              ChatCommandFn handler);
 
-  // Creates a runtime link over the Attach stream (router.proto LinkRequest:
-  // a member must be a channel of this adapter; an identical existing link
-  // is OK). Returns the link as stored. Blocks up to `timeout` for the
-  // router's answer. kUnavailable at once while not attached, or when the
-  // stream ended before the answer (the link may exist then: retry, it is
-  // idempotent); kDeadlineExceeded without an answer in time; otherwise the
-  // router's code and message. Callable from any thread except the
-  // client's session thread (not from a publish callback).
+  // Creates a runtime link over the publishing router's Attach stream
+  // (router.proto LinkRequest: a member must be a channel of this adapter;
+  // an identical existing link is OK). Returns the link as stored. Blocks up to
+  // `timeout` for the router's answer. kUnavailable at once while not attached,
+  // or when the stream ended before the answer (the link may exist then: retry,
+  // it is idempotent); kDeadlineExceeded without an answer in time; otherwise
+  // the router's code and message. Callable from any thread except the client's
+  // session thread (not from a publish callback).
   absl::StatusOr<v1::Link> CreateLink(const v1::Link& link,
                                       absl::Duration timeout);
   // CreateLink with members narrowed to the threads of copies the router

@@ -48,7 +48,8 @@ class Poller {
   using Processor =
       std::function<size_t(const std::vector<nlohmann::json>& updates)>;
 
-  // `api` must outlive the poller (or the detached thread, see Stop()).
+  // The poller and its thread share `api` (and the HttpClient it holds):
+  // a thread left to finish a getUpdates after Stop() keeps them alive.
   Poller(Options options, std::shared_ptr<const BotApi> api,
          Processor processor);
   ~Poller();  // Calls Stop().

@@ -206,7 +206,7 @@ TelegramAdapter::TelegramAdapter(const v1::TelegramAdapterConfig& config,
       runtime_(runtime),
       journal_(journal),
       inbound_router_(runtime),
-      http_(MessengerClientOptions("telegram")),
+      http_(std::make_shared<HttpClient>(MessengerClientOptions("telegram"))),
       aliases_(journal, config.state_dir().empty()
                             ? std::string()
                             : (std::filesystem::path(config.state_dir()) /
@@ -234,7 +234,7 @@ TelegramAdapter::TelegramAdapter(const v1::TelegramAdapterConfig& config,
     BotApi::Options api;
     api.base_url = ApiBase(c);
     api.token = c.token();
-    a->api = std::make_shared<BotApi>(api, &http_);
+    a->api = std::make_shared<BotApi>(api, http_);
     if (c.max_download_bytes() > 0) a->max_download = c.max_download_bytes();
     OutboundAccount o;
     o.name = c.name();

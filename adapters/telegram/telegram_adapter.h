@@ -156,7 +156,9 @@ class TelegramAdapter : public MessengerConnector<TelegramUpdate>,
   AdapterRuntime* const runtime_;
   DeliveryJournal* const journal_;
   RuntimeInboundRouter inbound_router_;
-  HttpClient http_;
+  // Shared with the BotApis, which a poller's detached thread may keep
+  // after the adapter is gone (poller.h).
+  std::shared_ptr<HttpClient> http_;
   ChatAliases aliases_;
   std::unique_ptr<RateLimiter> limiter_;
   AccountSet<Account> accounts_;

@@ -11,8 +11,8 @@
 
 namespace imbridge::adapters::telegram {
 
-BotApi::BotApi(Options options, const HttpClient* http)
-    : options_(std::move(options)), http_(http) {
+BotApi::BotApi(Options options, std::shared_ptr<const HttpClient> http)
+    : options_(std::move(options)), http_(std::move(http)) {
   std::pair<std::string, std::string> parts =
       absl::StrSplit(options_.token, absl::MaxSplits(':', 1));
   if (!absl::SimpleAtoi(parts.first, &bot_id_)) bot_id_ = 0;

@@ -2,6 +2,7 @@
 #define IMBRIDGE_ADAPTERS_TELEGRAM_TELEGRAM_API_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -50,8 +51,9 @@ class BotApi {
     absl::Duration timeout = absl::Seconds(60);
   };
 
-  // `http` must outlive the client.
-  BotApi(Options options, const HttpClient* http);
+  // Holds `http` as long as the BotApi lives: a Poller's thread left to
+  // finish a getUpdates after Stop() keeps both (poller.h).
+  BotApi(Options options, std::shared_ptr<const HttpClient> http);
 
   // The bot's own user id: the digits of the token before ':' (0 if the
   // token does not look like a bot token).
@@ -91,7 +93,7 @@ class BotApi {
   std::string Scrub(absl::string_view message) const;
 
   const Options options_;
-  const HttpClient* const http_;
+  const std::shared_ptr<const HttpClient> http_;
   int64_t bot_id_ = 0;
 };
 

@@ -20,9 +20,11 @@ absl::Duration MillisOr(uint32_t ms, absl::Duration fallback) {
 GrpcWebhookDirectory::Options DirectoryOptions(
     const v1::WebhookAdapterConfig& config, RouterClient* router) {
   GrpcWebhookDirectory::Options options;
-  options.address = config.router().address().empty()
-                        ? "127.0.0.1:7700"
-                        : config.router().address();
+  // Key checks go to the first configured router (router.address, or the
+  // first of router.addresses).
+  options.address = RouterClient::OptionsFromConfig(config.router(), "", {}, {})
+                        .RouterAddresses()
+                        .front();
   options.token = config.router().token();
   options.check_timeout =
       MillisOr(config.key_check_timeout_ms(), absl::Seconds(5));

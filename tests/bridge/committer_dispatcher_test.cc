@@ -590,11 +590,13 @@ class DispatcherTest : public CommitterTest {
     StartDispatcher(Dispatcher::Options());
   }
 
-  // Starts a dispatcher with `options` and a committer feeding it (the
-  // previous ones, if any, must be stopped).
-  void StartDispatcher(Dispatcher::Options options) {
+  // Starts a dispatcher with `options` (sending only queues granted to it
+  // if `leased`) and a committer feeding it (the previous ones, if any, must
+  // be stopped).
+  void StartDispatcher(Dispatcher::Options options, bool leased = false) {
     dispatcher_ =
         std::make_unique<Dispatcher>(store_.get(), links_.get(), options);
+    if (leased) dispatcher_->UseLeases();
     v1::DispatchOptions dispatch;
     dispatch.set_initial_backoff_ms(10);
     dispatch.set_max_backoff_ms(10);
@@ -736,6 +738,71 @@ TEST_F(DispatcherTest, AQueueLeftInTheStoreResumesWhenTheWindowFrees) {
   sent = stream.WaitFor(3);
   ASSERT_EQ(sent.size(), 3u);
   EXPECT_EQ(sent[2].event().posted().text().text(), "x2");
+  beta->Close();
+}
+
+// With leases (several routers on one database), a queue is sent only
+// while this router holds it and its leases are valid: a revoked queue stops
+// at once (an answer to what was in flight is recorded, not acted on), and
+// a queue granted again resumes from the store, in order.
+TEST_F(DispatcherTest, LeasedQueueIsSentOnlyWhileHeld) {
+  committer_->Stop();
+  dispatcher_->Stop();
+  StartDispatcher(Dispatcher::Options(), /*leased=*/true);
+  FakeStream stream;
+  auto beta = AttachBeta(&stream);
+  const std::vector<std::string> b1 = {"beta/b/B1"};
+  auto nothing_more_sent = [&](size_t n) {
+    // A negative: given time to go wrong, on an otherwise idle queue.
+    absl::SleepFor(absl::Milliseconds(300));
+    return stream.WaitFor(n).size() == n;
+  };
+
+  Publish(Posted("k1", "alpha", "a", "A1", "m1", "one"));
+  EXPECT_TRUE(nothing_more_sent(0)) << "sent before the lease was granted";
+  EXPECT_EQ(dispatcher_->owned_queues(), 0u);
+  dispatcher_->OnLeasesValidUntil(absl::Now() + absl::Hours(1));
+  dispatcher_->OnQueuesGranted(b1);
+  std::vector<v1::Delivery> sent = stream.WaitFor(1);
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(dispatcher_->owned_queues(), 1u);
+  Answer(*beta, sent[0], "b-1");
+  Publish(Posted("k2", "alpha", "a", "A1", "m2", "two"));
+  sent = stream.WaitFor(2);
+  ASSERT_EQ(sent.size(), 2u);
+  EXPECT_EQ(sent[1].event().posted().text().text(), "two");
+
+  // Revoked with "two" in flight: its retryable failure and "three" stay
+  // with the queue's next holder.
+  dispatcher_->OnQueuesRevoked(b1);
+  EXPECT_EQ(dispatcher_->owned_queues(), 0u);
+  Publish(Posted("k3", "alpha", "a", "A1", "m3", "three"));
+  std::optional<SentDelivery> two = beta->TakeSent(sent[1].id());
+  ASSERT_TRUE(two.has_value());
+  v1::DeliveryResult failed;
+  failed.set_id(sent[1].id());
+  failed.mutable_error()->set_retryable(true);
+  committer_->RecordResult(*two, failed);
+  EXPECT_TRUE(nothing_more_sent(2)) << "sent a queue it no longer holds";
+
+  // Granted again: from the store, in order.
+  dispatcher_->OnQueuesGranted(b1);
+  sent = stream.WaitFor(4);
+  ASSERT_EQ(sent.size(), 4u);
+  EXPECT_EQ(sent[2].event().posted().text().text(), "two");
+  EXPECT_EQ(sent[2].attempt(), 2u);
+  EXPECT_EQ(sent[3].event().posted().text().text(), "three");
+  Answer(*beta, sent[2], "b-2");
+  Answer(*beta, sent[3], "b-3");
+
+  // Leases no longer renewed: nothing is sent until they are.
+  dispatcher_->OnLeasesValidUntil(absl::Now() - absl::Seconds(1));
+  Publish(Posted("k4", "alpha", "a", "A1", "m4", "four"));
+  EXPECT_TRUE(nothing_more_sent(4)) << "sent on an expired lease";
+  dispatcher_->OnLeasesValidUntil(absl::Now() + absl::Hours(1));
+  sent = stream.WaitFor(5);
+  ASSERT_EQ(sent.size(), 5u);
+  EXPECT_EQ(sent[4].event().posted().text().text(), "four");
   beta->Close();
 }
 

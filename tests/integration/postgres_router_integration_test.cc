@@ -1,24 +1,33 @@
 // The real imbridge-router binary on a real PostgreSQL server of the test's
 // own (tests/support/postgres_server.h): /readyz follows the database, the
 // password is never logged, bad store.postgres config stops the router with
-// the field named, --migrate-from-sqlite copies a data directory. (Relaying and
-// kill -9 on PostgreSQL run in router_integration_test's
-// RouterOnEachStoreTest.)
+// the field named, --migrate-from-sqlite copies a data directory, and two
+// routers share one database (queue leases, takeover after kill -9 of a
+// queue's holder). (Relaying and kill -9 of a single router on PostgreSQL run
+// in router_integration_test's RouterOnEachStoreTest.)
 
+#include <signal.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
+#include <iostream>
 #include <iterator>
+#include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "bridge/postgres_store.h"
@@ -26,7 +35,9 @@
 #include "bridge/store.h"
 #include "common/http/http_client.h"
 #include "gmock/gmock.h"
+#include "grpcpp/create_channel.h"
 #include "gtest/gtest.h"
+#include "imbridge/v1/admin.grpc.pb.h"
 #include "tests/integration/router_process.h"
 #include "tests/integration/test_adapter.h"
 #include "tests/support/postgres_server.h"
@@ -594,6 +605,278 @@ TEST_F(PostgresRouterTest, MigratedHundredThousandMessagesStillResolve) {
   EXPECT_EQ(calls[1].kind, "post");
   EXPECT_EQ(calls[1].reply_to, "A1-" + last);
   EXPECT_EQ(router.Terminate(), 0);
+}
+
+// Message `i` posted in chat A1, published through `adapter` (event keys
+// are the test's: two adapters of one account would number theirs alike).
+void PostMessage(TestAdapter& adapter, int i) {
+  v1::Event e;
+  e.set_key(absl::StrCat("alpha:a:m", i));
+  e.mutable_channel()->set_platform("alpha");
+  e.mutable_channel()->set_account("a");
+  e.mutable_channel()->set_chat_id("A1");
+  e.mutable_posted()->set_message_id(absl::StrCat("m", i));
+  e.mutable_posted()->mutable_sender()->set_id("user-alpha");
+  e.mutable_posted()->mutable_text()->set_text(absl::StrCat("m", i));
+  v1::PublishAck ack = adapter.Publish(std::move(e));
+  EXPECT_EQ(ack.outcome(), v1::PublishAck::ACCEPTED)
+      << i << " " << ack.detail();
+}
+
+// "m<first>" ... "m<end - 1>".
+std::vector<std::string> Messages(int first, int end) {
+  std::vector<std::string> texts;
+  for (int i = first; i < end; ++i) texts.push_back(absl::StrCat("m", i));
+  return texts;
+}
+
+// Two routers on one database, each with test adapters of both platforms
+// attached (until adapters attach to several routers themselves), and
+// which of them holds the lease of beta's queue B1.
+struct TwoRouters {
+  std::unique_ptr<RouterProcess> one, two;
+  std::unique_ptr<TestAdapter> alpha_one, beta_one, alpha_two, beta_two;
+  RouterProcess* holder = nullptr;
+  RouterProcess* survivor = nullptr;
+  TestAdapter* alpha_at_survivor = nullptr;
+  TestAdapter* beta_at_holder = nullptr;
+  TestAdapter* beta_at_survivor = nullptr;
+
+  // The posts both beta adapters got, in delivery id order, each
+  // idempotency key once; `resent` counts the keys seen more than once.
+  std::vector<std::string> Received(std::map<std::string, int>* resent) const {
+    std::vector<std::pair<uint64_t, std::string>> by_id;
+    std::set<std::string> keys;
+    for (TestAdapter* a : {beta_at_holder, beta_at_survivor}) {
+      for (const v1::Delivery& d : a->deliveries()) {
+        if (!keys.insert(d.idempotency_key()).second) {
+          ++(*resent)[d.idempotency_key()];
+          continue;
+        }
+        by_id.emplace_back(d.id(), d.event().posted().text().text());
+      }
+    }
+    std::sort(by_id.begin(), by_id.end());
+    std::vector<std::string> texts;
+    for (auto& [id, text] : by_id) texts.push_back(std::move(text));
+    return texts;
+  }
+  void Stop() {
+    for (auto* a : {&alpha_one, &beta_one, &alpha_two, &beta_two}) {
+      (*a)->Stop();
+    }
+  }
+};
+
+class SeveralRoutersTest : public PostgresRouterTest {
+ protected:
+  static constexpr char kAdminToken[] = "admin-token-0123456789";
+
+  // The queues as `router`'s Admin API lists them.
+  v1::ListQueuesResponse ListQueues(const RouterProcess& router) {
+    auto admin = v1::Admin::NewStub(grpc::CreateChannel(
+        router.address(), grpc::InsecureChannelCredentials()));
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", absl::StrCat("Bearer ", kAdminToken));
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::seconds(20));
+    v1::ListQueuesResponse queues;
+    grpc::Status status =
+        admin->ListQueues(&ctx, v1::ListQueuesRequest(), &queues);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return queues;
+  }
+
+  // The pid in the name of the router holding `target_key`'s lease
+  // ("host:pid:random"), or -1 while nobody holds it.
+  int HolderPid(const std::string& target_key) {
+    absl::StatusOr<std::string> holder = server_->Query(
+        database_,
+        absl::StrCat("SELECT split_part(holder, ':', 2) FROM queue_leases "
+                     "WHERE target_key = '",
+                     target_key, "' AND expires_at > now()"));
+    return holder.ok() && !holder->empty() ? std::stoi(*holder) : -1;
+  }
+
+  // Whether the leases are spread as StartTwoRouters expects, from the
+  // holders' pids of A1 and B1 (-1: none).
+  static bool SpreadAsExpected(int a1, int b1, bool a1_receives) {
+    return a1_receives ? a1 > 0 && b1 > 0 && a1 != b1 : a1 < 0 && b1 > 0;
+  }
+
+  static bool WaitFor(const std::function<bool()>& done) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(60);
+    while (!done()) {
+      if (absl::Now() > deadline) return false;
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    return true;
+  }
+
+  // Starts two routers with `links` (kPairConfig's, or with A1 only
+  // feeding the link) and their adapters. With both chats receiving, each
+  // router holds one of the two queues (A1 and B1); otherwise one router
+  // holds B1, the only queue, and the other none.
+  void StartTwoRouters(TwoRouters& r, bool a1_receives = true) {
+    ASSERT_EQ(setenv("IMBRIDGE_PG_PASSWORD", server_->password().c_str(), 1),
+              0);
+    std::string links = kPairConfig;
+    if (!a1_receives) {
+      absl::StrReplaceAll({{"chat_id: A1}", "chat_id: A1, direction: in}"}},
+                          &links);
+    }
+    const std::string config = absl::StrCat(links, "admin_token: ", kAdminToken,
+                                            "\nstore: {postgres: {dsn: '",
+                                            server_->Dsn(database_), "'}}\n");
+    r.one = std::make_unique<RouterProcess>(config);
+    r.two = std::make_unique<RouterProcess>(config);
+    ASSERT_TRUE(r.one->Start().ok()) << r.one->ReadLog();
+    ASSERT_TRUE(r.two->Start().ok()) << r.two->ReadLog();
+    r.alpha_one = Adapter(*r.one, "alpha", "a");
+    r.beta_one = Adapter(*r.one, "beta", "b");
+    r.alpha_two = Adapter(*r.two, "alpha", "a");
+    r.beta_two = Adapter(*r.two, "beta", "b");
+    ASSERT_TRUE(WaitFor([&] {
+      int a = HolderPid("alpha/a/A1"), b = HolderPid("beta/b/B1");
+      return SpreadAsExpected(a, b, a1_receives);
+    })) << r.one->ReadLog();
+    if (a1_receives) {
+      ASSERT_TRUE(r.one->WaitForMetric("imbridge_router_queues_owned", {}, 1));
+      ASSERT_TRUE(r.two->WaitForMetric("imbridge_router_queues_owned", {}, 1));
+    }
+    const bool one_holds = HolderPid("beta/b/B1") == r.one->pid();
+    r.holder = one_holds ? r.one.get() : r.two.get();
+    r.survivor = one_holds ? r.two.get() : r.one.get();
+    r.alpha_at_survivor = one_holds ? r.alpha_two.get() : r.alpha_one.get();
+    r.beta_at_holder = one_holds ? r.beta_one.get() : r.beta_two.get();
+    r.beta_at_survivor = one_holds ? r.beta_two.get() : r.beta_one.get();
+  }
+};
+
+// Publishes through both routers reach B1 only through its holder; when
+// the holder is killed with SIGKILL the other router takes the queue over
+// and sends what was pending, in order, resends with the same idempotency
+// keys.
+TEST_F(SeveralRoutersTest, QueueHolderKilledTheOtherRouterResumesInOrder) {
+  TwoRouters r;
+  ASSERT_NO_FATAL_FAILURE(StartTwoRouters(r));
+  constexpr int kBefore = 40;
+  for (int i = 0; i < kBefore; ++i) {
+    PostMessage(i % 2 == 0 ? *r.alpha_one : *r.alpha_two, i);
+  }
+  ASSERT_TRUE(r.beta_at_holder->WaitForCalls(kBefore))
+      << r.beta_at_holder->calls().size() << " " << r.holder->ReadLog();
+  EXPECT_TRUE(r.beta_at_survivor->calls().empty());
+  // Some more, and the holder dies with them pending or in flight.
+  constexpr int kTotal = 100;
+  for (int i = kBefore; i < 60; ++i) PostMessage(*r.alpha_at_survivor, i);
+  r.holder->Kill();
+  const absl::Time killed = absl::Now();
+  for (int i = 60; i < kTotal; ++i) PostMessage(*r.alpha_at_survivor, i);
+
+  ASSERT_TRUE(WaitFor([&] {
+    return HolderPid("beta/b/B1") == r.survivor->pid();
+  })) << r.survivor->ReadLog();
+  ASSERT_TRUE(r.beta_at_survivor->WaitForCalls(1)) << r.survivor->ReadLog();
+  const absl::Duration resumed_after = absl::Now() - killed;
+  std::map<std::string, int> resent;
+  ASSERT_TRUE(WaitFor([&] {
+    resent.clear();
+    return r.Received(&resent).size() >= static_cast<size_t>(kTotal);
+  })) << r.survivor->ReadLog();
+  resent.clear();
+  EXPECT_EQ(r.Received(&resent), Messages(0, kTotal));
+  // Sent again only what was in flight at the dead router.
+  EXPECT_LE(resent.size(), 60u - kBefore);
+  // Both routers key deliveries alike (the database's router id and the
+  // delivery id), so a resend is recognised by any adapter's journal.
+  const std::string prefix =
+      r.beta_at_holder->deliveries().front().idempotency_key().substr(0, 8);
+  for (TestAdapter* a : {r.beta_at_holder, r.beta_at_survivor}) {
+    std::set<std::string> keys;
+    for (const v1::Delivery& d : a->deliveries()) {
+      EXPECT_TRUE(absl::StartsWith(d.idempotency_key(), prefix))
+          << d.idempotency_key();
+      // Each adapter got each delivery once.
+      EXPECT_TRUE(keys.insert(d.idempotency_key()).second)
+          << d.idempotency_key();
+    }
+  }
+  // The takeover: 1.75 s by design, plus the first delivery; the bound is
+  // generous for a loaded machine.
+  EXPECT_LT(resumed_after, absl::Seconds(10))
+      << absl::FormatDuration(resumed_after);
+  std::cerr << "resumed " << absl::FormatDuration(resumed_after)
+            << " after kill -9; sent again: " << resent.size() << "\n";
+  EXPECT_TRUE(r.survivor->WaitForMetric("imbridge_router_queues_owned", {}, 2));
+  r.Stop();
+}
+
+// The Admin API of any router names the router that sends each queue.
+TEST_F(SeveralRoutersTest, AdminOfAnyRouterNamesTheQueueOwner) {
+  TwoRouters r;
+  ASSERT_NO_FATAL_FAILURE(StartTwoRouters(r));
+  // Beta's adapters go away, so that B1 keeps a pending delivery.
+  r.beta_one->Stop();
+  r.beta_two->Stop();
+  PostMessage(*r.alpha_at_survivor, 0);
+  v1::ListQueuesResponse queues = ListQueues(*r.survivor);
+  ASSERT_EQ(queues.queues_size(), 1);
+  EXPECT_EQ(queues.queues(0).target_key(), "beta/b/B1");
+  EXPECT_EQ(queues.queues(0).pending(), 1);
+  EXPECT_THAT(queues.queues(0).owner(),
+              ::testing::HasSubstr(absl::StrCat(":", r.holder->pid(), ":")));
+  r.alpha_one->Stop();
+  r.alpha_two->Stop();
+}
+
+// A holder that stops answering (frozen with SIGSTOP, as a router cut off
+// from the network) loses its queue by the clock: the other router takes it
+// over and sends what was pending, in order. When the frozen router wakes
+// up it sends nothing of what was committed after it froze.
+TEST_F(SeveralRoutersTest, FrozenHolderLosesItsQueueAndStaysQuietWhenItWakes) {
+  // B1 is the only queue, so that the woken router is not given it back
+  // (one queue for two routers: the survivor keeps it).
+  TwoRouters r;
+  ASSERT_NO_FATAL_FAILURE(StartTwoRouters(r, /*a1_receives=*/false));
+  for (int i = 0; i < 20; ++i) PostMessage(*r.alpha_at_survivor, i);
+  ASSERT_TRUE(r.beta_at_holder->WaitForCalls(20));
+  ASSERT_EQ(kill(r.holder->pid(), SIGSTOP), 0);
+  const absl::Time frozen = absl::Now();
+  for (int i = 20; i < 40; ++i) PostMessage(*r.alpha_at_survivor, i);
+  std::map<std::string, int> resent;
+  ASSERT_TRUE(WaitFor([&] {
+    resent.clear();
+    return r.Received(&resent).size() >= 40u;
+  })) << r.survivor->ReadLog();
+  const absl::Duration resumed_after = absl::Now() - frozen;
+  std::cerr << "resumed " << absl::FormatDuration(resumed_after)
+            << " after SIGSTOP\n";
+  EXPECT_LT(resumed_after, absl::Seconds(10));
+
+  ASSERT_EQ(kill(r.holder->pid(), SIGCONT), 0);
+  // Committed after the freeze, while the woken router finds its lease
+  // gone: only the survivor sends them.
+  for (int i = 40; i < 50; ++i) PostMessage(*r.alpha_at_survivor, i);
+  ASSERT_TRUE(WaitFor([&] {
+    resent.clear();
+    return r.Received(&resent).size() >= 50u;
+  }));
+  // Time for the woken router to go wrong, if it would: it is back in the
+  // routers table (renewing again) for a few rounds.
+  ASSERT_TRUE(WaitFor([&] {
+    absl::StatusOr<std::string> live = server_->Query(
+        database_, "SELECT count(*) FROM routers WHERE expires_at > now()");
+    return live.ok() && *live == "2";
+  }));
+  absl::SleepFor(absl::Seconds(2));
+  resent.clear();
+  EXPECT_EQ(r.Received(&resent), Messages(0, 50));
+  for (const TestAdapter::Call& call : r.beta_at_holder->calls()) {
+    EXPECT_LT(std::stoi(call.text.substr(1)), 40) << call.text;
+  }
+  EXPECT_EQ(HolderPid("beta/b/B1"), r.survivor->pid());
+  r.Stop();
 }
 
 }  // namespace

@@ -17,6 +17,7 @@ TestAdapter::TestAdapter(std::string platform, std::string account,
       options_(std::move(options)) {
   adapters::RouterClient::Options o;
   o.address = std::move(address);
+  o.addresses = options_.routers;
   o.token = std::move(token);
   o.adapter_name = absl::StrCat("test-", platform_);
   o.platform = platform_;

@@ -46,6 +46,9 @@ class TestAdapter : public adapters::DeliveryHandler {
     std::vector<std::string> capabilities = {"edits", "deletes",  "threads",
                                              "files", "presence", "membership"};
     uint32_t max_in_flight = 64;
+    // Every router's address (routers sharing one database), instead of
+    // the constructor's `address` when not empty.
+    std::vector<std::string> routers;
   };
 
   TestAdapter(std::string platform, std::string account, std::string address,

@@ -1,5 +1,6 @@
 #include "tools/imbridgectl/render.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -197,14 +198,23 @@ std::string RenderAdapters(const v1::ListAdaptersResponse& adapters,
 
 std::string RenderQueues(const v1::ListQueuesResponse& queues) {
   if (queues.queues_size() == 0) return "no queues\n";
-  Table table({"TARGET", "PENDING", "OLDEST", "DEAD", "ATTACHED"});
+  // Routers sharing a database (docs/scaling.md) name each queue's sender.
+  const bool owners =
+      std::any_of(queues.queues().begin(), queues.queues().end(),
+                  [](const v1::QueueInfo& q) { return !q.owner().empty(); });
+  std::vector<std::string> columns = {"TARGET", "PENDING", "OLDEST", "DEAD",
+                                      "ATTACHED"};
+  if (owners) columns.push_back("OWNER");
+  Table table(columns);
   for (const v1::QueueInfo& q : queues.queues()) {
-    table.AddRow(
-        {q.target_key().empty() ? ChannelKey(q.target()) : q.target_key(),
-         absl::StrCat(q.pending()),
-         q.pending() > 0 ? FormatAge(absl::Milliseconds(q.oldest_age_ms()))
-                         : "-",
-         absl::StrCat(q.dead()), q.attached() ? "yes" : "no"});
+    std::vector<std::string> row = {
+        q.target_key().empty() ? ChannelKey(q.target()) : q.target_key(),
+        absl::StrCat(q.pending()),
+        q.pending() > 0 ? FormatAge(absl::Milliseconds(q.oldest_age_ms()))
+                        : "-",
+        absl::StrCat(q.dead()), q.attached() ? "yes" : "no"};
+    if (owners) row.push_back(OrDash(q.owner()));
+    table.AddRow(row);
   }
   return table.Render();
 }

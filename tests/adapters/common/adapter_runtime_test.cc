@@ -11,6 +11,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
@@ -26,6 +27,7 @@ namespace {
 
 using ::imbridge::testing::MakeTempDir;
 using ::imbridge::testing::RouterProcess;
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
 constexpr char kToken[] = "runtime-test-token-0123456789";
@@ -208,6 +210,42 @@ TEST_F(AdapterRuntimeTest, WebhookIsAnsweredAfterTheRouterAcknowledged) {
                                        "\"accepted\",platform=\"alpha\"} "));
   EXPECT_EQ(EventsIn("accepted") - accepted, 1);
   EXPECT_EQ(EventsIn("duplicate") - duplicate, 1);
+  EXPECT_THAT(metrics->body,
+              HasSubstr("imbridge_router_attached{platform=\"alpha\"} 1\n"));
+}
+
+// With several routers configured, the adapter is ready while any of them
+// is attached, publishes through it, and /metrics shows each router.
+TEST_F(AdapterRuntimeTest, ReadyWhileAnyRouterIsAttachedWithEachRouterShown) {
+  const std::string down = "127.0.0.1:1";  // Nothing listens there.
+  router_conn_.clear_address();
+  router_conn_.add_addresses(down);
+  router_conn_.add_addresses(router_.address());
+  auto runtime = MakeRuntime();
+  ASSERT_TRUE(runtime->Start().ok());
+  ASSERT_TRUE(WaitFor([&] { return runtime->router().attached(); }));
+  auto ready = client_.Get(Url(*runtime, "/readyz"));
+  ASSERT_TRUE(ready.ok());
+  EXPECT_EQ(ready->status, 200) << ready->body;
+  auto posted = client_.PostJson(Url(*runtime, "/hook"), "alpha:a:several");
+  ASSERT_TRUE(posted.ok());
+  EXPECT_EQ(posted->status, 200) << posted->body;
+
+  auto metrics = client_.Get(Url(*runtime, "/metrics"));
+  ASSERT_TRUE(metrics.ok());
+  auto series = [](const std::string& name, const std::string& router,
+                   int value) {
+    return absl::StrCat(name, "{platform=\"alpha\",router=\"", router, "\"} ",
+                        value, "\n");
+  };
+  EXPECT_THAT(metrics->body,
+              HasSubstr(series("imbridge_adapter_router_attached", down, 0)));
+  EXPECT_THAT(metrics->body,
+              HasSubstr(series("imbridge_adapter_router_attached",
+                               router_.address(), 1)));
+  EXPECT_THAT(metrics->body,
+              HasSubstr(series("imbridge_adapter_router_publishing",
+                               router_.address(), 1)));
   EXPECT_THAT(metrics->body,
               HasSubstr("imbridge_router_attached{platform=\"alpha\"} 1\n"));
 }
@@ -419,6 +457,36 @@ TEST_F(CommandLineTest, BadConfigsExitOneWithTheFieldNamed) {
   EXPECT_EQ(Parse("router: {token: t}\nhttp: {listen: 'nohost'}\n"), 1);
   EXPECT_THAT(::testing::internal::GetCapturedStderr(),
               HasSubstr("http.listen"));
+}
+
+// router.addresses: every router's address, instead of router.address.
+TEST_F(CommandLineTest, RouterAddressesAreCheckedWithTheFieldNamed) {
+  EXPECT_EQ(Parse("router: {token: t, addresses: ['127.0.0.1:7700', "
+                  "'10.0.0.2:7700']}\n"),
+            100);
+  EXPECT_THAT(config_.router().addresses(),
+              ElementsAre("127.0.0.1:7700", "10.0.0.2:7700"));
+  auto error = [&](const std::string& router) {
+    ::testing::internal::CaptureStderr();
+    EXPECT_EQ(Parse(absl::StrCat("router: {token: t, ", router, "}\n")), 1)
+        << router;
+    return ::testing::internal::GetCapturedStderr();
+  };
+  EXPECT_THAT(error("address: '127.0.0.1:7700', addresses: ['127.0.0.1:7710']"),
+              HasSubstr("router.addresses: set either router.address or "
+                        "router.addresses, not both"));
+  EXPECT_THAT(error("addresses: ['127.0.0.1:7700', '127.0.0.1:7700']"),
+              HasSubstr("router.addresses[1]: '127.0.0.1:7700' is listed "
+                        "twice"));
+  EXPECT_THAT(error("addresses: ['127.0.0.1:7700', 'nohost']"),
+              HasSubstr("router.addresses[1]: 'nohost' is not host:port"));
+  std::vector<std::string> seventeen;
+  for (int i = 0; i < 17; ++i) {
+    seventeen.push_back(absl::StrCat("'127.0.0.1:", 7700 + i, "'"));
+  }
+  EXPECT_THAT(
+      error(absl::StrCat("addresses: [", absl::StrJoin(seventeen, ", "), "]")),
+      HasSubstr("router.addresses: 17 routers; at most 16"));
 }
 
 // A program command (`--register`) runs instead of the adapter, with its

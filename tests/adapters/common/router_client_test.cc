@@ -1537,5 +1537,213 @@ TEST_F(RouterClientTest, AThrowingPublishCallbackDoesNotStopTheClient) {
   EXPECT_TRUE(client.attached());
 }
 
+// Two fake routers sharing one database, as one client's router list
+// (first, second).
+struct TwoRouters {
+  explicit TwoRouters(bool auto_ack) {
+    first.set_auto_ack(auto_ack);
+    second.set_auto_ack(auto_ack);
+  }
+  RouterClient::Options Options() const {
+    RouterClient::Options options = TestOptions("");
+    options.addresses = {first_server.address(), second_server.address()};
+    return options;
+  }
+
+  FakeRouter first;
+  FakeRouter second;
+  TestServer first_server{&first};
+  TestServer second_server{&second};
+};
+
+// Which configured routers the client is attached to and publishes through,
+// as "a" (attached), "p" (attached and publishing) or "-" per router.
+std::string RouterStates(const RouterClient& client) {
+  std::string states;
+  for (const RouterClient::RouterStatus& r : client.routers()) {
+    states += r.publishing ? "p" : (r.attached ? "a" : "-");
+  }
+  return states;
+}
+
+TEST_F(RouterClientTest, OptionsFromConfigTakesEveryRouterAddress) {
+  v1::RouterConnection config;
+  config.set_token(kToken);
+  config.add_addresses("10.0.0.1:7700");
+  config.add_addresses("10.0.0.2:7700");
+  RouterClient::Options options =
+      RouterClient::OptionsFromConfig(config, "slack", {"main"}, {});
+  EXPECT_THAT(options.RouterAddresses(),
+              ElementsAre("10.0.0.1:7700", "10.0.0.2:7700"));
+  config.clear_addresses();
+  config.set_address("10.0.0.3:7700");
+  EXPECT_THAT(RouterClient::OptionsFromConfig(config, "slack", {"main"}, {})
+                  .RouterAddresses(),
+              ElementsAre("10.0.0.3:7700"));
+  config.clear_address();
+  EXPECT_THAT(RouterClient::OptionsFromConfig(config, "slack", {"main"}, {})
+                  .RouterAddresses(),
+              ElementsAre("127.0.0.1:7700"));
+}
+
+// Each router gets its own stream with its own Hello, publishes go through
+// the first one only, and when it fails the second gets everything not
+// acknowledged, in the original order with the same keys, before anything
+// published later.
+TEST_F(RouterClientTest, PublishesMoveToTheNextRouterInOrderWhenTheFirstFails) {
+  AckLog acks;
+  TwoRouters routers(/*auto_ack=*/false);
+  FakeRouter& first = routers.first;
+  FakeRouter& second = routers.second;
+  RouterClient client(routers.Options(), nullptr);
+  client.Start();
+  ASSERT_TRUE(WaitUntil([&] { return RouterStates(client) == "pa"; }))
+      << RouterStates(client);
+  for (FakeRouter* fake : {&first, &second}) {
+    RouterState state = fake->Snapshot();
+    ASSERT_EQ(state.sessions.size(), 1u);
+    EXPECT_EQ(state.sessions[0].authorization, absl::StrCat("Bearer ", kToken));
+    EXPECT_EQ(state.sessions[0].hello.adapter_name(), "slack-test");
+  }
+
+  for (int i = 1; i <= 5; ++i) {
+    ASSERT_TRUE(
+        client.Publish(MakeEvent(absl::StrCat("ev-", i)), acks.Callback())
+            .ok());
+  }
+  ASSERT_TRUE(first.WaitFor([](const RouterState& s) {
+    return s.sessions[0].publishes.size() == 5;
+  }));
+  v1::RouterFrame ack_frame;
+  ack_frame.add_publish_acks()->set_seq(1);
+  ack_frame.add_publish_acks()->set_seq(2);
+  ASSERT_TRUE(first.Send(ack_frame));
+  ASSERT_TRUE(acks.WaitForCount(2));
+
+  routers.first_server.Shutdown();
+  ASSERT_TRUE(second.WaitFor([](const RouterState& s) {
+    return s.sessions[0].publishes.size() == 3;
+  }));
+  EXPECT_EQ(RouterStates(client), "-p");
+  EXPECT_TRUE(client.attached());
+  ASSERT_TRUE(client.Publish(MakeEvent("ev-6"), acks.Callback()).ok());
+  ASSERT_TRUE(second.WaitFor([](const RouterState& s) {
+    return s.sessions[0].publishes.size() == 4;
+  }));
+  Session on_second = second.Snapshot().sessions[0];
+  EXPECT_THAT(on_second.PublishSeqs(), ElementsAre(3u, 4u, 5u, 6u));
+  EXPECT_THAT(on_second.PublishKeys(),
+              ElementsAre("ev-3", "ev-4", "ev-5", "ev-6"));
+  v1::RouterFrame rest;
+  for (uint64_t seq : {3, 4, 5, 6}) rest.add_publish_acks()->set_seq(seq);
+  ASSERT_TRUE(second.Send(rest));
+  ASSERT_TRUE(acks.WaitForCount(6));
+  EXPECT_THAT(acks.Seqs(), ElementsAre(1u, 2u, 3u, 4u, 5u, 6u));
+  EXPECT_EQ(first.Snapshot().sessions[0].publishes.size(), 5u);
+}
+
+// After a move, only the router a publish was last sent on answers for it:
+// an ack from the router the client moved away from (here FAILED, on its
+// new stream) is ignored. Once nothing is pending, publishes go back to the
+// first router in config order.
+TEST_F(RouterClientTest, AnAckFromTheRouterMovedAwayFromIsIgnored) {
+  AckLog acks;
+  TwoRouters routers(/*auto_ack=*/false);
+  FakeRouter& first = routers.first;
+  FakeRouter& second = routers.second;
+  ScriptedHandler handler;
+  RouterClient client(routers.Options(), &handler);
+  client.Start();
+  ASSERT_TRUE(WaitUntil([&] { return RouterStates(client) == "pa"; }));
+  ASSERT_TRUE(client.Publish(MakeEvent("ev-1"), acks.Callback()).ok());
+  ASSERT_TRUE(client.Publish(MakeEvent("ev-2"), acks.Callback()).ok());
+  ASSERT_TRUE(first.WaitFor([](const RouterState& s) {
+    return s.sessions[0].publishes.size() == 2;
+  }));
+
+  first.DropStream();
+  ASSERT_TRUE(second.WaitFor([](const RouterState& s) {
+    return s.sessions[0].publishes.size() == 2;
+  }));
+  // The first router is back; the publishes stay with the second.
+  ASSERT_TRUE(WaitUntil([&] { return RouterStates(client) == "ap"; }))
+      << RouterStates(client);
+  v1::RouterFrame late;
+  v1::PublishAck* failed = late.add_publish_acks();
+  failed->set_seq(1);
+  failed->set_outcome(v1::PublishAck::FAILED);
+  late.add_publish_acks()->set_seq(2);
+  ASSERT_TRUE(first.Send(late));
+  // Frames of one stream are handled in order: once this delivery's result
+  // is back, the acks before it were seen.
+  ASSERT_TRUE(first.SendDeliveries({MakeDelivery(1, "C7")}));
+  ASSERT_TRUE(first.WaitFor([](const RouterState& s) {
+    return s.sessions.size() == 2 && s.sessions[1].Result(1) != nullptr;
+  }));
+  EXPECT_TRUE(acks.Seqs().empty());
+
+  v1::RouterFrame stored;
+  for (uint64_t seq : {1, 2}) {
+    v1::PublishAck* ack = stored.add_publish_acks();
+    ack->set_seq(seq);
+    ack->set_outcome(v1::PublishAck::ACCEPTED);
+  }
+  ASSERT_TRUE(second.Send(stored));
+  ASSERT_TRUE(acks.WaitForCount(2));
+  for (const v1::PublishAck& ack : acks.Acks()) {
+    EXPECT_EQ(ack.outcome(), v1::PublishAck::ACCEPTED) << ack.seq();
+  }
+
+  // Nothing pending: the first router publishes again.
+  ASSERT_TRUE(client.Publish(MakeEvent("ev-3"), acks.Callback()).ok());
+  ASSERT_TRUE(first.WaitFor([](const RouterState& s) {
+    return s.sessions[1].publishes.size() == 1;
+  }));
+  EXPECT_THAT(first.Snapshot().sessions[1].PublishKeys(), ElementsAre("ev-3"));
+  EXPECT_EQ(RouterStates(client), "pa");
+  EXPECT_EQ(second.Snapshot().sessions[0].publishes.size(), 2u);
+}
+
+// Deliveries come from whichever router sends them; each result goes back
+// on the stream its delivery came on (delivery ids are each router's own).
+TEST_F(RouterClientTest, EachResultGoesBackToTheRouterItsDeliveryCameFrom) {
+  TwoRouters routers(/*auto_ack=*/true);
+  FakeRouter& first = routers.first;
+  FakeRouter& second = routers.second;
+  ScriptedHandler handler;
+  RouterClient client(routers.Options(), &handler);
+  client.Start();
+  ASSERT_TRUE(WaitUntil([&] { return RouterStates(client) == "pa"; }));
+  ASSERT_TRUE(first.SendDeliveries({MakeDelivery(1, "C1")}));
+  ASSERT_TRUE(second.SendDeliveries({MakeDelivery(1, "C2")}));
+  ASSERT_TRUE(first.WaitFor(
+      [](const RouterState& s) { return s.sessions[0].Result(1) != nullptr; }));
+  ASSERT_TRUE(second.WaitFor(
+      [](const RouterState& s) { return s.sessions[0].Result(1) != nullptr; }));
+  EXPECT_THAT(handler.Calls("C1"), ElementsAre(1u));
+  EXPECT_THAT(handler.Calls("C2"), ElementsAre(1u));
+  EXPECT_EQ(first.Snapshot().sessions[0].ResultCount(1), 1);
+  EXPECT_EQ(second.Snapshot().sessions[0].ResultCount(1), 1);
+}
+
+// A router that cannot be reached does not keep the others from attaching;
+// the client is attached while any router is.
+TEST_F(RouterClientTest, AnUnreachableRouterDoesNotHoldTheOthersBack) {
+  AckLog acks;
+  FakeRouter second;
+  TestServer second_server(&second);
+  RouterClient::Options options = TestOptions("");
+  options.addresses = {absl::StrCat("127.0.0.1:", UnusedPort()),
+                       second_server.address()};
+  RouterClient client(options, nullptr);
+  client.Start();
+  ASSERT_TRUE(WaitUntil([&] { return RouterStates(client) == "-p"; }));
+  EXPECT_TRUE(client.attached());
+  EXPECT_NE(client.session(), 0u);
+  ASSERT_TRUE(client.Publish(MakeEvent("ev-1"), acks.Callback()).ok());
+  ASSERT_TRUE(acks.WaitForCount(1));
+  EXPECT_THAT(second.Snapshot().sessions[0].PublishKeys(), ElementsAre("ev-1"));
+}
+
 }  // namespace
 }  // namespace imbridge::adapters

@@ -26,7 +26,7 @@ class OutboundTest : public ::testing::Test {
     ASSERT_TRUE(fake_.Start().ok());
     api_ = std::make_unique<BotApi>(
         BotApi::Options{fake_.base_url(), fake_.token(), absl::Seconds(10)},
-        &http_);
+        http_);
     RateLimiter::Options rate;
     rate.per_chat_per_second = 1000;
     rate.per_chat_burst = 1000;
@@ -67,7 +67,7 @@ class OutboundTest : public ::testing::Test {
   }
 
   fakes::FakeTelegram fake_;
-  HttpClient http_;
+  std::shared_ptr<HttpClient> http_ = std::make_shared<HttpClient>();
   std::unique_ptr<BotApi> api_;
   std::unique_ptr<DeliveryJournal> journal_ =
       *DeliveryJournal::Open(DeliveryJournal::Options());

@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <memory>
 
 #include "absl/strings/str_cat.h"
 #include "adapters/common/delivery_handler.h"
@@ -72,22 +73,22 @@ TEST(BotApiParseAnswerTest, ServerErrorsAndGarbageAreRetryable) {
 }
 
 TEST(BotApiTest, BotIdComesFromTheToken) {
-  HttpClient http;
+  auto http = std::make_shared<HttpClient>();
   EXPECT_EQ(
-      BotApi({"http://127.0.0.1:1", "123456:ABC-def", absl::Seconds(1)}, &http)
+      BotApi({"http://127.0.0.1:1", "123456:ABC-def", absl::Seconds(1)}, http)
           .bot_id(),
       123456);
-  EXPECT_EQ(BotApi({"http://127.0.0.1:1", "nonsense", absl::Seconds(1)}, &http)
+  EXPECT_EQ(BotApi({"http://127.0.0.1:1", "nonsense", absl::Seconds(1)}, http)
                 .bot_id(),
             0);
 }
 
 TEST(BotApiTest, TransportErrorsNeverShowTheToken) {
-  HttpClient http;
+  auto http = std::make_shared<HttpClient>();
   // Nothing listens on port 1.
   BotApi api(
       {"http://127.0.0.1:1", "123456:SECRET-token-value", absl::Seconds(2)},
-      &http);
+      http);
   BotApiError e;
   absl::StatusOr<nlohmann::json> r =
       api.Call("getMe", nlohmann::json::object(), &e);

@@ -154,6 +154,15 @@ TEST(RenderTest, QueuesAndDeadLetters) {
   EXPECT_EQ(RenderQueues(queues),
             "TARGET         PENDING  OLDEST  DEAD  ATTACHED\n"
             "slack/acme/C1  3        1m15s   1     yes\n");
+  // Routers sharing a database: each queue's sender, "-" for none now.
+  q->set_owner("db1:4242:0badf00d");
+  v1::QueueInfo* idle = queues.add_queues();
+  idle->set_target_key("tg/bot/7");
+  EXPECT_EQ(
+      RenderQueues(queues),
+      "TARGET         PENDING  OLDEST  DEAD  ATTACHED  OWNER\n"
+      "slack/acme/C1  3        1m15s   1     yes       db1:4242:0badf00d\n"
+      "tg/bot/7       0        -       0     no        -\n");
 
   v1::ListDeadLettersResponse dead;
   EXPECT_EQ(RenderDeadLetters(dead, kNow), "no dead letters\n");
