@@ -7,9 +7,11 @@
 #include <sys/wait.h>
 
 #include <fstream>
+#include <iterator>
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/integration/router_process.h"
@@ -141,6 +143,37 @@ TEST(ConfigCheckTest, SecretsFromUnsetVariablesOrMissingFilesAreNamed) {
   EXPECT_EQ(out.exit_code, 1);
   EXPECT_THAT(out.output, HasSubstr("admin_token_file"));
   EXPECT_THAT(out.output, HasSubstr("/nonexistent/admin-token"));
+}
+
+// The three-router example (deploy/ha/router-*.yaml) passes as shipped,
+// with its secret files present (here in a temporary directory instead of
+// /etc/imbridge/credentials); a relative store.postgres.blob_dir, which
+// would name a different directory on each router, does not.
+TEST(ConfigCheckTest, HighlyAvailableRouterExamplesPass) {
+  const std::string credentials = MakeTempDir("ha-credentials");
+  for (const char* name : {"admin-token", "adapter-token", "pg-password"}) {
+    std::ofstream(absl::StrCat(credentials, "/", name))
+        << "0123456789abcdef0123456789\n";
+  }
+  for (int n = 1; n <= 3; ++n) {
+    std::ifstream in(absl::StrCat(IMBRIDGE_TEST_SOURCE_DIR,
+                                  "/deploy/ha/router-", n, ".yaml"));
+    std::string yaml((std::istreambuf_iterator<char>(in)),
+                     std::istreambuf_iterator<char>());
+    ASSERT_FALSE(yaml.empty()) << "router-" << n;
+    yaml =
+        absl::StrReplaceAll(yaml, {{"/etc/imbridge/credentials", credentials}});
+    Outcome out = CheckConfig(kRouter, yaml);
+    EXPECT_EQ(out.exit_code, 0) << "router-" << n << ": " << out.output;
+    if (n == 1) {
+      out = CheckConfig(
+          kRouter, absl::StrReplaceAll(yaml, {{"blob_dir: /srv/imbridge-blobs",
+                                               "blob_dir: imbridge-blobs"}}));
+      EXPECT_EQ(out.exit_code, 1);
+      EXPECT_THAT(out.output,
+                  HasSubstr("store.postgres.blob_dir: must be an absolute"));
+    }
+  }
 }
 
 }  // namespace
