@@ -20,6 +20,7 @@
 #include "gtest/gtest.h"
 #include "tests/integration/adapter_process.h"
 #include "tests/integration/router_process.h"
+#include "tests/integration/sanitizer_memory.h"
 #include "tests/integration/test_adapter.h"
 
 namespace imbridge::testing {
@@ -623,8 +624,9 @@ TEST_F(TelegramIntegrationTest,
                             kDeliveryWait));
   // Telegram has the message; its answer comes after the router died.
   router_->Kill();
-  ASSERT_TRUE(fake_.WaitFor(
-      [&] { return fake_.delayed_answers_pending() == 0; }, absl::Seconds(30)));
+  ASSERT_TRUE(
+      fake_.WaitFor([&] { return fake_.delayed_answers_pending() == 0; },
+                    absl::Seconds(30) * AsanSlowdown()));
   // The adapter stops (it finishes the delivery in progress, so the answer
   // is journaled) and forgets everything it kept in memory.
   EXPECT_EQ(adapter_->Terminate(), 0);
