@@ -17,7 +17,6 @@
 #include "gtest/gtest.h"
 #include "tests/integration/adapter_process.h"
 #include "tests/integration/router_process.h"
-#include "tests/integration/sanitizer_memory.h"
 
 namespace imbridge::testing {
 namespace {
@@ -288,9 +287,7 @@ TEST_F(SlackServiceUserTest, AnEchoBeforeSlacksAnswerIsRecognised) {
   slack_.AddMember("CV1", kServiceUser);
   StartTeamSpirit();
   StartSlack();
-  // Long enough that the check below still finds the answer held back on a
-  // loaded machine, longer under ASan (a 5 s delay once expired first).
-  slack_.DelayAnswers("chat.postMessage", absl::Seconds(5) * AsanSlowdown());
+  slack_.DelayAnswers("chat.postMessage", absl::Seconds(5));
   ASSERT_TRUE(ts_->PostAsUser("u-7", "c-43", "One moment please").ok());
   ASSERT_TRUE(slack_.WaitForMessages("CV1", [](const auto& ms) {
     return !WithText(ms, "One moment please").empty();
