@@ -426,13 +426,11 @@ TEST_F(PostgresRouterTest, MigrateFromSqliteCopiesEverythingOnce) {
   }
 
   const std::string config_dir = MakeTempDir("migrate-config");
-  const std::string password_file = config_dir + "/password";
-  std::ofstream(password_file) << server_->password() << "\n";
   const std::string config = config_dir + "/router.yaml";
   std::ofstream(config) << "data_dir: " << config_dir << "/data\n"
-                        << kPairConfig << "store: {postgres: {dsn: '"
-                        << server_->Dsn(database_) << "', password_file: '"
-                        << password_file << "'}}\n";
+                        << kPairConfig << "store: {"
+                        << PostgresStoreYaml(*server_, database_, config_dir)
+                        << "}\n";
   std::string output;
   ASSERT_EQ(RunMigration(config, sqlite_dir, &output), 0) << output;
   EXPECT_THAT(output, HasSubstr("messages: 6000 rows"));
@@ -555,11 +553,8 @@ TEST_F(PostgresRouterTest, MigratedHundredThousandMessagesStillResolve) {
   }
   const absl::Duration built = absl::Now() - started;
 
-  const std::string password_file = config_dir + "/password";
-  std::ofstream(password_file) << server_->password() << "\n";
-  const std::string store_config =
-      absl::StrCat("store: {postgres: {dsn: '", server_->Dsn(database_),
-                   "', password_file: '", password_file, "'}}\n");
+  const std::string store_config = absl::StrCat(
+      "store: {", PostgresStoreYaml(*server_, database_, config_dir), "}\n");
   const std::string config = config_dir + "/router.yaml";
   std::ofstream(config) << "data_dir: " << sqlite_dir << "\n"
                         << kPairConfig << store_config;

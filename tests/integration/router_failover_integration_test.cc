@@ -131,8 +131,6 @@ class RouterFailoverTest : public ::testing::Test {
     absl::StatusOr<std::string> database = server_->CreateDatabase();
     ASSERT_TRUE(database.ok()) << database.status();
     database_ = *database;
-    std::string password_file = MakeTempDir("pg-password") + "/password";
-    std::ofstream(password_file) << server_->password() << "\n";
     std::string config = absl::StrCat(
         "adapters:\n  - {name: tests, token: ", kToken, "}\n", R"(links:
   - name: pair
@@ -140,8 +138,9 @@ class RouterFailoverTest : public ::testing::Test {
       - {platform: alpha, account: a, chat_id: A1}
       - {platform: beta, account: b, chat_id: B1}
 )",
-        "store: {durability: normal, postgres: {dsn: '",
-        server_->Dsn(database_), "', password_file: '", password_file, "'}}\n");
+        "store: {durability: normal, ",
+        PostgresStoreYaml(*server_, database_, MakeTempDir("pg-password")),
+        "}\n");
     for (auto& router : routers_) {
       router = std::make_unique<RouterProcess>(config);
       absl::Status started = router->Start();

@@ -156,11 +156,10 @@ class RouterOnEachStoreTest : public RouterIntegrationTest,
     if (!server.ok()) return "";
     absl::StatusOr<std::string> database = (*server)->CreateDatabase();
     EXPECT_TRUE(database.ok()) << database.status();
-    std::string password_file = MakeTempDir("pg-password") + "/password";
-    std::ofstream(password_file) << (*server)->password() << "\n";
-    return absl::StrCat("store: {durability: ", durability,
-                        ", postgres: {dsn: '", (*server)->Dsn(*database),
-                        "', password_file: '", password_file, "'}}");
+    return absl::StrCat(
+        "store: {durability: ", durability, ", ",
+        PostgresStoreYaml(**server, *database, MakeTempDir("pg-password")),
+        "}");
   }
 };
 

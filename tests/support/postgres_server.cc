@@ -1,9 +1,11 @@
 #include "tests/support/postgres_server.h"
 
 #include <cstdlib>
+#include <fstream>
 #include <memory>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 
 namespace imbridge::testing {
 
@@ -29,6 +31,15 @@ absl::StatusOr<TestDatabase> NewTestDatabase() {
   absl::StatusOr<std::string> name = (*server)->CreateDatabase();
   if (!name.ok()) return name.status();
   return TestDatabase{*server, *std::move(name)};
+}
+
+std::string PostgresStoreYaml(const PostgresServer& server,
+                              absl::string_view database,
+                              const std::string& dir) {
+  const std::string password_file = dir + "/password";
+  std::ofstream(password_file) << server.password() << "\n";
+  return absl::StrCat("postgres: {dsn: '", server.Dsn(database),
+                      "', password_file: '", password_file, "'}");
 }
 
 }  // namespace imbridge::testing

@@ -1,7 +1,10 @@
 #ifndef IMBRIDGE_TESTS_SUPPORT_POSTGRES_SERVER_H_
 #define IMBRIDGE_TESTS_SUPPORT_POSTGRES_SERVER_H_
 
+#include <string>
+
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "common/postgres_server.h"
 
 namespace imbridge::testing {
@@ -21,6 +24,13 @@ struct TestDatabase {
   std::string name;
 };
 absl::StatusOr<TestDatabase> NewTestDatabase();
+
+// The `postgres:` entry of a router config's `store:` block for `database`
+// on `server`: "postgres: {dsn: '...', password_file: '<dir>/password'}".
+// Writes the password to <dir>/password, so that the config never holds it.
+std::string PostgresStoreYaml(const PostgresServer& server,
+                              absl::string_view database,
+                              const std::string& dir);
 
 }  // namespace imbridge::testing
 
