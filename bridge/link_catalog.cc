@@ -234,7 +234,39 @@ absl::StatusOr<std::shared_ptr<const LinkTable>> LinkCatalog::BuildTable(
   return LinkTable::Build(usable, source);
 }
 
-absl::Status LinkCatalog::Load() {
+absl::Status LinkCatalog::Load() { return ReadRecords(/*at_start=*/true); }
+
+void LinkCatalog::OnRecordsChanged() {
+  if (reading_queued_.exchange(true)) return;
+  absl::MutexLock lock(&rewrites_mu_);
+  if (rewrites_ == nullptr) return;  // done by the next Load
+  rewrites_->Post([this] {
+    // Changes that arrive from here on queue another reading.
+    reading_queued_.store(false);
+    if (absl::Status s = ReadRecords(/*at_start=*/false); !s.ok()) {
+      LogError("runtime links and webhooks not read again; the table stays",
+               {{"error", s.message()}});
+    }
+  });
+}
+
+absl::StatusOr<LinkCatalog::Webhook> LinkCatalog::ParseWebhook(
+    absl::string_view id, absl::string_view payload) {
+  v1::StoredWebhook stored;
+  if (!stored.ParseFromArray(payload.data(),
+                             static_cast<int>(payload.size()))) {
+    return absl::DataLossError(
+        absl::StrCat("stored webhook '", id, "' cannot be read"));
+  }
+  Webhook w;
+  w.info = stored.info();
+  w.key_salt = stored.key_salt();
+  w.key_hash = stored.key_hash();
+  w.secret = stored.secret();
+  return w;
+}
+
+absl::Status LinkCatalog::ReadRecords(bool at_start) {
   absl::MutexLock write(&write_mu_);
   std::map<std::string, v1::LinkInfo> runtime;
   std::map<std::string, Webhook> webhooks;
@@ -246,12 +278,17 @@ absl::Status LinkCatalog::Load() {
           absl::StrCat("stored link '", name, "' cannot be read"));
     }
     if (ConfigLink(name) != nullptr) {
-      return absl::FailedPreconditionError(absl::StrCat(
+      const std::string clash = absl::StrCat(
           "link '", name,
           "' is defined both in the config file and at runtime (imbridgectl); "
           "rename one: remove it from the file, or delete the runtime link "
           "with `imbridgectl link delete ",
-          name, "` after starting without the file's"));
+          name, "` after starting without the file's");
+      if (at_start) return absl::FailedPreconditionError(clash);
+      // Made through another router whose config file lacks the link.
+      LogError("runtime link left out: its name is a config link's",
+               {{"link", name}, {"error", clash}});
+      continue;
     }
     runtime.emplace(name, std::move(info));
   }
@@ -279,16 +316,7 @@ absl::Status LinkCatalog::Load() {
     }));
   IMB_ASSIGN_OR_RETURN(auto hooks, store_->ListRecords(kWebhookRecord));
   for (const auto& [id, payload] : hooks) {
-    v1::StoredWebhook stored;
-    if (!stored.ParseFromString(payload)) {
-      return absl::DataLossError(
-          absl::StrCat("stored webhook '", id, "' cannot be read"));
-    }
-    Webhook w;
-    w.info = stored.info();
-    w.key_salt = stored.key_salt();
-    w.key_hash = stored.key_hash();
-    w.secret = stored.secret();
+    IMB_ASSIGN_OR_RETURN(Webhook w, ParseWebhook(id, payload));
     webhooks.emplace(id, std::move(w));
   }
   IMB_ASSIGN_OR_RETURN(auto table, BuildTable(runtime, webhooks, "links"));
@@ -652,23 +680,40 @@ std::vector<v1::WebhookInfo> LinkCatalog::ListWebhooks(
   return out;
 }
 
-absl::StatusOr<v1::WebhookInfo> LinkCatalog::CheckIncomingKey(
-    absl::string_view id, absl::string_view key) const {
+absl::StatusOr<v1::WebhookInfo> LinkCatalog::VerifyKey(const Webhook& w,
+                                                       absl::string_view key) {
   const absl::Status denied =
       absl::PermissionDeniedError("unknown webhook or wrong key");
-  absl::MutexLock lock(&mu_);
-  auto it = webhooks_.find(std::string(id));
-  if (it == webhooks_.end() || it->second.info.direction() != v1::INCOMING ||
-      it->second.info.revoked_at_ms() != 0) {
+  if (w.info.direction() != v1::INCOMING || w.info.revoked_at_ms() != 0) {
     return denied;
   }
-  const Webhook& w = it->second;
   std::string hash = SaltedHash(w.key_salt, key);
   if (hash.size() != w.key_hash.size() ||
       CRYPTO_memcmp(hash.data(), w.key_hash.data(), hash.size()) != 0) {
     return denied;
   }
   return w.info;
+}
+
+absl::StatusOr<v1::WebhookInfo> LinkCatalog::CheckIncomingKey(
+    absl::string_view id, absl::string_view key) const {
+  if (shared_store_) {
+    // The stored record, not this router's copy: another router may have
+    // revoked (or made) the webhook a moment ago.
+    IMB_ASSIGN_OR_RETURN(std::optional<std::string> payload,
+                         store_->GetRecord(kWebhookRecord, id));
+    if (!payload.has_value()) {
+      return absl::PermissionDeniedError("unknown webhook or wrong key");
+    }
+    IMB_ASSIGN_OR_RETURN(Webhook w, ParseWebhook(id, *payload));
+    return VerifyKey(w, key);
+  }
+  absl::MutexLock lock(&mu_);
+  auto it = webhooks_.find(std::string(id));
+  if (it == webhooks_.end()) {
+    return absl::PermissionDeniedError("unknown webhook or wrong key");
+  }
+  return VerifyKey(it->second, key);
 }
 
 absl::StatusOr<v1::OutgoingWebhook> LinkCatalog::GetOutgoing(

@@ -1,6 +1,7 @@
 #ifndef IMBRIDGE_BRIDGE_LINK_CATALOG_H_
 #define IMBRIDGE_BRIDGE_LINK_CATALOG_H_
 
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -40,6 +41,14 @@ inline constexpr absl::string_view kWebhookPlatform = "webhook";
 // and waits for its commit, then the new link table is swapped into the
 // LinkRegistry, so it takes effect for the next publish.
 //
+// Several routers may share the store (PostgreSQL). Each commit of a record
+// then wakes every router (OnRecordsChanged), which reads the runtime links
+// and webhooks again, so a link made through one router's Admin API is
+// relayed by all of them within milliseconds. Webhook keys are stricter:
+// with a shared store (SetSharedStore) a key is checked against its stored
+// record, so a revocation committed through any router holds for the next
+// check on every router.
+//
 // Incoming webhook keys are kept only as a salted SHA-256 hash and compared
 // in constant time. Outgoing webhook secrets are kept as they are, because
 // the router hands them to the webhook adapter to sign with.
@@ -59,6 +68,17 @@ class LinkCatalog {
   // thread root are looked up again (the root may have been resolved just
   // before a crash) and the committer watches the pending ones.
   absl::Status Load();
+
+  // The store is shared with other routers (call before Load): keys are
+  // checked against the stored webhook (one read per check).
+  void SetSharedStore() { shared_store_ = true; }
+  // Another router (or this one) committed a change to the records: reads
+  // the runtime links and webhooks again on the catalog's own thread,
+  // without blocking the caller. Calls that arrive while a reading is queued
+  // share it. A runtime link whose name clashes with this router's config
+  // file is left out (and logged) instead of stopping the router; a reading
+  // that fails leaves the table as it was (logged).
+  void OnRecordsChanged();
 
   std::vector<v1::LinkInfo> ListLinks() const;
   absl::StatusOr<v1::LinkInfo> GetLink(absl::string_view name) const;
@@ -90,8 +110,8 @@ class LinkCatalog {
   // or the member left the whole chat. Returns at once; the rewrite runs on
   // a thread of the catalog's own (Committer::SetThreadRootsResolved).
   void OnThreadRootsResolved(std::vector<ResolvedThreadRoot> resolved);
-  // Runs the rewrites posted so far and refuses later ones (they are done
-  // by the next Load). Call before the committer stops.
+  // Runs the rewrites and readings posted so far and refuses later ones
+  // (they are done by the next Load). Call before the committer stops.
   void StopRewrites();
   // Deletes runtime link `name` if `owner_platform` owns it and `may_touch`
   // accepts its definition; kPermissionDenied if not, kFailedPrecondition
@@ -123,6 +143,14 @@ class LinkCatalog {
     std::string secret;    // outgoing
   };
 
+  // Load(); with `at_start` false (OnRecordsChanged), a runtime link that
+  // clashes with a config link is skipped instead of failing.
+  absl::Status ReadRecords(bool at_start);
+  static absl::StatusOr<Webhook> ParseWebhook(absl::string_view id,
+                                              absl::string_view payload);
+  // `w`'s info if `key` is its key and it is an unrevoked incoming webhook.
+  static absl::StatusOr<v1::WebhookInfo> VerifyKey(const Webhook& w,
+                                                   absl::string_view key);
   // The combined table from config links, `runtime` and `webhooks`.
   absl::StatusOr<std::shared_ptr<const LinkTable>> BuildTable(
       const std::map<std::string, v1::LinkInfo>& runtime,
@@ -154,6 +182,9 @@ class LinkCatalog {
   Committer* const committer_;
   LinkRegistry* const registry_;
   const std::vector<v1::Link> config_links_;
+  bool shared_store_ = false;
+  // A reading of the records is queued and has not started.
+  std::atomic<bool> reading_queued_{false};
 
   // Serializes mutations (validate, write, swap) against each other.
   absl::Mutex write_mu_;

@@ -473,24 +473,29 @@ class Connection {
     return Rows(std::move(last));
   }
 
-  // The payloads of the notifications (LISTEN) that arrived so far on
-  // channel `channel`, reading what the socket holds without waiting; the
-  // socket to poll for more is get()'s PQsocket. kUnavailable (the
-  // connection dropped) if it broke.
-  absl::StatusOr<std::vector<std::string>> TakeNotifications(
-      absl::string_view channel) {
-    std::vector<std::string> payloads;
-    if (conn_ == nullptr) return payloads;
+  // A notification (LISTEN) as it arrived.
+  struct Notification {
+    std::string channel;
+    std::string payload;
+  };
+
+  // The notifications (LISTEN) that arrived so far, of every channel
+  // listened to, in arrival order, reading what the socket holds without
+  // waiting; the socket to poll for more is get()'s PQsocket. kUnavailable
+  // (the connection dropped) if it broke.
+  absl::StatusOr<std::vector<Notification>> TakeNotifications() {
+    std::vector<Notification> notifications;
+    if (conn_ == nullptr) return notifications;
     if (PQconsumeInput(conn_.get()) != 1) {
       absl::Status status = ResultError(conn_.get(), nullptr, "receiving");
       conn_.reset();
       return status;
     }
     while (PGnotify* n = PQnotifies(conn_.get())) {
-      if (channel == n->relname) payloads.emplace_back(n->extra);
+      notifications.push_back({n->relname, n->extra});
       PQfreemem(n);
     }
-    return payloads;
+    return notifications;
   }
 
   // Closes the connection; the next call connects again.

@@ -412,6 +412,8 @@ class PostgresStore : public Store {
       absl::string_view blob_id) override;
   absl::StatusOr<std::vector<std::string>> ListCollectableBlobs(
       absl::Time before) override;
+  absl::StatusOr<std::optional<std::string>> GetRecord(
+      absl::string_view kind, absl::string_view name) override;
   absl::StatusOr<std::vector<std::pair<std::string, std::string>>> ListRecords(
       absl::string_view kind) override;
   absl::StatusOr<std::vector<Participant>> ListParticipants(
@@ -427,6 +429,8 @@ class PostgresStore : public Store {
   absl::Status Init();
   absl::Status Migrate();
   absl::Status RequireTransaction() const;
+  // Inside the write transaction: NOTIFY kRecordsChannel with `kind`.
+  absl::Status NotifyRecordsChanged(absl::string_view kind);
   // Appends the statements of `batch` to `commands`; fails, sending
   // nothing, on an entry that cannot be written.
   absl::Status AddBatch(CommitBatch& batch, std::vector<Command>& commands);
@@ -860,11 +864,23 @@ absl::Status PostgresStore::PutRecord(absl::string_view kind,
                                       absl::string_view name,
                                       absl::string_view payload) {
   IMB_RETURN_IF_ERROR(RequireTransaction());
+  IMB_RETURN_IF_ERROR(
+      writer_
+          .Exec("INSERT INTO records(kind, name, payload) VALUES ($1, $2, $3) "
+                "ON CONFLICT (kind, name) DO UPDATE SET payload = "
+                "excluded.payload",
+                Params().Text(kind).Text(name).Bytes(payload))
+          .status());
+  return NotifyRecordsChanged(kind);
+}
+
+absl::Status PostgresStore::NotifyRecordsChanged(absl::string_view kind) {
+  // Every router reads the records again once this commits (NOTIFY is
+  // delivered on commit only), so that a link or webhook made through one
+  // router's Admin API holds on all of them.
   return writer_
-      .Exec(
-          "INSERT INTO records(kind, name, payload) VALUES ($1, $2, $3) "
-          "ON CONFLICT (kind, name) DO UPDATE SET payload = excluded.payload",
-          Params().Text(kind).Text(name).Bytes(payload))
+      .Exec("SELECT pg_notify($1, $2)",
+            Params().Text(kRecordsChannel).Text(kind))
       .status();
 }
 
@@ -879,7 +895,7 @@ absl::Status PostgresStore::DeleteRecord(absl::string_view kind,
   if (rows.size() == 0) {
     return absl::NotFoundError(absl::StrCat("no ", kind, " named ", name));
   }
-  return absl::OkStatus();
+  return NotifyRecordsChanged(kind);
 }
 
 absl::StatusOr<Rows> PostgresStore::Read(const char* sql,
@@ -1154,6 +1170,16 @@ PostgresStore::ListRecords(absl::string_view kind) {
     out.emplace_back(rows.Text(i, 0), rows.Text(i, 1));
   }
   return out;
+}
+
+absl::StatusOr<std::optional<std::string>> PostgresStore::GetRecord(
+    absl::string_view kind, absl::string_view name) {
+  IMB_ASSIGN_OR_RETURN(
+      Rows rows,
+      Read("SELECT payload FROM records WHERE kind = $1 AND name = $2",
+           Params().Text(kind).Text(name)));
+  if (rows.size() == 0) return std::nullopt;
+  return std::optional<std::string>(rows.Text(0, 0));
 }
 
 absl::StatusOr<std::vector<Participant>> PostgresStore::ListParticipants(

@@ -117,7 +117,7 @@ class QueueLeases::Impl {
   absl::Status Round();
   // Revokes every held queue (locally only).
   void RevokeAll();
-  void HandOn(absl::StatusOr<std::vector<std::string>> payloads);
+  void HandOn(absl::StatusOr<std::vector<Connection::Notification>> arrived);
   absl::StatusOr<Rows> Exec(const char* sql, const Params& params) {
     return conn_.ExecWithin(sql, params, kStatementTimeout);
   }
@@ -158,17 +158,19 @@ absl::Status QueueLeases::Impl::Tick() {
     // Unrenewed leases expire on the server by themselves.
     RevokeAll();
   }
-  if (status.ok()) HandOn(conn_.TakeNotifications(kQueueWorkChannel));
+  if (status.ok()) HandOn(conn_.TakeNotifications());
   return status;
 }
 
 absl::Status QueueLeases::Impl::Round() {
   if (conn_.get() == nullptr || PQstatus(conn_.get()) != CONNECTION_OK) {
-    IMB_RETURN_IF_ERROR(
-        Exec(absl::StrCat("LISTEN ", kQueueWorkChannel).c_str(), Params())
-            .status());
-    // Notifications sent while nobody listened are gone: read every held
-    // queue again.
+    for (const char* channel : {kQueueWorkChannel, kRecordsChannel}) {
+      IMB_RETURN_IF_ERROR(
+          Exec(absl::StrCat("LISTEN ", channel).c_str(), Params()).status());
+    }
+    // Notifications sent while nobody listened are gone: read the records
+    // and every held queue again.
+    if (options_->records_changed) options_->records_changed();
     if (!owned().empty()) {
       QueueWork all;
       all.all = true;
@@ -318,11 +320,18 @@ absl::Status QueueLeases::Impl::ReleaseAll() {
 }
 
 void QueueLeases::Impl::HandOn(
-    absl::StatusOr<std::vector<std::string>> payloads) {
-  if (!payloads.ok()) return;
-  for (const std::string& payload : *payloads) {
-    listener_->OnQueueWork(ParseQueueWork(payload));
+    absl::StatusOr<std::vector<Connection::Notification>> arrived) {
+  if (!arrived.ok()) return;
+  bool records = false;
+  for (const Connection::Notification& n : *arrived) {
+    if (n.channel == kQueueWorkChannel) {
+      listener_->OnQueueWork(ParseQueueWork(n.payload));
+    } else if (n.channel == kRecordsChannel) {
+      records = true;
+    }
   }
+  // One reading of the records covers every change that arrived.
+  if (records && options_->records_changed) options_->records_changed();
 }
 
 void QueueLeases::Impl::WaitForWork(absl::Duration timeout) {
@@ -333,7 +342,7 @@ void QueueLeases::Impl::WaitForWork(absl::Duration timeout) {
   pollfd fd{PQsocket(conn_.get()), POLLIN, 0};
   const int ms = static_cast<int>(absl::ToInt64Milliseconds(timeout));
   if (poll(&fd, 1, std::max(ms, 1)) > 0) {
-    HandOn(conn_.TakeNotifications(kQueueWorkChannel));
+    HandOn(conn_.TakeNotifications());
   }
 }
 

@@ -21,6 +21,9 @@ namespace imbridge::bridge {
 
 // The NOTIFY channel on which a commit names the queues it gave work to.
 inline constexpr char kQueueWorkChannel[] = "imbridge_queues";
+// The NOTIFY channel on which a commit says that operator records (runtime
+// links, webhooks) changed; the payload is the record kind.
+inline constexpr char kRecordsChannel[] = "imbridge_records";
 
 // Work committed for queues, as a NOTIFY payload carries it.
 struct QueueWork {
@@ -86,7 +89,7 @@ class QueueLeaseListener {
 // idempotency key). A dead router's queues are claimed at the first round
 // after their expiry: within ttl + renew_every (1.25 s + 0.5 s) of its last
 // renewal. The same connection LISTENs on kQueueWorkChannel and hands what
-// arrives to the listener.
+// arrives to the listener, and on kRecordsChannel for `records_changed`.
 //
 // Thread-safety: Start()/Stop() from one thread; owned() from any;
 // Tick() is for tests that drive rounds themselves (without Start()).
@@ -104,6 +107,12 @@ class QueueLeases {
     // Whether a queue is dispatched at all (parked queues are not); queues
     // it refuses are never leased. Optional: all are.
     std::function<bool(const std::string&)> dispatchable;
+    // Called when another commit (maybe another router's) changed operator
+    // records (kRecordsChannel), and whenever the LISTEN connection is made
+    // (the first time included): notifications sent while nobody listened
+    // are gone, so the records must be read again. Called on the lease
+    // thread; must not block. Optional.
+    std::function<void()> records_changed;
   };
 
   // Connects (the connection of `store`'s options, with the store's schema

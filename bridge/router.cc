@@ -72,6 +72,7 @@ absl::StatusOr<std::unique_ptr<Router>> Router::Start(v1::RouterConfig config) {
       [catalog = r->catalog_.get()](std::vector<ResolvedThreadRoot> resolved) {
         catalog->OnThreadRootsResolved(std::move(resolved));
       });
+  if (c.store().has_postgres()) r->catalog_->SetSharedStore();
   r->committer_->Start();
   // Runtime links and webhooks join the config file's links before any
   // delivery is dispatched.
@@ -96,6 +97,10 @@ absl::StatusOr<std::unique_ptr<Router>> Router::Start(v1::RouterConfig config) {
     };
     lopts.dispatchable = [](const std::string& key) {
       return !IsParkedQueue(key);
+    };
+    // Links and webhooks made through another router's Admin API.
+    lopts.records_changed = [catalog = r->catalog_.get()] {
+      catalog->OnRecordsChanged();
     };
     absl::StatusOr<std::unique_ptr<QueueLeases>> leases = QueueLeases::Open(
         PostgresOptionsFromConfig(c.store()), lopts, r->dispatcher_.get());

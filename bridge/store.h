@@ -357,6 +357,11 @@ class Store {
   // The records of one kind as (name, payload), sorted by name.
   virtual absl::StatusOr<std::vector<std::pair<std::string, std::string>>>
   ListRecords(absl::string_view kind) = 0;
+  // One record's payload, or std::nullopt if there is none. This default
+  // reads them all (ListRecords); a store shared by several routers reads
+  // the one row.
+  virtual absl::StatusOr<std::optional<std::string>> GetRecord(
+      absl::string_view kind, absl::string_view name);
 
   // Who has posted in `channel_key`, most recent first.
   virtual absl::StatusOr<std::vector<Participant>> ListParticipants(

@@ -10,9 +10,19 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/status_macros.h"
 #include "imbridge/v1/events.pb.h"
 
 namespace imbridge::bridge {
+
+absl::StatusOr<std::optional<std::string>> Store::GetRecord(
+    absl::string_view kind, absl::string_view name) {
+  IMB_ASSIGN_OR_RETURN(auto records, ListRecords(kind));
+  for (auto& [n, payload] : records) {
+    if (n == name) return std::optional<std::string>(std::move(payload));
+  }
+  return std::nullopt;
+}
 
 int64_t ToStoreMillis(absl::Time t) {
   if (t == absl::InfinitePast()) return std::numeric_limits<int64_t>::min();

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -175,13 +176,15 @@ class QueueLeasesTest : public ::testing::Test {
 
   // A router's leases, knowing `queues`; not started.
   QueueLeases& AddRouter(const std::string& name,
-                         std::vector<std::string> queues) {
+                         std::vector<std::string> queues,
+                         std::function<void()> records_changed = nullptr) {
     listeners_.push_back(
         std::make_unique<RecordingListener>(&ledger_, &routers_));
     routers_.push_back(listeners_.back().get());
     QueueLeases::Options options;
     options.router_name = name;
     options.known_queues = [queues] { return queues; };
+    options.records_changed = std::move(records_changed);
     absl::StatusOr<std::unique_ptr<QueueLeases>> leases =
         QueueLeases::Open(options_, options, listeners_.back().get());
     EXPECT_TRUE(leases.ok()) << leases.status();
@@ -395,6 +398,48 @@ TEST_F(QueueLeasesTest, RetriedDeadLetterWakesTheHolderToReload) {
     absl::SleepFor(absl::Milliseconds(50));
   }
   EXPECT_TRUE(listeners_[0]->HeardOf("slack/acme/C0", true));
+}
+
+// Every router hears of a committed change to the operator records (runtime
+// links, webhooks), whoever committed it, and reads them once when its
+// LISTEN connection is made; a rolled-back change says nothing.
+TEST_F(QueueLeasesTest, RecordCommitsWakeEveryRouterToReadThemAgain) {
+  std::atomic<int> heard[2] = {0, 0};
+  AddRouter("r1", Queues(1), [&] { ++heard[0]; });
+  AddRouter("r2", Queues(1), [&] { ++heard[1]; });
+  // Rounds until both routers heard `n` times (or 10 s).
+  auto rounds_until = [&](int n) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    do {
+      Rounds(1, {0, 1});
+      if (heard[0] >= n && heard[1] >= n) return;
+      absl::SleepFor(absl::Milliseconds(20));
+    } while (absl::Now() < deadline);
+  };
+  rounds_until(1);
+  // Connected (and so listening): one reading each.
+  EXPECT_EQ(heard[0].load(), 1);
+  EXPECT_EQ(heard[1].load(), 1);
+
+  ASSERT_TRUE(store_->Begin().ok());
+  ASSERT_TRUE(store_->PutRecord("link", "l", "payload").ok());
+  store_->Rollback();
+  Rounds(3, {0, 1});
+  EXPECT_EQ(heard[0].load(), 1);
+  EXPECT_EQ(heard[1].load(), 1);
+
+  ASSERT_TRUE(store_->Begin().ok());
+  ASSERT_TRUE(store_->PutRecord("webhook", "w", "payload").ok());
+  ASSERT_TRUE(store_->Commit().ok());
+  rounds_until(2);
+  EXPECT_EQ(heard[0].load(), 2);
+  EXPECT_EQ(heard[1].load(), 2);
+  ASSERT_TRUE(store_->Begin().ok());
+  ASSERT_TRUE(store_->DeleteRecord("webhook", "w").ok());
+  ASSERT_TRUE(store_->Commit().ok());
+  rounds_until(3);
+  EXPECT_EQ(heard[0].load(), 3);
+  EXPECT_EQ(heard[1].load(), 3);
 }
 
 TEST(QueueWorkPayloadTest, RoundTripsAndFallsBackToAllQueues) {

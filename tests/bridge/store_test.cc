@@ -1192,6 +1192,12 @@ TEST_P(StoreTest, RecordsArePutListedReplacedAndDeleted) {
       absl::StatusCode::kNotFound);
   EXPECT_EQ(store_->ListRecords("link")->size(), 1u);
   EXPECT_EQ(store_->ListRecords("webhook")->size(), 1u);
+  // One record by kind and name.
+  EXPECT_EQ(*store_->GetRecord("link", "b"), std::optional<std::string>("B2"));
+  EXPECT_EQ(*store_->GetRecord("webhook", "w"),
+            std::optional<std::string>("W1"));
+  EXPECT_EQ(*store_->GetRecord("link", "a"), std::nullopt);
+  EXPECT_EQ(*store_->GetRecord("link", "w"), std::nullopt);
 }
 
 TEST_P(StoreTest, ParticipantsAreListedMostRecentFirst) {

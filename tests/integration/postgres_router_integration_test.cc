@@ -23,6 +23,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -604,12 +605,12 @@ TEST_F(PostgresRouterTest, MigratedHundredThousandMessagesStillResolve) {
 
 // Message `i` posted in chat A1, published through `adapter` (event keys
 // are the test's: two adapters of one account would number theirs alike).
-void PostMessage(TestAdapter& adapter, int i) {
+void PostMessage(TestAdapter& adapter, int i, const std::string& chat = "A1") {
   v1::Event e;
   e.set_key(absl::StrCat("alpha:a:m", i));
   e.mutable_channel()->set_platform("alpha");
   e.mutable_channel()->set_account("a");
-  e.mutable_channel()->set_chat_id("A1");
+  e.mutable_channel()->set_chat_id(chat);
   e.mutable_posted()->set_message_id(absl::StrCat("m", i));
   e.mutable_posted()->mutable_sender()->set_id("user-alpha");
   e.mutable_posted()->mutable_text()->set_text(absl::StrCat("m", i));
@@ -667,17 +668,25 @@ class SeveralRoutersTest : public PostgresRouterTest {
  protected:
   static constexpr char kAdminToken[] = "admin-token-0123456789";
 
+  // A call's context with `token` as its bearer token and a 20 s deadline.
+  static std::unique_ptr<grpc::ClientContext> Ctx(const std::string& token) {
+    auto ctx = std::make_unique<grpc::ClientContext>();
+    ctx->AddMetadata("authorization", absl::StrCat("Bearer ", token));
+    ctx->set_deadline(std::chrono::system_clock::now() +
+                      std::chrono::seconds(20));
+    return ctx;
+  }
+
+  static std::unique_ptr<v1::Admin::Stub> AdminOf(const RouterProcess& router) {
+    return v1::Admin::NewStub(grpc::CreateChannel(
+        router.address(), grpc::InsecureChannelCredentials()));
+  }
+
   // The queues as `router`'s Admin API lists them.
   v1::ListQueuesResponse ListQueues(const RouterProcess& router) {
-    auto admin = v1::Admin::NewStub(grpc::CreateChannel(
-        router.address(), grpc::InsecureChannelCredentials()));
-    grpc::ClientContext ctx;
-    ctx.AddMetadata("authorization", absl::StrCat("Bearer ", kAdminToken));
-    ctx.set_deadline(std::chrono::system_clock::now() +
-                     std::chrono::seconds(20));
     v1::ListQueuesResponse queues;
-    grpc::Status status =
-        admin->ListQueues(&ctx, v1::ListQueuesRequest(), &queues);
+    grpc::Status status = AdminOf(router)->ListQueues(
+        Ctx(kAdminToken).get(), v1::ListQueuesRequest(), &queues);
     EXPECT_TRUE(status.ok()) << status.error_message();
     return queues;
   }
@@ -823,6 +832,89 @@ TEST_F(SeveralRoutersTest, AdminOfAnyRouterNamesTheQueueOwner) {
               ::testing::HasSubstr(absl::StrCat(":", r.holder->pid(), ":")));
   r.alpha_one->Stop();
   r.alpha_two->Stop();
+}
+
+// A link and a webhook made through one router's Admin API hold on the
+// other router too, without a restart: it lists and relays the link, and
+// accepts the webhook's key. A revocation through the first router holds
+// for the very next key check on the second.
+TEST_F(SeveralRoutersTest, LinksAndWebhooksMadeThroughOneRouterHoldOnBoth) {
+  TwoRouters r;
+  ASSERT_NO_FATAL_FAILURE(StartTwoRouters(r));
+  v1::CreateLinkRequest create;
+  create.mutable_link()->set_name("second");
+  for (const auto& [platform, account, chat] :
+       {std::tuple{"alpha", "a", "A2"}, std::tuple{"beta", "b", "B2"}}) {
+    v1::LinkMember* m = create.mutable_link()->add_members();
+    m->set_platform(platform);
+    m->set_account(account);
+    m->set_chat_id(chat);
+  }
+  v1::LinkInfo made;
+  grpc::Status status =
+      AdminOf(*r.one)->CreateLink(Ctx(kAdminToken).get(), create, &made);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+
+  auto lists_second = [&](const RouterProcess& router) {
+    v1::ListLinksResponse links;
+    if (!AdminOf(router)
+             ->ListLinks(Ctx(kAdminToken).get(), v1::ListLinksRequest(), &links)
+             .ok()) {
+      return false;
+    }
+    for (const v1::LinkInfo& l : links.links()) {
+      if (l.link().name() == "second") return true;
+    }
+    return false;
+  };
+  const absl::Time made_at = absl::Now();
+  ASSERT_TRUE(WaitFor([&] { return lists_second(*r.two); }))
+      << r.two->ReadLog();
+  std::cerr << "the other router had the link after "
+            << absl::FormatDuration(absl::Now() - made_at) << "\n";
+  // Published through the router that did not make the link.
+  PostMessage(*r.alpha_two, 1000, "A2");
+  ASSERT_TRUE(WaitFor([&] {
+    for (TestAdapter* a : {r.beta_one.get(), r.beta_two.get()}) {
+      for (const TestAdapter::Call& call : a->calls()) {
+        if (call.chat == "B2" && call.text == "m1000") return true;
+      }
+    }
+    return false;
+  })) << r.two->ReadLog();
+
+  v1::CreateWebhookRequest hook_request;
+  hook_request.set_link("pair");
+  hook_request.set_direction(v1::INCOMING);
+  v1::CreateWebhookResponse hook;
+  status = AdminOf(*r.one)->CreateWebhook(Ctx(kAdminToken).get(), hook_request,
+                                          &hook);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  auto directory = v1::WebhookDirectory::NewStub(grpc::CreateChannel(
+      r.two->address(), grpc::InsecureChannelCredentials()));
+  v1::CheckIncomingKeyRequest check;
+  check.set_id(hook.webhook().id());
+  check.set_key(hook.secret());
+  v1::WebhookInfo info;
+  status = directory->CheckIncomingKey(Ctx(kToken).get(), check, &info);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(info.link(), "pair");
+  v1::CheckIncomingKeyRequest wrong = check;
+  wrong.set_key(hook.secret() + "x");
+  EXPECT_EQ(
+      directory->CheckIncomingKey(Ctx(kToken).get(), wrong, &info).error_code(),
+      grpc::PERMISSION_DENIED);
+
+  v1::RevokeWebhookRequest revoke;
+  revoke.set_id(hook.webhook().id());
+  v1::RevokeWebhookResponse revoked;
+  status =
+      AdminOf(*r.one)->RevokeWebhook(Ctx(kAdminToken).get(), revoke, &revoked);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(
+      directory->CheckIncomingKey(Ctx(kToken).get(), check, &info).error_code(),
+      grpc::PERMISSION_DENIED);
+  r.Stop();
 }
 
 // A holder that stops answering (frozen with SIGSTOP, as a router cut off
