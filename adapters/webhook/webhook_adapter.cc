@@ -20,11 +20,11 @@ absl::Duration MillisOr(uint32_t ms, absl::Duration fallback) {
 GrpcWebhookDirectory::Options DirectoryOptions(
     const v1::WebhookAdapterConfig& config, RouterClient* router) {
   GrpcWebhookDirectory::Options options;
-  // Key checks go to the first configured router (router.address, or the
-  // first of router.addresses).
-  options.address = RouterClient::OptionsFromConfig(config.router(), "", {}, {})
-                        .RouterAddresses()
-                        .front();
+  // Key checks go to one configured router at a time, the next one when it
+  // cannot be reached (router.address, or router.addresses).
+  options.addresses =
+      RouterClient::OptionsFromConfig(config.router(), "", {}, {})
+          .RouterAddresses();
   options.token = config.router().token();
   options.check_timeout =
       MillisOr(config.key_check_timeout_ms(), absl::Seconds(5));

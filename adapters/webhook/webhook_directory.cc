@@ -34,10 +34,24 @@ absl::Status FromGrpc(const grpc::Status& status) {
 
 GrpcWebhookDirectory::GrpcWebhookDirectory(Options options)
     : options_(std::move(options)),
-      stub_(v1::WebhookDirectory::NewStub(grpc::CreateChannel(
-          options_.address, grpc::InsecureChannelCredentials()))),
       cache_(options_.outgoing_cache_size),
-      keys_(options_.key_cache_size) {}
+      keys_(options_.key_cache_size) {
+  for (const std::string& address : options_.addresses) {
+    stubs_.push_back(v1::WebhookDirectory::NewStub(
+        grpc::CreateChannel(address, grpc::InsecureChannelCredentials())));
+  }
+  if (stubs_.empty()) {
+    // A caller's mistake (the config check requires a router): every call
+    // then fails as unreachable instead of crashing.
+    stubs_.push_back(v1::WebhookDirectory::NewStub(grpc::CreateChannel(
+        "127.0.0.1:1", grpc::InsecureChannelCredentials())));
+  }
+}
+
+void GrpcWebhookDirectory::Unreachable(size_t router) {
+  size_t expected = router;
+  preferred_.compare_exchange_strong(expected, (router + 1) % stubs_.size());
+}
 
 GrpcWebhookDirectory::~GrpcWebhookDirectory() { WaitIdle(); }
 
@@ -59,8 +73,16 @@ void GrpcWebhookDirectory::Authorize(grpc::ClientContext* context) const {
 // or of gRPC is touched, so the directory may be destroyed at once.
 class GrpcWebhookDirectory::Check final : public grpc::ClientUnaryReactor {
  public:
-  Check(GrpcWebhookDirectory* directory, CheckDone done)
-      : directory_(directory), done_(std::move(done)) {}
+  // A call at router `router`; `routers_left` more are tried after it if
+  // it cannot be reached.
+  Check(GrpcWebhookDirectory* directory, CheckDone done, size_t router,
+        size_t routers_left)
+      : directory_(directory),
+        done_(std::move(done)),
+        router_(router),
+        routers_left_(routers_left) {}
+
+  size_t router() const { return router_; }
 
   // What the answer is remembered under, if it accepts the key.
   void RememberAs(std::string digest, uint64_t session, uint64_t revocations) {
@@ -74,6 +96,21 @@ class GrpcWebhookDirectory::Check final : public grpc::ClientUnaryReactor {
   v1::WebhookInfo* response() { return &response_; }
 
   void OnDone(const grpc::Status& status) override {
+    if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
+      directory_->Unreachable(router_);
+      if (routers_left_ > 0) {
+        // The next router answers instead; the check stays in flight.
+        auto* next = new Check(directory_, std::move(done_),
+                               (router_ + 1) % directory_->stubs_.size(),
+                               routers_left_ - 1);
+        next->RememberAs(std::move(digest_), session_, revocations_);
+        *next->request() = std::move(request_);
+        GrpcWebhookDirectory* directory = directory_;
+        delete this;
+        directory->Send(next);
+        return;
+      }
+    }
     absl::StatusOr<v1::WebhookInfo> answer =
         status.ok() ? absl::StatusOr<v1::WebhookInfo>(std::move(response_))
                     : FromGrpc(status);
@@ -104,6 +141,8 @@ class GrpcWebhookDirectory::Check final : public grpc::ClientUnaryReactor {
  private:
   GrpcWebhookDirectory* const directory_;
   CheckDone done_;
+  const size_t router_;
+  const size_t routers_left_;
   grpc::ClientContext context_;
   v1::CheckIncomingKeyRequest request_;
   v1::WebhookInfo response_;
@@ -144,18 +183,23 @@ void GrpcWebhookDirectory::CheckIncomingKey(const std::string& id,
     }
   }
   // Owned by gRPC until OnDone, which deletes it.
-  auto* check = new Check(this, std::move(done));
+  auto* check =
+      new Check(this, std::move(done), preferred_.load(), stubs_.size() - 1);
   check->RememberAs(std::move(digest), session, revocations);
   check->request()->set_id(id);
   check->request()->set_key(key);
-  check->context()->set_deadline(Deadline(options_.check_timeout));
-  Authorize(check->context());
   {
     absl::MutexLock lock(&mu_);
     ++checks_in_flight_;
   }
-  stub_->async()->CheckIncomingKey(check->context(), check->request(),
-                                   check->response(), check);
+  Send(check);
+}
+
+void GrpcWebhookDirectory::Send(Check* check) {
+  check->context()->set_deadline(Deadline(options_.check_timeout));
+  Authorize(check->context());
+  stubs_[check->router()]->async()->CheckIncomingKey(
+      check->context(), check->request(), check->response(), check);
   check->StartCall();
 }
 
@@ -183,13 +227,20 @@ absl::StatusOr<v1::OutgoingWebhook> GrpcWebhookDirectory::GetOutgoing(
       cache_.Erase(id);
     }
   }
-  grpc::ClientContext context;
-  context.set_deadline(Deadline(options_.get_timeout));
-  Authorize(&context);
   v1::GetOutgoingRequest request;
   request.set_id(id);
   v1::OutgoingWebhook response;
-  grpc::Status status = stub_->GetOutgoing(&context, request, &response);
+  grpc::Status status;
+  size_t router = preferred_.load();
+  for (size_t tried = 0; tried < stubs_.size(); ++tried) {
+    grpc::ClientContext context;
+    context.set_deadline(Deadline(options_.get_timeout));
+    Authorize(&context);
+    status = stubs_[router]->GetOutgoing(&context, request, &response);
+    if (status.error_code() != grpc::StatusCode::UNAVAILABLE) break;
+    Unreachable(router);
+    router = (router + 1) % stubs_.size();
+  }
   if (!status.ok()) return FromGrpc(status);
   if (options_.outgoing_cache_ttl > absl::ZeroDuration()) {
     absl::MutexLock lock(&mu_);

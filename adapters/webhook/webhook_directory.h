@@ -1,11 +1,13 @@
 #ifndef IMBRIDGE_ADAPTERS_WEBHOOK_WEBHOOK_DIRECTORY_H_
 #define IMBRIDGE_ADAPTERS_WEBHOOK_WEBHOOK_DIRECTORY_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -62,8 +64,11 @@ class WebhookDirectory {
 class GrpcWebhookDirectory : public WebhookDirectory {
  public:
   struct Options {
-    // Router address, host:port.
-    std::string address;
+    // Every router's address, host:port, in config order (at least one).
+    // Calls go to one router at a time; a call that finds it unreachable
+    // (UNAVAILABLE) is made again at the next router, which later calls
+    // then go to first. Every router answers alike: they share the store.
+    std::vector<std::string> addresses;
     // The adapter's token. Never logged.
     std::string token;
     // Deadline of CheckIncomingKey.
@@ -123,11 +128,19 @@ class GrpcWebhookDirectory : public WebhookDirectory {
                 uint64_t revocations);
 
   void Authorize(grpc::ClientContext* context) const;
+  // Starts `check`'s call at its router.
+  void Send(Check* check);
+  // Router `router` could not be reached: later calls go to the next one
+  // first (unless another call moved on already).
+  void Unreachable(size_t router);
   // Called by a Check as the last thing it does.
   void EndCheck();
 
   const Options options_;
-  std::unique_ptr<v1::WebhookDirectory::Stub> stub_;
+  // One per router, in Options::addresses order.
+  std::vector<std::unique_ptr<v1::WebhookDirectory::Stub>> stubs_;
+  // The router calls go to first.
+  std::atomic<size_t> preferred_{0};
   absl::Mutex mu_;
   BoundedCache<std::string, Cached> cache_ ABSL_GUARDED_BY(mu_);
   int checks_in_flight_ ABSL_GUARDED_BY(mu_) = 0;

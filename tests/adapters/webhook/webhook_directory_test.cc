@@ -113,7 +113,7 @@ class TestServer {
 GrpcWebhookDirectory::Options Options(const std::string& address,
                                       const std::string& token) {
   GrpcWebhookDirectory::Options o;
-  o.address = address;
+  o.addresses = {address};
   o.token = token;
   return o;
 }
@@ -333,7 +333,7 @@ TEST(GrpcWebhookDirectoryTest, CachesOutgoingAnswersButNotFailures) {
 
 TEST(GrpcWebhookDirectoryDownTest, UnreachableRouterIsUnavailable) {
   GrpcWebhookDirectory::Options options;
-  options.address = "127.0.0.1:1";
+  options.addresses = {"127.0.0.1:1"};
   options.token = "t";
   GrpcWebhookDirectory directory(options);
   absl::Notification done;
@@ -347,6 +347,34 @@ TEST(GrpcWebhookDirectoryDownTest, UnreachableRouterIsUnavailable) {
   EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(directory.GetOutgoing("x").status().code(),
             absl::StatusCode::kUnavailable);
+}
+
+// With several routers, a router that cannot be reached is skipped: the
+// check and the lookup are made again at the next one, and later calls go
+// there first.
+TEST(GrpcWebhookDirectoryTest, CallsMoveToTheNextRouterWhenOneIsUnreachable) {
+  FakeDirectoryService service;
+  TestServer server(&service);
+  ASSERT_TRUE(server.ok());
+  GrpcWebhookDirectory::Options options =
+      Options(server.address(), "adapter-token");
+  options.addresses = {"127.0.0.1:1", server.address()};
+  options.outgoing_cache_ttl = absl::ZeroDuration();
+  GrpcWebhookDirectory directory(options);
+  absl::StatusOr<v1::WebhookInfo> ok = Check(directory, "wh1", "good-key");
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(Check(directory, "wh1", "bad").status().code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(service.check_calls(), 2);
+  ASSERT_TRUE(directory.GetOutgoing("out1").ok());
+  EXPECT_EQ(directory.GetOutgoing("nope").status().code(),
+            absl::StatusCode::kNotFound);
+
+  // The reachable router first, the unreachable one after it: the same.
+  options.addresses = {server.address(), "127.0.0.1:1"};
+  GrpcWebhookDirectory reversed(options);
+  ASSERT_TRUE(Check(reversed, "wh1", "good-key").ok());
+  ASSERT_TRUE(reversed.GetOutgoing("out1").ok());
 }
 
 }  // namespace
