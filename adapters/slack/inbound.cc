@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "adapters/common/attachment_kind.h"
 #include "adapters/common/markup/slack_mrkdwn.h"
+#include "adapters/common/unix_time.h"
 
 namespace imbridge::adapters::slack {
 namespace {
@@ -58,7 +59,7 @@ absl::StatusOr<bool> IsBridgePost(const json& message,
 int64_t TsToMillis(absl::string_view ts) {
   double seconds = 0;
   if (!absl::SimpleAtod(ts, &seconds)) return 0;
-  return static_cast<int64_t>(seconds * 1000);
+  return UnixSecondsToMillis(seconds);
 }
 
 v1::UserRef UserFor(absl::string_view id, const UserLookup& lookup) {
@@ -163,7 +164,7 @@ InboundConversion ConvertEventCallback(const json& callback,
   event.mutable_channel()->set_chat_id(channel);
   auto event_time = callback.find("event_time");
   if (event_time != callback.end() && event_time->is_number_integer()) {
-    event.set_occurred_at_ms(event_time->get<int64_t>() * 1000);
+    event.set_occurred_at_ms(UnixSecondsToMillis(event_time->get<int64_t>()));
   } else {
     event.set_occurred_at_ms(TsToMillis(Str(e, "event_ts")));
   }

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "adapters/common/unix_time.h"
 #include "adapters/telegram/format.h"
 
 namespace imbridge::adapters::telegram {
@@ -279,7 +280,7 @@ absl::StatusOr<InboundUpdate> TranslateUpdate(const json& update,
       if (members.size() > 1) {
         absl::StrAppend(e.mutable_key(), ":", IntField(*user, "id"));
       }
-      e.set_occurred_at_ms(date * 1000);
+      e.set_occurred_at_ms(UnixSecondsToMillis(date));
       v1::MembershipChanged* m = e.mutable_membership();
       *m->mutable_user() = UserOf(*user);
       m->set_joined(is_join);
@@ -295,7 +296,7 @@ absl::StatusOr<InboundUpdate> TranslateUpdate(const json& update,
   v1::Event e = NewEvent(ctx, out.update_id, *message, chat_id);
   if (edited) {
     int64_t edit_date = IntField(*message, "edit_date", date);
-    e.set_occurred_at_ms(edit_date * 1000);
+    e.set_occurred_at_ms(UnixSecondsToMillis(edit_date));
     v1::MessageEdited* m = e.mutable_edited();
     m->set_message_id(message_id);
     *m->mutable_editor() = SenderOf(*message);
@@ -305,7 +306,7 @@ absl::StatusOr<InboundUpdate> TranslateUpdate(const json& update,
     return out;
   }
 
-  e.set_occurred_at_ms(date * 1000);
+  e.set_occurred_at_ms(UnixSecondsToMillis(date));
   v1::MessagePosted* m = e.mutable_posted();
   m->set_message_id(message_id);
   *m->mutable_sender() = SenderOf(*message);

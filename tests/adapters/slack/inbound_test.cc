@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/text_format.h"
@@ -90,6 +91,39 @@ TEST(SlackInbound, PlainMessage) {
         spans { kind: MENTION offset: 9 length: 4 user_id: "U1" }
       }
     })pb");
+}
+
+// Found by fuzz_slack_events: an event_time whose milliseconds do not fit
+// in 64 bits overflowed (undefined behaviour). A time outside 1970-9999, or
+// an event_ts that is not a finite number in that range, is unknown (0).
+TEST(SlackInbound, TimesOutOfRangeAreUnknown) {
+  for (const char* time :
+       {R"("event_time":13555175235517523)", R"("event_time":-1)",
+        R"("event_time":9223372036854775807)",
+        R"("event":{"type":"message","channel":"C1",
+                              "user":"U1","text":"x","ts":"1.0",
+                              "event_ts":"1e300"})",
+        R"("event":{"type":"message","channel":"C1",
+                              "user":"U1","text":"x","ts":"1.0",
+                              "event_ts":"nan"})"}) {
+    std::string payload =
+        absl::StrCat(R"({"type":"event_callback","event_id":"Ev9",)", time);
+    if (!absl::StrContains(time, "\"event\"")) {
+      absl::StrAppend(&payload, R"(,"event":{"type":"message","channel":"C1",
+          "user":"U1","text":"x","ts":"1.0"})");
+    }
+    absl::StrAppend(&payload, "}");
+    InboundConversion c = Convert(payload);
+    ASSERT_TRUE(c.event.has_value()) << payload << " " << c.ignored;
+    EXPECT_EQ(c.event->occurred_at_ms(), 0) << payload;
+  }
+  // The last second of year 9999 still counts.
+  InboundConversion last = Convert(R"({"type":"event_callback",
+      "event_id":"Ev10","event_time":253402300799,
+      "event":{"type":"message","channel":"C1","user":"U1","text":"x",
+               "ts":"1.0"}})");
+  ASSERT_TRUE(last.event.has_value());
+  EXPECT_EQ(last.event->occurred_at_ms(), 253402300799000);
 }
 
 TEST(SlackInbound, ThreadReplyCarriesRoot) {

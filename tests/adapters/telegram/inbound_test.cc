@@ -2,6 +2,7 @@
 
 #include "adapters/telegram/inbound.h"
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/text_format.h"
 #include "google/protobuf/util/message_differencer.h"
@@ -39,6 +40,20 @@ void ExpectEvent(const v1::Event& actual, const std::string& expected_text) {
       << "actual:\n"
       << actual.DebugString() << "expected:\n"
       << expected.DebugString();
+}
+
+// A date whose milliseconds do not fit in 64 bits overflowed (undefined
+// behaviour, as fuzz_slack_events found in Slack's event_time): a date
+// outside 1970-9999 is unknown (0).
+TEST(TranslateUpdateTest, DatesOutOfRangeAreUnknown) {
+  for (const char* date : {"9223372036854775807", "-5", "253402300800"}) {
+    InboundUpdate u = Translate(absl::StrCat(
+        R"({"update_id": 7, "message": {"message_id": 1, "date": )", date,
+        R"(, "from": {"id": 42, "is_bot": false, "first_name": "A"},
+            "chat": {"id": -100, "type": "group"}, "text": "x"}})"));
+    ASSERT_THAT(u.events, SizeIs(1)) << date;
+    EXPECT_EQ(u.events[0].occurred_at_ms(), 0) << date;
+  }
 }
 
 TEST(TranslateUpdateTest, TextMessageWithEntitiesAndReply) {
