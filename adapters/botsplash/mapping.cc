@@ -152,7 +152,10 @@ std::string ErrorMessageOf(absl::string_view body) {
     std::string m = StringOf(j, "message");
     if (!m.empty()) return m;
     auto e = j.find("error");
-    if (e != j.end() && e->is_string()) return e->get<std::string>();
+    if (e != j.end() && e->is_string() &&
+        !e->get_ref<const std::string&>().empty()) {
+      return e->get<std::string>();
+    }
     if (e != j.end() && e->is_object()) {
       m = StringOf(*e, "message");
       if (!m.empty()) return m;
@@ -160,7 +163,9 @@ std::string ErrorMessageOf(absl::string_view body) {
     auto errors = j.find("errors");
     if (errors != j.end() && errors->is_array() && !errors->empty()) {
       const json& first = errors->front();
-      if (first.is_string()) return first.get<std::string>();
+      if (first.is_string() && !first.get_ref<const std::string&>().empty()) {
+        return first.get<std::string>();
+      }
       if (first.is_object() && !StringOf(first, "message").empty()) {
         return StringOf(first, "message");
       }

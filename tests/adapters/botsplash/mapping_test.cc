@@ -123,6 +123,10 @@ TEST(BotsplashBodiesTest, ErrorMessageIsBotsplashsReason) {
   EXPECT_EQ(ErrorMessageOf("<html>502 Bad Gateway</html>"),
             "<html>502 Bad Gateway</html>");
   EXPECT_EQ(ErrorMessageOf(""), "no reason given");
+  // Found by fuzz_botsplash_reply: an empty reason is no reason; the body
+  // is given instead.
+  EXPECT_EQ(ErrorMessageOf(R"({"error":""})"), R"({"error":""})");
+  EXPECT_EQ(ErrorMessageOf(R"({"errors":[""]})"), R"({"errors":[""]})");
 }
 
 TEST(BotsplashChannelTest, VisitorChats) {
