@@ -456,16 +456,20 @@ grpc::ServerUnaryReactor* WebhookDirectoryService::CheckIncomingKey(
     const v1::CheckIncomingKeyRequest* request, v1::WebhookInfo* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   grpc::Status status = Authorize(context, "CheckIncomingKey");
-  if (status.ok()) {
+  if (!status.ok()) {
+    reactor->Finish(status);
+    return reactor;
+  }
+  executor_->Post([this, reactor, request, response] {
     absl::StatusOr<v1::WebhookInfo> info =
         catalog_->CheckIncomingKey(request->id(), request->key());
     if (info.ok()) {
       *response = *std::move(info);
+      reactor->Finish(grpc::Status::OK);
     } else {
-      status = ToGrpcStatus(info.status());
+      reactor->Finish(ToGrpcStatus(info.status()));
     }
-  }
-  reactor->Finish(status);
+  });
   return reactor;
 }
 

@@ -128,9 +128,12 @@ class AdminService final : public v1::Admin::CallbackService {
 class WebhookDirectoryService final
     : public v1::WebhookDirectory::CallbackService {
  public:
+  // `executor` runs the key checks, which read the store when several
+  // routers share it (never on gRPC's callback threads); it must outlive
+  // the gRPC server.
   WebhookDirectoryService(const LinkCatalog* catalog,
-                          const RouterService* router)
-      : catalog_(catalog), router_(router) {}
+                          const RouterService* router, Executor* executor)
+      : catalog_(catalog), router_(router), executor_(executor) {}
 
   grpc::ServerUnaryReactor* CheckIncomingKey(
       grpc::CallbackServerContext* context,
@@ -146,6 +149,7 @@ class WebhookDirectoryService final
 
   const LinkCatalog* const catalog_;
   const RouterService* const router_;
+  Executor* const executor_;
 };
 
 }  // namespace imbridge::bridge

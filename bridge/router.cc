@@ -154,8 +154,8 @@ absl::StatusOr<std::unique_ptr<Router>> Router::Start(v1::RouterConfig config) {
     };
   }
   r->admin_ = std::make_unique<AdminService>(std::move(admin));
-  r->directory_ = std::make_unique<WebhookDirectoryService>(r->catalog_.get(),
-                                                            r->service_.get());
+  r->directory_ = std::make_unique<WebhookDirectoryService>(
+      r->catalog_.get(), r->service_.get(), r->admin_io_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
