@@ -88,6 +88,10 @@ class LinkRegistry {
  public:
   explicit LinkRegistry(std::shared_ptr<const LinkTable> table)
       : table_(std::move(table)) {}
+  // The current table. Keep the returned pointer while reading the table:
+  // Set() frees the old one when nobody else holds it, so a reference into
+  // a temporary's table dangles (`for (auto& l : registry.Get()->links())`
+  // reads freed memory if the links change meanwhile).
   std::shared_ptr<const LinkTable> Get() const {
     absl::MutexLock lock(&mu_);
     return table_;

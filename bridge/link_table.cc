@@ -288,4 +288,18 @@ std::vector<v1::ChannelRef> LinkTable::ChannelsOf(
   return out;
 }
 
+std::vector<std::string> LinkTable::QueueKeys(bool receiving_only) const {
+  std::vector<std::string> out;
+  absl::flat_hash_set<std::string> seen;
+  for (const v1::Link& l : links_) {
+    for (const v1::LinkMember& m : l.members()) {
+      // A member that only feeds the link never receives.
+      if (receiving_only && m.direction() == v1::IN) continue;
+      std::string key = ChannelKey(MemberChannel(m), true);
+      if (seen.insert(key).second) out.push_back(std::move(key));
+    }
+  }
+  return out;
+}
+
 }  // namespace imbridge::bridge

@@ -95,7 +95,13 @@ class LinkTable {
       absl::string_view platform,
       const std::vector<std::string>& accounts) const;
 
-  // The links as configured.
+  // The queue of every linked channel (ChannelKey with thread), each once,
+  // in table order; with `receiving_only`, of the members that receive
+  // (direction both or out) only.
+  std::vector<std::string> QueueKeys(bool receiving_only) const;
+
+  // The links as configured. The reference lives as long as this table:
+  // hold the std::shared_ptr while using it (see LinkRegistry::Get).
   const std::vector<v1::Link>& links() const { return links_; }
 
  private:

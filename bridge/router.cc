@@ -85,15 +85,7 @@ absl::StatusOr<std::unique_ptr<Router>> Router::Start(v1::RouterConfig config) {
     QueueLeases::Options lopts;
     lopts.router_name = MakeRouterInstanceName();
     lopts.known_queues = [links = r->links_.get()] {
-      std::vector<std::string> keys;
-      for (const v1::Link& link : links->Get()->links()) {
-        for (const v1::LinkMember& member : link.members()) {
-          // A member that only feeds the link never receives.
-          if (member.direction() == v1::IN) continue;
-          keys.push_back(ChannelKey(MemberChannel(member), true));
-        }
-      }
-      return keys;
+      return links->Get()->QueueKeys(/*receiving_only=*/true);
     };
     lopts.dispatchable = [](const std::string& key) {
       return !IsParkedQueue(key);
@@ -346,10 +338,8 @@ void Router::CollectMetrics(metrics::Registry& registry) {
   };
   // Every linked channel has its series from the start, 0 while nothing
   // waits, for dashboards and alerts to see it before its first delivery.
-  for (const v1::Link& link : links_->Get()->links()) {
-    for (const v1::LinkMember& member : link.members()) {
-      queue_targets_seen_.insert(ChannelKey(MemberChannel(member), true));
-    }
+  for (std::string& key : links_->Get()->QueueKeys(/*receiving_only=*/false)) {
+    queue_targets_seen_.insert(std::move(key));
   }
   if (targets.ok()) {
     // Targets whose queue drained since the last scrape read 0, not their

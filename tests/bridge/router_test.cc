@@ -2,15 +2,21 @@
 
 #include <stdlib.h>
 
+#include <atomic>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "bridge/router_config.h"
 #include "bridge/router_service.h"
+#include "common/http/http_client.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/message_differencer.h"
+#include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "imbridge/v1/admin.grpc.pb.h"
 
 namespace imbridge::bridge {
 namespace {
@@ -149,6 +155,104 @@ TEST(RouterShutdownTest, ConcurrentShutdownsAllReturnOnceStopped) {
   for (std::thread& t : callers) t.join();
   EXPECT_THAT(ports_after, ::testing::Each(0));
   router->reset();  // The destructor's Shutdown() is a no-op now.
+}
+
+// /metrics lists a series for every linked channel, read from the link
+// table while links change through the Admin API (each change swaps the
+// table and frees the old one). Before, the scrape iterated the links of a
+// temporary's table: a change during a scrape made it read freed memory
+// (the ASan build reported a heap-use-after-free; the lease thread of a
+// router on PostgreSQL did the same at every record change).
+TEST(RouterLinksTest, ScrapesWhileLinksChangeReadALiveTable) {
+  std::string tmpl = ::testing::TempDir() + "/router-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+  v1::RouterConfig config;
+  config.set_listen("127.0.0.1:0");
+  config.set_data_dir(tmpl);
+  config.mutable_http()->set_listen("127.0.0.1:0");
+  config.set_admin_token("admin-token-0123456789");
+  v1::AdapterCredential* adapter = config.add_adapters();
+  adapter->set_name("test");
+  adapter->set_token("router-test-token");
+  // Enough links that reading them takes a while.
+  constexpr int kConfigLinks = 300;
+  for (int i = 0; i < kConfigLinks; ++i) {
+    v1::Link* link = config.add_links();
+    link->set_name(absl::StrCat("config-", i));
+    for (const char* side : {"alpha", "beta"}) {
+      v1::LinkMember* m = link->add_members();
+      m->set_platform(side);
+      m->set_account("a");
+      m->set_chat_id(absl::StrCat(side, "-", i));
+    }
+  }
+  absl::Status valid = ValidateRouterConfig("test", &config);
+  ASSERT_TRUE(valid.ok()) << valid;
+  absl::StatusOr<std::unique_ptr<Router>> router =
+      Router::Start(std::move(config));
+  ASSERT_TRUE(router.ok()) << router.status();
+
+  std::atomic<bool> done{false};
+  std::atomic<int> scrapes{0};
+  std::atomic<int> bad_scrapes{0};
+  std::thread scraper([&] {
+    HttpClient http;
+    const std::string url =
+        absl::StrCat("http://127.0.0.1:", (*router)->http_port(), "/metrics");
+    while (!done.load()) {
+      absl::StatusOr<HttpResponse> r = http.Get(url);
+      const bool good =
+          r.ok() && r->status == 200 &&
+          r->body.find("target=\"beta/a/beta-299\"") != std::string::npos;
+      (good ? scrapes : bad_scrapes).fetch_add(1);
+    }
+  });
+
+  auto admin = v1::Admin::NewStub(
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", (*router)->port()),
+                          grpc::InsecureChannelCredentials()));
+  auto call = [](grpc::ClientContext* ctx) {
+    ctx->AddMetadata("authorization", "Bearer admin-token-0123456789");
+    ctx->set_deadline(std::chrono::system_clock::now() +
+                      std::chrono::seconds(20));
+  };
+  constexpr int kChanges = 60;
+  for (int i = 0; i < kChanges; ++i) {
+    v1::CreateLinkRequest create;
+    create.mutable_link()->set_name("runtime");
+    for (const char* side : {"alpha", "beta"}) {
+      v1::LinkMember* m = create.mutable_link()->add_members();
+      m->set_platform(side);
+      m->set_account("a");
+      m->set_chat_id(absl::StrCat(side, "-runtime-", i));
+    }
+    grpc::ClientContext c1;
+    call(&c1);
+    v1::LinkInfo made;
+    grpc::Status s = admin->CreateLink(&c1, create, &made);
+    if (!s.ok()) {
+      ADD_FAILURE() << "CreateLink: " << s.error_message();
+      break;
+    }
+    grpc::ClientContext c2;
+    call(&c2);
+    v1::DeleteLinkRequest del;
+    del.set_name("runtime");
+    v1::DeleteLinkResponse deleted;
+    s = admin->DeleteLink(&c2, del, &deleted);
+    if (!s.ok()) {
+      ADD_FAILURE() << "DeleteLink: " << s.error_message();
+      break;
+    }
+  }
+  // At least a few scrapes overlap the changes.
+  while (scrapes.load() + bad_scrapes.load() < 5)
+    absl::SleepFor(absl::Milliseconds(10));
+  done.store(true);
+  scraper.join();
+  EXPECT_EQ(bad_scrapes.load(), 0);
+  EXPECT_GE(scrapes.load(), 5);
+  router->reset();
 }
 
 }  // namespace

@@ -743,7 +743,9 @@ class SeveralRoutersTest : public PostgresRouterTest {
     ASSERT_TRUE(WaitFor([&] {
       int a = HolderPid("alpha/a/A1"), b = HolderPid("beta/b/B1");
       return SpreadAsExpected(a, b, a1_receives);
-    })) << r.one->ReadLog();
+    })) << "first router:\n"
+        << r.one->ReadLog() << "second router:\n"
+        << r.two->ReadLog();
     if (a1_receives) {
       ASSERT_TRUE(r.one->WaitForMetric("imbridge_router_queues_owned", {}, 1));
       ASSERT_TRUE(r.two->WaitForMetric("imbridge_router_queues_owned", {}, 1));
