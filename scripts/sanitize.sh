@@ -76,7 +76,7 @@ else
     adapter_runtime_test router_integration_test reconnect_integration_test
     admin_integration_test)
   # Their GoogleTest suites (ctest names are Suite.Test).
-  tests=(-R "^(RouterShutdownTest|FitToTargetTest|CommitterTest|DispatcherTest|DeliveryPolicyTest|ValidateEventTest|LinkTableTest|PublishSequencerTest|ChannelKeyTest|StoreTest|SqliteStoreTest|PostgresStoreTest|DeliveryHandlerTest|RouterClientTest|InboundPipelineTest|DeliveryJournalTest|AdapterRuntimeTest|CommandLineTest|ValidateAdapterBasicsTest|RouterIntegrationTest|RouterOnEachStoreTest|ReconnectIntegrationTest|AdminIntegrationTest)\\.")
+  tests=(-R "^(RouterShutdownTest|RouterLinksTest|FitToTargetTest|CommitterTest|DispatcherTest|DeliveryPolicyTest|ValidateEventTest|LinkTableTest|PublishSequencerTest|ChannelKeyTest|StoreTest|SqliteStoreTest|PostgresStoreTest|DeliveryHandlerTest|RouterClientTest|InboundPipelineTest|DeliveryJournalTest|AdapterRuntimeTest|CommandLineTest|ValidateAdapterBasicsTest|RouterIntegrationTest|RouterOnEachStoreTest|ReconnectIntegrationTest|AdminIntegrationTest)\\.")
   timeout=1500
   # Debian's absl::Mutex is not instrumented: the preloaded library tells
   # TSan what it orders (tools/sanitizers/tsan_absl_sync.cc).
