@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iostream>
@@ -296,6 +297,26 @@ TEST_F(PostgresRouterTest, DatabaseCrashMidStreamLosesNothingAcknowledged) {
 
 // A wrong password stops the start with the server's reason, never with
 // the password.
+// Routers that share a blob directory keep it outside their data_dir; the
+// router still makes data_dir for its port files. Before, with PostgreSQL
+// and blob_dir elsewhere nothing made it: the router served, but wrote no
+// router.port, so a supervisor (or this test) waiting for it waited in vain.
+TEST_F(PostgresRouterTest, BlobDirElsewhereStillMakesTheDataDir) {
+  ASSERT_EQ(setenv("IMBRIDGE_PG_PASSWORD", server_->password().c_str(), 1), 0);
+  const std::string blobs = MakeTempDir("shared-blobs");
+  RouterProcess router(absl::StrCat(kPairConfig, "store: {postgres: {dsn: '",
+                                    server_->Dsn(database_), "', blob_dir: '",
+                                    blobs, "'}}\n"));
+  ASSERT_TRUE(router.Start().ok()) << router.ReadLog();
+  EXPECT_TRUE(std::filesystem::exists(router.data_dir() + "/router.port"));
+  auto alpha = Adapter(router, "alpha", "a");
+  auto beta = Adapter(router, "beta", "b");
+  alpha->Post("A1", "hello");
+  EXPECT_TRUE(beta->WaitForCalls(1)) << router.ReadLog();
+  alpha->Stop();
+  beta->Stop();
+}
+
 TEST_F(PostgresRouterTest, WrongPasswordStopsTheStartWithoutShowingIt) {
   std::string password_file = MakeTempDir("pg-wrong") + "/password";
   std::ofstream(password_file) << "not-the-password-7d2e\n";
