@@ -8,7 +8,6 @@
 
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <string>
 
 #include "bridge/postgres_store.h"
@@ -120,9 +119,13 @@ int main(int argc, char** argv) {
   }
   {
     std::string port = std::to_string((*router)->port());
-    std::string tmp = data_dir + "/router.port.tmp";
-    std::ofstream(tmp) << port << "\n";
-    std::rename(tmp.c_str(), (data_dir + "/router.port").c_str());
+    if (absl::Status s = imbridge::bridge::WritePortFile(
+            data_dir + "/router.port", (*router)->port());
+        !s.ok()) {
+      // The router serves; only a supervisor reading the file is affected.
+      imbridge::LogError("cannot write the port file",
+                         {{"error", s.message()}});
+    }
     std::printf("imbridge-router listening on port %s\n", port.c_str());
     std::fflush(stdout);
   }

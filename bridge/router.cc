@@ -1,6 +1,8 @@
 #include "bridge/router.h"
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -269,6 +271,23 @@ void Router::Shutdown() {
   LogInfo("router stopped");
 }
 
+absl::Status WritePortFile(const std::string& path, int port) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp);
+    out << port << "\n";
+    out.flush();
+    if (!out) {
+      return absl::UnavailableError(absl::StrCat("cannot write ", tmp));
+    }
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    return absl::UnavailableError(absl::StrCat(
+        "cannot rename ", tmp, " to ", path, ": ", std::strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
 int Router::http_port() const { return http_ == nullptr ? 0 : http_->port(); }
 
 absl::Status Router::StartHttp() {
@@ -302,13 +321,12 @@ absl::Status Router::StartHttp() {
   collector_ = metrics::Registry::Default().AddCollector(
       [this](metrics::Registry& registry) { CollectMetrics(registry); });
   IMB_RETURN_IF_ERROR(http_->Start());
-  std::string port_file = config_.data_dir() + "/router.http.port";
-  std::string tmp = port_file + ".tmp";
-  {
-    std::ofstream out(tmp);
-    out << http_->port() << "\n";
+  if (absl::Status s = WritePortFile(config_.data_dir() + "/router.http.port",
+                                     http_->port());
+      !s.ok()) {
+    // /metrics works; only a reader of the file cannot find the port.
+    LogError("cannot write the HTTP port file", {{"error", s.message()}});
   }
-  std::rename(tmp.c_str(), port_file.c_str());
   return absl::OkStatus();
 }
 

@@ -26,6 +26,11 @@
 
 namespace imbridge::bridge {
 
+// Writes `port` and a newline to `path` through a temporary file renamed
+// over it, so that a reader never sees half a number. An error names the
+// path.
+absl::Status WritePortFile(const std::string& path, int port);
+
 // The whole router: store, committer, dispatcher, blob store, the link
 // catalog, the gRPC server (Router, Admin, WebhookDirectory and the standard
 // health service) and the HTTP server (/healthz, /readyz, /metrics), wired

@@ -3,6 +3,8 @@
 #include <stdlib.h>
 
 #include <atomic>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <thread>
 #include <vector>
@@ -155,6 +157,22 @@ TEST(RouterShutdownTest, ConcurrentShutdownsAllReturnOnceStopped) {
   for (std::thread& t : callers) t.join();
   EXPECT_THAT(ports_after, ::testing::Each(0));
   router->reset();  // The destructor's Shutdown() is a no-op now.
+}
+
+// The port file holds the number and a newline; a directory that is not
+// there is an error naming the path (Router::Start makes data_dir first).
+TEST(WritePortFileTest, WritesTheNumberOrNamesThePath) {
+  std::string dir = ::testing::TempDir() + "/ports-XXXXXX";
+  ASSERT_NE(mkdtemp(dir.data()), nullptr);
+  ASSERT_TRUE(WritePortFile(dir + "/router.port", 4242).ok());
+  std::ifstream in(dir + "/router.port");
+  std::string content((std::istreambuf_iterator<char>(in)),
+                      std::istreambuf_iterator<char>());
+  EXPECT_EQ(content, "4242\n");
+  absl::Status missing = WritePortFile(dir + "/gone/router.port", 1);
+  EXPECT_FALSE(missing.ok());
+  EXPECT_THAT(std::string(missing.message()),
+              ::testing::HasSubstr(dir + "/gone/router.port"));
 }
 
 // /metrics lists a series for every linked channel, read from the link
