@@ -196,6 +196,8 @@ class HttpServer::Impl {
 
   const Options& options() const { return options_; }
   const std::shared_ptr<ResponderGate>& gate() const { return gate_; }
+  // Stop() has begun (set before it closes the listener).
+  bool stopping() const { return stopping_.load(); }
 
   std::atomic<uint64_t> requests_{0};
   std::atomic<uint64_t> handled_{0};
@@ -307,6 +309,11 @@ class Session : public std::enable_shared_from_this<Session> {
   void Linger();
   void DrainSome();
   void Close();
+  // Whether this connection closes after its current answer. The server's
+  // flag counts too: this session's OnServerStop runs on its own strand,
+  // possibly after an answer given once Stop() had closed the listener,
+  // which must still say "Connection: close".
+  bool Stopping() const { return stopping_ || server_->stopping(); }
 
   HttpServer::Impl* const server_;
   Stream stream_;
@@ -364,7 +371,7 @@ class ResponderImpl : public Responder {
 };
 
 void Session::ReadRequest() {
-  if (stopping_) return Close();
+  if (Stopping()) return Close();
   state_ = State::kReading;
   parser_.emplace();
   parser_->header_limit(
@@ -533,7 +540,7 @@ void Session::OnRequestTimeout(uint64_t request_id, beast::error_code ec) {
               "application/json",
               JsonErrorBody("timeout", "the request was not handled in time"),
               {}},
-        keep_alive_ && !stopping_ ? After::kKeepAlive : After::kClose);
+        keep_alive_ && !Stopping() ? After::kKeepAlive : After::kClose);
 }
 
 void Session::Deliver(uint64_t request_id, Reply reply) {
@@ -541,13 +548,13 @@ void Session::Deliver(uint64_t request_id, Reply reply) {
   request_timer_.cancel();
   responder_.reset();
   Write(std::move(reply),
-        keep_alive_ && !stopping_ ? After::kKeepAlive : After::kClose);
+        keep_alive_ && !Stopping() ? After::kKeepAlive : After::kClose);
 }
 
 void Session::Reject(int status, absl::string_view code,
                      absl::string_view message, After after,
                      HttpHeaderList headers) {
-  if (stopping_ && after == After::kKeepAlive) after = After::kClose;
+  if (Stopping() && after == After::kKeepAlive) after = After::kClose;
   if (!keep_alive_ && after == After::kKeepAlive) after = After::kClose;
   Write(Reply{status, "application/json", JsonErrorBody(code, message),
               std::move(headers)},
