@@ -146,6 +146,9 @@ absl::StatusOr<pid_t> Spawn(const std::vector<std::string>& argv,
       prctl(PR_SET_PDEATHSIG, SIGQUIT);
       if (getppid() != parent) _exit(125);
     }
+    // The server outlives this process's connections; it must not hold any
+    // of them (or their listeners) open.
+    closefrom(STDERR_FILENO + 1);
     execv(args[0], args.data());
     _exit(127);
   }

@@ -1,6 +1,7 @@
 #include "common/http/http_client.h"
 
 #include <curl/curl.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <array>
@@ -150,6 +151,17 @@ size_t OnMimeRead(char* buffer, size_t size, size_t count, void* arg) {
     return CURL_READFUNC_ABORT;
   }
   return std::min(*n, size * count);
+}
+
+// Opens curl's connections close-on-exec (curl itself does not set it), so
+// that a child this process forks and execs does not hold them open: a
+// connection the client closes must reach the server as a close, not stay
+// half alive in the child.
+curl_socket_t OpenCloseOnExecSocket(void* /*user*/, curlsocktype /*purpose*/,
+                                    curl_sockaddr* address) {
+  int fd = ::socket(address->family, address->socktype | SOCK_CLOEXEC,
+                    address->protocol);
+  return fd < 0 ? CURL_SOCKET_BAD : fd;
 }
 
 absl::Status CurlError(CURLcode code, const char* error_buffer,
@@ -358,6 +370,7 @@ absl::StatusOr<HopResult> HttpClient::Impl::Perform(
 
   curl_easy_setopt(handle, CURLOPT_URL, hop.url.c_str());
   curl_easy_setopt(handle, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(handle, CURLOPT_OPENSOCKETFUNCTION, OpenCloseOnExecSocket);
   curl_easy_setopt(handle, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(handle, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(handle, CURLOPT_ACCEPT_ENCODING, "");

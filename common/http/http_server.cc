@@ -1,5 +1,8 @@
 #include "common/http/http_server.h"
 
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -193,6 +196,8 @@ class HttpServer::Impl {
 
   const Options& options() const { return options_; }
   const std::shared_ptr<ResponderGate>& gate() const { return gate_; }
+  // Stop() has begun (set before it closes the listener).
+  bool stopping() const { return stopping_.load(); }
 
   std::atomic<uint64_t> requests_{0};
   std::atomic<uint64_t> handled_{0};
@@ -209,6 +214,7 @@ class HttpServer::Impl {
 
  private:
   void Accept();
+  void OnAcceptable(beast::error_code ec);
   void OnAccept(beast::error_code ec, tcp::socket socket);
   std::vector<std::shared_ptr<Session>> LiveSessions();
   bool NoSessions() const ABSL_SHARED_LOCKS_REQUIRED(mu_) {
@@ -232,6 +238,7 @@ class HttpServer::Impl {
   net::io_context ioc_;
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work_;
   tcp::acceptor acceptor_;
+  tcp protocol_ = tcp::v4();  // The listener's; set by Start().
   // On the acceptor's strand: the wait after a failed accept(), and its
   // length.
   net::steady_timer accept_backoff_timer_;
@@ -302,6 +309,11 @@ class Session : public std::enable_shared_from_this<Session> {
   void Linger();
   void DrainSome();
   void Close();
+  // Whether this connection closes after its current answer. The server's
+  // flag counts too: this session's OnServerStop runs on its own strand,
+  // possibly after an answer given once Stop() had closed the listener,
+  // which must still say "Connection: close".
+  bool Stopping() const { return stopping_ || server_->stopping(); }
 
   HttpServer::Impl* const server_;
   Stream stream_;
@@ -359,7 +371,7 @@ class ResponderImpl : public Responder {
 };
 
 void Session::ReadRequest() {
-  if (stopping_) return Close();
+  if (Stopping()) return Close();
   state_ = State::kReading;
   parser_.emplace();
   parser_->header_limit(
@@ -528,7 +540,7 @@ void Session::OnRequestTimeout(uint64_t request_id, beast::error_code ec) {
               "application/json",
               JsonErrorBody("timeout", "the request was not handled in time"),
               {}},
-        keep_alive_ && !stopping_ ? After::kKeepAlive : After::kClose);
+        keep_alive_ && !Stopping() ? After::kKeepAlive : After::kClose);
 }
 
 void Session::Deliver(uint64_t request_id, Reply reply) {
@@ -536,13 +548,13 @@ void Session::Deliver(uint64_t request_id, Reply reply) {
   request_timer_.cancel();
   responder_.reset();
   Write(std::move(reply),
-        keep_alive_ && !stopping_ ? After::kKeepAlive : After::kClose);
+        keep_alive_ && !Stopping() ? After::kKeepAlive : After::kClose);
 }
 
 void Session::Reject(int status, absl::string_view code,
                      absl::string_view message, After after,
                      HttpHeaderList headers) {
-  if (stopping_ && after == After::kKeepAlive) after = After::kClose;
+  if (Stopping() && after == After::kKeepAlive) after = After::kClose;
   if (!keep_alive_ && after == After::kKeepAlive) after = After::kClose;
   Write(Reply{status, "application/json", JsonErrorBody(code, message),
               std::move(headers)},
@@ -704,8 +716,31 @@ absl::Status HttpServer::Impl::Start() {
         "HTTP server cannot ", what, " ", endpoint.address().to_string(), ":",
         endpoint.port(), ": ", ec.message()));
   };
-  acceptor_.open(endpoint.protocol(), ec);
-  if (ec) return fail("open");
+  // The listening socket and every accepted one are close-on-exec from the
+  // start (SOCK_CLOEXEC here, accept4 in OnAcceptable; Asio sets neither).
+  // A child that this process forks and execs (the integration tests start
+  // the router and the adapters that way) would otherwise keep them open:
+  // closing an idle keep-alive connection would then send no FIN, and the
+  // client would reuse it from its pool and wait for an answer until its
+  // own timeout (30 s of "0 bytes received"); an inherited listener would
+  // queue connections after Stop() instead of refusing them.
+  int listen_fd =
+      ::socket(endpoint.protocol().family(), SOCK_STREAM | SOCK_CLOEXEC,
+               endpoint.protocol().protocol());
+  if (listen_fd < 0) {
+    ec.assign(errno, boost::system::system_category());
+    return fail("open");
+  }
+  protocol_ = endpoint.protocol();
+  acceptor_.assign(protocol_, listen_fd, ec);
+  if (ec) {
+    ::close(listen_fd);
+    return fail("open");
+  }
+  // accept4 must not block a server thread when a queued connection was
+  // reset before it was taken.
+  acceptor_.non_blocking(true, ec);
+  if (ec) return fail("configure");
   acceptor_.set_option(net::socket_base::reuse_address(true), ec);
   if (ec) return fail("configure");
   acceptor_.bind(endpoint, ec);
@@ -738,8 +773,35 @@ absl::Status HttpServer::Impl::Start() {
 }
 
 void HttpServer::Impl::Accept() {
-  acceptor_.async_accept(net::make_strand(ioc_),
-                         beast::bind_front_handler(&Impl::OnAccept, this));
+  acceptor_.async_wait(tcp::acceptor::wait_read,
+                       beast::bind_front_handler(&Impl::OnAcceptable, this));
+}
+
+// Takes one pending connection with accept4(SOCK_CLOEXEC), so that it is
+// never open without close-on-exec (see Start()); Asio's accept has no
+// flags.
+void HttpServer::Impl::OnAcceptable(beast::error_code ec) {
+  if (stopping_.load() || !acceptor_.is_open()) return;
+  tcp::socket socket(net::make_strand(ioc_));
+  if (!ec) {
+    int fd = ::accept4(acceptor_.native_handle(), nullptr, nullptr,
+                       SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0) {
+      int error = errno;
+      // Nothing to take after all (another wake-up took it, or the peer
+      // reset it meanwhile): wait for the next one. Asio's accept retries
+      // these too.
+      if (error == EAGAIN || error == EWOULDBLOCK || error == EINTR ||
+          error == ECONNABORTED || error == EPROTO) {
+        return Accept();
+      }
+      ec.assign(error, boost::system::system_category());
+    } else {
+      socket.assign(protocol_, fd, ec);
+      if (ec) ::close(fd);
+    }
+  }
+  OnAccept(ec, std::move(socket));
 }
 
 void HttpServer::Impl::OnAccept(beast::error_code ec, tcp::socket socket) {

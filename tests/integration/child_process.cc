@@ -33,6 +33,10 @@ absl::Status ChildProcess::Start(const std::string& binary,
     dup2(fd, STDERR_FILENO);
     int devnull = ::open("/dev/null", O_WRONLY);
     dup2(devnull, STDOUT_FILENO);
+    // Nothing else of the test process goes along: an emulator's socket
+    // held by a router or an adapter stays open after the emulator closes
+    // it (a keep-alive connection that never reaches its peer as closed).
+    closefrom(STDERR_FILENO + 1);
     execl(binary.c_str(), binary.c_str(), "--config", config_path.c_str(),
           nullptr);
     _exit(127);

@@ -203,6 +203,7 @@ pid_t StartRouter(const std::string& binary, const std::string& dir,
   config.close();
   pid_t pid = fork();
   if (pid == 0) {
+    closefrom(STDERR_FILENO + 1);  // The router gets none of our sockets.
     execl(binary.c_str(), binary.c_str(), "--config",
           (dir + "/router.yaml").c_str(), nullptr);
     _exit(127);

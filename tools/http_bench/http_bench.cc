@@ -156,6 +156,7 @@ class Child {
       if (std::freopen(log.c_str(), "w", stderr) != nullptr) {
         dup2(STDERR_FILENO, STDOUT_FILENO);
       }
+      closefrom(STDERR_FILENO + 1);  // The child gets none of our sockets.
       execl(binary.c_str(), binary.c_str(), "--config", config.c_str(),
             nullptr);
       _exit(127);

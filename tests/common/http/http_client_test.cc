@@ -1,14 +1,19 @@
 #include "common/http/http_client.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <string>
@@ -19,6 +24,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
@@ -686,6 +692,95 @@ TEST_F(HttpClientTest, ConcurrentCallsFromManyThreads) {
   }
   for (std::thread& t : threads) t.join();
   EXPECT_EQ(ok.load(), kThreads * kCalls);
+}
+
+// The descriptors of this process that are network sockets (IPv4 or IPv6)
+// and would stay open in a child it forks and execs (no FD_CLOEXEC). Unix
+// socket pairs (curl's internal wake-up pair) have no remote peer to
+// mislead, so they are not counted.
+std::vector<int> InheritableSockets() {
+  std::vector<int> found;
+  for (const auto& entry :
+       std::filesystem::directory_iterator("/proc/self/fd")) {
+    int fd = -1;
+    if (!absl::SimpleAtoi(entry.path().filename().string(), &fd)) continue;
+    struct stat st {};
+    if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) continue;
+    int domain = 0;
+    socklen_t length = sizeof(domain);
+    if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &length) != 0 ||
+        (domain != AF_INET && domain != AF_INET6)) {
+      continue;
+    }
+    int flags = fcntl(fd, F_GETFD);
+    if (flags >= 0 && (flags & FD_CLOEXEC) == 0) found.push_back(fd);
+  }
+  return found;
+}
+
+// A child process that outlives a test step: `sleep` exec'd from a plain
+// fork(), as the integration tests start the router and the adapters.
+class SleepingChild {
+ public:
+  SleepingChild() {
+    pid_ = fork();
+    if (pid_ == 0) {
+      execl("/bin/sleep", "sleep", "30", static_cast<char*>(nullptr));
+      _exit(127);
+    }
+  }
+  ~SleepingChild() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+  bool started() const { return pid_ > 0; }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+// Neither end of a connection, nor the listener, leaks into a child process:
+// a socket the child inherits stays open after this process closes it, so
+// the peer never sees the close.
+TEST_F(HttpClientTest, SocketsAreNotInheritedByChildProcesses) {
+  absl::StatusOr<HttpResponse> response = client_.Get(base_ + "/landing");
+  ASSERT_TRUE(response.ok()) << response.status();
+  // The listener, the server's end and the pooled client end are all open.
+  EXPECT_THAT(InheritableSockets(), ::testing::IsEmpty());
+}
+
+// The chaos runs' 30 s stalls ("Operation timed out ... with 0 bytes
+// received"): the server closed an idle keep-alive connection (its header
+// timeout) while a child process forked earlier still held the accepted
+// socket, so no FIN reached the client; the client reused the connection
+// from its pool and waited for an answer nobody would send.
+TEST(HttpKeepAliveTest,
+     IdleConnectionClosedByTheServerIsNotReusedWhenAChildRan) {
+  HttpServer::Options options;
+  options.header_timeout = absl::Milliseconds(300);
+  options.stop_grace = absl::Milliseconds(50);
+  HttpServer server(options);
+  server.Handle("GET", "/ok", [](HttpRequest, std::shared_ptr<Responder> r) {
+    r->Respond(200, "text/plain", "ok");
+  });
+  ASSERT_TRUE(server.Start().ok());
+  std::string url = absl::StrCat("http://127.0.0.1:", server.port(), "/ok");
+  HttpClient client;
+  absl::StatusOr<HttpResponse> first = client.Get(url);
+  ASSERT_TRUE(first.ok()) << first.status();
+
+  SleepingChild child;  // Forked while the pooled connection is open.
+  ASSERT_TRUE(child.started());
+  absl::SleepFor(absl::Seconds(1));  // The server closes the idle connection.
+
+  HttpClientRequest request;
+  request.url = url;
+  request.timeout = absl::Seconds(3);
+  absl::StatusOr<HttpResponse> second = client.Send(request);
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(second->status, 200);
+  EXPECT_EQ(second->body, "ok");
 }
 
 TEST(HttpClientProxyTest, ProxyComesFromTheEnvironment) {
