@@ -1,8 +1,10 @@
 #include "bridge/router.h"
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <set>
+#include <system_error>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -34,6 +36,14 @@ absl::StatusOr<std::unique_ptr<Router>> Router::Start(v1::RouterConfig config) {
   r->config_ = std::move(config);
   const v1::RouterConfig& c = r->config_;
 
+  // The port files are written there whatever the store: with PostgreSQL
+  // and a blob_dir elsewhere nothing else creates it.
+  std::error_code ec;
+  std::filesystem::create_directories(c.data_dir(), ec);
+  if (ec) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot create data_dir ", c.data_dir(), ": ", ec.message()));
+  }
   IMB_ASSIGN_OR_RETURN(
       r->store_,
       c.store().has_postgres()
