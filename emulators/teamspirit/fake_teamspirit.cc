@@ -295,7 +295,7 @@ void FakeTeamSpirit::SenderLoop() {
     absl::StatusOr<HttpResponse> response = http_.Send(request);
     int status = response.ok() ? response->status : 0;
     absl::MutexLock lock(&mu_);
-    attempts_.push_back({w.event_id, w.type, status});
+    attempts_.push_back({w.event_id, w.type, status, absl::Now()});
     if (outgoing_.empty() || outgoing_.front().event_id != w.event_id) continue;
     OutgoingWebhook& front = outgoing_.front();
     absl::Time now = absl::Now();

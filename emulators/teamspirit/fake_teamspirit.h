@@ -139,6 +139,7 @@ class FakeTeamSpirit {
     std::string event_id;
     std::string type;
     int status = 0;  // 0: no answer (connection failed or timed out).
+    absl::Time at;   // When it was answered (or failed).
   };
 
   // What changed, for listeners.

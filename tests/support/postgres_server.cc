@@ -35,11 +35,15 @@ absl::StatusOr<TestDatabase> NewTestDatabase() {
 
 std::string PostgresStoreYaml(const PostgresServer& server,
                               absl::string_view database,
-                              const std::string& dir) {
+                              const std::string& dir,
+                              absl::string_view blob_dir) {
   const std::string password_file = dir + "/password";
   std::ofstream(password_file) << server.password() << "\n";
-  return absl::StrCat("postgres: {dsn: '", server.Dsn(database),
-                      "', password_file: '", password_file, "'}");
+  return absl::StrCat(
+      "postgres: {dsn: '", server.Dsn(database), "', password_file: '",
+      password_file, "'",
+      blob_dir.empty() ? "" : absl::StrCat(", blob_dir: '", blob_dir, "'"),
+      "}");
 }
 
 }  // namespace imbridge::testing

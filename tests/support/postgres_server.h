@@ -26,11 +26,14 @@ struct TestDatabase {
 absl::StatusOr<TestDatabase> NewTestDatabase();
 
 // The `postgres:` entry of a router config's `store:` block for `database`
-// on `server`: "postgres: {dsn: '...', password_file: '<dir>/password'}".
-// Writes the password to <dir>/password, so that the config never holds it.
+// on `server`: "postgres: {dsn: '...', password_file: '<dir>/password'}",
+// with `blob_dir: '...'` unless `blob_dir` is empty (routers sharing the
+// database must share it). Writes the password to <dir>/password, so that
+// the config never holds it.
 std::string PostgresStoreYaml(const PostgresServer& server,
                               absl::string_view database,
-                              const std::string& dir);
+                              const std::string& dir,
+                              absl::string_view blob_dir = "");
 
 }  // namespace imbridge::testing
 

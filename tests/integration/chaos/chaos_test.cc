@@ -12,6 +12,10 @@
 // and timing are set by IMBRIDGE_CHAOS_MESSAGES, IMBRIDGE_CHAOS_KILLS,
 // IMBRIDGE_CHAOS_STREAM_SECONDS and IMBRIDGE_CHAOS_OUTAGE_SECONDS;
 // IMBRIDGE_CHAOS_CHECK_RSS=0 (set under TSan) only reports the memory.
+//
+// RoutersOnPostgresChaosTest (issue 16) runs the same people and checks
+// through three routers on one PostgreSQL while routers are killed and
+// stopped, and checks exactly once and the adapters' move to a live router.
 
 #include <algorithm>
 #include <atomic>
@@ -24,6 +28,7 @@
 #include <memory>
 #include <random>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <tuple>
@@ -45,9 +50,11 @@
 #include "emulators/teamspirit/fake_teamspirit.h"
 #include "emulators/telegram/fake_telegram.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 #include "tests/integration/adapter_process.h"
 #include "tests/integration/router_process.h"
 #include "tests/integration/sanitizer_memory.h"
+#include "tests/support/postgres_server.h"
 
 namespace imbridge::testing {
 namespace {
@@ -285,6 +292,15 @@ struct Copy {
   std::vector<std::string> replies_to;
 };
 
+// A messenger's delivery of a person's action to its adapter: when it was
+// sent and answered, and whether it was answered 2xx (after the router
+// stored the event).
+struct Answer {
+  absl::Time sent;
+  absl::Time answered;
+  bool acked = false;
+};
+
 // VmRSS of `pid` in KiB (0 when unknown).
 int64_t RssKib(pid_t pid) {
   if (pid <= 0) return 0;
@@ -328,17 +344,31 @@ struct TargetFigures {
 class ChaosTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    seed_ = static_cast<uint64_t>(
-        EnvInt("IMBRIDGE_CHAOS_SEED",
-               static_cast<int>(absl::ToUnixMicros(absl::Now()) % 1000000000)));
-    messages_ = EnvInt("IMBRIDGE_CHAOS_MESSAGES", 10000);
+    ReadStreamSettings(/*messages=*/10000, /*stream_seconds=*/200);
     kills_ = EnvInt("IMBRIDGE_CHAOS_KILLS", 20);
-    stream_ = absl::Seconds(EnvInt("IMBRIDGE_CHAOS_STREAM_SECONDS", 200));
     outage_ = absl::Seconds(EnvInt("IMBRIDGE_CHAOS_OUTAGE_SECONDS", 60));
     std::cout << "chaos: seed " << seed_ << " (IMBRIDGE_CHAOS_SEED), "
               << messages_ << " messages, " << kills_ << " kills, stream "
               << stream_ << ", outage " << outage_ << std::endl;
+    ASSERT_NO_FATAL_FAILURE(StartBridge(1, "store: {durability: normal}\n"));
+  }
 
+  // The seed, the number of actions and the stream's length, from the
+  // environment or the test's defaults.
+  void ReadStreamSettings(int messages, int stream_seconds) {
+    seed_ = static_cast<uint64_t>(
+        EnvInt("IMBRIDGE_CHAOS_SEED",
+               static_cast<int>(absl::ToUnixMicros(absl::Now()) % 1000000000)));
+    messages_ = EnvInt("IMBRIDGE_CHAOS_MESSAGES", messages);
+    stream_ =
+        absl::Seconds(EnvInt("IMBRIDGE_CHAOS_STREAM_SECONDS", stream_seconds));
+  }
+
+  // Starts the emulators, `routers` routers with `store` (the config's
+  // `store:` line; several routers need one database) and the three
+  // adapters, each configured with every router's address, and waits until
+  // the adapters are ready.
+  void StartBridge(int routers, const std::string& store) {
     FakeTeamSpirit::Options ts_options;
     ts_options.rate_limit_per_second = 200;
     ts_options.webhook_initial_backoff = absl::Milliseconds(100);
@@ -366,20 +396,24 @@ class ChaosTest : public ::testing::Test {
       tg_users_.push_back(tg_.NewUser(absl::StrCat("Gleb", i)));
     }
 
-    router_ = std::make_unique<RouterProcess>(absl::StrCat(
-        "adapters:\n  - {name: chaos, token: ", kToken, "}\n",
-        "links:\n  - name: chaos\n    members:\n",
-        "      - {platform: teamspirit, account: corp, chat_id: ", kTsChat,
-        "}\n",
-        "      - {platform: slack, account: work, chat_id: ", kSlackChannel,
-        "}\n", "      - {platform: telegram, account: main, chat_id: '",
-        tg_chat_, "'}\n",
-        "store: {durability: normal}\n"
-        "dispatch: {initial_backoff_ms: 100, max_backoff_ms: 2000}\n"));
-    ASSERT_TRUE(router_->Start().ok()) << router_->ReadLog();
+    std::string addresses;
+    for (int i = 0; i < routers; ++i) {
+      routers_.push_back(std::make_unique<RouterProcess>(absl::StrCat(
+          "adapters:\n  - {name: chaos, token: ", kToken, "}\n",
+          "links:\n  - name: chaos\n    members:\n",
+          "      - {platform: teamspirit, account: corp, chat_id: ", kTsChat,
+          "}\n",
+          "      - {platform: slack, account: work, chat_id: ", kSlackChannel,
+          "}\n", "      - {platform: telegram, account: main, chat_id: '",
+          tg_chat_, "'}\n", store,
+          "dispatch: {initial_backoff_ms: 100, max_backoff_ms: 2000}\n")));
+      ASSERT_TRUE(routers_.back()->Start().ok()) << routers_.back()->ReadLog();
+      absl::StrAppend(&addresses, i ? ", " : "", "\"",
+                      routers_.back()->address(), "\"");
+    }
     std::string router =
-        absl::StrCat("router: {address: \"", router_->address(),
-                     "\", token: ", kToken, "}\nlog_level: info\n");
+        absl::StrCat("router: {addresses: [", addresses, "], token: ", kToken,
+                     "}\nlog_level: info\n");
     adapters_[kTeamSpirit] = std::make_unique<AdapterProcess>(
         "adapters/teamspirit/imbridge-adapter-teamspirit",
         absl::StrCat(router, "state_dir: ", MakeTempDir("chaos-ts-state"),
@@ -423,9 +457,11 @@ class ChaosTest : public ::testing::Test {
 
   void TearDown() override {
     if (HasFailure()) {
-      std::cout << "chaos: failed with seed " << seed_ << "; the logs are in "
-                << router_->dir() << " and";
-      for (const auto& a : adapters_) std::cout << " " << a->dir();
+      std::cout << "chaos: failed with seed " << seed_ << "; the logs are in";
+      for (const auto& r : routers_) std::cout << " " << r->dir();
+      for (const auto& a : adapters_) {
+        if (a != nullptr) std::cout << " " << a->dir();
+      }
       std::cout << std::endl;
     }
   }
@@ -514,24 +550,64 @@ class ChaosTest : public ::testing::Test {
     SideActions a;
     a.post = [this, deadline](int sender, const std::string& text,
                               const std::string& thread_ts) {
+      absl::Time at = absl::Now();
       auto sent = slack_->PostMessage(kSlackChannel, absl::StrCat("U", sender),
                                       text, thread_ts);
-      return Acted{sent.ts, SlackAcknowledged(*slack_, sent, deadline)};
+      return Acted{sent.ts, SlackAcked(at, sent, deadline)};
     };
     a.post_file = [this, deadline](int sender, const std::string& text,
                                    const std::string& name,
                                    const std::string& bytes) {
+      absl::Time at = absl::Now();
       auto sent = slack_->UploadFile(kSlackChannel, absl::StrCat("U", sender),
                                      name, "text/plain", bytes, text);
-      return Acted{sent.ts, SlackAcknowledged(*slack_, sent, deadline)};
+      return Acted{sent.ts, SlackAcked(at, sent, deadline)};
     };
     a.edit = [this, deadline](int, const std::string& ts,
                               const std::string& text) {
+      absl::Time at = absl::Now();
       auto sent = slack_->EditMessage(kSlackChannel, ts, text);
-      return SlackAcknowledged(*slack_, sent, deadline);
+      return SlackAcked(at, sent, deadline);
     };
     return a;
   }
+  // SlackAcknowledged() of an event sent at `sent_at`, recorded for
+  // Answers().
+  bool SlackAcked(absl::Time sent_at, const FakeSlack::Sent& sent,
+                  absl::Time deadline) {
+    bool acked = SlackAcknowledged(*slack_, sent, deadline);
+    absl::MutexLock lock(&watch_mu_);
+    slack_answers_.push_back({sent_at, absl::Now(), acked});
+    return acked;
+  }
+
+  // The messenger's deliveries of people's actions to `side`'s adapter, in
+  // the order they were sent. TeamSpirit and Telegram send one webhook at a
+  // time, so each attempt is taken as sent when the one before it was
+  // answered (no later than it really was).
+  std::vector<Answer> Answers(int side) {
+    std::vector<Answer> out;
+    absl::Time previous = absl::InfinitePast();
+    if (side == kTeamSpirit) {
+      for (const auto& a : ts_->WebhookAttempts()) {
+        out.push_back({previous, a.at, a.status >= 200 && a.status < 300});
+        previous = a.at;
+      }
+    } else if (side == kTelegram) {
+      for (const auto& a : tg_.webhook_attempts()) {
+        out.push_back({previous, a.at, a.status >= 200 && a.status < 300});
+        previous = a.at;
+      }
+    } else {
+      absl::MutexLock lock(&watch_mu_);
+      out = slack_answers_;
+      std::sort(out.begin(), out.end(), [](const Answer& a, const Answer& b) {
+        return a.sent < b.sent;
+      });
+    }
+    return out;
+  }
+
   SideActions TelegramPeople() {
     SideActions a;
     a.post = [this](int sender, const std::string& text,
@@ -564,7 +640,7 @@ class ChaosTest : public ::testing::Test {
 
   // The process `index` (an adapter's side, or kRouter).
   pid_t Pid(int index) const {
-    return index == kRouter ? router_->pid() : adapters_[index]->pid();
+    return index == kRouter ? routers_[0]->pid() : adapters_[index]->pid();
   }
 
   // Slowness injection on the call that posts a copy into `side`'s chat:
@@ -589,8 +665,8 @@ class ChaosTest : public ::testing::Test {
     absl::Status started;
     if (victim == kRouter) {
       k.at = absl::Now();
-      router_->Kill();
-      started = router_->Start();
+      routers_[0]->Kill();
+      started = routers_[0]->Start();
     } else {
       if (mid_send) {
         DelayPosts(victim, absl::Seconds(1));
@@ -784,6 +860,74 @@ class ChaosTest : public ::testing::Test {
     return true;
   }
 
+  // Starts the nine people, each paced to make its share of messages_
+  // actions within the stream from `start`; they record what they did in
+  // `ledger`, which must outlive the threads (join them).
+  std::vector<std::thread> StartSenders(absl::Time start, Ledger* ledger) {
+    const int per_sender = std::max(1, messages_ / (kSides * kSendersPerSide));
+    const absl::Duration interval = stream_ / per_sender;
+    people_[kTeamSpirit] = TeamSpiritPeople();
+    people_[kSlack] = SlackPeople(start + stream_ + absl::Seconds(150));
+    people_[kTelegram] = TelegramPeople();
+    std::vector<std::thread> senders;
+    for (int side = 0; side < kSides; ++side) {
+      for (int s = 1; s <= kSendersPerSide; ++s) {
+        senders.emplace_back(RunSender, static_cast<Side>(side), s, per_sender,
+                             start, interval, seed_ * 31 + side * 7 + s,
+                             std::cref(people_[side]), ledger);
+      }
+    }
+    return senders;
+  }
+
+  // True once the webhook senders are idle, every acknowledged message and
+  // edit is in both other chats and no delivery waits in the store.
+  bool Drained(const std::map<std::string, Origin>& origins) {
+    if (ts_->PendingWebhooks() != 0 || tg_.pending_updates() != 0 ||
+        !AllDelivered(origins)) {
+      return false;
+    }
+    // A router's imbridge_router_queue_depth counts its whole store, which
+    // routers on one database share: the first live router answers.
+    for (const std::unique_ptr<RouterProcess>& router : routers_) {
+      if (!router->running()) continue;
+      auto depth = router->Metric("imbridge_router_queue_depth", {});
+      return depth.ok() && *depth == 0;
+    }
+    return false;
+  }
+
+  // The targets' figures: a header and one line per target.
+  static std::string FiguresTable(const TargetFigures (&figures)[kSides]) {
+    std::string table =
+        absl::StrFormat("%-12s %9s %9s %6s %10s %9s %11s %8s\n", "target",
+                        "expected", "delivered", "lost", "duplicates",
+                        "reordered", "stale edits", "replies");
+    for (int t = 0; t < kSides; ++t) {
+      const TargetFigures& f = figures[t];
+      absl::StrAppendFormat(
+          &table, "%-12s %9d %9d %6d %10d %9d %11d %8s\n", kSideNames[t],
+          f.expected, f.delivered, f.lost.size(), f.duplicates, f.reordered,
+          f.stale_edits, absl::StrCat(f.replies - f.unlinked, "/", f.replies));
+    }
+    return table;
+  }
+
+  // What every chaos run promises in every target: nothing acknowledged
+  // lost, each copy with its last acknowledged edit, each origin's order
+  // kept, every reply linked to its parent's copy. (Duplicates depend on
+  // what the run kills, so each test checks its own.)
+  static void ExpectDeliveredInOrder(const TargetFigures (&figures)[kSides]) {
+    for (int t = 0; t < kSides; ++t) {
+      const TargetFigures& f = figures[t];
+      EXPECT_TRUE(f.lost.empty()) << kSideNames[t] << " lost " << f.lost.size()
+                                  << ", first " << f.lost.front();
+      EXPECT_EQ(f.stale_edits, 0) << kSideNames[t];
+      EXPECT_EQ(f.reordered, 0) << kSideNames[t];
+      EXPECT_EQ(f.unlinked, 0) << kSideNames[t] << ": replies not linked";
+    }
+  }
+
   uint64_t seed_ = 0;
   int messages_ = 0;
   int kills_ = 0;
@@ -795,13 +939,15 @@ class ChaosTest : public ::testing::Test {
   FakeTelegram tg_;
   int64_t tg_chat_ = 0;
   std::vector<FakeTelegram::User> tg_users_;
-  std::unique_ptr<RouterProcess> router_;
+  std::vector<std::unique_ptr<RouterProcess>> routers_;
   std::unique_ptr<AdapterProcess> adapters_[kSides];
+  SideActions people_[kSides];
 
   absl::Mutex watch_mu_;
   std::vector<std::pair<absl::Time, std::string>> ts_created_
       ABSL_GUARDED_BY(watch_mu_);
   std::vector<absl::Time> slack_posts_ ABSL_GUARDED_BY(watch_mu_);
+  std::vector<Answer> slack_answers_ ABSL_GUARDED_BY(watch_mu_);
 
   int64_t max_rss_kib_[kProcesses] = {};
   // The first sample, taken once all processes are ready and idle.
@@ -814,19 +960,7 @@ TEST_F(ChaosTest, NothingAcknowledgedIsLostDuplicatedOrReordered) {
   SampleMemory();  // The baseline.
   const absl::Time start = absl::Now() + absl::Seconds(1);
   const absl::Time stream_end = start + stream_;
-  const int per_sender = std::max(1, messages_ / (kSides * kSendersPerSide));
-  const absl::Duration interval = stream_ / per_sender;
-  SideActions people[kSides] = {TeamSpiritPeople(),
-                                SlackPeople(stream_end + absl::Seconds(150)),
-                                TelegramPeople()};
-  std::vector<std::thread> senders;
-  for (int side = 0; side < kSides; ++side) {
-    for (int s = 1; s <= kSendersPerSide; ++s) {
-      senders.emplace_back(RunSender, static_cast<Side>(side), s, per_sender,
-                           start, interval, seed_ * 31 + side * 7 + s,
-                           std::cref(people[side]), &ledger);
-    }
-  }
+  std::vector<std::thread> senders = StartSenders(start, &ledger);
 
   // The chaos: kills at random moments of the stream (every process at
   // least once; half the adapters' kills wait for a post in flight),
@@ -897,13 +1031,9 @@ TEST_F(ChaosTest, NothingAcknowledgedIsLostDuplicatedOrReordered) {
             storm_calls_from + kStormCalls) {
       storm_end = absl::Now();
     }
-    if (ts_->PendingWebhooks() == 0 && tg_.pending_updates() == 0 &&
-        AllDelivered(origins)) {
-      auto depth = router_->Metric("imbridge_router_queue_depth", {});
-      if (depth.ok() && *depth == 0) {
-        drained = true;
-        break;
-      }
+    if (Drained(origins)) {
+      drained = true;
+      break;
     }
     absl::SleepFor(absl::Seconds(1));
   }
@@ -974,18 +1104,9 @@ TEST_F(ChaosTest, NothingAcknowledgedIsLostDuplicatedOrReordered) {
   for (const auto& [tag, o] : origins) acked += o.acked ? 1 : 0;
   std::string table = absl::StrFormat(
       "\nchaos summary (seed %d, %d events sent, %d acknowledged; %d "
-      "messages of which %d acknowledged)\n"
-      "%-12s %9s %9s %6s %10s %9s %11s %8s\n",
+      "messages of which %d acknowledged)\n%s",
       seed_, ledger.events(), ledger.acked_events(), origins.size(), acked,
-      "target", "expected", "delivered", "lost", "duplicates", "reordered",
-      "stale edits", "replies");
-  for (int t = 0; t < kSides; ++t) {
-    const TargetFigures& f = figures[t];
-    absl::StrAppendFormat(&table, "%-12s %9d %9d %6d %10d %9d %11d %8s\n",
-                          kSideNames[t], f.expected, f.delivered, f.lost.size(),
-                          f.duplicates, f.reordered, f.stale_edits,
-                          absl::StrCat(f.replies - f.unlinked, "/", f.replies));
-  }
+      FiguresTable(figures));
   absl::StrAppendFormat(&table, "kills: %d, %d with a post in flight (",
                         kills.size(), mid_send);
   for (int p = 0; p < kProcesses; ++p) {
@@ -1014,14 +1135,7 @@ TEST_F(ChaosTest, NothingAcknowledgedIsLostDuplicatedOrReordered) {
 
   // The guarantees.
   EXPECT_EQ(kills.size(), static_cast<size_t>(kills_));
-  for (int t = 0; t < kSides; ++t) {
-    const TargetFigures& f = figures[t];
-    EXPECT_TRUE(f.lost.empty()) << kSideNames[t] << " lost " << f.lost.size()
-                                << ", first " << f.lost.front();
-    EXPECT_EQ(f.stale_edits, 0) << kSideNames[t];
-    EXPECT_EQ(f.reordered, 0) << kSideNames[t];
-    EXPECT_EQ(f.unlinked, 0) << kSideNames[t] << ": replies not linked";
-  }
+  ExpectDeliveredInOrder(figures);
   // docs/teamspirit.md: client_token makes each post exactly once.
   EXPECT_EQ(figures[kTeamSpirit].duplicates, 0);
   // docs/slack.md: texts are reconciled by their metadata; a file upload
@@ -1044,6 +1158,230 @@ TEST_F(ChaosTest, NothingAcknowledgedIsLostDuplicatedOrReordered) {
               2 * baseline_rss_kib_[p] + 64 * 1024 + AsanRssSlackKib())
         << kProcessNames[p];
   }
+}
+
+// What issue 16 promises when a router goes away: every adapter publishes
+// through a live router within this, and the dead router's queues are sent
+// by another (their leases expire 1.25 s after the last renewal and are
+// claimed at the next round, docs/scaling.md).
+constexpr absl::Duration kMoveBound = absl::Seconds(2);
+
+// One router gone mid-stream: killed (SIGKILL) or stopped (SIGTERM).
+struct RouterDeath {
+  int router = 0;
+  bool stopped = false;
+  absl::Time at;
+  // For a stop: the exit status and how long the router took to exit.
+  int exit_status = 0;
+  absl::Duration exit_took;
+  // The sides whose target queue it held the lease of just before.
+  std::set<int> queues;
+};
+
+// The chaos test's stream through three routers on one PostgreSQL
+// database (docs/reliability.md, "Three routers on PostgreSQL"): the
+// adapters list all three and publish through the first live one; each
+// target queue is sent by the router holding its lease. Routers die, not
+// adapters, so the adapters' delivery journals (keyed by the idempotency
+// key, the same on every router) answer every resend: each message must
+// arrive exactly once. The database is a real PostgreSQL server of the
+// test's own; the blob directory is shared, as deployments must share it.
+class RoutersOnPostgresChaosTest : public ChaosTest {
+ protected:
+  static constexpr int kRouters = 3;
+
+  void SetUp() override {
+    ReadStreamSettings(/*messages=*/10000, /*stream_seconds=*/120);
+    std::cout << "chaos: seed " << seed_ << " (IMBRIDGE_CHAOS_SEED), "
+              << messages_ << " messages, stream " << stream_ << ", "
+              << kRouters << " routers on PostgreSQL" << std::endl;
+    absl::StatusOr<TestDatabase> database = NewTestDatabase();
+    ASSERT_TRUE(database.ok()) << database.status();
+    server_ = database->server;
+    database_ = database->name;
+    const std::string dir = MakeTempDir("chaos-postgres");
+    ASSERT_NO_FATAL_FAILURE(StartBridge(
+        kRouters,
+        absl::StrCat("store: {",
+                     PostgresStoreYaml(*server_, database_, dir,
+                                       MakeTempDir("chaos-shared-blobs")),
+                     "}\n")));
+  }
+
+  // The sides whose target queue `router` holds the lease of.
+  std::set<int> QueuesHeldBy(const RouterProcess& router) {
+    absl::StatusOr<std::string> keys = server_->Query(
+        database_,
+        absl::StrCat("SELECT string_agg(target_key, ' ') FROM queue_leases "
+                     "WHERE expires_at > now() AND "
+                     "split_part(holder, ':', 2) = '",
+                     router.pid(), "'"));
+    std::set<int> sides;
+    if (!keys.ok()) return sides;
+    for (int side = 0; side < kSides; ++side) {
+      if (absl::StrContains(*keys, absl::StrCat(kSideNames[side], "/"))) {
+        sides.insert(side);
+      }
+    }
+    return sides;
+  }
+
+  RouterDeath Die(int router, bool stop) {
+    RouterDeath d;
+    d.router = router;
+    d.stopped = stop;
+    d.queues = QueuesHeldBy(*routers_[router]);
+    d.at = absl::Now();
+    if (stop) {
+      d.exit_status = routers_[router]->Terminate();
+      d.exit_took = absl::Now() - d.at;
+    } else {
+      routers_[router]->Kill();
+    }
+    return d;
+  }
+
+  // When `side`'s adapter logged that it publishes through another router
+  // than `from` (the first time at or after `after`; InfiniteFuture if
+  // never). Log times are in milliseconds.
+  absl::Time MovedAt(int side, const std::string& from, absl::Time after) {
+    std::istringstream log(adapters_[side]->ReadLog());
+    std::string line;
+    while (std::getline(log, line)) {
+      nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+      if (!j.is_object() ||
+          j.value("msg", "") != "publishing through another router" ||
+          j.value("previous", "") != from) {
+        continue;
+      }
+      absl::Time at;
+      std::string error;
+      if (absl::ParseTime("%Y-%m-%dT%H:%M:%E3SZ", j.value("time", ""), &at,
+                          &error) &&
+          at >= after - absl::Milliseconds(1)) {
+        return at;
+      }
+    }
+    return absl::InfiniteFuture();
+  }
+
+  PostgresServer* server_ = nullptr;
+  std::string database_;
+};
+
+// Issue 16: 10,000 actions from all three sides through three routers on
+// one PostgreSQL while the router every adapter publishes through is killed
+// (kill -9) and later the one they moved to is stopped (SIGTERM); both come
+// back near the end. Every acknowledged message arrives exactly once, in
+// its origin's order, in both other chats, and every adapter publishes
+// through a live router within 2 s of each death.
+TEST_F(RoutersOnPostgresChaosTest,
+       EveryMessageOnceAndInOrderWhileRoutersAreKilledAndStopped) {
+  Ledger ledger;
+  const absl::Time start = absl::Now() + absl::Seconds(1);
+  std::vector<std::thread> senders = StartSenders(start, &ledger);
+
+  // Router 0 is first in every adapter's list, so all publish through it
+  // until it is killed at 25 % of the stream; they move to router 1, which
+  // is stopped at 55 %: router 2 alone carries the stream until both come
+  // back at 75 % (the adapters then publish through router 0 again, and
+  // the leases are spread anew).
+  std::vector<RouterDeath> deaths;
+  absl::SleepFor(start + stream_ / 4 - absl::Now());
+  deaths.push_back(Die(0, /*stop=*/false));
+  absl::SleepFor(start + stream_ * 0.55 - absl::Now());
+  deaths.push_back(Die(1, /*stop=*/true));
+  absl::SleepFor(start + stream_ * 0.75 - absl::Now());
+  for (int router : {0, 1}) {
+    absl::Status started = routers_[router]->Start();
+    EXPECT_TRUE(started.ok()) << "router " << router << ": " << started;
+  }
+  for (std::thread& t : senders) t.join();
+  const absl::Time stream_done = absl::Now();
+  std::cout << "chaos: stream done after " << stream_done - start << ", "
+            << ledger.events() << " events" << std::endl;
+
+  std::map<std::string, Origin> origins = ledger.origins();
+  const absl::Time drain_deadline = absl::Now() + absl::Seconds(180);
+  bool drained = false;
+  while (!(drained = Drained(origins)) && absl::Now() < drain_deadline) {
+    absl::SleepFor(absl::Seconds(1));
+  }
+  const absl::Time drain_done = absl::Now();
+  EXPECT_TRUE(drained) << "not drained within 180 s";
+  absl::SleepFor(absl::Seconds(2));  // Late duplicates would show now.
+
+  TargetFigures figures[kSides];
+  for (int t = 0; t < kSides; ++t) figures[t] = Figures(t, origins);
+  // The moves: from each death to the adapter's log line saying it
+  // publishes through another router, and to the first acknowledgement of
+  // an action its messenger sent after the death; and to the first copy
+  // delivered into each chat whose queue the dead router held.
+  std::string lines;
+  absl::Duration longest_move, longest_ack, longest_queue;
+  auto ms = [](absl::Duration d) {
+    return absl::FormatDuration(absl::Trunc(d, absl::Milliseconds(1)));
+  };
+  for (const RouterDeath& d : deaths) {
+    const std::string address = routers_[d.router]->address();
+    absl::StrAppendFormat(&lines, "  %s router %d at +%s",
+                          d.stopped ? "SIGTERM" : "kill -9", d.router,
+                          ms(d.at - start));
+    if (d.stopped) {
+      absl::StrAppendFormat(&lines, " (exited %d after %s)", d.exit_status,
+                            ms(d.exit_took));
+    }
+    lines += ":\n";
+    for (int side = 0; side < kSides; ++side) {
+      absl::Time moved = MovedAt(side, address, d.at);
+      absl::Time acked = absl::InfiniteFuture();
+      for (const Answer& a : Answers(side)) {
+        if (a.acked && a.sent >= d.at) acked = std::min(acked, a.answered);
+      }
+      absl::Duration move = moved - d.at, ack = acked - d.at;
+      longest_move = std::max(longest_move, move);
+      longest_ack = std::max(longest_ack, ack);
+      EXPECT_LT(move, kMoveBound) << kProcessNames[side] << " after router "
+                                  << d.router << " went away";
+      EXPECT_LT(ack, kMoveBound) << kProcessNames[side] << " after router "
+                                 << d.router << " went away";
+      absl::StrAppendFormat(&lines,
+                            "    %-18s moved in %s, first acknowledgement "
+                            "%s after",
+                            kProcessNames[side], ms(move), ms(ack));
+      if (d.queues.count(side) != 0) {
+        std::vector<absl::Time> times = DeliveryTimes(side);
+        auto first = std::lower_bound(times.begin(), times.end(), d.at);
+        absl::Duration resumed =
+            first == times.end() ? absl::InfiniteDuration() : *first - d.at;
+        longest_queue = std::max(longest_queue, resumed);
+        absl::StrAppendFormat(&lines,
+                              "; its chat's queue, held by router %d, "
+                              "delivered again %s after",
+                              d.router, ms(resumed));
+      }
+      lines += "\n";
+    }
+  }
+  int acked = 0;
+  for (const auto& [tag, o] : origins) acked += o.acked ? 1 : 0;
+  std::cerr << absl::StrFormat(
+                   "\nchaos summary, %d routers on PostgreSQL (seed %d, %d "
+                   "events sent, %d acknowledged; %d messages of which %d "
+                   "acknowledged)\n%s%slongest move %s, longest to the "
+                   "first acknowledgement %s, longest queue takeover %s\n"
+                   "stream %s, drained %s later\n",
+                   kRouters, seed_, ledger.events(), ledger.acked_events(),
+                   origins.size(), acked, FiguresTable(figures), lines,
+                   ms(longest_move), ms(longest_ack), ms(longest_queue),
+                   ms(stream_done - start), ms(drain_done - stream_done))
+            << std::endl;
+
+  ExpectDeliveredInOrder(figures);
+  for (int t = 0; t < kSides; ++t) {
+    EXPECT_EQ(figures[t].duplicates, 0) << kSideNames[t];
+  }
+  EXPECT_EQ(deaths[1].exit_status, 0);
 }
 
 }  // namespace
