@@ -11,6 +11,7 @@
 #include "absl/time/clock.h"
 #include "bridge/adapter_links.h"
 #include "common/logging.h"
+#include "common/tsan_hand_off.h"
 
 namespace imbridge::bridge {
 
@@ -76,10 +77,11 @@ class AttachReactor
   AttachReactor(RouterService* service, const v1::AdapterCredential* credential,
                 std::string peer)
       : service_(service), credential_(credential), peer_(std::move(peer)) {
-    StartRead(&in_);
+    ReadNext();
   }
 
   void OnReadDone(bool ok) override {
+    TsanHandOffAcquire(&in_);
     if (!ok) {
       Close(grpc::Status::OK);
       return;
@@ -143,7 +145,7 @@ class AttachReactor
     // adapter (and in TCP) instead of in the router's memory.
     if (deps.committer->AdmitOrWait(
             [session = session_] { session->ResumeReading(); })) {
-      StartRead(&in_);
+      ReadNext();
     }
   }
 
@@ -156,7 +158,7 @@ class AttachReactor
       absl::MutexLock lock(&mu_);
       if (finish_requested_) return;
     }
-    StartRead(&in_);
+    ReadNext();
   }
 
   void Send(v1::RouterFrame frame) override {
@@ -239,6 +241,13 @@ class AttachReactor
   }
 
  private:
+  // Reads the next frame into in_. gRPC runs OnReadDone on one of its
+  // threads after this; TSan is told so (common/tsan_hand_off.h).
+  void ReadNext() {
+    TsanHandOffRelease(&in_);
+    StartRead(&in_);
+  }
+
   grpc::Status HandleHello(const v1::Hello& hello) {
     if (hello.platform().empty()) {
       return grpc::Status(grpc::INVALID_ARGUMENT, "hello.platform is empty");
