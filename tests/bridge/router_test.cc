@@ -124,19 +124,26 @@ TEST(RouterConfigTest, HttpLimitsAreCheckedLikeTheAdapters) {
   EXPECT_TRUE(s.ok()) << s;
 }
 
-// Shutdown() from several threads at once (a signal thread and the
-// destructor): each call returns once the router stopped, none races another
-// (the TSan build checks) or joins its threads twice.
-TEST(RouterShutdownTest, ConcurrentShutdownsAllReturnOnceStopped) {
-  std::string tmpl = ::testing::TempDir() + "/router-XXXXXX";
-  ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+// A router config for an in-process router: gRPC and HTTP on loopback
+// ports picked by the system, a fresh data_dir, one adapter credential.
+v1::RouterConfig LoopbackRouterConfig() {
+  std::string dir = ::testing::TempDir() + "/router-XXXXXX";
+  EXPECT_NE(mkdtemp(dir.data()), nullptr);
   v1::RouterConfig config;
   config.set_listen("127.0.0.1:0");
-  config.set_data_dir(tmpl);
+  config.set_data_dir(dir);
   config.mutable_http()->set_listen("127.0.0.1:0");
   v1::AdapterCredential* adapter = config.add_adapters();
   adapter->set_name("test");
   adapter->set_token("router-test-token");
+  return config;
+}
+
+// Shutdown() from several threads at once (a signal thread and the
+// destructor): each call returns once the router stopped, none races another
+// (the TSan build checks) or joins its threads twice.
+TEST(RouterShutdownTest, ConcurrentShutdownsAllReturnOnceStopped) {
+  v1::RouterConfig config = LoopbackRouterConfig();
   absl::Status valid = ValidateRouterConfig("test", &config);
   ASSERT_TRUE(valid.ok()) << valid;
   absl::StatusOr<std::unique_ptr<Router>> router =
@@ -182,16 +189,8 @@ TEST(WritePortFileTest, WritesTheNumberOrNamesThePath) {
 // (the ASan build reported a heap-use-after-free; the lease thread of a
 // router on PostgreSQL did the same at every record change).
 TEST(RouterLinksTest, ScrapesWhileLinksChangeReadALiveTable) {
-  std::string tmpl = ::testing::TempDir() + "/router-XXXXXX";
-  ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-  v1::RouterConfig config;
-  config.set_listen("127.0.0.1:0");
-  config.set_data_dir(tmpl);
-  config.mutable_http()->set_listen("127.0.0.1:0");
+  v1::RouterConfig config = LoopbackRouterConfig();
   config.set_admin_token("admin-token-0123456789");
-  v1::AdapterCredential* adapter = config.add_adapters();
-  adapter->set_name("test");
-  adapter->set_token("router-test-token");
   // Enough links that reading them takes a while.
   constexpr int kConfigLinks = 300;
   for (int i = 0; i < kConfigLinks; ++i) {
