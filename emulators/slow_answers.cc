@@ -12,29 +12,46 @@ void SlowAnswers::Set(const std::string& method, absl::Duration delay) {
   delays_[method] = delay;
 }
 
-absl::Duration SlowAnswers::For(const std::string& method) const {
-  absl::MutexLock lock(&mu_);
-  auto it = delays_.find(method);
-  return it == delays_.end() ? absl::ZeroDuration() : it->second;
+SlowAnswers::Slot::Slot(absl::Duration delay,
+                        std::shared_ptr<std::atomic<int>> pending)
+    : delay_(delay), pending_(std::move(pending)) {
+  if (pending_ != nullptr) ++*pending_;
 }
 
-void SlowAnswers::Respond(std::shared_ptr<Responder> responder,
-                          absl::Duration delay, int status,
-                          std::string content_type, std::string body,
-                          HttpHeaderList headers) {
-  if (delay <= absl::ZeroDuration()) {
+SlowAnswers::Slot::Slot(Slot&& other) noexcept
+    : delay_(other.delay_), pending_(std::move(other.pending_)) {
+  other.pending_ = nullptr;
+}
+
+SlowAnswers::Slot::~Slot() {
+  if (pending_ != nullptr) --*pending_;
+}
+
+SlowAnswers::Slot SlowAnswers::Take(const std::string& method) {
+  absl::Duration delay = absl::ZeroDuration();
+  if (!method.empty()) {
+    absl::MutexLock lock(&mu_);
+    auto it = delays_.find(method);
+    if (it != delays_.end()) delay = it->second;
+  }
+  return Slot(delay, delay > absl::ZeroDuration() ? pending_ : nullptr);
+}
+
+void SlowAnswers::Respond(Slot slot, std::shared_ptr<Responder> responder,
+                          int status, std::string content_type,
+                          std::string body, HttpHeaderList headers) {
+  if (slot.pending_ == nullptr) {
     responder->Respond(status, content_type, std::move(body),
                        std::move(headers));
     return;
   }
-  ++*pending_;
-  std::thread([responder = std::move(responder), delay, status,
+  std::thread([slot = std::move(slot), responder = std::move(responder), status,
                content_type = std::move(content_type), body = std::move(body),
-               headers = std::move(headers), pending = pending_]() mutable {
-    absl::SleepFor(delay);
+               headers = std::move(headers)]() mutable {
+    absl::SleepFor(slot.delay_);
     responder->Respond(status, content_type, std::move(body),
                        std::move(headers));
-    --*pending;
+    Slot answered = std::move(slot);  // No longer pending.
   }).detach();
 }
 

@@ -18,19 +18,44 @@ namespace imbridge::fakes {
 // slow to answer, so that a test can stop a client while its calls are in
 // flight.
 //
+// A fake takes a call's Slot before the call takes effect and answers
+// through it: a late answer counts in pending() from the moment the call
+// took its slot, so a test that sees the call's effect also sees its answer
+// pending.
+//
 // Thread-safe. A late answer is written from a thread of its own that holds
 // only the responder and a shared counter, so it may outlive the fake (the
 // responder then drops the answer).
 class SlowAnswers {
  public:
+  // One call's answer: late when its method was slowed when it was taken.
+  // Move-only; a slot dropped unanswered stops counting as pending.
+  class Slot {
+   public:
+    Slot(Slot&& other) noexcept;
+    Slot& operator=(Slot&&) = delete;
+    ~Slot();
+
+   private:
+    friend class SlowAnswers;
+    Slot(absl::Duration delay, std::shared_ptr<std::atomic<int>> pending);
+
+    absl::Duration delay_;
+    // Set while the slot counts in pending(); null once handed on.
+    std::shared_ptr<std::atomic<int>> pending_;
+  };
+
   // Answers of `method` wait `delay` (zero: answered at once).
   void Set(const std::string& method, absl::Duration delay);
-  // The delay of `method`.
-  absl::Duration For(const std::string& method) const;
 
-  // Answers with `responder` after `delay`, or at once when it is zero.
-  void Respond(std::shared_ptr<Responder> responder, absl::Duration delay,
-               int status, std::string content_type, std::string body,
+  // The slot of a call of `method` (empty: never slowed), taken before the
+  // call takes effect.
+  Slot Take(const std::string& method);
+
+  // Answers with `responder` through `slot`: after its delay, or at once
+  // when it has none.
+  void Respond(Slot slot, std::shared_ptr<Responder> responder, int status,
+               std::string content_type, std::string body,
                HttpHeaderList headers = {});
 
   // Late answers not written yet.

@@ -503,7 +503,7 @@ void FakeSlack::ServeApi(const HttpRequest& request,
   json answer;
   int status = 200;
   HttpHeaderList headers;
-  const absl::Duration delay = slow_.For(method);
+  SlowAnswers::Slot slot = slow_.Take(method);
   {
     absl::MutexLock lock(&mu_);
     calls_.push_back({method, args, token});
@@ -540,8 +540,9 @@ void FakeSlack::ServeApi(const HttpRequest& request,
       for (auto& e : echoes) echo_queue_.push_back(std::move(e));
     }
   }
-  slow_.Respond(responder, delay, status, "application/json; charset=utf-8",
-                answer.dump(), std::move(headers));
+  slow_.Respond(std::move(slot), responder, status,
+                "application/json; charset=utf-8", answer.dump(),
+                std::move(headers));
   Notify(changes);
 }
 

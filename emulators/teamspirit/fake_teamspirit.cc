@@ -460,6 +460,16 @@ void FakeTeamSpirit::HandleApi(HttpRequest request,
   for (absl::string_view s : absl::StrSplit(rel, '/', absl::SkipEmpty())) {
     segments.push_back(PercentDecode(s, false));
   }
+  // Calls that can be slowed take their slot before they take effect.
+  std::string kind;
+  if (request.method == "POST" && segments.size() == 3 &&
+      segments[0] == "chats" && segments[2] == "messages") {
+    kind = "post_message";
+  } else if (request.method == "POST" && segments.size() == 1 &&
+             segments[0] == "files") {
+    kind = "upload_file";
+  }
+  SlowAnswers::Slot slot = slow_.Take(kind);
   ApiCall call;
   call.method = request.method;
   call.path = rel;
@@ -532,17 +542,8 @@ void FakeTeamSpirit::HandleApi(HttpRequest request,
       return;
     }
   }
-  std::string kind;
-  if (request.method == "POST" && segments.size() == 3 &&
-      segments[0] == "chats" && segments[2] == "messages") {
-    kind = "post_message";
-  } else if (request.method == "POST" && segments.size() == 1 &&
-             segments[0] == "files") {
-    kind = "upload_file";
-  }
-  slow_.Respond(responder,
-                kind.empty() ? absl::ZeroDuration() : slow_.For(kind),
-                answer.status, answer.status == 204 ? "" : answer.content_type,
+  slow_.Respond(std::move(slot), responder, answer.status,
+                answer.status == 204 ? "" : answer.content_type,
                 answer.status == 204 ? "" : answer.body, answer.headers);
 }
 

@@ -749,6 +749,7 @@ void FakeTelegram::Serve(HttpRequest request,
   }
   // The call is recorded before it takes effect, so that a test seeing the
   // effect also sees the call.
+  SlowAnswers::Slot slot = slow_.Take(method);
   size_t index = 0;
   json params = call.params;
   std::map<std::string, std::string> files = call.files;
@@ -771,8 +772,8 @@ void FakeTelegram::Serve(HttpRequest request,
   }
   Notify({"call", 0, 0, method});
   if (!deferred) {
-    slow_.Respond(responder, slow_.For(method), answer.status,
-                  "application/json", answer.body.dump());
+    slow_.Respond(std::move(slot), responder, answer.status, "application/json",
+                  answer.body.dump());
   }
 }
 

@@ -169,6 +169,7 @@ class Receiver {
     server_.Handle("POST", "/in",
                    [this](HttpRequest request, std::shared_ptr<Responder> r) {
                      int status = 200;
+                     fakes::SlowAnswers::Slot slot = slow_.Take("post");
                      {
                        absl::MutexLock lock(&mu_);
                        requests_.push_back(request);
@@ -177,7 +178,7 @@ class Receiver {
                          statuses_.erase(statuses_.begin());
                        }
                      }
-                     slow_.Respond(r, slow_.For("post"), status,
+                     slow_.Respond(std::move(slot), r, status,
                                    "application/json",
                                    status == 200 ? R"({"ok":true})" : "oops");
                    });
