@@ -14,6 +14,7 @@
 #include "gtest/gtest.h"
 #include "imbridge/v1/router.grpc.pb.h"
 #include "tests/integration/router_process.h"
+#include "tests/integration/tcp_proxy.h"
 #include "tests/integration/test_adapter.h"
 #include "tests/support/postgres_server.h"
 
@@ -290,6 +291,205 @@ TEST_P(RouterOnEachStoreTest, KillDashNineMidStreamLosesAndDoublesNothing) {
   }
   ExpectAllAckedOnceInOrder(acks, kMessages, {beta.get(), gamma.get()});
   EXPECT_EQ(router.Terminate(), 0);
+}
+
+// Every publish's outcome by event key, and how often each was answered.
+class OutcomeLog {
+ public:
+  void Add(const std::string& key, const v1::PublishAck& ack) {
+    absl::MutexLock lock(&mu_);
+    Entry& entry = entries_[key];
+    entry.outcome = ack.outcome();
+    entry.detail = ack.detail();
+    ++entry.answers;
+    ++answers_;
+  }
+  // Waits until `n` answers came; false on timeout.
+  bool WaitFor(int n, absl::Duration timeout) {
+    absl::MutexLock lock(&mu_);
+    auto reached = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return answers_ >= n;
+    };
+    return mu_.AwaitWithTimeout(absl::Condition(&reached), timeout);
+  }
+  int answers() {
+    absl::MutexLock lock(&mu_);
+    return answers_;
+  }
+  // Keys answered other than once, or other than ACCEPTED/DUPLICATE.
+  std::vector<std::string> Wrong() {
+    absl::MutexLock lock(&mu_);
+    std::vector<std::string> wrong;
+    for (const auto& [key, entry] : entries_) {
+      if (entry.answers != 1 || (entry.outcome != v1::PublishAck::ACCEPTED &&
+                                 entry.outcome != v1::PublishAck::DUPLICATE)) {
+        wrong.push_back(absl::StrCat(
+            key, ": ", entry.answers, " answers, ",
+            v1::PublishAck::Outcome_Name(entry.outcome), " ", entry.detail));
+      }
+    }
+    return wrong;
+  }
+
+ private:
+  struct Entry {
+    v1::PublishAck::Outcome outcome = v1::PublishAck::OUTCOME_UNSPECIFIED;
+    std::string detail;
+    int answers = 0;
+  };
+  absl::Mutex mu_;
+  std::map<std::string, Entry> entries_ ABSL_GUARDED_BY(mu_);
+  int answers_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// How DropsMidStreamLoseAndDoubleNothing goes.
+struct DropPlan {
+  int messages = 2000;
+  // The adapter's connection is dropped after every messages/drops
+  // publishes (the last time after the last publish).
+  int drops = 4;
+  // Before each drop, the test waits until this share of the publishes made
+  // so far was acknowledged (0: drops at once, the router's backlog whole).
+  double acked_before_drop = 0.5;
+  // Added to the router's store: line (say ", max_batch: 8").
+  std::string store_options;
+  // Only the adapter's side of its connection is reset (TcpProxy::
+  // DropClientSides): the router keeps the old stream until the test ends.
+  bool client_side_only = false;
+  // The router is killed (SIGKILL) and started again after a third of the
+  // publishes up to the first drop, before the drops.
+  bool kill_first = false;
+};
+
+// The adapter's connection breaks while the router lives and has the
+// stream's publishes in flight (what the adapter's own gRPC keepalive
+// giving a connection up, a proxy, or a network blip does): the adapter
+// attaches again by itself and sends every publish not acknowledged again,
+// with the same seqs and per-chat after_seq. Each must be acknowledged
+// (ACCEPTED, or DUPLICATE if its first send was stored) once, and stored
+// once, in its chat's order, also when the connection breaks several times.
+void DropsMidStreamLoseAndDoubleNothing(const DropPlan& plan) {
+  constexpr int kChats = 4;
+  std::string links = "links:\n";
+  for (int c = 0; c < kChats; ++c) {
+    absl::StrAppend(&links, "  - name: l", c, "\n    members:\n",
+                    "      - {platform: alpha, account: a, chat_id: A", c,
+                    "}\n      - {platform: beta, account: b, chat_id: B", c,
+                    "}\n");
+  }
+  RouterProcess router(absl::StrCat(Credentials(), links,
+                                    "store: {durability: full",
+                                    plan.store_options, "}\n"));
+  ASSERT_TRUE(router.Start().ok());
+  absl::StatusOr<std::unique_ptr<TcpProxy>> proxy =
+      TcpProxy::Start(router.port());
+  ASSERT_TRUE(proxy.ok()) << proxy.status();
+  TestAdapter alpha("alpha", "a", (*proxy)->address(), kToken);
+  alpha.Start();
+  ASSERT_TRUE(alpha.WaitAttached());
+  TestAdapter beta("beta", "b", router.address(), kToken);
+  beta.Start();
+  ASSERT_TRUE(beta.WaitAttached());
+
+  OutcomeLog outcomes;
+  int dropped = 0;
+  const int every = plan.messages / plan.drops;
+  for (int i = 0; i < plan.messages; ++i) {
+    v1::Event e;
+    std::string key = absl::StrCat("alpha:a:", i);
+    std::string chat = absl::StrCat(i % kChats);
+    e.set_key(key);
+    e.mutable_channel()->set_platform("alpha");
+    e.mutable_channel()->set_account("a");
+    e.mutable_channel()->set_chat_id(absl::StrCat("A", chat));
+    e.mutable_posted()->set_message_id(absl::StrCat("A", chat, "-", i));
+    e.mutable_posted()->mutable_text()->set_text(absl::StrCat("m", i));
+    ASSERT_TRUE(alpha.client()
+                    .Publish(std::move(e),
+                             [&outcomes, key](const v1::PublishAck& ack) {
+                               outcomes.Add(key, ack);
+                             })
+                    .ok());
+    if (plan.kill_first && i == every / 2) {
+      router.Kill();
+      ASSERT_TRUE(router.Start().ok());
+    }
+    if ((i + 1) % every != 0) continue;
+    // Some acknowledged, the rest in flight: the router has the stream's
+    // publishes in its sequencer and committer when the connection goes.
+    ASSERT_TRUE(outcomes.WaitFor(
+        static_cast<int>(plan.acked_before_drop * (i + 1)), absl::Seconds(60)))
+        << outcomes.answers() << " of " << i + 1 << " acknowledged";
+    const int connections = (*proxy)->accepted();
+    if ((plan.client_side_only ? (*proxy)->DropClientSides()
+                               : (*proxy)->DropConnections()) > 0) {
+      ++dropped;
+    }
+    // Attached again (through a new connection) before the next drop.
+    absl::Time deadline = absl::Now() + absl::Seconds(20);
+    while ((*proxy)->accepted() == connections) {
+      ASSERT_LT(absl::Now(), deadline) << "no new connection";
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+    ASSERT_TRUE(alpha.WaitAttached());
+  }
+  EXPECT_EQ(dropped, plan.drops);
+  EXPECT_TRUE(outcomes.WaitFor(plan.messages, absl::Seconds(60)))
+      << outcomes.answers() << " of " << plan.messages << " acknowledged after "
+      << plan.drops << " dropped connections";
+  EXPECT_THAT(outcomes.Wrong(), IsEmpty());
+  ASSERT_TRUE(beta.WaitForCalls(plan.messages, absl::Seconds(60)))
+      << beta.calls().size();
+  absl::SleepFor(absl::Milliseconds(500));
+  std::map<std::string, std::vector<std::string>> got;
+  for (const TestAdapter::Call& call : beta.calls()) {
+    if (call.kind == "post") got[call.chat].push_back(call.text);
+  }
+  std::map<std::string, std::vector<std::string>> expected;
+  for (int i = 0; i < plan.messages; ++i) {
+    expected[absl::StrCat("B", i % kChats)].push_back(absl::StrCat("m", i));
+  }
+  for (const auto& [chat, texts] : expected) {
+    EXPECT_TRUE(got[chat] == texts)
+        << chat << ": " << got[chat].size() << " posts for " << texts.size();
+  }
+  EXPECT_EQ(router.Terminate(), 0);
+}
+
+TEST_F(RouterIntegrationTest, PublishesInFlightWhenTheAdapterDropsItsStream) {
+  DropsMidStreamLoseAndDoubleNothing({});
+}
+
+// The router reads the adapter's stream no further while its committer is
+// behind (Committer::AdmitOrWait): the drops come with its backlog whole.
+TEST_F(RouterIntegrationTest, AdapterDropsItsStreamWhileTheRouterIsBehind) {
+  DropPlan plan;
+  plan.messages = 12000;
+  plan.drops = 6;
+  plan.acked_before_drop = 0;
+  plan.store_options = ", max_batch: 16";
+  DropsMidStreamLoseAndDoubleNothing(plan);
+}
+
+// The network between them is lost as the adapter sees it, not the router:
+// the router keeps the old streams (their acks go nowhere) while the
+// adapter sends the same publishes on new ones.
+TEST_F(RouterIntegrationTest, AdapterAloneSeesItsStreamDrop) {
+  DropPlan plan;
+  plan.client_side_only = true;
+  DropsMidStreamLoseAndDoubleNothing(plan);
+}
+
+// As KillDashNineMidStreamLosesAndDoublesNothing, then the adapter drops the
+// stream it attached with after the restart (as its keepalive did when the
+// restarted router was slow to answer a ping).
+TEST_F(RouterIntegrationTest, AdapterDropsItsStreamAfterTheRouterRestarted) {
+  DropPlan plan;
+  plan.messages = 1200;
+  plan.drops = 3;
+  plan.acked_before_drop = 0.2;
+  plan.kill_first = true;
+  DropsMidStreamLoseAndDoubleNothing(plan);
 }
 
 // The router crashes (SIGKILL, by the test-only IMBRIDGE_TEST_CRASH_AT) at
