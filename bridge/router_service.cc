@@ -81,6 +81,7 @@ class AttachReactor
   }
 
   void OnReadDone(bool ok) override {
+    TsanReaction reaction(this);
     TsanHandOffAcquire(&in_);
     if (!ok) {
       Close(grpc::Status::OK);
@@ -180,6 +181,7 @@ class AttachReactor
   }
 
   void OnWriteDone(bool ok) override {
+    TsanReaction reaction(this);
     bool start = false;
     bool finish = false;
     grpc::Status status;
@@ -210,9 +212,14 @@ class AttachReactor
     }
   }
 
-  void OnCancel() override { Close(grpc::Status::CANCELLED); }
+  void OnCancel() override {
+    TsanReaction reaction(this);
+    Close(grpc::Status::CANCELLED);
+  }
 
+  // gRPC runs this last, once; TSan is told so (common/tsan_hand_off.h).
   void OnDone() override {
+    TsanHandOffAcquire(this);
     if (session_ != nullptr) {
       session_->Close();
       if (service_->deps().adapter_commands != nullptr) {
@@ -237,6 +244,9 @@ class AttachReactor
       if (write_in_flight_) return;  // OnWriteDone finishes
       finished_ = true;
     }
+    // Close may run outside a reaction (Detach): OnDone can follow Finish
+    // on another thread at once.
+    TsanHandOffRelease(this);
     Finish(status);
   }
 

@@ -13,6 +13,14 @@
 // TsanHandOffAcquire(buffer) at the start of OnReadDone state the order
 // gRPC guarantees, so that real races on the reactor's other state are
 // still found.
+//
+// The same holds for a reactor's end: gRPC runs OnDone after every other
+// reaction has returned and after Finish, possibly on another thread, and
+// OnDone deletes the reactor. A TsanReaction declared first in each reaction,
+// a TsanHandOffRelease(reactor) just before a Finish called from outside a
+// reaction, and TsanHandOffAcquire(reactor) first in OnDone state that
+// order, so that the delete is not reported against the reactions' last
+// accesses.
 
 #if defined(__SANITIZE_THREAD__)
 #define IMBRIDGE_TSAN 1
@@ -44,6 +52,20 @@ inline void TsanHandOffAcquire(const void* object) {
   (void)object;
 #endif
 }
+
+// Releases `reactor` when the reaction it is declared in returns (see
+// above): declared as the first statement of OnReadDone, OnWriteDone and
+// OnCancel.
+class TsanReaction {
+ public:
+  explicit TsanReaction(const void* reactor) : reactor_(reactor) {}
+  TsanReaction(const TsanReaction&) = delete;
+  TsanReaction& operator=(const TsanReaction&) = delete;
+  ~TsanReaction() { TsanHandOffRelease(reactor_); }
+
+ private:
+  const void* const reactor_;
+};
 
 }  // namespace imbridge
 
