@@ -18,6 +18,7 @@
 #include "bridge/thread_roots.h"
 #include "common/http/http_server_config.h"
 #include "common/logging.h"
+#include "common/router_keepalive.h"
 #include "common/status_macros.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/server_builder.h"
@@ -168,6 +169,9 @@ absl::StatusOr<std::unique_ptr<Router>> Router::Start(v1::RouterConfig config) {
   builder.RegisterService(r->service_.get());
   builder.RegisterService(r->admin_.get());
   builder.RegisterService(r->directory_.get());
+  // Adapters ping often, even on idle streams, to notice a router that
+  // went silent (common/router_keepalive.h).
+  AcceptRouterKeepalive(builder);
   builder.SetMaxReceiveMessageSize(64 << 20);
   builder.SetMaxSendMessageSize(64 << 20);
   r->server_ = builder.BuildAndStart();

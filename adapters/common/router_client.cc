@@ -20,6 +20,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/executor.h"
 #include "common/logging.h"
+#include "common/router_keepalive.h"
 #include "common/status_macros.h"
 #include "common/utf8.h"
 #include "grpcpp/grpcpp.h"
@@ -116,6 +117,9 @@ class RouterClient::Impl {
     // 20 s, during which a router that came back is not tried again).
     args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS,
                 ClampedMillis(kConnectTimeout));
+    // A router that goes silent is noticed by keepalive pings
+    // (common/router_keepalive.h).
+    SetRouterKeepalive(args);
     for (std::string& address : options_.RouterAddresses()) {
       auto router = std::make_unique<RouterLink>();
       router->channel = grpc::CreateCustomChannel(

@@ -63,6 +63,7 @@
 #include "adapters/common/router_client.h"
 #include "common/logging.h"
 #include "common/postgres_server.h"
+#include "common/router_keepalive.h"
 #include "grpcpp/grpcpp.h"
 #include "libpq-fe.h"
 #include "tools/bench/relay_stub.h"
@@ -630,6 +631,7 @@ double Ceiling(const Flags& f, bool* stalled) {
   builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
                            &port);
   builder.RegisterService(&stub);
+  imbridge::AcceptRouterKeepalive(builder);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     std::fprintf(stderr, "the relay stub did not start\n");

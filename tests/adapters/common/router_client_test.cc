@@ -21,6 +21,7 @@
 #include "absl/time/time.h"
 #include "adapters/common/delivery_handler.h"
 #include "adapters/common/delivery_journal.h"
+#include "common/router_keepalive.h"
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
@@ -328,6 +329,7 @@ class TestServer {
     builder.AddListeningPort(absl::StrCat("127.0.0.1:", port),
                              grpc::InsecureServerCredentials(), &port_);
     builder.RegisterService(service);
+    AcceptRouterKeepalive(builder);
     server_ = builder.BuildAndStart();
   }
   ~TestServer() { Shutdown(); }
