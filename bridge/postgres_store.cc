@@ -956,10 +956,14 @@ absl::StatusOr<std::vector<DeliveryRecord>>
 PostgresStore::LoadPendingDeliveries(absl::string_view target_key,
                                      int64_t after_id, int limit) {
   if (limit <= 0) return std::vector<DeliveryRecord>();
+  // Ordered by the whole of deliveries_by_target (the same order as by id,
+  // since the WHERE fixes the first two columns): ordered by id alone, the
+  // planner walked deliveries_pkey from the cursor and filtered out every
+  // other queue's rows (a page of 256 of one queue in 16 read 4,468 rows).
   return ReadDeliveries("SELECT " IMB_DELIVERY_COLUMNS
                         "FROM deliveries d " IMB_EVENT_JOIN
                         "WHERE d.target_key = $1 AND d.state = 0 AND d.id > $2 "
-                        "ORDER BY d.id LIMIT $3",
+                        "ORDER BY d.target_key, d.state, d.id LIMIT $3",
                         Params().Text(target_key).Int(after_id).Int(limit));
 }
 
@@ -1034,7 +1038,8 @@ absl::StatusOr<Store::TargetCounts> PostgresStore::CountDeliveries(
            " (SELECT count(*) FROM deliveries"
            "  WHERE target_key = $1 AND state = 0),"
            " (SELECT created_at FROM deliveries"
-           "  WHERE target_key = $1 AND state = 0 ORDER BY id LIMIT 1),"
+           "  WHERE target_key = $1 AND state = 0"
+           "  ORDER BY target_key, state, id LIMIT 1),"
            " (SELECT count(*) FROM deliveries"
            "  WHERE target_key = $1 AND state = 1)",
            Params().Text(target_key)));
