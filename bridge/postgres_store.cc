@@ -1032,17 +1032,16 @@ PostgresStore::ListDeadLetterTargets() {
 absl::StatusOr<Store::TargetCounts> PostgresStore::CountDeliveries(
     absl::string_view target_key) {
   // One statement: one round trip and one snapshot.
-  IMB_ASSIGN_OR_RETURN(
-      Rows rows,
-      Read("SELECT"
-           " (SELECT count(*) FROM deliveries"
-           "  WHERE target_key = $1 AND state = 0),"
-           " (SELECT created_at FROM deliveries"
-           "  WHERE target_key = $1 AND state = 0"
-           "  ORDER BY target_key, state, id LIMIT 1),"
-           " (SELECT count(*) FROM deliveries"
-           "  WHERE target_key = $1 AND state = 1)",
-           Params().Text(target_key)));
+  IMB_ASSIGN_OR_RETURN(Rows rows,
+                       Read("SELECT"
+                            " (SELECT count(*) FROM deliveries"
+                            "  WHERE target_key = $1 AND state = 0),"
+                            " (SELECT created_at FROM deliveries"
+                            "  WHERE target_key = $1 AND state = 0"
+                            "  ORDER BY target_key, state, id LIMIT 1),"
+                            " (SELECT count(*) FROM deliveries"
+                            "  WHERE target_key = $1 AND state = 1)",
+                            Params().Text(target_key)));
   TargetCounts counts;
   counts.pending = rows.Int(0, 0);
   if (!rows.IsNull(0, 1)) counts.oldest_pending = rows.Time(0, 1);
