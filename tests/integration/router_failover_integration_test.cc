@@ -126,6 +126,37 @@ class Publisher {
   std::map<std::string, absl::Time> acked_at_ ABSL_GUARDED_BY(mu_);
 };
 
+// A steady stream of publishes ("during-0", "during-1", ...) one every
+// 2 ms on a thread of its own, from construction until Stop().
+class SteadyStream {
+ public:
+  explicit SteadyStream(Publisher* publisher)
+      : thread_([this, publisher] {
+          while (!stop_.load()) {
+            if (!publisher->Publish(
+                    absl::StrCat("during-", next_.fetch_add(1)))) {
+              ADD_FAILURE() << "the client refused a publish";
+              return;
+            }
+            absl::SleepFor(absl::Milliseconds(2));
+          }
+        }) {}
+  ~SteadyStream() { Stop(); }
+
+  // The number of the next publish.
+  int next() const { return next_.load(); }
+
+  void Stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::atomic<int> next_{0};
+  std::thread thread_;
+};
+
 class RouterFailoverTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -196,31 +227,20 @@ TEST_F(RouterFailoverTest,
   ASSERT_TRUE(publisher.WaitAllAcked(absl::Seconds(60)));
 
   // A steady stream, during which the publishing router is killed.
-  std::atomic<bool> stop{false};
-  std::atomic<int> next{0};
-  std::thread stream([&] {
-    while (!stop.load()) {
-      if (!publisher.Publish(absl::StrCat("during-", next.fetch_add(1)))) {
-        ADD_FAILURE() << "the client refused a publish";
-        return;
-      }
-      absl::SleepFor(absl::Milliseconds(2));
-    }
-  });
-  ASSERT_TRUE(WaitFor([&] { return next.load() >= 50; }, absl::Seconds(30)));
+  SteadyStream stream(&publisher);
+  ASSERT_TRUE(WaitFor([&] { return stream.next() >= 50; }, absl::Seconds(30)));
   // Timed from just before the kill (Kill() returns once the process was
   // reaped, by when the adapter may have moved already).
   absl::Time killed = absl::Now();
-  int first_after = next.load() + 1;
+  int first_after = stream.next() + 1;
   routers_[0]->Kill();
   bool moved = WaitFor([&] { return States(adapter.client()) == "-p"; },
                        absl::Seconds(30), absl::Milliseconds(1));
   absl::Duration move = absl::Now() - killed;
   // Wait for a few hundred events through the second router.
-  bool streamed = WaitFor([&] { return next.load() >= first_after + 200; },
+  bool streamed = WaitFor([&] { return stream.next() >= first_after + 200; },
                           absl::Seconds(60));
-  stop = true;
-  stream.join();
+  stream.Stop();
   ASSERT_TRUE(moved) << States(adapter.client());
   ASSERT_TRUE(streamed);
   ASSERT_TRUE(publisher.WaitAllAcked(absl::Seconds(60)))
@@ -293,28 +313,17 @@ TEST_F(RouterFailoverTest,
   EXPECT_EQ(States(adapter.client()), "pa");
 
   Publisher publisher(&adapter.client());
-  std::atomic<bool> stop{false};
-  std::atomic<int> next{0};
-  std::thread stream([&] {
-    while (!stop.load()) {
-      if (!publisher.Publish(absl::StrCat("during-", next.fetch_add(1)))) {
-        ADD_FAILURE() << "the client refused a publish";
-        return;
-      }
-      absl::SleepFor(absl::Milliseconds(2));
-    }
-  });
-  ASSERT_TRUE(WaitFor([&] { return next.load() >= 50; }, absl::Seconds(30)));
+  SteadyStream stream(&publisher);
+  ASSERT_TRUE(WaitFor([&] { return stream.next() >= 50; }, absl::Seconds(30)));
   const absl::Time frozen = absl::Now();
   ASSERT_EQ(kill(routers_[0]->pid(), SIGSTOP), 0);
   bool moved = WaitFor([&] { return States(adapter.client()) == "-p"; },
                        absl::Seconds(30), absl::Milliseconds(1));
   absl::Duration move = absl::Now() - frozen;
-  const int first_after = next.load() + 1;
-  bool streamed = WaitFor([&] { return next.load() >= first_after + 200; },
+  const int first_after = stream.next() + 1;
+  bool streamed = WaitFor([&] { return stream.next() >= first_after + 200; },
                           absl::Seconds(60));
-  stop = true;
-  stream.join();
+  stream.Stop();
   ASSERT_EQ(kill(routers_[0]->pid(), SIGCONT), 0);
   ASSERT_TRUE(moved) << States(adapter.client());
   ASSERT_TRUE(streamed);
