@@ -69,12 +69,6 @@ void AppendFrame(v1::RouterFrame* from, v1::RouterFrame* to) {
   from->Clear();
 }
 
-// Publishes of one Attach stream held behind their chats' groups in the
-// committer (PublishSequencer) above which the stream is not read further.
-// An adapter may have tens of thousands in flight (the bench has 20,000 per
-// source); held unbounded, they were most of the router's peak RSS.
-constexpr size_t kMaxHeldPublishes = 4096;
-
 // One adapter's Attach stream.
 class AttachReactor
     : public grpc::ServerBidiReactor<v1::AdapterFrame, v1::RouterFrame>,
@@ -148,15 +142,8 @@ class AttachReactor
       publishes_->Publish(std::move(p));
     }
     in_.Clear();
-    // Stop reading while this stream's publishes wait behind their chats'
-    // groups, or while the committer is behind; publishes wait in the
+    // Stop reading while the committer is behind; publishes wait in the
     // adapter (and in TCP) instead of in the router's memory.
-    if (publishes_ != nullptr &&
-        !publishes_->AdmitOrWait(kMaxHeldPublishes, [session = session_] {
-          session->ResumeReading();
-        })) {
-      return;
-    }
     if (deps.committer->AdmitOrWait(
             [session = session_] { session->ResumeReading(); })) {
       ReadNext();
