@@ -204,6 +204,26 @@ class RouterFailoverTest : public ::testing::Test {
     return count.ok() ? std::stoi(*count) : -1;
   }
 
+  // Every publish was acknowledged as stored (ACCEPTED, or DUPLICATE when
+  // it was re-sent after another router stored it), and each key is in the
+  // database exactly once.
+  void ExpectEachStoredOnce(Publisher& publisher) {
+    std::vector<std::string> published = publisher.published();
+    std::map<std::string, v1::PublishAck> acks = publisher.acks();
+    ASSERT_EQ(acks.size(), published.size());
+    for (const auto& [key, ack] : acks) {
+      EXPECT_TRUE(ack.outcome() == v1::PublishAck::ACCEPTED ||
+                  ack.outcome() == v1::PublishAck::DUPLICATE)
+          << key << ": " << v1::PublishAck::Outcome_Name(ack.outcome()) << " "
+          << ack.detail();
+    }
+    EXPECT_EQ(StoredCount(published), static_cast<int>(published.size()));
+    absl::StatusOr<std::string> distinct = server_->Query(
+        database_, "SELECT count(*) - count(DISTINCT event_key) FROM events");
+    ASSERT_TRUE(distinct.ok()) << distinct.status();
+    EXPECT_EQ(*distinct, "0");
+  }
+
   PostgresServer* server_ = nullptr;
   std::string database_;
   std::unique_ptr<RouterProcess> routers_[2];
@@ -255,23 +275,7 @@ TEST_F(RouterFailoverTest,
   EXPECT_LT(move, kFailoverBound);
   EXPECT_LT(first_ack, kFirstAckBound);
 
-  // Every publish was acknowledged as stored (ACCEPTED, or DUPLICATE when
-  // it was re-sent after the first router stored it), and each key is in
-  // the database exactly once.
-  std::vector<std::string> published = publisher.published();
-  std::map<std::string, v1::PublishAck> acks = publisher.acks();
-  ASSERT_EQ(acks.size(), published.size());
-  for (const auto& [key, ack] : acks) {
-    EXPECT_TRUE(ack.outcome() == v1::PublishAck::ACCEPTED ||
-                ack.outcome() == v1::PublishAck::DUPLICATE)
-        << key << ": " << v1::PublishAck::Outcome_Name(ack.outcome()) << " "
-        << ack.detail();
-  }
-  EXPECT_EQ(StoredCount(published), static_cast<int>(published.size()));
-  absl::StatusOr<std::string> distinct = server_->Query(
-      database_, "SELECT count(*) - count(DISTINCT event_key) FROM events");
-  ASSERT_TRUE(distinct.ok()) << distinct.status();
-  EXPECT_EQ(*distinct, "0");
+  ASSERT_NO_FATAL_FAILURE(ExpectEachStoredOnce(publisher));
 
   // The killed router comes back on its port: the adapter attaches to it
   // again within a second and, with nothing pending, publishes through it.
@@ -334,23 +338,10 @@ TEST_F(RouterFailoverTest,
   EXPECT_LT(move, kFailoverBound);
 
   // Every publish stored exactly once, the ones the frozen router had
-  // received included (it stores them when it wakes; the key dedupes).
-  std::vector<std::string> published = publisher.published();
-  std::map<std::string, v1::PublishAck> acks = publisher.acks();
-  ASSERT_EQ(acks.size(), published.size());
-  for (const auto& [key, ack] : acks) {
-    EXPECT_TRUE(ack.outcome() == v1::PublishAck::ACCEPTED ||
-                ack.outcome() == v1::PublishAck::DUPLICATE)
-        << key << ": " << v1::PublishAck::Outcome_Name(ack.outcome()) << " "
-        << ack.detail();
-  }
-  // The woken router may still be committing what it had received.
+  // received included (it stores them when it wakes; the key dedupes). The
+  // woken router may still be committing what it had received.
   absl::SleepFor(absl::Seconds(1));
-  EXPECT_EQ(StoredCount(published), static_cast<int>(published.size()));
-  absl::StatusOr<std::string> distinct = server_->Query(
-      database_, "SELECT count(*) - count(DISTINCT event_key) FROM events");
-  ASSERT_TRUE(distinct.ok()) << distinct.status();
-  EXPECT_EQ(*distinct, "0");
+  ASSERT_NO_FATAL_FAILURE(ExpectEachStoredOnce(publisher));
   // The woken router is attached to again.
   EXPECT_TRUE(WaitFor([&] { return States(adapter.client())[0] != '-'; },
                       absl::Seconds(30)))
