@@ -3,7 +3,6 @@
 //   imbridge-router --config FILE [--check-config]
 //   imbridge-router --config FILE --migrate-from-sqlite DATA_DIR
 
-#include <malloc.h>
 #include <signal.h>
 
 #include <cstdio>
@@ -14,6 +13,7 @@
 #include "bridge/router.h"
 #include "bridge/router_config.h"
 #include "common/logging.h"
+#include "common/process_allocator.h"
 
 namespace {
 
@@ -101,7 +101,7 @@ int main(int argc, char** argv) {
                         *imbridge::ParseLogLevel(config->log_level()));
 
   // gRPC runs many threads; a few malloc arenas keep the heap compact.
-  mallopt(M_ARENA_MAX, 2);
+  imbridge::ConfigureProcessAllocator();
 
   // Signals are taken by sigwait below, on this thread only.
   sigset_t signals;

@@ -18,6 +18,7 @@
 #include "bridge/thread_roots.h"
 #include "common/http/http_server_config.h"
 #include "common/logging.h"
+#include "common/process_allocator.h"
 #include "common/router_keepalive.h"
 #include "common/status_macros.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -190,7 +191,8 @@ absl::StatusOr<std::unique_ptr<Router>> Router::Start(v1::RouterConfig config) {
   LogInfo("router started", {{"listen", c.listen()},
                              {"port", std::to_string(r->port_)},
                              {"data_dir", c.data_dir()},
-                             {"links", std::to_string(c.links_size())}});
+                             {"links", std::to_string(c.links_size())},
+                             {"allocator", ProcessAllocatorName()}});
   return r;
 }
 

@@ -9,6 +9,8 @@ packages=(
   protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libgrpc++-dev
   libabsl-dev libcurl4-openssl-dev libboost-dev libssl-dev libsqlite3-dev
   nlohmann-json3-dev libyaml-cpp-dev libgtest-dev libgmock-dev
+  # The shipped processes' allocator (cmake/allocator.cmake).
+  libjemalloc-dev
   python3 python3-grpcio python3-protobuf curl
   # Packaging and deployment tests (tests/integration/deploy): the .deb
   # (dpkg-shlibdeps, systemd-analyze), the container image and compose, and

@@ -1,6 +1,5 @@
 #include "adapters/common/adapter_runtime.h"
 
-#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 
@@ -16,6 +15,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/http/http_server_config.h"
+#include "common/process_allocator.h"
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
 
@@ -100,7 +100,7 @@ AdapterRuntime::AdapterRuntime(const v1::RouterConnection& router,
   // gRPC, the HTTP server and the pipeline run many threads; a few malloc
   // arenas keep the heap compact (as the router does), instead of up to 8
   // per core that each keep freed memory.
-  mallopt(M_ARENA_MAX, 2);
+  ConfigureProcessAllocator();
   // SIGTERM and SIGINT are taken by sigwait in Run(); every thread started
   // from here on inherits the mask, so none of them is killed by them.
   sigset_t signals;

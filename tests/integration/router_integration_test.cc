@@ -591,6 +591,18 @@ TEST_F(RouterIntegrationTest, RetryableFailuresBackOffAndKeepOrder) {
   EXPECT_NE(router.ReadLog().find("delivery dead-lettered"), std::string::npos);
 }
 
+// The router binary allocates with what the build chose for it
+// (cmake/allocator.cmake: jemalloc unless turned off or sanitized), and says
+// so when it starts.
+TEST_F(RouterIntegrationTest, StartsWithTheAllocatorTheBuildLinked) {
+  RouterProcess router(TrioConfig());
+  ASSERT_TRUE(router.Start().ok()) << router.ReadLog();
+  EXPECT_EQ(router.Terminate(), 0);
+  EXPECT_THAT(router.ReadLog(),
+              ::testing::HasSubstr(absl::StrCat(
+                  "\"allocator\":\"", IMBRIDGE_ROUTER_ALLOCATOR, "\"")));
+}
+
 TEST_F(RouterIntegrationTest, PresenceUpdatesAreCoalescedPerPerson) {
   RouterProcess router(TrioConfig());
   ASSERT_TRUE(router.Start().ok());
