@@ -23,6 +23,15 @@ AdapterSession::AdapterSession(uint64_t id, const v1::Hello& hello,
          {"outcome", absl::AsciiStrToLower(v1::PublishAck::Outcome_Name(
                          static_cast<v1::PublishAck::Outcome>(o)))}});
   }
+  auto pauses = [&](const char* reason) {
+    return &metrics::Registry::Default().GetCounter(
+        "imbridge_router_stream_pauses_total",
+        "Times an adapter's stream stopped being read because the router was "
+        "behind, by platform and reason.",
+        {{"platform", hello_.platform()}, {"reason", reason}});
+  };
+  pauses_held_ = pauses("held_publishes");
+  pauses_store_ = pauses("store_behind");
 }
 
 void AdapterSession::CountPublish(v1::PublishAck::Outcome outcome) {
@@ -30,6 +39,11 @@ void AdapterSession::CountPublish(v1::PublishAck::Outcome outcome) {
   if (o >= 0 && o < static_cast<int>(events_.size()) && events_[o] != nullptr) {
     events_[o]->Increment();
   }
+}
+
+void AdapterSession::CountPause(PauseReason reason) {
+  (reason == PauseReason::kHeldPublishes ? pauses_held_ : pauses_store_)
+      ->Increment();
 }
 
 bool AdapterSession::HasCapability(absl::string_view capability) const {

@@ -65,6 +65,12 @@ class AdapterSession {
   // Counts a publish's outcome in imbridge_router_events_total.
   void CountPublish(v1::PublishAck::Outcome outcome);
 
+  // Why the stream stopped being read (imbridge_router_stream_pauses_total):
+  // too many of its publishes wait behind their chats' groups, or the
+  // committer's queue is full (the store is behind).
+  enum class PauseReason { kHeldPublishes, kStoreBehind };
+  void CountPause(PauseReason reason);
+
   // Writes a publish acknowledgement to the stream.
   void SendAck(v1::PublishAck ack);
 
@@ -112,6 +118,9 @@ class AdapterSession {
   absl::flat_hash_set<std::string> capabilities_;
   // imbridge_router_events_total of this platform, by outcome.
   std::array<metrics::Counter*, v1::PublishAck::Outcome_ARRAYSIZE> events_;
+  // imbridge_router_stream_pauses_total of this platform, by reason.
+  metrics::Counter* pauses_held_;
+  metrics::Counter* pauses_store_;
 
   mutable absl::Mutex mu_;
   std::string last_error_ ABSL_GUARDED_BY(mu_);

@@ -33,6 +33,7 @@ void PublishSequencer::Publish(v1::Publish publish) {
     Chat& chat = chats_[chat_key];
     if (chat.committing > 0 || !chat.held.empty()) {
       chat.held.push_back(std::move(publish));
+      ++held_;
     } else {
       StartLocked(chat_key, chat, std::move(publish), &answers);
       if (chat.committing == 0) chats_.erase(chat_key);
@@ -44,6 +45,19 @@ void PublishSequencer::Publish(v1::Publish publish) {
 size_t PublishSequencer::chats() const {
   absl::MutexLock lock(&mu_);
   return chats_.size();
+}
+
+size_t PublishSequencer::held() const {
+  absl::MutexLock lock(&mu_);
+  return held_;
+}
+
+bool PublishSequencer::AdmitOrWait(size_t limit, std::function<void()> resume) {
+  absl::MutexLock lock(&mu_);
+  if (held_ < limit) return true;
+  resume_below_ = limit;
+  resume_ = std::move(resume);
+  return false;
 }
 
 void PublishSequencer::StartLocked(const std::string& chat_key, Chat& chat,
@@ -69,6 +83,7 @@ void PublishSequencer::StartLocked(const std::string& chat_key, Chat& chat,
 void PublishSequencer::Committed(const std::string& chat_key, uint64_t seq,
                                  const v1::PublishAck& ack) {
   Answers answers;
+  std::function<void()> resume;
   v1::PublishAck own = ack;
   own.set_seq(seq);
   answers.push_back(std::move(own));
@@ -84,6 +99,7 @@ void PublishSequencer::Committed(const std::string& chat_key, uint64_t seq,
         // up to the first publish that is answered first.
         std::deque<v1::Publish> group;
         group.swap(chat.held);
+        held_ -= group.size();
         while (!group.empty()) {
           const bool ends_group = answered_first_ != nullptr &&
                                   answered_first_(group.front().event());
@@ -92,14 +108,17 @@ void PublishSequencer::Committed(const std::string& chat_key, uint64_t seq,
           group.pop_front();
           if (ends_group && chat.committing > before) {
             chat.held.swap(group);
+            held_ += chat.held.size();
             break;
           }
         }
         if (chat.committing == 0) chats_.erase(it);
       }
     }
+    if (resume_ != nullptr && held_ < resume_below_) resume.swap(resume_);
   }
   for (v1::PublishAck& a : answers) answer_(std::move(a));
+  if (resume != nullptr) resume();
 }
 
 void PublishSequencer::NoteFailedLocked(uint64_t seq) {

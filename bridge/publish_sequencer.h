@@ -75,6 +75,18 @@ class PublishSequencer : public std::enable_shared_from_this<PublishSequencer> {
   // Chats with publishes in the committer or held (for tests).
   size_t chats() const;
 
+  // Publishes held behind their chat's group in the committer.
+  size_t held() const;
+
+  // Whether the stream may be read further: true while fewer than `limit`
+  // publishes are held. Otherwise returns false and runs `resume` once,
+  // without the lock and on the thread of an acknowledgement, when the held
+  // publishes went under `limit`. (The committer's own admission,
+  // Committer::AdmitOrWait, does not see publishes held here: without this
+  // an adapter with many in flight in a few chats fills the router's
+  // memory.) At most one `resume` waits at a time.
+  bool AdmitOrWait(size_t limit, std::function<void()> resume);
+
  private:
   struct Chat {
     // Publishes of the chat handed to the committer and not acknowledged.
@@ -98,6 +110,9 @@ class PublishSequencer : public std::enable_shared_from_this<PublishSequencer> {
   const size_t max_failed_seqs_;
   mutable absl::Mutex mu_;
   absl::flat_hash_map<std::string, Chat> chats_ ABSL_GUARDED_BY(mu_);
+  size_t held_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t resume_below_ ABSL_GUARDED_BY(mu_) = 0;
+  std::function<void()> resume_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_set<uint64_t> failed_ ABSL_GUARDED_BY(mu_);
   std::deque<uint64_t> failed_order_ ABSL_GUARDED_BY(mu_);
 };

@@ -69,6 +69,12 @@ void AppendFrame(v1::RouterFrame* from, v1::RouterFrame* to) {
   from->Clear();
 }
 
+// Publishes of one Attach stream held behind their chats' groups in the
+// committer (PublishSequencer) above which the stream is not read further.
+// An adapter may have tens of thousands in flight (the bench has 20,000 per
+// source); held unbounded, they were most of the router's peak RSS.
+constexpr size_t kMaxHeldPublishes = 1024;
+
 // One adapter's Attach stream.
 class AttachReactor
     : public grpc::ServerBidiReactor<v1::AdapterFrame, v1::RouterFrame>,
@@ -142,25 +148,14 @@ class AttachReactor
       publishes_->Publish(std::move(p));
     }
     in_.Clear();
-    // Stop reading while the committer is behind; publishes wait in the
-    // adapter (and in TCP) instead of in the router's memory.
-    if (deps.committer->AdmitOrWait(
-            [session = session_] { session->ResumeReading(); })) {
-      ReadNext();
-    }
+    ReadIfAdmitted(/*resuming=*/false);
   }
 
   void Detach(absl::string_view reason) override {
     Close(grpc::Status(grpc::UNAVAILABLE, std::string(reason)));
   }
 
-  void ResumeReading() override {
-    {
-      absl::MutexLock lock(&mu_);
-      if (finish_requested_) return;
-    }
-    ReadNext();
-  }
+  void ResumeReading() override { ReadIfAdmitted(/*resuming=*/true); }
 
   void Send(v1::RouterFrame frame) override {
     {
@@ -251,6 +246,41 @@ class AttachReactor
   }
 
  private:
+  // Reads the next frame unless the router is behind: while this stream's
+  // publishes wait behind their chats' groups (kMaxHeldPublishes) or the
+  // committer's queue is full, the stream is paused, and publishes wait in
+  // the adapter (and in TCP) instead of in the router's memory. Whichever
+  // frees up calls ResumeReading(), which checks both again.
+  //
+  // `resuming` is false when a read has just completed (OnReadDone), true
+  // from ResumeReading(). Under mu_, only a paused stream is resumed, so one
+  // read at most is in flight however many resumes come, and from whichever
+  // threads: a resume that finds the stream reading or closed does nothing.
+  void ReadIfAdmitted(bool resuming) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (resuming && !read_paused_) return;
+      read_paused_ = true;
+      if (finish_requested_) return;
+      auto resume = [session = session_] { session->ResumeReading(); };
+      if (publishes_ != nullptr &&
+          !publishes_->AdmitOrWait(kMaxHeldPublishes, resume)) {
+        if (!resuming) {
+          session_->CountPause(AdapterSession::PauseReason::kHeldPublishes);
+        }
+        return;
+      }
+      if (!service_->deps().committer->AdmitOrWait(resume)) {
+        if (!resuming && session_ != nullptr) {
+          session_->CountPause(AdapterSession::PauseReason::kStoreBehind);
+        }
+        return;
+      }
+      read_paused_ = false;
+    }
+    ReadNext();
+  }
+
   // Reads the next frame into in_. gRPC runs OnReadDone on one of its
   // threads after this; TSan is told so (common/tsan_hand_off.h).
   void ReadNext() {
@@ -344,6 +374,8 @@ class AttachReactor
   bool finish_requested_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   grpc::Status final_status_ ABSL_GUARDED_BY(mu_);
+  // No read in flight, and none to start but by ResumeReading().
+  bool read_paused_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 // One PutBlob call: chunks are appended to a temporary file on the blob
@@ -352,10 +384,14 @@ class PutBlobReactor : public grpc::ServerReadReactor<v1::BlobChunk> {
  public:
   PutBlobReactor(RouterService* service, v1::BlobRef* response)
       : deps_(service->deps()), response_(response) {
-    StartRead(&chunk_);
+    ReadNext();
   }
 
   void OnReadDone(bool ok) override {
+    TsanReaction reaction(this);
+    // The upload's file was last written by the blob executor's thread that
+    // started this read (common/tsan_hand_off.h).
+    TsanHandOffAcquire(&chunk_);
     if (!ok) {
       deps_.blob_io->Post([this] { Complete(); });
       return;
@@ -371,7 +407,7 @@ class PutBlobReactor : public grpc::ServerReadReactor<v1::BlobChunk> {
       if (upload_ == nullptr) {
         auto upload = deps_.blobs->StartUpload();
         if (!upload.ok()) {
-          Finish(ToGrpcStatus(upload.status()));
+          End(ToGrpcStatus(upload.status()));
           return;
         }
         upload_ = std::move(*upload);
@@ -382,22 +418,41 @@ class PutBlobReactor : public grpc::ServerReadReactor<v1::BlobChunk> {
         if (absl::IsResourceExhausted(s)) {
           Refuse(0);
         } else {
-          Finish(ToGrpcStatus(s));
+          End(ToGrpcStatus(s));
         }
         return;
       }
-      StartRead(&chunk_);
+      ReadNext();
     });
   }
 
-  void OnDone() override { delete this; }
+  // gRPC runs this last, once; TSan is told so (common/tsan_hand_off.h).
+  void OnDone() override {
+    TsanHandOffAcquire(this);
+    delete this;
+  }
 
  private:
+  // Ends the call from the blob executor or the committer, outside a
+  // reaction: OnDone may follow at once on another thread
+  // (common/tsan_hand_off.h).
+  void End(const grpc::Status& status) {
+    TsanHandOffRelease(this);
+    Finish(status);
+  }
+
+  // Reads the next chunk into chunk_. The next OnReadDone may run on another
+  // thread; TSan is told so (common/tsan_hand_off.h).
+  void ReadNext() {
+    TsanHandOffRelease(&chunk_);
+    StartRead(&chunk_);
+  }
+
   void Refuse(uint64_t declared) {
     LogWarn("blob refused: over the size limit",
             {{"limit_bytes", std::to_string(deps_.blobs->max_bytes())},
              {"declared_bytes", std::to_string(declared)}});
-    Finish(grpc::Status(
+    End(grpc::Status(
         grpc::RESOURCE_EXHAUSTED,
         absl::StrCat("file is larger than the router's blob limit of ",
                      deps_.blobs->max_bytes(), " bytes; nothing was stored")));
@@ -407,7 +462,7 @@ class PutBlobReactor : public grpc::ServerReadReactor<v1::BlobChunk> {
     if (upload_ == nullptr) {
       auto upload = deps_.blobs->StartUpload();
       if (!upload.ok()) {
-        Finish(ToGrpcStatus(upload.status()));
+        End(ToGrpcStatus(upload.status()));
         return;
       }
       upload_ = std::move(*upload);
@@ -417,7 +472,7 @@ class PutBlobReactor : public grpc::ServerReadReactor<v1::BlobChunk> {
     // last removes a file that was not placed.
     std::shared_ptr<BlobStore::Upload> upload = std::move(upload_);
     if (!finished.ok()) {
-      Finish(ToGrpcStatus(finished.status()));
+      End(ToGrpcStatus(finished.status()));
       return;
     }
     BlobInfo info;
@@ -433,7 +488,7 @@ class PutBlobReactor : public grpc::ServerReadReactor<v1::BlobChunk> {
             response_->set_blob_id(info.blob_id);
             response_->set_size(info.size);
           }
-          Finish(ToGrpcStatus(s));
+          End(ToGrpcStatus(s));
         });
   }
 

@@ -92,6 +92,58 @@ TEST(PublishSequencerTest, AChatHasOneGroupInTheCommitterAtATime) {
   EXPECT_EQ(sequencer->chats(), 0u);
 }
 
+// The stream is read no further while too many publishes are held behind
+// their chats' groups, and reading resumes once an acknowledgement released
+// enough of them: an adapter with many in flight cannot fill the router.
+TEST(PublishSequencerTest, HeldPublishesStopTheStreamUntilReleased) {
+  CommitLog log;
+  auto sequencer =
+      std::make_shared<PublishSequencer>(log.Commit(), log.Answer());
+  sequencer->Publish(In("a", 1, 0));
+  EXPECT_EQ(sequencer->held(), 0u);
+  int resumed = 0;
+  EXPECT_TRUE(sequencer->AdmitOrWait(2, [&resumed] { ++resumed; }));
+  sequencer->Publish(In("a", 2, 1));
+  sequencer->Publish(In("a", 3, 2));
+  EXPECT_EQ(sequencer->held(), 2u);
+  EXPECT_FALSE(sequencer->AdmitOrWait(2, [&resumed] { ++resumed; }));
+  EXPECT_EQ(resumed, 0);
+  log.AckNext();  // a1: a2 and a3 go to the committer as the next group.
+  EXPECT_EQ(sequencer->held(), 0u);
+  EXPECT_EQ(resumed, 1);
+  EXPECT_THAT(log.committed(), ElementsAre("a1", "a2", "a3"));
+  // Resumed once only, and admitted again at once.
+  log.AckNext();
+  log.AckNext();
+  EXPECT_EQ(resumed, 1);
+  EXPECT_TRUE(sequencer->AdmitOrWait(2, [&resumed] { ++resumed; }));
+  EXPECT_EQ(sequencer->chats(), 0u);
+}
+
+// A publish answered first ends its group; what stays held behind it still
+// counts.
+TEST(PublishSequencerTest, PublishesHeldBehindAnAnsweredFirstOneStillCount) {
+  CommitLog log;
+  auto sequencer = std::make_shared<PublishSequencer>(
+      log.Commit(), log.Answer(),
+      [](const v1::Event& e) { return e.key() == "a2"; });
+  sequencer->Publish(In("a", 1, 0));
+  sequencer->Publish(In("a", 2, 1));
+  sequencer->Publish(In("a", 3, 2));
+  sequencer->Publish(In("a", 4, 3));
+  EXPECT_EQ(sequencer->held(), 3u);
+  int resumed = 0;
+  EXPECT_FALSE(sequencer->AdmitOrWait(2, [&resumed] { ++resumed; }));
+  log.AckNext();  // a1: a2 goes alone; a3 and a4 stay held behind it.
+  EXPECT_THAT(log.committed(), ElementsAre("a1", "a2"));
+  EXPECT_EQ(sequencer->held(), 2u);
+  EXPECT_EQ(resumed, 0);
+  log.AckNext();  // a2
+  EXPECT_EQ(sequencer->held(), 0u);
+  EXPECT_EQ(resumed, 1);
+  EXPECT_THAT(log.committed(), ElementsAre("a1", "a2", "a3", "a4"));
+}
+
 TEST(PublishSequencerTest, WhatFollowsAFailedPublishIsRefusedNotCommitted) {
   CommitLog log;
   auto sequencer =

@@ -359,6 +359,11 @@ struct DropPlan {
   // The router is killed (SIGKILL) and started again after a third of the
   // publishes up to the first drop, before the drops.
   bool kill_first = false;
+  // The router must have stopped reading the adapter's stream at least once
+  // because too many of its publishes waited behind their chats' groups
+  // (imbridge_router_stream_pauses_total{reason="held_publishes"}), so that
+  // the drops meet paused streams too.
+  bool expect_held_pauses = false;
 };
 
 // The adapter's connection breaks while the router lives and has the
@@ -453,6 +458,13 @@ void DropsMidStreamLoseAndDoubleNothing(const DropPlan& plan) {
     EXPECT_TRUE(got[chat] == texts)
         << chat << ": " << got[chat].size() << " posts for " << texts.size();
   }
+  if (plan.expect_held_pauses) {
+    absl::StatusOr<double> pauses =
+        router.Metric("imbridge_router_stream_pauses_total",
+                      {{"platform", "alpha"}, {"reason", "held_publishes"}});
+    ASSERT_TRUE(pauses.ok()) << pauses.status();
+    EXPECT_GT(*pauses, 0);
+  }
   EXPECT_EQ(router.Terminate(), 0);
 }
 
@@ -461,13 +473,16 @@ TEST_F(RouterIntegrationTest, PublishesInFlightWhenTheAdapterDropsItsStream) {
 }
 
 // The router reads the adapter's stream no further while its committer is
-// behind (Committer::AdmitOrWait): the drops come with its backlog whole.
+// behind (Committer::AdmitOrWait) or while 1,024 of the stream's publishes
+// wait behind their chats' groups: the drops come with its backlog whole
+// and with the stream paused.
 TEST_F(RouterIntegrationTest, AdapterDropsItsStreamWhileTheRouterIsBehind) {
   DropPlan plan;
   plan.messages = 12000;
   plan.drops = 6;
   plan.acked_before_drop = 0;
   plan.store_options = ", max_batch: 16";
+  plan.expect_held_pauses = true;
   DropsMidStreamLoseAndDoubleNothing(plan);
 }
 
