@@ -18,7 +18,11 @@
 //   3. memory: the router's peak and current RSS (from /proc) after both;
 //   4. (--status_check) throughput with `!bridge status` every 10 ms;
 //   5. (--backlog=N) one destination detached with N events queued for it
-//      while the others' latency is measured.
+//      while the others' latency is measured;
+//   6. restart (--restart, on by default with one router): the router is
+//      stopped and started again on its data, and the time from its start
+//      to serving (its port file written) is printed with the number of
+//      message-map rows it has (SQLite).
 // --mixed makes the throughput phases a stream of posts, replies and edits.
 // --store=postgres keeps the router's store in PostgreSQL: a server of the
 // bench's own (common/postgres_server.h: initdb in a temporary directory,
@@ -36,6 +40,7 @@
 
 #include <dirent.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -85,6 +90,7 @@ struct Flags {
   int seconds = 10;
   bool ceiling = true;
   bool status_check = false;
+  bool restart = true;
   // Destination chats per source chat (one link joins them all).
   int fanout = 1;
   // Throughput phase as a mixed stream: per chat, a round of posts, a round
@@ -209,14 +215,35 @@ pid_t StartRouter(const std::string& binary, const std::string& dir,
           (dir + "/router.yaml").c_str(), nullptr);
     _exit(127);
   }
-  for (int i = 0; i < 1500; ++i) {
+  for (int i = 0; i < 6000; ++i) {
     std::ifstream in(dir + "/data/router.port");
     if (in >> *port && *port > 0) return pid;
-    absl::SleepFor(absl::Milliseconds(20));
+    absl::SleepFor(absl::Milliseconds(5));
   }
   std::fprintf(stderr, "router did not start\n");
   kill(pid, SIGKILL);
   exit(1);
+}
+
+// The rows of the message map in a stopped router's SQLite store, as text
+// ("?" with the reason if it cannot be read).
+std::string CountMessageRows(const std::string& db_path) {
+  sqlite3* db = nullptr;
+  std::string count = "?";
+  if (sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) ==
+      SQLITE_OK) {
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM messages", -1, &stmt,
+                           nullptr) == SQLITE_OK &&
+        sqlite3_step(stmt) == SQLITE_ROW) {
+      count = std::to_string(sqlite3_column_int64(stmt, 0));
+    } else {
+      count = absl::StrCat("? (", sqlite3_errmsg(db), ")");
+    }
+    sqlite3_finalize(stmt);
+  }
+  sqlite3_close(db);
+  return count;
 }
 
 int64_t ReadStatusKb(pid_t pid, const char* field) {
@@ -762,6 +789,8 @@ int main(int argc, char** argv) {
       ok = absl::SimpleAtob(v, &f.ceiling);
     else if (const char* v = value("status_check"))
       ok = absl::SimpleAtob(v, &f.status_check);
+    else if (const char* v = value("restart"))
+      ok = absl::SimpleAtob(v, &f.restart);
     else if (const char* v = value("fanout"))
       ok = absl::SimpleAtoi(v, &f.fanout) && f.fanout >= 1;
     else if (const char* v = value("mixed"))
@@ -784,7 +813,8 @@ int main(int argc, char** argv) {
           "usage: imbridge-bench [--router=PATH] [--pairs=N] [--channels=N] "
           "[--events=N] [--outstanding=N] [--rate=N] [--seconds=N] "
           "[--ceiling=true|false] [--status_check=true|false] "
-          "[--fanout=N] [--mixed=true|false] [--backlog=N] "
+          "[--restart=true|false] [--fanout=N] [--mixed=true|false] "
+          "[--backlog=N] "
           "[--stall_seconds=N] [--store=sqlite|postgres] [--routers=1..3] "
           "[--pg_dsn=DSN]\n"
           "--routers above 1 and --pg_dsn need --store=postgres; the "
@@ -987,6 +1017,25 @@ int main(int argc, char** argv) {
   rig.Stop();
   for (pid_t r : routers) kill(r, SIGTERM);
   for (pid_t r : routers) waitpid(r, nullptr, 0);
+
+  // Phase 6 (--restart): restart to serving on the data of the whole run
+  // (issue 15: within 1 s with 1,000,000 mapped messages).
+  if (f.restart && f.routers == 1 && complete) {
+    const std::string message_rows =
+        f.store == "sqlite" ? CountMessageRows(dir + "/data/imbridge.db")
+                            : std::string("uncounted (PostgreSQL)");
+    unlink((dir + "/data/router.port").c_str());
+    const absl::Time started = absl::Now();
+    int port = 0;
+    const pid_t again =
+        StartRouter(RouterBinary(f, argv[0]), dir, f, pg_dsn, &port);
+    const absl::Duration to_serving = absl::Now() - started;
+    std::printf("restart to serving with %s message-map rows: %.0f ms\n",
+                message_rows.c_str(), absl::ToDoubleMilliseconds(to_serving));
+    std::fflush(stdout);
+    kill(again, SIGTERM);
+    waitpid(again, nullptr, 0);
+  }
   own_postgres.reset();
   std::string cleanup = "rm -rf '" + dir + "'";
   int ignored = std::system(cleanup.c_str());

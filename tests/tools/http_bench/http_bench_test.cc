@@ -1,10 +1,6 @@
 // The result line of imbridge-http-bench, and a smoke run of the bench with
 // the real router, webhook and Slack adapters (a tiny message count; no timing
 // is asserted).
-#include <stdio.h>
-#include <sys/wait.h>
-
-#include <cstdlib>
 #include <map>
 #include <string>
 #include <vector>
@@ -14,11 +10,13 @@
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/run_command.h"
 #include "tools/http_bench/bench_line.h"
 
 namespace imbridge::tools {
 namespace {
 
+using imbridge::testing::RunCommand;
 using ::testing::HasSubstr;
 
 TEST(BenchLineTest, FormatsAndParsesBack) {
@@ -49,22 +47,7 @@ TEST(BenchLineTest, RefusesMalformedLines) {
 }
 
 std::string BenchBinary() {
-  const char* dir = std::getenv("IMBRIDGE_BUILD_DIR");
-  return std::string(dir != nullptr ? dir : ".") +
-         "/tools/http_bench/imbridge-http-bench";
-}
-
-// Runs `command` and returns its stdout and exit code.
-std::string RunCommand(const std::string& command, int* exit_code) {
-  std::string out;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return out;
-  char chunk[4096];
-  size_t n;
-  while ((n = fread(chunk, 1, sizeof(chunk), pipe)) > 0) out.append(chunk, n);
-  int status = pclose(pipe);
-  *exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return out;
+  return imbridge::testing::BuildBinary("tools/http_bench/imbridge-http-bench");
 }
 
 // Checks one HTTPBENCH line of a smoke run: every message answered, every
