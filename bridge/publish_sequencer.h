@@ -75,7 +75,7 @@ class PublishSequencer : public std::enable_shared_from_this<PublishSequencer> {
   // Chats with publishes in the committer or held (for tests).
   size_t chats() const;
 
-  // Publishes held behind their chat's group in the committer.
+  // Publishes held behind their chat's group in the committer (for tests).
   size_t held() const;
 
   // Whether the stream may be read further: true while fewer than `limit`

@@ -256,6 +256,7 @@ class AttachReactor
   // from ResumeReading(). Under mu_, only a paused stream is resumed, so one
   // read at most is in flight however many resumes come, and from whichever
   // threads: a resume that finds the stream reading or closed does nothing.
+  // Runs only after the hello, so session_ and publishes_ are set.
   void ReadIfAdmitted(bool resuming) {
     {
       absl::MutexLock lock(&mu_);
@@ -263,15 +264,14 @@ class AttachReactor
       read_paused_ = true;
       if (finish_requested_) return;
       auto resume = [session = session_] { session->ResumeReading(); };
-      if (publishes_ != nullptr &&
-          !publishes_->AdmitOrWait(kMaxHeldPublishes, resume)) {
+      if (!publishes_->AdmitOrWait(kMaxHeldPublishes, resume)) {
         if (!resuming) {
           session_->CountPause(AdapterSession::PauseReason::kHeldPublishes);
         }
         return;
       }
       if (!service_->deps().committer->AdmitOrWait(resume)) {
-        if (!resuming && session_ != nullptr) {
+        if (!resuming) {
           session_->CountPause(AdapterSession::PauseReason::kStoreBehind);
         }
         return;

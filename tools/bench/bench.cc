@@ -226,22 +226,21 @@ pid_t StartRouter(const std::string& binary, const std::string& dir,
 }
 
 // The rows of the message map in a stopped router's SQLite store, as text
-// ("?" with the reason if it cannot be read).
+// ("?" with SQLite's reason if it cannot be read).
 std::string CountMessageRows(const std::string& db_path) {
   sqlite3* db = nullptr;
-  std::string count = "?";
+  sqlite3_stmt* stmt = nullptr;
+  std::string count;
   if (sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) ==
-      SQLITE_OK) {
-    sqlite3_stmt* stmt = nullptr;
-    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM messages", -1, &stmt,
-                           nullptr) == SQLITE_OK &&
-        sqlite3_step(stmt) == SQLITE_ROW) {
-      count = std::to_string(sqlite3_column_int64(stmt, 0));
-    } else {
-      count = absl::StrCat("? (", sqlite3_errmsg(db), ")");
-    }
-    sqlite3_finalize(stmt);
+          SQLITE_OK &&
+      sqlite3_prepare_v2(db, "SELECT count(*) FROM messages", -1, &stmt,
+                         nullptr) == SQLITE_OK &&
+      sqlite3_step(stmt) == SQLITE_ROW) {
+    count = std::to_string(sqlite3_column_int64(stmt, 0));
+  } else {
+    count = absl::StrCat("? (", sqlite3_errmsg(db), ")");
   }
+  sqlite3_finalize(stmt);
   sqlite3_close(db);
   return count;
 }
