@@ -430,11 +430,22 @@ absl::Status Migrate(sqlite3* db) {
 // guarantees a single caller), so it takes no lock. A read method borrows a
 // read connection from `readers_` for its duration; reads see committed data
 // only.
+//
+// The WAL is copied into the database file by PASSIVE checkpoints on a
+// thread of its own. Under a steady stream of commits those never catch up
+// with the writer, and SQLite starts the WAL over only at a transaction that
+// finds it wholly copied. So once the WAL passes `wal_restart_bytes` (the
+// writer's commit says so through SQLite's WAL hook, which wakes the
+// checkpointer) the checkpointer copies all but the last few frames, then
+// holds the writer between two transactions (`write_gate_`) while it copies
+// the rest. The writer's next transaction writes the WAL from its start
+// again, over blocks the file already has, and truncates it to
+// `wal_restart_bytes`.
 class SqliteStore : public Store {
  public:
   static absl::StatusOr<std::unique_ptr<Store>> Open(
       const std::string& data_dir, v1::Durability durability,
-      int read_connections);
+      int read_connections, int64_t wal_restart_bytes);
   ~SqliteStore() override;
 
   absl::Status Apply(CommitBatch& batch) override;
@@ -518,7 +529,7 @@ class SqliteStore : public Store {
   SqliteStore() = default;
 
   absl::Status Init(const std::string& path, v1::Durability durability,
-                    int read_connections);
+                    int read_connections, int64_t wal_restart_bytes);
   absl::Status PrepareWriter();
   static absl::Status PrepareReader(Reader& r);
   absl::Status RequireTransaction() const;
@@ -532,6 +543,18 @@ class SqliteStore : public Store {
   // Copies the WAL into the database file in the background (PASSIVE
   // checkpoints never block the writer), so that commits do not pay for it.
   void RunCheckpoints();
+  // One PASSIVE checkpoint: the frames left to copy after it; `wal_frames`,
+  // if set, gets the WAL's length in frames.
+  int Checkpoint(int* wal_frames = nullptr);
+  // SQLite's WAL hook of the writer connection, after each commit.
+  static int OnWalCommit(void* store, sqlite3* db, const char* name,
+                         int wal_frames);
+  // Makes the writer's next transaction start the WAL over (see the class
+  // comment).
+  void RestartWal();
+  // The writer's transaction holds `write_gate_` from Begin to its end.
+  void HoldGate() ABSL_NO_THREAD_SAFETY_ANALYSIS;
+  void ReleaseGate() ABSL_NO_THREAD_SAFETY_ANALYSIS;
 
   Writer w_;
   // The WAL file, for Sync(): with durability FULL commits are written to
@@ -539,7 +562,17 @@ class SqliteStore : public Store {
   // durable. -1 with durability NORMAL.
   int wal_fd_ = -1;
   DbPtr checkpoint_db_;
-  absl::Notification stop_checkpoints_;
+  int64_t wal_restart_bytes_ = 0;
+  int64_t page_size_ = 4096;
+  // Held by the writer during a transaction, by the checkpointer while it
+  // copies the WAL's last frames before a restart.
+  absl::Mutex write_gate_;
+  // Writer thread: whether it holds write_gate_.
+  bool gate_held_ = false;
+  absl::Mutex checkpoint_mu_;
+  bool stop_checkpoints_ ABSL_GUARDED_BY(checkpoint_mu_) = false;
+  // The WAL passed wal_restart_bytes_ at a commit.
+  bool restart_wanted_ ABSL_GUARDED_BY(checkpoint_mu_) = false;
   std::thread checkpointer_;
   ReaderPool readers_;
   std::string router_id_;
@@ -565,7 +598,7 @@ class SqliteStore : public Store {
 
 absl::StatusOr<std::unique_ptr<Store>> SqliteStore::Open(
     const std::string& data_dir, v1::Durability durability,
-    int read_connections) {
+    int read_connections, int64_t wal_restart_bytes) {
   if (data_dir.empty()) {
     return absl::InvalidArgumentError("store: data_dir is empty");
   }
@@ -586,7 +619,8 @@ absl::StatusOr<std::unique_ptr<Store>> SqliteStore::Open(
   }
   std::string path = (std::filesystem::path(data_dir) / "imbridge.db").string();
   auto store = std::unique_ptr<SqliteStore>(new SqliteStore());
-  absl::Status status = store->Init(path, durability, read_connections);
+  absl::Status status =
+      store->Init(path, durability, read_connections, wal_restart_bytes);
   if (!status.ok()) {
     return absl::Status(status.code(),
                         absl::StrCat("store ", path, ": ", status.message()));
@@ -595,8 +629,9 @@ absl::StatusOr<std::unique_ptr<Store>> SqliteStore::Open(
 }
 
 absl::Status SqliteStore::Init(const std::string& path,
-                               v1::Durability durability,
-                               int read_connections) {
+                               v1::Durability durability, int read_connections,
+                               int64_t wal_restart_bytes) {
+  wal_restart_bytes_ = wal_restart_bytes;
   IMB_ASSIGN_OR_RETURN(
       w_.db, OpenConnection(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE));
   sqlite3* db = w_.db.get();
@@ -614,11 +649,13 @@ absl::Status SqliteStore::Init(const std::string& path,
   // to the WAL file at once and fsyncs only at checkpoints.)
   IMB_RETURN_IF_ERROR(Exec(db, "PRAGMA synchronous = NORMAL"));
   // A bigger page cache for group commits; keep the WAL file from staying
-  // large after a burst.
-  IMB_RETURN_IF_ERROR(
-      Exec(db,
-           "PRAGMA cache_size = -4096; PRAGMA journal_size_limit = 67108864; "
-           "PRAGMA temp_store = MEMORY"));
+  // large after a burst (and after each restart, RestartWal).
+  IMB_RETURN_IF_ERROR(Exec(
+      db,
+      absl::StrCat("PRAGMA cache_size = -4096; PRAGMA journal_size_limit = ",
+                   wal_restart_bytes_, "; PRAGMA temp_store = MEMORY")
+          .c_str()));
+  IMB_ASSIGN_OR_RETURN(page_size_, QueryInt(db, "PRAGMA page_size"));
   IMB_RETURN_IF_ERROR(Migrate(db));
   IMB_RETURN_IF_ERROR(PrepareWriter());
   IMB_ASSIGN_OR_RETURN(
@@ -656,6 +693,7 @@ absl::Status SqliteStore::Init(const std::string& path,
 
   // The writer never checkpoints; RunCheckpoints does, on its own thread.
   IMB_RETURN_IF_ERROR(Exec(db, "PRAGMA wal_autocheckpoint = 0"));
+  sqlite3_wal_hook(db, &SqliteStore::OnWalCommit, this);
   IMB_ASSIGN_OR_RETURN(checkpoint_db_,
                        OpenConnection(path, SQLITE_OPEN_READWRITE));
   IMB_RETURN_IF_ERROR(
@@ -675,7 +713,10 @@ absl::Status SqliteStore::Init(const std::string& path,
 }
 
 SqliteStore::~SqliteStore() {
-  stop_checkpoints_.Notify();
+  {
+    absl::MutexLock lock(&checkpoint_mu_);
+    stop_checkpoints_ = true;
+  }
   if (checkpointer_.joinable()) checkpointer_.join();
   if (wal_fd_ >= 0) close(wal_fd_);
 }
@@ -692,14 +733,77 @@ absl::Status SqliteStore::Sync() {
 }
 
 void SqliteStore::RunCheckpoints() {
-  do {
+  // A reader of an older snapshot can keep the WAL from starting over; the
+  // writer is then not held again before this much time has passed.
+  constexpr absl::Duration kRestartSpacing = absl::Milliseconds(50);
+  while (true) {
     int wal_frames = 0;
-    int checkpointed = 0;
-    sqlite3_wal_checkpoint_v2(checkpoint_db_.get(), nullptr,
-                              SQLITE_CHECKPOINT_PASSIVE, &wal_frames,
-                              &checkpointed);
-  } while (!stop_checkpoints_.WaitForNotificationWithTimeout(
-      absl::Milliseconds(200)));
+    Checkpoint(&wal_frames);
+    const bool restart = wal_frames * page_size_ >= wal_restart_bytes_;
+    if (restart) RestartWal();
+    absl::MutexLock lock(&checkpoint_mu_);
+    if (restart) {
+      checkpoint_mu_.AwaitWithTimeout(absl::Condition(&stop_checkpoints_),
+                                      kRestartSpacing);
+    }
+    restart_wanted_ = false;
+    checkpoint_mu_.AwaitWithTimeout(
+        absl::Condition(
+            +[](SqliteStore* s)
+                 ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->checkpoint_mu_) {
+                   return s->stop_checkpoints_ || s->restart_wanted_;
+                 },
+            this),
+        absl::Milliseconds(200));
+    if (stop_checkpoints_) return;
+  }
+}
+
+int SqliteStore::OnWalCommit(void* store, sqlite3* /*db*/, const char* /*name*/,
+                             int wal_frames) {
+  auto* self = static_cast<SqliteStore*>(store);
+  if (wal_frames * self->page_size_ >= self->wal_restart_bytes_) {
+    absl::MutexLock lock(&self->checkpoint_mu_);
+    self->restart_wanted_ = true;
+  }
+  return SQLITE_OK;
+}
+
+int SqliteStore::Checkpoint(int* wal_frames) {
+  int frames = 0;
+  int checkpointed = 0;
+  int rc = sqlite3_wal_checkpoint_v2(checkpoint_db_.get(), nullptr,
+                                     SQLITE_CHECKPOINT_PASSIVE, &frames,
+                                     &checkpointed);
+  if (wal_frames != nullptr) *wal_frames = frames;
+  return rc == SQLITE_OK ? frames - checkpointed : frames;
+}
+
+void SqliteStore::RestartWal() {
+  // What the writer adds while a checkpoint copies is what the next one
+  // copies; a few rounds leave only the frames of the last few commits.
+  constexpr int kRounds = 4;
+  constexpr int kHeldTailFrames = 1024;
+  for (int round = 0; round < kRounds; ++round) {
+    if (Checkpoint() <= kHeldTailFrames) break;
+  }
+  // The writer waits at its next Begin (for the copy of a few frames and
+  // the checkpoint's syncs); the transaction after this finds the WAL
+  // wholly copied and starts it over, unless a reader still reads an older
+  // snapshot (then the next restart does it).
+  absl::MutexLock gate(&write_gate_);
+  Checkpoint();
+}
+
+void SqliteStore::HoldGate() {
+  write_gate_.Lock();
+  gate_held_ = true;
+}
+
+void SqliteStore::ReleaseGate() {
+  if (!gate_held_) return;
+  gate_held_ = false;
+  write_gate_.Unlock();
 }
 
 absl::Status SqliteStore::PrepareWriter() {
@@ -883,7 +987,12 @@ absl::Status SqliteStore::RequireTransaction() const {
 }
 
 absl::Status SqliteStore::Begin() {
-  IMB_RETURN_IF_ERROR(Query(w_.begin).Run());
+  HoldGate();
+  absl::Status begun = Query(w_.begin).Run();
+  if (!begun.ok()) {
+    ReleaseGate();
+    return begun;
+  }
   in_transaction_ = true;
   begin_event_id_ = last_event_id_;
   begin_delivery_id_ = last_delivery_id_;
@@ -905,6 +1014,7 @@ absl::Status SqliteStore::Commit() {
   if (status.ok()) status = Query(w_.commit).Run();
   if (status.ok()) {
     in_transaction_ = false;
+    ReleaseGate();
     return status;
   }
   // A failed COMMIT may leave the transaction open; end it so that the
@@ -920,8 +1030,10 @@ void SqliteStore::Rollback() {
     last_delivery_id_ = begin_delivery_id_;
     in_transaction_ = false;
   }
-  if (sqlite3_get_autocommit(w_.db.get())) return;  // nothing open
-  Query(w_.rollback).Run().IgnoreError();
+  if (!sqlite3_get_autocommit(w_.db.get())) {
+    Query(w_.rollback).Run().IgnoreError();
+  }
+  ReleaseGate();
 }
 
 absl::Status SqliteStore::Apply(CommitBatch& batch) {
@@ -1438,8 +1550,9 @@ absl::StatusOr<std::vector<Participant>> SqliteStore::ListParticipants(
 
 absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(
     const std::string& data_dir, v1::Durability durability,
-    int read_connections) {
-  return SqliteStore::Open(data_dir, durability, read_connections);
+    int read_connections, int64_t wal_restart_bytes) {
+  return SqliteStore::Open(data_dir, durability, read_connections,
+                           wal_restart_bytes);
 }
 
 std::string ChannelKey(const v1::ChannelRef& channel, bool with_thread) {
