@@ -2,7 +2,8 @@
 //
 // Schema (kMigrations holds the authoritative text). Version 1:
 //   meta(key, value)                 router_id, last_event_id,
-//                                    last_delivery_id
+//                                    last_delivery_id (bounds of the ids
+//                                    handed out, raised a block at a time)
 //   events(id, event_key, received_at, payload)
 //                                    the event log; payload is the serialized
 //                                    v1::Event; unique on event_key
@@ -578,12 +579,17 @@ class SqliteStore : public Store {
   std::string router_id_;
   // Writer thread: whether Begin succeeded and neither Commit nor Rollback
   // has ended the transaction since (SQLite may have ended it on an error);
-  // the highest ids handed out, and their values when it began.
+  // the highest ids handed out, the bounds meta holds for them (see
+  // Commit), and their values when it began.
   bool in_transaction_ = false;
   int64_t last_event_id_ = 0;
   int64_t last_delivery_id_ = 0;
+  int64_t reserved_event_id_ = 0;
+  int64_t reserved_delivery_id_ = 0;
   int64_t begin_event_id_ = 0;
   int64_t begin_delivery_id_ = 0;
+  int64_t begin_reserved_event_id_ = 0;
+  int64_t begin_reserved_delivery_id_ = 0;
   // Writer thread: serialization buffers reused across calls.
   std::string payload_;
   std::string target_;
@@ -673,6 +679,8 @@ absl::Status SqliteStore::Init(const std::string& path,
                "SELECT max(coalesce((SELECT max(id) FROM deliveries), 0), "
                "coalesce((SELECT value FROM meta "
                "WHERE key = 'last_delivery_id'), 0))"));
+  reserved_event_id_ = last_event_id_;
+  reserved_delivery_id_ = last_delivery_id_;
 
   if (durability != v1::NORMAL) {
     // The WAL exists now (Migrate wrote to it) and stays while the writer
@@ -996,19 +1004,31 @@ absl::Status SqliteStore::Begin() {
   in_transaction_ = true;
   begin_event_id_ = last_event_id_;
   begin_delivery_id_ = last_delivery_id_;
+  begin_reserved_event_id_ = reserved_event_id_;
+  begin_reserved_delivery_id_ = reserved_delivery_id_;
   return absl::OkStatus();
 }
 
 absl::Status SqliteStore::Commit() {
+  // meta holds a bound of the ids handed out, raised kIdBlock at a time:
+  // its page is written once per block, not in every commit (a commit of a
+  // few events writes about 15 pages). The store opens above the bound, so
+  // ids are never reused, even those of rows deleted since; a restart
+  // skips what was left of the block.
+  constexpr int64_t kIdBlock = 4096;
   absl::Status status = absl::OkStatus();
-  if (last_event_id_ != begin_event_id_) {
-    status =
-        Query(w_.save_last_id).Text("last_event_id").Int(last_event_id_).Run();
+  if (last_event_id_ > reserved_event_id_) {
+    reserved_event_id_ = last_event_id_ + kIdBlock;
+    status = Query(w_.save_last_id)
+                 .Text("last_event_id")
+                 .Int(reserved_event_id_)
+                 .Run();
   }
-  if (status.ok() && last_delivery_id_ != begin_delivery_id_) {
+  if (status.ok() && last_delivery_id_ > reserved_delivery_id_) {
+    reserved_delivery_id_ = last_delivery_id_ + kIdBlock;
     status = Query(w_.save_last_id)
                  .Text("last_delivery_id")
-                 .Int(last_delivery_id_)
+                 .Int(reserved_delivery_id_)
                  .Run();
   }
   if (status.ok()) status = Query(w_.commit).Run();
@@ -1028,6 +1048,8 @@ void SqliteStore::Rollback() {
   if (in_transaction_) {
     last_event_id_ = begin_event_id_;
     last_delivery_id_ = begin_delivery_id_;
+    reserved_event_id_ = begin_reserved_event_id_;
+    reserved_delivery_id_ = begin_reserved_delivery_id_;
     in_transaction_ = false;
   }
   if (!sqlite3_get_autocommit(w_.db.get())) {

@@ -251,21 +251,26 @@ class StoreTest : public ::testing::TestWithParam<Backend> {
           database_, absl::StrCat("SELECT count(*) FROM ", table));
       return count.ok() ? std::stoll(*count) : -1;
     }
+    return SqliteInt(absl::StrCat("SELECT count(*) FROM ", table));
+  }
+
+  // The first column of the first row of `sql` on the SQLite database; -1
+  // if there is none.
+  int64_t SqliteInt(const std::string& sql) {
     sqlite3* db = nullptr;
-    int64_t count = -1;
+    int64_t value = -1;
     if (sqlite3_open_v2(DbPath().c_str(), &db, SQLITE_OPEN_READONLY, nullptr) ==
         SQLITE_OK) {
-      std::string sql = absl::StrCat("SELECT count(*) FROM ", table);
       sqlite3_stmt* stmt = nullptr;
       if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) ==
               SQLITE_OK &&
           sqlite3_step(stmt) == SQLITE_ROW) {
-        count = sqlite3_column_int64(stmt, 0);
+        value = sqlite3_column_int64(stmt, 0);
       }
       sqlite3_finalize(stmt);
     }
     sqlite3_close(db);
-    return count;
+    return value;
   }
 
   std::string DbPath() const { return dir_ + "/imbridge.db"; }
@@ -830,6 +835,26 @@ TEST_P(StoreTest, IdsAreNotReusedAfterDeletingTheNewestRows) {
                        Write({Event("k2", {Delivery("A", At(2))})}, At(2)));
   EXPECT_GT(second[0].id, e);
   EXPECT_GT(second[0].deliveries[0].id, d);
+}
+
+// meta's page was written by every commit for the last ids; it now holds a
+// bound raised a block at a time, and the store opens above it.
+TEST_P(SqliteStoreTest, IdBoundIsWrittenABlockAtATime) {
+  const std::string bound_sql =
+      "SELECT value FROM meta WHERE key = 'last_event_id'";
+  ASSERT_OK_AND_ASSIGN(std::vector<NewEvent> first,
+                       Write({Event("k0", {Delivery("A", At(0))})}));
+  const int64_t bound = SqliteInt(bound_sql);
+  EXPECT_GT(bound, first[0].id + 1000);
+  for (int i = 1; i <= 20; ++i) {
+    ASSERT_OK(
+        Write({Event(absl::StrCat("k", i), {Delivery("A", At(i))})}).status());
+  }
+  EXPECT_EQ(SqliteInt(bound_sql), bound);
+  Reopen();
+  ASSERT_OK_AND_ASSIGN(std::vector<NewEvent> after,
+                       Write({Event("k-after", {Delivery("A", At(30))})}));
+  EXPECT_GT(after[0].id, bound);
 }
 
 TEST_P(StoreTest, IdsStayUniqueAcrossRollbacks) {

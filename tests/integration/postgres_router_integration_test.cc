@@ -490,7 +490,8 @@ TEST_F(PostgresRouterTest, MigrateFromSqliteCopiesEverythingOnce) {
     EXPECT_EQ(s.ListRecords("link")->size(), 1u);
     EXPECT_TRUE(s.FindBlob("b1")->has_value());
 
-    // Old keys still dedupe; new ids follow the old ones.
+    // Old keys still dedupe; new ids are above the old ones (above the
+    // bound the SQLite store keeps, which may skip the rest of a block).
     CommitBatch batch;
     batch.now = absl::Now();
     for (const std::string key : {"alpha:a:7", "alpha:a:new"}) {
@@ -502,7 +503,7 @@ TEST_F(PostgresRouterTest, MigrateFromSqliteCopiesEverythingOnce) {
     }
     ASSERT_TRUE(s.Apply(batch).ok());
     EXPECT_EQ(batch.events[0].id, 0);
-    EXPECT_EQ(batch.events[1].id, kMessages + 1);
+    EXPECT_GT(batch.events[1].id, kMessages);
   }
 
   // The database is no longer empty: a second migration changes nothing.
