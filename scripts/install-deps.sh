@@ -11,6 +11,8 @@ packages=(
   nlohmann-json3-dev libyaml-cpp-dev libgtest-dev libgmock-dev
   # The shipped processes' allocator (cmake/allocator.cmake).
   libjemalloc-dev
+  # RE2's static archive: gRPC links it (cmake/static_grpc.cmake).
+  libre2-dev
   python3 python3-grpcio python3-protobuf curl
   # Packaging and deployment tests (tests/integration/deploy): the .deb
   # (dpkg-shlibdeps, systemd-analyze), the container image and compose, and

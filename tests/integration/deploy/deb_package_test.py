@@ -204,10 +204,13 @@ class DebPackageTest(unittest.TestCase):
         self.assertIn("Package: imbridge", fields)
         self.assertIn("Architecture: amd64", fields)
         depends = run("dpkg-deb", "--field", self.deb, "Depends").stdout
-        # From dpkg-shlibdeps: the libraries the binaries link.
-        for library in ("libc6", "libgrpc++", "libprotobuf", "libsqlite3",
-                        "libcurl", "libssl", "libyaml-cpp"):
+        # From dpkg-shlibdeps: the libraries the binaries link. gRPC,
+        # protobuf and Abseil are linked static (cmake/static_grpc.cmake).
+        for library in ("libc6", "libsqlite3", "libcurl", "libssl",
+                        "libyaml-cpp", "libpq5"):
             self.assertIn(library, depends)
+        for library in ("libgrpc", "libprotobuf", "libabsl"):
+            self.assertNotIn(library, depends)
         for package in ("passwd", "ca-certificates"):
             self.assertIn(package, depends)
         with tempfile.TemporaryDirectory() as control:
