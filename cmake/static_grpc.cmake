@@ -16,6 +16,11 @@
 #                          adapter's by 0.2-0.3 MiB).
 #                          OFF: the shared libraries, as before.
 #
+# Sanitizer and fuzz builds always link the shared libraries: TSan's
+# suppressions of races inside gRPC's and Abseil's own code name their
+# shared objects (tools/sanitizers/tsan.supp, `called_from_lib:`), which a
+# static link does not have.
+#
 # Every target of the three packages is switched, so no process ever holds
 # a static copy beside a shared one (two protobuf descriptor pools or two
 # Abseil copies in one process break at run time). The other dependencies
@@ -27,7 +32,7 @@ option(IMBRIDGE_STATIC_GRPC
 # Points every imported target of gRPC, protobuf and Abseil at its static
 # archive. Call once, in the top-level directory, after their find_package.
 function(imbridge_use_static_grpc)
-  if(NOT IMBRIDGE_STATIC_GRPC)
+  if(NOT IMBRIDGE_STATIC_GRPC OR IMBRIDGE_SANITIZE OR IMBRIDGE_FUZZ)
     message(STATUS "imbridge: gRPC, protobuf and Abseil linked shared")
     return()
   endif()
