@@ -439,8 +439,9 @@ absl::Status Migrate(sqlite3* db) {
 // writer's commit says so through SQLite's WAL hook, which wakes the
 // checkpointer) the checkpointer copies all but the last few frames, then
 // holds the writer between two transactions (`write_gate_`) while it copies
-// the rest. The writer's next transaction writes the WAL from its start
-// again, over blocks the file already has, and truncates it to
+// the rest and waits for the readers of older snapshots to finish (a
+// RESTART checkpoint). The writer's next transaction writes the WAL from its
+// start again, over blocks the file already has, and truncates it to
 // `wal_restart_bytes`.
 class SqliteStore : public Store {
  public:
@@ -544,9 +545,10 @@ class SqliteStore : public Store {
   // Copies the WAL into the database file in the background (PASSIVE
   // checkpoints never block the writer), so that commits do not pay for it.
   void RunCheckpoints();
-  // One PASSIVE checkpoint: the frames left to copy after it; `wal_frames`,
-  // if set, gets the WAL's length in frames.
-  int Checkpoint(int* wal_frames = nullptr);
+  // One checkpoint (PASSIVE unless `mode` says otherwise): the frames left
+  // to copy after it; `wal_frames`, if set, gets the WAL's length in frames.
+  int Checkpoint(int mode = SQLITE_CHECKPOINT_PASSIVE,
+                 int* wal_frames = nullptr);
   // SQLite's WAL hook of the writer connection, after each commit.
   static int OnWalCommit(void* store, sqlite3* db, const char* name,
                          int wal_frames);
@@ -741,12 +743,12 @@ absl::Status SqliteStore::Sync() {
 }
 
 void SqliteStore::RunCheckpoints() {
-  // A reader of an older snapshot can keep the WAL from starting over; the
-  // writer is then not held again before this much time has passed.
+  // If a restart did not happen (a reader outlasted the busy timeout), the
+  // writer is not held again before this much time has passed.
   constexpr absl::Duration kRestartSpacing = absl::Milliseconds(50);
   while (true) {
     int wal_frames = 0;
-    Checkpoint(&wal_frames);
+    Checkpoint(SQLITE_CHECKPOINT_PASSIVE, &wal_frames);
     const bool restart = wal_frames * page_size_ >= wal_restart_bytes_;
     if (restart) RestartWal();
     absl::MutexLock lock(&checkpoint_mu_);
@@ -777,12 +779,11 @@ int SqliteStore::OnWalCommit(void* store, sqlite3* /*db*/, const char* /*name*/,
   return SQLITE_OK;
 }
 
-int SqliteStore::Checkpoint(int* wal_frames) {
+int SqliteStore::Checkpoint(int mode, int* wal_frames) {
   int frames = 0;
   int checkpointed = 0;
-  int rc = sqlite3_wal_checkpoint_v2(checkpoint_db_.get(), nullptr,
-                                     SQLITE_CHECKPOINT_PASSIVE, &frames,
-                                     &checkpointed);
+  int rc = sqlite3_wal_checkpoint_v2(checkpoint_db_.get(), nullptr, mode,
+                                     &frames, &checkpointed);
   if (wal_frames != nullptr) *wal_frames = frames;
   return rc == SQLITE_OK ? frames - checkpointed : frames;
 }
@@ -796,11 +797,12 @@ void SqliteStore::RestartWal() {
     if (Checkpoint() <= kHeldTailFrames) break;
   }
   // The writer waits at its next Begin (for the copy of a few frames and
-  // the checkpoint's syncs); the transaction after this finds the WAL
-  // wholly copied and starts it over, unless a reader still reads an older
-  // snapshot (then the next restart does it).
+  // the checkpoint's syncs). RESTART also waits (the connection's busy
+  // handler) until no reader is left on a snapshot that needs the WAL, so
+  // the writer's next transaction finds the WAL wholly copied and unused,
+  // and starts it over.
   absl::MutexLock gate(&write_gate_);
-  Checkpoint();
+  Checkpoint(SQLITE_CHECKPOINT_RESTART);
 }
 
 void SqliteStore::HoldGate() {
