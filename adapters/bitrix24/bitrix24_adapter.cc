@@ -432,6 +432,11 @@ absl::Status Bitrix24Connector::Start() {
 
 void Bitrix24Connector::Stop() {
   if (!stopping_.HasBeenNotified()) stopping_.Notify();
+  // A call in its backoff (the portal unreachable) ends now, not after
+  // its last attempt.
+  for (auto& a : accounts_) {
+    if (a->api != nullptr) a->api->Stop();
+  }
   for (auto& a : accounts_) {
     if (a->poller.joinable()) a->poller.join();
   }

@@ -128,13 +128,22 @@ RestClient::Answer RestClient::Post(absl::string_view method,
   return a;
 }
 
+void RestClient::Stop() {
+  if (!stopped_.HasBeenNotified()) stopped_.Notify();
+}
+
 absl::StatusOr<json> RestClient::Call(absl::string_view method, json params) {
   absl::Duration backoff = options_.initial_backoff;
   bool refreshed = false;
   Answer last;
+  const auto stopping = [&] {
+    return RetryableError(
+        absl::StrCat("Bitrix24 ", method, ": the adapter is stopping"),
+        absl::ZeroDuration());
+  };
   for (int attempt = 1; attempt <= options_.max_attempts; ++attempt) {
     absl::Duration wait = bucket_.Reserve(options_.account, absl::Now());
-    if (wait > absl::ZeroDuration()) absl::SleepFor(wait);
+    if (stopped_.WaitForNotificationWithTimeout(wait)) return stopping();
     std::string token;
     {
       absl::MutexLock lock(&mu_);
@@ -157,7 +166,7 @@ absl::StatusOr<json> RestClient::Call(absl::string_view method, json params) {
               {"status", absl::StrCat(last.status)},
               {"error", last.error}});
     if (attempt < options_.max_attempts) {
-      absl::SleepFor(backoff);
+      if (stopped_.WaitForNotificationWithTimeout(backoff)) return stopping();
       backoff = std::min(backoff * 2, options_.max_backoff);
     }
   }

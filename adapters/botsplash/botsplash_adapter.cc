@@ -291,6 +291,11 @@ absl::Status BotsplashConnector::Start() {
 }
 
 void BotsplashConnector::Stop() {
+  // A call in its backoff (Botsplash unreachable) ends now, not after its
+  // last attempt.
+  for (auto& a : accounts_) {
+    if (a->api != nullptr) a->api->Stop();
+  }
   if (pipeline_ != nullptr) pipeline_->Stop();
   files_.reset();
 }

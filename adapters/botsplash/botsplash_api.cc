@@ -28,6 +28,10 @@ OpenApiClient::OpenApiClient(Options options, const HttpClient* http)
       http_(http),
       bucket_(options_.requests_per_second, 1) {}
 
+void OpenApiClient::Stop() {
+  if (!stopped_.HasBeenNotified()) stopped_.Notify();
+}
+
 absl::StatusOr<json> OpenApiClient::PostJson(absl::string_view path,
                                              const json& body) {
   HttpClientRequest request;
@@ -68,9 +72,14 @@ absl::StatusOr<json> OpenApiClient::Call(absl::string_view path,
   absl::Duration backoff = options_.initial_backoff;
   int status = 0;
   std::string reason;
+  const auto stopping = [&] {
+    return RetryableError(
+        absl::StrCat("Botsplash ", path, ": the adapter is stopping"),
+        absl::ZeroDuration());
+  };
   for (int attempt = 1; attempt <= options_.max_attempts; ++attempt) {
     absl::Duration wait = bucket_.Reserve(options_.account, absl::Now());
-    if (wait > absl::ZeroDuration()) absl::SleepFor(wait);
+    if (stopped_.WaitForNotificationWithTimeout(wait)) return stopping();
     absl::StatusOr<HttpResponse> r = http_->Send(request);
     std::optional<absl::Duration> retry_after;
     if (!r.ok()) {
@@ -102,7 +111,7 @@ absl::StatusOr<json> OpenApiClient::Call(absl::string_view path,
       bucket_.PauseUntil(options_.account, absl::Now() + pause);
     }
     if (attempt < options_.max_attempts) {
-      absl::SleepFor(pause);
+      if (stopped_.WaitForNotificationWithTimeout(pause)) return stopping();
       backoff = std::min(backoff * 2, options_.max_backoff);
     }
   }

@@ -5,6 +5,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "adapters/common/token_bucket.h"
 #include "common/http/http_client.h"
@@ -24,7 +25,7 @@ namespace imbridge::adapters::botsplash {
 // Botsplash's own message ("HTTP 400: Botsplash /x: visitor not found").
 // Secrets (the key, the password) never appear in a message or a log.
 //
-// Thread-safe; calls block (pacing, backoff, HTTP).
+// Thread-safe; calls block (pacing, backoff, HTTP) until Stop().
 class OpenApiClient {
  public:
   struct Options {
@@ -56,6 +57,12 @@ class OpenApiClient {
                                         const std::string& mime_type,
                                         std::string bytes);
 
+  // Ends the pacing and backoff waits of calls in progress and of every
+  // later call: they return RetryableError ("the adapter is stopping")
+  // instead of waiting, so that a stop waits at most for the HTTP requests
+  // in flight.
+  void Stop();
+
   const Options& options() const { return options_; }
 
  private:
@@ -65,6 +72,7 @@ class OpenApiClient {
   const Options options_;
   const HttpClient* const http_;
   TokenBucket bucket_;
+  absl::Notification stopped_;
 };
 
 }  // namespace imbridge::adapters::botsplash

@@ -2,6 +2,7 @@
 // mapping, retries, token refresh and file downloads.
 
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "adapters/bitrix24/bitrix24_api.h"
@@ -64,6 +65,29 @@ TEST_F(Bitrix24RestClientTest, ExhaustedRetriesAreRetryable) {
   EXPECT_TRUE(IsRetryable(r.status())) << r.status();
   EXPECT_THAT(r.status().message(), HasSubstr("OPERATION_TIME_LIMIT"));
   EXPECT_THAT(fake_.calls("imbot.v2.Bot.list"), SizeIs(4));
+}
+
+// With the portal failing, a call waited out its whole backoff (15 s with
+// the defaults) however the adapter was stopping; Stop() ends the wait, and
+// later calls are answered at once, without a request.
+TEST_F(Bitrix24RestClientTest, StopEndsACallInItsBackoff) {
+  RestClient::Options o = WebhookOptions();
+  o.initial_backoff = absl::Seconds(30);
+  o.max_backoff = absl::Seconds(30);
+  RestClient api(o, &http_, nullptr);
+  fake_.FailNext("imbot.v2.Bot.list", 10, 503, "QUERY_LIMIT_EXCEEDED");
+  absl::StatusOr<json> r;
+  std::thread call([&] { r = api.Call("imbot.v2.Bot.list", json::object()); });
+  ASSERT_TRUE(fake_.WaitFor(
+      [&] { return fake_.calls("imbot.v2.Bot.list").size() == 1; }));
+  api.Stop();
+  call.join();
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(IsRetryable(r.status())) << r.status();
+  EXPECT_THAT(r.status().message(), HasSubstr("the adapter is stopping"));
+  auto later = api.Call("imbot.v2.Bot.list", json::object());
+  EXPECT_TRUE(IsRetryable(later.status())) << later.status();
+  EXPECT_THAT(fake_.calls("imbot.v2.Bot.list"), SizeIs(1));
 }
 
 TEST_F(Bitrix24RestClientTest, OtherErrorsArePermanentWithTheirCode) {

@@ -2,6 +2,7 @@
 // of credentials, uploads, error mapping and retries.
 
 #include <string>
+#include <thread>
 
 #include "adapters/botsplash/botsplash_api.h"
 #include "adapters/botsplash/mapping.h"
@@ -113,6 +114,32 @@ TEST_F(BotsplashApiTest, ServerErrorsExhaustedAreRetryable) {
   EXPECT_THAT(r.status().message(), HasSubstr("maintenance"));
   EXPECT_THAT(fake_.Calls("/message"), SizeIs(3));
   EXPECT_THAT(fake_.ReceivedBy(""), SizeIs(0));
+}
+
+// With Botsplash failing, a call waited out its whole backoff however the
+// adapter was stopping; Stop() ends the wait, and later calls are answered
+// at once, without a request.
+TEST_F(BotsplashApiTest, StopEndsACallInItsBackoff) {
+  OpenApiClient::Options o = KeyOptions();
+  o.initial_backoff = absl::Seconds(30);
+  o.max_backoff = absl::Seconds(30);
+  OpenApiClient api(o, &http_);
+  fake_.FailNext("/message", 10, 503, "maintenance");
+  absl::StatusOr<json> r;
+  std::thread call([&] { r = api.PostJson("/message/visitor", Message("a")); });
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (fake_.Calls("/message").empty() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  ASSERT_THAT(fake_.Calls("/message"), SizeIs(1));
+  api.Stop();
+  call.join();
+  ASSERT_FALSE(r.ok());
+  EXPECT_TRUE(IsRetryable(r.status())) << r.status();
+  EXPECT_THAT(r.status().message(), HasSubstr("the adapter is stopping"));
+  EXPECT_TRUE(
+      IsRetryable(api.PostJson("/message/visitor", Message("b")).status()));
+  EXPECT_THAT(fake_.Calls("/message"), SizeIs(1));
 }
 
 TEST_F(BotsplashApiTest, UploadAnswersAMediaKeyThatSendsTheFile) {
