@@ -710,6 +710,11 @@ absl::Status SqliteStore::Init(const std::string& path,
       Exec(checkpoint_db_.get(), durability == v1::NORMAL
                                      ? "PRAGMA synchronous = NORMAL"
                                      : "PRAGMA synchronous = FULL"));
+  // Only RestartWal's RESTART checkpoint waits on this connection, for the
+  // readers of older snapshots, while it holds the writer: a long read
+  // makes it give up (the next restart tries again) rather than hold the
+  // writer for seconds.
+  sqlite3_busy_timeout(checkpoint_db_.get(), 100);
   checkpointer_ = std::thread([this] { RunCheckpoints(); });
 
   for (int i = 0; i < read_connections; ++i) {
@@ -743,8 +748,9 @@ absl::Status SqliteStore::Sync() {
 }
 
 void SqliteStore::RunCheckpoints() {
-  // If a restart did not happen (a reader outlasted the busy timeout), the
-  // writer is not held again before this much time has passed.
+  // If a restart did not happen (a reader outlasted the checkpoint
+  // connection's 100 ms busy timeout), the writer is not held again before
+  // this much time has passed.
   constexpr absl::Duration kRestartSpacing = absl::Milliseconds(50);
   while (true) {
     int wal_frames = 0;
