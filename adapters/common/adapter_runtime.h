@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "adapters/common/connector.h"
 #include "adapters/common/delivery_handler.h"
@@ -296,6 +297,8 @@ struct HasStateDir<
 // instead.
 template <typename Config>
 int RunAdapter(int argc, char** argv, const AdapterProgram<Config>& program) {
+  // No lock-order checks in the shipped programs (see bridge/main.cc).
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   using Command = typename AdapterProgram<Config>::Command;
   const Command* command = nullptr;
   std::vector<char*> args;
