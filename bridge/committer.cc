@@ -338,15 +338,13 @@ void Committer::Run() {
   while (true) {
     {
       absl::MutexLock lock(&mu_);
-      const bool was_idle = queue_.empty();
       mu_.Await(absl::Condition(
           +[](Committer* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->mu_) {
             return !c->queue_.empty() || c->stopping_;
           },
           this));
       if (queue_.empty() && stopping_) return;
-      if (was_idle && urgent_queued_ == 0 &&
-          options_.answer_wait > absl::ZeroDuration() &&
+      if (urgent_queued_ == 0 && options_.answer_wait > absl::ZeroDuration() &&
           ops_per_second_ < options_.answer_wait_below_ops_per_second) {
         // Answers alone at low load: wait for a publish to commit with.
         mu_.AwaitWithTimeout(

@@ -121,8 +121,8 @@ class LinkRegistry {
 // before that failure was answered, is answered FAILED without being
 // stored, so that a chat's events are never stored out of order.
 //
-// At low load, answers (delivery results and skips) that an idle writer
-// finds alone wait a little for the next publish and share its commit
+// At low load, answers (delivery results and skips) that the writer finds
+// alone in its queue wait a little for the next publish and share its commit
 // (Options::answer_wait); what follows them in the queue still comes after
 // them, and Stop() commits them at once.
 //
@@ -173,9 +173,9 @@ class Committer {
     int max_batch = 1024;
     // Queued operations above which adapter streams stop being read.
     size_t high_water = 4096;
-    // At low load, delivery answers (results and skips) found alone by an
-    // idle writer wait up to this long for a publish or task to share
-    // their commit, so that a relayed message costs one commit and one
+    // At low load, delivery answers (results and skips) that the writer
+    // finds alone in its queue wait up to this long for a publish or task
+    // to share their commit, so that a relayed message costs one commit and one
     // fsync instead of two. Zero: never.
     absl::Duration answer_wait = absl::Milliseconds(2);
     // Low load: the writer took fewer operations per second than this over

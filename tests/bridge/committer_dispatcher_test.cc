@@ -137,18 +137,11 @@ class CommitterTest : public ::testing::Test {
 
   // Answers delivery `d` as its adapter would, with `native_id` created.
   void Deliver(const DeliveryRecord& d, const std::string& native_id) {
-    SentDelivery sent;
-    sent.id = d.id;
-    sent.event_id = d.event_id;
-    sent.target_key = d.target_key;
-    sent.target_chat_key = ChannelKey(d.target, false);
-    sent.created_at = d.created_at;
-    sent.records_copies = d.event->has_posted();
     v1::DeliveryResult result;
     result.set_id(d.id);
     result.add_native_ids(native_id);
     size_t before = recorder_.finished();
-    committer_->RecordResult(sent, result);
+    committer_->RecordResult(SentOf(d), result);
     while (recorder_.finished() == before)
       absl::SleepFor(absl::Milliseconds(1));
   }
