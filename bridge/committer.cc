@@ -238,13 +238,7 @@ void Committer::MaybeCrash(CrashPoint point, const Effects& effects) const {
 
 void Committer::Enqueue(Op op) {
   absl::MutexLock lock(&mu_);
-  if (IsUrgent(op)) ++urgent_queued_;
   queue_.push_back(std::move(op));
-}
-
-bool Committer::IsUrgent(const Op& op) {
-  return std::holds_alternative<PublishOp>(op) ||
-         std::holds_alternative<TaskOp>(op);
 }
 
 Committer::PublishOp Committer::Prepare(std::shared_ptr<const v1::Event> event,
@@ -305,7 +299,6 @@ void Committer::Publish(v1::Event event, PublishDone done) {
               std::make_shared<const CommandAnswer>(*std::move(answer));
           absl::MutexLock lock(&mu_);
           --answers_in_flight_;
-          ++urgent_queued_;
           queue_.push_back(std::move(*op));
         });
   });
@@ -344,30 +337,14 @@ void Committer::Run() {
           },
           this));
       if (queue_.empty() && stopping_) return;
-      if (urgent_queued_ == 0 && options_.answer_wait > absl::ZeroDuration() &&
-          ops_per_second_ < options_.answer_wait_below_ops_per_second) {
-        // Answers alone at low load: wait for a publish to commit with.
-        mu_.AwaitWithTimeout(
-            absl::Condition(
-                +[](Committer* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->mu_) {
-                  return c->urgent_queued_ > 0 || c->stopping_ ||
-                         c->queue_.size() >=
-                             static_cast<size_t>(c->options_.max_batch);
-                },
-                this),
-            options_.answer_wait);
-      }
       size_t n =
           std::min(queue_.size(), static_cast<size_t>(options_.max_batch));
       if (n == queue_.size()) {
         batch.swap(queue_);  // the common case: no ops moved
-        urgent_queued_ = 0;
       } else {
         batch.assign(std::make_move_iterator(queue_.begin()),
                      std::make_move_iterator(queue_.begin() + n));
         queue_.erase(queue_.begin(), queue_.begin() + n);
-        urgent_queued_ = static_cast<size_t>(
-            std::count_if(queue_.begin(), queue_.end(), IsUrgent));
       }
       first = taken_ + 1;
       taken_ += n;
@@ -375,25 +352,11 @@ void Committer::Run() {
         waiters.swap(drain_waiters_);
       }
     }
-    NoteRate(batch.size());
     for (auto& resume : waiters) resume();
     waiters.clear();
     ApplyBatch(batch, first);
     batch.clear();
   }
-}
-
-void Committer::NoteRate(size_t ops) {
-  constexpr absl::Duration kPeriod = absl::Milliseconds(100);
-  const absl::Time now = absl::Now();
-  if (rate_period_start_ == absl::InfinitePast()) rate_period_start_ = now;
-  rate_period_ops_ += ops;
-  const absl::Duration elapsed = now - rate_period_start_;
-  if (elapsed < kPeriod) return;
-  ops_per_second_ =
-      static_cast<double>(rate_period_ops_) / absl::ToDoubleSeconds(elapsed);
-  rate_period_start_ = now;
-  rate_period_ops_ = 0;
 }
 
 void Committer::ApplyBatch(std::vector<Op>& batch, uint64_t first) {

@@ -121,11 +121,6 @@ class LinkRegistry {
 // before that failure was answered, is answered FAILED without being
 // stored, so that a chat's events are never stored out of order.
 //
-// At low load, answers (delivery results and skips) that the writer finds
-// alone in its queue wait a little for the next publish and share its commit
-// (Options::answer_wait); what follows them in the queue still comes after
-// them, and Stop() commits them at once.
-//
 // For a publish, the caller's thread (a gRPC thread) validates the event,
 // resolves its links, renders the sender's name per target and serializes
 // it, so that the writer only decides and writes. The writer drops echoes
@@ -173,16 +168,6 @@ class Committer {
     int max_batch = 1024;
     // Queued operations above which adapter streams stop being read.
     size_t high_water = 4096;
-    // At low load, delivery answers (results and skips) that the writer
-    // finds alone in its queue wait up to this long for a publish or task
-    // to share their commit, so that a relayed message costs one commit and one
-    // fsync instead of two. Zero: never.
-    absl::Duration answer_wait = absl::Milliseconds(2);
-    // Low load: the writer took fewer operations per second than this over
-    // its last measured period (about 100 ms). Above it, answers are
-    // committed at once: they fill the writer's idle time between groups,
-    // and holding them back lengthens the next group's commit.
-    double answer_wait_below_ops_per_second = 2000;
   };
 
   // `store`, `links` and `listener` must outlive the committer.
@@ -336,10 +321,6 @@ class Committer {
   // Works out a publish's PreparedPublish and payload (caller's thread).
   PublishOp Prepare(std::shared_ptr<const v1::Event> event, PublishDone done,
                     bool command);
-  // Publishes and tasks: the operations an answer may wait for.
-  static bool IsUrgent(const Op& op);
-  // Counts `ops` taken now towards ops_per_second_.
-  void NoteRate(size_t ops);
   // Applies a batch whose first op has queue position `first`: each run of
   // relay ops as one Store::Apply, each task in its own transaction, in
   // order.
@@ -476,13 +457,6 @@ class Committer {
 
   mutable absl::Mutex mu_;
   std::vector<Op> queue_ ABSL_GUARDED_BY(mu_);
-  // Publishes and tasks in queue_ (IsUrgent).
-  size_t urgent_queued_ ABSL_GUARDED_BY(mu_) = 0;
-  // Writer thread: operations taken since `rate_period_start_`, and the
-  // rate of the last complete period (Options::answer_wait_below_...).
-  absl::Time rate_period_start_ = absl::InfinitePast();
-  uint64_t rate_period_ops_ = 0;
-  double ops_per_second_ = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::function<void()>> drain_waiters_ ABSL_GUARDED_BY(mu_);
   // Chat commands handed to `answers_` and not yet queued.

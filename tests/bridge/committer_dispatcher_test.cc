@@ -66,18 +66,10 @@ class Recorder : public CommitListener {
   void OnDeliveriesWritten(std::vector<DeliveryRecord> d) override {
     absl::MutexLock lock(&mu_);
     for (auto& r : d) written_.push_back(std::move(r));
-    calls_ += 'W';
   }
   void OnDeliveriesFinished(std::vector<FinishedDelivery> f) override {
     absl::MutexLock lock(&mu_);
     for (auto& r : f) finished_.push_back(std::move(r));
-    calls_ += 'F';
-  }
-  // The listener's calls so far, in order: W (written), F (finished). One
-  // commit's effects are told written first.
-  std::string calls() {
-    absl::MutexLock lock(&mu_);
-    return calls_;
   }
   // Waits until at least `n` deliveries were reported (acks may arrive
   // before the listener is told).
@@ -98,7 +90,6 @@ class Recorder : public CommitListener {
   absl::Mutex mu_;
   std::vector<DeliveryRecord> written_ ABSL_GUARDED_BY(mu_);
   std::vector<FinishedDelivery> finished_ ABSL_GUARDED_BY(mu_);
-  std::string calls_ ABSL_GUARDED_BY(mu_);
 };
 
 class CommitterTest : public ::testing::Test {
@@ -137,11 +128,18 @@ class CommitterTest : public ::testing::Test {
 
   // Answers delivery `d` as its adapter would, with `native_id` created.
   void Deliver(const DeliveryRecord& d, const std::string& native_id) {
+    SentDelivery sent;
+    sent.id = d.id;
+    sent.event_id = d.event_id;
+    sent.target_key = d.target_key;
+    sent.target_chat_key = ChannelKey(d.target, false);
+    sent.created_at = d.created_at;
+    sent.records_copies = d.event->has_posted();
     v1::DeliveryResult result;
     result.set_id(d.id);
     result.add_native_ids(native_id);
     size_t before = recorder_.finished();
-    committer_->RecordResult(SentOf(d), result);
+    committer_->RecordResult(sent, result);
     while (recorder_.finished() == before)
       absl::SleepFor(absl::Milliseconds(1));
   }
@@ -200,28 +198,6 @@ class CommitterTest : public ::testing::Test {
     committer_->Stop();
   }
 
-  // Replaces the committer with one of `options`.
-  void RestartCommitter(Committer::Options options) {
-    committer_->Stop();
-    v1::DispatchOptions dispatch;
-    committer_ = std::make_unique<Committer>(store_.get(), links_.get(),
-                                             DeliveryPolicy(dispatch),
-                                             &recorder_, options);
-    committer_->Start();
-  }
-
-  // What an adapter knows of delivery `d` once it was sent.
-  static SentDelivery SentOf(const DeliveryRecord& d) {
-    SentDelivery sent;
-    sent.id = d.id;
-    sent.event_id = d.event_id;
-    sent.target_key = d.target_key;
-    sent.target_chat_key = ChannelKey(d.target, false);
-    sent.created_at = d.created_at;
-    sent.records_copies = d.event->has_posted();
-    return sent;
-  }
-
   std::string dir_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<LinkRegistry> links_;
@@ -247,54 +223,6 @@ TEST_F(CommitterTest, WritesOneDeliveryPerReceivingMemberInOrder) {
   // Nothing is relayed from a chat outside every link.
   EXPECT_EQ(Publish(Posted("k4", "alpha", "a", "A9", "x")).outcome(),
             v1::PublishAck::DROPPED);
-}
-
-// At low load an answer found alone waits for the next publish, and both
-// are one commit: the listener hears the publish's deliveries, then the
-// answer, from the same commit.
-TEST_F(CommitterTest, AnAnswerAloneWaitsForAPublishToShareItsCommit) {
-  Committer::Options options;
-  options.answer_wait = absl::Seconds(60);
-  RestartCommitter(options);
-  ASSERT_EQ(Publish(Posted("k1", "alpha", "a", "A1", "m1")).outcome(),
-            v1::PublishAck::ACCEPTED);
-  std::vector<DeliveryRecord> w = recorder_.written(2);
-  ASSERT_EQ(w.size(), 2u);
-  v1::DeliveryResult result;
-  result.set_id(w[0].id);
-  result.add_native_ids("B-copy-1");
-  committer_->RecordResult(SentOf(w[0]), result);
-  absl::SleepFor(absl::Milliseconds(200));
-  EXPECT_EQ(recorder_.finished(), 0u) << "the answer did not wait";
-  ASSERT_EQ(Publish(Posted("k2", "alpha", "a", "A1", "m2")).outcome(),
-            v1::PublishAck::ACCEPTED);
-  ASSERT_EQ(recorder_.written(4).size(), 4u);
-  for (int i = 0; i < 1000 && recorder_.finished() == 0; ++i) {
-    absl::SleepFor(absl::Milliseconds(1));
-  }
-  EXPECT_EQ(recorder_.calls(), "WWF");
-  // Stop commits what waits: here nothing; below, an answer.
-  v1::DeliveryResult second;
-  second.set_id(w[1].id);
-  second.add_native_ids("G-copy-1");
-  committer_->RecordResult(SentOf(w[1]), second);
-  committer_->Stop();
-  EXPECT_EQ(recorder_.finished(), 2u);
-}
-
-// Above answer_wait_below_ops_per_second (here: always), answers are
-// committed at once.
-TEST_F(CommitterTest, UnderLoadAnAnswerIsCommittedAtOnce) {
-  Committer::Options options;
-  options.answer_wait = absl::Seconds(60);
-  options.answer_wait_below_ops_per_second = 0;
-  RestartCommitter(options);
-  ASSERT_EQ(Publish(Posted("k1", "alpha", "a", "A1", "m1")).outcome(),
-            v1::PublishAck::ACCEPTED);
-  std::vector<DeliveryRecord> w = recorder_.written(2);
-  ASSERT_EQ(w.size(), 2u);
-  Deliver(w[0], "B-copy-1");  // returns once the answer is committed
-  EXPECT_EQ(recorder_.calls(), "WF");
 }
 
 TEST_F(CommitterTest, DeduplicatesByEventKey) {
