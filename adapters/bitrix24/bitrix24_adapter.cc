@@ -431,7 +431,7 @@ absl::Status Bitrix24Connector::Start() {
 }
 
 void Bitrix24Connector::Stop() {
-  if (!stopping_.HasBeenNotified()) stopping_.Notify();
+  stopping_.Stop();
   // A call in its backoff (the portal unreachable) ends now, not after
   // its last attempt.
   for (auto& a : accounts_) {
@@ -456,7 +456,7 @@ void Bitrix24Connector::PollLoop(Account* account) {
   const absl::Duration idle = absl::Milliseconds(
       account->config.poll_idle_ms() ? account->config.poll_idle_ms() : 10000);
   absl::Duration interval = active;
-  while (!stopping_.HasBeenNotified()) {
+  while (!stopping_.stopped()) {
     absl::StatusOr<json> r = account->api->Call(
         "imbot.v2.Event.get",
         BotParams(*account, {{"offset", offset}, {"limit", 100}}));
@@ -464,12 +464,12 @@ void Bitrix24Connector::PollLoop(Account* account) {
       LogWarn(
           "Event.get failed",
           {{"account", name}, {"error", std::string(r.status().message())}});
-      stopping_.WaitForNotificationWithTimeout(idle);
+      stopping_.WaitFor(idle);
       continue;
     }
     json events = r->value("events", json::array());
     if (!events.is_array() || events.empty()) {
-      stopping_.WaitForNotificationWithTimeout(interval);
+      stopping_.WaitFor(interval);
       interval = std::min(interval * 2, idle);
       continue;
     }
@@ -487,7 +487,7 @@ void Bitrix24Connector::PollLoop(Account* account) {
       }
     }
     if (done < events.size() || !r->value("hasMore", false)) {
-      stopping_.WaitForNotificationWithTimeout(active);
+      stopping_.WaitFor(active);
     }
   }
 }
@@ -520,7 +520,7 @@ size_t Bitrix24Connector::ProcessBatch(Account* account, const json& events) {
     while (true) {
       submitted = pipeline_->Submit<Bitrix24Event>(this, raw, done);
       if (submitted.code() != absl::StatusCode::kResourceExhausted ||
-          stopping_.HasBeenNotified()) {
+          stopping_.stopped()) {
         break;
       }
       absl::SleepFor(absl::Milliseconds(100));
@@ -547,7 +547,7 @@ size_t Bitrix24Connector::ProcessBatch(Account* account, const json& events) {
   while (!settled(results.get())) {
     results->mu.AwaitWithTimeout(absl::Condition(+settled, results.get()),
                                  absl::Milliseconds(200));
-    if (stopping_.HasBeenNotified()) break;
+    if (stopping_.stopped()) break;
   }
   size_t done = 0;
   while (done < results->state.size() && results->state[done] == 1) ++done;

@@ -9,13 +9,13 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/notification.h"
 #include "adapters/bitrix24/bitrix24_api.h"
 #include "adapters/common/account_set.h"
 #include "adapters/common/adapter_runtime.h"
 #include "adapters/common/connector.h"
 #include "adapters/common/delivery_journal.h"
 #include "adapters/common/inbound_pipeline.h"
+#include "adapters/common/stop_signal.h"
 #include "common/http/http_client.h"
 #include "imbridge/v1/bitrix24_config.pb.h"
 #include "nlohmann/json.hpp"
@@ -138,7 +138,7 @@ class Bitrix24Connector : public MessengerConnector<Bitrix24Event>,
   RuntimeInboundRouter inbound_router_;
   std::unique_ptr<InboundPipeline> pipeline_;
   AccountSet<Account> accounts_{"Bitrix24"};
-  absl::Notification stopping_;
+  StopSignal stopping_;
 };
 
 }  // namespace imbridge::adapters::bitrix24

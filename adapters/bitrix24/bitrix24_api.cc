@@ -128,9 +128,7 @@ RestClient::Answer RestClient::Post(absl::string_view method,
   return a;
 }
 
-void RestClient::Stop() {
-  if (!stopped_.HasBeenNotified()) stopped_.Notify();
-}
+void RestClient::Stop() { stopped_.Stop(); }
 
 absl::StatusOr<json> RestClient::Call(absl::string_view method, json params) {
   absl::Duration backoff = options_.initial_backoff;
@@ -143,7 +141,7 @@ absl::StatusOr<json> RestClient::Call(absl::string_view method, json params) {
   };
   for (int attempt = 1; attempt <= options_.max_attempts; ++attempt) {
     absl::Duration wait = bucket_.Reserve(options_.account, absl::Now());
-    if (stopped_.WaitForNotificationWithTimeout(wait)) return stopping();
+    if (stopped_.WaitFor(wait)) return stopping();
     std::string token;
     {
       absl::MutexLock lock(&mu_);
@@ -166,7 +164,7 @@ absl::StatusOr<json> RestClient::Call(absl::string_view method, json params) {
               {"status", absl::StrCat(last.status)},
               {"error", last.error}});
     if (attempt < options_.max_attempts) {
-      if (stopped_.WaitForNotificationWithTimeout(backoff)) return stopping();
+      if (stopped_.WaitFor(backoff)) return stopping();
       backoff = std::min(backoff * 2, options_.max_backoff);
     }
   }

@@ -11,9 +11,9 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "adapters/common/delivery_journal.h"
+#include "adapters/common/stop_signal.h"
 #include "adapters/common/token_bucket.h"
 #include "common/http/http_client.h"
 #include "nlohmann/json.hpp"
@@ -133,7 +133,7 @@ class RestClient {
   std::string refresh_token_ ABSL_GUARDED_BY(mu_);
   absl::Status health_ ABSL_GUARDED_BY(mu_);
   absl::Mutex refresh_mu_;  // One refresh at a time.
-  absl::Notification stopped_;
+  StopSignal stopped_;
 };
 
 // `commands` cut into batches of at most RestClient::kMaxBatchCommands, in

@@ -28,9 +28,7 @@ OpenApiClient::OpenApiClient(Options options, const HttpClient* http)
       http_(http),
       bucket_(options_.requests_per_second, 1) {}
 
-void OpenApiClient::Stop() {
-  if (!stopped_.HasBeenNotified()) stopped_.Notify();
-}
+void OpenApiClient::Stop() { stopped_.Stop(); }
 
 absl::StatusOr<json> OpenApiClient::PostJson(absl::string_view path,
                                              const json& body) {
@@ -79,7 +77,7 @@ absl::StatusOr<json> OpenApiClient::Call(absl::string_view path,
   };
   for (int attempt = 1; attempt <= options_.max_attempts; ++attempt) {
     absl::Duration wait = bucket_.Reserve(options_.account, absl::Now());
-    if (stopped_.WaitForNotificationWithTimeout(wait)) return stopping();
+    if (stopped_.WaitFor(wait)) return stopping();
     absl::StatusOr<HttpResponse> r = http_->Send(request);
     std::optional<absl::Duration> retry_after;
     if (!r.ok()) {
@@ -111,7 +109,7 @@ absl::StatusOr<json> OpenApiClient::Call(absl::string_view path,
       bucket_.PauseUntil(options_.account, absl::Now() + pause);
     }
     if (attempt < options_.max_attempts) {
-      if (stopped_.WaitForNotificationWithTimeout(pause)) return stopping();
+      if (stopped_.WaitFor(pause)) return stopping();
       backoff = std::min(backoff * 2, options_.max_backoff);
     }
   }

@@ -5,8 +5,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "adapters/common/stop_signal.h"
 #include "adapters/common/token_bucket.h"
 #include "common/http/http_client.h"
 #include "nlohmann/json.hpp"
@@ -72,7 +72,7 @@ class OpenApiClient {
   const Options options_;
   const HttpClient* const http_;
   TokenBucket bucket_;
-  absl::Notification stopped_;
+  StopSignal stopped_;
 };
 
 }  // namespace imbridge::adapters::botsplash

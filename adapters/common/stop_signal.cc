@@ -1,0 +1,21 @@
+#include "adapters/common/stop_signal.h"
+
+namespace imbridge::adapters {
+
+void StopSignal::Stop() {
+  absl::MutexLock lock(&mu_);
+  stopped_ = true;
+}
+
+bool StopSignal::stopped() const {
+  absl::MutexLock lock(&mu_);
+  return stopped_;
+}
+
+bool StopSignal::WaitFor(absl::Duration d) const {
+  absl::MutexLock lock(&mu_);
+  if (d <= absl::ZeroDuration()) return stopped_;
+  return mu_.AwaitWithTimeout(absl::Condition(&stopped_), d);
+}
+
+}  // namespace imbridge::adapters
