@@ -55,6 +55,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/ascii.h"
@@ -236,15 +237,24 @@ const std::vector<std::pair<const char*, const char*>>& WriterStatements() {
       {"lock_counters", "SELECT value FROM id_counters FOR UPDATE"},
       // The batch's new events with their originals' message-map rows, blobs
       // and deliveries, in one statement. $1 is the commit's time; per event
-      // (in arrival order) $2 key, $3 payload, $4 original's chat and $5 its
-      // native id ('' for none); per delivery $6 its event's position in $2
-      // (1-based), then its columns $7..$14; per blob reference $15 the
-      // event's position and $16 the blob id. An event whose key is in the
-      // log, or earlier in the batch, is not written, nor anything of its
-      // entry, and takes no id; ids follow the arrival order, delivery ids
-      // the order of $6. Returns per event written its position, its id and
-      // its first delivery id (NULL for none; its deliveries' ids follow in
-      // the order given).
+      // (in arrival order, no key twice: AddBatch leaves out the later ones)
+      // $2 key, $3 payload, $4 original's chat and $5 its native id ('' for
+      // none); per delivery $6 its event's position in $2 (1-based), then its
+      // columns $7..$14; per blob reference $15 the event's position and $16
+      // the blob id. An event whose key is in the log is not written, nor
+      // anything of its entry, and takes no id; ids follow the arrival
+      // order, delivery ids the order of $6. Returns per event written, in
+      // order, its position and its id, and in every row the last delivery
+      // id handed out before (the deliveries of the written events took the
+      // ids after it, in the order given).
+      //
+      // The events' insert has no ON CONFLICT: a speculative insertion costs
+      // an index probe and a WAL record more per row, 8 % of this statement,
+      // and `fresh` has probed already. Every writer holds the counters' lock
+      // until it commits, so no event key can be written between this
+      // statement's snapshot and its insert. Keys repeated in the batch are
+      // dropped by AddBatch for the same reason: a window over the keys here
+      // cost another 8 % (docs/benchmarks.md).
       {"write_events",
        R"sql(
 WITH counters AS (
@@ -253,8 +263,7 @@ WITH counters AS (
   FROM id_counters),
 input AS (
   SELECT key COLLATE "C" AS key, payload, chat_key COLLATE "C" AS chat_key,
-         native_id COLLATE "C" AS native_id, ord,
-         row_number() OVER (PARTITION BY key ORDER BY ord) AS nth
+         native_id COLLATE "C" AS native_id, ord
   FROM unnest($2::text[], $3::bytea[], $4::text[], $5::text[])
        WITH ORDINALITY AS t(key, payload, chat_key, native_id, ord)),
 fresh AS (
@@ -262,16 +271,12 @@ fresh AS (
          (SELECT last_event FROM counters)
            + row_number() OVER (ORDER BY i.ord) AS id
   FROM input i
-  WHERE i.nth = 1
-    AND NOT EXISTS (SELECT 1 FROM events e WHERE e.event_key = i.key)),
+  WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.event_key = i.key)),
 inserted AS (
   INSERT INTO events(id, event_key, received_at, payload)
-  SELECT id, key, $1::bigint, payload FROM fresh ORDER BY id
-  ON CONFLICT (event_key) DO NOTHING
-  RETURNING id),
+  SELECT id, key, $1::bigint, payload FROM fresh ORDER BY id),
 written AS (
-  SELECT f.ord, f.id, f.chat_key, f.native_id
-  FROM fresh f JOIN inserted USING (id)),
+  SELECT ord, id, chat_key, native_id FROM fresh),
 originals AS (
   INSERT INTO messages(channel_key, native_id, group_id, part, is_copy,
                        created_at)
@@ -310,9 +315,7 @@ counted AS (
     WHEN 'event' THEN coalesce((SELECT max(id) FROM written), value)
     WHEN 'delivery' THEN coalesce((SELECT max(id) FROM numbered), value)
     ELSE value END)
-SELECT w.ord, w.id, min(n.id)
-FROM written w LEFT JOIN numbered n ON n.event_ord = w.ord
-GROUP BY w.ord, w.id ORDER BY w.ord
+SELECT ord, id, (SELECT last_delivery FROM counters) FROM written ORDER BY ord
 )sql"},
       // The copies' (and originals') message-map rows: per row $1 chat, $2
       // native id, $3 group, $4 part, $5 is_copy; $6 the commit's time. The
@@ -433,7 +436,11 @@ class PostgresStore : public Store {
   absl::Status NotifyRecordsChanged(absl::string_view kind);
   // Appends the statements of `batch` to `commands`; fails, sending
   // nothing, on an entry that cannot be written.
-  absl::Status AddBatch(CommitBatch& batch, std::vector<Command>& commands);
+  // `sent` gets, per event sent (the position write_events numbers from
+  // 1), its index in batch.events: an event whose key came earlier in the
+  // batch is not sent.
+  absl::Status AddBatch(CommitBatch& batch, std::vector<Command>& commands,
+                        std::vector<size_t>& sent);
   // Runs a read on a pooled connection.
   absl::StatusOr<Rows> Read(const char* sql, const Params& params = Params());
   static absl::StatusOr<DeliveryRecord> ReadDelivery(const Rows& rows, int row);
@@ -580,7 +587,8 @@ absl::Status PostgresStore::Apply(CommitBatch& batch) {
   std::vector<Command> commands;
   commands.push_back({"BEGIN", false, Params()});
   commands.push_back({"lock_counters", true, Params()});
-  IMB_RETURN_IF_ERROR(AddBatch(batch, commands));
+  std::vector<size_t> sent;
+  IMB_RETURN_IF_ERROR(AddBatch(batch, commands, sent));
   // The queues given work wake their owners (maybe other routers) when the
   // transaction commits: NOTIFY is delivered on commit only.
   QueueWork work;
@@ -612,18 +620,20 @@ absl::Status PostgresStore::Apply(CommitBatch& batch) {
   }
   if (batch.events.empty()) return absl::OkStatus();
   // Results follow the statements: BEGIN, lock_counters, write_events (a
-  // row per event written: its position, id and first delivery id).
+  // row per event written: its position, its id and the last delivery id
+  // before the batch's).
   const Rows& written = (*results)[2];
+  int64_t delivery_id = 0;
   for (int row = 0; row < written.size(); ++row) {
     const int64_t position = written.Int(row, 0);
-    if (position < 1 || position > static_cast<int64_t>(batch.events.size())) {
+    if (position < 1 || position > static_cast<int64_t>(sent.size())) {
       return absl::InternalError("postgres: write_events returned a bad row");
     }
-    NewEvent& entry = batch.events[static_cast<size_t>(position - 1)];
+    if (row == 0) delivery_id = written.Int(row, 2);
+    NewEvent& entry = batch.events[sent[static_cast<size_t>(position - 1)]];
     entry.id = written.Int(row, 1);
-    int64_t delivery_id = written.IsNull(row, 2) ? 0 : written.Int(row, 2);
     for (DeliveryRecord& d : entry.deliveries) {
-      d.id = delivery_id++;
+      d.id = ++delivery_id;
       d.event_id = entry.id;
     }
   }
@@ -631,8 +641,10 @@ absl::Status PostgresStore::Apply(CommitBatch& batch) {
 }
 
 absl::Status PostgresStore::AddBatch(CommitBatch& batch,
-                                     std::vector<Command>& commands) {
+                                     std::vector<Command>& commands,
+                                     std::vector<size_t>& sent) {
   const absl::Time now = batch.now;
+  sent.clear();
   if (!batch.events.empty()) {
     ArrayParam keys(kTextOid, kTextArrayOid),
         payloads(kByteaOid, kByteaArrayOid), chats(kTextOid, kTextArrayOid),
@@ -646,13 +658,18 @@ absl::Status PostgresStore::AddBatch(CommitBatch& batch,
     ArrayParam blob_event_of(kInt8Oid, kInt8ArrayOid),
         blob_ids(kTextOid, kTextArrayOid);
     std::string bytes;
-    int64_t position = 0;
-    for (NewEvent& entry : batch.events) {
-      ++position;
+    absl::flat_hash_set<absl::string_view> seen_keys;
+    seen_keys.reserve(batch.events.size());
+    sent.reserve(batch.events.size());
+    for (size_t index = 0; index < batch.events.size(); ++index) {
+      NewEvent& entry = batch.events[index];
       if (entry.event == nullptr || entry.event->key().empty()) {
         return absl::InvalidArgumentError("store: event has no key");
       }
       const v1::Event& event = *entry.event;
+      if (!seen_keys.insert(event.key()).second) continue;  // a duplicate
+      sent.push_back(index);
+      const int64_t position = static_cast<int64_t>(sent.size());
       keys.Add(event.key());
       if (entry.payload.empty()) {
         if (!event.SerializeToString(&bytes)) {
