@@ -437,12 +437,12 @@ absl::Status Migrate(sqlite3* db) {
 // with the writer, and SQLite starts the WAL over only at a transaction that
 // finds it wholly copied. So once the WAL passes `wal_restart_bytes` (the
 // writer's commit says so through SQLite's WAL hook, which wakes the
-// checkpointer) the checkpointer copies all but the last few frames, then
-// holds the writer between two transactions (`write_gate_`) while it copies
-// the rest and waits for the readers of older snapshots to finish (a
-// RESTART checkpoint). The writer's next transaction writes the WAL from its
-// start again, over blocks the file already has, and truncates it to
-// `wal_restart_bytes`.
+// checkpointer) the checkpointer copies all but the last few frames and
+// flushes the database file, then holds the writer between two
+// transactions (`write_gate_`) while it copies the rest and waits for the
+// readers of older snapshots to finish (a RESTART checkpoint). The writer's
+// next transaction writes the WAL from its start again, over blocks the file
+// already has, and truncates it to `wal_restart_bytes`.
 class SqliteStore : public Store {
  public:
   static absl::StatusOr<std::unique_ptr<Store>> Open(
