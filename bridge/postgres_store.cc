@@ -8,6 +8,14 @@
 //                                    writer's memory; here the server
 //                                    allocates them (see below)
 //   meta(key, value)                 router_id only
+// and since version 3 a third:
+//   events.origin_chat, origin_id    a MessagePosted's original (its chat,
+//                                    ChannelKey without thread, and native
+//                                    id; '' for none): the original's
+//                                    message-map row (group = the event's
+//                                    id, part 0, not a copy) is kept here,
+//                                    not in `messages`, until the event is
+//                                    pruned (kFindMessage)
 // Times are Unix milliseconds in bigint columns; InfinitePast/InfiniteFuture
 // are the smallest/largest int64. Keys are `text COLLATE "C"`, so that they
 // sort bytewise as in SQLite whatever the database's locale.
@@ -23,7 +31,7 @@
 // per statement) sees what the others committed. write_events is one
 // statement of data-modifying CTEs: it drops the batch's events whose key is
 // in the log or earlier in the batch, numbers the rest in arrival order
-// from the event counter, inserts them, their originals' message-map rows,
+// from the event counter, inserts them (with their originals), their
 // blob references and deliveries (numbered from the delivery counter, in
 // order) and advances both counters; it returns each written event's
 // position, id and first delivery id. (A statement per row spent most of
@@ -51,6 +59,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -215,6 +224,18 @@ CREATE TABLE queue_leases (
 );
 CREATE INDEX queue_leases_by_holder ON queue_leases(holder);
 )sql"},
+    // An original's message-map row lives in its event's row (origin_chat,
+    // origin_id) instead of a row of its own in `messages`: one heap row,
+    // two index entries and a speculative insertion less per relayed
+    // message, a quarter of write_events (docs/benchmarks.md). Rows written
+    // before stay in `messages`; the map is both (kFindMessage).
+    {3, R"sql(
+ALTER TABLE events
+  ADD COLUMN origin_chat text COLLATE "C" NOT NULL DEFAULT '',
+  ADD COLUMN origin_id text COLLATE "C" NOT NULL DEFAULT '';
+CREATE INDEX events_by_origin ON events(origin_chat, origin_id)
+  WHERE origin_id <> '';
+)sql"},
 };
 
 constexpr int kSchemaVersion =
@@ -235,8 +256,9 @@ const std::vector<std::pair<const char*, const char*>>& WriterStatements() {
       // and the batch's later statements (each with a snapshot of its own)
       // see every event committed before.
       {"lock_counters", "SELECT value FROM id_counters FOR UPDATE"},
-      // The batch's new events with their originals' message-map rows, blobs
-      // and deliveries, in one statement. $1 is the commit's time; per event
+      // The batch's new events with their originals (origin_chat,
+      // origin_id), blobs and deliveries, in one statement. $1 is the commit's
+      // time; per event
       // (in arrival order, no key twice: AddBatch leaves out the later ones)
       // $2 key, $3 payload, $4 original's chat and $5 its native id ('' for
       // none); per delivery $6 its event's position in $2 (1-based), then its
@@ -273,16 +295,12 @@ fresh AS (
   FROM input i
   WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.event_key = i.key)),
 inserted AS (
-  INSERT INTO events(id, event_key, received_at, payload)
-  SELECT id, key, $1::bigint, payload FROM fresh ORDER BY id),
+  INSERT INTO events(id, event_key, received_at, payload, origin_chat,
+                     origin_id)
+  SELECT id, key, $1::bigint, payload, chat_key, native_id FROM fresh
+  ORDER BY id),
 written AS (
-  SELECT ord, id, chat_key, native_id FROM fresh),
-originals AS (
-  INSERT INTO messages(channel_key, native_id, group_id, part, is_copy,
-                       created_at)
-  SELECT chat_key, native_id, id, 0, false, $1::bigint FROM written
-  WHERE native_id <> '' ORDER BY id
-  ON CONFLICT (channel_key, native_id) DO NOTHING),
+  SELECT ord, id FROM fresh),
 numbered AS (
   SELECT d.*, w.id AS event_id,
          (SELECT last_delivery FROM counters)
@@ -317,10 +335,11 @@ counted AS (
     ELSE value END)
 SELECT ord, id, (SELECT last_delivery FROM counters) FROM written ORDER BY ord
 )sql"},
-      // The copies' (and originals') message-map rows: per row $1 chat, $2
-      // native id, $3 group, $4 part, $5 is_copy; $6 the commit's time. The
-      // first of rows with the same (chat, native id) wins, as does a row
-      // already there.
+      // The copies' (and originals' given as rows) message-map rows: per
+      // row $1 chat, $2 native id, $3 group, $4 part, $5 is_copy; $6 the
+      // commit's time. The first of rows with the same (chat, native id)
+      // wins, as does a row already there (for one in an event's row,
+      // kFindMessage decides).
       {"add_messages",
        "INSERT INTO messages(channel_key, native_id, group_id, part,"
        " is_copy, created_at)"
@@ -680,7 +699,10 @@ absl::Status PostgresStore::AddBatch(CommitBatch& batch,
       } else {
         payloads.Add(entry.payload);
       }
-      chats.Add(entry.original_chat_key);
+      // No original, no origin chat: events_by_origin leaves the row out.
+      chats.Add(entry.original_message_id.empty()
+                    ? absl::string_view()
+                    : absl::string_view(entry.original_chat_key));
       natives.Add(entry.original_message_id);
       for (const std::string& blob_id : entry.blob_ids) {
         blob_event_of.AddInt(position);
@@ -861,6 +883,20 @@ absl::StatusOr<bool> PostgresStore::DeleteBlob(absl::string_view blob_id,
 
 absl::StatusOr<int64_t> PostgresStore::PruneEvents(absl::Time before) {
   IMB_RETURN_IF_ERROR(RequireTransaction());
+  // The message map is kept: the originals of the events about to go move
+  // into `messages`. A row already there for the same native id stays; that
+  // is the one case in which pruning changes which row counts (a native id
+  // given to two messages of one chat).
+  IMB_RETURN_IF_ERROR(
+      writer_
+          .Exec("INSERT INTO messages(channel_key, native_id, group_id, part, "
+                "is_copy, created_at) SELECT origin_chat, origin_id, id, 0, "
+                "false, received_at FROM events WHERE received_at < $1 AND "
+                "origin_id <> '' AND id NOT IN (SELECT event_id FROM "
+                "deliveries) ORDER BY id ON CONFLICT (channel_key, native_id) "
+                "DO NOTHING",
+                Params().Time(before))
+          .status());
   IMB_RETURN_IF_ERROR(
       writer_
           .Exec("DELETE FROM event_blobs WHERE event_id IN (SELECT id FROM "
@@ -1066,9 +1102,22 @@ absl::StatusOr<Store::TargetCounts> PostgresStore::CountDeliveries(
   return counts;
 }
 
+// The message map: the rows of `messages` and, since schema version 3, the
+// originals kept in their events' rows (origin_chat, origin_id, found
+// through events_by_origin). Where a native id has several rows (a row
+// already there is never replaced, but an event's original is written
+// without looking at `messages`), the oldest counts, an original before a
+// row of the same commit, then the lowest group: the row the map would
+// have kept had all of them been one table's. kFindMessage ranks them in
+// the server, FindMessages in its loop; `later` is 0 for an original in its
+// event, 1 for a row of `messages`.
 constexpr char kFindMessage[] =
-    "SELECT group_id, is_copy FROM messages "
-    "WHERE channel_key = $1 AND native_id = $2";
+    "SELECT group_id, is_copy FROM ("
+    "SELECT group_id, is_copy, created_at, 1 AS later FROM messages"
+    " WHERE channel_key = $1 AND native_id = $2"
+    " UNION ALL SELECT id, false, received_at, 0 FROM events"
+    " WHERE origin_chat = $1 AND origin_id = $2 AND origin_id <> ''"
+    ") m ORDER BY created_at, later, group_id LIMIT 1";
 
 std::optional<MessageLocation> ReadLocation(const Rows& rows) {
   if (rows.size() == 0) return std::nullopt;
@@ -1097,29 +1146,52 @@ PostgresStore::FindMessages(
     channel_keys.push_back(channel_key);
     native_ids.push_back(native_id);
   }
+  // Every row of every key, ranked below. Each key is probed through the
+  // index (OFFSET 0 keeps each sub-select per key): as `messages` grows
+  // faster than its statistics, the planner would otherwise pick a hash
+  // join over a sequential scan of it, ten times slower
+  // (docs/benchmarks.md).
   IMB_ASSIGN_OR_RETURN(
-      Rows rows,
-      Read("SELECT k.ord, m.group_id, m.is_copy"
-           " FROM unnest($1::text[], $2::text[]) WITH ORDINALITY"
-           " AS k(channel_key, native_id, ord)"
-           " JOIN messages m ON m.channel_key = k.channel_key COLLATE \"C\""
-           " AND m.native_id = k.native_id COLLATE \"C\"",
-           Params().TextArray(channel_keys).TextArray(native_ids)));
+      Rows rows, Read("SELECT k.ord, m.group_id, m.is_copy, m.created_at, 1"
+                      " FROM unnest($1::text[], $2::text[]) WITH ORDINALITY"
+                      " AS k(channel_key, native_id, ord) CROSS JOIN LATERAL"
+                      " (SELECT group_id, is_copy, created_at FROM messages"
+                      " WHERE channel_key = k.channel_key COLLATE \"C\""
+                      " AND native_id = k.native_id COLLATE \"C\" OFFSET 0) m"
+                      " UNION ALL SELECT k.ord, e.id, false, e.received_at, 0"
+                      " FROM unnest($1::text[], $2::text[]) WITH ORDINALITY"
+                      " AS k(channel_key, native_id, ord) CROSS JOIN LATERAL"
+                      " (SELECT id, received_at FROM events"
+                      " WHERE origin_chat = k.channel_key COLLATE \"C\""
+                      " AND origin_id = k.native_id COLLATE \"C\""
+                      " AND origin_id <> '' OFFSET 0) e",
+                      Params().TextArray(channel_keys).TextArray(native_ids)));
   found.resize(messages.size());
+  // The rank of the row in found[i], as (time, later, group).
+  std::vector<std::tuple<int64_t, int64_t, int64_t>> rank(messages.size());
   for (int i = 0; i < rows.size(); ++i) {
     const int64_t ord = rows.Int(i, 0);
     if (ord < 1 || ord > static_cast<int64_t>(found.size())) continue;
-    found[ord - 1] = MessageLocation{rows.Int(i, 1), rows.Bool(i, 2)};
+    const size_t at = static_cast<size_t>(ord - 1);
+    std::tuple<int64_t, int64_t, int64_t> row_rank(
+        rows.Int(i, 3), rows.Int(i, 4), rows.Int(i, 1));
+    if (found[at].has_value() && rank[at] <= row_rank) continue;
+    found[at] = MessageLocation{rows.Int(i, 1), rows.Bool(i, 2)};
+    rank[at] = row_rank;
   }
   return found;
 }
 
 absl::StatusOr<std::vector<std::string>> PostgresStore::FindMessagesInChannel(
     int64_t group_id, absl::string_view channel_key) {
-  IMB_ASSIGN_OR_RETURN(
-      Rows rows, Read("SELECT native_id FROM messages "
-                      "WHERE group_id = $1 AND channel_key = $2 ORDER BY part",
-                      Params().Int(group_id).Text(channel_key)));
+  IMB_ASSIGN_OR_RETURN(Rows rows,
+                       Read("SELECT native_id FROM ("
+                            "SELECT native_id, part FROM messages "
+                            "WHERE group_id = $1 AND channel_key = $2 "
+                            "UNION SELECT origin_id, 0 FROM events "
+                            "WHERE id = $1 AND origin_chat = $2 "
+                            "AND origin_id <> '') m ORDER BY part, native_id",
+                            Params().Int(group_id).Text(channel_key)));
   std::vector<std::string> native_ids;
   for (int i = 0; i < rows.size(); ++i) native_ids.push_back(rows.Text(i, 0));
   return native_ids;

@@ -935,6 +935,87 @@ TEST_P(StoreTest, NewEventWritesItsOriginalAndBlobsWithIt) {
             "serialized by the caller");
 }
 
+// An event's original and the copies recorded later are one message map:
+// found one at a time and many at once, listed per channel, and where a
+// native id has two rows the older one counts.
+TEST_P(StoreTest, OriginalsAndCopiesAreOneMessageMap) {
+  NewEvent entry = Event("k", {Delivery("B", kT0)});
+  entry.original_chat_key = "slack/acme/A";
+  entry.original_message_id = "m1";
+  NewEvent no_original = Event("k2", {Delivery("B", kT0)});
+  no_original.original_chat_key = "slack/acme/A";  // and no native id
+  ASSERT_OK_AND_ASSIGN(std::vector<NewEvent> written,
+                       Write({entry, no_original}, At(1)));
+  const int64_t group = written[0].id;
+  ASSERT_OK(Change(
+      [&](CommitBatch& b) {
+        b.messages.push_back({group, "slack/acme/B", {"c1", "c2"}, true});
+        // A copy given the original's native id in its chat (a messenger
+        // that reuses ids): the original, written first, still counts.
+        b.messages.push_back({group, "slack/acme/A", {"m1"}, true});
+      },
+      At(2)));
+  ASSERT_OK_AND_ASSIGN(std::optional<MessageLocation> original,
+                       store_->FindMessage("slack/acme/A", "m1"));
+  ASSERT_TRUE(original.has_value());
+  EXPECT_EQ(original->group_id, group);
+  EXPECT_FALSE(original->is_copy);
+  ASSERT_OK_AND_ASSIGN(std::optional<MessageLocation> none,
+                       store_->FindMessage("slack/acme/A", ""));
+  EXPECT_FALSE(none.has_value());
+  ASSERT_OK_AND_ASSIGN(std::vector<std::optional<MessageLocation>> many,
+                       store_->FindMessages({{"slack/acme/B", "c2"},
+                                             {"slack/acme/A", "m1"},
+                                             {"slack/acme/B", "m1"}}));
+  ASSERT_EQ(many.size(), 3u);
+  ASSERT_TRUE(many[0].has_value());
+  EXPECT_TRUE(many[0]->is_copy);
+  ASSERT_TRUE(many[1].has_value());
+  EXPECT_FALSE(many[1]->is_copy);
+  EXPECT_EQ(many[1]->group_id, group);
+  EXPECT_FALSE(many[2].has_value());
+  EXPECT_THAT(*store_->FindMessagesInChannel(group, "slack/acme/A"),
+              ElementsAre("m1"));
+  EXPECT_THAT(*store_->FindMessagesInChannel(group, "slack/acme/B"),
+              ElementsAre("c1", "c2"));
+  EXPECT_THAT(*store_->FindMessagesInChannel(written[1].id, "slack/acme/A"),
+              IsEmpty());
+}
+
+// Pruning an event keeps its original in the message map.
+TEST_P(StoreTest, PruneEventsKeepsTheirOriginalsInTheMessageMap) {
+  NewEvent entry = Event("old", {Delivery("B", At(0))});
+  entry.original_chat_key = "slack/acme/A";
+  entry.original_message_id = "m-old";
+  ASSERT_OK_AND_ASSIGN(std::vector<NewEvent> written, Write({entry}, At(0)));
+  const int64_t group = written[0].id;
+  ASSERT_OK(Change(
+      [&](CommitBatch& b) {
+        b.completed.push_back(written[0].deliveries[0].id);
+        b.messages.push_back({group, "slack/acme/B", {"c-old"}, true});
+      },
+      At(1)));
+  int64_t pruned = -1;
+  ASSERT_OK(InTransaction([&]() -> absl::Status {
+    IMB_ASSIGN_OR_RETURN(pruned, store_->PruneEvents(At(50)));
+    return absl::OkStatus();
+  }));
+  ASSERT_EQ(pruned, 1);
+  EXPECT_EQ(CountRows("events"), 0);
+  ASSERT_OK_AND_ASSIGN(std::optional<MessageLocation> original,
+                       store_->FindMessage("slack/acme/A", "m-old"));
+  ASSERT_TRUE(original.has_value());
+  EXPECT_EQ(original->group_id, group);
+  EXPECT_FALSE(original->is_copy);
+  EXPECT_THAT(*store_->FindMessagesInChannel(group, "slack/acme/A"),
+              ElementsAre("m-old"));
+  // And it still tells a repeated original from a new one.
+  ASSERT_OK_AND_ASSIGN(std::vector<std::optional<MessageLocation>> many,
+                       store_->FindMessages({{"slack/acme/A", "m-old"}}));
+  ASSERT_EQ(many.size(), 1u);
+  EXPECT_TRUE(many[0].has_value());
+}
+
 TEST_P(StoreTest, DataSurvivesReopen) {
   ASSERT_OK_AND_ASSIGN(std::vector<NewEvent> written,
                        Write({Event("k", {Delivery("A", At(3))})}));
@@ -1437,6 +1518,53 @@ TEST_P(SqliteStoreTest, VersionTwoDataDirIsUpgradedInPlaceAndFindsEverything) {
   EXPECT_THAT(dead_targets, IsEmpty());
 }
 
+// A database of schema version 2 kept every original's message-map row in
+// `messages`; version 3 keeps new ones in their events' rows. After the
+// upgrade both are found, and the rows from before are not moved.
+TEST_P(PostgresStoreTest, VersionTwoDatabaseIsUpgradedAndFindsOldOriginals) {
+  ASSERT_OK_AND_ASSIGN(std::vector<NewEvent> old,
+                       Write({Event("old", {Delivery("B", At(0))})}, At(0)));
+  const int64_t old_group = old[0].id;
+  // What version 2 wrote for an original, and its schema.
+  store_.reset();
+  ASSERT_OK(
+      server_
+          ->Query(database_,
+                  absl::StrCat("INSERT INTO messages VALUES ('slack/acme/A', "
+                               "'m-v2', ",
+                               old_group,
+                               ", 0, false, 0); ALTER TABLE events DROP COLUMN "
+                               "origin_chat, DROP COLUMN origin_id; UPDATE "
+                               "schema_version SET version = 2"))
+          .status());
+  EXPECT_EQ(*server_->Query(database_,
+                            "SELECT count(*) FROM pg_indexes "
+                            "WHERE indexname = 'events_by_origin'"),
+            "0");
+  Reopen();
+  EXPECT_EQ(*server_->Query(database_, "SELECT version FROM schema_version"),
+            "3");
+
+  NewEvent entry = Event("new", {Delivery("B", At(1))});
+  entry.original_chat_key = "slack/acme/A";
+  entry.original_message_id = "m-v3";
+  ASSERT_OK_AND_ASSIGN(std::vector<NewEvent> written, Write({entry}, At(1)));
+  EXPECT_EQ(CountRows("messages"), 1);  // the new original is in its event
+  ASSERT_OK_AND_ASSIGN(std::vector<std::optional<MessageLocation>> found,
+                       store_->FindMessages({{"slack/acme/A", "m-v2"},
+                                             {"slack/acme/A", "m-v3"}}));
+  ASSERT_EQ(found.size(), 2u);
+  ASSERT_TRUE(found[0].has_value());
+  EXPECT_EQ(found[0]->group_id, old_group);
+  EXPECT_FALSE(found[0]->is_copy);
+  ASSERT_TRUE(found[1].has_value());
+  EXPECT_EQ(found[1]->group_id, written[0].id);
+  EXPECT_THAT(*store_->FindMessagesInChannel(old_group, "slack/acme/A"),
+              ElementsAre("m-v2"));
+  EXPECT_THAT(*store_->FindMessagesInChannel(written[0].id, "slack/acme/A"),
+              ElementsAre("m-v3"));
+}
+
 TEST_P(PostgresStoreTest, NewerSchemaIsRefused) {
   store_.reset();
   ASSERT_OK(server_->Query(database_, "UPDATE schema_version SET version = 99")
@@ -1444,7 +1572,7 @@ TEST_P(PostgresStoreTest, NewerSchemaIsRefused) {
   absl::StatusOr<std::unique_ptr<Store>> store = Open();
   EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(store.status().message()),
-              HasSubstr("schema version 99 but this build knows 2"));
+              HasSubstr("schema version 99 but this build knows 3"));
 }
 
 // The password reaches the server and nothing else: not an error about a
