@@ -88,6 +88,8 @@ if [ ! -f "$build/build.ninja" ]; then
   cmake -S "$root" -B "$build" "${cmake_args[@]}" >/dev/null
 fi
 ninja -C "$build" "${targets[@]}"
+# shellcheck source=scripts/test-tmpdir.sh
+. "$root/scripts/test-tmpdir.sh"
 [ "$kind" = tsan ] && export LD_PRELOAD="$tsan_preload"
 cd "$build"
 ctest --output-on-failure --timeout "$timeout" -j 2 "${tests[@]}" "$@"

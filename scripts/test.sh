@@ -6,5 +6,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${IMBRIDGE_BUILD_DIR:-$root/build}"
 "$root/scripts/build.sh"
+# shellcheck source=scripts/test-tmpdir.sh
+. "$root/scripts/test-tmpdir.sh"
 cd "$build"
 ctest --output-on-failure --timeout 600 -j "$(nproc)" "$@"

@@ -5,6 +5,7 @@
 
 #include "bridge/blob_store.h"
 
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <thread>
@@ -43,8 +44,8 @@ class SharedBlobsTest : public ::testing::Test {
     ASSERT_TRUE(database.ok()) << database.status();
     server_ = database->server;
     database_ = database->name;
-    char tmpl[] = "/tmp/shared-blobs-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    std::string tmpl = ::testing::TempDir() + "/shared-blobs-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
     dir_ = tmpl;
     for (Router* r : {&a_, &b_}) {
       PostgresStoreOptions options;
@@ -57,6 +58,14 @@ class SharedBlobsTest : public ::testing::Test {
       r->blobs = std::make_unique<BlobStore>(dir_, kMaxBytes);
       ASSERT_TRUE(r->blobs->Init().ok());
     }
+  }
+
+  void TearDown() override {
+    for (Router* r : {&a_, &b_}) {
+      r->blobs.reset();
+      r->store.reset();
+    }
+    if (!dir_.empty()) std::filesystem::remove_all(dir_);
   }
 
   // `router` receives kContent and stores it as used at `at`, as PutBlob

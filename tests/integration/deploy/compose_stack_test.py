@@ -106,7 +106,9 @@ class ComposeStackTest(unittest.TestCase):
         taken = [p for p in PORTS if port_in_use(p)]
         if taken:
             self.skipTest("ports in use on 127.0.0.1: %s" % taken)
-        tmp = tempfile.mkdtemp(prefix="imbridge-compose-")
+        # Directly under /tmp whatever TMPDIR says: podman refuses a runroot
+        # path longer than 50 characters (the test removes the directory).
+        tmp = tempfile.mkdtemp(prefix="imbridge-compose-", dir="/tmp")
         storage = ["--root", os.path.join(tmp, "storage"), "--runroot",
                    os.path.join(tmp, "run"), "--storage-driver", "vfs"]
         socket_path = os.path.join(tmp, "podman.sock")

@@ -33,7 +33,9 @@ PODMAN_RUN = ["--runtime", "runc", "--network", "host",
 class ContainerImageTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.mkdtemp(prefix="imbridge-image-")
+        # Directly under /tmp whatever TMPDIR says: podman refuses a runroot
+        # path longer than 50 characters (the test removes the directory).
+        cls.tmp = tempfile.mkdtemp(prefix="imbridge-image-", dir="/tmp")
         cls.storage = ["--root", os.path.join(cls.tmp, "storage"), "--runroot",
                        os.path.join(cls.tmp, "run"), "--storage-driver", "vfs"]
         env = dict(os.environ, BUILDAH_OPTS=" ".join(cls.storage))
