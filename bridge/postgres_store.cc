@@ -225,10 +225,11 @@ CREATE TABLE queue_leases (
 CREATE INDEX queue_leases_by_holder ON queue_leases(holder);
 )sql"},
     // An original's message-map row lives in its event's row (origin_chat,
-    // origin_id) instead of a row of its own in `messages`: one heap row,
-    // two index entries and a speculative insertion less per relayed
-    // message, a quarter of write_events (docs/benchmarks.md). Rows written
-    // before stay in `messages`; the map is both (kFindMessage).
+    // origin_id) instead of a row of its own in `messages`: per relayed
+    // message one heap row, one index entry (two in `messages` against one
+    // in events_by_origin) and a speculative insertion less, a quarter of
+    // write_events (docs/benchmarks.md). Rows written before stay in
+    // `messages`; the map is both (kFindMessage).
     {3, R"sql(
 ALTER TABLE events
   ADD COLUMN origin_chat text COLLATE "C" NOT NULL DEFAULT '',
@@ -256,19 +257,18 @@ const std::vector<std::pair<const char*, const char*>>& WriterStatements() {
       // and the batch's later statements (each with a snapshot of its own)
       // see every event committed before.
       {"lock_counters", "SELECT value FROM id_counters FOR UPDATE"},
-      // The batch's new events with their originals (origin_chat,
-      // origin_id), blobs and deliveries, in one statement. $1 is the commit's
-      // time; per event
-      // (in arrival order, no key twice: AddBatch leaves out the later ones)
-      // $2 key, $3 payload, $4 original's chat and $5 its native id ('' for
-      // none); per delivery $6 its event's position in $2 (1-based), then its
-      // columns $7..$14; per blob reference $15 the event's position and $16
-      // the blob id. An event whose key is in the log is not written, nor
-      // anything of its entry, and takes no id; ids follow the arrival
-      // order, delivery ids the order of $6. Returns per event written, in
-      // order, its position and its id, and in every row the last delivery
-      // id handed out before (the deliveries of the written events took the
-      // ids after it, in the order given).
+      // The batch's new events with their originals (origin_chat, origin_id),
+      // blobs and deliveries, in one statement. $1 is the commit's time; per
+      // event (in arrival order, no key twice: AddBatch leaves out the later
+      // ones) $2 key, $3 payload, $4 original's chat and $5 its native id (''
+      // for none); per delivery $6 its event's position in $2 (1-based), then
+      // its columns $7..$14; per blob reference $15 the event's position and
+      // $16 the blob id. An event whose key is in the log is not written, nor
+      // anything of its entry, and takes no id; ids follow the arrival order,
+      // delivery ids the order of $6. Returns per event written, in order, its
+      // position and its id, and in every row the last delivery id handed out
+      // before (the deliveries of the written events took the ids after it, in
+      // the order given).
       //
       // The events' insert has no ON CONFLICT: a speculative insertion costs
       // an index probe and a WAL record more per row, 8 % of this statement,
