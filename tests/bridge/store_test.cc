@@ -235,6 +235,17 @@ class StoreTest : public ::testing::TestWithParam<Backend> {
     return ids[0];
   }
 
+  // Prunes the events received before `before`, in a transaction of its
+  // own; returns how many went.
+  absl::StatusOr<int64_t> Prune(absl::Time before) {
+    int64_t pruned = 0;
+    IMB_RETURN_IF_ERROR(InTransaction([&]() -> absl::Status {
+      IMB_ASSIGN_OR_RETURN(pruned, store_->PruneEvents(before));
+      return absl::OkStatus();
+    }));
+    return pruned;
+  }
+
   // Applies a batch that `fill` fills in, at `now`.
   absl::Status Change(const std::function<void(CommitBatch&)>& fill,
                       absl::Time now = kT0) {
@@ -798,11 +809,7 @@ TEST_P(StoreTest, PruneEventsKeepsEventsThatDeliveriesNeed) {
       },
       At(1)));
 
-  int64_t pruned = -1;
-  ASSERT_OK(InTransaction([&]() -> absl::Status {
-    IMB_ASSIGN_OR_RETURN(pruned, store_->PruneEvents(At(50)));
-    return absl::OkStatus();
-  }));
+  ASSERT_OK_AND_ASSIGN(int64_t pruned, Prune(At(50)));
   EXPECT_EQ(pruned, 1);
   EXPECT_EQ(CountRows("events"), 3);
   EXPECT_EQ(CountRows("event_blobs"), 1);  // blob2 of old_pending
@@ -828,7 +835,7 @@ TEST_P(StoreTest, IdsAreNotReusedAfterDeletingTheNewestRows) {
                        Write({Event("k1", {Delivery("A", At(0))})}, At(0)));
   const int64_t e = first[0].id, d = first[0].deliveries[0].id;
   ASSERT_OK(Change([&](CommitBatch& b) { b.completed = {d}; }));
-  ASSERT_OK(InTransaction([&] { return store_->PruneEvents(At(1)).status(); }));
+  ASSERT_OK(Prune(At(1)).status());
   EXPECT_EQ(CountRows("events"), 0);
   Reopen();
   ASSERT_OK_AND_ASSIGN(std::vector<NewEvent> second,
@@ -995,11 +1002,7 @@ TEST_P(StoreTest, PruneEventsKeepsTheirOriginalsInTheMessageMap) {
         b.messages.push_back({group, "slack/acme/B", {"c-old"}, true});
       },
       At(1)));
-  int64_t pruned = -1;
-  ASSERT_OK(InTransaction([&]() -> absl::Status {
-    IMB_ASSIGN_OR_RETURN(pruned, store_->PruneEvents(At(50)));
-    return absl::OkStatus();
-  }));
+  ASSERT_OK_AND_ASSIGN(int64_t pruned, Prune(At(50)));
   ASSERT_EQ(pruned, 1);
   EXPECT_EQ(CountRows("events"), 0);
   ASSERT_OK_AND_ASSIGN(std::optional<MessageLocation> original,
