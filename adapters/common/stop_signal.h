@@ -2,6 +2,7 @@
 #define IMBRIDGE_ADAPTERS_COMMON_STOP_SIGNAL_H_
 
 #include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 
@@ -26,6 +27,14 @@ class StopSignal {
   // Waits `d` (not at all if it is zero or less) unless the stop comes
   // first; true if stopped, before or during the wait.
   bool WaitFor(absl::Duration d) const;
+
+  // A rate limit's wait before a call to the messenger: OK once `d` has
+  // passed, and at once when it is zero or less (a stop ends waits, it does
+  // not refuse a call that needs none: a farewell such as "the bot is
+  // offline" still goes out); a retryable error ("the adapter is stopping")
+  // when the stop came before or comes during a wait, so that the call is
+  // not made and the router gives the delivery again.
+  absl::Status Pause(absl::Duration d) const;
 
  private:
   mutable absl::Mutex mu_;

@@ -11,6 +11,7 @@
 #include "adapters/common/markup/slack_mrkdwn.h"
 #include "common/file_size.h"
 #include "common/logging.h"
+#include "common/status_macros.h"
 
 namespace imbridge::adapters::slack {
 namespace {
@@ -72,9 +73,8 @@ SlackOutbound::SlackOutbound(Options options, const SlackApi* api,
       limiter_(options_.messages_per_second, options_.burst),
       journal_(journal) {}
 
-void SlackOutbound::Pace(const std::string& channel) {
-  absl::Duration wait = limiter_.Reserve(channel, absl::Now());
-  if (wait > absl::ZeroDuration()) absl::SleepFor(wait);
+absl::Status SlackOutbound::Pace(const std::string& channel) {
+  return stopping_.Pause(limiter_.Reserve(channel, absl::Now()));
 }
 
 absl::StatusOr<const SlackApi*> SlackOutbound::PosterFor(
@@ -124,7 +124,7 @@ absl::StatusOr<std::vector<std::string>> SlackOutbound::SendMessage(
     if (text.empty()) text = " ";
     if (as_user) text = WithSenderLine(d.sender_name(), text);
     steps.push_back([&]() -> absl::StatusOr<Ids> {
-      Pace(channel);
+      IMB_RETURN_IF_ERROR(Pace(channel));
       auto ts = PostJoining<std::string>(poster, channel, [&] {
         // A person's post shows the person: no username or icon.
         return poster->PostMessage(
@@ -143,7 +143,7 @@ absl::StatusOr<std::vector<std::string>> SlackOutbound::SendMessage(
     steps.push_back([&, a]() -> absl::StatusOr<Ids> {
       auto data = blobs_(a->blob_id(), options_.max_file_bytes);
       if (!data.ok()) return data.status();
-      Pace(channel);
+      IMB_RETURN_IF_ERROR(Pace(channel));
       auto file_id = PostJoining<std::string>(poster, channel, [&] {
         return poster->UploadFile(a->name().empty() ? "file" : a->name(),
                                   a->name(), *data, channel, thread_ts,
@@ -184,7 +184,7 @@ absl::Status SlackOutbound::EditMessage(const v1::Delivery& d) {
   if (AsUser(*poster)) text = WithSenderLine(d.sender_name(), text);
   for (const std::string& id : d.target_message_ids()) {
     if (IsFileId(id)) continue;
-    Pace(d.target().chat_id());
+    IMB_RETURN_IF_ERROR(Pace(d.target().chat_id()));
     absl::Status s = (*poster)->UpdateMessage(d.target().chat_id(), id, text);
     if (!s.ok()) return s;
   }
@@ -200,8 +200,8 @@ absl::Status SlackOutbound::DeleteMessage(const v1::Delivery& d) {
       s = (*poster)->DeleteFile(
           absl::string_view(id).substr(strlen(kFileIdPrefix)));
     } else {
-      Pace(d.target().chat_id());
-      s = (*poster)->DeleteMessage(d.target().chat_id(), id);
+      s = Pace(d.target().chat_id());
+      if (s.ok()) s = (*poster)->DeleteMessage(d.target().chat_id(), id);
     }
     if (!s.ok() && !AlreadyGone(s)) return s;
   }

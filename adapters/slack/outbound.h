@@ -8,6 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "adapters/common/delivery_journal.h"
+#include "adapters/common/stop_signal.h"
 #include "adapters/common/token_bucket.h"
 #include "adapters/slack/posts_in_flight.h"
 #include "adapters/slack/slack_api.h"
@@ -50,7 +51,9 @@ namespace imbridge::adapters::slack {
 // none.) The methods are the SlackAdapter's connector interfaces
 // (adapters/common/connector.h) for this account.
 // Writes to one channel are paced by a token bucket (about one per second).
-// Errors come from SlackApi (retryable or permanent, with Retry-After).
+// Errors come from SlackApi (retryable or permanent, with Retry-After); a
+// pacing wait that Stop() ends is a retryable error, and its call is not
+// made.
 //
 // Threading: the methods from any thread; it blocks for the Slack calls and
 // the pacing waits.
@@ -89,8 +92,14 @@ class SlackOutbound {
   // Deleted.
   absl::Status DeleteMessage(const v1::Delivery& delivery);
 
+  // Ends the pacing waits in progress and makes every later write that
+  // would wait fail at once: the adapter is stopping. Calls already made
+  // run to their end.
+  void Stop() { stopping_.Stop(); }
+
  private:
-  void Pace(const std::string& channel);
+  // Waits for a turn to write to `channel`; retryable when stopped first.
+  absl::Status Pace(const std::string& channel);
   // The client that posts in `channel`: the service user's where
   // UserChannels selects it, else the bot's.
   absl::StatusOr<const SlackApi*> PosterFor(const std::string& channel);
@@ -104,6 +113,7 @@ class SlackOutbound {
   BlobFetcher blobs_;
   // Per Slack channel.
   TokenBucket limiter_;
+  StopSignal stopping_;
   DeliveryJournal* const journal_;
 };
 

@@ -431,6 +431,11 @@ void SlackAdapter::Stop() {
     if (stopping_) return;
     stopping_ = true;
   }
+  // Deliveries waiting for their turn give up (the router sends them again)
+  // rather than hold the shutdown for as long as the pacing asks.
+  for (auto& a : accounts_) {
+    if (a->outbound) a->outbound->Stop();
+  }
   for (auto& t : identify_threads_) {
     if (t.joinable()) t.join();
   }

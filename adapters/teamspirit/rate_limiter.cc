@@ -2,8 +2,6 @@
 
 #include <utility>
 
-#include "absl/time/clock.h"
-
 namespace imbridge::adapters::teamspirit {
 namespace {
 // The bot's one bucket.
@@ -18,10 +16,7 @@ absl::Duration RateLimiter::Reserve() {
   return bucket_.Reserve(kBot, clock_());
 }
 
-void RateLimiter::Acquire() {
-  absl::Duration wait = Reserve();
-  if (wait > absl::ZeroDuration()) absl::SleepFor(wait);
-}
+absl::Status RateLimiter::Acquire() { return stopping_.Pause(Reserve()); }
 
 void RateLimiter::PauseUntil(absl::Time until) {
   bucket_.PauseUntil(kBot, until);

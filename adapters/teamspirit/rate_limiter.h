@@ -3,7 +3,9 @@
 
 #include <functional>
 
+#include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "adapters/common/stop_signal.h"
 #include "adapters/common/token_bucket.h"
 
 namespace imbridge::adapters::teamspirit {
@@ -13,7 +15,8 @@ namespace imbridge::adapters::teamspirit {
 // to wait (429 Retry-After). A single TokenBucket key, with the clock built
 // in and a blocking Acquire() for the API client's worker threads.
 //
-// Thread-safe. Acquire() blocks the calling thread; Reserve() does not.
+// Thread-safe. Acquire() blocks the calling thread until its turn or Stop();
+// Reserve() does not block.
 class RateLimiter {
  public:
   // The time source, replaceable for tests.
@@ -30,15 +33,23 @@ class RateLimiter {
   // caller told to wait must not call again for the same request.
   absl::Duration Reserve();
 
-  // Reserve(), then sleeps for the returned time.
-  void Acquire();
+  // Reserve(), then waits for the returned time: OK when the call may go; a
+  // retryable error when it must wait and Stop() came, before or during the
+  // wait (StopSignal::Pause).
+  absl::Status Acquire();
 
   // Makes no token available before `until` (the server answered 429).
   void PauseUntil(absl::Time until);
 
+  // Ends the waits in progress and fails every later Acquire() that would
+  // wait: the adapter is stopping, and a wait (up to the server's
+  // Retry-After) must not hold its shutdown.
+  void Stop() { stopping_.Stop(); }
+
  private:
   const Clock clock_;
   TokenBucket bucket_;
+  StopSignal stopping_;
 };
 
 }  // namespace imbridge::adapters::teamspirit

@@ -212,6 +212,11 @@ void TeamSpiritAdapter::Stop() {
   if (stopped_) return;
   stopped_ = true;
   for (const auto& a : accounts_) {
+    // Calls that must wait for their turn (up to a 429's Retry-After) give
+    // up: a delivery goes back to the router, an inbound file download is
+    // answered 503 and TeamSpirit sends the event again. Calls that need no
+    // wait, such as the bot's farewell presence below, still go.
+    a->limiter.Stop();
     if (a->identity != nullptr) a->identity->Stop();
   }
   // Answers what is queued, finishes what is in progress, before the router

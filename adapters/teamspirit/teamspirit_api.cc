@@ -7,6 +7,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
 #include "adapters/common/delivery_handler.h"
+#include "common/status_macros.h"
 #include "nlohmann/json.hpp"
 
 namespace imbridge::adapters::teamspirit {
@@ -331,7 +332,7 @@ HttpHeaderList TeamSpiritApi::AuthHeaders() const {
 
 absl::StatusOr<HttpResponse> TeamSpiritApi::Call(HttpClientRequest request,
                                                  absl::string_view what) {
-  limiter_->Acquire();
+  IMB_RETURN_IF_ERROR(limiter_->Acquire());
   for (auto& h : AuthHeaders()) request.headers.push_back(std::move(h));
   if (!request.timeout.has_value()) request.timeout = options_.timeout;
   absl::StatusOr<HttpResponse> response = http_->Send(request);
@@ -541,7 +542,7 @@ absl::Status TsIncomingWebhook::Post(absl::string_view text,
   request.headers = {{"Content-Type", "application/json"}};
   request.body = Dump(body);
   request.timeout = timeout_;
-  limiter_->Acquire();
+  IMB_RETURN_IF_ERROR(limiter_->Acquire());
   constexpr char kWhat[] = "POST <incoming webhook>";
   absl::StatusOr<HttpResponse> response = http_->Send(request);
   if (!response.ok()) {

@@ -192,8 +192,7 @@ absl::Status Outbound::TakeToken(Target& target) {
     return RetryableError(
         absl::StrCat("telegram rate limit for chat ", target.chat), wait);
   }
-  if (wait > absl::ZeroDuration()) absl::SleepFor(wait);
-  return absl::OkStatus();
+  return stopping_.Pause(wait);
 }
 
 absl::StatusOr<json> Outbound::Call(

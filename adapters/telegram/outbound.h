@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "adapters/common/delivery_handler.h"
 #include "adapters/common/delivery_journal.h"
+#include "adapters/common/stop_signal.h"
 #include "adapters/telegram/chat_aliases.h"
 #include "adapters/telegram/format.h"
 #include "adapters/telegram/rate_limiter.h"
@@ -62,8 +63,9 @@ struct OutboundAccount {
 //   Telegram's reason; one that is already gone counts as deleted.
 // - Membership: an italic notice "<name> joined/left the chat".
 //
-// Every call first takes a token from the RateLimiter (sleeping up to its
-// max_wait, else answering retryable). Errors: 429 with the retry_after
+// Every call first takes a token from the RateLimiter (waiting up to its
+// max_wait, else answering retryable; a wait that Stop() ends is retryable
+// too, and its call is not made). Errors: 429 with the retry_after
 // Telegram asked for, 5xx and timeouts are retryable; other 4xx are
 // permanent with Telegram's description. A send answered with
 // `migrate_to_chat_id` records the alias and is repeated on the new chat.
@@ -101,6 +103,11 @@ class Outbound {
   // Membership: returns the notice's message id.
   absl::StatusOr<std::vector<std::string>> SendMembership(
       const v1::Delivery& delivery);
+
+  // Ends the rate limiter's waits in progress and makes every later call
+  // that would wait fail at once: the adapter is stopping. Calls already
+  // made run to their end.
+  void Stop() { stopping_.Stop(); }
 
  private:
   struct Target;
@@ -141,6 +148,7 @@ class Outbound {
   const BlobReader blobs_;
   DeliveryJournal* const journal_;
   const OpenSendPolicy policy_;
+  StopSignal stopping_;
 };
 
 }  // namespace imbridge::adapters::telegram

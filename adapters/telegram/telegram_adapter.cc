@@ -399,6 +399,9 @@ absl::Status TelegramAdapter::Start() {
 }
 
 void TelegramAdapter::Stop() {
+  // Deliveries waiting for the rate limiter give up (the router sends them
+  // again) rather than hold the shutdown.
+  if (outbound_ != nullptr) outbound_->Stop();
   for (auto& a : accounts_) {
     if (a->poller != nullptr) a->poller->Stop();
   }

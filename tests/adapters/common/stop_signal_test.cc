@@ -5,6 +5,7 @@
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "adapters/common/delivery_handler.h"
 #include "gtest/gtest.h"
 
 namespace imbridge::adapters {
@@ -46,6 +47,25 @@ TEST(StopSignalTest, StopMayComeManyTimesFromManyThreads) {
   }
   for (std::thread& t : stoppers) t.join();
   EXPECT_TRUE(stop.stopped());
+}
+
+// A delivery's pacing wait: the call goes ahead after it, or is given back
+// to the router (a retryable error) when the adapter stops before or
+// during it.
+TEST(StopSignalTest, APauseEndsInARetryableErrorWhenTheStopComes) {
+  StopSignal stop;
+  EXPECT_TRUE(stop.Pause(absl::ZeroDuration()).ok());
+  EXPECT_TRUE(stop.Pause(absl::Milliseconds(5)).ok());
+  absl::Status paused;
+  std::thread waiter([&] { paused = stop.Pause(absl::Hours(1)); });
+  absl::SleepFor(absl::Milliseconds(20));
+  stop.Stop();
+  waiter.join();  // a missed stop hangs here: the test times out
+  EXPECT_TRUE(IsRetryable(paused)) << paused;
+  EXPECT_NE(paused.message().find("stopping"), absl::string_view::npos);
+  EXPECT_TRUE(IsRetryable(stop.Pause(absl::Milliseconds(1))));
+  // A call that needs no wait still goes.
+  EXPECT_TRUE(stop.Pause(absl::ZeroDuration()).ok());
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include "adapters/teamspirit/teamspirit_api.h"
 
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -248,6 +249,25 @@ TEST_F(TeamSpiritApiTest, AnOutageFailsEveryCallUntilItEnds) {
   fake_->FailFor(absl::ZeroDuration());
   EXPECT_TRUE(api_->PostMessage("c-1", m).ok());
   EXPECT_THAT(fake_->Messages("c-1"), SizeIs(1));
+}
+
+// A 429 pauses every call for its Retry-After (here an hour); the adapter's
+// stop ends the wait of a call in it, which is then not made.
+TEST_F(TeamSpiritApiTest, StopEndsAWaitForTheServersRetryAfter) {
+  TsNewMessage m;
+  m.text = "x";
+  fake_->FailNext(1, 429, 3600, "POST");
+  absl::Status limited = api_->PostMessage("c-1", m).status();
+  ASSERT_TRUE(IsRetryable(limited)) << limited;
+  absl::Status waited;
+  std::thread caller([&] { waited = api_->PostMessage("c-1", m).status(); });
+  absl::SleepFor(absl::Milliseconds(50));
+  limiter_.Stop();
+  caller.join();  // without the stop's end of the wait: an hour (timeout)
+  EXPECT_TRUE(IsRetryable(waited)) << waited;
+  EXPECT_THAT(std::string(waited.message()), HasSubstr("stopping"));
+  EXPECT_THAT(fake_->Messages("c-1"), SizeIs(0));
+  EXPECT_TRUE(IsRetryable(api_->GetMe().status()));
 }
 
 TEST_F(TeamSpiritApiTest, EditDeleteFilesPresence) {

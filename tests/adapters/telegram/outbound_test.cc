@@ -5,6 +5,7 @@
 
 #include <map>
 #include <memory>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -32,6 +33,13 @@ class OutboundTest : public ::testing::Test {
     rate.per_chat_burst = 1000;
     rate.per_group_per_minute = 60000;
     rate.per_bot_per_second = 1000;
+    MakeOutbound(rate);
+    group_ = fake_.CreateChat("supergroup", "Team");
+  }
+
+  // outbound_ on a limiter of `rate`.
+  void MakeOutbound(const RateLimiter::Options& rate) {
+    outbound_.reset();
     limiter_ = std::make_unique<RateLimiter>(rate);
     OutboundAccount account;
     account.name = "main";
@@ -47,7 +55,6 @@ class OutboundTest : public ::testing::Test {
           return it->second;
         },
         journal_.get(), OpenSendPolicy::kAtLeastOnce);
-    group_ = fake_.CreateChat("supergroup", "Team");
   }
 
   v1::Delivery Posted(const std::string& text, const std::string& key = "") {
@@ -97,6 +104,26 @@ TEST_F(OutboundTest, TextWithEntitiesAndSenderName) {
       {"type":"bold","offset":21,"length":4}])"));
   // No parse mode: the text is sent as is.
   EXPECT_FALSE(fake_.calls("sendMessage")[0].params.contains("parse_mode"));
+}
+
+// A send waiting for the chat's rate limit when the adapter stops gives up
+// (retryable: the router sends it again) and is not made.
+TEST_F(OutboundTest, StopEndsAWaitForTheRateLimit) {
+  RateLimiter::Options slow;
+  slow.per_chat_per_second = 1.0 / 3600;  // one send an hour
+  slow.per_chat_burst = 1;
+  slow.max_wait = absl::Hours(2);
+  MakeOutbound(slow);
+  ASSERT_TRUE(outbound_->SendMessage(Posted("first")).ok());
+  absl::Status waited;
+  std::thread sender(
+      [&] { waited = outbound_->SendMessage(Posted("second")).status(); });
+  absl::SleepFor(absl::Milliseconds(50));
+  outbound_->Stop();
+  sender.join();  // without the stop's end of the wait: an hour (timeout)
+  EXPECT_TRUE(IsRetryable(waited)) << waited;
+  EXPECT_THAT(std::string(waited.message()), HasSubstr("stopping"));
+  EXPECT_THAT(fake_.bot_messages(group_), SizeIs(1));
 }
 
 TEST_F(OutboundTest, LongTextIsSplitAndEveryPartIdReturned) {
