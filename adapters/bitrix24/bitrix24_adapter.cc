@@ -558,11 +558,8 @@ absl::StatusOr<InboundRoute> Bitrix24Connector::Route(
     const Bitrix24Event& raw) {
   std::string id = IdString(raw.event, "eventId");
   if (id.empty()) return absl::InvalidArgumentError("event without eventId");
-  InboundRoute route;
-  route.chat =
-      absl::StrCat(raw.account, "/", DialogOf(Object(raw.event, "data")));
-  route.key = absl::StrCat(raw.account, ":", id);
-  return route;
+  return AccountInboundRoute(raw.account, DialogOf(Object(raw.event, "data")),
+                             id);
 }
 
 absl::StatusOr<InboundConversion> Bitrix24Connector::Convert(

@@ -724,10 +724,8 @@ void BotsplashConnector::HandleReply(Account* account, HttpRequest request,
 
 absl::StatusOr<InboundRoute> BotsplashConnector::Route(
     const BotsplashReply& raw) {
-  InboundRoute route;
-  route.chat = absl::StrCat(raw.account, "/", raw.reply.visitor_id);
-  route.key = absl::StrCat(raw.account, ":", raw.reply.message_id);
-  return route;
+  return AccountInboundRoute(raw.account, raw.reply.visitor_id,
+                             raw.reply.message_id);
 }
 
 absl::StatusOr<InboundConversion> BotsplashConnector::Convert(

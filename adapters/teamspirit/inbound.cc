@@ -237,10 +237,8 @@ void WebhookReceiver::Handle(HttpRequest request,
 }
 
 absl::StatusOr<InboundRoute> WebhookReceiver::Route(const TsInboundEvent& raw) {
-  InboundRoute route;
-  route.chat = absl::StrCat(raw.context.account, "/", raw.event.chat_id);
-  route.key = absl::StrCat(raw.context.account, ":", raw.event.event_id);
-  return route;
+  return AccountInboundRoute(raw.context.account, raw.event.chat_id,
+                             raw.event.event_id);
 }
 
 absl::StatusOr<InboundConversion> WebhookReceiver::Convert(
