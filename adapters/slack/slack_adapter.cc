@@ -468,9 +468,9 @@ void SlackAdapter::HandleEvents(Account* a, HttpRequest request,
             "X-Slack-Signature and X-Slack-Request-Timestamp required"));
     return;
   }
-  absl::Status verified =
-      VerifySlackSignature(a->config.signing_secret(), timestamp, signature,
-                           request.body, absl::Now());
+  absl::Status verified = VerifyTimestampedSignature(
+      kSlackSignature, a->config.signing_secret(), timestamp, signature,
+      request.body, absl::Now());
   if (!verified.ok()) {
     runtime_->CountRejection(
         absl::StrContains(verified.message(), "window") ||

@@ -156,9 +156,9 @@ void WebhookReceiver::Handle(HttpRequest request,
   absl::string_view timestamp = request.Header("X-TeamSpirit-Timestamp");
   absl::string_view signature = request.Header("X-TeamSpirit-Signature");
   absl::Time now = options_.clock();
-  absl::Status verified =
-      VerifyTeamSpiritSignature(options_.webhook_secret, timestamp, signature,
-                                request.body, now, options_.signature_window);
+  absl::Status verified = VerifyTimestampedSignature(
+      kTeamSpiritSignature, options_.webhook_secret, timestamp, signature,
+      request.body, now, options_.signature_window);
   if (!verified.ok()) {
     if (verified.code() != absl::StatusCode::kUnauthenticated) {
       LogError("outgoing webhook secret is not usable",
