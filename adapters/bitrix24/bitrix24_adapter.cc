@@ -742,12 +742,8 @@ absl::StatusOr<std::vector<std::string>> Bitrix24Connector::SendMessage(
                      caption = std::exchange(caption, std::string())]()
                         -> absl::StatusOr<std::vector<std::string>> {
       absl::StatusOr<std::string> bytes =
-          runtime_->router().GetBlob(att.blob_id(), kMaxUploadBytes);
-      if (!bytes.ok()) {
-        return RetryableError(
-            absl::StrCat("cannot read the file from the router: ",
-                         bytes.status().message()));
-      }
+          ReadBlobForUpload(runtime_->router(), att.blob_id(), kMaxUploadBytes);
+      if (!bytes.ok()) return bytes.status();
       json fields = {{"name", att.name()},
                      {"content", absl::Base64Escape(*bytes)}};
       if (!caption.empty()) fields["message"] = caption;

@@ -583,12 +583,8 @@ absl::StatusOr<std::vector<std::string>> BotsplashConnector::SendMessage(
     steps.push_back([this, account, dm_path, upload_path, to, key, n, att,
                      limit]() -> absl::StatusOr<std::vector<std::string>> {
       absl::StatusOr<std::string> bytes =
-          runtime_->router().GetBlob(att.blob_id(), limit);
-      if (!bytes.ok()) {
-        return RetryableError(
-            absl::StrCat("cannot read the file from the router: ",
-                         bytes.status().message()));
-      }
+          ReadBlobForUpload(runtime_->router(), att.blob_id(), limit);
+      if (!bytes.ok()) return bytes.status();
       absl::StatusOr<json> uploaded = account->api->Upload(
           upload_path, att.name(), att.mime_type(), *std::move(bytes));
       if (!uploaded.ok()) return uploaded.status();
