@@ -149,77 +149,76 @@ void CountIgnored(absl::string_view type) {
       .Increment();
 }
 
+// The checks of one account of ValidateBitrix24Config at `at`; `paths`
+// holds the webhook paths of the accounts before it.
+absl::Status ValidateAccount(absl::string_view source,
+                             const v1::Bitrix24Account& a,
+                             const std::string& at, bool registering,
+                             absl::flat_hash_set<std::string>* paths) {
+  bool oauth = a.has_oauth();
+  if (a.webhook_url().empty() == !oauth) {
+    return ConfigError(source, at,
+                       "exactly one of webhook_url and oauth is required");
+  }
+  if (!oauth && !IsHttpUrl(a.webhook_url())) {
+    return ConfigError(source, at + ".webhook_url",
+                       "must start with https:// or http://");
+  }
+  if (oauth) {
+    const v1::Bitrix24OAuth& o = a.oauth();
+    if (!IsHttpUrl(o.rest_url())) {
+      return ConfigError(source, at + ".oauth.rest_url",
+                         "required: https://<portal>/rest/");
+    }
+    if (!o.token_url().empty() && !IsHttpUrl(o.token_url())) {
+      return ConfigError(source, at + ".oauth.token_url",
+                         "must start with https:// or http://");
+    }
+    if (o.client_id().empty() || o.client_secret().empty()) {
+      return ConfigError(source, at + ".oauth",
+                         "client_id and client_secret are required");
+    }
+    if (o.refresh_token().empty()) {
+      return ConfigError(source, at + ".oauth.refresh_token",
+                         "required (or refresh_token_file)");
+    }
+  }
+  if (!registering && a.bot_id() <= 0) {
+    return ConfigError(source, at + ".bot_id",
+                       "required: run with --register to get it");
+  }
+  if (a.bot_token().size() > 40) {
+    return ConfigError(source, at + ".bot_token", "at most 40 characters");
+  }
+  if (a.mode() == v1::Bitrix24Account::WEBHOOK) {
+    if (a.application_token().empty()) {
+      return ConfigError(source, at + ".application_token",
+                         "required in webhook mode (or "
+                         "application_token_file)");
+    }
+    if (absl::Status s = CheckWebhookPath(source, at + ".webhook_path",
+                                          WebhookPath(a), paths);
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (a.requests_per_second() < 0) {
+    return ConfigError(source, at + ".requests_per_second",
+                       "must not be negative");
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status ValidateBitrix24Config(absl::string_view source,
                                     const v1::Bitrix24AdapterConfig& config,
                                     bool registering) {
-  absl::Status status = ValidateAdapterConfigBasics(source, config);
-  if (!status.ok()) return status;
-  absl::flat_hash_set<std::string> names, paths;
-  for (int i = 0; i < config.accounts_size(); ++i) {
-    const v1::Bitrix24Account& a = config.accounts(i);
-    const std::string at = absl::StrCat("accounts[", i, "]");
-    if (absl::Status s =
-            CheckAccountName(source, at + ".name", a.name(), &names);
-        !s.ok()) {
-      return s;
-    }
-    bool oauth = a.has_oauth();
-    if (a.webhook_url().empty() == !oauth) {
-      return ConfigError(source, at,
-                         "exactly one of webhook_url and oauth is required");
-    }
-    if (!oauth && !IsHttpUrl(a.webhook_url())) {
-      return ConfigError(source, at + ".webhook_url",
-                         "must start with https:// or http://");
-    }
-    if (oauth) {
-      const v1::Bitrix24OAuth& o = a.oauth();
-      if (!IsHttpUrl(o.rest_url())) {
-        return ConfigError(source, at + ".oauth.rest_url",
-                           "required: https://<portal>/rest/");
-      }
-      if (!o.token_url().empty() && !IsHttpUrl(o.token_url())) {
-        return ConfigError(source, at + ".oauth.token_url",
-                           "must start with https:// or http://");
-      }
-      if (o.client_id().empty() || o.client_secret().empty()) {
-        return ConfigError(source, at + ".oauth",
-                           "client_id and client_secret are required");
-      }
-      if (o.refresh_token().empty()) {
-        return ConfigError(source, at + ".oauth.refresh_token",
-                           "required (or refresh_token_file)");
-      }
-    }
-    if (!registering && a.bot_id() <= 0) {
-      return ConfigError(source, at + ".bot_id",
-                         "required: run with --register to get it");
-    }
-    if (a.bot_token().size() > 40) {
-      return ConfigError(source, at + ".bot_token", "at most 40 characters");
-    }
-    if (a.mode() == v1::Bitrix24Account::WEBHOOK) {
-      if (a.application_token().empty()) {
-        return ConfigError(source, at + ".application_token",
-                           "required in webhook mode (or "
-                           "application_token_file)");
-      }
-      if (!absl::StartsWith(WebhookPath(a), "/")) {
-        return ConfigError(source, at + ".webhook_path", "must start with /");
-      }
-      if (!paths.insert(WebhookPath(a)).second) {
-        return ConfigError(source, at + ".webhook_path",
-                           "used by two accounts");
-      }
-    }
-    if (a.requests_per_second() < 0) {
-      return ConfigError(source, at + ".requests_per_second",
-                         "must not be negative");
-    }
-  }
-  return absl::OkStatus();
+  absl::flat_hash_set<std::string> paths;
+  return ValidateAccounts(
+      source, config, [&](const v1::Bitrix24Account& a, const std::string& at) {
+        return ValidateAccount(source, a, at, registering, &paths);
+      });
 }
 
 RestClient::Options ClientOptions(const v1::Bitrix24Account& a) {

@@ -6,11 +6,13 @@
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "adapters/common/account_names.h"
 #include "adapters/common/inbound_answer.h"
 #include "common/config_loader.h"
 #include "common/http/hmac.h"
@@ -47,17 +49,6 @@ std::string ApiBase(const v1::TelegramAccount& a) {
   return base;
 }
 
-bool IsAccountName(absl::string_view name) {
-  if (name.empty() || name.size() > 64) return false;
-  for (char c : name) {
-    if (!(absl::ascii_islower(c) || absl::ascii_isdigit(c) || c == '_' ||
-          c == '-')) {
-      return false;
-    }
-  }
-  return true;
-}
-
 bool IsSecretToken(absl::string_view s) {
   if (s.empty() || s.size() > 256) return false;
   for (char c : s) {
@@ -86,18 +77,13 @@ absl::Status ValidateTelegramConfig(absl::string_view source,
                                     const v1::TelegramAdapterConfig& config) {
   absl::Status status = ValidateAdapterConfigBasics(source, config);
   if (!status.ok()) return status;
-  absl::flat_hash_map<std::string, int> names, paths;
+  absl::flat_hash_set<std::string> names;
+  absl::flat_hash_map<std::string, int> paths;
   for (int i = 0; i < config.accounts_size(); ++i) {
     const v1::TelegramAccount& a = config.accounts(i);
     const std::string at = absl::StrCat("accounts[", i, "]");
-    if (!IsAccountName(a.name())) {
-      return ConfigError(source, at + ".name",
-                         "required: 1-64 characters of a-z, 0-9, _ and -");
-    }
-    if (!names.emplace(a.name(), i).second) {
-      return ConfigError(source, at + ".name",
-                         absl::StrCat("'", a.name(), "' is used twice"));
-    }
+    status = CheckAccountName(source, at + ".name", a.name(), &names);
+    if (!status.ok()) return status;
     if (a.token().empty()) {
       return ConfigError(source, at + ".token", "required (or token_file)");
     }

@@ -545,6 +545,41 @@ TEST_F(CommandLineTest, AProgramCommandRunsWithItsOwnCheck) {
               HasSubstr("  --register        register and exit\n"));
 }
 
+TEST(ValidateAccountsTest, BasicsThenEachAccountsNameThenItsOwnChecks) {
+  v1::TelegramAdapterConfig config;
+  std::vector<std::string> checked;
+  auto check = [&](const v1::TelegramAccount& a, const std::string& at) {
+    checked.push_back(absl::StrCat(at, "=", a.name()));
+    return a.token().empty() ? ConfigError("a.yaml", at + ".token", "required")
+                             : absl::OkStatus();
+  };
+  absl::Status s = ValidateAccounts("a.yaml", config, check);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("router.token"));
+  config.mutable_router()->set_token("t");
+  config.mutable_http()->set_listen("127.0.0.1:0");
+  s = ValidateAccounts("a.yaml", config, check);
+  EXPECT_THAT(std::string(s.message()),
+              HasSubstr("accounts: at least one account is required"));
+
+  config.add_accounts()->set_name("a");
+  config.add_accounts()->set_name("b");
+  for (v1::TelegramAccount& a : *config.mutable_accounts()) a.set_token("x");
+  EXPECT_TRUE(ValidateAccounts("a.yaml", config, check).ok());
+  EXPECT_THAT(checked, ElementsAre("accounts[0]=a", "accounts[1]=b"));
+
+  checked.clear();
+  config.mutable_accounts(1)->clear_token();
+  s = ValidateAccounts("a.yaml", config, check);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("accounts[1].token"));
+  // A bad or repeated name stops the check before the account's own.
+  checked.clear();
+  config.mutable_accounts(1)->set_name("a");
+  s = ValidateAccounts("a.yaml", config, check);
+  EXPECT_THAT(std::string(s.message()),
+              HasSubstr("accounts[1].name: 'a' is used twice"));
+  EXPECT_THAT(checked, ElementsAre("accounts[0]=a"));
+}
+
 TEST(ValidateAdapterBasicsTest, RouterThenHttpThenLogLevel) {
   v1::RouterConnection router;
   v1::HttpServerOptions http;
