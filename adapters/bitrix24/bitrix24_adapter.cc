@@ -7,6 +7,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/functional/bind_front.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
@@ -333,13 +334,9 @@ Bitrix24Connector::Bitrix24Connector(const v1::Bitrix24AdapterConfig& config,
   pipeline_ = std::make_unique<InboundPipeline>(popts, &inbound_router_);
   for (auto& a : accounts_) {
     if (a->config.mode() != v1::Bitrix24Account::WEBHOOK) continue;
-    Account* account = a.get();
     runtime_->http().Handle(
         "POST", WebhookPath(a->config),
-        [this, account](HttpRequest request,
-                        std::shared_ptr<Responder> responder) {
-          HandleWebhook(account, std::move(request), std::move(responder));
-        },
+        absl::bind_front(&Bitrix24Connector::HandleWebhook, this, a.get()),
         FormBodies());
   }
 }

@@ -4,6 +4,7 @@
 #include <optional>
 #include <utility>
 
+#include "absl/functional/bind_front.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -253,21 +254,14 @@ BotsplashConnector::BotsplashConnector(const v1::BotsplashAdapterConfig& config,
     accounts_.Add(a.name(), std::move(account));
   }
   for (auto& a : accounts_) {
-    Account* account = a.get();
     runtime_->http().Handle(
         "POST", ReplyPath(a->config),
-        [this, account](HttpRequest request,
-                        std::shared_ptr<Responder> responder) {
-          HandleReply(account, std::move(request), std::move(responder));
-        },
+        absl::bind_front(&BotsplashConnector::HandleReply, this, a.get()),
         JsonBodies());
     if (!a->config.public_url().empty()) {
       runtime_->http().HandlePrefix(
           "GET", FilesPrefix(a->config),
-          [this, account](HttpRequest request,
-                          std::shared_ptr<Responder> responder) {
-            HandleFile(account, std::move(request), std::move(responder));
-          });
+          absl::bind_front(&BotsplashConnector::HandleFile, this, a.get()));
     }
   }
 }

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/functional/bind_front.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -196,10 +197,7 @@ ChatlioAdapter::ChatlioAdapter(const v1::ChatlioAdapterConfig& config,
   linker_ = std::thread([this] { LinkerLoop(); });
   runtime->http().HandlePrefix(
       "POST", kPathPrefix,
-      [this](HttpRequest request, std::shared_ptr<Responder> responder) {
-        HandleWebhook(std::move(request), std::move(responder));
-      },
-      JsonBodies());
+      absl::bind_front(&ChatlioAdapter::HandleWebhook, this), JsonBodies());
 }
 
 ChatlioAdapter::~ChatlioAdapter() { Stop(); }

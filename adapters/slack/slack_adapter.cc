@@ -4,6 +4,7 @@
 #include <atomic>
 #include <utility>
 
+#include "absl/functional/bind_front.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -347,10 +348,7 @@ SlackAdapter::SlackAdapter(const v1::SlackAdapterConfig& config,
     } else {
       runtime_->http().Handle(
           "POST", absl::StrCat("/slack/", c.name(), "/events"),
-          [this, a](HttpRequest request, std::shared_ptr<Responder> r) {
-            HandleEvents(a, std::move(request), std::move(r));
-          },
-          JsonBodies());
+          absl::bind_front(&SlackAdapter::HandleEvents, this, a), JsonBodies());
     }
     runtime_->AddReadinessCheck(
         absl::StrCat("slack:", c.name()), [a]() -> absl::Status {

@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/functional/bind_front.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -300,12 +302,9 @@ absl::Status TelegramAdapter::Init() {
   if (!status.ok()) return status;
   for (auto& a : accounts_) {
     if (a->config.mode() != v1::TelegramAccount::WEBHOOK) continue;
-    Account* account = a.get();
     runtime_->http().Handle(
         "POST", a->path,
-        [this, account](HttpRequest request, std::shared_ptr<Responder> r) {
-          HandleWebhook(*account, std::move(request), std::move(r));
-        },
+        absl::bind_front(&TelegramAdapter::HandleWebhook, this, std::ref(*a)),
         JsonBodies());
   }
   return absl::OkStatus();
