@@ -289,10 +289,7 @@ int RegisterBots(const v1::Bitrix24AdapterConfig& config) {
 }
 
 AdapterProgram<v1::Bitrix24AdapterConfig> Bitrix24Program() {
-  AdapterProgram<v1::Bitrix24AdapterConfig> program;
-  program.binary = "imbridge-adapter-bitrix24";
-  program.identity.platform = kPlatform;
-  program.identity.default_port = kDefaultPort;
+  AdapterProgram<v1::Bitrix24AdapterConfig> program(kPlatform, kDefaultPort);
   program.validate = [](absl::string_view source,
                         const v1::Bitrix24AdapterConfig& config) {
     return ValidateBitrix24Config(source, config);

@@ -103,10 +103,7 @@ std::string NameOfUrl(absl::string_view url) {
 }  // namespace
 
 AdapterProgram<v1::BotsplashAdapterConfig> BotsplashProgram() {
-  AdapterProgram<v1::BotsplashAdapterConfig> program;
-  program.binary = "imbridge-adapter-botsplash";
-  program.identity.platform = kPlatform;
-  program.identity.default_port = kDefaultPort;
+  AdapterProgram<v1::BotsplashAdapterConfig> program(kPlatform, kDefaultPort);
   program.validate = ValidateBotsplashConfig;
   program.connect =
       ConnectAfterInit<BotsplashConnector, v1::BotsplashAdapterConfig>;

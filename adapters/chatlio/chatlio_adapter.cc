@@ -589,16 +589,9 @@ bool ChatlioAdapter::TryLink(const std::string& key) {
 }
 
 AdapterProgram<v1::ChatlioAdapterConfig> ChatlioProgram() {
-  AdapterProgram<v1::ChatlioAdapterConfig> program;
-  program.binary = "imbridge-adapter-chatlio";
-  program.identity.platform = kPlatform;
-  program.identity.default_port = kDefaultPort;
+  AdapterProgram<v1::ChatlioAdapterConfig> program(kPlatform, kDefaultPort);
   program.validate = ValidateChatlioConfig;
-  program.connect = [](const v1::ChatlioAdapterConfig& config,
-                       AdapterRuntime* runtime, DeliveryJournal* journal)
-      -> absl::StatusOr<std::unique_ptr<Connector>> {
-    return std::make_unique<ChatlioAdapter>(config, runtime, journal);
-  };
+  program.connect = Connect<ChatlioAdapter, v1::ChatlioAdapterConfig>;
   return program;
 }
 

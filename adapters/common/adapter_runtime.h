@@ -237,6 +237,16 @@ bool ParseAdapterCommandLine(
 // log_level, and state_dir unless the adapter keeps no delivery journal.
 template <typename Config>
 struct AdapterProgram {
+  AdapterProgram() = default;
+  // The program of the binary "imbridge-adapter-<platform>" whose HTTP
+  // server listens on `default_port` when http.listen is empty; validate
+  // and connect are still to be set.
+  AdapterProgram(absl::string_view platform, uint16_t default_port)
+      : binary(absl::StrCat("imbridge-adapter-", platform)) {
+    identity.platform = std::string(platform);
+    identity.default_port = default_port;
+  }
+
   // The binary's name, for usage and errors ("imbridge-adapter-slack").
   std::string binary;
   // Its platform, default port and request timeout (accounts and
@@ -267,6 +277,15 @@ struct AdapterProgram {
   };
   std::vector<Command> commands;
 };
+
+// An AdapterProgram::connect for a connector built as
+// `ConnectorType(config, runtime, journal)`, which cannot fail.
+template <typename ConnectorType, typename Config>
+absl::StatusOr<std::unique_ptr<Connector>> Connect(const Config& config,
+                                                   AdapterRuntime* runtime,
+                                                   DeliveryJournal* journal) {
+  return std::make_unique<ConnectorType>(config, runtime, journal);
+}
 
 // An AdapterProgram::connect for a connector built as
 // `ConnectorType(config, runtime, journal)` whose `absl::Status Init()` must

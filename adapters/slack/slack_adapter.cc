@@ -106,18 +106,11 @@ struct SlackAdapter::Account {
 };
 
 AdapterProgram<v1::SlackAdapterConfig> SlackProgram() {
-  AdapterProgram<v1::SlackAdapterConfig> program;
-  program.binary = "imbridge-adapter-slack";
-  program.identity.platform = "slack";
-  program.identity.default_port = kDefaultPort;
+  AdapterProgram<v1::SlackAdapterConfig> program("slack", kDefaultPort);
   program.identity.default_request_timeout =
       absl::Milliseconds(kDefaultRequestTimeoutMs);
   program.validate = ValidateSlackConfig;
-  program.connect = [](const v1::SlackAdapterConfig& config,
-                       AdapterRuntime* runtime, DeliveryJournal* journal)
-      -> absl::StatusOr<std::unique_ptr<Connector>> {
-    return std::make_unique<SlackAdapter>(config, runtime, journal);
-  };
+  program.connect = Connect<SlackAdapter, v1::SlackAdapterConfig>;
   return program;
 }
 

@@ -276,10 +276,7 @@ absl::StatusOr<std::vector<std::string>> TeamSpiritAdapter::SendMembership(
 }
 
 AdapterProgram<v1::TeamSpiritAdapterConfig> TeamSpiritProgram() {
-  AdapterProgram<v1::TeamSpiritAdapterConfig> program;
-  program.binary = "imbridge-adapter-teamspirit";
-  program.identity.platform = kPlatform;
-  program.identity.default_port = kDefaultPort;
+  AdapterProgram<v1::TeamSpiritAdapterConfig> program(kPlatform, kDefaultPort);
   program.identity.default_request_timeout = absl::Milliseconds(4500);
   program.validate = ValidateTeamSpiritConfig;
   program.connect = [](const v1::TeamSpiritAdapterConfig& config,

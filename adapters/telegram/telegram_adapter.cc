@@ -163,10 +163,7 @@ absl::Status ValidateTelegramConfig(absl::string_view source,
 }
 
 AdapterProgram<v1::TelegramAdapterConfig> TelegramProgram() {
-  AdapterProgram<v1::TelegramAdapterConfig> program;
-  program.binary = "imbridge-adapter-telegram";
-  program.identity.platform = "telegram";
-  program.identity.default_port = kDefaultPort;
+  AdapterProgram<v1::TelegramAdapterConfig> program("telegram", kDefaultPort);
   program.validate = ValidateTelegramConfig;
   program.connect = [](const v1::TelegramAdapterConfig& config,
                        AdapterRuntime* runtime, DeliveryJournal* journal)

@@ -545,6 +545,50 @@ TEST_F(CommandLineTest, AProgramCommandRunsWithItsOwnCheck) {
               HasSubstr("  --register        register and exit\n"));
 }
 
+// A connector built from its config, runtime and journal, which it keeps.
+class BuiltConnector : public Connector {
+ public:
+  BuiltConnector(const v1::TelegramAdapterConfig& config,
+                 AdapterRuntime* runtime, DeliveryJournal* journal)
+      : account_(config.accounts(0).name()),
+        runtime_(runtime),
+        journal_(journal) {}
+  std::vector<std::string> Accounts() const override { return {account_}; }
+  absl::StatusOr<std::vector<std::string>> SendMessage(
+      const v1::Delivery&) override {
+    return std::vector<std::string>();
+  }
+  AdapterRuntime* runtime() const { return runtime_; }
+  DeliveryJournal* journal() const { return journal_; }
+
+ private:
+  const std::string account_;
+  AdapterRuntime* const runtime_;
+  DeliveryJournal* const journal_;
+};
+
+TEST(AdapterProgramTest,
+     ThePlatformNamesTheBinaryAndConnectBuildsTheConnector) {
+  AdapterProgram<v1::TelegramAdapterConfig> program("test", 7799);
+  program.connect = Connect<BuiltConnector, v1::TelegramAdapterConfig>;
+  EXPECT_EQ(program.binary, "imbridge-adapter-test");
+  EXPECT_EQ(program.identity.platform, "test");
+  EXPECT_EQ(program.identity.default_port, 7799);
+
+  v1::TelegramAdapterConfig config;
+  config.add_accounts()->set_name("main");
+  auto* runtime = reinterpret_cast<AdapterRuntime*>(0x10);
+  auto* journal = reinterpret_cast<DeliveryJournal*>(0x20);
+  absl::StatusOr<std::unique_ptr<Connector>> connector =
+      program.connect(config, runtime, journal);
+  ASSERT_TRUE(connector.ok()) << connector.status();
+  auto* built = dynamic_cast<BuiltConnector*>(connector->get());
+  ASSERT_NE(built, nullptr);
+  EXPECT_THAT(built->Accounts(), ElementsAre("main"));
+  EXPECT_EQ(built->runtime(), runtime);
+  EXPECT_EQ(built->journal(), journal);
+}
+
 TEST(ValidateAccountsTest, BasicsThenEachAccountsNameThenItsOwnChecks) {
   v1::TelegramAdapterConfig config;
   std::vector<std::string> checked;
