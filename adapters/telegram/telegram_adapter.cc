@@ -6,7 +6,6 @@
 #include <optional>
 #include <utility>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/functional/bind_front.h"
 #include "absl/strings/ascii.h"
@@ -69,82 +68,82 @@ bool IsBotToken(absl::string_view token) {
   return absl::SimpleAtoi(token.substr(0, colon), &id) && id > 0;
 }
 
-bool IsHttpUrl(absl::string_view url) {
-  return absl::StartsWith(url, "https://") || absl::StartsWith(url, "http://");
+// The checks of one account of ValidateTelegramConfig at `at`; `paths`
+// holds the webhook paths of the accounts before it.
+absl::Status ValidateAccount(absl::string_view source,
+                             const v1::TelegramAccount& a,
+                             const std::string& at,
+                             absl::flat_hash_set<std::string>* paths) {
+  if (a.token().empty()) {
+    return ConfigError(source, at + ".token", "required (or token_file)");
+  }
+  if (!IsBotToken(a.token())) {
+    return ConfigError(source, at + ".token",
+                       "not a bot token (expected '<bot id>:<secret>')");
+  }
+  if (!a.api_base_url().empty() && !IsHttpUrl(a.api_base_url())) {
+    return ConfigError(source, at + ".api_base_url",
+                       "must start with https:// or http://");
+  }
+  if (a.mode() == v1::TelegramAccount::WEBHOOK) {
+    if (a.secret_token().empty()) {
+      return ConfigError(source, at + ".secret_token",
+                         "required in webhook mode (or secret_token_file)");
+    }
+    if (!IsSecretToken(a.secret_token())) {
+      return ConfigError(source, at + ".secret_token",
+                         "1-256 characters of A-Z, a-z, 0-9, _ and -");
+    }
+    std::string path = WebhookPath(a);
+    if (!absl::StartsWith(path, "/") || path == "/healthz" ||
+        path == "/readyz" || path == "/metrics") {
+      return ConfigError(source, at + ".webhook_path",
+                         absl::StrCat("'", path,
+                                      "' must start with '/' and not be "
+                                      "/healthz, /readyz or /metrics"));
+    }
+    if (!paths->insert(path).second) {
+      return ConfigError(source, at + ".webhook_path",
+                         absl::StrCat("'", path, "' is used twice"));
+    }
+    if (a.has_set_webhook()) {
+      if (!IsHttpUrl(a.set_webhook().url())) {
+        return ConfigError(source, at + ".set_webhook.url",
+                           "required: the public https:// URL of the webhook");
+      }
+      if (a.set_webhook().max_connections() > 100) {
+        return ConfigError(source, at + ".set_webhook.max_connections",
+                           "must be at most 100");
+      }
+    }
+  } else if (a.has_set_webhook()) {
+    return ConfigError(source, at + ".set_webhook", "only for webhook mode");
+  }
+  if (a.polling().limit() > 100) {
+    return ConfigError(source, at + ".polling.limit", "must be 1-100");
+  }
+  if (a.polling().timeout_seconds() > 600) {
+    return ConfigError(source, at + ".polling.timeout_seconds",
+                       "must be at most 600");
+  }
+  if (!a.sender_style().empty() && a.sender_style() != "inline" &&
+      a.sender_style() != "own_line") {
+    return ConfigError(source, at + ".sender_style",
+                       "expected inline or own_line");
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
 
 absl::Status ValidateTelegramConfig(absl::string_view source,
                                     const v1::TelegramAdapterConfig& config) {
-  absl::Status status = ValidateAdapterConfigBasics(source, config);
+  absl::flat_hash_set<std::string> paths;
+  absl::Status status = ValidateAccounts(
+      source, config, [&](const v1::TelegramAccount& a, const std::string& at) {
+        return ValidateAccount(source, a, at, &paths);
+      });
   if (!status.ok()) return status;
-  absl::flat_hash_set<std::string> names;
-  absl::flat_hash_map<std::string, int> paths;
-  for (int i = 0; i < config.accounts_size(); ++i) {
-    const v1::TelegramAccount& a = config.accounts(i);
-    const std::string at = absl::StrCat("accounts[", i, "]");
-    status = CheckAccountName(source, at + ".name", a.name(), &names);
-    if (!status.ok()) return status;
-    if (a.token().empty()) {
-      return ConfigError(source, at + ".token", "required (or token_file)");
-    }
-    if (!IsBotToken(a.token())) {
-      return ConfigError(source, at + ".token",
-                         "not a bot token (expected '<bot id>:<secret>')");
-    }
-    if (!a.api_base_url().empty() && !IsHttpUrl(a.api_base_url())) {
-      return ConfigError(source, at + ".api_base_url",
-                         "must start with https:// or http://");
-    }
-    if (a.mode() == v1::TelegramAccount::WEBHOOK) {
-      if (a.secret_token().empty()) {
-        return ConfigError(source, at + ".secret_token",
-                           "required in webhook mode (or secret_token_file)");
-      }
-      if (!IsSecretToken(a.secret_token())) {
-        return ConfigError(source, at + ".secret_token",
-                           "1-256 characters of A-Z, a-z, 0-9, _ and -");
-      }
-      std::string path = WebhookPath(a);
-      if (!absl::StartsWith(path, "/") || path == "/healthz" ||
-          path == "/readyz" || path == "/metrics") {
-        return ConfigError(source, at + ".webhook_path",
-                           absl::StrCat("'", path,
-                                        "' must start with '/' and not be "
-                                        "/healthz, /readyz or /metrics"));
-      }
-      if (!paths.emplace(path, i).second) {
-        return ConfigError(source, at + ".webhook_path",
-                           absl::StrCat("'", path, "' is used twice"));
-      }
-      if (a.has_set_webhook()) {
-        if (!IsHttpUrl(a.set_webhook().url())) {
-          return ConfigError(
-              source, at + ".set_webhook.url",
-              "required: the public https:// URL of the webhook");
-        }
-        if (a.set_webhook().max_connections() > 100) {
-          return ConfigError(source, at + ".set_webhook.max_connections",
-                             "must be at most 100");
-        }
-      }
-    } else if (a.has_set_webhook()) {
-      return ConfigError(source, at + ".set_webhook", "only for webhook mode");
-    }
-    if (a.polling().limit() > 100) {
-      return ConfigError(source, at + ".polling.limit", "must be 1-100");
-    }
-    if (a.polling().timeout_seconds() > 600) {
-      return ConfigError(source, at + ".polling.timeout_seconds",
-                         "must be at most 600");
-    }
-    if (!a.sender_style().empty() && a.sender_style() != "inline" &&
-        a.sender_style() != "own_line") {
-      return ConfigError(source, at + ".sender_style",
-                         "expected inline or own_line");
-    }
-  }
   const v1::TelegramRateLimits& r = config.rate_limits();
   if (r.per_chat_per_second() < 0 || r.per_group_per_minute() < 0 ||
       r.per_bot_per_second() < 0) {
