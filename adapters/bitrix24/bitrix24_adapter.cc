@@ -5,7 +5,6 @@
 #include <optional>
 #include <utility>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/functional/bind_front.h"
 #include "absl/strings/ascii.h"
@@ -20,6 +19,7 @@
 #include "adapters/common/attachment_kind.h"
 #include "adapters/common/delivery_handler.h"
 #include "adapters/common/inbound_answer.h"
+#include "adapters/common/polled_batch.h"
 #include "common/bounded_labels.h"
 #include "common/config_loader.h"
 #include "common/file_size.h"
@@ -486,28 +486,11 @@ void Bitrix24Connector::PollLoop(Account* account) {
 }
 
 size_t Bitrix24Connector::ProcessBatch(Account* account, const json& events) {
-  // Per event: 0 pending, 1 done (acknowledged or skipped), 2 fetch again.
-  struct Results {
-    absl::Mutex mu;
-    std::vector<int> state ABSL_GUARDED_BY(mu);
-  };
-  auto results = std::make_shared<Results>();
-  {
-    absl::MutexLock lock(&results->mu);
-    results->state.assign(events.size(), 0);
-  }
+  auto batch = std::make_shared<PolledBatch>(
+      account->config.name(), "malformed Bitrix24 event skipped");
   for (size_t i = 0; i < events.size(); ++i) {
-    auto done = [results, i,
-                 name = account->config.name()](const InboundResult& result) {
-      if (result.outcome == InboundResult::Outcome::kInvalid) {
-        LogWarn("malformed Bitrix24 event skipped",
-                {{"account", name}, {"error", result.detail}});
-      }
-      absl::MutexLock lock(&results->mu);
-      results->state[i] =
-          result.ok() || result.outcome == InboundResult::Outcome::kInvalid ? 1
-                                                                            : 2;
-    };
+    const size_t index = batch->Add();
+    InboundPipeline::DoneCallback done = batch->Done(index);
     Bitrix24Event raw{account->config.name(), events[i]};
     absl::Status submitted;
     while (true) {
@@ -519,32 +502,15 @@ size_t Bitrix24Connector::ProcessBatch(Account* account, const json& events) {
       absl::SleepFor(absl::Milliseconds(100));
     }
     if (absl::IsInvalidArgument(submitted)) {
-      absl::MutexLock lock(&results->mu);
-      results->state[i] = 1;
+      batch->Skip(index);
       continue;
     }
     if (!submitted.ok()) {
-      absl::MutexLock lock(&results->mu);
-      for (size_t k = i; k < events.size(); ++k) results->state[k] = 2;
+      batch->FetchAgain(index);
       break;
     }
   }
-  absl::MutexLock lock(&results->mu);
-  // Runs with r->mu held (here and in Await); clang's analysis cannot
-  // name a lambda parameter's mutex, so the lambda asserts it.
-  auto settled = [](Results* r) {
-    r->mu.AssertHeld();
-    return std::none_of(r->state.begin(), r->state.end(),
-                        [](int s) { return s == 0; });
-  };
-  while (!settled(results.get())) {
-    results->mu.AwaitWithTimeout(absl::Condition(+settled, results.get()),
-                                 absl::Milliseconds(200));
-    if (stopping_.stopped()) break;
-  }
-  size_t done = 0;
-  while (done < results->state.size() && results->state[done] == 1) ++done;
-  return done;
+  return batch->AwaitDone([this] { return stopping_.stopped(); });
 }
 
 absl::StatusOr<InboundRoute> Bitrix24Connector::Route(

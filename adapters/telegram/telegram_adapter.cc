@@ -15,6 +15,7 @@
 #include "absl/strings/strip.h"
 #include "adapters/common/account_names.h"
 #include "adapters/common/inbound_answer.h"
+#include "adapters/common/polled_batch.h"
 #include "common/config_loader.h"
 #include "common/http/hmac.h"
 #include "common/http/http_server.h"
@@ -577,37 +578,17 @@ absl::Status TelegramAdapter::DownloadFile(
 
 size_t TelegramAdapter::ProcessPolled(Account& account,
                                       const std::vector<json>& updates) {
-  // 0 pending, 1 done (acknowledged, or an update that cannot be
-  // translated and is skipped), 2 to be fetched again; one per update.
-  struct Results {
-    absl::Mutex mu;
-    std::vector<int> state ABSL_GUARDED_BY(mu);
-  };
-  auto results = std::make_shared<Results>();
+  auto batch = std::make_shared<PolledBatch>(account.config.name(),
+                                             "malformed update skipped");
   for (const json& u : updates) {
     if (account.poller->stopping()) break;
-    size_t index = 0;
-    {
-      absl::MutexLock lock(&results->mu);
-      index = results->state.size();
-      results->state.push_back(0);
-    }
+    const size_t index = batch->Add();
     TelegramUpdate raw;
     raw.account = account.config.name();
     raw.update = u;
     absl::StatusOr<InboundRoute> route = Route(raw);
     auto shared = std::make_shared<TelegramUpdate>(std::move(raw));
-    auto done = [results, index,
-                 name = account.config.name()](const InboundResult& result) {
-      if (result.outcome == InboundResult::Outcome::kInvalid) {
-        LogWarn("malformed update skipped",
-                {{"account", name}, {"error", result.detail}});
-      }
-      absl::MutexLock lock(&results->mu);
-      results->state[index] =
-          result.ok() || result.outcome == InboundResult::Outcome::kInvalid ? 1
-                                                                            : 2;
-    };
+    InboundPipeline::DoneCallback done = batch->Done(index);
     // A full pipeline pauses polling until there is room.
     absl::Status submitted;
     while (true) {
@@ -620,30 +601,12 @@ size_t TelegramAdapter::ProcessPolled(Account& account,
       pipeline_->WaitForRoom(route->chat, absl::Milliseconds(200));
     }
     if (!submitted.ok()) {
-      absl::MutexLock lock(&results->mu);
-      results->state[index] = 2;
+      batch->FetchAgain(index);
       break;
     }
   }
   // Wait for the router's acknowledgements (or the stop).
-  absl::MutexLock lock(&results->mu);
-  // Runs with r->mu held (here and in Await); clang's analysis cannot
-  // name a lambda parameter's mutex, so the lambda asserts it.
-  auto settled = [](Results* r) {
-    r->mu.AssertHeld();
-    for (int s : r->state) {
-      if (s == 0) return false;
-    }
-    return true;
-  };
-  while (!settled(results.get())) {
-    results->mu.AwaitWithTimeout(absl::Condition(+settled, results.get()),
-                                 absl::Milliseconds(200));
-    if (account.poller->stopping()) break;
-  }
-  size_t done = 0;
-  while (done < results->state.size() && results->state[done] == 1) ++done;
-  return done;
+  return batch->AwaitDone([&account] { return account.poller->stopping(); });
 }
 
 }  // namespace imbridge::adapters::telegram
