@@ -4,9 +4,9 @@
 // schemes over the one implementation in adapters/common/signature.h.
 //
 // Properties: a random request never passes (unless its header is the
-// right signature); a request signed with SignTeamSpirit passes
-// VerifyTeamSpiritSignature at its own time, and fails once one byte of the
-// body or the signature changes.
+// right signature); a request signed with TeamSpirit's scheme passes its
+// check at its own time, and fails once one byte of the body or the
+// signature changes.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -34,16 +34,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string body = provider.ConsumeRemainingBytesAsString();
   const absl::Time now = absl::FromUnixSeconds(now_seconds);
 
-  absl::Status slack_status =
-      slack::VerifySlackSignature(secret, timestamp, signature, body, now);
-  absl::Status ts_status = teamspirit::VerifyTeamSpiritSignature(
-      secret, timestamp, signature, body, now);
+  absl::Status slack_status = imbridge::adapters::VerifyTimestampedSignature(
+      slack::kSlackSignature, secret, timestamp, signature, body, now);
+  absl::Status ts_status = imbridge::adapters::VerifyTimestampedSignature(
+      teamspirit::kTeamSpiritSignature, secret, timestamp, signature, body,
+      now);
   Check(slack_status.code() != absl::StatusCode::kUnknown &&
             ts_status.code() != absl::StatusCode::kUnknown,
         "verification answers a known code");
 
-  absl::StatusOr<std::string> signed_ts =
-      teamspirit::SignTeamSpirit(secret, now_seconds, body);
+  absl::StatusOr<std::string> signed_ts = imbridge::adapters::SignTimestamped(
+      teamspirit::kTeamSpiritSignature, secret, now_seconds, body);
   if (!signed_ts.ok()) {
     Check(!ts_status.ok(), "a blank secret never verifies");
     return 0;
@@ -52,18 +53,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             (timestamp == absl::StrCat(now_seconds) && signature == *signed_ts),
         "only the right signature at the right time verifies");
   const std::string ts_header = absl::StrCat(now_seconds);
-  Check(teamspirit::VerifyTeamSpiritSignature(secret, ts_header, *signed_ts,
-                                              body, now)
+  Check(imbridge::adapters::VerifyTimestampedSignature(
+            teamspirit::kTeamSpiritSignature, secret, ts_header, *signed_ts,
+            body, now)
             .ok(),
         "a signed request verifies");
   std::string forged = *signed_ts;
   forged.back() = forged.back() == '0' ? '1' : '0';
-  Check(!teamspirit::VerifyTeamSpiritSignature(secret, ts_header, forged, body,
-                                               now)
+  Check(!imbridge::adapters::VerifyTimestampedSignature(
+             teamspirit::kTeamSpiritSignature, secret, ts_header, forged, body,
+             now)
              .ok(),
         "a changed signature fails");
-  Check(!teamspirit::VerifyTeamSpiritSignature(secret, ts_header, *signed_ts,
-                                               body + "x", now)
+  Check(!imbridge::adapters::VerifyTimestampedSignature(
+             teamspirit::kTeamSpiritSignature, secret, ts_header, *signed_ts,
+             body + "x", now)
              .ok(),
         "a changed body fails");
   return 0;

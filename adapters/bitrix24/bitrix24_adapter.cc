@@ -5,8 +5,8 @@
 #include <optional>
 #include <utility>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/functional/bind_front.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
@@ -19,6 +19,7 @@
 #include "adapters/common/attachment_kind.h"
 #include "adapters/common/delivery_handler.h"
 #include "adapters/common/inbound_answer.h"
+#include "adapters/common/polled_batch.h"
 #include "common/bounded_labels.h"
 #include "common/config_loader.h"
 #include "common/file_size.h"
@@ -149,77 +150,76 @@ void CountIgnored(absl::string_view type) {
       .Increment();
 }
 
+// The checks of one account of ValidateBitrix24Config at `at`; `paths`
+// holds the webhook paths of the accounts before it.
+absl::Status ValidateAccount(absl::string_view source,
+                             const v1::Bitrix24Account& a,
+                             const std::string& at, bool registering,
+                             absl::flat_hash_set<std::string>* paths) {
+  bool oauth = a.has_oauth();
+  if (a.webhook_url().empty() == !oauth) {
+    return ConfigError(source, at,
+                       "exactly one of webhook_url and oauth is required");
+  }
+  if (!oauth && !IsHttpUrl(a.webhook_url())) {
+    return ConfigError(source, at + ".webhook_url",
+                       "must start with https:// or http://");
+  }
+  if (oauth) {
+    const v1::Bitrix24OAuth& o = a.oauth();
+    if (!IsHttpUrl(o.rest_url())) {
+      return ConfigError(source, at + ".oauth.rest_url",
+                         "required: https://<portal>/rest/");
+    }
+    if (!o.token_url().empty() && !IsHttpUrl(o.token_url())) {
+      return ConfigError(source, at + ".oauth.token_url",
+                         "must start with https:// or http://");
+    }
+    if (o.client_id().empty() || o.client_secret().empty()) {
+      return ConfigError(source, at + ".oauth",
+                         "client_id and client_secret are required");
+    }
+    if (o.refresh_token().empty()) {
+      return ConfigError(source, at + ".oauth.refresh_token",
+                         "required (or refresh_token_file)");
+    }
+  }
+  if (!registering && a.bot_id() <= 0) {
+    return ConfigError(source, at + ".bot_id",
+                       "required: run with --register to get it");
+  }
+  if (a.bot_token().size() > 40) {
+    return ConfigError(source, at + ".bot_token", "at most 40 characters");
+  }
+  if (a.mode() == v1::Bitrix24Account::WEBHOOK) {
+    if (a.application_token().empty()) {
+      return ConfigError(source, at + ".application_token",
+                         "required in webhook mode (or "
+                         "application_token_file)");
+    }
+    if (absl::Status s = CheckWebhookPath(source, at + ".webhook_path",
+                                          WebhookPath(a), paths);
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (a.requests_per_second() < 0) {
+    return ConfigError(source, at + ".requests_per_second",
+                       "must not be negative");
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status ValidateBitrix24Config(absl::string_view source,
                                     const v1::Bitrix24AdapterConfig& config,
                                     bool registering) {
-  absl::Status status = ValidateAdapterConfigBasics(source, config);
-  if (!status.ok()) return status;
-  absl::flat_hash_set<std::string> names, paths;
-  for (int i = 0; i < config.accounts_size(); ++i) {
-    const v1::Bitrix24Account& a = config.accounts(i);
-    const std::string at = absl::StrCat("accounts[", i, "]");
-    if (absl::Status s =
-            CheckAccountName(source, at + ".name", a.name(), &names);
-        !s.ok()) {
-      return s;
-    }
-    bool oauth = a.has_oauth();
-    if (a.webhook_url().empty() == !oauth) {
-      return ConfigError(source, at,
-                         "exactly one of webhook_url and oauth is required");
-    }
-    if (!oauth && !IsHttpUrl(a.webhook_url())) {
-      return ConfigError(source, at + ".webhook_url",
-                         "must start with https:// or http://");
-    }
-    if (oauth) {
-      const v1::Bitrix24OAuth& o = a.oauth();
-      if (!IsHttpUrl(o.rest_url())) {
-        return ConfigError(source, at + ".oauth.rest_url",
-                           "required: https://<portal>/rest/");
-      }
-      if (!o.token_url().empty() && !IsHttpUrl(o.token_url())) {
-        return ConfigError(source, at + ".oauth.token_url",
-                           "must start with https:// or http://");
-      }
-      if (o.client_id().empty() || o.client_secret().empty()) {
-        return ConfigError(source, at + ".oauth",
-                           "client_id and client_secret are required");
-      }
-      if (o.refresh_token().empty()) {
-        return ConfigError(source, at + ".oauth.refresh_token",
-                           "required (or refresh_token_file)");
-      }
-    }
-    if (!registering && a.bot_id() <= 0) {
-      return ConfigError(source, at + ".bot_id",
-                         "required: run with --register to get it");
-    }
-    if (a.bot_token().size() > 40) {
-      return ConfigError(source, at + ".bot_token", "at most 40 characters");
-    }
-    if (a.mode() == v1::Bitrix24Account::WEBHOOK) {
-      if (a.application_token().empty()) {
-        return ConfigError(source, at + ".application_token",
-                           "required in webhook mode (or "
-                           "application_token_file)");
-      }
-      if (!absl::StartsWith(WebhookPath(a), "/")) {
-        return ConfigError(source, at + ".webhook_path", "must start with /");
-      }
-      if (!paths.insert(WebhookPath(a)).second) {
-        return ConfigError(source, at + ".webhook_path",
-                           "used by two accounts");
-      }
-    }
-    if (a.requests_per_second() < 0) {
-      return ConfigError(source, at + ".requests_per_second",
-                         "must not be negative");
-    }
-  }
-  return absl::OkStatus();
+  absl::flat_hash_set<std::string> paths;
+  return ValidateAccounts(
+      source, config, [&](const v1::Bitrix24Account& a, const std::string& at) {
+        return ValidateAccount(source, a, at, registering, &paths);
+      });
 }
 
 RestClient::Options ClientOptions(const v1::Bitrix24Account& a) {
@@ -289,10 +289,7 @@ int RegisterBots(const v1::Bitrix24AdapterConfig& config) {
 }
 
 AdapterProgram<v1::Bitrix24AdapterConfig> Bitrix24Program() {
-  AdapterProgram<v1::Bitrix24AdapterConfig> program;
-  program.binary = "imbridge-adapter-bitrix24";
-  program.identity.platform = kPlatform;
-  program.identity.default_port = kDefaultPort;
+  AdapterProgram<v1::Bitrix24AdapterConfig> program(kPlatform, kDefaultPort);
   program.validate = [](absl::string_view source,
                         const v1::Bitrix24AdapterConfig& config) {
     return ValidateBitrix24Config(source, config);
@@ -334,13 +331,9 @@ Bitrix24Connector::Bitrix24Connector(const v1::Bitrix24AdapterConfig& config,
   pipeline_ = std::make_unique<InboundPipeline>(popts, &inbound_router_);
   for (auto& a : accounts_) {
     if (a->config.mode() != v1::Bitrix24Account::WEBHOOK) continue;
-    Account* account = a.get();
     runtime_->http().Handle(
         "POST", WebhookPath(a->config),
-        [this, account](HttpRequest request,
-                        std::shared_ptr<Responder> responder) {
-          HandleWebhook(account, std::move(request), std::move(responder));
-        },
+        absl::bind_front(&Bitrix24Connector::HandleWebhook, this, a.get()),
         FormBodies());
   }
 }
@@ -493,28 +486,11 @@ void Bitrix24Connector::PollLoop(Account* account) {
 }
 
 size_t Bitrix24Connector::ProcessBatch(Account* account, const json& events) {
-  // Per event: 0 pending, 1 done (acknowledged or skipped), 2 fetch again.
-  struct Results {
-    absl::Mutex mu;
-    std::vector<int> state ABSL_GUARDED_BY(mu);
-  };
-  auto results = std::make_shared<Results>();
-  {
-    absl::MutexLock lock(&results->mu);
-    results->state.assign(events.size(), 0);
-  }
+  auto batch = std::make_shared<PolledBatch>(
+      account->config.name(), "malformed Bitrix24 event skipped");
   for (size_t i = 0; i < events.size(); ++i) {
-    auto done = [results, i,
-                 name = account->config.name()](const InboundResult& result) {
-      if (result.outcome == InboundResult::Outcome::kInvalid) {
-        LogWarn("malformed Bitrix24 event skipped",
-                {{"account", name}, {"error", result.detail}});
-      }
-      absl::MutexLock lock(&results->mu);
-      results->state[i] =
-          result.ok() || result.outcome == InboundResult::Outcome::kInvalid ? 1
-                                                                            : 2;
-    };
+    const size_t index = batch->Add();
+    InboundPipeline::DoneCallback done = batch->Done(index);
     Bitrix24Event raw{account->config.name(), events[i]};
     absl::Status submitted;
     while (true) {
@@ -526,43 +502,23 @@ size_t Bitrix24Connector::ProcessBatch(Account* account, const json& events) {
       absl::SleepFor(absl::Milliseconds(100));
     }
     if (absl::IsInvalidArgument(submitted)) {
-      absl::MutexLock lock(&results->mu);
-      results->state[i] = 1;
+      batch->Skip(index);
       continue;
     }
     if (!submitted.ok()) {
-      absl::MutexLock lock(&results->mu);
-      for (size_t k = i; k < events.size(); ++k) results->state[k] = 2;
+      batch->FetchAgain(index);
       break;
     }
   }
-  absl::MutexLock lock(&results->mu);
-  // Runs with r->mu held (here and in Await); clang's analysis cannot
-  // name a lambda parameter's mutex, so the lambda asserts it.
-  auto settled = [](Results* r) {
-    r->mu.AssertHeld();
-    return std::none_of(r->state.begin(), r->state.end(),
-                        [](int s) { return s == 0; });
-  };
-  while (!settled(results.get())) {
-    results->mu.AwaitWithTimeout(absl::Condition(+settled, results.get()),
-                                 absl::Milliseconds(200));
-    if (stopping_.stopped()) break;
-  }
-  size_t done = 0;
-  while (done < results->state.size() && results->state[done] == 1) ++done;
-  return done;
+  return batch->AwaitDone([this] { return stopping_.stopped(); });
 }
 
 absl::StatusOr<InboundRoute> Bitrix24Connector::Route(
     const Bitrix24Event& raw) {
   std::string id = IdString(raw.event, "eventId");
   if (id.empty()) return absl::InvalidArgumentError("event without eventId");
-  InboundRoute route;
-  route.chat =
-      absl::StrCat(raw.account, "/", DialogOf(Object(raw.event, "data")));
-  route.key = absl::StrCat(raw.account, ":", id);
-  return route;
+  return AccountInboundRoute(raw.account, DialogOf(Object(raw.event, "data")),
+                             id);
 }
 
 absl::StatusOr<InboundConversion> Bitrix24Connector::Convert(
@@ -745,12 +701,8 @@ absl::StatusOr<std::vector<std::string>> Bitrix24Connector::SendMessage(
                      caption = std::exchange(caption, std::string())]()
                         -> absl::StatusOr<std::vector<std::string>> {
       absl::StatusOr<std::string> bytes =
-          runtime_->router().GetBlob(att.blob_id(), kMaxUploadBytes);
-      if (!bytes.ok()) {
-        return RetryableError(
-            absl::StrCat("cannot read the file from the router: ",
-                         bytes.status().message()));
-      }
+          ReadBlobForUpload(runtime_->router(), att.blob_id(), kMaxUploadBytes);
+      if (!bytes.ok()) return bytes.status();
       json fields = {{"name", att.name()},
                      {"content", absl::Base64Escape(*bytes)}};
       if (!caption.empty()) fields["message"] = caption;

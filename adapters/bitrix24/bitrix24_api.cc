@@ -20,10 +20,6 @@ using json = nlohmann::json;
 
 constexpr absl::string_view kPayloadUrl = "imbridge.bitrix24/error";
 
-bool Retryable(int status) {
-  return status == 0 || status == 429 || status >= 500;
-}
-
 // The codes Bitrix24 answers with 503 and 429, for a command of a batch
 // (which carries no HTTP status of its own).
 bool RetryableCode(absl::string_view code) {
@@ -157,7 +153,7 @@ absl::StatusOr<json> RestClient::Call(absl::string_view method, json params) {
       --attempt;  // The refresh is not a failed attempt.
       continue;
     }
-    if (!Retryable(last.status)) break;
+    if (!IsRetryableHttpStatus(last.status)) break;
     LogDebug("Bitrix24 call will be retried",
              {{"account", options_.account},
               {"method", std::string(method)},
@@ -168,8 +164,8 @@ absl::StatusOr<json> RestClient::Call(absl::string_view method, json params) {
       backoff = std::min(backoff * 2, options_.max_backoff);
     }
   }
-  return Failure(method, last.error, last.description, Retryable(last.status),
-                 backoff);
+  return Failure(method, last.error, last.description,
+                 IsRetryableHttpStatus(last.status), backoff);
 }
 
 absl::StatusOr<std::vector<absl::StatusOr<json>>> RestClient::CallBatch(
@@ -310,7 +306,7 @@ absl::Status RestClient::Download(
     return r.status();
   }
   if (r->status != 200) {
-    if (Retryable(r->status)) {
+    if (IsRetryableHttpStatus(r->status)) {
       return RetryableError(
           absl::StrCat("Bitrix24 download: HTTP ", r->status));
     }

@@ -11,7 +11,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "adapters/common/markup/nesting_renderer.h"
-#include "common/utf8.h"
 
 namespace imbridge::adapters::bitrix24 {
 namespace {
@@ -303,16 +302,6 @@ class Parser {
 // ---------------------------------------------------------------------------
 // Rendering.
 
-bool IsStyle(Span::Kind k) {
-  return k == Span::BOLD || k == Span::ITALIC || k == Span::UNDERLINE ||
-         k == Span::STRIKE;
-}
-
-bool IsAtomic(Span::Kind k) {
-  return k == Span::CODE || k == Span::PRE || k == Span::LINK ||
-         k == Span::MENTION || k == Span::CHANNEL_MENTION;
-}
-
 const char* TagName(Span::Kind k) {
   switch (k) {
     case Span::BOLD:
@@ -401,24 +390,6 @@ v1::RichText BbCodeToRichText(absl::string_view bbcode) {
 
 std::string RichTextToBbCode(const v1::RichText& rt,
                              const BbCodeOptions& options) {
-  const std::string& text = rt.text();
-  std::vector<markup::NestedSpan> spans;
-  for (const Span& s : rt.spans()) {
-    size_t begin = s.offset();
-    size_t end = begin + s.length();
-    if (s.length() == 0 || end > text.size() || !IsUtf8Boundary(text, begin) ||
-        !IsUtf8Boundary(text, end)) {
-      continue;
-    }
-    using Role = markup::NestedSpan::Role;
-    if (s.kind() == Span::QUOTE) {
-      spans.push_back({Role::kQuote, &s, begin, end});
-    } else if (IsStyle(s.kind())) {
-      spans.push_back({Role::kStyle, &s, begin, end});
-    } else if (IsAtomic(s.kind())) {
-      spans.push_back({Role::kAtomic, &s, begin, end});
-    }
-  }
   markup::NestedMarkup bbcode;
   bbcode.style = [](Span::Kind kind, bool closing, std::string& out) {
     absl::StrAppend(&out, closing ? "[/" : "[", TagName(kind), "]");
@@ -434,7 +405,11 @@ std::string RichTextToBbCode(const v1::RichText& rt,
   bbcode.quote_prefix = ">>";
   // An atomic span cannot straddle the end of a style span.
   bbcode.clip_atomic_to_styles = true;
-  return markup::RenderNested(text, std::move(spans), bbcode);
+  return markup::RenderNested(
+      rt.text(),
+      markup::NestedSpansOf(
+          rt, {Span::BOLD, Span::ITALIC, Span::UNDERLINE, Span::STRIKE}),
+      bbcode);
 }
 
 size_t CharCount(absl::string_view text) {

@@ -4,6 +4,7 @@
 #include <optional>
 #include <utility>
 
+#include "absl/functional/bind_front.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -102,116 +103,117 @@ std::string NameOfUrl(absl::string_view url) {
 }  // namespace
 
 AdapterProgram<v1::BotsplashAdapterConfig> BotsplashProgram() {
-  AdapterProgram<v1::BotsplashAdapterConfig> program;
-  program.binary = "imbridge-adapter-botsplash";
-  program.identity.platform = kPlatform;
-  program.identity.default_port = kDefaultPort;
+  AdapterProgram<v1::BotsplashAdapterConfig> program(kPlatform, kDefaultPort);
   program.validate = ValidateBotsplashConfig;
   program.connect =
       ConnectAfterInit<BotsplashConnector, v1::BotsplashAdapterConfig>;
   return program;
 }
 
-absl::Status ValidateBotsplashConfig(absl::string_view source,
-                                     const v1::BotsplashAdapterConfig& config) {
-  absl::Status status = ValidateAdapterConfigBasics(source, config);
-  if (!status.ok()) return status;
-  absl::flat_hash_set<std::string> names, paths;
-  for (int i = 0; i < config.accounts_size(); ++i) {
-    const v1::BotsplashAccount& a = config.accounts(i);
-    const std::string at = absl::StrCat("accounts[", i, "]");
-    absl::Status name =
-        CheckAccountName(source, at + ".name", a.name(), &names);
-    if (!name.ok()) return name;
-    if (!a.base_url().empty() && !IsHttpUrl(a.base_url())) {
-      return ConfigError(source, at + ".base_url",
-                         "must start with https:// or http://");
+namespace {
+
+// The checks of one account of ValidateBotsplashConfig at `at`; `paths`
+// holds the reply paths of the accounts before it.
+absl::Status ValidateAccount(absl::string_view source,
+                             const v1::BotsplashAccount& a,
+                             const std::string& at,
+                             absl::flat_hash_set<std::string>* paths) {
+  if (!a.base_url().empty() && !IsHttpUrl(a.base_url())) {
+    return ConfigError(source, at + ".base_url",
+                       "must start with https:// or http://");
+  }
+  if (a.app_id().empty() ||
+      a.app_id().find_first_of("/?#") != std::string::npos) {
+    return ConfigError(source, at + ".app_id",
+                       "required: the App Name or App ID, without /, ? or #");
+  }
+  bool basic = !a.basic().username().empty() || !a.basic().password().empty();
+  if (a.api_key().empty() == !basic) {
+    return ConfigError(source, at,
+                       "exactly one of api_key and basic is required");
+  }
+  if (basic && (a.basic().username().empty() || a.basic().password().empty())) {
+    return ConfigError(source, at + ".basic",
+                       "username and password (or password_file) are "
+                       "required");
+  }
+  const v1::BotsplashPaths& p = a.paths();
+  if (p.direct_message().empty()) {
+    return ConfigError(source, at + ".paths.direct_message",
+                       "required: the path of \"send direct message to "
+                       "visitor\" is not public; ask Botsplash for it");
+  }
+  if (!a.agents().empty() && p.update_visitor().empty()) {
+    return ConfigError(source, at + ".paths.update_visitor",
+                       "required with agents: the path of \"update visitor "
+                       "by external id\" is not public; ask Botsplash for it");
+  }
+  for (const auto& [field, value] :
+       {std::pair<const char*, const std::string&>{"listener", p.listener()},
+        {"upload", p.upload()},
+        {"direct_message", p.direct_message()},
+        {"update_visitor", p.update_visitor()}}) {
+    if (!value.empty() && !absl::StartsWith(value, "/")) {
+      return ConfigError(source, absl::StrCat(at, ".paths.", field),
+                         "must start with /");
     }
-    if (a.app_id().empty() ||
-        a.app_id().find_first_of("/?#") != std::string::npos) {
-      return ConfigError(source, at + ".app_id",
-                         "required: the App Name or App ID, without /, ? or #");
+  }
+  if (a.requests_per_second() < 0) {
+    return ConfigError(source, at + ".requests_per_second",
+                       "must not be negative");
+  }
+  if (!a.public_url().empty() && !IsHttpUrl(a.public_url())) {
+    return ConfigError(source, at + ".public_url",
+                       "must start with https:// or http://");
+  }
+  const v1::BotsplashReplyWebhook& r = a.replies();
+  if (!CheckSigningSecret(r.secret()).ok()) {
+    return ConfigError(source, at + ".replies.secret",
+                       "required (or secret_file): the shared secret of the "
+                       "reply webhook");
+  }
+  if (absl::Status s =
+          CheckWebhookPath(source, at + ".replies.path", ReplyPath(a), paths);
+      !s.ok()) {
+    return s;
+  }
+  const ReplyMapping m = MappingOf(r.mapping());
+  for (const auto& [field, value] :
+       {std::pair<const char*, const std::string&>{"visitor_id", m.visitor_id},
+        {"text", m.text},
+        {"message_id", m.message_id},
+        {"media_url", m.media_url},
+        {"time", m.time}}) {
+    absl::Status s = CheckJsonPath(value);
+    if (!s.ok()) {
+      return ConfigError(source, absl::StrCat(at, ".replies.mapping.", field),
+                         s.message());
     }
-    bool basic = !a.basic().username().empty() || !a.basic().password().empty();
-    if (a.api_key().empty() == !basic) {
-      return ConfigError(source, at,
-                         "exactly one of api_key and basic is required");
-    }
-    if (basic &&
-        (a.basic().username().empty() || a.basic().password().empty())) {
-      return ConfigError(source, at + ".basic",
-                         "username and password (or password_file) are "
-                         "required");
-    }
-    const v1::BotsplashPaths& p = a.paths();
-    if (p.direct_message().empty()) {
-      return ConfigError(source, at + ".paths.direct_message",
-                         "required: the path of \"send direct message to "
-                         "visitor\" is not public; ask Botsplash for it");
-    }
-    if (!a.agents().empty() && p.update_visitor().empty()) {
-      return ConfigError(
-          source, at + ".paths.update_visitor",
-          "required with agents: the path of \"update visitor "
-          "by external id\" is not public; ask Botsplash for it");
-    }
-    for (const auto& [field, value] :
-         {std::pair<const char*, const std::string&>{"listener", p.listener()},
-          {"upload", p.upload()},
-          {"direct_message", p.direct_message()},
-          {"update_visitor", p.update_visitor()}}) {
-      if (!value.empty() && !absl::StartsWith(value, "/")) {
-        return ConfigError(source, absl::StrCat(at, ".paths.", field),
-                           "must start with /");
-      }
-    }
-    if (a.requests_per_second() < 0) {
-      return ConfigError(source, at + ".requests_per_second",
-                         "must not be negative");
-    }
-    if (!a.public_url().empty() && !IsHttpUrl(a.public_url())) {
-      return ConfigError(source, at + ".public_url",
-                         "must start with https:// or http://");
-    }
-    const v1::BotsplashReplyWebhook& r = a.replies();
-    if (!CheckSigningSecret(r.secret()).ok()) {
-      return ConfigError(source, at + ".replies.secret",
-                         "required (or secret_file): the shared secret of the "
-                         "reply webhook");
-    }
-    if (!absl::StartsWith(ReplyPath(a), "/")) {
-      return ConfigError(source, at + ".replies.path", "must start with /");
-    }
-    if (!paths.insert(ReplyPath(a)).second) {
-      return ConfigError(source, at + ".replies.path", "used by two accounts");
-    }
-    const ReplyMapping m = MappingOf(r.mapping());
-    for (const auto& [field, value] :
-         {std::pair<const char*, const std::string&>{"visitor_id",
-                                                     m.visitor_id},
-          {"text", m.text},
-          {"message_id", m.message_id},
-          {"media_url", m.media_url},
-          {"time", m.time}}) {
-      absl::Status s = CheckJsonPath(value);
-      if (!s.ok()) {
-        return ConfigError(source, absl::StrCat(at, ".replies.mapping.", field),
-                           s.message());
-      }
-    }
-    if (!m.name.empty() && !CheckJsonPath(m.name).ok()) {
-      return ConfigError(source, at + ".replies.mapping.name",
-                         CheckJsonPath(m.name).message());
-    }
-    for (int k = 0; k < a.agents_size(); ++k) {
-      const v1::BotsplashAgent& agent = a.agents(k);
-      if (agent.user_id().empty() || agent.agent_client_user_id().empty()) {
-        return ConfigError(source, absl::StrCat(at, ".agents[", k, "]"),
-                           "user_id and agent_client_user_id are required");
-      }
+  }
+  if (!m.name.empty() && !CheckJsonPath(m.name).ok()) {
+    return ConfigError(source, at + ".replies.mapping.name",
+                       CheckJsonPath(m.name).message());
+  }
+  for (int k = 0; k < a.agents_size(); ++k) {
+    const v1::BotsplashAgent& agent = a.agents(k);
+    if (agent.user_id().empty() || agent.agent_client_user_id().empty()) {
+      return ConfigError(source, absl::StrCat(at, ".agents[", k, "]"),
+                         "user_id and agent_client_user_id are required");
     }
   }
   return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status ValidateBotsplashConfig(absl::string_view source,
+                                     const v1::BotsplashAdapterConfig& config) {
+  absl::flat_hash_set<std::string> paths;
+  return ValidateAccounts(
+      source, config,
+      [&](const v1::BotsplashAccount& a, const std::string& at) {
+        return ValidateAccount(source, a, at, &paths);
+      });
 }
 
 OpenApiClient::Options ClientOptions(const v1::BotsplashAccount& a) {
@@ -249,21 +251,14 @@ BotsplashConnector::BotsplashConnector(const v1::BotsplashAdapterConfig& config,
     accounts_.Add(a.name(), std::move(account));
   }
   for (auto& a : accounts_) {
-    Account* account = a.get();
     runtime_->http().Handle(
         "POST", ReplyPath(a->config),
-        [this, account](HttpRequest request,
-                        std::shared_ptr<Responder> responder) {
-          HandleReply(account, std::move(request), std::move(responder));
-        },
+        absl::bind_front(&BotsplashConnector::HandleReply, this, a.get()),
         JsonBodies());
     if (!a->config.public_url().empty()) {
       runtime_->http().HandlePrefix(
           "GET", FilesPrefix(a->config),
-          [this, account](HttpRequest request,
-                          std::shared_ptr<Responder> responder) {
-            HandleFile(account, std::move(request), std::move(responder));
-          });
+          absl::bind_front(&BotsplashConnector::HandleFile, this, a.get()));
     }
   }
 }
@@ -583,12 +578,8 @@ absl::StatusOr<std::vector<std::string>> BotsplashConnector::SendMessage(
     steps.push_back([this, account, dm_path, upload_path, to, key, n, att,
                      limit]() -> absl::StatusOr<std::vector<std::string>> {
       absl::StatusOr<std::string> bytes =
-          runtime_->router().GetBlob(att.blob_id(), limit);
-      if (!bytes.ok()) {
-        return RetryableError(
-            absl::StrCat("cannot read the file from the router: ",
-                         bytes.status().message()));
-      }
+          ReadBlobForUpload(runtime_->router(), att.blob_id(), limit);
+      if (!bytes.ok()) return bytes.status();
       absl::StatusOr<json> uploaded = account->api->Upload(
           upload_path, att.name(), att.mime_type(), *std::move(bytes));
       if (!uploaded.ok()) return uploaded.status();
@@ -724,10 +715,8 @@ void BotsplashConnector::HandleReply(Account* account, HttpRequest request,
 
 absl::StatusOr<InboundRoute> BotsplashConnector::Route(
     const BotsplashReply& raw) {
-  InboundRoute route;
-  route.chat = absl::StrCat(raw.account, "/", raw.reply.visitor_id);
-  route.key = absl::StrCat(raw.account, ":", raw.reply.message_id);
-  return route;
+  return AccountInboundRoute(raw.account, raw.reply.visitor_id,
+                             raw.reply.message_id);
 }
 
 absl::StatusOr<InboundConversion> BotsplashConnector::Convert(

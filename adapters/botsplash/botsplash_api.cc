@@ -17,10 +17,6 @@ namespace {
 
 using json = nlohmann::json;
 
-bool Retryable(int status) {
-  return status == 0 || status == 429 || status >= 500;
-}
-
 }  // namespace
 
 OpenApiClient::OpenApiClient(Options options, const HttpClient* http)
@@ -97,7 +93,7 @@ absl::StatusOr<json> OpenApiClient::Call(absl::string_view path,
       reason = ErrorMessageOf(r->body);
       retry_after = r->RetryAfter(absl::Now());
     }
-    if (!Retryable(status)) break;
+    if (!IsRetryableHttpStatus(status)) break;
     LogDebug("Botsplash call will be retried",
              {{"account", options_.account},
               {"path", std::string(path)},

@@ -1,6 +1,8 @@
 #include "adapters/botsplash/mapping.h"
 
 #include <algorithm>
+#include <string>
+#include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -96,26 +98,27 @@ std::string VisitorOfChat(absl::string_view chat_id) {
   return std::string(chat_id);
 }
 
+// The visitor's fields by their Botsplash names, for VisitorJson and
+// VisitorFromJson.
+constexpr std::pair<const char*, std::string Visitor::*> kVisitorFields[] = {
+    {"clientVisitorId", &Visitor::client_visitor_id},
+    {"agentClientUserId", &Visitor::agent_client_user_id},
+    {"teamCode", &Visitor::team_code},
+    {"firstName", &Visitor::first_name},
+    {"lastName", &Visitor::last_name},
+    {"phoneNumber", &Visitor::phone_number},
+};
+
 json VisitorJson(const Visitor& v) {
   json j = json::object();
-  Put(j, "clientVisitorId", v.client_visitor_id);
-  Put(j, "agentClientUserId", v.agent_client_user_id);
-  Put(j, "teamCode", v.team_code);
-  Put(j, "firstName", v.first_name);
-  Put(j, "lastName", v.last_name);
-  Put(j, "phoneNumber", v.phone_number);
+  for (const auto& [name, field] : kVisitorFields) Put(j, name, v.*field);
   return j;
 }
 
 Visitor VisitorFromJson(const json& j) {
   Visitor v;
   if (!j.is_object()) return v;
-  v.client_visitor_id = StringOf(j, "clientVisitorId");
-  v.agent_client_user_id = StringOf(j, "agentClientUserId");
-  v.team_code = StringOf(j, "teamCode");
-  v.first_name = StringOf(j, "firstName");
-  v.last_name = StringOf(j, "lastName");
-  v.phone_number = StringOf(j, "phoneNumber");
+  for (const auto& [name, field] : kVisitorFields) v.*field = StringOf(j, name);
   return v;
 }
 

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/functional/bind_front.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -196,10 +197,7 @@ ChatlioAdapter::ChatlioAdapter(const v1::ChatlioAdapterConfig& config,
   linker_ = std::thread([this] { LinkerLoop(); });
   runtime->http().HandlePrefix(
       "POST", kPathPrefix,
-      [this](HttpRequest request, std::shared_ptr<Responder> responder) {
-        HandleWebhook(std::move(request), std::move(responder));
-      },
-      JsonBodies());
+      absl::bind_front(&ChatlioAdapter::HandleWebhook, this), JsonBodies());
 }
 
 ChatlioAdapter::~ChatlioAdapter() { Stop(); }
@@ -591,16 +589,9 @@ bool ChatlioAdapter::TryLink(const std::string& key) {
 }
 
 AdapterProgram<v1::ChatlioAdapterConfig> ChatlioProgram() {
-  AdapterProgram<v1::ChatlioAdapterConfig> program;
-  program.binary = "imbridge-adapter-chatlio";
-  program.identity.platform = kPlatform;
-  program.identity.default_port = kDefaultPort;
+  AdapterProgram<v1::ChatlioAdapterConfig> program(kPlatform, kDefaultPort);
   program.validate = ValidateChatlioConfig;
-  program.connect = [](const v1::ChatlioAdapterConfig& config,
-                       AdapterRuntime* runtime, DeliveryJournal* journal)
-      -> absl::StatusOr<std::unique_ptr<Connector>> {
-    return std::make_unique<ChatlioAdapter>(config, runtime, journal);
-  };
+  program.connect = Connect<ChatlioAdapter, v1::ChatlioAdapterConfig>;
   return program;
 }
 

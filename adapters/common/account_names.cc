@@ -28,6 +28,18 @@ absl::Status CheckAccountName(absl::string_view source, absl::string_view field,
   return absl::OkStatus();
 }
 
+absl::Status CheckWebhookPath(absl::string_view source, absl::string_view field,
+                              absl::string_view path,
+                              absl::flat_hash_set<std::string>* seen) {
+  if (!absl::StartsWith(path, "/")) {
+    return ConfigError(source, field, "must start with /");
+  }
+  if (!seen->insert(std::string(path)).second) {
+    return ConfigError(source, field, "used by two accounts");
+  }
+  return absl::OkStatus();
+}
+
 bool IsHttpUrl(absl::string_view url) {
   return absl::StartsWith(url, "https://") || absl::StartsWith(url, "http://");
 }

@@ -20,6 +20,14 @@ absl::Status CheckAccountName(absl::string_view source, absl::string_view field,
                               absl::string_view name,
                               absl::flat_hash_set<std::string>* seen);
 
+// OK when `path`, the route of one account's webhook, starts with "/" and
+// is not in *seen (it is then added); else the ConfigError for `field`
+// ("accounts[1].webhook_path") of `source`: "must start with /" or "used by
+// two accounts".
+absl::Status CheckWebhookPath(absl::string_view source, absl::string_view field,
+                              absl::string_view path,
+                              absl::flat_hash_set<std::string>* seen);
+
 // Whether `url` starts with https:// or http://.
 bool IsHttpUrl(absl::string_view url);
 

@@ -11,12 +11,14 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "adapters/common/account_names.h"
 #include "adapters/common/connector.h"
 #include "adapters/common/delivery_handler.h"
 #include "adapters/common/delivery_journal.h"
@@ -235,6 +237,16 @@ bool ParseAdapterCommandLine(
 // log_level, and state_dir unless the adapter keeps no delivery journal.
 template <typename Config>
 struct AdapterProgram {
+  AdapterProgram() = default;
+  // The program of the binary "imbridge-adapter-<platform>" whose HTTP
+  // server listens on `default_port` when http.listen is empty; validate
+  // and connect are still to be set.
+  AdapterProgram(absl::string_view platform, uint16_t default_port)
+      : binary(absl::StrCat("imbridge-adapter-", platform)) {
+    identity.platform = std::string(platform);
+    identity.default_port = default_port;
+  }
+
   // The binary's name, for usage and errors ("imbridge-adapter-slack").
   std::string binary;
   // Its platform, default port and request timeout (accounts and
@@ -265,6 +277,15 @@ struct AdapterProgram {
   };
   std::vector<Command> commands;
 };
+
+// An AdapterProgram::connect for a connector built as
+// `ConnectorType(config, runtime, journal)`, which cannot fail.
+template <typename ConnectorType, typename Config>
+absl::StatusOr<std::unique_ptr<Connector>> Connect(const Config& config,
+                                                   AdapterRuntime* runtime,
+                                                   DeliveryJournal* journal) {
+  return std::make_unique<ConnectorType>(config, runtime, journal);
+}
 
 // An AdapterProgram::connect for a connector built as
 // `ConnectorType(config, runtime, journal)` whose `absl::Status Init()` must
@@ -389,6 +410,30 @@ absl::Status ValidateAdapterConfigBasics(absl::string_view source,
   if (!status.ok()) return status;
   if (config.accounts().empty()) {
     return ConfigError(source, "accounts", "at least one account is required");
+  }
+  return absl::OkStatus();
+}
+
+// The config check of an adapter with several accounts, up to what is its
+// messenger's own: ValidateAdapterConfigBasics(), then each account in
+// order, first its name (CheckAccountName: field "accounts[<i>].name",
+// unique among the accounts), then `check(account, at)`, where `at` is
+// "accounts[<i>]", the prefix of the fields its ConfigErrors name. Returns
+// the first error, or OK.
+template <typename AdapterConfig, typename AccountCheck>
+absl::Status ValidateAccounts(absl::string_view source,
+                              const AdapterConfig& config,
+                              const AccountCheck& check) {
+  absl::Status status = ValidateAdapterConfigBasics(source, config);
+  if (!status.ok()) return status;
+  absl::flat_hash_set<std::string> names;
+  for (int i = 0; i < config.accounts_size(); ++i) {
+    const auto& account = config.accounts(i);
+    const std::string at = absl::StrCat("accounts[", i, "]");
+    status = CheckAccountName(source, at + ".name", account.name(), &names);
+    if (!status.ok()) return status;
+    status = check(account, at);
+    if (!status.ok()) return status;
   }
   return absl::OkStatus();
 }

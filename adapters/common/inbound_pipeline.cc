@@ -31,6 +31,14 @@ struct InboundPipeline::Input {
   InboundResult result;
 };
 
+InboundRoute AccountInboundRoute(absl::string_view account,
+                                 absl::string_view chat, absl::string_view id) {
+  InboundRoute route;
+  route.chat = absl::StrCat(account, "/", chat);
+  route.key = absl::StrCat(account, ":", id);
+  return route;
+}
+
 int InboundResult::HttpStatus() const {
   switch (outcome) {
     case Outcome::kOk:

@@ -134,6 +134,13 @@ struct InboundRoute {
   bool convert_here = false;
 };
 
+// The route of an input of a connector that serves several accounts: the
+// lane "<account>/<chat>" (`chat`: the origin chat) and the key
+// "<account>:<id>" (`id`: the messenger's id of the input), so that inputs
+// of two accounts neither share a lane nor coalesce. Pure.
+InboundRoute AccountInboundRoute(absl::string_view account,
+                                 absl::string_view chat, absl::string_view id);
+
 // What a messenger implements for its inbound side (as a mautrix bridgev2
 // connector): where a raw input goes, and how it becomes bridge events.
 // `Raw` is the messenger's verified, parsed input (a webhook event, a

@@ -1326,4 +1326,15 @@ absl::StatusOr<std::string> RouterClient::GetBlob(absl::string_view blob_id,
   return out;
 }
 
+absl::StatusOr<std::string> ReadBlobForUpload(RouterClient& router,
+                                              absl::string_view blob_id,
+                                              uint64_t max_bytes) {
+  absl::StatusOr<std::string> bytes = router.GetBlob(blob_id, max_bytes);
+  if (!bytes.ok()) {
+    return RetryableError(absl::StrCat("cannot read the file from the router: ",
+                                       bytes.status().message()));
+  }
+  return bytes;
+}
+
 }  // namespace imbridge::adapters

@@ -234,6 +234,14 @@ class RouterClient {
   std::unique_ptr<Impl> impl_;
 };
 
+// The bytes of blob `blob_id` (refused over `max_bytes`) for a delivery that
+// uploads them to a messenger: RouterClient::GetBlob(), with any failure
+// made a RetryableError "cannot read the file from the router: <why>" (the
+// delivery is tried again later). Blocks until the download ends.
+absl::StatusOr<std::string> ReadBlobForUpload(RouterClient& router,
+                                              absl::string_view blob_id,
+                                              uint64_t max_bytes);
+
 }  // namespace imbridge::adapters
 
 #endif  // IMBRIDGE_ADAPTERS_COMMON_ROUTER_CLIENT_H_

@@ -35,6 +35,11 @@ absl::StatusOr<int64_t> ParseTimestamp(absl::string_view header,
 
 }  // namespace
 
+std::string TimestampDotBody(absl::string_view timestamp,
+                             absl::string_view body) {
+  return absl::StrCat(timestamp, ".", body);
+}
+
 absl::Status VerifyTimestampedSignature(
     const TimestampedSignatureScheme& scheme, absl::string_view secret,
     absl::string_view timestamp_header, absl::string_view signature_header,

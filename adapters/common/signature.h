@@ -40,6 +40,11 @@ struct TimestampedSignatureScheme {
                              absl::string_view body);
 };
 
+// "{timestamp}.{body}": the signed text of TeamSpirit's and the webhook
+// adapter's outgoing schemes.
+std::string TimestampDotBody(absl::string_view timestamp,
+                             absl::string_view body);
+
 // Verifies a request signed with `scheme`: `timestamp_header` and
 // `signature_header` are the headers' values as received (empty when
 // absent), `raw_body` the body's bytes exactly as received; the timestamp

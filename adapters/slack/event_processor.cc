@@ -51,14 +51,11 @@ std::optional<BotIdentity> EventProcessor::identity() const {
 
 absl::StatusOr<InboundRoute> EventProcessor::Route(
     const nlohmann::json& callback) {
-  InboundRoute route;
   auto event = callback.find("event");
-  route.chat = absl::StrCat(
-      options_.account, "/",
-      event == callback.end() ? std::string() : EventChannel(*event));
-  route.key = absl::StrCat(options_.account, ":",
-                           callback.value("event_id", std::string()));
-  return route;
+  return AccountInboundRoute(
+      options_.account,
+      event == callback.end() ? std::string() : EventChannel(*event),
+      callback.value("event_id", std::string()));
 }
 
 absl::StatusOr<adapters::InboundConversion> EventProcessor::Convert(

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <utility>
 
+#include "absl/functional/bind_front.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -105,18 +106,11 @@ struct SlackAdapter::Account {
 };
 
 AdapterProgram<v1::SlackAdapterConfig> SlackProgram() {
-  AdapterProgram<v1::SlackAdapterConfig> program;
-  program.binary = "imbridge-adapter-slack";
-  program.identity.platform = "slack";
-  program.identity.default_port = kDefaultPort;
+  AdapterProgram<v1::SlackAdapterConfig> program("slack", kDefaultPort);
   program.identity.default_request_timeout =
       absl::Milliseconds(kDefaultRequestTimeoutMs);
   program.validate = ValidateSlackConfig;
-  program.connect = [](const v1::SlackAdapterConfig& config,
-                       AdapterRuntime* runtime, DeliveryJournal* journal)
-      -> absl::StatusOr<std::unique_ptr<Connector>> {
-    return std::make_unique<SlackAdapter>(config, runtime, journal);
-  };
+  program.connect = Connect<SlackAdapter, v1::SlackAdapterConfig>;
   return program;
 }
 
@@ -347,10 +341,7 @@ SlackAdapter::SlackAdapter(const v1::SlackAdapterConfig& config,
     } else {
       runtime_->http().Handle(
           "POST", absl::StrCat("/slack/", c.name(), "/events"),
-          [this, a](HttpRequest request, std::shared_ptr<Responder> r) {
-            HandleEvents(a, std::move(request), std::move(r));
-          },
-          JsonBodies());
+          absl::bind_front(&SlackAdapter::HandleEvents, this, a), JsonBodies());
     }
     runtime_->AddReadinessCheck(
         absl::StrCat("slack:", c.name()), [a]() -> absl::Status {
@@ -473,9 +464,9 @@ void SlackAdapter::HandleEvents(Account* a, HttpRequest request,
             "X-Slack-Signature and X-Slack-Request-Timestamp required"));
     return;
   }
-  absl::Status verified =
-      VerifySlackSignature(a->config.signing_secret(), timestamp, signature,
-                           request.body, absl::Now());
+  absl::Status verified = VerifyTimestampedSignature(
+      kSlackSignature, a->config.signing_secret(), timestamp, signature,
+      request.body, absl::Now());
   if (!verified.ok()) {
     runtime_->CountRejection(
         absl::StrContains(verified.message(), "window") ||

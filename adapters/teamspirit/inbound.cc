@@ -156,9 +156,9 @@ void WebhookReceiver::Handle(HttpRequest request,
   absl::string_view timestamp = request.Header("X-TeamSpirit-Timestamp");
   absl::string_view signature = request.Header("X-TeamSpirit-Signature");
   absl::Time now = options_.clock();
-  absl::Status verified =
-      VerifyTeamSpiritSignature(options_.webhook_secret, timestamp, signature,
-                                request.body, now, options_.signature_window);
+  absl::Status verified = VerifyTimestampedSignature(
+      kTeamSpiritSignature, options_.webhook_secret, timestamp, signature,
+      request.body, now, options_.signature_window);
   if (!verified.ok()) {
     if (verified.code() != absl::StatusCode::kUnauthenticated) {
       LogError("outgoing webhook secret is not usable",
@@ -237,10 +237,8 @@ void WebhookReceiver::Handle(HttpRequest request,
 }
 
 absl::StatusOr<InboundRoute> WebhookReceiver::Route(const TsInboundEvent& raw) {
-  InboundRoute route;
-  route.chat = absl::StrCat(raw.context.account, "/", raw.event.chat_id);
-  route.key = absl::StrCat(raw.context.account, ":", raw.event.event_id);
-  return route;
+  return AccountInboundRoute(raw.context.account, raw.event.chat_id,
+                             raw.event.event_id);
 }
 
 absl::StatusOr<InboundConversion> WebhookReceiver::Convert(

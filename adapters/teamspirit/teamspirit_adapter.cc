@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/bind_front.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
@@ -176,9 +177,7 @@ TeamSpiritAdapter::TeamSpiritAdapter(std::vector<TeamSpiritSettings> accounts,
         this);
     runtime->http().Handle(
         "POST", s.webhook_path,
-        [a](HttpRequest request, std::shared_ptr<Responder> responder) {
-          a->receiver->Handle(std::move(request), std::move(responder));
-        },
+        absl::bind_front(&WebhookReceiver::Handle, a->receiver.get()),
         JsonBodies());
     a->identity = std::make_unique<BotIdentity>(s.account, a->api.get(),
                                                 a->receiver.get());
@@ -282,10 +281,7 @@ absl::StatusOr<std::vector<std::string>> TeamSpiritAdapter::SendMembership(
 }
 
 AdapterProgram<v1::TeamSpiritAdapterConfig> TeamSpiritProgram() {
-  AdapterProgram<v1::TeamSpiritAdapterConfig> program;
-  program.binary = "imbridge-adapter-teamspirit";
-  program.identity.platform = kPlatform;
-  program.identity.default_port = kDefaultPort;
+  AdapterProgram<v1::TeamSpiritAdapterConfig> program(kPlatform, kDefaultPort);
   program.identity.default_request_timeout = absl::Milliseconds(4500);
   program.validate = ValidateTeamSpiritConfig;
   program.connect = [](const v1::TeamSpiritAdapterConfig& config,

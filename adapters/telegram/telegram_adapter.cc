@@ -2,16 +2,20 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <utility>
 
-#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/functional/bind_front.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "adapters/common/account_names.h"
 #include "adapters/common/inbound_answer.h"
+#include "adapters/common/polled_batch.h"
 #include "common/config_loader.h"
 #include "common/http/hmac.h"
 #include "common/http/http_server.h"
@@ -47,17 +51,6 @@ std::string ApiBase(const v1::TelegramAccount& a) {
   return base;
 }
 
-bool IsAccountName(absl::string_view name) {
-  if (name.empty() || name.size() > 64) return false;
-  for (char c : name) {
-    if (!(absl::ascii_islower(c) || absl::ascii_isdigit(c) || c == '_' ||
-          c == '-')) {
-      return false;
-    }
-  }
-  return true;
-}
-
 bool IsSecretToken(absl::string_view s) {
   if (s.empty() || s.size() > 256) return false;
   for (char c : s) {
@@ -76,87 +69,82 @@ bool IsBotToken(absl::string_view token) {
   return absl::SimpleAtoi(token.substr(0, colon), &id) && id > 0;
 }
 
-bool IsHttpUrl(absl::string_view url) {
-  return absl::StartsWith(url, "https://") || absl::StartsWith(url, "http://");
+// The checks of one account of ValidateTelegramConfig at `at`; `paths`
+// holds the webhook paths of the accounts before it.
+absl::Status ValidateAccount(absl::string_view source,
+                             const v1::TelegramAccount& a,
+                             const std::string& at,
+                             absl::flat_hash_set<std::string>* paths) {
+  if (a.token().empty()) {
+    return ConfigError(source, at + ".token", "required (or token_file)");
+  }
+  if (!IsBotToken(a.token())) {
+    return ConfigError(source, at + ".token",
+                       "not a bot token (expected '<bot id>:<secret>')");
+  }
+  if (!a.api_base_url().empty() && !IsHttpUrl(a.api_base_url())) {
+    return ConfigError(source, at + ".api_base_url",
+                       "must start with https:// or http://");
+  }
+  if (a.mode() == v1::TelegramAccount::WEBHOOK) {
+    if (a.secret_token().empty()) {
+      return ConfigError(source, at + ".secret_token",
+                         "required in webhook mode (or secret_token_file)");
+    }
+    if (!IsSecretToken(a.secret_token())) {
+      return ConfigError(source, at + ".secret_token",
+                         "1-256 characters of A-Z, a-z, 0-9, _ and -");
+    }
+    std::string path = WebhookPath(a);
+    if (!absl::StartsWith(path, "/") || path == "/healthz" ||
+        path == "/readyz" || path == "/metrics") {
+      return ConfigError(source, at + ".webhook_path",
+                         absl::StrCat("'", path,
+                                      "' must start with '/' and not be "
+                                      "/healthz, /readyz or /metrics"));
+    }
+    if (!paths->insert(path).second) {
+      return ConfigError(source, at + ".webhook_path",
+                         absl::StrCat("'", path, "' is used twice"));
+    }
+    if (a.has_set_webhook()) {
+      if (!IsHttpUrl(a.set_webhook().url())) {
+        return ConfigError(source, at + ".set_webhook.url",
+                           "required: the public https:// URL of the webhook");
+      }
+      if (a.set_webhook().max_connections() > 100) {
+        return ConfigError(source, at + ".set_webhook.max_connections",
+                           "must be at most 100");
+      }
+    }
+  } else if (a.has_set_webhook()) {
+    return ConfigError(source, at + ".set_webhook", "only for webhook mode");
+  }
+  if (a.polling().limit() > 100) {
+    return ConfigError(source, at + ".polling.limit", "must be 1-100");
+  }
+  if (a.polling().timeout_seconds() > 600) {
+    return ConfigError(source, at + ".polling.timeout_seconds",
+                       "must be at most 600");
+  }
+  if (!a.sender_style().empty() && a.sender_style() != "inline" &&
+      a.sender_style() != "own_line") {
+    return ConfigError(source, at + ".sender_style",
+                       "expected inline or own_line");
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
 
 absl::Status ValidateTelegramConfig(absl::string_view source,
                                     const v1::TelegramAdapterConfig& config) {
-  absl::Status status = ValidateAdapterConfigBasics(source, config);
+  absl::flat_hash_set<std::string> paths;
+  absl::Status status = ValidateAccounts(
+      source, config, [&](const v1::TelegramAccount& a, const std::string& at) {
+        return ValidateAccount(source, a, at, &paths);
+      });
   if (!status.ok()) return status;
-  absl::flat_hash_map<std::string, int> names, paths;
-  for (int i = 0; i < config.accounts_size(); ++i) {
-    const v1::TelegramAccount& a = config.accounts(i);
-    const std::string at = absl::StrCat("accounts[", i, "]");
-    if (!IsAccountName(a.name())) {
-      return ConfigError(source, at + ".name",
-                         "required: 1-64 characters of a-z, 0-9, _ and -");
-    }
-    if (!names.emplace(a.name(), i).second) {
-      return ConfigError(source, at + ".name",
-                         absl::StrCat("'", a.name(), "' is used twice"));
-    }
-    if (a.token().empty()) {
-      return ConfigError(source, at + ".token", "required (or token_file)");
-    }
-    if (!IsBotToken(a.token())) {
-      return ConfigError(source, at + ".token",
-                         "not a bot token (expected '<bot id>:<secret>')");
-    }
-    if (!a.api_base_url().empty() && !IsHttpUrl(a.api_base_url())) {
-      return ConfigError(source, at + ".api_base_url",
-                         "must start with https:// or http://");
-    }
-    if (a.mode() == v1::TelegramAccount::WEBHOOK) {
-      if (a.secret_token().empty()) {
-        return ConfigError(source, at + ".secret_token",
-                           "required in webhook mode (or secret_token_file)");
-      }
-      if (!IsSecretToken(a.secret_token())) {
-        return ConfigError(source, at + ".secret_token",
-                           "1-256 characters of A-Z, a-z, 0-9, _ and -");
-      }
-      std::string path = WebhookPath(a);
-      if (!absl::StartsWith(path, "/") || path == "/healthz" ||
-          path == "/readyz" || path == "/metrics") {
-        return ConfigError(source, at + ".webhook_path",
-                           absl::StrCat("'", path,
-                                        "' must start with '/' and not be "
-                                        "/healthz, /readyz or /metrics"));
-      }
-      if (!paths.emplace(path, i).second) {
-        return ConfigError(source, at + ".webhook_path",
-                           absl::StrCat("'", path, "' is used twice"));
-      }
-      if (a.has_set_webhook()) {
-        if (!IsHttpUrl(a.set_webhook().url())) {
-          return ConfigError(
-              source, at + ".set_webhook.url",
-              "required: the public https:// URL of the webhook");
-        }
-        if (a.set_webhook().max_connections() > 100) {
-          return ConfigError(source, at + ".set_webhook.max_connections",
-                             "must be at most 100");
-        }
-      }
-    } else if (a.has_set_webhook()) {
-      return ConfigError(source, at + ".set_webhook", "only for webhook mode");
-    }
-    if (a.polling().limit() > 100) {
-      return ConfigError(source, at + ".polling.limit", "must be 1-100");
-    }
-    if (a.polling().timeout_seconds() > 600) {
-      return ConfigError(source, at + ".polling.timeout_seconds",
-                         "must be at most 600");
-    }
-    if (!a.sender_style().empty() && a.sender_style() != "inline" &&
-        a.sender_style() != "own_line") {
-      return ConfigError(source, at + ".sender_style",
-                         "expected inline or own_line");
-    }
-  }
   const v1::TelegramRateLimits& r = config.rate_limits();
   if (r.per_chat_per_second() < 0 || r.per_group_per_minute() < 0 ||
       r.per_bot_per_second() < 0) {
@@ -175,10 +163,7 @@ absl::Status ValidateTelegramConfig(absl::string_view source,
 }
 
 AdapterProgram<v1::TelegramAdapterConfig> TelegramProgram() {
-  AdapterProgram<v1::TelegramAdapterConfig> program;
-  program.binary = "imbridge-adapter-telegram";
-  program.identity.platform = "telegram";
-  program.identity.default_port = kDefaultPort;
+  AdapterProgram<v1::TelegramAdapterConfig> program("telegram", kDefaultPort);
   program.validate = ValidateTelegramConfig;
   program.connect = [](const v1::TelegramAdapterConfig& config,
                        AdapterRuntime* runtime, DeliveryJournal* journal)
@@ -314,12 +299,9 @@ absl::Status TelegramAdapter::Init() {
   if (!status.ok()) return status;
   for (auto& a : accounts_) {
     if (a->config.mode() != v1::TelegramAccount::WEBHOOK) continue;
-    Account* account = a.get();
     runtime_->http().Handle(
         "POST", a->path,
-        [this, account](HttpRequest request, std::shared_ptr<Responder> r) {
-          HandleWebhook(*account, std::move(request), std::move(r));
-        },
+        absl::bind_front(&TelegramAdapter::HandleWebhook, this, std::ref(*a)),
         JsonBodies());
   }
   return absl::OkStatus();
@@ -599,37 +581,17 @@ absl::Status TelegramAdapter::DownloadFile(
 
 size_t TelegramAdapter::ProcessPolled(Account& account,
                                       const std::vector<json>& updates) {
-  // 0 pending, 1 done (acknowledged, or an update that cannot be
-  // translated and is skipped), 2 to be fetched again; one per update.
-  struct Results {
-    absl::Mutex mu;
-    std::vector<int> state ABSL_GUARDED_BY(mu);
-  };
-  auto results = std::make_shared<Results>();
+  auto batch = std::make_shared<PolledBatch>(account.config.name(),
+                                             "malformed update skipped");
   for (const json& u : updates) {
     if (account.poller->stopping()) break;
-    size_t index = 0;
-    {
-      absl::MutexLock lock(&results->mu);
-      index = results->state.size();
-      results->state.push_back(0);
-    }
+    const size_t index = batch->Add();
     TelegramUpdate raw;
     raw.account = account.config.name();
     raw.update = u;
     absl::StatusOr<InboundRoute> route = Route(raw);
     auto shared = std::make_shared<TelegramUpdate>(std::move(raw));
-    auto done = [results, index,
-                 name = account.config.name()](const InboundResult& result) {
-      if (result.outcome == InboundResult::Outcome::kInvalid) {
-        LogWarn("malformed update skipped",
-                {{"account", name}, {"error", result.detail}});
-      }
-      absl::MutexLock lock(&results->mu);
-      results->state[index] =
-          result.ok() || result.outcome == InboundResult::Outcome::kInvalid ? 1
-                                                                            : 2;
-    };
+    InboundPipeline::DoneCallback done = batch->Done(index);
     // A full pipeline pauses polling until there is room.
     absl::Status submitted;
     while (true) {
@@ -642,30 +604,12 @@ size_t TelegramAdapter::ProcessPolled(Account& account,
       pipeline_->WaitForRoom(route->chat, absl::Milliseconds(200));
     }
     if (!submitted.ok()) {
-      absl::MutexLock lock(&results->mu);
-      results->state[index] = 2;
+      batch->FetchAgain(index);
       break;
     }
   }
   // Wait for the router's acknowledgements (or the stop).
-  absl::MutexLock lock(&results->mu);
-  // Runs with r->mu held (here and in Await); clang's analysis cannot
-  // name a lambda parameter's mutex, so the lambda asserts it.
-  auto settled = [](Results* r) {
-    r->mu.AssertHeld();
-    for (int s : r->state) {
-      if (s == 0) return false;
-    }
-    return true;
-  };
-  while (!settled(results.get())) {
-    results->mu.AwaitWithTimeout(absl::Condition(+settled, results.get()),
-                                 absl::Milliseconds(200));
-    if (account.poller->stopping()) break;
-  }
-  size_t done = 0;
-  while (done < results->state.size() && results->state[done] == 1) ++done;
-  return done;
+  return batch->AwaitDone([&account] { return account.poller->stopping(); });
 }
 
 }  // namespace imbridge::adapters::telegram

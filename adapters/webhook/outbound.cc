@@ -350,8 +350,8 @@ absl::StatusOr<std::vector<std::string>> OutgoingWebhooks::Deliver(
 
   std::string body = OutgoingBody(delivery, id);
   int64_t timestamp = absl::ToUnixSeconds(absl::Now());
-  absl::StatusOr<std::string> signature =
-      SignOutgoingWebhook(hook->secret(), timestamp, body);
+  absl::StatusOr<std::string> signature = SignTimestamped(
+      kOutgoingWebhookSignature, hook->secret(), timestamp, body);
   if (!signature.ok()) {
     return absl::FailedPreconditionError(
         absl::StrCat("outgoing webhook ", id, " has no signing secret"));

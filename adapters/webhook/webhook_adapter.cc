@@ -181,10 +181,7 @@ absl::StatusOr<std::vector<std::string>> WebhookAdapter::SendMembership(
 }
 
 AdapterProgram<v1::WebhookAdapterConfig> WebhookProgram() {
-  AdapterProgram<v1::WebhookAdapterConfig> program;
-  program.binary = "imbridge-adapter-webhook";
-  program.identity.platform = "webhook";
-  program.identity.default_port = kDefaultPort;
+  AdapterProgram<v1::WebhookAdapterConfig> program("webhook", kDefaultPort);
   program.validate = ValidateWebhookConfig;
   program.connect =
       [](const v1::WebhookAdapterConfig& config, AdapterRuntime* runtime,

@@ -3,7 +3,42 @@
 #include <algorithm>
 #include <utility>
 
+#include "common/utf8.h"
+
 namespace imbridge::adapters::markup {
+
+std::vector<NestedSpan> NestedSpansOf(
+    const v1::RichText& text, std::initializer_list<v1::Span::Kind> styles) {
+  using Role = NestedSpan::Role;
+  const std::string& chars = text.text();
+  std::vector<NestedSpan> out;
+  for (const v1::Span& s : text.spans()) {
+    size_t begin = s.offset();
+    size_t end = begin + s.length();
+    if (s.length() == 0 || end > chars.size() ||
+        !IsUtf8Boundary(chars, begin) || !IsUtf8Boundary(chars, end)) {
+      continue;
+    }
+    switch (s.kind()) {
+      case v1::Span::QUOTE:
+        out.push_back({Role::kQuote, &s, begin, end});
+        break;
+      case v1::Span::CODE:
+      case v1::Span::PRE:
+      case v1::Span::LINK:
+      case v1::Span::MENTION:
+      case v1::Span::CHANNEL_MENTION:
+        out.push_back({Role::kAtomic, &s, begin, end});
+        break;
+      default:
+        if (std::find(styles.begin(), styles.end(), s.kind()) != styles.end()) {
+          out.push_back({Role::kStyle, &s, begin, end});
+        }
+        break;
+    }
+  }
+  return out;
+}
 
 std::string RenderNested(absl::string_view text, std::vector<NestedSpan> spans,
                          const NestedMarkup& markup) {

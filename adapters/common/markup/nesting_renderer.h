@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <functional>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,16 @@ struct NestedSpan {
   size_t begin = 0;
   size_t end = 0;
 };
+
+// The spans of `text` that RenderNested() can take, in order: those not
+// empty, within the text and starting and ending on UTF-8 character
+// boundaries, each with its role: a QUOTE kQuote, a kind among `styles`
+// kStyle (the styles the markup has markers for), CODE, PRE, LINK, MENTION
+// and CHANNEL_MENTION kAtomic. Spans of other kinds are left out (their
+// text renders plain). The spans point into `text`, which must outlive
+// them. Pure.
+std::vector<NestedSpan> NestedSpansOf(
+    const v1::RichText& text, std::initializer_list<v1::Span::Kind> styles);
 
 // What a markup language writes for RenderNested().
 struct NestedMarkup {

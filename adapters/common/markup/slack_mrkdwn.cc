@@ -8,7 +8,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "adapters/common/markup/nesting_renderer.h"
-#include "common/utf8.h"
 
 namespace imbridge::adapters::markup {
 namespace {
@@ -310,15 +309,6 @@ v1::RichText MrkdwnToRichText(absl::string_view in,
 
 namespace {
 
-bool IsStyle(Span::Kind k) {
-  return k == Span::BOLD || k == Span::ITALIC || k == Span::STRIKE;
-}
-
-bool IsAtomic(Span::Kind k) {
-  return k == Span::CODE || k == Span::PRE || k == Span::LINK ||
-         k == Span::MENTION || k == Span::CHANNEL_MENTION;
-}
-
 const char* Marker(Span::Kind k) {
   switch (k) {
     case Span::BOLD:
@@ -334,30 +324,21 @@ const char* Marker(Span::Kind k) {
 std::vector<NestedSpan> Prepare(const v1::RichText& rt) {
   const std::string& text = rt.text();
   std::vector<NestedSpan> out;
-  for (const Span& s : rt.spans()) {
-    size_t begin = s.offset();
-    size_t end = begin + s.length();
-    // RenderNested() takes spans on character boundaries only.
-    if (s.length() == 0 || end > text.size() || !IsUtf8Boundary(text, begin) ||
-        !IsUtf8Boundary(text, end)) {
+  for (const NestedSpan& s :
+       NestedSpansOf(rt, {Span::BOLD, Span::ITALIC, Span::STRIKE})) {
+    if (s.role != NestedSpan::Role::kStyle) {
+      out.push_back(s);
       continue;
     }
-    Span::Kind k = s.kind();
-    if (IsStyle(k)) {
-      size_t p = begin;
-      while (p < end) {
-        size_t nl = text.find('\n', p);
-        size_t piece_end = (nl == std::string::npos || nl > end) ? end : nl;
-        size_t a = p, z = piece_end;
-        while (a < z && IsSpace(text[a])) ++a;
-        while (z > a && IsSpace(text[z - 1])) --z;
-        if (z > a) out.push_back({NestedSpan::Role::kStyle, &s, a, z});
-        p = piece_end + 1;
-      }
-    } else if (IsAtomic(k)) {
-      out.push_back({NestedSpan::Role::kAtomic, &s, begin, end});
-    } else if (k == Span::QUOTE) {
-      out.push_back({NestedSpan::Role::kQuote, &s, begin, end});
+    size_t p = s.begin;
+    while (p < s.end) {
+      size_t nl = text.find('\n', p);
+      size_t piece_end = (nl == std::string::npos || nl > s.end) ? s.end : nl;
+      size_t a = p, z = piece_end;
+      while (a < z && IsSpace(text[a])) ++a;
+      while (z > a && IsSpace(text[z - 1])) --z;
+      if (z > a) out.push_back({NestedSpan::Role::kStyle, s.span, a, z});
+      p = piece_end + 1;
     }
   }
   return out;

@@ -545,6 +545,85 @@ TEST_F(CommandLineTest, AProgramCommandRunsWithItsOwnCheck) {
               HasSubstr("  --register        register and exit\n"));
 }
 
+// A connector built from its config, runtime and journal, which it keeps.
+class BuiltConnector : public Connector {
+ public:
+  BuiltConnector(const v1::TelegramAdapterConfig& config,
+                 AdapterRuntime* runtime, DeliveryJournal* journal)
+      : account_(config.accounts(0).name()),
+        runtime_(runtime),
+        journal_(journal) {}
+  std::vector<std::string> Accounts() const override { return {account_}; }
+  absl::StatusOr<std::vector<std::string>> SendMessage(
+      const v1::Delivery&) override {
+    return std::vector<std::string>();
+  }
+  AdapterRuntime* runtime() const { return runtime_; }
+  DeliveryJournal* journal() const { return journal_; }
+
+ private:
+  const std::string account_;
+  AdapterRuntime* const runtime_;
+  DeliveryJournal* const journal_;
+};
+
+TEST(AdapterProgramTest,
+     ThePlatformNamesTheBinaryAndConnectBuildsTheConnector) {
+  AdapterProgram<v1::TelegramAdapterConfig> program("test", 7799);
+  program.connect = Connect<BuiltConnector, v1::TelegramAdapterConfig>;
+  EXPECT_EQ(program.binary, "imbridge-adapter-test");
+  EXPECT_EQ(program.identity.platform, "test");
+  EXPECT_EQ(program.identity.default_port, 7799);
+
+  v1::TelegramAdapterConfig config;
+  config.add_accounts()->set_name("main");
+  auto* runtime = reinterpret_cast<AdapterRuntime*>(0x10);
+  auto* journal = reinterpret_cast<DeliveryJournal*>(0x20);
+  absl::StatusOr<std::unique_ptr<Connector>> connector =
+      program.connect(config, runtime, journal);
+  ASSERT_TRUE(connector.ok()) << connector.status();
+  auto* built = dynamic_cast<BuiltConnector*>(connector->get());
+  ASSERT_NE(built, nullptr);
+  EXPECT_THAT(built->Accounts(), ElementsAre("main"));
+  EXPECT_EQ(built->runtime(), runtime);
+  EXPECT_EQ(built->journal(), journal);
+}
+
+TEST(ValidateAccountsTest, BasicsThenEachAccountsNameThenItsOwnChecks) {
+  v1::TelegramAdapterConfig config;
+  std::vector<std::string> checked;
+  auto check = [&](const v1::TelegramAccount& a, const std::string& at) {
+    checked.push_back(absl::StrCat(at, "=", a.name()));
+    return a.token().empty() ? ConfigError("a.yaml", at + ".token", "required")
+                             : absl::OkStatus();
+  };
+  absl::Status s = ValidateAccounts("a.yaml", config, check);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("router.token"));
+  config.mutable_router()->set_token("t");
+  config.mutable_http()->set_listen("127.0.0.1:0");
+  s = ValidateAccounts("a.yaml", config, check);
+  EXPECT_THAT(std::string(s.message()),
+              HasSubstr("accounts: at least one account is required"));
+
+  config.add_accounts()->set_name("a");
+  config.add_accounts()->set_name("b");
+  for (v1::TelegramAccount& a : *config.mutable_accounts()) a.set_token("x");
+  EXPECT_TRUE(ValidateAccounts("a.yaml", config, check).ok());
+  EXPECT_THAT(checked, ElementsAre("accounts[0]=a", "accounts[1]=b"));
+
+  checked.clear();
+  config.mutable_accounts(1)->clear_token();
+  s = ValidateAccounts("a.yaml", config, check);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("accounts[1].token"));
+  // A bad or repeated name stops the check before the account's own.
+  checked.clear();
+  config.mutable_accounts(1)->set_name("a");
+  s = ValidateAccounts("a.yaml", config, check);
+  EXPECT_THAT(std::string(s.message()),
+              HasSubstr("accounts[1].name: 'a' is used twice"));
+  EXPECT_THAT(checked, ElementsAre("accounts[0]=a"));
+}
+
 TEST(ValidateAdapterBasicsTest, RouterThenHttpThenLogLevel) {
   v1::RouterConnection router;
   v1::HttpServerOptions http;

@@ -863,5 +863,15 @@ TEST_F(InboundPipelineTest, StopWaitsForAConversionOnASubmittingThread) {
   EXPECT_EQ(results_.Wait("a1").outcome, InboundResult::Outcome::kRetry);
 }
 
+TEST(AccountInboundRoute, ScopesTheLaneAndTheKeyToTheAccount) {
+  InboundRoute route = AccountInboundRoute("work", "C1", "Ev9");
+  EXPECT_EQ(route.chat, "work/C1");
+  EXPECT_EQ(route.key, "work:Ev9");
+  EXPECT_FALSE(route.convert_here);
+  InboundRoute other = AccountInboundRoute("home", "C1", "Ev9");
+  EXPECT_NE(other.chat, route.chat);
+  EXPECT_NE(other.key, route.key);
+}
+
 }  // namespace
 }  // namespace imbridge::adapters

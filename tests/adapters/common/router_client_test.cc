@@ -1196,6 +1196,28 @@ TEST_F(RouterClientTest, BlobErrorsKeepTheRouterCode) {
             absl::StatusCode::kUnauthenticated);
 }
 
+TEST_F(RouterClientTest, ABlobReadForAnUploadFailsRetryably) {
+  FakeRouter fake;
+  TestServer server(&fake);
+  RouterClient client(TestOptions(server.address()), nullptr);
+  v1::BlobMeta meta;
+  meta.set_name("report.pdf");
+  absl::StatusOr<v1::BlobRef> ref = client.PutBlob(meta, "0123456789");
+  ASSERT_TRUE(ref.ok()) << ref.status();
+
+  absl::StatusOr<std::string> bytes =
+      ReadBlobForUpload(client, ref->blob_id(), 10);
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  EXPECT_EQ(*bytes, "0123456789");
+  for (const absl::Status& failed :
+       {ReadBlobForUpload(client, "blob-404", 10).status(),
+        ReadBlobForUpload(client, ref->blob_id(), 9).status()}) {
+    EXPECT_TRUE(IsRetryable(failed)) << failed;
+    EXPECT_THAT(failed.message(),
+                HasSubstr("cannot read the file from the router: "));
+  }
+}
+
 TEST_F(RouterClientTest, PublishAndWaitTimesOutWithoutARouter) {
   RouterClient client(TestOptions(absl::StrCat("127.0.0.1:", UnusedPort())),
                       nullptr);

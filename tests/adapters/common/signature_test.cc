@@ -23,6 +23,12 @@ std::string SignedText(absl::string_view timestamp, absl::string_view body) {
 constexpr TimestampedSignatureScheme kScheme = {
     "X-Test-Timestamp", "X-Test-Signature", "s1=", SignedText};
 
+TEST(TimestampedSignatureTest, TimestampDotBodyJoinsThemWithADot) {
+  EXPECT_EQ(TimestampDotBody("1700000000", "{\"a\":1}"),
+            "1700000000.{\"a\":1}");
+  EXPECT_EQ(TimestampDotBody("1", ""), "1.");
+}
+
 TEST(TimestampedSignatureTest, SignedRequestsVerifyWithinTheWindow) {
   absl::StatusOr<std::string> sig =
       SignTimestamped(kScheme, "secret-1", 1700000000, "body");

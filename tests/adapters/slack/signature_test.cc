@@ -35,8 +35,8 @@ TEST(SlackSignature, OfficialVectorVerifies) {
       absl::StrCat("v0=", HmacSha256Hex(kSecret, absl::StrCat("v0:", kTimestamp,
                                                               ":", kBody))),
       kSignature);
-  EXPECT_TRUE(VerifySlackSignature(kSecret, kTimestamp, kSignature, kBody,
-                                   SigningTime())
+  EXPECT_TRUE(VerifyTimestampedSignature(kSlackSignature, kSecret, kTimestamp,
+                                         kSignature, kBody, SigningTime())
                   .ok());
 }
 
@@ -46,8 +46,8 @@ TEST(SlackSignature, EventCallbackVector) {
       R"({"token":"XXYYZZ","team_id":"T123ABC456","api_app_id":"A123ABC456","event":{"type":"message","channel":"C123ABC456","user":"U123ABC456","text":"Hello world","ts":"1355517523.000005"},"type":"event_callback","event_id":"Ev123ABC456","event_time":1355517523})";
   ASSERT_EQ(body.size(), 256u);
   EXPECT_TRUE(
-      VerifySlackSignature(
-          kSecret, kTimestamp,
+      VerifyTimestampedSignature(
+          kSlackSignature, kSecret, kTimestamp,
           "v0=fc1001735b361c8cac9dbef6cbd6735c47cb60b8bdc19a600afe19b84c"
           "41c426",
           body, SigningTime())
@@ -55,53 +55,58 @@ TEST(SlackSignature, EventCallbackVector) {
 }
 
 TEST(SlackSignature, OtherSecretFails) {
-  absl::Status s = VerifySlackSignature("another-secret-0123456789", kTimestamp,
-                                        kSignature, kBody, SigningTime());
+  absl::Status s =
+      VerifyTimestampedSignature(kSlackSignature, "another-secret-0123456789",
+                                 kTimestamp, kSignature, kBody, SigningTime());
   EXPECT_EQ(s.code(), absl::StatusCode::kUnauthenticated) << s;
 }
 
 TEST(SlackSignature, AppendedBodyFails) {
-  absl::Status s =
-      VerifySlackSignature(kSecret, kTimestamp, kSignature,
-                           std::string(kBody) + "------", SigningTime());
+  absl::Status s = VerifyTimestampedSignature(
+      kSlackSignature, kSecret, kTimestamp, kSignature,
+      std::string(kBody) + "------", SigningTime());
   EXPECT_EQ(s.code(), absl::StatusCode::kUnauthenticated);
   EXPECT_THAT(s.message(), HasSubstr("does not match"));
 }
 
 TEST(SlackSignature, RealClockFailsAsExpired) {
-  absl::Status s =
-      VerifySlackSignature(kSecret, kTimestamp, kSignature, kBody, absl::Now());
+  absl::Status s = VerifyTimestampedSignature(
+      kSlackSignature, kSecret, kTimestamp, kSignature, kBody, absl::Now());
   EXPECT_EQ(s.code(), absl::StatusCode::kUnauthenticated);
   EXPECT_THAT(s.message(), HasSubstr("outside the allowed window"));
 }
 
 TEST(SlackSignature, WindowEdges) {
-  EXPECT_TRUE(VerifySlackSignature(kSecret, kTimestamp, kSignature, kBody,
-                                   SigningTime() + absl::Seconds(300))
+  EXPECT_TRUE(VerifyTimestampedSignature(kSlackSignature, kSecret, kTimestamp,
+                                         kSignature, kBody,
+                                         SigningTime() + absl::Seconds(300))
                   .ok());
-  EXPECT_TRUE(VerifySlackSignature(kSecret, kTimestamp, kSignature, kBody,
-                                   SigningTime() - absl::Seconds(300))
+  EXPECT_TRUE(VerifyTimestampedSignature(kSlackSignature, kSecret, kTimestamp,
+                                         kSignature, kBody,
+                                         SigningTime() - absl::Seconds(300))
                   .ok());
-  EXPECT_FALSE(VerifySlackSignature(kSecret, kTimestamp, kSignature, kBody,
-                                    SigningTime() + absl::Seconds(301))
+  EXPECT_FALSE(VerifyTimestampedSignature(kSlackSignature, kSecret, kTimestamp,
+                                          kSignature, kBody,
+                                          SigningTime() + absl::Seconds(301))
                    .ok());
-  EXPECT_FALSE(VerifySlackSignature(kSecret, kTimestamp, kSignature, kBody,
-                                    SigningTime() - absl::Seconds(301))
+  EXPECT_FALSE(VerifyTimestampedSignature(kSlackSignature, kSecret, kTimestamp,
+                                          kSignature, kBody,
+                                          SigningTime() - absl::Seconds(301))
                    .ok());
-  EXPECT_FALSE(VerifySlackSignature(kSecret, kTimestamp, kSignature, kBody,
-                                    SigningTime() + absl::Seconds(11),
-                                    absl::Seconds(10))
+  EXPECT_FALSE(VerifyTimestampedSignature(
+                   kSlackSignature, kSecret, kTimestamp, kSignature, kBody,
+                   SigningTime() + absl::Seconds(11), absl::Seconds(10))
                    .ok());
 }
 
 TEST(SlackSignature, MissingHeadersFail) {
-  absl::Status no_ts =
-      VerifySlackSignature(kSecret, "", kSignature, kBody, SigningTime());
+  absl::Status no_ts = VerifyTimestampedSignature(
+      kSlackSignature, kSecret, "", kSignature, kBody, SigningTime());
   EXPECT_EQ(no_ts.code(), absl::StatusCode::kUnauthenticated);
   EXPECT_THAT(no_ts.message(), HasSubstr("missing X-Slack-Request-Timestamp"));
 
-  absl::Status no_sig =
-      VerifySlackSignature(kSecret, kTimestamp, "", kBody, SigningTime());
+  absl::Status no_sig = VerifyTimestampedSignature(
+      kSlackSignature, kSecret, kTimestamp, "", kBody, SigningTime());
   EXPECT_EQ(no_sig.code(), absl::StatusCode::kUnauthenticated);
   EXPECT_THAT(no_sig.message(), HasSubstr("missing X-Slack-Signature"));
 }
@@ -109,8 +114,8 @@ TEST(SlackSignature, MissingHeadersFail) {
 TEST(SlackSignature, MalformedTimestampFails) {
   for (const char* ts : {"abc", "-1531420618", " 1531420618", "1531420618 ",
                          "+1531420618", "1531420618.5", "99999999999999999"}) {
-    absl::Status s =
-        VerifySlackSignature(kSecret, ts, kSignature, kBody, SigningTime());
+    absl::Status s = VerifyTimestampedSignature(
+        kSlackSignature, kSecret, ts, kSignature, kBody, SigningTime());
     EXPECT_EQ(s.code(), absl::StatusCode::kUnauthenticated) << ts;
     EXPECT_THAT(s.message(), HasSubstr("malformed")) << ts;
   }
@@ -119,30 +124,33 @@ TEST(SlackSignature, MalformedTimestampFails) {
 TEST(SlackSignature, WrongPrefixOrCaseFails) {
   std::string v1 = kSignature;
   v1[1] = '1';
-  EXPECT_FALSE(
-      VerifySlackSignature(kSecret, kTimestamp, v1, kBody, SigningTime()).ok());
-  EXPECT_FALSE(VerifySlackSignature(kSecret, kTimestamp,
-                                    std::string(kSignature).substr(3), kBody,
-                                    SigningTime())
+  EXPECT_FALSE(VerifyTimestampedSignature(kSlackSignature, kSecret, kTimestamp,
+                                          v1, kBody, SigningTime())
                    .ok());
-  EXPECT_FALSE(VerifySlackSignature("another-secret", kTimestamp, kSignature,
-                                    kBody, SigningTime())
+  EXPECT_FALSE(VerifyTimestampedSignature(kSlackSignature, kSecret, kTimestamp,
+                                          std::string(kSignature).substr(3),
+                                          kBody, SigningTime())
+                   .ok());
+  EXPECT_FALSE(VerifyTimestampedSignature(kSlackSignature, "another-secret",
+                                          kTimestamp, kSignature, kBody,
+                                          SigningTime())
                    .ok());
 }
 
 TEST(SlackSignature, EmptyOrBlankSecretRejected) {
   for (const char* secret : {"", " ", " \t\n"}) {
-    absl::Status s = VerifySlackSignature(secret, kTimestamp, kSignature, kBody,
-                                          SigningTime());
+    absl::Status s = VerifyTimestampedSignature(
+        kSlackSignature, secret, kTimestamp, kSignature, kBody, SigningTime());
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   }
 }
 
 TEST(SlackSignature, MessagesNeverContainSecret) {
   for (absl::Status s :
-       {VerifySlackSignature(kSecret, kTimestamp, "v0=00", kBody,
-                             SigningTime()),
-        VerifySlackSignature(kSecret, "1", kSignature, kBody, SigningTime())}) {
+       {VerifyTimestampedSignature(kSlackSignature, kSecret, kTimestamp,
+                                   "v0=00", kBody, SigningTime()),
+        VerifyTimestampedSignature(kSlackSignature, kSecret, "1", kSignature,
+                                   kBody, SigningTime())}) {
     ASSERT_FALSE(s.ok());
     EXPECT_THAT(s.message(), Not(HasSubstr(kSecret)));
     EXPECT_THAT(s.message(), Not(HasSubstr(kSignature + 3)));
@@ -156,16 +164,18 @@ TEST(SlackSignature, ExtraVectors) {
       R"("text":"Hello world","ts":"1355517523.000005"},"type":"event_callback",)"
       R"("event_id":"Ev123ABC456","event_time":1355517523})";
   ASSERT_EQ(std::string(kEventBody).size(), 256u);
-  EXPECT_TRUE(VerifySlackSignature(kSecret, kTimestamp,
-                                   "v0=fc1001735b361c8cac9dbef6cbd6735c47cb60b8"
-                                   "bdc19a600afe19b84c41c426",
-                                   kEventBody, SigningTime())
-                  .ok());
-  EXPECT_TRUE(VerifySlackSignature(kSecret, kTimestamp,
-                                   "v0=55f41ec73231010289b54e669149ea021fccab11"
-                                   "b5524355523533ce930cb739",
-                                   "", SigningTime())
-                  .ok());
+  EXPECT_TRUE(
+      VerifyTimestampedSignature(kSlackSignature, kSecret, kTimestamp,
+                                 "v0=fc1001735b361c8cac9dbef6cbd6735c47cb60b8"
+                                 "bdc19a600afe19b84c41c426",
+                                 kEventBody, SigningTime())
+          .ok());
+  EXPECT_TRUE(
+      VerifyTimestampedSignature(kSlackSignature, kSecret, kTimestamp,
+                                 "v0=55f41ec73231010289b54e669149ea021fccab11"
+                                 "b5524355523533ce930cb739",
+                                 "", SigningTime())
+          .ok());
 }
 
 }  // namespace

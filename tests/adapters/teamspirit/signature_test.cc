@@ -26,45 +26,48 @@ constexpr char kTsSignature[] =
 absl::Time TsNow() { return absl::FromUnixSeconds(1763719200); }
 
 TEST(TeamSpiritSignatureTest, VectorPasses) {
-  EXPECT_TRUE(VerifyTeamSpiritSignature(kTsSecret, kTsTimestamp, kTsSignature,
-                                        kTsBody, TsNow())
+  EXPECT_TRUE(VerifyTimestampedSignature(kTeamSpiritSignature, kTsSecret,
+                                         kTsTimestamp, kTsSignature, kTsBody,
+                                         TsNow())
                   .ok());
 }
 
 TEST(TeamSpiritSignatureTest, SignMatchesVector) {
   absl::StatusOr<std::string> sig =
-      SignTeamSpirit(kTsSecret, 1763719200, kTsBody);
+      SignTimestamped(kTeamSpiritSignature, kTsSecret, 1763719200, kTsBody);
   ASSERT_TRUE(sig.ok()) << sig.status();
   EXPECT_EQ(*sig, kTsSignature);
-  EXPECT_EQ(SignTeamSpirit(" ", 1, "x").status().code(),
+  EXPECT_EQ(SignTimestamped(kTeamSpiritSignature, " ", 1, "x").status().code(),
             absl::StatusCode::kInvalidArgument);
 }
 
 TEST(TeamSpiritSignatureTest, Failures) {
-  EXPECT_EQ(VerifyTeamSpiritSignature(kTsSecret, kTsTimestamp, kTsSignature,
-                                      std::string(kTsBody) + "\n", TsNow())
+  EXPECT_EQ(VerifyTimestampedSignature(kTeamSpiritSignature, kTsSecret,
+                                       kTsTimestamp, kTsSignature,
+                                       std::string(kTsBody) + "\n", TsNow())
                 .code(),
             absl::StatusCode::kUnauthenticated);
-  EXPECT_THAT(VerifyTeamSpiritSignature(kTsSecret, kTsTimestamp, kTsSignature,
-                                        kTsBody, absl::Now())
+  EXPECT_THAT(
+      VerifyTimestampedSignature(kTeamSpiritSignature, kTsSecret, kTsTimestamp,
+                                 kTsSignature, kTsBody, absl::Now())
+          .message(),
+      HasSubstr("outside the allowed window"));
+  EXPECT_THAT(VerifyTimestampedSignature(kTeamSpiritSignature, kTsSecret, "",
+                                         kTsSignature, kTsBody, TsNow())
                   .message(),
-              HasSubstr("outside the allowed window"));
-  EXPECT_THAT(
-      VerifyTeamSpiritSignature(kTsSecret, "", kTsSignature, kTsBody, TsNow())
-          .message(),
-      HasSubstr("missing X-TeamSpirit-Timestamp"));
-  EXPECT_THAT(
-      VerifyTeamSpiritSignature(kTsSecret, kTsTimestamp, "", kTsBody, TsNow())
-          .message(),
-      HasSubstr("missing X-TeamSpirit-Signature"));
+              HasSubstr("missing X-TeamSpirit-Timestamp"));
+  EXPECT_THAT(VerifyTimestampedSignature(kTeamSpiritSignature, kTsSecret,
+                                         kTsTimestamp, "", kTsBody, TsNow())
+                  .message(),
+              HasSubstr("missing X-TeamSpirit-Signature"));
   // A Slack-style prefix on a TeamSpirit signature is wrong.
   std::string v0 = kTsSignature;
   v0[1] = '0';
-  EXPECT_FALSE(
-      VerifyTeamSpiritSignature(kTsSecret, kTsTimestamp, v0, kTsBody, TsNow())
-          .ok());
-  EXPECT_EQ(VerifyTeamSpiritSignature("", kTsTimestamp, kTsSignature, kTsBody,
-                                      TsNow())
+  EXPECT_FALSE(VerifyTimestampedSignature(kTeamSpiritSignature, kTsSecret,
+                                          kTsTimestamp, v0, kTsBody, TsNow())
+                   .ok());
+  EXPECT_EQ(VerifyTimestampedSignature(kTeamSpiritSignature, "", kTsTimestamp,
+                                       kTsSignature, kTsBody, TsNow())
                 .code(),
             absl::StatusCode::kInvalidArgument);
 }

@@ -150,7 +150,8 @@ HttpRequest Signed(const std::string& body, int64_t ts = kNow,
   r.path = r.target = "/teamspirit/events";
   r.body = body;
   r.headers = {{"X-TeamSpirit-Timestamp", absl::StrCat(ts)},
-               {"X-TeamSpirit-Signature", *SignTeamSpirit(secret, ts, body)}};
+               {"X-TeamSpirit-Signature",
+                *SignTimestamped(kTeamSpiritSignature, secret, ts, body)}};
   return r;
 }
 

@@ -126,7 +126,8 @@ class TeamSpiritIntegrationTest : public ::testing::Test {
     if (sign) {
       r.headers.emplace_back(
           "X-TeamSpirit-Signature",
-          *adapters::teamspirit::SignTeamSpirit(kSecret, ts, body));
+          *adapters::SignTimestamped(adapters::teamspirit::kTeamSpiritSignature,
+                                     kSecret, ts, body));
     }
     auto response = http.Send(r);
     return response.ok() ? response->status : -1;

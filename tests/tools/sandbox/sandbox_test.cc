@@ -162,8 +162,9 @@ TEST_F(SandboxTest, ATeamSpiritPostIsASignedWebhookAndAnEvent) {
   std::optional<HttpRequest> hook = teamspirit_.WaitFor("Hello");
   ASSERT_TRUE(hook.has_value());
   EXPECT_EQ(hook->path, "/teamspirit/events");
-  EXPECT_TRUE(adapters::teamspirit::VerifyTeamSpiritSignature(
-                  kTsSecret, hook->Header("X-TeamSpirit-Timestamp"),
+  EXPECT_TRUE(adapters::VerifyTimestampedSignature(
+                  adapters::teamspirit::kTeamSpiritSignature, kTsSecret,
+                  hook->Header("X-TeamSpirit-Timestamp"),
                   hook->Header("X-TeamSpirit-Signature"), hook->body,
                   absl::Now())
                   .ok());
@@ -241,8 +242,9 @@ TEST_F(SandboxTest, ASlackPostIsASignedEventCallback) {
   std::optional<HttpRequest> hook = slack_.WaitFor("hi *there*");
   ASSERT_TRUE(hook.has_value());
   EXPECT_EQ(hook->path, "/slack/sandbox/events");
-  EXPECT_TRUE(adapters::slack::VerifySlackSignature(
-                  kSlackSecret, hook->Header("X-Slack-Request-Timestamp"),
+  EXPECT_TRUE(adapters::VerifyTimestampedSignature(
+                  adapters::slack::kSlackSignature, kSlackSecret,
+                  hook->Header("X-Slack-Request-Timestamp"),
                   hook->Header("X-Slack-Signature"), hook->body, absl::Now())
                   .ok());
   ASSERT_TRUE(WaitForEvent("slack", "hi *there*"));
